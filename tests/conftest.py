@@ -1,0 +1,57 @@
+"""Shared fixtures: settings on a temporary data dir, SQLite and Postgres stores.
+
+Postgres tests need ``CORPUS_TEST_PG_URL`` (``.ci/run`` sets it); each gets its own schema, so
+parallel or repeated runs never collide. Without the variable they are skipped with that reason.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from tiktok_corpus.config import Settings
+from tiktok_corpus.store.db import open_store
+
+PG_URL = os.environ.get("CORPUS_TEST_PG_URL")
+needs_pg = pytest.mark.skipif(not PG_URL, reason="CORPUS_TEST_PG_URL is not set (no PostgreSQL to test on)")
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    """Settings on a fresh data dir with its default SQLite database."""
+    return Settings(data_dir=tmp_path / "data")
+
+
+@pytest.fixture
+def store(settings):
+    """An open, migrated SQLite store."""
+    opened = open_store(settings)
+    yield opened
+    opened.dispose()
+
+
+@pytest.fixture
+def pg_url():
+    """A Postgres URL whose search_path is a fresh schema, dropped afterwards."""
+    if not PG_URL:
+        pytest.skip("CORPUS_TEST_PG_URL is not set (no PostgreSQL to test on)")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in PG_URL else "?"
+    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_db_url(request, tmp_path):
+    """Run a test once on SQLite and once on Postgres."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'any.db'}"
+    return request.getfixturevalue("pg_url")

@@ -1,0 +1,67 @@
+"""One typed settings object: defaults < environment (``CORPUS_*``) < explicit arguments (the CLI)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+DEFAULT_BASE_URL = "https://www.tiktok.com"
+DEBIAN_CHROMIUM = "/usr/bin/chromium"
+
+
+class Settings(BaseSettings):
+    """Where the corpus lives and how to reach the site.
+
+    Build with ``Settings()`` for defaults + environment, or ``Settings(db_url=...)`` to override:
+    keyword arguments win over ``CORPUS_*`` variables, which win over the defaults.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CORPUS_", extra="ignore")
+
+    data_dir: Path = Path("corpus-data")
+    db_url: str | None = None
+    base_url: str = DEFAULT_BASE_URL
+    browser_path: str | None = None
+    proxy: str | None = None
+
+    @model_validator(mode="after")
+    def _derive(self) -> "Settings":
+        self.base_url = self.base_url.rstrip("/")
+        if not self.db_url:
+            self.db_url = f"sqlite:///{self.data_dir / 'corpus.db'}"
+        return self
+
+    @property
+    def safe_db_url(self) -> str:
+        """The database URL with any password masked: the only form that may be printed or logged."""
+        return redact_url(self.db_url or "")
+
+    def resolved_browser_path(self) -> str | None:
+        """Chromium executable for Playwright: the configured one, else Playwright's own, else Debian's.
+
+        ``None`` means "let Playwright use the browser that ``playwright install chromium`` fetched".
+        """
+        if self.browser_path:
+            return self.browser_path
+        if playwright_chromium_installed():
+            return None
+        return DEBIAN_CHROMIUM if Path(DEBIAN_CHROMIUM).exists() else shutil.which("chromium")
+
+
+def redact_url(url: str) -> str:
+    """Mask the password of a database URL (``postgresql://u:***@h/db``)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy understands: never risk echoing a secret
+        return "<unparseable database URL>"
+
+
+def playwright_chromium_installed() -> bool:
+    """True when ``playwright install chromium`` has put a browser in Playwright's cache."""
+    cache = Path.home() / ".cache" / "ms-playwright"
+    return any(cache.glob("chromium*/chrome-linux*/chrome")) or any(
+        cache.glob("chromium_headless_shell*/chrome-*/headless_shell"))

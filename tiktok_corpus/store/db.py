@@ -1,0 +1,132 @@
+"""Engines, sessions and the schema gate.
+
+Every command opens the database through :func:`open_store`, which refuses a stale schema with a
+one-line message (:class:`StaleSchemaError`) - except a SQLite database that does not exist yet or is
+empty, which the tool created itself and may migrate on its own.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+from typing import Iterator
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..config import Settings, redact_url
+from ..errors import ConfigError, StaleSchemaError
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def make_engine(url: str) -> Engine:
+    """An engine with the project's SQLite discipline: WAL, busy timeout, FKs, BEGIN IMMEDIATE.
+
+    ``BEGIN IMMEDIATE`` takes SQLite's write lock at the start of each transaction, so two processes
+    never both read a queue row as free and then both claim it (SQLite has no ``SKIP LOCKED``).
+    """
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no branch - one-liners
+            dbapi_conn.isolation_level = None  # let SQLAlchemy's BEGIN below own transactions
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    if url.startswith("postgresql"):
+        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    raise ConfigError(f"unsupported database URL {redact_url(url)!r}: use sqlite:/// or postgresql+psycopg://")
+
+
+def alembic_config(engine: Engine | None = None) -> Config:
+    """Alembic configuration pointing at the migration tree shipped inside the package."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(files("tiktok_corpus.migrations")))
+    if engine is not None:
+        cfg.attributes["engine"] = engine
+    return cfg
+
+
+def head_revision() -> str:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    command.upgrade(alembic_config(engine), revision)
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    command.downgrade(alembic_config(engine), revision)
+
+
+@dataclass
+class Store:
+    """An open, schema-checked database: the one handle stages receive."""
+
+    engine: Engine
+    sessions: sessionmaker[Session]
+    safe_url: str
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session inside one transaction: committed on success, rolled back on any error."""
+        with self.sessions.begin() as session:
+            yield session
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _is_empty(engine: Engine) -> bool:
+    return not inspect(engine).get_table_names()
+
+
+def open_store(settings: Settings, *, check_schema: bool = True) -> Store:
+    """Open the configured database and make sure its schema is current.
+
+    A brand-new SQLite database (missing file or no tables) is created at the head revision. Anything
+    else that is behind raises :class:`StaleSchemaError` naming the command to run.
+    """
+    url = settings.db_url or ""
+    engine = make_engine(url)
+    store = Store(engine, sessionmaker(engine, expire_on_commit=False), redact_url(url))
+    if check_schema:
+        current, head = current_revision(engine), head_revision()
+        if current != head:
+            if current is None and engine.dialect.name == "sqlite" and _is_empty(engine):
+                upgrade(engine)
+            else:
+                engine.dispose()
+                raise StaleSchemaError(
+                    f"database {store.safe_url} is at schema {current or 'none'}, this version needs "
+                    f"{head}: run `corpus db upgrade`")
+    return store

@@ -1,0 +1,86 @@
+"""The work queue: stages claim video rows by status, with leases that expire.
+
+``claim`` takes up to N rows of a stage in one of the given statuses (or whose lease has run out),
+marks them ``claimed`` with a lease and a worker name, counts the attempt, and returns their ids.
+On Postgres the selection uses ``FOR UPDATE SKIP LOCKED`` so concurrent processes never take the same
+row; on SQLite the transaction begins IMMEDIATE (see :mod:`.db`), which serialises claimers.
+``finish`` records the outcome in the caller's transaction, so the outcome lands with the work's
+own last write (a file's row, an expansion's edges) or not at all.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import datetime, timedelta
+from typing import Iterable, Sequence
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from .db import Store
+from .models import STAGES, Video, utcnow
+
+DEFAULT_LEASE_S = 600.0
+
+
+def worker_name(suffix: str = "") -> str:
+    """host:pid[:suffix] - who holds a claim, for people reading the table."""
+    base = f"{socket.gethostname()}:{os.getpid()}"
+    return f"{base}:{suffix}" if suffix else base
+
+
+def _col(stage: str, name: str):
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}; expected one of {STAGES}")
+    return getattr(Video, f"{stage}_{name}")
+
+
+def claim(store: Store, stage: str, limit: int, *, statuses: Iterable[str] = ("pending",),
+          where: Sequence = (), order_by: Sequence = (), worker: str | None = None,
+          lease_s: float = DEFAULT_LEASE_S, now: datetime | None = None) -> list[str]:
+    """Claim up to ``limit`` rows for ``stage``; returns their ids (possibly empty)."""
+    now = now or utcnow()
+    status, lease = _col(stage, "status"), _col(stage, "lease_until")
+    claimable = or_(status.in_(list(statuses)), and_(status == "claimed", lease < now))
+    query = (select(Video.id).where(claimable, *where).order_by(*order_by, Video.id).limit(limit))
+    with store.transaction() as session:
+        if store.dialect == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        ids = list(session.scalars(query))
+        if ids:
+            session.execute(
+                update(Video).where(Video.id.in_(ids)).values({
+                    f"{stage}_status": "claimed",
+                    f"{stage}_lease_until": now + timedelta(seconds=lease_s),
+                    f"{stage}_worker": worker or worker_name(),
+                    f"{stage}_attempts": _col(stage, "attempts") + 1,
+                    f"{stage}_updated_at": now,
+                }).execution_options(synchronize_session=False))
+    return ids
+
+
+def finish(session: Session, stage: str, video_id: str, status: str, *,
+           error_kind: str | None = None, error: str | None = None) -> None:
+    """Record a stage's outcome for one row inside the caller's transaction."""
+    session.execute(
+        update(Video).where(Video.id == video_id).values({
+            f"{stage}_status": status,
+            f"{stage}_lease_until": None,
+            f"{stage}_error_kind": error_kind,
+            f"{stage}_error": (error or "")[:2000] or None,
+            f"{stage}_updated_at": utcnow(),
+        }).execution_options(synchronize_session=False))
+
+
+def release(store: Store, stage: str, ids: Iterable[str], status: str = "pending") -> None:
+    """Give claimed rows back untouched (a worker shutting down cleanly)."""
+    ids = list(ids)
+    if not ids:
+        return
+    with store.transaction() as session:
+        session.execute(
+            update(Video).where(Video.id.in_(ids), _col(stage, "status") == "claimed")
+            .values({f"{stage}_status": status, f"{stage}_lease_until": None,
+                     f"{stage}_updated_at": utcnow()})
+            .execution_options(synchronize_session=False))
