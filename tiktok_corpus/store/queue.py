@@ -84,3 +84,40 @@ def release(store: Store, stage: str, ids: Iterable[str], status: str = "pending
             .values({f"{stage}_status": status, f"{stage}_lease_until": None,
                      f"{stage}_updated_at": utcnow()})
             .execution_options(synchronize_session=False))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def reclaim_dead_local(store: Store, stage: str) -> int:
+    """Release claims held by processes of this host that no longer exist (e.g. after kill -9).
+
+    Without this a restarted stage would wait for the lease to run out; claims of other hosts are left
+    to their leases. Returns how many rows went back to ``pending``.
+    """
+    host = socket.gethostname()
+    worker = _col(stage, "worker")
+    with store.sessions() as session:
+        holders = session.scalars(select(worker).where(_col(stage, "status") == "claimed",
+                                                       worker.like(f"{host}:%")).distinct()).all()
+    dead = []
+    for name in holders:
+        pid = name.split(":")[1] if name.count(":") >= 1 else ""
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            dead.append(name)
+    if not dead:
+        return 0
+    with store.transaction() as session:
+        result = session.execute(
+            update(Video).where(_col(stage, "status") == "claimed", worker.in_(dead))
+            .values({f"{stage}_status": "pending", f"{stage}_lease_until": None,
+                     f"{stage}_updated_at": utcnow()})
+            .execution_options(synchronize_session=False))
+        return result.rowcount or 0
