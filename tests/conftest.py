@@ -19,6 +19,13 @@ PG_URL = os.environ.get("CORPUS_TEST_PG_URL")
 needs_pg = pytest.mark.skipif(not PG_URL, reason="CORPUS_TEST_PG_URL is not set (no PostgreSQL to test on)")
 
 
+@pytest.fixture(autouse=True)
+def _isolated_settings_env(monkeypatch):
+    """A developer's exported CORPUS_* settings must never point tests at their own corpus."""
+    for name in ("CORPUS_DB_URL", "CORPUS_DATA_DIR", "CORPUS_BASE_URL", "CORPUS_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def settings(tmp_path) -> Settings:
     """Settings on a fresh data dir with its default SQLite database."""
@@ -55,3 +62,40 @@ def any_db_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'any.db'}"
     return request.getfixturevalue("pg_url")
+
+
+# --- replica fixtures (issue #3) ------------------------------------------------------------------
+# The local TikTok replica (tiktok_corpus.replica). Media files are cached in $CORPUS_REPLICA_CACHE or
+# ~/.cache/tiktok-corpus/replica-media, so only the very first run pays for generating them.
+
+
+@pytest.fixture(scope="session")
+def replica_session():
+    """The default 300-video replica (seed 0, signal 0), started once per test session."""
+    from tiktok_corpus.replica import Replica, ReplicaConfig
+    with Replica(ReplicaConfig()) as rep:
+        yield rep
+
+
+@pytest.fixture
+def replica(replica_session):
+    """The shared default replica with every fault off before and after the test."""
+    replica_session.set_faults({})
+    yield replica_session
+    replica_session.set_faults({})
+
+
+@pytest.fixture
+def make_replica():
+    """Factory for a replica of your own (``make_replica(videos=40, faults={...})``), stopped afterwards."""
+    from tiktok_corpus.replica import Replica, ReplicaConfig
+    started = []
+
+    def make(clock=None, **config):
+        rep = Replica(ReplicaConfig(**config), **({"clock": clock} if clock else {}))
+        started.append(rep.start())
+        return rep
+
+    yield make
+    for rep in started:
+        rep.stop()

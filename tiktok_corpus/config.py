@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
@@ -23,10 +24,11 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CORPUS_", extra="ignore")
 
     data_dir: Path = Path("corpus-data")
-    db_url: str | None = None
+    # URLs that may hold passwords stay out of repr(), so a logged or printed Settings leaks nothing.
+    db_url: str | None = Field(default=None, repr=False)
     base_url: str = DEFAULT_BASE_URL
     browser_path: str | None = None
-    proxy: str | None = None
+    proxy: str | None = Field(default=None, repr=False)
 
     @model_validator(mode="after")
     def _derive(self) -> "Settings":
@@ -60,8 +62,15 @@ def redact_url(url: str) -> str:
         return "<unparseable database URL>"
 
 
+def playwright_browsers_dir() -> Path:
+    """Where ``playwright install`` puts browsers: ``$PLAYWRIGHT_BROWSERS_PATH`` (the Docker image
+    sets it) or the per-user cache."""
+    custom = os.environ.get("PLAYWRIGHT_BROWSERS_PATH")
+    return Path(custom) if custom and custom != "0" else Path.home() / ".cache" / "ms-playwright"
+
+
 def playwright_chromium_installed() -> bool:
     """True when ``playwright install chromium`` has put a browser in Playwright's cache."""
-    cache = Path.home() / ".cache" / "ms-playwright"
+    cache = playwright_browsers_dir()
     return any(cache.glob("chromium*/chrome-linux*/chrome")) or any(
         cache.glob("chromium_headless_shell*/chrome-*/headless_shell"))

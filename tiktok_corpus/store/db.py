@@ -18,6 +18,8 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..config import Settings, redact_url
@@ -71,6 +73,29 @@ def head_revision() -> str:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
+def known_revisions() -> set[str]:
+    return {script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
+
+
+@contextmanager
+def reporting_connection_errors(url: str) -> Iterator[None]:
+    """Turn "cannot reach / log in to the database" into one expected line, password masked.
+
+    The driver's message is kept (it says why), with the password scrubbed should it ever appear.
+    """
+    try:
+        yield
+    except DBAPIError as exc:
+        if exc.statement is not None:  # a failing statement on a live connection: not ours to soften
+            raise
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        password = make_url(url).password
+        if password:
+            reason = reason.replace(str(password), "***")
+        raise ConfigError(f"cannot open database {redact_url(url)}: {reason}",
+                          kind="db_unreachable") from None
+
+
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
@@ -78,6 +103,29 @@ def current_revision(engine: Engine) -> str | None:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     command.upgrade(alembic_config(engine), revision)
+
+
+def upgrade_database(settings: Settings, revision: str = "head") -> str:
+    """``corpus db upgrade``: migrate the configured database; returns the revision it is at now."""
+    url = settings.db_url or ""
+    engine = make_engine(url)
+    try:
+        with reporting_connection_errors(url):
+            upgrade(engine, revision)
+            return current_revision(engine) or "none"
+    finally:
+        engine.dispose()
+
+
+def database_revision(settings: Settings) -> str | None:
+    """The configured database's schema revision (``None``: never migrated)."""
+    url = settings.db_url or ""
+    engine = make_engine(url)
+    try:
+        with reporting_connection_errors(url):
+            return current_revision(engine)
+    finally:
+        engine.dispose()
 
 
 def downgrade(engine: Engine, revision: str) -> None:
@@ -120,13 +168,27 @@ def open_store(settings: Settings, *, check_schema: bool = True) -> Store:
     engine = make_engine(url)
     store = Store(engine, sessionmaker(engine, expire_on_commit=False), redact_url(url))
     if check_schema:
-        current, head = current_revision(engine), head_revision()
-        if current != head:
-            if current is None and engine.dialect.name == "sqlite" and _is_empty(engine):
-                upgrade(engine)
-            else:
-                engine.dispose()
-                raise StaleSchemaError(
-                    f"database {store.safe_url} is at schema {current or 'none'}, this version needs "
-                    f"{head}: run `corpus db upgrade`")
+        try:
+            with reporting_connection_errors(url):
+                _check_schema(store)
+        except Exception:
+            engine.dispose()
+            raise
     return store
+
+
+def _check_schema(store: Store) -> None:
+    """Pass on a current schema; create a brand-new SQLite one; refuse anything else, saying why."""
+    current, head = current_revision(store.engine), head_revision()
+    if current == head:
+        return
+    if current is None and store.dialect == "sqlite" and _is_empty(store.engine):
+        upgrade(store.engine)
+        return
+    if current is not None and current not in known_revisions():
+        raise StaleSchemaError(
+            f"database {store.safe_url} is at schema {current}, which this version of tiktok-corpus "
+            f"does not know (it was migrated by a newer one): upgrade tiktok-corpus")
+    raise StaleSchemaError(
+        f"database {store.safe_url} is at schema {current or 'none'}, this version needs {head}: "
+        f"run `corpus db upgrade`")

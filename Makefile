@@ -1,0 +1,29 @@
+# The README's two commands: `make demo` (set up, run the main job) and `make test` (set up, run
+# every test). Both start with scripts/setup.sh, which is idempotent and fast once done.
+SHELL := /bin/bash
+VENV := .venv
+LOCAL_PG_URL := postgresql+psycopg://postgres@127.0.0.1:5432/test
+# Extra pytest arguments, e.g. `make test PYTEST_ARGS="tests/store -x"`.
+PYTEST_ARGS ?=
+
+.PHONY: setup test demo
+
+setup:
+	@bash scripts/setup.sh
+
+# Postgres tests run on CORPUS_TEST_PG_URL, else on the local Postgres when it answers, else skip.
+test: setup
+	@pg_url="$${CORPUS_TEST_PG_URL:-}"; \
+	if [ -n "$$pg_url" ]; then \
+		echo "==> Postgres tests: on (CORPUS_TEST_PG_URL)"; \
+	elif $(VENV)/bin/python -c "import socket; socket.create_connection(('127.0.0.1', 5432), 2).close()" 2>/dev/null; then \
+		pg_url="$(LOCAL_PG_URL)"; echo "==> Postgres tests: on ($$pg_url)"; \
+	else \
+		echo "==> Postgres tests: skipped (no CORPUS_TEST_PG_URL, nothing on 127.0.0.1:5432)"; \
+	fi; \
+	CORPUS_TEST_PG_URL="$$pg_url" $(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# Until `corpus demo` lands (issue #9): the most complete pipeline that exists.
+demo: setup
+	$(VENV)/bin/corpus db upgrade
+	$(VENV)/bin/corpus status

@@ -1,0 +1,108 @@
+"""The one migration tree: it builds exactly the ORM schema, on SQLite and Postgres, and ships in the wheel."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import insert, inspect, text
+
+from tiktok_corpus.config import Settings
+from tiktok_corpus.errors import StaleSchemaError
+from tiktok_corpus.store.db import current_revision, downgrade, head_revision, make_engine, open_store, upgrade
+from tiktok_corpus.store.models import Base, Video
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def schema_drift(engine) -> list:
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        return compare_metadata(context, Base.metadata)
+
+
+@pytest.fixture
+def engine(any_db_url):
+    created = make_engine(any_db_url)
+    yield created
+    created.dispose()
+
+
+def test_migrations_from_empty_equal_the_models(engine):
+    upgrade(engine)
+
+    assert current_revision(engine) == head_revision()
+    assert schema_drift(engine) == []
+
+
+def test_downgrade_to_base_and_upgrade_again(engine):
+    upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(insert(Video).values(id="7000000000000000001"))
+
+    downgrade(engine, "base")
+    assert current_revision(engine) is None
+    assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+    assert schema_drift(engine) == []
+
+
+def test_a_new_sqlite_database_is_created_at_head(settings):
+    store = open_store(settings)
+    try:
+        assert current_revision(store.engine) == head_revision()
+        assert (settings.data_dir / "corpus.db").exists()
+    finally:
+        store.dispose()
+
+
+def test_a_database_behind_head_is_refused_with_the_command_to_run(any_db_url):
+    engine = make_engine(any_db_url)
+    if engine.dialect.name == "sqlite":  # an empty SQLite file would be migrated; make it one the tool left behind
+        upgrade(engine)
+        downgrade(engine, "base")
+    engine.dispose()
+
+    with pytest.raises(StaleSchemaError) as raised:
+        open_store(Settings(db_url=any_db_url))
+
+    assert "corpus db upgrade" in raised.value.message
+    assert raised.value.expected
+
+
+def test_a_database_from_a_newer_version_is_refused(settings):
+    open_store(settings).dispose()
+    engine = make_engine(settings.db_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = 'ffff_from_the_future'"))
+    engine.dispose()
+
+    with pytest.raises(StaleSchemaError, match="newer"):
+        open_store(settings)
+
+
+def test_the_wheel_ships_the_migration_tree(tmp_path):
+    """A non-editable install can migrate only if env.py, the versions and the template are in the wheel."""
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, source / name)
+    for name in ("tiktok_corpus", "migrations"):
+        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                    str(source), "-w", str(tmp_path / "dist")], check=True, capture_output=True)
+
+    (wheel,) = (tmp_path / "dist").glob("tiktok_corpus-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert "tiktok_corpus/migrations/env.py" in names
+    assert "tiktok_corpus/migrations/script.py.mako" in names
+    assert any(n.startswith("tiktok_corpus/migrations/versions/0001_") and n.endswith(".py") for n in names)

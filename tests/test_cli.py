@@ -1,0 +1,136 @@
+"""CLI smoke tests: the command list, db upgrade/status on SQLite and Postgres, the error boundary."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import typer
+from sqlalchemy import insert
+from typer.main import get_command
+from typer.testing import CliRunner
+
+from tiktok_corpus.cli import _CorpusGroup, app
+from tiktok_corpus.config import Settings
+from tiktok_corpus.errors import ConfigError, CorpusError, NotImplementedYet
+from tiktok_corpus.store.db import downgrade, make_engine, open_store
+from tiktok_corpus.store.models import Video
+
+runner = CliRunner()
+
+COMMANDS = {"db", "crawl", "download", "validate", "export", "train", "predict", "report", "demo",
+            "replica", "status"}
+
+
+def corpus(*args: str, env: dict | None = None):
+    return runner.invoke(app, list(args), env=env)
+
+
+def test_help_lists_every_command():
+    group = get_command(app)
+
+    assert set(group.commands) >= COMMANDS
+    assert set(group.commands["db"].commands) >= {"upgrade", "current"}
+    assert "serve" in group.commands["replica"].commands
+    result = corpus("--help")
+    assert result.exit_code == 0
+    assert all(name in result.output for name in COMMANDS)
+
+
+def test_db_upgrade_then_status_json(any_db_url):
+    upgraded = corpus("--db", any_db_url, "db", "upgrade")
+    assert upgraded.exit_code == 0, upgraded.output
+    assert "is at schema" in upgraded.output
+    assert corpus("--db", any_db_url, "db", "upgrade").exit_code == 0  # idempotent
+
+    store = open_store(Settings(db_url=any_db_url))
+    with store.transaction() as session:
+        session.execute(insert(Video), [{"id": "1", "download_status": "downloaded"}, {"id": "2"}])
+    store.dispose()
+
+    result = corpus("--db", any_db_url, "status", "--json")
+    assert result.exit_code == 0, result.output
+    counts = json.loads(result.stdout)
+    assert counts["videos"] == 2
+    assert counts["stages"]["download"] == {"downloaded": 1, "pending": 1}
+
+    table = corpus("--db", any_db_url, "status")
+    assert table.exit_code == 0 and "downloaded" in table.stdout
+
+
+def test_a_stale_schema_is_one_line_and_exit_1(settings):
+    open_store(settings).dispose()
+    engine = make_engine(settings.db_url)
+    downgrade(engine, "base")
+    engine.dispose()
+
+    result = corpus("--db", settings.db_url, "status")
+
+    assert result.exit_code == 1
+    assert result.stderr.strip().count("\n") == 0
+    assert "corpus db upgrade" in result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_global_options_beat_the_environment(tmp_path):
+    from_env, from_flag = tmp_path / "env.db", tmp_path / "flag.db"
+
+    result = corpus("--db", f"sqlite:///{from_flag}", "db", "upgrade", env={"CORPUS_DB_URL": f"sqlite:///{from_env}"})
+
+    assert result.exit_code == 0, result.output
+    assert from_flag.exists() and not from_env.exists()
+    assert corpus("--data-dir", str(tmp_path / "d"), "db", "upgrade", env={"CORPUS_DB_URL": ""}).exit_code == 0
+    assert (tmp_path / "d" / "corpus.db").exists()
+
+
+@pytest.mark.parametrize("command", [["status"], ["db", "upgrade"], ["db", "current"]])
+def test_an_unreachable_database_fails_in_one_line_without_the_password(command):
+    """Run as a real process, so nothing (not a traceback either) is hidden by the test runner."""
+    url = "postgresql+psycopg://corpus:secret@127.0.0.1:1/x"
+    result = subprocess.run([sys.executable, "-c", "from tiktok_corpus.cli import app; app()",
+                             "--db", url, *command], capture_output=True, text=True, timeout=60)
+
+    assert result.returncode == 1
+    assert "secret" not in result.stdout + result.stderr
+    assert result.stderr.startswith("error: cannot open database postgresql+psycopg://corpus:***@127.0.0.1:1/x")
+    assert result.stderr.strip().count("\n") == 0
+
+
+def boundary_app(error: CorpusError) -> typer.Typer:
+    """A two-command app behind the real error boundary, raising ``error``."""
+    probe = typer.Typer(cls=_CorpusGroup)
+
+    @probe.command()
+    def fail() -> None:
+        raise error
+
+    @probe.command()
+    def other() -> None:
+        """Keeps typer from collapsing the group into a single command."""
+
+    return probe
+
+
+def test_expected_errors_become_one_line_and_their_exit_code():
+    result = runner.invoke(boundary_app(NotImplementedYet("`corpus x` is not implemented yet (issue #9)")),
+                           ["fail"])
+
+    assert result.exit_code == 1
+    assert result.stderr == "error: `corpus x` is not implemented yet (issue #9)\n"
+
+
+def test_error_messages_are_printed_verbatim():
+    message = "bad proxy [/] http://[::1]:3128 [bold]x"
+
+    result = runner.invoke(boundary_app(ConfigError(message)), ["fail"])
+
+    assert (result.exit_code, result.stderr) == (1, f"error: {message}\n")
+
+
+def test_unexpected_errors_keep_their_traceback():
+    result = runner.invoke(boundary_app(CorpusError("a bug", expected=False)), ["fail"])
+
+    assert result.exit_code == 1
+    assert isinstance(result.exception, CorpusError)

@@ -1,0 +1,81 @@
+"""Settings precedence (defaults < CORPUS_* environment < arguments) and secrets kept out of output."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tiktok_corpus import config
+from tiktok_corpus.config import DEFAULT_BASE_URL, Settings, redact_url
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch):
+    """Start every test from the defaults, whatever the developer's shell exports."""
+    for name in list(os.environ):
+        if name.startswith("CORPUS_") or name == "PLAYWRIGHT_BROWSERS_PATH":
+            monkeypatch.delenv(name)
+
+
+def test_defaults():
+    settings = Settings()
+
+    assert settings.data_dir == Path("corpus-data")
+    assert settings.db_url == "sqlite:///corpus-data/corpus.db"
+    assert settings.base_url == DEFAULT_BASE_URL == "https://www.tiktok.com"
+    assert (settings.browser_path, settings.proxy) == (None, None)
+
+
+def test_environment_beats_defaults(monkeypatch, tmp_path):
+    monkeypatch.setenv("CORPUS_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("CORPUS_BASE_URL", "http://127.0.0.1:8123/")
+    monkeypatch.setenv("CORPUS_BROWSER_PATH", "/opt/chrome")
+    monkeypatch.setenv("CORPUS_PROXY", "http://proxy:3128")
+
+    settings = Settings()
+
+    assert settings.data_dir == tmp_path
+    assert settings.db_url == f"sqlite:///{tmp_path}/corpus.db"  # follows the data dir
+    assert settings.base_url == "http://127.0.0.1:8123"
+    assert (settings.browser_path, settings.proxy) == ("/opt/chrome", "http://proxy:3128")
+
+    monkeypatch.setenv("CORPUS_DB_URL", "postgresql+psycopg://postgres@db/corpus")
+    assert Settings().db_url == "postgresql+psycopg://postgres@db/corpus"
+
+
+def test_arguments_beat_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("CORPUS_DATA_DIR", "/from/env")
+    monkeypatch.setenv("CORPUS_DB_URL", "sqlite:////from/env.db")
+    monkeypatch.setenv("CORPUS_BASE_URL", "http://env")
+
+    settings = Settings(data_dir=tmp_path, db_url="sqlite:///arg.db", base_url="http://arg/")
+
+    assert (settings.data_dir, settings.db_url, settings.base_url) == (tmp_path, "sqlite:///arg.db", "http://arg")
+
+
+def test_passwords_never_reach_output():
+    settings = Settings(db_url="postgresql+psycopg://corpus:s3cret@db:5432/corpus",
+                        proxy="http://user:pr0xy@proxy:3128")
+
+    assert settings.safe_db_url == "postgresql+psycopg://corpus:***@db:5432/corpus"
+    assert "s3cret" not in repr(settings) and "pr0xy" not in repr(settings)
+    assert "s3cret" not in str(settings)
+    assert redact_url("not a url :// s3cret@") == "<unparseable database URL>"
+
+
+def test_browser_resolution(monkeypatch, tmp_path):
+    debian = tmp_path / "debian-chromium"
+    debian.touch()
+    monkeypatch.setattr(config, "DEBIAN_CHROMIUM", str(debian))
+    browsers = tmp_path / "ms-playwright"
+    monkeypatch.setenv("PLAYWRIGHT_BROWSERS_PATH", str(browsers))
+
+    assert Settings(browser_path="/opt/chrome").resolved_browser_path() == "/opt/chrome"
+    assert Settings().resolved_browser_path() == str(debian)  # no Playwright browser: Debian's
+
+    playwright_chrome = browsers / "chromium-1200" / "chrome-linux64" / "chrome"
+    playwright_chrome.parent.mkdir(parents=True)
+    playwright_chrome.touch()
+    assert Settings().resolved_browser_path() is None  # Playwright's own, launched by default
