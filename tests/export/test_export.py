@@ -1,0 +1,232 @@
+"""Versioned exports on a real SQLite (and Postgres) store with real files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from tiktok_corpus.cli import app
+from tiktok_corpus.config import Settings
+from tiktok_corpus.errors import ConfigError
+from tiktok_corpus.export import (EXPORT_COLUMNS, ExportError, ExportOptions, assign_splits, parse_numbers,
+                                  parse_time, run_export)
+from tiktok_corpus.labels import apply_labels
+from tiktok_corpus.store.db import open_store, upgrade
+from tiktok_corpus.store.models import Export, StatsSnapshot
+
+from .conftest import T0, populate_corpus
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_export_writes_labelled_rows_manifest_and_card(settings, store, corpus):
+    path = run_export(settings, ExportOptions(label="binary", command_line=("corpus", "export", "--labels",
+                                                                            "binary")))
+
+    assert path == settings.data_dir / "exports" / "corpus-v1"
+    rows = pd.read_parquet(path / "videos.parquet")
+    assert list(rows.columns) == list(EXPORT_COLUMNS)
+    assert sorted(rows["video_id"]) == sorted(corpus)  # the 5 excluded videos are not there
+    # The latest snapshot wins over the older one with 10**9 counts.
+    assert rows.set_index("video_id").loc["1003", "play_count"] == 4000
+    assert rows.set_index("video_id").loc["1003", "hashtags"].tolist() == ["cat", "dance", "fun"]
+    assert rows.set_index("video_id").loc["1000", "hashtags"].tolist() == []
+    assert rows.set_index("video_id").loc["1002", "follower_count"] == 300
+    assert all((path / f).is_file() for f in rows["file"])  # referenced media resolve from the export dir
+    assert set(rows["split"]) <= {"train", "val", "test"}
+
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["label"] == "binary" and manifest["version"] == 1
+    assert manifest["row_count"] == len(rows) == sum(manifest["counts"]["split"].values())
+    assert manifest["counts"]["is_viral"] == {"0": int((rows["is_viral"] == 0).sum()),
+                                              "1": int((rows["is_viral"] == 1).sum())}
+    assert manifest["data_sha256"] == hashlib.sha256((path / "videos.parquet").read_bytes()).hexdigest()
+    assert manifest["command_line"] == "corpus export --labels binary"
+    assert manifest["selection"]["excluded_no_stats"] == 1
+    assert manifest["split"]["seed"] == 0 and manifest["split"]["fractions"]["train"] == 0.7
+    assert "password" not in json.dumps(manifest) and manifest["source_database"].startswith("sqlite")
+    # The manifest's parameters reproduce the labels exactly.
+    assert apply_labels(rows, manifest["label_params"])["virality_score"].tolist() == \
+        rows["virality_score"].tolist()
+    card = (path / "README.md").read_text()
+    for section in ("Provenance", "Labels", "class balance", "biases", "personal data"):
+        assert section.lower() in card.lower()
+
+    with store.sessions() as session:
+        recorded = session.scalars(select(Export)).one()
+    assert (recorded.name, recorded.version, recorded.row_count) == ("corpus", 1, len(rows))
+    assert recorded.sha256 == manifest["data_sha256"] and Path(recorded.path) == path.resolve()
+
+
+def test_a_second_export_is_v2_and_leaves_v1_byte_identical(settings, store, corpus):
+    first = run_export(settings, ExportOptions(label="binary"))
+    before = tree_digest(first)
+
+    second = run_export(settings, ExportOptions(label="continuous", format="csv"))
+
+    assert second.name == "corpus-v2"
+    assert tree_digest(first) == before
+    assert json.loads((second / "manifest.json").read_text())["label"] == "continuous"
+    rows = pd.read_csv(second / "videos.csv", dtype={"video_id": str})
+    assert rows.set_index("video_id").loc["1003", "hashtags"] == "cat dance fun"
+    assert not list((settings.data_dir / "exports").glob(".*"))  # no staging leftovers
+
+
+def test_versions_continue_after_the_highest_directory(settings, store, corpus):
+    (settings.data_dir / "exports" / "corpus-v7").mkdir(parents=True)
+
+    assert run_export(settings, ExportOptions()).name == "corpus-v8"
+    assert run_export(settings, ExportOptions(name="other")).name == "other-v1"
+
+
+def test_author_grouped_splits_put_no_author_in_two_splits(settings, store, corpus):
+    rows = pd.DataFrame({"video_id": [str(i) for i in range(400)],
+                         "author_id": [f"a{i % 37}" if i % 10 else None for i in range(400)]})
+
+    splits = pd.Series(assign_splits(rows, fractions=(0.6, 0.2, 0.2), seed=3, group_by="author"))
+
+    per_author = splits.groupby(rows["author_id"]).nunique()
+    assert (per_author == 1).all()
+    assert set(splits) == {"train", "val", "test"}
+    exported = pd.read_parquet(run_export(settings, ExportOptions(group_by="author", split=(0.5, 0.25, 0.25)))
+                               / "videos.parquet")
+    assert (exported.groupby("author_id")["split"].nunique() == 1).all()
+
+
+def test_splits_are_deterministic_from_seed_and_ids(settings, store, corpus):
+    rows = pd.DataFrame({"video_id": [str(10_000 + i) for i in range(1000)], "author_id": None})
+
+    first = assign_splits(rows, fractions=(0.7, 0.15, 0.15), seed=42)
+    shuffled = rows.sample(frac=1.0, random_state=1)
+    again = pd.Series(assign_splits(shuffled, fractions=(0.7, 0.15, 0.15), seed=42), index=shuffled.index)
+
+    assert (again.sort_index().to_numpy() == first).all()  # row order does not matter, only ids
+    assert (assign_splits(rows, fractions=(0.7, 0.15, 0.15), seed=43) != first).any()
+    assert pd.Series(first).value_counts().to_dict() == {"train": 700, "val": 150, "test": 150}
+    v1 = pd.read_parquet(run_export(settings, ExportOptions(seed=5)) / "videos.parquet")
+    v2 = pd.read_parquet(run_export(settings, ExportOptions(seed=5)) / "videos.parquet")
+    assert v1["split"].tolist() == v2["split"].tolist()
+
+
+def test_stratify_balances_the_label_across_splits():
+    rows = pd.DataFrame({"video_id": [str(i) for i in range(1000)], "is_viral": [int(i % 5 == 0) for i in range(1000)],
+                         "virality_score": [i / 1000 for i in range(1000)]})
+
+    splits = pd.Series(assign_splits(rows, fractions=(0.7, 0.15, 0.15), seed=0, stratify_on="is_viral"))
+
+    viral_by_split = rows["is_viral"].groupby(splits).agg(["sum", "size"])
+    assert viral_by_split.loc["train"].tolist() == [140, 700]
+    assert viral_by_split.loc["val"].tolist() == [30, 150]
+    assert viral_by_split.loc["test"].tolist() == [30, 150]
+    by_score = pd.Series(assign_splits(rows, fractions=(0.7, 0.15, 0.15), seed=0, stratify_on="virality_score"))
+    means = rows["virality_score"].groupby(by_score).mean()
+    assert (means - 0.5).abs().max() < 0.02
+
+
+def test_copy_media_links_files_into_the_export(settings, store, corpus):
+    path = run_export(settings, ExportOptions(copy_media=True))
+
+    rows = pd.read_parquet(path / "videos.parquet")
+    assert rows["file"].str.startswith("media/").all()
+    for video_id, file in zip(rows["video_id"], rows["file"]):
+        assert (path / file).read_bytes() == (settings.data_dir / "media" / f"{video_id}.mp4").read_bytes()
+    assert json.loads((path / "manifest.json").read_text())["media"] == "copied"
+
+
+def test_a_missing_media_file_aborts_copy_media_without_a_trace(settings, store, corpus):
+    (settings.data_dir / "media" / f"{corpus[3]}.mp4").unlink()
+
+    with pytest.raises(ExportError, match=f"{corpus[3]}.mp4 is missing"):
+        run_export(settings, ExportOptions(copy_media=True))
+
+    assert list((settings.data_dir / "exports").iterdir()) == []
+    with store.sessions() as session:
+        assert session.scalars(select(Export)).all() == []
+
+
+def test_as_of_uses_the_snapshot_at_that_time(settings, store, corpus):
+    path = run_export(settings, ExportOptions(as_of=T0 - timedelta(hours=1)))
+
+    rows = pd.read_parquet(path / "videos.parquet")
+    assert (rows["play_count"] == 10**9).all()
+    assert (rows["stats_captured_at"] == pd.Timestamp(T0 - timedelta(days=1))).all()
+
+
+def test_zero_exportable_rows_is_a_clear_error(settings, store, corpus):
+    with pytest.raises(ExportError, match="nothing to export"):
+        run_export(settings, ExportOptions(min_frames=10_000))
+    with pytest.raises(ExportError, match="nothing to export"):
+        run_export(settings, ExportOptions(as_of=T0 - timedelta(days=30)))
+    assert not (settings.data_dir / "exports").exists() or not list((settings.data_dir / "exports").iterdir())
+
+
+@pytest.mark.parametrize("bad", [dict(label="viral"), dict(split=(0.5, 0.5, 0.5)), dict(group_by="music"),
+                                 dict(format="xlsx"), dict(name="../up"), dict(name="x-v3"),
+                                 dict(weights=(1, 1, 1)), dict(threshold_quantile=1.5)])
+def test_bad_options_are_config_errors(bad):
+    with pytest.raises(ConfigError):
+        ExportOptions(**bad)
+
+
+def test_option_parsers():
+    assert parse_numbers("0.8,0.1,0.1", 3, "--split") == (0.8, 0.1, 0.1)
+    with pytest.raises(ConfigError, match="--weights"):
+        parse_numbers("1,2,x,4", 4, "--weights")
+    assert parse_time("2024-05-01").isoformat() == "2024-05-01T00:00:00+00:00"
+    assert parse_time("2024-05-01T02:00:00+02:00").isoformat() == "2024-05-01T00:00:00+00:00"
+    with pytest.raises(ConfigError, match="--as-of"):
+        parse_time("yesterday")
+
+
+def test_cli_export_prints_the_directory_last_and_reports_bad_input(settings, store, corpus, monkeypatch):
+    runner = CliRunner()
+    base = ["--data-dir", str(settings.data_dir), "export"]
+    args = [*base, "--labels", "continuous", "--group-by", "author", "--stratify", "--seed", "7",
+            "--weights", "0.25,0.25,0.25,0.25", "--normalize-age"]
+    monkeypatch.setattr("sys.argv", ["corpus", *args])  # the process command line the manifest records
+
+    done = runner.invoke(app, args)
+    assert done.exit_code == 0, done.output
+    path = Path(done.stdout.strip().splitlines()[-1])
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["label"] == "continuous" and manifest["split"]["group_by"] == "author"
+    assert manifest["label_params"]["weights"]["play_count"] == 0.25
+    assert manifest["label_params"]["normalize_age"] is True
+    assert "--stratify" in manifest["command_line"]
+
+    bad = runner.invoke(app, [*base, "--labels", "binary", "--split", "0.9,0.9"])
+    assert bad.exit_code == 1
+    assert "--split" in bad.stderr and "Traceback" not in bad.output
+    assert len(list((settings.data_dir / "exports").iterdir())) == 1
+
+
+def test_export_from_postgres(pg_url, tmp_path):
+    settings = Settings(data_dir=tmp_path / "pg-data", db_url=pg_url)
+    store = open_store(settings, check_schema=False)
+    upgrade(store.engine)
+    try:
+        corpus = populate_corpus(store, settings.data_dir)
+        with store.transaction() as session:  # a later snapshot: the latest one must win on Postgres too
+            session.add(StatsSnapshot(video_id=corpus[0], captured_at=T0 + timedelta(hours=1), play_count=5,
+                                      like_count=5, comment_count=5, share_count=5))
+        path = run_export(settings, ExportOptions(stratify=True))
+    finally:
+        store.dispose()
+
+    table = pq.read_table(path / "videos.parquet")
+    rows = table.to_pandas().set_index("video_id")
+    assert sorted(rows.index) == sorted(corpus)
+    assert rows.loc[corpus[0], "play_count"] == 5
+    assert str(table.schema.field("stats_captured_at").type) .startswith("timestamp")
+    assert json.loads((path / "manifest.json").read_text())["source_database"].startswith("postgresql")
