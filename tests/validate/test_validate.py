@@ -1,0 +1,194 @@
+"""run_validate on a real SQLite (and Postgres) store with ffmpeg-made files, and the CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from tiktok_corpus.cli import app
+from tiktok_corpus.config import Settings
+from tiktok_corpus.errors import ConfigError
+from tiktok_corpus.store import db
+from tiktok_corpus.store.db import open_store
+from tiktok_corpus.store.models import MediaFile, Video, utcnow
+from tiktok_corpus.store.queue import claim
+from tiktok_corpus.validate import run_validate
+
+from .conftest import MEDIA, add_download, ground_truth
+
+
+def _rows(store) -> dict[str, tuple[Video, MediaFile | None]]:
+    with store.sessions() as session:
+        found = session.execute(select(Video, MediaFile).outerjoin(MediaFile)).all()
+    return {video.id: (video, media) for video, media in found}
+
+
+def test_every_file_gets_its_outcome_and_probe_columns(store, settings, corpus, media_dir):
+    summary = run_validate(settings, workers=2, progress=False)
+
+    rows = _rows(store)
+    for sample in MEDIA:
+        video, media = rows[corpus[sample.name]]
+        assert video.probe_status == sample.outcome, sample.name
+        assert media.probed_sha256 == media.sha256 and media.probed_at is not None
+        assert (settings.data_dir / media.path).exists()  # nothing is deleted
+    assert rows["999"][0].probe_status == "missing_file"
+    assert rows["998"][0].probe_status == "pending"  # not downloaded: untouched
+
+    expected = {}
+    for sample in MEDIA:
+        expected[sample.outcome] = expected.get(sample.outcome, 0) + 1
+    expected["missing_file"] = 1
+    assert summary.counts == expected
+    assert summary.probed == len(MEDIA) + 1
+
+    video, media = rows[corpus["h264_aac.mp4"]]
+    truth = ground_truth(media_dir / "h264_aac.mp4")
+    assert (media.frame_count, media.width, media.height) == (
+        int(truth["nb_read_frames"]), int(truth["width"]), int(truth["height"]))
+    assert (media.frame_count_method, media.video_codec, media.audio_codec, media.has_audio) == (
+        "nb_frames", "h264", "aac", True)
+    assert media.avg_fps == 30 and media.duration_s == pytest.approx(4.0) and media.bitrate > 0
+    assert video.probe_error_kind is None and video.probe_attempts == 1
+
+    short, _ = rows[corpus["short.mp4"]]
+    assert (short.probe_error_kind, short.probe_error) == ("too_short", "50 frames < 100")
+    cut, cut_media = rows[corpus["faststart_cut.mp4"]]
+    assert cut.probe_error_kind == "truncated" and "mdat" in cut.probe_error
+    assert cut_media.frame_count is None
+    assert rows[corpus["zero_bytes.mp4"]][0].probe_error_kind == "empty"
+    assert rows[corpus["vp9.webm"]][1].frame_count_method == "packets"
+
+
+def test_rerun_probes_nothing_and_new_thresholds_reclassify(store, settings, corpus):
+    run_validate(settings, workers=2, progress=False)
+    before = {vid: media.probed_at for vid, (_, media) in _rows(store).items() if media}
+
+    again = run_validate(settings, workers=2, progress=False)
+    assert (again.probed, again.requeued, again.reclassified) == (0, 0, 0)
+
+    lower = run_validate(settings, min_frames=60, workers=2, progress=False)
+    assert (lower.probed, lower.reclassified) == (0, 1)
+    rows = _rows(store)
+    assert rows[corpus["vfr.mp4"]][0].probe_status == "valid"  # 80 frames
+    assert rows[corpus["short.mp4"]][0].probe_status == "too_short"  # 50 frames
+    assert rows[corpus["vfr.mp4"]][0].probe_error is None
+    assert {vid: media.probed_at for vid, (_, media) in rows.items() if media} == before
+
+    higher = run_validate(settings, min_frames=110, workers=2, progress=False)
+    assert (higher.probed, higher.reclassified) == (0, 2)  # vfr.mp4 (80), one_fps.mp4 (105)
+    assert _rows(store)[corpus["one_fps.mp4"]][0].probe_status == "too_short"
+    assert _rows(store)[corpus["bframes.mp4"]][0].probe_status == "valid"  # exactly 110
+
+
+def test_changed_and_reappearing_files_are_probed_again(store, settings, corpus, media_dir):
+    run_validate(settings, workers=2, progress=False)
+    rows = _rows(store)
+    replaced = settings.data_dir / rows[corpus["short.mp4"]][1].path
+    shutil.copyfile(media_dir / "hevc_no_audio.mp4", replaced)  # a file changed on disk
+    missing = settings.data_dir / rows["999"][1].path
+    shutil.copyfile(media_dir / "mpeg4.avi", missing)  # the missing file arrived
+
+    summary = run_validate(settings, workers=2, progress=False)
+
+    assert (summary.requeued, summary.probed) == (2, 2)
+    rows = _rows(store)
+    video, media = rows[corpus["short.mp4"]]
+    assert (video.probe_status, media.video_codec, media.frame_count) == ("valid", "hevc", 120)
+    assert media.sha256 == media.probed_sha256 == hashlib.sha256(replaced.read_bytes()).hexdigest()
+    assert media.size_bytes == replaced.stat().st_size
+    assert rows["999"][0].probe_status == "valid" and rows["999"][0].probe_attempts == 2
+
+    missing.unlink()
+    assert run_validate(settings, workers=1, progress=False).counts["missing_file"] == 1
+
+
+def test_a_new_download_of_a_row_is_probed_again(store, settings, corpus):
+    run_validate(settings, workers=2, progress=False)
+    with store.transaction() as session:  # what the downloader does when it lands a new file
+        media = session.get(MediaFile, corpus["h264_aac.mp4"])
+        media.sha256 = "f" * 64
+    summary = run_validate(settings, workers=2, progress=False)
+    assert (summary.requeued, summary.probed) == (1, 1)
+    media = _rows(store)[corpus["h264_aac.mp4"]][1]
+    assert media.sha256 == media.probed_sha256 != "f" * 64
+
+
+def test_deep_decodes_every_file_once_and_catches_scrambled_streams(store, settings, corpus):
+    plain = run_validate(settings, workers=2, progress=False)
+    assert _rows(store)[corpus["scrambled_payload.mp4"]][0].probe_status == "valid"
+
+    deep = run_validate(settings, deep=True, workers=2, progress=False)
+
+    rows = _rows(store)
+    scrambled = rows[corpus["scrambled_payload.mp4"]][0]
+    assert (scrambled.probe_status, scrambled.probe_error_kind) == ("corrupt", "decode_error")
+    decoded = [name for name in corpus if name in {s.name for s in MEDIA}
+               and rows[corpus[name]][1].frame_count_method == "decode"]
+    measured = [s.name for s in MEDIA if s.outcome != "corrupt" and s.outcome != "no_video"
+                and s.name != "scrambled_payload.mp4"]
+    assert sorted(decoded) == sorted(measured)
+    assert rows[corpus["bframes.mp4"]][1].frame_count == 110
+    assert deep.counts["valid"] == plain.counts["valid"] - 1
+    assert run_validate(settings, deep=True, workers=2, progress=False).probed == 0
+
+
+def test_an_interrupted_claim_is_taken_over_after_its_lease(store, settings, media_dir):
+    with store.transaction() as session:
+        add_download(session, settings.data_dir, "1", media_dir / "h264_aac.mp4")
+    past = utcnow() - timedelta(hours=1)
+    assert claim(store, "probe", 10, now=past, lease_s=60) == ["1"]  # a worker that died
+    summary = run_validate(settings, workers=1, progress=False)
+    assert summary.counts == {"valid": 1}
+
+
+def test_bad_options_are_config_errors(settings):
+    with pytest.raises(ConfigError):
+        run_validate(settings, min_frames=0, progress=False)
+    with pytest.raises(ConfigError):
+        run_validate(settings, workers=0, progress=False)
+
+
+def test_validate_on_postgres(pg_url, tmp_path, media_dir):
+    settings = Settings(data_dir=tmp_path / "data", db_url=pg_url)
+    engine = db.make_engine(pg_url)
+    db.upgrade(engine)
+    engine.dispose()
+    store = open_store(settings)
+    try:
+        with store.transaction() as session:
+            for index, name in enumerate(["h264_aac.mp4", "short.mp4", "garbage.mp4"]):
+                add_download(session, settings.data_dir, str(index + 1), media_dir / name)
+        summary = run_validate(settings, workers=2, progress=False)
+        assert summary.counts == {"corrupt": 1, "too_short": 1, "valid": 1}
+        assert run_validate(settings, min_frames=50, workers=2, progress=False).counts == {
+            "corrupt": 1, "valid": 2}
+    finally:
+        store.dispose()
+
+
+def test_cli_prints_a_summary_table_and_json(store, settings, media_dir):
+    with store.transaction() as session:
+        add_download(session, settings.data_dir, "1", media_dir / "h264_aac.mp4")
+        add_download(session, settings.data_dir, "2", media_dir / "garbage.mp4")
+    runner = CliRunner()
+    base = ["--data-dir", str(settings.data_dir)]
+
+    table = runner.invoke(app, [*base, "validate", "--workers", "1"])
+    assert table.exit_code == 0, table.output
+    assert "valid" in table.output and "corrupt" in table.output
+
+    as_json = runner.invoke(app, [*base, "validate", "--min-frames", "200", "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    summary = json.loads(as_json.output)
+    assert summary["counts"] == {"corrupt": 1, "too_short": 1}
+    assert (summary["probed"], summary["reclassified"]) == (0, 1)
+
+    bad = runner.invoke(app, [*base, "validate", "--min-frames", "0"])
+    assert bad.exit_code == 1 and "min-frames" in bad.output

@@ -1,0 +1,232 @@
+"""ffprobe / ffmpeg helpers: argument lists, timeouts, stderr kept on failure.
+
+:func:`probe` answers "what is in this file, and exactly how many video frames" with one ffprobe
+process in the common case and never decodes the video:
+
+* ISO-BMFF files (mp4/mov: what TikTok serves) state the frame count (``nb_frames``, the sample
+  table). It is trusted when it agrees with duration x frame rate and a walk over the top-level
+  boxes shows the file is whole - a truncated ``mdat`` would otherwise keep the full count;
+* every other container (or an inconsistent ``nb_frames``) gets its video packets counted
+  (``-count_packets``: demux only). Demuxer errors met while counting (a file that ends early)
+  make the file corrupt.
+
+:func:`deep_check` decodes the whole file (``ffmpeg -v error ... -f null -``) to catch corrupt
+streams, and returns the decoded frame count.
+
+ffmpeg-python's ``probe()`` has no timeout and drops stderr, so the argument lists are run here with
+:func:`subprocess.run`; a hung ffprobe is killed and reported like any unreadable file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+from .errors import ConfigError, MediaError
+
+FFPROBE = "ffprobe"
+FFMPEG = "ffmpeg"
+PROBE_TIMEOUT_S = 60.0
+DEEP_TIMEOUT_S = 900.0
+STDERR_KEPT = 2000  # characters of ffmpeg's stderr kept in an error message
+# nb_frames may differ from duration x average fps by rounding of the last frame's duration.
+NB_FRAMES_TOLERANCE = 1.5
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """What ffprobe found in one file; ``video_codec is None`` means there is no video stream."""
+
+    container: str | None
+    video_codec: str | None
+    width: int | None
+    height: int | None
+    avg_fps: float | None
+    r_fps: float | None
+    duration_s: float | None
+    frame_count: int | None
+    frame_count_method: str | None  # "nb_frames" | "packets" | "decode"
+    has_audio: bool
+    audio_codec: str | None
+    bitrate: int | None
+
+
+def run_tool(args: list[str], *, timeout: float, what: str) -> subprocess.CompletedProcess[str]:
+    """Run an ffmpeg-family tool; a non-zero exit or a timeout raises MediaError with its stderr."""
+    try:
+        done = subprocess.run(args, capture_output=True, text=True, errors="replace",
+                              timeout=timeout, stdin=subprocess.DEVNULL, check=False)
+    except subprocess.TimeoutExpired:
+        raise MediaError(f"{what}: {args[0]} took longer than {timeout:g}s", kind="timeout") from None
+    except FileNotFoundError:
+        raise ConfigError(f"{args[0]} is not installed (needed to {what})") from None
+    if done.returncode != 0:
+        raise MediaError(f"{what}: {_tail(done.stderr) or f'exit code {done.returncode}'}",
+                         kind="unreadable")
+    return done
+
+
+def probe(path: str | os.PathLike, *, timeout: float = PROBE_TIMEOUT_S) -> ProbeResult:
+    """Describe a media file without decoding it; raises MediaError when it cannot be read."""
+    path = Path(path)
+    if path.stat().st_size == 0:
+        raise MediaError(f"{path.name}: empty file (0 bytes)", kind="empty")
+    bmff = _is_bmff(path)
+    if bmff:
+        _check_bmff_complete(path)
+    info, stderr = _ffprobe(path, count_packets=not bmff, timeout=timeout)
+    video = _first_video_stream(info)
+    if bmff and video is not None and _stated_frame_count(info, video) is None:
+        info, stderr = _ffprobe(path, count_packets=True, timeout=timeout)
+        video = _first_video_stream(info)
+    container = info.get("format", {}).get("format_name")
+    if "nb_read_packets" in (video or {}) and container and f"[{container} @" in stderr:
+        raise MediaError(f"{path.name}: demuxer errors while reading packets: {_tail(stderr)}",
+                         kind="truncated")
+    return _result(info, video)
+
+
+def deep_check(path: str | os.PathLike, *, timeout: float = DEEP_TIMEOUT_S) -> int:
+    """Decode every stream of the file; returns the decoded video frame count.
+
+    Raises MediaError when ffmpeg fails or reports any error (a corrupt stream decodes "successfully"
+    with errors on stderr, so stderr counts).
+    """
+    path = Path(path)
+    args = [FFMPEG, "-nostdin", "-hide_banner", "-v", "error", "-i", str(path),
+            "-fps_mode", "passthrough", "-f", "null", "-progress", "pipe:1", "-nostats", "-"]
+    done = run_tool(args, timeout=timeout, what=f"decode {path.name}")
+    if done.stderr.strip():
+        raise MediaError(f"{path.name}: decoding errors: {_tail(done.stderr)}", kind="decode_error")
+    frames = [line for line in done.stdout.splitlines() if line.startswith("frame=")]
+    if not frames:
+        raise MediaError(f"{path.name}: no video frames decoded", kind="decode_error")
+    return int(frames[-1].split("=", 1)[1])
+
+
+# --- ffprobe ------------------------------------------------------------------------------------
+
+def _ffprobe(path: Path, *, count_packets: bool, timeout: float) -> tuple[dict, str]:
+    args = [FFPROBE, "-hide_banner", "-v", "error", "-of", "json", "-show_format", "-show_streams"]
+    if count_packets:
+        args.append("-count_packets")
+    args.append(str(path))
+    done = run_tool(args, timeout=timeout, what=f"probe {path.name}")
+    try:
+        return json.loads(done.stdout), done.stderr
+    except json.JSONDecodeError:
+        raise MediaError(f"{path.name}: ffprobe printed no JSON: {_tail(done.stderr)}",
+                         kind="unreadable") from None
+
+
+def _first_video_stream(info: dict) -> dict | None:
+    """The first real video stream: cover art (attached pictures) is not a video."""
+    for stream in info.get("streams", []):
+        if stream.get("codec_type") == "video" and not stream.get("disposition", {}).get("attached_pic"):
+            return stream
+    return None
+
+
+def _first_audio_stream(info: dict) -> dict | None:
+    return next((s for s in info.get("streams", []) if s.get("codec_type") == "audio"), None)
+
+
+def _duration(info: dict, video: dict | None) -> float | None:
+    return _number(float, (video or {}).get("duration")) or _number(float, info.get("format", {}).get("duration"))
+
+
+def _stated_frame_count(info: dict, video: dict) -> int | None:
+    """``nb_frames`` when the container states it and it agrees with duration x average fps."""
+    stated = _number(int, video.get("nb_frames"))
+    duration, fps = _duration(info, video), _rate(video.get("avg_frame_rate"))
+    if not stated or not duration or not fps:
+        return None
+    return stated if abs(stated - duration * fps) <= NB_FRAMES_TOLERANCE else None
+
+
+def _result(info: dict, video: dict | None) -> ProbeResult:
+    audio = _first_audio_stream(info)
+    fmt = info.get("format", {})
+    frame_count, method = None, None
+    if video is not None:
+        if "nb_read_packets" in video:
+            frame_count, method = _number(int, video["nb_read_packets"]), "packets"
+        else:
+            frame_count, method = _stated_frame_count(info, video), "nb_frames"
+    video = video or {}
+    return ProbeResult(
+        container=fmt.get("format_name"),
+        video_codec=video.get("codec_name"),
+        width=_number(int, video.get("width")),
+        height=_number(int, video.get("height")),
+        avg_fps=_rate(video.get("avg_frame_rate")),
+        r_fps=_rate(video.get("r_frame_rate")),
+        duration_s=_duration(info, video or None),
+        frame_count=frame_count,
+        frame_count_method=method,
+        has_audio=audio is not None,
+        audio_codec=(audio or {}).get("codec_name"),
+        bitrate=_number(int, fmt.get("bit_rate")),
+    )
+
+
+def _number(kind, value):
+    """ffprobe's numeric strings ("N/A" and missing become None)."""
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _rate(value: str | None) -> float | None:
+    """"30000/1001" -> 29.97; "0/0" (unknown) -> None."""
+    try:
+        rate = Fraction(value)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    return float(rate) if rate > 0 else None
+
+
+def _tail(stderr: str) -> str:
+    text = " | ".join(line.strip() for line in stderr.strip().splitlines() if line.strip())
+    return text if len(text) <= STDERR_KEPT else "..." + text[-STDERR_KEPT:]
+
+
+# --- ISO-BMFF (mp4/mov) completeness ------------------------------------------------------------
+
+def _is_bmff(path: Path) -> bool:
+    with path.open("rb") as fh:
+        head = fh.read(8)
+    return len(head) == 8 and head[4:8] == b"ftyp"
+
+
+def _check_bmff_complete(path: Path) -> None:
+    """Walk the top-level boxes; one that runs past the end of the file means it was cut short.
+
+    A cut ``mdat`` keeps its sample table (and so ``nb_frames``) intact, so without this check a
+    truncated download would pass as whole.
+    """
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        offset = 0
+        while offset + 8 <= size:
+            fh.seek(offset)
+            box_size, box_type = struct.unpack(">I4s", fh.read(8))
+            if box_size == 1:  # 64-bit size follows the type
+                largesize = fh.read(8)
+                if len(largesize) < 8:
+                    break
+                box_size = struct.unpack(">Q", largesize)[0]
+            elif box_size == 0:  # runs to the end of the file
+                return
+            if box_size < 8:
+                return  # not a box: leave the verdict to ffprobe
+            if offset + box_size > size:
+                raise MediaError(f"{path.name}: {box_type.decode('latin-1')!r} box needs "
+                                 f"{offset + box_size} bytes, file has {size}", kind="truncated")
+            offset += box_size
