@@ -1,0 +1,140 @@
+"""Download throughput over loopback: `download_pending` versus the limit and versus yt-dlp per file.
+
+All three fetch the same replica files (no faults) in this one process run:
+
+* **limit** - a plain concurrent httpx loop (same concurrency, same cookie) that streams each first-choice
+  URL to disk: no hashing, no checks, no fsync, no database. Nothing with checks can beat it.
+* **yt-dlp per file** - ``python -m yt_dlp`` started once per file with the cookie file, one after another,
+  on the direct URL (the replica is not tiktok.com, so yt-dlp's generic extractor). It is run on a sample
+  of ``--ytdlp-files`` files (the per-file cost does not depend on which file); MB/s is over that sample.
+* **download_pending** - the real stage end to end on a fresh SQLite store: claims, streaming with sha256,
+  fsync, ffprobe acceptance, atomic rename, one transaction per file.
+
+Goals (issue #5): >= 0.8x the limit, >= 5x yt-dlp per file.
+
+    .venv/bin/python bench/bench_download.py [--files 200] [--concurrency 8] [--ytdlp-files 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import http.cookiejar
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from tiktok_corpus.config import Settings
+from tiktok_corpus.download import download_pending
+from tiktok_corpus.replica import Replica, ReplicaConfig
+from tiktok_corpus.store.db import open_store
+from tiktok_corpus.store.models import Video
+from tiktok_corpus.tiktok.contract import ItemRecord, detail_api_path, parse_item_detail
+
+
+def fetch_items(base_url: str, ids: list[str]) -> list[ItemRecord]:
+    with httpx.Client(base_url=base_url) as client:
+        return [parse_item_detail(client.get(detail_api_path(video_id)).content) for video_id in ids]
+
+
+def chain_cookies(base_url: str) -> httpx.Cookies:
+    """The cookie a page visit sets (tt_chain_token), as every contender gets it."""
+    with httpx.Client() as client:
+        client.get(f"{base_url}/")
+        return httpx.Cookies(client.cookies)
+
+
+async def plain_loop(urls: list[str], cookies: httpx.Cookies, out_dir: Path, concurrency: int) -> int:
+    """The limit: concurrent streaming GETs straight to files, nothing else."""
+    slots = asyncio.Semaphore(concurrency)
+
+    async def one(index: int, url: str, client: httpx.AsyncClient) -> int:
+        async with slots, client.stream("GET", url) as response:
+            response.raise_for_status()
+            with open(out_dir / f"{index}.mp4", "wb") as out:
+                async for chunk in response.aiter_bytes(256 * 1024):
+                    out.write(chunk)
+                return out.tell()
+
+    async with httpx.AsyncClient(cookies=cookies, limits=httpx.Limits(max_connections=concurrency)) as client:
+        return sum(await asyncio.gather(*(one(i, url, client) for i, url in enumerate(urls))))
+
+
+def ytdlp_per_file(urls: list[str], cookies: httpx.Cookies, out_dir: Path) -> int:
+    jar = http.cookiejar.MozillaCookieJar(str(out_dir / "cookies.txt"))
+    for cookie in cookies.jar:
+        jar.set_cookie(cookie)
+    jar.save(ignore_discard=True, ignore_expires=True)
+    total = 0
+    for index, url in enumerate(urls):
+        target = out_dir / f"{index}.mp4"
+        subprocess.run([sys.executable, "-m", "yt_dlp", "-q", "--no-progress", "--cookies", jar.filename,
+                        "-o", str(target), url], check=True, timeout=120)
+        total += target.stat().st_size
+    return total
+
+
+def ours(base_url: str, records: list[ItemRecord], data_dir: Path, concurrency: int):
+    settings = Settings(data_dir=data_dir, base_url=base_url)
+    store = open_store(settings)
+    with store.transaction() as session:
+        for record in records:
+            session.add(Video(id=record.id, item_kind="video", declared_size=record.size, media_urls=[
+                {"kind": u.kind, "url": u.url, "data_size": u.data_size, "codec": u.codec}
+                for u in record.media_urls]))
+    try:
+        summary = asyncio.run(download_pending(store, settings, concurrency=concurrency))
+    finally:
+        store.dispose()
+    if summary.downloaded != len(records):
+        raise SystemExit(f"download_pending landed {summary.downloaded} of {len(records)}: {summary.as_dict()}")
+    return summary
+
+
+def timed(label: str, work) -> tuple[float, int]:
+    started = time.perf_counter()
+    size = work()
+    seconds = time.perf_counter() - started
+    print(f"  {label:<28} {size / 1e6:8.1f} MB in {seconds:7.2f} s = {size / 1e6 / seconds:8.1f} MB/s", flush=True)
+    return size / 1e6 / seconds, size
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--files", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--ytdlp-files", type=int, default=20)
+    args = parser.parse_args()
+
+    catalog_size = int(args.files * 1.25) + 20  # photo/private/deleted posts are not downloadable
+    print(f"building the replica ({catalog_size} posts; media cached after the first run)...", flush=True)
+    with Replica(ReplicaConfig(videos=catalog_size, seed=11)) as rep, tempfile.TemporaryDirectory() as tmp:
+        ids = [v.id for v in rep.catalog.videos if v.kind == "video"][:args.files]
+        records = fetch_items(rep.base_url, ids)
+        urls = [record.media_urls[0].url for record in records]
+        cookies = chain_cookies(rep.base_url)
+        work = Path(tmp)
+        for name in ("limit", "ytdlp"):
+            (work / name).mkdir()
+        print(f"{len(ids)} files, concurrency {args.concurrency}, loopback {rep.base_url}")
+        limit, _ = timed("limit (plain httpx loop)",
+                         lambda: asyncio.run(plain_loop(urls, cookies, work / "limit", args.concurrency)))
+        summary_box = {}
+
+        def run_ours() -> int:
+            summary_box["s"] = ours(rep.base_url, records, work / "data", args.concurrency)
+            return summary_box["s"].bytes
+
+        candidate, _ = timed("download_pending", run_ours)
+        sample = urls[:args.ytdlp_files]
+        ytdlp, _ = timed(f"yt-dlp per file ({len(sample)} files)", lambda: ytdlp_per_file(sample, cookies, work / "ytdlp"))
+    print(f"download_pending / limit           = {candidate / limit:5.2f}x  (goal >= 0.8x)")
+    print(f"download_pending / yt-dlp per file = {candidate / ytdlp:5.2f}x  (goal >= 5x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,177 @@
+"""The downloader against the replica site over real sockets, with the replica's faults turned on.
+
+Rows are made from the replica's own detail API (parsed by the contract), so these tests do not depend on
+the crawler. Every recoverable file must end byte-identical to what the CDN serves; no bad body may land.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+
+import httpx
+import pytest
+
+from tiktok_corpus.download import download_pending, video_file_path
+from tiktok_corpus.replica import Replica, ReplicaConfig
+from tiktok_corpus.store.models import Video
+from tiktok_corpus.tiktok.contract import detail_api_path, parse_item_detail
+
+BODY_KINDS = {"empty", "html_body", "json_body", "not_video", "truncated", "size_mismatch", "corrupt"}
+
+
+class ShiftableClock:
+    """The replica's clock: a test moves it back to have URLs issued that are already expired."""
+
+    def __init__(self) -> None:
+        self.offset_s = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset_s
+
+
+@pytest.fixture(scope="module")
+def replica():
+    clock = ShiftableClock()
+    with Replica(ReplicaConfig(videos=40, seed=3, slow_seconds=1.0), clock=clock) as rep:
+        rep.test_clock = clock
+        yield rep
+
+
+@pytest.fixture
+def site(replica, settings):
+    """Settings pointing at the replica, with faults reset after each test."""
+    yield settings.model_copy(update={"base_url": replica.base_url})
+    replica.set_faults({})
+
+
+def playable_ids(replica, n: int) -> list[str]:
+    return [v.id for v in replica.catalog.videos if v.kind == "video"][:n]
+
+
+def seed_rows(store, replica, ids: list[str]) -> None:
+    """Video rows as the crawler would store them, from the replica's detail API."""
+    with httpx.Client(base_url=replica.base_url) as client, store.transaction() as session:
+        for video_id in ids:
+            record = parse_item_detail(client.get(detail_api_path(video_id)).content)
+            session.add(Video(id=record.id, item_kind=record.kind, declared_size=record.size,
+                              media_urls=[{"kind": u.kind, "url": u.url, "data_size": u.data_size,
+                                           "codec": u.codec} for u in record.media_urls]))
+
+
+def assert_all_landed(site, rows, replica, ids: list[str]) -> None:
+    for video_id in ids:
+        row = rows.video(video_id)
+        assert row.download_status == "downloaded", (video_id, row.download_error_kind, row.download_error)
+        assert video_file_path(site.data_dir, video_id).read_bytes() == replica.media_path(video_id).read_bytes()
+    assert rows.part_files(site.data_dir) == []
+
+
+def test_transient_faults_are_survived_byte_for_byte(store, site, rows, replica, quick):
+    ids = playable_ids(replica, 10)
+    seed_rows(store, replica, ids)
+    replica.set_faults({"truncated": 0.25, "cdn_html": 0.15, "zero_byte": 0.15, "http_5xx": 0.2,
+                        "http_429": 0.1, "slow": 0.1})
+    summary = asyncio.run(download_pending(store, site, options=replace(quick, attempts=6), concurrency=4))
+
+    assert summary.downloaded == len(ids), summary.as_dict()
+    assert_all_landed(site, rows, replica, ids)
+    outcomes = {a.outcome for video_id in ids for a in rows.attempts(video_id)}
+    assert outcomes & BODY_KINDS and outcomes & {"http_500", "http_502", "http_503", "http_504", "http_429"}
+
+
+def test_corrupt_media_is_never_accepted(store, site, rows, replica, quick):
+    ids = playable_ids(replica, 3)
+    seed_rows(store, replica, ids)
+    replica.set_faults({"corrupt_media": 1.0})
+    summary = asyncio.run(download_pending(store, site, options=quick))
+
+    assert summary.downloaded == 0 and summary.failed == len(ids)
+    for video_id in ids:
+        row = rows.video(video_id)
+        assert (row.download_status, row.download_error_kind in BODY_KINDS) == ("failed", True)
+        assert rows.media(video_id) is None and not video_file_path(site.data_dir, video_id).exists()
+    assert rows.part_files(site.data_dir) == []
+
+
+def test_403_without_cookie_and_expired_urls_refresh_the_item(store, site, rows, replica, quick):
+    ids = playable_ids(replica, 4)
+    replica.test_clock.offset_s = -7 * 3600  # URLs issued 7 h ago expired an hour ago
+    try:
+        seed_rows(store, replica, ids[:2])
+    finally:
+        replica.test_clock.offset_s = 0.0
+    seed_rows(store, replica, ids[2:])
+    # A chain token for another site: the CDN gets no cookie and answers 403.
+    foreign = [{"name": "tt_chain_token", "value": "x", "domain": "elsewhere.example", "path": "/"}]
+    summary = asyncio.run(download_pending(store, site, options=quick, cookies=foreign))
+
+    assert summary.downloaded == len(ids)
+    assert_all_landed(site, rows, replica, ids)
+    assert rows.attempts(ids[2])[0].outcome == "forbidden"
+    assert rows.attempts(ids[0])[0].outcome == "ok"  # the expired URL was never requested
+
+
+def test_ytdlp_fallback_lands_a_file_that_passes_the_same_checks(store, site, rows, replica, quick):
+    ids = playable_ids(replica, 1)
+    seed_rows(store, replica, ids)
+    with httpx.Client() as real:
+        real.get(f"{replica.base_url}/")
+        cookies = [{"name": c.name, "value": c.value, "domain": c.domain, "path": c.path} for c in real.cookies.jar]
+
+    # The HTTP path is broken for this run (every answer a 503); yt-dlp reaches the replica on its own.
+    broken = httpx.AsyncClient(transport=httpx.MockTransport(lambda request: httpx.Response(503)))
+
+    async def go():
+        async with broken:
+            return await download_pending(store, site, client=broken, cookies=cookies,
+                                          options=replace(quick, use_ytdlp=True, attempts=1))
+
+    summary = asyncio.run(go())
+    assert (summary.downloaded, dict(summary.methods)) == (1, {"ytdlp": 1})
+    assert_all_landed(site, rows, replica, ids)
+    assert [a.method for a in rows.attempts(ids[0])][-1] == "ytdlp"
+
+
+def test_a_download_killed_mid_transfer_is_completed_by_a_rerun(store, site, rows, replica, quick, tmp_path):
+    ids = playable_ids(replica, 6)
+    seed_rows(store, replica, ids)
+    replica.set_faults({"slow": 1.0})
+    env = {**os.environ, "CORPUS_DATA_DIR": str(site.data_dir), "CORPUS_DB_URL": site.db_url,
+           "CORPUS_BASE_URL": site.base_url}
+    child = subprocess.Popen([sys.executable, "-c", "from tiktok_corpus.cli import app; app()", "download", "--json"], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not rows.part_files(site.data_dir) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert rows.part_files(site.data_dir), "the child never started a transfer"
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait(timeout=30)
+    assert any(rows.video(i).download_status == "claimed" for i in ids)
+
+    replica.set_faults({})
+    summary = asyncio.run(download_pending(store, site, options=quick))
+    assert summary.downloaded + summary.verified == len(ids)
+    assert_all_landed(site, rows, replica, ids)
+
+
+def test_the_cli_downloads_and_prints_a_json_summary(store, site, rows, replica):
+    from typer.testing import CliRunner
+
+    from tiktok_corpus.cli import app
+
+    ids = playable_ids(replica, 3)
+    seed_rows(store, replica, ids)
+    result = CliRunner().invoke(app, ["--data-dir", str(site.data_dir), "download", "--limit", "2", "--json"],
+                                env={"CORPUS_BASE_URL": site.base_url})
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["downloaded"] == 2
+    assert sorted(rows.video(i).download_status for i in ids) == ["downloaded", "downloaded", "pending"]

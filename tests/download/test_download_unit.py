@@ -1,0 +1,331 @@
+"""The downloader's decisions, against httpx.MockTransport (a stand-in for tiktok.com) and real ffprobe/SQLite.
+
+The fault tests over real sockets against the replica are in test_download_replica.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from dataclasses import replace
+
+import httpx
+import pytest
+
+from tiktok_corpus.download import (check_size, download_pending, sniff_body, status_error,
+                                    video_file_path)
+from tiktok_corpus.errors import ContractError, DownloadError
+
+SITE = "http://site.test"
+CDN = "http://cdn.test"
+COOKIES = [{"name": "tt_chain_token", "value": "tok", "domain": "cdn.test", "path": "/"}]
+
+
+@pytest.fixture
+def site_settings(settings):
+    return settings.model_copy(update={"base_url": SITE})
+
+
+def url(name: str, **query) -> dict:
+    tail = "&".join(f"{k}={v}" for k, v in query.items())
+    return {"kind": name, "url": f"{CDN}/v/{name}" + (f"?{tail}" if tail else ""), "data_size": None,
+            "codec": "h264"}
+
+
+def page_html(video_id: str, *, status: int = 0, play: str | None = None) -> str:
+    struct = {"id": video_id, "video": {"playAddr": play}} if play else None
+    scope = {"__DEFAULT_SCOPE__": {"webapp.video-detail": {"statusCode": status, "itemInfo": {"itemStruct": struct}}}}
+    return (f'<html><script id="__UNIVERSAL_DATA_FOR_REHYDRATION__" type="application/json">'
+            f'{json.dumps(scope)}</script></html>')
+
+
+def run(store, settings, handler, options, **kwargs):
+    async def go():
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+            return await download_pending(store, settings, client=client, options=options,
+                                          cookies=kwargs.pop("cookies", COOKIES), **kwargs)
+    return asyncio.run(go())
+
+
+# --- pure checks ------------------------------------------------------------------------------------
+
+def test_sniff_body_names_what_a_body_is():
+    assert sniff_body(b"\x00\x00\x00\x20ftypisom") is None
+    assert sniff_body(b"  <!DOCTYPE html>") == "html_body"
+    assert sniff_body(b'{"statusCode"') == "json_body"
+    assert sniff_body(b"\x1a\x45\xdf\xa3abcd") == "not_video"
+
+
+def test_check_size_demands_every_stated_size():
+    check_size(10, content_length=10, total=10, declared=10)
+    with pytest.raises(DownloadError) as short:
+        check_size(9, content_length=9, total=10, declared=None)
+    assert (short.value.kind, short.value.retryable) == ("truncated", True)
+    with pytest.raises(DownloadError) as longer:
+        check_size(11, content_length=11, total=None, declared=10)
+    assert longer.value.kind == "size_mismatch"
+    with pytest.raises(DownloadError) as empty:
+        check_size(0, content_length=0, total=None, declared=None)
+    assert empty.value.kind == "empty"
+
+
+@pytest.mark.parametrize("status, kind, retryable", [
+    (503, "http_503", True), (429, "http_429", True), (408, "http_408", True),
+    (404, "not_found", False), (410, "gone", False), (403, "forbidden", False)])
+def test_status_errors_are_transient_or_final(status, kind, retryable):
+    error = status_error(status, f"{CDN}/v/x?expire=9999999999", now=1000.0)
+    assert (error.kind, error.retryable) == (kind, retryable)
+
+
+def test_403_on_an_expired_url_says_expired():
+    assert status_error(403, f"{CDN}/v/x?expire=500", now=1000.0).kind == "expired"
+
+
+def test_ids_are_digits_before_they_form_a_path(tmp_path):
+    assert video_file_path(tmp_path, "7012345678").relative_to(tmp_path).as_posix() == "videos/70/7012345678.mp4"
+    with pytest.raises(ContractError):
+        video_file_path(tmp_path, "../../etc/passwd")
+
+
+# --- one run over a mock site ---------------------------------------------------------------------
+
+def test_falls_through_candidates_and_lands_a_byte_identical_file(store, site_settings, rows, quick,
+                                                                  sample_mp4):
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.path == "/v/gear":
+            return httpx.Response(404)
+        return httpx.Response(206, content=sample_mp4, headers={
+            "content-type": "video/mp4", "content-range": f"bytes 0-{len(sample_mp4) - 1}/{len(sample_mp4)}"})
+
+    rows.add("7000000000000000001", [url("gear"), url("play_addr")])
+    summary = run(store, site_settings, handler, quick, user_agent="UA/1.0")
+
+    assert (summary.downloaded, summary.failed, summary.bytes) == (1, 0, len(sample_mp4))
+    final = video_file_path(site_settings.data_dir, "7000000000000000001")
+    assert final.read_bytes() == sample_mp4
+    media = rows.media("7000000000000000001")
+    assert media.sha256 == hashlib.sha256(sample_mp4).hexdigest()
+    assert (media.path, media.size_bytes, media.source_url_kind) == (
+        "videos/70/7000000000000000001.mp4", len(sample_mp4), "play_addr")
+    row = rows.video("7000000000000000001")
+    assert (row.download_status, row.probe_status) == ("downloaded", "pending")
+    assert [(a.method, a.url_kind, a.http_status, a.outcome) for a in rows.attempts(row.id)] == [
+        ("http", "gear", 404, "not_found"), ("http", "play_addr", 206, "ok")]
+    cdn = seen[-1]
+    assert cdn.headers["range"] == "bytes=0-"
+    assert cdn.headers["user-agent"] == "UA/1.0"
+    assert cdn.headers["referer"] == f"{SITE}/"
+    assert "tt_chain_token=tok" in cdn.headers["cookie"]
+    assert rows.part_files(site_settings.data_dir) == []
+
+
+def test_retries_503_then_succeeds(store, site_settings, rows, quick, sample_mp4):
+    calls = []
+
+    def handler(request):
+        calls.append(request.url.path)
+        if len(calls) <= 2:
+            return httpx.Response(503, headers={"retry-after": "0"})
+        return httpx.Response(200, content=sample_mp4, headers={"content-type": "video/mp4"})
+
+    rows.add("7000000000000000002", [url("gear")])
+    summary = run(store, site_settings, handler, quick)
+    assert summary.downloaded == 1
+    assert [a.outcome for a in rows.attempts("7000000000000000002")] == ["http_503", "http_503", "ok"]
+
+
+@pytest.mark.parametrize("fault, kind", [
+    ("html_200", "html_body"), ("html_as_video", "html_body"), ("json", "json_body"), ("zero", "empty"),
+    ("noise", "not_video"), ("short_of_datasize", "truncated"), ("corrupt", "corrupt")])
+def test_bad_bodies_are_never_accepted(store, site_settings, rows, quick, sample_mp4, fault, kind):
+    def body() -> tuple[bytes, str]:
+        if fault == "html_200":
+            return b"<html>Access Denied</html>", "text/html"
+        if fault == "html_as_video":
+            return b"<html>Access Denied</html>", "video/mp4"
+        if fault == "json":
+            return b'{"statusCode": 10204}', "application/json"
+        if fault == "zero":
+            return b"", "video/mp4"
+        if fault == "noise":
+            return bytes(range(256)) * 4, "video/mp4"
+        if fault == "corrupt":  # a real ftyp box, then garbage
+            return sample_mp4[:32] + bytes(len(sample_mp4) - 32), "video/mp4"
+        return sample_mp4, "video/mp4"
+
+    def handler(request):
+        if request.url.host == "site.test":
+            return httpx.Response(404)
+        content, content_type = body()
+        return httpx.Response(200, content=content, headers={"content-type": content_type})
+
+    candidate = url("gear") | ({"data_size": len(sample_mp4) + 100} if fault == "short_of_datasize" else {})
+    rows.add("7000000000000000003", [candidate])
+    summary = run(store, site_settings, handler, replace(quick, attempts=2))
+
+    row = rows.video("7000000000000000003")
+    assert (summary.downloaded, summary.failed) == (0, 1)
+    assert (row.download_status, row.download_error_kind) == ("failed", kind)
+    assert rows.media(row.id) is None
+    assert not video_file_path(site_settings.data_dir, row.id).exists()
+    assert rows.part_files(site_settings.data_dir) == []
+    assert summary.failures == {kind: 1}
+
+
+def test_403_refreshes_urls_from_the_page_and_stores_them(store, site_settings, rows, quick, sample_mp4):
+    video_id = "7000000000000000004"
+
+    def handler(request):
+        if request.url.host == "site.test":
+            return httpx.Response(200, text=page_html(video_id, play=f"{CDN}/v/fresh"),
+                                  headers={"set-cookie": "tt_chain_token=new; Domain=cdn.test; Path=/"})
+        if request.url.path == "/v/fresh":
+            return httpx.Response(200, content=sample_mp4, headers={"content-type": "video/mp4"})
+        return httpx.Response(403, text="Access Denied", headers={"content-type": "text/html"})
+
+    rows.add(video_id, [url("gear"), url("play_addr")])
+    summary = run(store, site_settings, handler, quick)
+    assert summary.downloaded == 1
+    assert [(a.url_kind, a.outcome) for a in rows.attempts(video_id)] == [
+        ("gear", "forbidden"), ("play_addr", "ok")]
+    assert [u["url"] for u in rows.video(video_id).media_urls] == [f"{CDN}/v/fresh"]
+
+
+def test_expired_urls_are_refreshed_without_being_requested(store, site_settings, rows, quick, sample_mp4):
+    video_id = "7000000000000000005"
+    requested = []
+
+    def handler(request):
+        requested.append(str(request.url))
+        if request.url.host == "site.test":
+            return httpx.Response(200, text=page_html(video_id, play=f"{CDN}/v/fresh?expire=99999999999"))
+        return httpx.Response(200, content=sample_mp4, headers={"content-type": "video/mp4"})
+
+    rows.add(video_id, [url("gear", expire=100)])
+    assert run(store, site_settings, handler, quick).downloaded == 1
+    assert not any("expire=100" in r for r in requested)
+
+
+def test_a_deleted_item_is_a_final_expected_failure(store, site_settings, rows, quick):
+    def handler(request):
+        if request.url.host == "site.test":
+            return httpx.Response(200, text=page_html("7000000000000000006", status=10204))
+        return httpx.Response(403)
+
+    rows.add("7000000000000000006", [url("gear")])
+    summary = run(store, site_settings, handler, quick)
+    row = rows.video("7000000000000000006")
+    assert (row.download_status, row.download_error_kind) == ("failed", "deleted")
+    assert summary.failures == {"deleted": 1}
+
+
+def test_files_already_downloaded_are_verified_and_not_fetched_again(store, site_settings, rows, quick,
+                                                                     sample_mp4):
+    fetches = []
+
+    def handler(request):
+        fetches.append(request)
+        return httpx.Response(200, content=sample_mp4, headers={"content-type": "video/mp4"})
+
+    rows.add("7000000000000000007", [url("gear")])
+    run(store, site_settings, handler, quick)
+    with store.transaction() as session:  # e.g. an operator re-queued it
+        session.get(type(rows.video("7000000000000000007")), "7000000000000000007").download_status = "pending"
+    again = run(store, site_settings, handler, quick)
+    assert (again.verified, again.downloaded, len(fetches)) == (1, 0, 1)
+    assert rows.video("7000000000000000007").download_status == "downloaded"
+
+
+def test_a_non_digit_id_fails_without_touching_the_disk(store, site_settings, rows, quick):
+    rows.add("../../x", [url("gear")])
+    summary = run(store, site_settings, lambda r: httpx.Response(500), quick)
+    assert summary.failures == {"bad_id": 1}
+    assert not (site_settings.data_dir / "videos").exists()
+
+
+def test_oversize_bodies_are_refused(store, site_settings, rows, quick, sample_mp4):
+    rows.add("7000000000000000008", [url("gear")])
+    handler = lambda r: httpx.Response(200, content=sample_mp4, headers={"content-type": "video/mp4"})  # noqa: E731
+    summary = run(store, site_settings, handler, replace(quick, max_bytes=len(sample_mp4) - 1, refreshes=0))
+    assert summary.failures == {"too_large": 1}
+    assert rows.part_files(site_settings.data_dir) == []
+
+
+def test_a_full_disk_stops_the_run_and_gives_rows_back(store, site_settings, rows, quick, sample_mp4):
+    rows.add("7000000000000000009", [url("gear")])
+    handler = lambda r: httpx.Response(200, content=sample_mp4, headers={"content-type": "video/mp4"})  # noqa: E731
+    with pytest.raises(DownloadError) as stopped:
+        run(store, site_settings, handler, replace(quick, min_free_bytes=10**18))
+    assert stopped.value.kind == "no_space"
+    assert rows.video("7000000000000000009").download_status == "pending"
+
+
+def test_failed_rows_are_retried_only_when_asked(store, site_settings, rows, quick, sample_mp4):
+    rows.add("7000000000000000010", [url("gear")], status="failed")
+    handler = lambda r: httpx.Response(200, content=sample_mp4, headers={"content-type": "video/mp4"})  # noqa: E731
+    assert run(store, site_settings, handler, quick).downloaded == 0
+    assert run(store, site_settings, handler, quick, retry_failed=True).downloaded == 1
+
+
+def test_follow_mode_picks_up_rows_added_while_it_runs(store, site_settings, rows, quick, sample_mp4):
+    handler = lambda r: httpx.Response(200, content=sample_mp4, headers={"content-type": "video/mp4"})  # noqa: E731
+    rows.add("7000000000000000011", [url("gear")])
+
+    async def go():
+        follow = asyncio.Event()
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+            running = asyncio.create_task(download_pending(
+                store, site_settings, client=client, cookies=COOKIES, follow=follow,
+                options=replace(quick, poll_s=0.05)))
+            await asyncio.sleep(0.3)
+            rows.add("7000000000000000012", [url("gear")])  # the crawler finds another one
+            follow.set()
+            return await running
+
+    summary = asyncio.run(go())
+    assert summary.downloaded == 2
+
+
+@pytest.mark.postgres
+def test_downloads_land_on_postgres_too(pg_url, tmp_path, rows_of, quick, sample_mp4):
+    from tiktok_corpus.config import Settings
+    from tiktok_corpus.store.db import open_store, upgrade_database
+
+    pg_settings = Settings(data_dir=tmp_path / "data", db_url=pg_url, base_url=SITE)
+    upgrade_database(pg_settings)
+    pg_store = open_store(pg_settings)
+    try:
+        rows = rows_of(pg_store)
+        for n in range(3):
+            rows.add(f"700000000000000010{n}", [url("gear")])
+        handler = lambda r: httpx.Response(200, content=sample_mp4, headers={"content-type": "video/mp4"})  # noqa: E731
+        summary = run(pg_store, pg_settings, handler, quick, concurrency=2)
+        assert summary.downloaded == 3
+        assert all(rows.media(f"700000000000000010{n}").sha256 == hashlib.sha256(sample_mp4).hexdigest()
+                   for n in range(3))
+    finally:
+        pg_store.dispose()
+
+
+def test_stale_part_files_are_removed_unless_a_live_claim_writes_them(store, site_settings, rows):
+    from datetime import timedelta
+
+    from tiktok_corpus.download import remove_stale_parts
+    from tiktok_corpus.store.models import Video, utcnow
+
+    rows.add("7100000000000000001", [url("gear")])
+    rows.add("7100000000000000002", [url("gear")])
+    with store.transaction() as session:  # another live worker is writing the second one
+        busy = session.get(Video, "7100000000000000002")
+        busy.download_status, busy.download_lease_until = "claimed", utcnow() + timedelta(minutes=5)
+    stale, live = (video_file_path(site_settings.data_dir, i).with_suffix(".mp4.part")
+                   for i in ("7100000000000000001", "7100000000000000002"))
+    for part in (stale, live):
+        part.parent.mkdir(parents=True, exist_ok=True)
+        part.write_bytes(b"half a file")
+    assert remove_stale_parts(store, site_settings.data_dir) == 1
+    assert (stale.exists(), live.exists()) == (False, True)
