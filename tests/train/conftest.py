@@ -1,0 +1,94 @@
+"""A small synthetic export built with real ffmpeg: brightness decides ``is_viral`` (``signal=1``).
+
+Until the replica's ``--signal`` videos land, this stands in for an export: tiny 64x64 clips whose
+mean brightness is high for viral videos and low otherwise, plus a ``videos.parquet`` and
+``manifest.json`` in the export format. ``signal=0`` keeps the same files with labels independent of brightness.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+SPLITS = ["train"] * 32 + ["val"] * 8 + ["test"] * 16
+
+
+def _make_video(path: Path, level: int, tint: tuple[int, int, int], seconds: float, size: str, fps: int) -> None:
+    rgb = "".join(f"{min(255, max(0, level + t)):02x}" for t in tint)
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi",
+                    "-i", f"color=c=0x{rgb}:s={size}:r={fps}:d={seconds},noise=alls=40:allf=t+u",
+                    "-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "ultrafast", str(path)],
+                   check=True, capture_output=True, timeout=60)
+
+
+def write_export(root: Path, videos: pd.DataFrame, label: str = "binary") -> Path:
+    """Write a table and manifest in the export format (files already under ``root``)."""
+    videos.to_parquet(root / "videos.parquet", index=False)
+    (root / "manifest.json").write_text(json.dumps({"name": root.name, "version": 1, "label": label}))
+    return root
+
+
+def build_synthetic_export(root: Path, seed: int = 0, splits: list[str] = SPLITS, size: str = "64x64",
+                           fps: int = 10, seconds: tuple[float, ...] = (1.2, 1.6, 2.0)) -> pd.DataFrame:
+    """ffmpeg clips under ``root/videos`` and their export rows; ``is_viral`` = bright.
+
+    ``bench/gpu_check.sh`` calls it too, with larger, longer videos.
+    """
+    rng = np.random.default_rng(seed)
+    (root / "videos").mkdir(parents=True)
+    n = len(splits)
+    width, height = (int(x) for x in size.split("x"))
+    viral = np.array([i % 2 for i in range(n)])
+    levels = np.where(viral == 1, rng.integers(150, 211, n), rng.integers(45, 106, n))
+    tints = rng.integers(-30, 31, (n, 3))
+    durations = rng.choice(seconds, n)
+    files = [f"videos/{7000000000000000000 + i}.mp4" for i in range(n)]
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        list(pool.map(lambda i: _make_video(root / files[i], int(levels[i]), tuple(tints[i]), durations[i], size, fps),
+                      range(n)))
+    return pd.DataFrame({
+        "video_id": [f.split("/")[1].removesuffix(".mp4") for f in files],
+        "author_id": [str(100 + i) for i in range(n)],
+        "author_unique_id": [f"user{i}" for i in range(n)],
+        "create_time": 1_700_000_000 + np.arange(n),
+        "desc": ["#demo " + "x" * int(k) for k in rng.integers(0, 60, n)],
+        "hashtags": [["demo"] * int(k) for k in rng.integers(0, 4, n)],
+        "play_count": rng.integers(100, 10_000, n), "like_count": rng.integers(0, 1000, n),
+        "comment_count": rng.integers(0, 100, n), "share_count": rng.integers(0, 50, n),
+        "collect_count": rng.integers(0, 50, n), "follower_count": rng.integers(10, 100_000, n),
+        "stats_captured_at": 1_700_100_000, "duration_s": durations, "fps": float(fps),
+        "frame_count": (durations * fps).astype(int), "width": width, "height": height, "has_audio": False,
+        "file": files, "sha256": [hashlib.sha256((root / f).read_bytes()).hexdigest() for f in files],
+        "virality_score": np.clip(levels / 255 + rng.normal(0, 0.05, n), 0, 1), "is_viral": viral,
+        "split": splits,
+    })
+
+
+@pytest.fixture(scope="session")
+def signal_export(tmp_path_factory) -> Path:
+    """``--signal 1``: brightness decides is_viral."""
+    root = tmp_path_factory.mktemp("export-signal1")
+    return write_export(root, build_synthetic_export(root))
+
+
+@pytest.fixture(scope="session")
+def noise_export(tmp_path_factory, signal_export) -> Path:
+    """``--signal 0``: the same videos, labels independent of brightness (nothing to learn from pixels)."""
+    root = tmp_path_factory.mktemp("export-signal0")
+    videos = pd.read_parquet(signal_export / "videos.parquet")
+    (root / "videos").mkdir()
+    for name in videos["file"]:
+        os.link(signal_export / name, root / name)
+    # Within every split, half the bright and half the dark videos are viral: pixels carry no label.
+    rng = np.random.default_rng(1)
+    for _, rows in videos.groupby(["split", "is_viral"]):
+        videos.loc[rows.index, "is_viral"] = rng.permutation(np.arange(len(rows)) % 2)
+    return write_export(root, videos)

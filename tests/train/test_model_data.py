@@ -1,0 +1,107 @@
+"""The model's exact shape, clip sampling, the proxy cache and the honesty of the metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from tiktok_corpus.errors import ConfigError, MediaError
+from tiktok_corpus.train.data import (KINETICS_MEAN, KINETICS_STD, EpochSampler, build_cache, clip_starts,
+                                      load_export, normalize_clips, read_clip)
+from tiktok_corpus.train.metrics import evaluate, tune_threshold
+from tiktok_corpus.train.model import build_model
+
+
+def test_model_is_r2plus1d_18_with_the_papers_head():
+    model = build_model("none").eval()
+    head = [(type(layer), getattr(layer, "in_features", None), getattr(layer, "out_features", None),
+             getattr(layer, "p", None)) for layer in model.head]
+    assert head == [(nn.Linear, 512, 512, None), (nn.ReLU, None, None, None), (nn.Dropout, None, None, 0.5),
+                    (nn.Linear, 512, 128, None), (nn.ReLU, None, None, None), (nn.Dropout, None, None, 0.5),
+                    (nn.Linear, 128, 1, None)]
+    assert type(model.backbone).__name__ == "VideoResNet" and len(model.backbone.layer4) == 2
+    with torch.no_grad():
+        logits = model(torch.randn(2, 3, 8, 32, 32))  # (B, C, T, H, W)
+    assert logits.shape == (2,)
+
+
+def test_clips_are_padded_in_time_and_kinetics_normalised():
+    clips = torch.full((1, 3, 4, 2, 2), 255, dtype=torch.uint8)
+    normed = normalize_clips(clips, torch.tensor([3]))
+    expected = [(1 - m) / s for m, s in zip(KINETICS_MEAN, KINETICS_STD)]
+    assert torch.allclose(normed[0, :, 0, 0, 0], torch.tensor(expected))
+    assert torch.count_nonzero(normed[:, :, 3]) == 0  # the padded frame is zero after normalisation
+    assert clip_starts(100, 32, 1) == [34] and clip_starts(10, 32, 1) == [0]
+    assert clip_starts(100, 32, 3) == [0, 34, 68]
+
+
+def test_proxy_cache_is_built_once_and_reads_padded_clips(signal_export, tmp_path):
+    export = load_export(signal_export)
+    cache = tmp_path / "cache"
+    proxies = build_cache(export, 16, cache, progress=False)
+    assert len(proxies) == len(export.table) and all(p.is_file() for p in proxies.values())
+    stamps = {p: p.stat().st_mtime_ns for p in proxies.values()}
+    assert build_cache(export, 16, cache, progress=False) == proxies
+    assert {p: p.stat().st_mtime_ns for p in proxies.values()} == stamps  # reused, not rebuilt
+    shortest = export.table.sort_values("frame_count").iloc[0]
+    clip, valid = read_clip(proxies[shortest.video_id], 32)
+    assert clip.shape == (3, 32, 16, 16) and clip.dtype == torch.uint8
+    assert 0 < valid < 32 and clip[:, valid:].count_nonzero() == 0 and clip[:, :valid].count_nonzero() > 0
+    first, _ = read_clip(proxies[shortest.video_id], 4, seed=(0, 1, 2))
+    again, _ = read_clip(proxies[shortest.video_id], 4, seed=(0, 1, 2))
+    assert torch.equal(first, again)
+
+
+def test_undecodable_original_is_a_clear_error(signal_export, tmp_path):
+    export = load_export(signal_export)
+    broken = export.table.head(2).copy()
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video")
+    broken.loc[broken.index[0], ["file", "sha256"]] = [str(bad), "0" * 64]
+    with pytest.raises(MediaError, match="1 video"):
+        build_cache(export.__class__(export.root, export.manifest, broken), 16, tmp_path / "c", progress=False)
+    with pytest.raises(ConfigError, match="manifest"):
+        load_export(tmp_path)
+
+
+def test_sampler_is_seeded_sharded_and_balanced():
+    labels = np.array([0] * 9 + [1])
+    order = list(EpochSampler(labels, seed=3, train=True))
+    assert order == list(EpochSampler(labels, seed=3, train=True)) and len(order) == 10
+    halves = [list(EpochSampler(labels, seed=3, train=True, rank=r, world_size=2)) for r in (0, 1)]
+    assert sorted(k.index for k in halves[0] + halves[1]) == list(range(10))
+    balanced = EpochSampler(np.array([0] * 90 + [1] * 10), seed=0, train=True, balanced=True)
+    assert 0.3 < np.mean([key.index >= 90 for key in balanced]) < 0.7
+
+
+def _features(n):
+    return {name: np.random.default_rng(n).normal(size=(n, 4)) for name in ("train", "val", "test")}
+
+
+def test_collapsed_model_never_beats_baselines():
+    y = np.array([0, 1] * 10)
+    metrics = evaluate("binary", y_val=y, scores_val=np.full(20, 0.3), y_test=y, scores_test=np.full(20, 0.3),
+                       train_y=y, features=_features(20))
+    assert metrics["collapsed"] is True and metrics["beats_baselines"] is False
+    assert "collapsed" in metrics["verdict"]
+    assert set(metrics["baselines"]) == {"majority", "metadata"}
+
+
+def test_one_class_test_split_reports_null_auc_with_reason():
+    y = np.array([0, 1] * 10)
+    metrics = evaluate("binary", y_val=y, scores_val=np.linspace(0, 1, 20), y_test=np.zeros(20),
+                       scores_test=np.linspace(0, 1, 20), train_y=y, features=_features(20))
+    assert metrics["model"]["roc_auc"] is None and "one class" in metrics["model"]["roc_auc_note"]
+    assert metrics["beats_baselines"] is False
+
+
+def test_regression_metrics_and_threshold_tuning():
+    y = np.linspace(0, 1, 20)
+    metrics = evaluate("continuous", y_val=y, scores_val=y, y_test=y, scores_test=y * 0.9 + 0.05,
+                       train_y=y, features=_features(20))
+    assert metrics["model"]["spearman"] == pytest.approx(1.0) and metrics["beats_baselines"] is True
+    assert set(metrics["model"]) >= {"mse", "rmse", "mae", "spearman"}
+    threshold, _ = tune_threshold(np.array([0, 0, 1, 1]), np.array([0.1, 0.2, 0.3, 0.4]))
+    assert threshold == pytest.approx(0.3)

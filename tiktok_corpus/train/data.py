@@ -1,0 +1,336 @@
+"""Training inputs: the export table, the decoded-once proxy cache, and clip sampling.
+
+Decoding a full-resolution original for every clip costs ~270 ms; the paper's model only ever sees
+``size x size`` frames. So each video is decoded *once* into a proxy: an H.264 file already resized to
+``size x size`` with a keyframe every :data:`PROXY_GOP` frames and no B-frames, so reading any 32
+consecutive frames decodes at most ``32 + PROXY_GOP`` tiny frames. Proxies are keyed by the original's
+sha256 and the size, live beside the export (or in ``--cache-dir``) and are reused by every run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, NamedTuple, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from ..errors import ConfigError, MediaError
+
+KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
+KINETICS_STD = (0.22803, 0.22145, 0.216989)
+PROXY_GOP = 8
+PROXY_VERSION = "v1"  # bump when the proxy encoding changes, so stale caches are never reused
+FFMPEG_TIMEOUT_S = 300
+TARGETS = {"binary": "is_viral", "continuous": "virality_score"}
+REQUIRED_COLUMNS = ("video_id", "file", "split")
+
+
+@dataclass(frozen=True)
+class Export:
+    """One export directory: its manifest, its table and the training task it defines."""
+
+    root: Path
+    manifest: dict
+    table: pd.DataFrame
+
+    @property
+    def task(self) -> str:
+        """``binary`` (BCE on is_viral) or ``continuous`` (MSE on virality_score)."""
+        return self.manifest["label"]
+
+    @property
+    def target_column(self) -> str:
+        return TARGETS[self.task]
+
+    def split(self, name: str) -> pd.DataFrame:
+        return self.table[self.table["split"] == name].reset_index(drop=True)
+
+
+def load_export(root: Path) -> Export:
+    """Read ``manifest.json`` and ``videos.parquet`` (or ``videos.csv``), checking what training needs."""
+    root = Path(root)
+    manifest_path = root / "manifest.json"
+    if not manifest_path.is_file():
+        raise ConfigError(f"{root} is not an export: no manifest.json")
+    manifest = json.loads(manifest_path.read_text())
+    if manifest.get("label") not in TARGETS:
+        raise ConfigError(f"{manifest_path}: label must be one of {sorted(TARGETS)}, "
+                          f"got {manifest.get('label')!r}")
+    if (root / "videos.parquet").is_file():
+        table = pd.read_parquet(root / "videos.parquet")
+    elif (root / "videos.csv").is_file():
+        table = pd.read_csv(root / "videos.csv", dtype={"video_id": str, "author_id": str})
+    else:
+        raise ConfigError(f"{root} has no videos.parquet or videos.csv")
+    missing = [c for c in (*REQUIRED_COLUMNS, TARGETS[manifest["label"]]) if c not in table.columns]
+    if missing:
+        raise ConfigError(f"{root}: the video table lacks column(s) {', '.join(missing)}")
+    table = table.copy()
+    table["video_id"] = table["video_id"].astype(str)
+    for name in ("train", "val", "test"):
+        if not (table["split"] == name).any():
+            raise ConfigError(f"{root}: the {name!r} split is empty; training needs train, val and test")
+    return Export(root=root, manifest=manifest, table=table)
+
+
+# --- the proxy cache ----------------------------------------------------------------------------
+
+def proxy_dir(cache_root: Path, size: int) -> Path:
+    return Path(cache_root) / f"proxies-{PROXY_VERSION}-{size}px"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def encode_proxy(source: Path, target: Path, size: int) -> Path:
+    """Decode ``source`` once and write a ``size x size`` short-GOP proxy to ``target`` (atomically).
+
+    Single-threaded x264 keeps the output byte-identical for the same input, so training, evaluation
+    and ``corpus predict`` see exactly the same pixels.
+    """
+    if size % 2:
+        raise ConfigError(f"--size must be even (H.264 4:2:0), got {size}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".part")
+    command = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-threads", "1", "-i", str(source), "-an",
+               "-sn", "-dn", "-map", "0:v:0",
+               "-vf", f"scale={size}:{size}:flags=area,format=yuv420p",
+               "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-threads", "1",
+               "-g", str(PROXY_GOP), "-keyint_min", str(PROXY_GOP), "-sc_threshold", "0", "-bf", "0",
+               "-f", "mp4", str(partial)]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=FFMPEG_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        partial.unlink(missing_ok=True)
+        raise MediaError(f"{source}: decoding took longer than {FFMPEG_TIMEOUT_S}s") from None
+    if done.returncode != 0 or not partial.is_file() or partial.stat().st_size == 0:
+        partial.unlink(missing_ok=True)
+        detail = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "no video frames"
+        raise MediaError(f"{source}: cannot decode ({detail})")
+    with open(partial, "rb") as handle:
+        os.fsync(handle.fileno())
+    partial.replace(target)
+    return target
+
+
+def build_cache(export: Export, size: int, cache_root: Path | None = None, workers: int | None = None,
+                progress: bool = True) -> dict[str, Path]:
+    """Make sure every video of the export has its proxy; returns ``video_id -> proxy path``.
+
+    Proxies already present are reused (the key is the original's sha256, so a re-export of the same
+    file shares them). Undecodable originals are reported together in one :class:`MediaError` after
+    all the others were built, so a rerun only redoes what failed.
+    """
+    directory = proxy_dir(cache_root or export.root / "cache", size)
+    jobs: dict[str, tuple[Path, Path]] = {}
+    for row in export.table.itertuples(index=False):
+        source = export.root / row.file
+        if not source.is_file():
+            raise ConfigError(f"{export.root}: video {row.video_id} has no file at {row.file}")
+        digest = getattr(row, "sha256", None)
+        digest = digest if isinstance(digest, str) and digest else file_sha256(source)
+        jobs[row.video_id] = (source, directory / f"{digest}.mp4")
+    todo = [(vid, src, dst) for vid, (src, dst) in jobs.items() if not dst.is_file()]
+    failures: list[str] = []
+    if todo:
+        from rich.progress import Progress
+        with Progress(disable=not progress, transient=True) as bar, \
+                ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
+            task = bar.add_task(f"decoding {len(todo)} videos into {size}px proxies", total=len(todo))
+            futures = [pool.submit(encode_proxy, src, dst, size) for _, src, dst in todo]
+            for future in futures:
+                try:
+                    future.result()
+                except MediaError as exc:
+                    failures.append(exc.message)
+                bar.advance(task)
+    if failures:
+        raise MediaError(f"{len(failures)} video(s) could not be decoded: " + "; ".join(failures[:5]))
+    return {vid: dst for vid, (_, dst) in jobs.items()}
+
+
+# --- clips --------------------------------------------------------------------------------------
+
+def clip_starts(n_frames: int, clip_frames: int, n_clips: int) -> list[int]:
+    """Evaluation clip starts: one centred clip, or ``n_clips`` spread uniformly over the video."""
+    room = max(0, n_frames - clip_frames)
+    if n_clips == 1:
+        return [room // 2]
+    return [int(round(x)) for x in np.linspace(0, room, n_clips)]
+
+
+def random_start(n_frames: int, clip_frames: int, seed: Sequence[int]) -> int:
+    """Training clip start, drawn from ``seed`` alone so any worker layout gives the same clip."""
+    room = max(0, n_frames - clip_frames)
+    return int(np.random.default_rng(list(seed)).integers(0, room + 1))
+
+
+def read_clip(proxy: Path, clip_frames: int, start: int | None = None,
+              seed: Sequence[int] | None = None) -> tuple[torch.Tensor, int]:
+    """``clip_frames`` consecutive frames as uint8 (C, T, H, W), zero-padded in time; and how many are real.
+
+    Give ``start`` (or ``-1`` for the centred clip) or a ``seed`` for a random start.
+    """
+    from torchcodec.decoders import VideoDecoder
+    try:
+        decoder = VideoDecoder(str(proxy), seek_mode="exact", num_ffmpeg_threads=1)
+        n_frames = len(decoder)
+        if seed is not None:
+            start = random_start(n_frames, clip_frames, seed)
+        elif start is None or start < 0:
+            start = clip_starts(n_frames, clip_frames, 1)[0]
+        frames = decoder.get_frames_in_range(start, min(n_frames, start + clip_frames)).data
+    except (RuntimeError, ValueError) as exc:
+        raise MediaError(f"{proxy}: cannot read frames ({exc})") from exc
+    valid = frames.shape[0]
+    if valid < clip_frames:
+        frames = torch.cat([frames, frames.new_zeros((clip_frames - valid, *frames.shape[1:]))])
+    return frames.permute(1, 0, 2, 3).contiguous(), valid
+
+
+def eval_start(proxy: Path, clip_frames: int, eval_clips: int, clip_no: int) -> int:
+    """Start of evaluation clip ``clip_no``; ``-1`` (centred, resolved by :func:`read_clip`) for one clip."""
+    if eval_clips == 1:
+        return -1
+    from torchcodec.decoders import VideoDecoder
+    try:
+        n_frames = len(VideoDecoder(str(proxy), seek_mode="exact"))
+    except (RuntimeError, ValueError) as exc:
+        raise MediaError(f"{proxy}: cannot read frames ({exc})") from exc
+    return clip_starts(n_frames, clip_frames, eval_clips)[clip_no]
+
+
+def normalize_clips(clips: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """uint8 (B, C, T, H, W) -> Kinetics-normalised float; frames past ``valid`` are zero (padding).
+
+    Runs on the training device, so only uint8 crosses the host-device link.
+    """
+    mean = torch.tensor(KINETICS_MEAN, device=clips.device).view(1, 3, 1, 1, 1)
+    std = torch.tensor(KINETICS_STD, device=clips.device).view(1, 3, 1, 1, 1)
+    normed = (clips.float() / 255.0 - mean) / std
+    in_clip = torch.arange(clips.shape[2], device=clips.device).view(1, 1, -1, 1, 1)
+    return normed * (in_clip < valid.to(clips.device).view(-1, 1, 1, 1, 1))
+
+
+class ClipKey(NamedTuple):
+    """What a sampler asks for: a row, and either a random-start seed or an evaluation clip number."""
+
+    index: int
+    seed: tuple[int, ...] | None = None
+    clip_no: int = 0
+
+
+class ClipDataset(Dataset):
+    """Rows of one split, read from their proxies; items are ``(clip, valid, target, index)``."""
+
+    def __init__(self, proxies: Sequence[Path], targets: Sequence[float], clip_frames: int,
+                 eval_clips: int = 1) -> None:
+        self.proxies = list(proxies)
+        self.targets = torch.tensor(np.asarray(targets, dtype=np.float32))
+        self.clip_frames = clip_frames
+        self.eval_clips = eval_clips
+
+    def __len__(self) -> int:
+        return len(self.proxies)
+
+    def __getitem__(self, key: ClipKey):
+        proxy = self.proxies[key.index]
+        if key.seed is not None:
+            clip, valid = read_clip(proxy, self.clip_frames, seed=key.seed)
+        else:
+            start = eval_start(proxy, self.clip_frames, self.eval_clips, key.clip_no)
+            clip, valid = read_clip(proxy, self.clip_frames, start=start)
+        return clip, valid, self.targets[key.index], key.index
+
+
+class EpochSampler(Sampler[ClipKey]):
+    """Per-epoch order and clip seeds, derived from (seed, epoch) only: resumable and worker-independent.
+
+    ``train`` shuffles and gives each item a random-start seed; ``balanced`` draws rows with replacement,
+    each class equally likely; under DDP each rank takes every ``world_size``-th item of the same order.
+    """
+
+    def __init__(self, labels: Sequence[float], *, seed: int, train: bool, balanced: bool = False,
+                 eval_clips: int = 1, rank: int = 0, world_size: int = 1) -> None:
+        self.labels = np.asarray(labels)
+        self.seed, self.train, self.balanced = seed, train, balanced
+        self.eval_clips, self.rank, self.world_size = eval_clips, rank, world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _order(self) -> list[ClipKey]:
+        n = len(self.labels)
+        if not self.train:
+            return [ClipKey(i, None, c) for i in range(n) for c in range(self.eval_clips)]
+        rng = np.random.default_rng([self.seed, self.epoch])
+        if self.balanced:
+            classes, counts = np.unique(self.labels, return_counts=True)
+            weight = {c: 1.0 / k for c, k in zip(classes, counts)}
+            p = np.array([weight[x] for x in self.labels])
+            rows = rng.choice(n, size=n, replace=True, p=p / p.sum())
+        else:
+            rows = rng.permutation(n)
+        return [ClipKey(int(i), (self.seed, self.epoch, position), 0) for position, i in enumerate(rows)]
+
+    def __iter__(self) -> Iterator[ClipKey]:
+        order = self._order()
+        per_rank = math.ceil(len(order) / self.world_size)
+        order = (order * self.world_size)[:per_rank * self.world_size] if self.world_size > 1 else order
+        return iter(order[self.rank::self.world_size])
+
+    def __len__(self) -> int:
+        total = len(self.labels) * (1 if self.train else self.eval_clips)
+        return math.ceil(total / self.world_size)
+
+
+def collate_clips(batch):
+    clips, valid, targets, index = zip(*batch)
+    return torch.stack(clips), torch.tensor(valid), torch.stack(targets), torch.tensor(index)
+
+
+# --- metadata features (for the metadata-only baseline) ---------------------------------------
+
+def _hashtag_count(value) -> int:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return 0
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                return len(json.loads(text))
+            except ValueError:
+                pass
+        return len([t for t in text.replace("#", " ").replace(",", " ").split() if t])
+    return len(value)
+
+
+def metadata_features(table: pd.DataFrame) -> np.ndarray:
+    """log1p(followers), duration, caption length, hashtag count: what a model sees without pixels."""
+    def column(name, default=0.0):
+        return pd.to_numeric(table[name], errors="coerce").fillna(default) if name in table else \
+            pd.Series(default, index=table.index)
+    desc = table["desc"].fillna("").astype(str) if "desc" in table else pd.Series("", index=table.index)
+    hashtags = table["hashtags"] if "hashtags" in table else pd.Series([None] * len(table), index=table.index)
+    return np.column_stack([
+        np.log1p(column("follower_count").clip(lower=0)),
+        column("duration_s"),
+        desc.str.len(),
+        [_hashtag_count(v) for v in hashtags],
+    ]).astype(np.float64)

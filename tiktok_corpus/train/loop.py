@@ -1,0 +1,383 @@
+"""The training loop: Adam + StepLR, early stopping, per-epoch checkpoints, resume, DDP, honest report.
+
+Run directory layout: ``config.json``, ``history.csv``, ``last.pt`` / ``best.pt`` (model, optimizer,
+scheduler, epoch, config, history, RNG state), ``metrics.json``, ``predictions.parquet`` and the
+figures. Under ``torchrun`` every rank trains on its shard; rank 0 alone writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader
+
+from ..errors import ConfigError
+from . import plots
+from .data import (ClipDataset, EpochSampler, Export, build_cache, collate_clips, load_export,
+                   metadata_features, normalize_clips)
+from .metrics import evaluate
+from .model import ViralityModel, build_model
+
+# Options that may change when a run is resumed; everything else must match the saved config.
+RESUMABLE_OVERRIDES = ("epochs", "patience", "device", "amp", "workers", "progress")
+
+
+@dataclass
+class TrainConfig:
+    """Every option of ``corpus train``; the defaults are the paper's."""
+
+    export_dir: Path
+    epochs: int = 20
+    frames: int = 32
+    size: int = 112
+    batch_size: int = 8
+    lr: float = 1e-3
+    step_size: int = 7
+    gamma: float = 0.1
+    patience: int = 5
+    weights: str = "none"
+    freeze_backbone: bool = False
+    device: str = "auto"
+    amp: bool = False
+    workers: int | None = None
+    seed: int = 0
+    out: Path | None = None
+    resume: bool = False
+    pos_weight: str = "none"
+    balanced_sampling: bool = False
+    eval_clips: int = 1
+    cache_dir: Path | None = None
+    progress: bool = field(default=True, compare=False)
+
+    def __post_init__(self) -> None:
+        self.export_dir = Path(self.export_dir)
+        self.out = Path(self.out) if self.out else None
+        self.cache_dir = Path(self.cache_dir) if self.cache_dir else None
+        positive = {"epochs": self.epochs, "frames": self.frames, "size": self.size,
+                    "batch_size": self.batch_size, "step_size": self.step_size,
+                    "patience": self.patience, "eval_clips": self.eval_clips}
+        for name, value in positive.items():
+            if value < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+        if self.size % 2:
+            raise ConfigError(f"--size must be even, got {self.size}")
+        if self.lr <= 0 or not 0 < self.gamma <= 1:
+            raise ConfigError("--lr must be positive and --gamma in (0, 1]")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ConfigError(f"--device must be auto, cpu or cuda, got {self.device!r}")
+        if self.pos_weight not in ("auto", "none"):
+            raise ConfigError(f"--pos-weight must be auto or none, got {self.pos_weight!r}")
+        if self.workers is not None and self.workers < 0:
+            raise ConfigError("--workers cannot be negative")
+
+    def to_json(self) -> dict:
+        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class _Dist:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def train(config: TrainConfig) -> Path:
+    """Train on ``config.export_dir`` and write the run directory; returns it."""
+    dist_info = _init_distributed(config)
+    try:
+        return _train(config, dist_info)
+    finally:
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _init_distributed(config: TrainConfig) -> _Dist:
+    """Join the process group when launched by ``torchrun`` (WORLD_SIZE > 1)."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size == 1:
+        return _Dist()
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = resolve_device(config.device).type == "cuda"
+    if use_cuda:
+        torch.cuda.set_device(local_rank)
+    dist.init_process_group("nccl" if use_cuda else "gloo")
+    return _Dist(dist.get_rank(), world_size, local_rank)
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    if name not in ("auto", "cpu", "cuda"):
+        raise ConfigError(f"--device must be auto, cpu or cuda, got {name!r}")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for, but no CUDA device is available")
+    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda", local_rank)
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+
+
+def _run_dir(config: TrainConfig) -> Path:
+    if config.out:
+        return config.out
+    runs = config.export_dir / "runs"
+    if config.resume:
+        previous = sorted(p for p in runs.glob("*") if (p / "last.pt").is_file()) if runs.is_dir() else []
+        if not previous:
+            raise ConfigError(f"--resume: no run with a last.pt under {runs}; name one with --out")
+        return previous[-1]
+    return runs / datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def _resumed_config(config: TrainConfig, run_dir: Path) -> tuple[TrainConfig, dict]:
+    """The saved run's config (with the overridable options taken from ``config``) and its checkpoint."""
+    last = run_dir / "last.pt"
+    if not last.is_file():
+        raise ConfigError(f"--resume: {last} does not exist")
+    checkpoint = torch.load(last, map_location="cpu", weights_only=False)
+    saved = TrainConfig.from_json(checkpoint["config"])
+    overrides = {name: getattr(config, name) for name in RESUMABLE_OVERRIDES}
+    return replace(saved, **overrides, out=run_dir, resume=True), checkpoint
+
+
+def _train(config: TrainConfig, world: _Dist) -> Path:
+    run_dir = _run_dir(config)
+    checkpoint = None
+    if config.resume:
+        config, checkpoint = _resumed_config(config, run_dir)
+    elif (run_dir / "last.pt").exists():
+        raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it or pick another --out")
+    device = resolve_device(config.device, world.local_rank)
+    use_amp = config.amp and device.type == "cuda"
+    seed_everything(config.seed)
+    export = load_export(config.export_dir)
+    if world.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        build_cache(export, config.size, config.cache_dir, progress=config.progress)
+        (run_dir / "config.json").write_text(json.dumps(config.to_json(), indent=2) + "\n")
+    if world.world_size > 1:
+        dist.barrier()
+    proxies = build_cache(export, config.size, config.cache_dir, progress=False)
+
+    splits = {name: export.split(name) for name in ("train", "val", "test")}
+    target = export.target_column
+    loaders = {name: _loader(config, device, world, splits[name], proxies, target, train=name == "train")
+               for name in ("train", "val")}
+
+    model = build_model(config.weights)
+    if config.freeze_backbone:
+        model.freeze_backbone()
+    model = model.to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last_3d)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.step_size, gamma=config.gamma)
+    loss_fn = _loss(export, splits["train"][target], config, device)
+
+    state = {"epoch": 0, "history": [], "best_val_loss": float("inf"), "stale_epochs": 0}
+    if checkpoint is not None:
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        scheduler.load_state_dict(checkpoint["scheduler"])
+        torch.set_rng_state(checkpoint["rng"])
+        state = {k: checkpoint[k] for k in state}
+    trained = nn.parallel.DistributedDataParallel(model) if world.world_size > 1 else model
+
+    for epoch in range(state["epoch"] + 1, config.epochs + 1):
+        if state["stale_epochs"] >= config.patience:
+            break
+        started = time.perf_counter()
+        train_loss, clips = _train_epoch(trained, loaders["train"], epoch, optimizer, loss_fn, device,
+                                         use_amp, config, world)
+        val_loss = _validation_loss(model, loaders["val"], loss_fn, device, use_amp, world)
+        seconds = time.perf_counter() - started
+        state["history"].append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
+                                 "lr": optimizer.param_groups[0]["lr"], "seconds": round(seconds, 3),
+                                 "train_clips_per_s": round(clips * world.world_size / seconds, 3)})
+        if device.type == "cuda":
+            state["history"][-1]["peak_gpu_mem_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 3)
+        scheduler.step()
+        improved = val_loss < state["best_val_loss"]
+        state["best_val_loss"] = min(val_loss, state["best_val_loss"])
+        state["stale_epochs"] = 0 if improved else state["stale_epochs"] + 1
+        state["epoch"] = epoch
+        if world.main:
+            _checkpoint(run_dir, model, optimizer, scheduler, config, state, best=improved)
+    if world.main:
+        _report(run_dir, config, export, splits, proxies, device, use_amp, state["history"])
+    if world.world_size > 1:
+        dist.barrier()
+    return run_dir
+
+
+def _loader(config: TrainConfig, device: torch.device, world: _Dist, rows: pd.DataFrame,
+            proxies: dict[str, Path], target: str, *, train: bool, shard: bool = True) -> DataLoader:
+    dataset = ClipDataset([proxies[v] for v in rows["video_id"]], rows[target].to_numpy(),
+                          config.frames, config.eval_clips)
+    sampler = EpochSampler(rows[target].to_numpy(), seed=config.seed, train=train,
+                           balanced=train and config.balanced_sampling, eval_clips=config.eval_clips,
+                           rank=world.rank if shard else 0, world_size=world.world_size if shard else 1)
+    workers = config.workers if config.workers is not None else \
+        (min(8, os.cpu_count() or 1) if device.type == "cuda" else 0)
+    return DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, num_workers=workers,
+                      collate_fn=collate_clips, pin_memory=device.type == "cuda",
+                      persistent_workers=workers > 0, prefetch_factor=4 if workers else None)
+
+
+def _loss(export: Export, train_targets: pd.Series, config: TrainConfig, device: torch.device):
+    """BCE on the sigmoid output for is_viral (optionally class-weighted), MSE for virality_score."""
+    if export.task == "continuous":
+        mse = nn.MSELoss()
+        return lambda logits, y: mse(torch.sigmoid(logits), y)
+    pos_weight = None
+    if config.pos_weight == "auto":
+        positives = float(train_targets.sum())
+        if positives == 0:
+            raise ConfigError("--pos-weight auto: the train split has no positive (viral) video")
+        pos_weight = torch.tensor((len(train_targets) - positives) / positives, device=device)
+    return nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+
+
+def forward_clips(model: nn.Module, clips, valid, device: torch.device, use_amp: bool) -> torch.Tensor:
+    """uint8 clips -> logits: the one preprocessing + forward path of training, evaluation and predict."""
+    inputs = normalize_clips(clips.to(device, non_blocking=True), valid)
+    if device.type == "cuda":
+        inputs = inputs.contiguous(memory_format=torch.channels_last_3d)
+    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
+        return model(inputs).float()
+
+
+def _train_epoch(model, loader, epoch, optimizer, loss_fn, device, use_amp, config, world) -> tuple[float, int]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    model.train()
+    loader.sampler.set_epoch(epoch)
+    total, count = 0.0, 0
+    columns = (TextColumn(f"epoch {epoch}/{config.epochs}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("loss {task.fields[loss]:.4f}"), TimeRemainingColumn())
+    with Progress(*columns, disable=not (config.progress and world.main), transient=True) as bar:
+        task = bar.add_task("train", total=len(loader), loss=float("nan"))
+        for clips, valid, targets, _ in loader:
+            targets = targets.to(device, non_blocking=True)
+            loss = loss_fn(forward_clips(model, clips, valid, device, use_amp), targets)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(targets)
+            count += len(targets)
+            bar.update(task, advance=1, loss=total / count)
+    return _all_reduce_mean(total, count, device, world), count
+
+
+@torch.no_grad()
+def score_split(model: nn.Module, loader: DataLoader, device: torch.device, use_amp: bool,
+                loss_fn=None) -> tuple[np.ndarray, float]:
+    """Per-row sigmoid scores (averaged over a row's evaluation clips) and the mean clip loss."""
+    model.eval()
+    n_rows = len(loader.dataset)
+    sums, counts = np.zeros(n_rows), np.zeros(n_rows)
+    loss_total, loss_count = 0.0, 0
+    for clips, valid, targets, index in loader:
+        logits = forward_clips(model, clips, valid, device, use_amp)
+        if loss_fn is not None:
+            loss_total += loss_fn(logits, targets.to(device)).item() * len(targets)
+            loss_count += len(targets)
+        np.add.at(sums, index.numpy(), torch.sigmoid(logits).cpu().numpy())
+        np.add.at(counts, index.numpy(), 1)
+    scores = np.divide(sums, counts, out=np.full(n_rows, np.nan), where=counts > 0)
+    return scores, loss_total / max(loss_count, 1)
+
+
+def _validation_loss(model, loader, loss_fn, device, use_amp, world) -> float:
+    _, mean_loss = score_split(model, loader, device, use_amp, loss_fn)
+    return _all_reduce_mean(mean_loss * len(loader.sampler), len(loader.sampler), device, world)
+
+
+def _all_reduce_mean(total: float, count: int, device: torch.device, world: _Dist) -> float:
+    if world.world_size > 1:
+        both = torch.tensor([total, float(count)], device=device, dtype=torch.float64)
+        dist.all_reduce(both)
+        total, count = both.tolist()
+    return total / max(count, 1)
+
+
+def _checkpoint(run_dir: Path, model: nn.Module, optimizer, scheduler, config: TrainConfig, state: dict,
+                best: bool) -> None:
+    """Write last.pt (and best.pt when validation improved) atomically, then history.csv."""
+    payload = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+               "scheduler": scheduler.state_dict(), "config": config.to_json(),
+               "rng": torch.get_rng_state(), **state}
+    for name in ("last.pt", "best.pt") if best else ("last.pt",):
+        partial = run_dir / f"{name}.part"
+        torch.save(payload, partial)
+        partial.replace(run_dir / name)
+    pd.DataFrame(state["history"]).to_csv(run_dir / "history.csv", index=False)
+
+
+def load_run_model(run_dir: Path, device: torch.device, checkpoint: str = "best.pt") -> tuple[ViralityModel, TrainConfig]:
+    """The trained model of a run (best validation epoch by default) and its config."""
+    path = Path(run_dir) / checkpoint
+    if not path.is_file():
+        raise ConfigError(f"{run_dir} is not a finished training run: no {checkpoint}")
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    model = build_model("none")
+    model.load_state_dict(saved["model"])
+    return model.to(device).eval(), TrainConfig.from_json(saved["config"])
+
+
+def _report(run_dir: Path, config: TrainConfig, export: Export, splits: dict[str, pd.DataFrame],
+            proxies: dict[str, Path], device: torch.device, use_amp: bool, history: list[dict]) -> None:
+    """Score val and test with the best epoch's weights; write metrics, predictions and figures."""
+    model, _ = load_run_model(run_dir, device)
+    target = export.target_column
+    scored = {}
+    for name in ("val", "test"):
+        loader = _loader(config, device, _Dist(), splits[name], proxies, target, train=False, shard=False)
+        scores, _ = score_split(model, loader, device, use_amp)
+        scored[name] = splits[name].assign(score=scores, target=splits[name][target].astype(float))
+    metrics = evaluate(export.task, y_val=scored["val"]["target"], scores_val=scored["val"]["score"],
+                       y_test=scored["test"]["target"], scores_test=scored["test"]["score"],
+                       train_y=splits["train"][target],
+                       features={name: metadata_features(rows) for name, rows in splits.items()})
+    metrics["run"] = {"export": str(export.root), "export_name": export.manifest.get("name"),
+                      "export_version": export.manifest.get("version"),
+                      "best_epoch": int(min(history, key=lambda h: h["val_loss"])["epoch"]),
+                      "epochs_run": len(history)}
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+
+    threshold = metrics["model"]["threshold"]
+    predictions = pd.concat([scored["val"].assign(split="val"), scored["test"].assign(split="test")])
+    predictions = predictions[["video_id", "split", "target", "score"]].reset_index(drop=True)
+    if threshold is not None:
+        predictions["label"] = (predictions["score"] >= threshold).astype(int)
+    predictions.to_parquet(run_dir / "predictions.parquet", index=False)
+
+    plots.loss_curves(pd.DataFrame(history), run_dir / "loss_curves.png")
+    if export.task == "binary":
+        plots.confusion(metrics["model"]["at_tuned"]["confusion_matrix"], threshold,
+                        run_dir / "confusion_matrix.png")
+    plots.best_worst_strip(scored["test"], proxies, config.frames, run_dir / "best_worst.png")

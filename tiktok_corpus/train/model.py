@@ -1,0 +1,66 @@
+"""The paper's model: torchvision's R(2+1)D-18 with a three-layer MLP head and one sigmoid output."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+
+BACKBONE_FEATURES = 512
+
+
+def virality_head() -> nn.Sequential:
+    """Linear(512, 512), ReLU, Dropout(0.5), Linear(512, 128), ReLU, Dropout(0.5), Linear(128, 1)."""
+    return nn.Sequential(
+        nn.Linear(BACKBONE_FEATURES, 512), nn.ReLU(), nn.Dropout(0.5),
+        nn.Linear(512, 128), nn.ReLU(), nn.Dropout(0.5),
+        nn.Linear(128, 1),
+    )
+
+
+class ViralityModel(nn.Module):
+    """R(2+1)D-18 + head. ``forward`` returns logits (B,); ``sigmoid`` of them is the model's output.
+
+    Logits rather than probabilities leave the network so BCE can be computed stably
+    (``BCEWithLogitsLoss`` is BCE on the sigmoid output, without its overflow).
+    """
+
+    def __init__(self, backbone: nn.Module) -> None:
+        super().__init__()
+        backbone.fc = virality_head()
+        self.backbone = backbone
+
+    @property
+    def head(self) -> nn.Sequential:
+        return self.backbone.fc
+
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        return self.backbone(clips).squeeze(1)
+
+    def freeze_backbone(self) -> None:
+        """Train only the head (useful with Kinetics weights and little data)."""
+        for name, parameter in self.backbone.named_parameters():
+            parameter.requires_grad = name.startswith("fc.")
+
+
+def build_model(weights: str = "none") -> ViralityModel:
+    """``none`` (random init), ``kinetics400`` (torchvision download) or a path to those weights offline."""
+    from torchvision.models.video import R2Plus1D_18_Weights, r2plus1d_18
+    if weights == "none":
+        return ViralityModel(r2plus1d_18(weights=None))
+    if weights == "kinetics400":
+        return ViralityModel(r2plus1d_18(weights=R2Plus1D_18_Weights.KINETICS400_V1))
+    path = Path(weights)
+    if not path.is_file():
+        raise ConfigError(f"--weights must be none, kinetics400 or a weights file; {weights} is none of them")
+    backbone = r2plus1d_18(weights=None)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        backbone.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
+    except (RuntimeError, ValueError, KeyError, pickle.UnpicklingError) as exc:
+        raise ConfigError(f"{path} is not an R(2+1)D-18 state dict: {exc}") from exc
+    return ViralityModel(backbone)

@@ -1,0 +1,55 @@
+"""The run's figures: loss curves (paper Fig. 5/6), confusion matrix (Fig. 8), best/worst strip (Fig. 7)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from .data import read_clip  # noqa: E402
+
+
+def loss_curves(history: pd.DataFrame, path: Path) -> Path:
+    figure, axes = plt.subplots(figsize=(6, 4))
+    axes.plot(history["epoch"], history["train_loss"], marker="o", label="train")
+    axes.plot(history["epoch"], history["val_loss"], marker="o", label="validation")
+    axes.set(xlabel="epoch", ylabel="loss", title="Training and validation loss")
+    axes.legend()
+    return _save(figure, path)
+
+
+def confusion(matrix: list[list[int]], threshold: float, path: Path) -> Path:
+    figure, axes = plt.subplots(figsize=(4, 4))
+    axes.imshow(matrix, cmap="Blues")
+    for row in range(2):
+        for col in range(2):
+            axes.text(col, row, str(matrix[row][col]), ha="center", va="center", fontsize=14)
+    axes.set(xticks=[0, 1], yticks=[0, 1], xticklabels=["not viral", "viral"],
+             yticklabels=["not viral", "viral"], xlabel="predicted", ylabel="true",
+             title=f"Test confusion matrix (threshold {threshold:.2f})")
+    return _save(figure, path)
+
+
+def best_worst_strip(test: pd.DataFrame, proxies: dict[str, Path], clip_frames: int, path: Path) -> Path:
+    """The three highest- and three lowest-scored test videos: middle frame, score and true target."""
+    ranked = test.sort_values("score", ascending=False)
+    picks = pd.concat([ranked.head(3), ranked.tail(3)]).drop_duplicates("video_id")
+    figure, axes = plt.subplots(1, len(picks), figsize=(2.2 * len(picks), 2.8), squeeze=False)
+    for axis, row in zip(axes[0], picks.itertuples(index=False)):
+        clip, valid = read_clip(proxies[row.video_id], clip_frames)
+        axis.imshow(clip[:, valid // 2].permute(1, 2, 0).numpy())
+        axis.set_title(f"{row.video_id}\nscore {row.score:.2f} / true {row.target:g}", fontsize=8)
+        axis.axis("off")
+    figure.suptitle("Highest (left) and lowest (right) scored test videos")
+    return _save(figure, path)
+
+
+def _save(figure, path: Path) -> Path:
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path

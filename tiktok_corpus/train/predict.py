@@ -1,0 +1,49 @@
+"""Score video files with a trained run, through exactly the preprocessing evaluation used."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import torch
+
+from ..errors import CorpusError, MediaError
+from .data import encode_proxy, eval_start, read_clip
+from .loop import forward_clips, load_run_model, resolve_device
+
+
+def predict(paths: Iterable[Path], run_dir: Path, device: str = "auto") -> Iterator[dict]:
+    """One dict per file: ``{"path", "score", "label", "threshold"}`` or ``{"path", "error", "message"}``.
+
+    Each file becomes a proxy with the run's size (the same encoder as the training cache, so the same
+    pixels) and is scored on the run's evaluation clips. ``label`` uses the threshold tuned on
+    validation (binary runs; null for continuous ones). A bad file yields an error line; the rest go on.
+    """
+    run_dir = Path(run_dir)
+    target = resolve_device(device)
+    model, config = load_run_model(run_dir, target)
+    metrics_path = run_dir / "metrics.json"
+    threshold = json.loads(metrics_path.read_text())["model"]["threshold"] if metrics_path.is_file() else 0.5
+    with tempfile.TemporaryDirectory(prefix="corpus-predict-") as scratch:
+        for number, path in enumerate(paths):
+            path = Path(path)
+            try:
+                if not path.is_file():
+                    raise MediaError(f"{path}: no such file", kind="missing")
+                proxy = encode_proxy(path, Path(scratch) / f"{number}.mp4", config.size)
+                score = _score(model, proxy, config.frames, config.eval_clips, target, config.amp)
+            except CorpusError as exc:
+                yield {"path": str(path), "error": exc.kind, "message": exc.message}
+                continue
+            label = None if threshold is None else int(score >= threshold)
+            yield {"path": str(path), "score": score, "label": label, "threshold": threshold}
+
+
+@torch.no_grad()
+def _score(model, proxy: Path, clip_frames: int, eval_clips: int, device: torch.device, amp: bool) -> float:
+    starts = [eval_start(proxy, clip_frames, eval_clips, n) for n in range(eval_clips)]
+    clips, valid = zip(*(read_clip(proxy, clip_frames, start=s) for s in starts))
+    logits = forward_clips(model, torch.stack(clips), torch.tensor(valid), device, amp and device.type == "cuda")
+    return float(torch.sigmoid(logits).mean())
