@@ -184,6 +184,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('stats_snapshots', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_stats_snapshots_captured_at'), ['captured_at'], unique=False)
+        batch_op.create_index('ix_stats_snapshots_latest', ['video_id', 'captured_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_stats_snapshots_video_id'), ['video_id'], unique=False)
 
     op.create_table('video_hashtags',
@@ -199,6 +200,7 @@ def downgrade() -> None:
     op.drop_table('video_hashtags')
     with op.batch_alter_table('stats_snapshots', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_stats_snapshots_video_id'))
+        batch_op.drop_index('ix_stats_snapshots_latest')
         batch_op.drop_index(batch_op.f('ix_stats_snapshots_captured_at'))
 
     op.drop_table('stats_snapshots')
