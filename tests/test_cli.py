@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from tiktok_corpus.cli import _CorpusGroup, app
 from tiktok_corpus.config import Settings
-from tiktok_corpus.errors import ConfigError, CorpusError, NotImplementedYet
+from tiktok_corpus.errors import ConfigError, CorpusError, StaleSchemaError
 from tiktok_corpus.store.db import downgrade, make_engine, open_store
 from tiktok_corpus.store.models import Video
 
@@ -114,11 +114,10 @@ def boundary_app(error: CorpusError) -> typer.Typer:
 
 
 def test_expected_errors_become_one_line_and_their_exit_code():
-    result = runner.invoke(boundary_app(NotImplementedYet("`corpus x` is not implemented yet (issue #9)")),
-                           ["fail"])
+    result = runner.invoke(boundary_app(StaleSchemaError("run `corpus db upgrade`")), ["fail"])
 
     assert result.exit_code == 1
-    assert result.stderr == "error: `corpus x` is not implemented yet (issue #9)\n"
+    assert result.stderr == "error: run `corpus db upgrade`\n"
 
 
 def test_error_messages_are_printed_verbatim():

@@ -12,7 +12,6 @@ Every error the library raises on purpose derives from :class:`CorpusError` and 
 CorpusError
 ├── ConfigError            bad settings or options                      expected, final
 ├── StaleSchemaError       database needs `corpus db upgrade`          expected, final
-├── NotImplementedYet      a command whose issue has not landed         expected, final
 ├── ContractError          a TikTok answer we cannot use                 retryable unless said
 │   ├── BlockedError       WAF / empty body / captcha / login wall       expected, retryable
 │   └── ItemUnavailable    deleted, private (statusCode 10204/10216...)  expected, final
@@ -55,11 +54,6 @@ class ConfigError(CorpusError):
 
 class StaleSchemaError(CorpusError):
     kind = "stale_schema"
-    expected = True
-
-
-class NotImplementedYet(CorpusError):
-    kind = "not_implemented"
     expected = True
 
 

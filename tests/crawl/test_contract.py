@@ -1,0 +1,161 @@
+"""The pure contract parsers on hand-written fixtures (every layout and missing-field case) and on the
+real captured shapes in ../shared/tiktok-fixtures when that folder exists."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tiktok_corpus.errors import BlockedError, ContractError, ItemUnavailable
+from tiktok_corpus.tiktok.contract import (detect_block, is_expired, page_url, parse_item_detail,
+                                           parse_item_list, parse_video_page, redact_url, validate_video_id)
+
+FIXTURES = Path(__file__).parent / "fixtures"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SHARED_FIXTURES = REPO_ROOT.parent / "shared" / "tiktok-fixtures"
+needs_shared = pytest.mark.skipif(not SHARED_FIXTURES.is_dir(),
+                                  reason=f"{SHARED_FIXTURES} does not exist (real captured shapes unavailable)")
+
+
+def fixture(name: str) -> str:
+    return (FIXTURES / name).read_text()
+
+
+def test_modern_list_prefers_exact_stats_and_orders_media_urls():
+    listing = parse_item_list(fixture("recommend_modern.json"))
+    first = listing.items[0]
+    assert first.id == "7400000000000000001"
+    assert first.stats.play_count == 1234567 and first.stats.repost_count == 5 and first.stats.exact
+    assert first.author.id == "6800000000000000001" and first.author.follower_count == 12345
+    assert first.create_time == 1789000000
+    assert first.hashtags == (("running", "1001"), ("fyp", "1002"), ("sunset", None))
+    kinds = [m.kind for m in first.media_urls]
+    assert kinds == ["gear:normal_720_0", "play_addr", "download_addr", "other_gear:bytevc1_720", "aweme_play"]
+    assert all("bvc2" not in m.url for m in first.media_urls)
+    assert first.downloadable
+    assert listing.has_more and listing.skipped == ("bad_id", "malformed_item")
+
+
+def test_non_video_items_are_typed_and_not_downloadable():
+    items = {item.id[-1]: item for item in parse_item_list(fixture("recommend_modern.json")).items}
+    assert items["2"].kind == "photo" and not items["2"].media_urls and items["2"].page_path.startswith("/@photos/photo/")
+    assert items["3"].kind == "ad" and not items["3"].downloadable
+    assert items["4"].kind == "live" and not items["4"].downloadable
+    assert items["5"].private and not items["5"].downloadable
+    bare = items["6"]
+    assert bare.author is None and bare.stats is None and bare.desc is None and not bare.downloadable
+
+
+def test_older_list_layout_with_string_author_and_rounded_stats():
+    old, no_id_author = parse_item_list(fixture("related_old_layout.json")).items
+    assert old.id == "7400000000000000011"
+    assert old.author.unique_id == "old.school" and old.author.id == "6800000000000000011"
+    assert old.author.heart_count == 1000
+    assert old.stats.play_count == 5000 and old.stats.like_count == 250 and old.stats.comment_count == 3
+    assert old.stats.share_count is None and not old.stats.exact
+    assert old.duration_s == 12.5 and old.width == 576
+    assert no_id_author.author.id is None and no_id_author.stats.play_count == 77
+
+
+@pytest.mark.parametrize("name, unique_id", [("video_page_rehydration.html", "cat.person"),
+                                             ("video_page_sigi.html", "sigi.user"),
+                                             ("video_page_next.html", None)])
+def test_every_video_page_layout(name, unique_id):
+    item = parse_video_page(fixture(name))
+    assert validate_video_id(item.id) == item.id
+    assert (item.author.unique_id if item.author else None) == unique_id
+    assert item.media_urls, "every layout carries a playable URL"
+
+
+def test_rehydration_page_reads_gears_and_hashtags():
+    item = parse_video_page(fixture("video_page_rehydration.html"))
+    assert item.media_urls[0].kind == "gear:normal_540_0" and item.media_urls[0].data_size == 123456
+    assert item.hashtags == (("cats", "2001"),) and item.stats.exact
+
+
+@pytest.mark.parametrize("body, error, kind", [
+    ("", BlockedError, "empty_body"),
+    ("   \n", BlockedError, "empty_body"),
+    ("waf.html", BlockedError, "waf"),
+    ("captcha_page.html", BlockedError, "captcha"),
+    ("captcha.json", BlockedError, "captcha"),
+    ("no_item_list.json", BlockedError, "no_item_list"),
+    ("invalid_count.json", ContractError, "invalid_request"),
+    ('{"itemList": [', ContractError, "malformed_json"),
+])
+def test_list_answers_that_are_not_lists(body, error, kind):
+    raw = fixture(body) if body.endswith((".json", ".html")) else body
+    with pytest.raises(error) as info:
+        parse_item_list(raw)
+    assert info.value.kind == kind
+
+
+def test_video_page_failures_are_typed():
+    with pytest.raises(ItemUnavailable) as deleted:
+        parse_video_page(fixture("video_page_deleted.html"))
+    assert deleted.value.kind == "deleted" and not deleted.value.retryable
+    with pytest.raises(ContractError) as missing:
+        parse_video_page(fixture("video_page_no_rehydration.html"))
+    assert missing.value.kind == "no_rehydration" and missing.value.retryable
+    with pytest.raises(BlockedError) as waf:
+        parse_video_page(fixture("waf.html"))
+    assert waf.value.kind == "waf"
+
+
+def test_detail_answers():
+    item = parse_item_detail(fixture("detail_ok.json"))
+    assert item.id == "7400000000000000051" and is_expired(item.media_urls[0].url, now=1000)
+    assert "secret" not in redact_url(item.media_urls[0].url)
+    with pytest.raises(ItemUnavailable) as private:
+        parse_item_detail(fixture("detail_private.json"))
+    assert private.value.kind == "private"
+
+
+def test_detect_block_names_each_page():
+    assert detect_block(fixture("waf.html")) == "waf"
+    assert detect_block(fixture("captcha_page.html")) == "captcha"
+    assert detect_block(fixture("video_page_rehydration.html")) is None
+
+
+@pytest.mark.parametrize("bad", ["../etc", "12a", "", None, "1" * 40])
+def test_ids_must_be_digits(bad):
+    with pytest.raises(ContractError):
+        validate_video_id(bad)
+    with pytest.raises(ContractError):
+        page_url("http://x", bad)
+
+
+# --- real captured shapes ----------------------------------------------------------------------
+
+@needs_shared
+def test_real_item_detail():
+    item = parse_item_detail((SHARED_FIXTURES / "item_detail.json").read_text())
+    assert item.kind == "video" and item.downloadable and item.author.unique_id == "tiktok"
+    assert item.stats is not None and item.stats.play_count is not None
+    assert item.media_urls[0].kind.startswith("gear:") and item.duration_s
+
+
+@needs_shared
+def test_real_photo_post_is_not_a_video():
+    item = parse_item_detail((SHARED_FIXTURES / "item_detail_photo.json").read_text())
+    assert item.kind == "photo" and not item.downloadable and item.hashtags
+
+
+@needs_shared
+def test_real_missing_item():
+    with pytest.raises(ItemUnavailable) as info:
+        parse_item_detail((SHARED_FIXTURES / "item_detail_missing.json").read_text())
+    assert info.value.kind == "deleted"
+
+
+@needs_shared
+@pytest.mark.parametrize("name, count", [("items_rich.json", 4), ("posts.json", 2)])
+def test_real_item_lists(name, count):
+    raw = (SHARED_FIXTURES / name).read_text()
+    listing = parse_item_list(raw)
+    assert len(listing.items) == count and not listing.skipped
+    expected_ids = [str(item["id"]) for item in json.loads(raw)["itemList"]]
+    assert [item.id for item in listing.items] == expected_ids
+    assert all(item.author and item.author.id for item in listing.items)

@@ -1,0 +1,174 @@
+"""The crawler end to end: real Chromium through Playwright against the local replica site, real SQLite
+and Postgres, the `corpus crawl` command in subprocesses for kills and scale-out."""
+
+from __future__ import annotations
+
+import random
+import signal
+import stat
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.exc import DBAPIError
+
+from tiktok_corpus.config import Settings
+from tiktok_corpus.crawl import CrawlOptions, crawl
+from tiktok_corpus.replica import Replica, ReplicaConfig
+from tiktok_corpus.store.db import open_store, upgrade_database
+from tiktok_corpus.store.models import CrawlRun, RelatedEdge, StatsSnapshot, Video
+from tiktok_corpus.tiktok.browser import BlockPolicy
+
+pytestmark = pytest.mark.browser
+CORPUS = Path(sys.executable).with_name("corpus")  # the installed console command
+
+SEEDS, FANOUT, TARGET = 5, 3, 30
+FAULTS = ("waf", "empty_body", "empty_first", "captcha", "http_429", "http_5xx", "slow", "truncated",
+          "no_rehydration")
+# Fast retries for tests: the policy's shape is what matters, not the real site's patience.
+TEST_POLICY = BlockPolicy(backoff_initial_s=0.05, backoff_max_s=0.5, warmup_wait_s=1.0, waf_wait_s=5.0)
+
+
+@pytest.fixture(scope="module")
+def replica():
+    with Replica(ReplicaConfig(videos=100, seed=0, signal=0.0)) as rep:
+        yield rep
+
+
+def options(**overrides) -> CrawlOptions:
+    return CrawlOptions(**{"seeds": SEEDS, "fanout": FANOUT, "max_videos": TARGET, "delay_s": 0.0,
+                           "max_rate": None, "download": False} | overrides)
+
+
+def crawl_command(base_url: str, db_url: str, data_dir: Path, *extra: str) -> list[str]:
+    return [str(CORPUS), "--db", db_url, "--data-dir", str(data_dir), "crawl",
+            "--base-url", base_url, "--seeds", str(SEEDS), "--fanout", str(FANOUT), "--max-videos", str(TARGET),
+            "--delay", "0", "--max-rate", "0", "--no-download", *extra]
+
+
+def assert_corpus_shape(db_url: str, *, target: int = TARGET) -> dict[str, Video]:
+    """The invariants every finished crawl holds, however it was run or interrupted."""
+    store = open_store(Settings(db_url=db_url))
+    try:
+        with store.sessions() as session:
+            videos = {v.id: v for v in session.scalars(select(Video))}
+            edges = session.execute(select(RelatedEdge.parent_id, RelatedEdge.child_id, RelatedEdge.rank)).all()
+            snapshot_ids = set(session.scalars(select(StatsSnapshot.video_id)))
+    finally:
+        store.dispose()
+    playable = [v for v in videos.values() if v.item_kind == "video"]
+    assert len(playable) == target
+    seeds = [v for v in videos.values() if v.source == "foryou"]
+    assert len(seeds) == SEEDS and all(v.depth == 0 and v.parent_id is None for v in seeds)
+    children = Counter(v.parent_id for v in videos.values() if v.parent_id)
+    assert max(children.values()) <= FANOUT
+    for child in videos.values():
+        if child.parent_id:
+            parent = videos[child.parent_id]
+            assert parent.expand_status == "expanded" and child.depth == parent.depth + 1
+            assert child.source == "related"
+    assert edges and all(0 <= rank < 50 for _, _, rank in edges)
+    assert {(p, c) for p, c, _ in edges} >= {(v.parent_id, v.id) for v in videos.values() if v.parent_id}
+    assert all(videos[p].expand_status == "expanded" for p, _, _ in edges)
+    assert snapshot_ids == set(videos), "every recorded video has at least one stats snapshot"
+    assert not [v.id for v in videos.values() if v.expand_status == "claimed"], "no claim left behind"
+    return videos
+
+
+def test_crawl_reaches_target_with_paper_structure(replica, tmp_path):
+    settings = Settings(data_dir=tmp_path / "data", base_url=replica.base_url)
+    summary = crawl(settings, options(strategy="bfs"), policy=TEST_POLICY)
+    assert summary.status == "target_reached" and summary.videos == TARGET and summary.seeds == SEEDS
+    videos = assert_corpus_shape(settings.db_url)
+    assert max(v.depth for v in videos.values()) >= 2, "expansion went beyond the seeds' children"
+    state = settings.data_dir / "session" / "state.json"
+    assert stat.S_IMODE(state.stat().st_mode) == 0o600 and "tt_chain_token" in state.read_text()
+    store = open_store(settings)
+    with store.sessions() as session:
+        run = session.scalars(select(CrawlRun)).one()
+    store.dispose()
+    assert run.status == "target_reached" and run.counts["expansions"] == summary.expansions
+
+
+def video_rows(db_url: str) -> int:
+    """Rows in ``videos`` right now (0 before the schema exists), read without the schema gate."""
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT count(*) FROM videos")).scalar() or 0
+    except DBAPIError:
+        return 0
+    finally:
+        engine.dispose()
+
+
+def test_resumes_after_sigkill_without_duplicates(replica, tmp_path):
+    db_url = f"sqlite:///{tmp_path / 'corpus.db'}"
+    command = crawl_command(replica.base_url, db_url, tmp_path / "data", "--workers", "2")
+    rng = random.Random(4)
+    killed_at = []
+    for kill_after in sorted(rng.sample(range(SEEDS, TARGET - 2), 3)):
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while proc.poll() is None and video_rows(db_url) < kill_after:
+            time.sleep(rng.uniform(0.01, 0.1))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        killed_at.append(video_rows(db_url))
+    assert min(killed_at) < TARGET, f"no kill landed mid-crawl: {killed_at}"
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=240)
+    assert finished.returncode == 0, finished.stderr
+    assert_corpus_shape(db_url)
+
+
+def test_two_processes_on_one_postgres_share_the_frontier(replica, pg_url, tmp_path):
+    upgrade_database(Settings(db_url=pg_url, data_dir=tmp_path))
+    procs = [subprocess.Popen(crawl_command(replica.base_url, pg_url, tmp_path / f"data{i}", "--seed", "1"),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    for proc in procs:
+        out, err = proc.communicate(timeout=240)
+        assert proc.returncode == 0, err
+    videos = assert_corpus_shape(pg_url)
+    expanded = [v for v in videos.values() if v.expand_status == "expanded"]
+    assert all(v.expand_attempts == 1 for v in expanded), "a video was expanded twice"
+    workers = {v.expand_worker.rsplit(":", 1)[0] for v in expanded}
+    assert len(workers) == 2, "both processes took part"
+
+
+def test_reaches_target_under_faults(tmp_path):
+    # Its own replica: the fault draws start fresh, so blocks of every API kind fire within this short crawl.
+    faults = {name: 0.15 for name in FAULTS}
+    with Replica(ReplicaConfig(videos=100, seed=3, signal=0.0, faults=faults)) as faulty:
+        settings = Settings(data_dir=tmp_path / "data", base_url=faulty.base_url)
+        summary = crawl(settings, options(workers=2), policy=TEST_POLICY)
+        fired = faulty.stats.faults
+    assert summary.status == "target_reached"
+    assert summary.blocks > 0 and fired["empty_body"] and fired["captcha"] and fired["http_5xx"]
+    assert_corpus_shape(settings.db_url)
+
+
+def test_waf_interstitial_on_every_page_is_waited_out(replica, tmp_path):
+    settings = Settings(data_dir=tmp_path / "data", base_url=replica.base_url)
+    before = replica.stats.faults["waf"]
+    replica.set_faults({"waf": 1.0})
+    try:
+        summary = crawl(settings, options(workers=2, max_videos=12), policy=TEST_POLICY)
+    finally:
+        replica.set_faults({})
+    assert summary.status == "target_reached" and summary.videos == 12
+    assert replica.stats.faults["waf"] - before >= 2, "every worker's page load met the interstitial"
+    assert_corpus_shape(settings.db_url, target=12)
+
+
+def test_persistent_blocking_stops_with_exit_code_3(replica, tmp_path):
+    replica.set_faults({"empty_body": 1.0})
+    try:
+        result = subprocess.run(crawl_command(replica.base_url, f"sqlite:///{tmp_path / 'c.db'}", tmp_path / "d"),
+                                capture_output=True, text=True, timeout=240)
+    finally:
+        replica.set_faults({})
+    assert result.returncode == 3, result.stderr
+    assert "persistently blocked" in result.stderr and "tt_chain_token" not in result.stderr + result.stdout

@@ -1,0 +1,129 @@
+"""Frontier and persistence on real SQLite and Postgres: what one seed batch or expansion writes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from tiktok_corpus.config import Settings
+from tiktok_corpus.crawl import (claim_parent, expand_order_key, frontier_state, record_expansion,
+                                 record_seeds)
+from tiktok_corpus.store.db import open_store
+from tiktok_corpus.store.models import (Author, Hashtag, RelatedEdge, StatsSnapshot, Video,
+                                        VideoHashtag)
+from tiktok_corpus.store.queue import worker_name
+from tiktok_corpus.tiktok.contract import ItemList, parse_item, parse_item_list
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def item(video_id: int, **extra) -> dict:
+    return {"id": str(video_id), "author": {"id": f"9{video_id}", "uniqueId": f"u{video_id}"},
+            "statsV2": {"playCount": str(video_id * 10)},
+            "video": {"playAddr": f"https://cdn.example/{video_id}.mp4", "duration": 10}, **extra}
+
+
+def listing(*ids: int) -> ItemList:
+    return ItemList(tuple(parse_item(item(i)) for i in ids))
+
+
+@pytest.fixture
+def any_store(any_db_url, tmp_path):
+    if any_db_url.startswith("postgresql"):
+        from tiktok_corpus.store.db import upgrade_database
+        upgrade_database(Settings(db_url=any_db_url, data_dir=tmp_path))
+    opened = open_store(Settings(db_url=any_db_url, data_dir=tmp_path))
+    yield opened
+    opened.dispose()
+
+
+def count(store, model, *where) -> int:
+    with store.sessions() as session:
+        return session.scalar(select(func.count()).select_from(model).where(*where))
+
+
+def test_seed_batch_records_items_kinds_and_queue_statuses(any_store):
+    batch = parse_item_list((FIXTURES / "recommend_modern.json").read_text())
+    sighting = record_seeds(any_store, batch, seeds=10, max_videos=100, run_id=None, seed=3)
+    assert len(sighting.new) == 6  # the two unparseable entries are not items
+    with any_store.sessions() as session:
+        rows = {v.id[-1]: v for v in session.scalars(select(Video))}
+    assert {k: rows[k].item_kind for k in rows} == {"1": "video", "2": "photo", "3": "ad", "4": "live",
+                                                   "5": "private", "6": "video"}
+    assert rows["1"].download_status == "pending" and rows["1"].expand_status == "pending"
+    assert rows["1"].media_urls[0] == {"kind": "gear:normal_720_0", "url": "https://cdn.example/g720/1.mp4",
+                                       "data_size": 2400000, "codec": "h264"}
+    assert rows["1"].expand_order == expand_order_key(3, rows["1"].id)
+    for key, why in (("2", "photo"), ("3", "ad"), ("4", "live"), ("5", "private"), ("6", "no_media_urls")):
+        assert rows[key].download_status == "skipped" and rows[key].download_error_kind == why
+    assert rows["2"].expand_status == "skipped" and rows["6"].expand_status == "pending"
+    assert all(v.source == "foryou" and v.depth == 0 for v in rows.values())
+    assert count(any_store, Hashtag) == 3 and count(any_store, VideoHashtag) == 3
+    assert count(any_store, StatsSnapshot) == 6
+    with any_store.sessions() as session:
+        author = session.get(Author, "6800000000000000001")
+    assert author.follower_count == 12345 and author.verified is True
+
+
+def test_seeds_stop_at_the_requested_count_and_resightings_append_snapshots(any_store):
+    first = record_seeds(any_store, listing(1, 2, 3), seeds=4, max_videos=100, run_id=None, seed=0)
+    second = record_seeds(any_store, listing(3, 4, 5, 6), seeds=4, max_videos=100, run_id=None, seed=0)
+    assert first.new == ("1", "2", "3") and second.new == ("4",)
+    assert second.in_corpus == ("3", "4")  # 5 and 6 are not part of the corpus
+    assert count(any_store, Video) == 4
+    assert count(any_store, StatsSnapshot, StatsSnapshot.video_id == "3") == 2
+
+
+def test_expansion_adds_at_most_fanout_records_ranked_edges_and_finishes_parent(any_store):
+    record_seeds(any_store, listing(1, 2), seeds=2, max_videos=100, run_id=None, seed=0)
+    parent = claim_parent(any_store, "bfs", worker_name("t"))
+    assert parent == "1"
+    related = listing(2, 1, 10, 11, 12, 13)  # 2 is known, 1 is the parent itself
+    sighting = record_expansion(any_store, parent, related, fanout=3, max_videos=100, run_id=None, seed=0)
+    assert sighting.new == ("10", "11", "12")
+    with any_store.sessions() as session:
+        edges = dict(session.execute(select(RelatedEdge.child_id, RelatedEdge.rank)
+                                     .where(RelatedEdge.parent_id == "1")).all())
+        parent_row = session.get(Video, "1")
+        child = session.get(Video, "10")
+    assert edges == {"2": 0, "10": 1, "11": 2, "12": 3}
+    assert parent_row.expand_status == "expanded"
+    assert child.parent_id == "1" and child.depth == 1 and child.source == "related"
+    assert frontier_state(any_store) == (4, 0)  # 2, 10, 11, 12 wait
+
+
+def test_expansion_stops_at_max_videos(any_store):
+    record_seeds(any_store, listing(1), seeds=1, max_videos=3, run_id=None, seed=0)
+    parent = claim_parent(any_store, "random", worker_name("t"))
+    sighting = record_expansion(any_store, parent, listing(20, 21, 22, 23), fanout=5, max_videos=3,
+                                run_id=None, seed=0)
+    assert sighting.new == ("20", "21") and count(any_store, Video) == 3
+
+
+def test_failed_expansion_transaction_leaves_nothing_behind(any_store):
+    record_seeds(any_store, listing(1), seeds=1, max_videos=10, run_id=None, seed=0)
+    parent = claim_parent(any_store, "random", worker_name("t"))
+    broken = ItemList((parse_item(item(30)), parse_item({"id": "31", "author": {"id": "x" * 40}})))
+    with pytest.raises(Exception):
+        record_expansion(any_store, parent, broken, fanout=5, max_videos=10, run_id=None, seed=0) \
+            if any_store.dialect == "postgresql" else _fail_midway(any_store, parent)
+    assert count(any_store, Video) == 1 and count(any_store, RelatedEdge) == 0
+    with any_store.sessions() as session:
+        assert session.get(Video, "1").expand_status == "claimed"
+
+
+def _fail_midway(store, parent):
+    """SQLite does not enforce VARCHAR lengths, so break the transaction after its writes instead."""
+    from tiktok_corpus.crawl import record_sightings
+    with store.transaction() as session:
+        record_sightings(session, listing(30).items, source="related", parent_id=parent, depth=1, run_id=None,
+                         seed=0, max_new=5, max_videos=10)
+        raise RuntimeError("killed mid-expansion")
+
+
+def test_random_policy_follows_the_seeded_key(any_store):
+    record_seeds(any_store, listing(*range(1, 9)), seeds=8, max_videos=100, run_id=None, seed=7)
+    expected = min((str(i) for i in range(1, 9)), key=lambda vid: expand_order_key(7, vid))
+    assert claim_parent(any_store, "random", worker_name("t")) == expected

@@ -1,0 +1,419 @@
+"""A logged-out Chromium session that lets TikTok's own pages make (and sign) the API calls.
+
+The real site answers forged requests with empty bodies, so data only ever comes from JSON the page
+fetches itself: responses captured while the For You page loads and scrolls, or ``fetch()`` run inside
+an open page. Nothing here reads the DOM for data.
+
+Blocks are expected: a WAF interstitial (a real browser solves it and reloads), empty bodies, captcha
+answers, login walls. Each try goes through one tenacity policy (exponential backoff with jitter, an
+explicit stop); a worker recycles its browser context after repeated blocks and every
+``recycle_every`` requests (memory stays bounded on long runs), and a :class:`BlockMonitor` shared by
+all workers raises :class:`PersistentlyBlocked` when nothing but blocks comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Awaitable, Callable, TypeVar
+
+from playwright.async_api import Browser, BrowserContext, Page, Playwright, Response
+from playwright.async_api import Error as PlaywrightError
+from tenacity import (AsyncRetrying, retry_if_exception, stop_after_attempt, stop_after_delay,
+                      wait_exponential_jitter)
+
+from ..config import Settings
+from ..errors import BlockedError, ContractError, CorpusError, PersistentlyBlocked
+from .contract import ItemList, detect_block, parse_item_list, redact_url, related_api_path
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+RECOMMEND_PATH = "/api/recommend/item_list/"
+FORYOU_PATH = "/foryou"
+# Runs inside the page, so the site's own request signing (msToken, X-Bogus) applies to it.
+_FETCH_JS = """async (url) => {
+  const r = await fetch(url, {credentials: "include"});
+  return {status: r.status, body: await r.text()};
+}"""
+
+
+@dataclass(frozen=True)
+class BlockPolicy:
+    """How hard to try before giving up; the defaults suit the real site."""
+
+    attempts: int = 8                # tries per request
+    request_deadline_s: float = 180.0  # and at most this long per request
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 30.0
+    recycle_after_blocks: int = 3    # consecutive blocked tries on one worker -> fresh context
+    recycle_every: int = 150         # requests per context, so a long run's memory stays flat
+    give_up_after_blocks: int = 15   # consecutive blocked tries across all workers -> stop
+    page_timeout_s: float = 30.0
+    waf_wait_s: float = 10.0         # how long a WAF interstitial may take to solve itself
+    warmup_wait_s: float = 5.0
+
+
+@dataclass
+class BlockMonitor:
+    """Counts blocks across every worker of the process; says when blocking is persistent."""
+
+    policy: BlockPolicy
+    consecutive: int = 0
+    total: int = 0
+    kinds: Counter = field(default_factory=Counter)
+
+    def record_block(self, kind: str) -> None:
+        self.total += 1
+        self.kinds[kind] += 1
+        self.consecutive += 1
+        if self.consecutive >= self.policy.give_up_after_blocks:
+            summary = ", ".join(f"{k}={n}" for k, n in self.kinds.most_common())
+            raise PersistentlyBlocked(
+                f"persistently blocked: the last {self.consecutive} requests were all blocked ({summary}); "
+                "wait before resuming, try --proxy, or --headful to solve a captcha by hand")
+
+    def record_success(self) -> None:
+        self.consecutive = 0
+
+
+class Pacer:
+    """Politeness: a jittered delay per worker plus one rate cap shared by all workers."""
+
+    def __init__(self, delay_s: float, max_rate: float | None, rng: random.Random,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.delay_s = delay_s
+        self.min_interval = 1.0 / max_rate if max_rate else 0.0
+        self.rng = rng
+        self.clock = clock
+        self._next_slot = 0.0
+        self._lock = asyncio.Lock()
+
+    def jittered_delay(self) -> float:
+        return self.delay_s * self.rng.uniform(0.5, 1.5) if self.delay_s else 0.0
+
+    async def wait(self, worker_ready_at: float) -> float:
+        """Sleep until both this worker's delay and the global cap allow a request; returns when
+        the worker may go next time."""
+        if worker_ready_at > self.clock():
+            await asyncio.sleep(worker_ready_at - self.clock())
+        if self.min_interval:
+            async with self._lock:
+                now = self.clock()
+                slot = max(now, self._next_slot)
+                self._next_slot = slot + self.min_interval
+            if slot > now:
+                await asyncio.sleep(slot - now)
+        return self.clock() + self.jittered_delay()
+
+
+def _http_error(status: int, url: str) -> ContractError | None:
+    if status == 429:
+        return ContractError(f"HTTP 429 from {redact_url(url)}", kind="http_429")
+    if status >= 500:
+        return ContractError(f"HTTP {status} from {redact_url(url)}", kind="http_5xx")
+    if status >= 400:
+        return BlockedError(f"HTTP {status} from {redact_url(url)}", kind=f"http_{status}")
+    return None
+
+
+def _is_block(exc: BaseException) -> bool:
+    return isinstance(exc, BlockedError)
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, CorpusError) and exc.retryable
+
+
+def browser_user_agent(raw: str) -> str:
+    """The browser's own user agent without the "Headless" marker sites key on."""
+    return raw.replace("HeadlessChrome", "Chrome")
+
+
+async def launch_browser(playwright: Playwright, settings: Settings, *, headful: bool = False) -> Browser:
+    """Chromium as configured: the resolved executable, headless unless asked, through the proxy."""
+    proxy = {"server": settings.proxy} if settings.proxy else None
+    return await playwright.chromium.launch(executable_path=settings.resolved_browser_path(),
+                                            headless=not headful, proxy=proxy)
+
+
+class WorkerSession:
+    """One worker's browser context and open page, recycled as blocks and page counts require."""
+
+    def __init__(self, browser: Browser, base_url: str, *, policy: BlockPolicy, monitor: BlockMonitor,
+                 pacer: Pacer, user_agent: str | None = None, name: str = "w0") -> None:
+        self.browser = browser
+        self.base_url = base_url.rstrip("/")
+        self.policy = policy
+        self.monitor = monitor
+        self.pacer = pacer
+        self.user_agent = user_agent
+        self.name = name
+        self.context: BrowserContext | None = None
+        self.page: Page | None = None
+        self.requests_in_context = 0
+        self.recycles = 0
+        self._consecutive_blocks = 0
+        self._ready_at = 0.0
+        self._recommend_queue: asyncio.Queue[tuple[int, str]] | None = None
+        self._document_status = 0
+        self._feed_answered = asyncio.Event()
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open a fresh context on the For You page and warm it up; retried like any request."""
+        await self._with_retries(self._open_fresh_context, "start")
+
+    async def close(self) -> None:
+        if self.context is not None:
+            context, self.context, self.page = self.context, None, None
+            try:
+                await context.close()
+            except PlaywrightError:  # the browser may already be gone at shutdown
+                pass
+
+    async def recycle(self) -> None:
+        """A new context (new cookies, new device) on a fresh page."""
+        self.recycles += 1
+        log.info("%s: recycling browser context (%d requests, %d consecutive blocks)", self.name,
+                 self.requests_in_context, self._consecutive_blocks)
+        await self._open_fresh_context()
+
+    async def _open_fresh_context(self) -> None:
+        await self.close()
+        self.context = await self.browser.new_context(user_agent=self.user_agent, locale="en-US",
+                                                      viewport={"width": 1280, "height": 900})
+        self.context.set_default_timeout(self.policy.page_timeout_s * 1000)
+        self.page = await self.context.new_page()
+        self.page.on("response", self._on_response)
+        self.requests_in_context = 0
+        self._consecutive_blocks = 0
+        self._feed_answered = asyncio.Event()
+        await self._goto(self.base_url + FORYOU_PATH)
+        # Warm-up: a fresh session's first signed call is often empty. Let the page make it (and
+        # scroll a little) before any failure counts against the crawl.
+        try:
+            await asyncio.wait_for(self._feed_answered.wait(), self.policy.warmup_wait_s)
+        except asyncio.TimeoutError:
+            pass  # a feed that never calls its API still had its time to settle
+        await self.scroll()
+
+    async def _goto(self, url: str) -> None:
+        """Navigate, wait out a WAF interstitial, and refuse captcha / login pages."""
+        assert self.page is not None
+        self._ready_at = await self.pacer.wait(self._ready_at)
+        self.requests_in_context += 1
+        await self.page.goto(url, wait_until="domcontentloaded")
+        html = await self._content_after_waf()
+        if error := _http_error(self._document_status, url):  # of the page shown now, after any reload
+            raise error
+        block = detect_block(html)
+        if block:
+            raise BlockedError(f"{redact_url(url)} is a {block} page", kind=block)
+        if not html.strip():
+            raise BlockedError(f"{redact_url(url)} came back empty", kind="empty_body")
+
+    async def _content_after_waf(self) -> str:
+        """The page's HTML once a WAF interstitial has solved itself and reloaded (or the wait ran out)."""
+        assert self.page is not None
+        deadline = time.monotonic() + self.policy.waf_wait_s
+        html = ""
+        while time.monotonic() < deadline:
+            try:
+                html = await self.page.content()
+            except PlaywrightError:  # navigating right now (the challenge reloads the page)
+                await asyncio.sleep(0.1)
+                continue
+            if detect_block(html) != "waf":
+                break
+            await asyncio.sleep(0.2)
+        return html
+
+    async def scroll(self) -> None:
+        """What a person does to get more of the feed: the page then fetches another batch."""
+        assert self.page is not None
+        await self.page.mouse.wheel(0, 1600)
+        await self.page.keyboard.press("ArrowDown")
+
+    # --- retries ---------------------------------------------------------------------------------
+
+    async def _with_retries(self, operation: Callable[[], Awaitable[T]], what: str) -> T:
+        """Run ``operation`` under the block policy; blocked tries count and may recycle the context."""
+        policy = self.policy
+
+        async def before_sleep(state) -> None:
+            exc = state.outcome.exception()
+            log.info("%s: %s failed (%s: %s); retrying", self.name, what, getattr(exc, "kind", "?"), exc)
+            if _is_block(exc):
+                self._consecutive_blocks += 1
+
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(_retryable),
+            stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.request_deadline_s),
+            wait=wait_exponential_jitter(multiplier=policy.backoff_initial_s, max=policy.backoff_max_s),
+            before_sleep=before_sleep, reraise=True)
+        async for attempt in retrying:
+            with attempt:
+                try:
+                    if (self.requests_in_context >= policy.recycle_every
+                            or self._consecutive_blocks >= policy.recycle_after_blocks):
+                        await self.recycle()  # inside the try: a failing fresh start is retried too
+                    result = await operation()
+                except BlockedError as exc:
+                    self.monitor.record_block(exc.kind)
+                    raise
+                except PlaywrightError as exc:  # timeouts, crashed pages: transient
+                    raise ContractError(f"browser error: {str(exc).splitlines()[0][:200]}",
+                                        kind="browser_error") from None
+                self.monitor.record_success()
+                self._consecutive_blocks = 0
+                return result
+        raise AssertionError("unreachable: tenacity reraises the last error")
+
+    # --- data ----------------------------------------------------------------------------------
+
+    async def fetch_text(self, path: str) -> str:
+        """``fetch(path)`` inside the open page (signed by the page); the body of a 2xx answer."""
+        if self.page is None:
+            await self._open_fresh_context()
+        assert self.page is not None
+        self._ready_at = await self.pacer.wait(self._ready_at)
+        self.requests_in_context += 1
+        try:
+            answer = await asyncio.wait_for(self.page.evaluate(_FETCH_JS, path), self.policy.page_timeout_s)
+        except asyncio.TimeoutError:
+            raise ContractError(f"no answer from {redact_url(path)} in {self.policy.page_timeout_s:.0f}s",
+                                kind="timeout") from None
+        if error := _http_error(int(answer["status"]), path):
+            raise error
+        return str(answer["body"])
+
+    async def fetch_item_list(self, path: str) -> ItemList:
+        async def once() -> ItemList:
+            return parse_item_list(await self.fetch_text(path))
+        return await self._with_retries(once, f"GET {redact_url(path)}")
+
+    async def related(self, video_id: str, count: int = 16) -> ItemList:
+        """The related list the video page would load for ``video_id``."""
+        return await self.fetch_item_list(related_api_path(video_id, count))
+
+    def _on_response(self, response: Response) -> None:
+        if response.request.is_navigation_request() and response.frame == response.frame.page.main_frame:
+            self._document_status = response.status
+        if RECOMMEND_PATH in response.url:
+            self._feed_answered.set()
+            if self._recommend_queue is not None:
+                asyncio.ensure_future(self._capture(response, self._recommend_queue))
+
+    @staticmethod
+    async def _capture(response: Response, queue: asyncio.Queue) -> None:
+        try:
+            body = await response.text()
+        except PlaywrightError:  # page closed or body gone: an empty answer, counted as such
+            body = ""
+        queue.put_nowait((response.status, body))
+
+    async def recommended(self, wanted: Callable[[ItemList], bool], *, stall_scrolls: int = 4,
+                          wait_s: float = 2.5) -> None:
+        """Feed recommend responses the For You page makes to ``wanted`` until it returns True.
+
+        The page is reloaded (and after repeated blocks recycled) when scrolling stops bringing
+        batches; blocked batches count towards persistent blocking.
+        """
+        self._recommend_queue = asyncio.Queue()
+        try:
+            await self._with_retries(lambda: self._recommended_until(wanted, stall_scrolls, wait_s),
+                                     "For You feed")
+        finally:
+            self._recommend_queue = None
+
+    async def _recommended_until(self, wanted: Callable[[ItemList], bool], stall_scrolls: int,
+                                 wait_s: float) -> None:
+        assert self._recommend_queue is not None
+        if self.page is None:
+            await self._open_fresh_context()
+        elif FORYOU_PATH not in self.page.url:
+            await self._goto(self.base_url + FORYOU_PATH)
+        stalls = 0
+        await self._scroll_paced()  # the load-time batch went to the warm-up: ask for a fresh one
+        while stalls < stall_scrolls:
+            try:
+                status, body = await asyncio.wait_for(self._recommend_queue.get(), wait_s)
+            except asyncio.TimeoutError:
+                stalls += 1
+                await self._scroll_paced()
+                continue
+            self.requests_in_context += 1
+            try:
+                if error := _http_error(status, RECOMMEND_PATH):
+                    raise error
+                batch = parse_item_list(body)
+            except BlockedError as exc:
+                self.monitor.record_block(exc.kind)
+                self._consecutive_blocks += 1
+                if self._consecutive_blocks >= self.policy.recycle_after_blocks:
+                    await self.recycle()
+                else:
+                    await self._scroll_paced()
+                continue
+            except ContractError:
+                await self._scroll_paced()
+                continue
+            self.monitor.record_success()
+            self._consecutive_blocks = 0
+            if wanted(batch):
+                return
+            stalls = 0
+            await self._scroll_paced()
+        raise BlockedError("the For You page stopped bringing new videos", kind="feed_stalled")
+
+    async def _scroll_paced(self) -> None:
+        self._ready_at = await self.pacer.wait(self._ready_at)
+        await self.scroll()
+
+    # --- session export ---------------------------------------------------------------------------
+
+    async def cookies(self) -> list[dict[str, Any]]:
+        assert self.context is not None
+        return await self.context.cookies()
+
+    async def save_session(self, directory: Path) -> None:
+        """Storage state (0600: it holds cookies) and the user agent, for a later ``corpus download``."""
+        assert self.context is not None and self.page is not None
+        directory.mkdir(parents=True, exist_ok=True)
+        state = await self.context.storage_state()
+        user_agent = self.user_agent or await self.page.evaluate("navigator.userAgent")
+        _write_private(directory / "state.json", json.dumps(state))
+        (directory / "meta.json").write_text(json.dumps({"user_agent": user_agent, "saved_at": time.time()}))
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a secret file readable by its owner only, replacing any older one atomically."""
+    part = path.with_suffix(path.suffix + ".part")
+    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.chmod(part, 0o600)
+    os.replace(part, path)
+
+
+async def default_user_agent(browser: Browser) -> str:
+    """The launched browser's user agent, minus the headless marker."""
+    context = await browser.new_context()
+    try:
+        page = await context.new_page()
+        return browser_user_agent(await page.evaluate("navigator.userAgent"))
+    finally:
+        await context.close()
+
+
+__all__ = ["BlockMonitor", "BlockPolicy", "Pacer", "WorkerSession", "browser_user_agent", "default_user_agent",
+           "launch_browser"]
