@@ -23,7 +23,6 @@ test: setup
 	fi; \
 	CORPUS_TEST_PG_URL="$$pg_url" $(VENV)/bin/pytest $(PYTEST_ARGS)
 
-# Until `corpus demo` lands (issue #9): the most complete pipeline that exists.
+# The main job: the whole pipeline on the bundled replica site, into ./corpus-demo (SQLite).
 demo: setup
-	$(VENV)/bin/corpus db upgrade
-	$(VENV)/bin/corpus status
+	$(VENV)/bin/corpus demo --out corpus-demo

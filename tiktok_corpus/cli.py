@@ -296,15 +296,18 @@ def demo(ctx: typer.Context,
                                       "engagement: 0 = none (the paper's finding), 1 = strong."),
          out: Path = typer.Option(Path("corpus-demo"), help="Output directory (corpus, export, runs, "
                                   "report)."),
-         seed: int = typer.Option(0, help="Seed of the catalog, crawl, splits and training.")) -> None:
+         seed: int = typer.Option(0, help="Seed of the catalog, crawl, splits and training."),
+         epochs: Optional[int] = typer.Option(None, min=1, help="Training epochs (default: the demo's "
+                                              "CPU-sized configuration).")) -> None:
     """The whole pipeline, offline, on the bundled replica site: crawl with downloads, validate,
     export (binary labels), train (a CPU-sized configuration) and report."""
     from .demo import results_table, run_demo
-    result = run_demo(out, videos=videos, signal=signal, seed=seed, console=err_console)
+    result = run_demo(out, videos=videos, signal=signal, seed=seed, training={"epochs": epochs} if epochs else None,
+                      console=err_console)
     console.print(results_table(result))
-    console.print(f"report:  {result.report}")
-    console.print(f"export:  {result.export_dir}")
-    console.print(f"metrics: {result.run_dir / 'metrics.json'}")
+    typer.echo(f"report:  {result.report}")
+    typer.echo(f"export:  {result.export_dir}")
+    typer.echo(f"metrics: {result.run_dir / 'metrics.json'}")
 
 
 @replica_app.command("serve")

@@ -30,7 +30,7 @@ from .train import TrainConfig, train
 from .validate import run_validate
 
 # The paper trains on 32 frames at 112x112 for up to 20 epochs on a GPU; two CPU cores need far less.
-DEMO_TRAINING = dict(frames=8, size=32, batch_size=8, epochs=8, patience=4, step_size=7, lr=1e-3)
+DEMO_TRAINING = dict(frames=8, size=16, batch_size=8, epochs=6, patience=3, step_size=4, lr=1e-3)
 
 
 @dataclass
@@ -74,7 +74,7 @@ def run_demo(out_dir: Path, *, videos: int = 300, signal: float = 1.0, seed: int
             run_validate(settings)
         with stage("export"):
             export_dir = run_export(settings, ExportOptions(
-                label="binary", group_by="author", stratify=True, seed=seed, name="demo",
+                label="binary", stratify=True, seed=seed, name="demo",
                 command_line=tuple(sys.argv)), console=console)
         config = {**DEMO_TRAINING, **(training or {})}
         with stage("train"):
