@@ -9,12 +9,14 @@ channels_last_3d, bf16 autocast, checkpoints, evaluation and plots. It prints tr
 utilisation (nvidia-smi samples) and peak memory, ``--device cpu`` dry-runs the script itself.
 
     PYTHONPATH=. python bench/gpu_loop_check.py [--videos 256] [--epochs 3] [--batch-size 32]
+    torchrun --nproc_per_node 2 bench/gpu_loop_check.py --device cpu ...   # DDP (gloo) dry run
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -107,6 +109,8 @@ def main() -> None:
         wall = time.perf_counter() - started
         stop.set()
         sampler.join()
+        if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 alone writes the run
+            return
         history = pd.read_csv(run / "history.csv")
         metrics = json.loads((run / "metrics.json").read_text())
     print(history.to_string(index=False))
@@ -114,8 +118,8 @@ def main() -> None:
     print(f"device: {name}; torch {torch.__version__}")
     steady = history["train_clips_per_s"].iloc[1:] if len(history) > 1 else history["train_clips_per_s"]
     print(f"train clips/s (epochs after the first): {steady.mean():.1f}  "
-          f"[{args.frames}x{args.size}x{args.size}, batch {args.batch_size}, bf16 autocast, "
-          f"channels_last_3d, {args.workers} workers]")
+          f"[{args.frames}x{args.size}x{args.size}, batch {args.batch_size}, "
+          f"{'bf16 autocast, channels_last_3d, ' if args.device == 'cuda' else ''}{args.workers} workers]")
     utils = [u for u, _ in samples]
     busy = [u for u in utils if u > 0]
     print(f"GPU utilisation: mean {np.mean(utils) if utils else 0:.0f}% over {len(utils)} samples, "
