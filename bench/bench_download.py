@@ -7,12 +7,18 @@ All three fetch the same replica files (no faults) in this one process run:
 * **yt-dlp per file** - ``python -m yt_dlp`` started once per file with the cookie file, one after another,
   on the direct URL (the replica is not tiktok.com, so yt-dlp's generic extractor). It is run on a sample
   of ``--ytdlp-files`` files (the per-file cost does not depend on which file); MB/s is over that sample.
-* **download_pending** - the real stage end to end on a fresh SQLite store: claims, streaming with sha256,
-  fsync, ffprobe acceptance, atomic rename, one transaction per file.
+* **download_pending** - the real stage end to end on a fresh SQLite store (seeded with the rows before the
+  clock starts, as the crawler leaves them): claims, streaming with sha256, in-process probe acceptance,
+  fsync of file and directory, atomic rename, each row marked in the transaction of its rename. Its
+  per-host limit is set to the concurrency, so it has as many transfers in flight as the limit loop.
+
+The replica serves from a thread of this process, so both contenders share the CPU with it. The machine
+may be shared: limit and download_pending alternate for ``--rounds`` rounds and the medians are compared;
+CPU per file (this process with the server, and child processes) and the load average are printed too.
 
 Goals (issue #5): >= 0.8x the limit, >= 5x yt-dlp per file.
 
-    .venv/bin/python bench/bench_download.py [--files 200] [--concurrency 8] [--ytdlp-files 20]
+    .venv/bin/python bench/bench_download.py [--files 200] [--concurrency 8] [--ytdlp-files 20] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import http.cookiejar
+import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,7 +37,7 @@ from pathlib import Path
 import httpx
 
 from tiktok_corpus.config import Settings
-from tiktok_corpus.download import download_pending
+from tiktok_corpus.download import DownloadOptions, download_pending
 from tiktok_corpus.replica import Replica, ReplicaConfig
 from tiktok_corpus.store.db import open_store
 from tiktok_corpus.store.models import Video
@@ -78,7 +86,8 @@ def ytdlp_per_file(urls: list[str], cookies: httpx.Cookies, out_dir: Path) -> in
     return total
 
 
-def ours(base_url: str, records: list[ItemRecord], data_dir: Path, concurrency: int):
+def ours(base_url: str, records: list[ItemRecord], data_dir: Path, concurrency: int) -> tuple[int, float, float]:
+    """Seed a fresh store, then time download_pending alone; returns (bytes, seconds, CPU seconds)."""
     settings = Settings(data_dir=data_dir, base_url=base_url)
     store = open_store(settings)
     with store.transaction() as session:
@@ -87,20 +96,41 @@ def ours(base_url: str, records: list[ItemRecord], data_dir: Path, concurrency: 
                 {"kind": u.kind, "url": u.url, "data_size": u.data_size, "codec": u.codec}
                 for u in record.media_urls]))
     try:
-        summary = asyncio.run(download_pending(store, settings, concurrency=concurrency))
+        started, cpu_started = time.perf_counter(), cpu_seconds()
+        summary = asyncio.run(download_pending(store, settings, concurrency=concurrency,
+                                               options=DownloadOptions(per_host=concurrency)))
+        seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu_started
     finally:
         store.dispose()
     if summary.downloaded != len(records):
         raise SystemExit(f"download_pending landed {summary.downloaded} of {len(records)}: {summary.as_dict()}")
-    return summary
+    return summary.bytes, seconds, cpu
 
 
-def timed(label: str, work) -> tuple[float, int]:
-    started = time.perf_counter()
+def cpu_seconds() -> float:
+    """CPU time of this process (every thread, the replica's server included) and its finished children."""
+    now = os.times()
+    return now.user + now.system + now.children_user + now.children_system
+
+
+def timed(work) -> tuple[int, float, float]:
+    """(bytes, seconds, CPU seconds) of one run of ``work``."""
+    started, cpu_started = time.perf_counter(), cpu_seconds()
     size = work()
-    seconds = time.perf_counter() - started
-    print(f"  {label:<28} {size / 1e6:8.1f} MB in {seconds:7.2f} s = {size / 1e6 / seconds:8.1f} MB/s", flush=True)
-    return size / 1e6 / seconds, size
+    return size, time.perf_counter() - started, cpu_seconds() - cpu_started
+
+
+def report(label: str, runs: list[tuple[int, float, float]], files: int) -> float:
+    """Print the median run; returns its MB/s."""
+    size, seconds, cpu = sorted(runs, key=lambda run: run[1])[len(runs) // 2]
+    spread = ", ".join(f"{run[1]:.2f}" for run in runs)
+    print(f"  {label:<32} {size / 1e6:6.1f} MB in {seconds:6.2f} s = {size / 1e6 / seconds:7.1f} MB/s, "
+          f"CPU {1000 * cpu / files:5.1f} ms/file  (runs: {spread} s)", flush=True)
+    return size / 1e6 / seconds
+
+
+def load() -> str:
+    return "load average " + " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def main() -> None:
@@ -108,6 +138,7 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--ytdlp-files", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
     catalog_size = int(args.files * 1.25) + 20  # photo/private/deleted posts are not downloadable
@@ -120,18 +151,17 @@ def main() -> None:
         work = Path(tmp)
         for name in ("limit", "ytdlp"):
             (work / name).mkdir()
-        print(f"{len(ids)} files, concurrency {args.concurrency}, loopback {rep.base_url}")
-        limit, _ = timed("limit (plain httpx loop)",
-                         lambda: asyncio.run(plain_loop(urls, cookies, work / "limit", args.concurrency)))
-        summary_box = {}
-
-        def run_ours() -> int:
-            summary_box["s"] = ours(rep.base_url, records, work / "data", args.concurrency)
-            return summary_box["s"].bytes
-
-        candidate, _ = timed("download_pending", run_ours)
+        print(f"{len(ids)} files, concurrency {args.concurrency}, loopback {rep.base_url}; {load()}")
+        limit_runs, our_runs = [], []
+        for round_no in range(args.rounds):
+            limit_runs.append(timed(lambda: asyncio.run(plain_loop(urls, cookies, work / "limit", args.concurrency))))
+            our_runs.append(ours(rep.base_url, records, work / f"data{round_no}", args.concurrency))
+        limit = report("limit (plain httpx loop)", limit_runs, len(urls))
+        candidate = report("download_pending", our_runs, len(urls))
         sample = urls[:args.ytdlp_files]
-        ytdlp, _ = timed(f"yt-dlp per file ({len(sample)} files)", lambda: ytdlp_per_file(sample, cookies, work / "ytdlp"))
+        ytdlp = report(f"yt-dlp per file ({len(sample)} files)",
+                       [timed(lambda: ytdlp_per_file(sample, cookies, work / "ytdlp"))], len(sample))
+    print(load())
     print(f"download_pending / limit           = {candidate / limit:5.2f}x  (goal >= 0.8x)")
     print(f"download_pending / yt-dlp per file = {candidate / ytdlp:5.2f}x  (goal >= 5x)")
 

@@ -13,10 +13,15 @@ Each claimed video goes through:
 4. **yt-dlp** - the last resort, with the same cookies.
 
 A body is accepted only when: status 200/206, not HTML/JSON, ``ftyp`` at bytes 4-8, size equal to
-Content-Length / Content-Range total and to DataSize when known, and ffprobe finds a video stream. Then the
-``.part`` is fsynced and renamed, and in the same transaction ``media_files`` is upserted, the row is marked
-``downloaded`` and its probe stage ``pending``. A crash therefore means redo, never half-done. Every attempt
-is written to ``download_attempts``; a final failure leaves ``failed`` with a named kind on the row.
+Content-Length / Content-Range total and to DataSize when known, and the in-process probe (media.probe) finds
+a video stream. Then the ``.part`` is fsynced and renamed, its directory fsynced, and in the same transaction
+``media_files`` is upserted, the row is marked ``downloaded`` and its probe stage ``pending``. A crash therefore
+means redo, never half-done. Every attempt is written to ``download_attempts``; a final failure leaves
+``failed`` with a named kind on the row.
+
+The event loop only moves bytes: probe and fsync run in threads, and every database read and write of the
+run goes to one database thread, in order, so SQLite's write lock is never contended inside the process and
+the loop never waits on it. Files checked while a landing commits wait and land together (group commit).
 """
 
 from __future__ import annotations
@@ -28,10 +33,12 @@ import os
 import re
 import shutil
 import time
-from collections import Counter
+from collections import Counter, deque
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Callable, Iterator
 from urllib.parse import urlsplit
@@ -220,18 +227,45 @@ class _Fetched:
     method: str
 
 
+@dataclass(frozen=True)
+class _Recorded:
+    """The ``media_files`` row of an earlier download."""
+
+    path: str
+    size_bytes: int | None
+    sha256: str | None
+
+
 @dataclass
 class _Job:
     video_id: str
     candidates: list[MediaUrl]
     unique_id: str | None
     final: Path
+    recorded: _Recorded | None = None
     attempts: list[_Attempt] = field(default_factory=list)
     refreshed: bool = False
 
     @property
     def part(self) -> Path:
         return self.final.with_name(self.final.name + PART_SUFFIX)
+
+
+@dataclass
+class _Landing:
+    """A checked file on its way into the database; ``error`` says why it could not land."""
+
+    job: _Job
+    fetched: _Fetched
+    error: Exception | None = None
+
+
+@dataclass(frozen=True)
+class _Unloadable:
+    """A claimed row that cannot become a job (its id is not digits)."""
+
+    video_id: str
+    error: CorpusError
 
 
 class _NoSpace(DownloadError):
@@ -264,8 +298,9 @@ def _hash_file(path: Path) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
+def _fsync_path(path: Path) -> None:
+    """fsync a file or a directory by path (fsync acts on the inode, whichever descriptor asks)."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
@@ -315,12 +350,18 @@ class _Downloader:
         self._host_slots: dict[str, asyncio.Semaphore] = {}
         self._bootstrap = asyncio.Lock()
         self._bootstrapped = False
+        self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="download-db")
+        self._landings: deque[_Landing] = deque()  # checked files waiting for the database thread
+
+    async def _db(self, work: Callable, *args):
+        """Run database work on the run's one database thread (never on the event loop)."""
+        return await asyncio.get_running_loop().run_in_executor(self._db_thread, partial(work, *args))
 
     # --- the queue ---------------------------------------------------------------------------------
 
     async def run(self, *, concurrency: int, retry_failed: bool, limit: int | None,
                   follow: asyncio.Event | None, progress: Progress | None) -> None:
-        queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=concurrency)
+        queue: asyncio.Queue[_Job | _Unloadable | None] = asyncio.Queue(maxsize=concurrency)
         task = progress.add_task("download", total=limit if follow is None else None) if progress else None
         workers = [asyncio.create_task(self._work(queue, progress, task)) for _ in range(concurrency)]
         try:
@@ -333,6 +374,7 @@ class _Downloader:
             for worker in workers:
                 worker.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
+            self._db_thread.shutdown(wait=True)  # database work in progress finishes (or rolls back) first
             release(self.store, "download", self.in_hand)
         if self.no_space:
             raise self.no_space
@@ -354,12 +396,11 @@ class _Downloader:
             room = concurrency if limit is None else min(concurrency, limit - claimed)
             if room <= 0:
                 return
-            ids = claim(self.store, "download", room, statuses=statuses, where=where, worker=self.worker)
-            claimed += len(ids)
-            for video_id in ids:
-                self.in_hand.add(video_id)
-                await queue.put(video_id)
-            if ids:
+            jobs = await self._db(self._claim_jobs, room, statuses, where)
+            claimed += len(jobs)
+            for job in jobs:
+                await queue.put(job)
+            if jobs:
                 continue
             if follow is None or follow.is_set():
                 return
@@ -368,54 +409,73 @@ class _Downloader:
             except asyncio.TimeoutError:
                 pass
 
+    def _claim_jobs(self, room: int, statuses, where) -> list[_Job | _Unloadable]:
+        """Claim rows and load what their downloads need, in one call on the database thread.
+
+        The ids enter ``in_hand`` in the same call, so a cancelled wait still gives them back.
+        """
+        ids = claim(self.store, "download", room, statuses=statuses, where=where, worker=self.worker)
+        self.in_hand.update(ids)
+        if not ids:
+            return []
+        with self.store.sessions() as session:
+            rows = {row.id: row for row in session.execute(
+                select(Video.id, Video.media_urls, Author.unique_id, MediaFile.path, MediaFile.size_bytes,
+                       MediaFile.sha256)
+                .outerjoin(Author, Author.id == Video.author_id)
+                .outerjoin(MediaFile, MediaFile.video_id == Video.id)
+                .where(Video.id.in_(ids)))}
+        return [self._job(rows[video_id]) for video_id in ids if video_id in rows]
+
+    def _job(self, row) -> _Job | _Unloadable:
+        try:
+            final = video_file_path(self.settings.data_dir, row.id)
+        except CorpusError as exc:  # a bad id: the row fails, without touching the disk
+            return _Unloadable(row.id, exc)
+        recorded = _Recorded(row.path, row.size_bytes, row.sha256) if row.path is not None else None
+        return _Job(row.id, _candidates(row.media_urls), row.unique_id, final, recorded)
+
     def _claimable_count(self, statuses, where) -> int:
         with self.store.sessions() as session:
             return session.scalar(select(func.count()).select_from(Video)
                                   .where(Video.download_status.in_(statuses), *where)) or 0
 
     async def _work(self, queue: asyncio.Queue, progress: Progress | None, task) -> None:
-        while (video_id := await queue.get()) is not None:
+        while (job := await queue.get()) is not None:
             if self.no_space is not None:
                 continue  # given back by run()'s release
-            await self.process(video_id)
+            await self.process(job)
             if progress is not None:
                 progress.update(task, advance=1,
                                 description=f"download {self.summary.bytes / 1e6:,.0f} MB")
 
     # --- one video ---------------------------------------------------------------------------------
 
-    async def process(self, video_id: str) -> None:
+    async def process(self, claimed: _Job | _Unloadable) -> None:
         """Bring one claimed row to ``downloaded`` or ``failed``; never raises for a per-item problem."""
-        job = None
+        video_id, job = claimed.video_id, None
         try:
-            job = self._load_job(video_id)
+            if isinstance(claimed, _Unloadable):
+                raise claimed.error
+            job = claimed
             if not await self._already_present(job):
-                self._land(job, await self._obtain(job))
+                await self._land(job, await self._obtain(job))
         except _NoSpace as exc:
             self.no_space = exc  # the row stays in hand and goes back to pending
             return
         except CorpusError as exc:
-            self._fail(video_id, job, exc.kind, exc.message)
+            await self._fail(video_id, job, exc.kind, exc.message)
         except Exception as exc:  # a bug must not count as success nor kill the batch
             log.exception("unexpected error downloading %s", video_id)
-            self._fail(video_id, job, "internal_error", f"{type(exc).__name__}: {exc}")
+            await self._fail(video_id, job, "internal_error", f"{type(exc).__name__}: {exc}")
         finally:
             if job is not None:
                 job.part.unlink(missing_ok=True)
         self.in_hand.discard(video_id)
 
-    def _load_job(self, video_id: str) -> _Job:
-        final = video_file_path(self.settings.data_dir, video_id)
-        with self.store.sessions() as session:
-            row = session.execute(select(Video.media_urls, Author.unique_id)
-                                  .outerjoin(Author, Author.id == Video.author_id)
-                                  .where(Video.id == video_id)).one()
-        return _Job(video_id, _candidates(row.media_urls), row.unique_id, final)
-
     async def _already_present(self, job: _Job) -> bool:
         """A recorded file whose size and sha256 still match is kept: the row is marked done again."""
-        with self.store.sessions() as session:
-            recorded = session.get(MediaFile, job.video_id)
+        recorded = job.recorded
         if recorded is None:
             return False
         path = Path(self.settings.data_dir) / recorded.path
@@ -423,10 +483,13 @@ class _Downloader:
             return False
         if (await asyncio.to_thread(_hash_file, path))[1] != recorded.sha256:
             return False
-        with self.store.transaction() as session:
-            finish(session, "download", job.video_id, "downloaded")
+        await self._db(self._mark_downloaded, job.video_id)
         self.summary.verified += 1
         return True
+
+    def _mark_downloaded(self, video_id: str) -> None:
+        with self.store.transaction() as session:
+            finish(session, "download", video_id, "downloaded")
 
     async def _obtain(self, job: _Job) -> _Fetched:
         """HTTP over the candidates, then over refreshed ones, then yt-dlp; raises the most telling error."""
@@ -517,7 +580,7 @@ class _Downloader:
                                     kind="truncated" if short else "transport", retryable=True) from None
             check_size(transfer.received, content_length=transfer.content_length, total=transfer.total,
                        declared=candidate.data_size)
-            await self._check_media(job.part)
+            await asyncio.to_thread(_accept_media, job.part, self.options.probe_timeout_s)
         except DownloadError as exc:
             self._record(attempt, started, transfer.received, exc.kind, exc.message)
             job.part.unlink(missing_ok=True)
@@ -545,8 +608,6 @@ class _Downloader:
                             raise DownloadError(f"body over {self.options.max_bytes} bytes", kind="too_large")
                         transfer.digest.update(chunk)
                         out.write(chunk)
-                    out.flush()
-                    await asyncio.to_thread(os.fsync, out.fileno())
         if 0 < len(head) < 8:
             raise DownloadError(f"{transfer.received}-byte body", kind=sniff_body(head) or "not_video")
 
@@ -573,16 +634,6 @@ class _Downloader:
             raise DownloadError(f"{total} bytes is over the {self.options.max_bytes} limit", kind="too_large",
                                 status=status)
         return content_length, total
-
-    async def _check_media(self, path: Path) -> None:
-        """ffprobe must open the file and find a video stream (media.probe also checks the boxes are whole)."""
-        try:
-            found = await asyncio.to_thread(media.probe, path, timeout=self.options.probe_timeout_s)
-        except MediaError as exc:
-            kind = exc.kind if exc.kind in ("empty", "truncated") else "corrupt"
-            raise DownloadError(exc.message, kind=kind) from None
-        if found.video_codec is None:
-            raise DownloadError("ffprobe found no video stream", kind="not_video")
 
     def _record(self, attempt: _Attempt, started: float, received: int, outcome: str, message: str | None) -> None:
         attempt.duration_s = round(time.monotonic() - started, 4)
@@ -657,7 +708,7 @@ class _Downloader:
             if kind:
                 raise DownloadError("yt-dlp's file is not a video", kind=kind)
             check_size(size, content_length=None, total=None, declared=declared)
-            await self._check_media(job.part)
+            await asyncio.to_thread(_accept_media, job.part, self.options.probe_timeout_s)
         except DownloadError as exc:
             self._record(attempt, started, size, exc.kind, exc.message)
             job.part.unlink(missing_ok=True)
@@ -669,35 +720,79 @@ class _Downloader:
 
     # --- outcomes ----------------------------------------------------------------------------------
 
-    def _land(self, job: _Job, fetched: _Fetched) -> None:
-        """Rename the checked file into place and record it, all in one transaction."""
-        moved = False
-        try:
-            with self.store.transaction() as session:
-                recorded = session.get(MediaFile, job.video_id) or MediaFile(video_id=job.video_id)
-                recorded.path = job.final.relative_to(self.settings.data_dir).as_posix()
-                recorded.size_bytes, recorded.sha256 = fetched.size, fetched.sha256
-                recorded.downloaded_at, recorded.source_url_kind = utcnow(), fetched.url_kind
-                recorded.probed_sha256 = recorded.probed_at = None
-                session.add(recorded)
-                self._write_attempts(session, job)
-                session.execute(update(Video).where(Video.id == job.video_id).values(
-                    probe_status="pending", probe_error_kind=None, probe_error=None, probe_updated_at=utcnow(),
-                    **self._refreshed_urls(job)).execution_options(synchronize_session=False))
-                finish(session, "download", job.video_id, "downloaded")
-                session.flush()
-                os.replace(fetched.part, job.final)
-                moved = True
-                _fsync_dir(job.final.parent)
-        except BaseException:
-            if moved:  # the row did not land: the file must not look downloaded
-                job.final.unlink(missing_ok=True)
-            raise
+    async def _land(self, job: _Job, fetched: _Fetched) -> None:
+        """Commit the checked file on the database thread (with any others waiting), then count it."""
+        landing = _Landing(job, fetched)
+        self._landings.append(landing)
+        await self._db(self._commit_waiting)
+        if landing.error is not None:
+            raise landing.error
         self.summary.downloaded += 1
         self.summary.bytes += fetched.size
         self.summary.methods[fetched.method] += 1
 
-    def _fail(self, video_id: str, job: _Job | None, kind: str, message: str) -> None:
+    def _commit_waiting(self) -> None:
+        """Land every checked file waiting now in one transaction; if that fails, each on its own.
+
+        Group commit: while one transaction commits, the next files queue up, so a busy run pays one
+        commit and one fsync per directory for several files. Each file is still renamed and its
+        directory fsynced before the commit that marks its row.
+        """
+        batch = []
+        while self._landings:
+            batch.append(self._landings.popleft())
+        if not batch:
+            return
+        try:
+            self._commit_files(batch)
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0].error = exc
+                return
+            for landing in batch:  # find the one that cannot land; the others still do
+                try:
+                    self._commit_files([landing])
+                except Exception as single:
+                    landing.error = single
+
+    def _commit_files(self, batch: list[_Landing]) -> None:
+        """Rename the checked files into place and record them, all in one transaction."""
+        moved: list[_Landing] = []
+        try:
+            with self.store.transaction() as session:
+                for landing in batch:
+                    self._record_file(session, landing.job, landing.fetched)
+                session.flush()
+                for landing in batch:
+                    os.replace(landing.fetched.part, landing.job.final)
+                    moved.append(landing)
+                for directory in {landing.job.final.parent for landing in batch}:
+                    _fsync_path(directory)
+        except BaseException:
+            for landing in moved:  # the rows did not land: the files go back to being parts
+                os.replace(landing.job.final, landing.fetched.part)
+            raise
+
+    def _record_file(self, session, job: _Job, fetched: _Fetched) -> None:
+        recorded = session.get(MediaFile, job.video_id) or MediaFile(video_id=job.video_id)
+        recorded.path = job.final.relative_to(self.settings.data_dir).as_posix()
+        recorded.size_bytes, recorded.sha256 = fetched.size, fetched.sha256
+        recorded.downloaded_at, recorded.source_url_kind = utcnow(), fetched.url_kind
+        recorded.probed_sha256 = recorded.probed_at = None
+        session.add(recorded)
+        self._write_attempts(session, job)
+        session.execute(update(Video).where(Video.id == job.video_id).values(
+            probe_status="pending", probe_error_kind=None, probe_error=None, probe_updated_at=utcnow(),
+            **self._refreshed_urls(job)).execution_options(synchronize_session=False))
+        finish(session, "download", job.video_id, "downloaded")
+
+    async def _fail(self, video_id: str, job: _Job | None, kind: str, message: str) -> None:
+        await self._db(self._record_failure, video_id, job, kind, message)
+        self.summary.failed += 1
+        self.summary.failures[kind] += 1
+        log.info("download %s failed: %s (%s)", video_id, kind, message)
+
+    def _record_failure(self, video_id: str, job: _Job | None, kind: str, message: str) -> None:
         with self.store.transaction() as session:
             if job is not None:
                 self._write_attempts(session, job)
@@ -705,9 +800,6 @@ class _Downloader:
                     session.execute(update(Video).where(Video.id == video_id).values(**self._refreshed_urls(job))
                                     .execution_options(synchronize_session=False))
             finish(session, "download", video_id, "failed", error_kind=kind, error=message)
-        self.summary.failed += 1
-        self.summary.failures[kind] += 1
-        log.info("download %s failed: %s (%s)", video_id, kind, message)
 
     @staticmethod
     def _refreshed_urls(job: _Job) -> dict:
@@ -719,6 +811,18 @@ class _Downloader:
                                         url_kind=a.url_kind, http_status=a.http_status, bytes=a.bytes,
                                         duration_s=a.duration_s, outcome=a.outcome, message=a.message)
                         for a in job.attempts)
+
+
+def _accept_media(path: Path, timeout_s: float) -> None:
+    """The probe must open the file and find a video stream (it also checks the boxes are whole); then fsync."""
+    try:
+        found = media.probe(path, timeout=timeout_s)
+    except MediaError as exc:
+        kind = exc.kind if exc.kind in ("empty", "truncated") else "corrupt"
+        raise DownloadError(exc.message, kind=kind) from None
+    if found.video_codec is None:
+        raise DownloadError("the probe found no video stream", kind="not_video")
+    _fsync_path(path)
 
 
 def _final_error(errors: list[DownloadError]) -> DownloadError:

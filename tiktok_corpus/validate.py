@@ -8,8 +8,10 @@ One run has three passes, each safe to interrupt and repeat:
    present one vanished, a previous run's internal ``error``, or ``deep`` is asked for and a video
    stream was never decoded (``frame_count_method != "decode"``). Everything else keeps its probe.
 2. **Probe** - ``pending`` rows are claimed from the queue a few at a time, hashed and probed by a
-   bounded pool (each ffprobe/ffmpeg is its own process, so N workers use N cores; the threads only
-   wait and hash), and each result lands in one transaction with its outcome.
+   bounded thread pool, and each result lands in one transaction with its outcome. The probe runs
+   in-process (PyAV): about 95% of it is inside libav's open and stream-info calls, which release
+   the GIL as hashlib does, so N threads use N cores; only ffprobe fallbacks and ``--deep``'s ffmpeg
+   are processes.
 3. **Reclassify** - every row probed from its current bytes gets its outcome again from the stored
    probe columns under this run's thresholds, so changing ``min_frames`` never probes again.
 

@@ -271,6 +271,27 @@ def test_failed_rows_are_retried_only_when_asked(store, site_settings, rows, qui
     assert run(store, site_settings, handler, quick, retry_failed=True).downloaded == 1
 
 
+def test_a_file_that_cannot_be_put_in_place_fails_alone(store, site_settings, rows, quick, sample_mp4):
+    """Landings waiting together commit in one transaction; one that cannot land must not take the others."""
+    handler = lambda r: httpx.Response(200, content=sample_mp4, headers={"content-type": "video/mp4"})  # noqa: E731
+    ids = [f"70000000000000001{n:02d}" for n in range(8)]
+    for video_id in ids:
+        rows.add(video_id, [url("gear")])
+    blocked = video_file_path(site_settings.data_dir, ids[3])
+    blocked.mkdir(parents=True)  # a directory where the file should go: the rename fails
+
+    summary = run(store, site_settings, handler, quick, concurrency=8)
+
+    assert (summary.downloaded, summary.failures) == (7, {"internal_error": 1})
+    assert rows.video(ids[3]).download_status == "failed" and rows.media(ids[3]) is None
+    assert blocked.is_dir()
+    for video_id in ids[:3] + ids[4:]:
+        assert rows.video(video_id).download_status == "downloaded"
+        assert video_file_path(site_settings.data_dir, video_id).read_bytes() == sample_mp4
+        assert rows.media(video_id).sha256 == hashlib.sha256(sample_mp4).hexdigest()
+    assert rows.part_files(site_settings.data_dir) == []
+
+
 def test_follow_mode_picks_up_rows_added_while_it_runs(store, site_settings, rows, quick, sample_mp4):
     handler = lambda r: httpx.Response(200, content=sample_mp4, headers={"content-type": "video/mp4"})  # noqa: E731
     rows.add("7000000000000000011", [url("gear")])

