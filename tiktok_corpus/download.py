@@ -50,6 +50,7 @@ from tenacity import (AsyncRetrying, retry_if_exception, stop_after_attempt, sto
                       wait_exponential_jitter)
 
 from . import _http, media
+from ._files import fsync_path, sha256_file
 from .config import Settings
 from .errors import ConfigError, ContractError, CorpusError, DownloadError, MediaError
 from .store.db import Store, open_store
@@ -289,24 +290,6 @@ def _candidate_dicts(candidates: list[MediaUrl]) -> list[dict]:
     return [{"kind": c.kind, "url": c.url, "data_size": c.data_size, "codec": c.codec} for c in candidates]
 
 
-def _hash_file(path: Path) -> tuple[int, str]:
-    digest, size = hashlib.sha256(), 0
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
-    return size, digest.hexdigest()
-
-
-def _fsync_path(path: Path) -> None:
-    """fsync a file or a directory by path (fsync acts on the inode, whichever descriptor asks)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _is_tiktok(url: str) -> bool:
     host = urlsplit(url).hostname or ""
     return host == "tiktok.com" or host.endswith(".tiktok.com")
@@ -481,7 +464,7 @@ class _Downloader:
         path = Path(self.settings.data_dir) / recorded.path
         if not path.is_file() or path.stat().st_size != recorded.size_bytes:
             return False
-        if (await asyncio.to_thread(_hash_file, path))[1] != recorded.sha256:
+        if (await asyncio.to_thread(sha256_file, path))[1] != recorded.sha256:
             return False
         await self._db(self._mark_downloaded, job.video_id)
         self.summary.verified += 1
@@ -702,7 +685,7 @@ class _Downloader:
             await asyncio.to_thread(_ytdlp_download, url, job.part, cookie_file=cookie_file, headers=headers,
                                     proxy=self.settings.proxy, max_bytes=self.options.max_bytes,
                                     timeout_s=self.options.read_timeout_s)
-            size, sha256 = await asyncio.to_thread(_hash_file, job.part)
+            size, sha256 = await asyncio.to_thread(sha256_file, job.part)
             with open(job.part, "rb") as handle:
                 kind = sniff_body(handle.read(8)) if size else None
             if kind:
@@ -767,7 +750,7 @@ class _Downloader:
                     os.replace(landing.fetched.part, landing.job.final)
                     moved.append(landing)
                 for directory in {landing.job.final.parent for landing in batch}:
-                    _fsync_path(directory)
+                    fsync_path(directory)
         except BaseException:
             for landing in moved:  # the rows did not land: the files go back to being parts
                 os.replace(landing.job.final, landing.fetched.part)
@@ -822,7 +805,7 @@ def _accept_media(path: Path, timeout_s: float) -> None:
         raise DownloadError(exc.message, kind=kind) from None
     if found.video_codec is None:
         raise DownloadError("the probe found no video stream", kind="not_video")
-    _fsync_path(path)
+    fsync_path(path)
 
 
 def _final_error(errors: list[DownloadError]) -> DownloadError:

@@ -39,6 +39,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy import and_, func, select
 
 from . import __version__
+from ._files import fsync_path, sha256_file, write_text_durably
 from .config import Settings
 from .errors import ConfigError, CorpusError
 from .labels import PAPER_THRESHOLD_QUANTILE, PAPER_WEIGHTS, fit_labels
@@ -300,11 +301,11 @@ def _write_version(store: Store, settings: Settings, options: ExportOptions, row
                                                     prefix + "/" + rows["media_path"])
         data_file = staging / f"videos.{options.format}"
         _write_table(_to_arrow(rows, tags, options.format), data_file, options.format)
-        data_sha256 = _sha256(data_file)
+        data_sha256 = sha256_file(data_file)[1]
         manifest = _manifest(store, options, rows, label_params, selection, version=version,
                              created_at=created_at, data_file=data_file.name, data_sha256=data_sha256)
-        _write_text(staging / "manifest.json", json.dumps(manifest, indent=2, sort_keys=False) + "\n")
-        _write_text(staging / "README.md", dataset_card(manifest))
+        write_text_durably(staging / "manifest.json", json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+        write_text_durably(staging / "README.md", dataset_card(manifest))
         with store.transaction() as session:
             session.add(Export(name=options.name, version=version, created_at=created_at,
                                path=str(final_dir.resolve()), params=manifest["options"],
@@ -314,7 +315,7 @@ def _write_version(store: Store, settings: Settings, options: ExportOptions, row
                 staging.rename(final_dir)
             except OSError as exc:
                 raise ExportError(f"{final_dir} appeared while exporting (another export?): run again") from exc
-        _fsync_dir(exports_dir)
+        fsync_path(exports_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -352,8 +353,7 @@ def _write_table(table: pa.Table, path: Path, data_format: str) -> None:
         pq.write_table(table, path)
     else:
         pacsv.write_csv(table, path)
-    with open(path, "rb") as handle:
-        os.fsync(handle.fileno())
+    fsync_path(path)
 
 
 def _manifest(store: Store, options: ExportOptions, rows: pd.DataFrame, label_params: dict,
@@ -467,24 +467,3 @@ def _choice(option: str, value: str, allowed: Sequence[str]) -> None:
         raise ConfigError(f"{option} {value!r}: expected one of {', '.join(allowed)}")
 
 
-def _write_text(path: Path, text: str) -> None:
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -23,7 +23,6 @@ marks it ``error`` (never a success) and the next run retries it.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -34,6 +33,7 @@ from pathlib import Path
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from sqlalchemy import and_, func, or_, select, update
 
+from ._files import sha256_file
 from .config import Settings
 from .errors import ConfigError, MediaError
 from .media import DEEP_TIMEOUT_S, PROBE_TIMEOUT_S, ProbeResult, deep_check, probe
@@ -45,7 +45,6 @@ MEASURED_OUTCOMES = ("valid", "too_short", "no_video", "tiny_frames", "zero_dura
 OUTCOMES = (*MEASURED_OUTCOMES, "corrupt", "missing_file")
 INTERNAL_ERROR = "error"
 PROBE_FIELDS = tuple(ProbeResult.__dataclass_fields__)
-HASH_CHUNK = 1 << 20
 UPDATE_CHUNK = 500  # ids per UPDATE ... IN (...), well under SQLite's variable limit
 
 
@@ -237,7 +236,7 @@ def _inspect(job: _Job, deep: bool) -> _Inspection:
             where = job.path or "no media_files row"
             return _Inspection(job.video_id, outcome="missing_file", error_kind="missing_file",
                                error=f"file not found: {where}")
-        sha256, size = _sha256(job.path)
+        size, sha256 = sha256_file(job.path)
         try:
             result = probe(job.path)
             if deep and result.video_codec is not None:
@@ -251,13 +250,6 @@ def _inspect(job: _Job, deep: bool) -> _Inspection:
                            error=str(exc) or repr(exc))
 
 
-def _sha256(path: Path) -> tuple[str, int]:
-    digest, size = hashlib.sha256(), 0
-    with path.open("rb") as fh:
-        while chunk := fh.read(HASH_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
 
 
 def _record(store: Store, found: _Inspection, rules: Rules, summary: ValidateSummary) -> None:
