@@ -44,6 +44,7 @@ from typing import Callable, Iterator
 from urllib.parse import urlsplit
 
 import httpx
+from rich.console import Console
 from rich.progress import Progress
 from sqlalchemy import and_, func, or_, select, update
 from tenacity import (AsyncRetrying, retry_if_exception, stop_after_attempt, stop_after_delay,
@@ -898,5 +899,5 @@ def _progress_bar(enabled: bool) -> Iterator[Progress | None]:
     if not enabled:
         yield None
         return
-    with Progress() as bar:
+    with Progress(console=Console(stderr=True)) as bar:
         yield bar

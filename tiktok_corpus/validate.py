@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from sqlalchemy import and_, func, or_, select, update
 
@@ -207,7 +208,8 @@ def _probe_pending(store: Store, data_dir: Path, rules: Rules, deep: bool, worke
 
 def _progress_bar(enabled: bool) -> Progress:
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeRemainingColumn(), disable=not enabled, transient=False)
+                    TimeRemainingColumn(), console=Console(stderr=True), disable=not enabled,
+                    transient=False)
 
 
 def _claimable_count(store: Store) -> int:
