@@ -92,3 +92,38 @@ def noise_export(tmp_path_factory, signal_export) -> Path:
     for _, rows in videos.groupby(["split", "is_viral"]):
         videos.loc[rows.index, "is_viral"] = rng.permutation(np.arange(len(rows)) % 2)
     return write_export(root, videos)
+
+
+# --- real replica exports (issue #8 acceptance) ---------------------------------------------------
+
+
+def build_replica_export(root: Path, replica, *, max_videos: int, seed: int) -> Path:
+    """Crawl ``replica`` with real Chromium, download, validate and export (binary, stratified): the
+    same library stages ``corpus demo`` runs. Returns the export directory."""
+    from tiktok_corpus.config import Settings
+    from tiktok_corpus.crawl import CrawlOptions, crawl
+    from tiktok_corpus.export import ExportOptions, run_export
+    from tiktok_corpus.validate import run_validate
+
+    settings = Settings(data_dir=root / "data", base_url=replica.base_url)
+    crawl(settings, CrawlOptions(seeds=25, fanout=5, max_videos=max_videos, workers=2, delay_s=0.0,
+                                 max_rate=None, seed=seed))
+    run_validate(settings, progress=False)
+    return run_export(settings, ExportOptions(label="binary", stratify=True, seed=seed, name="replica"))
+
+
+@pytest.fixture(scope="session")
+def replica_signal_export(tmp_path_factory) -> Path:
+    """``--signal 1``: a 200-post replica whose videos' brightness follows their appeal, exported whole."""
+    from tiktok_corpus.replica import Replica, ReplicaConfig
+    with Replica(ReplicaConfig(videos=200, seed=0, signal=1.0)) as replica:
+        return build_replica_export(tmp_path_factory.mktemp("replica-signal1"), replica, max_videos=200, seed=0)
+
+
+@pytest.fixture(scope="session")
+def replica_noise_export(tmp_path_factory, replica_session) -> Path:
+    """``--signal 0``: 120 posts of the shared default replica (signal 0), whose media other tests
+    generate anyway; brightness is independent of engagement there."""
+    replica_session.set_faults({})
+    return build_replica_export(tmp_path_factory.mktemp("replica-signal0"), replica_session,
+                                max_videos=120, seed=0)

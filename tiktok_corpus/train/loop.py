@@ -244,8 +244,11 @@ def _loader(config: TrainConfig, device: torch.device, world: _Dist, rows: pd.Da
                            rank=world.rank if shard else 0, world_size=world.world_size if shard else 1)
     workers = config.workers if config.workers is not None else \
         (min(8, os.cpu_count() or 1) if device.type == "cuda" else 0)
+    # A lone last training clip breaks BatchNorm wherever a feature map shrinks to one value per
+    # channel (layer4 at small --size/--frames), so that epoch's odd clip out is skipped instead.
+    lone_last = train and len(sampler) > 1 and len(sampler) % config.batch_size == 1
     return DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, num_workers=workers,
-                      collate_fn=collate_clips, pin_memory=device.type == "cuda",
+                      drop_last=lone_last, collate_fn=collate_clips, pin_memory=device.type == "cuda",
                       persistent_workers=workers > 0, prefetch_factor=4 if workers else None)
 
 
