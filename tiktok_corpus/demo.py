@@ -14,8 +14,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
 from rich.console import Console
 from rich.table import Table
+from sklearn.metrics import roc_auc_score
 
 from .config import Settings
 from .crawl import CrawlOptions, LiveCrawlDisplay, crawl
@@ -42,6 +44,8 @@ class DemoResult:
     timings_s: dict[str, float] = field(default_factory=dict)
     counts: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
+    # ROC-AUC of the replica's true frame brightness on the test split: what pixels can give at best.
+    pixel_ceiling_auc: float | None = None
 
 
 def run_demo(out_dir: Path, *, videos: int = 300, signal: float = 1.0, seed: int = 0,
@@ -84,6 +88,7 @@ def run_demo(out_dir: Path, *, videos: int = 300, signal: float = 1.0, seed: int
                                         pos_weight="auto", **config))
         with stage("report"):
             report = build_report(settings, export_dir=export_dir, out=out_dir / "report.html")
+        ceiling = pixel_ceiling(replica.catalog, export_dir)
         store = open_store(settings)
         try:
             counts = stage_counts(store)
@@ -92,7 +97,21 @@ def run_demo(out_dir: Path, *, videos: int = 300, signal: float = 1.0, seed: int
     finally:
         replica.stop()
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    return DemoResult(out_dir, export_dir, run_dir, report, timings, counts, metrics)
+    return DemoResult(out_dir, export_dir, run_dir, report, timings, counts, metrics, ceiling)
+
+
+def pixel_ceiling(catalog, export_dir: Path) -> float | None:
+    """ROC-AUC of the true brightness (the replica's signal property) against the test labels.
+
+    Only the replica knows it; it tells how much a perfect pixel model could get on this small test
+    split, so a model's score is read against the right yardstick rather than against 1.0.
+    """
+    rows = pd.read_parquet(export_dir / "videos.parquet", columns=["video_id", "is_viral", "split"])
+    test = rows[rows["split"] == "test"]
+    if test["is_viral"].nunique() < 2:
+        return None
+    luma = {video.id: video.media.luma for video in catalog.videos if video.media is not None}
+    return float(roc_auc_score(test["is_viral"], test["video_id"].map(luma)))
 
 
 class _Timer:
@@ -123,6 +142,9 @@ def results_table(result: DemoResult) -> Table:
                               f"splits {_plain(manifest['counts']['split'])})")
     model, baselines = result.metrics["model"], result.metrics["baselines"]
     table.add_row("test ROC-AUC (model)", _auc(model))
+    if result.pixel_ceiling_auc is not None:
+        table.add_row("test ROC-AUC (true brightness: the most pixels can give here)",
+                      f"{result.pixel_ceiling_auc:.3f}")
     for name, values in baselines.items():
         table.add_row(f"test ROC-AUC ({name} baseline)", _auc(values))
     table.add_row("verdict", result.metrics["verdict"])
