@@ -14,17 +14,18 @@ rows is a uniformly random pick, and the order is the same in every process and 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import random
 import socket
 import time
-from collections import Counter
-from dataclasses import asdict, dataclass, field
+from collections import Counter, deque
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Iterable, Protocol, Sequence
 
 from playwright.async_api import async_playwright
-from sqlalchemy import func, select, text, update
+from sqlalchemy import JSON, bindparam, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -36,7 +37,7 @@ from .store.models import (Author, CrawlRun, Hashtag, RelatedEdge, StatsSnapshot
                            utcnow)
 from .tiktok.browser import (BlockMonitor, BlockPolicy, Pacer, WorkerSession, default_user_agent,
                              launch_browser)
-from .tiktok.contract import ItemList, ItemRecord
+from .tiktok.contract import AuthorRecord, ItemList, ItemRecord
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ DEFAULT_MAX_RATE = 1.0  # requests per second across all workers of a process
 # Serialises the "is there still room?" check with the inserts it allows, across processes (Postgres).
 _CORPUS_LOCK_KEY = 0x7C0AF05
 IDLE_POLL_S = 0.5
+PUBLISH_EVERY_S = 0.25  # the live display needs no more, and downloads are counted with a query
 
 
 @dataclass(frozen=True)
@@ -61,11 +63,14 @@ class CrawlOptions:
     headful: bool = False
     seed: int = 0
     related_count: int = 16
+    # Related-list fetches each worker page keeps in flight: hides the answer latency, while the
+    # per-worker delay still spaces their starts (see WorkerSession.fetch_text).
+    in_flight: int = 4
 
     def validate(self) -> None:
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"unknown --strategy {self.strategy!r}: use one of {', '.join(STRATEGIES)}")
-        for name in ("seeds", "fanout", "max_videos", "workers"):
+        for name in ("seeds", "fanout", "max_videos", "workers", "in_flight"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
         if self.seeds > self.max_videos:
@@ -125,9 +130,37 @@ def expand_order_key(seed: int, video_id: str) -> float:
     return int.from_bytes(digest, "big") / 2 ** 64
 
 
-def _insert(session: Session, table):
-    dialect = sqlite if session.get_bind().dialect.name == "sqlite" else postgresql
-    return dialect.insert(table)
+def _insert(session: Session, model):
+    """A Core insert on the model's table: executemany batches skip the ORM's per-row bookkeeping."""
+    return _dialect_insert(session.get_bind().dialect.name, model)
+
+
+@functools.cache
+def _dialect_insert(dialect_name: str, model):
+    return (sqlite if dialect_name == "sqlite" else postgresql).insert(model.__table__)
+
+
+@functools.cache
+def _author_upsert(dialect_name: str):
+    """Built once per dialect: an expansion's writes are a few statements, so building them is a real cost."""
+    stmt = _dialect_insert(dialect_name, Author)
+    table = Author.__table__
+    refresh = {name: func.coalesce(stmt.excluded[name], table.c[name])
+               for name in [field.name for field in fields(AuthorRecord)] + ["updated_at"] if name != "id"}
+    return stmt.on_conflict_do_update(index_elements=["id"], set_=refresh)
+
+
+@functools.cache
+def _video_refresh():
+    """One UPDATE for every re-sighted video of a list; a value this sighting lacks (NULL) keeps the stored one."""
+    table = Video.__table__
+
+    def refreshed(name: str):  # JSON None must bind as SQL NULL for coalesce to keep the old value
+        kind = JSON(none_as_null=True) if name == "media_urls" else table.c[name].type
+        return func.coalesce(bindparam(f"b_{name}", type_=kind), table.c[name])
+
+    return (update(table).where(table.c.id == bindparam("b_id"))
+            .values({name: refreshed(name) for name in _REFRESHED_COLUMNS}))
 
 
 def _lock_corpus(session: Session) -> None:
@@ -144,8 +177,13 @@ def _media_urls_json(item: ItemRecord) -> list[dict]:
     return [{"kind": m.kind, "url": m.url, "data_size": m.data_size, "codec": m.codec} for m in item.media_urls]
 
 
+_REFRESHED_COLUMNS = ("author_id", "desc", "create_time", "item_kind", "declared_duration_s", "declared_size",
+                      "declared_width", "declared_height", "codec", "music_id", "music_title", "media_urls",
+                      "last_seen_at")
+
+
 def _item_columns(item: ItemRecord, now) -> dict[str, Any]:
-    """The columns a sighting refreshes (latest wins; unknown values keep what was there)."""
+    """The columns a sighting refreshes (latest wins; unknown values keep what was there): _REFRESHED_COLUMNS."""
     return {
         "author_id": item.author.id if item.author and item.author.id else None,
         "desc": item.desc, "create_time": item.create_time, "item_kind": _stored_kind(item),
@@ -158,13 +196,10 @@ def _item_columns(item: ItemRecord, now) -> dict[str, Any]:
 
 def _upsert_authors(session: Session, items: Sequence[ItemRecord], now) -> None:
     """Latest wins, but a field this sighting lacks keeps its stored value."""
-    rows = {item.author.id: asdict(item.author) | {"updated_at": now}
+    rows = {item.author.id: vars(item.author) | {"updated_at": now}
             for item in items if item.author is not None and item.author.id}
-    if not rows:
-        return
-    stmt = _insert(session, Author)
-    refresh = {k: func.coalesce(stmt.excluded[k], getattr(Author, k)) for k in next(iter(rows.values())) if k != "id"}
-    session.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=refresh), list(rows.values()))
+    if rows:
+        session.execute(_author_upsert(session.get_bind().dialect.name), list(rows.values()))
 
 
 def _link_hashtags(session: Session, items: Sequence[ItemRecord]) -> None:
@@ -181,26 +216,30 @@ def _link_hashtags(session: Session, items: Sequence[ItemRecord]) -> None:
 def _new_video_row(item: ItemRecord, *, source: str, parent_id: str | None, depth: int, run_id: int | None,
                    seed: int, now) -> dict[str, Any]:
     kind = _stored_kind(item)
-    expandable = kind == "video"
-    downloadable = item.downloadable
-    return _item_columns(item, now) | {
-        "id": item.id, "first_seen_at": now, "parent_id": parent_id, "depth": depth, "source": source,
-        "crawl_run_id": run_id, "expand_order": expand_order_key(seed, item.id),
-        "expand_status": "pending" if expandable else "skipped",
-        "expand_error_kind": None if expandable else kind,
-        "download_status": "pending" if downloadable else "skipped",
-        "download_error_kind": None if downloadable else (kind if kind != "video" else "no_media_urls"),
-    }
+    no_file = kind if kind != "video" else "no_media_urls"  # why neither download nor probe has work
+    return (_item_columns(item, now)
+            | {"id": item.id, "first_seen_at": now, "parent_id": parent_id, "depth": depth, "source": source,
+               "crawl_run_id": run_id, "expand_order": expand_order_key(seed, item.id)}
+            | _stage_start("expand", kind == "video", kind)
+            | _stage_start("download", item.downloadable, no_file)
+            | _stage_start("probe", item.downloadable, no_file))
 
 
-def _refresh_video(session: Session, item: ItemRecord, now) -> None:
-    known = {k: v for k, v in _item_columns(item, now).items() if v is not None}
-    session.execute(update(Video).where(Video.id == item.id).values(known)
-                    .execution_options(synchronize_session=False))
+def _stage_start(stage: str, has_work: bool, why_not: str) -> dict[str, Any]:
+    """A new row's queue columns for one stage: pending work, or skipped with the reason."""
+    return {f"{stage}_status": "pending" if has_work else "skipped",
+            f"{stage}_error_kind": None if has_work else why_not}
+
+
+def _refresh_videos(session: Session, items: Sequence[ItemRecord], now) -> None:
+    if items:
+        rows = [{"b_id": item.id} | {f"b_{name}": value for name, value in _item_columns(item, now).items()}
+                for item in items]
+        session.connection().execute(_video_refresh(), rows)
 
 
 def _snapshot_row(item: ItemRecord, source: str, run_id: int | None, now) -> dict[str, Any]:
-    stats = asdict(item.stats) if item.stats is not None else {
+    stats = vars(item.stats) if item.stats is not None else {
         name: None for name in ("play_count", "like_count", "comment_count", "share_count", "collect_count",
                                 "repost_count")} | {"exact": False}
     return {"video_id": item.id, "captured_at": now, "source": source, "crawl_run_id": run_id} | stats
@@ -212,10 +251,12 @@ def _video_count(session: Session) -> int:
 
 @dataclass(frozen=True)
 class Sighting:
-    """What one batch added: the ids now in the corpus from this list and which of them are new."""
+    """What one batch added: the ids now in the corpus from this list, which of them are new, and the
+    corpus's video count once it lands (so callers need no count query of their own)."""
 
     in_corpus: tuple[str, ...]
     new: tuple[str, ...]
+    videos: int
 
 
 def record_sightings(session: Session, items: Sequence[ItemRecord], *, source: str, parent_id: str | None,
@@ -229,7 +270,8 @@ def record_sightings(session: Session, items: Sequence[ItemRecord], *, source: s
     now = utcnow()
     unique = list({item.id: item for item in items}.values())
     known = set(session.scalars(select(Video.id).where(Video.id.in_([i.id for i in unique]))))
-    room = max_videos - _video_count(session)
+    videos = _video_count(session)
+    room = max_videos - videos
     seen, new = [], []
     for item in unique:
         if item.id not in known:
@@ -237,6 +279,7 @@ def record_sightings(session: Session, items: Sequence[ItemRecord], *, source: s
             if len(new) >= max_new or (counts_toward_target and room <= 0):
                 continue
             room -= counts_toward_target
+            videos += counts_toward_target
             new.append(item)
         seen.append(item)
     _upsert_authors(session, seen, now)
@@ -244,14 +287,11 @@ def record_sightings(session: Session, items: Sequence[ItemRecord], *, source: s
         session.execute(_insert(session, Video).on_conflict_do_nothing(index_elements=["id"]),
                         [_new_video_row(item, source=source, parent_id=parent_id, depth=depth, run_id=run_id,
                                         seed=seed, now=now) for item in new])
-    for item in seen:
-        if item.id in known:
-            _refresh_video(session, item, now)
+    _refresh_videos(session, [item for item in seen if item.id in known], now)
     _link_hashtags(session, seen)
     if seen:
         session.execute(_insert(session, StatsSnapshot), [_snapshot_row(item, source, run_id, now) for item in seen])
-    in_corpus, new_ids = tuple(item.id for item in seen), tuple(item.id for item in new)
-    return Sighting(in_corpus, new_ids)
+    return Sighting(tuple(item.id for item in seen), tuple(item.id for item in new), videos)
 
 
 def record_expansion(store: Store, parent_id: str, related: ItemList, *, fanout: int, max_videos: int,
@@ -268,10 +308,11 @@ def record_expansion(store: Store, parent_id: str, related: ItemList, *, fanout:
         for rank, item in enumerate(children):
             if item.id in in_corpus:
                 ranks.setdefault(item.id, rank)
-        for child_id, rank in ranks.items():
-            session.execute(_insert(session, RelatedEdge)
-                            .values(parent_id=parent_id, child_id=child_id, rank=rank, first_seen_at=utcnow())
-                            .on_conflict_do_nothing(index_elements=["parent_id", "child_id"]))
+        if ranks:
+            now = utcnow()
+            edges = _insert(session, RelatedEdge).on_conflict_do_nothing(index_elements=["parent_id", "child_id"])
+            session.execute(edges, [{"parent_id": parent_id, "child_id": child_id, "rank": rank,
+                                     "first_seen_at": now} for child_id, rank in ranks.items()])
         queue.finish(session, "expand", parent_id, "expanded")
     return sighting
 
@@ -310,10 +351,10 @@ def frontier_order(strategy: str) -> list:
     return [Video.expand_order] if strategy == "random" else [Video.depth, Video.first_seen_at]
 
 
-def claim_parent(store: Store, strategy: str, worker: str) -> str | None:
-    ids = queue.claim(store, "expand", 1, order_by=frontier_order(strategy), where=[Video.item_kind == "video"],
-                      worker=worker)
-    return ids[0] if ids else None
+def claim_parents(store: Store, strategy: str, worker: str, limit: int = 1) -> list[str]:
+    """The next ``limit`` frontier rows in the strategy's order, claimed in one transaction."""
+    return queue.claim(store, "expand", limit, order_by=frontier_order(strategy),
+                       where=[Video.item_kind == "video"], worker=worker)
 
 
 def frontier_state(store: Store) -> tuple[int, int]:
@@ -358,10 +399,14 @@ class _Crawl:
         self.run_id = 0
         self.sessions: list[WorkerSession] = []
         self.done = asyncio.Event()
+        self._published_at = 0.0
+        # Parents a worker has claimed (one claim per ``in_flight`` of them) but not yet started.
+        self._claimed: dict[str, deque[str]] = {}
 
-    def _publish(self, videos: int | None = None) -> None:
-        if videos is not None:
-            self.counters.videos = videos
+    def _publish(self, *, force: bool = False) -> None:
+        if not force and time.monotonic() - self._published_at < PUBLISH_EVERY_S:
+            return
+        self._published_at = time.monotonic()
         self.counters.blocks = self.monitor.total
         if self.options.download:
             self.counters.downloaded = downloaded_count(self.store)
@@ -371,6 +416,7 @@ class _Crawl:
     def _count(self, sighting: Sighting) -> None:
         self.counters.new_items += len(sighting.new)
         self.counters.snapshots += len(sighting.in_corpus)
+        self.counters.videos = sighting.videos  # counted inside the write's lock: current for all processes
 
     async def collect_seeds(self, session: WorkerSession) -> None:
         options = self.options
@@ -379,22 +425,26 @@ class _Crawl:
             sighting = record_seeds(self.store, batch, seeds=options.seeds, max_videos=options.max_videos,
                                     run_id=self.run_id, seed=options.seed)
             self._count(sighting)
-            self._publish(corpus_video_count(self.store))
+            self._publish()
             return seed_count(self.store) >= options.seeds
 
         if seed_count(self.store) < options.seeds:
             await session.recommended(take)
 
     async def expand_loop(self, session: WorkerSession) -> None:
+        """One of a worker page's ``in_flight`` loops: claim a parent, fetch its related list, record it.
+
+        The video count comes from the last expansion's own transaction; another process's additions
+        show up there too, so the loop stops at the target without a count query per round.
+        """
         options = self.options
         worker = queue.worker_name(session.name)
         while not self.done.is_set():
-            videos = corpus_video_count(self.store)
-            self._publish(videos)
-            if videos >= options.max_videos:
+            self._publish()
+            if self.counters.videos >= options.max_videos:
                 self.done.set()
                 return
-            parent_id = claim_parent(self.store, options.strategy, worker)
+            parent_id = self._next_parent(session.name, worker)
             if parent_id is None:
                 pending, claimed = frontier_state(self.store)
                 if not pending and not claimed:
@@ -403,6 +453,17 @@ class _Crawl:
                 await asyncio.sleep(IDLE_POLL_S)  # another worker's expansion may still add videos
                 continue
             await self._expand(session, parent_id)
+
+    def _next_parent(self, name: str, worker: str) -> str | None:
+        """A parent for one of the worker's loops; the claim (no await in here) refills for all of them."""
+        claimed = self._claimed.setdefault(name, deque())
+        if not claimed:
+            claimed.extend(claim_parents(self.store, self.options.strategy, worker, self.options.in_flight))
+        return claimed.popleft() if claimed else None
+
+    def _release_unstarted(self) -> None:
+        queue.release(self.store, "expand", [parent for claimed in self._claimed.values() for parent in claimed])
+        self._claimed.clear()
 
     async def _expand(self, session: WorkerSession, parent_id: str) -> None:
         try:
@@ -447,7 +508,9 @@ class _Crawl:
                     await first.save_session(self.settings.data_dir / "session")
                     download_task = await self._start_downloads(first, user_agent)
                     await asyncio.gather(self.collect_seeds(first), *(s.start() for s in self.sessions[1:]))
-                    await asyncio.gather(*(self.expand_loop(s) for s in self.sessions))
+                    self.counters.videos = corpus_video_count(self.store)
+                    await asyncio.gather(*(self.expand_loop(s) for s in self.sessions
+                                           for _ in range(options.in_flight)))
                     videos = corpus_video_count(self.store)
                     status = "target_reached" if videos >= options.max_videos else "frontier_exhausted"
                 except PersistentlyBlocked as exc:
@@ -456,6 +519,7 @@ class _Crawl:
                     status, message = "blocked", f"persistently blocked: {exc.message}"
                 finally:
                     self.done.set()
+                    self._release_unstarted()
                     if download_task is not None:
                         downloads = await self._finish_downloads(download_task)
                     if first.context is not None:
@@ -487,7 +551,7 @@ class _Crawl:
     def _summarise(self, status: str, message: str | None, downloads, elapsed: float) -> CrawlSummary:
         counters = self.counters
         counters.videos = corpus_video_count(self.store)
-        counters.blocks = self.monitor.total
+        self._publish(force=True)
         summary = CrawlSummary(
             run_id=self.run_id, status=status, videos=counters.videos, target=counters.target,
             seeds=seed_count(self.store), new_items=counters.new_items, expansions=counters.expansions,

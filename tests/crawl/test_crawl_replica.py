@@ -20,7 +20,7 @@ from tiktok_corpus.config import Settings
 from tiktok_corpus.crawl import CrawlOptions, crawl
 from tiktok_corpus.replica import Replica, ReplicaConfig
 from tiktok_corpus.store.db import open_store, upgrade_database
-from tiktok_corpus.store.models import CrawlRun, RelatedEdge, StatsSnapshot, Video
+from tiktok_corpus.store.models import CrawlRun, MediaFile, RelatedEdge, StatsSnapshot, Video
 from tiktok_corpus.tiktok.browser import BlockPolicy
 
 pytestmark = pytest.mark.browser
@@ -161,6 +161,41 @@ def test_waf_interstitial_on_every_page_is_waited_out(replica, tmp_path):
     assert summary.status == "target_reached" and summary.videos == 12
     assert replica.stats.faults["waf"] - before >= 2, "every worker's page load met the interstitial"
     assert_corpus_shape(settings.db_url, target=12)
+
+
+@pytest.mark.timeout(120)  # closing a page under in-flight fetches used to hang the crawl
+def test_contexts_recycle_cleanly_under_concurrent_fetches(replica, tmp_path):
+    settings = Settings(data_dir=tmp_path / "data", base_url=replica.base_url)
+    policy = BlockPolicy(recycle_every=6, backoff_initial_s=0.05, backoff_max_s=0.5, warmup_wait_s=1.0)
+    summary = crawl(settings, options(workers=2, in_flight=4), policy=policy)
+    assert summary.status == "target_reached" and summary.recycles >= 2
+    assert "browser_error" not in summary.errors and "timeout" not in summary.errors, \
+        "a recycle closed a page under a fetch still in flight"
+    assert_corpus_shape(settings.db_url)
+
+
+def test_crawl_with_downloads_stores_the_replica_bytes(make_replica, tmp_path):
+    rep = make_replica(videos=60, seed=2)
+    settings = Settings(data_dir=tmp_path / "data", base_url=rep.base_url)
+    summary = crawl(settings, options(max_videos=20, download=True, workers=2), policy=TEST_POLICY)
+    assert summary.status == "target_reached" and summary.downloads is not None
+    store = open_store(settings)
+    try:
+        with store.sessions() as session:
+            videos = list(session.scalars(select(Video)))
+            files = {f.video_id: f for f in session.scalars(select(MediaFile))}
+    finally:
+        store.dispose()
+    downloadable = [v for v in videos if v.media_urls and v.item_kind == "video"]
+    assert len(downloadable) >= 15 and summary.downloads["downloaded"] == len(downloadable)
+    for video in downloadable:
+        assert video.download_status == "downloaded" and video.probe_status == "pending"
+        stored = settings.data_dir / files[video.id].path
+        assert stored.read_bytes() == rep.media_path(video.id).read_bytes(), video.id
+    others = [v for v in videos if v not in downloadable]
+    assert others, "the catalog's photo / ad / live / private posts were met"
+    assert all(v.download_status == "skipped" and v.probe_status == "skipped" for v in others)
+    assert set(files) == {v.id for v in downloadable}
 
 
 def test_persistent_blocking_stops_with_exit_code_3(replica, tmp_path):

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tiktok_corpus.config import Settings
-from tiktok_corpus.crawl import (claim_parent, expand_order_key, frontier_state, record_expansion,
+from tiktok_corpus.crawl import (claim_parents, expand_order_key, frontier_state, record_expansion,
                                  record_seeds)
 from tiktok_corpus.store.db import open_store
 from tiktok_corpus.store.models import (Author, Hashtag, RelatedEdge, StatsSnapshot, Video,
@@ -56,8 +56,10 @@ def test_seed_batch_records_items_kinds_and_queue_statuses(any_store):
     assert rows["1"].media_urls[0] == {"kind": "gear:normal_720_0", "url": "https://cdn.example/g720/1.mp4",
                                        "data_size": 2400000, "codec": "h264"}
     assert rows["1"].expand_order == expand_order_key(3, rows["1"].id)
+    assert rows["1"].probe_status == "pending"
     for key, why in (("2", "photo"), ("3", "ad"), ("4", "live"), ("5", "private"), ("6", "no_media_urls")):
         assert rows[key].download_status == "skipped" and rows[key].download_error_kind == why
+        assert rows[key].probe_status == "skipped" and rows[key].probe_error_kind == why, "no file will come"
     assert rows["2"].expand_status == "skipped" and rows["6"].expand_status == "pending"
     assert all(v.source == "foryou" and v.depth == 0 for v in rows.values())
     assert count(any_store, Hashtag) == 3 and count(any_store, VideoHashtag) == 3
@@ -78,7 +80,7 @@ def test_seeds_stop_at_the_requested_count_and_resightings_append_snapshots(any_
 
 def test_expansion_adds_at_most_fanout_records_ranked_edges_and_finishes_parent(any_store):
     record_seeds(any_store, listing(1, 2), seeds=2, max_videos=100, run_id=None, seed=0)
-    parent = claim_parent(any_store, "bfs", worker_name("t"))
+    [parent] = claim_parents(any_store, "bfs", worker_name("t"))
     assert parent == "1"
     related = listing(2, 1, 10, 11, 12, 13)  # 2 is known, 1 is the parent itself
     sighting = record_expansion(any_store, parent, related, fanout=3, max_videos=100, run_id=None, seed=0)
@@ -96,7 +98,7 @@ def test_expansion_adds_at_most_fanout_records_ranked_edges_and_finishes_parent(
 
 def test_expansion_stops_at_max_videos(any_store):
     record_seeds(any_store, listing(1), seeds=1, max_videos=3, run_id=None, seed=0)
-    parent = claim_parent(any_store, "random", worker_name("t"))
+    [parent] = claim_parents(any_store, "random", worker_name("t"))
     sighting = record_expansion(any_store, parent, listing(20, 21, 22, 23), fanout=5, max_videos=3,
                                 run_id=None, seed=0)
     assert sighting.new == ("20", "21") and count(any_store, Video) == 3
@@ -104,7 +106,7 @@ def test_expansion_stops_at_max_videos(any_store):
 
 def test_failed_expansion_transaction_leaves_nothing_behind(any_store):
     record_seeds(any_store, listing(1), seeds=1, max_videos=10, run_id=None, seed=0)
-    parent = claim_parent(any_store, "random", worker_name("t"))
+    [parent] = claim_parents(any_store, "random", worker_name("t"))
     broken = ItemList((parse_item(item(30)), parse_item({"id": "31", "author": {"id": "x" * 40}})))
     with pytest.raises(Exception):
         record_expansion(any_store, parent, broken, fanout=5, max_videos=10, run_id=None, seed=0) \
@@ -126,4 +128,4 @@ def _fail_midway(store, parent):
 def test_random_policy_follows_the_seeded_key(any_store):
     record_seeds(any_store, listing(*range(1, 9)), seeds=8, max_videos=100, run_id=None, seed=7)
     expected = min((str(i) for i in range(1, 9)), key=lambda vid: expand_order_key(7, vid))
-    assert claim_parent(any_store, "random", worker_name("t")) == expected
+    assert claim_parents(any_store, "random", worker_name("t")) == [expected]

@@ -145,7 +145,12 @@ async def launch_browser(playwright: Playwright, settings: Settings, *, headful:
 
 
 class WorkerSession:
-    """One worker's browser context and open page, recycled as blocks and page counts require."""
+    """One worker's browser context and open page, recycled as blocks and page counts require.
+
+    Several ``fetch_text`` calls may run at once in the page (the crawler keeps a few in flight):
+    their starts still keep the worker's delay, and a context renewal waits for the ones in flight
+    to land before it closes their page.
+    """
 
     def __init__(self, browser: Browser, base_url: str, *, policy: BlockPolicy, monitor: BlockMonitor,
                  pacer: Pacer, user_agent: str | None = None, name: str = "w0") -> None:
@@ -165,6 +170,13 @@ class WorkerSession:
         self._recommend_queue: asyncio.Queue[tuple[int, str]] | None = None
         self._document_status = 0
         self._feed_answered = asyncio.Event()
+        self._pacing = asyncio.Lock()      # one delay between this worker's request starts
+        self._renewing = asyncio.Lock()    # one context renewal at a time
+        self._page_free = asyncio.Event()  # cleared while a renewal swaps the page
+        self._page_free.set()
+        self._in_flight = 0
+        self._idle = asyncio.Event()       # set when no fetch is running in the page
+        self._idle.set()
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -186,6 +198,22 @@ class WorkerSession:
         log.info("%s: recycling browser context (%d requests, %d consecutive blocks)", self.name,
                  self.requests_in_context, self._consecutive_blocks)
         await self._open_fresh_context()
+
+    def _recycle_due(self) -> bool:
+        return (self.requests_in_context >= self.policy.recycle_every
+                or self._consecutive_blocks >= self.policy.recycle_after_blocks)
+
+    async def _renew_context(self, needed: Callable[[], bool]) -> None:
+        """Open (or recycle into) a fresh context once, however many of this worker's requests ask."""
+        async with self._renewing:
+            if not needed():  # another request of this worker has just renewed it
+                return
+            self._page_free.clear()
+            try:
+                await self._idle.wait()
+                await (self._open_fresh_context() if self.page is None else self.recycle())
+            finally:
+                self._page_free.set()
 
     async def _open_fresh_context(self) -> None:
         await self.close()
@@ -263,9 +291,8 @@ class WorkerSession:
         async for attempt in retrying:
             with attempt:
                 try:
-                    if (self.requests_in_context >= policy.recycle_every
-                            or self._consecutive_blocks >= policy.recycle_after_blocks):
-                        await self.recycle()  # inside the try: a failing fresh start is retried too
+                    if self.page is not None and self._recycle_due():
+                        await self._renew_context(self._recycle_due)  # in the try: a failing start is retried
                     result = await operation()
                 except BlockedError as exc:
                     self.monitor.record_block(exc.kind)
@@ -283,15 +310,24 @@ class WorkerSession:
     async def fetch_text(self, path: str) -> str:
         """``fetch(path)`` inside the open page (signed by the page); the body of a 2xx answer."""
         if self.page is None:
-            await self._open_fresh_context()
-        assert self.page is not None
-        self._ready_at = await self.pacer.wait(self._ready_at)
-        self.requests_in_context += 1
+            await self._renew_context(lambda: self.page is None)
+        while not self._page_free.is_set():  # checked again on waking: a renewal may start meanwhile
+            await self._page_free.wait()
+        self._in_flight += 1  # from here a renewal waits for this request
+        self._idle.clear()
         try:
+            async with self._pacing:
+                self._ready_at = await self.pacer.wait(self._ready_at)
+            self.requests_in_context += 1
+            assert self.page is not None
             answer = await asyncio.wait_for(self.page.evaluate(_FETCH_JS, path), self.policy.page_timeout_s)
         except asyncio.TimeoutError:
             raise ContractError(f"no answer from {redact_url(path)} in {self.policy.page_timeout_s:.0f}s",
                                 kind="timeout") from None
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._idle.set()
         if error := _http_error(int(answer["status"]), path):
             raise error
         return str(answer["body"])
