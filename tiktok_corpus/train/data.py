@@ -9,7 +9,6 @@ sha256 and the size, live beside the export (or in ``--cache-dir``) and are reus
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -24,6 +23,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from .._files import sha256_file
 from ..errors import ConfigError, MediaError
 
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
@@ -89,14 +89,6 @@ def proxy_dir(cache_root: Path, size: int) -> Path:
     return Path(cache_root) / f"proxies-{PROXY_VERSION}-{size}px"
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def encode_proxy(source: Path, target: Path, size: int) -> Path:
     """Decode ``source`` once and write a ``size x size`` short-GOP proxy to ``target`` (atomically).
 
@@ -143,7 +135,7 @@ def build_cache(export: Export, size: int, cache_root: Path | None = None, worke
         if not source.is_file():
             raise ConfigError(f"{export.root}: video {row.video_id} has no file at {row.file}")
         digest = getattr(row, "sha256", None)
-        digest = digest if isinstance(digest, str) and digest else file_sha256(source)
+        digest = digest if isinstance(digest, str) and digest else sha256_file(source)[1]
         jobs[row.video_id] = (source, directory / f"{digest}.mp4")
     todo = [(vid, src, dst) for vid, (src, dst) in jobs.items() if not dst.is_file()]
     failures: list[str] = []
