@@ -140,8 +140,9 @@ def build_cache(export: Export, size: int, cache_root: Path | None = None, worke
     todo = [(vid, src, dst) for vid, (src, dst) in jobs.items() if not dst.is_file()]
     failures: list[str] = []
     if todo:
+        from rich.console import Console
         from rich.progress import Progress
-        with Progress(disable=not progress, transient=True) as bar, \
+        with Progress(console=Console(stderr=True), disable=not progress, transient=True) as bar, \
                 ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
             task = bar.add_task(f"decoding {len(todo)} videos into {size}px proxies", total=len(todo))
             futures = [pool.submit(encode_proxy, src, dst, size) for _, src, dst in todo]

@@ -276,13 +276,15 @@ def forward_clips(model: nn.Module, clips, valid, device: torch.device, use_amp:
 
 
 def _train_epoch(model, loader, epoch, optimizer, loss_fn, device, use_amp, config, world) -> tuple[float, int]:
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
     model.train()
     loader.sampler.set_epoch(epoch)
     total, count = 0.0, 0
     columns = (TextColumn(f"epoch {epoch}/{config.epochs}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("loss {task.fields[loss]:.4f}"), TimeRemainingColumn())
-    with Progress(*columns, disable=not (config.progress and world.main), transient=True) as bar:
+    with Progress(*columns, console=Console(stderr=True), disable=not (config.progress and world.main),
+                  transient=True) as bar:
         task = bar.add_task("train", total=len(loader), loss=float("nan"))
         for clips, valid, targets, _ in loader:
             targets = targets.to(device, non_blocking=True)
