@@ -130,14 +130,16 @@ def results_table(result: DemoResult) -> Table:
     """Videos, exclusions, class balance and test ROC-AUC beside the baselines."""
     manifest = json.loads((result.export_dir / "manifest.json").read_text())
     probe = result.counts["stages"]["probe"]
-    excluded = sum(n for status, n in probe.items() if status not in ("valid", "pending"))
+    # "skipped" rows are not videos (photo posts, ads, private items): never downloaded nor probed.
+    outcomes = {status: n for status, n in probe.items() if status not in ("valid", "pending", "skipped")}
     viral = manifest["counts"]["is_viral"]
     table = Table(title="demo results", show_header=False)
     table.add_column("what")
     table.add_column("value")
     table.add_row("videos discovered", str(result.counts["videos"]))
     table.add_row("downloaded", str(result.counts["stages"]["download"].get("downloaded", 0)))
-    table.add_row("excluded by validation", f"{excluded} ({_plain(probe)})")
+    table.add_row("not videos (photo, ad, private, ...)", str(probe.get("skipped", 0)))
+    table.add_row("excluded by validation", f"{sum(outcomes.values())} ({_plain(outcomes)})")
     table.add_row("exported", f"{manifest['row_count']} (viral {viral['1']}, not viral {viral['0']}; "
                               f"splits {_plain(manifest['counts']['split'])})")
     model, baselines = result.metrics["model"], result.metrics["baselines"]
