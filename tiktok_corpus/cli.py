@@ -120,6 +120,8 @@ def crawl(ctx: typer.Context,
           strategy: str = typer.Option("random", help="Frontier policy: random | bfs."),
           base_url: Optional[str] = typer.Option(None, help="Site to crawl (env CORPUS_BASE_URL)."),
           workers: int = typer.Option(1, min=1, help="Browser workers in this process."),
+          in_flight: int = typer.Option(4, min=1, help="Related-list fetches each worker keeps running "
+                                        "at once (still paced by --delay and --max-rate)."),
           delay: Optional[float] = typer.Option(None, min=0, help="Politeness delay (s, jittered)."),
           max_rate: float = typer.Option(1.0, min=0, help="Requests per second across all workers "
                                          "of this process (0: no cap)."),
@@ -134,7 +136,8 @@ def crawl(ctx: typer.Context,
     settings = Settings(**{**_settings(ctx).model_dump(), **overrides})
     options = CrawlOptions(seeds=seeds, fanout=fanout, max_videos=max_videos, strategy=strategy,
                            workers=workers, delay_s=DEFAULT_DELAY_S if delay is None else delay,
-                           max_rate=max_rate or None, download=not no_download, headful=headful, seed=seed)
+                           max_rate=max_rate or None, download=not no_download, headful=headful, seed=seed,
+                           in_flight=in_flight)
     options.validate()
     with LiveCrawlDisplay(err_console) as display:
         summary = run_crawl(settings, options, progress=display)
