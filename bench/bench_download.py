@@ -27,7 +27,6 @@ import argparse
 import asyncio
 import http.cookiejar
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
