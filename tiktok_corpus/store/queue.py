@@ -76,14 +76,19 @@ def finish(session: Session, stage: str, video_id: str, status: str, *,
 def release(store: Store, stage: str, ids: Iterable[str], status: str = "pending") -> None:
     """Give claimed rows back untouched (a worker shutting down cleanly)."""
     ids = list(ids)
-    if not ids:
-        return
+    if ids:
+        _unclaim(store, stage, Video.id.in_(ids), status)
+
+
+def _unclaim(store: Store, stage: str, which, status: str = "pending") -> int:
+    """Put the claimed rows matching ``which`` back into ``status``; returns how many."""
     with store.transaction() as session:
-        session.execute(
-            update(Video).where(Video.id.in_(ids), _col(stage, "status") == "claimed")
+        result = session.execute(
+            update(Video).where(_col(stage, "status") == "claimed", which)
             .values({f"{stage}_status": status, f"{stage}_lease_until": None,
                      f"{stage}_updated_at": utcnow()})
             .execution_options(synchronize_session=False))
+        return result.rowcount or 0
 
 
 def _pid_alive(pid: int) -> bool:
@@ -107,17 +112,6 @@ def reclaim_dead_local(store: Store, stage: str) -> int:
     with store.sessions() as session:
         holders = session.scalars(select(worker).where(_col(stage, "status") == "claimed",
                                                        worker.like(f"{host}:%")).distinct()).all()
-    dead = []
-    for name in holders:
-        pid = name.split(":")[1] if name.count(":") >= 1 else ""
-        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
-            dead.append(name)
-    if not dead:
-        return 0
-    with store.transaction() as session:
-        result = session.execute(
-            update(Video).where(_col(stage, "status") == "claimed", worker.in_(dead))
-            .values({f"{stage}_status": "pending", f"{stage}_lease_until": None,
-                     f"{stage}_updated_at": utcnow()})
-            .execution_options(synchronize_session=False))
-        return result.rowcount or 0
+    dead = [name for name in holders
+            if (pid := name.split(":")[1]).isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid))]
+    return _unclaim(store, stage, worker.in_(dead)) if dead else 0
