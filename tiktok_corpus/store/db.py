@@ -105,27 +105,29 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     command.upgrade(alembic_config(engine), revision)
 
 
-def upgrade_database(settings: Settings, revision: str = "head") -> str:
-    """``corpus db upgrade``: migrate the configured database; returns the revision it is at now."""
+@contextmanager
+def _short_lived_engine(settings: Settings) -> Iterator[Engine]:
+    """An engine for one schema command, disposed after; connection failures become one line."""
     url = settings.db_url or ""
     engine = make_engine(url)
     try:
         with reporting_connection_errors(url):
-            upgrade(engine, revision)
-            return current_revision(engine) or "none"
+            yield engine
     finally:
         engine.dispose()
+
+
+def upgrade_database(settings: Settings, revision: str = "head") -> str:
+    """``corpus db upgrade``: migrate the configured database; returns the revision it is at now."""
+    with _short_lived_engine(settings) as engine:
+        upgrade(engine, revision)
+        return current_revision(engine) or "none"
 
 
 def database_revision(settings: Settings) -> str | None:
     """The configured database's schema revision (``None``: never migrated)."""
-    url = settings.db_url or ""
-    engine = make_engine(url)
-    try:
-        with reporting_connection_errors(url):
-            return current_revision(engine)
-    finally:
-        engine.dispose()
+    with _short_lived_engine(settings) as engine:
+        return current_revision(engine)
 
 
 def downgrade(engine: Engine, revision: str) -> None:
