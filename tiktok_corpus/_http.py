@@ -30,13 +30,17 @@ class BrowserSession:
     user_agent: str = DEFAULT_USER_AGENT
 
 
+# The crawler's saved browser session, read back by a later `corpus download`.
+STATE_FILE, META_FILE = "state.json", "meta.json"
+
+
 def session_dir(settings: Settings) -> Path:
     return Path(settings.data_dir) / "session"
 
 
 def load_saved_session(settings: Settings) -> BrowserSession | None:
     """The crawler's saved session, or None when there is none (or it cannot be read)."""
-    state_file, meta_file = session_dir(settings) / "state.json", session_dir(settings) / "meta.json"
+    state_file, meta_file = session_dir(settings) / STATE_FILE, session_dir(settings) / META_FILE
     try:
         cookies = json.loads(state_file.read_text("utf-8")).get("cookies") or []
     except (OSError, ValueError, AttributeError):

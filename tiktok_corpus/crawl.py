@@ -37,7 +37,8 @@ from .store.models import (Author, CrawlRun, Hashtag, RelatedEdge, StatsSnapshot
                            utcnow)
 from .tiktok.browser import (BlockMonitor, BlockPolicy, Pacer, WorkerSession, default_user_agent,
                              launch_browser)
-from .tiktok.contract import AuthorRecord, ItemList, ItemRecord
+from ._http import session_dir
+from .tiktok.contract import AuthorRecord, ItemList, ItemRecord, StatsRecord, media_urls_json
 
 log = logging.getLogger(__name__)
 
@@ -173,10 +174,6 @@ def _stored_kind(item: ItemRecord) -> str:
     return "private" if item.private else item.kind
 
 
-def _media_urls_json(item: ItemRecord) -> list[dict]:
-    return [{"kind": m.kind, "url": m.url, "data_size": m.data_size, "codec": m.codec} for m in item.media_urls]
-
-
 _REFRESHED_COLUMNS = ("author_id", "desc", "create_time", "item_kind", "declared_duration_s", "declared_size",
                       "declared_width", "declared_height", "codec", "music_id", "music_title", "media_urls",
                       "last_seen_at")
@@ -190,7 +187,7 @@ def _item_columns(item: ItemRecord, now) -> dict[str, Any]:
         "declared_duration_s": item.duration_s, "declared_size": item.size,
         "declared_width": item.width, "declared_height": item.height, "codec": item.codec,
         "music_id": item.music_id, "music_title": item.music_title,
-        "media_urls": _media_urls_json(item) or None, "last_seen_at": now,
+        "media_urls": media_urls_json(item.media_urls) or None, "last_seen_at": now,
     }
 
 
@@ -239,9 +236,7 @@ def _refresh_videos(session: Session, items: Sequence[ItemRecord], now) -> None:
 
 
 def _snapshot_row(item: ItemRecord, source: str, run_id: int | None, now) -> dict[str, Any]:
-    stats = vars(item.stats) if item.stats is not None else {
-        name: None for name in ("play_count", "like_count", "comment_count", "share_count", "collect_count",
-                                "repost_count")} | {"exact": False}
+    stats = vars(item.stats or StatsRecord())
     return {"video_id": item.id, "captured_at": now, "source": source, "crawl_run_id": run_id} | stats
 
 
@@ -468,9 +463,6 @@ class _Crawl:
     async def _expand(self, session: WorkerSession, parent_id: str) -> None:
         try:
             related = await session.related(parent_id, self.options.related_count)
-        except PersistentlyBlocked:
-            queue.release(self.store, "expand", [parent_id])
-            raise
         except BlockedError:
             # The block is about us, not the video: it goes back to the frontier for a later try.
             queue.release(self.store, "expand", [parent_id])
@@ -505,7 +497,7 @@ class _Crawl:
                 first, download_task = self.sessions[0], None
                 try:
                     await first.start()
-                    await first.save_session(self.settings.data_dir / "session")
+                    await first.save_session(session_dir(self.settings))
                     download_task = await self._start_downloads(first, user_agent)
                     await asyncio.gather(self.collect_seeds(first), *(s.start() for s in self.sessions[1:]))
                     self.counters.videos = corpus_video_count(self.store)
@@ -523,7 +515,7 @@ class _Crawl:
                     if download_task is not None:
                         downloads = await self._finish_downloads(download_task)
                     if first.context is not None:
-                        await first.save_session(self.settings.data_dir / "session")
+                        await first.save_session(session_dir(self.settings))
             except BaseException:
                 end_run(self.store, self.run_id, "failed", asdict(self.counters))
                 raise

@@ -58,7 +58,7 @@ from .store.db import Store, open_store
 from .store.models import Author, DownloadAttempt, MediaFile, Video, utcnow
 from .store.queue import claim, finish, reclaim_dead_local, release, worker_name
 from .tiktok.contract import (ItemRecord, MediaUrl, detail_api_path, is_expired, page_url, parse_item_detail,
-                              parse_video_page, redact_url, validate_video_id)
+                              media_urls_json, parse_video_page, redact_url, validate_video_id)
 
 log = logging.getLogger(__name__)
 
@@ -285,10 +285,6 @@ def _candidates(raw: object) -> list[MediaUrl]:
             found.append(MediaUrl(str(entry.get("kind") or "url"), entry["url"],
                                   size if isinstance(size, int) and size > 0 else None, entry.get("codec")))
     return found
-
-
-def _candidate_dicts(candidates: list[MediaUrl]) -> list[dict]:
-    return [{"kind": c.kind, "url": c.url, "data_size": c.data_size, "codec": c.codec} for c in candidates]
 
 
 def _is_tiktok(url: str) -> bool:
@@ -787,7 +783,7 @@ class _Downloader:
 
     @staticmethod
     def _refreshed_urls(job: _Job) -> dict:
-        return {"media_urls": _candidate_dicts(job.candidates)} if job.refreshed else {}
+        return {"media_urls": media_urls_json(job.candidates)} if job.refreshed else {}
 
     @staticmethod
     def _write_attempts(session, job: _Job) -> None:

@@ -29,6 +29,7 @@ from playwright.async_api import Error as PlaywrightError
 from tenacity import (AsyncRetrying, retry_if_exception, stop_after_attempt, stop_after_delay,
                       wait_exponential_jitter)
 
+from .._http import META_FILE, STATE_FILE
 from ..config import Settings
 from ..errors import BlockedError, ContractError, CorpusError, PersistentlyBlocked
 from .contract import ItemList, detect_block, parse_item_list, redact_url, related_api_path
@@ -427,8 +428,8 @@ class WorkerSession:
         directory.mkdir(parents=True, exist_ok=True)
         state = await self.context.storage_state()
         user_agent = self.user_agent or await self.page.evaluate("navigator.userAgent")
-        _write_private(directory / "state.json", json.dumps(state))
-        (directory / "meta.json").write_text(json.dumps({"user_agent": user_agent, "saved_at": time.time()}))
+        _write_private(directory / STATE_FILE, json.dumps(state))
+        (directory / META_FILE).write_text(json.dumps({"user_agent": user_agent, "saved_at": time.time()}))
 
 
 def _write_private(path: Path, text: str) -> None:

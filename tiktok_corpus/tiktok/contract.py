@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
@@ -297,6 +297,11 @@ def media_url_candidates(video: dict) -> tuple[MediaUrl, ...]:
     return tuple(ordered + [MediaUrl("aweme_play", c.url, c.data_size, c.codec) for c in last])
 
 
+def media_urls_json(urls: Iterable[MediaUrl]) -> list[dict]:
+    """Candidate URLs as stored on ``videos.media_urls`` (and read back by the downloader)."""
+    return [asdict(url) for url in urls]
+
+
 def item_kind(raw: dict) -> str:
     if raw.get("imagePost"):
         return "photo"
@@ -316,9 +321,10 @@ def parse_item(raw: Any) -> ItemRecord:
     video = _dict(raw.get("video"))
     music = _dict(raw.get("music"))
     duration = _float(video.get("duration"))
+    kind = item_kind(raw)
     return ItemRecord(
         id=item_id,
-        kind=item_kind(raw),
+        kind=kind,
         private=bool(raw.get("privateItem") is True or raw.get("secret") is True),
         desc=_str(raw.get("desc")),
         create_time=_int(raw.get("createTime")),
@@ -332,7 +338,7 @@ def parse_item(raw: Any) -> ItemRecord:
         width=_int(video.get("width")),
         height=_int(video.get("height")),
         codec=_str(video.get("codecType")),
-        media_urls=media_url_candidates(video) if item_kind(raw) == "video" else (),
+        media_urls=media_url_candidates(video) if kind == "video" else (),
     )
 
 
