@@ -14,7 +14,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
 from rich.console import Console
 from rich.table import Table
 from sklearn.metrics import roc_auc_score
@@ -24,6 +23,7 @@ from .crawl import CrawlOptions, LiveCrawlDisplay, crawl
 from .download import run_download
 from .errors import ConfigError
 from .export import ExportOptions, run_export
+from .export_format import read_export
 from .replica import Replica, ReplicaConfig
 from .report import build_report
 from .store.db import open_store
@@ -106,7 +106,7 @@ def pixel_ceiling(catalog, export_dir: Path) -> float | None:
     Only the replica knows it; it tells how much a perfect pixel model could get on this small test
     split, so a model's score is read against the right yardstick rather than against 1.0.
     """
-    rows = pd.read_parquet(export_dir / "videos.parquet", columns=["video_id", "is_viral", "split"])
+    rows = read_export(export_dir)[1]
     test = rows[rows["split"] == "test"]
     if test["is_viral"].nunique() < 2:
         return None

@@ -46,7 +46,7 @@ from urllib.parse import urlsplit
 import httpx
 from rich.console import Console
 from rich.progress import Progress
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, or_, select, update
 from tenacity import (AsyncRetrying, retry_if_exception, stop_after_attempt, stop_after_delay,
                       wait_exponential_jitter)
 
@@ -56,9 +56,9 @@ from .config import Settings
 from .errors import ConfigError, ContractError, CorpusError, DownloadError, MediaError
 from .store.db import Store, open_store
 from .store.models import Author, DownloadAttempt, MediaFile, Video, utcnow
-from .store.queue import claim, finish, reclaim_dead_local, release, worker_name
+from .store.queue import claim, count_claimable, finish, reclaim_dead_local, release, worker_name
 from .tiktok.contract import (ItemRecord, MediaUrl, detail_api_path, is_expired, page_url, parse_item_detail,
-                              media_urls_json, parse_video_page, redact_url, validate_video_id)
+                              media_urls_from_json, media_urls_json, parse_video_page, redact_url, validate_video_id)
 
 log = logging.getLogger(__name__)
 
@@ -276,17 +276,6 @@ class _NoSpace(DownloadError):
     kind = "no_space"
 
 
-def _candidates(raw: object) -> list[MediaUrl]:
-    """The row's stored candidate list back as MediaUrl records (bad entries dropped)."""
-    found = []
-    for entry in raw if isinstance(raw, list) else []:
-        if isinstance(entry, dict) and isinstance(entry.get("url"), str) and entry["url"]:
-            size = entry.get("data_size")
-            found.append(MediaUrl(str(entry.get("kind") or "url"), entry["url"],
-                                  size if isinstance(size, int) and size > 0 else None, entry.get("codec")))
-    return found
-
-
 def _is_tiktok(url: str) -> bool:
     host = urlsplit(url).hostname or ""
     return host == "tiktok.com" or host.endswith(".tiktok.com")
@@ -371,7 +360,7 @@ class _Downloader:
                               Video.download_updated_at < started))
         claimed = 0
         if progress is not None and follow is None and limit is None:
-            progress.update(task, total=self._claimable_count(statuses, where))
+            progress.update(task, total=count_claimable(self.store, "download", statuses=statuses, where=where))
         while self.no_space is None:
             room = concurrency if limit is None else min(concurrency, limit - claimed)
             if room <= 0:
@@ -413,12 +402,7 @@ class _Downloader:
         except CorpusError as exc:  # a bad id: the row fails, without touching the disk
             return _Unloadable(row.id, exc)
         recorded = _Recorded(row.path, row.size_bytes, row.sha256) if row.path is not None else None
-        return _Job(row.id, _candidates(row.media_urls), row.unique_id, final, recorded)
-
-    def _claimable_count(self, statuses, where) -> int:
-        with self.store.sessions() as session:
-            return session.scalar(select(func.count()).select_from(Video)
-                                  .where(Video.download_status.in_(statuses), *where)) or 0
+        return _Job(row.id, list(media_urls_from_json(row.media_urls)), row.unique_id, final, recorded)
 
     async def _work(self, queue: asyncio.Queue, progress: Progress | None, task) -> None:
         while (job := await queue.get()) is not None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +28,8 @@ from sqlalchemy import func, select
 
 from . import __version__
 from .config import Settings
-from .errors import ConfigError
 from .export import load_dataset
+from .export_format import read_export
 from .labels import fit_labels
 from .store.db import Store, open_store
 from .store.models import Hashtag, MediaFile, Video, VideoHashtag, utcnow
@@ -83,13 +82,7 @@ def build_report(settings: Settings, *, export_dir: Path | None = None, out: Pat
 def _dataset(store: Store, export_dir: Path | None) -> tuple[pd.DataFrame, str]:
     """The labelled rows to describe, and a sentence naming where they come from."""
     if export_dir is not None:
-        manifest_path = Path(export_dir) / "manifest.json"
-        if not manifest_path.is_file():
-            raise ConfigError(f"--export {export_dir}: no manifest.json there (not an export directory)")
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        data_path = Path(export_dir) / manifest["data_file"]
-        rows = pd.read_parquet(data_path) if manifest["data_format"] == "parquet" else pd.read_csv(
-            data_path, dtype={"video_id": str, "author_id": str})
+        manifest, rows = read_export(export_dir)
         return rows, (f"export {manifest['name']} v{manifest['version']} ({len(rows)} videos, made for the "
                       f"{manifest['label']} label)")
     rows, _ = load_dataset(store)

@@ -24,6 +24,7 @@ marks it ``error`` (never a success) and the next run retries it.
 from __future__ import annotations
 
 import os
+from stat import S_ISREG
 import shutil
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
@@ -32,7 +33,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import func, select, update
 
 from ._files import sha256_file
 from .config import Settings
@@ -40,7 +41,7 @@ from .errors import ConfigError, MediaError
 from .media import DEEP_TIMEOUT_S, PROBE_TIMEOUT_S, ProbeResult, deep_check, probe
 from .store.db import Store, open_store
 from .store.models import MediaFile, Video, utcnow
-from .store.queue import claim, finish, release
+from .store.queue import claim, count_claimable, finish, release
 
 MEASURED_OUTCOMES = ("valid", "too_short", "no_video", "tiny_frames", "zero_duration")
 OUTCOMES = (*MEASURED_OUTCOMES, "corrupt", "missing_file")
@@ -160,10 +161,10 @@ def _needs_probe(status: str, media: MediaFile | None, data_dir: Path, deep: boo
 
 def _stat(path: Path) -> os.stat_result | None:
     try:
-        stat = path.stat()
+        found = path.stat()
     except OSError:
         return None
-    return stat if path.is_file() else None
+    return found if S_ISREG(found.st_mode) else None
 
 
 def _as_utc(moment: datetime) -> datetime:
@@ -181,7 +182,8 @@ def _probe_pending(store: Store, data_dir: Path, rules: Rules, deep: bool, worke
     exhausted = False
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="validate") as pool, \
             _progress_bar(progress) as bar:
-        task = bar.add_task("validate", total=_claimable_count(store))
+        task = bar.add_task("validate", total=count_claimable(
+            store, "probe", where=[Video.download_status == "downloaded"]))
         try:
             while True:
                 room = 2 * workers - len(in_flight)
@@ -212,13 +214,6 @@ def _progress_bar(enabled: bool) -> Progress:
                     transient=False)
 
 
-def _claimable_count(store: Store) -> int:
-    now = utcnow()
-    with store.sessions() as session:
-        return session.scalar(select(func.count()).select_from(Video).where(
-            Video.download_status == "downloaded",
-            or_(Video.probe_status == "pending",
-                and_(Video.probe_status == "claimed", Video.probe_lease_until < now)))) or 0
 
 
 def _jobs(store: Store, data_dir: Path, ids: list[str]) -> list[_Job]:

@@ -27,7 +27,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from .catalog import Catalog, CatalogVideo, build_catalog
-from .faults import FaultPlan, ReplicaStats, validate_faults
+from .faults import FaultPlan, ReplicaStats
 from .items import (CAPTCHA_BODY, STATUS_INVALID, STATUS_NOT_FOUND, STATUS_PRIVATE, ItemRenderer,
                     MediaUrls, list_envelope, status_envelope)
 from .media import default_cache_dir, ensure_media, media_file
@@ -336,7 +336,6 @@ class Replica:
     def __init__(self, config: ReplicaConfig | None = None, *, clock: Callable[[], float] = time.time,
                  on_progress: Callable[[int, int], None] | None = None) -> None:
         self.config = config or ReplicaConfig()
-        validate_faults(self.config.faults)
         self.catalog = build_catalog(self.config.videos, self.config.seed, self.config.signal)
         self.cache_dir = self.config.media_cache or default_cache_dir()
         self._plan = FaultPlan(self.config.seed, self.config.faults)

@@ -15,7 +15,7 @@ import socket
 from datetime import datetime, timedelta
 from typing import Iterable, Sequence
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from .db import Store
@@ -36,14 +36,27 @@ def _col(stage: str, name: str):
     return getattr(Video, f"{stage}_{name}")
 
 
+def claimable(stage: str, statuses: Iterable[str] = ("pending",), now: datetime | None = None):
+    """The condition a row must meet to be claimed: an input status, or a claim whose lease ran out."""
+    status, lease = _col(stage, "status"), _col(stage, "lease_until")
+    return or_(status.in_(list(statuses)), and_(status == "claimed", lease < (now or utcnow())))
+
+
+def count_claimable(store: Store, stage: str, *, statuses: Iterable[str] = ("pending",),
+                    where: Sequence = ()) -> int:
+    """How many rows ``claim`` could hand out now (progress-bar totals)."""
+    with store.sessions() as session:
+        return session.scalar(select(func.count()).select_from(Video)
+                              .where(claimable(stage, statuses), *where)) or 0
+
+
 def claim(store: Store, stage: str, limit: int, *, statuses: Iterable[str] = ("pending",),
           where: Sequence = (), order_by: Sequence = (), worker: str | None = None,
           lease_s: float = DEFAULT_LEASE_S, now: datetime | None = None) -> list[str]:
     """Claim up to ``limit`` rows for ``stage``; returns their ids (possibly empty)."""
     now = now or utcnow()
-    status, lease = _col(stage, "status"), _col(stage, "lease_until")
-    claimable = or_(status.in_(list(statuses)), and_(status == "claimed", lease < now))
-    query = (select(Video.id).where(claimable, *where).order_by(*order_by, Video.id).limit(limit))
+    query = (select(Video.id).where(claimable(stage, statuses, now), *where)
+             .order_by(*order_by, Video.id).limit(limit))
     with store.transaction() as session:
         if store.dialect == "postgresql":
             query = query.with_for_update(skip_locked=True)

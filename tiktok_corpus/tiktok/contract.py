@@ -302,6 +302,17 @@ def media_urls_json(urls: Iterable[MediaUrl]) -> list[dict]:
     return [asdict(url) for url in urls]
 
 
+def media_urls_from_json(raw: Any) -> tuple[MediaUrl, ...]:
+    """``videos.media_urls`` back as records; malformed entries are dropped."""
+    found = []
+    for entry in raw if isinstance(raw, list) else []:
+        if isinstance(entry, dict) and isinstance(entry.get("url"), str) and entry["url"]:
+            size = entry.get("data_size")
+            found.append(MediaUrl(str(entry.get("kind") or "url"), entry["url"],
+                                  size if isinstance(size, int) and size > 0 else None, entry.get("codec")))
+    return tuple(found)
+
+
 def item_kind(raw: dict) -> str:
     if raw.get("imagePost"):
         return "photo"

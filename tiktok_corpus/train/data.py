@@ -25,6 +25,7 @@ from torch.utils.data import Dataset, Sampler
 
 from .._files import sha256_file
 from ..errors import ConfigError, MediaError
+from ..export_format import read_export
 
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
 KINETICS_STD = (0.22803, 0.22145, 0.216989)
@@ -59,19 +60,10 @@ class Export:
 def load_export(root: Path) -> Export:
     """Read ``manifest.json`` and ``videos.parquet`` (or ``videos.csv``), checking what training needs."""
     root = Path(root)
-    manifest_path = root / "manifest.json"
-    if not manifest_path.is_file():
-        raise ConfigError(f"{root} is not an export: no manifest.json")
-    manifest = json.loads(manifest_path.read_text())
+    manifest, table = read_export(root)
     if manifest.get("label") not in TARGETS:
-        raise ConfigError(f"{manifest_path}: label must be one of {sorted(TARGETS)}, "
+        raise ConfigError(f"{root / 'manifest.json'}: label must be one of {sorted(TARGETS)}, "
                           f"got {manifest.get('label')!r}")
-    if (root / "videos.parquet").is_file():
-        table = pd.read_parquet(root / "videos.parquet")
-    elif (root / "videos.csv").is_file():
-        table = pd.read_csv(root / "videos.csv", dtype={"video_id": str, "author_id": str})
-    else:
-        raise ConfigError(f"{root} has no videos.parquet or videos.csv")
     missing = [c for c in (*REQUIRED_COLUMNS, TARGETS[manifest["label"]]) if c not in table.columns]
     if missing:
         raise ConfigError(f"{root}: the video table lacks column(s) {', '.join(missing)}")

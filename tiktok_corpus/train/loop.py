@@ -176,13 +176,14 @@ def _train(config: TrainConfig, world: _Dist) -> Path:
     use_amp = config.amp and device.type == "cuda"
     seed_everything(config.seed)
     export = load_export(config.export_dir)
-    if world.main:
+    if world.main:  # rank 0 builds the cache; the others wait, then only look their proxies up
         run_dir.mkdir(parents=True, exist_ok=True)
-        build_cache(export, config.size, config.cache_dir, progress=config.progress)
+        proxies = build_cache(export, config.size, config.cache_dir, progress=config.progress)
         (run_dir / "config.json").write_text(json.dumps(config.to_json(), indent=2) + "\n")
     if world.world_size > 1:
         dist.barrier()
-    proxies = build_cache(export, config.size, config.cache_dir, progress=False)
+    if not world.main:
+        proxies = build_cache(export, config.size, config.cache_dir, progress=False)
 
     splits = {name: export.split(name) for name in ("train", "val", "test")}
     target = export.target_column
