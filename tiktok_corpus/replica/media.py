@@ -8,7 +8,6 @@ signal property, plus a small moving box - so files are tiny and encode at ~1,00
 from __future__ import annotations
 
 import os
-import subprocess
 import tempfile
 import threading
 from collections.abc import Callable, Iterable
@@ -16,11 +15,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..errors import MediaError
+from ..media import FFMPEG as FFMPEG_BINARY, run_tool
 from .catalog import VFR_SOURCE_FPS, VFR_SOURCE_FRAMES, MediaSpec
 
 CACHE_ENV = "CORPUS_REPLICA_CACHE"
 FFMPEG_TIMEOUT_S = 300
-FFMPEG = ["ffmpeg", "-nostdin", "-v", "error", "-y"]
+FFMPEG = [FFMPEG_BINARY, "-nostdin", "-v", "error", "-y"]
 BATCH = 8  # files per ffmpeg run: process start-up is a large part of the cost
 
 
@@ -170,7 +170,8 @@ def _run_atomic(finals: list[Path], build: Callable[[list[Path]], list[str]]) ->
 
 
 def _run(args: list[str]) -> None:
-    result = subprocess.run(args, capture_output=True, text=True, timeout=FFMPEG_TIMEOUT_S)
-    if result.returncode != 0:
-        raise MediaError(f"ffmpeg could not make replica media: {result.stderr.strip()[-2000:]}",
-                         expected=False)
+    """Replica media that ffmpeg cannot make is a bug of ours, not the user's input: not expected."""
+    try:
+        run_tool(args, timeout=FFMPEG_TIMEOUT_S, what="make replica media")
+    except MediaError as exc:
+        raise MediaError(exc.message, expected=False) from None

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from .._files import sha256_file
+from .._files import fsync_path, sha256_file
 from ..errors import ConfigError, MediaError
 from ..export_format import read_export
 
@@ -91,23 +90,21 @@ def encode_proxy(source: Path, target: Path, size: int) -> Path:
         raise ConfigError(f"--size must be even (H.264 4:2:0), got {size}")
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".part")
-    command = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-threads", "1", "-i", str(source), "-an",
+    from ..media import FFMPEG, run_tool  # here, not at the top: training from a built cache needs no PyAV
+    command = [FFMPEG, "-nostdin", "-v", "error", "-y", "-threads", "1", "-i", str(source), "-an",
                "-sn", "-dn", "-map", "0:v:0",
                "-vf", f"scale={size}:{size}:flags=area,format=yuv420p",
                "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-threads", "1",
                "-g", str(PROXY_GOP), "-keyint_min", str(PROXY_GOP), "-sc_threshold", "0", "-bf", "0",
                "-f", "mp4", str(partial)]
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=FFMPEG_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
+        run_tool(command, timeout=FFMPEG_TIMEOUT_S, what=f"decode {source}")
+        if not partial.is_file() or partial.stat().st_size == 0:
+            raise MediaError(f"{source}: cannot decode (no video frames)")
+    except MediaError:
         partial.unlink(missing_ok=True)
-        raise MediaError(f"{source}: decoding took longer than {FFMPEG_TIMEOUT_S}s") from None
-    if done.returncode != 0 or not partial.is_file() or partial.stat().st_size == 0:
-        partial.unlink(missing_ok=True)
-        detail = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "no video frames"
-        raise MediaError(f"{source}: cannot decode ({detail})")
-    with open(partial, "rb") as handle:
-        os.fsync(handle.fileno())
+        raise
+    fsync_path(partial)
     partial.replace(target)
     return target
 
