@@ -101,9 +101,9 @@ def encode_proxy(source: Path, target: Path, size: int) -> Path:
         run_tool(command, timeout=FFMPEG_TIMEOUT_S, what=f"decode {source}")
         if not partial.is_file() or partial.stat().st_size == 0:
             raise MediaError(f"{source}: cannot decode (no video frames)")
-    except MediaError:
+    except MediaError as exc:  # an input ffmpeg cannot decode is a corrupt video (timeouts stay timeouts)
         partial.unlink(missing_ok=True)
-        raise
+        raise MediaError(exc.message, kind="timeout" if exc.kind == "timeout" else "corrupt") from None
     fsync_path(partial)
     partial.replace(target)
     return target
