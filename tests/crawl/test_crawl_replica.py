@@ -126,7 +126,9 @@ def test_resumes_after_sigkill_without_duplicates(replica, tmp_path):
 
 def test_two_processes_on_one_postgres_share_the_frontier(replica, pg_url, tmp_path):
     upgrade_database(Settings(db_url=pg_url, data_dir=tmp_path))
-    procs = [subprocess.Popen(crawl_command(replica.base_url, pg_url, tmp_path / f"data{i}", "--seed", "1"),
+    # Paced so the crawl outlasts either process's browser start-up: the test is about sharing, not speed.
+    paced = ("--seed", "1", "--delay", "0.3", "--in-flight", "1")
+    procs = [subprocess.Popen(crawl_command(replica.base_url, pg_url, tmp_path / f"data{i}", *paced),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
     for proc in procs:
         out, err = proc.communicate(timeout=240)
