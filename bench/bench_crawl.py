@@ -19,13 +19,10 @@ import asyncio
 import contextlib
 import os
 import random
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import psutil
@@ -36,23 +33,9 @@ from tiktok_corpus.errors import ContractError
 from tiktok_corpus.store.db import open_store
 from tiktok_corpus.tiktok.contract import parse_item_list, recommend_api_path, related_api_path
 
+from _replica import served_replica  # bench/ is the script's directory
+
 SEEDS, FANOUT, WORKERS, IN_FLIGHT = 25, 5, 4, CrawlOptions().in_flight
-CORPUS = Path(sys.executable).with_name("corpus")
-
-
-@contextlib.contextmanager
-def served_replica(videos: int) -> Iterator[tuple[str, int]]:
-    """(base URL, pid) of a replica served by another process, stopped afterwards."""
-    proc = subprocess.Popen([str(CORPUS), "replica", "serve", "--videos", str(videos), "--seed", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        base_url = proc.stdout.readline().strip()
-        if not base_url.startswith("http"):
-            raise RuntimeError("corpus replica serve did not print its URL")
-        yield base_url, proc.pid
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 async def direct_discovery(base_url: str, target: int, in_flight: int) -> float:

@@ -26,13 +26,12 @@ from typing import Any, Iterable, Protocol, Sequence
 
 from playwright.async_api import async_playwright
 from sqlalchemy import JSON, bindparam, func, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from .config import Settings
 from .errors import BlockedError, ConfigError, ContractError, PersistentlyBlocked
 from .store import queue
-from .store.db import Store, open_store
+from .store.db import Store, dialect_insert, open_store, table_insert
 from .store.models import (Author, CrawlRun, Hashtag, RelatedEdge, StatsSnapshot, Video, VideoHashtag,
                            utcnow)
 from .tiktok.browser import (BlockMonitor, BlockPolicy, Pacer, WorkerSession, default_user_agent,
@@ -131,20 +130,10 @@ def expand_order_key(seed: int, video_id: str) -> float:
     return int.from_bytes(digest, "big") / 2 ** 64
 
 
-def _insert(session: Session, model):
-    """A Core insert on the model's table: executemany batches skip the ORM's per-row bookkeeping."""
-    return _dialect_insert(session.get_bind().dialect.name, model)
-
-
-@functools.cache
-def _dialect_insert(dialect_name: str, model):
-    return (sqlite if dialect_name == "sqlite" else postgresql).insert(model.__table__)
-
-
 @functools.cache
 def _author_upsert(dialect_name: str):
     """Built once per dialect: an expansion's writes are a few statements, so building them is a real cost."""
-    stmt = _dialect_insert(dialect_name, Author)
+    stmt = table_insert(dialect_name, Author)
     table = Author.__table__
     refresh = {name: func.coalesce(stmt.excluded[name], table.c[name])
                for name in [field.name for field in fields(AuthorRecord)] + ["updated_at"] if name != "id"}
@@ -203,11 +192,11 @@ def _link_hashtags(session: Session, items: Sequence[ItemRecord]) -> None:
     tags = {name: tiktok_id for item in items for name, tiktok_id in item.hashtags}
     if not tags:
         return
-    session.execute(_insert(session, Hashtag).on_conflict_do_nothing(index_elements=["name"]),
+    session.execute(dialect_insert(session, Hashtag).on_conflict_do_nothing(index_elements=["name"]),
                     [{"name": name, "tiktok_id": tiktok_id} for name, tiktok_id in tags.items()])
     ids = dict(session.execute(select(Hashtag.name, Hashtag.id).where(Hashtag.name.in_(list(tags)))).all())
     links = [{"video_id": item.id, "hashtag_id": ids[name]} for item in items for name, _ in item.hashtags]
-    session.execute(_insert(session, VideoHashtag).on_conflict_do_nothing(), links)
+    session.execute(dialect_insert(session, VideoHashtag).on_conflict_do_nothing(), links)
 
 
 def _new_video_row(item: ItemRecord, *, source: str, parent_id: str | None, depth: int, run_id: int | None,
@@ -279,13 +268,13 @@ def record_sightings(session: Session, items: Sequence[ItemRecord], *, source: s
         seen.append(item)
     _upsert_authors(session, seen, now)
     if new:
-        session.execute(_insert(session, Video).on_conflict_do_nothing(index_elements=["id"]),
+        session.execute(dialect_insert(session, Video).on_conflict_do_nothing(index_elements=["id"]),
                         [_new_video_row(item, source=source, parent_id=parent_id, depth=depth, run_id=run_id,
                                         seed=seed, now=now) for item in new])
     _refresh_videos(session, [item for item in seen if item.id in known], now)
     _link_hashtags(session, seen)
     if seen:
-        session.execute(_insert(session, StatsSnapshot), [_snapshot_row(item, source, run_id, now) for item in seen])
+        session.execute(dialect_insert(session, StatsSnapshot), [_snapshot_row(item, source, run_id, now) for item in seen])
     return Sighting(tuple(item.id for item in seen), tuple(item.id for item in new), videos)
 
 
@@ -305,7 +294,7 @@ def record_expansion(store: Store, parent_id: str, related: ItemList, *, fanout:
                 ranks.setdefault(item.id, rank)
         if ranks:
             now = utcnow()
-            edges = _insert(session, RelatedEdge).on_conflict_do_nothing(index_elements=["parent_id", "child_id"])
+            edges = dialect_insert(session, RelatedEdge).on_conflict_do_nothing(index_elements=["parent_id", "child_id"])
             session.execute(edges, [{"parent_id": parent_id, "child_id": child_id, "rank": rank,
                                      "first_seen_at": now} for child_id, rank in ranks.items()])
         queue.finish(session, "expand", parent_id, "expanded")

@@ -27,6 +27,7 @@ the loop never waits on it. Files checked while a landing commits wait and land 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import os
@@ -54,9 +55,10 @@ from . import _http, media
 from ._files import fsync_path, sha256_file
 from .config import Settings
 from .errors import ConfigError, ContractError, CorpusError, DownloadError, MediaError
-from .store.db import Store, open_store
+from .store.db import Store, dialect_insert, open_store, table_insert
 from .store.models import Author, DownloadAttempt, MediaFile, Video, utcnow
-from .store.queue import claim, count_claimable, finish, reclaim_dead_local, release, worker_name
+from .store.queue import (claim, count_claimable, finish, finish_many, reclaim_dead_local, release,
+                          worker_name)
 from .tiktok.contract import (ItemRecord, MediaUrl, detail_api_path, is_expired, page_url, parse_item_detail,
                               media_urls_from_json, media_urls_json, parse_video_page, redact_url, validate_video_id)
 
@@ -248,7 +250,7 @@ class _Job:
     attempts: list[_Attempt] = field(default_factory=list)
     refreshed: bool = False
 
-    @property
+    @functools.cached_property
     def part(self) -> Path:
         return self.final.with_name(self.final.name + PART_SUFFIX)
 
@@ -308,7 +310,7 @@ class _Downloader:
     """One run's shared state: the client, per-host slots, the summary, the rows in hand."""
 
     def __init__(self, store: Store, settings: Settings, client: httpx.AsyncClient, user_agent: str,
-                 options: DownloadOptions, summary: DownloadSummary) -> None:
+                 options: DownloadOptions, summary: DownloadSummary, concurrency: int) -> None:
         self.store, self.settings, self.client, self.options = store, settings, client, options
         self.user_agent = user_agent
         self.headers = _http.request_headers(settings, user_agent)
@@ -321,6 +323,10 @@ class _Downloader:
         self._bootstrapped = False
         self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="download-db")
         self._landings: deque[_Landing] = deque()  # checked files waiting for the database thread
+        self.concurrency = concurrency
+        # ``concurrency`` bounds transfers; twice as many jobs are in hand so that files being checked,
+        # fsynced and landed do not leave transfer slots idle.
+        self._transfer_slots = asyncio.Semaphore(concurrency)
 
     async def _db(self, work: Callable, *args):
         """Run database work on the run's one database thread (never on the event loop)."""
@@ -328,11 +334,12 @@ class _Downloader:
 
     # --- the queue ---------------------------------------------------------------------------------
 
-    async def run(self, *, concurrency: int, retry_failed: bool, limit: int | None,
-                  follow: asyncio.Event | None, progress: Progress | None) -> None:
+    async def run(self, *, retry_failed: bool, limit: int | None, follow: asyncio.Event | None,
+                  progress: Progress | None) -> None:
+        concurrency = self.concurrency
         queue: asyncio.Queue[_Job | _Unloadable | None] = asyncio.Queue(maxsize=concurrency)
         task = progress.add_task("download", total=limit if follow is None else None) if progress else None
-        workers = [asyncio.create_task(self._work(queue, progress, task)) for _ in range(concurrency)]
+        workers = [asyncio.create_task(self._work(queue, progress, task)) for _ in range(2 * concurrency)]
         try:
             await self._produce(queue, concurrency=concurrency, retry_failed=retry_failed, limit=limit,
                                 follow=follow, progress=progress, task=task)
@@ -554,7 +561,7 @@ class _Downloader:
 
     async def _stream(self, job: _Job, candidate: MediaUrl, attempt: _Attempt, transfer: _Transfer) -> None:
         """Stream the body to the ``.part`` file, hashing, refusing non-video starts and oversize bodies."""
-        async with self._host_slot(candidate.url):
+        async with self._transfer_slots, self._host_slot(candidate.url):
             async with self.client.stream("GET", candidate.url, headers=self.headers) as response:
                 attempt.http_status = response.status_code
                 transfer.content_length, transfer.total = self._check_response(response, candidate)
@@ -724,9 +731,7 @@ class _Downloader:
         moved: list[_Landing] = []
         try:
             with self.store.transaction() as session:
-                for landing in batch:
-                    self._record_file(session, landing.job, landing.fetched)
-                session.flush()
+                self._record_files(session, batch)
                 for landing in batch:
                     os.replace(landing.fetched.part, landing.job.final)
                     moved.append(landing)
@@ -737,18 +742,21 @@ class _Downloader:
                 os.replace(landing.job.final, landing.fetched.part)
             raise
 
-    def _record_file(self, session, job: _Job, fetched: _Fetched) -> None:
-        recorded = session.get(MediaFile, job.video_id) or MediaFile(video_id=job.video_id)
-        recorded.path = job.final.relative_to(self.settings.data_dir).as_posix()
-        recorded.size_bytes, recorded.sha256 = fetched.size, fetched.sha256
-        recorded.downloaded_at, recorded.source_url_kind = utcnow(), fetched.url_kind
-        recorded.probed_sha256 = recorded.probed_at = None
-        session.add(recorded)
-        self._write_attempts(session, job)
-        session.execute(update(Video).where(Video.id == job.video_id).values(
-            probe_status="pending", probe_error_kind=None, probe_error=None, probe_updated_at=utcnow(),
-            **self._refreshed_urls(job)).execution_options(synchronize_session=False))
-        finish(session, "download", job.video_id, "downloaded")
+    def _record_files(self, session, batch: list[_Landing]) -> None:
+        """A batch's rows in a few statements: media_files upserted, attempts appended, videos marked."""
+        now = utcnow()
+        session.execute(_media_file_upsert(self.store.dialect), [
+            {"video_id": landing.job.video_id, "size_bytes": landing.fetched.size,
+             "path": landing.job.final.relative_to(self.settings.data_dir).as_posix(),
+             "sha256": landing.fetched.sha256, "downloaded_at": now,
+             "source_url_kind": landing.fetched.url_kind, "probed_sha256": None, "probed_at": None}
+            for landing in batch])
+        self._write_attempts(session, [landing.job for landing in batch])
+        for job in (landing.job for landing in batch if landing.job.refreshed):
+            session.execute(update(Video).where(Video.id == job.video_id).values(**self._refreshed_urls(job))
+                            .execution_options(synchronize_session=False))
+        finish_many(session, "download", [landing.job.video_id for landing in batch], "downloaded",
+                    probe_status="pending", probe_error_kind=None, probe_error=None, probe_updated_at=now)
 
     async def _fail(self, video_id: str, job: _Job | None, kind: str, message: str) -> None:
         await self._db(self._record_failure, video_id, job, kind, message)
@@ -759,7 +767,7 @@ class _Downloader:
     def _record_failure(self, video_id: str, job: _Job | None, kind: str, message: str) -> None:
         with self.store.transaction() as session:
             if job is not None:
-                self._write_attempts(session, job)
+                self._write_attempts(session, [job])
                 if job.refreshed:
                     session.execute(update(Video).where(Video.id == video_id).values(**self._refreshed_urls(job))
                                     .execution_options(synchronize_session=False))
@@ -770,21 +778,31 @@ class _Downloader:
         return {"media_urls": media_urls_json(job.candidates)} if job.refreshed else {}
 
     @staticmethod
-    def _write_attempts(session, job: _Job) -> None:
-        session.add_all(DownloadAttempt(video_id=job.video_id, started_at=a.started_at, method=a.method,
-                                        url_kind=a.url_kind, http_status=a.http_status, bytes=a.bytes,
-                                        duration_s=a.duration_s, outcome=a.outcome, message=a.message)
-                        for a in job.attempts)
+    def _write_attempts(session, jobs: list[_Job]) -> None:
+        rows = [{"video_id": job.video_id, "started_at": a.started_at, "method": a.method,
+                 "url_kind": a.url_kind, "http_status": a.http_status, "bytes": a.bytes,
+                 "duration_s": a.duration_s, "outcome": a.outcome, "message": a.message}
+                for job in jobs for a in job.attempts]
+        if rows:
+            session.execute(dialect_insert(session, DownloadAttempt), rows)
+
+
+@functools.cache
+def _media_file_upsert(dialect_name: str):
+    """Insert a landed file's row, or overwrite an earlier download's (its probe results are then stale)."""
+    stmt = table_insert(dialect_name, MediaFile)
+    landed = ("path", "size_bytes", "sha256", "downloaded_at", "source_url_kind", "probed_sha256", "probed_at")
+    return stmt.on_conflict_do_update(index_elements=["video_id"], set_={name: stmt.excluded[name] for name in landed})
 
 
 def _accept_media(path: Path, timeout_s: float) -> None:
-    """The probe must open the file and find a video stream (it also checks the boxes are whole); then fsync."""
+    """libav must open the file and find a video stream (the boxes are checked whole too); then fsync."""
     try:
-        found = media.probe(path, timeout=timeout_s)
+        codec = media.video_codec(path, timeout=timeout_s)
     except MediaError as exc:
         kind = exc.kind if exc.kind in ("empty", "truncated") else "corrupt"
         raise DownloadError(exc.message, kind=kind) from None
-    if found.video_codec is None:
+    if codec is None:
         raise DownloadError("the probe found no video stream", kind="not_video")
     fsync_path(path)
 
@@ -850,9 +868,8 @@ async def download_pending(store: Store, settings: Settings, *, cookies: list[di
                                          read_timeout_s=options.read_timeout_s)
     try:
         agent = _load_session(client, settings, cookies, user_agent)
-        downloader = _Downloader(store, settings, client, agent, options, summary)
-        await downloader.run(concurrency=concurrency, retry_failed=retry_failed, limit=limit, follow=follow,
-                             progress=progress)
+        downloader = _Downloader(store, settings, client, agent, options, summary, concurrency)
+        await downloader.run(retry_failed=retry_failed, limit=limit, follow=follow, progress=progress)
     finally:
         summary.seconds = time.monotonic() - started
         if own_client:

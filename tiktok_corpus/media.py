@@ -88,11 +88,7 @@ def probe(path: str | os.PathLike, *, timeout: float = PROBE_TIMEOUT_S,
     ``in_process=False`` skips PyAV and asks ffprobe (the cross-check of the in-process path).
     """
     path = Path(path)
-    if path.stat().st_size == 0:
-        raise MediaError(f"{path.name}: empty file (0 bytes)", kind="empty")
-    bmff = _is_bmff(path)
-    if bmff:
-        _check_bmff_complete(path)
+    bmff = _check_whole(path)
     found = _libav_info(path, bmff=bmff, timeout=timeout) if in_process else None
     info, demuxer_errors = found or _ffprobe_info(path, bmff=bmff, timeout=timeout)
     video = _first_video_stream(info)
@@ -100,6 +96,31 @@ def probe(path: str | os.PathLike, *, timeout: float = PROBE_TIMEOUT_S,
         raise MediaError(f"{path.name}: demuxer errors while reading packets: {demuxer_errors}",
                          kind="truncated")
     return _result(info, video)
+
+
+def video_codec(path: str | os.PathLike, *, timeout: float = PROBE_TIMEOUT_S) -> str | None:
+    """The codec of the file's first video stream (None: it has none); raises MediaError when unreadable.
+
+    "libav opens it and finds a video stream" and nothing more - no frame count, no stream report - so
+    it costs about half of :func:`probe`: the downloader's acceptance check, run on every file it lands.
+    Where PyAV cannot open or describe the file, ffprobe decides, as in :func:`probe`.
+    """
+    path = Path(path)
+    _check_whole(path)
+    try:
+        with av.open(str(path), timeout=timeout, metadata_errors="replace") as container:
+            for stream in container.streams.video:
+                if not stream.disposition & av.stream.Disposition.attached_pic:
+                    if stream.codec_context is None:
+                        break  # no decoder here to name it: ffprobe does
+                    return stream.codec_context.codec.canonical_name
+            else:
+                return None
+    except (av.ExitError, TimeoutError):
+        raise _timeout(path, timeout) from None
+    except av.FFmpegError:
+        pass
+    return probe(path, timeout=timeout, in_process=False).video_codec
 
 
 def deep_check(path: str | os.PathLike, *, timeout: float = DEEP_TIMEOUT_S) -> int:
@@ -313,6 +334,16 @@ def _tail(stderr: str) -> str:
 
 
 # --- ISO-BMFF (mp4/mov) completeness ------------------------------------------------------------
+
+def _check_whole(path: Path) -> bool:
+    """Refuse an empty file or an ISO-BMFF one cut short; returns whether it is ISO-BMFF."""
+    if path.stat().st_size == 0:
+        raise MediaError(f"{path.name}: empty file (0 bytes)", kind="empty")
+    bmff = _is_bmff(path)
+    if bmff:
+        _check_bmff_complete(path)
+    return bmff
+
 
 def _is_bmff(path: Path) -> bool:
     with path.open("rb") as fh:

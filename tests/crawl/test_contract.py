@@ -10,7 +10,8 @@ import pytest
 
 from tiktok_corpus.errors import BlockedError, ContractError, ItemUnavailable
 from tiktok_corpus.tiktok.contract import (detect_block, is_expired, page_url, parse_item_detail,
-                                           parse_item_list, parse_video_page, redact_url, validate_video_id)
+                                           parse_item_list, parse_video_page, redact_url, url_expiry,
+                                           validate_video_id)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -159,3 +160,16 @@ def test_real_item_lists(name, count):
     expected_ids = [str(item["id"]) for item in json.loads(raw)["itemList"]]
     assert [item.id for item in listing.items] == expected_ids
     assert all(item.author and item.author.id for item in listing.items)
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("https://v16.tiktokcdn.com/v/a.mp4?a=1&expire=1760000000&signature=x", 1760000000),
+    ("https://v16.tiktokcdn.com/v/a.mp4?expire=1760000000", 1760000000),
+    ("https://v16.tiktokcdn.com/v/a.mp4?x_expire=5&a=1", None),   # another parameter's name ends alike
+    ("https://v16.tiktokcdn.com/v/a.mp4?expire=soon", None),
+    ("https://v16.tiktokcdn.com/v/a.mp4?expire=12x&b=2", None),
+    ("https://v16.tiktokcdn.com/v/a.mp4#expire=5", None),          # a fragment is not the query
+    ("https://v16.tiktokcdn.com/v/a.mp4", None),
+])
+def test_url_expiry_reads_only_the_expire_parameter(url, expected):
+    assert url_expiry(url) == expected

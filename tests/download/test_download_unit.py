@@ -16,6 +16,7 @@ import pytest
 from tiktok_corpus.download import (check_size, download_pending, sniff_body, status_error,
                                     video_file_path)
 from tiktok_corpus.errors import ContractError, DownloadError
+from tiktok_corpus.store.models import MediaFile, Video
 
 SITE = "http://site.test"
 CDN = "http://cdn.test"
@@ -330,6 +331,53 @@ def test_downloads_land_on_postgres_too(pg_url, tmp_path, rows_of, quick, sample
                    for n in range(3))
     finally:
         pg_store.dispose()
+
+
+def test_a_damaged_file_is_fetched_again_and_its_row_overwritten(any_db_url, tmp_path, rows_of, quick,
+                                                                 sample_mp4):
+    from tiktok_corpus.config import Settings
+    from tiktok_corpus.store.db import open_store, upgrade_database
+
+    settings = Settings(data_dir=tmp_path / "data", db_url=any_db_url, base_url=SITE)
+    upgrade_database(settings)
+    db = open_store(settings)
+    video_id = "7000000000000000201"
+    handler = lambda r: httpx.Response(200, content=sample_mp4, headers={"content-type": "video/mp4"})  # noqa: E731
+    try:
+        rows = rows_of(db)
+        rows.add(video_id, [url("gear")])
+        assert run(db, settings, handler, quick).downloaded == 1
+        stored = settings.data_dir / rows.media(video_id).path
+        stored.write_bytes(bytes(len(sample_mp4)))  # same size, other bytes: only the sha256 tells
+        with db.transaction() as session:  # it had been validated, and is queued again
+            media = session.get(MediaFile, video_id)
+            media.probed_sha256, media.probed_at = "0" * 64, media.downloaded_at
+            session.get(Video, video_id).download_status = "pending"
+        again = run(db, settings, handler, quick)
+        assert (again.downloaded, again.verified) == (1, 0)
+        media = rows.media(video_id)
+        assert media.sha256 == hashlib.sha256(sample_mp4).hexdigest() and stored.read_bytes() == sample_mp4
+        assert media.probed_sha256 is None and media.probed_at is None, "the old probe no longer describes it"
+        assert rows.video(video_id).probe_status == "pending" and len(rows.attempts(video_id)) == 2
+    finally:
+        db.dispose()
+
+
+def test_transfers_in_flight_never_exceed_the_concurrency(store, site_settings, rows, quick, sample_mp4):
+    in_flight, most = 0, 0
+
+    async def handler(request):
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        await asyncio.sleep(0.05)
+        in_flight -= 1
+        return httpx.Response(200, content=sample_mp4, headers={"content-type": "video/mp4"})
+
+    for n in range(12):
+        rows.add(f"70000000000000003{n:02d}", [url("gear")])
+    summary = run(store, site_settings, handler, replace(quick, per_host=10), concurrency=3)
+    assert summary.downloaded == 12 and most == 3
 
 
 def test_stale_part_files_are_removed_unless_a_live_claim_writes_them(store, site_settings, rows):

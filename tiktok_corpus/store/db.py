@@ -7,6 +7,7 @@ empty, which the tool created itself and may migrate on its own.
 
 from __future__ import annotations
 
+import functools
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.resources import files
@@ -18,6 +19,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
@@ -26,6 +28,17 @@ from ..config import Settings, redact_url
 from ..errors import ConfigError, StaleSchemaError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def dialect_insert(session: Session, model):
+    """A Core insert on the model's table with ``on_conflict_*`` (SQLite and Postgres spell it alike):
+    executemany batches skip the ORM's per-row bookkeeping."""
+    return table_insert(session.get_bind().dialect.name, model)
+
+
+@functools.cache
+def table_insert(dialect_name: str, model):
+    return (sqlite if dialect_name == "sqlite" else postgresql).insert(model.__table__)
 
 
 def make_engine(url: str) -> Engine:

@@ -76,13 +76,20 @@ def claim(store: Store, stage: str, limit: int, *, statuses: Iterable[str] = ("p
 def finish(session: Session, stage: str, video_id: str, status: str, *,
            error_kind: str | None = None, error: str | None = None) -> None:
     """Record a stage's outcome for one row inside the caller's transaction."""
+    finish_many(session, stage, [video_id], status, error_kind=error_kind, error=error)
+
+
+def finish_many(session: Session, stage: str, video_ids: Sequence[str], status: str, *,
+                error_kind: str | None = None, error: str | None = None, **also) -> None:
+    """Record one outcome for several rows in one statement; ``also`` sets further columns of theirs."""
     session.execute(
-        update(Video).where(Video.id == video_id).values({
+        update(Video).where(Video.id.in_(video_ids)).values({
             f"{stage}_status": status,
             f"{stage}_lease_until": None,
             f"{stage}_error_kind": error_kind,
             f"{stage}_error": (error or "")[:2000] or None,
             f"{stage}_updated_at": utcnow(),
+            **also,
         }).execution_options(synchronize_session=False))
 
 

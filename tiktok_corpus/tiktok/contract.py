@@ -450,10 +450,13 @@ def parse_video_page(html: str, video_id: str | None = None) -> ItemRecord:
 
 # --- URLs ---------------------------------------------------------------------------------------------
 
+_EXPIRE_PARAM = re.compile(r"[?&]expire=(\d+)(?:[&#]|$)")
+
+
 def url_expiry(url: str) -> int | None:
-    """The ``expire=`` unix time in a CDN URL, if any."""
-    values = parse_qs(urlsplit(url).query).get("expire")
-    return _int(values[0]) if values else None
+    """The ``expire=`` unix time in a CDN URL, if any (a regex: it runs before every download try)."""
+    match = _EXPIRE_PARAM.search(url.split("#", 1)[0])
+    return int(match.group(1)) if match else None
 
 
 def is_expired(url: str, now: float, margin_s: float = 60.0) -> bool:
