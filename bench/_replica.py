@@ -13,9 +13,10 @@ CORPUS = Path(sys.executable).with_name("corpus")
 
 
 @contextlib.contextmanager
-def served_replica(videos: int, seed: int = 0) -> Iterator[tuple[str, int]]:
-    """(base URL, pid) of ``corpus replica serve``, stopped afterwards."""
-    proc = subprocess.Popen([str(CORPUS), "replica", "serve", "--videos", str(videos), "--seed", str(seed)],
+def served_replica(videos: int, seed: int = 0, *, media: bool = True) -> Iterator[tuple[str, int]]:
+    """(base URL, pid) of ``corpus replica serve``, stopped afterwards; ``media=False`` serves metadata only."""
+    proc = subprocess.Popen([str(CORPUS), "replica", "serve", "--videos", str(videos), "--seed", str(seed),
+                             "--media" if media else "--no-media"],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         base_url = proc.stdout.readline().strip()

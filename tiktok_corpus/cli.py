@@ -322,14 +322,18 @@ def replica_serve(ctx: typer.Context,
                                                help="How strongly frame brightness carries appeal."),
                   seed: int = typer.Option(0, help="Catalog and fault RNG seed."),
                   fault: list[str] = typer.Option([], "--fault", help="NAME=RATE, repeatable "
-                                                  "(e.g. --fault empty_body=0.1).")) -> None:
+                                                  "(e.g. --fault empty_body=0.1)."),
+                  media: bool = typer.Option(True, "--media/--no-media",
+                                             help="Make and serve the video files; --no-media serves "
+                                             "metadata only (starts at once, for crawling big catalogs).")
+                  ) -> None:
     """Serve the local TikTok replica site until stopped; the first stdout line is its base URL."""
     from rich.progress import Progress
 
     from .replica import Replica, ReplicaConfig
     from .replica.faults import parse_fault_options
     config = ReplicaConfig(videos=videos, seed=seed, signal=signal, faults=parse_fault_options(fault),
-                           host=host, port=port)
+                           host=host, port=port, media=media)
     with Progress(console=err_console, transient=True) as progress:
         task = progress.add_task("replica media", total=None)
         replica = Replica(config, on_progress=lambda done, total: progress.update(

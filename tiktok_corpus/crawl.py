@@ -21,8 +21,10 @@ import random
 import socket
 import time
 from collections import Counter, deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Iterable, Protocol, Sequence
+from functools import partial
+from typing import Any, Callable, Iterable, Protocol, Sequence, TypeVar
 
 from playwright.async_api import async_playwright
 from sqlalchemy import JSON, bindparam, func, select, text, update
@@ -40,6 +42,10 @@ from ._http import session_dir
 from .tiktok.contract import AuthorRecord, ItemList, ItemRecord, StatsRecord, media_urls_json
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+# The expansion's hot statements run on the table through the session's connection: Core execution
+# skips the ORM's per-statement work, a few hundred microseconds each.
+_VIDEOS = Video.__table__
 
 STRATEGIES = ("random", "bfs")
 DEFAULT_DELAY_S = 2.0   # per worker, jittered: conservative for the real site
@@ -130,6 +136,16 @@ def expand_order_key(seed: int, video_id: str) -> float:
     return int.from_bytes(digest, "big") / 2 ** 64
 
 
+def _insert_ignoring(session: Session, model, *conflict_columns: str):
+    """``INSERT ... ON CONFLICT (columns) DO NOTHING`` (any conflict when none are named), built once."""
+    return _built_insert_ignoring(session.get_bind().dialect.name, model, conflict_columns)
+
+
+@functools.cache
+def _built_insert_ignoring(dialect_name: str, model, conflict_columns: tuple[str, ...]):
+    return table_insert(dialect_name, model).on_conflict_do_nothing(index_elements=list(conflict_columns) or None)
+
+
 @functools.cache
 def _author_upsert(dialect_name: str):
     """Built once per dialect: an expansion's writes are a few statements, so building them is a real cost."""
@@ -185,18 +201,20 @@ def _upsert_authors(session: Session, items: Sequence[ItemRecord], now) -> None:
     rows = {item.author.id: vars(item.author) | {"updated_at": now}
             for item in items if item.author is not None and item.author.id}
     if rows:
-        session.execute(_author_upsert(session.get_bind().dialect.name), list(rows.values()))
+        session.connection().execute(_author_upsert(session.get_bind().dialect.name), list(rows.values()))
 
 
 def _link_hashtags(session: Session, items: Sequence[ItemRecord]) -> None:
     tags = {name: tiktok_id for item in items for name, tiktok_id in item.hashtags}
     if not tags:
         return
-    session.execute(dialect_insert(session, Hashtag).on_conflict_do_nothing(index_elements=["name"]),
+    session.connection().execute(_insert_ignoring(session, Hashtag, "name"),
                     [{"name": name, "tiktok_id": tiktok_id} for name, tiktok_id in tags.items()])
-    ids = dict(session.execute(select(Hashtag.name, Hashtag.id).where(Hashtag.name.in_(list(tags)))).all())
+    hashtags = Hashtag.__table__
+    ids = dict(session.connection().execute(select(hashtags.c.name, hashtags.c.id)
+                                            .where(hashtags.c.name.in_(list(tags)))).all())
     links = [{"video_id": item.id, "hashtag_id": ids[name]} for item in items for name, _ in item.hashtags]
-    session.execute(dialect_insert(session, VideoHashtag).on_conflict_do_nothing(), links)
+    session.connection().execute(_insert_ignoring(session, VideoHashtag), links)
 
 
 def _new_video_row(item: ItemRecord, *, source: str, parent_id: str | None, depth: int, run_id: int | None,
@@ -230,7 +248,8 @@ def _snapshot_row(item: ItemRecord, source: str, run_id: int | None, now) -> dic
 
 
 def _video_count(session: Session) -> int:
-    return session.scalar(select(func.count()).select_from(Video).where(Video.item_kind == "video")) or 0
+    return session.connection().scalar(select(func.count()).select_from(_VIDEOS)
+                                       .where(_VIDEOS.c.item_kind == "video")) or 0
 
 
 @dataclass(frozen=True)
@@ -253,7 +272,7 @@ def record_sightings(session: Session, items: Sequence[ItemRecord], *, source: s
     _lock_corpus(session)
     now = utcnow()
     unique = list({item.id: item for item in items}.values())
-    known = set(session.scalars(select(Video.id).where(Video.id.in_([i.id for i in unique]))))
+    known = set(session.connection().scalars(select(_VIDEOS.c.id).where(_VIDEOS.c.id.in_([i.id for i in unique]))))
     videos = _video_count(session)
     room = max_videos - videos
     seen, new = [], []
@@ -268,13 +287,14 @@ def record_sightings(session: Session, items: Sequence[ItemRecord], *, source: s
         seen.append(item)
     _upsert_authors(session, seen, now)
     if new:
-        session.execute(dialect_insert(session, Video).on_conflict_do_nothing(index_elements=["id"]),
+        session.connection().execute(_insert_ignoring(session, Video, "id"),
                         [_new_video_row(item, source=source, parent_id=parent_id, depth=depth, run_id=run_id,
                                         seed=seed, now=now) for item in new])
     _refresh_videos(session, [item for item in seen if item.id in known], now)
     _link_hashtags(session, seen)
     if seen:
-        session.execute(dialect_insert(session, StatsSnapshot), [_snapshot_row(item, source, run_id, now) for item in seen])
+        session.connection().execute(dialect_insert(session, StatsSnapshot),
+                                     [_snapshot_row(item, source, run_id, now) for item in seen])
     return Sighting(tuple(item.id for item in seen), tuple(item.id for item in new), videos)
 
 
@@ -282,7 +302,7 @@ def record_expansion(store: Store, parent_id: str, related: ItemList, *, fanout:
                      run_id: int | None, seed: int) -> Sighting:
     """One expansion, all or nothing: children, edges with ranks, snapshots and the parent's status."""
     with store.transaction() as session:
-        depth = session.scalar(select(Video.depth).where(Video.id == parent_id))
+        depth = session.connection().scalar(select(_VIDEOS.c.depth).where(_VIDEOS.c.id == parent_id))
         children = [item for item in related.items if item.id != parent_id]
         sighting = record_sightings(session, children, source="related", parent_id=parent_id,
                                     depth=(depth or 0) + 1, run_id=run_id, seed=seed, max_new=fanout,
@@ -294,8 +314,8 @@ def record_expansion(store: Store, parent_id: str, related: ItemList, *, fanout:
                 ranks.setdefault(item.id, rank)
         if ranks:
             now = utcnow()
-            edges = dialect_insert(session, RelatedEdge).on_conflict_do_nothing(index_elements=["parent_id", "child_id"])
-            session.execute(edges, [{"parent_id": parent_id, "child_id": child_id, "rank": rank,
+            edges = _insert_ignoring(session, RelatedEdge, "parent_id", "child_id")
+            session.connection().execute(edges, [{"parent_id": parent_id, "child_id": child_id, "rank": rank,
                                      "first_seen_at": now} for child_id, rank in ranks.items()])
         queue.finish(session, "expand", parent_id, "expanded")
     return sighting
@@ -386,6 +406,13 @@ class _Crawl:
         self._published_at = 0.0
         # Parents a worker has claimed (one claim per ``in_flight`` of them) but not yet started.
         self._claimed: dict[str, deque[str]] = {}
+        self._claiming: dict[str, asyncio.Lock] = {}
+        # Every database read and write of the expansion loops runs here, in order, so the event loop
+        # keeps feeding the pages while an expansion is recorded.
+        self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crawl-db")
+
+    async def _db(self, work: Callable[..., T], *args, **kwargs) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._db_thread, partial(work, *args, **kwargs))
 
     def _publish(self, *, force: bool = False) -> None:
         if not force and time.monotonic() - self._published_at < PUBLISH_EVERY_S:
@@ -428,9 +455,9 @@ class _Crawl:
             if self.counters.videos >= options.max_videos:
                 self.done.set()
                 return
-            parent_id = self._next_parent(session.name, worker)
+            parent_id = await self._next_parent(session.name, worker)
             if parent_id is None:
-                pending, claimed = frontier_state(self.store)
+                pending, claimed = await self._db(frontier_state, self.store)
                 if not pending and not claimed:
                     self.done.set()
                     return
@@ -438,35 +465,44 @@ class _Crawl:
                 continue
             await self._expand(session, parent_id)
 
-    def _next_parent(self, name: str, worker: str) -> str | None:
-        """A parent for one of the worker's loops; the claim (no await in here) refills for all of them."""
+    async def _next_parent(self, name: str, worker: str) -> str | None:
+        """A parent for one of the worker's loops; one claim refills for all of them.
+
+        The claimed ids enter the worker's deque on the database thread, in the claim's own call, so a
+        loop cancelled while waiting still leaves them where ``_release_unstarted`` gives them back.
+        """
         claimed = self._claimed.setdefault(name, deque())
-        if not claimed:
-            claimed.extend(claim_parents(self.store, self.options.strategy, worker, self.options.in_flight))
+        async with self._claiming.setdefault(name, asyncio.Lock()):
+            if not claimed:
+                await self._db(lambda: claimed.extend(
+                    claim_parents(self.store, self.options.strategy, worker, self.options.in_flight)))
         return claimed.popleft() if claimed else None
 
     def _release_unstarted(self) -> None:
         queue.release(self.store, "expand", [parent for claimed in self._claimed.values() for parent in claimed])
         self._claimed.clear()
 
+    def _fail_parent(self, parent_id: str, error: ContractError) -> None:
+        with self.store.transaction() as db:
+            queue.finish(db, "expand", parent_id, "failed", error_kind=error.kind, error=error.message)
+
     async def _expand(self, session: WorkerSession, parent_id: str) -> None:
         try:
             related = await session.related(parent_id, self.options.related_count)
         except BlockedError:
             # The block is about us, not the video: it goes back to the frontier for a later try.
-            queue.release(self.store, "expand", [parent_id])
+            await self._db(queue.release, self.store, "expand", [parent_id])
             self.counters.errors["blocked"] += 1
             return
         except ContractError as exc:
-            with self.store.transaction() as db:
-                queue.finish(db, "expand", parent_id, "failed", error_kind=exc.kind, error=exc.message)
+            await self._db(self._fail_parent, parent_id, exc)
             self.counters.errors[exc.kind] += 1
             return
         except BaseException:
             queue.release(self.store, "expand", [parent_id])
             raise
-        sighting = record_expansion(self.store, parent_id, related, fanout=self.options.fanout,
-                                    max_videos=self.options.max_videos, run_id=self.run_id, seed=self.options.seed)
+        sighting = await self._db(record_expansion, self.store, parent_id, related, fanout=self.options.fanout,
+                                  max_videos=self.options.max_videos, run_id=self.run_id, seed=self.options.seed)
         self._count(sighting)
         self.counters.expansions += 1
         self.counters.edges += len(sighting.in_corpus)
@@ -500,7 +536,7 @@ class _Crawl:
                     status, message = "blocked", f"persistently blocked: {exc.message}"
                 finally:
                     self.done.set()
-                    self._release_unstarted()
+                    await self._db(self._release_unstarted)  # after the writes queued before it
                     if download_task is not None:
                         downloads = await self._finish_downloads(download_task)
                     if first.context is not None:
@@ -509,6 +545,7 @@ class _Crawl:
                 end_run(self.store, self.run_id, "failed", asdict(self.counters))
                 raise
             finally:
+                self._db_thread.shutdown(wait=True)
                 for session in self.sessions:
                     await session.close()
                 await browser.close()

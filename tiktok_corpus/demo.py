@@ -26,7 +26,7 @@ from .export import ExportOptions, run_export
 from .export_format import read_export
 from .replica import Replica, ReplicaConfig
 from .report import build_report
-from .store.db import open_store
+from .store.db import open_store, upgrade_database
 from .store.status import stage_counts
 from .train import TrainConfig, train
 from .validate import run_validate
@@ -67,6 +67,7 @@ def run_demo(out_dir: Path, *, videos: int = 300, signal: float = 1.0, seed: int
         replica = Replica(ReplicaConfig(videos=videos, seed=seed, signal=signal)).start()
     try:
         settings = Settings(data_dir=out_dir / "data", base_url=replica.base_url)
+        upgrade_database(settings)  # the demo's own corpus: a rerun after an upgrade of the tool carries on
         console.print(f"replica site at {replica.base_url} ({videos} posts, signal {signal}); "
                       f"corpus in {settings.data_dir}")
         with stage("crawl + download"), LiveCrawlDisplay(console) as display:

@@ -4,14 +4,15 @@ real captured shapes in ../shared/tiktok-fixtures when that folder exists."""
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
 from tiktok_corpus.errors import BlockedError, ContractError, ItemUnavailable
-from tiktok_corpus.tiktok.contract import (detect_block, is_expired, page_url, parse_item_detail,
-                                           parse_item_list, parse_video_page, redact_url, url_expiry,
-                                           validate_video_id)
+from tiktok_corpus.tiktok.contract import (MediaUrl, detect_block, is_expired, media_urls_from_json,
+                                           media_urls_json, page_url, parse_item_detail, parse_item_list,
+                                           parse_video_page, redact_url, url_expiry, validate_video_id)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -173,3 +174,11 @@ def test_real_item_lists(name, count):
 ])
 def test_url_expiry_reads_only_the_expire_parameter(url, expected):
     assert url_expiry(url) == expected
+
+
+def test_media_urls_round_trip_through_their_stored_json_with_every_field():
+    urls = (MediaUrl("gear:normal_720_0", "https://cdn.test/a.mp4?expire=1", 1234, "h264"),
+            MediaUrl("play_addr", "https://cdn.test/b.mp4"))
+    stored = media_urls_json(urls)
+    assert all(set(entry) == {f.name for f in fields(MediaUrl)} for entry in stored)
+    assert media_urls_from_json(json.loads(json.dumps(stored))) == urls

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
 
 import httpx
+
+from tiktok_corpus.tiktok.contract import parse_item, recommend_api_path
 
 CORPUS = [sys.executable, "-c", "from tiktok_corpus.cli import app; app()"]
 
@@ -33,3 +36,22 @@ def test_bad_fault_is_one_line_and_exit_1():
                             text=True, timeout=60)
     assert result.returncode == 1 and "unknown replica fault 'nope'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_no_media_serves_metadata_without_making_any_file(tmp_path):
+    cache = tmp_path / "cache"
+    command = [*CORPUS, "replica", "serve", "--videos", "40", "--no-media"]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "CORPUS_REPLICA_CACHE": str(cache)})
+    try:
+        base_url = server.stdout.readline().strip()
+        with httpx.Client(base_url=base_url, timeout=10) as http:
+            http.get("/foryou")  # the session cookie the CDN asks for
+            items = http.get(recommend_api_path(30)).json()["itemList"]
+            urls = [u.url for item in items for u in parse_item(item).media_urls if u.kind != "aweme_play"]
+            assert urls, "items still list their CDN URLs"
+            assert {http.get(url).status_code for url in urls[:5]} == {404}
+        assert not cache.exists() or not any(cache.iterdir()), "no media file was made"
+    finally:
+        server.kill()
+        server.wait()

@@ -120,6 +120,18 @@ def test_claim_takes_only_the_asked_statuses_and_stage(store):
         claim(store, "upload", 1)
 
 
+def test_expired_claims_come_first_then_pending_rows_up_to_the_limit(store):
+    ids = seed_videos(store, 6)
+    later = utcnow() + timedelta(seconds=120)
+    first = claim(store, "download", 2, lease_s=60)      # expires before ``later``
+    live = claim(store, "download", 1, lease_s=3600)     # still held then
+    assert (first, live) == (ids[:2], [ids[2]])
+
+    taken = claim(store, "download", 3, worker="rescuer", now=later)
+    assert taken == ids[:2] + [ids[3]], "the lapsed claims, then pending rows in order; never a live claim"
+    assert claim(store, "download", 10, now=later) == ids[4:]
+
+
 def test_finish_records_the_outcome_and_frees_the_lease(store):
     (video_id,) = seed_videos(store, 1)
     claim(store, "download", 1)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import itertools
 import math
 import random
 from dataclasses import asdict, dataclass, field
@@ -354,13 +355,14 @@ def _link_related(entries: list[CatalogVideo], rng: random.Random) -> None:
     by_cluster: dict[int, list[CatalogVideo]] = {}
     for entry in candidates:
         by_cluster.setdefault(entry.cluster, []).append(entry)
-    popularity = [math.log1p(e.stats.plays) ** 2 for e in candidates]
+    # Cumulative weights once: passing the weights to every draw would sum them all again (quadratic).
+    popularity = list(itertools.accumulate(math.log1p(e.stats.plays) ** 2 for e in candidates))
     for entry in entries:
-        want = min(rng.randint(16, 24), len(candidates) - (entry in candidates))
+        want = min(rng.randint(16, 24), len(candidates) - (entry.kind != "ad"))
         mates = [e.id for e in by_cluster.get(entry.cluster, []) if e.id != entry.id]
         chosen = rng.sample(mates, min(len(mates), round(want * 0.7)))
         while len(chosen) < want:
-            pick = rng.choices(candidates, popularity)[0].id
+            pick = rng.choices(candidates, cum_weights=popularity)[0].id
             if pick != entry.id and pick not in chosen:
                 chosen.append(pick)
         entry.related = chosen

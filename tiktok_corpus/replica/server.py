@@ -55,6 +55,7 @@ class ReplicaConfig:
     port: int = 0
     url_ttl_s: int = 6 * 3600
     slow_seconds: float = 2.0
+    media: bool = True  # False: metadata only (the CDN answers 404), for crawls of big catalogs
 
 
 class _ConnectionCut(Exception):
@@ -361,9 +362,11 @@ class Replica:
         return self._plan.snapshot()
 
     def start(self) -> "Replica":
-        ensure_media([video.media for video in self.catalog.playable()], self.cache_dir,
-                     on_progress=self._on_progress)
-        media = {video.id: self.media_path(video.id) for video in self.catalog.playable()}
+        media = {}
+        if self.config.media:
+            ensure_media([video.media for video in self.catalog.playable()], self.cache_dir,
+                         on_progress=self._on_progress)
+            media = {video.id: self.media_path(video.id) for video in self.catalog.playable()}
         site = ReplicaSite(self.catalog, media, self._plan, self.config, self._clock)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

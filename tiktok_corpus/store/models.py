@@ -76,6 +76,7 @@ class Video(Base, _stage_columns("expand"), _stage_columns("download"), _stage_c
         Index("ix_videos_expand_queue", "expand_status", "expand_order"),
         Index("ix_videos_download_queue", "download_status"),
         Index("ix_videos_probe_queue", "probe_status"),
+        Index("ix_videos_item_kind", "item_kind"),  # the crawl counts videos in every expansion's write
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Iterable
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
@@ -298,8 +298,10 @@ def media_url_candidates(video: dict) -> tuple[MediaUrl, ...]:
 
 
 def media_urls_json(urls: Iterable[MediaUrl]) -> list[dict]:
-    """Candidate URLs as stored on ``videos.media_urls`` (and read back by the downloader)."""
-    return [asdict(url) for url in urls]
+    """Candidate URLs as stored on ``videos.media_urls`` (and read back by the downloader).
+
+    Spelled out rather than ``dataclasses.asdict``, whose deep copy cost a millisecond per related list."""
+    return [{"kind": url.kind, "url": url.url, "data_size": url.data_size, "codec": url.codec} for url in urls]
 
 
 def media_urls_from_json(raw: Any) -> tuple[MediaUrl, ...]:
