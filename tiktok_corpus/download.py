@@ -322,11 +322,20 @@ class _Downloader:
         self._bootstrap = asyncio.Lock()
         self._bootstrapped = False
         self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="download-db")
+        # Acceptance checks (libav open, fsync) release the GIL; two threads keep the second core busy
+        # without a crowd of threads queueing for the GIL behind the event loop.
+        self._check_threads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="download-check")
         self._landings: deque[_Landing] = deque()  # checked files waiting for the database thread
+        self._made_dirs: set[Path] = set()
         self.concurrency = concurrency
         # ``concurrency`` bounds transfers; twice as many jobs are in hand so that files being checked,
         # fsynced and landed do not leave transfer slots idle.
         self._transfer_slots = asyncio.Semaphore(concurrency)
+
+    async def _check(self, part: Path) -> None:
+        """:func:`_accept_media` on one of the check threads."""
+        await asyncio.get_running_loop().run_in_executor(
+            self._check_threads, partial(_accept_media, part, self.options.probe_timeout_s))
 
     async def _db(self, work: Callable, *args):
         """Run database work on the run's one database thread (never on the event loop)."""
@@ -350,6 +359,7 @@ class _Downloader:
             for worker in workers:
                 worker.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
+            self._check_threads.shutdown(wait=True)
             self._db_thread.shutdown(wait=True)  # database work in progress finishes (or rolls back) first
             release(self.store, "download", self.in_hand)
         if self.no_space:
@@ -369,7 +379,7 @@ class _Downloader:
         if progress is not None and follow is None and limit is None:
             progress.update(task, total=count_claimable(self.store, "download", statuses=statuses, where=where))
         while self.no_space is None:
-            room = concurrency if limit is None else min(concurrency, limit - claimed)
+            room = 2 * concurrency if limit is None else min(2 * concurrency, limit - claimed)
             if room <= 0:
                 return
             jobs = await self._db(self._claim_jobs, room, statuses, where)
@@ -424,13 +434,14 @@ class _Downloader:
 
     async def process(self, claimed: _Job | _Unloadable) -> None:
         """Bring one claimed row to ``downloaded`` or ``failed``; never raises for a per-item problem."""
-        video_id, job = claimed.video_id, None
+        video_id, job, done = claimed.video_id, None, False
         try:
             if isinstance(claimed, _Unloadable):
                 raise claimed.error
             job = claimed
             if not await self._already_present(job):
                 await self._land(job, await self._obtain(job))
+            done = True  # its .part is the final file now (or there was none)
         except _NoSpace as exc:
             self.no_space = exc  # the row stays in hand and goes back to pending
             return
@@ -440,7 +451,7 @@ class _Downloader:
             log.exception("unexpected error downloading %s", video_id)
             await self._fail(video_id, job, "internal_error", f"{type(exc).__name__}: {exc}")
         finally:
-            if job is not None:
+            if job is not None and not done:
                 job.part.unlink(missing_ok=True)
         self.in_hand.discard(video_id)
 
@@ -528,6 +539,12 @@ class _Downloader:
             self._host_slots[host] = asyncio.Semaphore(self.options.per_host)
         return self._host_slots[host]
 
+    def _make_dir(self, directory: Path) -> None:
+        """Create a video directory once per run (not a syscall per file)."""
+        if directory not in self._made_dirs:
+            directory.mkdir(parents=True, exist_ok=True)
+            self._made_dirs.add(directory)
+
     def _ensure_free_space(self, directory: Path, needed: int) -> None:
         free = shutil.disk_usage(directory).free
         if free < needed + self.options.min_free_bytes:
@@ -551,7 +568,7 @@ class _Downloader:
                                     kind="truncated" if short else "transport", retryable=True) from None
             check_size(transfer.received, content_length=transfer.content_length, total=transfer.total,
                        declared=candidate.data_size)
-            await asyncio.to_thread(_accept_media, job.part, self.options.probe_timeout_s)
+            await self._check(job.part)
         except DownloadError as exc:
             self._record(attempt, started, transfer.received, exc.kind, exc.message)
             job.part.unlink(missing_ok=True)
@@ -565,7 +582,7 @@ class _Downloader:
             async with self.client.stream("GET", candidate.url, headers=self.headers) as response:
                 attempt.http_status = response.status_code
                 transfer.content_length, transfer.total = self._check_response(response, candidate)
-                job.part.parent.mkdir(parents=True, exist_ok=True)
+                self._make_dir(job.part.parent)
                 self._ensure_free_space(job.part.parent, transfer.total or candidate.data_size or 0)
                 head = b""
                 with open(job.part, "wb") as out:
@@ -664,7 +681,7 @@ class _Downloader:
         attempt = _Attempt("ytdlp", url_kind, utcnow())
         job.attempts.append(attempt)
         started, size = time.monotonic(), 0
-        job.part.parent.mkdir(parents=True, exist_ok=True)
+        self._make_dir(job.part.parent)
         self._ensure_free_space(job.part.parent, declared or 0)
         cookie_file = job.final.with_name(f"{job.video_id}.cookies{PART_SUFFIX}")
         try:
@@ -679,7 +696,7 @@ class _Downloader:
             if kind:
                 raise DownloadError("yt-dlp's file is not a video", kind=kind)
             check_size(size, content_length=None, total=None, declared=declared)
-            await asyncio.to_thread(_accept_media, job.part, self.options.probe_timeout_s)
+            await self._check(job.part)
         except DownloadError as exc:
             self._record(attempt, started, size, exc.kind, exc.message)
             job.part.unlink(missing_ok=True)
@@ -744,8 +761,8 @@ class _Downloader:
 
     def _record_files(self, session, batch: list[_Landing]) -> None:
         """A batch's rows in a few statements: media_files upserted, attempts appended, videos marked."""
-        now = utcnow()
-        session.execute(_media_file_upsert(self.store.dialect), [
+        now, connection = utcnow(), session.connection()  # Core on the connection: no ORM work per batch
+        connection.execute(_media_file_upsert(self.store.dialect), [
             {"video_id": landing.job.video_id, "size_bytes": landing.fetched.size,
              "path": landing.job.final.relative_to(self.settings.data_dir).as_posix(),
              "sha256": landing.fetched.sha256, "downloaded_at": now,
@@ -784,7 +801,7 @@ class _Downloader:
                  "duration_s": a.duration_s, "outcome": a.outcome, "message": a.message}
                 for job in jobs for a in job.attempts]
         if rows:
-            session.execute(dialect_insert(session, DownloadAttempt), rows)
+            session.connection().execute(dialect_insert(session, DownloadAttempt), rows)
 
 
 @functools.cache
