@@ -150,7 +150,8 @@ def crawl(ctx: typer.Context,
 
 @app.command()
 def download(ctx: typer.Context,
-             concurrency: int = typer.Option(8, min=1, help="Files in flight at once."),
+             concurrency: int = typer.Option(8, min=1, help="Transfers in flight at once (files being "
+                                             "checked and recorded meanwhile do not count)."),
              retry_failed: bool = typer.Option(False, "--retry-failed", help="Also retry failed rows."),
              limit: Optional[int] = typer.Option(None, min=1, help="At most this many files."),
              max_mb: float = typer.Option(200.0, "--max-mb", min=0.001, help="Refuse files larger than this (MB)."),

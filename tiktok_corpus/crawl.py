@@ -9,6 +9,9 @@ several processes on one Postgres share the work through row claims.
 ``random`` expands in ``expand_order`` (a seeded hash of the id): the smallest key among the pending
 rows is a uniformly random pick, and the order is the same in every process and after a restart.
 ``bfs`` expands by depth, then discovery time.
+
+The pages' fetches run on the event loop; the claims and expansion writes go, in order, to one
+database thread, so a transaction in progress never holds up the pages (the downloader does the same).
 """
 
 from __future__ import annotations
