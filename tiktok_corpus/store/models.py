@@ -74,8 +74,9 @@ class Video(Base, _stage_columns("expand"), _stage_columns("download"), _stage_c
     __tablename__ = "videos"
     __table_args__ = (
         Index("ix_videos_expand_queue", "expand_status", "expand_order"),
-        Index("ix_videos_download_queue", "download_status"),
-        Index("ix_videos_probe_queue", "probe_status"),
+        # (status, id): a claim walks its stage's pending rows in id order and stops at its limit.
+        Index("ix_videos_download_queue", "download_status", "id"),
+        Index("ix_videos_probe_queue", "probe_status", "id"),
         Index("ix_videos_item_kind", "item_kind"),  # the crawl counts videos in every expansion's write
     )
 
