@@ -212,7 +212,7 @@ def _link_hashtags(session: Session, items: Sequence[ItemRecord]) -> None:
     if not tags:
         return
     session.connection().execute(_insert_ignoring(session, Hashtag, "name"),
-                    [{"name": name, "tiktok_id": tiktok_id} for name, tiktok_id in tags.items()])
+                                 [{"name": name, "tiktok_id": tiktok_id} for name, tiktok_id in tags.items()])
     hashtags = Hashtag.__table__
     ids = dict(session.connection().execute(select(hashtags.c.name, hashtags.c.id)
                                             .where(hashtags.c.name.in_(list(tags)))).all())
@@ -290,9 +290,9 @@ def record_sightings(session: Session, items: Sequence[ItemRecord], *, source: s
         seen.append(item)
     _upsert_authors(session, seen, now)
     if new:
-        session.connection().execute(_insert_ignoring(session, Video, "id"),
-                        [_new_video_row(item, source=source, parent_id=parent_id, depth=depth, run_id=run_id,
-                                        seed=seed, now=now) for item in new])
+        session.connection().execute(_insert_ignoring(session, Video, "id"), [
+            _new_video_row(item, source=source, parent_id=parent_id, depth=depth, run_id=run_id, seed=seed,
+                           now=now) for item in new])
     _refresh_videos(session, [item for item in seen if item.id in known], now)
     _link_hashtags(session, seen)
     if seen:
@@ -319,7 +319,7 @@ def record_expansion(store: Store, parent_id: str, related: ItemList, *, fanout:
             now = utcnow()
             edges = _insert_ignoring(session, RelatedEdge, "parent_id", "child_id")
             session.connection().execute(edges, [{"parent_id": parent_id, "child_id": child_id, "rank": rank,
-                                     "first_seen_at": now} for child_id, rank in ranks.items()])
+                                                  "first_seen_at": now} for child_id, rank in ranks.items()])
         queue.finish(session, "expand", parent_id, "expanded")
     return sighting
 

@@ -13,15 +13,17 @@ Each claimed video goes through:
 4. **yt-dlp** - the last resort, with the same cookies.
 
 A body is accepted only when: status 200/206, not HTML/JSON, ``ftyp`` at bytes 4-8, size equal to
-Content-Length / Content-Range total and to DataSize when known, and the in-process probe (media.probe) finds
-a video stream. Then the ``.part`` is fsynced and renamed, its directory fsynced, and in the same transaction
+Content-Length / Content-Range total and to DataSize when known, and libav, opening the file in-process
+(media.video_codec: headers only), finds a video stream. Then the ``.part`` is fsynced and renamed, its directory fsynced, and in the same transaction
 ``media_files`` is upserted, the row is marked ``downloaded`` and its probe stage ``pending``. A crash therefore
 means redo, never half-done. Every attempt is written to ``download_attempts``; a final failure leaves
 ``failed`` with a named kind on the row.
 
-The event loop only moves bytes: probe and fsync run in threads, and every database read and write of the
-run goes to one database thread, in order, so SQLite's write lock is never contended inside the process and
-the loop never waits on it. Files checked while a landing commits wait and land together (group commit).
+The event loop only moves bytes: ``concurrency`` bounds the transfers in flight, while twice as many jobs
+are in hand so that checking and landing never idle a transfer slot. The check and fsync run on two check
+threads, and every database read and write of the run goes to one database thread, in order, so SQLite's
+write lock is never contended inside the process and the loop never waits on it. Files checked while a
+landing commits wait and land together (group commit: a few statements for the whole group).
 """
 
 from __future__ import annotations

@@ -71,3 +71,20 @@ def test_noise_is_not_claimed_and_resume_continues(noise_export, tmp_path):
     assert torch.load(run_dir / "last.pt", weights_only=False)["epoch"] == 2
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["beats_baselines"] is False and "does not beat" in metrics["verdict"]
+
+
+def test_best_checkpoint_keeps_its_epoch_when_last_moves_on(tmp_path):
+    from tiktok_corpus.train.loop import _checkpoint
+
+    model = torch.nn.Linear(2, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 1)
+    config = TrainConfig(export_dir=tmp_path)
+    for epoch, improved in ((1, True), (2, False)):
+        with torch.no_grad():
+            model.weight.fill_(float(epoch))
+        _checkpoint(tmp_path, model, optimizer, scheduler, config, {"epoch": epoch, "history": []}, improved)
+    best, last = (torch.load(tmp_path / name, weights_only=False) for name in ("best.pt", "last.pt"))
+    assert (best["epoch"], last["epoch"]) == (1, 2)
+    assert best["model"]["weight"].eq(1.0).all() and last["model"]["weight"].eq(2.0).all()
+    assert not list(tmp_path.glob("*.part"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime
@@ -333,14 +334,25 @@ def _all_reduce_mean(total: float, count: int, device: torch.device, world: _Dis
 
 def _checkpoint(run_dir: Path, model: nn.Module, optimizer, scheduler, config: TrainConfig, state: dict,
                 best: bool) -> None:
-    """Write last.pt (and best.pt when validation improved) atomically, then history.csv."""
+    """Write last.pt (and best.pt when validation improved) atomically, then history.csv.
+
+    best.pt is a second name for the file just written, not a second save: each save is a new file
+    renamed into place, so best.pt keeps its bytes when last.pt moves on.
+    """
     payload = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                "scheduler": scheduler.state_dict(), "config": config.to_json(),
                "rng": torch.get_rng_state(), **state}
-    for name in ("last.pt", "best.pt") if best else ("last.pt",):
-        partial = run_dir / f"{name}.part"
-        torch.save(payload, partial)
-        partial.replace(run_dir / name)
+    last, partial = run_dir / "last.pt", run_dir / "last.pt.part"
+    torch.save(payload, partial)
+    partial.replace(last)
+    if best:
+        second = run_dir / "best.pt.part"
+        second.unlink(missing_ok=True)
+        try:
+            os.link(last, second)
+        except OSError:  # a filesystem without hard links
+            shutil.copyfile(last, second)
+        second.replace(run_dir / "best.pt")
     pd.DataFrame(state["history"]).to_csv(run_dir / "history.csv", index=False)
 
 
