@@ -49,7 +49,7 @@ from urllib.parse import urlsplit
 import httpx
 from rich.console import Console
 from rich.progress import Progress
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import Connection, and_, or_, select, update
 from tenacity import (AsyncRetrying, retry_if_exception, stop_after_attempt, stop_after_delay,
                       wait_exponential_jitter)
 
@@ -57,7 +57,7 @@ from . import _http, media
 from ._files import fsync_path, sha256_file
 from .config import Settings
 from .errors import ConfigError, ContractError, CorpusError, DownloadError, MediaError
-from .store.db import Store, dialect_insert, open_store, table_insert
+from .store.db import Store, open_store, table_insert
 from .store.models import Author, DownloadAttempt, MediaFile, Video, utcnow
 from .store.queue import (claim, count_claimable, finish, finish_many, reclaim_dead_local, release,
                           worker_name)
@@ -749,8 +749,8 @@ class _Downloader:
         """Rename the checked files into place and record them, all in one transaction."""
         moved: list[_Landing] = []
         try:
-            with self.store.transaction() as session:
-                self._record_files(session, batch)
+            with self.store.engine.begin() as connection:  # Core: no ORM session per group commit
+                self._record_files(connection, batch)
                 for landing in batch:
                     os.replace(landing.fetched.part, landing.job.final)
                     moved.append(landing)
@@ -761,20 +761,19 @@ class _Downloader:
                 os.replace(landing.job.final, landing.fetched.part)
             raise
 
-    def _record_files(self, session, batch: list[_Landing]) -> None:
+    def _record_files(self, connection: Connection, batch: list[_Landing]) -> None:
         """A batch's rows in a few statements: media_files upserted, attempts appended, videos marked."""
-        now, connection = utcnow(), session.connection()  # Core on the connection: no ORM work per batch
+        now = utcnow()
         connection.execute(_media_file_upsert(self.store.dialect), [
             {"video_id": landing.job.video_id, "size_bytes": landing.fetched.size,
              "path": landing.job.final.relative_to(self.settings.data_dir).as_posix(),
              "sha256": landing.fetched.sha256, "downloaded_at": now,
              "source_url_kind": landing.fetched.url_kind, "probed_sha256": None, "probed_at": None}
             for landing in batch])
-        self._write_attempts(session, [landing.job for landing in batch])
+        self._write_attempts(connection, [landing.job for landing in batch])
         for job in (landing.job for landing in batch if landing.job.refreshed):
-            session.execute(update(Video).where(Video.id == job.video_id).values(**self._refreshed_urls(job))
-                            .execution_options(synchronize_session=False))
-        finish_many(session, "download", [landing.job.video_id for landing in batch], "downloaded",
+            self._store_refreshed_urls(connection, job)
+        finish_many(connection, "download", [landing.job.video_id for landing in batch], "downloaded",
                     probe_status="pending", probe_error_kind=None, probe_error=None, probe_updated_at=now)
 
     async def _fail(self, video_id: str, job: _Job | None, kind: str, message: str) -> None:
@@ -784,26 +783,26 @@ class _Downloader:
         log.info("download %s failed: %s (%s)", video_id, kind, message)
 
     def _record_failure(self, video_id: str, job: _Job | None, kind: str, message: str) -> None:
-        with self.store.transaction() as session:
+        with self.store.engine.begin() as connection:
             if job is not None:
-                self._write_attempts(session, [job])
+                self._write_attempts(connection, [job])
                 if job.refreshed:
-                    session.execute(update(Video).where(Video.id == video_id).values(**self._refreshed_urls(job))
-                                    .execution_options(synchronize_session=False))
-            finish(session, "download", video_id, "failed", error_kind=kind, error=message)
+                    self._store_refreshed_urls(connection, job)
+            finish_many(connection, "download", [video_id], "failed", error_kind=kind, error=message)
 
     @staticmethod
-    def _refreshed_urls(job: _Job) -> dict:
-        return {"media_urls": media_urls_json(job.candidates)} if job.refreshed else {}
+    def _store_refreshed_urls(connection: Connection, job: _Job) -> None:
+        videos = Video.__table__
+        connection.execute(update(videos).where(videos.c.id == job.video_id)
+                           .values(media_urls=media_urls_json(job.candidates)))
 
-    @staticmethod
-    def _write_attempts(session, jobs: list[_Job]) -> None:
+    def _write_attempts(self, connection: Connection, jobs: list[_Job]) -> None:
         rows = [{"video_id": job.video_id, "started_at": a.started_at, "method": a.method,
                  "url_kind": a.url_kind, "http_status": a.http_status, "bytes": a.bytes,
                  "duration_s": a.duration_s, "outcome": a.outcome, "message": a.message}
                 for job in jobs for a in job.attempts]
         if rows:
-            session.connection().execute(dialect_insert(session, DownloadAttempt), rows)
+            connection.execute(table_insert(self.store.dialect, DownloadAttempt), rows)
 
 
 @functools.cache

@@ -16,7 +16,7 @@ import socket
 from datetime import datetime, timedelta
 from typing import Iterable, Sequence
 
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from .db import Store
@@ -86,19 +86,20 @@ def claim(store: Store, stage: str, limit: int, *, statuses: Iterable[str] = ("p
 def finish(session: Session, stage: str, video_id: str, status: str, *,
            error_kind: str | None = None, error: str | None = None) -> None:
     """Record a stage's outcome for one row inside the caller's transaction."""
-    finish_many(session, stage, [video_id], status, error_kind=error_kind, error=error)
+    finish_many(session.connection(), stage, [video_id], status, error_kind=error_kind, error=error)
 
 
-def finish_many(session: Session, stage: str, video_ids: Sequence[str], status: str, *,
+def finish_many(connection: Connection, stage: str, video_ids: Sequence[str], status: str, *,
                 error_kind: str | None = None, error: str | None = None, **also) -> None:
-    """Record one outcome for several rows in one statement; ``also`` sets further columns of theirs.
+    """Record one outcome for several rows in one statement, in the connection's transaction; ``also``
+    sets further columns of theirs.
 
     Every expansion and every landed file runs this, so the statement is built once per shape (Core,
-    bound parameters) and runs on the session's connection: the ORM's handling cost more than the SQL."""
+    bound parameters): the ORM's handling of an UPDATE cost more than the SQL."""
     values = {f"{stage}_status": status, f"{stage}_lease_until": None, f"{stage}_error_kind": error_kind,
               f"{stage}_error": (error or "")[:2000] or None, f"{stage}_updated_at": utcnow(), **also}
-    session.connection().execute(_outcome_statement(tuple(values)),
-                                 {"ids": list(video_ids)} | {f"v_{name}": value for name, value in values.items()})
+    connection.execute(_outcome_statement(tuple(values)),
+                       {"ids": list(video_ids)} | {f"v_{name}": value for name, value in values.items()})
 
 
 @functools.cache
