@@ -42,7 +42,7 @@ from tiktok_corpus.download import DownloadOptions, download_pending
 from tiktok_corpus.replica.catalog import build_catalog
 from tiktok_corpus.store.db import open_store
 from tiktok_corpus.store.models import Video
-from tiktok_corpus.tiktok.contract import ItemRecord, detail_api_path, parse_item_detail
+from tiktok_corpus.tiktok.contract import ItemRecord, detail_api_path, media_urls_json, parse_item_detail
 
 from _replica import served_replica  # bench/ is the script's directory
 
@@ -97,9 +97,8 @@ def ours(base_url: str, records: list[ItemRecord], data_dir: Path, concurrency: 
     store = open_store(settings)
     with store.transaction() as session:
         for record in records:
-            session.add(Video(id=record.id, item_kind="video", declared_size=record.size, media_urls=[
-                {"kind": u.kind, "url": u.url, "data_size": u.data_size, "codec": u.codec}
-                for u in record.media_urls]))
+            session.add(Video(id=record.id, item_kind="video", declared_size=record.size,
+                              media_urls=media_urls_json(record.media_urls)))
     try:
         started, cpu_started = time.perf_counter(), cpu_seconds()
         summary = asyncio.run(download_pending(store, settings, concurrency=concurrency,

@@ -103,8 +103,8 @@ def video_codec(path: str | os.PathLike, *, timeout: float = PROBE_TIMEOUT_S) ->
 
     "libav opens it and finds a video stream" and nothing more - no frame count, no stream report, no
     frame decoded - so it costs a quarter to a half of :func:`probe`: the downloader's acceptance check,
-    run on every file it lands.
-    Where PyAV cannot open or describe the file, ffprobe decides, as in :func:`probe`.
+    run on every file it lands. Where PyAV cannot open or describe the file, ffprobe decides, as in
+    :func:`probe`.
     """
     path = Path(path)
     _check_whole(path)

@@ -24,12 +24,12 @@ marks it ``error`` (never a success) and the next run retries it.
 from __future__ import annotations
 
 import os
-from stat import S_ISREG
 import shutil
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from stat import S_ISREG
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -214,8 +214,6 @@ def _progress_bar(enabled: bool) -> Progress:
                     transient=False)
 
 
-
-
 def _jobs(store: Store, data_dir: Path, ids: list[str]) -> list[_Job]:
     if not ids:
         return []
@@ -245,8 +243,6 @@ def _inspect(job: _Job, deep: bool) -> _Inspection:
     except Exception as exc:  # a bug or an OS error: recorded as "error", retried by the next run
         return _Inspection(job.video_id, outcome=INTERNAL_ERROR, error_kind=type(exc).__name__,
                            error=str(exc) or repr(exc))
-
-
 
 
 def _record(store: Store, found: _Inspection, rules: Rules, summary: ValidateSummary) -> None:

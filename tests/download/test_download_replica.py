@@ -21,7 +21,7 @@ import pytest
 from tiktok_corpus.download import download_pending, video_file_path
 from tiktok_corpus.replica import Replica, ReplicaConfig
 from tiktok_corpus.store.models import Video
-from tiktok_corpus.tiktok.contract import detail_api_path, parse_item_detail
+from tiktok_corpus.tiktok.contract import detail_api_path, media_urls_json, parse_item_detail
 
 BODY_KINDS = {"empty", "html_body", "json_body", "not_video", "truncated", "size_mismatch", "corrupt"}
 
@@ -61,8 +61,7 @@ def seed_rows(store, replica, ids: list[str]) -> None:
         for video_id in ids:
             record = parse_item_detail(client.get(detail_api_path(video_id)).content)
             session.add(Video(id=record.id, item_kind=record.kind, declared_size=record.size,
-                              media_urls=[{"kind": u.kind, "url": u.url, "data_size": u.data_size,
-                                           "codec": u.codec} for u in record.media_urls]))
+                              media_urls=media_urls_json(record.media_urls)))
 
 
 def assert_all_landed(site, rows, replica, ids: list[str]) -> None:

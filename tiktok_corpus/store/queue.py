@@ -37,10 +37,11 @@ def _col(stage: str, name: str):
     return getattr(Video, f"{stage}_{name}")
 
 
-def claimable(stage: str, statuses: Iterable[str] = ("pending",), now: datetime | None = None):
-    """The condition a row must meet to be claimed: an input status, or a claim whose lease ran out."""
+def _claimable_kinds(stage: str, statuses: Iterable[str], now: datetime) -> tuple:
+    """The two kinds of claimable row, in the order ``claim`` takes them: a claim whose lease ran
+    out, then a row in one of the input statuses."""
     status, lease = _col(stage, "status"), _col(stage, "lease_until")
-    return or_(status.in_(list(statuses)), and_(status == "claimed", lease < (now or utcnow())))
+    return and_(status == "claimed", lease < now), status.in_(list(statuses))
 
 
 def count_claimable(store: Store, stage: str, *, statuses: Iterable[str] = ("pending",),
@@ -48,7 +49,7 @@ def count_claimable(store: Store, stage: str, *, statuses: Iterable[str] = ("pen
     """How many rows ``claim`` could hand out now (progress-bar totals)."""
     with store.sessions() as session:
         return session.scalar(select(func.count()).select_from(Video)
-                              .where(claimable(stage, statuses), *where)) or 0
+                              .where(or_(*_claimable_kinds(stage, statuses, utcnow())), *where)) or 0
 
 
 def claim(store: Store, stage: str, limit: int, *, statuses: Iterable[str] = ("pending",),
@@ -56,16 +57,15 @@ def claim(store: Store, stage: str, limit: int, *, statuses: Iterable[str] = ("p
           lease_s: float = DEFAULT_LEASE_S, now: datetime | None = None) -> list[str]:
     """Claim up to ``limit`` rows for ``stage``; returns their ids (possibly empty).
 
-    Claims whose lease ran out are taken first, then rows in ``statuses`` in ``order_by`` order. Two
-    selects rather than one with :func:`claimable`'s OR: each walks the stage's (status, order) index
-    and stops at ``limit``, where the OR made the database sort every pending row on every claim.
+    Claims whose lease ran out are taken first, then rows in ``statuses`` in ``order_by`` order. One
+    select per kind rather than one with their OR: each walks the stage's (status, order) index and
+    stops at ``limit``, where the OR made the database sort every pending row on every claim.
     """
     now = now or utcnow()
-    status, lease = _col(stage, "status"), _col(stage, "lease_until")
     order = [*order_by, Video.id]
     with store.transaction() as session:
         ids: list[str] = []
-        for condition in (and_(status == "claimed", lease < now), status.in_(list(statuses))):
+        for condition in _claimable_kinds(stage, statuses, now):
             if len(ids) < limit:
                 query = select(Video.id).where(condition, *where).order_by(*order).limit(limit - len(ids))
                 if store.dialect == "postgresql":
