@@ -87,7 +87,7 @@ def timed_validate(files: list[Path], workers: int | None) -> tuple[float, dict[
                                       size_bytes=path.stat().st_size,
                                       sha256=hashlib.sha256(path.read_bytes()).hexdigest()))
         start = time.perf_counter()
-        summary = run_validate(settings, workers=workers, progress=False)
+        summary = run_validate(settings, workers=workers)
         elapsed = time.perf_counter() - start
         with store.sessions() as session:
             counts = dict(session.execute(select(MediaFile.path, MediaFile.frame_count)).all())

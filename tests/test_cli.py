@@ -12,7 +12,7 @@ from sqlalchemy import insert
 from typer.main import get_command
 from typer.testing import CliRunner
 
-from tiktok_corpus.cli import _CorpusGroup, app
+from tiktok_corpus.cli import CorpusGroup, app
 from tiktok_corpus.config import Settings
 from tiktok_corpus.errors import ConfigError, CorpusError, StaleSchemaError
 from tiktok_corpus.store.db import downgrade, make_engine, open_store
@@ -100,7 +100,7 @@ def test_an_unreachable_database_fails_in_one_line_without_the_password(command)
 
 def boundary_app(error: CorpusError) -> typer.Typer:
     """A two-command app behind the real error boundary, raising ``error``."""
-    probe = typer.Typer(cls=_CorpusGroup)
+    probe = typer.Typer(cls=CorpusGroup)
 
     @probe.command()
     def fail() -> None:

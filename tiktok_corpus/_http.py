@@ -1,55 +1,22 @@
 """The browser session as httpx sees it: cookies, User-Agent, Referer, and the client that carries them.
 
 The CDN serves files only to requests that look like the page that listed them (``tt_chain_token``
-cookie, the browser's User-Agent, a TikTok Referer). The crawler saves its Playwright session under
-``{data_dir}/session/``; without one, GETting any page of the site sets the cookie, as yt-dlp does.
+cookie, the browser's User-Agent, a TikTok Referer). The crawler's saved session (see
+:mod:`.tiktok.session_files`) supplies them; without one, GETting any page of the site sets the cookie,
+as yt-dlp does.
 """
 
 from __future__ import annotations
 
 import http.cookiejar
-import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
 from .config import Settings
 
-DEFAULT_USER_AGENT = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-                      "Chrome/130.0.0.0 Safari/537.36")
 CHAIN_TOKEN = "tt_chain_token"
-
-
-@dataclass(frozen=True)
-class BrowserSession:
-    """Cookies (Playwright ``storage_state`` dicts) and the User-Agent they were issued to."""
-
-    cookies: tuple[dict, ...] = ()
-    user_agent: str = DEFAULT_USER_AGENT
-
-
-# The crawler's saved browser session, read back by a later `corpus download`.
-STATE_FILE, META_FILE = "state.json", "meta.json"
-
-
-def session_dir(settings: Settings) -> Path:
-    return Path(settings.data_dir) / "session"
-
-
-def load_saved_session(settings: Settings) -> BrowserSession | None:
-    """The crawler's saved session, or None when there is none (or it cannot be read)."""
-    state_file, meta_file = session_dir(settings) / STATE_FILE, session_dir(settings) / META_FILE
-    try:
-        cookies = json.loads(state_file.read_text("utf-8")).get("cookies") or []
-    except (OSError, ValueError, AttributeError):
-        return None
-    try:
-        user_agent = json.loads(meta_file.read_text("utf-8")).get("user_agent") or DEFAULT_USER_AGENT
-    except (OSError, ValueError, AttributeError):
-        user_agent = DEFAULT_USER_AGENT
-    return BrowserSession(tuple(c for c in cookies if isinstance(c, dict)), user_agent)
 
 
 def add_cookies(client: httpx.AsyncClient, cookies: tuple[dict, ...] | list[dict]) -> None:

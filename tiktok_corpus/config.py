@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import field
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
 DEFAULT_BASE_URL = "https://www.tiktok.com"
+# The paper drops videos of fewer frames: validation classifies by it, exports select by it.
+PAPER_MIN_FRAMES = 100
 DEBIAN_CHROMIUM = "/usr/bin/chromium"
 
 
@@ -74,3 +78,9 @@ def playwright_chromium_installed() -> bool:
     cache = playwright_browsers_dir()
     return any(cache.glob("chromium*/chrome-linux*/chrome")) or any(
         cache.glob("chromium_headless_shell*/chrome-*/headless_shell"))
+
+
+def described(default: Any, help: str) -> Any:
+    """A dataclass field whose default and ``--help`` text the CLI reads, so neither is written twice."""
+    return field(default=default, metadata={"help": help})
+

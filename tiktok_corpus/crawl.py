@@ -24,35 +24,31 @@ import random
 import socket
 import time
 from collections import Counter, deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
-from functools import partial
-from typing import Any, Callable, Iterable, Protocol, Sequence, TypeVar
+from typing import Any, Protocol, Sequence
 
 from playwright.async_api import async_playwright
 from sqlalchemy import JSON, bindparam, func, select, text, update
 from sqlalchemy.orm import Session
 
-from .config import Settings
+from .config import Settings, described
 from .errors import BlockedError, ConfigError, ContractError, PersistentlyBlocked
 from .store import queue
 from .store.db import Store, dialect_insert, open_store, table_insert
+from .store.thread import DatabaseThread
 from .store.models import (Author, CrawlRun, Hashtag, RelatedEdge, StatsSnapshot, Video, VideoHashtag,
                            utcnow)
 from .tiktok.browser import (BlockMonitor, BlockPolicy, Pacer, WorkerSession, default_user_agent,
                              launch_browser)
-from ._http import session_dir
+from .tiktok.session_files import session_dir
 from .tiktok.contract import AuthorRecord, ItemList, ItemRecord, StatsRecord, media_urls_json
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 # The expansion's hot statements run on the table through the session's connection: Core execution
 # skips the ORM's per-statement work, a few hundred microseconds each.
 _VIDEOS = Video.__table__
 
 STRATEGIES = ("random", "bfs")
-DEFAULT_DELAY_S = 2.0   # per worker, jittered: conservative for the real site
-DEFAULT_MAX_RATE = 1.0  # requests per second across all workers of a process
 # Serialises the "is there still room?" check with the inserts it allows, across processes (Postgres).
 _CORPUS_LOCK_KEY = 0x7C0AF05
 IDLE_POLL_S = 0.5
@@ -61,20 +57,24 @@ PUBLISH_EVERY_S = 0.25  # the live display needs no more, and downloads are coun
 
 @dataclass(frozen=True)
 class CrawlOptions:
-    seeds: int = 25
-    fanout: int = 5
-    max_videos: int = 7522
-    strategy: str = "random"
-    workers: int = 1
-    delay_s: float = DEFAULT_DELAY_S
-    max_rate: float | None = DEFAULT_MAX_RATE  # None or 0: no global cap
-    download: bool = True
-    headful: bool = False
-    seed: int = 0
+    """One crawl's parameters; the defaults are the paper's method, paced for the real site."""
+
+    seeds: int = described(25, "Distinct For You videos to start from.")
+    fanout: int = described(5, "New related videos added per expansion.")
+    max_videos: int = described(7522, "Stop once the corpus holds this many videos.")
+    strategy: str = described("random", "Frontier policy: random | bfs.")
+    workers: int = described(1, "Browser workers in this process.")
+    delay_s: float = described(2.0, "Politeness delay per worker (s, jittered): conservative for the real site.")
+    max_rate: float | None = described(1.0, "Requests per second across all workers of this process "
+                                       "(0: no cap).")
+    download: bool = described(True, "Download files while discovering.")
+    headful: bool = described(False, "Show the browser (solve a captcha).")
+    seed: int = described(0, "RNG seed of the frontier policy.")
     related_count: int = 16
     # Related-list fetches each worker page keeps in flight: hides the answer latency, while the
     # per-worker delay still spaces their starts (see WorkerSession.fetch_text).
-    in_flight: int = 4
+    in_flight: int = described(4, "Related-list fetches each worker keeps running at once (still paced "
+                               "by --delay and --max-rate).")
 
     def validate(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -410,12 +410,9 @@ class _Crawl:
         # Parents a worker has claimed (one claim per ``in_flight`` of them) but not yet started.
         self._claimed: dict[str, deque[str]] = {}
         self._claiming: dict[str, asyncio.Lock] = {}
-        # Every database read and write of the expansion loops runs here, in order, so the event loop
-        # keeps feeding the pages while an expansion is recorded.
-        self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crawl-db")
-
-    async def _db(self, work: Callable[..., T], *args, **kwargs) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._db_thread, partial(work, *args, **kwargs))
+        # The expansion loops' claims and writes run here, in order, so the event loop keeps feeding
+        # the pages while an expansion is recorded.
+        self._db = DatabaseThread("crawl")
 
     def _publish(self, *, force: bool = False) -> None:
         if not force and time.monotonic() - self._published_at < PUBLISH_EVERY_S:
@@ -548,7 +545,7 @@ class _Crawl:
                 end_run(self.store, self.run_id, "failed", asdict(self.counters))
                 raise
             finally:
-                self._db_thread.shutdown(wait=True)
+                self._db.shutdown()
                 for session in self.sessions:
                     await session.close()
                 await browser.close()
@@ -605,50 +602,8 @@ def crawl(settings: Settings, options: CrawlOptions, *, progress: CrawlProgress 
     """``corpus crawl``: open the store, crawl, close; a persistently blocked run raises
     :class:`PersistentlyBlocked` (exit code 3) after its summary is saved in ``crawl_runs``."""
     options.validate()
-    store = open_store(settings)
-    try:
+    with open_store(settings) as store:
         summary = asyncio.run(crawl_async(store, settings, options, policy=policy, progress=progress))
-    finally:
-        store.dispose()
     if summary.status == "blocked":
         raise PersistentlyBlocked(summary.message or "persistently blocked")
     return summary
-
-
-class LiveCrawlDisplay:
-    """A rich live line: found / target, expansions, downloads, blocks and discovery rate."""
-
-    def __init__(self, console) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self._progress = Progress(TextColumn("crawl"), BarColumn(), MofNCompleteColumn(),
-                                  TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
-                                  console=console, transient=False)
-        self._task = self._progress.add_task("crawl", total=None, detail="")
-        self._started = time.monotonic()
-
-    def __enter__(self) -> "LiveCrawlDisplay":
-        self._progress.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._progress.stop()
-
-    def update(self, counters: CrawlCounters) -> None:
-        rate = counters.new_items / max(time.monotonic() - self._started, 1e-9)
-        detail = (f"expansions {counters.expansions}  downloads {counters.downloaded}  "
-                  f"blocks {counters.blocks}  {rate:.2f} new/s")
-        self._progress.update(self._task, completed=counters.videos, total=counters.target, detail=detail)
-
-
-def summary_lines(summary: CrawlSummary) -> Iterable[str]:
-    yield (f"crawl {summary.status}: {summary.videos}/{summary.target} videos, {summary.seeds} seeds, "
-           f"{summary.new_items} new items, {summary.expansions} expansions, {summary.edges} edges "
-           f"in {summary.elapsed_s:.1f}s ({summary.videos_per_s:.2f} new/s)")
-    if summary.blocks:
-        kinds = ", ".join(f"{k}={n}" for k, n in sorted(summary.block_kinds.items()))
-        yield f"blocks: {summary.blocks} ({kinds}); context recycles: {summary.recycles}"
-    if summary.errors:
-        yield "errors: " + ", ".join(f"{k}={n}" for k, n in sorted(summary.errors.items()))
-    if summary.downloads:
-        yield "downloads: " + ", ".join(f"{k}={v}" for k, v in summary.downloads.items())

@@ -38,16 +38,14 @@ import shutil
 import time
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 from urllib.parse import urlsplit
 
 import httpx
-from rich.console import Console
 from rich.progress import Progress
 from sqlalchemy import Connection, and_, or_, select, update
 from tenacity import (AsyncRetrying, retry_if_exception, stop_after_attempt, stop_after_delay,
@@ -55,12 +53,15 @@ from tenacity import (AsyncRetrying, retry_if_exception, stop_after_attempt, sto
 
 from . import _http, media
 from ._files import fsync_path, sha256_file
-from .config import Settings
-from .errors import ConfigError, ContractError, CorpusError, DownloadError, MediaError
+from .config import Settings, described
+from .errors import (ConfigError, ContractError, CorpusError, DownloadError, MediaError, http_status_kind,
+                     is_transient_status)
 from .store.db import Store, open_store, table_insert
+from .store.thread import DatabaseThread
 from .store.models import Author, DownloadAttempt, MediaFile, Video, utcnow
 from .store.queue import (claim, count_claimable, finish, finish_many, reclaim_dead_local, release,
                           worker_name)
+from .tiktok.session_files import DEFAULT_USER_AGENT, load_saved_session
 from .tiktok.contract import (ItemRecord, MediaUrl, detail_api_path, is_expired, page_url, parse_item_detail,
                               media_urls_from_json, media_urls_json, parse_video_page, redact_url, validate_video_id)
 
@@ -69,8 +70,6 @@ log = logging.getLogger(__name__)
 VIDEOS_DIR = "videos"
 PART_SUFFIX = ".part"
 CHUNK_BYTES = 256 * 1024
-# Kinds a second try of the same URL can fix; everything else moves on to the next URL.
-TRANSIENT_STATUSES = {408, 429}
 # Kinds that say "these URLs or this cookie are no good any more": refresh the item at once.
 REFRESH_KINDS = {"forbidden", "expired"}
 # Kinds that say what was wrong with a body: the most useful reason to leave on a failed row.
@@ -82,7 +81,9 @@ BODY_KINDS = {"empty", "html_body", "json_body", "not_video", "truncated", "size
 class DownloadOptions:
     """Limits and retry policy; the defaults suit TikTok, tests shrink the waits."""
 
-    max_bytes: int = 200_000_000
+    concurrency: int = described(8, "Transfers in flight at once (files being checked and recorded "
+                                 "meanwhile do not count).")
+    max_bytes: int = described(200_000_000, "Refuse files larger than this (bytes).")
     min_free_bytes: int = 100_000_000  # kept free on the data disk beyond the file being written
     per_host: int = 6  # transfers in flight to one host
     attempts: int = 4  # tries of one URL (tenacity stop_after_attempt)
@@ -153,13 +154,13 @@ def status_error(status: int, url: str, now: float, retry_after: str | None = No
     """The error for a non-200/206 answer: transient, refresh, or final for this URL."""
     if status in (403, 410) and is_expired(url, now, margin_s=0):
         return DownloadError(f"HTTP {status} on an expired URL", kind="expired", status=status)
+    kind = http_status_kind(status)
     if status == 403:
-        return DownloadError("HTTP 403 (cookie or URL refused)", kind="forbidden", status=status)
-    if status in TRANSIENT_STATUSES or status >= 500:
-        error = DownloadError(f"HTTP {status}", kind=f"http_{status}", status=status, retryable=True)
+        return DownloadError("HTTP 403 (cookie or URL refused)", kind=kind, status=status)
+    if is_transient_status(status):
+        error = DownloadError(f"HTTP {status}", kind=kind, status=status, retryable=True)
         error.retry_after = _seconds(retry_after)
         return error
-    kind = {404: "not_found", 410: "gone"}.get(status, f"http_{status}")
     return DownloadError(f"HTTP {status}", kind=kind, status=status)
 
 
@@ -323,7 +324,7 @@ class _Downloader:
         self._host_slots: dict[str, asyncio.Semaphore] = {}
         self._bootstrap = asyncio.Lock()
         self._bootstrapped = False
-        self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="download-db")
+        self._db = DatabaseThread("download")  # every database read and write of the run, in order
         # Acceptance checks (libav open, fsync) release the GIL; two threads keep the second core busy
         # without a crowd of threads queueing for the GIL behind the event loop.
         self._check_threads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="download-check")
@@ -338,10 +339,6 @@ class _Downloader:
         """:func:`_accept_media` on one of the check threads."""
         await asyncio.get_running_loop().run_in_executor(
             self._check_threads, partial(_accept_media, part, self.options.probe_timeout_s))
-
-    async def _db(self, work: Callable, *args):
-        """Run database work on the run's one database thread (never on the event loop)."""
-        return await asyncio.get_running_loop().run_in_executor(self._db_thread, partial(work, *args))
 
     # --- the queue ---------------------------------------------------------------------------------
 
@@ -362,7 +359,7 @@ class _Downloader:
                 worker.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
             self._check_threads.shutdown(wait=True)
-            self._db_thread.shutdown(wait=True)  # database work in progress finishes (or rolls back) first
+            self._db.shutdown()  # database work in progress finishes (or rolls back) first
             release(self.store, "download", self.in_hand)
         if self.no_space:
             raise self.no_space
@@ -855,13 +852,14 @@ def remove_stale_parts(store: Store, data_dir: Path | str) -> int:
 def _load_session(client: httpx.AsyncClient, settings: Settings, cookies: list[dict] | None,
                   user_agent: str | None) -> str:
     """Put the browser session's cookies (given, else the crawler's saved ones) into the client; returns the UA."""
-    saved = None if cookies is not None else _http.load_saved_session(settings)
+    saved = None if cookies is not None else load_saved_session(settings)
     _http.add_cookies(client, cookies if cookies is not None else (saved.cookies if saved else ()))
-    return user_agent or (saved.user_agent if saved else _http.DEFAULT_USER_AGENT)
+    return user_agent or (saved.user_agent if saved else DEFAULT_USER_AGENT)
 
 
 async def download_pending(store: Store, settings: Settings, *, cookies: list[dict] | None = None,
-                           user_agent: str | None = None, concurrency: int = 8, retry_failed: bool = False,
+                           user_agent: str | None = None, concurrency: int | None = None,
+                           retry_failed: bool = False,
                            limit: int | None = None, follow: asyncio.Event | None = None,
                            progress: Progress | None = None, client: httpx.AsyncClient | None = None,
                            options: DownloadOptions | None = None) -> DownloadSummary:
@@ -873,6 +871,7 @@ async def download_pending(store: Store, settings: Settings, *, cookies: list[di
     when the disk fills up, after giving unfinished rows back.
     """
     options = options or DownloadOptions()
+    concurrency = concurrency or options.concurrency
     if concurrency < 1 or (limit is not None and limit < 1):
         raise ConfigError("concurrency and limit must be at least 1")
     if options.max_bytes < 1:
@@ -895,24 +894,9 @@ async def download_pending(store: Store, settings: Settings, *, cookies: list[di
     return summary
 
 
-def run_download(settings: Settings, *, concurrency: int = 8, retry_failed: bool = False,
-                 limit: int | None = None, max_bytes: int = 200_000_000, progress: bool = True) -> DownloadSummary:
-    """``corpus download``: one run over the configured database, with a progress bar."""
-    store = open_store(settings)
-    try:
-        with _progress_bar(progress) as bar:
-            return asyncio.run(download_pending(store, settings, concurrency=concurrency,
-                                                retry_failed=retry_failed, limit=limit, progress=bar,
-                                                options=DownloadOptions(max_bytes=max_bytes)))
-    finally:
-        store.dispose()
-
-
-@contextmanager
-def _progress_bar(enabled: bool) -> Iterator[Progress | None]:
-    """A running rich progress bar when asked for, else None."""
-    if not enabled:
-        yield None
-        return
-    with Progress(console=Console(stderr=True)) as bar:
-        yield bar
+def run_download(settings: Settings, options: DownloadOptions | None = None, *, retry_failed: bool = False,
+                 limit: int | None = None, progress: Progress | None = None) -> DownloadSummary:
+    """``corpus download``: one run over the configured database."""
+    with open_store(settings) as store:
+        return asyncio.run(download_pending(store, settings, retry_failed=retry_failed, limit=limit,
+                                            progress=progress, options=options))

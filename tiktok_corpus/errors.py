@@ -104,3 +104,18 @@ class PersistentlyBlocked(CorpusError):
     kind = "persistently_blocked"
     expected = True
     exit_code = 3
+
+
+# HTTP failures get one name wherever they happen (browser fetches, file downloads, page loads).
+_HTTP_STATUS_KINDS = {403: "forbidden", 404: "not_found", 410: "gone"}
+
+
+def http_status_kind(status: int) -> str:
+    """The stable kind of an HTTP failure status: ``forbidden``, ``not_found``, ``gone``, else ``http_<code>``."""
+    return _HTTP_STATUS_KINDS.get(status, f"http_{status}")
+
+
+def is_transient_status(status: int) -> bool:
+    """Statuses a later try of the same request can fix: 408, 429 and every 5xx."""
+    return status in (408, 429) or status >= 500
+

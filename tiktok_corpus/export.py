@@ -34,13 +34,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 from sqlalchemy import and_, func, select
 
 from . import __version__
 from ._files import fsync_path, sha256_file, write_text_durably
-from .config import Settings
+from .config import PAPER_MIN_FRAMES, Settings, described
 from .errors import ConfigError, CorpusError
 from .labels import PAPER_THRESHOLD_QUANTILE, PAPER_WEIGHTS, fit_labels
 from .store.db import Store, open_store
@@ -76,19 +75,21 @@ class ExportError(CorpusError):
 class ExportOptions:
     """What to export and how; validated on construction (bad values raise :class:`ConfigError`)."""
 
-    label: str = "binary"
-    split: tuple[float, float, float] = (0.7, 0.15, 0.15)
-    group_by: str = "none"
-    stratify: bool = False
-    seed: int = 0
-    format: str = "parquet"
-    min_frames: int = 100
-    name: str = DEFAULT_NAME
-    copy_media: bool = False
-    as_of: datetime | None = None
-    normalize_age: bool = False
-    weights: tuple[float, float, float, float] = PAPER_WEIGHTS
-    threshold_quantile: float = PAPER_THRESHOLD_QUANTILE
+    label: str = described("binary", "Label the export is made for: binary | continuous.")
+    split: tuple[float, float, float] = described((0.7, 0.15, 0.15), "train,val,test fractions (sum 1).")
+    group_by: str = described("none", "none | author (no author in two splits).")
+    stratify: bool = described(False, "Balance the label across splits.")
+    seed: int = described(0, "Split seed.")
+    format: str = described("parquet", "parquet | csv.")
+    min_frames: int = described(PAPER_MIN_FRAMES, "Leave out videos with fewer frames.")
+    name: str = described(DEFAULT_NAME, "Export name: writes <data dir>/exports/<name>-v<N>/.")
+    copy_media: bool = described(False, "Hardlink/copy the videos in.")
+    as_of: datetime | None = described(None, "Use the stats snapshot at or before this ISO time "
+                                       "(default: the latest).")
+    normalize_age: bool = described(False, "Labels from per-day rates.")
+    weights: tuple[float, float, float, float] = described(PAPER_WEIGHTS, "Score weights: "
+                                                           "comments,likes,plays,shares.")
+    threshold_quantile: float = described(PAPER_THRESHOLD_QUANTILE, "is_viral: all metrics above this quantile.")
     command_line: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
@@ -130,41 +131,36 @@ def parse_time(text: str, option: str = "--as-of") -> datetime:
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
 
 
-def run_export(settings: Settings, options: ExportOptions, *, console: Console | None = None,
+def run_export(settings: Settings, options: ExportOptions, *, progress: Progress | None = None,
                clock: Callable[[], datetime] = utcnow) -> Path:
     """Write the next version of ``options.name`` and return its directory.
 
-    Progress goes to ``console`` when one is given. Raises :class:`ExportError` when no row is
+    Steps advance ``progress`` when one is given. Raises :class:`ExportError` when no row is
     exportable; nothing is written then.
     """
-    store = open_store(settings)
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), console=console, disable=console is None, transient=True)
-    try:
-        with progress:
-            step = progress.add_task("selecting videos", total=5)
-            rows, selection = load_dataset(store, min_frames=options.min_frames, as_of=options.as_of)
-            if rows.empty:
-                raise ExportError(
-                    f"nothing to export: no video is downloaded, valid, has >= {options.min_frames} frames "
-                    f"and a stats snapshot{' at or before ' + options.as_of.isoformat() if options.as_of else ''}"
-                    f" ({selection['excluded_no_stats']} valid video(s) lack a snapshot)")
-            progress.update(step, advance=1, description="computing labels")
-            labels, label_params = fit_labels(rows, weights=options.weights,
-                                              threshold_quantile=options.threshold_quantile,
-                                              normalize_age=options.normalize_age)
-            rows = rows.join(labels)
-            progress.update(step, advance=1, description="assigning splits")
-            rows["split"] = assign_splits(rows, fractions=options.split, seed=options.seed,
-                                          group_by=options.group_by,
-                                          stratify_on=LABEL_COLUMNS[options.label] if options.stratify else None)
-            progress.update(step, advance=1, description="reading hashtags")
-            tags = hashtag_lists(store, rows["video_id"], min_frames=options.min_frames)
-            progress.update(step, advance=1, description="writing files")
-            return _write_version(store, settings, options, rows, tags, label_params, selection,
-                                  created_at=clock(), progress=progress)
-    finally:
-        store.dispose()
+    progress = progress or Progress(disable=True)
+    with open_store(settings) as store:
+        step = progress.add_task("selecting videos", total=5)
+        rows, selection = load_dataset(store, min_frames=options.min_frames, as_of=options.as_of)
+        if rows.empty:
+            raise ExportError(
+                f"nothing to export: no video is downloaded, valid, has >= {options.min_frames} frames "
+                f"and a stats snapshot{' at or before ' + options.as_of.isoformat() if options.as_of else ''}"
+                f" ({selection['excluded_no_stats']} valid video(s) lack a snapshot)")
+        progress.update(step, advance=1, description="computing labels")
+        labels, label_params = fit_labels(rows, weights=options.weights,
+                                          threshold_quantile=options.threshold_quantile,
+                                          normalize_age=options.normalize_age)
+        rows = rows.join(labels)
+        progress.update(step, advance=1, description="assigning splits")
+        rows["split"] = assign_splits(rows, fractions=options.split, seed=options.seed,
+                                      group_by=options.group_by,
+                                      stratify_on=LABEL_COLUMNS[options.label] if options.stratify else None)
+        progress.update(step, advance=1, description="reading hashtags")
+        tags = hashtag_lists(store, rows["video_id"], min_frames=options.min_frames)
+        progress.update(step, advance=1, description="writing files")
+        return _write_version(store, settings, options, rows, tags, label_params, selection,
+                              created_at=clock(), progress=progress)
 
 
 def exportable_filter(min_frames: int):
@@ -173,7 +169,7 @@ def exportable_filter(min_frames: int):
                 Video.probe_status == "valid", MediaFile.frame_count >= min_frames)
 
 
-def load_dataset(store: Store, *, min_frames: int = 100,
+def load_dataset(store: Store, *, min_frames: int = PAPER_MIN_FRAMES,
                  as_of: datetime | None = None) -> tuple[pd.DataFrame, dict]:
     """Exportable videos joined with their latest stats snapshot (at/before ``as_of``), author, media.
 

@@ -53,14 +53,11 @@ class FigureSpec:
 def build_report(settings: Settings, *, export_dir: Path | None = None, out: Path | None = None) -> Path:
     """Write the HTML report (and its PNGs in ``{out stem}_figures/``); returns the HTML path."""
     out = Path(out) if out else settings.data_dir / "report" / "report.html"
-    store = open_store(settings)
-    try:
+    with open_store(settings) as store:
         dataset, source = _dataset(store, export_dir)
         crawl = _crawl_frame(store)
         hashtags = _top_hashtags(store)
         safe_url = store.safe_url
-    finally:
-        store.dispose()
     figures_dir = out.parent / f"{out.stem}_figures"
     figures_dir.mkdir(parents=True, exist_ok=True)
     images = []

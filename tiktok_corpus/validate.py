@@ -31,12 +31,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from stat import S_ISREG
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import Progress
 from sqlalchemy import func, select, update
 
 from ._files import sha256_file
-from .config import Settings
+from .config import PAPER_MIN_FRAMES, Settings, described
 from .errors import ConfigError, MediaError
 from .media import DEEP_TIMEOUT_S, PROBE_TIMEOUT_S, ProbeResult, deep_check, probe
 from .store.db import Store, open_store
@@ -54,8 +53,8 @@ UPDATE_CHUNK = 500  # ids per UPDATE ... IN (...), well under SQLite's variable 
 class Rules:
     """The thresholds that turn a probe into an outcome (the paper excludes < 100 frames)."""
 
-    min_frames: int = 100
-    min_side: int = 2  # a width or height below this is a placeholder, not a video
+    min_frames: int = described(PAPER_MIN_FRAMES, "Fewer frames than this: excluded (too_short).")
+    min_side: int = described(2, "Narrower or lower frames than this: tiny_frames (a placeholder, not a video).")
 
 
 @dataclass
@@ -104,8 +103,9 @@ def classify(media, rules: Rules) -> tuple[str, str | None]:
     return "valid", None
 
 
-def run_validate(settings: Settings, *, min_frames: int = 100, deep: bool = False,
-                 workers: int | None = None, progress: bool = True, min_side: int = 2) -> ValidateSummary:
+def run_validate(settings: Settings, *, min_frames: int = Rules.min_frames, deep: bool = False,
+                 workers: int | None = None, progress: Progress | None = None,
+                 min_side: int = Rules.min_side) -> ValidateSummary:
     """Probe new or changed downloaded files, reclassify the rest; returns counts by outcome."""
     if min_frames < 1 or min_side < 1:
         raise ConfigError(f"--min-frames and --min-side must be at least 1 (got {min_frames}, {min_side})")
@@ -116,15 +116,12 @@ def run_validate(settings: Settings, *, min_frames: int = 100, deep: bool = Fals
             raise ConfigError(f"{tool} is not installed (apt-get install ffmpeg)")
     rules = Rules(min_frames=min_frames, min_side=min_side)
     summary = ValidateSummary()
-    store = open_store(settings)
-    try:
+    with open_store(settings) as store:
         summary.requeued = _requeue_changed(store, settings.data_dir, deep)
         _probe_pending(store, settings.data_dir, rules, deep, workers or os.cpu_count() or 1,
                        progress, summary)
         summary.reclassified = _reclassify(store, rules)
         summary.counts = _outcome_counts(store)
-    finally:
-        store.dispose()
     return summary
 
 
@@ -175,15 +172,14 @@ def _as_utc(moment: datetime) -> datetime:
 # --- pass 2: probe ------------------------------------------------------------------------------
 
 def _probe_pending(store: Store, data_dir: Path, rules: Rules, deep: bool, workers: int,
-                   progress: bool, summary: ValidateSummary) -> None:
+                   progress: Progress | None, summary: ValidateSummary) -> None:
     """Keep at most 2 x workers files claimed and in flight; record each as soon as it is done."""
     lease_s = 2 * (DEEP_TIMEOUT_S + PROBE_TIMEOUT_S if deep else PROBE_TIMEOUT_S) + 60
     in_flight: dict[Future, str] = {}
     exhausted = False
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="validate") as pool, \
-            _progress_bar(progress) as bar:
-        task = bar.add_task("validate", total=count_claimable(
-            store, "probe", where=[Video.download_status == "downloaded"]))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="validate") as pool:
+        task = progress.add_task("validate", total=count_claimable(
+            store, "probe", where=[Video.download_status == "downloaded"])) if progress is not None else None
         try:
             while True:
                 room = 2 * workers - len(in_flight)
@@ -200,18 +196,13 @@ def _probe_pending(store: Store, data_dir: Path, rules: Rules, deep: bool, worke
                     in_flight.pop(future)
                     inspection = future.result()
                     _record(store, inspection, rules, summary)
-                    bar.advance(task)
+                    if progress is not None:
+                        progress.advance(task)
         except BaseException:
             for future in in_flight:
                 future.cancel()
             release(store, "probe", in_flight.values())
             raise
-
-
-def _progress_bar(enabled: bool) -> Progress:
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeRemainingColumn(), console=Console(stderr=True), disable=not enabled,
-                    transient=False)
 
 
 def _jobs(store: Store, data_dir: Path, ids: list[str]) -> list[_Job]:

@@ -108,7 +108,7 @@ def build_replica_export(root: Path, replica, *, max_videos: int, seed: int) -> 
     settings = Settings(data_dir=root / "data", base_url=replica.base_url)
     crawl(settings, CrawlOptions(seeds=25, fanout=5, max_videos=max_videos, workers=2, delay_s=0.0,
                                  max_rate=None, seed=seed))
-    run_validate(settings, progress=False)
+    run_validate(settings)
     return run_export(settings, ExportOptions(label="binary", stratify=True, seed=seed, name="replica"))
 
 

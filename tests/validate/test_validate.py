@@ -30,7 +30,7 @@ def _rows(store) -> dict[str, tuple[Video, MediaFile | None]]:
 
 
 def test_every_file_gets_its_outcome_and_probe_columns(store, settings, corpus, media_dir):
-    summary = run_validate(settings, workers=2, progress=False)
+    summary = run_validate(settings, workers=2)
 
     rows = _rows(store)
     for sample in MEDIA:
@@ -67,13 +67,13 @@ def test_every_file_gets_its_outcome_and_probe_columns(store, settings, corpus, 
 
 
 def test_rerun_probes_nothing_and_new_thresholds_reclassify(store, settings, corpus):
-    run_validate(settings, workers=2, progress=False)
+    run_validate(settings, workers=2)
     before = {vid: media.probed_at for vid, (_, media) in _rows(store).items() if media}
 
-    again = run_validate(settings, workers=2, progress=False)
+    again = run_validate(settings, workers=2)
     assert (again.probed, again.requeued, again.reclassified) == (0, 0, 0)
 
-    lower = run_validate(settings, min_frames=60, workers=2, progress=False)
+    lower = run_validate(settings, min_frames=60, workers=2)
     assert (lower.probed, lower.reclassified) == (0, 1)
     rows = _rows(store)
     assert rows[corpus["vfr.mp4"]][0].probe_status == "valid"  # 80 frames
@@ -81,21 +81,21 @@ def test_rerun_probes_nothing_and_new_thresholds_reclassify(store, settings, cor
     assert rows[corpus["vfr.mp4"]][0].probe_error is None
     assert {vid: media.probed_at for vid, (_, media) in rows.items() if media} == before
 
-    higher = run_validate(settings, min_frames=110, workers=2, progress=False)
+    higher = run_validate(settings, min_frames=110, workers=2)
     assert (higher.probed, higher.reclassified) == (0, 2)  # vfr.mp4 (80), one_fps.mp4 (105)
     assert _rows(store)[corpus["one_fps.mp4"]][0].probe_status == "too_short"
     assert _rows(store)[corpus["bframes.mp4"]][0].probe_status == "valid"  # exactly 110
 
 
 def test_changed_and_reappearing_files_are_probed_again(store, settings, corpus, media_dir):
-    run_validate(settings, workers=2, progress=False)
+    run_validate(settings, workers=2)
     rows = _rows(store)
     replaced = settings.data_dir / rows[corpus["short.mp4"]][1].path
     shutil.copyfile(media_dir / "hevc_no_audio.mp4", replaced)  # a file changed on disk
     missing = settings.data_dir / rows["999"][1].path
     shutil.copyfile(media_dir / "mpeg4.avi", missing)  # the missing file arrived
 
-    summary = run_validate(settings, workers=2, progress=False)
+    summary = run_validate(settings, workers=2)
 
     assert (summary.requeued, summary.probed) == (2, 2)
     rows = _rows(store)
@@ -106,25 +106,25 @@ def test_changed_and_reappearing_files_are_probed_again(store, settings, corpus,
     assert rows["999"][0].probe_status == "valid" and rows["999"][0].probe_attempts == 2
 
     missing.unlink()
-    assert run_validate(settings, workers=1, progress=False).counts["missing_file"] == 1
+    assert run_validate(settings, workers=1).counts["missing_file"] == 1
 
 
 def test_a_new_download_of_a_row_is_probed_again(store, settings, corpus):
-    run_validate(settings, workers=2, progress=False)
+    run_validate(settings, workers=2)
     with store.transaction() as session:  # what the downloader does when it lands a new file
         media = session.get(MediaFile, corpus["h264_aac.mp4"])
         media.sha256 = "f" * 64
-    summary = run_validate(settings, workers=2, progress=False)
+    summary = run_validate(settings, workers=2)
     assert (summary.requeued, summary.probed) == (1, 1)
     media = _rows(store)[corpus["h264_aac.mp4"]][1]
     assert media.sha256 == media.probed_sha256 != "f" * 64
 
 
 def test_deep_decodes_every_file_once_and_catches_scrambled_streams(store, settings, corpus):
-    plain = run_validate(settings, workers=2, progress=False)
+    plain = run_validate(settings, workers=2)
     assert _rows(store)[corpus["scrambled_payload.mp4"]][0].probe_status == "valid"
 
-    deep = run_validate(settings, deep=True, workers=2, progress=False)
+    deep = run_validate(settings, deep=True, workers=2)
 
     rows = _rows(store)
     scrambled = rows[corpus["scrambled_payload.mp4"]][0]
@@ -136,7 +136,7 @@ def test_deep_decodes_every_file_once_and_catches_scrambled_streams(store, setti
     assert sorted(decoded) == sorted(measured)
     assert rows[corpus["bframes.mp4"]][1].frame_count == 110
     assert deep.counts["valid"] == plain.counts["valid"] - 1
-    assert run_validate(settings, deep=True, workers=2, progress=False).probed == 0
+    assert run_validate(settings, deep=True, workers=2).probed == 0
 
 
 def test_an_interrupted_claim_is_taken_over_after_its_lease(store, settings, media_dir):
@@ -144,15 +144,15 @@ def test_an_interrupted_claim_is_taken_over_after_its_lease(store, settings, med
         add_download(session, settings.data_dir, "1", media_dir / "h264_aac.mp4")
     past = utcnow() - timedelta(hours=1)
     assert claim(store, "probe", 10, now=past, lease_s=60) == ["1"]  # a worker that died
-    summary = run_validate(settings, workers=1, progress=False)
+    summary = run_validate(settings, workers=1)
     assert summary.counts == {"valid": 1}
 
 
 def test_bad_options_are_config_errors(settings):
     with pytest.raises(ConfigError):
-        run_validate(settings, min_frames=0, progress=False)
+        run_validate(settings, min_frames=0)
     with pytest.raises(ConfigError):
-        run_validate(settings, workers=0, progress=False)
+        run_validate(settings, workers=0)
 
 
 def test_validate_on_postgres(pg_url, tmp_path, media_dir):
@@ -165,9 +165,9 @@ def test_validate_on_postgres(pg_url, tmp_path, media_dir):
         with store.transaction() as session:
             for index, name in enumerate(["h264_aac.mp4", "short.mp4", "garbage.mp4"]):
                 add_download(session, settings.data_dir, str(index + 1), media_dir / name)
-        summary = run_validate(settings, workers=2, progress=False)
+        summary = run_validate(settings, workers=2)
         assert summary.counts == {"corrupt": 1, "too_short": 1, "valid": 1}
-        assert run_validate(settings, min_frames=50, workers=2, progress=False).counts == {
+        assert run_validate(settings, min_frames=50, workers=2).counts == {
             "corrupt": 1, "valid": 2}
     finally:
         store.dispose()

@@ -168,6 +168,12 @@ class Store:
     def dispose(self) -> None:
         self.engine.dispose()
 
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.dispose()
+
 
 def _is_empty(engine: Engine) -> bool:
     return not inspect(engine).get_table_names()

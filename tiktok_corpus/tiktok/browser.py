@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import random
 import time
 from collections import Counter
@@ -29,9 +28,10 @@ from playwright.async_api import Error as PlaywrightError
 from tenacity import (AsyncRetrying, retry_if_exception, stop_after_attempt, stop_after_delay,
                       wait_exponential_jitter)
 
-from .._http import META_FILE, STATE_FILE
 from ..config import Settings
-from ..errors import BlockedError, ContractError, CorpusError, PersistentlyBlocked
+from ..errors import (BlockedError, ContractError, CorpusError, PersistentlyBlocked, http_status_kind,
+                      is_transient_status)
+from .session_files import META_FILE, STATE_FILE, write_private
 from .contract import ItemList, detect_block, parse_item_list, redact_url, related_api_path
 
 log = logging.getLogger(__name__)
@@ -116,13 +116,13 @@ class Pacer:
 
 
 def _http_error(status: int, url: str) -> ContractError | None:
-    if status == 429:
-        return ContractError(f"HTTP 429 from {redact_url(url)}", kind="http_429")
-    if status >= 500:
-        return ContractError(f"HTTP {status} from {redact_url(url)}", kind="http_5xx")
-    if status >= 400:
-        return BlockedError(f"HTTP {status} from {redact_url(url)}", kind=f"http_{status}")
-    return None
+    """A transient status is retried as a contract error; any other 4xx/5xx is a block of this session."""
+    if status < 400:
+        return None
+    message = f"HTTP {status} from {redact_url(url)}"
+    if is_transient_status(status):
+        return ContractError(message, kind=http_status_kind(status))
+    return BlockedError(message, kind=http_status_kind(status))
 
 
 def _is_block(exc: BaseException) -> bool:
@@ -428,18 +428,8 @@ class WorkerSession:
         directory.mkdir(parents=True, exist_ok=True)
         state = await self.context.storage_state()
         user_agent = self.user_agent or await self.page.evaluate("navigator.userAgent")
-        _write_private(directory / STATE_FILE, json.dumps(state))
+        write_private(directory / STATE_FILE, json.dumps(state))
         (directory / META_FILE).write_text(json.dumps({"user_agent": user_agent, "saved_at": time.time()}))
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write a secret file readable by its owner only, replacing any older one atomically."""
-    part = path.with_suffix(path.suffix + ".part")
-    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.chmod(part, 0o600)
-    os.replace(part, path)
 
 
 async def default_user_agent(browser: Browser) -> str:

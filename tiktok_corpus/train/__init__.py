@@ -1,6 +1,20 @@
-"""Train the paper's R(2+1)D-18 virality model on an export and score videos with a trained run."""
+"""Train the paper's R(2+1)D-18 virality model on an export and score videos with a trained run.
 
-from .loop import TrainConfig, train
-from .predict import predict
+``train`` and ``predict`` load torch on first use, so importing the options costs nothing.
+"""
 
-__all__ = ["TrainConfig", "train", "predict"]
+from typing import Any
+
+from .config import TrainConfig
+
+__all__ = ["TrainConfig", "predict", "train"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "train":
+        from .loop import train
+        return train
+    if name == "predict":
+        from .predict import predict
+        return predict
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -28,68 +28,8 @@ from . import plots
 from .data import (ClipDataset, EpochSampler, Export, build_cache, collate_clips, load_export,
                    metadata_features, normalize_clips)
 from .metrics import evaluate
+from .config import RESUMABLE_OVERRIDES, TrainConfig
 from .model import ViralityModel, build_model
-
-# Options that may change when a run is resumed; everything else must match the saved config.
-RESUMABLE_OVERRIDES = ("epochs", "patience", "device", "amp", "workers", "progress")
-
-
-@dataclass
-class TrainConfig:
-    """Every option of ``corpus train``; the defaults are the paper's."""
-
-    export_dir: Path
-    epochs: int = 20
-    frames: int = 32
-    size: int = 112
-    batch_size: int = 8
-    lr: float = 1e-3
-    step_size: int = 7
-    gamma: float = 0.1
-    patience: int = 5
-    weights: str = "none"
-    freeze_backbone: bool = False
-    device: str = "auto"
-    amp: bool = False
-    workers: int | None = None
-    seed: int = 0
-    out: Path | None = None
-    resume: bool = False
-    pos_weight: str = "none"
-    balanced_sampling: bool = False
-    eval_clips: int = 1
-    cache_dir: Path | None = None
-    progress: bool = field(default=True, compare=False)
-
-    def __post_init__(self) -> None:
-        self.export_dir = Path(self.export_dir)
-        self.out = Path(self.out) if self.out else None
-        self.cache_dir = Path(self.cache_dir) if self.cache_dir else None
-        positive = {"epochs": self.epochs, "frames": self.frames, "size": self.size,
-                    "batch_size": self.batch_size, "step_size": self.step_size,
-                    "patience": self.patience, "eval_clips": self.eval_clips}
-        for name, value in positive.items():
-            if value < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
-        if self.size % 2:
-            raise ConfigError(f"--size must be even, got {self.size}")
-        if self.lr <= 0 or not 0 < self.gamma <= 1:
-            raise ConfigError("--lr must be positive and --gamma in (0, 1]")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ConfigError(f"--device must be auto, cpu or cuda, got {self.device!r}")
-        if self.pos_weight not in ("auto", "none"):
-            raise ConfigError(f"--pos-weight must be auto or none, got {self.pos_weight!r}")
-        if self.workers is not None and self.workers < 0:
-            raise ConfigError("--workers cannot be negative")
-
-    def to_json(self) -> dict:
-        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_json(cls, data: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
 
 @dataclass
 class _Dist:

@@ -1,0 +1,59 @@
+"""The typer app, its sub-apps, the consoles and the error boundary every command shares."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.text import Text
+from typer.core import TyperGroup
+
+from ..config import Settings
+from ..errors import CorpusError
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class CorpusGroup(TyperGroup):
+    """Turns expected library errors into one clear line and the error's exit code."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except CorpusError as exc:
+            if not exc.expected:
+                raise
+            # Text, not markup: a message may hold brackets ("[/]", IPv6 hosts) that rich would eat.
+            err_console.print(Text.assemble(("error:", "bold red"), " ", exc.message), soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+
+
+# Locals stay out of tracebacks: they would print database URLs with their passwords.
+app = typer.Typer(cls=CorpusGroup, no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_show_locals=False,
+                  help="Build research-grade TikTok video datasets and train virality models.")
+db_app = typer.Typer(no_args_is_help=True, help="Database schema management.")
+replica_app = typer.Typer(no_args_is_help=True, help="The local TikTok replica site (tests, demo).")
+app.add_typer(db_app, name="db")
+app.add_typer(replica_app, name="replica")
+
+
+@app.callback()
+def _global(ctx: typer.Context,
+            db: Optional[str] = typer.Option(None, "--db", help="Database URL (env CORPUS_DB_URL); "
+                                             "default sqlite:///<data dir>/corpus.db."),
+            data_dir: Optional[Path] = typer.Option(None, "--data-dir",
+                                                    help="Where files live (env CORPUS_DATA_DIR; "
+                                                    "default ./corpus-data).")) -> None:
+    overrides = {k: v for k, v in {"db_url": db, "data_dir": data_dir}.items() if v is not None}
+    ctx.obj = Settings(**overrides)
+
+
+def settings_of(ctx: typer.Context, **overrides: object) -> Settings:
+    """The root command's settings, with this command's non-None overrides applied."""
+    settings: Settings = ctx.find_root().obj
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return Settings(**{**settings.model_dump(), **given}) if given else settings

@@ -1,0 +1,153 @@
+"""Everything the CLI draws: progress bars, the live crawl line, summaries and tables."""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import AbstractContextManager, contextmanager
+from typing import TYPE_CHECKING, Iterable, Iterator
+
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from ..crawl import CrawlCounters, CrawlSummary
+    from ..demo import DemoResult
+    from ..download import DownloadSummary
+    from ..validate import ValidateSummary
+
+
+@contextmanager
+def progress_bar(console: Console, enabled: bool = True) -> Iterator[Progress | None]:
+    """A running progress bar on ``console`` when enabled (``--json`` turns it off), else None."""
+    if not enabled:
+        yield None
+        return
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), TimeRemainingColumn(), console=console) as bar:
+        yield bar
+
+
+class LiveCrawlDisplay:
+    """A rich live line: found / target, expansions, downloads, blocks and discovery rate."""
+
+    def __init__(self, console: Console) -> None:
+        self._progress = Progress(TextColumn("crawl"), BarColumn(), MofNCompleteColumn(),
+                                  TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
+                                  console=console, transient=False)
+        self._task = self._progress.add_task("crawl", total=None, detail="")
+        self._started = time.monotonic()
+
+    def __enter__(self) -> "LiveCrawlDisplay":
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def update(self, counters: CrawlCounters) -> None:
+        rate = counters.new_items / max(time.monotonic() - self._started, 1e-9)
+        detail = (f"expansions {counters.expansions}  downloads {counters.downloaded}  "
+                  f"blocks {counters.blocks}  {rate:.2f} new/s")
+        self._progress.update(self._task, completed=counters.videos, total=counters.target, detail=detail)
+
+
+def crawl_summary_lines(summary: CrawlSummary) -> Iterable[str]:
+    yield (f"crawl {summary.status}: {summary.videos}/{summary.target} videos, {summary.seeds} seeds, "
+           f"{summary.new_items} new items, {summary.expansions} expansions, {summary.edges} edges "
+           f"in {summary.elapsed_s:.1f}s ({summary.videos_per_s:.2f} new/s)")
+    if summary.blocks:
+        kinds = ", ".join(f"{k}={n}" for k, n in sorted(summary.block_kinds.items()))
+        yield f"blocks: {summary.blocks} ({kinds}); context recycles: {summary.recycles}"
+    if summary.errors:
+        yield "errors: " + ", ".join(f"{k}={n}" for k, n in sorted(summary.errors.items()))
+    if summary.downloads:
+        yield "downloads: " + ", ".join(f"{k}={v}" for k, v in summary.downloads.items())
+
+
+def download_summary_line(summary: DownloadSummary) -> str:
+    failures = ", ".join(f"{kind} {count}" for kind, count in summary.failures.most_common())
+    return (f"downloaded {summary.downloaded}, already present {summary.verified}, failed {summary.failed}"
+            f"{f' ({failures})' if failures else ''}; {summary.bytes / 1e6:,.1f} MB at "
+            f"{summary.mb_per_s:,.1f} MB/s")
+
+
+def validate_table(summary: ValidateSummary) -> Table:
+    table = Table(title=f"probed {summary.probed}, requeued {summary.requeued}, "
+                        f"reclassified {summary.reclassified}")
+    table.add_column("outcome")
+    table.add_column("videos", justify="right")
+    for outcome, count in summary.counts.items():
+        table.add_row(outcome, str(count))
+    return table
+
+
+def status_table(counts: dict) -> Table:
+    table = Table(title=f"{counts['videos']} videos, {counts['edges']} related edges, "
+                        f"{counts['stats_snapshots']} stats snapshots")
+    table.add_column("stage")
+    table.add_column("status")
+    table.add_column("videos", justify="right")
+    for stage, by_status in counts["stages"].items():
+        for name, count in by_status.items():
+            table.add_row(stage, name, str(count))
+    return table
+
+
+class DemoConsole:
+    """The demo's display on a console: a rule per stage, notes, the live crawl line, progress bars."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def stage(self, name: str) -> None:
+        self.console.rule(f"[bold]{name}")
+
+    def note(self, text: str) -> None:
+        self.console.print(text, highlight=False, soft_wrap=True)
+
+    def crawl_progress(self) -> AbstractContextManager[LiveCrawlDisplay]:
+        return LiveCrawlDisplay(self.console)
+
+    def progress(self) -> AbstractContextManager[Progress | None]:
+        return progress_bar(self.console)
+
+
+def demo_results_table(result: DemoResult) -> Table:
+    """Videos, exclusions, class balance and test ROC-AUC beside the baselines."""
+    manifest = json.loads((result.export_dir / "manifest.json").read_text())
+    probe = result.counts["stages"]["probe"]
+    # "skipped" rows are not videos (photo posts, ads, private items): never downloaded nor probed.
+    outcomes = {status: n for status, n in probe.items() if status not in ("valid", "pending", "skipped")}
+    viral = manifest["counts"]["is_viral"]
+    table = Table(title="demo results", show_header=False)
+    table.add_column("what")
+    table.add_column("value")
+    table.add_row("videos discovered", str(result.counts["videos"]))
+    table.add_row("downloaded", str(result.counts["stages"]["download"].get("downloaded", 0)))
+    table.add_row("not videos (photo, ad, private, ...)", str(probe.get("skipped", 0)))
+    table.add_row("excluded by validation", f"{sum(outcomes.values())} ({_plain(outcomes)})")
+    table.add_row("exported", f"{manifest['row_count']} (viral {viral['1']}, not viral {viral['0']}; "
+                              f"splits {_plain(manifest['counts']['split'])})")
+    model, baselines = result.metrics["model"], result.metrics["baselines"]
+    table.add_row("test ROC-AUC (model)", _auc(model))
+    if result.pixel_ceiling_auc is not None:
+        table.add_row("test ROC-AUC (true brightness: the most pixels can give here)",
+                      f"{result.pixel_ceiling_auc:.3f}")
+    for name, values in baselines.items():
+        table.add_row(f"test ROC-AUC ({name} baseline)", _auc(values))
+    table.add_row("verdict", result.metrics["verdict"])
+    for name, seconds in result.timings_s.items():
+        table.add_row(f"time: {name}", f"{seconds:.1f} s")
+    return table
+
+
+def _auc(values: dict) -> str:
+    auc = values.get("roc_auc")
+    return "n/a" if auc is None else f"{auc:.3f}"
+
+
+def _plain(counts: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in counts.items()) or "none"

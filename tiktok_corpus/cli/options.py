@@ -1,0 +1,20 @@
+"""Options whose default and help come from the library's options dataclasses (each written once)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import typer
+
+
+def option_from(options_type: type, name: str, *flags: str, **kwargs: Any) -> Any:
+    """``typer.Option`` for the field ``name`` of ``options_type``: its default and its ``described`` help."""
+    spec = {f.name: f for f in dataclasses.fields(options_type)}[name]
+    default = kwargs.pop("default", spec.default)
+    return typer.Option(default, *flags, help=kwargs.pop("help", spec.metadata.get("help")), **kwargs)
+
+
+def joined(numbers: tuple[float, ...]) -> str:
+    """A tuple default as the comma-separated text the option takes (``0.7,0.15,0.15``)."""
+    return ",".join(f"{n:g}" for n in numbers)

@@ -1,0 +1,69 @@
+"""Every option of ``corpus train``, without importing torch (the CLI reads defaults and help from it)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from ..config import described
+from ..errors import ConfigError
+
+# Options that may change when a run is resumed; everything else must match the saved config.
+RESUMABLE_OVERRIDES = ("epochs", "patience", "device", "amp", "workers", "progress")
+
+
+@dataclass
+class TrainConfig:
+    """Every option of ``corpus train``; the defaults are the paper's."""
+
+    export_dir: Path
+    epochs: int = described(20, "Maximum epochs.")
+    frames: int = described(32, "Consecutive frames per clip.")
+    size: int = described(112, "Frame height and width (even).")
+    batch_size: int = described(8, "Clips per batch (per process under torchrun).")
+    lr: float = described(1e-3, "Adam learning rate.")
+    step_size: int = described(7, "StepLR: epochs between decays.")
+    gamma: float = described(0.1, "StepLR: decay factor.")
+    patience: int = described(5, "Early stopping: epochs without val improvement.")
+    weights: str = described("none", "Backbone init: none | kinetics400 | PATH.")
+    freeze_backbone: bool = described(False, "Train only the head.")
+    device: str = described("auto", "auto | cpu | cuda.")
+    amp: bool = described(False, "bf16 autocast (CUDA only).")
+    workers: int | None = described(None, "Data-loader workers (default: 0 on CPU, up to 8 on CUDA).")
+    seed: int = described(0, "Seed of init, order, clip starts and dropout.")
+    out: Path | None = described(None, "Run directory (default EXPORT_DIR/runs/<time>).")
+    resume: bool = described(False, "Continue the run in --out (or the latest).")
+    pos_weight: str = described("none", "BCE class weighting: auto | none.")
+    balanced_sampling: bool = described(False, "Draw train clips with both classes equally likely.")
+    eval_clips: int = described(1, "Evaluation clips per video (1 = centred).")
+    cache_dir: Path | None = described(None, "Decoded-proxy cache (default EXPORT_DIR/cache).")
+    progress: bool = field(default=True, compare=False)
+
+    def __post_init__(self) -> None:
+        self.export_dir = Path(self.export_dir)
+        self.out = Path(self.out) if self.out else None
+        self.cache_dir = Path(self.cache_dir) if self.cache_dir else None
+        positive = {"epochs": self.epochs, "frames": self.frames, "size": self.size,
+                    "batch_size": self.batch_size, "step_size": self.step_size,
+                    "patience": self.patience, "eval_clips": self.eval_clips}
+        for name, value in positive.items():
+            if value < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+        if self.size % 2:
+            raise ConfigError(f"--size must be even, got {self.size}")
+        if self.lr <= 0 or not 0 < self.gamma <= 1:
+            raise ConfigError("--lr must be positive and --gamma in (0, 1]")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ConfigError(f"--device must be auto, cpu or cuda, got {self.device!r}")
+        if self.pos_weight not in ("auto", "none"):
+            raise ConfigError(f"--pos-weight must be auto or none, got {self.pos_weight!r}")
+        if self.workers is not None and self.workers < 0:
+            raise ConfigError("--workers cannot be negative")
+
+    def to_json(self) -> dict:
+        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
