@@ -6,7 +6,7 @@ LOCAL_PG_URL := postgresql+psycopg://postgres@127.0.0.1:5432/test
 # Extra pytest arguments, e.g. `make test PYTEST_ARGS="tests/store -x"`.
 PYTEST_ARGS ?=
 
-.PHONY: setup test demo
+.PHONY: setup test lint demo
 
 setup:
 	@bash scripts/setup.sh
@@ -22,6 +22,12 @@ test: setup
 		echo "==> Postgres tests: skipped (no CORPUS_TEST_PG_URL, nothing on 127.0.0.1:5432)"; \
 	fi; \
 	CORPUS_TEST_PG_URL="$$pg_url" $(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# Lint, format and types, as CI checks them before the tests (ruff and mypy come with the test extras).
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 # The main job: the whole pipeline on the bundled replica site, into ./corpus-demo (SQLite).
 demo: setup

@@ -1,0 +1,126 @@
+"""The import rules of docs/architecture.md, read from the source with ``ast``.
+
+A rule broken anywhere in the package fails ``test_the_package_keeps_its_import_rules`` with the
+module and the import that broke it; ``test_a_broken_rule_is_reported`` shows the checker catching
+each kind of violation on a small package made for the purpose.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1] / "tiktok_corpus"
+ROOT = "tiktok_corpus"
+# The folders that are stages: they hand work to each other through database rows, never imports.
+STAGES = ("crawl", "download", "validate", "export", "train", "track", "features", "browse", "report")
+# The few stage-to-stage imports the design allows, each with its reason.
+ALLOWED_STAGE_IMPORTS = {
+    ("crawl", "download"),  # `corpus crawl` runs the download stage alongside discovery
+    ("train", "export"),  # training reads an export folder through the export's own reader and label map
+    ("features", "export"),  # features are computed per export, fitted on its train split
+    ("features", "train"),  # the video embedding reads the trainer's decode-once proxy cache
+    ("report", "export"),  # the report reads an export and its runs
+    ("browse", "export"),  # the web app shows an export's labels and runs
+}
+# Only these may reach the bundled replica site; the product must work unchanged against tiktok.com.
+REPLICA_USERS = ("replica", "demo", "cli")
+
+
+def _modules(package_dir: Path, root: str) -> dict[str, Path]:
+    found = {}
+    for path in package_dir.rglob("*.py"):
+        parts = path.relative_to(package_dir).with_suffix("").parts
+        name = ".".join((root, *parts))
+        found[name.removesuffix(".__init__")] = path
+    return found
+
+
+def _imports(module: str, path: Path) -> set[str]:
+    """Absolute names of everything ``module`` imports (relative imports resolved)."""
+    tree = ast.parse(path.read_text("utf-8"), str(path))
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")
+                anchor = anchor[: len(anchor) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+    return names
+
+
+def _area(module: str, root: str) -> str:
+    """The top-level part of the package a module belongs to (``crawl``, ``store``, ``cli``, ...)."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def violations(package_dir: Path, root: str = ROOT) -> list[str]:
+    """Every import that breaks a rule, as ``module: reason``."""
+    found = []
+    modules = _modules(package_dir, root)
+    for module, path in sorted(modules.items()):
+        area = _area(module, root)
+        imported = _imports(module, path)
+        reached = {_area(name, root) for name in imported if name.startswith(root + ".")}
+        for target in sorted(reached):
+            if area in STAGES and target in STAGES and target != area and (area, target) not in ALLOWED_STAGE_IMPORTS:
+                found.append(f"{module}: stage {area} imports stage {target}; stages talk through rows")
+            if target == "replica" and area not in REPLICA_USERS:
+                found.append(f"{module}: imports the replica; only tests, the demo and the CLI may")
+            if target == "cli" and area not in ("cli", "__main__"):
+                found.append(f"{module}: imports the CLI; the library never depends on its front end")
+            if area == "store" and target in STAGES:
+                found.append(f"{module}: the store imports stage {target}; stages depend on the store")
+        if area != "store" and module != f"{root}.config" and any(
+            name == "sqlalchemy" or name.startswith("sqlalchemy.") for name in imported
+        ):
+            found.append(f"{module}: imports sqlalchemy; SQL lives in {root}.store")
+        if module == f"{root}.tiktok.contract":
+            impure = sorted(
+                name
+                for name in imported
+                if name.split(".")[0] not in sys.stdlib_module_names
+                and name != "__future__"
+                and not name.startswith(f"{root}.errors")
+            )
+            if impure:
+                found.append(f"{module}: the contract must stay pure (stdlib and errors only), imports {impure}")
+    return found
+
+
+def test_the_package_keeps_its_import_rules():
+    assert violations(PACKAGE_DIR) == []
+
+
+@pytest.mark.parametrize(
+    ("module", "source", "reason"),
+    [
+        ("crawl/loop.py", "from ..validate import run_validate\n", "stage crawl imports stage validate"),
+        ("download/run.py", "from ..replica import Replica\n", "imports the replica"),
+        ("export/write.py", "import sqlalchemy\n", "imports sqlalchemy"),
+        ("tiktok/contract.py", "import httpx\n", "the contract must stay pure"),
+        ("store/db.py", "from ..crawl import CrawlOptions\n", "the store imports stage crawl"),
+        ("validate/run.py", "from ..cli.app import app\n", "imports the CLI"),
+    ],
+)
+def test_a_broken_rule_is_reported(tmp_path, module, source, reason):
+    package = tmp_path / "pkg"
+    path = package / module
+    path.parent.mkdir(parents=True)
+    for folder in (package, path.parent):
+        (folder / "__init__.py").touch()
+    path.write_text(source)
+
+    (found,) = violations(package, root="pkg")
+
+    assert reason in found and found.startswith(f"pkg.{module.removesuffix('.py').replace('/', '.')}:")
