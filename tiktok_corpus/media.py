@@ -33,6 +33,7 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 
@@ -158,7 +159,7 @@ def _libav_info(path: Path, *, bmff: bool, timeout: float) -> tuple[dict, str] |
     try:
         with av.logging.Capture() as logs, \
                 av.open(str(path), timeout=timeout, metadata_errors="replace") as container:
-            info = {"format": _libav_format(container),
+            info: dict[str, Any] = {"format": _libav_format(container),
                     "streams": [_libav_stream(stream) for stream in container.streams]}
             video = _first_video_stream(info)
             if video is not None and (not bmff or _stated_frame_count(info, video) is None):
@@ -326,6 +327,8 @@ def _number(kind, value):
 
 def _rate(value: str | None) -> float | None:
     """"30000/1001" -> 29.97; "0/0" (unknown) -> None."""
+    if not value:
+        return None
     try:
         rate = Fraction(value)
     except (TypeError, ValueError, ZeroDivisionError):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 from rich.console import Console
@@ -48,7 +48,7 @@ def _global(ctx: typer.Context,
             data_dir: Optional[Path] = typer.Option(None, "--data-dir",
                                                     help="Where files live (env CORPUS_DATA_DIR; "
                                                     "default ./corpus-data).")) -> None:
-    overrides = {k: v for k, v in {"db_url": db, "data_dir": data_dir}.items() if v is not None}
+    overrides: dict[str, Any] = {k: v for k, v in {"db_url": db, "data_dir": data_dir}.items() if v is not None}
     ctx.obj = Settings(**overrides)
 
 
@@ -56,4 +56,4 @@ def settings_of(ctx: typer.Context, **overrides: object) -> Settings:
     """The root command's settings, with this command's non-None overrides applied."""
     settings: Settings = ctx.find_root().obj
     given = {k: v for k, v in overrides.items() if v is not None}
-    return Settings(**{**settings.model_dump(), **given}) if given else settings
+    return Settings.model_validate({**settings.model_dump(), **given}) if given else settings

@@ -37,7 +37,7 @@ def train(ctx: typer.Context,
           eval_clips: int = option_from(TrainConfig, "eval_clips", min=1),
           cache_dir: Optional[Path] = option_from(TrainConfig, "cache_dir")) -> None:
     """Train the R(2+1)D-18 virality model on an export."""
-    from ..train import train as train_run
+    from ..train.loop import train as train_run
     config = TrainConfig(export_dir=export_dir, epochs=epochs, frames=frames, size=size,
                          batch_size=batch_size, lr=lr, step_size=step_size, gamma=gamma, patience=patience,
                          weights=weights, freeze_backbone=freeze_backbone, device=device, amp=amp,
@@ -56,7 +56,7 @@ def predict(ctx: typer.Context,
             run: Path = typer.Option(..., "--run", help="A training run directory (with best.pt)."),
             device: str = typer.Option("auto", help="auto | cpu | cuda.")) -> None:
     """Score video files with a trained run: one JSON line each (exit 1 if any file failed)."""
-    from ..train import predict as predict_videos
+    from ..train.predict import predict as predict_videos
     failed = 0
     for result in predict_videos(videos, run, device=device):
         failed += "error" in result

@@ -70,7 +70,7 @@ class Author(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-class Video(Base, _stage_columns("expand"), _stage_columns("download"), _stage_columns("probe")):
+class Video(Base, _stage_columns("expand"), _stage_columns("download"), _stage_columns("probe")):  # type: ignore[misc]
     __tablename__ = "videos"
     __table_args__ = (
         Index("ix_videos_expand_queue", "expand_status", "expand_order"),

@@ -14,9 +14,9 @@ import functools
 import os
 import socket
 from datetime import datetime, timedelta
-from typing import Iterable, Sequence
+from typing import Iterable, Sequence, cast
 
-from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
+from sqlalchemy import Connection, CursorResult, Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from .db import Store
@@ -104,7 +104,7 @@ def finish_many(connection: Connection, stage: str, video_ids: Sequence[str], st
 
 @functools.cache
 def _outcome_statement(columns: tuple[str, ...]):
-    videos = Video.__table__
+    videos = cast(Table, Video.__table__)
     return (update(videos).where(videos.c.id.in_(bindparam("ids", expanding=True)))
             .values({name: bindparam(f"v_{name}", type_=videos.c[name].type) for name in columns}))
 
@@ -124,7 +124,7 @@ def _unclaim(store: Store, stage: str, which, status: str = "pending") -> int:
             .values({f"{stage}_status": status, f"{stage}_lease_until": None,
                      f"{stage}_updated_at": utcnow()})
             .execution_options(synchronize_session=False))
-        return result.rowcount or 0
+        return cast(CursorResult, result).rowcount or 0
 
 
 def _pid_alive(pid: int) -> bool:

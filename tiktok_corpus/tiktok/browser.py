@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Awaitable, Callable, TypeVar
 
-from playwright.async_api import Browser, BrowserContext, Page, Playwright, Response
+from playwright.async_api import Browser, BrowserContext, Page, Playwright, ProxySettings, Response
 from playwright.async_api import Error as PlaywrightError
 from tenacity import (AsyncRetrying, retry_if_exception, stop_after_attempt, stop_after_delay,
                       wait_exponential_jitter)
@@ -140,7 +140,7 @@ def browser_user_agent(raw: str) -> str:
 
 async def launch_browser(playwright: Playwright, settings: Settings, *, headful: bool = False) -> Browser:
     """Chromium as configured: the resolved executable, headless unless asked, through the proxy."""
-    proxy = {"server": settings.proxy} if settings.proxy else None
+    proxy: ProxySettings | None = {"server": settings.proxy} if settings.proxy else None
     return await playwright.chromium.launch(executable_path=settings.resolved_browser_path(),
                                             headless=not headful, proxy=proxy)
 
@@ -420,7 +420,7 @@ class WorkerSession:
 
     async def cookies(self) -> list[dict[str, Any]]:
         assert self.context is not None
-        return await self.context.cookies()
+        return [dict(cookie) for cookie in await self.context.cookies()]
 
     async def save_session(self, directory: Path) -> None:
         """Storage state (0600: it holds cookies) and the user agent, for a later ``corpus download``."""

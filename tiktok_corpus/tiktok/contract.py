@@ -226,6 +226,7 @@ def parse_author(raw: dict) -> AuthorRecord | None:
         value = _int(stats.get(key))
         return value if value is not None else _int(rounded.get(key))
 
+    ident: dict[str, Any]
     if isinstance(author, dict):
         ident = dict(id=_str(author.get("id")), unique_id=_str(author.get("uniqueId")),
                      nickname=_str(author.get("nickname")), sec_uid=_str(author.get("secUid")),
@@ -267,7 +268,8 @@ def media_url_candidates(video: dict) -> tuple[MediaUrl, ...]:
 
     bytevc2 gears are never offered (unplayable); duplicates are dropped; ``/aweme/v1/play/`` URLs go last.
     """
-    h264, others = [], []
+    h264: list[MediaUrl] = []
+    others: list[MediaUrl] = []
     for gear in _list(video.get("bitrateInfo")):
         gear = _dict(gear)
         codec = (_str(gear.get("CodecType")) or "").lower()
@@ -288,7 +290,9 @@ def media_url_candidates(video: dict) -> tuple[MediaUrl, ...]:
                             ("download_addr", video.get("downloadAddr"), None)):
         if isinstance(url, str) and url:
             plain.append(MediaUrl(kind, url, size, _str(video.get("codecType"))))
-    ordered, seen, last = [], set(), []
+    ordered: list[MediaUrl] = []
+    last: list[MediaUrl] = []
+    seen: set[str] = set()
     for candidate in (*h264, *plain, *others):
         if candidate.url in seen:
             continue

@@ -15,6 +15,7 @@ import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -141,7 +142,7 @@ def _train(config: TrainConfig, world: _Dist) -> Path:
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.step_size, gamma=config.gamma)
     loss_fn = _loss(export, splits["train"][target], config, device)
 
-    state = {"epoch": 0, "history": [], "best_val_loss": float("inf"), "stale_epochs": 0}
+    state: dict[str, Any] = {"epoch": 0, "history": [], "best_val_loss": float("inf"), "stale_epochs": 0}
     if checkpoint is not None:
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
@@ -179,9 +180,9 @@ def _train(config: TrainConfig, world: _Dist) -> Path:
 
 def _loader(config: TrainConfig, device: torch.device, world: _Dist, rows: pd.DataFrame,
             proxies: dict[str, Path], target: str, *, train: bool, shard: bool = True) -> DataLoader:
-    dataset = ClipDataset([proxies[v] for v in rows["video_id"]], rows[target].to_numpy(),
+    dataset = ClipDataset([proxies[v] for v in rows["video_id"]], rows[target].tolist(),
                           config.frames, config.eval_clips)
-    sampler = EpochSampler(rows[target].to_numpy(), seed=config.seed, train=train,
+    sampler = EpochSampler(rows[target].tolist(), seed=config.seed, train=train,
                            balanced=train and config.balanced_sampling, eval_clips=config.eval_clips,
                            rank=world.rank if shard else 0, world_size=world.world_size if shard else 1)
     workers = config.workers if config.workers is not None else \
@@ -245,7 +246,7 @@ def score_split(model: nn.Module, loader: DataLoader, device: torch.device, use_
                 loss_fn=None) -> tuple[np.ndarray, float]:
     """Per-row sigmoid scores (averaged over a row's evaluation clips) and the mean clip loss."""
     model.eval()
-    n_rows = len(loader.dataset)
+    n_rows = len(loader.dataset)  # type: ignore[arg-type]  # a ClipDataset has a length
     sums, counts = np.zeros(n_rows), np.zeros(n_rows)
     loss_total, loss_count = 0.0, 0
     for clips, valid, targets, index in loader:

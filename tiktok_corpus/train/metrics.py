@@ -74,7 +74,7 @@ def regression_report(y_val, scores_val, y_test, scores_test) -> dict:
     """MSE, RMSE, MAE and Spearman (with its one-sided p-value) on the test split."""
     y_test, scores_test = np.asarray(y_test, float), np.asarray(scores_test, float)
     mse = float(mean_squared_error(y_test, scores_test))
-    report = {"mse": mse, "rmse": math.sqrt(mse), "mae": float(mean_absolute_error(y_test, scores_test)),
+    report: dict[str, float | str | None] = {"mse": mse, "rmse": math.sqrt(mse), "mae": float(mean_absolute_error(y_test, scores_test)),
               "spearman": None, "spearman_note": None, "p_value": None, "threshold": None,
               "score_std": float(np.std(scores_test))}
     if np.std(scores_test) == 0 or np.std(y_test) == 0:
@@ -138,7 +138,7 @@ def _judge(task: str, model: dict, baselines: dict, collapsed: bool) -> tuple[bo
     else:
         metric, higher = "rmse", False
     fitted = {name: b[metric] for name, b in baselines.items() if b.get(metric) is not None}
-    best_name = (max if higher else min)(fitted, key=fitted.get)
+    best_name = (max if higher else min)(fitted, key=lambda name: fitted[name])
     best, ours, p_value = fitted[best_name], model[metric], model["p_value"]
     margin_ok = ours >= best + AUC_MARGIN if higher else ours <= best * (1 - RMSE_MARGIN)
     significant = p_value is not None and p_value < SIGNIFICANCE

@@ -36,7 +36,9 @@ class ViralityModel(nn.Module):
 
     @property
     def head(self) -> nn.Sequential:
-        return self.backbone.fc
+        head = self.backbone.fc
+        assert isinstance(head, nn.Sequential)
+        return head
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
         return self.backbone(clips).squeeze(1)

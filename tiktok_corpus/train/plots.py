@@ -40,7 +40,7 @@ def best_worst_strip(test: pd.DataFrame, proxies: dict[str, Path], clip_frames: 
     picks = pd.concat([ranked.head(3), ranked.tail(3)]).drop_duplicates("video_id")
     figure, axes = plt.subplots(1, len(picks), figsize=(2.2 * len(picks), 2.8), squeeze=False)
     for axis, row in zip(axes[0], picks.itertuples(index=False)):
-        clip, valid = read_clip(proxies[row.video_id], clip_frames)
+        clip, valid = read_clip(proxies[str(row.video_id)], clip_frames)
         axis.imshow(clip[:, valid // 2].permute(1, 2, 0).numpy())
         axis.set_title(f"{row.video_id}\nscore {row.score:.2f} / true {row.target:g}", fontsize=8)
         axis.axis("off")
