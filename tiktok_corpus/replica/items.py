@@ -167,6 +167,7 @@ class ItemRenderer:
 
     def _video(self, video: CatalogVideo, expire: int) -> dict:
         media = video.media
+        assert media is not None, "only playable kinds have a video block"
         size = self.sizes.get(video.id, 0)
         bitrate = int(size * 8 / media.duration_s) if media.duration_s else 0
         short_side = min(media.width, media.height)
