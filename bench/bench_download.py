@@ -107,7 +107,7 @@ def ours(base_url: str, records: list[ItemRecord], data_dir: Path, concurrency: 
     finally:
         store.dispose()
     if summary.downloaded != len(records):
-        raise SystemExit(f"download_pending landed {summary.downloaded} of {len(records)}: {summary.as_dict()}")
+        raise SystemExit(f"download_pending landed {summary.downloaded} of {len(records)}: {summary.to_dict()}")
     return summary.bytes, seconds, cpu
 
 

@@ -564,7 +564,7 @@ class _Crawl:
     async def _finish_downloads(self, task: asyncio.Task) -> dict[str, Any]:
         """Discovery is over: the download stage drains what is pending, then reports."""
         self.download_follow.set()
-        return (await task).as_dict()
+        return (await task).to_dict()
 
     def _summarise(self, status: str, message: str | None, downloads, elapsed: float) -> CrawlSummary:
         counters = self.counters

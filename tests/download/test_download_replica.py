@@ -79,7 +79,7 @@ def test_transient_faults_are_survived_byte_for_byte(store, site, rows, replica,
                         "http_429": 0.1, "slow": 0.1})
     summary = asyncio.run(download_pending(store, site, options=replace(quick, attempts=6), concurrency=4))
 
-    assert summary.downloaded == len(ids), summary.as_dict()
+    assert summary.downloaded == len(ids), summary.to_dict()
     assert_all_landed(site, rows, replica, ids)
     outcomes = {a.outcome for video_id in ids for a in rows.attempts(video_id)}
     assert outcomes & BODY_KINDS and outcomes & {"http_500", "http_502", "http_503", "http_504", "http_429"}
@@ -144,8 +144,8 @@ def test_a_download_killed_mid_transfer_is_completed_by_a_rerun(store, site, row
     replica.set_faults({"slow": 1.0})
     env = {**os.environ, "CORPUS_DATA_DIR": str(site.data_dir), "CORPUS_DB_URL": site.db_url,
            "CORPUS_BASE_URL": site.base_url}
-    child = subprocess.Popen([sys.executable, "-c", "from tiktok_corpus.cli import app; app()", "download", "--json"], env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    child = subprocess.Popen([sys.executable, "-c", "from tiktok_corpus.cli import app; app()", "download", "--json"],
+                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30
         while not rows.part_files(site.data_dir) and time.monotonic() < deadline:

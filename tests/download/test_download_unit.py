@@ -294,17 +294,23 @@ def test_a_file_that_cannot_be_put_in_place_fails_alone(store, site_settings, ro
 
 
 def test_follow_mode_picks_up_rows_added_while_it_runs(store, site_settings, rows, quick, sample_mp4):
-    handler = lambda r: httpx.Response(200, content=sample_mp4, headers={"content-type": "video/mp4"})  # noqa: E731
-    rows.add("7000000000000000011", [url("gear")])
+    rows.add("7000000000000000011", [url("gear", n=11)])
 
     async def go():
         follow = asyncio.Event()
+        fetched = {"n=11": asyncio.Event(), "n=12": asyncio.Event()}
+
+        def handler(request):
+            fetched[request.url.query.decode()].set()
+            return httpx.Response(200, content=sample_mp4, headers={"content-type": "video/mp4"})
+
         async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
             running = asyncio.create_task(download_pending(
                 store, site_settings, client=client, cookies=COOKIES, follow=follow,
                 options=replace(quick, poll_s=0.05)))
-            await asyncio.sleep(0.3)
-            rows.add("7000000000000000012", [url("gear")])  # the crawler finds another one
+            await asyncio.wait_for(fetched["n=11"].wait(), 30)  # the run is under way
+            rows.add("7000000000000000012", [url("gear", n=12)])  # the crawler finds another one
+            await asyncio.wait_for(fetched["n=12"].wait(), 30)  # found by polling, before follow is set
             follow.set()
             return await running
 
@@ -365,12 +371,15 @@ def test_a_damaged_file_is_fetched_again_and_its_row_overwritten(any_db_url, tmp
 
 def test_transfers_in_flight_never_exceed_the_concurrency(store, site_settings, rows, quick, sample_mp4):
     in_flight, most = 0, 0
+    full = asyncio.Event()  # set once as many requests are in flight as allowed: until then each one waits
 
     async def handler(request):
         nonlocal in_flight, most
         in_flight += 1
         most = max(most, in_flight)
-        await asyncio.sleep(0.05)
+        if in_flight == 3:
+            full.set()
+        await asyncio.wait_for(full.wait(), 30)
         in_flight -= 1
         return httpx.Response(200, content=sample_mp4, headers={"content-type": "video/mp4"})
 

@@ -63,7 +63,7 @@ def download(ctx: typer.Context,
     with progress_bar(err_console, enabled=not as_json) as bar:
         summary = run_download(settings_of(ctx), options, retry_failed=retry_failed, limit=limit, progress=bar)
     if as_json:
-        typer.echo(json.dumps(summary.as_dict(), sort_keys=True))
+        typer.echo(json.dumps(summary.to_dict(), sort_keys=True))
         return
     console.print(download_summary_line(summary), highlight=False)
 

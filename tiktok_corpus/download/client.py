@@ -2,7 +2,7 @@
 
 The CDN serves files only to requests that look like the page that listed them (``tt_chain_token``
 cookie, the browser's User-Agent, a TikTok Referer). The crawler's saved session (see
-:mod:`.tiktok.session_files`) supplies them; without one, GETting any page of the site sets the cookie,
+:mod:`tiktok_corpus.tiktok.session_files`) supplies them; without one, GETting any page of the site sets the cookie,
 as yt-dlp does.
 """
 
@@ -14,7 +14,8 @@ from pathlib import Path
 
 import httpx
 
-from .config import Settings
+from ..config import Settings
+from ..tiktok.session_files import DEFAULT_USER_AGENT, load_saved_session
 
 CHAIN_TOKEN = "tt_chain_token"
 
@@ -26,6 +27,14 @@ def add_cookies(client: httpx.AsyncClient, cookies: tuple[dict, ...] | list[dict
         if not name or value is None:
             continue
         client.cookies.set(name, str(value), domain=cookie.get("domain") or "", path=cookie.get("path") or "/")
+
+
+def load_session(client: httpx.AsyncClient, settings: Settings, cookies: list[dict] | None,
+                 user_agent: str | None) -> str:
+    """Put the browser session's cookies (given, else the crawler's saved ones) into the client; returns the UA."""
+    saved = None if cookies is not None else load_saved_session(settings)
+    add_cookies(client, cookies if cookies is not None else (saved.cookies if saved else ()))
+    return user_agent or (saved.user_agent if saved else DEFAULT_USER_AGENT)
 
 
 def has_chain_token(client: httpx.AsyncClient) -> bool:

@@ -1,0 +1,111 @@
+"""What one claimed video carries through the stage, and where its file is written."""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import CorpusError, DownloadError
+from ..store.downloads import AttemptRecord
+from ..tiktok.contract import MediaUrl, media_urls_json, validate_video_id
+
+VIDEOS_DIR = "videos"
+PART_SUFFIX = ".part"
+
+
+def video_file_path(data_dir: Path | str, video_id: str) -> Path:
+    """``{data_dir}/videos/{id[:2]}/{id}.mp4``; the id is checked to be digits before it forms a path."""
+    video_id = validate_video_id(video_id)
+    return Path(data_dir) / VIDEOS_DIR / video_id[:2] / f"{video_id}.mp4"
+
+
+class NoSpace(DownloadError):
+    """The data disk is (nearly) full: stop the run, give the row back untouched."""
+
+    kind = "no_space"
+
+
+@dataclass
+class FetchAttempt(AttemptRecord):
+    """One try of one URL (or of yt-dlp), timed from its creation."""
+
+    started_s: float = field(default_factory=time.monotonic)
+
+    def record_outcome(self, received: int, outcome: str, message: str | None) -> None:
+        """How the try ended: bytes received, ``ok`` or the error kind, and why."""
+        self.duration_s = round(time.monotonic() - self.started_s, 4)
+        self.bytes = received
+        self.outcome = outcome
+        self.message = message[:2000] if message else None
+
+
+@dataclass(frozen=True)
+class RecordedFile:
+    """The ``media_files`` row of an earlier download."""
+
+    path: str
+    size_bytes: int | None
+    sha256: str | None
+
+
+@dataclass
+class DownloadJob:
+    """A claimed video: its candidate URLs (replaced when refreshed), its target path and its tries."""
+
+    video_id: str
+    candidates: list[MediaUrl]
+    unique_id: str | None
+    final: Path
+    recorded: RecordedFile | None = None
+    attempts: list[FetchAttempt] = field(default_factory=list)
+    refreshed: bool = False
+
+    @functools.cached_property
+    def part(self) -> Path:
+        return self.final.with_name(self.final.name + PART_SUFFIX)
+
+    @property
+    def refreshed_urls(self) -> list[dict] | None:
+        """The candidates to store on the row when they were fetched anew, else None."""
+        return media_urls_json(self.candidates) if self.refreshed else None
+
+
+@dataclass(frozen=True)
+class UnloadableRow:
+    """A claimed row that cannot become a job (its id is not digits)."""
+
+    video_id: str
+    error: CorpusError
+
+
+@dataclass
+class FetchedFile:
+    """A ``.part`` file that passed every acceptance check."""
+
+    part: Path
+    size: int
+    sha256: str
+    url_kind: str | None
+    method: str
+
+
+class PartDirectories:
+    """Makes the directories ``.part`` files are written to, and refuses to fill the disk."""
+
+    def __init__(self, min_free_bytes: int) -> None:
+        self._min_free_bytes = min_free_bytes
+        self._made: set[Path] = set()
+
+    def prepare(self, directory: Path, needed: int) -> None:
+        """Create ``directory`` (once per run, not a syscall per file); raise NoSpace unless ``needed``
+        bytes fit beside the reserve."""
+        if directory not in self._made:
+            directory.mkdir(parents=True, exist_ok=True)
+            self._made.add(directory)
+        free = shutil.disk_usage(directory).free
+        if free < needed + self._min_free_bytes:
+            raise NoSpace(f"only {free / 1e6:,.0f} MB free in {directory}; need {needed / 1e6:,.0f} MB "
+                          f"plus {self._min_free_bytes / 1e6:,.0f} MB reserve")

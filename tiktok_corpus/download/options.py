@@ -1,0 +1,55 @@
+"""What a download run is told (limits, retry policy) and what it reports."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..config import described
+
+
+@dataclass(frozen=True)
+class DownloadOptions:
+    """Limits and retry policy; the defaults suit TikTok, tests shrink the waits."""
+
+    concurrency: int = described(8, "Transfers in flight at once (files being checked and recorded "
+                                 "meanwhile do not count).")
+    max_bytes: int = described(200_000_000, "Refuse files larger than this (bytes).")
+    min_free_bytes: int = 100_000_000  # kept free on the data disk beyond the file being written
+    per_host: int = 6  # transfers in flight to one host
+    attempts: int = 4  # tries of one URL (tenacity stop_after_attempt)
+    retry_budget_s: float = 120.0  # and at most this long on one URL (tenacity stop_after_delay)
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 15.0
+    connect_timeout_s: float = 10.0
+    read_timeout_s: float = 30.0
+    probe_timeout_s: float = 60.0
+    refreshes: int = 1  # fresh-URL rounds per video after the first
+    use_ytdlp: bool = True
+    poll_s: float = 1.0  # how often ``follow`` mode looks for newly pending rows
+    clock: Callable[[], float] = time.time  # wall clock for URL expiry
+
+
+@dataclass
+class DownloadSummary:
+    """What one run did; ``failures`` counts final failure kinds."""
+
+    downloaded: int = 0
+    verified: int = 0  # already on disk, size and sha256 checked, not fetched again
+    failed: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    failures: Counter = field(default_factory=Counter)
+    methods: Counter = field(default_factory=Counter)  # http | ytdlp, per downloaded file
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.bytes / 1e6 / self.seconds if self.seconds else 0.0
+
+    def to_dict(self) -> dict:
+        """The summary as JSON-ready values (``corpus download --json``, the crawl's summary)."""
+        return {"downloaded": self.downloaded, "verified": self.verified, "failed": self.failed,
+                "bytes": self.bytes, "seconds": round(self.seconds, 3), "mb_per_s": round(self.mb_per_s, 3),
+                "failures": dict(self.failures), "methods": dict(self.methods)}

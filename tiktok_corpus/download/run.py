@@ -1,0 +1,241 @@
+"""A download run: claims rows in batches, hands them to workers, brings each to downloaded or failed.
+
+The event loop only moves bytes: ``concurrency`` bounds the transfers in flight, while twice as many jobs
+are in hand so that checking and landing never idle a transfer slot. Every database read and write of the
+run goes to one database thread, in order, so SQLite's write lock is never contended inside the process
+and the loop never waits on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+from rich.progress import Progress
+
+from .._files import sha256_file
+from ..config import Settings
+from ..errors import ConfigError, CorpusError
+from ..store.db import Store, open_store
+from ..store.downloads import (busy_download_ids, claim_downloads, count_claimable_downloads, load_download_rows,
+                               mark_downloaded, record_download_failure)
+from ..store.models import utcnow
+from ..store.queue import reclaim_dead_local, release, worker_name
+from ..store.thread import DatabaseThread
+from ..tiktok.contract import media_urls_from_json
+from .client import load_session, make_client
+from .fetch import Fetcher
+from .jobs import (PART_SUFFIX, VIDEOS_DIR, DownloadJob, FetchedFile, NoSpace, RecordedFile, UnloadableRow,
+                   video_file_path)
+from .landing import GroupCommit
+from .options import DownloadOptions, DownloadSummary
+
+log = logging.getLogger(__name__)
+
+Claimed = DownloadJob | UnloadableRow
+
+
+class DownloadRun:
+    """One run's queue: the rows in hand, the workers, the summary."""
+
+    def __init__(self, store: Store, settings: Settings, fetcher: Fetcher, options: DownloadOptions,
+                 summary: DownloadSummary, concurrency: int) -> None:
+        self.store, self.settings, self.fetcher, self.options = store, settings, fetcher, options
+        self.summary, self.concurrency = summary, concurrency
+        self.worker = worker_name("download")
+        self.in_hand: set[str] = set()
+        self.no_space: NoSpace | None = None
+        self._db = DatabaseThread("download")  # every database read and write of the run, in order
+        self._landing = GroupCommit(store, settings.data_dir, self._db)
+
+    async def run(self, *, retry_failed: bool, limit: int | None, follow: asyncio.Event | None,
+                  progress: Progress | None) -> None:
+        """Claim and process rows until none is left (or ``limit``); give back whatever is still in hand."""
+        concurrency = self.concurrency
+        queue: asyncio.Queue[Claimed | None] = asyncio.Queue(maxsize=concurrency)
+        task = progress.add_task("download", total=limit if follow is None else None) if progress else None
+        # ``concurrency`` bounds transfers; twice as many jobs are in hand so that files being checked,
+        # fsynced and landed do not leave transfer slots idle.
+        workers = [asyncio.create_task(self._work(queue, progress, task)) for _ in range(2 * concurrency)]
+        try:
+            await self._produce(queue, retry_failed=retry_failed, limit=limit, follow=follow, progress=progress,
+                                task=task)
+            for _ in workers:
+                await queue.put(None)
+            await asyncio.gather(*workers)
+        finally:
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            self.fetcher.shutdown()
+            self._db.shutdown()  # database work in progress finishes (or rolls back) first
+            release(self.store, "download", self.in_hand)
+        if self.no_space:
+            raise self.no_space
+
+    async def _produce(self, queue: asyncio.Queue, *, retry_failed: bool, limit: int | None,
+                       follow: asyncio.Event | None, progress: Progress | None, task) -> None:
+        """Claim rows in batches as workers free up; with ``follow``, poll until it is set, then drain."""
+        started = utcnow()
+        claimed = 0
+        if progress is not None and follow is None and limit is None:
+            progress.update(task, total=count_claimable_downloads(self.store, retry_failed=retry_failed,
+                                                                  since=started))
+        while self.no_space is None:
+            room = 2 * self.concurrency if limit is None else min(2 * self.concurrency, limit - claimed)
+            if room <= 0:
+                return
+            jobs = await self._db(self._claim_jobs, room, retry_failed, started)
+            claimed += len(jobs)
+            for job in jobs:
+                await queue.put(job)
+            if jobs:
+                continue
+            if follow is None or follow.is_set():
+                return
+            try:
+                await asyncio.wait_for(follow.wait(), self.options.poll_s)
+            except asyncio.TimeoutError:
+                pass
+
+    def _claim_jobs(self, room: int, retry_failed: bool, started: datetime) -> list[Claimed]:
+        """Claim rows and load what their downloads need, in one call on the database thread.
+
+        The ids enter ``in_hand`` in the same call, so a cancelled wait still gives them back.
+        """
+        ids = claim_downloads(self.store, room, retry_failed=retry_failed, since=started, worker=self.worker)
+        self.in_hand.update(ids)
+        if not ids:
+            return []
+        rows = load_download_rows(self.store, ids)
+        return [self._job(rows[video_id]) for video_id in ids if video_id in rows]
+
+    def _job(self, row) -> Claimed:
+        try:
+            final = video_file_path(self.settings.data_dir, row.id)
+        except CorpusError as exc:  # a bad id: the row fails, without touching the disk
+            return UnloadableRow(row.id, exc)
+        recorded = RecordedFile(row.path, row.size_bytes, row.sha256) if row.path is not None else None
+        return DownloadJob(row.id, list(media_urls_from_json(row.media_urls)), row.unique_id, final, recorded)
+
+    async def _work(self, queue: asyncio.Queue, progress: Progress | None, task) -> None:
+        while (job := await queue.get()) is not None:
+            if self.no_space is not None:
+                continue  # given back by run()'s release
+            await self.process(job)
+            if progress is not None:
+                progress.update(task, advance=1, description=f"download {self.summary.bytes / 1e6:,.0f} MB")
+
+    async def process(self, claimed: Claimed) -> None:
+        """Bring one claimed row to ``downloaded`` or ``failed``; never raises for a per-item problem."""
+        video_id, job, done = claimed.video_id, None, False
+        try:
+            if isinstance(claimed, UnloadableRow):
+                raise claimed.error
+            job = claimed
+            if not await self._already_present(job):
+                await self._land(job, await self.fetcher.obtain(job))
+            done = True  # its .part is the final file now (or there was none)
+        except NoSpace as exc:
+            self.no_space = exc  # the row stays in hand and goes back to pending
+            return
+        except CorpusError as exc:
+            await self._fail(video_id, job, exc.kind, exc.message)
+        except Exception as exc:  # a bug must not count as success nor kill the batch
+            log.exception("unexpected error downloading %s", video_id)
+            await self._fail(video_id, job, "internal_error", f"{type(exc).__name__}: {exc}")
+        finally:
+            if job is not None and not done:
+                job.part.unlink(missing_ok=True)
+        self.in_hand.discard(video_id)
+
+    async def _already_present(self, job: DownloadJob) -> bool:
+        """A recorded file whose size and sha256 still match is kept: the row is marked done again."""
+        recorded = job.recorded
+        if recorded is None:
+            return False
+        path = Path(self.settings.data_dir) / recorded.path
+        if not path.is_file() or path.stat().st_size != recorded.size_bytes:
+            return False
+        if (await asyncio.to_thread(sha256_file, path))[1] != recorded.sha256:
+            return False
+        await self._db(mark_downloaded, self.store, job.video_id)
+        self.summary.verified += 1
+        return True
+
+    async def _land(self, job: DownloadJob, fetched: FetchedFile) -> None:
+        """Commit the checked file (with any others waiting), then count it."""
+        await self._landing.land(job, fetched)
+        self.summary.downloaded += 1
+        self.summary.bytes += fetched.size
+        self.summary.methods[fetched.method] += 1
+
+    async def _fail(self, video_id: str, job: DownloadJob | None, kind: str, message: str) -> None:
+        await self._db(record_download_failure, self.store, video_id, job, kind, message)
+        self.summary.failed += 1
+        self.summary.failures[kind] += 1
+        log.info("download %s failed: %s (%s)", video_id, kind, message)
+
+
+def remove_stale_parts(store: Store, data_dir: Path | str) -> int:
+    """Delete ``.part`` files no live claim is writing (leftovers of a crash); returns how many."""
+    root = Path(data_dir) / VIDEOS_DIR
+    parts = list(root.glob(f"*/*{PART_SUFFIX}")) if root.is_dir() else []
+    if not parts:
+        return 0
+    busy = busy_download_ids(store, {path.name.split(".", 1)[0] for path in parts})
+    removed = 0
+    for path in parts:
+        if path.name.split(".", 1)[0] not in busy:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+async def download_pending(store: Store, settings: Settings, *, cookies: list[dict] | None = None,
+                           user_agent: str | None = None, concurrency: int | None = None,
+                           retry_failed: bool = False,
+                           limit: int | None = None, follow: asyncio.Event | None = None,
+                           progress: Progress | None = None, client: httpx.AsyncClient | None = None,
+                           options: DownloadOptions | None = None) -> DownloadSummary:
+    """Download every pending (and, with ``retry_failed``, failed) video, ``concurrency`` at a time.
+
+    ``cookies``/``user_agent`` are the browser session's (default: the crawler's saved session, else a
+    page's fresh cookie). With ``follow`` the run keeps polling for newly pending rows until the event is
+    set, then drains. ``client`` is injectable (it receives the cookies). Raises DownloadError(no_space)
+    when the disk fills up, after giving unfinished rows back.
+    """
+    options = options or DownloadOptions()
+    concurrency = concurrency or options.concurrency
+    if concurrency < 1 or (limit is not None and limit < 1):
+        raise ConfigError("concurrency and limit must be at least 1")
+    if options.max_bytes < 1:
+        raise ConfigError("the maximum file size must be at least 1 byte")
+    reclaim_dead_local(store, "download")
+    remove_stale_parts(store, settings.data_dir)
+    summary, started = DownloadSummary(), time.monotonic()
+    own_client = client is None
+    client = client or make_client(settings, concurrency=concurrency, connect_timeout_s=options.connect_timeout_s,
+                                   read_timeout_s=options.read_timeout_s)
+    try:
+        agent = load_session(client, settings, cookies, user_agent)
+        fetcher = Fetcher(client, settings, options, agent, concurrency)
+        await DownloadRun(store, settings, fetcher, options, summary, concurrency).run(
+            retry_failed=retry_failed, limit=limit, follow=follow, progress=progress)
+    finally:
+        summary.seconds = time.monotonic() - started
+        if own_client:
+            await client.aclose()
+    return summary
+
+
+def run_download(settings: Settings, options: DownloadOptions | None = None, *, retry_failed: bool = False,
+                 limit: int | None = None, progress: Progress | None = None) -> DownloadSummary:
+    """``corpus download``: one run over the configured database."""
+    with open_store(settings) as store:
+        return asyncio.run(download_pending(store, settings, retry_failed=retry_failed, limit=limit,
+                                            progress=progress, options=options))
