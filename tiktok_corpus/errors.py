@@ -89,6 +89,7 @@ class DownloadError(CorpusError):
                  retryable: bool | None = None) -> None:
         super().__init__(message, kind=kind, retryable=retryable)
         self.status = status
+        self.retry_after = 0.0  # seconds the server asked to wait (Retry-After), for the retry policy
 
 
 class MediaError(CorpusError):

@@ -35,7 +35,7 @@ class UrlRefresher:
         page = page_url(self.settings.base_url, job.video_id, job.unique_id)
         sources = ((page, lambda body: parse_video_page(body.decode("utf-8", "replace"), job.video_id)),
                    (self.settings.base_url + detail_api_path(job.video_id), parse_item_detail))
-        reasons = []
+        reasons: list[str] = []
         for url, parse in sources:
             try:
                 record = await retrying(self.options)(self._fetch_item, url, parse)

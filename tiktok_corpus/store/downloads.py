@@ -17,7 +17,7 @@ from typing import Iterable, Iterator, Protocol, Sequence
 from sqlalchemy import Connection, Row, and_, or_, select, update
 
 from .db import Store, table_insert
-from .models import Author, DownloadAttempt, MediaFile, Video, utcnow
+from .models import Author, DownloadAttempt, MediaFile, Video, table_of, utcnow
 from .queue import claim, count_claimable, finish, finish_many
 
 
@@ -147,7 +147,7 @@ def _write_tries(connection: Connection, dialect: str, tried: Sequence[TriedDown
             for item in tried for a in item.attempts]
     if rows:
         connection.execute(table_insert(dialect, DownloadAttempt), rows)
-    videos = Video.__table__
+    videos = table_of(Video)
     for item in tried:
         if (urls := item.refreshed_urls) is not None:
             connection.execute(update(videos).where(videos.c.id == item.video_id).values(media_urls=urls))

@@ -14,9 +14,10 @@ hold the last failure, ``{stage}_updated_at`` the last change. See docs/architec
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import cast
 
 from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer,
-                        MetaData, String, Text, UniqueConstraint)
+                        MetaData, String, Table, Text, UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Stable constraint names let one Alembic tree (batch mode) alter tables on SQLite and Postgres alike.
@@ -29,6 +30,11 @@ NAMING_CONVENTION = {
 }
 
 STAGES = ("expand", "download", "probe")
+
+
+def table_of(model: type["Base"]) -> Table:
+    """A model's Core table, typed as one (Core statements on it skip the ORM's per-statement work)."""
+    return cast(Table, model.__table__)
 
 
 def utcnow() -> datetime:

@@ -16,11 +16,11 @@ import socket
 from datetime import datetime, timedelta
 from typing import Iterable, Sequence, cast
 
-from sqlalchemy import Connection, CursorResult, Table, and_, bindparam, func, or_, select, update
+from sqlalchemy import Connection, CursorResult, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from .db import Store
-from .models import STAGES, Video, utcnow
+from .models import STAGES, Video, table_of, utcnow
 
 DEFAULT_LEASE_S = 600.0
 
@@ -104,7 +104,7 @@ def finish_many(connection: Connection, stage: str, video_ids: Sequence[str], st
 
 @functools.cache
 def _outcome_statement(columns: tuple[str, ...]):
-    videos = cast(Table, Video.__table__)
+    videos = table_of(Video)
     return (update(videos).where(videos.c.id.in_(bindparam("ids", expanding=True)))
             .values({name: bindparam(f"v_{name}", type_=videos.c[name].type) for name in columns}))
 
