@@ -38,7 +38,7 @@ class UrlRefresher:
         reasons: list[str] = []
         for url, parse in sources:
             try:
-                record = await retrying(self.options)(self._fetch_item, url, parse)
+                record: ItemRecord = await retrying(self.options)(self._fetch_item, url, parse)
             except CorpusError as exc:
                 if isinstance(exc, ContractError) and not exc.retryable:
                     raise
