@@ -23,8 +23,7 @@ from .config import Settings
 from .crawl import CrawlOptions, CrawlProgress, crawl
 from .download import run_download
 from .errors import ConfigError
-from .export import ExportOptions, run_export
-from .export_format import read_export
+from .export import ExportOptions, read_export, run_export
 from .replica import Replica, ReplicaConfig
 from .report import build_report
 from .store.db import open_store, upgrade_database

@@ -16,9 +16,8 @@ from typer.testing import CliRunner
 from tiktok_corpus.cli import app
 from tiktok_corpus.config import Settings
 from tiktok_corpus.errors import ConfigError
-from tiktok_corpus.export import (EXPORT_COLUMNS, ExportError, ExportOptions, assign_splits, parse_numbers,
-                                  parse_time, run_export)
-from tiktok_corpus.labels import apply_labels
+from tiktok_corpus.export import (EXPORT_COLUMNS, ExportError, ExportOptions, apply_labels, assign_splits,
+                                  parse_numbers, parse_time, run_export)
 from tiktok_corpus.store.db import open_store, upgrade
 from tiktok_corpus.store.models import Export, StatsSnapshot
 

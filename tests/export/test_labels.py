@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from sklearn.preprocessing import MinMaxScaler, RobustScaler
 
-from tiktok_corpus.labels import METRICS, LabelError, apply_labels, fit_labels
+from tiktok_corpus.export.labels import METRICS, LabelError, apply_labels, fit_labels
 
 # comments: zeros, a tie of three at the median and a huge outlier; likes/plays: evenly spaced;
 # shares: zeros and an interpolated median (2.5).

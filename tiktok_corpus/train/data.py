@@ -24,14 +24,13 @@ from torch.utils.data import Dataset, Sampler
 
 from .._files import fsync_path, sha256_file
 from ..errors import ConfigError, MediaError
-from ..export_format import read_export
+from ..export import LABEL_COLUMNS, read_export
 
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
 KINETICS_STD = (0.22803, 0.22145, 0.216989)
 PROXY_GOP = 8
 PROXY_VERSION = "v1"  # bump when the proxy encoding changes, so stale caches are never reused
 FFMPEG_TIMEOUT_S = 300
-TARGETS = {"binary": "is_viral", "continuous": "virality_score"}
 REQUIRED_COLUMNS = ("video_id", "file", "split")
 
 
@@ -50,7 +49,7 @@ class Export:
 
     @property
     def target_column(self) -> str:
-        return TARGETS[self.task]
+        return LABEL_COLUMNS[self.task]
 
     def split(self, name: str) -> pd.DataFrame:
         return self.table[self.table["split"] == name].reset_index(drop=True)
@@ -60,10 +59,10 @@ def load_export(root: Path) -> Export:
     """Read ``manifest.json`` and ``videos.parquet`` (or ``videos.csv``), checking what training needs."""
     root = Path(root)
     manifest, table = read_export(root)
-    if manifest.get("label") not in TARGETS:
-        raise ConfigError(f"{root / 'manifest.json'}: label must be one of {sorted(TARGETS)}, "
+    if manifest.get("label") not in LABEL_COLUMNS:
+        raise ConfigError(f"{root / 'manifest.json'}: label must be one of {sorted(LABEL_COLUMNS)}, "
                           f"got {manifest.get('label')!r}")
-    missing = [c for c in (*REQUIRED_COLUMNS, TARGETS[manifest["label"]]) if c not in table.columns]
+    missing = [c for c in (*REQUIRED_COLUMNS, LABEL_COLUMNS[manifest["label"]]) if c not in table.columns]
     if missing:
         raise ConfigError(f"{root}: the video table lacks column(s) {', '.join(missing)}")
     table = table.copy()

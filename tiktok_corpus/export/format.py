@@ -1,4 +1,7 @@
-"""Reading an export directory back: kept apart from export.py so the trainer imports no database code."""
+"""What an export directory holds, and the one reader of it (report, train and demo).
+
+No database code here, so the trainer can read an export without the store.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +10,19 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import ConfigError
+from ..errors import ConfigError
+
+MANIFEST_FORMAT = 1
+EXPORT_COLUMNS = (
+    "video_id", "author_id", "author_unique_id", "create_time", "desc", "hashtags",
+    "play_count", "like_count", "comment_count", "share_count", "collect_count", "follower_count",
+    "stats_captured_at", "duration_s", "fps", "frame_count", "width", "height", "has_audio",
+    "file", "sha256", "virality_score", "is_viral", "split",
+)
 
 
 def read_export(root: Path) -> tuple[dict, pd.DataFrame]:
-    """An export directory's manifest and video table (the one reader for report, train and demo)."""
+    """An export directory's manifest and video table."""
     root = Path(root)
     manifest_path = root / "manifest.json"
     if not manifest_path.is_file():

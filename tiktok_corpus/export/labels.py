@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import CorpusError
+from ..errors import CorpusError
 
 # Order matters: it is the order of the paper's weights (comments, likes, plays, shares).
 METRICS = ("comment_count", "like_count", "play_count", "share_count")
@@ -32,6 +32,8 @@ PAPER_THRESHOLD_QUANTILE = 0.5
 MIN_AGE_DAYS = 1.0
 SECONDS_PER_DAY = 86_400.0
 LABEL_METHOD = "viral-vision"
+# The column that holds each label an export can be made for; training reads its target through it.
+LABEL_COLUMNS = {"binary": "is_viral", "continuous": "virality_score"}
 
 
 class LabelError(CorpusError):

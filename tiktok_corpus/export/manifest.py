@@ -1,0 +1,122 @@
+"""``manifest.json`` and the dataset card (``README.md``) made from it."""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import asdict
+from datetime import datetime, timezone
+
+import pandas as pd
+
+from .. import __version__
+from .format import EXPORT_COLUMNS, MANIFEST_FORMAT
+from .options import ExportOptions
+from .splits import SPLITS
+
+
+def build_manifest(options: ExportOptions, rows: pd.DataFrame, label_params: dict, selection: dict, *,
+                   version: int, created_at: datetime, data_file: str, data_sha256: str,
+                   source_database: str) -> dict:
+    """``manifest.json``: what the trainer reads (``label``, ``label_column``, ``label_params``, ...),
+    the counts per split, the selection and every option, so an export can be explained and redone."""
+    by_split = rows["split"].value_counts().reindex(list(SPLITS), fill_value=0)
+    viral_by_split = pd.crosstab(rows["split"], rows["is_viral"]).reindex(index=list(SPLITS), columns=[0, 1],
+                                                                          fill_value=0)
+    score_by_split = rows.groupby("split")["virality_score"].agg(["mean", "std"]).reindex(list(SPLITS))
+    options_record = {k: v for k, v in asdict(options).items() if k != "command_line"}
+    options_record["as_of"] = options.as_of.isoformat() if options.as_of else None
+    return {
+        "format_version": MANIFEST_FORMAT,
+        "name": options.name,
+        "version": version,
+        "created_at": created_at.astimezone(timezone.utc).isoformat(),
+        "label": options.label,
+        "label_column": options.label_column,
+        "label_params": label_params,
+        "data_file": data_file,
+        "data_format": options.format,
+        "data_sha256": data_sha256,
+        "columns": list(EXPORT_COLUMNS),
+        "hashtags_encoding": "list of names" if options.format == "parquet" else "space-joined names",
+        "file_paths": "relative to the export directory",
+        "media": "copied" if options.copy_media else "referenced",
+        "row_count": int(len(rows)),
+        "counts": {
+            "split": {s: int(n) for s, n in by_split.items()},
+            "is_viral": {str(k): int((rows["is_viral"] == k).sum()) for k in (0, 1)},
+            "split_is_viral": {s: {str(k): int(viral_by_split.loc[s, k]) for k in (0, 1)} for s in SPLITS},
+            "split_virality_score": {s: {k: (None if pd.isna(v) else float(v))
+                                         for k, v in score_by_split.loc[s].items()} for s in SPLITS},
+        },
+        "split": {"seed": options.seed, "fractions": dict(zip(SPLITS, options.split)),
+                  "group_by": options.group_by, "stratify": options.stratify,
+                  "stratified_on": options.label_column if options.stratify else None,
+                  "method": "units ordered by a seeded hash of their id, cut at the cumulative fractions"},
+        "selection": selection,
+        "source_database": source_database,
+        "package_version": __version__,
+        "command_line": shlex.join(options.command_line) if options.command_line else None,
+        "options": options_record,
+    }
+
+
+def dataset_card(manifest: dict) -> str:
+    """The README.md of an export: provenance, labels, balance, biases, terms and personal data."""
+    params, counts = manifest["label_params"], manifest["counts"]
+    weights = ", ".join(f"{m.removesuffix('_count')} {w:g}" for m, w in params["weights"].items())
+    balance = "\n".join(
+        f"| {split} | {counts['split'][split]} | {counts['split_is_viral'][split]['1']} | "
+        f"{counts['split_is_viral'][split]['0']} | {_fmt(counts['split_virality_score'][split]['mean'])} |"
+        for split in SPLITS)
+    thresholds = ", ".join(f"{m} > {v:g}" for m, v in params["thresholds"].items())
+    return f"""# {manifest['name']} v{manifest['version']}
+
+A dataset of TikTok videos with engagement statistics and virality labels, made by `tiktok-corpus`
+{manifest['package_version']} on {manifest['created_at']} for the **{manifest['label']}** label
+(`{manifest['label_column']}`). {manifest['row_count']} videos; data in `{manifest['data_file']}`
+(sha256 `{manifest['data_sha256']}`), every parameter in `manifest.json`.
+
+## Provenance and collection method
+- Source database: `{manifest['source_database']}`.
+- Videos were discovered by a crawler of TikTok's public web site: "For You" seed videos, then random
+  expansion through each video's related-videos list (the method of "The Viral Vision").
+- Files were downloaded, checked, and probed with ffprobe. A video is included when it is a video item,
+  downloaded, probed valid, has at least {manifest['selection']['min_frames']} frames and has a stats
+  snapshot ({manifest['selection']['stats']}). {manifest['selection']['excluded_no_stats']} otherwise
+  valid video(s) had no snapshot and were left out.
+- Media are {manifest['media']}; `file` is relative to this directory.
+
+## Labels (docs/labels.md has the full definition)
+- `virality_score`: per metric `log1p`{' of the per-day rate' if params['normalize_age'] else ''}, robust
+  scaling (median / interquartile range, linear quantiles), weighted sum ({weights}), min-max scaled to
+  [0, 1] over these rows.
+- `is_viral`: 1 iff all four metrics exceed their {params['threshold_quantile']:g} quantile ({thresholds}).
+
+## Splits and class balance
+Seed {manifest['split']['seed']}, fractions {manifest['split']['fractions']}, grouped by
+{manifest['split']['group_by']}, stratified: {manifest['split']['stratify']}.
+
+| split | videos | is_viral = 1 | is_viral = 0 | mean virality_score |
+|---|---|---|---|---|
+{balance}
+
+## Known biases and limits
+- The crawl follows TikTok's recommender: "For You" seeds and related lists favour already popular,
+  recent, recommended content, the crawler's region and language and accounts that are public. It is
+  not a uniform sample of TikTok; "virality" here is relative to that sample.
+- Engagement is a snapshot at crawl time: young videos have had less time to gather views
+  (`--normalize-age` gives per-day rates). Counts TikTok rounds for display may be approximate.
+- Labels are fitted on these rows only: scores and thresholds are not comparable across exports
+  without reapplying one export's `label_params`.
+- Short (< {manifest['selection']['min_frames']} frames), corrupt, deleted and private videos are excluded.
+
+## Terms of use and personal data
+The videos, descriptions, and account names belong to their creators and are subject to TikTok's
+terms of service. This dataset is for non-commercial research. It contains personal data (author ids
+and user names, possibly faces and voices): store it securely, do not re-identify or contact people,
+honour deletion requests by removing the rows and files, and do not redistribute the media.
+"""
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"

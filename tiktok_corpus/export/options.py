@@ -1,0 +1,97 @@
+"""What an export is asked for (:class:`ExportOptions`, checked on construction), the parsers of the
+options' text forms, and the error of an export that cannot be made."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Sequence
+
+import numpy as np
+
+from ..config import PAPER_MIN_FRAMES, described
+from ..errors import ConfigError, CorpusError
+from .labels import LABEL_COLUMNS, PAPER_THRESHOLD_QUANTILE, PAPER_WEIGHTS
+
+GROUP_BY = ("none", "author")
+FORMATS = ("parquet", "csv")
+DEFAULT_NAME = "corpus"
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.]*(?:-[A-Za-z0-9_.]+)*$")
+
+
+class ExportError(CorpusError):
+    """An export that cannot be made (no exportable rows, a missing media file, a version clash)."""
+
+    kind = "export"
+    expected = True
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """What to export and how; validated on construction (bad values raise :class:`ConfigError`)."""
+
+    label: str = described("binary", "Label the export is made for: binary | continuous.")
+    split: tuple[float, float, float] = described((0.7, 0.15, 0.15), "train,val,test fractions (sum 1).")
+    group_by: str = described("none", "none | author (no author in two splits).")
+    stratify: bool = described(False, "Balance the label across splits.")
+    seed: int = described(0, "Split seed.")
+    format: str = described("parquet", "parquet | csv.")
+    min_frames: int = described(PAPER_MIN_FRAMES, "Leave out videos with fewer frames.")
+    name: str = described(DEFAULT_NAME, "Export name: writes <data dir>/exports/<name>-v<N>/.")
+    copy_media: bool = described(False, "Hardlink/copy the videos in.")
+    as_of: datetime | None = described(None, "Use the stats snapshot at or before this ISO time "
+                                       "(default: the latest).")
+    normalize_age: bool = described(False, "Labels from per-day rates.")
+    weights: tuple[float, float, float, float] = described(PAPER_WEIGHTS, "Score weights: "
+                                                           "comments,likes,plays,shares.")
+    threshold_quantile: float = described(PAPER_THRESHOLD_QUANTILE, "is_viral: all metrics above this quantile.")
+    command_line: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        _choice("--labels", self.label, tuple(LABEL_COLUMNS))
+        _choice("--group-by", self.group_by, GROUP_BY)
+        _choice("--format", self.format, FORMATS)
+        if len(self.split) != 3 or min(self.split) < 0 or abs(sum(self.split) - 1.0) > 1e-6:
+            raise ConfigError(f"--split needs three non-negative fractions summing to 1, got {self.split}")
+        if self.split[0] <= 0:
+            raise ConfigError("--split: the train fraction must be positive")
+        if len(self.weights) != 4 or any(w < 0 for w in self.weights) or sum(self.weights) <= 0:
+            raise ConfigError(f"--weights needs four non-negative numbers (c,l,p,s), got {self.weights}")
+        if not 0.0 <= self.threshold_quantile < 1.0:
+            raise ConfigError(f"--threshold-quantile must be in [0, 1), got {self.threshold_quantile}")
+        if self.min_frames < 0:
+            raise ConfigError(f"--min-frames must not be negative, got {self.min_frames}")
+        if not NAME_PATTERN.match(self.name) or re.search(r"-v\d+$", self.name) or len(self.name) > 100:
+            raise ConfigError(f"--name {self.name!r}: use letters, digits, '.', '_' and inner '-', "
+                              "not ending in -v<N>")
+
+    @property
+    def label_column(self) -> str:
+        """The column of the label this export is made for."""
+        return LABEL_COLUMNS[self.label]
+
+
+def parse_numbers(text: str, count: int, option: str) -> tuple[float, ...]:
+    """``"0.7,0.15,0.15"`` -> ``(0.7, 0.15, 0.15)``, or a ConfigError naming the option."""
+    try:
+        numbers = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise ConfigError(f"{option} {text!r}: expected {count} comma-separated numbers") from None
+    if len(numbers) != count or not all(np.isfinite(numbers)):
+        raise ConfigError(f"{option} {text!r}: expected {count} comma-separated numbers")
+    return numbers
+
+
+def parse_time(text: str, option: str = "--as-of") -> datetime:
+    """An ISO 8601 time (a date, or date and time; no zone means UTC) as an aware UTC datetime."""
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"{option} {text!r}: expected an ISO 8601 time like 2024-05-01T12:00:00Z") from None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+
+
+def _choice(option: str, value: str, allowed: Sequence[str]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{option} {value!r}: expected one of {', '.join(allowed)}")

@@ -1,0 +1,50 @@
+"""``run_export``: select, label, split, and write the next version (the steps the package describes)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+
+from rich.progress import Progress
+
+from ..config import Settings
+from ..store.db import open_store
+from ..store.models import utcnow
+from .dataset import hashtag_lists, load_dataset
+from .labels import fit_labels
+from .options import ExportError, ExportOptions
+from .splits import assign_splits
+from .write import write_version
+
+
+def run_export(settings: Settings, options: ExportOptions, *, progress: Progress | None = None,
+               clock: Callable[[], datetime] = utcnow) -> Path:
+    """Write the next version of ``options.name`` and return its directory.
+
+    Steps advance ``progress`` when one is given. Raises :class:`ExportError` when no row is
+    exportable; nothing is written then.
+    """
+    progress = progress or Progress(disable=True)
+    with open_store(settings) as store:
+        step = progress.add_task("selecting videos", total=5)
+        rows, selection = load_dataset(store, min_frames=options.min_frames, as_of=options.as_of)
+        if rows.empty:
+            raise ExportError(
+                f"nothing to export: no video is downloaded, valid, has >= {options.min_frames} frames "
+                f"and a stats snapshot{' at or before ' + options.as_of.isoformat() if options.as_of else ''}"
+                f" ({selection['excluded_no_stats']} valid video(s) lack a snapshot)")
+        progress.update(step, advance=1, description="computing labels")
+        labels, label_params = fit_labels(rows, weights=options.weights,
+                                          threshold_quantile=options.threshold_quantile,
+                                          normalize_age=options.normalize_age)
+        rows = rows.join(labels)
+        progress.update(step, advance=1, description="assigning splits")
+        rows["split"] = assign_splits(rows, fractions=options.split, seed=options.seed,
+                                      group_by=options.group_by,
+                                      stratify_on=options.label_column if options.stratify else None)
+        progress.update(step, advance=1, description="reading hashtags")
+        tags = hashtag_lists(store, rows["video_id"], min_frames=options.min_frames)
+        progress.update(step, advance=1, description="writing files")
+        return write_version(store, settings, options, rows, tags, label_params, selection,
+                             created_at=clock(), progress=progress)

@@ -1,0 +1,53 @@
+"""Deterministic train/val/test splits: seeded, by video or by author, optionally stratified."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from .labels import LABEL_COLUMNS
+
+SPLITS = ("train", "val", "test")
+# Continuous labels are stratified on this many equal-count score bins.
+SCORE_STRATA = 5
+
+
+def assign_splits(rows: pd.DataFrame, *, fractions: Sequence[float], seed: int, group_by: str = "none",
+                  stratify_on: str | None = None) -> np.ndarray:
+    """train/val/test per row, deterministic from ``seed`` and the ids.
+
+    Units (videos, or authors with ``group_by="author"``; a video without an author is its own unit)
+    are ordered by a seeded hash of their id, and cut at the cumulative fractions (counted in videos).
+    With ``stratify_on`` the cut is made within each label stratum (the binary label, or
+    :data:`SCORE_STRATA` score bins), so each split gets about the same label balance. An author's
+    stratum is its videos' mean label.
+    """
+    unit = rows["video_id"].astype(str)
+    if group_by == "author":
+        unit = ("author:" + rows["author_id"].astype("string")).fillna("video:" + unit).astype(str)
+    units = pd.DataFrame({"unit": unit})
+    units["label"] = rows[stratify_on].astype("float64").to_numpy() if stratify_on else 0.0
+    per_unit = units.groupby("unit", sort=True).agg(size=("label", "size"), label=("label", "mean"))
+    per_unit["stratum"] = _strata(per_unit["label"], stratify_on)
+    hash_key = hashlib.sha256(f"split-seed:{seed}".encode()).hexdigest()[:16]
+    per_unit["key"] = pd.util.hash_array(per_unit.index.to_numpy(dtype=object), hash_key=hash_key,
+                                         categorize=False)
+    per_unit = per_unit.sort_values(["stratum", "key"], kind="stable")
+    by_stratum = per_unit.groupby("stratum", sort=False)["size"]
+    start = by_stratum.cumsum() - per_unit["size"]
+    position = (start / by_stratum.transform("sum")).to_numpy()
+    cuts = np.cumsum(np.asarray(fractions, dtype=np.float64))[:2]
+    per_unit["split"] = np.asarray(SPLITS)[np.searchsorted(cuts, position, side="right")]
+    return per_unit["split"].reindex(units["unit"]).to_numpy()
+
+
+def _strata(label: pd.Series, stratify_on: str | None) -> np.ndarray:
+    if stratify_on is None:
+        return np.zeros(len(label), dtype=np.int64)
+    if stratify_on == LABEL_COLUMNS["binary"]:
+        return (label.to_numpy() >= 0.5).astype(np.int64)
+    rank = label.rank(method="first").to_numpy() - 1
+    return np.minimum((rank * SCORE_STRATA // len(label)).astype(np.int64), SCORE_STRATA - 1)

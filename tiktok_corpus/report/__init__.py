@@ -1,0 +1,18 @@
+"""The corpus report: the paper's figures and the crawl's own, as one self-contained HTML page.
+
+Figures (PNG files beside the page, and embedded in it as data URIs so the page works on its own):
+video duration (the paper's Fig. 1), the engagement table and log-scale distributions (Fig. 2), the
+virality score (Fig. 3) and the binary label (Fig. 4); then fps, resolution, frame count, corpus
+growth over crawl time, discovery depth and the top hashtags.
+
+Dataset figures use an export's rows and labels when one is given, otherwise the rows an export would
+take now (labels fitted on the fly). Crawl figures (growth, depth, hashtags) come from the database.
+Matplotlib draws through its Agg canvas (``Figure`` objects, no pyplot state); nothing touches the network.
+:mod:`.figures` holds what is shown, :mod:`.build` reads and writes; the SQL is in
+:mod:`tiktok_corpus.store.reports`.
+"""
+
+from .build import build_report
+from .figures import engagement_table
+
+__all__ = ["build_report", "engagement_table"]
