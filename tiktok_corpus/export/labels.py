@@ -53,7 +53,7 @@ def fit_labels(df: pd.DataFrame, *, weights: Sequence[float] = PAPER_WEIGHTS,
     ``virality_score`` (float64) and ``is_viral`` (int8) on ``df``'s index; ``params`` holds every
     fitted number and goes into the export manifest.
     """
-    weights = _checked_weights(weights)
+    weight_array = _checked_weights(weights)
     if not 0.0 <= threshold_quantile < 1.0:
         raise LabelError(f"threshold quantile must be in [0, 1), got {threshold_quantile}")
     values = _metric_values(df, normalize_age)
@@ -63,14 +63,14 @@ def fit_labels(df: pd.DataFrame, *, weights: Sequence[float] = PAPER_WEIGHTS,
     q25, median, q75 = np.percentile(logged, [25.0, 50.0, 75.0], axis=0)
     iqr = q75 - q25
     scale = np.where(iqr == 0.0, 1.0, iqr)
-    raw = _raw_score(logged, median, scale, weights)
+    raw = _raw_score(logged, median, scale, weight_array)
     thresholds = np.quantile(values, threshold_quantile, axis=0)
     params = {
         "method": LABEL_METHOD,
         "metrics": list(METRICS),
         "transform": "log1p",
         "quantile_interpolation": "linear",
-        "weights": _by_metric(weights),
+        "weights": _by_metric(weight_array),
         "normalize_age": bool(normalize_age),
         "min_age_days": MIN_AGE_DAYS if normalize_age else None,
         "center": _by_metric(median),

@@ -44,7 +44,8 @@ def build_manifest(options: ExportOptions, rows: pd.DataFrame, label_params: dic
         "counts": {
             "split": {s: int(n) for s, n in by_split.items()},
             "is_viral": {str(k): int((rows["is_viral"] == k).sum()) for k in (0, 1)},
-            "split_is_viral": {s: {str(k): int(viral_by_split.loc[s, k]) for k in (0, 1)} for s in SPLITS},
+            "split_is_viral": {s: {str(k): int(viral_by_split.at[s, k]) for k in (0, 1)}  # type: ignore[arg-type]
+                               for s in SPLITS},
             "split_virality_score": {s: {k: (None if pd.isna(v) else float(v))
                                          for k, v in score_by_split.loc[s].items()} for s in SPLITS},
         },

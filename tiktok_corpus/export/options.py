@@ -32,7 +32,7 @@ class ExportOptions:
     """What to export and how; validated on construction (bad values raise :class:`ConfigError`)."""
 
     label: str = described("binary", "Label the export is made for: binary | continuous.")
-    split: tuple[float, float, float] = described((0.7, 0.15, 0.15), "train,val,test fractions (sum 1).")
+    split: tuple[float, ...] = described((0.7, 0.15, 0.15), "train,val,test fractions (sum 1).")
     group_by: str = described("none", "none | author (no author in two splits).")
     stratify: bool = described(False, "Balance the label across splits.")
     seed: int = described(0, "Split seed.")
@@ -43,7 +43,7 @@ class ExportOptions:
     as_of: datetime | None = described(None, "Use the stats snapshot at or before this ISO time "
                                        "(default: the latest).")
     normalize_age: bool = described(False, "Labels from per-day rates.")
-    weights: tuple[float, float, float, float] = described(PAPER_WEIGHTS, "Score weights: "
+    weights: tuple[float, ...] = described(PAPER_WEIGHTS, "Score weights: "
                                                            "comments,likes,plays,shares.")
     threshold_quantile: float = described(PAPER_THRESHOLD_QUANTILE, "is_viral: all metrics above this quantile.")
     command_line: tuple[str, ...] = field(default_factory=tuple)

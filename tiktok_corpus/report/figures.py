@@ -79,7 +79,7 @@ def _histogram(ax: Axes, values: pd.Series, xlabel: str, bins=40) -> None:
 def _engagement(fig: Figure, dataset: pd.DataFrame) -> None:
     axes = fig.subplots(2, 2).ravel()
     for ax, metric in zip(axes, ("play_count", "like_count", "comment_count", "share_count")):
-        values = dataset[metric].astype("float64").dropna().to_numpy() + 1 if metric in dataset else []
+        values = dataset[metric].astype("float64").dropna().to_numpy() + 1 if metric in dataset else np.empty(0)
         if len(values) == 0:
             _no_data(ax)
             continue
@@ -125,8 +125,8 @@ def _growth(ax: Axes, crawl: pd.DataFrame) -> None:
     ax.set_ylabel("videos")
     ax.set_xlabel("crawl time (UTC)")
     ax.legend()
-    for label in ax.get_xticklabels():
-        label.set_rotation(20)
+    for tick in ax.get_xticklabels():
+        tick.set_rotation(20)
 
 
 def _bars(ax: Axes, counts: pd.Series, value_label: str, key_label: str, horizontal: bool = False) -> None:

@@ -15,7 +15,7 @@ import pandas as pd
 from sqlalchemy import and_, func, select
 
 from .db import Store
-from .models import Author, Export, Hashtag, MediaFile, StatsSnapshot, Video, VideoHashtag
+from .models import Author, Export, Hashtag, MediaFile, StatsSnapshot, Video, VideoHashtag, table_of
 
 
 def _exportable(min_frames: int):
@@ -32,7 +32,7 @@ def exportable_rows(store: Store, *, min_frames: int, as_of: datetime | None) ->
     ``follower_count, stats_captured_at, duration_s, fps, frame_count, width, height, has_audio,
     media_path`` (relative to the data dir) and ``sha256``.
     """
-    snap = StatsSnapshot.__table__
+    snap = table_of(StatsSnapshot)
     recency = func.row_number().over(partition_by=snap.c.video_id,
                                      order_by=(snap.c.captured_at.desc(), snap.c.id.desc()))
     ranked = select(snap.c.video_id, snap.c.captured_at, snap.c.play_count, snap.c.like_count,

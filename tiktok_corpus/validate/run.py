@@ -112,7 +112,7 @@ def _probe_pending(store: Store, data_dir: Path, rules: Rules, deep: bool, worke
                 for future in done:
                     in_flight.pop(future)
                     _record(store, future.result(), rules, summary)
-                    if progress is not None:
+                    if progress is not None and task is not None:
                         progress.advance(task)
         except BaseException:
             for future in in_flight:
