@@ -42,7 +42,8 @@ def test_modern_list_prefers_exact_stats_and_orders_media_urls():
 
 def test_non_video_items_are_typed_and_not_downloadable():
     items = {item.id[-1]: item for item in parse_item_list(fixture("recommend_modern.json")).items}
-    assert items["2"].kind == "photo" and not items["2"].media_urls and items["2"].page_path.startswith("/@photos/photo/")
+    assert items["2"].kind == "photo" and not items["2"].media_urls
+    assert items["2"].page_path.startswith("/@photos/photo/")
     assert items["3"].kind == "ad" and not items["3"].downloadable
     assert items["4"].kind == "live" and not items["4"].downloadable
     assert items["5"].private and not items["5"].downloadable

@@ -9,8 +9,10 @@ import stat
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
+from typing import Callable
 
 import pytest
 from sqlalchemy import create_engine, select, text
@@ -19,6 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from tiktok_corpus.config import Settings
 from tiktok_corpus.crawl import CrawlOptions, crawl
 from tiktok_corpus.replica import Replica, ReplicaConfig
+from tiktok_corpus.store.crawl import CORPUS_LOCK_KEY
 from tiktok_corpus.store.db import open_store, upgrade_database
 from tiktok_corpus.store.models import CrawlRun, MediaFile, RelatedEdge, StatsSnapshot, Video
 from tiktok_corpus.tiktok.browser import BlockPolicy
@@ -94,16 +97,26 @@ def test_crawl_reaches_target_with_paper_structure(replica, tmp_path):
     assert run.status == "target_reached" and run.counts["expansions"] == summary.expansions
 
 
-def video_rows(db_url: str) -> int:
-    """Rows in ``videos`` right now (0 before the schema exists), read without the schema gate."""
+def video_rows(db_url: str, where: str = "1 = 1") -> int:
+    """Rows in ``videos`` matching ``where`` right now (0 before the schema exists), read without the schema gate."""
     engine = create_engine(db_url)
     try:
         with engine.connect() as conn:
-            return conn.execute(text("SELECT count(*) FROM videos")).scalar() or 0
+            return conn.execute(text(f"SELECT count(*) FROM videos WHERE {where}")).scalar() or 0
     except DBAPIError:
         return 0
     finally:
         engine.dispose()
+
+
+def wait_for(condition: Callable[[], bool], what: str, *procs: subprocess.Popen, timeout_s: float = 120) -> None:
+    """Poll a state until it holds; fail at once if one of ``procs`` ends first, or at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        ended = [proc.args for proc in procs if proc.poll() is not None]
+        assert not ended, f"a crawl ended before {what}: {ended}"
+        assert time.monotonic() < deadline, f"no {what} within {timeout_s}s"
+        time.sleep(0.02)
 
 
 def test_resumes_after_sigkill_without_duplicates(replica, tmp_path):
@@ -111,10 +124,11 @@ def test_resumes_after_sigkill_without_duplicates(replica, tmp_path):
     command = crawl_command(replica.base_url, db_url, tmp_path / "data", "--workers", "2")
     rng = random.Random(4)
     killed_at = []
-    for kill_after in sorted(rng.sample(range(SEEDS, TARGET - 2), 3)):
+    # 30 videos from 5 seeds at fanout 3 take at least 9 expansions: every threshold comes before the end.
+    for kill_after in sorted(rng.sample(range(1, 9), 3)):
         proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        while proc.poll() is None and video_rows(db_url) < kill_after:
-            time.sleep(rng.uniform(0.01, 0.1))
+        wait_for(lambda: proc.poll() is not None or video_rows(db_url, "expand_status = 'expanded'") >= kill_after,
+                 f"{kill_after} expanded parents")
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         killed_at.append(video_rows(db_url))
@@ -124,15 +138,46 @@ def test_resumes_after_sigkill_without_duplicates(replica, tmp_path):
     assert_corpus_shape(db_url)
 
 
+def corpus_lock_waiters(conn, application_name: str) -> int:
+    """Crawl processes (their connections tagged ``application_name``) now waiting for the corpus lock."""
+    return conn.execute(text(
+        "SELECT count(DISTINCT l.pid) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+        "WHERE l.locktype = 'advisory' AND NOT l.granted AND a.application_name = :name"),
+        {"name": application_name}).scalar()
+
+
 def test_two_processes_on_one_postgres_share_the_frontier(replica, pg_url, tmp_path):
+    """Both processes take part by construction, not by pacing: once the first one is expanding, the
+    test holds the corpus lock, so no expansion lands until the second one also has one in hand."""
     upgrade_database(Settings(db_url=pg_url, data_dir=tmp_path))
-    # Paced so the crawl outlasts either process's browser start-up: the test is about sharing, not speed.
-    paced = ("--seed", "1", "--delay", "0.3", "--in-flight", "1")
-    procs = [subprocess.Popen(crawl_command(replica.base_url, pg_url, tmp_path / f"data{i}", *paced),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
-    for proc in procs:
-        out, err = proc.communicate(timeout=240)
-        assert proc.returncode == 0, err
+    tag = f"crawl_share_{uuid.uuid4().hex[:8]}"
+    tagged_url = f"{pg_url}&application_name={tag}"
+    procs: list[subprocess.Popen] = []
+
+    def start(i: int) -> subprocess.Popen:
+        command = crawl_command(replica.base_url, tagged_url, tmp_path / f"data{i}", "--seed", "1", "--in-flight", "1")
+        with (tmp_path / f"err{i}").open("w") as err:
+            procs.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err))
+        return procs[-1]
+
+    gate_engine = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    try:
+        with gate_engine.connect() as gate:
+            first = start(0)
+            wait_for(lambda: video_rows(pg_url, "expand_status = 'expanded'") >= 1, "first expansion", first)
+            gate.execute(text("SELECT pg_advisory_lock(:key)"), {"key": CORPUS_LOCK_KEY})
+            second = start(1)
+            wait_for(lambda: corpus_lock_waiters(gate, tag) == 2, "expansion in hand in both processes",
+                     first, second)
+            gate.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": CORPUS_LOCK_KEY})
+        for i, proc in enumerate(procs):
+            assert proc.wait(timeout=240) == 0, (tmp_path / f"err{i}").read_text()
+    finally:
+        gate_engine.dispose()
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     videos = assert_corpus_shape(pg_url)
     expanded = [v for v in videos.values() if v.expand_status == "expanded"]
     assert all(v.expand_attempts == 1 for v in expanded), "a video was expanded twice"

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import func, select
 
 from tiktok_corpus.config import Settings
-from tiktok_corpus.crawl import (claim_parents, expand_order_key, frontier_state, record_expansion,
-                                 record_seeds)
+from tiktok_corpus.store.crawl import (claim_parents, expand_order_key, frontier_state, record_expansion,
+                                       record_seeds)
 from tiktok_corpus.store.db import open_store
 from tiktok_corpus.store.models import (Author, Hashtag, RelatedEdge, StatsSnapshot, Video,
                                         VideoHashtag)
@@ -118,7 +118,7 @@ def test_failed_expansion_transaction_leaves_nothing_behind(any_store):
 
 def _fail_midway(store, parent):
     """SQLite does not enforce VARCHAR lengths, so break the transaction after its writes instead."""
-    from tiktok_corpus.crawl import record_sightings
+    from tiktok_corpus.store.crawl import record_sightings
     with store.transaction() as session:
         record_sightings(session, listing(30).items, source="related", parent_id=parent, depth=1, run_id=None,
                          seed=0, max_new=5, max_videos=10)

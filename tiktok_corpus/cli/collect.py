@@ -42,7 +42,7 @@ def crawl(ctx: typer.Context,
     with LiveCrawlDisplay(err_console) as display:
         summary = run_crawl(settings, options, progress=display)
     if as_json:
-        typer.echo(json.dumps(summary.as_dict(), sort_keys=True, default=str))
+        typer.echo(json.dumps(summary.to_dict(), sort_keys=True, default=str))
         return
     for line in crawl_summary_lines(summary):
         console.print(line, highlight=False)

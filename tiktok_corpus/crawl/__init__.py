@@ -1,0 +1,22 @@
+"""Discovery, the way the paper built its corpus: For You seeds, then related-video expansion.
+
+The frontier is the ``videos`` table: a video waits in ``expand_status = pending`` until a worker
+claims it, fetches its related list and, in ONE transaction, adds up to ``fanout`` new videos, records
+an edge (with rank) to every related video in the corpus, appends a stats snapshot per sighting and
+marks the parent ``expanded``. A crawl killed at any moment therefore resumes where it stopped, and
+several processes on one Postgres share the work through row claims.
+
+``random`` expands in ``expand_order`` (a seeded hash of the id): the smallest key among the pending
+rows is a uniformly random pick, and the order is the same in every process and after a restart.
+``bfs`` expands by depth, then discovery time.
+
+* :mod:`.options` - what a crawl is asked to do and what it reports;
+* :mod:`.run` - the crawl itself: browser sessions, the expansion loops, the run's bookkeeping;
+* :mod:`tiktok_corpus.store.crawl` - every statement the crawl runs (sightings, claims, counts, runs).
+"""
+
+from ..store.crawl import expand_order_key
+from .options import CrawlCounters, CrawlOptions, CrawlProgress, CrawlSummary
+from .run import crawl, crawl_async
+
+__all__ = ["CrawlCounters", "CrawlOptions", "CrawlProgress", "CrawlSummary", "crawl", "crawl_async", "expand_order_key"]

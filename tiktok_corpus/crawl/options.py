@@ -1,0 +1,89 @@
+"""What a crawl is asked to do (:class:`CrawlOptions`) and what it reports while it runs and at the end."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from ..config import described
+from ..errors import ConfigError
+from ..store.crawl import FRONTIER_ORDERS
+
+STRATEGIES = tuple(FRONTIER_ORDERS)
+
+
+@dataclass(frozen=True)
+class CrawlOptions:
+    """One crawl's parameters; the defaults are the paper's method, paced for the real site."""
+
+    seeds: int = described(25, "Distinct For You videos to start from.")
+    fanout: int = described(5, "New related videos added per expansion.")
+    max_videos: int = described(7522, "Stop once the corpus holds this many videos.")
+    strategy: str = described("random", "Frontier policy: random | bfs.")
+    workers: int = described(1, "Browser workers in this process.")
+    delay_s: float = described(2.0, "Politeness delay per worker (s, jittered): conservative for the real site.")
+    max_rate: float | None = described(1.0, "Requests per second across all workers of this process "
+                                       "(0: no cap).")
+    download: bool = described(True, "Download files while discovering.")
+    headful: bool = described(False, "Show the browser (solve a captcha).")
+    seed: int = described(0, "RNG seed of the frontier policy.")
+    related_count: int = 16
+    # Related-list fetches each worker page keeps in flight: hides the answer latency, while the
+    # per-worker delay still spaces their starts (see WorkerSession.fetch_text).
+    in_flight: int = described(4, "Related-list fetches each worker keeps running at once (still paced "
+                               "by --delay and --max-rate).")
+
+    def validate(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"unknown --strategy {self.strategy!r}: use one of {', '.join(STRATEGIES)}")
+        for name in ("seeds", "fanout", "max_videos", "workers", "in_flight"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.seeds > self.max_videos:
+            raise ConfigError("--seeds cannot exceed --max-videos")
+        if self.delay_s < 0 or (self.max_rate or 0) < 0:
+            raise ConfigError("--delay and --max-rate cannot be negative")
+
+
+@dataclass
+class CrawlCounters:
+    """What the live display shows and the summary reports (this process only, except ``videos``)."""
+
+    videos: int = 0          # video items in the corpus (all processes)
+    target: int = 0
+    new_items: int = 0
+    expansions: int = 0
+    edges: int = 0
+    snapshots: int = 0
+    blocks: int = 0
+    downloaded: int = 0
+    errors: Counter = field(default_factory=Counter)
+
+
+@dataclass
+class CrawlSummary:
+    run_id: int
+    status: str  # target_reached | frontier_exhausted | blocked
+    videos: int
+    target: int
+    seeds: int
+    new_items: int
+    expansions: int
+    edges: int
+    snapshots: int
+    blocks: int
+    block_kinds: dict[str, int]
+    errors: dict[str, int]
+    recycles: int
+    elapsed_s: float
+    videos_per_s: float
+    downloads: dict[str, Any] | None = None
+    message: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class CrawlProgress(Protocol):
+    def update(self, counters: CrawlCounters) -> None: ...

@@ -1,0 +1,263 @@
+"""One process's crawl: For You seeds, then ``workers`` x ``in_flight`` expansion loops sharing one
+browser, with the download stage running alongside when asked.
+
+The pages' fetches run on the event loop. Every database call of the expansion loops (claims, the
+frontier check, the expansion writes) and the live count of downloaded files go, in order, to one
+database thread, so a transaction in progress never holds up the pages (the downloader does the same).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections import deque
+from dataclasses import asdict
+from typing import Any
+
+from playwright.async_api import async_playwright
+
+from ..config import Settings
+from ..errors import BlockedError, ContractError, PersistentlyBlocked
+from ..store import queue
+from ..store.crawl import (Sighting, claim_parents, corpus_video_count, downloaded_count, end_run, fail_parent,
+                           frontier_state, record_expansion, record_seeds, seed_count, start_run)
+from ..store.db import Store, open_store
+from ..store.thread import DatabaseThread
+from ..tiktok.browser import (BlockMonitor, BlockPolicy, Pacer, WorkerSession, default_user_agent,
+                              launch_browser)
+from ..tiktok.contract import ItemList
+from ..tiktok.session_files import session_dir
+from .options import CrawlCounters, CrawlOptions, CrawlProgress, CrawlSummary
+
+IDLE_POLL_S = 0.5
+PUBLISH_EVERY_S = 0.25  # the live display needs no more, and downloads are counted with a query
+
+
+class _Crawl:
+    """One process's crawl: seeds, then ``workers`` expansion loops sharing one browser."""
+
+    def __init__(self, store: Store, settings: Settings, options: CrawlOptions, *,
+                 policy: BlockPolicy, progress: CrawlProgress | None, rng: random.Random) -> None:
+        self.store = store
+        self.settings = settings
+        self.options = options
+        self.progress = progress
+        self.monitor = BlockMonitor(policy)
+        self.policy = policy
+        self.pacer = Pacer(options.delay_s, options.max_rate or None, rng)
+        self.counters = CrawlCounters(target=options.max_videos)
+        self.run_id = 0
+        self.sessions: list[WorkerSession] = []
+        self.done = asyncio.Event()
+        self._published_at = 0.0
+        # Parents a worker has claimed (one claim per ``in_flight`` of them) but not yet started.
+        self._claimed: dict[str, deque[str]] = {}
+        self._claiming: dict[str, asyncio.Lock] = {}
+        # The expansion loops' claims, writes and the download count run here, in order, so the event
+        # loop keeps feeding the pages while an expansion is recorded.
+        self._db = DatabaseThread("crawl")
+        self._download_follow = asyncio.Event()
+        self._download_counting: asyncio.Task | None = None
+
+    def _publish(self, *, force: bool = False) -> None:
+        """Hand the counters to the display, at most every ``PUBLISH_EVERY_S``; no query of its own."""
+        if not force and time.monotonic() - self._published_at < PUBLISH_EVERY_S:
+            return
+        self._published_at = time.monotonic()
+        self.counters.blocks = self.monitor.total
+        if self.progress is not None:
+            self.progress.update(self.counters)
+
+    def _count(self, sighting: Sighting) -> None:
+        self.counters.new_items += len(sighting.new)
+        self.counters.snapshots += len(sighting.in_corpus)
+        self.counters.videos = sighting.videos  # counted inside the write's lock: current for all processes
+
+    async def collect_seeds(self, session: WorkerSession) -> None:
+        options = self.options
+
+        def take(batch: ItemList) -> bool:
+            sighting = record_seeds(self.store, batch, seeds=options.seeds, max_videos=options.max_videos,
+                                    run_id=self.run_id, seed=options.seed)
+            self._count(sighting)
+            self._publish()
+            return seed_count(self.store) >= options.seeds
+
+        if seed_count(self.store) < options.seeds:
+            await session.recommended(take)
+
+    async def expand_loop(self, session: WorkerSession) -> None:
+        """One of a worker page's ``in_flight`` loops: claim a parent, fetch its related list, record it.
+
+        The video count comes from the last expansion's own transaction; another process's additions
+        show up there too, so the loop stops at the target without a count query per round.
+        """
+        options = self.options
+        worker = queue.worker_name(session.name)
+        while not self.done.is_set():
+            self._publish()
+            if self.counters.videos >= options.max_videos:
+                self.done.set()
+                return
+            parent_id = await self._next_parent(session.name, worker)
+            if parent_id is None:
+                pending, claimed = await self._db(frontier_state, self.store)
+                if not pending and not claimed:
+                    self.done.set()
+                    return
+                await asyncio.sleep(IDLE_POLL_S)  # another worker's expansion may still add videos
+                continue
+            await self._expand(session, parent_id)
+
+    async def _next_parent(self, name: str, worker: str) -> str | None:
+        """A parent for one of the worker's loops; one claim refills for all of them.
+
+        The claimed ids enter the worker's deque on the database thread, in the claim's own call, so a
+        loop cancelled while waiting still leaves them where ``_release_unstarted`` gives them back.
+        """
+        claimed = self._claimed.setdefault(name, deque())
+        async with self._claiming.setdefault(name, asyncio.Lock()):
+            if not claimed:
+                await self._db(lambda: claimed.extend(
+                    claim_parents(self.store, self.options.strategy, worker, self.options.in_flight)))
+        return claimed.popleft() if claimed else None
+
+    def _release_unstarted(self) -> None:
+        queue.release(self.store, "expand", [parent for claimed in self._claimed.values() for parent in claimed])
+        self._claimed.clear()
+
+    async def _expand(self, session: WorkerSession, parent_id: str) -> None:
+        try:
+            related = await session.related(parent_id, self.options.related_count)
+        except BlockedError:
+            # The block is about us, not the video: it goes back to the frontier for a later try.
+            await self._db(queue.release, self.store, "expand", [parent_id])
+            self.counters.errors["blocked"] += 1
+            return
+        except ContractError as exc:
+            await self._db(fail_parent, self.store, parent_id, exc.kind, exc.message)
+            self.counters.errors[exc.kind] += 1
+            return
+        except BaseException:
+            queue.release(self.store, "expand", [parent_id])
+            raise
+        sighting = await self._db(record_expansion, self.store, parent_id, related, fanout=self.options.fanout,
+                                  max_videos=self.options.max_videos, run_id=self.run_id, seed=self.options.seed)
+        self._count(sighting)
+        self.counters.expansions += 1
+        self.counters.edges += len(sighting.in_corpus)
+
+    async def run(self) -> CrawlSummary:
+        options, started = self.options, time.monotonic()
+        queue.reclaim_dead_local(self.store, "expand")
+        self.run_id = start_run(self.store, asdict(options) | {"base_url": self.settings.base_url})
+        status, message, downloads = "running", None, None
+        async with async_playwright() as playwright:
+            browser = await launch_browser(playwright, self.settings, headful=options.headful)
+            try:
+                user_agent = await default_user_agent(browser)
+                self.sessions = [WorkerSession(browser, self.settings.base_url, policy=self.policy,
+                                               monitor=self.monitor, pacer=self.pacer, user_agent=user_agent,
+                                               name=f"w{i}") for i in range(options.workers)]
+                first, download_task = self.sessions[0], None
+                try:
+                    await first.start()
+                    await first.save_session(session_dir(self.settings))
+                    download_task = await self._start_downloads(first, user_agent)
+                    await asyncio.gather(self.collect_seeds(first), *(s.start() for s in self.sessions[1:]))
+                    self.counters.videos = corpus_video_count(self.store)
+                    await asyncio.gather(*(self.expand_loop(s) for s in self.sessions
+                                           for _ in range(options.in_flight)))
+                    videos = corpus_video_count(self.store)
+                    status = "target_reached" if videos >= options.max_videos else "frontier_exhausted"
+                except PersistentlyBlocked as exc:
+                    status, message = "blocked", exc.message
+                except BlockedError as exc:  # a session never got past the blocks in its retries
+                    status, message = "blocked", f"persistently blocked: {exc.message}"
+                finally:
+                    self.done.set()
+                    await self._db(self._release_unstarted)  # after the writes queued before it
+                    if download_task is not None:
+                        downloads = await self._finish_downloads(download_task)
+                    if first.context is not None:
+                        await first.save_session(session_dir(self.settings))
+            except BaseException:
+                end_run(self.store, self.run_id, "failed", asdict(self.counters))
+                raise
+            finally:
+                self._db.shutdown()
+                for session in self.sessions:
+                    await session.close()
+                await browser.close()
+        return self._summarise(status, message, downloads, time.monotonic() - started)
+
+    async def _start_downloads(self, session: WorkerSession, user_agent: str) -> asyncio.Task | None:
+        if not self.options.download:
+            return None
+        from ..download import download_pending  # the download stage, run alongside discovery
+
+        cookies = await session.cookies()
+        self._download_counting = asyncio.create_task(self._count_downloads())
+        return asyncio.create_task(download_pending(self.store, self.settings, cookies=cookies,
+                                                    user_agent=user_agent, follow=self._download_follow))
+
+    async def _count_downloads(self) -> None:
+        """Keep the display's download count current. It is a query, so it runs on the database thread,
+        from this loop of its own: neither the pages nor an expansion loop wait for it."""
+        while not self.done.is_set():
+            self.counters.downloaded = await self._db(downloaded_count, self.store)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.done.wait(), PUBLISH_EVERY_S)
+
+    async def _finish_downloads(self, task: asyncio.Task) -> dict[str, Any]:
+        """Discovery is over: the download stage drains what is pending, then reports."""
+        self._download_follow.set()
+        if self._download_counting is not None:
+            await self._download_counting
+        return (await task).to_dict()
+
+    def _summarise(self, status: str, message: str | None, downloads, elapsed: float) -> CrawlSummary:
+        counters = self.counters
+        counters.videos = corpus_video_count(self.store)
+        if self.options.download:
+            counters.downloaded = downloaded_count(self.store)  # the downloads are over: the final count
+        self._publish(force=True)
+        summary = CrawlSummary(
+            run_id=self.run_id, status=status, videos=counters.videos, target=counters.target,
+            seeds=seed_count(self.store), new_items=counters.new_items, expansions=counters.expansions,
+            edges=counters.edges, snapshots=counters.snapshots, blocks=counters.blocks,
+            block_kinds=dict(self.monitor.kinds), errors=dict(counters.errors),
+            recycles=sum(s.recycles for s in self.sessions), elapsed_s=round(elapsed, 3),
+            videos_per_s=round(counters.new_items / elapsed, 3) if elapsed else 0.0,
+            downloads=downloads, message=message)
+        end_run(self.store, self.run_id, status, {k: v for k, v in summary.to_dict().items()
+                                                  if k not in ("message",)})
+        return summary
+
+
+async def crawl_async(store: Store, settings: Settings, options: CrawlOptions, *,
+                      policy: BlockPolicy | None = None, progress: CrawlProgress | None = None,
+                      rng: random.Random | None = None) -> CrawlSummary:
+    """Run (or resume) a crawl in the running event loop; returns its summary.
+
+    Raises :class:`PersistentlyBlocked` only through :func:`crawl`; here a blocked run ends with
+    ``status == "blocked"`` so callers can still read its counts.
+    """
+    options.validate()
+    crawl = _Crawl(store, settings, options, policy=policy or BlockPolicy(), progress=progress,
+                   rng=rng or random.Random(options.seed))
+    return await crawl.run()
+
+
+def crawl(settings: Settings, options: CrawlOptions, *, progress: CrawlProgress | None = None,
+          policy: BlockPolicy | None = None) -> CrawlSummary:
+    """``corpus crawl``: open the store, crawl, close; a persistently blocked run raises
+    :class:`PersistentlyBlocked` (exit code 3) after its summary is saved in ``crawl_runs``."""
+    options.validate()
+    with open_store(settings) as store:
+        summary = asyncio.run(crawl_async(store, settings, options, policy=policy, progress=progress))
+    if summary.status == "blocked":
+        raise PersistentlyBlocked(summary.message or "persistently blocked")
+    return summary
