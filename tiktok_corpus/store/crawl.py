@@ -182,7 +182,8 @@ def record_sightings(session: Session, items: Sequence[ItemRecord], *, source: s
     known = set(session.connection().scalars(select(_VIDEOS.c.id).where(_VIDEOS.c.id.in_([i.id for i in unique]))))
     videos = _video_count(session)
     room = max_videos - videos
-    seen, new = [], []
+    seen: list[ItemRecord] = []
+    new: list[ItemRecord] = []
     for item in unique:
         if item.id not in known:
             counts_toward_target = _stored_kind(item) == "video"
@@ -255,7 +256,7 @@ def fail_parent(store: Store, parent_id: str, error_kind: str, error: str) -> No
 def frontier_state(store: Store) -> tuple[int, int]:
     """(pending, claimed) expandable rows, across every process."""
     with store.sessions() as session:
-        rows = dict(session.execute(select(Video.expand_status, func.count())
+        rows: dict[str, int] = dict(session.execute(select(Video.expand_status, func.count())
                                     .where(Video.expand_status.in_(["pending", "claimed"]))
                                     .group_by(Video.expand_status)).all())
     return rows.get("pending", 0), rows.get("claimed", 0)
