@@ -67,8 +67,10 @@ def measure(label: str, url: str, rows: int, batch: int) -> None:
         queue = rows_per_s_queue(store, batch)
     finally:
         store.dispose()
-    print(f"{label:9s} baseline (bare UPDATE/row) {baseline:8.0f} rows/s | claim(batch={batch})+finish "
-          f"{queue:8.0f} rows/s | ratio {queue / baseline:.2f}")
+    print(
+        f"{label:9s} baseline (bare UPDATE/row) {baseline:8.0f} rows/s | claim(batch={batch})+finish "
+        f"{queue:8.0f} rows/s | ratio {queue / baseline:.2f}"
+    )
 
 
 def main() -> None:

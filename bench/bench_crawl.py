@@ -29,14 +29,13 @@ from pathlib import Path
 
 import httpx
 import psutil
+from _replica import served_replica  # bench/ is the script's directory
 
 from tiktok_corpus.config import Settings
 from tiktok_corpus.crawl import CrawlCounters, CrawlOptions, crawl_async
 from tiktok_corpus.errors import ContractError
 from tiktok_corpus.store.db import open_store
 from tiktok_corpus.tiktok.contract import parse_item_list, recommend_api_path, related_api_path
-
-from _replica import served_replica  # bench/ is the script's directory
 
 SEEDS, FANOUT, WORKERS, IN_FLIGHT = 25, 5, 4, CrawlOptions().in_flight
 
@@ -148,8 +147,17 @@ async def browser_discovery(base_url: str, data_dir: Path, **overrides) -> tuple
     store = open_store(settings)
     clock = ExpansionClock()
     try:
-        options = CrawlOptions(**{"seeds": SEEDS, "fanout": FANOUT, "workers": WORKERS, "delay_s": 0.0,
-                                  "max_rate": None, "download": False} | overrides)
+        options = CrawlOptions(
+            **{
+                "seeds": SEEDS,
+                "fanout": FANOUT,
+                "workers": WORKERS,
+                "delay_s": 0.0,
+                "max_rate": None,
+                "download": False,
+            }
+            | overrides
+        )
         started = time.perf_counter()
         summary = await crawl_async(store, settings, options, progress=clock)
         ended = time.perf_counter()
@@ -163,10 +171,12 @@ def throughput(base_url: str, target: int, tmp: Path, run: int) -> None:
     limit = asyncio.run(direct_discovery(base_url, target, WORKERS * IN_FLIGHT))
     crawler, elapsed, steady = asyncio.run(browser_discovery(base_url, tmp / f"t{run}", max_videos=target))
     load = os.getloadavg()[0]
-    print(f"run {run}  baseline httpx, {WORKERS * IN_FLIGHT} in flight: {limit:6.1f} videos/s | "
-          f"crawl --workers {WORKERS}: {crawler:6.1f} videos/s in {elapsed:.1f}s incl. start-up, "
-          f"ratio {crawler / limit:.3f} (goal >= 0.5) | once expanding: {steady:6.1f} videos/s, "
-          f"ratio {steady / limit:.3f} | load {load:.1f}")
+    print(
+        f"run {run}  baseline httpx, {WORKERS * IN_FLIGHT} in flight: {limit:6.1f} videos/s | "
+        f"crawl --workers {WORKERS}: {crawler:6.1f} videos/s in {elapsed:.1f}s incl. start-up, "
+        f"ratio {crawler / limit:.3f} (goal >= 0.5) | once expanding: {steady:6.1f} videos/s, "
+        f"ratio {steady / limit:.3f} | load {load:.1f}"
+    )
 
 
 def memory(base_url: str, replica_pid: int, videos: int, minutes: float, tmp: Path) -> None:
@@ -177,16 +187,20 @@ def memory(base_url: str, replica_pid: int, videos: int, minutes: float, tmp: Pa
 
     async def timed() -> None:
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(browser_discovery(base_url, tmp / "m", max_videos=videos,
-                                                     max_rate=videos / seconds), seconds + 5)
+            await asyncio.wait_for(
+                browser_discovery(base_url, tmp / "m", max_videos=videos, max_rate=videos / seconds), seconds + 5
+            )
+
     asyncio.run(timed())
     sampler.stop.set()
     sampler.join()
     end = sampler.samples[-1][0]
     first, last = sampler.at(60), sampler.at(min(seconds, end))
     peak = max(rss for _, rss in sampler.samples)
-    print(f"memory  minute 1: {first / 2**20:6.0f} MiB   minute {min(seconds, end) / 60:.1f}: "
-          f"{last / 2**20:6.0f} MiB   peak {peak / 2**20:6.0f} MiB   ratio {last / first:.3f} (goal <= 1.2)")
+    print(
+        f"memory  minute 1: {first / 2**20:6.0f} MiB   minute {min(seconds, end) / 60:.1f}: "
+        f"{last / 2**20:6.0f} MiB   peak {peak / 2**20:6.0f} MiB   ratio {last / first:.3f} (goal <= 1.2)"
+    )
 
 
 def main() -> None:
@@ -196,8 +210,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2, help="throughput runs (the machine may be shared)")
     parser.add_argument("--memory-minutes", type=float, default=0, help="also run a memory test this long")
     args = parser.parse_args()
-    with served_replica(args.videos, media=False) as (base_url, replica_pid), \
-            tempfile.TemporaryDirectory() as tmp:
+    with served_replica(args.videos, media=False) as (base_url, replica_pid), tempfile.TemporaryDirectory() as tmp:
         for run in range(1, args.repeat + 1):
             throughput(base_url, args.target, Path(tmp), run)
         if args.memory_minutes:

@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 
 import httpx
+from _replica import served_replica  # bench/ is the script's directory
 
 from tiktok_corpus.config import Settings
 from tiktok_corpus.download import DownloadOptions, download_pending
@@ -43,8 +44,6 @@ from tiktok_corpus.replica.catalog import build_catalog
 from tiktok_corpus.store.db import open_store
 from tiktok_corpus.store.models import Video
 from tiktok_corpus.tiktok.contract import ItemRecord, detail_api_path, media_urls_json, parse_item_detail
-
-from _replica import served_replica  # bench/ is the script's directory
 
 CATALOG_SEED = 11
 
@@ -85,8 +84,11 @@ def ytdlp_per_file(urls: list[str], cookies: httpx.Cookies, out_dir: Path) -> in
     total = 0
     for index, url in enumerate(urls):
         target = out_dir / f"{index}.mp4"
-        subprocess.run([sys.executable, "-m", "yt_dlp", "-q", "--no-progress", "--cookies", jar.filename,
-                        "-o", str(target), url], check=True, timeout=120)
+        subprocess.run(
+            [sys.executable, "-m", "yt_dlp", "-q", "--no-progress", "--cookies", jar.filename, "-o", str(target), url],
+            check=True,
+            timeout=120,
+        )
         total += target.stat().st_size
     return total
 
@@ -97,12 +99,19 @@ def ours(base_url: str, records: list[ItemRecord], data_dir: Path, concurrency: 
     store = open_store(settings)
     with store.transaction() as session:
         for record in records:
-            session.add(Video(id=record.id, item_kind="video", declared_size=record.size,
-                              media_urls=media_urls_json(record.media_urls)))
+            session.add(
+                Video(
+                    id=record.id,
+                    item_kind="video",
+                    declared_size=record.size,
+                    media_urls=media_urls_json(record.media_urls),
+                )
+            )
     try:
         started, cpu_started = time.perf_counter(), cpu_seconds()
-        summary = asyncio.run(download_pending(store, settings, concurrency=concurrency,
-                                               options=DownloadOptions(per_host=concurrency)))
+        summary = asyncio.run(
+            download_pending(store, settings, concurrency=concurrency, options=DownloadOptions(per_host=concurrency))
+        )
         seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu_started
     finally:
         store.dispose()
@@ -128,8 +137,11 @@ def report(label: str, runs: list[tuple[int, float, float]], files: int) -> floa
     """Print the median run; returns its MB/s."""
     size, seconds, cpu = sorted(runs, key=lambda run: run[1])[len(runs) // 2]
     spread = ", ".join(f"{run[1]:.2f}" for run in runs)
-    print(f"  {label:<32} {size / 1e6:6.1f} MB in {seconds:6.2f} s = {size / 1e6 / seconds:7.1f} MB/s, "
-          f"CPU {1000 * cpu / files:5.1f} ms/file  (runs: {spread} s)", flush=True)
+    print(
+        f"  {label:<32} {size / 1e6:6.1f} MB in {seconds:6.2f} s = {size / 1e6 / seconds:7.1f} MB/s, "
+        f"CPU {1000 * cpu / files:5.1f} ms/file  (runs: {spread} s)",
+        flush=True,
+    )
     return size / 1e6 / seconds
 
 
@@ -148,7 +160,7 @@ def main() -> None:
     catalog_size = int(args.files * 1.25) + 20  # photo/private/deleted posts are not downloadable
     print(f"building the replica ({catalog_size} posts; media cached after the first run)...", flush=True)
     with served_replica(catalog_size, CATALOG_SEED) as (base_url, _), tempfile.TemporaryDirectory() as tmp:
-        ids = [v.id for v in build_catalog(catalog_size, CATALOG_SEED).videos if v.kind == "video"][:args.files]
+        ids = [v.id for v in build_catalog(catalog_size, CATALOG_SEED).videos if v.kind == "video"][: args.files]
         records = fetch_items(base_url, ids)
         urls = [record.media_urls[0].url for record in records]
         cookies = chain_cookies(base_url)
@@ -162,9 +174,12 @@ def main() -> None:
             our_runs.append(ours(base_url, records, work / f"data{round_no}", args.concurrency))
         limit = report("limit (plain httpx loop)", limit_runs, len(urls))
         candidate = report("download_pending", our_runs, len(urls))
-        sample = urls[:args.ytdlp_files]
-        ytdlp = report(f"yt-dlp per file ({len(sample)} files)",
-                       [timed(lambda: ytdlp_per_file(sample, cookies, work / "ytdlp"))], len(sample))
+        sample = urls[: args.ytdlp_files]
+        ytdlp = report(
+            f"yt-dlp per file ({len(sample)} files)",
+            [timed(lambda: ytdlp_per_file(sample, cookies, work / "ytdlp"))],
+            len(sample),
+        )
     print(load())
     print(f"download_pending / limit           = {candidate / limit:5.2f}x  (goal >= 0.8x)")
     print(f"download_pending / yt-dlp per file = {candidate / ytdlp:5.2f}x  (goal >= 5x)")

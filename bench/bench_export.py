@@ -13,7 +13,7 @@ import argparse
 import shutil
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +23,7 @@ from tiktok_corpus.export import ExportOptions, run_export
 from tiktok_corpus.store.db import open_store
 
 MAX_RATIO = 12.0
-T0 = datetime(2024, 5, 1, tzinfo=timezone.utc)
+T0 = datetime(2024, 5, 1, tzinfo=UTC)
 
 
 def _stamp(moment: datetime) -> str:
@@ -42,27 +42,44 @@ def build_corpus(settings: Settings, n: int, seed: int = 0) -> None:
     try:
         cur = raw.cursor()
         cur.execute("BEGIN")
-        cur.executemany("INSERT INTO authors (id, unique_id, follower_count, updated_at) VALUES (?, ?, ?, ?)",
-                        ((f"a{a}", f"user{a}", int(a) * 7, _stamp(T0)) for a in range(max(n // 20, 1))))
         cur.executemany(
-            "INSERT INTO videos (id, author_id, \"desc\", create_time, item_kind, download_status, probe_status, "
+            "INSERT INTO authors (id, unique_id, follower_count, updated_at) VALUES (?, ?, ?, ?)",
+            ((f"a{a}", f"user{a}", int(a) * 7, _stamp(T0)) for a in range(max(n // 20, 1))),
+        )
+        cur.executemany(
+            'INSERT INTO videos (id, author_id, "desc", create_time, item_kind, download_status, probe_status, '
             "first_seen_at, last_seen_at, depth) VALUES (?, ?, ?, ?, 'video', 'downloaded', 'valid', ?, ?, ?)",
-            ((vid, f"a{a}", f"video {vid} #tag{a % 50}", 1_700_000_000 + i, _stamp(T0), _stamp(T0), i % 6)
-             for i, (vid, a) in enumerate(zip(ids, authors))))
+            (
+                (vid, f"a{a}", f"video {vid} #tag{a % 50}", 1_700_000_000 + i, _stamp(T0), _stamp(T0), i % 6)
+                for i, (vid, a) in enumerate(zip(ids, authors))
+            ),
+        )
         cur.executemany(
             "INSERT INTO media_files (video_id, path, size_bytes, sha256, downloaded_at, width, height, avg_fps, "
             "duration_s, frame_count, has_audio) VALUES (?, ?, 1000, ?, ?, 576, 1024, 30.0, ?, ?, 1)",
-            ((vid, f"media/{vid}.mp4", "ab" * 32, _stamp(T0), float(f) / 30.0, int(f))
-             for vid, f in zip(ids, frames)))
+            ((vid, f"media/{vid}.mp4", "ab" * 32, _stamp(T0), float(f) / 30.0, int(f)) for vid, f in zip(ids, frames)),
+        )
         for day, scale in ((1, 0.5), (0, 1.0)):  # an older snapshot, then the latest
             cur.executemany(
                 "INSERT INTO stats_snapshots (video_id, captured_at, play_count, like_count, comment_count, "
                 "share_count, collect_count, exact) VALUES (?, ?, ?, ?, ?, ?, 0, 1)",
-                ((vid, _stamp(T0 - timedelta(days=day)), int(c[0] * scale), int(c[1] * scale),
-                  int(c[2] * scale), int(c[3] * scale)) for vid, c in zip(ids, counts)))
+                (
+                    (
+                        vid,
+                        _stamp(T0 - timedelta(days=day)),
+                        int(c[0] * scale),
+                        int(c[1] * scale),
+                        int(c[2] * scale),
+                        int(c[3] * scale),
+                    )
+                    for vid, c in zip(ids, counts)
+                ),
+            )
         cur.executemany("INSERT INTO hashtags (id, name) VALUES (?, ?)", ((t, f"tag{t}") for t in range(50)))
-        cur.executemany("INSERT INTO video_hashtags (video_id, hashtag_id) VALUES (?, ?)",
-                        ((vid, int(a) % 50) for vid, a in zip(ids, authors)))
+        cur.executemany(
+            "INSERT INTO video_hashtags (video_id, hashtag_id) VALUES (?, ?)",
+            ((vid, int(a) % 50) for vid, a in zip(ids, authors)),
+        )
         cur.execute("COMMIT")
     finally:
         raw.close()

@@ -26,14 +26,34 @@ FRAMES, SIZE = 32, 112
 
 def make_original(path: Path, seconds: int, seed: int) -> None:
     """A 576x1024 (9:16), 30 fps, ~1.5 Mbit/s H.264 file: TikTok's usual shape and bitrate."""
-    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi",
-                    "-i", f"testsrc2=s=576x1024:r=30:d={seconds},hue=h={seed * 40},noise=alls=8:allf=t",
-                    "-c:v", "libx264", "-preset", "veryfast", "-b:v", "1500k", "-pix_fmt", "yuv420p",
-                    str(path)], check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc2=s=576x1024:r=30:d={seconds},hue=h={seed * 40},noise=alls=8:allf=t",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-b:v",
+            "1500k",
+            "-pix_fmt",
+            "yuv420p",
+            str(path),
+        ],
+        check=True,
+    )
 
 
 def naive_clip(original: Path, seed: tuple[int, ...]) -> torch.Tensor:
     from torchcodec.decoders import VideoDecoder
+
     decoder = VideoDecoder(str(original), seek_mode="exact")
     start = random_start(len(decoder), FRAMES, seed)
     frames = decoder.get_frames_in_range(start, min(len(decoder), start + FRAMES)).data
@@ -59,8 +79,14 @@ def main() -> None:
         originals = [root / f"{i}.mp4" for i in range(args.videos)]
         for seed, path in enumerate(originals):
             make_original(path, args.seconds, seed)
-        table = pd.DataFrame({"video_id": [p.stem for p in originals], "file": [p.name for p in originals],
-                              "split": "train", "is_viral": 0})
+        table = pd.DataFrame(
+            {
+                "video_id": [p.stem for p in originals],
+                "file": [p.name for p in originals],
+                "split": "train",
+                "is_viral": 0,
+            }
+        )
         export = Export(root, {"label": "binary"}, table)
         started = time.perf_counter()
         proxies = list(build_cache(export, SIZE, progress=False).values())

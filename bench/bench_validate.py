@@ -32,11 +32,22 @@ from tiktok_corpus.validate import run_validate
 
 CACHE = Path(__file__).parent / "results" / "validate-media"
 MASTERS = {
-    "master_30fps_aac.mp4": ["-f", "lavfi", "-i", "testsrc2=size=576x1024:rate=30,noise=alls=8:allf=t",
-                             "-f", "lavfi", "-i", "sine=sample_rate=44100", "-t", "30",
-                             "-c:a", "aac", "-shortest"],
-    "master_25fps.mp4": ["-f", "lavfi", "-i", "testsrc2=size=576x1024:rate=25,noise=alls=10:allf=t",
-                         "-t", "30"],
+    "master_30fps_aac.mp4": [
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=576x1024:rate=30,noise=alls=8:allf=t",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=sample_rate=44100",
+        "-t",
+        "30",
+        "-c:a",
+        "aac",
+        "-shortest",
+    ],
+    "master_25fps.mp4": ["-f", "lavfi", "-i", "testsrc2=size=576x1024:rate=25,noise=alls=10:allf=t", "-t", "30"],
 }
 X264 = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "26", "-pix_fmt", "yuv420p"]
 
@@ -69,9 +80,24 @@ def cpu_seconds() -> float:
 
 
 def count_frames(path: Path) -> int:
-    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-count_frames",
-                          "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", str(path)],
-                         check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-count_frames",
+            "-show_entries",
+            "stream=nb_read_frames",
+            "-of",
+            "csv=p=0",
+            str(path),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     return int(out.strip())
 
 
@@ -83,9 +109,14 @@ def timed_validate(files: list[Path], workers: int | None) -> tuple[float, dict[
             for path in files:
                 session.add(Video(id=path.stem.split("_")[1], download_status="downloaded"))
                 session.flush()
-                session.add(MediaFile(video_id=path.stem.split("_")[1], path=str(path.resolve()),
-                                      size_bytes=path.stat().st_size,
-                                      sha256=hashlib.sha256(path.read_bytes()).hexdigest()))
+                session.add(
+                    MediaFile(
+                        video_id=path.stem.split("_")[1],
+                        path=str(path.resolve()),
+                        size_bytes=path.stat().st_size,
+                        sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+                    )
+                )
         start = time.perf_counter()
         summary = run_validate(settings, workers=workers)
         elapsed = time.perf_counter() - start
@@ -115,15 +146,19 @@ def main() -> int:
 
     mismatches = {name: (truth[name], found.get(name)) for name in truth if found.get(name) != truth[name]}
     print(f"files: {len(files)}, frames: {sum(truth.values())}")
-    print(f"baseline  sequential ffprobe -count_frames: {len(files) / baseline_s:8.1f} files/s "
-          f"({baseline_s:.1f} s)")
-    print(f"candidate run_validate (workers={args.workers or 'cores'}): "
-          f"{len(files) / candidate_s:8.1f} files/s ({candidate_s:.1f} s)")
-    print(f"CPU per file: baseline {1000 * baseline_cpu / len(files):.0f} ms, "
-          f"candidate {1000 * candidate_cpu / len(files):.0f} ms "
-          f"({baseline_cpu / candidate_cpu:.1f}x less CPU)")
-    print(f"ratio: {baseline_s / candidate_s:.1f}x   identical frame counts: "
-          f"{len(files) - len(mismatches)}/{len(files)}")
+    print(f"baseline  sequential ffprobe -count_frames: {len(files) / baseline_s:8.1f} files/s ({baseline_s:.1f} s)")
+    print(
+        f"candidate run_validate (workers={args.workers or 'cores'}): "
+        f"{len(files) / candidate_s:8.1f} files/s ({candidate_s:.1f} s)"
+    )
+    print(
+        f"CPU per file: baseline {1000 * baseline_cpu / len(files):.0f} ms, "
+        f"candidate {1000 * candidate_cpu / len(files):.0f} ms "
+        f"({baseline_cpu / candidate_cpu:.1f}x less CPU)"
+    )
+    print(
+        f"ratio: {baseline_s / candidate_s:.1f}x   identical frame counts: {len(files) - len(mismatches)}/{len(files)}"
+    )
     if mismatches:
         print(f"MISMATCHED frame counts (truth, found): {mismatches}", file=sys.stderr)
         return 1

@@ -48,27 +48,45 @@ def write_export(root: Path, videos: int) -> None:
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 2, videos)
     splits = np.array(["train"] * videos)
-    splits[int(videos * 0.7):int(videos * 0.85)] = "val"
-    splits[int(videos * 0.85):] = "test"
-    table = pd.DataFrame({
-        "video_id": [str(7_000_000_000 + i) for i in range(videos)], "author_id": "1",
-        "author_unique_id": "a", "desc": "", "hashtags": [[] for _ in range(videos)],
-        "follower_count": rng.integers(10, 10**6, videos), "duration_s": 10.0, "fps": 30.0,
-        "frame_count": 300, "width": 576, "height": 1024, "has_audio": True,
-        "file": [f"videos/{i}.mp4" for i in range(videos)], "sha256": "",
-        "virality_score": labels.astype(float), "is_viral": labels, "split": splits})
+    splits[int(videos * 0.7) : int(videos * 0.85)] = "val"
+    splits[int(videos * 0.85) :] = "test"
+    table = pd.DataFrame(
+        {
+            "video_id": [str(7_000_000_000 + i) for i in range(videos)],
+            "author_id": "1",
+            "author_unique_id": "a",
+            "desc": "",
+            "hashtags": [[] for _ in range(videos)],
+            "follower_count": rng.integers(10, 10**6, videos),
+            "duration_s": 10.0,
+            "fps": 30.0,
+            "frame_count": 300,
+            "width": 576,
+            "height": 1024,
+            "has_audio": True,
+            "file": [f"videos/{i}.mp4" for i in range(videos)],
+            "sha256": "",
+            "virality_score": labels.astype(float),
+            "is_viral": labels,
+            "split": splits,
+        }
+    )
     root.mkdir(parents=True)
     table.to_parquet(root / "videos.parquet")
-    (root / "manifest.json").write_text(json.dumps({"label": "binary", "version": 1, "name": "gpu-check",
-                                                    "data_file": "videos.parquet"}))
+    (root / "manifest.json").write_text(
+        json.dumps({"label": "binary", "version": 1, "name": "gpu-check", "data_file": "videos.parquet"})
+    )
 
 
 def sample_gpu(samples: list, stop: threading.Event) -> None:
     if shutil.which("nvidia-smi") is None:
         return
     while not stop.is_set():
-        out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu,memory.used",
-                              "--format=csv,noheader,nounits"], capture_output=True, text=True)
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=utilization.gpu,memory.used", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+        )
         if out.returncode == 0 and out.stdout.strip():
             util, mem = out.stdout.strip().splitlines()[0].split(", ")
             samples.append((float(util), float(mem)))
@@ -89,8 +107,10 @@ def main() -> None:
         sys.exit("no CUDA device: this is a GPU check")
 
     def fake_cache(export, size, cache_root=None, workers=None, progress=True):
-        return {row.video_id: Path(f"/synthetic/{size}px/{row.video_id}_{int(row.is_viral)}")
-                for row in export.table.itertuples(index=False)}
+        return {
+            row.video_id: Path(f"/synthetic/{size}px/{row.video_id}_{int(row.is_viral)}")
+            for row in export.table.itertuples(index=False)
+        }
 
     loop.build_cache = fake_cache
     data.read_clip = plots.read_clip = synthetic_read_clip
@@ -103,9 +123,21 @@ def main() -> None:
         sampler = threading.Thread(target=sample_gpu, args=(samples, stop), daemon=True)
         sampler.start()
         started = time.perf_counter()
-        run = train(TrainConfig(export_dir=export, epochs=args.epochs, frames=args.frames, size=args.size,
-                                batch_size=args.batch_size, device=args.device, amp=args.device == "cuda", workers=args.workers,
-                                patience=args.epochs, out=Path(tmp) / "run", progress=False))
+        run = train(
+            TrainConfig(
+                export_dir=export,
+                epochs=args.epochs,
+                frames=args.frames,
+                size=args.size,
+                batch_size=args.batch_size,
+                device=args.device,
+                amp=args.device == "cuda",
+                workers=args.workers,
+                patience=args.epochs,
+                out=Path(tmp) / "run",
+                progress=False,
+            )
+        )
         wall = time.perf_counter() - started
         stop.set()
         sampler.join()
@@ -117,17 +149,23 @@ def main() -> None:
     name = torch.cuda.get_device_name(0) if args.device == "cuda" else "cpu"
     print(f"device: {name}; torch {torch.__version__}")
     steady = history["train_clips_per_s"].iloc[1:] if len(history) > 1 else history["train_clips_per_s"]
-    print(f"train clips/s (epochs after the first): {steady.mean():.1f}  "
-          f"[{args.frames}x{args.size}x{args.size}, batch {args.batch_size}, "
-          f"{'bf16 autocast, channels_last_3d, ' if args.device == 'cuda' else ''}{args.workers} workers]")
+    print(
+        f"train clips/s (epochs after the first): {steady.mean():.1f}  "
+        f"[{args.frames}x{args.size}x{args.size}, batch {args.batch_size}, "
+        f"{'bf16 autocast, channels_last_3d, ' if args.device == 'cuda' else ''}{args.workers} workers]"
+    )
     utils = [u for u, _ in samples]
     busy = [u for u in utils if u > 0]
-    print(f"GPU utilisation: mean {np.mean(utils) if utils else 0:.0f}% over {len(utils)} samples, "
-          f"{np.mean(busy) if busy else 0:.0f}% while busy, max {max(utils) if utils else 0:.0f}%")
+    print(
+        f"GPU utilisation: mean {np.mean(utils) if utils else 0:.0f}% over {len(utils)} samples, "
+        f"{np.mean(busy) if busy else 0:.0f}% while busy, max {max(utils) if utils else 0:.0f}%"
+    )
     peak = history["peak_gpu_mem_gib"].max() if "peak_gpu_mem_gib" in history else float("nan")
     print(f"peak memory: torch {peak:.2f} GiB, nvidia-smi {max((m for _, m in samples), default=0) / 1024:.2f} GiB")
-    print(f"test ROC-AUC on the synthetic brightness task: {metrics['model'].get('roc_auc')}; "
-          f"verdict: {metrics['verdict']}")
+    print(
+        f"test ROC-AUC on the synthetic brightness task: {metrics['model'].get('roc_auc')}; "
+        f"verdict: {metrics['verdict']}"
+    )
     print(f"whole run (incl. evaluation, checkpoints, plots): {wall:.1f} s")
 
 

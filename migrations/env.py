@@ -14,8 +14,9 @@ def run_migrations_online() -> None:
     if engine is None:  # plain `alembic` CLI use: the URL comes from the ini / -x option
         engine = create_engine(config.get_main_option("sqlalchemy.url"))
     with engine.begin() as connection:
-        context.configure(connection=connection, target_metadata=target_metadata,
-                          render_as_batch=True, compare_type=True)
+        context.configure(
+            connection=connection, target_metadata=target_metadata, render_as_batch=True, compare_type=True
+        )
         context.run_migrations()
 
 

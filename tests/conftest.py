@@ -73,6 +73,7 @@ def any_db_url(request, tmp_path):
 def replica_session():
     """The default 300-video replica (seed 0, signal 0), started once per test session."""
     from tiktok_corpus.replica import Replica, ReplicaConfig
+
     with Replica(ReplicaConfig()) as rep:
         yield rep
 
@@ -89,6 +90,7 @@ def replica(replica_session):
 def make_replica():
     """Factory for a replica of your own (``make_replica(videos=40, faults={...})``), stopped afterwards."""
     from tiktok_corpus.replica import Replica, ReplicaConfig
+
     started = []
 
     def make(clock=None, **config):

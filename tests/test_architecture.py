@@ -81,8 +81,10 @@ def violations(package_dir: Path, root: str = ROOT) -> list[str]:
                 found.append(f"{module}: imports the CLI; the library never depends on its front end")
             if area == "store" and target in STAGES:
                 found.append(f"{module}: the store imports stage {target}; stages depend on the store")
-        if area != "store" and module != f"{root}.config" and any(
-            name == "sqlalchemy" or name.startswith("sqlalchemy.") for name in imported
+        if (
+            area != "store"
+            and module != f"{root}.config"
+            and any(name == "sqlalchemy" or name.startswith("sqlalchemy.") for name in imported)
         ):
             found.append(f"{module}: imports sqlalchemy; SQL lives in {root}.store")
         if module == f"{root}.tiktok.contract":

@@ -20,8 +20,7 @@ from tiktok_corpus.store.models import Video
 
 runner = CliRunner()
 
-COMMANDS = {"db", "crawl", "download", "validate", "export", "train", "predict", "report", "demo",
-            "replica", "status"}
+COMMANDS = {"db", "crawl", "download", "validate", "export", "train", "predict", "report", "demo", "replica", "status"}
 
 
 def corpus(*args: str, env: dict | None = None):
@@ -89,8 +88,12 @@ def test_global_options_beat_the_environment(tmp_path):
 def test_an_unreachable_database_fails_in_one_line_without_the_password(command):
     """Run as a real process, so nothing (not a traceback either) is hidden by the test runner."""
     url = "postgresql+psycopg://corpus:secret@127.0.0.1:1/x"
-    result = subprocess.run([sys.executable, "-c", "from tiktok_corpus.cli import app; app()",
-                             "--db", url, *command], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", "from tiktok_corpus.cli import app; app()", "--db", url, *command],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
     assert result.returncode == 1
     assert "secret" not in result.stdout + result.stderr

@@ -56,8 +56,9 @@ def test_arguments_beat_environment(monkeypatch, tmp_path):
 
 
 def test_passwords_never_reach_output():
-    settings = Settings(db_url="postgresql+psycopg://corpus:s3cret@db:5432/corpus",
-                        proxy="http://user:pr0xy@proxy:3128")
+    settings = Settings(
+        db_url="postgresql+psycopg://corpus:s3cret@db:5432/corpus", proxy="http://user:pr0xy@proxy:3128"
+    )
 
     assert settings.safe_db_url == "postgresql+psycopg://corpus:***@db:5432/corpus"
     assert "s3cret" not in repr(settings) and "pr0xy" not in repr(settings)

@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     proxy: str | None = Field(default=None, repr=False)
 
     @model_validator(mode="after")
-    def _derive(self) -> "Settings":
+    def _derive(self) -> Settings:
         self.base_url = self.base_url.rstrip("/")
         if not self.db_url:
             self.db_url = f"sqlite:///{self.data_dir / 'corpus.db'}"
@@ -77,10 +77,10 @@ def playwright_chromium_installed() -> bool:
     """True when ``playwright install chromium`` has put a browser in Playwright's cache."""
     cache = playwright_browsers_dir()
     return any(cache.glob("chromium*/chrome-linux*/chrome")) or any(
-        cache.glob("chromium_headless_shell*/chrome-*/headless_shell"))
+        cache.glob("chromium_headless_shell*/chrome-*/headless_shell")
+    )
 
 
 def described(default: Any, help: str) -> Any:
     """A dataclass field whose default and ``--help`` text the CLI reads, so neither is written twice."""
     return field(default=default, metadata={"help": help})
-

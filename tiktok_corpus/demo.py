@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Protocol
 
 from rich.progress import Progress
 from sklearn.metrics import roc_auc_score
@@ -71,8 +72,16 @@ class DemoResult:
     pixel_ceiling_auc: float | None = None
 
 
-def run_demo(out_dir: Path, *, videos: int = 300, signal: float = 1.0, seed: int = 0,
-             workers: int = 2, training: dict | None = None, display: DemoDisplay | None = None) -> DemoResult:
+def run_demo(
+    out_dir: Path,
+    *,
+    videos: int = 300,
+    signal: float = 1.0,
+    seed: int = 0,
+    workers: int = 2,
+    training: dict | None = None,
+    display: DemoDisplay | None = None,
+) -> DemoResult:
     """Run every stage on a fresh replica of ``videos`` posts; returns where everything is."""
     if videos < 40:
         raise ConfigError(f"--videos must be at least 40 (got {videos}): the crawl needs 25 seeds")
@@ -94,25 +103,35 @@ def run_demo(out_dir: Path, *, videos: int = 300, signal: float = 1.0, seed: int
     try:
         settings = Settings(data_dir=out_dir / "data", base_url=replica.base_url)
         upgrade_database(settings)  # the demo's own corpus: a rerun after an upgrade of the tool carries on
-        display.note(f"replica site at {replica.base_url} ({videos} posts, signal {signal}); "
-                     f"corpus in {settings.data_dir}")
+        display.note(
+            f"replica site at {replica.base_url} ({videos} posts, signal {signal}); corpus in {settings.data_dir}"
+        )
         with stage("crawl + download"), display.crawl_progress() as crawl_progress:
-            crawl(settings, CrawlOptions(seeds=25, fanout=5, max_videos=videos, workers=workers,
-                                         delay_s=0.0, max_rate=None, seed=seed), progress=crawl_progress)
+            crawl(
+                settings,
+                CrawlOptions(
+                    seeds=25, fanout=5, max_videos=videos, workers=workers, delay_s=0.0, max_rate=None, seed=seed
+                ),
+                progress=crawl_progress,
+            )
         with stage("download (retry what the crawl left)"), display.progress() as progress:
             run_download(settings, retry_failed=True, progress=progress)
         with stage("validate"), display.progress() as progress:
             run_validate(settings, progress=progress)
         with stage("export"), display.progress() as progress:
-            export_dir = run_export(settings, ExportOptions(
-                label="binary", stratify=True, seed=seed, name="demo",
-                command_line=tuple(sys.argv)), progress=progress)
+            export_dir = run_export(
+                settings,
+                ExportOptions(label="binary", stratify=True, seed=seed, name="demo", command_line=tuple(sys.argv)),
+                progress=progress,
+            )
         config = {**DEMO_TRAINING, **(training or {})}
         with stage("train"):
-            display.note("CPU-sized training: " + ", ".join(f"{k}={v}" for k, v in config.items())
-                         + " (the paper: frames=32, size=112, epochs=20, on a GPU)")
-            run_dir = train(TrainConfig(export_dir=export_dir, device="cpu", seed=seed,
-                                        pos_weight="auto", **config))
+            display.note(
+                "CPU-sized training: "
+                + ", ".join(f"{k}={v}" for k, v in config.items())
+                + " (the paper: frames=32, size=112, epochs=20, on a GPU)"
+            )
+            run_dir = train(TrainConfig(export_dir=export_dir, device="cpu", seed=seed, pos_weight="auto", **config))
         with stage("report"):
             report = build_report(settings, export_dir=export_dir, out=out_dir / "report.html")
         ceiling = pixel_ceiling(replica.catalog, export_dir)

@@ -32,8 +32,9 @@ class CorpusError(Exception):
     retryable: bool = False
     exit_code: int = 1
 
-    def __init__(self, message: str = "", *, kind: str | None = None,
-                 expected: bool | None = None, retryable: bool | None = None) -> None:
+    def __init__(
+        self, message: str = "", *, kind: str | None = None, expected: bool | None = None, retryable: bool | None = None
+    ) -> None:
         super().__init__(message)
         if kind is not None:
             self.kind = kind
@@ -85,8 +86,9 @@ class DownloadError(CorpusError):
     kind = "download"
     expected = True
 
-    def __init__(self, message: str = "", *, kind: str | None = None, status: int | None = None,
-                 retryable: bool | None = None) -> None:
+    def __init__(
+        self, message: str = "", *, kind: str | None = None, status: int | None = None, retryable: bool | None = None
+    ) -> None:
         super().__init__(message, kind=kind, retryable=retryable)
         self.status = status
         self.retry_after = 0.0  # seconds the server asked to wait (Retry-After), for the retry policy
@@ -119,4 +121,3 @@ def http_status_kind(status: int) -> str:
 def is_transient_status(status: int) -> bool:
     """Statuses a later try of the same request can fix: 408, 429 and every 5xx."""
     return status in (408, 429) or status >= 500
-

@@ -5,23 +5,24 @@ Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-28
 """
+
 from alembic import op
 
-revision = '0003'
-down_revision = '0002'
+revision = "0003"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('videos', schema=None) as batch_op:
+    with op.batch_alter_table("videos", schema=None) as batch_op:
         for stage in ("download", "probe"):
-            batch_op.drop_index(f'ix_videos_{stage}_queue')
-            batch_op.create_index(f'ix_videos_{stage}_queue', [f'{stage}_status', 'id'], unique=False)
+            batch_op.drop_index(f"ix_videos_{stage}_queue")
+            batch_op.create_index(f"ix_videos_{stage}_queue", [f"{stage}_status", "id"], unique=False)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('videos', schema=None) as batch_op:
+    with op.batch_alter_table("videos", schema=None) as batch_op:
         for stage in ("download", "probe"):
-            batch_op.drop_index(f'ix_videos_{stage}_queue')
-            batch_op.create_index(f'ix_videos_{stage}_queue', [f'{stage}_status'], unique=False)
+            batch_op.drop_index(f"ix_videos_{stage}_queue")
+            batch_op.create_index(f"ix_videos_{stage}_queue", [f"{stage}_status"], unique=False)

@@ -10,15 +10,27 @@ from pathlib import Path
 import pytest
 
 from tiktok_corpus.errors import BlockedError, ContractError, ItemUnavailable
-from tiktok_corpus.tiktok.contract import (MediaUrl, detect_block, is_expired, media_urls_from_json,
-                                           media_urls_json, page_url, parse_item_detail, parse_item_list,
-                                           parse_video_page, redact_url, url_expiry, validate_video_id)
+from tiktok_corpus.tiktok.contract import (
+    MediaUrl,
+    detect_block,
+    is_expired,
+    media_urls_from_json,
+    media_urls_json,
+    page_url,
+    parse_item_detail,
+    parse_item_list,
+    parse_video_page,
+    redact_url,
+    url_expiry,
+    validate_video_id,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED_FIXTURES = REPO_ROOT.parent / "shared" / "tiktok-fixtures"
-needs_shared = pytest.mark.skipif(not SHARED_FIXTURES.is_dir(),
-                                  reason=f"{SHARED_FIXTURES} does not exist (real captured shapes unavailable)")
+needs_shared = pytest.mark.skipif(
+    not SHARED_FIXTURES.is_dir(), reason=f"{SHARED_FIXTURES} does not exist (real captured shapes unavailable)"
+)
 
 
 def fixture(name: str) -> str:
@@ -62,9 +74,14 @@ def test_older_list_layout_with_string_author_and_rounded_stats():
     assert no_id_author.author.id is None and no_id_author.stats.play_count == 77
 
 
-@pytest.mark.parametrize("name, unique_id", [("video_page_rehydration.html", "cat.person"),
-                                             ("video_page_sigi.html", "sigi.user"),
-                                             ("video_page_next.html", None)])
+@pytest.mark.parametrize(
+    "name, unique_id",
+    [
+        ("video_page_rehydration.html", "cat.person"),
+        ("video_page_sigi.html", "sigi.user"),
+        ("video_page_next.html", None),
+    ],
+)
 def test_every_video_page_layout(name, unique_id):
     item = parse_video_page(fixture(name))
     assert validate_video_id(item.id) == item.id
@@ -78,16 +95,19 @@ def test_rehydration_page_reads_gears_and_hashtags():
     assert item.hashtags == (("cats", "2001"),) and item.stats.exact
 
 
-@pytest.mark.parametrize("body, error, kind", [
-    ("", BlockedError, "empty_body"),
-    ("   \n", BlockedError, "empty_body"),
-    ("waf.html", BlockedError, "waf"),
-    ("captcha_page.html", BlockedError, "captcha"),
-    ("captcha.json", BlockedError, "captcha"),
-    ("no_item_list.json", BlockedError, "no_item_list"),
-    ("invalid_count.json", ContractError, "invalid_request"),
-    ('{"itemList": [', ContractError, "malformed_json"),
-])
+@pytest.mark.parametrize(
+    "body, error, kind",
+    [
+        ("", BlockedError, "empty_body"),
+        ("   \n", BlockedError, "empty_body"),
+        ("waf.html", BlockedError, "waf"),
+        ("captcha_page.html", BlockedError, "captcha"),
+        ("captcha.json", BlockedError, "captcha"),
+        ("no_item_list.json", BlockedError, "no_item_list"),
+        ("invalid_count.json", ContractError, "invalid_request"),
+        ('{"itemList": [', ContractError, "malformed_json"),
+    ],
+)
 def test_list_answers_that_are_not_lists(body, error, kind):
     raw = fixture(body) if body.endswith((".json", ".html")) else body
     with pytest.raises(error) as info:
@@ -132,6 +152,7 @@ def test_ids_must_be_digits(bad):
 
 # --- real captured shapes ----------------------------------------------------------------------
 
+
 @needs_shared
 def test_real_item_detail():
     item = parse_item_detail((SHARED_FIXTURES / "item_detail.json").read_text())
@@ -164,22 +185,27 @@ def test_real_item_lists(name, count):
     assert all(item.author and item.author.id for item in listing.items)
 
 
-@pytest.mark.parametrize("url, expected", [
-    ("https://v16.tiktokcdn.com/v/a.mp4?a=1&expire=1760000000&signature=x", 1760000000),
-    ("https://v16.tiktokcdn.com/v/a.mp4?expire=1760000000", 1760000000),
-    ("https://v16.tiktokcdn.com/v/a.mp4?x_expire=5&a=1", None),   # another parameter's name ends alike
-    ("https://v16.tiktokcdn.com/v/a.mp4?expire=soon", None),
-    ("https://v16.tiktokcdn.com/v/a.mp4?expire=12x&b=2", None),
-    ("https://v16.tiktokcdn.com/v/a.mp4#expire=5", None),          # a fragment is not the query
-    ("https://v16.tiktokcdn.com/v/a.mp4", None),
-])
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        ("https://v16.tiktokcdn.com/v/a.mp4?a=1&expire=1760000000&signature=x", 1760000000),
+        ("https://v16.tiktokcdn.com/v/a.mp4?expire=1760000000", 1760000000),
+        ("https://v16.tiktokcdn.com/v/a.mp4?x_expire=5&a=1", None),  # another parameter's name ends alike
+        ("https://v16.tiktokcdn.com/v/a.mp4?expire=soon", None),
+        ("https://v16.tiktokcdn.com/v/a.mp4?expire=12x&b=2", None),
+        ("https://v16.tiktokcdn.com/v/a.mp4#expire=5", None),  # a fragment is not the query
+        ("https://v16.tiktokcdn.com/v/a.mp4", None),
+    ],
+)
 def test_url_expiry_reads_only_the_expire_parameter(url, expected):
     assert url_expiry(url) == expected
 
 
 def test_media_urls_round_trip_through_their_stored_json_with_every_field():
-    urls = (MediaUrl("gear:normal_720_0", "https://cdn.test/a.mp4?expire=1", 1234, "h264"),
-            MediaUrl("play_addr", "https://cdn.test/b.mp4"))
+    urls = (
+        MediaUrl("gear:normal_720_0", "https://cdn.test/a.mp4?expire=1", 1234, "h264"),
+        MediaUrl("play_addr", "https://cdn.test/b.mp4"),
+    )
     stored = media_urls_json(urls)
     assert all(set(entry) == {f.name for f in fields(MediaUrl)} for entry in stored)
     assert media_urls_from_json(json.loads(json.dumps(stored))) == urls

@@ -11,8 +11,8 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 from sqlalchemy import create_engine, select, text
@@ -30,8 +30,7 @@ pytestmark = pytest.mark.browser
 CORPUS = Path(sys.executable).with_name("corpus")  # the installed console command
 
 SEEDS, FANOUT, TARGET = 5, 3, 30
-FAULTS = ("waf", "empty_body", "empty_first", "captcha", "http_429", "http_5xx", "slow", "truncated",
-          "no_rehydration")
+FAULTS = ("waf", "empty_body", "empty_first", "captcha", "http_429", "http_5xx", "slow", "truncated", "no_rehydration")
 # Fast retries for tests: the policy's shape is what matters, not the real site's patience.
 TEST_POLICY = BlockPolicy(backoff_initial_s=0.05, backoff_max_s=0.5, warmup_wait_s=1.0, waf_wait_s=5.0)
 
@@ -43,14 +42,35 @@ def replica():
 
 
 def options(**overrides) -> CrawlOptions:
-    return CrawlOptions(**{"seeds": SEEDS, "fanout": FANOUT, "max_videos": TARGET, "delay_s": 0.0,
-                           "max_rate": None, "download": False} | overrides)
+    return CrawlOptions(
+        **{"seeds": SEEDS, "fanout": FANOUT, "max_videos": TARGET, "delay_s": 0.0, "max_rate": None, "download": False}
+        | overrides
+    )
 
 
 def crawl_command(base_url: str, db_url: str, data_dir: Path, *extra: str) -> list[str]:
-    return [str(CORPUS), "--db", db_url, "--data-dir", str(data_dir), "crawl",
-            "--base-url", base_url, "--seeds", str(SEEDS), "--fanout", str(FANOUT), "--max-videos", str(TARGET),
-            "--delay", "0", "--max-rate", "0", "--no-download", *extra]
+    return [
+        str(CORPUS),
+        "--db",
+        db_url,
+        "--data-dir",
+        str(data_dir),
+        "crawl",
+        "--base-url",
+        base_url,
+        "--seeds",
+        str(SEEDS),
+        "--fanout",
+        str(FANOUT),
+        "--max-videos",
+        str(TARGET),
+        "--delay",
+        "0",
+        "--max-rate",
+        "0",
+        "--no-download",
+        *extra,
+    ]
 
 
 def assert_corpus_shape(db_url: str, *, target: int = TARGET) -> dict[str, Video]:
@@ -127,8 +147,12 @@ def test_resumes_after_sigkill_without_duplicates(replica, tmp_path):
     # 30 videos from 5 seeds at fanout 3 take at least 9 expansions: every threshold comes before the end.
     for kill_after in sorted(rng.sample(range(1, 9), 3)):
         proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda: proc.poll() is not None or video_rows(db_url, "expand_status = 'expanded'") >= kill_after,
-                 f"{kill_after} expanded parents")
+        wait_for(
+            lambda proc=proc, kill_after=kill_after: (
+                proc.poll() is not None or video_rows(db_url, "expand_status = 'expanded'") >= kill_after
+            ),
+            f"{kill_after} expanded parents",
+        )
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         killed_at.append(video_rows(db_url))
@@ -140,10 +164,13 @@ def test_resumes_after_sigkill_without_duplicates(replica, tmp_path):
 
 def corpus_lock_waiters(conn, application_name: str) -> int:
     """Crawl processes (their connections tagged ``application_name``) now waiting for the corpus lock."""
-    return conn.execute(text(
-        "SELECT count(DISTINCT l.pid) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-        "WHERE l.locktype = 'advisory' AND NOT l.granted AND a.application_name = :name"),
-        {"name": application_name}).scalar()
+    return conn.execute(
+        text(
+            "SELECT count(DISTINCT l.pid) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND NOT l.granted AND a.application_name = :name"
+        ),
+        {"name": application_name},
+    ).scalar()
 
 
 def test_two_processes_on_one_postgres_share_the_frontier(replica, pg_url, tmp_path):
@@ -167,8 +194,7 @@ def test_two_processes_on_one_postgres_share_the_frontier(replica, pg_url, tmp_p
             wait_for(lambda: video_rows(pg_url, "expand_status = 'expanded'") >= 1, "first expansion", first)
             gate.execute(text("SELECT pg_advisory_lock(:key)"), {"key": CORPUS_LOCK_KEY})
             second = start(1)
-            wait_for(lambda: corpus_lock_waiters(gate, tag) == 2, "expansion in hand in both processes",
-                     first, second)
+            wait_for(lambda: corpus_lock_waiters(gate, tag) == 2, "expansion in hand in both processes", first, second)
             gate.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": CORPUS_LOCK_KEY})
         for i, proc in enumerate(procs):
             assert proc.wait(timeout=240) == 0, (tmp_path / f"err{i}").read_text()
@@ -218,8 +244,9 @@ def test_contexts_recycle_cleanly_under_concurrent_fetches(replica, tmp_path):
     policy = BlockPolicy(recycle_every=3, backoff_initial_s=0.05, backoff_max_s=0.5, warmup_wait_s=1.0)
     summary = crawl(settings, options(workers=2, in_flight=4), policy=policy)
     assert summary.status == "target_reached" and summary.recycles >= 2
-    assert "browser_error" not in summary.errors and "timeout" not in summary.errors, \
+    assert "browser_error" not in summary.errors and "timeout" not in summary.errors, (
         "a recycle closed a page under a fetch still in flight"
+    )
     assert_corpus_shape(settings.db_url)
 
 
@@ -250,8 +277,12 @@ def test_crawl_with_downloads_stores_the_replica_bytes(make_replica, tmp_path):
 def test_persistent_blocking_stops_with_exit_code_3(replica, tmp_path):
     replica.set_faults({"empty_body": 1.0})
     try:
-        result = subprocess.run(crawl_command(replica.base_url, f"sqlite:///{tmp_path / 'c.db'}", tmp_path / "d"),
-                                capture_output=True, text=True, timeout=240)
+        result = subprocess.run(
+            crawl_command(replica.base_url, f"sqlite:///{tmp_path / 'c.db'}", tmp_path / "d"),
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
     finally:
         replica.set_faults({})
     assert result.returncode == 3, result.stderr

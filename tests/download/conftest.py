@@ -18,17 +18,43 @@ from tiktok_corpus.store.models import DownloadAttempt, MediaFile, Video
 @pytest.fixture
 def quick() -> DownloadOptions:
     """Short waits so retry paths run in milliseconds; yt-dlp off unless a test turns it on."""
-    return DownloadOptions(backoff_initial_s=0.01, backoff_max_s=0.05, min_free_bytes=0, read_timeout_s=5.0,
-                           connect_timeout_s=5.0, use_ytdlp=False)
+    return DownloadOptions(
+        backoff_initial_s=0.01,
+        backoff_max_s=0.05,
+        min_free_bytes=0,
+        read_timeout_s=5.0,
+        connect_timeout_s=5.0,
+        use_ytdlp=False,
+    )
 
 
 @pytest.fixture(scope="session")
 def sample_mp4(tmp_path_factory) -> bytes:
     """A real, playable 1-second H.264 MP4 (a few KB)."""
     path = tmp_path_factory.mktemp("media") / "sample.mp4"
-    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=64x64:rate=10",
-                    "-t", "1", "-pix_fmt", "yuv420p", "-c:v", "libx264", "-movflags", "+faststart", str(path)],
-                   check=True, timeout=60)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=64x64:rate=10",
+            "-t",
+            "1",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:v",
+            "libx264",
+            "-movflags",
+            "+faststart",
+            str(path),
+        ],
+        check=True,
+        timeout=60,
+    )
     return path.read_bytes()
 
 
@@ -53,8 +79,11 @@ class Rows:
 
     def attempts(self, video_id: str) -> list[DownloadAttempt]:
         with self.store.sessions() as session:
-            return list(session.scalars(select(DownloadAttempt).where(DownloadAttempt.video_id == video_id)
-                                        .order_by(DownloadAttempt.id)))
+            return list(
+                session.scalars(
+                    select(DownloadAttempt).where(DownloadAttempt.video_id == video_id).order_by(DownloadAttempt.id)
+                )
+            )
 
     @staticmethod
     def part_files(data_dir: Path) -> list[Path]:

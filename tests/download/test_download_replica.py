@@ -60,8 +60,14 @@ def seed_rows(store, replica, ids: list[str]) -> None:
     with httpx.Client(base_url=replica.base_url) as client, store.transaction() as session:
         for video_id in ids:
             record = parse_item_detail(client.get(detail_api_path(video_id)).content)
-            session.add(Video(id=record.id, item_kind=record.kind, declared_size=record.size,
-                              media_urls=media_urls_json(record.media_urls)))
+            session.add(
+                Video(
+                    id=record.id,
+                    item_kind=record.kind,
+                    declared_size=record.size,
+                    media_urls=media_urls_json(record.media_urls),
+                )
+            )
 
 
 def assert_all_landed(site, rows, replica, ids: list[str]) -> None:
@@ -75,8 +81,9 @@ def assert_all_landed(site, rows, replica, ids: list[str]) -> None:
 def test_transient_faults_are_survived_byte_for_byte(store, site, rows, replica, quick):
     ids = playable_ids(replica, 10)
     seed_rows(store, replica, ids)
-    replica.set_faults({"truncated": 0.25, "cdn_html": 0.15, "zero_byte": 0.15, "http_5xx": 0.2,
-                        "http_429": 0.1, "slow": 0.1})
+    replica.set_faults(
+        {"truncated": 0.25, "cdn_html": 0.15, "zero_byte": 0.15, "http_5xx": 0.2, "http_429": 0.1, "slow": 0.1}
+    )
     summary = asyncio.run(download_pending(store, site, options=replace(quick, attempts=6), concurrency=4))
 
     assert summary.downloaded == len(ids), summary.to_dict()
@@ -129,8 +136,9 @@ def test_ytdlp_fallback_lands_a_file_that_passes_the_same_checks(store, site, ro
 
     async def go():
         async with broken:
-            return await download_pending(store, site, client=broken, cookies=cookies,
-                                          options=replace(quick, use_ytdlp=True, attempts=1))
+            return await download_pending(
+                store, site, client=broken, cookies=cookies, options=replace(quick, use_ytdlp=True, attempts=1)
+            )
 
     summary = asyncio.run(go())
     assert (summary.downloaded, dict(summary.methods)) == (1, {"ytdlp": 1})
@@ -142,10 +150,18 @@ def test_a_download_killed_mid_transfer_is_completed_by_a_rerun(store, site, row
     ids = playable_ids(replica, 6)
     seed_rows(store, replica, ids)
     replica.set_faults({"slow": 1.0})
-    env = {**os.environ, "CORPUS_DATA_DIR": str(site.data_dir), "CORPUS_DB_URL": site.db_url,
-           "CORPUS_BASE_URL": site.base_url}
-    child = subprocess.Popen([sys.executable, "-c", "from tiktok_corpus.cli import app; app()", "download", "--json"],
-                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "CORPUS_DATA_DIR": str(site.data_dir),
+        "CORPUS_DB_URL": site.db_url,
+        "CORPUS_BASE_URL": site.base_url,
+    }
+    child = subprocess.Popen(
+        [sys.executable, "-c", "from tiktok_corpus.cli import app; app()", "download", "--json"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 30
         while not rows.part_files(site.data_dir) and time.monotonic() < deadline:
@@ -169,8 +185,11 @@ def test_the_cli_downloads_and_prints_a_json_summary(store, site, rows, replica)
 
     ids = playable_ids(replica, 3)
     seed_rows(store, replica, ids)
-    result = CliRunner().invoke(app, ["--data-dir", str(site.data_dir), "download", "--limit", "2", "--json"],
-                                env={"CORPUS_BASE_URL": site.base_url})
+    result = CliRunner().invoke(
+        app,
+        ["--data-dir", str(site.data_dir), "download", "--limit", "2", "--json"],
+        env={"CORPUS_BASE_URL": site.base_url},
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["downloaded"] == 2
     assert sorted(rows.video(i).download_status for i in ids) == ["downloaded", "downloaded", "pending"]

@@ -13,8 +13,7 @@ from dataclasses import replace
 import httpx
 import pytest
 
-from tiktok_corpus.download import (check_size, download_pending, sniff_body, status_error,
-                                    video_file_path)
+from tiktok_corpus.download import check_size, download_pending, sniff_body, status_error, video_file_path
 from tiktok_corpus.errors import ContractError, DownloadError
 from tiktok_corpus.store.models import MediaFile, Video
 
@@ -30,26 +29,30 @@ def site_settings(settings):
 
 def url(name: str, **query) -> dict:
     tail = "&".join(f"{k}={v}" for k, v in query.items())
-    return {"kind": name, "url": f"{CDN}/v/{name}" + (f"?{tail}" if tail else ""), "data_size": None,
-            "codec": "h264"}
+    return {"kind": name, "url": f"{CDN}/v/{name}" + (f"?{tail}" if tail else ""), "data_size": None, "codec": "h264"}
 
 
 def page_html(video_id: str, *, status: int = 0, play: str | None = None) -> str:
     struct = {"id": video_id, "video": {"playAddr": play}} if play else None
     scope = {"__DEFAULT_SCOPE__": {"webapp.video-detail": {"statusCode": status, "itemInfo": {"itemStruct": struct}}}}
-    return (f'<html><script id="__UNIVERSAL_DATA_FOR_REHYDRATION__" type="application/json">'
-            f'{json.dumps(scope)}</script></html>')
+    return (
+        f'<html><script id="__UNIVERSAL_DATA_FOR_REHYDRATION__" type="application/json">'
+        f"{json.dumps(scope)}</script></html>"
+    )
 
 
 def run(store, settings, handler, options, **kwargs):
     async def go():
         async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
-            return await download_pending(store, settings, client=client, options=options,
-                                          cookies=kwargs.pop("cookies", COOKIES), **kwargs)
+            return await download_pending(
+                store, settings, client=client, options=options, cookies=kwargs.pop("cookies", COOKIES), **kwargs
+            )
+
     return asyncio.run(go())
 
 
 # --- pure checks ------------------------------------------------------------------------------------
+
 
 def test_sniff_body_names_what_a_body_is():
     assert sniff_body(b"\x00\x00\x00\x20ftypisom") is None
@@ -71,9 +74,17 @@ def test_check_size_demands_every_stated_size():
     assert empty.value.kind == "empty"
 
 
-@pytest.mark.parametrize("status, kind, retryable", [
-    (503, "http_503", True), (429, "http_429", True), (408, "http_408", True),
-    (404, "not_found", False), (410, "gone", False), (403, "forbidden", False)])
+@pytest.mark.parametrize(
+    "status, kind, retryable",
+    [
+        (503, "http_503", True),
+        (429, "http_429", True),
+        (408, "http_408", True),
+        (404, "not_found", False),
+        (410, "gone", False),
+        (403, "forbidden", False),
+    ],
+)
 def test_status_errors_are_transient_or_final(status, kind, retryable):
     error = status_error(status, f"{CDN}/v/x?expire=9999999999", now=1000.0)
     assert (error.kind, error.retryable) == (kind, retryable)
@@ -91,16 +102,19 @@ def test_ids_are_digits_before_they_form_a_path(tmp_path):
 
 # --- one run over a mock site ---------------------------------------------------------------------
 
-def test_falls_through_candidates_and_lands_a_byte_identical_file(store, site_settings, rows, quick,
-                                                                  sample_mp4):
+
+def test_falls_through_candidates_and_lands_a_byte_identical_file(store, site_settings, rows, quick, sample_mp4):
     seen = []
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
         if request.url.path == "/v/gear":
             return httpx.Response(404)
-        return httpx.Response(206, content=sample_mp4, headers={
-            "content-type": "video/mp4", "content-range": f"bytes 0-{len(sample_mp4) - 1}/{len(sample_mp4)}"})
+        return httpx.Response(
+            206,
+            content=sample_mp4,
+            headers={"content-type": "video/mp4", "content-range": f"bytes 0-{len(sample_mp4) - 1}/{len(sample_mp4)}"},
+        )
 
     rows.add("7000000000000000001", [url("gear"), url("play_addr")])
     summary = run(store, site_settings, handler, quick, user_agent="UA/1.0")
@@ -111,11 +125,16 @@ def test_falls_through_candidates_and_lands_a_byte_identical_file(store, site_se
     media = rows.media("7000000000000000001")
     assert media.sha256 == hashlib.sha256(sample_mp4).hexdigest()
     assert (media.path, media.size_bytes, media.source_url_kind) == (
-        "videos/70/7000000000000000001.mp4", len(sample_mp4), "play_addr")
+        "videos/70/7000000000000000001.mp4",
+        len(sample_mp4),
+        "play_addr",
+    )
     row = rows.video("7000000000000000001")
     assert (row.download_status, row.probe_status) == ("downloaded", "pending")
     assert [(a.method, a.url_kind, a.http_status, a.outcome) for a in rows.attempts(row.id)] == [
-        ("http", "gear", 404, "not_found"), ("http", "play_addr", 206, "ok")]
+        ("http", "gear", 404, "not_found"),
+        ("http", "play_addr", 206, "ok"),
+    ]
     cdn = seen[-1]
     assert cdn.headers["range"] == "bytes=0-"
     assert cdn.headers["user-agent"] == "UA/1.0"
@@ -139,9 +158,18 @@ def test_retries_503_then_succeeds(store, site_settings, rows, quick, sample_mp4
     assert [a.outcome for a in rows.attempts("7000000000000000002")] == ["http_503", "http_503", "ok"]
 
 
-@pytest.mark.parametrize("fault, kind", [
-    ("html_200", "html_body"), ("html_as_video", "html_body"), ("json", "json_body"), ("zero", "empty"),
-    ("noise", "not_video"), ("short_of_datasize", "truncated"), ("corrupt", "corrupt")])
+@pytest.mark.parametrize(
+    "fault, kind",
+    [
+        ("html_200", "html_body"),
+        ("html_as_video", "html_body"),
+        ("json", "json_body"),
+        ("zero", "empty"),
+        ("noise", "not_video"),
+        ("short_of_datasize", "truncated"),
+        ("corrupt", "corrupt"),
+    ],
+)
 def test_bad_bodies_are_never_accepted(store, site_settings, rows, quick, sample_mp4, fault, kind):
     def body() -> tuple[bytes, str]:
         if fault == "html_200":
@@ -182,8 +210,11 @@ def test_403_refreshes_urls_from_the_page_and_stores_them(store, site_settings, 
 
     def handler(request):
         if request.url.host == "site.test":
-            return httpx.Response(200, text=page_html(video_id, play=f"{CDN}/v/fresh"),
-                                  headers={"set-cookie": "tt_chain_token=new; Domain=cdn.test; Path=/"})
+            return httpx.Response(
+                200,
+                text=page_html(video_id, play=f"{CDN}/v/fresh"),
+                headers={"set-cookie": "tt_chain_token=new; Domain=cdn.test; Path=/"},
+            )
         if request.url.path == "/v/fresh":
             return httpx.Response(200, content=sample_mp4, headers={"content-type": "video/mp4"})
         return httpx.Response(403, text="Access Denied", headers={"content-type": "text/html"})
@@ -191,8 +222,7 @@ def test_403_refreshes_urls_from_the_page_and_stores_them(store, site_settings, 
     rows.add(video_id, [url("gear"), url("play_addr")])
     summary = run(store, site_settings, handler, quick)
     assert summary.downloaded == 1
-    assert [(a.url_kind, a.outcome) for a in rows.attempts(video_id)] == [
-        ("gear", "forbidden"), ("play_addr", "ok")]
+    assert [(a.url_kind, a.outcome) for a in rows.attempts(video_id)] == [("gear", "forbidden"), ("play_addr", "ok")]
     assert [u["url"] for u in rows.video(video_id).media_urls] == [f"{CDN}/v/fresh"]
 
 
@@ -224,8 +254,7 @@ def test_a_deleted_item_is_a_final_expected_failure(store, site_settings, rows, 
     assert summary.failures == {"deleted": 1}
 
 
-def test_files_already_downloaded_are_verified_and_not_fetched_again(store, site_settings, rows, quick,
-                                                                     sample_mp4):
+def test_files_already_downloaded_are_verified_and_not_fetched_again(store, site_settings, rows, quick, sample_mp4):
     fetches = []
 
     def handler(request):
@@ -305,9 +334,16 @@ def test_follow_mode_picks_up_rows_added_while_it_runs(store, site_settings, row
             return httpx.Response(200, content=sample_mp4, headers={"content-type": "video/mp4"})
 
         async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
-            running = asyncio.create_task(download_pending(
-                store, site_settings, client=client, cookies=COOKIES, follow=follow,
-                options=replace(quick, poll_s=0.05)))
+            running = asyncio.create_task(
+                download_pending(
+                    store,
+                    site_settings,
+                    client=client,
+                    cookies=COOKIES,
+                    follow=follow,
+                    options=replace(quick, poll_s=0.05),
+                )
+            )
             await asyncio.wait_for(fetched["n=11"].wait(), 30)  # the run is under way
             rows.add("7000000000000000012", [url("gear", n=12)])  # the crawler finds another one
             await asyncio.wait_for(fetched["n=12"].wait(), 30)  # found by polling, before follow is set
@@ -333,14 +369,14 @@ def test_downloads_land_on_postgres_too(pg_url, tmp_path, rows_of, quick, sample
         handler = lambda r: httpx.Response(200, content=sample_mp4, headers={"content-type": "video/mp4"})  # noqa: E731
         summary = run(pg_store, pg_settings, handler, quick, concurrency=2)
         assert summary.downloaded == 3
-        assert all(rows.media(f"700000000000000010{n}").sha256 == hashlib.sha256(sample_mp4).hexdigest()
-                   for n in range(3))
+        assert all(
+            rows.media(f"700000000000000010{n}").sha256 == hashlib.sha256(sample_mp4).hexdigest() for n in range(3)
+        )
     finally:
         pg_store.dispose()
 
 
-def test_a_damaged_file_is_fetched_again_and_its_row_overwritten(any_db_url, tmp_path, rows_of, quick,
-                                                                 sample_mp4):
+def test_a_damaged_file_is_fetched_again_and_its_row_overwritten(any_db_url, tmp_path, rows_of, quick, sample_mp4):
     from tiktok_corpus.config import Settings
     from tiktok_corpus.store.db import open_store, upgrade_database
 
@@ -400,8 +436,10 @@ def test_stale_part_files_are_removed_unless_a_live_claim_writes_them(store, sit
     with store.transaction() as session:  # another live worker is writing the second one
         busy = session.get(Video, "7100000000000000002")
         busy.download_status, busy.download_lease_until = "claimed", utcnow() + timedelta(minutes=5)
-    stale, live = (video_file_path(site_settings.data_dir, i).with_suffix(".mp4.part")
-                   for i in ("7100000000000000001", "7100000000000000002"))
+    stale, live = (
+        video_file_path(site_settings.data_dir, i).with_suffix(".mp4.part")
+        for i in ("7100000000000000001", "7100000000000000002")
+    )
     for part in (stale, live):
         part.parent.mkdir(parents=True, exist_ok=True)
         part.write_bytes(b"half a file")

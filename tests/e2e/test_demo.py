@@ -55,4 +55,3 @@ def test_small_demo_produces_corpus_export_metrics_and_report(tmp_path):
     assert report.count("data:image/png;base64,") >= 4
     assert f"report:  {out / 'report.html'}" in result.stdout
     assert "test ROC-AUC (model)" in result.stdout
-

@@ -16,8 +16,16 @@ from typer.testing import CliRunner
 from tiktok_corpus.cli import app
 from tiktok_corpus.config import Settings
 from tiktok_corpus.errors import ConfigError
-from tiktok_corpus.export import (EXPORT_COLUMNS, ExportError, ExportOptions, apply_labels, assign_splits,
-                                  parse_numbers, parse_time, run_export)
+from tiktok_corpus.export import (
+    EXPORT_COLUMNS,
+    ExportError,
+    ExportOptions,
+    apply_labels,
+    assign_splits,
+    parse_numbers,
+    parse_time,
+    run_export,
+)
 from tiktok_corpus.store.db import open_store, upgrade
 from tiktok_corpus.store.models import Export, StatsSnapshot
 
@@ -25,13 +33,15 @@ from .conftest import T0, populate_corpus
 
 
 def tree_digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_export_writes_labelled_rows_manifest_and_card(settings, store, corpus):
-    path = run_export(settings, ExportOptions(label="binary", command_line=("corpus", "export", "--labels",
-                                                                            "binary")))
+    path = run_export(settings, ExportOptions(label="binary", command_line=("corpus", "export", "--labels", "binary")))
 
     assert path == settings.data_dir / "exports" / "corpus-v1"
     rows = pd.read_parquet(path / "videos.parquet")
@@ -48,16 +58,17 @@ def test_export_writes_labelled_rows_manifest_and_card(settings, store, corpus):
     manifest = json.loads((path / "manifest.json").read_text())
     assert manifest["label"] == "binary" and manifest["version"] == 1
     assert manifest["row_count"] == len(rows) == sum(manifest["counts"]["split"].values())
-    assert manifest["counts"]["is_viral"] == {"0": int((rows["is_viral"] == 0).sum()),
-                                              "1": int((rows["is_viral"] == 1).sum())}
+    assert manifest["counts"]["is_viral"] == {
+        "0": int((rows["is_viral"] == 0).sum()),
+        "1": int((rows["is_viral"] == 1).sum()),
+    }
     assert manifest["data_sha256"] == hashlib.sha256((path / "videos.parquet").read_bytes()).hexdigest()
     assert manifest["command_line"] == "corpus export --labels binary"
     assert manifest["selection"]["excluded_no_stats"] == 1
     assert manifest["split"]["seed"] == 0 and manifest["split"]["fractions"]["train"] == 0.7
     assert "password" not in json.dumps(manifest) and manifest["source_database"].startswith("sqlite")
     # The manifest's parameters reproduce the labels exactly.
-    assert apply_labels(rows, manifest["label_params"])["virality_score"].tolist() == \
-        rows["virality_score"].tolist()
+    assert apply_labels(rows, manifest["label_params"])["virality_score"].tolist() == rows["virality_score"].tolist()
     card = (path / "README.md").read_text()
     for section in ("Provenance", "Labels", "class balance", "biases", "personal data"):
         assert section.lower() in card.lower()
@@ -90,16 +101,18 @@ def test_versions_continue_after_the_highest_directory(settings, store, corpus):
 
 
 def test_author_grouped_splits_put_no_author_in_two_splits(settings, store, corpus):
-    rows = pd.DataFrame({"video_id": [str(i) for i in range(400)],
-                         "author_id": [f"a{i % 37}" if i % 10 else None for i in range(400)]})
+    rows = pd.DataFrame(
+        {"video_id": [str(i) for i in range(400)], "author_id": [f"a{i % 37}" if i % 10 else None for i in range(400)]}
+    )
 
     splits = pd.Series(assign_splits(rows, fractions=(0.6, 0.2, 0.2), seed=3, group_by="author"))
 
     per_author = splits.groupby(rows["author_id"]).nunique()
     assert (per_author == 1).all()
     assert set(splits) == {"train", "val", "test"}
-    exported = pd.read_parquet(run_export(settings, ExportOptions(group_by="author", split=(0.5, 0.25, 0.25)))
-                               / "videos.parquet")
+    exported = pd.read_parquet(
+        run_export(settings, ExportOptions(group_by="author", split=(0.5, 0.25, 0.25))) / "videos.parquet"
+    )
     assert (exported.groupby("author_id")["split"].nunique() == 1).all()
 
 
@@ -119,8 +132,13 @@ def test_splits_are_deterministic_from_seed_and_ids(settings, store, corpus):
 
 
 def test_stratify_balances_the_label_across_splits():
-    rows = pd.DataFrame({"video_id": [str(i) for i in range(1000)], "is_viral": [int(i % 5 == 0) for i in range(1000)],
-                         "virality_score": [i / 1000 for i in range(1000)]})
+    rows = pd.DataFrame(
+        {
+            "video_id": [str(i) for i in range(1000)],
+            "is_viral": [int(i % 5 == 0) for i in range(1000)],
+            "virality_score": [i / 1000 for i in range(1000)],
+        }
+    )
 
     splits = pd.Series(assign_splits(rows, fractions=(0.7, 0.15, 0.15), seed=0, stratify_on="is_viral"))
 
@@ -170,9 +188,19 @@ def test_zero_exportable_rows_is_a_clear_error(settings, store, corpus):
     assert not (settings.data_dir / "exports").exists() or not list((settings.data_dir / "exports").iterdir())
 
 
-@pytest.mark.parametrize("bad", [dict(label="viral"), dict(split=(0.5, 0.5, 0.5)), dict(group_by="music"),
-                                 dict(format="xlsx"), dict(name="../up"), dict(name="x-v3"),
-                                 dict(weights=(1, 1, 1)), dict(threshold_quantile=1.5)])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(label="viral"),
+        dict(split=(0.5, 0.5, 0.5)),
+        dict(group_by="music"),
+        dict(format="xlsx"),
+        dict(name="../up"),
+        dict(name="x-v3"),
+        dict(weights=(1, 1, 1)),
+        dict(threshold_quantile=1.5),
+    ],
+)
 def test_bad_options_are_config_errors(bad):
     with pytest.raises(ConfigError):
         ExportOptions(**bad)
@@ -191,8 +219,19 @@ def test_option_parsers():
 def test_cli_export_prints_the_directory_last_and_reports_bad_input(settings, store, corpus, monkeypatch):
     runner = CliRunner()
     base = ["--data-dir", str(settings.data_dir), "export"]
-    args = [*base, "--labels", "continuous", "--group-by", "author", "--stratify", "--seed", "7",
-            "--weights", "0.25,0.25,0.25,0.25", "--normalize-age"]
+    args = [
+        *base,
+        "--labels",
+        "continuous",
+        "--group-by",
+        "author",
+        "--stratify",
+        "--seed",
+        "7",
+        "--weights",
+        "0.25,0.25,0.25,0.25",
+        "--normalize-age",
+    ]
     monkeypatch.setattr("sys.argv", ["corpus", *args])  # the process command line the manifest records
 
     done = runner.invoke(app, args)
@@ -217,8 +256,16 @@ def test_export_from_postgres(pg_url, tmp_path):
     try:
         corpus = populate_corpus(store, settings.data_dir)
         with store.transaction() as session:  # a later snapshot: the latest one must win on Postgres too
-            session.add(StatsSnapshot(video_id=corpus[0], captured_at=T0 + timedelta(hours=1), play_count=5,
-                                      like_count=5, comment_count=5, share_count=5))
+            session.add(
+                StatsSnapshot(
+                    video_id=corpus[0],
+                    captured_at=T0 + timedelta(hours=1),
+                    play_count=5,
+                    like_count=5,
+                    comment_count=5,
+                    share_count=5,
+                )
+            )
         path = run_export(settings, ExportOptions(stratify=True))
     finally:
         store.dispose()
@@ -227,5 +274,5 @@ def test_export_from_postgres(pg_url, tmp_path):
     rows = table.to_pandas().set_index("video_id")
     assert sorted(rows.index) == sorted(corpus)
     assert rows.loc[corpus[0], "play_count"] == 5
-    assert str(table.schema.field("stats_captured_at").type) .startswith("timestamp")
+    assert str(table.schema.field("stats_captured_at").type).startswith("timestamp")
     assert json.loads((path / "manifest.json").read_text())["source_database"].startswith("postgresql")

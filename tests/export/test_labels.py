@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -16,12 +16,14 @@ from tiktok_corpus.export.labels import METRICS, LabelError, apply_labels, fit_l
 
 # comments: zeros, a tie of three at the median and a huge outlier; likes/plays: evenly spaced;
 # shares: zeros and an interpolated median (2.5).
-TABLE = pd.DataFrame({
-    "comment_count": [0, 1, 1, 1, 3, 10**12],
-    "like_count": [0, 2, 4, 6, 8, 10],
-    "play_count": [10, 20, 30, 40, 50, 60],
-    "share_count": [0, 0, 2, 7, 3, 9],
-})
+TABLE = pd.DataFrame(
+    {
+        "comment_count": [0, 1, 1, 1, 3, 10**12],
+        "like_count": [0, 2, 4, 6, 8, 10],
+        "play_count": [10, 20, 30, 40, 50, 60],
+        "share_count": [0, 0, 2, 7, 3, 9],
+    }
+)
 WEIGHTS = {"comment_count": 0.1, "like_count": 0.4, "play_count": 0.3, "share_count": 0.2}
 
 
@@ -52,14 +54,14 @@ def test_paper_labels_match_the_hand_computed_table():
     assert labels["virality_score"].tolist() == pytest.approx(hand_scores(TABLE), abs=1e-12)
     assert labels["virality_score"].min() == 0.0 and labels["virality_score"].max() == 1.0
     # Strictly greater than the median of every metric: the tie at the comments median (1) is not viral.
-    assert params["thresholds"] == {"comment_count": 1.0, "like_count": 5.0, "play_count": 35.0,
-                                    "share_count": 2.5}
+    assert params["thresholds"] == {"comment_count": 1.0, "like_count": 5.0, "play_count": 35.0, "share_count": 2.5}
     assert labels["is_viral"].tolist() == [0, 0, 0, 0, 1, 1]
     assert labels["is_viral"].dtype == np.int8
     assert params["center"]["comment_count"] == pytest.approx(math.log1p(1))
     assert params["iqr"]["play_count"] == pytest.approx(
         linear_quantile([math.log1p(v) for v in TABLE["play_count"]], 0.75)
-        - linear_quantile([math.log1p(v) for v in TABLE["play_count"]], 0.25))
+        - linear_quantile([math.log1p(v) for v in TABLE["play_count"]], 0.25)
+    )
     assert params["fitted_rows"] == 6
 
 
@@ -122,8 +124,7 @@ def test_params_survive_json_and_reapply_to_new_videos():
     restored = json.loads(json.dumps(params))
 
     assert apply_labels(TABLE, restored).equals(labels)
-    newcomer = pd.DataFrame({"comment_count": [10**13], "like_count": [100], "play_count": [1000],
-                             "share_count": [50]})
+    newcomer = pd.DataFrame({"comment_count": [10**13], "like_count": [100], "play_count": [1000], "share_count": [50]})
     scored = apply_labels(newcomer, restored)
     assert scored["virality_score"].iloc[0] > 1.0  # beyond the fitted range: not clipped, by design
     assert scored["is_viral"].iloc[0] == 1
@@ -140,11 +141,11 @@ def test_custom_weights_and_threshold_quantile():
 
 
 def test_normalize_age_uses_per_day_rates_with_a_one_day_floor():
-    captured = datetime(2024, 5, 1, tzinfo=timezone.utc)
+    captured = datetime(2024, 5, 1, tzinfo=UTC)
     ages_days = [10, 2, 0.25, 4, 1, 5]
     table = TABLE.assign(
-        create_time=[int((captured - timedelta(days=d)).timestamp()) for d in ages_days],
-        stats_captured_at=captured)
+        create_time=[int((captured - timedelta(days=d)).timestamp()) for d in ages_days], stats_captured_at=captured
+    )
     rates = TABLE.div([max(d, 1.0) for d in ages_days], axis=0)
 
     labels, params = fit_labels(table, normalize_age=True)

@@ -14,8 +14,18 @@ from tiktok_corpus.config import Settings
 from tiktok_corpus.export import ExportOptions, run_export
 from tiktok_corpus.report import build_report, engagement_table
 
-FIGURES = {"fig1_duration", "fig2_engagement", "fig3_virality_score", "fig4_is_viral", "fps", "resolution",
-           "frame_count", "growth", "depth", "hashtags"}
+FIGURES = {
+    "fig1_duration",
+    "fig2_engagement",
+    "fig3_virality_score",
+    "fig4_is_viral",
+    "fps",
+    "resolution",
+    "frame_count",
+    "growth",
+    "depth",
+    "hashtags",
+}
 
 
 @pytest.mark.browser
@@ -37,7 +47,8 @@ def test_report_opens_in_chromium_with_every_image_loaded(settings, store, corpu
             page.on("request", lambda request: requests.append(request.url))
             page.goto(out.as_uri())
             images = page.eval_on_selector_all(
-                "img", "imgs => imgs.map(i => ({done: i.complete, width: i.naturalWidth, alt: i.alt}))")
+                "img", "imgs => imgs.map(i => ({done: i.complete, width: i.naturalWidth, alt: i.alt}))"
+            )
             page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
         finally:
             browser.close()
@@ -65,10 +76,12 @@ def test_report_from_the_database_alone_and_an_empty_one(settings, store, corpus
 
 
 def test_engagement_table_has_the_papers_statistics():
-    rows = pd.DataFrame({m: [1, 2, 3, 4, 100] for m in ("play_count", "like_count", "comment_count",
-                                                          "share_count", "collect_count")})
+    rows = pd.DataFrame(
+        {m: [1, 2, 3, 4, 100] for m in ("play_count", "like_count", "comment_count", "share_count", "collect_count")}
+    )
     table = engagement_table(rows)
 
     assert list(table.columns) == ["mean", "std", "25%", "50%", "75%", "max"]
-    assert table.loc["play_count"].tolist() == pytest.approx([22.0, pd.Series([1, 2, 3, 4, 100]).std(),
-                                                             2.0, 3.0, 4.0, 100.0])
+    assert table.loc["play_count"].tolist() == pytest.approx(
+        [22.0, pd.Series([1, 2, 3, 4, 100]).std(), 2.0, 3.0, 4.0, 100.0]
+    )

@@ -45,7 +45,9 @@ def test_video_page_calls_related_and_unlocks_the_cdn(page, replica):
     body = related.value.json()
     assert [item["id"] for item in body["itemList"]] == video.related[:16]
     page.wait_for_selector('[data-e2e="related-video-item"]')
-    item = page.evaluate("JSON.parse(document.getElementById('__UNIVERSAL_DATA_FOR_REHYDRATION__').textContent)"
-                         ".__DEFAULT_SCOPE__['webapp.video-detail'].itemInfo.itemStruct")
+    item = page.evaluate(
+        "JSON.parse(document.getElementById('__UNIVERSAL_DATA_FOR_REHYDRATION__').textContent)"
+        ".__DEFAULT_SCOPE__['webapp.video-detail'].itemInfo.itemStruct"
+    )
     media = page.request.get(item["video"]["playAddr"], headers={"Range": "bytes=0-"})
     assert media.status == 206 and media.body() == replica.media_path(video.id).read_bytes()

@@ -15,8 +15,9 @@ def catalog():
 
 def test_same_seed_same_catalog_other_seed_other_catalog(catalog):
     again = build_catalog(300, seed=0)
-    assert [(v.id, v.stats, v.related, v.media) for v in again.videos] == \
-           [(v.id, v.stats, v.related, v.media) for v in catalog.videos]
+    assert [(v.id, v.stats, v.related, v.media) for v in again.videos] == [
+        (v.id, v.stats, v.related, v.media) for v in catalog.videos
+    ]
     assert {v.id for v in build_catalog(300, seed=1).videos}.isdisjoint({v.id for v in catalog.videos})
 
 
@@ -56,6 +57,7 @@ def test_signal_ties_brightness_to_appeal_only_when_asked():
     def luma_appeal_correlation(signal):
         videos = build_catalog(300, seed=3, signal=signal).playable()
         return np.corrcoef([v.media.luma for v in videos], [v.appeal for v in videos])[0, 1]
+
     assert luma_appeal_correlation(1.0) > 0.95
     assert abs(luma_appeal_correlation(0.0)) < 0.15
 
@@ -71,9 +73,17 @@ def test_media_variety_is_declared():
     assert max(m.duration_s for m in media) > 30 and min(m.duration_s for m in media if m.fps > 1) < 5.5
 
 
-@pytest.mark.parametrize("exact, shown", [(1537, 1537), (9999, 9999), (184_333, 184_300),
-                                          (206_978, 207_000), (20_812_345, 20_800_000),
-                                          (1_510_358_266, 1_500_000_000)])
+@pytest.mark.parametrize(
+    "exact, shown",
+    [
+        (1537, 1537),
+        (9999, 9999),
+        (184_333, 184_300),
+        (206_978, 207_000),
+        (20_812_345, 20_800_000),
+        (1_510_358_266, 1_500_000_000),
+    ],
+)
 def test_stats_are_rounded_like_tiktok(exact, shown):
     assert tiktok_rounded(exact) == shown
 
@@ -86,5 +96,6 @@ def test_at_full_signal_brightness_separates_viral_from_the_rest():
         plays = np.array([v.stats.plays for v in videos])
         viral = plays >= np.quantile(plays, 0.75)
         return roc_auc_score(viral, [v.media.luma for v in videos])
+
     assert auc(1.0) > 0.8
     assert 0.35 < auc(0.0) < 0.65

@@ -41,10 +41,13 @@ def test_pages_set_host_only_cookies_and_embed_the_app_context(replica):
 def test_recommend_envelope_gives_overlapping_random_batches(client, replica):
     batches = []
     for _ in range(6):
-        body = client.get("/api/recommend/item_list/", params={"count": 30, "from_page": "fyp",
-                                                                "aid": 1988, "msToken": "x", "X-Bogus": "y"}).json()
-        assert {"statusCode", "status_code", "status_msg", "itemList", "hasMore", "cursor", "extra",
-                "log_pb"} <= set(body)
+        body = client.get(
+            "/api/recommend/item_list/",
+            params={"count": 30, "from_page": "fyp", "aid": 1988, "msToken": "x", "X-Bogus": "y"},
+        ).json()
+        assert {"statusCode", "status_code", "status_msg", "itemList", "hasMore", "cursor", "extra", "log_pb"} <= set(
+            body
+        )
         assert body["statusCode"] == 0 and 18 <= len(body["itemList"]) <= 30
         batches.append([item["id"] for item in body["itemList"]])
     assert all(item_id in replica.catalog.by_id for batch in batches for item_id in batch)
@@ -63,8 +66,7 @@ def test_related_lists_follow_the_graph(client, replica):
 
 
 def test_item_detail_shapes_and_status_codes(client, replica):
-    video = next(v for v in replica.catalog.videos if v.kind == "video" and v.has_stats_v2
-                 and v.stats.plays >= 10_000)
+    video = next(v for v in replica.catalog.videos if v.kind == "video" and v.has_stats_v2 and v.stats.plays >= 10_000)
     body = detail(client, video.id)
     assert body["statusCode"] == 0 and set(body) >= {"itemInfo", "shareMeta", "status_code", "status_msg"}
     item = body["itemInfo"]["itemStruct"]
@@ -75,8 +77,11 @@ def test_item_detail_shapes_and_status_codes(client, replica):
     gear = item["video"]["bitrateInfo"][0]
     assert gear["PlayAddr"]["DataSize"] == replica.media_path(video.id).stat().st_size
     assert item["video"]["playAddr"] == gear["PlayAddr"]["UrlList"][0]
-    assert detail(client, first(replica, "deleted").id) == {"statusCode": 10204, "status_code": 0,
-                                                            "status_msg": "item doesn't exist"}
+    assert detail(client, first(replica, "deleted").id) == {
+        "statusCode": 10204,
+        "status_code": 0,
+        "status_msg": "item doesn't exist",
+    }
     assert detail(client, first(replica, "private").id)["statusCode"] == 10216
     assert detail(client, "7000000000000000000")["statusCode"] == 10204
     photo = detail(client, first(replica, "photo").id)["itemInfo"]["itemStruct"]
@@ -93,8 +98,10 @@ def test_video_page_rehydration_and_status(client, replica):
     assert scope["webapp.video-detail"]["itemInfo"]["itemStruct"]["id"] == video.id
     assert "/api/related/item_list/" in page.text
     deleted = client.get(f"/@_/video/{first(replica, 'deleted').id}")
-    assert json.loads(PAGE_JSON.search(deleted.text).group(1))["__DEFAULT_SCOPE__"][
-        "webapp.video-detail"]["statusCode"] == 10204
+    assert (
+        json.loads(PAGE_JSON.search(deleted.text).group(1))["__DEFAULT_SCOPE__"]["webapp.video-detail"]["statusCode"]
+        == 10204
+    )
 
 
 def test_cdn_enforces_cookie_serves_exact_bytes_and_ranges(client, replica):
@@ -122,11 +129,13 @@ def test_cdn_refuses_urls_past_their_expire(make_replica):
     video = next(v for v in rep.catalog.videos if v.playable)
     with httpx.Client(base_url=rep.base_url) as http:
         http.get("/foryou")
-        url = http.get("/api/item/detail/", params={"itemId": video.id}).json()[
-            "itemInfo"]["itemStruct"]["video"]["playAddr"]
+        url = http.get("/api/item/detail/", params={"itemId": video.id}).json()["itemInfo"]["itemStruct"]["video"][
+            "playAddr"
+        ]
         assert http.get(url).status_code == 200
         now[0] += 3601
         assert http.get(url).status_code == 403
-        fresh = http.get("/api/item/detail/", params={"itemId": video.id}).json()[
-            "itemInfo"]["itemStruct"]["video"]["playAddr"]
+        fresh = http.get("/api/item/detail/", params={"itemId": video.id}).json()["itemInfo"]["itemStruct"]["video"][
+            "playAddr"
+        ]
         assert http.get(fresh).status_code == 200

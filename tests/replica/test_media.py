@@ -34,8 +34,9 @@ def test_every_kind_of_file_matches_its_declared_truth(replica):
         probes = list(pool.map(lambda v: probe(replica.media_path(v.id)), videos))
     for video, streams in zip(videos, probes):
         truth, stream = video.media, streams["video"]
-        assert (stream["codec_name"], stream["width"], stream["height"]) == \
-               (truth.codec, truth.width, truth.height), video.id
+        assert (stream["codec_name"], stream["width"], stream["height"]) == (truth.codec, truth.width, truth.height), (
+            video.id
+        )
         assert int(stream["nb_frames"]) == truth.frames, video.id
         assert float(stream["duration"]) == pytest.approx(truth.duration_s, abs=0.05), video.id
         assert ("audio" in streams) == truth.has_audio, video.id
@@ -46,8 +47,12 @@ def test_every_kind_of_file_matches_its_declared_truth(replica):
 
 def test_decoded_frame_counts_vfr_and_short_files(replica):
     media = [v for v in replica.catalog.playable()]
-    picks = [next(v for v in media if v.media.vfr), next(v for v in media if v.media.codec == "hevc"),
-             next(v for v in media if v.media.frames < 100), next(v for v in media if v.media.fps == 60)]
+    picks = [
+        next(v for v in media if v.media.vfr),
+        next(v for v in media if v.media.codec == "hevc"),
+        next(v for v in media if v.media.frames < 100),
+        next(v for v in media if v.media.fps == 60),
+    ]
     for video in picks:
         stream = probe(replica.media_path(video.id), count_frames=True)["video"]
         assert int(stream["nb_read_frames"]) == video.media.frames
@@ -57,8 +62,23 @@ def test_decoded_frame_counts_vfr_and_short_files(replica):
 
 def test_brightness_is_the_declared_luma(replica):
     for video in replica.catalog.playable()[:4]:
-        out = subprocess.run(["ffmpeg", "-v", "info", "-i", str(replica.media_path(video.id)),
-                              "-vf", "signalstats,metadata=print:key=lavfi.signalstats.YAVG",
-                              "-frames:v", "1", "-f", "null", "-"], capture_output=True, text=True).stderr
+        out = subprocess.run(
+            [
+                "ffmpeg",
+                "-v",
+                "info",
+                "-i",
+                str(replica.media_path(video.id)),
+                "-vf",
+                "signalstats,metadata=print:key=lavfi.signalstats.YAVG",
+                "-frames:v",
+                "1",
+                "-f",
+                "null",
+                "-",
+            ],
+            capture_output=True,
+            text=True,
+        ).stderr
         mean_luma = float(re.search(r"YAVG=([\d.]+)", out).group(1))
         assert mean_luma == pytest.approx(video.media.luma, abs=4)

@@ -98,8 +98,22 @@ def test_the_wheel_ships_the_migration_tree(tmp_path):
     for name in ("tiktok_corpus", "migrations"):
         shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
 
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                    str(source), "-w", str(tmp_path / "dist")], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            str(source),
+            "-w",
+            str(tmp_path / "dist"),
+        ],
+        check=True,
+        capture_output=True,
+    )
 
     (wheel,) = (tmp_path / "dist").glob("tiktok_corpus-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())

@@ -10,13 +10,18 @@ from tiktok_corpus.store.status import stage_counts
 
 def test_counts_per_stage_and_status(store):
     with store.transaction() as session:
-        session.execute(insert(Video), [
-            {"id": "1", "download_status": "downloaded", "probe_status": "valid", "expand_status": "expanded"},
-            {"id": "2", "download_status": "downloaded", "probe_status": "too_short"},
-            {"id": "3", "download_status": "failed", "item_kind": "photo"},
-        ])
-        session.execute(insert(RelatedEdge), [{"parent_id": "1", "child_id": "2", "rank": 0},
-                                              {"parent_id": "1", "child_id": "3", "rank": 1}])
+        session.execute(
+            insert(Video),
+            [
+                {"id": "1", "download_status": "downloaded", "probe_status": "valid", "expand_status": "expanded"},
+                {"id": "2", "download_status": "downloaded", "probe_status": "too_short"},
+                {"id": "3", "download_status": "failed", "item_kind": "photo"},
+            ],
+        )
+        session.execute(
+            insert(RelatedEdge),
+            [{"parent_id": "1", "child_id": "2", "rank": 0}, {"parent_id": "1", "child_id": "3", "rank": 1}],
+        )
         session.execute(insert(StatsSnapshot), [{"video_id": "1", "play_count": 10}])
 
     counts = stage_counts(store)

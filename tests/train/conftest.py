@@ -23,10 +23,29 @@ SPLITS = ["train"] * 32 + ["val"] * 8 + ["test"] * 16
 
 def _make_video(path: Path, level: int, tint: tuple[int, int, int], seconds: float, size: str, fps: int) -> None:
     rgb = "".join(f"{min(255, max(0, level + t)):02x}" for t in tint)
-    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi",
-                    "-i", f"color=c=0x{rgb}:s={size}:r={fps}:d={seconds},noise=alls=40:allf=t+u",
-                    "-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "ultrafast", str(path)],
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"color=c=0x{rgb}:s={size}:r={fps}:d={seconds},noise=alls=40:allf=t+u",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-preset",
+            "ultrafast",
+            str(path),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
 
 
 def write_export(root: Path, videos: pd.DataFrame, label: str = "binary") -> Path:
@@ -36,8 +55,14 @@ def write_export(root: Path, videos: pd.DataFrame, label: str = "binary") -> Pat
     return root
 
 
-def build_synthetic_export(root: Path, seed: int = 0, splits: list[str] = SPLITS, size: str = "64x64",
-                           fps: int = 10, seconds: tuple[float, ...] = (1.2, 1.6, 2.0)) -> pd.DataFrame:
+def build_synthetic_export(
+    root: Path,
+    seed: int = 0,
+    splits: list[str] = SPLITS,
+    size: str = "64x64",
+    fps: int = 10,
+    seconds: tuple[float, ...] = (1.2, 1.6, 2.0),
+) -> pd.DataFrame:
     """ffmpeg clips under ``root/videos`` and their export rows; ``is_viral`` = bright.
 
     ``bench/gpu_check.sh`` calls it too, with larger, longer videos.
@@ -52,24 +77,40 @@ def build_synthetic_export(root: Path, seed: int = 0, splits: list[str] = SPLITS
     durations = rng.choice(seconds, n)
     files = [f"videos/{7000000000000000000 + i}.mp4" for i in range(n)]
     with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-        list(pool.map(lambda i: _make_video(root / files[i], int(levels[i]), tuple(tints[i]), durations[i], size, fps),
-                      range(n)))
-    return pd.DataFrame({
-        "video_id": [f.split("/")[1].removesuffix(".mp4") for f in files],
-        "author_id": [str(100 + i) for i in range(n)],
-        "author_unique_id": [f"user{i}" for i in range(n)],
-        "create_time": 1_700_000_000 + np.arange(n),
-        "desc": ["#demo " + "x" * int(k) for k in rng.integers(0, 60, n)],
-        "hashtags": [["demo"] * int(k) for k in rng.integers(0, 4, n)],
-        "play_count": rng.integers(100, 10_000, n), "like_count": rng.integers(0, 1000, n),
-        "comment_count": rng.integers(0, 100, n), "share_count": rng.integers(0, 50, n),
-        "collect_count": rng.integers(0, 50, n), "follower_count": rng.integers(10, 100_000, n),
-        "stats_captured_at": 1_700_100_000, "duration_s": durations, "fps": float(fps),
-        "frame_count": (durations * fps).astype(int), "width": width, "height": height, "has_audio": False,
-        "file": files, "sha256": [hashlib.sha256((root / f).read_bytes()).hexdigest() for f in files],
-        "virality_score": np.clip(levels / 255 + rng.normal(0, 0.05, n), 0, 1), "is_viral": viral,
-        "split": splits,
-    })
+        list(
+            pool.map(
+                lambda i: _make_video(root / files[i], int(levels[i]), tuple(tints[i]), durations[i], size, fps),
+                range(n),
+            )
+        )
+    return pd.DataFrame(
+        {
+            "video_id": [f.split("/")[1].removesuffix(".mp4") for f in files],
+            "author_id": [str(100 + i) for i in range(n)],
+            "author_unique_id": [f"user{i}" for i in range(n)],
+            "create_time": 1_700_000_000 + np.arange(n),
+            "desc": ["#demo " + "x" * int(k) for k in rng.integers(0, 60, n)],
+            "hashtags": [["demo"] * int(k) for k in rng.integers(0, 4, n)],
+            "play_count": rng.integers(100, 10_000, n),
+            "like_count": rng.integers(0, 1000, n),
+            "comment_count": rng.integers(0, 100, n),
+            "share_count": rng.integers(0, 50, n),
+            "collect_count": rng.integers(0, 50, n),
+            "follower_count": rng.integers(10, 100_000, n),
+            "stats_captured_at": 1_700_100_000,
+            "duration_s": durations,
+            "fps": float(fps),
+            "frame_count": (durations * fps).astype(int),
+            "width": width,
+            "height": height,
+            "has_audio": False,
+            "file": files,
+            "sha256": [hashlib.sha256((root / f).read_bytes()).hexdigest() for f in files],
+            "virality_score": np.clip(levels / 255 + rng.normal(0, 0.05, n), 0, 1),
+            "is_viral": viral,
+            "split": splits,
+        }
+    )
 
 
 @pytest.fixture(scope="session")
@@ -106,8 +147,10 @@ def build_replica_export(root: Path, replica, *, max_videos: int, seed: int) -> 
     from tiktok_corpus.validate import run_validate
 
     settings = Settings(data_dir=root / "data", base_url=replica.base_url)
-    crawl(settings, CrawlOptions(seeds=25, fanout=5, max_videos=max_videos, workers=2, delay_s=0.0,
-                                 max_rate=None, seed=seed))
+    crawl(
+        settings,
+        CrawlOptions(seeds=25, fanout=5, max_videos=max_videos, workers=2, delay_s=0.0, max_rate=None, seed=seed),
+    )
     run_validate(settings)
     return run_export(settings, ExportOptions(label="binary", stratify=True, seed=seed, name="replica"))
 
@@ -116,6 +159,7 @@ def build_replica_export(root: Path, replica, *, max_videos: int, seed: int) -> 
 def replica_signal_export(tmp_path_factory) -> Path:
     """``--signal 1``: a 200-post replica whose videos' brightness follows their appeal, exported whole."""
     from tiktok_corpus.replica import Replica, ReplicaConfig
+
     with Replica(ReplicaConfig(videos=200, seed=0, signal=1.0)) as replica:
         return build_replica_export(tmp_path_factory.mktemp("replica-signal1"), replica, max_videos=200, seed=0)
 
@@ -125,5 +169,4 @@ def replica_noise_export(tmp_path_factory, replica_session) -> Path:
     """``--signal 0``: 120 posts of the shared default replica (signal 0), whose media other tests
     generate anyway; brightness is independent of engagement there."""
     replica_session.set_faults({})
-    return build_replica_export(tmp_path_factory.mktemp("replica-signal0"), replica_session,
-                                max_videos=120, seed=0)
+    return build_replica_export(tmp_path_factory.mktemp("replica-signal0"), replica_session, max_videos=120, seed=0)

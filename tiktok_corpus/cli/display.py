@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import TYPE_CHECKING, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                           TimeRemainingColumn)
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 if TYPE_CHECKING:
@@ -25,8 +25,14 @@ def progress_bar(console: Console, enabled: bool = True) -> Iterator[Progress | 
     if not enabled:
         yield None
         return
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), TimeRemainingColumn(), console=console) as bar:
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    ) as bar:
         yield bar
 
 
@@ -34,13 +40,19 @@ class LiveCrawlDisplay:
     """A rich live line: found / target, expansions, downloads, blocks and discovery rate."""
 
     def __init__(self, console: Console) -> None:
-        self._progress = Progress(TextColumn("crawl"), BarColumn(), MofNCompleteColumn(),
-                                  TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
-                                  console=console, transient=False)
+        self._progress = Progress(
+            TextColumn("crawl"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
         self._task = self._progress.add_task("crawl", total=None, detail="")
         self._started = time.monotonic()
 
-    def __enter__(self) -> "LiveCrawlDisplay":
+    def __enter__(self) -> LiveCrawlDisplay:
         self._progress.start()
         return self
 
@@ -49,15 +61,19 @@ class LiveCrawlDisplay:
 
     def update(self, counters: CrawlCounters) -> None:
         rate = counters.new_items / max(time.monotonic() - self._started, 1e-9)
-        detail = (f"expansions {counters.expansions}  downloads {counters.downloaded}  "
-                  f"blocks {counters.blocks}  {rate:.2f} new/s")
+        detail = (
+            f"expansions {counters.expansions}  downloads {counters.downloaded}  "
+            f"blocks {counters.blocks}  {rate:.2f} new/s"
+        )
         self._progress.update(self._task, completed=counters.videos, total=counters.target, detail=detail)
 
 
 def crawl_summary_lines(summary: CrawlSummary) -> Iterable[str]:
-    yield (f"crawl {summary.status}: {summary.videos}/{summary.target} videos, {summary.seeds} seeds, "
-           f"{summary.new_items} new items, {summary.expansions} expansions, {summary.edges} edges "
-           f"in {summary.elapsed_s:.1f}s ({summary.videos_per_s:.2f} new/s)")
+    yield (
+        f"crawl {summary.status}: {summary.videos}/{summary.target} videos, {summary.seeds} seeds, "
+        f"{summary.new_items} new items, {summary.expansions} expansions, {summary.edges} edges "
+        f"in {summary.elapsed_s:.1f}s ({summary.videos_per_s:.2f} new/s)"
+    )
     if summary.blocks:
         kinds = ", ".join(f"{k}={n}" for k, n in sorted(summary.block_kinds.items()))
         yield f"blocks: {summary.blocks} ({kinds}); context recycles: {summary.recycles}"
@@ -69,14 +85,15 @@ def crawl_summary_lines(summary: CrawlSummary) -> Iterable[str]:
 
 def download_summary_line(summary: DownloadSummary) -> str:
     failures = ", ".join(f"{kind} {count}" for kind, count in summary.failures.most_common())
-    return (f"downloaded {summary.downloaded}, already present {summary.verified}, failed {summary.failed}"
-            f"{f' ({failures})' if failures else ''}; {summary.bytes / 1e6:,.1f} MB at "
-            f"{summary.mb_per_s:,.1f} MB/s")
+    return (
+        f"downloaded {summary.downloaded}, already present {summary.verified}, failed {summary.failed}"
+        f"{f' ({failures})' if failures else ''}; {summary.bytes / 1e6:,.1f} MB at "
+        f"{summary.mb_per_s:,.1f} MB/s"
+    )
 
 
 def validate_table(summary: ValidateSummary) -> Table:
-    table = Table(title=f"probed {summary.probed}, requeued {summary.requeued}, "
-                        f"reclassified {summary.reclassified}")
+    table = Table(title=f"probed {summary.probed}, requeued {summary.requeued}, reclassified {summary.reclassified}")
     table.add_column("outcome")
     table.add_column("videos", justify="right")
     for outcome, count in summary.counts.items():
@@ -85,8 +102,9 @@ def validate_table(summary: ValidateSummary) -> Table:
 
 
 def status_table(counts: dict) -> Table:
-    table = Table(title=f"{counts['videos']} videos, {counts['edges']} related edges, "
-                        f"{counts['stats_snapshots']} stats snapshots")
+    table = Table(
+        title=f"{counts['videos']} videos, {counts['edges']} related edges, {counts['stats_snapshots']} stats snapshots"
+    )
     table.add_column("stage")
     table.add_column("status")
     table.add_column("videos", justify="right")
@@ -129,13 +147,17 @@ def demo_results_table(result: DemoResult) -> Table:
     table.add_row("downloaded", str(result.counts["stages"]["download"].get("downloaded", 0)))
     table.add_row("not videos (photo, ad, private, ...)", str(probe.get("skipped", 0)))
     table.add_row("excluded by validation", f"{sum(outcomes.values())} ({_plain(outcomes)})")
-    table.add_row("exported", f"{manifest['row_count']} (viral {viral['1']}, not viral {viral['0']}; "
-                              f"splits {_plain(manifest['counts']['split'])})")
+    table.add_row(
+        "exported",
+        f"{manifest['row_count']} (viral {viral['1']}, not viral {viral['0']}; "
+        f"splits {_plain(manifest['counts']['split'])})",
+    )
     model, baselines = result.metrics["model"], result.metrics["baselines"]
     table.add_row("test ROC-AUC (model)", _auc(model))
     if result.pixel_ceiling_auc is not None:
-        table.add_row("test ROC-AUC (true brightness: the most pixels can give here)",
-                      f"{result.pixel_ceiling_auc:.3f}")
+        table.add_row(
+            "test ROC-AUC (true brightness: the most pixels can give here)", f"{result.pixel_ceiling_auc:.3f}"
+        )
     for name, values in baselines.items():
         table.add_row(f"test ROC-AUC ({name} baseline)", _auc(values))
     table.add_row("verdict", result.metrics["verdict"])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -14,35 +13,56 @@ from .options import option_from
 
 
 @app.command()
-def train(ctx: typer.Context,
-          export_dir: Path = typer.Argument(..., help="Export directory (videos.parquet + manifest.json)."),
-          epochs: int = option_from(TrainConfig, "epochs", min=1),
-          frames: int = option_from(TrainConfig, "frames", min=1),
-          size: int = option_from(TrainConfig, "size", min=2),
-          batch_size: int = option_from(TrainConfig, "batch_size", min=1),
-          lr: float = option_from(TrainConfig, "lr"),
-          step_size: int = option_from(TrainConfig, "step_size", min=1),
-          gamma: float = option_from(TrainConfig, "gamma"),
-          patience: int = option_from(TrainConfig, "patience", min=1),
-          weights: str = option_from(TrainConfig, "weights"),
-          freeze_backbone: bool = option_from(TrainConfig, "freeze_backbone", "--freeze-backbone"),
-          device: str = option_from(TrainConfig, "device"),
-          amp: bool = option_from(TrainConfig, "amp", "--amp"),
-          workers: Optional[int] = option_from(TrainConfig, "workers", min=0),
-          seed: int = option_from(TrainConfig, "seed"),
-          out: Optional[Path] = option_from(TrainConfig, "out"),
-          resume: bool = option_from(TrainConfig, "resume", "--resume"),
-          pos_weight: str = option_from(TrainConfig, "pos_weight"),
-          balanced_sampling: bool = option_from(TrainConfig, "balanced_sampling", "--balanced-sampling"),
-          eval_clips: int = option_from(TrainConfig, "eval_clips", min=1),
-          cache_dir: Optional[Path] = option_from(TrainConfig, "cache_dir")) -> None:
+def train(
+    ctx: typer.Context,
+    export_dir: Path = typer.Argument(..., help="Export directory (videos.parquet + manifest.json)."),
+    epochs: int = option_from(TrainConfig, "epochs", min=1),
+    frames: int = option_from(TrainConfig, "frames", min=1),
+    size: int = option_from(TrainConfig, "size", min=2),
+    batch_size: int = option_from(TrainConfig, "batch_size", min=1),
+    lr: float = option_from(TrainConfig, "lr"),
+    step_size: int = option_from(TrainConfig, "step_size", min=1),
+    gamma: float = option_from(TrainConfig, "gamma"),
+    patience: int = option_from(TrainConfig, "patience", min=1),
+    weights: str = option_from(TrainConfig, "weights"),
+    freeze_backbone: bool = option_from(TrainConfig, "freeze_backbone", "--freeze-backbone"),
+    device: str = option_from(TrainConfig, "device"),
+    amp: bool = option_from(TrainConfig, "amp", "--amp"),
+    workers: int | None = option_from(TrainConfig, "workers", min=0),
+    seed: int = option_from(TrainConfig, "seed"),
+    out: Path | None = option_from(TrainConfig, "out"),
+    resume: bool = option_from(TrainConfig, "resume", "--resume"),
+    pos_weight: str = option_from(TrainConfig, "pos_weight"),
+    balanced_sampling: bool = option_from(TrainConfig, "balanced_sampling", "--balanced-sampling"),
+    eval_clips: int = option_from(TrainConfig, "eval_clips", min=1),
+    cache_dir: Path | None = option_from(TrainConfig, "cache_dir"),
+) -> None:
     """Train the R(2+1)D-18 virality model on an export."""
     from ..train.loop import train as train_run
-    config = TrainConfig(export_dir=export_dir, epochs=epochs, frames=frames, size=size,
-                         batch_size=batch_size, lr=lr, step_size=step_size, gamma=gamma, patience=patience,
-                         weights=weights, freeze_backbone=freeze_backbone, device=device, amp=amp,
-                         workers=workers, seed=seed, out=out, resume=resume, pos_weight=pos_weight,
-                         balanced_sampling=balanced_sampling, eval_clips=eval_clips, cache_dir=cache_dir)
+
+    config = TrainConfig(
+        export_dir=export_dir,
+        epochs=epochs,
+        frames=frames,
+        size=size,
+        batch_size=batch_size,
+        lr=lr,
+        step_size=step_size,
+        gamma=gamma,
+        patience=patience,
+        weights=weights,
+        freeze_backbone=freeze_backbone,
+        device=device,
+        amp=amp,
+        workers=workers,
+        seed=seed,
+        out=out,
+        resume=resume,
+        pos_weight=pos_weight,
+        balanced_sampling=balanced_sampling,
+        eval_clips=eval_clips,
+        cache_dir=cache_dir,
+    )
     run_dir = train_run(config)
     metrics_path = run_dir / "metrics.json"
     if metrics_path.is_file():
@@ -51,12 +71,15 @@ def train(ctx: typer.Context,
 
 
 @app.command()
-def predict(ctx: typer.Context,
-            videos: list[Path] = typer.Argument(..., help="Video files to score."),
-            run: Path = typer.Option(..., "--run", help="A training run directory (with best.pt)."),
-            device: str = typer.Option("auto", help="auto | cpu | cuda.")) -> None:
+def predict(
+    ctx: typer.Context,
+    videos: list[Path] = typer.Argument(..., help="Video files to score."),
+    run: Path = typer.Option(..., "--run", help="A training run directory (with best.pt)."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda."),
+) -> None:
     """Score video files with a trained run: one JSON line each (exit 1 if any file failed)."""
     from ..train.predict import predict as predict_videos
+
     failed = 0
     for result in predict_videos(videos, run, device=device):
         failed += "error" in result

@@ -23,16 +23,16 @@ class CrawlOptions:
     strategy: str = described("random", "Frontier policy: random | bfs.")
     workers: int = described(1, "Browser workers in this process.")
     delay_s: float = described(2.0, "Politeness delay per worker (s, jittered): conservative for the real site.")
-    max_rate: float | None = described(1.0, "Requests per second across all workers of this process "
-                                       "(0: no cap).")
+    max_rate: float | None = described(1.0, "Requests per second across all workers of this process (0: no cap).")
     download: bool = described(True, "Download files while discovering.")
     headful: bool = described(False, "Show the browser (solve a captcha).")
     seed: int = described(0, "RNG seed of the frontier policy.")
     related_count: int = 16
     # Related-list fetches each worker page keeps in flight: hides the answer latency, while the
     # per-worker delay still spaces their starts (see WorkerSession.fetch_text).
-    in_flight: int = described(4, "Related-list fetches each worker keeps running at once (still paced "
-                               "by --delay and --max-rate).")
+    in_flight: int = described(
+        4, "Related-list fetches each worker keeps running at once (still paced by --delay and --max-rate)."
+    )
 
     def validate(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -50,7 +50,7 @@ class CrawlOptions:
 class CrawlCounters:
     """What the live display shows and the summary reports (this process only, except ``videos``)."""
 
-    videos: int = 0          # video items in the corpus (all processes)
+    videos: int = 0  # video items in the corpus (all processes)
     target: int = 0
     new_items: int = 0
     expansions: int = 0

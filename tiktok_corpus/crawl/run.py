@@ -21,12 +21,22 @@ from playwright.async_api import async_playwright
 from ..config import Settings
 from ..errors import BlockedError, ContractError, PersistentlyBlocked
 from ..store import queue
-from ..store.crawl import (Sighting, claim_parents, corpus_video_count, downloaded_count, end_run, fail_parent,
-                           frontier_state, record_expansion, record_seeds, seed_count, start_run)
+from ..store.crawl import (
+    Sighting,
+    claim_parents,
+    corpus_video_count,
+    downloaded_count,
+    end_run,
+    fail_parent,
+    frontier_state,
+    record_expansion,
+    record_seeds,
+    seed_count,
+    start_run,
+)
 from ..store.db import Store, open_store
 from ..store.thread import DatabaseThread
-from ..tiktok.browser import (BlockMonitor, BlockPolicy, Pacer, WorkerSession, default_user_agent,
-                              launch_browser)
+from ..tiktok.browser import BlockMonitor, BlockPolicy, Pacer, WorkerSession, default_user_agent, launch_browser
 from ..tiktok.contract import ItemList
 from ..tiktok.session_files import session_dir
 from .options import CrawlCounters, CrawlOptions, CrawlProgress, CrawlSummary
@@ -38,8 +48,16 @@ PUBLISH_EVERY_S = 0.25  # the live display needs no more, and downloads are coun
 class _Crawl:
     """One process's crawl: seeds, then ``workers`` expansion loops sharing one browser."""
 
-    def __init__(self, store: Store, settings: Settings, options: CrawlOptions, *,
-                 policy: BlockPolicy, progress: CrawlProgress | None, rng: random.Random) -> None:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        options: CrawlOptions,
+        *,
+        policy: BlockPolicy,
+        progress: CrawlProgress | None,
+        rng: random.Random,
+    ) -> None:
         self.store = store
         self.settings = settings
         self.options = options
@@ -79,8 +97,14 @@ class _Crawl:
         options = self.options
 
         def take(batch: ItemList) -> bool:
-            sighting = record_seeds(self.store, batch, seeds=options.seeds, max_videos=options.max_videos,
-                                    run_id=self.run_id, seed=options.seed)
+            sighting = record_seeds(
+                self.store,
+                batch,
+                seeds=options.seeds,
+                max_videos=options.max_videos,
+                run_id=self.run_id,
+                seed=options.seed,
+            )
             self._count(sighting)
             self._publish()
             return seed_count(self.store) >= options.seeds
@@ -120,8 +144,11 @@ class _Crawl:
         claimed = self._claimed.setdefault(name, deque())
         async with self._claiming.setdefault(name, asyncio.Lock()):
             if not claimed:
-                await self._db(lambda: claimed.extend(
-                    claim_parents(self.store, self.options.strategy, worker, self.options.in_flight)))
+                await self._db(
+                    lambda: claimed.extend(
+                        claim_parents(self.store, self.options.strategy, worker, self.options.in_flight)
+                    )
+                )
         return claimed.popleft() if claimed else None
 
     def _release_unstarted(self) -> None:
@@ -143,8 +170,16 @@ class _Crawl:
         except BaseException:
             queue.release(self.store, "expand", [parent_id])
             raise
-        sighting = await self._db(record_expansion, self.store, parent_id, related, fanout=self.options.fanout,
-                                  max_videos=self.options.max_videos, run_id=self.run_id, seed=self.options.seed)
+        sighting = await self._db(
+            record_expansion,
+            self.store,
+            parent_id,
+            related,
+            fanout=self.options.fanout,
+            max_videos=self.options.max_videos,
+            run_id=self.run_id,
+            seed=self.options.seed,
+        )
         self._count(sighting)
         self.counters.expansions += 1
         self.counters.edges += len(sighting.in_corpus)
@@ -158,9 +193,18 @@ class _Crawl:
             browser = await launch_browser(playwright, self.settings, headful=options.headful)
             try:
                 user_agent = await default_user_agent(browser)
-                self.sessions = [WorkerSession(browser, self.settings.base_url, policy=self.policy,
-                                               monitor=self.monitor, pacer=self.pacer, user_agent=user_agent,
-                                               name=f"w{i}") for i in range(options.workers)]
+                self.sessions = [
+                    WorkerSession(
+                        browser,
+                        self.settings.base_url,
+                        policy=self.policy,
+                        monitor=self.monitor,
+                        pacer=self.pacer,
+                        user_agent=user_agent,
+                        name=f"w{i}",
+                    )
+                    for i in range(options.workers)
+                ]
                 first, download_task = self.sessions[0], None
                 try:
                     await first.start()
@@ -168,8 +212,9 @@ class _Crawl:
                     download_task = await self._start_downloads(first, user_agent)
                     await asyncio.gather(self.collect_seeds(first), *(s.start() for s in self.sessions[1:]))
                     self.counters.videos = corpus_video_count(self.store)
-                    await asyncio.gather(*(self.expand_loop(s) for s in self.sessions
-                                           for _ in range(options.in_flight)))
+                    await asyncio.gather(
+                        *(self.expand_loop(s) for s in self.sessions for _ in range(options.in_flight))
+                    )
                     videos = corpus_video_count(self.store)
                     status = "target_reached" if videos >= options.max_videos else "frontier_exhausted"
                 except PersistentlyBlocked as exc:
@@ -200,8 +245,11 @@ class _Crawl:
 
         cookies = await session.cookies()
         self._download_counting = asyncio.create_task(self._count_downloads())
-        return asyncio.create_task(download_pending(self.store, self.settings, cookies=cookies,
-                                                    user_agent=user_agent, follow=self._download_follow))
+        return asyncio.create_task(
+            download_pending(
+                self.store, self.settings, cookies=cookies, user_agent=user_agent, follow=self._download_follow
+            )
+        )
 
     async def _count_downloads(self) -> None:
         """Keep the display's download count current. It is a query, so it runs on the database thread,
@@ -225,34 +273,61 @@ class _Crawl:
             counters.downloaded = downloaded_count(self.store)  # the downloads are over: the final count
         self._publish(force=True)
         summary = CrawlSummary(
-            run_id=self.run_id, status=status, videos=counters.videos, target=counters.target,
-            seeds=seed_count(self.store), new_items=counters.new_items, expansions=counters.expansions,
-            edges=counters.edges, snapshots=counters.snapshots, blocks=counters.blocks,
-            block_kinds=dict(self.monitor.kinds), errors=dict(counters.errors),
-            recycles=sum(s.recycles for s in self.sessions), elapsed_s=round(elapsed, 3),
+            run_id=self.run_id,
+            status=status,
+            videos=counters.videos,
+            target=counters.target,
+            seeds=seed_count(self.store),
+            new_items=counters.new_items,
+            expansions=counters.expansions,
+            edges=counters.edges,
+            snapshots=counters.snapshots,
+            blocks=counters.blocks,
+            block_kinds=dict(self.monitor.kinds),
+            errors=dict(counters.errors),
+            recycles=sum(s.recycles for s in self.sessions),
+            elapsed_s=round(elapsed, 3),
             videos_per_s=round(counters.new_items / elapsed, 3) if elapsed else 0.0,
-            downloads=downloads, message=message)
-        end_run(self.store, self.run_id, status, {k: v for k, v in summary.to_dict().items()
-                                                  if k not in ("message",)})
+            downloads=downloads,
+            message=message,
+        )
+        end_run(self.store, self.run_id, status, {k: v for k, v in summary.to_dict().items() if k not in ("message",)})
         return summary
 
 
-async def crawl_async(store: Store, settings: Settings, options: CrawlOptions, *,
-                      policy: BlockPolicy | None = None, progress: CrawlProgress | None = None,
-                      rng: random.Random | None = None) -> CrawlSummary:
+async def crawl_async(
+    store: Store,
+    settings: Settings,
+    options: CrawlOptions,
+    *,
+    policy: BlockPolicy | None = None,
+    progress: CrawlProgress | None = None,
+    rng: random.Random | None = None,
+) -> CrawlSummary:
     """Run (or resume) a crawl in the running event loop; returns its summary.
 
     Raises :class:`PersistentlyBlocked` only through :func:`crawl`; here a blocked run ends with
     ``status == "blocked"`` so callers can still read its counts.
     """
     options.validate()
-    crawl = _Crawl(store, settings, options, policy=policy or BlockPolicy(), progress=progress,
-                   rng=rng or random.Random(options.seed))
+    crawl = _Crawl(
+        store,
+        settings,
+        options,
+        policy=policy or BlockPolicy(),
+        progress=progress,
+        rng=rng or random.Random(options.seed),
+    )
     return await crawl.run()
 
 
-def crawl(settings: Settings, options: CrawlOptions, *, progress: CrawlProgress | None = None,
-          policy: BlockPolicy | None = None) -> CrawlSummary:
+def crawl(
+    settings: Settings,
+    options: CrawlOptions,
+    *,
+    progress: CrawlProgress | None = None,
+    policy: BlockPolicy | None = None,
+) -> CrawlSummary:
     """``corpus crawl``: open the store, crawl, close; a persistently blocked run raises
     :class:`PersistentlyBlocked` (exit code 3) after its summary is saved in ``crawl_runs``."""
     options.validate()

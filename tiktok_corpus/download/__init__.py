@@ -26,5 +26,14 @@ from .jobs import video_file_path
 from .options import DownloadOptions, DownloadSummary
 from .run import download_pending, remove_stale_parts, run_download
 
-__all__ = ["DownloadOptions", "DownloadSummary", "check_size", "download_pending", "remove_stale_parts",
-           "run_download", "sniff_body", "status_error", "video_file_path"]
+__all__ = [
+    "DownloadOptions",
+    "DownloadSummary",
+    "check_size",
+    "download_pending",
+    "remove_stale_parts",
+    "run_download",
+    "sniff_body",
+    "status_error",
+    "video_file_path",
+]

@@ -32,17 +32,18 @@ def sniff_body(head: bytes) -> str | None:
     return None if head[4:8] == b"ftyp" else "not_video"
 
 
-def check_size(received: int, *, content_length: int | None, total: int | None,
-               declared: int | None) -> None:
+def check_size(received: int, *, content_length: int | None, total: int | None, declared: int | None) -> None:
     """Raise unless ``received`` equals every size the server and the item stated."""
     if received == 0:
         raise DownloadError("0-byte body", kind="empty")
-    for name, expected in (("Content-Length", content_length), ("Content-Range total", total),
-                           ("DataSize", declared)):
+    for name, expected in (("Content-Length", content_length), ("Content-Range total", total), ("DataSize", declared)):
         if expected is not None and received != expected:
             short = received < expected
-            raise DownloadError(f"{received} bytes, {name} says {expected}",
-                                kind="truncated" if short else "size_mismatch", retryable=short)
+            raise DownloadError(
+                f"{received} bytes, {name} says {expected}",
+                kind="truncated" if short else "size_mismatch",
+                retryable=short,
+            )
 
 
 def status_error(status: int, url: str, now: float, retry_after: str | None = None) -> DownloadError:
@@ -75,12 +76,15 @@ def check_response(response: httpx.Response, url: str, options: DownloadOptions)
     if status == 206:
         parsed = _content_range_total(response.headers.get("content-range"))
         if parsed is None or parsed[0] != 0:
-            raise DownloadError(f"206 with Content-Range {response.headers.get('content-range')!r}",
-                                kind="bad_range", status=status, retryable=True)
+            raise DownloadError(
+                f"206 with Content-Range {response.headers.get('content-range')!r}",
+                kind="bad_range",
+                status=status,
+                retryable=True,
+            )
         total = parsed[1]
     if (total or 0) > options.max_bytes:
-        raise DownloadError(f"{total} bytes is over the {options.max_bytes} limit", kind="too_large",
-                            status=status)
+        raise DownloadError(f"{total} bytes is over the {options.max_bytes} limit", kind="too_large", status=status)
     return content_length, total
 
 

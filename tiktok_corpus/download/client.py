@@ -29,8 +29,9 @@ def add_cookies(client: httpx.AsyncClient, cookies: tuple[dict, ...] | list[dict
         client.cookies.set(name, str(value), domain=cookie.get("domain") or "", path=cookie.get("path") or "/")
 
 
-def load_session(client: httpx.AsyncClient, settings: Settings, cookies: list[dict] | None,
-                 user_agent: str | None) -> str:
+def load_session(
+    client: httpx.AsyncClient, settings: Settings, cookies: list[dict] | None, user_agent: str | None
+) -> str:
     """Put the browser session's cookies (given, else the crawler's saved ones) into the client; returns the UA."""
     saved = None if cookies is not None else load_saved_session(settings)
     add_cookies(client, cookies if cookies is not None else (saved.cookies if saved else ()))
@@ -43,17 +44,26 @@ def has_chain_token(client: httpx.AsyncClient) -> bool:
 
 def request_headers(settings: Settings, user_agent: str) -> dict[str, str]:
     """Headers of a browser fetching a video the page referenced; identity encoding keeps sizes exact."""
-    return {"User-Agent": user_agent, "Referer": f"{settings.base_url}/", "Range": "bytes=0-",
-            "Accept": "*/*", "Accept-Encoding": "identity"}
+    return {
+        "User-Agent": user_agent,
+        "Referer": f"{settings.base_url}/",
+        "Range": "bytes=0-",
+        "Accept": "*/*",
+        "Accept-Encoding": "identity",
+    }
 
 
-def make_client(settings: Settings, *, concurrency: int, connect_timeout_s: float,
-                read_timeout_s: float) -> httpx.AsyncClient:
+def make_client(
+    settings: Settings, *, concurrency: int, connect_timeout_s: float, read_timeout_s: float
+) -> httpx.AsyncClient:
     """An HTTP/2-capable client sized for ``concurrency`` transfers, through the configured proxy."""
     return httpx.AsyncClient(
-        http2=True, proxy=settings.proxy, follow_redirects=True,
+        http2=True,
+        proxy=settings.proxy,
+        follow_redirects=True,
         limits=httpx.Limits(max_connections=concurrency * 2, max_keepalive_connections=concurrency * 2),
-        timeout=httpx.Timeout(read_timeout_s, connect=connect_timeout_s, pool=None))
+        timeout=httpx.Timeout(read_timeout_s, connect=connect_timeout_s, pool=None),
+    )
 
 
 def write_netscape_cookies(client: httpx.AsyncClient, path: Path) -> Path:

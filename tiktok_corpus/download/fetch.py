@@ -24,15 +24,15 @@ from .ytdlp import YtdlpFallback
 log = logging.getLogger(__name__)
 
 # Kinds that say what was wrong with a body: the most useful reason to leave on a failed row.
-BODY_KINDS = {"empty", "html_body", "json_body", "not_video", "truncated", "size_mismatch", "corrupt",
-              "too_large"}
+BODY_KINDS = {"empty", "html_body", "json_body", "not_video", "truncated", "size_mismatch", "corrupt", "too_large"}
 
 
 class Fetcher:
     """A run's ways of getting files, sharing its client, its check threads and its directories."""
 
-    def __init__(self, client: httpx.AsyncClient, settings: Settings, options: DownloadOptions,
-                 user_agent: str, concurrency: int) -> None:
+    def __init__(
+        self, client: httpx.AsyncClient, settings: Settings, options: DownloadOptions, user_agent: str, concurrency: int
+    ) -> None:
         self.client, self.settings, self.options, self.user_agent = client, settings, options, user_agent
         headers = request_headers(settings, user_agent)
         directories = PartDirectories(options.min_free_bytes)

@@ -107,5 +107,7 @@ class PartDirectories:
             self._made.add(directory)
         free = shutil.disk_usage(directory).free
         if free < needed + self._min_free_bytes:
-            raise NoSpace(f"only {free / 1e6:,.0f} MB free in {directory}; need {needed / 1e6:,.0f} MB "
-                          f"plus {self._min_free_bytes / 1e6:,.0f} MB reserve")
+            raise NoSpace(
+                f"only {free / 1e6:,.0f} MB free in {directory}; need {needed / 1e6:,.0f} MB "
+                f"plus {self._min_free_bytes / 1e6:,.0f} MB reserve"
+            )

@@ -65,9 +65,16 @@ class GroupCommit:
     def _commit_files(self, batch: list[_WaitingFile]) -> None:
         """Rename the checked files into place and record them, all in one transaction."""
         moved: list[_WaitingFile] = []
-        rows = [LandedFile(waiting.job, waiting.job.final.relative_to(self.data_dir).as_posix(),
-                           waiting.fetched.size, waiting.fetched.sha256, waiting.fetched.url_kind)
-                for waiting in batch]
+        rows = [
+            LandedFile(
+                waiting.job,
+                waiting.job.final.relative_to(self.data_dir).as_posix(),
+                waiting.fetched.size,
+                waiting.fetched.sha256,
+                waiting.fetched.url_kind,
+            )
+            for waiting in batch
+        ]
         try:
             with land_downloads(self.store, rows):
                 for waiting in batch:

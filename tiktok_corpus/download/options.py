@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from ..config import described
 
@@ -14,8 +14,9 @@ from ..config import described
 class DownloadOptions:
     """Limits and retry policy; the defaults suit TikTok, tests shrink the waits."""
 
-    concurrency: int = described(8, "Transfers in flight at once (files being checked and recorded "
-                                 "meanwhile do not count).")
+    concurrency: int = described(
+        8, "Transfers in flight at once (files being checked and recorded meanwhile do not count)."
+    )
     max_bytes: int = described(200_000_000, "Refuse files larger than this (bytes).")
     min_free_bytes: int = 100_000_000  # kept free on the data disk beyond the file being written
     per_host: int = 6  # transfers in flight to one host
@@ -50,6 +51,13 @@ class DownloadSummary:
 
     def to_dict(self) -> dict:
         """The summary as JSON-ready values (``corpus download --json``, the crawl's summary)."""
-        return {"downloaded": self.downloaded, "verified": self.verified, "failed": self.failed,
-                "bytes": self.bytes, "seconds": round(self.seconds, 3), "mb_per_s": round(self.mb_per_s, 3),
-                "failures": dict(self.failures), "methods": dict(self.methods)}
+        return {
+            "downloaded": self.downloaded,
+            "verified": self.verified,
+            "failed": self.failed,
+            "bytes": self.bytes,
+            "seconds": round(self.seconds, 3),
+            "mb_per_s": round(self.mb_per_s, 3),
+            "failures": dict(self.failures),
+            "methods": dict(self.methods),
+        }

@@ -5,14 +5,21 @@ The item is fetched again: its video page first (which also renews the cookie), 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import httpx
 
 from ..config import Settings
 from ..errors import ContractError, CorpusError, DownloadError
-from ..tiktok.contract import (ItemRecord, MediaUrl, detail_api_path, page_url, parse_item_detail, parse_video_page,
-                               redact_url)
+from ..tiktok.contract import (
+    ItemRecord,
+    MediaUrl,
+    detail_api_path,
+    page_url,
+    parse_item_detail,
+    parse_video_page,
+    redact_url,
+)
 from .checks import status_error
 from .jobs import DownloadJob
 from .options import DownloadOptions
@@ -22,8 +29,9 @@ from .retry import retrying
 class UrlRefresher:
     """Fetches an item's current media URLs with the run's client and User-Agent."""
 
-    def __init__(self, client: httpx.AsyncClient, settings: Settings, options: DownloadOptions,
-                 user_agent: str) -> None:
+    def __init__(
+        self, client: httpx.AsyncClient, settings: Settings, options: DownloadOptions, user_agent: str
+    ) -> None:
         self.client, self.settings, self.options, self.user_agent = client, settings, options, user_agent
 
     async def fresh_urls(self, job: DownloadJob) -> list[MediaUrl]:
@@ -33,8 +41,10 @@ class UrlRefresher:
         ItemUnavailable (deleted, private) propagates: a final, expected outcome.
         """
         page = page_url(self.settings.base_url, job.video_id, job.unique_id)
-        sources = ((page, lambda body: parse_video_page(body.decode("utf-8", "replace"), job.video_id)),
-                   (self.settings.base_url + detail_api_path(job.video_id), parse_item_detail))
+        sources = (
+            (page, lambda body: parse_video_page(body.decode("utf-8", "replace"), job.video_id)),
+            (self.settings.base_url + detail_api_path(job.video_id), parse_item_detail),
+        )
         reasons: list[str] = []
         for url, parse in sources:
             try:
@@ -56,8 +66,9 @@ class UrlRefresher:
         except httpx.TimeoutException:
             raise DownloadError(f"timeout on {redact_url(url)}", kind="timeout", retryable=True) from None
         except httpx.TransportError as exc:
-            raise DownloadError(f"{type(exc).__name__} on {redact_url(url)}", kind="transport",
-                                retryable=True) from None
+            raise DownloadError(
+                f"{type(exc).__name__} on {redact_url(url)}", kind="transport", retryable=True
+            ) from None
         if response.status_code != 200:
             raise status_error(response.status_code, url, self.options.clock(), response.headers.get("retry-after"))
         return parse(response.content)

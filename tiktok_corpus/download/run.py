@@ -21,16 +21,30 @@ from .._files import sha256_file
 from ..config import Settings
 from ..errors import ConfigError, CorpusError
 from ..store.db import Store, open_store
-from ..store.downloads import (busy_download_ids, claim_downloads, count_claimable_downloads, load_download_rows,
-                               mark_downloaded, record_download_failure)
+from ..store.downloads import (
+    busy_download_ids,
+    claim_downloads,
+    count_claimable_downloads,
+    load_download_rows,
+    mark_downloaded,
+    record_download_failure,
+)
 from ..store.models import utcnow
 from ..store.queue import reclaim_dead_local, release, worker_name
 from ..store.thread import DatabaseThread
 from ..tiktok.contract import media_urls_from_json
 from .client import load_session, make_client
 from .fetch import Fetcher
-from .jobs import (PART_SUFFIX, VIDEOS_DIR, DownloadJob, FetchedFile, NoSpace, RecordedFile, UnloadableRow,
-                   video_file_path)
+from .jobs import (
+    PART_SUFFIX,
+    VIDEOS_DIR,
+    DownloadJob,
+    FetchedFile,
+    NoSpace,
+    RecordedFile,
+    UnloadableRow,
+    video_file_path,
+)
 from .landing import GroupCommit
 from .options import DownloadOptions, DownloadSummary
 
@@ -42,8 +56,15 @@ Claimed = DownloadJob | UnloadableRow
 class DownloadRun:
     """One run's queue: the rows in hand, the workers, the summary."""
 
-    def __init__(self, store: Store, settings: Settings, fetcher: Fetcher, options: DownloadOptions,
-                 summary: DownloadSummary, concurrency: int) -> None:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        fetcher: Fetcher,
+        options: DownloadOptions,
+        summary: DownloadSummary,
+        concurrency: int,
+    ) -> None:
         self.store, self.settings, self.fetcher, self.options = store, settings, fetcher, options
         self.summary, self.concurrency = summary, concurrency
         self.worker = worker_name("download")
@@ -52,8 +73,9 @@ class DownloadRun:
         self._db = DatabaseThread("download")  # every database read and write of the run, in order
         self._landing = GroupCommit(store, settings.data_dir, self._db)
 
-    async def run(self, *, retry_failed: bool, limit: int | None, follow: asyncio.Event | None,
-                  progress: Progress | None) -> None:
+    async def run(
+        self, *, retry_failed: bool, limit: int | None, follow: asyncio.Event | None, progress: Progress | None
+    ) -> None:
         """Claim and process rows until none is left (or ``limit``); give back whatever is still in hand."""
         concurrency = self.concurrency
         queue: asyncio.Queue[Claimed | None] = asyncio.Queue(maxsize=concurrency)
@@ -62,8 +84,9 @@ class DownloadRun:
         # fsynced and landed do not leave transfer slots idle.
         workers = [asyncio.create_task(self._work(queue, progress, task)) for _ in range(2 * concurrency)]
         try:
-            await self._produce(queue, retry_failed=retry_failed, limit=limit, follow=follow, progress=progress,
-                                task=task)
+            await self._produce(
+                queue, retry_failed=retry_failed, limit=limit, follow=follow, progress=progress, task=task
+            )
             for _ in workers:
                 await queue.put(None)
             await asyncio.gather(*workers)
@@ -77,14 +100,21 @@ class DownloadRun:
         if self.no_space:
             raise self.no_space
 
-    async def _produce(self, queue: asyncio.Queue, *, retry_failed: bool, limit: int | None,
-                       follow: asyncio.Event | None, progress: Progress | None, task) -> None:
+    async def _produce(
+        self,
+        queue: asyncio.Queue,
+        *,
+        retry_failed: bool,
+        limit: int | None,
+        follow: asyncio.Event | None,
+        progress: Progress | None,
+        task,
+    ) -> None:
         """Claim rows in batches as workers free up; with ``follow``, poll until it is set, then drain."""
         started = utcnow()
         claimed = 0
         if progress is not None and follow is None and limit is None:
-            progress.update(task, total=count_claimable_downloads(self.store, retry_failed=retry_failed,
-                                                                  since=started))
+            progress.update(task, total=count_claimable_downloads(self.store, retry_failed=retry_failed, since=started))
         while self.no_space is None:
             room = 2 * self.concurrency if limit is None else min(2 * self.concurrency, limit - claimed)
             if room <= 0:
@@ -99,7 +129,7 @@ class DownloadRun:
                 return
             try:
                 await asyncio.wait_for(follow.wait(), self.options.poll_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     def _claim_jobs(self, room: int, retry_failed: bool, started: datetime) -> list[Claimed]:
@@ -196,12 +226,20 @@ def remove_stale_parts(store: Store, data_dir: Path | str) -> int:
     return removed
 
 
-async def download_pending(store: Store, settings: Settings, *, cookies: list[dict] | None = None,
-                           user_agent: str | None = None, concurrency: int | None = None,
-                           retry_failed: bool = False,
-                           limit: int | None = None, follow: asyncio.Event | None = None,
-                           progress: Progress | None = None, client: httpx.AsyncClient | None = None,
-                           options: DownloadOptions | None = None) -> DownloadSummary:
+async def download_pending(
+    store: Store,
+    settings: Settings,
+    *,
+    cookies: list[dict] | None = None,
+    user_agent: str | None = None,
+    concurrency: int | None = None,
+    retry_failed: bool = False,
+    limit: int | None = None,
+    follow: asyncio.Event | None = None,
+    progress: Progress | None = None,
+    client: httpx.AsyncClient | None = None,
+    options: DownloadOptions | None = None,
+) -> DownloadSummary:
     """Download every pending (and, with ``retry_failed``, failed) video, ``concurrency`` at a time.
 
     ``cookies``/``user_agent`` are the browser session's (default: the crawler's saved session, else a
@@ -219,13 +257,18 @@ async def download_pending(store: Store, settings: Settings, *, cookies: list[di
     remove_stale_parts(store, settings.data_dir)
     summary, started = DownloadSummary(), time.monotonic()
     own_client = client is None
-    client = client or make_client(settings, concurrency=concurrency, connect_timeout_s=options.connect_timeout_s,
-                                   read_timeout_s=options.read_timeout_s)
+    client = client or make_client(
+        settings,
+        concurrency=concurrency,
+        connect_timeout_s=options.connect_timeout_s,
+        read_timeout_s=options.read_timeout_s,
+    )
     try:
         agent = load_session(client, settings, cookies, user_agent)
         fetcher = Fetcher(client, settings, options, agent, concurrency)
         await DownloadRun(store, settings, fetcher, options, summary, concurrency).run(
-            retry_failed=retry_failed, limit=limit, follow=follow, progress=progress)
+            retry_failed=retry_failed, limit=limit, follow=follow, progress=progress
+        )
     finally:
         summary.seconds = time.monotonic() - started
         if own_client:
@@ -233,9 +276,18 @@ async def download_pending(store: Store, settings: Settings, *, cookies: list[di
     return summary
 
 
-def run_download(settings: Settings, options: DownloadOptions | None = None, *, retry_failed: bool = False,
-                 limit: int | None = None, progress: Progress | None = None) -> DownloadSummary:
+def run_download(
+    settings: Settings,
+    options: DownloadOptions | None = None,
+    *,
+    retry_failed: bool = False,
+    limit: int | None = None,
+    progress: Progress | None = None,
+) -> DownloadSummary:
     """``corpus download``: one run over the configured database."""
     with open_store(settings) as store:
-        return asyncio.run(download_pending(store, settings, retry_failed=retry_failed, limit=limit,
-                                            progress=progress, options=options))
+        return asyncio.run(
+            download_pending(
+                store, settings, retry_failed=retry_failed, limit=limit, progress=progress, options=options
+            )
+        )

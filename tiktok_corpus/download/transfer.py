@@ -35,14 +35,21 @@ class _Received:
     received: int = 0
     content_length: int | None = None
     total: int | None = None
-    digest: "hashlib._Hash" = field(default_factory=hashlib.sha256)
+    digest: hashlib._Hash = field(default_factory=hashlib.sha256)
 
 
 class HttpTransfers:
     """The run's HTTP transfers: ``concurrency`` in flight at once, ``per_host`` to one host."""
 
-    def __init__(self, client: httpx.AsyncClient, headers: dict[str, str], options: DownloadOptions,
-                 concurrency: int, directories: PartDirectories, accept: MediaAcceptance) -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        headers: dict[str, str],
+        options: DownloadOptions,
+        concurrency: int,
+        directories: PartDirectories,
+        accept: MediaAcceptance,
+    ) -> None:
         self.client, self.headers, self.options = client, headers, options
         self.directories, self.accept = directories, accept
         self._slots = asyncio.Semaphore(concurrency)
@@ -79,10 +86,12 @@ class HttpTransfers:
                 raise DownloadError(f"timeout after {got.received} bytes", kind="timeout", retryable=True) from None
             except httpx.TransportError as exc:
                 short = got.received and (got.content_length or 0) > got.received
-                raise DownloadError(f"{type(exc).__name__} after {got.received} bytes: {exc}",
-                                    kind="truncated" if short else "transport", retryable=True) from None
-            check_size(got.received, content_length=got.content_length, total=got.total,
-                       declared=candidate.data_size)
+                raise DownloadError(
+                    f"{type(exc).__name__} after {got.received} bytes: {exc}",
+                    kind="truncated" if short else "transport",
+                    retryable=True,
+                ) from None
+            check_size(got.received, content_length=got.content_length, total=got.total, declared=candidate.data_size)
             await self.accept(job.part)
         except DownloadError as exc:
             attempt.record_outcome(got.received, exc.kind, exc.message)
@@ -103,7 +112,7 @@ class HttpTransfers:
                 with open(job.part, "wb") as out:
                     async for chunk in response.aiter_bytes(CHUNK_BYTES):
                         if len(head) < 8:
-                            head += chunk[:8 - len(head)]
+                            head += chunk[: 8 - len(head)]
                             if len(head) == 8 and (kind := sniff_body(head)):
                                 raise DownloadError(f"body starts with {head!r}", kind=kind)
                         got.received += len(chunk)

@@ -25,8 +25,15 @@ log = logging.getLogger(__name__)
 class YtdlpFallback:
     """Runs yt-dlp (library API, on a thread) for a job the HTTP transfers could not complete."""
 
-    def __init__(self, client: httpx.AsyncClient, settings: Settings, options: DownloadOptions,
-                 headers: dict[str, str], directories: PartDirectories, accept: MediaAcceptance) -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        settings: Settings,
+        options: DownloadOptions,
+        headers: dict[str, str],
+        directories: PartDirectories,
+        accept: MediaAcceptance,
+    ) -> None:
         self.client, self.settings, self.options = client, settings, options
         self.headers = {k: v for k, v in headers.items() if k in ("User-Agent", "Referer")}
         self.directories, self.accept = directories, accept
@@ -51,9 +58,16 @@ class YtdlpFallback:
         cookie_file = job.final.with_name(f"{job.video_id}.cookies{PART_SUFFIX}")
         try:
             write_netscape_cookies(self.client, cookie_file)
-            await asyncio.to_thread(_ytdlp_download, url, job.part, cookie_file=cookie_file, headers=self.headers,
-                                    proxy=self.settings.proxy, max_bytes=self.options.max_bytes,
-                                    timeout_s=self.options.read_timeout_s)
+            await asyncio.to_thread(
+                _ytdlp_download,
+                url,
+                job.part,
+                cookie_file=cookie_file,
+                headers=self.headers,
+                proxy=self.settings.proxy,
+                max_bytes=self.options.max_bytes,
+                timeout_s=self.options.read_timeout_s,
+            )
             size, sha256 = await asyncio.to_thread(sha256_file, job.part)
             with open(job.part, "rb") as handle:
                 kind = sniff_body(handle.read(8)) if size else None
@@ -76,21 +90,47 @@ def _is_tiktok(url: str) -> bool:
     return host == "tiktok.com" or host.endswith(".tiktok.com")
 
 
-def _ytdlp_download(url: str, target: Path, *, cookie_file: Path, headers: dict[str, str],
-                    proxy: str | None, max_bytes: int, timeout_s: float) -> None:
+def _ytdlp_download(
+    url: str,
+    target: Path,
+    *,
+    cookie_file: Path,
+    headers: dict[str, str],
+    proxy: str | None,
+    max_bytes: int,
+    timeout_s: float,
+) -> None:
     """Blocking yt-dlp run (library API) writing exactly ``target``; raises DownloadError on failure."""
     import yt_dlp
 
     class _Quiet:
-        def debug(self, msg): pass
-        def info(self, msg): pass
-        def warning(self, msg): log.debug("yt-dlp: %s", msg)
-        def error(self, msg): log.debug("yt-dlp: %s", msg)
+        def debug(self, msg):
+            pass
 
-    params = {"outtmpl": {"default": str(target)}, "cookiefile": str(cookie_file), "http_headers": headers,
-              "format": "b[vcodec^=h264]/b", "noplaylist": True, "overwrites": True, "retries": 2,
-              "socket_timeout": timeout_s, "max_filesize": max_bytes, "noprogress": True, "quiet": True,
-              "logger": _Quiet(), "proxy": proxy or ""}
+        def info(self, msg):
+            pass
+
+        def warning(self, msg):
+            log.debug("yt-dlp: %s", msg)
+
+        def error(self, msg):
+            log.debug("yt-dlp: %s", msg)
+
+    params = {
+        "outtmpl": {"default": str(target)},
+        "cookiefile": str(cookie_file),
+        "http_headers": headers,
+        "format": "b[vcodec^=h264]/b",
+        "noplaylist": True,
+        "overwrites": True,
+        "retries": 2,
+        "socket_timeout": timeout_s,
+        "max_filesize": max_bytes,
+        "noprogress": True,
+        "quiet": True,
+        "logger": _Quiet(),
+        "proxy": proxy or "",
+    }
     try:
         with yt_dlp.YoutubeDL(params) as ydl:
             if ydl.download([url]) != 0 or not target.exists():

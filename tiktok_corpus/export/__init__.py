@@ -25,8 +25,15 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from .format import EXPORT_COLUMNS, MANIFEST_FORMAT, read_export
-from .labels import (LABEL_COLUMNS, METRICS, PAPER_THRESHOLD_QUANTILE, PAPER_WEIGHTS, LabelError, apply_labels,
-                     fit_labels)
+from .labels import (
+    LABEL_COLUMNS,
+    METRICS,
+    PAPER_THRESHOLD_QUANTILE,
+    PAPER_WEIGHTS,
+    LabelError,
+    apply_labels,
+    fit_labels,
+)
 from .manifest import build_manifest, dataset_card
 from .options import ExportError, ExportOptions, parse_numbers, parse_time
 from .splits import SPLITS, assign_splits
@@ -36,13 +43,32 @@ if TYPE_CHECKING:
     from .run import run_export
     from .write import next_version
 
-_NEEDS_STORE = {"hashtag_lists": ".dataset", "load_dataset": ".dataset", "next_version": ".write",
-                "run_export": ".run"}
+_NEEDS_STORE = {"hashtag_lists": ".dataset", "load_dataset": ".dataset", "next_version": ".write", "run_export": ".run"}
 
-__all__ = ["EXPORT_COLUMNS", "LABEL_COLUMNS", "MANIFEST_FORMAT", "METRICS", "PAPER_THRESHOLD_QUANTILE",
-           "PAPER_WEIGHTS", "SPLITS", "ExportError", "ExportOptions", "LabelError", "apply_labels",
-           "assign_splits", "build_manifest", "dataset_card", "fit_labels", "hashtag_lists", "load_dataset",
-           "next_version", "parse_numbers", "parse_time", "read_export", "run_export"]
+__all__ = [
+    "EXPORT_COLUMNS",
+    "LABEL_COLUMNS",
+    "MANIFEST_FORMAT",
+    "METRICS",
+    "PAPER_THRESHOLD_QUANTILE",
+    "PAPER_WEIGHTS",
+    "SPLITS",
+    "ExportError",
+    "ExportOptions",
+    "LabelError",
+    "apply_labels",
+    "assign_splits",
+    "build_manifest",
+    "dataset_card",
+    "fit_labels",
+    "hashtag_lists",
+    "load_dataset",
+    "next_version",
+    "parse_numbers",
+    "parse_time",
+    "read_export",
+    "run_export",
+]
 
 
 def __getattr__(name: str) -> Any:

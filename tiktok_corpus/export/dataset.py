@@ -13,8 +13,9 @@ from ..store.db import Store
 from ..store.exports import exportable_hashtags, exportable_rows
 
 
-def load_dataset(store: Store, *, min_frames: int = PAPER_MIN_FRAMES,
-                 as_of: datetime | None = None) -> tuple[pd.DataFrame, dict]:
+def load_dataset(
+    store: Store, *, min_frames: int = PAPER_MIN_FRAMES, as_of: datetime | None = None
+) -> tuple[pd.DataFrame, dict]:
     """Exportable videos joined with their latest stats snapshot (at/before ``as_of``), author, media.
 
     One set-based query. Returns ``(rows, selection)``: ``rows`` sorted by ``video_id`` with a
@@ -24,14 +25,29 @@ def load_dataset(store: Store, *, min_frames: int = PAPER_MIN_FRAMES,
     has_stats = rows["stats_captured_at"].notna()
     rows = rows[has_stats].reset_index(drop=True)
     rows["stats_captured_at"] = pd.to_datetime(rows["stats_captured_at"], utc=True)
-    for column in ("play_count", "like_count", "comment_count", "share_count", "collect_count",
-                   "follower_count", "create_time", "frame_count", "width", "height"):
+    for column in (
+        "play_count",
+        "like_count",
+        "comment_count",
+        "share_count",
+        "collect_count",
+        "follower_count",
+        "create_time",
+        "frame_count",
+        "width",
+        "height",
+    ):
         rows[column] = rows[column].astype("Int64")
     rows["has_audio"] = rows["has_audio"].astype("boolean")
-    selection = {"item_kind": "video", "download_status": "downloaded", "probe_status": "valid",
-                 "min_frames": min_frames, "as_of": as_of.isoformat() if as_of else None,
-                 "stats": "latest snapshot per video" + (" at or before as_of" if as_of else ""),
-                 "excluded_no_stats": int((~has_stats).sum())}
+    selection = {
+        "item_kind": "video",
+        "download_status": "downloaded",
+        "probe_status": "valid",
+        "min_frames": min_frames,
+        "as_of": as_of.isoformat() if as_of else None,
+        "stats": "latest snapshot per video" + (" at or before as_of" if as_of else ""),
+        "excluded_no_stats": int((~has_stats).sum()),
+    }
     return rows, selection
 
 

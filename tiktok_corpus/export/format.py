@@ -14,10 +14,30 @@ from ..errors import ConfigError
 
 MANIFEST_FORMAT = 1
 EXPORT_COLUMNS = (
-    "video_id", "author_id", "author_unique_id", "create_time", "desc", "hashtags",
-    "play_count", "like_count", "comment_count", "share_count", "collect_count", "follower_count",
-    "stats_captured_at", "duration_s", "fps", "frame_count", "width", "height", "has_audio",
-    "file", "sha256", "virality_score", "is_viral", "split",
+    "video_id",
+    "author_id",
+    "author_unique_id",
+    "create_time",
+    "desc",
+    "hashtags",
+    "play_count",
+    "like_count",
+    "comment_count",
+    "share_count",
+    "collect_count",
+    "follower_count",
+    "stats_captured_at",
+    "duration_s",
+    "fps",
+    "frame_count",
+    "width",
+    "height",
+    "has_audio",
+    "file",
+    "sha256",
+    "virality_score",
+    "is_viral",
+    "split",
 )
 
 

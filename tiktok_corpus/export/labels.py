@@ -16,7 +16,7 @@ is taken as 1, so every score is 0.0. Missing counts count as 0; negative counts
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -43,9 +43,13 @@ class LabelError(CorpusError):
     expected = True
 
 
-def fit_labels(df: pd.DataFrame, *, weights: Sequence[float] = PAPER_WEIGHTS,
-               threshold_quantile: float = PAPER_THRESHOLD_QUANTILE,
-               normalize_age: bool = False) -> tuple[pd.DataFrame, dict]:
+def fit_labels(
+    df: pd.DataFrame,
+    *,
+    weights: Sequence[float] = PAPER_WEIGHTS,
+    threshold_quantile: float = PAPER_THRESHOLD_QUANTILE,
+    normalize_age: bool = False,
+) -> tuple[pd.DataFrame, dict]:
     """Fit the label transform on ``df`` and label its rows.
 
     ``df`` needs the columns in :data:`METRICS` (plus ``create_time`` in epoch seconds and
@@ -93,8 +97,10 @@ def apply_labels(df: pd.DataFrame, params: dict) -> pd.DataFrame:
     Scores of new videos are not clipped: outside the fitted range they fall outside [0, 1].
     """
     values = _metric_values(df, params["normalize_age"])
-    center, scale, weights, thresholds = (np.array([params[key][m] for m in METRICS], dtype=np.float64)
-                                          for key in ("center", "scale", "weights", "thresholds"))
+    center, scale, weights, thresholds = (
+        np.array([params[key][m] for m in METRICS], dtype=np.float64)
+        for key in ("center", "scale", "weights", "thresholds")
+    )
     raw = _raw_score(np.log1p(values), center, scale, weights)
     span = params["score_max"] - params["score_min"]
     score = (raw - params["score_min"]) / (span if span != 0.0 else 1.0)
@@ -102,8 +108,7 @@ def apply_labels(df: pd.DataFrame, params: dict) -> pd.DataFrame:
     return pd.DataFrame({"virality_score": score, "is_viral": viral.astype(np.int8)}, index=df.index)
 
 
-def _raw_score(logged: np.ndarray, center: np.ndarray, scale: np.ndarray,
-               weights: np.ndarray) -> np.ndarray:
+def _raw_score(logged: np.ndarray, center: np.ndarray, scale: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return ((logged - center) / scale) @ weights
 
 
@@ -129,16 +134,16 @@ def _age_days(df: pd.DataFrame) -> np.ndarray:
     captured_s = (captured - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
     age = (np.asarray(captured_s, dtype=np.float64) - created) / SECONDS_PER_DAY
     if np.isnan(age).any():
-        raise LabelError(f"--normalize-age: {int(np.isnan(age).sum())} row(s) lack a create time or "
-                         "snapshot time")
+        raise LabelError(f"--normalize-age: {int(np.isnan(age).sum())} row(s) lack a create time or snapshot time")
     return np.maximum(age, MIN_AGE_DAYS)
 
 
 def _checked_weights(weights: Sequence[float]) -> np.ndarray:
     array = np.asarray(list(weights), dtype=np.float64)
     if array.shape != (len(METRICS),) or not np.isfinite(array).all():
-        raise LabelError(f"weights must be {len(METRICS)} finite numbers (comments, likes, plays, "
-                         f"shares), got {list(weights)}")
+        raise LabelError(
+            f"weights must be {len(METRICS)} finite numbers (comments, likes, plays, shares), got {list(weights)}"
+        )
     return array
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pandas as pd
 
@@ -14,14 +14,24 @@ from .options import ExportOptions
 from .splits import SPLITS
 
 
-def build_manifest(options: ExportOptions, rows: pd.DataFrame, label_params: dict, selection: dict, *,
-                   version: int, created_at: datetime, data_file: str, data_sha256: str,
-                   source_database: str) -> dict:
+def build_manifest(
+    options: ExportOptions,
+    rows: pd.DataFrame,
+    label_params: dict,
+    selection: dict,
+    *,
+    version: int,
+    created_at: datetime,
+    data_file: str,
+    data_sha256: str,
+    source_database: str,
+) -> dict:
     """``manifest.json``: what the trainer reads (``label``, ``label_column``, ``label_params``, ...),
     the counts per split, the selection and every option, so an export can be explained and redone."""
     by_split = rows["split"].value_counts().reindex(list(SPLITS), fill_value=0)
-    viral_by_split = pd.crosstab(rows["split"], rows["is_viral"]).reindex(index=list(SPLITS), columns=[0, 1],
-                                                                          fill_value=0)
+    viral_by_split = pd.crosstab(rows["split"], rows["is_viral"]).reindex(
+        index=list(SPLITS), columns=[0, 1], fill_value=0
+    )
     score_by_split = rows.groupby("split")["virality_score"].agg(["mean", "std"]).reindex(list(SPLITS))
     options_record = {k: v for k, v in asdict(options).items() if k != "command_line"}
     options_record["as_of"] = options.as_of.isoformat() if options.as_of else None
@@ -29,7 +39,7 @@ def build_manifest(options: ExportOptions, rows: pd.DataFrame, label_params: dic
         "format_version": MANIFEST_FORMAT,
         "name": options.name,
         "version": version,
-        "created_at": created_at.astimezone(timezone.utc).isoformat(),
+        "created_at": created_at.astimezone(UTC).isoformat(),
         "label": options.label,
         "label_column": options.label_column,
         "label_params": label_params,
@@ -44,15 +54,22 @@ def build_manifest(options: ExportOptions, rows: pd.DataFrame, label_params: dic
         "counts": {
             "split": {s: int(n) for s, n in by_split.items()},
             "is_viral": {str(k): int((rows["is_viral"] == k).sum()) for k in (0, 1)},
-            "split_is_viral": {s: {str(k): int(viral_by_split.at[s, k]) for k in (0, 1)}  # type: ignore[arg-type]
-                               for s in SPLITS},
-            "split_virality_score": {s: {k: (None if pd.isna(v) else float(v))
-                                         for k, v in score_by_split.loc[s].items()} for s in SPLITS},
+            "split_is_viral": {
+                s: {str(k): int(viral_by_split.at[s, k]) for k in (0, 1)}  # type: ignore[arg-type]
+                for s in SPLITS
+            },
+            "split_virality_score": {
+                s: {k: (None if pd.isna(v) else float(v)) for k, v in score_by_split.loc[s].items()} for s in SPLITS
+            },
         },
-        "split": {"seed": options.seed, "fractions": dict(zip(SPLITS, options.split)),
-                  "group_by": options.group_by, "stratify": options.stratify,
-                  "stratified_on": options.label_column if options.stratify else None,
-                  "method": "units ordered by a seeded hash of their id, cut at the cumulative fractions"},
+        "split": {
+            "seed": options.seed,
+            "fractions": dict(zip(SPLITS, options.split)),
+            "group_by": options.group_by,
+            "stratify": options.stratify,
+            "stratified_on": options.label_column if options.stratify else None,
+            "method": "units ordered by a seeded hash of their id, cut at the cumulative fractions",
+        },
         "selection": selection,
         "source_database": source_database,
         "package_version": __version__,
@@ -68,34 +85,35 @@ def dataset_card(manifest: dict) -> str:
     balance = "\n".join(
         f"| {split} | {counts['split'][split]} | {counts['split_is_viral'][split]['1']} | "
         f"{counts['split_is_viral'][split]['0']} | {_fmt(counts['split_virality_score'][split]['mean'])} |"
-        for split in SPLITS)
+        for split in SPLITS
+    )
     thresholds = ", ".join(f"{m} > {v:g}" for m, v in params["thresholds"].items())
-    return f"""# {manifest['name']} v{manifest['version']}
+    return f"""# {manifest["name"]} v{manifest["version"]}
 
 A dataset of TikTok videos with engagement statistics and virality labels, made by `tiktok-corpus`
-{manifest['package_version']} on {manifest['created_at']} for the **{manifest['label']}** label
-(`{manifest['label_column']}`). {manifest['row_count']} videos; data in `{manifest['data_file']}`
-(sha256 `{manifest['data_sha256']}`), every parameter in `manifest.json`.
+{manifest["package_version"]} on {manifest["created_at"]} for the **{manifest["label"]}** label
+(`{manifest["label_column"]}`). {manifest["row_count"]} videos; data in `{manifest["data_file"]}`
+(sha256 `{manifest["data_sha256"]}`), every parameter in `manifest.json`.
 
 ## Provenance and collection method
-- Source database: `{manifest['source_database']}`.
+- Source database: `{manifest["source_database"]}`.
 - Videos were discovered by a crawler of TikTok's public web site: "For You" seed videos, then random
   expansion through each video's related-videos list (the method of "The Viral Vision").
 - Files were downloaded, checked, and probed with ffprobe. A video is included when it is a video item,
-  downloaded, probed valid, has at least {manifest['selection']['min_frames']} frames and has a stats
-  snapshot ({manifest['selection']['stats']}). {manifest['selection']['excluded_no_stats']} otherwise
+  downloaded, probed valid, has at least {manifest["selection"]["min_frames"]} frames and has a stats
+  snapshot ({manifest["selection"]["stats"]}). {manifest["selection"]["excluded_no_stats"]} otherwise
   valid video(s) had no snapshot and were left out.
-- Media are {manifest['media']}; `file` is relative to this directory.
+- Media are {manifest["media"]}; `file` is relative to this directory.
 
 ## Labels (docs/labels.md has the full definition)
-- `virality_score`: per metric `log1p`{' of the per-day rate' if params['normalize_age'] else ''}, robust
+- `virality_score`: per metric `log1p`{" of the per-day rate" if params["normalize_age"] else ""}, robust
   scaling (median / interquartile range, linear quantiles), weighted sum ({weights}), min-max scaled to
   [0, 1] over these rows.
-- `is_viral`: 1 iff all four metrics exceed their {params['threshold_quantile']:g} quantile ({thresholds}).
+- `is_viral`: 1 iff all four metrics exceed their {params["threshold_quantile"]:g} quantile ({thresholds}).
 
 ## Splits and class balance
-Seed {manifest['split']['seed']}, fractions {manifest['split']['fractions']}, grouped by
-{manifest['split']['group_by']}, stratified: {manifest['split']['stratify']}.
+Seed {manifest["split"]["seed"]}, fractions {manifest["split"]["fractions"]}, grouped by
+{manifest["split"]["group_by"]}, stratified: {manifest["split"]["stratify"]}.
 
 | split | videos | is_viral = 1 | is_viral = 0 | mean virality_score |
 |---|---|---|---|---|
@@ -109,7 +127,7 @@ Seed {manifest['split']['seed']}, fractions {manifest['split']['fractions']}, gr
   (`--normalize-age` gives per-day rates). Counts TikTok rounds for display may be approximate.
 - Labels are fitted on these rows only: scores and thresholds are not comparable across exports
   without reapplying one export's `label_params`.
-- Short (< {manifest['selection']['min_frames']} frames), corrupt, deleted and private videos are excluded.
+- Short (< {manifest["selection"]["min_frames"]} frames), corrupt, deleted and private videos are excluded.
 
 ## Terms of use and personal data
 The videos, descriptions, and account names belong to their creators and are subject to TikTok's

@@ -4,9 +4,9 @@ options' text forms, and the error of an export that cannot be made."""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Sequence
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -40,11 +40,9 @@ class ExportOptions:
     min_frames: int = described(PAPER_MIN_FRAMES, "Leave out videos with fewer frames.")
     name: str = described(DEFAULT_NAME, "Export name: writes <data dir>/exports/<name>-v<N>/.")
     copy_media: bool = described(False, "Hardlink/copy the videos in.")
-    as_of: datetime | None = described(None, "Use the stats snapshot at or before this ISO time "
-                                       "(default: the latest).")
+    as_of: datetime | None = described(None, "Use the stats snapshot at or before this ISO time (default: the latest).")
     normalize_age: bool = described(False, "Labels from per-day rates.")
-    weights: tuple[float, ...] = described(PAPER_WEIGHTS, "Score weights: "
-                                                           "comments,likes,plays,shares.")
+    weights: tuple[float, ...] = described(PAPER_WEIGHTS, "Score weights: comments,likes,plays,shares.")
     threshold_quantile: float = described(PAPER_THRESHOLD_QUANTILE, "is_viral: all metrics above this quantile.")
     command_line: tuple[str, ...] = field(default_factory=tuple)
 
@@ -63,8 +61,7 @@ class ExportOptions:
         if self.min_frames < 0:
             raise ConfigError(f"--min-frames must not be negative, got {self.min_frames}")
         if not NAME_PATTERN.match(self.name) or re.search(r"-v\d+$", self.name) or len(self.name) > 100:
-            raise ConfigError(f"--name {self.name!r}: use letters, digits, '.', '_' and inner '-', "
-                              "not ending in -v<N>")
+            raise ConfigError(f"--name {self.name!r}: use letters, digits, '.', '_' and inner '-', not ending in -v<N>")
 
     @property
     def label_column(self) -> str:
@@ -89,7 +86,7 @@ def parse_time(text: str, option: str = "--as-of") -> datetime:
         parsed = datetime.fromisoformat(text)
     except ValueError:
         raise ConfigError(f"{option} {text!r}: expected an ISO 8601 time like 2024-05-01T12:00:00Z") from None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def _choice(option: str, value: str, allowed: Sequence[str]) -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
 
 from rich.progress import Progress
 
@@ -18,8 +18,13 @@ from .splits import assign_splits
 from .write import write_version
 
 
-def run_export(settings: Settings, options: ExportOptions, *, progress: Progress | None = None,
-               clock: Callable[[], datetime] = utcnow) -> Path:
+def run_export(
+    settings: Settings,
+    options: ExportOptions,
+    *,
+    progress: Progress | None = None,
+    clock: Callable[[], datetime] = utcnow,
+) -> Path:
     """Write the next version of ``options.name`` and return its directory.
 
     Steps advance ``progress`` when one is given. Raises :class:`ExportError` when no row is
@@ -33,18 +38,27 @@ def run_export(settings: Settings, options: ExportOptions, *, progress: Progress
             raise ExportError(
                 f"nothing to export: no video is downloaded, valid, has >= {options.min_frames} frames "
                 f"and a stats snapshot{' at or before ' + options.as_of.isoformat() if options.as_of else ''}"
-                f" ({selection['excluded_no_stats']} valid video(s) lack a snapshot)")
+                f" ({selection['excluded_no_stats']} valid video(s) lack a snapshot)"
+            )
         progress.update(step, advance=1, description="computing labels")
-        labels, label_params = fit_labels(rows, weights=options.weights,
-                                          threshold_quantile=options.threshold_quantile,
-                                          normalize_age=options.normalize_age)
+        labels, label_params = fit_labels(
+            rows,
+            weights=options.weights,
+            threshold_quantile=options.threshold_quantile,
+            normalize_age=options.normalize_age,
+        )
         rows = rows.join(labels)
         progress.update(step, advance=1, description="assigning splits")
-        rows["split"] = assign_splits(rows, fractions=options.split, seed=options.seed,
-                                      group_by=options.group_by,
-                                      stratify_on=options.label_column if options.stratify else None)
+        rows["split"] = assign_splits(
+            rows,
+            fractions=options.split,
+            seed=options.seed,
+            group_by=options.group_by,
+            stratify_on=options.label_column if options.stratify else None,
+        )
         progress.update(step, advance=1, description="reading hashtags")
         tags = hashtag_lists(store, rows["video_id"], min_frames=options.min_frames)
         progress.update(step, advance=1, description="writing files")
-        return write_version(store, settings, options, rows, tags, label_params, selection,
-                             created_at=clock(), progress=progress)
+        return write_version(
+            store, settings, options, rows, tags, label_params, selection, created_at=clock(), progress=progress
+        )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -15,8 +15,9 @@ SPLITS = ("train", "val", "test")
 SCORE_STRATA = 5
 
 
-def assign_splits(rows: pd.DataFrame, *, fractions: Sequence[float], seed: int, group_by: str = "none",
-                  stratify_on: str | None = None) -> np.ndarray:
+def assign_splits(
+    rows: pd.DataFrame, *, fractions: Sequence[float], seed: int, group_by: str = "none", stratify_on: str | None = None
+) -> np.ndarray:
     """train/val/test per row, deterministic from ``seed`` and the ids.
 
     Units (videos, or authors with ``group_by="author"``; a video without an author is its own unit)
@@ -33,8 +34,7 @@ def assign_splits(rows: pd.DataFrame, *, fractions: Sequence[float], seed: int, 
     per_unit = units.groupby("unit", sort=True).agg(size=("label", "size"), label=("label", "mean"))
     per_unit["stratum"] = _strata(per_unit["label"], stratify_on)
     hash_key = hashlib.sha256(f"split-seed:{seed}".encode()).hexdigest()[:16]
-    per_unit["key"] = pd.util.hash_array(per_unit.index.to_numpy(dtype=object), hash_key=hash_key,
-                                         categorize=False)
+    per_unit["key"] = pd.util.hash_array(per_unit.index.to_numpy(dtype=object), hash_key=hash_key, categorize=False)
     per_unit = per_unit.sort_values(["stratum", "key"], kind="stable")
     by_stratum = per_unit.groupby("stratum", sort=False)["size"]
     start = by_stratum.cumsum() - per_unit["size"]

@@ -31,14 +31,24 @@ from .options import ExportError, ExportOptions
 def next_version(store: Store, exports_dir: Path, name: str) -> int:
     """One more than the highest version of ``name`` among directories and ``exports`` rows."""
     pattern = re.compile(rf"^{re.escape(name)}-v(\d+)$")
-    on_disk = [int(m.group(1)) for p in exports_dir.iterdir() if (m := pattern.match(p.name))] \
-        if exports_dir.is_dir() else []
+    on_disk = (
+        [int(m.group(1)) for p in exports_dir.iterdir() if (m := pattern.match(p.name))] if exports_dir.is_dir() else []
+    )
     return max([latest_export_version(store, name), *on_disk]) + 1
 
 
-def write_version(store: Store, settings: Settings, options: ExportOptions, rows: pd.DataFrame,
-                  tags: pa.ListArray, label_params: dict, selection: dict, *, created_at: datetime,
-                  progress: Progress) -> Path:
+def write_version(
+    store: Store,
+    settings: Settings,
+    options: ExportOptions,
+    rows: pd.DataFrame,
+    tags: pa.ListArray,
+    label_params: dict,
+    selection: dict,
+    *,
+    created_at: datetime,
+    progress: Progress,
+) -> Path:
     """Write the labelled, split ``rows`` as the next version of ``options.name``; returns its directory."""
     exports_dir = settings.data_dir / "exports"
     exports_dir.mkdir(parents=True, exist_ok=True)
@@ -51,19 +61,35 @@ def write_version(store: Store, settings: Settings, options: ExportOptions, rows
             rows["file"] = _copy_media(settings.data_dir, staging, rows, progress)
         else:
             prefix = Path(os.path.relpath(settings.data_dir.resolve(), final_dir.resolve())).as_posix()
-            rows["file"] = rows["media_path"].where(rows["media_path"].str.startswith("/"),
-                                                    prefix + "/" + rows["media_path"])
+            rows["file"] = rows["media_path"].where(
+                rows["media_path"].str.startswith("/"), prefix + "/" + rows["media_path"]
+            )
         data_file = staging / f"videos.{options.format}"
         _write_table(_to_arrow(rows, tags, options.format), data_file, options.format)
         data_sha256 = sha256_file(data_file)[1]
-        manifest = build_manifest(options, rows, label_params, selection, version=version,
-                                  created_at=created_at, data_file=data_file.name, data_sha256=data_sha256,
-                                  source_database=store.safe_url)
+        manifest = build_manifest(
+            options,
+            rows,
+            label_params,
+            selection,
+            version=version,
+            created_at=created_at,
+            data_file=data_file.name,
+            data_sha256=data_sha256,
+            source_database=store.safe_url,
+        )
         write_text_durably(staging / "manifest.json", json.dumps(manifest, indent=2, sort_keys=False) + "\n")
         write_text_durably(staging / "README.md", dataset_card(manifest))
-        with recording_export(store, name=options.name, version=version, created_at=created_at,
-                              path=str(final_dir.resolve()), params=manifest["options"],
-                              row_count=len(rows), sha256=data_sha256):
+        with recording_export(
+            store,
+            name=options.name,
+            version=version,
+            created_at=created_at,
+            path=str(final_dir.resolve()),
+            params=manifest["options"],
+            row_count=len(rows),
+            sha256=data_sha256,
+        ):
             try:
                 staging.rename(final_dir)
             except OSError as exc:

@@ -11,5 +11,13 @@ from .catalog import Catalog, CatalogVideo, MediaSpec, build_catalog
 from .faults import FAULTS, ReplicaStats
 from .server import Replica, ReplicaConfig
 
-__all__ = ["FAULTS", "Catalog", "CatalogVideo", "MediaSpec", "Replica", "ReplicaConfig", "ReplicaStats",
-           "build_catalog"]
+__all__ = [
+    "FAULTS",
+    "Catalog",
+    "CatalogVideo",
+    "MediaSpec",
+    "Replica",
+    "ReplicaConfig",
+    "ReplicaStats",
+    "build_catalog",
+]

@@ -16,8 +16,8 @@ is a monotone function of appeal, so a model that learns from pixels can beat ch
 from __future__ import annotations
 
 import hashlib
-import json
 import itertools
+import json
 import math
 import random
 from dataclasses import asdict, dataclass, field
@@ -44,14 +44,78 @@ MAX_LOG_RATIO = math.log(2000)  # soft cap on |log(count / median)|
 KIND_RATES = {"photo": 0.04, "ad": 0.02, "private": 0.02, "deleted": 0.02}
 PLAYABLE_KINDS = ("video", "ad")
 
-TOPICS = ["dance", "food", "pets", "comedy", "diy", "fitness", "travel", "music", "fashion",
-          "gaming", "art", "science", "cars", "football", "beauty", "books", "garden", "skate"]
+TOPICS = [
+    "dance",
+    "food",
+    "pets",
+    "comedy",
+    "diy",
+    "fitness",
+    "travel",
+    "music",
+    "fashion",
+    "gaming",
+    "art",
+    "science",
+    "cars",
+    "football",
+    "beauty",
+    "books",
+    "garden",
+    "skate",
+]
 GLOBAL_TAGS = ["fyp", "foryou", "viral", "trending", "foryoupage"]
-WORDS = ["this", "is", "the", "best", "day", "ever", "wait", "for", "it", "part", "two", "how",
-         "to", "make", "you", "smile", "new", "trick", "try", "again", "so", "good", "watch", "till",
-         "end", "my", "first", "time", "honest", "review", "quick", "tip", "never", "seen", "before"]
-SOUNDS = ["Midnight Drive", "Sunny Loop", "Bass Walk", "Paper Planes", "Glass Hearts", "Neon Rain",
-          "Slow Tide", "City Lights", "Echo Park", "Golden Hour", "Static Bloom", "Velvet Sky"]
+WORDS = [
+    "this",
+    "is",
+    "the",
+    "best",
+    "day",
+    "ever",
+    "wait",
+    "for",
+    "it",
+    "part",
+    "two",
+    "how",
+    "to",
+    "make",
+    "you",
+    "smile",
+    "new",
+    "trick",
+    "try",
+    "again",
+    "so",
+    "good",
+    "watch",
+    "till",
+    "end",
+    "my",
+    "first",
+    "time",
+    "honest",
+    "review",
+    "quick",
+    "tip",
+    "never",
+    "seen",
+    "before",
+]
+SOUNDS = [
+    "Midnight Drive",
+    "Sunny Loop",
+    "Bass Walk",
+    "Paper Planes",
+    "Glass Hearts",
+    "Neon Rain",
+    "Slow Tide",
+    "City Lights",
+    "Echo Park",
+    "Golden Hour",
+    "Static Bloom",
+    "Velvet Sky",
+]
 
 LUMA_CENTER, LUMA_SPREAD = 128, 80
 VFR_SOURCE_FPS, VFR_SOURCE_FRAMES = 30, 240  # the VFR file is cut from 8 s drawn at 30 fps
@@ -180,7 +244,7 @@ def build_catalog(videos: int = 300, seed: int = 0, signal: float = 0.0) -> Cata
     author_names = list(authors)
     author_weights = [1.0 / (rank + 1) ** 0.8 for rank in range(len(author_names))]
     clusters = max(1, videos // 20)
-    create_times = sorted((CATALOG_NOW - rng.randrange(CATALOG_SPAN_S) for _ in range(videos)))
+    create_times = sorted(CATALOG_NOW - rng.randrange(CATALOG_SPAN_S) for _ in range(videos))
     vfr_index = next((i for i, kind in enumerate(kinds) if kind == "video"), None)
 
     entries: list[CatalogVideo] = []
@@ -190,17 +254,28 @@ def build_catalog(videos: int = 300, seed: int = 0, signal: float = 0.0) -> Cata
         cluster = rng.randrange(clusters)
         author = rng.choices(author_names, author_weights)[0]
         hashtags, mentions, desc = _caption(cluster, author_names, rng)
-        visual = signal * appeal[i] + math.sqrt(1.0 - signal ** 2) * visual_noise[i]
-        media = (_media_spec(visual, rng, vfr=(i == vfr_index)) if kinds[i] in PLAYABLE_KINDS
-                 else None)
+        visual = signal * appeal[i] + math.sqrt(1.0 - signal**2) * visual_noise[i]
+        media = _media_spec(visual, rng, vfr=(i == vfr_index)) if kinds[i] in PLAYABLE_KINDS else None
         plays, likes, comments, shares = (int(counts[name][i]) for name in ENGAGEMENT_TARGETS)
         collects = max(0, int(likes * rng.uniform(0.02, 0.12)))
-        entries.append(CatalogVideo(
-            id=video_id, kind=kinds[i], author=author, desc=desc, hashtags=hashtags,
-            mentions=mentions, music=_music(video_id, author, media, rng), create_time=create_times[i],
-            stats=Stats(plays, likes, comments, shares, collects), has_stats_v2=rng.random() > 0.15,
-            appeal=float(appeal[i]), cluster=cluster, media=media,
-            images=rng.randint(2, 6) if kinds[i] == "photo" else 0))
+        entries.append(
+            CatalogVideo(
+                id=video_id,
+                kind=kinds[i],
+                author=author,
+                desc=desc,
+                hashtags=hashtags,
+                mentions=mentions,
+                music=_music(video_id, author, media, rng),
+                create_time=create_times[i],
+                stats=Stats(plays, likes, comments, shares, collects),
+                has_stats_v2=rng.random() > 0.15,
+                appeal=float(appeal[i]),
+                cluster=cluster,
+                media=media,
+                images=rng.randint(2, 6) if kinds[i] == "photo" else 0,
+            )
+        )
     _link_related(entries, rng)
     return Catalog(seed=seed, signal=signal, videos=entries, authors=authors)
 
@@ -230,11 +305,11 @@ def _kinds(n: int, rng: random.Random) -> list[str]:
 def _engagement(appeal: np.ndarray, nrng: np.random.Generator) -> dict[str, np.ndarray]:
     """Heavy-tailed counts calibrated so the catalog's median and 75th percentile hit the targets."""
     n = len(appeal)
-    gauss = 0.85 * appeal + math.sqrt(1 - 0.85 ** 2) * nrng.standard_normal(n)
+    gauss = 0.85 * appeal + math.sqrt(1 - 0.85**2) * nrng.standard_normal(n)
     heavy = gauss * np.sqrt(3.0 / nrng.chisquare(3, n))  # Student t, 3 dof: ~1,000x maxima
     latent = {"plays": heavy}
     for name, follow in FOLLOWS_PLAYS.items():
-        latent[name] = follow * heavy + math.sqrt(1 - follow ** 2) * nrng.standard_t(3, n)
+        latent[name] = follow * heavy + math.sqrt(1 - follow**2) * nrng.standard_t(3, n)
     counts = {}
     for name, (mid, p75) in ENGAGEMENT_TARGETS.items():
         log_ratio = _calibrated(latent[name], math.log(p75 / mid))
@@ -266,15 +341,20 @@ def _authors(n: int, rng: random.Random) -> dict[str, Author]:
         unique_id = f"{rng.choice(TOPICS)}.{rng.choice(WORDS)}{rank}"
         followers = int(10 ** rng.uniform(3, 7.5))
         authors[unique_id] = Author(
-            id=str(6_700_000_000_000_000_000 + rng.getrandbits(60) % 10 ** 17),
-            unique_id=unique_id, nickname=unique_id.replace(".", " ").title(),
-            sec_uid="MS4wLjABAAAA" + "".join(rng.choices("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQ"
-                                                          "RSTUVWXYZ0123456789_-", k=52)),
-            verified=rng.random() < 0.08, private_account=False,
+            id=str(6_700_000_000_000_000_000 + rng.getrandbits(60) % 10**17),
+            unique_id=unique_id,
+            nickname=unique_id.replace(".", " ").title(),
+            sec_uid="MS4wLjABAAAA"
+            + "".join(rng.choices("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-", k=52)),
+            verified=rng.random() < 0.08,
+            private_account=False,
             signature=" ".join(rng.choices(WORDS, k=rng.randint(0, 8))),
-            followers=followers, following=rng.randint(0, 3000),
-            hearts=int(followers * rng.uniform(2, 40)), videos=rng.randint(5, 2000),
-            diggs=rng.randint(0, 50_000))
+            followers=followers,
+            following=rng.randint(0, 3000),
+            hearts=int(followers * rng.uniform(2, 40)),
+            videos=rng.randint(5, 2000),
+            diggs=rng.randint(0, 50_000),
+        )
     return authors
 
 
@@ -291,11 +371,21 @@ def _caption(cluster: int, authors: list[str], rng: random.Random) -> tuple[list
 def _music(video_id: str, author: str, media: MediaSpec | None, rng: random.Random) -> Music:
     duration = int(round(media.duration_s)) if media else 0
     if rng.random() < 0.55:
-        return Music(id=str(int(video_id) + 1), title=f"original sound - {author}",
-                     author_name=author, original=True, duration=duration)
+        return Music(
+            id=str(int(video_id) + 1),
+            title=f"original sound - {author}",
+            author_name=author,
+            original=True,
+            duration=duration,
+        )
     index = rng.randrange(len(SOUNDS))
-    return Music(id=str(7_000_000_000_000_000_000 + index), title=SOUNDS[index],
-                 author_name=f"artist{index}", original=False, duration=rng.randint(15, 60))
+    return Music(
+        id=str(7_000_000_000_000_000_000 + index),
+        title=SOUNDS[index],
+        author_name=f"artist{index}",
+        original=False,
+        duration=rng.randint(15, 60),
+    )
 
 
 def _media_spec(visual: float, rng: random.Random, *, vfr: bool) -> MediaSpec:
@@ -305,8 +395,7 @@ def _media_spec(visual: float, rng: random.Random, *, vfr: bool) -> MediaSpec:
     because libx265 is slow.
     """
     roll = rng.random()
-    width, height = ((576, 1024) if roll < 0.6 else (720, 1280) if roll < 0.9
-                     else rng.choice([(1280, 720), (1024, 576)]))
+    width, height = (576, 1024) if roll < 0.6 else (720, 1280) if roll < 0.9 else rng.choice([(1280, 720), (1024, 576)])
     fps = rng.choices([30, 25, 24, 60], [45, 25, 20, 10])[0]
     roll = rng.random()
     if roll < 0.80:
@@ -334,11 +423,21 @@ def _media_spec(visual: float, rng: random.Random, *, vfr: bool) -> MediaSpec:
         duration = frames / fps
     has_audio = rng.random() < 0.85
     return MediaSpec(
-        width=width, height=height, fps=frames / duration if vfr else float(fps), frames=frames,
-        duration_s=round(duration, 6), has_audio=has_audio, codec=codec, vfr=vfr,
-        luma=luma_for(visual), u=rng.randint(98, 158), v=rng.randint(98, 158),
-        box_speed=rng.randint(40, 400), audio_hz=rng.choice([0, 220, 330, 440, 550, 660]) if has_audio
-        else 0, salt=rng.getrandbits(31))
+        width=width,
+        height=height,
+        fps=frames / duration if vfr else float(fps),
+        frames=frames,
+        duration_s=round(duration, 6),
+        has_audio=has_audio,
+        codec=codec,
+        vfr=vfr,
+        luma=luma_for(visual),
+        u=rng.randint(98, 158),
+        v=rng.randint(98, 158),
+        box_speed=rng.randint(40, 400),
+        audio_hz=rng.choice([0, 220, 330, 440, 550, 660]) if has_audio else 0,
+        salt=rng.getrandbits(31),
+    )
 
 
 def vfr_frames_and_duration(source_frames: int) -> tuple[int, float]:

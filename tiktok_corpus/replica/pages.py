@@ -110,36 +110,52 @@ def _script_json(data: dict) -> str:
 
 
 def _document(title: str, body: str, scope: dict | None, script: str) -> str:
-    rehydration = ("" if scope is None else
-                   '<script id="__UNIVERSAL_DATA_FOR_REHYDRATION__" type="application/json">'
-                   f'{_script_json({"__DEFAULT_SCOPE__": scope})}</script>')
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
-            f'</head><body><div id="app">{body}</div>{rehydration}<script>{script}</script></body></html>')
+    rehydration = (
+        ""
+        if scope is None
+        else '<script id="__UNIVERSAL_DATA_FOR_REHYDRATION__" type="application/json">'
+        f"{_script_json({'__DEFAULT_SCOPE__': scope})}</script>"
+    )
+    return (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+        f'</head><body><div id="app">{body}</div>{rehydration}<script>{script}</script></body></html>'
+    )
 
 
 def feed_page(app_context: dict) -> str:
-    return _document("TikTok - Make Your Day",
-                     '<main id="main-content-homepage_hot"><div id="column-list-container"></div></main>',
-                     {"webapp.app-context": app_context}, _FEED_SCRIPT)
+    return _document(
+        "TikTok - Make Your Day",
+        '<main id="main-content-homepage_hot"><div id="column-list-container"></div></main>',
+        {"webapp.app-context": app_context},
+        _FEED_SCRIPT,
+    )
 
 
 def video_page(scope: dict | None, title: str) -> str:
     """A video page; ``scope`` None gives the shell without the rehydration script."""
-    body = ('<main id="main-content-video_detail"><div data-e2e="browse-video"></div>'
-            '<section id="related-list"></section></main>')
+    body = (
+        '<main id="main-content-video_detail"><div data-e2e="browse-video"></div>'
+        '<section id="related-list"></section></main>'
+    )
     return _document(title, body, scope, _VIDEO_SCRIPT if scope is not None else "")
 
 
 def waf_page(challenge: str) -> str:
     script = _WAF_SCRIPT.replace("%(modulus)s", str(WAF_MODULUS))
-    return ('<!DOCTYPE html><html><head><meta charset="utf-8"><title>Please wait...</title></head>'
-            f'<body><p id="wci" class="_wafchallengeid">{challenge}</p>'
-            '<p id="cs" class="_wafchallengecs">Please wait...</p>'
-            f'<script>{script}</script></body></html>')
+    return (
+        '<!DOCTYPE html><html><head><meta charset="utf-8"><title>Please wait...</title></head>'
+        f'<body><p id="wci" class="_wafchallengeid">{challenge}</p>'
+        '<p id="cs" class="_wafchallengecs">Please wait...</p>'
+        f"<script>{script}</script></body></html>"
+    )
 
 
-ACCESS_DENIED = ("<HTML><HEAD><TITLE>Access Denied</TITLE></HEAD><BODY><H1>Access Denied</H1>"
-                 "You don't have permission to access this resource on this server.</BODY></HTML>")
-CDN_ERROR_PAGE = ("<!DOCTYPE html><html><head><title>Error</title></head><body>"
-                  "<h1>Something went wrong</h1><p>Please try again later.</p></body></html>")
+ACCESS_DENIED = (
+    "<HTML><HEAD><TITLE>Access Denied</TITLE></HEAD><BODY><H1>Access Denied</H1>"
+    "You don't have permission to access this resource on this server.</BODY></HTML>"
+)
+CDN_ERROR_PAGE = (
+    "<!DOCTYPE html><html><head><title>Error</title></head><body>"
+    "<h1>Something went wrong</h1><p>Please try again later.</p></body></html>"
+)
 NOT_FOUND_PAGE = "<!DOCTYPE html><html><head><title>Page not found</title></head><body>404</body></html>"

@@ -41,8 +41,9 @@ def build_report(settings: Settings, *, export_dir: Path | None = None, out: Pat
         figure.savefig(buffer, format="png")
         (figures_dir / f"{spec.stem}.png").write_bytes(buffer.getvalue())
         images.append((spec, base64.b64encode(buffer.getvalue()).decode("ascii")))
-    page = _page(images, dataset, crawl, source=source, database=safe_url,
-                 figures_dir=os.path.relpath(figures_dir, out.parent))
+    page = _page(
+        images, dataset, crawl, source=source, database=safe_url, figures_dir=os.path.relpath(figures_dir, out.parent)
+    )
     partial = out.with_name(f".{out.name}.part")
     partial.write_text(page, encoding="utf-8")
     partial.replace(out)
@@ -53,8 +54,10 @@ def _dataset(store: Store, export_dir: Path | None) -> tuple[pd.DataFrame, str]:
     """The labelled rows to describe, and a sentence naming where they come from."""
     if export_dir is not None:
         manifest, rows = read_export(export_dir)
-        return rows, (f"export {manifest['name']} v{manifest['version']} ({len(rows)} videos, made for the "
-                      f"{manifest['label']} label)")
+        return rows, (
+            f"export {manifest['name']} v{manifest['version']} ({len(rows)} videos, made for the "
+            f"{manifest['label']} label)"
+        )
     rows, _ = load_dataset(store)
     if not rows.empty:
         rows = rows.join(fit_labels(rows)[0])
@@ -73,20 +76,31 @@ def _top_hashtags(store: Store) -> pd.Series:
     return pd.Series(top["videos"].to_numpy(), index=top["name"].to_numpy(), dtype="int64")
 
 
-def _page(images: list[tuple[FigureSpec, str]], dataset: pd.DataFrame, crawl: pd.DataFrame, *,
-          source: str, database: str, figures_dir: str) -> str:
-    table = engagement_table(dataset).to_html(float_format=lambda v: f"{v:,.1f}", na_rep="-",
-                                              classes="engagement")
+def _page(
+    images: list[tuple[FigureSpec, str]],
+    dataset: pd.DataFrame,
+    crawl: pd.DataFrame,
+    *,
+    source: str,
+    database: str,
+    figures_dir: str,
+) -> str:
+    table = engagement_table(dataset).to_html(float_format=lambda v: f"{v:,.1f}", na_rep="-", classes="engagement")
     viral = int(dataset["is_viral"].sum()) if "is_viral" in dataset else 0
-    summary = [("videos discovered", len(crawl)), ("videos downloaded", int(crawl["downloaded_at"].notna().sum())),
-               ("videos described below", len(dataset)), ("is_viral = 1", viral),
-               ("is_viral = 0", len(dataset) - viral)]
+    summary = [
+        ("videos discovered", len(crawl)),
+        ("videos downloaded", int(crawl["downloaded_at"].notna().sum())),
+        ("videos described below", len(dataset)),
+        ("is_viral = 1", viral),
+        ("is_viral = 0", len(dataset) - viral),
+    ]
     rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{v:,}</td></tr>" for k, v in summary)
     figures = "".join(
         f'<figure><img alt="{html.escape(spec.title)}" src="data:image/png;base64,{data}">'
         f'<figcaption>{html.escape(spec.title)} (<a href="{html.escape(figures_dir)}/{spec.stem}.png">'
-        f'{spec.stem}.png</a>)</figcaption></figure>'
-        for spec, data in images)
+        f"{spec.stem}.png</a>)</figcaption></figure>"
+        for spec, data in images
+    )
     generated = utcnow().isoformat(timespec="seconds")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>tiktok-corpus report</title>

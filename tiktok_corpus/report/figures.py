@@ -3,8 +3,8 @@ canvas (``Figure`` objects, no pyplot state)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -30,36 +30,57 @@ def engagement_table(rows: pd.DataFrame) -> pd.DataFrame:
     stats = {}
     for metric in ENGAGEMENT:
         values = rows[metric].astype("float64").dropna() if metric in rows else pd.Series(dtype="float64")
-        stats[metric] = {"mean": values.mean(), "std": values.std(), "25%": values.quantile(0.25),
-                         "50%": values.quantile(0.5), "75%": values.quantile(0.75), "max": values.max()}
+        stats[metric] = {
+            "mean": values.mean(),
+            "std": values.std(),
+            "25%": values.quantile(0.25),
+            "50%": values.quantile(0.5),
+            "75%": values.quantile(0.75),
+            "max": values.max(),
+        }
     return pd.DataFrame(stats).T
 
 
 def figure_specs(dataset: pd.DataFrame, crawl: pd.DataFrame, hashtags: pd.Series) -> list[FigureSpec]:
     """Every figure, in page order: dataset figures from ``dataset``, crawl figures from the others."""
+
     def column(name: str) -> pd.Series:
         return dataset[name].astype("float64").dropna() if name in dataset else pd.Series(dtype="float64")
 
     return [
-        FigureSpec("fig1_duration", "Fig. 1 - Video duration",
-                   lambda fig: _histogram(fig.subplots(), column("duration_s"), "duration (s)")),
-        FigureSpec("fig2_engagement", "Fig. 2 - Engagement metrics (log scale)",
-                   lambda fig: _engagement(fig, dataset)),
-        FigureSpec("fig3_virality_score", "Fig. 3 - Virality score",
-                   lambda fig: _histogram(fig.subplots(), column("virality_score"), "virality_score",
-                                          bins=np.linspace(0, 1, 41) if len(column("virality_score")) else 40)),
-        FigureSpec("fig4_is_viral", "Fig. 4 - Binary label (is_viral)",
-                   lambda fig: _binary(fig.subplots(), dataset)),
+        FigureSpec(
+            "fig1_duration",
+            "Fig. 1 - Video duration",
+            lambda fig: _histogram(fig.subplots(), column("duration_s"), "duration (s)"),
+        ),
+        FigureSpec("fig2_engagement", "Fig. 2 - Engagement metrics (log scale)", lambda fig: _engagement(fig, dataset)),
+        FigureSpec(
+            "fig3_virality_score",
+            "Fig. 3 - Virality score",
+            lambda fig: _histogram(
+                fig.subplots(),
+                column("virality_score"),
+                "virality_score",
+                bins=np.linspace(0, 1, 41) if len(column("virality_score")) else 40,
+            ),
+        ),
+        FigureSpec("fig4_is_viral", "Fig. 4 - Binary label (is_viral)", lambda fig: _binary(fig.subplots(), dataset)),
         FigureSpec("fps", "Frame rate", lambda fig: _histogram(fig.subplots(), column("fps"), "fps")),
         FigureSpec("resolution", "Resolution", lambda fig: _resolution(fig.subplots(), dataset)),
-        FigureSpec("frame_count", "Frame count",
-                   lambda fig: _histogram(fig.subplots(), column("frame_count"), "frames")),
+        FigureSpec(
+            "frame_count", "Frame count", lambda fig: _histogram(fig.subplots(), column("frame_count"), "frames")
+        ),
         FigureSpec("growth", "Corpus growth over crawl time", lambda fig: _growth(fig.subplots(), crawl)),
-        FigureSpec("depth", "Discovery depth (related-list hops from a For You seed)",
-                   lambda fig: _bars(fig.subplots(), crawl["depth"].value_counts().sort_index(),
-                                     "depth", "videos discovered")),
-        FigureSpec("hashtags", f"Top {TOP_HASHTAGS} hashtags (all discovered videos)",
-                   lambda fig: _bars(fig.subplots(), hashtags.iloc[::-1], "videos", "", horizontal=True)),
+        FigureSpec(
+            "depth",
+            "Discovery depth (related-list hops from a For You seed)",
+            lambda fig: _bars(fig.subplots(), crawl["depth"].value_counts().sort_index(), "depth", "videos discovered"),
+        ),
+        FigureSpec(
+            "hashtags",
+            f"Top {TOP_HASHTAGS} hashtags (all discovered videos)",
+            lambda fig: _bars(fig.subplots(), hashtags.iloc[::-1], "videos", "", horizontal=True),
+        ),
     ]
 
 
@@ -120,8 +141,7 @@ def _growth(ax: Axes, crawl: pd.DataFrame) -> None:
     for column, label in (("first_seen_at", "discovered"), ("downloaded_at", "downloaded")):
         times = crawl[column].dropna().sort_values()
         if not times.empty:
-            ax.step(times.dt.tz_localize(None).to_numpy(), np.arange(1, len(times) + 1), where="post",
-                    label=label)
+            ax.step(times.dt.tz_localize(None).to_numpy(), np.arange(1, len(times) + 1), where="post", label=label)
     ax.set_ylabel("videos")
     ax.set_xlabel("crawl time (UTC)")
     ax.legend()

@@ -12,8 +12,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import Any, Sequence
+from typing import Any
 
 from sqlalchemy import JSON, bindparam, func, select, text, update
 from sqlalchemy.orm import Session
@@ -28,19 +29,32 @@ _VIDEOS = table_of(Video)
 FRONTIER_ORDERS = {"random": (Video.expand_order,), "bfs": (Video.depth, Video.first_seen_at)}
 # Serialises the "is there still room?" check with the inserts it allows, across processes (Postgres).
 CORPUS_LOCK_KEY = 0x7C0AF05
-_REFRESHED_COLUMNS = ("author_id", "desc", "create_time", "item_kind", "declared_duration_s", "declared_size",
-                      "declared_width", "declared_height", "codec", "music_id", "music_title", "media_urls",
-                      "last_seen_at")
+_REFRESHED_COLUMNS = (
+    "author_id",
+    "desc",
+    "create_time",
+    "item_kind",
+    "declared_duration_s",
+    "declared_size",
+    "declared_width",
+    "declared_height",
+    "codec",
+    "music_id",
+    "music_title",
+    "media_urls",
+    "last_seen_at",
+)
 
 
 def expand_order_key(seed: int, video_id: str) -> float:
     """A seeded pseudo-random key in [0, 1), the same in every process and on every restart: the
     smallest key among the pending rows is a uniformly random pick of the ``random`` policy."""
     digest = hashlib.blake2b(f"{seed}:{video_id}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2 ** 64
+    return int.from_bytes(digest, "big") / 2**64
 
 
 # --- statements, built once ----------------------------------------------------------------------
+
 
 def _insert_ignoring(session: Session, model, *conflict_columns: str):
     """``INSERT ... ON CONFLICT (columns) DO NOTHING`` (any conflict when none are named), built once."""
@@ -57,20 +71,27 @@ def _author_upsert(dialect_name: str):
     """Built once per dialect: an expansion's writes are a few statements, so building them is a real cost."""
     stmt = table_insert(dialect_name, Author)
     table = table_of(Author)
-    refresh = {name: func.coalesce(stmt.excluded[name], table.c[name])
-               for name in [field.name for field in fields(AuthorRecord)] + ["updated_at"] if name != "id"}
+    refresh = {
+        name: func.coalesce(stmt.excluded[name], table.c[name])
+        for name in [field.name for field in fields(AuthorRecord)] + ["updated_at"]
+        if name != "id"
+    }
     return stmt.on_conflict_do_update(index_elements=["id"], set_=refresh)
 
 
 @functools.cache
 def _video_refresh():
     """One UPDATE for every re-sighted video of a list; a value this sighting lacks (NULL) keeps the stored one."""
+
     def refreshed(name: str):  # JSON None must bind as SQL NULL for coalesce to keep the old value
         kind = JSON(none_as_null=True) if name == "media_urls" else _VIDEOS.c[name].type
         return func.coalesce(bindparam(f"b_{name}", type_=kind), _VIDEOS.c[name])
 
-    return (update(_VIDEOS).where(_VIDEOS.c.id == bindparam("b_id"))
-            .values({name: refreshed(name) for name in _REFRESHED_COLUMNS}))
+    return (
+        update(_VIDEOS)
+        .where(_VIDEOS.c.id == bindparam("b_id"))
+        .values({name: refreshed(name) for name in _REFRESHED_COLUMNS})
+    )
 
 
 def _lock_corpus(session: Session) -> None:
@@ -81,6 +102,7 @@ def _lock_corpus(session: Session) -> None:
 
 # --- rows ----------------------------------------------------------------------------------------
 
+
 def _stored_kind(item: ItemRecord) -> str:
     return "private" if item.private else item.kind
 
@@ -89,30 +111,49 @@ def _item_columns(item: ItemRecord, now) -> dict[str, Any]:
     """The columns a sighting refreshes (latest wins; unknown values keep what was there): _REFRESHED_COLUMNS."""
     return {
         "author_id": item.author.id if item.author and item.author.id else None,
-        "desc": item.desc, "create_time": item.create_time, "item_kind": _stored_kind(item),
-        "declared_duration_s": item.duration_s, "declared_size": item.size,
-        "declared_width": item.width, "declared_height": item.height, "codec": item.codec,
-        "music_id": item.music_id, "music_title": item.music_title,
-        "media_urls": media_urls_json(item.media_urls) or None, "last_seen_at": now,
+        "desc": item.desc,
+        "create_time": item.create_time,
+        "item_kind": _stored_kind(item),
+        "declared_duration_s": item.duration_s,
+        "declared_size": item.size,
+        "declared_width": item.width,
+        "declared_height": item.height,
+        "codec": item.codec,
+        "music_id": item.music_id,
+        "music_title": item.music_title,
+        "media_urls": media_urls_json(item.media_urls) or None,
+        "last_seen_at": now,
     }
 
 
-def _new_video_row(item: ItemRecord, *, source: str, parent_id: str | None, depth: int, run_id: int | None,
-                   seed: int, now) -> dict[str, Any]:
+def _new_video_row(
+    item: ItemRecord, *, source: str, parent_id: str | None, depth: int, run_id: int | None, seed: int, now
+) -> dict[str, Any]:
     kind = _stored_kind(item)
     no_file = kind if kind != "video" else "no_media_urls"  # why neither download nor probe has work
-    return (_item_columns(item, now)
-            | {"id": item.id, "first_seen_at": now, "parent_id": parent_id, "depth": depth, "source": source,
-               "crawl_run_id": run_id, "expand_order": expand_order_key(seed, item.id)}
-            | _stage_start("expand", kind == "video", kind)
-            | _stage_start("download", item.downloadable, no_file)
-            | _stage_start("probe", item.downloadable, no_file))
+    return (
+        _item_columns(item, now)
+        | {
+            "id": item.id,
+            "first_seen_at": now,
+            "parent_id": parent_id,
+            "depth": depth,
+            "source": source,
+            "crawl_run_id": run_id,
+            "expand_order": expand_order_key(seed, item.id),
+        }
+        | _stage_start("expand", kind == "video", kind)
+        | _stage_start("download", item.downloadable, no_file)
+        | _stage_start("probe", item.downloadable, no_file)
+    )
 
 
 def _stage_start(stage: str, has_work: bool, why_not: str) -> dict[str, Any]:
     """A new row's queue columns for one stage: pending work, or skipped with the reason."""
-    return {f"{stage}_status": "pending" if has_work else "skipped",
-            f"{stage}_error_kind": None if has_work else why_not}
+    return {
+        f"{stage}_status": "pending" if has_work else "skipped",
+        f"{stage}_error_kind": None if has_work else why_not,
+    }
 
 
 def _snapshot_row(item: ItemRecord, source: str, run_id: int | None, now) -> dict[str, Any]:
@@ -122,10 +163,14 @@ def _snapshot_row(item: ItemRecord, source: str, run_id: int | None, now) -> dic
 
 # --- one list's writes ---------------------------------------------------------------------------
 
+
 def _upsert_authors(session: Session, items: Sequence[ItemRecord], now) -> None:
     """Latest wins, but a field this sighting lacks keeps its stored value."""
-    rows = {item.author.id: vars(item.author) | {"updated_at": now}
-            for item in items if item.author is not None and item.author.id}
+    rows = {
+        item.author.id: vars(item.author) | {"updated_at": now}
+        for item in items
+        if item.author is not None and item.author.id
+    }
     if rows:
         session.connection().execute(_author_upsert(session.get_bind().dialect.name), list(rows.values()))
 
@@ -134,25 +179,34 @@ def _link_hashtags(session: Session, items: Sequence[ItemRecord]) -> None:
     tags = {name: tiktok_id for item in items for name, tiktok_id in item.hashtags}
     if not tags:
         return
-    session.connection().execute(_insert_ignoring(session, Hashtag, "name"),
-                                 [{"name": name, "tiktok_id": tiktok_id} for name, tiktok_id in tags.items()])
+    session.connection().execute(
+        _insert_ignoring(session, Hashtag, "name"),
+        [{"name": name, "tiktok_id": tiktok_id} for name, tiktok_id in tags.items()],
+    )
     hashtags = table_of(Hashtag)
-    ids = dict(session.connection().execute(select(hashtags.c.name, hashtags.c.id)
-                                            .where(hashtags.c.name.in_(list(tags)))).all())
+    ids = dict(
+        session.connection()
+        .execute(select(hashtags.c.name, hashtags.c.id).where(hashtags.c.name.in_(list(tags))))
+        .all()
+    )
     links = [{"video_id": item.id, "hashtag_id": ids[name]} for item in items for name, _ in item.hashtags]
     session.connection().execute(_insert_ignoring(session, VideoHashtag), links)
 
 
 def _refresh_videos(session: Session, items: Sequence[ItemRecord], now) -> None:
     if items:
-        rows = [{"b_id": item.id} | {f"b_{name}": value for name, value in _item_columns(item, now).items()}
-                for item in items]
+        rows = [
+            {"b_id": item.id} | {f"b_{name}": value for name, value in _item_columns(item, now).items()}
+            for item in items
+        ]
         session.connection().execute(_video_refresh(), rows)
 
 
 def _video_count(session: Session) -> int:
-    return session.connection().scalar(select(func.count()).select_from(_VIDEOS)
-                                       .where(_VIDEOS.c.item_kind == "video")) or 0
+    return (
+        session.connection().scalar(select(func.count()).select_from(_VIDEOS).where(_VIDEOS.c.item_kind == "video"))
+        or 0
+    )
 
 
 def _seed_count(session: Session) -> int:
@@ -169,8 +223,18 @@ class Sighting:
     videos: int
 
 
-def record_sightings(session: Session, items: Sequence[ItemRecord], *, source: str, parent_id: str | None,
-                     depth: int, run_id: int | None, seed: int, max_new: int, max_videos: int) -> Sighting:
+def record_sightings(
+    session: Session,
+    items: Sequence[ItemRecord],
+    *,
+    source: str,
+    parent_id: str | None,
+    depth: int,
+    run_id: int | None,
+    seed: int,
+    max_new: int,
+    max_videos: int,
+) -> Sighting:
     """Upsert the items of one list (a seed batch or a related list) inside the caller's transaction.
 
     Items already in the corpus are refreshed and get a snapshot; up to ``max_new`` unknown ones (in list
@@ -195,26 +259,40 @@ def record_sightings(session: Session, items: Sequence[ItemRecord], *, source: s
         seen.append(item)
     _upsert_authors(session, seen, now)
     if new:
-        session.connection().execute(_insert_ignoring(session, Video, "id"), [
-            _new_video_row(item, source=source, parent_id=parent_id, depth=depth, run_id=run_id, seed=seed,
-                           now=now) for item in new])
+        session.connection().execute(
+            _insert_ignoring(session, Video, "id"),
+            [
+                _new_video_row(item, source=source, parent_id=parent_id, depth=depth, run_id=run_id, seed=seed, now=now)
+                for item in new
+            ],
+        )
     _refresh_videos(session, [item for item in seen if item.id in known], now)
     _link_hashtags(session, seen)
     if seen:
-        session.connection().execute(dialect_insert(session, StatsSnapshot),
-                                     [_snapshot_row(item, source, run_id, now) for item in seen])
+        session.connection().execute(
+            dialect_insert(session, StatsSnapshot), [_snapshot_row(item, source, run_id, now) for item in seen]
+        )
     return Sighting(tuple(item.id for item in seen), tuple(item.id for item in new), videos)
 
 
-def record_expansion(store: Store, parent_id: str, related: ItemList, *, fanout: int, max_videos: int,
-                     run_id: int | None, seed: int) -> Sighting:
+def record_expansion(
+    store: Store, parent_id: str, related: ItemList, *, fanout: int, max_videos: int, run_id: int | None, seed: int
+) -> Sighting:
     """One expansion, all or nothing: children, edges with ranks, snapshots and the parent's status."""
     with store.transaction() as session:
         depth = session.connection().scalar(select(_VIDEOS.c.depth).where(_VIDEOS.c.id == parent_id))
         children = [item for item in related.items if item.id != parent_id]
-        sighting = record_sightings(session, children, source="related", parent_id=parent_id,
-                                    depth=(depth or 0) + 1, run_id=run_id, seed=seed, max_new=fanout,
-                                    max_videos=max_videos)
+        sighting = record_sightings(
+            session,
+            children,
+            source="related",
+            parent_id=parent_id,
+            depth=(depth or 0) + 1,
+            run_id=run_id,
+            seed=seed,
+            max_new=fanout,
+            max_videos=max_videos,
+        )
         in_corpus = set(sighting.in_corpus)
         ranks: dict[str, int] = {}
         for rank, item in enumerate(children):
@@ -223,28 +301,45 @@ def record_expansion(store: Store, parent_id: str, related: ItemList, *, fanout:
         if ranks:
             now = utcnow()
             edges = _insert_ignoring(session, RelatedEdge, "parent_id", "child_id")
-            session.connection().execute(edges, [{"parent_id": parent_id, "child_id": child_id, "rank": rank,
-                                                  "first_seen_at": now} for child_id, rank in ranks.items()])
+            session.connection().execute(
+                edges,
+                [
+                    {"parent_id": parent_id, "child_id": child_id, "rank": rank, "first_seen_at": now}
+                    for child_id, rank in ranks.items()
+                ],
+            )
         queue.finish(session, "expand", parent_id, "expanded")
     return sighting
 
 
-def record_seeds(store: Store, batch: ItemList, *, seeds: int, max_videos: int, run_id: int | None,
-                 seed: int) -> Sighting:
+def record_seeds(
+    store: Store, batch: ItemList, *, seeds: int, max_videos: int, run_id: int | None, seed: int
+) -> Sighting:
     """A For You batch: new videos become seeds until the corpus holds ``seeds`` of them."""
     with store.transaction() as session:
         _lock_corpus(session)
         have = _seed_count(session)
-        return record_sightings(session, batch.items, source="foryou", parent_id=None, depth=0, run_id=run_id,
-                                seed=seed, max_new=max(0, seeds - have), max_videos=max_videos)
+        return record_sightings(
+            session,
+            batch.items,
+            source="foryou",
+            parent_id=None,
+            depth=0,
+            run_id=run_id,
+            seed=seed,
+            max_new=max(0, seeds - have),
+            max_videos=max_videos,
+        )
 
 
 # --- the frontier and the counts -----------------------------------------------------------------
 
+
 def claim_parents(store: Store, strategy: str, worker: str, limit: int = 1) -> list[str]:
     """The next ``limit`` frontier rows in the strategy's order, claimed in one transaction."""
-    return queue.claim(store, "expand", limit, order_by=FRONTIER_ORDERS[strategy],
-                       where=[Video.item_kind == "video"], worker=worker)
+    return queue.claim(
+        store, "expand", limit, order_by=FRONTIER_ORDERS[strategy], where=[Video.item_kind == "video"], worker=worker
+    )
 
 
 def fail_parent(store: Store, parent_id: str, error_kind: str, error: str) -> None:
@@ -256,9 +351,13 @@ def fail_parent(store: Store, parent_id: str, error_kind: str, error: str) -> No
 def frontier_state(store: Store) -> tuple[int, int]:
     """(pending, claimed) expandable rows, across every process."""
     with store.sessions() as session:
-        rows: dict[str, int] = dict(session.execute(select(Video.expand_status, func.count())
-                                    .where(Video.expand_status.in_(["pending", "claimed"]))
-                                    .group_by(Video.expand_status)).all())
+        rows: dict[str, int] = dict(
+            session.execute(
+                select(Video.expand_status, func.count())
+                .where(Video.expand_status.in_(["pending", "claimed"]))
+                .group_by(Video.expand_status)
+            ).all()
+        )
     return rows.get("pending", 0), rows.get("claimed", 0)
 
 
@@ -274,11 +373,11 @@ def corpus_video_count(store: Store) -> int:
 
 def downloaded_count(store: Store) -> int:
     with store.sessions() as session:
-        return session.scalar(select(func.count()).select_from(Video)
-                              .where(Video.download_status == "downloaded")) or 0
+        return session.scalar(select(func.count()).select_from(Video).where(Video.download_status == "downloaded")) or 0
 
 
 # --- crawl_runs ----------------------------------------------------------------------------------
+
 
 def start_run(store: Store, params: dict[str, Any]) -> int:
     """A ``crawl_runs`` row for this invocation, ``running`` until :func:`end_run`; returns its id."""
@@ -291,5 +390,6 @@ def start_run(store: Store, params: dict[str, Any]) -> int:
 
 def end_run(store: Store, run_id: int, status: str, counts: dict[str, Any]) -> None:
     with store.transaction() as session:
-        session.execute(update(CrawlRun).where(CrawlRun.id == run_id)
-                        .values(status=status, finished_at=utcnow(), counts=counts))
+        session.execute(
+            update(CrawlRun).where(CrawlRun.id == run_id).values(status=status, finished_at=utcnow(), counts=counts)
+        )

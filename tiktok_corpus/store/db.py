@@ -8,11 +8,11 @@ empty, which the tool created itself and may migrate on its own.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
-from typing import Iterator
 
 from alembic import command
 from alembic.config import Config
@@ -107,8 +107,7 @@ def reporting_connection_errors(url: str) -> Iterator[None]:
         password = make_url(url).password
         if password:
             reason = reason.replace(str(password), "***")
-        raise ConfigError(f"cannot open database {redact_url(url)}: {reason}",
-                          kind="db_unreachable") from None
+        raise ConfigError(f"cannot open database {redact_url(url)}: {reason}", kind="db_unreachable") from None
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -170,7 +169,7 @@ class Store:
     def dispose(self) -> None:
         self.engine.dispose()
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -211,7 +210,9 @@ def _check_schema(store: Store) -> None:
     if current is not None and current not in known_revisions():
         raise StaleSchemaError(
             f"database {store.safe_url} is at schema {current}, which this version of tiktok-corpus "
-            f"does not know (it was migrated by a newer one): upgrade tiktok-corpus")
+            f"does not know (it was migrated by a newer one): upgrade tiktok-corpus"
+        )
     raise StaleSchemaError(
         f"database {store.safe_url} is at schema {current or 'none'}, this version needs {head}: "
-        f"run `corpus db upgrade`")
+        f"run `corpus db upgrade`"
+    )

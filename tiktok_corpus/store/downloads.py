@@ -9,10 +9,11 @@ the ORM's bookkeeping of an executemany cost more than the SQL.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable, Iterator, Protocol, Sequence
+from typing import Protocol
 
 from sqlalchemy import Connection, Row, and_, or_, select, update
 
@@ -65,8 +66,13 @@ def _claimable_downloads(retry_failed: bool, since: datetime) -> tuple[tuple[str
     statuses = ("pending", "failed") if retry_failed else ("pending",)
     where = [Video.item_kind == "video"]
     if retry_failed:
-        where.append(or_(Video.download_status != "failed", Video.download_updated_at.is_(None),
-                         Video.download_updated_at < since))
+        where.append(
+            or_(
+                Video.download_status != "failed",
+                Video.download_updated_at.is_(None),
+                Video.download_updated_at < since,
+            )
+        )
     return statuses, where
 
 
@@ -86,12 +92,17 @@ def load_download_rows(store: Store, ids: Iterable[str]) -> dict[str, Row]:
     """What claimed videos' downloads need, by id: ``id``, ``media_urls``, the author's ``unique_id`` and
     an earlier download's ``path``, ``size_bytes`` and ``sha256`` (None when there was none)."""
     with store.sessions() as session:
-        return {row.id: row for row in session.execute(
-            select(Video.id, Video.media_urls, Author.unique_id, MediaFile.path, MediaFile.size_bytes,
-                   MediaFile.sha256)
-            .outerjoin(Author, Author.id == Video.author_id)
-            .outerjoin(MediaFile, MediaFile.video_id == Video.id)
-            .where(Video.id.in_(list(ids))))}
+        return {
+            row.id: row
+            for row in session.execute(
+                select(
+                    Video.id, Video.media_urls, Author.unique_id, MediaFile.path, MediaFile.size_bytes, MediaFile.sha256
+                )
+                .outerjoin(Author, Author.id == Video.author_id)
+                .outerjoin(MediaFile, MediaFile.video_id == Video.id)
+                .where(Video.id.in_(list(ids)))
+            )
+        }
 
 
 def mark_downloaded(store: Store, video_id: str) -> None:
@@ -111,19 +122,37 @@ def land_downloads(store: Store, files: Sequence[LandedFile]) -> Iterator[None]:
     """
     with store.engine.begin() as connection:  # Core: no ORM session per group commit
         now = utcnow()
-        connection.execute(_media_file_upsert(store.dialect), [
-            {"video_id": file.tried.video_id, "size_bytes": file.size_bytes, "path": file.path,
-             "sha256": file.sha256, "downloaded_at": now, "source_url_kind": file.source_url_kind,
-             "probed_sha256": None, "probed_at": None}
-            for file in files])
+        connection.execute(
+            _media_file_upsert(store.dialect),
+            [
+                {
+                    "video_id": file.tried.video_id,
+                    "size_bytes": file.size_bytes,
+                    "path": file.path,
+                    "sha256": file.sha256,
+                    "downloaded_at": now,
+                    "source_url_kind": file.source_url_kind,
+                    "probed_sha256": None,
+                    "probed_at": None,
+                }
+                for file in files
+            ],
+        )
         _write_tries(connection, store.dialect, [file.tried for file in files])
-        finish_many(connection, "download", [file.tried.video_id for file in files], "downloaded",
-                    probe_status="pending", probe_error_kind=None, probe_error=None, probe_updated_at=now)
+        finish_many(
+            connection,
+            "download",
+            [file.tried.video_id for file in files],
+            "downloaded",
+            probe_status="pending",
+            probe_error_kind=None,
+            probe_error=None,
+            probe_updated_at=now,
+        )
         yield
 
 
-def record_download_failure(store: Store, video_id: str, tried: TriedDownload | None, kind: str,
-                            message: str) -> None:
+def record_download_failure(store: Store, video_id: str, tried: TriedDownload | None, kind: str, message: str) -> None:
     """Mark a video failed with its kind, together with its tries (none when it never became a job)."""
     with store.engine.begin() as connection:
         if tried is not None:
@@ -134,17 +163,34 @@ def record_download_failure(store: Store, video_id: str, tried: TriedDownload | 
 def busy_download_ids(store: Store, ids: Iterable[str]) -> set[str]:
     """Those of ``ids`` a live claim (lease not run out) is downloading now."""
     with store.sessions() as session:
-        return set(session.scalars(select(Video.id).where(
-            Video.id.in_(list(ids)), Video.download_status == "claimed",
-            and_(Video.download_lease_until.is_not(None), Video.download_lease_until > utcnow()))))
+        return set(
+            session.scalars(
+                select(Video.id).where(
+                    Video.id.in_(list(ids)),
+                    Video.download_status == "claimed",
+                    and_(Video.download_lease_until.is_not(None), Video.download_lease_until > utcnow()),
+                )
+            )
+        )
 
 
 def _write_tries(connection: Connection, dialect: str, tried: Sequence[TriedDownload]) -> None:
     """Append the videos' attempts and keep the URLs of those that were refreshed."""
-    rows = [{"video_id": item.video_id, "started_at": a.started_at, "method": a.method, "url_kind": a.url_kind,
-             "http_status": a.http_status, "bytes": a.bytes, "duration_s": a.duration_s, "outcome": a.outcome,
-             "message": a.message}
-            for item in tried for a in item.attempts]
+    rows = [
+        {
+            "video_id": item.video_id,
+            "started_at": a.started_at,
+            "method": a.method,
+            "url_kind": a.url_kind,
+            "http_status": a.http_status,
+            "bytes": a.bytes,
+            "duration_s": a.duration_s,
+            "outcome": a.outcome,
+            "message": a.message,
+        }
+        for item in tried
+        for a in item.attempts
+    ]
     if rows:
         connection.execute(table_insert(dialect, DownloadAttempt), rows)
     videos = table_of(Video)

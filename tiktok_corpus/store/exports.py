@@ -7,9 +7,9 @@ vectorised.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
-from typing import Iterator
+from datetime import UTC, datetime
 
 import pandas as pd
 from sqlalchemy import and_, func, select
@@ -20,8 +20,12 @@ from .models import Author, Export, Hashtag, MediaFile, StatsSnapshot, Video, Vi
 
 def _exportable(min_frames: int):
     """What a video must meet to be exported, besides having a stats snapshot (joined with its file)."""
-    return and_(Video.item_kind == "video", Video.download_status == "downloaded",
-                Video.probe_status == "valid", MediaFile.frame_count >= min_frames)
+    return and_(
+        Video.item_kind == "video",
+        Video.download_status == "downloaded",
+        Video.probe_status == "valid",
+        MediaFile.frame_count >= min_frames,
+    )
 
 
 def exportable_rows(store: Store, *, min_frames: int, as_of: datetime | None) -> pd.DataFrame:
@@ -33,21 +37,45 @@ def exportable_rows(store: Store, *, min_frames: int, as_of: datetime | None) ->
     media_path`` (relative to the data dir) and ``sha256``.
     """
     snap = table_of(StatsSnapshot)
-    recency = func.row_number().over(partition_by=snap.c.video_id,
-                                     order_by=(snap.c.captured_at.desc(), snap.c.id.desc()))
-    ranked = select(snap.c.video_id, snap.c.captured_at, snap.c.play_count, snap.c.like_count,
-                    snap.c.comment_count, snap.c.share_count, snap.c.collect_count, recency.label("recency"))
+    recency = func.row_number().over(
+        partition_by=snap.c.video_id, order_by=(snap.c.captured_at.desc(), snap.c.id.desc())
+    )
+    ranked = select(
+        snap.c.video_id,
+        snap.c.captured_at,
+        snap.c.play_count,
+        snap.c.like_count,
+        snap.c.comment_count,
+        snap.c.share_count,
+        snap.c.collect_count,
+        recency.label("recency"),
+    )
     if as_of is not None:
-        ranked = ranked.where(snap.c.captured_at <= as_of.astimezone(timezone.utc))
+        ranked = ranked.where(snap.c.captured_at <= as_of.astimezone(UTC))
     latest = ranked.subquery("latest")
     query = (
-        select(Video.id.label("video_id"), Video.author_id, Author.unique_id.label("author_unique_id"),
-               Video.create_time, Video.desc, latest.c.play_count, latest.c.like_count,
-               latest.c.comment_count, latest.c.share_count, latest.c.collect_count,
-               Author.follower_count, latest.c.captured_at.label("stats_captured_at"),
-               MediaFile.duration_s, MediaFile.avg_fps.label("fps"), MediaFile.frame_count,
-               MediaFile.width, MediaFile.height, MediaFile.has_audio,
-               MediaFile.path.label("media_path"), MediaFile.sha256)
+        select(
+            Video.id.label("video_id"),
+            Video.author_id,
+            Author.unique_id.label("author_unique_id"),
+            Video.create_time,
+            Video.desc,
+            latest.c.play_count,
+            latest.c.like_count,
+            latest.c.comment_count,
+            latest.c.share_count,
+            latest.c.collect_count,
+            Author.follower_count,
+            latest.c.captured_at.label("stats_captured_at"),
+            MediaFile.duration_s,
+            MediaFile.avg_fps.label("fps"),
+            MediaFile.frame_count,
+            MediaFile.width,
+            MediaFile.height,
+            MediaFile.has_audio,
+            MediaFile.path.label("media_path"),
+            MediaFile.sha256,
+        )
         .select_from(Video)
         .join(MediaFile, MediaFile.video_id == Video.id)
         .outerjoin(Author, Author.id == Video.author_id)
@@ -61,11 +89,13 @@ def exportable_rows(store: Store, *, min_frames: int, as_of: datetime | None) ->
 
 def exportable_hashtags(store: Store, *, min_frames: int) -> pd.DataFrame:
     """``video_id, name``: every hashtag of every exportable video, in no particular order."""
-    query = (select(VideoHashtag.video_id, Hashtag.name)
-             .join(Hashtag, Hashtag.id == VideoHashtag.hashtag_id)
-             .join(Video, Video.id == VideoHashtag.video_id)
-             .join(MediaFile, MediaFile.video_id == Video.id)
-             .where(_exportable(min_frames)))
+    query = (
+        select(VideoHashtag.video_id, Hashtag.name)
+        .join(Hashtag, Hashtag.id == VideoHashtag.hashtag_id)
+        .join(Video, Video.id == VideoHashtag.video_id)
+        .join(MediaFile, MediaFile.video_id == Video.id)
+        .where(_exportable(min_frames))
+    )
     with store.engine.connect() as conn:
         return pd.read_sql(query, conn)
 
@@ -77,15 +107,25 @@ def latest_export_version(store: Store, name: str) -> int:
 
 
 @contextmanager
-def recording_export(store: Store, *, name: str, version: int, created_at: datetime, path: str,
-                     params: dict, row_count: int, sha256: str) -> Iterator[None]:
+def recording_export(
+    store: Store, *, name: str, version: int, created_at: datetime, path: str, params: dict, row_count: int, sha256: str
+) -> Iterator[None]:
     """Insert the ``exports`` row of a new version, committed only if the block succeeds.
 
     The block moves the export into place: the row and the directory appear together or not at all
     (a unique (name, version) clash fails the insert before the block runs).
     """
     with store.transaction() as session:
-        session.add(Export(name=name, version=version, created_at=created_at, path=path, params=params,
-                           row_count=row_count, sha256=sha256))
+        session.add(
+            Export(
+                name=name,
+                version=version,
+                created_at=created_at,
+                path=path,
+                params=params,
+                row_count=row_count,
+                sha256=sha256,
+            )
+        )
         session.flush()
         yield

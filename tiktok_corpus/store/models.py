@@ -13,11 +13,24 @@ hold the last failure, ``{stage}_updated_at`` the last change. See docs/architec
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import cast
 
-from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer,
-                        MetaData, String, Table, Text, UniqueConstraint)
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Stable constraint names let one Alembic tree (batch mode) alter tables on SQLite and Postgres alike.
@@ -32,13 +45,13 @@ NAMING_CONVENTION = {
 STAGES = ("expand", "download", "probe")
 
 
-def table_of(model: type["Base"]) -> Table:
+def table_of(model: type[Base]) -> Table:
     """A model's Core table, typed as one (Core statements on it skip the ORM's per-statement work)."""
     return cast(Table, model.__table__)
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Base(DeclarativeBase):
@@ -47,16 +60,19 @@ class Base(DeclarativeBase):
 
 def _stage_columns(stage: str) -> type:
     """A mixin holding one stage's queue columns, so every stage's lifecycle looks the same."""
-    return type(f"_{stage.title()}StageColumns", (), {
-        f"{stage}_status": mapped_column(String(24), nullable=False, default="pending",
-                                         server_default="pending"),
-        f"{stage}_attempts": mapped_column(Integer, nullable=False, default=0, server_default="0"),
-        f"{stage}_error_kind": mapped_column(String(48)),
-        f"{stage}_error": mapped_column(Text),
-        f"{stage}_lease_until": mapped_column(DateTime(timezone=True)),
-        f"{stage}_worker": mapped_column(String(96)),
-        f"{stage}_updated_at": mapped_column(DateTime(timezone=True)),
-    })
+    return type(
+        f"_{stage.title()}StageColumns",
+        (),
+        {
+            f"{stage}_status": mapped_column(String(24), nullable=False, default="pending", server_default="pending"),
+            f"{stage}_attempts": mapped_column(Integer, nullable=False, default=0, server_default="0"),
+            f"{stage}_error_kind": mapped_column(String(48)),
+            f"{stage}_error": mapped_column(Text),
+            f"{stage}_lease_until": mapped_column(DateTime(timezone=True)),
+            f"{stage}_worker": mapped_column(String(96)),
+            f"{stage}_updated_at": mapped_column(DateTime(timezone=True)),
+        },
+    )
 
 
 class Author(Base):
@@ -147,8 +163,7 @@ class VideoHashtag(Base):
     __tablename__ = "video_hashtags"
 
     video_id: Mapped[str] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), primary_key=True)
-    hashtag_id: Mapped[int] = mapped_column(ForeignKey("hashtags.id", ondelete="CASCADE"),
-                                            primary_key=True)
+    hashtag_id: Mapped[int] = mapped_column(ForeignKey("hashtags.id", ondelete="CASCADE"), primary_key=True)
 
 
 class RelatedEdge(Base):

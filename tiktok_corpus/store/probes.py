@@ -8,7 +8,8 @@ as arguments.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from typing import Any
 
 from sqlalchemy import Row, func, select, update
 
@@ -19,8 +20,13 @@ from .queue import claim, count_claimable, finish, finish_many
 UPDATE_CHUNK = 500  # ids per UPDATE ... IN (...), well under SQLite's variable limit
 _DOWNLOADED = Video.download_status == "downloaded"
 # What classification reads of a probed file (the measured columns, not the whole row).
-_CLASSIFIED_COLUMNS = (MediaFile.video_codec, MediaFile.width, MediaFile.height, MediaFile.duration_s,
-                       MediaFile.frame_count)
+_CLASSIFIED_COLUMNS = (
+    MediaFile.video_codec,
+    MediaFile.width,
+    MediaFile.height,
+    MediaFile.duration_s,
+    MediaFile.frame_count,
+)
 
 # An outcome as the queue records it: (status, error_kind, error).
 Outcome = tuple[str, str | None, str | None]
@@ -30,11 +36,21 @@ def probed_downloads(store: Store, statuses: Collection[str]) -> list[Row]:
     """Downloaded rows in ``statuses`` with what tells whether their file changed since its probe:
     ``id, probe_status`` and the file's ``path, size_bytes, sha256, probed_sha256, probed_at,
     video_codec, frame_count_method`` (all None where the row has no file)."""
-    query = (select(Video.id, Video.probe_status, MediaFile.path, MediaFile.size_bytes, MediaFile.sha256,
-                    MediaFile.probed_sha256, MediaFile.probed_at, MediaFile.video_codec,
-                    MediaFile.frame_count_method)
-             .outerjoin(MediaFile, MediaFile.video_id == Video.id)
-             .where(_DOWNLOADED, Video.probe_status.in_(list(statuses))))
+    query = (
+        select(
+            Video.id,
+            Video.probe_status,
+            MediaFile.path,
+            MediaFile.size_bytes,
+            MediaFile.sha256,
+            MediaFile.probed_sha256,
+            MediaFile.probed_at,
+            MediaFile.video_codec,
+            MediaFile.frame_count_method,
+        )
+        .outerjoin(MediaFile, MediaFile.video_id == Video.id)
+        .where(_DOWNLOADED, Video.probe_status.in_(list(statuses)))
+    )
     with store.sessions() as session:
         return list(session.execute(query))
 
@@ -43,9 +59,12 @@ def requeue_probes(store: Store, video_ids: Sequence[str]) -> None:
     """Put rows back to ``pending`` keeping their probe columns, in one transaction."""
     with store.transaction() as session:
         for chunk in _chunks(video_ids):
-            session.execute(update(Video).where(Video.id.in_(chunk))
-                            .values(probe_status="pending", probe_updated_at=utcnow())
-                            .execution_options(synchronize_session=False))
+            session.execute(
+                update(Video)
+                .where(Video.id.in_(chunk))
+                .values(probe_status="pending", probe_updated_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
 
 
 def count_probe_claimable(store: Store) -> int:
@@ -63,8 +82,11 @@ def media_paths(store: Store, video_ids: Sequence[str]) -> dict[str, str]:
     if not video_ids:
         return {}
     with store.sessions() as session:
-        return dict(session.execute(select(MediaFile.video_id, MediaFile.path)
-                                    .where(MediaFile.video_id.in_(list(video_ids)))).all())
+        return dict(
+            session.execute(
+                select(MediaFile.video_id, MediaFile.path).where(MediaFile.video_id.in_(list(video_ids)))
+            ).all()
+        )
 
 
 def record_probe(store: Store, video_id: str, outcome: Outcome, measured: Mapping[str, Any] | None) -> None:
@@ -76,9 +98,12 @@ def record_probe(store: Store, video_id: str, outcome: Outcome, measured: Mappin
     status, error_kind, error = outcome
     with store.transaction() as session:
         if measured is not None:
-            session.execute(update(MediaFile).where(MediaFile.video_id == video_id)
-                            .values(**measured, probed_sha256=measured["sha256"], probed_at=utcnow())
-                            .execution_options(synchronize_session=False))
+            session.execute(
+                update(MediaFile)
+                .where(MediaFile.video_id == video_id)
+                .values(**measured, probed_sha256=measured["sha256"], probed_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
         finish(session, "probe", video_id, status, error_kind=error_kind, error=error)
 
 
@@ -94,8 +119,8 @@ def reclassify_probes(store: Store, statuses: Collection[str], outcome_of: Calla
         rows = session.execute(
             select(Video.id, Video.probe_status, *_CLASSIFIED_COLUMNS)
             .join(MediaFile, MediaFile.video_id == Video.id)
-            .where(_DOWNLOADED, Video.probe_status.in_(list(statuses)),
-                   MediaFile.probed_sha256 == MediaFile.sha256)).all()
+            .where(_DOWNLOADED, Video.probe_status.in_(list(statuses)), MediaFile.probed_sha256 == MediaFile.sha256)
+        ).all()
         for row in rows:
             outcome = outcome_of(row)
             if outcome[0] != row.probe_status:
@@ -110,11 +135,12 @@ def reclassify_probes(store: Store, statuses: Collection[str], outcome_of: Calla
 def probe_counts(store: Store) -> dict[str, int]:
     """Downloaded rows by probe status, sorted by status."""
     with store.sessions() as session:
-        rows = session.execute(select(Video.probe_status, func.count())
-                               .where(_DOWNLOADED).group_by(Video.probe_status)).all()
+        rows = session.execute(
+            select(Video.probe_status, func.count()).where(_DOWNLOADED).group_by(Video.probe_status)
+        ).all()
     return {status: count for status, count in sorted(rows)}
 
 
 def _chunks(ids: Sequence[str]) -> Iterator[Sequence[str]]:
     for start in range(0, len(ids), UPDATE_CHUNK):
-        yield ids[start:start + UPDATE_CHUNK]
+        yield ids[start : start + UPDATE_CHUNK]

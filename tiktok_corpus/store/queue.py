@@ -13,8 +13,9 @@ from __future__ import annotations
 import functools
 import os
 import socket
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Iterable, Sequence, cast
+from typing import cast
 
 from sqlalchemy import Connection, CursorResult, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -44,17 +45,29 @@ def _claimable_kinds(stage: str, statuses: Iterable[str], now: datetime) -> tupl
     return and_(status == "claimed", lease < now), status.in_(list(statuses))
 
 
-def count_claimable(store: Store, stage: str, *, statuses: Iterable[str] = ("pending",),
-                    where: Sequence = ()) -> int:
+def count_claimable(store: Store, stage: str, *, statuses: Iterable[str] = ("pending",), where: Sequence = ()) -> int:
     """How many rows ``claim`` could hand out now (progress-bar totals)."""
     with store.sessions() as session:
-        return session.scalar(select(func.count()).select_from(Video)
-                              .where(or_(*_claimable_kinds(stage, statuses, utcnow())), *where)) or 0
+        return (
+            session.scalar(
+                select(func.count()).select_from(Video).where(or_(*_claimable_kinds(stage, statuses, utcnow())), *where)
+            )
+            or 0
+        )
 
 
-def claim(store: Store, stage: str, limit: int, *, statuses: Iterable[str] = ("pending",),
-          where: Sequence = (), order_by: Sequence = (), worker: str | None = None,
-          lease_s: float = DEFAULT_LEASE_S, now: datetime | None = None) -> list[str]:
+def claim(
+    store: Store,
+    stage: str,
+    limit: int,
+    *,
+    statuses: Iterable[str] = ("pending",),
+    where: Sequence = (),
+    order_by: Sequence = (),
+    worker: str | None = None,
+    lease_s: float = DEFAULT_LEASE_S,
+    now: datetime | None = None,
+) -> list[str]:
     """Claim up to ``limit`` rows for ``stage``; returns their ids (possibly empty).
 
     Claims whose lease ran out are taken first, then rows in ``statuses`` in ``order_by`` order. One
@@ -73,40 +86,66 @@ def claim(store: Store, stage: str, limit: int, *, statuses: Iterable[str] = ("p
                 ids.extend(session.scalars(query))
         if ids:
             session.execute(
-                update(Video).where(Video.id.in_(ids)).values({
-                    f"{stage}_status": "claimed",
-                    f"{stage}_lease_until": now + timedelta(seconds=lease_s),
-                    f"{stage}_worker": worker or worker_name(),
-                    f"{stage}_attempts": _col(stage, "attempts") + 1,
-                    f"{stage}_updated_at": now,
-                }).execution_options(synchronize_session=False))
+                update(Video)
+                .where(Video.id.in_(ids))
+                .values(
+                    {
+                        f"{stage}_status": "claimed",
+                        f"{stage}_lease_until": now + timedelta(seconds=lease_s),
+                        f"{stage}_worker": worker or worker_name(),
+                        f"{stage}_attempts": _col(stage, "attempts") + 1,
+                        f"{stage}_updated_at": now,
+                    }
+                )
+                .execution_options(synchronize_session=False)
+            )
     return ids
 
 
-def finish(session: Session, stage: str, video_id: str, status: str, *,
-           error_kind: str | None = None, error: str | None = None) -> None:
+def finish(
+    session: Session, stage: str, video_id: str, status: str, *, error_kind: str | None = None, error: str | None = None
+) -> None:
     """Record a stage's outcome for one row inside the caller's transaction."""
     finish_many(session.connection(), stage, [video_id], status, error_kind=error_kind, error=error)
 
 
-def finish_many(connection: Connection, stage: str, video_ids: Sequence[str], status: str, *,
-                error_kind: str | None = None, error: str | None = None, **also) -> None:
+def finish_many(
+    connection: Connection,
+    stage: str,
+    video_ids: Sequence[str],
+    status: str,
+    *,
+    error_kind: str | None = None,
+    error: str | None = None,
+    **also,
+) -> None:
     """Record one outcome for several rows in one statement, in the connection's transaction; ``also``
     sets further columns of theirs.
 
     Every expansion and every landed file runs this, so the statement is built once per shape (Core,
     bound parameters): the ORM's handling of an UPDATE cost more than the SQL."""
-    values = {f"{stage}_status": status, f"{stage}_lease_until": None, f"{stage}_error_kind": error_kind,
-              f"{stage}_error": (error or "")[:2000] or None, f"{stage}_updated_at": utcnow(), **also}
-    connection.execute(_outcome_statement(tuple(values)),
-                       {"ids": list(video_ids)} | {f"v_{name}": value for name, value in values.items()})
+    values = {
+        f"{stage}_status": status,
+        f"{stage}_lease_until": None,
+        f"{stage}_error_kind": error_kind,
+        f"{stage}_error": (error or "")[:2000] or None,
+        f"{stage}_updated_at": utcnow(),
+        **also,
+    }
+    connection.execute(
+        _outcome_statement(tuple(values)),
+        {"ids": list(video_ids)} | {f"v_{name}": value for name, value in values.items()},
+    )
 
 
 @functools.cache
 def _outcome_statement(columns: tuple[str, ...]):
     videos = table_of(Video)
-    return (update(videos).where(videos.c.id.in_(bindparam("ids", expanding=True)))
-            .values({name: bindparam(f"v_{name}", type_=videos.c[name].type) for name in columns}))
+    return (
+        update(videos)
+        .where(videos.c.id.in_(bindparam("ids", expanding=True)))
+        .values({name: bindparam(f"v_{name}", type_=videos.c[name].type) for name in columns})
+    )
 
 
 def release(store: Store, stage: str, ids: Iterable[str], status: str = "pending") -> None:
@@ -120,10 +159,11 @@ def _unclaim(store: Store, stage: str, which, status: str = "pending") -> int:
     """Put the claimed rows matching ``which`` back into ``status``; returns how many."""
     with store.transaction() as session:
         result = session.execute(
-            update(Video).where(_col(stage, "status") == "claimed", which)
-            .values({f"{stage}_status": status, f"{stage}_lease_until": None,
-                     f"{stage}_updated_at": utcnow()})
-            .execution_options(synchronize_session=False))
+            update(Video)
+            .where(_col(stage, "status") == "claimed", which)
+            .values({f"{stage}_status": status, f"{stage}_lease_until": None, f"{stage}_updated_at": utcnow()})
+            .execution_options(synchronize_session=False)
+        )
         return cast(CursorResult, result).rowcount or 0
 
 
@@ -146,8 +186,12 @@ def reclaim_dead_local(store: Store, stage: str) -> int:
     host = socket.gethostname()
     worker = _col(stage, "worker")
     with store.sessions() as session:
-        holders = session.scalars(select(worker).where(_col(stage, "status") == "claimed",
-                                                       worker.like(f"{host}:%")).distinct()).all()
-    dead = [name for name in holders
-            if (pid := name.split(":")[1]).isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid))]
+        holders = session.scalars(
+            select(worker).where(_col(stage, "status") == "claimed", worker.like(f"{host}:%")).distinct()
+        ).all()
+    dead = [
+        name
+        for name in holders
+        if (pid := name.split(":")[1]).isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid))
+    ]
     return _unclaim(store, stage, worker.in_(dead)) if dead else 0

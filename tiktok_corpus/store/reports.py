@@ -11,8 +11,9 @@ from .models import Hashtag, MediaFile, Video, VideoHashtag
 
 def crawl_history(store: Store) -> pd.DataFrame:
     """One row per discovered item: ``id, first_seen_at, depth, source, downloaded_at`` (null: no file)."""
-    query = (select(Video.id, Video.first_seen_at, Video.depth, Video.source, MediaFile.downloaded_at)
-             .outerjoin(MediaFile, MediaFile.video_id == Video.id))
+    query = select(Video.id, Video.first_seen_at, Video.depth, Video.source, MediaFile.downloaded_at).outerjoin(
+        MediaFile, MediaFile.video_id == Video.id
+    )
     with store.engine.connect() as conn:
         return pd.read_sql(query, conn)
 
@@ -20,7 +21,12 @@ def crawl_history(store: Store) -> pd.DataFrame:
 def top_hashtags(store: Store, limit: int) -> pd.DataFrame:
     """``name, videos``: the ``limit`` hashtags on the most videos, most first (ties by name)."""
     count = func.count(VideoHashtag.video_id)
-    query = (select(Hashtag.name, count.label("videos")).join(VideoHashtag, VideoHashtag.hashtag_id == Hashtag.id)
-             .group_by(Hashtag.name).order_by(count.desc(), Hashtag.name).limit(limit))
+    query = (
+        select(Hashtag.name, count.label("videos"))
+        .join(VideoHashtag, VideoHashtag.hashtag_id == Hashtag.id)
+        .group_by(Hashtag.name)
+        .order_by(count.desc(), Hashtag.name)
+        .limit(limit)
+    )
     with store.engine.connect() as conn:
         return pd.read_sql(query, conn)

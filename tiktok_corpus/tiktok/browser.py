@@ -19,20 +19,26 @@ import logging
 import random
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, TypeVar
 
 from playwright.async_api import Browser, BrowserContext, Page, Playwright, ProxySettings, Response
 from playwright.async_api import Error as PlaywrightError
-from tenacity import (AsyncRetrying, retry_if_exception, stop_after_attempt, stop_after_delay,
-                      wait_exponential_jitter)
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, stop_after_delay, wait_exponential_jitter
 
 from ..config import Settings
-from ..errors import (BlockedError, ContractError, CorpusError, PersistentlyBlocked, http_status_kind,
-                      is_transient_status)
-from .session_files import META_FILE, STATE_FILE, write_private
+from ..errors import (
+    BlockedError,
+    ContractError,
+    CorpusError,
+    PersistentlyBlocked,
+    http_status_kind,
+    is_transient_status,
+)
 from .contract import ItemList, detect_block, parse_item_list, redact_url, related_api_path
+from .session_files import META_FILE, STATE_FILE, write_private
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -50,15 +56,15 @@ _FETCH_JS = """async (url) => {
 class BlockPolicy:
     """How hard to try before giving up; the defaults suit the real site."""
 
-    attempts: int = 8                # tries per request
+    attempts: int = 8  # tries per request
     request_deadline_s: float = 180.0  # and at most this long per request
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
-    recycle_after_blocks: int = 3    # consecutive blocked tries on one worker -> fresh context
-    recycle_every: int = 150         # requests per context, so a long run's memory stays flat
-    give_up_after_blocks: int = 15   # consecutive blocked tries across all workers -> stop
+    recycle_after_blocks: int = 3  # consecutive blocked tries on one worker -> fresh context
+    recycle_every: int = 150  # requests per context, so a long run's memory stays flat
+    give_up_after_blocks: int = 15  # consecutive blocked tries across all workers -> stop
     page_timeout_s: float = 30.0
-    waf_wait_s: float = 10.0         # how long a WAF interstitial may take to solve itself
+    waf_wait_s: float = 10.0  # how long a WAF interstitial may take to solve itself
     warmup_wait_s: float = 5.0
 
 
@@ -79,7 +85,8 @@ class BlockMonitor:
             summary = ", ".join(f"{k}={n}" for k, n in self.kinds.most_common())
             raise PersistentlyBlocked(
                 f"persistently blocked: the last {self.consecutive} requests were all blocked ({summary}); "
-                "wait before resuming, try --proxy, or --headful to solve a captcha by hand")
+                "wait before resuming, try --proxy, or --headful to solve a captcha by hand"
+            )
 
     def record_success(self) -> None:
         self.consecutive = 0
@@ -88,8 +95,9 @@ class BlockMonitor:
 class Pacer:
     """Politeness: a jittered delay per worker plus one rate cap shared by all workers."""
 
-    def __init__(self, delay_s: float, max_rate: float | None, rng: random.Random,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, delay_s: float, max_rate: float | None, rng: random.Random, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.delay_s = delay_s
         self.min_interval = 1.0 / max_rate if max_rate else 0.0
         self.rng = rng
@@ -141,8 +149,9 @@ def browser_user_agent(raw: str) -> str:
 async def launch_browser(playwright: Playwright, settings: Settings, *, headful: bool = False) -> Browser:
     """Chromium as configured: the resolved executable, headless unless asked, through the proxy."""
     proxy: ProxySettings | None = {"server": settings.proxy} if settings.proxy else None
-    return await playwright.chromium.launch(executable_path=settings.resolved_browser_path(),
-                                            headless=not headful, proxy=proxy)
+    return await playwright.chromium.launch(
+        executable_path=settings.resolved_browser_path(), headless=not headful, proxy=proxy
+    )
 
 
 class WorkerSession:
@@ -153,8 +162,17 @@ class WorkerSession:
     to land before it closes their page.
     """
 
-    def __init__(self, browser: Browser, base_url: str, *, policy: BlockPolicy, monitor: BlockMonitor,
-                 pacer: Pacer, user_agent: str | None = None, name: str = "w0") -> None:
+    def __init__(
+        self,
+        browser: Browser,
+        base_url: str,
+        *,
+        policy: BlockPolicy,
+        monitor: BlockMonitor,
+        pacer: Pacer,
+        user_agent: str | None = None,
+        name: str = "w0",
+    ) -> None:
         self.browser = browser
         self.base_url = base_url.rstrip("/")
         self.policy = policy
@@ -171,12 +189,12 @@ class WorkerSession:
         self._recommend_queue: asyncio.Queue[tuple[int, str]] | None = None
         self._document_status = 0
         self._feed_answered = asyncio.Event()
-        self._pacing = asyncio.Lock()      # one delay between this worker's request starts
-        self._renewing = asyncio.Lock()    # one context renewal at a time
+        self._pacing = asyncio.Lock()  # one delay between this worker's request starts
+        self._renewing = asyncio.Lock()  # one context renewal at a time
         self._page_free = asyncio.Event()  # cleared while a renewal swaps the page
         self._page_free.set()
         self._in_flight = 0
-        self._idle = asyncio.Event()       # set when no fetch is running in the page
+        self._idle = asyncio.Event()  # set when no fetch is running in the page
         self._idle.set()
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -196,13 +214,19 @@ class WorkerSession:
     async def recycle(self) -> None:
         """A new context (new cookies, new device) on a fresh page."""
         self.recycles += 1
-        log.info("%s: recycling browser context (%d requests, %d consecutive blocks)", self.name,
-                 self.requests_in_context, self._consecutive_blocks)
+        log.info(
+            "%s: recycling browser context (%d requests, %d consecutive blocks)",
+            self.name,
+            self.requests_in_context,
+            self._consecutive_blocks,
+        )
         await self._open_fresh_context()
 
     def _recycle_due(self) -> bool:
-        return (self.requests_in_context >= self.policy.recycle_every
-                or self._consecutive_blocks >= self.policy.recycle_after_blocks)
+        return (
+            self.requests_in_context >= self.policy.recycle_every
+            or self._consecutive_blocks >= self.policy.recycle_after_blocks
+        )
 
     async def _renew_context(self, needed: Callable[[], bool]) -> None:
         """Open (or recycle into) a fresh context once, however many of this worker's requests ask."""
@@ -218,8 +242,9 @@ class WorkerSession:
 
     async def _open_fresh_context(self) -> None:
         await self.close()
-        self.context = await self.browser.new_context(user_agent=self.user_agent, locale="en-US",
-                                                      viewport={"width": 1280, "height": 900})
+        self.context = await self.browser.new_context(
+            user_agent=self.user_agent, locale="en-US", viewport={"width": 1280, "height": 900}
+        )
         self.context.set_default_timeout(self.policy.page_timeout_s * 1000)
         self.page = await self.context.new_page()
         self.page.on("response", self._on_response)
@@ -231,7 +256,7 @@ class WorkerSession:
         # scroll a little) before any failure counts against the crawl.
         try:
             await asyncio.wait_for(self._feed_answered.wait(), self.policy.warmup_wait_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass  # a feed that never calls its API still had its time to settle
         await self.scroll()
 
@@ -288,7 +313,9 @@ class WorkerSession:
             retry=retry_if_exception(_retryable),
             stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.request_deadline_s),
             wait=wait_exponential_jitter(multiplier=policy.backoff_initial_s, max=policy.backoff_max_s),
-            before_sleep=before_sleep, reraise=True)
+            before_sleep=before_sleep,
+            reraise=True,
+        )
         async for attempt in retrying:
             with attempt:
                 try:
@@ -299,8 +326,9 @@ class WorkerSession:
                     self.monitor.record_block(exc.kind)
                     raise
                 except PlaywrightError as exc:  # timeouts, crashed pages: transient
-                    raise ContractError(f"browser error: {str(exc).splitlines()[0][:200]}",
-                                        kind="browser_error") from None
+                    raise ContractError(
+                        f"browser error: {str(exc).splitlines()[0][:200]}", kind="browser_error"
+                    ) from None
                 self.monitor.record_success()
                 self._consecutive_blocks = 0
                 return result
@@ -322,9 +350,10 @@ class WorkerSession:
             self.requests_in_context += 1
             assert self.page is not None
             answer = await asyncio.wait_for(self.page.evaluate(_FETCH_JS, path), self.policy.page_timeout_s)
-        except asyncio.TimeoutError:
-            raise ContractError(f"no answer from {redact_url(path)} in {self.policy.page_timeout_s:.0f}s",
-                                kind="timeout") from None
+        except TimeoutError:
+            raise ContractError(
+                f"no answer from {redact_url(path)} in {self.policy.page_timeout_s:.0f}s", kind="timeout"
+            ) from None
         finally:
             self._in_flight -= 1
             if not self._in_flight:
@@ -336,6 +365,7 @@ class WorkerSession:
     async def fetch_item_list(self, path: str) -> ItemList:
         async def once() -> ItemList:
             return parse_item_list(await self.fetch_text(path))
+
         return await self._with_retries(once, f"GET {redact_url(path)}")
 
     async def related(self, video_id: str, count: int = 16) -> ItemList:
@@ -358,8 +388,9 @@ class WorkerSession:
             body = ""
         queue.put_nowait((response.status, body))
 
-    async def recommended(self, wanted: Callable[[ItemList], bool], *, stall_scrolls: int = 4,
-                          wait_s: float = 2.5) -> None:
+    async def recommended(
+        self, wanted: Callable[[ItemList], bool], *, stall_scrolls: int = 4, wait_s: float = 2.5
+    ) -> None:
         """Feed recommend responses the For You page makes to ``wanted`` until it returns True.
 
         The page is reloaded (and after repeated blocks recycled) when scrolling stops bringing
@@ -367,13 +398,11 @@ class WorkerSession:
         """
         self._recommend_queue = asyncio.Queue()
         try:
-            await self._with_retries(lambda: self._recommended_until(wanted, stall_scrolls, wait_s),
-                                     "For You feed")
+            await self._with_retries(lambda: self._recommended_until(wanted, stall_scrolls, wait_s), "For You feed")
         finally:
             self._recommend_queue = None
 
-    async def _recommended_until(self, wanted: Callable[[ItemList], bool], stall_scrolls: int,
-                                 wait_s: float) -> None:
+    async def _recommended_until(self, wanted: Callable[[ItemList], bool], stall_scrolls: int, wait_s: float) -> None:
         assert self._recommend_queue is not None
         if self.page is None:
             await self._open_fresh_context()
@@ -384,7 +413,7 @@ class WorkerSession:
         while stalls < stall_scrolls:
             try:
                 status, body = await asyncio.wait_for(self._recommend_queue.get(), wait_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 stalls += 1
                 await self._scroll_paced()
                 continue
@@ -442,5 +471,12 @@ async def default_user_agent(browser: Browser) -> str:
         await context.close()
 
 
-__all__ = ["BlockMonitor", "BlockPolicy", "Pacer", "WorkerSession", "browser_user_agent", "default_user_agent",
-           "launch_browser"]
+__all__ = [
+    "BlockMonitor",
+    "BlockPolicy",
+    "Pacer",
+    "WorkerSession",
+    "browser_user_agent",
+    "default_user_agent",
+    "launch_browser",
+]

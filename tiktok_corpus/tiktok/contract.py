@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 from ..errors import BlockedError, ContractError, ItemUnavailable
@@ -25,13 +26,26 @@ ITEM_NOT_FOUND = 10204
 PRIVATE_ITEM = 10216
 USER_NOT_FOUND = 10221
 PRIVATE_ACCOUNT = 10222
-UNAVAILABLE_CODES = {PAGE_NOT_FOUND: "not_found", ITEM_NOT_FOUND: "deleted", PRIVATE_ITEM: "private",
-                     USER_NOT_FOUND: "user_not_found", PRIVATE_ACCOUNT: "private_account"}
+UNAVAILABLE_CODES = {
+    PAGE_NOT_FOUND: "not_found",
+    ITEM_NOT_FOUND: "deleted",
+    PRIVATE_ITEM: "private",
+    USER_NOT_FOUND: "user_not_found",
+    PRIVATE_ACCOUNT: "private_account",
+}
 
 MAX_LIST_COUNT = 50  # the recommend API refuses count > 50 with statusCode 10201
 _ID_RE = re.compile(r"^[0-9]{1,32}$")
-_SECRET_PARAMS = {"msToken", "X-Bogus", "X-Gnarly", "signature", "signaturev3", "_signature", "verifyFp",
-                  "tt_chain_token"}
+_SECRET_PARAMS = {
+    "msToken",
+    "X-Bogus",
+    "X-Gnarly",
+    "signature",
+    "signaturev3",
+    "_signature",
+    "verifyFp",
+    "tt_chain_token",
+}
 
 
 @dataclass(frozen=True)
@@ -111,6 +125,7 @@ class ItemList:
 
 # --- small tolerant readers ---------------------------------------------------------------------
 
+
 def _int(value: Any) -> int | None:
     """An int from an int, float or digit string; None for anything else (never raises)."""
     if isinstance(value, bool) or value is None:
@@ -161,8 +176,7 @@ def validate_video_id(value: Any) -> str:
     """The id as a string of digits, or ContractError: ids become file paths, so nothing else passes."""
     text = _str(value)
     if text is None or not _ID_RE.fullmatch(text.strip()):
-        raise ContractError(f"invalid video id {str(value)[:40]!r}: expected digits", kind="bad_id",
-                            retryable=False)
+        raise ContractError(f"invalid video id {str(value)[:40]!r}: expected digits", kind="bad_id", retryable=False)
     return text.strip()
 
 
@@ -198,13 +212,20 @@ def _raise_for_envelope(data: dict) -> None:
 
 # --- items ------------------------------------------------------------------------------------------
 
+
 def parse_stats(stats: Any, stats_v2: Any) -> StatsRecord | None:
     """Prefer exact statsV2 strings, per field, over rounded stats."""
     rounded, exact = _dict(stats), _dict(stats_v2)
     if not rounded and not exact:
         return None
-    keys = {"play_count": "playCount", "like_count": "diggCount", "comment_count": "commentCount",
-            "share_count": "shareCount", "collect_count": "collectCount", "repost_count": "repostCount"}
+    keys = {
+        "play_count": "playCount",
+        "like_count": "diggCount",
+        "comment_count": "commentCount",
+        "share_count": "shareCount",
+        "collect_count": "collectCount",
+        "repost_count": "repostCount",
+    }
     values, all_exact = {}, True
     for name, key in keys.items():
         value = _int(exact.get(key))
@@ -228,19 +249,28 @@ def parse_author(raw: dict) -> AuthorRecord | None:
 
     ident: dict[str, Any]
     if isinstance(author, dict):
-        ident = dict(id=_str(author.get("id")), unique_id=_str(author.get("uniqueId")),
-                     nickname=_str(author.get("nickname")), sec_uid=_str(author.get("secUid")),
-                     verified=_bool(author.get("verified")),
-                     private_account=_bool(author.get("privateAccount")))
+        ident = dict(
+            id=_str(author.get("id")),
+            unique_id=_str(author.get("uniqueId")),
+            nickname=_str(author.get("nickname")),
+            sec_uid=_str(author.get("secUid")),
+            verified=_bool(author.get("verified")),
+            private_account=_bool(author.get("privateAccount")),
+        )
     elif isinstance(author, str):
         ident = dict(id=_str(raw.get("authorId")), unique_id=author)
     else:
         return None
     if not ident.get("id") and not ident.get("unique_id"):
         return None
-    return AuthorRecord(**ident, follower_count=count("followerCount"), following_count=count("followingCount"),
-                        heart_count=count("heartCount") if count("heartCount") is not None else count("heart"),
-                        video_count=count("videoCount"), digg_count=count("diggCount"))
+    return AuthorRecord(
+        **ident,
+        follower_count=count("followerCount"),
+        following_count=count("followingCount"),
+        heart_count=count("heartCount") if count("heartCount") is not None else count("heart"),
+        video_count=count("videoCount"),
+        digg_count=count("diggCount"),
+    )
 
 
 def parse_hashtags(raw: dict) -> tuple[tuple[str, str | None], ...]:
@@ -286,8 +316,10 @@ def media_url_candidates(video: dict) -> tuple[MediaUrl, ...]:
     struct = _dict(video.get("PlayAddrStruct"))
     play_size = _int(struct.get("DataSize")) or _int(video.get("size"))
     plain = []
-    for kind, url, size in (("play_addr", video.get("playAddr"), play_size),
-                            ("download_addr", video.get("downloadAddr"), None)):
+    for kind, url, size in (
+        ("play_addr", video.get("playAddr"), play_size),
+        ("download_addr", video.get("downloadAddr"), None),
+    ):
         if isinstance(url, str) and url:
             plain.append(MediaUrl(kind, url, size, _str(video.get("codecType"))))
     ordered: list[MediaUrl] = []
@@ -314,8 +346,14 @@ def media_urls_from_json(raw: Any) -> tuple[MediaUrl, ...]:
     for entry in raw if isinstance(raw, list) else []:
         if isinstance(entry, dict) and isinstance(entry.get("url"), str) and entry["url"]:
             size = entry.get("data_size")
-            found.append(MediaUrl(str(entry.get("kind") or "url"), entry["url"],
-                                  size if isinstance(size, int) and size > 0 else None, entry.get("codec")))
+            found.append(
+                MediaUrl(
+                    str(entry.get("kind") or "url"),
+                    entry["url"],
+                    size if isinstance(size, int) and size > 0 else None,
+                    entry.get("codec"),
+                )
+            )
     return tuple(found)
 
 
@@ -332,8 +370,7 @@ def item_kind(raw: dict) -> str:
 def parse_item(raw: Any) -> ItemRecord:
     """One itemStruct; only ``id`` is mandatory."""
     if not isinstance(raw, dict):
-        raise ContractError(f"item is a {type(raw).__name__}, not an object", kind="malformed_item",
-                            retryable=False)
+        raise ContractError(f"item is a {type(raw).__name__}, not an object", kind="malformed_item", retryable=False)
     item_id = validate_video_id(raw.get("id"))
     video = _dict(raw.get("video"))
     music = _dict(raw.get("music"))
@@ -483,8 +520,10 @@ def page_url(base_url: str, video_id: str, unique_id: str | None = None) -> str:
 
 
 def related_api_path(video_id: str, count: int = 16) -> str:
-    return (f"/api/related/item_list/?itemID={validate_video_id(video_id)}&count={min(count, MAX_LIST_COUNT)}"
-            "&from_page=video&aid=1988")
+    return (
+        f"/api/related/item_list/?itemID={validate_video_id(video_id)}&count={min(count, MAX_LIST_COUNT)}"
+        "&from_page=video&aid=1988"
+    )
 
 
 def recommend_api_path(count: int = 30) -> str:

@@ -43,9 +43,15 @@ class TrainConfig:
         self.export_dir = Path(self.export_dir)
         self.out = Path(self.out) if self.out else None
         self.cache_dir = Path(self.cache_dir) if self.cache_dir else None
-        positive = {"epochs": self.epochs, "frames": self.frames, "size": self.size,
-                    "batch_size": self.batch_size, "step_size": self.step_size,
-                    "patience": self.patience, "eval_clips": self.eval_clips}
+        positive = {
+            "epochs": self.epochs,
+            "frames": self.frames,
+            "size": self.size,
+            "batch_size": self.batch_size,
+            "step_size": self.step_size,
+            "patience": self.patience,
+            "eval_clips": self.eval_clips,
+        }
         for name, value in positive.items():
             if value < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
@@ -64,6 +70,6 @@ class TrainConfig:
         return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
 
     @classmethod
-    def from_json(cls, data: dict) -> "TrainConfig":
+    def from_json(cls, data: dict) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})

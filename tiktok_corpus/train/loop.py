@@ -12,7 +12,7 @@ import os
 import random
 import shutil
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -26,11 +26,20 @@ from torch.utils.data import DataLoader
 
 from ..errors import ConfigError
 from . import plots
-from .data import (ClipDataset, EpochSampler, Export, build_cache, collate_clips, load_export,
-                   metadata_features, normalize_clips)
-from .metrics import evaluate
 from .config import RESUMABLE_OVERRIDES, TrainConfig
+from .data import (
+    ClipDataset,
+    EpochSampler,
+    Export,
+    build_cache,
+    collate_clips,
+    load_export,
+    metadata_features,
+    normalize_clips,
+)
+from .metrics import evaluate
 from .model import ViralityModel, build_model
+
 
 @dataclass
 class _Dist:
@@ -129,8 +138,10 @@ def _train(config: TrainConfig, world: _Dist) -> Path:
 
     splits = {name: export.split(name) for name in ("train", "val", "test")}
     target = export.target_column
-    loaders = {name: _loader(config, device, world, splits[name], proxies, target, train=name == "train")
-               for name in ("train", "val")}
+    loaders = {
+        name: _loader(config, device, world, splits[name], proxies, target, train=name == "train")
+        for name in ("train", "val")
+    }
 
     model = build_model(config.weights)
     if config.freeze_backbone:
@@ -155,13 +166,21 @@ def _train(config: TrainConfig, world: _Dist) -> Path:
         if state["stale_epochs"] >= config.patience:
             break
         started = time.perf_counter()
-        train_loss, clips = _train_epoch(trained, loaders["train"], epoch, optimizer, loss_fn, device,
-                                         use_amp, config, world)
+        train_loss, clips = _train_epoch(
+            trained, loaders["train"], epoch, optimizer, loss_fn, device, use_amp, config, world
+        )
         val_loss = _validation_loss(model, loaders["val"], loss_fn, device, use_amp, world)
         seconds = time.perf_counter() - started
-        state["history"].append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
-                                 "lr": optimizer.param_groups[0]["lr"], "seconds": round(seconds, 3),
-                                 "train_clips_per_s": round(clips * world.world_size / seconds, 3)})
+        state["history"].append(
+            {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "val_loss": val_loss,
+                "lr": optimizer.param_groups[0]["lr"],
+                "seconds": round(seconds, 3),
+                "train_clips_per_s": round(clips * world.world_size / seconds, 3),
+            }
+        )
         if device.type == "cuda":
             state["history"][-1]["peak_gpu_mem_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 3)
         scheduler.step()
@@ -178,21 +197,46 @@ def _train(config: TrainConfig, world: _Dist) -> Path:
     return run_dir
 
 
-def _loader(config: TrainConfig, device: torch.device, world: _Dist, rows: pd.DataFrame,
-            proxies: dict[str, Path], target: str, *, train: bool, shard: bool = True) -> DataLoader:
-    dataset = ClipDataset([proxies[v] for v in rows["video_id"]], rows[target].tolist(),
-                          config.frames, config.eval_clips)
-    sampler = EpochSampler(rows[target].tolist(), seed=config.seed, train=train,
-                           balanced=train and config.balanced_sampling, eval_clips=config.eval_clips,
-                           rank=world.rank if shard else 0, world_size=world.world_size if shard else 1)
-    workers = config.workers if config.workers is not None else \
-        (min(8, os.cpu_count() or 1) if device.type == "cuda" else 0)
+def _loader(
+    config: TrainConfig,
+    device: torch.device,
+    world: _Dist,
+    rows: pd.DataFrame,
+    proxies: dict[str, Path],
+    target: str,
+    *,
+    train: bool,
+    shard: bool = True,
+) -> DataLoader:
+    dataset = ClipDataset(
+        [proxies[v] for v in rows["video_id"]], rows[target].tolist(), config.frames, config.eval_clips
+    )
+    sampler = EpochSampler(
+        rows[target].tolist(),
+        seed=config.seed,
+        train=train,
+        balanced=train and config.balanced_sampling,
+        eval_clips=config.eval_clips,
+        rank=world.rank if shard else 0,
+        world_size=world.world_size if shard else 1,
+    )
+    workers = (
+        config.workers if config.workers is not None else (min(8, os.cpu_count() or 1) if device.type == "cuda" else 0)
+    )
     # A lone last training clip breaks BatchNorm wherever a feature map shrinks to one value per
     # channel (layer4 at small --size/--frames), so that epoch's odd clip out is skipped instead.
     lone_last = train and len(sampler) > 1 and len(sampler) % config.batch_size == 1
-    return DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, num_workers=workers,
-                      drop_last=lone_last, collate_fn=collate_clips, pin_memory=device.type == "cuda",
-                      persistent_workers=workers > 0, prefetch_factor=4 if workers else None)
+    return DataLoader(
+        dataset,
+        batch_size=config.batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        drop_last=lone_last,
+        collate_fn=collate_clips,
+        pin_memory=device.type == "cuda",
+        persistent_workers=workers > 0,
+        prefetch_factor=4 if workers else None,
+    )
 
 
 def _loss(export: Export, train_targets: pd.Series, config: TrainConfig, device: torch.device):
@@ -221,13 +265,20 @@ def forward_clips(model: nn.Module, clips, valid, device: torch.device, use_amp:
 def _train_epoch(model, loader, epoch, optimizer, loss_fn, device, use_amp, config, world) -> tuple[float, int]:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
     model.train()
     loader.sampler.set_epoch(epoch)
     total, count = 0.0, 0
-    columns = (TextColumn(f"epoch {epoch}/{config.epochs}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("loss {task.fields[loss]:.4f}"), TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True), disable=not (config.progress and world.main),
-                  transient=True) as bar:
+    columns = (
+        TextColumn(f"epoch {epoch}/{config.epochs}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}"),
+        TimeRemainingColumn(),
+    )
+    with Progress(
+        *columns, console=Console(stderr=True), disable=not (config.progress and world.main), transient=True
+    ) as bar:
         task = bar.add_task("train", total=len(loader), loss=float("nan"))
         for clips, valid, targets, _ in loader:
             targets = targets.to(device, non_blocking=True)
@@ -242,8 +293,9 @@ def _train_epoch(model, loader, epoch, optimizer, loss_fn, device, use_amp, conf
 
 
 @torch.no_grad()
-def score_split(model: nn.Module, loader: DataLoader, device: torch.device, use_amp: bool,
-                loss_fn=None) -> tuple[np.ndarray, float]:
+def score_split(
+    model: nn.Module, loader: DataLoader, device: torch.device, use_amp: bool, loss_fn=None
+) -> tuple[np.ndarray, float]:
     """Per-row sigmoid scores (averaged over a row's evaluation clips) and the mean clip loss."""
     model.eval()
     n_rows = len(loader.dataset)  # type: ignore[arg-type]  # a ClipDataset has a length
@@ -273,16 +325,22 @@ def _all_reduce_mean(total: float, count: int, device: torch.device, world: _Dis
     return total / max(count, 1)
 
 
-def _checkpoint(run_dir: Path, model: nn.Module, optimizer, scheduler, config: TrainConfig, state: dict,
-                best: bool) -> None:
+def _checkpoint(
+    run_dir: Path, model: nn.Module, optimizer, scheduler, config: TrainConfig, state: dict, best: bool
+) -> None:
     """Write last.pt (and best.pt when validation improved) atomically, then history.csv.
 
     best.pt is a second name for the file just written, not a second save: each save is a new file
     renamed into place, so best.pt keeps its bytes when last.pt moves on.
     """
-    payload = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-               "scheduler": scheduler.state_dict(), "config": config.to_json(),
-               "rng": torch.get_rng_state(), **state}
+    payload = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "config": config.to_json(),
+        "rng": torch.get_rng_state(),
+        **state,
+    }
     last, partial = run_dir / "last.pt", run_dir / "last.pt.part"
     torch.save(payload, partial)
     partial.replace(last)
@@ -297,7 +355,9 @@ def _checkpoint(run_dir: Path, model: nn.Module, optimizer, scheduler, config: T
     pd.DataFrame(state["history"]).to_csv(run_dir / "history.csv", index=False)
 
 
-def load_run_model(run_dir: Path, device: torch.device, checkpoint: str = "best.pt") -> tuple[ViralityModel, TrainConfig]:
+def load_run_model(
+    run_dir: Path, device: torch.device, checkpoint: str = "best.pt"
+) -> tuple[ViralityModel, TrainConfig]:
     """The trained model of a run (best validation epoch by default) and its config."""
     path = Path(run_dir) / checkpoint
     if not path.is_file():
@@ -308,8 +368,16 @@ def load_run_model(run_dir: Path, device: torch.device, checkpoint: str = "best.
     return model.to(device).eval(), TrainConfig.from_json(saved["config"])
 
 
-def _report(run_dir: Path, config: TrainConfig, export: Export, splits: dict[str, pd.DataFrame],
-            proxies: dict[str, Path], device: torch.device, use_amp: bool, history: list[dict]) -> None:
+def _report(
+    run_dir: Path,
+    config: TrainConfig,
+    export: Export,
+    splits: dict[str, pd.DataFrame],
+    proxies: dict[str, Path],
+    device: torch.device,
+    use_amp: bool,
+    history: list[dict],
+) -> None:
     """Score val and test with the best epoch's weights; write metrics, predictions and figures."""
     model, _ = load_run_model(run_dir, device)
     target = export.target_column
@@ -318,14 +386,22 @@ def _report(run_dir: Path, config: TrainConfig, export: Export, splits: dict[str
         loader = _loader(config, device, _Dist(), splits[name], proxies, target, train=False, shard=False)
         scores, _ = score_split(model, loader, device, use_amp)
         scored[name] = splits[name].assign(score=scores, target=splits[name][target].astype(float))
-    metrics = evaluate(export.task, y_val=scored["val"]["target"], scores_val=scored["val"]["score"],
-                       y_test=scored["test"]["target"], scores_test=scored["test"]["score"],
-                       train_y=splits["train"][target],
-                       features={name: metadata_features(rows) for name, rows in splits.items()})
-    metrics["run"] = {"export": str(export.root), "export_name": export.manifest.get("name"),
-                      "export_version": export.manifest.get("version"),
-                      "best_epoch": int(min(history, key=lambda h: h["val_loss"])["epoch"]),
-                      "epochs_run": len(history)}
+    metrics = evaluate(
+        export.task,
+        y_val=scored["val"]["target"],
+        scores_val=scored["val"]["score"],
+        y_test=scored["test"]["target"],
+        scores_test=scored["test"]["score"],
+        train_y=splits["train"][target],
+        features={name: metadata_features(rows) for name, rows in splits.items()},
+    )
+    metrics["run"] = {
+        "export": str(export.root),
+        "export_name": export.manifest.get("name"),
+        "export_version": export.manifest.get("version"),
+        "best_epoch": int(min(history, key=lambda h: h["val_loss"])["epoch"]),
+        "epochs_run": len(history),
+    }
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
 
     threshold = metrics["model"]["threshold"]
@@ -337,6 +413,5 @@ def _report(run_dir: Path, config: TrainConfig, export: Export, splits: dict[str
 
     plots.loss_curves(pd.DataFrame(history), run_dir / "loss_curves.png")
     if export.task == "binary":
-        plots.confusion(metrics["model"]["at_tuned"]["confusion_matrix"], threshold,
-                        run_dir / "confusion_matrix.png")
+        plots.confusion(metrics["model"]["at_tuned"]["confusion_matrix"], threshold, run_dir / "confusion_matrix.png")
     plots.best_worst_strip(scored["test"], proxies, config.frames, run_dir / "best_worst.png")

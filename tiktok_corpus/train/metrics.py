@@ -13,15 +13,23 @@ import math
 import numpy as np
 from scipy import stats
 from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.metrics import (accuracy_score, confusion_matrix, f1_score, mean_absolute_error,
-                             mean_squared_error, precision_score, recall_score, roc_auc_score)
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    mean_absolute_error,
+    mean_squared_error,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+)
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-COLLAPSE_STD = 0.01      # test predictions with less spread than this are a constant in disguise
-AUC_MARGIN = 0.05        # binary: ROC-AUC must exceed the best baseline by this much
-RMSE_MARGIN = 0.05       # continuous: RMSE must be this fraction below the best baseline's
-SIGNIFICANCE = 0.05      # one-sided p-value the model's ranking must reach on the test split
+COLLAPSE_STD = 0.01  # test predictions with less spread than this are a constant in disguise
+AUC_MARGIN = 0.05  # binary: ROC-AUC must exceed the best baseline by this much
+RMSE_MARGIN = 0.05  # continuous: RMSE must be this fraction below the best baseline's
+SIGNIFICANCE = 0.05  # one-sided p-value the model's ranking must reach on the test split
 
 
 def _number(value) -> float | None:
@@ -65,18 +73,30 @@ def binary_report(y_val, scores_val, y_test, scores_test) -> dict:
     y_val, scores_val = np.asarray(y_val, int), np.asarray(scores_val, float)
     y_test, scores_test = np.asarray(y_test, int), np.asarray(scores_test, float)
     threshold, note = tune_threshold(y_val, scores_val)
-    return {**ranking_quality(y_test, scores_test), "at_0.5": binary_at(y_test, scores_test, 0.5),
-            "at_tuned": binary_at(y_test, scores_test, threshold), "threshold": threshold,
-            "threshold_note": note, "score_std": float(np.std(scores_test))}
+    return {
+        **ranking_quality(y_test, scores_test),
+        "at_0.5": binary_at(y_test, scores_test, 0.5),
+        "at_tuned": binary_at(y_test, scores_test, threshold),
+        "threshold": threshold,
+        "threshold_note": note,
+        "score_std": float(np.std(scores_test)),
+    }
 
 
 def regression_report(y_val, scores_val, y_test, scores_test) -> dict:
     """MSE, RMSE, MAE and Spearman (with its one-sided p-value) on the test split."""
     y_test, scores_test = np.asarray(y_test, float), np.asarray(scores_test, float)
     mse = float(mean_squared_error(y_test, scores_test))
-    report: dict[str, float | str | None] = {"mse": mse, "rmse": math.sqrt(mse), "mae": float(mean_absolute_error(y_test, scores_test)),
-              "spearman": None, "spearman_note": None, "p_value": None, "threshold": None,
-              "score_std": float(np.std(scores_test))}
+    report: dict[str, float | str | None] = {
+        "mse": mse,
+        "rmse": math.sqrt(mse),
+        "mae": float(mean_absolute_error(y_test, scores_test)),
+        "spearman": None,
+        "spearman_note": None,
+        "p_value": None,
+        "threshold": None,
+        "score_std": float(np.std(scores_test)),
+    }
     if np.std(scores_test) == 0 or np.std(y_test) == 0:
         report["spearman_note"] = "undefined: predictions or targets are constant"
     else:
@@ -106,8 +126,7 @@ def _baseline_scores(task: str, train_y, features: dict[str, np.ndarray]) -> dic
     return baselines
 
 
-def evaluate(task: str, *, y_val, scores_val, y_test, scores_test, train_y,
-             features: dict[str, np.ndarray]) -> dict:
+def evaluate(task: str, *, y_val, scores_val, y_test, scores_test, train_y, features: dict[str, np.ndarray]) -> dict:
     """The metrics.json body: model, baselines, collapsed, beats_baselines and a one-line verdict.
 
     ``features`` holds the metadata-only baseline's inputs per split (``train``, ``val``, ``test``).
@@ -116,21 +135,34 @@ def evaluate(task: str, *, y_val, scores_val, y_test, scores_test, train_y,
     model = report(y_val, scores_val, y_test, scores_test)
     baselines = {}
     for name, scores in _baseline_scores(task, train_y, features).items():
-        baselines[name] = {"note": scores} if isinstance(scores, str) else \
-            report(y_val, scores[0], y_test, scores[1])
+        baselines[name] = {"note": scores} if isinstance(scores, str) else report(y_val, scores[0], y_test, scores[1])
     collapsed = model["score_std"] < COLLAPSE_STD
     beats, verdict = _judge(task, model, baselines, collapsed)
     main = "roc_auc" if task == "binary" else "rmse"
-    return {"task": task, "main_metric": main, "n_test": int(len(y_test)), "model": model,
-            "baselines": baselines, "collapsed": bool(collapsed), "beats_baselines": beats,
-            "verdict": verdict, "criteria": {"collapse_std": COLLAPSE_STD, "auc_margin": AUC_MARGIN,
-                                             "rmse_margin": RMSE_MARGIN, "significance": SIGNIFICANCE}}
+    return {
+        "task": task,
+        "main_metric": main,
+        "n_test": int(len(y_test)),
+        "model": model,
+        "baselines": baselines,
+        "collapsed": bool(collapsed),
+        "beats_baselines": beats,
+        "verdict": verdict,
+        "criteria": {
+            "collapse_std": COLLAPSE_STD,
+            "auc_margin": AUC_MARGIN,
+            "rmse_margin": RMSE_MARGIN,
+            "significance": SIGNIFICANCE,
+        },
+    }
 
 
 def _judge(task: str, model: dict, baselines: dict, collapsed: bool) -> tuple[bool, str]:
     if collapsed:
-        return False, (f"The model collapsed to a (near) constant prediction (test std "
-                       f"{model['score_std']:.4f}); it does not beat the baselines.")
+        return False, (
+            f"The model collapsed to a (near) constant prediction (test std "
+            f"{model['score_std']:.4f}); it does not beat the baselines."
+        )
     if task == "binary":
         metric, higher = "roc_auc", True
         if model["roc_auc"] is None:

@@ -16,8 +16,12 @@ BACKBONE_FEATURES = 512
 def virality_head() -> nn.Sequential:
     """Linear(512, 512), ReLU, Dropout(0.5), Linear(512, 128), ReLU, Dropout(0.5), Linear(128, 1)."""
     return nn.Sequential(
-        nn.Linear(BACKBONE_FEATURES, 512), nn.ReLU(), nn.Dropout(0.5),
-        nn.Linear(512, 128), nn.ReLU(), nn.Dropout(0.5),
+        nn.Linear(BACKBONE_FEATURES, 512),
+        nn.ReLU(),
+        nn.Dropout(0.5),
+        nn.Linear(512, 128),
+        nn.ReLU(),
+        nn.Dropout(0.5),
         nn.Linear(128, 1),
     )
 
@@ -52,6 +56,7 @@ class ViralityModel(nn.Module):
 def build_model(weights: str = "none") -> ViralityModel:
     """``none`` (random init), ``kinetics400`` (torchvision download) or a path to those weights offline."""
     from torchvision.models.video import R2Plus1D_18_Weights, r2plus1d_18
+
     if weights == "none":
         return ViralityModel(r2plus1d_18(weights=None))
     if weights == "kinetics400":

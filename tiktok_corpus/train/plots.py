@@ -28,9 +28,15 @@ def confusion(matrix: list[list[int]], threshold: float, path: Path) -> Path:
     for row in range(2):
         for col in range(2):
             axes.text(col, row, str(matrix[row][col]), ha="center", va="center", fontsize=14)
-    axes.set(xticks=[0, 1], yticks=[0, 1], xticklabels=["not viral", "viral"],
-             yticklabels=["not viral", "viral"], xlabel="predicted", ylabel="true",
-             title=f"Test confusion matrix (threshold {threshold:.2f})")
+    axes.set(
+        xticks=[0, 1],
+        yticks=[0, 1],
+        xticklabels=["not viral", "viral"],
+        yticklabels=["not viral", "viral"],
+        xlabel="predicted",
+        ylabel="true",
+        title=f"Test confusion matrix (threshold {threshold:.2f})",
+    )
     return _save(figure, path)
 
 

@@ -39,8 +39,11 @@ class Inspection:
         file was never read: a changed file re-keys its row."""
         if self.sha256 is None:
             return None
-        return {"sha256": self.sha256, "size_bytes": self.size_bytes,
-                **{name: getattr(self.probe, name) if self.probe else None for name in PROBE_FIELDS}}
+        return {
+            "sha256": self.sha256,
+            "size_bytes": self.size_bytes,
+            **{name: getattr(self.probe, name) if self.probe else None for name in PROBE_FIELDS},
+        }
 
 
 def inspect(job: Job, deep: bool) -> Inspection:
@@ -48,20 +51,21 @@ def inspect(job: Job, deep: bool) -> Inspection:
     try:
         if job.path is None or file_stat(job.path) is None:
             where = job.path or "no media_files row"
-            return Inspection(job.video_id, outcome="missing_file", error_kind="missing_file",
-                              error=f"file not found: {where}")
+            return Inspection(
+                job.video_id, outcome="missing_file", error_kind="missing_file", error=f"file not found: {where}"
+            )
         size, sha256 = sha256_file(job.path)
         try:
             result = probe(job.path)
             if deep and result.video_codec is not None:
                 result = replace(result, frame_count=deep_check(job.path), frame_count_method="decode")
         except MediaError as exc:
-            return Inspection(job.video_id, sha256, size, outcome="corrupt", error_kind=exc.kind,
-                              error=exc.message)
+            return Inspection(job.video_id, sha256, size, outcome="corrupt", error_kind=exc.kind, error=exc.message)
         return Inspection(job.video_id, sha256, size, probe=result)
     except Exception as exc:  # a bug or an OS error: recorded as "error", retried by the next run
-        return Inspection(job.video_id, outcome=INTERNAL_ERROR, error_kind=type(exc).__name__,
-                          error=str(exc) or repr(exc))
+        return Inspection(
+            job.video_id, outcome=INTERNAL_ERROR, error_kind=type(exc).__name__, error=str(exc) or repr(exc)
+        )
 
 
 def file_stat(path: Path) -> os.stat_result | None:

@@ -6,7 +6,7 @@ import os
 import shutil
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.progress import Progress
@@ -15,8 +15,16 @@ from ..config import Settings
 from ..errors import ConfigError
 from ..media import DEEP_TIMEOUT_S, PROBE_TIMEOUT_S
 from ..store.db import Store, open_store
-from ..store.probes import (claim_probes, count_probe_claimable, media_paths, probe_counts, probed_downloads,
-                            reclassify_probes, record_probe, requeue_probes)
+from ..store.probes import (
+    claim_probes,
+    count_probe_claimable,
+    media_paths,
+    probe_counts,
+    probed_downloads,
+    reclassify_probes,
+    record_probe,
+    requeue_probes,
+)
 from ..store.queue import release
 from .inspection import Inspection, Job, file_stat, inspect
 from .rules import INTERNAL_ERROR, MEASURED_OUTCOMES, OUTCOMES, Rules, measured_outcome
@@ -36,9 +44,15 @@ class ValidateSummary:
         return asdict(self)
 
 
-def run_validate(settings: Settings, *, min_frames: int = Rules.min_frames, deep: bool = False,
-                 workers: int | None = None, progress: Progress | None = None,
-                 min_side: int = Rules.min_side) -> ValidateSummary:
+def run_validate(
+    settings: Settings,
+    *,
+    min_frames: int = Rules.min_frames,
+    deep: bool = False,
+    workers: int | None = None,
+    progress: Progress | None = None,
+    min_side: int = Rules.min_side,
+) -> ValidateSummary:
     """Probe new or changed downloaded files, reclassify the rest; returns counts by outcome."""
     if min_frames < 1 or min_side < 1:
         raise ConfigError(f"--min-frames and --min-side must be at least 1 (got {min_frames}, {min_side})")
@@ -51,19 +65,19 @@ def run_validate(settings: Settings, *, min_frames: int = Rules.min_frames, deep
     summary = ValidateSummary()
     with open_store(settings) as store:
         summary.requeued = _requeue_changed(store, settings.data_dir, deep)
-        _probe_pending(store, settings.data_dir, rules, deep, workers or os.cpu_count() or 1,
-                       progress, summary)
-        summary.reclassified = reclassify_probes(store, MEASURED_OUTCOMES,
-                                                 lambda media: measured_outcome(media, rules))
+        _probe_pending(store, settings.data_dir, rules, deep, workers or os.cpu_count() or 1, progress, summary)
+        summary.reclassified = reclassify_probes(store, MEASURED_OUTCOMES, lambda media: measured_outcome(media, rules))
         summary.counts = probe_counts(store)
     return summary
 
 
 # --- pass 1: requeue ----------------------------------------------------------------------------
 
+
 def _requeue_changed(store: Store, data_dir: Path, deep: bool) -> int:
-    stale = [row.id for row in probed_downloads(store, [*OUTCOMES, INTERNAL_ERROR])
-             if _needs_probe(row, data_dir, deep)]
+    stale = [
+        row.id for row in probed_downloads(store, [*OUTCOMES, INTERNAL_ERROR]) if _needs_probe(row, data_dir, deep)
+    ]
     requeue_probes(store, stale)
     return len(stale)
 
@@ -85,13 +99,21 @@ def _needs_probe(row, data_dir: Path, deep: bool) -> bool:
 
 def _as_utc(moment: datetime) -> datetime:
     """SQLite hands timestamps back without a zone; they were written in UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 # --- pass 2: probe ------------------------------------------------------------------------------
 
-def _probe_pending(store: Store, data_dir: Path, rules: Rules, deep: bool, workers: int,
-                   progress: Progress | None, summary: ValidateSummary) -> None:
+
+def _probe_pending(
+    store: Store,
+    data_dir: Path,
+    rules: Rules,
+    deep: bool,
+    workers: int,
+    progress: Progress | None,
+    summary: ValidateSummary,
+) -> None:
     """Keep at most 2 x workers files claimed and in flight; record each as soon as it is done."""
     lease_s = 2 * (DEEP_TIMEOUT_S + PROBE_TIMEOUT_S if deep else PROBE_TIMEOUT_S) + 60
     in_flight: dict[Future, str] = {}
