@@ -18,7 +18,7 @@ ffprobe does):
 streams, and returns the decoded frame count.
 
 ffmpeg-python's ``probe()`` has no timeout and drops stderr, so the argument lists are run here with
-:func:`subprocess.run`; a hung ffprobe is killed and reported like any unreadable file. In-process,
+:func:`run_tool`; a hung ffprobe is killed and reported like any unreadable file. In-process,
 libav's interrupt callback aborts a read that blocks past the timeout, and a probe that ends past it
 is reported as a timeout too.
 """
@@ -30,6 +30,7 @@ import os
 import struct
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -67,19 +68,32 @@ class ProbeResult:
     bitrate: int | None
 
 
-def run_tool(args: list[str], *, timeout: float, what: str) -> subprocess.CompletedProcess[str]:
-    """Run an ffmpeg-family tool; a non-zero exit or a timeout raises MediaError with its stderr."""
+def run_tool(args: list[str], *, timeout: float, what: str,
+             started: Callable[[subprocess.Popen[str]], None] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run an ffmpeg-family tool; a non-zero exit or a timeout raises MediaError with its stderr.
+
+    ``started(process)`` is told of the child as soon as it runs, so a caller can kill it from another
+    thread (the replica's Ctrl-C); that run then fails like any other. An exception here (Ctrl-C) kills it.
+    """
     try:
-        done = subprocess.run(args, capture_output=True, text=True, errors="replace",
-                              timeout=timeout, stdin=subprocess.DEVNULL, check=False)
-    except subprocess.TimeoutExpired:
-        raise MediaError(f"{what}: {args[0]} took longer than {timeout:g}s", kind="timeout") from None
+        process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True, errors="replace")
     except FileNotFoundError:
         raise ConfigError(f"{args[0]} is not installed (needed to {what})") from None
-    if done.returncode != 0:
-        raise MediaError(f"{what}: {_tail(done.stderr) or f'exit code {done.returncode}'}",
-                         kind="unreadable")
-    return done
+    with process:
+        try:
+            if started is not None:
+                started(process)
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise MediaError(f"{what}: {args[0]} took longer than {timeout:g}s", kind="timeout") from None
+        except BaseException:
+            process.kill()
+            raise
+    if process.returncode != 0:
+        raise MediaError(f"{what}: {_tail(stderr) or f'exit code {process.returncode}'}", kind="unreadable")
+    return subprocess.CompletedProcess(args, process.returncode, stdout, stderr)
 
 
 def probe(path: str | os.PathLike, *, timeout: float = PROBE_TIMEOUT_S,

@@ -41,16 +41,29 @@ def download_rows(store) -> dict[str, tuple[str, int]]:
 
 def run_workers(url: str, count: int, *, batch: int, mode: str = "drain",
                 lease_s: float = 600) -> list[list[str]]:
-    """Start ``count`` worker processes, release them at once, return each one's claimed ids."""
+    """Start ``count`` worker processes, return each one's claimed ids.
+
+    Two barriers: all start claiming together, and none goes past its first batch until every one has
+    claimed, so the workers compete by construction, not because one happened to be slow.
+    """
     procs = [subprocess.Popen([sys.executable, str(WORKER), url, str(batch), str(lease_s), mode],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for _ in range(count)]
-    try:
+
+    def all_say(line: str) -> None:
         for proc in procs:
-            assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
+            assert proc.stdout.readline().strip() == line, proc.stderr.read()
+
+    def release_all() -> None:
         for proc in procs:
             proc.stdin.write("go\n")
             proc.stdin.flush()
+
+    try:
+        all_say("ready")
+        release_all()
+        all_say("claimed")
+        release_all()
         outputs = [proc.communicate(timeout=300) for proc in procs]
     finally:
         for proc in procs:

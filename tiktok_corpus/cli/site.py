@@ -53,16 +53,17 @@ def replica_serve(ctx: typer.Context,
     from ..replica.faults import parse_fault_options
     config = ReplicaConfig(videos=videos, seed=seed, signal=signal, faults=parse_fault_options(fault),
                            host=host, port=port, media=media)
-    with Progress(console=err_console, transient=True) as progress:
-        task = progress.add_task("replica media", total=None)
-        replica = Replica(config, on_progress=lambda done, total: progress.update(
-            task, completed=done, total=total))
-        replica.start()
+    progress = Progress(console=err_console, transient=True)
+    task = progress.add_task("replica media", total=None)
+    replica = Replica(config, on_progress=lambda done, total: progress.update(task, completed=done, total=total))
     try:
-        typer.echo(replica.base_url)
-        err_console.print(f"serving {videos} videos (seed {seed}, signal {signal}); Ctrl-C stops")
-        replica.wait()
-    except KeyboardInterrupt:
-        pass
+        with progress:
+            replica.start()  # interrupted, it leaves nothing running; the exit is 130 as for any command
+        try:
+            typer.echo(replica.base_url)
+            err_console.print(f"serving {videos} videos (seed {seed}, signal {signal}); Ctrl-C stops")
+            replica.wait()
+        except KeyboardInterrupt:
+            pass  # Ctrl-C is how serving ends
     finally:
         replica.stop()

@@ -40,6 +40,8 @@ TINY_GIF = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x0
 PLAY_API_BODY = b'{"status_code":0,"status_msg":"","aweme_id":"","data":{}}' + b" " * 312
 RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
 HTML = "text/html; charset=utf-8"
+GRACEFUL_SHUTDOWN_S = 2  # responses in flight when the replica stops get this long to finish
+STOP_TIMEOUT_S = 10
 
 
 @dataclass
@@ -72,8 +74,10 @@ class _TruncatedResponse(Response):
 
 
 class _HideConnectionCuts(logging.Filter):
+    """No traceback for the cuts made on purpose: the `truncated` fault, and the responses a stop cancels."""
+
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.exc_info and isinstance(record.exc_info[1], _ConnectionCut))
+        return not (record.exc_info and isinstance(record.exc_info[1], (_ConnectionCut, asyncio.CancelledError)))
 
 
 class ReplicaSite:
@@ -179,7 +183,8 @@ class ReplicaSite:
         expire = self._expire(stale=self.plan.fires("expired_urls"))
         now = self.clock()
         items = [renderer.item(video, expire) for video in videos]
-        return JSONResponse(list_envelope(items, now_ms=int(now * 1000), logid=f"{int(now)}{secrets.token_hex(8).upper()}"))
+        logid = f"{int(now)}{secrets.token_hex(8).upper()}"
+        return JSONResponse(list_envelope(items, now_ms=int(now * 1000), logid=logid))
 
     @staticmethod
     def _count_param(request: Request, default: int) -> int | None:
@@ -332,6 +337,11 @@ class Replica:
 
     ``clock`` (unix seconds) decides URL expiry; inject one to test expiry without waiting.
     ``on_progress(done, total)`` reports media generation (the CLI's progress bar).
+
+    Nothing here joins the server thread while a Ctrl-C may land: on Python 3.11 a KeyboardInterrupt
+    that interrupts ``Thread.join`` marks the thread finished while it still runs (python/cpython#90882),
+    so :meth:`stop` would return at once and the process would tear down under a live server. An
+    Event set when the thread ends is waited on instead.
     """
 
     def __init__(self, config: ReplicaConfig | None = None, *, clock: Callable[[], float] = time.time,
@@ -343,7 +353,7 @@ class Replica:
         self._clock = clock
         self._on_progress = on_progress
         self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._stopped = threading.Event()
         self.base_url = ""
 
     def media_path(self, video_id: str) -> Path:
@@ -362,6 +372,7 @@ class Replica:
         return self._plan.snapshot()
 
     def start(self) -> "Replica":
+        """Make the media, then serve; interrupted (Ctrl-C) or failed, it leaves nothing running."""
         media = {}
         if self.config.media:
             ensure_media([video.media for video in self.catalog.playable()], self.cache_dir,
@@ -375,28 +386,49 @@ class Replica:
         self.base_url = f"http://{host}:{port}"
         logging.getLogger("uvicorn.error").addFilter(_HideConnectionCuts())
         server_config = uvicorn.Config(site.app, log_config=None, log_level="warning", access_log=False,
-                                       lifespan="off", timeout_graceful_shutdown=2)
+                                       lifespan="off", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
         self._server = uvicorn.Server(server_config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
-                                        name="replica-server", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 15
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the replica server did not start")
-            time.sleep(0.02)
+        self._stopped = threading.Event()
+        threading.Thread(target=self._serve, args=(self._server, sock, self._stopped), name="replica-server",
+                         daemon=True).start()
+        try:
+            deadline = time.monotonic() + 15
+            while not self._server.started:
+                if self._stopped.is_set() or time.monotonic() > deadline:
+                    raise RuntimeError("the replica server did not start")
+                time.sleep(0.02)
+        except BaseException:
+            self.stop()
+            raise
         return self
+
+    @staticmethod
+    def _serve(server: uvicorn.Server, sock: socket.socket, stopped: threading.Event) -> None:
+        try:
+            server.run(sockets=[sock])
+        finally:
+            stopped.set()
 
     def wait(self) -> None:
         """Block until the server stops (the CLI serves until Ctrl-C)."""
-        while self._thread is not None and self._thread.is_alive():
-            self._thread.join(timeout=0.5)
+        if self._server is not None:
+            self._stopped.wait()
 
     def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=10)
-        self._server = self._thread = None
+        """Stop serving: idle connections close at once, responses in flight get GRACEFUL_SHUTDOWN_S.
+
+        A second Ctrl-C while stopping cuts those responses short; the server is stopped either way.
+        """
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.should_exit = True
+        try:
+            self._stopped.wait(STOP_TIMEOUT_S)
+        except KeyboardInterrupt:
+            server.force_exit = True
+            self._stopped.wait(STOP_TIMEOUT_S)
+            raise
 
     def __enter__(self) -> "Replica":
         return self.start()

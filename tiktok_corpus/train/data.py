@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, NamedTuple, Sequence
 
+import ffmpeg
 import numpy as np
 import pandas as pd
 import torch
@@ -83,19 +84,19 @@ def encode_proxy(source: Path, target: Path, size: int) -> Path:
     """Decode ``source`` once and write a ``size x size`` short-GOP proxy to ``target`` (atomically).
 
     Single-threaded x264 keeps the output byte-identical for the same input, so training, evaluation
-    and ``corpus predict`` see exactly the same pixels.
+    and ``corpus predict`` see exactly the same pixels. Only the first video stream is mapped (out of the
+    filter graph), so the proxy keeps none of the original's audio, subtitles or stream tags.
     """
     if size % 2:
         raise ConfigError(f"--size must be even (H.264 4:2:0), got {size}")
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".part")
     from ..media import FFMPEG, run_tool  # here, not at the top: training from a built cache needs no PyAV
-    command = [FFMPEG, "-nostdin", "-v", "error", "-y", "-threads", "1", "-i", str(source), "-an",
-               "-sn", "-dn", "-map", "0:v:0",
-               "-vf", f"scale={size}:{size}:flags=area,format=yuv420p",
-               "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-threads", "1",
-               "-g", str(PROXY_GOP), "-keyint_min", str(PROXY_GOP), "-sc_threshold", "0", "-bf", "0",
-               "-f", "mp4", str(partial)]
+    command = (ffmpeg.input(str(source), threads=1)["v:0"]
+               .filter("scale", size, size, flags="area").filter("format", "yuv420p")
+               .output(str(partial), **{"c:v": "libx264"}, preset="veryfast", crf=20, threads=1, g=PROXY_GOP,
+                       keyint_min=PROXY_GOP, sc_threshold=0, bf=0, format="mp4")
+               .global_args("-nostdin", "-v", "error").compile(cmd=FFMPEG, overwrite_output=True))
     try:
         run_tool(command, timeout=FFMPEG_TIMEOUT_S, what=f"decode {source}")
         if not partial.is_file() or partial.stat().st_size == 0:
