@@ -26,9 +26,20 @@ def encode_every_frame(spec, output: Path) -> None:
         tone = f"sine=f={spec.audio_hz or 440}:sample_rate=22050:d={spec.duration_s}"
         streams.append(ffmpeg.input(tone, format="lavfi").audio)
         audio = {"c:a": "aac", "b:a": "32k", "ac": 1}
-    subprocess.run(_command(ffmpeg.output(*streams, str(output), **{"frames:v": spec.frames},
-                                          **_encoder(spec, round(spec.fps)), **audio, movflags="+faststart",
-                                          format="mp4")), check=True)
+    subprocess.run(
+        _command(
+            ffmpeg.output(
+                *streams,
+                str(output),
+                **{"frames:v": spec.frames},
+                **_encoder(spec, round(spec.fps)),
+                **audio,
+                movflags="+faststart",
+                format="mp4",
+            )
+        ),
+        check=True,
+    )
 
 
 def main(count: int) -> None:

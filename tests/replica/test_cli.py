@@ -39,8 +39,9 @@ def test_serve_prints_base_url_then_serves_until_ctrl_c():
 
 
 def test_bad_fault_is_one_line_and_exit_1():
-    result = subprocess.run([*CORPUS, "replica", "serve", "--fault", "nope=0.5"], capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [*CORPUS, "replica", "serve", "--fault", "nope=0.5"], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 1 and "unknown replica fault 'nope'" in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -48,8 +49,13 @@ def test_bad_fault_is_one_line_and_exit_1():
 def test_no_media_serves_metadata_without_making_any_file(tmp_path):
     cache = tmp_path / "cache"
     command = [*CORPUS, "replica", "serve", "--videos", "40", "--no-media"]
-    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              env={**os.environ, "CORPUS_REPLICA_CACHE": str(cache)})
+    server = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "CORPUS_REPLICA_CACHE": str(cache)},
+    )
     try:
         base_url = server.stdout.readline().strip()
         with httpx.Client(base_url=base_url, timeout=10) as http:
@@ -83,8 +89,13 @@ def test_ctrl_c_while_ffmpeg_makes_the_media_kills_it_and_exits(tmp_path):
     fake.write_text(f'#!/bin/sh\necho started > "{pids}/$$"\nexec sleep 600\n')
     fake.chmod(0o755)
     env = {**os.environ, "CORPUS_REPLICA_CACHE": str(cache), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
-    server = subprocess.Popen([*CORPUS, "replica", "serve", "--videos", "40"], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env=env)
+    server = subprocess.Popen(
+        [*CORPUS, "replica", "serve", "--videos", "40"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         deadline = time.monotonic() + 120
         while not any(pids.iterdir()):

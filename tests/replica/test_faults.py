@@ -29,14 +29,16 @@ def recommend(http):
 
 
 def media_url(http, video_id):
-    return http.get("/api/item/detail/", params={"itemId": video_id}).json()[
-        "itemInfo"]["itemStruct"]["video"]["playAddr"]
+    return http.get("/api/item/detail/", params={"itemId": video_id}).json()["itemInfo"]["itemStruct"]["video"][
+        "playAddr"
+    ]
 
 
 def test_rates_hold_and_the_sequence_is_deterministic_per_seed():
     def draws(seed):
         plan = FaultPlan(seed, {"http_5xx": 0.3, "slow": 0.5})
         return [plan.fires("http_5xx") for _ in range(1000)]
+
     assert draws(7) == draws(7) != draws(8)
     assert 250 < sum(draws(7)) < 350
     plan = FaultPlan(0, {"captcha": 1.0})
@@ -49,9 +51,21 @@ def test_bad_fault_options_are_clear_errors():
     for bad in (["nope=0.1"], ["slow=2"], ["slow"]):
         with pytest.raises(ConfigError):
             parse_fault_options(bad)
-    assert set(FAULTS) >= {"waf", "empty_body", "empty_first", "captcha", "http_429", "http_5xx", "slow",
-                           "truncated", "cdn_html", "zero_byte", "corrupt_media", "expired_urls",
-                           "no_rehydration"}
+    assert set(FAULTS) >= {
+        "waf",
+        "empty_body",
+        "empty_first",
+        "captcha",
+        "http_429",
+        "http_5xx",
+        "slow",
+        "truncated",
+        "cdn_html",
+        "zero_byte",
+        "corrupt_media",
+        "expired_urls",
+        "no_rehydration",
+    }
 
 
 def test_empty_body_at_a_rate_on_the_server(client, replica):
@@ -68,6 +82,7 @@ def test_same_seed_same_faults_for_the_same_requests(make_replica):
         rep = make_replica(videos=30, seed=5, faults={"empty_body": 0.5})
         with httpx.Client(base_url=rep.base_url) as http:
             return [recommend(http).content == b"" for _ in range(30)]
+
     assert sequence() == sequence()
 
 

@@ -71,16 +71,20 @@ class _Runs:
             raise MediaError(exc.message, expected=False) from None
 
 
-def ensure_media(specs: Iterable[MediaSpec], cache_dir: Path, *, workers: int | None = None,
-                 on_progress: Callable[[int, int], None] | None = None) -> None:
+def ensure_media(
+    specs: Iterable[MediaSpec],
+    cache_dir: Path,
+    *,
+    workers: int | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> None:
     """Make every missing file, in parallel batches (one ffmpeg thread per worker, one worker per core).
 
     ``on_progress(done, total)`` is called as files land (for a progress bar). Whatever ends the call
     early (Ctrl-C, a failed batch) kills the other batches' ffmpeg processes rather than waiting for them.
     """
     cache_dir.mkdir(parents=True, exist_ok=True)
-    missing = list({spec.cache_key: spec for spec in specs
-                    if not media_file(cache_dir, spec).exists()}.values())
+    missing = list({spec.cache_key: spec for spec in specs if not media_file(cache_dir, spec).exists()}.values())
     total, done = len(missing), 0
     if on_progress:
         on_progress(0, total)
@@ -91,7 +95,7 @@ def ensure_media(specs: Iterable[MediaSpec], cache_dir: Path, *, workers: int | 
         _audio_loop(cache_dir, hz, runs)
     batches = [[spec] for spec in missing if spec.vfr]
     looped = [spec for spec in missing if not spec.vfr]
-    batches += [looped[i:i + BATCH] for i in range(0, len(looped), BATCH)]
+    batches += [looped[i : i + BATCH] for i in range(0, len(looped), BATCH)]
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2) as pool:
         try:
             for made in pool.map(lambda batch: _generate(batch, cache_dir, runs), batches):
@@ -114,8 +118,15 @@ def _audio_loop(cache_dir: Path, hz: int, runs: _Runs) -> Path:
     if not path.exists():
         path.parent.mkdir(exist_ok=True)
         tone = f"sine=f={hz}:sample_rate=22050:d=1" if hz else "anullsrc=r=22050:cl=mono:d=1"
-        _run_atomic([path], runs, lambda parts: _command(ffmpeg.input(tone, format="lavfi").output(
-            str(parts[0]), format="mp4", ac=1, **{"c:a": "aac", "b:a": "32k"})))
+        _run_atomic(
+            [path],
+            runs,
+            lambda parts: _command(
+                ffmpeg.input(tone, format="lavfi").output(
+                    str(parts[0]), format="mp4", ac=1, **{"c:a": "aac", "b:a": "32k"}
+                )
+            ),
+        )
     return path
 
 
@@ -124,8 +135,10 @@ def _canvases(batch: list[MediaSpec], seconds: float) -> list[ffmpeg.Stream]:
 
     ffmpeg-python merges equal inputs into one, and one stream feeding several filter chains needs a split.
     """
-    names = [f"color=c=black:s={spec.width}x{spec.height}:r={VFR_SOURCE_FPS if spec.vfr else spec.fps:g}"
-             f":d={seconds}" for spec in batch]
+    names = [
+        f"color=c=black:s={spec.width}x{spec.height}:r={VFR_SOURCE_FPS if spec.vfr else spec.fps:g}:d={seconds}"
+        for spec in batch
+    ]
     shared: dict[str, Iterator[ffmpeg.Stream]] = {}
     for name, count in Counter(names).items():
         video = ffmpeg.input(name, format="lavfi").video
@@ -137,10 +150,19 @@ def _canvases(batch: list[MediaSpec], seconds: float) -> list[ffmpeg.Stream]:
 def _drawn(canvas: ffmpeg.Stream, spec: MediaSpec) -> ffmpeg.Stream:
     """Flat background at the spec's luma and hue, and a small moving box of a contrasting tone."""
     box = spec.width // 8
-    drawn = (canvas.filter("format", "yuv420p")
-             .filter("lutyuv", y=spec.luma, u=spec.u, v=spec.v)
-             .filter("drawbox", x=f"mod(t*{spec.box_speed}+{spec.salt % 97},{spec.width - box})",
-                     y=spec.height // 3, w=box, h=box, color="white" if spec.luma < 128 else "black", t="fill"))
+    drawn = (
+        canvas.filter("format", "yuv420p")
+        .filter("lutyuv", y=spec.luma, u=spec.u, v=spec.v)
+        .filter(
+            "drawbox",
+            x=f"mod(t*{spec.box_speed}+{spec.salt % 97},{spec.width - box})",
+            y=spec.height // 3,
+            w=box,
+            h=box,
+            color="white" if spec.luma < 128 else "black",
+            t="fill",
+        )
+    )
     if spec.vfr:  # every frame for the first half, then every third: variable frame rate
         drawn = drawn.filter("select", f"lt(n,{VFR_SOURCE_FRAMES // 2})+not(mod(n,3))")
     return drawn
@@ -148,14 +170,25 @@ def _drawn(canvas: ffmpeg.Stream, spec: MediaSpec) -> ffmpeg.Stream:
 
 def _encoder(spec: MediaSpec, gop: int) -> dict[str, object]:
     if spec.codec == "hevc":
-        return {"c:v": "libx265", "preset": "ultrafast", "crf": 36, "tag:v": "hvc1",
-                "x265-params": f"log-level=error:pools=1:frame-threads=1:keyint={gop}"}
+        return {
+            "c:v": "libx265",
+            "preset": "ultrafast",
+            "crf": 36,
+            "tag:v": "hvc1",
+            "x265-params": f"log-level=error:pools=1:frame-threads=1:keyint={gop}",
+        }
     return {"c:v": "libx264", "preset": "ultrafast", "crf": 36, "threads": 1, "g": gop}
 
 
 def _finish(spec: MediaSpec) -> dict[str, object]:
-    return {"frames:v": spec.frames, "t": f"{spec.duration_s:.6f}", "map_metadata": -1,
-            "metadata": f"comment=replica {spec.salt}", "movflags": "+faststart", "format": "mp4"}
+    return {
+        "frames:v": spec.frames,
+        "t": f"{spec.duration_s:.6f}",
+        "map_metadata": -1,
+        "metadata": f"comment=replica {spec.salt}",
+        "movflags": "+faststart",
+        "format": "mp4",
+    }
 
 
 def _generate(batch: list[MediaSpec], cache_dir: Path, runs: _Runs) -> int:
@@ -173,8 +206,15 @@ def _generate(batch: list[MediaSpec], cache_dir: Path, runs: _Runs) -> int:
         if spec.has_audio:
             streams.append(ffmpeg.input(str(_audio_loop(cache_dir, spec.audio_hz, runs))).audio)
             audio = {"c:a": "copy"}
-        _run_atomic(finals, runs, lambda parts: _command(ffmpeg.output(
-            *streams, str(parts[0]), fps_mode="vfr", **_encoder(spec, VFR_SOURCE_FPS), **audio, **_finish(spec))))
+        _run_atomic(
+            finals,
+            runs,
+            lambda parts: _command(
+                ffmpeg.output(
+                    *streams, str(parts[0]), fps_mode="vfr", **_encoder(spec, VFR_SOURCE_FPS), **audio, **_finish(spec)
+                )
+            ),
+        )
         return 1
     with tempfile.TemporaryDirectory(dir=cache_dir, prefix="segments-") as scratch:
         segments = [Path(scratch) / f"{i}.mp4" for i in range(len(batch))]

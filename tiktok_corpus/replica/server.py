@@ -28,15 +28,24 @@ from starlette.routing import Route
 
 from .catalog import Catalog, CatalogVideo, build_catalog
 from .faults import FaultPlan, ReplicaStats
-from .items import (CAPTCHA_BODY, STATUS_INVALID, STATUS_NOT_FOUND, STATUS_PRIVATE, ItemRenderer,
-                    MediaUrls, list_envelope, status_envelope)
+from .items import (
+    CAPTCHA_BODY,
+    STATUS_INVALID,
+    STATUS_NOT_FOUND,
+    STATUS_PRIVATE,
+    ItemRenderer,
+    MediaUrls,
+    list_envelope,
+    status_envelope,
+)
 from .media import default_cache_dir, ensure_media, media_file
-from .pages import (ACCESS_DENIED, CDN_ERROR_PAGE, NOT_FOUND_PAGE, feed_page, video_page, waf_answer,
-                    waf_page)
+from .pages import ACCESS_DENIED, CDN_ERROR_PAGE, NOT_FOUND_PAGE, feed_page, video_page, waf_answer, waf_page
 
 MAX_LIST_COUNT = 50
-TINY_GIF = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00"
-            b"\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
+TINY_GIF = (
+    b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00"
+    b"\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
+)
 PLAY_API_BODY = b'{"status_code":0,"status_msg":"","aweme_id":"","data":{}}' + b" " * 312
 RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
 HTML = "text/html; charset=utf-8"
@@ -83,8 +92,14 @@ class _HideConnectionCuts(logging.Filter):
 class ReplicaSite:
     """The request handlers and their state (sessions, issued tokens, WAF challenges)."""
 
-    def __init__(self, catalog: Catalog, media: dict[str, Path], plan: FaultPlan, config: ReplicaConfig,
-                 clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        media: dict[str, Path],
+        plan: FaultPlan,
+        config: ReplicaConfig,
+        clock: Callable[[], float],
+    ) -> None:
         self.catalog = catalog
         self.media = media
         self.plan = plan
@@ -98,20 +113,22 @@ class ReplicaSite:
         self._waf_challenges: set[str] = set()
         self._feed_rng = random.Random(f"{config.seed}:feed")
         self._feed_pool = list(catalog.videos)
-        self.app = Starlette(routes=[
-            Route("/", self.feed, methods=["GET"]),
-            Route("/foryou", self.feed, methods=["GET"]),
-            Route("/en/", self.feed, methods=["GET"]),
-            Route("/@{user}/video/{video_id}", self.video_page, methods=["GET"]),
-            Route("/@{user}/photo/{video_id}", self.video_page, methods=["GET"]),
-            Route("/api/recommend/item_list/", self.recommend, methods=["GET"]),
-            Route("/api/related/item_list/", self.related, methods=["GET"]),
-            Route("/api/item/detail/", self.detail, methods=["GET"]),
-            Route("/cdn/video/{video_id}.mp4", self.cdn, methods=["GET", "HEAD"]),
-            Route("/aweme/v1/play/", self.play_api, methods=["GET", "HEAD"]),
-            Route("/cdn/img/{name}", self.static, methods=["GET", "HEAD"]),
-            Route("/cdn/music/{name}", self.static, methods=["GET", "HEAD"]),
-        ])
+        self.app = Starlette(
+            routes=[
+                Route("/", self.feed, methods=["GET"]),
+                Route("/foryou", self.feed, methods=["GET"]),
+                Route("/en/", self.feed, methods=["GET"]),
+                Route("/@{user}/video/{video_id}", self.video_page, methods=["GET"]),
+                Route("/@{user}/photo/{video_id}", self.video_page, methods=["GET"]),
+                Route("/api/recommend/item_list/", self.recommend, methods=["GET"]),
+                Route("/api/related/item_list/", self.related, methods=["GET"]),
+                Route("/api/item/detail/", self.detail, methods=["GET"]),
+                Route("/cdn/video/{video_id}.mp4", self.cdn, methods=["GET", "HEAD"]),
+                Route("/aweme/v1/play/", self.play_api, methods=["GET", "HEAD"]),
+                Route("/cdn/img/{name}", self.static, methods=["GET", "HEAD"]),
+                Route("/cdn/music/{name}", self.static, methods=["GET", "HEAD"]),
+            ]
+        )
 
     # --- shared steps ----------------------------------------------------------------------
 
@@ -175,8 +192,15 @@ class ReplicaSite:
         return None
 
     def _app_context(self) -> dict:
-        return {"language": "en", "region": "US", "appId": 1233, "wid": str(self._feed_rng.getrandbits(62)),
-                "abTestVersion": {"versionName": "replica"}, "user": {}, "webIdCreatedTime": str(int(self.clock()))}
+        return {
+            "language": "en",
+            "region": "US",
+            "appId": 1233,
+            "wid": str(self._feed_rng.getrandbits(62)),
+            "abTestVersion": {"versionName": "replica"},
+            "user": {},
+            "webIdCreatedTime": str(int(self.clock())),
+        }
 
     def _envelope(self, request: Request, videos: list[CatalogVideo]) -> JSONResponse:
         renderer = self._renderer(request)
@@ -215,11 +239,17 @@ class ReplicaSite:
             detail = {"statusCode": STATUS_PRIVATE, "statusMsg": "private item"}
         elif video is not None and video.kind != "deleted":
             renderer = self._renderer(request)
-            detail = {"itemInfo": {"itemStruct": renderer.item(video, self._expire())},
-                      "shareMeta": renderer.share_meta(video), "statusCode": 0, "statusMsg": ""}
-        scope = {"webapp.app-context": self._app_context(),
-                 "webapp.biz-context": {"os": "linux", "isMobile": False, "bizId": "tiktok_web"},
-                 "webapp.video-detail": detail}
+            detail = {
+                "itemInfo": {"itemStruct": renderer.item(video, self._expire())},
+                "shareMeta": renderer.share_meta(video),
+                "statusCode": 0,
+                "statusMsg": "",
+            }
+        scope = {
+            "webapp.app-context": self._app_context(),
+            "webapp.biz-context": {"os": "linux", "isMobile": False, "bizId": "tiktok_web"},
+            "webapp.video-detail": detail,
+        }
         return self._page(request, video_page(scope, f"TikTok video {video_id}"))
 
     # --- APIs ------------------------------------------------------------------------------
@@ -260,9 +290,15 @@ class ReplicaSite:
         if video.kind == "private":
             return JSONResponse(status_envelope(STATUS_PRIVATE))
         renderer = self._renderer(request)
-        return JSONResponse({"itemInfo": {"itemStruct": renderer.item(video, self._expire())},
-                             "shareMeta": renderer.share_meta(video), "statusCode": 0,
-                             "status_code": 0, "status_msg": ""})
+        return JSONResponse(
+            {
+                "itemInfo": {"itemStruct": renderer.item(video, self._expire())},
+                "shareMeta": renderer.share_meta(video),
+                "statusCode": 0,
+                "status_code": 0,
+                "status_msg": "",
+            }
+        )
 
     # --- CDN -------------------------------------------------------------------------------
 
@@ -276,9 +312,12 @@ class ReplicaSite:
         expire = request.query_params.get("expire", "")
         signature = request.query_params.get("signature", "")
         urls = MediaUrls("", self._secret)
-        if (not expire.isdigit() or signature != urls.signature(video_id, int(expire))
-                or int(expire) < self.clock()
-                or request.cookies.get("tt_chain_token") not in self._tokens):
+        if (
+            not expire.isdigit()
+            or signature != urls.signature(video_id, int(expire))
+            or int(expire) < self.clock()
+            or request.cookies.get("tt_chain_token") not in self._tokens
+        ):
             return HTMLResponse(ACCESS_DENIED, status_code=403)
         if self.plan.fires("cdn_html"):
             return HTMLResponse(CDN_ERROR_PAGE)
@@ -294,7 +333,7 @@ class ReplicaSite:
             if start is None:
                 return Response(status_code=416, headers={"Content-Range": f"bytes */{len(body)}"})
             headers["Content-Range"] = f"bytes {start}-{end}/{len(body)}"
-            status, body = 206, body[start:end + 1]
+            status, body = 206, body[start : end + 1]
         response_type = _TruncatedResponse if self.plan.fires("truncated") else Response
         return response_type(body, status_code=status, media_type="video/mp4", headers=headers)
 
@@ -344,8 +383,13 @@ class Replica:
     Event set when the thread ends is waited on instead.
     """
 
-    def __init__(self, config: ReplicaConfig | None = None, *, clock: Callable[[], float] = time.time,
-                 on_progress: Callable[[int, int], None] | None = None) -> None:
+    def __init__(
+        self,
+        config: ReplicaConfig | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> None:
         self.config = config or ReplicaConfig()
         self.catalog = build_catalog(self.config.videos, self.config.seed, self.config.signal)
         self.cache_dir = self.config.media_cache or default_cache_dir()
@@ -371,12 +415,13 @@ class Replica:
     def stats(self) -> ReplicaStats:
         return self._plan.snapshot()
 
-    def start(self) -> "Replica":
+    def start(self) -> Replica:
         """Make the media, then serve; interrupted (Ctrl-C) or failed, it leaves nothing running."""
         media = {}
         if self.config.media:
-            ensure_media([video.media for video in self.catalog.playable()], self.cache_dir,
-                         on_progress=self._on_progress)
+            ensure_media(
+                [video.media for video in self.catalog.playable()], self.cache_dir, on_progress=self._on_progress
+            )
             media = {video.id: self.media_path(video.id) for video in self.catalog.playable()}
         site = ReplicaSite(self.catalog, media, self._plan, self.config, self._clock)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -385,12 +430,19 @@ class Replica:
         host, port = sock.getsockname()[:2]
         self.base_url = f"http://{host}:{port}"
         logging.getLogger("uvicorn.error").addFilter(_HideConnectionCuts())
-        server_config = uvicorn.Config(site.app, log_config=None, log_level="warning", access_log=False,
-                                       lifespan="off", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
+        server_config = uvicorn.Config(
+            site.app,
+            log_config=None,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        )
         self._server = uvicorn.Server(server_config)
         self._stopped = threading.Event()
-        threading.Thread(target=self._serve, args=(self._server, sock, self._stopped), name="replica-server",
-                         daemon=True).start()
+        threading.Thread(
+            target=self._serve, args=(self._server, sock, self._stopped), name="replica-server", daemon=True
+        ).start()
         try:
             deadline = time.monotonic() + 15
             while not self._server.started:
@@ -430,7 +482,7 @@ class Replica:
             self._stopped.wait(STOP_TIMEOUT_S)
             raise
 
-    def __enter__(self) -> "Replica":
+    def __enter__(self) -> Replica:
         return self.start()
 
     def __exit__(self, *exc_info) -> None:
