@@ -10,9 +10,13 @@ import random
 import threading
 import zlib
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from ..errors import ConfigError
+
+T = TypeVar("T")
 
 FAULTS = {
     "waf": "HTML pages answer the WAF 'Please wait...' interstitial; its JS sets a cookie and reloads",
@@ -90,7 +94,7 @@ class FaultPlan:
                 self._fired[name] += 1
             return fired
 
-    def pick(self, name: str, options: list):
+    def pick(self, name: str, options: Sequence[T]) -> T:
         """A deterministic choice from the fault's own RNG (e.g. which 5xx)."""
         with self._lock:
             return self._rngs[name].choice(options)

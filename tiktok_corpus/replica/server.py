@@ -420,7 +420,9 @@ class Replica:
         media = {}
         if self.config.media:
             ensure_media(
-                [video.media for video in self.catalog.playable()], self.cache_dir, on_progress=self._on_progress
+                [video.media for video in self.catalog.playable() if video.media is not None],
+                self.cache_dir,
+                on_progress=self._on_progress,
             )
             media = {video.id: self.media_path(video.id) for video in self.catalog.playable()}
         site = ReplicaSite(self.catalog, media, self._plan, self.config, self._clock)

@@ -139,12 +139,12 @@ def build_cache(
     directory = proxy_dir(cache_root or export.root / "cache", size)
     jobs: dict[str, tuple[Path, Path]] = {}
     for row in export.table.itertuples(index=False):
-        source = export.root / row.file
+        source = export.root / str(row.file)
         if not source.is_file():
             raise ConfigError(f"{export.root}: video {row.video_id} has no file at {row.file}")
         digest = getattr(row, "sha256", None)
         digest = digest if isinstance(digest, str) and digest else sha256_file(source)[1]
-        jobs[row.video_id] = (source, directory / f"{digest}.mp4")
+        jobs[str(row.video_id)] = (source, directory / f"{digest}.mp4")
     todo = [(vid, src, dst) for vid, (src, dst) in jobs.items() if not dst.is_file()]
     failures: list[str] = []
     if todo:
@@ -238,7 +238,7 @@ def normalize_clips(clips: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
 class ClipKey(NamedTuple):
     """What a sampler asks for: a row, and either a random-start seed or an evaluation clip number."""
 
-    index: int
+    index: int  # type: ignore[assignment]  # the row number; shadows tuple.index, which nothing calls
     seed: tuple[int, ...] | None = None
     clip_no: int = 0
 
