@@ -13,17 +13,33 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import ffmpeg
+
 from tiktok_corpus.replica.catalog import build_catalog
-from tiktok_corpus.replica.media import FFMPEG, _encoder, _source, _video_filters, ensure_media
+from tiktok_corpus.replica.media import _canvases, _command, _drawn, _encoder, ensure_media
 
 
 def encode_every_frame(spec, output: Path) -> None:
-    audio = (["-f", "lavfi", "-i", f"sine=f={spec.audio_hz or 440}:sample_rate=22050:d={spec.duration_s}"]
-             if spec.has_audio else [])
-    subprocess.run([*FFMPEG, *_source(spec, spec.duration_s + 1), *audio, "-vf", _video_filters(spec),
-                    "-frames:v", str(spec.frames), *_encoder(spec, round(spec.fps)),
-                    *(["-c:a", "aac", "-b:a", "32k", "-ac", "1"] if spec.has_audio else []),
-                    "-movflags", "+faststart", "-f", "mp4", str(output)], check=True)
+    streams = [_drawn(_canvases([spec], spec.duration_s + 1)[0], spec)]
+    audio: dict[str, object] = {}
+    if spec.has_audio:
+        tone = f"sine=f={spec.audio_hz or 440}:sample_rate=22050:d={spec.duration_s}"
+        streams.append(ffmpeg.input(tone, format="lavfi").audio)
+        audio = {"c:a": "aac", "b:a": "32k", "ac": 1}
+    subprocess.run(
+        _command(
+            ffmpeg.output(
+                *streams,
+                str(output),
+                **{"frames:v": spec.frames},
+                **_encoder(spec, round(spec.fps)),
+                **audio,
+                movflags="+faststart",
+                format="mp4",
+            )
+        ),
+        check=True,
+    )
 
 
 def main(count: int) -> None:

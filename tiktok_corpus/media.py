@@ -18,7 +18,7 @@ ffprobe does):
 streams, and returns the decoded frame count.
 
 ffmpeg-python's ``probe()`` has no timeout and drops stderr, so the argument lists are run here with
-:func:`subprocess.run`; a hung ffprobe is killed and reported like any unreadable file. In-process,
+:func:`run_tool`; a hung ffprobe is killed and reported like any unreadable file. In-process,
 libav's interrupt callback aborts a read that blocks past the timeout, and a probe that ends past it
 is reported as a timeout too.
 """
@@ -30,6 +30,7 @@ import os
 import struct
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -67,23 +68,37 @@ class ProbeResult:
     bitrate: int | None
 
 
-def run_tool(args: list[str], *, timeout: float, what: str) -> subprocess.CompletedProcess[str]:
-    """Run an ffmpeg-family tool; a non-zero exit or a timeout raises MediaError with its stderr."""
+def run_tool(
+    args: list[str], *, timeout: float, what: str, started: Callable[[subprocess.Popen[str]], None] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run an ffmpeg-family tool; a non-zero exit or a timeout raises MediaError with its stderr.
+
+    ``started(process)`` is told of the child as soon as it runs, so a caller can kill it from another
+    thread (the replica's Ctrl-C); that run then fails like any other. An exception here (Ctrl-C) kills it.
+    """
     try:
-        done = subprocess.run(args, capture_output=True, text=True, errors="replace",
-                              timeout=timeout, stdin=subprocess.DEVNULL, check=False)
-    except subprocess.TimeoutExpired:
-        raise MediaError(f"{what}: {args[0]} took longer than {timeout:g}s", kind="timeout") from None
+        process = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace"
+        )
     except FileNotFoundError:
         raise ConfigError(f"{args[0]} is not installed (needed to {what})") from None
-    if done.returncode != 0:
-        raise MediaError(f"{what}: {_tail(done.stderr) or f'exit code {done.returncode}'}",
-                         kind="unreadable")
-    return done
+    with process:
+        try:
+            if started is not None:
+                started(process)
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise MediaError(f"{what}: {args[0]} took longer than {timeout:g}s", kind="timeout") from None
+        except BaseException:
+            process.kill()
+            raise
+    if process.returncode != 0:
+        raise MediaError(f"{what}: {_tail(stderr) or f'exit code {process.returncode}'}", kind="unreadable")
+    return subprocess.CompletedProcess(args, process.returncode, stdout, stderr)
 
 
-def probe(path: str | os.PathLike, *, timeout: float = PROBE_TIMEOUT_S,
-          in_process: bool = True) -> ProbeResult:
+def probe(path: str | os.PathLike, *, timeout: float = PROBE_TIMEOUT_S, in_process: bool = True) -> ProbeResult:
     """Describe a media file without decoding it; raises MediaError when it cannot be read.
 
     ``in_process=False`` skips PyAV and asks ffprobe (the cross-check of the in-process path).
@@ -94,8 +109,7 @@ def probe(path: str | os.PathLike, *, timeout: float = PROBE_TIMEOUT_S,
     info, demuxer_errors = found or _ffprobe_info(path, bmff=bmff, timeout=timeout)
     video = _first_video_stream(info)
     if "nb_read_packets" in (video or {}) and demuxer_errors:
-        raise MediaError(f"{path.name}: demuxer errors while reading packets: {demuxer_errors}",
-                         kind="truncated")
+        raise MediaError(f"{path.name}: demuxer errors while reading packets: {demuxer_errors}", kind="truncated")
     return _result(info, video)
 
 
@@ -115,8 +129,9 @@ def video_codec(path: str | os.PathLike, *, timeout: float = PROBE_TIMEOUT_S) ->
         # is bounded by the local file's size, so no interrupt callback (``timeout``) is installed:
         # libav would call it, taking the GIL, on every read, which doubled the cost beside a busy
         # event loop. ``timeout`` bounds the ffprobe fallback.
-        with av.open(str(path), metadata_errors="replace",
-                     options={"skip_frame": "all", "probesize": "32"}) as container:
+        with av.open(
+            str(path), metadata_errors="replace", options={"skip_frame": "all", "probesize": "32"}
+        ) as container:
             for stream in container.streams.video:
                 if not stream.disposition & av.stream.Disposition.attached_pic:
                     if stream.codec_context is None:
@@ -136,8 +151,23 @@ def deep_check(path: str | os.PathLike, *, timeout: float = DEEP_TIMEOUT_S) -> i
     with errors on stderr, so stderr counts).
     """
     path = Path(path)
-    args = [FFMPEG, "-nostdin", "-hide_banner", "-v", "error", "-i", str(path),
-            "-fps_mode", "passthrough", "-f", "null", "-progress", "pipe:1", "-nostats", "-"]
+    args = [
+        FFMPEG,
+        "-nostdin",
+        "-hide_banner",
+        "-v",
+        "error",
+        "-i",
+        str(path),
+        "-fps_mode",
+        "passthrough",
+        "-f",
+        "null",
+        "-progress",
+        "pipe:1",
+        "-nostats",
+        "-",
+    ]
     done = run_tool(args, timeout=timeout, what=f"decode {path.name}")
     if done.stderr.strip():
         raise MediaError(f"{path.name}: decoding errors: {_tail(done.stderr)}", kind="decode_error")
@@ -149,6 +179,7 @@ def deep_check(path: str | os.PathLike, *, timeout: float = DEEP_TIMEOUT_S) -> i
 
 # --- in-process: PyAV ---------------------------------------------------------------------------
 
+
 def _libav_info(path: Path, *, bmff: bool, timeout: float) -> tuple[dict, str] | None:
     """The ffprobe-shaped record and the container's error logs, or None where libav cannot read it.
 
@@ -157,10 +188,11 @@ def _libav_info(path: Path, *, bmff: bool, timeout: float) -> tuple[dict, str] |
     deadline = time.monotonic() + timeout
     _keep_libav_errors()
     try:
-        with av.logging.Capture() as logs, \
-                av.open(str(path), timeout=timeout, metadata_errors="replace") as container:
-            info: dict[str, Any] = {"format": _libav_format(container),
-                    "streams": [_libav_stream(stream) for stream in container.streams]}
+        with av.logging.Capture() as logs, av.open(str(path), timeout=timeout, metadata_errors="replace") as container:
+            info: dict[str, Any] = {
+                "format": _libav_format(container),
+                "streams": [_libav_stream(stream) for stream in container.streams],
+            }
             video = _first_video_stream(info)
             if video is not None and (not bmff or _stated_frame_count(info, video) is None):
                 packets = _count_packets(container, container.streams[video["index"]], deadline)
@@ -172,8 +204,7 @@ def _libav_info(path: Path, *, bmff: bool, timeout: float) -> tuple[dict, str] |
     if time.monotonic() > deadline:
         raise _timeout(path, timeout)
     container_name = info["format"]["format_name"]
-    return info, _tail("\n".join(f"[{name}] {message}" for _, name, message in logs
-                                  if name == container_name))
+    return info, _tail("\n".join(f"[{name}] {message}" for _, name, message in logs if name == container_name))
 
 
 def _keep_libav_errors() -> None:
@@ -200,8 +231,11 @@ def _libav_format(container) -> dict:
 
 def _libav_stream(stream) -> dict:
     """One entry of ``streams`` as ffprobe prints it; only audio and video are described."""
-    found = {"index": stream.index, "codec_type": stream.type,
-             "disposition": {"attached_pic": int(bool(stream.disposition & av.stream.Disposition.attached_pic))}}
+    found = {
+        "index": stream.index,
+        "codec_type": stream.type,
+        "disposition": {"attached_pic": int(bool(stream.disposition & av.stream.Disposition.attached_pic))},
+    }
     if stream.type not in ("video", "audio"):
         return found
     if stream.codec_context is None:
@@ -243,6 +277,7 @@ def _timeout(path: Path, timeout: float) -> MediaError:
 
 # --- ffprobe ------------------------------------------------------------------------------------
 
+
 def _ffprobe_info(path: Path, *, bmff: bool, timeout: float) -> tuple[dict, str]:
     """The record from ffprobe (packets counted where the stated count is absent or not trusted)."""
     info, stderr = _ffprobe(path, count_packets=not bmff, timeout=timeout)
@@ -262,8 +297,7 @@ def _ffprobe(path: Path, *, count_packets: bool, timeout: float) -> tuple[dict, 
     try:
         return json.loads(done.stdout), done.stderr
     except json.JSONDecodeError:
-        raise MediaError(f"{path.name}: ffprobe printed no JSON: {_tail(done.stderr)}",
-                         kind="unreadable") from None
+        raise MediaError(f"{path.name}: ffprobe printed no JSON: {_tail(done.stderr)}", kind="unreadable") from None
 
 
 def _first_video_stream(info: dict) -> dict | None:
@@ -326,7 +360,7 @@ def _number(kind, value):
 
 
 def _rate(value: str | None) -> float | None:
-    """"30000/1001" -> 29.97; "0/0" (unknown) -> None."""
+    """ "30000/1001" -> 29.97; "0/0" (unknown) -> None."""
     if not value:
         return None
     try:
@@ -342,6 +376,7 @@ def _tail(stderr: str) -> str:
 
 
 # --- ISO-BMFF (mp4/mov) completeness ------------------------------------------------------------
+
 
 def _check_whole(path: Path) -> bool:
     """Refuse an empty file or an ISO-BMFF one cut short; returns whether it is ISO-BMFF."""
@@ -381,6 +416,8 @@ def _check_bmff_complete(path: Path) -> None:
             if box_size < 8:
                 return  # not a box: leave the verdict to ffprobe
             if offset + box_size > size:
-                raise MediaError(f"{path.name}: {box_type.decode('latin-1')!r} box needs "
-                                 f"{offset + box_size} bytes, file has {size}", kind="truncated")
+                raise MediaError(
+                    f"{path.name}: {box_type.decode('latin-1')!r} box needs {offset + box_size} bytes, file has {size}",
+                    kind="truncated",
+                )
             offset += box_size

@@ -1,14 +1,21 @@
-"""`corpus replica serve`: the base URL on the first stdout line, serving until interrupted."""
+"""`corpus replica serve`: the base URL on the first stdout line, serving until interrupted.
+
+Ctrl-C is tested where it used to hang: while ffmpeg makes the media, and with a response in flight.
+"""
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
 
 import httpx
 
+from tiktok_corpus.replica.catalog import build_catalog
 from tiktok_corpus.tiktok.contract import parse_item, recommend_api_path
 
 CORPUS = [sys.executable, "-c", "from tiktok_corpus.cli import app; app()"]
@@ -32,8 +39,9 @@ def test_serve_prints_base_url_then_serves_until_ctrl_c():
 
 
 def test_bad_fault_is_one_line_and_exit_1():
-    result = subprocess.run([*CORPUS, "replica", "serve", "--fault", "nope=0.5"], capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [*CORPUS, "replica", "serve", "--fault", "nope=0.5"], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 1 and "unknown replica fault 'nope'" in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -41,8 +49,13 @@ def test_bad_fault_is_one_line_and_exit_1():
 def test_no_media_serves_metadata_without_making_any_file(tmp_path):
     cache = tmp_path / "cache"
     command = [*CORPUS, "replica", "serve", "--videos", "40", "--no-media"]
-    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              env={**os.environ, "CORPUS_REPLICA_CACHE": str(cache)})
+    server = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "CORPUS_REPLICA_CACHE": str(cache)},
+    )
     try:
         base_url = server.stdout.readline().strip()
         with httpx.Client(base_url=base_url, timeout=10) as http:
@@ -55,3 +68,80 @@ def test_no_media_serves_metadata_without_making_any_file(tmp_path):
     finally:
         server.kill()
         server.wait()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_ctrl_c_while_ffmpeg_makes_the_media_kills_it_and_exits(tmp_path):
+    """The stand-in ffmpeg never finishes: only killing it lets the server exit before the 300 s timeout."""
+    cache, bin_dir, pids = tmp_path / "cache", tmp_path / "bin", tmp_path / "pids"
+    for folder in (cache / "loops", bin_dir, pids):
+        folder.mkdir(parents=True)
+    for hz in {v.media.audio_hz for v in build_catalog(40, 0, 0.0).playable() if v.media.has_audio}:
+        (cache / "loops" / f"audio-{hz}.m4a").touch()  # the loops exist: every ffmpeg run is a batch's
+    fake = bin_dir / "ffmpeg"
+    fake.write_text(f'#!/bin/sh\necho started > "{pids}/$$"\nexec sleep 600\n')
+    fake.chmod(0o755)
+    env = {**os.environ, "CORPUS_REPLICA_CACHE": str(cache), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    server = subprocess.Popen(
+        [*CORPUS, "replica", "serve", "--videos", "40"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not any(pids.iterdir()):
+            assert server.poll() is None and time.monotonic() < deadline, "no ffmpeg run started"
+            time.sleep(0.05)
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=30) == 130, server.stderr.read()
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    started = [int(path.name) for path in pids.iterdir()]
+    assert not [pid for pid in started if _alive(pid)], "an ffmpeg outlived the server"
+    assert not list(cache.glob("*.mp4")) and not list(cache.glob("*.part")) and not list(cache.glob("segments-*"))
+    assert "Traceback" not in server.stderr.read()
+
+
+def test_ctrl_c_with_a_slow_response_in_flight_lets_it_finish_then_exits():
+    """Graceful shutdown: the response being served when Ctrl-C lands still arrives whole."""
+    command = [*CORPUS, "replica", "serve", "--videos", "40", "--no-media", "--fault", "slow=1"]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        base_url = server.stdout.readline().strip()
+        host, port = base_url.removeprefix("http://").split(":")
+        slow = socket.create_connection((host, int(port)), timeout=30)
+        slow.sendall(b"GET /foryou HTTP/1.1\r\nHost: replica\r\nConnection: close\r\n\r\n")
+        # The static route skips the slow fault. Its answer, asked for after the slow request was sent,
+        # means the server read that request first: it is in flight now.
+        with httpx.Client(base_url=base_url, timeout=30) as http:
+            assert http.get("/cdn/img/pixel.gif").status_code == 200
+        answer = {}
+        reader = threading.Thread(target=lambda: answer.update(raw=_read_all(slow)))
+        reader.start()
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=30) == 0, server.stderr.read()
+        reader.join(timeout=30)
+        assert answer["raw"].startswith(b"HTTP/1.1 200 ")
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    with sock:
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+        return b"".join(chunks)

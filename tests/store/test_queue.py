@@ -39,18 +39,37 @@ def download_rows(store) -> dict[str, tuple[str, int]]:
     return {video_id: (status, attempts) for video_id, status, attempts in rows}
 
 
-def run_workers(url: str, count: int, *, batch: int, mode: str = "drain",
-                lease_s: float = 600) -> list[list[str]]:
-    """Start ``count`` worker processes, release them at once, return each one's claimed ids."""
-    procs = [subprocess.Popen([sys.executable, str(WORKER), url, str(batch), str(lease_s), mode],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for _ in range(count)]
-    try:
+def run_workers(url: str, count: int, *, batch: int, mode: str = "drain", lease_s: float = 600) -> list[list[str]]:
+    """Start ``count`` worker processes, return each one's claimed ids.
+
+    Two barriers: all start claiming together, and none goes past its first batch until every one has
+    claimed, so the workers compete by construction, not because one happened to be slow.
+    """
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(WORKER), url, str(batch), str(lease_s), mode],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(count)
+    ]
+
+    def all_say(line: str) -> None:
         for proc in procs:
-            assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
+            assert proc.stdout.readline().strip() == line, proc.stderr.read()
+
+    def release_all() -> None:
         for proc in procs:
             proc.stdin.write("go\n")
             proc.stdin.flush()
+
+    try:
+        all_say("ready")
+        release_all()
+        all_say("claimed")
+        release_all()
         outputs = [proc.communicate(timeout=300) for proc in procs]
     finally:
         for proc in procs:
@@ -99,8 +118,7 @@ def test_a_dead_workers_claims_come_back_after_the_lease(any_store, any_db_url):
     assert sorted(taken) == ids
 
     assert claim(any_store, "download", 10, now=utcnow() + timedelta(seconds=50)) == []
-    reclaimed = claim(any_store, "download", 10, worker="rescuer",
-                      now=utcnow() + timedelta(seconds=61))
+    reclaimed = claim(any_store, "download", 10, worker="rescuer", now=utcnow() + timedelta(seconds=61))
 
     assert sorted(reclaimed) == ids
     assert set(download_rows(any_store).values()) == {("claimed", 2)}
@@ -123,8 +141,8 @@ def test_claim_takes_only_the_asked_statuses_and_stage(store):
 def test_expired_claims_come_first_then_pending_rows_up_to_the_limit(store):
     ids = seed_videos(store, 6)
     later = utcnow() + timedelta(seconds=120)
-    first = claim(store, "download", 2, lease_s=60)      # expires before ``later``
-    live = claim(store, "download", 1, lease_s=3600)     # still held then
+    first = claim(store, "download", 2, lease_s=60)  # expires before ``later``
+    live = claim(store, "download", 1, lease_s=3600)  # still held then
     assert (first, live) == (ids[:2], [ids[2]])
 
     taken = claim(store, "download", 3, worker="rescuer", now=later)

@@ -2,7 +2,8 @@
 
 Routes follow the TikTok web contract: For You and video pages, the recommend / related / detail
 APIs with their envelopes and status codes, and a CDN that enforces the ``tt_chain_token`` cookie,
-signed expiring URLs and Range requests. Faults (see :mod:`.faults`) are drawn per request.
+signed expiring URLs and Range requests. Faults (see :mod:`.faults`) are drawn per request; the
+APIs check request signatures in the current signing mode (see :mod:`.signing`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import uvicorn
 from starlette.applications import Starlette
@@ -26,20 +28,33 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from ..errors import ConfigError
 from .catalog import Catalog, CatalogVideo, build_catalog
 from .faults import FaultPlan, ReplicaStats
-from .items import (CAPTCHA_BODY, STATUS_INVALID, STATUS_NOT_FOUND, STATUS_PRIVATE, ItemRenderer,
-                    MediaUrls, list_envelope, status_envelope)
+from .items import (
+    CAPTCHA_BODY,
+    STATUS_INVALID,
+    STATUS_NOT_FOUND,
+    STATUS_PRIVATE,
+    ItemRenderer,
+    MediaUrls,
+    list_envelope,
+    status_envelope,
+)
 from .media import default_cache_dir, ensure_media, media_file
-from .pages import (ACCESS_DENIED, CDN_ERROR_PAGE, NOT_FOUND_PAGE, feed_page, video_page, waf_answer,
-                    waf_page)
+from .pages import ACCESS_DENIED, CDN_ERROR_PAGE, NOT_FOUND_PAGE, feed_page, video_page, waf_answer, waf_page
+from .signing import SigningKeys, SigningSetting
 
 MAX_LIST_COUNT = 50
-TINY_GIF = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00"
-            b"\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
+TINY_GIF = (
+    b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00"
+    b"\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
+)
 PLAY_API_BODY = b'{"status_code":0,"status_msg":"","aweme_id":"","data":{}}' + b" " * 312
 RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
 HTML = "text/html; charset=utf-8"
+GRACEFUL_SHUTDOWN_S = 2  # responses in flight when the replica stops get this long to finish
+STOP_TIMEOUT_S = 10
 
 
 @dataclass
@@ -56,6 +71,7 @@ class ReplicaConfig:
     url_ttl_s: int = 6 * 3600
     slow_seconds: float = 2.0
     media: bool = True  # False: metadata only (the CDN answers 404), for crawls of big catalogs
+    signing: str = "none"  # none | xbogus | gnarly: what the APIs demand (see .signing)
 
 
 class _ConnectionCut(Exception):
@@ -72,18 +88,29 @@ class _TruncatedResponse(Response):
 
 
 class _HideConnectionCuts(logging.Filter):
+    """No traceback for the cuts made on purpose: the `truncated` fault, and the responses a stop cancels."""
+
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.exc_info and isinstance(record.exc_info[1], _ConnectionCut))
+        return not (record.exc_info and isinstance(record.exc_info[1], (_ConnectionCut, asyncio.CancelledError)))
 
 
 class ReplicaSite:
-    """The request handlers and their state (sessions, issued tokens, WAF challenges)."""
+    """The request handlers and their state (sessions, issued tokens, WAF challenges, signing keys)."""
 
-    def __init__(self, catalog: Catalog, media: dict[str, Path], plan: FaultPlan, config: ReplicaConfig,
-                 clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        media: dict[str, Path],
+        plan: FaultPlan,
+        signing: SigningSetting,
+        config: ReplicaConfig,
+        clock: Callable[[], float],
+    ) -> None:
         self.catalog = catalog
         self.media = media
         self.plan = plan
+        self.signing = signing
+        self.keys = SigningKeys.draw()
         self.config = config
         self.clock = clock
         self.sizes = {video_id: path.stat().st_size for video_id, path in media.items()}
@@ -94,20 +121,23 @@ class ReplicaSite:
         self._waf_challenges: set[str] = set()
         self._feed_rng = random.Random(f"{config.seed}:feed")
         self._feed_pool = list(catalog.videos)
-        self.app = Starlette(routes=[
-            Route("/", self.feed, methods=["GET"]),
-            Route("/foryou", self.feed, methods=["GET"]),
-            Route("/en/", self.feed, methods=["GET"]),
-            Route("/@{user}/video/{video_id}", self.video_page, methods=["GET"]),
-            Route("/@{user}/photo/{video_id}", self.video_page, methods=["GET"]),
-            Route("/api/recommend/item_list/", self.recommend, methods=["GET"]),
-            Route("/api/related/item_list/", self.related, methods=["GET"]),
-            Route("/api/item/detail/", self.detail, methods=["GET"]),
-            Route("/cdn/video/{video_id}.mp4", self.cdn, methods=["GET", "HEAD"]),
-            Route("/aweme/v1/play/", self.play_api, methods=["GET", "HEAD"]),
-            Route("/cdn/img/{name}", self.static, methods=["GET", "HEAD"]),
-            Route("/cdn/music/{name}", self.static, methods=["GET", "HEAD"]),
-        ])
+        self.app = Starlette(
+            routes=[
+                Route("/", self.feed, methods=["GET"]),
+                Route("/foryou", self.feed, methods=["GET"]),
+                Route("/en/", self.feed, methods=["GET"]),
+                Route("/@{user}/video/{video_id}", self.video_page, methods=["GET"]),
+                Route("/@{user}/photo/{video_id}", self.video_page, methods=["GET"]),
+                Route("/api/recommend/item_list/", self.recommend, methods=["GET"]),
+                Route("/api/related/item_list/", self.related, methods=["GET"]),
+                Route("/api/item/detail/", self.detail, methods=["GET"]),
+                Route("/cdn/video/{video_id}.mp4", self.cdn, methods=["GET", "HEAD"]),
+                Route("/aweme/v1/play/", self.play_api, methods=["GET", "HEAD"]),
+                Route("/cdn/img/{name}", self.static, methods=["GET", "HEAD"]),
+                Route("/cdn/music/{name}", self.static, methods=["GET", "HEAD"]),
+                Route("/__replica__/signing", self.admin_signing, methods=["POST"]),
+            ]
+        )
 
     # --- shared steps ----------------------------------------------------------------------
 
@@ -159,27 +189,44 @@ class ReplicaSite:
         self._waf_challenges.add(challenge)
         return HTMLResponse(waf_page(challenge))
 
+    def _unsigned(self, request: Request) -> Response | None:
+        """The real site's answer to a forged call when the signature is missing, wrong or stale."""
+        query = request.scope["query_string"].decode("latin-1")
+        reason = self.keys.refusal(self.signing.mode, query, self.clock())
+        if reason is None:
+            return None
+        self.plan.refuse(reason)
+        return _empty_answer()
+
     def _api_blocks(self, request: Request) -> Response | None:
         """Bot detection on API calls: the empty first call of a session, empty bodies, captchas."""
         session = request.cookies.get("ttwid")
         first = session is None or session not in self._sessions_seen
         self._sessions_seen.add(session)
         if (first and self.plan.fires("empty_first")) or self.plan.fires("empty_body"):
-            return Response(b"", media_type="application/json", headers={"tt_orcas_res": "1"})
+            return _empty_answer()
         if self.plan.fires("captcha"):
             return JSONResponse(CAPTCHA_BODY)
         return None
 
     def _app_context(self) -> dict:
-        return {"language": "en", "region": "US", "appId": 1233, "wid": str(self._feed_rng.getrandbits(62)),
-                "abTestVersion": {"versionName": "replica"}, "user": {}, "webIdCreatedTime": str(int(self.clock()))}
+        return {
+            "language": "en",
+            "region": "US",
+            "appId": 1233,
+            "wid": str(self._feed_rng.getrandbits(62)),
+            "abTestVersion": {"versionName": "replica"},
+            "user": {},
+            "webIdCreatedTime": str(int(self.clock())),
+        }
 
     def _envelope(self, request: Request, videos: list[CatalogVideo]) -> JSONResponse:
         renderer = self._renderer(request)
         expire = self._expire(stale=self.plan.fires("expired_urls"))
         now = self.clock()
         items = [renderer.item(video, expire) for video in videos]
-        return JSONResponse(list_envelope(items, now_ms=int(now * 1000), logid=f"{int(now)}{secrets.token_hex(8).upper()}"))
+        logid = f"{int(now)}{secrets.token_hex(8).upper()}"
+        return JSONResponse(list_envelope(items, now_ms=int(now * 1000), logid=logid))
 
     @staticmethod
     def _count_param(request: Request, default: int) -> int | None:
@@ -193,7 +240,7 @@ class ReplicaSite:
         blocked = await self._common_faults("feed_page") or self._waf_blocks(request)
         if blocked:
             return blocked
-        return self._page(request, feed_page(self._app_context()))
+        return self._page(request, feed_page(self._app_context(), self.keys, self.clock()))
 
     async def video_page(self, request: Request) -> Response:
         blocked = await self._common_faults("video_page") or self._waf_blocks(request)
@@ -203,24 +250,30 @@ class ReplicaSite:
         if not video_id.isdigit():
             return self._page(request, NOT_FOUND_PAGE, status=404)
         if self.plan.fires("no_rehydration"):
-            return self._page(request, video_page(None, "TikTok"))
+            return self._page(request, video_page(None, "TikTok", self.keys, self.clock()))
         video = self.catalog.by_id.get(video_id)
         detail: dict = {"statusCode": STATUS_NOT_FOUND, "statusMsg": "item doesn't exist"}
         if video is not None and video.kind == "private":
             detail = {"statusCode": STATUS_PRIVATE, "statusMsg": "private item"}
         elif video is not None and video.kind != "deleted":
             renderer = self._renderer(request)
-            detail = {"itemInfo": {"itemStruct": renderer.item(video, self._expire())},
-                      "shareMeta": renderer.share_meta(video), "statusCode": 0, "statusMsg": ""}
-        scope = {"webapp.app-context": self._app_context(),
-                 "webapp.biz-context": {"os": "linux", "isMobile": False, "bizId": "tiktok_web"},
-                 "webapp.video-detail": detail}
-        return self._page(request, video_page(scope, f"TikTok video {video_id}"))
+            detail = {
+                "itemInfo": {"itemStruct": renderer.item(video, self._expire())},
+                "shareMeta": renderer.share_meta(video),
+                "statusCode": 0,
+                "statusMsg": "",
+            }
+        scope = {
+            "webapp.app-context": self._app_context(),
+            "webapp.biz-context": {"os": "linux", "isMobile": False, "bizId": "tiktok_web"},
+            "webapp.video-detail": detail,
+        }
+        return self._page(request, video_page(scope, f"TikTok video {video_id}", self.keys, self.clock()))
 
     # --- APIs ------------------------------------------------------------------------------
 
     async def recommend(self, request: Request) -> Response:
-        blocked = await self._common_faults("recommend") or self._api_blocks(request)
+        blocked = await self._common_faults("recommend") or self._unsigned(request) or self._api_blocks(request)
         if blocked:
             return blocked
         count = self._count_param(request, 30)
@@ -230,7 +283,7 @@ class ReplicaSite:
         return self._envelope(request, self._feed_rng.sample(self._feed_pool, min(size, len(self._feed_pool))))
 
     async def related(self, request: Request) -> Response:
-        blocked = await self._common_faults("related") or self._api_blocks(request)
+        blocked = await self._common_faults("related") or self._unsigned(request) or self._api_blocks(request)
         if blocked:
             return blocked
         count = self._count_param(request, 16)
@@ -243,7 +296,7 @@ class ReplicaSite:
         return self._envelope(request, [self.catalog.by_id[i] for i in video.related[:count]])
 
     async def detail(self, request: Request) -> Response:
-        blocked = await self._common_faults("detail") or self._api_blocks(request)
+        blocked = await self._common_faults("detail") or self._unsigned(request) or self._api_blocks(request)
         if blocked:
             return blocked
         video_id = request.query_params.get("itemId", "")
@@ -255,9 +308,27 @@ class ReplicaSite:
         if video.kind == "private":
             return JSONResponse(status_envelope(STATUS_PRIVATE))
         renderer = self._renderer(request)
-        return JSONResponse({"itemInfo": {"itemStruct": renderer.item(video, self._expire())},
-                             "shareMeta": renderer.share_meta(video), "statusCode": 0,
-                             "status_code": 0, "status_msg": ""})
+        return JSONResponse(
+            {
+                "itemInfo": {"itemStruct": renderer.item(video, self._expire())},
+                "shareMeta": renderer.share_meta(video),
+                "statusCode": 0,
+                "status_code": 0,
+                "status_msg": "",
+            }
+        )
+
+    # --- admin ---------------------------------------------------------------------------
+
+    async def admin_signing(self, request: Request) -> Response:
+        """``POST /__replica__/signing`` with ``mode`` in the query or a form body: switch the signing mode."""
+        form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        mode = request.query_params.get("mode") or form.get("mode", [""])[0]
+        try:
+            self.signing.set(mode)
+        except ConfigError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse({"signing": mode})
 
     # --- CDN -------------------------------------------------------------------------------
 
@@ -271,9 +342,12 @@ class ReplicaSite:
         expire = request.query_params.get("expire", "")
         signature = request.query_params.get("signature", "")
         urls = MediaUrls("", self._secret)
-        if (not expire.isdigit() or signature != urls.signature(video_id, int(expire))
-                or int(expire) < self.clock()
-                or request.cookies.get("tt_chain_token") not in self._tokens):
+        if (
+            not expire.isdigit()
+            or signature != urls.signature(video_id, int(expire))
+            or int(expire) < self.clock()
+            or request.cookies.get("tt_chain_token") not in self._tokens
+        ):
             return HTMLResponse(ACCESS_DENIED, status_code=403)
         if self.plan.fires("cdn_html"):
             return HTMLResponse(CDN_ERROR_PAGE)
@@ -289,7 +363,7 @@ class ReplicaSite:
             if start is None:
                 return Response(status_code=416, headers={"Content-Range": f"bytes */{len(body)}"})
             headers["Content-Range"] = f"bytes {start}-{end}/{len(body)}"
-            status, body = 206, body[start:end + 1]
+            status, body = 206, body[start : end + 1]
         response_type = _TruncatedResponse if self.plan.fires("truncated") else Response
         return response_type(body, status_code=status, media_type="video/mp4", headers=headers)
 
@@ -306,6 +380,11 @@ class ReplicaSite:
         if video_id not in self._bodies:
             self._bodies[video_id] = self.media[video_id].read_bytes()
         return self._bodies[video_id]
+
+
+def _empty_answer() -> Response:
+    """HTTP 200, 0 bytes, ``tt_orcas_res: 1``: how the site answers calls it will not serve."""
+    return Response(b"", media_type="application/json", headers={"tt_orcas_res": "1"})
 
 
 def _byte_range(match: re.Match, size: int) -> tuple[int | None, int]:
@@ -330,20 +409,32 @@ def _corrupted(body: bytes, salt: int) -> bytes:
 class Replica:
     """The replica site, served by uvicorn in a background thread; use as a context manager.
 
-    ``clock`` (unix seconds) decides URL expiry; inject one to test expiry without waiting.
+    ``clock`` (unix seconds) decides URL expiry and signature freshness; inject one to test them without
+    waiting. Each start draws new signing keys.
     ``on_progress(done, total)`` reports media generation (the CLI's progress bar).
+
+    Nothing here joins the server thread while a Ctrl-C may land: on Python 3.11 a KeyboardInterrupt
+    that interrupts ``Thread.join`` marks the thread finished while it still runs (python/cpython#90882),
+    so :meth:`stop` would return at once and the process would tear down under a live server. An
+    Event set when the thread ends is waited on instead.
     """
 
-    def __init__(self, config: ReplicaConfig | None = None, *, clock: Callable[[], float] = time.time,
-                 on_progress: Callable[[int, int], None] | None = None) -> None:
+    def __init__(
+        self,
+        config: ReplicaConfig | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> None:
         self.config = config or ReplicaConfig()
         self.catalog = build_catalog(self.config.videos, self.config.seed, self.config.signal)
         self.cache_dir = self.config.media_cache or default_cache_dir()
         self._plan = FaultPlan(self.config.seed, self.config.faults)
+        self._signing = SigningSetting(self.config.signing)
         self._clock = clock
         self._on_progress = on_progress
         self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._stopped = threading.Event()
         self.base_url = ""
 
     def media_path(self, video_id: str) -> Path:
@@ -357,48 +448,87 @@ class Replica:
         """Replace the fault rates while serving (names left out go back to 0)."""
         self._plan.set(faults)
 
+    def set_signing(self, mode: str) -> None:
+        """Switch the signing mode while serving (``none``, ``xbogus``, ``gnarly``); the keys stay."""
+        self._signing.set(mode)
+
+    @property
+    def signing(self) -> str:
+        """The signing mode enforced now."""
+        return self._signing.mode
+
     @property
     def stats(self) -> ReplicaStats:
         return self._plan.snapshot()
 
-    def start(self) -> "Replica":
+    def start(self) -> Replica:
+        """Make the media, then serve; interrupted (Ctrl-C) or failed, it leaves nothing running."""
         media = {}
         if self.config.media:
-            ensure_media([video.media for video in self.catalog.playable()], self.cache_dir,
-                         on_progress=self._on_progress)
+            ensure_media(
+                [video.media for video in self.catalog.playable()], self.cache_dir, on_progress=self._on_progress
+            )
             media = {video.id: self.media_path(video.id) for video in self.catalog.playable()}
-        site = ReplicaSite(self.catalog, media, self._plan, self.config, self._clock)
+        site = ReplicaSite(self.catalog, media, self._plan, self._signing, self.config, self._clock)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.config.host, self.config.port))
         host, port = sock.getsockname()[:2]
         self.base_url = f"http://{host}:{port}"
         logging.getLogger("uvicorn.error").addFilter(_HideConnectionCuts())
-        server_config = uvicorn.Config(site.app, log_config=None, log_level="warning", access_log=False,
-                                       lifespan="off", timeout_graceful_shutdown=2)
+        server_config = uvicorn.Config(
+            site.app,
+            log_config=None,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        )
         self._server = uvicorn.Server(server_config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
-                                        name="replica-server", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 15
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the replica server did not start")
-            time.sleep(0.02)
+        self._stopped = threading.Event()
+        threading.Thread(
+            target=self._serve, args=(self._server, sock, self._stopped), name="replica-server", daemon=True
+        ).start()
+        try:
+            deadline = time.monotonic() + 15
+            while not self._server.started:
+                if self._stopped.is_set() or time.monotonic() > deadline:
+                    raise RuntimeError("the replica server did not start")
+                time.sleep(0.02)
+        except BaseException:
+            self.stop()
+            raise
         return self
+
+    @staticmethod
+    def _serve(server: uvicorn.Server, sock: socket.socket, stopped: threading.Event) -> None:
+        try:
+            server.run(sockets=[sock])
+        finally:
+            stopped.set()
 
     def wait(self) -> None:
         """Block until the server stops (the CLI serves until Ctrl-C)."""
-        while self._thread is not None and self._thread.is_alive():
-            self._thread.join(timeout=0.5)
+        if self._server is not None:
+            self._stopped.wait()
 
     def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=10)
-        self._server = self._thread = None
+        """Stop serving: idle connections close at once, responses in flight get GRACEFUL_SHUTDOWN_S.
 
-    def __enter__(self) -> "Replica":
+        A second Ctrl-C while stopping cuts those responses short; the server is stopped either way.
+        """
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.should_exit = True
+        try:
+            self._stopped.wait(STOP_TIMEOUT_S)
+        except KeyboardInterrupt:
+            server.force_exit = True
+            self._stopped.wait(STOP_TIMEOUT_S)
+            raise
+
+    def __enter__(self) -> Replica:
         return self.start()
 
     def __exit__(self, *exc_info) -> None:

@@ -12,11 +12,13 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, NamedTuple, Sequence
+from typing import NamedTuple
 
+import ffmpeg
 import numpy as np
 import pandas as pd
 import torch
@@ -60,8 +62,9 @@ def load_export(root: Path) -> Export:
     root = Path(root)
     manifest, table = read_export(root)
     if manifest.get("label") not in LABEL_COLUMNS:
-        raise ConfigError(f"{root / 'manifest.json'}: label must be one of {sorted(LABEL_COLUMNS)}, "
-                          f"got {manifest.get('label')!r}")
+        raise ConfigError(
+            f"{root / 'manifest.json'}: label must be one of {sorted(LABEL_COLUMNS)}, got {manifest.get('label')!r}"
+        )
     missing = [c for c in (*REQUIRED_COLUMNS, LABEL_COLUMNS[manifest["label"]]) if c not in table.columns]
     if missing:
         raise ConfigError(f"{root}: the video table lacks column(s) {', '.join(missing)}")
@@ -75,6 +78,7 @@ def load_export(root: Path) -> Export:
 
 # --- the proxy cache ----------------------------------------------------------------------------
 
+
 def proxy_dir(cache_root: Path, size: int) -> Path:
     return Path(cache_root) / f"proxies-{PROXY_VERSION}-{size}px"
 
@@ -83,19 +87,34 @@ def encode_proxy(source: Path, target: Path, size: int) -> Path:
     """Decode ``source`` once and write a ``size x size`` short-GOP proxy to ``target`` (atomically).
 
     Single-threaded x264 keeps the output byte-identical for the same input, so training, evaluation
-    and ``corpus predict`` see exactly the same pixels.
+    and ``corpus predict`` see exactly the same pixels. Only the first video stream is mapped (out of the
+    filter graph), so the proxy keeps none of the original's audio, subtitles or stream tags.
     """
     if size % 2:
         raise ConfigError(f"--size must be even (H.264 4:2:0), got {size}")
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".part")
     from ..media import FFMPEG, run_tool  # here, not at the top: training from a built cache needs no PyAV
-    command = [FFMPEG, "-nostdin", "-v", "error", "-y", "-threads", "1", "-i", str(source), "-an",
-               "-sn", "-dn", "-map", "0:v:0",
-               "-vf", f"scale={size}:{size}:flags=area,format=yuv420p",
-               "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-threads", "1",
-               "-g", str(PROXY_GOP), "-keyint_min", str(PROXY_GOP), "-sc_threshold", "0", "-bf", "0",
-               "-f", "mp4", str(partial)]
+
+    command = (
+        ffmpeg.input(str(source), threads=1)["v:0"]
+        .filter("scale", size, size, flags="area")
+        .filter("format", "yuv420p")
+        .output(
+            str(partial),
+            **{"c:v": "libx264"},
+            preset="veryfast",
+            crf=20,
+            threads=1,
+            g=PROXY_GOP,
+            keyint_min=PROXY_GOP,
+            sc_threshold=0,
+            bf=0,
+            format="mp4",
+        )
+        .global_args("-nostdin", "-v", "error")
+        .compile(cmd=FFMPEG, overwrite_output=True)
+    )
     try:
         run_tool(command, timeout=FFMPEG_TIMEOUT_S, what=f"decode {source}")
         if not partial.is_file() or partial.stat().st_size == 0:
@@ -108,8 +127,9 @@ def encode_proxy(source: Path, target: Path, size: int) -> Path:
     return target
 
 
-def build_cache(export: Export, size: int, cache_root: Path | None = None, workers: int | None = None,
-                progress: bool = True) -> dict[str, Path]:
+def build_cache(
+    export: Export, size: int, cache_root: Path | None = None, workers: int | None = None, progress: bool = True
+) -> dict[str, Path]:
     """Make sure every video of the export has its proxy; returns ``video_id -> proxy path``.
 
     Proxies already present are reused (the key is the original's sha256, so a re-export of the same
@@ -130,8 +150,11 @@ def build_cache(export: Export, size: int, cache_root: Path | None = None, worke
     if todo:
         from rich.console import Console
         from rich.progress import Progress
-        with Progress(console=Console(stderr=True), disable=not progress, transient=True) as bar, \
-                ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
+
+        with (
+            Progress(console=Console(stderr=True), disable=not progress, transient=True) as bar,
+            ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool,
+        ):
             task = bar.add_task(f"decoding {len(todo)} videos into {size}px proxies", total=len(todo))
             futures = [pool.submit(encode_proxy, src, dst, size) for _, src, dst in todo]
             for future in futures:
@@ -147,6 +170,7 @@ def build_cache(export: Export, size: int, cache_root: Path | None = None, worke
 
 # --- clips --------------------------------------------------------------------------------------
 
+
 def clip_starts(n_frames: int, clip_frames: int, n_clips: int) -> list[int]:
     """Evaluation clip starts: one centred clip, or ``n_clips`` spread uniformly over the video."""
     room = max(0, n_frames - clip_frames)
@@ -161,13 +185,15 @@ def random_start(n_frames: int, clip_frames: int, seed: Sequence[int]) -> int:
     return int(np.random.default_rng(list(seed)).integers(0, room + 1))
 
 
-def read_clip(proxy: Path, clip_frames: int, start: int | None = None,
-              seed: Sequence[int] | None = None) -> tuple[torch.Tensor, int]:
+def read_clip(
+    proxy: Path, clip_frames: int, start: int | None = None, seed: Sequence[int] | None = None
+) -> tuple[torch.Tensor, int]:
     """``clip_frames`` consecutive frames as uint8 (C, T, H, W), zero-padded in time; and how many are real.
 
     Give ``start`` (or ``-1`` for the centred clip) or a ``seed`` for a random start.
     """
     from torchcodec.decoders import VideoDecoder
+
     try:
         decoder = VideoDecoder(str(proxy), seek_mode="exact", num_ffmpeg_threads=1)
         n_frames = len(decoder)
@@ -189,6 +215,7 @@ def eval_start(proxy: Path, clip_frames: int, eval_clips: int, clip_no: int) -> 
     if eval_clips == 1:
         return -1
     from torchcodec.decoders import VideoDecoder
+
     try:
         n_frames = len(VideoDecoder(str(proxy), seek_mode="exact"))
     except (RuntimeError, ValueError) as exc:
@@ -219,8 +246,9 @@ class ClipKey(NamedTuple):
 class ClipDataset(Dataset):
     """Rows of one split, read from their proxies; items are ``(clip, valid, target, index)``."""
 
-    def __init__(self, proxies: Sequence[Path], targets: Sequence[float], clip_frames: int,
-                 eval_clips: int = 1) -> None:
+    def __init__(
+        self, proxies: Sequence[Path], targets: Sequence[float], clip_frames: int, eval_clips: int = 1
+    ) -> None:
         self.proxies = list(proxies)
         self.targets = torch.tensor(np.asarray(targets, dtype=np.float32))
         self.clip_frames = clip_frames
@@ -246,8 +274,17 @@ class EpochSampler(Sampler[ClipKey]):
     each class equally likely; under DDP each rank takes every ``world_size``-th item of the same order.
     """
 
-    def __init__(self, labels: Sequence[float], *, seed: int, train: bool, balanced: bool = False,
-                 eval_clips: int = 1, rank: int = 0, world_size: int = 1) -> None:
+    def __init__(
+        self,
+        labels: Sequence[float],
+        *,
+        seed: int,
+        train: bool,
+        balanced: bool = False,
+        eval_clips: int = 1,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
         self.labels = np.asarray(labels)
         self.seed, self.train, self.balanced = seed, train, balanced
         self.eval_clips, self.rank, self.world_size = eval_clips, rank, world_size
@@ -273,8 +310,8 @@ class EpochSampler(Sampler[ClipKey]):
     def __iter__(self) -> Iterator[ClipKey]:
         order = self._order()
         per_rank = math.ceil(len(order) / self.world_size)
-        order = (order * self.world_size)[:per_rank * self.world_size] if self.world_size > 1 else order
-        return iter(order[self.rank::self.world_size])
+        order = (order * self.world_size)[: per_rank * self.world_size] if self.world_size > 1 else order
+        return iter(order[self.rank :: self.world_size])
 
     def __len__(self) -> int:
         total = len(self.labels) * (1 if self.train else self.eval_clips)
@@ -287,6 +324,7 @@ def collate_clips(batch):
 
 
 # --- metadata features (for the metadata-only baseline) ---------------------------------------
+
 
 def _hashtag_count(value) -> int:
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -304,14 +342,21 @@ def _hashtag_count(value) -> int:
 
 def metadata_features(table: pd.DataFrame) -> np.ndarray:
     """log1p(followers), duration, caption length, hashtag count: what a model sees without pixels."""
+
     def column(name, default=0.0):
-        return pd.to_numeric(table[name], errors="coerce").fillna(default) if name in table else \
-            pd.Series(default, index=table.index)
+        return (
+            pd.to_numeric(table[name], errors="coerce").fillna(default)
+            if name in table
+            else pd.Series(default, index=table.index)
+        )
+
     desc = table["desc"].fillna("").astype(str) if "desc" in table else pd.Series("", index=table.index)
     hashtags = table["hashtags"] if "hashtags" in table else pd.Series([None] * len(table), index=table.index)
-    return np.column_stack([
-        np.log1p(column("follower_count").clip(lower=0)),
-        column("duration_s"),
-        desc.str.len(),
-        [_hashtag_count(v) for v in hashtags],
-    ]).astype(np.float64)
+    return np.column_stack(
+        [
+            np.log1p(column("follower_count").clip(lower=0)),
+            column("duration_s"),
+            desc.str.len(),
+            [_hashtag_count(v) for v in hashtags],
+        ]
+    ).astype(np.float64)
