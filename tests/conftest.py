@@ -80,10 +80,12 @@ def replica_session():
 
 @pytest.fixture
 def replica(replica_session):
-    """The shared default replica with every fault off before and after the test."""
+    """The shared default replica with every fault off and signing ``none`` before and after the test."""
     replica_session.set_faults({})
+    replica_session.set_signing("none")
     yield replica_session
     replica_session.set_faults({})
+    replica_session.set_signing("none")
 
 
 @pytest.fixture

@@ -46,7 +46,13 @@ def test_db_upgrade_then_status_json(any_db_url):
 
     store = open_store(Settings(db_url=any_db_url))
     with store.transaction() as session:
-        session.execute(insert(Video), [{"id": "1", "download_status": "downloaded"}, {"id": "2"}])
+        session.execute(
+            insert(Video),
+            [
+                {"id": "1", "download_status": "downloaded", "expand_status": "expanded", "expand_method": "signed"},
+                {"id": "2"},
+            ],
+        )
     store.dispose()
 
     result = corpus("--db", any_db_url, "status", "--json")
@@ -54,9 +60,24 @@ def test_db_upgrade_then_status_json(any_db_url):
     counts = json.loads(result.stdout)
     assert counts["videos"] == 2
     assert counts["stages"]["download"] == {"downloaded": 1, "pending": 1}
+    assert counts["expand_methods"] == {"signed": 1}
 
     table = corpus("--db", any_db_url, "status")
-    assert table.exit_code == 0 and "downloaded" in table.stdout
+    assert table.exit_code == 0 and "downloaded" in table.stdout and "expanded via signed" in table.stdout
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--related-via", "curl"], "unknown --related-via 'curl': use one of auto, fetch, signed, page"),
+        (["--fallback-after", "0"], "Invalid value for '--fallback-after'"),
+    ],
+)
+def test_crawl_refuses_an_unknown_related_list_method_before_it_starts(settings, flags, message):
+    result = corpus("--data-dir", str(settings.data_dir), "crawl", *flags)
+
+    assert result.exit_code in (1, 2) and message in result.stderr
+    assert not settings.data_dir.exists(), "nothing was opened"
 
 
 def test_a_stale_schema_is_one_line_and_exit_1(settings):

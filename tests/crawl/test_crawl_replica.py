@@ -3,6 +3,7 @@ and Postgres, the `corpus crawl` command in subprocesses for kills and scale-out
 
 from __future__ import annotations
 
+import json
 import random
 import signal
 import stat
@@ -48,7 +49,15 @@ def options(**overrides) -> CrawlOptions:
     )
 
 
-def crawl_command(base_url: str, db_url: str, data_dir: Path, *extra: str) -> list[str]:
+def crawl_command(
+    base_url: str,
+    db_url: str,
+    data_dir: Path,
+    *extra: str,
+    seeds: int = SEEDS,
+    fanout: int = FANOUT,
+    target: int = TARGET,
+) -> list[str]:
     return [
         str(CORPUS),
         "--db",
@@ -59,11 +68,11 @@ def crawl_command(base_url: str, db_url: str, data_dir: Path, *extra: str) -> li
         "--base-url",
         base_url,
         "--seeds",
-        str(SEEDS),
+        str(seeds),
         "--fanout",
-        str(FANOUT),
+        str(fanout),
         "--max-videos",
-        str(TARGET),
+        str(target),
         "--delay",
         "0",
         "--max-rate",
@@ -73,7 +82,9 @@ def crawl_command(base_url: str, db_url: str, data_dir: Path, *extra: str) -> li
     ]
 
 
-def assert_corpus_shape(db_url: str, *, target: int = TARGET) -> dict[str, Video]:
+def assert_corpus_shape(
+    db_url: str, *, target: int = TARGET, seeds: int = SEEDS, fanout: int = FANOUT
+) -> dict[str, Video]:
     """The invariants every finished crawl holds, however it was run or interrupted."""
     store = open_store(Settings(db_url=db_url))
     try:
@@ -85,10 +96,10 @@ def assert_corpus_shape(db_url: str, *, target: int = TARGET) -> dict[str, Video
         store.dispose()
     playable = [v for v in videos.values() if v.item_kind == "video"]
     assert len(playable) == target
-    seeds = [v for v in videos.values() if v.source == "foryou"]
-    assert len(seeds) == SEEDS and all(v.depth == 0 and v.parent_id is None for v in seeds)
+    seeded = [v for v in videos.values() if v.source == "foryou"]
+    assert len(seeded) == seeds and all(v.depth == 0 and v.parent_id is None for v in seeded)
     children = Counter(v.parent_id for v in videos.values() if v.parent_id)
-    assert max(children.values()) <= FANOUT
+    assert max(children.values()) <= fanout
     for child in videos.values():
         if child.parent_id:
             parent = videos[child.parent_id]
@@ -99,6 +110,7 @@ def assert_corpus_shape(db_url: str, *, target: int = TARGET) -> dict[str, Video
     assert all(videos[p].expand_status == "expanded" for p, _, _ in edges)
     assert snapshot_ids == set(videos), "every recorded video has at least one stats snapshot"
     assert not [v.id for v in videos.values() if v.expand_status == "claimed"], "no claim left behind"
+    assert all((v.expand_method is not None) == (v.expand_status == "expanded") for v in videos.values())
     return videos
 
 
@@ -139,9 +151,10 @@ def wait_for(condition: Callable[[], bool], what: str, *procs: subprocess.Popen,
         time.sleep(0.02)
 
 
-def test_resumes_after_sigkill_without_duplicates(replica, tmp_path):
+@pytest.mark.parametrize(("via", "method"), [("auto", "fetch"), ("page", "page")])
+def test_resumes_after_sigkill_without_duplicates(replica, tmp_path, via, method):
     db_url = f"sqlite:///{tmp_path / 'corpus.db'}"
-    command = crawl_command(replica.base_url, db_url, tmp_path / "data", "--workers", "2")
+    command = crawl_command(replica.base_url, db_url, tmp_path / "data", "--workers", "2", "--related-via", via)
     rng = random.Random(4)
     killed_at = []
     # 30 videos from 5 seeds at fanout 3 take at least 9 expansions: every threshold comes before the end.
@@ -159,7 +172,8 @@ def test_resumes_after_sigkill_without_duplicates(replica, tmp_path):
     assert min(killed_at) < TARGET, f"no kill landed mid-crawl: {killed_at}"
     finished = subprocess.run(command, capture_output=True, text=True, timeout=240)
     assert finished.returncode == 0, finished.stderr
-    assert_corpus_shape(db_url)
+    videos = assert_corpus_shape(db_url)
+    assert {v.expand_method for v in videos.values() if v.expand_status == "expanded"} == {method}
 
 
 def corpus_lock_waiters(conn, application_name: str) -> int:
@@ -211,16 +225,18 @@ def test_two_processes_on_one_postgres_share_the_frontier(replica, pg_url, tmp_p
     assert len(workers) == 2, "both processes took part"
 
 
-def test_reaches_target_under_faults(tmp_path):
+@pytest.mark.parametrize("via", ["auto", "page"])
+def test_reaches_target_under_faults(tmp_path, via):
     # Its own replica: the fault draws start fresh, so blocks of every API kind fire within this short crawl.
     faults = {name: 0.15 for name in FAULTS}
     with Replica(ReplicaConfig(videos=100, seed=3, signal=0.0, faults=faults)) as faulty:
         settings = Settings(data_dir=tmp_path / "data", base_url=faulty.base_url)
-        summary = crawl(settings, options(workers=2), policy=TEST_POLICY)
+        summary = crawl(settings, options(workers=2, related_via=via), policy=TEST_POLICY)
         fired = faulty.stats.faults
     assert summary.status == "target_reached"
     assert summary.blocks > 0 and fired["empty_body"] and fired["captcha"] and fired["http_5xx"]
     assert_corpus_shape(settings.db_url)
+    assert via == "auto" or set(summary.methods) == {via}
 
 
 def test_waf_interstitial_on_every_page_is_waited_out(replica, tmp_path):
@@ -237,12 +253,13 @@ def test_waf_interstitial_on_every_page_is_waited_out(replica, tmp_path):
 
 
 @pytest.mark.timeout(120)  # closing a page under in-flight fetches used to hang the crawl
-def test_contexts_recycle_cleanly_under_concurrent_fetches(replica, tmp_path):
+@pytest.mark.parametrize("via", ["auto", "page"])
+def test_contexts_recycle_cleanly_under_concurrent_fetches(replica, tmp_path, via):
     settings = Settings(data_dir=tmp_path / "data", base_url=replica.base_url)
     # Every third request (the page load counts as one) renews the context, so however the ~15
     # requests split between the two workers, at least two recycles happen mid-crawl.
     policy = BlockPolicy(recycle_every=3, backoff_initial_s=0.05, backoff_max_s=0.5, warmup_wait_s=1.0)
-    summary = crawl(settings, options(workers=2, in_flight=4), policy=policy)
+    summary = crawl(settings, options(workers=2, in_flight=4, related_via=via), policy=policy)
     assert summary.status == "target_reached" and summary.recycles >= 2
     assert "browser_error" not in summary.errors and "timeout" not in summary.errors, (
         "a recycle closed a page under a fetch still in flight"
@@ -287,3 +304,100 @@ def test_persistent_blocking_stops_with_exit_code_3(replica, tmp_path):
         replica.set_faults({})
     assert result.returncode == 3, result.stderr
     assert "persistently blocked" in result.stderr and "tt_chain_token" not in result.stderr + result.stdout
+
+
+# --- request signing (issue #14) ------------------------------------------------------------------------
+# The issue's crawl, 25 seeds at fanout 5, on a catalog without media files: these crawls download nothing.
+SIGNED_SEEDS, SIGNED_FANOUT, SIGNED_TARGET = 25, 5, 60
+
+
+def signing_replica(make_replica, signing: str) -> Replica:
+    return make_replica(videos=200, seed=0, signal=0.0, signing=signing, media=False)
+
+
+def expanded_by_method(db_url: str) -> Counter:
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT expand_method, count(*) FROM videos WHERE expand_status = 'expanded' GROUP BY 1")
+            ).all()
+    finally:
+        engine.dispose()
+    return Counter(dict(rows))
+
+
+@pytest.mark.parametrize(("signing", "method"), [("none", "fetch"), ("xbogus", "signed"), ("gnarly", "page")])
+def test_each_signing_mode_is_crawled_with_the_cheapest_method_it_accepts(make_replica, tmp_path, signing, method):
+    rep = signing_replica(make_replica, signing)
+    settings = Settings(data_dir=tmp_path / "data", base_url=rep.base_url)
+
+    summary = crawl(
+        settings,
+        options(seeds=SIGNED_SEEDS, fanout=SIGNED_FANOUT, max_videos=SIGNED_TARGET),
+        policy=TEST_POLICY,
+    )
+
+    assert summary.status == "target_reached" and summary.seeds == SIGNED_SEEDS, "the For You seeds came in"
+    assert_corpus_shape(settings.db_url, target=SIGNED_TARGET, seeds=SIGNED_SEEDS, fanout=SIGNED_FANOUT)
+    assert summary.methods == {method: summary.expansions} == expanded_by_method(settings.db_url)
+    refused = rep.stats.refused_signatures
+    assert summary.blocks == 0 and sum(refused.values()) == ("fetch", "signed", "page").index(method), (
+        "the probe's refused calls (one per cheaper method) were the only ones, and none was a block"
+    )
+    store = open_store(settings)
+    with store.sessions() as session:
+        run = session.scalars(select(CrawlRun)).one()
+    store.dispose()
+    assert run.counts["methods"] == summary.methods
+
+
+def test_a_switch_from_xbogus_to_gnarly_mid_crawl_falls_back_to_the_page(make_replica, tmp_path):
+    rep = signing_replica(make_replica, "xbogus")
+    db_url = f"sqlite:///{tmp_path / 'corpus.db'}"
+    target = 90  # room for a dozen expansions after the switch
+    command = crawl_command(
+        rep.base_url, db_url, tmp_path / "data", "--json", seeds=SIGNED_SEEDS, fanout=SIGNED_FANOUT, target=target
+    )
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: video_rows(db_url, "expand_status = 'expanded'") >= 3, "3 expanded parents", proc)
+        rep.set_signing("gnarly")
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    summary = json.loads(out)
+    assert summary["status"] == "target_reached" and summary["blocks"] == 0, "every refused list was filled"
+    methods = expanded_by_method(db_url)
+    assert methods == summary["methods"] and methods["signed"] >= 3 and methods["page"] >= 3
+    assert rep.stats.refused_signatures, "the site did refuse the signed calls after the switch"
+    videos = assert_corpus_shape(db_url, target=target, seeds=SIGNED_SEEDS, fanout=SIGNED_FANOUT)
+    assert all(v.expand_attempts == 1 for v in videos.values() if v.expand_status == "expanded"), (
+        "no parent was given back and expanded again"
+    )
+
+
+def test_fetch_alone_against_gnarly_is_persistently_blocked_where_auto_goes_on(make_replica, tmp_path):
+    rep = signing_replica(make_replica, "gnarly")
+    db_url = f"sqlite:///{tmp_path / 'corpus.db'}"
+    sizes = {"seeds": SIGNED_SEEDS, "fanout": SIGNED_FANOUT, "target": SIGNED_TARGET}
+
+    blocked = subprocess.run(
+        crawl_command(rep.base_url, db_url, tmp_path / "data", "--related-via", "fetch", **sizes),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+
+    assert blocked.returncode == 3, blocked.stderr
+    assert "persistently blocked" in blocked.stderr and "empty_body" in blocked.stderr
+    assert video_rows(db_url, "expand_status = 'expanded'") == 0 and video_rows(db_url) >= SIGNED_SEEDS
+    resumed = subprocess.run(
+        crawl_command(rep.base_url, db_url, tmp_path / "data", **sizes), capture_output=True, text=True, timeout=240
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert_corpus_shape(db_url, target=SIGNED_TARGET, seeds=SIGNED_SEEDS, fanout=SIGNED_FANOUT)
+    assert set(expanded_by_method(db_url)) == {"page"}

@@ -97,7 +97,9 @@ def test_expansion_adds_at_most_fanout_records_ranked_edges_and_finishes_parent(
     [parent] = claim_parents(any_store, "bfs", worker_name("t"))
     assert parent == "1"
     related = listing(2, 1, 10, 11, 12, 13)  # 2 is known, 1 is the parent itself
-    sighting = record_expansion(any_store, parent, related, fanout=3, max_videos=100, run_id=None, seed=0)
+    sighting = record_expansion(
+        any_store, parent, related, method="signed", fanout=3, max_videos=100, run_id=None, seed=0
+    )
     assert sighting.new == ("10", "11", "12")
     with any_store.sessions() as session:
         edges = dict(
@@ -106,7 +108,7 @@ def test_expansion_adds_at_most_fanout_records_ranked_edges_and_finishes_parent(
         parent_row = session.get(Video, "1")
         child = session.get(Video, "10")
     assert edges == {"2": 0, "10": 1, "11": 2, "12": 3}
-    assert parent_row.expand_status == "expanded"
+    assert parent_row.expand_status == "expanded" and parent_row.expand_method == "signed"
     assert child.parent_id == "1" and child.depth == 1 and child.source == "related"
     assert frontier_state(any_store) == (4, 0)  # 2, 10, 11, 12 wait
 
@@ -114,7 +116,9 @@ def test_expansion_adds_at_most_fanout_records_ranked_edges_and_finishes_parent(
 def test_expansion_stops_at_max_videos(any_store):
     record_seeds(any_store, listing(1), seeds=1, max_videos=3, run_id=None, seed=0)
     [parent] = claim_parents(any_store, "random", worker_name("t"))
-    sighting = record_expansion(any_store, parent, listing(20, 21, 22, 23), fanout=5, max_videos=3, run_id=None, seed=0)
+    sighting = record_expansion(
+        any_store, parent, listing(20, 21, 22, 23), method="fetch", fanout=5, max_videos=3, run_id=None, seed=0
+    )
     assert sighting.new == ("20", "21") and count(any_store, Video) == 3
 
 
@@ -124,11 +128,12 @@ def test_failed_expansion_transaction_leaves_nothing_behind(any_store):
     broken = ItemList((parse_item(item(30)), parse_item({"id": "31", "author": {"id": "x" * 40}})))
     with pytest.raises((DBAPIError, RuntimeError)):  # Postgres refuses the long id; SQLite is broken by hand
         record_expansion(
-            any_store, parent, broken, fanout=5, max_videos=10, run_id=None, seed=0
+            any_store, parent, broken, method="page", fanout=5, max_videos=10, run_id=None, seed=0
         ) if any_store.dialect == "postgresql" else _fail_midway(any_store, parent)
     assert count(any_store, Video) == 1 and count(any_store, RelatedEdge) == 0
     with any_store.sessions() as session:
-        assert session.get(Video, "1").expand_status == "claimed"
+        parent_row = session.get(Video, "1")
+    assert parent_row.expand_status == "claimed" and parent_row.expand_method is None
 
 
 def _fail_midway(store, parent):

@@ -124,6 +124,27 @@ def test_403_without_cookie_and_expired_urls_refresh_the_item(store, site, rows,
     assert rows.attempts(ids[0])[0].outcome == "ok"  # the expired URL was never requested
 
 
+def test_a_refresh_under_gnarly_signing_comes_from_the_unsigned_video_page(store, site, rows, replica, quick):
+    """The detail API now wants the page's own X-Gnarly, which only a browser page can make; the refresh does
+    not need it, because the video page itself (HTML with the item's JSON) is not signed."""
+    ids = playable_ids(replica, 1)
+    seed_rows(store, replica, ids)
+    pages_before = replica.stats.requests["video_page"]
+    refused_before = replica.stats.refused_signatures.total()
+    foreign = [{"name": "tt_chain_token", "value": "x", "domain": "elsewhere.example", "path": "/"}]
+    replica.set_signing("gnarly")
+    try:
+        summary = asyncio.run(download_pending(store, site, options=quick, cookies=foreign))
+    finally:
+        replica.set_signing("none")
+
+    assert summary.downloaded == len(ids)
+    assert_all_landed(site, rows, replica, ids)
+    assert rows.attempts(ids[0])[0].outcome == "forbidden", "the file needed a refresh"
+    assert replica.stats.requests["video_page"] > pages_before
+    assert replica.stats.refused_signatures.total() == refused_before, "no refresh reached the detail API"
+
+
 def test_ytdlp_fallback_lands_a_file_that_passes_the_same_checks(store, site, rows, replica, quick):
     ids = playable_ids(replica, 1)
     seed_rows(store, replica, ids)

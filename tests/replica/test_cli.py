@@ -46,6 +46,30 @@ def test_bad_fault_is_one_line_and_exit_1():
     assert "Traceback" not in result.stderr
 
 
+def test_signing_flag_sets_the_mode_and_an_unknown_one_is_one_line():
+    command = [*CORPUS, "replica", "serve", "--videos", "30", "--no-media", "--signing", "xbogus"]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        base_url = server.stdout.readline().strip()
+        with httpx.Client(base_url=base_url, timeout=10) as http:
+            http.get("/foryou")
+            unsigned = http.get(recommend_api_path(16))
+            assert unsigned.status_code == 200 and unsigned.content == b"" and unsigned.headers["tt_orcas_res"] == "1"
+            assert http.post("/__replica__/signing", params={"mode": "none"}).json() == {"signing": "none"}
+            assert http.get(recommend_api_path(16)).json()["itemList"]
+    finally:
+        server.kill()
+        server.wait()
+    result = subprocess.run(
+        [*CORPUS, "replica", "serve", "--no-media", "--signing", "sometimes"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1 and "unknown signing mode 'sometimes'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_no_media_serves_metadata_without_making_any_file(tmp_path):
     cache = tmp_path / "cache"
     command = [*CORPUS, "replica", "serve", "--videos", "40", "--no-media"]

@@ -13,7 +13,13 @@ def test_counts_per_stage_and_status(store):
         session.execute(
             insert(Video),
             [
-                {"id": "1", "download_status": "downloaded", "probe_status": "valid", "expand_status": "expanded"},
+                {
+                    "id": "1",
+                    "download_status": "downloaded",
+                    "probe_status": "valid",
+                    "expand_status": "expanded",
+                    "expand_method": "page",
+                },
                 {"id": "2", "download_status": "downloaded", "probe_status": "too_short"},
                 {"id": "3", "download_status": "failed", "item_kind": "photo"},
             ],
@@ -33,6 +39,7 @@ def test_counts_per_stage_and_status(store):
         "probe": {"pending": 1, "too_short": 1, "valid": 1},
     }
     assert counts["item_kinds"] == {"photo": 1, "video": 2}
+    assert counts["expand_methods"] == {"page": 1}
     assert (counts["edges"], counts["stats_snapshots"], counts["media_files"]) == (2, 1, 0)
 
 
@@ -41,3 +48,4 @@ def test_an_empty_corpus_counts_zero(store):
 
     assert counts["videos"] == 0
     assert counts["stages"] == {"expand": {}, "download": {}, "probe": {}}
+    assert counts["expand_methods"] == {}

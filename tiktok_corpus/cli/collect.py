@@ -30,6 +30,8 @@ def crawl(
     headful: bool = option_from(CrawlOptions, "headful", "--headful"),
     proxy: str | None = typer.Option(None, help="Proxy URL (env CORPUS_PROXY)."),
     seed: int = option_from(CrawlOptions, "seed"),
+    related_via: str = option_from(CrawlOptions, "related_via", "--related-via"),
+    fallback_after: int = option_from(CrawlOptions, "fallback_after", "--fallback-after", min=1),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Discover videos: For You seeds, then random related-video expansion (the paper's method)."""
@@ -48,6 +50,8 @@ def crawl(
         headful=headful,
         seed=seed,
         in_flight=in_flight,
+        related_via=related_via,
+        fallback_after=fallback_after,
     )
     options.validate()
     with LiveCrawlDisplay(err_console) as display:

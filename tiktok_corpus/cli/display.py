@@ -62,17 +62,22 @@ class LiveCrawlDisplay:
     def update(self, counters: CrawlCounters) -> None:
         rate = counters.new_items / max(time.monotonic() - self._started, 1e-9)
         detail = (
-            f"expansions {counters.expansions}  downloads {counters.downloaded}  "
+            f"expansions {counters.expansions}{_via(counters.methods)}  downloads {counters.downloaded}  "
             f"blocks {counters.blocks}  {rate:.2f} new/s"
         )
         self._progress.update(self._task, completed=counters.videos, total=counters.target, detail=detail)
 
 
+def _via(methods: dict[str, int]) -> str:
+    """`` (via fetch 12, page 3)``: which methods got the related lists; nothing before the first."""
+    return f" (via {', '.join(f'{name} {n}' for name, n in sorted(methods.items()))})" if methods else ""
+
+
 def crawl_summary_lines(summary: CrawlSummary) -> Iterable[str]:
     yield (
         f"crawl {summary.status}: {summary.videos}/{summary.target} videos, {summary.seeds} seeds, "
-        f"{summary.new_items} new items, {summary.expansions} expansions, {summary.edges} edges "
-        f"in {summary.elapsed_s:.1f}s ({summary.videos_per_s:.2f} new/s)"
+        f"{summary.new_items} new items, {summary.expansions} expansions{_via(summary.methods)}, "
+        f"{summary.edges} edges in {summary.elapsed_s:.1f}s ({summary.videos_per_s:.2f} new/s)"
     )
     if summary.blocks:
         kinds = ", ".join(f"{k}={n}" for k, n in sorted(summary.block_kinds.items()))
@@ -111,6 +116,8 @@ def status_table(counts: dict) -> Table:
     for stage, by_status in counts["stages"].items():
         for name, count in by_status.items():
             table.add_row(stage, name, str(count))
+    for method, count in counts["expand_methods"].items():
+        table.add_row("expand", f"expanded via {method}", str(count))
     return table
 
 

@@ -61,13 +61,25 @@ def replica_serve(
         help="Make and serve the video files; --no-media serves "
         "metadata only (starts at once, for crawling big catalogs).",
     ),
+    signing: str = typer.Option(
+        "none",
+        help="What the APIs demand: none, xbogus (frontierSign's X-Bogus) or gnarly (ts + X-Gnarly, which only "
+        "the pages' own scripts can make); anything else gets an empty 200.",
+    ),
 ) -> None:
     """Serve the local TikTok replica site until stopped; the first stdout line is its base URL."""
     from ..replica import Replica, ReplicaConfig
     from ..replica.faults import parse_fault_options
 
     config = ReplicaConfig(
-        videos=videos, seed=seed, signal=signal, faults=parse_fault_options(fault), host=host, port=port, media=media
+        videos=videos,
+        seed=seed,
+        signal=signal,
+        faults=parse_fault_options(fault),
+        host=host,
+        port=port,
+        media=media,
+        signing=signing,
     )
     progress = Progress(console=err_console, transient=True)
     task = progress.add_task("replica media", total=None)
@@ -77,7 +89,9 @@ def replica_serve(
             replica.start()  # interrupted, it leaves nothing running; the exit is 130 as for any command
         try:
             typer.echo(replica.base_url)
-            err_console.print(f"serving {videos} videos (seed {seed}, signal {signal}); Ctrl-C stops")
+            err_console.print(
+                f"serving {videos} videos (seed {seed}, signal {signal}, signing {signing}); Ctrl-C stops"
+            )
             replica.wait()
         except KeyboardInterrupt:
             pass  # Ctrl-C is how serving ends

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from ..config import described
 from ..errors import ConfigError
 from ..store.crawl import FRONTIER_ORDERS
+from ..tiktok.related_lists import RELATED_VIA
 
 STRATEGIES = tuple(FRONTIER_ORDERS)
 
@@ -33,11 +34,21 @@ class CrawlOptions:
     in_flight: int = described(
         4, "Related-list fetches each worker keeps running at once (still paced by --delay and --max-rate)."
     )
+    related_via: str = described(
+        "auto",
+        "How related lists are fetched: auto (the cheapest the site accepts, falling back by itself) | "
+        "page (captured from the video page) | signed (in-page fetch with frontierSign) | fetch (plain in-page fetch).",
+    )
+    fallback_after: int = described(
+        3, "With --related-via auto: refused lists in a row after which a worker switches to the slower method."
+    )
 
     def validate(self) -> None:
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"unknown --strategy {self.strategy!r}: use one of {', '.join(STRATEGIES)}")
-        for name in ("seeds", "fanout", "max_videos", "workers", "in_flight"):
+        if self.related_via not in RELATED_VIA:
+            raise ConfigError(f"unknown --related-via {self.related_via!r}: use one of {', '.join(RELATED_VIA)}")
+        for name in ("seeds", "fanout", "max_videos", "workers", "in_flight", "fallback_after"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
         if self.seeds > self.max_videos:
@@ -59,6 +70,7 @@ class CrawlCounters:
     blocks: int = 0
     downloaded: int = 0
     errors: Counter = field(default_factory=Counter)
+    methods: Counter = field(default_factory=Counter)  # expansions per related-list method
 
 
 @dataclass
@@ -75,6 +87,7 @@ class CrawlSummary:
     blocks: int
     block_kinds: dict[str, int]
     errors: dict[str, int]
+    methods: dict[str, int]
     recycles: int
     elapsed_s: float
     videos_per_s: float

@@ -1,6 +1,10 @@
 """One process's crawl: For You seeds, then ``workers`` x ``in_flight`` expansion loops sharing one
 browser, with the download stage running alongside when asked.
 
+Each worker asks its :class:`~tiktok_corpus.tiktok.related_lists.RelatedLists` for a parent's list and
+records the method that got it with the expansion; which method that is, and when it changes, is
+decided there, not here.
+
 The pages' fetches run on the event loop. Every database call of the expansion loops (claims, the
 frontier check, the expansion writes) and the live count of downloaded files go, in order, to one
 database thread, so a transaction in progress never holds up the pages (the downloader does the same).
@@ -38,6 +42,7 @@ from ..store.db import Store, open_store
 from ..store.thread import DatabaseThread
 from ..tiktok.browser import BlockMonitor, BlockPolicy, Pacer, WorkerSession, default_user_agent, launch_browser
 from ..tiktok.contract import ItemList
+from ..tiktok.related_lists import RelatedLists, session_related_lists
 from ..tiktok.session_files import session_dir
 from .options import CrawlCounters, CrawlOptions, CrawlProgress, CrawlSummary
 
@@ -68,6 +73,7 @@ class _Crawl:
         self.counters = CrawlCounters(target=options.max_videos)
         self.run_id = 0
         self.sessions: list[WorkerSession] = []
+        self.related_lists: dict[str, RelatedLists] = {}  # per worker (session name)
         self.done = asyncio.Event()
         self._published_at = 0.0
         # Parents a worker has claimed (one claim per ``in_flight`` of them) but not yet started.
@@ -133,7 +139,7 @@ class _Crawl:
                     return
                 await asyncio.sleep(IDLE_POLL_S)  # another worker's expansion may still add videos
                 continue
-            await self._expand(session, parent_id)
+            await self._expand(self.related_lists[session.name], parent_id)
 
     async def _next_parent(self, name: str, worker: str) -> str | None:
         """A parent for one of the worker's loops; one claim refills for all of them.
@@ -155,9 +161,9 @@ class _Crawl:
         queue.release(self.store, "expand", [parent for claimed in self._claimed.values() for parent in claimed])
         self._claimed.clear()
 
-    async def _expand(self, session: WorkerSession, parent_id: str) -> None:
+    async def _expand(self, lists: RelatedLists, parent_id: str) -> None:
         try:
-            related = await session.related(parent_id, self.options.related_count)
+            related = await lists.get(parent_id, self.options.related_count)
         except BlockedError:
             # The block is about us, not the video: it goes back to the frontier for a later try.
             await self._db(queue.release, self.store, "expand", [parent_id])
@@ -174,7 +180,8 @@ class _Crawl:
             record_expansion,
             self.store,
             parent_id,
-            related,
+            related.items,
+            method=related.method,
             fanout=self.options.fanout,
             max_videos=self.options.max_videos,
             run_id=self.run_id,
@@ -182,6 +189,7 @@ class _Crawl:
         )
         self._count(sighting)
         self.counters.expansions += 1
+        self.counters.methods[related.method] += 1
         self.counters.edges += len(sighting.in_corpus)
 
     async def run(self) -> CrawlSummary:
@@ -205,6 +213,10 @@ class _Crawl:
                     )
                     for i in range(options.workers)
                 ]
+                self.related_lists = {
+                    s.name: session_related_lists(s, via=options.related_via, fallback_after=options.fallback_after)
+                    for s in self.sessions
+                }
                 first, download_task = self.sessions[0], None
                 try:
                     await first.start()
@@ -285,6 +297,7 @@ class _Crawl:
             blocks=counters.blocks,
             block_kinds=dict(self.monitor.kinds),
             errors=dict(counters.errors),
+            methods=dict(counters.methods),
             recycles=sum(s.recycles for s in self.sessions),
             elapsed_s=round(elapsed, 3),
             videos_per_s=round(counters.new_items / elapsed, 3) if elapsed else 0.0,

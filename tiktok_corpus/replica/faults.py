@@ -61,10 +61,11 @@ def parse_fault_options(options: list[str]) -> dict[str, float]:
 
 @dataclass(frozen=True)
 class ReplicaStats:
-    """A snapshot of the counters: requests per route, faults fired per name."""
+    """A snapshot of the counters: requests per route, faults fired per name, signing refusals per reason."""
 
     requests: Counter = field(default_factory=Counter)
     faults: Counter = field(default_factory=Counter)
+    refused_signatures: Counter = field(default_factory=Counter)
 
 
 class FaultPlan:
@@ -76,6 +77,7 @@ class FaultPlan:
         self._rates: dict[str, float] = validate_faults(faults or {})
         self._requests: Counter = Counter()
         self._fired: Counter = Counter()
+        self._refused: Counter = Counter()
 
     def set(self, faults: dict[str, float]) -> None:
         """Replace all rates (names left out go back to 0)."""
@@ -103,6 +105,11 @@ class FaultPlan:
         with self._lock:
             self._requests[route] += 1
 
+    def refuse(self, reason: str) -> None:
+        """Count an API call refused for its signature (``missing X-Bogus``, ``stale ts``...)."""
+        with self._lock:
+            self._refused[reason] += 1
+
     def snapshot(self) -> ReplicaStats:
         with self._lock:
-            return ReplicaStats(Counter(self._requests), Counter(self._fired))
+            return ReplicaStats(Counter(self._requests), Counter(self._fired), Counter(self._refused))

@@ -1,14 +1,34 @@
 """The replica's HTML: For You page, video page, WAF interstitial and CDN error bodies.
 
-The pages' own JS calls the APIs with ``fetch()`` like TikTok's SDK does (signing parameters
-included, unchecked), so a crawler that captures the page's responses works here as on the site.
+The pages' own JS calls the APIs with ``fetch()`` and signs those calls itself, like TikTok's SDK:
+every call carries ``X-Bogus`` and ``ts`` + ``X-Gnarly`` whatever the replica's signing mode, so a
+crawler that captures the page's responses works here as on the site. Each page script is one closure
+that holds this start's keys (rendered at request time): it exposes ``window.byted_acrawler.frontierSign``
+but keeps the X-Gnarly function to itself.
 """
 
 from __future__ import annotations
 
 import json
 
+from .signing import SIGNING_JS, SigningKeys
+
 WAF_MODULUS = 9973
+
+# Runs inside the page's closure, after SIGNING (keys, the replica's clock at render time) and SIGNING_JS.
+# `ts` follows the replica's clock, not the browser's, so a replica on an injected clock accepts its pages.
+_SDK_SCRIPT = """
+const startedAt = Date.now();
+const xBogus = (text) => keyedHash(SIGNING.xbogus, text);
+const xGnarly = (text) => keyedHash(SIGNING.gnarly, text);
+window.byted_acrawler = {frontierSign: (url) => ({'X-Bogus': xBogus(signedText(url))})};
+function signedUrl(path, params) {
+  const base = path + '?' + params;
+  const ts = 'ts=' + (SIGNING.now + Math.floor((Date.now() - startedAt) / 1000));
+  const text = signedText(base + '&' + ts);
+  return base + '&X-Bogus=' + xBogus(text) + '&' + ts + '&X-Gnarly=' + xGnarly(text);
+}
+"""
 
 _FEED_SCRIPT = """
 (() => {
@@ -20,9 +40,8 @@ _FEED_SCRIPT = """
     loading = true;
     try {
       const params = new URLSearchParams({aid: '1988', app_language: 'en', count: '16',
-        from_page: 'fyp', device_platform: 'web_pc', msToken: token(), 'X-Bogus': token(),
-        'X-Gnarly': token()});
-      const response = await fetch('/api/recommend/item_list/?' + params, {credentials: 'include'});
+        from_page: 'fyp', device_platform: 'web_pc', msToken: token()});
+      const response = await fetch(signedUrl('/api/recommend/item_list/', params), {credentials: 'include'});
       const text = await response.text();
       if (text) (JSON.parse(text).itemList || []).forEach(render);
     } catch (error) {
@@ -69,7 +88,7 @@ _VIDEO_SCRIPT = """
   if (!detail || detail.statusCode !== 0) return;
   const params = new URLSearchParams({aid: '1988', count: '16', itemID: detail.itemInfo.itemStruct.id,
     from_page: 'video', msToken: Math.random().toString(36).slice(2)});
-  fetch('/api/related/item_list/?' + params, {credentials: 'include'})
+  fetch(signedUrl('/api/related/item_list/', params), {credentials: 'include'})
     .then((response) => response.text())
     .then((text) => {
       const list = document.getElementById('related-list');
@@ -109,6 +128,12 @@ def _script_json(data: dict) -> str:
     return json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
 
 
+def _page_script(keys: SigningKeys, now: float, logic: str) -> str:
+    """The page's one closure: this start's keys and the replica's time, the signing SDK, the page's logic."""
+    signing = _script_json({"xbogus": keys.xbogus, "gnarly": keys.gnarly, "now": int(now)})
+    return f"(() => {{\nconst SIGNING = {signing};\n{SIGNING_JS}{_SDK_SCRIPT}{logic}}})();"
+
+
 def _document(title: str, body: str, scope: dict | None, script: str) -> str:
     rehydration = (
         ""
@@ -122,22 +147,23 @@ def _document(title: str, body: str, scope: dict | None, script: str) -> str:
     )
 
 
-def feed_page(app_context: dict) -> str:
+def feed_page(app_context: dict, keys: SigningKeys, now: float) -> str:
+    """The For You page; ``now`` is the replica's clock, which the page's ``ts`` follows."""
     return _document(
         "TikTok - Make Your Day",
         '<main id="main-content-homepage_hot"><div id="column-list-container"></div></main>',
         {"webapp.app-context": app_context},
-        _FEED_SCRIPT,
+        _page_script(keys, now, _FEED_SCRIPT),
     )
 
 
-def video_page(scope: dict | None, title: str) -> str:
-    """A video page; ``scope`` None gives the shell without the rehydration script."""
+def video_page(scope: dict | None, title: str, keys: SigningKeys, now: float) -> str:
+    """A video page; ``scope`` None gives the shell without the rehydration script (frontierSign only)."""
     body = (
         '<main id="main-content-video_detail"><div data-e2e="browse-video"></div>'
         '<section id="related-list"></section></main>'
     )
-    return _document(title, body, scope, _VIDEO_SCRIPT if scope is not None else "")
+    return _document(title, body, scope, _page_script(keys, now, _VIDEO_SCRIPT if scope is not None else ""))
 
 
 def waf_page(challenge: str) -> str:

@@ -2,7 +2,8 @@
 
 Routes follow the TikTok web contract: For You and video pages, the recommend / related / detail
 APIs with their envelopes and status codes, and a CDN that enforces the ``tt_chain_token`` cookie,
-signed expiring URLs and Range requests. Faults (see :mod:`.faults`) are drawn per request.
+signed expiring URLs and Range requests. Faults (see :mod:`.faults`) are drawn per request; the
+APIs check request signatures in the current signing mode (see :mod:`.signing`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import uvicorn
 from starlette.applications import Starlette
@@ -26,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from ..errors import ConfigError
 from .catalog import Catalog, CatalogVideo, build_catalog
 from .faults import FaultPlan, ReplicaStats
 from .items import (
@@ -40,6 +43,7 @@ from .items import (
 )
 from .media import default_cache_dir, ensure_media, media_file
 from .pages import ACCESS_DENIED, CDN_ERROR_PAGE, NOT_FOUND_PAGE, feed_page, video_page, waf_answer, waf_page
+from .signing import SigningKeys, SigningSetting
 
 MAX_LIST_COUNT = 50
 TINY_GIF = (
@@ -67,6 +71,7 @@ class ReplicaConfig:
     url_ttl_s: int = 6 * 3600
     slow_seconds: float = 2.0
     media: bool = True  # False: metadata only (the CDN answers 404), for crawls of big catalogs
+    signing: str = "none"  # none | xbogus | gnarly: what the APIs demand (see .signing)
 
 
 class _ConnectionCut(Exception):
@@ -90,19 +95,22 @@ class _HideConnectionCuts(logging.Filter):
 
 
 class ReplicaSite:
-    """The request handlers and their state (sessions, issued tokens, WAF challenges)."""
+    """The request handlers and their state (sessions, issued tokens, WAF challenges, signing keys)."""
 
     def __init__(
         self,
         catalog: Catalog,
         media: dict[str, Path],
         plan: FaultPlan,
+        signing: SigningSetting,
         config: ReplicaConfig,
         clock: Callable[[], float],
     ) -> None:
         self.catalog = catalog
         self.media = media
         self.plan = plan
+        self.signing = signing
+        self.keys = SigningKeys.draw()
         self.config = config
         self.clock = clock
         self.sizes = {video_id: path.stat().st_size for video_id, path in media.items()}
@@ -127,6 +135,7 @@ class ReplicaSite:
                 Route("/aweme/v1/play/", self.play_api, methods=["GET", "HEAD"]),
                 Route("/cdn/img/{name}", self.static, methods=["GET", "HEAD"]),
                 Route("/cdn/music/{name}", self.static, methods=["GET", "HEAD"]),
+                Route("/__replica__/signing", self.admin_signing, methods=["POST"]),
             ]
         )
 
@@ -180,13 +189,22 @@ class ReplicaSite:
         self._waf_challenges.add(challenge)
         return HTMLResponse(waf_page(challenge))
 
+    def _unsigned(self, request: Request) -> Response | None:
+        """The real site's answer to a forged call when the signature is missing, wrong or stale."""
+        query = request.scope["query_string"].decode("latin-1")
+        reason = self.keys.refusal(self.signing.mode, query, self.clock())
+        if reason is None:
+            return None
+        self.plan.refuse(reason)
+        return _empty_answer()
+
     def _api_blocks(self, request: Request) -> Response | None:
         """Bot detection on API calls: the empty first call of a session, empty bodies, captchas."""
         session = request.cookies.get("ttwid")
         first = session is None or session not in self._sessions_seen
         self._sessions_seen.add(session)
         if (first and self.plan.fires("empty_first")) or self.plan.fires("empty_body"):
-            return Response(b"", media_type="application/json", headers={"tt_orcas_res": "1"})
+            return _empty_answer()
         if self.plan.fires("captcha"):
             return JSONResponse(CAPTCHA_BODY)
         return None
@@ -222,7 +240,7 @@ class ReplicaSite:
         blocked = await self._common_faults("feed_page") or self._waf_blocks(request)
         if blocked:
             return blocked
-        return self._page(request, feed_page(self._app_context()))
+        return self._page(request, feed_page(self._app_context(), self.keys, self.clock()))
 
     async def video_page(self, request: Request) -> Response:
         blocked = await self._common_faults("video_page") or self._waf_blocks(request)
@@ -232,7 +250,7 @@ class ReplicaSite:
         if not video_id.isdigit():
             return self._page(request, NOT_FOUND_PAGE, status=404)
         if self.plan.fires("no_rehydration"):
-            return self._page(request, video_page(None, "TikTok"))
+            return self._page(request, video_page(None, "TikTok", self.keys, self.clock()))
         video = self.catalog.by_id.get(video_id)
         detail: dict = {"statusCode": STATUS_NOT_FOUND, "statusMsg": "item doesn't exist"}
         if video is not None and video.kind == "private":
@@ -250,12 +268,12 @@ class ReplicaSite:
             "webapp.biz-context": {"os": "linux", "isMobile": False, "bizId": "tiktok_web"},
             "webapp.video-detail": detail,
         }
-        return self._page(request, video_page(scope, f"TikTok video {video_id}"))
+        return self._page(request, video_page(scope, f"TikTok video {video_id}", self.keys, self.clock()))
 
     # --- APIs ------------------------------------------------------------------------------
 
     async def recommend(self, request: Request) -> Response:
-        blocked = await self._common_faults("recommend") or self._api_blocks(request)
+        blocked = await self._common_faults("recommend") or self._unsigned(request) or self._api_blocks(request)
         if blocked:
             return blocked
         count = self._count_param(request, 30)
@@ -265,7 +283,7 @@ class ReplicaSite:
         return self._envelope(request, self._feed_rng.sample(self._feed_pool, min(size, len(self._feed_pool))))
 
     async def related(self, request: Request) -> Response:
-        blocked = await self._common_faults("related") or self._api_blocks(request)
+        blocked = await self._common_faults("related") or self._unsigned(request) or self._api_blocks(request)
         if blocked:
             return blocked
         count = self._count_param(request, 16)
@@ -278,7 +296,7 @@ class ReplicaSite:
         return self._envelope(request, [self.catalog.by_id[i] for i in video.related[:count]])
 
     async def detail(self, request: Request) -> Response:
-        blocked = await self._common_faults("detail") or self._api_blocks(request)
+        blocked = await self._common_faults("detail") or self._unsigned(request) or self._api_blocks(request)
         if blocked:
             return blocked
         video_id = request.query_params.get("itemId", "")
@@ -299,6 +317,18 @@ class ReplicaSite:
                 "status_msg": "",
             }
         )
+
+    # --- admin ---------------------------------------------------------------------------
+
+    async def admin_signing(self, request: Request) -> Response:
+        """``POST /__replica__/signing`` with ``mode`` in the query or a form body: switch the signing mode."""
+        form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        mode = request.query_params.get("mode") or form.get("mode", [""])[0]
+        try:
+            self.signing.set(mode)
+        except ConfigError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse({"signing": mode})
 
     # --- CDN -------------------------------------------------------------------------------
 
@@ -352,6 +382,11 @@ class ReplicaSite:
         return self._bodies[video_id]
 
 
+def _empty_answer() -> Response:
+    """HTTP 200, 0 bytes, ``tt_orcas_res: 1``: how the site answers calls it will not serve."""
+    return Response(b"", media_type="application/json", headers={"tt_orcas_res": "1"})
+
+
 def _byte_range(match: re.Match, size: int) -> tuple[int | None, int]:
     """``bytes=N-``, ``bytes=N-M`` or ``bytes=-K`` as inclusive (start, end); start None if unsatisfiable."""
     first, last = match.group(1), match.group(2)
@@ -374,7 +409,8 @@ def _corrupted(body: bytes, salt: int) -> bytes:
 class Replica:
     """The replica site, served by uvicorn in a background thread; use as a context manager.
 
-    ``clock`` (unix seconds) decides URL expiry; inject one to test expiry without waiting.
+    ``clock`` (unix seconds) decides URL expiry and signature freshness; inject one to test them without
+    waiting. Each start draws new signing keys.
     ``on_progress(done, total)`` reports media generation (the CLI's progress bar).
 
     Nothing here joins the server thread while a Ctrl-C may land: on Python 3.11 a KeyboardInterrupt
@@ -394,6 +430,7 @@ class Replica:
         self.catalog = build_catalog(self.config.videos, self.config.seed, self.config.signal)
         self.cache_dir = self.config.media_cache or default_cache_dir()
         self._plan = FaultPlan(self.config.seed, self.config.faults)
+        self._signing = SigningSetting(self.config.signing)
         self._clock = clock
         self._on_progress = on_progress
         self._server: uvicorn.Server | None = None
@@ -411,6 +448,15 @@ class Replica:
         """Replace the fault rates while serving (names left out go back to 0)."""
         self._plan.set(faults)
 
+    def set_signing(self, mode: str) -> None:
+        """Switch the signing mode while serving (``none``, ``xbogus``, ``gnarly``); the keys stay."""
+        self._signing.set(mode)
+
+    @property
+    def signing(self) -> str:
+        """The signing mode enforced now."""
+        return self._signing.mode
+
     @property
     def stats(self) -> ReplicaStats:
         return self._plan.snapshot()
@@ -425,7 +471,7 @@ class Replica:
                 on_progress=self._on_progress,
             )
             media = {video.id: self.media_path(video.id) for video in self.catalog.playable()}
-        site = ReplicaSite(self.catalog, media, self._plan, self.config, self._clock)
+        site = ReplicaSite(self.catalog, media, self._plan, self._signing, self.config, self._clock)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.config.host, self.config.port))

@@ -276,9 +276,18 @@ def record_sightings(
 
 
 def record_expansion(
-    store: Store, parent_id: str, related: ItemList, *, fanout: int, max_videos: int, run_id: int | None, seed: int
+    store: Store,
+    parent_id: str,
+    related: ItemList,
+    *,
+    method: str,
+    fanout: int,
+    max_videos: int,
+    run_id: int | None,
+    seed: int,
 ) -> Sighting:
-    """One expansion, all or nothing: children, edges with ranks, snapshots and the parent's status."""
+    """One expansion, all or nothing: children, edges with ranks, snapshots, and the parent's status with
+    the method that got its related list (``expand_method``)."""
     with store.transaction() as session:
         depth = session.connection().scalar(select(_VIDEOS.c.depth).where(_VIDEOS.c.id == parent_id))
         children = [item for item in related.items if item.id != parent_id]
@@ -308,7 +317,7 @@ def record_expansion(
                     for child_id, rank in ranks.items()
                 ],
             )
-        queue.finish(session, "expand", parent_id, "expanded")
+        queue.finish(session, "expand", parent_id, "expanded", expand_method=method)
     return sighting
 
 

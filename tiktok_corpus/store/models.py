@@ -128,6 +128,8 @@ class Video(Base, _stage_columns("expand"), _stage_columns("download"), _stage_c
     # Seeded pseudo-random key: the "random" frontier policy expands in this order, so a
     # resumed or multi-process crawl follows one deterministic order held in the database.
     expand_order: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    # fetch | signed | page: how the related list of this expansion was had (tiktok/related_lists.py).
+    expand_method: Mapped[str | None] = mapped_column(String(16))
 
 
 class StatsSnapshot(Base):

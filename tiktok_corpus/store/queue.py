@@ -15,7 +15,7 @@ import os
 import socket
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Connection, CursorResult, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -103,10 +103,17 @@ def claim(
 
 
 def finish(
-    session: Session, stage: str, video_id: str, status: str, *, error_kind: str | None = None, error: str | None = None
+    session: Session,
+    stage: str,
+    video_id: str,
+    status: str,
+    *,
+    error_kind: str | None = None,
+    error: str | None = None,
+    **also: Any,
 ) -> None:
-    """Record a stage's outcome for one row inside the caller's transaction."""
-    finish_many(session.connection(), stage, [video_id], status, error_kind=error_kind, error=error)
+    """Record a stage's outcome for one row inside the caller's transaction; ``also`` sets further columns."""
+    finish_many(session.connection(), stage, [video_id], status, error_kind=error_kind, error=error, **also)
 
 
 def finish_many(

@@ -1,8 +1,11 @@
-"""A logged-out Chromium session that lets TikTok's own pages make (and sign) the API calls.
+"""A logged-out Chromium session whose data comes from JSON fetched inside the site's own pages.
 
-The real site answers forged requests with empty bodies, so data only ever comes from JSON the page
-fetches itself: responses captured while the For You page loads and scrolls, or ``fetch()`` run inside
-an open page. Nothing here reads the DOM for data.
+The real site answers requests whose signature it does not like with empty bodies, so every answer is
+fetched from within the site's pages: responses the For You page requests while it loads and scrolls,
+the related list a video page requests on load (:meth:`WorkerSession.video_page_list`, signed by the
+page's own scripts whatever the algorithm), or ``fetch()`` run inside the open page, plain or signed
+with the page's ``frontierSign`` (:meth:`WorkerSession.fetch_text`). Which of these gets related lists
+is decided in :mod:`.related_lists`. Nothing here reads the DOM for data.
 
 Blocks are expected: a WAF interstitial (a real browser solves it and reloads), empty bodies, captcha
 answers, login walls. Each try goes through one tenacity policy (exponential backoff with jitter, an
@@ -37,7 +40,15 @@ from ..errors import (
     http_status_kind,
     is_transient_status,
 )
-from .contract import ItemList, detect_block, parse_item_list, redact_url, related_api_path
+from .contract import (
+    ItemList,
+    detect_block,
+    page_url,
+    parse_item_list,
+    parse_video_page,
+    redact_url,
+    related_list_item_id,
+)
 from .session_files import META_FILE, STATE_FILE, write_private
 
 log = logging.getLogger(__name__)
@@ -45,8 +56,14 @@ T = TypeVar("T")
 
 RECOMMEND_PATH = "/api/recommend/item_list/"
 FORYOU_PATH = "/foryou"
-# Runs inside the page, so the site's own request signing (msToken, X-Bogus) applies to it.
-_FETCH_JS = """async (url) => {
+# Runs inside the page, with the page's cookies. Signed, it appends the X-Bogus of the page's own
+# frontierSign (as TikTok-Api does); a page without one answers {unsigned: true}.
+_FETCH_JS = """async ([url, sign]) => {
+  if (sign) {
+    const signer = window.byted_acrawler && window.byted_acrawler.frontierSign;
+    if (typeof signer !== "function") return {unsigned: true};
+    url += (url.includes("?") ? "&" : "?") + "X-Bogus=" + encodeURIComponent(signer(url)["X-Bogus"]);
+  }
   const r = await fetch(url, {credentials: "include"});
   return {status: r.status, body: await r.text()};
 }"""
@@ -64,6 +81,7 @@ class BlockPolicy:
     recycle_every: int = 150  # requests per context, so a long run's memory stays flat
     give_up_after_blocks: int = 15  # consecutive blocked tries across all workers -> stop
     page_timeout_s: float = 30.0
+    page_list_wait_s: float = 10.0  # how long a loaded video page may take to request its related list
     waf_wait_s: float = 10.0  # how long a WAF interstitial may take to solve itself
     warmup_wait_s: float = 5.0
 
@@ -157,9 +175,10 @@ async def launch_browser(playwright: Playwright, settings: Settings, *, headful:
 class WorkerSession:
     """One worker's browser context and open page, recycled as blocks and page counts require.
 
-    Several ``fetch_text`` calls may run at once in the page (the crawler keeps a few in flight):
-    their starts still keep the worker's delay, and a context renewal waits for the ones in flight
-    to land before it closes their page.
+    Several requests may run at once (the crawler keeps a few in flight): ``fetch_text`` calls share
+    the open page, and each ``video_page_list`` navigation takes a page of its own from a small pool
+    opened on demand. Their starts still keep the worker's delay, and a context renewal waits for the
+    ones in flight to land before it closes their pages.
     """
 
     def __init__(
@@ -182,26 +201,29 @@ class WorkerSession:
         self.name = name
         self.context: BrowserContext | None = None
         self.page: Page | None = None
+        self.contexts_opened = 0  # a new context may be signed differently: related_lists re-probes on change
         self.requests_in_context = 0
         self.recycles = 0
         self._consecutive_blocks = 0
         self._ready_at = 0.0
         self._recommend_queue: asyncio.Queue[tuple[int, str]] | None = None
-        self._document_status = 0
+        self._document_status: dict[Page, int] = {}  # of the document each page shows now
+        self._list_answers: dict[str, asyncio.Future[Response]] = {}  # video id -> its page's related list
+        self._spare_pages: list[Page] = []  # video pages free for the next navigation
         self._feed_answered = asyncio.Event()
         self._pacing = asyncio.Lock()  # one delay between this worker's request starts
         self._renewing = asyncio.Lock()  # one context renewal at a time
         self._page_free = asyncio.Event()  # cleared while a renewal swaps the page
         self._page_free.set()
         self._in_flight = 0
-        self._idle = asyncio.Event()  # set when no fetch is running in the page
+        self._idle = asyncio.Event()  # set when no request is running in the context
         self._idle.set()
 
     # --- lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Open a fresh context on the For You page and warm it up; retried like any request."""
-        await self._with_retries(self._open_fresh_context, "start")
+        await self.with_retries(self._open_fresh_context, "start")
 
     async def close(self) -> None:
         if self.context is not None:
@@ -246,8 +268,10 @@ class WorkerSession:
             user_agent=self.user_agent, locale="en-US", viewport={"width": 1280, "height": 900}
         )
         self.context.set_default_timeout(self.policy.page_timeout_s * 1000)
+        self.context.on("response", self._on_response)  # every page's: the feed's and the video pages'
+        self.contexts_opened += 1
+        self._document_status, self._spare_pages = {}, []
         self.page = await self.context.new_page()
-        self.page.on("response", self._on_response)
         self.requests_in_context = 0
         self._consecutive_blocks = 0
         self._feed_answered = asyncio.Event()
@@ -261,28 +285,32 @@ class WorkerSession:
         await self.scroll()
 
     async def _goto(self, url: str) -> None:
-        """Navigate, wait out a WAF interstitial, and refuse captcha / login pages."""
+        """Navigate the open page, paced and counted (the feed page's loads)."""
         assert self.page is not None
         self._ready_at = await self.pacer.wait(self._ready_at)
         self.requests_in_context += 1
-        await self.page.goto(url, wait_until="domcontentloaded")
-        html = await self._content_after_waf()
-        if error := _http_error(self._document_status, url):  # of the page shown now, after any reload
+        await self._navigate(self.page, url)
+
+    async def _navigate(self, page: Page, url: str) -> str:
+        """Load ``url`` in ``page``, wait out a WAF interstitial, refuse captcha / login pages; the HTML."""
+        await page.goto(url, wait_until="domcontentloaded")
+        html = await self._content_after_waf(page)
+        if error := _http_error(self._document_status.get(page, 0), url):  # of the page shown now, after any reload
             raise error
         block = detect_block(html)
         if block:
             raise BlockedError(f"{redact_url(url)} is a {block} page", kind=block)
         if not html.strip():
             raise BlockedError(f"{redact_url(url)} came back empty", kind="empty_body")
+        return html
 
-    async def _content_after_waf(self) -> str:
+    async def _content_after_waf(self, page: Page) -> str:
         """The page's HTML once a WAF interstitial has solved itself and reloaded (or the wait ran out)."""
-        assert self.page is not None
         deadline = time.monotonic() + self.policy.waf_wait_s
         html = ""
         while time.monotonic() < deadline:
             try:
-                html = await self.page.content()
+                html = await page.content()
             except PlaywrightError:  # navigating right now (the challenge reloads the page)
                 await asyncio.sleep(0.1)
                 continue
@@ -299,7 +327,7 @@ class WorkerSession:
 
     # --- retries ---------------------------------------------------------------------------------
 
-    async def _with_retries(self, operation: Callable[[], Awaitable[T]], what: str) -> T:
+    async def with_retries(self, operation: Callable[[], Awaitable[T]], what: str) -> T:
         """Run ``operation`` under the block policy; blocked tries count and may recycle the context."""
         policy = self.policy
 
@@ -336,8 +364,9 @@ class WorkerSession:
 
     # --- data ----------------------------------------------------------------------------------
 
-    async def fetch_text(self, path: str) -> str:
-        """``fetch(path)`` inside the open page (signed by the page); the body of a 2xx answer."""
+    async def _in_context(self, operation: Callable[[], Awaitable[T]], what: str) -> T:
+        """One request of this worker: paced, counted, bounded by the page timeout, and never cut short
+        by a context renewal (a renewal waits for the requests in flight to land)."""
         if self.page is None:
             await self._renew_context(lambda: self.page is None)
         while not self._page_free.is_set():  # checked again on waking: a renewal may start meanwhile
@@ -348,37 +377,80 @@ class WorkerSession:
             async with self._pacing:
                 self._ready_at = await self.pacer.wait(self._ready_at)
             self.requests_in_context += 1
-            assert self.page is not None
-            answer = await asyncio.wait_for(self.page.evaluate(_FETCH_JS, path), self.policy.page_timeout_s)
+            return await asyncio.wait_for(operation(), self.policy.page_timeout_s)
         except TimeoutError:
             raise ContractError(
-                f"no answer from {redact_url(path)} in {self.policy.page_timeout_s:.0f}s", kind="timeout"
+                f"no answer from {redact_url(what)} in {self.policy.page_timeout_s:.0f}s", kind="timeout"
             ) from None
         finally:
             self._in_flight -= 1
             if not self._in_flight:
                 self._idle.set()
+
+    async def fetch_text(self, path: str, *, signed: bool = False) -> str:
+        """``fetch(path)`` inside the open page, with the X-Bogus of the page's ``frontierSign`` appended
+        when ``signed``; the body of a 2xx answer. A page without ``frontierSign`` refuses to sign
+        (:class:`BlockedError` ``no_signer``)."""
+
+        def run() -> Awaitable[dict[str, Any]]:
+            assert self.page is not None
+            return self.page.evaluate(_FETCH_JS, [path, signed])
+
+        answer = await self._in_context(run, path)
+        if answer.get("unsigned"):
+            raise BlockedError("the page has no frontierSign to sign with", kind="no_signer")
         if error := _http_error(int(answer["status"]), path):
             raise error
         return str(answer["body"])
 
-    async def fetch_item_list(self, path: str) -> ItemList:
-        async def once() -> ItemList:
-            return parse_item_list(await self.fetch_text(path))
+    async def video_page_list(self, video_id: str) -> str:
+        """Open the video page of ``video_id`` and return the body of the related list that the page
+        requests on load, signed by the page's own scripts whatever the site's algorithm.
 
-        return await self._with_retries(once, f"GET {redact_url(path)}")
+        A deleted or private video's page requests no list (:class:`ItemUnavailable` from its
+        rehydration JSON); a page that loads but requests none within ``page_list_wait_s`` counts as
+        an empty body, like a refused call.
+        """
+        url = page_url(self.base_url, video_id)
 
-    async def related(self, video_id: str, count: int = 16) -> ItemList:
-        """The related list the video page would load for ``video_id``."""
-        return await self.fetch_item_list(related_api_path(video_id, count))
+        async def navigate() -> str:
+            page = self._spare_pages.pop() if self._spare_pages else await self._new_page()
+            answer = self._list_answers[video_id] = asyncio.get_running_loop().create_future()
+            try:
+                parse_video_page(await self._navigate(page, url), video_id)  # raises for a page without its list
+                try:
+                    response = await asyncio.wait_for(answer, self.policy.page_list_wait_s)
+                except TimeoutError:
+                    raise BlockedError(f"{redact_url(url)} requested no related list", kind="empty_body") from None
+                try:
+                    body = await response.text()
+                except PlaywrightError:  # the body is gone: an empty answer, counted as such
+                    body = ""
+                if error := _http_error(response.status, response.url):
+                    raise error
+                return body
+            finally:
+                del self._list_answers[video_id]
+                if not page.is_closed():
+                    self._spare_pages.append(page)
+
+        return await self._in_context(navigate, url)
+
+    async def _new_page(self) -> Page:
+        assert self.context is not None
+        return await self.context.new_page()
 
     def _on_response(self, response: Response) -> None:
-        if response.request.is_navigation_request() and response.frame == response.frame.page.main_frame:
-            self._document_status = response.status
+        if response.request.is_navigation_request() and (frame := response.frame) == frame.page.main_frame:
+            self._document_status[frame.page] = response.status
         if RECOMMEND_PATH in response.url:
             self._feed_answered.set()
             if self._recommend_queue is not None:
                 asyncio.ensure_future(self._capture(response, self._recommend_queue))
+        elif self._list_answers and (item_id := related_list_item_id(response.url)) is not None:
+            answer = self._list_answers.get(item_id)
+            if answer is not None and not answer.done():
+                answer.set_result(response)
 
     @staticmethod
     async def _capture(response: Response, queue: asyncio.Queue) -> None:
@@ -398,7 +470,7 @@ class WorkerSession:
         """
         self._recommend_queue = asyncio.Queue()
         try:
-            await self._with_retries(lambda: self._recommended_until(wanted, stall_scrolls, wait_s), "For You feed")
+            await self.with_retries(lambda: self._recommended_until(wanted, stall_scrolls, wait_s), "For You feed")
         finally:
             self._recommend_queue = None
 

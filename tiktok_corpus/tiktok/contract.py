@@ -519,11 +519,23 @@ def page_url(base_url: str, video_id: str, unique_id: str | None = None) -> str:
     return f"{base_url.rstrip('/')}/@{unique_id or '_'}/video/{validate_video_id(video_id)}"
 
 
+RELATED_API = "/api/related/item_list/"
+
+
 def related_api_path(video_id: str, count: int = 16) -> str:
     return (
-        f"/api/related/item_list/?itemID={validate_video_id(video_id)}&count={min(count, MAX_LIST_COUNT)}"
+        f"{RELATED_API}?itemID={validate_video_id(video_id)}&count={min(count, MAX_LIST_COUNT)}"
         "&from_page=video&aid=1988"
     )
+
+
+def related_list_item_id(url: str) -> str | None:
+    """The video whose related list ``url`` asks for (``itemID``), or None when it is no related-list call:
+    how a video page's own request for its list is recognised among its traffic."""
+    parts = urlsplit(url)
+    if not parts.path.endswith(RELATED_API):
+        return None
+    return parse_qs(parts.query).get("itemID", [None])[0]
 
 
 def recommend_api_path(count: int = 30) -> str:
