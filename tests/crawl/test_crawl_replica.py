@@ -333,9 +333,7 @@ def test_each_signing_mode_is_crawled_with_the_cheapest_method_it_accepts(make_r
     settings = Settings(data_dir=tmp_path / "data", base_url=rep.base_url)
 
     summary = crawl(
-        settings,
-        options(seeds=SIGNED_SEEDS, fanout=SIGNED_FANOUT, max_videos=SIGNED_TARGET),
-        policy=TEST_POLICY,
+        settings, options(seeds=SIGNED_SEEDS, fanout=SIGNED_FANOUT, max_videos=SIGNED_TARGET), policy=TEST_POLICY
     )
 
     assert summary.status == "target_reached" and summary.seeds == SIGNED_SEEDS, "the For You seeds came in"
