@@ -25,7 +25,7 @@ from tiktok_corpus.replica import Replica, ReplicaConfig
 from tiktok_corpus.store.crawl import CORPUS_LOCK_KEY
 from tiktok_corpus.store.db import open_store, upgrade_database
 from tiktok_corpus.store.models import CrawlRun, MediaFile, RelatedEdge, StatsSnapshot, Video
-from tiktok_corpus.tiktok.browser import BlockPolicy
+from tiktok_corpus.tiktok.blocks import BlockPolicy
 
 pytestmark = pytest.mark.browser
 CORPUS = Path(sys.executable).with_name("corpus")  # the installed console command

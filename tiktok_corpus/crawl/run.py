@@ -40,7 +40,8 @@ from ..store.crawl import (
 )
 from ..store.db import Store, open_store
 from ..store.thread import DatabaseThread
-from ..tiktok.browser import BlockMonitor, BlockPolicy, Pacer, WorkerSession, default_user_agent, launch_browser
+from ..tiktok.blocks import BlockMonitor, BlockPolicy, Pacer
+from ..tiktok.browser import WorkerSession, default_user_agent, launch_browser
 from ..tiktok.contract import ItemList
 from ..tiktok.related_lists import RelatedLists, session_related_lists
 from ..tiktok.session_files import session_dir

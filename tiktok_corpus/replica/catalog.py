@@ -24,6 +24,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .vocabulary import GLOBAL_TAGS, SOUNDS, TOPICS, WORDS
+
 # createTime values spread over the ~6 months before this instant (2026-11-06), so the catalog
 # does not depend on the wall clock.
 CATALOG_NOW = 1_794_000_000
@@ -43,79 +45,6 @@ MAX_LOG_RATIO = math.log(2000)  # soft cap on |log(count / median)|
 
 KIND_RATES = {"photo": 0.04, "ad": 0.02, "private": 0.02, "deleted": 0.02}
 PLAYABLE_KINDS = ("video", "ad")
-
-TOPICS = [
-    "dance",
-    "food",
-    "pets",
-    "comedy",
-    "diy",
-    "fitness",
-    "travel",
-    "music",
-    "fashion",
-    "gaming",
-    "art",
-    "science",
-    "cars",
-    "football",
-    "beauty",
-    "books",
-    "garden",
-    "skate",
-]
-GLOBAL_TAGS = ["fyp", "foryou", "viral", "trending", "foryoupage"]
-WORDS = [
-    "this",
-    "is",
-    "the",
-    "best",
-    "day",
-    "ever",
-    "wait",
-    "for",
-    "it",
-    "part",
-    "two",
-    "how",
-    "to",
-    "make",
-    "you",
-    "smile",
-    "new",
-    "trick",
-    "try",
-    "again",
-    "so",
-    "good",
-    "watch",
-    "till",
-    "end",
-    "my",
-    "first",
-    "time",
-    "honest",
-    "review",
-    "quick",
-    "tip",
-    "never",
-    "seen",
-    "before",
-]
-SOUNDS = [
-    "Midnight Drive",
-    "Sunny Loop",
-    "Bass Walk",
-    "Paper Planes",
-    "Glass Hearts",
-    "Neon Rain",
-    "Slow Tide",
-    "City Lights",
-    "Echo Park",
-    "Golden Hour",
-    "Static Bloom",
-    "Velvet Sky",
-]
 
 LUMA_CENTER, LUMA_SPREAD = 128, 80
 VFR_SOURCE_FPS, VFR_SOURCE_FRAMES = 30, 240  # the VFR file is cut from 8 s drawn at 30 fps

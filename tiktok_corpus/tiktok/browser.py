@@ -19,11 +19,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -35,27 +32,21 @@ from ..config import Settings
 from ..errors import (
     BlockedError,
     ContractError,
-    CorpusError,
-    PersistentlyBlocked,
-    http_status_kind,
-    is_transient_status,
 )
+from .blocks import BlockMonitor, BlockPolicy, Pacer, http_status_error, is_retryable
 from .contract import (
-    ItemList,
     detect_block,
     page_url,
-    parse_item_list,
     parse_video_page,
     redact_url,
     related_list_item_id,
 )
+from .feed import FORYOU_PATH, RECOMMEND_PATH, ForYouFeed
 from .session_files import META_FILE, STATE_FILE, write_private
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-RECOMMEND_PATH = "/api/recommend/item_list/"
-FORYOU_PATH = "/foryou"
 # Runs inside the page, with the page's cookies. Signed, it appends the X-Bogus of the page's own
 # frontierSign (as TikTok-Api does); a page without one answers {unsigned: true}.
 _FETCH_JS = """async ([url, sign]) => {
@@ -67,96 +58,6 @@ _FETCH_JS = """async ([url, sign]) => {
   const r = await fetch(url, {credentials: "include"});
   return {status: r.status, body: await r.text()};
 }"""
-
-
-@dataclass(frozen=True)
-class BlockPolicy:
-    """How hard to try before giving up; the defaults suit the real site."""
-
-    attempts: int = 8  # tries per request
-    request_deadline_s: float = 180.0  # and at most this long per request
-    backoff_initial_s: float = 0.5
-    backoff_max_s: float = 30.0
-    recycle_after_blocks: int = 3  # consecutive blocked tries on one worker -> fresh context
-    recycle_every: int = 150  # requests per context, so a long run's memory stays flat
-    give_up_after_blocks: int = 15  # consecutive blocked tries across all workers -> stop
-    page_timeout_s: float = 30.0
-    page_list_wait_s: float = 10.0  # how long a loaded video page may take to request its related list
-    waf_wait_s: float = 10.0  # how long a WAF interstitial may take to solve itself
-    warmup_wait_s: float = 5.0
-
-
-@dataclass
-class BlockMonitor:
-    """Counts blocks across every worker of the process; says when blocking is persistent."""
-
-    policy: BlockPolicy
-    consecutive: int = 0
-    total: int = 0
-    kinds: Counter = field(default_factory=Counter)
-
-    def record_block(self, kind: str) -> None:
-        self.total += 1
-        self.kinds[kind] += 1
-        self.consecutive += 1
-        if self.consecutive >= self.policy.give_up_after_blocks:
-            summary = ", ".join(f"{k}={n}" for k, n in self.kinds.most_common())
-            raise PersistentlyBlocked(
-                f"persistently blocked: the last {self.consecutive} requests were all blocked ({summary}); "
-                "wait before resuming, try --proxy, or --headful to solve a captcha by hand"
-            )
-
-    def record_success(self) -> None:
-        self.consecutive = 0
-
-
-class Pacer:
-    """Politeness: a jittered delay per worker plus one rate cap shared by all workers."""
-
-    def __init__(
-        self, delay_s: float, max_rate: float | None, rng: random.Random, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.delay_s = delay_s
-        self.min_interval = 1.0 / max_rate if max_rate else 0.0
-        self.rng = rng
-        self.clock = clock
-        self._next_slot = 0.0
-        self._lock = asyncio.Lock()
-
-    def jittered_delay(self) -> float:
-        return self.delay_s * self.rng.uniform(0.5, 1.5) if self.delay_s else 0.0
-
-    async def wait(self, worker_ready_at: float) -> float:
-        """Sleep until both this worker's delay and the global cap allow a request; returns when
-        the worker may go next time."""
-        if worker_ready_at > self.clock():
-            await asyncio.sleep(worker_ready_at - self.clock())
-        if self.min_interval:
-            async with self._lock:
-                now = self.clock()
-                slot = max(now, self._next_slot)
-                self._next_slot = slot + self.min_interval
-            if slot > now:
-                await asyncio.sleep(slot - now)
-        return self.clock() + self.jittered_delay()
-
-
-def _http_error(status: int, url: str) -> ContractError | None:
-    """A transient status is retried as a contract error; any other 4xx/5xx is a block of this session."""
-    if status < 400:
-        return None
-    message = f"HTTP {status} from {redact_url(url)}"
-    if is_transient_status(status):
-        return ContractError(message, kind=http_status_kind(status))
-    return BlockedError(message, kind=http_status_kind(status))
-
-
-def _is_block(exc: BaseException) -> bool:
-    return isinstance(exc, BlockedError)
-
-
-def _retryable(exc: BaseException) -> bool:
-    return isinstance(exc, CorpusError) and exc.retryable
 
 
 def browser_user_agent(raw: str) -> str:
@@ -172,7 +73,7 @@ async def launch_browser(playwright: Playwright, settings: Settings, *, headful:
     )
 
 
-class WorkerSession:
+class WorkerSession(ForYouFeed):
     """One worker's browser context and open page, recycled as blocks and page counts require.
 
     Several requests may run at once (the crawler keeps a few in flight): ``fetch_text`` calls share
@@ -295,7 +196,9 @@ class WorkerSession:
         """Load ``url`` in ``page``, wait out a WAF interstitial, refuse captcha / login pages; the HTML."""
         await page.goto(url, wait_until="domcontentloaded")
         html = await self._content_after_waf(page)
-        if error := _http_error(self._document_status.get(page, 0), url):  # of the page shown now, after any reload
+        if error := http_status_error(
+            self._document_status.get(page, 0), url
+        ):  # of the page shown now, after any reload
             raise error
         block = detect_block(html)
         if block:
@@ -334,11 +237,11 @@ class WorkerSession:
         async def before_sleep(state) -> None:
             exc = state.outcome.exception()
             log.info("%s: %s failed (%s: %s); retrying", self.name, what, getattr(exc, "kind", "?"), exc)
-            if _is_block(exc):
+            if isinstance(exc, BlockedError):
                 self._consecutive_blocks += 1
 
         retrying = AsyncRetrying(
-            retry=retry_if_exception(_retryable),
+            retry=retry_if_exception(is_retryable),
             stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.request_deadline_s),
             wait=wait_exponential_jitter(multiplier=policy.backoff_initial_s, max=policy.backoff_max_s),
             before_sleep=before_sleep,
@@ -399,7 +302,7 @@ class WorkerSession:
         answer = await self._in_context(run, path)
         if answer.get("unsigned"):
             raise BlockedError("the page has no frontierSign to sign with", kind="no_signer")
-        if error := _http_error(int(answer["status"]), path):
+        if error := http_status_error(int(answer["status"]), path):
             raise error
         return str(answer["body"])
 
@@ -426,7 +329,7 @@ class WorkerSession:
                     body = await response.text()
                 except PlaywrightError:  # the body is gone: an empty answer, counted as such
                     body = ""
-                if error := _http_error(response.status, response.url):
+                if error := http_status_error(response.status, response.url):
                     raise error
                 return body
             finally:
@@ -451,71 +354,6 @@ class WorkerSession:
             answer = self._list_answers.get(item_id)
             if answer is not None and not answer.done():
                 answer.set_result(response)
-
-    @staticmethod
-    async def _capture(response: Response, queue: asyncio.Queue) -> None:
-        try:
-            body = await response.text()
-        except PlaywrightError:  # page closed or body gone: an empty answer, counted as such
-            body = ""
-        queue.put_nowait((response.status, body))
-
-    async def recommended(
-        self, wanted: Callable[[ItemList], bool], *, stall_scrolls: int = 4, wait_s: float = 2.5
-    ) -> None:
-        """Feed recommend responses the For You page makes to ``wanted`` until it returns True.
-
-        The page is reloaded (and after repeated blocks recycled) when scrolling stops bringing
-        batches; blocked batches count towards persistent blocking.
-        """
-        self._recommend_queue = asyncio.Queue()
-        try:
-            await self.with_retries(lambda: self._recommended_until(wanted, stall_scrolls, wait_s), "For You feed")
-        finally:
-            self._recommend_queue = None
-
-    async def _recommended_until(self, wanted: Callable[[ItemList], bool], stall_scrolls: int, wait_s: float) -> None:
-        assert self._recommend_queue is not None
-        if self.page is None:
-            await self._open_fresh_context()
-        elif FORYOU_PATH not in self.page.url:
-            await self._goto(self.base_url + FORYOU_PATH)
-        stalls = 0
-        await self._scroll_paced()  # the load-time batch went to the warm-up: ask for a fresh one
-        while stalls < stall_scrolls:
-            try:
-                status, body = await asyncio.wait_for(self._recommend_queue.get(), wait_s)
-            except TimeoutError:
-                stalls += 1
-                await self._scroll_paced()
-                continue
-            self.requests_in_context += 1
-            try:
-                if error := _http_error(status, RECOMMEND_PATH):
-                    raise error
-                batch = parse_item_list(body)
-            except BlockedError as exc:
-                self.monitor.record_block(exc.kind)
-                self._consecutive_blocks += 1
-                if self._consecutive_blocks >= self.policy.recycle_after_blocks:
-                    await self.recycle()
-                else:
-                    await self._scroll_paced()
-                continue
-            except ContractError:
-                await self._scroll_paced()
-                continue
-            self.monitor.record_success()
-            self._consecutive_blocks = 0
-            if wanted(batch):
-                return
-            stalls = 0
-            await self._scroll_paced()
-        raise BlockedError("the For You page stopped bringing new videos", kind="feed_stalled")
-
-    async def _scroll_paced(self) -> None:
-        self._ready_at = await self.pacer.wait(self._ready_at)
-        await self.scroll()
 
     # --- session export ---------------------------------------------------------------------------
 

@@ -1,183 +1,30 @@
-"""Everything the project assumes about TikTok's web responses, as pure functions.
-
-JSON or HTML in, typed records out; no I/O. TikTok changes often, so every field except the item id is
-optional and defaulted, exact ``statsV2`` strings win over rounded ``stats`` numbers, and the older page
-layouts (``SIGI_STATE``, ``__NEXT_DATA__``) are still read. Anything that is not a usable answer raises a
-typed error: :class:`BlockedError` (bot detection: retry later), :class:`ItemUnavailable` (deleted,
-private: final) or :class:`ContractError` (malformed). See docs/tiktok-contract.md.
-"""
+"""Items, item lists and item details from the site's JSON: every field but the id optional."""
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
-from ..errors import BlockedError, ContractError, ItemUnavailable
-
-# statusCode values (contract section 3)
-OK = 0
-INVALID_REQUEST = 10201
-PAGE_NOT_FOUND = 10202
-ITEM_NOT_FOUND = 10204
-PRIVATE_ITEM = 10216
-USER_NOT_FOUND = 10221
-PRIVATE_ACCOUNT = 10222
-UNAVAILABLE_CODES = {
-    PAGE_NOT_FOUND: "not_found",
-    ITEM_NOT_FOUND: "deleted",
-    PRIVATE_ITEM: "private",
-    USER_NOT_FOUND: "user_not_found",
-    PRIVATE_ACCOUNT: "private_account",
-}
-
-MAX_LIST_COUNT = 50  # the recommend API refuses count > 50 with statusCode 10201
-_ID_RE = re.compile(r"^[0-9]{1,32}$")
-_SECRET_PARAMS = {
-    "msToken",
-    "X-Bogus",
-    "X-Gnarly",
-    "signature",
-    "signaturev3",
-    "_signature",
-    "verifyFp",
-    "tt_chain_token",
-}
-
-
-@dataclass(frozen=True)
-class MediaUrl:
-    """One candidate file URL, in the order the downloader should try them."""
-
-    kind: str  # "gear:<GearName>" | "play_addr" | "download_addr" | "other_gear:<GearName>" | "aweme_play"
-    url: str
-    data_size: int | None = None
-    codec: str | None = None
-
-
-@dataclass(frozen=True)
-class AuthorRecord:
-    id: str | None
-    unique_id: str | None = None
-    nickname: str | None = None
-    sec_uid: str | None = None
-    verified: bool | None = None
-    private_account: bool | None = None
-    follower_count: int | None = None
-    following_count: int | None = None
-    heart_count: int | None = None
-    video_count: int | None = None
-    digg_count: int | None = None
-
-
-@dataclass(frozen=True)
-class StatsRecord:
-    play_count: int | None = None
-    like_count: int | None = None
-    comment_count: int | None = None
-    share_count: int | None = None
-    collect_count: int | None = None
-    repost_count: int | None = None
-    exact: bool = False  # True when every present value came from statsV2
-
-
-@dataclass(frozen=True)
-class ItemRecord:
-    """What the crawler stores about one post."""
-
-    id: str
-    kind: str = "video"  # video | photo | ad | live
-    private: bool = False
-    desc: str | None = None
-    create_time: int | None = None
-    author: AuthorRecord | None = None
-    stats: StatsRecord | None = None
-    hashtags: tuple[tuple[str, str | None], ...] = ()  # (lower-case name, TikTok challenge id)
-    music_id: str | None = None
-    music_title: str | None = None
-    duration_s: float | None = None
-    size: int | None = None
-    width: int | None = None
-    height: int | None = None
-    codec: str | None = None
-    media_urls: tuple[MediaUrl, ...] = ()
-
-    @property
-    def downloadable(self) -> bool:
-        return self.kind == "video" and not self.private and bool(self.media_urls)
-
-    @property
-    def page_path(self) -> str:
-        user = self.author.unique_id if self.author and self.author.unique_id else "_"
-        return f"/@{user}/{'photo' if self.kind == 'photo' else 'video'}/{self.id}"
-
-
-@dataclass(frozen=True)
-class ItemList:
-    items: tuple[ItemRecord, ...]
-    has_more: bool = False
-    cursor: str | None = None
-    skipped: tuple[str, ...] = field(default=())  # reasons for raw entries that could not be parsed
-
-
-# --- small tolerant readers ---------------------------------------------------------------------
-
-
-def _int(value: Any) -> int | None:
-    """An int from an int, float or digit string; None for anything else (never raises)."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return int(value) if value == value else None
-    if isinstance(value, str):
-        text = value.strip()
-        if re.fullmatch(r"-?\d+", text):
-            return int(text)
-        try:
-            return int(float(text))
-        except ValueError:
-            return None
-    return None
-
-
-def _float(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _str(value: Any) -> str | None:
-    if value is None:
-        return None
-    return value if isinstance(value, str) else str(value)
-
-
-def _dict(value: Any) -> dict:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: Any) -> list:
-    return value if isinstance(value, list) else []
-
-
-def _bool(value: Any) -> bool | None:
-    return value if isinstance(value, bool) else None
-
-
-def validate_video_id(value: Any) -> str:
-    """The id as a string of digits, or ContractError: ids become file paths, so nothing else passes."""
-    text = _str(value)
-    if text is None or not _ID_RE.fullmatch(text.strip()):
-        raise ContractError(f"invalid video id {str(value)[:40]!r}: expected digits", kind="bad_id", retryable=False)
-    return text.strip()
+from ...errors import BlockedError, ContractError, ItemUnavailable
+from .records import (
+    INVALID_REQUEST,
+    OK,
+    UNAVAILABLE_CODES,
+    AuthorRecord,
+    ItemList,
+    ItemRecord,
+    MediaUrl,
+    StatsRecord,
+    _bool,
+    _dict,
+    _float,
+    _int,
+    _list,
+    _str,
+    detect_block,
+    validate_video_id,
+)
 
 
 def _parse_json(body: bytes | str | dict | list) -> Any:
@@ -436,111 +283,3 @@ def parse_item_detail(body: bytes | str | dict) -> ItemRecord:
 
 
 # --- pages ------------------------------------------------------------------------------------------
-
-_SCRIPT_RE = r'<script[^>]*id="{}"[^>]*>(.*?)</script>'
-
-
-def _embedded_json(html: str, script_id: str) -> Any | None:
-    match = re.search(_SCRIPT_RE.format(re.escape(script_id)), html, re.S)
-    if not match:
-        return None
-    try:
-        return json.loads(match.group(1))
-    except json.JSONDecodeError:
-        raise ContractError(f"malformed JSON in <script id={script_id}>", kind="malformed_json") from None
-
-
-def detect_block(html: str) -> str | None:
-    """Name the anti-bot page an HTML body is, or None: waf | captcha | login | error_panel."""
-    head = html[:200_000]
-    if "_wafchallengeid" in head or 'id="wci"' in head:
-        return "waf"
-    if "captcha-verify" in head or "Verify to continue" in head or "captcha_container" in head:
-        return "captcha"
-    if 'data-e2e="modal-close-inner-button"' in head and "login" in head.lower() or "/login?" in head[:2000]:
-        return "login"
-    if "Something went wrong" in head and "Refresh" in head:
-        return "error_panel"
-    return None
-
-
-def parse_video_page(html: str, video_id: str | None = None) -> ItemRecord:
-    """The item embedded in a video page (rehydration JSON, or the older SIGI_STATE / __NEXT_DATA__)."""
-    data = _embedded_json(html, "__UNIVERSAL_DATA_FOR_REHYDRATION__")
-    if isinstance(data, dict):
-        detail = _dict(_dict(data.get("__DEFAULT_SCOPE__")).get("webapp.video-detail"))
-        _raise_for_envelope({"statusCode": detail.get("statusCode", 0)})
-        struct = _dict(detail.get("itemInfo")).get("itemStruct")
-        if struct is not None:
-            return parse_item(struct)
-    sigi = _embedded_json(html, "SIGI_STATE")
-    if isinstance(sigi, dict):
-        _raise_for_envelope({"statusCode": _dict(sigi.get("VideoPage")).get("statusCode", 0)})
-        module = _dict(sigi.get("ItemModule"))
-        struct = module.get(video_id) if video_id else next(iter(module.values()), None)
-        if struct is not None:
-            return parse_item(struct)
-    nxt = _embedded_json(html, "__NEXT_DATA__")
-    if isinstance(nxt, dict):
-        info = _dict(_dict(_dict(nxt.get("props")).get("pageProps")).get("itemInfo"))
-        if info.get("itemStruct") is not None:
-            return parse_item(info["itemStruct"])
-    block = detect_block(html)
-    if block:
-        raise BlockedError(f"video page is a {block} page", kind=block)
-    raise ContractError("video page without embedded item JSON (transient)", kind="no_rehydration")
-
-
-# --- URLs ---------------------------------------------------------------------------------------------
-
-_EXPIRE_PARAM = re.compile(r"[?&]expire=(\d+)(?:[&#]|$)")
-
-
-def url_expiry(url: str) -> int | None:
-    """The ``expire=`` unix time in a CDN URL, if any (a regex: it runs before every download try)."""
-    match = _EXPIRE_PARAM.search(url.split("#", 1)[0])
-    return int(match.group(1)) if match else None
-
-
-def is_expired(url: str, now: float, margin_s: float = 60.0) -> bool:
-    expire = url_expiry(url)
-    return expire is not None and expire <= now + margin_s
-
-
-def redact_url(url: str) -> str:
-    """A URL safe to log: signing tokens and signatures masked."""
-    parts = urlsplit(url)
-    query = parse_qs(parts.query, keep_blank_values=True)
-    safe = [(k, "***" if k in _SECRET_PARAMS else v) for k, vs in query.items() for v in vs]
-    return urlunsplit(parts._replace(query=urlencode(safe, safe="*")))
-
-
-def page_url(base_url: str, video_id: str, unique_id: str | None = None) -> str:
-    return f"{base_url.rstrip('/')}/@{unique_id or '_'}/video/{validate_video_id(video_id)}"
-
-
-RELATED_API = "/api/related/item_list/"
-
-
-def related_api_path(video_id: str, count: int = 16) -> str:
-    return (
-        f"{RELATED_API}?itemID={validate_video_id(video_id)}&count={min(count, MAX_LIST_COUNT)}"
-        "&from_page=video&aid=1988"
-    )
-
-
-def related_list_item_id(url: str) -> str | None:
-    """The video whose related list ``url`` asks for (``itemID``), or None when it is no related-list call:
-    how a video page's own request for its list is recognised among its traffic."""
-    parts = urlsplit(url)
-    if not parts.path.endswith(RELATED_API):
-        return None
-    return parse_qs(parts.query).get("itemID", [None])[0]
-
-
-def recommend_api_path(count: int = 30) -> str:
-    return f"/api/recommend/item_list/?count={min(count, MAX_LIST_COUNT)}&from_page=fyp&aid=1988"
-
-
-def detail_api_path(video_id: str) -> str:
-    return f"/api/item/detail/?itemId={validate_video_id(video_id)}&aid=1988"

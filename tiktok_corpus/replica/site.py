@@ -1,0 +1,385 @@
+"""The replica's routes: For You and video pages, the recommend / related / detail APIs, and the CDN.
+
+Routes follow the TikTok web contract: the APIs answer with the site's envelopes and status codes and
+check request signatures in the current signing mode (see :mod:`.signing`); the CDN enforces the
+``tt_chain_token`` cookie, signed expiring URLs and Range requests. Faults (see :mod:`.faults`) are
+drawn per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import re
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qs
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from ..errors import ConfigError
+from .catalog import Catalog, CatalogVideo
+from .faults import FaultPlan
+from .items import (
+    CAPTCHA_BODY,
+    STATUS_INVALID,
+    STATUS_NOT_FOUND,
+    STATUS_PRIVATE,
+    ItemRenderer,
+    MediaUrls,
+    list_envelope,
+    status_envelope,
+)
+from .pages import ACCESS_DENIED, CDN_ERROR_PAGE, NOT_FOUND_PAGE, feed_page, video_page, waf_answer, waf_page
+from .signing import SigningKeys, SigningSetting
+
+MAX_LIST_COUNT = 50
+TINY_GIF = (
+    b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00"
+    b"\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
+)
+PLAY_API_BODY = b'{"status_code":0,"status_msg":"","aweme_id":"","data":{}}' + b" " * 312
+RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
+
+if TYPE_CHECKING:
+    from .server import ReplicaConfig
+
+MAX_LIST_COUNT = 50
+TINY_GIF = (
+    b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00"
+    b"\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
+)
+PLAY_API_BODY = b'{"status_code":0,"status_msg":"","aweme_id":"","data":{}}' + b" " * 312
+RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
+HTML = "text/html; charset=utf-8"
+
+
+class ConnectionCut(Exception):
+    """Raised mid-body to make uvicorn drop the connection (the `truncated` fault)."""
+
+
+class _TruncatedResponse(Response):
+    """Promises the whole body in Content-Length, sends half of it, then drops the connection."""
+
+    async def __call__(self, scope, receive, send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        await send({"type": "http.response.body", "body": self.body[: len(self.body) // 2], "more_body": True})
+        raise ConnectionCut
+
+
+class ReplicaSite:
+    """The request handlers and their state (sessions, issued tokens, WAF challenges, signing keys)."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        media: dict[str, Path],
+        plan: FaultPlan,
+        signing: SigningSetting,
+        config: ReplicaConfig,
+        clock: Callable[[], float],
+    ) -> None:
+        self.catalog = catalog
+        self.media = media
+        self.plan = plan
+        self.signing = signing
+        self.keys = SigningKeys.draw()
+        self.config = config
+        self.clock = clock
+        self.sizes = {video_id: path.stat().st_size for video_id, path in media.items()}
+        self._secret = secrets.token_bytes(16)
+        self._bodies: dict[str, bytes] = {}
+        self._tokens: set[str] = set()
+        self._sessions_seen: set[str | None] = set()
+        self._waf_challenges: set[str] = set()
+        self._feed_rng = random.Random(f"{config.seed}:feed")
+        self._feed_pool = list(catalog.videos)
+        self.app = Starlette(
+            routes=[
+                Route("/", self.feed, methods=["GET"]),
+                Route("/foryou", self.feed, methods=["GET"]),
+                Route("/en/", self.feed, methods=["GET"]),
+                Route("/@{user}/video/{video_id}", self.video_page, methods=["GET"]),
+                Route("/@{user}/photo/{video_id}", self.video_page, methods=["GET"]),
+                Route("/api/recommend/item_list/", self.recommend, methods=["GET"]),
+                Route("/api/related/item_list/", self.related, methods=["GET"]),
+                Route("/api/item/detail/", self.detail, methods=["GET"]),
+                Route("/cdn/video/{video_id}.mp4", self.cdn, methods=["GET", "HEAD"]),
+                Route("/aweme/v1/play/", self.play_api, methods=["GET", "HEAD"]),
+                Route("/cdn/img/{name}", self.static, methods=["GET", "HEAD"]),
+                Route("/cdn/music/{name}", self.static, methods=["GET", "HEAD"]),
+                Route("/__replica__/signing", self.admin_signing, methods=["POST"]),
+            ]
+        )
+
+    # --- shared steps ----------------------------------------------------------------------
+
+    async def _common_faults(self, route: str) -> Response | None:
+        """Count the request; slow / 429 / 5xx apply to every route."""
+        self.plan.count(route)
+        if self.plan.fires("slow"):
+            await asyncio.sleep(self.config.slow_seconds)
+        if self.plan.fires("http_429"):
+            return Response("Too Many Requests", status_code=429, headers={"Retry-After": "2"})
+        if self.plan.fires("http_5xx"):
+            status = self.plan.pick("http_5xx", [500, 502, 503, 504])
+            return HTMLResponse(f"<html><body>{status}</body></html>", status_code=status)
+        return None
+
+    def _renderer(self, request: Request) -> ItemRenderer:
+        """URLs point back at the host the client used, so host-only cookies reach the CDN."""
+        base = f"{request.url.scheme}://{request.headers.get('host', request.url.netloc)}"
+        return ItemRenderer(self.catalog, MediaUrls(base, self._secret), self.sizes)
+
+    def _expire(self, *, stale: bool = False) -> int:
+        now = int(self.clock())
+        return now - 3600 if stale else now + self.config.url_ttl_s
+
+    def _set_session_cookies(self, request: Request, response: Response) -> None:
+        if request.cookies.get("tt_chain_token") not in self._tokens:
+            token = secrets.token_urlsafe(18)
+            self._tokens.add(token)
+            response.set_cookie("tt_chain_token", token, path="/", max_age=86400 * 30, samesite="lax")
+        if not request.cookies.get("ttwid"):
+            response.set_cookie("ttwid", f"1|{secrets.token_urlsafe(24)}", path="/", samesite="lax")
+        response.set_cookie("msToken", secrets.token_urlsafe(32), path="/", samesite="lax")
+
+    def _page(self, request: Request, html: str, status: int = 200) -> Response:
+        response = HTMLResponse(html, status_code=status)
+        self._set_session_cookies(request, response)
+        return response
+
+    def _waf_blocks(self, request: Request) -> Response | None:
+        """The interstitial, unless this request carries the answer to an open challenge."""
+        cookie = request.cookies.get("_wafchallengeid", "")
+        challenge, _, answer = cookie.partition(".")
+        if challenge in self._waf_challenges and answer == str(waf_answer(challenge)):
+            self._waf_challenges.discard(challenge)
+            return None
+        if not self.plan.fires("waf"):
+            return None
+        challenge = secrets.token_hex(12)
+        self._waf_challenges.add(challenge)
+        return HTMLResponse(waf_page(challenge))
+
+    def _unsigned(self, request: Request) -> Response | None:
+        """The real site's answer to a forged call when the signature is missing, wrong or stale."""
+        query = request.scope["query_string"].decode("latin-1")
+        reason = self.keys.refusal(self.signing.mode, query, self.clock())
+        if reason is None:
+            return None
+        self.plan.refuse(reason)
+        return _empty_answer()
+
+    def _api_blocks(self, request: Request) -> Response | None:
+        """Bot detection on API calls: the empty first call of a session, empty bodies, captchas."""
+        session = request.cookies.get("ttwid")
+        first = session is None or session not in self._sessions_seen
+        self._sessions_seen.add(session)
+        if (first and self.plan.fires("empty_first")) or self.plan.fires("empty_body"):
+            return _empty_answer()
+        if self.plan.fires("captcha"):
+            return JSONResponse(CAPTCHA_BODY)
+        return None
+
+    def _app_context(self) -> dict:
+        return {
+            "language": "en",
+            "region": "US",
+            "appId": 1233,
+            "wid": str(self._feed_rng.getrandbits(62)),
+            "abTestVersion": {"versionName": "replica"},
+            "user": {},
+            "webIdCreatedTime": str(int(self.clock())),
+        }
+
+    def _envelope(self, request: Request, videos: list[CatalogVideo]) -> JSONResponse:
+        renderer = self._renderer(request)
+        expire = self._expire(stale=self.plan.fires("expired_urls"))
+        now = self.clock()
+        items = [renderer.item(video, expire) for video in videos]
+        logid = f"{int(now)}{secrets.token_hex(8).upper()}"
+        return JSONResponse(list_envelope(items, now_ms=int(now * 1000), logid=logid))
+
+    @staticmethod
+    def _count_param(request: Request, default: int) -> int | None:
+        raw = request.query_params.get("count", str(default))
+        count = int(raw) if raw.isdigit() else 0
+        return count if 1 <= count <= MAX_LIST_COUNT else None
+
+    # --- pages -----------------------------------------------------------------------------
+
+    async def feed(self, request: Request) -> Response:
+        blocked = await self._common_faults("feed_page") or self._waf_blocks(request)
+        if blocked:
+            return blocked
+        return self._page(request, feed_page(self._app_context(), self.keys, self.clock()))
+
+    async def video_page(self, request: Request) -> Response:
+        blocked = await self._common_faults("video_page") or self._waf_blocks(request)
+        if blocked:
+            return blocked
+        video_id = request.path_params["video_id"]
+        if not video_id.isdigit():
+            return self._page(request, NOT_FOUND_PAGE, status=404)
+        if self.plan.fires("no_rehydration"):
+            return self._page(request, video_page(None, "TikTok", self.keys, self.clock()))
+        video = self.catalog.by_id.get(video_id)
+        detail: dict = {"statusCode": STATUS_NOT_FOUND, "statusMsg": "item doesn't exist"}
+        if video is not None and video.kind == "private":
+            detail = {"statusCode": STATUS_PRIVATE, "statusMsg": "private item"}
+        elif video is not None and video.kind != "deleted":
+            renderer = self._renderer(request)
+            detail = {
+                "itemInfo": {"itemStruct": renderer.item(video, self._expire())},
+                "shareMeta": renderer.share_meta(video),
+                "statusCode": 0,
+                "statusMsg": "",
+            }
+        scope = {
+            "webapp.app-context": self._app_context(),
+            "webapp.biz-context": {"os": "linux", "isMobile": False, "bizId": "tiktok_web"},
+            "webapp.video-detail": detail,
+        }
+        return self._page(request, video_page(scope, f"TikTok video {video_id}", self.keys, self.clock()))
+
+    # --- APIs ------------------------------------------------------------------------------
+
+    async def recommend(self, request: Request) -> Response:
+        blocked = await self._common_faults("recommend") or self._unsigned(request) or self._api_blocks(request)
+        if blocked:
+            return blocked
+        count = self._count_param(request, 30)
+        if count is None:
+            return JSONResponse(status_envelope(STATUS_INVALID))
+        size = self._feed_rng.randint(max(1, math.ceil(count * 0.6)), count)
+        return self._envelope(request, self._feed_rng.sample(self._feed_pool, min(size, len(self._feed_pool))))
+
+    async def related(self, request: Request) -> Response:
+        blocked = await self._common_faults("related") or self._unsigned(request) or self._api_blocks(request)
+        if blocked:
+            return blocked
+        count = self._count_param(request, 16)
+        video_id = request.query_params.get("itemID", "")
+        if count is None or not video_id.isdigit():
+            return JSONResponse(status_envelope(STATUS_INVALID))
+        video = self.catalog.by_id.get(video_id)
+        if video is None or video.kind in ("deleted", "private"):
+            return JSONResponse(status_envelope(STATUS_NOT_FOUND))
+        return self._envelope(request, [self.catalog.by_id[i] for i in video.related[:count]])
+
+    async def detail(self, request: Request) -> Response:
+        blocked = await self._common_faults("detail") or self._unsigned(request) or self._api_blocks(request)
+        if blocked:
+            return blocked
+        video_id = request.query_params.get("itemId", "")
+        if not video_id.isdigit():
+            return JSONResponse(status_envelope(STATUS_INVALID))
+        video = self.catalog.by_id.get(video_id)
+        if video is None or video.kind == "deleted":
+            return JSONResponse(status_envelope(STATUS_NOT_FOUND))
+        if video.kind == "private":
+            return JSONResponse(status_envelope(STATUS_PRIVATE))
+        renderer = self._renderer(request)
+        return JSONResponse(
+            {
+                "itemInfo": {"itemStruct": renderer.item(video, self._expire())},
+                "shareMeta": renderer.share_meta(video),
+                "statusCode": 0,
+                "status_code": 0,
+                "status_msg": "",
+            }
+        )
+
+    # --- admin ---------------------------------------------------------------------------
+
+    async def admin_signing(self, request: Request) -> Response:
+        """``POST /__replica__/signing`` with ``mode`` in the query or a form body: switch the signing mode."""
+        form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        mode = request.query_params.get("mode") or form.get("mode", [""])[0]
+        try:
+            self.signing.set(mode)
+        except ConfigError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse({"signing": mode})
+
+    # --- CDN -------------------------------------------------------------------------------
+
+    async def cdn(self, request: Request) -> Response:
+        blocked = await self._common_faults("cdn")
+        if blocked:
+            return blocked
+        video_id = request.path_params["video_id"]
+        if video_id not in self.media:
+            return HTMLResponse(NOT_FOUND_PAGE, status_code=404)
+        expire = request.query_params.get("expire", "")
+        signature = request.query_params.get("signature", "")
+        urls = MediaUrls("", self._secret)
+        if (
+            not expire.isdigit()
+            or signature != urls.signature(video_id, int(expire))
+            or int(expire) < self.clock()
+            or request.cookies.get("tt_chain_token") not in self._tokens
+        ):
+            return HTMLResponse(ACCESS_DENIED, status_code=403)
+        if self.plan.fires("cdn_html"):
+            return HTMLResponse(CDN_ERROR_PAGE)
+        if self.plan.fires("zero_byte"):
+            return Response(b"", media_type="video/mp4")
+        body = self._body(video_id)
+        if self.plan.fires("corrupt_media"):
+            body = _corrupted(body, self.plan.pick("corrupt_media", range(1 << 30)))
+        status, headers = 200, {"Accept-Ranges": "bytes"}
+        wanted = RANGE.match(request.headers.get("range", "").strip())
+        if wanted:
+            start, end = _byte_range(wanted, len(body))
+            if start is None:
+                return Response(status_code=416, headers={"Content-Range": f"bytes */{len(body)}"})
+            headers["Content-Range"] = f"bytes {start}-{end}/{len(body)}"
+            status, body = 206, body[start : end + 1]
+        response_type = _TruncatedResponse if self.plan.fires("truncated") else Response
+        return response_type(body, status_code=status, media_type="video/mp4", headers=headers)
+
+    async def play_api(self, request: Request) -> Response:
+        """Like ``www.tiktok.com/aweme/v1/play/``: 200, but a tiny non-video body."""
+        blocked = await self._common_faults("play_api")
+        return blocked or Response(PLAY_API_BODY, media_type="application/json")
+
+    async def static(self, request: Request) -> Response:
+        self.plan.count("static")
+        return Response(TINY_GIF, media_type="image/gif")
+
+    def _body(self, video_id: str) -> bytes:
+        if video_id not in self._bodies:
+            self._bodies[video_id] = self.media[video_id].read_bytes()
+        return self._bodies[video_id]
+
+
+def _empty_answer() -> Response:
+    """HTTP 200, 0 bytes, ``tt_orcas_res: 1``: how the site answers calls it will not serve."""
+    return Response(b"", media_type="application/json", headers={"tt_orcas_res": "1"})
+
+
+def _byte_range(match: re.Match, size: int) -> tuple[int | None, int]:
+    """``bytes=N-``, ``bytes=N-M`` or ``bytes=-K`` as inclusive (start, end); start None if unsatisfiable."""
+    first, last = match.group(1), match.group(2)
+    if not first and not last:
+        return None, 0
+    if not first:
+        start, end = max(0, size - int(last)), size - 1
+    else:
+        start, end = int(first), min(int(last), size - 1) if last else size - 1
+    return (start, end) if start <= end and start < size else (None, 0)
+
+
+def _corrupted(body: bytes, salt: int) -> bytes:
+    """The ftyp box kept, garbage after it: passes header and size checks, fails ffprobe."""
+    header = int.from_bytes(body[:4], "big") if len(body) >= 8 else 0
+    garbage = random.Random(salt).randbytes(len(body) - header)
+    return body[:header] + garbage

@@ -1,0 +1,111 @@
+"""How hard a browser session tries, how blocks are counted, and how requests are paced.
+
+The policy is data (tenacity reads it), one :class:`BlockMonitor` is shared by every worker of a process
+so that persistent blocking stops the crawl, and one :class:`Pacer` keeps the politeness delay per worker
+and a rate cap across them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..errors import (
+    BlockedError,
+    ContractError,
+    CorpusError,
+    PersistentlyBlocked,
+    http_status_kind,
+    is_transient_status,
+)
+from .contract import redact_url
+
+
+@dataclass(frozen=True)
+class BlockPolicy:
+    """How hard to try before giving up; the defaults suit the real site."""
+
+    attempts: int = 8  # tries per request
+    request_deadline_s: float = 180.0  # and at most this long per request
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 30.0
+    recycle_after_blocks: int = 3  # consecutive blocked tries on one worker -> fresh context
+    recycle_every: int = 150  # requests per context, so a long run's memory stays flat
+    give_up_after_blocks: int = 15  # consecutive blocked tries across all workers -> stop
+    page_timeout_s: float = 30.0
+    page_list_wait_s: float = 10.0  # how long a loaded video page may take to request its related list
+    waf_wait_s: float = 10.0  # how long a WAF interstitial may take to solve itself
+    warmup_wait_s: float = 5.0
+
+
+@dataclass
+class BlockMonitor:
+    """Counts blocks across every worker of the process; says when blocking is persistent."""
+
+    policy: BlockPolicy
+    consecutive: int = 0
+    total: int = 0
+    kinds: Counter = field(default_factory=Counter)
+
+    def record_block(self, kind: str) -> None:
+        self.total += 1
+        self.kinds[kind] += 1
+        self.consecutive += 1
+        if self.consecutive >= self.policy.give_up_after_blocks:
+            summary = ", ".join(f"{k}={n}" for k, n in self.kinds.most_common())
+            raise PersistentlyBlocked(
+                f"persistently blocked: the last {self.consecutive} requests were all blocked ({summary}); "
+                "wait before resuming, try --proxy, or --headful to solve a captcha by hand"
+            )
+
+    def record_success(self) -> None:
+        self.consecutive = 0
+
+
+class Pacer:
+    """Politeness: a jittered delay per worker plus one rate cap shared by all workers."""
+
+    def __init__(
+        self, delay_s: float, max_rate: float | None, rng: random.Random, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.delay_s = delay_s
+        self.min_interval = 1.0 / max_rate if max_rate else 0.0
+        self.rng = rng
+        self.clock = clock
+        self._next_slot = 0.0
+        self._lock = asyncio.Lock()
+
+    def jittered_delay(self) -> float:
+        return self.delay_s * self.rng.uniform(0.5, 1.5) if self.delay_s else 0.0
+
+    async def wait(self, worker_ready_at: float) -> float:
+        """Sleep until both this worker's delay and the global cap allow a request; returns when
+        the worker may go next time."""
+        if worker_ready_at > self.clock():
+            await asyncio.sleep(worker_ready_at - self.clock())
+        if self.min_interval:
+            async with self._lock:
+                now = self.clock()
+                slot = max(now, self._next_slot)
+                self._next_slot = slot + self.min_interval
+            if slot > now:
+                await asyncio.sleep(slot - now)
+        return self.clock() + self.jittered_delay()
+
+
+def http_status_error(status: int, url: str) -> ContractError | None:
+    """A transient status is retried as a contract error; any other 4xx/5xx is a block of this session."""
+    if status < 400:
+        return None
+    message = f"HTTP {status} from {redact_url(url)}"
+    if is_transient_status(status):
+        return ContractError(message, kind=http_status_kind(status))
+    return BlockedError(message, kind=http_status_kind(status))
+
+
+def is_retryable(exc: BaseException) -> bool:
+    return isinstance(exc, CorpusError) and exc.retryable

@@ -1,0 +1,53 @@
+"""Video pages and block pages: the embedded rehydration JSON, and what a block page looks like."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from ...errors import BlockedError, ContractError
+from .items import _raise_for_envelope, parse_item
+from .records import ItemRecord, _dict, detect_block
+
+_SCRIPT_RE = r'<script[^>]*id="{}"[^>]*>(.*?)</script>'
+
+
+def _embedded_json(html: str, script_id: str) -> Any | None:
+    match = re.search(_SCRIPT_RE.format(re.escape(script_id)), html, re.S)
+    if not match:
+        return None
+    try:
+        return json.loads(match.group(1))
+    except json.JSONDecodeError:
+        raise ContractError(f"malformed JSON in <script id={script_id}>", kind="malformed_json") from None
+
+
+def parse_video_page(html: str, video_id: str | None = None) -> ItemRecord:
+    """The item embedded in a video page (rehydration JSON, or the older SIGI_STATE / __NEXT_DATA__)."""
+    data = _embedded_json(html, "__UNIVERSAL_DATA_FOR_REHYDRATION__")
+    if isinstance(data, dict):
+        detail = _dict(_dict(data.get("__DEFAULT_SCOPE__")).get("webapp.video-detail"))
+        _raise_for_envelope({"statusCode": detail.get("statusCode", 0)})
+        struct = _dict(detail.get("itemInfo")).get("itemStruct")
+        if struct is not None:
+            return parse_item(struct)
+    sigi = _embedded_json(html, "SIGI_STATE")
+    if isinstance(sigi, dict):
+        _raise_for_envelope({"statusCode": _dict(sigi.get("VideoPage")).get("statusCode", 0)})
+        module = _dict(sigi.get("ItemModule"))
+        struct = module.get(video_id) if video_id else next(iter(module.values()), None)
+        if struct is not None:
+            return parse_item(struct)
+    nxt = _embedded_json(html, "__NEXT_DATA__")
+    if isinstance(nxt, dict):
+        info = _dict(_dict(_dict(nxt.get("props")).get("pageProps")).get("itemInfo"))
+        if info.get("itemStruct") is not None:
+            return parse_item(info["itemStruct"])
+    block = detect_block(html)
+    if block:
+        raise BlockedError(f"video page is a {block} page", kind=block)
+    raise ContractError("video page without embedded item JSON (transient)", kind="no_rehydration")
+
+
+# --- URLs ---------------------------------------------------------------------------------------------

@@ -1,0 +1,106 @@
+"""The For You feed as a worker session reads it: the recommend responses its page makes while it scrolls.
+
+Seeds come only from calls the site's own page makes (and signs), so they survive any signing scheme.
+:class:`ForYouFeed` is a part of :class:`.browser.WorkerSession`, kept apart so each file holds one job;
+the attributes it reads are the session's, declared here for the type checker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import Page, Response
+
+from ..errors import BlockedError, ContractError
+from .blocks import BlockMonitor, BlockPolicy, Pacer, http_status_error
+from .contract import ItemList, parse_item_list
+
+RECOMMEND_PATH = "/api/recommend/item_list/"
+FORYOU_PATH = "/foryou"
+
+
+class ForYouFeed:
+    """Collects For You batches from the session's open page (a mixin of the worker session)."""
+
+    page: Page | None
+    base_url: str
+    monitor: BlockMonitor
+    policy: BlockPolicy
+    pacer: Pacer
+    requests_in_context: int
+    _consecutive_blocks: int
+    _ready_at: float
+    _recommend_queue: asyncio.Queue[tuple[int, str]] | None
+    _open_fresh_context: Callable[[], Awaitable[None]]
+    _goto: Callable[[str], Awaitable[None]]
+    recycle: Callable[[], Awaitable[None]]
+    scroll: Callable[[], Awaitable[None]]
+    with_retries: Callable[[Callable[[], Awaitable[Any]], str], Awaitable[Any]]
+
+    @staticmethod
+    async def _capture(response: Response, queue: asyncio.Queue) -> None:
+        try:
+            body = await response.text()
+        except PlaywrightError:  # page closed or body gone: an empty answer, counted as such
+            body = ""
+        queue.put_nowait((response.status, body))
+
+    async def recommended(
+        self, wanted: Callable[[ItemList], bool], *, stall_scrolls: int = 4, wait_s: float = 2.5
+    ) -> None:
+        """Feed recommend responses the For You page makes to ``wanted`` until it returns True.
+
+        The page is reloaded (and after repeated blocks recycled) when scrolling stops bringing
+        batches; blocked batches count towards persistent blocking.
+        """
+        self._recommend_queue = asyncio.Queue()
+        try:
+            await self.with_retries(lambda: self._recommended_until(wanted, stall_scrolls, wait_s), "For You feed")
+        finally:
+            self._recommend_queue = None
+
+    async def _recommended_until(self, wanted: Callable[[ItemList], bool], stall_scrolls: int, wait_s: float) -> None:
+        assert self._recommend_queue is not None
+        if self.page is None:
+            await self._open_fresh_context()
+        elif FORYOU_PATH not in self.page.url:
+            await self._goto(self.base_url + FORYOU_PATH)
+        stalls = 0
+        await self._scroll_paced()  # the load-time batch went to the warm-up: ask for a fresh one
+        while stalls < stall_scrolls:
+            try:
+                status, body = await asyncio.wait_for(self._recommend_queue.get(), wait_s)
+            except TimeoutError:
+                stalls += 1
+                await self._scroll_paced()
+                continue
+            self.requests_in_context += 1
+            try:
+                if error := http_status_error(status, RECOMMEND_PATH):
+                    raise error
+                batch = parse_item_list(body)
+            except BlockedError as exc:
+                self.monitor.record_block(exc.kind)
+                self._consecutive_blocks += 1
+                if self._consecutive_blocks >= self.policy.recycle_after_blocks:
+                    await self.recycle()
+                else:
+                    await self._scroll_paced()
+                continue
+            except ContractError:
+                await self._scroll_paced()
+                continue
+            self.monitor.record_success()
+            self._consecutive_blocks = 0
+            if wanted(batch):
+                return
+            stalls = 0
+            await self._scroll_paced()
+        raise BlockedError("the For You page stopped bringing new videos", kind="feed_stalled")
+
+    async def _scroll_paced(self) -> None:
+        self._ready_at = await self.pacer.wait(self._ready_at)
+        await self.scroll()
