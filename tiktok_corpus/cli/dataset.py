@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from ..export import ExportOptions
+from ..export import ExportOptions, format_duration
 from .app import app, console, db_app, err_console, settings_of
 from .display import progress_bar, status_table
 from .options import joined, option_from
@@ -63,12 +63,16 @@ def export(
     normalize_age: bool = option_from(ExportOptions, "normalize_age", "--normalize-age"),
     weights: str = option_from(ExportOptions, "weights", default=joined(ExportOptions.weights)),
     threshold_quantile: float = option_from(ExportOptions, "threshold_quantile", "--threshold-quantile"),
+    at_age: str | None = option_from(ExportOptions, "at_age_s", "--at-age"),
+    age_tolerance: str = option_from(
+        ExportOptions, "age_tolerance_s", "--age-tolerance", default=format_duration(ExportOptions.age_tolerance_s)
+    ),
 ) -> None:
     """Write a new, immutable, versioned dataset export with virality labels and splits.
 
     The last line printed is the export directory.
     """
-    from ..export import parse_numbers, parse_time, run_export
+    from ..export import parse_duration, parse_numbers, parse_time, run_export
 
     options = ExportOptions(
         label=labels,
@@ -84,6 +88,8 @@ def export(
         normalize_age=normalize_age,
         weights=parse_numbers(weights, 4, "--weights"),
         threshold_quantile=threshold_quantile,
+        at_age_s=parse_duration(at_age, "--at-age") if at_age else None,
+        age_tolerance_s=parse_duration(age_tolerance, "--age-tolerance"),
         command_line=tuple(sys.argv),
     )
     with progress_bar(err_console) as bar:

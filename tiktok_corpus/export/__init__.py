@@ -6,7 +6,8 @@ in :mod:`tiktok_corpus.store.exports`), labels them (:mod:`.labels`), assigns de
 (:mod:`.splits`), and writes ``{data dir}/exports/{name}-v{N}/`` (:mod:`.write`, :mod:`.manifest`):
 
 * ``videos.parquet`` (or ``videos.csv``): one row per video, columns :data:`.format.EXPORT_COLUMNS`;
-  ``hashtags`` is a list of names in Parquet and a space-joined string in CSV;
+  ``hashtags`` is a list of names in Parquet and a space-joined string in CSV; with ``--at-age`` the
+  counts are each video's at that age since posting (:mod:`.at_age`);
 * ``manifest.json``: what the trainer reads (``label``, ``version``, ``label_params``, ...);
 * ``README.md``: the dataset card.
 
@@ -35,7 +36,7 @@ from .labels import (
     fit_labels,
 )
 from .manifest import build_manifest, dataset_card
-from .options import ExportError, ExportOptions, parse_numbers, parse_time
+from .options import ExportError, ExportOptions, format_duration, parse_duration, parse_numbers, parse_time
 from .splits import SPLITS, assign_splits
 
 if TYPE_CHECKING:
@@ -61,9 +62,11 @@ __all__ = [
     "build_manifest",
     "dataset_card",
     "fit_labels",
+    "format_duration",
     "hashtag_lists",
     "load_dataset",
     "next_version",
+    "parse_duration",
     "parse_numbers",
     "parse_time",
     "read_export",

@@ -1,4 +1,5 @@
-"""The rows an export takes: exportable videos with their latest stats, typed, and their hashtags."""
+"""The rows an export takes: exportable videos with their latest stats (or their counts at a fixed
+age), typed, and their hashtags."""
 
 from __future__ import annotations
 
@@ -10,35 +11,33 @@ import pyarrow as pa
 
 from ..config import PAPER_MIN_FRAMES
 from ..store.db import Store
-from ..store.exports import exportable_hashtags, exportable_rows
+from ..store.exports import exportable_hashtags, exportable_rows, exportable_snapshots
+from .at_age import BASES, COUNTS, EXCLUSION_REASONS, METHOD, counts_at_age
+from .options import DEFAULT_AGE_TOLERANCE_S, format_duration
 
 
 def load_dataset(
-    store: Store, *, min_frames: int = PAPER_MIN_FRAMES, as_of: datetime | None = None
+    store: Store,
+    *,
+    min_frames: int = PAPER_MIN_FRAMES,
+    as_of: datetime | None = None,
+    at_age_s: int | None = None,
+    age_tolerance_s: int = DEFAULT_AGE_TOLERANCE_S,
 ) -> tuple[pd.DataFrame, dict]:
-    """Exportable videos joined with their latest stats snapshot (at/before ``as_of``), author, media.
+    """Exportable videos joined with their latest stats snapshot (at/before ``as_of``), author, media;
+    with ``at_age_s``, their counts at that age instead (:mod:`.at_age`).
 
-    One set-based query. Returns ``(rows, selection)``: ``rows`` sorted by ``video_id`` with a
-    ``media_path`` column (relative to the data dir), ``selection`` the filter and exclusion counts.
+    One set-based query (two with ``at_age_s``). Returns ``(rows, selection)``: ``rows`` sorted by
+    ``video_id`` with a ``media_path`` column (relative to the data dir), ``selection`` the filter and
+    exclusion counts.
     """
     rows = exportable_rows(store, min_frames=min_frames, as_of=as_of)
+    if at_age_s is not None:
+        return _at_age(store, rows, min_frames=min_frames, at_age_s=at_age_s, tolerance_s=age_tolerance_s)
     has_stats = rows["stats_captured_at"].notna()
     rows = rows[has_stats].reset_index(drop=True)
     rows["stats_captured_at"] = pd.to_datetime(rows["stats_captured_at"], utc=True)
-    for column in (
-        "play_count",
-        "like_count",
-        "comment_count",
-        "share_count",
-        "collect_count",
-        "follower_count",
-        "create_time",
-        "frame_count",
-        "width",
-        "height",
-    ):
-        rows[column] = rows[column].astype("Int64")
-    rows["has_audio"] = rows["has_audio"].astype("boolean")
+    _type_columns(rows, counts=COUNTS)
     selection = {
         "item_kind": "video",
         "download_status": "downloaded",
@@ -49,6 +48,46 @@ def load_dataset(
         "excluded_no_stats": int((~has_stats).sum()),
     }
     return rows, selection
+
+
+def _at_age(
+    store: Store, rows: pd.DataFrame, *, min_frames: int, at_age_s: int, tolerance_s: int
+) -> tuple[pd.DataFrame, dict]:
+    """``rows`` with their counts and ``stats_captured_at`` replaced by those at ``at_age_s``; the
+    videos that cannot be placed at that age are left out and counted by reason."""
+    snapshots = exportable_snapshots(store, min_frames=min_frames)
+    at_age = counts_at_age(rows, snapshots, at_age_s=at_age_s, tolerance_s=tolerance_s)
+    captured_type = pd.to_datetime(rows["stats_captured_at"], utc=True).dtype
+    for column in COUNTS:
+        rows[column] = at_age[column]
+    rows["stats_captured_at"] = at_age["stats_captured_at"].astype(captured_type)
+    kept = at_age["age_basis"].notna()
+    rows = rows[kept].reset_index(drop=True)
+    _type_columns(rows, counts=())
+    excluded = at_age["excluded"].value_counts().reindex(list(EXCLUSION_REASONS), fill_value=0)
+    by_basis = at_age["age_basis"].value_counts().reindex(list(BASES), fill_value=0)
+    selection = {
+        "item_kind": "video",
+        "download_status": "downloaded",
+        "probe_status": "valid",
+        "min_frames": min_frames,
+        "as_of": None,
+        "stats": (
+            f"counts at age {format_duration(at_age_s)} after posting, {METHOD}; a lone snapshot within "
+            f"{format_duration(tolerance_s)} of that age where none bracket it"
+        ),
+        "excluded_no_stats": int(excluded["no_snapshots"]),
+        "excluded_by_reason": {reason: int(n) for reason, n in excluded.items()},
+        "rows_by_age_basis": {basis: int(n) for basis, n in by_basis.items()},
+    }
+    return rows, selection
+
+
+def _type_columns(rows: pd.DataFrame, *, counts: tuple[str, ...]) -> None:
+    """Nullable integer columns (``counts`` among them) and the boolean ``has_audio``, in place."""
+    for column in (*counts, "follower_count", "create_time", "frame_count", "width", "height"):
+        rows[column] = rows[column].astype("Int64")
+    rows["has_audio"] = rows["has_audio"].astype("boolean")
 
 
 def hashtag_lists(store: Store, video_ids: pd.Series, *, min_frames: int) -> pa.ListArray:

@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 import pandas as pd
 
 from .. import __version__
+from .at_age import METHOD
 from .format import EXPORT_COLUMNS, MANIFEST_FORMAT
-from .options import ExportOptions
+from .options import ExportOptions, format_duration
 from .splits import SPLITS
 
 
@@ -43,6 +44,7 @@ def build_manifest(
         "label": options.label,
         "label_column": options.label_column,
         "label_params": label_params,
+        "age_basis": age_basis(options),
         "data_file": data_file,
         "data_format": options.format,
         "data_sha256": data_sha256,
@@ -78,6 +80,20 @@ def build_manifest(
     }
 
 
+def age_basis(options: ExportOptions) -> dict | str:
+    """When the counts the labels are computed from were taken: ``"latest snapshot"``, ``"as of <time>"``,
+    or, with ``--at-age``, the age, the tolerance and the method (``selection`` counts the rows each way)."""
+    if options.at_age_s is None:
+        return f"as of {options.as_of.isoformat()}" if options.as_of else "latest snapshot"
+    return {
+        "at_age_s": options.at_age_s,
+        "tolerance_s": options.age_tolerance_s,
+        "at_age": format_duration(options.at_age_s),
+        "tolerance": format_duration(options.age_tolerance_s),
+        "method": METHOD,
+    }
+
+
 def dataset_card(manifest: dict) -> str:
     """The README.md of an export: provenance, labels, balance, biases, terms and personal data."""
     params, counts = manifest["label_params"], manifest["counts"]
@@ -88,6 +104,7 @@ def dataset_card(manifest: dict) -> str:
         for split in SPLITS
     )
     thresholds = ", ".join(f"{m} > {v:g}" for m, v in params["thresholds"].items())
+    stats, at_age_label, engagement_bias = _age_basis_text(manifest)
     return f"""# {manifest["name"]} v{manifest["version"]}
 
 A dataset of TikTok videos with engagement statistics and virality labels, made by `tiktok-corpus`
@@ -100,9 +117,7 @@ A dataset of TikTok videos with engagement statistics and virality labels, made 
 - Videos were discovered by a crawler of TikTok's public web site: "For You" seed videos, then random
   expansion through each video's related-videos list (the method of "The Viral Vision").
 - Files were downloaded, checked, and probed with ffprobe. A video is included when it is a video item,
-  downloaded, probed valid, has at least {manifest["selection"]["min_frames"]} frames and has a stats
-  snapshot ({manifest["selection"]["stats"]}). {manifest["selection"]["excluded_no_stats"]} otherwise
-  valid video(s) had no snapshot and were left out.
+  downloaded, probed valid, has at least {manifest["selection"]["min_frames"]} frames and has {stats}
 - Media are {manifest["media"]}; `file` is relative to this directory.
 
 ## Labels (docs/labels.md has the full definition)
@@ -110,7 +125,7 @@ A dataset of TikTok videos with engagement statistics and virality labels, made 
   scaling (median / interquartile range, linear quantiles), weighted sum ({weights}), min-max scaled to
   [0, 1] over these rows.
 - `is_viral`: 1 iff all four metrics exceed their {params["threshold_quantile"]:g} quantile ({thresholds}).
-
+{at_age_label}
 ## Splits and class balance
 Seed {manifest["split"]["seed"]}, fractions {manifest["split"]["fractions"]}, grouped by
 {manifest["split"]["group_by"]}, stratified: {manifest["split"]["stratify"]}.
@@ -123,8 +138,7 @@ Seed {manifest["split"]["seed"]}, fractions {manifest["split"]["fractions"]}, gr
 - The crawl follows TikTok's recommender: "For You" seeds and related lists favour already popular,
   recent, recommended content, the crawler's region and language and accounts that are public. It is
   not a uniform sample of TikTok; "virality" here is relative to that sample.
-- Engagement is a snapshot at crawl time: young videos have had less time to gather views
-  (`--normalize-age` gives per-day rates). Counts TikTok rounds for display may be approximate.
+{engagement_bias}
 - Labels are fitted on these rows only: scores and thresholds are not comparable across exports
   without reapplying one export's `label_params`.
 - Short (< {manifest["selection"]["min_frames"]} frames), corrupt, deleted and private videos are excluded.
@@ -135,6 +149,36 @@ terms of service. This dataset is for non-commercial research. It contains perso
 and user names, possibly faces and voices): store it securely, do not re-identify or contact people,
 honour deletion requests by removing the rows and files, and do not redistribute the media.
 """
+
+
+def _age_basis_text(manifest: dict) -> tuple[str, str, str]:
+    """The card's words on when the counts were taken: the selection sentence, a label bullet (only
+    with ``--at-age``) and the bias note."""
+    selection, basis = manifest["selection"], manifest.get("age_basis")
+    if not isinstance(basis, dict):
+        return (
+            f"""a stats
+  snapshot ({selection["stats"]}). {selection["excluded_no_stats"]} otherwise
+  valid video(s) had no snapshot and were left out.""",
+            "",
+            """- Engagement is a snapshot at crawl time: young videos have had less time to gather views
+  (`--normalize-age` gives per-day rates). Counts TikTok rounds for display may be approximate.""",
+        )
+    left_out = ", ".join(f"{reason} {n}" for reason, n in selection["excluded_by_reason"].items())
+    rows = ", ".join(f"{way} {n}" for way, n in selection["rows_by_age_basis"].items())
+    return (
+        f"""stats snapshots
+  placing it at age {basis["at_age"]} after posting. Otherwise valid videos left out, by reason:
+  {left_out}.""",
+        f"""- Age basis: every count is the video's count at exactly {basis["at_age"]} after posting, interpolated
+  log-linearly (on `log1p`) between the nearest snapshots before and after that age, or taken from a lone
+  snapshot within {basis["tolerance"]} of it when none bracket it (rows: {rows}); `stats_captured_at` is
+  that moment. Interpolated counts are estimates between two sightings, not whole numbers.
+""",
+        f"""- Engagement is compared at one age ({basis["at_age"]}), so age is not confounded with appeal, but
+  the sample keeps only videos seen close enough to that age. Counts TikTok rounds for display may be
+  approximate.""",
+    )
 
 
 def _fmt(value: float | None) -> str:

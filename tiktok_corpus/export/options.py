@@ -18,6 +18,11 @@ GROUP_BY = ("none", "author")
 FORMATS = ("parquet", "csv")
 DEFAULT_NAME = "corpus"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.]*(?:-[A-Za-z0-9_.]+)*$")
+# Units of a duration (``7d``, ``90s``, ``1d12h``); durations are written back in days and smaller.
+DURATION_UNITS = {"w": 604_800, "d": 86_400, "h": 3_600, "m": 60, "s": 1}
+WRITTEN_UNITS = ("d", "h", "m", "s")
+DURATION_PART = re.compile(r"(\d+)([wdhms])")
+DEFAULT_AGE_TOLERANCE_S = 86_400
 
 
 class ExportError(CorpusError):
@@ -44,6 +49,15 @@ class ExportOptions:
     normalize_age: bool = described(False, "Labels from per-day rates.")
     weights: tuple[float, ...] = described(PAPER_WEIGHTS, "Score weights: comments,likes,plays,shares.")
     threshold_quantile: float = described(PAPER_THRESHOLD_QUANTILE, "is_viral: all metrics above this quantile.")
+    at_age_s: int | None = described(
+        None,
+        "Label every video by its counts at this age since posting (7d, 6h, 90s, 2w), interpolated from its "
+        "snapshots (default: the latest snapshot).",
+    )
+    age_tolerance_s: int = described(
+        DEFAULT_AGE_TOLERANCE_S,
+        "With --at-age: a video whose snapshots do not bracket the age uses its nearest one if it is this close.",
+    )
     command_line: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
@@ -60,6 +74,12 @@ class ExportOptions:
             raise ConfigError(f"--threshold-quantile must be in [0, 1), got {self.threshold_quantile}")
         if self.min_frames < 0:
             raise ConfigError(f"--min-frames must not be negative, got {self.min_frames}")
+        if self.at_age_s is not None and self.as_of is not None:
+            raise ConfigError("--at-age and --as-of exclude each other: labels are taken at one age or at one time")
+        if self.at_age_s is not None and self.at_age_s <= 0:
+            raise ConfigError(f"--at-age must be a positive duration, got {self.at_age_s} s")
+        if self.age_tolerance_s < 0:
+            raise ConfigError(f"--age-tolerance must not be negative, got {self.age_tolerance_s} s")
         if not NAME_PATTERN.match(self.name) or re.search(r"-v\d+$", self.name) or len(self.name) > 100:
             raise ConfigError(f"--name {self.name!r}: use letters, digits, '.', '_' and inner '-', not ending in -v<N>")
 
@@ -87,6 +107,30 @@ def parse_time(text: str, option: str = "--as-of") -> datetime:
     except ValueError:
         raise ConfigError(f"{option} {text!r}: expected an ISO 8601 time like 2024-05-01T12:00:00Z") from None
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def parse_duration(text: str, option: str = "--at-age") -> int:
+    """A duration in whole seconds: a number and a unit (``90s``, ``15m``, ``6h``, ``7d``, ``2w``), or
+    several (``1d12h``); a ConfigError naming the option otherwise."""
+    compact = text.strip()
+    parts = DURATION_PART.findall(compact)
+    if not compact or "".join(n + u for n, u in parts) != compact:
+        raise ConfigError(
+            f"{option} {text!r}: expected a duration like 90s, 15m, 6h, 7d, 2w or 1d12h (units w, d, h, m, s)"
+        )
+    return sum(int(number) * DURATION_UNITS[unit] for number, unit in parts)
+
+
+def format_duration(seconds: int) -> str:
+    """Whole seconds written the way :func:`parse_duration` reads them, days first (``14d``, ``1d12h``)."""
+    if seconds == 0:
+        return "0s"
+    written = []
+    for unit in WRITTEN_UNITS:
+        count, seconds = divmod(seconds, DURATION_UNITS[unit])
+        if count:
+            written.append(f"{count}{unit}")
+    return "".join(written)
 
 
 def _choice(option: str, value: str, allowed: Sequence[str]) -> None:

@@ -13,7 +13,7 @@ from ..store.db import open_store
 from ..store.models import utcnow
 from .dataset import hashtag_lists, load_dataset
 from .labels import fit_labels
-from .options import ExportError, ExportOptions
+from .options import ExportError, ExportOptions, format_duration
 from .splits import assign_splits
 from .write import write_version
 
@@ -33,13 +33,15 @@ def run_export(
     progress = progress or Progress(disable=True)
     with open_store(settings) as store:
         step = progress.add_task("selecting videos", total=5)
-        rows, selection = load_dataset(store, min_frames=options.min_frames, as_of=options.as_of)
+        rows, selection = load_dataset(
+            store,
+            min_frames=options.min_frames,
+            as_of=options.as_of,
+            at_age_s=options.at_age_s,
+            age_tolerance_s=options.age_tolerance_s,
+        )
         if rows.empty:
-            raise ExportError(
-                f"nothing to export: no video is downloaded, valid, has >= {options.min_frames} frames "
-                f"and a stats snapshot{' at or before ' + options.as_of.isoformat() if options.as_of else ''}"
-                f" ({selection['excluded_no_stats']} valid video(s) lack a snapshot)"
-            )
+            raise ExportError(_nothing_to_export(options, selection))
         progress.update(step, advance=1, description="computing labels")
         labels, label_params = fit_labels(
             rows,
@@ -62,3 +64,18 @@ def run_export(
         return write_version(
             store, settings, options, rows, tags, label_params, selection, created_at=clock(), progress=progress
         )
+
+
+def _nothing_to_export(options: ExportOptions, selection: dict) -> str:
+    """Why no row is exportable, with the counts that say which filter left nothing."""
+    head = f"nothing to export: no video is downloaded, valid, has >= {options.min_frames} frames"
+    if options.at_age_s is not None:
+        reasons = ", ".join(f"{reason} {n}" for reason, n in selection["excluded_by_reason"].items())
+        return (
+            f"{head} and snapshots placing it at age {format_duration(options.at_age_s)} "
+            f"(tolerance {format_duration(options.age_tolerance_s)}; left out: {reasons})"
+        )
+    return (
+        f"{head} and a stats snapshot{' at or before ' + options.as_of.isoformat() if options.as_of else ''}"
+        f" ({selection['excluded_no_stats']} valid video(s) lack a snapshot)"
+    )

@@ -1,5 +1,5 @@
-"""The export stage's statements: the exportable rows with their latest stats, their hashtags, and
-the ``exports`` table (versions, the row of a new export).
+"""The export stage's statements: the exportable rows with their latest stats, every snapshot of them
+(labels at a fixed age), their hashtags, and the ``exports`` table (versions, the row of a new export).
 
 Reads come back as pandas frames straight from one set-based query each; the stage does the rest
 vectorised.
@@ -82,6 +82,33 @@ def exportable_rows(store: Store, *, min_frames: int, as_of: datetime | None) ->
         .outerjoin(latest, and_(latest.c.video_id == Video.id, latest.c.recency == 1))
         .where(_exportable(min_frames))
         .order_by(Video.id)
+    )
+    with store.engine.connect() as conn:
+        return pd.read_sql(query, conn)
+
+
+def exportable_snapshots(store: Store, *, min_frames: int) -> pd.DataFrame:
+    """Every stats snapshot of every exportable video, ordered by video, capture time and id (the
+    order of insertion among snapshots taken at the same moment).
+
+    Columns: ``video_id, captured_at`` and the five counts. Videos without a snapshot have no row.
+    """
+    snap = table_of(StatsSnapshot)
+    query = (
+        select(
+            snap.c.video_id,
+            snap.c.captured_at,
+            snap.c.play_count,
+            snap.c.like_count,
+            snap.c.comment_count,
+            snap.c.share_count,
+            snap.c.collect_count,
+        )
+        .select_from(snap)
+        .join(Video, Video.id == snap.c.video_id)
+        .join(MediaFile, MediaFile.video_id == Video.id)
+        .where(_exportable(min_frames))
+        .order_by(snap.c.video_id, snap.c.captured_at, snap.c.id)
     )
     with store.engine.connect() as conn:
         return pd.read_sql(query, conn)

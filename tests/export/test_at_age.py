@@ -1,0 +1,347 @@
+"""Labels at a fixed age (``corpus export --at-age``) on a hand-made snapshot table.
+
+Every expected count is worked out by hand from the rule of docs/labels.md: between the nearest
+snapshots before (age a0, count c0) and after (a1, c1) the age A, ``log1p`` of the count is linear in
+age, so the count is ``(1 + c0) ** (1 - w) * (1 + c1) ** w - 1`` with ``w = (A - a0) / (a1 - a0)``.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from tiktok_corpus.cli import app
+from tiktok_corpus.config import Settings
+from tiktok_corpus.errors import ConfigError
+from tiktok_corpus.export import (
+    ExportError,
+    ExportOptions,
+    apply_labels,
+    fit_labels,
+    format_duration,
+    parse_duration,
+    run_export,
+)
+from tiktok_corpus.export.at_age import counts_at_age
+from tiktok_corpus.store.db import open_store, upgrade
+from tiktok_corpus.store.models import StatsSnapshot
+
+from .conftest import T0, _media, _video, populate_corpus
+
+HOUR, DAY = 3_600, 86_400
+CREATED = int((T0 - timedelta(days=60)).timestamp())
+COUNTS = ("play_count", "like_count", "comment_count", "share_count", "collect_count")
+
+
+def _snap(video_id: str, age_s: int, plays, likes=0, comments=0, shares=0, collects=0, created=CREATED):
+    return StatsSnapshot(
+        video_id=video_id,
+        captured_at=pd.Timestamp(created + age_s, unit="s", tz="UTC").to_pydatetime(),
+        play_count=plays,
+        like_count=likes,
+        comment_count=comments,
+        share_count=shares,
+        collect_count=collects,
+    )
+
+
+# video id -> (create_time, [(age in seconds, plays, likes, comments, shares, collects)]), in insertion order
+TABLE: dict[str, tuple[int | None, list[tuple]]] = {
+    # Bracketed 6d / 8d, w = 1/2; a far older and a far younger snapshot that must not be used.
+    "3001": (CREATED, [(1 * DAY, 0, 0, 0, 0, 0), (6 * DAY, 99, 9, 0, 1, 3), (8 * DAY, 9999, 99, 8, 1, None)]),
+    # Bracketed 6d / 10d, w = 1/4 (inserted out of age order on purpose).
+    "3002": (CREATED, [(10 * DAY, 80, 15, 624, 0, 0), (6 * DAY, 0, 0, 0, 0, 0), (30 * DAY, 10**6, 10**6, 10**6, 0, 0)]),
+    # A snapshot exactly at 7d: used as is.
+    "3003": (
+        CREATED,
+        [(3 * DAY, 5, 5, 5, 5, 5), (7 * DAY, 12345, 678, 90, 12, 3), (12 * DAY, 10**5, 10**4, 10**3, 100, 10)],
+    ),
+    # Only younger snapshots, the last 12h before 7d: within the 1d tolerance.
+    "3004": (CREATED, [(2 * DAY, 1, 1, 1, 1, 1), (6 * DAY + 12 * HOUR, 500, 50, 5, 2, 1)]),
+    # First seen 20h after 7d: within the tolerance.
+    "3005": (CREATED, [(7 * DAY + 20 * HOUR, 7000, 700, 70, 7, 0), (9 * DAY, 9000, 900, 90, 9, 0)]),
+    # Last seen at 5d: too young (2d short of 7d).
+    "3006": (CREATED, [(1 * DAY, 10, 1, 0, 0, 0), (5 * DAY, 300, 30, 3, 0, 0)]),
+    # First seen at 9d: too old at first sighting.
+    "3007": (CREATED, [(9 * DAY, 4000, 400, 40, 4, 0)]),
+    # No snapshot at all.
+    "3008": (CREATED, []),
+    # No create time.
+    "3009": (None, [(7 * DAY, 1, 1, 1, 1, 1)]),
+}
+EXPECTED_7D = {
+    "3001": (np.sqrt(100 * 10_000) - 1, np.sqrt(10 * 100) - 1, np.sqrt(1 * 9) - 1, 1.0, None),  # 999, 30.62.., 2, 1
+    "3002": (81**0.25 - 1, 16**0.25 - 1, 625**0.25 - 1, 0.0, 0.0),  # 2, 1, 4, 0, 0
+    "3003": (12345, 678, 90, 12, 3),
+    "3004": (500, 50, 5, 2, 1),
+    "3005": (7000, 700, 70, 7, 0),
+}
+
+
+def populate_snapshot_table(store, data_dir) -> None:
+    """TABLE as exportable videos, plus a video that is not exportable (its snapshots count nowhere)."""
+    with store.transaction() as session:
+        for video_id, (created, snapshots) in TABLE.items():
+            session.add(_video(video_id, None, create_time=created))
+            session.flush()
+            session.add(_media(data_dir, video_id))
+            for age, *counts in snapshots:
+                session.add(_snap(video_id, age, *counts, created=created or CREATED))
+        session.add(_video("3100", None, create_time=CREATED, probe_status="too_short"))
+        session.flush()
+        session.add(_media(data_dir, "3100", 40))
+        session.add(_snap("3100", 9 * DAY, 1))
+
+
+@pytest.fixture
+def snapshot_table(store, settings) -> None:
+    populate_snapshot_table(store, settings.data_dir)
+
+
+def _export(settings: Settings, **options) -> tuple[dict, pd.DataFrame, Path]:
+    path = run_export(settings, ExportOptions(**options))
+    manifest = json.loads((path / "manifest.json").read_text())
+    return manifest, pd.read_parquet(path / "videos.parquet").set_index("video_id"), path
+
+
+def _assert_counts(rows: pd.DataFrame, expected: dict) -> None:
+    assert sorted(rows.index) == sorted(expected)
+    for video_id, counts in expected.items():
+        got = rows.loc[video_id, list(COUNTS)].tolist()
+        for metric, want, value in zip(COUNTS, counts, got):
+            if want is None:
+                assert pd.isna(value), (video_id, metric, value)
+            else:
+                assert value == pytest.approx(want, rel=1e-12, abs=1e-9), (video_id, metric, value, want)
+
+
+def test_counts_are_interpolated_log_linearly_at_the_age(settings, store, snapshot_table):
+    manifest, rows, path = _export(settings, at_age_s=7 * DAY, command_line=("corpus", "export", "--at-age", "7d"))
+
+    _assert_counts(rows, EXPECTED_7D)
+    assert rows.loc["3001", "play_count"] == pytest.approx(999.0)
+    assert rows.loc["3003", "play_count"] == 12345.0  # exactly the snapshot's count, no round trip through logs
+    # stats_captured_at is the moment the counts describe: posting + 7 days.
+    expected_at = pd.Timestamp(CREATED + 7 * DAY, unit="s", tz="UTC")
+    assert (rows["stats_captured_at"] == expected_at).all()
+
+    assert manifest["age_basis"] == {
+        "at_age_s": 7 * DAY,
+        "tolerance_s": DAY,
+        "at_age": "7d",
+        "tolerance": "1d",
+        "method": "log-linear between bracketing snapshots",
+    }
+    assert manifest["selection"]["rows_by_age_basis"] == {"exact": 1, "interpolated": 2, "within_tolerance": 2}
+    assert manifest["selection"]["excluded_by_reason"] == {
+        "no_snapshots": 1,
+        "no_create_time": 1,
+        "too_young": 1,
+        "too_old_at_first_sighting": 1,
+    }
+    assert manifest["selection"]["excluded_no_stats"] == 1
+    assert manifest["options"]["at_age_s"] == 7 * DAY and manifest["options"]["age_tolerance_s"] == DAY
+    card = (path / "README.md").read_text()
+    assert "at exactly 7d after posting" in card and "too_old_at_first_sighting 1" in card
+
+    # The paper's formulas, unchanged, on the interpolated counts; the manifest reproduces them.
+    labels, params = fit_labels(rows)
+    assert rows["virality_score"].tolist() == labels["virality_score"].tolist()
+    assert rows["is_viral"].tolist() == labels["is_viral"].tolist()
+    assert apply_labels(rows, manifest["label_params"])["virality_score"].tolist() == rows["virality_score"].tolist()
+    assert params["center"] == manifest["label_params"]["center"]
+
+
+def test_an_hour_scale_age_interpolates_with_an_uneven_weight(settings, store, snapshot_table):
+    # A video seen 1h and 1d after posting; at 6h, w = 5/23.
+    with store.transaction() as session:
+        session.add(_video("3200", None, create_time=CREATED))
+        session.flush()
+        session.add(_media(settings.data_dir, "3200"))
+        session.add_all([_snap("3200", 1 * HOUR, 9, 3, 0, 0, 0), _snap("3200", 1 * DAY, 999, 63, 8, 2, 1)])
+
+    _, rows, _ = _export(settings, at_age_s=6 * HOUR, age_tolerance_s=0)
+
+    w = (6 - 1) / (24 - 1)
+    expected = tuple((1 + c0) ** (1 - w) * (1 + c1) ** w - 1 for c0, c1 in ((9, 999), (3, 63), (0, 8), (0, 2), (0, 1)))
+    _assert_counts(rows, {"3200": expected})
+
+
+def test_the_tolerance_decides_which_lone_snapshots_count(settings, store, snapshot_table):
+    strict, rows, _ = _export(settings, at_age_s=7 * DAY, age_tolerance_s=0)
+    assert sorted(rows.index) == ["3001", "3002", "3003"]
+    assert strict["selection"]["excluded_by_reason"]["too_young"] == 2  # 3004, 3006
+    assert strict["selection"]["excluded_by_reason"]["too_old_at_first_sighting"] == 2  # 3005, 3007
+
+    loose, rows, _ = _export(settings, at_age_s=7 * DAY, age_tolerance_s=2 * DAY)
+    _assert_counts(rows, {**EXPECTED_7D, "3006": (300, 30, 3, 0, 0), "3007": (4000, 400, 40, 4, 0)})
+    assert loose["selection"]["rows_by_age_basis"] == {"exact": 1, "interpolated": 2, "within_tolerance": 4}
+    assert loose["selection"]["excluded_by_reason"] == {
+        "no_snapshots": 1,
+        "no_create_time": 1,
+        "too_young": 0,
+        "too_old_at_first_sighting": 0,
+    }
+    # A tolerance exactly as wide as the gap still counts (the bound is inclusive).
+    _, rows, _ = _export(settings, at_age_s=7 * DAY, age_tolerance_s=20 * HOUR)
+    assert "3005" in rows.index and "3004" in rows.index
+
+
+def test_per_day_rates_at_a_fixed_age_divide_by_that_age(settings, store, snapshot_table):
+    manifest, rows, _ = _export(settings, at_age_s=7 * DAY, normalize_age=True, label="continuous")
+
+    rates = rows[list(COUNTS[:4])].astype("float64").fillna(0.0) / 7.0
+    labels, _ = fit_labels(rates.assign(create_time=0, stats_captured_at=pd.Timestamp(0, tz="UTC")))
+    assert rows["virality_score"].to_numpy() == pytest.approx(labels["virality_score"].to_numpy())
+    assert manifest["label_params"]["normalize_age"] is True
+
+
+def test_nothing_placeable_at_the_age_is_a_clear_error(settings, store, snapshot_table):
+    with pytest.raises(ExportError, match="nothing to export.*age 60d.*too_young 7"):
+        run_export(settings, ExportOptions(at_age_s=60 * DAY, age_tolerance_s=HOUR))
+
+
+def test_without_at_age_the_labels_are_todays(settings, store, corpus):
+    manifest, rows, _ = _export(settings, label="continuous")
+
+    # The latest snapshot of conftest's corpus, labelled by the paper's formulas directly.
+    latest = pd.DataFrame(
+        {
+            "comment_count": [10 * (i % 5) for i in range(12)],
+            "like_count": [100 * (i + 1) for i in range(12)],
+            "play_count": [1000 * (i + 1) for i in range(12)],
+            "share_count": [i % 3 for i in range(12)],
+        },
+        index=[str(1000 + i) for i in range(12)],
+    )
+    labels, params = fit_labels(latest)
+    assert rows.loc[latest.index, "virality_score"].tolist() == labels["virality_score"].tolist()
+    assert rows.loc[latest.index, "is_viral"].tolist() == labels["is_viral"].tolist()
+    assert manifest["label_params"] == params
+    assert str(rows["play_count"].dtype) == "int64"  # counts stay integers
+    assert manifest["age_basis"] == "latest snapshot"
+    assert "excluded_by_reason" not in manifest["selection"]
+    assert manifest["options"]["at_age_s"] is None
+
+    as_of = T0 - timedelta(hours=1)
+    assert _export(settings, as_of=as_of)[0]["age_basis"] == f"as of {as_of.isoformat()}"
+
+
+def test_the_pure_interpolation_handles_ties_nulls_and_empty_input():
+    created = 1_700_000_000
+    videos = pd.DataFrame({"video_id": ["a", "b", "c"], "create_time": [created, created, pd.NA]})
+    at = pd.Timestamp(created + DAY, unit="s", tz="UTC")
+    snapshots = pd.DataFrame(
+        {
+            "video_id": ["a", "a", "b"],
+            "captured_at": [at, at, at - pd.Timedelta(hours=2)],
+            "play_count": [5, 6, 7],
+            "like_count": [1, 2, None],
+            "comment_count": [0, 0, 0],
+            "share_count": [0, 0, 0],
+            "collect_count": [0, 0, 0],
+        }
+    )
+
+    out = counts_at_age(videos, snapshots, at_age_s=DAY, tolerance_s=HOUR)
+
+    # Two snapshots at the very age: the one stored last wins, as it does for "latest snapshot".
+    assert out.loc[0, "play_count"] == 6 and out.loc[0, "age_basis"] == "exact"
+    assert (
+        pd.isna(out.loc[1, "age_basis"]) and out.loc[1, "excluded"] == "too_young" and pd.isna(out.loc[1, "play_count"])
+    )
+    assert out.loc[2, "excluded"] == "no_snapshots"  # no snapshot beats no create time
+    assert out["excluded"].isna().tolist() == [True, False, False]
+
+    widened = counts_at_age(videos, snapshots, at_age_s=DAY, tolerance_s=2 * HOUR)
+    assert widened.loc[1, "age_basis"] == "within_tolerance" and pd.isna(widened.loc[1, "like_count"])
+
+    empty = counts_at_age(videos, snapshots.iloc[0:0], at_age_s=DAY, tolerance_s=HOUR)
+    assert empty["excluded"].tolist() == ["no_snapshots"] * 3
+
+
+@pytest.mark.parametrize(
+    "text, seconds",
+    [("90s", 90), ("15m", 900), ("1h", 3_600), ("6h", 21_600), ("1d", 86_400), ("7d", 604_800), ("2w", 1_209_600)]
+    + [("1d12h", 129_600), (" 3d ", 259_200), ("0s", 0)],
+)
+def test_durations_parse(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "7", "d", "7 d", "7D", "1.5d", "-1d", "7days", "1y", "d7", "1d 2h"])
+def test_bad_durations_are_config_errors_naming_the_option(text):
+    with pytest.raises(ConfigError, match="--age-tolerance .*expected a duration like"):
+        parse_duration(text, "--age-tolerance")
+
+
+def test_durations_are_written_back_in_days_and_smaller():
+    assert [format_duration(s) for s in (0, 90, 3_600, 86_400, 604_800, 129_600, 90_061)] == [
+        "0s",
+        "1m30s",
+        "1h",
+        "1d",
+        "7d",
+        "1d12h",
+        "1d1h1m1s",
+    ]
+    assert all(parse_duration(format_duration(s)) == s for s in (1, 59, 61, 3_599, 86_401, 10**7))
+
+
+def test_at_age_options_are_checked():
+    with pytest.raises(ConfigError, match="--at-age and --as-of exclude each other"):
+        ExportOptions(at_age_s=DAY, as_of=T0)
+    with pytest.raises(ConfigError, match="--at-age must be a positive duration"):
+        ExportOptions(at_age_s=0)
+    with pytest.raises(ConfigError, match="--age-tolerance must not be negative"):
+        ExportOptions(at_age_s=DAY, age_tolerance_s=-1)
+    assert ExportOptions().at_age_s is None and ExportOptions().age_tolerance_s == DAY
+
+
+def test_cli_at_age_end_to_end(settings, store, snapshot_table, monkeypatch):
+    runner = CliRunner()
+    base = ["--data-dir", str(settings.data_dir), "export"]
+    args = [*base, "--labels", "binary", "--at-age", "7d", "--age-tolerance", "2d"]
+    monkeypatch.setattr("sys.argv", ["corpus", *args])
+
+    done = runner.invoke(app, args)
+
+    assert done.exit_code == 0, done.output
+    path = Path(done.stdout.strip().splitlines()[-1])
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["age_basis"]["at_age_s"] == 7 * DAY and manifest["age_basis"]["tolerance_s"] == 2 * DAY
+    assert manifest["row_count"] == 7 and "--at-age 7d" in manifest["command_line"]
+    rows = pd.read_parquet(path / "videos.parquet").set_index("video_id")
+    assert rows.loc["3001", "play_count"] == pytest.approx(999.0)
+
+    both = runner.invoke(app, [*base, "--labels", "binary", "--at-age", "7d", "--as-of", "2024-05-01"])
+    assert both.exit_code == 1
+    assert "--at-age and --as-of exclude each other" in both.stderr and "Traceback" not in both.output
+    bad = runner.invoke(app, [*base, "--labels", "binary", "--at-age", "a week"])
+    assert bad.exit_code == 1 and "--at-age 'a week'" in bad.stderr
+    help_text = runner.invoke(app, ["export", "--help"]).stdout
+    assert "--at-age" in help_text and "--age-tolerance" in help_text
+    assert len(list((settings.data_dir / "exports").iterdir())) == 1
+
+
+def test_at_age_from_postgres(pg_url, tmp_path):
+    settings = Settings(data_dir=tmp_path / "pg-data", db_url=pg_url)
+    store = open_store(settings, check_schema=False)
+    upgrade(store.engine)
+    try:
+        populate_snapshot_table(store, settings.data_dir)
+        populate_corpus(store, settings.data_dir)  # videos whose snapshots are all a day from posting or more
+        manifest, rows, _ = _export(settings, at_age_s=7 * DAY)
+    finally:
+        store.dispose()
+
+    fixture_rows = {video_id: rows.loc[video_id] for video_id in EXPECTED_7D}
+    _assert_counts(pd.DataFrame(fixture_rows).T, EXPECTED_7D)
+    assert manifest["selection"]["rows_by_age_basis"]["interpolated"] >= 2
+    assert manifest["selection"]["excluded_by_reason"]["no_snapshots"] == 2  # 3008, and conftest's 2005
