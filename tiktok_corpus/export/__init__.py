@@ -7,7 +7,8 @@ in :mod:`tiktok_corpus.store.exports`), labels them (:mod:`.labels`), assigns de
 
 * ``videos.parquet`` (or ``videos.csv``): one row per video, columns :data:`.format.EXPORT_COLUMNS`;
   ``hashtags`` is a list of names in Parquet and a space-joined string in CSV; with ``--at-age`` the
-  counts are each video's at that age since posting (:mod:`.at_age`);
+  counts are each video's at that age since posting (:mod:`.at_age`), and :data:`.format.GROWTH_COLUMNS`
+  (plays at the early ages, growth between them) follow;
 * ``manifest.json``: what the trainer reads (``label``, ``version``, ``label_params``, ...);
 * ``README.md``: the dataset card.
 
@@ -25,7 +26,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .format import EXPORT_COLUMNS, MANIFEST_FORMAT, read_export
+from .format import EXPORT_COLUMNS, GROWTH_COLUMNS, MANIFEST_FORMAT, read_export
 from .labels import (
     LABEL_COLUMNS,
     METRICS,
@@ -48,6 +49,7 @@ _NEEDS_STORE = {"hashtag_lists": ".dataset", "load_dataset": ".dataset", "next_v
 
 __all__ = [
     "EXPORT_COLUMNS",
+    "GROWTH_COLUMNS",
     "LABEL_COLUMNS",
     "MANIFEST_FORMAT",
     "METRICS",

@@ -14,12 +14,18 @@ A snapshot's age is ``captured_at - create_time``. For a target age ``A`` and ea
 
 A count missing (null) in a snapshot used stays missing; the labels take it as 0, as for the latest
 snapshot.
+
+:func:`early_growth` gives the growth features of such an export: plays at the early ages
+(:data:`~.format.EARLY_AGES_S` below the label's age, by the same rule with the tolerance capped at a
+quarter of the early age) and the log growth per day between consecutive ones.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
+from .format import EARLY_AGES_S
 
 COUNTS = ("play_count", "like_count", "comment_count", "share_count", "collect_count")
 METHOD = "log-linear between bracketing snapshots"
@@ -79,6 +85,29 @@ def counts_at_age(videos: pd.DataFrame, snapshots: pd.DataFrame, *, at_age_s: in
     out["stats_captured_at"] = pd.Series(pd.to_datetime(created + target, unit="s", utc=True), index=videos.index)
     out["age_basis"] = pd.Series(basis, index=videos.index).mask(basis == "")
     out["excluded"] = pd.Series(reason, index=videos.index).mask(reason == "")
+    return out
+
+
+def early_growth(videos: pd.DataFrame, snapshots: pd.DataFrame, *, at_age_s: int, tolerance_s: int) -> pd.DataFrame:
+    """Growth features on ``videos``' index (the arguments of :func:`counts_at_age`).
+
+    For each early age ``e`` in :data:`~.format.EARLY_AGES_S` below ``at_age_s``: ``play_count_at_<e>``,
+    the plays at ``e`` by :func:`counts_at_age` with the tolerance ``min(tolerance_s, e / 4)`` (so a 1h
+    count is never read off a sighting at 1d); and for consecutive early ages ``a < b``:
+    ``play_growth_<a>_<b> = (log1p(plays at b) - log1p(plays at a)) / (b - a in days)``. Null where a
+    video cannot be placed at an age.
+    """
+    early = {name: age for name, age in EARLY_AGES_S.items() if age < at_age_s}
+    out = pd.DataFrame(index=videos.index)
+    for name, age in early.items():  # one vectorised pass per early age
+        placed = counts_at_age(videos, snapshots, at_age_s=age, tolerance_s=min(tolerance_s, age // 4))
+        out[f"play_count_at_{name}"] = placed["play_count"]
+    names = list(early)
+    for a, b in zip(names, names[1:]):
+        days = (early[b] - early[a]) / 86_400
+        earlier, later = (out[f"play_count_at_{n}"].to_numpy(dtype=np.float64, na_value=np.nan) for n in (a, b))
+        growth = (np.log1p(later) - np.log1p(earlier)) / days
+        out[f"play_growth_{a}_{b}"] = pd.Series(growth, index=out.index).astype("Float64")
     return out
 
 

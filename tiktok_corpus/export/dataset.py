@@ -12,7 +12,7 @@ import pyarrow as pa
 from ..config import PAPER_MIN_FRAMES
 from ..store.db import Store
 from ..store.exports import exportable_hashtags, exportable_rows, exportable_snapshots
-from .at_age import BASES, COUNTS, EXCLUSION_REASONS, METHOD, counts_at_age
+from .at_age import BASES, COUNTS, EXCLUSION_REASONS, METHOD, counts_at_age, early_growth
 from .options import DEFAULT_AGE_TOLERANCE_S, format_duration
 
 
@@ -53,14 +53,17 @@ def load_dataset(
 def _at_age(
     store: Store, rows: pd.DataFrame, *, min_frames: int, at_age_s: int, tolerance_s: int
 ) -> tuple[pd.DataFrame, dict]:
-    """``rows`` with their counts and ``stats_captured_at`` replaced by those at ``at_age_s``; the
-    videos that cannot be placed at that age are left out and counted by reason."""
+    """``rows`` with their counts and ``stats_captured_at`` replaced by those at ``at_age_s``, and the
+    growth features after them; the videos that cannot be placed at that age are left out and counted
+    by reason."""
     snapshots = exportable_snapshots(store, min_frames=min_frames)
     at_age = counts_at_age(rows, snapshots, at_age_s=at_age_s, tolerance_s=tolerance_s)
+    growth = early_growth(rows, snapshots, at_age_s=at_age_s, tolerance_s=tolerance_s)
     captured_type = pd.to_datetime(rows["stats_captured_at"], utc=True).dtype
     for column in COUNTS:
         rows[column] = at_age[column]
     rows["stats_captured_at"] = at_age["stats_captured_at"].astype(captured_type)
+    rows = rows.join(growth)
     kept = at_age["age_basis"].notna()
     rows = rows[kept].reset_index(drop=True)
     _type_columns(rows, counts=())

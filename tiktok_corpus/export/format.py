@@ -40,6 +40,19 @@ EXPORT_COLUMNS = (
     "split",
 )
 
+# With --at-age, growth features follow EXPORT_COLUMNS: plays at each early age below the label's age
+# (export/at_age.py, :func:`early_growth`) and the log growth per day between consecutive ones.
+EARLY_AGES_S = {"1h": 3_600, "6h": 21_600, "1d": 86_400}
+GROWTH_COLUMNS = (
+    *(f"play_count_at_{age}" for age in EARLY_AGES_S),
+    *(f"play_growth_{a}_{b}" for a, b in zip(EARLY_AGES_S, list(EARLY_AGES_S)[1:])),
+)
+
+
+def export_columns(rows: pd.DataFrame) -> list[str]:
+    """The columns of an export's table: :data:`EXPORT_COLUMNS`, then the growth features ``rows`` has."""
+    return [*EXPORT_COLUMNS, *(c for c in GROWTH_COLUMNS if c in rows.columns)]
+
 
 def read_export(root: Path) -> tuple[dict, pd.DataFrame]:
     """An export directory's manifest and video table."""

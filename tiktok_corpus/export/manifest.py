@@ -10,7 +10,7 @@ import pandas as pd
 
 from .. import __version__
 from .at_age import METHOD
-from .format import EXPORT_COLUMNS, MANIFEST_FORMAT
+from .format import EARLY_AGES_S, GROWTH_COLUMNS, MANIFEST_FORMAT, export_columns
 from .options import ExportOptions, format_duration
 from .splits import SPLITS
 
@@ -45,10 +45,11 @@ def build_manifest(
         "label_column": options.label_column,
         "label_params": label_params,
         "age_basis": age_basis(options),
+        **({"growth_features": growth_features(rows)} if any(c in rows.columns for c in GROWTH_COLUMNS) else {}),
         "data_file": data_file,
         "data_format": options.format,
         "data_sha256": data_sha256,
-        "columns": list(EXPORT_COLUMNS),
+        "columns": export_columns(rows),
         "hashtags_encoding": "list of names" if options.format == "parquet" else "space-joined names",
         "file_paths": "relative to the export directory",
         "media": "copied" if options.copy_media else "referenced",
@@ -91,6 +92,18 @@ def age_basis(options: ExportOptions) -> dict | str:
         "at_age": format_duration(options.at_age_s),
         "tolerance": format_duration(options.age_tolerance_s),
         "method": METHOD,
+    }
+
+
+def growth_features(rows: pd.DataFrame) -> dict:
+    """What the growth columns of an ``--at-age`` export hold, and how many rows have each."""
+    columns = [c for c in GROWTH_COLUMNS if c in rows.columns]
+    return {
+        "columns": columns,
+        "early_ages_s": {name: age for name, age in EARLY_AGES_S.items() if f"play_count_at_{name}" in rows.columns},
+        "counts": "play_count_at_<age>: plays at that age by the label's rule, tolerance min(--age-tolerance, age/4)",
+        "growth": "play_growth_<a>_<b>: (log1p(plays at b) - log1p(plays at a)) per day",
+        "non_null": {c: int(rows[c].notna().sum()) for c in columns},
     }
 
 
@@ -174,11 +187,23 @@ def _age_basis_text(manifest: dict) -> tuple[str, str, str]:
   log-linearly (on `log1p`) between the nearest snapshots before and after that age, or taken from a lone
   snapshot within {basis["tolerance"]} of it when none bracket it (rows: {rows}); `stats_captured_at` is
   that moment. Interpolated counts are estimates between two sightings, not whole numbers.
-""",
+{_growth_text(manifest)}""",
         f"""- Engagement is compared at one age ({basis["at_age"]}), so age is not confounded with appeal, but
   the sample keeps only videos seen close enough to that age. Counts TikTok rounds for display may be
   approximate.""",
     )
+
+
+def _growth_text(manifest: dict) -> str:
+    """The card's bullet on the growth columns of an ``--at-age`` export ("" without them)."""
+    growth = manifest.get("growth_features")
+    if not growth:
+        return ""
+    present = ", ".join(f"`{c}` ({growth['non_null'][c]} rows)" for c in growth["columns"])
+    return f"""- Growth features (not labels, for models that predict from early popularity): {present}. Plays at
+  each early age by the same rule (tolerance at most a quarter of that age), and the log growth per day
+  between consecutive ones; empty where a video was not seen close enough to that age.
+"""
 
 
 def _fmt(value: float | None) -> str:

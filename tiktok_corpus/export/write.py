@@ -23,7 +23,7 @@ from .._files import fsync_path, sha256_file, write_text_durably
 from ..config import Settings
 from ..store.db import Store
 from ..store.exports import latest_export_version, recording_export
-from .format import EXPORT_COLUMNS
+from .format import EXPORT_COLUMNS, export_columns
 from .manifest import build_manifest, dataset_card
 from .options import ExportError, ExportOptions
 
@@ -121,7 +121,8 @@ def _copy_media(data_dir: Path, staging: Path, rows: pd.DataFrame, progress: Pro
 
 
 def _to_arrow(rows: pd.DataFrame, tags: pa.ListArray, data_format: str) -> pa.Table:
-    table = pa.Table.from_pandas(rows[[c for c in EXPORT_COLUMNS if c != "hashtags"]], preserve_index=False)
+    columns = [c for c in export_columns(rows) if c != "hashtags"]
+    table = pa.Table.from_pandas(rows[columns], preserve_index=False)
     hashtags = tags if data_format == "parquet" else pc.binary_join(tags, " ")
     table = table.add_column(EXPORT_COLUMNS.index("hashtags"), "hashtags", hashtags)
     return table.replace_schema_metadata(None)
