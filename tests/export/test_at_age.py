@@ -266,6 +266,26 @@ def test_the_pure_interpolation_handles_ties_nulls_and_empty_input():
     assert empty["excluded"].tolist() == ["no_snapshots"] * 3
 
 
+def test_the_pure_interpolation_does_not_depend_on_the_snapshots_order():
+    videos = pd.DataFrame({"video_id": list(TABLE), "create_time": [created for created, _ in TABLE.values()]})
+    snapshots = pd.DataFrame(
+        [
+            (video_id, pd.Timestamp((created or CREATED) + age, unit="s", tz="UTC"), *counts)
+            for video_id, (created, table) in TABLE.items()
+            for age, *counts in table
+        ],
+        columns=["video_id", "captured_at", *COUNTS],
+    )
+
+    stored = counts_at_age(
+        videos, snapshots.sort_values(["video_id", "captured_at"]), at_age_s=7 * DAY, tolerance_s=DAY
+    )
+    reversed_ = counts_at_age(videos, snapshots.iloc[::-1], at_age_s=7 * DAY, tolerance_s=DAY)
+
+    pd.testing.assert_frame_equal(stored, reversed_)
+    assert stored.loc[0, "play_count"] == pytest.approx(999.0) and stored.loc[1, "play_count"] == pytest.approx(2.0)
+
+
 @pytest.mark.parametrize(
     "text, seconds",
     [("90s", 90), ("15m", 900), ("1h", 3_600), ("6h", 21_600), ("1d", 86_400), ("7d", 604_800), ("2w", 1_209_600)]

@@ -37,54 +37,19 @@ def counts_at_age(videos: pd.DataFrame, snapshots: pd.DataFrame, *, at_age_s: in
     """Each video's counts at ``at_age_s`` seconds after posting.
 
     ``videos`` has one row per video (``video_id``, ``create_time`` in epoch seconds, nullable);
-    ``snapshots`` has ``video_id``, ``captured_at`` and the :data:`COUNTS`, ordered by video, capture
-    time and insertion (:func:`tiktok_corpus.store.exports.exportable_snapshots`). Returns a frame on
-    ``videos``' index with the five counts (``Float64``), ``stats_captured_at`` (the moment they
-    describe: ``create_time + at_age_s``, UTC), ``age_basis`` (one of :data:`BASES`) and ``excluded``
-    (one of :data:`EXCLUSION_REASONS`); a row has either a basis or a reason, never both.
+    ``snapshots`` has ``video_id``, ``captured_at`` and the :data:`COUNTS`, snapshots of one moment in
+    the order they were stored (:func:`tiktok_corpus.store.exports.exportable_snapshots`). Returns a
+    frame on ``videos``' index with the five counts (``Float64``), ``stats_captured_at`` (the moment
+    they describe: ``create_time + at_age_s``, UTC), ``age_basis`` (one of :data:`BASES`) and
+    ``excluded`` (one of :data:`EXCLUSION_REASONS`); a row has either a basis or a reason, never both.
     """
-    target = float(at_age_s)
-    ids = pd.Index(videos["video_id"])
-    created = pd.to_numeric(videos["create_time"], errors="coerce").astype("float64").to_numpy()
-    snaps = snapshots[snapshots["video_id"].isin(ids)]
-    seen = ids.isin(snaps["video_id"].unique())
-
-    row = ids.get_indexer(snaps["video_id"])
-    age = _epoch_seconds(snaps["captured_at"]) - created[row]
-    snaps = snaps.assign(age=age)[~np.isnan(age)]
-    # Stable sort: snapshots of one age keep their stored order, so "last" and "first" are well defined.
-    snaps = snaps.sort_values(["video_id", "age"], kind="stable")
-    before = snaps[snaps["age"] <= target].groupby("video_id", sort=False).tail(1).set_index("video_id")
-    after = snaps[snaps["age"] >= target].groupby("video_id", sort=False).head(1).set_index("video_id")
-    before, after = before.reindex(ids), after.reindex(ids)
-
-    age0, age1 = before["age"].to_numpy(dtype=np.float64), after["age"].to_numpy(dtype=np.float64)
-    has0, has1 = ~np.isnan(age0), ~np.isnan(age1)
-    exact = has0 & (age0 == target)
-    interpolated = has0 & has1 & ~exact
-    young_ok = has0 & ~has1 & (target - age0 <= tolerance_s)
-    old_ok = ~has0 & has1 & (age1 - target <= tolerance_s)
-
-    c0 = before[list(COUNTS)].to_numpy(dtype=np.float64, na_value=np.nan)
-    c1 = after[list(COUNTS)].to_numpy(dtype=np.float64, na_value=np.nan)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        weight = ((target - age0) / (age1 - age0))[:, None]
-        between = np.expm1(np.log1p(c0) + weight * (np.log1p(c1) - np.log1p(c0)))
-    values = np.where(interpolated[:, None], between, np.where(old_ok[:, None], c1, c0))
-
-    basis = np.select([exact, interpolated, young_ok | old_ok], list(BASES), default="")
-    reason = np.select(
-        [~seen, np.isnan(created), has0 & ~has1, ~has0 & has1],
-        list(EXCLUSION_REASONS),
-        default="",
-    )
-    reason = np.where(basis == "", reason, "")
-    values[basis == ""] = np.nan
-
-    out = pd.DataFrame(values, columns=list(COUNTS), index=videos.index).astype("Float64")
-    out["stats_captured_at"] = pd.Series(pd.to_datetime(created + target, unit="s", utc=True), index=videos.index)
-    out["age_basis"] = pd.Series(basis, index=videos.index).mask(basis == "")
-    out["excluded"] = pd.Series(reason, index=videos.index).mask(reason == "")
+    timeline = _Timeline(videos, snapshots)
+    values, basis, reason = timeline.place(at_age_s, tolerance_s)
+    index = videos.index
+    out = pd.DataFrame(values, columns=list(COUNTS), index=index).astype("Float64")
+    out["stats_captured_at"] = pd.Series(pd.to_datetime(timeline.created + at_age_s, unit="s", utc=True), index=index)
+    out["age_basis"] = pd.Series(basis, index=index).mask(basis == "")
+    out["excluded"] = pd.Series(reason, index=index).mask(reason == "")
     return out
 
 
@@ -92,23 +57,79 @@ def early_growth(videos: pd.DataFrame, snapshots: pd.DataFrame, *, at_age_s: int
     """Growth features on ``videos``' index (the arguments of :func:`counts_at_age`).
 
     For each early age ``e`` in :data:`~.format.EARLY_AGES_S` below ``at_age_s``: ``play_count_at_<e>``,
-    the plays at ``e`` by :func:`counts_at_age` with the tolerance ``min(tolerance_s, e / 4)`` (so a 1h
-    count is never read off a sighting at 1d); and for consecutive early ages ``a < b``:
+    the plays at ``e`` by :func:`counts_at_age`'s rule with the tolerance ``min(tolerance_s, e / 4)`` (so
+    a 1h count is never read off a sighting at 1d); and for consecutive early ages ``a < b``:
     ``play_growth_<a>_<b> = (log1p(plays at b) - log1p(plays at a)) / (b - a in days)``. Null where a
     video cannot be placed at an age.
     """
+    timeline = _Timeline(videos, snapshots)
+    plays = COUNTS.index("play_count")
     early = {name: age for name, age in EARLY_AGES_S.items() if age < at_age_s}
-    out = pd.DataFrame(index=videos.index)
-    for name, age in early.items():  # one vectorised pass per early age
-        placed = counts_at_age(videos, snapshots, at_age_s=age, tolerance_s=min(tolerance_s, age // 4))
-        out[f"play_count_at_{name}"] = placed["play_count"]
+    placed = {name: timeline.place(age, min(tolerance_s, age // 4))[0][:, plays] for name, age in early.items()}
+    out = pd.DataFrame({f"play_count_at_{name}": values for name, values in placed.items()}, index=videos.index)
     names = list(early)
     for a, b in zip(names, names[1:]):
         days = (early[b] - early[a]) / 86_400
-        earlier, later = (out[f"play_count_at_{n}"].to_numpy(dtype=np.float64, na_value=np.nan) for n in (a, b))
-        growth = (np.log1p(later) - np.log1p(earlier)) / days
-        out[f"play_growth_{a}_{b}"] = pd.Series(growth, index=out.index).astype("Float64")
-    return out
+        out[f"play_growth_{a}_{b}"] = (np.log1p(placed[b]) - np.log1p(placed[a])) / days
+    return out.astype("Float64")
+
+
+class _Timeline:
+    """Every video's snapshots as ages, sorted by (video, age), ready to be placed at any age.
+
+    Video ``i``'s snapshots are positions ``start[i]`` to ``start[i] + size[i] - 1`` of ``ages`` and
+    ``counts``; a stable sort (none when the snapshots come in the store's order, by video and time)
+    keeps snapshots of one moment in their stored order.
+    """
+
+    def __init__(self, videos: pd.DataFrame, snapshots: pd.DataFrame) -> None:
+        ids = pd.Index(videos["video_id"])
+        self.created = pd.to_numeric(videos["create_time"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        row = ids.get_indexer(snapshots["video_id"])
+        known = row >= 0
+        row = row[known]
+        self.seen = np.bincount(row, minlength=len(ids)) > 0
+        age = _epoch_seconds(snapshots["captured_at"])[known] - self.created[row]
+        dated = ~np.isnan(age)
+        row, age = row[dated], age[dated]
+        counts = snapshots[list(COUNTS)].to_numpy(dtype=np.float64, na_value=np.nan)[known][dated]
+        step_row, step_age = np.diff(row), np.diff(age)
+        if not ((step_row > 0) | ((step_row == 0) & (step_age >= 0))).all():  # the store's order needs no sort
+            order = np.lexsort((age, row))
+            row, age, counts = row[order], age[order], counts[order]
+        self.row, self.ages, self.counts = row, age, counts
+        self.size = np.bincount(self.row, minlength=len(ids))
+        self.start = np.concatenate([[0], np.cumsum(self.size)[:-1]]).astype(np.int64)
+
+    def place(self, age: int, tolerance_s: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(values, basis, reason)`` at ``age``: a (videos x 5) float matrix (NaN where left out) and,
+        per video, its basis or its exclusion reason ("" where the other applies)."""
+        target = float(age)
+        upto = np.bincount(self.row[self.ages <= target], minlength=len(self.size))  # snapshots at or before
+        has0, has1 = upto > 0, upto < self.size
+        lo = np.where(has0, self.start + upto - 1, 0)
+        hi = np.where(has1, self.start + upto, 0)
+        if len(self.ages) == 0:  # nothing to index: every video is left out below
+            age0 = age1 = np.full(len(self.size), np.nan)
+            c0 = c1 = np.full((len(self.size), len(COUNTS)), np.nan)
+        else:
+            age0, age1 = np.where(has0, self.ages[lo], np.nan), np.where(has1, self.ages[hi], np.nan)
+            c0, c1 = self.counts[lo], self.counts[hi]
+        exact = has0 & (age0 == target)
+        interpolated = has0 & has1 & ~exact
+        young_ok = has0 & ~has1 & (target - age0 <= tolerance_s)
+        old_ok = ~has0 & has1 & (age1 - target <= tolerance_s)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            weight = ((target - age0) / (age1 - age0))[:, None]
+            between = np.expm1(np.log1p(c0) + weight * (np.log1p(c1) - np.log1p(c0)))
+        values = np.where(interpolated[:, None], between, np.where(old_ok[:, None], c1, c0))
+        basis = np.select([exact, interpolated, young_ok | old_ok], list(BASES), default="")
+        reason = np.select(
+            [~self.seen, np.isnan(self.created), has0 & ~has1, ~has0 & has1], list(EXCLUSION_REASONS), default=""
+        )
+        left_out = basis == ""
+        values[left_out] = np.nan
+        return values, basis, np.where(left_out, reason, "")
 
 
 def _epoch_seconds(times: pd.Series) -> np.ndarray:
