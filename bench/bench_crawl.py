@@ -352,9 +352,10 @@ class CpuMeter(threading.Thread):
 
 
 def cpu_spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
-    """CPU seconds per group between two readings taken with no browser running. A process that exited
-    lost its CPU since its last sample; the reaped total catches that, but not for orphans (see
-    :class:`CpuMeter`): Chromium gets the larger of its sampled total and the reaped total less the driver's."""
+    """CPU seconds per group between two readings. Where nothing exited in between (a window inside a run)
+    the sampled totals are exact. A process that exited lost its CPU since its last sample; the reaped
+    total catches that, but not for orphans (see :class:`CpuMeter`), so Chromium gets the larger of its
+    sampled total and the reaped total less the driver's."""
     spent = {group: after[group] - before[group] for group in GROUPS}
     reaped = after["reaped"] - before["reaped"]
     spent["chromium"] = max(spent["chromium"], reaped - spent["driver"])
