@@ -348,6 +348,9 @@ class CpuMeter(threading.Thread):
         totals["crawler"] = mine.user + mine.system - self._sampler_cpu
         totals["replica"] = replica.user + replica.system
         totals["reaped"] = mine.children_user + mine.children_system
+        machine = psutil.cpu_times()  # the whole machine (all CPUs): is anything else running?
+        totals["busy"] = machine.user + machine.nice + machine.system + machine.irq + machine.softirq
+        totals["steal"] = machine.steal
         return totals
 
 
@@ -356,7 +359,7 @@ def cpu_spent(before: dict[str, float], after: dict[str, float]) -> dict[str, fl
     the sampled totals are exact. A process that exited lost its CPU since its last sample; the reaped
     total catches that, but not for orphans (see :class:`CpuMeter`), so Chromium gets the larger of its
     sampled total and the reaped total less the driver's."""
-    spent = {group: after[group] - before[group] for group in GROUPS}
+    spent = {key: after[key] - before[key] for key in (*GROUPS, "busy", "steal")}
     reaped = after["reaped"] - before["reaped"]
     spent["chromium"] = max(spent["chromium"], reaped - spent["driver"])
     return spent
@@ -405,6 +408,8 @@ def method_crawl(
     if first is None or last is None:
         raise RuntimeError(f"the {method} crawl did not reach its target: {summary.status} {summary.message or ''}")
     assert first.cpu is not None and last.cpu is not None
+    if last.cpu["reaped"] != first.cpu["reaped"]:  # the driver had exited: the window would hold the teardown
+        raise RuntimeError("the crawl showed its target only after closing its browser")
     return MethodRun(
         name=f"crawl {method}",
         signing=signing,
@@ -511,6 +516,15 @@ def requests_per(requests: Counter, count: int) -> str:
     return f"{total / count:4.2f} (API {api / count:4.2f}, pages {pages / count:4.2f})"
 
 
+def machine(cpu: dict[str, float], seconds: float) -> str:
+    """How many CPUs the machine kept busy over ``seconds``, how many of them this benchmark, and steal."""
+    ours = sum(cpu[group] for group in GROUPS)
+    return (
+        f"machine {cpu['busy'] / seconds:.2f} of {os.cpu_count()} CPUs busy (this benchmark {ours / seconds:.2f}), "
+        f"steal {cpu['steal'] / seconds:.2f}"
+    )
+
+
 def describe(run: MethodRun) -> str:
     """Two lines: the rates, then CPU and requests (per video for a crawl's whole run, per list in the window)."""
     if run.videos:
@@ -519,7 +533,7 @@ def describe(run: MethodRun) -> str:
             f"{run.videos / run.seconds:.1f} videos/s start-up incl.; expanding {run.window_s:.1f} s: "
             f"{run.window_videos / run.window_s:.1f} videos/s, {run.lists_per_s:.1f} lists/s "
             f"({run.window_videos / max(run.window_lists, 1):.2f} videos/list) | via {run.methods}, "
-            f"blocks {run.empty}, refused {run.refused}"
+            f"blocks {run.empty}, refused {run.refused} | expanding: {machine(run.window_cpu, run.window_s)}"
         )
         costs = (
             f"per video, whole run: CPU ms {per(run.cpu, run.videos)}; "
@@ -529,7 +543,7 @@ def describe(run: MethodRun) -> str:
     else:
         head = (
             f"{run.name} ({run.signing}): {run.lists} lists in {run.seconds:.1f} s = {run.lists_per_s:.1f} lists/s"
-            f" | empty {run.empty}, refused {run.refused}"
+            f" | empty {run.empty}, refused {run.refused} | {machine(run.window_cpu, run.window_s)}"
         )
         costs = (
             f"per list, timed part: CPU ms {per(run.window_cpu, run.lists)} | whole phase (launch incl.): "
