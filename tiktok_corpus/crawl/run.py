@@ -128,10 +128,11 @@ class _Crawl:
         options = self.options
         worker = queue.worker_name(session.name)
         while not self.done.is_set():
-            self._publish()
             if self.counters.videos >= options.max_videos:
+                self._publish(force=True)  # the display sees the target when it is reached, not after shutdown
                 self.done.set()
                 return
+            self._publish()
             parent_id = await self._next_parent(session.name, worker)
             if parent_id is None:
                 pending, claimed = await self._db(frontier_state, self.store)
