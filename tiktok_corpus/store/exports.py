@@ -17,6 +17,9 @@ from sqlalchemy import and_, func, select
 from .db import Store
 from .models import Author, Export, Hashtag, MediaFile, StatsSnapshot, Video, VideoHashtag, table_of
 
+# The engagement counts an export reads from a stats snapshot.
+SNAPSHOT_COUNTS = ("play_count", "like_count", "comment_count", "share_count", "collect_count")
+
 
 def _exportable(min_frames: int):
     """What a video must meet to be exported, besides having a stats snapshot (joined with its file)."""
@@ -43,11 +46,7 @@ def exportable_rows(store: Store, *, min_frames: int, as_of: datetime | None) ->
     ranked = select(
         snap.c.video_id,
         snap.c.captured_at,
-        snap.c.play_count,
-        snap.c.like_count,
-        snap.c.comment_count,
-        snap.c.share_count,
-        snap.c.collect_count,
+        *(snap.c[name] for name in SNAPSHOT_COUNTS),
         recency.label("recency"),
     )
     if as_of is not None:
@@ -98,11 +97,7 @@ def exportable_snapshots(store: Store, *, min_frames: int) -> pd.DataFrame:
         select(
             snap.c.video_id,
             snap.c.captured_at,
-            snap.c.play_count,
-            snap.c.like_count,
-            snap.c.comment_count,
-            snap.c.share_count,
-            snap.c.collect_count,
+            *(snap.c[name] for name in SNAPSHOT_COUNTS),
         )
         .select_from(snap)
         .join(Video, Video.id == snap.c.video_id)
