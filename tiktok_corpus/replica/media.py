@@ -18,11 +18,12 @@ import threading
 import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import ffmpeg
 
+from .._waits import wait_first
 from ..errors import MediaError
 from ..media import FFMPEG, run_tool
 from .catalog import VFR_SOURCE_FPS, VFR_SOURCE_FRAMES, MediaSpec
@@ -97,13 +98,20 @@ def ensure_media(
     looped = [spec for spec in missing if not spec.vfr]
     batches += [looped[i : i + BATCH] for i in range(0, len(looped), BATCH)]
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2) as pool:
-        try:
-            for made in pool.map(lambda batch: _generate(batch, cache_dir, runs), batches):
-                done += made
-                if on_progress:
-                    on_progress(done, total)
+        pending: set[Future[int]] = set()
+        try:  # from the first submit on: a Ctrl-C while submitting must stop the runs already started
+            for batch in batches:
+                pending.add(pool.submit(_generate, batch, cache_dir, runs))
+            while pending:
+                finished, pending = wait_first(pending)
+                for future in finished:
+                    done += future.result()
+                    if on_progress:
+                        on_progress(done, total)
         except BaseException:
             runs.stop()
+            for future in pending:
+                future.cancel()
             raise
 
 

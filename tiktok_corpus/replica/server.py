@@ -13,6 +13,7 @@ from pathlib import Path
 
 import uvicorn
 
+from .._waits import wait_event
 from .catalog import build_catalog
 from .faults import FaultPlan, ReplicaStats
 from .media import default_cache_dir, ensure_media, media_file
@@ -153,7 +154,7 @@ class Replica:
     def wait(self) -> None:
         """Block until the server stops (the CLI serves until Ctrl-C)."""
         if self._server is not None:
-            self._stopped.wait()
+            wait_event(self._stopped)
 
     def stop(self) -> None:
         """Stop serving: idle connections close at once, responses in flight get GRACEFUL_SHUTDOWN_S.
@@ -165,10 +166,10 @@ class Replica:
             return
         server.should_exit = True
         try:
-            self._stopped.wait(STOP_TIMEOUT_S)
+            wait_event(self._stopped, STOP_TIMEOUT_S)
         except KeyboardInterrupt:
             server.force_exit = True
-            self._stopped.wait(STOP_TIMEOUT_S)
+            wait_event(self._stopped, STOP_TIMEOUT_S)
             raise
 
     def __enter__(self) -> Replica:

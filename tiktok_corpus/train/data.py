@@ -25,6 +25,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from .._files import fsync_path, sha256_file
+from .._waits import wait_first
 from ..errors import ConfigError, MediaError
 from ..export import LABEL_COLUMNS, read_export
 
@@ -156,13 +157,20 @@ def build_cache(
             ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool,
         ):
             task = bar.add_task(f"decoding {len(todo)} videos into {size}px proxies", total=len(todo))
-            futures = [pool.submit(encode_proxy, src, dst, size) for _, src, dst in todo]
-            for future in futures:
-                try:
-                    future.result()
-                except MediaError as exc:
-                    failures.append(exc.message)
-                bar.advance(task)
+            pending = {pool.submit(encode_proxy, src, dst, size) for _, src, dst in todo}
+            try:
+                while pending:
+                    finished, pending = wait_first(pending)
+                    for future in finished:
+                        try:
+                            future.result()
+                        except MediaError as exc:
+                            failures.append(exc.message)
+                        bar.advance(task)
+            except BaseException:
+                for future in pending:  # Ctrl-C: the proxies being made finish, no new one starts
+                    future.cancel()
+                raise
     if failures:
         raise MediaError(f"{len(failures)} video(s) could not be decoded: " + "; ".join(failures[:5]))
     return {vid: dst for vid, (_, dst) in jobs.items()}

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.progress import Progress
 
+from .._waits import wait_first
 from ..config import Settings
 from ..errors import ConfigError
 from ..media import DEEP_TIMEOUT_S, PROBE_TIMEOUT_S
@@ -130,7 +131,7 @@ def _probe_pending(
                         in_flight[pool.submit(inspect, job, deep)] = job.video_id
                 if not in_flight:
                     break
-                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                done, _ = wait_first(in_flight)
                 for future in done:
                     in_flight.pop(future)
                     _record(store, future.result(), rules, summary)
