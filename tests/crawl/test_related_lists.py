@@ -1,4 +1,4 @@
-"""The related-list method choice (tiktok/related_lists.py) as a state machine: scripted methods, no browser.
+"""The method choice (tiktok/site_methods.py) as a state machine: scripted related-list methods, no browser.
 
 A :class:`ScriptedSite` plays the three methods: each answers a related list unless the site refuses it
 (an empty body, as the real site answers a signature it does not accept) or raises what the test asks.
@@ -13,7 +13,9 @@ from collections import Counter
 import pytest
 
 from tiktok_corpus.errors import BlockedError, ItemUnavailable
+from tiktok_corpus.tiktok.contract import parse_item_list
 from tiktok_corpus.tiktok.related_lists import METHODS, RelatedList, RelatedLists
+from tiktok_corpus.tiktok.site_methods import MethodChoice
 
 LIST_BODY = json.dumps({"statusCode": 0, "itemList": [{"id": "11"}, {"id": "12"}]})
 
@@ -28,12 +30,12 @@ class ScriptedSite:
         self.calls: list[str] = []
 
     def method(self, name: str):
-        async def call(video_id: str, count: int) -> str:
+        async def call(video_id: str):
             self.calls.append(name)
             await asyncio.sleep(0)  # let concurrent calls interleave as pages would
             if name in self.raises:
                 raise self.raises[name]
-            return "" if name in self.refuses else LIST_BODY
+            return parse_item_list("" if name in self.refuses else LIST_BODY)
 
         return call
 
@@ -41,12 +43,13 @@ class ScriptedSite:
         async def once(operation, what):  # the session's retry policy, reduced to one try
             return await operation()
 
-        return RelatedLists(
+        return MethodChoice(
             {name: self.method(name) for name in METHODS},
             via=via,
             fallback_after=fallback_after,
             context=lambda: self.context,
             retry=once,
+            what="related list",
         )
 
     def take_calls(self) -> list[str]:
@@ -76,7 +79,7 @@ def test_the_probe_keeps_the_cheapest_method_the_site_accepts(refuses, chosen, p
 
     first = get(lists)
 
-    assert (first.method, [item.id for item in first.items.items]) == (chosen, ["11", "12"])
+    assert (first.method, [item.id for item in first.value.items]) == (chosen, ["11", "12"])
     assert site.take_calls() == probe
     assert methods_of(lists, 3) == [chosen] * 3
     assert site.take_calls() == [chosen] * 3, "after the probe, one call per list"

@@ -292,7 +292,7 @@ def test_the_pure_interpolation_does_not_depend_on_the_snapshots_order():
     + [("1d12h", 129_600), (" 3d ", 259_200), ("0s", 0)],
 )
 def test_durations_parse(text, seconds):
-    assert parse_duration(text) == seconds
+    assert parse_duration(text, "--at-age") == seconds
 
 
 @pytest.mark.parametrize("text", ["", "7", "d", "7 d", "7D", "1.5d", "-1d", "7days", "1y", "d7", "1d 2h"])
@@ -311,7 +311,7 @@ def test_durations_are_written_back_in_days_and_smaller():
         "1d12h",
         "1d1h1m1s",
     ]
-    assert all(parse_duration(format_duration(s)) == s for s in (1, 59, 61, 3_599, 86_401, 10**7))
+    assert all(parse_duration(format_duration(s), "--at-age") == s for s in (1, 59, 61, 3_599, 86_401, 10**7))
 
 
 def test_at_age_options_are_checked():

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import json
+import time
 
 import typer
 
 from ..crawl import CrawlOptions
 from ..download import DownloadOptions
+from ..track.options import TrackOptions
 from ..validate import Rules
 from .app import app, console, err_console, settings_of
-from .display import LiveCrawlDisplay, crawl_summary_lines, download_summary_line, progress_bar, validate_table
+from .display import (
+    LiveCrawlDisplay,
+    LiveTrackDisplay,
+    crawl_summary_lines,
+    download_summary_line,
+    progress_bar,
+    track_summary_lines,
+    validate_table,
+)
 from .options import option_from
 
 
@@ -60,6 +70,74 @@ def crawl(
         typer.echo(json.dumps(summary.to_dict(), sort_keys=True, default=str))
         return
     for line in crawl_summary_lines(summary):
+        console.print(line, highlight=False)
+
+
+@app.command()
+def track(
+    ctx: typer.Context,
+    ages: str = option_from(TrackOptions, "ages"),
+    follow: bool = option_from(TrackOptions, "follow", "--follow"),
+    until: str | None = option_from(TrackOptions, "until"),
+    limit: int | None = option_from(TrackOptions, "limit", min=1),
+    late_fraction: float = option_from(TrackOptions, "late_fraction", "--late-fraction"),
+    base_url: str | None = typer.Option(None, help="Site to observe (env CORPUS_BASE_URL)."),
+    workers: int = option_from(TrackOptions, "workers", min=1),
+    in_flight: int = option_from(TrackOptions, "in_flight", min=1),
+    delay: float = option_from(TrackOptions, "delay_s", "--delay", min=0),
+    max_rate: float = option_from(TrackOptions, "max_rate", min=0),
+    via: str = option_from(TrackOptions, "via"),
+    fallback_after: int = option_from(TrackOptions, "fallback_after", "--fallback-after", min=1),
+    max_attempts: int = option_from(TrackOptions, "max_attempts", "--max-attempts", min=1),
+    headful: bool = option_from(TrackOptions, "headful", "--headful"),
+    proxy: str | None = typer.Option(None, help="Proxy URL (env CORPUS_PROXY)."),
+    time_scale: float | None = typer.Option(
+        None,
+        min=0.001,
+        help="For a replica whose clock runs fast (corpus replica serve --time-scale): the same scale. "
+        "Omit for tiktok.com (the system clock).",
+    ),
+    time_origin: float | None = typer.Option(
+        None, help="With --time-scale: the replica's clock origin (unix seconds), as it printed it."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Re-observe known videos at fixed ages since posting (1h, 6h, 1d, ...), so labels can be taken at one age.
+
+    Each due video is observed once (one request); its snapshot settles every target due, its author's counts beside it.
+    Without --follow, takes what is due now and stops. With --follow, sleeps until the next target falls due.
+    --until bounds a following run on the site's clock; Ctrl-C stops, and claimed targets go back to the queue.
+    """
+    from ..clock import ScaledClock
+    from ..errors import ConfigError
+    from ..track import track as run_track
+
+    if (time_scale is None) != (time_origin is None):
+        raise ConfigError("--time-scale and --time-origin go together (both as the replica printed them)")
+    clock = time.time if time_scale is None or time_origin is None else ScaledClock(time_origin, time_scale)
+    settings = settings_of(ctx, base_url=base_url, proxy=proxy)
+    options = TrackOptions(
+        ages=ages,
+        follow=follow,
+        until=until,
+        limit=limit,
+        late_fraction=late_fraction,
+        workers=workers,
+        in_flight=in_flight,
+        delay_s=delay,
+        max_rate=max_rate or None,
+        via=via,
+        fallback_after=fallback_after,
+        max_attempts=max_attempts,
+        headful=headful,
+    )
+    options.validate()
+    with LiveTrackDisplay(err_console) as display:
+        summary = run_track(settings, options, clock=clock, progress=display)
+    if as_json:
+        typer.echo(json.dumps(summary.to_dict(), sort_keys=True, default=str))
+        return
+    for line in track_summary_lines(summary):
         console.print(line, highlight=False)
 
 

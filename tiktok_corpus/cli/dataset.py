@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import typer
@@ -38,9 +39,10 @@ def status(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", hel
     """Counts of videos per stage and status (the work queue at a glance)."""
     from ..store.db import open_store
     from ..store.status import stage_counts
+    from ..store.tracking import tracking_counts
 
     with open_store(settings_of(ctx)) as store:
-        counts = stage_counts(store)
+        counts = stage_counts(store) | {"tracking": tracking_counts(store, now=time.time())}
     if as_json:
         typer.echo(json.dumps(counts, sort_keys=True))
         return

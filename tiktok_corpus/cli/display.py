@@ -12,10 +12,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from ..durations import format_duration
+
 if TYPE_CHECKING:
     from ..crawl import CrawlCounters, CrawlSummary
     from ..demo import DemoResult
     from ..download import DownloadSummary
+    from ..track.options import TrackCounters, TrackSummary
     from ..validate import ValidateSummary
 
 
@@ -88,6 +91,59 @@ def crawl_summary_lines(summary: CrawlSummary) -> Iterable[str]:
         yield "downloads: " + ", ".join(f"{k}={v}" for k, v in summary.downloads.items())
 
 
+class LiveTrackDisplay:
+    """A rich live line: observations, targets settled by outcome, blocks, and the next due while following."""
+
+    def __init__(self, console: Console) -> None:
+        self._progress = Progress(
+            TextColumn("track"),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
+        self._task = self._progress.add_task("track", total=None, detail="")
+
+    def __enter__(self) -> LiveTrackDisplay:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def update(self, counters: TrackCounters) -> None:
+        detail = f"observations {counters.observations}{_via(counters.methods)}  {_outcomes(counters.outcomes)}"
+        detail += f"  blocks {counters.blocks}"
+        if counters.next_due_in_s is not None:
+            detail += f"  next due in {_site_duration(counters.next_due_in_s)} (site clock)"
+        self._progress.update(self._task, detail=detail)
+
+
+def _outcomes(outcomes: dict[str, int]) -> str:
+    return ", ".join(f"{name} {n}" for name, n in sorted(outcomes.items())) or "nothing settled yet"
+
+
+def _site_duration(seconds: float) -> str:
+    return format_duration(round(seconds)) if seconds >= 1 else "<1s"
+
+
+def track_summary_lines(summary: TrackSummary) -> Iterable[str]:
+    yield (
+        f"track {summary.status}: {summary.observations} observations{_via(summary.methods)} in "
+        f"{summary.elapsed_s:.1f}s ({summary.observations_per_s:.2f}/s); targets settled: "
+        f"{_outcomes(summary.outcomes)}; {summary.scheduled} newly scheduled"
+    )
+    queue = summary.queue
+    yield (
+        f"queue: due now {queue['due_now']}, due later {queue['due_later']}, claimed {queue['claimed']}, "
+        f"observed {queue['observed']}, missed {queue['missed']}, gone {queue['gone']}, failed {queue['failed']}"
+    )
+    if summary.errors:
+        yield "errors: " + ", ".join(f"{k}={n}" for k, n in sorted(summary.errors.items()))
+    if summary.message:
+        yield summary.message
+
+
 def download_summary_line(summary: DownloadSummary) -> str:
     failures = ", ".join(f"{kind} {count}" for kind, count in summary.failures.most_common())
     return (
@@ -118,6 +174,8 @@ def status_table(counts: dict) -> Table:
             table.add_row(stage, name, str(count))
     for method, count in counts["expand_methods"].items():
         table.add_row("expand", f"expanded via {method}", str(count))
+    for status, count in counts.get("tracking", {}).items():
+        table.add_row("track", status.replace("_", " "), str(count))
     return table
 
 

@@ -165,7 +165,7 @@ class _Crawl:
 
     async def _expand(self, lists: RelatedLists, parent_id: str) -> None:
         try:
-            related = await lists.get(parent_id, self.options.related_count)
+            related = await lists.get(parent_id)
         except BlockedError:
             # The block is about us, not the video: it goes back to the frontier for a later try.
             await self._db(queue.release, self.store, "expand", [parent_id])
@@ -182,7 +182,7 @@ class _Crawl:
             record_expansion,
             self.store,
             parent_id,
-            related.items,
+            related.value,
             method=related.method,
             fanout=self.options.fanout,
             max_videos=self.options.max_videos,
@@ -216,7 +216,9 @@ class _Crawl:
                     for i in range(options.workers)
                 ]
                 self.related_lists = {
-                    s.name: session_related_lists(s, via=options.related_via, fallback_after=options.fallback_after)
+                    s.name: session_related_lists(
+                        s, via=options.related_via, fallback_after=options.fallback_after, count=options.related_count
+                    )
                     for s in self.sessions
                 }
                 first, download_task = self.sessions[0], None

@@ -26,6 +26,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ..durations import format_duration, parse_duration
 from .format import EXPORT_COLUMNS, GROWTH_COLUMNS, MANIFEST_FORMAT, read_export
 from .labels import (
     LABEL_COLUMNS,
@@ -37,7 +38,7 @@ from .labels import (
     fit_labels,
 )
 from .manifest import build_manifest, dataset_card
-from .options import ExportError, ExportOptions, format_duration, parse_duration, parse_numbers, parse_time
+from .options import ExportError, ExportOptions, parse_numbers, parse_time
 from .splits import SPLITS, assign_splits
 
 if TYPE_CHECKING:

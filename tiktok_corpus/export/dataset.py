@@ -10,10 +10,11 @@ import pandas as pd
 import pyarrow as pa
 
 from ..config import PAPER_MIN_FRAMES
+from ..durations import format_duration
 from ..store.db import Store
 from ..store.exports import exportable_hashtags, exportable_rows, exportable_snapshots
 from .at_age import BASES, COUNTS, EXCLUSION_REASONS, METHOD, counts_at_age, early_growth
-from .options import DEFAULT_AGE_TOLERANCE_S, format_duration
+from .options import DEFAULT_AGE_TOLERANCE_S
 
 
 def load_dataset(

@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 import pandas as pd
 
 from .. import __version__
+from ..durations import format_duration
 from .at_age import METHOD
 from .format import EARLY_AGES_S, GROWTH_COLUMNS, MANIFEST_FORMAT, export_columns
-from .options import ExportOptions, format_duration
+from .options import ExportOptions
 from .splits import SPLITS
 
 

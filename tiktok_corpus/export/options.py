@@ -19,9 +19,6 @@ FORMATS = ("parquet", "csv")
 DEFAULT_NAME = "corpus"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.]*(?:-[A-Za-z0-9_.]+)*$")
 # Units of a duration (``7d``, ``90s``, ``1d12h``); durations are written back in days and smaller.
-DURATION_UNITS = {"w": 604_800, "d": 86_400, "h": 3_600, "m": 60, "s": 1}
-WRITTEN_UNITS = ("d", "h", "m", "s")
-DURATION_PART = re.compile(r"(\d+)([wdhms])")
 DEFAULT_AGE_TOLERANCE_S = 86_400
 
 
@@ -107,30 +104,6 @@ def parse_time(text: str, option: str = "--as-of") -> datetime:
     except ValueError:
         raise ConfigError(f"{option} {text!r}: expected an ISO 8601 time like 2024-05-01T12:00:00Z") from None
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
-
-
-def parse_duration(text: str, option: str = "--at-age") -> int:
-    """A duration in whole seconds: a number and a unit (``90s``, ``15m``, ``6h``, ``7d``, ``2w``), or
-    several (``1d12h``); a ConfigError naming the option otherwise."""
-    compact = text.strip()
-    parts = DURATION_PART.findall(compact)
-    if not compact or "".join(n + u for n, u in parts) != compact:
-        raise ConfigError(
-            f"{option} {text!r}: expected a duration like 90s, 15m, 6h, 7d, 2w or 1d12h (units w, d, h, m, s)"
-        )
-    return sum(int(number) * DURATION_UNITS[unit] for number, unit in parts)
-
-
-def format_duration(seconds: int) -> str:
-    """Whole seconds written the way :func:`parse_duration` reads them, days first (``14d``, ``1d12h``)."""
-    if seconds == 0:
-        return "0s"
-    written = []
-    for unit in WRITTEN_UNITS:
-        count, seconds = divmod(seconds, DURATION_UNITS[unit])
-        if count:
-            written.append(f"{count}{unit}")
-    return "".join(written)
 
 
 def _choice(option: str, value: str, allowed: Sequence[str]) -> None:

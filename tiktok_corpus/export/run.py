@@ -9,11 +9,12 @@ from pathlib import Path
 from rich.progress import Progress
 
 from ..config import Settings
+from ..durations import format_duration
 from ..store.db import open_store
 from ..store.models import utcnow
 from .dataset import hashtag_lists, load_dataset
 from .labels import fit_labels
-from .options import ExportError, ExportOptions, format_duration
+from .options import ExportError, ExportOptions
 from .splits import assign_splits
 from .write import write_version
 

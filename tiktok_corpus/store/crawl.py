@@ -164,7 +164,7 @@ def _snapshot_row(item: ItemRecord, source: str, run_id: int | None, now) -> dic
 # --- one list's writes ---------------------------------------------------------------------------
 
 
-def _upsert_authors(session: Session, items: Sequence[ItemRecord], now) -> None:
+def upsert_authors(session: Session, items: Sequence[ItemRecord], now) -> None:
     """Latest wins, but a field this sighting lacks keeps its stored value."""
     rows = {
         item.author.id: vars(item.author) | {"updated_at": now}
@@ -257,7 +257,7 @@ def record_sightings(
             videos += counts_toward_target
             new.append(item)
         seen.append(item)
-    _upsert_authors(session, seen, now)
+    upsert_authors(session, seen, now)
     if new:
         session.connection().execute(
             _insert_ignoring(session, Video, "id"),

@@ -151,6 +151,53 @@ class StatsSnapshot(Base):
     exact: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     source: Mapped[str | None] = mapped_column(String(16))
     crawl_run_id: Mapped[int | None] = mapped_column(ForeignKey("crawl_runs.id"))
+    # site | local: ``captured_at`` read off the site's own clock (the answer's ``extra.now``), or ours.
+    clock: Mapped[str | None] = mapped_column(String(8))
+    # The video's age at ``captured_at`` (seconds since createTime), where both are known.
+    age_s: Mapped[float | None] = mapped_column(Float)
+
+
+class AuthorSnapshot(Base):
+    """An author's counts at one moment (``corpus track``), never overwritten: their growth over time."""
+
+    __tablename__ = "author_snapshots"
+    __table_args__ = (Index("ix_author_snapshots_author", "author_id", "captured_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    author_id: Mapped[str] = mapped_column(ForeignKey("authors.id", ondelete="CASCADE"))
+    captured_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    clock: Mapped[str | None] = mapped_column(String(8))
+    follower_count: Mapped[int | None] = mapped_column(BigInteger)
+    following_count: Mapped[int | None] = mapped_column(BigInteger)
+    heart_count: Mapped[int | None] = mapped_column(BigInteger)
+    video_count: Mapped[int | None] = mapped_column(BigInteger)
+    digg_count: Mapped[int | None] = mapped_column(BigInteger)
+    video_id: Mapped[str | None] = mapped_column(String(32))  # the item whose answer carried them
+
+
+class TrackTarget(Base):
+    """One scheduled re-observation: ``video_id`` at ``age_s`` seconds after posting (``corpus track``).
+
+    The rows are the tracker's queue: pending -> claimed -> observed | missed (taken later than the
+    lateness allowed) | gone (deleted or private: the video's schedule stops) | failed. ``due_at`` is
+    ``create_time + age_s`` in unix seconds on the site's clock.
+    """
+
+    __tablename__ = "track_targets"
+    __table_args__ = (Index("ix_track_targets_queue", "status", "due_at"),)
+
+    video_id: Mapped[str] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), primary_key=True)
+    age_s: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    due_at: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(24), default="pending", server_default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    error_kind: Mapped[str | None] = mapped_column(String(48))
+    error: Mapped[str | None] = mapped_column(Text)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    worker: Mapped[str | None] = mapped_column(String(96))
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    observed_age_s: Mapped[float | None] = mapped_column(Float)
+    snapshot_id: Mapped[int | None] = mapped_column(ForeignKey("stats_snapshots.id", ondelete="SET NULL"))
 
 
 class Hashtag(Base):

@@ -196,9 +196,14 @@ def reclaim_dead_local(store: Store, stage: str) -> int:
         holders = session.scalars(
             select(worker).where(_col(stage, "status") == "claimed", worker.like(f"{host}:%")).distinct()
         ).all()
-    dead = [
+    dead = dead_local_workers(holders)
+    return _unclaim(store, stage, worker.in_(dead)) if dead else 0
+
+
+def dead_local_workers(names: Iterable[str]) -> list[str]:
+    """The worker names (``host:pid[:suffix]``, of this host) whose process no longer exists."""
+    return [
         name
-        for name in holders
+        for name in names
         if (pid := name.split(":")[1]).isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid))
     ]
-    return _unclaim(store, stage, worker.in_(dead)) if dead else 0

@@ -316,8 +316,7 @@ class WorkerSession(ForYouFeed):
         """
         url = page_url(self.base_url, video_id)
 
-        async def navigate() -> str:
-            page = self._spare_pages.pop() if self._spare_pages else await self._new_page()
+        async def navigate(page: Page) -> str:
             answer = self._list_answers[video_id] = asyncio.get_running_loop().create_future()
             try:
                 parse_video_page(await self._navigate(page, url), video_id)  # raises for a page without its list
@@ -334,10 +333,23 @@ class WorkerSession(ForYouFeed):
                 return body
             finally:
                 del self._list_answers[video_id]
-                if not page.is_closed():
-                    self._spare_pages.append(page)
 
-        return await self._in_context(navigate, url)
+        return await self._in_context(lambda: self._on_spare_page(navigate), url)
+
+    async def video_page(self, video_id: str) -> str:
+        """The HTML of ``video_id``'s page: its rehydration JSON holds the item as the site's own
+        scripts got it, whatever the signing (the tracker's method of last resort)."""
+        url = page_url(self.base_url, video_id)
+        return await self._in_context(lambda: self._on_spare_page(lambda page: self._navigate(page, url)), url)
+
+    async def _on_spare_page(self, navigate: Callable[[Page], Awaitable[T]]) -> T:
+        """Run ``navigate`` on a video page of the pool (opened on demand), returned to it afterwards."""
+        page = self._spare_pages.pop() if self._spare_pages else await self._new_page()
+        try:
+            return await navigate(page)
+        finally:
+            if not page.is_closed():
+                self._spare_pages.append(page)
 
     async def _new_page(self) -> Page:
         assert self.context is not None

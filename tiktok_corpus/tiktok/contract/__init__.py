@@ -11,6 +11,7 @@ HTML pages, :mod:`.urls` the URLs; callers import from the package.
 """
 
 from .items import (
+    envelope_time,
     item_kind,
     media_url_candidates,
     media_urls_from_json,
@@ -19,6 +20,7 @@ from .items import (
     parse_hashtags,
     parse_item,
     parse_item_detail,
+    parse_item_detail_at,
     parse_item_list,
     parse_stats,
 )
@@ -36,6 +38,7 @@ from .records import (
     UNAVAILABLE_CODES,
     USER_NOT_FOUND,
     AuthorRecord,
+    ItemAt,
     ItemList,
     ItemRecord,
     MediaUrl,
@@ -57,6 +60,9 @@ from .urls import (
 
 __all__ = [
     "AuthorRecord",
+    "ItemAt",
+    "envelope_time",
+    "parse_item_detail_at",
     "INVALID_REQUEST",
     "ITEM_NOT_FOUND",
     "ItemList",

@@ -12,6 +12,7 @@ from .records import (
     OK,
     UNAVAILABLE_CODES,
     AuthorRecord,
+    ItemAt,
     ItemList,
     ItemRecord,
     MediaUrl,
@@ -272,6 +273,11 @@ def parse_item_list(body: bytes | str | dict) -> ItemList:
 
 def parse_item_detail(body: bytes | str | dict) -> ItemRecord:
     """``/api/item/detail/``: the item, or ItemUnavailable for deleted / private posts."""
+    return parse_item_detail_at(body).item
+
+
+def parse_item_detail_at(body: bytes | str | dict) -> ItemAt:
+    """:func:`parse_item_detail`, with the site's time where the answer carries ``extra.now``."""
     data = _parse_json(body)
     if not isinstance(data, dict):
         raise ContractError("item detail is not a JSON object", kind="malformed_json")
@@ -279,7 +285,13 @@ def parse_item_detail(body: bytes | str | dict) -> ItemRecord:
     struct = _dict(data.get("itemInfo")).get("itemStruct")
     if struct is None:
         raise BlockedError("item detail without itemInfo.itemStruct", kind="no_item")
-    return parse_item(struct)
+    return ItemAt(parse_item(struct), envelope_time(data))
+
+
+def envelope_time(data: dict) -> float | None:
+    """The site's clock in an answer (``extra.now``, milliseconds), as unix seconds; None if absent."""
+    now_ms = _int(_dict(data.get("extra")).get("now"))
+    return now_ms / 1000 if now_ms and now_ms > 0 else None
 
 
 # --- pages ------------------------------------------------------------------------------------------

@@ -96,6 +96,15 @@ class ItemRecord:
 
 
 @dataclass(frozen=True)
+class ItemAt:
+    """An item and the moment its counts describe on the site's own clock (unix seconds), where the
+    answer says (``extra.now``); None where it does not."""
+
+    item: ItemRecord
+    site_time: float | None = None
+
+
+@dataclass(frozen=True)
 class ItemList:
     items: tuple[ItemRecord, ...]
     has_more: bool = False

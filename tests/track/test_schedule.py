@@ -1,0 +1,163 @@
+"""The tracking schedule as a queue (store/tracking.py) on SQLite and Postgres: which targets get
+scheduled, claims, and how an observation, a deletion, a failure or a stop settles them."""
+
+from __future__ import annotations
+
+import socket
+
+from sqlalchemy import insert, select
+
+from tiktok_corpus.config import Settings
+from tiktok_corpus.store.db import make_engine, open_store, upgrade
+from tiktok_corpus.store.models import AuthorSnapshot, StatsSnapshot, TrackTarget, Video
+from tiktok_corpus.store.tracking import (
+    allowed_lateness_s,
+    claim_due,
+    next_due_at,
+    reclaim_dead_local_targets,
+    record_failure,
+    record_gone,
+    record_observation,
+    release_targets,
+    schedule_targets,
+    tracking_counts,
+)
+from tiktok_corpus.tiktok.contract import AuthorRecord, ItemRecord, StatsRecord
+
+HOUR, DAY = 3_600, 86_400
+T0 = 1_790_000_000  # "now" on the site's clock at the start of each test
+AGES = (HOUR, 6 * HOUR, DAY)
+WORKER = "testhost:1:t0"
+
+
+def migrated_store(url: str):
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    return open_store(Settings(db_url=url))
+
+
+def add_videos(store, ages_now_s: dict[str, int | None], **columns) -> None:
+    """Videos by id, each posted ``age`` seconds before T0 (None: no createTime)."""
+    rows = [{"id": vid, "create_time": None if age is None else T0 - age, **columns} for vid, age in ages_now_s.items()]
+    with store.transaction() as session:
+        session.execute(insert(Video), rows)
+
+
+def targets(store) -> dict[tuple[str, int], tuple]:
+    with store.sessions() as session:
+        rows = session.execute(
+            select(TrackTarget.video_id, TrackTarget.age_s, TrackTarget.status, TrackTarget.due_at)
+        ).all()
+    return {(vid, age): (status, due) for vid, age, status, due in rows}
+
+
+def item(video_id: str, plays: int, *, author: AuthorRecord | None = None) -> ItemRecord:
+    return ItemRecord(
+        id=video_id, stats=StatsRecord(play_count=plays, like_count=plays // 10, exact=True), author=author
+    )
+
+
+def test_only_the_ages_still_ahead_are_scheduled_and_only_once(any_db_url):
+    with migrated_store(any_db_url) as store:
+        add_videos(store, {"1": 0, "2": 2 * HOUR, "3": 3 * DAY, "4": None})
+        add_videos(store, {"5": 0}, item_kind="ad")
+        add_videos(store, {"6": 0}, status_code=10204)
+        assert schedule_targets(store, AGES, now=T0, late_fraction=0.25) == 3 + 2
+        scheduled = targets(store)
+        # Video 2 is 2h old: 1h is behind it (past its 15 min lateness), 6h and 1d ahead; video 3 is too old.
+        assert set(scheduled) == {("1", HOUR), ("1", 6 * HOUR), ("1", DAY), ("2", 6 * HOUR), ("2", DAY)}
+        assert scheduled["2", DAY] == ("pending", T0 - 2 * HOUR + DAY)
+        assert schedule_targets(store, AGES, now=T0, late_fraction=0.25) == 0
+        # A new age asked later is added to the videos for which it is still ahead (video 3 is 3 days old: due now).
+        assert schedule_targets(store, (3 * DAY,), now=T0, late_fraction=0.25) == 3
+
+
+def test_a_claim_takes_every_due_target_of_a_video_and_one_observation_settles_them(any_db_url):
+    with migrated_store(any_db_url) as store:
+        add_videos(store, {"1": 0, "2": 0})
+        schedule_targets(store, AGES, now=T0, late_fraction=0.25)
+        assert claim_due(store, 5, now=T0 + HOUR - 1, worker=WORKER, lease_s=60) == []
+        assert next_due_at(store) == T0 + HOUR
+        # The tracker was away: at 7h both the 1h and the 6h targets of each video are due.
+        now = T0 + 7 * HOUR
+        claimed = claim_due(store, 1, now=now, worker=WORKER, lease_s=60)
+        assert [(due.video_id, due.ages_s) for due in claimed] == [("1", (HOUR, 6 * HOUR))]
+        author = AuthorRecord(id="a1", follower_count=10, heart_count=99)
+        outcomes = record_observation(
+            store,
+            claimed[0],
+            item("1", 500, author=author),
+            captured_at=now,
+            clock="site",
+            worker=WORKER,
+            late_fraction=0.25,
+        )
+        # 6 hours late for the 1h target (allowed: 15 min): missed; one hour late for 6h (allowed 1.5h): observed.
+        assert outcomes == {"missed": 1, "observed": 1}
+        with store.sessions() as session:
+            snapshot = session.execute(select(StatsSnapshot)).scalar_one()
+            author_row = session.execute(select(AuthorSnapshot)).scalar_one()
+            settled = session.execute(select(TrackTarget).where(TrackTarget.video_id == "1")).scalars().all()
+        assert (snapshot.play_count, snapshot.source, snapshot.clock, snapshot.age_s) == (
+            500,
+            "track",
+            "site",
+            7 * HOUR,
+        )
+        assert (author_row.author_id, author_row.follower_count, author_row.video_id) == ("a1", 10, "1")
+        by_age = {row.age_s: row for row in settled}
+        assert by_age[HOUR].status == "missed" and by_age[6 * HOUR].status == "observed"
+        assert by_age[6 * HOUR].snapshot_id == snapshot.id and by_age[6 * HOUR].observed_age_s == 7 * HOUR
+        assert by_age[DAY].status == "pending"
+        counts = tracking_counts(store, now=now)
+        assert (counts["due_now"], counts["due_later"], counts["observed"], counts["missed"]) == (2, 2, 1, 1)
+
+
+def test_a_deleted_video_stops_its_schedule(any_db_url):
+    with migrated_store(any_db_url) as store:
+        add_videos(store, {"1": 0})
+        schedule_targets(store, AGES, now=T0, late_fraction=0.25)
+        [due] = claim_due(store, 1, now=T0 + HOUR, worker=WORKER, lease_s=60)
+        assert record_gone(store, due.video_id, kind="deleted", message="statusCode 10204 (deleted)") == 3
+        assert {status for status, _ in targets(store).values()} == {"gone"}
+        assert claim_due(store, 1, now=T0 + 2 * DAY, worker=WORKER, lease_s=60) == []
+
+
+def test_failures_are_retried_then_recorded_with_their_reason(any_db_url):
+    with migrated_store(any_db_url) as store:
+        add_videos(store, {"1": 0})
+        schedule_targets(store, (HOUR,), now=T0, late_fraction=0.25)
+        statuses = []
+        for _ in range(3):
+            [due] = claim_due(store, 1, now=T0 + HOUR, worker=WORKER, lease_s=60)
+            statuses.append(
+                record_failure(store, due, worker=WORKER, kind="malformed_json", message="not JSON", max_attempts=3)
+            )
+        assert statuses == ["pending", "pending", "failed"]
+        with store.sessions() as session:
+            row = session.execute(select(TrackTarget)).scalar_one()
+        assert (row.status, row.attempts, row.error_kind, row.error) == ("failed", 3, "malformed_json", "not JSON")
+
+
+def test_released_and_dead_workers_claims_come_back_but_a_live_claim_is_never_shared(any_db_url):
+    with migrated_store(any_db_url) as store:
+        add_videos(store, {"1": 0, "2": 0})
+        schedule_targets(store, (HOUR,), now=T0, late_fraction=0.25)
+        now = T0 + HOUR
+        first = claim_due(store, 1, now=now, worker=WORKER, lease_s=60)
+        second = claim_due(store, 5, now=now, worker="testhost:2:t0", lease_s=60)
+        assert [d.video_id for d in first] == ["1"] and [d.video_id for d in second] == ["2"]
+        release_targets(store, first, worker=WORKER)
+        dead = f"{socket.gethostname()}:999999999:t0"  # no such pid
+        assert [d.video_id for d in claim_due(store, 5, now=now, worker=dead, lease_s=60)] == ["1"]
+        assert reclaim_dead_local_targets(store) == 1
+        [again] = claim_due(store, 5, now=now, worker=WORKER, lease_s=60)
+        assert again.video_id == "1"
+        with store.sessions() as session:
+            attempts = session.scalar(select(TrackTarget.attempts).where(TrackTarget.video_id == "1"))
+        assert attempts == 2  # the released claim gave its attempt back; the dead one's counted
+
+
+def test_lateness_allowance():
+    assert allowed_lateness_s(HOUR, 0.25) == 900 and allowed_lateness_s(60, 0.25) == 60

@@ -1,0 +1,271 @@
+"""The tracker's SQL (``corpus track``): the schedule of re-observations by age, its claims, and what
+an observation writes.
+
+The schedule is rows of ``track_targets``, one per (video, target age), so it is a work queue like the
+other stages: claimed with a lease (``FOR UPDATE SKIP LOCKED`` on Postgres), several processes share it,
+and an observation's snapshot and the rows it settles land in ONE transaction, so after kill -9 a row
+is either settled with its snapshot or still due, never both and never lost.
+
+Times: ``now`` and ``due_at`` are unix seconds on the site's clock (the tracker's injected clock);
+leases run on this machine's clock, as the other stages' do.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import cast
+
+from sqlalchemy import CursorResult, and_, func, literal, or_, select, update
+
+from ..tiktok.contract import ItemRecord, StatsRecord
+from . import queue
+from .crawl import upsert_authors
+from .db import Store, table_insert
+from .models import Author, AuthorSnapshot, StatsSnapshot, TrackTarget, Video, table_of, utcnow
+
+_TARGETS = table_of(TrackTarget)
+_VIDEOS = table_of(Video)
+TRACKED_KINDS = ("video", "photo")  # posts with engagement to follow (not ads, lives, unavailable ones)
+FINAL_STATUSES = ("observed", "missed", "gone", "failed")
+
+
+@dataclass(frozen=True)
+class DueVideo:
+    """A claimed video and the target ages it is due for (one observation settles them all)."""
+
+    video_id: str
+    ages_s: tuple[int, ...]
+    create_time: int
+    unique_id: str | None
+
+
+def allowed_lateness_s(age_s: int, late_fraction: float) -> float:
+    """How long after its due time an observation still counts as taken at its age (else ``missed``)."""
+    return max(60.0, age_s * late_fraction)
+
+
+def schedule_targets(store: Store, ages_s: Sequence[int], *, now: float, late_fraction: float) -> int:
+    """Add the target ages still ahead of every tracked video (those not already scheduled); returns
+    how many rows were added. A video found at 2 days old gets no 1h target: it would be missed."""
+    added = 0
+    with store.transaction() as session:
+        insert = table_insert(store.dialect, TrackTarget)
+        for age in sorted(set(ages_s)):
+            scheduled = select(_TARGETS.c.video_id).where(_TARGETS.c.video_id == _VIDEOS.c.id, _TARGETS.c.age_s == age)
+            rows = select(
+                _VIDEOS.c.id, literal(age), _VIDEOS.c.create_time + age, literal("pending"), literal(0)
+            ).where(
+                _VIDEOS.c.create_time.is_not(None),
+                _VIDEOS.c.item_kind.in_(TRACKED_KINDS),
+                _VIDEOS.c.status_code == 0,
+                _VIDEOS.c.create_time + age + allowed_lateness_s(age, late_fraction) >= now,
+                ~scheduled.exists(),
+            )
+            added += len(
+                session.execute(
+                    insert.from_select(["video_id", "age_s", "due_at", "status", "attempts"], rows)
+                    .on_conflict_do_nothing()
+                    .returning(_TARGETS.c.video_id)
+                ).all()
+            )
+    return added
+
+
+def claim_due(store: Store, limit: int, *, now: float, worker: str, lease_s: float) -> list[DueVideo]:
+    """Claim up to ``limit`` videos with a due target (lapsed claims first, then the earliest due) and
+    every due target of theirs, so one observation settles them all."""
+    wall = utcnow()
+    due = (
+        and_(_TARGETS.c.status == "claimed", _TARGETS.c.lease_until < wall),
+        and_(_TARGETS.c.status == "pending", _TARGETS.c.due_at <= now),
+    )
+    with store.transaction() as session:
+        video_ids: list[str] = []
+        for condition in due:
+            if len(video_ids) < limit:
+                query = (
+                    select(_TARGETS.c.video_id)
+                    .where(condition, _TARGETS.c.video_id.not_in(video_ids))
+                    .order_by(_TARGETS.c.due_at, _TARGETS.c.video_id)
+                    .limit(limit - len(video_ids))
+                )
+                if store.dialect == "postgresql":
+                    query = query.with_for_update(skip_locked=True)
+                video_ids.extend(dict.fromkeys(session.scalars(query)))
+        if not video_ids:
+            return []
+        claimed = session.execute(
+            update(_TARGETS)
+            .where(_TARGETS.c.video_id.in_(video_ids), or_(*due))
+            .values(
+                status="claimed",
+                lease_until=wall + timedelta(seconds=lease_s),
+                worker=worker,
+                attempts=_TARGETS.c.attempts + 1,
+                updated_at=wall,
+            )
+            .returning(_TARGETS.c.video_id, _TARGETS.c.age_s)
+        ).all()
+        authors = table_of(Author)
+        videos = session.execute(
+            select(_VIDEOS.c.id, _VIDEOS.c.create_time, authors.c.unique_id)
+            .select_from(_VIDEOS.outerjoin(authors, authors.c.id == _VIDEOS.c.author_id))
+            .where(_VIDEOS.c.id.in_(video_ids))
+        ).all()
+    ages: dict[str, list[int]] = defaultdict(list)
+    for video_id, age in claimed:
+        ages[video_id].append(age)
+    found = {video_id: (create_time, unique_id) for video_id, create_time, unique_id in videos}
+    return [
+        DueVideo(video_id, tuple(sorted(ages[video_id])), *found[video_id]) for video_id in video_ids if ages[video_id]
+    ]
+
+
+def _settle(session, video_id: str, worker: str, ages_s: Sequence[int], **values) -> None:
+    """Close this worker's claim on some of a video's targets (a claim lost to a lapsed lease is not ours)."""
+    session.execute(
+        update(_TARGETS)
+        .where(
+            _TARGETS.c.video_id == video_id,
+            _TARGETS.c.age_s.in_(list(ages_s)),
+            _TARGETS.c.status == "claimed",
+            _TARGETS.c.worker == worker,
+        )
+        .values(lease_until=None, updated_at=utcnow(), **values)
+    )
+
+
+def record_observation(
+    store: Store,
+    due: DueVideo,
+    item: ItemRecord,
+    *,
+    captured_at: float,
+    clock: str,
+    worker: str,
+    late_fraction: float,
+) -> dict[str, int]:
+    """The observation's snapshot (and its author's), and each claimed target settled as ``observed``
+    or, when taken later than its allowed lateness, ``missed``; one transaction. Returns counts by status."""
+    moment = datetime.fromtimestamp(captured_at, UTC)
+    age = captured_at - due.create_time
+    stats = vars(item.stats or StatsRecord())
+    outcomes: dict[str, list[int]] = defaultdict(list)
+    for target in due.ages_s:
+        late = age - target > allowed_lateness_s(target, late_fraction)
+        outcomes["missed" if late else "observed"].append(target)
+    with store.transaction() as session:
+        snapshot_id = session.execute(
+            table_insert(store.dialect, StatsSnapshot)
+            .values(video_id=due.video_id, captured_at=moment, source="track", clock=clock, age_s=age, **stats)
+            .returning(table_of(StatsSnapshot).c.id)
+        ).scalar_one()
+        author = item.author
+        if author is not None and author.id and author.follower_count is not None:
+            upsert_authors(session, [item], utcnow())
+            session.execute(
+                table_insert(store.dialect, AuthorSnapshot).values(
+                    author_id=author.id,
+                    captured_at=moment,
+                    clock=clock,
+                    follower_count=author.follower_count,
+                    following_count=author.following_count,
+                    heart_count=author.heart_count,
+                    video_count=author.video_count,
+                    digg_count=author.digg_count,
+                    video_id=due.video_id,
+                )
+            )
+        for status, ages in outcomes.items():
+            _settle(
+                session,
+                due.video_id,
+                worker,
+                ages,
+                status=status,
+                observed_age_s=age,
+                snapshot_id=snapshot_id,
+                error_kind=None,
+                error=None,
+            )
+    return {status: len(ages) for status, ages in outcomes.items()}
+
+
+def record_gone(store: Store, video_id: str, *, kind: str, message: str) -> int:
+    """The video is deleted or private: every target of it not yet settled stops, with the reason."""
+    with store.transaction() as session:
+        result = session.execute(
+            update(_TARGETS)
+            .where(_TARGETS.c.video_id == video_id, _TARGETS.c.status.in_(("pending", "claimed")))
+            .values(status="gone", error_kind=kind, error=message[:2000], lease_until=None, updated_at=utcnow())
+        )
+        return cast(CursorResult, result).rowcount or 0
+
+
+def record_failure(store: Store, due: DueVideo, *, worker: str, kind: str, message: str, max_attempts: int) -> str:
+    """A failed try: the targets go back to ``pending`` for a later try, or to ``failed`` once they had
+    ``max_attempts`` claims; returns which."""
+    with store.transaction() as session:
+        attempts = session.scalar(
+            select(func.max(_TARGETS.c.attempts)).where(
+                _TARGETS.c.video_id == due.video_id, _TARGETS.c.age_s.in_(list(due.ages_s))
+            )
+        )
+        status = "failed" if (attempts or 0) >= max_attempts else "pending"
+        _settle(session, due.video_id, worker, due.ages_s, status=status, error_kind=kind, error=message[:2000])
+    return status
+
+
+def release_targets(store: Store, claimed: Sequence[DueVideo], *, worker: str) -> None:
+    """Give claims back untouched (a clean stop): they are due again at once."""
+    with store.transaction() as session:
+        for due in claimed:
+            _settle(session, due.video_id, worker, due.ages_s, status="pending", attempts=_TARGETS.c.attempts - 1)
+
+
+def reclaim_dead_local_targets(store: Store) -> int:
+    """Claims of processes of this host that no longer exist (kill -9) go back to ``pending`` at once."""
+    host = socket.gethostname()
+    with store.sessions() as session:
+        holders = session.scalars(
+            select(_TARGETS.c.worker)
+            .where(_TARGETS.c.status == "claimed", _TARGETS.c.worker.like(f"{host}:%"))
+            .distinct()
+        ).all()
+    dead = queue.dead_local_workers(holders)
+    if not dead:
+        return 0
+    with store.transaction() as session:
+        result = session.execute(
+            update(_TARGETS)
+            .where(_TARGETS.c.status == "claimed", _TARGETS.c.worker.in_(dead))
+            .values(status="pending", lease_until=None, updated_at=utcnow())
+        )
+        return cast(CursorResult, result).rowcount or 0
+
+
+def next_due_at(store: Store) -> float | None:
+    """When the earliest pending target falls due (site clock), or None when nothing is pending."""
+    with store.sessions() as session:
+        return session.scalar(select(func.min(_TARGETS.c.due_at)).where(_TARGETS.c.status == "pending"))
+
+
+def tracking_counts(store: Store, *, now: float) -> dict[str, int]:
+    """The tracking queue for ``corpus status``: due now, due later, claimed, and each final status."""
+    with store.sessions() as session:
+        rows = session.execute(
+            select(
+                _TARGETS.c.status,
+                or_(_TARGETS.c.status != "pending", _TARGETS.c.due_at <= now).label("due_now"),
+                func.count(),
+            ).group_by(_TARGETS.c.status, "due_now")
+        ).all()
+    counts = dict.fromkeys(("due_now", "due_later", "claimed", *FINAL_STATUSES), 0)
+    for status, due_now, count in rows:
+        key = ("due_now" if due_now else "due_later") if status == "pending" else status
+        counts[key] = counts.get(key, 0) + count
+    return counts

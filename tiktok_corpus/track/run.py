@@ -1,0 +1,288 @@
+"""One process's tracking run: schedule the target ages, then ``workers`` x ``in_flight`` loops that
+claim due videos, observe each once and record the snapshot with every target it settles.
+
+The clock is the site's (injected: the system clock for tiktok.com, a fast one for a replica whose
+time runs faster). Which way an item is read (detail API, signed, or the video page) is decided per
+worker by :mod:`~tiktok_corpus.tiktok.site_methods`, as for the crawl's related lists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+
+from playwright.async_api import async_playwright
+
+from ..clock import Clock
+from ..config import Settings
+from ..errors import BlockedError, CorpusError, ItemUnavailable, PersistentlyBlocked
+from ..store import queue
+from ..store.db import Store, open_store
+from ..store.thread import DatabaseThread
+from ..store.tracking import (
+    DueVideo,
+    claim_due,
+    next_due_at,
+    reclaim_dead_local_targets,
+    record_failure,
+    record_gone,
+    record_observation,
+    release_targets,
+    schedule_targets,
+    tracking_counts,
+)
+from ..tiktok.blocks import BlockMonitor, BlockPolicy, Pacer
+from ..tiktok.browser import WorkerSession, default_user_agent, launch_browser
+from ..tiktok.item_reads import ItemRead, session_item_reads
+from .options import TrackCounters, TrackOptions, TrackProgress, TrackSummary
+
+Observe = Callable[[str], Awaitable[ItemRead]]  # video id -> the item as read, and the method
+
+PUBLISH_EVERY_S = 0.25
+MAX_IDLE_S = 5.0  # a following run looks for new work (and newly crawled videos) at least this often
+RESCHEDULE_EVERY_S = 5.0  # wall seconds between schedule refreshes while following
+
+
+class _Tracking:
+    """The loops of one process, over injected observers (one per browser worker)."""
+
+    def __init__(
+        self,
+        store: Store,
+        options: TrackOptions,
+        *,
+        clock: Clock,
+        progress: TrackProgress | None,
+        monitor: BlockMonitor,
+    ) -> None:
+        self.store = store
+        self.options = options
+        self.clock = clock
+        self.progress = progress
+        self.monitor = monitor
+        self.counters = TrackCounters()
+        self.deadline = None if options.until_s is None else clock() + options.until_s
+        self.done = asyncio.Event()
+        self.stop_reason = "done"
+        self._db = DatabaseThread("track")
+        self._published_at = 0.0
+        self._scheduled_at = 0.0
+        self._in_hand: dict[DueVideo, str] = {}  # claimed, not yet settled, by worker: released on a stop
+
+    def _publish(self, *, force: bool = False) -> None:
+        if not force and time.monotonic() - self._published_at < PUBLISH_EVERY_S:
+            return
+        self._published_at = time.monotonic()
+        self.counters.blocks = self.monitor.total
+        if self.progress is not None:
+            self.progress.update(self.counters)
+
+    async def schedule(self) -> None:
+        self._scheduled_at = time.monotonic()
+        self.counters.scheduled += await self._db(
+            schedule_targets,
+            self.store,
+            self.options.ages_s,
+            now=self.clock(),
+            late_fraction=self.options.late_fraction,
+        )
+
+    def _finished(self) -> bool:
+        """Whether the run should stop now (sets the reason once)."""
+        if self.done.is_set():
+            return True
+        limit = self.options.limit
+        if limit is not None and self.counters.observations + len(self._in_hand) >= limit:
+            self.stop_reason = "limit_reached"
+        elif self.deadline is not None and self.clock() >= self.deadline:
+            self.stop_reason = "until_reached"
+        else:
+            return False
+        self.done.set()
+        return True
+
+    async def loop(self, observe: Observe, worker: str) -> None:
+        """One of a worker's ``in_flight`` loops: claim a due video, observe it, record it."""
+        while not self._finished():
+            self._publish()
+            claimed = await self._db(
+                claim_due, self.store, 1, now=self.clock(), worker=worker, lease_s=self.options.lease_s
+            )
+            if not claimed:
+                if not self.options.follow:
+                    self.done.set()
+                    return
+                await self._idle()
+                continue
+            due = claimed[0]
+            self._in_hand[due] = worker
+            await self._observe(observe, due, worker)
+            del self._in_hand[due]  # only once settled: a stop mid-observation leaves it for close()
+
+    async def _idle(self) -> None:
+        """Nothing due: sleep until the next target falls due (on the site's clock), a while at most."""
+        if time.monotonic() - self._scheduled_at >= RESCHEDULE_EVERY_S:
+            await self.schedule()  # videos a crawl found meanwhile
+        now = self.clock()
+        due_at = await self._db(next_due_at, self.store)
+        self.counters.next_due_in_s = None if due_at is None else max(0.0, due_at - now)
+        self._publish()
+        rate = getattr(self.clock, "scale", 1.0)  # site seconds per wall second (a fast replica clock)
+        wait = MAX_IDLE_S if due_at is None else (due_at - now) / rate
+        try:
+            await asyncio.wait_for(self.done.wait(), min(max(wait, 0.01), MAX_IDLE_S))
+        except TimeoutError:
+            pass
+
+    async def _observe(self, observe: Observe, due: DueVideo, worker: str) -> None:
+        options = self.options
+        try:
+            read = await observe(due.video_id)
+        except ItemUnavailable as exc:
+            settled = await self._db(record_gone, self.store, due.video_id, kind=exc.kind, message=exc.message)
+            self.counters.outcomes["gone"] += settled
+            return
+        except PersistentlyBlocked:
+            raise
+        except CorpusError as exc:  # blocked or malformed past the retries: a later try, then failed
+            status = await self._db(
+                record_failure,
+                self.store,
+                due,
+                worker=worker,
+                kind=exc.kind,
+                message=exc.message,
+                max_attempts=options.max_attempts,
+            )
+            self.counters.errors[exc.kind] += 1
+            if status == "failed":
+                self.counters.outcomes["failed"] += len(due.ages_s)
+            return
+        site_time = read.value.site_time
+        outcomes = await self._db(
+            record_observation,
+            self.store,
+            due,
+            read.value.item,
+            captured_at=site_time if site_time is not None else self.clock(),
+            clock="site" if site_time is not None else "local",
+            worker=worker,
+            late_fraction=options.late_fraction,
+        )
+        self.counters.observations += 1
+        self.counters.methods[read.method] += 1
+        self.counters.outcomes.update(outcomes)
+
+    async def run(self, observers: Mapping[str, Observe]) -> str:
+        """Run every worker's loops until done; returns the stop reason (``blocked``: see the message)."""
+        try:
+            await asyncio.gather(
+                *(
+                    self.loop(observe, queue.worker_name(name))
+                    for name, observe in observers.items()
+                    for _ in range(self.options.in_flight)
+                )
+            )
+        finally:
+            self.done.set()
+        return self.stop_reason
+
+    def close(self) -> None:
+        """Let the writes already queued land, then give back what is still claimed but unsettled (a
+        stop mid-observation): a target whose observation landed is settled and stays so."""
+        self._db.shutdown()
+        for due, worker in self._in_hand.items():
+            release_targets(self.store, [due], worker=worker)
+        self._in_hand.clear()
+
+
+async def track_async(
+    store: Store,
+    settings: Settings,
+    options: TrackOptions,
+    *,
+    clock: Clock = time.time,
+    policy: BlockPolicy | None = None,
+    progress: TrackProgress | None = None,
+    rng: random.Random | None = None,
+) -> TrackSummary:
+    """Run (or resume) tracking in the running event loop with a browser; returns its summary (a blocked
+    run ends with ``status == "blocked"``)."""
+    options.validate()
+    policy = policy or BlockPolicy()
+    monitor = BlockMonitor(policy)
+    pacer = Pacer(options.delay_s, options.max_rate or None, rng or random.Random())
+    tracking = _Tracking(store, options, clock=clock, progress=progress, monitor=monitor)
+    started, status, message = time.monotonic(), "done", None
+    reclaim_dead_local_targets(store)
+    await tracking.schedule()
+    names = [f"t{i}" for i in range(options.workers)]
+    async with async_playwright() as playwright:
+        browser = await launch_browser(playwright, settings, headful=options.headful)
+        user_agent = await default_user_agent(browser)
+        sessions = [
+            WorkerSession(
+                browser,
+                settings.base_url,
+                policy=policy,
+                monitor=monitor,
+                pacer=pacer,
+                user_agent=user_agent,
+                name=name,
+            )
+            for name in names
+        ]
+        try:
+            observers = {
+                session.name: session_item_reads(session, via=options.via, fallback_after=options.fallback_after).get
+                for session in sessions
+            }
+            await asyncio.gather(*(session.start() for session in sessions))
+            status = await tracking.run(observers)
+        except PersistentlyBlocked as exc:
+            status, message = "blocked", exc.message
+        except BlockedError as exc:
+            status, message = "blocked", f"persistently blocked: {exc.message}"
+        finally:
+            tracking.close()
+            for session in sessions:
+                await session.close()
+            await browser.close()
+    elapsed = time.monotonic() - started
+    counters = tracking.counters
+    return TrackSummary(
+        status=status,
+        scheduled=counters.scheduled,
+        observations=counters.observations,
+        outcomes=dict(counters.outcomes),
+        errors=dict(counters.errors),
+        methods=dict(counters.methods),
+        blocks=monitor.total,
+        elapsed_s=round(elapsed, 3),
+        observations_per_s=round(counters.observations / elapsed, 3) if elapsed else 0.0,
+        queue=tracking_counts(store, now=clock()),
+        message=message,
+    )
+
+
+def track(
+    settings: Settings,
+    options: TrackOptions,
+    *,
+    clock: Clock = time.time,
+    progress: TrackProgress | None = None,
+    policy: BlockPolicy | None = None,
+) -> TrackSummary:
+    """``corpus track``: open the store, track, close; a persistently blocked run raises
+    :class:`PersistentlyBlocked` (exit code 3) once its claims are given back."""
+    options.validate()
+    with open_store(settings) as store:
+        summary = asyncio.run(track_async(store, settings, options, clock=clock, policy=policy, progress=progress))
+    if summary.status == "blocked":
+        raise PersistentlyBlocked(summary.message or "persistently blocked")
+    return summary
+
+
+__all__ = ["Observe", "TrackSummary", "track", "track_async"]
