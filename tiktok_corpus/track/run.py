@@ -9,13 +9,14 @@ worker by :mod:`~tiktok_corpus.tiktok.site_methods`, as for the crawl's related 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
 from playwright.async_api import async_playwright
 
-from ..clock import Clock
+from ..clock import Clock, sleep_until
 from ..config import Settings
 from ..errors import BlockedError, CorpusError, ItemUnavailable, PersistentlyBlocked
 from ..store import queue
@@ -70,6 +71,7 @@ class _Tracking:
         self._published_at = 0.0
         self._scheduled_at = 0.0
         self._in_hand: dict[DueVideo, str] = {}  # claimed, not yet settled, by worker: released on a stop
+        self._all_settled = asyncio.Event()
 
     def _publish(self, *, force: bool = False) -> None:
         if not force and time.monotonic() - self._published_at < PUBLISH_EVERY_S:
@@ -118,23 +120,33 @@ class _Tracking:
                 continue
             due = claimed[0]
             self._in_hand[due] = worker
+            self._all_settled.clear()
             await self._observe(observe, due, worker)
             del self._in_hand[due]  # only once settled: a stop mid-observation leaves it for close()
+            if not self._in_hand:
+                self._all_settled.set()
 
     async def _idle(self) -> None:
-        """Nothing due: sleep until the next target falls due (on the site's clock), a while at most."""
+        """Nothing due: sleep until the next target falls due on the site's clock (a while at most).
+
+        While other loops are still observing, wait for them instead: a virtual clock must not jump
+        past the moment their answers describe, and what they settle may change what is due.
+        """
+        if self._in_hand:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._all_settled.wait(), MAX_IDLE_S)
+            return
         if time.monotonic() - self._scheduled_at >= RESCHEDULE_EVERY_S:
             await self.schedule()  # videos a crawl found meanwhile
-        now = self.clock()
         due_at = await self._db(next_due_at, self.store)
+        now = self.clock()
         self.counters.next_due_in_s = None if due_at is None else max(0.0, due_at - now)
         self._publish()
-        rate = getattr(self.clock, "scale", 1.0)  # site seconds per wall second (a fast replica clock)
-        wait = MAX_IDLE_S if due_at is None else (due_at - now) / rate
-        try:
-            await asyncio.wait_for(self.done.wait(), min(max(wait, 0.01), MAX_IDLE_S))
-        except TimeoutError:
-            pass
+        if self.deadline is not None:
+            due_at = self.deadline if due_at is None else min(due_at, self.deadline)
+        await sleep_until(
+            self.clock, now + MAX_IDLE_S if due_at is None else due_at, wake=self.done, at_most_s=MAX_IDLE_S
+        )
 
     async def _observe(self, observe: Observe, due: DueVideo, worker: str) -> None:
         options = self.options

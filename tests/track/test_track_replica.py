@@ -1,0 +1,207 @@
+"""`corpus track` end to end: real Chromium against a replica whose engagement grows on its own clock,
+real SQLite and Postgres, the command in subprocesses for kill -9 and for two processes on one queue."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.exc import DBAPIError
+
+from tiktok_corpus.clock import VirtualClock
+from tiktok_corpus.config import Settings
+from tiktok_corpus.crawl import CrawlOptions, crawl
+from tiktok_corpus.replica import Replica, ReplicaConfig
+from tiktok_corpus.store.db import open_store
+from tiktok_corpus.store.models import AuthorSnapshot, StatsSnapshot, TrackTarget, Video
+from tiktok_corpus.tiktok.blocks import BlockPolicy
+from tiktok_corpus.track import TrackOptions, track_async
+
+pytestmark = pytest.mark.browser
+CORPUS = Path(sys.executable).with_name("corpus")
+HOUR, DAY = 3_600, 86_400
+T0 = 1_790_000_000.0  # the site clock's origin: posts were made in the 3 days before it
+WEEK_AGES = "1h,6h,1d,3d,7d"
+TEST_POLICY = BlockPolicy(backoff_initial_s=0.05, backoff_max_s=0.5, warmup_wait_s=1.0, waf_wait_s=5.0)
+FAST = {"delay_s": 0.0, "max_rate": None}
+
+
+def crawled_corpus(replica: Replica, tmp_path: Path, db_url: str | None = None) -> Settings:
+    """A small crawl of the replica (the videos to track), without downloads."""
+    settings = Settings(
+        db_url=db_url or f"sqlite:///{tmp_path / 'corpus.db'}", data_dir=tmp_path / "data", base_url=replica.base_url
+    )
+    crawl(settings, CrawlOptions(seeds=5, fanout=3, max_videos=20, download=False, **FAST), policy=TEST_POLICY)
+    return settings
+
+
+def settled_targets(settings: Settings) -> list[TrackTarget]:
+    with open_store(settings) as store, store.sessions() as session:
+        return list(session.scalars(select(TrackTarget)))
+
+
+def track_snapshots(settings: Settings) -> list[StatsSnapshot]:
+    with open_store(settings) as store, store.sessions() as session:
+        return list(session.scalars(select(StatsSnapshot).where(StatsSnapshot.source == "track")))
+
+
+def test_a_simulated_week_observes_every_target_once_at_its_age_with_what_the_site_served(tmp_path):
+    clock = VirtualClock(T0)
+    config = ReplicaConfig(videos=80, seed=5, media=False, time_scale=1.0, time_origin=T0)
+    with Replica(config, site_clock=clock) as replica:
+        settings = crawled_corpus(replica, tmp_path)
+        options = TrackOptions(ages=WEEK_AGES, follow=True, until="8d", **FAST)
+        with open_store(settings) as store:
+            summary = asyncio.run(track_async(store, settings, options, clock=clock, policy=TEST_POLICY))
+        detail_calls = replica.stats.requests["detail"]
+        catalog = replica.catalog
+    assert summary.status == "until_reached" and clock() >= T0 + 8 * DAY
+    targets = settled_targets(settings)
+    snapshots = {s.id: s for s in track_snapshots(settings)}
+    assert targets and {t.status for t in targets} == {"observed"}, Counter(t.status for t in targets)
+    # Every target of the schedule is there: the ages still ahead of each video when tracking began.
+    with open_store(settings) as store, store.sessions() as session:
+        created = dict(session.execute(select(Video.id, Video.create_time).where(Video.item_kind == "video")).all())
+    expected = {
+        (vid, age)
+        for vid, created_at in created.items()
+        for age in (HOUR, 6 * HOUR, DAY, 3 * DAY, 7 * DAY)
+        if created_at + age + max(60, age / 4) >= T0
+    }
+    assert {(t.video_id, t.age_s) for t in targets} == expected
+    # At its age: the virtual clock stands still during an observation, so the stated tolerance is 1 s.
+    assert all(abs(t.observed_age_s - t.age_s) <= 1 for t in targets)
+    # Once: one snapshot per observation, each target settled by exactly one, none left over.
+    assert {t.snapshot_id for t in targets} == set(snapshots)
+    assert summary.observations == len(snapshots) == detail_calls  # one request per observation
+    for snapshot in snapshots.values():
+        assert snapshot.clock == "site"  # the detail answer's extra.now
+        served = catalog.stats_at(snapshot.video_id, snapshot.captured_at.timestamp())
+        assert (snapshot.play_count, snapshot.like_count, snapshot.comment_count) == (
+            served.plays,
+            served.likes,
+            served.comments,
+        )
+    plays = {}
+    for snapshot in sorted(snapshots.values(), key=lambda s: s.captured_at):
+        assert snapshot.play_count >= plays.get(snapshot.video_id, 0)  # grown, never shrunk
+        plays[snapshot.video_id] = snapshot.play_count
+    with open_store(settings) as store, store.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(AuthorSnapshot)) == len(snapshots)
+
+
+def test_a_deleted_video_stops_its_schedule_and_nothing_is_observed_twice(tmp_path):
+    clock = VirtualClock(T0)
+    config = ReplicaConfig(videos=80, seed=5, media=False, time_scale=1.0, time_origin=T0)
+    with Replica(config, site_clock=clock) as replica:
+        settings = crawled_corpus(replica, tmp_path)
+        with open_store(settings) as store:
+            first = asyncio.run(
+                track_async(store, settings, TrackOptions(ages=WEEK_AGES, follow=True, until="1d", **FAST), clock=clock)
+            )
+            pending = [t for t in settled_targets(settings) if t.status == "pending"]
+            gone_id = pending[0].video_id
+            replica.remove(gone_id)
+            second = asyncio.run(
+                track_async(store, settings, TrackOptions(ages=WEEK_AGES, follow=True, until="7d", **FAST), clock=clock)
+            )
+    assert first.observations and second.observations
+    by_video: dict[str, set[str]] = {}
+    for target in settled_targets(settings):
+        by_video.setdefault(target.video_id, set()).add(target.status)
+    assert by_video[gone_id] <= {"observed", "gone"} and "gone" in by_video[gone_id]
+    gone = [t for t in settled_targets(settings) if t.status == "gone"]
+    assert {t.video_id for t in gone} == {gone_id} and {t.error_kind for t in gone} == {"deleted"}
+    assert second.outcomes["gone"] == len(gone)
+    assert {s for statuses in by_video.values() for s in statuses} <= {"observed", "gone", "pending"}
+    snapshot_ids = [t.snapshot_id for t in settled_targets(settings) if t.snapshot_id is not None]
+    assert len(track_snapshots(settings)) == len(set(snapshot_ids))
+
+
+def rows(db_url: str, sql: str) -> int:
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text(sql)).scalar() or 0
+    except DBAPIError:
+        return 0
+    finally:
+        engine.dispose()
+
+
+def track_command(replica: Replica, settings: Settings, *extra: str) -> list[str]:
+    return [
+        str(CORPUS),
+        "--db",
+        settings.db_url,
+        "--data-dir",
+        str(settings.data_dir),
+        "track",
+        "--base-url",
+        replica.base_url,
+        "--ages",
+        "1d,2d,3d,4d",
+        "--delay",
+        "0",
+        "--max-rate",
+        "0",
+        "--time-scale",
+        str(replica.config.time_scale),
+        "--time-origin",
+        str(replica.time_origin),
+        "--json",
+        *extra,
+    ]
+
+
+def assert_each_target_settled_once(settings: Settings) -> list[TrackTarget]:
+    targets = settled_targets(settings)
+    snapshots = track_snapshots(settings)
+    assert targets and not [t for t in targets if t.status in ("claimed", "failed")]
+    # No observation lost (each settled target has its snapshot) or duplicated (no snapshot settles nothing).
+    assert {t.snapshot_id for t in targets if t.status in ("observed", "missed")} == {s.id for s in snapshots}
+    return targets
+
+
+@pytest.mark.parametrize("kill_after", [2, 6])
+def test_kill_9_mid_run_then_a_restart_loses_and_repeats_nothing(tmp_path, kill_after):
+    # A site day every 2 wall seconds: the four ages of every post fall due within about 10 s.
+    config = ReplicaConfig(videos=80, seed=5, media=False, time_scale=DAY / 2)
+    with Replica(config) as replica:
+        settings = crawled_corpus(replica, tmp_path)
+        command = track_command(replica, settings, "--follow", "--until", "5d")
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while rows(settings.db_url, "SELECT count(*) FROM stats_snapshots WHERE source = 'track'") < kill_after:
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline, "no observations within 120 s"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert rows(settings.db_url, "SELECT count(*) FROM track_targets WHERE status = 'pending'") > 0
+        finished = subprocess.run(command, capture_output=True, text=True, timeout=240)
+    assert finished.returncode == 0, finished.stderr
+    targets = assert_each_target_settled_once(settings)
+    assert not [t for t in targets if t.status == "pending"]
+
+
+@pytest.mark.postgres
+def test_two_processes_on_one_postgres_share_the_queue_without_duplicates(tmp_path, pg_url):
+    config = ReplicaConfig(videos=80, seed=5, media=False, time_scale=DAY / 2)
+    with Replica(config) as replica:
+        settings = crawled_corpus(replica, tmp_path, db_url=pg_url)
+        command = track_command(replica, settings, "--follow", "--until", "5d", "--workers", "1")
+        procs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        outputs = [proc.communicate(timeout=240) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], [err for _, err in outputs]
+    targets = assert_each_target_settled_once(settings)
+    assert not [t for t in targets if t.status == "pending"]
+    observed_by = Counter(t.worker.split(":")[1] for t in targets if t.worker)
+    assert len(observed_by) == 2, f"one process did all the work: {observed_by}"
