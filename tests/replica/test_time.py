@@ -20,11 +20,13 @@ from tiktok_corpus.replica import Replica, ReplicaConfig, build_catalog
 from tiktok_corpus.replica.catalog import tiktok_rounded
 from tiktok_corpus.replica.growth import HOUR, RECENT_PAST_S, TAU_MAX_S, TAU_MIN_S
 from tiktok_corpus.replica.items import ItemRenderer, MediaUrls
+from tiktok_corpus.replica.signing import keyed_hash, signed_text
 from tiktok_corpus.tiktok.contract import parse_item
 from tiktok_corpus.tiktok.contract.urls import detail_api_path, recommend_api_path, related_api_path
 
 ORIGIN = 1_790_000_000.0
 DAY, YEAR = 86_400, 365 * 86_400
+PAGE_SIGNING = re.compile(r"const SIGNING = (\{.*?\});")
 PAGE_JSON = re.compile(r'<script id="__UNIVERSAL_DATA_FOR_REHYDRATION__" type="application/json">(.*?)</script>')
 CORPUS = [sys.executable, "-c", "from tiktok_corpus.cli import app; app()"]
 # The static catalog (300 posts, seed 0) and its rendered items, digested before the site clock existed:
@@ -105,9 +107,7 @@ def test_counts_grow_from_zero_never_decrease_and_saturate_at_the_static_level()
         moments = [posted - 1, posted, posted + 60, posted + HOUR, posted + 6 * HOUR, posted + DAY, posted + 3 * DAY]
         series = [astuple(video.stats_at(t)) for t in [*moments, posted + 7 * DAY, posted + YEAR]]
         assert series[0] == series[1] == (0, 0, 0, 0, 0)
-        assert all(
-            min(b - a for a, b in zip(earlier, later, strict=True)) >= 0 for earlier, later in zip(series, series[1:])
-        )
+        assert all(a <= b for earlier, later in zip(series, series[1:]) for a, b in zip(earlier, later, strict=True))
         assert series[-1] == astuple(video.stats)
         assert all(isinstance(count, int) for count in series[3])
         below_final_at_origin += video.stats_at(ORIGIN).plays < video.stats.plays
@@ -165,6 +165,25 @@ def test_the_default_site_clock_scales_the_wall_clock():
         body = http.get(detail_api_path(video.id)).json()
         assert body["extra"]["now"] == int((ORIGIN + 7 * DAY) * 1000)
         assert _counts(body["itemInfo"]["itemStruct"])[0] == rep.catalog.stats_at(video.id, ORIGIN + 7 * DAY).plays
+
+
+def test_signatures_stay_on_wall_time_while_the_site_clock_runs_fast():
+    """A page's ts and the freshness check follow ``clock``: a fast site clock must not stale signatures."""
+    wall, site = [ORIGIN], [ORIGIN + 30 * DAY]
+    config = ReplicaConfig(videos=40, media=False, signing="gnarly", time_scale=10080)
+    with (
+        Replica(config, clock=lambda: wall[0], site_clock=lambda: site[0]) as rep,
+        httpx.Client(base_url=rep.base_url, timeout=10) as http,
+    ):
+        video = next(v for v in rep.catalog.videos if v.kind == "video")
+        signing = json.loads(PAGE_SIGNING.search(http.get(f"/@_/video/{video.id}").text).group(1))
+        assert signing["now"] == int(ORIGIN)
+        query = f"aid=1988&count=16&itemID={video.id}&from_page=video&ts={signing['now']}"
+        signed = f"/api/related/item_list/?{query}&X-Gnarly={keyed_hash(signing['gnarly'], signed_text(query))}"
+        answer = http.get(signed).json()
+        assert answer["itemList"] and answer["extra"]["now"] == int(site[0] * 1000)
+        wall[0] += 61
+        assert http.get(signed).content == b""  # stale after 61 s of wall time, whatever the site clock says
 
 
 def test_site_clock_options_are_checked():
