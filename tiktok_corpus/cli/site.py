@@ -7,8 +7,12 @@ from pathlib import Path
 import typer
 from rich.progress import Progress
 
+from ..replica.config import ReplicaConfig
 from .app import app, console, err_console, replica_app
 from .display import DemoConsole, demo_results_table
+from .options import option_from
+
+SITE_UNITS = (("week", 7 * 86_400), ("day", 86_400), ("hour", 3600), ("minute", 60), ("second", 1))
 
 
 @app.command()
@@ -49,26 +53,23 @@ def demo(
 @replica_app.command("serve")
 def replica_serve(
     ctx: typer.Context,
-    host: str = typer.Option("127.0.0.1", help="Interface to bind (loopback by default)."),
-    port: int = typer.Option(0, min=0, max=65535, help="Port; 0 picks a free one."),
-    videos: int = typer.Option(300, min=1, help="Catalog size."),
-    signal: float = typer.Option(0.0, min=0.0, max=1.0, help="How strongly frame brightness carries appeal."),
-    seed: int = typer.Option(0, help="Catalog and fault RNG seed."),
+    host: str = option_from(ReplicaConfig, "host"),
+    port: int = option_from(ReplicaConfig, "port", min=0, max=65535),
+    videos: int = option_from(ReplicaConfig, "videos", min=1),
+    signal: float = option_from(ReplicaConfig, "signal", min=0.0, max=1.0),
+    seed: int = option_from(ReplicaConfig, "seed"),
     fault: list[str] = typer.Option([], "--fault", help="NAME=RATE, repeatable (e.g. --fault empty_body=0.1)."),
-    media: bool = typer.Option(
-        True,
-        "--media/--no-media",
-        help="Make and serve the video files; --no-media serves "
-        "metadata only (starts at once, for crawling big catalogs).",
-    ),
-    signing: str = typer.Option(
-        "none",
-        help="What the APIs demand: none, xbogus (frontierSign's X-Bogus) or gnarly (ts + X-Gnarly, which only "
-        "the pages' own scripts can make); anything else gets an empty 200.",
-    ),
+    media: bool = option_from(ReplicaConfig, "media", "--media/--no-media"),
+    signing: str = option_from(ReplicaConfig, "signing"),
+    time_scale: float | None = option_from(ReplicaConfig, "time_scale", "--time-scale"),
+    time_origin: float | None = option_from(ReplicaConfig, "time_origin", "--time-origin"),
 ) -> None:
-    """Serve the local TikTok replica site until stopped; the first stdout line is its base URL."""
-    from ..replica import Replica, ReplicaConfig
+    """Serve the local TikTok replica site until stopped; the first stdout line is its base URL.
+
+    With --time-scale, stderr also names the site clock, e.g. ``site clock: origin 1790000000.0, scale 10080
+    (a week per minute)``: a tracker builds the same clock with ``ScaledClock(origin, scale)``.
+    """
+    from ..replica import Replica
     from ..replica.faults import parse_fault_options
 
     config = ReplicaConfig(
@@ -80,6 +81,8 @@ def replica_serve(
         port=port,
         media=media,
         signing=signing,
+        time_scale=time_scale,
+        time_origin=time_origin,
     )
     progress = Progress(console=err_console, transient=True)
     task = progress.add_task("replica media", total=None)
@@ -89,6 +92,13 @@ def replica_serve(
             replica.start()  # interrupted, it leaves nothing running; the exit is 130 as for any command
         try:
             typer.echo(replica.base_url)
+            if time_scale is not None:
+                err_console.print(
+                    f"site clock: origin {replica.time_origin!r}, scale {time_scale:g} ({site_speed(time_scale)})",
+                    markup=False,
+                    highlight=False,
+                    soft_wrap=True,
+                )
             err_console.print(
                 f"serving {videos} videos (seed {seed}, signal {signal}, signing {signing}); Ctrl-C stops"
             )
@@ -97,3 +107,15 @@ def replica_serve(
             pass  # Ctrl-C is how serving ends
     finally:
         replica.stop()
+
+
+def site_speed(scale: float) -> str:
+    """A site clock's speed in words: ``real time``, ``a week per minute``, ``2.5 hours per minute``."""
+    if scale == 1:
+        return "real time"
+    per_minute = 60 * scale
+    name, seconds = next(((name, s) for name, s in SITE_UNITS if per_minute >= s), SITE_UNITS[-1])
+    amount = per_minute / seconds
+    if amount == 1:
+        return f"{'an' if name == 'hour' else 'a'} {name} per minute"
+    return f"{amount:.3g} {name}s per minute"

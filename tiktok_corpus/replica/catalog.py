@@ -1,7 +1,9 @@
 """The replica's catalog: every video, author, stat and related edge, derived from one seed.
 
 Nothing here touches the network or the disk: ``build_catalog(videos, seed, signal)`` is a pure
-function, so two replicas built with the same arguments serve the same site.
+function, so two replicas built with the same arguments serve the same site. With ``growth_origin``
+(a replica with a site clock) the same posts are young at that instant and their counts grow with
+age (see :mod:`.growth`); :meth:`Catalog.stats_at` says what is served at any site time.
 
 Engagement follows the heavy tails of the paper's dataset (medians and 75th percentiles below,
 maxima around 1,000x the median). Every entry has a latent ``appeal`` ~ N(0, 1) that drives its
@@ -20,10 +22,11 @@ import itertools
 import json
 import math
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, astuple, dataclass, field
 
 import numpy as np
 
+from .growth import Growth, draw_growth
 from .vocabulary import GLOBAL_TAGS, SOUNDS, TOPICS, WORDS
 
 # createTime values spread over the ~6 months before this instant (2026-11-06), so the catalog
@@ -137,10 +140,18 @@ class CatalogVideo:
     media: MediaSpec | None
     images: int = 0  # photo posts: how many images
     related: list[str] = field(default_factory=list)
+    growth: Growth | None = None  # None: a static catalog, ``stats`` served at any time
 
     @property
     def playable(self) -> bool:
         return self.media is not None
+
+    def stats_at(self, site_time: float) -> Stats:
+        """The counts served at ``site_time``: ``stats`` in a static catalog, grown towards them otherwise."""
+        if self.growth is None:
+            return self.stats
+        share = self.growth.share(site_time)
+        return Stats(*(math.floor(count * share) for count in astuple(self.stats)))
 
 
 @dataclass
@@ -156,9 +167,19 @@ class Catalog:
     def playable(self) -> list[CatalogVideo]:
         return [video for video in self.videos if video.playable]
 
+    def stats_at(self, video_id: str, site_time: float) -> Stats:
+        """Exactly the counts the replica serves for ``video_id`` in an answer made at ``site_time``."""
+        return self.by_id[video_id].stats_at(site_time)
 
-def build_catalog(videos: int = 300, seed: int = 0, signal: float = 0.0) -> Catalog:
-    """The whole catalog, deterministic from ``(videos, seed, signal)``."""
+
+def build_catalog(
+    videos: int = 300, seed: int = 0, signal: float = 0.0, *, growth_origin: float | None = None
+) -> Catalog:
+    """The whole catalog, deterministic from ``(videos, seed, signal)``.
+
+    ``growth_origin`` (unix seconds): the same posts and ids, posted in the days before that instant, with
+    counts that grow towards the static ones (:mod:`.growth`); None keeps the static catalog.
+    """
     if videos < 1:
         raise ValueError("a catalog needs at least one video")
     if not 0.0 <= signal <= 1.0:
@@ -206,6 +227,10 @@ def build_catalog(videos: int = 300, seed: int = 0, signal: float = 0.0) -> Cata
             )
         )
     _link_related(entries, rng)
+    if growth_origin is not None:
+        for entry in entries:
+            entry.growth = draw_growth(seed, entry.id, growth_origin)
+            entry.create_time = entry.growth.create_time
     return Catalog(seed=seed, signal=signal, videos=entries, authors=authors)
 
 

@@ -83,22 +83,28 @@ class MediaUrls:
 
 
 class ItemRenderer:
-    """Builds itemStructs for one catalog and base URL; ``sizes`` are the media files' byte counts."""
+    """Builds the itemStructs of one answer; ``sizes`` are the media files' byte counts.
 
-    def __init__(self, catalog: Catalog, urls: MediaUrls, sizes: dict[str, int]) -> None:
+    ``site_time`` is the answer's one reading of the site clock: every item's counts are computed at it,
+    and the envelope's ``extra.now`` carries it, so a client knows exactly when its counts were true.
+    """
+
+    def __init__(self, catalog: Catalog, urls: MediaUrls, sizes: dict[str, int], site_time: float) -> None:
         self.catalog = catalog
         self.urls = urls
         self.sizes = sizes
+        self.site_time = site_time
 
     def item(self, video: CatalogVideo, expire: int) -> dict:
         rng = random.Random(int(video.id))  # per-item noise, stable across calls
         author = self.catalog.authors[video.author]
+        counts = video.stats_at(self.site_time)
         stats = {
-            "collectCount": video.stats.collects,
-            "commentCount": video.stats.comments,
-            "diggCount": video.stats.likes,
-            "playCount": video.stats.plays,
-            "shareCount": video.stats.shares,
+            "collectCount": counts.collects,
+            "commentCount": counts.comments,
+            "diggCount": counts.likes,
+            "playCount": counts.plays,
+            "shareCount": counts.shares,
         }
         item = {
             "AIGCDescription": "",
@@ -407,6 +413,19 @@ def list_envelope(items: list[dict], *, now_ms: int, logid: str) -> dict:
         "cursor": str(len(items)),
         "extra": {"now": now_ms, "logid": logid},
         "log_pb": {"impr_id": logid},
+    }
+
+
+def detail_envelope(item: dict, share_meta: dict, *, now_ms: int, logid: str) -> dict:
+    """``/api/item/detail/``'s answer; ``extra`` (with ``fatal_item_ids``) and ``log_pb`` as in public captures."""
+    return {
+        "extra": {"fatal_item_ids": [], "logid": logid, "now": now_ms},
+        "itemInfo": {"itemStruct": item},
+        "log_pb": {"impr_id": logid},
+        "shareMeta": share_meta,
+        "statusCode": STATUS_OK,
+        "status_code": 0,
+        "status_msg": "",
     }
 
 

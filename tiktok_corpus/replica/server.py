@@ -8,37 +8,24 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import uvicorn
 
 from .._waits import wait_event
+from ..clock import Clock, ScaledClock
+from ..errors import ConfigError
 from .catalog import build_catalog
+from .config import ReplicaConfig
 from .faults import FaultPlan, ReplicaStats
+from .items import STATUS_NOT_FOUND
 from .media import default_cache_dir, ensure_media, media_file
+from .removals import Removals
 from .signing import SigningSetting
 from .site import ConnectionCut, ReplicaSite
 
 GRACEFUL_SHUTDOWN_S = 2  # responses in flight when the replica stops get this long to finish
 STOP_TIMEOUT_S = 10
-
-
-@dataclass
-class ReplicaConfig:
-    """What the replica serves. ``media_cache`` None means :func:`default_cache_dir`."""
-
-    videos: int = 300
-    seed: int = 0
-    signal: float = 0.0
-    faults: dict[str, float] = field(default_factory=dict)
-    media_cache: Path | None = None
-    host: str = "127.0.0.1"
-    port: int = 0
-    url_ttl_s: int = 6 * 3600
-    slow_seconds: float = 2.0
-    media: bool = True  # False: metadata only (the CDN answers 404), for crawls of big catalogs
-    signing: str = "none"  # none | xbogus | gnarly: what the APIs demand (see .signing)
 
 
 class _HideConnectionCuts(logging.Filter):
@@ -51,8 +38,12 @@ class _HideConnectionCuts(logging.Filter):
 class Replica:
     """The replica site, served by uvicorn in a background thread; use as a context manager.
 
-    ``clock`` (unix seconds) decides URL expiry and signature freshness; inject one to test them without
-    waiting. Each start draws new signing keys.
+    Two clocks (unix seconds). ``clock`` is wall time: it decides URL expiry and signature freshness, so
+    a 60 s signature stays valid for 60 real seconds however fast the site runs. ``site_clock`` is the
+    site's time: the counts and ``extra.now`` of every answer are computed at one reading of it. Without
+    ``config.time_scale`` it is ``clock`` and the catalog is static; with one it defaults to
+    ``ScaledClock(time_origin, time_scale, wall=clock)`` and counts grow (:mod:`.growth`). Inject either
+    to test without waiting. Each start draws new signing keys.
     ``on_progress(done, total)`` reports media generation (the CLI's progress bar).
 
     Nothing here joins the server thread while a Ctrl-C may land: on Python 3.11 a KeyboardInterrupt
@@ -65,14 +56,19 @@ class Replica:
         self,
         config: ReplicaConfig | None = None,
         *,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = time.time,
+        site_clock: Clock | None = None,
         on_progress: Callable[[int, int], None] | None = None,
     ) -> None:
         self.config = config or ReplicaConfig()
-        self.catalog = build_catalog(self.config.videos, self.config.seed, self.config.signal)
+        self.time_origin, self.site_clock = _site_time(self.config, clock, site_clock)
+        self.catalog = build_catalog(
+            self.config.videos, self.config.seed, self.config.signal, growth_origin=self.time_origin
+        )
         self.cache_dir = self.config.media_cache or default_cache_dir()
         self._plan = FaultPlan(self.config.seed, self.config.faults)
         self._signing = SigningSetting(self.config.signing)
+        self._removals = Removals(self.catalog)
         self._clock = clock
         self._on_progress = on_progress
         self._server: uvicorn.Server | None = None
@@ -94,6 +90,11 @@ class Replica:
         """Switch the signing mode while serving (``none``, ``xbogus``, ``gnarly``); the keys stay."""
         self._signing.set(mode)
 
+    def remove(self, video_id: str, status_code: int = STATUS_NOT_FOUND) -> None:
+        """Take a post down while serving: its page and detail API answer ``status_code`` (10204 deleted,
+        10216 private) from now on, and its related list 10204. ConfigError for an unknown post or code."""
+        self._removals.remove(video_id, status_code)
+
     @property
     def signing(self) -> str:
         """The signing mode enforced now."""
@@ -113,7 +114,9 @@ class Replica:
                 on_progress=self._on_progress,
             )
             media = {video.id: self.media_path(video.id) for video in self.catalog.playable()}
-        site = ReplicaSite(self.catalog, media, self._plan, self._signing, self.config, self._clock)
+        site = ReplicaSite(
+            self.catalog, media, self._plan, self._signing, self._removals, self.config, self._clock, self.site_clock
+        )
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.config.host, self.config.port))
@@ -177,3 +180,15 @@ class Replica:
 
     def __exit__(self, *exc_info) -> None:
         self.stop()
+
+
+def _site_time(config: ReplicaConfig, clock: Clock, site_clock: Clock | None) -> tuple[float | None, Clock]:
+    """The site clock's origin (None: a static site) and the site clock itself."""
+    if config.time_scale is None:
+        if config.time_origin is not None:
+            raise ConfigError("a site clock's origin needs its scale (time_scale)")
+        return None, site_clock or clock
+    if not config.time_scale > 0:
+        raise ConfigError(f"time_scale must be positive, not {config.time_scale}")
+    origin = config.time_origin if config.time_origin is not None else (site_clock or clock)()
+    return origin, site_clock or ScaledClock(origin, config.time_scale, wall=clock)

@@ -4,6 +4,9 @@ Routes follow the TikTok web contract: the APIs answer with the site's envelopes
 check request signatures in the current signing mode (see :mod:`.signing`); the CDN enforces the
 ``tt_chain_token`` cookie, signed expiring URLs and Range requests. Faults (see :mod:`.faults`) are
 drawn per request.
+
+Two clocks: ``clock`` (wall time) decides URL expiry and signature freshness; ``site_clock`` (which may
+run fast) is read once per answer that carries items, for their counts and ``extra.now``.
 """
 
 from __future__ import annotations
@@ -13,9 +16,7 @@ import math
 import random
 import re
 import secrets
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
@@ -23,32 +24,25 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from ..clock import Clock
 from ..errors import ConfigError
 from .catalog import Catalog, CatalogVideo
+from .config import ReplicaConfig
 from .faults import FaultPlan
 from .items import (
     CAPTCHA_BODY,
     STATUS_INVALID,
+    STATUS_MESSAGES,
     STATUS_NOT_FOUND,
-    STATUS_PRIVATE,
     ItemRenderer,
     MediaUrls,
+    detail_envelope,
     list_envelope,
     status_envelope,
 )
 from .pages import ACCESS_DENIED, CDN_ERROR_PAGE, NOT_FOUND_PAGE, feed_page, video_page, waf_answer, waf_page
+from .removals import Removals
 from .signing import SigningKeys, SigningSetting
-
-MAX_LIST_COUNT = 50
-TINY_GIF = (
-    b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00"
-    b"\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
-)
-PLAY_API_BODY = b'{"status_code":0,"status_msg":"","aweme_id":"","data":{}}' + b" " * 312
-RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
-
-if TYPE_CHECKING:
-    from .server import ReplicaConfig
 
 MAX_LIST_COUNT = 50
 TINY_GIF = (
@@ -82,16 +76,20 @@ class ReplicaSite:
         media: dict[str, Path],
         plan: FaultPlan,
         signing: SigningSetting,
+        removals: Removals,
         config: ReplicaConfig,
-        clock: Callable[[], float],
+        clock: Clock,
+        site_clock: Clock,
     ) -> None:
         self.catalog = catalog
         self.media = media
         self.plan = plan
         self.signing = signing
+        self.removals = removals
         self.keys = SigningKeys.draw()
         self.config = config
         self.clock = clock
+        self.site_clock = site_clock
         self.sizes = {video_id: path.stat().st_size for video_id, path in media.items()}
         self._secret = secrets.token_bytes(16)
         self._bodies: dict[str, bytes] = {}
@@ -115,6 +113,7 @@ class ReplicaSite:
                 Route("/cdn/img/{name}", self.static, methods=["GET", "HEAD"]),
                 Route("/cdn/music/{name}", self.static, methods=["GET", "HEAD"]),
                 Route("/__replica__/signing", self.admin_signing, methods=["POST"]),
+                Route("/__replica__/remove", self.admin_remove, methods=["POST"]),
             ]
         )
 
@@ -133,9 +132,10 @@ class ReplicaSite:
         return None
 
     def _renderer(self, request: Request) -> ItemRenderer:
-        """URLs point back at the host the client used, so host-only cookies reach the CDN."""
+        """One answer's renderer: the site clock read once, URLs pointing back at the host the client used
+        (so host-only cookies reach the CDN)."""
         base = f"{request.url.scheme}://{request.headers.get('host', request.url.netloc)}"
-        return ItemRenderer(self.catalog, MediaUrls(base, self._secret), self.sizes)
+        return ItemRenderer(self.catalog, MediaUrls(base, self._secret), self.sizes, self.site_clock())
 
     def _expire(self, *, stale: bool = False) -> int:
         now = int(self.clock())
@@ -202,10 +202,9 @@ class ReplicaSite:
     def _envelope(self, request: Request, videos: list[CatalogVideo]) -> JSONResponse:
         renderer = self._renderer(request)
         expire = self._expire(stale=self.plan.fires("expired_urls"))
-        now = self.clock()
         items = [renderer.item(video, expire) for video in videos]
-        logid = f"{int(now)}{secrets.token_hex(8).upper()}"
-        return JSONResponse(list_envelope(items, now_ms=int(now * 1000), logid=logid))
+        now = renderer.site_time
+        return JSONResponse(list_envelope(items, now_ms=int(now * 1000), logid=_logid(now)))
 
     @staticmethod
     def _count_param(request: Request, default: int) -> int | None:
@@ -231,10 +230,9 @@ class ReplicaSite:
         if self.plan.fires("no_rehydration"):
             return self._page(request, video_page(None, "TikTok", self.keys, self.clock()))
         video = self.catalog.by_id.get(video_id)
-        detail: dict = {"statusCode": STATUS_NOT_FOUND, "statusMsg": "item doesn't exist"}
-        if video is not None and video.kind == "private":
-            detail = {"statusCode": STATUS_PRIVATE, "statusMsg": "private item"}
-        elif video is not None and video.kind != "deleted":
+        status = self.removals.status(video)
+        detail: dict = {"statusCode": status, "statusMsg": STATUS_MESSAGES.get(status, "")}
+        if video is not None and not status:
             renderer = self._renderer(request)
             detail = {
                 "itemInfo": {"itemStruct": renderer.item(video, self._expire())},
@@ -270,7 +268,7 @@ class ReplicaSite:
         if count is None or not video_id.isdigit():
             return JSONResponse(status_envelope(STATUS_INVALID))
         video = self.catalog.by_id.get(video_id)
-        if video is None or video.kind in ("deleted", "private"):
+        if video is None or self.removals.status(video):
             return JSONResponse(status_envelope(STATUS_NOT_FOUND))
         return self._envelope(request, [self.catalog.by_id[i] for i in video.related[:count]])
 
@@ -282,19 +280,13 @@ class ReplicaSite:
         if not video_id.isdigit():
             return JSONResponse(status_envelope(STATUS_INVALID))
         video = self.catalog.by_id.get(video_id)
-        if video is None or video.kind == "deleted":
-            return JSONResponse(status_envelope(STATUS_NOT_FOUND))
-        if video.kind == "private":
-            return JSONResponse(status_envelope(STATUS_PRIVATE))
+        status = self.removals.status(video)
+        if video is None or status:
+            return JSONResponse(status_envelope(status))
         renderer = self._renderer(request)
+        item, now = renderer.item(video, self._expire()), renderer.site_time
         return JSONResponse(
-            {
-                "itemInfo": {"itemStruct": renderer.item(video, self._expire())},
-                "shareMeta": renderer.share_meta(video),
-                "statusCode": 0,
-                "status_code": 0,
-                "status_msg": "",
-            }
+            detail_envelope(item, renderer.share_meta(video), now_ms=int(now * 1000), logid=_logid(now))
         )
 
     # --- admin ---------------------------------------------------------------------------
@@ -308,6 +300,20 @@ class ReplicaSite:
         except ConfigError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse({"signing": mode})
+
+    async def admin_remove(self, request: Request) -> Response:
+        """``POST /__replica__/remove`` with ``id`` (and ``status``, 10204 by default) in the query or a form
+        body: the post's page and detail API answer that statusCode from now on."""
+        form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        video_id = request.query_params.get("id") or form.get("id", [""])[0]
+        status = request.query_params.get("status") or form.get("status", [str(STATUS_NOT_FOUND)])[0]
+        try:
+            if not status.isdigit():
+                raise ConfigError(f"status must be a statusCode, not {status!r}")
+            self.removals.remove(video_id, int(status))
+        except ConfigError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse({"removed": video_id, "statusCode": int(status)})
 
     # --- CDN -------------------------------------------------------------------------------
 
@@ -359,6 +365,10 @@ class ReplicaSite:
         if video_id not in self._bodies:
             self._bodies[video_id] = self.media[video_id].read_bytes()
         return self._bodies[video_id]
+
+
+def _logid(now: float) -> str:
+    return f"{int(now)}{secrets.token_hex(8).upper()}"
 
 
 def _empty_answer() -> Response:

@@ -1,0 +1,47 @@
+"""What a replica serves (:class:`ReplicaConfig`), light to import: the CLI reads its options from it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import described
+
+
+@dataclass
+class ReplicaConfig:
+    """What the replica serves. ``media_cache`` None means :func:`default_cache_dir`.
+
+    The ``described`` fields' defaults and help are also ``corpus replica serve``'s options.
+    """
+
+    videos: int = described(300, "Catalog size.")
+    seed: int = described(0, "Catalog and fault RNG seed.")
+    signal: float = described(0.0, "How strongly frame brightness carries appeal.")
+    faults: dict[str, float] = field(default_factory=dict)
+    media_cache: Path | None = None
+    host: str = described("127.0.0.1", "Interface to bind (loopback by default).")
+    port: int = described(0, "Port; 0 picks a free one.")
+    url_ttl_s: int = 6 * 3600
+    slow_seconds: float = 2.0
+    media: bool = described(
+        True,
+        "Make and serve the video files; --no-media serves metadata only (starts at once, for crawling big catalogs).",
+    )
+    signing: str = described(
+        "none",
+        "What the APIs demand: none, xbogus (frontierSign's X-Bogus) or gnarly (ts + X-Gnarly, which only the "
+        "pages' own scripts can make); anything else gets an empty 200.",
+    )
+    time_scale: float | None = described(
+        None,
+        "Run a site clock this many times faster than the wall clock (1 = real time, 10080 = a week per "
+        "minute): posts are then a few days old at the start and their counts grow with age. Unset: the "
+        "static site, every post at its final counts.",
+    )
+    time_origin: float | None = described(
+        None,
+        "Unix time at which the site clock equals the wall clock (default: when the replica starts); posts are "
+        "posted in the 3 days before it. Reuse a printed origin to restart on the same site clock. Needs "
+        "--time-scale.",
+    )
