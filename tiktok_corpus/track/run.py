@@ -71,7 +71,8 @@ class _Tracking:
         self._published_at = 0.0
         self._scheduled_at = 0.0
         self._in_hand: dict[DueVideo, str] = {}  # claimed, not yet settled, by worker: released on a stop
-        self._all_settled = asyncio.Event()
+        self._all_settled = asyncio.Event()  # set whenever no loop is claiming or observing
+        self._busy = 0
 
     def _publish(self, *, force: bool = False) -> None:
         if not force and time.monotonic() - self._published_at < PUBLISH_EVERY_S:
@@ -109,44 +110,49 @@ class _Tracking:
         """One of a worker's ``in_flight`` loops: claim a due video, observe it, record it."""
         while not self._finished():
             self._publish()
-            claimed = await self._db(
-                claim_due, self.store, 1, now=self.clock(), worker=worker, lease_s=self.options.lease_s
-            )
+            self._busy += 1  # claiming or observing: a virtual clock must not move under it
+            self._all_settled.clear()
+            try:
+                claimed = await self._db(
+                    claim_due, self.store, 1, now=self.clock(), worker=worker, lease_s=self.options.lease_s
+                )
+                for due in claimed:
+                    self._in_hand[due] = worker
+                    await self._observe(observe, due, worker)
+                    del self._in_hand[due]  # only once settled: a stop mid-observation leaves it for close()
+            finally:
+                self._busy -= 1
+                if not self._busy:
+                    self._all_settled.set()
             if not claimed:
                 if not self.options.follow:
                     self.done.set()
                     return
                 await self._idle()
-                continue
-            due = claimed[0]
-            self._in_hand[due] = worker
-            self._all_settled.clear()
-            await self._observe(observe, due, worker)
-            del self._in_hand[due]  # only once settled: a stop mid-observation leaves it for close()
-            if not self._in_hand:
-                self._all_settled.set()
 
     async def _idle(self) -> None:
         """Nothing due: sleep until the next target falls due on the site's clock (a while at most).
 
-        While other loops are still observing, wait for them instead: a virtual clock must not jump
-        past the moment their answers describe, and what they settle may change what is due.
+        While other loops are still claiming or observing, wait for them instead: a virtual clock must
+        not jump past the moment their answers describe, and what they settle may change what is due.
         """
-        if self._in_hand:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._all_settled.wait(), MAX_IDLE_S)
-            return
         if time.monotonic() - self._scheduled_at >= RESCHEDULE_EVERY_S:
             await self.schedule()  # videos a crawl found meanwhile
         due_at = await self._db(next_due_at, self.store)
         now = self.clock()
         self.counters.next_due_in_s = None if due_at is None else max(0.0, due_at - now)
         self._publish()
+        if self._busy:  # checked right before the jump, with no await in between
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._all_settled.wait(), MAX_IDLE_S)
+            return
         if self.deadline is not None:
             due_at = self.deadline if due_at is None else min(due_at, self.deadline)
-        await sleep_until(
-            self.clock, now + MAX_IDLE_S if due_at is None else due_at, wake=self.done, at_most_s=MAX_IDLE_S
-        )
+        if due_at is None:  # nothing scheduled: a crawl may add videos
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.done.wait(), MAX_IDLE_S)
+        else:
+            await sleep_until(self.clock, due_at, wake=self.done, at_most_s=MAX_IDLE_S)
 
     async def _observe(self, observe: Observe, due: DueVideo, worker: str) -> None:
         options = self.options
