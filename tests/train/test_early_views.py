@@ -114,13 +114,15 @@ def test_early_views_regression_on_the_continuous_label(tmp_path):
     assert metrics["beats_baselines"] is False and f"({EARLY_VIEWS})" in metrics["verdict"]
 
 
-def test_missing_early_counts_are_imputed_from_the_train_split(tmp_path):
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("unseen_in", [("test",), ("train", "val", "test")], ids=["test", "every-split"])
+def test_missing_early_counts_are_imputed_from_the_train_split(tmp_path, unseen_in):
     table = _table(with_growth=True)
-    table.loc[table["split"] == "test", "play_count_at_1h"] = pd.NA  # never seen at 1h
+    table.loc[table["split"].isin(unseen_in), "play_count_at_1h"] = pd.NA  # never seen at 1h there
     export = load_export(write_export(tmp_path, table))
     growth = growth_features(export)
 
-    assert growth is not None and growth["test"]["play_count_at_1h"].isna().all()
+    assert growth is not None and all(growth[name]["play_count_at_1h"].isna().all() for name in unseen_in)
     assert growth["train"]["play_count_at_1d"].to_numpy() == pytest.approx(
         np.log1p(table.loc[table["split"] == "train", "play_count_at_1d"].to_numpy(float))
     )

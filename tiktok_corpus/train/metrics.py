@@ -114,9 +114,10 @@ def _linear_baseline(task: str, train_y: np.ndarray, features: dict, *, impute: 
     """(val scores, test scores) of a logistic (binary) / ridge (continuous) regression fitted on train.
 
     With ``impute``, NaNs become the train split's column medians and each column with a missing train
-    value gains a 0/1 "was missing" indicator, so a video never seen at an early age still gets a score.
+    value gains a 0/1 "was missing" indicator, so a video never seen at an early age still gets a score
+    (a column with no train value at all becomes a constant, which the regression ignores).
     """
-    imputer = [SimpleImputer(strategy="median", add_indicator=True)] if impute else []
+    imputer = [SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)] if impute else []
     if task == "binary":
         if len(np.unique(train_y)) < 2:
             return "cannot fit: the train split has one class"
