@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -13,6 +15,12 @@ from tiktok_corpus.cli import app
 from tiktok_corpus.config import Settings
 from tiktok_corpus.export import ExportOptions, run_export
 from tiktok_corpus.report import build_report, engagement_table
+from tiktok_corpus.report.growth import COVERAGE, FIRST_SIGHTED, growth_by_age, plays_column
+from tiktok_corpus.store.db import open_store, upgrade
+from tiktok_corpus.store.models import StatsSnapshot
+from tiktok_corpus.store.reports import play_snapshots
+
+from .conftest import T0, _media, _video
 
 FIGURES = {
     "fig1_duration",
@@ -26,6 +34,8 @@ FIGURES = {
     "depth",
     "hashtags",
 }
+# The corpus fixture has two snapshots per video (a day apart): re-observed, so all growth figures.
+GROWTH_FIGURES = {"growth_by_age", "snapshot_coverage", "first_sighting_age"}
 
 
 @pytest.mark.browser
@@ -35,9 +45,10 @@ def test_report_opens_in_chromium_with_every_image_loaded(settings, store, corpu
 
     assert build_report(settings, export_dir=export_dir, out=out) == out
 
-    assert {p.stem for p in (out.parent / "report_figures").glob("*.png")} == FIGURES
+    assert {p.stem for p in (out.parent / "report_figures").glob("*.png")} == FIGURES | GROWTH_FIGURES
     page_html = out.read_text()
-    assert "corpus v1" in page_html and page_html.count("data:image/png;base64,") == len(FIGURES)
+    assert "corpus v1" in page_html
+    assert page_html.count("data:image/png;base64,") == len(FIGURES | GROWTH_FIGURES)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=Settings().resolved_browser_path(), headless=True)
         try:
@@ -52,7 +63,7 @@ def test_report_opens_in_chromium_with_every_image_loaded(settings, store, corpu
             page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
         finally:
             browser.close()
-    assert len(images) == len(FIGURES)
+    assert len(images) == len(FIGURES | GROWTH_FIGURES)
     assert all(image["done"] and image["width"] > 100 for image in images), images
     assert [url for url in requests if not url.startswith(("file:", "data:"))] == []
     assert (tmp_path / "report.png").stat().st_size > 10_000
@@ -67,9 +78,12 @@ def test_report_from_the_database_alone_and_an_empty_one(settings, store, corpus
     assert out == settings.data_dir / "report" / "report.html"
     assert "the 12 videos an export would take now" in out.read_text()
 
+    assert out.read_text().count("data:image/png;base64,") == len(FIGURES | GROWTH_FIGURES)
+
     empty = Settings(data_dir=tmp_path / "empty")
-    empty_out = build_report(empty)
-    assert empty_out.read_text().count("data:image/png;base64,") == len(FIGURES)
+    empty_page = build_report(empty).read_text()
+    assert empty_page.count("data:image/png;base64,") == len(FIGURES)  # no growth figure, a note instead
+    assert "No stats snapshot of a video with a known posting time yet" in empty_page
 
     missing = runner.invoke(app, ["--data-dir", str(settings.data_dir), "report", "--export", str(tmp_path)])
     assert missing.exit_code == 1 and "manifest.json" in missing.stderr
@@ -85,3 +99,104 @@ def test_engagement_table_has_the_papers_statistics():
     assert table.loc["play_count"].tolist() == pytest.approx(
         [22.0, pd.Series([1, 2, 3, 4, 100]).std(), 2.0, 3.0, 4.0, 100.0]
     )
+
+
+# --- growth by age since posting (issue #15) -----------------------------------------------------
+
+HOUR, DAY = 3_600, 86_400
+CREATED = int((T0 - timedelta(days=60)).timestamp())
+# video id -> [(age in seconds, plays)]: snapshots at known ages since posting.
+SNAPSHOTS = {
+    "4001": [(30 * 60, 10), (3 * HOUR, 100), (2 * DAY, 1000), (10 * DAY, 5000)],
+    "4002": [(30 * 60, 20), (45 * 60, 25), (3 * HOUR, 300), (2 * DAY, 3000)],  # two in 0-1h: the latest counts
+    "4003": [(2 * DAY, 50), (10 * DAY, 70)],  # first sighted at 2 days
+    "4004": [(40 * DAY, 9)],  # seen once, old
+}
+COVERAGE_BY_BIN = {"0-1h": 2, "1-6h": 2, "6h-1d": 0, "1-3d": 3, "3-7d": 0, "7-14d": 2, "14-30d": 0, ">30d": 1}
+FIRST_SIGHTED_BY_BIN = {"0-1h": 2, "1-6h": 0, "6h-1d": 0, "1-3d": 1, "3-7d": 0, "7-14d": 0, "14-30d": 0, ">30d": 1}
+
+
+def _add_snapshots(store, data_dir, snapshots: dict[str, list[tuple[int, int]]]) -> None:
+    """Videos posted at CREATED with stats snapshots at the given ages; one more without a posting time."""
+    with store.transaction() as session:
+        for video_id, sightings in snapshots.items():
+            session.add(_video(video_id, None, create_time=CREATED))
+            session.flush()
+            session.add(_media(data_dir, video_id))
+            for age_s, plays in sightings:
+                captured_at = pd.Timestamp(CREATED + age_s, unit="s", tz="UTC").to_pydatetime()
+                session.add(StatsSnapshot(video_id=video_id, captured_at=captured_at, play_count=plays))
+        session.add(_video("4999", None, create_time=None))  # no posting time: no age, left out
+        session.flush()
+        session.add(StatsSnapshot(video_id="4999", captured_at=T0, play_count=1))
+
+
+def _growth_row(page_html: str, age_bin: str) -> list[str]:
+    """The cells of one age bin's row in the page's growth table."""
+    table = page_html[page_html.index('class="dataframe growth"') :]
+    row = re.search(rf"<th>{re.escape(age_bin.replace('>', '&gt;'))}</th>(.*?)</tr>", table, re.S)
+    assert row, age_bin
+    return re.findall(r"<td>(.*?)</td>", row.group(1))
+
+
+def test_growth_section_counts_snapshots_per_age_bin(settings, store, tmp_path):
+    _add_snapshots(store, settings.data_dir, SNAPSHOTS)
+
+    out = build_report(settings, out=tmp_path / "report.html")
+
+    page = out.read_text()
+    assert "4 videos (every video with a known posting time), 11 stats snapshots, 3 videos re-observed" in page
+    assert "No re-observations yet" not in page
+    # Coverage, first sighted, then 25% / median / 75% of plays: a video counts once per bin, with its
+    # latest snapshot there (4002's 25 plays at 45 min, not its 20 at 30 min).
+    assert _growth_row(page, "0-1h") == ["2", "2", "13.8", "17.5", "21.2"]
+    assert _growth_row(page, "1-3d") == ["3", "1", "525.0", "1,000.0", "2,000.0"]
+    assert _growth_row(page, "6h-1d") == ["0", "0", "-", "-", "-"]
+    assert _growth_row(page, ">30d") == ["1", "1", "9.0", "9.0", "9.0"]
+    figures = {p.stem for p in (tmp_path / "report_figures").glob("*.png")}
+    assert GROWTH_FIGURES <= figures
+
+
+def test_plays_by_age_from_sqlite_and_postgres_split_by_class(any_db_url, tmp_path):
+    settings = Settings(data_dir=tmp_path / "data", db_url=any_db_url)
+    store = open_store(settings, check_schema=False)
+    upgrade(store.engine)
+    try:
+        _add_snapshots(store, settings.data_dir, SNAPSHOTS)
+        snapshots = play_snapshots(store)
+    finally:
+        store.dispose()
+
+    assert snapshots.groupby("video_id").size().to_dict() == {k: len(v) for k, v in SNAPSHOTS.items()}
+    growth = growth_by_age(snapshots)
+    assert growth.table[COVERAGE].to_dict() == COVERAGE_BY_BIN
+    assert growth.table[FIRST_SIGHTED].to_dict() == FIRST_SIGHTED_BY_BIN
+    assert growth.table.loc["1-3d", plays_column("median", "all videos")] == 1000
+    assert (growth.videos, growth.re_observed, growth.snapshots) == (4, 3, 11)
+
+    by_class = growth_by_age(snapshots, pd.Series([1, 0, 1], index=["4001", "4002", "4003"], name="is_viral"))
+    assert by_class.groups == ["is_viral = 0", "is_viral = 1"]
+    assert by_class.table.loc["1-3d", COVERAGE] == 3 and by_class.table.loc[">30d", COVERAGE] == 0  # 4004: no label
+    assert by_class.table.loc["1-3d", plays_column("median", "is_viral = 1")] == pytest.approx(525)  # 1000, 50
+    assert by_class.table.loc["1-3d", plays_column("median", "is_viral = 0")] == 3000
+    assert pd.isna(by_class.table.loc["7-14d", plays_column("median", "is_viral = 0")])
+
+
+def test_one_snapshot_per_video_shows_first_sightings_and_says_to_track(settings, store, tmp_path):
+    _add_snapshots(store, settings.data_dir, {video_id: s[:1] for video_id, s in SNAPSHOTS.items()})
+
+    out = build_report(settings, out=tmp_path / "report.html")
+
+    page = out.read_text()
+    assert "0 videos re-observed" in page and "No re-observations yet" in page and "corpus track" in page
+    assert _growth_row(page, "0-1h")[:2] == ["2", "2"] and _growth_row(page, "1-3d")[:2] == ["1", "1"]
+    assert {p.stem for p in (tmp_path / "report_figures").glob("*.png")} & GROWTH_FIGURES == {"first_sighting_age"}
+
+
+def test_growth_by_class_with_an_export(settings, store, corpus, tmp_path):
+    export_dir = run_export(settings, ExportOptions(label="binary"))
+
+    page = build_report(settings, export_dir=export_dir, out=tmp_path / "report.html").read_text()
+
+    assert "12 videos (the export's videos, plays split by is_viral), 24 stats snapshots" in page
+    assert "median plays (is_viral = 0)" in page and "median plays (is_viral = 1)" in page

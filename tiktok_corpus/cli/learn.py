@@ -39,6 +39,7 @@ def train(
 ) -> None:
     """Train the R(2+1)D-18 virality model on an export."""
     from ..train.loop import train as train_run
+    from ..train.metrics import main_metric_line
 
     config = TrainConfig(
         export_dir=export_dir,
@@ -66,7 +67,9 @@ def train(
     run_dir = train_run(config)
     metrics_path = run_dir / "metrics.json"
     if metrics_path.is_file():
-        console.print(json.loads(metrics_path.read_text())["verdict"], highlight=False)
+        metrics = json.loads(metrics_path.read_text())
+        console.print(main_metric_line(metrics), highlight=False)
+        console.print(metrics["verdict"], highlight=False)
         console.print(f"run written to {run_dir} (metrics.json, predictions.parquet, best.pt, figures)")
 
 

@@ -16,8 +16,9 @@ from ..config import Settings
 from ..export import fit_labels, load_dataset, read_export
 from ..store.db import Store, open_store
 from ..store.models import utcnow
-from ..store.reports import crawl_history, top_hashtags
-from .figures import TOP_HASHTAGS, FigureSpec, engagement_table, figure_specs
+from ..store.reports import crawl_history, play_snapshots, top_hashtags
+from .figures import TOP_HASHTAGS, FigureSpec, engagement_table, figure_specs, growth_specs
+from .growth import GrowthByAge, growth_by_age
 
 FIGURE_SIZE = (7.0, 4.0)
 DPI = 100
@@ -30,24 +31,63 @@ def build_report(settings: Settings, *, export_dir: Path | None = None, out: Pat
         dataset, source = _dataset(store, export_dir)
         crawl = _crawl_frame(store)
         hashtags = _top_hashtags(store)
+        labels = dataset.set_index(dataset["video_id"].astype(str))["is_viral"] if export_dir is not None else None
+        growth = growth_by_age(play_snapshots(store), labels)
         safe_url = store.safe_url
     figures_dir = out.parent / f"{out.stem}_figures"
     figures_dir.mkdir(parents=True, exist_ok=True)
-    images = []
-    for spec in figure_specs(dataset, crawl, hashtags):
-        figure = Figure(figsize=FIGURE_SIZE, dpi=DPI, layout="constrained")
-        spec.draw(figure)
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png")
-        (figures_dir / f"{spec.stem}.png").write_bytes(buffer.getvalue())
-        images.append((spec, base64.b64encode(buffer.getvalue()).decode("ascii")))
+    relative_dir = os.path.relpath(figures_dir, out.parent)
     page = _page(
-        images, dataset, crawl, source=source, database=safe_url, figures_dir=os.path.relpath(figures_dir, out.parent)
+        _figures_html(figure_specs(dataset, crawl, hashtags), figures_dir, relative_dir),
+        _growth_section(growth, _figures_html(growth_specs(growth), figures_dir, relative_dir), labels is not None),
+        dataset,
+        crawl,
+        source=source,
+        database=safe_url,
     )
     partial = out.with_name(f".{out.name}.part")
     partial.write_text(page, encoding="utf-8")
     partial.replace(out)
     return out
+
+
+def _figures_html(specs: list[FigureSpec], figures_dir: Path, relative_dir: str) -> str:
+    """Draw each figure, write its PNG into ``figures_dir`` and return the figures embedded as data URIs."""
+    parts = []
+    for spec in specs:
+        figure = Figure(figsize=FIGURE_SIZE, dpi=DPI, layout="constrained")
+        spec.draw(figure)
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png")
+        (figures_dir / f"{spec.stem}.png").write_bytes(buffer.getvalue())
+        data = base64.b64encode(buffer.getvalue()).decode("ascii")
+        parts.append(
+            f'<figure><img alt="{html.escape(spec.title)}" src="data:image/png;base64,{data}">'
+            f'<figcaption>{html.escape(spec.title)} (<a href="{html.escape(relative_dir)}/{spec.stem}.png">'
+            f"{spec.stem}.png</a>)</figcaption></figure>"
+        )
+    return "".join(parts)
+
+
+def _growth_section(growth: GrowthByAge, figures: str, labelled: bool) -> str:
+    """Plays by age since posting, or a note saying why there is nothing (yet) to draw."""
+    heading = '<h2 id="growth-by-age">Growth by age since posting</h2>'
+    if not growth.snapshots:
+        return f'{heading}<p class="note">No stats snapshot of a video with a known posting time yet.</p>'
+    population = "the export's videos, plays split by is_viral" if labelled else "every video with a known posting time"
+    intro = (
+        f"<p>{growth.videos:,} videos ({population}), {growth.snapshots:,} stats snapshots, "
+        f"{growth.re_observed:,} videos re-observed (more than one snapshot). A video counts once per age "
+        "bin, with its latest snapshot there.</p>"
+    )
+    note = (
+        ""
+        if growth.re_observed
+        else '<p class="note">No re-observations yet: every video has a single snapshot, so there are no '
+        "growth curves. Run <code>corpus track</code> to re-observe videos on an age schedule.</p>"
+    )
+    table = growth.table.to_html(float_format=lambda v: f"{v:,.1f}", na_rep="-", classes="growth")
+    return f"{heading}{intro}{note}{table}{figures}"
 
 
 def _dataset(store: Store, export_dir: Path | None) -> tuple[pd.DataFrame, str]:
@@ -77,13 +117,13 @@ def _top_hashtags(store: Store) -> pd.Series:
 
 
 def _page(
-    images: list[tuple[FigureSpec, str]],
+    figures: str,
+    growth_section: str,
     dataset: pd.DataFrame,
     crawl: pd.DataFrame,
     *,
     source: str,
     database: str,
-    figures_dir: str,
 ) -> str:
     table = engagement_table(dataset).to_html(float_format=lambda v: f"{v:,.1f}", na_rep="-", classes="engagement")
     viral = int(dataset["is_viral"].sum()) if "is_viral" in dataset else 0
@@ -95,12 +135,6 @@ def _page(
         ("is_viral = 0", len(dataset) - viral),
     ]
     rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{v:,}</td></tr>" for k, v in summary)
-    figures = "".join(
-        f'<figure><img alt="{html.escape(spec.title)}" src="data:image/png;base64,{data}">'
-        f'<figcaption>{html.escape(spec.title)} (<a href="{html.escape(figures_dir)}/{spec.stem}.png">'
-        f"{spec.stem}.png</a>)</figcaption></figure>"
-        for spec, data in images
-    )
     generated = utcnow().isoformat(timespec="seconds")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>tiktok-corpus report</title>
@@ -109,6 +143,7 @@ body {{ font-family: sans-serif; max-width: 1100px; margin: 2em auto; color: #22
 table {{ border-collapse: collapse; margin: 1em 0; }}
 th, td {{ border: 1px solid #ccc; padding: 4px 10px; text-align: right; }}
 figure {{ margin: 2em 0; }} img {{ max-width: 100%; }} figcaption {{ color: #555; }}
+.note {{ background: #fff8e1; border-left: 4px solid #f0ad4e; padding: 0.5em 1em; }}
 </style></head><body>
 <h1>tiktok-corpus report</h1>
 <p>Generated {html.escape(generated)} by tiktok-corpus {html.escape(__version__)} from
@@ -116,5 +151,6 @@ figure {{ margin: 2em 0; }} img {{ max-width: 100%; }} figcaption {{ color: #555
 <table>{rows}</table>
 <h2>Engagement metrics</h2>{table}
 <h2>Figures</h2>{figures}
+{growth_section}
 </body></html>
 """

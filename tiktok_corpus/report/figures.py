@@ -11,6 +11,8 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from .growth import COVERAGE, FIRST_SIGHTED, GrowthByAge, plays_column
+
 ENGAGEMENT = ("play_count", "like_count", "comment_count", "share_count", "collect_count")
 TOP_HASHTAGS = 20
 TOP_RESOLUTIONS = 10
@@ -82,6 +84,49 @@ def figure_specs(dataset: pd.DataFrame, crawl: pd.DataFrame, hashtags: pd.Series
             lambda fig: _bars(fig.subplots(), hashtags.iloc[::-1], "videos", "", horizontal=True),
         ),
     ]
+
+
+def growth_specs(growth: GrowthByAge) -> list[FigureSpec]:
+    """The growth section's figures: plays by age and snapshot coverage once videos were re-observed
+    (before that a curve would only compare different videos), and always the ages at first sighting."""
+    first_sighting = FigureSpec(
+        "first_sighting_age",
+        "Age at first sighting (videos per age bin of their first stats snapshot)",
+        lambda fig: _bars(fig.subplots(), growth.table[FIRST_SIGHTED], "videos", "age since posting"),
+    )
+    if not growth.snapshots:
+        return []
+    if not growth.re_observed:
+        return [first_sighting]
+    return [
+        FigureSpec(
+            "growth_by_age",
+            "Plays by age since posting: median and quartile band (log scale)",
+            lambda fig: _growth_curves(fig.subplots(), growth),
+        ),
+        FigureSpec(
+            "snapshot_coverage",
+            "Snapshot coverage: videos with a stats snapshot in each age bin",
+            lambda fig: _bars(fig.subplots(), growth.table[COVERAGE], "videos", "age since posting"),
+        ),
+        first_sighting,
+    ]
+
+
+def _growth_curves(ax: Axes, growth: GrowthByAge) -> None:
+    table = growth.table
+    if table[[plays_column("median", g) for g in growth.groups]].isna().all(axis=None):
+        return _no_data(ax)
+    x = np.arange(len(table))
+    for group in growth.groups:
+        low, median, high = (table[plays_column(q, group)].to_numpy() + 1 for q in ("25%", "median", "75%"))
+        (line,) = ax.plot(x, median, marker="o", label=group)
+        ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+    ax.set_yscale("log")
+    ax.set_xticks(x, table.index)
+    ax.set_xlabel("age since posting")
+    ax.set_ylabel("plays + 1")
+    ax.legend()
 
 
 def _no_data(ax: Axes) -> None:

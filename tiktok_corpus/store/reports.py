@@ -1,4 +1,5 @@
-"""The report's statements: the crawl's own history and the most used hashtags, as pandas frames."""
+"""The report's statements: the crawl's own history, the most used hashtags and every video's stats
+snapshots (plays by age), as pandas frames."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pandas as pd
 from sqlalchemy import func, select
 
 from .db import Store
-from .models import Hashtag, MediaFile, Video, VideoHashtag
+from .models import Hashtag, MediaFile, StatsSnapshot, Video, VideoHashtag
 
 
 def crawl_history(store: Store) -> pd.DataFrame:
@@ -27,6 +28,20 @@ def top_hashtags(store: Store, limit: int) -> pd.DataFrame:
         .group_by(Hashtag.name)
         .order_by(count.desc(), Hashtag.name)
         .limit(limit)
+    )
+    with store.engine.connect() as conn:
+        return pd.read_sql(query, conn)
+
+
+def play_snapshots(store: Store) -> pd.DataFrame:
+    """``video_id, create_time, captured_at, play_count``: every stats snapshot of a video (item kind
+    ``video``) whose posting time is known, so its age at the snapshot is ``captured_at - create_time``;
+    ordered by video, capture time and id."""
+    query = (
+        select(StatsSnapshot.video_id, Video.create_time, StatsSnapshot.captured_at, StatsSnapshot.play_count)
+        .join(Video, Video.id == StatsSnapshot.video_id)
+        .where(Video.item_kind == "video", Video.create_time.is_not(None))
+        .order_by(StatsSnapshot.video_id, StatsSnapshot.captured_at, StatsSnapshot.id)
     )
     with store.engine.connect() as conn:
         return pd.read_sql(query, conn)

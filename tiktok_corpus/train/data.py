@@ -27,7 +27,7 @@ from torch.utils.data import Dataset, Sampler
 from .._files import fsync_path, sha256_file
 from .._waits import wait_first
 from ..errors import ConfigError, MediaError
-from ..export import LABEL_COLUMNS, read_export
+from ..export import GROWTH_COLUMNS, LABEL_COLUMNS, read_export
 
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
 KINETICS_STD = (0.22803, 0.22145, 0.216989)
@@ -331,7 +331,7 @@ def collate_clips(batch):
     return torch.stack(clips), torch.tensor(valid), torch.stack(targets), torch.tensor(index)
 
 
-# --- metadata features (for the metadata-only baseline) ---------------------------------------
+# --- baseline features (metadata-only and early-views baselines) -------------------------------
 
 
 def _hashtag_count(value) -> int:
@@ -368,3 +368,19 @@ def metadata_features(table: pd.DataFrame) -> np.ndarray:
             [_hashtag_count(v) for v in hashtags],
         ]
     ).astype(np.float64)
+
+
+def growth_features(export: Export) -> dict[str, pd.DataFrame] | None:
+    """Per split, the early-views baseline's inputs: log1p(plays at each early age) and the growth rates.
+
+    ``None`` when the export has no ``play_count_at_*`` column (made without ``--at-age``). Missing
+    values stay NaN: the baseline imputes them from the train split.
+    """
+    table = export.table
+    present = [name for name in GROWTH_COLUMNS if name in table]
+    early_counts = [name for name in present if name.startswith("play_count_at_")]
+    if not early_counts:
+        return None
+    values = table[present].apply(pd.to_numeric, errors="coerce").astype("float64")
+    values[early_counts] = np.log1p(values[early_counts].clip(lower=0))
+    return {name: values[table["split"] == name].reset_index(drop=True) for name in ("train", "val", "test")}

@@ -33,6 +33,7 @@ from .data import (
     Export,
     build_cache,
     collate_clips,
+    growth_features,
     load_export,
     metadata_features,
     normalize_clips,
@@ -394,6 +395,7 @@ def _report(
         scores_test=scored["test"]["score"],
         train_y=splits["train"][target],
         features={name: metadata_features(rows) for name, rows in splits.items()},
+        growth=growth_features(export),
     )
     metrics["run"] = {
         "export": str(export.root),

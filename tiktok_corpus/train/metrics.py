@@ -1,9 +1,11 @@
-"""Honest evaluation: the model's test metrics beside trivial and metadata-only baselines.
+"""Honest evaluation: the model's test metrics beside trivial, metadata-only and early-views baselines.
 
 The paper's models collapsed to a constant prediction and the reported numbers hid it. Here every
 report carries the baselines, a ``collapsed`` flag and a ``beats_baselines`` verdict that needs a
 margin *and* statistical significance on the test split, so a small or label-free test set never
-yields a claim.
+yields a claim. The early-views baseline (plays at 1h / 6h / 1d and the growth between them) exists only
+for exports labelled at a fixed age (``--at-age``), where it asks whether early popularity alone
+already predicts the label.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 from scipy import stats
+from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import (
     accuracy_score,
@@ -30,6 +34,7 @@ COLLAPSE_STD = 0.01  # test predictions with less spread than this are a constan
 AUC_MARGIN = 0.05  # binary: ROC-AUC must exceed the best baseline by this much
 RMSE_MARGIN = 0.05  # continuous: RMSE must be this fraction below the best baseline's
 SIGNIFICANCE = 0.05  # one-sided p-value the model's ranking must reach on the test split
+EARLY_VIEWS = "early-views"  # the baseline on plays at early ages, when the export has them (--at-age)
 
 
 def _number(value) -> float | None:
@@ -105,37 +110,65 @@ def regression_report(y_val, scores_val, y_test, scores_test) -> dict:
     return report
 
 
-def _baseline_scores(task: str, train_y, features: dict[str, np.ndarray]) -> dict[str, tuple | str]:
+def _linear_baseline(task: str, train_y: np.ndarray, features: dict, *, impute: bool) -> tuple | str:
+    """(val scores, test scores) of a logistic (binary) / ridge (continuous) regression fitted on train.
+
+    With ``impute``, NaNs become the train split's column medians and each column with a missing train
+    value gains a 0/1 "was missing" indicator, so a video never seen at an early age still gets a score
+    (a column with no train value at all becomes a constant, which the regression ignores).
+    """
+    imputer = [SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)] if impute else []
+    if task == "binary":
+        if len(np.unique(train_y)) < 2:
+            return "cannot fit: the train split has one class"
+        model = make_pipeline(*imputer, StandardScaler(), LogisticRegression(class_weight="balanced", max_iter=1000))
+        model.fit(features["train"], train_y.astype(int))
+        predict = lambda x: model.predict_proba(x)[:, 1]  # noqa: E731
+    else:
+        model = make_pipeline(*imputer, StandardScaler(), Ridge(alpha=1.0)).fit(features["train"], train_y)
+        predict = lambda x: np.clip(model.predict(x), 0.0, 1.0)  # noqa: E731
+    return predict(features["val"]), predict(features["test"])
+
+
+def _baseline_scores(
+    task: str, train_y, features: dict[str, np.ndarray], growth: dict[str, pd.DataFrame] | None
+) -> dict[str, tuple | str]:
     """Per baseline, (val scores, test scores) - or the reason it cannot be fitted."""
     train_y = np.asarray(train_y, float)
     n_val, n_test = len(features["val"]), len(features["test"])
     constant = float(train_y.mean())
     trivial = "majority" if task == "binary" else "mean"
     baselines: dict[str, tuple | str] = {trivial: (np.full(n_val, constant), np.full(n_test, constant))}
-    if task == "binary":
-        if len(np.unique(train_y)) < 2:
-            baselines["metadata"] = "cannot fit: the train split has one class"
-            return baselines
-        model = make_pipeline(StandardScaler(), LogisticRegression(class_weight="balanced", max_iter=1000))
-        model.fit(features["train"], train_y.astype(int))
-        predict = lambda x: model.predict_proba(x)[:, 1]  # noqa: E731
-    else:
-        model = make_pipeline(StandardScaler(), Ridge(alpha=1.0)).fit(features["train"], train_y)
-        predict = lambda x: np.clip(model.predict(x), 0.0, 1.0)  # noqa: E731
-    baselines["metadata"] = (predict(features["val"]), predict(features["test"]))
+    baselines["metadata"] = _linear_baseline(task, train_y, features, impute=False)
+    if growth is not None:
+        baselines[EARLY_VIEWS] = _linear_baseline(task, train_y, growth, impute=True)
     return baselines
 
 
-def evaluate(task: str, *, y_val, scores_val, y_test, scores_test, train_y, features: dict[str, np.ndarray]) -> dict:
+def evaluate(
+    task: str,
+    *,
+    y_val,
+    scores_val,
+    y_test,
+    scores_test,
+    train_y,
+    features: dict[str, np.ndarray],
+    growth: dict[str, pd.DataFrame] | None = None,
+) -> dict:
     """The metrics.json body: model, baselines, collapsed, beats_baselines and a one-line verdict.
 
-    ``features`` holds the metadata-only baseline's inputs per split (``train``, ``val``, ``test``).
+    ``features`` holds the metadata-only baseline's inputs per split (``train``, ``val``, ``test``);
+    ``growth`` the early-views baseline's (:func:`~.data.growth_features`), or ``None`` when the export
+    has no growth columns: then there is no such baseline and the report is what it always was.
     """
     report = binary_report if task == "binary" else regression_report
     model = report(y_val, scores_val, y_test, scores_test)
     baselines = {}
-    for name, scores in _baseline_scores(task, train_y, features).items():
+    for name, scores in _baseline_scores(task, train_y, features, growth).items():
         baselines[name] = {"note": scores} if isinstance(scores, str) else report(y_val, scores[0], y_test, scores[1])
+    if growth is not None:
+        baselines[EARLY_VIEWS]["inputs"] = list(growth["train"].columns)
     collapsed = model["score_std"] < COLLAPSE_STD
     beats, verdict = _judge(task, model, baselines, collapsed)
     main = "roc_auc" if task == "binary" else "rmse"
@@ -155,6 +188,17 @@ def evaluate(task: str, *, y_val, scores_val, y_test, scores_test, train_y, feat
             "significance": SIGNIFICANCE,
         },
     }
+
+
+def main_metric_line(metrics: dict) -> str:
+    """The model's and every baseline's test main metric on one line (what ``corpus train`` prints)."""
+    metric = metrics["main_metric"]
+
+    def shown(values: dict) -> str:
+        return "n/a" if values.get(metric) is None else f"{values[metric]:.3f}"
+
+    parts = [f"model {shown(metrics['model'])}", *(f"{name} {shown(b)}" for name, b in metrics["baselines"].items())]
+    return f"test {metric}: " + ", ".join(parts)
 
 
 def _judge(task: str, model: dict, baselines: dict, collapsed: bool) -> tuple[bool, str]:
