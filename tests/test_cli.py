@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 import typer
@@ -16,11 +17,24 @@ from tiktok_corpus.cli import CorpusGroup, app
 from tiktok_corpus.config import Settings
 from tiktok_corpus.errors import ConfigError, CorpusError, StaleSchemaError
 from tiktok_corpus.store.db import downgrade, make_engine, open_store
-from tiktok_corpus.store.models import Video
+from tiktok_corpus.store.models import TrackTarget, Video
 
 runner = CliRunner()
 
-COMMANDS = {"db", "crawl", "download", "validate", "export", "train", "predict", "report", "demo", "replica", "status"}
+COMMANDS = {
+    "db",
+    "crawl",
+    "track",
+    "download",
+    "validate",
+    "export",
+    "train",
+    "predict",
+    "report",
+    "demo",
+    "replica",
+    "status",
+}
 
 
 def corpus(*args: str, env: dict | None = None):
@@ -64,6 +78,49 @@ def test_db_upgrade_then_status_json(any_db_url):
 
     table = corpus("--db", any_db_url, "status")
     assert table.exit_code == 0 and "downloaded" in table.stdout and "expanded via signed" in table.stdout
+
+
+def test_status_shows_the_tracking_queue(any_db_url):
+    assert corpus("--db", any_db_url, "db", "upgrade").exit_code == 0
+    store = open_store(Settings(db_url=any_db_url))
+    now = int(time.time())
+    with store.transaction() as session:
+        session.execute(insert(Video), [{"id": "1", "create_time": now - 7_200}])
+        session.execute(
+            insert(TrackTarget),
+            [
+                {"video_id": "1", "age_s": 3_600, "due_at": now - 3_600, "status": "observed"},
+                {"video_id": "1", "age_s": 6_000, "due_at": now - 1_200},
+                {"video_id": "1", "age_s": 86_400, "due_at": now + 79_200},
+            ],
+        )
+    store.dispose()
+    counts = json.loads(corpus("--db", any_db_url, "status", "--json").stdout)
+    assert counts["tracking"] == {
+        "due_now": 1,
+        "due_later": 1,
+        "claimed": 0,
+        "observed": 1,
+        "missed": 0,
+        "gone": 0,
+        "failed": 0,
+    }
+    assert "due later" in corpus("--db", any_db_url, "status").stdout
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--until", "7d"], "--until needs --follow"),
+        (["--follow", "--until", "a week"], "--until 'a week': expected a duration"),
+        (["--ages", "1h,soon"], "--ages 'soon': expected a duration"),
+        (["--via", "curl"], "unknown --via 'curl'"),
+        (["--time-scale", "60"], "--time-scale and --time-origin go together"),
+    ],
+)
+def test_track_refuses_bad_options_with_one_line(flags, message, tmp_path):
+    result = corpus("--db", f"sqlite:///{tmp_path / 'c.db'}", "track", *flags)
+    assert result.exit_code == 1 and message in result.output, result.output
 
 
 @pytest.mark.parametrize(
