@@ -6,10 +6,18 @@ import json
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from ..durations import format_duration
@@ -39,28 +47,34 @@ def progress_bar(console: Console, enabled: bool = True) -> Iterator[Progress | 
         yield bar
 
 
-class LiveCrawlDisplay:
-    """A rich live line: found / target, expansions, downloads, blocks and discovery rate."""
+class _LiveLine:
+    """One rich live line of a long-running stage: its name, the columns given, the time elapsed."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, name: str, *columns: ProgressColumn) -> None:
         self._progress = Progress(
-            TextColumn("crawl"),
-            BarColumn(),
-            MofNCompleteColumn(),
+            TextColumn(name),
+            *columns,
             TextColumn("{task.fields[detail]}"),
             TimeElapsedColumn(),
             console=console,
             transient=False,
         )
-        self._task = self._progress.add_task("crawl", total=None, detail="")
+        self._task = self._progress.add_task(name, total=None, detail="")
         self._started = time.monotonic()
 
-    def __enter__(self) -> LiveCrawlDisplay:
+    def __enter__(self) -> Self:
         self._progress.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._progress.stop()
+
+
+class LiveCrawlDisplay(_LiveLine):
+    """A rich live line: found / target, expansions, downloads, blocks and discovery rate."""
+
+    def __init__(self, console: Console) -> None:
+        super().__init__(console, "crawl", BarColumn(), MofNCompleteColumn())
 
     def update(self, counters: CrawlCounters) -> None:
         rate = counters.new_items / max(time.monotonic() - self._started, 1e-9)
@@ -91,25 +105,11 @@ def crawl_summary_lines(summary: CrawlSummary) -> Iterable[str]:
         yield "downloads: " + ", ".join(f"{k}={v}" for k, v in summary.downloads.items())
 
 
-class LiveTrackDisplay:
+class LiveTrackDisplay(_LiveLine):
     """A rich live line: observations, targets settled by outcome, blocks, and the next due while following."""
 
     def __init__(self, console: Console) -> None:
-        self._progress = Progress(
-            TextColumn("track"),
-            TextColumn("{task.fields[detail]}"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=False,
-        )
-        self._task = self._progress.add_task("track", total=None, detail="")
-
-    def __enter__(self) -> LiveTrackDisplay:
-        self._progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._progress.stop()
+        super().__init__(console, "track")
 
     def update(self, counters: TrackCounters) -> None:
         detail = f"observations {counters.observations}{_via(counters.methods)}  {_outcomes(counters.outcomes)}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from .browser import WorkerSession
 from .contract import ItemAt, detail_api_path, parse_item_detail_at, parse_video_page
-from .site_methods import Answer, MethodChoice
+from .site_methods import Answer, MethodChoice, session_method_choice
 
 ItemRead = Answer[ItemAt]
 ItemReads = MethodChoice[ItemAt]
@@ -24,13 +24,8 @@ def session_item_reads(session: WorkerSession, *, via: str, fallback_after: int)
     async def page(video_id: str) -> ItemAt:
         return ItemAt(parse_video_page(await session.video_page(video_id), video_id))
 
-    return MethodChoice(
-        {"fetch": fetch, "signed": signed, "page": page},
-        via=via,
-        fallback_after=fallback_after,
-        context=lambda: session.contexts_opened,
-        retry=session.with_retries,
-        what="item",
+    return session_method_choice(
+        session, {"fetch": fetch, "signed": signed, "page": page}, via=via, fallback_after=fallback_after, what="item"
     )
 
 

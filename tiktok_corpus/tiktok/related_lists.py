@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .browser import WorkerSession
 from .contract import ItemList, parse_item_list, related_api_path
-from .site_methods import METHODS, VIA, Answer, MethodChoice
+from .site_methods import METHODS, VIA, Answer, MethodChoice, session_method_choice
 
 RELATED_VIA = VIA
 RelatedList = Answer[ItemList]
@@ -23,12 +23,11 @@ def session_related_lists(session: WorkerSession, *, via: str, fallback_after: i
     async def page(video_id: str) -> ItemList:  # the page asks for its own count
         return parse_item_list(await session.video_page_list(video_id))
 
-    return MethodChoice(
+    return session_method_choice(
+        session,
         {"fetch": fetch, "signed": signed, "page": page},
         via=via,
         fallback_after=fallback_after,
-        context=lambda: session.contexts_opened,
-        retry=session.with_retries,
         what="related list",
     )
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from ..errors import BlockedError
+from .browser import WorkerSession
 
 log = logging.getLogger(__name__)
 
@@ -139,4 +140,19 @@ class MethodChoice(Generic[T]):
                 self.current, self.rescues = index, 0
 
 
-__all__ = ["METHODS", "VIA", "Answer", "MethodChoice"]
+def session_method_choice(
+    session: WorkerSession, methods: Mapping[str, Method[T]], *, via: str, fallback_after: int, what: str
+) -> MethodChoice[T]:
+    """The choice among ``methods`` run in one worker's browser session: it re-probes when the session
+    opens a new context, and each try runs under the session's block policy."""
+    return MethodChoice(
+        methods,
+        via=via,
+        fallback_after=fallback_after,
+        context=lambda: session.contexts_opened,
+        retry=session.with_retries,
+        what=what,
+    )
+
+
+__all__ = ["METHODS", "VIA", "Answer", "MethodChoice", "session_method_choice"]
