@@ -104,6 +104,15 @@ def test_a_simulated_week_observes_every_target_once_at_its_age_with_what_the_si
         plays[snapshot.video_id] = snapshot.play_count
     with open_store(settings) as store, store.sessions() as session:
         assert session.scalar(select(func.count()).select_from(AuthorSnapshot)) == len(snapshots)
+        crawled = session.execute(
+            select(StatsSnapshot.captured_at, StatsSnapshot.clock, StatsSnapshot.age_s, Video.create_time)
+            .join(Video, Video.id == StatsSnapshot.video_id)
+            .where(StatsSnapshot.source != "track")
+        ).all()
+    # The crawl's sightings are timed by the lists' own extra.now too: the site clock stood at T0.
+    assert crawled and all(
+        (captured.timestamp(), clock, age) == (T0, "site", T0 - created) for captured, clock, age, created in crawled
+    )
 
 
 def test_a_deleted_video_stops_its_schedule_and_nothing_is_observed_twice(tmp_path):

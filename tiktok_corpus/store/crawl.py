@@ -14,6 +14,7 @@ import hashlib
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, bindparam, func, select, text, update
@@ -156,9 +157,19 @@ def _stage_start(stage: str, has_work: bool, why_not: str) -> dict[str, Any]:
     }
 
 
-def _snapshot_row(item: ItemRecord, source: str, run_id: int | None, now) -> dict[str, Any]:
+def _snapshot_row(item: ItemRecord, source: str, run_id: int | None, now, site_time: float | None) -> dict[str, Any]:
+    """A sighting's snapshot, taken at the site's own time where the list said it (``extra.now``)."""
     stats = vars(item.stats or StatsRecord())
-    return {"video_id": item.id, "captured_at": now, "source": source, "crawl_run_id": run_id} | stats
+    captured_at = now if site_time is None else datetime.fromtimestamp(site_time, UTC)
+    age_s = captured_at.timestamp() - item.create_time if item.create_time is not None else None
+    return {
+        "video_id": item.id,
+        "captured_at": captured_at,
+        "clock": "local" if site_time is None else "site",
+        "age_s": age_s,
+        "source": source,
+        "crawl_run_id": run_id,
+    } | stats
 
 
 # --- one list's writes ---------------------------------------------------------------------------
@@ -234,6 +245,7 @@ def record_sightings(
     seed: int,
     max_new: int,
     max_videos: int,
+    site_time: float | None = None,
 ) -> Sighting:
     """Upsert the items of one list (a seed batch or a related list) inside the caller's transaction.
 
@@ -270,7 +282,8 @@ def record_sightings(
     _link_hashtags(session, seen)
     if seen:
         session.connection().execute(
-            dialect_insert(session, StatsSnapshot), [_snapshot_row(item, source, run_id, now) for item in seen]
+            dialect_insert(session, StatsSnapshot),
+            [_snapshot_row(item, source, run_id, now, site_time) for item in seen],
         )
     return Sighting(tuple(item.id for item in seen), tuple(item.id for item in new), videos)
 
@@ -301,6 +314,7 @@ def record_expansion(
             seed=seed,
             max_new=fanout,
             max_videos=max_videos,
+            site_time=related.site_time,
         )
         in_corpus = set(sighting.in_corpus)
         ranks: dict[str, int] = {}
@@ -338,6 +352,7 @@ def record_seeds(
             seed=seed,
             max_new=max(0, seeds - have),
             max_videos=max_videos,
+            site_time=batch.site_time,
         )
 
 

@@ -268,7 +268,13 @@ def parse_item_list(body: bytes | str | dict) -> ItemList:
     if raw_items is None:
         raise BlockedError("item list envelope without itemList (bot detection)", kind="no_item_list")
     items, skipped = _parse_items(_list(raw_items))
-    return ItemList(items, has_more=bool(data.get("hasMore")), cursor=_str(data.get("cursor")), skipped=skipped)
+    return ItemList(
+        items,
+        has_more=bool(data.get("hasMore")),
+        cursor=_str(data.get("cursor")),
+        skipped=skipped,
+        site_time=envelope_time(data),
+    )
 
 
 def parse_item_detail(body: bytes | str | dict) -> ItemRecord:

@@ -110,6 +110,7 @@ class ItemList:
     has_more: bool = False
     cursor: str | None = None
     skipped: tuple[str, ...] = field(default=())  # reasons for raw entries that could not be parsed
+    site_time: float | None = None  # the moment the counts describe on the site's clock (``extra.now``)
 
 
 # --- small tolerant readers ---------------------------------------------------------------------
