@@ -115,7 +115,7 @@ def test_a_simulated_week_observes_every_target_once_at_its_age_with_what_the_si
     )
 
 
-def test_a_deleted_video_stops_its_schedule_and_nothing_is_observed_twice(tmp_path):
+def test_a_deleted_video_stops_its_schedule_and_refused_reads_are_retried_not_recorded(tmp_path):
     clock = VirtualClock(T0)
     config = ReplicaConfig(videos=80, seed=5, media=False, time_scale=1.0, time_origin=T0)
     with Replica(config, site_clock=clock) as replica:
@@ -127,11 +127,18 @@ def test_a_deleted_video_stops_its_schedule_and_nothing_is_observed_twice(tmp_pa
             pending = [t for t in settled_targets(settings) if t.status == "pending"]
             gone_id = next(t.video_id for t in pending if replica.catalog.by_id[t.video_id].kind == "video")
             replica.remove(gone_id)
+            replica.set_faults({"empty_body": 0.3})  # refused reads: retried, never taken for data
             second = asyncio.run(
-                track_async(store, settings, TrackOptions(ages=WEEK_AGES, follow=True, until="7d", **FAST), clock=clock)
+                track_async(
+                    store,
+                    settings,
+                    TrackOptions(ages=WEEK_AGES, follow=True, until="7d", via="fetch", **FAST),
+                    clock=clock,
+                    policy=TEST_POLICY,
+                )
             )
         catalog = replica.catalog
-    assert first.observations and second.observations
+    assert first.observations and second.observations and second.blocks > 0
     by_video: dict[str, set[str]] = {}
     for target in settled_targets(settings):
         by_video.setdefault(target.video_id, set()).add(target.status)
