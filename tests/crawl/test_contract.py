@@ -19,6 +19,7 @@ from tiktok_corpus.tiktok.contract import (
     page_url,
     parse_item_detail,
     parse_item_list,
+    parse_stats,
     parse_video_page,
     redact_url,
     url_expiry,
@@ -209,3 +210,28 @@ def test_media_urls_round_trip_through_their_stored_json_with_every_field():
     stored = media_urls_json(urls)
     assert all(set(entry) == {f.name for f in fields(MediaUrl)} for entry in stored)
     assert media_urls_from_json(json.loads(json.dumps(stored))) == urls
+
+
+@pytest.mark.parametrize(
+    ("raw", "count"),
+    [
+        (42, 42),
+        ("42", 42),
+        (" 42 ", 42),
+        ("-3", -3),
+        ("\u0664\u0662", 42),  # Arabic-Indic digits are digits to int() as to \d
+        ("1.9", 1),
+        ("1e3", 1000),
+        ("+5", 5),
+        (7.0, 7),
+        (float("nan"), None),
+        ("-", None),
+        ("12a", None),
+        ("", None),
+        (True, None),
+        (None, None),
+        ([1], None),
+    ],
+)
+def test_counts_are_read_tolerantly(raw, count):
+    assert parse_stats(None, {"playCount": raw}).play_count == count

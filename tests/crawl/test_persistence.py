@@ -83,6 +83,36 @@ def test_seed_batch_records_items_kinds_and_queue_statuses(any_store):
     assert author.follower_count == 12345 and author.verified is True
 
 
+def test_each_video_links_to_its_own_hashtags(any_store):
+    """The links look their hashtag ids up by name inside the insert: a tag seen again keeps its row."""
+
+    def tagged(video_id: int, *names: str) -> dict:
+        return item(video_id, challenges=[{"id": f"c-{name}", "title": name} for name in names])
+
+    record_seeds(
+        any_store, ItemList((parse_item(tagged(1, "Cats", "dogs")),)), seeds=5, max_videos=10, run_id=None, seed=0
+    )
+    record_seeds(
+        any_store, ItemList((parse_item(tagged(2, "dogs", "birds")),)), seeds=5, max_videos=10, run_id=None, seed=0
+    )
+    hashtags, links = Hashtag.__table__, VideoHashtag.__table__
+    with any_store.sessions() as session:
+        pairs = set(
+            session.execute(
+                select(links.c.video_id, hashtags.c.name, hashtags.c.tiktok_id).join(
+                    hashtags, hashtags.c.id == links.c.hashtag_id
+                )
+            ).all()
+        )
+    assert pairs == {
+        ("1", "cats", "c-Cats"),
+        ("1", "dogs", "c-dogs"),
+        ("2", "dogs", "c-dogs"),
+        ("2", "birds", "c-birds"),
+    }
+    assert count(any_store, Hashtag) == 3
+
+
 def test_seeds_stop_at_the_requested_count_and_resightings_append_snapshots(any_store):
     first = record_seeds(any_store, listing(1, 2, 3), seeds=4, max_videos=100, run_id=None, seed=0)
     second = record_seeds(any_store, listing(3, 4, 5, 6), seeds=4, max_videos=100, run_id=None, seed=0)

@@ -3,8 +3,9 @@ and the ``crawl_runs`` bookkeeping.
 
 An expansion is a few statements on a hot path, so they are Core statements on the session's
 connection (the ORM's per-statement work costs a few hundred microseconds each), built once per
-dialect, and the whole expansion is ONE transaction: children, edges, snapshots and the parent's
-``expanded`` land together or not at all.
+dialect (a statement built per call costs its cache key and, with ``in_([...])``, more), and the whole
+expansion is ONE transaction: children, edges, snapshots and the parent's ``expanded`` land together
+or not at all.
 """
 
 from __future__ import annotations
@@ -12,17 +13,17 @@ from __future__ import annotations
 import functools
 import hashlib
 import socket
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, bindparam, func, select, text, update
+from sqlalchemy import JSON, Connection, String, bindparam, func, select, text, update
 from sqlalchemy.orm import Session
 
 from ..tiktok.contract import AuthorRecord, ItemList, ItemRecord, StatsRecord, media_urls_json
 from . import queue
-from .db import Store, dialect_insert, table_insert
+from .db import Store, table_insert
 from .models import Author, CrawlRun, Hashtag, RelatedEdge, StatsSnapshot, Video, VideoHashtag, table_of, utcnow
 
 _VIDEOS = table_of(Video)
@@ -57,14 +58,32 @@ def expand_order_key(seed: int, video_id: str) -> float:
 # --- statements, built once ----------------------------------------------------------------------
 
 
-def _insert_ignoring(session: Session, model, *conflict_columns: str):
+def _insert_ignoring(connection: Connection, model, *conflict_columns: str):
     """``INSERT ... ON CONFLICT (columns) DO NOTHING`` (any conflict when none are named), built once."""
-    return _built_insert_ignoring(session.get_bind().dialect.name, model, conflict_columns)
+    return _built_insert_ignoring(connection.dialect.name, model, conflict_columns)
 
 
 @functools.cache
 def _built_insert_ignoring(dialect_name: str, model, conflict_columns: tuple[str, ...]):
     return table_insert(dialect_name, model).on_conflict_do_nothing(index_elements=list(conflict_columns) or None)
+
+
+# The ids (and depths) of the listed videos that are in the corpus: one select answers both "which of
+# this list are known" and the parent's depth.
+_KNOWN_DEPTHS = select(_VIDEOS.c.id, _VIDEOS.c.depth).where(_VIDEOS.c.id.in_(bindparam("ids", expanding=True)))
+_VIDEO_COUNT = select(func.count()).select_from(_VIDEOS).where(_VIDEOS.c.item_kind == "video")
+
+
+@functools.cache
+def _hashtag_links(dialect_name: str):
+    """Link a video to a hashtag by name, the hashtag's id looked up in the same statement."""
+    hashtags = table_of(Hashtag)
+    by_name = select(bindparam("video_id", type_=String(32)), hashtags.c.id).where(hashtags.c.name == bindparam("name"))
+    return (
+        table_insert(dialect_name, VideoHashtag)
+        .from_select(["video_id", "hashtag_id"], by_name)
+        .on_conflict_do_nothing()
+    )
 
 
 @functools.cache
@@ -95,10 +114,10 @@ def _video_refresh():
     )
 
 
-def _lock_corpus(session: Session) -> None:
+def _lock_corpus(connection: Connection) -> None:
     """Make room checks and inserts atomic across processes (SQLite's BEGIN IMMEDIATE already does)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CORPUS_LOCK_KEY})
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CORPUS_LOCK_KEY})
 
 
 # --- rows ----------------------------------------------------------------------------------------
@@ -175,49 +194,47 @@ def _snapshot_row(item: ItemRecord, source: str, run_id: int | None, now, site_t
 # --- one list's writes ---------------------------------------------------------------------------
 
 
-def upsert_authors(session: Session, items: Sequence[ItemRecord], now) -> None:
-    """Latest wins, but a field this sighting lacks keeps its stored value."""
+def upsert_authors(connection: Connection, items: Sequence[ItemRecord], now) -> None:
+    """Latest wins, but a field this sighting lacks keeps its stored value (in the connection's transaction)."""
     rows = {
         item.author.id: vars(item.author) | {"updated_at": now}
         for item in items
         if item.author is not None and item.author.id
     }
     if rows:
-        session.connection().execute(_author_upsert(session.get_bind().dialect.name), list(rows.values()))
+        connection.execute(_author_upsert(connection.dialect.name), list(rows.values()))
 
 
-def _link_hashtags(session: Session, items: Sequence[ItemRecord]) -> None:
+def _link_hashtags(connection: Connection, items: Sequence[ItemRecord]) -> None:
     tags = {name: tiktok_id for item in items for name, tiktok_id in item.hashtags}
     if not tags:
         return
-    session.connection().execute(
-        _insert_ignoring(session, Hashtag, "name"),
+    connection.execute(
+        _insert_ignoring(connection, Hashtag, "name"),
         [{"name": name, "tiktok_id": tiktok_id} for name, tiktok_id in tags.items()],
     )
-    hashtags = table_of(Hashtag)
-    ids = dict(
-        session.connection()
-        .execute(select(hashtags.c.name, hashtags.c.id).where(hashtags.c.name.in_(list(tags))))
-        .all()
+    connection.execute(
+        _hashtag_links(connection.dialect.name),
+        [{"video_id": item.id, "name": name} for item in items for name, _ in item.hashtags],
     )
-    links = [{"video_id": item.id, "hashtag_id": ids[name]} for item in items for name, _ in item.hashtags]
-    session.connection().execute(_insert_ignoring(session, VideoHashtag), links)
 
 
-def _refresh_videos(session: Session, items: Sequence[ItemRecord], now) -> None:
+def _refresh_videos(connection: Connection, items: Sequence[ItemRecord], now) -> None:
     if items:
         rows = [
             {"b_id": item.id} | {f"b_{name}": value for name, value in _item_columns(item, now).items()}
             for item in items
         ]
-        session.connection().execute(_video_refresh(), rows)
+        connection.execute(_video_refresh(), rows)
 
 
-def _video_count(session: Session) -> int:
-    return (
-        session.connection().scalar(select(func.count()).select_from(_VIDEOS).where(_VIDEOS.c.item_kind == "video"))
-        or 0
-    )
+def _known_depths(connection: Connection, ids: Sequence[str]) -> dict[str, int]:
+    """The depth of each of ``ids`` that is in the corpus."""
+    return {video_id: depth for video_id, depth in connection.execute(_KNOWN_DEPTHS, {"ids": list(ids)})}
+
+
+def _video_count(connection: Connection) -> int:
+    return connection.scalar(_VIDEO_COUNT) or 0
 
 
 def _seed_count(session: Session) -> int:
@@ -252,11 +269,42 @@ def record_sightings(
     Items already in the corpus are refreshed and get a snapshot; up to ``max_new`` unknown ones (in list
     order, while video items stay within ``max_videos``) are added; the rest are not part of the corpus.
     """
-    _lock_corpus(session)
+    connection = session.connection()
+    _lock_corpus(connection)
+    known = _known_depths(connection, [item.id for item in items])
+    return _record_sightings(
+        connection,
+        items,
+        known,
+        source=source,
+        parent_id=parent_id,
+        depth=depth,
+        run_id=run_id,
+        seed=seed,
+        max_new=max_new,
+        max_videos=max_videos,
+        site_time=site_time,
+    )
+
+
+def _record_sightings(
+    connection: Connection,
+    items: Sequence[ItemRecord],
+    known: Container[str],
+    *,
+    source: str,
+    parent_id: str | None,
+    depth: int,
+    run_id: int | None,
+    seed: int,
+    max_new: int,
+    max_videos: int,
+    site_time: float | None,
+) -> Sighting:
+    """:func:`record_sightings` once the corpus is locked and the ``known`` ids of ``items`` are read."""
     now = utcnow()
     unique = list({item.id: item for item in items}.values())
-    known = set(session.connection().scalars(select(_VIDEOS.c.id).where(_VIDEOS.c.id.in_([i.id for i in unique]))))
-    videos = _video_count(session)
+    videos = _video_count(connection)
     room = max_videos - videos
     seen: list[ItemRecord] = []
     new: list[ItemRecord] = []
@@ -269,20 +317,20 @@ def record_sightings(
             videos += counts_toward_target
             new.append(item)
         seen.append(item)
-    upsert_authors(session, seen, now)
+    upsert_authors(connection, seen, now)
     if new:
-        session.connection().execute(
-            _insert_ignoring(session, Video, "id"),
+        connection.execute(
+            _insert_ignoring(connection, Video, "id"),
             [
                 _new_video_row(item, source=source, parent_id=parent_id, depth=depth, run_id=run_id, seed=seed, now=now)
                 for item in new
             ],
         )
-    _refresh_videos(session, [item for item in seen if item.id in known], now)
-    _link_hashtags(session, seen)
+    _refresh_videos(connection, [item for item in seen if item.id in known], now)
+    _link_hashtags(connection, seen)
     if seen:
-        session.connection().execute(
-            dialect_insert(session, StatsSnapshot),
+        connection.execute(
+            table_insert(connection.dialect.name, StatsSnapshot),
             [_snapshot_row(item, source, run_id, now, site_time) for item in seen],
         )
     return Sighting(tuple(item.id for item in seen), tuple(item.id for item in new), videos)
@@ -302,14 +350,18 @@ def record_expansion(
     """One expansion, all or nothing: children, edges with ranks, snapshots, and the parent's status with
     the method that got its related list (``expand_method``)."""
     with store.transaction() as session:
-        depth = session.connection().scalar(select(_VIDEOS.c.depth).where(_VIDEOS.c.id == parent_id))
+        connection = session.connection()
+        _lock_corpus(connection)
         children = [item for item in related.items if item.id != parent_id]
-        sighting = record_sightings(
-            session,
+        known = _known_depths(connection, [parent_id, *(item.id for item in children)])
+        depth = known.pop(parent_id, None) or 0
+        sighting = _record_sightings(
+            connection,
             children,
+            known,
             source="related",
             parent_id=parent_id,
-            depth=(depth or 0) + 1,
+            depth=depth + 1,
             run_id=run_id,
             seed=seed,
             max_new=fanout,
@@ -323,15 +375,14 @@ def record_expansion(
                 ranks.setdefault(item.id, rank)
         if ranks:
             now = utcnow()
-            edges = _insert_ignoring(session, RelatedEdge, "parent_id", "child_id")
-            session.connection().execute(
-                edges,
+            connection.execute(
+                _insert_ignoring(connection, RelatedEdge, "parent_id", "child_id"),
                 [
                     {"parent_id": parent_id, "child_id": child_id, "rank": rank, "first_seen_at": now}
                     for child_id, rank in ranks.items()
                 ],
             )
-        queue.finish(session, "expand", parent_id, "expanded", expand_method=method)
+        queue.finish_many(connection, "expand", [parent_id], "expanded", expand_method=method)
     return sighting
 
 
@@ -340,7 +391,7 @@ def record_seeds(
 ) -> Sighting:
     """A For You batch: new videos become seeds until the corpus holds ``seeds`` of them."""
     with store.transaction() as session:
-        _lock_corpus(session)
+        _lock_corpus(session.connection())
         have = _seed_count(session)
         return record_sightings(
             session,
@@ -392,7 +443,7 @@ def seed_count(store: Store) -> int:
 
 def corpus_video_count(store: Store) -> int:
     with store.sessions() as session:
-        return _video_count(session)
+        return _video_count(session.connection())
 
 
 def downloaded_count(store: Store) -> int:

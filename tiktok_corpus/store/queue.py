@@ -77,29 +77,44 @@ def claim(
     now = now or utcnow()
     order = [*order_by, Video.id]
     with store.transaction() as session:
+        connection = session.connection()  # Core: the ORM's handling of these statements cost more than the SQL
         ids: list[str] = []
         for condition in _claimable_kinds(stage, statuses, now):
             if len(ids) < limit:
                 query = select(Video.id).where(condition, *where).order_by(*order).limit(limit - len(ids))
                 if store.dialect == "postgresql":
                     query = query.with_for_update(skip_locked=True)
-                ids.extend(session.scalars(query))
+                ids.extend(connection.scalars(query))
         if ids:
-            session.execute(
-                update(Video)
-                .where(Video.id.in_(ids))
-                .values(
-                    {
-                        f"{stage}_status": "claimed",
-                        f"{stage}_lease_until": now + timedelta(seconds=lease_s),
-                        f"{stage}_worker": worker or worker_name(),
-                        f"{stage}_attempts": _col(stage, "attempts") + 1,
-                        f"{stage}_updated_at": now,
-                    }
-                )
-                .execution_options(synchronize_session=False)
+            connection.execute(
+                _claim_statement(stage),
+                {
+                    "ids": ids,
+                    "claim_lease_until": now + timedelta(seconds=lease_s),
+                    "claim_worker": worker or worker_name(),
+                    "claim_now": now,
+                },
             )
     return ids
+
+
+@functools.cache
+def _claim_statement(stage: str):
+    """Mark rows claimed by a worker with a lease, counting the attempt; built once per stage."""
+    videos = table_of(Video)
+    return (
+        update(videos)
+        .where(videos.c.id.in_(bindparam("ids", expanding=True)))
+        .values(
+            {
+                f"{stage}_status": "claimed",
+                f"{stage}_lease_until": bindparam("claim_lease_until", type_=videos.c[f"{stage}_lease_until"].type),
+                f"{stage}_worker": bindparam("claim_worker", type_=videos.c[f"{stage}_worker"].type),
+                f"{stage}_attempts": videos.c[f"{stage}_attempts"] + 1,
+                f"{stage}_updated_at": bindparam("claim_now", type_=videos.c[f"{stage}_updated_at"].type),
+            }
+        )
+    )
 
 
 def finish(

@@ -166,7 +166,7 @@ def record_observation(
         ).scalar_one()
         author = item.author
         if author is not None and author.id and author.follower_count is not None:
-            upsert_authors(session, [item], utcnow())
+            upsert_authors(session.connection(), [item], utcnow())
             session.execute(
                 table_insert(store.dialect, AuthorSnapshot).values(
                     author_id=author.id,

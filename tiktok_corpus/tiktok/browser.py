@@ -17,10 +17,11 @@ all workers raises :class:`PersistentlyBlocked` when nothing but blocks comes ba
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -112,6 +113,7 @@ class WorkerSession(ForYouFeed):
         self._list_answers: dict[str, asyncio.Future[Response]] = {}  # video id -> its page's related list
         self._spare_pages: list[Page] = []  # video pages free for the next navigation
         self._feed_answered = asyncio.Event()
+        self._watchers = 0  # of the context's responses: see _watching_responses
         self._pacing = asyncio.Lock()  # one delay between this worker's request starts
         self._renewing = asyncio.Lock()  # one context renewal at a time
         self._page_free = asyncio.Event()  # cleared while a renewal swaps the page
@@ -169,21 +171,42 @@ class WorkerSession(ForYouFeed):
             user_agent=self.user_agent, locale="en-US", viewport={"width": 1280, "height": 900}
         )
         self.context.set_default_timeout(self.policy.page_timeout_s * 1000)
-        self.context.on("response", self._on_response)  # every page's: the feed's and the video pages'
+        if self._watchers:  # a watch begun before this renewal goes on in the new context
+            self.context.on("response", self._on_response)
         self.contexts_opened += 1
         self._document_status, self._spare_pages = {}, []
         self.page = await self.context.new_page()
         self.requests_in_context = 0
         self._consecutive_blocks = 0
         self._feed_answered = asyncio.Event()
-        await self._goto(self.base_url + FORYOU_PATH)
-        # Warm-up: a fresh session's first signed call is often empty. Let the page make it (and
-        # scroll a little) before any failure counts against the crawl.
-        try:
-            await asyncio.wait_for(self._feed_answered.wait(), self.policy.warmup_wait_s)
-        except TimeoutError:
-            pass  # a feed that never calls its API still had its time to settle
+        with self._watching_responses():
+            await self._goto(self.base_url + FORYOU_PATH)
+            # Warm-up: a fresh session's first signed call is often empty. Let the page make it (and
+            # scroll a little) before any failure counts against the crawl.
+            try:
+                await asyncio.wait_for(self._feed_answered.wait(), self.policy.warmup_wait_s)
+            except TimeoutError:
+                pass  # a feed that never calls its API still had its time to settle
         await self.scroll()
+
+    @contextlib.contextmanager
+    def _watching_responses(self) -> Iterator[None]:
+        """Have the context's responses (every page's) reach :meth:`_on_response` for the time being.
+
+        Playwright sends each response to Python only while a listener is on, and builds its request
+        and response objects there: a cost on every in-page ``fetch()``, which needs no listener. So the
+        listener is on only while something waits for a response (a document's status, the feed's
+        batches, a video page's related list); watches nest, and a renewal carries them over.
+        """
+        if not self._watchers and self.context is not None:
+            self.context.on("response", self._on_response)
+        self._watchers += 1
+        try:
+            yield
+        finally:
+            self._watchers -= 1
+            if not self._watchers and self.context is not None:
+                self.context.remove_listener("response", self._on_response)
 
     async def _goto(self, url: str) -> None:
         """Navigate the open page, paced and counted (the feed page's loads)."""
@@ -194,8 +217,9 @@ class WorkerSession(ForYouFeed):
 
     async def _navigate(self, page: Page, url: str) -> str:
         """Load ``url`` in ``page``, wait out a WAF interstitial, refuse captcha / login pages; the HTML."""
-        await page.goto(url, wait_until="domcontentloaded")
-        html = await self._content_after_waf(page)
+        with self._watching_responses():  # the status of the document shown, after any WAF reload
+            await page.goto(url, wait_until="domcontentloaded")
+            html = await self._content_after_waf(page)
         if error := http_status_error(
             self._document_status.get(page, 0), url
         ):  # of the page shown now, after any reload
@@ -319,11 +343,12 @@ class WorkerSession(ForYouFeed):
         async def navigate(page: Page) -> str:
             answer = self._list_answers[video_id] = asyncio.get_running_loop().create_future()
             try:
-                parse_video_page(await self._navigate(page, url), video_id)  # raises for a page without its list
-                try:
-                    response = await asyncio.wait_for(answer, self.policy.page_list_wait_s)
-                except TimeoutError:
-                    raise BlockedError(f"{redact_url(url)} requested no related list", kind="empty_body") from None
+                with self._watching_responses():  # until the page's own related list has come
+                    parse_video_page(await self._navigate(page, url), video_id)  # raises for a page without its list
+                    try:
+                        response = await asyncio.wait_for(answer, self.policy.page_list_wait_s)
+                    except TimeoutError:
+                        raise BlockedError(f"{redact_url(url)} requested no related list", kind="empty_body") from None
                 try:
                     body = await response.text()
                 except PlaywrightError:  # the body is gone: an empty answer, counted as such

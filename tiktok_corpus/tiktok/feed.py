@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from playwright.async_api import Error as PlaywrightError
@@ -35,6 +36,7 @@ class ForYouFeed:
     _ready_at: float
     _recommend_queue: asyncio.Queue[tuple[int, str]] | None
     _open_fresh_context: Callable[[], Awaitable[None]]
+    _watching_responses: Callable[[], AbstractContextManager[None]]
     _goto: Callable[[str], Awaitable[None]]
     recycle: Callable[[], Awaitable[None]]
     scroll: Callable[[], Awaitable[None]]
@@ -58,7 +60,8 @@ class ForYouFeed:
         """
         self._recommend_queue = asyncio.Queue()
         try:
-            await self.with_retries(lambda: self._recommended_until(wanted, stall_scrolls, wait_s), "For You feed")
+            with self._watching_responses():
+                await self.with_retries(lambda: self._recommended_until(wanted, stall_scrolls, wait_s), "For You feed")
         finally:
             self._recommend_queue = None
 

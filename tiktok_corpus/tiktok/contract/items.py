@@ -111,11 +111,12 @@ def parse_author(raw: dict) -> AuthorRecord | None:
         return None
     if not ident.get("id") and not ident.get("unique_id"):
         return None
+    heart_count = count("heartCount")
     return AuthorRecord(
         **ident,
         follower_count=count("followerCount"),
         following_count=count("followingCount"),
-        heart_count=count("heartCount") if count("heartCount") is not None else count("heart"),
+        heart_count=heart_count if heart_count is not None else count("heart"),
         video_count=count("videoCount"),
         digg_count=count("diggCount"),
     )
