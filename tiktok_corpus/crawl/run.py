@@ -30,14 +30,13 @@ from ..store.crawl import (
     claim_parents,
     corpus_video_count,
     downloaded_count,
-    end_run,
     fail_parent,
     frontier_state,
     record_expansion,
     record_seeds,
     seed_count,
-    start_run,
 )
+from ..store.crawl_runs import end_run, start_run
 from ..store.db import Store, open_store
 from ..store.thread import DatabaseThread
 from ..tiktok.blocks import BlockMonitor, BlockPolicy, Pacer

@@ -1,5 +1,5 @@
-"""The crawl stage's SQL: what a sighting, a seed batch and an expansion write, the frontier's claims,
-and the ``crawl_runs`` bookkeeping.
+"""The crawl stage's SQL: what a sighting, a seed batch and an expansion write, and the frontier's
+claims and counts (the ``crawl_runs`` bookkeeping is in :mod:`.crawl_runs`).
 
 An expansion is a few statements on a hot path, so they are Core statements on the session's
 connection (the ORM's per-statement work costs a few hundred microseconds each), built once per
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import socket
 from collections.abc import Container, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
@@ -24,7 +23,7 @@ from sqlalchemy.orm import Session
 from ..tiktok.contract import AuthorRecord, ItemList, ItemRecord, StatsRecord, media_urls_json
 from . import queue
 from .db import Store, table_insert
-from .models import Author, CrawlRun, Hashtag, RelatedEdge, StatsSnapshot, Video, VideoHashtag, table_of, utcnow
+from .models import Author, Hashtag, RelatedEdge, StatsSnapshot, Video, VideoHashtag, table_of, utcnow
 
 _VIDEOS = table_of(Video)
 # The frontier policies, by name: the order ``claim_parents`` takes pending rows in.
@@ -449,22 +448,3 @@ def corpus_video_count(store: Store) -> int:
 def downloaded_count(store: Store) -> int:
     with store.sessions() as session:
         return session.scalar(select(func.count()).select_from(Video).where(Video.download_status == "downloaded")) or 0
-
-
-# --- crawl_runs ----------------------------------------------------------------------------------
-
-
-def start_run(store: Store, params: dict[str, Any]) -> int:
-    """A ``crawl_runs`` row for this invocation, ``running`` until :func:`end_run`; returns its id."""
-    with store.transaction() as session:
-        run = CrawlRun(params=params, host=socket.gethostname(), status="running")
-        session.add(run)
-        session.flush()
-        return run.id
-
-
-def end_run(store: Store, run_id: int, status: str, counts: dict[str, Any]) -> None:
-    with store.transaction() as session:
-        session.execute(
-            update(CrawlRun).where(CrawlRun.id == run_id).values(status=status, finished_at=utcnow(), counts=counts)
-        )
