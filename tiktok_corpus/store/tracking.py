@@ -25,7 +25,7 @@ from ..tiktok.contract import ItemRecord, StatsRecord
 from . import queue
 from .crawl import upsert_authors
 from .db import Store, table_insert
-from .models import Author, AuthorSnapshot, StatsSnapshot, TrackTarget, Video, table_of, utcnow
+from .models import AuthorSnapshot, StatsSnapshot, TrackTarget, Video, table_of, utcnow
 
 _TARGETS = table_of(TrackTarget)
 _VIDEOS = table_of(Video)
@@ -39,8 +39,7 @@ class DueVideo:
 
     video_id: str
     ages_s: tuple[int, ...]
-    create_time: int
-    unique_id: str | None
+    create_time: int  # what the targets' due times were counted from
 
 
 def allowed_lateness_s(age_s: int, late_fraction: float) -> float:
@@ -110,18 +109,14 @@ def claim_due(store: Store, limit: int, *, now: float, worker: str, lease_s: flo
             )
             .returning(_TARGETS.c.video_id, _TARGETS.c.age_s)
         ).all()
-        authors = table_of(Author)
-        videos = session.execute(
-            select(_VIDEOS.c.id, _VIDEOS.c.create_time, authors.c.unique_id)
-            .select_from(_VIDEOS.outerjoin(authors, authors.c.id == _VIDEOS.c.author_id))
-            .where(_VIDEOS.c.id.in_(video_ids))
-        ).all()
+        created = dict(
+            session.execute(select(_VIDEOS.c.id, _VIDEOS.c.create_time).where(_VIDEOS.c.id.in_(video_ids))).all()
+        )
     ages: dict[str, list[int]] = defaultdict(list)
     for video_id, age in claimed:
         ages[video_id].append(age)
-    found = {video_id: (create_time, unique_id) for video_id, create_time, unique_id in videos}
     return [
-        DueVideo(video_id, tuple(sorted(ages[video_id])), *found[video_id]) for video_id in video_ids if ages[video_id]
+        DueVideo(video_id, tuple(sorted(ages[video_id])), created[video_id]) for video_id in video_ids if ages[video_id]
     ]
 
 
