@@ -1,4 +1,5 @@
-"""Catalog entries rendered as TikTok's web JSON (itemStruct, envelopes) and signed CDN URLs.
+"""Catalog entries rendered as TikTok's web JSON (itemStruct, envelopes); the blocks pointing at the CDN
+(video, images, music) and the signed URLs are :mod:`.media_blocks`'.
 
 Items carry the real shape, noise keys included (penaltyContext, claInfo, zoomCover...), so the
 project's parser meets reality: optional keys are sometimes absent, ``statsV2`` is missing on a
@@ -8,11 +9,10 @@ share of items, ``createTime`` is sometimes a string.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import random
-from urllib.parse import urlencode
 
 from .catalog import Catalog, CatalogVideo, tiktok_rounded
+from .media_blocks import MediaBlocks, MediaUrls
 
 STATUS_OK, STATUS_INVALID, STATUS_NOT_FOUND, STATUS_PRIVATE = 0, 10201, 10204, 10216
 STATUS_MESSAGES = {
@@ -20,66 +20,6 @@ STATUS_MESSAGES = {
     STATUS_NOT_FOUND: "item doesn't exist",
     STATUS_PRIVATE: "private item",
 }
-
-
-class MediaUrls:
-    """Signed CDN URLs: ``/cdn/video/{id}.mp4?...&expire=..&signature=..&tk=tt_chain_token``."""
-
-    def __init__(self, base_url: str, secret: bytes) -> None:
-        self.base_url = base_url
-        self._secret = secret
-
-    def signature(self, video_id: str, expire: int) -> str:
-        message = f"{video_id}:{expire}".encode()
-        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()[:32]
-
-    def video(self, video_id: str, expire: int, *, host: str = "v16", watermark: bool = False) -> str:
-        query = {
-            "a": "1988",
-            "bti": "ODszNWYuMDE6",
-            "ch": "0",
-            "cr": "3",
-            "dr": "0",
-            "er": "0",
-            "lr": "all",
-            "net": "0",
-            "cd": "0|0|0|0",
-            "cv": "1",
-            "br": "0",
-            "bt": "0",
-            "ds": "4",
-            "ft": "aEeq8qT0mIoPD12T",
-            "mime_type": "video_mp4",
-            "qs": "0",
-            "rc": host,
-            "vvpl": "1",
-            "l": f"2026{video_id[-12:]}",
-            "btag": "e00090000",
-            "expire": str(expire),
-            "policy": "2",
-            "signature": self.signature(video_id, expire),
-            "tk": "tt_chain_token",
-        }
-        if watermark:
-            query["wm"] = "1"
-        return f"{self.base_url}/cdn/video/{video_id}.mp4?{urlencode(query)}"
-
-    def play_api(self, video_id: str) -> str:
-        """The ``www.tiktok.com/aweme/v1/play/`` kind of URL, which answers tiny non-video bodies."""
-        query = {
-            "faid": "1988",
-            "file_id": hashlib.md5(video_id.encode()).hexdigest(),
-            "is_play_url": "1",
-            "item_id": video_id,
-            "line": "0",
-            "ply_type": "2",
-            "tk": "tt_chain_token",
-            "video_id": f"v{video_id[-10:]}",
-        }
-        return f"{self.base_url}/aweme/v1/play/?{urlencode(query)}"
-
-    def image(self, name: str) -> str:
-        return f"{self.base_url}/cdn/img/{name}.jpeg?x-expires=1799999999&x-signature=replica"
 
 
 class ItemRenderer:
@@ -92,8 +32,8 @@ class ItemRenderer:
     def __init__(self, catalog: Catalog, urls: MediaUrls, sizes: dict[str, int], site_time: float) -> None:
         self.catalog = catalog
         self.urls = urls
-        self.sizes = sizes
         self.site_time = site_time
+        self._media = MediaBlocks(urls, sizes)
 
     def item(self, video: CatalogVideo, expire: int) -> dict:
         rng = random.Random(int(video.id))  # per-item noise, stable across calls
@@ -131,7 +71,7 @@ class ItemRenderer:
             "isReviewing": False,
             "itemCommentStatus": 0,
             "item_control": {"can_repost": True},
-            "music": self._music(video),
+            "music": self._media.music(video),
             "officalItem": False,
             "originalItem": False,
             "penaltyContext": {
@@ -155,14 +95,14 @@ class ItemRenderer:
             "textExtra": self._text_extra(video),
             "textLanguage": "en",
             "textTranslatable": True,
-            "video": self._video(video, expire) if video.playable else self._photo_video(video),
+            "video": self._media.video(video, expire) if video.playable else self._media.photo_video(video),
         }
         if video.has_stats_v2:
             item["statsV2"] = {**{key: str(value) for key, value in stats.items()}, "repostCount": "0"}
         if video.hashtags:
             item["challenges"] = [self._challenge(tag) for tag in video.hashtags]
         if video.kind == "photo":
-            item["imagePost"] = self._image_post(video)
+            item["imagePost"] = self._media.image_post(video)
         if video.kind == "ad":
             item.update(
                 {
@@ -281,121 +221,6 @@ class ItemRenderer:
             "profileMedium": "",
             "profileThumb": "",
             "title": tag,
-        }
-
-    def _music(self, video: CatalogVideo) -> dict:
-        music = video.music
-        cover = self.urls.image(f"music-{music.id}")
-        return {
-            "authorName": music.author_name,
-            "coverLarge": cover,
-            "coverMedium": cover,
-            "coverThumb": cover,
-            "duration": music.duration,
-            "id": music.id,
-            "isCopyrighted": not music.original,
-            "is_commerce_music": True,
-            "is_unlimited_music": False,
-            "original": music.original,
-            "playUrl": f"{self.urls.base_url}/cdn/music/{music.id}.mp3",
-            "private": False,
-            "shoot_duration": music.duration,
-            "title": music.title,
-            "tt2dsp": {},
-        }
-
-    def _video(self, video: CatalogVideo, expire: int) -> dict:
-        media = video.media
-        assert media is not None, "only playable kinds have a video block"
-        size = self.sizes.get(video.id, 0)
-        bitrate = int(size * 8 / media.duration_s) if media.duration_s else 0
-        short_side = min(media.width, media.height)
-        definition = f"{short_side}p" if short_side != 576 else "540p"
-        file_hash = hashlib.md5(f"{video.id}:{size}".encode()).hexdigest()
-        uri = f"v15044gf0000{video.id[-12:]}"
-        url_list = [
-            self.urls.video(video.id, expire, host="v16"),
-            self.urls.video(video.id, expire, host="v19"),
-            self.urls.play_api(video.id),
-        ]
-        play_addr = {
-            "DataSize": size,
-            "FileCs": f"c:0-{size // 400}-{file_hash[:4]}",
-            "FileHash": file_hash,
-            "Height": media.height,
-            "Uri": uri,
-            "UrlKey": f"{uri}_{media.tiktok_codec}_{definition}_{bitrate}",
-            "UrlList": url_list,
-            "Width": media.width,
-        }
-        gear = "normal_720_0" if short_side >= 720 else "lowest_540_0"
-        if media.codec == "hevc":
-            gear = "adapt_540_1"
-        cover = self.urls.image(f"cover-{video.id}")
-        return {
-            "PlayAddrStruct": play_addr,
-            "VQScore": "66.47",
-            "bitrate": bitrate,
-            "bitrateInfo": [
-                {
-                    "Bitrate": bitrate,
-                    "BitrateFPS": round(media.fps),
-                    "CodecType": media.tiktok_codec,
-                    "Format": "mp4",
-                    "GearName": gear,
-                    "MVMAF": "{}",
-                    "PlayAddr": play_addr,
-                    "QualityType": 10,
-                    "VideoExtra": '{"PktOffsetMap":"","audio_bit_rate":32000}',
-                }
-            ],
-            "claInfo": {"enableAutoCaption": False, "hasOriginalAudio": media.has_audio, "noCaptionReason": 1},
-            "codecType": media.tiktok_codec,
-            "cover": cover,
-            "definition": definition,
-            "downloadAddr": self.urls.video(video.id, expire, watermark=True),
-            "duration": int(round(media.duration_s)),
-            "dynamicCover": cover,
-            "encodeUserTag": "",
-            "encodedType": "normal",
-            "format": "mp4",
-            "height": media.height,
-            "id": video.id,
-            "originCover": cover,
-            "playAddr": url_list[0],
-            "ratio": definition,
-            "size": size,
-            "subtitleInfos": [],
-            "videoID": uri,
-            "videoQuality": "normal",
-            "volumeInfo": {"Loudness": -22.6, "Peak": 0.66} if media.has_audio else {},
-            "width": media.width,
-            "zoomCover": {"240": cover, "480": cover, "720": cover, "960": cover},
-        }
-
-    def _photo_video(self, video: CatalogVideo) -> dict:
-        cover = self.urls.image(f"photo-{video.id}-0")
-        return {
-            "cover": cover,
-            "duration": 0,
-            "height": 0,
-            "id": video.id,
-            "originCover": cover,
-            "ratio": "",
-            "volumeInfo": {},
-            "width": 0,
-        }
-
-    def _image_post(self, video: CatalogVideo) -> dict:
-        def image(index: int) -> dict:
-            url = self.urls.image(f"photo-{video.id}-{index}")
-            return {"imageHeight": 2000, "imageURL": {"urlList": [url, url]}, "imageWidth": 1600}
-
-        return {
-            "cover": image(0),
-            "images": [image(i) for i in range(video.images)],
-            "shareCover": image(0),
-            "title": "",
         }
 
 

@@ -16,13 +16,14 @@ from .._waits import wait_event
 from ..clock import Clock, ScaledClock
 from ..errors import ConfigError
 from .catalog import build_catalog
+from .cdn import ConnectionCut
 from .config import ReplicaConfig
 from .faults import FaultPlan, ReplicaStats
 from .items import STATUS_NOT_FOUND
 from .media import default_cache_dir, ensure_media, media_file
 from .removals import Removals
 from .signing import SigningSetting
-from .site import ConnectionCut, ReplicaSite
+from .site import ReplicaSite
 
 GRACEFUL_SHUTDOWN_S = 2  # responses in flight when the replica stops get this long to finish
 STOP_TIMEOUT_S = 10

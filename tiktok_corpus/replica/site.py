@@ -1,8 +1,8 @@
 """The replica's routes: For You and video pages, the recommend / related / detail APIs, and the CDN.
 
 Routes follow the TikTok web contract: the APIs answer with the site's envelopes and status codes and
-check request signatures in the current signing mode (see :mod:`.signing`); the CDN enforces the
-``tt_chain_token`` cookie, signed expiring URLs and Range requests. Faults (see :mod:`.faults`) are
+check request signatures in the current signing mode (see :mod:`.signing`); the CDN (:mod:`.cdn`) enforces
+the ``tt_chain_token`` cookie, signed expiring URLs and Range requests. Faults (see :mod:`.faults`) are
 drawn per request.
 
 Two clocks: ``clock`` (wall time) decides URL expiry and signature freshness; ``site_clock`` (which may
@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import math
 import random
-import re
 import secrets
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -27,6 +26,7 @@ from starlette.routing import Route
 from ..clock import Clock
 from ..errors import ConfigError
 from .catalog import Catalog, CatalogVideo
+from .cdn import Cdn
 from .config import ReplicaConfig
 from .faults import FaultPlan
 from .items import (
@@ -35,36 +35,16 @@ from .items import (
     STATUS_MESSAGES,
     STATUS_NOT_FOUND,
     ItemRenderer,
-    MediaUrls,
     detail_envelope,
     list_envelope,
     status_envelope,
 )
-from .pages import ACCESS_DENIED, CDN_ERROR_PAGE, NOT_FOUND_PAGE, feed_page, video_page, waf_answer, waf_page
+from .media_blocks import MediaUrls
+from .pages import NOT_FOUND_PAGE, feed_page, video_page, waf_answer, waf_page
 from .removals import Removals
 from .signing import SigningKeys, SigningSetting
 
 MAX_LIST_COUNT = 50
-TINY_GIF = (
-    b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00"
-    b"\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
-)
-PLAY_API_BODY = b'{"status_code":0,"status_msg":"","aweme_id":"","data":{}}' + b" " * 312
-RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
-HTML = "text/html; charset=utf-8"
-
-
-class ConnectionCut(Exception):
-    """Raised mid-body to make uvicorn drop the connection (the `truncated` fault)."""
-
-
-class _TruncatedResponse(Response):
-    """Promises the whole body in Content-Length, sends half of it, then drops the connection."""
-
-    async def __call__(self, scope, receive, send) -> None:
-        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-        await send({"type": "http.response.body", "body": self.body[: len(self.body) // 2], "more_body": True})
-        raise ConnectionCut
 
 
 class ReplicaSite:
@@ -82,7 +62,6 @@ class ReplicaSite:
         site_clock: Clock,
     ) -> None:
         self.catalog = catalog
-        self.media = media
         self.plan = plan
         self.signing = signing
         self.removals = removals
@@ -92,8 +71,8 @@ class ReplicaSite:
         self.site_clock = site_clock
         self.sizes = {video_id: path.stat().st_size for video_id, path in media.items()}
         self._secret = secrets.token_bytes(16)
-        self._bodies: dict[str, bytes] = {}
         self._tokens: set[str] = set()
+        cdn = Cdn(media, plan, self._secret, self._tokens, clock, self._common_faults)
         self._sessions_seen: set[str | None] = set()
         self._waf_challenges: set[str] = set()
         self._feed_rng = random.Random(f"{config.seed}:feed")
@@ -108,10 +87,10 @@ class ReplicaSite:
                 Route("/api/recommend/item_list/", self.recommend, methods=["GET"]),
                 Route("/api/related/item_list/", self.related, methods=["GET"]),
                 Route("/api/item/detail/", self.detail, methods=["GET"]),
-                Route("/cdn/video/{video_id}.mp4", self.cdn, methods=["GET", "HEAD"]),
-                Route("/aweme/v1/play/", self.play_api, methods=["GET", "HEAD"]),
-                Route("/cdn/img/{name}", self.static, methods=["GET", "HEAD"]),
-                Route("/cdn/music/{name}", self.static, methods=["GET", "HEAD"]),
+                Route("/cdn/video/{video_id}.mp4", cdn.video, methods=["GET", "HEAD"]),
+                Route("/aweme/v1/play/", cdn.play_api, methods=["GET", "HEAD"]),
+                Route("/cdn/img/{name}", cdn.static, methods=["GET", "HEAD"]),
+                Route("/cdn/music/{name}", cdn.static, methods=["GET", "HEAD"]),
                 Route("/__replica__/signing", self.admin_signing, methods=["POST"]),
                 Route("/__replica__/remove", self.admin_remove, methods=["POST"]),
             ]
@@ -315,57 +294,6 @@ class ReplicaSite:
             return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse({"removed": video_id, "statusCode": int(status)})
 
-    # --- CDN -------------------------------------------------------------------------------
-
-    async def cdn(self, request: Request) -> Response:
-        blocked = await self._common_faults("cdn")
-        if blocked:
-            return blocked
-        video_id = request.path_params["video_id"]
-        if video_id not in self.media:
-            return HTMLResponse(NOT_FOUND_PAGE, status_code=404)
-        expire = request.query_params.get("expire", "")
-        signature = request.query_params.get("signature", "")
-        urls = MediaUrls("", self._secret)
-        if (
-            not expire.isdigit()
-            or signature != urls.signature(video_id, int(expire))
-            or int(expire) < self.clock()
-            or request.cookies.get("tt_chain_token") not in self._tokens
-        ):
-            return HTMLResponse(ACCESS_DENIED, status_code=403)
-        if self.plan.fires("cdn_html"):
-            return HTMLResponse(CDN_ERROR_PAGE)
-        if self.plan.fires("zero_byte"):
-            return Response(b"", media_type="video/mp4")
-        body = self._body(video_id)
-        if self.plan.fires("corrupt_media"):
-            body = _corrupted(body, self.plan.pick("corrupt_media", range(1 << 30)))
-        status, headers = 200, {"Accept-Ranges": "bytes"}
-        wanted = RANGE.match(request.headers.get("range", "").strip())
-        if wanted:
-            start, end = _byte_range(wanted, len(body))
-            if start is None:
-                return Response(status_code=416, headers={"Content-Range": f"bytes */{len(body)}"})
-            headers["Content-Range"] = f"bytes {start}-{end}/{len(body)}"
-            status, body = 206, body[start : end + 1]
-        response_type = _TruncatedResponse if self.plan.fires("truncated") else Response
-        return response_type(body, status_code=status, media_type="video/mp4", headers=headers)
-
-    async def play_api(self, request: Request) -> Response:
-        """Like ``www.tiktok.com/aweme/v1/play/``: 200, but a tiny non-video body."""
-        blocked = await self._common_faults("play_api")
-        return blocked or Response(PLAY_API_BODY, media_type="application/json")
-
-    async def static(self, request: Request) -> Response:
-        self.plan.count("static")
-        return Response(TINY_GIF, media_type="image/gif")
-
-    def _body(self, video_id: str) -> bytes:
-        if video_id not in self._bodies:
-            self._bodies[video_id] = self.media[video_id].read_bytes()
-        return self._bodies[video_id]
-
 
 def _logid(now: float) -> str:
     return f"{int(now)}{secrets.token_hex(8).upper()}"
@@ -374,22 +302,3 @@ def _logid(now: float) -> str:
 def _empty_answer() -> Response:
     """HTTP 200, 0 bytes, ``tt_orcas_res: 1``: how the site answers calls it will not serve."""
     return Response(b"", media_type="application/json", headers={"tt_orcas_res": "1"})
-
-
-def _byte_range(match: re.Match, size: int) -> tuple[int | None, int]:
-    """``bytes=N-``, ``bytes=N-M`` or ``bytes=-K`` as inclusive (start, end); start None if unsatisfiable."""
-    first, last = match.group(1), match.group(2)
-    if not first and not last:
-        return None, 0
-    if not first:
-        start, end = max(0, size - int(last)), size - 1
-    else:
-        start, end = int(first), min(int(last), size - 1) if last else size - 1
-    return (start, end) if start <= end and start < size else (None, 0)
-
-
-def _corrupted(body: bytes, salt: int) -> bytes:
-    """The ftyp box kept, garbage after it: passes header and size checks, fails ffprobe."""
-    header = int.from_bytes(body[:4], "big") if len(body) >= 8 else 0
-    garbage = random.Random(salt).randbytes(len(body) - header)
-    return body[:header] + garbage
