@@ -1,8 +1,9 @@
 """``corpus demo``: the whole pipeline, offline, on the bundled replica site.
 
-It starts the replica in-process, then runs the same library stages a user runs against the real site -
-crawl (25 seeds, fanout 5) with downloads, validate, export (binary labels), train, report - into a
-SQLite corpus under ``--out``. Nothing is special-cased for the demo except the sizes: the training
+It starts the replica in-process (its posts' properties carrying appeal per ``signals``, see
+:mod:`.replica.signals`), then runs the same library stages a user runs against the real site - crawl
+(25 seeds, fanout 5) with downloads, validate, export (binary labels), train, report - into a SQLite
+corpus under ``--out``. Nothing is special-cased for the demo except the sizes: the training
 configuration is CPU-sized (:data:`DEMO_TRAINING`) and printed, so nobody mistakes it for the paper's.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,8 @@ from .crawl import CrawlOptions, CrawlProgress, crawl
 from .download import run_download
 from .errors import ConfigError
 from .export import ExportOptions, read_export, run_export
-from .replica import Replica, ReplicaConfig
+from .replica import Catalog, Replica, ReplicaConfig
+from .replica.signals import DEMO_SIGNALS, MODALITIES, format_signals, validate_signals
 from .report import build_report
 from .store.db import open_store, upgrade_database
 from .store.status import stage_counts
@@ -68,25 +70,26 @@ class DemoResult:
     timings_s: dict[str, float] = field(default_factory=dict)
     counts: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
-    # ROC-AUC of the replica's true frame brightness on the test split: what pixels can give at best.
-    pixel_ceiling_auc: float | None = None
+    signals: dict[str, float] = field(default_factory=dict)
+    # Per modality with a signal: the ROC-AUC of its true latent component on the test split (the oracle).
+    oracle_aucs: dict[str, float] = field(default_factory=dict)
 
 
 def run_demo(
     out_dir: Path,
     *,
     videos: int = 300,
-    signal: float = 1.0,
+    signals: Mapping[str, float] = DEMO_SIGNALS,
     seed: int = 0,
     workers: int = 2,
     training: dict | None = None,
     display: DemoDisplay | None = None,
 ) -> DemoResult:
-    """Run every stage on a fresh replica of ``videos`` posts; returns where everything is."""
+    """Run every stage on a fresh replica of ``videos`` posts whose properties carry ``signals`` (a strength
+    per modality, :mod:`.replica.signals`); returns where everything is."""
     if videos < 40:
         raise ConfigError(f"--videos must be at least 40 (got {videos}): the crawl needs 25 seeds")
-    if not 0.0 <= signal <= 1.0:
-        raise ConfigError(f"--signal must be within [0, 1] (got {signal})")
+    strengths = validate_signals(signals)
     display = display or _Silent()
     out_dir = Path(out_dir).resolve()
     timings: dict[str, float] = {}
@@ -99,12 +102,13 @@ def run_demo(
         timings[name] = time.perf_counter() - started
 
     with stage("replica"):
-        replica = Replica(ReplicaConfig(videos=videos, seed=seed, signal=signal)).start()
+        replica = Replica(ReplicaConfig(videos=videos, seed=seed, signals=strengths)).start()
     try:
         settings = Settings(data_dir=out_dir / "data", base_url=replica.base_url)
         upgrade_database(settings)  # the demo's own corpus: a rerun after an upgrade of the tool carries on
         display.note(
-            f"replica site at {replica.base_url} ({videos} posts, signal {signal}); corpus in {settings.data_dir}"
+            f"replica site at {replica.base_url} ({videos} posts, signals {format_signals(strengths) or 'none'}); "
+            f"corpus in {settings.data_dir}"
         )
         with stage("crawl + download"), display.crawl_progress() as crawl_progress:
             crawl(
@@ -134,24 +138,28 @@ def run_demo(
             run_dir = train(TrainConfig(export_dir=export_dir, device="cpu", seed=seed, pos_weight="auto", **config))
         with stage("report"):
             report = build_report(settings, export_dir=export_dir, out=out_dir / "report.html")
-        ceiling = pixel_ceiling(replica.catalog, export_dir)
+        oracles = modality_oracles(replica.catalog, export_dir)
         with open_store(settings) as store:
             counts = stage_counts(store)
     finally:
         replica.stop()
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    return DemoResult(out_dir, export_dir, run_dir, report, timings, counts, metrics, ceiling)
+    return DemoResult(out_dir, export_dir, run_dir, report, timings, counts, metrics, strengths, oracles)
 
 
-def pixel_ceiling(catalog, export_dir: Path) -> float | None:
-    """ROC-AUC of the true brightness (the replica's signal property) against the test labels.
+def modality_oracles(catalog: Catalog, export_dir: Path) -> dict[str, float]:
+    """Per modality with a signal, the ROC-AUC of its true latent component against the test labels.
 
-    Only the replica knows it; it tells how much a perfect pixel model could get on this small test
-    split, so a model's score is read against the right yardstick rather than against 1.0.
+    Only the replica knows the components; each tells how much a perfect model of that modality could
+    get on this small test split, so a model's score is read against the right yardstick rather than
+    against 1.0. Empty when the test split has a single class.
     """
     rows = read_export(export_dir)[1]
     test = rows[rows["split"] == "test"]
     if test["is_viral"].nunique() < 2:
-        return None
-    luma = {video.id: video.media.luma for video in catalog.videos if video.media is not None}
-    return float(roc_auc_score(test["is_viral"], test["video_id"].map(luma)))
+        return {}
+    oracles = {}
+    for modality in (m for m in MODALITIES if catalog.signals.get(m, 0.0) > 0):
+        component = {video.id: video.latents[modality] for video in catalog.videos}
+        oracles[modality] = float(roc_auc_score(test["is_viral"], test["video_id"].map(component)))
+    return oracles

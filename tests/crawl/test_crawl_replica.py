@@ -38,7 +38,7 @@ TEST_POLICY = BlockPolicy(backoff_initial_s=0.05, backoff_max_s=0.5, warmup_wait
 
 @pytest.fixture(scope="module")
 def replica():
-    with Replica(ReplicaConfig(videos=100, seed=0, signal=0.0)) as rep:
+    with Replica(ReplicaConfig(videos=100, seed=0)) as rep:
         yield rep
 
 
@@ -229,7 +229,7 @@ def test_two_processes_on_one_postgres_share_the_frontier(replica, pg_url, tmp_p
 def test_reaches_target_under_faults(tmp_path, via):
     # Its own replica: the fault draws start fresh, so blocks of every API kind fire within this short crawl.
     faults = {name: 0.15 for name in FAULTS}
-    with Replica(ReplicaConfig(videos=100, seed=3, signal=0.0, faults=faults)) as faulty:
+    with Replica(ReplicaConfig(videos=100, seed=3, faults=faults)) as faulty:
         settings = Settings(data_dir=tmp_path / "data", base_url=faulty.base_url)
         summary = crawl(settings, options(workers=2, related_via=via), policy=TEST_POLICY)
         fired = faulty.stats.faults
@@ -312,7 +312,7 @@ SIGNED_SEEDS, SIGNED_FANOUT, SIGNED_TARGET = 25, 5, 60
 
 
 def signing_replica(make_replica, signing: str) -> Replica:
-    return make_replica(videos=200, seed=0, signal=0.0, signing=signing, media=False)
+    return make_replica(videos=200, seed=0, signing=signing, media=False)
 
 
 def expanded_by_method(db_url: str) -> Counter:

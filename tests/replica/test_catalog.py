@@ -55,7 +55,7 @@ def test_related_graph_has_16_plus_neighbours_clusters_and_cycles(catalog):
 
 def test_signal_ties_brightness_to_appeal_only_when_asked():
     def luma_appeal_correlation(signal):
-        videos = build_catalog(300, seed=3, signal=signal).playable()
+        videos = build_catalog(300, seed=3, signals={"visual": signal}).playable()
         return np.corrcoef([v.media.luma for v in videos], [v.appeal for v in videos])[0, 1]
 
     assert luma_appeal_correlation(1.0) > 0.95
@@ -92,7 +92,7 @@ def test_at_full_signal_brightness_separates_viral_from_the_rest():
     from sklearn.metrics import roc_auc_score
 
     def auc(signal):
-        videos = build_catalog(300, seed=4, signal=signal).playable()
+        videos = build_catalog(300, seed=4, signals={"visual": signal}).playable()
         plays = np.array([v.stats.plays for v in videos])
         viral = plays >= np.quantile(plays, 0.75)
         return roc_auc_score(viral, [v.media.luma for v in videos])

@@ -107,7 +107,7 @@ def test_ctrl_c_while_ffmpeg_makes_the_media_kills_it_and_exits(tmp_path):
     cache, bin_dir, pids = tmp_path / "cache", tmp_path / "bin", tmp_path / "pids"
     for folder in (cache / "loops", bin_dir, pids):
         folder.mkdir(parents=True)
-    for hz in {v.media.audio_hz for v in build_catalog(40, 0, 0.0).playable() if v.media.has_audio}:
+    for hz in {v.media.audio_hz for v in build_catalog(40, 0).playable() if v.media.has_audio}:
         (cache / "loops" / f"audio-{hz}.m4a").touch()  # the loops exist: every ffmpeg run is a batch's
     fake = bin_dir / "ffmpeg"
     fake.write_text(f'#!/bin/sh\necho started > "{pids}/$$"\nexec sleep 600\n')

@@ -160,7 +160,7 @@ def replica_signal_export(tmp_path_factory) -> Path:
     """``--signal 1``: a 200-post replica whose videos' brightness follows their appeal, exported whole."""
     from tiktok_corpus.replica import Replica, ReplicaConfig
 
-    with Replica(ReplicaConfig(videos=200, seed=0, signal=1.0)) as replica:
+    with Replica(ReplicaConfig(videos=200, seed=0, signals={"visual": 1.0})) as replica:
         return build_replica_export(tmp_path_factory.mktemp("replica-signal1"), replica, max_videos=200, seed=0)
 
 

@@ -21,6 +21,7 @@ from rich.progress import (
 from rich.table import Table
 
 from ..durations import format_duration
+from ..replica.signals import format_signals
 
 if TYPE_CHECKING:
     from ..crawl import CrawlCounters, CrawlSummary
@@ -199,7 +200,7 @@ class DemoConsole:
 
 
 def demo_results_table(result: DemoResult) -> Table:
-    """Videos, exclusions, class balance and test ROC-AUC beside the baselines."""
+    """Signals, videos, exclusions, class balance, test ROC-AUC beside each modality's oracle and the baselines."""
     manifest = json.loads((result.export_dir / "manifest.json").read_text())
     probe = result.counts["stages"]["probe"]
     # "skipped" rows are not videos (photo posts, ads, private items): never downloaded nor probed.
@@ -208,6 +209,7 @@ def demo_results_table(result: DemoResult) -> Table:
     table = Table(title="demo results", show_header=False)
     table.add_column("what")
     table.add_column("value")
+    table.add_row("signals (strength per modality)", format_signals(result.signals) or "none")
     table.add_row("videos discovered", str(result.counts["videos"]))
     table.add_row("downloaded", str(result.counts["stages"]["download"].get("downloaded", 0)))
     table.add_row("not videos (photo, ad, private, ...)", str(probe.get("skipped", 0)))
@@ -219,9 +221,9 @@ def demo_results_table(result: DemoResult) -> Table:
     )
     model, baselines = result.metrics["model"], result.metrics["baselines"]
     table.add_row("test ROC-AUC (model)", _auc(model))
-    if result.pixel_ceiling_auc is not None:
+    for modality, auc in result.oracle_aucs.items():
         table.add_row(
-            "test ROC-AUC (true brightness: the most pixels can give here)", f"{result.pixel_ceiling_auc:.3f}"
+            f"test ROC-AUC (oracle: the true {modality} signal, the most {modality} can give here)", f"{auc:.3f}"
         )
     for name, values in baselines.items():
         table.add_row(f"test ROC-AUC ({name} baseline)", _auc(values))

@@ -8,6 +8,7 @@ import typer
 from rich.progress import Progress
 
 from ..replica.config import ReplicaConfig
+from ..replica.signals import DEMO_SIGNALS, format_signals, parse_signals
 from .app import app, console, err_console, replica_app
 from .display import DemoConsole, demo_results_table
 from .options import option_from
@@ -19,12 +20,12 @@ SITE_UNITS = (("week", 7 * 86_400), ("day", 86_400), ("hour", 3600), ("minute", 
 def demo(
     ctx: typer.Context,
     videos: int = typer.Option(300, min=40, help="Posts in the replica's catalog."),
-    signal: float = typer.Option(
-        1.0,
-        min=0.0,
-        max=1.0,
-        help="How strongly a visual property (brightness) drives "
-        "engagement: 0 = none (the paper's finding), 1 = strong.",
+    signals: str = typer.Option(
+        format_signals(DEMO_SIGNALS),
+        help="How strongly each modality's property carries the appeal that drives engagement, as "
+        "MODALITY=STRENGTH,... with strengths in [0, 1]: visual (frame brightness), audio (tone pitch), text "
+        "(signal hashtags), author (followers), time (posting hour); 0 or left out = independent of engagement "
+        "(the paper's finding). Strengths whose squares add up to 1 or more explain appeal fully.",
     ),
     out: Path = typer.Option(Path("corpus-demo"), help="Output directory (corpus, export, runs, report)."),
     seed: int = typer.Option(0, help="Seed of the catalog, crawl, splits and training."),
@@ -39,7 +40,7 @@ def demo(
     result = run_demo(
         out,
         videos=videos,
-        signal=signal,
+        signals=parse_signals(signals),
         seed=seed,
         training={"epochs": epochs} if epochs else None,
         display=DemoConsole(err_console),
@@ -56,7 +57,7 @@ def replica_serve(
     host: str = option_from(ReplicaConfig, "host"),
     port: int = option_from(ReplicaConfig, "port", min=0, max=65535),
     videos: int = option_from(ReplicaConfig, "videos", min=1),
-    signal: float = option_from(ReplicaConfig, "signal", min=0.0, max=1.0),
+    signals: str = option_from(ReplicaConfig, "signals", default=format_signals(ReplicaConfig().signals)),
     seed: int = option_from(ReplicaConfig, "seed"),
     fault: list[str] = typer.Option([], "--fault", help="NAME=RATE, repeatable (e.g. --fault empty_body=0.1)."),
     media: bool = option_from(ReplicaConfig, "media", "--media/--no-media"),
@@ -75,7 +76,7 @@ def replica_serve(
     config = ReplicaConfig(
         videos=videos,
         seed=seed,
-        signal=signal,
+        signals=parse_signals(signals),
         faults=parse_fault_options(fault),
         host=host,
         port=port,
@@ -100,7 +101,7 @@ def replica_serve(
                     soft_wrap=True,
                 )
             err_console.print(
-                f"serving {videos} videos (seed {seed}, signal {signal}, signing {signing}); Ctrl-C stops"
+                f"serving {videos} videos (seed {seed}, signals {signals or 'none'}, signing {signing}); Ctrl-C stops"
             )
             replica.wait()
         except KeyboardInterrupt:

@@ -1,6 +1,6 @@
 """The replica's catalog: every video, author, stat and related edge, derived from one seed.
 
-Nothing here touches the network or the disk: ``build_catalog(videos, seed, signal)`` is a pure
+Nothing here touches the network or the disk: ``build_catalog(videos, seed, signals=...)`` is a pure
 function, so two replicas built with the same arguments serve the same site. With ``growth_origin``
 (a replica with a site clock) the same posts are young at that instant and their counts grow with
 age (see :mod:`.growth`); :meth:`Catalog.stats_at` says what is served at any site time.
@@ -9,24 +9,28 @@ Engagement follows the heavy tails of the paper's dataset (medians and 75th perc
 maxima around 1,000x the median). Every entry has a latent ``appeal`` ~ N(0, 1) that drives its
 plays, and likes / comments / shares follow plays with their own noise, as on the real site.
 
-**The signal property is the mean luma (brightness) of the frames.** Each video's background luma
-is ``128 + 80 * tanh(v / 1.2)`` with ``v = signal * appeal + sqrt(1 - signal**2) * noise``:
-at ``signal=0`` brightness is independent of engagement (the paper's finding), at ``signal=1`` it
-is a monotone function of appeal, so a model that learns from pixels can beat chance.
+**Signals.** ``signals`` gives some modalities (visual, audio, text, author, time) a strength in [0, 1]:
+each gets its own latent component of appeal, and its observable property (the frames' brightness, the
+tone's pitch, signal hashtags, the author's followers, the posting hour) follows that component, so a
+model that learns from that modality can beat chance (:mod:`.signals` has the model and the mappings).
+Without signals (the default) every property is independent of engagement, as the paper found on real
+TikTok data; each entry's ``latents`` holds the components, the truth an oracle reads.
 """
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import math
 import random
-from dataclasses import asdict, astuple, dataclass, field
+from collections.abc import Mapping
+from dataclasses import astuple, dataclass, field
+from typing import Any
 
 import numpy as np
 
 from .growth import Growth, draw_growth
+from .media_spec import MediaSpec, draw_media_spec
+from .signals import FOLLOWERS_LOG10, LatentModel, followers_log10, posted_at, signal_tags, validate_signals
 from .vocabulary import GLOBAL_TAGS, SOUNDS, TOPICS, WORDS
 
 # createTime values spread over the ~6 months before this instant (2026-11-06), so the catalog
@@ -48,43 +52,6 @@ MAX_LOG_RATIO = math.log(2000)  # soft cap on |log(count / median)|
 
 KIND_RATES = {"photo": 0.04, "ad": 0.02, "private": 0.02, "deleted": 0.02}
 PLAYABLE_KINDS = ("video", "ad")
-
-LUMA_CENTER, LUMA_SPREAD = 128, 80
-VFR_SOURCE_FPS, VFR_SOURCE_FRAMES = 30, 240  # the VFR file is cut from 8 s drawn at 30 fps
-
-
-@dataclass(frozen=True)
-class MediaSpec:
-    """The truth about one generated file: what ffprobe must report, and how it is drawn.
-
-    ``luma`` is the frames' background brightness (the signal property); ``u``/``v`` its hue;
-    ``box_speed`` the moving box's speed in px/s; ``audio_hz`` the tone (0 = silent track).
-    """
-
-    width: int
-    height: int
-    fps: float
-    frames: int
-    duration_s: float
-    has_audio: bool
-    codec: str  # "h264" | "hevc" (ffprobe's codec_name)
-    vfr: bool
-    luma: int
-    u: int
-    v: int
-    box_speed: int
-    audio_hz: int
-    salt: int  # makes every file unique even when all else is equal
-
-    @property
-    def cache_key(self) -> str:
-        """Hash of the generation spec: the media cache file name, so reruns reuse files."""
-        payload = json.dumps({"generator": 1, **asdict(self)}, sort_keys=True)
-        return hashlib.sha256(payload.encode()).hexdigest()[:24]
-
-    @property
-    def tiktok_codec(self) -> str:
-        return "h264" if self.codec == "h264" else "h265_hvc1"
 
 
 @dataclass(frozen=True)
@@ -141,6 +108,8 @@ class CatalogVideo:
     images: int = 0  # photo posts: how many images
     related: list[str] = field(default_factory=list)
     growth: Growth | None = None  # None: a static catalog, ``stats`` served at any time
+    # The latent components of appeal (:mod:`.signals`), one per modality with a strength above 0.
+    latents: dict[str, float] = field(default_factory=dict)
 
     @property
     def playable(self) -> bool:
@@ -157,7 +126,7 @@ class CatalogVideo:
 @dataclass
 class Catalog:
     seed: int
-    signal: float
+    signals: dict[str, float]
     videos: list[CatalogVideo]
     authors: dict[str, Author]
 
@@ -173,43 +142,63 @@ class Catalog:
 
 
 def build_catalog(
-    videos: int = 300, seed: int = 0, signal: float = 0.0, *, growth_origin: float | None = None
+    videos: int = 300,
+    seed: int = 0,
+    *,
+    signals: Mapping[str, float] | None = None,
+    growth_origin: float | None = None,
 ) -> Catalog:
-    """The whole catalog, deterministic from ``(videos, seed, signal)``.
+    """The whole catalog, deterministic from ``(videos, seed, signals)``.
 
+    ``signals``: a strength in [0, 1] per modality (:mod:`.signals`; ConfigError otherwise), none by default.
     ``growth_origin`` (unix seconds): the same posts and ids, posted in the days before that instant, with
     counts that grow towards the static ones (:mod:`.growth`); None keeps the static catalog.
     """
     if videos < 1:
         raise ValueError("a catalog needs at least one video")
-    if not 0.0 <= signal <= 1.0:
-        raise ValueError("signal must be in [0, 1]")
+    strengths = validate_signals(signals or {})
+    model = LatentModel(strengths)
     rng = random.Random(seed)
     nrng = np.random.default_rng(seed)
     kinds = _kinds(videos, rng)
-    appeal = nrng.standard_normal(videos)
-    counts = _engagement(appeal, nrng)
+    base = nrng.standard_normal(videos)  # the appeal itself unless an author signal adds its part
+    engagement_noise = _engagement_noise(videos, nrng)
     visual_noise = nrng.standard_normal(videos)
-    authors = _authors(max(5, videos // 4), rng)
+    post_latents = model.post_components(seed, base, visual_noise)
+    visual = post_latents.get("visual", visual_noise)
+    author_latents = model.author_components(seed, max(5, videos // 4))
+    authors = _authors(max(5, videos // 4), rng, author_latents)
     author_names = list(authors)
+    author_rank = {name: rank for rank, name in enumerate(author_names)}
     author_weights = [1.0 / (rank + 1) ** 0.8 for rank in range(len(author_names))]
     clusters = max(1, videos // 20)
     create_times = sorted(CATALOG_NOW - rng.randrange(CATALOG_SPAN_S) for _ in range(videos))
     vfr_index = next((i for i, kind in enumerate(kinds) if kind == "video"), None)
 
-    entries: list[CatalogVideo] = []
+    # Engagement waits for every post's author (an author signal is part of appeal), so the loop keeps
+    # each post's fields, drawn in the catalog's order, and the entries are made after it.
+    drafts: list[dict[str, Any]] = []
+    collect_shares: list[float] = []
     used_ids: set[str] = set()
     for i in range(videos):
-        video_id = _video_id(create_times[i], rng, used_ids)
+        latents = {name: float(values[i]) for name, values in post_latents.items()}
+        create_time = create_times[i]
+        if "time" in latents:
+            create_time = posted_at(create_time, latents["time"], CATALOG_NOW - CATALOG_SPAN_S + 1, CATALOG_NOW)
+        video_id = _video_id(create_time, rng, used_ids)
         cluster = rng.randrange(clusters)
         author = rng.choices(author_names, author_weights)[0]
-        hashtags, mentions, desc = _caption(cluster, author_names, rng)
-        visual = signal * appeal[i] + math.sqrt(1.0 - signal**2) * visual_noise[i]
-        media = _media_spec(visual, rng, vfr=(i == vfr_index)) if kinds[i] in PLAYABLE_KINDS else None
-        plays, likes, comments, shares = (int(counts[name][i]) for name in ENGAGEMENT_TARGETS)
-        collects = max(0, int(likes * rng.uniform(0.02, 0.12)))
-        entries.append(
-            CatalogVideo(
+        if author_latents is not None:
+            latents["author"] = float(author_latents[author_rank[author]])
+        hashtags, mentions, desc = _caption(
+            cluster, author_names, rng, signal_tags(latents["text"]) if "text" in latents else []
+        )
+        media = None
+        if kinds[i] in PLAYABLE_KINDS:
+            media = draw_media_spec(rng, vfr=(i == vfr_index), visual=visual[i], audio=latents.get("audio"))
+        collect_shares.append(rng.uniform(0.02, 0.12))
+        drafts.append(
+            dict(
                 id=video_id,
                 kind=kinds[i],
                 author=author,
@@ -217,21 +206,31 @@ def build_catalog(
                 hashtags=hashtags,
                 mentions=mentions,
                 music=_music(video_id, author, media, rng),
-                create_time=create_times[i],
-                stats=Stats(plays, likes, comments, shares, collects),
+                create_time=create_time,
                 has_stats_v2=rng.random() > 0.15,
-                appeal=float(appeal[i]),
                 cluster=cluster,
                 media=media,
                 images=rng.randint(2, 6) if kinds[i] == "photo" else 0,
+                latents=latents,
             )
         )
+    author_of_post = None
+    if author_latents is not None:
+        author_of_post = author_latents[[author_rank[draft["author"]] for draft in drafts]]
+    appeal = model.appeal(base, author_of_post)
+    counts = _engagement(appeal, engagement_noise)
+    entries = []
+    for i, (draft, collect_share) in enumerate(zip(drafts, collect_shares)):
+        plays, likes, comments, shares = (int(counts[name][i]) for name in ENGAGEMENT_TARGETS)
+        collects = max(0, int(likes * collect_share))
+        stats = Stats(plays, likes, comments, shares, collects)
+        entries.append(CatalogVideo(**draft, stats=stats, appeal=float(appeal[i])))
     _link_related(entries, rng)
     if growth_origin is not None:
         for entry in entries:
-            entry.growth = draw_growth(seed, entry.id, growth_origin)
+            entry.growth = draw_growth(seed, entry.id, growth_origin, time=entry.latents.get("time"))
             entry.create_time = entry.growth.create_time
-    return Catalog(seed=seed, signal=signal, videos=entries, authors=authors)
+    return Catalog(seed=seed, signals=strengths, videos=entries, authors=authors)
 
 
 def tiktok_rounded(count: int) -> int:
@@ -240,11 +239,6 @@ def tiktok_rounded(count: int) -> int:
         return count
     unit = 100 if count < 1_000_000 else 100_000 if count < 1_000_000_000 else 100_000_000
     return int(math.floor(count / unit + 0.5) * unit)
-
-
-def luma_for(visual: float) -> int:
-    """Background luma for a video whose visual latent is ``visual`` (see the module docstring)."""
-    return int(round(LUMA_CENTER + LUMA_SPREAD * math.tanh(visual / 1.2)))
 
 
 def _kinds(n: int, rng: random.Random) -> list[str]:
@@ -256,14 +250,19 @@ def _kinds(n: int, rng: random.Random) -> list[str]:
     return kinds
 
 
-def _engagement(appeal: np.ndarray, nrng: np.random.Generator) -> dict[str, np.ndarray]:
+def _engagement_noise(n: int, nrng: np.random.Generator) -> dict[str, np.ndarray]:
+    """The draws engagement adds to appeal, made before appeal is known (an author signal comes later)."""
+    noise = {"gauss": nrng.standard_normal(n), "chisquare": nrng.chisquare(3, n)}
+    return noise | {name: nrng.standard_t(3, n) for name in FOLLOWS_PLAYS}
+
+
+def _engagement(appeal: np.ndarray, noise: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Heavy-tailed counts calibrated so the catalog's median and 75th percentile hit the targets."""
-    n = len(appeal)
-    gauss = 0.85 * appeal + math.sqrt(1 - 0.85**2) * nrng.standard_normal(n)
-    heavy = gauss * np.sqrt(3.0 / nrng.chisquare(3, n))  # Student t, 3 dof: ~1,000x maxima
+    gauss = 0.85 * appeal + math.sqrt(1 - 0.85**2) * noise["gauss"]
+    heavy = gauss * np.sqrt(3.0 / noise["chisquare"])  # Student t, 3 dof: ~1,000x maxima
     latent = {"plays": heavy}
     for name, follow in FOLLOWS_PLAYS.items():
-        latent[name] = follow * heavy + math.sqrt(1 - follow**2) * nrng.standard_t(3, n)
+        latent[name] = follow * heavy + math.sqrt(1 - follow**2) * noise[name]
     counts = {}
     for name, (mid, p75) in ENGAGEMENT_TARGETS.items():
         log_ratio = _calibrated(latent[name], math.log(p75 / mid))
@@ -289,11 +288,15 @@ def _video_id(create_time: int, rng: random.Random, used: set[str]) -> str:
             return video_id
 
 
-def _authors(n: int, rng: random.Random) -> dict[str, Author]:
+def _authors(n: int, rng: random.Random, latents: np.ndarray | None) -> dict[str, Author]:
+    """``n`` authors; with an author signal (``latents``, one per author) followers follow it."""
     authors = {}
     for rank in range(n):
         unique_id = f"{rng.choice(TOPICS)}.{rng.choice(WORDS)}{rank}"
-        followers = int(10 ** rng.uniform(3, 7.5))
+        followers_exponent = rng.uniform(*FOLLOWERS_LOG10)
+        if latents is not None:
+            followers_exponent = followers_log10(float(latents[rank]))
+        followers = int(10**followers_exponent)
         authors[unique_id] = Author(
             id=str(6_700_000_000_000_000_000 + rng.getrandbits(60) % 10**17),
             unique_id=unique_id,
@@ -312,10 +315,13 @@ def _authors(n: int, rng: random.Random) -> dict[str, Author]:
     return authors
 
 
-def _caption(cluster: int, authors: list[str], rng: random.Random) -> tuple[list[str], list[str], str]:
+def _caption(
+    cluster: int, authors: list[str], rng: random.Random, signal_tags: list[str]
+) -> tuple[list[str], list[str], str]:
+    """Words, mentions and hashtags (the topic's, global ones, then the text signal's ``signal_tags``)."""
     topic = TOPICS[cluster % len(TOPICS)]
     tags = [topic, f"{topic}{cluster}", f"{topic}tok"][: rng.randint(0, 3)]
-    tags += rng.sample(GLOBAL_TAGS, rng.randint(0, 2))
+    tags += rng.sample(GLOBAL_TAGS, rng.randint(0, 2)) + signal_tags
     mentions = rng.sample(authors, min(len(authors), rng.choice([0, 0, 0, 1, 2])))
     words = " ".join(rng.choices(WORDS, k=rng.randint(2, 10)))
     desc = " ".join([words] + [f"@{m}" for m in mentions] + [f"#{t}" for t in tags])
@@ -340,66 +346,6 @@ def _music(video_id: str, author: str, media: MediaSpec | None, rng: random.Rand
         original=False,
         duration=rng.randint(15, 60),
     )
-
-
-def _media_spec(visual: float, rng: random.Random, *, vfr: bool) -> MediaSpec:
-    """Realistic variety: sizes, rates, lengths, codecs, silent files, short ones, one VFR file.
-
-    Most files are short (cheap to encode); a few are long. HEVC ones are short and 25 fps
-    because libx265 is slow.
-    """
-    roll = rng.random()
-    width, height = (576, 1024) if roll < 0.6 else (720, 1280) if roll < 0.9 else rng.choice([(1280, 720), (1024, 576)])
-    fps = rng.choices([30, 25, 24, 60], [45, 25, 20, 10])[0]
-    roll = rng.random()
-    if roll < 0.80:
-        duration = rng.uniform(5, 9)
-    elif roll < 0.94:
-        duration = rng.uniform(9, 20)
-    else:
-        duration = rng.uniform(20, 65)
-    if fps == 60:
-        duration = min(duration, 8)
-    codec = "hevc" if rng.random() < 0.03 else "h264"
-    if codec == "hevc":
-        width, height, fps, duration = 576, 1024, 25, rng.uniform(5, 6)
-    roll = rng.random()
-    if roll < 0.02:  # slideshow-like: 1 fps, far under 100 frames
-        fps, duration = 1, rng.uniform(10, 40)
-    elif roll < 0.04:  # very short clip
-        fps, duration = 30, rng.uniform(2, 3)
-    if vfr:
-        fps, duration, codec = VFR_SOURCE_FPS, VFR_SOURCE_FRAMES / VFR_SOURCE_FPS, "h264"
-    frames = max(1, round(duration * fps))
-    if vfr:
-        frames, duration = vfr_frames_and_duration(frames)
-    else:
-        duration = frames / fps
-    has_audio = rng.random() < 0.85
-    return MediaSpec(
-        width=width,
-        height=height,
-        fps=frames / duration if vfr else float(fps),
-        frames=frames,
-        duration_s=round(duration, 6),
-        has_audio=has_audio,
-        codec=codec,
-        vfr=vfr,
-        luma=luma_for(visual),
-        u=rng.randint(98, 158),
-        v=rng.randint(98, 158),
-        box_speed=rng.randint(40, 400),
-        audio_hz=rng.choice([0, 220, 330, 440, 550, 660]) if has_audio else 0,
-        salt=rng.getrandbits(31),
-    )
-
-
-def vfr_frames_and_duration(source_frames: int) -> tuple[int, float]:
-    """What the VFR file's select filter keeps (all of the first half, every 3rd frame after) and
-    its stream duration (up to the end of the last kept frame)."""
-    half = source_frames // 2
-    kept = [n for n in range(source_frames) if n < half or n % 3 == 0]
-    return len(kept), (kept[-1] + 1) / VFR_SOURCE_FPS
 
 
 def _link_related(entries: list[CatalogVideo], rng: random.Random) -> None:

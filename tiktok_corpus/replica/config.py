@@ -6,18 +6,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import described
+from .signals import MODALITIES
 
 
 @dataclass
 class ReplicaConfig:
-    """What the replica serves. ``media_cache`` None means :func:`default_cache_dir`.
+    """What the replica serves. ``media_cache`` None means :func:`default_cache_dir`; ``signals`` are
+    validated when the catalog is built (:mod:`.signals`).
 
     The ``described`` fields' defaults and help are also ``corpus replica serve``'s options.
     """
 
     videos: int = described(300, "Catalog size.")
     seed: int = described(0, "Catalog and fault RNG seed.")
-    signal: float = described(0.0, "How strongly frame brightness carries appeal.")
+    signals: dict[str, float] = field(
+        default_factory=dict,
+        metadata={
+            "help": "Modalities whose observable property carries the appeal that drives engagement, as "
+            f"MODALITY=STRENGTH,... with strengths in [0, 1] and modalities {', '.join(MODALITIES)} "
+            "(e.g. visual=1,text=0.5; see docs/replica.md). Default: none, every property independent of "
+            "engagement."
+        },
+    )
     faults: dict[str, float] = field(default_factory=dict)
     media_cache: Path | None = None
     host: str = described("127.0.0.1", "Interface to bind (loopback by default).")

@@ -22,6 +22,8 @@ import math
 import random
 from dataclasses import dataclass
 
+from .signals import posted_at
+
 HOUR, DAY = 3600, 86_400
 RECENT_PAST_S = 3 * DAY
 AGE_SKEW = 3
@@ -43,9 +45,16 @@ class Growth:
         return -math.expm1(-age / self.tau_s) if age > 0 else 0.0
 
 
-def draw_growth(seed: int, video_id: str, origin: float) -> Growth:
-    """The post's growth, deterministic from (seed, id, origin) and independent of the catalog's other draws."""
+def draw_growth(seed: int, video_id: str, origin: float, *, time: float | None = None) -> Growth:
+    """The post's growth, deterministic from (seed, id, origin) and independent of the catalog's other draws.
+
+    ``time``, the post's time component when the time signal is on, moves createTime to its time of day
+    (:func:`.signals.posted_at`), still within the 3 days before the origin.
+    """
     rng = random.Random(f"{seed}:growth:{video_id}")
     age = RECENT_PAST_S * rng.random() ** AGE_SKEW
     tau = TAU_MEDIAN_S * math.exp(TAU_SIGMA * rng.gauss(0.0, 1.0))
-    return Growth(create_time=math.floor(origin - age), tau_s=min(max(tau, TAU_MIN_S), TAU_MAX_S))
+    create_time = math.floor(origin - age)
+    if time is not None:
+        create_time = posted_at(create_time, time, math.ceil(origin - RECENT_PAST_S), math.floor(origin))
+    return Growth(create_time=create_time, tau_s=min(max(tau, TAU_MIN_S), TAU_MAX_S))

@@ -2,7 +2,8 @@
 
 Each file is named by the hash of its :class:`MediaSpec`, so repeated runs (and every test session)
 reuse what an earlier run made. Content is flat and synthetic - a solid background whose luma is the
-signal property, plus a small moving box - so files are tiny and encode at ~1,000 fps.
+visual signal's property, plus a small moving box, over a tone whose pitch is the audio signal's - so
+files are tiny and encode at ~1,000 fps.
 
 Command lines are built with ffmpeg-python and run through :func:`tiktok_corpus.media.run_tool`
 (timeouts, stderr in errors). Ctrl-C during generation kills the running ffmpeg processes at once
@@ -26,7 +27,7 @@ import ffmpeg
 from .._waits import wait_first
 from ..errors import MediaError
 from ..media import FFMPEG, run_tool
-from .catalog import VFR_SOURCE_FPS, VFR_SOURCE_FRAMES, MediaSpec
+from .media_spec import VFR_SOURCE_FPS, VFR_SOURCE_FRAMES, MediaSpec
 
 CACHE_ENV = "CORPUS_REPLICA_CACHE"
 FFMPEG_TIMEOUT_S = 300

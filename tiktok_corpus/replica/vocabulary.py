@@ -72,3 +72,7 @@ SOUNDS = [
     "Static Bloom",
     "Velvet Sky",
 ]
+
+# The text signal's hashtags, made of WORDS: a caption carries more of them, in this order, the higher
+# its text component (see :mod:`.signals`); none is a topic or a global tag.
+SIGNAL_TAGS = ["besteverday", "watchtillend", "honestreview", "quicktip", "newtrick", "firsttime"]
