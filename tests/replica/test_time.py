@@ -89,10 +89,10 @@ def test_a_static_site_serves_final_counts_and_its_site_clock_in_extra_now():
 
 
 def test_growing_posts_were_posted_in_the_recent_past_under_the_same_ids():
-    static, grown = build_catalog(300, 0, 0.0), build_catalog(300, 0, 0.0, growth_origin=ORIGIN)
+    static, grown = build_catalog(300, 0), build_catalog(300, 0, growth_origin=ORIGIN)
     assert [v.id for v in grown.videos] == [v.id for v in static.videos]
     assert [v.stats for v in grown.videos] == [v.stats for v in static.videos]  # the final levels
-    assert grown.videos == build_catalog(300, 0, 0.0, growth_origin=ORIGIN).videos  # deterministic
+    assert grown.videos == build_catalog(300, 0, growth_origin=ORIGIN).videos  # deterministic
     ages = [ORIGIN - v.create_time for v in grown.videos]
     assert all(0 <= age <= RECENT_PAST_S + 1 for age in ages)
     assert sum(age < HOUR for age in ages) > 30, "a good share is under an hour old: every mark lies ahead"
@@ -100,7 +100,7 @@ def test_growing_posts_were_posted_in_the_recent_past_under_the_same_ids():
 
 
 def test_counts_grow_from_zero_never_decrease_and_saturate_at_the_static_level():
-    grown = build_catalog(300, 0, 0.0, growth_origin=ORIGIN)
+    grown = build_catalog(300, 0, growth_origin=ORIGIN)
     below_final_at_origin = 0
     for video in grown.videos:
         posted = video.create_time
