@@ -229,3 +229,34 @@ def test_the_served_items_and_media_carry_the_signals():
         spectrum = np.abs(np.fft.rfft(mono * np.hanning(len(mono))))
         peak_hz = np.fft.rfftfreq(len(mono), 1 / samples.sample_rate)[spectrum.argmax()]
         assert peak_hz == pytest.approx(spec.audio_hz, rel=0.02), spec
+
+
+def test_the_demo_reads_one_oracle_per_modality_with_a_signal(tmp_path):
+    """``modality_oracles``: the ROC-AUC of each true component on the export's test rows, none for a
+    modality at 0, nothing when the test split has one class."""
+    import pandas as pd
+    from sklearn.metrics import roc_auc_score
+
+    from tiktok_corpus.demo import modality_oracles
+
+    catalog = build_catalog(300, seed=1, signals={"visual": 1.0, "text": 0.5, "time": 0.0})
+    posts = catalog.playable()
+    plays = np.array([v.stats.plays for v in posts])
+    rows = pd.DataFrame(
+        {
+            "video_id": [v.id for v in posts],
+            "split": ["train" if i % 3 == 0 else "test" for i in range(len(posts))],
+            "is_viral": (plays >= np.quantile(plays, 0.75)).astype(int),
+        }
+    )
+    (tmp_path / "manifest.json").write_text("{}")
+    rows.to_parquet(tmp_path / "videos.parquet")
+    test = rows[rows["split"] == "test"]
+    oracles = modality_oracles(catalog, tmp_path)
+    assert set(oracles) == {"visual", "text"}
+    for modality, auc in oracles.items():
+        truth = [catalog.by_id[video_id].latents[modality] for video_id in test["video_id"]]
+        assert auc == pytest.approx(roc_auc_score(test["is_viral"], truth))
+    assert oracles["visual"] > oracles["text"] > 0.5  # c_visual = 1 / sqrt(1.25) ~ 0.89, c_text ~ 0.45
+    rows.assign(is_viral=0).to_parquet(tmp_path / "videos.parquet")
+    assert modality_oracles(catalog, tmp_path) == {}

@@ -221,10 +221,8 @@ def demo_results_table(result: DemoResult) -> Table:
     )
     model, baselines = result.metrics["model"], result.metrics["baselines"]
     table.add_row("test ROC-AUC (model)", _auc(model))
-    for modality, auc in result.oracle_aucs.items():
-        table.add_row(
-            f"test ROC-AUC (oracle: the true {modality} signal, the most {modality} can give here)", f"{auc:.3f}"
-        )
+    for modality, auc in result.oracle_aucs.items():  # the most a model of that modality can get here
+        table.add_row(f"test ROC-AUC ({modality} oracle: its true latent component)", f"{auc:.3f}")
     for name, values in baselines.items():
         table.add_row(f"test ROC-AUC ({name} baseline)", _auc(values))
     table.add_row("verdict", result.metrics["verdict"])
