@@ -58,8 +58,7 @@ def build_sound_export(root: Path, splits: list[str] = SPLITS) -> Path:
             "author_unique_id": [f"user{i % 5}" for i in range(n)],
             "create_time": DAY + np.arange(n) * 86_400 + np.where(viral == 1, 18, 6) * 3600,
             "desc": [
-                ("sunny day @friend 😀 " if v else "rainy day ")
-                + ("zebracorn" if split == "test" else "")
+                ("sunny day @friend 😀 " if v else "rainy day ") + ("zebracorn" if split == "test" else "")
                 for v, split in zip(viral, splits)
             ],
             "hashtags": [["sunny", "fyp"] if v else ["fyp"] for v in viral],
@@ -103,7 +102,10 @@ def sound_export(tmp_path, sound_export_source) -> Path:
     """A private copy (hard links) of the export, so each test starts without a feature cache."""
     root = tmp_path / "export"
     (root / "videos").mkdir(parents=True)
-    for path in sound_export_source.rglob("*"):
-        if path.is_file() and "features" not in path.parts and "cache" not in path.parts:
-            os.link(path, root / path.relative_to(sound_export_source))
+    for name in (
+        "manifest.json",
+        "videos.parquet",
+        *(f"videos/{p.name}" for p in (sound_export_source / "videos").iterdir()),
+    ):
+        os.link(sound_export_source / name, root / name)
     return root

@@ -39,22 +39,23 @@ def median_of_others(values: pd.Series, authors: pd.Series, contributes: pd.Seri
     grouped = values[pool].groupby(authors[pool])
     result = authors.where(~pool).map(grouped.median())  # rows outside the pool: all of the author's values
     for _, members in grouped:
-        if len(members) < 2:
-            continue
-        ordered = np.sort(members.to_numpy())
-        rank = np.searchsorted(ordered, members.to_numpy())  # where each member sits (ties: same values)
-        others = len(ordered) - 1
-
-        def kth_of_others(k: int) -> np.ndarray:
-            return np.where(k < rank, ordered[k], ordered[k + 1])
-
-        middle = (
-            kth_of_others(others // 2)
-            if others % 2
-            else (kth_of_others(others // 2 - 1) + kth_of_others(others // 2)) / 2
-        )
-        result[members.index] = middle
+        if len(members) > 1:
+            result[members.index] = _median_without_each(members.to_numpy())
     return result.astype("float64")
+
+
+def _median_without_each(values: np.ndarray) -> np.ndarray:
+    """For each value, the median of the others: from the sorted values, without a loop per value."""
+    ordered = np.sort(values)
+    rank = np.searchsorted(ordered, values)  # where each value sits (ties: equal values, same answer)
+    others = len(ordered) - 1
+
+    def kth_of_others(k: int) -> np.ndarray:
+        return np.where(k < rank, ordered[k], ordered[k + 1])
+
+    if others % 2:
+        return kth_of_others(others // 2)
+    return (kth_of_others(others // 2 - 1) + kth_of_others(others // 2)) / 2
 
 
 def mean_of_others(values: pd.Series, authors: pd.Series, contributes: pd.Series) -> pd.Series:
@@ -99,7 +100,9 @@ def _perturbed(table: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
     for column in OUTCOME_COLUMNS:
         if column in changed:
             values = pd.to_numeric(changed[column], errors="coerce").astype("float64")
-            changed[column] = values.where(~rows, 1 - values if column in ("virality_score", "is_viral") else values * 7 + 13)
+            changed[column] = values.where(
+                ~rows, 1 - values if column in ("virality_score", "is_viral") else values * 7 + 13
+            )
     return changed
 
 

@@ -100,9 +100,7 @@ def _tables(
     return frames, summary
 
 
-def extract_features(
-    export_dir: Path, options: FeatureOptions, progress: Progress | None = None
-) -> FeatureSummary:
+def extract_features(export_dir: Path, options: FeatureOptions, progress: Progress | None = None) -> FeatureSummary:
     """Compute and cache every table of ``options.modalities`` that the cache lacks; what it did.
 
     ``progress``: a running rich Progress to draw on (the CLI's); without one, ``options.progress``
@@ -137,4 +135,3 @@ def feature_provenance(export_dir: Path, modalities: Sequence[str], options: Fea
             "random_init": _random_init(modality, options),
         }
     return provenance
-

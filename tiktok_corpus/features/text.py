@@ -74,7 +74,7 @@ def text_features(table: pd.DataFrame, components: int) -> pd.DataFrame:
     counts = pd.DataFrame(
         {
             "caption_chars": caption.str.len(),
-            "caption_words": caption.str.split().str.len(),
+            "caption_words": caption.str.count(r"\S+"),
             "hashtag_count": [len(hashtag_names(v)) for v in tags],
             "mention_count": caption.str.count(MENTION),
             "emoji_count": caption.str.count(EMOJI),

@@ -36,7 +36,7 @@ def time_features(table: pd.DataFrame) -> pd.DataFrame:
                 "hour": hour,
                 "hour_sin": np.sin(2 * np.pi * hour / 24),
                 "hour_cos": np.cos(2 * np.pi * hour / 24),
-                "weekday": posted.dt.weekday,
+                "weekday": posted.dt.day_of_week,
                 "age_at_observation_h": (numeric(table, "stats_captured_at") - created) / 3600,
                 "duration_s": numeric(table, "duration_s"),
                 "fps": numeric(table, "fps"),
