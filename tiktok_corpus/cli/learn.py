@@ -1,4 +1,4 @@
-"""Commands that learn from an export: train a model, score new videos with it."""
+"""Commands that learn from an export: its feature tables, train a model, score new videos with it."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from pathlib import Path
 
 import typer
 
+from ..features import MODALITIES, FeatureOptions
 from ..train import TrainConfig
-from .app import app, console
+from .app import app, console, err_console
+from .display import progress_bar
 from .options import option_from
 
 
@@ -89,3 +91,51 @@ def predict(
         typer.echo(json.dumps(result))
     if failed:
         raise typer.Exit(1)
+
+
+@app.command()
+def features(
+    export_dir: Path = typer.Argument(..., help="Export directory (videos.parquet + manifest.json)."),
+    modalities: str = option_from(FeatureOptions, "modalities", default=",".join(MODALITIES)),
+    backbone: str = option_from(FeatureOptions, "backbone"),
+    weights: str = option_from(FeatureOptions, "weights"),
+    clips: int = option_from(FeatureOptions, "clips", min=1),
+    frames: int = option_from(FeatureOptions, "frames", min=1),
+    size: int = option_from(FeatureOptions, "size", min=2),
+    text_components: int = option_from(FeatureOptions, "text_components", min=1),
+    device: str = option_from(FeatureOptions, "device"),
+    batch_size: int = option_from(FeatureOptions, "batch_size", min=1),
+    workers: int | None = option_from(FeatureOptions, "workers", min=1),
+    cache_dir: Path | None = option_from(FeatureOptions, "cache_dir"),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Per-video feature tables for each modality, cached in EXPORT_DIR/features (a rerun reuses them)."""
+    from ..features import extract_features
+
+    options = FeatureOptions(
+        modalities=tuple(modalities.split(",")),
+        backbone=backbone,
+        weights=weights,
+        clips=clips,
+        frames=frames,
+        size=size,
+        text_components=text_components,
+        device=device,
+        batch_size=batch_size,
+        workers=workers,
+        cache_dir=cache_dir,
+        progress=not as_json,
+    )
+    with progress_bar(err_console, enabled=not as_json) as bar:
+        summary = extract_features(export_dir, options, progress=bar)
+    if as_json:
+        typer.echo(json.dumps(summary.to_dict(), sort_keys=True))
+        return
+    console.print(f"{summary.rows} videos of {summary.export_dir}", highlight=False)
+    for result in summary.results:
+        source = "cached" if result.cache_hit else f"computed in {result.seconds:.1f} s"
+        console.print(
+            f"  {result.modality:<7} {result.columns:>4} columns, {source}: {result.cache_file}", highlight=False
+        )
+    if summary.random_init:
+        err_console.print("warning: --weights none: the video embedding is a random network's (for tests only)")

@@ -88,10 +88,14 @@ def _at_age(
 
 
 def _type_columns(rows: pd.DataFrame, *, counts: tuple[str, ...]) -> None:
-    """Nullable integer columns (``counts`` among them) and the boolean ``has_audio``, in place."""
-    for column in (*counts, "follower_count", "create_time", "frame_count", "width", "height"):
+    """Nullable integer columns (``counts`` among them), the booleans ``has_audio`` and ``verified``, and
+    the string ``music_title``, in place."""
+    integers = ("follower_count", "following_count", "heart_count", "video_count")
+    for column in (*counts, *integers, "create_time", "frame_count", "width", "height"):
         rows[column] = rows[column].astype("Int64")
-    rows["has_audio"] = rows["has_audio"].astype("boolean")
+    for column in ("has_audio", "verified"):
+        rows[column] = rows[column].astype("boolean")
+    rows["music_title"] = rows["music_title"].astype("string")
 
 
 def hashtag_lists(store: Store, video_ids: pd.Series, *, min_frames: int) -> pa.ListArray:

@@ -38,6 +38,13 @@ EXPORT_COLUMNS = (
     "virality_score",
     "is_viral",
     "split",
+    # The author's profile counts and badge, and the sound's title (``original sound - <name>`` is how
+    # TikTok names a sound the author recorded): added later, so older exports lack them.
+    "following_count",
+    "heart_count",
+    "video_count",
+    "verified",
+    "music_title",
 )
 
 # With --at-age, growth features follow EXPORT_COLUMNS: plays at each early age below the label's age

@@ -37,7 +37,8 @@ def exportable_rows(store: Store, *, min_frames: int, as_of: datetime | None) ->
 
     Columns: ``video_id, author_id, author_unique_id, create_time, desc``, the five counts,
     ``follower_count, stats_captured_at, duration_s, fps, frame_count, width, height, has_audio,
-    media_path`` (relative to the data dir) and ``sha256``.
+    media_path`` (relative to the data dir), ``sha256``, the author's ``following_count, heart_count,
+    video_count, verified`` and the video's ``music_title``.
     """
     snap = table_of(StatsSnapshot)
     recency = func.row_number().over(
@@ -74,6 +75,11 @@ def exportable_rows(store: Store, *, min_frames: int, as_of: datetime | None) ->
             MediaFile.has_audio,
             MediaFile.path.label("media_path"),
             MediaFile.sha256,
+            Author.following_count,
+            Author.heart_count,
+            Author.video_count,
+            Author.verified,
+            Video.music_title,
         )
         .select_from(Video)
         .join(MediaFile, MediaFile.video_id == Video.id)

@@ -1,0 +1,100 @@
+"""The feature cache (reuse, invalidation, corrupt files), ``corpus features --json`` and bad input, on
+the 24-row sound export with the cheap modalities (text, author, time: no decoding)."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from tiktok_corpus.cli import app
+from tiktok_corpus.errors import ConfigError
+from tiktok_corpus.features import FeatureOptions, extract_features, load_features, text
+
+CHEAP = ("text", "author", "time")
+
+
+@pytest.fixture
+def computed(monkeypatch) -> list[int]:
+    """How many text tables were computed (the cache must spare the rest)."""
+    calls: list[int] = []
+    original = text.compute
+
+    def counting(export, options, advance):
+        calls.append(len(export.table))
+        return original(export, options, advance)
+
+    monkeypatch.setattr(text, "compute", counting)
+    return calls
+
+
+def test_a_second_run_reuses_the_cache_and_a_new_setting_recomputes(sound_export, computed):
+    options = FeatureOptions(modalities=CHEAP, progress=False)
+    first = extract_features(sound_export, options)
+    assert [r.cache_hit for r in first.results] == [False] * 3 and computed == [24]
+    second = extract_features(sound_export, options)
+    assert [r.cache_hit for r in second.results] == [True] * 3 and computed == [24]
+
+    other = extract_features(sound_export, FeatureOptions(modalities=("text",), text_components=4, progress=False))
+    assert not other.results[0].cache_hit and computed == [24, 24]
+    assert other.results[0].cache_file != first.results[0].cache_file
+    frame = load_features(sound_export, ["text"], FeatureOptions(modalities=("text",), text_components=4))
+    assert frame.filter(like="text.svd_").shape[1] == 4 and computed == [24, 24]
+
+
+def test_an_edited_table_gets_new_features(sound_export, computed):
+    options = FeatureOptions(modalities=("text",), progress=False)
+    extract_features(sound_export, options)
+    table = pd.read_parquet(sound_export / "videos.parquet")
+    table.assign(desc=table["desc"] + " more").to_parquet(sound_export / "videos.parquet", index=False)
+    assert not extract_features(sound_export, options).results[0].cache_hit and len(computed) == 2
+
+
+@pytest.mark.parametrize("damage", ["truncate", "settings", "rows"])
+def test_a_corrupt_or_mismatched_cache_file_is_recomputed(sound_export, computed, damage):
+    options = FeatureOptions(modalities=("text",), progress=False)
+    path = extract_features(sound_export, options).results[0].cache_file
+    expected = pd.read_parquet(path)
+    if damage == "truncate":
+        path.write_bytes(path.read_bytes()[:100])
+    elif damage == "settings":
+        sidecar = path.with_suffix(".json")
+        sidecar.write_text(json.dumps({**json.loads(sidecar.read_text()), "settings": {"components": 99}}))
+    else:
+        expected.iloc[:5].to_parquet(path)
+    again = extract_features(sound_export, options)
+    assert not again.results[0].cache_hit and len(computed) == 2
+    pd.testing.assert_frame_equal(pd.read_parquet(path), expected)
+
+
+def test_features_json_through_the_cli(sound_export):
+    result = CliRunner().invoke(app, ["features", str(sound_export), "--modalities", "text,time", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["rows"] == 24 and set(summary["modalities"]) == {"text", "time"}
+    assert summary["modalities"]["time"]["columns"] == 11 and summary["random_init"] is False
+    again = CliRunner().invoke(app, ["features", str(sound_export), "--modalities", "text,time", "--json"])
+    assert all(m["cache_hit"] for m in json.loads(again.stdout)["modalities"].values())
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--modalities", "text,smell"], "unknown modality 'smell'"),
+        (["--backbone", "resnet50"], "unknown --backbone 'resnet50'"),
+        (["--backbone", "mvit_v2_s"], "mvit_v2_s takes exactly 16 frames of 224 px"),
+        (["--weights", "/nowhere/weights.pt"], "--weights must be none, kinetics400 or a weights file"),
+    ],
+)
+def test_bad_options_give_one_clear_line(sound_export, arguments, message):
+    result = CliRunner().invoke(app, ["features", str(sound_export), *arguments])
+    assert result.exit_code == 1 and message in result.output
+
+
+def test_a_missing_export_is_a_clear_error(tmp_path):
+    result = CliRunner().invoke(app, ["features", str(tmp_path / "nope"), "--modalities", "time"])
+    assert result.exit_code == 1 and "is not an export directory" in result.output
+    with pytest.raises(ConfigError, match="unknown modality"):
+        load_features(tmp_path, ["smell"])

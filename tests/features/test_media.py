@@ -1,0 +1,56 @@
+"""The audio and video tables on the 24-row sound export: real ffmpeg files, TorchCodec, librosa, and
+a random-init R(2+1)D-18 on 32 px proxies (1 clip of 4 frames: a few seconds on two cores)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.features.conftest import HIGH_HZ, LOW_HZ, MUTE_ROW, SILENT_ROW
+from tiktok_corpus.features import FeatureOptions, extract_features, feature_provenance, load_features
+
+TINY_VIDEO = {"clips": 2, "frames": 4, "size": 32, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def audio(sound_export_source) -> pd.DataFrame:
+    return load_features(sound_export_source, ["audio"], FeatureOptions(modalities=("audio",), progress=False))
+
+
+def test_audio_separates_two_pitches(audio, sound_export_source):
+    viral = pd.read_parquet(sound_export_source / "videos.parquet")["is_viral"].to_numpy() == 1
+    tones = np.ones(len(audio), bool)
+    tones[[SILENT_ROW, MUTE_ROW]] = False
+    centroid = audio["audio.centroid_hz"]
+    assert centroid[tones & ~viral].between(LOW_HZ * 0.8, LOW_HZ * 1.25).all()
+    assert centroid[tones & viral].between(HIGH_HZ * 0.8, HIGH_HZ * 1.25).all()
+    # A log-mel band moves with the pitch too: some band is louder for every high tone than every low one.
+    mel = audio.filter(like="audio.mel_mean_")
+    assert (mel[tones & viral].min() > mel[tones & ~viral].max()).any()
+    assert not audio[tones].isna().any().any()
+
+
+def test_audio_tells_loud_from_silent_from_absent(audio):
+    tone, silent, mute = audio.iloc[0], audio.iloc[SILENT_ROW], audio.iloc[MUTE_ROW]
+    assert tone["audio.loudness_db"] > -30 and tone["audio.silence_fraction"] == 0
+    assert (
+        silent["audio.loudness_db"] <= -90 and silent["audio.silence_fraction"] == 1 and silent["audio.has_audio"] == 1
+    )
+    assert mute["audio.has_audio"] == 0 and mute.drop("audio.has_audio").isna().all()
+
+
+def test_video_embedding_with_random_weights_is_flagged(sound_export):
+    options = FeatureOptions(modalities=("video",), **TINY_VIDEO)
+    summary = extract_features(sound_export, options)
+    frame = load_features(sound_export, ["video"], options)
+    assert frame.shape == (24, 512) and frame.columns[17] == "video.emb_017"
+    assert not frame.isna().any().any() and frame.std().gt(0).any()
+    assert summary.random_init and summary.results[0].random_init
+    assert feature_provenance(sound_export, ["video"], options)["video"]["random_init"] is True
+    sidecar = json.loads(summary.results[0].cache_file.with_suffix(".json").read_text())
+    assert sidecar["random_init"] is True and sidecar["settings"]["weights"] == "none"
+    # Built from the trainer's proxies, shared with it under EXPORT/cache.
+    assert list((sound_export / "cache").glob("proxies-*-32px/*.mp4"))

@@ -1,0 +1,41 @@
+"""Per-video feature tables for every modality of an export, cached beside it.
+
+``video`` (a frozen torchvision backbone over the trainer's proxies), ``audio`` (log-mel statistics,
+loudness, onsets, silence), ``text`` (caption+hashtag TF-IDF fitted on the train split, reduced by SVD;
+counts), ``author`` (profile counts; the median popularity of the author's OTHER train videos) and
+``time`` (posting hour and weekday, age at observation, file properties, original sound). Tables live in
+``EXPORT/features/`` keyed by the export's table and the settings (:mod:`.cache`); ``load_features``
+joins them into one frame for ``corpus train --model gbdt|fusion``.
+
+Importing this package loads neither torch nor librosa: the extractors load on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .options import BACKBONES, MODALITIES, FeatureOptions, FeatureSummary, ModalityResult
+
+if TYPE_CHECKING:
+    from .run import extract_features, feature_provenance, load_features
+
+_LAZY = ("extract_features", "feature_provenance", "load_features")
+
+__all__ = [
+    "BACKBONES",
+    "MODALITIES",
+    "FeatureOptions",
+    "FeatureSummary",
+    "ModalityResult",
+    "extract_features",
+    "feature_provenance",
+    "load_features",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from . import run
+
+        return getattr(run, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,95 @@
+"""``audio``: the soundtrack decoded by TorchCodec (mono, 16 kHz) and summarised with librosa.
+
+Log-mel band means and spreads (they move with a tone's pitch and timbre), spectral centroid,
+loudness (dBFS), onset rate, silence fraction, has_audio. A video without an audio stream gets
+``has_audio = 0`` and NaN elsewhere; one whose audio cannot be decoded gets NaN throughout.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import librosa
+import numpy as np
+import pandas as pd
+
+from .columns import named, numeric
+
+VERSION = 1
+SAMPLE_RATE = 16_000
+MEL_BANDS = 32
+FLOOR_DB = -100.0  # digital silence: the loudness of an all-zero track
+SILENCE_DB = -60.0  # a frame quieter than this (dBFS RMS) counts as silent
+# Onsets: peaks of librosa's spectral flux (mean dB rise per frame) this high, absolute rather than
+# normalised per track, so a steady tone has none instead of peaks made of its own noise.
+ONSET_DELTA_DB = 2.0
+MEL_COLUMNS = [f"mel_mean_{band:02d}" for band in range(MEL_BANDS)] + [
+    f"mel_std_{band:02d}" for band in range(MEL_BANDS)
+]
+COLUMNS = ["has_audio", "loudness_db", "silence_fraction", "onset_rate", "centroid_hz", *MEL_COLUMNS]
+
+
+def settings(options) -> dict:
+    return {"version": VERSION, "sample_rate": SAMPLE_RATE, "mel_bands": MEL_BANDS, "onset_delta_db": ONSET_DELTA_DB}
+
+
+class NoAudio(Exception):
+    """The file has no audio stream."""
+
+
+def decode_audio(path: Path) -> np.ndarray:
+    """The first audio stream as mono float32 at :data:`SAMPLE_RATE`; :class:`NoAudio` when there is none."""
+    from torchcodec.decoders import AudioDecoder
+
+    try:
+        decoder = AudioDecoder(str(path), sample_rate=SAMPLE_RATE, num_channels=1)
+    except ValueError as exc:  # TorchCodec's answer to a file without an audio stream
+        raise NoAudio(str(path)) from exc
+    return decoder.get_all_samples().data.mean(dim=0).numpy()
+
+
+def describe_audio(samples: np.ndarray) -> dict[str, float]:
+    """The summary of one mono track at :data:`SAMPLE_RATE` (NaN for what an empty track lacks)."""
+    if samples.size == 0:
+        return {"has_audio": 1.0}
+    rms = librosa.feature.rms(y=samples)[0]
+    frame_db = 20 * np.log10(np.maximum(rms, 10 ** (FLOOR_DB / 20)))
+    overall = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
+    mel = librosa.power_to_db(librosa.feature.melspectrogram(y=samples, sr=SAMPLE_RATE, n_mels=MEL_BANDS), ref=1.0)
+    centroid = librosa.feature.spectral_centroid(y=samples, sr=SAMPLE_RATE)[0]
+    sounding = frame_db[: len(centroid)] >= SILENCE_DB
+    onsets = librosa.onset.onset_detect(y=samples, sr=SAMPLE_RATE, normalize=False, delta=ONSET_DELTA_DB)
+    return {
+        "has_audio": 1.0,
+        "loudness_db": max(FLOOR_DB, 20 * np.log10(max(overall, 1e-12))),
+        "silence_fraction": float(np.mean(frame_db < SILENCE_DB)),
+        "onset_rate": len(onsets) / (samples.size / SAMPLE_RATE),
+        "centroid_hz": float(np.mean(centroid[sounding])) if sounding.any() else np.nan,
+        **dict(zip(MEL_COLUMNS, [*mel.mean(axis=1), *mel.std(axis=1)])),
+    }
+
+
+def _video_audio(path: Path, has_audio: float) -> dict[str, float]:
+    if has_audio == 0:
+        return {"has_audio": 0.0}
+    try:
+        return describe_audio(decode_audio(path))
+    except NoAudio:
+        return {"has_audio": 0.0}
+    except RuntimeError:  # an undecodable track: unknown, not absent
+        return {}
+
+
+def compute(export, options, advance: Callable[[int], None]) -> pd.DataFrame:
+    table = export.table
+    paths = [export.root / str(name) for name in table["file"]]
+    declared = numeric(table, "has_audio").to_numpy()
+    rows: list[dict[str, float]] = []
+    with ThreadPoolExecutor(options.workers or os.cpu_count() or 1) as pool:
+        for summary in pool.map(_video_audio, paths, declared):
+            rows.append(summary)
+            advance(1)
+    return named(pd.DataFrame(rows, columns=COLUMNS), "audio")

@@ -1,0 +1,81 @@
+"""The feature cache: ``EXPORT/features/<modality>-<key>.parquet`` and its settings beside it as JSON.
+
+The key hashes the export's table (the sha256 of its data file) and the settings that change a
+modality's output, so a re-export, another backbone or another SVD size gets its own file and a second
+run with the same ones reuses it. Files are written to ``*.part`` and renamed; a file that cannot be
+read, or whose settings, rows or columns do not match, is recomputed, never trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+
+from .._files import fsync_path, sha256_file, write_text_durably
+
+CACHE_FOLDER = "features"
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """Where one modality's table for one export and one set of settings lives."""
+
+    modality: str
+    settings: dict  # with the table's sha256: everything the key hashes
+
+    @property
+    def key(self) -> str:
+        text = json.dumps({"modality": self.modality, **self.settings}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def table_path(self, export_dir: Path) -> Path:
+        return Path(export_dir) / CACHE_FOLDER / f"{self.modality}-{self.key}.parquet"
+
+    def settings_path(self, export_dir: Path) -> Path:
+        return self.table_path(export_dir).with_suffix(".json")
+
+
+def table_identity(data_file: Path) -> str:
+    """The sha256 of an export's table file: a re-export or an edited table gets new features."""
+    return sha256_file(data_file)[1]
+
+
+def read_cached(export_dir: Path, entry: CacheEntry, video_ids: pd.Index) -> pd.DataFrame | None:
+    """The cached table if it is whole and matches ``entry`` and the export's rows; else None."""
+    table_path, settings_path = entry.table_path(export_dir), entry.settings_path(export_dir)
+    try:
+        saved = json.loads(settings_path.read_text(encoding="utf-8"))
+        frame = pd.read_parquet(table_path)
+    except (OSError, ValueError, pa.ArrowException):
+        return None
+    if not isinstance(saved, dict) or saved.get("key") != entry.key or saved.get("settings") != entry.settings:
+        return None
+    whole = (
+        frame.index.equals(video_ids)
+        and list(frame.columns) == saved.get("columns")
+        and all(dtype.kind == "f" for dtype in frame.dtypes)
+    )
+    return frame if whole else None
+
+
+def write_cached(export_dir: Path, entry: CacheEntry, frame: pd.DataFrame, extra: dict) -> Path:
+    """Write the table, then its settings (the settings file last: a table without one is never read)."""
+    table_path, settings_path = entry.table_path(export_dir), entry.settings_path(export_dir)
+    table_path.parent.mkdir(parents=True, exist_ok=True)
+    partial = table_path.with_name(table_path.name + ".part")
+    frame.to_parquet(partial)
+    fsync_path(partial)
+    partial.replace(table_path)
+    record = {"modality": entry.modality, "key": entry.key, "settings": entry.settings, **extra}
+    record["columns"] = list(frame.columns)
+    record["rows"] = len(frame)
+    partial = settings_path.with_name(settings_path.name + ".part")
+    write_text_durably(partial, json.dumps(record, indent=2, sort_keys=True))
+    partial.replace(settings_path)
+    fsync_path(table_path.parent)
+    return table_path

@@ -1,0 +1,137 @@
+"""Extract, cache and load the per-video feature tables of an export, one modality at a time.
+
+Each modality lives in its own module (``video``, ``audio``, ``text``, ``author``, ``timing``) with
+``settings(options)``, what changes its output, and ``compute(export, options, advance)``, a frame
+indexed by ``video_id`` in the export's row order with float columns ``<modality>.<feature>``. Modules
+load on first use, so asking for text features never imports torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Sequence
+from contextlib import nullcontext
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from .cache import CacheEntry, read_cached, table_identity, write_cached
+from .options import FeatureOptions, FeatureSummary, ModalityResult, check_modalities
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from ..train.data import Export
+
+MODULES = {"video": "video", "audio": "audio", "text": "text", "author": "author", "time": "timing"}
+
+
+def _module(modality: str):
+    return importlib.import_module(f".{MODULES[modality]}", __package__)
+
+
+def _export(export_dir: Path) -> Export:
+    from ..train.data import load_export  # the trainer's reader: the same checks, the same row order
+
+    return load_export(Path(export_dir))
+
+
+def _entry(export: Export, modality: str, options: FeatureOptions) -> CacheEntry:
+    data_file = export.root / export.manifest.get("data_file", "videos.parquet")
+    settings = {"table_sha256": table_identity(data_file), **_module(modality).settings(options)}
+    return CacheEntry(modality, settings)
+
+
+def _random_init(modality: str, options: FeatureOptions) -> bool:
+    return modality == "video" and options.random_init
+
+
+def _table(
+    export: Export, modality: str, options: FeatureOptions, progress: Progress | None
+) -> tuple[pd.DataFrame, ModalityResult]:
+    """A modality's table from the cache, or computed (and cached) when the cache has no valid one."""
+    started = time.monotonic()
+    entry = _entry(export, modality, options)
+    video_ids = pd.Index(export.table["video_id"], name="video_id")
+    frame = read_cached(export.root, entry, video_ids)
+    hit = frame is not None
+    if frame is None:
+        task = progress.add_task(modality, total=len(video_ids)) if progress is not None else None
+
+        def advance(rows: int) -> None:
+            if progress is not None and task is not None:
+                progress.advance(task, rows)
+
+        frame = _module(modality).compute(export, options, advance)
+        frame.index = video_ids
+        write_cached(export.root, entry, frame, {"random_init": _random_init(modality, options)})
+    result = ModalityResult(
+        modality=modality,
+        cache_file=entry.table_path(export.root),
+        columns=frame.shape[1],
+        seconds=time.monotonic() - started,
+        cache_hit=hit,
+        random_init=_random_init(modality, options),
+    )
+    return frame, result
+
+
+def _tables(
+    export_dir: Path, modalities: Sequence[str], options: FeatureOptions, progress: Progress | None
+) -> tuple[list[pd.DataFrame], FeatureSummary]:
+    check_modalities(list(modalities))
+    export = _export(export_dir)
+    summary = FeatureSummary(export_dir=export.root, rows=len(export.table))
+    if progress is None and options.progress:
+        from rich.console import Console
+        from rich.progress import Progress as RichProgress
+
+        bar: Progress | nullcontext = RichProgress(console=Console(stderr=True), transient=True)
+    else:
+        bar = nullcontext(progress)
+    frames = []
+    with bar as running:
+        for modality in modalities:
+            frame, result = _table(export, modality, options, running)
+            frames.append(frame)
+            summary.results.append(result)
+    return frames, summary
+
+
+def extract_features(export_dir: Path, options: FeatureOptions, progress: Progress | None = None) -> FeatureSummary:
+    """Compute and cache every table of ``options.modalities`` that the cache lacks; what it did.
+
+    ``progress``: a running rich Progress to draw on (the CLI's); without one, ``options.progress``
+    shows a transient bar of its own on stderr.
+    """
+    return _tables(export_dir, options.modalities, options, progress)[1]
+
+
+def load_features(
+    export_dir: Path,
+    modalities: Sequence[str],
+    options: FeatureOptions | None = None,
+    progress: Progress | None = None,
+) -> pd.DataFrame:
+    """One frame of ``modalities``' features: index ``video_id`` (str), the export's rows in order, float
+    columns ``<modality>.<feature>`` (NaN where a value does not exist); missing tables are computed first."""
+    options = options or FeatureOptions(modalities=tuple(modalities))
+    frames, _ = _tables(export_dir, modalities, options, progress)
+    return pd.concat(frames, axis=1)
+
+
+def feature_provenance(export_dir: Path, modalities: Sequence[str], options: FeatureOptions) -> dict:
+    """Per modality: the settings its table was (or will be) made with, its cache file, its random_init flag."""
+    check_modalities(list(modalities))
+    export = _export(export_dir)
+    provenance = {}
+    for modality in modalities:
+        entry = _entry(export, modality, options)
+        provenance[modality] = {
+            "settings": entry.settings,
+            "cache_file": str(entry.table_path(export.root)),
+            "random_init": _random_init(modality, options),
+        }
+    return provenance

@@ -1,0 +1,89 @@
+"""``text``: the caption and hashtags as a TF-IDF fitted on the train split only, reduced by
+TruncatedSVD; and their length and counts of hashtags, mentions and emoji.
+
+Fitting on train rows alone keeps val/test words out of the vocabulary: a word that only a test
+caption uses gets no column and no weight.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.decomposition import TruncatedSVD
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from .columns import hashtag_names, named, text
+
+VERSION = 1
+MIN_DOCUMENT_FREQUENCY = 2  # a word in one train caption only is noise to a model, not a feature
+MENTION = r"@[\w.]+"
+# Emoji and pictographs (U+1F300-1FAFF), dingbats and miscellaneous symbols (U+2600-27BF).
+EMOJI = "[\U0001f300-\U0001faff\u2600-\u27bf]"
+
+
+def settings(options) -> dict:
+    return {"version": VERSION, "components": options.text_components}
+
+
+def documents(table: pd.DataFrame) -> pd.Series:
+    """Each row's caption followed by its hashtags (already in most captions; tags-only rows have none)."""
+    tags = table["hashtags"] if "hashtags" in table else pd.Series([None] * len(table), index=table.index)
+    return text(table, "desc") + " " + tags.map(lambda v: " ".join(hashtag_names(v)))
+
+
+@dataclass
+class TextModel:
+    """The train split's vocabulary and its SVD; ``None`` parts when the train captions have no words."""
+
+    vectorizer: TfidfVectorizer | None
+    svd: TruncatedSVD | None
+    components: int
+
+    def transform(self, docs: pd.Series) -> np.ndarray:
+        reduced = np.zeros((len(docs), self.components))
+        if self.vectorizer is not None and self.svd is not None:
+            weights = self.svd.transform(self.vectorizer.transform(docs))
+            reduced[:, : weights.shape[1]] = weights  # a vocabulary smaller than --text-components pads zeros
+        return reduced
+
+
+def fit_text(train_docs: pd.Series, components: int) -> TextModel:
+    """TF-IDF then TruncatedSVD, both fitted on ``train_docs`` (the train split) only."""
+    vectorizer = TfidfVectorizer(sublinear_tf=True, min_df=MIN_DOCUMENT_FREQUENCY)
+    try:
+        weights = vectorizer.fit_transform(train_docs)
+    except ValueError:  # no word occurs twice in the train captions: an empty vocabulary
+        return TextModel(None, None, components)
+    if weights.shape[1] < 2:
+        return TextModel(None, None, components)
+    svd = TruncatedSVD(n_components=min(components, weights.shape[1] - 1), random_state=0)
+    svd.fit(weights)
+    return TextModel(vectorizer, svd, components)
+
+
+def text_features(table: pd.DataFrame, components: int) -> pd.DataFrame:
+    """``svd_0..svd_{components-1}`` of the train-fitted TF-IDF, then caption length and counts."""
+    docs = documents(table)
+    model = fit_text(docs[table["split"] == "train"], components)
+    reduced = pd.DataFrame(model.transform(docs), columns=[f"svd_{i}" for i in range(components)])
+    caption = text(table, "desc").reset_index(drop=True)
+    tags = table["hashtags"] if "hashtags" in table else pd.Series([None] * len(table))
+    counts = pd.DataFrame(
+        {
+            "caption_chars": caption.str.len(),
+            "caption_words": caption.str.count(r"\S+"),
+            "hashtag_count": [len(hashtag_names(v)) for v in tags],
+            "mention_count": caption.str.count(MENTION),
+            "emoji_count": caption.str.count(EMOJI),
+        }
+    )
+    return named(pd.concat([reduced, counts], axis=1), "text")
+
+
+def compute(export, options, advance: Callable[[int], None]) -> pd.DataFrame:
+    frame = text_features(export.table, options.text_components)
+    advance(len(frame))
+    return frame
