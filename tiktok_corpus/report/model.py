@@ -60,11 +60,13 @@ def model_section(
     table = metrics_table(metrics).to_html(
         float_format=lambda v: f"{v:.3f}", na_rep="-", classes="model-metrics", border=0
     )
+    about = (
+        f"export {run.get('export_name', run_export.name)} v{run.get('export_version', '?')} ({metrics['task']} "
+        f"task, {metrics['n_test']} test videos, best epoch {run.get('best_epoch', '-')})"
+    )
     return (
-        f'<h2 id="model">Model</h2><p>Run <code>{html.escape(str(run_dir))}</code> on export '
-        f"{html.escape(str(run.get('export_name', run_export.name)))} v{html.escape(str(run.get('export_version', '?')))}"
-        f" ({metrics['task']} task, {metrics['n_test']} test videos, best epoch {html.escape(str(run.get('best_epoch', '-')))})."
-        f'</p>{collapsed}<p class="verdict {verdict_class}"><b>Verdict:</b> {html.escape(metrics["verdict"])}</p>'
+        f'<h2 id="model">Model</h2><p>Run <code>{html.escape(str(run_dir))}</code> on {html.escape(about)}.</p>'
+        f'{collapsed}<p class="verdict {verdict_class}"><b>Verdict:</b> {html.escape(metrics["verdict"])}</p>'
         f"<h3>Test metrics beside the baselines</h3>{table}"
         f"{render(model_specs(metrics, history, predictions))}"
         f"{best_worst_html(predictions, run_export, rows, poster_dir)}{ablation}"
@@ -171,7 +173,8 @@ def _ablation_section(export_dir: Path | None) -> str:
     figure = found[-1].parent / str(ablation.get("figure") or "")
     image = (
         f'<figure id="ablation-figure"><img alt="ablation" src="data:image/png;base64,'
-        f'{base64.b64encode(figure.read_bytes()).decode("ascii")}"><figcaption>Modality importance</figcaption></figure>'
+        f'{base64.b64encode(figure.read_bytes()).decode("ascii")}">'
+        "<figcaption>Modality importance</figcaption></figure>"
         if ablation.get("figure") and figure.is_file()
         else ""
     )
