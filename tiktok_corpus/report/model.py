@@ -21,7 +21,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from ..errors import ConfigError
-from ..export import read_export
+from ..export.format import read_export
 from ..posters import poster_frames
 from .figures import FigureSpec, no_data
 
@@ -29,12 +29,6 @@ THRESHOLDS = {"at_0.5": "threshold 0.5", "at_tuned": "tuned threshold"}
 BEST_WORST = 3  # videos shown at each end of the test ranking
 # history.csv columns that are bookkeeping, not curves
 NOT_CURVES = ("epoch", "lr", "seconds", "train_clips_per_s")
-
-
-def latest_run(export_dir: Path) -> Path | None:
-    """The newest finished run of an export (``EXPORT/runs/<time>/`` holding ``metrics.json``), or None."""
-    runs = sorted(p.parent for p in (Path(export_dir) / "runs").glob("*/metrics.json"))
-    return runs[-1] if runs else None
 
 
 def run_export_dir(run_dir: Path) -> Path:
