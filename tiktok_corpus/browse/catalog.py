@@ -134,4 +134,6 @@ def _labels(export_dir: Path | None, run_dir: Path | None) -> pd.DataFrame:
 
 
 def _no_labels(rows: pd.DataFrame) -> pd.DataFrame:
-    return rows.assign(label=np.nan, split=pd.NA, score=np.nan, error=np.nan)
+    return rows.assign(
+        label=np.nan, split=pd.Series(pd.NA, index=rows.index, dtype="string"), score=np.nan, error=np.nan
+    )

@@ -158,7 +158,7 @@ def snapshot_chart(snapshots: pd.DataFrame, width: int = 640, height: int = 220)
     values = {c: np.log10(snapshots[c].astype("float64").fillna(0).to_numpy() + 1) for c in columns}
     top = max([float(v.max()) for v in values.values()] + [1.0])
     colors = ("#3b75af", "#d9534f", "#5cb85c", "#f0ad4e")
-    lines = []
+    lines: list[str] = []
     for (column, series), color in zip(values.items(), colors):
         points = " ".join(
             f"{40 + (t - times.min()) / span * (width - 60):.1f},{height - 20 - v / top * (height - 40):.1f}"
@@ -166,7 +166,8 @@ def snapshot_chart(snapshots: pd.DataFrame, width: int = 640, height: int = 220)
         )
         lines.append(
             f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{points}"><title>{column}</title>'
-            f'</polyline><text x="{width - 110}" y="{20 + 14 * len(lines)}" fill="{color}">{COUNT_LABELS[column]}</text>'
+            f'</polyline><text x="{width - 110}" y="{20 + 14 * len(lines)}" fill="{color}">'
+            f"{COUNT_LABELS[column]}</text>"
         )
     return (
         f'<svg id="snapshot-chart" width="{width}" height="{height}" role="img" aria-label="counts over time">'

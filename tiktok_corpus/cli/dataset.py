@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import typer
+from rich.progress import Progress
 
 from ..browse.options import BrowseOptions
 from ..export import ExportOptions, format_duration
@@ -149,9 +150,9 @@ def browse(
     with open_store(settings) as store:
         catalog = Catalog(store, export_dir, run_dir)
         if posters:
-            with progress_bar(err_console) as bar:
+            with Progress(console=err_console, transient=True) as bar:
                 task = bar.add_task("poster frames", total=int(catalog.rows()["media_path"].notna().sum()))
-                made, failed = make_posters(settings.data_dir, catalog, advance=lambda: bar.advance(task))
+                _, failed = make_posters(settings.data_dir, catalog, advance=lambda: bar.advance(task))
             if failed:
                 err_console.print(f"{failed} file(s) gave no poster frame (missing or undecodable)")
         server = BrowseServer(settings, store, catalog, host=host, port=port)

@@ -119,7 +119,7 @@ def best_worst_html(predictions: pd.DataFrame, export_dir: Path, rows: pd.DataFr
     picks = pd.concat([ranked.head(BEST_WORST), ranked.tail(BEST_WORST)]).drop_duplicates("video_id")
     info = rows.set_index(rows["video_id"].astype(str))
     known = picks[picks["video_id"].astype(str).isin(info.index)]
-    meta = info.loc[known["video_id"].astype(str)]
+    meta = info.loc[list(known["video_id"].astype(str))]
     sources = [(export_dir / str(f), s if isinstance(s, str) else None) for f, s in zip(meta["file"], meta["sha256"])]
     posters = poster_frames(sources, poster_dir)
     cards = []
