@@ -8,7 +8,9 @@ import time
 from pathlib import Path
 
 import typer
+from rich.progress import Progress
 
+from ..browse.options import BrowseOptions
 from ..export import ExportOptions, format_duration
 from .app import app, console, db_app, err_console, settings_of
 from .display import progress_bar, status_table
@@ -58,6 +60,7 @@ def export(
     stratify: bool = option_from(ExportOptions, "stratify", "--stratify"),
     seed: int = option_from(ExportOptions, "seed"),
     data_format: str = option_from(ExportOptions, "format", "--format"),
+    shard_size: int = option_from(ExportOptions, "shard_size", "--shard-size"),
     min_frames: int = option_from(ExportOptions, "min_frames", "--min-frames"),
     name: str = option_from(ExportOptions, "name"),
     copy_media: bool = option_from(ExportOptions, "copy_media", "--copy-media"),
@@ -83,6 +86,7 @@ def export(
         stratify=stratify,
         seed=seed,
         format=data_format,
+        shard_size=shard_size,
         min_frames=min_frames,
         name=name,
         copy_media=copy_media,
@@ -103,13 +107,61 @@ def export(
 def report(
     ctx: typer.Context,
     export_dir: Path | None = typer.Option(
-        None, "--export", help="An export directory whose labels and splits to show."
+        None, "--export", help="An export directory whose labels and splits to show (and its newest run)."
+    ),
+    run_dir: Path | None = typer.Option(
+        None, "--run", help="A training run directory to show in the model section (default: the export's newest)."
     ),
     out: Path | None = typer.Option(
         None, "--out", help="HTML file to write (default <data dir>/report/report.html); PNGs go beside it."
     ),
 ) -> None:
-    """Build the HTML report with the paper's figures. The last line printed is the HTML file."""
+    """Build the HTML report: the paper's figures and, with a run, the model beside its baselines.
+
+    The last line printed is the HTML file.
+    """
     from ..report import build_report
 
-    typer.echo(str(build_report(settings_of(ctx), export_dir=export_dir, out=out)))
+    typer.echo(str(build_report(settings_of(ctx), export_dir=export_dir, run_dir=run_dir, out=out)))
+
+
+@app.command()
+def browse(
+    ctx: typer.Context,
+    export_dir: Path | None = typer.Option(
+        None, "--export", help="An export whose labels and splits to show (and its newest run's scores)."
+    ),
+    run_dir: Path | None = typer.Option(None, "--run", help="A training run whose scores to show instead."),
+    host: str = option_from(BrowseOptions, "host"),
+    port: int = option_from(BrowseOptions, "port"),
+    posters: bool = option_from(BrowseOptions, "posters", "--posters/--no-posters"),
+) -> None:
+    """Serve a local, read-only web app over the corpus until Ctrl-C; the first stdout line is its URL.
+
+    A grid of videos (poster, counts, label, split, score, error; sort and filter), each video's page
+    (playback, stats over time, related videos, probe, download attempts), the queue and the report.
+    """
+    from ..browse import make_posters
+    from ..browse.app import BrowseServer
+    from ..browse.catalog import Catalog
+    from ..store.db import open_store
+
+    settings = settings_of(ctx)
+    with open_store(settings) as store:
+        catalog = Catalog(store, export_dir, run_dir)
+        if posters:
+            with Progress(console=err_console, transient=True) as bar:
+                task = bar.add_task("poster frames", total=int(catalog.rows()["media_path"].notna().sum()))
+                _, failed = make_posters(settings.data_dir, catalog, advance=lambda: bar.advance(task))
+            if failed:
+                err_console.print(f"{failed} file(s) gave no poster frame (missing or undecodable)")
+        server = BrowseServer(settings, store, catalog, host=host, port=port)
+        try:
+            server.start()
+            typer.echo(server.base_url)
+            err_console.print(f"serving {settings.safe_db_url} read-only; Ctrl-C stops", highlight=False)
+            server.wait()
+        except KeyboardInterrupt:
+            pass  # Ctrl-C is how serving ends
+        finally:
+            server.stop()

@@ -62,15 +62,29 @@ def export_columns(rows: pd.DataFrame) -> list[str]:
 
 
 def read_export(root: Path) -> tuple[dict, pd.DataFrame]:
-    """An export directory's manifest and video table."""
+    """An export directory's manifest and video table.
+
+    A webdataset export copied without its table (only ``manifest.json`` and ``shards/``) is read
+    from its shards, the videos unpacked once under the export (:func:`.shards.rows_from_shards`).
+    """
     root = Path(root)
     manifest_path = root / "manifest.json"
     if not manifest_path.is_file():
         raise ConfigError(f"{root} is not an export directory: no manifest.json")
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     data_path = root / manifest.get("data_file", "videos.parquet")
+    if not data_path.is_file() and manifest.get("webdataset"):
+        from .shards import rows_from_shards  # here: only this layout needs the webdataset library
+
+        return manifest, rows_from_shards(root, manifest["webdataset"])
     if not data_path.is_file():
         raise ConfigError(f"{root}: the video table {data_path.name} named by manifest.json is missing")
     if data_path.suffix == ".parquet":
         return manifest, pd.read_parquet(data_path)
     return manifest, pd.read_csv(data_path, dtype={"video_id": str, "author_id": str})
+
+
+def latest_run(export_dir: Path) -> Path | None:
+    """The newest finished training run of an export (``EXPORT/runs/<time>/`` with a ``metrics.json``)."""
+    runs = sorted(p.parent for p in (Path(export_dir) / "runs").glob("*/metrics.json"))
+    return runs[-1] if runs else None

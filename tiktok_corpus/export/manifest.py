@@ -27,9 +27,11 @@ def build_manifest(
     data_file: str,
     data_sha256: str,
     source_database: str,
+    shards: dict | None = None,
 ) -> dict:
     """``manifest.json``: what the trainer reads (``label``, ``label_column``, ``label_params``, ...),
-    the counts per split, the selection and every option, so an export can be explained and redone."""
+    the counts per split, the selection and every option, so an export can be explained and redone;
+    with ``--format webdataset`` the shard index (:func:`.shards.write_shards`) under ``webdataset``."""
     by_split = rows["split"].value_counts().reindex(list(SPLITS), fill_value=0)
     viral_by_split = pd.crosstab(rows["split"], rows["is_viral"]).reindex(
         index=list(SPLITS), columns=[0, 1], fill_value=0
@@ -51,7 +53,8 @@ def build_manifest(
         "data_format": options.format,
         "data_sha256": data_sha256,
         "columns": export_columns(rows),
-        "hashtags_encoding": "list of names" if options.format == "parquet" else "space-joined names",
+        "hashtags_encoding": "space-joined names" if options.format == "csv" else "list of names",
+        **({"webdataset": shards} if shards else {}),
         "file_paths": "relative to the export directory",
         "media": "copied" if options.copy_media else "referenced",
         "row_count": int(len(rows)),
@@ -126,6 +129,8 @@ A dataset of TikTok videos with engagement statistics and virality labels, made 
 (`{manifest["label_column"]}`). {manifest["row_count"]} videos; data in `{manifest["data_file"]}`
 (sha256 `{manifest["data_sha256"]}`), every parameter in `manifest.json`.
 
+## Loading it
+{_loading_text(manifest)}
 ## Provenance and collection method
 - Source database: `{manifest["source_database"]}`.
 - Videos were discovered by a crawler of TikTok's public web site: "For You" seed videos, then random
@@ -205,6 +210,40 @@ def _growth_text(manifest: dict) -> str:
   each early age by the same rule (tolerance at most a quarter of that age), and the log growth per day
   between consecutive ones; empty where a video was not seen close enough to that age.
 """
+
+
+def _loading_text(manifest: dict) -> str:
+    """Three-line examples for pandas, Hugging Face ``datasets`` and (with shards) ``webdataset``."""
+    data_file = manifest["data_file"]
+    reader = "read_csv" if data_file.endswith(".csv") else "read_parquet"
+    kind = "csv" if data_file.endswith(".csv") else "parquet"
+    text = f"""Run these in this directory (`file` is each video's path relative to it).
+
+```python
+import pandas as pd
+videos = pd.{reader}("{data_file}")
+print(videos.groupby("split")["is_viral"].mean())
+```
+
+```python
+from datasets import load_dataset
+videos = load_dataset("{kind}", data_files="{data_file}", split="train")  # one table; `split` is a column
+train = videos.filter(lambda row: row["split"] == "train")
+```
+"""
+    shards = manifest.get("webdataset")
+    if shards:
+        text += f"""
+```python
+import webdataset as wds
+samples = wds.WebDataset("{shards["urls"]}", shardshuffle=False).decode()
+for sample in samples: video_bytes, row = sample["mp4"], sample["json"]  # the file and its table row
+```
+
+The {len(shards["shards"])} shard(s) in `shards/` hold {shards["shard_size"]} videos each (the last may hold
+fewer); `manifest.json` lists each one's size, sha256 and counts per split and label.
+"""
+    return text
 
 
 def _fmt(value: float | None) -> str:

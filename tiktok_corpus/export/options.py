@@ -15,7 +15,7 @@ from ..errors import ConfigError, CorpusError
 from .labels import LABEL_COLUMNS, PAPER_THRESHOLD_QUANTILE, PAPER_WEIGHTS
 
 GROUP_BY = ("none", "author")
-FORMATS = ("parquet", "csv")
+FORMATS = ("parquet", "csv", "webdataset")
 DEFAULT_NAME = "corpus"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.]*(?:-[A-Za-z0-9_.]+)*$")
 # Units of a duration (``7d``, ``90s``, ``1d12h``); durations are written back in days and smaller.
@@ -38,7 +38,10 @@ class ExportOptions:
     group_by: str = described("none", "none | author (no author in two splits).")
     stratify: bool = described(False, "Balance the label across splits.")
     seed: int = described(0, "Split seed.")
-    format: str = described("parquet", "parquet | csv.")
+    format: str = described(
+        "parquet", "parquet | csv | webdataset (videos.parquet plus tar shards of each video and its row)."
+    )
+    shard_size: int = described(1000, "With --format webdataset: videos per tar shard.")
     min_frames: int = described(PAPER_MIN_FRAMES, "Leave out videos with fewer frames.")
     name: str = described(DEFAULT_NAME, "Export name: writes <data dir>/exports/<name>-v<N>/.")
     copy_media: bool = described(False, "Hardlink/copy the videos in.")
@@ -69,6 +72,8 @@ class ExportOptions:
             raise ConfigError(f"--weights needs four non-negative numbers (c,l,p,s), got {self.weights}")
         if not 0.0 <= self.threshold_quantile < 1.0:
             raise ConfigError(f"--threshold-quantile must be in [0, 1), got {self.threshold_quantile}")
+        if self.shard_size < 1:
+            raise ConfigError(f"--shard-size must be at least 1, got {self.shard_size}")
         if self.min_frames < 0:
             raise ConfigError(f"--min-frames must not be negative, got {self.min_frames}")
         if self.at_age_s is not None and self.as_of is not None:

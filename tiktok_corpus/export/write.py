@@ -26,6 +26,7 @@ from ..store.exports import latest_export_version, recording_export
 from .format import EXPORT_COLUMNS, export_columns
 from .manifest import build_manifest, dataset_card
 from .options import ExportError, ExportOptions
+from .shards import write_shards
 
 
 def next_version(store: Store, exports_dir: Path, name: str) -> int:
@@ -64,9 +65,15 @@ def write_version(
             rows["file"] = rows["media_path"].where(
                 rows["media_path"].str.startswith("/"), prefix + "/" + rows["media_path"]
             )
-        data_file = staging / f"videos.{options.format}"
-        _write_table(_to_arrow(rows, tags, options.format), data_file, options.format)
+        table_format = "csv" if options.format == "csv" else "parquet"
+        data_file = staging / f"videos.{table_format}"
+        table = _to_arrow(rows, tags, table_format)
+        _write_table(table, data_file, table_format)
         data_sha256 = sha256_file(data_file)[1]
+        shards = None
+        if options.format == "webdataset":
+            task = progress.add_task("writing shards", total=len(rows))
+            shards = write_shards(staging, table, staging, options.shard_size, advance=lambda: progress.advance(task))
         manifest = build_manifest(
             options,
             rows,
@@ -77,6 +84,7 @@ def write_version(
             data_file=data_file.name,
             data_sha256=data_sha256,
             source_database=store.safe_url,
+            shards=shards,
         )
         write_text_durably(staging / "manifest.json", json.dumps(manifest, indent=2, sort_keys=False) + "\n")
         write_text_durably(staging / "README.md", dataset_card(manifest))
@@ -121,6 +129,7 @@ def _copy_media(data_dir: Path, staging: Path, rows: pd.DataFrame, progress: Pro
 
 
 def _to_arrow(rows: pd.DataFrame, tags: pa.ListArray, data_format: str) -> pa.Table:
+    """The table as written: the export's columns, ``hashtags`` a list (Parquet) or space-joined (CSV)."""
     columns = [c for c in export_columns(rows) if c != "hashtags"]
     table = pa.Table.from_pandas(rows[columns], preserve_index=False)
     hashtags = tags if data_format == "parquet" else pc.binary_join(tags, " ")

@@ -14,19 +14,30 @@ from matplotlib.figure import Figure
 from .. import __version__
 from ..config import Settings
 from ..export import fit_labels, load_dataset, read_export
+from ..export.format import latest_run
 from ..store.db import Store, open_store
 from ..store.models import utcnow
 from ..store.reports import crawl_history, play_snapshots, top_hashtags
 from .figures import TOP_HASHTAGS, FigureSpec, engagement_table, figure_specs, growth_specs
 from .growth import GrowthByAge, growth_by_age
+from .model import model_section, run_export_dir
 
 FIGURE_SIZE = (7.0, 4.0)
 DPI = 100
 
 
-def build_report(settings: Settings, *, export_dir: Path | None = None, out: Path | None = None) -> Path:
-    """Write the HTML report (and its PNGs in ``{out stem}_figures/``); returns the HTML path."""
+def build_report(
+    settings: Settings, *, export_dir: Path | None = None, run_dir: Path | None = None, out: Path | None = None
+) -> Path:
+    """Write the HTML report (and its PNGs in ``{out stem}_figures/``); returns the HTML path.
+
+    The model section shows ``run_dir``, or else the newest run of ``export_dir``; a run given alone
+    brings its export's labels too. Poster frames are cached in ``<data dir>/posters``.
+    """
     out = Path(out) if out else settings.data_dir / "report" / "report.html"
+    if run_dir is not None and export_dir is None:
+        export_dir = run_export_dir(run_dir)
+    run_dir = run_dir if run_dir is not None else latest_run(export_dir) if export_dir is not None else None
     with open_store(settings) as store:
         dataset, source = _dataset(store, export_dir)
         crawl = _crawl_frame(store)
@@ -37,9 +48,16 @@ def build_report(settings: Settings, *, export_dir: Path | None = None, out: Pat
     figures_dir = out.parent / f"{out.stem}_figures"
     figures_dir.mkdir(parents=True, exist_ok=True)
     relative_dir = os.path.relpath(figures_dir, out.parent)
+    model = model_section(
+        run_dir,
+        export_dir,
+        settings.data_dir / "posters",
+        lambda specs: _figures_html(specs, figures_dir, relative_dir),
+    )
     page = _page(
         _figures_html(figure_specs(dataset, crawl, hashtags), figures_dir, relative_dir),
         _growth_section(growth, _figures_html(growth_specs(growth), figures_dir, relative_dir), labels is not None),
+        model,
         dataset,
         crawl,
         source=source,
@@ -119,6 +137,7 @@ def _top_hashtags(store: Store) -> pd.Series:
 def _page(
     figures: str,
     growth_section: str,
+    model: str,
     dataset: pd.DataFrame,
     crawl: pd.DataFrame,
     *,
@@ -144,6 +163,11 @@ table {{ border-collapse: collapse; margin: 1em 0; }}
 th, td {{ border: 1px solid #ccc; padding: 4px 10px; text-align: right; }}
 figure {{ margin: 2em 0; }} img {{ max-width: 100%; }} figcaption {{ color: #555; }}
 .note {{ background: #fff8e1; border-left: 4px solid #f0ad4e; padding: 0.5em 1em; }}
+.verdict {{ padding: 0.5em 1em; border-left: 4px solid; }}
+.verdict.beats {{ background: #e8f5e9; border-color: #2e7d32; }}
+.verdict.does-not-beat {{ background: #fdecea; border-color: #c62828; }}
+.posters {{ display: flex; flex-wrap: wrap; gap: 12px; align-items: flex-start; }}
+.poster-card {{ width: 160px; font-size: 0.85em; }} .poster-card img {{ width: 160px; height: auto; }}
 </style></head><body>
 <h1>tiktok-corpus report</h1>
 <p>Generated {html.escape(generated)} by tiktok-corpus {html.escape(__version__)} from
@@ -152,5 +176,6 @@ figure {{ margin: 2em 0; }} img {{ max-width: 100%; }} figcaption {{ color: #555
 <h2>Engagement metrics</h2>{table}
 <h2>Figures</h2>{figures}
 {growth_section}
+{model}
 </body></html>
 """

@@ -76,7 +76,7 @@ def figure_specs(dataset: pd.DataFrame, crawl: pd.DataFrame, hashtags: pd.Series
         FigureSpec(
             "depth",
             "Discovery depth (related-list hops from a For You seed)",
-            lambda fig: _bars(fig.subplots(), crawl["depth"].value_counts().sort_index(), "depth", "videos discovered"),
+            lambda fig: _bars(fig.subplots(), crawl["depth"].value_counts().sort_index(), "videos discovered", "depth"),
         ),
         FigureSpec(
             "hashtags",
@@ -116,7 +116,7 @@ def growth_specs(growth: GrowthByAge) -> list[FigureSpec]:
 def _growth_curves(ax: Axes, growth: GrowthByAge) -> None:
     table = growth.table
     if table[[plays_column("median", g) for g in growth.groups]].isna().all(axis=None):
-        return _no_data(ax)
+        return no_data(ax)
     x = np.arange(len(table))
     for group in growth.groups:
         low, median, high = (table[plays_column(q, group)].to_numpy() + 1 for q in ("25%", "median", "75%"))
@@ -129,14 +129,15 @@ def _growth_curves(ax: Axes, growth: GrowthByAge) -> None:
     ax.legend()
 
 
-def _no_data(ax: Axes) -> None:
+def no_data(ax: Axes) -> None:
+    """Say "no data" on an empty figure instead of drawing empty axes."""
     ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, fontsize=14, color="grey")
     ax.set_axis_off()
 
 
 def _histogram(ax: Axes, values: pd.Series, xlabel: str, bins=40) -> None:
     if values.empty:
-        return _no_data(ax)
+        return no_data(ax)
     ax.hist(values.to_numpy(), bins=bins, color="#3b75af", edgecolor="white")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("videos")
@@ -147,7 +148,7 @@ def _engagement(fig: Figure, dataset: pd.DataFrame) -> None:
     for ax, metric in zip(axes, ("play_count", "like_count", "comment_count", "share_count")):
         values = dataset[metric].astype("float64").dropna().to_numpy() + 1 if metric in dataset else np.empty(0)
         if len(values) == 0:
-            _no_data(ax)
+            no_data(ax)
             continue
         bins = np.logspace(0, np.log10(values.max()) + 0.01, 40)
         ax.hist(values, bins=bins, color="#3b75af", edgecolor="white")
@@ -158,7 +159,7 @@ def _engagement(fig: Figure, dataset: pd.DataFrame) -> None:
 
 def _binary(ax: Axes, dataset: pd.DataFrame) -> None:
     if dataset.empty:
-        return _no_data(ax)
+        return no_data(ax)
     if "split" in dataset:
         table = pd.crosstab(dataset["split"], dataset["is_viral"]).reindex(columns=[0, 1], fill_value=0)
         table = table.reindex([s for s in ("train", "val", "test") if s in table.index])
@@ -175,14 +176,14 @@ def _binary(ax: Axes, dataset: pd.DataFrame) -> None:
 
 def _resolution(ax: Axes, dataset: pd.DataFrame) -> None:
     if dataset.empty:
-        return _no_data(ax)
+        return no_data(ax)
     sizes = (dataset["width"].astype("string") + "x" + dataset["height"].astype("string")).dropna()
     _bars(ax, sizes.value_counts().head(TOP_RESOLUTIONS).iloc[::-1], "videos", "", horizontal=True)
 
 
 def _growth(ax: Axes, crawl: pd.DataFrame) -> None:
     if crawl.empty:
-        return _no_data(ax)
+        return no_data(ax)
     for column, label in (("first_seen_at", "discovered"), ("downloaded_at", "downloaded")):
         times = crawl[column].dropna().sort_values()
         if not times.empty:
@@ -196,7 +197,7 @@ def _growth(ax: Axes, crawl: pd.DataFrame) -> None:
 
 def _bars(ax: Axes, counts: pd.Series, value_label: str, key_label: str, horizontal: bool = False) -> None:
     if counts.empty:
-        return _no_data(ax)
+        return no_data(ax)
     keys = [str(k) for k in counts.index]
     if horizontal:
         ax.barh(keys, counts.to_numpy(), color="#3b75af")

@@ -416,4 +416,4 @@ def _report(
     plots.loss_curves(pd.DataFrame(history), run_dir / "loss_curves.png")
     if export.task == "binary":
         plots.confusion(metrics["model"]["at_tuned"]["confusion_matrix"], threshold, run_dir / "confusion_matrix.png")
-    plots.best_worst_strip(scored["test"], proxies, config.frames, run_dir / "best_worst.png")
+    plots.best_worst_strip(scored["test"], export.root, run_dir / "best_worst.png")

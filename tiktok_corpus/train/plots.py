@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .data import read_clip  # noqa: E402
+from ..posters import poster_frames  # noqa: E402
 
 
 def loss_curves(history: pd.DataFrame, path: Path) -> Path:
@@ -40,18 +40,28 @@ def confusion(matrix: list[list[int]], threshold: float, path: Path) -> Path:
     return _save(figure, path)
 
 
-def best_worst_strip(test: pd.DataFrame, proxies: dict[str, Path], clip_frames: int, path: Path) -> Path:
-    """The three highest- and three lowest-scored test videos: middle frame, score and true target."""
+def best_worst_strip(test: pd.DataFrame, export_root: Path, path: Path) -> Path:
+    """The three highest- and three lowest-scored test videos as they look: each one's poster frame (at
+    its own aspect ratio, cached in ``EXPORT/cache/posters``), its score and its true target."""
     ranked = test.sort_values("score", ascending=False)
     picks = pd.concat([ranked.head(3), ranked.tail(3)]).drop_duplicates("video_id")
-    figure, axes = plt.subplots(1, len(picks), figsize=(2.2 * len(picks), 2.8), squeeze=False)
-    for axis, row in zip(axes[0], picks.itertuples(index=False)):
-        clip, valid = read_clip(proxies[str(row.video_id)], clip_frames)
-        axis.imshow(clip[:, valid // 2].permute(1, 2, 0).numpy())
+    sources = [(export_root / str(row.file), _sha256(row)) for row in picks.itertuples(index=False)]
+    posters = poster_frames(sources, export_root / "cache" / "posters")
+    figure, axes = plt.subplots(1, len(picks), figsize=(2.2 * len(picks), 3.2), squeeze=False)
+    for axis, row, poster in zip(axes[0], picks.itertuples(index=False), posters):
+        if poster is None:
+            axis.text(0.5, 0.5, "no frame", ha="center", va="center", transform=axis.transAxes, color="grey")
+        else:
+            axis.imshow(plt.imread(poster))
         axis.set_title(f"{row.video_id}\nscore {row.score:.2f} / true {row.target:g}", fontsize=8)
         axis.axis("off")
     figure.suptitle("Highest (left) and lowest (right) scored test videos")
     return _save(figure, path)
+
+
+def _sha256(row) -> str | None:
+    value = getattr(row, "sha256", None)
+    return value if isinstance(value, str) and len(value) == 64 else None
 
 
 def _save(figure, path: Path) -> Path:

@@ -1,0 +1,27 @@
+"""``corpus browse``: a local, read-only web app over the corpus and, when given, an export and its runs.
+
+The grid shows every video as a poster frame with its counts, label, split, the model's score and its
+error, sorted and filtered by any of them, by hashtag and by author (:mod:`.catalog`); a video's page
+plays the downloaded file and shows its snapshots over time, its related videos both ways, its probe
+and its download attempts; the queue page shows what ``corpus status`` says (:mod:`.pages`). The server
+(:mod:`.app`) binds to 127.0.0.1 by default and serves files only from under the data directory. The
+SQL is in :mod:`tiktok_corpus.store.browse`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from ..posters import poster_frames
+from .catalog import Catalog
+
+
+def make_posters(data_dir: Path, catalog: Catalog, *, advance: Callable[[], None] | None = None) -> tuple[int, int]:
+    """Extract the poster frame of every downloaded video not yet cached (``<data dir>/posters``), so
+    the grid never waits on ffmpeg; returns ``(posters, files that gave none)``."""
+    rows = catalog.rows()
+    rows = rows[rows["media_path"].notna()]
+    sources = [(data_dir / path, sha) for path, sha in zip(rows["media_path"], rows["sha256"])]
+    made = poster_frames(sources, data_dir / "posters", advance=advance)
+    return sum(p is not None for p in made), sum(p is None for p in made)

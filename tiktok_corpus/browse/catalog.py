@@ -1,0 +1,139 @@
+"""The grid's data: every video with its latest counts, joined with an export's label and split and a
+run's score and error, sorted, filtered and paged in memory.
+
+The database part is re-read at most every :data:`REFRESH_S` seconds (a crawl may be adding rows);
+the export and its run are files, read once. Sorting 100,000 rows with numpy takes milliseconds, so
+any column can be a sort key without an index per column.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ConfigError
+from ..export.format import latest_run, read_export
+from ..store.browse import grid_rows, hashtag_video_ids
+from ..store.db import Store
+
+REFRESH_S = 30.0
+PAGE_SIZE = 48
+COUNT_LABELS = {"play_count": "plays", "like_count": "likes", "comment_count": "comments", "share_count": "shares"}
+SORT_KEYS = (
+    "play_count",
+    "like_count",
+    "comment_count",
+    "share_count",
+    "label",
+    "split",
+    "score",
+    "error",
+    "create_time",
+    "video_id",
+)
+
+
+@dataclass(frozen=True)
+class GridQuery:
+    """One page of the grid: sort key and direction, filters (``None``: all) and the page number."""
+
+    sort: str = "play_count"
+    descending: bool = True
+    hashtag: str | None = None
+    author: str | None = None
+    split: str | None = None
+    label: str | None = None
+    page: int = 0
+
+    def __post_init__(self) -> None:
+        if self.sort not in SORT_KEYS:
+            raise ConfigError(f"sort {self.sort!r}: expected one of {', '.join(SORT_KEYS)}")
+        if self.page < 0:
+            raise ConfigError(f"page {self.page}: expected 0 or more")
+
+
+@dataclass(frozen=True)
+class GridPage:
+    rows: pd.DataFrame
+    total: int
+    query: GridQuery
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // PAGE_SIZE))
+
+
+class Catalog:
+    """The videos the app shows; thread-safe (uvicorn runs the sync handlers on a pool)."""
+
+    def __init__(self, store: Store, export_dir: Path | None = None, run_dir: Path | None = None) -> None:
+        self.store = store
+        self.export_dir = Path(export_dir) if export_dir else None
+        self.run_dir = run_dir or (latest_run(self.export_dir) if self.export_dir else None)
+        self.labels = _labels(self.export_dir, self.run_dir)
+        self._lock = threading.Lock()
+        self._rows: pd.DataFrame | None = None
+        self._loaded_at = 0.0
+
+    def rows(self) -> pd.DataFrame:
+        """Every video with ``label, split, score, error`` (null where the export or run has none)."""
+        with self._lock:
+            if self._rows is None or time.monotonic() - self._loaded_at > REFRESH_S:
+                rows = grid_rows(self.store)
+                self._rows = rows.join(self.labels, on="video_id") if not self.labels.empty else _no_labels(rows)
+                self._loaded_at = time.monotonic()
+            return self._rows
+
+    def video(self, video_id: str) -> pd.Series | None:
+        rows = self.rows()
+        found = rows.index[rows["video_id"] == video_id]
+        return rows.loc[found[0]] if len(found) else None
+
+    def page(self, query: GridQuery) -> GridPage:
+        rows = self.rows()
+        keep = np.ones(len(rows), dtype=bool)
+        if query.hashtag:
+            keep &= rows["video_id"].isin(hashtag_video_ids(self.store, query.hashtag)).to_numpy()
+        if query.author:
+            keep &= (rows["author"].str.lower() == query.author.lower().lstrip("@")).fillna(False).to_numpy(bool)
+        for column in ("split", "label"):
+            wanted = getattr(query, column)
+            if wanted:
+                keep &= (rows[column].astype("string") == wanted).fillna(False).to_numpy(bool)
+        chosen = rows[keep]
+        ordered = chosen.sort_values(
+            [query.sort, "video_id"], ascending=[not query.descending, True], na_position="last", kind="stable"
+        )
+        start = query.page * PAGE_SIZE
+        return GridPage(ordered.iloc[start : start + PAGE_SIZE], len(ordered), query)
+
+
+def _labels(export_dir: Path | None, run_dir: Path | None) -> pd.DataFrame:
+    """``label, split, score, error`` by video id, from an export (its label column) and a run's
+    predictions (``error`` = ``|score - target|``); empty without an export."""
+    if export_dir is None:
+        return pd.DataFrame()
+    manifest, table = read_export(export_dir)
+    label_column = manifest.get("label_column", "is_viral")
+    labels = pd.DataFrame(
+        {"label": table[label_column].convert_dtypes().array, "split": table["split"].astype("string").to_numpy()},
+        index=pd.Index(table["video_id"].astype(str), name="video_id"),
+    )
+    labels["score"] = labels["error"] = np.nan
+    if run_dir is not None and (Path(run_dir) / "predictions.parquet").is_file():
+        predictions = pd.read_parquet(Path(run_dir) / "predictions.parquet")
+        predictions = predictions.set_index(predictions["video_id"].astype(str))
+        labels["score"] = predictions["score"].reindex(labels.index)
+        labels["error"] = (predictions["score"] - predictions["target"]).abs().reindex(labels.index)
+    return labels
+
+
+def _no_labels(rows: pd.DataFrame) -> pd.DataFrame:
+    return rows.assign(
+        label=np.nan, split=pd.Series(pd.NA, index=rows.index, dtype="string"), score=np.nan, error=np.nan
+    )

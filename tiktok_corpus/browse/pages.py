@@ -1,0 +1,205 @@
+"""The web app's HTML: the grid, a video's page and the queue, as strings.
+
+Every text that came from TikTok (captions, user names, error messages) goes through :func:`text`,
+which escapes ``& < > " '`` and so is safe both between tags and inside quoted attributes. No page
+embeds data in a ``<script>``; the snapshot chart is an inline SVG drawn here.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from urllib.parse import quote, urlencode
+
+import numpy as np
+import pandas as pd
+
+from .catalog import COUNT_LABELS, SORT_KEYS, GridPage, GridQuery
+
+STYLE = """
+body { font-family: sans-serif; margin: 1em 2em; color: #222; }
+nav a { margin-right: 1em; }
+form.filters { margin: 1em 0; display: flex; gap: .6em; flex-wrap: wrap; align-items: end; }
+form.filters label { display: flex; flex-direction: column; font-size: .8em; }
+.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(170px, 1fr)); gap: 14px; }
+.card { border: 1px solid #ddd; border-radius: 6px; padding: 6px; font-size: .8em; overflow: hidden; }
+.card img { width: 100%; height: 220px; object-fit: contain; background: #111; display: block; }
+.caption { color: #444; max-height: 3.6em; overflow: hidden; overflow-wrap: anywhere; }
+table { border-collapse: collapse; margin: .6em 0; } th, td { border: 1px solid #ccc; padding: 3px 8px; }
+video { max-height: 70vh; max-width: 100%; background: #000; }
+.pager a, .pager span { margin-right: 1em; }
+"""
+
+
+def text(value: object) -> str:
+    """Any value as HTML text (safe in attributes too); ``-`` for a missing one."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return "-"
+    return html.escape(str(value), quote=True)
+
+
+def layout(title: str, body: str) -> str:
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{text(title)}</title>'
+        f'<style>{STYLE}</style></head><body><nav><a href="/">Videos</a><a href="/queue">Queue</a>'
+        f'<a href="/report">Report</a></nav>{body}</body></html>'
+    )
+
+
+def grid_page(page: GridPage, source: str) -> str:
+    query = page.query
+    cards = "".join(_card(row) for row in page.rows.itertuples(index=False))
+    return layout(
+        "tiktok-corpus: videos",
+        f"<h1>Videos</h1><p>{page.total:,} videos ({text(source)}).</p>{_filters(query)}"
+        f'<div class="grid" id="grid">{cards}</div>{_pager(page)}',
+    )
+
+
+def _card(row) -> str:
+    counts = " ".join(f"{label} {_number(getattr(row, column))}" for column, label in COUNT_LABELS.items())
+    scored = "" if _missing(row.score) else f" score {row.score:.3f} error {row.error:.3f}"
+    labelled = "" if _missing(row.label) else f"label {text(row.label)} ({text(row.split)}){scored}"
+    return (
+        f'<div class="card" data-video-id="{text(row.video_id)}"><a href="/video/{quote(str(row.video_id))}">'
+        f'<img loading="lazy" alt="" src="/poster/{quote(str(row.video_id))}.jpg"></a>'
+        f'<div class="author">@{text(row.author)}</div><div class="counts">{counts}</div>'
+        f'<div class="labels">{labelled}</div><div class="caption">{text(row.desc)}</div></div>'
+    )
+
+
+def _filters(query: GridQuery) -> str:
+    options = "".join(
+        f'<option value="{key}"{" selected" if key == query.sort else ""}>{key}</option>' for key in SORT_KEYS
+    )
+    order = "".join(
+        f'<option value="{value}"{" selected" if (value == "desc") == query.descending else ""}>{value}</option>'
+        for value in ("desc", "asc")
+    )
+    fields = "".join(
+        f'<label>{name}<input name="{name}" value="{text(getattr(query, name) or "")}"></label>'
+        for name in ("hashtag", "author", "split", "label")
+    )
+    return (
+        f'<form class="filters" method="get" action="/"><label>sort<select name="sort">{options}</select></label>'
+        f'<label>order<select name="order">{order}</select></label>{fields}<button type="submit">Show</button></form>'
+    )
+
+
+def _pager(page: GridPage) -> str:
+    query = page.query
+
+    def link(number: int, label: str) -> str:
+        params = {
+            "sort": query.sort,
+            "order": "desc" if query.descending else "asc",
+            **{k: v for k in ("hashtag", "author", "split", "label") if (v := getattr(query, k))},
+            "page": number,
+        }
+        return f'<a href="/?{text(urlencode(params))}">{label}</a>'
+
+    previous = link(query.page - 1, "previous") if query.page > 0 else ""
+    following = link(query.page + 1, "next") if query.page + 1 < page.pages else ""
+    return f'<div class="pager">{previous}<span>page {query.page + 1} of {page.pages}</span>{following}</div>'
+
+
+def video_page(
+    detail: dict,
+    labels: pd.Series | None,
+    snapshots: pd.DataFrame,
+    related: dict[str, list[tuple[str, int]]],
+    attempts: pd.DataFrame,
+) -> str:
+    video_id = str(detail["video_id"])
+    player = (
+        f'<video id="player" controls preload="auto" src="/files/{quote(str(detail["path"]))}"></video>'
+        if detail.get("path")
+        else "<p>No downloaded file.</p>"
+    )
+    facts = {
+        "author": f"@{detail.get('author') or '-'}",
+        "posted (epoch s)": detail.get("create_time"),
+        "found via": f"{detail.get('source')} at depth {detail.get('depth')}",
+        "download": f"{detail.get('download_status')} {detail.get('download_error') or ''}",
+        "probe": f"{detail.get('probe_status')} {detail.get('probe_error') or ''}",
+    }
+    if labels is not None:
+        facts |= {k: labels.get(k) for k in ("label", "split", "score", "error")}
+    probe = {k: detail.get(k) for k in ("size_bytes", "sha256", "container", "video_codec", "width", "height")}
+    probe |= {k: detail.get(k) for k in ("avg_fps", "duration_s", "frame_count", "has_audio", "audio_codec")}
+    return layout(
+        f"video {video_id}",
+        f'<h1>Video {text(video_id)}</h1>{player}<p class="desc">{text(detail.get("desc"))}</p>'
+        f"{_table(facts)}<h2>Stats over time</h2>{snapshot_chart(snapshots)}"
+        f"{snapshots.to_html(index=False, na_rep='-', classes='snapshots')}"
+        f"<h2>Related videos</h2>{_related(related)}<h2>Probe</h2>{_table(probe)}"
+        f"<h2>Download attempts</h2>{attempts.to_html(index=False, na_rep='-', classes='attempts')}",
+    )
+
+
+def _related(related: dict[str, list[tuple[str, int]]]) -> str:
+    parts = []
+    for key, heading in (("parents", "listed it in their related list"), ("children", "in its related list")):
+        links = "".join(
+            f'<li><a class="related" href="/video/{quote(v)}">{text(v)}</a> (rank {rank})</li>'
+            for v, rank in related[key]
+        )
+        parts.append(f'<h3>{heading} ({len(related[key])})</h3><ul class="{key}">{links}</ul>')
+    return "".join(parts)
+
+
+def snapshot_chart(snapshots: pd.DataFrame, width: int = 640, height: int = 220) -> str:
+    """Counts (log scale, ``+1``) against capture time as an inline SVG, one line per count."""
+    if snapshots.empty:
+        return "<p>No stats snapshot.</p>"
+    times = pd.to_datetime(snapshots["captured_at"], utc=True).astype("int64").to_numpy() / 1e9
+    span = max(float(times.max() - times.min()), 1.0)
+    columns = [c for c in COUNT_LABELS if snapshots[c].notna().any()]
+    values = {c: np.log10(snapshots[c].astype("float64").fillna(0).to_numpy() + 1) for c in columns}
+    top = max([float(v.max()) for v in values.values()] + [1.0])
+    colors = ("#3b75af", "#d9534f", "#5cb85c", "#f0ad4e")
+    lines: list[str] = []
+    for (column, series), color in zip(values.items(), colors):
+        points = " ".join(
+            f"{40 + (t - times.min()) / span * (width - 60):.1f},{height - 20 - v / top * (height - 40):.1f}"
+            for t, v in zip(times, series)
+        )
+        lines.append(
+            f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{points}"><title>{column}</title>'
+            f'</polyline><text x="{width - 110}" y="{20 + 14 * len(lines)}" fill="{color}">'
+            f"{COUNT_LABELS[column]}</text>"
+        )
+    return (
+        f'<svg id="snapshot-chart" width="{width}" height="{height}" role="img" aria-label="counts over time">'
+        f'<line x1="40" y1="{height - 20}" x2="{width - 20}" y2="{height - 20}" stroke="#888"/>'
+        f'<text x="40" y="{height - 4}">{len(times)} snapshots, log10(count + 1) up to {top:.1f}</text>'
+        f"{''.join(lines)}</svg>"
+    )
+
+
+def queue_page(counts: dict, report: bool) -> str:
+    rows = "".join(
+        f"<tr><th>{text(stage)}</th><td>{text(status)}</td><td>{n:,}</td></tr>"
+        for stage, by_status in counts["stages"].items()
+        for status, n in by_status.items()
+    )
+    link = (
+        '<p><a href="/report">The report</a></p>' if report else "<p>No report yet: run <code>corpus report</code>.</p>"
+    )
+    return layout(
+        "tiktok-corpus: queue",
+        f"<h1>Queue</h1><p>{counts['videos']:,} items, {counts['edges']:,} related edges.</p>"
+        f'<table id="queue"><tr><th>stage</th><th>status</th><th>videos</th></tr>{rows}</table>{link}',
+    )
+
+
+def _table(values: dict) -> str:
+    return "<table>" + "".join(f"<tr><th>{text(k)}</th><td>{text(v)}</td></tr>" for k, v in values.items()) + "</table>"
+
+
+def _number(value) -> str:
+    return "-" if _missing(value) else f"{int(value):,}"
+
+
+def _missing(value) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))

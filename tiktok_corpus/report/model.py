@@ -1,0 +1,251 @@
+"""The report's model section: a training run's metrics beside its baselines with the verdict, its
+curves per epoch, the confusion matrix at both thresholds, the ROC curve (or predicted vs. true), the
+best- and worst-scored test videos as poster frames, and an ablation when one was run.
+
+A run directory (``corpus train``, any model kind) holds ``metrics.json`` (train/metrics.py
+``evaluate``), ``history.csv`` (one row per epoch) and ``predictions.parquet`` (``video_id, split,
+target, score``); that is all this reads, so it works for every model that writes those.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from ..errors import ConfigError
+from ..export.format import read_export
+from ..posters import poster_frames
+from .figures import FigureSpec, no_data
+
+THRESHOLDS = {"at_0.5": "threshold 0.5", "at_tuned": "tuned threshold"}
+BEST_WORST = 3  # videos shown at each end of the test ranking
+# history.csv columns that are bookkeeping, not curves
+NOT_CURVES = ("epoch", "lr", "seconds", "train_clips_per_s")
+
+
+def run_export_dir(run_dir: Path) -> Path:
+    """The export a run was trained on (its metrics name it; a run's default home is EXPORT/runs/<time>)."""
+    metrics = _metrics(run_dir)
+    return Path(metrics.get("run", {}).get("export") or Path(run_dir).parent.parent)
+
+
+def model_section(
+    run_dir: Path | None, export_dir: Path | None, poster_dir: Path, render: Callable[[list[FigureSpec]], str]
+) -> str:
+    """The section's HTML ("" when there is neither a run nor an ablation); ``render`` draws figure specs
+    into embedded images (the page's one way of showing a figure)."""
+    ablation = _ablation_section(export_dir)
+    if run_dir is None:
+        return f'<h2 id="model">Model</h2>{ablation}' if ablation else ""
+    metrics, history, predictions = read_run(run_dir)
+    run = metrics.get("run", {})
+    run_export = run_export_dir(run_dir)
+    _, rows = read_export(run_export)
+    verdict_class = "beats" if metrics.get("beats_baselines") else "does-not-beat"
+    collapsed = '<p class="note">The model collapsed to a constant prediction.</p>' if metrics.get("collapsed") else ""
+    table = metrics_table(metrics).to_html(
+        float_format=lambda v: f"{v:.3f}", na_rep="-", classes="model-metrics", border=0
+    )
+    about = (
+        f"export {run.get('export_name', run_export.name)} v{run.get('export_version', '?')} ({metrics['task']} "
+        f"task, {metrics['n_test']} test videos, best epoch {run.get('best_epoch', '-')})"
+    )
+    return (
+        f'<h2 id="model">Model</h2><p>Run <code>{html.escape(str(run_dir))}</code> on {html.escape(about)}.</p>'
+        f'{collapsed}<p class="verdict {verdict_class}"><b>Verdict:</b> {html.escape(metrics["verdict"])}</p>'
+        f"<h3>Test metrics beside the baselines</h3>{table}"
+        f"{render(model_specs(metrics, history, predictions))}"
+        f"{best_worst_html(predictions, run_export, rows, poster_dir)}{ablation}"
+    )
+
+
+def metrics_table(metrics: dict) -> pd.DataFrame:
+    """One row per model (the trained one first, then each baseline): the main metric, its confidence
+    interval where the run has one, the p-value and the figures at the tuned threshold (binary) or the
+    errors (continuous)."""
+    main = metrics["main_metric"]
+    binary = metrics["task"] == "binary"
+    rows = {}
+    for name, values in {"model": metrics["model"], **metrics["baselines"]}.items():
+        interval = values.get(f"{main}_ci")
+        row: dict[str, object] = {
+            main: values.get(main),
+            "95% CI": f"{interval[0]:.3f} - {interval[1]:.3f}" if interval else None,
+            "p-value": values.get("p_value"),
+        }
+        if binary:
+            tuned = values.get("at_tuned", {})
+            row |= {key: tuned.get(key) for key in ("accuracy", "precision", "recall", "f1")}
+        else:
+            row |= {key: values.get(key) for key in ("mae", "spearman")}
+        row["note"] = values.get("note") or values.get(f"{main}_note")
+        rows[name] = row
+    return pd.DataFrame(rows).T.dropna(axis=1, how="all")
+
+
+def model_specs(metrics: dict, history: pd.DataFrame, predictions: pd.DataFrame) -> list[FigureSpec]:
+    """The model section's figures: curves per epoch, the confusion matrices (binary) and the test
+    ROC curve (binary) or predicted against true (continuous)."""
+    test = predictions[predictions["split"] == "test"]
+    specs = [FigureSpec("model_curves", "Loss and metrics per epoch", lambda fig: _curves(fig, history))]
+    if metrics["task"] == "binary":
+        specs += [
+            FigureSpec(
+                "model_confusion",
+                "Test confusion matrix at both thresholds",
+                lambda fig: _confusions(fig, metrics["model"]),
+            ),
+            FigureSpec("model_roc", "Test ROC curve", lambda fig: _roc(fig.subplots(), test)),
+        ]
+    else:
+        specs.append(
+            FigureSpec("model_scatter", "Predicted vs. true (test)", lambda fig: _scatter(fig.subplots(), test))
+        )
+    return specs
+
+
+def best_worst_html(predictions: pd.DataFrame, export_dir: Path, rows: pd.DataFrame, poster_dir: Path) -> str:
+    """The highest- and lowest-scored test videos as poster frames (embedded, at their aspect ratio),
+    each with its score, true target and caption."""
+    ranked = predictions[predictions["split"] == "test"].sort_values("score", ascending=False)
+    picks = pd.concat([ranked.head(BEST_WORST), ranked.tail(BEST_WORST)]).drop_duplicates("video_id")
+    info = rows.set_index(rows["video_id"].astype(str))
+    known = picks[picks["video_id"].astype(str).isin(info.index)]
+    meta = info.loc[list(known["video_id"].astype(str))]
+    sources = [(export_dir / str(f), s if isinstance(s, str) else None) for f, s in zip(meta["file"], meta["sha256"])]
+    posters = poster_frames(sources, poster_dir)
+    cards = []
+    for (video_id, score, target), poster, caption in zip(
+        known[["video_id", "score", "target"]].itertuples(index=False), posters, meta["desc"]
+    ):
+        image = (
+            f'<img alt="poster of {html.escape(str(video_id))}" src="data:image/jpeg;base64,'
+            f'{base64.b64encode(poster.read_bytes()).decode("ascii")}">'
+            if poster
+            else '<div class="no-poster">no frame</div>'
+        )
+        cards.append(
+            f"<div class=poster-card>{image}<div><b>{html.escape(str(video_id))}</b><br>score {score:.3f}, "
+            f"true {target:g}<br><small>{html.escape(str(caption or ''))[:120]}</small></div></div>"
+        )
+    return (
+        '<figure id="best-worst"><div class="posters">' + "".join(cards) + "</div>"
+        f"<figcaption>Highest (first {BEST_WORST}) and lowest (last {BEST_WORST}) scored test videos</figcaption>"
+        "</figure>"
+    )
+
+
+def _ablation_section(export_dir: Path | None) -> str:
+    """The newest ablation of the export (``EXPORT/ablations/<time>/ablation.json`` with ``rows``,
+    ``main_metric`` and ``figure``) as a table and its importance plot; "" when none was run."""
+    found = sorted((Path(export_dir) / "ablations").glob("*/ablation.json")) if export_dir else []
+    if not found:
+        return ""
+    ablation = json.loads(found[-1].read_text(encoding="utf-8"))
+    main = ablation.get("main_metric", "metric")
+    table = pd.DataFrame(
+        [
+            {
+                "model": row.get("name"),
+                "modalities": ", ".join(row.get("modalities") or []),
+                main: row.get("metric"),
+                "95% CI": "{:.3f} - {:.3f}".format(*row["ci"]) if row.get("ci") else None,
+                "beats baselines": row.get("beats_baselines"),
+                "verdict": row.get("verdict"),
+            }
+            for row in ablation.get("rows", [])
+        ]
+    )
+    figure = found[-1].parent / str(ablation.get("figure") or "")
+    image = (
+        f'<figure id="ablation-figure"><img alt="ablation" src="data:image/png;base64,'
+        f'{base64.b64encode(figure.read_bytes()).decode("ascii")}">'
+        "<figcaption>Modality importance</figcaption></figure>"
+        if ablation.get("figure") and figure.is_file()
+        else ""
+    )
+    return (
+        f'<h3 id="ablation">Ablation ({html.escape(found[-1].parent.name)})</h3>'
+        + table.to_html(float_format=lambda v: f"{v:.3f}", na_rep="-", classes="ablation", index=False)
+        + image
+    )
+
+
+def read_run(run_dir: Path) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+    """``(metrics, history, predictions)`` of a run directory (history empty when it has none)."""
+    run_dir = Path(run_dir)
+    metrics = _metrics(run_dir)
+    history = pd.read_csv(run_dir / "history.csv") if (run_dir / "history.csv").is_file() else pd.DataFrame()
+    return metrics, history, pd.read_parquet(run_dir / "predictions.parquet")
+
+
+def _metrics(run_dir: Path) -> dict:
+    path = Path(run_dir) / "metrics.json"
+    if not path.is_file():
+        raise ConfigError(f"{run_dir} is not a finished training run: no metrics.json")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _curves(fig: Figure, history: pd.DataFrame) -> None:
+    curves = [c for c in history.columns if c not in NOT_CURVES and pd.api.types.is_numeric_dtype(history[c])]
+    if history.empty or not curves:
+        return no_data(fig.subplots())
+    losses = [c for c in curves if "loss" in c]
+    others = [c for c in curves if c not in losses]
+    axes = fig.subplots(1, 2 if losses and others else 1, squeeze=False)[0]
+    for ax, columns, label in zip(axes, [c for c in (losses, others) if c], ("loss", "metric")):
+        for column in columns:
+            ax.plot(history["epoch"], history[column], marker="o", label=column)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label if columns is others or not others else "loss")
+        ax.legend()
+
+
+def _confusions(fig: Figure, model: dict) -> None:
+    axes = fig.subplots(1, 2)
+    for ax, (key, title) in zip(axes, THRESHOLDS.items()):
+        at = model.get(key)
+        if not at:
+            no_data(ax)
+            continue
+        matrix = np.asarray(at["confusion_matrix"])
+        ax.imshow(matrix, cmap="Blues")
+        for (row, col), count in np.ndenumerate(matrix):
+            ax.text(col, row, str(count), ha="center", va="center", fontsize=13)
+        ax.set_xticks([0, 1], ["not viral", "viral"])
+        ax.set_yticks([0, 1], ["not viral", "viral"])
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(f"{title} ({at['threshold']:.2f})", fontsize=10)
+
+
+def _roc(ax: Axes, test: pd.DataFrame) -> None:
+    y, scores = test["target"].to_numpy(dtype=float), test["score"].to_numpy(dtype=float)
+    positives, negatives = (y == 1).sum(), (y == 0).sum()
+    if not positives or not negatives:
+        return no_data(ax)
+    order = np.argsort(-scores, kind="stable")
+    tpr = np.concatenate([[0], np.cumsum(y[order] == 1) / positives])
+    fpr = np.concatenate([[0], np.cumsum(y[order] == 0) / negatives])
+    ax.plot(fpr, tpr, label="model")
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="chance")
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.legend()
+
+
+def _scatter(ax: Axes, test: pd.DataFrame) -> None:
+    if test.empty:
+        return no_data(ax)
+    ax.scatter(test["target"], test["score"], s=12, alpha=0.7)
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey")
+    ax.set_xlabel("true virality_score")
+    ax.set_ylabel("predicted")

@@ -1,0 +1,146 @@
+"""The statements of ``corpus browse``: every video with its latest counts (the grid), the videos of a
+hashtag, and one video's details (snapshots over time, related videos both ways, probe, download
+attempts). Reads only.
+
+The grid is read whole, once per refresh, into a frame the web app sorts and pages in memory (numpy
+over 100,000 rows takes milliseconds), because its sort keys mix database columns with an export's
+labels and a run's scores that live in files, not tables. The latest snapshot per video is found
+through the ``stats_snapshots.video_id`` index (the largest id per video), one pass.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+from sqlalchemy import func, or_, select
+
+from .db import Store
+from .models import Author, DownloadAttempt, Hashtag, MediaFile, RelatedEdge, StatsSnapshot, Video, VideoHashtag
+
+COUNTS = ("play_count", "like_count", "comment_count", "share_count")
+
+
+def grid_rows(store: Store) -> pd.DataFrame:
+    """One row per video item: ``video_id, author, desc, create_time, download_status, probe_status``,
+    the latest :data:`COUNTS` (null without a snapshot), ``media_path`` (relative to the data dir) and
+    ``sha256`` (null without a file); ordered by id."""
+    latest = (
+        select(StatsSnapshot.video_id, func.max(StatsSnapshot.id).label("snapshot_id"))
+        .group_by(StatsSnapshot.video_id)
+        .subquery()
+    )
+    query = (
+        select(
+            Video.id.label("video_id"),
+            Author.unique_id.label("author"),
+            Video.desc,
+            Video.create_time,
+            Video.download_status,
+            Video.probe_status,
+            *(getattr(StatsSnapshot, c) for c in COUNTS),
+            MediaFile.path.label("media_path"),
+            MediaFile.sha256,
+        )
+        .outerjoin(Author, Author.id == Video.author_id)
+        .outerjoin(latest, latest.c.video_id == Video.id)
+        .outerjoin(StatsSnapshot, StatsSnapshot.id == latest.c.snapshot_id)
+        .outerjoin(MediaFile, MediaFile.video_id == Video.id)
+        .where(Video.item_kind == "video")
+        .order_by(Video.id)
+    )
+    with store.engine.connect() as conn:
+        rows = pd.read_sql(query, conn)
+    for column in COUNTS:
+        rows[column] = rows[column].astype("Int64")
+    return rows
+
+
+def hashtag_video_ids(store: Store, name: str) -> set[str]:
+    """Ids of the videos tagged ``name`` (without its ``#``, any case)."""
+    query = (
+        select(VideoHashtag.video_id)
+        .join(Hashtag, Hashtag.id == VideoHashtag.hashtag_id)
+        .where(func.lower(Hashtag.name) == name.lower().lstrip("#"))
+    )
+    with store.engine.connect() as conn:
+        return set(conn.scalars(query))
+
+
+def video_detail(store: Store, video_id: str) -> dict | None:
+    """A video's row with its author, file and probe columns as one dict, or None when unknown."""
+    query = (
+        select(
+            Video.id.label("video_id"),
+            Video.desc,
+            Video.create_time,
+            Video.item_kind,
+            Video.source,
+            Video.depth,
+            Video.first_seen_at,
+            Video.download_status,
+            Video.download_error,
+            Video.probe_status,
+            Video.probe_error,
+            Author.unique_id.label("author"),
+            Author.follower_count,
+            *(c.label(c.key) for c in MediaFile.__table__.columns if c.key != "video_id"),
+        )
+        .outerjoin(Author, Author.id == Video.author_id)
+        .outerjoin(MediaFile, MediaFile.video_id == Video.id)
+        .where(Video.id == video_id)
+    )
+    with store.engine.connect() as conn:
+        row = conn.execute(query).mappings().first()
+    return dict(row) if row else None
+
+
+def video_snapshots(store: Store, video_id: str) -> pd.DataFrame:
+    """Every stats snapshot of a video, oldest first: ``captured_at``, the counts, ``source``, ``age_s``."""
+    query = (
+        select(
+            StatsSnapshot.captured_at,
+            *(getattr(StatsSnapshot, c) for c in COUNTS),
+            StatsSnapshot.collect_count,
+            StatsSnapshot.source,
+            StatsSnapshot.age_s,
+        )
+        .where(StatsSnapshot.video_id == video_id)
+        .order_by(StatsSnapshot.captured_at, StatsSnapshot.id)
+    )
+    with store.engine.connect() as conn:
+        return pd.read_sql(query, conn)
+
+
+def related_videos(store: Store, video_id: str) -> dict[str, list[tuple[str, int]]]:
+    """The crawl's edges at a video, both ways: ``{"parents": [(id, rank)], "children": [(id, rank)]}``
+    (parents listed it in their related list; children are in its own), by rank."""
+    query = (
+        select(RelatedEdge.parent_id, RelatedEdge.child_id, RelatedEdge.rank)
+        .where(or_(RelatedEdge.parent_id == video_id, RelatedEdge.child_id == video_id))
+        .order_by(RelatedEdge.rank, RelatedEdge.parent_id, RelatedEdge.child_id)
+    )
+    with store.engine.connect() as conn:
+        edges = conn.execute(query).all()
+    return {
+        "parents": [(parent, rank) for parent, child, rank in edges if child == video_id],
+        "children": [(child, rank) for parent, child, rank in edges if parent == video_id],
+    }
+
+
+def download_attempts(store: Store, video_id: str) -> pd.DataFrame:
+    """A video's download attempts, oldest first."""
+    query = (
+        select(
+            DownloadAttempt.started_at,
+            DownloadAttempt.method,
+            DownloadAttempt.url_kind,
+            DownloadAttempt.http_status,
+            DownloadAttempt.bytes,
+            DownloadAttempt.duration_s,
+            DownloadAttempt.outcome,
+            DownloadAttempt.message,
+        )
+        .where(DownloadAttempt.video_id == video_id)
+        .order_by(DownloadAttempt.started_at, DownloadAttempt.id)
+    )
+    with store.engine.connect() as conn:
+        return pd.read_sql(query, conn)
