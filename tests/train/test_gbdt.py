@@ -63,7 +63,9 @@ def _config(root, tmp_path, **options) -> TrainConfig:
 
 def test_a_gbdt_run_writes_the_same_report_shape_as_the_network(planted, tmp_path):
     root, features = planted
-    run_dir = train_gbdt(_config(root, tmp_path, modalities="author,time"), features, {"author": {"random_init": False}})
+    run_dir = train_gbdt(
+        _config(root, tmp_path, modalities="author,time"), features, {"author": {"random_init": False}}
+    )
 
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert {"task", "main_metric", "model", "baselines", "collapsed", "beats_baselines", "verdict"} <= set(metrics)

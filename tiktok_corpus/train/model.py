@@ -66,10 +66,14 @@ class FusionModel(nn.Module):
         super().__init__()
         backbone.fc = nn.Identity()
         self.backbone = backbone
+        # The side vectors arrive standardised; the embedding is brought to the same scale, so neither
+        # part drowns the other at the head's input (a random-init backbone's can be orders larger).
+        self.embedding_norm = nn.LayerNorm(BACKBONE_FEATURES, elementwise_affine=False)
         self.head = virality_head(BACKBONE_FEATURES + side_features)
 
     def forward(self, clips: torch.Tensor, side: torch.Tensor) -> torch.Tensor:
-        return self.head(torch.cat([self.backbone(clips), side.to(clips.dtype)], dim=1)).squeeze(1)
+        embedding = self.embedding_norm(self.backbone(clips))
+        return self.head(torch.cat([embedding, side.to(embedding.dtype)], dim=1)).squeeze(1)
 
     def freeze_backbone(self) -> None:
         for parameter in self.backbone.parameters():
