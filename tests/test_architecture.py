@@ -24,6 +24,7 @@ ALLOWED_STAGE_IMPORTS = {
     ("train", "export"),  # training reads an export folder through the export's own reader and label map
     ("features", "export"),  # features are computed per export, fitted on its train split
     ("features", "train"),  # the video embedding reads the trainer's decode-once proxy cache
+    ("train", "features"),  # gbdt, fusion and the ablation learn from the feature tables
     ("report", "export"),  # the report reads an export and its runs
     ("browse", "export"),  # the web app shows an export's labels and runs
 }

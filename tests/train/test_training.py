@@ -103,7 +103,7 @@ def test_noise_is_not_claimed_and_resume_continues(noise_export, tmp_path):
 
 
 def test_best_checkpoint_keeps_its_epoch_when_last_moves_on(tmp_path):
-    from tiktok_corpus.train.loop import _checkpoint
+    from tiktok_corpus.train.checkpoints import save_checkpoint
 
     model = torch.nn.Linear(2, 1)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -112,7 +112,7 @@ def test_best_checkpoint_keeps_its_epoch_when_last_moves_on(tmp_path):
     for epoch, improved in ((1, True), (2, False)):
         with torch.no_grad():
             model.weight.fill_(float(epoch))
-        _checkpoint(tmp_path, model, optimizer, scheduler, config, {"epoch": epoch, "history": []}, improved)
+        save_checkpoint(tmp_path, model, optimizer, scheduler, config, {"epoch": epoch, "history": []}, improved)
     best, last = (torch.load(tmp_path / name, weights_only=False) for name in ("best.pt", "last.pt"))
     assert (best["epoch"], last["epoch"]) == (1, 2)
     assert best["model"]["weight"].eq(1.0).all() and last["model"]["weight"].eq(2.0).all()

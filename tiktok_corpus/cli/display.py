@@ -238,3 +238,28 @@ def _auc(values: dict) -> str:
 
 def _plain(counts: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in counts.items()) or "none"
+
+
+def ablation_table(result: dict) -> Table:
+    """One line per ablation line: its test metric with the 95% interval, the oracle, the verdict."""
+    metric = result["main_metric"]
+    table = Table(title=f"What drives virality in this corpus (gbdt, test {metric}, n={result['n_test']})")
+    for column in ("modalities", metric, "95% CI", "oracle", "beats baselines", "permutation drop"):
+        table.add_column(column)
+    drops = result["importances"]["permutation_by_modality"]
+    for row in result["rows"]:
+        value = "n/a" if row["metric"] is None else f"{row['metric']:.3f}"
+        interval = "n/a" if row["ci"] is None else f"{row['ci'][0]:.3f}-{row['ci'][1]:.3f}"
+        oracle = result["oracles"].get(row["name"])
+        drop = drops.get(row["name"]) if row["kind"] == "single" else None
+        table.add_row(
+            row["name"],
+            value,
+            interval,
+            "" if oracle is None else f"{oracle:.3f}",
+            "yes" if row["beats_baselines"] else "no",
+            "" if drop is None else f"{drop:+.3f}",
+        )
+    baselines = ", ".join(f"{name} {value:.3f}" for name, value in result["baselines"].items() if value is not None)
+    table.caption = f"baselines: {baselines}"
+    return table

@@ -1,18 +1,58 @@
-"""Train the paper's R(2+1)D-18 virality model on an export and score videos with a trained run.
+"""Learn virality from an export: the paper's R(2+1)D-18 network, LightGBM on the feature tables, or both
+fused; score videos with a trained run; ablate the modalities.
 
-``train`` loads torch on first use, so importing the options (the CLI does) costs nothing.
+``train`` loads torch (and the feature extractors) on first use, so importing the options (the CLI
+does) costs nothing.
 """
 
-from typing import Any
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .config import TrainConfig
 
-__all__ = ["TrainConfig", "train"]
+if TYPE_CHECKING:
+    from ..features import FeatureOptions
+
+__all__ = ["TrainConfig", "ablate", "train"]
 
 
-def __getattr__(name: str) -> Any:
-    if name == "train":
-        from .loop import train
+def train(config: TrainConfig, features: FeatureOptions | None = None) -> Path:
+    """Train ``config.model`` on ``config.export_dir`` and write the run directory; returns it.
 
-        return train
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    gbdt and fusion read the feature tables of ``config.modalities`` (made with ``features``, or the
+    extractors' defaults, and cached beside the export); the paper's network needs none.
+    """
+    if config.model == "r2plus1d":
+        from .loop import train as train_network
+
+        return train_network(config)
+    from .gbdt import train_gbdt
+    from .loop import train as train_network
+
+    table, provenance = _feature_table(config, features)
+    if config.model == "gbdt":
+        return train_gbdt(config, table, provenance)
+    return train_network(config, side=(table, provenance))
+
+
+def ablate(config: TrainConfig, features: FeatureOptions | None = None, **options) -> Path:
+    """``corpus ablate``: see :func:`.ablate.ablate`; the feature tables are made or read here."""
+    from .ablate import ablate as run_ablation
+
+    table, provenance = _feature_table(config, features)
+    return run_ablation(config, table, provenance, **options)
+
+
+def _feature_table(config: TrainConfig, features: FeatureOptions | None):
+    from dataclasses import replace
+
+    from ..features import FeatureOptions, feature_provenance, load_features
+
+    modalities = config.modality_list
+    if config.model == "fusion":  # the network is the video modality; the others join before its head
+        modalities = tuple(m for m in modalities if m != "video")
+    options = replace(features or FeatureOptions(), modalities=modalities, progress=config.progress)
+    table = load_features(config.export_dir, modalities, options)
+    return table, feature_provenance(config.export_dir, modalities, options)

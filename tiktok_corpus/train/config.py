@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
 from pathlib import Path
 
 from ..config import described
@@ -10,6 +11,9 @@ from ..errors import ConfigError
 
 # Options that may change when a run is resumed; everything else must match the saved config.
 RESUMABLE_OVERRIDES = ("epochs", "patience", "device", "amp", "workers", "progress")
+MODELS = ("r2plus1d", "gbdt", "fusion")
+# The feature modalities (features/); kept here too so the CLI can validate without importing that stage.
+MODALITIES = ("video", "audio", "text", "author", "time")
 
 
 @dataclass
@@ -17,6 +21,16 @@ class TrainConfig:
     """Every option of ``corpus train``; the defaults are the paper's."""
 
     export_dir: Path
+    model: str = described(
+        "r2plus1d",
+        "r2plus1d: the paper's network on pixels | gbdt: LightGBM on the feature tables of --modalities | "
+        "fusion: the paper's network with the other modalities' vectors joined before its head.",
+    )
+    modalities: str = described(",".join(MODALITIES), "Feature modalities for gbdt and fusion, comma-separated.")
+    label: str | None = described(None, "binary (is_viral) | continuous (virality_score); default the export's.")
+    rounds: int = described(2000, "gbdt: most boosting rounds (early stopping on val picks fewer).")
+    leaves: int = described(15, "gbdt: leaves per tree.")
+    boost_lr: float = described(0.05, "gbdt: learning rate (shrinkage) per round.")
     epochs: int = described(20, "Maximum epochs.")
     frames: int = described(32, "Consecutive frames per clip.")
     size: int = described(112, "Frame height and width (even).")
@@ -51,6 +65,8 @@ class TrainConfig:
             "step_size": self.step_size,
             "patience": self.patience,
             "eval_clips": self.eval_clips,
+            "rounds": self.rounds,
+            "leaves": self.leaves,
         }
         for name, value in positive.items():
             if value < 1:
@@ -65,6 +81,17 @@ class TrainConfig:
             raise ConfigError(f"--pos-weight must be auto or none, got {self.pos_weight!r}")
         if self.workers is not None and self.workers < 0:
             raise ConfigError("--workers cannot be negative")
+        if self.model not in MODELS:
+            raise ConfigError(f"--model must be one of {', '.join(MODELS)}, got {self.model!r}")
+        if self.label not in (None, "binary", "continuous"):
+            raise ConfigError(f"--label must be binary or continuous, got {self.label!r}")
+        if self.boost_lr <= 0:
+            raise ConfigError("--boost-lr must be positive")
+        self.modalities = ",".join(parse_modalities(self.modalities))
+
+    @property
+    def modality_list(self) -> tuple[str, ...]:
+        return tuple(self.modalities.split(","))
 
     def to_json(self) -> dict:
         return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
@@ -73,3 +100,25 @@ class TrainConfig:
     def from_json(cls, data: dict) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def parse_modalities(text: str) -> tuple[str, ...]:
+    """``"audio, text"`` -> ``("audio", "text")``, in :data:`MODALITIES` order; unknown or none is an error."""
+    asked = [part.strip() for part in str(text).split(",") if part.strip()]
+    unknown = sorted(set(asked) - set(MODALITIES))
+    if unknown or not asked:
+        raise ConfigError(f"--modalities takes a comma-separated subset of {', '.join(MODALITIES)}; got {text!r}")
+    return tuple(m for m in MODALITIES if m in asked)
+
+
+def run_dir_for(config: TrainConfig) -> Path:
+    """``--out``, else the latest run with a checkpoint (``--resume``), else a new ``EXPORT/runs/<time>``."""
+    if config.out:
+        return config.out
+    runs = config.export_dir / "runs"
+    if config.resume:
+        previous = sorted(p for p in runs.glob("*") if (p / "last.pt").is_file()) if runs.is_dir() else []
+        if not previous:
+            raise ConfigError(f"--resume: no run with a last.pt under {runs}; name one with --out")
+        return previous[-1]
+    return runs / datetime.now().strftime("%Y%m%d-%H%M%S")

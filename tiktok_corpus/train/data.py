@@ -252,15 +252,25 @@ class ClipKey(NamedTuple):
 
 
 class ClipDataset(Dataset):
-    """Rows of one split, read from their proxies; items are ``(clip, valid, target, index)``."""
+    """Rows of one split, read from their proxies; items are ``(clip, valid, target, index, side)``.
+
+    ``side`` is the row's vector of other modalities for the fusion model (an empty vector otherwise).
+    """
 
     def __init__(
-        self, proxies: Sequence[Path], targets: Sequence[float], clip_frames: int, eval_clips: int = 1
+        self,
+        proxies: Sequence[Path],
+        targets: Sequence[float],
+        clip_frames: int,
+        eval_clips: int = 1,
+        side: np.ndarray | None = None,
     ) -> None:
         self.proxies = list(proxies)
         self.targets = torch.tensor(np.asarray(targets, dtype=np.float32))
         self.clip_frames = clip_frames
         self.eval_clips = eval_clips
+        empty = np.zeros((len(self.proxies), 0), dtype=np.float32)
+        self.side = torch.from_numpy(np.asarray(side if side is not None else empty, dtype=np.float32))
 
     def __len__(self) -> int:
         return len(self.proxies)
@@ -272,7 +282,7 @@ class ClipDataset(Dataset):
         else:
             start = eval_start(proxy, self.clip_frames, self.eval_clips, key.clip_no)
             clip, valid = read_clip(proxy, self.clip_frames, start=start)
-        return clip, valid, self.targets[key.index], key.index
+        return clip, valid, self.targets[key.index], key.index, self.side[key.index]
 
 
 class EpochSampler(Sampler[ClipKey]):
@@ -327,8 +337,8 @@ class EpochSampler(Sampler[ClipKey]):
 
 
 def collate_clips(batch):
-    clips, valid, targets, index = zip(*batch)
-    return torch.stack(clips), torch.tensor(valid), torch.stack(targets), torch.tensor(index)
+    clips, valid, targets, index, side = zip(*batch)
+    return torch.stack(clips), torch.tensor(valid), torch.stack(targets), torch.tensor(index), torch.stack(side)
 
 
 # --- baseline features (metadata-only and early-views baselines) -------------------------------

@@ -10,10 +10,8 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 import time
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +24,8 @@ from torch.utils.data import DataLoader
 
 from ..errors import ConfigError
 from . import plots
-from .config import RESUMABLE_OVERRIDES, TrainConfig
+from .checkpoints import load_run_model, resumed_config, save_checkpoint
+from .config import TrainConfig, run_dir_for
 from .data import (
     ClipDataset,
     EpochSampler,
@@ -38,8 +37,9 @@ from .data import (
     metadata_features,
     normalize_clips,
 )
+from .fusion import SideInputs, side_inputs
 from .metrics import evaluate
-from .model import ViralityModel, build_model
+from .model import build_model
 
 
 @dataclass
@@ -53,11 +53,14 @@ class _Dist:
         return self.rank == 0
 
 
-def train(config: TrainConfig) -> Path:
-    """Train on ``config.export_dir`` and write the run directory; returns it."""
+def train(config: TrainConfig, side: tuple[pd.DataFrame, dict] | None = None) -> Path:
+    """Train on ``config.export_dir`` and write the run directory; returns it.
+
+    ``side`` (fusion): the other modalities' feature table, indexed like the export's, and its provenance.
+    """
     dist_info = _init_distributed(config)
     try:
-        return _train(config, dist_info)
+        return _train(config, dist_info, side)
     finally:
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
@@ -94,34 +97,11 @@ def seed_everything(seed: int) -> None:
     torch.backends.cudnn.benchmark = False
 
 
-def _run_dir(config: TrainConfig) -> Path:
-    if config.out:
-        return config.out
-    runs = config.export_dir / "runs"
-    if config.resume:
-        previous = sorted(p for p in runs.glob("*") if (p / "last.pt").is_file()) if runs.is_dir() else []
-        if not previous:
-            raise ConfigError(f"--resume: no run with a last.pt under {runs}; name one with --out")
-        return previous[-1]
-    return runs / datetime.now().strftime("%Y%m%d-%H%M%S")
-
-
-def _resumed_config(config: TrainConfig, run_dir: Path) -> tuple[TrainConfig, dict]:
-    """The saved run's config (with the overridable options taken from ``config``) and its checkpoint."""
-    last = run_dir / "last.pt"
-    if not last.is_file():
-        raise ConfigError(f"--resume: {last} does not exist")
-    checkpoint = torch.load(last, map_location="cpu", weights_only=False)
-    saved = TrainConfig.from_json(checkpoint["config"])
-    overrides = {name: getattr(config, name) for name in RESUMABLE_OVERRIDES}
-    return replace(saved, **overrides, out=run_dir, resume=True), checkpoint
-
-
-def _train(config: TrainConfig, world: _Dist) -> Path:
-    run_dir = _run_dir(config)
+def _train(config: TrainConfig, world: _Dist, side_table: tuple[pd.DataFrame, dict] | None) -> Path:
+    run_dir = run_dir_for(config)
     checkpoint = None
     if config.resume:
-        config, checkpoint = _resumed_config(config, run_dir)
+        config, checkpoint = resumed_config(config, run_dir)
     elif (run_dir / "last.pt").exists():
         raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it or pick another --out")
     device = resolve_device(config.device, world.local_rank)
@@ -138,13 +118,18 @@ def _train(config: TrainConfig, world: _Dist) -> Path:
         proxies = build_cache(export, config.size, config.cache_dir, progress=False)
 
     splits = {name: export.split(name) for name in ("train", "val", "test")}
+    side = side_inputs(export, *side_table) if side_table is not None else None
+
+    def side_of(split: str) -> np.ndarray | None:
+        return side.vectors[split] if side else None
+
     target = export.target_column
     loaders = {
-        name: _loader(config, device, world, splits[name], proxies, target, train=name == "train")
+        name: _loader(config, device, world, splits[name], proxies, target, side_of(name), train=name == "train")
         for name in ("train", "val")
     }
 
-    model = build_model(config.weights)
+    model = build_model(config.weights, side.width if side else 0)
     if config.freeze_backbone:
         model.freeze_backbone()
     model = model.to(device)
@@ -190,9 +175,10 @@ def _train(config: TrainConfig, world: _Dist) -> Path:
         state["stale_epochs"] = 0 if improved else state["stale_epochs"] + 1
         state["epoch"] = epoch
         if world.main:
-            _checkpoint(run_dir, model, optimizer, scheduler, config, state, best=improved)
+            saved = {**state, "side_features": side.width if side else 0}
+            save_checkpoint(run_dir, model, optimizer, scheduler, config, saved, best=improved)
     if world.main:
-        _report(run_dir, config, export, splits, proxies, device, use_amp, state["history"])
+        _report(run_dir, config, export, splits, proxies, side, device, use_amp, state["history"])
     if world.world_size > 1:
         dist.barrier()
     return run_dir
@@ -205,12 +191,13 @@ def _loader(
     rows: pd.DataFrame,
     proxies: dict[str, Path],
     target: str,
+    side: np.ndarray | None,
     *,
     train: bool,
     shard: bool = True,
 ) -> DataLoader:
     dataset = ClipDataset(
-        [proxies[v] for v in rows["video_id"]], rows[target].tolist(), config.frames, config.eval_clips
+        [proxies[v] for v in rows["video_id"]], rows[target].tolist(), config.frames, config.eval_clips, side=side
     )
     sampler = EpochSampler(
         rows[target].tolist(),
@@ -254,13 +241,17 @@ def _loss(export: Export, train_targets: pd.Series, config: TrainConfig, device:
     return nn.BCEWithLogitsLoss(pos_weight=pos_weight)
 
 
-def forward_clips(model: nn.Module, clips, valid, device: torch.device, use_amp: bool) -> torch.Tensor:
-    """uint8 clips -> logits: the one preprocessing + forward path of training, evaluation and predict."""
+def forward_clips(
+    model: nn.Module, clips, valid, device: torch.device, use_amp: bool, side: torch.Tensor | None = None
+) -> torch.Tensor:
+    """uint8 clips (and the fusion model's side vectors) -> logits: the one preprocessing + forward path
+    of training, evaluation and predict."""
     inputs = normalize_clips(clips.to(device, non_blocking=True), valid)
     if device.type == "cuda":
         inputs = inputs.contiguous(memory_format=torch.channels_last_3d)
+    extra = () if side is None or side.shape[1] == 0 else (side.to(device, non_blocking=True),)
     with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
-        return model(inputs).float()
+        return model(inputs, *extra).float()
 
 
 def _train_epoch(model, loader, epoch, optimizer, loss_fn, device, use_amp, config, world) -> tuple[float, int]:
@@ -281,9 +272,9 @@ def _train_epoch(model, loader, epoch, optimizer, loss_fn, device, use_amp, conf
         *columns, console=Console(stderr=True), disable=not (config.progress and world.main), transient=True
     ) as bar:
         task = bar.add_task("train", total=len(loader), loss=float("nan"))
-        for clips, valid, targets, _ in loader:
+        for clips, valid, targets, _, side in loader:
             targets = targets.to(device, non_blocking=True)
-            loss = loss_fn(forward_clips(model, clips, valid, device, use_amp), targets)
+            loss = loss_fn(forward_clips(model, clips, valid, device, use_amp, side), targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -302,8 +293,8 @@ def score_split(
     n_rows = len(loader.dataset)  # type: ignore[arg-type]  # a ClipDataset has a length
     sums, counts = np.zeros(n_rows), np.zeros(n_rows)
     loss_total, loss_count = 0.0, 0
-    for clips, valid, targets, index in loader:
-        logits = forward_clips(model, clips, valid, device, use_amp)
+    for clips, valid, targets, index, side in loader:
+        logits = forward_clips(model, clips, valid, device, use_amp, side)
         if loss_fn is not None:
             loss_total += loss_fn(logits, targets.to(device)).item() * len(targets)
             loss_count += len(targets)
@@ -326,55 +317,13 @@ def _all_reduce_mean(total: float, count: int, device: torch.device, world: _Dis
     return total / max(count, 1)
 
 
-def _checkpoint(
-    run_dir: Path, model: nn.Module, optimizer, scheduler, config: TrainConfig, state: dict, best: bool
-) -> None:
-    """Write last.pt (and best.pt when validation improved) atomically, then history.csv.
-
-    best.pt is a second name for the file just written, not a second save: each save is a new file
-    renamed into place, so best.pt keeps its bytes when last.pt moves on.
-    """
-    payload = {
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "config": config.to_json(),
-        "rng": torch.get_rng_state(),
-        **state,
-    }
-    last, partial = run_dir / "last.pt", run_dir / "last.pt.part"
-    torch.save(payload, partial)
-    partial.replace(last)
-    if best:
-        second = run_dir / "best.pt.part"
-        second.unlink(missing_ok=True)
-        try:
-            os.link(last, second)
-        except OSError:  # a filesystem without hard links
-            shutil.copyfile(last, second)
-        second.replace(run_dir / "best.pt")
-    pd.DataFrame(state["history"]).to_csv(run_dir / "history.csv", index=False)
-
-
-def load_run_model(
-    run_dir: Path, device: torch.device, checkpoint: str = "best.pt"
-) -> tuple[ViralityModel, TrainConfig]:
-    """The trained model of a run (best validation epoch by default) and its config."""
-    path = Path(run_dir) / checkpoint
-    if not path.is_file():
-        raise ConfigError(f"{run_dir} is not a finished training run: no {checkpoint}")
-    saved = torch.load(path, map_location="cpu", weights_only=False)
-    model = build_model("none")
-    model.load_state_dict(saved["model"])
-    return model.to(device).eval(), TrainConfig.from_json(saved["config"])
-
-
 def _report(
     run_dir: Path,
     config: TrainConfig,
     export: Export,
     splits: dict[str, pd.DataFrame],
     proxies: dict[str, Path],
+    side: SideInputs | None,
     device: torch.device,
     use_amp: bool,
     history: list[dict],
@@ -384,7 +333,8 @@ def _report(
     target = export.target_column
     scored = {}
     for name in ("val", "test"):
-        loader = _loader(config, device, _Dist(), splits[name], proxies, target, train=False, shard=False)
+        side_vectors = side.vectors[name] if side else None
+        loader = _loader(config, device, _Dist(), splits[name], proxies, target, side_vectors, train=False, shard=False)
         scores, _ = score_split(model, loader, device, use_amp)
         scored[name] = splits[name].assign(score=scores, target=splits[name][target].astype(float))
     metrics = evaluate(
@@ -398,6 +348,8 @@ def _report(
         growth=growth_features(export),
     )
     metrics["run"] = {
+        "model": config.model,
+        **({"modalities": ["video", *side.modalities], "features": side.provenance} if side else {}),
         "export": str(export.root),
         "export_name": export.manifest.get("name"),
         "export_version": export.manifest.get("version"),

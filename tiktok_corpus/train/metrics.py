@@ -35,6 +35,8 @@ AUC_MARGIN = 0.05  # binary: ROC-AUC must exceed the best baseline by this much
 RMSE_MARGIN = 0.05  # continuous: RMSE must be this fraction below the best baseline's
 SIGNIFICANCE = 0.05  # one-sided p-value the model's ranking must reach on the test split
 EARLY_VIEWS = "early-views"  # the baseline on plays at early ages, when the export has them (--at-age)
+CI_LEVEL = 0.95  # the confidence intervals: percentile bootstrap over test rows
+CI_RESAMPLES = 2000
 
 
 def _number(value) -> float | None:
@@ -65,13 +67,55 @@ def tune_threshold(y_val: np.ndarray, scores_val: np.ndarray) -> tuple[float, st
     return float(min(ties, key=lambda t: abs(t - 0.5))), "max F1 on validation"
 
 
+def auc_along(y: np.ndarray, scores: np.ndarray, axis: int = -1) -> np.ndarray:
+    """ROC-AUC of every resample at once (the rank-sum form), for the bootstrap; NaN where one class."""
+    ranks = stats.rankdata(scores, axis=axis)
+    positive = y == 1
+    n_pos = positive.sum(axis=axis)
+    n_neg = y.shape[axis] - n_pos
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return ((ranks * positive).sum(axis=axis) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
+def rmse_along(y: np.ndarray, scores: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.sqrt(np.mean((y - scores) ** 2, axis=axis))
+
+
+def bootstrap_ci(statistic, y: np.ndarray, scores: np.ndarray, *, seed: int = 0) -> list[float] | None:
+    """The percentile bootstrap interval of ``statistic(y, scores)`` over test rows; None when undefined."""
+    if len(y) < 2:
+        return None
+    result = stats.bootstrap(
+        (np.asarray(y, float), np.asarray(scores, float)),
+        statistic,
+        paired=True,
+        vectorized=True,
+        n_resamples=CI_RESAMPLES,
+        confidence_level=CI_LEVEL,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    low, high = _number(result.confidence_interval.low), _number(result.confidence_interval.high)
+    return None if low is None or high is None else [low, high]
+
+
 def ranking_quality(y: np.ndarray, scores: np.ndarray) -> dict:
-    """ROC-AUC and its one-sided Mann-Whitney p-value; null with a reason when undefined."""
+    """ROC-AUC, its bootstrap interval and its one-sided Mann-Whitney p-value; null with a reason when undefined."""
     if len(np.unique(y)) < 2:
-        return {"roc_auc": None, "roc_auc_note": "undefined: the test split has one class", "p_value": None}
+        return {
+            "roc_auc": None,
+            "roc_auc_ci": None,
+            "roc_auc_note": "undefined: the test split has one class",
+            "p_value": None,
+        }
     positives, negatives = scores[y == 1], scores[y == 0]
     p_value = stats.mannwhitneyu(positives, negatives, alternative="greater").pvalue
-    return {"roc_auc": float(roc_auc_score(y, scores)), "roc_auc_note": None, "p_value": _number(p_value)}
+    return {
+        "roc_auc": float(roc_auc_score(y, scores)),
+        "roc_auc_ci": bootstrap_ci(auc_along, y, scores),
+        "roc_auc_note": None,
+        "p_value": _number(p_value),
+    }
 
 
 def binary_report(y_val, scores_val, y_test, scores_test) -> dict:
@@ -95,6 +139,7 @@ def regression_report(y_val, scores_val, y_test, scores_test) -> dict:
     report: dict[str, float | str | None] = {
         "mse": mse,
         "rmse": math.sqrt(mse),
+        "rmse_ci": bootstrap_ci(rmse_along, y_test, scores_test),
         "mae": float(mean_absolute_error(y_test, scores_test)),
         "spearman": None,
         "spearman_note": None,

@@ -13,10 +13,13 @@ from ..errors import ConfigError
 BACKBONE_FEATURES = 512
 
 
-def virality_head() -> nn.Sequential:
-    """Linear(512, 512), ReLU, Dropout(0.5), Linear(512, 128), ReLU, Dropout(0.5), Linear(128, 1)."""
+def virality_head(in_features: int = BACKBONE_FEATURES) -> nn.Sequential:
+    """Linear(512, 512), ReLU, Dropout(0.5), Linear(512, 128), ReLU, Dropout(0.5), Linear(128, 1).
+
+    The fusion model widens only the first layer's input (the backbone's 512 plus its side vector).
+    """
     return nn.Sequential(
-        nn.Linear(BACKBONE_FEATURES, 512),
+        nn.Linear(in_features, 512),
         nn.ReLU(),
         nn.Dropout(0.5),
         nn.Linear(512, 128),
@@ -53,14 +56,44 @@ class ViralityModel(nn.Module):
             parameter.requires_grad = name.startswith("fc.")
 
 
-def build_model(weights: str = "none") -> ViralityModel:
-    """``none`` (random init), ``kinetics400`` (torchvision download) or a path to those weights offline."""
+class FusionModel(nn.Module):
+    """The paper's network with the other modalities' vector joined to the backbone's 512 before its head.
+
+    Trained end to end like the paper's model; ``forward(clips, side)`` returns logits (B,).
+    """
+
+    def __init__(self, backbone: nn.Module, side_features: int) -> None:
+        super().__init__()
+        backbone.fc = nn.Identity()
+        self.backbone = backbone
+        # The side vectors arrive standardised; the embedding is brought to the same scale, so neither
+        # part drowns the other at the head's input (a random-init backbone's can be orders larger).
+        self.embedding_norm = nn.LayerNorm(BACKBONE_FEATURES, elementwise_affine=False)
+        self.head = virality_head(BACKBONE_FEATURES + side_features)
+
+    def forward(self, clips: torch.Tensor, side: torch.Tensor) -> torch.Tensor:
+        embedding = self.embedding_norm(self.backbone(clips))
+        return self.head(torch.cat([embedding, side.to(embedding.dtype)], dim=1)).squeeze(1)
+
+    def freeze_backbone(self) -> None:
+        for parameter in self.backbone.parameters():
+            parameter.requires_grad = False
+
+
+def build_model(weights: str = "none", side_features: int = 0) -> ViralityModel | FusionModel:
+    """The paper's model, or with ``side_features`` the fusion model, on an R(2+1)D-18 backbone with
+    ``none`` (random init), ``kinetics400`` (torchvision download) or a path to those weights offline."""
+    backbone = _backbone(weights)
+    return FusionModel(backbone, side_features) if side_features else ViralityModel(backbone)
+
+
+def _backbone(weights: str) -> nn.Module:
     from torchvision.models.video import R2Plus1D_18_Weights, r2plus1d_18
 
     if weights == "none":
-        return ViralityModel(r2plus1d_18(weights=None))
+        return r2plus1d_18(weights=None)
     if weights == "kinetics400":
-        return ViralityModel(r2plus1d_18(weights=R2Plus1D_18_Weights.KINETICS400_V1))
+        return r2plus1d_18(weights=R2Plus1D_18_Weights.KINETICS400_V1)
     path = Path(weights)
     if not path.is_file():
         raise ConfigError(f"--weights must be none, kinetics400 or a weights file; {weights} is none of them")
@@ -70,4 +103,4 @@ def build_model(weights: str = "none") -> ViralityModel:
         backbone.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
     except (RuntimeError, ValueError, KeyError, pickle.UnpicklingError) as exc:
         raise ConfigError(f"{path} is not an R(2+1)D-18 state dict: {exc}") from exc
-    return ViralityModel(backbone)
+    return backbone

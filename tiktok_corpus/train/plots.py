@@ -13,11 +13,12 @@ import pandas as pd  # noqa: E402
 from ..posters import poster_frames  # noqa: E402
 
 
-def loss_curves(history: pd.DataFrame, path: Path) -> Path:
+def loss_curves(history: pd.DataFrame, path: Path, x_label: str = "epoch") -> Path:
     figure, axes = plt.subplots(figsize=(6, 4))
-    axes.plot(history["epoch"], history["train_loss"], marker="o", label="train")
-    axes.plot(history["epoch"], history["val_loss"], marker="o", label="validation")
-    axes.set(xlabel="epoch", ylabel="loss", title="Training and validation loss")
+    marker = "o" if len(history) <= 50 else None  # boosting rounds run to hundreds
+    axes.plot(history["epoch"], history["train_loss"], marker=marker, label="train")
+    axes.plot(history["epoch"], history["val_loss"], marker=marker, label="validation")
+    axes.set(xlabel=x_label, ylabel="loss", title="Training and validation loss")
     axes.legend()
     return _save(figure, path)
 

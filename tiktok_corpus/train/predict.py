@@ -9,9 +9,10 @@ from pathlib import Path
 
 import torch
 
-from ..errors import CorpusError, MediaError
+from ..errors import ConfigError, CorpusError, MediaError
+from .checkpoints import load_run_model
 from .data import encode_proxy, eval_start, read_clip
-from .loop import forward_clips, load_run_model, resolve_device
+from .loop import forward_clips, resolve_device
 
 
 def predict(paths: Iterable[Path], run_dir: Path, device: str = "auto") -> Iterator[dict]:
@@ -24,6 +25,11 @@ def predict(paths: Iterable[Path], run_dir: Path, device: str = "auto") -> Itera
     run_dir = Path(run_dir)
     target = resolve_device(device)
     model, config = load_run_model(run_dir, target)
+    if config.model != "r2plus1d":
+        raise ConfigError(
+            f"{run_dir} is a {config.model} run: it scores the export's rows from their feature tables, "
+            "not loose video files; predict scores runs of the paper's network"
+        )
     metrics_path = run_dir / "metrics.json"
     threshold = json.loads(metrics_path.read_text())["model"]["threshold"] if metrics_path.is_file() else 0.5
     with tempfile.TemporaryDirectory(prefix="corpus-predict-") as scratch:

@@ -1,0 +1,164 @@
+"""gbdt runs and the ablation on a planted signal, without video: an export table and a feature table.
+
+600 rows (360 train / 80 val / 160 test). ``author.x`` is the label's own latent plus noise (its AUC
+against the label is about 0.8 on 160 test rows, whose 95% interval is about +-0.07), ``time.*``
+columns are independent of the label: so the signal modality must beat the baselines by the verdict's
+0.05 margin with p < 0.05, and the noise modality must not, with room on both sides.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tiktok_corpus.errors import ConfigError
+from tiktok_corpus.train import TrainConfig
+from tiktok_corpus.train.ablate import ablate, ablation_lines
+from tiktok_corpus.train.fusion import side_inputs
+from tiktok_corpus.train.gbdt import train_gbdt
+
+N_ROWS = 600
+SPLITS = ["train"] * 360 + ["val"] * 80 + ["test"] * 160
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    """An export whose label follows ``author.x``, and the feature table (indexed like its rows)."""
+    rng = np.random.default_rng(7)
+    latent = rng.standard_normal(N_ROWS)
+    score = 1 / (1 + np.exp(-(latent + 0.8 * rng.standard_normal(N_ROWS))))
+    table = pd.DataFrame(
+        {
+            "video_id": [str(7_000_000_000_000_000_000 + i) for i in range(N_ROWS)],
+            "file": [f"videos/{i}.mp4" for i in range(N_ROWS)],
+            "desc": "a caption",
+            "hashtags": [["fyp"]] * N_ROWS,
+            "follower_count": rng.integers(100, 10_000, N_ROWS),
+            "duration_s": rng.uniform(5, 60, N_ROWS),
+            "virality_score": score,
+            "is_viral": (score > np.median(score)).astype(int),
+            "split": SPLITS,
+        }
+    )
+    root = tmp_path_factory.mktemp("planted")
+    table.to_parquet(root / "videos.parquet", index=False)
+    (root / "manifest.json").write_text(json.dumps({"name": "planted", "version": 1, "label": "binary"}))
+    features = pd.DataFrame(
+        {
+            "author.x": latent + 0.3 * rng.standard_normal(N_ROWS),
+            "time.a": rng.standard_normal(N_ROWS),
+            "time.b": rng.standard_normal(N_ROWS),
+        },
+        index=table["video_id"],
+    )
+    return root, features
+
+
+def _config(root, tmp_path, **options) -> TrainConfig:
+    return TrainConfig(root, model="gbdt", out=tmp_path / "run", progress=False, **options)
+
+
+def test_a_gbdt_run_writes_the_same_report_shape_as_the_network(planted, tmp_path):
+    root, features = planted
+    run_dir = train_gbdt(
+        _config(root, tmp_path, modalities="author,time"), features, {"author": {"random_init": False}}
+    )
+
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert {"task", "main_metric", "model", "baselines", "collapsed", "beats_baselines", "verdict"} <= set(metrics)
+    assert set(metrics["baselines"]) == {"majority", "metadata"}
+    low, high = metrics["model"]["roc_auc_ci"]
+    assert low < metrics["model"]["roc_auc"] < high
+    assert metrics["beats_baselines"], metrics["verdict"]
+    assert metrics["run"]["model"] == "gbdt" and metrics["run"]["best_iteration"] >= 1
+    predictions = pd.read_parquet(run_dir / "predictions.parquet")
+    assert sorted(predictions["split"].unique()) == ["test", "val"] and len(predictions) == 240
+    assert {"model.txt", "importances.csv", "history.csv", "loss_curves.png", "confusion_matrix.png"} <= {
+        p.name for p in run_dir.iterdir()
+    }
+
+
+def test_noise_alone_makes_no_claim(planted, tmp_path):
+    root, features = planted
+    run_dir = train_gbdt(_config(root, tmp_path), features[["time.a", "time.b"]], {})
+
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert not metrics["beats_baselines"], metrics["verdict"]
+
+
+def test_a_continuous_label_is_learned_as_regression(planted, tmp_path):
+    root, features = planted
+    run_dir = train_gbdt(_config(root, tmp_path, label="continuous"), features, {})
+
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["task"] == "continuous" and metrics["main_metric"] == "rmse"
+    assert metrics["model"]["spearman"] > 0.4
+    assert set(metrics["baselines"]) == {"mean", "metadata"}
+
+
+def test_the_ablation_says_which_modality_carries_the_label(planted, tmp_path):
+    root, features = planted
+    config = TrainConfig(root, model="gbdt", modalities="author,time", progress=False)
+    seen = []
+
+    out = ablate(config, features, {}, out=tmp_path / "ablation", oracles={"author": 0.8}, on_line=seen.append)
+
+    result = json.loads((out / "ablation.json").read_text())
+    lines = {row["name"]: row for row in result["rows"]}
+    assert list(lines) == ["author", "time", "all"] == [row["name"] for row in seen]
+    assert lines["author"]["beats_baselines"] and not lines["time"]["beats_baselines"]
+    drops = result["importances"]["permutation_by_modality"]
+    gains = result["importances"]["gain_by_modality"]
+    assert drops["author"] > 0.1 > abs(drops["time"]) and gains["author"] > gains["time"]
+    assert next(iter(result["importances"]["gain_top_features"])) == "author.x"
+    assert result["oracles"] == {"author": 0.8} and (out / "ablation.png").stat().st_size > 0
+
+
+def test_ablation_lines_are_each_alone_all_but_one_and_all():
+    lines = ablation_lines(("video", "audio", "text"))
+    assert [line.name for line in lines] == [
+        "video",
+        "audio",
+        "text",
+        "all but video",
+        "all but audio",
+        "all but text",
+        "all",
+    ]
+    assert [line.name for line in ablation_lines(("audio",))] == ["audio"]
+
+
+def test_fusion_side_inputs_are_scaled_on_train_only(planted):
+    from tiktok_corpus.train.data import load_export
+
+    root, features = planted
+    export = load_export(root)
+    before = side_inputs(export, features, {})
+    shifted = features.copy()
+    held_out = (export.table["split"] != "train").to_numpy()
+    shifted.loc[held_out, "time.a"] += 1000.0  # val and test values must not move the scaling
+
+    after = side_inputs(export, shifted, {})
+
+    train = before.vectors["train"]
+    assert np.allclose(train.mean(axis=0), 0, atol=1e-5) and np.allclose(train.std(axis=0), 1, atol=1e-3)
+    assert np.array_equal(after.vectors["train"], train)
+    assert np.array_equal(after.vectors["test"][:, 0], before.vectors["test"][:, 0])  # author.x column
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"model": "forest"}, "--model must be one of"),
+        ({"modalities": "video,smell"}, "--modalities takes"),
+        ({"modalities": ""}, "--modalities takes"),
+        ({"label": "ordinal"}, "--label must be"),
+        ({"boost_lr": 0}, "--boost-lr"),
+    ],
+)
+def test_bad_options_are_clear_errors(tmp_path, options, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(tmp_path, **options)

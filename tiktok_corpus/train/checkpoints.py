@@ -1,0 +1,72 @@
+"""A run's checkpoints: written atomically every epoch, read back to resume, to report and to predict."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from .config import RESUMABLE_OVERRIDES, TrainConfig
+from .model import FusionModel, ViralityModel, build_model
+
+
+def resumed_config(config: TrainConfig, run_dir: Path) -> tuple[TrainConfig, dict]:
+    """The saved run's config (with the overridable options taken from ``config``) and its checkpoint."""
+    last = run_dir / "last.pt"
+    if not last.is_file():
+        raise ConfigError(f"--resume: {last} does not exist")
+    checkpoint = torch.load(last, map_location="cpu", weights_only=False)
+    saved = TrainConfig.from_json(checkpoint["config"])
+    overrides = {name: getattr(config, name) for name in RESUMABLE_OVERRIDES}
+    return replace(saved, **overrides, out=run_dir, resume=True), checkpoint
+
+
+def save_checkpoint(
+    run_dir: Path, model: nn.Module, optimizer, scheduler, config: TrainConfig, state: dict, best: bool
+) -> None:
+    """Write last.pt (and best.pt when validation improved) atomically, then history.csv.
+
+    best.pt is a second name for the file just written, not a second save: each save is a new file
+    renamed into place, so best.pt keeps its bytes when last.pt moves on.
+    """
+    payload = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "config": config.to_json(),
+        "rng": torch.get_rng_state(),
+        **state,
+    }
+    last, partial = run_dir / "last.pt", run_dir / "last.pt.part"
+    torch.save(payload, partial)
+    partial.replace(last)
+    if best:
+        second = run_dir / "best.pt.part"
+        second.unlink(missing_ok=True)
+        try:
+            os.link(last, second)
+        except OSError:  # a filesystem without hard links
+            shutil.copyfile(last, second)
+        second.replace(run_dir / "best.pt")
+    pd.DataFrame(state["history"]).to_csv(run_dir / "history.csv", index=False)
+
+
+def load_run_model(
+    run_dir: Path, device: torch.device, checkpoint: str = "best.pt"
+) -> tuple[ViralityModel | FusionModel, TrainConfig]:
+    """The trained model of a run (best validation epoch by default) and its config."""
+    path = Path(run_dir) / checkpoint
+    if not path.is_file():
+        raise ConfigError(f"{run_dir} is not a finished training run: no {checkpoint}")
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    config = TrainConfig.from_json(saved["config"])
+    side_features = saved.get("side_features", 0)
+    model = build_model("none", side_features)
+    model.load_state_dict(saved["model"])
+    return model.to(device).eval(), config
