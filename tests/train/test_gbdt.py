@@ -153,8 +153,8 @@ def test_fusion_side_inputs_are_scaled_on_train_only(planted):
     ("options", "message"),
     [
         ({"model": "forest"}, "--model must be one of"),
-        ({"modalities": "video,smell"}, "--modalities takes"),
-        ({"modalities": ""}, "--modalities takes"),
+        ({"modalities": "video,smell"}, "unknown modality 'smell'"),
+        ({"modalities": ""}, "none given"),
         ({"label": "ordinal"}, "--label must be"),
         ({"boost_lr": 0}, "--boost-lr"),
     ],

@@ -8,12 +8,11 @@ from pathlib import Path
 
 from ..config import described
 from ..errors import ConfigError
+from ..features.options import MODALITIES, check_modalities
 
 # Options that may change when a run is resumed; everything else must match the saved config.
 RESUMABLE_OVERRIDES = ("epochs", "patience", "device", "amp", "workers", "progress")
 MODELS = ("r2plus1d", "gbdt", "fusion")
-# The feature modalities (features/); kept here too so the CLI can validate without importing that stage.
-MODALITIES = ("video", "audio", "text", "author", "time")
 
 
 @dataclass
@@ -105,9 +104,7 @@ class TrainConfig:
 def parse_modalities(text: str) -> tuple[str, ...]:
     """``"audio, text"`` -> ``("audio", "text")``, in :data:`MODALITIES` order; unknown or none is an error."""
     asked = [part.strip() for part in str(text).split(",") if part.strip()]
-    unknown = sorted(set(asked) - set(MODALITIES))
-    if unknown or not asked:
-        raise ConfigError(f"--modalities takes a comma-separated subset of {', '.join(MODALITIES)}; got {text!r}")
+    check_modalities(asked)
     return tuple(m for m in MODALITIES if m in asked)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import lightgbm
 import numpy as np
@@ -62,7 +63,7 @@ def fit_gbdt(features: pd.DataFrame, export: Export, config: TrainConfig) -> Gbd
     target = export.table[export.target_column].to_numpy(dtype=float)
     rows = {name: features[split == name] for name in ("train", "val", "test")}
     labels = {name: target[split == name] for name in ("train", "val", "test")}
-    parameters = dict(
+    parameters: dict[str, Any] = dict(
         n_estimators=config.rounds,
         learning_rate=config.boost_lr,
         num_leaves=config.leaves,
@@ -86,7 +87,7 @@ def fit_gbdt(features: pd.DataFrame, export: Export, config: TrainConfig) -> Gbd
         rows["train"],
         labels["train"],
         eval_X=(rows["train"], rows["val"]),
-        eval_y=(labels["train"], labels["val"]),
+        eval_y=(labels["train"], labels["val"]),  # type: ignore[arg-type]  # the stubs type a 1-tuple only
         eval_names=["train", "val"],
         callbacks=[
             lightgbm.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False),
@@ -112,8 +113,8 @@ def fit_gbdt(features: pd.DataFrame, export: Export, config: TrainConfig) -> Gbd
 
 def _scores(model: lightgbm.LGBMModel, rows: pd.DataFrame) -> np.ndarray:
     if isinstance(model, lightgbm.LGBMClassifier):
-        return model.predict_proba(rows)[:, 1]
-    return np.clip(model.predict(rows), 0.0, 1.0)
+        return np.asarray(model.predict_proba(rows))[:, 1]
+    return np.clip(np.asarray(model.predict(rows)), 0.0, 1.0)
 
 
 def evaluate_fit(fit: GbdtFit, export: Export) -> dict:

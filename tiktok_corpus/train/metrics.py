@@ -136,7 +136,7 @@ def regression_report(y_val, scores_val, y_test, scores_test) -> dict:
     """MSE, RMSE, MAE and Spearman (with its one-sided p-value) on the test split."""
     y_test, scores_test = np.asarray(y_test, float), np.asarray(scores_test, float)
     mse = float(mean_squared_error(y_test, scores_test))
-    report: dict[str, float | str | None] = {
+    report: dict[str, float | str | list[float] | None] = {
         "mse": mse,
         "rmse": math.sqrt(mse),
         "rmse_ci": bootstrap_ci(rmse_along, y_test, scores_test),
