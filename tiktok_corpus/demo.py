@@ -2,7 +2,8 @@
 
 It starts the replica in-process (its posts' properties carrying appeal per ``signals``, see
 :mod:`.replica.signals`), then runs the same library stages a user runs against the real site - crawl
-(25 seeds, fanout 5) with downloads, validate, export (binary labels), train, report - into a SQLite
+(25 seeds, fanout 5) with downloads, validate, export (binary labels), train the paper's network, the
+feature tables and the gbdt ablation of the modalities, report - into a SQLite
 corpus under ``--out``. Nothing is special-cased for the demo except the sizes: the training
 configuration is CPU-sized (:data:`DEMO_TRAINING`) and printed, so nobody mistakes it for the paper's.
 """
@@ -16,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from rich.progress import Progress
 from sklearn.metrics import roc_auc_score
@@ -26,16 +27,21 @@ from .crawl import CrawlOptions, CrawlProgress, crawl
 from .download import run_download
 from .errors import ConfigError
 from .export import ExportOptions, read_export, run_export
+from .features import FeatureOptions
 from .replica import Catalog, Replica, ReplicaConfig
 from .replica.signals import DEMO_SIGNALS, MODALITIES, format_signals, validate_signals
 from .report import build_report
 from .store.db import open_store, upgrade_database
 from .store.status import stage_counts
-from .train import TrainConfig, train
+from .train import TrainConfig, ablate, train
 from .validate import run_validate
 
 # The paper trains on 32 frames at 112x112 for up to 20 epochs on a GPU; two CPU cores need far less.
 DEMO_TRAINING = dict(frames=8, size=16, batch_size=8, epochs=6, patience=3, step_size=4, lr=1e-3)
+# The ablation's video embedding reads the same small proxies the demo's training made.
+DEMO_FEATURES: dict[str, Any] = dict(frames=8, size=16, clips=2)
+# The replica names its visual signal after what it is (brightness); the feature stage after its source.
+FEATURE_MODALITY = {"visual": "video"}
 
 
 class DemoDisplay(Protocol):
@@ -73,6 +79,7 @@ class DemoResult:
     signals: dict[str, float] = field(default_factory=dict)
     # Per modality with a signal: the ROC-AUC of its true latent component on the test split (the oracle).
     oracle_aucs: dict[str, float] = field(default_factory=dict)
+    ablation: dict = field(default_factory=dict)  # ablation.json: what drives virality in the demo's corpus
 
 
 def run_demo(
@@ -136,15 +143,23 @@ def run_demo(
                 + " (the paper: frames=32, size=112, epochs=20, on a GPU)"
             )
             run_dir = train(TrainConfig(export_dir=export_dir, device="cpu", seed=seed, pos_weight="auto", **config))
+        oracles = modality_oracles(replica.catalog, export_dir)
+        with stage("features + ablation"):
+            display.note("features of every modality (random-init video backbone: the demo has no weights)")
+            ablation_dir = ablate(
+                TrainConfig(export_dir=export_dir, model="gbdt", device="cpu", seed=seed, progress=False),
+                FeatureOptions(**DEMO_FEATURES, device="cpu"),
+                oracles={FEATURE_MODALITY.get(m, m): auc for m, auc in oracles.items()},
+            )
         with stage("report"):
             report = build_report(settings, export_dir=export_dir, out=out_dir / "report.html")
-        oracles = modality_oracles(replica.catalog, export_dir)
         with open_store(settings) as store:
             counts = stage_counts(store)
     finally:
         replica.stop()
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    return DemoResult(out_dir, export_dir, run_dir, report, timings, counts, metrics, strengths, oracles)
+    ablation = json.loads((ablation_dir / "ablation.json").read_text())
+    return DemoResult(out_dir, export_dir, run_dir, report, timings, counts, metrics, strengths, oracles, ablation)
 
 
 def modality_oracles(catalog: Catalog, export_dir: Path) -> dict[str, float]:

@@ -46,7 +46,7 @@ def test_video_embedding_with_random_weights_is_flagged(sound_export):
     options = FeatureOptions(modalities=("video",), **TINY_VIDEO)
     summary = extract_features(sound_export, options)
     frame = load_features(sound_export, ["video"], options)
-    assert frame.shape == (24, 512) and frame.columns[17] == "video.emb_017"
+    assert frame.shape == (24, 512 + 7) and frame.columns[17] == "video.emb_017"
     assert not frame.isna().any().any() and frame.std().gt(0).any()
     assert summary.random_init and summary.results[0].random_init
     assert feature_provenance(sound_export, ["video"], options)["video"]["random_init"] is True
@@ -54,3 +54,21 @@ def test_video_embedding_with_random_weights_is_flagged(sound_export):
     assert sidecar["random_init"] is True and sidecar["settings"]["weights"] == "none"
     # Built from the trainer's proxies, shared with it under EXPORT/cache.
     assert list((sound_export / "cache").glob("proxies-*-32px/*.mp4"))
+
+
+def test_frame_statistics_read_brightness_colour_and_motion():
+    """Two clips of 4 frames at 8x8: a still grey one and a red one that flickers dark/bright (its last
+    frame padding, so only 3 frames count)."""
+    import torch
+
+    from tiktok_corpus.features.video import FRAME_STATISTICS, frame_statistics
+
+    clips = torch.zeros(2, 3, 4, 8, 8, dtype=torch.uint8)
+    clips[0] = 128
+    clips[1, 0, :3] = torch.tensor([255, 55, 255], dtype=torch.uint8).view(3, 1, 1)
+    stats = dict(zip(FRAME_STATISTICS, frame_statistics(clips, torch.tensor([4, 3])).T))
+
+    assert stats["luma_mean"][0] == pytest.approx(128 / 255, abs=1e-3) and stats["motion"][0] == 0
+    assert stats["red_mean"][1] == pytest.approx((255 + 55 + 255) / 3 / 255, abs=1e-3)
+    assert stats["green_mean"][1] == 0 and stats["colourfulness"][1] > stats["colourfulness"][0]
+    assert stats["motion"][1] == pytest.approx(0.299 * 200 / 255, abs=1e-3)

@@ -138,7 +138,9 @@ def noise_export(tmp_path_factory, signal_export) -> Path:
 # --- real replica exports (issue #8 acceptance) ---------------------------------------------------
 
 
-def build_replica_export(root: Path, replica, *, max_videos: int, seed: int) -> Path:
+def build_replica_export(
+    root: Path, replica, *, max_videos: int, seed: int, split: tuple[float, float, float] = (0.7, 0.15, 0.15)
+) -> Path:
     """Crawl ``replica`` with real Chromium, download, validate and export (binary, stratified): the
     same library stages ``corpus demo`` runs. Returns the export directory."""
     from tiktok_corpus.config import Settings
@@ -152,7 +154,7 @@ def build_replica_export(root: Path, replica, *, max_videos: int, seed: int) -> 
         CrawlOptions(seeds=25, fanout=5, max_videos=max_videos, workers=2, delay_s=0.0, max_rate=None, seed=seed),
     )
     run_validate(settings)
-    return run_export(settings, ExportOptions(label="binary", stratify=True, seed=seed, name="replica"))
+    return run_export(settings, ExportOptions(label="binary", stratify=True, seed=seed, name="replica", split=split))
 
 
 @pytest.fixture(scope="session")

@@ -244,7 +244,8 @@ def ablation_table(result: dict) -> Table:
     """One line per ablation line: its test metric with the 95% interval, the oracle, the verdict."""
     metric = result["main_metric"]
     table = Table(title=f"What drives virality in this corpus (gbdt, test {metric}, n={result['n_test']})")
-    for column in ("modalities", metric, "95% CI", "oracle", "beats baselines", "permutation drop"):
+    table.add_column("modalities", no_wrap=True)
+    for column in (metric, "95% CI", "oracle", "beats baselines", "permutation drop"):
         table.add_column(column)
     drops = result["importances"]["permutation_by_modality"]
     for row in result["rows"]:

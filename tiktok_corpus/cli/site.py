@@ -10,7 +10,7 @@ from rich.progress import Progress
 from ..replica.config import ReplicaConfig
 from ..replica.signals import DEMO_SIGNALS, format_signals, parse_signals
 from .app import app, console, err_console, replica_app
-from .display import DemoConsole, demo_results_table
+from .display import DemoConsole, ablation_table, demo_results_table
 from .options import option_from
 
 SITE_UNITS = (("week", 7 * 86_400), ("day", 86_400), ("hour", 3600), ("minute", 60), ("second", 1))
@@ -34,7 +34,8 @@ def demo(
     ),
 ) -> None:
     """The whole pipeline, offline, on the bundled replica site: crawl with downloads, validate,
-    export (binary labels), train (a CPU-sized configuration) and report."""
+    export (binary labels), train the paper's network (a CPU-sized configuration), the feature tables
+    and the gbdt ablation ("what drives virality"), and the report."""
     from ..demo import run_demo
 
     result = run_demo(
@@ -46,9 +47,11 @@ def demo(
         display=DemoConsole(err_console),
     )
     console.print(demo_results_table(result))
+    console.print(ablation_table(result.ablation))
     typer.echo(f"report:  {result.report}")
     typer.echo(f"export:  {result.export_dir}")
     typer.echo(f"metrics: {result.run_dir / 'metrics.json'}")
+    typer.echo(f"ablation: {result.export_dir / 'ablations'}")
 
 
 @replica_app.command("serve")

@@ -1,8 +1,13 @@
-"""``video``: a frozen torchvision video backbone's penultimate embedding, averaged over K clips.
+"""``video``: a frozen torchvision video backbone's penultimate embedding, averaged over K clips, and
+the frames' low-level statistics.
 
 Clips come from the trainer's decode-once proxy cache through its own reader (the same pixels the
 model trains on), K starts spread evenly over the video; several videos' clips share one forward pass
-under ``torch.inference_mode()`` (no graph, no backward).
+under ``torch.inference_mode()`` (no graph, no backward). Beside the embedding, the statistics that
+popularity studies read off frames directly: brightness and contrast (luma mean and spread), the
+colour means, colourfulness (Hasler and Suesstrunk's) and motion (the mean change between frames).
+They cost nothing next to the forward pass and stay meaningful when the backbone has no trained
+weights, where the embedding is only a random projection.
 """
 
 from __future__ import annotations
@@ -24,7 +29,9 @@ from ..train.data import build_cache, eval_start, normalize_clips, read_clip
 from .columns import named
 from .options import BACKBONES, FeatureOptions
 
-VERSION = 1
+VERSION = 2  # 2: the frame statistics beside the embedding
+RANDOM_INIT_SEED = 0  # `--weights none`: the same random projection on every run, so tables reproduce
+FRAME_STATISTICS = ("luma_mean", "luma_std", "red_mean", "green_mean", "blue_mean", "colourfulness", "motion")
 
 
 def settings(options: FeatureOptions) -> dict:
@@ -63,7 +70,9 @@ def load_backbone(name: str, weights: str) -> tuple[nn.Module, int]:
 
     spec = BACKBONES[name]
     pretrained = get_model_weights(name).KINETICS400_V1 if weights == "kinetics400" else None
-    model = get_model(name, weights=pretrained)
+    with torch.random.fork_rng(devices=[]):  # a random init is always the same one, the caller's RNG untouched
+        torch.manual_seed(RANDOM_INIT_SEED)
+        model = get_model(name, weights=pretrained)
     setattr(model, spec.head, nn.Identity())
     if weights not in ("none", "kinetics400"):
         missing, _ = model.load_state_dict(_state_dict(Path(weights)), strict=False)  # the old head is dropped
@@ -117,7 +126,44 @@ def compute(export, options: FeatureOptions, advance: Callable[[int], None]) -> 
             clips = torch.cat([clips for clips, _ in batch]).to(device)
             valid = torch.cat([valid for _, valid in batch])
             output = model(normalize_clips(clips, valid)).float().cpu()
-            embeddings.append(output.view(len(batch), options.clips, dim).mean(dim=1).numpy())
+            embedding = output.view(len(batch), options.clips, dim).mean(dim=1).numpy()
+            statistics = frame_statistics(clips.cpu(), valid).view(len(batch), options.clips, -1).mean(dim=1)
+            embeddings.append(np.hstack([embedding, statistics.numpy()]))
             advance(len(batch))
-    values = np.concatenate(embeddings) if embeddings else np.zeros((0, dim))
-    return named(pd.DataFrame(values, columns=[f"emb_{i:03d}" for i in range(dim)]), "video")
+    columns = [f"emb_{i:03d}" for i in range(dim)] + list(FRAME_STATISTICS)
+    values = np.concatenate(embeddings) if embeddings else np.zeros((0, len(columns)))
+    return named(pd.DataFrame(values, columns=columns), "video")
+
+
+def frame_statistics(clips: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Per clip (uint8 ``(N, C, T, H, W)``, ``valid`` real frames each), :data:`FRAME_STATISTICS` over
+    its real frames: luma mean and spread, RGB means, colourfulness, mean absolute change between frames."""
+    rgb = clips.float() / 255.0
+    frames = torch.arange(clips.shape[2]).view(1, -1)
+    real = (frames < valid.view(-1, 1)).float()  # (N, T)
+    count = real.sum(dim=1).clamp(min=1)
+
+    def over_frames(values: torch.Tensor) -> torch.Tensor:  # (N, T) -> (N,), real frames only
+        return (values * real).sum(dim=1) / count
+
+    red, green, blue = rgb[:, 0], rgb[:, 1], rgb[:, 2]
+    luma = 0.299 * red + 0.587 * green + 0.114 * blue
+    opponent_rg, opponent_yb = red - green, 0.5 * (red + green) - blue
+    colourfulness = torch.sqrt(opponent_rg.var(dim=(2, 3)) + opponent_yb.var(dim=(2, 3))) + 0.3 * torch.sqrt(
+        opponent_rg.mean(dim=(2, 3)) ** 2 + opponent_yb.mean(dim=(2, 3)) ** 2
+    )
+    change = (luma[:, 1:] - luma[:, :-1]).abs().mean(dim=(2, 3))  # (N, T-1): frame t+1 against frame t
+    pairs = real[:, 1:] * real[:, :-1]
+    motion = (change * pairs).sum(dim=1) / pairs.sum(dim=1).clamp(min=1)
+    return torch.stack(
+        [
+            over_frames(luma.mean(dim=(2, 3))),
+            over_frames(luma.std(dim=(2, 3))),
+            over_frames(red.mean(dim=(2, 3))),
+            over_frames(green.mean(dim=(2, 3))),
+            over_frames(blue.mean(dim=(2, 3))),
+            over_frames(colourfulness),
+            motion,
+        ],
+        dim=1,
+    )

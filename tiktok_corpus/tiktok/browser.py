@@ -18,11 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
 from typing import Any, TypeVar
 
 from playwright.async_api import Browser, BrowserContext, Page, Playwright, ProxySettings, Response
@@ -37,13 +35,12 @@ from ..errors import (
 from .blocks import BlockMonitor, BlockPolicy, Pacer, http_status_error, is_retryable
 from .contract import (
     detect_block,
-    page_url,
-    parse_video_page,
     redact_url,
     related_list_item_id,
 )
 from .feed import FORYOU_PATH, RECOMMEND_PATH, ForYouFeed
-from .session_files import META_FILE, STATE_FILE, write_private
+from .session_export import SessionExport
+from .video_pages import VideoPages
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -74,7 +71,7 @@ async def launch_browser(playwright: Playwright, settings: Settings, *, headful:
     )
 
 
-class WorkerSession(ForYouFeed):
+class WorkerSession(ForYouFeed, VideoPages, SessionExport):
     """One worker's browser context and open page, recycled as blocks and page counts require.
 
     Several requests may run at once (the crawler keeps a few in flight): ``fetch_text`` calls share
@@ -330,56 +327,6 @@ class WorkerSession(ForYouFeed):
             raise error
         return str(answer["body"])
 
-    async def video_page_list(self, video_id: str) -> str:
-        """Open the video page of ``video_id`` and return the body of the related list that the page
-        requests on load, signed by the page's own scripts whatever the site's algorithm.
-
-        A deleted or private video's page requests no list (:class:`ItemUnavailable` from its
-        rehydration JSON); a page that loads but requests none within ``page_list_wait_s`` counts as
-        an empty body, like a refused call.
-        """
-        url = page_url(self.base_url, video_id)
-
-        async def navigate(page: Page) -> str:
-            answer = self._list_answers[video_id] = asyncio.get_running_loop().create_future()
-            try:
-                with self._watching_responses():  # until the page's own related list has come
-                    parse_video_page(await self._navigate(page, url), video_id)  # raises for a page without its list
-                    try:
-                        response = await asyncio.wait_for(answer, self.policy.page_list_wait_s)
-                    except TimeoutError:
-                        raise BlockedError(f"{redact_url(url)} requested no related list", kind="empty_body") from None
-                try:
-                    body = await response.text()
-                except PlaywrightError:  # the body is gone: an empty answer, counted as such
-                    body = ""
-                if error := http_status_error(response.status, response.url):
-                    raise error
-                return body
-            finally:
-                del self._list_answers[video_id]
-
-        return await self._in_context(lambda: self._on_spare_page(navigate), url)
-
-    async def video_page(self, video_id: str) -> str:
-        """The HTML of ``video_id``'s page: its rehydration JSON holds the item as the site's own
-        scripts got it, whatever the signing (the tracker's method of last resort)."""
-        url = page_url(self.base_url, video_id)
-        return await self._in_context(lambda: self._on_spare_page(lambda page: self._navigate(page, url)), url)
-
-    async def _on_spare_page(self, navigate: Callable[[Page], Awaitable[T]]) -> T:
-        """Run ``navigate`` on a video page of the pool (opened on demand), returned to it afterwards."""
-        page = self._spare_pages.pop() if self._spare_pages else await self._new_page()
-        try:
-            return await navigate(page)
-        finally:
-            if not page.is_closed():
-                self._spare_pages.append(page)
-
-    async def _new_page(self) -> Page:
-        assert self.context is not None
-        return await self.context.new_page()
-
     def _on_response(self, response: Response) -> None:
         if response.request.is_navigation_request() and (frame := response.frame) == frame.page.main_frame:
             self._document_status[frame.page] = response.status
@@ -391,21 +338,6 @@ class WorkerSession(ForYouFeed):
             answer = self._list_answers.get(item_id)
             if answer is not None and not answer.done():
                 answer.set_result(response)
-
-    # --- session export ---------------------------------------------------------------------------
-
-    async def cookies(self) -> list[dict[str, Any]]:
-        assert self.context is not None
-        return [dict(cookie) for cookie in await self.context.cookies()]
-
-    async def save_session(self, directory: Path) -> None:
-        """Storage state (0600: it holds cookies) and the user agent, for a later ``corpus download``."""
-        assert self.context is not None and self.page is not None
-        directory.mkdir(parents=True, exist_ok=True)
-        state = await self.context.storage_state()
-        user_agent = self.user_agent or await self.page.evaluate("navigator.userAgent")
-        write_private(directory / STATE_FILE, json.dumps(state))
-        (directory / META_FILE).write_text(json.dumps({"user_agent": user_agent, "saved_at": time.time()}))
 
 
 async def default_user_agent(browser: Browser) -> str:
