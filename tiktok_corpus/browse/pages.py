@@ -24,6 +24,7 @@ form.filters label { display: flex; flex-direction: column; font-size: .8em; }
 .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(170px, 1fr)); gap: 14px; }
 .card { border: 1px solid #ddd; border-radius: 6px; padding: 6px; font-size: .8em; overflow: hidden; }
 .card img { width: 100%; height: 220px; object-fit: contain; background: #111; display: block; }
+.no-poster { height: 220px; display: flex; align-items: center; justify-content: center; background: #eee; color: #666; }
 .caption { color: #444; max-height: 3.6em; overflow: hidden; overflow-wrap: anywhere; }
 table { border-collapse: collapse; margin: .6em 0; } th, td { border: 1px solid #ccc; padding: 3px 8px; }
 video { max-height: 70vh; max-width: 100%; background: #000; }
@@ -62,10 +63,17 @@ def _card(row) -> str:
     labelled = "" if _missing(row.label) else f"label {text(row.label)} ({text(row.split)}){scored}"
     return (
         f'<div class="card" data-video-id="{text(row.video_id)}"><a href="/video/{quote(str(row.video_id))}">'
-        f'<img loading="lazy" alt="" src="/poster/{quote(str(row.video_id))}.jpg"></a>'
+        f"{_poster(row)}</a>"
         f'<div class="author">@{text(row.author)}</div><div class="counts">{counts}</div>'
         f'<div class="labels">{labelled}</div><div class="caption">{text(row.desc)}</div></div>'
     )
+
+
+def _poster(row) -> str:
+    """The poster frame, or a plain box saying why there is none (a photo post, a file not downloaded)."""
+    if not isinstance(row.media_path, str):
+        return '<div class="no-poster">no video file</div>'
+    return f'<img loading="lazy" alt="" src="/poster/{quote(str(row.video_id))}.jpg">'
 
 
 def _filters(query: GridQuery) -> str:
