@@ -50,7 +50,8 @@ def main() -> None:
     proxies = list(build_cache(export, SIZE, progress=False).values())
     rate = trainer_clips_per_s(proxies, args.train_clips)
     network_s = train_rows * PAPER_EPOCHS / rate
-    print(f"R(2+1)D-18, paper schedule: {rate:.3f} clips/s x {train_rows} rows x {PAPER_EPOCHS} epochs = {network_s:.0f} s")
+    schedule = f"{rate:.3f} clips/s x {train_rows} rows x {PAPER_EPOCHS} epochs"
+    print(f"R(2+1)D-18, paper schedule: {schedule} = {network_s:.0f} s")
     print(f"gbdt is {network_s / gbdt_s:.0f}x faster (goal >= 50x)")
 
 

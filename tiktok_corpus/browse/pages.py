@@ -24,7 +24,7 @@ form.filters label { display: flex; flex-direction: column; font-size: .8em; }
 .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(170px, 1fr)); gap: 14px; }
 .card { border: 1px solid #ddd; border-radius: 6px; padding: 6px; font-size: .8em; overflow: hidden; }
 .card img { width: 100%; height: 220px; object-fit: contain; background: #111; display: block; }
-.no-poster { height: 220px; display: flex; align-items: center; justify-content: center; background: #eee; color: #666; }
+.no-poster { height: 220px; display: flex; align-items: center; justify-content: center; background: #eee; }
 .caption { color: #444; max-height: 3.6em; overflow: hidden; overflow-wrap: anywhere; }
 table { border-collapse: collapse; margin: .6em 0; } th, td { border: 1px solid #ccc; padding: 3px 8px; }
 video { max-height: 70vh; max-width: 100%; background: #000; }

@@ -11,6 +11,7 @@ already predicts the label.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -85,16 +86,21 @@ def bootstrap_ci(statistic, y: np.ndarray, scores: np.ndarray, *, seed: int = 0)
     """The percentile bootstrap interval of ``statistic(y, scores)`` over test rows; None when undefined."""
     if len(y) < 2:
         return None
-    result = stats.bootstrap(
-        (np.asarray(y, float), np.asarray(scores, float)),
-        statistic,
-        paired=True,
-        vectorized=True,
-        n_resamples=CI_RESAMPLES,
-        confidence_level=CI_LEVEL,
-        method="percentile",
-        rng=np.random.default_rng(seed),
-    )
+    if np.ptp(scores) == 0:  # a constant predictor (the majority baseline): every resample ranks alike
+        value = _number(float(statistic(np.asarray(y, float), np.asarray(scores, float))))
+        return None if value is None else [value, value]
+    with warnings.catch_warnings():  # a near-constant predictor's resamples all agree: its interval is a point
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+        result = stats.bootstrap(
+            (np.asarray(y, float), np.asarray(scores, float)),
+            statistic,
+            paired=True,
+            vectorized=True,
+            n_resamples=CI_RESAMPLES,
+            confidence_level=CI_LEVEL,
+            method="percentile",
+            rng=np.random.default_rng(seed),
+        )
     low, high = _number(result.confidence_interval.low), _number(result.confidence_interval.high)
     return None if low is None or high is None else [low, high]
 
