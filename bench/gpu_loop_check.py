@@ -5,8 +5,11 @@ with the project installed. A bare GPU box with only PyTorch (such as a rented n
 has no FFmpeg to decode with, so this script swaps the two media functions of the data layer -
 ``build_cache`` and ``read_clip`` - for an in-memory generator of uint8 clips (brightness = label) and
 runs the unchanged ``train()``: DataLoader workers, pinned memory, on-device normalisation,
-channels_last_3d, bf16 autocast, checkpoints, evaluation and plots. It prints train clips/s, GPU
-utilisation (nvidia-smi samples) and peak memory, ``--device cpu`` dry-runs the script itself.
+channels_last_3d, bf16 autocast, fused Adam, checkpoints, evaluation and plots. Before it, the two
+sides alone: the loader (one epoch of batches moved to the device, no model) and the step (forward,
+backward and Adam on one batch already on the device), so the report says which side limits. It
+prints those three clips/s, GPU utilisation (nvidia-smi samples) and peak memory; ``--compile`` adds
+torch.compile; ``--device cpu`` dry-runs the script itself.
 
     PYTHONPATH=. python bench/gpu_loop_check.py [--videos 256] [--epochs 3] [--batch-size 32]
     torchrun --nproc_per_node 2 bench/gpu_loop_check.py --device cpu ...   # DDP (gloo) dry run
@@ -30,7 +33,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from tiktok_corpus.train import data, loop, plots
+from tiktok_corpus.train import data, loop
 from tiktok_corpus.train.loop import TrainConfig, train
 
 
@@ -78,6 +81,53 @@ def write_export(root: Path, videos: int) -> None:
     )
 
 
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def loader_only_clips_per_s(config: TrainConfig, export_dir: Path) -> float:
+    """One epoch of the training loader, each batch moved to the device, nothing else."""
+    device = loop.resolve_device(config.device)
+    export = data.load_export(export_dir)
+    rows = export.split("train")
+    proxies = loop.build_cache(export, config.size)
+    loader = loop._loader(config, device, loop._Dist(), rows, proxies, export.target_column, None, train=True)
+    loader.sampler.set_epoch(1)
+    started, clips_seen = time.perf_counter(), 0
+    for clips, valid, _, _, _ in loader:
+        clips.to(device, non_blocking=True)
+        clips_seen += len(valid)
+    _synchronize(device)
+    return clips_seen / (time.perf_counter() - started)
+
+
+def step_only_clips_per_s(config: TrainConfig, steps: int = 20) -> float:
+    """Forward, BCE, backward and Adam on one batch already on the device (the loop's own step)."""
+    from tiktok_corpus.train.model import build_model
+
+    device = loop.resolve_device(config.device)
+    model = build_model("none").to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last_3d)
+    trained = loop._compiled(model) if config.compile else model
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True if device.type == "cuda" else None)
+    clips = torch.randint(0, 255, (config.batch_size, 3, config.frames, config.size, config.size), dtype=torch.uint8)
+    clips, valid = clips.to(device), torch.full((config.batch_size,), config.frames)
+    targets = torch.randint(0, 2, (config.batch_size,), device=device).float()
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    for step in range(steps + 3):  # three warm-up steps (cuDNN plans, compilation) are not timed
+        if step == 3:
+            _synchronize(device)
+            started = time.perf_counter()
+        loss = loss_fn(loop.forward_clips(trained, clips, valid, device, config.amp), targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    _synchronize(device)
+    return steps * config.batch_size / (time.perf_counter() - started)
+
+
 def sample_gpu(samples: list, stop: threading.Event) -> None:
     if shutil.which("nvidia-smi") is None:
         return
@@ -102,6 +152,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=112)
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--device", default="cuda", help="cpu only for a dry run of this script")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the network")
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("no CUDA device: this is a GPU check")
@@ -113,31 +164,34 @@ def main() -> None:
         }
 
     loop.build_cache = fake_cache
-    data.read_clip = plots.read_clip = synthetic_read_clip
+    data.read_clip = synthetic_read_clip
 
     with tempfile.TemporaryDirectory() as tmp:
         export = Path(tmp) / "export"
         write_export(export, args.videos)
+        config = TrainConfig(
+            export_dir=export,
+            epochs=args.epochs,
+            frames=args.frames,
+            size=args.size,
+            batch_size=args.batch_size,
+            device=args.device,
+            amp=args.device == "cuda",
+            compile=args.compile,
+            workers=args.workers,
+            patience=args.epochs,
+            out=Path(tmp) / "run",
+            progress=False,
+        )
+        main_rank = int(os.environ.get("RANK", "0")) == 0
+        loader_rate = loader_only_clips_per_s(config, export) if main_rank else 0.0
+        step_rate = step_only_clips_per_s(config) if main_rank else 0.0
         samples: list = []
         stop = threading.Event()
         sampler = threading.Thread(target=sample_gpu, args=(samples, stop), daemon=True)
         sampler.start()
         started = time.perf_counter()
-        run = train(
-            TrainConfig(
-                export_dir=export,
-                epochs=args.epochs,
-                frames=args.frames,
-                size=args.size,
-                batch_size=args.batch_size,
-                device=args.device,
-                amp=args.device == "cuda",
-                workers=args.workers,
-                patience=args.epochs,
-                out=Path(tmp) / "run",
-                progress=False,
-            )
-        )
+        run = train(config)
         wall = time.perf_counter() - started
         stop.set()
         sampler.join()
@@ -149,6 +203,11 @@ def main() -> None:
     name = torch.cuda.get_device_name(0) if args.device == "cuda" else "cpu"
     print(f"device: {name}; torch {torch.__version__}")
     steady = history["train_clips_per_s"].iloc[1:] if len(history) > 1 else history["train_clips_per_s"]
+    print(f"loader only: {loader_rate:.1f} clips/s; step only: {step_rate:.1f} clips/s")
+    print(
+        f"full loop: {steady.mean() / step_rate:.2f}x the step-only rate (goal >= 0.9); "
+        f"the loader is {loader_rate / step_rate:.2f}x the step"
+    )
     print(
         f"train clips/s (epochs after the first): {steady.mean():.1f}  "
         f"[{args.frames}x{args.size}x{args.size}, batch {args.batch_size}, "

@@ -11,7 +11,7 @@ from ..errors import ConfigError
 from ..features.options import MODALITIES, check_modalities
 
 # Options that may change when a run is resumed; everything else must match the saved config.
-RESUMABLE_OVERRIDES = ("epochs", "patience", "device", "amp", "workers", "progress")
+RESUMABLE_OVERRIDES = ("epochs", "patience", "device", "amp", "compile", "workers", "progress")
 MODELS = ("r2plus1d", "gbdt", "fusion")
 
 
@@ -42,6 +42,7 @@ class TrainConfig:
     freeze_backbone: bool = described(False, "Train only the head.")
     device: str = described("auto", "auto | cpu | cuda.")
     amp: bool = described(False, "bf16 autocast (CUDA only).")
+    compile: bool = described(False, "torch.compile the network (falls back to eager where it cannot compile).")
     workers: int | None = described(None, "Data-loader workers (default: 0 on CPU, up to 8 on CUDA).")
     seed: int = described(0, "Seed of init, order, clip starts and dropout.")
     out: Path | None = described(None, "Run directory (default EXPORT_DIR/runs/<time>).")
