@@ -9,18 +9,14 @@ HTTP Range (starlette's ``FileResponse``), so a ``<video>`` element can seek.
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from pathlib import Path, PurePosixPath
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from .._waits import wait_event
+from .._serving import BackgroundServer
 from ..config import Settings
 from ..errors import ConfigError, CorpusError
 from ..posters import poster_frame
@@ -31,7 +27,6 @@ from .catalog import Catalog, GridQuery
 from .pages import grid_page, queue_page, video_page
 
 GRACEFUL_SHUTDOWN_S = 1
-STOP_TIMEOUT_S = 10
 REPORT = PurePosixPath("report/report.html")
 
 
@@ -132,58 +127,28 @@ class BrowseServer:
     """The app on uvicorn in a background thread; a context manager. ``base_url`` once started."""
 
     def __init__(self, settings: Settings, store: Store, catalog: Catalog, *, host: str = "127.0.0.1", port: int = 0):
-        self.app = browse_app(settings, store, catalog)
-        self.host, self.port = host, port
+        self._serving = BackgroundServer(
+            browse_app(settings, store, catalog),
+            host,
+            port,
+            name="browse-server",
+            graceful_shutdown_s=GRACEFUL_SHUTDOWN_S,
+        )
         self.base_url = ""
-        self._server: uvicorn.Server | None = None
-        self._stopped = threading.Event()
 
     def start(self) -> BrowseServer:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
-        host, port = sock.getsockname()[:2]
-        self.base_url = f"http://{host}:{port}"
-        config = uvicorn.Config(
-            self.app,
-            log_config=None,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-        )
-        self._server = uvicorn.Server(config)
-        self._stopped = threading.Event()
-        threading.Thread(target=self._serve, args=(self._server, sock), name="browse-server", daemon=True).start()
-        deadline = time.monotonic() + 15
-        while not self._server.started:
-            if self._stopped.is_set() or time.monotonic() > deadline:
-                self.stop()
-                raise ConfigError(f"corpus browse could not serve on {self.base_url}")
-            time.sleep(0.02)
-        return self
-
-    def _serve(self, server: uvicorn.Server, sock: socket.socket) -> None:
         try:
-            server.run(sockets=[sock])
-        finally:
-            self._stopped.set()
+            self.base_url = self._serving.start()
+        except RuntimeError as exc:
+            raise ConfigError(f"corpus browse could not serve: {exc}") from exc
+        return self
 
     def wait(self) -> None:
         """Serve until Ctrl-C (or :meth:`stop` from another thread)."""
-        wait_event(self._stopped)
+        self._serving.wait()
 
     def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.should_exit = True
-        try:
-            wait_event(self._stopped, STOP_TIMEOUT_S)
-        except KeyboardInterrupt:
-            server.force_exit = True
-            wait_event(self._stopped, STOP_TIMEOUT_S)
-            raise
+        self._serving.stop()
 
     def __enter__(self) -> BrowseServer:
         return self.start()

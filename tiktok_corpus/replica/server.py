@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import uvicorn
-
-from .._waits import wait_event
+from .._serving import BackgroundServer
 from ..clock import Clock, ScaledClock
 from ..errors import ConfigError
 from .catalog import build_catalog
@@ -26,7 +22,6 @@ from .signing import SigningSetting
 from .site import ReplicaSite
 
 GRACEFUL_SHUTDOWN_S = 2  # responses in flight when the replica stops get this long to finish
-STOP_TIMEOUT_S = 10
 
 
 class _HideConnectionCuts(logging.Filter):
@@ -72,8 +67,7 @@ class Replica:
         self._removals = Removals(self.catalog)
         self._clock = clock
         self._on_progress = on_progress
-        self._server: uvicorn.Server | None = None
-        self._stopped = threading.Event()
+        self._serving: BackgroundServer | None = None
         self.base_url = ""
 
     def media_path(self, video_id: str) -> Path:
@@ -118,63 +112,30 @@ class Replica:
         site = ReplicaSite(
             self.catalog, media, self._plan, self._signing, self._removals, self.config, self._clock, self.site_clock
         )
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.config.host, self.config.port))
-        host, port = sock.getsockname()[:2]
-        self.base_url = f"http://{host}:{port}"
         logging.getLogger("uvicorn.error").addFilter(_HideConnectionCuts())
-        server_config = uvicorn.Config(
+        self._serving = BackgroundServer(
             site.app,
-            log_config=None,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+            self.config.host,
+            self.config.port,
+            name="replica-server",
+            graceful_shutdown_s=GRACEFUL_SHUTDOWN_S,
         )
-        self._server = uvicorn.Server(server_config)
-        self._stopped = threading.Event()
-        threading.Thread(
-            target=self._serve, args=(self._server, sock, self._stopped), name="replica-server", daemon=True
-        ).start()
-        try:
-            deadline = time.monotonic() + 15
-            while not self._server.started:
-                if self._stopped.is_set() or time.monotonic() > deadline:
-                    raise RuntimeError("the replica server did not start")
-                time.sleep(0.02)
-        except BaseException:
-            self.stop()
-            raise
+        self.base_url = self._serving.start()
         return self
-
-    @staticmethod
-    def _serve(server: uvicorn.Server, sock: socket.socket, stopped: threading.Event) -> None:
-        try:
-            server.run(sockets=[sock])
-        finally:
-            stopped.set()
 
     def wait(self) -> None:
         """Block until the server stops (the CLI serves until Ctrl-C)."""
-        if self._server is not None:
-            wait_event(self._stopped)
+        if self._serving is not None:
+            self._serving.wait()
 
     def stop(self) -> None:
         """Stop serving: idle connections close at once, responses in flight get GRACEFUL_SHUTDOWN_S.
 
         A second Ctrl-C while stopping cuts those responses short; the server is stopped either way.
         """
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.should_exit = True
-        try:
-            wait_event(self._stopped, STOP_TIMEOUT_S)
-        except KeyboardInterrupt:
-            server.force_exit = True
-            wait_event(self._stopped, STOP_TIMEOUT_S)
-            raise
+        serving, self._serving = self._serving, None
+        if serving is not None:
+            serving.stop()
 
     def __enter__(self) -> Replica:
         return self.start()

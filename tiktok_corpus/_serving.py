@@ -1,0 +1,87 @@
+"""An ASGI app served by uvicorn in a background thread, on a socket bound first (port 0 picks a free
+one, so ``base_url`` is known before the first request): the replica site and ``corpus browse``.
+
+Stopping closes idle connections at once and gives responses in flight ``graceful_shutdown_s``; a
+second Ctrl-C while stopping cuts them short. The waits wake often enough for a Ctrl-C to land.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import uvicorn
+
+from ._waits import wait_event
+
+START_TIMEOUT_S = 15
+STOP_TIMEOUT_S = 10
+
+
+class BackgroundServer:
+    """``start()`` returns once uvicorn accepts connections (else stops and raises RuntimeError)."""
+
+    def __init__(self, app, host: str, port: int, *, name: str, graceful_shutdown_s: int) -> None:
+        self.app, self.host, self.port, self.name = app, host, port, name
+        self.graceful_shutdown_s = graceful_shutdown_s
+        self.base_url = ""
+        self._server: uvicorn.Server | None = None
+        self._stopped = threading.Event()
+
+    def start(self) -> str:
+        """Bind, serve in a daemon thread, wait until it is up; returns ``base_url``."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self.port))
+        host, port = sock.getsockname()[:2]
+        self.base_url = f"http://{host}:{port}"
+        config = uvicorn.Config(
+            self.app,
+            log_config=None,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=self.graceful_shutdown_s,
+        )
+        self._server = server = uvicorn.Server(config)
+        self._stopped = stopped = threading.Event()
+        threading.Thread(target=self._serve, args=(server, sock, stopped), name=self.name, daemon=True).start()
+        try:
+            deadline = time.monotonic() + START_TIMEOUT_S
+            while not server.started:
+                if stopped.is_set() or time.monotonic() > deadline:
+                    raise RuntimeError(f"{self.name} did not start on {self.base_url}")
+                time.sleep(0.02)
+        except BaseException:
+            self.stop()
+            raise
+        return self.base_url
+
+    @staticmethod
+    def _serve(server: uvicorn.Server, sock: socket.socket, stopped: threading.Event) -> None:
+        try:
+            server.run(sockets=[sock])
+        finally:
+            stopped.set()
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    def wait(self) -> None:
+        """Block until the server stops (the CLI serves until Ctrl-C)."""
+        if self._server is not None:
+            wait_event(self._stopped)
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.should_exit = True
+        try:
+            wait_event(self._stopped, STOP_TIMEOUT_S)
+        except KeyboardInterrupt:
+            server.force_exit = True
+            wait_event(self._stopped, STOP_TIMEOUT_S)
+            raise
