@@ -16,7 +16,7 @@ import pytest
 
 from tiktok_corpus.errors import ConfigError
 from tiktok_corpus.train import TrainConfig
-from tiktok_corpus.train.ablate import ablate, ablation_lines
+from tiktok_corpus.train.ablation import ablate, ablation_lines
 from tiktok_corpus.train.fusion import side_inputs
 from tiktok_corpus.train.gbdt import train_gbdt
 

@@ -38,8 +38,8 @@ def train(config: TrainConfig, features: FeatureOptions | None = None) -> Path:
 
 
 def ablate(config: TrainConfig, features: FeatureOptions | None = None, **options) -> Path:
-    """``corpus ablate``: see :func:`.ablate.ablate`; the feature tables are made or read here."""
-    from .ablate import ablate as run_ablation
+    """``corpus ablate``: see :func:`.ablation.ablate`; the feature tables are made or read here."""
+    from .ablation import ablate as run_ablation
 
     table, provenance = _feature_table(config, features)
     return run_ablation(config, table, provenance, **options)
