@@ -162,3 +162,15 @@ def test_fusion_side_inputs_are_scaled_on_train_only(planted):
 def test_bad_options_are_clear_errors(tmp_path, options, message):
     with pytest.raises(ConfigError, match=message):
         TrainConfig(tmp_path, **options)
+
+
+def test_corpus_ablate_refuses_bad_feature_settings_in_one_line(planted):
+    from typer.testing import CliRunner
+
+    from tiktok_corpus.cli import app
+
+    root, _ = planted
+    result = CliRunner().invoke(app, ["ablate", str(root), "--size", "15"])
+
+    assert result.exit_code != 0 and "--size must be even" in result.output
+    assert not (root / "ablations").exists()

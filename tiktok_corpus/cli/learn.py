@@ -104,6 +104,11 @@ def ablate(
     boost_lr: float = option_from(TrainConfig, "boost_lr"),
     device: str = option_from(TrainConfig, "device"),
     seed: int = option_from(TrainConfig, "seed"),
+    backbone: str = option_from(FeatureOptions, "backbone"),
+    weights: str = option_from(FeatureOptions, "weights"),
+    clips: int = option_from(FeatureOptions, "clips", min=1),
+    frames: int = option_from(FeatureOptions, "frames", min=1),
+    size: int = option_from(FeatureOptions, "size", min=2),
     out: Path | None = typer.Option(None, help="Where to write (default EXPORT_DIR/ablations/<time>)."),
     as_json: bool = typer.Option(False, "--json", help="Print ablation.json instead of the table."),
 ) -> None:
@@ -111,7 +116,9 @@ def ablate(
 
     Each line has its test metric with a 95% bootstrap interval and the verdict against the baselines;
     the all-modality model adds LightGBM gain and permutation importance per modality. Writes
-    ablation.json and ablation.png (the report shows them)."""
+    ablation.json and ablation.png (the report shows them). The feature tables are those of
+    `corpus features` with the same --backbone, --weights, --clips, --frames and --size (made here
+    when missing)."""
     from ..train import ablate as run_ablation
     from .display import ablation_table
 
@@ -127,7 +134,8 @@ def ablate(
         seed=seed,
         progress=not as_json,
     )
-    run_dir = run_ablation(config, out=out)
+    features = FeatureOptions(backbone=backbone, weights=weights, clips=clips, frames=frames, size=size)
+    run_dir = run_ablation(config, features, out=out)
     result = json.loads((run_dir / "ablation.json").read_text())
     if as_json:
         typer.echo(json.dumps(result, indent=2))
