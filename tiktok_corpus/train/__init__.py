@@ -53,8 +53,8 @@ def _feature_table(config: TrainConfig, features: FeatureOptions | None):
     modalities = config.modality_list
     if config.model == "fusion":  # the network is the video modality; the others join before its head
         modalities = tuple(m for m in modalities if m != "video")
-    options = replace(
-        features or FeatureOptions(), modalities=modalities, device=config.device, progress=config.progress
-    )
+    # Without explicit feature settings, the video backbone takes the run's own --weights.
+    base = features or FeatureOptions(weights=config.weights)
+    options = replace(base, modalities=modalities, device=config.device, progress=config.progress)
     table = load_features(config.export_dir, modalities, options)
     return table, feature_provenance(config.export_dir, modalities, options)
