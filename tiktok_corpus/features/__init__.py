@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 from .options import BACKBONES, MODALITIES, FeatureOptions, FeatureSummary, ModalityResult
 
 if TYPE_CHECKING:
-    from .run import extract_features, feature_provenance, load_features
+    from .run import extract_features, feature_provenance, load_features, load_features_and_provenance
 
-_LAZY = ("extract_features", "feature_provenance", "load_features")
+_LAZY = ("extract_features", "feature_provenance", "load_features", "load_features_and_provenance")
 
 __all__ = [
     "BACKBONES",
@@ -30,6 +30,7 @@ __all__ = [
     "extract_features",
     "feature_provenance",
     "load_features",
+    "load_features_and_provenance",
 ]
 
 

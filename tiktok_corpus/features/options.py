@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -56,10 +57,7 @@ class FeatureOptions:
     progress: bool = field(default=True, compare=False)
 
     def __post_init__(self) -> None:
-        if isinstance(self.modalities, str):
-            self.modalities = tuple(m.strip() for m in self.modalities.split(",") if m.strip())
-        self.modalities = tuple(self.modalities)
-        check_modalities(self.modalities)
+        self.modalities = parse_modalities(self.modalities)
         self.cache_dir = Path(self.cache_dir) if self.cache_dir else None
         for name in ("clips", "frames", "size", "text_components", "batch_size"):
             if getattr(self, name) < 1:
@@ -97,7 +95,16 @@ class FeatureOptions:
         return self.weights == "none"
 
 
-def check_modalities(modalities: tuple[str, ...] | list[str]) -> None:
+def parse_modalities(modalities: str | Sequence[str]) -> tuple[str, ...]:
+    """``"audio, text"`` (or a sequence) -> ``("audio", "text")`` in :data:`MODALITIES` order; an
+    unknown modality, or none, is a ConfigError."""
+    asked = [m.strip() for m in (modalities.split(",") if isinstance(modalities, str) else modalities)]
+    asked = [m for m in asked if m]
+    check_modalities(asked)
+    return tuple(m for m in MODALITIES if m in asked)
+
+
+def check_modalities(modalities: Sequence[str]) -> None:
     unknown = [m for m in modalities if m not in MODALITIES]
     if unknown or not modalities:
         raise ConfigError(

@@ -38,10 +38,21 @@ def _export(export_dir: Path) -> Export:
     return load_export(Path(export_dir))
 
 
-def _entry(export: Export, modality: str, options: FeatureOptions) -> CacheEntry:
-    data_file = export.root / export.manifest.get("data_file", "videos.parquet")
-    settings = {"table_sha256": table_identity(data_file), **_module(modality).settings(options)}
-    return CacheEntry(modality, settings)
+def _identity(export: Export) -> str:
+    """The sha256 of the export's table file, read once per call of this module's functions."""
+    return table_identity(export.root / export.manifest.get("data_file", "videos.parquet"))
+
+
+def _entry(identity: str, modality: str, options: FeatureOptions) -> CacheEntry:
+    return CacheEntry(modality, {"table_sha256": identity, **_module(modality).settings(options)})
+
+
+def _provenance(export: Export, entry: CacheEntry, options: FeatureOptions) -> dict:
+    return {
+        "settings": entry.settings,
+        "cache_file": str(entry.table_path(export.root)),
+        "random_init": _random_init(entry.modality, options),
+    }
 
 
 def _random_init(modality: str, options: FeatureOptions) -> bool:
@@ -49,11 +60,11 @@ def _random_init(modality: str, options: FeatureOptions) -> bool:
 
 
 def _table(
-    export: Export, modality: str, options: FeatureOptions, progress: Progress | None
+    export: Export, entry: CacheEntry, options: FeatureOptions, progress: Progress | None
 ) -> tuple[pd.DataFrame, ModalityResult]:
     """A modality's table from the cache, or computed (and cached) when the cache has no valid one."""
     started = time.monotonic()
-    entry = _entry(export, modality, options)
+    modality = entry.modality
     video_ids = pd.Index(export.table["video_id"], name="video_id")
     frame = read_cached(export.root, entry, video_ids)
     hit = frame is not None
@@ -80,9 +91,11 @@ def _table(
 
 def _tables(
     export_dir: Path, modalities: Sequence[str], options: FeatureOptions, progress: Progress | None
-) -> tuple[list[pd.DataFrame], FeatureSummary]:
+) -> tuple[list[pd.DataFrame], FeatureSummary, dict]:
     check_modalities(list(modalities))
     export = _export(export_dir)
+    identity = _identity(export)
+    entries = [_entry(identity, modality, options) for modality in modalities]
     summary = FeatureSummary(export_dir=export.root, rows=len(export.table))
     if progress is None and options.progress:
         from rich.console import Console
@@ -93,11 +106,11 @@ def _tables(
         bar = nullcontext(progress)
     frames = []
     with bar as running:
-        for modality in modalities:
-            frame, result = _table(export, modality, options, running)
+        for entry in entries:
+            frame, result = _table(export, entry, options, running)
             frames.append(frame)
             summary.results.append(result)
-    return frames, summary
+    return frames, summary, {entry.modality: _provenance(export, entry, options) for entry in entries}
 
 
 def extract_features(export_dir: Path, options: FeatureOptions, progress: Progress | None = None) -> FeatureSummary:
@@ -109,6 +122,14 @@ def extract_features(export_dir: Path, options: FeatureOptions, progress: Progre
     return _tables(export_dir, options.modalities, options, progress)[1]
 
 
+def load_features_and_provenance(
+    export_dir: Path, modalities: Sequence[str], options: FeatureOptions, progress: Progress | None = None
+) -> tuple[pd.DataFrame, dict]:
+    """:func:`load_features` and :func:`feature_provenance` in one pass over the export."""
+    frames, _, provenance = _tables(export_dir, modalities, options, progress)
+    return pd.concat(frames, axis=1), provenance
+
+
 def load_features(
     export_dir: Path,
     modalities: Sequence[str],
@@ -118,20 +139,12 @@ def load_features(
     """One frame of ``modalities``' features: index ``video_id`` (str), the export's rows in order, float
     columns ``<modality>.<feature>`` (NaN where a value does not exist); missing tables are computed first."""
     options = options or FeatureOptions(modalities=tuple(modalities))
-    frames, _ = _tables(export_dir, modalities, options, progress)
-    return pd.concat(frames, axis=1)
+    return load_features_and_provenance(export_dir, modalities, options, progress)[0]
 
 
 def feature_provenance(export_dir: Path, modalities: Sequence[str], options: FeatureOptions) -> dict:
     """Per modality: the settings its table was (or will be) made with, its cache file, its random_init flag."""
     check_modalities(list(modalities))
     export = _export(export_dir)
-    provenance = {}
-    for modality in modalities:
-        entry = _entry(export, modality, options)
-        provenance[modality] = {
-            "settings": entry.settings,
-            "cache_file": str(entry.table_path(export.root)),
-            "random_init": _random_init(modality, options),
-        }
-    return provenance
+    identity = _identity(export)
+    return {m: _provenance(export, _entry(identity, m, options), options) for m in modalities}

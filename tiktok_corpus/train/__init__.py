@@ -48,7 +48,7 @@ def ablate(config: TrainConfig, features: FeatureOptions | None = None, **option
 def _feature_table(config: TrainConfig, features: FeatureOptions | None):
     from dataclasses import replace
 
-    from ..features import FeatureOptions, feature_provenance, load_features
+    from ..features import FeatureOptions, load_features_and_provenance
 
     modalities = config.modality_list
     if config.model == "fusion":  # the network is the video modality; the others join before its head
@@ -56,5 +56,4 @@ def _feature_table(config: TrainConfig, features: FeatureOptions | None):
     # Without explicit feature settings, the video backbone takes the run's own --weights.
     base = features or FeatureOptions(weights=config.weights)
     options = replace(base, modalities=modalities, device=config.device, progress=config.progress)
-    table = load_features(config.export_dir, modalities, options)
-    return table, feature_provenance(config.export_dir, modalities, options)
+    return load_features_and_provenance(config.export_dir, modalities, options)

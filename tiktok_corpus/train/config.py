@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..config import described
 from ..errors import ConfigError
-from ..features.options import MODALITIES, check_modalities
+from ..features.options import MODALITIES, parse_modalities
 
 # Options that may change when a run is resumed; everything else must match the saved config.
 RESUMABLE_OVERRIDES = ("epochs", "patience", "device", "amp", "compile", "workers", "progress")
@@ -100,13 +100,6 @@ class TrainConfig:
     def from_json(cls, data: dict) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
-
-
-def parse_modalities(text: str) -> tuple[str, ...]:
-    """``"audio, text"`` -> ``("audio", "text")``, in :data:`MODALITIES` order; unknown or none is an error."""
-    asked = [part.strip() for part in str(text).split(",") if part.strip()]
-    check_modalities(asked)
-    return tuple(m for m in MODALITIES if m in asked)
 
 
 def run_dir_for(config: TrainConfig) -> Path:
