@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -99,13 +100,12 @@ def sound_export_source(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def sound_export(tmp_path, sound_export_source) -> Path:
-    """A private copy (hard links) of the export, so each test starts without a feature cache."""
+    """A private copy of the export, so each test starts without a feature cache: the videos hard-linked,
+    the table and manifest copied (a test that rewrites its table must not rewrite everyone's)."""
     root = tmp_path / "export"
     (root / "videos").mkdir(parents=True)
-    for name in (
-        "manifest.json",
-        "videos.parquet",
-        *(f"videos/{p.name}" for p in (sound_export_source / "videos").iterdir()),
-    ):
-        os.link(sound_export_source / name, root / name)
+    for name in ("manifest.json", "videos.parquet"):
+        shutil.copyfile(sound_export_source / name, root / name)
+    for video in (sound_export_source / "videos").iterdir():
+        os.link(video, root / "videos" / video.name)
     return root

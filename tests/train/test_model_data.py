@@ -75,6 +75,17 @@ def test_proxy_cache_is_built_once_and_reads_padded_clips(signal_export, tmp_pat
     assert torch.equal(first, again)
 
 
+def test_byte_identical_originals_share_one_proxy_built_once(signal_export, tmp_path):
+    """Reposts: rows whose files hash the same map to one proxy, encoded by one job (two encoders on
+    the same ``.part`` file raced, and the loser reported "no video frames")."""
+    export = load_export(signal_export)
+    reposts = export.table.head(1).loc[[export.table.index[0]] * 6].reset_index(drop=True)
+    reposts["video_id"] = [f"71000000000000000{i:02d}" for i in range(6)]
+    proxies = build_cache(export.__class__(export.root, export.manifest, reposts), 16, tmp_path / "c", workers=6)
+    assert len(proxies) == 6 and len(set(proxies.values())) == 1
+    assert [p.name for p in (tmp_path / "c").rglob("*") if p.is_file()] == [next(iter(proxies.values())).name]
+
+
 def test_undecodable_original_is_a_clear_error(signal_export, tmp_path):
     export = load_export(signal_export)
     broken = export.table.head(2).copy()

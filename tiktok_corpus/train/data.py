@@ -146,7 +146,9 @@ def build_cache(
         digest = getattr(row, "sha256", None)
         digest = digest if isinstance(digest, str) and digest else sha256_file(source)[1]
         jobs[str(row.video_id)] = (source, directory / f"{digest}.mp4")
-    todo = [(vid, src, dst) for vid, (src, dst) in jobs.items() if not dst.is_file()]
+    # One job per proxy: byte-identical originals (reposts) share one, and two encoders writing the
+    # same ``.part`` file would race (one renames it away under the other).
+    todo = {dst: src for src, dst in jobs.values() if not dst.is_file()}
     failures: list[str] = []
     if todo:
         from rich.console import Console
@@ -157,7 +159,7 @@ def build_cache(
             ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool,
         ):
             task = bar.add_task(f"decoding {len(todo)} videos into {size}px proxies", total=len(todo))
-            pending = {pool.submit(encode_proxy, src, dst, size) for _, src, dst in todo}
+            pending = {pool.submit(encode_proxy, src, dst, size) for dst, src in todo.items()}
             try:
                 while pending:
                     finished, pending = wait_first(pending)
