@@ -4,8 +4,11 @@ scheduled, claims, and how an observation, a deletion, a failure or a stop settl
 from __future__ import annotations
 
 import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
-from sqlalchemy import insert, select
+import pytest
+from sqlalchemy import event, insert, select
 
 from tiktok_corpus.config import Settings
 from tiktok_corpus.store.db import make_engine, open_store, upgrade
@@ -161,3 +164,29 @@ def test_released_and_dead_workers_claims_come_back_but_a_live_claim_is_never_sh
 
 def test_lateness_allowance():
     assert allowed_lateness_s(HOUR, 0.25) == 900 and allowed_lateness_s(60, 0.25) == 60
+
+
+@pytest.mark.postgres
+def test_two_claims_of_one_videos_targets_never_deadlock(pg_url):
+    """Two trackers that each locked one of a video's due targets (SKIP LOCKED hands them different
+    rows) must not then wait on each other's rows: updating every due target of the video did, and
+    Postgres killed one of them with "deadlock detected"."""
+    with migrated_store(pg_url) as store:
+        add_videos(store, {"1": 0})
+        schedule_targets(store, AGES, now=T0, late_fraction=0.25)
+        both_locked = threading.Barrier(2, timeout=20)
+        waited: set[int] = set()
+
+        @event.listens_for(store.engine, "after_cursor_execute")
+        def hold_after_the_first_lock(conn, cursor, statement, parameters, context, executemany):
+            if "FOR UPDATE" in statement and threading.get_ident() not in waited:
+                waited.add(threading.get_ident())
+                both_locked.wait()  # each claim holds one target row now
+
+        with ThreadPoolExecutor(2) as pool:
+            claims = [
+                pool.submit(claim_due, store, 1, now=T0 + 7 * HOUR, worker=f"{WORKER}{i}", lease_s=60) for i in range(2)
+            ]
+            results = [claim.result(timeout=60) for claim in claims]
+        ages = sorted(age for result in results for due in result for age in due.ages_s)
+        assert ages == [HOUR, 6 * HOUR]  # each target claimed once, by one of them

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
-from sqlalchemy import CursorResult, and_, func, literal, or_, select, update
+from sqlalchemy import CursorResult, and_, func, literal, or_, select, tuple_, update
 
 from ..tiktok.contract import ItemRecord, StatsRecord
 from . import queue
@@ -97,9 +97,18 @@ def claim_due(store: Store, limit: int, *, now: float, worker: str, lease_s: flo
                 video_ids.extend(dict.fromkeys(session.scalars(query)))
         if not video_ids:
             return []
+        # Lock every due target of those videos that no other claim holds, then update exactly those: an
+        # update of all their due targets waited on rows another tracker had locked, which waited on ours
+        # (Postgres: deadlock detected).
+        targets = select(_TARGETS.c.video_id, _TARGETS.c.age_s).where(_TARGETS.c.video_id.in_(video_ids), or_(*due))
+        if store.dialect == "postgresql":
+            targets = targets.with_for_update(skip_locked=True)
+        locked = [tuple(row) for row in session.execute(targets)]
+        if not locked:
+            return []
         claimed = session.execute(
             update(_TARGETS)
-            .where(_TARGETS.c.video_id.in_(video_ids), or_(*due))
+            .where(tuple_(_TARGETS.c.video_id, _TARGETS.c.age_s).in_(locked), or_(*due))
             .values(
                 status="claimed",
                 lease_until=wall + timedelta(seconds=lease_s),
