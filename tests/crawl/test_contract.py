@@ -107,6 +107,9 @@ def test_rehydration_page_reads_gears_and_hashtags():
         ("no_item_list.json", BlockedError, "no_item_list"),
         ("invalid_count.json", ContractError, "invalid_request"),
         ('{"itemList": [', ContractError, "malformed_json"),
+        ('{"itemList": [], "statusCode": NaN}', ContractError, "malformed_json"),  # NaN is not JSON
+        ('{"itemList": [1e999]}', ContractError, "malformed_json"),
+        ('{"itemList": ["\\ud800"]}', ContractError, "malformed_json"),  # a lone surrogate is no text
     ],
 )
 def test_list_answers_that_are_not_lists(body, error, kind):

@@ -9,7 +9,15 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError
 
 from tiktok_corpus.config import Settings
-from tiktok_corpus.store.crawl import claim_parents, expand_order_key, frontier_state, record_expansion, record_seeds
+from tiktok_corpus.store.crawl import (
+    Expansion,
+    claim_parents,
+    expand_order_key,
+    frontier_state,
+    record_expansion,
+    record_expansions,
+    record_seeds,
+)
 from tiktok_corpus.store.db import open_store
 from tiktok_corpus.store.models import Author, Hashtag, RelatedEdge, StatsSnapshot, Video, VideoHashtag
 from tiktok_corpus.store.queue import worker_name
@@ -150,6 +158,66 @@ def test_expansion_stops_at_max_videos(any_store):
         any_store, parent, listing(20, 21, 22, 23), method="fetch", fanout=5, max_videos=3, run_id=None, seed=0
     )
     assert sighting.new == ("20", "21") and count(any_store, Video) == 3
+
+
+def _batch_scenario() -> list[Expansion]:
+    """Three expansions whose later lists re-sight what the earlier ones added (with a changed caption,
+    an author lacking fields the first sighting had, shared hashtags), two methods, and a target that
+    runs out in the last."""
+
+    def tagged(video_id: int, *names: str, **extra) -> dict:
+        return item(video_id, challenges=[{"id": f"c-{name}", "title": name} for name in names], **extra)
+
+    sparse_author = {"author": {"id": "910", "uniqueId": None}, "desc": "edited #cats"}
+    return [
+        Expansion("1", ItemList((parse_item(tagged(10, "cats")), parse_item(tagged(11, "dogs")))), "fetch"),
+        Expansion(
+            "2",
+            ItemList(
+                (parse_item(tagged(10, "cats", "fresh", **sparse_author)), parse_item(item(12)), parse_item(item(1)))
+            ),
+            "page",
+        ),
+        Expansion("3", ItemList((parse_item(item(13)), parse_item(item(14)), parse_item(tagged(11, "dogs")))), "fetch"),
+    ]
+
+
+def _table_dump(store) -> dict[str, list[tuple]]:
+    """Every row the writes make, without generated ids and clock readings: comparable across stores."""
+    with store.sessions() as session:
+        tags = dict(session.execute(select(Hashtag.id, Hashtag.name)).all())
+        return {
+            "videos": sorted(
+                (v.id, v.parent_id, v.depth, v.source, v.desc, v.author_id, v.expand_status, v.expand_method)
+                for v in session.scalars(select(Video))
+            ),
+            "authors": sorted((a.id, a.unique_id, a.follower_count) for a in session.scalars(select(Author))),
+            "hashtags": sorted((h.name, h.tiktok_id) for h in session.scalars(select(Hashtag))),
+            "links": sorted((link.video_id, tags[link.hashtag_id]) for link in session.scalars(select(VideoHashtag))),
+            "snapshots": sorted((s.video_id, s.play_count, s.source) for s in session.scalars(select(StatsSnapshot))),
+            "edges": sorted((e.parent_id, e.child_id, e.rank) for e in session.scalars(select(RelatedEdge))),
+        }
+
+
+def test_a_batch_of_expansions_writes_what_they_write_one_by_one(any_store, tmp_path):
+    """The crawl writes several expansions per transaction; the tables must not tell the difference."""
+    one_by_one = open_store(Settings(data_dir=tmp_path / "one-by-one"))
+    try:
+        for target in (one_by_one, any_store):
+            record_seeds(target, listing(1, 2, 3), seeds=3, max_videos=7, run_id=None, seed=0)
+            assert claim_parents(target, "bfs", worker_name("t"), 3) == ["1", "2", "3"]
+        expected = [
+            record_expansion(
+                one_by_one, e.parent_id, e.related, method=e.method, fanout=2, max_videos=7, run_id=None, seed=0
+            )
+            for e in _batch_scenario()
+        ]
+        batched = record_expansions(any_store, _batch_scenario(), fanout=2, max_videos=7, run_id=None, seed=0)
+        assert batched == expected
+        assert [s.new for s in batched] == [("10", "11"), ("12",), ("13",)]  # the target of 7 ran out
+        assert _table_dump(any_store) == _table_dump(one_by_one)
+    finally:
+        one_by_one.dispose()
 
 
 def test_failed_expansion_transaction_leaves_nothing_behind(any_store):

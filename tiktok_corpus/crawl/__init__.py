@@ -1,10 +1,11 @@
 """Discovery, the way the paper built its corpus: For You seeds, then related-video expansion.
 
 The frontier is the ``videos`` table: a video waits in ``expand_status = pending`` until a worker
-claims it, fetches its related list and, in ONE transaction, adds up to ``fanout`` new videos, records
-an edge (with rank) to every related video in the corpus, appends a stats snapshot per sighting and
-marks the parent ``expanded``. A crawl killed at any moment therefore resumes where it stopped, and
-several processes on one Postgres share the work through row claims.
+claims it, fetches its related list and, in one transaction (shared with the other expansions fetched
+meanwhile, see :mod:`.writes`), adds up to ``fanout`` new videos, records an edge (with rank) to every
+related video in the corpus, appends a stats snapshot per sighting and marks the parent ``expanded``.
+A crawl killed at any moment therefore resumes where it stopped (a parent whose write had not landed is
+claimed again), and several processes on one Postgres share the work through row claims.
 
 ``random`` expands in ``expand_order`` (a seeded hash of the id): the smallest key among the pending
 rows is a uniformly random pick, and the order is the same in every process and after a restart.
@@ -12,6 +13,7 @@ rows is a uniformly random pick, and the order is the same in every process and 
 
 * :mod:`.options` - what a crawl is asked to do and what it reports;
 * :mod:`.run` - the crawl itself: browser sessions, the expansion loops, the run's bookkeeping;
+* :mod:`.writes` - the expansions, written behind the loops, several per transaction;
 * :mod:`tiktok_corpus.store.crawl` - every statement the crawl runs (sightings, claims, counts, runs).
 """
 

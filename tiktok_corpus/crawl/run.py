@@ -8,6 +8,7 @@ decided there, not here.
 The pages' fetches run on the event loop. Every database call of the expansion loops (claims, the
 frontier check, the expansion writes) and the live count of downloaded files go, in order, to one
 database thread, so a transaction in progress never holds up the pages (the downloader does the same).
+Expansions are written behind the loops, several per transaction (:mod:`.writes`).
 """
 
 from __future__ import annotations
@@ -22,17 +23,19 @@ from typing import Any
 
 from playwright.async_api import async_playwright
 
+from .._collector import bulk_parsing_collector
 from ..config import Settings
 from ..errors import BlockedError, ContractError, PersistentlyBlocked
 from ..store import queue
 from ..store.crawl import (
+    Expansion,
     Sighting,
     claim_parents,
     corpus_video_count,
     downloaded_count,
     fail_parent,
     frontier_state,
-    record_expansion,
+    record_expansions,
     record_seeds,
     seed_count,
 )
@@ -45,6 +48,7 @@ from ..tiktok.contract import ItemList
 from ..tiktok.related_lists import RelatedLists, session_related_lists
 from ..tiktok.session_files import session_dir
 from .options import CrawlCounters, CrawlOptions, CrawlProgress, CrawlSummary
+from .writes import ExpansionWriter
 
 IDLE_POLL_S = 0.5
 PUBLISH_EVERY_S = 0.25  # the live display needs no more, and downloads are counted with a query
@@ -76,12 +80,25 @@ class _Crawl:
         self.related_lists: dict[str, RelatedLists] = {}  # per worker (session name)
         self.done = asyncio.Event()
         self._published_at = 0.0
-        # Parents a worker has claimed (one claim per ``in_flight`` of them) but not yet started.
-        self._claimed: dict[str, deque[str]] = {}
-        self._claiming: dict[str, asyncio.Lock] = {}
+        # Parents claimed (one claim for every loop of the process: a claim is a transaction) but not
+        # yet started.
+        self._claimed: deque[str] = deque()
+        self._claiming = asyncio.Lock()
         # The expansion loops' claims, writes and the download count run here, in order, so the event
         # loop keeps feeding the pages while an expansion is recorded.
         self._db = DatabaseThread("crawl")
+        self._writes = ExpansionWriter(
+            self._db,
+            lambda expansions: record_expansions(
+                store,
+                expansions,
+                fanout=options.fanout,
+                max_videos=options.max_videos,
+                run_id=self.run_id,
+                seed=options.seed,
+            ),
+            self._landed,
+        )
         self._download_follow = asyncio.Event()
         self._download_counting: asyncio.Task | None = None
 
@@ -125,14 +142,13 @@ class _Crawl:
         show up there too, so the loop stops at the target without a count query per round.
         """
         options = self.options
-        worker = queue.worker_name(session.name)
         while not self.done.is_set():
             if self.counters.videos >= options.max_videos:
                 self._publish(force=True)  # the display sees the target when it is reached, not after shutdown
                 self.done.set()
                 return
             self._publish()
-            parent_id = await self._next_parent(session.name, worker)
+            parent_id = await self._next_parent()
             if parent_id is None:
                 pending, claimed = await self._db(frontier_state, self.store)
                 if not pending and not claimed:
@@ -142,24 +158,33 @@ class _Crawl:
                 continue
             await self._expand(self.related_lists[session.name], parent_id)
 
-    async def _next_parent(self, name: str, worker: str) -> str | None:
-        """A parent for one of the worker's loops; one claim refills for all of them.
+    async def _next_parent(self) -> str | None:
+        """A parent for one of the expansion loops; one claim refills for all of them (``workers x
+        in_flight`` parents). A claim that finds the frontier empty while expansions are still being
+        written waits for them and claims again.
 
-        The claimed ids enter the worker's deque on the database thread, in the claim's own call, so a
-        loop cancelled while waiting still leaves them where ``_release_unstarted`` gives them back.
+        The claimed ids enter the deque on the database thread, in the claim's own call, so a loop
+        cancelled while waiting still leaves them where ``_release_unstarted`` gives them back.
         """
-        claimed = self._claimed.setdefault(name, deque())
-        async with self._claiming.setdefault(name, asyncio.Lock()):
-            if not claimed:
-                await self._db(
-                    lambda: claimed.extend(
-                        claim_parents(self.store, self.options.strategy, worker, self.options.in_flight)
-                    )
+        options, claimed = self.options, self._claimed
+
+        def claim() -> None:
+            claimed.extend(
+                claim_parents(
+                    self.store, options.strategy, queue.worker_name("crawl"), options.workers * options.in_flight
                 )
+            )
+
+        async with self._claiming:
+            if not claimed:
+                await self._db(claim)
+            if not claimed and self._writes.busy:
+                await self._writes.flush()
+                await self._db(claim)
         return claimed.popleft() if claimed else None
 
     def _release_unstarted(self) -> None:
-        queue.release(self.store, "expand", [parent for claimed in self._claimed.values() for parent in claimed])
+        queue.release(self.store, "expand", list(self._claimed))
         self._claimed.clear()
 
     async def _expand(self, lists: RelatedLists, parent_id: str) -> None:
@@ -177,20 +202,12 @@ class _Crawl:
         except BaseException:
             queue.release(self.store, "expand", [parent_id])
             raise
-        sighting = await self._db(
-            record_expansion,
-            self.store,
-            parent_id,
-            related.value,
-            method=related.method,
-            fanout=self.options.fanout,
-            max_videos=self.options.max_videos,
-            run_id=self.run_id,
-            seed=self.options.seed,
-        )
+        self._writes.add(Expansion(parent_id, related.value, related.method))
+
+    def _landed(self, expansion: Expansion, sighting: Sighting) -> None:
         self._count(sighting)
         self.counters.expansions += 1
-        self.counters.methods[related.method] += 1
+        self.counters.methods[expansion.method] += 1
         self.counters.edges += len(sighting.in_corpus)
 
     async def run(self) -> CrawlSummary:
@@ -227,9 +244,11 @@ class _Crawl:
                     download_task = await self._start_downloads(first, user_agent)
                     await asyncio.gather(self.collect_seeds(first), *(s.start() for s in self.sessions[1:]))
                     self.counters.videos = corpus_video_count(self.store)
-                    await asyncio.gather(
-                        *(self.expand_loop(s) for s in self.sessions for _ in range(options.in_flight))
-                    )
+                    with bulk_parsing_collector():
+                        await asyncio.gather(
+                            *(self.expand_loop(s) for s in self.sessions for _ in range(options.in_flight))
+                        )
+                    await self._writes.flush()
                     videos = corpus_video_count(self.store)
                     status = "target_reached" if videos >= options.max_videos else "frontier_exhausted"
                 except PersistentlyBlocked as exc:
@@ -238,7 +257,10 @@ class _Crawl:
                     status, message = "blocked", f"persistently blocked: {exc.message}"
                 finally:
                     self.done.set()
-                    await self._db(self._release_unstarted)  # after the writes queued before it
+                    try:
+                        await self._writes.flush()  # the lists already fetched land, whatever stopped the crawl
+                    finally:
+                        await self._db(self._release_unstarted)  # after the writes queued before it
                     if download_task is not None:
                         downloads = await self._finish_downloads(download_task)
                     if first.context is not None:

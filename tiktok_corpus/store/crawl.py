@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Container, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
@@ -190,7 +190,79 @@ def _snapshot_row(item: ItemRecord, source: str, run_id: int | None, now, site_t
     } | stats
 
 
-# --- one list's writes ---------------------------------------------------------------------------
+# --- the writes of one or more lists --------------------------------------------------------------
+
+
+def _folded(stored: dict[str, Any] | None, latest: dict[str, Any]) -> dict[str, Any]:
+    """``latest`` over ``stored``, where a value ``latest`` lacks (None) keeps the stored one: what two
+    coalescing writes one after the other leave behind."""
+    if stored is None:
+        return latest
+    return stored | {name: value for name, value in latest.items() if value is not None}
+
+
+class _Rows:
+    """The rows that one or more lists write, merged so that each statement runs once for all of them
+    and the tables end up as if the lists had been written one after another: latest wins, a value a
+    later sighting lacks keeps the earlier one, and a video added and re-sighted is inserted once with
+    both folded in. A crawl writes several expansions per transaction, so statements and commits are
+    paid per batch instead of per list."""
+
+    def __init__(self, now) -> None:
+        self.now = now
+        self.authors: dict[str, dict[str, Any]] = {}
+        self.new_videos: dict[str, dict[str, Any]] = {}
+        self.refreshed: dict[str, dict[str, Any]] = {}
+        self.hashtags: dict[str, str | None] = {}
+        self.hashtag_links: dict[tuple[str, str], None] = {}
+        self.snapshots: list[dict[str, Any]] = []
+        self.edges: list[dict[str, Any]] = []
+        self.expanded: dict[str, list[str]] = {}  # method -> the parents it expanded
+
+    def sighted(self, item: ItemRecord, *, source: str, run_id: int | None, site_time: float | None) -> None:
+        if item.author is not None and item.author.id:
+            self.authors[item.author.id] = _folded(
+                self.authors.get(item.author.id), vars(item.author) | {"updated_at": self.now}
+            )
+        columns = _item_columns(item, self.now)
+        if item.id in self.new_videos:
+            self.new_videos[item.id] = _folded(self.new_videos[item.id], columns)
+        else:
+            self.refreshed[item.id] = _folded(self.refreshed.get(item.id), columns)
+        for name, tiktok_id in item.hashtags:
+            self.hashtags[name] = tiktok_id
+            self.hashtag_links[(item.id, name)] = None
+        self.snapshots.append(_snapshot_row(item, source, run_id, self.now, site_time))
+
+    def write(self, connection: Connection) -> None:
+        """Every row, parents before children: authors, videos, hashtags, snapshots, edges, outcomes."""
+        if self.authors:
+            connection.execute(_author_upsert(connection.dialect.name), list(self.authors.values()))
+        if self.new_videos:
+            connection.execute(_insert_ignoring(connection, Video, "id"), list(self.new_videos.values()))
+        if self.refreshed:
+            connection.execute(
+                _video_refresh(),
+                [
+                    {"b_id": video_id} | {f"b_{name}": value for name, value in columns.items()}
+                    for video_id, columns in self.refreshed.items()
+                ],
+            )
+        if self.hashtags:
+            connection.execute(
+                _insert_ignoring(connection, Hashtag, "name"),
+                [{"name": name, "tiktok_id": tiktok_id} for name, tiktok_id in self.hashtags.items()],
+            )
+            connection.execute(
+                _hashtag_links(connection.dialect.name),
+                [{"video_id": video_id, "name": name} for video_id, name in self.hashtag_links],
+            )
+        if self.snapshots:
+            connection.execute(table_insert(connection.dialect.name, StatsSnapshot), self.snapshots)
+        if self.edges:
+            connection.execute(_insert_ignoring(connection, RelatedEdge, "parent_id", "child_id"), self.edges)
+        for method, parents in self.expanded.items():
+            queue.finish_many(connection, "expand", parents, "expanded", expand_method=method)
 
 
 def upsert_authors(connection: Connection, items: Sequence[ItemRecord], now) -> None:
@@ -202,29 +274,6 @@ def upsert_authors(connection: Connection, items: Sequence[ItemRecord], now) -> 
     }
     if rows:
         connection.execute(_author_upsert(connection.dialect.name), list(rows.values()))
-
-
-def _link_hashtags(connection: Connection, items: Sequence[ItemRecord]) -> None:
-    tags = {name: tiktok_id for item in items for name, tiktok_id in item.hashtags}
-    if not tags:
-        return
-    connection.execute(
-        _insert_ignoring(connection, Hashtag, "name"),
-        [{"name": name, "tiktok_id": tiktok_id} for name, tiktok_id in tags.items()],
-    )
-    connection.execute(
-        _hashtag_links(connection.dialect.name),
-        [{"video_id": item.id, "name": name} for item in items for name, _ in item.hashtags],
-    )
-
-
-def _refresh_videos(connection: Connection, items: Sequence[ItemRecord], now) -> None:
-    if items:
-        rows = [
-            {"b_id": item.id} | {f"b_{name}": value for name, value in _item_columns(item, now).items()}
-            for item in items
-        ]
-        connection.execute(_video_refresh(), rows)
 
 
 def _known_depths(connection: Connection, ids: Sequence[str]) -> dict[str, int]:
@@ -250,6 +299,15 @@ class Sighting:
     videos: int
 
 
+@dataclass(frozen=True)
+class Expansion:
+    """One parent's related list and the method that got it: what :func:`record_expansions` writes."""
+
+    parent_id: str
+    related: ItemList
+    method: str
+
+
 def record_sightings(
     session: Session,
     items: Sequence[ItemRecord],
@@ -270,11 +328,12 @@ def record_sightings(
     """
     connection = session.connection()
     _lock_corpus(connection)
-    known = _known_depths(connection, [item.id for item in items])
-    return _record_sightings(
-        connection,
+    rows = _Rows(utcnow())
+    sighting = _sight(
+        rows,
         items,
-        known,
+        _known_depths(connection, [item.id for item in items]),
+        videos=_video_count(connection),
         source=source,
         parent_id=parent_id,
         depth=depth,
@@ -284,13 +343,16 @@ def record_sightings(
         max_videos=max_videos,
         site_time=site_time,
     )
+    rows.write(connection)
+    return sighting
 
 
-def _record_sightings(
-    connection: Connection,
+def _sight(
+    rows: _Rows,
     items: Sequence[ItemRecord],
-    known: Container[str],
+    known: dict[str, int],
     *,
+    videos: int,
     source: str,
     parent_id: str | None,
     depth: int,
@@ -300,10 +362,9 @@ def _record_sightings(
     max_videos: int,
     site_time: float | None,
 ) -> Sighting:
-    """:func:`record_sightings` once the corpus is locked and the ``known`` ids of ``items`` are read."""
-    now = utcnow()
+    """One list's sightings, decided against the ``known`` ids (the corpus's and the earlier lists' of
+    this batch, with their depths; the ones added here join it) and a corpus of ``videos`` videos."""
     unique = list({item.id: item for item in items}.values())
-    videos = _video_count(connection)
     room = max_videos - videos
     seen: list[ItemRecord] = []
     new: list[ItemRecord] = []
@@ -316,23 +377,62 @@ def _record_sightings(
             videos += counts_toward_target
             new.append(item)
         seen.append(item)
-    upsert_authors(connection, seen, now)
-    if new:
-        connection.execute(
-            _insert_ignoring(connection, Video, "id"),
-            [
-                _new_video_row(item, source=source, parent_id=parent_id, depth=depth, run_id=run_id, seed=seed, now=now)
-                for item in new
-            ],
+    for item in new:
+        known[item.id] = depth
+        rows.new_videos[item.id] = _new_video_row(
+            item, source=source, parent_id=parent_id, depth=depth, run_id=run_id, seed=seed, now=rows.now
         )
-    _refresh_videos(connection, [item for item in seen if item.id in known], now)
-    _link_hashtags(connection, seen)
-    if seen:
-        connection.execute(
-            table_insert(connection.dialect.name, StatsSnapshot),
-            [_snapshot_row(item, source, run_id, now, site_time) for item in seen],
-        )
+    for item in seen:
+        rows.sighted(item, source=source, run_id=run_id, site_time=site_time)
     return Sighting(tuple(item.id for item in seen), tuple(item.id for item in new), videos)
+
+
+def record_expansions(
+    store: Store, expansions: Sequence[Expansion], *, fanout: int, max_videos: int, run_id: int | None, seed: int
+) -> list[Sighting]:
+    """Expansions, all or nothing, in ONE transaction, as if recorded one after another in their order:
+    children, edges with ranks, snapshots, and each parent's status with the method that got its related
+    list (``expand_method``). Their sightings, in the same order."""
+    with store.transaction() as session:
+        connection = session.connection()
+        _lock_corpus(connection)
+        ids = {expansion.parent_id for expansion in expansions}
+        ids.update(item.id for expansion in expansions for item in expansion.related.items)
+        known = _known_depths(connection, sorted(ids))
+        videos = _video_count(connection)
+        rows = _Rows(utcnow())
+        sightings = []
+        for expansion in expansions:
+            parent_id = expansion.parent_id
+            children = [item for item in expansion.related.items if item.id != parent_id]
+            sighting = _sight(
+                rows,
+                children,
+                known,
+                videos=videos,
+                source="related",
+                parent_id=parent_id,
+                depth=(known.get(parent_id) or 0) + 1,
+                run_id=run_id,
+                seed=seed,
+                max_new=fanout,
+                max_videos=max_videos,
+                site_time=expansion.related.site_time,
+            )
+            videos = sighting.videos
+            in_corpus = set(sighting.in_corpus)
+            ranks: dict[str, int] = {}
+            for rank, item in enumerate(children):
+                if item.id in in_corpus:
+                    ranks.setdefault(item.id, rank)
+            rows.edges += [
+                {"parent_id": parent_id, "child_id": child_id, "rank": rank, "first_seen_at": rows.now}
+                for child_id, rank in ranks.items()
+            ]
+            rows.expanded.setdefault(expansion.method, []).append(parent_id)
+            sightings.append(sighting)
+        rows.write(connection)
+    return sightings
 
 
 def record_expansion(
@@ -346,42 +446,10 @@ def record_expansion(
     run_id: int | None,
     seed: int,
 ) -> Sighting:
-    """One expansion, all or nothing: children, edges with ranks, snapshots, and the parent's status with
-    the method that got its related list (``expand_method``)."""
-    with store.transaction() as session:
-        connection = session.connection()
-        _lock_corpus(connection)
-        children = [item for item in related.items if item.id != parent_id]
-        known = _known_depths(connection, [parent_id, *(item.id for item in children)])
-        depth = known.pop(parent_id, None) or 0
-        sighting = _record_sightings(
-            connection,
-            children,
-            known,
-            source="related",
-            parent_id=parent_id,
-            depth=depth + 1,
-            run_id=run_id,
-            seed=seed,
-            max_new=fanout,
-            max_videos=max_videos,
-            site_time=related.site_time,
-        )
-        in_corpus = set(sighting.in_corpus)
-        ranks: dict[str, int] = {}
-        for rank, item in enumerate(children):
-            if item.id in in_corpus:
-                ranks.setdefault(item.id, rank)
-        if ranks:
-            now = utcnow()
-            connection.execute(
-                _insert_ignoring(connection, RelatedEdge, "parent_id", "child_id"),
-                [
-                    {"parent_id": parent_id, "child_id": child_id, "rank": rank, "first_seen_at": now}
-                    for child_id, rank in ranks.items()
-                ],
-            )
-        queue.finish_many(connection, "expand", [parent_id], "expanded", expand_method=method)
+    """One expansion in its own transaction (:func:`record_expansions` of one)."""
+    [sighting] = record_expansions(
+        store, [Expansion(parent_id, related, method)], fanout=fanout, max_videos=max_videos, run_id=run_id, seed=seed
+    )
     return sighting
 
 
