@@ -189,7 +189,7 @@ def corpus_lock_waiters(conn, application_name: str) -> int:
 
 def test_two_processes_on_one_postgres_share_the_frontier(replica, pg_url, tmp_path):
     """Both processes take part by construction, not by pacing: once the first one is expanding, the
-    test holds the corpus lock, so no expansion lands until the second one also has one in hand."""
+    test holds the corpus lock, so no write lands until the second one also waits with one."""
     upgrade_database(Settings(db_url=pg_url, data_dir=tmp_path))
     tag = f"crawl_share_{uuid.uuid4().hex[:8]}"
     tagged_url = f"{pg_url}&application_name={tag}"
@@ -204,11 +204,12 @@ def test_two_processes_on_one_postgres_share_the_frontier(replica, pg_url, tmp_p
     gate_engine = create_engine(pg_url, isolation_level="AUTOCOMMIT")
     try:
         with gate_engine.connect() as gate:
-            first = start(0)
-            wait_for(lambda: video_rows(pg_url, "expand_status = 'expanded'") >= 1, "first expansion", first)
+            # Held from the start: each process waits for it with its first write (its seeds) in hand,
+            # so both are in the crawl before either adds a video (expansions are written a batch at a
+            # time, so "the first one is expanding" is no moment to wait for).
             gate.execute(text("SELECT pg_advisory_lock(:key)"), {"key": CORPUS_LOCK_KEY})
-            second = start(1)
-            wait_for(lambda: corpus_lock_waiters(gate, tag) == 2, "expansion in hand in both processes", first, second)
+            first, second = start(0), start(1)
+            wait_for(lambda: corpus_lock_waiters(gate, tag) == 2, "seeds in hand in both processes", first, second)
             gate.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": CORPUS_LOCK_KEY})
         for i, proc in enumerate(procs):
             assert proc.wait(timeout=240) == 0, (tmp_path / f"err{i}").read_text()
