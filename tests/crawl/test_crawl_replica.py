@@ -188,8 +188,8 @@ def corpus_lock_waiters(conn, application_name: str) -> int:
 
 
 def test_two_processes_on_one_postgres_share_the_frontier(replica, pg_url, tmp_path):
-    """Both processes take part by construction, not by pacing: once the first one is expanding, the
-    test holds the corpus lock, so no write lands until the second one also waits with one."""
+    """Both processes take part by construction, not by pacing: the test holds the corpus lock until
+    both wait for it, so neither has a head start on the frontier."""
     upgrade_database(Settings(db_url=pg_url, data_dir=tmp_path))
     tag = f"crawl_share_{uuid.uuid4().hex[:8]}"
     tagged_url = f"{pg_url}&application_name={tag}"
