@@ -12,7 +12,6 @@ from tiktok_corpus.config import Settings
 from tiktok_corpus.store.crawl import (
     Expansion,
     claim_parents,
-    expand_order_key,
     frontier_state,
     record_expansion,
     record_expansions,
@@ -21,6 +20,7 @@ from tiktok_corpus.store.crawl import (
 from tiktok_corpus.store.db import open_store
 from tiktok_corpus.store.models import Author, Hashtag, RelatedEdge, StatsSnapshot, Video, VideoHashtag
 from tiktok_corpus.store.queue import worker_name
+from tiktok_corpus.store.sightings import expand_order_key
 from tiktok_corpus.tiktok.contract import ItemList, parse_item, parse_item_list
 
 FIXTURES = Path(__file__).parent / "fixtures"

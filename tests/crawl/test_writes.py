@@ -27,11 +27,13 @@ class Recorder:
     def __init__(self) -> None:
         self.batches: list[list[str]] = []
         self.threads: set[str] = set()
+        self.started = threading.Event()
         self.release = threading.Event()
         self.release.set()
         self.fail_on: str | None = None
 
     def __call__(self, expansions: Sequence[Expansion]) -> list[Sighting]:
+        self.started.set()
         self.release.wait(10)
         self.threads.add(threading.current_thread().name)
         parents = [e.parent_id for e in expansions]
@@ -41,21 +43,35 @@ class Recorder:
         return [Sighting((e.parent_id,), (), len(self.batches)) for e in expansions]
 
 
+class Landed(list[str]):
+    """The parents the writer reported as written, in order, and an event set by the first report."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first = asyncio.Event()
+
+    def __call__(self, expansion: Expansion, sighting: Sighting) -> None:
+        self.append(expansion.parent_id)
+        self.first.set()
+
+
 def run_writer(scenario, *, batch: int = 3, max_delay_s: float = 30.0) -> tuple[Recorder, list[str]]:
-    recorder, landed = Recorder(), []
+    recorder = Recorder()
     db = DatabaseThread("test")
+    landed: Landed | None = None
 
     async def main() -> None:
-        writer = ExpansionWriter(
-            db, recorder, lambda e, s: landed.append(e.parent_id), batch=batch, max_delay_s=max_delay_s
-        )
+        nonlocal landed
+        landed = Landed()  # its event belongs to this loop
+        writer = ExpansionWriter(db, recorder, landed, batch=batch, max_delay_s=max_delay_s)
         await scenario(writer, recorder, landed)
 
     try:
         asyncio.run(asyncio.wait_for(main(), 30))
     finally:
         db.shutdown()
-    return recorder, landed
+    assert landed is not None
+    return recorder, list(landed)
 
 
 def test_full_batches_are_written_in_order_and_flush_writes_the_rest():
@@ -75,9 +91,8 @@ def test_a_lone_expansion_is_written_after_the_delay_without_a_flush():
     async def scenario(writer, recorder, landed):
         writer.add(expansion(1))
         assert recorder.batches == [] and writer.busy  # waits for company, at most max_delay_s
-        while not landed:
-            await asyncio.sleep(0.01)
-        assert not writer.busy
+        await landed.first.wait()  # nothing but the timer starts the write
+        assert recorder.batches == [["1"]]
 
     recorder, _ = run_writer(scenario, batch=100, max_delay_s=0.05)
     assert recorder.batches == [["1"]]
@@ -89,7 +104,7 @@ def test_flush_waits_for_a_write_already_running():
         for parent in range(3):
             writer.add(expansion(parent))  # a full batch: its write starts now
         flushing = asyncio.ensure_future(writer.flush())
-        await asyncio.sleep(0.05)
+        await asyncio.to_thread(recorder.started.wait, 10)  # the write is on the database thread, held
         assert not flushing.done() and landed == []
         recorder.release.set()
         await flushing

@@ -14,10 +14,11 @@ rows is a uniformly random pick, and the order is the same in every process and 
 * :mod:`.options` - what a crawl is asked to do and what it reports;
 * :mod:`.run` - the crawl itself: browser sessions, the expansion loops, the run's bookkeeping;
 * :mod:`.writes` - the expansions, written behind the loops, several per transaction;
-* :mod:`tiktok_corpus.store.crawl` - every statement the crawl runs (sightings, claims, counts, runs).
+* :mod:`tiktok_corpus.store.crawl` - the crawl's statements (expansions, claims, counts), on the rows of
+  :mod:`tiktok_corpus.store.sightings`.
 """
 
-from ..store.crawl import expand_order_key
+from ..store.sightings import expand_order_key
 from .options import CrawlCounters, CrawlOptions, CrawlProgress, CrawlSummary
 from .run import crawl, crawl_async
 

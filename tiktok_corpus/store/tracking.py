@@ -23,9 +23,9 @@ from sqlalchemy import CursorResult, and_, func, literal, or_, select, tuple_, u
 
 from ..tiktok.contract import ItemRecord, StatsRecord
 from . import queue
-from .crawl import upsert_authors
 from .db import Store, table_insert
 from .models import AuthorSnapshot, StatsSnapshot, TrackTarget, Video, table_of, utcnow
+from .sightings import upsert_authors
 
 _TARGETS = table_of(TrackTarget)
 _VIDEOS = table_of(Video)

@@ -1,0 +1,256 @@
+"""The rows a sighting of TikTok items writes, and the statements that write them.
+
+Several lists (a batch of expansions, a seed batch, a tracker's re-observation) are merged into one
+:class:`SightingRows` so that each statement runs once for all of them; the statements are Core, built
+once per dialect, because an expansion is a few of them on the crawl's hot path (the ORM's
+per-statement work costs a few hundred microseconds each, and a statement built per call costs its
+cache key). The crawl's bookkeeping around them (room, depth, edges, claims) is in :mod:`.crawl`.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Iterable
+from dataclasses import fields
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Connection, String, bindparam, func, select, update
+
+from ..tiktok.contract import AuthorRecord, ItemRecord, StatsRecord, media_urls_json
+from . import queue
+from .db import table_insert
+from .models import Author, Hashtag, RelatedEdge, StatsSnapshot, Video, VideoHashtag, table_of
+
+_VIDEOS = table_of(Video)
+_REFRESHED_COLUMNS = (
+    "author_id",
+    "desc",
+    "create_time",
+    "item_kind",
+    "declared_duration_s",
+    "declared_size",
+    "declared_width",
+    "declared_height",
+    "codec",
+    "music_id",
+    "music_title",
+    "media_urls",
+    "last_seen_at",
+)
+
+
+def expand_order_key(seed: int, video_id: str) -> float:
+    """A seeded pseudo-random key in [0, 1), the same in every process and on every restart: the
+    smallest key among the pending rows is a uniformly random pick of the ``random`` policy."""
+    digest = hashlib.blake2b(f"{seed}:{video_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+# --- statements, built once ----------------------------------------------------------------------
+
+
+def _insert_ignoring(connection: Connection, model, *conflict_columns: str):
+    """``INSERT ... ON CONFLICT (columns) DO NOTHING`` (any conflict when none are named), built once."""
+    return _built_insert_ignoring(connection.dialect.name, model, conflict_columns)
+
+
+@functools.cache
+def _built_insert_ignoring(dialect_name: str, model, conflict_columns: tuple[str, ...]):
+    return table_insert(dialect_name, model).on_conflict_do_nothing(index_elements=list(conflict_columns) or None)
+
+
+@functools.cache
+def _hashtag_links(dialect_name: str):
+    """Link a video to a hashtag by name, the hashtag's id looked up in the same statement."""
+    hashtags = table_of(Hashtag)
+    by_name = select(bindparam("video_id", type_=String(32)), hashtags.c.id).where(hashtags.c.name == bindparam("name"))
+    return (
+        table_insert(dialect_name, VideoHashtag)
+        .from_select(["video_id", "hashtag_id"], by_name)
+        .on_conflict_do_nothing()
+    )
+
+
+@functools.cache
+def _author_upsert(dialect_name: str):
+    """Built once per dialect: an expansion's writes are a few statements, so building them is a real cost."""
+    stmt = table_insert(dialect_name, Author)
+    table = table_of(Author)
+    refresh = {
+        name: func.coalesce(stmt.excluded[name], table.c[name])
+        for name in [field.name for field in fields(AuthorRecord)] + ["updated_at"]
+        if name != "id"
+    }
+    return stmt.on_conflict_do_update(index_elements=["id"], set_=refresh)
+
+
+@functools.cache
+def _video_refresh():
+    """One UPDATE for every re-sighted video of a list; a value this sighting lacks (NULL) keeps the stored one."""
+
+    def refreshed(name: str):  # JSON None must bind as SQL NULL for coalesce to keep the old value
+        kind = JSON(none_as_null=True) if name == "media_urls" else _VIDEOS.c[name].type
+        return func.coalesce(bindparam(f"b_{name}", type_=kind), _VIDEOS.c[name])
+
+    return (
+        update(_VIDEOS)
+        .where(_VIDEOS.c.id == bindparam("b_id"))
+        .values({name: refreshed(name) for name in _REFRESHED_COLUMNS})
+    )
+
+
+# --- rows ----------------------------------------------------------------------------------------
+
+
+def stored_kind(item: ItemRecord) -> str:
+    return "private" if item.private else item.kind
+
+
+def _item_columns(item: ItemRecord, now) -> dict[str, Any]:
+    """The columns a sighting refreshes (latest wins; unknown values keep what was there): _REFRESHED_COLUMNS."""
+    return {
+        "author_id": item.author.id if item.author and item.author.id else None,
+        "desc": item.desc,
+        "create_time": item.create_time,
+        "item_kind": stored_kind(item),
+        "declared_duration_s": item.duration_s,
+        "declared_size": item.size,
+        "declared_width": item.width,
+        "declared_height": item.height,
+        "codec": item.codec,
+        "music_id": item.music_id,
+        "music_title": item.music_title,
+        "media_urls": media_urls_json(item.media_urls) or None,
+        "last_seen_at": now,
+    }
+
+
+def new_video_row(
+    item: ItemRecord, *, source: str, parent_id: str | None, depth: int, run_id: int | None, seed: int, now
+) -> dict[str, Any]:
+    kind = stored_kind(item)
+    no_file = kind if kind != "video" else "no_media_urls"  # why neither download nor probe has work
+    return (
+        _item_columns(item, now)
+        | {
+            "id": item.id,
+            "first_seen_at": now,
+            "parent_id": parent_id,
+            "depth": depth,
+            "source": source,
+            "crawl_run_id": run_id,
+            "expand_order": expand_order_key(seed, item.id),
+        }
+        | _stage_start("expand", kind == "video", kind)
+        | _stage_start("download", item.downloadable, no_file)
+        | _stage_start("probe", item.downloadable, no_file)
+    )
+
+
+def _stage_start(stage: str, has_work: bool, why_not: str) -> dict[str, Any]:
+    """A new row's queue columns for one stage: pending work, or skipped with the reason."""
+    return {
+        f"{stage}_status": "pending" if has_work else "skipped",
+        f"{stage}_error_kind": None if has_work else why_not,
+    }
+
+
+def _snapshot_row(item: ItemRecord, source: str, run_id: int | None, now, site_time: float | None) -> dict[str, Any]:
+    """A sighting's snapshot, taken at the site's own time where the list said it (``extra.now``)."""
+    stats = vars(item.stats or StatsRecord())
+    captured_at = now if site_time is None else datetime.fromtimestamp(site_time, UTC)
+    age_s = captured_at.timestamp() - item.create_time if item.create_time is not None else None
+    return {
+        "video_id": item.id,
+        "captured_at": captured_at,
+        "clock": "local" if site_time is None else "site",
+        "age_s": age_s,
+        "source": source,
+        "crawl_run_id": run_id,
+    } | stats
+
+
+# --- the writes of one or more lists --------------------------------------------------------------
+
+
+def _folded(stored: dict[str, Any] | None, latest: dict[str, Any]) -> dict[str, Any]:
+    """``latest`` over ``stored``, where a value ``latest`` lacks (None) keeps the stored one: what two
+    coalescing writes one after the other leave behind."""
+    if stored is None:
+        return latest
+    return stored | {name: value for name, value in latest.items() if value is not None}
+
+
+class SightingRows:
+    """The rows that one or more lists write, merged so that each statement runs once for all of them
+    and the tables end up as if the lists had been written one after another: latest wins, a value a
+    later sighting lacks keeps the earlier one, and a video added and re-sighted is inserted once with
+    both folded in. A crawl writes several expansions per transaction, so statements and commits are
+    paid per batch instead of per list."""
+
+    def __init__(self, now) -> None:
+        self.now = now
+        self.authors: dict[str, dict[str, Any]] = {}
+        self.new_videos: dict[str, dict[str, Any]] = {}
+        self.refreshed: dict[str, dict[str, Any]] = {}
+        self.hashtags: dict[str, str | None] = {}
+        self.hashtag_links: dict[tuple[str, str], None] = {}
+        self.snapshots: list[dict[str, Any]] = []
+        self.edges: list[dict[str, Any]] = []
+        self.expanded: dict[str, list[str]] = {}  # method -> the parents it expanded
+
+    def author_sighted(self, author: AuthorRecord | None) -> None:
+        if author is not None and author.id:
+            self.authors[author.id] = _folded(self.authors.get(author.id), vars(author) | {"updated_at": self.now})
+
+    def sighted(self, item: ItemRecord, *, source: str, run_id: int | None, site_time: float | None) -> None:
+        self.author_sighted(item.author)
+        columns = _item_columns(item, self.now)
+        if item.id in self.new_videos:
+            self.new_videos[item.id] = _folded(self.new_videos[item.id], columns)
+        else:
+            self.refreshed[item.id] = _folded(self.refreshed.get(item.id), columns)
+        for name, tiktok_id in item.hashtags:
+            self.hashtags[name] = tiktok_id
+            self.hashtag_links[(item.id, name)] = None
+        self.snapshots.append(_snapshot_row(item, source, run_id, self.now, site_time))
+
+    def write(self, connection: Connection) -> None:
+        """Every row, parents before children: authors, videos, hashtags, snapshots, edges, outcomes."""
+        if self.authors:
+            connection.execute(_author_upsert(connection.dialect.name), list(self.authors.values()))
+        if self.new_videos:
+            connection.execute(_insert_ignoring(connection, Video, "id"), list(self.new_videos.values()))
+        if self.refreshed:
+            connection.execute(
+                _video_refresh(),
+                [
+                    {"b_id": video_id} | {f"b_{name}": value for name, value in columns.items()}
+                    for video_id, columns in self.refreshed.items()
+                ],
+            )
+        if self.hashtags:
+            connection.execute(
+                _insert_ignoring(connection, Hashtag, "name"),
+                [{"name": name, "tiktok_id": tiktok_id} for name, tiktok_id in self.hashtags.items()],
+            )
+            connection.execute(
+                _hashtag_links(connection.dialect.name),
+                [{"video_id": video_id, "name": name} for video_id, name in self.hashtag_links],
+            )
+        if self.snapshots:
+            connection.execute(table_insert(connection.dialect.name, StatsSnapshot), self.snapshots)
+        if self.edges:
+            connection.execute(_insert_ignoring(connection, RelatedEdge, "parent_id", "child_id"), self.edges)
+        for method, parents in self.expanded.items():
+            queue.finish_many(connection, "expand", parents, "expanded", expand_method=method)
+
+
+def upsert_authors(connection: Connection, items: Iterable[ItemRecord], now) -> None:
+    """Latest wins, but a field this sighting lacks keeps its stored value (in the connection's transaction)."""
+    rows = SightingRows(now)
+    for item in items:
+        rows.author_sighted(item.author)
+    rows.write(connection)
