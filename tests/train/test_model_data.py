@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from sklearn.metrics import f1_score
 from torch import nn
 
 from tiktok_corpus.errors import ConfigError, MediaError
@@ -152,3 +153,17 @@ def test_regression_metrics_and_threshold_tuning():
     assert set(metrics["model"]) >= {"mse", "rmse", "mae", "spearman"}
     threshold, _ = tune_threshold(np.array([0, 0, 1, 1]), np.array([0.1, 0.2, 0.3, 0.4]))
     assert threshold == pytest.approx(0.3)
+
+
+def test_the_tuned_threshold_is_sklearns_best_f1_nearest_one_half():
+    """Counted F1s pick what scoring each candidate with sklearn's f1_score picks, ties (rounded scores) included."""
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        n = int(rng.integers(2, 60))
+        y = rng.integers(0, 2, n)
+        y[:2] = [0, 1]
+        scores = np.round(rng.random(n), int(rng.integers(1, 3)))  # few distinct values: many ties
+        candidates = np.unique(np.concatenate([scores, [0.5]]))
+        f1s = [f1_score(y, (scores >= t).astype(int), zero_division=0) for t in candidates]
+        ties = [t for t, f in zip(candidates, f1s) if f == max(f1s)]
+        assert tune_threshold(y, scores)[0] == min(ties, key=lambda t: abs(t - 0.5)), trial
