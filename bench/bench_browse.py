@@ -1,7 +1,6 @@
-"""``corpus browse`` paging at 100,000 videos: the grid's one query (read whole, then cached) and a page
-by each sort key and filter, against the baseline of reading the same rows with ``SELECT *``-style
-pandas in the same process. Synthetic rows (two stats snapshots per video, a hashtag on every tenth)
-are bulk-inserted into a fresh SQLite database.
+"""``corpus browse`` paging at 100,000 videos: the grid's one query (read whole, then cached), a page by
+each sort key and filter, and a page while the rows are re-read behind it. Synthetic rows (two stats
+snapshots per video, a hashtag on every tenth) are bulk-inserted into a fresh SQLite database.
 
     PYTHONPATH=. python bench/bench_browse.py [--videos 100000]
 """
@@ -16,7 +15,7 @@ from pathlib import Path
 
 from sqlalchemy import insert
 
-from tiktok_corpus.browse.catalog import SORT_KEYS, Catalog, GridQuery
+from tiktok_corpus.browse.catalog import REFRESH_S, SORT_KEYS, Catalog, GridQuery
 from tiktok_corpus.config import Settings
 from tiktok_corpus.store.db import open_store
 from tiktok_corpus.store.models import Author, Hashtag, StatsSnapshot, Video, VideoHashtag
@@ -60,11 +59,12 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, open_store(Settings(data_dir=Path(tmp))) as store:
         populate(store, args.videos)
-        catalog = Catalog(store)
+        now = [0.0]  # the catalog's clock, moved on to make its rows stale
+        catalog = Catalog(store, clock=lambda: now[0])
         start = time.perf_counter()
         catalog.rows()
         load = time.perf_counter() - start
-        print(f"{args.videos:,} videos: grid query (once per 30 s) {load * 1000:.0f} ms")
+        print(f"{args.videos:,} videos: grid query (the first page waits for it) {load * 1000:.0f} ms")
         worst = 0.0
         for query in [
             *(GridQuery(sort=key, page=50) for key in SORT_KEYS),
@@ -77,7 +77,16 @@ def main() -> None:
             worst = max(worst, took)
             where = f"sort={query.sort} hashtag={query.hashtag} author={query.author}"
             print(f"  page {where}: {took * 1000:.1f} ms ({page.total:,} match)")
-        print(f"slowest page {worst * 1000:.1f} ms (target < 1000 ms); after a refresh {(load + worst) * 1000:.0f} ms")
+        now[0] = REFRESH_S + 1
+        start = time.perf_counter()
+        catalog.page(GridQuery())
+        during = time.perf_counter() - start
+        rows = catalog.rows()
+        while catalog.rows() is rows:  # the re-read swaps in a new frame when it lands
+            time.sleep(0.01)
+        reread = time.perf_counter() - start
+        print(f"slowest page {worst * 1000:.1f} ms (target < 1000 ms); a page while the rows are re-read behind it")
+        print(f"  {during * 1000:.0f} ms (the re-read took {reread * 1000:.0f} ms)")
 
 
 if __name__ == "__main__":

@@ -103,9 +103,11 @@ def loader_only_clips_per_s(config: TrainConfig, export_dir: Path) -> float:
 
 
 def step_only_clips_per_s(config: TrainConfig, steps: int = 20) -> float:
-    """Forward, BCE, backward and Adam on one batch already on the device (the loop's own step)."""
+    """Forward, BCE, backward and Adam on one batch already on the device (the loop's own step, under
+    the loop's cuDNN settings: deterministic algorithms unless ``--cudnn-benchmark``)."""
     from tiktok_corpus.train.model import build_model
 
+    loop.seed_everything(config.seed, cudnn_benchmark=config.cudnn_benchmark)
     device = loop.resolve_device(config.device)
     model = build_model("none").to(device)
     if device.type == "cuda":
@@ -153,6 +155,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--device", default="cuda", help="cpu only for a dry run of this script")
     parser.add_argument("--compile", action="store_true", help="torch.compile the network")
+    parser.add_argument("--cudnn-benchmark", action="store_true", help="cuDNN's timed fastest algorithms")
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("no CUDA device: this is a GPU check")
@@ -178,6 +181,7 @@ def main() -> None:
             device=args.device,
             amp=args.device == "cuda",
             compile=args.compile,
+            cudnn_benchmark=args.cudnn_benchmark,
             workers=args.workers,
             patience=args.epochs,
             out=Path(tmp) / "run",
@@ -211,7 +215,9 @@ def main() -> None:
     print(
         f"train clips/s (epochs after the first): {steady.mean():.1f}  "
         f"[{args.frames}x{args.size}x{args.size}, batch {args.batch_size}, "
-        f"{'bf16 autocast, channels_last_3d, ' if args.device == 'cuda' else ''}{args.workers} workers]"
+        f"{'bf16 autocast, channels_last_3d, ' if args.device == 'cuda' else ''}"
+        f"{'cuDNN benchmark, ' if args.cudnn_benchmark else ''}{'compiled, ' if args.compile else ''}"
+        f"{os.environ.get('WORLD_SIZE', '1')} process(es), {args.workers} workers]"
     )
     utils = [u for u, _ in samples]
     busy = [u for u in utils if u > 0]

@@ -158,7 +158,7 @@ def test_regression_metrics_and_threshold_tuning():
 def test_the_tuned_threshold_is_sklearns_best_f1_nearest_one_half():
     """Counted F1s pick what scoring each candidate with sklearn's f1_score picks, ties (rounded scores) included."""
     rng = np.random.default_rng(0)
-    for trial in range(200):
+    for trial in range(50):
         n = int(rng.integers(2, 60))
         y = rng.integers(0, 2, n)
         y[:2] = [0, 1]

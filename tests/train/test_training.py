@@ -7,6 +7,9 @@ model itself is the paper's.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -117,3 +120,25 @@ def test_best_checkpoint_keeps_its_epoch_when_last_moves_on(tmp_path):
     assert (best["epoch"], last["epoch"]) == (1, 2)
     assert best["model"]["weight"].eq(1.0).all() and last["model"]["weight"].eq(2.0).all()
     assert not list(tmp_path.glob("*.part"))
+
+
+def test_two_processes_under_torchrun_train_one_run_on_their_shards(signal_export, tmp_path):
+    """DDP on CPU (gloo): each rank trains on its shard, rank 0 alone writes the run, every video scored once."""
+    out = tmp_path / "ddp"
+    command = [
+        *(sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"),
+        str(Path(sys.executable).with_name("corpus")),
+        *("train", str(signal_export), "--epochs", "2", "--frames", "8", "--size", "16", "--batch-size", "4"),
+        *("--device", "cpu", "--out", str(out)),
+    ]
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert all((out / name).is_file() for name in RUN_FILES)
+    assert not list(out.parent.glob("ddp?*"))  # one run directory, not one per rank
+    history = pd.read_csv(out / "history.csv")
+    assert list(history["epoch"]) == [1, 2] and history["val_loss"].notna().all()
+    predictions = pd.read_parquet(out / "predictions.parquet")
+    videos = pd.read_parquet(signal_export / "videos.parquet")
+    for split in ("val", "test"):
+        scored = predictions.loc[predictions["split"] == split, "video_id"]
+        assert sorted(scored) == sorted(videos.loc[videos["split"] == split, "video_id"])

@@ -1,15 +1,18 @@
 """The grid's data: every video with its latest counts, joined with an export's label and split and a
 run's score and error, sorted, filtered and paged in memory.
 
-The database part is re-read at most every :data:`REFRESH_S` seconds (a crawl may be adding rows);
-the export and its run are files, read once. Sorting 100,000 rows with numpy takes milliseconds, so
-any column can be a sort key without an index per column.
+The database part is re-read every :data:`REFRESH_S` seconds (a crawl may be adding rows) in a
+background thread, while pages are served from the rows read before: at 100,000 videos a re-read takes
+seconds, which no page should wait for. The export and its run are files, read once. Sorting 100,000
+rows with numpy takes milliseconds, so any column can be a sort key without an index per column.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +23,8 @@ from ..errors import ConfigError
 from ..export.format import latest_run, read_export
 from ..store.browse import grid_rows, hashtag_video_ids
 from ..store.db import Store
+
+log = logging.getLogger(__name__)
 
 REFRESH_S = 30.0
 PAGE_SIZE = 48
@@ -71,23 +76,57 @@ class GridPage:
 class Catalog:
     """The videos the app shows; thread-safe (uvicorn runs the sync handlers on a pool)."""
 
-    def __init__(self, store: Store, export_dir: Path | None = None, run_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        export_dir: Path | None = None,
+        run_dir: Path | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.store = store
         self.export_dir = Path(export_dir) if export_dir else None
         self.run_dir = run_dir or (latest_run(self.export_dir) if self.export_dir else None)
         self.labels = _labels(self.export_dir, self.run_dir)
-        self._lock = threading.Lock()
+        self._clock = clock
+        self._lock = threading.Lock()  # guards the fields below
+        self._first_read = threading.Lock()  # one first read, however many pages ask at once
         self._rows: pd.DataFrame | None = None
-        self._loaded_at = 0.0
+        self._read_at = 0.0
+        self._rereading: threading.Thread | None = None
 
     def rows(self) -> pd.DataFrame:
-        """Every video with ``label, split, score, error`` (null where the export or run has none)."""
+        """Every video with ``label, split, score, error`` (null where the export or run has none): the
+        first call reads the database; later ones return the last read at once and, when it is older than
+        :data:`REFRESH_S`, start a re-read in the background."""
         with self._lock:
-            if self._rows is None or time.monotonic() - self._loaded_at > REFRESH_S:
-                rows = grid_rows(self.store)
-                self._rows = rows.join(self.labels, on="video_id") if not self.labels.empty else _no_labels(rows)
-                self._loaded_at = time.monotonic()
-            return self._rows
+            rows = self._rows
+            if rows is not None and self._rereading is None and self._clock() - self._read_at > REFRESH_S:
+                self._rereading = threading.Thread(target=self._reread, name="browse-reread", daemon=True)
+                self._rereading.start()
+        if rows is not None:
+            return rows
+        with self._first_read:
+            return self._rows if self._rows is not None else self.read()
+
+    def read(self) -> pd.DataFrame:
+        """Read the grid's rows from the database now; later :meth:`rows` calls return them."""
+        rows = grid_rows(self.store)
+        rows = rows.join(self.labels, on="video_id") if not self.labels.empty else _no_labels(rows)
+        with self._lock:
+            self._rows, self._read_at = rows, self._clock()
+        return rows
+
+    def _reread(self) -> None:
+        try:
+            self.read()
+        except Exception as exc:  # the database went away: keep showing the last rows, try again later
+            log.warning("browse: re-reading the grid failed (%s); pages show the rows read before", exc)
+            with self._lock:
+                self._read_at = self._clock()
+        finally:
+            with self._lock:
+                self._rereading = None
 
     def video(self, video_id: str) -> pd.Series | None:
         rows = self.rows()

@@ -11,7 +11,7 @@ from ..errors import ConfigError
 from ..features.options import MODALITIES, parse_modalities
 
 # Options that may change when a run is resumed; everything else must match the saved config.
-RESUMABLE_OVERRIDES = ("epochs", "patience", "device", "amp", "compile", "workers", "progress")
+RESUMABLE_OVERRIDES = ("epochs", "patience", "device", "amp", "compile", "cudnn_benchmark", "workers", "progress")
 MODELS = ("r2plus1d", "gbdt", "fusion")
 
 
@@ -43,6 +43,11 @@ class TrainConfig:
     device: str = described("auto", "auto | cpu | cuda.")
     amp: bool = described(False, "bf16 autocast (CUDA only).")
     compile: bool = described(False, "torch.compile the network (falls back to eager where it cannot compile).")
+    cudnn_benchmark: bool = described(
+        False,
+        "CUDA: let cuDNN time its convolution algorithms and keep the fastest, instead of its deterministic "
+        "ones (faster; runs are then not bit-for-bit repeatable).",
+    )
     workers: int | None = described(None, "Data-loader workers (default: 0 on CPU, up to 8 on CUDA).")
     seed: int = described(0, "Seed of init, order, clip starts and dropout.")
     out: Path | None = described(None, "Run directory (default EXPORT_DIR/runs/<time>).")

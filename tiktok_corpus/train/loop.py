@@ -48,7 +48,7 @@ LOSS_SYNC_STEPS = 20
 class _Dist:
     rank: int = 0
     world_size: int = 1
-    local_rank: int = 0
+    gpu: int = 0  # the CUDA device this process trains on (when it trains on CUDA)
 
     @property
     def main(self) -> bool:
@@ -69,34 +69,41 @@ def train(config: TrainConfig, side: tuple[pd.DataFrame, dict] | None = None) ->
 
 
 def _init_distributed(config: TrainConfig) -> _Dist:
-    """Join the process group when launched by ``torchrun`` (WORLD_SIZE > 1)."""
+    """Join the process group when launched by ``torchrun`` (WORLD_SIZE > 1). Each process trains on
+    the GPU of its local rank over NCCL; more processes than GPUs share them over gloo (NCCL wants a GPU
+    per process), which is how ``bench/gpu_check.sh`` measures DDP's cost on a one-GPU machine."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size == 1:
         return _Dist()
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = resolve_device(config.device).type == "cuda"
-    if use_cuda:
-        torch.cuda.set_device(local_rank)
-    dist.init_process_group("nccl" if use_cuda else "gloo")
-    return _Dist(dist.get_rank(), world_size, local_rank)
+    backend, gpu = "gloo", 0
+    if resolve_device(config.device).type == "cuda":
+        gpus = torch.cuda.device_count()
+        gpu = local_rank % gpus
+        torch.cuda.set_device(gpu)
+        if int(os.environ.get("LOCAL_WORLD_SIZE", "1")) <= gpus:
+            backend = "nccl"
+    dist.init_process_group(backend)
+    return _Dist(dist.get_rank(), world_size, gpu)
 
 
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+def resolve_device(name: str, gpu: int = 0) -> torch.device:
     if name not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"--device must be auto, cpu or cuda, got {name!r}")
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda was asked for, but no CUDA device is available")
     if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
-        return torch.device("cuda", local_rank)
+        return torch.device("cuda", gpu)
     return torch.device("cpu")
 
 
-def seed_everything(seed: int) -> None:
+def seed_everything(seed: int, *, cudnn_benchmark: bool = False) -> None:
+    """Seed every RNG; cuDNN runs its deterministic algorithms unless the run chose its timed fastest."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    torch.backends.cudnn.deterministic = True
-    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = not cudnn_benchmark
+    torch.backends.cudnn.benchmark = cudnn_benchmark
 
 
 def _train(config: TrainConfig, world: _Dist, side_table: tuple[pd.DataFrame, dict] | None) -> Path:
@@ -106,9 +113,9 @@ def _train(config: TrainConfig, world: _Dist, side_table: tuple[pd.DataFrame, di
         config, checkpoint = resumed_config(config, run_dir)
     elif (run_dir / "last.pt").exists():
         raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it or pick another --out")
-    device = resolve_device(config.device, world.local_rank)
+    device = resolve_device(config.device, world.gpu)
     use_amp = config.amp and device.type == "cuda"
-    seed_everything(config.seed)
+    seed_everything(config.seed, cudnn_benchmark=config.cudnn_benchmark)
     export = load_export(config.export_dir)
     if world.main:  # rank 0 builds the cache; the others wait, then only look their proxies up
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,89 @@
+"""The grid's rows: read once, then re-read behind the pages, so no page waits for a re-read (seconds
+at 100,000 videos) and a database that goes away leaves the last rows showing."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from tiktok_corpus.browse import catalog as catalog_module
+from tiktok_corpus.browse.catalog import REFRESH_S, Catalog, GridQuery
+from tiktok_corpus.store.browse import grid_rows
+from tiktok_corpus.store.models import StatsSnapshot, Video, utcnow
+
+
+def add_video(store, video_id: str, plays: int) -> None:
+    with store.transaction() as session:
+        session.add(Video(id=video_id, item_kind="video"))
+        session.flush()
+        session.add(StatsSnapshot(video_id=video_id, captured_at=utcnow(), play_count=plays))
+
+
+def shown(catalog: Catalog) -> list[str]:
+    return list(catalog.page(GridQuery()).rows["video_id"])
+
+
+def wait_until(condition, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "the background re-read did not land"
+        time.sleep(0.01)
+
+
+class HeldReads:
+    """``grid_rows`` that waits for ``release`` (and fails while ``failing``): a slow or lost database."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.failing = False
+        self.started = 0
+
+    def __call__(self, store):
+        self.started += 1
+        self.release.wait(10)
+        if self.failing:
+            raise ConnectionError("database went away")
+        return grid_rows(store)
+
+
+def test_pages_show_the_last_read_while_a_re_read_runs_behind_them(store, monkeypatch):
+    now = [0.0]
+    add_video(store, "1", 10)
+    catalog = Catalog(store, clock=lambda: now[0])
+    assert shown(catalog) == ["1"]
+    add_video(store, "2", 20)
+    assert shown(catalog) == ["1"]  # fresh for REFRESH_S: no re-read
+
+    reads = HeldReads()
+    monkeypatch.setattr(catalog_module, "grid_rows", reads)
+    now[0] = REFRESH_S + 1
+    assert shown(catalog) == ["1"] and shown(catalog) == ["1"]  # answered while the re-read is held
+    assert reads.started == 1  # one re-read at a time
+    reads.release.set()
+    wait_until(lambda: shown(catalog) == ["2", "1"])  # by plays, descending
+    assert reads.started == 1  # the re-read's time is the new "fresh"
+
+
+def test_a_failed_re_read_keeps_the_rows_and_is_tried_again_later(store, monkeypatch, caplog):
+    now = [0.0]
+    add_video(store, "1", 10)
+    catalog = Catalog(store, clock=lambda: now[0])
+    assert shown(catalog) == ["1"]
+    add_video(store, "2", 20)
+
+    reads = HeldReads()
+    reads.failing = True
+    reads.release.set()
+    monkeypatch.setattr(catalog_module, "grid_rows", reads)
+    now[0] = REFRESH_S + 1
+    with caplog.at_level(logging.WARNING, logger=catalog_module.__name__):
+        assert shown(catalog) == ["1"]
+        wait_until(lambda: "re-reading the grid failed (database went away)" in caplog.text)
+    assert shown(catalog) == ["1"] and reads.started == 1  # not retried at once
+
+    reads.failing = False
+    now[0] = 2 * REFRESH_S + 2
+    shown(catalog)
+    wait_until(lambda: shown(catalog) == ["2", "1"])
+    assert reads.started == 2
