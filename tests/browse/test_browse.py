@@ -1,11 +1,10 @@
 """``corpus browse`` in real Chromium over the session's 40-video corpus (tests/browse/conftest.py):
 the grid, sorting and filtering, playback, a video's chart and related links, escaping, path refusal;
-and the screenshots the README shows (docs/figures)."""
+(scripts/figures.py makes the README's screenshots from a demo run)."""
 
 from __future__ import annotations
 
 import socket
-from pathlib import Path
 
 import httpx
 import pytest
@@ -16,7 +15,6 @@ from tiktok_corpus.browse.catalog import PAGE_SIZE, Catalog
 from tiktok_corpus.store.db import open_store
 from tiktok_corpus.store.models import Video
 
-FIGURES = Path(__file__).resolve().parents[2] / "docs" / "figures"
 HOSTILE = '</script><img src=x onerror="window.__xss=1">"quoted"'
 
 
@@ -71,11 +69,6 @@ def test_grid_renders_sorts_and_filters(served, page):
     assert set(_shown(page)) == set(rows.index[rows["author"] == author])
     page.goto(f"{server.base_url}/?split=test&sort=score")
     assert set(_shown(page)) <= set(rows.index[rows["split"] == "test"]) and _shown(page)
-
-    FIGURES.mkdir(parents=True, exist_ok=True)
-    page.goto(server.base_url + "/?sort=play_count")
-    page.wait_for_function("document.querySelector('.card img').complete")
-    page.screenshot(path=str(FIGURES / "browse-grid.png"))
 
 
 @pytest.mark.browser

@@ -1,11 +1,10 @@
-"""The report's model section built from the session corpus and its run (and its screenshot for the
-README), and the webdataset export opened by ``datasets`` and ``webdataset`` as they are."""
+"""The report's model section built from the session corpus and its run, and the webdataset export
+opened by ``datasets`` and ``webdataset`` as they are."""
 
 from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -14,7 +13,6 @@ from playwright.sync_api import sync_playwright
 from tiktok_corpus.config import Settings
 from tiktok_corpus.report import build_report
 
-FIGURES = Path(__file__).resolve().parents[2] / "docs" / "figures"
 MODEL_FIGURES = ("model_curves", "model_confusion", "model_roc")
 
 
@@ -38,9 +36,6 @@ def test_report_holds_the_model_section(demo_corpus, tmp_path):
         poster = page.locator("#best-worst img").first
         width, height = poster.evaluate("i => [i.naturalWidth, i.naturalHeight]")
         assert width > 0 and height > 0
-        FIGURES.mkdir(parents=True, exist_ok=True)
-        page.locator("#model").scroll_into_view_if_needed()
-        page.screenshot(path=str(FIGURES / "report.png"))
         browser.close()
 
 
