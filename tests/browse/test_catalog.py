@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 
 from tiktok_corpus.browse import catalog as catalog_module
 from tiktok_corpus.browse.catalog import REFRESH_S, Catalog, GridQuery
@@ -24,11 +23,12 @@ def shown(catalog: Catalog) -> list[str]:
     return list(catalog.page(GridQuery()).rows["video_id"])
 
 
-def wait_until(condition, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "the background re-read did not land"
-        time.sleep(0.01)
+def landed(reads: HeldReads) -> None:
+    """Wait for the background re-read that ran ``reads`` to finish (it swaps its rows in before)."""
+    assert reads.entered.wait(10), "no background re-read started"
+    assert reads.thread is not None
+    reads.thread.join(10)
+    assert not reads.thread.is_alive(), "the background re-read did not finish"
 
 
 class HeldReads:
@@ -38,9 +38,13 @@ class HeldReads:
         self.release = threading.Event()
         self.failing = False
         self.started = 0
+        self.thread: threading.Thread | None = None
+        self.entered = threading.Event()
 
     def __call__(self, store):
         self.started += 1
+        self.thread = threading.current_thread()
+        self.entered.set()
         self.release.wait(10)
         if self.failing:
             raise ConnectionError("database went away")
@@ -59,9 +63,10 @@ def test_pages_show_the_last_read_while_a_re_read_runs_behind_them(store, monkey
     monkeypatch.setattr(catalog_module, "grid_rows", reads)
     now[0] = REFRESH_S + 1
     assert shown(catalog) == ["1"] and shown(catalog) == ["1"]  # answered while the re-read is held
-    assert reads.started == 1  # one re-read at a time
+    assert reads.entered.wait(10) and reads.started == 1  # one re-read at a time
     reads.release.set()
-    wait_until(lambda: shown(catalog) == ["2", "1"])  # by plays, descending
+    landed(reads)
+    assert shown(catalog) == ["2", "1"]  # by plays, descending
     assert reads.started == 1  # the re-read's time is the new "fresh"
 
 
@@ -79,11 +84,13 @@ def test_a_failed_re_read_keeps_the_rows_and_is_tried_again_later(store, monkeyp
     now[0] = REFRESH_S + 1
     with caplog.at_level(logging.WARNING, logger=catalog_module.__name__):
         assert shown(catalog) == ["1"]
-        wait_until(lambda: "re-reading the grid failed (database went away)" in caplog.text)
+        landed(reads)
+    assert "re-reading the grid failed (database went away)" in caplog.text
     assert shown(catalog) == ["1"] and reads.started == 1  # not retried at once
 
     reads.failing = False
+    reads.entered.clear()  # the next re-read's thread is the one to wait for
     now[0] = 2 * REFRESH_S + 2
     shown(catalog)
-    wait_until(lambda: shown(catalog) == ["2", "1"])
-    assert reads.started == 2
+    landed(reads)
+    assert shown(catalog) == ["2", "1"] and reads.started == 2
