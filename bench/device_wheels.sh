@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Download, into .whl/ (git-ignored), the wheels that `tiktok_corpus.train` needs beyond what a lent GPU
 # machine's image already has (PyTorch, numpy, pandas, pyarrow, scikit-learn, scipy, matplotlib, rich,
-# typer): the same versions as this checkout's .venv, built for the device's Python 3.12 on x86-64.
-# bench/gpu_check.sh installs them there; name .whl in the device run's `carry` (about 44 MB).
+# typer), plus typing-extensions, which pydantic may need newer than the image's: the same versions as
+# this checkout's .venv, built for the device's Python 3.12 on x86-64. bench/gpu_check.sh installs them
+# there; name .whl in the device run's `carry` (about 42 MB).
 #   bash bench/device_wheels.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-.venv/bin/python}"
 PACKAGES=(av pydantic pydantic-core pydantic-settings annotated-types typing-inspection python-dotenv
-    sqlalchemy ffmpeg-python future)
+    sqlalchemy ffmpeg-python future typing-extensions)
 
 pinned=()
 for package in "${PACKAGES[@]}"; do
