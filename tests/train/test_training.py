@@ -38,7 +38,7 @@ def signal_run(signal_export, tmp_path_factory):
     return train(TrainConfig(signal_export, epochs=5, out=tmp_path_factory.mktemp("run") / "signal", **TINY))
 
 
-def test_learns_brightness_from_pixels(signal_run):
+def test_learns_brightness_from_pixels(signal_run, signal_export):
     assert all((signal_run / name).is_file() for name in RUN_FILES)
     metrics = json.loads((signal_run / "metrics.json").read_text())
     assert metrics["model"]["roc_auc"] >= 0.8, metrics["verdict"]
@@ -48,6 +48,9 @@ def test_learns_brightness_from_pixels(signal_run):
         assert set(metrics["model"][threshold]) >= {"accuracy", "precision", "recall", "f1", "confusion_matrix"}
     history = pd.read_csv(signal_run / "history.csv")
     assert list(history["epoch"]) == [1, 2, 3, 4, 5] and history["train_loss"].notna().all()
+    assert (history["train_seconds"] < history["seconds"]).all()  # clips/s counts the training pass alone
+    train_clips = (pd.read_parquet(signal_export / "videos.parquet")["split"] == "train").sum()
+    assert history["train_clips_per_s"].to_numpy() == pytest.approx(train_clips / history["train_seconds"], rel=0.01)
 
 
 def test_predict_agrees_with_evaluation_and_survives_a_bad_file(signal_run, signal_export, tmp_path):

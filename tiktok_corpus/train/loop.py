@@ -168,6 +168,7 @@ def _train(config: TrainConfig, world: _Dist, side_table: tuple[pd.DataFrame, di
         train_loss, clips = _train_epoch(
             trained, loaders["train"], epoch, optimizer, loss_fn, device, use_amp, config, world
         )
+        train_seconds = time.perf_counter() - started  # _train_epoch reads the loss, so the GPU is done
         val_loss = _validation_loss(model, loaders["val"], loss_fn, device, use_amp, world)
         seconds = time.perf_counter() - started
         state["history"].append(
@@ -177,7 +178,8 @@ def _train(config: TrainConfig, world: _Dist, side_table: tuple[pd.DataFrame, di
                 "val_loss": val_loss,
                 "lr": optimizer.param_groups[0]["lr"],
                 "seconds": round(seconds, 3),
-                "train_clips_per_s": round(clips * world.world_size / seconds, 3),
+                "train_seconds": round(train_seconds, 3),
+                "train_clips_per_s": round(clips * world.world_size / train_seconds, 3),
             }
         )
         if device.type == "cuda":
