@@ -276,3 +276,29 @@ def test_export_from_postgres(pg_url, tmp_path):
     assert rows.loc[corpus[0], "play_count"] == 5
     assert str(table.schema.field("stats_captured_at").type).startswith("timestamp")
     assert json.loads((path / "manifest.json").read_text())["source_database"].startswith("postgresql")
+
+
+def test_shard_rows_read_back_times_with_and_without_a_fraction_of_a_second(tmp_path):
+    """A site-clock snapshot is taken at a whole second, a local one is not: the shards' JSON must read
+    back as one time column whichever comes first (isoformat drops a zero fraction)."""
+    import pyarrow as pa
+
+    from tiktok_corpus.export.shards import rows_from_shards, write_shards
+
+    (tmp_path / "videos").mkdir()
+    captured = [pd.Timestamp("2026-12-03T18:55:03Z"), pd.Timestamp("2026-12-03T18:55:04.250000Z")]
+    for video_id in ("1", "2"):
+        (tmp_path / "videos" / f"{video_id}.mp4").write_bytes(b"mp4 " + video_id.encode())
+    table = pa.table(
+        {
+            "video_id": ["1", "2"],
+            "file": ["videos/1.mp4", "videos/2.mp4"],
+            "split": ["train", "test"],
+            "is_viral": [0, 1],
+            "stats_captured_at": captured,
+        }
+    )
+    entry = write_shards(tmp_path, table, tmp_path, shard_size=1)
+    rows = rows_from_shards(tmp_path, entry)
+    assert list(rows["stats_captured_at"]) == captured
+    assert [(tmp_path / f).read_bytes() for f in rows["file"]] == [b"mp4 1", b"mp4 2"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -90,9 +91,17 @@ def rows_from_shards(root: Path, entry: dict) -> pd.DataFrame:
         records.append(record)
     rows = pd.DataFrame.from_records(records)
     if "stats_captured_at" in rows:
-        rows["stats_captured_at"] = pd.to_datetime(rows["stats_captured_at"], utc=True)
+        rows["stats_captured_at"] = pd.to_datetime(rows["stats_captured_at"], utc=True, format="ISO8601")
     return rows.sort_values("video_id", kind="stable").reset_index(drop=True)
 
 
 def _json(record: dict) -> bytes:
-    return json.dumps(record, default=lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v)).encode()
+    return json.dumps(record, default=_json_value).encode()
+
+
+def _json_value(value):
+    """Times as ISO 8601 with microseconds always (``isoformat()`` drops a zero fraction, and a column of
+    mixed forms does not parse as one), anything else as its string."""
+    if isinstance(value, datetime):  # pd.Timestamp too
+        return value.isoformat(timespec="microseconds")
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
