@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..errors import ConfigError
 from .config import TrainConfig
-from .gbdt import GbdtFit, evaluate_fit, fit_gbdt, gain_importances, labelled_export
+from .gbdt import GbdtFit, evaluate_fit, export_baselines, fit_gbdt, gain_importances, labelled_export
 from .metrics import auc_along, rmse_along
 
 PERMUTATION_REPEATS = 5
@@ -74,10 +74,11 @@ def ablate(
         raise ConfigError(f"ablate: no feature columns for {', '.join(missing)}")
     columns = {m: [c for c in features.columns if modality_of(c) == m] for m in modalities}
     rows, fits = [], {}
+    baselines = export_baselines(export)  # every line is judged against the same ones
     for line in ablation_lines(modalities):
         fit = fit_gbdt(features[[c for m in line.modalities for c in columns[m]]], export, config)
         fits[line.name] = fit
-        metrics = evaluate_fit(fit, export)
+        metrics = evaluate_fit(fit, export, baselines)
         main = metrics["main_metric"]
         row = {
             "name": line.name,

@@ -23,7 +23,7 @@ from ..export import LABEL_COLUMNS
 from . import plots
 from .config import TrainConfig, run_dir_for
 from .data import Export, growth_features, load_export, metadata_features
-from .metrics import evaluate
+from .metrics import baseline_reports, evaluate_against
 
 EARLY_STOPPING_ROUNDS = 50
 # A leaf holds a tenth of the train rows, between 5 and 30: on a few hundred rows, leaves that small
@@ -121,19 +121,31 @@ def _scores(model: lightgbm.LGBMModel, rows: pd.DataFrame) -> np.ndarray:
     return np.clip(np.asarray(model.predict(rows)), 0.0, 1.0)
 
 
-def evaluate_fit(fit: GbdtFit, export: Export) -> dict:
-    """metrics.json's body for a fit: the model's test metrics beside the same baselines as every run."""
+def export_baselines(export: Export) -> dict:
+    """The baselines' reports on an export's val and test rows: what every model on it is judged against."""
     splits = {name: export.split(name) for name in ("train", "val", "test")}
     target = export.target_column
-    return evaluate(
+    return baseline_reports(
         export.task,
         y_val=splits["val"][target],
-        scores_val=fit.scores["val"],
         y_test=splits["test"][target],
-        scores_test=fit.scores["test"],
         train_y=splits["train"][target],
         features={name: metadata_features(rows) for name, rows in splits.items()},
         growth=growth_features(export),
+    )
+
+
+def evaluate_fit(fit: GbdtFit, export: Export, baselines: dict | None = None) -> dict:
+    """metrics.json's body for a fit: the model's test metrics beside the same baselines as every run
+    (:func:`export_baselines`, made here unless given)."""
+    target = export.target_column
+    return evaluate_against(
+        export.task,
+        baselines if baselines is not None else export_baselines(export),
+        y_val=export.split("val")[target],
+        scores_val=fit.scores["val"],
+        y_test=export.split("test")[target],
+        scores_test=fit.scores["test"],
     )
 
 

@@ -217,13 +217,28 @@ def evaluate(
     ``growth`` the early-views baseline's (:func:`~.data.growth_features`), or ``None`` when the export
     has no growth columns: then there is no such baseline and the report is what it always was.
     """
+    baselines = baseline_reports(task, y_val=y_val, y_test=y_test, train_y=train_y, features=features, growth=growth)
+    return evaluate_against(task, baselines, y_val=y_val, scores_val=scores_val, y_test=y_test, scores_test=scores_test)
+
+
+def baseline_reports(
+    task: str, *, y_val, y_test, train_y, features: dict[str, np.ndarray], growth: dict[str, pd.DataFrame] | None
+) -> dict:
+    """Each baseline's report on the val and test rows (or why it cannot be fitted): the same for every
+    model judged on these rows, so an ablation's lines share one set."""
     report = binary_report if task == "binary" else regression_report
-    model = report(y_val, scores_val, y_test, scores_test)
     baselines = {}
     for name, scores in _baseline_scores(task, train_y, features, growth).items():
         baselines[name] = {"note": scores} if isinstance(scores, str) else report(y_val, scores[0], y_test, scores[1])
     if growth is not None:
         baselines[EARLY_VIEWS]["inputs"] = list(growth["train"].columns)
+    return baselines
+
+
+def evaluate_against(task: str, baselines: dict, *, y_val, scores_val, y_test, scores_test) -> dict:
+    """:func:`evaluate` with the baselines' reports already made (:func:`baseline_reports`)."""
+    report = binary_report if task == "binary" else regression_report
+    model = report(y_val, scores_val, y_test, scores_test)
     collapsed = model["score_std"] < COLLAPSE_STD
     beats, verdict = _judge(task, model, baselines, collapsed)
     main = "roc_auc" if task == "binary" else "rmse"
