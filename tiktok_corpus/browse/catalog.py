@@ -93,7 +93,7 @@ class Catalog:
         self._first_read = threading.Lock()  # one first read, however many pages ask at once
         self._rows: pd.DataFrame | None = None
         self._read_at = 0.0
-        self._rereading: threading.Thread | None = None
+        self._rereading = False
 
     def rows(self) -> pd.DataFrame:
         """Every video with ``label, split, score, error`` (null where the export or run has none): the
@@ -101,9 +101,9 @@ class Catalog:
         :data:`REFRESH_S`, start a re-read in the background."""
         with self._lock:
             rows = self._rows
-            if rows is not None and self._rereading is None and self._clock() - self._read_at > REFRESH_S:
-                self._rereading = threading.Thread(target=self._reread, name="browse-reread", daemon=True)
-                self._rereading.start()
+            if rows is not None and not self._rereading and self._clock() - self._read_at > REFRESH_S:
+                self._rereading = True
+                threading.Thread(target=self._reread, name="browse-reread", daemon=True).start()
         if rows is not None:
             return rows
         with self._first_read:
@@ -126,7 +126,7 @@ class Catalog:
                 self._read_at = self._clock()
         finally:
             with self._lock:
-                self._rereading = None
+                self._rereading = False
 
     def video(self, video_id: str) -> pd.Series | None:
         rows = self.rows()

@@ -200,6 +200,11 @@ def _baseline_scores(
     return baselines
 
 
+def _report_for(task: str):
+    """The metrics of a task's scores on val and test: binary_report or regression_report."""
+    return binary_report if task == "binary" else regression_report
+
+
 def evaluate(
     task: str,
     *,
@@ -226,7 +231,7 @@ def baseline_reports(
 ) -> dict:
     """Each baseline's report on the val and test rows (or why it cannot be fitted): the same for every
     model judged on these rows, so an ablation's lines share one set."""
-    report = binary_report if task == "binary" else regression_report
+    report = _report_for(task)
     baselines = {}
     for name, scores in _baseline_scores(task, train_y, features, growth).items():
         baselines[name] = {"note": scores} if isinstance(scores, str) else report(y_val, scores[0], y_test, scores[1])
@@ -237,7 +242,7 @@ def baseline_reports(
 
 def evaluate_against(task: str, baselines: dict, *, y_val, scores_val, y_test, scores_test) -> dict:
     """:func:`evaluate` with the baselines' reports already made (:func:`baseline_reports`)."""
-    report = binary_report if task == "binary" else regression_report
+    report = _report_for(task)
     model = report(y_val, scores_val, y_test, scores_test)
     collapsed = model["score_std"] < COLLAPSE_STD
     beats, verdict = _judge(task, model, baselines, collapsed)
