@@ -8,7 +8,7 @@
 # memory, at the paper's 32x112x112 clips and batch 32:
 #   1. the defaults with --amp (bf16, channels_last_3d, deterministic cuDNN);
 #   2. + --cudnn-benchmark (cuDNN's timed fastest algorithms);
-#   3. + batch 64;
+#   3. + batch 64, Adam's learning rate scaled by sqrt(64 / 8);
 #   4. two processes under torchrun on the one GPU (DDP over gloo: its overhead);
 #   5. + --compile (torch.compile, capped: compilation can be slow).
 # Then, only where ffmpeg and TorchCodec are there, the real path: export -> proxy cache -> decode.
@@ -25,13 +25,13 @@ fi
 
 if [ "${1:-}" = "--dry-run" ]; then
     ARGS=(--device cpu --videos 24 --epochs 2 --frames 8 --size 16 --batch-size 4 --workers 2)
-    WIDE=(--batch-size 8)
+    WIDE=(--batch-size 8 --lr-scaling sqrt)
     REAL=(--epochs 2 --frames 8 --size 16 --batch-size 4 --device cpu --workers 2)
     LIMIT=300
     COMPILE_LIMIT=300
 else
     ARGS=(--videos 1024 --epochs 3 --frames 32 --size 112 --batch-size 32 --workers 12)
-    WIDE=(--batch-size 64)
+    WIDE=(--batch-size 64 --lr-scaling sqrt)
     REAL=(--epochs 3 --frames 32 --size 112 --batch-size 32 --device cuda --amp --workers 12)
     LIMIT=90  # about 40 s expected: start-up, loader and step alone, 3 epochs, evaluation
     COMPILE_LIMIT=150

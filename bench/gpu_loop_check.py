@@ -113,7 +113,9 @@ def step_only_clips_per_s(config: TrainConfig, steps: int = 20) -> float:
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last_3d)
     trained = loop._compiled(model) if config.compile else model
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True if device.type == "cuda" else None)
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=config.scaled_lr(), fused=True if device.type == "cuda" else None
+    )
     clips = torch.randint(0, 255, (config.batch_size, 3, config.frames, config.size, config.size), dtype=torch.uint8)
     clips, valid = clips.to(device), torch.full((config.batch_size,), config.frames)
     targets = torch.randint(0, 2, (config.batch_size,), device=device).float()
@@ -156,6 +158,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda", help="cpu only for a dry run of this script")
     parser.add_argument("--compile", action="store_true", help="torch.compile the network")
     parser.add_argument("--cudnn-benchmark", action="store_true", help="cuDNN's timed fastest algorithms")
+    parser.add_argument("--lr-scaling", default="none", help="none | linear | sqrt: --lr for the global batch")
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("no CUDA device: this is a GPU check")
@@ -178,6 +181,7 @@ def main() -> None:
             frames=args.frames,
             size=args.size,
             batch_size=args.batch_size,
+            lr_scaling=args.lr_scaling,
             device=args.device,
             amp=args.device == "cuda",
             compile=args.compile,

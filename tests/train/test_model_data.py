@@ -9,6 +9,7 @@ from sklearn.metrics import f1_score
 from torch import nn
 
 from tiktok_corpus.errors import ConfigError, MediaError
+from tiktok_corpus.train import TrainConfig
 from tiktok_corpus.train.data import (
     KINETICS_MEAN,
     KINETICS_STD,
@@ -97,6 +98,17 @@ def test_undecodable_original_is_a_clear_error(signal_export, tmp_path):
         build_cache(export.__class__(export.root, export.manifest, broken), 16, tmp_path / "c", progress=False)
     with pytest.raises(ConfigError, match="manifest"):
         load_export(tmp_path)
+
+
+def test_the_learning_rate_scales_with_the_global_batch_from_the_papers(tmp_path):
+    def lr(batch_size: int, scaling: str, world_size: int = 1) -> float:
+        return TrainConfig(tmp_path, batch_size=batch_size, lr=1e-3, lr_scaling=scaling).scaled_lr(world_size)
+
+    assert lr(64, "none") == 1e-3 and lr(8, "linear") == 1e-3 and lr(8, "sqrt") == 1e-3  # the paper's batch
+    assert lr(64, "linear") == pytest.approx(8e-3) and lr(32, "sqrt") == pytest.approx(2e-3)
+    assert lr(16, "linear", world_size=2) == pytest.approx(4e-3)  # under torchrun: per process x processes
+    with pytest.raises(ConfigError, match="--lr-scaling must be one of none, linear, sqrt"):
+        TrainConfig(tmp_path, lr_scaling="cubic")
 
 
 def test_sampler_is_seeded_sharded_and_balanced():

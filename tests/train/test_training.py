@@ -126,13 +126,14 @@ def test_best_checkpoint_keeps_its_epoch_when_last_moves_on(tmp_path):
 
 
 def test_two_processes_under_torchrun_train_one_run_on_their_shards(signal_export, tmp_path):
-    """DDP on CPU (gloo): each rank trains on its shard, rank 0 alone writes the run, every video scored once."""
+    """DDP on CPU (gloo): each rank trains on its shard, rank 0 alone writes the run, every video scored
+    once; --lr-scaling counts both processes' clips in the global batch (2 x 8 = twice the paper's)."""
     out = tmp_path / "ddp"
     command = [
         *(sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"),
         str(Path(sys.executable).with_name("corpus")),
-        *("train", str(signal_export), "--epochs", "2", "--frames", "8", "--size", "16", "--batch-size", "4"),
-        *("--device", "cpu", "--out", str(out)),
+        *("train", str(signal_export), "--epochs", "2", "--frames", "8", "--size", "16", "--batch-size", "8"),
+        *("--lr", "1e-3", "--lr-scaling", "linear", "--device", "cpu", "--out", str(out)),
     ]
     finished = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert finished.returncode == 0, finished.stderr[-3000:]
@@ -140,6 +141,7 @@ def test_two_processes_under_torchrun_train_one_run_on_their_shards(signal_expor
     assert not list(out.parent.glob("ddp?*"))  # one run directory, not one per rank
     history = pd.read_csv(out / "history.csv")
     assert list(history["epoch"]) == [1, 2] and history["val_loss"].notna().all()
+    assert history["lr"].iloc[0] == pytest.approx(2e-3)
     predictions = pd.read_parquet(out / "predictions.parquet")
     videos = pd.read_parquet(signal_export / "videos.parquet")
     for split in ("val", "test"):

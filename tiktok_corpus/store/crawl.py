@@ -143,13 +143,14 @@ def _sight(
             videos += counts_toward_target
             new.append(item)
         seen.append(item)
+    new_rows = {}
     for item in new:
         known[item.id] = depth
-        rows.new_videos[item.id] = new_video_row(
+        new_rows[item.id] = new_video_row(
             item, source=source, parent_id=parent_id, depth=depth, run_id=run_id, seed=seed, now=rows.now
         )
     for item in seen:
-        rows.sighted(item, source=source, run_id=run_id, site_time=site_time)
+        rows.sighted(item, source=source, run_id=run_id, site_time=site_time, new_row=new_rows.get(item.id))
     return Sighting(tuple(item.id for item in seen), tuple(item.id for item in new), videos)
 
 

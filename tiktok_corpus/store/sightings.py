@@ -205,13 +205,23 @@ class SightingRows:
         if author is not None and author.id:
             self.authors[author.id] = _folded(self.authors.get(author.id), vars(author) | {"updated_at": self.now})
 
-    def sighted(self, item: ItemRecord, *, source: str, run_id: int | None, site_time: float | None) -> None:
+    def sighted(
+        self,
+        item: ItemRecord,
+        *,
+        source: str,
+        run_id: int | None,
+        site_time: float | None,
+        new_row: dict[str, Any] | None = None,
+    ) -> None:
+        """One item of a list. ``new_row`` (:func:`new_video_row`): its first sighting, inserted whole."""
         self.author_sighted(item.author)
-        columns = _item_columns(item, self.now)
-        if item.id in self.new_videos:
-            self.new_videos[item.id] = _folded(self.new_videos[item.id], columns)
+        if new_row is not None:
+            self.new_videos[item.id] = new_row
+        elif item.id in self.new_videos:  # added by an earlier list of this batch
+            self.new_videos[item.id] = _folded(self.new_videos[item.id], _item_columns(item, self.now))
         else:
-            self.refreshed[item.id] = _folded(self.refreshed.get(item.id), columns)
+            self.refreshed[item.id] = _folded(self.refreshed.get(item.id), _item_columns(item, self.now))
         for name, tiktok_id in item.hashtags:
             self.hashtags[name] = tiktok_id
             self.hashtag_links[(item.id, name)] = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
@@ -13,6 +14,7 @@ from ..features.options import MODALITIES, parse_modalities
 # Options that may change when a run is resumed; everything else must match the saved config.
 RESUMABLE_OVERRIDES = ("epochs", "patience", "device", "amp", "compile", "cudnn_benchmark", "workers", "progress")
 MODELS = ("r2plus1d", "gbdt", "fusion")
+LR_SCALINGS = ("none", "linear", "sqrt")
 
 
 @dataclass
@@ -34,7 +36,12 @@ class TrainConfig:
     frames: int = described(32, "Consecutive frames per clip.")
     size: int = described(112, "Frame height and width (even).")
     batch_size: int = described(8, "Clips per batch (per process under torchrun).")
-    lr: float = described(1e-3, "Adam learning rate.")
+    lr: float = described(1e-3, "Adam learning rate (at the paper's batch of 8 clips; see --lr-scaling).")
+    lr_scaling: str = described(
+        "none",
+        "Scale --lr with the global batch (--batch-size x processes) over the paper's 8 clips: none | linear "
+        "(x k, Goyal et al.'s rule for SGD) | sqrt (x sqrt k, the usual rule for Adam).",
+    )
     step_size: int = described(7, "StepLR: epochs between decays.")
     gamma: float = described(0.1, "StepLR: decay factor.")
     patience: int = described(5, "Early stopping: epochs without val improvement.")
@@ -90,6 +97,8 @@ class TrainConfig:
             raise ConfigError(f"--model must be one of {', '.join(MODELS)}, got {self.model!r}")
         if self.label not in (None, "binary", "continuous"):
             raise ConfigError(f"--label must be binary or continuous, got {self.label!r}")
+        if self.lr_scaling not in LR_SCALINGS:
+            raise ConfigError(f"--lr-scaling must be one of {', '.join(LR_SCALINGS)}, got {self.lr_scaling!r}")
         if self.boost_lr <= 0:
             raise ConfigError("--boost-lr must be positive")
         self.modalities = ",".join(parse_modalities(self.modalities))
@@ -98,6 +107,12 @@ class TrainConfig:
     def modality_list(self) -> tuple[str, ...]:
         return tuple(self.modalities.split(","))
 
+    def scaled_lr(self, world_size: int = 1) -> float:
+        """Adam's starting learning rate for this run: --lr scaled by how many times larger the global
+        batch is than the paper's (more clips per step average out more noise, so a step may go further)."""
+        ratio = self.batch_size * world_size / PAPER_BATCH_SIZE
+        return self.lr * {"none": 1.0, "linear": ratio, "sqrt": math.sqrt(ratio)}[self.lr_scaling]
+
     def to_json(self) -> dict:
         return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
 
@@ -105,6 +120,10 @@ class TrainConfig:
     def from_json(cls, data: dict) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+# The batch the paper's --lr was tuned at: --batch-size's default, which --lr-scaling scales from.
+PAPER_BATCH_SIZE: int = next(f.default for f in fields(TrainConfig) if f.name == "batch_size")  # type: ignore[assignment]
 
 
 def run_dir_for(config: TrainConfig) -> Path:

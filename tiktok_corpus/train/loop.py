@@ -146,7 +146,9 @@ def _train(config: TrainConfig, world: _Dist, side_table: tuple[pd.DataFrame, di
         model = model.to(memory_format=torch.channels_last_3d)
     # Fused Adam updates every parameter in one kernel on a GPU; the CPU keeps the paper's loop as it was.
     parameters = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(parameters, lr=config.lr, fused=True if device.type == "cuda" else None)
+    optimizer = torch.optim.Adam(
+        parameters, lr=config.scaled_lr(world.world_size), fused=True if device.type == "cuda" else None
+    )
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.step_size, gamma=config.gamma)
     loss_fn = _loss(export, splits["train"][target], config, device)
 
@@ -319,20 +321,30 @@ def _train_epoch(model, loader, epoch, optimizer, loss_fn, device, use_amp, conf
 def score_split(
     model: nn.Module, loader: DataLoader, device: torch.device, use_amp: bool, loss_fn=None
 ) -> tuple[np.ndarray, float]:
-    """Per-row sigmoid scores (averaged over a row's evaluation clips) and the mean clip loss."""
+    """Per-row sigmoid scores (averaged over a row's evaluation clips) and the mean clip loss.
+
+    Logits and the loss stay on the device until the split is done: reading them back per batch would
+    make the host wait for each batch before it queues the next.
+    """
     model.eval()
     n_rows = len(loader.dataset)  # type: ignore[arg-type]  # a ClipDataset has a length
-    sums, counts = np.zeros(n_rows), np.zeros(n_rows)
-    loss_total, loss_count = 0.0, 0
+    logits_seen, rows_seen = [], []
+    loss_total = torch.zeros((), dtype=torch.float64, device=device)
+    loss_count = 0
     for clips, valid, targets, index, side in loader:
         logits = forward_clips(model, clips, valid, device, use_amp, side)
         if loss_fn is not None:
-            loss_total += loss_fn(logits, targets.to(device)).item() * len(targets)
+            loss_total += loss_fn(logits, targets.to(device, non_blocking=True)).double() * len(targets)
             loss_count += len(targets)
-        np.add.at(sums, index.numpy(), torch.sigmoid(logits).cpu().numpy())
-        np.add.at(counts, index.numpy(), 1)
+        logits_seen.append(logits)
+        rows_seen.append(index)
+    sums, counts = np.zeros(n_rows), np.zeros(n_rows)
+    if rows_seen:
+        rows = torch.cat(rows_seen).numpy()
+        np.add.at(sums, rows, torch.sigmoid(torch.cat(logits_seen)).cpu().numpy())
+        np.add.at(counts, rows, 1)
     scores = np.divide(sums, counts, out=np.full(n_rows, np.nan), where=counts > 0)
-    return scores, loss_total / max(loss_count, 1)
+    return scores, float(loss_total.item()) / max(loss_count, 1)
 
 
 def _validation_loss(model, loader, loss_fn, device, use_amp, world) -> float:
