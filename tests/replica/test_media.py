@@ -6,9 +6,14 @@ import json
 import re
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from fractions import Fraction
 
 import pytest
+
+from tiktok_corpus.errors import ConfigError
+from tiktok_corpus.replica import Replica, ReplicaConfig
+from tiktok_corpus.replica.catalog import build_catalog
 
 
 def probe(path, count_frames=False):
@@ -82,3 +87,20 @@ def test_brightness_is_the_declared_luma(replica):
         ).stderr
         mean_luma = float(re.search(r"YAVG=([\d.]+)", out).group(1))
         assert mean_luma == pytest.approx(video.media.luma, abs=4)
+
+
+def test_a_media_scale_divides_every_size_and_keeps_the_rest_of_the_catalog(tmp_path):
+    """Small files for quick runs: the same posts and draws, each width and height divided, and the
+    served file is what the smaller declaration says."""
+    full, quarter = build_catalog(60, 3), build_catalog(60, 3, media_scale=4)
+    assert [v.id for v in quarter.videos] == [v.id for v in full.videos]
+    for big, small in zip(full.playable(), quarter.playable()):
+        assert (small.media.width * 4, small.media.height * 4) == (big.media.width, big.media.height)
+        assert replace(small.media, width=big.media.width, height=big.media.height) == big.media
+    with pytest.raises(ConfigError, match="media scale must be one of 1, 2, 4, 8, got 3"):
+        build_catalog(10, 0, media_scale=3)
+    with Replica(ReplicaConfig(videos=6, seed=3, media_scale=4, media_cache=tmp_path)) as replica:
+        video = replica.catalog.playable()[0]
+        stream = probe(replica.media_path(video.id))["video"]
+        truth = build_catalog(6, 3).by_id[video.id].media
+        assert (stream["width"], stream["height"]) == (truth.width // 4, truth.height // 4)

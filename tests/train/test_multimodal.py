@@ -1,8 +1,10 @@
 """Issue #16 acceptance on the replica: each modality's gbdt model reaches its oracle, all together beat
 each alone, and a modality without a signal claims nothing.
 
-One 600-post replica with the demo's signals (visual=1, audio=1, text=0.5, author=0.5, time=0) goes
-through the real stages (Chromium crawl, downloads, ffprobe validation, stratified binary export: about
+One 600-post replica with the demo's signals (visual=1, audio=1, text=0.5, author=0.5, time=0), its
+files at a quarter of TikTok's sizes (``media_scale=4``: decoding 600 full-size originals into proxies
+took most of this file's time, and brightness and pitch do not depend on the size), goes through the
+real stages (Chromium crawl, downloads, ffprobe validation, stratified binary export: about
 515 rows split 50/20/30, so about 155 test rows bound the oracle comparison and 100 val rows the early
 stopping), then every feature table and the ablation. The oracle of a modality is the
 ROC-AUC of its true latent component on the same test rows. Why the thresholds hold there:
@@ -11,11 +13,11 @@ ROC-AUC of its true latent component on the same test rows. Why the thresholds h
   modality loses only what the mapping and the feature extraction lose (brightness survives any resize;
   the tone's pitch moves the log-mel bands; the signal hashtags are words the TF-IDF sees; followers are
   logged as they are; measured on 2,000 catalog posts the properties reach 0.91-1.0x their oracles;
-  measured here (everything is seeded, the video backbone's random init too): video 0.68, audio 0.69,
+  measured here (everything is seeded, the video backbone's random init too): video 0.66, audio 0.69,
   text 0.59, author 0.62 against 0.62, 0.68, 0.49, 0.61 for 0.9x the oracle - audio's and author's are
   the closest margins of this file, set by 154 test rows).
 - all beats each alone: the components are independent and together explain the appeal that drives the
-  counts, so the all-modality model's AUC sits well above any single one's (measured 0.82 against 0.69).
+  counts, so the all-modality model's AUC sits well above any single one's (measured 0.78 against 0.69).
 - time at 0: the posting hour is independent of engagement, so its model cannot beat the baselines by
   the verdict's margin with significance.
 """
@@ -41,7 +43,7 @@ FEATURES = FeatureOptions(frames=8, size=16, clips=2, device="cpu", progress=Fal
 @pytest.fixture(scope="module")
 def ablation(tmp_path_factory):
     root = tmp_path_factory.mktemp("multimodal")
-    with Replica(ReplicaConfig(videos=POSTS, seed=0, signals=DEMO_SIGNALS)) as replica:
+    with Replica(ReplicaConfig(videos=POSTS, seed=0, signals=DEMO_SIGNALS, media_scale=4)) as replica:
         export_dir = build_replica_export(root, replica, max_videos=POSTS, seed=0, split=(0.5, 0.2, 0.3))
         oracles = modality_oracles(replica.catalog, export_dir)
     config = TrainConfig(export_dir, model="gbdt", device="cpu", seed=0, progress=False)

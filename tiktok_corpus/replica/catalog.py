@@ -147,12 +147,14 @@ def build_catalog(
     *,
     signals: Mapping[str, float] | None = None,
     growth_origin: float | None = None,
+    media_scale: int = 1,
 ) -> Catalog:
     """The whole catalog, deterministic from ``(videos, seed, signals)``.
 
     ``signals``: a strength in [0, 1] per modality (:mod:`.signals`; ConfigError otherwise), none by default.
     ``growth_origin`` (unix seconds): the same posts and ids, posted in the days before that instant, with
     counts that grow towards the static ones (:mod:`.growth`); None keeps the static catalog.
+    ``media_scale``: every file's width and height divided by it (:func:`.media_spec.draw_media_spec`).
     """
     if videos < 1:
         raise ValueError("a catalog needs at least one video")
@@ -195,7 +197,9 @@ def build_catalog(
         )
         media = None
         if kinds[i] in PLAYABLE_KINDS:
-            media = draw_media_spec(rng, vfr=(i == vfr_index), visual=visual[i], audio=latents.get("audio"))
+            media = draw_media_spec(
+                rng, vfr=(i == vfr_index), visual=visual[i], audio=latents.get("audio"), scale=media_scale
+            )
         collect_shares.append(rng.uniform(0.02, 0.12))
         drafts.append(
             dict(

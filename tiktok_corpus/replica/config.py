@@ -38,6 +38,11 @@ class ReplicaConfig:
         True,
         "Make and serve the video files; --no-media serves metadata only (starts at once, for crawling big catalogs).",
     )
+    media_scale: int = described(
+        1,
+        "Divide every file's width and height by 1, 2, 4 or 8 (the JSON declares the smaller size): small files "
+        "are quick to make, download and decode, for tests and quick trials. 1: TikTok's sizes (576x1024 ...).",
+    )
     signing: str = described(
         "none",
         "What the APIs demand: none, xbogus (frontierSign's X-Bogus) or gnarly (ts + X-Gnarly, which only the "

@@ -11,6 +11,7 @@ import json
 import random
 from dataclasses import asdict, dataclass
 
+from ..errors import ConfigError
 from .signals import luma_for, tone_hz
 
 VFR_SOURCE_FPS, VFR_SOURCE_FRAMES = 30, 240  # the VFR file is cut from 8 s drawn at 30 fps
@@ -51,14 +52,20 @@ class MediaSpec:
         return "h264" if self.codec == "h264" else "h265_hvc1"
 
 
-def draw_media_spec(rng: random.Random, *, vfr: bool, visual: float, audio: float | None) -> MediaSpec:
+MEDIA_SCALES = (1, 2, 4, 8)  # each divides every drawn width and height into an even number (H.264 4:2:0)
+
+
+def draw_media_spec(rng: random.Random, *, vfr: bool, visual: float, audio: float | None, scale: int = 1) -> MediaSpec:
     """Realistic variety: sizes, rates, lengths, codecs, silent files, short ones, one VFR file.
 
     Most files are short (cheap to encode); a few are long. HEVC ones are short and 25 fps
     because libx265 is slow. ``visual`` sets the luma (:func:`.signals.luma_for`); ``audio``, the
     post's audio component when the audio signal is on, sets the pitch of a file's audio track
-    (:func:`.signals.tone_hz`); a file without one stays so. The draws are the same either way.
+    (:func:`.signals.tone_hz`); a file without one stays so. The draws are the same either way, and
+    at every ``scale``, which only divides the drawn width and height (:data:`MEDIA_SCALES`).
     """
+    if scale not in MEDIA_SCALES:
+        raise ConfigError(f"the media scale must be one of {', '.join(map(str, MEDIA_SCALES))}, got {scale}")
     roll = rng.random()
     width, height = (576, 1024) if roll < 0.6 else (720, 1280) if roll < 0.9 else rng.choice([(1280, 720), (1024, 576)])
     fps = rng.choices([30, 25, 24, 60], [45, 25, 20, 10])[0]
@@ -88,8 +95,8 @@ def draw_media_spec(rng: random.Random, *, vfr: bool, visual: float, audio: floa
         duration = frames / fps
     has_audio = rng.random() < 0.85
     return MediaSpec(
-        width=width,
-        height=height,
+        width=width // scale,
+        height=height // scale,
         fps=frames / duration if vfr else float(fps),
         frames=frames,
         duration_s=round(duration, 6),

@@ -59,7 +59,11 @@ class Replica:
         self.config = config or ReplicaConfig()
         self.time_origin, self.site_clock = _site_time(self.config, clock, site_clock)
         self.catalog = build_catalog(
-            self.config.videos, self.config.seed, signals=self.config.signals, growth_origin=self.time_origin
+            self.config.videos,
+            self.config.seed,
+            signals=self.config.signals,
+            growth_origin=self.time_origin,
+            media_scale=self.config.media_scale,
         )
         self.cache_dir = self.config.media_cache or default_cache_dir()
         self._plan = FaultPlan(self.config.seed, self.config.faults)
