@@ -5,6 +5,7 @@ the grid, sorting and filtering, playback, a video's chart and related links, es
 from __future__ import annotations
 
 import socket
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -72,10 +73,16 @@ def test_grid_renders_sorts_and_filters(served, page):
 
 
 @pytest.mark.browser
-def test_video_page_plays_charts_links_and_escapes(served, page):
+def test_video_page_plays_charts_links_and_escapes(served, page, demo_corpus):
     server, hostile_id, _ = served
     page.goto(f"{server.base_url}/video/{hostile_id}")
     page.wait_for_function("document.getElementById('player').readyState >= 2", timeout=15_000)
+    with open_store(demo_corpus.settings) as store, store.transaction() as session:
+        video = session.get(Video, hostile_id)
+        posted, seen = datetime.fromtimestamp(video.create_time, UTC), (video.first_seen_at, video.last_seen_at)
+    facts = dict(row.split("\t", 1) for row in page.locator("table").first.inner_text().splitlines())
+    assert facts["posted"] == f"{posted:%Y-%m-%d %H:%M} UTC"
+    assert (facts["first seen"], facts["last seen"]) == tuple(f"{when:%Y-%m-%d %H:%M} UTC" for when in seen)
     assert page.locator("#snapshot-chart polyline").count() >= 1
     assert page.locator("a.related").count() >= 1
     assert page.inner_text(".desc") == HOSTILE  # shown as text, never run

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import math
+from datetime import UTC, datetime
 from urllib.parse import quote, urlencode
 
 import numpy as np
@@ -126,8 +127,10 @@ def video_page(
     )
     facts = {
         "author": f"@{detail.get('author') or '-'}",
-        "posted (epoch s)": detail.get("create_time"),
+        "posted": _when(detail.get("create_time")),
         "found via": f"{detail.get('source')} at depth {detail.get('depth')}",
+        "first seen": _when(detail.get("first_seen_at")),
+        "last seen": _when(detail.get("last_seen_at")),  # the latest list that showed it
         "download": f"{detail.get('download_status')} {detail.get('download_error') or ''}",
         "probe": f"{detail.get('probe_status')} {detail.get('probe_error') or ''}",
     }
@@ -203,6 +206,15 @@ def queue_page(counts: dict, report: bool) -> str:
 
 def _table(values: dict) -> str:
     return "<table>" + "".join(f"<tr><th>{text(k)}</th><td>{text(v)}</td></tr>" for k, v in values.items()) + "</table>"
+
+
+def _when(value: datetime | float | None) -> str | None:
+    """A stored time (UTC, naive where the database drops the zone) or unix seconds, to the minute."""
+    if _missing(value):
+        return None
+    if not isinstance(value, datetime):
+        value = datetime.fromtimestamp(float(value), UTC)  # type: ignore[arg-type]  # unix seconds
+    return f"{value.astimezone(UTC) if value.tzinfo else value:%Y-%m-%d %H:%M} UTC"
 
 
 def _number(value) -> str:

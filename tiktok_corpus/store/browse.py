@@ -76,6 +76,7 @@ def video_detail(store: Store, video_id: str) -> dict | None:
             Video.source,
             Video.depth,
             Video.first_seen_at,
+            Video.last_seen_at,
             Video.download_status,
             Video.download_error,
             Video.probe_status,
