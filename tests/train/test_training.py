@@ -51,6 +51,8 @@ def test_learns_brightness_from_pixels(signal_run, signal_export):
     assert (history["train_seconds"] < history["seconds"]).all()  # clips/s counts the training pass alone
     train_clips = (pd.read_parquet(signal_export / "videos.parquet")["split"] == "train").sum()
     assert history["train_clips_per_s"].to_numpy() == pytest.approx(train_clips / history["train_seconds"], rel=0.01)
+    # No loader workers on the CPU: every clip is decoded while the step waits, and the wait is counted.
+    assert ((history["loader_wait_s"] > 0) & (history["loader_wait_s"] < history["train_seconds"])).all()
 
 
 def test_predict_agrees_with_evaluation_and_survives_a_bad_file(signal_run, signal_export, tmp_path):

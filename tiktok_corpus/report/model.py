@@ -28,7 +28,7 @@ from .figures import FigureSpec, no_data
 THRESHOLDS = {"at_0.5": "threshold 0.5", "at_tuned": "tuned threshold"}
 BEST_WORST = 3  # videos shown at each end of the test ranking
 # history.csv columns that are bookkeeping, not curves
-NOT_CURVES = ("epoch", "lr", "seconds", "train_seconds", "train_clips_per_s", "peak_gpu_mem_gib")
+NOT_CURVES = ("epoch", "lr", "seconds", "train_seconds", "train_clips_per_s", "loader_wait_s", "peak_gpu_mem_gib")
 
 
 def run_export_dir(run_dir: Path) -> Path:

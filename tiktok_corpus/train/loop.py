@@ -167,7 +167,7 @@ def _train(config: TrainConfig, world: _Dist, side_table: tuple[pd.DataFrame, di
         if state["stale_epochs"] >= config.patience:
             break
         started = time.perf_counter()
-        train_loss, clips = _train_epoch(
+        train_loss, clips, loader_wait = _train_epoch(
             trained, loaders["train"], epoch, optimizer, loss_fn, device, use_amp, config, world
         )
         train_seconds = time.perf_counter() - started  # _train_epoch reads the loss, so the GPU is done
@@ -182,6 +182,7 @@ def _train(config: TrainConfig, world: _Dist, side_table: tuple[pd.DataFrame, di
                 "seconds": round(seconds, 3),
                 "train_seconds": round(train_seconds, 3),
                 "train_clips_per_s": round(clips * world.world_size / train_seconds, 3),
+                "loader_wait_s": round(loader_wait, 3),
             }
         )
         if device.type == "cuda":
@@ -281,7 +282,9 @@ def _compiled(model: nn.Module) -> nn.Module:
     return compiled
 
 
-def _train_epoch(model, loader, epoch, optimizer, loss_fn, device, use_amp, config, world) -> tuple[float, int]:
+def _train_epoch(model, loader, epoch, optimizer, loss_fn, device, use_amp, config, world) -> tuple[float, int, float]:
+    """One pass over the training split: its mean loss, its clips, and the seconds the step waited for
+    the loader (near zero when the loader keeps up; near the whole pass when decoding limits)."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -302,7 +305,10 @@ def _train_epoch(model, loader, epoch, optimizer, loss_fn, device, use_amp, conf
         *columns, console=Console(stderr=True), disable=not (config.progress and world.main), transient=True
     ) as bar:
         task = bar.add_task("train", total=len(loader), loss=float("nan"))
+        loader_wait = 0.0
+        asked = time.perf_counter()
         for step, (clips, valid, targets, _, side) in enumerate(loader, start=1):
+            loader_wait += time.perf_counter() - asked
             targets = targets.to(device, non_blocking=True)
             loss = loss_fn(forward_clips(model, clips, valid, device, use_amp, side), targets)
             optimizer.zero_grad(set_to_none=True)
@@ -313,8 +319,9 @@ def _train_epoch(model, loader, epoch, optimizer, loss_fn, device, use_amp, conf
             if step % LOSS_SYNC_STEPS == 0 or step == len(loader):
                 bar.update(task, loss=total.item() / count)
             bar.advance(task)
+            asked = time.perf_counter()
     total_loss = float(total.item())
-    return _all_reduce_mean(total_loss, count, device, world), count
+    return _all_reduce_mean(total_loss, count, device, world), count, loader_wait
 
 
 @torch.no_grad()
