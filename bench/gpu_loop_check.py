@@ -210,11 +210,11 @@ def main() -> None:
     print(history.to_string(index=False))
     name = torch.cuda.get_device_name(0) if args.device == "cuda" else "cpu"
     print(f"device: {name}; torch {torch.__version__}")
-    steady = history["train_clips_per_s"].iloc[1:] if len(history) > 1 else history["train_clips_per_s"]
+    after_first = history.iloc[1:] if len(history) > 1 else history  # the first epoch warms up
+    steady = after_first["train_clips_per_s"]
     print(f"loader only: {loader_rate:.1f} clips/s; step only: {step_rate:.1f} clips/s")
-    waits = history["loader_wait_s"].iloc[1:] if len(history) > 1 else history["loader_wait_s"]
-    seconds = history["train_seconds"].iloc[1:] if len(history) > 1 else history["train_seconds"]
-    print(f"the loop waited for the loader {waits.sum() / seconds.sum():.0%} of its training pass")
+    waited = after_first["loader_wait_s"].sum() / after_first["train_seconds"].sum()
+    print(f"the loop waited for the loader {waited:.0%} of its training pass")
     print(
         f"full loop: {steady.mean() / step_rate:.2f}x the step-only rate (goal >= 0.9); "
         f"the loader is {loader_rate / step_rate:.2f}x the step"

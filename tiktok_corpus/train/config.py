@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
@@ -14,7 +15,8 @@ from ..features.options import MODALITIES, parse_modalities
 # Options that may change when a run is resumed; everything else must match the saved config.
 RESUMABLE_OVERRIDES = ("epochs", "patience", "device", "amp", "compile", "cudnn_benchmark", "workers", "progress")
 MODELS = ("r2plus1d", "gbdt", "fusion")
-LR_SCALINGS = ("none", "linear", "sqrt")
+# --lr-scaling: the factor on --lr for a global batch k times the paper's.
+LR_SCALINGS: dict[str, Callable[[float], float]] = {"none": lambda k: 1.0, "linear": lambda k: k, "sqrt": math.sqrt}
 
 
 @dataclass
@@ -110,8 +112,7 @@ class TrainConfig:
     def scaled_lr(self, world_size: int = 1) -> float:
         """Adam's starting learning rate for this run: --lr scaled by how many times larger the global
         batch is than the paper's (more clips per step average out more noise, so a step may go further)."""
-        ratio = self.batch_size * world_size / PAPER_BATCH_SIZE
-        return self.lr * {"none": 1.0, "linear": ratio, "sqrt": math.sqrt(ratio)}[self.lr_scaling]
+        return self.lr * LR_SCALINGS[self.lr_scaling](self.batch_size * world_size / PAPER_BATCH_SIZE)
 
     def to_json(self) -> dict:
         return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
