@@ -55,6 +55,14 @@ def test_help_lists_every_command():
     assert all(name in result.output for name in COMMANDS)
 
 
+def test_help_paragraphs_wrap_at_the_terminal_not_at_the_source():
+    wide = {"COLUMNS": "300", "TERMINAL_WIDTH": "300"}
+    listed = corpus("--help", env=wide).output
+    assert "LightGBM on the feature tables (--model gbdt, minutes on a CPU)" in listed  # one line in the list
+    own = corpus("browse", "--help", env=wide).output
+    assert "each video's page (playback, stats over time," in own  # a later paragraph, reflowed too
+
+
 def test_db_upgrade_then_status_json(any_db_url):
     upgraded = corpus("--db", any_db_url, "db", "upgrade")
     assert upgraded.exit_code == 0, upgraded.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,15 @@ db_app = typer.Typer(no_args_is_help=True, help="Database schema management.")
 replica_app = typer.Typer(no_args_is_help=True, help="The local TikTok replica site (tests, demo).")
 app.add_typer(db_app, name="db")
 app.add_typer(replica_app, name="replica")
+
+
+def reflow_help(*apps: typer.Typer) -> None:
+    """Each command's help as its docstring's paragraphs, one line each: rich keeps a docstring's own
+    line breaks, so a paragraph wrapped at the source's width broke mid-sentence in the terminal's."""
+    for typer_app in apps:
+        for command in typer_app.registered_commands:
+            text = inspect.cleandoc(command.help or (command.callback.__doc__ if command.callback else None) or "")
+            command.help = "\n\n".join(" ".join(paragraph.split()) for paragraph in text.split("\n\n"))
 
 
 @app.callback()
