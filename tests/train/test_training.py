@@ -94,9 +94,12 @@ def test_noise_is_not_claimed_and_resume_continues(noise_export, tmp_path):
             "cpu",
             "--pos-weight",
             "auto",
+            "--json",
         ],
     )
     assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)  # for scripts: the run and its metrics, nothing else on stdout
+    assert printed == {"run_dir": str(run_dir), **json.loads((run_dir / "metrics.json").read_text())}
     first = pd.read_csv(run_dir / "history.csv")
     again = CliRunner().invoke(app, ["train", str(noise_export), "--out", str(run_dir)])
     assert again.exit_code == 1 and "--resume" in again.output  # an existing run is never overwritten
@@ -139,6 +142,7 @@ def test_two_processes_under_torchrun_train_one_run_on_their_shards(signal_expor
     ]
     finished = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert finished.returncode == 0, finished.stderr[-3000:]
+    assert finished.stdout.count("run written to") == 1  # rank 0 alone reports
     assert all((out / name).is_file() for name in RUN_FILES)
     assert not list(out.parent.glob("ddp?*"))  # one run directory, not one per rank
     history = pd.read_csv(out / "history.csv")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import typer
@@ -47,6 +48,9 @@ def train(
     balanced_sampling: bool = option_from(TrainConfig, "balanced_sampling", "--balanced-sampling"),
     eval_clips: int = option_from(TrainConfig, "eval_clips", min=1),
     cache_dir: Path | None = option_from(TrainConfig, "cache_dir"),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print metrics.json, with the run directory as run_dir, instead of the summary."
+    ),
 ) -> None:
     """Train a virality model on an export: the paper's R(2+1)D-18 (default), LightGBM on the feature
     tables (--model gbdt, minutes on a CPU), or both fused (--model fusion).
@@ -90,8 +94,11 @@ def train(
     )
     run_dir = train_run(config)
     metrics_path = run_dir / "metrics.json"
-    if metrics_path.is_file():
+    if int(os.environ.get("RANK", "0")) == 0 and metrics_path.is_file():  # under torchrun, rank 0 reports
         metrics = json.loads(metrics_path.read_text())
+        if as_json:
+            typer.echo(json.dumps({"run_dir": str(run_dir), **metrics}, indent=2))
+            return
         console.print(main_metric_line(metrics), highlight=False)
         console.print(metrics["verdict"], highlight=False)
         console.print(f"run written to {run_dir} (metrics.json, predictions.parquet, the model, figures)")
