@@ -1,17 +1,17 @@
-"""GPU check of the real training loop with synthetic decoded clips (no ffmpeg / TorchCodec needed).
+"""GPU check of the real training loop (``bench/gpu_check.sh`` runs it in six stages).
 
-``bench/gpu_check.sh`` checks the whole path (export -> proxy cache -> decode -> train) on a machine
-with the project installed. A bare GPU box with only PyTorch (such as a rented node before set-up)
-has no FFmpeg to decode with, so this script swaps the two media functions of the data layer -
-``build_cache`` and ``read_clip`` - for an in-memory generator of uint8 clips (brightness = label) and
-runs the unchanged ``train()``: DataLoader workers, pinned memory, on-device normalisation,
-channels_last_3d, bf16 autocast, fused Adam, checkpoints, evaluation and plots. Before it, the two
-sides alone: the loader (one epoch of batches moved to the device, no model) and the step (forward,
-backward and Adam on one batch already on the device), so the report says which side limits. It
-prints those three clips/s, GPU utilisation (nvidia-smi samples) and peak memory; ``--compile`` adds
-torch.compile; ``--device cpu`` dry-runs the script itself.
+A bare GPU box has PyTorch but no FFmpeg, so by default this script swaps the two media functions of
+the data layer - ``build_cache`` and ``read_clip`` - for an in-memory generator of uint8 clips
+(brightness = label) and runs the unchanged ``train()``: DataLoader workers, pinned memory, on-device
+normalisation, channels_last_3d, bf16 autocast, fused Adam, checkpoints, evaluation and plots.
+``--real-decode`` keeps them: the export's videos are real H.264 files in the proxy format, written
+with PyAV, and the loader workers decode them with TorchCodec. Before training, the two sides alone:
+the loader (batches moved to the device, no model; epochs after the first) and the step (forward,
+backward and Adam on one batch already on the device), so the report says which side limits. It prints
+those three clips/s, the loader wait, GPU utilisation (nvidia-smi samples) and peak memory;
+``--compile`` adds torch.compile; ``--device cpu`` dry-runs the script itself.
 
-    PYTHONPATH=. python bench/gpu_loop_check.py [--videos 256] [--epochs 3] [--batch-size 32]
+    PYTHONPATH=. python bench/gpu_loop_check.py [--videos 256] [--epochs 3] [--batch-size 32] [--real-decode]
     torchrun --nproc_per_node 2 bench/gpu_loop_check.py --device cpu ...   # DDP (gloo) dry run
 """
 
@@ -81,25 +81,64 @@ def write_export(root: Path, videos: int) -> None:
     )
 
 
+def write_proxy_videos(export_dir: Path, size: int, frames: int) -> None:
+    """``--real-decode``: each video of the export as a real H.264 file already in the proxy format
+    (``size`` px, a keyframe every PROXY_GOP frames, no B-frames; brightness = label, under noise that
+    makes decoding the worst case), made with PyAV so no FFmpeg program is needed, and placed in the
+    proxy cache under its sha256: the unchanged ``build_cache`` finds every proxy made, and the loader
+    workers decode them with TorchCodec."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import av
+
+    from tiktok_corpus._files import sha256_file
+
+    table = pd.read_parquet(export_dir / "videos.parquet")
+    cache = data.proxy_dir(export_dir / "cache", size)
+    cache.mkdir(parents=True)
+    (export_dir / "videos").mkdir()
+
+    def encode(number: int, file: str, viral: int) -> None:
+        path = export_dir / file
+        base = 80 + 90 * viral
+        pixels = np.random.default_rng(number).integers(base - 40, base + 40, (frames, size, size, 3), dtype=np.uint8)
+        with av.open(str(path), "w") as container:
+            stream = container.add_stream("libx264", rate=30)
+            stream.width = stream.height = size
+            stream.pix_fmt = "yuv420p"
+            stream.options = {"crf": "20", "preset": "veryfast", "g": str(data.PROXY_GOP), "bf": "0"}
+            for frame in pixels:
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+            container.mux(stream.encode())
+        os.link(path, cache / f"{sha256_file(path)[1]}.mp4")
+
+    with ThreadPoolExecutor(os.cpu_count()) as pool:  # PyAV encodes without the GIL
+        list(pool.map(encode, range(len(table)), table["file"], table["is_viral"].astype(int)))
+
+
 def _synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
-def loader_only_clips_per_s(config: TrainConfig, export_dir: Path) -> float:
-    """One epoch of the training loader, each batch moved to the device, nothing else."""
+def loader_only_clips_per_s(config: TrainConfig, export_dir: Path, epochs: int = 3) -> float:
+    """The training loader alone, each batch moved to the device, nothing else: clips/s over the epochs
+    after the first (as the loop's rate is), so the workers' start and imports are not counted."""
     device = loop.resolve_device(config.device)
     export = data.load_export(export_dir)
     rows = export.split("train")
     proxies = loop.build_cache(export, config.size)
     loader = loop._loader(config, device, loop._Dist(), rows, proxies, export.target_column, None, train=True)
-    loader.sampler.set_epoch(1)
-    started, clips_seen = time.perf_counter(), 0
-    for clips, valid, _, _, _ in loader:
-        clips.to(device, non_blocking=True)
-        clips_seen += len(valid)
-    _synchronize(device)
-    return clips_seen / (time.perf_counter() - started)
+    clips_seen, seconds = 0, 0.0
+    for epoch in range(1, epochs + 1):
+        loader.sampler.set_epoch(epoch)
+        started = time.perf_counter()
+        for clips, valid, _, _, _ in loader:
+            clips.to(device, non_blocking=True)
+            clips_seen += len(valid) if epoch > 1 else 0
+        _synchronize(device)
+        seconds += time.perf_counter() - started if epoch > 1 else 0.0
+    return clips_seen / seconds
 
 
 def step_only_clips_per_s(config: TrainConfig, steps: int = 20) -> float:
@@ -159,6 +198,11 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="torch.compile the network")
     parser.add_argument("--cudnn-benchmark", action="store_true", help="cuDNN's timed fastest algorithms")
     parser.add_argument("--lr-scaling", default="none", help="none | linear | sqrt: --lr for the global batch")
+    parser.add_argument(
+        "--real-decode",
+        action="store_true",
+        help="decode real H.264 proxies with TorchCodec in the loader workers instead of making clips in memory",
+    )
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("no CUDA device: this is a GPU check")
@@ -169,12 +213,15 @@ def main() -> None:
             for row in export.table.itertuples(index=False)
         }
 
-    loop.build_cache = fake_cache
-    data.read_clip = synthetic_read_clip
+    if not args.real_decode:
+        loop.build_cache = fake_cache
+        data.read_clip = synthetic_read_clip
 
     with tempfile.TemporaryDirectory() as tmp:
         export = Path(tmp) / "export"
         write_export(export, args.videos)
+        if args.real_decode:  # under torchrun each process writes its own temporary export
+            write_proxy_videos(export, args.size, frames=args.frames + data.PROXY_GOP)
         config = TrainConfig(
             export_dir=export,
             epochs=args.epochs,

@@ -63,10 +63,7 @@ def build_synthetic_export(
     fps: int = 10,
     seconds: tuple[float, ...] = (1.2, 1.6, 2.0),
 ) -> pd.DataFrame:
-    """ffmpeg clips under ``root/videos`` and their export rows; ``is_viral`` = bright.
-
-    ``bench/gpu_check.sh`` calls it too, with larger, longer videos.
-    """
+    """ffmpeg clips under ``root/videos`` and their export rows; ``is_viral`` = bright."""
     rng = np.random.default_rng(seed)
     (root / "videos").mkdir(parents=True)
     n = len(splits)
