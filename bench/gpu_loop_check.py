@@ -132,12 +132,13 @@ def loader_only_clips_per_s(config: TrainConfig, export_dir: Path, epochs: int =
     clips_seen, seconds = 0, 0.0
     for epoch in range(1, epochs + 1):
         loader.sampler.set_epoch(epoch)
-        started = time.perf_counter()
+        started, epoch_clips = time.perf_counter(), 0
         for clips, valid, _, _, _ in loader:
             clips.to(device, non_blocking=True)
-            clips_seen += len(valid) if epoch > 1 else 0
+            epoch_clips += len(valid)
         _synchronize(device)
-        seconds += time.perf_counter() - started if epoch > 1 else 0.0
+        if epoch > 1:  # the first epoch also starts the workers
+            clips_seen, seconds = clips_seen + epoch_clips, seconds + time.perf_counter() - started
     return clips_seen / seconds
 
 
