@@ -28,8 +28,9 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ConfigError
 from .growth import Growth, draw_growth
-from .media_spec import MediaSpec, draw_media_spec
+from .media_spec import MEDIA_SCALES, MediaSpec, draw_media_spec
 from .signals import FOLLOWERS_LOG10, LatentModel, followers_log10, posted_at, signal_tags, validate_signals
 from .vocabulary import GLOBAL_TAGS, SOUNDS, TOPICS, WORDS
 
@@ -158,6 +159,8 @@ def build_catalog(
     """
     if videos < 1:
         raise ValueError("a catalog needs at least one video")
+    if media_scale not in MEDIA_SCALES:
+        raise ConfigError(f"the media scale must be one of {', '.join(map(str, MEDIA_SCALES))}, got {media_scale}")
     strengths = validate_signals(signals or {})
     model = LatentModel(strengths)
     rng = random.Random(seed)

@@ -11,7 +11,6 @@ import json
 import random
 from dataclasses import asdict, dataclass
 
-from ..errors import ConfigError
 from .signals import luma_for, tone_hz
 
 VFR_SOURCE_FPS, VFR_SOURCE_FRAMES = 30, 240  # the VFR file is cut from 8 s drawn at 30 fps
@@ -64,8 +63,6 @@ def draw_media_spec(rng: random.Random, *, vfr: bool, visual: float, audio: floa
     (:func:`.signals.tone_hz`); a file without one stays so. The draws are the same either way, and
     at every ``scale``, which only divides the drawn width and height (:data:`MEDIA_SCALES`).
     """
-    if scale not in MEDIA_SCALES:
-        raise ConfigError(f"the media scale must be one of {', '.join(map(str, MEDIA_SCALES))}, got {scale}")
     roll = rng.random()
     width, height = (576, 1024) if roll < 0.6 else (720, 1280) if roll < 0.9 else rng.choice([(1280, 720), (1024, 576)])
     fps = rng.choices([30, 25, 24, 60], [45, 25, 20, 10])[0]

@@ -218,10 +218,9 @@ class SightingRows:
         self.author_sighted(item.author)
         if new_row is not None:
             self.new_videos[item.id] = new_row
-        elif item.id in self.new_videos:  # added by an earlier list of this batch
-            self.new_videos[item.id] = _folded(self.new_videos[item.id], _item_columns(item, self.now))
-        else:
-            self.refreshed[item.id] = _folded(self.refreshed.get(item.id), _item_columns(item, self.now))
+        else:  # a video added by an earlier list of this batch is still to be inserted, with this folded in
+            rows = self.new_videos if item.id in self.new_videos else self.refreshed
+            rows[item.id] = _folded(rows.get(item.id), _item_columns(item, self.now))
         for name, tiktok_id in item.hashtags:
             self.hashtags[name] = tiktok_id
             self.hashtag_links[(item.id, name)] = None
