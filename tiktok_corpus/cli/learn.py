@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import typer
@@ -58,6 +57,7 @@ def train(
     gbdt and fusion compute the feature tables they need first (cached beside the export; see
     `corpus features`)."""
     from ..train import train as train_run
+    from ..train.loop import reports_results
     from ..train.metrics import main_metric_line
 
     config = TrainConfig(
@@ -94,7 +94,7 @@ def train(
     )
     run_dir = train_run(config)
     metrics_path = run_dir / "metrics.json"
-    if int(os.environ.get("RANK", "0")) == 0 and metrics_path.is_file():  # under torchrun, rank 0 reports
+    if reports_results() and metrics_path.is_file():
         metrics = json.loads(metrics_path.read_text())
         if as_json:
             typer.echo(json.dumps({"run_dir": str(run_dir), **metrics}, indent=2))

@@ -87,6 +87,11 @@ def _init_distributed(config: TrainConfig) -> _Dist:
     return _Dist(dist.get_rank(), world_size, gpu)
 
 
+def reports_results() -> bool:
+    """Whether this process speaks for a run: the only one, or rank 0 of those ``torchrun`` started."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def resolve_device(name: str, gpu: int = 0) -> torch.device:
     if name not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"--device must be auto, cpu or cuda, got {name!r}")
