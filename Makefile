@@ -5,6 +5,10 @@ VENV := .venv
 LOCAL_PG_URL := postgresql+psycopg://postgres@127.0.0.1:5432/test
 # Extra pytest arguments, e.g. `make test PYTEST_ARGS="tests/store -x"`.
 PYTEST_ARGS ?=
+# Test processes (pytest-xdist; 0 = all in this one). Each takes whole files, the costliest first
+# (tests/conftest.py orders them by their `slow` mark): much of the suite waits on Chromium, servers
+# and subprocesses, so two processes fill two cores.
+PYTEST_WORKERS ?= 2
 
 .PHONY: setup test lint demo
 
@@ -21,7 +25,8 @@ test: setup
 	else \
 		echo "==> Postgres tests: skipped (no CORPUS_TEST_PG_URL, nothing on 127.0.0.1:5432)"; \
 	fi; \
-	CORPUS_TEST_PG_URL="$$pg_url" $(VENV)/bin/pytest $(PYTEST_ARGS)
+	CORPUS_TEST_PG_URL="$$pg_url" $(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder \
+		$(PYTEST_ARGS)
 
 # Lint, format and types, as CI checks them before the tests (ruff and mypy come with the test extras).
 lint: setup

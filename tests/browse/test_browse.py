@@ -16,6 +16,8 @@ from tiktok_corpus.browse.catalog import PAGE_SIZE, Catalog
 from tiktok_corpus.store.db import open_store
 from tiktok_corpus.store.models import Video
 
+pytestmark = pytest.mark.slow(40)
+
 HOSTILE = '</script><img src=x onerror="window.__xss=1">"quoted"'
 
 

@@ -27,7 +27,7 @@ from tiktok_corpus.store.db import open_store, upgrade_database
 from tiktok_corpus.store.models import CrawlRun, MediaFile, RelatedEdge, StatsSnapshot, Video
 from tiktok_corpus.tiktok.blocks import BlockPolicy
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow(130)]
 CORPUS = Path(sys.executable).with_name("corpus")  # the installed console command
 
 SEEDS, FANOUT, TARGET = 5, 3, 30

@@ -25,7 +25,7 @@ from tiktok_corpus.store.models import AuthorSnapshot, StatsSnapshot, TrackTarge
 from tiktok_corpus.tiktok.blocks import BlockPolicy
 from tiktok_corpus.track import TrackOptions, track_async
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow(100)]
 CORPUS = Path(sys.executable).with_name("corpus")
 HOUR, DAY = 3_600, 86_400
 T0 = 1_790_000_000.0  # the site clock's origin: posts were made in the 3 days before it

@@ -24,6 +24,8 @@ from tiktok_corpus.train.predict import predict
 
 from .conftest import build_synthetic_export, write_export
 
+pytestmark = pytest.mark.slow(30)
+
 TINY = dict(frames=8, size=16, batch_size=8, seed=0, progress=False)
 SPLITS = ["train"] * 96 + ["val"] * 24 + ["test"] * 40
 

@@ -36,6 +36,8 @@ from tiktok_corpus.train import TrainConfig, ablate
 
 from .conftest import build_replica_export
 
+pytestmark = pytest.mark.slow(105)
+
 POSTS = 600
 FEATURES = FeatureOptions(frames=8, size=16, clips=2, device="cpu", progress=False)
 

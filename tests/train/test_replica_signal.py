@@ -13,11 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 
 from tiktok_corpus.train import TrainConfig, train
 from tiktok_corpus.train.data import build_cache, load_export, read_clip
+
+pytestmark = pytest.mark.slow(115)
 
 # 8 frames of 16x16 keep R(2+1)D-18 at ~0.1 s per clip on two shared cores; the replica's signal is
 # the frames' mean brightness, which survives any resize. Adam 1e-3, batch 8 and pos_weight auto are

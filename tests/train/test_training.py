@@ -19,6 +19,8 @@ from typer.testing import CliRunner
 from tiktok_corpus.cli import app
 from tiktok_corpus.train import TrainConfig, train
 
+pytestmark = pytest.mark.slow(55)
+
 TINY = dict(frames=8, size=16, batch_size=8, seed=0, progress=False)
 RUN_FILES = (
     "config.json",
