@@ -2,24 +2,34 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
+from pathlib import Path
 
 import pandas as pd
+import pytest
+from rich.console import Console
 from sqlalchemy import select
 from typer.testing import CliRunner
 
 from tiktok_corpus import cli
+from tiktok_corpus.cli.display import ablation_table, demo_results_table
 from tiktok_corpus.config import Settings
+from tiktok_corpus.demo import DemoResult
 from tiktok_corpus.store.db import open_store
-from tiktok_corpus.store.models import MediaFile, RelatedEdge, Video
+from tiktok_corpus.store.models import MediaFile, RelatedEdge, StatsSnapshot, Video
+
+pytestmark = pytest.mark.slow(50)
 
 
 def test_small_demo_produces_corpus_export_metrics_and_report(tmp_path):
     out = tmp_path / "demo"
 
-    result = CliRunner().invoke(cli.app, ["demo", "--videos", "60", "--epochs", "1", "--out", str(out)])
+    result = CliRunner().invoke(cli.app, ["demo", "--videos", "60", "--epochs", "1", "--out", str(out), "--json"])
 
     assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)  # stdout is the JSON alone: the stages' display went to stderr
     data = out / "data"
     store = open_store(Settings(data_dir=data))
     try:
@@ -27,6 +37,7 @@ def test_small_demo_produces_corpus_export_metrics_and_report(tmp_path):
             videos = session.scalars(select(Video)).all()
             files = session.scalars(select(MediaFile)).all()
             edges = session.scalars(select(RelatedEdge)).all()
+            snapshots = session.scalars(select(StatsSnapshot).where(StatsSnapshot.source == "track")).all()
     finally:
         store.dispose()
     assert sum(v.source == "foryou" for v in videos) == 25
@@ -36,12 +47,20 @@ def test_small_demo_produces_corpus_export_metrics_and_report(tmp_path):
     assert len(files) == len(downloadable)
     assert all((data / f.path).stat().st_size == f.size_bytes for f in files)
     assert {v.probe_status for v in downloadable} <= {"valid", "too_short", "corrupt", "no_video"}
+    # The posts were young and growing: each was re-observed at every age of the simulated week still
+    # ahead of it (a deleted post's read says gone), each observation a stats snapshot of its own.
+    tracking = summary["tracking"]
+    assert tracking["status"] == "until_reached" and set(tracking["outcomes"]) <= {"observed", "gone"}
+    assert tracking["observations"] == tracking["outcomes"]["observed"] == len(snapshots) > len(downloadable)
 
     export_dir = data / "exports" / "demo-v1"
     manifest = json.loads((export_dir / "manifest.json").read_text())
     rows = pd.read_parquet(export_dir / "videos.parquet")
     assert manifest["label"] == "binary" and manifest["row_count"] == len(rows) > 0
     assert set(rows["split"]) <= {"train", "val", "test"}
+    # Every label comes from the video's latest counts: its observation at 7 days of age.
+    age = rows["stats_captured_at"] - pd.to_datetime(rows["create_time"], unit="s", utc=True)
+    assert (age == pd.Timedelta(days=7)).all(), age.value_counts()
     assert (export_dir / "README.md").read_text().startswith("# demo v1")
     assert all((export_dir / f).exists() for f in rows["file"])
 
@@ -53,5 +72,18 @@ def test_small_demo_produces_corpus_export_metrics_and_report(tmp_path):
 
     report = (out / "report.html").read_text()
     assert report.count("data:image/png;base64,") >= 4
-    assert f"report:  {out / 'report.html'}" in result.stdout
-    assert "test ROC-AUC (model)" in result.stdout
+
+    assert Path(summary["report"]) == (out / "report.html").resolve()
+    assert Path(summary["export_dir"]) == export_dir.resolve() and Path(summary["run_dir"]) == run_dir.resolve()
+    assert summary["metrics"] == metrics
+    assert summary["ablation"] == json.loads((Path(summary["ablation_dir"]) / "ablation.json").read_text())
+    assert summary["counts"]["videos"] == len(videos) and set(summary["timings_s"]) >= {"crawl + download", "train"}
+    # The JSON carries all the closing tables show: they render from it.
+    paths = {f.name for f in dataclasses.fields(DemoResult) if f.type == "Path"}
+    demo = DemoResult(**{k: Path(v) if k in paths else v for k, v in summary.items()})
+    console = Console(width=200, record=True)
+    console.print(demo_results_table(demo), ablation_table(demo.ablation))
+    tables = console.export_text()
+    auc = metrics["model"]["roc_auc"]
+    assert re.search(r"test ROC-AUC \(model\)\s+│ " + ("n/a" if auc is None else f"{auc:.3f}"), tables), tables
+    assert "What drives virality in this corpus" in tables

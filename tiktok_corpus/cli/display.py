@@ -195,6 +195,9 @@ class DemoConsole:
     def crawl_progress(self) -> AbstractContextManager[LiveCrawlDisplay]:
         return LiveCrawlDisplay(self.console)
 
+    def track_progress(self) -> AbstractContextManager[LiveTrackDisplay]:
+        return LiveTrackDisplay(self.console)
+
     def progress(self) -> AbstractContextManager[Progress | None]:
         return progress_bar(self.console)
 
@@ -214,10 +217,15 @@ def demo_results_table(result: DemoResult) -> Table:
     table.add_row("downloaded", str(result.counts["stages"]["download"].get("downloaded", 0)))
     table.add_row("not videos (photo, ad, private, ...)", str(probe.get("skipped", 0)))
     table.add_row("excluded by validation", f"{sum(outcomes.values())} ({_plain(outcomes)})")
+    tracking = result.tracking
+    table.add_row(
+        "tracked (a simulated week)",
+        f"{tracking['observations']} observations; targets {_plain(tracking['outcomes'])}",
+    )
     table.add_row(
         "exported",
         f"{manifest['row_count']} (viral {viral['1']}, not viral {viral['0']}; "
-        f"splits {_plain(manifest['counts']['split'])})",
+        f"splits {_plain(manifest['counts']['split'])}; labels from {_counts_basis(manifest['age_basis'])})",
     )
     model, baselines = result.metrics["model"], result.metrics["baselines"]
     table.add_row("test ROC-AUC (model)", _auc(model))
@@ -229,6 +237,11 @@ def demo_results_table(result: DemoResult) -> Table:
     for name, seconds in result.timings_s.items():
         table.add_row(f"time: {name}", f"{seconds:.1f} s")
     return table
+
+
+def _counts_basis(basis: dict | str) -> str:
+    """The manifest's age basis in words: ``the counts at 7d of age``, or as it says (``latest snapshot``)."""
+    return f"the counts at {basis['at_age']} of age" if isinstance(basis, dict) else f"the {basis}"
 
 
 def _auc(values: dict) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -32,6 +33,9 @@ def demo(
     epochs: int | None = typer.Option(
         None, min=1, help="Training epochs (default: the demo's CPU-sized configuration)."
     ),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print the results (paths, counts, metrics, ablation, timings) as JSON, not tables."
+    ),
 ) -> None:
     """The whole pipeline, offline, on the bundled replica site: crawl with downloads, validate,
     export (binary labels), train the paper's network (a CPU-sized configuration), the feature tables
@@ -46,12 +50,15 @@ def demo(
         training={"epochs": epochs} if epochs else None,
         display=DemoConsole(err_console),
     )
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), sort_keys=True))
+        return
     console.print(demo_results_table(result))
     console.print(ablation_table(result.ablation))
     typer.echo(f"report:  {result.report}")
     typer.echo(f"export:  {result.export_dir}")
     typer.echo(f"metrics: {result.run_dir / 'metrics.json'}")
-    typer.echo(f"ablation: {result.export_dir / 'ablations'}")
+    typer.echo(f"ablation: {result.ablation_dir}")
 
 
 @replica_app.command("serve")
