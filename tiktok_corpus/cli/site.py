@@ -38,8 +38,8 @@ def demo(
     ),
 ) -> None:
     """The whole pipeline, offline, on the bundled replica site: crawl with downloads, validate,
-    export (binary labels), train the paper's network (a CPU-sized configuration), the feature tables
-    and the gbdt ablation ("what drives virality"), and the report."""
+    track a simulated week of growth, export (binary labels), train the paper's network (a CPU-sized
+    configuration), the feature tables and the gbdt ablation ("what drives virality"), and the report."""
     from ..demo import run_demo
 
     result = run_demo(
