@@ -86,4 +86,6 @@ def test_small_demo_produces_corpus_export_metrics_and_report(tmp_path):
     tables = console.export_text()
     auc = metrics["model"]["roc_auc"]
     assert re.search(r"test ROC-AUC \(model\)\s+│ " + ("n/a" if auc is None else f"{auc:.3f}"), tables), tables
+    observed = tracking["queue"]["observed"]
+    assert f"{tracking['observations']} observations; targets " in tables and f"observed={observed}" in tables
     assert "What drives virality in this corpus" in tables

@@ -220,7 +220,7 @@ def demo_results_table(result: DemoResult) -> Table:
     tracking = result.tracking
     table.add_row(
         "tracked (a simulated week)",
-        f"{tracking['observations']} observations; targets {_plain(tracking['outcomes'])}",
+        f"{tracking['observations']} observations; targets {_plain({k: n for k, n in tracking['queue'].items() if n})}",
     )
     table.add_row(
         "exported",
