@@ -8,7 +8,7 @@ corpus under ``--out``. Nothing is special-cased for the demo except the sizes a
 training configuration is CPU-sized (:data:`DEMO_TRAINING`) and printed, so nobody mistakes it for the
 paper's; and the replica's posts are hours to days old and still growing on a site clock that stands
 still until the tracker moves it (:class:`~.clock.VirtualClock`), so a simulated week of growth is
-observed in seconds, each observation exactly at its age.
+observed in about a minute, each observation exactly at its age.
 """
 
 from __future__ import annotations
@@ -153,7 +153,7 @@ def run_demo(
         with stage("validate"), display.progress() as progress:
             run_validate(settings, progress=progress)
         with stage("track (a simulated week)"), display.track_progress() as track_progress:
-            display.note(f"re-observing every video at {DEMO_TRACKING.ages} of age on the replica's clock")
+            display.note(f"re-observing each video at every age of {DEMO_TRACKING.ages} still ahead of it")
             tracking = track(settings, DEMO_TRACKING, clock=site_clock, progress=track_progress)
         with stage("export"), display.progress() as progress:
             export_dir = run_export(

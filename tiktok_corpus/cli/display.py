@@ -225,7 +225,7 @@ def demo_results_table(result: DemoResult) -> Table:
     table.add_row(
         "exported",
         f"{manifest['row_count']} (viral {viral['1']}, not viral {viral['0']}; "
-        f"splits {_plain(manifest['counts']['split'])}; labels from {_counts_basis(manifest['age_basis'])})",
+        f"splits {_plain(manifest['counts']['split'])}; labels from the {manifest['age_basis']})",
     )
     model, baselines = result.metrics["model"], result.metrics["baselines"]
     table.add_row("test ROC-AUC (model)", _auc(model))
@@ -237,11 +237,6 @@ def demo_results_table(result: DemoResult) -> Table:
     for name, seconds in result.timings_s.items():
         table.add_row(f"time: {name}", f"{seconds:.1f} s")
     return table
-
-
-def _counts_basis(basis: dict | str) -> str:
-    """The manifest's age basis in words: ``the counts at 7d of age``, or as it says (``latest snapshot``)."""
-    return f"the counts at {basis['at_age']} of age" if isinstance(basis, dict) else f"the {basis}"
 
 
 def _auc(values: dict) -> str:
