@@ -57,6 +57,25 @@ def test_recommend_envelope_gives_overlapping_random_batches(client, replica):
     assert client.get("/api/recommend/item_list/", params={"count": 51}).json()["statusCode"] == 10201
 
 
+def test_each_session_gets_the_same_feed_sequence_however_sessions_interleave(replica):
+    def feed_ids(http):
+        return [item["id"] for item in http.get("/api/recommend/item_list/", params={"count": 30}).json()["itemList"]]
+
+    with (
+        httpx.Client(base_url=replica.base_url, timeout=10) as first_visitor,
+        httpx.Client(base_url=replica.base_url, timeout=10) as second_visitor,
+    ):
+        for http in (first_visitor, second_visitor):
+            assert http.get("/foryou").status_code == 200
+        assert first_visitor.cookies["ttwid"] != second_visitor.cookies["ttwid"]
+        first_pages = [feed_ids(first_visitor) for _ in range(3)]
+        second_pages = [feed_ids(second_visitor)]
+        first_pages.append(feed_ids(first_visitor))  # the other session's call did not move this one on
+        second_pages += [feed_ids(second_visitor) for _ in range(3)]
+    assert first_pages == second_pages
+    assert len({tuple(page) for page in first_pages}) == 4
+
+
 def test_related_lists_follow_the_graph(client, replica):
     video = first(replica, "video")
     body = client.get("/api/related/item_list/", params={"itemID": video.id, "count": 16}).json()

@@ -75,8 +75,8 @@ class ReplicaSite:
         cdn = Cdn(media, plan, self._secret, self._tokens, clock, self._common_faults)
         self._sessions_seen: set[str | None] = set()
         self._waf_challenges: set[str] = set()
-        self._feed_rng = random.Random(f"{config.seed}:feed")
         self._feed_pool = list(catalog.videos)
+        self._feed_pages: dict[str | None, int] = {}  # recommend calls served per session (ttwid)
         self.app = Starlette(
             routes=[
                 Route("/", self.feed, methods=["GET"]),
@@ -172,11 +172,20 @@ class ReplicaSite:
             "language": "en",
             "region": "US",
             "appId": 1233,
-            "wid": str(self._feed_rng.getrandbits(62)),
+            "wid": str(secrets.randbits(62)),
             "abTestVersion": {"versionName": "replica"},
             "user": {},
             "webIdCreatedTime": str(int(self.clock())),
         }
+
+    def _feed_page(self, session: str | None, count: int) -> list[CatalogVideo]:
+        """A session's next For You batch: its n-th call answers the n-th batch of the seed's sequence, the
+        same for every session, so a crawl's seeds do not depend on how its sessions' requests interleave."""
+        page = self._feed_pages.get(session, 0)
+        self._feed_pages[session] = page + 1
+        rng = random.Random(f"{self.config.seed}:feed:{page}")
+        size = rng.randint(max(1, math.ceil(count * 0.6)), count)
+        return rng.sample(self._feed_pool, min(size, len(self._feed_pool)))
 
     def _envelope(self, request: Request, videos: list[CatalogVideo]) -> JSONResponse:
         renderer = self._renderer(request)
@@ -235,8 +244,7 @@ class ReplicaSite:
         count = self._count_param(request, 30)
         if count is None:
             return JSONResponse(status_envelope(STATUS_INVALID))
-        size = self._feed_rng.randint(max(1, math.ceil(count * 0.6)), count)
-        return self._envelope(request, self._feed_rng.sample(self._feed_pool, min(size, len(self._feed_pool))))
+        return self._envelope(request, self._feed_page(request.cookies.get("ttwid"), count))
 
     async def related(self, request: Request) -> Response:
         blocked = await self._common_faults("related") or self._unsigned(request) or self._api_blocks(request)
