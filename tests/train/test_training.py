@@ -115,6 +115,20 @@ def test_noise_is_not_claimed_and_resume_continues(noise_export, tmp_path):
     assert metrics["beats_baselines"] is False and "does not beat" in metrics["verdict"]
 
 
+def test_warmup_climbs_step_by_step_and_resumes_where_it_stopped(noise_export, tmp_path):
+    """--warmup-epochs 2: the rate climbs linearly over two epochs' steps (half-way plus one step's worth
+    after the first), then holds; a run resumed after epoch 1 goes on from the saved warm-up position."""
+    run_dir = tmp_path / "warmup"
+    tiny = ["--frames", "8", "--size", "16", "--device", "cpu", "--out", str(run_dir)]
+    result = CliRunner().invoke(app, ["train", str(noise_export), "--epochs", "1", "--warmup-epochs", "2", *tiny])
+    assert result.exit_code == 0, result.output
+    train(TrainConfig(noise_export, epochs=3, out=run_dir, resume=True, **TINY))
+    rates = pd.read_csv(run_dir / "history.csv")["lr"].to_numpy() / 1e-3
+    assert 0.5 < rates[0] < 0.6
+    assert rates[1:] == pytest.approx([1.0, 1.0], rel=1e-9)
+    assert json.loads((run_dir / "config.json").read_text())["warmup_epochs"] == 2
+
+
 def test_best_checkpoint_keeps_its_epoch_when_last_moves_on(tmp_path):
     from tiktok_corpus.train.checkpoints import save_checkpoint
 

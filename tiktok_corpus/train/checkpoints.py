@@ -28,9 +28,10 @@ def resumed_config(config: TrainConfig, run_dir: Path) -> tuple[TrainConfig, dic
 
 
 def save_checkpoint(
-    run_dir: Path, model: nn.Module, optimizer, scheduler, config: TrainConfig, state: dict, best: bool
+    run_dir: Path, model: nn.Module, optimizer, scheduler, config: TrainConfig, state: dict, best: bool, *, warmup=None
 ) -> None:
-    """Write last.pt (and best.pt when validation improved) atomically, then history.csv.
+    """Write last.pt (and best.pt when validation improved) atomically, then history.csv (``warmup``: the
+    run's per-step warm-up schedule, when it has one).
 
     best.pt is a second name for the file just written, not a second save: each save is a new file
     renamed into place, so best.pt keeps its bytes when last.pt moves on.
@@ -39,6 +40,7 @@ def save_checkpoint(
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
+        "warmup": warmup.state_dict() if warmup is not None else None,
         "config": config.to_json(),
         "rng": torch.get_rng_state(),
         **state,

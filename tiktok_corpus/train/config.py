@@ -44,6 +44,11 @@ class TrainConfig:
         "Scale --lr with the global batch (--batch-size x processes) over the paper's 8 clips: none | linear "
         "(x k, Goyal et al.'s rule for SGD) | sqrt (x sqrt k, the usual rule for Adam).",
     )
+    warmup_epochs: int = described(
+        0,
+        "Raise the learning rate linearly, step by step, from 1/steps of it to all of it over the first N "
+        "epochs (Goyal et al.'s warm-up for large batches, with --lr-scaling); 0 = none, as in the paper.",
+    )
     step_size: int = described(7, "StepLR: epochs between decays.")
     gamma: float = described(0.1, "StepLR: decay factor.")
     patience: int = described(5, "Early stopping: epochs without val improvement.")
@@ -95,6 +100,8 @@ class TrainConfig:
             raise ConfigError(f"--pos-weight must be auto or none, got {self.pos_weight!r}")
         if self.workers is not None and self.workers < 0:
             raise ConfigError("--workers cannot be negative")
+        if self.warmup_epochs < 0:
+            raise ConfigError("--warmup-epochs cannot be negative")
         if self.model not in MODELS:
             raise ConfigError(f"--model must be one of {', '.join(MODELS)}, got {self.model!r}")
         if self.label not in (None, "binary", "continuous"):

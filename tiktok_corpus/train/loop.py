@@ -155,6 +155,7 @@ def _train(config: TrainConfig, world: _Dist, side_table: tuple[pd.DataFrame, di
         parameters, lr=config.scaled_lr(world.world_size), fused=True if device.type == "cuda" else None
     )
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.step_size, gamma=config.gamma)
+    warmup = _warmup(optimizer, config.warmup_epochs * len(loaders["train"]))
     loss_fn = _loss(export, splits["train"][target], config, device)
 
     state: dict[str, Any] = {"epoch": 0, "history": [], "best_val_loss": float("inf"), "stale_epochs": 0}
@@ -162,6 +163,8 @@ def _train(config: TrainConfig, world: _Dist, side_table: tuple[pd.DataFrame, di
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
+        if warmup is not None:
+            warmup.load_state_dict(checkpoint["warmup"])
         torch.set_rng_state(checkpoint["rng"])
         state = {k: checkpoint[k] for k in state}
     trained: nn.Module = nn.parallel.DistributedDataParallel(model) if world.world_size > 1 else model
@@ -173,7 +176,7 @@ def _train(config: TrainConfig, world: _Dist, side_table: tuple[pd.DataFrame, di
             break
         started = time.perf_counter()
         train_loss, clips, loader_wait = _train_epoch(
-            trained, loaders["train"], epoch, optimizer, loss_fn, device, use_amp, config, world
+            trained, loaders["train"], epoch, optimizer, warmup, loss_fn, device, use_amp, config, world
         )
         train_seconds = time.perf_counter() - started  # _train_epoch reads the loss, so the GPU is done
         val_loss = _validation_loss(model, loaders["val"], loss_fn, device, use_amp, world)
@@ -199,7 +202,7 @@ def _train(config: TrainConfig, world: _Dist, side_table: tuple[pd.DataFrame, di
         state["epoch"] = epoch
         if world.main:
             saved = {**state, "side_features": side.width if side else 0}
-            save_checkpoint(run_dir, model, optimizer, scheduler, config, saved, best=improved)
+            save_checkpoint(run_dir, model, optimizer, scheduler, config, saved, best=improved, warmup=warmup)
     if world.main:
         _report(run_dir, config, export, splits, proxies, side, device, use_amp, state["history"])
     if world.world_size > 1:
@@ -287,7 +290,17 @@ def _compiled(model: nn.Module) -> nn.Module:
     return compiled
 
 
-def _train_epoch(model, loader, epoch, optimizer, loss_fn, device, use_amp, config, world) -> tuple[float, int, float]:
+def _warmup(optimizer: torch.optim.Optimizer, steps: int) -> torch.optim.lr_scheduler.LinearLR | None:
+    """Per-step linear warm-up. It scales the optimizer's current rate as StepLR does (both chainable),
+    so the two compose: StepLR acts at epoch ends, the warm-up after each of its first ``steps`` steps."""
+    if steps < 1:
+        return None
+    return torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1 / steps, total_iters=steps)
+
+
+def _train_epoch(
+    model, loader, epoch, optimizer, warmup, loss_fn, device, use_amp, config, world
+) -> tuple[float, int, float]:
     """One pass over the training split: its mean loss, its clips, and the seconds the step waited for
     the loader (near zero when the loader keeps up; near the whole pass when decoding limits)."""
     from rich.console import Console
@@ -319,6 +332,8 @@ def _train_epoch(model, loader, epoch, optimizer, loss_fn, device, use_amp, conf
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if warmup is not None and warmup.last_epoch < warmup.total_iters:
+                warmup.step()
             total += loss.detach().double() * len(targets)
             count += len(targets)
             if step % LOSS_SYNC_STEPS == 0 or step == len(loader):
