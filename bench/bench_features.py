@@ -15,11 +15,11 @@ import argparse
 import hashlib
 import json
 import shutil
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
+import ffmpeg
 import numpy as np
 import pandas as pd
 import torch
@@ -33,13 +33,10 @@ TRAIN_FRAMES, SIZE = 32, 112
 
 def make_video(path: Path, seconds: int, seed: int) -> None:
     """A 360x640 (9:16) 30 fps H.264 file with an AAC tone: a TikTok's shape, smaller."""
-    subprocess.run(
-        ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi"]
-        + ["-i", f"testsrc2=s=360x640:r=30:d={seconds},hue=h={seed * 40}", "-f", "lavfi"]
-        + ["-i", f"sine=frequency={220 * (1 + seed % 4)}:duration={seconds}", "-c:v", "libx264"]
-        + ["-preset", "veryfast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(path)],
-        check=True,
-    )
+    picture = ffmpeg.input(f"testsrc2=s=360x640:r=30:d={seconds},hue=h={seed * 40}", format="lavfi")
+    tone = ffmpeg.input(f"sine=frequency={220 * (1 + seed % 4)}:duration={seconds}", format="lavfi")
+    encode = {"c:v": "libx264", "preset": "veryfast", "pix_fmt": "yuv420p", "c:a": "aac", "shortest": None}
+    ffmpeg.output(picture, tone, str(path), **encode).global_args("-nostdin", "-v", "error").run(overwrite_output=True)
 
 
 def make_export(root: Path, videos: int, seconds: int) -> Path:

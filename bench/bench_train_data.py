@@ -10,11 +10,11 @@ same clip read from the 112x112 short-GOP proxy. Also prints the cache's size ag
 from __future__ import annotations
 
 import argparse
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
+import ffmpeg
 import pandas as pd
 import torch
 import torch.nn.functional as F
@@ -26,28 +26,10 @@ FRAMES, SIZE = 32, 112
 
 def make_original(path: Path, seconds: int, seed: int) -> None:
     """A 576x1024 (9:16), 30 fps, ~1.5 Mbit/s H.264 file: TikTok's usual shape and bitrate."""
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-nostdin",
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            f"testsrc2=s=576x1024:r=30:d={seconds},hue=h={seed * 40},noise=alls=8:allf=t",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-b:v",
-            "1500k",
-            "-pix_fmt",
-            "yuv420p",
-            str(path),
-        ],
-        check=True,
+    source = f"testsrc2=s=576x1024:r=30:d={seconds},hue=h={seed * 40},noise=alls=8:allf=t"
+    encode = {"c:v": "libx264", "preset": "veryfast", "b:v": "1500k", "pix_fmt": "yuv420p"}
+    ffmpeg.input(source, format="lavfi").output(str(path), **encode).global_args("-nostdin", "-v", "error").run(
+        overwrite_output=True
     )
 
 

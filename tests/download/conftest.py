@@ -5,12 +5,12 @@ Pytest runs with ``--import-mode=importlib``, so helpers reach the tests as fixt
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
+from tests.media_files import encode_lavfi
 from tiktok_corpus.download import DownloadOptions
 from tiktok_corpus.store.models import DownloadAttempt, MediaFile, Video
 
@@ -32,29 +32,7 @@ def quick() -> DownloadOptions:
 def sample_mp4(tmp_path_factory) -> bytes:
     """A real, playable 1-second H.264 MP4 (a few KB)."""
     path = tmp_path_factory.mktemp("media") / "sample.mp4"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-nostdin",
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=64x64:rate=10",
-            "-t",
-            "1",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:v",
-            "libx264",
-            "-movflags",
-            "+faststart",
-            str(path),
-        ],
-        check=True,
-        timeout=60,
-    )
+    encode_lavfi(path, "testsrc=size=64x64:rate=10", t=1, movflags="+faststart")
     return path.read_bytes()
 
 

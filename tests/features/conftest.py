@@ -13,13 +13,14 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+
+from tests.media_files import encode_lavfi
 
 SPLITS = ["train"] * 14 + ["val"] * 4 + ["test"] * 6
 LOW_HZ, HIGH_HZ = 440, 1760
@@ -28,17 +29,9 @@ DAY = 1_700_006_400  # a midnight, UTC
 
 
 def _make_video(path: Path, level: int, sound: str | None, seconds: float = 1.2) -> None:
-    inputs = ["-f", "lavfi", "-i", f"color=c=0x{level:02x}{level:02x}{level:02x}:s=64x64:r=10:d={seconds}"]
-    if sound is not None:
-        inputs += ["-f", "lavfi", "-i", f"{sound}:duration={seconds}" if sound.startswith("sine") else sound]
-    audio = ["-c:a", "aac", "-t", str(seconds)] if sound is not None else []
-    subprocess.run(
-        ["ffmpeg", "-nostdin", "-v", "error", "-y", *inputs, "-c:v", "libx264", "-pix_fmt", "yuv420p"]
-        + ["-preset", "ultrafast", *audio, str(path)],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
+    source = f"color=c=0x{level:02x}{level:02x}{level:02x}:s=64x64:r=10:d={seconds}"
+    audio = None if sound is None else f"{sound}:duration={seconds}" if sound.startswith("sine") else sound
+    encode_lavfi(path, source, audio=audio, preset="ultrafast", t=seconds, **{"c:a": "aac"})
 
 
 def build_sound_export(root: Path, splits: list[str] = SPLITS) -> Path:

@@ -1,8 +1,9 @@
-"""A small synthetic export built with real ffmpeg: brightness decides ``is_viral`` (``signal=1``).
+"""Exports for the training tests: a small synthetic one built with real ffmpeg, and real replica ones.
 
-Until the replica's ``--signal`` videos land, this stands in for an export: tiny 64x64 clips whose
-mean brightness is high for viral videos and low otherwise, plus a ``videos.parquet`` and
-``manifest.json`` in the export format. ``signal=0`` keeps the same files with labels independent of brightness.
+The synthetic export is fast to make and to learn: tiny 64x64 clips whose mean brightness is high for
+viral videos and low otherwise, plus a ``videos.parquet`` and ``manifest.json`` in the export format
+(``signal_export``); ``noise_export`` keeps the same files with labels independent of brightness. The
+replica exports (below) go through the whole pipeline, from a crawl of the replica site.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,34 +18,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.media_files import encode_lavfi
+
 SPLITS = ["train"] * 32 + ["val"] * 8 + ["test"] * 16
+WIDTH = HEIGHT = 64
+FPS = 10
 
 
-def _make_video(path: Path, level: int, tint: tuple[int, int, int], seconds: float, size: str, fps: int) -> None:
+def _make_video(path: Path, level: int, tint: tuple[int, int, int], seconds: float) -> None:
     rgb = "".join(f"{min(255, max(0, level + t)):02x}" for t in tint)
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-nostdin",
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            f"color=c=0x{rgb}:s={size}:r={fps}:d={seconds},noise=alls=40:allf=t+u",
-            "-c:v",
-            "libx264",
-            "-pix_fmt",
-            "yuv420p",
-            "-preset",
-            "ultrafast",
-            str(path),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
+    source = f"color=c=0x{rgb}:s={WIDTH}x{HEIGHT}:r={FPS}:d={seconds},noise=alls=40:allf=t+u"
+    encode_lavfi(path, source, preset="ultrafast")
 
 
 def write_export(root: Path, videos: pd.DataFrame, label: str = "binary") -> Path:
@@ -59,15 +42,12 @@ def build_synthetic_export(
     root: Path,
     seed: int = 0,
     splits: list[str] = SPLITS,
-    size: str = "64x64",
-    fps: int = 10,
     seconds: tuple[float, ...] = (1.2, 1.6, 2.0),
 ) -> pd.DataFrame:
     """ffmpeg clips under ``root/videos`` and their export rows; ``is_viral`` = bright."""
     rng = np.random.default_rng(seed)
     (root / "videos").mkdir(parents=True)
     n = len(splits)
-    width, height = (int(x) for x in size.split("x"))
     viral = np.array([i % 2 for i in range(n)])
     levels = np.where(viral == 1, rng.integers(150, 211, n), rng.integers(45, 106, n))
     tints = rng.integers(-30, 31, (n, 3))
@@ -76,7 +56,7 @@ def build_synthetic_export(
     with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
         list(
             pool.map(
-                lambda i: _make_video(root / files[i], int(levels[i]), tuple(tints[i]), durations[i], size, fps),
+                lambda i: _make_video(root / files[i], int(levels[i]), tuple(tints[i]), durations[i]),
                 range(n),
             )
         )
@@ -96,10 +76,10 @@ def build_synthetic_export(
             "follower_count": rng.integers(10, 100_000, n),
             "stats_captured_at": 1_700_100_000,
             "duration_s": durations,
-            "fps": float(fps),
-            "frame_count": (durations * fps).astype(int),
-            "width": width,
-            "height": height,
+            "fps": float(FPS),
+            "frame_count": (durations * FPS).astype(int),
+            "width": WIDTH,
+            "height": HEIGHT,
             "has_audio": False,
             "file": files,
             "sha256": [hashlib.sha256((root / f).read_bytes()).hexdigest() for f in files],
