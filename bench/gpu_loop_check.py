@@ -172,6 +172,40 @@ def step_only_clips_per_s(config: TrainConfig, steps: int = 20) -> float:
     return steps * config.batch_size / (time.perf_counter() - started)
 
 
+def decode_only(export_dir: Path, size: int, frames: int, device: str) -> None:
+    """Each proxy's first clip decoded in this process and nothing else, on the CPU with one thread (what
+    one loader worker does) and, on a GPU, by TorchCodec's CUDA decoder (NVDEC), so the two feeds can be
+    compared: the CPU's rate x workers against NVDEC's. A CUDA decoder that fails says why and is skipped."""
+    from torchcodec.decoders import VideoDecoder
+
+    proxies = sorted(data.proxy_dir(export_dir / "cache", size).glob("*.mp4"))
+
+    def rate(decoder_device: str) -> float:
+        def one(path: Path) -> torch.Tensor:
+            decoder = VideoDecoder(str(path), seek_mode="exact", num_ffmpeg_threads=1, device=decoder_device)
+            return decoder.get_frames_in_range(0, min(frames, len(decoder))).data
+
+        one(proxies[0])  # the decoder's start-up (CUDA context, NVDEC session) is not timed
+        started = time.perf_counter()
+        for path in proxies:
+            one(path)
+        _synchronize(torch.device(decoder_device))
+        return len(proxies) / (time.perf_counter() - started)
+
+    print(f"decode alone, {len(proxies)} proxies, one {frames}-frame clip each:")
+    cpu = rate("cpu")
+    print(f"  CPU, one thread: {cpu:.1f} clips/s (x {os.cpu_count()} cores: {cpu * (os.cpu_count() or 1):.0f})")
+    if device != "cuda":
+        print("  CUDA: skipped (no GPU in this run)")
+        return
+    try:
+        gpu = rate("cuda")
+    except Exception as exc:  # a CPU-only build, no NVDEC, an unsupported stream: each is a finding here
+        print(f"  CUDA (NVDEC): failed: {str(exc).splitlines()[0][:300]}")
+        return
+    print(f"  CUDA (NVDEC), one stream: {gpu:.1f} clips/s ({gpu / cpu:.2f}x one CPU thread)")
+
+
 def sample_gpu(samples: list, stop: threading.Event) -> None:
     if shutil.which("nvidia-smi") is None:
         return
@@ -199,10 +233,16 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="torch.compile the network")
     parser.add_argument("--cudnn-benchmark", action="store_true", help="cuDNN's timed fastest algorithms")
     parser.add_argument("--lr-scaling", default="none", help="none | linear | sqrt: --lr for the global batch")
+    parser.add_argument("--warmup-epochs", type=int, default=0, help="epochs of per-step linear warm-up")
     parser.add_argument(
         "--real-decode",
         action="store_true",
         help="decode real H.264 proxies with TorchCodec in the loader workers instead of making clips in memory",
+    )
+    parser.add_argument(
+        "--decode-only",
+        action="store_true",
+        help="write the real proxies, then time decoding them alone: one CPU thread against NVDEC; no training",
     )
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -221,8 +261,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         export = Path(tmp) / "export"
         write_export(export, args.videos)
-        if args.real_decode:  # under torchrun each process writes its own temporary export
+        if args.real_decode or args.decode_only:  # under torchrun each process writes its own temporary export
             write_proxy_videos(export, args.size, frames=args.frames + data.PROXY_GOP)
+        if args.decode_only:
+            decode_only(export, args.size, args.frames, args.device)
+            return
         config = TrainConfig(
             export_dir=export,
             epochs=args.epochs,
@@ -230,6 +273,7 @@ def main() -> None:
             size=args.size,
             batch_size=args.batch_size,
             lr_scaling=args.lr_scaling,
+            warmup_epochs=args.warmup_epochs,
             device=args.device,
             amp=args.device == "cuda",
             compile=args.compile,
@@ -239,7 +283,7 @@ def main() -> None:
             out=Path(tmp) / "run",
             progress=False,
         )
-        main_rank = int(os.environ.get("RANK", "0")) == 0
+        main_rank = loop.reports_results()
         loader_rate = loader_only_clips_per_s(config, export) if main_rank else 0.0
         step_rate = step_only_clips_per_s(config) if main_rank else 0.0
         samples: list = []
@@ -251,7 +295,7 @@ def main() -> None:
         wall = time.perf_counter() - started
         stop.set()
         sampler.join()
-        if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 alone writes the run
+        if not main_rank:  # under torchrun, rank 0 alone writes the run
             return
         history = pd.read_csv(run / "history.csv")
         metrics = json.loads((run / "metrics.json").read_text())
