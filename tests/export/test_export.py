@@ -216,7 +216,9 @@ def test_option_parsers():
         parse_time("yesterday")
 
 
-def test_cli_export_prints_the_directory_last_and_reports_bad_input(settings, store, corpus, monkeypatch):
+def test_cli_export_prints_a_summary_and_the_directory_last_json_for_scripts_and_reports_bad_input(
+    settings, store, corpus, monkeypatch
+):
     runner = CliRunner()
     base = ["--data-dir", str(settings.data_dir), "export"]
     args = [
@@ -242,11 +244,20 @@ def test_cli_export_prints_the_directory_last_and_reports_bad_input(settings, st
     assert manifest["label_params"]["weights"]["play_count"] == 0.25
     assert manifest["label_params"]["normalize_age"] is True
     assert "--stratify" in manifest["command_line"]
+    splits = ", ".join(f"{name}={n}" for name, n in manifest["counts"]["split"].items())
+    assert f"corpus v1: {manifest['row_count']} (viral" in done.stderr and splits in done.stderr
+    assert "labels from the latest snapshot" in done.stderr
 
     bad = runner.invoke(app, [*base, "--labels", "binary", "--split", "0.9,0.9"])
     assert bad.exit_code == 1
     assert "--split" in bad.stderr and "Traceback" not in bad.output
     assert len(list((settings.data_dir / "exports").iterdir())) == 1
+
+    scripted = runner.invoke(app, [*base, "--labels", "binary", "--json"])
+    assert scripted.exit_code == 0, scripted.output
+    printed = json.loads(scripted.stdout)  # for scripts: the manifest and where it lies, nothing else on stdout
+    second = Path(printed.pop("export_dir"))
+    assert second.name == "corpus-v2" and printed == json.loads((second / "manifest.json").read_text())
 
 
 def test_export_from_postgres(pg_url, tmp_path):

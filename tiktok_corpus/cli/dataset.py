@@ -13,7 +13,7 @@ from rich.progress import Progress
 from ..browse.options import BrowseOptions
 from ..export import ExportOptions, format_duration
 from .app import app, console, db_app, err_console, settings_of
-from .display import progress_bar, status_table
+from .display import export_summary, progress_bar, status_table
 from .options import joined, option_from
 
 
@@ -72,12 +72,15 @@ def export(
     age_tolerance: str = option_from(
         ExportOptions, "age_tolerance_s", "--age-tolerance", default=format_duration(ExportOptions.age_tolerance_s)
     ),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print manifest.json, with the export directory as export_dir, instead of the summary."
+    ),
 ) -> None:
     """Write a new, immutable, versioned dataset export with virality labels and splits.
 
-    The last line printed is the export directory.
+    The last line printed is the export directory (after a one-line summary on stderr).
     """
-    from ..export import parse_duration, parse_numbers, parse_time, run_export
+    from ..export import parse_duration, parse_numbers, parse_time, read_manifest, run_export
 
     options = ExportOptions(
         label=labels,
@@ -100,6 +103,13 @@ def export(
     )
     with progress_bar(err_console) as bar:
         path = run_export(settings_of(ctx), options, progress=bar)
+    manifest = read_manifest(path)
+    if as_json:
+        typer.echo(json.dumps({"export_dir": str(path), **manifest}))
+        return
+    err_console.print(
+        f"{manifest['name']} v{manifest['version']}: {export_summary(manifest)}", highlight=False, soft_wrap=True
+    )
     typer.echo(str(path))
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -21,6 +20,7 @@ from rich.progress import (
 from rich.table import Table
 
 from ..durations import format_duration
+from ..export import read_manifest
 from ..replica.signals import format_signals
 
 if TYPE_CHECKING:
@@ -204,11 +204,10 @@ class DemoConsole:
 
 def demo_results_table(result: DemoResult) -> Table:
     """Signals, videos, exclusions, class balance, test ROC-AUC beside each modality's oracle and the baselines."""
-    manifest = json.loads((result.export_dir / "manifest.json").read_text())
+    manifest = read_manifest(result.export_dir)
     probe = result.counts["stages"]["probe"]
     # "skipped" rows are not videos (photo posts, ads, private items): never downloaded nor probed.
     outcomes = {status: n for status, n in probe.items() if status not in ("valid", "pending", "skipped")}
-    viral = manifest["counts"]["is_viral"]
     table = Table(title="demo results", show_header=False)
     table.add_column("what")
     table.add_column("value")
@@ -222,11 +221,7 @@ def demo_results_table(result: DemoResult) -> Table:
         "tracked (a simulated week)",
         f"{tracking['observations']} observations; targets {_plain({k: n for k, n in tracking['queue'].items() if n})}",
     )
-    table.add_row(
-        "exported",
-        f"{manifest['row_count']} (viral {viral['1']}, not viral {viral['0']}; "
-        f"splits {_plain(manifest['counts']['split'])}; labels from the {manifest['age_basis']})",
-    )
+    table.add_row("exported", export_summary(manifest))
     model, baselines = result.metrics["model"], result.metrics["baselines"]
     table.add_row("test ROC-AUC (model)", _auc(model))
     for modality, auc in result.oracle_aucs.items():  # the most a model of that modality can get here
@@ -242,6 +237,16 @@ def demo_results_table(result: DemoResult) -> Table:
 def _auc(values: dict) -> str:
     auc = values.get("roc_auc")
     return "n/a" if auc is None else f"{auc:.3f}"
+
+
+def export_summary(manifest: dict) -> str:
+    """An export in a line: its rows, class balance, splits and when the counts behind its labels were taken."""
+    viral, basis = manifest["counts"]["is_viral"], manifest["age_basis"]
+    taken = f"at age {basis['at_age']}" if isinstance(basis, dict) else f"from the {basis}"
+    return (
+        f"{manifest['row_count']} (viral {viral['1']}, not viral {viral['0']}; "
+        f"splits {_plain(manifest['counts']['split'])}; labels {taken})"
+    )
 
 
 def _plain(counts: dict) -> str:

@@ -27,7 +27,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ..durations import format_duration, parse_duration
-from .format import EXPORT_COLUMNS, GROWTH_COLUMNS, MANIFEST_FORMAT, read_export
+from .format import EXPORT_COLUMNS, GROWTH_COLUMNS, MANIFEST_FORMAT, read_export, read_manifest
 from .labels import (
     LABEL_COLUMNS,
     METRICS,
@@ -73,6 +73,7 @@ __all__ = [
     "parse_numbers",
     "parse_time",
     "read_export",
+    "read_manifest",
     "run_export",
 ]
 

@@ -61,6 +61,17 @@ def export_columns(rows: pd.DataFrame) -> list[str]:
     return [*EXPORT_COLUMNS, *(c for c in GROWTH_COLUMNS if c in rows.columns)]
 
 
+MANIFEST_FILE = "manifest.json"
+
+
+def read_manifest(root: Path) -> dict:
+    """An export directory's manifest (its labels, splits, counts and provenance)."""
+    manifest_path = Path(root) / MANIFEST_FILE
+    if not manifest_path.is_file():
+        raise ConfigError(f"{root} is not an export directory: no {MANIFEST_FILE}")
+    return json.loads(manifest_path.read_text(encoding="utf-8"))
+
+
 def read_export(root: Path) -> tuple[dict, pd.DataFrame]:
     """An export directory's manifest and video table.
 
@@ -68,10 +79,7 @@ def read_export(root: Path) -> tuple[dict, pd.DataFrame]:
     from its shards, the videos unpacked once under the export (:func:`.shards.rows_from_shards`).
     """
     root = Path(root)
-    manifest_path = root / "manifest.json"
-    if not manifest_path.is_file():
-        raise ConfigError(f"{root} is not an export directory: no manifest.json")
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest = read_manifest(root)
     data_path = root / manifest.get("data_file", "videos.parquet")
     if not data_path.is_file() and manifest.get("webdataset"):
         from .shards import rows_from_shards  # here: only this layout needs the webdataset library

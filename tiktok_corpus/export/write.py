@@ -23,7 +23,7 @@ from .._files import fsync_path, sha256_file, write_text_durably
 from ..config import Settings
 from ..store.db import Store
 from ..store.exports import latest_export_version, recording_export
-from .format import EXPORT_COLUMNS, export_columns
+from .format import EXPORT_COLUMNS, MANIFEST_FILE, export_columns
 from .manifest import build_manifest, dataset_card
 from .options import ExportError, ExportOptions
 from .shards import write_shards
@@ -86,7 +86,7 @@ def write_version(
             source_database=store.safe_url,
             shards=shards,
         )
-        write_text_durably(staging / "manifest.json", json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+        write_text_durably(staging / MANIFEST_FILE, json.dumps(manifest, indent=2, sort_keys=False) + "\n")
         write_text_durably(staging / "README.md", dataset_card(manifest))
         with recording_export(
             store,
