@@ -35,6 +35,7 @@ import torch
 
 from tiktok_corpus.train import data, loop
 from tiktok_corpus.train.loop import TrainConfig, train
+from tiktok_corpus.train.speed import speed_line
 
 
 def synthetic_read_clip(proxy: Path, clip_frames: int, start=None, seed=None):
@@ -302,17 +303,15 @@ def main() -> None:
     print(history.to_string(index=False))
     name = torch.cuda.get_device_name(0) if args.device == "cuda" else "cpu"
     print(f"device: {name}; torch {torch.__version__}")
-    after_first = history.iloc[1:] if len(history) > 1 else history  # the first epoch warms up
-    steady = after_first["train_clips_per_s"]
+    speed = metrics["speed"]  # the run's own account: epochs after the first, which warms up
     print(f"loader only: {loader_rate:.1f} clips/s; step only: {step_rate:.1f} clips/s")
-    waited = after_first["loader_wait_s"].sum() / after_first["train_seconds"].sum()
-    print(f"the loop waited for the loader {waited:.0%} of its training pass")
+    print(speed_line(speed))
     print(
-        f"full loop: {steady.mean() / step_rate:.2f}x the step-only rate (goal >= 0.9); "
+        f"full loop: {speed['train_clips_per_s'] / step_rate:.2f}x the step-only rate (goal >= 0.9); "
         f"the loader is {loader_rate / step_rate:.2f}x the step"
     )
     print(
-        f"train clips/s (epochs after the first): {steady.mean():.1f}  "
+        f"train clips/s (epochs after the first): {speed['train_clips_per_s']:.1f}  "
         f"[{args.frames}x{args.size}x{args.size}, batch {args.batch_size}, "
         f"{'bf16 autocast, channels_last_3d, ' if args.device == 'cuda' else ''}"
         f"{'cuDNN benchmark, ' if args.cudnn_benchmark else ''}{'compiled, ' if args.compile else ''}"

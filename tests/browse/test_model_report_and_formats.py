@@ -24,6 +24,7 @@ def test_report_holds_the_model_section(demo_corpus, tmp_path):
     assert 'id="model"' in page_html and 'class="dataframe model-metrics"' in page_html
     assert all(name in page_html for name in ("majority", "metadata"))
     assert metrics["verdict"].split(":")[0] in page_html
+    assert f"training: {metrics['speed']['train_clips_per_s']:.1f} clips/s over" in page_html
     assert {f"{stem}.png" for stem in MODEL_FIGURES} <= {p.name for p in (tmp_path / "report_figures").iterdir()}
     assert page_html.count("data:image/jpeg;base64,") >= 2  # best/worst as poster frames
     assert '<figure id="best-worst">' in page_html

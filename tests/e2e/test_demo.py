@@ -89,3 +89,5 @@ def test_small_demo_produces_corpus_export_metrics_and_report(tmp_path):
     observed = tracking["queue"]["observed"]
     assert f"{tracking['observations']} observations; targets " in tables and f"observed={observed}" in tables
     assert "What drives virality in this corpus" in tables
+    speed = metrics["speed"]
+    assert "training speed" in tables and f"│ {speed['train_clips_per_s']:.1f} clips/s over " in tables

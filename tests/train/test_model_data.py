@@ -22,6 +22,7 @@ from tiktok_corpus.train.data import (
 )
 from tiktok_corpus.train.metrics import evaluate, tune_threshold
 from tiktok_corpus.train.model import build_model
+from tiktok_corpus.train.speed import speed_line, training_speed
 
 
 def test_model_is_r2plus1d_18_with_the_papers_head():
@@ -109,6 +110,23 @@ def test_the_learning_rate_scales_with_the_global_batch_from_the_papers(tmp_path
     assert lr(16, "linear", world_size=2) == pytest.approx(4e-3)  # under torchrun: per process x processes
     with pytest.raises(ConfigError, match="--lr-scaling must be one of none, linear, sqrt"):
         TrainConfig(tmp_path, lr_scaling="cubic")
+
+
+def test_speed_leaves_the_first_epoch_out_and_names_the_side_that_limits():
+    def epoch(seconds: float, clips: int, waited: float, **extra) -> dict:
+        return {"train_seconds": seconds, "train_clips_per_s": clips / seconds, "loader_wait_s": waited, **extra}
+
+    # The first epoch (start-up) is slow and waits long; 400 clips in 2 s then 600 in 1 s is 1000 in 3 s.
+    fed = training_speed([epoch(9.0, 400, 8.0), epoch(2.0, 400, 0.1), epoch(1.0, 600, 0.1, peak_gpu_mem_gib=3.5)])
+    assert fed["train_clips_per_s"] == pytest.approx(1000 / 3, rel=1e-4)  # JSON keeps 3 decimals, 4 for the share
+    assert fed["loader_wait_share"] == pytest.approx(0.2 / 3, rel=1e-3)
+    assert fed["limited_by"] == "step" and fed["epochs_measured"] == 2 and fed["peak_gpu_mem_gib"] == 3.5
+    assert speed_line(fed).startswith(
+        "training: 333.3 clips/s over 2 epochs after the first, waiting for the loader 7%"
+    )
+    starved = training_speed([epoch(4.0, 400, 1.0)])  # one epoch: measured as it is
+    assert starved["limited_by"] == "loader" and "peak_gpu_mem_gib" not in starved
+    assert "over its only epoch" in speed_line(starved) and "the loader limits" in speed_line(starved)
 
 
 def test_sampler_is_seeded_sharded_and_balanced():

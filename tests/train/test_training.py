@@ -55,6 +55,11 @@ def test_learns_brightness_from_pixels(signal_run, signal_export):
     assert history["train_clips_per_s"].to_numpy() == pytest.approx(train_clips / history["train_seconds"], rel=0.01)
     # No loader workers on the CPU: every clip is decoded while the step waits, and the wait is counted.
     assert ((history["loader_wait_s"] > 0) & (history["loader_wait_s"] < history["train_seconds"])).all()
+    speed, after_first = metrics["speed"], history.iloc[1:]  # the run's own account of its speed
+    assert speed["train_clips_per_s"] == pytest.approx(train_clips * 4 / after_first["train_seconds"].sum(), rel=0.01)
+    share = after_first["loader_wait_s"].sum() / after_first["train_seconds"].sum()
+    assert speed["loader_wait_share"] == pytest.approx(share, abs=1e-4)
+    assert speed["limited_by"] == ("loader" if share > 0.1 else "step") and speed["epochs_measured"] == 4
 
 
 def test_predict_agrees_with_evaluation_and_survives_a_bad_file(signal_run, signal_export, tmp_path):
@@ -122,6 +127,7 @@ def test_warmup_climbs_step_by_step_and_resumes_where_it_stopped(noise_export, t
     tiny = ["--frames", "8", "--size", "16", "--device", "cpu", "--out", str(run_dir)]
     result = CliRunner().invoke(app, ["train", str(noise_export), "--epochs", "1", "--warmup-epochs", "2", *tiny])
     assert result.exit_code == 0, result.output
+    assert "clips/s over its only epoch, waiting for the loader" in result.output  # the summary's speed line
     train(TrainConfig(noise_export, epochs=3, out=run_dir, resume=True, **TINY))
     rates = pd.read_csv(run_dir / "history.csv")["lr"].to_numpy() / 1e-3
     assert 0.5 < rates[0] < 0.6

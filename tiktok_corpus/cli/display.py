@@ -22,6 +22,7 @@ from rich.table import Table
 from ..durations import format_duration
 from ..export import read_manifest
 from ..replica.signals import format_signals
+from ..train.speed import speed_line
 
 if TYPE_CHECKING:
     from ..crawl import CrawlCounters, CrawlSummary
@@ -229,6 +230,7 @@ def demo_results_table(result: DemoResult) -> Table:
     for name, values in baselines.items():
         table.add_row(f"test ROC-AUC ({name} baseline)", _auc(values))
     table.add_row("verdict", result.metrics["verdict"])
+    table.add_row("training speed", speed_line(result.metrics["speed"]).removeprefix("training: "))
     for name, seconds in result.timings_s.items():
         table.add_row(f"time: {name}", f"{seconds:.1f} s")
     return table

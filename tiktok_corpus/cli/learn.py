@@ -60,6 +60,7 @@ def train(
     from ..train import train as train_run
     from ..train.loop import reports_results
     from ..train.metrics import main_metric_line
+    from ..train.speed import speed_line
 
     config = TrainConfig(
         export_dir=export_dir,
@@ -103,6 +104,8 @@ def train(
             return
         console.print(main_metric_line(metrics), highlight=False)
         console.print(metrics["verdict"], highlight=False)
+        if "speed" in metrics:  # the network's runs; gbdt has no training pass to time
+            console.print(speed_line(metrics["speed"]), highlight=False)
         console.print(f"run written to {run_dir} (metrics.json, predictions.parquet, the model, figures)")
 
 

@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 from ..errors import ConfigError
 from ..export.format import read_export
 from ..posters import poster_frames
+from ..train.speed import speed_line
 from .figures import FigureSpec, no_data
 
 THRESHOLDS = {"at_0.5": "threshold 0.5", "at_tuned": "tuned threshold"}
@@ -58,9 +59,10 @@ def model_section(
         f"export {run.get('export_name', run_export.name)} v{run.get('export_version', '?')} ({metrics['task']} "
         f"task, {metrics['n_test']} test videos, best epoch {run.get('best_epoch', '-')})"
     )
+    speed = f"<p>{html.escape(speed_line(metrics['speed']))}.</p>" if "speed" in metrics else ""
     return (
         f'<h2 id="model">Model</h2><p>Run <code>{html.escape(str(run_dir))}</code> on {html.escape(about)}.</p>'
-        f'{collapsed}<p class="verdict {verdict_class}"><b>Verdict:</b> {html.escape(metrics["verdict"])}</p>'
+        f'{speed}{collapsed}<p class="verdict {verdict_class}"><b>Verdict:</b> {html.escape(metrics["verdict"])}</p>'
         f"<h3>Test metrics beside the baselines</h3>{table}"
         f"{render(model_specs(metrics, history, predictions))}"
         f"{best_worst_html(predictions, run_export, rows, poster_dir)}{ablation}"

@@ -40,6 +40,7 @@ from .data import (
 from .fusion import SideInputs, side_inputs
 from .metrics import evaluate
 from .model import build_model
+from .speed import training_speed
 
 LOSS_SYNC_STEPS = 20
 
@@ -426,6 +427,7 @@ def _report(
         "best_epoch": int(min(history, key=lambda h: h["val_loss"])["epoch"]),
         "epochs_run": len(history),
     }
+    metrics["speed"] = training_speed(history)
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
 
     threshold = metrics["model"]["threshold"]
