@@ -60,9 +60,10 @@ def early_growth(videos: pd.DataFrame, snapshots: pd.DataFrame, *, at_age_s: int
     the plays at ``e`` by :func:`counts_at_age`'s rule with the tolerance ``min(tolerance_s, e / 4)`` (so
     a 1h count is never read off a sighting at 1d); and for consecutive early ages ``a < b``:
     ``play_growth_<a>_<b> = (log1p(plays at b) - log1p(plays at a)) / (b - a in days)``. Null where a
-    video cannot be placed at an age.
+    video cannot be placed at an age. Only sightings up to ``at_age_s`` count: the label's own age and
+    later lie in the future of what these features may know.
     """
-    timeline = _Timeline(videos, snapshots)
+    timeline = _Timeline(videos, snapshots, seen_by_age_s=at_age_s)
     plays = COUNTS.index("play_count")
     early = {name: age for name, age in EARLY_AGES_S.items() if age < at_age_s}
     placed = {name: timeline.place(age, min(tolerance_s, age // 4))[0][:, plays] for name, age in early.items()}
@@ -82,7 +83,7 @@ class _Timeline:
     keeps snapshots of one moment in their stored order.
     """
 
-    def __init__(self, videos: pd.DataFrame, snapshots: pd.DataFrame) -> None:
+    def __init__(self, videos: pd.DataFrame, snapshots: pd.DataFrame, *, seen_by_age_s: float = np.inf) -> None:
         ids = pd.Index(videos["video_id"])
         self.created = pd.to_numeric(videos["create_time"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         row = ids.get_indexer(snapshots["video_id"])
@@ -90,7 +91,7 @@ class _Timeline:
         row = row[known]
         self.seen = np.bincount(row, minlength=len(ids)) > 0
         age = _epoch_seconds(snapshots["captured_at"])[known] - self.created[row]
-        dated = ~np.isnan(age)
+        dated = ~np.isnan(age) & (age <= seen_by_age_s)
         row, age = row[dated], age[dated]
         counts = snapshots[list(COUNTS)].to_numpy(dtype=np.float64, na_value=np.nan)[known][dated]
         step_row, step_age = np.diff(row), np.diff(age)

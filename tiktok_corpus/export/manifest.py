@@ -105,7 +105,8 @@ def growth_features(rows: pd.DataFrame) -> dict:
     return {
         "columns": columns,
         "early_ages_s": {name: age for name, age in EARLY_AGES_S.items() if f"play_count_at_{name}" in rows.columns},
-        "counts": "play_count_at_<age>: plays at that age by the label's rule, tolerance min(--age-tolerance, age/4)",
+        "counts": "play_count_at_<age>: plays at that age by the label's rule, tolerance min(--age-tolerance, age/4), "
+        "from the sightings up to the label's age only",
         "growth": "play_growth_<a>_<b>: (log1p(plays at b) - log1p(plays at a)) per day",
         "non_null": {c: int(rows[c].notna().sum()) for c in columns},
     }
