@@ -181,6 +181,9 @@ def test_regression_metrics_and_threshold_tuning():
     )
     assert metrics["model"]["spearman"] == pytest.approx(1.0) and metrics["beats_baselines"] is True
     assert set(metrics["model"]) >= {"mse", "rmse", "mae", "spearman"}
+    # The mean baseline is a constant, but its error still varies with the resampled rows: a real interval.
+    low, high = metrics["baselines"]["mean"]["rmse_ci"]
+    assert low < metrics["baselines"]["mean"]["rmse"] < high
     threshold, _ = tune_threshold(np.array([0, 0, 1, 1]), np.array([0.1, 0.2, 0.3, 0.4]))
     assert threshold == pytest.approx(0.3)
 

@@ -21,7 +21,8 @@ import pandas as pd
 
 from ..errors import ConfigError
 from .config import TrainConfig
-from .gbdt import GbdtFit, evaluate_fit, export_baselines, fit_gbdt, gain_importances, labelled_export
+from .data import load_export
+from .gbdt import GbdtFit, evaluate_fit, export_baselines, fit_gbdt, gain_importances
 from .metrics import auc_along, rmse_along
 
 PERMUTATION_REPEATS = 5
@@ -66,7 +67,7 @@ def ablate(
     ``oracles`` (the demo passes the replica's) are the ROC-AUC of each modality's true latent signal on
     the same test rows, shown beside the lines. ``on_line`` sees each line's result as it lands.
     """
-    export = labelled_export(config)
+    export = load_export(config.export_dir, label=config.label)
     modalities = config.modality_list
     present = {modality_of(c) for c in features.columns}
     missing = [m for m in modalities if m not in present]

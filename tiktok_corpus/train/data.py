@@ -58,10 +58,16 @@ class Export:
         return self.table[self.table["split"] == name].reset_index(drop=True)
 
 
-def load_export(root: Path) -> Export:
-    """Read ``manifest.json`` and ``videos.parquet`` (or ``videos.csv``), checking what training needs."""
+def load_export(root: Path, *, label: str | None = None) -> Export:
+    """Read ``manifest.json`` and ``videos.parquet`` (or ``videos.csv``), checking what training needs.
+
+    ``label`` (``--label``): train on that label instead of the one the export was made for (an export
+    carries both label columns).
+    """
     root = Path(root)
     manifest, table = read_export(root)
+    if label is not None:
+        manifest = {**manifest, "label": label}
     if manifest.get("label") not in LABEL_COLUMNS:
         raise ConfigError(
             f"{root / 'manifest.json'}: label must be one of {sorted(LABEL_COLUMNS)}, got {manifest.get('label')!r}"

@@ -10,7 +10,7 @@ both alike. Only the train split is fitted on; val picks the number of rounds; t
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
-from ..export import LABEL_COLUMNS
 from . import plots
 from .config import TrainConfig, run_dir_for
 from .data import Export, growth_features, load_export, metadata_features
@@ -45,16 +44,6 @@ class GbdtFit:
 
     def predict(self, rows: pd.DataFrame) -> np.ndarray:
         return _scores(self.model, rows[self.columns])
-
-
-def labelled_export(config: TrainConfig) -> Export:
-    """The export, with ``--label`` (when given) as its task."""
-    export = load_export(config.export_dir)
-    if config.label is None or config.label == export.task:
-        return export
-    if LABEL_COLUMNS[config.label] not in export.table:
-        raise ConfigError(f"{config.export_dir}: --label {config.label} needs column {LABEL_COLUMNS[config.label]}")
-    return replace(export, manifest={**export.manifest, "label": config.label})
 
 
 def fit_gbdt(features: pd.DataFrame, export: Export, config: TrainConfig) -> GbdtFit:
@@ -166,7 +155,7 @@ def train_gbdt(config: TrainConfig, features: pd.DataFrame, provenance: dict) ->
     run_dir = run_dir_for(config)
     if (run_dir / "metrics.json").exists():
         raise ConfigError(f"{run_dir} already holds a run; pick another --out")
-    export = labelled_export(config)
+    export = load_export(config.export_dir, label=config.label)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(config.to_json(), indent=2) + "\n")
     fit = fit_gbdt(features, export, config)

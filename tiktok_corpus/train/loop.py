@@ -122,7 +122,7 @@ def _train(config: TrainConfig, world: _Dist, side_table: tuple[pd.DataFrame, di
     device = resolve_device(config.device, world.gpu)
     use_amp = config.amp and device.type == "cuda"
     seed_everything(config.seed, cudnn_benchmark=config.cudnn_benchmark)
-    export = load_export(config.export_dir)
+    export = load_export(config.export_dir, label=config.label)
     if world.main:  # rank 0 builds the cache; the others wait, then only look their proxies up
         run_dir.mkdir(parents=True, exist_ok=True)
         proxies = build_cache(export, config.size, config.cache_dir, progress=config.progress)

@@ -90,7 +90,7 @@ def bootstrap_ci(statistic, y: np.ndarray, scores: np.ndarray, *, seed: int = 0)
     """The percentile bootstrap interval of ``statistic(y, scores)`` over test rows; None when undefined."""
     if len(y) < 2:
         return None
-    if np.ptp(scores) == 0:  # a constant predictor (the majority baseline): every resample ranks alike
+    if statistic is auc_along and np.ptp(scores) == 0:  # a constant ranks every resample alike: AUC 0.5
         value = _number(float(statistic(np.asarray(y, float), np.asarray(scores, float))))
         return None if value is None else [value, value]
     with warnings.catch_warnings():  # a near-constant predictor's resamples all agree: its interval is a point
