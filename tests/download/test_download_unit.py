@@ -416,6 +416,8 @@ def test_transfers_in_flight_never_exceed_the_concurrency(store, site_settings, 
         if in_flight == 3:
             full.set()
         await asyncio.wait_for(full.wait(), 30)
+        for _ in range(10):  # hold the slot for a few turns of the loop: a transfer over the limit would start now
+            await asyncio.sleep(0)
         in_flight -= 1
         return httpx.Response(200, content=sample_mp4, headers={"content-type": "video/mp4"})
 

@@ -93,9 +93,12 @@ def test_ffprobe_stderr_is_kept(media_dir):
         probe(media_dir / "garbage.mp4")
 
 
-def test_a_hung_probe_is_killed_and_reported(media_dir):
+@pytest.mark.parametrize("in_process", [True, False])
+def test_a_probe_over_its_time_limit_is_stopped_and_reported(media_dir, in_process):
+    """1 ms is less than opening the file and its demuxer takes (and than starting ffprobe), so the limit
+    always strikes first: libav's interrupt callback, or the ffprobe process killed."""
     with pytest.raises(MediaError) as caught:
-        probe(media_dir / "vp9.webm", timeout=0.001)
+        probe(media_dir / "vp9.webm", timeout=0.001, in_process=in_process)
     assert caught.value.kind == "timeout"
 
 
