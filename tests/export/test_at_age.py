@@ -150,12 +150,16 @@ def test_counts_are_interpolated_log_linearly_at_the_age(settings, store, snapsh
     card = (path / "README.md").read_text()
     assert "at exactly 7d after posting" in card and "too_old_at_first_sighting 1" in card
 
-    # The paper's formulas, unchanged, on the interpolated counts; the manifest reproduces them.
-    labels, params = fit_labels(rows)
+    # The paper's formulas, unchanged, on the interpolated counts, fitted on the train split and applied to
+    # every row; the manifest reproduces them.
+    train = rows[rows["split"] == "train"]
+    _, params = fit_labels(train)
+    assert manifest["label_params"] == {**params, "fitted_on": "train"} and params["fitted_rows"] == len(train) < len(
+        rows
+    )
+    labels = apply_labels(rows, manifest["label_params"])
     assert rows["virality_score"].tolist() == labels["virality_score"].tolist()
     assert rows["is_viral"].tolist() == labels["is_viral"].tolist()
-    assert apply_labels(rows, manifest["label_params"])["virality_score"].tolist() == rows["virality_score"].tolist()
-    assert params["center"] == manifest["label_params"]["center"]
 
 
 def test_an_hour_scale_age_interpolates_with_an_uneven_weight(settings, store, snapshot_table):
@@ -197,7 +201,9 @@ def test_per_day_rates_at_a_fixed_age_divide_by_that_age(settings, store, snapsh
     manifest, rows, _ = _export(settings, at_age_s=7 * DAY, normalize_age=True, label="continuous")
 
     rates = rows[list(COUNTS[:4])].astype("float64").fillna(0.0) / 7.0
-    labels, _ = fit_labels(rates.assign(create_time=0, stats_captured_at=pd.Timestamp(0, tz="UTC")))
+    rates = rates.assign(create_time=0, stats_captured_at=pd.Timestamp(0, tz="UTC"))  # already per day
+    _, params = fit_labels(rates[rows["split"] == "train"])
+    labels = apply_labels(rates, params)
     assert rows["virality_score"].to_numpy() == pytest.approx(labels["virality_score"].to_numpy())
     assert manifest["label_params"]["normalize_age"] is True
 
@@ -208,9 +214,10 @@ def test_nothing_placeable_at_the_age_is_a_clear_error(settings, store, snapshot
 
 
 def test_without_at_age_the_labels_are_todays(settings, store, corpus):
-    manifest, rows, _ = _export(settings, label="continuous")
+    manifest, rows, _ = _export(settings, label="continuous", label_fit="all")
 
-    # The latest snapshot of conftest's corpus, labelled by the paper's formulas directly.
+    # The latest snapshot of conftest's corpus, labelled by the paper's formulas directly (fitted, as the
+    # paper did, on every exported row: --label-fit all).
     latest = pd.DataFrame(
         {
             "comment_count": [10 * (i % 5) for i in range(12)],
@@ -223,7 +230,7 @@ def test_without_at_age_the_labels_are_todays(settings, store, corpus):
     labels, params = fit_labels(latest)
     assert rows.loc[latest.index, "virality_score"].tolist() == labels["virality_score"].tolist()
     assert rows.loc[latest.index, "is_viral"].tolist() == labels["is_viral"].tolist()
-    assert manifest["label_params"] == params
+    assert manifest["label_params"] == {**params, "fitted_on": "all"}
     assert str(rows["play_count"].dtype) == "int64"  # counts stay integers
     assert manifest["age_basis"] == "latest snapshot"
     assert "excluded_by_reason" not in manifest["selection"]

@@ -251,6 +251,8 @@ def test_cli_export_prints_a_summary_and_the_directory_last_json_for_scripts_and
     bad = runner.invoke(app, [*base, "--labels", "binary", "--split", "0.9,0.9"])
     assert bad.exit_code == 1
     assert "--split" in bad.stderr and "Traceback" not in bad.output
+    unknown = runner.invoke(app, [*base, "--labels", "binary", "--label-fit", "test"])
+    assert unknown.exit_code == 1 and "--label-fit 'test': expected one of train, all" in unknown.stderr
     assert len(list((settings.data_dir / "exports").iterdir())) == 1
 
     scripted = runner.invoke(app, [*base, "--labels", "binary", "--json"])

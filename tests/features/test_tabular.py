@@ -48,11 +48,10 @@ def test_text_vocabulary_comes_from_the_train_split_only(table):
 
 def test_author_table_reads_profiles_and_other_train_videos(table):
     frame = author_features(table)
-    assert len(frame.columns) == 9 and frame.columns.str.startswith("author.").all()
+    assert len(frame.columns) == 8 and frame.columns.str.startswith("author.").all()
     profile = [
         "author.log_followers",
         "author.log_following",
-        "author.log_likes",
         "author.log_videos",
         "author.verified",
     ]

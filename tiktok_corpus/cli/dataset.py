@@ -68,6 +68,7 @@ def export(
     normalize_age: bool = option_from(ExportOptions, "normalize_age", "--normalize-age"),
     weights: str = option_from(ExportOptions, "weights", default=joined(ExportOptions.weights)),
     threshold_quantile: float = option_from(ExportOptions, "threshold_quantile", "--threshold-quantile"),
+    label_fit: str = option_from(ExportOptions, "label_fit", "--label-fit"),
     at_age: str | None = option_from(ExportOptions, "at_age_s", "--at-age"),
     age_tolerance: str = option_from(
         ExportOptions, "age_tolerance_s", "--age-tolerance", default=format_duration(ExportOptions.age_tolerance_s)
@@ -97,6 +98,7 @@ def export(
         normalize_age=normalize_age,
         weights=parse_numbers(weights, 4, "--weights"),
         threshold_quantile=threshold_quantile,
+        label_fit=label_fit,
         at_age_s=parse_duration(at_age, "--at-age") if at_age else None,
         age_tolerance_s=parse_duration(age_tolerance, "--age-tolerance"),
         command_line=tuple(sys.argv),

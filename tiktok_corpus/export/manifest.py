@@ -123,6 +123,11 @@ def dataset_card(manifest: dict) -> str:
     )
     thresholds = ", ".join(f"{m} > {v:g}" for m, v in params["thresholds"].items())
     stats, at_age_label, engagement_bias = _age_basis_text(manifest)
+    fitted_rows = (  # exports made before --label-fit were fitted on every row
+        "the train split's rows (val and test may score outside [0, 1])"
+        if params.get("fitted_on") == "train"
+        else "all these rows"
+    )
     return f"""# {manifest["name"]} v{manifest["version"]}
 
 A dataset of TikTok videos with engagement statistics and virality labels, made by `tiktok-corpus`
@@ -143,7 +148,7 @@ A dataset of TikTok videos with engagement statistics and virality labels, made 
 ## Labels (docs/labels.md has the full definition)
 - `virality_score`: per metric `log1p`{" of the per-day rate" if params["normalize_age"] else ""}, robust
   scaling (median / interquartile range, linear quantiles), weighted sum ({weights}), min-max scaled to
-  [0, 1] over these rows.
+  [0, 1] over {fitted_rows}.
 - `is_viral`: 1 iff all four metrics exceed their {params["threshold_quantile"]:g} quantile ({thresholds}).
 {at_age_label}
 ## Splits and class balance
@@ -159,8 +164,8 @@ Seed {manifest["split"]["seed"]}, fractions {manifest["split"]["fractions"]}, gr
   recent, recommended content, the crawler's region and language and accounts that are public. It is
   not a uniform sample of TikTok; "virality" here is relative to that sample.
 {engagement_bias}
-- Labels are fitted on these rows only: scores and thresholds are not comparable across exports
-  without reapplying one export's `label_params`.
+- Label parameters are fitted on {fitted_rows} only: scores and thresholds are not comparable across
+  exports without reapplying one export's `label_params`.
 - Short (< {manifest["selection"]["min_frames"]} frames), corrupt, deleted and private videos are excluded.
 
 ## Terms of use and personal data

@@ -16,6 +16,7 @@ from .labels import LABEL_COLUMNS, PAPER_THRESHOLD_QUANTILE, PAPER_WEIGHTS
 
 GROUP_BY = ("none", "author")
 FORMATS = ("parquet", "csv", "webdataset")
+LABEL_FITS = ("train", "all")
 DEFAULT_NAME = "corpus"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.]*(?:-[A-Za-z0-9_.]+)*$")
 # Units of a duration (``7d``, ``90s``, ``1d12h``); durations are written back in days and smaller.
@@ -49,6 +50,11 @@ class ExportOptions:
     normalize_age: bool = described(False, "Labels from per-day rates.")
     weights: tuple[float, ...] = described(PAPER_WEIGHTS, "Score weights: comments,likes,plays,shares.")
     threshold_quantile: float = described(PAPER_THRESHOLD_QUANTILE, "is_viral: all metrics above this quantile.")
+    label_fit: str = described(
+        "train",
+        "Rows the label parameters (medians, IQRs, min-max, thresholds) are fitted on: train (the train split "
+        "only; val and test are labelled by them unseen) | all (every exported row, as the paper did).",
+    )
     at_age_s: int | None = described(
         None,
         "Label every video by its counts at this age since posting (7d, 6h, 90s, 2w), interpolated from its "
@@ -64,6 +70,7 @@ class ExportOptions:
         _choice("--labels", self.label, tuple(LABEL_COLUMNS))
         _choice("--group-by", self.group_by, GROUP_BY)
         _choice("--format", self.format, FORMATS)
+        _choice("--label-fit", self.label_fit, LABEL_FITS)
         if len(self.split) != 3 or min(self.split) < 0 or abs(sum(self.split) - 1.0) > 1e-6:
             raise ConfigError(f"--split needs three non-negative fractions summing to 1, got {self.split}")
         if self.split[0] <= 0:

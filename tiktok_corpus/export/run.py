@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+import pandas as pd
 from rich.progress import Progress
 
 from ..config import Settings
@@ -13,7 +14,7 @@ from ..durations import format_duration
 from ..store.db import open_store
 from ..store.models import utcnow
 from .dataset import hashtag_lists, load_dataset
-from .labels import fit_labels
+from .labels import apply_labels, fit_labels
 from .options import ExportError, ExportOptions
 from .splits import assign_splits
 from .write import write_version
@@ -43,28 +44,32 @@ def run_export(
         )
         if rows.empty:
             raise ExportError(_nothing_to_export(options, selection))
-        progress.update(step, advance=1, description="computing labels")
-        labels, label_params = fit_labels(
-            rows,
-            weights=options.weights,
-            threshold_quantile=options.threshold_quantile,
-            normalize_age=options.normalize_age,
-        )
-        rows = rows.join(labels)
         progress.update(step, advance=1, description="assigning splits")
+        # A stratified split balances a label before the train split exists: the one fitted on every row.
+        balanced = rows.join(_fit(rows, options)[0]) if options.stratify else rows
         rows["split"] = assign_splits(
-            rows,
+            balanced,
             fractions=options.split,
             seed=options.seed,
             group_by=options.group_by,
             stratify_on=options.label_column if options.stratify else None,
         )
+        progress.update(step, advance=1, description="computing labels")
+        fitted_on = rows if options.label_fit == "all" else rows[rows["split"] == "train"]
+        label_params = {**_fit(fitted_on, options)[1], "fitted_on": options.label_fit}
+        rows = rows.join(apply_labels(rows, label_params))
         progress.update(step, advance=1, description="reading hashtags")
         tags = hashtag_lists(store, rows["video_id"], min_frames=options.min_frames)
         progress.update(step, advance=1, description="writing files")
         return write_version(
             store, settings, options, rows, tags, label_params, selection, created_at=clock(), progress=progress
         )
+
+
+def _fit(rows: pd.DataFrame, options: ExportOptions) -> tuple[pd.DataFrame, dict]:
+    """The export's labels fitted on ``rows``: their values there and the parameters."""
+    weights, quantile = options.weights, options.threshold_quantile
+    return fit_labels(rows, weights=weights, threshold_quantile=quantile, normalize_age=options.normalize_age)
 
 
 def _nothing_to_export(options: ExportOptions, selection: dict) -> str:

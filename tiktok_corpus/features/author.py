@@ -1,9 +1,10 @@
-"""``author``: the author's profile (followers, following, likes, videos, verified) and how popular
-their OTHER train-split videos are.
+"""``author``: the author's profile (followers, following, videos, verified) and how popular their
+OTHER train-split videos are.
 
 No leakage: a row's popularity statistics come from train rows of the same author other than itself,
 so neither its own counts and label nor any val/test row ever reach them. :func:`leaked_rows` checks
-that from the outside, by perturbing exactly those values and watching the features.
+that from the outside, by perturbing exactly those values and watching the features. The profile's
+total likes (``heart_count``) are left out: they include the video's own likes, a metric of its label.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pandas as pd
 
 from .columns import named, numeric, text
 
-VERSION = 1
+VERSION = 2  # 2: no log_likes
 # A row's own outcome: what the author statistics must never see of the row itself or of val/test rows.
 OUTCOME_COLUMNS = (
     "play_count",
@@ -81,7 +82,6 @@ def author_features(table: pd.DataFrame) -> pd.DataFrame:
             {
                 "log_followers": np.log1p(numeric(table, "follower_count").clip(lower=0)),
                 "log_following": np.log1p(numeric(table, "following_count").clip(lower=0)),
-                "log_likes": np.log1p(numeric(table, "heart_count").clip(lower=0)),
                 "log_videos": np.log1p(numeric(table, "video_count").clip(lower=0)),
                 "verified": numeric(table, "verified"),
                 "others_train_videos": others_in_train.where(authors.notna()),
