@@ -225,3 +225,41 @@ def test_unexpected_errors_keep_their_traceback():
 
     assert result.exit_code == 1
     assert isinstance(result.exception, CorpusError)
+
+
+def test_damaged_records_are_one_line_errors_not_tracebacks(tmp_path):
+    """A manifest cut short or of the wrong shape, a damaged metrics.json and a damaged checkpoint."""
+    export, run, video = tmp_path / "export", tmp_path / "run", tmp_path / "clip.mp4"
+    export.mkdir()
+    run.mkdir()
+    video.write_bytes(b"\x00" * 64)
+    (run / "best.pt").write_text("garbage\n")
+    data_dir = ["--data-dir", str(tmp_path / "data")]
+    for text, said in (('{"name": ', "is corrupt: not JSON"), ("[]", "is corrupt: a JSON list, not an object")):
+        (export / "manifest.json").write_text(text)
+        result = runner.invoke(app, [*data_dir, "report", "--export", str(export)])
+        assert result.exit_code == 1 and said in result.stderr and "Traceback" not in result.output
+    result = runner.invoke(app, ["predict", str(video), "--run", str(run), "--device", "cpu"])
+    assert result.exit_code == 1 and "best.pt is not a readable checkpoint" in result.stderr
+    (run / "metrics.json").write_text("{")
+    result = runner.invoke(app, [*data_dir, "report", "--run", str(run)])
+    assert result.exit_code == 1 and "metrics.json is corrupt" in result.stderr and "Traceback" not in result.output
+
+
+def test_a_file_given_as_the_data_dir_is_a_one_line_error(tmp_path):
+    taken = tmp_path / "a-file"
+    taken.write_text("not a folder")
+    result = runner.invoke(app, ["--data-dir", str(taken), "status"])
+    assert result.exit_code == 1 and "cannot make the database's folder" in result.stderr
+    assert "Traceback" not in result.output and taken.read_text() == "not a folder"
+
+
+def test_track_with_nothing_due_opens_no_browser_and_sends_no_request(tmp_path):
+    """An empty corpus: nothing is due, so the run ends at once, without starting Chromium or reaching the
+    site (port 9 of this machine: nothing listens there, a request would fail the run)."""
+    data_dir = ["--data-dir", str(tmp_path / "data")]
+    assert runner.invoke(app, [*data_dir, "db", "upgrade"]).exit_code == 0
+    result = runner.invoke(app, [*data_dir, "track", "--base-url", "http://127.0.0.1:9", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["status"] == "done" and summary["observations"] == 0 and summary["blocks"] == 0

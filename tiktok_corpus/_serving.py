@@ -14,6 +14,7 @@ import time
 import uvicorn
 
 from ._waits import wait_event
+from .errors import ConfigError
 
 START_TIMEOUT_S = 15
 STOP_TIMEOUT_S = 10
@@ -33,7 +34,11 @@ class BackgroundServer:
         """Bind, serve in a daemon thread, wait until it is up; returns ``base_url``."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
+        try:
+            sock.bind((self.host, self.port))
+        except (OSError, OverflowError) as exc:  # in use, no such host, out of range: the user's to change
+            sock.close()
+            raise ConfigError(f"{self.name} cannot listen on {self.host}:{self.port}: {exc}") from None
         host, port = sock.getsockname()[:2]
         self.base_url = f"http://{host}:{port}"
         config = uvicorn.Config(

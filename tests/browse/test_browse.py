@@ -13,6 +13,7 @@ from playwright.sync_api import sync_playwright
 
 from tiktok_corpus.browse.app import BrowseServer
 from tiktok_corpus.browse.catalog import PAGE_SIZE, Catalog
+from tiktok_corpus.errors import ConfigError
 from tiktok_corpus.store.db import open_store
 from tiktok_corpus.store.models import Video
 
@@ -118,3 +119,13 @@ def _raw_get(base_url: str, target: str) -> int:
     with socket.create_connection((host, int(port)), timeout=5) as sock:
         sock.sendall(f"GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
         return int(sock.recv(64).split(b" ")[1])
+
+
+def test_a_port_in_use_is_a_clear_error(served, demo_corpus):
+    server, _, catalog = served
+    port = int(server.base_url.rsplit(":", 1)[1])
+    with open_store(demo_corpus.settings) as store:
+        second = BrowseServer(demo_corpus.settings, store, catalog, port=port)
+        with pytest.raises(ConfigError, match=f"browse-server cannot listen on 127.0.0.1:{port}: .*in use"):
+            second.start()
+    assert httpx.get(server.base_url, timeout=10).status_code == 200  # the first one serves on

@@ -258,6 +258,7 @@ def test_cli_export_prints_a_summary_and_the_directory_last_json_for_scripts_and
     scripted = runner.invoke(app, [*base, "--labels", "binary", "--json"])
     assert scripted.exit_code == 0, scripted.output
     printed = json.loads(scripted.stdout)  # for scripts: the manifest and where it lies, nothing else on stdout
+    assert scripted.stderr == ""  # no progress bar, no summary line
     second = Path(printed.pop("export_dir"))
     assert second.name == "corpus-v2" and printed == json.loads((second / "manifest.json").read_text())
 

@@ -103,7 +103,7 @@ def export(
         age_tolerance_s=parse_duration(age_tolerance, "--age-tolerance"),
         command_line=tuple(sys.argv),
     )
-    with progress_bar(err_console) as bar:
+    with progress_bar(err_console, enabled=not as_json) as bar:
         path = run_export(settings_of(ctx), options, progress=bar)
     manifest = read_manifest(path)
     if as_json:
@@ -145,7 +145,7 @@ def browse(
     ),
     run_dir: Path | None = typer.Option(None, "--run", help="A training run whose scores to show instead."),
     host: str = option_from(BrowseOptions, "host"),
-    port: int = option_from(BrowseOptions, "port"),
+    port: int = option_from(BrowseOptions, "port", min=0, max=65535),
     posters: bool = option_from(BrowseOptions, "posters", "--posters/--no-posters"),
 ) -> None:
     """Serve a local, read-only web app over the corpus until Ctrl-C; the first stdout line is its URL.

@@ -5,11 +5,11 @@ No database code here, so the trainer can read an export without the store.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 
+from .._files import read_json_object
 from ..errors import ConfigError
 
 MANIFEST_FORMAT = 1
@@ -69,7 +69,7 @@ def read_manifest(root: Path) -> dict:
     manifest_path = Path(root) / MANIFEST_FILE
     if not manifest_path.is_file():
         raise ConfigError(f"{root} is not an export directory: no {MANIFEST_FILE}")
-    return json.loads(manifest_path.read_text(encoding="utf-8"))
+    return read_json_object(manifest_path)
 
 
 def read_export(root: Path) -> tuple[dict, pd.DataFrame]:

@@ -20,6 +20,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from .._files import read_json_object
 from ..errors import ConfigError
 from ..export.format import read_export
 from ..posters import poster_frames
@@ -196,7 +197,7 @@ def _metrics(run_dir: Path) -> dict:
     path = Path(run_dir) / "metrics.json"
     if not path.is_file():
         raise ConfigError(f"{run_dir} is not a finished training run: no metrics.json")
-    return json.loads(path.read_text(encoding="utf-8"))
+    return read_json_object(path)
 
 
 def _curves(fig: Figure, history: pd.DataFrame) -> None:

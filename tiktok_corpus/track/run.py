@@ -236,38 +236,44 @@ async def track_async(
     started, status, message = time.monotonic(), "done", None
     reclaim_dead_local_targets(store)
     await tracking.schedule()
-    names = [f"t{i}" for i in range(options.workers)]
-    async with async_playwright() as playwright:
-        browser = await launch_browser(playwright, settings, headful=options.headful)
-        user_agent = await default_user_agent(browser)
-        sessions = [
-            WorkerSession(
-                browser,
-                settings.base_url,
-                policy=policy,
-                monitor=monitor,
-                pacer=pacer,
-                user_agent=user_agent,
-                name=name,
-            )
-            for name in names
-        ]
-        try:
-            observers = {
-                session.name: session_item_reads(session, via=options.via, fallback_after=options.fallback_after).get
-                for session in sessions
-            }
-            await asyncio.gather(*(session.start() for session in sessions))
-            status = await tracking.run(observers)
-        except PersistentlyBlocked as exc:
-            status, message = "blocked", exc.message
-        except BlockedError as exc:
-            status, message = "blocked", f"persistently blocked: {exc.message}"
-        finally:
-            tracking.close()
-            for session in sessions:
-                await session.close()
-            await browser.close()
+    due_at = next_due_at(store)
+    if not options.follow and (due_at is None or due_at > clock()):  # nothing to observe: no browser at all
+        tracking.close()
+    else:
+        names = [f"t{i}" for i in range(options.workers)]
+        async with async_playwright() as playwright:
+            browser = await launch_browser(playwright, settings, headful=options.headful)
+            user_agent = await default_user_agent(browser)
+            sessions = [
+                WorkerSession(
+                    browser,
+                    settings.base_url,
+                    policy=policy,
+                    monitor=monitor,
+                    pacer=pacer,
+                    user_agent=user_agent,
+                    name=name,
+                )
+                for name in names
+            ]
+            try:
+                observers = {
+                    session.name: session_item_reads(
+                        session, via=options.via, fallback_after=options.fallback_after
+                    ).get
+                    for session in sessions
+                }
+                await asyncio.gather(*(session.start() for session in sessions))
+                status = await tracking.run(observers)
+            except PersistentlyBlocked as exc:
+                status, message = "blocked", exc.message
+            except BlockedError as exc:
+                status, message = "blocked", f"persistently blocked: {exc.message}"
+            finally:
+                tracking.close()
+                for session in sessions:
+                    await session.close()
+                await browser.close()
     elapsed = time.monotonic() - started
     counters = tracking.counters
     return TrackSummary(

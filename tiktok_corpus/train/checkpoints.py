@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -16,12 +17,21 @@ from .config import RESUMABLE_OVERRIDES, TrainConfig
 from .model import FusionModel, ViralityModel, build_model
 
 
+def read_checkpoint(path: Path) -> dict:
+    """A checkpoint this package wrote: tensors and plain values only (``weights_only``: a hostile file
+    cannot run code), or a clear error when the file is damaged."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, ValueError, EOFError, OSError, pickle.UnpicklingError) as exc:
+        raise ConfigError(f"{path} is not a readable checkpoint ({str(exc).splitlines()[0][:200]})") from None
+
+
 def resumed_config(config: TrainConfig, run_dir: Path) -> tuple[TrainConfig, dict]:
     """The saved run's config (with the overridable options taken from ``config``) and its checkpoint."""
     last = run_dir / "last.pt"
     if not last.is_file():
         raise ConfigError(f"--resume: {last} does not exist")
-    checkpoint = torch.load(last, map_location="cpu", weights_only=False)
+    checkpoint = read_checkpoint(last)
     saved = TrainConfig.from_json(checkpoint["config"])
     overrides = {name: getattr(config, name) for name in RESUMABLE_OVERRIDES}
     return replace(saved, **overrides, out=run_dir, resume=True), checkpoint
@@ -66,7 +76,7 @@ def load_run_model(
     path = Path(run_dir) / checkpoint
     if not path.is_file():
         raise ConfigError(f"{run_dir} is not a finished training run: no {checkpoint}")
-    saved = torch.load(path, map_location="cpu", weights_only=False)
+    saved = read_checkpoint(path)
     config = TrainConfig.from_json(saved["config"])
     side_features = saved.get("side_features", 0)
     model = build_model("none", side_features)

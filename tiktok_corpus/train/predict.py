@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import torch
 
+from .._files import read_json_object
 from ..errors import ConfigError, CorpusError, MediaError
 from .checkpoints import load_run_model
 from .data import encode_proxy, eval_start, read_clip
@@ -31,7 +31,7 @@ def predict(paths: Iterable[Path], run_dir: Path, device: str = "auto") -> Itera
             "not loose video files; predict scores runs of the paper's network"
         )
     metrics_path = run_dir / "metrics.json"
-    threshold = json.loads(metrics_path.read_text())["model"]["threshold"] if metrics_path.is_file() else 0.5
+    threshold = read_json_object(metrics_path)["model"]["threshold"] if metrics_path.is_file() else 0.5
     with tempfile.TemporaryDirectory(prefix="corpus-predict-") as scratch:
         for number, path in enumerate(paths):
             path = Path(path)
