@@ -263,3 +263,19 @@ def test_track_with_nothing_due_opens_no_browser_and_sends_no_request(tmp_path):
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["status"] == "done" and summary["observations"] == 0 and summary["blocks"] == 0
+
+
+def test_report_refuses_an_out_it_cannot_write_before_any_work(tmp_path):
+    data_dir = ["--data-dir", str(tmp_path / "data")]
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    for out, said in ((tmp_path, "is a folder"), (a_file / "report.html", "cannot make its folder")):
+        result = runner.invoke(app, [*data_dir, "report", "--out", str(out)])
+        assert result.exit_code == 1 and said in result.stderr and "Traceback" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]  # no half-written page, no figures
+
+
+def test_an_unknown_schema_revision_is_a_one_line_error(tmp_path):
+    result = runner.invoke(app, ["--data-dir", str(tmp_path / "data"), "db", "upgrade", "nosuchrev"])
+    assert result.exit_code == 1 and "cannot upgrade to 'nosuchrev'" in result.stderr
+    assert "Traceback" not in result.output

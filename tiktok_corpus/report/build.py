@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 
 from .. import __version__
 from ..config import Settings
+from ..errors import ConfigError
 from ..export import fit_labels, load_dataset, read_export
 from ..export.format import latest_run
 from ..store.db import Store, open_store
@@ -34,7 +35,7 @@ def build_report(
     The model section shows ``run_dir``, or else the newest run of ``export_dir``; a run given alone
     brings its export's labels too. Poster frames are cached in ``<data dir>/posters``.
     """
-    out = Path(out) if out else settings.data_dir / "report" / "report.html"
+    out = _writable_html_path(Path(out) if out else settings.data_dir / "report" / "report.html")
     if run_dir is not None and export_dir is None:
         export_dir = run_export_dir(run_dir)
     run_dir = run_dir if run_dir is not None else latest_run(export_dir) if export_dir is not None else None
@@ -66,6 +67,19 @@ def build_report(
     partial = out.with_name(f".{out.name}.part")
     partial.write_text(page, encoding="utf-8")
     partial.replace(out)
+    return out
+
+
+def _writable_html_path(out: Path) -> Path:
+    """``out`` once its folder exists and nothing but a file could be there: checked before the work."""
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a folder: name the HTML file to write (e.g. {out / 'report.html'})")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out {out}: cannot make its folder ({exc})") from None
+    if not os.access(out.parent, os.W_OK):
+        raise ConfigError(f"--out {out}: its folder is not writable")
     return out
 
 
