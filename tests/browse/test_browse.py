@@ -129,3 +129,12 @@ def test_a_port_in_use_is_a_clear_error(served, demo_corpus):
         with pytest.raises(ConfigError, match=f"browse-server cannot listen on 127.0.0.1:{port}: .*in use"):
             second.start()
     assert httpx.get(server.base_url, timeout=10).status_code == 200  # the first one serves on
+
+
+def test_a_run_alone_brings_its_export_and_its_scores(demo_corpus, tmp_path):
+    with open_store(demo_corpus.settings) as store:
+        catalog = Catalog(store, run_dir=demo_corpus.run_dir)
+        assert catalog.export_dir.resolve() == demo_corpus.export_dir.resolve()
+        assert catalog.labels["score"].notna().sum() > 0 and catalog.labels["split"].notna().all()
+        with pytest.raises(ConfigError, match="is not a finished training run"):
+            Catalog(store, run_dir=tmp_path)

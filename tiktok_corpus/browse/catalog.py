@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
-from ..export.format import latest_run, read_export
+from ..export.format import latest_run, read_export, run_export_dir
 from ..store.browse import grid_rows, hashtag_video_ids
 from ..store.db import Store
 
@@ -85,6 +85,8 @@ class Catalog:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
+        if run_dir is not None and export_dir is None:  # a run brings the export it was trained on
+            export_dir = run_export_dir(run_dir)
         self.export_dir = Path(export_dir) if export_dir else None
         self.run_dir = run_dir or (latest_run(self.export_dir) if self.export_dir else None)
         self.labels = _labels(self.export_dir, self.run_dir)

@@ -15,13 +15,13 @@ from .. import __version__
 from ..config import Settings
 from ..errors import ConfigError
 from ..export import fit_labels, load_dataset, read_export
-from ..export.format import latest_run
+from ..export.format import latest_run, run_export_dir
 from ..store.db import Store, open_store
 from ..store.models import utcnow
 from ..store.reports import crawl_history, play_snapshots, top_hashtags
 from .figures import TOP_HASHTAGS, FigureSpec, engagement_table, figure_specs, growth_specs
 from .growth import GrowthByAge, growth_by_age
-from .model import model_section, run_export_dir
+from .model import model_section
 
 FIGURE_SIZE = (7.0, 4.0)
 DPI = 100

@@ -20,9 +20,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from .._files import read_json_object
-from ..errors import ConfigError
-from ..export.format import read_export
+from ..export.format import read_export, run_export_dir, run_metrics
 from ..posters import poster_frames
 from ..train.speed import speed_line
 from .figures import FigureSpec, no_data
@@ -31,12 +29,6 @@ THRESHOLDS = {"at_0.5": "threshold 0.5", "at_tuned": "tuned threshold"}
 BEST_WORST = 3  # videos shown at each end of the test ranking
 # history.csv columns that are bookkeeping, not curves
 NOT_CURVES = ("epoch", "lr", "seconds", "train_seconds", "train_clips_per_s", "loader_wait_s", "peak_gpu_mem_gib")
-
-
-def run_export_dir(run_dir: Path) -> Path:
-    """The export a run was trained on (its metrics name it; a run's default home is EXPORT/runs/<time>)."""
-    metrics = _metrics(run_dir)
-    return Path(metrics.get("run", {}).get("export") or Path(run_dir).parent.parent)
 
 
 def model_section(
@@ -188,16 +180,9 @@ def _ablation_section(export_dir: Path | None) -> str:
 def read_run(run_dir: Path) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     """``(metrics, history, predictions)`` of a run directory (history empty when it has none)."""
     run_dir = Path(run_dir)
-    metrics = _metrics(run_dir)
+    metrics = run_metrics(run_dir)
     history = pd.read_csv(run_dir / "history.csv") if (run_dir / "history.csv").is_file() else pd.DataFrame()
     return metrics, history, pd.read_parquet(run_dir / "predictions.parquet")
-
-
-def _metrics(run_dir: Path) -> dict:
-    path = Path(run_dir) / "metrics.json"
-    if not path.is_file():
-        raise ConfigError(f"{run_dir} is not a finished training run: no metrics.json")
-    return read_json_object(path)
 
 
 def _curves(fig: Figure, history: pd.DataFrame) -> None:
