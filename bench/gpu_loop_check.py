@@ -33,9 +33,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from tiktok_corpus.speed import speed_line
 from tiktok_corpus.train import data, loop
 from tiktok_corpus.train.loop import TrainConfig, train
-from tiktok_corpus.train.speed import speed_line
 
 
 def synthetic_read_clip(proxy: Path, clip_frames: int, start=None, seed=None):

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 SIGNAL_POLL_S = 0.2  # how late a Ctrl-C taken by a worker thread may land, at most
 
@@ -35,3 +38,23 @@ def wait_event(event: threading.Event, timeout: float | None = None) -> bool:
             return True
         if deadline is not None and time.monotonic() >= deadline:
             return False
+
+
+def result_of(future: Future[T]) -> T:
+    """``future.result()``, interruptible."""
+    while not wait([future], timeout=SIGNAL_POLL_S).done:
+        pass
+    return future.result()
+
+
+def ordered_map(pool: Executor, fn: Callable[..., T], *iterables: Iterable[Any]) -> Iterator[T]:
+    """``pool.map(fn, *iterables)``: the results in order, interruptible; when the consumer stops early
+    (an error, Ctrl-C) the tasks not yet started are cancelled, so leaving the pool waits only for those
+    already running."""
+    futures = [pool.submit(fn, *args) for args in zip(*iterables)]
+    try:
+        for future in futures:
+            yield result_of(future)
+    finally:
+        for future in futures:
+            future.cancel()

@@ -17,6 +17,7 @@ from pathlib import Path
 import ffmpeg
 
 from ._files import sha256_file
+from ._waits import ordered_map
 from .errors import CorpusError, MediaError
 from .media import FFMPEG, run_tool
 
@@ -83,4 +84,4 @@ def poster_frames(
                 advance()
 
     with ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
-        return list(pool.map(one, sources))
+        return list(ordered_map(pool, one, sources))

@@ -9,6 +9,7 @@ from sklearn.metrics import f1_score
 from torch import nn
 
 from tiktok_corpus.errors import ConfigError, MediaError
+from tiktok_corpus.speed import speed_line, training_speed
 from tiktok_corpus.train import TrainConfig
 from tiktok_corpus.train.data import (
     KINETICS_MEAN,
@@ -22,7 +23,6 @@ from tiktok_corpus.train.data import (
 )
 from tiktok_corpus.train.metrics import evaluate, tune_threshold
 from tiktok_corpus.train.model import build_model
-from tiktok_corpus.train.speed import speed_line, training_speed
 
 
 def test_model_is_r2plus1d_18_with_the_papers_head():

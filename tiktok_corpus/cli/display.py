@@ -22,7 +22,7 @@ from rich.table import Table
 from ..durations import format_duration
 from ..export import read_manifest
 from ..replica.signals import format_signals
-from ..train.speed import speed_line
+from ..speed import speed_line
 
 if TYPE_CHECKING:
     from ..crawl import CrawlCounters, CrawlSummary

@@ -57,10 +57,10 @@ def train(
 
     gbdt and fusion compute the feature tables they need first (cached beside the export; see
     `corpus features`)."""
+    from ..speed import speed_line
     from ..train import train as train_run
     from ..train.loop import reports_results
     from ..train.metrics import main_metric_line
-    from ..train.speed import speed_line
 
     config = TrainConfig(
         export_dir=export_dir,

@@ -16,6 +16,7 @@ import librosa
 import numpy as np
 import pandas as pd
 
+from .._waits import ordered_map
 from .columns import named, numeric
 
 VERSION = 1
@@ -89,7 +90,7 @@ def compute(export, options, advance: Callable[[int], None]) -> pd.DataFrame:
     declared = numeric(table, "has_audio").to_numpy()
     rows: list[dict[str, float]] = []
     with ThreadPoolExecutor(options.workers or os.cpu_count() or 1) as pool:
-        for summary in pool.map(_video_audio, paths, declared):
+        for summary in ordered_map(pool, _video_audio, paths, declared):
             rows.append(summary)
             advance(1)
     return named(pd.DataFrame(rows, columns=COLUMNS), "audio")

@@ -24,6 +24,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from .._waits import result_of
 from ..errors import ConfigError
 from ..train.data import build_cache, eval_start, normalize_clips, read_clip
 from .columns import named
@@ -107,9 +108,13 @@ def _batches(
         return [pool.submit(_video_clips, proxy, options) for proxy in chunk]
 
     pending = submit(chunks[0]) if chunks else []
-    for following in [*chunks[1:], None]:
-        current, pending = pending, (submit(following) if following is not None else [])
-        yield [future.result() for future in current]
+    try:
+        for following in [*chunks[1:], None]:
+            current, pending = pending, (submit(following) if following is not None else [])
+            yield [result_of(future) for future in current]
+    finally:  # stopped early (an error, Ctrl-C): the next batch's reads that have not started never will
+        for future in pending:
+            future.cancel()
 
 
 def compute(export, options: FeatureOptions, advance: Callable[[int], None]) -> pd.DataFrame:

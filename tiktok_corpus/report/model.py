@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 
 from ..export.format import read_export, run_export_dir, run_metrics
 from ..posters import poster_frames
-from ..train.speed import speed_line
+from ..speed import speed_line
 from .figures import FigureSpec, no_data
 
 THRESHOLDS = {"at_0.5": "threshold 0.5", "at_tuned": "tuned threshold"}

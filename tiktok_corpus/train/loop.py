@@ -23,6 +23,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ..errors import ConfigError
+from ..speed import training_speed
 from . import plots
 from .checkpoints import load_run_model, resumed_config, save_checkpoint
 from .config import TrainConfig, run_dir_for
@@ -40,7 +41,6 @@ from .data import (
 from .fusion import SideInputs, side_inputs
 from .metrics import evaluate
 from .model import build_model
-from .speed import training_speed
 
 LOSS_SYNC_STEPS = 20
 

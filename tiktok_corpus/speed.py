@@ -1,8 +1,9 @@
-"""How fast a run's training pass went and which side limited it: the step, or the loader feeding it.
+"""How fast a training run's pass went and which side limited it: the step, or the loader feeding it.
 
 Read from ``history.csv``'s per-epoch ``train_seconds``, ``train_clips_per_s`` and ``loader_wait_s`` (the
 seconds the step waited for a batch) over the epochs after the first, which also starts the loader
-workers and, on a GPU, cuDNN's plans and compilation.
+workers and, on a GPU, cuDNN's plans and compilation. Outside the stages: training writes it into
+metrics.json, and the CLI, the report and the demo show it.
 """
 
 from __future__ import annotations
