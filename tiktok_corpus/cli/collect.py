@@ -7,6 +7,7 @@ import time
 
 import typer
 
+from ..config import DEFAULT_BASE_URL
 from ..crawl import CrawlOptions
 from ..download import DownloadOptions
 from ..track.options import TrackOptions
@@ -31,7 +32,7 @@ def crawl(
     fanout: int = option_from(CrawlOptions, "fanout"),
     max_videos: int = option_from(CrawlOptions, "max_videos"),
     strategy: str = option_from(CrawlOptions, "strategy"),
-    base_url: str | None = typer.Option(None, help="Site to crawl (env CORPUS_BASE_URL)."),
+    base_url: str | None = typer.Option(None, help=f"Site to crawl (env CORPUS_BASE_URL; default {DEFAULT_BASE_URL})."),
     workers: int = option_from(CrawlOptions, "workers", min=1),
     in_flight: int = option_from(CrawlOptions, "in_flight", min=1),
     delay: float = option_from(CrawlOptions, "delay_s", "--delay", min=0),
@@ -81,7 +82,9 @@ def track(
     until: str | None = option_from(TrackOptions, "until"),
     limit: int | None = option_from(TrackOptions, "limit", min=1),
     late_fraction: float = option_from(TrackOptions, "late_fraction", "--late-fraction"),
-    base_url: str | None = typer.Option(None, help="Site to observe (env CORPUS_BASE_URL)."),
+    base_url: str | None = typer.Option(
+        None, help=f"Site to observe (env CORPUS_BASE_URL; default {DEFAULT_BASE_URL})."
+    ),
     workers: int = option_from(TrackOptions, "workers", min=1),
     in_flight: int = option_from(TrackOptions, "in_flight", min=1),
     delay: float = option_from(TrackOptions, "delay_s", "--delay", min=0),

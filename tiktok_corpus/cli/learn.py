@@ -119,7 +119,9 @@ def ablate(
     leaves: int = option_from(TrainConfig, "leaves", min=2),
     boost_lr: float = option_from(TrainConfig, "boost_lr"),
     device: str = option_from(TrainConfig, "device"),
-    seed: int = option_from(TrainConfig, "seed"),
+    seed: int = option_from(
+        TrainConfig, "seed", help="Seed of the gbdt models and of the permutation importances' shuffles."
+    ),
     backbone: str = option_from(FeatureOptions, "backbone"),
     weights: str = option_from(FeatureOptions, "weights"),
     clips: int = option_from(FeatureOptions, "clips", min=1),
