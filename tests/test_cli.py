@@ -235,6 +235,7 @@ def test_damaged_records_are_one_line_errors_not_tracebacks(tmp_path):
     video.write_bytes(b"\x00" * 64)
     (run / "best.pt").write_text("garbage\n")
     data_dir = ["--data-dir", str(tmp_path / "data")]
+    assert runner.invoke(app, [*data_dir, "db", "upgrade"]).exit_code == 0
     for text, said in (('{"name": ', "is corrupt: not JSON"), ("[]", "is corrupt: a JSON list, not an object")):
         (export / "manifest.json").write_text(text)
         result = runner.invoke(app, [*data_dir, "report", "--export", str(export)])
@@ -249,7 +250,7 @@ def test_damaged_records_are_one_line_errors_not_tracebacks(tmp_path):
 def test_a_file_given_as_the_data_dir_is_a_one_line_error(tmp_path):
     taken = tmp_path / "a-file"
     taken.write_text("not a folder")
-    result = runner.invoke(app, ["--data-dir", str(taken), "status"])
+    result = runner.invoke(app, ["--data-dir", str(taken), "db", "upgrade"])
     assert result.exit_code == 1 and "cannot make the database's folder" in result.stderr
     assert "Traceback" not in result.output and taken.read_text() == "not a folder"
 
@@ -267,15 +268,24 @@ def test_track_with_nothing_due_opens_no_browser_and_sends_no_request(tmp_path):
 
 def test_report_refuses_an_out_it_cannot_write_before_any_work(tmp_path):
     data_dir = ["--data-dir", str(tmp_path / "data")]
+    assert runner.invoke(app, [*data_dir, "db", "upgrade"]).exit_code == 0
     a_file = tmp_path / "a-file"
     a_file.write_text("x")
     for out, said in ((tmp_path, "is a folder"), (a_file / "report.html", "cannot make its folder")):
         result = runner.invoke(app, [*data_dir, "report", "--out", str(out)])
         assert result.exit_code == 1 and said in result.stderr and "Traceback" not in result.output
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]  # no half-written page, no figures
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "data"]  # no half-written page, no figures
 
 
 def test_an_unknown_schema_revision_is_a_one_line_error(tmp_path):
     result = runner.invoke(app, ["--data-dir", str(tmp_path / "data"), "db", "upgrade", "nosuchrev"])
     assert result.exit_code == 1 and "cannot upgrade to 'nosuchrev'" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_the_reading_commands_make_no_database_at_a_mistyped_path(tmp_path):
+    mistyped = tmp_path / "no-such-corpus"
+    for command in (["status"], ["report"], ["browse", "--port", "0", "--no-posters"]):
+        result = runner.invoke(app, ["--data-dir", str(mistyped), *command])
+        assert result.exit_code == 1 and "no corpus database at" in result.stderr, (command, result.output)
+    assert not mistyped.exists()

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from tiktok_corpus.cli import app
 from tiktok_corpus.config import Settings
+from tiktok_corpus.errors import ConfigError
 from tiktok_corpus.export import ExportOptions, run_export
 from tiktok_corpus.report import build_report, engagement_table
 from tiktok_corpus.report.growth import COVERAGE, FIRST_SIGHTED, growth_by_age, plays_column
@@ -81,6 +82,11 @@ def test_report_from_the_database_alone_and_an_empty_one(settings, store, corpus
     assert out.read_text().count("data:image/png;base64,") == len(FIGURES | GROWTH_FIGURES)
 
     empty = Settings(data_dir=tmp_path / "empty")
+    with pytest.raises(ConfigError, match="no corpus database at"):
+        build_report(empty)  # a mistyped data dir is not an empty corpus: nothing is created there
+    assert not empty.data_dir.exists()
+    with open_store(empty):  # an empty corpus: a database without videos
+        pass
     empty_page = build_report(empty).read_text()
     assert empty_page.count("data:image/png;base64,") == len(FIGURES)  # no growth figure, a note instead
     assert "No stats snapshot of a video with a known posting time yet" in empty_page

@@ -43,7 +43,7 @@ def status(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", hel
     from ..store.status import stage_counts
     from ..store.tracking import tracking_counts
 
-    with open_store(settings_of(ctx)) as store:
+    with open_store(settings_of(ctx), create=False) as store:
         counts = stage_counts(store) | {"tracking": tracking_counts(store, now=time.time())}
     if as_json:
         typer.echo(json.dumps(counts, sort_keys=True))
@@ -159,7 +159,7 @@ def browse(
     from ..store.db import open_store
 
     settings = settings_of(ctx)
-    with open_store(settings) as store:
+    with open_store(settings, create=False) as store:
         catalog = Catalog(store, export_dir, run_dir)
         if posters:
             with Progress(console=err_console, transient=True) as bar:

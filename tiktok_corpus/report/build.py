@@ -35,11 +35,11 @@ def build_report(
     The model section shows ``run_dir``, or else the newest run of ``export_dir``; a run given alone
     brings its export's labels too. Poster frames are cached in ``<data dir>/posters``.
     """
-    out = _writable_html_path(Path(out) if out else settings.data_dir / "report" / "report.html")
     if run_dir is not None and export_dir is None:
         export_dir = run_export_dir(run_dir)
     run_dir = run_dir if run_dir is not None else latest_run(export_dir) if export_dir is not None else None
-    with open_store(settings) as store:
+    with open_store(settings, create=False) as store:
+        out = _writable_html_path(Path(out) if out else settings.data_dir / "report" / "report.html")
         dataset, source = _dataset(store, export_dir)
         crawl = _crawl_frame(store)
         hashtags = _top_hashtags(store)

@@ -52,6 +52,14 @@ def _json_text(value: object) -> str:
 _JSON_CODEC: dict[str, Any] = {"json_serializer": _json_text, "json_deserializer": orjson.loads}
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL (``sqlite:///path``); None for other databases and in-memory SQLite."""
+    if not url.startswith("sqlite"):
+        return None
+    path = url.split("///", 1)[-1]
+    return Path(path) if path and path != ":memory:" else None
+
+
 def make_engine(url: str) -> Engine:
     """An engine with the project's SQLite discipline: WAL, busy timeout, FKs, BEGIN IMMEDIATE.
 
@@ -59,12 +67,11 @@ def make_engine(url: str) -> Engine:
     never both read a queue row as free and then both claim it (SQLite has no ``SKIP LOCKED``).
     """
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
+        if (path := sqlite_file(url)) is not None:
             try:
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:  # a file where the folder should be, no permission
-                raise ConfigError(f"cannot make the database's folder {Path(path).parent}: {exc}") from None
+                raise ConfigError(f"cannot make the database's folder {path.parent}: {exc}") from None
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **_JSON_CODEC)
 
         @event.listens_for(engine, "connect")
@@ -197,13 +204,19 @@ def _is_empty(engine: Engine) -> bool:
     return not inspect(engine).get_table_names()
 
 
-def open_store(settings: Settings, *, check_schema: bool = True) -> Store:
+def open_store(settings: Settings, *, check_schema: bool = True, create: bool = True) -> Store:
     """Open the configured database and make sure its schema is current.
 
-    A brand-new SQLite database (missing file or no tables) is created at the head revision. Anything
-    else that is behind raises :class:`StaleSchemaError` naming the command to run.
+    A brand-new SQLite database (missing file or no tables) is created at the head revision, unless
+    ``create`` is off (the commands that only read: a mistyped path must not become an empty corpus).
+    Anything else that is behind raises :class:`StaleSchemaError` naming the command to run.
     """
     url = settings.db_url or ""
+    path = sqlite_file(url)
+    if not create and path is not None and not path.is_file():
+        raise ConfigError(
+            f"no corpus database at {path}: check --data-dir / --db (a crawl or `corpus db upgrade` makes one)"
+        )
     engine = make_engine(url)
     store = Store(engine, sessionmaker(engine, expire_on_commit=False), redact_url(url))
     if check_schema:
