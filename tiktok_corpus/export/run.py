@@ -45,8 +45,10 @@ def run_export(
         if rows.empty:
             raise ExportError(_nothing_to_export(options, selection))
         progress.update(step, advance=1, description="assigning splits")
-        # A stratified split balances a label before the train split exists: the one fitted on every row.
-        balanced = rows.join(_fit(rows, options)[0]) if options.stratify else rows
+        # A stratified split balances a label before the train split exists: the one fitted on every row
+        # (which --label-fit all keeps as the export's labels).
+        everywhere = _fit(rows, options) if options.stratify or options.label_fit == "all" else None
+        balanced = rows.join(everywhere[0]) if options.stratify and everywhere is not None else rows
         rows["split"] = assign_splits(
             balanced,
             fractions=options.split,
@@ -55,8 +57,9 @@ def run_export(
             stratify_on=options.label_column if options.stratify else None,
         )
         progress.update(step, advance=1, description="computing labels")
-        fitted_on = rows if options.label_fit == "all" else rows[rows["split"] == "train"]
-        label_params = {**_fit(fitted_on, options)[1], "fitted_on": options.label_fit}
+        fitted = everywhere if options.label_fit == "all" else _fit(rows[rows["split"] == "train"], options)
+        assert fitted is not None  # "all" always fitted on every row above
+        label_params = {**fitted[1], "fitted_on": options.label_fit}
         rows = rows.join(apply_labels(rows, label_params))
         progress.update(step, advance=1, description="reading hashtags")
         tags = hashtag_lists(store, rows["video_id"], min_frames=options.min_frames)
