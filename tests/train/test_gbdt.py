@@ -110,6 +110,7 @@ def test_the_ablation_says_which_modality_carries_the_label(planted, tmp_path):
     lines = {row["name"]: row for row in result["rows"]}
     assert list(lines) == ["author", "time", "all"] == [row["name"] for row in seen]
     assert lines["author"]["beats_baselines"] and not lines["time"]["beats_baselines"]
+    assert lines["author"]["paired_p_value"] < 0.05 < lines["time"]["paired_p_value"]
     drops = result["importances"]["permutation_by_modality"]
     gains = result["importances"]["gain_by_modality"]
     assert drops["author"] > 0.1 > abs(drops["time"]) and gains["author"] > gains["time"]

@@ -64,8 +64,9 @@ def model_section(
 
 def metrics_table(metrics: dict) -> pd.DataFrame:
     """One row per model (the trained one first, then each baseline): the main metric, its confidence
-    interval where the run has one, the p-value and the figures at the tuned threshold (binary) or the
-    errors (continuous)."""
+    interval where the run has one, the p-value against chance, the figures at the tuned threshold
+    (binary) or the errors (continuous), and on each baseline's row the model's gain over it with its
+    paired p-value (runs made before the paired comparison have none)."""
     main = metrics["main_metric"]
     binary = metrics["task"] == "binary"
     rows = {}
@@ -81,6 +82,11 @@ def metrics_table(metrics: dict) -> pd.DataFrame:
             row |= {key: tuned.get(key) for key in ("accuracy", "precision", "recall", "f1")}
         else:
             row |= {key: values.get(key) for key in ("mae", "spearman")}
+        paired = metrics.get("paired", {}).get(name)
+        if paired and paired["difference"] is not None:
+            low, high = paired["difference_ci"]
+            row["model's gain (95% CI)"] = f"{paired['difference']:+.3f} ({low:+.3f} - {high:+.3f})"
+            row["paired p"] = paired["p_value"]
         row["note"] = values.get("note") or values.get(f"{main}_note")
         rows[name] = row
     return pd.DataFrame(rows).T.dropna(axis=1, how="all")
@@ -154,6 +160,7 @@ def _ablation_section(export_dir: Path | None) -> str:
                 main: row.get("metric"),
                 "95% CI": "{:.3f} - {:.3f}".format(*row["ci"]) if row.get("ci") else None,
                 "oracle": (ablation.get("oracles") or {}).get(row.get("name")),
+                "paired p": row.get("paired_p_value"),
                 "beats baselines": row.get("beats_baselines"),
                 "verdict": row.get("verdict"),
             }

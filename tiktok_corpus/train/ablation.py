@@ -1,7 +1,8 @@
 """``corpus ablate``: which signal carries virality in this corpus.
 
 One gbdt model per line: each modality alone, all but one, and all of them, every line judged by the
-same verdict as any run (margin over the best baseline and significance) with a bootstrap interval
+same verdict as any run (margin over the best baseline, significance against chance and against each
+baseline on paired resamples) with a bootstrap interval
 over test rows. The all-modality model then says what it leaned on: LightGBM's split gain per feature
 and per modality, and permutation importance on test (a modality's columns shuffled together, so the
 drop is the modality's, not one of its correlated columns'). Written as ``ablation.json`` and
@@ -23,7 +24,7 @@ from ..errors import ConfigError
 from .config import TrainConfig
 from .data import load_export
 from .gbdt import GbdtFit, evaluate_fit, export_baselines, fit_gbdt, gain_importances
-from .metrics import auc_along, rmse_along
+from .metrics import auc_along, hardest_baseline, rmse_along
 
 PERMUTATION_REPEATS = 5
 TOP_FEATURES = 20
@@ -88,6 +89,7 @@ def ablate(
             "metric": metrics["model"][main],
             "ci": metrics["model"][f"{main}_ci"],
             "p_value": metrics["model"]["p_value"],
+            "paired_p_value": (hardest_baseline(metrics["paired"]) or (None, None))[1],
             "best_iteration": fit.best_iteration,
             "beats_baselines": metrics["beats_baselines"],
             "collapsed": metrics["collapsed"],

@@ -22,7 +22,7 @@ from ..errors import ConfigError
 from . import plots
 from .config import TrainConfig, run_dir_for
 from .data import Export, growth_features, load_export, metadata_features
-from .metrics import baseline_reports, evaluate_against
+from .metrics import Baselines, baseline_reports, evaluate_against
 
 EARLY_STOPPING_ROUNDS = 50
 # A leaf holds a tenth of the train rows, between 5 and 30: on a few hundred rows, leaves that small
@@ -110,8 +110,8 @@ def _scores(model: lightgbm.LGBMModel, rows: pd.DataFrame) -> np.ndarray:
     return np.clip(np.asarray(model.predict(rows)), 0.0, 1.0)
 
 
-def export_baselines(export: Export) -> dict:
-    """The baselines' reports on an export's val and test rows: what every model on it is judged against."""
+def export_baselines(export: Export) -> Baselines:
+    """The baselines fitted and scored on an export's rows: what every model on it is judged against."""
     splits = {name: export.split(name) for name in ("train", "val", "test")}
     target = export.target_column
     return baseline_reports(
@@ -124,7 +124,7 @@ def export_baselines(export: Export) -> dict:
     )
 
 
-def evaluate_fit(fit: GbdtFit, export: Export, baselines: dict | None = None) -> dict:
+def evaluate_fit(fit: GbdtFit, export: Export, baselines: Baselines | None = None) -> dict:
     """metrics.json's body for a fit: the model's test metrics beside the same baselines as every run
     (:func:`export_baselines`, made here unless given)."""
     target = export.target_column

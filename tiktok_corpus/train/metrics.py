@@ -2,16 +2,19 @@
 
 The paper's models collapsed to a constant prediction and the reported numbers hid it. Here every
 report carries the baselines, a ``collapsed`` flag and a ``beats_baselines`` verdict that needs a
-margin *and* statistical significance on the test split, so a small or label-free test set never
-yields a claim. The early-views baseline (plays at 1h / 6h / 1d and the growth between them) exists only
-for exports labelled at a fixed age (``--at-age``), where it asks whether early popularity alone
-already predicts the label.
+margin over the best baseline *and* statistical significance on the test split: the model's ranking
+must beat chance, and the model must beat each baseline on the same bootstrap resamples of the test
+rows (a paired comparison: two scores both far from chance can still be indistinguishable from each
+other), so a small or label-free test set never yields a claim. The early-views baseline (plays at
+1h / 6h / 1d and the growth between them) exists only for exports labelled at a fixed age
+(``--at-age``), where it asks whether early popularity alone already predicts the label.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -34,7 +37,7 @@ from sklearn.preprocessing import StandardScaler
 COLLAPSE_STD = 0.01  # test predictions with less spread than this are a constant in disguise
 AUC_MARGIN = 0.05  # binary: ROC-AUC must exceed the best baseline by this much
 RMSE_MARGIN = 0.05  # continuous: RMSE must be this fraction below the best baseline's
-SIGNIFICANCE = 0.05  # one-sided p-value the model's ranking must reach on the test split
+SIGNIFICANCE = 0.05  # one-sided p-value the model must reach against chance and against each baseline
 EARLY_VIEWS = "early-views"  # the baseline on plays at early ages, when the export has them (--at-age)
 CI_LEVEL = 0.95  # the confidence intervals: percentile bootstrap over test rows
 CI_RESAMPLES = 2000
@@ -107,6 +110,31 @@ def bootstrap_ci(statistic, y: np.ndarray, scores: np.ndarray, *, seed: int = 0)
         )
     low, high = _number(result.confidence_interval.low), _number(result.confidence_interval.high)
     return None if low is None or high is None else [low, high]
+
+
+def paired_comparison(task: str, y, model_scores, baseline_scores, *, seed: int = 0) -> dict:
+    """The model against one baseline on the same bootstrap resamples of the test rows.
+
+    ``difference`` is the model's gain (ROC-AUC gained, or RMSE saved) with its percentile interval;
+    ``p_value`` is the one-sided bootstrap p-value that the gain is not above zero (the share of
+    resamples where it is not, counted with the observed sample so that it is never 0).
+    """
+    y = np.asarray(y, float)
+    model_scores, baseline_scores = np.asarray(model_scores, float), np.asarray(baseline_scores, float)
+    statistic, sign = (auc_along, 1.0) if task == "binary" else (rmse_along, -1.0)
+    observed = _number(sign * float(statistic(y, model_scores) - statistic(y, baseline_scores)))
+    if observed is None or len(y) < 2:
+        return {"difference": None, "difference_ci": None, "p_value": None}
+    rows = np.random.default_rng(seed).integers(0, len(y), (CI_RESAMPLES, len(y)))
+    with np.errstate(invalid="ignore"):  # a resample with one class has no AUC: it is left out
+        gains = sign * (statistic(y[rows], model_scores[rows]) - statistic(y[rows], baseline_scores[rows]))
+    gains = gains[np.isfinite(gains)]
+    tail = (1 - CI_LEVEL) / 2
+    return {
+        "difference": observed,
+        "difference_ci": [float(np.quantile(gains, tail)), float(np.quantile(gains, 1 - tail))],
+        "p_value": float((np.count_nonzero(gains <= 0) + 1) / (len(gains) + 1)),
+    }
 
 
 def ranking_quality(y: np.ndarray, scores: np.ndarray) -> dict:
@@ -185,6 +213,15 @@ def _linear_baseline(task: str, train_y: np.ndarray, features: dict, *, impute: 
     return predict(features["val"]), predict(features["test"])
 
 
+@dataclass(frozen=True)
+class Baselines:
+    """Every baseline's report on the val and test rows (or why it cannot be fitted), and the test scores
+    of those that could be, for the paired comparison with each model judged on these rows."""
+
+    reports: dict[str, dict]
+    test_scores: dict[str, np.ndarray]
+
+
 def _baseline_scores(
     task: str, train_y, features: dict[str, np.ndarray], growth: dict[str, pd.DataFrame] | None
 ) -> dict[str, tuple | str]:
@@ -228,31 +265,40 @@ def evaluate(
 
 def baseline_reports(
     task: str, *, y_val, y_test, train_y, features: dict[str, np.ndarray], growth: dict[str, pd.DataFrame] | None
-) -> dict:
-    """Each baseline's report on the val and test rows (or why it cannot be fitted): the same for every
-    model judged on these rows, so an ablation's lines share one set."""
+) -> Baselines:
+    """The baselines fitted and scored once: the same for every model judged on these rows, so an
+    ablation's lines share one set."""
     report = _report_for(task)
-    baselines = {}
+    reports: dict[str, dict] = {}
+    test_scores: dict[str, np.ndarray] = {}
     for name, scores in _baseline_scores(task, train_y, features, growth).items():
-        baselines[name] = {"note": scores} if isinstance(scores, str) else report(y_val, scores[0], y_test, scores[1])
+        if isinstance(scores, str):
+            reports[name] = {"note": scores}
+        else:
+            reports[name] = report(y_val, scores[0], y_test, scores[1])
+            test_scores[name] = np.asarray(scores[1], float)
     if growth is not None:
-        baselines[EARLY_VIEWS]["inputs"] = list(growth["train"].columns)
-    return baselines
+        reports[EARLY_VIEWS]["inputs"] = list(growth["train"].columns)
+    return Baselines(reports, test_scores)
 
 
-def evaluate_against(task: str, baselines: dict, *, y_val, scores_val, y_test, scores_test) -> dict:
-    """:func:`evaluate` with the baselines' reports already made (:func:`baseline_reports`)."""
+def evaluate_against(task: str, baselines: Baselines, *, y_val, scores_val, y_test, scores_test) -> dict:
+    """:func:`evaluate` with the baselines already fitted and scored (:func:`baseline_reports`)."""
     report = _report_for(task)
     model = report(y_val, scores_val, y_test, scores_test)
+    paired = {
+        name: paired_comparison(task, y_test, scores_test, scores) for name, scores in baselines.test_scores.items()
+    }
     collapsed = model["score_std"] < COLLAPSE_STD
-    beats, verdict = _judge(task, model, baselines, collapsed)
+    beats, verdict = _judge(task, model, baselines.reports, paired, collapsed)
     main = "roc_auc" if task == "binary" else "rmse"
     return {
         "task": task,
         "main_metric": main,
         "n_test": int(len(y_test)),
         "model": model,
-        "baselines": baselines,
+        "baselines": baselines.reports,
+        "paired": paired,
         "collapsed": bool(collapsed),
         "beats_baselines": beats,
         "verdict": verdict,
@@ -261,6 +307,7 @@ def evaluate_against(task: str, baselines: dict, *, y_val, scores_val, y_test, s
             "auc_margin": AUC_MARGIN,
             "rmse_margin": RMSE_MARGIN,
             "significance": SIGNIFICANCE,
+            "paired": f"percentile bootstrap of the model's gain over each baseline, {CI_RESAMPLES} resamples",
         },
     }
 
@@ -276,7 +323,15 @@ def main_metric_line(metrics: dict) -> str:
     return f"test {metric}: " + ", ".join(parts)
 
 
-def _judge(task: str, model: dict, baselines: dict, collapsed: bool) -> tuple[bool, str]:
+def hardest_baseline(paired: dict[str, dict]) -> tuple[str, float | None] | None:
+    """The baseline the model is least surely better than (largest paired p-value; None counts as 1)."""
+    if not paired:
+        return None
+    name = max(paired, key=lambda n: 1.0 if paired[n]["p_value"] is None else paired[n]["p_value"])
+    return name, paired[name]["p_value"]
+
+
+def _judge(task: str, model: dict, baselines: dict, paired: dict[str, dict], collapsed: bool) -> tuple[bool, str]:
     if collapsed:
         return False, (
             f"The model collapsed to a (near) constant prediction (test std "
@@ -292,10 +347,23 @@ def _judge(task: str, model: dict, baselines: dict, collapsed: bool) -> tuple[bo
     best_name = (max if higher else min)(fitted, key=lambda name: fitted[name])
     best, ours, p_value = fitted[best_name], model[metric], model["p_value"]
     margin_ok = ours >= best + AUC_MARGIN if higher else ours <= best * (1 - RMSE_MARGIN)
-    significant = p_value is not None and p_value < SIGNIFICANCE
-    p_text = "n/a" if p_value is None else f"{p_value:.3g}"
-    summary = f"test {metric} {ours:.3f} vs best baseline ({best_name}) {best:.3f}, p={p_text}"
-    if margin_ok and significant:
+    beats_chance = p_value is not None and p_value < SIGNIFICANCE
+    hardest_name, paired_p = hardest_baseline(paired) or (best_name, None)
+    beats_each = paired_p is not None and paired_p < SIGNIFICANCE
+    summary = (
+        f"test {metric} {ours:.3f} vs best baseline ({best_name}) {best:.3f}, p={_p_text(p_value)}; "
+        f"paired against each baseline p<={_p_text(paired_p)} ({hardest_name})"
+    )
+    if margin_ok and beats_chance and beats_each:
         return True, f"The model beats every baseline: {summary}."
-    reason = "margin too small" if not margin_ok else "not significant"
+    if not margin_ok:
+        reason = "margin too small"
+    elif not beats_chance:
+        reason = "not significant"
+    else:
+        reason = f"not significantly better than {hardest_name}"
     return False, f"The model does not beat the baselines ({reason}): {summary}."
+
+
+def _p_text(p_value: float | None) -> str:
+    return "n/a" if p_value is None else f"{p_value:.3g}"
