@@ -30,7 +30,7 @@ from tiktok_corpus.export import (
 )
 from tiktok_corpus.export.at_age import counts_at_age
 from tiktok_corpus.store.db import open_store, upgrade
-from tiktok_corpus.store.models import StatsSnapshot
+from tiktok_corpus.store.models import Author, AuthorSnapshot, StatsSnapshot
 
 from .conftest import T0, _media, _video, populate_corpus
 
@@ -238,6 +238,58 @@ def test_without_at_age_the_labels_are_todays(settings, store, corpus):
 
     as_of = T0 - timedelta(hours=1)
     assert _export(settings, as_of=as_of)[0]["age_basis"] == f"as of {as_of.isoformat()}"
+
+
+def _at(age_s: int):
+    return pd.Timestamp(CREATED + age_s, unit="s", tz="UTC").to_pydatetime()
+
+
+def test_the_authors_counts_are_those_of_the_stats_moment(settings, store):
+    """Followers grow after a hit: an export at an age, or as of a date, reads the author's counts from
+    their snapshot at that moment (or, within the age tolerance, just after it), never the profile's
+    later ones; where there is none, they are unknown. A plain export keeps the profile's latest."""
+    later = {"follower_count": 10**6, "following_count": 7, "heart_count": 10**8, "video_count": 70}
+    # author -> [(age of the snapshot, followers)]; each author has one video with stats at 6d and 8d.
+    authors = {"a1": [(1 * DAY, 100), (6 * DAY, 200), (8 * DAY, 5000)], "a2": [(7 * DAY + 12 * HOUR, 300)], "a3": []}
+    authors["a3"] = [(30 * DAY, 9000)]
+    with store.transaction() as session:
+        session.add_all([Author(id=author, **later) for author in authors])
+        session.flush()
+        for i, (author, snapshots) in enumerate(authors.items()):
+            video_id = f"400{i + 1}"
+            session.add(_video(video_id, author, create_time=CREATED))
+            session.flush()
+            session.add(_media(settings.data_dir, video_id))
+            session.add_all([_snap(video_id, 6 * DAY, 100), _snap(video_id, 8 * DAY, 300)])
+            for age, followers in snapshots:
+                session.add(
+                    AuthorSnapshot(
+                        author_id=author,
+                        captured_at=_at(age),
+                        follower_count=followers,
+                        following_count=followers // 100,
+                        heart_count=followers * 10,
+                        video_count=3,
+                    )
+                )
+
+    manifest, rows, path = _export(settings, at_age_s=7 * DAY)
+    assert "at each row's stats moment, from the author's snapshots (2 rows; 1 left unknown" in (
+        path / "README.md"
+    ).read_text().replace("\n  ", " ")
+    unknown = -1
+    assert rows["follower_count"].fillna(unknown).tolist() == [200, 300, unknown]
+    assert rows["following_count"].fillna(unknown).tolist() == [2, 3, unknown]
+    assert rows["heart_count"].fillna(unknown).tolist() == [2000, 3000, unknown]
+    assert manifest["selection"]["author_counts"] | {"rule": None} == {"rule": None, "placed": 2, "unknown": 1}
+    _, rows, _ = _export(settings, at_age_s=7 * DAY, age_tolerance_s=HOUR)  # a2's snapshot is now too late
+    assert rows["follower_count"].fillna(unknown).tolist() == [200, unknown, unknown]
+
+    manifest, rows, _ = _export(settings, as_of=_at(7 * DAY))  # the 6d stats, and the authors' counts by 6d
+    assert rows["follower_count"].fillna(unknown).tolist() == [200, unknown, unknown]
+    assert manifest["selection"]["author_counts"]["unknown"] == 2
+    manifest, rows, _ = _export(settings)
+    assert rows["follower_count"].tolist() == [10**6] * 3 and "author_counts" not in manifest["selection"]
 
 
 def test_the_pure_interpolation_handles_ties_nulls_and_empty_input():

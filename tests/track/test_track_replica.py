@@ -21,7 +21,7 @@ from tiktok_corpus.crawl import CrawlOptions, crawl
 from tiktok_corpus.replica import Replica, ReplicaConfig
 from tiktok_corpus.replica.catalog import tiktok_rounded
 from tiktok_corpus.store.db import open_store, upgrade_database
-from tiktok_corpus.store.models import AuthorSnapshot, StatsSnapshot, TrackTarget, Video
+from tiktok_corpus.store.models import Author, AuthorSnapshot, StatsSnapshot, TrackTarget, Video
 from tiktok_corpus.tiktok.blocks import BlockPolicy
 from tiktok_corpus.track import TrackOptions, track_async
 
@@ -108,12 +108,27 @@ def test_a_simulated_week_observes_every_target_once_at_its_age_with_what_the_si
         assert snapshot.play_count >= plays.get(snapshot.video_id, 0)  # grown, never shrunk
         plays[snapshot.video_id] = snapshot.play_count
     with open_store(settings) as store, store.sessions() as session:
-        assert session.scalar(select(func.count()).select_from(AuthorSnapshot)) == len(snapshots)
+        author_moments = Counter(session.execute(select(AuthorSnapshot.video_id, AuthorSnapshot.captured_at)).all())
+        author_counts = session.execute(
+            select(
+                AuthorSnapshot.author_id,
+                AuthorSnapshot.captured_at,
+                AuthorSnapshot.clock,
+                AuthorSnapshot.follower_count,
+                Author.follower_count,
+            ).join(Author, Author.id == AuthorSnapshot.author_id)
+        ).all()
+        crawled_authors = set(session.scalars(select(Video.author_id).where(Video.author_id.is_not(None))))
         crawled = session.execute(
             select(StatsSnapshot.captured_at, StatsSnapshot.clock, StatsSnapshot.age_s, Video.create_time)
             .join(Video, Video.id == StatsSnapshot.video_id)
             .where(StatsSnapshot.source != "track")
         ).all()
+    # Each observation took its author's counts at its own moment, and so did the crawl's sightings, at T0:
+    # every author seen (the replica's followers do not change, so they are the profile's).
+    assert all(author_moments[(s.video_id, s.captured_at)] >= 1 for s in snapshots.values())
+    assert all(clock == "site" and seen == profile for _, _, clock, seen, profile in author_counts)
+    assert {author for author, captured, *_ in author_counts if captured.timestamp() == T0} == crawled_authors
     # The crawl's sightings are timed by the lists' own extra.now too: the site clock stood at T0.
     assert crawled and all(
         (captured.timestamp(), clock, age) == (T0, "site", T0 - created) for captured, clock, age, created in crawled

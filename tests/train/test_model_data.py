@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from sklearn.metrics import f1_score, roc_auc_score
@@ -224,6 +225,39 @@ def test_a_margin_over_the_baseline_needs_a_paired_significant_gain():
     )
     assert stronger["paired"]["metadata"]["p_value"] < 0.01 and stronger["beats_baselines"] is True
     assert "paired against each baseline p<=" in stronger["verdict"]
+
+
+def test_the_reports_table_shows_the_models_gain_over_each_baseline():
+    from tiktok_corpus.report.model import metrics_table
+
+    y, model, baseline = _two_scorers(0)
+    train_y, _, train_baseline = _two_scorers(1)
+    features = {"train": train_baseline[:, None], "val": baseline[:, None], "test": baseline[:, None]}
+    metrics = evaluate(
+        "binary", y_val=y, scores_val=model, y_test=y, scores_test=model, train_y=train_y, features=features
+    )
+    table = metrics_table(metrics)
+    gain = metrics["paired"]["metadata"]
+    low, high = gain["difference_ci"]
+    assert table.loc["metadata", "model's gain (95% CI)"] == f"{gain['difference']:+.3f} ({low:+.3f} - {high:+.3f})"
+    assert table.loc["metadata", "paired p"] == gain["p_value"] > 0.05
+    assert table.loc["majority", "paired p"] < 0.001 and pd.isna(table.loc["model", "paired p"])
+    del metrics["paired"]  # a run made before the paired comparison: the table is what it was
+    assert "paired p" not in metrics_table(metrics)
+
+
+def test_the_metadata_baseline_scores_rows_whose_followers_are_unknown():
+    """An export at a moment leaves followers unknown where the author has no count by then (NaN): the
+    baseline takes the train split's median and a was-missing indicator instead of failing."""
+    y, _, baseline = _two_scorers(2)
+    features = {name: np.column_stack([baseline, np.ones(120)]) for name in ("train", "val", "test")}
+    for rows in features.values():
+        rows[::7, 0] = np.nan
+    metrics = evaluate(
+        "binary", y_val=y, scores_val=baseline, y_test=y, scores_test=baseline, train_y=y, features=features
+    )
+    scored = metrics["baselines"]["metadata"]
+    assert "note" not in scored and 0.6 < scored["roc_auc"] < 0.9 and metrics["paired"]["metadata"]["p_value"] > 0.05
 
 
 def test_regression_metrics_and_threshold_tuning():

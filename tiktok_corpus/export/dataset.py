@@ -1,9 +1,15 @@
 """The rows an export takes: exportable videos with their latest stats (or their counts at a fixed
-age), typed, and their hashtags."""
+age), typed, and their hashtags.
+
+An export taken at a moment (``--as-of``, ``--at-age``) reads the author's profile counts as they were
+at that moment too, from the author's snapshots: followers grow after a video's success, so a later
+count would carry the label into the features.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -12,7 +18,13 @@ import pyarrow as pa
 from ..config import PAPER_MIN_FRAMES
 from ..durations import format_duration
 from ..store.db import Store
-from ..store.exports import exportable_hashtags, exportable_rows, exportable_snapshots
+from ..store.exports import (
+    PROFILE_COUNTS,
+    exportable_author_snapshots,
+    exportable_hashtags,
+    exportable_rows,
+    exportable_snapshots,
+)
 from .at_age import BASES, COUNTS, EXCLUSION_REASONS, METHOD, counts_at_age, early_growth
 from .options import DEFAULT_AGE_TOLERANCE_S
 
@@ -38,7 +50,6 @@ def load_dataset(
     has_stats = rows["stats_captured_at"].notna()
     rows = rows[has_stats].reset_index(drop=True)
     rows["stats_captured_at"] = pd.to_datetime(rows["stats_captured_at"], utc=True)
-    _type_columns(rows, counts=COUNTS)
     selection = {
         "item_kind": "video",
         "download_status": "downloaded",
@@ -48,6 +59,10 @@ def load_dataset(
         "stats": "latest snapshot per video" + (" at or before as_of" if as_of else ""),
         "excluded_no_stats": int((~has_stats).sum()),
     }
+    if as_of is not None:
+        authors = exportable_author_snapshots(store, min_frames=min_frames)
+        selection["author_counts"] = _profiles_at_stats_moment(rows, authors, tolerance_s=0)
+    _type_columns(rows, counts=COUNTS)
     return rows, selection
 
 
@@ -67,6 +82,8 @@ def _at_age(
     rows = rows.join(growth)
     kept = at_age["age_basis"].notna()
     rows = rows[kept].reset_index(drop=True)
+    authors = exportable_author_snapshots(store, min_frames=min_frames)
+    author_counts = _profiles_at_stats_moment(rows, authors, tolerance_s=tolerance_s)
     _type_columns(rows, counts=())
     excluded = at_age["excluded"].value_counts().reindex(list(EXCLUSION_REASONS), fill_value=0)
     by_basis = at_age["age_basis"].value_counts().reindex(list(BASES), fill_value=0)
@@ -83,8 +100,57 @@ def _at_age(
         "excluded_no_stats": int(excluded["no_snapshots"]),
         "excluded_by_reason": {reason: int(n) for reason, n in excluded.items()},
         "rows_by_age_basis": {basis: int(n) for basis, n in by_basis.items()},
+        "author_counts": author_counts,
     }
     return rows, selection
+
+
+def _profiles_at_stats_moment(rows: pd.DataFrame, snapshots: pd.DataFrame, *, tolerance_s: int) -> dict:
+    """Replace, in place, each row's :data:`PROFILE_COUNTS` by its author's at ``stats_captured_at``.
+
+    The author's latest snapshot at or before that moment, else their first one at most ``tolerance_s``
+    after it (the rule that placed the row's own counts); unknown (null) when neither exists, never a
+    later count. Returns the rows placed and left unknown, and the rule, for the manifest.
+    """
+    # One type for each key on both sides (an empty read has object columns, a full one strings).
+    moments = pd.DataFrame(
+        {
+            "author_id": rows["author_id"].astype(object),
+            "moment": rows["stats_captured_at"].astype("datetime64[ns, UTC]"),
+        }
+    )
+    wanted = moments.dropna().sort_values("moment")
+    taken = snapshots.assign(
+        author_id=snapshots["author_id"].astype(object),
+        captured_at=pd.to_datetime(snapshots["captured_at"], utc=True).astype("datetime64[ns, UTC]"),
+    ).sort_values("captured_at", kind="stable")
+    found = pd.DataFrame(index=rows.index, columns=list(PROFILE_COUNTS), dtype="float64")
+    # backward last: a snapshot at or before the moment wins over one after it
+    rules: tuple[tuple[Literal["forward", "backward"], pd.Timedelta | None], ...] = (
+        ("forward", pd.Timedelta(seconds=tolerance_s)),
+        ("backward", None),
+    )
+    for direction, tolerance in rules:
+        placed = pd.merge_asof(
+            wanted.reset_index(),
+            taken,
+            left_on="moment",
+            right_on="captured_at",
+            by="author_id",
+            direction=direction,
+            tolerance=tolerance,
+        ).set_index("index")
+        hit = placed["captured_at"].notna()
+        found.loc[placed.index[hit]] = placed.loc[hit, list(PROFILE_COUNTS)].to_numpy(dtype="float64")
+    known = found.notna().any(axis=1)
+    for column in PROFILE_COUNTS:
+        rows[column] = found[column]
+    return {
+        "rule": "the author's latest snapshot at or before the stats moment, else their first one within the "
+        "age tolerance after it; unknown otherwise",
+        "placed": int(known.sum()),
+        "unknown": int((~known).sum()),
+    }
 
 
 def _type_columns(rows: pd.DataFrame, *, counts: tuple[str, ...]) -> None:

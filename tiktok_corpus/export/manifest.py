@@ -123,6 +123,13 @@ def dataset_card(manifest: dict) -> str:
     )
     thresholds = ", ".join(f"{m} > {v:g}" for m, v in params["thresholds"].items())
     stats, at_age_label, engagement_bias = _age_basis_text(manifest)
+    placed = manifest["selection"].get("author_counts")
+    author_counts = (
+        f"those at each row's stats moment, from the author's snapshots ({placed['placed']} rows; "
+        f"{placed['unknown']} left unknown: their author had no count by then)"
+        if placed
+        else "the profile as last seen"
+    )
     fitted_rows = (  # exports made before --label-fit were fitted on every row
         "the train split's rows (val and test may score outside [0, 1])"
         if params.get("fitted_on") == "train"
@@ -144,6 +151,8 @@ A dataset of TikTok videos with engagement statistics and virality labels, made 
 - Files were downloaded, checked, and probed with ffprobe. A video is included when it is a video item,
   downloaded, probed valid, has at least {manifest["selection"]["min_frames"]} frames and has {stats}
 - Media are {manifest["media"]}; `file` is relative to this directory.
+- The author's profile counts (`follower_count`, `following_count`, `heart_count`, `video_count`) are
+  {author_counts}.
 
 ## Labels (docs/labels.md has the full definition)
 - `virality_score`: per metric `log1p`{" of the per-day rate" if params["normalize_age"] else ""}, robust

@@ -1,5 +1,6 @@
 """The export stage's statements: the exportable rows with their latest stats, every snapshot of them
-(labels at a fixed age), their hashtags, and the ``exports`` table (versions, the row of a new export).
+(labels at a fixed age) and of their authors, their hashtags, and the ``exports`` table (versions, the
+row of a new export).
 
 Reads come back as pandas frames straight from one set-based query each; the stage does the rest
 vectorised.
@@ -15,10 +16,22 @@ import pandas as pd
 from sqlalchemy import and_, func, select
 
 from .db import Store
-from .models import Author, Export, Hashtag, MediaFile, StatsSnapshot, Video, VideoHashtag, table_of
+from .models import (
+    Author,
+    AuthorSnapshot,
+    Export,
+    Hashtag,
+    MediaFile,
+    StatsSnapshot,
+    Video,
+    VideoHashtag,
+    table_of,
+)
 
 # The engagement counts an export reads from a stats snapshot.
 SNAPSHOT_COUNTS = ("play_count", "like_count", "comment_count", "share_count", "collect_count")
+# The author's profile counts an export reads from the author's row or from one of their snapshots.
+PROFILE_COUNTS = ("follower_count", "following_count", "heart_count", "video_count")
 
 
 def _exportable(min_frames: int):
@@ -38,7 +51,8 @@ def exportable_rows(store: Store, *, min_frames: int, as_of: datetime | None) ->
     Columns: ``video_id, author_id, author_unique_id, create_time, desc``, the five counts,
     ``follower_count, stats_captured_at, duration_s, fps, frame_count, width, height, has_audio,
     media_path`` (relative to the data dir), ``sha256``, the author's ``following_count, heart_count,
-    video_count, verified`` and the video's ``music_title``.
+    video_count, verified``, the video's ``music_title`` and ``author_updated_at`` (when the author's
+    row, and so their counts, was last written).
     """
     snap = table_of(StatsSnapshot)
     recency = func.row_number().over(
@@ -80,6 +94,7 @@ def exportable_rows(store: Store, *, min_frames: int, as_of: datetime | None) ->
             Author.video_count,
             Author.verified,
             Video.music_title,
+            Author.updated_at.label("author_updated_at"),
         )
         .select_from(Video)
         .join(MediaFile, MediaFile.video_id == Video.id)
@@ -110,6 +125,23 @@ def exportable_snapshots(store: Store, *, min_frames: int) -> pd.DataFrame:
         .join(MediaFile, MediaFile.video_id == Video.id)
         .where(_exportable(min_frames))
         .order_by(snap.c.video_id, snap.c.captured_at, snap.c.id)
+    )
+    with store.engine.connect() as conn:
+        return pd.read_sql(query, conn)
+
+
+def exportable_author_snapshots(store: Store, *, min_frames: int) -> pd.DataFrame:
+    """Every snapshot of the authors of exportable videos (``corpus track`` takes one per observation),
+    ordered by author, capture time and id.
+
+    Columns: ``author_id, captured_at`` and the four profile counts.
+    """
+    snap = table_of(AuthorSnapshot)
+    authors = select(Video.author_id).join(MediaFile, MediaFile.video_id == Video.id).where(_exportable(min_frames))
+    query = (
+        select(snap.c.author_id, snap.c.captured_at, *(snap.c[name] for name in PROFILE_COUNTS))
+        .where(snap.c.author_id.in_(authors))
+        .order_by(snap.c.author_id, snap.c.captured_at, snap.c.id)
     )
     with store.engine.connect() as conn:
         return pd.read_sql(query, conn)

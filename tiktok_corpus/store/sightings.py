@@ -21,7 +21,7 @@ from sqlalchemy import JSON, Connection, String, bindparam, func, select, update
 from ..tiktok.contract import AuthorRecord, ItemRecord, StatsRecord, media_urls_json
 from . import queue
 from .db import table_insert
-from .models import Author, Hashtag, RelatedEdge, StatsSnapshot, Video, VideoHashtag, table_of
+from .models import Author, AuthorSnapshot, Hashtag, RelatedEdge, StatsSnapshot, Video, VideoHashtag, table_of
 
 _VIDEOS = table_of(Video)
 _REFRESHED_COLUMNS = (
@@ -172,6 +172,26 @@ def _snapshot_row(item: ItemRecord, source: str, run_id: int | None, now, site_t
     } | stats
 
 
+def author_snapshot_row(
+    author: AuthorRecord | None, *, captured_at, clock: str, video_id: str
+) -> dict[str, Any] | None:
+    """The author's counts as the item's answer carried them, at the moment of its stats snapshot; None
+    when the answer carried no counts."""
+    if author is None or not author.id or author.follower_count is None:
+        return None
+    return {
+        "author_id": author.id,
+        "captured_at": captured_at,
+        "clock": clock,
+        "follower_count": author.follower_count,
+        "following_count": author.following_count,
+        "heart_count": author.heart_count,
+        "video_count": author.video_count,
+        "digg_count": author.digg_count,
+        "video_id": video_id,
+    }
+
+
 # --- the writes of one or more lists --------------------------------------------------------------
 
 
@@ -198,6 +218,7 @@ class SightingRows:
         self.hashtags: dict[str, str | None] = {}
         self.hashtag_links: dict[tuple[str, str], None] = {}
         self.snapshots: list[dict[str, Any]] = []
+        self.author_snapshots: dict[tuple[str, datetime], dict[str, Any]] = {}  # one per author and moment
         self.edges: list[dict[str, Any]] = []
         self.expanded: dict[str, list[str]] = {}  # method -> the parents it expanded
 
@@ -224,10 +245,16 @@ class SightingRows:
         for name, tiktok_id in item.hashtags:
             self.hashtags[name] = tiktok_id
             self.hashtag_links[(item.id, name)] = None
-        self.snapshots.append(_snapshot_row(item, source, run_id, self.now, site_time))
+        snapshot = _snapshot_row(item, source, run_id, self.now, site_time)
+        self.snapshots.append(snapshot)
+        moment = snapshot["captured_at"]
+        author = author_snapshot_row(item.author, captured_at=moment, clock=snapshot["clock"], video_id=item.id)
+        if author is not None:
+            self.author_snapshots[(author["author_id"], moment)] = author
 
     def write(self, connection: Connection) -> None:
-        """Every row, parents before children: authors, videos, hashtags, snapshots, edges, outcomes."""
+        """Every row, parents before children: authors, videos, hashtags, snapshots (the videos' and their
+        authors'), edges, outcomes."""
         if self.authors:
             connection.execute(_author_upsert(connection.dialect.name), list(self.authors.values()))
         if self.new_videos:
@@ -251,6 +278,10 @@ class SightingRows:
             )
         if self.snapshots:
             connection.execute(table_insert(connection.dialect.name, StatsSnapshot), self.snapshots)
+        if self.author_snapshots:
+            connection.execute(
+                table_insert(connection.dialect.name, AuthorSnapshot), list(self.author_snapshots.values())
+            )
         if self.edges:
             connection.execute(_insert_ignoring(connection, RelatedEdge, "parent_id", "child_id"), self.edges)
         for method, parents in self.expanded.items():

@@ -25,7 +25,7 @@ from ..tiktok.contract import ItemRecord, StatsRecord
 from . import queue
 from .db import Store, table_insert
 from .models import AuthorSnapshot, StatsSnapshot, TrackTarget, Video, table_of, utcnow
-from .sightings import upsert_authors
+from .sightings import author_snapshot_row, upsert_authors
 
 _TARGETS = table_of(TrackTarget)
 _VIDEOS = table_of(Video)
@@ -168,22 +168,10 @@ def record_observation(
             .values(video_id=due.video_id, captured_at=moment, source="track", clock=clock, age_s=age, **stats)
             .returning(table_of(StatsSnapshot).c.id)
         ).scalar_one()
-        author = item.author
-        if author is not None and author.id and author.follower_count is not None:
+        author = author_snapshot_row(item.author, captured_at=moment, clock=clock, video_id=due.video_id)
+        if author is not None:
             upsert_authors(session.connection(), [item], utcnow())
-            session.execute(
-                table_insert(store.dialect, AuthorSnapshot).values(
-                    author_id=author.id,
-                    captured_at=moment,
-                    clock=clock,
-                    follower_count=author.follower_count,
-                    following_count=author.following_count,
-                    heart_count=author.heart_count,
-                    video_count=author.video_count,
-                    digg_count=author.digg_count,
-                    video_id=due.video_id,
-                )
-            )
+            session.execute(table_insert(store.dialect, AuthorSnapshot).values(**author))
         for status, ages in outcomes.items():
             _settle(
                 session,

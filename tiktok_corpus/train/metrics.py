@@ -193,22 +193,23 @@ def regression_report(y_val, scores_val, y_test, scores_test) -> dict:
     return report
 
 
-def _linear_baseline(task: str, train_y: np.ndarray, features: dict, *, impute: bool) -> tuple | str:
+def _linear_baseline(task: str, train_y: np.ndarray, features: dict) -> tuple | str:
     """(val scores, test scores) of a logistic (binary) / ridge (continuous) regression fitted on train.
 
-    With ``impute``, NaNs become the train split's column medians and each column with a missing train
-    value gains a 0/1 "was missing" indicator, so a video never seen at an early age still gets a score
-    (a column with no train value at all becomes a constant, which the regression ignores).
+    NaNs become the train split's column medians and each column with a missing train
+    value gains a 0/1 "was missing" indicator, so a video never seen at an early age, or whose author's
+    followers were unknown at its stats moment, still gets a score (a column with no train value at all
+    becomes a constant, which the regression ignores). Without NaNs the imputer changes nothing.
     """
-    imputer = [SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)] if impute else []
+    imputer = SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)
     if task == "binary":
         if len(np.unique(train_y)) < 2:
             return "cannot fit: the train split has one class"
-        model = make_pipeline(*imputer, StandardScaler(), LogisticRegression(class_weight="balanced", max_iter=1000))
+        model = make_pipeline(imputer, StandardScaler(), LogisticRegression(class_weight="balanced", max_iter=1000))
         model.fit(features["train"], train_y.astype(int))
         predict = lambda x: model.predict_proba(x)[:, 1]  # noqa: E731
     else:
-        model = make_pipeline(*imputer, StandardScaler(), Ridge(alpha=1.0)).fit(features["train"], train_y)
+        model = make_pipeline(imputer, StandardScaler(), Ridge(alpha=1.0)).fit(features["train"], train_y)
         predict = lambda x: np.clip(model.predict(x), 0.0, 1.0)  # noqa: E731
     return predict(features["val"]), predict(features["test"])
 
@@ -231,9 +232,9 @@ def _baseline_scores(
     constant = float(train_y.mean())
     trivial = "majority" if task == "binary" else "mean"
     baselines: dict[str, tuple | str] = {trivial: (np.full(n_val, constant), np.full(n_test, constant))}
-    baselines["metadata"] = _linear_baseline(task, train_y, features, impute=False)
+    baselines["metadata"] = _linear_baseline(task, train_y, features)
     if growth is not None:
-        baselines[EARLY_VIEWS] = _linear_baseline(task, train_y, growth, impute=True)
+        baselines[EARLY_VIEWS] = _linear_baseline(task, train_y, growth)
     return baselines
 
 
