@@ -3,6 +3,7 @@ snapshots per video, probed media files (tiny dummy files) and hashtags."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -34,12 +35,13 @@ def _media(data_dir, video_id: str, frame_count: int = 150) -> MediaFile:
     relative = f"media/{video_id}.mp4"
     path = data_dir / relative
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(f"not really a video {video_id}".encode())
+    content = f"not really a video {video_id}".encode()
+    path.write_bytes(content)
     return MediaFile(
         video_id=video_id,
         path=relative,
         size_bytes=path.stat().st_size,
-        sha256="ab" * 32,
+        sha256=hashlib.sha256(content).hexdigest(),
         duration_s=frame_count / 30.0,
         avg_fps=30.0,
         frame_count=frame_count,

@@ -27,7 +27,7 @@ from tiktok_corpus.export import (
     run_export,
 )
 from tiktok_corpus.store.db import open_store, upgrade
-from tiktok_corpus.store.models import Export, StatsSnapshot
+from tiktok_corpus.store.models import Export, MediaFile, StatsSnapshot
 
 from .conftest import T0, populate_corpus
 
@@ -114,6 +114,34 @@ def test_author_grouped_splits_put_no_author_in_two_splits(settings, store, corp
         run_export(settings, ExportOptions(group_by="author", split=(0.5, 0.25, 0.25))) / "videos.parquet"
     )
     assert (exported.groupby("author_id")["split"].nunique() == 1).all()
+
+
+def test_a_file_posted_twice_never_spans_two_splits(settings, store, corpus):
+    """Reposts (the same sha256) join into one unit, by video or by author, even across authors;
+    the other videos keep the splits they had without the column."""
+    n = 600
+    rows = pd.DataFrame(
+        {"video_id": [str(20_000 + i) for i in range(n)], "author_id": [f"a{i % 50}" for i in range(n)]}
+    )
+    rows["sha256"] = [f"file{i % 200}" if i % 3 == 0 else f"own{i}" for i in range(n)]  # 200 files, each 1 to 3 times
+    for group_by in ("none", "author"):
+        splits = pd.Series(assign_splits(rows, fractions=(0.6, 0.2, 0.2), seed=7, group_by=group_by))
+        assert (splits.groupby(rows["sha256"]).nunique() == 1).all(), group_by
+        assert set(splits) == {"train", "val", "test"}
+    alone = rows["sha256"].str.startswith("own")
+    plain = pd.Series(assign_splits(rows.drop(columns="sha256"), fractions=(0.6, 0.2, 0.2), seed=7))
+    joined = pd.Series(assign_splits(rows, fractions=(0.6, 0.2, 0.2), seed=7))
+    assert (plain[alone] == joined[alone]).mean() > 0.8  # only the cut points move a little
+
+    with store.transaction() as session:  # three of the corpus's videos hold one file
+        shared = session.scalars(select(MediaFile).order_by(MediaFile.video_id).limit(3)).all()
+        for media in shared[1:]:
+            media.sha256 = shared[0].sha256
+        reposted = {media.video_id for media in shared}
+    path = run_export(settings, ExportOptions(split=(0.34, 0.33, 0.33)))
+    exported = pd.read_parquet(path / "videos.parquet").set_index("video_id")
+    assert exported.loc[sorted(reposted), "split"].nunique() == 1 and exported["split"].nunique() == 3
+    assert json.loads((path / "manifest.json").read_text())["split"]["videos_sharing_a_file"] == 3
 
 
 def test_splits_are_deterministic_from_seed_and_ids(settings, store, corpus):

@@ -76,6 +76,8 @@ def build_manifest(
             "stratify": options.stratify,
             "stratified_on": options.label_column if options.stratify else None,
             "method": "units ordered by a seeded hash of their id, cut at the cumulative fractions",
+            "same_file": "units holding the same file (sha256) are joined into one: a repost stays in one split",
+            "videos_sharing_a_file": int((rows["sha256"].notna() & rows["sha256"].duplicated(keep=False)).sum()),
         },
         "selection": selection,
         "source_database": source_database,

@@ -1,4 +1,5 @@
-"""Deterministic train/val/test splits: seeded, by video or by author, optionally stratified."""
+"""Deterministic train/val/test splits: seeded, by video or by author, optionally stratified; a file
+posted more than once (byte-identical: the same sha256) never spans two splits."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from scipy.sparse import coo_array
+from scipy.sparse.csgraph import connected_components
 
 from .labels import LABEL_COLUMNS
 
@@ -22,14 +25,12 @@ def assign_splits(
 
     Units (videos, or authors with ``group_by="author"``; a video without an author is its own unit)
     are ordered by a seeded hash of their id, and cut at the cumulative fractions (counted in videos).
-    With ``stratify_on`` the cut is made within each label stratum (the binary label, or
-    :data:`SCORE_STRATA` score bins), so each split gets about the same label balance. An author's
-    stratum is its videos' mean label.
+    Units holding the same file (a repost of the same bytes: a pixel model would be tested on what it
+    was trained on) are joined into one (:func:`split_units`). With ``stratify_on`` the cut is made
+    within each label stratum (the binary label, or :data:`SCORE_STRATA` score bins), so each split
+    gets about the same label balance. An author's stratum is its videos' mean label.
     """
-    unit = rows["video_id"].astype(str)
-    if group_by == "author":
-        unit = ("author:" + rows["author_id"].astype("string")).fillna("video:" + unit).astype(str)
-    units = pd.DataFrame({"unit": unit})
+    units = pd.DataFrame({"unit": split_units(rows, group_by)})
     units["label"] = rows[stratify_on].astype("float64").to_numpy() if stratify_on else 0.0
     per_unit = units.groupby("unit", sort=True).agg(size=("label", "size"), label=("label", "mean"))
     per_unit["stratum"] = _strata(per_unit["label"], stratify_on)
@@ -42,6 +43,26 @@ def assign_splits(
     cuts = np.cumsum(np.asarray(fractions, dtype=np.float64))[:2]
     per_unit["split"] = np.asarray(SPLITS)[np.searchsorted(cuts, position, side="right")]
     return per_unit["split"].reindex(units["unit"]).to_numpy()
+
+
+def split_units(rows: pd.DataFrame, group_by: str = "none") -> np.ndarray:
+    """Each row's unit of the split: its video id, or ``author:<id>`` with ``group_by="author"``, where
+    units sharing a ``sha256`` are joined into one named after its smallest member (so a corpus without
+    duplicates keeps the units, and the splits, it always had)."""
+    unit = rows["video_id"].astype(str)
+    if group_by == "author":
+        unit = ("author:" + rows["author_id"].astype("string")).fillna("video:" + unit).astype(str)
+    if "sha256" not in rows:
+        return unit.to_numpy(dtype=object)
+    names, node = np.unique(unit.to_numpy(dtype=str), return_inverse=True)
+    files = pd.Series(node).groupby(rows["sha256"].to_numpy(), dropna=True)
+    # every unit of a file linked to the file's first unit; a row without a file to itself
+    first = files.transform("first").fillna(pd.Series(node)).to_numpy(dtype=np.int64)
+    graph = coo_array((np.ones(len(node)), (node, first)), shape=(len(names), len(names)))
+    _, component = connected_components(graph, directed=False)
+    # names is sorted, so a component's smallest node is its smallest name
+    smallest = pd.Series(np.arange(len(names))).groupby(component).transform("min").to_numpy()
+    return names[smallest[node]].astype(object)
 
 
 def _strata(label: pd.Series, stratify_on: str | None) -> np.ndarray:
