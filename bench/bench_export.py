@@ -57,7 +57,10 @@ def build_corpus(settings: Settings, n: int, seed: int = 0) -> None:
         cur.executemany(
             "INSERT INTO media_files (video_id, path, size_bytes, sha256, downloaded_at, width, height, avg_fps, "
             "duration_s, frame_count, has_audio) VALUES (?, ?, 1000, ?, ?, 576, 1024, 30.0, ?, ?, 1)",
-            ((vid, f"media/{vid}.mp4", "ab" * 32, _stamp(T0), float(f) / 30.0, int(f)) for vid, f in zip(ids, frames)),
+            (
+                (vid, f"media/{vid}.mp4", f"{vid:0>64}", _stamp(T0), float(f) / 30.0, int(f))
+                for vid, f in zip(ids, frames)
+            ),
         )
         for day, scale in ((1, 0.5), (0, 1.0)):  # an older snapshot, then the latest
             cur.executemany(

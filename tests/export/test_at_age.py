@@ -248,10 +248,13 @@ def test_the_authors_counts_are_those_of_the_stats_moment(settings, store):
     """Followers grow after a hit: an export at an age, or as of a date, reads the author's counts from
     their snapshot at that moment (or, within the age tolerance, just after it), never the profile's
     later ones; where there is none, they are unknown. A plain export keeps the profile's latest."""
-    later = {"follower_count": 10**6, "following_count": 7, "heart_count": 10**8, "video_count": 70}
+    later = {"follower_count": 10**6, "following_count": 7, "heart_count": 10**8, "video_count": 70, "verified": True}
     # author -> [(age of the snapshot, followers)]; each author has one video with stats at 6d and 8d.
-    authors = {"a1": [(1 * DAY, 100), (6 * DAY, 200), (8 * DAY, 5000)], "a2": [(7 * DAY + 12 * HOUR, 300)], "a3": []}
-    authors["a3"] = [(30 * DAY, 9000)]
+    authors = {
+        "a1": [(1 * DAY, 100), (6 * DAY, 200), (8 * DAY, 5000)],
+        "a2": [(7 * DAY + 12 * HOUR, 300)],
+        "a3": [(30 * DAY, 9000)],
+    }
     with store.transaction() as session:
         session.add_all([Author(id=author, **later) for author in authors])
         session.flush()
@@ -281,15 +284,19 @@ def test_the_authors_counts_are_those_of_the_stats_moment(settings, store):
     assert rows["follower_count"].fillna(unknown).tolist() == [200, 300, unknown]
     assert rows["following_count"].fillna(unknown).tolist() == [2, 3, unknown]
     assert rows["heart_count"].fillna(unknown).tolist() == [2000, 3000, unknown]
-    assert manifest["selection"]["author_counts"] | {"rule": None} == {"rule": None, "placed": 2, "unknown": 1}
+    assert rows["verified"].isna().all()  # the badge is today's, and snapshots do not keep it
+    counts = manifest["selection"]["author_counts"]
+    assert (counts["placed"], counts["unknown"]) == (2, 1) and "at most 1d after it" in counts["rule"]
     _, rows, _ = _export(settings, at_age_s=7 * DAY, age_tolerance_s=HOUR)  # a2's snapshot is now too late
     assert rows["follower_count"].fillna(unknown).tolist() == [200, unknown, unknown]
 
     manifest, rows, _ = _export(settings, as_of=_at(7 * DAY))  # the 6d stats, and the authors' counts by 6d
     assert rows["follower_count"].fillna(unknown).tolist() == [200, unknown, unknown]
-    assert manifest["selection"]["author_counts"]["unknown"] == 2
+    counts = manifest["selection"]["author_counts"]
+    assert counts["unknown"] == 2 and "after it" not in counts["rule"]
     manifest, rows, _ = _export(settings)
-    assert rows["follower_count"].tolist() == [10**6] * 3 and "author_counts" not in manifest["selection"]
+    assert rows["follower_count"].tolist() == [10**6] * 3 and rows["verified"].all()
+    assert "author_counts" not in manifest["selection"]
 
 
 def test_the_pure_interpolation_handles_ties_nulls_and_empty_input():

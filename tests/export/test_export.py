@@ -124,11 +124,14 @@ def test_a_file_posted_twice_never_spans_two_splits(settings, store, corpus):
         {"video_id": [str(20_000 + i) for i in range(n)], "author_id": [f"a{i % 50}" for i in range(n)]}
     )
     rows["sha256"] = [f"file{i % 200}" if i % 3 == 0 else f"own{i}" for i in range(n)]  # 200 files, each 1 to 3 times
+    rows.loc[rows.index % 3 == 1, "sha256"] = ["", None] * 100  # no file known: each its own unit
     for group_by in ("none", "author"):
         splits = pd.Series(assign_splits(rows, fractions=(0.6, 0.2, 0.2), seed=7, group_by=group_by))
-        assert (splits.groupby(rows["sha256"]).nunique() == 1).all(), group_by
+        files = rows["sha256"].where(rows["sha256"].fillna("").str.startswith("file"))
+        assert (splits.groupby(files).nunique() == 1).all(), group_by
+        assert splits[(rows["sha256"] == "").to_numpy()].nunique() == 3  # not one unit of "no file"
         assert set(splits) == {"train", "val", "test"}
-    alone = rows["sha256"].str.startswith("own")
+    alone = ~rows["sha256"].fillna("").str.startswith("file")
     plain = pd.Series(assign_splits(rows.drop(columns="sha256"), fractions=(0.6, 0.2, 0.2), seed=7))
     joined = pd.Series(assign_splits(rows, fractions=(0.6, 0.2, 0.2), seed=7))
     assert (plain[alone] == joined[alone]).mean() > 0.8  # only the cut points move a little
@@ -141,7 +144,8 @@ def test_a_file_posted_twice_never_spans_two_splits(settings, store, corpus):
     path = run_export(settings, ExportOptions(split=(0.34, 0.33, 0.33)))
     exported = pd.read_parquet(path / "videos.parquet").set_index("video_id")
     assert exported.loc[sorted(reposted), "split"].nunique() == 1 and exported["split"].nunique() == 3
-    assert json.loads((path / "manifest.json").read_text())["split"]["videos_sharing_a_file"] == 3
+    split = json.loads((path / "manifest.json").read_text())["split"]
+    assert (split["videos_sharing_a_file"], split["largest_unit_videos"]) == (3, 3)
 
 
 def test_splits_are_deterministic_from_seed_and_ids(settings, store, corpus):

@@ -110,7 +110,9 @@ def _profiles_at_stats_moment(rows: pd.DataFrame, snapshots: pd.DataFrame, *, to
 
     The author's latest snapshot at or before that moment, else their first one at most ``tolerance_s``
     after it (the rule that placed the row's own counts); unknown (null) when neither exists, never a
-    later count. Returns the rows placed and left unknown, and the rule, for the manifest.
+    later count. ``verified`` becomes unknown too: snapshots do not keep the badge, and the profile's is
+    today's (a badge may follow a hit). Returns the rows placed and left unknown, and the rule, for the
+    manifest.
     """
     # One type for each key on both sides (an empty read has object columns, a full one strings).
     moments = pd.DataFrame(
@@ -145,9 +147,11 @@ def _profiles_at_stats_moment(rows: pd.DataFrame, snapshots: pd.DataFrame, *, to
     known = found.notna().any(axis=1)
     for column in PROFILE_COUNTS:
         rows[column] = found[column]
+    rows["verified"] = None
+    after = f", else their first one at most {format_duration(tolerance_s)} after it" if tolerance_s else ""
     return {
-        "rule": "the author's latest snapshot at or before the stats moment, else their first one within the "
-        "age tolerance after it; unknown otherwise",
+        "rule": f"the author's latest snapshot at or before the stats moment{after}; unknown otherwise "
+        "(the verified badge is not kept in snapshots: unknown)",
         "placed": int(known.sum()),
         "unknown": int((~known).sum()),
     }

@@ -13,7 +13,7 @@ from ..durations import format_duration
 from .at_age import METHOD
 from .format import EARLY_AGES_S, GROWTH_COLUMNS, MANIFEST_FORMAT, export_columns
 from .options import ExportOptions
-from .splits import SPLITS
+from .splits import SPLITS, split_units
 
 
 def build_manifest(
@@ -77,7 +77,8 @@ def build_manifest(
             "stratified_on": options.label_column if options.stratify else None,
             "method": "units ordered by a seeded hash of their id, cut at the cumulative fractions",
             "same_file": "units holding the same file (sha256) are joined into one: a repost stays in one split",
-            "videos_sharing_a_file": int((rows["sha256"].notna() & rows["sha256"].duplicated(keep=False)).sum()),
+            "videos_sharing_a_file": int(rows["sha256"].replace("", None).dropna().duplicated(keep=False).sum()),
+            "largest_unit_videos": int(pd.Series(split_units(rows, options.group_by)).value_counts().max()),
         },
         "selection": selection,
         "source_database": source_database,
@@ -128,7 +129,8 @@ def dataset_card(manifest: dict) -> str:
     placed = manifest["selection"].get("author_counts")
     author_counts = (
         f"those at each row's stats moment, from the author's snapshots ({placed['placed']} rows; "
-        f"{placed['unknown']} left unknown: their author had no count by then)"
+        f"{placed['unknown']} left unknown: no snapshot of their author by then - a corpus crawled before "
+        "the crawl kept author snapshots has them only from `corpus track`); `verified` is unknown"
         if placed
         else "the profile as last seen"
     )

@@ -55,7 +55,8 @@ def split_units(rows: pd.DataFrame, group_by: str = "none") -> np.ndarray:
     if "sha256" not in rows:
         return unit.to_numpy(dtype=object)
     names, node = np.unique(unit.to_numpy(dtype=str), return_inverse=True)
-    files = pd.Series(node).groupby(rows["sha256"].to_numpy(), dropna=True)
+    digests = rows["sha256"].astype(object)
+    files = pd.Series(node).groupby(digests.where(digests.ne("")).to_numpy(), dropna=True)  # "" is no file
     # every unit of a file linked to the file's first unit; a row without a file to itself
     first = files.transform("first").fillna(pd.Series(node)).to_numpy(dtype=np.int64)
     graph = coo_array((np.ones(len(node)), (node, first)), shape=(len(names), len(names)))

@@ -31,6 +31,14 @@ BEST_WORST = 3  # videos shown at each end of the test ranking
 NOT_CURVES = ("epoch", "lr", "seconds", "train_seconds", "train_clips_per_s", "loader_wait_s", "peak_gpu_mem_gib")
 
 
+def _p_value(value) -> str:
+    """Three significant digits: a p-value of 0.0004 is not 0.000."""
+    return "-" if value is None or pd.isna(value) else f"{value:.3g}"
+
+
+P_VALUES = {"p-value": _p_value, "paired p": _p_value}  # the tables' p-value columns
+
+
 def model_section(
     run_dir: Path | None, export_dir: Path | None, poster_dir: Path, render: Callable[[list[FigureSpec]], str]
 ) -> str:
@@ -46,7 +54,7 @@ def model_section(
     verdict_class = "beats" if metrics.get("beats_baselines") else "does-not-beat"
     collapsed = '<p class="note">The model collapsed to a constant prediction.</p>' if metrics.get("collapsed") else ""
     table = metrics_table(metrics).to_html(
-        float_format=lambda v: f"{v:.3f}", na_rep="-", classes="model-metrics", border=0
+        float_format=lambda v: f"{v:.3f}", formatters=P_VALUES, na_rep="-", classes="model-metrics", border=0
     )
     about = (
         f"export {run.get('export_name', run_export.name)} v{run.get('export_version', '?')} ({metrics['task']} "
@@ -167,6 +175,8 @@ def _ablation_section(export_dir: Path | None) -> str:
             for row in ablation.get("rows", [])
         ]
     )
+    if table.get("paired p", pd.Series()).isna().all():  # an ablation made before the paired comparison
+        table = table.drop(columns="paired p", errors="ignore")
     figure = found[-1].parent / str(ablation.get("figure") or "")
     image = (
         f'<figure id="ablation-figure"><img alt="ablation" src="data:image/png;base64,'
@@ -179,7 +189,9 @@ def _ablation_section(export_dir: Path | None) -> str:
         f'<h3 id="ablation">What drives virality in this corpus (ablation {html.escape(found[-1].parent.name)})</h3>'
         "<p>A gbdt model per line: each modality alone, all but one, all. The oracle (replica corpora only) is "
         "the ROC-AUC of the modality's true latent signal on the same test rows.</p>"
-        + table.to_html(float_format=lambda v: f"{v:.3f}", na_rep="-", classes="ablation", index=False)
+        + table.to_html(
+            float_format=lambda v: f"{v:.3f}", formatters=P_VALUES, na_rep="-", classes="ablation", index=False
+        )
         + image
     )
 

@@ -51,8 +51,7 @@ def exportable_rows(store: Store, *, min_frames: int, as_of: datetime | None) ->
     Columns: ``video_id, author_id, author_unique_id, create_time, desc``, the five counts,
     ``follower_count, stats_captured_at, duration_s, fps, frame_count, width, height, has_audio,
     media_path`` (relative to the data dir), ``sha256``, the author's ``following_count, heart_count,
-    video_count, verified``, the video's ``music_title`` and ``author_updated_at`` (when the author's
-    row, and so their counts, was last written).
+    video_count, verified`` and the video's ``music_title``.
     """
     snap = table_of(StatsSnapshot)
     recency = func.row_number().over(
@@ -94,7 +93,6 @@ def exportable_rows(store: Store, *, min_frames: int, as_of: datetime | None) ->
             Author.video_count,
             Author.verified,
             Video.music_title,
-            Author.updated_at.label("author_updated_at"),
         )
         .select_from(Video)
         .join(MediaFile, MediaFile.video_id == Video.id)
@@ -131,8 +129,8 @@ def exportable_snapshots(store: Store, *, min_frames: int) -> pd.DataFrame:
 
 
 def exportable_author_snapshots(store: Store, *, min_frames: int) -> pd.DataFrame:
-    """Every snapshot of the authors of exportable videos (``corpus track`` takes one per observation),
-    ordered by author, capture time and id.
+    """Every snapshot of the authors of exportable videos (one per sighting of a crawl's lists or a
+    tracker's observation), ordered by author, capture time and id.
 
     Columns: ``author_id, captured_at`` and the four profile counts.
     """

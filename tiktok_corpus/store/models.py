@@ -158,7 +158,8 @@ class StatsSnapshot(Base):
 
 
 class AuthorSnapshot(Base):
-    """An author's counts at one moment (``corpus track``), never overwritten: their growth over time."""
+    """An author's counts at one moment, never overwritten: their growth over time. One per author and
+    moment of a crawl's lists, and one per ``corpus track`` observation, taken with the video's stats."""
 
     __tablename__ = "author_snapshots"
     __table_args__ = (Index("ix_author_snapshots_author", "author_id", "captured_at"),)
