@@ -7,6 +7,7 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
@@ -146,6 +147,46 @@ def test_a_file_posted_twice_never_spans_two_splits(settings, store, corpus):
     assert exported.loc[sorted(reposted), "split"].nunique() == 1 and exported["split"].nunique() == 3
     split = json.loads((path / "manifest.json").read_text())["split"]
     assert (split["videos_sharing_a_file"], split["largest_unit_videos"]) == (3, 3)
+
+
+def test_time_ordered_splits_train_on_the_past_and_test_on_the_future(settings, store, corpus):
+    rng = np.random.default_rng(0)
+    n = 500
+    rows = pd.DataFrame(
+        {
+            "video_id": [str(v) for v in rng.permutation(np.arange(30_000, 30_000 + n))],  # ids say nothing of time
+            "author_id": [f"a{i % 40}" for i in range(n)],
+            "create_time": rng.integers(1_700_000_000, 1_710_000_000, n).astype("float64"),
+            "is_viral": rng.integers(0, 2, n),
+        }
+    )
+    rows.loc[:4, "create_time"] = np.nan  # no known time: the oldest
+    splits = pd.Series(assign_splits(rows, fractions=(0.6, 0.2, 0.2), seed=1, order="time"))
+    times = rows["create_time"].groupby(splits)
+    assert times.max()["train"] < times.min()["val"] and times.max()["val"] < times.min()["test"]
+    assert (splits[:5] == "train").all() and splits.value_counts().to_dict() == {"train": 300, "val": 100, "test": 100}
+    assert (assign_splits(rows, fractions=(0.6, 0.2, 0.2), seed=2, order="time") == splits).all()  # no seed in it
+    stratified = pd.Series(assign_splits(rows, fractions=(0.6, 0.2, 0.2), seed=1, order="time", stratify_on="is_viral"))
+    for _, stratum in rows.groupby("is_viral"):  # in each label stratum, the past trains and the future tests
+        by_split = stratum["create_time"].groupby(stratified[stratum.index])
+        assert by_split.max()["train"] < by_split.min()["val"] and by_split.max()["val"] < by_split.min()["test"]
+    by_author = pd.Series(assign_splits(rows, fractions=(0.6, 0.2, 0.2), seed=1, group_by="author", order="time"))
+    medians = (
+        rows["create_time"].groupby(rows["author_id"]).median().groupby(by_author.groupby(rows["author_id"]).first())
+    )
+    assert medians.max()["train"] < medians.min()["test"]
+
+    result = CliRunner().invoke(
+        app, ["--data-dir", str(settings.data_dir), "export", "--labels", "binary", "--split-order", "time", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    manifest = json.loads(result.stdout)
+    exported = pd.read_parquet(Path(manifest["export_dir"]) / "videos.parquet")
+    times = exported["create_time"].groupby(exported["split"])
+    assert times.max()["train"] <= times.min()["test"] and manifest["split"]["order"] == "time"
+    assert "order: time (train holds the oldest posts" in (Path(manifest["export_dir"]) / "README.md").read_text()
+    with pytest.raises(ConfigError, match="--split-order"):
+        ExportOptions(split_order="future")
 
 
 def test_splits_are_deterministic_from_seed_and_ids(settings, store, corpus):

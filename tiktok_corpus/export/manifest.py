@@ -75,7 +75,13 @@ def build_manifest(
             "group_by": options.group_by,
             "stratify": options.stratify,
             "stratified_on": options.label_column if options.stratify else None,
-            "method": "units ordered by a seeded hash of their id, cut at the cumulative fractions",
+            "order": options.split_order,
+            "method": (
+                "units ordered by their median create_time (oldest first; the seeded hash breaks ties), cut at "
+                "the cumulative fractions"
+                if options.split_order == "time"
+                else "units ordered by a seeded hash of their id, cut at the cumulative fractions"
+            ),
             "same_file": "units holding the same file (sha256) are joined into one: a repost stays in one split",
             "videos_sharing_a_file": int(rows["sha256"].replace("", None).dropna().duplicated(keep=False).sum()),
             "largest_unit_videos": int(pd.Series(split_units(rows, options.group_by)).value_counts().max()),
@@ -126,6 +132,9 @@ def dataset_card(manifest: dict) -> str:
     )
     thresholds = ", ".join(f"{m} > {v:g}" for m, v in params["thresholds"].items())
     stats, at_age_label, engagement_bias = _age_basis_text(manifest)
+    order = (  # exports made before --split-order were in random order
+        "time (train holds the oldest posts, test the newest)" if manifest["split"].get("order") == "time" else "random"
+    )
     placed = manifest["selection"].get("author_counts")
     author_counts = (
         f"those at each row's stats moment, from the author's snapshots ({placed['placed']} rows; "
@@ -166,7 +175,7 @@ A dataset of TikTok videos with engagement statistics and virality labels, made 
 {at_age_label}
 ## Splits and class balance
 Seed {manifest["split"]["seed"]}, fractions {manifest["split"]["fractions"]}, grouped by
-{manifest["split"]["group_by"]}, stratified: {manifest["split"]["stratify"]}.
+{manifest["split"]["group_by"]}, stratified: {manifest["split"]["stratify"]}, order: {order}.
 
 | split | videos | is_viral = 1 | is_viral = 0 | mean virality_score |
 |---|---|---|---|---|

@@ -15,6 +15,7 @@ from ..errors import ConfigError, CorpusError
 from .labels import LABEL_COLUMNS, PAPER_THRESHOLD_QUANTILE, PAPER_WEIGHTS
 
 GROUP_BY = ("none", "author")
+SPLIT_ORDERS = ("random", "time")
 FORMATS = ("parquet", "csv", "webdataset")
 LABEL_FITS = ("train", "all")
 DEFAULT_NAME = "corpus"
@@ -38,6 +39,11 @@ class ExportOptions:
     split: tuple[float, ...] = described((0.7, 0.15, 0.15), "train,val,test fractions (sum 1).")
     group_by: str = described("none", "none | author (no author in two splits).")
     stratify: bool = described(False, "Balance the label across splits.")
+    split_order: str = described(
+        "random",
+        "random (units ordered by a seeded hash) | time (the oldest posts train, the newest test: the model is "
+        "judged on posts made after everything it learnt from, as when it is used).",
+    )
     seed: int = described(0, "Split seed.")
     format: str = described(
         "parquet", "parquet | csv | webdataset (videos.parquet plus tar shards of each video and its row)."
@@ -69,6 +75,7 @@ class ExportOptions:
     def __post_init__(self) -> None:
         _choice("--labels", self.label, tuple(LABEL_COLUMNS))
         _choice("--group-by", self.group_by, GROUP_BY)
+        _choice("--split-order", self.split_order, SPLIT_ORDERS)
         _choice("--format", self.format, FORMATS)
         _choice("--label-fit", self.label_fit, LABEL_FITS)
         if len(self.split) != 3 or min(self.split) < 0 or abs(sum(self.split) - 1.0) > 1e-6:

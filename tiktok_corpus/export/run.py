@@ -55,6 +55,7 @@ def run_export(
             seed=options.seed,
             group_by=options.group_by,
             stratify_on=options.label_column if options.stratify else None,
+            order=options.split_order,
         )
         progress.update(step, advance=1, description="computing labels")
         fitted = everywhere if options.label_fit == "all" else _fit(rows[rows["split"] == "train"], options)

@@ -1,5 +1,5 @@
-"""Deterministic train/val/test splits: seeded, by video or by author, optionally stratified; a file
-posted more than once (byte-identical: the same sha256) never spans two splits."""
+"""Deterministic train/val/test splits: seeded or in posting order, by video or by author, optionally
+stratified; a file posted more than once (byte-identical: the same sha256) never spans two splits."""
 
 from __future__ import annotations
 
@@ -19,12 +19,20 @@ SCORE_STRATA = 5
 
 
 def assign_splits(
-    rows: pd.DataFrame, *, fractions: Sequence[float], seed: int, group_by: str = "none", stratify_on: str | None = None
+    rows: pd.DataFrame,
+    *,
+    fractions: Sequence[float],
+    seed: int,
+    group_by: str = "none",
+    stratify_on: str | None = None,
+    order: str = "random",
 ) -> np.ndarray:
     """train/val/test per row, deterministic from ``seed`` and the ids.
 
     Units (videos, or authors with ``group_by="author"``; a video without an author is its own unit)
-    are ordered by a seeded hash of their id, and cut at the cumulative fractions (counted in videos).
+    are ordered by a seeded hash of their id - or, with ``order="time"``, by their median
+    ``create_time`` (the hash breaks ties; a unit with no known time counts as the oldest: it cannot be
+    placed in the future) - and cut at the cumulative fractions (counted in videos).
     Units holding the same file (a repost of the same bytes: a pixel model would be tested on what it
     was trained on) are joined into one (:func:`split_units`). With ``stratify_on`` the cut is made
     within each label stratum (the binary label, or :data:`SCORE_STRATA` score bins), so each split
@@ -32,11 +40,17 @@ def assign_splits(
     """
     units = pd.DataFrame({"unit": split_units(rows, group_by)})
     units["label"] = rows[stratify_on].astype("float64").to_numpy() if stratify_on else 0.0
-    per_unit = units.groupby("unit", sort=True).agg(size=("label", "size"), label=("label", "mean"))
+    units["time"] = (
+        pd.to_numeric(rows["create_time"], errors="coerce").to_numpy(dtype="float64") if order == "time" else 0.0
+    )
+    per_unit = units.groupby("unit", sort=True).agg(
+        size=("label", "size"), label=("label", "mean"), time=("time", "median")
+    )
     per_unit["stratum"] = _strata(per_unit["label"], stratify_on)
+    per_unit["time"] = per_unit["time"].fillna(-np.inf)
     hash_key = hashlib.sha256(f"split-seed:{seed}".encode()).hexdigest()[:16]
     per_unit["key"] = pd.util.hash_array(per_unit.index.to_numpy(dtype=object), hash_key=hash_key, categorize=False)
-    per_unit = per_unit.sort_values(["stratum", "key"], kind="stable")
+    per_unit = per_unit.sort_values(["stratum", "time", "key"], kind="stable")
     by_stratum = per_unit.groupby("stratum", sort=False)["size"]
     start = by_stratum.cumsum() - per_unit["size"]
     position = (start / by_stratum.transform("sum")).to_numpy()
