@@ -10,12 +10,13 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 from playwright.sync_api import sync_playwright
+from sqlalchemy import select
 
 from tiktok_corpus.browse.app import BrowseServer
 from tiktok_corpus.browse.catalog import PAGE_SIZE, Catalog
 from tiktok_corpus.errors import ConfigError
 from tiktok_corpus.store.db import open_store
-from tiktok_corpus.store.models import Video
+from tiktok_corpus.store.models import RelatedEdge, Video
 
 pytestmark = pytest.mark.slow(40)
 
@@ -25,8 +26,13 @@ HOSTILE = '</script><img src=x onerror="window.__xss=1">"quoted"'
 @pytest.fixture(scope="module")
 def served(demo_corpus):
     with open_store(demo_corpus.settings) as store:
-        with store.transaction() as session:  # a caption as found in the wild
-            first = session.query(Video).filter(Video.download_status == "downloaded").order_by(Video.id).first()
+        with store.transaction() as session:  # a caption as found in the wild, on a video with related ones
+            first = (
+                session.query(Video)
+                .filter(Video.download_status == "downloaded", Video.id.in_(select(RelatedEdge.child_id)))
+                .order_by(Video.id)
+                .first()
+            )
             first.desc = HOSTILE
             hostile_id = first.id
         catalog = Catalog(store, demo_corpus.export_dir)
