@@ -15,6 +15,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from tiktok_corpus.cli import app
+from tiktok_corpus.cli.display import export_summary
 from tiktok_corpus.config import Settings
 from tiktok_corpus.errors import ConfigError
 from tiktok_corpus.export import (
@@ -136,6 +137,11 @@ def test_a_file_posted_twice_never_spans_two_splits(settings, store, corpus):
     plain = pd.Series(assign_splits(rows.drop(columns="sha256"), fractions=(0.6, 0.2, 0.2), seed=7))
     joined = pd.Series(assign_splits(rows, fractions=(0.6, 0.2, 0.2), seed=7))
     assert (plain[alone] == joined[alone]).mean() > 0.8  # only the cut points move a little
+    for group_by, stratify_on in (("none", None), ("author", None), ("none", "is_viral"), ("author", "score")):
+        unique = rows.assign(sha256=[f"own{i}" for i in range(n)], is_viral=rows.index % 3 == 0, score=rows.index % 7)
+        options = dict(fractions=(0.6, 0.2, 0.2), seed=7, group_by=group_by, stratify_on=stratify_on)
+        without = assign_splits(unique.drop(columns="sha256"), **options)
+        assert (assign_splits(unique, **options) == without).all(), (group_by, stratify_on)  # no repost: as before
 
     with store.transaction() as session:  # three of the corpus's videos hold one file
         shared = session.scalars(select(MediaFile).order_by(MediaFile.video_id).limit(3)).all()
@@ -145,8 +151,14 @@ def test_a_file_posted_twice_never_spans_two_splits(settings, store, corpus):
     path = run_export(settings, ExportOptions(split=(0.34, 0.33, 0.33)))
     exported = pd.read_parquet(path / "videos.parquet").set_index("video_id")
     assert exported.loc[sorted(reposted), "split"].nunique() == 1 and exported["split"].nunique() == 3
-    split = json.loads((path / "manifest.json").read_text())["split"]
-    assert (split["videos_sharing_a_file"], split["largest_unit_videos"]) == (3, 3)
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert (manifest["split"]["videos_sharing_a_file"], manifest["split"]["largest_unit_videos"]) == (3, 3)
+    # 3 videos in one unit against a smallest split of about 4: the summary says the sizes may be off
+    assert export_summary(manifest).endswith(
+        "warning: one split unit holds 3 videos (an author, or videos sharing a file)"
+    )
+    manifest["split"]["largest_unit_videos"] = 1
+    assert "warning" not in export_summary(manifest)
 
 
 def test_time_ordered_splits_train_on_the_past_and_test_on_the_future(settings, store, corpus):
@@ -166,10 +178,6 @@ def test_time_ordered_splits_train_on_the_past_and_test_on_the_future(settings, 
     assert times.max()["train"] < times.min()["val"] and times.max()["val"] < times.min()["test"]
     assert (splits[:5] == "train").all() and splits.value_counts().to_dict() == {"train": 300, "val": 100, "test": 100}
     assert (assign_splits(rows, fractions=(0.6, 0.2, 0.2), seed=2, order="time") == splits).all()  # no seed in it
-    stratified = pd.Series(assign_splits(rows, fractions=(0.6, 0.2, 0.2), seed=1, order="time", stratify_on="is_viral"))
-    for _, stratum in rows.groupby("is_viral"):  # in each label stratum, the past trains and the future tests
-        by_split = stratum["create_time"].groupby(stratified[stratum.index])
-        assert by_split.max()["train"] < by_split.min()["val"] and by_split.max()["val"] < by_split.min()["test"]
     by_author = pd.Series(assign_splits(rows, fractions=(0.6, 0.2, 0.2), seed=1, group_by="author", order="time"))
     medians = (
         rows["create_time"].groupby(rows["author_id"]).median().groupby(by_author.groupby(rows["author_id"]).first())
@@ -177,16 +185,25 @@ def test_time_ordered_splits_train_on_the_past_and_test_on_the_future(settings, 
     assert medians.max()["train"] < medians.min()["test"]
 
     result = CliRunner().invoke(
-        app, ["--data-dir", str(settings.data_dir), "export", "--labels", "binary", "--split-order", "time", "--json"]
+        app,
+        ["--data-dir", str(settings.data_dir), "export", "--labels", "binary", "--split-order", "time"]
+        + ["--normalize-age", "--json"],
     )
     assert result.exit_code == 0, result.output
     manifest = json.loads(result.stdout)
     exported = pd.read_parquet(Path(manifest["export_dir"]) / "videos.parquet")
     times = exported["create_time"].groupby(exported["split"])
     assert times.max()["train"] <= times.min()["test"] and manifest["split"]["order"] == "time"
-    assert "order: time (train holds the oldest posts" in (Path(manifest["export_dir"]) / "README.md").read_text()
+    assert "order: time (units ordered by their median posting time" in (
+        Path(manifest["export_dir"]) / "README.md"
+    ).read_text().replace("\n", " ")
     with pytest.raises(ConfigError, match="--split-order"):
         ExportOptions(split_order="future")
+    # Counts taken at one moment make the newest posts the least viral; strata cut in time apart make age a label.
+    with pytest.raises(ConfigError, match="needs --at-age or --normalize-age"):
+        ExportOptions(split_order="time")
+    with pytest.raises(ConfigError, match="excludes --stratify"):
+        ExportOptions(split_order="time", at_age_s=86_400, stratify=True)
 
 
 def test_splits_are_deterministic_from_seed_and_ids(settings, store, corpus):

@@ -247,8 +247,18 @@ def export_summary(manifest: dict) -> str:
     taken = f"at age {basis['at_age']}" if isinstance(basis, dict) else f"from the {basis}"
     return (
         f"{manifest['row_count']} (viral {viral['1']}, not viral {viral['0']}; "
-        f"splits {_plain(manifest['counts']['split'])}; labels {taken})"
+        f"splits {_plain(manifest['counts']['split'])}; labels {taken}){_unit_warning(manifest)}"
     )
+
+
+def _unit_warning(manifest: dict) -> str:
+    """A warning when one split unit (an author, or videos sharing a file) outweighs half of the smallest
+    split's share: the splits' sizes are then far from the fractions asked for."""
+    largest, rows = manifest["split"].get("largest_unit_videos", 0), manifest["row_count"]
+    smallest = min((f for f in manifest["split"]["fractions"].values() if f > 0), default=1.0)
+    if largest <= 1 or largest <= 0.5 * smallest * rows:
+        return ""
+    return f"; warning: one split unit holds {largest} videos (an author, or videos sharing a file)"
 
 
 def _plain(counts: dict) -> str:

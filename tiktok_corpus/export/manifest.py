@@ -133,7 +133,9 @@ def dataset_card(manifest: dict) -> str:
     thresholds = ", ".join(f"{m} > {v:g}" for m, v in params["thresholds"].items())
     stats, at_age_label, engagement_bias = _age_basis_text(manifest)
     order = (  # exports made before --split-order were in random order
-        "time (train holds the oldest posts, test the newest)" if manifest["split"].get("order") == "time" else "random"
+        "time (units ordered by their median posting time: train the oldest, test the newest)"
+        if manifest["split"].get("order") == "time"
+        else "random"
     )
     placed = manifest["selection"].get("author_counts")
     author_counts = (
@@ -175,7 +177,8 @@ A dataset of TikTok videos with engagement statistics and virality labels, made 
 {at_age_label}
 ## Splits and class balance
 Seed {manifest["split"]["seed"]}, fractions {manifest["split"]["fractions"]}, grouped by
-{manifest["split"]["group_by"]}, stratified: {manifest["split"]["stratify"]}, order: {order}.
+{manifest["split"]["group_by"]}, stratified: {manifest["split"]["stratify"]}, order: {order}. Videos holding the
+same file (sha256) are kept in one split ({manifest["split"].get("videos_sharing_a_file", 0)} such videos).
 
 | split | videos | is_viral = 1 | is_viral = 0 | mean virality_score |
 |---|---|---|---|---|

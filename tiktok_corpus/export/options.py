@@ -41,8 +41,9 @@ class ExportOptions:
     stratify: bool = described(False, "Balance the label across splits.")
     split_order: str = described(
         "random",
-        "random (units ordered by a seeded hash) | time (the oldest posts train, the newest test: the model is "
-        "judged on posts made after everything it learnt from, as when it is used).",
+        "random (units ordered by a seeded hash) | time (units ordered by their median posting time, the oldest "
+        "in train, the newest in test: the model is judged on later posts than it learnt from; --seed only "
+        "breaks ties). time needs --at-age or --normalize-age and excludes --stratify.",
     )
     seed: int = described(0, "Split seed.")
     format: str = described(
@@ -90,6 +91,16 @@ class ExportOptions:
             raise ConfigError(f"--shard-size must be at least 1, got {self.shard_size}")
         if self.min_frames < 0:
             raise ConfigError(f"--min-frames must not be negative, got {self.min_frames}")
+        if self.split_order == "time" and self.at_age_s is None and not self.normalize_age:
+            raise ConfigError(
+                "--split-order time needs --at-age or --normalize-age: the newest posts have had the least time "
+                "to gather views, so counts taken at one moment would make test the not-viral split"
+            )
+        if self.split_order == "time" and self.stratify:
+            raise ConfigError(
+                "--split-order time excludes --stratify: each label stratum cut in time by itself gives test's "
+                "viral and not-viral posts different ages, and posting time would tell them apart"
+            )
         if self.at_age_s is not None and self.as_of is not None:
             raise ConfigError("--at-age and --as-of exclude each other: labels are taken at one age or at one time")
         if self.at_age_s is not None and self.at_age_s <= 0:

@@ -38,6 +38,8 @@ def assign_splits(
     within each label stratum (the binary label, or :data:`SCORE_STRATA` score bins), so each split
     gets about the same label balance. An author's stratum is its videos' mean label.
     """
+    if order not in ("random", "time"):
+        raise ValueError(f"order must be random or time, got {order!r}")
     units = pd.DataFrame({"unit": split_units(rows, group_by)})
     units["label"] = rows[stratify_on].astype("float64").to_numpy() if stratify_on else 0.0
     units["time"] = (

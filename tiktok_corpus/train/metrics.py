@@ -41,7 +41,7 @@ SIGNIFICANCE = 0.05  # one-sided p-value the model must reach against chance and
 EARLY_VIEWS = "early-views"  # the baseline on plays at early ages, when the export has them (--at-age)
 CI_LEVEL = 0.95  # the confidence intervals: percentile bootstrap over test rows
 CI_RESAMPLES = 2000
-PAIRED_BATCH = 200  # resamples drawn at once by the paired comparison (CI_RESAMPLES is a multiple)
+PAIRED_BATCH = 200  # resamples drawn at once by the paired comparison
 
 
 def _number(value) -> float | None:
@@ -127,8 +127,8 @@ def paired_comparison(task: str, y, model_scores, baseline_scores, *, seed: int 
     if observed is None or len(y) < 2:
         return {"difference": None, "difference_ci": None, "p_value": None}
     rng, batches = np.random.default_rng(seed), []
-    for _ in range(0, CI_RESAMPLES, PAIRED_BATCH):  # in batches: a large test split stays in memory
-        rows = rng.integers(0, len(y), (PAIRED_BATCH, len(y)))
+    for start in range(0, CI_RESAMPLES, PAIRED_BATCH):  # in batches: a large test split stays in memory
+        rows = rng.integers(0, len(y), (min(PAIRED_BATCH, CI_RESAMPLES - start), len(y)))
         with np.errstate(invalid="ignore"):  # a resample with one class has no AUC: it is left out
             batches.append(sign * (statistic(y[rows], model_scores[rows]) - statistic(y[rows], baseline_scores[rows])))
     gains = np.concatenate(batches)
