@@ -10,13 +10,13 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 from playwright.sync_api import sync_playwright
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from tiktok_corpus.browse.app import BrowseServer
 from tiktok_corpus.browse.catalog import PAGE_SIZE, Catalog
 from tiktok_corpus.errors import ConfigError
 from tiktok_corpus.store.db import open_store
-from tiktok_corpus.store.models import RelatedEdge, Video
+from tiktok_corpus.store.models import AuthorSnapshot, RelatedEdge, Video
 
 pytestmark = pytest.mark.slow(40)
 
@@ -89,10 +89,16 @@ def test_video_page_plays_charts_links_and_escapes(served, page, demo_corpus):
     with open_store(demo_corpus.settings) as store, store.transaction() as session:
         video = session.get(Video, hostile_id)
         posted, seen = datetime.fromtimestamp(video.create_time, UTC), (video.first_seen_at, video.last_seen_at)
+        author_seen = session.scalar(
+            select(func.count()).select_from(AuthorSnapshot).where(AuthorSnapshot.author_id == video.author_id)
+        )
     facts = dict(row.split("\t", 1) for row in page.locator("table").first.inner_text().splitlines())
     assert facts["posted"] == f"{posted:%Y-%m-%d %H:%M} UTC"
     assert (facts["first seen"], facts["last seen"]) == tuple(f"{when:%Y-%m-%d %H:%M} UTC" for when in seen)
     assert page.locator("#snapshot-chart polyline").count() >= 1
+    # The author's counts over time, one point per snapshot the crawl kept of them.
+    assert author_seen >= 1 and page.locator("#author-chart polyline").count() == 3  # followers, likes, videos
+    assert page.locator("#author-chart text", has_text=f"{author_seen} snapshots").count() == 1
     assert page.locator("a.related").count() >= 1
     assert page.inner_text(".desc") == HOSTILE  # shown as text, never run
     assert page.evaluate("window.__xss") is None

@@ -20,7 +20,7 @@ from .._serving import BackgroundServer
 from ..config import Settings
 from ..errors import ConfigError, CorpusError
 from ..posters import poster_frame
-from ..store.browse import download_attempts, related_videos, video_detail, video_snapshots
+from ..store.browse import author_snapshots, download_attempts, related_videos, video_detail, video_snapshots
 from ..store.db import Store
 from ..store.status import stage_counts
 from .catalog import Catalog, GridQuery
@@ -77,6 +77,7 @@ def browse_app(settings: Settings, store: Store, catalog: Catalog) -> Starlette:
             detail,
             row if catalog.export_dir else None,
             video_snapshots(store, video_id),
+            author_snapshots(store, video_id),
             related_videos(store, video_id),
             download_attempts(store, video_id),
         )

@@ -17,6 +17,9 @@ import pandas as pd
 
 from .catalog import COUNT_LABELS, SORT_KEYS, GridPage, GridQuery
 
+# The author's counts charted on a video's page (their snapshots come with every sighting of their videos).
+AUTHOR_LABELS = {"follower_count": "followers", "heart_count": "likes", "video_count": "videos"}
+
 STYLE = """
 body { font-family: sans-serif; margin: 1em 2em; color: #222; }
 nav a { margin-right: 1em; }
@@ -116,6 +119,7 @@ def video_page(
     detail: dict,
     labels: pd.Series | None,
     snapshots: pd.DataFrame,
+    author: pd.DataFrame,
     related: dict[str, list[tuple[str, int]]],
     attempts: pd.DataFrame,
 ) -> str:
@@ -143,6 +147,7 @@ def video_page(
         f'<h1>Video {text(video_id)}</h1>{player}<p class="desc">{text(detail.get("desc"))}</p>'
         f"{_table(facts)}<h2>Stats over time</h2>{snapshot_chart(snapshots)}"
         f"{snapshots.to_html(index=False, na_rep='-', classes='snapshots')}"
+        f"<h2>The author over time</h2>{snapshot_chart(author, AUTHOR_LABELS, chart_id='author-chart')}"
         f"<h2>Related videos</h2>{_related(related)}<h2>Probe</h2>{_table(probe)}"
         f"<h2>Download attempts</h2>{attempts.to_html(index=False, na_rep='-', classes='attempts')}",
     )
@@ -159,13 +164,20 @@ def _related(related: dict[str, list[tuple[str, int]]]) -> str:
     return "".join(parts)
 
 
-def snapshot_chart(snapshots: pd.DataFrame, width: int = 640, height: int = 220) -> str:
-    """Counts (log scale, ``+1``) against capture time as an inline SVG, one line per count."""
+def snapshot_chart(
+    snapshots: pd.DataFrame,
+    labels: dict[str, str] = COUNT_LABELS,
+    *,
+    chart_id: str = "snapshot-chart",
+    width: int = 640,
+    height: int = 220,
+) -> str:
+    """Counts (log scale, ``+1``) against capture time as an inline SVG, one line per count of ``labels``."""
     if snapshots.empty:
-        return "<p>No stats snapshot.</p>"
+        return "<p>No snapshot.</p>"
     times = pd.to_datetime(snapshots["captured_at"], utc=True).astype("int64").to_numpy() / 1e9
     span = max(float(times.max() - times.min()), 1.0)
-    columns = [c for c in COUNT_LABELS if snapshots[c].notna().any()]
+    columns = [c for c in labels if snapshots[c].notna().any()]
     values = {c: np.log10(snapshots[c].astype("float64").fillna(0).to_numpy() + 1) for c in columns}
     top = max([float(v.max()) for v in values.values()] + [1.0])
     colors = ("#3b75af", "#d9534f", "#5cb85c", "#f0ad4e")
@@ -178,10 +190,10 @@ def snapshot_chart(snapshots: pd.DataFrame, width: int = 640, height: int = 220)
         lines.append(
             f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{points}"><title>{column}</title>'
             f'</polyline><text x="{width - 110}" y="{20 + 14 * len(lines)}" fill="{color}">'
-            f"{COUNT_LABELS[column]}</text>"
+            f"{labels[column]}</text>"
         )
     return (
-        f'<svg id="snapshot-chart" width="{width}" height="{height}" role="img" aria-label="counts over time">'
+        f'<svg id="{chart_id}" width="{width}" height="{height}" role="img" aria-label="counts over time">'
         f'<line x1="40" y1="{height - 20}" x2="{width - 20}" y2="{height - 20}" stroke="#888"/>'
         f'<text x="40" y="{height - 4}">{len(times)} snapshots, log10(count + 1) up to {top:.1f}</text>'
         f"{''.join(lines)}</svg>"

@@ -14,7 +14,17 @@ import pandas as pd
 from sqlalchemy import func, or_, select
 
 from .db import Store
-from .models import Author, DownloadAttempt, Hashtag, MediaFile, RelatedEdge, StatsSnapshot, Video, VideoHashtag
+from .models import (
+    Author,
+    AuthorSnapshot,
+    DownloadAttempt,
+    Hashtag,
+    MediaFile,
+    RelatedEdge,
+    StatsSnapshot,
+    Video,
+    VideoHashtag,
+)
 
 COUNTS = ("play_count", "like_count", "comment_count", "share_count")
 
@@ -106,6 +116,25 @@ def video_snapshots(store: Store, video_id: str) -> pd.DataFrame:
         )
         .where(StatsSnapshot.video_id == video_id)
         .order_by(StatsSnapshot.captured_at, StatsSnapshot.id)
+    )
+    with store.engine.connect() as conn:
+        return pd.read_sql(query, conn)
+
+
+def author_snapshots(store: Store, video_id: str) -> pd.DataFrame:
+    """Every snapshot of the video's author (any of their videos' sightings), oldest first:
+    ``captured_at`` and the author's follower, following, like and video counts."""
+    author = select(Video.author_id).where(Video.id == video_id).scalar_subquery()
+    query = (
+        select(
+            AuthorSnapshot.captured_at,
+            AuthorSnapshot.follower_count,
+            AuthorSnapshot.following_count,
+            AuthorSnapshot.heart_count,
+            AuthorSnapshot.video_count,
+        )
+        .where(AuthorSnapshot.author_id == author)
+        .order_by(AuthorSnapshot.captured_at, AuthorSnapshot.id)
     )
     with store.engine.connect() as conn:
         return pd.read_sql(query, conn)
