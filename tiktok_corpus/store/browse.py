@@ -14,6 +14,7 @@ import pandas as pd
 from sqlalchemy import func, or_, select
 
 from .db import Store
+from .exports import PROFILE_COUNTS
 from .models import (
     Author,
     AuthorSnapshot,
@@ -106,35 +107,24 @@ def video_detail(store: Store, video_id: str) -> dict | None:
 
 def video_snapshots(store: Store, video_id: str) -> pd.DataFrame:
     """Every stats snapshot of a video, oldest first: ``captured_at``, the counts, ``source``, ``age_s``."""
-    query = (
-        select(
-            StatsSnapshot.captured_at,
-            *(getattr(StatsSnapshot, c) for c in COUNTS),
-            StatsSnapshot.collect_count,
-            StatsSnapshot.source,
-            StatsSnapshot.age_s,
-        )
-        .where(StatsSnapshot.video_id == video_id)
-        .order_by(StatsSnapshot.captured_at, StatsSnapshot.id)
-    )
-    with store.engine.connect() as conn:
-        return pd.read_sql(query, conn)
+    columns = [*COUNTS, "collect_count", "source", "age_s"]
+    return _over_time(store, StatsSnapshot, StatsSnapshot.video_id == video_id, columns)
 
 
 def author_snapshots(store: Store, video_id: str) -> pd.DataFrame:
     """Every snapshot of the video's author (any of their videos' sightings), oldest first:
-    ``captured_at`` and the author's follower, following, like and video counts."""
+    ``captured_at`` and the author's :data:`~.exports.PROFILE_COUNTS`."""
     author = select(Video.author_id).where(Video.id == video_id).scalar_subquery()
+    return _over_time(store, AuthorSnapshot, AuthorSnapshot.author_id == author, PROFILE_COUNTS)
+
+
+def _over_time(store: Store, model, where, columns) -> pd.DataFrame:
+    """``captured_at`` and ``columns`` of a snapshot table's rows matching ``where``, oldest first (rows of
+    one moment in the order they were stored)."""
     query = (
-        select(
-            AuthorSnapshot.captured_at,
-            AuthorSnapshot.follower_count,
-            AuthorSnapshot.following_count,
-            AuthorSnapshot.heart_count,
-            AuthorSnapshot.video_count,
-        )
-        .where(AuthorSnapshot.author_id == author)
-        .order_by(AuthorSnapshot.captured_at, AuthorSnapshot.id)
+        select(model.captured_at, *(getattr(model, c) for c in columns))
+        .where(where)
+        .order_by(model.captured_at, model.id)
     )
     with store.engine.connect() as conn:
         return pd.read_sql(query, conn)
