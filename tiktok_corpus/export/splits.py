@@ -12,6 +12,7 @@ from scipy.sparse import coo_array
 from scipy.sparse.csgraph import connected_components
 
 from .labels import LABEL_COLUMNS
+from .options import SPLIT_ORDERS
 
 SPLITS = ("train", "val", "test")
 # Continuous labels are stratified on this many equal-count score bins.
@@ -38,8 +39,8 @@ def assign_splits(
     within each label stratum (the binary label, or :data:`SCORE_STRATA` score bins), so each split
     gets about the same label balance. An author's stratum is its videos' mean label.
     """
-    if order not in ("random", "time"):
-        raise ValueError(f"order must be random or time, got {order!r}")
+    if order not in SPLIT_ORDERS:
+        raise ValueError(f"order must be one of {SPLIT_ORDERS}, got {order!r}")
     units = pd.DataFrame({"unit": split_units(rows, group_by)})
     units["label"] = rows[stratify_on].astype("float64").to_numpy() if stratify_on else 0.0
     units["time"] = (

@@ -369,8 +369,8 @@ def _hashtag_count(value) -> int:
 def metadata_features(table: pd.DataFrame) -> np.ndarray:
     """log1p(followers), duration, caption length, hashtag count: what a model sees without pixels.
 
-    Followers an export could not place at its stats moment stay NaN (the baseline imputes them from the
-    train split); a table without the column reads as no followers, as the paper's baseline did.
+    Unknown followers (an export at a moment where the author had no count by then, or a table without
+    the column) stay NaN: the baseline imputes them from the train split.
     """
 
     def column(name, default=0.0):
@@ -384,11 +384,7 @@ def metadata_features(table: pd.DataFrame) -> np.ndarray:
     hashtags = table["hashtags"] if "hashtags" in table else pd.Series([None] * len(table), index=table.index)
     return np.column_stack(
         [
-            np.log1p(
-                pd.to_numeric(table["follower_count"], errors="coerce").clip(lower=0)
-                if "follower_count" in table
-                else column("follower_count")
-            ),
+            np.log1p(column("follower_count", default=np.nan).clip(lower=0)),
             column("duration_s"),
             desc.str.len(),
             [_hashtag_count(v) for v in hashtags],
