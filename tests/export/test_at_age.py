@@ -249,11 +249,12 @@ def test_the_authors_counts_are_those_of_the_stats_moment(settings, store):
     their snapshot at that moment (or, within the age tolerance, just after it), never the profile's
     later ones; where there is none, they are unknown. A plain export keeps the profile's latest."""
     later = {"follower_count": 10**6, "following_count": 7, "heart_count": 10**8, "video_count": 70, "verified": True}
-    # author -> [(age of the snapshot, followers)]; each author has one video with stats at 6d and 8d.
+    # author -> [(age of the snapshot, followers, badge)]; each author has one video with stats at 6d and
+    # 8d. a1 is verified after the hit; a2's snapshot predates the badge being kept (None).
     authors = {
-        "a1": [(1 * DAY, 100), (6 * DAY, 200), (8 * DAY, 5000)],
-        "a2": [(7 * DAY + 12 * HOUR, 300)],
-        "a3": [(30 * DAY, 9000)],
+        "a1": [(1 * DAY, 100, False), (6 * DAY, 200, False), (8 * DAY, 5000, True)],
+        "a2": [(7 * DAY + 12 * HOUR, 300, None)],
+        "a3": [(30 * DAY, 9000, True)],
     }
     with store.transaction() as session:
         session.add_all([Author(id=author, **later) for author in authors])
@@ -264,7 +265,7 @@ def test_the_authors_counts_are_those_of_the_stats_moment(settings, store):
             session.flush()
             session.add(_media(settings.data_dir, video_id))
             session.add_all([_snap(video_id, 6 * DAY, 100), _snap(video_id, 8 * DAY, 300)])
-            for age, followers in snapshots:
+            for age, followers, verified in snapshots:
                 session.add(
                     AuthorSnapshot(
                         author_id=author,
@@ -273,6 +274,7 @@ def test_the_authors_counts_are_those_of_the_stats_moment(settings, store):
                         following_count=followers // 100,
                         heart_count=followers * 10,
                         video_count=3,
+                        verified=verified,
                     )
                 )
 
@@ -284,9 +286,10 @@ def test_the_authors_counts_are_those_of_the_stats_moment(settings, store):
     assert rows["follower_count"].fillna(unknown).tolist() == [200, 300, unknown]
     assert rows["following_count"].fillna(unknown).tolist() == [2, 3, unknown]
     assert rows["heart_count"].fillna(unknown).tolist() == [2000, 3000, unknown]
-    assert rows["verified"].isna().all()  # the badge is today's, and snapshots do not keep it
+    assert rows["verified"].fillna(unknown).tolist() == [False, unknown, unknown]  # the badge then, not today's
     counts = manifest["selection"]["author_counts"]
-    assert (counts["placed"], counts["unknown"]) == (2, 1) and "at most 1d after it" in counts["rule"]
+    assert (counts["placed"], counts["unknown"], counts["verified_unknown"]) == (2, 1, 1)
+    assert "at most 1d after it" in counts["rule"]
     _, rows, _ = _export(settings, at_age_s=7 * DAY, age_tolerance_s=HOUR)  # a2's snapshot is now too late
     assert rows["follower_count"].fillna(unknown).tolist() == [200, unknown, unknown]
 

@@ -115,7 +115,9 @@ def test_a_simulated_week_observes_every_target_once_at_its_age_with_what_the_si
                 AuthorSnapshot.captured_at,
                 AuthorSnapshot.clock,
                 AuthorSnapshot.follower_count,
+                AuthorSnapshot.verified,
                 Author.follower_count,
+                Author.verified,
             ).join(Author, Author.id == AuthorSnapshot.author_id)
         ).all()
         crawled_authors = set(session.scalars(select(Video.author_id).where(Video.author_id.is_not(None))))
@@ -127,7 +129,10 @@ def test_a_simulated_week_observes_every_target_once_at_its_age_with_what_the_si
     # Each observation took its author's counts at its own moment, and so did the crawl's sightings, at T0:
     # every author seen (the replica's followers do not change, so they are the profile's).
     assert all(author_moments[(s.video_id, s.captured_at)] >= 1 for s in snapshots.values())
-    assert all(clock == "site" and seen == profile for _, _, clock, seen, profile in author_counts)
+    assert all(
+        clock == "site" and (followers, badge) == (profile_followers, profile_badge) and badge is not None
+        for _, _, clock, followers, badge, profile_followers, profile_badge in author_counts
+    )
     assert {author for author, captured, *_ in author_counts if captured.timestamp() == T0} == crawled_authors
     # The crawl's sightings are timed by the lists' own extra.now too: the site clock stood at T0.
     assert crawled and all(

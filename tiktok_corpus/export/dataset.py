@@ -19,7 +19,7 @@ from ..config import PAPER_MIN_FRAMES
 from ..durations import format_duration
 from ..store.db import Store
 from ..store.exports import (
-    PROFILE_COUNTS,
+    PROFILE_AT_MOMENT,
     exportable_author_snapshots,
     exportable_hashtags,
     exportable_rows,
@@ -106,13 +106,13 @@ def _at_age(
 
 
 def _profiles_at_stats_moment(rows: pd.DataFrame, snapshots: pd.DataFrame, *, tolerance_s: int) -> dict:
-    """Replace, in place, each row's :data:`PROFILE_COUNTS` by its author's at ``stats_captured_at``.
+    """Replace, in place, each row's :data:`PROFILE_AT_MOMENT` (the counts and the badge) by its
+    author's at ``stats_captured_at``.
 
     The author's latest snapshot at or before that moment, else their first one at most ``tolerance_s``
     after it (the rule that placed the row's own counts); unknown (null) when neither exists, never a
-    later count. ``verified`` becomes unknown too: snapshots do not keep the badge, and the profile's is
-    today's (a badge may follow a hit). Returns the rows placed and left unknown, and the rule, for the
-    manifest.
+    later value (a badge, like followers, may follow a hit). Snapshots taken before the badge was kept
+    leave ``verified`` unknown. Returns the rows placed and left unknown, and the rule, for the manifest.
     """
     # One type for each key on both sides (an empty read has object columns, a full one strings).
     moments = pd.DataFrame(
@@ -125,8 +125,9 @@ def _profiles_at_stats_moment(rows: pd.DataFrame, snapshots: pd.DataFrame, *, to
     taken = snapshots.assign(
         author_id=snapshots["author_id"].astype(object),
         captured_at=pd.to_datetime(snapshots["captured_at"], utc=True).astype("datetime64[ns, UTC]"),
+        verified=snapshots["verified"].map({True: 1.0, False: 0.0}).astype("float64"),  # unknown: NaN
     ).sort_values("captured_at", kind="stable")
-    found = pd.DataFrame(index=rows.index, columns=list(PROFILE_COUNTS), dtype="float64")
+    found = pd.DataFrame(index=rows.index, columns=list(PROFILE_AT_MOMENT), dtype="float64")
     # backward last: a snapshot at or before the moment wins over one after it
     rules: tuple[tuple[Literal["forward", "backward"], pd.Timedelta | None], ...] = (
         ("forward", pd.Timedelta(seconds=tolerance_s)),
@@ -143,17 +144,17 @@ def _profiles_at_stats_moment(rows: pd.DataFrame, snapshots: pd.DataFrame, *, to
             tolerance=tolerance,
         ).set_index("index")
         hit = placed["captured_at"].notna()
-        found.loc[placed.index[hit]] = placed.loc[hit, list(PROFILE_COUNTS)].to_numpy(dtype="float64")
+        found.loc[placed.index[hit]] = placed.loc[hit, list(PROFILE_AT_MOMENT)].to_numpy(dtype="float64")
     known = found.notna().any(axis=1)
-    for column in PROFILE_COUNTS:
+    for column in PROFILE_AT_MOMENT:
         rows[column] = found[column]
-    rows["verified"] = None
+    rows["verified"] = found["verified"].map({1.0: True, 0.0: False})
     after = f", else their first one at most {format_duration(tolerance_s)} after it" if tolerance_s else ""
     return {
-        "rule": f"the author's latest snapshot at or before the stats moment{after}; unknown otherwise "
-        "(the verified badge is not kept in snapshots: unknown)",
+        "rule": f"the author's latest snapshot at or before the stats moment{after}; unknown otherwise",
         "placed": int(known.sum()),
         "unknown": int((~known).sum()),
+        "verified_unknown": int(found.loc[known, "verified"].isna().sum()),
     }
 
 

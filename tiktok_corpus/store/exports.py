@@ -32,6 +32,8 @@ from .models import (
 SNAPSHOT_COUNTS = ("play_count", "like_count", "comment_count", "share_count", "collect_count")
 # The author's profile counts an export reads from the author's row or from one of their snapshots.
 PROFILE_COUNTS = ("follower_count", "following_count", "heart_count", "video_count")
+# The profile as one of the author's snapshots keeps it: the counts and the badge.
+PROFILE_AT_MOMENT = (*PROFILE_COUNTS, "verified")
 
 
 def _exportable(min_frames: int):
@@ -132,12 +134,13 @@ def exportable_author_snapshots(store: Store, *, min_frames: int) -> pd.DataFram
     """Every snapshot of the authors of exportable videos (one per sighting of a crawl's lists or a
     tracker's observation), ordered by author, capture time and id.
 
-    Columns: ``author_id, captured_at`` and the four profile counts.
+    Columns: ``author_id, captured_at`` and :data:`PROFILE_AT_MOMENT` (``verified`` null in snapshots
+    taken before it was kept).
     """
     snap = table_of(AuthorSnapshot)
     authors = select(Video.author_id).join(MediaFile, MediaFile.video_id == Video.id).where(_exportable(min_frames))
     query = (
-        select(snap.c.author_id, snap.c.captured_at, *(snap.c[name] for name in PROFILE_COUNTS))
+        select(snap.c.author_id, snap.c.captured_at, *(snap.c[name] for name in PROFILE_AT_MOMENT))
         .where(snap.c.author_id.in_(authors))
         .order_by(snap.c.author_id, snap.c.captured_at, snap.c.id)
     )

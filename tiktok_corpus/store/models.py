@@ -173,6 +173,7 @@ class AuthorSnapshot(Base):
     heart_count: Mapped[int | None] = mapped_column(BigInteger)
     video_count: Mapped[int | None] = mapped_column(BigInteger)
     digg_count: Mapped[int | None] = mapped_column(BigInteger)
+    verified: Mapped[bool | None] = mapped_column(Boolean)  # the badge may follow a hit, like the counts
     video_id: Mapped[str | None] = mapped_column(String(32))  # the item whose answer carried them
 
 

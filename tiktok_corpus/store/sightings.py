@@ -188,6 +188,7 @@ def author_snapshot_row(
         "heart_count": author.heart_count,
         "video_count": author.video_count,
         "digg_count": author.digg_count,
+        "verified": author.verified,
         "video_id": video_id,
     }
 
