@@ -17,11 +17,15 @@ CorpusError
 │   └── ItemUnavailable    deleted, private (statusCode 10204/10216...)  expected, final
 ├── DownloadError          a body that is not the whole video           kind says which
 ├── MediaError             ffprobe/ffmpeg could not read a file          expected, final
-└── PersistentlyBlocked    the crawl saw only blocks; stop               expected, final (exit 3)
+├── PersistentlyBlocked    the crawl saw only blocks; stop               expected, final (exit 3)
+└── DiskFull               a write found the disk full (files or database) expected, final
 ```
 """
 
 from __future__ import annotations
+
+import errno
+import sqlite3
 
 
 class CorpusError(Exception):
@@ -107,6 +111,38 @@ class PersistentlyBlocked(CorpusError):
     kind = "persistently_blocked"
     expected = True
     exit_code = 3
+
+
+class DiskFull(CorpusError):
+    """A write found no space left, for a file or in the database: every stage stops there, and what
+    landed before it stays (a unit of work is done only when its last write lands)."""
+
+    kind = "disk_full"
+    expected = True
+
+
+POSTGRES_DISK_FULL = "53100"  # SQLSTATE disk_full
+
+
+def disk_full(exc: BaseException) -> DiskFull | None:
+    """The :class:`DiskFull` that ``exc`` (or an error it was raised from) means, else None: ENOSPC on a
+    file, SQLite's SQLITE_FULL, PostgreSQL's disk_full. Anything else is not ours to soften."""
+    seen: set[int] = set()
+    error: BaseException | None = exc
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            where = f" writing {error.filename}" if error.filename else ""
+            return DiskFull(f"no space left on the disk{where}: {_AFTER_DISK_FULL}")
+        if isinstance(error, sqlite3.Error) and getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+            return DiskFull(f"the SQLite database's disk is full: {_AFTER_DISK_FULL}")
+        if getattr(error, "sqlstate", None) == POSTGRES_DISK_FULL:
+            return DiskFull(f"PostgreSQL's disk is full: {_AFTER_DISK_FULL}")
+        error = error.__cause__ or error.__context__
+    return None
+
+
+_AFTER_DISK_FULL = "free some space, then run the same command again; what was written before stays"
 
 
 # HTTP failures get one name wherever they happen (browser fetches, file downloads, page loads).

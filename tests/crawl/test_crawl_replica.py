@@ -4,6 +4,7 @@ and Postgres, the `corpus crawl` command in subprocesses for kills and scale-out
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import stat
@@ -178,6 +179,76 @@ def test_resumes_after_sigkill_without_duplicates(replica, tmp_path, via, method
     assert finished.returncode == 0, finished.stderr
     videos = assert_corpus_shape(db_url)
     assert {v.expand_method for v in videos.values() if v.expand_status == "expanded"} == {method}
+
+
+def test_ctrl_c_stops_at_once_marks_the_run_interrupted_and_the_same_command_goes_on(replica, tmp_path):
+    """Ctrl-C as a terminal sends it, to the whole process group (Chromium gets it too), mid-crawl with
+    downloads running: exit 130 without a traceback, the lists fetched written, every claim given back,
+    the run's row closed with its counts; then the same command finishes the corpus."""
+    db_url = f"sqlite:///{tmp_path / 'corpus.db'}"
+    command = [*crawl_command(replica.base_url, db_url, tmp_path / "data", "--workers", "2"), "--download"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        wait_for(lambda: video_rows(db_url, "expand_status = 'expanded'", polling=True) >= 2, "2 expansions", proc)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "Error" not in stderr, stderr
+    assert video_rows(db_url) < TARGET, "the crawl ended before the Ctrl-C landed"
+    assert video_rows(db_url, "expand_status = 'claimed' OR download_status = 'claimed'") == 0
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            status, counts = conn.execute(select(CrawlRun.status, CrawlRun.counts)).one()
+    finally:
+        engine.dispose()
+    assert status == "interrupted" and counts["methods"]["fetch"] >= 2, counts  # counts stay plain JSON
+    finished = subprocess.run(
+        crawl_command(replica.base_url, db_url, tmp_path / "data"), capture_output=True, text=True, timeout=240
+    )
+    assert finished.returncode == 0, finished.stderr
+    assert_corpus_shape(db_url)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real filesystem of its own, 700 kB, that can be grown later: a tmpfs (needs root)."""
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=700k", "tmpfs", str(mount_point)], capture_output=True)
+    if made.returncode:
+        pytest.skip(f"cannot mount a small tmpfs to fill (needs root): {made.stderr.decode().strip()}")
+    yield mount_point
+    subprocess.run(["umount", "-l", str(mount_point)], check=True)
+
+
+def test_a_full_disk_stops_the_crawl_with_one_line_and_the_same_command_goes_on(replica, small_disk):
+    """SQLite on a disk that fills mid-crawl: one line that says what to do, exit 1, the run's row closed;
+    once the disk has room, the same command finishes the corpus, nothing duplicated."""
+    db_url = f"sqlite:///{small_disk / 'corpus.db'}"
+    command = crawl_command(replica.base_url, db_url, small_disk / "data", target=60, seeds=25, fanout=5)
+    full = subprocess.run(command, capture_output=True, text=True, timeout=240)
+    assert full.returncode == 1, full.stderr
+    assert "error: the SQLite database's disk is full: free some space, then run the same command again" in (
+        " ".join(full.stderr.split())
+    )
+    assert "Traceback" not in full.stderr
+    assert 0 < video_rows(db_url, "item_kind = 'video'") < 60
+    subprocess.run(["mount", "-o", "remount,size=30m", str(small_disk)], check=True)
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=240)
+    assert finished.returncode == 0, finished.stderr
+    assert_corpus_shape(db_url, target=60, seeds=25, fanout=5)
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            runs = conn.execute(select(CrawlRun.status).order_by(CrawlRun.id)).scalars().all()
+    finally:
+        engine.dispose()
+    assert runs == ["failed", "target_reached"]
 
 
 def corpus_lock_waiters(conn, application_name: str) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -12,14 +12,15 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from ..config import Settings
-from ..errors import CorpusError
+from ..errors import CorpusError, disk_full
 
 console = Console()
 err_console = Console(stderr=True)
 
 
 class CorpusGroup(TyperGroup):
-    """Turns expected library errors into one clear line and the error's exit code."""
+    """Turns expected library errors, and a full disk wherever it strikes, into one clear line and the
+    error's exit code."""
 
     def invoke(self, ctx):
         try:
@@ -27,9 +28,18 @@ class CorpusGroup(TyperGroup):
         except CorpusError as exc:
             if not exc.expected:
                 raise
-            # Text, not markup: a message may hold brackets ("[/]", IPv6 hosts) that rich would eat.
-            err_console.print(Text.assemble(("error:", "bold red"), " ", exc.message), soft_wrap=True)
-            raise typer.Exit(exc.exit_code) from None
+            self._fail(exc)
+        except Exception as exc:
+            full = disk_full(exc)
+            if full is None:
+                raise
+            self._fail(full)
+
+    @staticmethod
+    def _fail(error: CorpusError) -> NoReturn:
+        # Text, not markup: a message may hold brackets ("[/]", IPv6 hosts) that rich would eat.
+        err_console.print(Text.assemble(("error:", "bold red"), " ", error.message), soft_wrap=True)
+        raise typer.Exit(error.exit_code) from None
 
 
 # Locals stay out of tracebacks: they would print database URLs with their passwords.

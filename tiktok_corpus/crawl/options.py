@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Protocol
 
 from ..config import described
@@ -71,6 +71,12 @@ class CrawlCounters:
     downloaded: int = 0
     errors: Counter = field(default_factory=Counter)
     methods: Counter = field(default_factory=Counter)  # expansions per related-list method
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values for a JSON column (``dataclasses.asdict`` would rebuild each Counter from its
+        (key, count) pairs, counting the pairs)."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {name: dict(value) if isinstance(value, Counter) else value for name, value in values.items()}
 
 
 @dataclass

@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
+import sys
 import time
 from collections import deque
 from dataclasses import asdict
 from typing import Any
 
+from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import async_playwright
 
 from .._collector import bulk_parsing_collector
@@ -49,6 +52,8 @@ from ..tiktok.related_lists import RelatedLists, session_related_lists
 from ..tiktok.session_files import session_dir
 from .options import CrawlCounters, CrawlOptions, CrawlProgress, CrawlSummary
 from .writes import ExpansionWriter
+
+log = logging.getLogger(__name__)
 
 IDLE_POLL_S = 0.5
 PUBLISH_EVERY_S = 0.25  # the live display needs no more, and downloads are counted with a query
@@ -257,16 +262,20 @@ class _Crawl:
                     status, message = "blocked", f"persistently blocked: {exc.message}"
                 finally:
                     self.done.set()
+                    stopping = sys.exc_info()[1] is not None  # Ctrl-C or an error: no draining, no waiting
                     try:
                         await self._writes.flush()  # the lists already fetched land, whatever stopped the crawl
                     finally:
                         await self._db(self._release_unstarted)  # after the writes queued before it
                     if download_task is not None:
-                        downloads = await self._finish_downloads(download_task)
+                        downloads = await self._finish_downloads(download_task, drain=not stopping)
                     if first.context is not None:
-                        await first.save_session(session_dir(self.settings))
-            except BaseException:
-                end_run(self.store, self.run_id, "failed", asdict(self.counters))
+                        # Ctrl-C in a terminal reaches Chromium too: a browser already gone keeps the
+                        # session saved at the start.
+                        with contextlib.suppress(PlaywrightError):
+                            await first.save_session(session_dir(self.settings))
+            except BaseException as exc:
+                self._end_stopped_run(exc)
                 raise
             finally:
                 self._db.shutdown()
@@ -274,6 +283,15 @@ class _Crawl:
                     await session.close()
                 await browser.close()
         return self._summarise(status, message, downloads, time.monotonic() - started)
+
+    def _end_stopped_run(self, exc: BaseException) -> None:
+        """Close the run's row as ``interrupted`` (Ctrl-C) or ``failed``, with its counts; a row that
+        cannot be written (the disk that stopped the crawl is full) leaves ``exc`` to say why."""
+        status = "interrupted" if isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError)) else "failed"
+        try:
+            end_run(self.store, self.run_id, status, self.counters.to_dict())
+        except Exception as unwritten:  # noqa: BLE001 - the stopping error is the one to report
+            log.warning("crawl run %s could not be marked %s: %s", self.run_id, status, unwritten)
 
     async def _start_downloads(self, session: WorkerSession, user_agent: str) -> asyncio.Task | None:
         if not self.options.download:
@@ -296,11 +314,17 @@ class _Crawl:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.done.wait(), PUBLISH_EVERY_S)
 
-    async def _finish_downloads(self, task: asyncio.Task) -> dict[str, Any]:
-        """Discovery is over: the download stage drains what is pending, then reports."""
+    async def _finish_downloads(self, task: asyncio.Task, *, drain: bool) -> dict[str, Any] | None:
+        """Discovery is over: the download stage drains what is pending, then reports; a stopped crawl
+        stops it instead (an unfinished file stays a ``.part``, its row pending for the next run)."""
         self._download_follow.set()
         if self._download_counting is not None:
             await self._download_counting
+        if not drain:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            return None
         return (await task).to_dict()
 
     def _summarise(self, status: str, message: str | None, downloads, elapsed: float) -> CrawlSummary:
