@@ -16,6 +16,7 @@ from tiktok_corpus.store.crawl import (
     record_expansion,
     record_expansions,
     record_seeds,
+    retry_parent,
 )
 from tiktok_corpus.store.db import open_store
 from tiktok_corpus.store.models import Author, Hashtag, RelatedEdge, StatsSnapshot, Video, VideoHashtag
@@ -242,3 +243,19 @@ def test_random_policy_follows_the_seeded_key(any_store):
     record_seeds(any_store, listing(*range(1, 9)), seeds=8, max_videos=100, run_id=None, seed=7)
     expected = min((str(i) for i in range(1, 9)), key=lambda vid: expand_order_key(7, vid))
     assert claim_parents(any_store, "random", worker_name("t")) == [expected]
+
+
+def test_a_parent_that_keeps_failing_retryably_goes_back_until_its_claims_run_out(any_store):
+    """A block or a timeout is about the moment: the parent returns to the frontier, its error noted,
+    until its claims reach the cap; then it is failed, so no parent is claimed forever."""
+    record_seeds(any_store, listing(1), seeds=1, max_videos=10, run_id=None, seed=0)
+    went_back = []
+    for _ in range(3):
+        assert claim_parents(any_store, "random", worker_name("t")) == ["1"]
+        went_back.append(retry_parent(any_store, "1", "http_5xx", "HTTP 503", max_attempts=3))
+    assert went_back == [True, True, False]
+    with any_store.sessions() as session:
+        parent = session.get(Video, "1")
+    assert (parent.expand_status, parent.expand_attempts, parent.expand_error_kind) == ("failed", 3, "http_5xx")
+    assert parent.expand_lease_until is None
+    assert claim_parents(any_store, "random", worker_name("t")) == []

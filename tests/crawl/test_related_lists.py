@@ -171,6 +171,20 @@ def test_a_page_without_frontier_sign_is_a_refusal_of_signed_only():
     assert site.take_calls() == ["fetch", "signed", "page"]
 
 
+def test_an_envelope_without_its_list_is_a_refusal_a_slower_method_fills():
+    """The contract's other bot answer (a JSON envelope without ``itemList``) goes on to the slower methods
+    and, repeated, moves the worker to the one that answers, as an empty body does."""
+    site = ScriptedSite()
+    lists = site.lists(fallback_after=2)
+    assert get(lists).method == "fetch" and site.take_calls() == ["fetch"]
+
+    with pytest.raises(BlockedError) as parsed:
+        parse_item_list(json.dumps({"statusCode": 0, "status_msg": ""}))
+    site.raises["fetch"] = parsed.value  # what the parser makes of that answer
+    assert methods_of(lists, 3) == ["signed"] * 3
+    assert site.take_calls() == ["fetch", "signed", "fetch", "signed", "signed"]  # two rescues, then signed
+
+
 @pytest.mark.parametrize(
     "error",
     [BlockedError("captcha", kind="captcha"), ItemUnavailable("deleted", kind="deleted")],

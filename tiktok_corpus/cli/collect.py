@@ -43,6 +43,7 @@ def crawl(
     seed: int = option_from(CrawlOptions, "seed"),
     related_via: str = option_from(CrawlOptions, "related_via", "--related-via"),
     fallback_after: int = option_from(CrawlOptions, "fallback_after", "--fallback-after", min=1),
+    max_attempts: int = option_from(CrawlOptions, "max_attempts", "--max-attempts", min=1),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Discover videos: For You seeds, then random related-video expansion (the paper's method)."""
@@ -63,6 +64,7 @@ def crawl(
         in_flight=in_flight,
         related_via=related_via,
         fallback_after=fallback_after,
+        max_attempts=max_attempts,
     )
     options.validate()
     with LiveCrawlDisplay(err_console) as display:

@@ -42,13 +42,18 @@ class CrawlOptions:
     fallback_after: int = described(
         3, "With --related-via auto: refused lists in a row after which a worker switches to the slower method."
     )
+    max_attempts: int = described(
+        5,
+        "Claims of one parent whose related list failed in a way a later try can fix (a block, a timeout, "
+        "an HTTP 5xx) before it is recorded as failed.",
+    )
 
     def validate(self) -> None:
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"unknown --strategy {self.strategy!r}: use one of {', '.join(STRATEGIES)}")
         if self.related_via not in RELATED_VIA:
             raise ConfigError(f"unknown --related-via {self.related_via!r}: use one of {', '.join(RELATED_VIA)}")
-        for name in ("seeds", "fanout", "max_videos", "workers", "in_flight", "fallback_after"):
+        for name in ("seeds", "fanout", "max_videos", "workers", "in_flight", "fallback_after", "max_attempts"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
         if self.seeds > self.max_videos:

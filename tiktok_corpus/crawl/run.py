@@ -40,6 +40,7 @@ from ..store.crawl import (
     frontier_state,
     record_expansions,
     record_seeds,
+    retry_parent,
     seed_count,
 )
 from ..store.crawl_runs import end_run, start_run
@@ -195,14 +196,17 @@ class _Crawl:
     async def _expand(self, lists: RelatedLists, parent_id: str) -> None:
         try:
             related = await lists.get(parent_id)
-        except BlockedError:
-            # The block is about us, not the video: it goes back to the frontier for a later try.
-            await self._db(queue.release, self.store, "expand", [parent_id])
-            self.counters.errors["blocked"] += 1
-            return
         except ContractError as exc:
-            await self._db(fail_parent, self.store, parent_id, exc.kind, exc.message)
-            self.counters.errors[exc.kind] += 1
+            # A block, a timeout, a 5xx is about the moment, not the video: the parent goes back to the
+            # frontier for a later try, up to --max-attempts claims (a page that never yields its list
+            # would otherwise be claimed forever). A deleted video or a malformed answer fails it now.
+            if exc.retryable:
+                await self._db(
+                    retry_parent, self.store, parent_id, exc.kind, exc.message, max_attempts=self.options.max_attempts
+                )
+            else:
+                await self._db(fail_parent, self.store, parent_id, exc.kind, exc.message)
+            self.counters.errors["blocked" if isinstance(exc, BlockedError) else exc.kind] += 1
             return
         except BaseException:
             queue.release(self.store, "expand", [parent_id])

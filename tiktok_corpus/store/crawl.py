@@ -257,6 +257,16 @@ def fail_parent(store: Store, parent_id: str, error_kind: str, error: str) -> No
         queue.finish(session, "expand", parent_id, "failed", error_kind=error_kind, error=error)
 
 
+def retry_parent(store: Store, parent_id: str, error_kind: str, error: str, *, max_attempts: int) -> bool:
+    """A parent whose related list failed in a way a later try can fix: back to the frontier with the
+    error noted, or ``failed`` once its claims reach ``max_attempts``. Returns True when it goes back."""
+    with store.transaction() as session:
+        attempts = session.scalar(select(Video.expand_attempts).where(Video.id == parent_id)) or 0
+        status = "pending" if attempts < max_attempts else "failed"
+        queue.finish(session, "expand", parent_id, status, error_kind=error_kind, error=error)
+    return status == "pending"
+
+
 def frontier_state(store: Store) -> tuple[int, int]:
     """(pending, claimed) expandable rows, across every process."""
     with store.sessions() as session:

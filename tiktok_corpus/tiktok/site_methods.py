@@ -15,7 +15,8 @@ an item, for the tracker), cheapest first:
 1. **Probe.** The first call in a browser context tries the methods cheapest first and keeps the first
    that answers (one call probes; the worker's other calls wait for its answer). A recycled context
    may be signed differently, so a new context probes again.
-2. **Rescue.** When the current method's answer is refused (an empty body, or a page without
+2. **Rescue.** When the current method's answer is refused (an empty body, a JSON envelope without its
+   ``itemList`` or ``itemStruct`` - the contract's other bot answer - or a page without
    ``frontierSign``), the same try goes on to the slower methods; the first to answer fills it.
 3. **Fall back.** After ``fallback_after`` consecutive rescues the rescuer becomes the current method.
 
@@ -42,8 +43,9 @@ log = logging.getLogger(__name__)
 
 METHODS = ("fetch", "signed", "page")  # cheapest first
 VIA = ("auto", *METHODS)
-# How the site refuses a method (its signature), as opposed to refusing the session or the video.
-REFUSALS = frozenset({"empty_body", "no_signer"})
+# How the site refuses a method (its signature), as opposed to refusing the session or the video. An
+# envelope that holds no list or item may refuse either: a slower method is the way to tell.
+REFUSALS = frozenset({"empty_body", "no_item_list", "no_item", "no_signer"})
 
 T = TypeVar("T")
 # A method: video id -> the parsed answer (a refused call raises BlockedError with a REFUSALS kind).
