@@ -22,6 +22,7 @@ from tiktok_corpus.store.tracking import (
     record_gone,
     record_observation,
     release_targets,
+    renew_claim,
     schedule_targets,
     tracking_counts,
 )
@@ -80,11 +81,11 @@ def test_a_claim_takes_every_due_target_of_a_video_and_one_observation_settles_t
     with migrated_store(any_db_url) as store:
         add_videos(store, {"1": 0, "2": 0})
         schedule_targets(store, AGES, now=T0, late_fraction=0.25)
-        assert claim_due(store, 5, now=T0 + HOUR - 1, worker=WORKER, lease_s=60) == []
+        assert claim_due(store, 5, now=T0 + HOUR - 1, worker=WORKER, lease_s=60, late_fraction=0.25) == []
         assert next_due_at(store) == T0 + HOUR
         # The tracker was away: at 7h both the 1h and the 6h targets of each video are due.
         now = T0 + 7 * HOUR
-        claimed = claim_due(store, 1, now=now, worker=WORKER, lease_s=60)
+        claimed = claim_due(store, 1, now=now, worker=WORKER, lease_s=60, late_fraction=0.25)
         assert [(due.video_id, due.ages_s) for due in claimed] == [("1", (HOUR, 6 * HOUR))]
         author = AuthorRecord(id="a1", follower_count=10, heart_count=99)
         outcomes = record_observation(
@@ -121,10 +122,10 @@ def test_a_deleted_video_stops_its_schedule(any_db_url):
     with migrated_store(any_db_url) as store:
         add_videos(store, {"1": 0})
         schedule_targets(store, AGES, now=T0, late_fraction=0.25)
-        [due] = claim_due(store, 1, now=T0 + HOUR, worker=WORKER, lease_s=60)
-        assert record_gone(store, due.video_id, kind="deleted", message="statusCode 10204 (deleted)") == 3
+        [due] = claim_due(store, 1, now=T0 + HOUR, worker=WORKER, lease_s=60, late_fraction=0.25)
+        assert record_gone(store, due, worker=WORKER, kind="deleted", message="statusCode 10204 (deleted)") == 3
         assert {status for status, _ in targets(store).values()} == {"gone"}
-        assert claim_due(store, 1, now=T0 + 2 * DAY, worker=WORKER, lease_s=60) == []
+        assert claim_due(store, 1, now=T0 + 2 * DAY, worker=WORKER, lease_s=60, late_fraction=0.25) == []
 
 
 def test_failures_are_retried_then_recorded_with_their_reason(any_db_url):
@@ -133,7 +134,7 @@ def test_failures_are_retried_then_recorded_with_their_reason(any_db_url):
         schedule_targets(store, (HOUR,), now=T0, late_fraction=0.25)
         statuses = []
         for _ in range(3):
-            [due] = claim_due(store, 1, now=T0 + HOUR, worker=WORKER, lease_s=60)
+            [due] = claim_due(store, 1, now=T0 + HOUR, worker=WORKER, lease_s=60, late_fraction=0.25)
             statuses.append(
                 record_failure(store, due, worker=WORKER, kind="malformed_json", message="not JSON", max_attempts=3)
             )
@@ -148,18 +149,65 @@ def test_released_and_dead_workers_claims_come_back_but_a_live_claim_is_never_sh
         add_videos(store, {"1": 0, "2": 0})
         schedule_targets(store, (HOUR,), now=T0, late_fraction=0.25)
         now = T0 + HOUR
-        first = claim_due(store, 1, now=now, worker=WORKER, lease_s=60)
-        second = claim_due(store, 5, now=now, worker="testhost:2:t0", lease_s=60)
+        first = claim_due(store, 1, now=now, worker=WORKER, lease_s=60, late_fraction=0.25)
+        second = claim_due(store, 5, now=now, worker="testhost:2:t0", lease_s=60, late_fraction=0.25)
         assert [d.video_id for d in first] == ["1"] and [d.video_id for d in second] == ["2"]
         release_targets(store, first, worker=WORKER)
         dead = f"{socket.gethostname()}:999999999:t0"  # no such pid
-        assert [d.video_id for d in claim_due(store, 5, now=now, worker=dead, lease_s=60)] == ["1"]
+        assert [d.video_id for d in claim_due(store, 5, now=now, worker=dead, lease_s=60, late_fraction=0.25)] == ["1"]
         assert reclaim_dead_local_targets(store) == 1
-        [again] = claim_due(store, 5, now=now, worker=WORKER, lease_s=60)
+        [again] = claim_due(store, 5, now=now, worker=WORKER, lease_s=60, late_fraction=0.25)
         assert again.video_id == "1"
         with store.sessions() as session:
             attempts = session.scalar(select(TrackTarget.attempts).where(TrackTarget.video_id == "1"))
         assert attempts == 2  # the released claim gave its attempt back; the dead one's counted
+
+
+def test_a_claim_lost_to_a_lapsed_lease_writes_nothing_and_its_new_holder_settles_it(any_db_url):
+    with migrated_store(any_db_url) as store:
+        add_videos(store, {"1": 0})
+        schedule_targets(store, AGES, now=T0, late_fraction=0.25)
+        now = T0 + HOUR
+        [lapsed] = claim_due(store, 1, now=now, worker=WORKER, lease_s=-1, late_fraction=0.25)
+        [taken] = claim_due(store, 1, now=now, worker="otherhost:1:t0", lease_s=60, late_fraction=0.25)
+        assert taken == lapsed
+        observe = {"captured_at": now, "clock": "site", "late_fraction": 0.25}
+        assert not renew_claim(store, lapsed, worker=WORKER, lease_s=60)
+        assert record_observation(store, lapsed, item("1", 500), worker=WORKER, **observe) == {}
+        assert record_failure(store, lapsed, worker=WORKER, kind="timeout", message="slow", max_attempts=1) is None
+        assert record_gone(store, lapsed, worker=WORKER, kind="deleted", message="10204") == 0
+        with store.sessions() as session:
+            assert session.execute(select(StatsSnapshot)).first() is None
+        assert targets(store)["1", HOUR][0] == "claimed"
+        assert record_observation(store, taken, item("1", 600), worker="otherhost:1:t0", **observe) == {"observed": 1}
+        with store.sessions() as session:
+            assert session.scalars(select(StatsSnapshot.play_count)).all() == [600]
+
+
+def test_a_renewed_claim_does_not_lapse(any_db_url):
+    with migrated_store(any_db_url) as store:
+        add_videos(store, {"1": 0})
+        schedule_targets(store, (HOUR,), now=T0, late_fraction=0.25)
+        [due] = claim_due(store, 1, now=T0 + HOUR, worker=WORKER, lease_s=-1, late_fraction=0.25)
+        assert renew_claim(store, due, worker=WORKER, lease_s=60)
+        assert claim_due(store, 1, now=T0 + HOUR, worker="otherhost:1:t0", lease_s=60, late_fraction=0.25) == []
+
+
+def test_claims_go_by_deadline_and_targets_past_theirs_come_last(any_db_url):
+    """A 7d target has 42 hours of slack, a 1h target 15 minutes: the 1h one goes first though due later;
+    one already past its deadline would be missed anyway, so it waits for the ones still in time."""
+    week_old, hour_target, overdue = "1", "2", "3"
+    with migrated_store(any_db_url) as store:
+        add_videos(store, {week_old: 7 * DAY, hour_target: HOUR - 60, overdue: HOUR + 1_000})
+        schedule_targets(store, (HOUR, 7 * DAY), now=T0 - 2_000, late_fraction=0.25)
+        due_by_then = {key: due_at for key, (_, due_at) in targets(store).items() if due_at <= T0 + 60}
+        assert due_by_then == {(week_old, 7 * DAY): T0, (hour_target, HOUR): T0 + 60, (overdue, HOUR): T0 - 1_000}
+        order = [
+            claimed.video_id
+            for _ in range(3)
+            for claimed in claim_due(store, 1, now=T0 + 60, worker=WORKER, lease_s=60, late_fraction=0.25)
+        ]
+        assert order == [hour_target, week_old, overdue]
 
 
 def test_lateness_allowance():
@@ -185,7 +233,10 @@ def test_two_claims_of_one_videos_targets_never_deadlock(pg_url):
 
         with ThreadPoolExecutor(2) as pool:
             claims = [
-                pool.submit(claim_due, store, 1, now=T0 + 7 * HOUR, worker=f"{WORKER}{i}", lease_s=60) for i in range(2)
+                pool.submit(
+                    claim_due, store, 1, now=T0 + 7 * HOUR, worker=f"{WORKER}{i}", lease_s=60, late_fraction=0.25
+                )
+                for i in range(2)
             ]
             results = [claim.result(timeout=60) for claim in claims]
         ages = sorted(age for result in results for due in result for age in due.ages_s)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
-from sqlalchemy import CursorResult, and_, func, literal, or_, select, tuple_, update
+from sqlalchemy import CursorResult, and_, case, func, literal, or_, select, tuple_, update
 
 from ..tiktok.contract import ItemRecord, StatsRecord
 from . import queue
@@ -42,9 +42,18 @@ class DueVideo:
     create_time: int  # what the targets' due times were counted from
 
 
+MIN_LATENESS_S = 60.0
+
+
 def allowed_lateness_s(age_s: int, late_fraction: float) -> float:
     """How long after its due time an observation still counts as taken at its age (else ``missed``)."""
-    return max(60.0, age_s * late_fraction)
+    return max(MIN_LATENESS_S, age_s * late_fraction)
+
+
+def _deadline(late_fraction: float):
+    """A target's ``due_at`` plus its :func:`allowed_lateness_s`, in SQL."""
+    lateness = _TARGETS.c.age_s * late_fraction
+    return _TARGETS.c.due_at + case((lateness > MIN_LATENESS_S, lateness), else_=MIN_LATENESS_S)
 
 
 def schedule_targets(store: Store, ages_s: Sequence[int], *, now: float, late_fraction: float) -> int:
@@ -74,27 +83,31 @@ def schedule_targets(store: Store, ages_s: Sequence[int], *, now: float, late_fr
     return added
 
 
-def claim_due(store: Store, limit: int, *, now: float, worker: str, lease_s: float) -> list[DueVideo]:
-    """Claim up to ``limit`` videos with a due target (lapsed claims first, then the earliest due) and
-    every due target of theirs, so one observation settles them all."""
+def claim_due(
+    store: Store, limit: int, *, now: float, worker: str, lease_s: float, late_fraction: float
+) -> list[DueVideo]:
+    """Claim up to ``limit`` videos with a due target (or a lapsed claim) and every due target of theirs,
+    so one observation settles them all.
+
+    The soonest deadline (due time plus allowed lateness) goes first: a 1h target with 15 minutes of slack
+    before a 7d one with 42 hours. Targets already past their deadline go last, so they take no request
+    from one still in time; read when there is room, their snapshot still dates the video's growth."""
     wall = utcnow()
     due = (
         and_(_TARGETS.c.status == "claimed", _TARGETS.c.lease_until < wall),
         and_(_TARGETS.c.status == "pending", _TARGETS.c.due_at <= now),
     )
+    deadline = _deadline(late_fraction)
     with store.transaction() as session:
-        video_ids: list[str] = []
-        for condition in due:
-            if len(video_ids) < limit:
-                query = (
-                    select(_TARGETS.c.video_id)
-                    .where(condition, _TARGETS.c.video_id.not_in(video_ids))
-                    .order_by(_TARGETS.c.due_at, _TARGETS.c.video_id)
-                    .limit(limit - len(video_ids))
-                )
-                if store.dialect == "postgresql":
-                    query = query.with_for_update(skip_locked=True)
-                video_ids.extend(dict.fromkeys(session.scalars(query)))
+        query = (
+            select(_TARGETS.c.video_id)
+            .where(or_(*due))
+            .order_by(deadline < now, deadline, _TARGETS.c.video_id)
+            .limit(limit)
+        )
+        if store.dialect == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        video_ids = list(dict.fromkeys(session.scalars(query)))
         if not video_ids:
             return []
         # Lock every due target of those videos that no other claim holds, then update exactly those: an
@@ -129,18 +142,43 @@ def claim_due(store: Store, limit: int, *, now: float, worker: str, lease_s: flo
     ]
 
 
-def _settle(session, video_id: str, worker: str, ages_s: Sequence[int], **values) -> None:
-    """Close this worker's claim on some of a video's targets (a claim lost to a lapsed lease is not ours)."""
-    session.execute(
-        update(_TARGETS)
-        .where(
-            _TARGETS.c.video_id == video_id,
-            _TARGETS.c.age_s.in_(list(ages_s)),
-            _TARGETS.c.status == "claimed",
-            _TARGETS.c.worker == worker,
-        )
-        .values(lease_until=None, updated_at=utcnow(), **values)
+def _held(video_id: str, worker: str, ages_s: Sequence[int]):
+    """The targets among ``ages_s`` that ``worker`` still claims (a claim lost to a lapsed lease is not)."""
+    return and_(
+        _TARGETS.c.video_id == video_id,
+        _TARGETS.c.age_s.in_(list(ages_s)),
+        _TARGETS.c.status == "claimed",
+        _TARGETS.c.worker == worker,
     )
+
+
+def _still_held(session, store: Store, due: DueVideo, worker: str) -> list[int]:
+    """The ages of ``due`` this worker still claims, locked until the transaction ends (Postgres), so
+    no claim can take them between this check and the writes that settle them."""
+    query = select(_TARGETS.c.age_s).where(_held(due.video_id, worker, due.ages_s))
+    if store.dialect == "postgresql":
+        query = query.with_for_update()
+    return sorted(session.scalars(query))
+
+
+def _settle(session, video_id: str, worker: str, ages_s: Sequence[int], **values) -> int:
+    """Close this worker's claim on some of a video's targets; returns how many were still its own."""
+    result = session.execute(
+        update(_TARGETS).where(_held(video_id, worker, ages_s)).values(lease_until=None, updated_at=utcnow(), **values)
+    )
+    return cast(CursorResult, result).rowcount or 0
+
+
+def renew_claim(store: Store, due: DueVideo, *, worker: str, lease_s: float) -> bool:
+    """Extend this worker's claim by ``lease_s`` from now (a read can outlast one lease: blocked tries
+    back off for minutes); False once the claim is no longer its own."""
+    with store.transaction() as session:
+        result = session.execute(
+            update(_TARGETS)
+            .where(_held(due.video_id, worker, due.ages_s))
+            .values(lease_until=utcnow() + timedelta(seconds=lease_s))
+        )
+        return bool(cast(CursorResult, result).rowcount)
 
 
 def record_observation(
@@ -153,16 +191,20 @@ def record_observation(
     worker: str,
     late_fraction: float,
 ) -> dict[str, int]:
-    """The observation's snapshot (and its author's), and each claimed target settled as ``observed``
-    or, when taken later than its allowed lateness, ``missed``; one transaction. Returns counts by status."""
+    """The observation's snapshot (and its author's), and each target still claimed settled as
+    ``observed`` or, when taken later than its allowed lateness, ``missed``; one transaction. Returns
+    counts by status: none, and nothing written, when the claim was lost (another worker reads it)."""
     moment = datetime.fromtimestamp(captured_at, UTC)
     age = captured_at - due.create_time
     stats = vars(item.stats or StatsRecord())
-    outcomes: dict[str, list[int]] = defaultdict(list)
-    for target in due.ages_s:
-        late = age - target > allowed_lateness_s(target, late_fraction)
-        outcomes["missed" if late else "observed"].append(target)
     with store.transaction() as session:
+        held = _still_held(session, store, due, worker)
+        if not held:
+            return {}
+        outcomes: dict[str, list[int]] = defaultdict(list)
+        for target in held:
+            late = age - target > allowed_lateness_s(target, late_fraction)
+            outcomes["missed" if late else "observed"].append(target)
         snapshot_id = session.execute(
             table_insert(store.dialect, StatsSnapshot)
             .values(video_id=due.video_id, captured_at=moment, source="track", clock=clock, age_s=age, **stats)
@@ -187,20 +229,28 @@ def record_observation(
     return {status: len(ages) for status, ages in outcomes.items()}
 
 
-def record_gone(store: Store, video_id: str, *, kind: str, message: str) -> int:
-    """The video is deleted or private: every target of it not yet settled stops, with the reason."""
+def record_gone(store: Store, due: DueVideo, *, worker: str, kind: str, message: str) -> int:
+    """The video is deleted or private: every target of it not yet settled stops, with the reason;
+    returns how many. Nothing, unless this worker still holds its claim."""
     with store.transaction() as session:
+        if not _still_held(session, store, due, worker):
+            return 0
         result = session.execute(
             update(_TARGETS)
-            .where(_TARGETS.c.video_id == video_id, _TARGETS.c.status.in_(("pending", "claimed")))
+            .where(
+                _TARGETS.c.video_id == due.video_id,
+                or_(_TARGETS.c.status == "pending", and_(_TARGETS.c.status == "claimed", _TARGETS.c.worker == worker)),
+            )
             .values(status="gone", error_kind=kind, error=message[:2000], lease_until=None, updated_at=utcnow())
         )
         return cast(CursorResult, result).rowcount or 0
 
 
-def record_failure(store: Store, due: DueVideo, *, worker: str, kind: str, message: str, max_attempts: int) -> str:
+def record_failure(
+    store: Store, due: DueVideo, *, worker: str, kind: str, message: str, max_attempts: int
+) -> str | None:
     """A failed try: the targets go back to ``pending`` for a later try, or to ``failed`` once they had
-    ``max_attempts`` claims; returns which."""
+    ``max_attempts`` claims; returns which (None: the claim was no longer this worker's, nothing written)."""
     with store.transaction() as session:
         attempts = session.scalar(
             select(func.max(_TARGETS.c.attempts)).where(
@@ -208,8 +258,10 @@ def record_failure(store: Store, due: DueVideo, *, worker: str, kind: str, messa
             )
         )
         status = "failed" if (attempts or 0) >= max_attempts else "pending"
-        _settle(session, due.video_id, worker, due.ages_s, status=status, error_kind=kind, error=message[:2000])
-    return status
+        settled = _settle(
+            session, due.video_id, worker, due.ages_s, status=status, error_kind=kind, error=message[:2000]
+        )
+    return status if settled else None
 
 
 def release_targets(store: Store, claimed: Sequence[DueVideo], *, worker: str) -> None:

@@ -3,7 +3,8 @@ claim due videos, observe each once and record the snapshot with every target it
 
 The clock is the site's (injected: the system clock for tiktok.com, a fast one for a replica whose
 time runs faster). Which way an item is read (detail API, signed, or the video page) is decided per
-worker by :mod:`~tiktok_corpus.tiktok.site_methods`, as for the crawl's related lists.
+worker by :mod:`~tiktok_corpus.tiktok.site_methods`, as for the crawl's related lists. Each loop is a
+worker of its own (its own name on its claims), and a claim is renewed while its read runs.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ import contextlib
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
 
 from playwright.async_api import async_playwright
 
 from ..clock import Clock, sleep_until
 from ..config import Settings
-from ..errors import BlockedError, CorpusError, ItemUnavailable, PersistentlyBlocked
+from ..errors import BlockedError, ContractError, CorpusError, ItemUnavailable, PersistentlyBlocked
 from ..store import queue
 from ..store.db import Store, open_store
 from ..store.thread import DatabaseThread
@@ -31,11 +33,13 @@ from ..store.tracking import (
     record_gone,
     record_observation,
     release_targets,
+    renew_claim,
     schedule_targets,
     tracking_counts,
 )
 from ..tiktok.blocks import BlockMonitor, BlockPolicy, Pacer
 from ..tiktok.browser import WorkerSession, default_user_agent, launch_browser
+from ..tiktok.contract import StatsRecord
 from ..tiktok.item_reads import ItemRead, session_item_reads
 from .options import TrackCounters, TrackOptions, TrackProgress, TrackSummary
 
@@ -43,11 +47,22 @@ Observe = Callable[[str], Awaitable[ItemRead]]  # video id -> the item as read, 
 
 PUBLISH_EVERY_S = 0.25
 MAX_IDLE_S = 5.0  # a following run looks for new work (and newly crawled videos) at least this often
-RESCHEDULE_EVERY_S = 5.0  # wall seconds between schedule refreshes while following
+RESCHEDULE_EVERY_S = 5.0  # wall seconds between schedule refreshes, busy or idle
+RENEW_EVERY_LEASE = 1 / 3  # a claim is renewed three times a lease while its read runs
 
 
-class _Tracking:
-    """The loops of one process, over injected observers (one per browser worker)."""
+@dataclass(frozen=True)
+class Reader:
+    """One browser worker's reads of an item: ``read`` by the worker's method choice, and ``confirm``
+    through the video page, which must agree before an unavailable answer stops a video's schedule."""
+
+    read: Observe
+    confirm: Observe
+
+
+class Tracking:
+    """The loops of one process, over injected readers (one per browser worker) and clocks: ``clock`` is
+    the site's, ``wall`` paces this process (schedule refreshes, progress)."""
 
     def __init__(
         self,
@@ -57,10 +72,12 @@ class _Tracking:
         clock: Clock,
         progress: TrackProgress | None,
         monitor: BlockMonitor,
+        wall: Clock = time.monotonic,
     ) -> None:
         self.store = store
         self.options = options
         self.clock = clock
+        self.wall = wall
         self.progress = progress
         self.monitor = monitor
         self.counters = TrackCounters()
@@ -70,20 +87,21 @@ class _Tracking:
         self._db = DatabaseThread("track")
         self._published_at = 0.0
         self._scheduled_at = 0.0
-        self._in_hand: dict[DueVideo, str] = {}  # claimed, not yet settled, by worker: released on a stop
+        self._in_hand: dict[str, DueVideo] = {}  # worker -> its claim, not yet settled: released on a stop
         self._all_settled = asyncio.Event()  # set whenever no loop is claiming or observing
         self._busy = 0
+        self._unavailable_in_a_row = 0  # videos confirmed unavailable since the last item read
 
     def _publish(self, *, force: bool = False) -> None:
-        if not force and time.monotonic() - self._published_at < PUBLISH_EVERY_S:
+        if not force and self.wall() - self._published_at < PUBLISH_EVERY_S:
             return
-        self._published_at = time.monotonic()
+        self._published_at = self.wall()
         self.counters.blocks = self.monitor.total
         if self.progress is not None:
             self.progress.update(self.counters)
 
     async def schedule(self) -> None:
-        self._scheduled_at = time.monotonic()
+        self._scheduled_at = self.wall()
         self.counters.scheduled += await self._db(
             schedule_targets,
             self.store,
@@ -106,20 +124,30 @@ class _Tracking:
         self.done.set()
         return True
 
-    async def loop(self, observe: Observe, worker: str) -> None:
-        """One of a worker's ``in_flight`` loops: claim a due video, observe it, record it."""
+    async def loop(self, reader: Reader, worker: str) -> None:
+        """One of a worker's ``in_flight`` loops, a worker of its own: claim a due video, observe it,
+        record it. The schedule is refreshed here, so videos a crawl adds during a backlog get their
+        early ages."""
         while not self._finished():
             self._publish()
             self._busy += 1  # claiming or observing: a virtual clock must not move under it
             self._all_settled.clear()
             try:
+                if self.wall() - self._scheduled_at >= RESCHEDULE_EVERY_S:
+                    await self.schedule()
                 claimed = await self._db(
-                    claim_due, self.store, 1, now=self.clock(), worker=worker, lease_s=self.options.lease_s
+                    claim_due,
+                    self.store,
+                    1,
+                    now=self.clock(),
+                    worker=worker,
+                    lease_s=self.options.lease_s,
+                    late_fraction=self.options.late_fraction,
                 )
                 for due in claimed:
-                    self._in_hand[due] = worker
-                    await self._observe(observe, due, worker)
-                    del self._in_hand[due]  # only once settled: a stop mid-observation leaves it for close()
+                    self._in_hand[worker] = due
+                    await self._observe(reader, due, worker)
+                    del self._in_hand[worker]  # only once settled: a stop mid-observation leaves it for close()
             finally:
                 self._busy -= 1
                 if not self._busy:
@@ -136,8 +164,6 @@ class _Tracking:
         While other loops are still claiming or observing, wait for them instead: a virtual clock must
         not jump past the moment their answers describe, and what they settle may change what is due.
         """
-        if time.monotonic() - self._scheduled_at >= RESCHEDULE_EVERY_S:
-            await self.schedule()  # videos a crawl found meanwhile
         due_at = await self._db(next_due_at, self.store)
         now = self.clock()
         self.counters.next_due_in_s = None if due_at is None else max(0.0, due_at - now)
@@ -154,12 +180,28 @@ class _Tracking:
         else:
             await sleep_until(self.clock, due_at, wake=self.done, at_most_s=MAX_IDLE_S)
 
-    async def _observe(self, observe: Observe, due: DueVideo, worker: str) -> None:
+    async def _observe(self, reader: Reader, due: DueVideo, worker: str) -> None:
+        """Observe ``due`` while its claim is renewed: a read under blocks retries for minutes, longer
+        than one lease, and a lapsed claim would be read (and written) by another worker too."""
+        renewing = asyncio.create_task(self._keep_claim(due, worker))
+        try:
+            await self._observe_claimed(reader, due, worker)
+        finally:
+            renewing.cancel()
+
+    async def _keep_claim(self, due: DueVideo, worker: str) -> None:
+        lease_s = self.options.lease_s
+        while True:
+            await asyncio.sleep(lease_s * RENEW_EVERY_LEASE)
+            if not await self._db(renew_claim, self.store, due, worker=worker, lease_s=lease_s):
+                return  # lost: what this worker reads now is written by no one
+
+    async def _observe_claimed(self, reader: Reader, due: DueVideo, worker: str) -> None:
         options = self.options
         try:
-            read = await observe(due.video_id)
+            read = await self._read(reader, due, worker)
         except ItemUnavailable as exc:
-            settled = await self._db(record_gone, self.store, due.video_id, kind=exc.kind, message=exc.message)
+            settled = await self._db(record_gone, self.store, due, worker=worker, kind=exc.kind, message=exc.message)
             self.counters.outcomes["gone"] += settled
             return
         except PersistentlyBlocked:
@@ -178,6 +220,8 @@ class _Tracking:
             if status == "failed":
                 self.counters.outcomes["failed"] += len(due.ages_s)
             return
+        if read is None:
+            return
         site_time = read.value.site_time
         outcomes = await self._db(
             record_observation,
@@ -189,18 +233,47 @@ class _Tracking:
             worker=worker,
             late_fraction=options.late_fraction,
         )
+        if not outcomes:  # the claim lapsed and went to another worker, whose read counts
+            self.counters.errors["claim_lost"] += 1
+            return
         self.counters.observations += 1
         self.counters.methods[read.method] += 1
         self.counters.outcomes.update(outcomes)
 
-    async def run(self, observers: Mapping[str, Observe]) -> str:
+    async def _read(self, reader: Reader, due: DueVideo, worker: str) -> ItemRead | None:
+        """The item with its counts; None when the answer was taken for a block and the claim given back.
+
+        An unavailable answer (10204 is also the site's answer to a region or IP block) is believed only
+        when the video page says so too (ItemUnavailable). Once ``unavailable_run`` videos in a row were,
+        more such answers count as blocks, and their targets stay pending."""
+        try:
+            read = await reader.read(due.video_id)
+        except ItemUnavailable:
+            if self._unavailable_in_a_row >= self.options.unavailable_run:
+                self.counters.errors["unavailable_run"] += 1
+                self.monitor.record_block("unavailable_run")  # raises once blocking is persistent
+                await self._db(release_targets, self.store, [due], worker=worker)
+                return None
+            try:
+                read = await reader.confirm(due.video_id)
+            except ItemUnavailable:
+                self._unavailable_in_a_row += 1
+                raise
+        self._unavailable_in_a_row = 0
+        stats = read.value.item.stats
+        if stats is None or replace(stats, exact=False) == StatsRecord():  # not one count
+            # A degraded answer: stored, its NULLs would read as zero plays in an export.
+            raise ContractError(f"item {due.video_id} answered without stats", kind="no_stats")
+        return read
+
+    async def run(self, readers: Mapping[str, Reader]) -> str:
         """Run every worker's loops until done; returns the stop reason (``blocked``: see the message)."""
         try:
             await asyncio.gather(
                 *(
-                    self.loop(observe, queue.worker_name(name))
-                    for name, observe in observers.items()
-                    for _ in range(self.options.in_flight)
+                    self.loop(reader, queue.worker_name(f"{name}.{index}"))
+                    for name, reader in readers.items()
+                    for index in range(self.options.in_flight)
                 )
             )
         finally:
@@ -211,7 +284,7 @@ class _Tracking:
         """Let the writes already queued land, then give back what is still claimed but unsettled (a
         stop mid-observation): a target whose observation landed is settled and stays so."""
         self._db.shutdown()
-        for due, worker in self._in_hand.items():
+        for worker, due in self._in_hand.items():
             release_targets(self.store, [due], worker=worker)
         self._in_hand.clear()
 
@@ -232,7 +305,7 @@ async def track_async(
     policy = policy or BlockPolicy()
     monitor = BlockMonitor(policy)
     pacer = Pacer(options.delay_s, options.max_rate or None, rng or random.Random())
-    tracking = _Tracking(store, options, clock=clock, progress=progress, monitor=monitor)
+    tracking = Tracking(store, options, clock=clock, progress=progress, monitor=monitor)
     started, status, message = time.monotonic(), "done", None
     reclaim_dead_local_targets(store)
     await tracking.schedule()
@@ -257,14 +330,15 @@ async def track_async(
                 for name in names
             ]
             try:
-                observers = {
-                    session.name: session_item_reads(
-                        session, via=options.via, fallback_after=options.fallback_after
-                    ).get
+                readers = {
+                    session.name: Reader(
+                        read=session_item_reads(session, via=options.via, fallback_after=options.fallback_after).get,
+                        confirm=session_item_reads(session, via="page", fallback_after=options.fallback_after).get,
+                    )
                     for session in sessions
                 }
                 await asyncio.gather(*(session.start() for session in sessions))
-                status = await tracking.run(observers)
+                status = await tracking.run(readers)
             except PersistentlyBlocked as exc:
                 status, message = "blocked", exc.message
             except BlockedError as exc:
@@ -309,4 +383,4 @@ def track(
     return summary
 
 
-__all__ = ["Observe", "TrackSummary", "track", "track_async"]
+__all__ = ["Observe", "Reader", "TrackSummary", "Tracking", "track", "track_async"]

@@ -1,0 +1,223 @@
+"""The tracker's loops (track/run.py) over scripted readers, without a browser: claims held through a
+slow read and lost without a trace, the schedule refreshed under a backlog, unavailable answers checked
+on the video page, and answers without counts never stored."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import insert, select, update
+
+from tiktok_corpus.clock import Clock, VirtualClock
+from tiktok_corpus.errors import ItemUnavailable, PersistentlyBlocked
+from tiktok_corpus.store.models import StatsSnapshot, TrackTarget, Video
+from tiktok_corpus.store.tracking import claim_due
+from tiktok_corpus.tiktok.blocks import BlockMonitor, BlockPolicy
+from tiktok_corpus.tiktok.contract import ItemAt, ItemRecord, StatsRecord
+from tiktok_corpus.tiktok.site_methods import Answer
+from tiktok_corpus.track.options import TrackOptions
+from tiktok_corpus.track.run import Observe, Reader, Tracking
+
+HOUR = 3_600
+T0 = 1_790_000_000.0
+
+
+def add_videos(store, created: dict[str, float]) -> None:
+    with store.transaction() as session:
+        session.execute(insert(Video), [{"id": vid, "create_time": int(at)} for vid, at in created.items()])
+
+
+def targets(store) -> dict[tuple[str, int], TrackTarget]:
+    with store.sessions() as session:
+        return {(t.video_id, t.age_s): t for t in session.scalars(select(TrackTarget))}
+
+
+def snapshots(store) -> list[StatsSnapshot]:
+    with store.sessions() as session:
+        return list(session.scalars(select(StatsSnapshot)))
+
+
+def answer(video_id: str, plays: int, *, at: float | None = None, method: str = "fetch") -> Answer[ItemAt]:
+    return Answer(ItemAt(ItemRecord(id=video_id, stats=StatsRecord(play_count=plays, exact=True)), at), method)
+
+
+def deleted() -> ItemUnavailable:
+    return ItemUnavailable("statusCode 10204 (deleted)", kind="deleted")
+
+
+def reader(read: Observe, confirm: Observe | None = None) -> Reader:
+    async def unused(video_id: str) -> Answer[ItemAt]:
+        raise AssertionError(f"no page read expected for {video_id}")
+
+    return Reader(read=read, confirm=confirm or unused)
+
+
+def tracking(store, options: TrackOptions, clock: Clock, **kwargs) -> Tracking:
+    return Tracking(store, options, clock=clock, progress=None, monitor=BlockMonitor(BlockPolicy()), **kwargs)
+
+
+async def run(tracker: Tracking, readers: dict[str, Reader]) -> str:
+    await tracker.schedule()
+    try:
+        return await tracker.run(readers)
+    finally:
+        tracker.close()
+
+
+def test_a_slow_read_keeps_its_claim_so_no_other_tracker_reads_the_video_too(store):
+    """A read under blocks retries for minutes, longer than a lease: renewed, the claim is never taken
+    over, so the video is read and stored once."""
+    add_videos(store, {"1": T0 - HOUR})
+    options = TrackOptions(ages="1h", lease_s=0.6)
+    clock = VirtualClock(T0)
+    reads: list[str] = []
+    second_done = asyncio.Event()
+
+    async def slow(video_id: str) -> Answer[ItemAt]:
+        reads.append(video_id)
+        await asyncio.wait_for(second_done.wait(), 30)  # the read outlasts the other tracker's whole run
+        return answer(video_id, 100)
+
+    async def both() -> list[str]:
+        first = asyncio.ensure_future(run(tracking(store, options, clock), {"t0": reader(slow)}))
+        while not reads:
+            await asyncio.sleep(0)  # until the first tracker holds the claim and reads
+        await asyncio.sleep(options.lease_s * 2.5)  # time itself is what lapses a lease not renewed
+        second = await run(tracking(store, options, clock), {"t1": reader(slow)})
+        second_done.set()
+        return [await first, second]
+
+    assert asyncio.run(both()) == ["done", "done"]
+    assert reads == ["1"]
+    [snapshot] = snapshots(store)
+    assert targets(store)["1", HOUR].snapshot_id == snapshot.id
+
+
+def test_each_loop_claims_as_a_worker_of_its_own(store):
+    add_videos(store, {"1": T0 - HOUR, "2": T0 - HOUR})
+    reading: set[str] = set()
+    both_reading = asyncio.Event()
+
+    async def read(video_id: str) -> Answer[ItemAt]:
+        reading.add(video_id)
+        if len(reading) == 2:
+            both_reading.set()
+        await asyncio.wait_for(both_reading.wait(), 30)  # both loops hold a claim at once
+        return answer(video_id, 100)
+
+    tracker = tracking(store, TrackOptions(ages="1h", in_flight=2), VirtualClock(T0))
+    assert asyncio.run(run(tracker, {"t0": reader(read)})) == "done"
+    workers = {t.worker for t in targets(store).values()}
+    assert len(workers) == 2 and {worker.rsplit(":", 1)[1] for worker in workers} == {"t0.0", "t0.1"}
+
+
+def test_a_claim_lost_mid_read_writes_nothing_and_the_run_goes_on(store):
+    add_videos(store, {"1": T0 - HOUR, "2": T0 - HOUR})
+    clock = VirtualClock(T0)
+
+    async def read(video_id: str) -> Answer[ItemAt]:
+        if video_id == "1":  # the lease lapses (a stalled process) and another tracker takes the claim
+            with store.transaction() as session:
+                session.execute(
+                    update(TrackTarget)
+                    .where(TrackTarget.video_id == "1")
+                    .values(lease_until=datetime(2000, 1, 1, tzinfo=UTC))
+                )
+            [taken] = claim_due(store, 1, now=clock(), worker="elsewhere:1:t0", lease_s=60, late_fraction=0.25)
+            assert taken.video_id == "1"
+        return answer(video_id, 100)
+
+    tracker = tracking(store, TrackOptions(ages="1h", in_flight=1), clock)
+    assert asyncio.run(run(tracker, {"t0": reader(read)})) == "done"
+    settled = targets(store)
+    assert (settled["1", HOUR].status, settled["1", HOUR].worker) == ("claimed", "elsewhere:1:t0")
+    assert settled["2", HOUR].status == "observed"
+    assert [s.video_id for s in snapshots(store)] == ["2"]
+    assert tracker.counters.errors == Counter(claim_lost=1) and tracker.counters.observations == 1
+
+
+def test_videos_a_crawl_adds_during_a_backlog_get_their_early_ages(store):
+    """Every loop busy, none idle: the schedule is refreshed on the wall clock all the same, so a video
+    found 20 s after posting still gets its 1m target, taken before the backlog's overdue ones."""
+    add_videos(store, {str(1000 + i): T0 - 60 for i in range(30)})  # a backlog: 30 videos due now
+    clock, wall = VirtualClock(T0), VirtualClock(0)
+
+    async def read(video_id: str) -> Answer[ItemAt]:
+        clock.advance_to(clock() + 10)  # each read takes 10 s of the site's time, 1 s of this process's
+        wall.advance_to(wall() + 1)
+        if len(read_ids) == 2:  # meanwhile a crawl finds a video posted 20 s ago
+            add_videos(store, {"1": clock() - 20})
+        read_ids.append(video_id)
+        return answer(video_id, 100, at=clock())
+
+    read_ids: list[str] = []
+    tracker = tracking(store, TrackOptions(ages="1m,10m", in_flight=1), clock, wall=wall)
+    assert asyncio.run(run(tracker, {"t0": reader(read)})) == "done"
+    new = targets(store)["1", 60]
+    assert new.status == "observed" and new.observed_age_s <= 120
+    assert read_ids.index("1") < len(read_ids) - 1, "the new video waited for the whole backlog"
+
+
+def test_an_unavailable_answer_is_checked_on_the_video_page_before_the_schedule_stops(store):
+    """10204 also answers region and IP blocks: the video page decides."""
+    add_videos(store, {"1": T0 - HOUR, "2": T0 - HOUR})
+    page_reads: list[str] = []
+
+    async def read(video_id: str) -> Answer[ItemAt]:
+        raise deleted()
+
+    async def page(video_id: str) -> Answer[ItemAt]:
+        page_reads.append(video_id)
+        if video_id == "2":
+            raise deleted()
+        return answer(video_id, 100, method="page")
+
+    tracker = tracking(store, TrackOptions(ages="1h,1d"), VirtualClock(T0))
+    assert asyncio.run(run(tracker, {"t0": reader(read, page)})) == "done"
+    settled = {key: (t.status, t.error_kind) for key, t in targets(store).items()}
+    assert settled == {
+        ("1", HOUR): ("observed", None),
+        ("1", 24 * HOUR): ("pending", None),
+        ("2", HOUR): ("gone", "deleted"),
+        ("2", 24 * HOUR): ("gone", "deleted"),
+    }
+    assert page_reads == ["1", "2"] and tracker.counters.methods == Counter(page=1)
+    assert [s.video_id for s in snapshots(store)] == ["1"]
+
+
+def test_a_run_of_unavailable_answers_is_a_block_that_leaves_the_schedules_pending(store):
+    """A region block answers 10204 for every video, page included: after ``unavailable_run`` videos
+    in a row the answers count as blocks, and persistent blocking stops the run."""
+    add_videos(store, {str(i): T0 - HOUR for i in range(1, 41)})
+    options = TrackOptions(ages="1h,1d", in_flight=1)
+
+    async def read(video_id: str) -> Answer[ItemAt]:
+        raise deleted()
+
+    tracker = tracking(store, options, VirtualClock(T0))
+    with pytest.raises(PersistentlyBlocked):
+        asyncio.run(run(tracker, {"t0": reader(read, read)}))
+    statuses = Counter(t.status for t in targets(store).values())
+    gone_videos = options.unavailable_run
+    assert statuses == Counter(gone=2 * gone_videos, pending=2 * (40 - gone_videos))
+    assert tracker.monitor.total == BlockPolicy().give_up_after_blocks
+
+
+@pytest.mark.parametrize("stats", [None, StatsRecord(exact=True)], ids=["no stats", "stats without counts"])
+def test_an_answer_without_counts_is_retried_then_failed_never_stored(store, stats):
+    """Stored, its NULLs would be read by an export as zero plays."""
+    add_videos(store, {"1": T0 - HOUR})
+    reads: list[str] = []
+
+    async def read(video_id: str) -> Answer[ItemAt]:
+        reads.append(video_id)
+        return Answer(ItemAt(ItemRecord(id=video_id, stats=stats), T0), "fetch")
+
+    tracker = tracking(store, TrackOptions(ages="1h", max_attempts=3, in_flight=1), VirtualClock(T0))
+    assert asyncio.run(run(tracker, {"t0": reader(read)})) == "done"
+    target = targets(store)["1", HOUR]
+    assert (target.status, target.error_kind, target.attempts) == ("failed", "no_stats", 3)
+    assert reads == ["1"] * 3 and snapshots(store) == []
