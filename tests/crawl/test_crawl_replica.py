@@ -383,6 +383,26 @@ def test_persistent_blocking_stops_with_exit_code_3(replica, tmp_path):
     assert "persistently blocked" in result.stderr and "tt_chain_token" not in result.stderr + result.stdout
 
 
+def test_a_region_block_answering_10204_for_every_post_is_a_block_not_a_corpus_of_deleted_videos(replica, tmp_path):
+    """The site answers a region or IP block with the statusCode of a deleted post: after a few in a row
+    the answers count as blocks, the crawl stops as persistently blocked, and the frontier keeps every
+    other parent for a resumed crawl instead of failing them all."""
+    db_url = f"sqlite:///{tmp_path / 'c.db'}"
+    command = crawl_command(replica.base_url, db_url, tmp_path / "d", seeds=25, target=60)
+    replica.set_faults({"region_block": 1.0})
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=240)
+    finally:
+        replica.set_faults({})
+    assert result.returncode == 3 and "persistently blocked" in result.stderr and "unavailable_run" in result.stderr
+    believed = BlockPolicy().unavailable_run
+    assert video_rows(db_url, "expand_status = 'failed'") == believed
+    assert video_rows(db_url, "expand_status = 'pending'") == video_rows(db_url, "item_kind = 'video'") - believed
+    assert video_rows(db_url, "expand_status = 'claimed'") == 0
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=240)  # the block lifted
+    assert finished.returncode == 0, finished.stderr
+
+
 # --- request signing (issue #14) ------------------------------------------------------------------------
 # The issue's crawl, 25 seeds at fanout 5, on a catalog without media files: these crawls download nothing.
 SIGNED_SEEDS, SIGNED_FANOUT, SIGNED_TARGET = 25, 5, 60

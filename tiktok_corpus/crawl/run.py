@@ -28,7 +28,7 @@ from playwright.async_api import async_playwright
 
 from .._collector import bulk_parsing_collector
 from ..config import Settings
-from ..errors import BlockedError, ContractError, PersistentlyBlocked
+from ..errors import BlockedError, ContractError, ItemUnavailable, PersistentlyBlocked
 from ..store import queue
 from ..store.crawl import (
     Expansion,
@@ -196,6 +196,9 @@ class _Crawl:
     async def _expand(self, lists: RelatedLists, parent_id: str) -> None:
         try:
             related = await lists.get(parent_id)
+        except ItemUnavailable as exc:
+            await self._unavailable_parent(parent_id, exc)
+            return
         except ContractError as exc:
             # A block, a timeout, a 5xx is about the moment, not the video: the parent goes back to the
             # frontier for a later try, up to --max-attempts claims (a page that never yields its list
@@ -212,6 +215,22 @@ class _Crawl:
             queue.release(self.store, "expand", [parent_id])
             raise
         self._writes.add(Expansion(parent_id, related.value, related.method))
+
+    async def _unavailable_parent(self, parent_id: str, exc: ItemUnavailable) -> None:
+        """A deleted or private parent fails; but a run of such answers is a region or IP block (the
+        site answers it with 10204 too): the parent goes back to the frontier untouched, and the block
+        monitor, not the parent's attempts, decides when the crawl stops."""
+        try:
+            believed = self.monitor.unavailable_believed()
+        except PersistentlyBlocked:
+            await self._db(queue.release, self.store, "expand", [parent_id])
+            raise
+        if believed:
+            await self._db(fail_parent, self.store, parent_id, exc.kind, exc.message)
+            self.counters.errors[exc.kind] += 1
+        else:
+            await self._db(queue.release, self.store, "expand", [parent_id])
+            self.counters.errors["blocked"] += 1
 
     def _landed(self, expansion: Expansion, sighting: Sighting) -> None:
         self._count(sighting)

@@ -167,6 +167,10 @@ class ReplicaSite:
             return JSONResponse(CAPTCHA_BODY)
         return None
 
+    def _status_of(self, video: CatalogVideo | None) -> int:
+        """The statusCode a post answers now: its removal's, or 10204 for every post under a region block."""
+        return STATUS_NOT_FOUND if self.plan.fires("region_block") else self.removals.status(video)
+
     def _app_context(self) -> dict:
         return {
             "language": "en",
@@ -218,7 +222,7 @@ class ReplicaSite:
         if self.plan.fires("no_rehydration"):
             return self._page(request, video_page(None, "TikTok", self.keys, self.clock()))
         video = self.catalog.by_id.get(video_id)
-        status = self.removals.status(video)
+        status = self._status_of(video)
         detail: dict = {"statusCode": status, "statusMsg": STATUS_MESSAGES.get(status, "")}
         if video is not None and not status:
             renderer = self._renderer(request)
@@ -255,7 +259,7 @@ class ReplicaSite:
         if count is None or not video_id.isdigit():
             return JSONResponse(status_envelope(STATUS_INVALID))
         video = self.catalog.by_id.get(video_id)
-        if video is None or self.removals.status(video):
+        if video is None or self._status_of(video):
             return JSONResponse(status_envelope(STATUS_NOT_FOUND))
         return self._envelope(request, [self.catalog.by_id[i] for i in video.related[:count]])
 
@@ -267,7 +271,7 @@ class ReplicaSite:
         if not video_id.isdigit():
             return JSONResponse(status_envelope(STATUS_INVALID))
         video = self.catalog.by_id.get(video_id)
-        status = self.removals.status(video)
+        status = self._status_of(video)
         if video is None or status:
             return JSONResponse(status_envelope(status))
         renderer = self._renderer(request)

@@ -36,6 +36,9 @@ class BlockPolicy:
     recycle_after_blocks: int = 3  # consecutive blocked tries on one worker -> fresh context
     recycle_every: int = 150  # requests per context, so a long run's memory stays flat
     give_up_after_blocks: int = 15  # consecutive blocked tries across all workers -> stop
+    # "Deleted" answers in a row with no answer between them, after which more count as blocks: 10204
+    # is also the site's answer to a region or IP it blocks.
+    unavailable_run: int = 5
     page_timeout_s: float = 30.0
     page_list_wait_s: float = 10.0  # how long a loaded video page may take to request its related list
     waf_wait_s: float = 10.0  # how long a WAF interstitial may take to solve itself
@@ -50,6 +53,7 @@ class BlockMonitor:
     consecutive: int = 0
     total: int = 0
     kinds: Counter = field(default_factory=Counter)
+    unavailable_in_a_row: int = 0
 
     def record_block(self, kind: str) -> None:
         self.total += 1
@@ -64,6 +68,17 @@ class BlockMonitor:
 
     def record_success(self) -> None:
         self.consecutive = 0
+        self.unavailable_in_a_row = 0
+
+    def unavailable_believed(self) -> bool:
+        """Whether an item-unavailable answer (deleted, private) is taken at its word: not once
+        ``policy.unavailable_run`` of them came with no answer between, when it counts as a block
+        instead (and may stop the run as persistently blocked)."""
+        if self.unavailable_in_a_row >= self.policy.unavailable_run:
+            self.record_block("unavailable_run")
+            return False
+        self.unavailable_in_a_row += 1
+        return True
 
 
 class Pacer:

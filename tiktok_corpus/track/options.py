@@ -47,9 +47,6 @@ class TrackOptions:
     fallback_after: int = described(3, "With --via auto: refused calls in a row after which a worker slows down.")
     max_attempts: int = described(5, "Tries of one observation before it is recorded as failed.")
     lease_s: float = 120.0  # a claim another process may take over once its worker stopped renewing it
-    # Videos in a row confirmed unavailable (10204 answers region and IP blocks too) after which more such
-    # answers are taken for blocks: their targets stay pending, and a run of them stops the run.
-    unavailable_run: int = 5
     headful: bool = described(False, "Show the browser (solve a captcha).")
 
     @property

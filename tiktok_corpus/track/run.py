@@ -90,7 +90,6 @@ class Tracking:
         self._in_hand: dict[str, DueVideo] = {}  # worker -> its claim, not yet settled: released on a stop
         self._all_settled = asyncio.Event()  # set whenever no loop is claiming or observing
         self._busy = 0
-        self._unavailable_in_a_row = 0  # videos confirmed unavailable since the last item read
 
     def _publish(self, *, force: bool = False) -> None:
         if not force and self.wall() - self._published_at < PUBLISH_EVERY_S:
@@ -244,22 +243,17 @@ class Tracking:
         """The item with its counts; None when the answer was taken for a block and the claim given back.
 
         An unavailable answer (10204 is also the site's answer to a region or IP block) is believed only
-        when the video page says so too (ItemUnavailable). Once ``unavailable_run`` videos in a row were,
-        more such answers count as blocks, and their targets stay pending."""
+        when the video page says so too (ItemUnavailable), and not after a run of them
+        (:meth:`~.BlockMonitor.unavailable_believed`): then it is a block, and the targets stay pending."""
         try:
             read = await reader.read(due.video_id)
         except ItemUnavailable:
-            if self._unavailable_in_a_row >= self.options.unavailable_run:
+            if not self.monitor.unavailable_believed():  # persistent blocking raises: close() gives it back
                 self.counters.errors["unavailable_run"] += 1
-                self.monitor.record_block("unavailable_run")  # raises once blocking is persistent
                 await self._db(release_targets, self.store, [due], worker=worker)
                 return None
-            try:
-                read = await reader.confirm(due.video_id)
-            except ItemUnavailable:
-                self._unavailable_in_a_row += 1
-                raise
-        self._unavailable_in_a_row = 0
+            read = await reader.confirm(due.video_id)  # an ItemUnavailable from the page: confirmed
+        self.monitor.record_success()
         stats = read.value.item.stats
         if stats is None or replace(stats, exact=False) == StatsRecord():  # not one count
             # A degraded answer: stored, its NULLs would read as zero plays in an export.
