@@ -83,6 +83,47 @@ def test_a_planted_leak_is_caught(table, monkeypatch):
     assert leaked_rows(table) != []
 
 
+def test_in_an_export_split_in_time_the_author_statistics_only_look_back(table):
+    """Each row's statistics come from its author's train videos posted before it: never from a later
+    video's success, which a hit of the row itself may have caused."""
+    frame = author_features(table, earlier_only=True)
+    in_train = table["split"] == "train"
+    plays = np.log1p(table["play_count"].astype(float))
+    for row in table.index:
+        earlier = (table["author_id"] == table.loc[row, "author_id"]) & (
+            table["create_time"] < table.loc[row, "create_time"]
+        )
+        pool = earlier & in_train
+        assert frame.loc[row, "author.others_train_videos"] == pool.sum()
+        expected = np.median(plays[pool]) if pool.any() else np.nan
+        assert frame.loc[row, "author.others_median_log_plays"] == pytest.approx(expected, nan_ok=True)
+        expected_rate = table.loc[pool, "is_viral"].mean() if pool.any() else np.nan
+        assert frame.loc[row, "author.others_viral_rate"] == pytest.approx(expected_rate, nan_ok=True)
+    assert frame["author.others_median_log_plays"].notna().any()
+    assert leaked_rows(table, lambda t: author_features(t, earlier_only=True)) == []
+    # The future moves nothing: every row's outcome after the first half of the table changes.
+    later = (table["create_time"] > table["create_time"].median()).to_numpy()
+    moved = author_features(author._perturbed(table, later), earlier_only=True)
+    past = ~later
+    assert np.allclose(frame[past].to_numpy(), moved[past].to_numpy(), equal_nan=True)
+    assert not np.allclose(
+        author_features(table)[past].to_numpy(),
+        author_features(author._perturbed(table, later))[past].to_numpy(),
+        equal_nan=True,
+    )
+
+
+def test_the_export_manifest_chooses_the_look_back(table):
+    class Export:
+        def __init__(self, order):
+            self.table, self.manifest = table, {"split": {"order": order}}
+
+    by_time = author.compute(Export("time"), None, lambda n: None)
+    assert by_time.equals(author_features(table, earlier_only=True))
+    assert author.compute(Export("random"), None, lambda n: None).equals(author_features(table))
+    assert not by_time.equals(author_features(table))
+
+
 def test_time_table_reads_hour_weekday_and_original_sound(table):
     frame = time_features(table)
     viral = table["is_viral"].to_numpy() == 1

@@ -5,10 +5,16 @@ No leakage: a row's popularity statistics come from train rows of the same autho
 so neither its own counts and label nor any val/test row ever reach them. :func:`leaked_rows` checks
 that from the outside, by perturbing exactly those values and watching the features. The profile's
 total likes (``heart_count``) are left out: they include the video's own likes, a metric of its label.
+
+An export split in time (``--split-order time``) is judged as the model would be used, on later posts
+from what came before: there every row's statistics come from its author's train videos posted
+*before* it, so a train row does not learn from its author's later success either (a hit brings
+followers, and the posts after it more views).
 """
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable
 
 import numpy as np
@@ -16,7 +22,7 @@ import pandas as pd
 
 from .columns import named, numeric, text
 
-VERSION = 2  # 2: no log_likes
+VERSION = 3  # 2: no log_likes; 3: earlier videos only in exports split in time
 # A row's own outcome: what the author statistics must never see of the row itself or of val/test rows.
 OUTCOME_COLUMNS = (
     "play_count",
@@ -68,15 +74,57 @@ def mean_of_others(values: pd.Series, authors: pd.Series, contributes: pd.Series
     return ((total - own) / (count - counted)).where(count - counted > 0)
 
 
-def author_features(table: pd.DataFrame) -> pd.DataFrame:
-    """Profile counts (log1p) and badge, and the median popularity of the author's other train videos.
+def over_earlier(
+    values: pd.Series, authors: pd.Series, contributes: pd.Series, times: pd.Series, reduce: Callable[[list], float]
+) -> pd.Series:
+    """Per row, ``reduce`` of the sorted ``values`` of its author's contributing rows posted strictly
+    before it (NaN where there are none, or where the row's own time is unknown)."""
+    result = pd.Series(np.nan, index=values.index, dtype="float64")
+    known = authors.notna() & times.notna()
+    frame = pd.DataFrame({"author": authors, "time": times, "value": values, "contributes": contributes})[known]
+    for _, rows in frame.sort_values("time", kind="stable").groupby("author", sort=False):
+        seen: list[float] = []
+        for _, moment in rows.groupby("time", sort=True):
+            if seen:
+                result[moment.index] = reduce(seen)
+            for value in moment.loc[moment["contributes"] & moment["value"].notna(), "value"]:
+                bisect.insort(seen, float(value))
+    return result
+
+
+def _median(ordered: list) -> float:
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def author_features(table: pd.DataFrame, *, earlier_only: bool = False) -> pd.DataFrame:
+    """Profile counts (log1p) and badge, and the median popularity of the author's other train videos
+    (with ``earlier_only``, those posted before the row).
 
     A pure function of ``table``: the statistics use rows with ``split == "train"`` only.
     """
     authors = text(table, "author_id").replace("", np.nan)
     in_train = table["split"] == "train"
     plays = np.log1p(numeric(table, "play_count").clip(lower=0))
-    others_in_train = in_train.astype(float).groupby(authors).transform("sum") - in_train.astype(float)
+    virality, viral = numeric(table, "virality_score"), numeric(table, "is_viral")
+    if earlier_only:
+        times = numeric(table, "create_time")
+        statistics = {
+            "others_train_videos": over_earlier(in_train.astype(float), authors, in_train, times, len)
+            .fillna(0.0)
+            .where(authors.notna() & times.notna()),
+            "others_median_log_plays": over_earlier(plays, authors, in_train, times, _median),
+            "others_median_virality": over_earlier(virality, authors, in_train, times, _median),
+            "others_viral_rate": over_earlier(viral, authors, in_train, times, lambda seen: sum(seen) / len(seen)),
+        }
+    else:
+        others_in_train = in_train.astype(float).groupby(authors).transform("sum") - in_train.astype(float)
+        statistics = {
+            "others_train_videos": others_in_train.where(authors.notna()),
+            "others_median_log_plays": median_of_others(plays, authors, in_train),
+            "others_median_virality": median_of_others(virality, authors, in_train),
+            "others_viral_rate": mean_of_others(viral, authors, in_train),
+        }
     return named(
         pd.DataFrame(
             {
@@ -84,14 +132,16 @@ def author_features(table: pd.DataFrame) -> pd.DataFrame:
                 "log_following": np.log1p(numeric(table, "following_count").clip(lower=0)),
                 "log_videos": np.log1p(numeric(table, "video_count").clip(lower=0)),
                 "verified": numeric(table, "verified"),
-                "others_train_videos": others_in_train.where(authors.notna()),
-                "others_median_log_plays": median_of_others(plays, authors, in_train),
-                "others_median_virality": median_of_others(numeric(table, "virality_score"), authors, in_train),
-                "others_viral_rate": mean_of_others(numeric(table, "is_viral"), authors, in_train),
+                **statistics,
             }
         ),
         "author",
     )
+
+
+def split_in_time(manifest: dict) -> bool:
+    """Whether an export's splits were ordered by posting time (``--split-order time``)."""
+    return manifest.get("split", {}).get("order") == "time"
 
 
 def _perturbed(table: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
@@ -130,6 +180,6 @@ def leaked_rows(table: pd.DataFrame, features: Callable[[pd.DataFrame], pd.DataF
 
 
 def compute(export, options, advance: Callable[[int], None]) -> pd.DataFrame:
-    frame = author_features(export.table)
+    frame = author_features(export.table, earlier_only=split_in_time(export.manifest))
     advance(len(frame))
     return frame
