@@ -21,6 +21,7 @@ from tiktok_corpus.browse.app import BrowseServer
 from tiktok_corpus.browse.catalog import Catalog
 from tiktok_corpus.config import Settings
 from tiktok_corpus.store.db import open_store
+from tiktok_corpus.store.reports import REPORT_PAGE, report_figures_dir
 
 FIGURES = Path(__file__).resolve().parents[1] / "docs" / "figures"
 REPORT_FIGURES = ("fig2_engagement.png", "fig3_virality_score.png")
@@ -30,15 +31,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--demo", type=Path, default=Path("corpus-demo"), help="the demo's --out directory")
     demo = parser.parse_args().demo
-    report = demo / "report.html"
+    settings = Settings(data_dir=demo / "data")
+    report = settings.data_dir / REPORT_PAGE
     if not report.is_file():
         corpus = Path(sys.executable).with_name("corpus")
         subprocess.run([str(corpus), "demo", "--out", str(demo)], check=True)
     FIGURES.mkdir(parents=True, exist_ok=True)
     for name in REPORT_FIGURES:
-        shutil.copyfile(demo / "report_figures" / name, FIGURES / name)
+        shutil.copyfile(report_figures_dir(report) / name, FIGURES / name)
 
-    settings = Settings(data_dir=demo / "data")
     export_dir = max((settings.data_dir / "exports").iterdir())  # the demo makes one export
     with (
         sync_playwright() as playwright,

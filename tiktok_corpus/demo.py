@@ -178,7 +178,7 @@ def run_demo(
                 oracles={FEATURE_MODALITY.get(m, m): auc for m, auc in oracles.items()},
             )
         with stage("report"):
-            report = build_report(settings, export_dir=export_dir, out=out_dir / "report.html")
+            report = build_report(settings, export_dir=export_dir)  # where `corpus browse` looks for it
         with open_store(settings) as store:
             counts = stage_counts(store)
     finally:

@@ -10,6 +10,7 @@ representative of the first frames (not a black first frame), and the width is s
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -45,7 +46,11 @@ def poster_frame(source: Path, cache_dir: Path, *, sha256: str | None = None) ->
     if target.is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.{os.getpid()}.part")
+    # A name of its own per call: browse serves requests on threads of one process, and two asking for
+    # the same poster at once must not write, rename or delete each other's file.
+    handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    os.close(handle)
+    partial = Path(name)
     command = (
         ffmpeg.input(str(source))["v:0"]
         .filter("thumbnail", THUMBNAIL_FRAMES)

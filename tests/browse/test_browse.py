@@ -9,18 +9,26 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import expect, sync_playwright
 from sqlalchemy import func, select
 
-from tiktok_corpus.browse.app import BrowseServer
+from tiktok_corpus.browse.app import CONTENT_SECURITY_POLICY, BrowseServer
 from tiktok_corpus.browse.catalog import PAGE_SIZE, Catalog
+from tiktok_corpus.config import Settings
 from tiktok_corpus.errors import ConfigError
 from tiktok_corpus.store.db import open_store
 from tiktok_corpus.store.models import AuthorSnapshot, RelatedEdge, Video
+from tiktok_corpus.store.reports import REPORT_PAGE
+from tiktok_corpus.tiktok.session_files import STATE_FILE, session_dir
 
 pytestmark = pytest.mark.slow(40)
 
 HOSTILE = '</script><img src=x onerror="window.__xss=1">"quoted"'
+# Whether a <video> can show its first frame, once it knows (true at once when it already can).
+PLAYABLE = """video => video.readyState >= 2 || new Promise(settled => {
+    video.addEventListener("loadeddata", () => settled(true), {once: true});
+    video.addEventListener("error", () => settled(false), {once: true});
+})"""
 
 
 @pytest.fixture(scope="module")
@@ -43,11 +51,19 @@ def served(demo_corpus):
 @pytest.fixture(scope="module")
 def page(served):
     with sync_playwright() as playwright:
-        from tiktok_corpus.config import Settings
-
         browser = playwright.chromium.launch(executable_path=Settings().resolved_browser_path(), headless=True)
         yield browser.new_page(viewport={"width": 1280, "height": 900})
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def refused(page) -> list[str]:
+    """What the pages' Content-Security-Policy refused: Chromium logs each refusal to the console."""
+    messages: list[str] = []
+    page.on(
+        "console", lambda message: messages.append(message.text) if "Content Security Policy" in message.text else None
+    )
+    return messages
 
 
 def _shown(page) -> list[str]:
@@ -55,16 +71,18 @@ def _shown(page) -> list[str]:
 
 
 @pytest.mark.browser
-def test_grid_renders_sorts_and_filters(served, page):
+def test_grid_renders_sorts_and_filters(served, page, refused):
     server, _, catalog = served
     assert server.base_url.startswith("http://127.0.0.1:")
     page.goto(server.base_url + "/?sort=play_count&order=desc")
+    assert page.eval_on_selector("#grid", "grid => getComputedStyle(grid).display") == "grid"  # its inline CSS
     by_plays = _shown(page)
     rows = catalog.rows().set_index("video_id")
     assert 0 < len(by_plays) <= PAGE_SIZE
     plays = [rows.loc[v, "play_count"] for v in by_plays]
     assert plays == sorted(plays, reverse=True)
-    page.wait_for_function("document.querySelector('.card img').complete")
+    # Waits read the page from Playwright's own world: the pages' CSP refuses the eval wait_for_function needs.
+    expect(page.locator(".card img").first).to_have_js_property("complete", True)
     assert page.eval_on_selector(".card img", "i => i.naturalWidth") > 0  # a real poster frame
     assert page.locator(".card .labels", has_text="error").count() > 0  # the run's score and error
 
@@ -79,13 +97,14 @@ def test_grid_renders_sorts_and_filters(served, page):
     assert set(_shown(page)) == set(rows.index[rows["author"] == author])
     page.goto(f"{server.base_url}/?split=test&sort=score")
     assert set(_shown(page)) <= set(rows.index[rows["split"] == "test"]) and _shown(page)
+    assert refused == []
 
 
 @pytest.mark.browser
-def test_video_page_plays_charts_links_and_escapes(served, page, demo_corpus):
+def test_video_page_plays_charts_links_and_escapes(served, page, refused, demo_corpus):
     server, hostile_id, _ = served
     page.goto(f"{server.base_url}/video/{hostile_id}")
-    page.wait_for_function("document.getElementById('player').readyState >= 2", timeout=15_000)
+    assert page.eval_on_selector("#player", PLAYABLE), "the video did not load"
     with open_store(demo_corpus.settings) as store, store.transaction() as session:
         video = session.get(Video, hostile_id)
         posted, seen = datetime.fromtimestamp(video.create_time, UTC), (video.first_seen_at, video.last_seen_at)
@@ -104,32 +123,74 @@ def test_video_page_plays_charts_links_and_escapes(served, page, demo_corpus):
     assert page.evaluate("window.__xss") is None
     page.goto(server.base_url + "/")
     assert page.evaluate("window.__xss") is None
+    assert refused == []
 
 
-def test_files_are_served_with_ranges_and_only_from_the_data_dir(served, demo_corpus):
-    server, hostile_id, catalog = served
-    media = catalog.video(hostile_id)["media_path"]
+@pytest.mark.browser
+def test_a_served_page_runs_no_script(page, tmp_path):
+    """The Content-Security-Policy's second line of defence behind the escaping: a script in a page
+    does not run, while its inline CSS applies."""
+    settings = Settings(data_dir=tmp_path / "data")
+    report = settings.data_dir / REPORT_PAGE
+    report.parent.mkdir(parents=True)
+    report.write_text("<!doctype html><style>body { margin: 7px }</style><script>window.__ran = 1</script>")
+    with open_store(settings) as store, BrowseServer(settings, store, Catalog(store)) as server:
+        page.goto(server.base_url + "/report")
+        assert page.evaluate("getComputedStyle(document.body).marginTop") == "7px"
+        assert page.evaluate("window.__ran") is None
+
+
+def test_only_the_pages_files_are_served(served, demo_corpus):
+    """A video's file (with Range, for seeking) by its id; never the crawler's cookies or the database,
+    which lie in the same data directory, however the path is written."""
+    server, hostile_id, _ = served
+    data_dir = demo_corpus.settings.data_dir
+    assert (session_dir(demo_corpus.settings) / STATE_FILE).is_file() and (data_dir / "corpus.db").is_file()
     with httpx.Client(base_url=server.base_url) as client:
-        ranged = client.get(f"/files/{media}", headers={"Range": "bytes=0-99"})
+        for path in ("/files/session/state.json", "/files/corpus.db", "/media/nope", "/report/corpus.db"):
+            assert client.get(path).status_code == 404, path
+        ranged = client.get(f"/media/{hostile_id}", headers={"Range": "bytes=0-99"})
         assert ranged.status_code == 206 and len(ranged.content) == 100
-        assert client.get("/files/corpus.db-nope").status_code == 404
-    outside = demo_corpus.settings.data_dir.parent / "secret.txt"
-    outside.write_text("secret")
+        assert ranged.headers["content-type"] == "video/mp4"
+    (data_dir.parent / "secret.txt").write_text("secret")
     for raw in (
-        "/files/../secret.txt",
-        "/files/%2e%2e/secret.txt",
-        "/files//etc/passwd",
-        "/files/videos/..%2f..%2fsecret.txt",
+        "/report/../corpus.db",
+        "/report/%2e%2e/session/state.json",
+        "/report//etc/passwd",
+        "/report/report_figures/..%2f..%2fcorpus.db",
+        "/report/report_figures/../../../secret.txt",
     ):
-        status = _raw_get(server.base_url, raw)
-        assert status in (400, 404), raw
+        assert _raw_get(server.base_url, raw) == 404, raw
 
 
-def _raw_get(base_url: str, target: str) -> int:
-    """The status of a GET sent as written (clients normalise ``..`` away before sending)."""
-    host, port = base_url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=5) as sock:
-        sock.sendall(f"GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+def test_requests_must_name_this_machine_and_responses_forbid_scripts(served, demo_corpus):
+    """A web page whose name an attacker pointed at 127.0.0.1 (DNS rebinding) gets nothing; the address
+    bound is a name of this machine too. Every response forbids scripts and MIME sniffing."""
+    server, _, catalog = served
+    port = server.base_url.rsplit(":", 1)[1]
+    for host in ("127.0.0.1", f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"):
+        assert _raw_get(server.base_url, "/", host=host) == 200, host
+    assert _raw_get(server.base_url, "/", host=f"rebind.attacker.example:{port}") == 400
+    assert _raw_get(server.base_url, "/media/x", host="rebind.attacker.example") == 400
+    with (
+        open_store(demo_corpus.settings) as store,
+        BrowseServer(demo_corpus.settings, store, catalog, host="127.0.0.2") as other,
+    ):
+        assert _raw_get(other.base_url, "/") == 200  # Host: 127.0.0.2, the address bound
+        assert _raw_get(other.base_url, "/", host="rebind.attacker.example") == 400
+    with httpx.Client(base_url=server.base_url) as client:
+        for path in ("/", "/queue", "/media/nope"):
+            headers = client.get(path).headers
+            assert headers["x-content-type-options"] == "nosniff", path
+            assert headers["content-security-policy"] == CONTENT_SECURITY_POLICY, path
+
+
+def _raw_get(base_url: str, target: str, *, host: str | None = None) -> int:
+    """The status of a GET sent as written (clients normalise ``..`` away before sending), with the
+    ``Host`` header given (else the server's address)."""
+    address, port = base_url.removeprefix("http://").split(":")
+    with socket.create_connection((address, int(port)), timeout=5) as sock:
+        sock.sendall(f"GET {target} HTTP/1.1\r\nHost: {host or address}\r\nConnection: close\r\n\r\n".encode())
         return int(sock.recv(64).split(b" ")[1])
 
 

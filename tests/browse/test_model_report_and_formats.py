@@ -1,5 +1,5 @@
-"""The report's model section built from the session corpus and its run, and the webdataset export
-opened by ``datasets`` and ``webdataset`` as they are."""
+"""The report's model section built from the session corpus and its run and served by ``corpus
+browse``, and the webdataset export opened by ``datasets`` and ``webdataset`` as they are."""
 
 from __future__ import annotations
 
@@ -10,34 +10,56 @@ import pandas as pd
 import pytest
 from playwright.sync_api import sync_playwright
 
+from tiktok_corpus.browse.app import BrowseServer
+from tiktok_corpus.browse.catalog import Catalog
 from tiktok_corpus.config import Settings
 from tiktok_corpus.report import build_report
+from tiktok_corpus.store.db import open_store
+from tiktok_corpus.store.reports import REPORT_PAGE, report_figures_dir
 
 MODEL_FIGURES = ("model_curves", "model_confusion", "model_roc")
 
 
 @pytest.mark.browser
-def test_report_holds_the_model_section(demo_corpus, tmp_path):
-    out = build_report(demo_corpus.settings, export_dir=demo_corpus.export_dir, out=tmp_path / "report.html")
+def test_report_holds_the_model_section_and_browse_serves_it(demo_corpus):
+    """Written where ``corpus browse`` serves it (the default ``corpus demo`` uses too), and shown there
+    whole under the app's Content-Security-Policy: every figure, the posters, the links to the PNGs."""
+    settings = demo_corpus.settings
+    out = build_report(settings, export_dir=demo_corpus.export_dir)
+    assert out == settings.data_dir / REPORT_PAGE
     page_html = out.read_text()
     metrics = json.loads((demo_corpus.run_dir / "metrics.json").read_text())
     assert 'id="model"' in page_html and 'class="dataframe model-metrics"' in page_html
     assert all(name in page_html for name in ("majority", "metadata"))
     assert metrics["verdict"].split(":")[0] in page_html
     assert f"training: {metrics['speed']['train_clips_per_s']:.1f} clips/s over" in page_html
-    assert {f"{stem}.png" for stem in MODEL_FIGURES} <= {p.name for p in (tmp_path / "report_figures").iterdir()}
+    assert {f"{stem}.png" for stem in MODEL_FIGURES} <= {p.name for p in report_figures_dir(out).iterdir()}
     assert page_html.count("data:image/jpeg;base64,") >= 2  # best/worst as poster frames
     assert '<figure id="best-worst">' in page_html
-    with sync_playwright() as playwright:
+    with (
+        sync_playwright() as playwright,
+        open_store(settings) as store,
+        BrowseServer(settings, store, Catalog(store)) as server,
+    ):
         browser = playwright.chromium.launch(executable_path=Settings().resolved_browser_path(), headless=True)
         page = browser.new_page(viewport={"width": 1200, "height": 900})
-        page.goto(out.as_uri())
+        refused: list[str] = []
+        page.on(
+            "console",
+            lambda message: refused.append(message.text) if "Content Security Policy" in message.text else None,
+        )
+        page.goto(server.base_url + "/report")
         figures = page.locator("#model ~ figure").count()
         assert figures >= len(MODEL_FIGURES) + 1  # three drawn figures and the poster gallery
         poster = page.locator("#best-worst img").first
         width, height = poster.evaluate("i => [i.naturalWidth, i.naturalHeight]")
         assert width > 0 and height > 0
+        assert page.eval_on_selector("figcaption", "c => getComputedStyle(c).color") == "rgb(85, 85, 85)"  # its CSS
+        figure_link = page.locator("figcaption a").first.get_attribute("href")
+        response = page.request.get(f"{page.url.rsplit('/', 1)[0]}/{figure_link}")
+        assert response.status == 200 and response.headers["content-type"] == "image/png"
         browser.close()
+    assert refused == []
 
 
 def test_datasets_and_webdataset_open_the_export(demo_corpus):

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from playwright.sync_api import sync_playwright
+from sqlalchemy import select, update
 from typer.testing import CliRunner
 
 from tiktok_corpus.cli import app
@@ -18,10 +19,10 @@ from tiktok_corpus.export import ExportOptions, run_export
 from tiktok_corpus.report import build_report, engagement_table
 from tiktok_corpus.report.growth import COVERAGE, FIRST_SIGHTED, growth_by_age, plays_column
 from tiktok_corpus.store.db import open_store, upgrade
-from tiktok_corpus.store.models import StatsSnapshot
-from tiktok_corpus.store.reports import play_snapshots
+from tiktok_corpus.store.models import Hashtag, StatsSnapshot, VideoHashtag
+from tiktok_corpus.store.reports import crawl_history, play_snapshots, top_hashtags
 
-from .conftest import T0, _media, _video
+from .conftest import T0, _media, _video, populate_corpus
 
 FIGURES = {
     "fig1_duration",
@@ -93,6 +94,36 @@ def test_report_from_the_database_alone_and_an_empty_one(settings, store, corpus
 
     missing = runner.invoke(app, ["--data-dir", str(settings.data_dir), "report", "--export", str(tmp_path)])
     assert missing.exit_code == 1 and "manifest.json" in missing.stderr
+
+
+def test_a_hashtag_with_dollar_signs_is_drawn_as_written(settings, store, corpus, tmp_path):
+    """Matplotlib reads ``$...$`` in a label as mathtext; a hashtag it cannot parse stopped the report."""
+    with store.transaction() as session:
+        session.execute(update(Hashtag).where(Hashtag.name == "fun").values(name=r"$\foo{$"))
+
+    build_report(settings, out=tmp_path / "report.html")
+
+    assert (tmp_path / "report_figures" / "hashtags.png").stat().st_size > 0
+
+
+def test_the_crawl_figures_count_videos_not_photos_ads_or_private_posts(any_db_url, tmp_path):
+    settings = Settings(data_dir=tmp_path / "data", db_url=any_db_url)
+    store = open_store(settings, check_schema=False)
+    upgrade(store.engine)
+    try:
+        populate_corpus(store, settings.data_dir)  # 16 videos (and a photo post), tagged fun 9, dance 6, cat 3
+        with store.transaction() as session:
+            fun = session.scalar(select(Hashtag.id).where(Hashtag.name == "fun"))
+            for video_id, kind in (("3001", "photo"), ("3002", "ad"), ("3003", "private")):
+                session.add(_video(video_id, "a0", item_kind=kind, download_status="skipped"))
+                session.flush()
+                session.add(VideoHashtag(video_id=video_id, hashtag_id=fun))
+        crawl, hashtags = crawl_history(store), top_hashtags(store, 10)
+    finally:
+        store.dispose()
+
+    assert len(crawl) == 16 and not {"2002", "3001", "3002", "3003"} & set(crawl["id"])
+    assert dict(zip(hashtags["name"], hashtags["videos"])) == {"fun": 9, "dance": 6, "cat": 3}
 
 
 def test_engagement_table_has_the_papers_statistics():

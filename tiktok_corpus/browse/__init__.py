@@ -4,8 +4,9 @@ The grid shows every video as a poster frame with its counts, label, split, the 
 error, sorted and filtered by any of them, by hashtag and by author (:mod:`.catalog`); a video's page
 plays the downloaded file and shows its snapshots over time, its author's, its related videos both ways, its probe
 and its download attempts; the queue page shows what ``corpus status`` says (:mod:`.pages`). The server
-(:mod:`.app`) binds to 127.0.0.1 by default and serves files only from under the data directory. The
-SQL is in :mod:`tiktok_corpus.store.browse`.
+(:mod:`.app`) binds to 127.0.0.1 by default, answers only requests that name this machine or the address
+bound, and serves no file but the videos' own, their posters and the report. The SQL is in
+:mod:`tiktok_corpus.store.browse`.
 """
 
 from __future__ import annotations

@@ -1,54 +1,100 @@
 """The starlette routes of ``corpus browse`` and :class:`BrowseServer`, which runs them on uvicorn in a
 thread (a real socket; port 0 picks a free one; ``base_url`` says where).
 
-Read-only: no route writes to the database. Files are served only from under the data directory:
-a path that is absolute or holds ``..`` is refused (400) before it touches the file system, and what
-remains must resolve (symlinks followed) inside the data directory (else 404). Files are served with
-HTTP Range (starlette's ``FileResponse``), so a ``<video>`` element can seek.
+Read-only: no route writes to the database. No file is served by a path taken from the URL, only what
+the pages show: a video's downloaded file (``/media/<id>``, at the path its row holds), its poster
+frame, and the report with its figures (``/report/...``), each resolving (links followed) inside its
+folder. The data directory also holds the crawler's cookies (``session/``) and the database, which no
+request reaches. A request must name this machine or the address bound in its Host header, so a web
+page whose own name was pointed at 127.0.0.1 (DNS rebinding) is refused; every response forbids
+scripts (no page has one) and MIME sniffing. Files are served with HTTP Range (starlette's
+``FileResponse``), so a ``<video>`` element can seek.
 """
 
 from __future__ import annotations
 
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._serving import BackgroundServer
 from ..config import Settings
 from ..errors import ConfigError, CorpusError
 from ..posters import poster_frame
-from ..store.browse import author_snapshots, download_attempts, related_videos, video_detail, video_snapshots
+from ..store.browse import (
+    author_snapshots,
+    download_attempts,
+    media_path,
+    related_videos,
+    video_detail,
+    video_snapshots,
+)
 from ..store.db import Store
+from ..store.reports import REPORT_PAGE, report_figures_dir
 from ..store.status import stage_counts
 from .catalog import Catalog, GridQuery
 from .pages import grid_page, queue_page, video_page
 
 GRACEFUL_SHUTDOWN_S = 1
-REPORT = PurePosixPath("report/report.html")
+# Host header names of this machine (an IPv6 address is bracketed there); the address bound is added.
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+# No page runs a script. Styles are inline (the pages', the self-contained report's, pandas' tables);
+# images, posters and video come from here, and the report's figures are data: URIs. As nothing may
+# be fetched from elsewhere, not even inline CSS can send anything out.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; img-src 'self' data:; media-src 'self'; style-src 'unsafe-inline'; "
+    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = [
+    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+    (b"x-content-type-options", b"nosniff"),
+]
 
 
-class PathRefused(Exception):
-    """A requested file path that is absolute or climbs out of the data directory."""
-
-
-def data_file(data_dir: Path, relative: str) -> Path:
-    """``relative`` under ``data_dir``, or :class:`PathRefused` (absolute, ``..``) / FileNotFoundError
-    (missing, or resolving outside the directory through a link)."""
-    path = PurePosixPath(relative)
-    if not relative or path.is_absolute() or ".." in path.parts or "\\" in relative or "\x00" in relative:
-        raise PathRefused(relative)
-    root = data_dir.resolve()
-    resolved = (root / path).resolve()
-    if not resolved.is_relative_to(root) or not resolved.is_file():
+def contained_file(root: Path, relative: str) -> Path:
+    """``root / relative`` resolved (links followed), or FileNotFoundError when it is no file or lies
+    outside ``root`` (an absolute path, ``..``, a link out)."""
+    root = root.resolve()
+    path = (root / relative).resolve()
+    if not path.is_relative_to(root) or not path.is_file():
         raise FileNotFoundError(relative)
-    return resolved
+    return path
 
 
-def browse_app(settings: Settings, store: Store, catalog: Catalog) -> Starlette:
-    """The web app over ``store`` (and ``catalog``'s export and run)."""
+def report_file(data_dir: Path, name: str) -> Path:
+    """The report's page or one of its PNG figures by its path in the report's folder (the URL
+    ``/report/<name>``, so the page's relative links to its figures work); FileNotFoundError for any
+    other name."""
+    wanted = REPORT_PAGE.parent / name
+    if wanted != REPORT_PAGE and (wanted.parent != report_figures_dir(REPORT_PAGE) or wanted.suffix != ".png"):
+        raise FileNotFoundError(name)
+    return contained_file(data_dir / REPORT_PAGE.parent, name)
+
+
+class SecurityHeaders:
+    """ASGI middleware adding :data:`SECURITY_HEADERS` to every response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *SECURITY_HEADERS]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers if scope["type"] == "http" else send)
+
+
+def browse_app(settings: Settings, store: Store, catalog: Catalog, host: str) -> Starlette:
+    """The web app over ``store`` (and ``catalog``'s export and run), answering requests that name
+    this machine or ``host``, the address it is bound to."""
     data_dir = settings.data_dir
     source = f"export {catalog.export_dir.name}" if catalog.export_dir else "the database, no export given"
     if catalog.run_dir:
@@ -88,27 +134,33 @@ def browse_app(settings: Settings, store: Store, catalog: Catalog) -> Starlette:
         if row is None or not isinstance(row["media_path"], str):
             return PlainTextResponse("no file", status_code=404)
         try:
-            path = poster_frame(data_file(data_dir, row["media_path"]), data_dir / "posters", sha256=row["sha256"])
-        except (PathRefused, FileNotFoundError, CorpusError):
+            path = poster_frame(contained_file(data_dir, row["media_path"]), data_dir / "posters", sha256=row["sha256"])
+        except (FileNotFoundError, CorpusError):
             return PlainTextResponse("no poster", status_code=404)
         return FileResponse(path, media_type="image/jpeg")
 
-    def files(request: Request) -> Response:
-        try:
-            path = data_file(data_dir, request.path_params["path"])
-        except PathRefused:
-            return PlainTextResponse("refused: paths are relative to the data directory, without ..", 400)
-        except FileNotFoundError:
-            return PlainTextResponse("not found", status_code=404)
-        return FileResponse(path)
+    def media(request: Request) -> Response:
+        path = media_path(store, request.path_params["video_id"])
+        if path is not None:
+            try:
+                return FileResponse(contained_file(data_dir, path))
+            except FileNotFoundError:
+                pass  # the row names a file that is gone (or lies outside the data dir)
+        return PlainTextResponse("no file", status_code=404)
 
     def queue(request: Request) -> Response:
-        return HTMLResponse(queue_page(stage_counts(store), (data_dir / REPORT).is_file()))
+        return HTMLResponse(queue_page(stage_counts(store), (data_dir / REPORT_PAGE).is_file()))
 
     def report(request: Request) -> Response:
-        if not (data_dir / REPORT).is_file():
+        if not (data_dir / REPORT_PAGE).is_file():
             return PlainTextResponse("no report yet: run `corpus report`", status_code=404)
-        return RedirectResponse(f"/files/{REPORT}")
+        return RedirectResponse(f"/report/{REPORT_PAGE.name}")
+
+    def report_part(request: Request) -> Response:
+        try:
+            return FileResponse(report_file(data_dir, request.path_params["name"]))
+        except FileNotFoundError:
+            return PlainTextResponse("not found", status_code=404)
 
     # Plain functions: starlette runs each in its thread pool, so a slow query or a poster being made
     # never blocks the event loop.
@@ -117,10 +169,15 @@ def browse_app(settings: Settings, store: Store, catalog: Catalog) -> Starlette:
             Route("/", grid),
             Route("/video/{video_id}", video),
             Route("/poster/{video_id}.jpg", poster),
-            Route("/files/{path:path}", files),
+            Route("/media/{video_id}", media),
             Route("/queue", queue),
             Route("/report", report),
-        ]
+            Route("/report/{name:path}", report_part),
+        ],
+        middleware=[
+            Middleware(TrustedHostMiddleware, allowed_hosts=[*LOCAL_HOSTS, host]),
+            Middleware(SecurityHeaders),
+        ],
     )
 
 
@@ -129,7 +186,7 @@ class BrowseServer:
 
     def __init__(self, settings: Settings, store: Store, catalog: Catalog, *, host: str = "127.0.0.1", port: int = 0):
         self._serving = BackgroundServer(
-            browse_app(settings, store, catalog),
+            browse_app(settings, store, catalog, host),
             host,
             port,
             name="browse-server",

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -115,6 +116,9 @@ class Catalog:
         """Read the grid's rows from the database now; later :meth:`rows` calls return them."""
         rows = grid_rows(self.store)
         rows = rows.join(self.labels, on="video_id") if not self.labels.empty else _no_labels(rows)
+        # Indexed by id, so a poster's or a video page's row is a hash lookup, not a scan of every row;
+        # the index is unnamed, so "video_id" stays a plain column to sort by.
+        rows.index = pd.Index(rows["video_id"].to_numpy())
         with self._lock:
             self._rows, self._read_at = rows, self._clock()
         return rows
@@ -132,8 +136,7 @@ class Catalog:
 
     def video(self, video_id: str) -> pd.Series | None:
         rows = self.rows()
-        found = rows.index[rows["video_id"] == video_id]
-        return rows.loc[found[0]] if len(found) else None
+        return cast(pd.Series, rows.loc[video_id]) if video_id in rows.index else None  # ids are unique: a row
 
     def page(self, query: GridQuery) -> GridPage:
         rows = self.rows()

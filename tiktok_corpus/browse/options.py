@@ -11,6 +11,10 @@ from ..config import described
 class BrowseOptions:
     """Where ``corpus browse`` listens and what it prepares."""
 
-    host: str = described("127.0.0.1", "Address to bind (the default serves this machine only).")
+    host: str = described(
+        "127.0.0.1",
+        "Address to bind (the default serves this machine only). Requests must name it or localhost: to serve "
+        "a LAN, bind this machine's address on it and browse to that address.",
+    )
     port: int = described(8765, "Port to listen on (0 picks a free one).")
     posters: bool = described(True, "Extract missing poster frames before serving (else on first view).")

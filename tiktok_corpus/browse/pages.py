@@ -125,7 +125,7 @@ def video_page(
 ) -> str:
     video_id = str(detail["video_id"])
     player = (
-        f'<video id="player" controls preload="auto" src="/files/{quote(str(detail["path"]))}"></video>'
+        f'<video id="player" controls preload="auto" src="/media/{quote(video_id)}"></video>'
         if detail.get("path")
         else "<p>No downloaded file.</p>"
     )
@@ -172,20 +172,22 @@ def snapshot_chart(
     width: int = 640,
     height: int = 220,
 ) -> str:
-    """Counts (log scale, ``+1``) against capture time as an inline SVG, one line per count of ``labels``."""
+    """Counts (log scale, ``+1``) against capture time as an inline SVG, one line per count of ``labels``;
+    a snapshot without a count leaves no point on that count's line (a drop to 0 would be a false plunge)."""
     if snapshots.empty:
         return "<p>No snapshot.</p>"
     times = pd.to_datetime(snapshots["captured_at"], utc=True).astype("int64").to_numpy() / 1e9
     span = max(float(times.max() - times.min()), 1.0)
     columns = [c for c in labels if snapshots[c].notna().any()]
-    values = {c: np.log10(snapshots[c].astype("float64").fillna(0).to_numpy() + 1) for c in columns}
-    top = max([float(v.max()) for v in values.values()] + [1.0])
+    values = {c: np.log10(snapshots[c].astype("float64").to_numpy() + 1) for c in columns}
+    top = max([float(np.nanmax(v)) for v in values.values()] + [1.0])
     colors = ("#3b75af", "#d9534f", "#5cb85c", "#f0ad4e")
     lines: list[str] = []
     for (column, series), color in zip(values.items(), colors):
         points = " ".join(
             f"{40 + (t - times.min()) / span * (width - 60):.1f},{height - 20 - v / top * (height - 40):.1f}"
             for t, v in zip(times, series)
+            if not np.isnan(v)
         )
         lines.append(
             f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{points}"><title>{column}</title>'

@@ -18,7 +18,7 @@ from ..export import fit_labels, load_dataset, read_export
 from ..export.format import latest_run, run_export_dir
 from ..store.db import Store, open_store
 from ..store.models import utcnow
-from ..store.reports import crawl_history, play_snapshots, top_hashtags
+from ..store.reports import REPORT_PAGE, crawl_history, play_snapshots, report_figures_dir, top_hashtags
 from .figures import TOP_HASHTAGS, FigureSpec, engagement_table, figure_specs, growth_specs
 from .growth import GrowthByAge, growth_by_age
 from .model import model_section
@@ -30,7 +30,8 @@ DPI = 100
 def build_report(
     settings: Settings, *, export_dir: Path | None = None, run_dir: Path | None = None, out: Path | None = None
 ) -> Path:
-    """Write the HTML report (and its PNGs in ``{out stem}_figures/``); returns the HTML path.
+    """Write the HTML report (by default ``<data dir>/report/report.html``, where ``corpus browse`` serves
+    it; its PNGs in ``{out stem}_figures/``); returns the HTML path.
 
     The model section shows ``run_dir``, or else the newest run of ``export_dir``; a run given alone
     brings its export's labels too. Poster frames are cached in ``<data dir>/posters``.
@@ -39,14 +40,14 @@ def build_report(
         export_dir = run_export_dir(run_dir)
     run_dir = run_dir if run_dir is not None else latest_run(export_dir) if export_dir is not None else None
     with open_store(settings, create=False) as store:
-        out = _writable_html_path(Path(out) if out else settings.data_dir / "report" / "report.html")
+        out = _writable_html_path(Path(out) if out else settings.data_dir / REPORT_PAGE)
         dataset, source = _dataset(store, export_dir)
         crawl = _crawl_frame(store)
         hashtags = _top_hashtags(store)
         labels = dataset.set_index(dataset["video_id"].astype(str))["is_viral"] if export_dir is not None else None
         growth = growth_by_age(play_snapshots(store), labels)
         safe_url = store.safe_url
-    figures_dir = out.parent / f"{out.stem}_figures"
+    figures_dir = report_figures_dir(out)
     figures_dir.mkdir(parents=True, exist_ok=True)
     relative_dir = os.path.relpath(figures_dir, out.parent)
     model = model_section(

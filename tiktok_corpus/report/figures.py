@@ -129,6 +129,12 @@ def _growth_curves(ax: Axes, growth: GrowthByAge) -> None:
     ax.legend()
 
 
+def plain(label: object) -> str:
+    """A label from the data (a hashtag, a column name) drawn as written: matplotlib reads ``$...$`` as
+    mathtext, where a hashtag such as ``$\\foo{$`` stops the whole report; ``\\$`` is a literal ``$``."""
+    return str(label).replace("$", r"\$")
+
+
 def no_data(ax: Axes) -> None:
     """Say "no data" on an empty figure instead of drawing empty axes."""
     ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, fontsize=14, color="grey")
@@ -198,7 +204,7 @@ def _growth(ax: Axes, crawl: pd.DataFrame) -> None:
 def _bars(ax: Axes, counts: pd.Series, value_label: str, key_label: str, horizontal: bool = False) -> None:
     if counts.empty:
         return no_data(ax)
-    keys = [str(k) for k in counts.index]
+    keys = [plain(k) for k in counts.index]
     if horizontal:
         ax.barh(keys, counts.to_numpy(), color="#3b75af")
         ax.set_xlabel(value_label)

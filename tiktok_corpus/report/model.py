@@ -23,10 +23,12 @@ from matplotlib.figure import Figure
 from ..export.format import read_export, run_export_dir, run_metrics
 from ..posters import poster_frames
 from ..speed import speed_line
-from .figures import FigureSpec, no_data
+from .figures import FigureSpec, no_data, plain
 
 THRESHOLDS = {"at_0.5": "threshold 0.5", "at_tuned": "tuned threshold"}
 BEST_WORST = 3  # videos shown at each end of the test ranking
+CAPTION_CHARS = 120  # of a best/worst video's caption
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # history.csv columns that are bookkeeping, not curves
 NOT_CURVES = ("epoch", "lr", "seconds", "train_seconds", "train_clips_per_s", "loader_wait_s", "peak_gpu_mem_gib")
 
@@ -143,7 +145,8 @@ def best_worst_html(predictions: pd.DataFrame, export_dir: Path, rows: pd.DataFr
         )
         cards.append(
             f"<div class=poster-card>{image}<div><b>{html.escape(str(video_id))}</b><br>score {score:.3f}, "
-            f"true {target:g}<br><small>{html.escape(str(caption or ''))[:120]}</small></div></div>"
+            f"true {target:g}<br><small>{html.escape(caption[:CAPTION_CHARS] if isinstance(caption, str) else '')}"
+            "</small></div></div>"
         )
     return (
         '<figure id="best-worst"><div class="posters">' + "".join(cards) + "</div>"
@@ -177,12 +180,11 @@ def _ablation_section(export_dir: Path | None) -> str:
     )
     if table.get("paired p", pd.Series()).isna().all():  # an ablation made before the paired comparison
         table = table.drop(columns="paired p", errors="ignore")
-    figure = found[-1].parent / str(ablation.get("figure") or "")
+    figure = _ablation_figure(found[-1].parent, ablation.get("figure"))
     image = (
         f'<figure id="ablation-figure"><img alt="ablation" src="data:image/png;base64,'
-        f'{base64.b64encode(figure.read_bytes()).decode("ascii")}">'
-        "<figcaption>Modality importance</figcaption></figure>"
-        if ablation.get("figure") and figure.is_file()
+        f'{base64.b64encode(figure).decode("ascii")}"><figcaption>Modality importance</figcaption></figure>'
+        if figure
         else ""
     )
     return (
@@ -194,6 +196,21 @@ def _ablation_section(export_dir: Path | None) -> str:
         )
         + image
     )
+
+
+def _ablation_figure(folder: Path, name: object) -> bytes | None:
+    """The ablation's importance plot: the bytes of a PNG inside its own folder (links followed), or
+    None. ``ablation.json`` travels with an export, and what it names is embedded in a report people
+    share: a path out of the folder (absolute, ``..``, a link) is never read, a file that is no PNG never
+    embedded."""
+    if not isinstance(name, str) or not name:
+        return None
+    root = folder.resolve()
+    path = (root / name).resolve()
+    if path.suffix.lower() != ".png" or not path.is_relative_to(root) or not path.is_file():
+        return None
+    data = path.read_bytes()
+    return data if data.startswith(PNG_SIGNATURE) else None
 
 
 def read_run(run_dir: Path) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
@@ -213,7 +230,7 @@ def _curves(fig: Figure, history: pd.DataFrame) -> None:
     axes = fig.subplots(1, 2 if losses and others else 1, squeeze=False)[0]
     for ax, columns, label in zip(axes, [c for c in (losses, others) if c], ("loss", "metric")):
         for column in columns:
-            ax.plot(history["epoch"], history[column], marker="o", label=column)
+            ax.plot(history["epoch"], history[column], marker="o", label=plain(column))
         ax.set_xlabel("epoch")
         ax.set_ylabel(label if columns is others or not others else "loss")
         ax.legend()

@@ -11,7 +11,7 @@ through the ``stats_snapshots.video_id`` index (the largest id per video), one p
 from __future__ import annotations
 
 import pandas as pd
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 
 from .db import Store
 from .exports import PROFILE_COUNTS
@@ -66,12 +66,11 @@ def grid_rows(store: Store) -> pd.DataFrame:
 
 
 def hashtag_video_ids(store: Store, name: str) -> set[str]:
-    """Ids of the videos tagged ``name`` (without its ``#``, any case)."""
-    query = (
-        select(VideoHashtag.video_id)
-        .join(Hashtag, Hashtag.id == VideoHashtag.hashtag_id)
-        .where(func.lower(Hashtag.name) == name.lower().lstrip("#"))
-    )
+    """Ids of the videos tagged ``name`` (without its ``#``, any case). The hashtag's id first (a pass
+    over the hashtags: ``lower(name)`` has no index), then its videos through ``ix_video_hashtags_hashtag``;
+    as a join, SQLite would scan every video's hashtag links instead."""
+    tag = select(Hashtag.id).where(func.lower(Hashtag.name) == name.lower().lstrip("#"))
+    query = select(VideoHashtag.video_id).where(VideoHashtag.hashtag_id.in_(tag))
     with store.engine.connect() as conn:
         return set(conn.scalars(query))
 
@@ -132,18 +131,25 @@ def _over_time(store: Store, model, where, columns) -> pd.DataFrame:
 
 def related_videos(store: Store, video_id: str) -> dict[str, list[tuple[str, int]]]:
     """The crawl's edges at a video, both ways: ``{"parents": [(id, rank)], "children": [(id, rank)]}``
-    (parents listed it in their related list; children are in its own), by rank."""
-    query = (
-        select(RelatedEdge.parent_id, RelatedEdge.child_id, RelatedEdge.rank)
-        .where(or_(RelatedEdge.parent_id == video_id, RelatedEdge.child_id == video_id))
-        .order_by(RelatedEdge.rank, RelatedEdge.parent_id, RelatedEdge.child_id)
-    )
+    (parents listed it in their related list; children are in its own), by rank. Two lookups, each
+    through an index (the primary key's ``parent_id``, ``ix_related_edges_child``): one ``OR`` of both
+    columns would scan every edge."""
+
+    def linked(conn, this, other) -> list[tuple[str, int]]:
+        query = select(other, RelatedEdge.rank).where(this == video_id).order_by(RelatedEdge.rank, other)
+        return [(linked_id, rank) for linked_id, rank in conn.execute(query)]
+
     with store.engine.connect() as conn:
-        edges = conn.execute(query).all()
-    return {
-        "parents": [(parent, rank) for parent, child, rank in edges if child == video_id],
-        "children": [(child, rank) for parent, child, rank in edges if parent == video_id],
-    }
+        return {
+            "parents": linked(conn, RelatedEdge.child_id, RelatedEdge.parent_id),
+            "children": linked(conn, RelatedEdge.parent_id, RelatedEdge.child_id),
+        }
+
+
+def media_path(store: Store, video_id: str) -> str | None:
+    """Where a video's downloaded file is, relative to the data dir; None without one."""
+    with store.engine.connect() as conn:
+        return conn.scalar(select(MediaFile.path).where(MediaFile.video_id == video_id))
 
 
 def download_attempts(store: Store, video_id: str) -> pd.DataFrame:

@@ -212,6 +212,7 @@ class Hashtag(Base):
 
 class VideoHashtag(Base):
     __tablename__ = "video_hashtags"
+    __table_args__ = (Index("ix_video_hashtags_hashtag", "hashtag_id"),)  # a hashtag's videos (browse's filter)
 
     video_id: Mapped[str] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), primary_key=True)
     hashtag_id: Mapped[int] = mapped_column(ForeignKey("hashtags.id", ondelete="CASCADE"), primary_key=True)
@@ -221,6 +222,7 @@ class RelatedEdge(Base):
     """``child`` appeared at ``rank`` (0-based) in ``parent``'s related list."""
 
     __tablename__ = "related_edges"
+    __table_args__ = (Index("ix_related_edges_child", "child_id"),)  # who listed a video (its browse page)
 
     parent_id: Mapped[str] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), primary_key=True)
     child_id: Mapped[str] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), primary_key=True)

@@ -1,7 +1,11 @@
 """The report's statements: the crawl's own history, the most used hashtags and every video's stats
-snapshots (plays by age), as pandas frames."""
+snapshots (plays by age), as pandas frames; and where the report lives, which ``corpus report`` writes
+and ``corpus browse`` serves (neither stage may import the other)."""
 
 from __future__ import annotations
+
+from pathlib import PurePath, PurePosixPath
+from typing import TypeVar
 
 import pandas as pd
 from sqlalchemy import func, select
@@ -9,22 +13,38 @@ from sqlalchemy import func, select
 from .db import Store
 from .models import Hashtag, MediaFile, StatsSnapshot, Video, VideoHashtag
 
+# The report's page under the data dir, unless ``corpus report --out`` names another.
+REPORT_PAGE = PurePosixPath("report/report.html")
+
+P = TypeVar("P", bound=PurePath)
+
+
+def report_figures_dir(page: P) -> P:
+    """The folder of a report page's PNGs: beside it, named after it (``report_figures``)."""
+    return page.with_name(f"{page.stem}_figures")
+
 
 def crawl_history(store: Store) -> pd.DataFrame:
-    """One row per discovered item: ``id, first_seen_at, depth, source, downloaded_at`` (null: no file)."""
-    query = select(Video.id, Video.first_seen_at, Video.depth, Video.source, MediaFile.downloaded_at).outerjoin(
-        MediaFile, MediaFile.video_id == Video.id
+    """One row per discovered video (item kind ``video``: no photo post, ad or private entry):
+    ``id, first_seen_at, depth, source, downloaded_at`` (null: no file)."""
+    query = (
+        select(Video.id, Video.first_seen_at, Video.depth, Video.source, MediaFile.downloaded_at)
+        .outerjoin(MediaFile, MediaFile.video_id == Video.id)
+        .where(Video.item_kind == "video")
     )
     with store.engine.connect() as conn:
         return pd.read_sql(query, conn)
 
 
 def top_hashtags(store: Store, limit: int) -> pd.DataFrame:
-    """``name, videos``: the ``limit`` hashtags on the most videos, most first (ties by name)."""
+    """``name, videos``: the ``limit`` hashtags on the most videos (item kind ``video``), most first (ties
+    by name)."""
     count = func.count(VideoHashtag.video_id)
     query = (
         select(Hashtag.name, count.label("videos"))
         .join(VideoHashtag, VideoHashtag.hashtag_id == Hashtag.id)
+        .join(Video, Video.id == VideoHashtag.video_id)
+        .where(Video.item_kind == "video")
         .group_by(Hashtag.name)
         .order_by(count.desc(), Hashtag.name)
         .limit(limit)

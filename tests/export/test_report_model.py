@@ -1,0 +1,83 @@
+"""The report's model section from hand-made runs and ablations: what it embeds, and the text from the
+data it draws (captions, column names) shown as written."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import re
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from tiktok_corpus.report.model import best_worst_html, model_section, model_specs
+
+# Matplotlib reads $...$ as mathtext; this one it cannot parse.
+DOLLARS = r"$\foo{$"
+
+
+def _png() -> bytes:
+    buffer = io.BytesIO()
+    Figure(figsize=(1, 1)).savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def _ablation_html(export_dir, tmp_path, figure: str) -> str:
+    """The model section of an export whose newest ablation names ``figure`` as its plot."""
+    folder = export_dir / "ablations" / "20240501T000000Z"
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = [{"name": "all", "modalities": ["video"], "metric": 0.6}]
+    (folder / "ablation.json").write_text(json.dumps({"main_metric": "roc_auc", "figure": figure, "rows": rows}))
+    return model_section(None, export_dir, tmp_path / "posters", lambda specs: "")
+
+
+def test_an_ablation_shows_only_a_png_from_its_own_folder(tmp_path):
+    """``ablation.json`` comes with an export from anywhere, and the report embeds its figure: a path to
+    the crawler's cookies, out of the folder by ``..`` or a link, or a file that is no PNG shows nothing."""
+    export_dir = tmp_path / "export"
+    folder = export_dir / "ablations" / "20240501T000000Z"
+    folder.mkdir(parents=True)
+    cookies = tmp_path / "data" / "session" / "state.json"
+    cookies.parent.mkdir(parents=True)
+    cookies.write_text('{"cookies": [{"name": "tt_chain_token"}]}')
+    (tmp_path / "outside.png").write_bytes(_png())
+    (folder / "link.png").symlink_to(tmp_path / "outside.png")
+    (folder / "cookies.png").write_text(cookies.read_text())
+    (folder / "importance.png").write_bytes(_png())
+
+    for figure in (str(cookies), "../../../data/session/state.json", "../../../outside.png", "link.png", "cookies.png"):
+        page = _ablation_html(export_dir, tmp_path, figure)
+        assert 'id="ablation"' in page and "base64," not in page, figure
+
+    page = _ablation_html(export_dir, tmp_path, "importance.png")
+    embedded = re.search(r'id="ablation-figure"><img alt="ablation" src="data:image/png;base64,([^"]+)"', page)
+    assert embedded and base64.b64decode(embedded.group(1)) == (folder / "importance.png").read_bytes()
+
+
+def test_a_history_column_with_dollar_signs_is_drawn_as_written():
+    history = pd.DataFrame({"epoch": [1, 2], "train_loss": [1.0, 0.5], DOLLARS: [0.2, 0.3]})
+    predictions = pd.DataFrame({"video_id": ["1", "2"], "split": "test", "target": [0.2, 0.8], "score": [0.3, 0.7]})
+
+    for spec in model_specs({"task": "continuous"}, history, predictions):
+        figure = Figure()
+        spec.draw(figure)
+        figure.savefig(io.BytesIO(), format="png")  # the legend is laid out (and its text parsed) here
+        legends = [text.get_text() for ax in figure.axes if ax.get_legend() for text in ax.get_legend().get_texts()]
+        assert all("$" not in text or r"\$" in text for text in legends), legends
+
+
+def test_a_caption_is_cut_before_it_is_escaped_and_a_missing_one_shows_nothing(tmp_path):
+    caption = "x" + "&" * 150
+    predictions = pd.DataFrame({"video_id": ["1", "2"], "split": "test", "target": [1.0, 0.0], "score": [0.9, 0.1]})
+    rows = pd.DataFrame(
+        {"video_id": ["1", "2"], "file": ["videos/1.mp4", "videos/2.mp4"], "sha256": None, "desc": [caption, np.nan]}
+    )
+
+    page = best_worst_html(predictions, tmp_path, rows, tmp_path / "posters")
+
+    shown = re.findall(r"<small>(.*?)</small>", page)
+    assert shown[0] == html.escape(caption[:120])  # whole entities: "&amp;" 119 times, none cut
+    assert shown[1] == ""  # not "nan"
