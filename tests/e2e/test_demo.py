@@ -19,6 +19,7 @@ from tiktok_corpus.config import Settings
 from tiktok_corpus.demo import DemoResult
 from tiktok_corpus.store.db import open_store
 from tiktok_corpus.store.models import MediaFile, RelatedEdge, StatsSnapshot, Video
+from tiktok_corpus.store.reports import REPORT_PAGE
 
 pytestmark = pytest.mark.slow(50)
 
@@ -61,7 +62,8 @@ def test_small_demo_produces_corpus_export_metrics_and_report(tmp_path):
     # Every label comes from the video's latest counts: its observation at 7 days of age.
     age = rows["stats_captured_at"] - pd.to_datetime(rows["create_time"], unit="s", utc=True)
     assert (age == pd.Timedelta(days=7)).all(), age.value_counts()
-    assert (export_dir / "README.md").read_text().startswith("# demo v1")
+    card = (export_dir / "README.md").read_text()
+    assert card.startswith("---\n") and "\n---\n# demo v1" in card  # the Hub's YAML header, then the card
     assert all((export_dir / f).exists() for f in rows["file"])
 
     (run_dir,) = (export_dir / "runs").iterdir()
@@ -70,10 +72,10 @@ def test_small_demo_produces_corpus_export_metrics_and_report(tmp_path):
     for name in ("best.pt", "last.pt", "history.csv", "config.json", "predictions.parquet"):
         assert (run_dir / name).exists(), name
 
-    report = (out / "report.html").read_text()
-    assert report.count("data:image/png;base64,") >= 4
+    report = data / REPORT_PAGE  # where `corpus browse --data-dir DIR/data` serves it
+    assert report.read_text().count("data:image/png;base64,") >= 4
 
-    assert Path(summary["report"]) == (out / "report.html").resolve()
+    assert Path(summary["report"]) == report.resolve()
     assert Path(summary["export_dir"]) == export_dir.resolve() and Path(summary["run_dir"]) == run_dir.resolve()
     assert summary["metrics"] == metrics
     assert summary["ablation"] == json.loads((Path(summary["ablation_dir"]) / "ablation.json").read_text())

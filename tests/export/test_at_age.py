@@ -131,14 +131,29 @@ def test_counts_are_interpolated_log_linearly_at_the_age(settings, store, snapsh
     expected_at = pd.Timestamp(CREATED + 7 * DAY, unit="s", tz="UTC")
     assert (rows["stats_captured_at"] == expected_at).all()
 
-    assert manifest["age_basis"] == {
+    assert manifest["age_basis"] == {  # at 7d the default tolerance is a day, as it always was
         "at_age_s": 7 * DAY,
         "tolerance_s": DAY,
         "at_age": "7d",
         "tolerance": "1d",
+        "tolerance_rule": "default: a quarter of the age, at most 1d",
         "method": "log-linear between bracketing snapshots",
+        "row_columns": ["age_basis", "snapshot_age_before_s", "snapshot_age_after_s"],
     }
     assert manifest["selection"]["rows_by_age_basis"] == {"exact": 1, "interpolated": 2, "within_tolerance": 2}
+    # Each row says how it was placed and from the snapshots of which ages, so users can filter.
+    placement = rows[["age_basis", "snapshot_age_before_s", "snapshot_age_after_s"]].astype(object)
+    assert placement.where(placement.notna(), None).to_dict("index") == {
+        "3001": {"age_basis": "interpolated", "snapshot_age_before_s": 6 * DAY, "snapshot_age_after_s": 8 * DAY},
+        "3002": {"age_basis": "interpolated", "snapshot_age_before_s": 6 * DAY, "snapshot_age_after_s": 10 * DAY},
+        "3003": {"age_basis": "exact", "snapshot_age_before_s": 7 * DAY, "snapshot_age_after_s": None},
+        "3004": {"age_basis": "within_tolerance", "snapshot_age_before_s": 6.5 * DAY, "snapshot_age_after_s": None},
+        "3005": {
+            "age_basis": "within_tolerance",
+            "snapshot_age_before_s": None,
+            "snapshot_age_after_s": 7 * DAY + 20 * HOUR,
+        },
+    }
     assert manifest["selection"]["excluded_by_reason"] == {
         "no_snapshots": 1,
         "no_create_time": 1,
@@ -146,9 +161,9 @@ def test_counts_are_interpolated_log_linearly_at_the_age(settings, store, snapsh
         "too_old_at_first_sighting": 1,
     }
     assert manifest["selection"]["excluded_no_stats"] == 1
-    assert manifest["options"]["at_age_s"] == 7 * DAY and manifest["options"]["age_tolerance_s"] == DAY
+    assert manifest["options"]["at_age_s"] == 7 * DAY and manifest["options"]["age_tolerance_s"] is None
     card = (path / "README.md").read_text()
-    assert "at exactly 7d after posting" in card and "too_old_at_first_sighting 1" in card
+    assert "count at 7d after posting" in card and "too_old_at_first_sighting 1" in card
 
     # The paper's formulas, unchanged, on the interpolated counts, fitted on the train split and applied to
     # every row; the manifest reproduces them.
@@ -195,6 +210,51 @@ def test_the_tolerance_decides_which_lone_snapshots_count(settings, store, snaps
     # A tolerance exactly as wide as the gap still counts (the bound is inclusive).
     _, rows, _ = _export(settings, at_age_s=7 * DAY, age_tolerance_s=20 * HOUR)
     assert "3005" in rows.index and "3004" in rows.index
+
+
+def test_the_default_tolerance_is_a_quarter_of_a_short_age(settings, store):
+    """At 1h a lone snapshot counts only within 15 min (not a day, which let most rows of a real corpus take
+    counts from many hours later), and so does the author's first snapshot after the moment; a given
+    --age-tolerance still wins."""
+    # video -> (author, [(age, plays)]), author -> their snapshots' ages
+    videos = {
+        "3400": ("b1", [(HOUR + 10 * 60, 50)]),  # first seen 10 min late: within 15 min
+        "3401": ("b1", [(HOUR + 20 * 60, 60), (DAY, 900)]),  # first seen 20 min late
+        "3402": ("b2", [(40 * 60, 30)]),  # last seen 20 min early
+        "3403": ("b3", [(30 * 60, 10), (2 * HOUR, 40)]),  # bracketed
+    }
+    authors = {"b1": [HOUR + 10 * 60], "b2": [], "b3": [HOUR + 20 * 60]}
+    with store.transaction() as session:
+        session.add_all([Author(id=author, follower_count=1) for author in authors])
+        session.flush()
+        for video_id, (author, snapshots) in videos.items():
+            session.add(_video(video_id, author, create_time=CREATED))
+            session.flush()
+            session.add(_media(settings.data_dir, video_id))
+            session.add_all([_snap(video_id, age, plays) for age, plays in snapshots])
+        for author, ages in authors.items():
+            session.add_all(
+                [AuthorSnapshot(author_id=author, captured_at=_at(age), follower_count=age) for age in ages]
+            )
+
+    manifest, rows, path = _export(settings, at_age_s=HOUR)
+
+    assert sorted(rows.index) == ["3400", "3403"]
+    assert rows.loc["3400", ["age_basis", "snapshot_age_after_s"]].tolist() == ["within_tolerance", HOUR + 600]
+    assert manifest["age_basis"]["tolerance_s"] == 15 * 60 and manifest["age_basis"]["tolerance"] == "15m"
+    assert manifest["selection"]["excluded_by_reason"]["too_old_at_first_sighting"] == 1
+    assert manifest["selection"]["excluded_by_reason"]["too_young"] == 1
+    assert "within 15m of it (default: a quarter of the age, at most 1d)" in (path / "README.md").read_text().replace(
+        "\n  ", " "
+    )
+    # The author's counts: 10 min after the moment is within the tolerance, 20 min is not.
+    assert rows["follower_count"].fillna(-1).tolist() == [HOUR + 600, -1]
+    assert "at most 15m after it" in manifest["selection"]["author_counts"]["rule"]
+
+    manifest, rows, _ = _export(settings, at_age_s=HOUR, age_tolerance_s=DAY)
+    assert sorted(rows.index) == ["3400", "3401", "3402", "3403"]
+    assert manifest["age_basis"]["tolerance_rule"] == "given (--age-tolerance)"
+    assert rows.loc["3403", "follower_count"] == HOUR + 20 * 60
 
 
 def test_per_day_rates_at_a_fixed_age_divide_by_that_age(settings, store, snapshot_table):
@@ -390,7 +450,7 @@ def test_at_age_options_are_checked():
         ExportOptions(at_age_s=0)
     with pytest.raises(ConfigError, match="--age-tolerance must not be negative"):
         ExportOptions(at_age_s=DAY, age_tolerance_s=-1)
-    assert ExportOptions().at_age_s is None and ExportOptions().age_tolerance_s == DAY
+    assert ExportOptions().at_age_s is None and ExportOptions().age_tolerance_s is None  # the age's default
 
 
 def test_cli_at_age_end_to_end(settings, store, snapshot_table, monkeypatch):

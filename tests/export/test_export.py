@@ -31,7 +31,7 @@ from tiktok_corpus.export import (
 from tiktok_corpus.store.db import open_store, upgrade
 from tiktok_corpus.store.models import Export, MediaFile, StatsSnapshot
 
-from .conftest import T0, populate_corpus
+from .conftest import T0, _media, _video, populate_corpus
 
 
 def tree_digest(root: Path) -> dict[str, str]:
@@ -268,6 +268,30 @@ def test_as_of_uses_the_snapshot_at_that_time(settings, store, corpus):
     rows = pd.read_parquet(path / "videos.parquet")
     assert (rows["play_count"] == 10**9).all()
     assert (rows["stats_captured_at"] == pd.Timestamp(T0 - timedelta(days=1))).all()
+
+
+def test_the_frame_threshold_is_the_exports_own_not_the_last_validates(settings, store, corpus):
+    """`corpus validate --min-frames 150` marked a 120-frame video too_short: an export at 100 frames takes
+    it, so the threshold the card states is the one the rows meet; a video probed bad never comes back."""
+    with store.transaction() as session:
+        for video_id, status in (("2010", "too_short"), ("2011", "corrupt")):
+            session.add(_video(video_id, "a0", probe_status=status))
+            session.flush()
+            session.add(_media(settings.data_dir, video_id, 120))
+            session.add(StatsSnapshot(video_id=video_id, captured_at=T0, play_count=5, like_count=5))
+
+    path = run_export(settings, ExportOptions(min_frames=100))
+    rows = pd.read_parquet(path / "videos.parquet").set_index("video_id")
+    assert sorted(rows.index) == sorted([*corpus, "2010"])  # 2001 (too_short, 40 frames) stays out
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["selection"]["min_frames"] == 100 and manifest["selection"]["probe_status"] == [
+        "valid",
+        "too_short",
+    ]
+    assert "least 100 frames (this export's own threshold)" in (path / "README.md").read_text()
+
+    stricter = pd.read_parquet(run_export(settings, ExportOptions(min_frames=121)) / "videos.parquet")
+    assert sorted(stricter["video_id"]) == sorted(corpus) and stricter["frame_count"].min() >= 121
 
 
 def test_zero_exportable_rows_is_a_clear_error(settings, store, corpus):

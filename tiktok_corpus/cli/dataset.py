@@ -11,7 +11,7 @@ import typer
 from rich.progress import Progress
 
 from ..browse.options import BrowseOptions
-from ..export import ExportOptions, format_duration
+from ..export import ExportOptions
 from .app import app, console, db_app, err_console, settings_of
 from .display import export_summary, progress_bar, status_table
 from .options import joined, option_from
@@ -71,9 +71,7 @@ def export(
     threshold_quantile: float = option_from(ExportOptions, "threshold_quantile", "--threshold-quantile"),
     label_fit: str = option_from(ExportOptions, "label_fit", "--label-fit"),
     at_age: str | None = option_from(ExportOptions, "at_age_s", "--at-age"),
-    age_tolerance: str = option_from(
-        ExportOptions, "age_tolerance_s", "--age-tolerance", default=format_duration(ExportOptions.age_tolerance_s)
-    ),
+    age_tolerance: str | None = option_from(ExportOptions, "age_tolerance_s", "--age-tolerance"),
     as_json: bool = typer.Option(
         False, "--json", help="Print manifest.json, with the export directory as export_dir, instead of the summary."
     ),
@@ -102,7 +100,7 @@ def export(
         threshold_quantile=threshold_quantile,
         label_fit=label_fit,
         at_age_s=parse_duration(at_age, "--at-age") if at_age else None,
-        age_tolerance_s=parse_duration(age_tolerance, "--age-tolerance"),
+        age_tolerance_s=parse_duration(age_tolerance, "--age-tolerance") if age_tolerance is not None else None,
         command_line=tuple(sys.argv),
     )
     with progress_bar(err_console, enabled=not as_json) as bar:

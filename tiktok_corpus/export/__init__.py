@@ -1,15 +1,19 @@
 """Versioned, immutable dataset exports: one table of videos with labels and splits, a manifest, a card.
 
 ``run_export`` selects the exportable videos with set-based SQL (item kind ``video``, downloaded,
-probed ``valid``, at least ``min_frames`` frames, and a stats snapshot: :mod:`.dataset`, whose SQL is
+probed whole, at least ``min_frames`` frames, and a stats snapshot: :mod:`.dataset`, whose SQL is
 in :mod:`tiktok_corpus.store.exports`), labels them (:mod:`.labels`), assigns deterministic splits
 (:mod:`.splits`), and writes ``{data dir}/exports/{name}-v{N}/`` (:mod:`.write`, :mod:`.manifest`):
 
 * ``videos.parquet`` (or ``videos.csv``): one row per video, columns :data:`.format.EXPORT_COLUMNS`;
   ``hashtags`` is a list of names in Parquet and a space-joined string in CSV; with ``--at-age`` the
-  counts are each video's at that age since posting (:mod:`.at_age`), and :data:`.format.GROWTH_COLUMNS`
-  (plays at the early ages, growth between them) follow;
-* ``manifest.json``: what the trainer reads (``label``, ``version``, ``label_params``, ...);
+  counts are each video's at that age since posting (:mod:`.at_age`), and
+  :data:`.format.PLACEMENT_COLUMNS` (how each was placed) and :data:`.format.GROWTH_COLUMNS` (plays at
+  the early ages, growth between them) follow;
+* each split's rows alone: ``data/<split>.parquet|csv``, or with ``--format webdataset`` tar shards of
+  one split each (:mod:`.shards`), named by the card for Hugging Face ``datasets`` (:mod:`.hub`);
+* ``manifest.json``: what the trainer reads (``label``, ``version``, ``label_params``, ...) and what
+  redoes the export (options, data cutoff, commit, library versions: :mod:`.provenance`);
 * ``README.md``: the dataset card.
 
 Everything is written into a hidden temporary directory that is renamed into place at the end, so a

@@ -7,7 +7,8 @@ A snapshot's age is ``captured_at - create_time``. For a target age ``A`` and ea
   (``a1``, ``c1``) bracket it: each count is ``expm1(log1p(c0) + (A - a0) / (a1 - a0) *
   (log1p(c1) - log1p(c0)))``, linear in age on the ``log1p`` scale.
 * ``within_tolerance``: the snapshots do not bracket ``A``, but the nearest one (the last, when all are
-  younger; the first, when all are older) is at most ``tolerance`` away: its counts, as they are.
+  younger; the first, when all are older) is at most ``tolerance`` away: its counts, as they are. The
+  tolerance, unless given, is :func:`tolerance_at_age`: a quarter of ``A``, at most a day.
 * otherwise the video is left out, with a reason: ``no_snapshots``, ``no_create_time``, ``too_young``
   (every snapshot before ``A``, the last more than ``tolerance`` before) or ``too_old_at_first_sighting``
   (first seen more than ``tolerance`` after ``A``).
@@ -18,9 +19,14 @@ snapshot.
 :func:`early_growth` gives the growth features of such an export: plays at the early ages
 (:data:`~.format.EARLY_AGES_S` below the label's age, by the same rule with the tolerance capped at a
 quarter of the early age) and the log growth per day between consecutive ones.
+
+Each row also says how it was placed (:data:`~.format.PLACEMENT_COLUMNS`): its basis and the ages of the
+snapshots its counts came from, so a user can keep only the rows counted close enough to ``A``.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -31,6 +37,14 @@ COUNTS = ("play_count", "like_count", "comment_count", "share_count", "collect_c
 METHOD = "log-linear between bracketing snapshots"
 BASES = ("exact", "interpolated", "within_tolerance")
 EXCLUSION_REASONS = ("no_snapshots", "no_create_time", "too_young", "too_old_at_first_sighting")
+# The widest default tolerance: a count at 7d may come from a sighting a day off, never more.
+MAX_DEFAULT_TOLERANCE_S = 86_400
+
+
+def tolerance_at_age(age_s: int, cap_s: int = MAX_DEFAULT_TOLERANCE_S) -> int:
+    """How far from ``age_s`` a lone snapshot may lie and still place a count there: a quarter of the age,
+    at most ``cap_s``, so a count at 1h is never read off a sighting hours later."""
+    return min(cap_s, age_s // 4)
 
 
 def counts_at_age(videos: pd.DataFrame, snapshots: pd.DataFrame, *, at_age_s: int, tolerance_s: int) -> pd.DataFrame:
@@ -40,16 +54,20 @@ def counts_at_age(videos: pd.DataFrame, snapshots: pd.DataFrame, *, at_age_s: in
     ``snapshots`` has ``video_id``, ``captured_at`` and the :data:`COUNTS`, snapshots of one moment in
     the order they were stored (:func:`tiktok_corpus.store.exports.exportable_snapshots`). Returns a
     frame on ``videos``' index with the five counts (``Float64``), ``stats_captured_at`` (the moment
-    they describe: ``create_time + at_age_s``, UTC), ``age_basis`` (one of :data:`BASES`) and
-    ``excluded`` (one of :data:`EXCLUSION_REASONS`); a row has either a basis or a reason, never both.
+    they describe: ``create_time + at_age_s``, UTC), the :data:`~.format.PLACEMENT_COLUMNS` (``age_basis``,
+    one of :data:`BASES`; the ages of the snapshots used, ``snapshot_age_before_s`` and
+    ``snapshot_age_after_s``, null where that side was not used) and ``excluded`` (one of
+    :data:`EXCLUSION_REASONS`); a row has either a basis or a reason, never both.
     """
     timeline = _Timeline(videos, snapshots)
-    values, basis, reason = timeline.place(at_age_s, tolerance_s)
+    placed = timeline.place(at_age_s, tolerance_s)
     index = videos.index
-    out = pd.DataFrame(values, columns=list(COUNTS), index=index).astype("Float64")
+    out = pd.DataFrame(placed.values, columns=list(COUNTS), index=index).astype("Float64")
     out["stats_captured_at"] = pd.Series(pd.to_datetime(timeline.created + at_age_s, unit="s", utc=True), index=index)
-    out["age_basis"] = pd.Series(basis, index=index).mask(basis == "")
-    out["excluded"] = pd.Series(reason, index=index).mask(reason == "")
+    out["age_basis"] = pd.Series(placed.basis, index=index).mask(placed.basis == "").astype("string")
+    out["snapshot_age_before_s"] = pd.Series(placed.age_before, index=index, dtype="Float64")
+    out["snapshot_age_after_s"] = pd.Series(placed.age_after, index=index, dtype="Float64")
+    out["excluded"] = pd.Series(placed.reason, index=index).mask(placed.reason == "")
     return out
 
 
@@ -57,8 +75,9 @@ def early_growth(videos: pd.DataFrame, snapshots: pd.DataFrame, *, at_age_s: int
     """Growth features on ``videos``' index (the arguments of :func:`counts_at_age`).
 
     For each early age ``e`` in :data:`~.format.EARLY_AGES_S` below ``at_age_s``: ``play_count_at_<e>``,
-    the plays at ``e`` by :func:`counts_at_age`'s rule with the tolerance ``min(tolerance_s, e / 4)`` (so
-    a 1h count is never read off a sighting at 1d); and for consecutive early ages ``a < b``:
+    the plays at ``e`` by :func:`counts_at_age`'s rule with the tolerance :func:`tolerance_at_age` of
+    ``e`` capped at ``tolerance_s`` (so a 1h count is never read off a sighting at 1d); and for
+    consecutive early ages ``a < b``:
     ``play_growth_<a>_<b> = (log1p(plays at b) - log1p(plays at a)) / (b - a in days)``. Null where a
     video cannot be placed at an age. Only sightings up to ``at_age_s`` count: the label's own age and
     later lie in the future of what these features may know.
@@ -66,7 +85,9 @@ def early_growth(videos: pd.DataFrame, snapshots: pd.DataFrame, *, at_age_s: int
     timeline = _Timeline(videos, snapshots, seen_by_age_s=at_age_s)
     plays = COUNTS.index("play_count")
     early = {name: age for name, age in EARLY_AGES_S.items() if age < at_age_s}
-    placed = {name: timeline.place(age, min(tolerance_s, age // 4))[0][:, plays] for name, age in early.items()}
+    placed = {
+        name: timeline.place(age, tolerance_at_age(age, tolerance_s)).values[:, plays] for name, age in early.items()
+    }
     out = pd.DataFrame({f"play_count_at_{name}": values for name, values in placed.items()}, index=videos.index)
     names = list(early)
     for a, b in zip(names, names[1:]):
@@ -102,9 +123,8 @@ class _Timeline:
         self.size = np.bincount(self.row, minlength=len(ids))
         self.start = np.concatenate([[0], np.cumsum(self.size)[:-1]]).astype(np.int64)
 
-    def place(self, age: int, tolerance_s: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(values, basis, reason)`` at ``age``: a (videos x 5) float matrix (NaN where left out) and,
-        per video, its basis or its exclusion reason ("" where the other applies)."""
+    def place(self, age: int, tolerance_s: int) -> _Placement:
+        """Every video's counts at ``age`` (:class:`_Placement`)."""
         target = float(age)
         upto = np.bincount(self.row[self.ages <= target], minlength=len(self.size))  # snapshots at or before
         has0, has1 = upto > 0, upto < self.size
@@ -130,7 +150,26 @@ class _Timeline:
         )
         left_out = basis == ""
         values[left_out] = np.nan
-        return values, basis, np.where(left_out, reason, "")
+        return _Placement(
+            values=values,
+            basis=basis,
+            reason=np.where(left_out, reason, ""),
+            age_before=np.where(exact | interpolated | young_ok, age0, np.nan),
+            age_after=np.where(interpolated | old_ok, age1, np.nan),
+        )
+
+
+@dataclass(frozen=True)
+class _Placement:
+    """Counts placed at one age: ``values`` a (videos x 5) float matrix (NaN where left out); per video
+    its basis or its exclusion reason ("" where the other applies), and the ages of the snapshots at or
+    before and after the age that gave its counts (NaN where that side was not used)."""
+
+    values: np.ndarray
+    basis: np.ndarray
+    reason: np.ndarray
+    age_before: np.ndarray
+    age_after: np.ndarray
 
 
 def _epoch_seconds(times: pd.Series) -> np.ndarray:

@@ -19,14 +19,23 @@ from ..config import PAPER_MIN_FRAMES
 from ..durations import format_duration
 from ..store.db import Store
 from ..store.exports import (
+    PROBED_WHOLE,
     PROFILE_AT_MOMENT,
     exportable_author_snapshots,
     exportable_hashtags,
     exportable_rows,
     exportable_snapshots,
 )
-from .at_age import BASES, COUNTS, EXCLUSION_REASONS, METHOD, counts_at_age, early_growth
-from .options import DEFAULT_AGE_TOLERANCE_S
+from .at_age import (
+    BASES,
+    COUNTS,
+    EXCLUSION_REASONS,
+    METHOD,
+    counts_at_age,
+    early_growth,
+    tolerance_at_age,
+)
+from .format import PLACEMENT_COLUMNS
 
 
 def load_dataset(
@@ -35,14 +44,16 @@ def load_dataset(
     min_frames: int = PAPER_MIN_FRAMES,
     as_of: datetime | None = None,
     at_age_s: int | None = None,
-    age_tolerance_s: int = DEFAULT_AGE_TOLERANCE_S,
+    age_tolerance_s: int | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """Exportable videos joined with their latest stats snapshot (at/before ``as_of``), author, media;
-    with ``at_age_s``, their counts at that age instead (:mod:`.at_age`).
+    with ``at_age_s``, their counts at that age instead (:mod:`.at_age`), within ``age_tolerance_s``
+    (None: the age's default, :func:`.at_age.tolerance_at_age`).
 
     One set-based query (two with ``at_age_s``). Returns ``(rows, selection)``: ``rows`` sorted by
     ``video_id`` with a ``media_path`` column (relative to the data dir), ``selection`` the filter and
-    exclusion counts.
+    exclusion counts, and ``data_cutoff``: ``as_of``, else the newest snapshot read (the same export of
+    a corpus cut there gives the same rows).
     """
     rows = exportable_rows(store, min_frames=min_frames, as_of=as_of)
     if at_age_s is not None:
@@ -51,13 +62,11 @@ def load_dataset(
     rows = rows[has_stats].reset_index(drop=True)
     rows["stats_captured_at"] = pd.to_datetime(rows["stats_captured_at"], utc=True)
     selection = {
-        "item_kind": "video",
-        "download_status": "downloaded",
-        "probe_status": "valid",
-        "min_frames": min_frames,
+        **_filters(min_frames),
         "as_of": as_of.isoformat() if as_of else None,
         "stats": "latest snapshot per video" + (" at or before as_of" if as_of else ""),
         "excluded_no_stats": int((~has_stats).sum()),
+        "data_cutoff": as_of.isoformat() if as_of else _newest(rows["stats_captured_at"]),
     }
     if as_of is not None:
         authors = exportable_author_snapshots(store, min_frames=min_frames)
@@ -66,17 +75,33 @@ def load_dataset(
     return rows, selection
 
 
+def _filters(min_frames: int) -> dict:
+    """The selection's filters, as ``store.exports.exportable_rows`` applies them."""
+    return {
+        "item_kind": "video",
+        "download_status": "downloaded",
+        "probe_status": list(PROBED_WHOLE),
+        "min_frames": min_frames,
+        "frames_rule": (
+            f"probed {' or '.join(PROBED_WHOLE)} (a probe that found nothing wrong but the frame count), and at "
+            f"least {min_frames} frames: this export's threshold, whatever `corpus validate --min-frames` said"
+        ),
+    }
+
+
 def _at_age(
-    store: Store, rows: pd.DataFrame, *, min_frames: int, at_age_s: int, tolerance_s: int
+    store: Store, rows: pd.DataFrame, *, min_frames: int, at_age_s: int, tolerance_s: int | None
 ) -> tuple[pd.DataFrame, dict]:
-    """``rows`` with their counts and ``stats_captured_at`` replaced by those at ``at_age_s``, and the
-    growth features after them; the videos that cannot be placed at that age are left out and counted
-    by reason."""
+    """``rows`` with their counts and ``stats_captured_at`` replaced by those at ``at_age_s``, how each was
+    placed (:data:`.at_age.PLACEMENT_COLUMNS`) and the growth features after them; the videos that
+    cannot be placed at that age are left out and counted by reason."""
+    given = tolerance_s is not None
+    tolerance_s = tolerance_s if tolerance_s is not None else tolerance_at_age(at_age_s)
     snapshots = exportable_snapshots(store, min_frames=min_frames)
     at_age = counts_at_age(rows, snapshots, at_age_s=at_age_s, tolerance_s=tolerance_s)
     growth = early_growth(rows, snapshots, at_age_s=at_age_s, tolerance_s=tolerance_s)
     captured_type = pd.to_datetime(rows["stats_captured_at"], utc=True).dtype
-    for column in COUNTS:
+    for column in (*COUNTS, *PLACEMENT_COLUMNS):
         rows[column] = at_age[column]
     rows["stats_captured_at"] = at_age["stats_captured_at"].astype(captured_type)
     rows = rows.join(growth)
@@ -88,21 +113,27 @@ def _at_age(
     excluded = at_age["excluded"].value_counts().reindex(list(EXCLUSION_REASONS), fill_value=0)
     by_basis = at_age["age_basis"].value_counts().reindex(list(BASES), fill_value=0)
     selection = {
-        "item_kind": "video",
-        "download_status": "downloaded",
-        "probe_status": "valid",
-        "min_frames": min_frames,
+        **_filters(min_frames),
         "as_of": None,
         "stats": (
             f"counts at age {format_duration(at_age_s)} after posting, {METHOD}; a lone snapshot within "
             f"{format_duration(tolerance_s)} of that age where none bracket it"
         ),
+        "age_tolerance_s": tolerance_s,
+        "age_tolerance_rule": "given (--age-tolerance)" if given else "default: a quarter of the age, at most 1d",
         "excluded_no_stats": int(excluded["no_snapshots"]),
         "excluded_by_reason": {reason: int(n) for reason, n in excluded.items()},
         "rows_by_age_basis": {basis: int(n) for basis, n in by_basis.items()},
         "author_counts": author_counts,
+        "data_cutoff": _newest(pd.concat([snapshots["captured_at"], authors["captured_at"]])),
     }
     return rows, selection
+
+
+def _newest(times: pd.Series) -> str | None:
+    """The latest of ``times`` in ISO 8601 (None when there are none)."""
+    newest = pd.to_datetime(times, utc=True).max()
+    return None if pd.isna(newest) else newest.isoformat()
 
 
 def _profiles_at_stats_moment(rows: pd.DataFrame, snapshots: pd.DataFrame, *, tolerance_s: int) -> dict:
@@ -110,9 +141,10 @@ def _profiles_at_stats_moment(rows: pd.DataFrame, snapshots: pd.DataFrame, *, to
     author's at ``stats_captured_at``.
 
     The author's latest snapshot at or before that moment, else their first one at most ``tolerance_s``
-    after it (the rule that placed the row's own counts); unknown (null) when neither exists, never a
-    later value (a badge, like followers, may follow a hit). Snapshots taken before the badge was kept
-    leave ``verified`` unknown. Returns the rows placed and left unknown, and the rule, for the manifest.
+    after it (the tolerance that placed the row's own counts, so the author's counts are never later
+    than the row's own may be); unknown (null) when neither exists, never a later value (a badge, like
+    followers, may follow a hit). Snapshots taken before the badge was kept leave ``verified`` unknown.
+    Returns the rows placed and left unknown, and the rule, for the manifest.
     """
     # One type for each key on both sides (an empty read has object columns, a full one strings).
     moments = pd.DataFrame(
@@ -149,7 +181,12 @@ def _profiles_at_stats_moment(rows: pd.DataFrame, snapshots: pd.DataFrame, *, to
     for column in PROFILE_AT_MOMENT:
         rows[column] = found[column]
     rows["verified"] = found["verified"].map({1.0: True, 0.0: False})
-    after = f", else their first one at most {format_duration(tolerance_s)} after it" if tolerance_s else ""
+    after = (
+        f", else their first one at most {format_duration(tolerance_s)} after it (the age tolerance, which also "
+        "lets a row's own counts come from a snapshot that late)"
+        if tolerance_s
+        else ""
+    )
     return {
         "rule": f"the author's latest snapshot at or before the stats moment{after}; unknown otherwise",
         "placed": int(known.sum()),

@@ -12,7 +12,8 @@ import pandas as pd
 from .._files import read_json_object
 from ..errors import ConfigError
 
-MANIFEST_FORMAT = 1
+# 2: shards of one split each (``webdataset.urls`` per split, each shard's ``split`` a name), ``split_files``.
+MANIFEST_FORMAT = 2
 EXPORT_COLUMNS = (
     "video_id",
     "author_id",
@@ -47,8 +48,12 @@ EXPORT_COLUMNS = (
     "music_title",
 )
 
-# With --at-age, growth features follow EXPORT_COLUMNS: plays at each early age below the label's age
+# With --at-age, how each row's counts were placed at the age follows EXPORT_COLUMNS (export/at_age.py): the
+# basis (exact | interpolated | within_tolerance) and the ages, in seconds, of the snapshots at or before and
+# after the age whose counts were used (null where that side was not), so rows counted too far off can be
+# dropped; then growth features: plays at each early age below the label's age
 # (export/at_age.py, :func:`early_growth`) and the log growth per day between consecutive ones.
+PLACEMENT_COLUMNS = ("age_basis", "snapshot_age_before_s", "snapshot_age_after_s")
 EARLY_AGES_S = {"1h": 3_600, "6h": 21_600, "1d": 86_400}
 GROWTH_COLUMNS = (
     *(f"play_count_at_{age}" for age in EARLY_AGES_S),
@@ -57,8 +62,9 @@ GROWTH_COLUMNS = (
 
 
 def export_columns(rows: pd.DataFrame) -> list[str]:
-    """The columns of an export's table: :data:`EXPORT_COLUMNS`, then the growth features ``rows`` has."""
-    return [*EXPORT_COLUMNS, *(c for c in GROWTH_COLUMNS if c in rows.columns)]
+    """The columns of an export's table: :data:`EXPORT_COLUMNS`, then the placement and growth columns
+    ``rows`` has (an ``--at-age`` export's)."""
+    return [*EXPORT_COLUMNS, *(c for c in (*PLACEMENT_COLUMNS, *GROWTH_COLUMNS) if c in rows.columns)]
 
 
 MANIFEST_FILE = "manifest.json"

@@ -11,8 +11,10 @@ import pandas as pd
 from .. import __version__
 from ..durations import format_duration
 from .at_age import METHOD
-from .format import EARLY_AGES_S, GROWTH_COLUMNS, MANIFEST_FORMAT, export_columns
+from .format import EARLY_AGES_S, GROWTH_COLUMNS, MANIFEST_FORMAT, PLACEMENT_COLUMNS, export_columns
+from .hub import HUB_SPLITS, front_matter
 from .options import ExportOptions
+from .provenance import git_commit, library_versions
 from .splits import SPLITS, split_units
 
 
@@ -27,11 +29,15 @@ def build_manifest(
     data_file: str,
     data_sha256: str,
     source_database: str,
+    split_files: dict,
+    features: list[dict] | None = None,
     shards: dict | None = None,
 ) -> dict:
     """``manifest.json``: what the trainer reads (``label``, ``label_column``, ``label_params``, ...),
     the counts per split, the selection and every option, so an export can be explained and redone;
-    with ``--format webdataset`` the shard index (:func:`.shards.write_shards`) under ``webdataset``."""
+    each split's own file (``split_files``) and the columns' types as the card declares them
+    (:mod:`.hub`); with ``--format webdataset`` the shard index (:func:`.shards.write_shards`) under
+    ``webdataset``. The code's commit and the library versions say what computed it."""
     by_split = rows["split"].value_counts().reindex(list(SPLITS), fill_value=0)
     viral_by_split = pd.crosstab(rows["split"], rows["is_viral"]).reindex(
         index=list(SPLITS), columns=[0, 1], fill_value=0
@@ -47,13 +53,15 @@ def build_manifest(
         "label": options.label,
         "label_column": options.label_column,
         "label_params": label_params,
-        "age_basis": age_basis(options),
+        "age_basis": age_basis(options, selection),
         **({"growth_features": growth_features(rows)} if any(c in rows.columns for c in GROWTH_COLUMNS) else {}),
         "data_file": data_file,
         "data_format": options.format,
         "data_sha256": data_sha256,
         "columns": export_columns(rows),
         "hashtags_encoding": "space-joined names" if options.format == "csv" else "list of names",
+        "split_files": split_files,
+        **({"features": features} if features else {}),
         **({"webdataset": shards} if shards else {}),
         "file_paths": "relative to the export directory",
         "media": "copied" if options.copy_media else "referenced",
@@ -89,22 +97,27 @@ def build_manifest(
         "selection": selection,
         "source_database": source_database,
         "package_version": __version__,
+        "git_commit": git_commit(),
+        "library_versions": library_versions(),
         "command_line": shlex.join(options.command_line) if options.command_line else None,
         "options": options_record,
     }
 
 
-def age_basis(options: ExportOptions) -> dict | str:
+def age_basis(options: ExportOptions, selection: dict) -> dict | str:
     """When the counts the labels are computed from were taken: ``"latest snapshot"``, ``"as of <time>"``,
-    or, with ``--at-age``, the age, the tolerance and the method (``selection`` counts the rows each way)."""
+    or, with ``--at-age``, the age, the tolerance in force and where it comes from, the method and the
+    columns that say how each row was placed (``selection`` counts the rows each way)."""
     if options.at_age_s is None:
         return f"as of {options.as_of.isoformat()}" if options.as_of else "latest snapshot"
     return {
         "at_age_s": options.at_age_s,
-        "tolerance_s": options.age_tolerance_s,
+        "tolerance_s": selection["age_tolerance_s"],
         "at_age": format_duration(options.at_age_s),
-        "tolerance": format_duration(options.age_tolerance_s),
+        "tolerance": format_duration(selection["age_tolerance_s"]),
+        "tolerance_rule": selection["age_tolerance_rule"],
         "method": METHOD,
+        "row_columns": list(PLACEMENT_COLUMNS),
     }
 
 
@@ -142,7 +155,8 @@ def dataset_card(manifest: dict) -> str:
         f"those at each row's stats moment, from the author's snapshots ({placed['placed']} rows; "
         f"{placed['unknown']} left unknown: no snapshot of their author by then - a corpus crawled before "
         "the crawl kept author snapshots has them only from `corpus track`); `verified` likewise, "
-        f"unknown for {placed.get('verified_unknown', placed['placed'])} placed rows whose snapshot predates the badge"
+        f"unknown for {placed.get('verified_unknown', placed['placed'])} placed rows whose snapshot predates "
+        f"the badge. The rule: {placed['rule']}"
         if placed
         else "the profile as last seen"
     )
@@ -151,7 +165,11 @@ def dataset_card(manifest: dict) -> str:
         if params.get("fitted_on") == "train"
         else "all these rows"
     )
-    return f"""# {manifest["name"]} v{manifest["version"]}
+    code = (
+        f"commit `{manifest['git_commit']}`" if manifest["git_commit"] else "no git commit known (an installed package)"
+    )
+    libraries = ", ".join(f"{name} {version}" for name, version in manifest["library_versions"].items())
+    return f"""{front_matter(manifest)}# {manifest["name"]} v{manifest["version"]}
 
 A dataset of TikTok videos with engagement statistics and virality labels, made by `tiktok-corpus`
 {manifest["package_version"]} on {manifest["created_at"]} for the **{manifest["label"]}** label
@@ -165,10 +183,14 @@ A dataset of TikTok videos with engagement statistics and virality labels, made 
 - Videos were discovered by a crawler of TikTok's public web site: "For You" seed videos, then random
   expansion through each video's related-videos list (the method of "The Viral Vision").
 - Files were downloaded, checked, and probed with ffprobe. A video is included when it is a video item,
-  downloaded, probed valid, has at least {manifest["selection"]["min_frames"]} frames and has {stats}
+  downloaded, probed whole (`valid`, or `too_short` by a stricter `corpus validate --min-frames`), has at
+  least {manifest["selection"]["min_frames"]} frames (this export's own threshold) and has {stats}
 - Media are {manifest["media"]}; `file` is relative to this directory.
 - The author's profile counts (`follower_count`, `following_count`, `heart_count`, `video_count`) are
   {author_counts}.
+- To redo it: the data were cut off at {manifest["selection"]["data_cutoff"]} (the newest snapshot read);
+  tiktok-corpus {manifest["package_version"]}, {code}; {libraries}; the command line and every option are
+  in `manifest.json`.
 
 ## Labels (docs/labels.md has the full definition)
 - `virality_score`: per metric `log1p`{" of the per-day rate" if params["normalize_age"] else ""}, robust
@@ -221,10 +243,13 @@ def _age_basis_text(manifest: dict) -> tuple[str, str, str]:
         f"""stats snapshots
   placing it at age {basis["at_age"]} after posting. Otherwise valid videos left out, by reason:
   {left_out}.""",
-        f"""- Age basis: every count is the video's count at exactly {basis["at_age"]} after posting, interpolated
-  log-linearly (on `log1p`) between the nearest snapshots before and after that age, or taken from a lone
-  snapshot within {basis["tolerance"]} of it when none bracket it (rows: {rows}); `stats_captured_at` is
-  that moment. Interpolated counts are estimates between two sightings, not whole numbers.
+        f"""- Age basis: every count is the video's count at {basis["at_age"]} after posting: the count of a snapshot
+  at exactly that age, or interpolated log-linearly (on `log1p`) between the nearest snapshots before and
+  after it, or, when none bracket it, taken as it is from a lone snapshot within {basis["tolerance"]} of it
+  ({basis["tolerance_rule"]}); rows: {rows}. `stats_captured_at` is the moment at that age; each row's
+  `age_basis` says which way it was placed and `snapshot_age_before_s` / `snapshot_age_after_s` the
+  ages (seconds since posting) of the snapshots its counts came from: keep `age_basis != "within_tolerance"`
+  for counts at exactly that age. Interpolated counts are estimates between two sightings, not whole numbers.
 {_growth_text(manifest)}""",
         f"""- Engagement is compared at one age ({basis["at_age"]}), so age is not confounded with appeal, but
   the sample keeps only videos seen close enough to that age. Counts TikTok rounds for display may be
@@ -245,35 +270,44 @@ def _growth_text(manifest: dict) -> str:
 
 
 def _loading_text(manifest: dict) -> str:
-    """Three-line examples for pandas, Hugging Face ``datasets`` and (with shards) ``webdataset``."""
+    """Short examples for pandas, Hugging Face ``datasets`` and (with shards) ``webdataset``, each
+    reading the splits apart."""
     data_file = manifest["data_file"]
-    reader = "read_csv" if data_file.endswith(".csv") else "read_parquet"
-    kind = "csv" if data_file.endswith(".csv") else "parquet"
+    if data_file.endswith(".csv"):  # ids are 19 digits: as numbers they lose their last ones
+        read = f'pd.read_csv("{data_file}", dtype={{"video_id": str, "author_id": str}})'
+    else:
+        read = f'pd.read_parquet("{data_file}")'
+    splits = ", ".join(f"`{HUB_SPLITS[split]}`" for split in manifest["split_files"])
+    files = ", ".join(f"`{entry['path']}`" for entry in manifest["split_files"].values())
     text = f"""Run these in this directory (`file` is each video's path relative to it).
 
 ```python
 import pandas as pd
-videos = pd.{reader}("{data_file}")
+videos = {read}
 print(videos.groupby("split")["is_viral"].mean())
 ```
 
 ```python
 from datasets import load_dataset
-videos = load_dataset("{kind}", data_files="{data_file}", split="train")  # one table; `split` is a column
-train = videos.filter(lambda row: row["split"] == "train")
+videos = load_dataset(".")  # the splits {splits}, from this card's `configs`
+train = videos["train"]
 ```
+
+`load_dataset` names the `val` split `validation`, as the Hub does; the `split` column keeps `val`.
+Each split also has its own file{"s" if manifest.get("webdataset") else ""}: {files}.
 """
     shards = manifest.get("webdataset")
     if shards:
         text += f"""
 ```python
 import webdataset as wds
-samples = wds.WebDataset("{shards["urls"]}", shardshuffle=False).decode()
-for sample in samples: video_bytes, row = sample["mp4"], sample["json"]  # the file and its table row
+train = wds.WebDataset("{shards["urls"]["train"]}", shardshuffle=False).decode()
+for sample in train: video_bytes, row = sample["mp4"], sample["json"]  # the file and its table row
 ```
 
-The {len(shards["shards"])} shard(s) in `shards/` hold {shards["shard_size"]} videos each (the last may hold
-fewer); `manifest.json` lists each one's size, sha256 and counts per split and label.
+Each of the {len(shards["shards"])} shard(s) in `shards/` holds up to {shards["shard_size"]} videos of one split
+(`shards/train-*`, `shards/val-*`, `shards/test-*`); `manifest.json` lists each one's split, size, sha256
+and label counts, and each split's URLs under `webdataset.urls`.
 """
     return text
 

@@ -20,8 +20,6 @@ FORMATS = ("parquet", "csv", "webdataset")
 LABEL_FITS = ("train", "all")
 DEFAULT_NAME = "corpus"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.]*(?:-[A-Za-z0-9_.]+)*$")
-# Units of a duration (``7d``, ``90s``, ``1d12h``); durations are written back in days and smaller.
-DEFAULT_AGE_TOLERANCE_S = 86_400
 
 
 class ExportError(CorpusError):
@@ -67,9 +65,10 @@ class ExportOptions:
         "Label every video by its counts at this age since posting (7d, 6h, 90s, 2w), interpolated from its "
         "snapshots (default: the latest snapshot).",
     )
-    age_tolerance_s: int = described(
-        DEFAULT_AGE_TOLERANCE_S,
-        "With --at-age: a video whose snapshots do not bracket the age uses its nearest one if it is this close.",
+    age_tolerance_s: int | None = described(
+        None,
+        "With --at-age: a video whose snapshots do not bracket the age uses its nearest one if it is this close "
+        "(default: a quarter of the age, at most 1d).",
     )
     command_line: tuple[str, ...] = field(default_factory=tuple)
 
@@ -105,7 +104,7 @@ class ExportOptions:
             raise ConfigError("--at-age and --as-of exclude each other: labels are taken at one age or at one time")
         if self.at_age_s is not None and self.at_age_s <= 0:
             raise ConfigError(f"--at-age must be a positive duration, got {self.at_age_s} s")
-        if self.age_tolerance_s < 0:
+        if self.age_tolerance_s is not None and self.age_tolerance_s < 0:
             raise ConfigError(f"--age-tolerance must not be negative, got {self.age_tolerance_s} s")
         if not NAME_PATTERN.match(self.name) or re.search(r"-v\d+$", self.name) or len(self.name) > 100:
             raise ConfigError(f"--name {self.name!r}: use letters, digits, '.', '_' and inner '-', not ending in -v<N>")

@@ -83,7 +83,7 @@ def _nothing_to_export(options: ExportOptions, selection: dict) -> str:
         reasons = ", ".join(f"{reason} {n}" for reason, n in selection["excluded_by_reason"].items())
         return (
             f"{head} and snapshots placing it at age {format_duration(options.at_age_s)} "
-            f"(tolerance {format_duration(options.age_tolerance_s)}; left out: {reasons})"
+            f"(tolerance {format_duration(selection['age_tolerance_s'])}; left out: {reasons})"
         )
     return (
         f"{head} and a stats snapshot{' at or before ' + options.as_of.isoformat() if options.as_of else ''}"

@@ -1,28 +1,32 @@
-"""WebDataset shards of an export (``--format webdataset``): tar files of ``--shard-size`` videos each,
-every sample the video's ``.mp4`` and its row as ``.json``, written with the ``webdataset`` library.
+"""WebDataset shards of an export (``--format webdataset``): tar files of ``--shard-size`` videos of one
+split each (``shards/train-000000.tar``, ``shards/val-...``, ``shards/test-...``: reading one split's
+shards never yields another split's rows), every sample the video's ``.mp4`` and its row as ``.json``,
+written with the ``webdataset`` library.
 
 The export keeps ``videos.parquet`` beside them (the table every other reader uses); the manifest's
-``webdataset`` entry lists each shard with its size, sha256 and counts, so a loader can pick shards
-by split balance or check them. :func:`rows_from_shards` reads an export that kept only its shards
-(copied without the table or the media): the rows come from the JSON, the files are unpacked once into
-``EXPORT/cache/shard-media``.
+``webdataset`` entry gives each split's shard URLs and lists each shard with its split, size, sha256
+and label counts, so a loader can pick or check them. :func:`rows_from_shards` reads an export that
+kept only its shards (copied without the table or the media): the rows come from the JSON, the files
+are unpacked once into ``EXPORT/cache/shard-media``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import webdataset as wds
 
 from .._files import fsync_path, sha256_file
+from .splits import SPLITS
 
 SHARD_DIR = "shards"
-SHARD_NAME = "videos-{:06d}.tar"
 MEDIA_CACHE = Path("cache") / "shard-media"
 
 
@@ -34,43 +38,54 @@ def write_shards(
     *,
     advance: Callable[[], None] | None = None,
 ) -> dict:
-    """Write ``table``'s rows with their files (``file`` relative to ``media_root``) as shards under
-    ``staging/shards``; returns the manifest's ``webdataset`` entry."""
-    directory = staging / SHARD_DIR
-    directory.mkdir()
-    records = table.to_pylist()
-    shards = []
-    for number, start in enumerate(range(0, len(records), shard_size)):
-        chunk = records[start : start + shard_size]
-        path = directory / SHARD_NAME.format(number)
-        with wds.TarWriter(str(path)) as sink:
-            for record in chunk:
-                media = (media_root / record["file"]).read_bytes()
-                sink.write({"__key__": str(record["video_id"]), "mp4": media, "json": _json(record)})
-                if advance is not None:
-                    advance()
-        fsync_path(path)
-        size, digest = sha256_file(path)
-        frame = pd.DataFrame(chunk, columns=["split", "is_viral"])
-        shards.append(
-            {
-                "file": f"{SHARD_DIR}/{path.name}",
-                "videos": len(chunk),
-                "bytes": size,
-                "sha256": digest,
-                "split": {str(k): int(v) for k, v in frame["split"].value_counts().sort_index().items()},
-                "is_viral": {str(k): int(v) for k, v in frame["is_viral"].value_counts().sort_index().items()},
-                "first_video_id": str(chunk[0]["video_id"]),
-                "last_video_id": str(chunk[-1]["video_id"]),
-            }
-        )
-    last = len(shards) - 1
+    """Write ``table``'s rows with their files (``file`` relative to ``media_root``) as shards of one
+    split each under ``staging/shards``; returns the manifest's ``webdataset`` entry.
+
+    Only one shard's rows are Python objects at a time (a million rows at once took gigabytes)."""
+    (staging / SHARD_DIR).mkdir()
+    shards, urls = [], {}
+    for split in SPLITS:
+        rows = table.filter(pc.equal(table["split"], split))
+        count = math.ceil(rows.num_rows / shard_size)
+        if count:
+            urls[split] = shard_path(split, f"{{000000..{count - 1:06d}}}")
+        for number in range(count):
+            records = rows.slice(number * shard_size, shard_size).to_pylist()
+            file = shard_path(split, f"{number:06d}")
+            path = staging / file
+            with wds.TarWriter(str(path)) as sink:
+                for record in records:
+                    media = (media_root / record["file"]).read_bytes()
+                    sink.write({"__key__": str(record["video_id"]), "mp4": media, "json": _json(record)})
+                    if advance is not None:
+                        advance()
+            fsync_path(path)
+            size, digest = sha256_file(path)
+            viral = pd.Series([record["is_viral"] for record in records]).value_counts().sort_index()
+            shards.append(
+                {
+                    "file": file,
+                    "split": split,
+                    "videos": len(records),
+                    "bytes": size,
+                    "sha256": digest,
+                    "is_viral": {str(k): int(v) for k, v in viral.items()},
+                    "first_video_id": str(records[0]["video_id"]),
+                    "last_video_id": str(records[-1]["video_id"]),
+                }
+            )
     return {
         "shard_size": shard_size,
-        "urls": f"{SHARD_DIR}/videos-{{{0:06d}..{last:06d}}}.tar",
+        "urls": urls,
         "sample": {"__key__": "video_id", "mp4": "the video file", "json": "its row (the columns of the table)"},
         "shards": shards,
     }
+
+
+def shard_path(split: str, number: str) -> str:
+    """A shard of ``split``, relative to the export: ``shards/train-000000.tar``; ``number`` may also be a
+    brace range (``{000000..000003}``: the URLs ``webdataset`` expands) or ``*`` (a glob of them all)."""
+    return f"{SHARD_DIR}/{split}-{number}.tar"
 
 
 def rows_from_shards(root: Path, entry: dict) -> pd.DataFrame:

@@ -1,13 +1,21 @@
-"""Writing one version: a hidden staging directory with the table, the manifest and the card, renamed
+"""Writing one version: a hidden staging directory with the tables, the manifest and the card, renamed
 into place together with its ``exports`` row, so a crash never leaves half an export and an existing
-version is never touched."""
+version is never touched.
+
+The staging directory is named after its writer (``.{name}.partial-{host}-{pid}-{random}``): one whose
+process is gone (killed, out of memory) is removed by the next export on that host. Two exports of one
+name at once each get a version of their own: the one that finds its version taken (by the ``exports``
+row or the directory) writes its manifest and card again for the next one, up to
+:data:`MAX_VERSION_ATTEMPTS` times."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
 import shutil
+import socket
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -22,11 +30,17 @@ from rich.progress import Progress
 from .._files import fsync_path, sha256_file, write_text_durably
 from ..config import Settings
 from ..store.db import Store
-from ..store.exports import latest_export_version, recording_export
+from ..store.exports import VersionTaken, latest_export_version, recording_export
+from ..store.queue import dead_local_workers
 from .format import EXPORT_COLUMNS, MANIFEST_FILE, export_columns
+from .hub import SPLIT_TABLE_DIR, features, split_table_path
 from .manifest import build_manifest, dataset_card
 from .options import ExportError, ExportOptions
-from .shards import write_shards
+from .shards import shard_path, write_shards
+from .splits import SPLITS
+
+MAX_VERSION_ATTEMPTS = 10
+STAGING = re.compile(r"^\..+\.partial-(?P<host>[A-Za-z0-9._-]+)-(?P<pid>\d+)-[0-9a-f]{8}$")
 
 
 def next_version(store: Store, exports_dir: Path, name: str) -> int:
@@ -53,60 +67,116 @@ def write_version(
     """Write the labelled, split ``rows`` as the next version of ``options.name``; returns its directory."""
     exports_dir = settings.data_dir / "exports"
     exports_dir.mkdir(parents=True, exist_ok=True)
-    version = next_version(store, exports_dir, options.name)
-    final_dir = exports_dir / f"{options.name}-v{version}"
-    staging = exports_dir / f".{final_dir.name}.partial-{uuid.uuid4().hex[:8]}"
+    remove_abandoned_staging(exports_dir)
+    staging = exports_dir / f".{options.name}.partial-{_host()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
     try:
-        if options.copy_media:
-            rows["file"] = _copy_media(settings.data_dir, staging, rows, progress)
-        else:
-            prefix = Path(os.path.relpath(settings.data_dir.resolve(), final_dir.resolve())).as_posix()
-            rows["file"] = rows["media_path"].where(
-                rows["media_path"].str.startswith("/"), prefix + "/" + rows["media_path"]
+        layout = _write_data(settings.data_dir, staging, options, rows, tags, progress)
+        for _ in range(MAX_VERSION_ATTEMPTS):
+            version = next_version(store, exports_dir, options.name)
+            manifest = build_manifest(
+                options,
+                rows,
+                label_params,
+                selection,
+                version=version,
+                created_at=created_at,
+                source_database=store.safe_url,
+                **layout,
             )
-        table_format = "csv" if options.format == "csv" else "parquet"
-        data_file = staging / f"videos.{table_format}"
-        table = _to_arrow(rows, tags, table_format)
-        _write_table(table, data_file, table_format)
-        data_sha256 = sha256_file(data_file)[1]
-        shards = None
-        if options.format == "webdataset":
-            task = progress.add_task("writing shards", total=len(rows))
-            shards = write_shards(staging, table, staging, options.shard_size, advance=lambda: progress.advance(task))
-        manifest = build_manifest(
-            options,
-            rows,
-            label_params,
-            selection,
-            version=version,
-            created_at=created_at,
-            data_file=data_file.name,
-            data_sha256=data_sha256,
-            source_database=store.safe_url,
-            shards=shards,
-        )
-        write_text_durably(staging / MANIFEST_FILE, json.dumps(manifest, indent=2, sort_keys=False) + "\n")
-        write_text_durably(staging / "README.md", dataset_card(manifest))
-        with recording_export(
-            store,
-            name=options.name,
-            version=version,
-            created_at=created_at,
-            path=str(final_dir.resolve()),
-            params=manifest["options"],
-            row_count=len(rows),
-            sha256=data_sha256,
-        ):
+            write_text_durably(staging / MANIFEST_FILE, json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+            write_text_durably(staging / "README.md", dataset_card(manifest))
+            final_dir = exports_dir / f"{options.name}-v{version}"
             try:
-                staging.rename(final_dir)
-            except OSError as exc:
-                raise ExportError(f"{final_dir} appeared while exporting (another export?): run again") from exc
-        fsync_path(exports_dir)
+                with recording_export(
+                    store,
+                    name=options.name,
+                    version=version,
+                    created_at=created_at,
+                    path=str(final_dir.resolve()),
+                    params=manifest["options"],
+                    row_count=len(rows),
+                    sha256=manifest["data_sha256"],
+                ):
+                    _move_into_place(staging, final_dir)
+            except VersionTaken:
+                continue
+            fsync_path(exports_dir)
+            return final_dir
+        raise ExportError(
+            f"{options.name}: other exports of this name took {MAX_VERSION_ATTEMPTS} versions in a row while this "
+            "one was written; run again"
+        )
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return final_dir
+
+
+def remove_abandoned_staging(exports_dir: Path) -> None:
+    """Remove the staging directories of this host's exports whose process is gone (killed, out of
+    memory); another host's, a running export's and an unnamed writer's are left alone."""
+    for path in exports_dir.iterdir():
+        found = STAGING.match(path.name)
+        if found and found["host"] == _host() and dead_local_workers([f"{found['host']}:{found['pid']}"]):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _host() -> str:
+    """This host's name as a staging directory carries it."""
+    return re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname())
+
+
+def _move_into_place(staging: Path, final_dir: Path) -> None:
+    try:
+        staging.rename(final_dir)
+    except OSError as exc:
+        if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+            raise
+        raise VersionTaken(f"{final_dir} appeared while exporting") from exc
+
+
+def _write_data(
+    data_dir: Path, staging: Path, options: ExportOptions, rows: pd.DataFrame, tags: pa.ListArray, progress: Progress
+) -> dict:
+    """The data files into ``staging``: the whole table (``videos.parquet|csv``, what our own tools read),
+    and each split's rows, as a table (``data/<split>.<format>``) or, for ``--format webdataset``, as
+    shards; returns what the manifest says of them."""
+    if options.copy_media:
+        rows["file"] = _copy_media(data_dir, staging, rows, progress)
+    else:  # relative to the export, which sits beside the staging directory
+        prefix = Path("..", os.path.relpath(data_dir.resolve(), staging.parent.resolve())).as_posix()
+        rows["file"] = rows["media_path"].where(
+            rows["media_path"].str.startswith("/"), prefix + "/" + rows["media_path"]
+        )
+    table_format = "csv" if options.format == "csv" else "parquet"
+    data_file = staging / f"videos.{table_format}"
+    table = _to_arrow(rows, tags, table_format)
+    _write_table(table, data_file, table_format)
+    present = [split for split in SPLITS if (rows["split"] == split).any()]
+    if options.format == "webdataset":
+        task = progress.add_task("writing shards", total=len(rows))
+        shards = write_shards(staging, table, staging, options.shard_size, advance=lambda: progress.advance(task))
+        split_files = {split: {"path": shard_path(split, "*")} for split in present}
+        declared = None
+    else:
+        shards = None
+        (staging / SPLIT_TABLE_DIR).mkdir()
+        split_files = {split: _write_split(table, split, staging, table_format) for split in present}
+        declared = features(table, table_format)
+    return {
+        "data_file": data_file.name,
+        "data_sha256": sha256_file(data_file)[1],
+        "shards": shards,
+        "split_files": split_files,
+        "features": declared,
+    }
+
+
+def _write_split(table: pa.Table, split: str, staging: Path, data_format: str) -> dict:
+    """One split's rows as a table of their own; its manifest entry."""
+    path = split_table_path(split, data_format)
+    _write_table(table.filter(pc.equal(table["split"], split)), staging / path, data_format)
+    return {"path": path, "sha256": sha256_file(staging / path)[1]}
 
 
 def _copy_media(data_dir: Path, staging: Path, rows: pd.DataFrame, progress: Progress) -> pd.Series:

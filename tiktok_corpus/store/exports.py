@@ -1,6 +1,6 @@
 """The export stage's statements: the exportable rows with their latest stats, every snapshot of them
 (labels at a fixed age) and of their authors, their hashtags, and the ``exports`` table (versions, the
-row of a new export).
+row of a new export, and :class:`VersionTaken` when another export took that version first).
 
 Reads come back as pandas frames straight from one set-based query each; the stage does the rest
 vectorised.
@@ -14,7 +14,9 @@ from datetime import UTC, datetime
 
 import pandas as pd
 from sqlalchemy import and_, func, select
+from sqlalchemy.exc import IntegrityError
 
+from ..errors import CorpusError
 from .db import Store
 from .models import (
     Author,
@@ -34,14 +36,26 @@ SNAPSHOT_COUNTS = ("play_count", "like_count", "comment_count", "share_count", "
 PROFILE_COUNTS = ("follower_count", "following_count", "heart_count", "video_count")
 # The profile as one of the author's snapshots keeps it: the counts and the badge.
 PROFILE_AT_MOMENT = (*PROFILE_COUNTS, "verified")
+# Probe outcomes of a whole, readable video: ``too_short`` passed every check but `corpus validate`'s
+# frame threshold, which an export applies anew with its own ``min_frames``.
+PROBED_WHOLE = ("valid", "too_short")
+
+
+class VersionTaken(CorpusError):
+    """Another export recorded this name and version first (two exports of one name at once)."""
+
+    kind = "export_version_taken"
+    expected = True
+    retryable = True
 
 
 def _exportable(min_frames: int):
-    """What a video must meet to be exported, besides having a stats snapshot (joined with its file)."""
+    """What a video must meet to be exported, besides having a stats snapshot (joined with its file):
+    the frame threshold is the export's own, not the one the last `corpus validate` classified by."""
     return and_(
         Video.item_kind == "video",
         Video.download_status == "downloaded",
-        Video.probe_status == "valid",
+        Video.probe_status.in_(PROBED_WHOLE),
         MediaFile.frame_count >= min_frames,
     )
 
@@ -173,8 +187,9 @@ def recording_export(
 ) -> Iterator[None]:
     """Insert the ``exports`` row of a new version, committed only if the block succeeds.
 
-    The block moves the export into place: the row and the directory appear together or not at all
-    (a unique (name, version) clash fails the insert before the block runs).
+    The block moves the export into place: the row and the directory appear together or not at all.
+    A unique (name, version) clash - another export took the version since it was chosen - raises
+    :class:`VersionTaken` before the block runs.
     """
     with store.transaction() as session:
         session.add(
@@ -188,5 +203,15 @@ def recording_export(
                 sha256=sha256,
             )
         )
-        session.flush()
+        try:
+            session.flush()
+        except IntegrityError as exc:
+            if not _is_unique_violation(exc):
+                raise
+            raise VersionTaken(f"{name} v{version} was recorded by another export") from exc
         yield
+
+
+def _is_unique_violation(exc: IntegrityError) -> bool:
+    """A unique constraint's clash, on Postgres (SQLSTATE 23505) or SQLite (its message)."""
+    return getattr(exc.orig, "sqlstate", None) == "23505" or "UNIQUE constraint failed" in str(exc.orig)

@@ -1,0 +1,119 @@
+"""An export opened the obvious ways, with the real libraries: ``datasets.load_dataset(EXPORT_DIR)``
+(the card's ``configs``), and the card's own pandas and ``webdataset`` snippets."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import webdataset as wds
+import yaml
+
+from tiktok_corpus.export import ExportOptions, run_export
+from tiktok_corpus.store.models import Author, StatsSnapshot
+
+from .conftest import T0, _media, _video
+
+# 19-digit ids, beyond a float's 53 bits: a number type rounds their last digits
+BIG = 6_744_961_010_178_536_026
+HUB_SPLITS = {"train": "train", "val": "validation", "test": "test"}
+
+
+@pytest.fixture
+def big_ids(store, settings) -> list[str]:
+    """Twelve exportable videos with 19-digit ids; their authors too, but one video has no author."""
+    video_ids = [str(BIG + 1000 * i) for i in range(12)]
+    authors = [str(BIG + 1 + i) for i in range(3)]
+    with store.transaction() as session:
+        session.add_all([Author(id=author, unique_id=f"user{author[-2:]}") for author in authors])
+        session.flush()
+        for i, video_id in enumerate(video_ids):
+            session.add(_video(video_id, authors[i % 3] if i else None))
+            session.flush()
+            session.add(_media(settings.data_dir, video_id))
+            session.add(
+                StatsSnapshot(
+                    video_id=video_id,
+                    captured_at=T0,
+                    play_count=1000 * (i + 1),
+                    like_count=100 * (i + 1),
+                    comment_count=i % 5,
+                    share_count=i % 3,
+                )
+            )
+    return video_ids
+
+
+def _card_yaml(path: Path) -> dict:
+    text = (path / "README.md").read_text()
+    assert text.startswith("---\n")
+    return yaml.safe_load(text.split("---\n")[1])
+
+
+@pytest.mark.parametrize("data_format", ["parquet", "csv", "webdataset"])
+def test_load_dataset_of_the_directory_gives_each_split_from_its_own_files(
+    settings, store, big_ids, data_format, tmp_path
+):
+    import datasets
+
+    path = run_export(settings, ExportOptions(format=data_format, split=(0.5, 0.25, 0.25), shard_size=2))
+    # What an export holds by design besides its data: runs, feature tables, the trainer's proxies.
+    (path / "runs" / "1").mkdir(parents=True)
+    pd.DataFrame({"video_id": ["1"], "score": [0.5]}).to_parquet(path / "runs" / "1" / "predictions.parquet")
+    (path / "cache" / "proxies").mkdir(parents=True)
+    (path / "cache" / "proxies" / "x.mp4").write_bytes(b"a proxy")
+    by_split = json.loads((path / "manifest.json").read_text())["counts"]["split"]
+    assert min(by_split.values()) > 0
+
+    (config,) = _card_yaml(path)["configs"]
+    assert config["config_name"] == "default"
+    assert [entry["split"] for entry in config["data_files"]] == ["train", "validation", "test"]
+    if data_format != "webdataset":  # shards' rows are JSON: their ids are strings already
+        declared = {feature["name"]: feature["dtype"] for feature in config["features"] if "dtype" in feature}
+        assert declared["video_id"] == declared["author_id"] == "string"
+    loaded = datasets.load_dataset(str(path), cache_dir=str(tmp_path / "hf"))
+
+    rows = {name: loaded[name]["json"] if data_format == "webdataset" else loaded[name].to_list() for name in loaded}
+    assert {name: len(split_rows) for name, split_rows in rows.items()} == {
+        HUB_SPLITS[split]: n for split, n in by_split.items()
+    }
+    for split, hub_name in HUB_SPLITS.items():
+        assert {row["split"] for row in rows[hub_name]} == {split}  # our column keeps "val"
+    # Every id whole, and a missing author still missing (CSV read them as floats: 6744961010178536448).
+    authors = {row["video_id"]: row["author_id"] for split_rows in rows.values() for row in split_rows}
+    assert authors == {video_id: str(BIG + 1 + i % 3) if i else None for i, video_id in enumerate(big_ids)}
+
+
+def test_the_cards_csv_snippet_keeps_the_ids_whole(settings, store, big_ids, monkeypatch):
+    path = run_export(settings, ExportOptions(format="csv"))
+    snippet = re.search(r"^videos = pd\.read_csv\(.*\)$", (path / "README.md").read_text(), re.MULTILINE)
+    assert snippet is not None
+    monkeypatch.chdir(path)  # the card says: run these in this directory
+    scope: dict = {"pd": pd}
+    exec(snippet.group(0), scope)
+
+    videos = scope["videos"].set_index("video_id")
+    assert sorted(videos.index) == sorted(big_ids)
+    assert pd.isna(videos.loc[big_ids[0], "author_id"]) and videos.loc[big_ids[4], "author_id"] == str(BIG + 2)
+
+
+def test_the_cards_webdataset_snippet_reads_one_split(settings, store, big_ids):
+    path = run_export(settings, ExportOptions(format="webdataset", split=(0.5, 0.25, 0.25), shard_size=2))
+    manifest = json.loads((path / "manifest.json").read_text())
+    table = pd.read_parquet(path / "videos.parquet")
+    card = (path / "README.md").read_text()
+    urls = manifest["webdataset"]["urls"]
+    assert f'wds.WebDataset("{urls["train"]}", shardshuffle=False)' in card
+
+    for split in ("train", "val", "test"):
+        samples = list(wds.WebDataset(str(path / urls[split]), shardshuffle=False).decode())
+        expected = table.loc[table["split"] == split, "video_id"]
+        assert sorted(sample["__key__"] for sample in samples) == sorted(expected)
+        assert {sample["json"]["split"] for sample in samples} == {split}
+    shards = manifest["webdataset"]["shards"]
+    assert {shard["split"] for shard in shards} == {"train", "val", "test"}
+    assert all(shard["file"].startswith(f"shards/{shard['split']}-") for shard in shards)
+    assert max(shard["videos"] for shard in shards) == 2 and sum(shard["videos"] for shard in shards) == len(table)

@@ -1,0 +1,204 @@
+"""Writing a version: what the manifest records to redo it, two exports of one name at once, a killed
+export's staging directory, and the shards written a shard at a time."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from sqlalchemy import select
+
+import tiktok_corpus.export.write as write
+from tiktok_corpus.config import Settings
+from tiktok_corpus.export import ExportError, ExportOptions, run_export
+from tiktok_corpus.export.provenance import git_commit
+from tiktok_corpus.export.shards import write_shards
+from tiktok_corpus.store.db import open_store, upgrade
+from tiktok_corpus.store.models import Export
+
+from .conftest import T0, populate_corpus
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_the_manifest_records_the_data_cutoff_the_commit_and_the_library_versions(settings, store, corpus):
+    manifest = json.loads((run_export(settings, ExportOptions()) / "manifest.json").read_text())
+
+    assert manifest["selection"]["data_cutoff"] == T0.isoformat()  # the newest snapshot read
+    assert manifest["library_versions"] == {
+        "pandas": pd.__version__,
+        "pyarrow": pa.__version__,
+        "numpy": np.__version__,
+    }
+    if shutil.which("git") and (REPO / ".git").exists():
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True)
+        assert manifest["git_commit"] == head.stdout.strip()
+    as_of = T0.replace(hour=6)
+    manifest = json.loads((run_export(settings, ExportOptions(as_of=as_of)) / "manifest.json").read_text())
+    assert manifest["selection"]["data_cutoff"] == as_of.isoformat()
+
+
+def test_the_commit_is_read_from_any_checkout_layout_and_never_fails(tmp_path):
+    commit, other = "a" * 40, "b" * 40
+    package = tmp_path / "repo" / "tiktok_corpus"
+    package.mkdir(parents=True)
+    assert git_commit(package) is None  # an installed package: no checkout around it
+    git = tmp_path / "repo" / ".git"
+    (git / "refs" / "heads").mkdir(parents=True)
+    (git / "HEAD").write_text("ref: refs/heads/main\n")
+    assert git_commit(package) is None  # a branch without a commit yet
+    (git / "packed-refs").write_text(f"# pack-refs with: peeled\n{other} refs/heads/dev\n{commit} refs/heads/main\n")
+    assert git_commit(package) == commit
+    (git / "refs" / "heads" / "main").write_text(f"{other}\n")  # a loose ref wins over the packed one
+    assert git_commit(package) == other
+    (git / "HEAD").write_text(f"{commit}\n")  # detached
+    assert git_commit(package) == commit
+    (git / "HEAD").write_text("not a commit\n")
+    assert git_commit(package) is None
+    # a worktree: .git is a file naming its git directory, whose refs live in the common one
+    worktree = tmp_path / "wt" / "tiktok_corpus"
+    worktree.mkdir(parents=True)
+    own = git / "worktrees" / "wt"
+    own.mkdir(parents=True)
+    (own / "HEAD").write_text("ref: refs/heads/main\n")
+    (own / "commondir").write_text("../..\n")
+    (worktree.parent / ".git").write_text(f"gitdir: {own}\n")
+    assert git_commit(worktree) == other
+    (own / "HEAD").write_bytes(b"\xff\xfe")
+    assert git_commit(worktree) is None
+
+
+@pytest.fixture
+def db_settings(any_db_url, tmp_path) -> Settings:
+    settings = Settings(data_dir=tmp_path / "race-data", db_url=any_db_url)
+    with open_store(settings, check_schema=False) as store:
+        upgrade(store.engine)
+        populate_corpus(store, settings.data_dir)
+    return settings
+
+
+def _another_export_takes(settings: Settings, version: int) -> None:
+    """What a concurrent export of the same name does between our choice of a version and our insert."""
+    with open_store(settings) as store, store.transaction() as session:
+        session.add(Export(name="corpus", version=version, path="elsewhere", row_count=1, sha256="0" * 64))
+
+
+def test_an_export_that_loses_its_version_to_another_takes_the_next(db_settings, monkeypatch):
+    chosen = write.next_version
+    raced: list[int] = []
+
+    def raced_once(store, exports_dir, name):
+        version = chosen(store, exports_dir, name)
+        if not raced:
+            raced.append(version)
+            _another_export_takes(db_settings, version)
+        return version
+
+    monkeypatch.setattr(write, "next_version", raced_once)
+    path = run_export(db_settings, ExportOptions())
+
+    assert raced == [1] and path.name == "corpus-v2"
+    manifest = json.loads((path / "manifest.json").read_text())
+    card = (path / "README.md").read_text()
+    assert manifest["version"] == 2 and "pretty_name: corpus v2\n" in card and "\n# corpus v2" in card
+    with open_store(db_settings) as store, store.sessions() as session:
+        assert session.scalars(select(Export.path).where(Export.version == 2)).one() == str(path.resolve())
+    assert not list((db_settings.data_dir / "exports").glob(".*"))  # no staging left
+
+    def dir_appears(store, exports_dir, name):  # v3's directory appears meanwhile (no row: not one of ours)
+        version = chosen(store, exports_dir, name)
+        if version == 3:
+            (exports_dir / "corpus-v3").mkdir()
+            (exports_dir / "corpus-v3" / "manifest.json").write_text("{}")
+        return version
+
+    monkeypatch.setattr(write, "next_version", dir_appears)
+    assert run_export(db_settings, ExportOptions()).name == "corpus-v4"
+
+
+def test_an_export_that_never_finds_a_free_version_gives_one_line(db_settings, monkeypatch):
+    chosen = write.next_version
+
+    def always_raced(store, exports_dir, name):
+        version = chosen(store, exports_dir, name)
+        _another_export_takes(db_settings, version)
+        return version
+
+    monkeypatch.setattr(write, "next_version", always_raced)
+    with pytest.raises(ExportError, match="other exports of this name took 10 versions in a row"):
+        run_export(db_settings, ExportOptions())
+    assert not list((db_settings.data_dir / "exports").iterdir())
+
+
+KILLED_EXPORT = """
+import os, signal, sys
+from pathlib import Path
+import webdataset as wds
+from tiktok_corpus.config import Settings
+from tiktok_corpus.export import ExportOptions, run_export
+
+written = wds.TarWriter.write
+def write_then_die(self, sample):  # killed mid-export, as by the OOM killer: no cleanup runs
+    if sample["__key__"] == "1005":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return written(self, sample)
+wds.TarWriter.write = write_then_die
+run_export(Settings(data_dir=Path(sys.argv[1])), ExportOptions(format="webdataset", copy_media=True, shard_size=2))
+"""
+
+
+def test_a_killed_exports_staging_directory_is_removed_by_the_next(settings, store, corpus, tmp_path):
+    exports = settings.data_dir / "exports"
+    killed = subprocess.run([sys.executable, "-c", textwrap.dedent(KILLED_EXPORT), str(settings.data_dir)], cwd=REPO)
+    assert killed.returncode == -signal.SIGKILL
+    (left,) = exports.iterdir()
+    assert left.name.startswith(".corpus.partial-") and (left / "media").is_dir()
+    # Staging directories that must stay: a running export's (this process), another host's, an unnamed one.
+    running = exports / f".corpus.partial-{write._host()}-{os.getpid()}-0123abcd"
+    elsewhere = exports / ".corpus.partial-otherhost-1-0123abcd"
+    unnamed = exports / ".corpus-v7.partial-0123abcd"
+    for directory in (running, elsewhere, unnamed):
+        directory.mkdir()
+
+    path = run_export(settings, ExportOptions())
+
+    assert path.name == "corpus-v1"
+    assert sorted(p.name for p in exports.iterdir()) == sorted(
+        ["corpus-v1", running.name, elsewhere.name, unnamed.name]
+    )
+
+
+def test_shards_hold_one_shards_rows_in_python_at_a_time(tmp_path):
+    """A million rows as Python dicts took gigabytes: the rows become Python objects a shard at a time."""
+    rows = 3_000
+    (tmp_path / "v.mp4").write_bytes(b"mp4")
+    table = pa.table(
+        {
+            "video_id": [str(10**6 + i) for i in range(rows)],
+            "desc": ["x" * 2_000] * rows,  # ~7 MB as Python objects for the whole table, ~0.2 MB a shard
+            "file": ["v.mp4"] * rows,
+            "split": ["train"] * rows,
+            "is_viral": [i % 2 for i in range(rows)],
+        }
+    )
+
+    tracemalloc.start()
+    try:
+        entry = write_shards(tmp_path, table, tmp_path, shard_size=100)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+    assert len(entry["shards"]) == 30 and sum(shard["videos"] for shard in entry["shards"]) == rows
+    assert peak < 2_000_000, f"peak {peak / 1e6:.1f} MB of Python objects"

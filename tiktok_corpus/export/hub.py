@@ -1,0 +1,73 @@
+"""What Hugging Face ``datasets`` reads of an export: one data file (or shard set) per split, and the
+dataset card's YAML front matter naming them (``configs``) with the columns' types (``features``).
+
+``datasets.load_dataset(EXPORT_DIR)`` then loads exactly those files, as the splits ``train``,
+``validation`` and ``test`` (the Hub's names; the ``split`` column keeps ``val``), and nothing else the
+directory holds by design (``manifest.json``, ``runs/``, ``features/``, ``cache/``).
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import yaml
+
+# Our split names -> the Hub's.
+HUB_SPLITS = {"train": "train", "val": "validation", "test": "test"}
+SPLIT_TABLE_DIR = "data"
+
+
+def split_table_path(split: str, data_format: str) -> str:
+    """Where one split's rows are written, relative to the export (``data/train.parquet``)."""
+    return f"{SPLIT_TABLE_DIR}/{split}.{data_format}"
+
+
+def features(table: pa.Table, data_format: str) -> list[dict]:
+    """The card's ``features``: each column's type as ``datasets`` reads it back from ``data_format``
+    files, ids always as strings.
+
+    ``datasets`` reads CSV through pandas with these types: a declared integer or boolean column with an
+    empty cell fails there, and times parse only as text, so in CSV an integer column with nulls is
+    ``float64`` (what pandas itself makes of it), a boolean one with nulls and a time are ``string``.
+    """
+    return [
+        {"name": field.name, **_feature(field.type, table[field.name].null_count > 0, data_format)}
+        for field in table.schema
+    ]
+
+
+def _feature(arrow_type: pa.DataType, has_nulls: bool, data_format: str) -> dict:
+    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
+        return {"list": _dtype(arrow_type.value_type)}
+    if data_format == "csv" and pa.types.is_timestamp(arrow_type):
+        return {"dtype": "string"}
+    if data_format == "csv" and has_nulls and pa.types.is_integer(arrow_type):
+        return {"dtype": "float64"}
+    if data_format == "csv" and has_nulls and pa.types.is_boolean(arrow_type):
+        return {"dtype": "string"}
+    return {"dtype": _dtype(arrow_type)}
+
+
+def _dtype(arrow_type: pa.DataType) -> str:
+    """The ``datasets`` name of an Arrow type: ``string``, ``float64``, else Arrow's (``int64``, ``bool``,
+    ``timestamp[us, tz=UTC]``)."""
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return "string"
+    if pa.types.is_floating(arrow_type):
+        return f"float{arrow_type.bit_width}"
+    return str(arrow_type)
+
+
+def front_matter(manifest: dict) -> str:
+    """The card's YAML header: a ``default`` config whose ``data_files`` are the manifest's
+    ``split_files``, and its ``features`` where the format has them (not webdataset's samples: their
+    rows are JSON, ids already strings)."""
+    config: dict = {
+        "config_name": "default",
+        "data_files": [
+            {"split": HUB_SPLITS[split], "path": entry["path"]} for split, entry in manifest["split_files"].items()
+        ],
+    }
+    if manifest.get("features"):
+        config["features"] = manifest["features"]
+    header = {"pretty_name": f"{manifest['name']} v{manifest['version']}", "configs": [config]}
+    return f"---\n{yaml.safe_dump(header, sort_keys=False, allow_unicode=True)}---\n"
