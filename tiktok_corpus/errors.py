@@ -138,7 +138,7 @@ def disk_full(exc: BaseException) -> DiskFull | None:
             return DiskFull(f"the SQLite database's disk is full: {_AFTER_DISK_FULL}")
         if getattr(error, "sqlstate", None) == POSTGRES_DISK_FULL:
             return DiskFull(f"PostgreSQL's disk is full: {_AFTER_DISK_FULL}")
-        error = error.__cause__ or error.__context__
+        error = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
     return None
 
 

@@ -11,8 +11,9 @@ import httpx
 import pytest
 from playwright.sync_api import expect, sync_playwright
 from sqlalchemy import func, select
+from starlette.testclient import TestClient
 
-from tiktok_corpus.browse.app import CONTENT_SECURITY_POLICY, BrowseServer
+from tiktok_corpus.browse.app import CONTENT_SECURITY_POLICY, BrowseServer, browse_app
 from tiktok_corpus.browse.catalog import PAGE_SIZE, Catalog
 from tiktok_corpus.config import Settings
 from tiktok_corpus.errors import ConfigError
@@ -178,6 +179,11 @@ def test_requests_must_name_this_machine_and_responses_forbid_scripts(served, de
     ):
         assert _raw_get(other.base_url, "/") == 200  # Host: 127.0.0.2, the address bound
         assert _raw_get(other.base_url, "/", host="rebind.attacker.example") == 400
+    with open_store(demo_corpus.settings) as store:  # an IPv6 address bound is named in brackets
+        app = browse_app(demo_corpus.settings, store, catalog, host="fd00::5")
+        with TestClient(app, base_url="http://[fd00::5]:8765") as client:
+            assert client.get("/queue").status_code == 200
+            assert client.get("/queue", headers={"host": "rebind.attacker.example"}).status_code == 400
     with httpx.Client(base_url=server.base_url) as client:
         for path in ("/", "/queue", "/media/nope"):
             headers = client.get(path).headers

@@ -175,7 +175,7 @@ def browse_app(settings: Settings, store: Store, catalog: Catalog, host: str) ->
             Route("/report/{name:path}", report_part),
         ],
         middleware=[
-            Middleware(TrustedHostMiddleware, allowed_hosts=[*LOCAL_HOSTS, host]),
+            Middleware(TrustedHostMiddleware, allowed_hosts=[*LOCAL_HOSTS, f"[{host}]" if ":" in host else host]),
             Middleware(SecurityHeaders),
         ],
     )

@@ -40,6 +40,7 @@ from ..store.crawl import (
     frontier_state,
     record_expansions,
     record_seeds,
+    restore_parents,
     retry_parent,
     seed_count,
 )
@@ -202,7 +203,7 @@ class _Crawl:
         except ContractError as exc:
             # A block, a timeout, a 5xx is about the moment, not the video: the parent goes back to the
             # frontier for a later try, up to --max-attempts claims (a page that never yields its list
-            # would otherwise be claimed forever). A deleted video or a malformed answer fails it now.
+            # would otherwise be claimed forever). An answer said final (a hostile id) fails it now.
             if exc.retryable:
                 await self._db(
                     retry_parent, self.store, parent_id, exc.kind, exc.message, max_attempts=self.options.max_attempts
@@ -221,10 +222,13 @@ class _Crawl:
         site answers it with 10204 too): the parent goes back to the frontier untouched, and the block
         monitor, not the parent's attempts, decides when the crawl stops."""
         try:
-            believed = self.monitor.unavailable_believed()
+            believed = self.monitor.unavailable_believed(parent_id)
         except PersistentlyBlocked:
             await self._db(queue.release, self.store, "expand", [parent_id])
             raise
+        finally:
+            if doubted := self.monitor.take_doubted():  # the run's first answers were the block's too
+                await self._db(restore_parents, self.store, doubted)
         if believed:
             await self._db(fail_parent, self.store, parent_id, exc.kind, exc.message)
             self.counters.errors[exc.kind] += 1

@@ -53,7 +53,8 @@ def load_dataset(
     One set-based query (two with ``at_age_s``). Returns ``(rows, selection)``: ``rows`` sorted by
     ``video_id`` with a ``media_path`` column (relative to the data dir), ``selection`` the filter and
     exclusion counts, and ``data_cutoff``: ``as_of``, else the newest snapshot read (the same export of
-    a corpus cut there gives the same rows).
+    a corpus cut there gives the same counts; a plain export's author profiles are as last seen, not
+    as of the cutoff).
     """
     rows = exportable_rows(store, min_frames=min_frames, as_of=as_of)
     if at_age_s is not None:

@@ -74,27 +74,36 @@ def mean_of_others(values: pd.Series, authors: pd.Series, contributes: pd.Series
     return ((total - own) / (count - counted)).where(count - counted > 0)
 
 
-def over_earlier(
-    values: pd.Series, authors: pd.Series, contributes: pd.Series, times: pd.Series, reduce: Callable[[list], float]
-) -> pd.Series:
-    """Per row, ``reduce`` of the sorted ``values`` of its author's contributing rows posted strictly
-    before it (NaN where there are none, or where the row's own time is unknown)."""
-    result = pd.Series(np.nan, index=values.index, dtype="float64")
-    known = authors.notna() & times.notna()
-    frame = pd.DataFrame({"author": authors, "time": times, "value": values, "contributes": contributes})[known]
-    for _, rows in frame.sort_values("time", kind="stable").groupby("author", sort=False):
-        seen: list[float] = []
-        for _, moment in rows.groupby("time", sort=True):
-            if seen:
-                result[moment.index] = reduce(seen)
-            for value in moment.loc[moment["contributes"] & moment["value"].notna(), "value"]:
-                bisect.insort(seen, float(value))
-    return result
-
-
-def _median(ordered: list) -> float:
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+def over_earlier(values: pd.Series, authors: pd.Series, contributes: pd.Series, times: pd.Series) -> pd.DataFrame:
+    """Per row, the ``count``, ``median`` and ``mean`` of the ``values`` of its author's contributing rows
+    posted strictly before it (count 0 and NaN where there are none; all NaN where the row's author or
+    time is unknown). One pass over the rows sorted by author and time, each author's earlier values
+    kept sorted."""
+    count, median, mean = (np.full(len(values), np.nan) for _ in range(3))
+    codes = pd.factorize(authors)[0]
+    moments = pd.to_numeric(times, errors="coerce").to_numpy(dtype="float64")
+    numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64")
+    counted = contributes.to_numpy(dtype=bool) & ~np.isnan(numbers)
+    known = np.flatnonzero((codes >= 0) & ~np.isnan(moments))
+    seen: list[float] = []
+    landing: list[float] = []  # values of the moment in hand, seen only by later moments
+    total, author, moment = 0.0, -1, np.nan
+    for row in known[np.lexsort((moments[known], codes[known]))]:
+        if codes[row] != author:
+            seen, landing, total, author, moment = [], [], 0.0, codes[row], np.nan
+        if moments[row] != moment:
+            for value in landing:
+                bisect.insort(seen, value)
+                total += value
+            landing, moment = [], moments[row]
+        count[row] = len(seen)
+        if seen:
+            middle = len(seen) // 2
+            median[row] = seen[middle] if len(seen) % 2 else (seen[middle - 1] + seen[middle]) / 2
+            mean[row] = total / len(seen)
+        if counted[row]:
+            landing.append(float(numbers[row]))
+    return pd.DataFrame({"count": count, "median": median, "mean": mean}, index=values.index)
 
 
 def author_features(table: pd.DataFrame, *, earlier_only: bool = False) -> pd.DataFrame:
@@ -109,13 +118,12 @@ def author_features(table: pd.DataFrame, *, earlier_only: bool = False) -> pd.Da
     virality, viral = numeric(table, "virality_score"), numeric(table, "is_viral")
     if earlier_only:
         times = numeric(table, "create_time")
+        train_videos = over_earlier(in_train.astype(float), authors, in_train, times)["count"]
         statistics = {
-            "others_train_videos": over_earlier(in_train.astype(float), authors, in_train, times, len)
-            .fillna(0.0)
-            .where(authors.notna() & times.notna()),
-            "others_median_log_plays": over_earlier(plays, authors, in_train, times, _median),
-            "others_median_virality": over_earlier(virality, authors, in_train, times, _median),
-            "others_viral_rate": over_earlier(viral, authors, in_train, times, lambda seen: sum(seen) / len(seen)),
+            "others_train_videos": train_videos,
+            "others_median_log_plays": over_earlier(plays, authors, in_train, times)["median"],
+            "others_median_virality": over_earlier(virality, authors, in_train, times)["median"],
+            "others_viral_rate": over_earlier(viral, authors, in_train, times)["mean"],
         }
     else:
         others_in_train = in_train.astype(float).groupby(authors).transform("sum") - in_train.astype(float)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import Connection, bindparam, func, select, text
+from sqlalchemy import Connection, CursorResult, bindparam, func, select, text, update
 from sqlalchemy.orm import Session
 
 from ..tiktok.contract import ItemList, ItemRecord
@@ -265,6 +266,19 @@ def retry_parent(store: Store, parent_id: str, error_kind: str, error: str, *, m
         status = "pending" if attempts < max_attempts else "failed"
         queue.finish(session, "expand", parent_id, status, error_kind=error_kind, error=error)
     return status == "pending"
+
+
+def restore_parents(store: Store, parent_ids: Sequence[str]) -> int:
+    """Parents failed as deleted or private whose answers then proved a block's (a region or IP block
+    answers 10204 too): back to the frontier. Returns how many."""
+    with store.transaction() as session:
+        result = session.execute(
+            update(Video)
+            .where(Video.id.in_(list(parent_ids)), Video.expand_status == "failed")
+            .values(expand_status="pending", expand_error_kind="unavailable_run", expand_updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        return cast(CursorResult, result).rowcount or 0
 
 
 def frontier_state(store: Store) -> tuple[int, int]:

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Connection, CursorResult, and_, bindparam, func, or_, select, update
+from sqlalchemy import Connection, CursorResult, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from .db import Store
@@ -171,19 +171,25 @@ def _outcome_statement(columns: tuple[str, ...]):
 
 
 def release(store: Store, stage: str, ids: Iterable[str], status: str = "pending") -> None:
-    """Give claimed rows back untouched (a worker shutting down cleanly)."""
+    """Give claimed rows back untouched (a worker shutting down cleanly, a block): the claim's attempt
+    is given back too, as nothing was tried, so stops and restarts never use up a row's attempts."""
     ids = list(ids)
     if ids:
-        _unclaim(store, stage, Video.id.in_(ids), status)
+        _unclaim(store, stage, Video.id.in_(ids), status, untried=True)
 
 
-def _unclaim(store: Store, stage: str, which, status: str = "pending") -> int:
-    """Put the claimed rows matching ``which`` back into ``status``; returns how many."""
+def _unclaim(store: Store, stage: str, which, status: str = "pending", *, untried: bool = False) -> int:
+    """Put the claimed rows matching ``which`` back into ``status`` (``untried``: their attempt given
+    back); returns how many."""
+    values: dict[str, Any] = {f"{stage}_status": status, f"{stage}_lease_until": None, f"{stage}_updated_at": utcnow()}
+    if untried:
+        attempts = _col(stage, "attempts")
+        values[f"{stage}_attempts"] = case((attempts > 0, attempts - 1), else_=0)
     with store.transaction() as session:
         result = session.execute(
             update(Video)
             .where(_col(stage, "status") == "claimed", which)
-            .values({f"{stage}_status": status, f"{stage}_lease_until": None, f"{stage}_updated_at": utcnow()})
+            .values(values)
             .execution_options(synchronize_session=False)
         )
         return cast(CursorResult, result).rowcount or 0

@@ -271,6 +271,18 @@ def release_targets(store: Store, claimed: Sequence[DueVideo], *, worker: str) -
             _settle(session, due.video_id, worker, due.ages_s, status="pending", attempts=_TARGETS.c.attempts - 1)
 
 
+def restore_gone(store: Store, video_ids: Sequence[str]) -> int:
+    """The schedules stopped as gone of videos whose unavailable answers then proved a block's (a region
+    or IP block answers 10204 too): pending again, due at once where their time came. Returns how many."""
+    with store.transaction() as session:
+        result = session.execute(
+            update(_TARGETS)
+            .where(_TARGETS.c.video_id.in_(list(video_ids)), _TARGETS.c.status == "gone")
+            .values(status="pending", error_kind="unavailable_run", updated_at=utcnow())
+        )
+        return cast(CursorResult, result).rowcount or 0
+
+
 def reclaim_dead_local_targets(store: Store) -> int:
     """Claims of processes of this host that no longer exist (kill -9) go back to ``pending`` at once."""
     host = socket.gethostname()

@@ -54,6 +54,8 @@ class BlockMonitor:
     total: int = 0
     kinds: Counter = field(default_factory=Counter)
     unavailable_in_a_row: int = 0
+    believed: list[str] = field(default_factory=list)  # items taken as unavailable since the last answer
+    _run_was_a_block: bool = False
 
     def record_block(self, kind: str) -> None:
         self.total += 1
@@ -69,16 +71,29 @@ class BlockMonitor:
     def record_success(self) -> None:
         self.consecutive = 0
         self.unavailable_in_a_row = 0
+        self.believed.clear()
+        self._run_was_a_block = False
 
-    def unavailable_believed(self) -> bool:
-        """Whether an item-unavailable answer (deleted, private) is taken at its word: not once
-        ``policy.unavailable_run`` of them came with no answer between, when it counts as a block
-        instead (and may stop the run as persistently blocked)."""
+    def unavailable_believed(self, item_id: str) -> bool:
+        """Whether an item-unavailable answer (deleted, private) for ``item_id`` is taken at its word: not
+        once ``policy.unavailable_run`` of them came with no answer between, when it counts as a block
+        instead (and may stop the run as persistently blocked); :meth:`take_doubted` then names the
+        items believed in that run."""
         if self.unavailable_in_a_row >= self.policy.unavailable_run:
+            self._run_was_a_block = True
             self.record_block("unavailable_run")
             return False
         self.unavailable_in_a_row += 1
+        self.believed.append(item_id)
         return True
+
+    def take_doubted(self) -> list[str]:
+        """The items taken as unavailable in a run of such answers that proved a block (theirs were the
+        block's answers too), each handed over once for the caller to set back; else none."""
+        if not self._run_was_a_block:
+            return []
+        doubted, self.believed = self.believed, []
+        return doubted
 
 
 class Pacer:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -34,6 +35,7 @@ from ..store.tracking import (
     record_observation,
     release_targets,
     renew_claim,
+    restore_gone,
     schedule_targets,
     tracking_counts,
 )
@@ -44,6 +46,8 @@ from ..tiktok.item_reads import ItemRead, session_item_reads
 from .options import TrackCounters, TrackOptions, TrackProgress, TrackSummary
 
 Observe = Callable[[str], Awaitable[ItemRead]]  # video id -> the item as read, and the method
+
+log = logging.getLogger(__name__)
 
 PUBLISH_EVERY_S = 0.25
 MAX_IDLE_S = 5.0  # a following run looks for new work (and newly crawled videos) at least this often
@@ -192,8 +196,11 @@ class Tracking:
         lease_s = self.options.lease_s
         while True:
             await asyncio.sleep(lease_s * RENEW_EVERY_LEASE)
-            if not await self._db(renew_claim, self.store, due, worker=worker, lease_s=lease_s):
-                return  # lost: what this worker reads now is written by no one
+            try:
+                if not await self._db(renew_claim, self.store, due, worker=worker, lease_s=lease_s):
+                    return  # lost: what this worker reads now is written by no one
+            except Exception as exc:  # noqa: BLE001 - a busy database: the next tick tries again
+                log.warning("renewing the claim on %s failed (%s); trying again", due.video_id, exc)
 
     async def _observe_claimed(self, reader: Reader, due: DueVideo, worker: str) -> None:
         options = self.options
@@ -248,7 +255,12 @@ class Tracking:
         try:
             read = await reader.read(due.video_id)
         except ItemUnavailable:
-            if not self.monitor.unavailable_believed():  # persistent blocking raises: close() gives it back
+            try:
+                believed = self.monitor.unavailable_believed(due.video_id)  # persistent blocking raises
+            finally:
+                if doubted := self.monitor.take_doubted():  # the run's first answers were the block's too
+                    self.counters.outcomes["gone"] -= await self._db(restore_gone, self.store, doubted)
+            if not believed:  # a block: the claim goes back (on a raise, close() gives it back)
                 self.counters.errors["unavailable_run"] += 1
                 await self._db(release_targets, self.store, [due], worker=worker)
                 return None
