@@ -221,19 +221,18 @@ class _Crawl:
         """A deleted or private parent fails; but a run of such answers is a region or IP block (the
         site answers it with 10204 too): the parent goes back to the frontier untouched, and the block
         monitor, not the parent's attempts, decides when the crawl stops."""
+        believed = False
         try:
-            believed = self.monitor.unavailable_believed(parent_id)
-        except PersistentlyBlocked:
-            await self._db(queue.release, self.store, "expand", [parent_id])
-            raise
+            believed = self.monitor.unavailable_believed(parent_id)  # persistent blocking raises
         finally:
             if doubted := self.monitor.take_doubted():  # the run's first answers were the block's too
                 await self._db(restore_parents, self.store, doubted)
+            if not believed:  # a block, persistent or not
+                await self._db(queue.release, self.store, "expand", [parent_id])
         if believed:
             await self._db(fail_parent, self.store, parent_id, exc.kind, exc.message)
             self.counters.errors[exc.kind] += 1
         else:
-            await self._db(queue.release, self.store, "expand", [parent_id])
             self.counters.errors["blocked"] += 1
 
     def _landed(self, expansion: Expansion, sighting: Sighting) -> None:
