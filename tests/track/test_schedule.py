@@ -3,6 +3,7 @@ scheduled, claims, and how an observation, a deletion, a failure or a stop settl
 
 from __future__ import annotations
 
+import random
 import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -208,6 +209,37 @@ def test_claims_go_by_deadline_and_targets_past_theirs_come_last(any_db_url):
             for claimed in claim_due(store, 1, now=T0 + 60, worker=WORKER, lease_s=60, late_fraction=0.25)
         ]
         assert order == [hour_target, week_old, overdue]
+
+
+def test_claims_follow_the_deadline_order_over_every_due_target(any_db_url):
+    """The claim reads a few rows per age from the age index; its order must be the one a sort of every
+    claimable target gives: in time before overdue, soonest deadline first, lapsed claims among them."""
+    rng = random.Random(7)
+    ages = (HOUR, 6 * HOUR, DAY, 3 * DAY)
+    now = T0 + 2 * DAY
+    with migrated_store(any_db_url) as store:
+        add_videos(store, {str(100 + n): rng.randrange(0, 3 * DAY) for n in range(60)})
+        schedule_targets(store, ages, now=T0, late_fraction=0.25)
+        lapsed = claim_due(store, 4, now=now, worker="otherhost:1:t0", lease_s=-1, late_fraction=0.25)
+        assert len(lapsed) == 4
+
+        lapsed_ids = {due.video_id for due in lapsed}
+
+        def first_by_deadline() -> str | None:
+            claimable = [
+                (due_at + allowed_lateness_s(age, 0.25), vid)
+                for (vid, age), (status, due_at) in targets(store).items()
+                if (status == "pending" and due_at <= now) or (status == "claimed" and vid in lapsed_ids)
+            ]
+            return min(((deadline < now, deadline, vid) for deadline, vid in claimable), default=(0, 0, None))[2]
+
+        claims = 0
+        while (expected := first_by_deadline()) is not None:
+            got = claim_due(store, 1, now=now, worker=WORKER, lease_s=60, late_fraction=0.25)
+            assert [due.video_id for due in got] == [expected]
+            lapsed_ids.discard(expected)
+            claims += 1
+        assert claims > 30 and claim_due(store, 1, now=now, worker=WORKER, lease_s=60, late_fraction=0.25) == []
 
 
 def test_lateness_allowance():

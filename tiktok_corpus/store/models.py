@@ -100,6 +100,7 @@ class Video(Base, _stage_columns("expand"), _stage_columns("download"), _stage_c
         Index("ix_videos_download_queue", "download_status", "id"),
         Index("ix_videos_probe_queue", "probe_status", "id"),
         Index("ix_videos_item_kind", "item_kind"),  # the crawl counts videos in every expansion's write
+        Index("ix_videos_create_time", "create_time"),  # the tracker schedules only videos young enough
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -186,7 +187,11 @@ class TrackTarget(Base):
     """
 
     __tablename__ = "track_targets"
-    __table_args__ = (Index("ix_track_targets_queue", "status", "due_at"),)
+    __table_args__ = (
+        Index("ix_track_targets_queue", "status", "due_at"),
+        # One age's due targets in deadline order (its due_at order): a claim reads a few rows per age.
+        Index("ix_track_targets_age_queue", "status", "age_s", "due_at"),
+    )
 
     video_id: Mapped[str] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), primary_key=True)
     age_s: Mapped[int] = mapped_column(BigInteger, primary_key=True)

@@ -12,6 +12,7 @@ leases run on this machine's clock, as the other stages' do.
 
 from __future__ import annotations
 
+import math
 import socket
 from collections import defaultdict
 from collections.abc import Sequence
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
-from sqlalchemy import CursorResult, and_, case, func, literal, or_, select, tuple_, update
+from sqlalchemy import CursorResult, and_, func, literal, or_, select, tuple_, union_all, update
 
 from ..tiktok.contract import ItemRecord, StatsRecord
 from . import queue
@@ -50,12 +51,6 @@ def allowed_lateness_s(age_s: int, late_fraction: float) -> float:
     return max(MIN_LATENESS_S, age_s * late_fraction)
 
 
-def _deadline(late_fraction: float):
-    """A target's ``due_at`` plus its :func:`allowed_lateness_s`, in SQL."""
-    lateness = _TARGETS.c.age_s * late_fraction
-    return _TARGETS.c.due_at + case((lateness > MIN_LATENESS_S, lateness), else_=MIN_LATENESS_S)
-
-
 def schedule_targets(store: Store, ages_s: Sequence[int], *, now: float, late_fraction: float) -> int:
     """Add the target ages still ahead of every tracked video (those not already scheduled); returns
     how many rows were added. A video found at 2 days old gets no 1h target: it would be missed."""
@@ -70,7 +65,8 @@ def schedule_targets(store: Store, ages_s: Sequence[int], *, now: float, late_fr
                 _VIDEOS.c.create_time.is_not(None),
                 _VIDEOS.c.item_kind.in_(TRACKED_KINDS),
                 _VIDEOS.c.status_code == 0,
-                _VIDEOS.c.create_time + age + allowed_lateness_s(age, late_fraction) >= now,
+                # Posted recently enough for this age to be ahead: an index range, not the whole corpus.
+                _VIDEOS.c.create_time >= math.ceil(now - age - allowed_lateness_s(age, late_fraction)),
                 ~scheduled.exists(),
             )
             added += len(
@@ -81,6 +77,45 @@ def schedule_targets(store: Store, ages_s: Sequence[int], *, now: float, late_fr
                 ).all()
             )
     return added
+
+
+def _pending_ages(session) -> list[int]:
+    """The distinct ages of pending targets: a loose scan of the age index (one seek per age, in one
+    recursive query), not a read of every pending row."""
+    pending = _TARGETS.c.status == "pending"
+    ages = select(func.min(_TARGETS.c.age_s).label("age_s")).where(pending).cte("ages", recursive=True)
+    following = select(func.min(_TARGETS.c.age_s)).where(pending, _TARGETS.c.age_s > ages.c.age_s).scalar_subquery()
+    ages = ages.union_all(select(following).where(ages.c.age_s.is_not(None)))
+    return list(session.scalars(select(ages.c.age_s).where(ages.c.age_s.is_not(None))))
+
+
+def _claimable(session, store: Store, limit: int, *, now: float, wall: datetime, late_fraction: float) -> list[str]:
+    """The videos of the ``limit`` claimable targets with the soonest deadlines, targets past their
+    deadline last (locked on Postgres, skipping those another claim holds).
+
+    Within one age the deadline order is the due time's order, so each age gives its first ``limit`` rows
+    in time and its first ``limit`` overdue rows from the age index, and the merge of those few rows is
+    the order over all of them: a claim no longer sorts the whole backlog."""
+    columns = (_TARGETS.c.video_id, _TARGETS.c.age_s, _TARGETS.c.due_at)
+    candidates = [select(*columns).where(_TARGETS.c.status == "claimed", _TARGETS.c.lease_until < wall)]
+    for age in _pending_ages(session):
+        # Whole seconds, as due_at is (a float bound would cast the column and lose the index).
+        cutoff = math.ceil(now - allowed_lateness_s(age, late_fraction))  # due before it: past the deadline
+        pending = select(*columns).where(_TARGETS.c.status == "pending", _TARGETS.c.age_s == age)
+        in_time = and_(_TARGETS.c.due_at >= cutoff, _TARGETS.c.due_at <= math.floor(now))
+        for window in (in_time, _TARGETS.c.due_at < cutoff):
+            candidates.append(pending.where(window).order_by(_TARGETS.c.due_at, _TARGETS.c.video_id).limit(limit))
+    if store.dialect == "postgresql":
+        candidates = [query.with_for_update(skip_locked=True) for query in candidates]
+    # One statement: each candidate query a CTE of its own (Postgres locks inside a CTE, not a UNION).
+    parts = [query.cte(f"candidates_{n}") for n, query in enumerate(candidates)]
+    rows = session.execute(union_all(*(select(*part.c) for part in parts))).all()
+
+    def order(row) -> tuple:
+        deadline = row.due_at + allowed_lateness_s(row.age_s, late_fraction)
+        return (deadline < now, deadline, row.video_id)
+
+    return list(dict.fromkeys(row.video_id for row in sorted(rows, key=order)))[:limit]
 
 
 def claim_due(
@@ -97,17 +132,8 @@ def claim_due(
         and_(_TARGETS.c.status == "claimed", _TARGETS.c.lease_until < wall),
         and_(_TARGETS.c.status == "pending", _TARGETS.c.due_at <= now),
     )
-    deadline = _deadline(late_fraction)
     with store.transaction() as session:
-        query = (
-            select(_TARGETS.c.video_id)
-            .where(or_(*due))
-            .order_by(deadline < now, deadline, _TARGETS.c.video_id)
-            .limit(limit)
-        )
-        if store.dialect == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        video_ids = list(dict.fromkeys(session.scalars(query)))
+        video_ids = _claimable(session, store, limit, now=now, wall=wall, late_fraction=late_fraction)
         if not video_ids:
             return []
         # Lock every due target of those videos that no other claim holds, then update exactly those: an
@@ -121,7 +147,7 @@ def claim_due(
             return []
         claimed = session.execute(
             update(_TARGETS)
-            .where(tuple_(_TARGETS.c.video_id, _TARGETS.c.age_s).in_(locked), or_(*due))
+            .where(tuple_(_TARGETS.c.video_id, _TARGETS.c.age_s).in_(locked))  # by key: locked just above
             .values(
                 status="claimed",
                 lease_until=wall + timedelta(seconds=lease_s),

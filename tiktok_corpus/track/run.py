@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 PUBLISH_EVERY_S = 0.25
 MAX_IDLE_S = 5.0  # a following run looks for new work (and newly crawled videos) at least this often
 RESCHEDULE_EVERY_S = 5.0  # wall seconds between schedule refreshes, busy or idle
+# ... or this many times what the last refresh took, whichever is longer: on a large corpus a refresh
+# reads every video young enough to have an age ahead, and must not take the database from the claims.
+RESCHEDULE_COST_MULTIPLE = 20
 RENEW_EVERY_LEASE = 1 / 3  # a claim is renewed three times a lease while its read runs
 
 
@@ -91,6 +94,7 @@ class Tracking:
         self._db = DatabaseThread("track")
         self._published_at = 0.0
         self._scheduled_at = 0.0
+        self._reschedule_every_s = RESCHEDULE_EVERY_S
         self._in_hand: dict[str, DueVideo] = {}  # worker -> its claim, not yet settled: released on a stop
         self._all_settled = asyncio.Event()  # set whenever no loop is claiming or observing
         self._busy = 0
@@ -104,7 +108,8 @@ class Tracking:
             self.progress.update(self.counters)
 
     async def schedule(self) -> None:
-        self._scheduled_at = self.wall()
+        started = self.wall()
+        self._scheduled_at = started
         self.counters.scheduled += await self._db(
             schedule_targets,
             self.store,
@@ -112,6 +117,7 @@ class Tracking:
             now=self.clock(),
             late_fraction=self.options.late_fraction,
         )
+        self._reschedule_every_s = max(RESCHEDULE_EVERY_S, RESCHEDULE_COST_MULTIPLE * (self.wall() - started))
 
     def _finished(self) -> bool:
         """Whether the run should stop now (sets the reason once)."""
@@ -136,7 +142,7 @@ class Tracking:
             self._busy += 1  # claiming or observing: a virtual clock must not move under it
             self._all_settled.clear()
             try:
-                if self.wall() - self._scheduled_at >= RESCHEDULE_EVERY_S:
+                if self.wall() - self._scheduled_at >= self._reschedule_every_s:
                     await self.schedule()
                 claimed = await self._db(
                     claim_due,
