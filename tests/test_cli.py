@@ -285,7 +285,14 @@ def test_an_unknown_schema_revision_is_a_one_line_error(tmp_path):
 
 def test_the_reading_commands_make_no_database_at_a_mistyped_path(tmp_path):
     mistyped = tmp_path / "no-such-corpus"
-    for command in (["status"], ["report"], ["browse", "--port", "0", "--no-posters"]):
+    for command in (["status"], ["report"], ["browse", "--port", "0", "--no-posters"], ["db", "current"]):
         result = runner.invoke(app, ["--data-dir", str(mistyped), *command])
         assert result.exit_code == 1 and "no corpus database at" in result.stderr, (command, result.output)
     assert not mistyped.exists()
+
+
+def test_the_reading_commands_do_not_migrate_an_empty_database_file(tmp_path):
+    """An empty file (a failed first upgrade, a touch) is not a corpus: status says to migrate it."""
+    (tmp_path / "corpus.db").touch()
+    result = runner.invoke(app, ["--data-dir", str(tmp_path), "status"])
+    assert result.exit_code == 1 and "is at schema none" in result.stderr and "corpus db upgrade" in result.stderr

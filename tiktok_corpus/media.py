@@ -252,10 +252,12 @@ def _libav_stream(stream) -> dict:
 
 
 def _count_packets(container, stream, deadline: float) -> int:
-    """Demux (never decode) the stream and count its packets, as ``ffprobe -count_packets`` does."""
+    """Demux (never decode) the stream and count the packets it shows: not those an MP4 edit list
+    discards (a stream cut without re-encoding keeps the frames before its cut, flagged discard)."""
     count = 0
     for packet in container.demux(stream):
-        if packet.size or packet.dts is not None:  # not the empty flush packet PyAV yields at the end
+        # not the empty flush packet PyAV yields at the end
+        if (packet.size or packet.dts is not None) and not packet.is_discard:
             count += 1
             if count % DEADLINE_CHECK_PACKETS == 0 and time.monotonic() > deadline:
                 raise TimeoutError
@@ -280,24 +282,28 @@ def _timeout(path: Path, timeout: float) -> MediaError:
 
 def _ffprobe_info(path: Path, *, bmff: bool, timeout: float) -> tuple[dict, str]:
     """The record from ffprobe (packets counted where the stated count is absent or not trusted)."""
-    info, stderr = _ffprobe(path, count_packets=not bmff, timeout=timeout)
+    args = [FFPROBE, "-hide_banner", "-v", "error", "-of", "json", "-show_format", "-show_streams", str(path)]
+    done = run_tool(args, timeout=timeout, what=f"probe {path.name}")
+    try:
+        info = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        raise MediaError(f"{path.name}: ffprobe printed no JSON: {_tail(done.stderr)}", kind="unreadable") from None
+    stderr = done.stderr
     video = _first_video_stream(info)
-    if bmff and video is not None and _stated_frame_count(info, video) is None:
-        info, stderr = _ffprobe(path, count_packets=True, timeout=timeout)
+    if video is not None and (not bmff or _stated_frame_count(info, video) is None):
+        packets, reading_errors = _ffprobe_count_packets(path, video["index"], timeout=timeout)
+        video["nb_read_packets"] = str(packets)
+        stderr += reading_errors
     container = info.get("format", {}).get("format_name")
     return info, _tail(stderr) if container and f"[{container} @" in stderr else ""
 
 
-def _ffprobe(path: Path, *, count_packets: bool, timeout: float) -> tuple[dict, str]:
-    args = [FFPROBE, "-hide_banner", "-v", "error", "-of", "json", "-show_format", "-show_streams"]
-    if count_packets:
-        args.append("-count_packets")
-    args.append(str(path))
-    done = run_tool(args, timeout=timeout, what=f"probe {path.name}")
-    try:
-        return json.loads(done.stdout), done.stderr
-    except json.JSONDecodeError:
-        raise MediaError(f"{path.name}: ffprobe printed no JSON: {_tail(done.stderr)}", kind="unreadable") from None
+def _ffprobe_count_packets(path: Path, stream_index: int, *, timeout: float) -> tuple[int, str]:
+    """The stream's packets as :func:`_count_packets` counts them (those flagged D, discarded by an edit
+    list, left out), and ffprobe's errors while reading them."""
+    args = [FFPROBE, "-v", "error", "-select_streams", str(stream_index), "-show_entries", "packet=flags"]
+    done = run_tool([*args, "-of", "csv=p=0", str(path)], timeout=timeout, what=f"probe {path.name}")
+    return sum(1 for flags in done.stdout.split() if "D" not in flags), done.stderr
 
 
 def _first_video_stream(info: dict) -> dict | None:

