@@ -1,10 +1,15 @@
-"""Downloader fixtures: a real little MP4 made by ffmpeg, video rows, and quick retry options.
+"""Downloader fixtures: a real little MP4 made by ffmpeg, video rows, quick retry options, a CDN whose
+answers a test writes (real sockets), and a small disk to fill.
 
 Pytest runs with ``--import-mode=importlib``, so helpers reach the tests as fixtures, not imports.
 """
 
 from __future__ import annotations
 
+import subprocess
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -77,3 +82,106 @@ def rows(store) -> Rows:
 def rows_of():
     """Rows for a store a test opens itself (Postgres)."""
     return Rows
+
+
+Route = Callable[[BaseHTTPRequestHandler], None]
+
+
+class Cdn:
+    """A real HTTP server on 127.0.0.1 whose answers the test writes: ``routes[path](handler)``.
+
+    ``stopped`` is set when the test ends: a route that streams for ever ends then (it must check it).
+    Unknown paths answer 404.
+    """
+
+    def __init__(self) -> None:
+        self.routes: dict[str, Route] = {}
+        self.stopped = threading.Event()
+        cdn = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                route = cdn.routes.get(self.path.split("?")[0])
+                if route is None:
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                try:
+                    route(self)
+                except (BrokenPipeError, ConnectionResetError):  # the client went away: its business
+                    pass
+                self.close_connection = True
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def url(self, path: str, *, data_size: int | None = None) -> dict:
+        """A candidate URL on this server, as a row's ``media_urls`` holds it."""
+        return {"kind": path.strip("/"), "url": f"{self.base_url}{path}", "data_size": data_size, "codec": "h264"}
+
+    @staticmethod
+    def head(handler: BaseHTTPRequestHandler, length: int | None) -> None:
+        """A video answer's status and headers; without ``length`` the body ends when the connection closes."""
+        handler.send_response(200)
+        handler.send_header("Content-Type", "video/mp4")
+        if length is not None:
+            handler.send_header("Content-Length", str(length))
+        handler.send_header("Connection", "close")
+        handler.end_headers()
+        handler.wfile.flush()
+
+    def close(self) -> None:
+        self.stopped.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def cdn():
+    server = Cdn()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def cdn_settings(settings, cdn):
+    return settings.model_copy(update={"base_url": cdn.base_url})
+
+
+@pytest.fixture(scope="session")
+def mp4_of_size(sample_mp4) -> Callable[[int], bytes]:
+    """``mp4_of_size(n)``: the sample grown to ``n`` bytes by a ``free`` box at its end, still whole and playable."""
+
+    def grown(size: int) -> bytes:
+        pad = size - len(sample_mp4)
+        return sample_mp4 + pad.to_bytes(4, "big") + b"free" + bytes(pad - 8)
+
+    return grown
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """``small_disk(size)``: a real filesystem of its own, ``size`` big, to fill: a tmpfs (needs root)."""
+    mounted: list[Path] = []
+
+    def mount(size: str) -> Path:
+        point = tmp_path / f"disk{len(mounted)}"
+        point.mkdir()
+        made = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(point)], capture_output=True)
+        if made.returncode:
+            pytest.skip(f"cannot mount a small tmpfs to fill (needs root): {made.stderr.decode().strip()}")
+        mounted.append(point)
+        return point
+
+    yield mount
+    for point in mounted:
+        subprocess.run(["umount", "-l", str(point)], check=True)

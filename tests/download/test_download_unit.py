@@ -270,6 +270,35 @@ def test_files_already_downloaded_are_verified_and_not_fetched_again(store, site
     assert rows.video("7000000000000000007").download_status == "downloaded"
 
 
+def test_retry_failed_fetches_again_the_files_validate_found_damaged_or_gone(
+    store, site_settings, rows, quick, sample_mp4
+):
+    """Validate re-keys a damaged file's sha256 to its bytes and leaves it ``downloaded``: only
+    ``--retry-failed`` fetches it again (never "verifying" the damaged bytes), as it does a file gone."""
+    damaged, gone = "7000000000000000013", "7000000000000000014"
+    handler = lambda r: httpx.Response(200, content=sample_mp4, headers={"content-type": "video/mp4"})  # noqa: E731
+    for video_id in (damaged, gone):
+        rows.add(video_id, [url("gear")])
+    assert run(store, site_settings, handler, quick).downloaded == 2
+    zeros = bytes(len(sample_mp4))
+    video_file_path(site_settings.data_dir, damaged).write_bytes(zeros)
+    video_file_path(site_settings.data_dir, gone).unlink()
+    with store.transaction() as session:  # what validate leaves
+        session.get(MediaFile, damaged).sha256 = hashlib.sha256(zeros).hexdigest()
+        session.get(Video, damaged).probe_status = "corrupt"
+        session.get(Video, gone).probe_status = "missing_file"
+
+    assert run(store, site_settings, handler, quick).downloaded == 0, "a plain run leaves downloaded rows alone"
+    again = run(store, site_settings, handler, quick, retry_failed=True)
+
+    assert (again.downloaded, again.verified) == (2, 0)
+    for video_id in (damaged, gone):
+        assert video_file_path(site_settings.data_dir, video_id).read_bytes() == sample_mp4
+        assert rows.media(video_id).sha256 == hashlib.sha256(sample_mp4).hexdigest()
+        row = rows.video(video_id)
+        assert (row.download_status, row.probe_status) == ("downloaded", "pending")
+
+
 def test_a_non_digit_id_fails_without_touching_the_disk(store, site_settings, rows, quick):
     rows.add("../../x", [url("gear")])
     summary = run(store, site_settings, lambda r: httpx.Response(500), quick)
@@ -283,6 +312,23 @@ def test_oversize_bodies_are_refused(store, site_settings, rows, quick, sample_m
     summary = run(store, site_settings, handler, replace(quick, max_bytes=len(sample_mp4) - 1, refreshes=0))
     assert summary.failures == {"too_large": 1}
     assert rows.part_files(site_settings.data_dir) == []
+
+
+def test_a_file_over_the_limit_is_final(store, site_settings, rows, quick, sample_mp4):
+    """No fresh URLs and no yt-dlp after a too-large answer: yt-dlp cannot always tell a file's size first."""
+    requested = []
+
+    def handler(request):
+        requested.append(request.url.host)
+        return httpx.Response(200, content=sample_mp4, headers={"content-type": "video/mp4"})
+
+    rows.add("7000000000000000015", [url("gear")])
+    options = replace(quick, max_bytes=len(sample_mp4) - 1, use_ytdlp=True)
+    summary = run(store, site_settings, handler, options)
+
+    assert summary.failures == {"too_large": 1}
+    assert [(a.method, a.outcome) for a in rows.attempts("7000000000000000015")] == [("http", "too_large")]
+    assert requested == ["cdn.test"], "the item was refreshed"
 
 
 def test_a_full_disk_stops_the_run_and_gives_rows_back(store, site_settings, rows, quick, sample_mp4):
@@ -425,6 +471,33 @@ def test_transfers_in_flight_never_exceed_the_concurrency(store, site_settings, 
         rows.add(f"70000000000000003{n:02d}", [url("gear")])
     summary = run(store, site_settings, handler, replace(quick, per_host=10), concurrency=3)
     assert summary.downloaded == 12 and most == 3
+
+
+def test_no_more_rows_are_claimed_than_the_workers_can_start(
+    store, site_settings, rows, quick, sample_mp4, monkeypatch
+):
+    """A claimed row waits for no one: a run holds at most two jobs per transfer slot (one each worker)."""
+    from sqlalchemy import func, select
+
+    from tiktok_corpus.download import run as download_run
+
+    claim_downloads = download_run.claim_downloads
+    in_hand_after_claims = []
+
+    def counting(store, limit, **kwargs):  # rows claimed now, and as many more as this claim may take
+        with store.sessions() as session:
+            held = session.scalar(select(func.count()).where(Video.download_status == "claimed"))
+        in_hand_after_claims.append(held + limit)
+        return claim_downloads(store, limit, **kwargs)
+
+    monkeypatch.setattr(download_run, "claim_downloads", counting)
+    handler = lambda r: httpx.Response(200, content=sample_mp4, headers={"content-type": "video/mp4"})  # noqa: E731
+    for n in range(12):
+        rows.add(f"70000000000000004{n:02d}", [url("gear")])
+    summary = run(store, site_settings, handler, quick, concurrency=2)
+
+    assert summary.downloaded == 12
+    assert max(in_hand_after_claims) <= 4, in_hand_after_claims
 
 
 def test_stale_part_files_are_removed_unless_a_live_claim_writes_them(store, site_settings, rows):

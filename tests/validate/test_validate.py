@@ -206,6 +206,7 @@ def test_cli_prints_a_summary_table_and_json(store, settings, media_dir):
     table = runner.invoke(app, [*base, "validate", "--workers", "1"])
     assert table.exit_code == 0, table.output
     assert "valid" in table.output and "corrupt" in table.output
+    assert "1 files corrupt or missing: `corpus download --retry-failed`" in table.output
 
     as_json = runner.invoke(app, [*base, "validate", "--min-frames", "200", "--json"])
     assert as_json.exit_code == 0, as_json.output

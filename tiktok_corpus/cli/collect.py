@@ -17,6 +17,7 @@ from .display import (
     LiveCrawlDisplay,
     LiveTrackDisplay,
     crawl_summary_lines,
+    damaged_files_note,
     download_summary_line,
     progress_bar,
     track_summary_lines,
@@ -150,7 +151,11 @@ def track(
 def download(
     ctx: typer.Context,
     concurrency: int = option_from(DownloadOptions, "concurrency", min=1),
-    retry_failed: bool = typer.Option(False, "--retry-failed", help="Also retry failed rows."),
+    retry_failed: bool = typer.Option(
+        False,
+        "--retry-failed",
+        help="Also retry failed rows, and fetch again the files validate found corrupt or missing on disk.",
+    ),
     limit: int | None = typer.Option(None, min=1, help="At most this many files."),
     max_mb: float = option_from(
         DownloadOptions,
@@ -162,7 +167,7 @@ def download(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
-    """Download pending (and optionally failed) videos with retries and corruption checks."""
+    """Download pending (and optionally failed or damaged) videos with retries and corruption checks."""
     from ..download import run_download
 
     options = DownloadOptions(concurrency=concurrency, max_bytes=int(max_mb * 1e6))
@@ -194,3 +199,5 @@ def validate(
         typer.echo(json.dumps(summary.to_dict(), sort_keys=True))
         return
     console.print(validate_table(summary))
+    if note := damaged_files_note(summary):
+        console.print(note, highlight=False, soft_wrap=True)

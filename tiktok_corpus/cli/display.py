@@ -164,6 +164,15 @@ def validate_table(summary: ValidateSummary) -> Table:
     return table
 
 
+def damaged_files_note(summary: ValidateSummary) -> str | None:
+    """What to do about the files validate found damaged or gone, if any."""
+    from ..store.downloads import DAMAGED_PROBES
+
+    if damaged := sum(summary.counts.get(outcome, 0) for outcome in DAMAGED_PROBES):
+        return f"{damaged} files corrupt or missing: `corpus download --retry-failed` fetches them again"
+    return None
+
+
 def status_table(counts: dict) -> Table:
     table = Table(
         title=f"{counts['videos']} videos, {counts['edges']} related edges, {counts['stats_snapshots']} stats snapshots"

@@ -342,7 +342,7 @@ class _Crawl:
 
     async def _finish_downloads(self, task: asyncio.Task, *, drain: bool) -> dict[str, Any] | None:
         """Discovery is over: the download stage drains what is pending, then reports; a stopped crawl
-        stops it instead (an unfinished file stays a ``.part``, its row pending for the next run)."""
+        stops it instead (an unfinished file is removed, its row pending for the next run)."""
         self._download_follow.set()
         if self._download_counting is not None:
             await self._download_counting

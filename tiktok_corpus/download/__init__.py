@@ -1,12 +1,13 @@
 """Download the files of discovered videos: whole, playable, byte-exact, or not at all.
 
-Input: ``videos`` rows whose ``download_status`` is ``pending`` (or ``failed`` with ``retry_failed``).
+Input: ``videos`` rows whose ``download_status`` is ``pending`` (with ``retry_failed`` also ``failed``, and
+``downloaded`` whose file validate found ``corrupt`` or ``missing_file``: fetched again).
 Each claimed video goes through:
 
 1. **Idempotence** - a file already recorded in ``media_files`` whose size and sha256 still match is kept.
 2. **HTTP** (:mod:`.transfer`) - the row's candidate URLs in the contract's order (h264 gears, playAddr,
-   downloadAddr), each streamed to ``{data_dir}/videos/{id[:2]}/{id}.mp4.part`` with the browser
-   session's cookies (:mod:`.client`), retried on transient kinds only (:mod:`.retry`).
+   downloadAddr), each streamed to ``{data_dir}/videos/{id[:2]}/{id}.mp4.{token}.part`` (a token per job)
+   with the browser session's cookies (:mod:`.client`), retried on transient kinds only (:mod:`.retry`).
 3. **Refresh** (:mod:`.refresh`) - a 403, an expired URL, or no URL left: the item is fetched again
    (video page, which also renews the cookie, then the detail API) and its fresh URLs are tried.
 4. **yt-dlp** (:mod:`.ytdlp`) - the last resort, with the same cookies.

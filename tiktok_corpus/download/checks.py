@@ -2,7 +2,9 @@
 
 A body is accepted only when: status 200/206, not HTML/JSON, ``ftyp`` at bytes 4-8, size equal to
 Content-Length / Content-Range total and to DataSize when known, and libav, opening the file in-process
-(``media.video_codec``: headers only), finds a video stream.
+(``media.video_codec``: headers only), finds a video stream. While it arrives, a body is cut when it
+grows past the size limit or comes slower than the minimum rate (:func:`check_progress`), whichever way
+(HTTP or yt-dlp) fetches it.
 """
 
 from __future__ import annotations
@@ -44,6 +46,19 @@ def check_size(received: int, *, content_length: int | None, total: int | None, 
                 kind="truncated" if short else "size_mismatch",
                 retryable=short,
             )
+
+
+def check_progress(received: int, elapsed_s: float, options: DownloadOptions) -> None:
+    """Raise when a body in progress is over ``max_bytes``, or has averaged under ``min_bytes_per_s``
+    once it has run ``read_timeout_s`` (a server trickling bytes resets the read timeout on every one)."""
+    if received > options.max_bytes:
+        raise DownloadError(f"body over {options.max_bytes} bytes", kind="too_large")
+    if elapsed_s > options.read_timeout_s and received < options.min_bytes_per_s * elapsed_s:
+        raise DownloadError(
+            f"{received} bytes in {elapsed_s:.0f} s, under {options.min_bytes_per_s} bytes/s",
+            kind="too_slow",
+            retryable=True,
+        )
 
 
 def status_error(status: int, url: str, now: float, retry_after: str | None = None) -> DownloadError:
@@ -113,7 +128,7 @@ def accept_media(path: Path, timeout_s: float) -> None:
         codec = media.video_codec(path, timeout=timeout_s)
     except MediaError as exc:
         kind = exc.kind if exc.kind in ("empty", "truncated") else "corrupt"
-        raise DownloadError(exc.message, kind=kind) from None
+        raise DownloadError(exc.message, kind=kind, retryable=kind == "truncated") from None
     if codec is None:
         raise DownloadError("the probe found no video stream", kind="not_video")
     fsync_path(path)

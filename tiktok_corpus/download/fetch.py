@@ -1,7 +1,8 @@
 """How one job's file is obtained: HTTP over its candidates, then over refreshed ones, then yt-dlp.
 
 Each way writes the job's ``.part`` file and returns it only once it passed every acceptance check; when
-none succeeds, the most telling of their errors is raised.
+none succeeds, the most telling of their errors is raised. A file over the size limit is final: once a
+candidate was too large (and none of the others fitted), neither fresh URLs nor yt-dlp are tried.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ class Fetcher:
             fetched = await self.http.first_accepted(job, errors)
             if fetched is not None:
                 return fetched
+            if any(error.kind == "too_large" for error in errors):
+                raise _final_error(errors)
         if self.options.use_ytdlp:
             try:
                 return await self.ytdlp.fetch(job)
@@ -84,8 +87,9 @@ class Fetcher:
 
 
 def _final_error(errors: list[DownloadError]) -> DownloadError:
-    """The error left on the row: the last body problem if any (it says the most), else the last error."""
-    telling = [e for e in errors if e.kind in BODY_KINDS] or errors
+    """The error left on the row: a file too large if one was (it is final), else the last body problem
+    if any (it says the most), else the last error."""
+    telling = [e for e in errors if e.kind == "too_large"] or [e for e in errors if e.kind in BODY_KINDS] or errors
     final = telling[-1] if telling else DownloadError("nothing to try", kind="no_urls")
     trail = ", ".join(e.kind for e in errors[-12:])
     return DownloadError(f"{final.message} (tried: {trail})", kind=final.kind, status=final.status)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import functools
+import secrets
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import CorpusError, DownloadError
+from ..errors import CorpusError, DownloadError, disk_full
 from ..store.downloads import AttemptRecord
 from ..tiktok.contract import MediaUrl, media_urls_json, validate_video_id
 
@@ -28,6 +30,12 @@ class NoSpace(DownloadError):
     kind = "no_space"
 
 
+class ClaimLost(DownloadError):
+    """The row's claim lapsed and another worker took it: this job settles nothing."""
+
+    kind = "claim_lost"
+
+
 @dataclass
 class FetchAttempt(AttemptRecord):
     """One try of one URL (or of yt-dlp), timed from its creation."""
@@ -41,6 +49,13 @@ class FetchAttempt(AttemptRecord):
         self.outcome = outcome
         self.message = message[:2000] if message else None
 
+    def record_error(self, received: int, exc: Exception) -> None:
+        """A try that raised: its kind, or ``internal_error`` for an unexpected exception."""
+        if isinstance(exc, CorpusError):
+            self.record_outcome(received, exc.kind, exc.message)
+        else:
+            self.record_outcome(received, "internal_error", f"{type(exc).__name__}: {exc}")
+
 
 @dataclass(frozen=True)
 class RecordedFile:
@@ -53,7 +68,11 @@ class RecordedFile:
 
 @dataclass
 class DownloadJob:
-    """A claimed video: its candidate URLs (replaced when refreshed), its target path and its tries."""
+    """A claimed video: its candidate URLs (replaced when refreshed), its target path and its tries.
+
+    Its scratch files carry a token of their own (``{id}.mp4.{token}.part``): a job whose claim lapsed
+    never writes or deletes the files of the worker that took the row next.
+    """
 
     video_id: str
     candidates: list[MediaUrl]
@@ -62,10 +81,16 @@ class DownloadJob:
     recorded: RecordedFile | None = None
     attempts: list[FetchAttempt] = field(default_factory=list)
     refreshed: bool = False
+    token: str = field(default_factory=lambda: secrets.token_hex(4))
 
-    @functools.cached_property
+    @property
     def part(self) -> Path:
-        return self.final.with_name(self.final.name + PART_SUFFIX)
+        return self.final.with_name(f"{self.final.name}.{self.token}{PART_SUFFIX}")
+
+    @property
+    def cookie_part(self) -> Path:
+        """Where yt-dlp reads the session's cookies from (owner-only, removed after its run)."""
+        return self.final.with_name(f"{self.video_id}.{self.token}.cookies{PART_SUFFIX}")
 
     @property
     def refreshed_urls(self) -> list[dict] | None:
@@ -98,16 +123,29 @@ class PartDirectories:
     def __init__(self, min_free_bytes: int) -> None:
         self._min_free_bytes = min_free_bytes
         self._made: set[Path] = set()
+        self._writing = 0  # expected bytes of the files being written now: the disk must hold them all
 
-    def prepare(self, directory: Path, needed: int) -> None:
-        """Create ``directory`` (once per run, not a syscall per file); raise NoSpace unless ``needed``
-        bytes fit beside the reserve."""
+    @contextmanager
+    def writing(self, directory: Path, expected: int) -> Iterator[None]:
+        """Create ``directory`` (once per run, not a syscall per file) and hold ``expected`` bytes while
+        the block writes a file there. NoSpace unless it fits beside the reserve and the files already
+        being written (counted whole, though what they wrote has left the free space already: on the safe
+        side), or when a write finds the disk full (ENOSPC)."""
         if directory not in self._made:
             directory.mkdir(parents=True, exist_ok=True)
             self._made.add(directory)
         free = shutil.disk_usage(directory).free
-        if free < needed + self._min_free_bytes:
+        if free < expected + self._writing + self._min_free_bytes:
             raise NoSpace(
-                f"only {free / 1e6:,.0f} MB free in {directory}; need {needed / 1e6:,.0f} MB "
-                f"plus {self._min_free_bytes / 1e6:,.0f} MB reserve"
+                f"only {free / 1e6:,.0f} MB free in {directory}; need {expected / 1e6:,.0f} MB "
+                f"plus {self._writing / 1e6:,.0f} MB being written plus {self._min_free_bytes / 1e6:,.0f} MB reserve"
             )
+        self._writing += expected
+        try:
+            yield
+        except Exception as exc:  # ENOSPC itself, or an error raised from it (yt-dlp's)
+            if (full := disk_full(exc)) is None:
+                raise
+            raise NoSpace(full.message) from exc
+        finally:
+            self._writing -= expected

@@ -2,7 +2,8 @@
 
 Files checked while a landing commits wait and land together (group commit): a busy run pays one commit
 and one fsync per directory for several files. Each file is still renamed and its directory fsynced
-before the commit that marks its row, and renamed back to its ``.part`` if that commit fails.
+before the commit that marks its row, and renamed back to its ``.part`` if that commit fails. A file
+whose row the run no longer claims is not put in place (:class:`.jobs.ClaimLost`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from .._files import fsync_path
 from ..store.db import Store
 from ..store.downloads import LandedFile, land_downloads
 from ..store.thread import DatabaseThread
-from .jobs import DownloadJob, FetchedFile
+from .jobs import ClaimLost, DownloadJob, FetchedFile
 
 
 @dataclass
@@ -31,8 +32,8 @@ class _WaitingFile:
 class GroupCommit:
     """Lands checked files on the run's database thread, every file waiting at that moment together."""
 
-    def __init__(self, store: Store, data_dir: Path, db: DatabaseThread) -> None:
-        self.store, self.data_dir, self._db = store, data_dir, db
+    def __init__(self, store: Store, data_dir: Path, db: DatabaseThread, worker: str) -> None:
+        self.store, self.data_dir, self._db, self.worker = store, data_dir, db, worker
         self._waiting: deque[_WaitingFile] = deque()
 
     async def land(self, job: DownloadJob, fetched: FetchedFile) -> None:
@@ -76,11 +77,14 @@ class GroupCommit:
             for waiting in batch
         ]
         try:
-            with land_downloads(self.store, rows):
+            with land_downloads(self.store, rows, worker=self.worker) as held:
                 for waiting in batch:
+                    if waiting.job.video_id not in held:
+                        waiting.error = ClaimLost("its claim lapsed and another worker took it; the file was not kept")
+                        continue
                     os.replace(waiting.fetched.part, waiting.job.final)
                     moved.append(waiting)
-                for directory in {waiting.job.final.parent for waiting in batch}:
+                for directory in {waiting.job.final.parent for waiting in moved}:
                     fsync_path(directory)
         except BaseException:
             for waiting in moved:  # the rows did not land: the files go back to being parts

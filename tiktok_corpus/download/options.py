@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..config import described
+from ..store.queue import DEFAULT_LEASE_S
 
 
 @dataclass(frozen=True)
@@ -15,21 +16,26 @@ class DownloadOptions:
     """Limits and retry policy; the defaults suit TikTok, tests shrink the waits."""
 
     concurrency: int = described(
-        8, "Transfers in flight at once (files being checked and recorded meanwhile do not count)."
+        8,
+        "Transfers in flight at once, at most 6 to one host (files being checked and recorded meanwhile do not count).",
     )
     max_bytes: int = described(200_000_000, "Refuse files larger than this (bytes).")
-    min_free_bytes: int = 100_000_000  # kept free on the data disk beyond the file being written
-    per_host: int = 6  # transfers in flight to one host
+    min_free_bytes: int = 100_000_000  # kept free on the data disk beyond the files being written
+    per_host: int = 6  # transfers in flight to one host (the help of ``concurrency`` says it)
     attempts: int = 4  # tries of one URL (tenacity stop_after_attempt)
     retry_budget_s: float = 120.0  # and at most this long on one URL (tenacity stop_after_delay)
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 15.0
     connect_timeout_s: float = 10.0
     read_timeout_s: float = 30.0
+    # A try that has averaged less than this once it has run ``read_timeout_s`` is cut (and retried): a
+    # server trickling a byte at a time never trips the read timeout, and would hold a slot for ever.
+    min_bytes_per_s: int = 10_000
     probe_timeout_s: float = 60.0
     refreshes: int = 1  # fresh-URL rounds per video after the first
     use_ytdlp: bool = True
     poll_s: float = 1.0  # how often ``follow`` mode looks for newly pending rows
+    lease_s: float = DEFAULT_LEASE_S  # a claim's lease, renewed while the run holds the row
     clock: Callable[[], float] = time.time  # wall clock for URL expiry
 
 

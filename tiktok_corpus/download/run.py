@@ -1,7 +1,10 @@
 """A download run: claims rows in batches, hands them to workers, brings each to downloaded or failed.
 
 The event loop only moves bytes: ``concurrency`` bounds the transfers in flight, while twice as many jobs
-are in hand so that checking and landing never idle a transfer slot. Every database read and write of the
+are in hand so that checking and landing never idle a transfer slot; no more rows than that are claimed,
+so a claim is a job that starts now. The leases of the rows in hand are renewed while the run holds them
+(a job can outlast one lease: tries, backoff, a refresh, yt-dlp), and a job settles its row only while
+its claim is still the run's (:mod:`tiktok_corpus.store.downloads`). Every database read and write of the
 run goes to one database thread, in order, so SQLite's write lock is never contended inside the process
 and the loop never waits on it.
 """
@@ -22,12 +25,15 @@ from ..config import Settings
 from ..errors import ConfigError, CorpusError
 from ..store.db import Store, open_store
 from ..store.downloads import (
+    DAMAGED_PROBES,
     busy_download_ids,
     claim_downloads,
     count_claimable_downloads,
     load_download_rows,
     mark_downloaded,
     record_download_failure,
+    renew_download_claims,
+    requeue_damaged_downloads,
 )
 from ..store.models import utcnow
 from ..store.queue import reclaim_dead_local, release, worker_name
@@ -38,6 +44,7 @@ from .fetch import Fetcher
 from .jobs import (
     PART_SUFFIX,
     VIDEOS_DIR,
+    ClaimLost,
     DownloadJob,
     FetchedFile,
     NoSpace,
@@ -51,6 +58,7 @@ from .options import DownloadOptions, DownloadSummary
 log = logging.getLogger(__name__)
 
 Claimed = DownloadJob | UnloadableRow
+RENEW_EVERY_LEASE = 1 / 3  # the claims in hand are renewed three times a lease
 
 
 class DownloadRun:
@@ -67,22 +75,24 @@ class DownloadRun:
     ) -> None:
         self.store, self.settings, self.fetcher, self.options = store, settings, fetcher, options
         self.summary, self.concurrency = summary, concurrency
+        # ``concurrency`` bounds transfers; twice as many jobs are in hand (one worker each) so that files
+        # being checked, fsynced and landed do not leave transfer slots idle. No more rows are claimed.
+        self.most_in_hand = 2 * concurrency
         self.worker = worker_name("download")
         self.in_hand: set[str] = set()
         self.no_space: NoSpace | None = None
         self._db = DatabaseThread("download")  # every database read and write of the run, in order
-        self._landing = GroupCommit(store, settings.data_dir, self._db)
+        self._landing = GroupCommit(store, settings.data_dir, self._db, self.worker)
+        self._settled = asyncio.Event()  # set whenever a row leaves ``in_hand``: room to claim more
 
     async def run(
         self, *, retry_failed: bool, limit: int | None, follow: asyncio.Event | None, progress: Progress | None
     ) -> None:
         """Claim and process rows until none is left (or ``limit``); give back whatever is still in hand."""
-        concurrency = self.concurrency
-        queue: asyncio.Queue[Claimed | None] = asyncio.Queue(maxsize=concurrency)
+        queue: asyncio.Queue[Claimed | None] = asyncio.Queue()  # never more than the workers: see _produce
         task = progress.add_task("download", total=limit if follow is None else None) if progress else None
-        # ``concurrency`` bounds transfers; twice as many jobs are in hand so that files being checked,
-        # fsynced and landed do not leave transfer slots idle.
-        workers = [asyncio.create_task(self._work(queue, progress, task)) for _ in range(2 * concurrency)]
+        workers = [asyncio.create_task(self._work(queue, progress, task)) for _ in range(self.most_in_hand)]
+        renewing = asyncio.create_task(self._keep_claims())
         try:
             await self._produce(
                 queue, retry_failed=retry_failed, limit=limit, follow=follow, progress=progress, task=task
@@ -91,14 +101,26 @@ class DownloadRun:
                 await queue.put(None)
             await asyncio.gather(*workers)
         finally:
-            for worker in workers:
+            for worker in (*workers, renewing):
                 worker.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
+            await asyncio.gather(*workers, renewing, return_exceptions=True)
             self.fetcher.shutdown()
             self._db.shutdown()  # database work in progress finishes (or rolls back) first
-            release(self.store, "download", self.in_hand)
+            release(self.store, "download", self.in_hand, worker=self.worker)
         if self.no_space:
             raise self.no_space
+
+    async def _keep_claims(self) -> None:
+        """Renew the leases of the rows in hand until the run ends (a lost one is not renewed: its
+        worker claims it now)."""
+        lease_s = self.options.lease_s
+        while True:
+            await asyncio.sleep(lease_s * RENEW_EVERY_LEASE)
+            try:
+                held = list(self.in_hand)
+                await self._db(renew_download_claims, self.store, held, worker=self.worker, lease_s=lease_s)
+            except Exception as exc:  # noqa: BLE001 - a busy database: the next tick tries again
+                log.warning("renewing the download claims failed (%s); trying again", exc)
 
     async def _produce(
         self,
@@ -115,10 +137,15 @@ class DownloadRun:
         claimed = 0
         if progress is not None and follow is None and limit is None:
             progress.update(task, total=count_claimable_downloads(self.store, retry_failed=retry_failed, since=started))
+        most = self.most_in_hand
         while self.no_space is None:
-            room = 2 * self.concurrency if limit is None else min(2 * self.concurrency, limit - claimed)
-            if room <= 0:
+            if limit is not None and claimed >= limit:
                 return
+            if len(self.in_hand) > most // 2:  # claim in batches, each only as large as the free workers
+                self._settled.clear()
+                await self._settled.wait()
+                continue
+            room = most - len(self.in_hand) if limit is None else min(most - len(self.in_hand), limit - claimed)
             jobs = await self._db(self._claim_jobs, room, retry_failed, started)
             claimed += len(jobs)
             for job in jobs:
@@ -137,7 +164,16 @@ class DownloadRun:
 
         The ids enter ``in_hand`` in the same call, so a cancelled wait still gives them back.
         """
-        ids = claim_downloads(self.store, room, retry_failed=retry_failed, since=started, worker=self.worker)
+        ids = claim_downloads(
+            self.store,
+            room,
+            retry_failed=retry_failed,
+            since=started,
+            worker=self.worker,
+            lease_s=self.options.lease_s,
+        )
+        # A row still in hand comes back only when renewals failed for a whole lease: its job goes on.
+        ids = [video_id for video_id in ids if video_id not in self.in_hand]
         self.in_hand.update(ids)
         if not ids:
             return []
@@ -149,16 +185,18 @@ class DownloadRun:
             final = video_file_path(self.settings.data_dir, row.id)
         except CorpusError as exc:  # a bad id: the row fails, without touching the disk
             return UnloadableRow(row.id, exc)
-        recorded = RecordedFile(row.path, row.size_bytes, row.sha256) if row.path is not None else None
+        # A file validate found damaged or gone is fetched again, whatever its recorded sha256 says.
+        trusted = row.path is not None and row.probe_status not in DAMAGED_PROBES
+        recorded = RecordedFile(row.path, row.size_bytes, row.sha256) if trusted else None
         return DownloadJob(row.id, list(media_urls_from_json(row.media_urls)), row.unique_id, final, recorded)
 
     async def _work(self, queue: asyncio.Queue, progress: Progress | None, task) -> None:
         while (job := await queue.get()) is not None:
-            if self.no_space is not None:
-                continue  # given back by run()'s release
-            await self.process(job)
-            if progress is not None:
-                progress.update(task, advance=1, description=f"download {self.summary.bytes / 1e6:,.0f} MB")
+            if self.no_space is None:  # else given back by run()'s release
+                await self.process(job)
+                if progress is not None:
+                    progress.update(task, advance=1, description=f"download {self.summary.bytes / 1e6:,.0f} MB")
+            self._settled.set()
 
     async def process(self, claimed: Claimed) -> None:
         """Bring one claimed row to ``downloaded`` or ``failed``; never raises for a per-item problem."""
@@ -173,6 +211,8 @@ class DownloadRun:
         except NoSpace as exc:
             self.no_space = exc  # the row stays in hand and goes back to pending
             return
+        except ClaimLost as exc:
+            log.warning("download %s: %s", video_id, exc.message)
         except CorpusError as exc:
             await self._fail(video_id, job, exc.kind, exc.message)
         except Exception as exc:  # a bug must not count as success nor kill the batch
@@ -193,7 +233,8 @@ class DownloadRun:
             return False
         if (await asyncio.to_thread(sha256_file, path))[1] != recorded.sha256:
             return False
-        await self._db(mark_downloaded, self.store, job.video_id)
+        if not await self._db(mark_downloaded, self.store, job.video_id, worker=self.worker):
+            raise ClaimLost("its claim lapsed and another worker took it; nothing recorded")
         self.summary.verified += 1
         return True
 
@@ -205,7 +246,9 @@ class DownloadRun:
         self.summary.methods[fetched.method] += 1
 
     async def _fail(self, video_id: str, job: DownloadJob | None, kind: str, message: str) -> None:
-        await self._db(record_download_failure, self.store, video_id, job, kind, message)
+        if not await self._db(record_download_failure, self.store, video_id, job, kind, message, worker=self.worker):
+            log.warning("download %s failed (%s) after its claim lapsed: left to the worker holding it", video_id, kind)
+            return
         self.summary.failed += 1
         self.summary.failures[kind] += 1
         log.info("download %s failed: %s (%s)", video_id, kind, message)
@@ -240,7 +283,8 @@ async def download_pending(
     client: httpx.AsyncClient | None = None,
     options: DownloadOptions | None = None,
 ) -> DownloadSummary:
-    """Download every pending (and, with ``retry_failed``, failed) video, ``concurrency`` at a time.
+    """Download every pending video, ``concurrency`` at a time; with ``retry_failed`` also the failed ones,
+    and those whose file validate found corrupt or missing (put back to pending first).
 
     ``cookies``/``user_agent`` are the browser session's (default: the crawler's saved session, else a
     page's fresh cookie). With ``follow`` the run keeps polling for newly pending rows until the event is
@@ -255,6 +299,8 @@ async def download_pending(
         raise ConfigError("the maximum file size must be at least 1 byte")
     reclaim_dead_local(store, "download")
     remove_stale_parts(store, settings.data_dir)
+    if retry_failed and (damaged := requeue_damaged_downloads(store)):
+        log.info("fetching again %d files found corrupt or missing on disk", damaged)
     summary, started = DownloadSummary(), time.monotonic()
     own_client = client is None
     client = client or make_client(

@@ -2,14 +2,16 @@
 
 A URL is fetched with the browser session's cookies, User-Agent, Referer and ``Range: bytes=0-``, hashing
 as it goes. tenacity retries one URL on transient kinds only (transport errors, timeouts, 408/429/5xx,
-truncated bodies); 404/410 move to the next URL, and a 403 or an expired URL ends the round (the item
-is refreshed).
+truncated bodies, a try slower than the minimum rate); 404/410 move to the next URL, and a 403 or an
+expired URL ends the round (the item is refreshed). A body over the size limit is final for the item
+(:mod:`.fetch`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -18,12 +20,11 @@ import httpx
 from ..errors import DownloadError
 from ..store.models import utcnow
 from ..tiktok.contract import MediaUrl, is_expired
-from .checks import MediaAcceptance, check_response, check_size, sniff_body
+from .checks import MediaAcceptance, check_progress, check_response, check_size, sniff_body
 from .jobs import DownloadJob, FetchAttempt, FetchedFile, NoSpace, PartDirectories
 from .options import DownloadOptions
 from .retry import retrying
 
-CHUNK_BYTES = 256 * 1024
 # Kinds that say "these URLs or this cookie are no good any more": refresh the item at once.
 REFRESH_KINDS = {"forbidden", "expired"}
 
@@ -84,40 +85,40 @@ class HttpTransfers:
                 await self._stream(job, candidate, attempt, got)
             except httpx.TimeoutException:
                 raise DownloadError(f"timeout after {got.received} bytes", kind="timeout", retryable=True) from None
-            except httpx.TransportError as exc:
-                short = got.received and (got.content_length or 0) > got.received
+            except httpx.TransportError as exc:  # a body that broke off is truncated; no body, a refusal
+                broke_off = got.received > 0 and (got.content_length is None or got.received < got.content_length)
                 raise DownloadError(
                     f"{type(exc).__name__} after {got.received} bytes: {exc}",
-                    kind="truncated" if short else "transport",
+                    kind="truncated" if broke_off else "transport",
                     retryable=True,
                 ) from None
             check_size(got.received, content_length=got.content_length, total=got.total, declared=candidate.data_size)
             await self.accept(job.part)
-        except DownloadError as exc:
-            attempt.record_outcome(got.received, exc.kind, exc.message)
+        except Exception as exc:  # an unexpected one too: no try is left reading "ok"
+            attempt.record_error(got.received, exc)
             job.part.unlink(missing_ok=True)
             raise
         attempt.record_outcome(got.received, "ok", None)
         return FetchedFile(job.part, got.received, got.digest.hexdigest(), candidate.kind, "http")
 
     async def _stream(self, job: DownloadJob, candidate: MediaUrl, attempt: FetchAttempt, got: _Received) -> None:
-        """Stream the body to the ``.part`` file, hashing, refusing non-video starts and oversize bodies."""
-        max_bytes = self.options.max_bytes
+        """Stream the body to the ``.part`` file as it arrives, hashing, refusing non-video starts,
+        oversize bodies and trickles (:func:`.checks.check_progress`)."""
         async with self._slots, self._host_slot(candidate.url):
             async with self.client.stream("GET", candidate.url, headers=self.headers) as response:
                 attempt.http_status = response.status_code
                 got.content_length, got.total = check_response(response, candidate.url, self.options)
-                self.directories.prepare(job.part.parent, got.total or candidate.data_size or 0)
+                expected = got.total or candidate.data_size or 0
+                started = time.monotonic()
                 head = b""
-                with open(job.part, "wb") as out:
-                    async for chunk in response.aiter_bytes(CHUNK_BYTES):
+                with self.directories.writing(job.part.parent, expected), open(job.part, "wb") as out:
+                    async for chunk in response.aiter_bytes():
                         if len(head) < 8:
                             head += chunk[: 8 - len(head)]
                             if len(head) == 8 and (kind := sniff_body(head)):
                                 raise DownloadError(f"body starts with {head!r}", kind=kind)
                         got.received += len(chunk)
-                        if got.received > max_bytes:
-                            raise DownloadError(f"body over {max_bytes} bytes", kind="too_large")
+                        check_progress(got.received, time.monotonic() - started, self.options)
                         got.digest.update(chunk)
                         out.write(chunk)
         if 0 < len(head) < 8:

@@ -4,6 +4,10 @@ The stage keeps its transfers on asyncio and sends these calls to its database t
 landed file's rows go in one transaction with its rename (see :func:`land_downloads`), so ``downloaded``
 lands with the file or not at all. The statements run per file are Core and built once per dialect:
 the ORM's bookkeeping of an executemany cost more than the SQL.
+
+A run renews its claims while it works (:func:`renew_download_claims`: a job can outlast one lease), and
+every write that settles a row (landing, failure, release) settles only the rows its worker still
+claims: a claim that lapsed belongs to the worker that took it next.
 """
 
 from __future__ import annotations
@@ -12,14 +16,18 @@ import functools
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy import Connection, Row, and_, or_, select, update
 
 from .db import Store, table_insert
 from .models import Author, DownloadAttempt, MediaFile, Video, table_of, utcnow
-from .queue import claim, count_claimable, finish, finish_many
+from .queue import claim, count_claimable, finish_many
+
+# Probe outcomes that say the file on disk is no longer the one downloaded: ``--retry-failed`` fetches
+# it again. (Validate re-keys ``media_files.sha256`` to the damaged bytes, so the sha256 cannot tell.)
+DAMAGED_PROBES = ("corrupt", "missing_file")
 
 
 @dataclass
@@ -32,7 +40,7 @@ class AttemptRecord:
     http_status: int | None = None
     bytes: int | None = None
     duration_s: float | None = None
-    outcome: str = "ok"
+    outcome: str = "unfinished"  # "ok" only once the try says so
     message: str | None = None
 
 
@@ -82,21 +90,44 @@ def count_claimable_downloads(store: Store, *, retry_failed: bool, since: dateti
     return count_claimable(store, "download", statuses=statuses, where=where)
 
 
-def claim_downloads(store: Store, limit: int, *, retry_failed: bool, since: datetime, worker: str) -> list[str]:
+def claim_downloads(
+    store: Store, limit: int, *, retry_failed: bool, since: datetime, worker: str, lease_s: float
+) -> list[str]:
     """Claim up to ``limit`` videos to download (see :func:`.queue.claim`); returns their ids."""
     statuses, where = _claimable_downloads(retry_failed, since)
-    return claim(store, "download", limit, statuses=statuses, where=where, worker=worker)
+    return claim(store, "download", limit, statuses=statuses, where=where, worker=worker, lease_s=lease_s)
+
+
+def requeue_damaged_downloads(store: Store) -> int:
+    """Put downloaded videos whose file validate found damaged or gone (:data:`DAMAGED_PROBES`) back to
+    ``pending``, to be fetched again; returns how many. The probe status stays until a file lands, so
+    the job knows not to trust the recorded file."""
+    with store.engine.begin() as connection:
+        videos = table_of(Video)
+        result = connection.execute(
+            update(videos)
+            .where(videos.c.probe_status.in_(DAMAGED_PROBES), videos.c.download_status == "downloaded")
+            .values(download_status="pending", download_updated_at=utcnow())
+        )
+        return result.rowcount or 0
 
 
 def load_download_rows(store: Store, ids: Iterable[str]) -> dict[str, Row]:
-    """What claimed videos' downloads need, by id: ``id``, ``media_urls``, the author's ``unique_id`` and
-    an earlier download's ``path``, ``size_bytes`` and ``sha256`` (None when there was none)."""
+    """What claimed videos' downloads need, by id: ``id``, ``media_urls``, the author's ``unique_id``,
+    ``probe_status``, and an earlier download's ``path``, ``size_bytes`` and ``sha256`` (None when there
+    was none)."""
     with store.sessions() as session:
         return {
             row.id: row
             for row in session.execute(
                 select(
-                    Video.id, Video.media_urls, Author.unique_id, MediaFile.path, MediaFile.size_bytes, MediaFile.sha256
+                    Video.id,
+                    Video.media_urls,
+                    Video.probe_status,
+                    Author.unique_id,
+                    MediaFile.path,
+                    MediaFile.size_bytes,
+                    MediaFile.sha256,
                 )
                 .outerjoin(Author, Author.id == Video.author_id)
                 .outerjoin(MediaFile, MediaFile.video_id == Video.id)
@@ -105,59 +136,85 @@ def load_download_rows(store: Store, ids: Iterable[str]) -> dict[str, Row]:
         }
 
 
-def mark_downloaded(store: Store, video_id: str) -> None:
-    """Mark a video whose recorded file still matches as downloaded again."""
-    with store.transaction() as session:
-        finish(session, "download", video_id, "downloaded")
+def renew_download_claims(store: Store, ids: Iterable[str], *, worker: str, lease_s: float) -> None:
+    """Extend by ``lease_s`` from now the leases ``worker`` still holds among ``ids``."""
+    ids = list(ids)
+    if not ids:
+        return
+    with store.engine.begin() as connection:
+        videos = table_of(Video)
+        connection.execute(
+            update(videos)
+            .where(_held(videos, ids, worker))
+            .values(download_lease_until=utcnow() + timedelta(seconds=lease_s))
+        )
+
+
+def mark_downloaded(store: Store, video_id: str, *, worker: str) -> bool:
+    """Mark a video whose recorded file still matches as downloaded again; False (nothing written) when
+    ``worker`` no longer claims it."""
+    with store.engine.begin() as connection:
+        if held := _held_ids(connection, store.dialect, [video_id], worker):
+            finish_many(connection, "download", held, "downloaded")
+        return bool(held)
 
 
 @contextmanager
-def land_downloads(store: Store, files: Sequence[LandedFile]) -> Iterator[None]:
-    """Write checked files' rows in one transaction that commits when the ``with`` block ends.
+def land_downloads(store: Store, files: Sequence[LandedFile], *, worker: str) -> Iterator[set[str]]:
+    """Write checked files' rows in one transaction that commits when the ``with`` block ends; yields
+    the ids ``worker`` still claims, the only files to put in place.
 
-    The block puts the files in place, so a file and its rows land together: an error in it, or in the
-    commit, leaves no row (the block must then put its files back). ``media_files`` is upserted (an
-    earlier download's probe results no longer describe the file), the attempts appended, refreshed
-    URLs kept, and the videos marked downloaded with their probe pending: a few statements per group.
+    The block puts those files in place, so a file and its rows land together: an error in it, or in
+    the commit, leaves no row (the block must then put its files back). ``media_files`` is upserted (an
+    earlier download's probe results no longer describe the file), the attempts appended (every file's:
+    they happened), refreshed URLs kept, and the videos marked downloaded with their probe pending: a
+    few statements per group.
     """
     with store.engine.begin() as connection:  # Core: no ORM session per group commit
         now = utcnow()
-        connection.execute(
-            _media_file_upsert(store.dialect),
-            [
-                {
-                    "video_id": file.tried.video_id,
-                    "size_bytes": file.size_bytes,
-                    "path": file.path,
-                    "sha256": file.sha256,
-                    "downloaded_at": now,
-                    "source_url_kind": file.source_url_kind,
-                    "probed_sha256": None,
-                    "probed_at": None,
-                }
-                for file in files
-            ],
-        )
+        held = set(_held_ids(connection, store.dialect, [file.tried.video_id for file in files], worker))
+        if landing := [file for file in files if file.tried.video_id in held]:
+            connection.execute(
+                _media_file_upsert(store.dialect),
+                [
+                    {
+                        "video_id": file.tried.video_id,
+                        "size_bytes": file.size_bytes,
+                        "path": file.path,
+                        "sha256": file.sha256,
+                        "downloaded_at": now,
+                        "source_url_kind": file.source_url_kind,
+                        "probed_sha256": None,
+                        "probed_at": None,
+                    }
+                    for file in landing
+                ],
+            )
+            finish_many(
+                connection,
+                "download",
+                list(held),
+                "downloaded",
+                probe_status="pending",
+                probe_error_kind=None,
+                probe_error=None,
+                probe_updated_at=now,
+            )
         _write_tries(connection, store.dialect, [file.tried for file in files])
-        finish_many(
-            connection,
-            "download",
-            [file.tried.video_id for file in files],
-            "downloaded",
-            probe_status="pending",
-            probe_error_kind=None,
-            probe_error=None,
-            probe_updated_at=now,
-        )
-        yield
+        yield held
 
 
-def record_download_failure(store: Store, video_id: str, tried: TriedDownload | None, kind: str, message: str) -> None:
-    """Mark a video failed with its kind, together with its tries (none when it never became a job)."""
+def record_download_failure(
+    store: Store, video_id: str, tried: TriedDownload | None, kind: str, message: str, *, worker: str
+) -> bool:
+    """Mark a video failed with its kind, together with its tries (none when it never became a job);
+    the tries only, and False, when ``worker`` no longer claims it."""
     with store.engine.begin() as connection:
         if tried is not None:
             _write_tries(connection, store.dialect, [tried])
-        finish_many(connection, "download", [video_id], "failed", error_kind=kind, error=message)
+        if held := _held_ids(connection, store.dialect, [video_id], worker):
+            finish_many(connection, "download", held, "failed", error_kind=kind, error=message)
+        return bool(held)
 
 
 def busy_download_ids(store: Store, ids: Iterable[str]) -> set[str]:
@@ -172,6 +229,21 @@ def busy_download_ids(store: Store, ids: Iterable[str]) -> set[str]:
                 )
             )
         )
+
+
+def _held(videos, ids: Sequence[str], worker: str):
+    """The rows of ``ids`` that ``worker`` claims now."""
+    return and_(videos.c.id.in_(ids), videos.c.download_status == "claimed", videos.c.download_worker == worker)
+
+
+def _held_ids(connection: Connection, dialect: str, ids: Sequence[str], worker: str) -> list[str]:
+    """Those of ``ids`` that ``worker`` claims, locked until the transaction ends (on SQLite the
+    transaction's write lock already keeps every other claimer out)."""
+    videos = table_of(Video)
+    query = select(videos.c.id).where(_held(videos, ids, worker))
+    if dialect == "postgresql":
+        query = query.with_for_update()
+    return list(connection.scalars(query))
 
 
 def _write_tries(connection: Connection, dialect: str, tried: Sequence[TriedDownload]) -> None:

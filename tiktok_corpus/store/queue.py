@@ -170,12 +170,16 @@ def _outcome_statement(columns: tuple[str, ...]):
     )
 
 
-def release(store: Store, stage: str, ids: Iterable[str], status: str = "pending") -> None:
+def release(
+    store: Store, stage: str, ids: Iterable[str], status: str = "pending", *, worker: str | None = None
+) -> None:
     """Give claimed rows back untouched (a worker shutting down cleanly, a block): the claim's attempt
-    is given back too, as nothing was tried, so stops and restarts never use up a row's attempts."""
+    is given back too, as nothing was tried, so stops and restarts never use up a row's attempts.
+    With ``worker``, only the rows it still claims (one whose lease lapsed is another worker's now)."""
     ids = list(ids)
     if ids:
-        _unclaim(store, stage, Video.id.in_(ids), status, untried=True)
+        which = Video.id.in_(ids) if worker is None else and_(Video.id.in_(ids), _col(stage, "worker") == worker)
+        _unclaim(store, stage, which, status, untried=True)
 
 
 def _unclaim(store: Store, stage: str, which, status: str = "pending", *, untried: bool = False) -> int:
