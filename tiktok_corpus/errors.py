@@ -105,6 +105,13 @@ class MediaError(CorpusError):
     expected = True
 
 
+class TrainingDiverged(CorpusError):
+    """The loss went non-finite before any epoch improved on validation: there is no model to report."""
+
+    kind = "diverged"
+    expected = True
+
+
 class PersistentlyBlocked(CorpusError):
     """The crawl saw nothing but blocks for too long: stop with a distinct exit code."""
 

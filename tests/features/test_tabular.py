@@ -4,10 +4,15 @@ newer columns. All pure pandas/scikit-learn on the table: no video is decoded.""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 import pytest
 
+from tiktok_corpus.export.format import read_export
 from tiktok_corpus.features import author, text, timing
 from tiktok_corpus.features.author import author_features, leaked_rows
 from tiktok_corpus.features.text import fit_text, text_features
@@ -131,6 +136,19 @@ def test_time_table_reads_hour_weekday_and_original_sound(table):
     assert (frame["time.original_music"] == viral).all()
     assert frame["time.weekday"].between(0, 6).all() and (frame["time.age_at_observation_h"] > 0).all()
     assert not frame.isna().any().any()
+
+
+def test_a_csv_export_gives_the_features_its_parquet_twin_gives(sound_export, tmp_path):
+    """The csv table holds its moments as text: read back, they are times again (the age at observation
+    was all NaN from csv, so one export's two formats trained different models)."""
+    manifest, parquet_rows = read_export(sound_export)
+    as_text = parquet_rows.assign(hashtags=parquet_rows["hashtags"].map(" ".join))  # as the exporter writes it
+    pacsv.write_csv(pa.Table.from_pandas(as_text, preserve_index=False), sound_export / "videos.csv")
+    (sound_export / "manifest.json").write_text(json.dumps({**manifest, "data_file": "videos.csv"}))
+    _, csv_rows = read_export(sound_export)
+    from_parquet, from_csv = time_features(parquet_rows), time_features(csv_rows)
+    assert from_csv["time.age_at_observation_h"].notna().all()
+    pd.testing.assert_frame_equal(from_csv, from_parquet)
 
 
 def test_an_older_export_without_the_new_columns_gives_nan_features(table):

@@ -16,7 +16,7 @@ import pytest
 
 from tiktok_corpus.errors import ConfigError
 from tiktok_corpus.train import TrainConfig
-from tiktok_corpus.train.ablation import ablate, ablation_lines
+from tiktok_corpus.train.ablation import ablate, ablation_lines, best_baseline
 from tiktok_corpus.train.fusion import side_inputs
 from tiktok_corpus.train.gbdt import train_gbdt
 
@@ -116,6 +116,12 @@ def test_the_ablation_says_which_modality_carries_the_label(planted, tmp_path):
     assert drops["author"] > 0.1 > abs(drops["time"]) and gains["author"] > gains["time"]
     assert next(iter(result["importances"]["gain_top_features"])) == "author.x"
     assert result["oracles"] == {"author": 0.8} and (out / "ablation.png").stat().st_size > 0
+
+
+def test_the_figures_best_baseline_is_the_lowest_rmse_or_the_highest_auc():
+    baselines = {"mean": 0.30, "metadata": 0.21, "early_views": None}
+    assert best_baseline({"main_metric": "rmse", "baselines": baselines}) == 0.21
+    assert best_baseline({"main_metric": "roc_auc", "baselines": {"majority": 0.5, "metadata": 0.62}}) == 0.62
 
 
 def test_ablation_lines_are_each_alone_all_but_one_and_all():

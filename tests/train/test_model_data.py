@@ -22,7 +22,7 @@ from tiktok_corpus.train.data import (
     normalize_clips,
     read_clip,
 )
-from tiktok_corpus.train.metrics import evaluate, paired_comparison, tune_threshold
+from tiktok_corpus.train.metrics import evaluate, paired_comparison, ranking_quality, tune_threshold
 from tiktok_corpus.train.model import build_model
 
 
@@ -175,6 +175,19 @@ def test_one_class_test_split_reports_null_auc_with_reason():
     assert metrics["beats_baselines"] is False
 
 
+def test_the_auc_interval_stays_defined_on_a_test_split_with_few_positives():
+    """3 positives in 60 rows: a resample of the rows loses all three once in 1/e^3 draws or so, and its
+    interval came out null; positives and negatives are resampled apart, so each draw has both."""
+    y = np.zeros(60)
+    y[[5, 25, 45]] = 1
+    scores = np.linspace(0, 1, 60) + y * 0.3
+    quality = ranking_quality(y, scores)
+    low, high = quality["roc_auc_ci"]
+    assert low <= quality["roc_auc"] <= high <= 1.0
+    gain = paired_comparison("binary", y, scores, np.full(60, 0.5))
+    assert gain["p_value"] is not None and gain["difference_ci"][0] <= gain["difference"]
+
+
 def _two_scorers(seed: int, n: int = 120) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Labels and two scores each the label plus its own unit noise: the baseline's shift is 0.87 (ROC-AUC
     ~0.73 expected), the model's 1.24 (~0.81); at seed 0, 0.786 and 0.846: a margin, both far from chance."""
@@ -272,6 +285,23 @@ def test_regression_metrics_and_threshold_tuning():
     assert low < metrics["baselines"]["mean"]["rmse"] < high
     threshold, _ = tune_threshold(np.array([0, 0, 1, 1]), np.array([0.1, 0.2, 0.3, 0.4]))
     assert threshold == pytest.approx(0.3)
+
+
+def test_the_majority_baseline_predicts_the_majority_at_its_tuned_threshold():
+    """A constant score has no threshold to tune: max F1 would call every video viral."""
+    y = np.array([0] * 16 + [1] * 4)
+    metrics = evaluate(
+        "binary",
+        y_val=y,
+        scores_val=np.linspace(0, 1, 20),
+        y_test=y,
+        scores_test=np.linspace(0, 1, 20),
+        train_y=y,
+        features=_features(20),
+    )
+    majority = metrics["baselines"]["majority"]
+    assert majority["threshold"] == 0.5 and "constant" in majority["threshold_note"]
+    assert majority["at_tuned"]["confusion_matrix"] == [[16, 0], [4, 0]]
 
 
 def test_the_tuned_threshold_is_sklearns_best_f1_nearest_one_half():

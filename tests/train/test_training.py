@@ -7,6 +7,7 @@ model itself is the paper's.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -82,6 +83,19 @@ def test_predict_agrees_with_evaluation_and_survives_a_bad_file(signal_run, sign
         assert line["label"] == row.label
 
 
+def test_a_run_stopped_before_its_report_scores_without_labels(signal_run, signal_export, tmp_path):
+    """No metrics.json, so no threshold tuned on validation: 0.5 was used silently; now no label."""
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    shutil.copy(signal_run / "best.pt", unfinished / "best.pt")
+    video = next((signal_export / "videos").glob("*.mp4"))
+    result = CliRunner().invoke(app, ["predict", str(video), "--run", str(unfinished), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    [line] = [json.loads(text) for text in result.stdout.strip().splitlines()]
+    assert line["label"] is None and line["threshold"] is None and 0 <= line["score"] <= 1
+    assert "stopped before its report" in result.stderr
+
+
 def test_noise_is_not_claimed_and_resume_continues(noise_export, tmp_path):
     run_dir = tmp_path / "noise"
     result = CliRunner().invoke(
@@ -153,7 +167,8 @@ def test_best_checkpoint_keeps_its_epoch_when_last_moves_on(tmp_path):
     for epoch, improved in ((1, True), (2, False)):
         with torch.no_grad():
             model.weight.fill_(float(epoch))
-        save_checkpoint(tmp_path, model, optimizer, scheduler, config, {"epoch": epoch, "history": []}, improved)
+        state = {"epoch": epoch, "history": []}
+        save_checkpoint(tmp_path, model, optimizer, scheduler, config, state, improved, device=torch.device("cpu"))
     best, last = (torch.load(tmp_path / name, weights_only=False) for name in ("best.pt", "last.pt"))
     assert (best["epoch"], last["epoch"]) == (1, 2)
     assert best["model"]["weight"].eq(1.0).all() and last["model"]["weight"].eq(2.0).all()
@@ -183,3 +198,41 @@ def test_two_processes_under_torchrun_train_one_run_on_their_shards(signal_expor
     for split in ("val", "test"):
         scored = predictions.loc[predictions["split"] == split, "video_id"]
         assert sorted(scored) == sorted(videos.loc[videos["split"] == split, "video_id"])
+
+
+def test_a_diverged_run_stops_with_one_clear_error(signal_export, tmp_path):
+    """--lr 1000 makes the first epoch's losses NaN: the run stops there, saying so, instead of training
+    on NaN weights and then failing for want of a best.pt."""
+    run_dir = tmp_path / "diverged"
+    tiny = ["--frames", "8", "--size", "16", "--device", "cpu", "--out", str(run_dir)]
+    result = CliRunner().invoke(app, ["train", str(signal_export), "--epochs", "3", "--lr", "1000", *tiny])
+    assert result.exit_code == 1, result.output
+    assert "training diverged: the loss is not finite at epoch 1" in result.stderr
+    assert "Traceback" not in result.output
+    assert list(pd.read_csv(run_dir / "history.csv")["epoch"]) == [1]
+
+
+def test_resume_keeps_the_saved_options_not_given_again(noise_export, tmp_path):
+    """--resume with only --epochs: the run's --patience 7 stays (the command's default 5 replaced it)."""
+    run_dir = tmp_path / "resumed"
+    tiny = ["--frames", "8", "--size", "16", "--device", "cpu", "--out", str(run_dir)]
+    first = CliRunner().invoke(app, ["train", str(noise_export), "--epochs", "1", "--patience", "7", *tiny])
+    assert first.exit_code == 0, first.output
+    again = CliRunner().invoke(app, ["train", str(noise_export), "--epochs", "2", "--resume", *tiny])
+    assert again.exit_code == 0, again.output
+    saved = json.loads((run_dir / "config.json").read_text())
+    assert (saved["epochs"], saved["patience"]) == (2, 7)
+
+
+def test_data_loader_workers_do_not_change_the_run(noise_export, tmp_path):
+    """Clips and their starts come from (seed, epoch) alone, and the loaders keep their own generator:
+    two workers train exactly what the main process alone does (dropout's stream included)."""
+    histories = [
+        pd.read_csv(
+            train(TrainConfig(noise_export, epochs=2, workers=workers, out=tmp_path / f"w{workers}", **TINY))
+            / "history.csv"
+        )
+        for workers in (0, 2)
+    ]
+    assert histories[0]["train_loss"].tolist() == histories[1]["train_loss"].tolist()
+    assert histories[0]["val_loss"].tolist() == histories[1]["val_loss"].tolist()

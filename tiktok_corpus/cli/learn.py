@@ -9,9 +9,10 @@ import typer
 
 from ..features import MODALITIES, FeatureOptions
 from ..train import TrainConfig
+from ..train.config import RESUMABLE_OVERRIDES
 from .app import app, console, err_console
 from .display import progress_bar
-from .options import option_from
+from .options import given_on_command_line, option_from
 
 
 @app.command()
@@ -94,6 +95,7 @@ def train(
         balanced_sampling=balanced_sampling,
         eval_clips=eval_clips,
         cache_dir=cache_dir,
+        resume_overrides=tuple(name for name in RESUMABLE_OVERRIDES if given_on_command_line(ctx, name)),
     )
     run_dir = train_run(config)
     metrics_path = run_dir / "metrics.json"
@@ -172,6 +174,12 @@ def predict(
     """Score video files with a trained run: one JSON line each (exit 1 if any file failed)."""
     from ..train.predict import predict as predict_videos
 
+    if (run / "best.pt").is_file() and not (run / "metrics.json").is_file():
+        err_console.print(
+            f"warning: {run} stopped before its report (no metrics.json): scores only, no labels",
+            highlight=False,
+            soft_wrap=True,
+        )
     failed = 0
     for result in predict_videos(videos, run, device=device):
         failed += "error" in result

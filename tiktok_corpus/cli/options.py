@@ -18,3 +18,10 @@ def option_from(options_type: type, name: str, *flags: str, **kwargs: Any) -> An
 def joined(numbers: tuple[float, ...]) -> str:
     """A tuple default as the comma-separated text the option takes (``0.7,0.15,0.15``)."""
     return ",".join(f"{n:g}" for n in numbers)
+
+
+def given_on_command_line(ctx: typer.Context, name: str) -> bool:
+    """Whether the option ``name`` was given (on the command line or by its environment variable),
+    rather than left at its default."""
+    source = ctx.get_parameter_source(name)  # typer's own click's enum: compared by name
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")

@@ -95,7 +95,15 @@ def read_export(root: Path) -> tuple[dict, pd.DataFrame]:
         raise ConfigError(f"{root}: the video table {data_path.name} named by manifest.json is missing")
     if data_path.suffix == ".parquet":
         return manifest, pd.read_parquet(data_path)
-    return manifest, pd.read_csv(data_path, dtype={"video_id": str, "author_id": str})
+    return manifest, with_parsed_times(pd.read_csv(data_path, dtype={"video_id": str, "author_id": str}))
+
+
+def with_parsed_times(rows: pd.DataFrame) -> pd.DataFrame:
+    """A table read back from text (csv, the shards' json) with its moments as UTC times again, as the
+    parquet table holds them: read as strings, the features took them for missing numbers."""
+    if "stats_captured_at" in rows:
+        rows["stats_captured_at"] = pd.to_datetime(rows["stats_captured_at"], utc=True, format="ISO8601")
+    return rows
 
 
 def latest_run(export_dir: Path) -> Path | None:

@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 import webdataset as wds
 
 from .._files import fsync_path, sha256_file
+from .format import with_parsed_times
 from .splits import SPLITS
 
 SHARD_DIR = "shards"
@@ -104,9 +105,7 @@ def rows_from_shards(root: Path, entry: dict) -> pd.DataFrame:
             partial.replace(target)
         record["file"] = (MEDIA_CACHE / target.name).as_posix()
         records.append(record)
-    rows = pd.DataFrame.from_records(records)
-    if "stats_captured_at" in rows:
-        rows["stats_captured_at"] = pd.to_datetime(rows["stats_captured_at"], utc=True, format="ISO8601")
+    rows = with_parsed_times(pd.DataFrame.from_records(records))
     return rows.sort_values("video_id", kind="stable").reset_index(drop=True)
 
 

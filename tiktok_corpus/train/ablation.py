@@ -157,6 +157,12 @@ def _importances(
     }
 
 
+def best_baseline(result: dict) -> float | None:
+    """The best baseline's test metric: the highest ROC-AUC, or the lowest RMSE."""
+    best = min if result["main_metric"] == "rmse" else max
+    return best((v for v in result["baselines"].values() if v is not None), default=None)
+
+
 def ablation_figure(result: dict, path: Path) -> Path:
     """Each line's test metric with its interval, the best baseline as a line, oracles as marks."""
     import matplotlib
@@ -172,7 +178,7 @@ def ablation_figure(result: dict, path: Path) -> Path:
     errors = np.array([[v - lo, hi - v] for v, (lo, hi) in zip(values, bounds)]).T
     colours = ["tab:green" if r["beats_baselines"] else "tab:grey" for r in rows[::-1]]
     left.barh(names, values, xerr=errors, color=colours, capsize=3)
-    baseline = max((v for v in result["baselines"].values() if v is not None), default=None)
+    baseline = best_baseline(result)
     if baseline is not None:
         left.axvline(baseline, color="tab:red", linestyle="--", label=f"best baseline {baseline:.3f}")
     for name, value in result["oracles"].items():

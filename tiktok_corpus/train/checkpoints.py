@@ -27,18 +27,29 @@ def read_checkpoint(path: Path) -> dict:
 
 
 def resumed_config(config: TrainConfig, run_dir: Path) -> tuple[TrainConfig, dict]:
-    """The saved run's config (with the overridable options taken from ``config``) and its checkpoint."""
+    """The saved run's config, with the overridable options ``config`` sets (``resume_overrides``), and
+    its checkpoint."""
     last = run_dir / "last.pt"
     if not last.is_file():
         raise ConfigError(f"--resume: {last} does not exist")
     checkpoint = read_checkpoint(last)
     saved = TrainConfig.from_json(checkpoint["config"])
-    overrides = {name: getattr(config, name) for name in RESUMABLE_OVERRIDES}
-    return replace(saved, **overrides, out=run_dir, resume=True), checkpoint
+    names = RESUMABLE_OVERRIDES if config.resume_overrides is None else config.resume_overrides
+    overrides = {name: getattr(config, name) for name in names if name in RESUMABLE_OVERRIDES}
+    return replace(saved, **overrides, progress=config.progress, out=run_dir, resume=True), checkpoint
 
 
 def save_checkpoint(
-    run_dir: Path, model: nn.Module, optimizer, scheduler, config: TrainConfig, state: dict, best: bool, *, warmup=None
+    run_dir: Path,
+    model: nn.Module,
+    optimizer,
+    scheduler,
+    config: TrainConfig,
+    state: dict,
+    best: bool,
+    *,
+    device: torch.device,
+    warmup=None,
 ) -> None:
     """Write last.pt (and best.pt when validation improved) atomically, then history.csv (``warmup``: the
     run's per-step warm-up schedule, when it has one).
@@ -52,21 +63,40 @@ def save_checkpoint(
         "scheduler": scheduler.state_dict(),
         "warmup": warmup.state_dict() if warmup is not None else None,
         "config": config.to_json(),
-        "rng": torch.get_rng_state(),
+        **rng_state(device),
         **state,
     }
-    last, partial = run_dir / "last.pt", run_dir / "last.pt.part"
+    partial = run_dir / "last.pt.part"
     torch.save(payload, partial)
-    partial.replace(last)
+    # best.pt first: killed between the two renames, last.pt is still the epoch before, whose resume
+    # runs this epoch again; the other order left a last.pt naming as best an epoch best.pt never got.
     if best:
         second = run_dir / "best.pt.part"
         second.unlink(missing_ok=True)
         try:
-            os.link(last, second)
+            os.link(partial, second)
         except OSError:  # a filesystem without hard links
-            shutil.copyfile(last, second)
+            shutil.copyfile(partial, second)
         second.replace(run_dir / "best.pt")
+    partial.replace(run_dir / "last.pt")
     pd.DataFrame(state["history"]).to_csv(run_dir / "history.csv", index=False)
+
+
+def rng_state(device: torch.device) -> dict:
+    """The generators dropout draws from: the CPU's, and the GPU's on a GPU (seeding it again at resume
+    would repeat the first epochs' dropout masks). Every rank starts from one seed, so rank 0's stands
+    for all."""
+    state = {"rng": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda_rng"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def restore_rng(checkpoint: dict, device: torch.device) -> None:
+    """Put back what :func:`rng_state` saved (the GPU's only where a GPU run resumes on a GPU)."""
+    torch.set_rng_state(checkpoint["rng"])
+    if device.type == "cuda" and checkpoint.get("cuda_rng") is not None:
+        torch.cuda.set_rng_state(checkpoint["cuda_rng"], device)
 
 
 def load_run_model(

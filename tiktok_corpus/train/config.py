@@ -13,7 +13,7 @@ from ..errors import ConfigError
 from ..features.options import MODALITIES, parse_modalities
 
 # Options that may change when a run is resumed; everything else must match the saved config.
-RESUMABLE_OVERRIDES = ("epochs", "patience", "device", "amp", "compile", "cudnn_benchmark", "workers", "progress")
+RESUMABLE_OVERRIDES = ("epochs", "patience", "device", "amp", "compile", "cudnn_benchmark", "workers")
 MODELS = ("r2plus1d", "gbdt", "fusion")
 # --lr-scaling: the factor on --lr for a global batch k times the paper's.
 LR_SCALINGS: dict[str, Callable[[float], float]] = {"none": lambda k: 1.0, "linear": lambda k: k, "sqrt": math.sqrt}
@@ -71,6 +71,9 @@ class TrainConfig:
     eval_clips: int = described(1, "Evaluation clips per video (1 = centred).")
     cache_dir: Path | None = described(None, "Decoded-proxy cache (default EXPORT_DIR/cache).")
     progress: bool = field(default=True, compare=False)
+    # With --resume: which of RESUMABLE_OVERRIDES this config sets (the options given on the command
+    # line); None: all of them. The others keep the saved run's values, not this config's defaults.
+    resume_overrides: tuple[str, ...] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         self.export_dir = Path(self.export_dir)
@@ -122,7 +125,9 @@ class TrainConfig:
         return self.lr * LR_SCALINGS[self.lr_scaling](self.batch_size * world_size / PAPER_BATCH_SIZE)
 
     def to_json(self) -> dict:
-        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+        saved = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+        del saved["resume_overrides"]  # how this invocation was given, not part of the run
+        return saved
 
     @classmethod
     def from_json(cls, data: dict) -> TrainConfig:

@@ -8,6 +8,7 @@ figures. Under ``torchrun`` every rank trains on its shard; rank 0 alone writes.
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import time
@@ -22,10 +23,10 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ..errors import ConfigError
+from ..errors import ConfigError, TrainingDiverged
 from ..speed import training_speed
 from . import plots
-from .checkpoints import load_run_model, resumed_config, save_checkpoint
+from .checkpoints import load_run_model, restore_rng, resumed_config, save_checkpoint
 from .config import TrainConfig, run_dir_for
 from .data import (
     ClipDataset,
@@ -159,21 +160,30 @@ def _train(config: TrainConfig, world: _Dist, side_table: tuple[pd.DataFrame, di
     warmup = _warmup(optimizer, config.warmup_epochs * len(loaders["train"]))
     loss_fn = _loss(export, splits["train"][target], config, device)
 
-    state: dict[str, Any] = {"epoch": 0, "history": [], "best_val_loss": float("inf"), "stale_epochs": 0}
+    state: dict[str, Any] = {
+        "epoch": 0,
+        "history": [],
+        "best_val_loss": float("inf"),
+        "best_epoch": 0,
+        "stale_epochs": 0,
+        "diverged_epoch": 0,  # the epoch whose loss went non-finite, 0 while none has
+    }
     if checkpoint is not None:
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
         if warmup is not None:
             warmup.load_state_dict(checkpoint["warmup"])
-        torch.set_rng_state(checkpoint["rng"])
-        state = {k: checkpoint[k] for k in state}
+        restore_rng(checkpoint, device)
+        state |= {k: checkpoint[k] for k in state if k in checkpoint}
+        if "best_epoch" not in checkpoint:  # a checkpoint of an earlier version
+            state["best_epoch"] = min(state["history"], key=lambda h: h["val_loss"])["epoch"]
     trained: nn.Module = nn.parallel.DistributedDataParallel(model) if world.world_size > 1 else model
     if config.compile:
         trained = _compiled(trained)
 
     for epoch in range(state["epoch"] + 1, config.epochs + 1):
-        if state["stale_epochs"] >= config.patience:
+        if state["stale_epochs"] >= config.patience or state["diverged_epoch"]:
             break
         started = time.perf_counter()
         train_loss, clips, loader_wait = _train_epoch(
@@ -197,15 +207,27 @@ def _train(config: TrainConfig, world: _Dist, side_table: tuple[pd.DataFrame, di
         if device.type == "cuda":
             state["history"][-1]["peak_gpu_mem_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 3)
         scheduler.step()
-        improved = val_loss < state["best_val_loss"]
-        state["best_val_loss"] = min(val_loss, state["best_val_loss"])
+        # A NaN compares false with everything: it must neither count as an improvement nor become the
+        # best loss (min() would keep it, and no later epoch could then improve on it).
+        if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
+            state["diverged_epoch"] = epoch
+        improved = not state["diverged_epoch"] and val_loss < state["best_val_loss"]
+        if improved:
+            state["best_val_loss"], state["best_epoch"] = val_loss, epoch
         state["stale_epochs"] = 0 if improved else state["stale_epochs"] + 1
         state["epoch"] = epoch
         if world.main:
             saved = {**state, "side_features": side.width if side else 0}
-            save_checkpoint(run_dir, model, optimizer, scheduler, config, saved, best=improved, warmup=warmup)
+            save_checkpoint(
+                run_dir, model, optimizer, scheduler, config, saved, best=improved, device=device, warmup=warmup
+            )
+    if state["diverged_epoch"] and not state["best_epoch"]:
+        raise TrainingDiverged(
+            f"training diverged: the loss is not finite at epoch {state['diverged_epoch']} and no epoch before "
+            f"it improved on validation, so there is no model (try a lower --lr; run kept in {run_dir})"
+        )
     if world.main:
-        _report(run_dir, config, export, splits, proxies, side, device, use_amp, state["history"])
+        _report(run_dir, config, export, splits, proxies, side, device, use_amp, state)
     if world.world_size > 1:
         dist.barrier()
     return run_dir
@@ -243,6 +265,9 @@ def _loader(
     lone_last = train and len(sampler) > 1 and len(sampler) % config.batch_size == 1
     return DataLoader(
         dataset,
+        # Its own generator: a loader draws a seed from the global one for every new iterator (every
+        # epoch, or once with persistent workers), which moved dropout's stream with the worker count.
+        generator=torch.Generator().manual_seed(config.seed),
         batch_size=config.batch_size,
         sampler=sampler,
         num_workers=workers,
@@ -397,9 +422,10 @@ def _report(
     side: SideInputs | None,
     device: torch.device,
     use_amp: bool,
-    history: list[dict],
+    state: dict[str, Any],
 ) -> None:
     """Score val and test with the best epoch's weights; write metrics, predictions and figures."""
+    history = state["history"]
     model, _ = load_run_model(run_dir, device)
     target = export.target_column
     scored = {}
@@ -424,8 +450,9 @@ def _report(
         "export": str(export.root),
         "export_name": export.manifest.get("name"),
         "export_version": export.manifest.get("version"),
-        "best_epoch": int(min(history, key=lambda h: h["val_loss"])["epoch"]),
+        "best_epoch": state["best_epoch"],
         "epochs_run": len(history),
+        "diverged_at_epoch": state["diverged_epoch"] or None,
     }
     metrics["speed"] = training_speed(history)
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")

@@ -62,9 +62,13 @@ def binary_at(y: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
 
 
 def tune_threshold(y_val: np.ndarray, scores_val: np.ndarray) -> tuple[float, str]:
-    """The validation threshold with the best F1 (ties: the one closest to 0.5); 0.5 if val has one class."""
+    """The validation threshold with the best F1 (ties: the one closest to 0.5); 0.5 if val has one class
+    or the scores one value (the best F1 of a constant is calling every video viral, which would turn
+    the majority baseline into its opposite)."""
     if len(np.unique(y_val)) < 2:
         return 0.5, "validation split has one class; threshold left at 0.5"
+    if np.ptp(scores_val) == 0:
+        return 0.5, "the scores are one constant; threshold left at 0.5"
     candidates = np.unique(np.concatenate([scores_val, [0.5]]))
     # F1 at every candidate at once: 2 TP / (predicted positives + actual positives), counted by binary
     # search; one division of integers, so equal F1s are equal floats and ties are exact.
@@ -86,23 +90,42 @@ def auc_along(y: np.ndarray, scores: np.ndarray, axis: int = -1) -> np.ndarray:
         return ((ranks * positive).sum(axis=axis) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
 
 
+def auc_of_classes(positives: np.ndarray, negatives: np.ndarray, axis: int = -1) -> np.ndarray:
+    """ROC-AUC from the positives' and the negatives' scores (the rank-sum form), along ``axis``."""
+    n_pos, n_neg = positives.shape[axis], negatives.shape[axis]
+    ranks = stats.rankdata(np.concatenate([positives, negatives], axis=axis), axis=axis)
+    rank_sum = np.take(ranks, np.arange(n_pos), axis=axis).sum(axis=axis)
+    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
 def rmse_along(y: np.ndarray, scores: np.ndarray, axis: int = -1) -> np.ndarray:
     return np.sqrt(np.mean((y - scores) ** 2, axis=axis))
 
 
-def bootstrap_ci(statistic, y: np.ndarray, scores: np.ndarray, *, seed: int = 0) -> list[float] | None:
-    """The percentile bootstrap interval of ``statistic(y, scores)`` over test rows; None when undefined."""
+def auc_ci(y: np.ndarray, scores: np.ndarray, *, seed: int = 0) -> list[float] | None:
+    """ROC-AUC's percentile bootstrap interval, resampling positives and negatives apart (stratified):
+    every resample keeps both classes, where a resample of the rows could lose the few positives of an
+    imbalanced test split and leave the interval undefined."""
+    y, scores = np.asarray(y, float), np.asarray(scores, float)
+    if np.ptp(scores) == 0:  # a constant ranks every resample alike: AUC 0.5
+        return [0.5, 0.5]
+    return _percentile_ci(auc_of_classes, (scores[y == 1], scores[y == 0]), paired=False, seed=seed)
+
+
+def rmse_ci(y: np.ndarray, scores: np.ndarray, *, seed: int = 0) -> list[float] | None:
+    """RMSE's percentile bootstrap interval over test rows; None with fewer than two."""
     if len(y) < 2:
         return None
-    if statistic is auc_along and np.ptp(scores) == 0:  # a constant ranks every resample alike: AUC 0.5
-        value = _number(float(statistic(np.asarray(y, float), np.asarray(scores, float))))
-        return None if value is None else [value, value]
+    return _percentile_ci(rmse_along, (np.asarray(y, float), np.asarray(scores, float)), paired=True, seed=seed)
+
+
+def _percentile_ci(statistic, samples: tuple[np.ndarray, ...], *, paired: bool, seed: int) -> list[float] | None:
     with warnings.catch_warnings():  # a near-constant predictor's resamples all agree: its interval is a point
         warnings.simplefilter("ignore", stats.DegenerateDataWarning)
         result = stats.bootstrap(
-            (np.asarray(y, float), np.asarray(scores, float)),
+            samples,
             statistic,
-            paired=True,
+            paired=paired,
             vectorized=True,
             n_resamples=CI_RESAMPLES,
             confidence_level=CI_LEVEL,
@@ -126,13 +149,15 @@ def paired_comparison(task: str, y, model_scores, baseline_scores, *, seed: int 
     observed = _number(sign * float(statistic(y, model_scores) - statistic(y, baseline_scores)))
     if observed is None or len(y) < 2:
         return {"difference": None, "difference_ci": None, "p_value": None}
+    # Binary: positives and negatives resampled apart (stratified, as the AUC's own interval), so every
+    # resample has both classes and an AUC.
+    strata = [np.flatnonzero(y == 1), np.flatnonzero(y == 0)] if task == "binary" else [np.arange(len(y))]
     rng, batches = np.random.default_rng(seed), []
     for start in range(0, CI_RESAMPLES, PAIRED_BATCH):  # in batches: a large test split stays in memory
-        rows = rng.integers(0, len(y), (min(PAIRED_BATCH, CI_RESAMPLES - start), len(y)))
-        with np.errstate(invalid="ignore"):  # a resample with one class has no AUC: it is left out
-            batches.append(sign * (statistic(y[rows], model_scores[rows]) - statistic(y[rows], baseline_scores[rows])))
+        size = min(PAIRED_BATCH, CI_RESAMPLES - start)
+        rows = np.concatenate([rng.choice(members, (size, len(members))) for members in strata], axis=1)
+        batches.append(sign * (statistic(y[rows], model_scores[rows]) - statistic(y[rows], baseline_scores[rows])))
     gains = np.concatenate(batches)
-    gains = gains[np.isfinite(gains)]
     tail = (1 - CI_LEVEL) / 2
     return {
         "difference": observed,
@@ -154,7 +179,7 @@ def ranking_quality(y: np.ndarray, scores: np.ndarray) -> dict:
     p_value = stats.mannwhitneyu(positives, negatives, alternative="greater").pvalue
     return {
         "roc_auc": float(roc_auc_score(y, scores)),
-        "roc_auc_ci": bootstrap_ci(auc_along, y, scores),
+        "roc_auc_ci": auc_ci(y, scores),
         "roc_auc_note": None,
         "p_value": _number(p_value),
     }
@@ -181,7 +206,7 @@ def regression_report(y_val, scores_val, y_test, scores_test) -> dict:
     report: dict[str, float | str | list[float] | None] = {
         "mse": mse,
         "rmse": math.sqrt(mse),
-        "rmse_ci": bootstrap_ci(rmse_along, y_test, scores_test),
+        "rmse_ci": rmse_ci(y_test, scores_test),
         "mae": float(mean_absolute_error(y_test, scores_test)),
         "spearman": None,
         "spearman_note": None,

@@ -20,7 +20,8 @@ def predict(paths: Iterable[Path], run_dir: Path, device: str = "auto") -> Itera
 
     Each file becomes a proxy with the run's size (the same encoder as the training cache, so the same
     pixels) and is scored on the run's evaluation clips. ``label`` uses the threshold tuned on
-    validation (binary runs; null for continuous ones). A bad file yields an error line; the rest go on.
+    validation (binary runs; null for continuous ones, and for a run stopped before its report, which
+    has no tuned threshold). A bad file yields an error line; the rest go on.
     """
     run_dir = Path(run_dir)
     target = resolve_device(device)
@@ -31,7 +32,7 @@ def predict(paths: Iterable[Path], run_dir: Path, device: str = "auto") -> Itera
             "not loose video files; predict scores runs of the paper's network"
         )
     metrics_path = run_dir / "metrics.json"
-    threshold = read_json_object(metrics_path)["model"]["threshold"] if metrics_path.is_file() else 0.5
+    threshold = read_json_object(metrics_path)["model"]["threshold"] if metrics_path.is_file() else None
     with tempfile.TemporaryDirectory(prefix="corpus-predict-") as scratch:
         for number, path in enumerate(paths):
             path = Path(path)
