@@ -10,16 +10,15 @@ import signal
 import stat
 import subprocess
 import sys
-import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.exc import DBAPIError
 
+from tests.waiting import wait_for
 from tiktok_corpus.config import Settings
 from tiktok_corpus.crawl import CrawlOptions, crawl
 from tiktok_corpus.replica import Replica, ReplicaConfig
@@ -144,16 +143,6 @@ def video_rows(db_url: str, where: str = "1 = 1", *, polling: bool = False) -> i
         raise
     finally:
         engine.dispose()
-
-
-def wait_for(condition: Callable[[], bool], what: str, *procs: subprocess.Popen, timeout_s: float = 120) -> None:
-    """Poll a state until it holds; fail at once if one of ``procs`` ends first, or at the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        ended = [proc.args for proc in procs if proc.poll() is not None]
-        assert not ended, f"a crawl ended before {what}: {ended}"
-        assert time.monotonic() < deadline, f"no {what} within {timeout_s}s"
-        time.sleep(0.02)
 
 
 @pytest.mark.parametrize(("via", "method"), [("auto", "fetch"), ("page", "page")])

@@ -98,3 +98,26 @@ def test_a_missing_export_is_a_clear_error(tmp_path):
     assert result.exit_code == 1 and "is not an export directory" in result.output
     with pytest.raises(ConfigError, match="unknown modality"):
         load_features(tmp_path, ["smell"])
+
+
+def test_corpus_train_gbdt_takes_the_tables_corpus_features_made(sound_export, computed):
+    """`corpus features --text-components 4`, then `corpus train --model gbdt`: the run uses that table
+    (train has no feature options of its own) instead of computing the default one."""
+    made = extract_features(sound_export, FeatureOptions(modalities=("text",), text_components=4, progress=False))
+    run_dir = sound_export / "runs" / "gbdt"
+    result = CliRunner().invoke(
+        app, ["train", str(sound_export), "--model", "gbdt", "--modalities", "text", "--out", str(run_dir)]
+    )
+    assert result.exit_code == 0, result.output
+    used = json.loads((run_dir / "metrics.json").read_text())["run"]["features"]["text"]
+    assert used["cache_file"] == str(made.results[0].cache_file) and computed == [24]
+    video = next((sound_export / "videos").glob("*.mp4"))
+    scored = CliRunner().invoke(app, ["predict", str(video), "--run", str(run_dir)])
+    assert scored.exit_code == 1 and "is a gbdt run" in scored.stderr and "best.pt" not in scored.stderr
+
+
+def test_corpus_train_refuses_options_its_model_does_not_use(sound_export):
+    result = CliRunner().invoke(app, ["train", str(sound_export), "--model", "gbdt", "--frames", "99"])
+    assert result.exit_code == 1 and "--frames does not apply to --model gbdt" in result.stderr
+    result = CliRunner().invoke(app, ["train", str(sound_export), "--rounds", "10"])
+    assert result.exit_code == 1 and "--rounds does not apply to --model r2plus1d" in result.stderr

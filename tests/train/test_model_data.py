@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.error import URLError
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -23,7 +25,7 @@ from tiktok_corpus.train.data import (
     read_clip,
 )
 from tiktok_corpus.train.metrics import evaluate, paired_comparison, ranking_quality, tune_threshold
-from tiktok_corpus.train.model import build_model
+from tiktok_corpus.train.model import build_model, downloading_weights
 
 
 def test_model_is_r2plus1d_18_with_the_papers_head():
@@ -316,3 +318,10 @@ def test_the_tuned_threshold_is_sklearns_best_f1_nearest_one_half():
         f1s = [f1_score(y, (scores >= t).astype(int), zero_division=0) for t in candidates]
         ties = [t for t, f in zip(candidates, f1s) if f == max(f1s)]
         assert tune_threshold(y, scores)[0] == min(ties, key=lambda t: abs(t - 0.5)), trial
+
+
+def test_weights_that_cannot_be_downloaded_are_one_line_saying_what_to_do():
+    """Offline, torchvision's download raises urllib's error from deep inside: the user gets the way out."""
+    with pytest.raises(ConfigError, match=r"cannot download the kinetics400 weights of r2plus1d_18 .* --weights PATH"):
+        with downloading_weights("r2plus1d_18"):
+            raise URLError("[Errno -2] Name or service not known")

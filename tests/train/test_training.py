@@ -7,7 +7,9 @@ model itself is the paper's.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +19,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from tests.waiting import wait_for
 from tiktok_corpus.cli import app
 from tiktok_corpus.train import TrainConfig, train
 
@@ -94,6 +97,8 @@ def test_a_run_stopped_before_its_report_scores_without_labels(signal_run, signa
     [line] = [json.loads(text) for text in result.stdout.strip().splitlines()]
     assert line["label"] is None and line["threshold"] is None and 0 <= line["score"] <= 1
     assert "stopped before its report" in result.stderr
+    folder = CliRunner().invoke(app, ["predict", str(video.parent), "--run", str(unfinished), "--device", "cpu"])
+    assert folder.exit_code == 1 and json.loads(folder.stdout)["error"] == "not_a_file"
 
 
 def test_noise_is_not_claimed_and_resume_continues(noise_export, tmp_path):
@@ -236,3 +241,27 @@ def test_data_loader_workers_do_not_change_the_run(noise_export, tmp_path):
     ]
     assert histories[0]["train_loss"].tolist() == histories[1]["train_loss"].tolist()
     assert histories[0]["val_loss"].tolist() == histories[1]["val_loss"].tolist()
+
+
+def test_ctrl_c_says_how_to_go_on_and_resume_does(noise_export, tmp_path):
+    """Ctrl-C mid-run: exit 130, no traceback, a line naming the run and the command that continues it;
+    that command then trains the epochs left."""
+    run_dir = tmp_path / "stopped"
+    tiny = ["--frames", "8", "--size", "16", "--device", "cpu", "--patience", "50", "--out", str(run_dir)]
+    command = [str(Path(sys.executable).with_name("corpus")), "train", str(noise_export), *tiny]
+    proc = subprocess.Popen([*command, "--epochs", "50"], stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        wait_for(lambda: (run_dir / "last.pt").is_file(), "a first finished epoch", proc)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130 and "Traceback" not in stderr, stderr
+    assert f"--resume --out {run_dir}" in " ".join(stderr.split()), stderr
+    done = len(pd.read_csv(run_dir / "history.csv"))
+    assert done < 50
+    resumed = subprocess.run([*command, "--epochs", str(done + 1), "--resume"], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert list(pd.read_csv(run_dir / "history.csv")["epoch"]) == list(range(1, done + 2))

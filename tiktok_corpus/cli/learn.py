@@ -7,12 +7,15 @@ from pathlib import Path
 
 import typer
 
+from ..errors import ConfigError
 from ..features import MODALITIES, FeatureOptions
 from ..train import TrainConfig
-from ..train.config import RESUMABLE_OVERRIDES
+from ..train.config import RESUMABLE_OVERRIDES, options_unused_by, run_dir_for
 from .app import app, console, err_console
 from .display import progress_bar
 from .options import given_on_command_line, option_from
+
+RANDOM_VIDEO_EMBEDDING = "warning: --weights none: the video embedding is a random network's (for tests only)"
 
 
 @app.command()
@@ -63,6 +66,10 @@ def train(
     from ..train.loop import reports_results
     from ..train.metrics import main_metric_line
 
+    for name in options_unused_by(model):
+        if given_on_command_line(ctx, name):
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(f"{flag} does not apply to --model {model} (it would be recorded as if it had been used)")
     config = TrainConfig(
         export_dir=export_dir,
         model=model,
@@ -97,13 +104,26 @@ def train(
         cache_dir=cache_dir,
         resume_overrides=tuple(name for name in RESUMABLE_OVERRIDES if given_on_command_line(ctx, name)),
     )
-    run_dir = train_run(config)
+    config.out = run_dir = run_dir_for(config)  # named now, so that an interrupted run can say where it is
+    try:
+        train_run(config)
+    except KeyboardInterrupt:
+        if (run_dir / "last.pt").is_file():
+            err_console.print(
+                f"interrupted: {run_dir} keeps its last finished epoch; "
+                f"`corpus train {export_dir} --resume --out {run_dir}` goes on from it",
+                highlight=False,
+                soft_wrap=True,
+            )
+        raise
     metrics_path = run_dir / "metrics.json"
     if reports_results() and metrics_path.is_file():
         metrics = json.loads(metrics_path.read_text())
         if as_json:
             typer.echo(json.dumps({"run_dir": str(run_dir), **metrics}, indent=2))
             return
+        if any(table.get("random_init") for table in metrics["run"].get("features", {}).values()):
+            err_console.print(RANDOM_VIDEO_EMBEDDING, highlight=False)
         console.print(main_metric_line(metrics), highlight=False)
         console.print(metrics["verdict"], highlight=False)
         if "speed" in metrics:  # the network's runs; gbdt has no training pass to time
@@ -221,8 +241,12 @@ def features(
         cache_dir=cache_dir,
         progress=not as_json,
     )
-    with progress_bar(err_console, enabled=not as_json) as bar:
-        summary = extract_features(export_dir, options, progress=bar)
+    try:
+        with progress_bar(err_console, enabled=not as_json) as bar:
+            summary = extract_features(export_dir, options, progress=bar)
+    except KeyboardInterrupt:
+        err_console.print("interrupted: the tables finished so far are cached; the same command goes on from there")
+        raise
     if as_json:
         typer.echo(json.dumps(summary.to_dict(), sort_keys=True))
         return
@@ -233,4 +257,4 @@ def features(
             f"  {result.modality:<7} {result.columns:>4} columns, {source}: {result.cache_file}", highlight=False
         )
     if summary.random_init:
-        err_console.print("warning: --weights none: the video embedding is a random network's (for tests only)")
+        err_console.print(RANDOM_VIDEO_EMBEDDING, highlight=False)

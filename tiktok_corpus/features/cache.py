@@ -79,3 +79,18 @@ def write_cached(export_dir: Path, entry: CacheEntry, frame: pd.DataFrame, extra
     partial.replace(settings_path)
     fsync_path(table_path.parent)
     return table_path
+
+
+def cached_entries(export_dir: Path, modality: str) -> list[tuple[CacheEntry, float]]:
+    """The tables cached for ``modality`` under the export, each with when its settings were written
+    (whether a table still matches the export is :func:`read_cached`'s to say)."""
+    found = []
+    for settings_path in (Path(export_dir) / CACHE_FOLDER).glob(f"{modality}-*.json"):
+        try:
+            saved = json.loads(settings_path.read_text(encoding="utf-8"))
+            written = settings_path.stat().st_mtime
+        except (OSError, ValueError):
+            continue
+        if isinstance(saved, dict) and saved.get("modality") == modality and isinstance(saved.get("settings"), dict):
+            found.append((CacheEntry(modality, saved["settings"]), written))
+    return found

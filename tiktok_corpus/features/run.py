@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from .cache import CacheEntry, read_cached, table_identity, write_cached
+from .cache import CacheEntry, cached_entries, read_cached, table_identity, write_cached
 from .options import FeatureOptions, FeatureSummary, ModalityResult, check_modalities
 
 if TYPE_CHECKING:
@@ -47,16 +47,33 @@ def _entry(identity: str, modality: str, options: FeatureOptions) -> CacheEntry:
     return CacheEntry(modality, {"table_sha256": identity, **_module(modality).settings(options)})
 
 
-def _provenance(export: Export, entry: CacheEntry, options: FeatureOptions) -> dict:
+def _reused_entry(export: Export, identity: str, modality: str, options: FeatureOptions) -> CacheEntry | None:
+    """With ``options.reuse_cached``, the newest cached table of ``modality`` for this export's table, made
+    by this version of its extractor with the requested backbone weights (the settings that decide what a
+    table means); else, or where there is none, None."""
+    if not options.reuse_cached:
+        return None
+    requested = _entry(identity, modality, options).settings
+    binding = {key: requested[key] for key in ("table_sha256", "version", "weights") if key in requested}
+    video_ids = pd.Index(export.table["video_id"], name="video_id")
+    for entry, _ in sorted(cached_entries(export.root, modality), key=lambda pair: pair[1], reverse=True):
+        agrees = all(entry.settings.get(key) == value for key, value in binding.items())
+        if agrees and read_cached(export.root, entry, video_ids) is not None:  # a whole table, never recomputed
+            return entry
+    return None
+
+
+def _provenance(export: Export, entry: CacheEntry) -> dict:
     return {
         "settings": entry.settings,
         "cache_file": str(entry.table_path(export.root)),
-        "random_init": _random_init(entry.modality, options),
+        "random_init": _random_init(entry),
     }
 
 
-def _random_init(modality: str, options: FeatureOptions) -> bool:
-    return modality == "video" and options.random_init
+def _random_init(entry: CacheEntry) -> bool:
+    """Whether the table is a randomly initialised network's (only the video settings can say so)."""
+    return bool(entry.settings.get("random_init"))
 
 
 def _table(
@@ -77,14 +94,14 @@ def _table(
 
         frame = _module(modality).compute(export, options, advance)
         frame.index = video_ids
-        write_cached(export.root, entry, frame, {"random_init": _random_init(modality, options)})
+        write_cached(export.root, entry, frame, {"random_init": _random_init(entry)})
     result = ModalityResult(
         modality=modality,
         cache_file=entry.table_path(export.root),
         columns=frame.shape[1],
         seconds=time.monotonic() - started,
         cache_hit=hit,
-        random_init=_random_init(modality, options),
+        random_init=_random_init(entry),
     )
     return frame, result
 
@@ -95,7 +112,7 @@ def _tables(
     check_modalities(list(modalities))
     export = _export(export_dir)
     identity = _identity(export)
-    entries = [_entry(identity, modality, options) for modality in modalities]
+    entries = [_reused_entry(export, identity, m, options) or _entry(identity, m, options) for m in modalities]
     summary = FeatureSummary(export_dir=export.root, rows=len(export.table))
     if progress is None and options.progress:
         from rich.console import Console
@@ -110,7 +127,7 @@ def _tables(
             frame, result = _table(export, entry, options, running)
             frames.append(frame)
             summary.results.append(result)
-    return frames, summary, {entry.modality: _provenance(export, entry, options) for entry in entries}
+    return frames, summary, {entry.modality: _provenance(export, entry) for entry in entries}
 
 
 def extract_features(export_dir: Path, options: FeatureOptions, progress: Progress | None = None) -> FeatureSummary:
@@ -147,4 +164,4 @@ def feature_provenance(export_dir: Path, modalities: Sequence[str], options: Fea
     check_modalities(list(modalities))
     export = _export(export_dir)
     identity = _identity(export)
-    return {m: _provenance(export, _entry(identity, m, options), options) for m in modalities}
+    return {m: _provenance(export, _entry(identity, m, options)) for m in modalities}

@@ -27,6 +27,7 @@ from torch import nn
 from .._waits import result_of
 from ..errors import ConfigError
 from ..train.data import build_cache, eval_start, normalize_clips, read_clip
+from ..train.model import downloading_weights
 from .columns import named
 from .options import BACKBONES, FeatureOptions
 
@@ -73,7 +74,8 @@ def load_backbone(name: str, weights: str) -> tuple[nn.Module, int]:
     pretrained = get_model_weights(name).KINETICS400_V1 if weights == "kinetics400" else None
     with torch.random.fork_rng(devices=[]):  # a random init is always the same one, the caller's RNG untouched
         torch.manual_seed(RANDOM_INIT_SEED)
-        model = get_model(name, weights=pretrained)
+        with downloading_weights(name):
+            model = get_model(name, weights=pretrained)
     setattr(model, spec.head, nn.Identity())
     if weights not in ("none", "kinetics400"):
         missing, _ = model.load_state_dict(_state_dict(Path(weights)), strict=False)  # the old head is dropped

@@ -53,7 +53,8 @@ def _feature_table(config: TrainConfig, features: FeatureOptions | None):
     modalities = config.modality_list
     if config.model == "fusion":  # the network is the video modality; the others join before its head
         modalities = tuple(m for m in modalities if m != "video")
-    # Without explicit feature settings, the video backbone takes the run's own --weights.
-    base = features or FeatureOptions(weights=config.weights)
+    # Without explicit feature settings: the tables the export already has (`corpus features`), else
+    # the extractors' defaults, the video backbone with the run's own --weights.
+    base = features or FeatureOptions(weights=config.weights, reuse_cached=True)
     options = replace(base, modalities=modalities, device=config.device, progress=config.progress)
     return load_features_and_provenance(config.export_dir, modalities, options)

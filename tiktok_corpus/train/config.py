@@ -15,6 +15,36 @@ from ..features.options import MODALITIES, parse_modalities
 # Options that may change when a run is resumed; everything else must match the saved config.
 RESUMABLE_OVERRIDES = ("epochs", "patience", "device", "amp", "compile", "cudnn_benchmark", "workers")
 MODELS = ("r2plus1d", "gbdt", "fusion")
+# The options only one kind of model reads: the network's (r2plus1d, fusion) and LightGBM's (gbdt).
+NETWORK_OPTIONS = (
+    "epochs",
+    "frames",
+    "size",
+    "batch_size",
+    "lr",
+    "lr_scaling",
+    "warmup_epochs",
+    "step_size",
+    "gamma",
+    "patience",
+    "freeze_backbone",
+    "amp",
+    "compile",
+    "cudnn_benchmark",
+    "workers",
+    "pos_weight",
+    "balanced_sampling",
+    "eval_clips",
+    "cache_dir",
+)
+GBDT_OPTIONS = ("rounds", "leaves", "boost_lr")
+
+
+def options_unused_by(model: str) -> tuple[str, ...]:
+    """The options ``model`` ignores: given anyway, they would be recorded in its config as if used."""
+    return NETWORK_OPTIONS if model == "gbdt" else GBDT_OPTIONS
+
+
 # --lr-scaling: the factor on --lr for a global batch k times the paper's.
 LR_SCALINGS: dict[str, Callable[[float], float]] = {"none": lambda k: 1.0, "linear": lambda k: k, "sqrt": math.sqrt}
 
@@ -95,8 +125,10 @@ class TrainConfig:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
         if self.size % 2:
             raise ConfigError(f"--size must be even, got {self.size}")
-        if self.lr <= 0 or not 0 < self.gamma <= 1:
-            raise ConfigError("--lr must be positive and --gamma in (0, 1]")
+        if self.lr <= 0:
+            raise ConfigError(f"--lr must be positive, got {self.lr:g}")
+        if not 0 < self.gamma <= 1:
+            raise ConfigError(f"--gamma must be in (0, 1], got {self.gamma:g}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"--device must be auto, cpu or cuda, got {self.device!r}")
         if self.pos_weight not in ("auto", "none"):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pickle
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -87,13 +89,27 @@ def build_model(weights: str = "none", side_features: int = 0) -> ViralityModel 
     return FusionModel(backbone, side_features) if side_features else ViralityModel(backbone)
 
 
+@contextmanager
+def downloading_weights(name: str) -> Iterator[None]:
+    """torchvision fetches pretrained weights on first use: where it cannot (offline), one line that says
+    how to give them instead of urllib's traceback."""
+    try:
+        yield
+    except OSError as exc:  # URLError, a refused connection, a failed name lookup
+        raise ConfigError(
+            f"cannot download the kinetics400 weights of {name} ({exc}): put the file in torch's cache "
+            f"({torch.hub.get_dir()}/checkpoints) or pass its path with --weights PATH"
+        ) from None
+
+
 def _backbone(weights: str) -> nn.Module:
     from torchvision.models.video import R2Plus1D_18_Weights, r2plus1d_18
 
     if weights == "none":
         return r2plus1d_18(weights=None)
     if weights == "kinetics400":
-        return r2plus1d_18(weights=R2Plus1D_18_Weights.KINETICS400_V1)
+        with downloading_weights("r2plus1d_18"):
+            return r2plus1d_18(weights=R2Plus1D_18_Weights.KINETICS400_V1)
     path = Path(weights)
     if not path.is_file():
         raise ConfigError(f"--weights must be none, kinetics400 or a weights file; {weights} is none of them")

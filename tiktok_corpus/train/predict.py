@@ -24,19 +24,23 @@ def predict(paths: Iterable[Path], run_dir: Path, device: str = "auto") -> Itera
     has no tuned threshold). A bad file yields an error line; the rest go on.
     """
     run_dir = Path(run_dir)
-    target = resolve_device(device)
-    model, config = load_run_model(run_dir, target)
-    if config.model != "r2plus1d":
+    saved = run_dir / "config.json"  # read first: a gbdt run has no best.pt to load, and is no network's
+    kind = read_json_object(saved).get("model", "r2plus1d") if saved.is_file() else "r2plus1d"
+    if kind != "r2plus1d":
         raise ConfigError(
-            f"{run_dir} is a {config.model} run: it scores the export's rows from their feature tables, "
+            f"{run_dir} is a {kind} run: it scores the export's rows from their feature tables, "
             "not loose video files; predict scores runs of the paper's network"
         )
+    target = resolve_device(device)
+    model, config = load_run_model(run_dir, target)
     metrics_path = run_dir / "metrics.json"
     threshold = read_json_object(metrics_path)["model"]["threshold"] if metrics_path.is_file() else None
     with tempfile.TemporaryDirectory(prefix="corpus-predict-") as scratch:
         for number, path in enumerate(paths):
             path = Path(path)
             try:
+                if path.is_dir():
+                    raise MediaError(f"{path} is a directory: name the video files in it", kind="not_a_file")
                 if not path.is_file():
                     raise MediaError(f"{path}: no such file", kind="missing")
                 proxy = encode_proxy(path, Path(scratch) / f"{number}.mp4", config.size)

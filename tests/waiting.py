@@ -1,0 +1,17 @@
+"""Waiting on a state in tests that drive real processes: poll the state, never sleep a fixed time."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable
+
+
+def wait_for(condition: Callable[[], bool], what: str, *procs: subprocess.Popen, timeout_s: float = 120) -> None:
+    """Poll a state until it holds; fail at once if one of ``procs`` ends first, or at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        ended = [proc.args for proc in procs if proc.poll() is not None]
+        assert not ended, f"a process ended before {what}: {ended}"
+        assert time.monotonic() < deadline, f"no {what} within {timeout_s}s"
+        time.sleep(0.02)
