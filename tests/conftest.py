@@ -7,8 +7,10 @@ parallel or repeated runs never collide. Without the variable they are skipped w
 from __future__ import annotations
 
 import os
+import subprocess
 import tempfile
 import uuid
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -133,3 +135,23 @@ def make_replica():
     yield make
     for rep in started:
         rep.stop()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """``small_disk(size)``: a real filesystem of its own, ``size`` big (``"700k"``), to fill and to grow
+    (``mount -o remount,size=...``): a tmpfs (needs root, else the test is skipped)."""
+    mounted: list[Path] = []
+
+    def mount(size: str) -> Path:
+        point = tmp_path / f"disk{len(mounted)}"
+        point.mkdir()
+        made = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(point)], capture_output=True)
+        if made.returncode:
+            pytest.skip(f"cannot mount a small tmpfs to fill (needs root): {made.stderr.decode().strip()}")
+        mounted.append(point)
+        return point
+
+    yield mount
+    for point in mounted:
+        subprocess.run(["umount", "-l", str(point)], check=True)

@@ -5,6 +5,7 @@ tiny training run on it (8 frames of 16x16, 1 epoch), the same library stages
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,3 +43,16 @@ def demo_corpus(tmp_path_factory, replica_session) -> DemoCorpus:
     )
     run_dir = train(TrainConfig(export_dir, **TINY_TRAINING))
     return DemoCorpus(settings, export_dir, run_dir)
+
+
+def copy_of(corpus: DemoCorpus, parent: Path) -> DemoCorpus:
+    """The session corpus copied whole (database, media, export, run) to ``parent / "data"``: a test that
+    changes the corpus, or writes into its data dir, leaves the one the other tests share as it was."""
+    source = corpus.settings.data_dir
+    data_dir = parent / "data"
+    shutil.copytree(source, data_dir)
+    return DemoCorpus(
+        Settings(data_dir=data_dir, base_url=corpus.settings.base_url),
+        data_dir / corpus.export_dir.resolve().relative_to(source.resolve()),
+        data_dir / corpus.run_dir.resolve().relative_to(source.resolve()),
+    )

@@ -4,6 +4,7 @@ the grid, sorting and filtering, playback, a video's chart and related links, es
 
 from __future__ import annotations
 
+import re
 import socket
 from datetime import UTC, datetime
 
@@ -22,6 +23,8 @@ from tiktok_corpus.store.models import AuthorSnapshot, RelatedEdge, Video
 from tiktok_corpus.store.reports import REPORT_PAGE
 from tiktok_corpus.tiktok.session_files import STATE_FILE, session_dir
 
+from .conftest import DemoCorpus, copy_of
+
 pytestmark = pytest.mark.slow(40)
 
 HOSTILE = '</script><img src=x onerror="window.__xss=1">"quoted"'
@@ -33,8 +36,15 @@ PLAYABLE = """video => video.readyState >= 2 || new Promise(settled => {
 
 
 @pytest.fixture(scope="module")
-def served(demo_corpus):
-    with open_store(demo_corpus.settings) as store:
+def corpus(demo_corpus, tmp_path_factory) -> DemoCorpus:
+    """A copy of the session corpus: the hostile caption written into it, and the files written beside
+    its data dir, stay out of the one the other browse tests share."""
+    return copy_of(demo_corpus, tmp_path_factory.mktemp("browse-served"))
+
+
+@pytest.fixture(scope="module")
+def served(corpus):
+    with open_store(corpus.settings) as store:
         with store.transaction() as session:  # a caption as found in the wild, on a video with related ones
             first = (
                 session.query(Video)
@@ -44,8 +54,8 @@ def served(demo_corpus):
             )
             first.desc = HOSTILE
             hostile_id = first.id
-        catalog = Catalog(store, demo_corpus.export_dir)
-        with BrowseServer(demo_corpus.settings, store, catalog) as server:
+        catalog = Catalog(store, corpus.export_dir)
+        with BrowseServer(corpus.settings, store, catalog) as server:
             yield server, hostile_id, catalog
 
 
@@ -57,14 +67,20 @@ def page(served):
         browser.close()
 
 
-@pytest.fixture(scope="module")
-def refused(page) -> list[str]:
-    """What the pages' Content-Security-Policy refused: Chromium logs each refusal to the console."""
+@pytest.fixture
+def refused(page):
+    """What the pages' Content-Security-Policy refused during this test: Chromium logs each refusal to
+    the console. Heard only while the test runs, so another test's refusals (the no-script one's) never
+    count here, whatever the order."""
     messages: list[str] = []
-    page.on(
-        "console", lambda message: messages.append(message.text) if "Content Security Policy" in message.text else None
-    )
-    return messages
+
+    def listen(message) -> None:
+        if "Content Security Policy" in message.text:
+            messages.append(message.text)
+
+    page.on("console", listen)
+    yield messages
+    page.remove_listener("console", listen)
 
 
 def _shown(page) -> list[str]:
@@ -89,8 +105,12 @@ def test_grid_renders_sorts_and_filters(served, page, refused):
 
     page.select_option("select[name=sort]", "play_count")
     page.select_option("select[name=order]", "asc")
-    page.click("button[type=submit]")
-    ascending = [rows.loc[v, "play_count"] for v in _shown(page)]
+    page.click("button[type=submit]")  # only starts the navigation: wait for the new grid to load
+    page.wait_for_url(re.compile(r"[?&]order=asc(&|$)"))
+    page.wait_for_load_state()
+    by_plays_ascending = _shown(page)
+    assert len(by_plays_ascending) == len(by_plays) > 0
+    ascending = [rows.loc[v, "play_count"] for v in by_plays_ascending]
     assert ascending == sorted(ascending) and ascending != plays
 
     author = rows.loc[by_plays[0], "author"]
@@ -102,19 +122,21 @@ def test_grid_renders_sorts_and_filters(served, page, refused):
 
 
 @pytest.mark.browser
-def test_video_page_plays_charts_links_and_escapes(served, page, refused, demo_corpus):
+def test_video_page_plays_charts_links_and_escapes(served, page, refused, corpus):
     server, hostile_id, _ = served
     page.goto(f"{server.base_url}/video/{hostile_id}")
     assert page.eval_on_selector("#player", PLAYABLE), "the video did not load"
-    with open_store(demo_corpus.settings) as store, store.transaction() as session:
+    with open_store(corpus.settings) as store, store.transaction() as session:
         video = session.get(Video, hostile_id)
         posted, seen = datetime.fromtimestamp(video.create_time, UTC), (video.first_seen_at, video.last_seen_at)
         author_seen = session.scalar(
             select(func.count()).select_from(AuthorSnapshot).where(AuthorSnapshot.author_id == video.author_id)
         )
     facts = dict(row.split("\t", 1) for row in page.locator("table").first.inner_text().splitlines())
-    assert facts["posted"] == f"{posted:%Y-%m-%d %H:%M} UTC"
-    assert (facts["first seen"], facts["last seen"]) == tuple(f"{when:%Y-%m-%d %H:%M} UTC" for when in seen)
+    assert facts["posted (site clock)"] == f"{posted:%Y-%m-%d %H:%M} UTC"
+    assert (facts["first seen (local clock)"], facts["last seen (local clock)"]) == tuple(
+        f"{when:%Y-%m-%d %H:%M} UTC" for when in seen
+    )
     assert page.locator("#snapshot-chart polyline").count() >= 1
     # The author's counts over time, one point per snapshot the crawl kept of them.
     assert author_seen >= 1 and page.locator("#author-chart polyline").count() == 3  # followers, likes, videos
@@ -141,12 +163,12 @@ def test_a_served_page_runs_no_script(page, tmp_path):
         assert page.evaluate("window.__ran") is None
 
 
-def test_only_the_pages_files_are_served(served, demo_corpus):
+def test_only_the_pages_files_are_served(served, corpus):
     """A video's file (with Range, for seeking) by its id; never the crawler's cookies or the database,
     which lie in the same data directory, however the path is written."""
     server, hostile_id, _ = served
-    data_dir = demo_corpus.settings.data_dir
-    assert (session_dir(demo_corpus.settings) / STATE_FILE).is_file() and (data_dir / "corpus.db").is_file()
+    data_dir = corpus.settings.data_dir
+    assert (session_dir(corpus.settings) / STATE_FILE).is_file() and (data_dir / "corpus.db").is_file()
     with httpx.Client(base_url=server.base_url) as client:
         for path in ("/files/session/state.json", "/files/corpus.db", "/media/nope", "/report/corpus.db"):
             assert client.get(path).status_code == 404, path
@@ -164,7 +186,7 @@ def test_only_the_pages_files_are_served(served, demo_corpus):
         assert _raw_get(server.base_url, raw) == 404, raw
 
 
-def test_requests_must_name_this_machine_and_responses_forbid_scripts(served, demo_corpus):
+def test_requests_must_name_this_machine_and_responses_forbid_scripts(served, corpus):
     """A web page whose name an attacker pointed at 127.0.0.1 (DNS rebinding) gets nothing; the address
     bound is a name of this machine too. Every response forbids scripts and MIME sniffing."""
     server, _, catalog = served
@@ -174,13 +196,13 @@ def test_requests_must_name_this_machine_and_responses_forbid_scripts(served, de
     assert _raw_get(server.base_url, "/", host=f"rebind.attacker.example:{port}") == 400
     assert _raw_get(server.base_url, "/media/x", host="rebind.attacker.example") == 400
     with (
-        open_store(demo_corpus.settings) as store,
-        BrowseServer(demo_corpus.settings, store, catalog, host="127.0.0.2") as other,
+        open_store(corpus.settings) as store,
+        BrowseServer(corpus.settings, store, catalog, host="127.0.0.2") as other,
     ):
         assert _raw_get(other.base_url, "/") == 200  # Host: 127.0.0.2, the address bound
         assert _raw_get(other.base_url, "/", host="rebind.attacker.example") == 400
-    with open_store(demo_corpus.settings) as store:  # an IPv6 address bound is named in brackets
-        app = browse_app(demo_corpus.settings, store, catalog, host="fd00::5")
+    with open_store(corpus.settings) as store:  # an IPv6 address bound is named in brackets
+        app = browse_app(corpus.settings, store, catalog, host="fd00::5")
         with TestClient(app, base_url="http://[fd00::5]:8765") as client:
             assert client.get("/queue").status_code == 200
             assert client.get("/queue", headers={"host": "rebind.attacker.example"}).status_code == 400
@@ -200,11 +222,11 @@ def _raw_get(base_url: str, target: str, *, host: str | None = None) -> int:
         return int(sock.recv(64).split(b" ")[1])
 
 
-def test_a_port_in_use_is_a_clear_error(served, demo_corpus):
+def test_a_port_in_use_is_a_clear_error(served, corpus):
     server, _, catalog = served
     port = int(server.base_url.rsplit(":", 1)[1])
-    with open_store(demo_corpus.settings) as store:
-        second = BrowseServer(demo_corpus.settings, store, catalog, port=port)
+    with open_store(corpus.settings) as store:
+        second = BrowseServer(corpus.settings, store, catalog, port=port)
         with pytest.raises(ConfigError, match=f"browse-server cannot listen on 127.0.0.1:{port}: .*in use"):
             second.start()
     assert httpx.get(server.base_url, timeout=10).status_code == 200  # the first one serves on

@@ -98,14 +98,13 @@ def test_a_failed_re_read_keeps_the_rows_and_is_tried_again_later(store, monkeyp
     assert shown(catalog) == ["2", "1"] and reads.started == 2
 
 
-def test_a_videos_row_is_found_by_its_id_in_a_large_grid(store, monkeypatch):
-    """A page of the grid asks for 48 posters, each by its video's row, through the catalog's index by
-    id (a scan per lookup cost 87 ms a page at 100,000 videos)."""
-    videos = 100_000
-    ids = [str(7 * 10**18 + i) for i in range(videos)]
+def test_a_videos_row_is_found_by_its_id(store, monkeypatch):
+    """A page of the grid asks for its posters each by its video's row: every id finds its own row,
+    wherever it lies in the grid, and an unknown id none (how fast is not a test's to say)."""
+    videos = 3 * PAGE_SIZE
+    ids = [str(7 * 10**18 + i) for i in reversed(range(videos))]  # not the rows' order of plays
     grid = pd.DataFrame({"video_id": ids, "author": "someone", "play_count": pd.array(range(videos), dtype="Int64")})
     monkeypatch.setattr(catalog_module, "grid_rows", lambda store: grid.copy())
     catalog = Catalog(store)
-    wanted = ids[-PAGE_SIZE:]
-    assert [catalog.video(v)["play_count"] for v in wanted] == list(range(videos - PAGE_SIZE, videos))
+    assert [catalog.video(v)["play_count"] for v in ids] == list(range(videos))
     assert catalog.video("nope") is None

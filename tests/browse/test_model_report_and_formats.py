@@ -17,18 +17,23 @@ from tiktok_corpus.report import build_report
 from tiktok_corpus.store.db import open_store
 from tiktok_corpus.store.reports import REPORT_PAGE, report_figures_dir
 
+from .conftest import copy_of
+
 MODEL_FIGURES = ("model_curves", "model_confusion", "model_roc")
 
 
 @pytest.mark.browser
-def test_report_holds_the_model_section_and_browse_serves_it(demo_corpus):
+def test_report_holds_the_model_section_and_browse_serves_it(demo_corpus, tmp_path):
     """Written where ``corpus browse`` serves it (the default ``corpus demo`` uses too), and shown there
-    whole under the app's Content-Security-Policy: every figure, the posters, the links to the PNGs."""
-    settings = demo_corpus.settings
-    out = build_report(settings, export_dir=demo_corpus.export_dir)
+    whole under the app's Content-Security-Policy: every figure, the posters, the links to the PNGs.
+    Built in a copy of the session corpus: the report, its figures and its poster cache land in the data
+    dir, which the other tests share."""
+    corpus = copy_of(demo_corpus, tmp_path)
+    settings = corpus.settings
+    out = build_report(settings, export_dir=corpus.export_dir)
     assert out == settings.data_dir / REPORT_PAGE
     page_html = out.read_text()
-    metrics = json.loads((demo_corpus.run_dir / "metrics.json").read_text())
+    metrics = json.loads((corpus.run_dir / "metrics.json").read_text())
     assert 'id="model"' in page_html and 'class="dataframe model-metrics"' in page_html
     assert all(name in page_html for name in ("majority", "metadata"))
     assert metrics["verdict"].split(":")[0] in page_html

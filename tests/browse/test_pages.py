@@ -1,12 +1,15 @@
-"""The pages' HTML without a server: the snapshot chart."""
+"""The pages' HTML without a server: the snapshot chart, a video's times and its observations."""
 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 import pandas as pd
 
-from tiktok_corpus.browse.pages import snapshot_chart
+from tiktok_corpus.browse.pages import snapshot_chart, video_page
+from tiktok_corpus.store.browse import author_snapshots, related_videos, video_detail, video_snapshots
+from tiktok_corpus.store.models import StatsSnapshot, Video
 
 
 def test_a_missing_count_leaves_a_gap_in_its_line_not_a_drop_to_zero():
@@ -29,3 +32,51 @@ def test_a_missing_count_leaves_a_gap_in_its_line_not_a_drop_to_zero():
     zero = f",{220 - 20:.1f}"  # where a count of 0 is drawn (the default height, less the margin)
     assert all(point.endswith(zero) for point in lines["share_count"])
     assert not any(point.endswith(zero) for point in lines["play_count"])
+
+
+def test_a_video_page_says_each_times_clock_and_shows_a_moment_seen_in_several_lists_once(store):
+    """The replica's clock runs ahead of ours (posted and snapshots on the site's, first seen on ours);
+    one crawl moment's lists each keep a sighting with the same counts: the rows stay, the page counts them."""
+    t0, t1 = datetime(2026, 11, 6, 21, 20, tzinfo=UTC), datetime(2026, 11, 7, 2, 12, tzinfo=UTC)
+    sightings = [  # (moment, clock, plays, source)
+        (t0, "site", 10, "related"),
+        (t0, "site", 10, "foryou"),
+        (t0, "site", 10, "related"),
+        (t0, "site", 12, "related"),  # another count at that moment: an observation of its own
+        (t1, "local", None, "track"),
+    ]
+    with store.transaction() as session:
+        session.add(
+            Video(id="7", item_kind="video", create_time=1793963987, first_seen_at=datetime(2026, 12, 5, 21, 28))
+        )
+        session.flush()
+        session.add_all(
+            StatsSnapshot(video_id="7", captured_at=at, clock=clock, play_count=plays, like_count=1, source=source)
+            for at, clock, plays, source in sightings
+        )
+    snapshots = video_snapshots(store, "7")
+
+    page = video_page(
+        video_detail(store, "7"),
+        None,
+        snapshots,
+        author_snapshots(store, "7"),
+        related_videos(store, "7"),
+        pd.DataFrame(),
+    )
+
+    assert len(snapshots) == 5  # the database keeps every sighting
+    facts = dict(re.findall(r"<tr><th>([^<]*)</th><td>([^<]*)</td></tr>", page))
+    assert facts["posted (site clock)"] == "2026-11-06 11:19 UTC"
+    assert facts["first seen (local clock)"] == "2026-12-05 21:28 UTC"
+    table = re.search(r'<table[^>]*class="dataframe snapshots">(.*?)</table>', page, re.DOTALL)
+    assert table is not None
+    header = re.findall(r"<th>([^<]*)</th>", table.group(1))
+    cells = [re.findall(r"<td>([^<]*)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", table.group(1), re.DOTALL)]
+    rows = [dict(zip(header, row)) for row in cells if row]
+    assert [(r["captured_at"][:16], r["play_count"], r["clock"], r["sightings"], r["sources"]) for r in rows] == [
+        ("2026-11-06 21:20", "10.0", "site", "3", "foryou, related"),
+        ("2026-11-06 21:20", "12.0", "site", "1", "related"),
+        ("2026-11-07 02:12", "-", "local", "1", "track"),
+    ]
+    assert "5 snapshots" in page  # the chart still draws every sighting

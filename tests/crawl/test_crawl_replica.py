@@ -203,23 +203,12 @@ def test_ctrl_c_stops_at_once_marks_the_run_interrupted_and_the_same_command_goe
     assert_corpus_shape(db_url)
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A real filesystem of its own, 700 kB, that can be grown later: a tmpfs (needs root)."""
-    mount_point = tmp_path / "disk"
-    mount_point.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=700k", "tmpfs", str(mount_point)], capture_output=True)
-    if made.returncode:
-        pytest.skip(f"cannot mount a small tmpfs to fill (needs root): {made.stderr.decode().strip()}")
-    yield mount_point
-    subprocess.run(["umount", "-l", str(mount_point)], check=True)
-
-
 def test_a_full_disk_stops_the_crawl_with_one_line_and_the_same_command_goes_on(replica, small_disk):
     """SQLite on a disk that fills mid-crawl: one line that says what to do, exit 1, the run's row closed;
     once the disk has room, the same command finishes the corpus, nothing duplicated."""
-    db_url = f"sqlite:///{small_disk / 'corpus.db'}"
-    command = crawl_command(replica.base_url, db_url, small_disk / "data", target=60, seeds=25, fanout=5)
+    disk = small_disk("700k")
+    db_url = f"sqlite:///{disk / 'corpus.db'}"
+    command = crawl_command(replica.base_url, db_url, disk / "data", target=60, seeds=25, fanout=5)
     full = subprocess.run(command, capture_output=True, text=True, timeout=240)
     assert full.returncode == 1, full.stderr
     assert "error: the SQLite database's disk is full: free some space, then run the same command again" in (
@@ -227,7 +216,7 @@ def test_a_full_disk_stops_the_crawl_with_one_line_and_the_same_command_goes_on(
     )
     assert "Traceback" not in full.stderr
     assert 0 < video_rows(db_url, "item_kind = 'video'") < 60
-    subprocess.run(["mount", "-o", "remount,size=30m", str(small_disk)], check=True)
+    subprocess.run(["mount", "-o", "remount,size=30m", str(disk)], check=True)
     finished = subprocess.run(command, capture_output=True, text=True, timeout=240)
     assert finished.returncode == 0, finished.stderr
     assert_corpus_shape(db_url, target=60, seeds=25, fanout=5)
@@ -251,6 +240,7 @@ def corpus_lock_waiters(conn, application_name: str) -> int:
     ).scalar()
 
 
+@pytest.mark.postgres
 def test_two_processes_on_one_postgres_share_the_frontier(replica, pg_url, tmp_path):
     """Both processes take part by construction, not by pacing: the test holds the corpus lock until
     both wait for it, so neither has a head start on the frontier."""

@@ -6,7 +6,6 @@ Pytest runs with ``--import-mode=importlib``, so helpers reach the tests as fixt
 
 from __future__ import annotations
 
-import subprocess
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -166,22 +165,3 @@ def mp4_of_size(sample_mp4) -> Callable[[int], bytes]:
         return sample_mp4 + pad.to_bytes(4, "big") + b"free" + bytes(pad - 8)
 
     return grown
-
-
-@pytest.fixture
-def small_disk(tmp_path):
-    """``small_disk(size)``: a real filesystem of its own, ``size`` big, to fill: a tmpfs (needs root)."""
-    mounted: list[Path] = []
-
-    def mount(size: str) -> Path:
-        point = tmp_path / f"disk{len(mounted)}"
-        point.mkdir()
-        made = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(point)], capture_output=True)
-        if made.returncode:
-            pytest.skip(f"cannot mount a small tmpfs to fill (needs root): {made.stderr.decode().strip()}")
-        mounted.append(point)
-        return point
-
-    yield mount
-    for point in mounted:
-        subprocess.run(["umount", "-l", str(point)], check=True)

@@ -18,6 +18,7 @@ from dataclasses import replace
 import httpx
 import pytest
 
+from tests.waiting import wait_for
 from tiktok_corpus.download import download_pending, video_file_path
 from tiktok_corpus.replica import Replica, ReplicaConfig
 from tiktok_corpus.store.models import Video
@@ -184,10 +185,7 @@ def test_a_download_killed_mid_transfer_is_completed_by_a_rerun(store, site, row
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 30
-        while not rows.part_files(site.data_dir) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert rows.part_files(site.data_dir), "the child never started a transfer"
+        wait_for(lambda: bool(rows.part_files(site.data_dir)), "a transfer under way", child)
         child.send_signal(signal.SIGKILL)
     finally:
         child.wait(timeout=30)

@@ -466,6 +466,7 @@ def test_cli_at_age_end_to_end(settings, store, snapshot_table, monkeypatch):
     manifest = json.loads((path / "manifest.json").read_text())
     assert manifest["age_basis"]["at_age_s"] == 7 * DAY and manifest["age_basis"]["tolerance_s"] == 2 * DAY
     assert manifest["row_count"] == 7 and "--at-age 7d" in manifest["command_line"]
+    assert "labels at age 7d; left out: 1 no snapshots, 1 no create time)" in done.stderr  # 3008, 3009
     rows = pd.read_parquet(path / "videos.parquet").set_index("video_id")
     assert rows.loc["3001", "play_count"] == pytest.approx(999.0)
 
@@ -479,6 +480,7 @@ def test_cli_at_age_end_to_end(settings, store, snapshot_table, monkeypatch):
     assert len(list((settings.data_dir / "exports").iterdir())) == 1
 
 
+@pytest.mark.postgres
 def test_at_age_from_postgres(pg_url, tmp_path):
     settings = Settings(data_dir=tmp_path / "pg-data", db_url=pg_url)
     store = open_store(settings, check_schema=False)

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from rich.progress import Progress
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -26,6 +27,7 @@ from tiktok_corpus.export import (
     assign_splits,
     parse_numbers,
     parse_time,
+    read_manifest,
     run_export,
 )
 from tiktok_corpus.store.db import open_store, upgrade
@@ -270,6 +272,18 @@ def test_as_of_uses_the_snapshot_at_that_time(settings, store, corpus):
     assert (rows["stats_captured_at"] == pd.Timestamp(T0 - timedelta(days=1))).all()
 
 
+def test_the_export_says_when_its_counts_were_taken_and_what_it_left_out(settings, store, corpus):
+    progress = Progress(disable=True)
+    path = run_export(settings, ExportOptions(as_of=T0 - timedelta(hours=1)), progress=progress)
+
+    steps = progress.tasks[0]
+    assert steps.finished and steps.completed == steps.total == 5  # the bar ends full, not at "writing files 4/5"
+    summary = export_summary(read_manifest(path))
+    assert "labels as of 2024-04-30T23:00:00+00:00; left out: 1 without a stats snapshot)" in summary
+    card = " ".join((path / "README.md").read_text().split())
+    assert "probed with libav in-process (PyAV; ffprobe where libav cannot read a file)" in card
+
+
 def test_the_frame_threshold_is_the_exports_own_not_the_last_validates(settings, store, corpus):
     """`corpus validate --min-frames 150` marked a 120-frame video too_short: an export at 100 frames takes
     it, so the threshold the card states is the one the rows meet; a video probed bad never comes back."""
@@ -300,6 +314,13 @@ def test_zero_exportable_rows_is_a_clear_error(settings, store, corpus):
     with pytest.raises(ExportError, match="nothing to export"):
         run_export(settings, ExportOptions(as_of=T0 - timedelta(days=30)))
     assert not (settings.data_dir / "exports").exists() or not list((settings.data_dir / "exports").iterdir())
+
+
+def test_export_at_a_mistyped_data_dir_says_so_and_makes_no_database(tmp_path):
+    mistyped = tmp_path / "no-such-corpus"
+    result = CliRunner().invoke(app, ["--data-dir", str(mistyped), "export", "--labels", "binary"])
+    assert result.exit_code == 1 and f"no corpus database at {mistyped / 'corpus.db'}" in result.stderr, result.output
+    assert "nothing to export" not in result.output and not mistyped.exists()
 
 
 @pytest.mark.parametrize(
@@ -377,6 +398,14 @@ def test_cli_export_prints_a_summary_and_the_directory_last_json_for_scripts_and
     assert second.name == "corpus-v2" and printed == json.loads((second / "manifest.json").read_text())
 
 
+def test_export_takes_label_as_train_and_ablate_do(settings, store, corpus):
+    """``--labels`` stays; ``--label``, the flag of ``corpus train`` and ``ablate``, is the same option."""
+    done = CliRunner().invoke(app, ["--data-dir", str(settings.data_dir), "export", "--label", "continuous"])
+    assert done.exit_code == 0, done.output
+    assert json.loads((Path(done.stdout.splitlines()[-1]) / "manifest.json").read_text())["label"] == "continuous"
+
+
+@pytest.mark.postgres
 def test_export_from_postgres(pg_url, tmp_path):
     settings = Settings(data_dir=tmp_path / "pg-data", db_url=pg_url)
     store = open_store(settings, check_schema=False)

@@ -4,7 +4,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -20,6 +24,14 @@ from .conftest import T0, _media, _video
 # 19-digit ids, beyond a float's 53 bits: a number type rounds their last digits
 BIG = 6_744_961_010_178_536_026
 HUB_SPLITS = {"train": "train", "val": "validation", "test": "test"}
+# Printed after the card's snippet: each split's rows (a shard sample's row is its "json"; its mp4 stays unread).
+PRINT_ROWS = """
+import json
+print(json.dumps({
+    name: (split.select_columns("json") if "json" in split.column_names else split).to_list()
+    for name, split in videos.items()
+}, default=str))
+"""
 
 
 @pytest.fixture
@@ -117,3 +129,69 @@ def test_the_cards_webdataset_snippet_reads_one_split(settings, store, big_ids):
     assert {shard["split"] for shard in shards} == {"train", "val", "test"}
     assert all(shard["file"].startswith(f"shards/{shard['split']}-") for shard in shards)
     assert max(shard["videos"] for shard in shards) == 2 and sum(shard["videos"] for shard in shards) == len(table)
+
+
+def _run_cards_datasets_snippet(path: Path, tmp_path: Path) -> dict[str, list[dict]]:
+    """The card's ``datasets`` snippet, as printed, run by a fresh Python in the export directory (as the
+    card says); each split's rows as it loaded them."""
+    card = (path / "README.md").read_text()
+    (snippet,) = [code for code in re.findall(r"```python\n(.*?)```", card, re.DOTALL) if "load_dataset" in code]
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf")}
+    done = subprocess.run(
+        [sys.executable, "-c", snippet + PRINT_ROWS], cwd=path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    loaded = json.loads(done.stdout.splitlines()[-1])
+    return {name: [row.get("json", row) for row in rows] for name, rows in loaded.items()}
+
+
+@pytest.mark.parametrize("data_format", ["parquet", "csv", "webdataset"])
+def test_the_cards_datasets_snippet_runs_as_printed(settings, store, big_ids, data_format, tmp_path):
+    path = run_export(settings, ExportOptions(format=data_format, split=(0.5, 0.25, 0.25), shard_size=2))
+    by_split = json.loads((path / "manifest.json").read_text())["counts"]["split"]
+
+    rows = _run_cards_datasets_snippet(path, tmp_path)
+
+    assert {name: len(split_rows) for name, split_rows in rows.items()} == {
+        HUB_SPLITS[split]: n for split, n in by_split.items()
+    }
+    assert sorted(row["video_id"] for split_rows in rows.values() for row in split_rows) == sorted(big_ids)
+
+
+def test_a_webdataset_export_at_an_age_loads_with_its_early_counts_mostly_null(settings, store, tmp_path):
+    """Undeclared, ``datasets`` types a column from a shard's first samples: plays at 1h, null in them
+    all, became ``null`` and the first value failed the load (``Couldn't cast array of type double to
+    null``)."""
+    created = T0 - timedelta(days=10)
+    video_ids = [str(4000 + i) for i in range(12)]
+    early = video_ids[-1]  # the one video seen young: last in its shard
+    with store.transaction() as session:
+        for video_id in video_ids:
+            session.add(_video(video_id, None, create_time=int(created.timestamp())))
+            session.flush()
+            session.add(_media(settings.data_dir, video_id))
+            ages = [timedelta(hours=1), timedelta(hours=6), timedelta(days=1)] if video_id == early else []
+            for n, age in enumerate([*ages, timedelta(days=7)]):
+                plays = 10 ** (n + 2) + int(video_id)
+                session.add(
+                    StatsSnapshot(
+                        video_id=video_id,
+                        captured_at=created + age,
+                        play_count=plays,
+                        like_count=plays // 10,
+                        comment_count=plays // 100,
+                        share_count=plays // 1000,
+                    )
+                )
+
+    path = run_export(settings, ExportOptions(format="webdataset", at_age_s=7 * 86_400))
+    rows = {
+        row["video_id"]: row
+        for split_rows in _run_cards_datasets_snippet(path, tmp_path).values()
+        for row in split_rows
+    }
+
+    assert sorted(rows) == video_ids
+    assert rows[early]["play_count_at_1h"] == 100.0 + int(early) and rows[early]["play_growth_6h_1d"] is not None
+    assert all(rows[video_id]["play_count_at_1h"] is None for video_id in video_ids[:-1])
+    assert rows[early]["stats_captured_at"] == (created + timedelta(days=7)).isoformat(timespec="microseconds")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -94,6 +95,32 @@ def test_report_from_the_database_alone_and_an_empty_one(settings, store, corpus
 
     missing = runner.invoke(app, ["--data-dir", str(settings.data_dir), "report", "--export", str(tmp_path)])
     assert missing.exit_code == 1 and "manifest.json" in missing.stderr
+
+
+def test_a_plain_report_does_not_silently_replace_one_with_a_model_section(settings, store, corpus, tmp_path):
+    export_dir = Path(run_export(settings, ExportOptions()))
+    ablation = export_dir / "ablations" / "20240501T000000Z"
+    ablation.mkdir(parents=True)
+    rows = [{"name": "all", "modalities": ["video"], "metric": 0.6}]
+    (ablation / "ablation.json").write_text(json.dumps({"main_metric": "roc_auc", "rows": rows}))
+    runner = CliRunner()
+    base = ["--data-dir", str(settings.data_dir), "report"]
+    assert runner.invoke(app, [*base, "--export", str(export_dir)]).exit_code == 0
+    page = settings.data_dir / "report" / "report.html"
+    with_model = page.read_bytes()
+    assert b'<h2 id="model">' in with_model
+
+    plain = runner.invoke(app, base)
+
+    assert plain.exit_code == 1 and len(plain.stderr.strip().splitlines()) == 1, plain.output
+    assert f"corpus report --export {export_dir.resolve()}" in " ".join(plain.stderr.split())
+    assert page.read_bytes() == with_model
+    elsewhere = runner.invoke(app, [*base, "--out", str(tmp_path / "plain.html")])
+    assert elsewhere.exit_code == 0 and b'id="model"' not in (tmp_path / "plain.html").read_bytes()
+    replaced = runner.invoke(app, [*base, "--replace"])
+    assert replaced.exit_code == 0 and b'id="model"' not in page.read_bytes()
+    assert runner.invoke(app, base).exit_code == 0  # nothing left to lose
+    assert "--replace" in runner.invoke(app, ["report", "--help"]).stdout
 
 
 def test_a_hashtag_with_dollar_signs_is_drawn_as_written(settings, store, corpus, tmp_path):

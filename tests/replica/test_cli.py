@@ -11,10 +11,10 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 
 import httpx
 
+from tests.waiting import wait_for
 from tiktok_corpus.replica.catalog import build_catalog
 from tiktok_corpus.tiktok.contract import parse_item, recommend_api_path
 
@@ -31,7 +31,7 @@ def test_serve_prints_base_url_then_serves_until_ctrl_c():
             assert http.get("/foryou").status_code == 200
             assert http.get("/api/recommend/item_list/").content == b""  # the --fault took effect
         server.send_signal(signal.SIGINT)
-        assert server.wait(timeout=15) == 0
+        assert server.wait(timeout=30) == 0
     finally:
         if server.poll() is None:
             server.kill()
@@ -121,10 +121,7 @@ def test_ctrl_c_while_ffmpeg_makes_the_media_kills_it_and_exits(tmp_path):
         env=env,
     )
     try:
-        deadline = time.monotonic() + 120
-        while not any(pids.iterdir()):
-            assert server.poll() is None and time.monotonic() < deadline, "no ffmpeg run started"
-            time.sleep(0.05)
+        wait_for(lambda: any(pids.iterdir()), "an ffmpeg run started", server)
         server.send_signal(signal.SIGINT)
         assert server.wait(timeout=30) == 130, server.stderr.read()
     finally:

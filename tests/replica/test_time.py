@@ -222,7 +222,7 @@ def test_serve_with_a_time_scale_names_the_site_clock_on_stderr():
             item = http.get(recommend_api_path(30)).json()["itemList"][0]
             assert ORIGIN - RECENT_PAST_S <= int(item["createTime"]) <= ORIGIN
         server.send_signal(signal.SIGINT)
-        assert server.wait(timeout=15) == 0
+        assert server.wait(timeout=30) == 0
     finally:
         if server.poll() is None:
             server.kill()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 
 import pytest
@@ -117,8 +117,14 @@ def test_a_dead_workers_claims_come_back_after_the_lease(any_store, any_db_url):
     (taken,) = run_workers(any_db_url, 1, batch=5, mode="die", lease_s=60)
     assert sorted(taken) == ids
 
-    assert claim(any_store, "download", 10, now=utcnow() + timedelta(seconds=50)) == []
-    reclaimed = claim(any_store, "download", 10, worker="rescuer", now=utcnow() + timedelta(seconds=61))
+    with any_store.sessions() as session:  # SQLite gives them back naive: UTC
+        leases = [
+            until if until.tzinfo else until.replace(tzinfo=UTC)
+            for until in session.scalars(select(Video.download_lease_until))
+        ]
+    assert len(leases) == len(ids)
+    assert claim(any_store, "download", 10, now=min(leases) - timedelta(seconds=1)) == []
+    reclaimed = claim(any_store, "download", 10, worker="rescuer", now=max(leases) + timedelta(seconds=1))
 
     assert sorted(reclaimed) == ids
     assert set(download_rows(any_store).values()) == {("claimed", 2)}

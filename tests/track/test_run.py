@@ -71,21 +71,31 @@ def test_a_slow_read_keeps_its_claim_so_no_other_tracker_reads_the_video_too(sto
     """A read under blocks retries for minutes, longer than a lease: renewed, the claim is never taken
     over, so the video is read and stored once."""
     add_videos(store, {"1": T0 - HOUR})
-    options = TrackOptions(ages="1h", lease_s=0.6)
+    options = TrackOptions(ages="1h", lease_s=3.0)  # renewed every second: a busy database may be late
     clock = VirtualClock(T0)
     reads: list[str] = []
     second_done = asyncio.Event()
 
     async def slow(video_id: str) -> Answer[ItemAt]:
         reads.append(video_id)
-        await asyncio.wait_for(second_done.wait(), 30)  # the read outlasts the other tracker's whole run
+        await asyncio.wait_for(second_done.wait(), 120)  # the read outlasts the other tracker's whole run
         return answer(video_id, 100)
+
+    def lease_until() -> datetime:
+        until = targets(store)["1", HOUR].lease_until
+        assert until is not None
+        return until if until.tzinfo else until.replace(tzinfo=UTC)  # SQLite gives it back naive
+
+    async def renewed_past(first_lease: datetime) -> None:
+        # wall time itself is what lapses a lease: wait until the first one has run out, and a renewal holds
+        while not (datetime.now(UTC) > first_lease and lease_until() > first_lease):
+            await asyncio.sleep(0.05)
 
     async def both() -> list[str]:
         first = asyncio.ensure_future(run(tracking(store, options, clock), {"t0": reader(slow)}))
         while not reads:
             await asyncio.sleep(0)  # until the first tracker holds the claim and reads
-        await asyncio.sleep(options.lease_s * 2.5)  # time itself is what lapses a lease not renewed
+        await asyncio.wait_for(renewed_past(lease_until()), 120)
         second = await run(tracking(store, options, clock), {"t1": reader(slow)})
         second_done.set()
         return [await first, second]

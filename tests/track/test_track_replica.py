@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.exc import DBAPIError
 
+from tests.waiting import wait_for
 from tiktok_corpus.clock import VirtualClock
 from tiktok_corpus.config import Settings
 from tiktok_corpus.crawl import CrawlOptions, crawl
@@ -228,20 +229,26 @@ def replica_ahead_of_its_posts() -> ReplicaConfig:
     return ReplicaConfig(videos=80, seed=5, media=False, time_scale=DAY / 2, time_origin=time.time() + 12)
 
 
+def observed(settings: Settings) -> int:
+    return rows(settings.db_url, "SELECT count(*) FROM stats_snapshots WHERE source = 'track'")
+
+
 def test_kill_9_mid_run_twice_then_a_restart_loses_and_repeats_nothing(tmp_path):
     """Killed early (2 observations in) and again after a restart (6 in): the third run finishes the schedule."""
     with Replica(replica_ahead_of_its_posts()) as replica:
         settings = crawled_corpus(replica, tmp_path)
         command = track_command(replica, settings, "--follow", "--until", "12d")
         for kill_after in (2, 6):
-            proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-            deadline = time.monotonic() + 120
-            while rows(settings.db_url, "SELECT count(*) FROM stats_snapshots WHERE source = 'track'") < kill_after:
-                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-                assert time.monotonic() < deadline, f"not {kill_after} observations within 120 s"
-                time.sleep(0.02)
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
+            log = tmp_path / f"track-{kill_after}.err"
+            with log.open("w") as stderr:
+                proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
+            try:
+                wait_for(lambda: observed(settings) >= kill_after, f"{kill_after} observations", proc)  # noqa: B023
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}\n{log.read_text()}") from None
+            finally:
+                proc.send_signal(signal.SIGKILL)  # a no-op once it has ended
+                proc.wait()
             assert rows(settings.db_url, "SELECT count(*) FROM track_targets WHERE status = 'pending'") > 0
         finished = subprocess.run(command, capture_output=True, text=True, timeout=240)
     assert finished.returncode == 0, finished.stderr

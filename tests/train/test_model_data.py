@@ -188,6 +188,9 @@ def test_the_auc_interval_stays_defined_on_a_test_split_with_few_positives():
     assert low <= quality["roc_auc"] <= high <= 1.0
     gain = paired_comparison("binary", y, scores, np.full(60, 0.5))
     assert gain["p_value"] is not None and gain["difference_ci"][0] <= gain["difference"]
+    alone = ranking_quality(np.eye(1, 20, 3).ravel(), np.linspace(0, 1, 20))  # one positive: no resampling it
+    assert alone["roc_auc"] is not None and alone["roc_auc_ci"] is None
+    assert "one video of a class" in alone["roc_auc_note"]
 
 
 def _two_scorers(seed: int, n: int = 120) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

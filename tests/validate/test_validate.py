@@ -179,6 +179,7 @@ def test_bad_options_are_config_errors(settings):
         run_validate(settings, workers=0)
 
 
+@pytest.mark.postgres
 def test_validate_on_postgres(pg_url, tmp_path, media_dir):
     settings = Settings(data_dir=tmp_path / "data", db_url=pg_url)
     engine = db.make_engine(pg_url)

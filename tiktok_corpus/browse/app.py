@@ -101,17 +101,11 @@ def browse_app(settings: Settings, store: Store, catalog: Catalog, host: str) ->
         source += f", scores of run {catalog.run_dir.name}"
 
     def grid(request: Request) -> Response:
-        params = request.query_params
         try:
-            query = GridQuery(
-                sort=params.get("sort", "play_count"),
-                descending=params.get("order", "desc") != "asc",
-                **{k: params.get(k) or None for k in ("hashtag", "author", "split", "label")},
-                page=int(params.get("page", "0")),
-            )
-        except (ConfigError, ValueError) as exc:
+            found = catalog.page(GridQuery.from_params(request.query_params))
+        except ConfigError as exc:
             return PlainTextResponse(f"bad query: {exc}", status_code=400)
-        return HTMLResponse(grid_page(catalog.page(query), source))
+        return HTMLResponse(grid_page(found, source))
 
     def video(request: Request) -> Response:
         video_id = request.path_params["video_id"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
@@ -42,11 +42,16 @@ SORT_KEYS = (
     "create_time",
     "video_id",
 )
+ORDERS = ("desc", "asc")
+SPLITS = ("train", "val", "test")
+SPLIT_ALIASES = {"validation": "val"}  # the name `datasets` and the Hub give the val split
+LABELS = ("0", "1")  # is_viral
 
 
 @dataclass(frozen=True)
 class GridQuery:
-    """One page of the grid: sort key and direction, filters (``None``: all) and the page number."""
+    """One page of the grid: sort key and direction, filters (``None``: all) and the page number, from 1
+    as the page shows it."""
 
     sort: str = "play_count"
     descending: bool = True
@@ -54,13 +59,39 @@ class GridQuery:
     author: str | None = None
     split: str | None = None
     label: str | None = None
-    page: int = 0
+    page: int = 1
 
     def __post_init__(self) -> None:
         if self.sort not in SORT_KEYS:
             raise ConfigError(f"sort {self.sort!r}: expected one of {', '.join(SORT_KEYS)}")
-        if self.page < 0:
-            raise ConfigError(f"page {self.page}: expected 0 or more")
+        if self.split is not None and self.split not in SPLITS:
+            raise ConfigError(f"split {self.split!r}: expected one of train, val (or validation), test")
+        if self.label is not None and self.label not in LABELS:
+            raise ConfigError(f"label {self.label!r}: expected 0 or 1 (is_viral)")
+        if self.page < 1:
+            raise ConfigError(f"page {self.page}: expected 1 or more")
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, str]) -> GridQuery:
+        """The query of a grid URL (an empty value is the default); :class:`ConfigError` naming the
+        parameter and what it takes for any value it does not know, so a typo is never an empty grid."""
+        values = {name: value for name, value in params.items() if value}
+        order = values.get("order", "desc")
+        if order not in ORDERS:
+            raise ConfigError(f"order {order!r}: expected desc or asc")
+        page = values.get("page", "1")
+        if not (page.isascii() and page.isdigit()):
+            raise ConfigError(f"page {page!r}: expected a page number, 1 or more")
+        split = values.get("split")
+        return cls(
+            sort=values.get("sort", "play_count"),
+            descending=order == "desc",
+            hashtag=values.get("hashtag"),
+            author=values.get("author"),
+            split=SPLIT_ALIASES.get(split, split) if split else None,
+            label=values.get("label"),
+            page=int(page),
+        )
 
 
 @dataclass(frozen=True)
@@ -153,8 +184,11 @@ class Catalog:
         ordered = chosen.sort_values(
             [query.sort, "video_id"], ascending=[not query.descending, True], na_position="last", kind="stable"
         )
-        start = query.page * PAGE_SIZE
-        return GridPage(ordered.iloc[start : start + PAGE_SIZE], len(ordered), query)
+        start = (query.page - 1) * PAGE_SIZE
+        found = GridPage(ordered.iloc[start : start + PAGE_SIZE], len(ordered), query)
+        if query.page > found.pages:
+            raise ConfigError(f"page {query.page}: expected 1 to {found.pages}")
+        return found
 
 
 def _labels(export_dir: Path | None, run_dir: Path | None) -> pd.DataFrame:

@@ -15,7 +15,7 @@ from urllib.parse import quote, urlencode
 import numpy as np
 import pandas as pd
 
-from .catalog import COUNT_LABELS, SORT_KEYS, GridPage, GridQuery
+from .catalog import COUNT_LABELS, LABELS, ORDERS, SORT_KEYS, SPLITS, GridPage, GridQuery
 
 # The author's counts charted on a video's page (their snapshots come with every sighting of their videos).
 AUTHOR_LABELS = {"follower_count": "followers", "heart_count": "likes", "video_count": "videos"}
@@ -81,21 +81,29 @@ def _poster(row) -> str:
 
 
 def _filters(query: GridQuery) -> str:
-    options = "".join(
-        f'<option value="{key}"{" selected" if key == query.sort else ""}>{key}</option>' for key in SORT_KEYS
-    )
-    order = "".join(
-        f'<option value="{value}"{" selected" if (value == "desc") == query.descending else ""}>{value}</option>'
-        for value in ("desc", "asc")
+    """The grid's form: a list for every parameter with set values (what the URL takes, so the form never
+    makes a query the grid refuses), a text field for the hashtag and the author."""
+    chosen = {
+        "sort": query.sort,
+        "order": "desc" if query.descending else "asc",
+        "split": query.split,
+        "label": query.label,
+    }
+    choices = {"sort": SORT_KEYS, "order": ORDERS, "split": ("", *SPLITS), "label": ("", *LABELS)}
+    lists = "".join(
+        f'<label>{name}<select name="{name}">'
+        + "".join(
+            f'<option value="{value}"{" selected" if value == (chosen[name] or "") else ""}>{value or "any"}</option>'
+            for value in values
+        )
+        + "</select></label>"
+        for name, values in choices.items()
     )
     fields = "".join(
         f'<label>{name}<input name="{name}" value="{text(getattr(query, name) or "")}"></label>'
-        for name in ("hashtag", "author", "split", "label")
+        for name in ("hashtag", "author")
     )
-    return (
-        f'<form class="filters" method="get" action="/"><label>sort<select name="sort">{options}</select></label>'
-        f'<label>order<select name="order">{order}</select></label>{fields}<button type="submit">Show</button></form>'
-    )
+    return f'<form class="filters" method="get" action="/">{lists}{fields}<button type="submit">Show</button></form>'
 
 
 def _pager(page: GridPage) -> str:
@@ -110,9 +118,9 @@ def _pager(page: GridPage) -> str:
         }
         return f'<a href="/?{text(urlencode(params))}">{label}</a>'
 
-    previous = link(query.page - 1, "previous") if query.page > 0 else ""
-    following = link(query.page + 1, "next") if query.page + 1 < page.pages else ""
-    return f'<div class="pager">{previous}<span>page {query.page + 1} of {page.pages}</span>{following}</div>'
+    previous = link(query.page - 1, "previous") if query.page > 1 else ""
+    following = link(query.page + 1, "next") if query.page < page.pages else ""
+    return f'<div class="pager">{previous}<span>page {query.page} of {page.pages}</span>{following}</div>'
 
 
 def video_page(
@@ -129,12 +137,14 @@ def video_page(
         if detail.get("path")
         else "<p>No downloaded file.</p>"
     )
+    # Each time says its clock: the site's own (posting, and snapshots read off its answers) can be far
+    # from this machine's, which stamps the sightings (a replica's clock runs fast).
     facts = {
         "author": f"@{detail.get('author') or '-'}",
-        "posted": _when(detail.get("create_time")),
+        "posted (site clock)": _when(detail.get("create_time")),
         "found via": f"{detail.get('source')} at depth {detail.get('depth')}",
-        "first seen": _when(detail.get("first_seen_at")),
-        "last seen": _when(detail.get("last_seen_at")),  # the latest list that showed it
+        "first seen (local clock)": _when(detail.get("first_seen_at")),
+        "last seen (local clock)": _when(detail.get("last_seen_at")),  # the latest list that showed it
         "download": f"{detail.get('download_status')} {detail.get('download_error') or ''}",
         "probe": f"{detail.get('probe_status')} {detail.get('probe_error') or ''}",
     }
@@ -146,10 +156,25 @@ def video_page(
         f"video {video_id}",
         f'<h1>Video {text(video_id)}</h1>{player}<p class="desc">{text(detail.get("desc"))}</p>'
         f"{_table(facts)}<h2>Stats over time</h2>{snapshot_chart(snapshots)}"
-        f"{snapshots.to_html(index=False, na_rep='-', classes='snapshots')}"
+        "<p>One row per observation: the sightings of one moment with the same counts (the lists of one "
+        "crawl moment that showed the video) are counted, not repeated. <code>clock</code> says whose clock "
+        "<code>captured_at</code> is on: the site's (its answer's own time) or local.</p>"
+        f"{_observations(snapshots).to_html(index=False, na_rep='-', classes='snapshots')}"
         f"<h2>The author over time</h2>{snapshot_chart(author, AUTHOR_LABELS, chart_id='author-chart')}"
         f"<h2>Related videos</h2>{_related(related)}<h2>Probe</h2>{_table(probe)}"
         f"<h2>Download attempts</h2>{attempts.to_html(index=False, na_rep='-', classes='attempts')}",
+    )
+
+
+def _observations(snapshots: pd.DataFrame) -> pd.DataFrame:
+    """The snapshots with those of one moment, clock and counts as one row, in time order: how many
+    sightings it joins (``sightings``) and their ``sources``. The rows stay in the database; only the
+    page joins them."""
+    keys = [c for c in snapshots.columns if c != "source"]
+    return (
+        snapshots.groupby(keys, dropna=False, sort=False)["source"]
+        .agg(sightings="size", sources=lambda sources: ", ".join(sorted(set(sources.dropna()))))
+        .reset_index()
     )
 
 

@@ -54,7 +54,7 @@ def status(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", hel
 @app.command()
 def export(
     ctx: typer.Context,
-    labels: str = option_from(ExportOptions, "label", "--labels", default=...),
+    labels: str = option_from(ExportOptions, "label", "--labels", "--label", default=...),
     split: str = option_from(ExportOptions, "split", default=joined(ExportOptions.split)),
     group_by: str = option_from(ExportOptions, "group_by", "--group-by"),
     stratify: bool = option_from(ExportOptions, "stratify", "--stratify"),
@@ -127,14 +127,21 @@ def report(
     out: Path | None = typer.Option(
         None, "--out", help="HTML file to write (default <data dir>/report/report.html); PNGs go beside it."
     ),
+    replace: bool = typer.Option(
+        False, "--replace", help="Without --export or --run: write over a page that shows a model's results."
+    ),
 ) -> None:
     """Build the HTML report: the paper's figures and, with a run, the model beside its baselines.
 
-    The last line printed is the HTML file.
+    The last line printed is the HTML file. Without --export or --run the page has no model section, so
+    it does not replace one that has (the demo's, an earlier --export's): that is refused, saying which
+    --export rebuilds it with the model's results, unless --replace is given.
     """
     from ..report import build_report
 
-    typer.echo(str(build_report(settings_of(ctx), export_dir=export_dir, run_dir=run_dir, out=out)))
+    settings = settings_of(ctx)
+    page = build_report(settings, export_dir=export_dir, run_dir=run_dir, out=out, replace=replace)
+    typer.echo(str(page))
 
 
 @app.command()

@@ -251,13 +251,25 @@ def _auc(values: dict) -> str:
 
 
 def export_summary(manifest: dict) -> str:
-    """An export in a line: its rows, class balance, splits and when the counts behind its labels were taken."""
+    """An export in a line: its rows, class balance, splits, when the counts behind its labels were taken,
+    and the otherwise valid videos left out for want of such counts, by reason."""
     viral, basis = manifest["counts"]["is_viral"], manifest["age_basis"]
-    taken = f"at age {basis['at_age']}" if isinstance(basis, dict) else f"from the {basis}"
+    if isinstance(basis, dict):
+        taken = f"at age {basis['at_age']}"
+    else:  # "latest snapshot", or "as of <time>"
+        taken = basis if basis.startswith("as of") else f"from the {basis}"
     return (
         f"{manifest['row_count']} (viral {viral['1']}, not viral {viral['0']}; "
-        f"splits {_plain(manifest['counts']['split'])}; labels {taken}){_unit_warning(manifest)}"
+        f"splits {_plain(manifest['counts']['split'])}; labels {taken}{_left_out(manifest['selection'])})"
+        f"{_unit_warning(manifest)}"
     )
+
+
+def _left_out(selection: dict) -> str:
+    """``; left out: 25 too old at first sighting`` (the manifest's counts), or "" when none was."""
+    reasons = selection.get("excluded_by_reason") or {"without a stats snapshot": selection.get("excluded_no_stats", 0)}
+    counts = [f"{n} {reason.replace('_', ' ')}" for reason, n in reasons.items() if n]
+    return f"; left out: {', '.join(counts)}" if counts else ""
 
 
 def _unit_warning(manifest: dict) -> str:

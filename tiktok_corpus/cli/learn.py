@@ -135,7 +135,11 @@ def train(
 def ablate(
     ctx: typer.Context,
     export_dir: Path = typer.Argument(..., help="Export directory (videos.parquet + manifest.json)."),
-    modalities: str = option_from(TrainConfig, "modalities"),
+    modalities: str = option_from(
+        TrainConfig,
+        "modalities",
+        help="Modalities the ablation takes apart (each alone, all but one, all), comma-separated.",
+    ),
     label: str | None = option_from(TrainConfig, "label"),
     rounds: int = option_from(TrainConfig, "rounds", min=1),
     leaves: int = option_from(TrainConfig, "leaves", min=2),

@@ -1,5 +1,6 @@
 """What Hugging Face ``datasets`` reads of an export: one data file (or shard set) per split, and the
-dataset card's YAML front matter naming them (``configs``) with the columns' types (``features``).
+dataset card's YAML front matter naming them (``configs``) with the columns' types (``features``; for
+shards, the sample's).
 
 ``datasets.load_dataset(EXPORT_DIR)`` then loads exactly those files, as the splits ``train``,
 ``validation`` and ``test`` (the Hub's names; the ``split`` column keeps ``val``), and nothing else the
@@ -23,22 +24,34 @@ def split_table_path(split: str, data_format: str) -> str:
 
 def features(table: pa.Table, data_format: str) -> list[dict]:
     """The card's ``features``: each column's type as ``datasets`` reads it back from ``data_format``
-    files, ids always as strings.
+    files, ids always as strings; for ``webdataset``, a shard's sample (:mod:`.shards`): the file, the
+    row as the struct ``json``, its key and shard.
 
     ``datasets`` reads CSV through pandas with these types: a declared integer or boolean column with an
     empty cell fails there, and times parse only as text, so in CSV an integer column with nulls is
     ``float64`` (what pandas itself makes of it), a boolean one with nulls and a time are ``string``.
+    Shards must be declared too: undeclared, ``datasets`` guesses the types from the first few samples,
+    and a column null in all of them (an early age's plays) is typed ``null`` and fails on the first value.
+    Their times are the JSON's text.
     """
-    return [
+    columns = [
         {"name": field.name, **_feature(field.type, table[field.name].null_count > 0, data_format)}
         for field in table.schema
+    ]
+    if data_format != "webdataset":
+        return columns
+    return [
+        {"name": "mp4", "dtype": "video"},
+        {"name": "json", "struct": columns},
+        {"name": "__key__", "dtype": "string"},
+        {"name": "__url__", "dtype": "string"},
     ]
 
 
 def _feature(arrow_type: pa.DataType, has_nulls: bool, data_format: str) -> dict:
     if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
         return {"list": _dtype(arrow_type.value_type)}
-    if data_format == "csv" and pa.types.is_timestamp(arrow_type):
+    if data_format != "parquet" and pa.types.is_timestamp(arrow_type):
         return {"dtype": "string"}
     if data_format == "csv" and has_nulls and pa.types.is_integer(arrow_type):
         return {"dtype": "float64"}
@@ -59,15 +72,17 @@ def _dtype(arrow_type: pa.DataType) -> str:
 
 def front_matter(manifest: dict) -> str:
     """The card's YAML header: a ``default`` config whose ``data_files`` are the manifest's
-    ``split_files``, and its ``features`` where the format has them (not webdataset's samples: their
-    rows are JSON, ids already strings)."""
+    ``split_files``, with its ``features``; shards' under ``dataset_info`` (the config of ``datasets``'
+    webdataset builder takes none and drops them)."""
     config: dict = {
         "config_name": "default",
         "data_files": [
             {"split": HUB_SPLITS[split], "path": entry["path"]} for split, entry in manifest["split_files"].items()
         ],
     }
-    if manifest.get("features"):
+    header: dict = {"pretty_name": f"{manifest['name']} v{manifest['version']}", "configs": [config]}
+    if manifest.get("features") and manifest.get("data_format") == "webdataset":
+        header["dataset_info"] = {"config_name": "default", "features": manifest["features"]}
+    elif manifest.get("features"):
         config["features"] = manifest["features"]
-    header = {"pretty_name": f"{manifest['name']} v{manifest['version']}", "configs": [config]}
     return f"---\n{yaml.safe_dump(header, sort_keys=False, allow_unicode=True)}---\n"

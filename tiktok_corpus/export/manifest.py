@@ -182,7 +182,8 @@ A dataset of TikTok videos with engagement statistics and virality labels, made 
 - Source database: `{manifest["source_database"]}`.
 - Videos were discovered by a crawler of TikTok's public web site: "For You" seed videos, then random
   expansion through each video's related-videos list (the method of "The Viral Vision").
-- Files were downloaded, checked, and probed with ffprobe. A video is included when it is a video item,
+- Files were downloaded, checked, and probed with libav in-process (PyAV; ffprobe where libav cannot read
+  a file). A video is included when it is a video item,
   downloaded, probed whole (`valid`, or `too_short` by a stricter `corpus validate --min-frames`), has at
   least {manifest["selection"]["min_frames"]} frames (this export's own threshold) and has {stats}
 - Media are {manifest["media"]}; `file` is relative to this directory.
@@ -288,12 +289,14 @@ print(videos.groupby("split")["is_viral"].mean())
 ```
 
 ```python
+import os
 from datasets import load_dataset
-videos = load_dataset(".")  # the splits {splits}, from this card's `configs`
+videos = load_dataset(os.getcwd())  # the splits {splits}, from this card's `configs`
 train = videos["train"]
 ```
 
-`load_dataset` names the `val` split `validation`, as the Hub does; the `split` column keeps `val`.
+`load_dataset` wants the directory's full path (given `"."` it finds no dataset name and fails) and names
+the `val` split `validation`, as the Hub does; the `split` column keeps `val`.
 Each split also has its own file{"s" if manifest.get("webdataset") else ""}: {files}.
 """
     shards = manifest.get("webdataset")

@@ -30,10 +30,11 @@ def run_export(
     """Write the next version of ``options.name`` and return its directory.
 
     Steps advance ``progress`` when one is given. Raises :class:`ExportError` when no row is
-    exportable; nothing is written then.
+    exportable; nothing is written then, and no database is made where there is none (a mistyped
+    ``--data-dir`` would hold an empty corpus: :class:`ConfigError` says so instead).
     """
     progress = progress or Progress(disable=True)
-    with open_store(settings) as store:
+    with open_store(settings, create=False) as store:
         step = progress.add_task("selecting videos", total=5)
         rows, selection = load_dataset(
             store,
@@ -65,9 +66,11 @@ def run_export(
         progress.update(step, advance=1, description="reading hashtags")
         tags = hashtag_lists(store, rows["video_id"], min_frames=options.min_frames)
         progress.update(step, advance=1, description="writing files")
-        return write_version(
+        path = write_version(
             store, settings, options, rows, tags, label_params, selection, created_at=clock(), progress=progress
         )
+        progress.update(step, advance=1, description="files written")
+        return path
 
 
 def _fit(rows: pd.DataFrame, options: ExportOptions) -> tuple[pd.DataFrame, dict]:

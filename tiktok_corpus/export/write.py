@@ -157,18 +157,16 @@ def _write_data(
         task = progress.add_task("writing shards", total=len(rows))
         shards = write_shards(staging, table, staging, options.shard_size, advance=lambda: progress.advance(task))
         split_files = {split: {"path": shard_path(split, "*")} for split in present}
-        declared = None
     else:
         shards = None
         (staging / SPLIT_TABLE_DIR).mkdir()
         split_files = {split: _write_split(table, split, staging, table_format) for split in present}
-        declared = features(table, table_format)
     return {
         "data_file": data_file.name,
         "data_sha256": sha256_file(data_file)[1],
         "shards": shards,
         "split_files": split_files,
-        "features": declared,
+        "features": features(table, options.format),
     }
 
 

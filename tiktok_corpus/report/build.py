@@ -6,6 +6,8 @@ import base64
 import html
 import io
 import os
+import re
+import shlex
 from pathlib import Path
 
 import pandas as pd
@@ -21,26 +23,35 @@ from ..store.models import utcnow
 from ..store.reports import REPORT_PAGE, crawl_history, play_snapshots, report_figures_dir, top_hashtags
 from .figures import TOP_HASHTAGS, FigureSpec, engagement_table, figure_specs, growth_specs
 from .growth import GrowthByAge, growth_by_age
-from .model import model_section
+from .model import HEADING, model_section
 
 FIGURE_SIZE = (7.0, 4.0)
 DPI = 100
+EXPORT_META = "tiktok-corpus-export"  # the page's <meta> naming the export it was made from
 
 
 def build_report(
-    settings: Settings, *, export_dir: Path | None = None, run_dir: Path | None = None, out: Path | None = None
+    settings: Settings,
+    *,
+    export_dir: Path | None = None,
+    run_dir: Path | None = None,
+    out: Path | None = None,
+    replace: bool = False,
 ) -> Path:
     """Write the HTML report (by default ``<data dir>/report/report.html``, where ``corpus browse`` serves
     it; its PNGs in ``{out stem}_figures/``); returns the HTML path.
 
     The model section shows ``run_dir``, or else the newest run of ``export_dir``; a run given alone
-    brings its export's labels too. Poster frames are cached in ``<data dir>/posters``.
+    brings its export's labels too. Poster frames are cached in ``<data dir>/posters``. Without an
+    export, a page with a model section is replaced only when ``replace`` says so (:func:`_keep_model`).
     """
     if run_dir is not None and export_dir is None:
         export_dir = run_export_dir(run_dir)
     run_dir = run_dir if run_dir is not None else latest_run(export_dir) if export_dir is not None else None
     with open_store(settings, create=False) as store:
         out = _writable_html_path(Path(out) if out else settings.data_dir / REPORT_PAGE)
+        if export_dir is None and not replace:
+            _keep_model(out)
         dataset, source = _dataset(store, export_dir)
         crawl = _crawl_frame(store)
         hashtags = _top_hashtags(store)
@@ -64,6 +75,7 @@ def build_report(
         crawl,
         source=source,
         database=safe_url,
+        export_dir=export_dir,
     )
     partial = out.with_name(f".{out.name}.part")
     partial.write_text(page, encoding="utf-8")
@@ -82,6 +94,20 @@ def _writable_html_path(out: Path) -> Path:
     if not os.access(out.parent, os.W_OK):
         raise ConfigError(f"--out {out}: its folder is not writable")
     return out
+
+
+def _keep_model(out: Path) -> None:
+    """Refuse to write a page without a model section over one that has it (the demo's, an earlier
+    ``corpus report --export``): the model's results would be gone without a word."""
+    page = out.read_text(encoding="utf-8", errors="replace") if out.is_file() else ""
+    if HEADING not in page:
+        return
+    named = re.search(rf'<meta name="{EXPORT_META}" content="([^"]*)">', page)
+    export = shlex.quote(html.unescape(named.group(1))) if named else "EXPORT"
+    raise ConfigError(
+        f"{out} shows a model's results, which a report without --export drops: `corpus report --export {export}` "
+        "rebuilds it with them (--replace drops them, --out FILE writes another page)"
+    )
 
 
 def _figures_html(specs: list[FigureSpec], figures_dir: Path, relative_dir: str) -> str:
@@ -158,6 +184,7 @@ def _page(
     *,
     source: str,
     database: str,
+    export_dir: Path | None,
 ) -> str:
     table = engagement_table(dataset).to_html(float_format=lambda v: f"{v:,.1f}", na_rep="-", classes="engagement")
     viral = int(dataset["is_viral"].sum()) if "is_viral" in dataset else 0
@@ -170,9 +197,12 @@ def _page(
     ]
     rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{v:,}</td></tr>" for k, v in summary)
     generated = utcnow().isoformat(timespec="seconds")
+    made_from = (
+        f'<meta name="{EXPORT_META}" content="{html.escape(str(Path(export_dir).resolve()))}">\n' if export_dir else ""
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>tiktok-corpus report</title>
-<style>
+{made_from}<style>
 body {{ font-family: sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }}
 table {{ border-collapse: collapse; margin: 1em 0; }}
 th, td {{ border: 1px solid #ccc; padding: 4px 10px; text-align: right; }}

@@ -25,6 +25,7 @@ from ..posters import poster_frames
 from ..speed import speed_line
 from .figures import FigureSpec, no_data, plain
 
+HEADING = '<h2 id="model">Model</h2>'  # how a page with a model section is told apart (report/build.py)
 THRESHOLDS = {"at_0.5": "threshold 0.5", "at_tuned": "tuned threshold"}
 BEST_WORST = 3  # videos shown at each end of the test ranking
 CAPTION_CHARS = 120  # of a best/worst video's caption
@@ -48,7 +49,7 @@ def model_section(
     into embedded images (the page's one way of showing a figure)."""
     ablation = _ablation_section(export_dir)
     if run_dir is None:
-        return f'<h2 id="model">Model</h2>{ablation}' if ablation else ""
+        return f"{HEADING}{ablation}" if ablation else ""
     metrics, history, predictions = read_run(run_dir)
     run = metrics.get("run", {})
     run_export = run_export_dir(run_dir)
@@ -64,7 +65,7 @@ def model_section(
     )
     speed = f"<p>{html.escape(speed_line(metrics['speed']))}.</p>" if "speed" in metrics else ""
     return (
-        f'<h2 id="model">Model</h2><p>Run <code>{html.escape(str(run_dir))}</code> on {html.escape(about)}.</p>'
+        f"{HEADING}<p>Run <code>{html.escape(str(run_dir))}</code> on {html.escape(about)}.</p>"
         f'{speed}{collapsed}<p class="verdict {verdict_class}"><b>Verdict:</b> {html.escape(metrics["verdict"])}</p>'
         f"<h3>Test metrics beside the baselines</h3>{table}"
         f"{render(model_specs(metrics, history, predictions))}"

@@ -105,8 +105,9 @@ def video_detail(store: Store, video_id: str) -> dict | None:
 
 
 def video_snapshots(store: Store, video_id: str) -> pd.DataFrame:
-    """Every stats snapshot of a video, oldest first: ``captured_at``, the counts, ``source``, ``age_s``."""
-    columns = [*COUNTS, "collect_count", "source", "age_s"]
+    """Every stats snapshot of a video, oldest first: ``captured_at``, the counts, ``source``, ``age_s``
+    and ``clock`` (whose clock ``captured_at`` is on: ``site`` or ``local``)."""
+    columns = [*COUNTS, "collect_count", "source", "age_s", "clock"]
     return _over_time(store, StatsSnapshot, StatsSnapshot.video_id == video_id, columns)
 
 

@@ -109,7 +109,10 @@ def auc_ci(y: np.ndarray, scores: np.ndarray, *, seed: int = 0) -> list[float] |
     y, scores = np.asarray(y, float), np.asarray(scores, float)
     if np.ptp(scores) == 0:  # a constant ranks every resample alike: AUC 0.5
         return [0.5, 0.5]
-    return _percentile_ci(auc_of_classes, (scores[y == 1], scores[y == 0]), paired=False, seed=seed)
+    positives, negatives = scores[y == 1], scores[y == 0]
+    if min(len(positives), len(negatives)) < 2:  # one video of a class: nothing to resample it from
+        return None
+    return _percentile_ci(auc_of_classes, (positives, negatives), paired=False, seed=seed)
 
 
 def rmse_ci(y: np.ndarray, scores: np.ndarray, *, seed: int = 0) -> list[float] | None:
@@ -177,10 +180,11 @@ def ranking_quality(y: np.ndarray, scores: np.ndarray) -> dict:
         }
     positives, negatives = scores[y == 1], scores[y == 0]
     p_value = stats.mannwhitneyu(positives, negatives, alternative="greater").pvalue
+    interval = auc_ci(y, scores)
     return {
         "roc_auc": float(roc_auc_score(y, scores)),
-        "roc_auc_ci": auc_ci(y, scores),
-        "roc_auc_note": None,
+        "roc_auc_ci": interval,
+        "roc_auc_note": None if interval is not None else "no interval: the test split has one video of a class",
         "p_value": _number(p_value),
     }
 
