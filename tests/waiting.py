@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -15,3 +17,17 @@ def wait_for(condition: Callable[[], bool], what: str, *procs: subprocess.Popen,
         assert not ended, f"a process ended before {what}: {ended}"
         assert time.monotonic() < deadline, f"no {what} within {timeout_s}s"
         time.sleep(0.02)
+
+
+def interrupt_when(proc: subprocess.Popen, condition: Callable[[], bool], what: str) -> str:
+    """Ctrl-C as a terminal sends it (to the process group: start ``proc`` with ``start_new_session``)
+    once ``condition`` holds; returns its stderr once it has ended. Killed, if it has not, on a failure."""
+    try:
+        wait_for(condition, what, proc)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return stderr

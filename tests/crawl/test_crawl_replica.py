@@ -4,7 +4,6 @@ and Postgres, the `corpus crawl` command in subprocesses for kills and scale-out
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import stat
@@ -18,7 +17,7 @@ import pytest
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.exc import DBAPIError
 
-from tests.waiting import wait_for
+from tests.waiting import interrupt_when, wait_for
 from tiktok_corpus.config import Settings
 from tiktok_corpus.crawl import CrawlOptions, crawl
 from tiktok_corpus.replica import Replica, ReplicaConfig
@@ -177,14 +176,9 @@ def test_ctrl_c_stops_at_once_marks_the_run_interrupted_and_the_same_command_goe
     db_url = f"sqlite:///{tmp_path / 'corpus.db'}"
     command = [*crawl_command(replica.base_url, db_url, tmp_path / "data", "--workers", "2"), "--download"]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        wait_for(lambda: video_rows(db_url, "expand_status = 'expanded'", polling=True) >= 2, "2 expansions", proc)
-        os.killpg(proc.pid, signal.SIGINT)
-        _, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    stderr = interrupt_when(
+        proc, lambda: video_rows(db_url, "expand_status = 'expanded'", polling=True) >= 2, "2 expansions"
+    )
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr and "Error" not in stderr, stderr
     assert video_rows(db_url) < TARGET, "the crawl ended before the Ctrl-C landed"

@@ -7,9 +7,7 @@ model itself is the paper's.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +17,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from tests.waiting import wait_for
+from tests.waiting import interrupt_when
 from tiktok_corpus.cli import app
 from tiktok_corpus.train import TrainConfig, train
 
@@ -250,14 +248,7 @@ def test_ctrl_c_says_how_to_go_on_and_resume_does(noise_export, tmp_path):
     tiny = ["--frames", "8", "--size", "16", "--device", "cpu", "--patience", "50", "--out", str(run_dir)]
     command = [str(Path(sys.executable).with_name("corpus")), "train", str(noise_export), *tiny]
     proc = subprocess.Popen([*command, "--epochs", "50"], stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        wait_for(lambda: (run_dir / "last.pt").is_file(), "a first finished epoch", proc)
-        os.killpg(proc.pid, signal.SIGINT)
-        _, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    stderr = interrupt_when(proc, lambda: (run_dir / "last.pt").is_file(), "a first finished epoch")
     assert proc.returncode == 130 and "Traceback" not in stderr, stderr
     assert f"--resume --out {run_dir}" in " ".join(stderr.split()), stderr
     done = len(pd.read_csv(run_dir / "history.csv"))
