@@ -343,8 +343,8 @@ def test_bad_options_are_config_errors(bad):
 
 def test_option_parsers():
     assert parse_numbers("0.8,0.1,0.1", 3, "--split") == (0.8, 0.1, 0.1)
-    with pytest.raises(ConfigError, match="--weights"):
-        parse_numbers("1,2,x,4", 4, "--weights")
+    with pytest.raises(ConfigError, match="--score-weights"):
+        parse_numbers("1,2,x,4", 4, "--score-weights")
     assert parse_time("2024-05-01").isoformat() == "2024-05-01T00:00:00+00:00"
     assert parse_time("2024-05-01T02:00:00+02:00").isoformat() == "2024-05-01T00:00:00+00:00"
     with pytest.raises(ConfigError, match="--as-of"):
@@ -365,7 +365,7 @@ def test_cli_export_prints_a_summary_and_the_directory_last_json_for_scripts_and
         "--stratify",
         "--seed",
         "7",
-        "--weights",
+        "--score-weights",
         "0.25,0.25,0.25,0.25",
         "--normalize-age",
     ]

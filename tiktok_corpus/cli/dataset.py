@@ -67,7 +67,9 @@ def export(
     copy_media: bool = option_from(ExportOptions, "copy_media", "--copy-media"),
     as_of: str | None = option_from(ExportOptions, "as_of", "--as-of"),
     normalize_age: bool = option_from(ExportOptions, "normalize_age", "--normalize-age"),
-    weights: str = option_from(ExportOptions, "weights", default=joined(ExportOptions.weights)),
+    weights: str = option_from(
+        ExportOptions, "weights", "--score-weights", "--weights", default=joined(ExportOptions.weights)
+    ),
     threshold_quantile: float = option_from(ExportOptions, "threshold_quantile", "--threshold-quantile"),
     label_fit: str = option_from(ExportOptions, "label_fit", "--label-fit"),
     at_age: str | None = option_from(ExportOptions, "at_age_s", "--at-age"),
@@ -96,7 +98,7 @@ def export(
         copy_media=copy_media,
         as_of=parse_time(as_of) if as_of else None,
         normalize_age=normalize_age,
-        weights=parse_numbers(weights, 4, "--weights"),
+        weights=parse_numbers(weights, 4, "--score-weights"),
         threshold_quantile=threshold_quantile,
         label_fit=label_fit,
         at_age_s=parse_duration(at_age, "--at-age") if at_age else None,

@@ -53,7 +53,9 @@ class ExportOptions:
     copy_media: bool = described(False, "Hardlink/copy the videos in.")
     as_of: datetime | None = described(None, "Use the stats snapshot at or before this ISO time (default: the latest).")
     normalize_age: bool = described(False, "Labels from per-day rates.")
-    weights: tuple[float, ...] = described(PAPER_WEIGHTS, "Score weights: comments,likes,plays,shares.")
+    weights: tuple[float, ...] = described(
+        PAPER_WEIGHTS, "Score weights: comments,likes,plays,shares (--weights, the old name, works too)."
+    )
     threshold_quantile: float = described(PAPER_THRESHOLD_QUANTILE, "is_viral: all metrics above this quantile.")
     label_fit: str = described(
         "train",
@@ -83,7 +85,7 @@ class ExportOptions:
         if self.split[0] <= 0:
             raise ConfigError("--split: the train fraction must be positive")
         if len(self.weights) != 4 or any(w < 0 for w in self.weights) or sum(self.weights) <= 0:
-            raise ConfigError(f"--weights needs four non-negative numbers (c,l,p,s), got {self.weights}")
+            raise ConfigError(f"--score-weights needs four non-negative numbers (c,l,p,s), got {self.weights}")
         if not 0.0 <= self.threshold_quantile < 1.0:
             raise ConfigError(f"--threshold-quantile must be in [0, 1), got {self.threshold_quantile}")
         if self.shard_size < 1:
