@@ -146,14 +146,14 @@ def loader_only_clips_per_s(config: TrainConfig, export_dir: Path, epochs: int =
 def step_only_clips_per_s(config: TrainConfig, steps: int = 20) -> float:
     """Forward, BCE, backward and Adam on one batch already on the device (the loop's own step, under
     the loop's cuDNN settings: deterministic algorithms unless ``--cudnn-benchmark``)."""
-    from tiktok_corpus.train.model import build_model
+    from tiktok_corpus.train.model import build_model, compiled
 
     loop.seed_everything(config.seed, cudnn_benchmark=config.cudnn_benchmark)
     device = loop.resolve_device(config.device)
     model = build_model("none").to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last_3d)
-    trained = loop._compiled(model) if config.compile else model
+    trained = compiled(model) if config.compile else model
     optimizer = torch.optim.Adam(
         model.parameters(), lr=config.scaled_lr(), fused=True if device.type == "cuda" else None
     )

@@ -7,6 +7,7 @@ import pickle
 import shutil
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
@@ -51,7 +52,7 @@ def save_checkpoint(
     device: torch.device,
     warmup=None,
 ) -> None:
-    """Write last.pt (and best.pt when validation improved) atomically, then history.csv (``warmup``: the
+    """Write history.csv, then last.pt (and best.pt when validation improved) atomically (``warmup``: the
     run's per-step warm-up schedule, when it has one).
 
     best.pt is a second name for the file just written, not a second save: each save is a new file
@@ -66,6 +67,9 @@ def save_checkpoint(
         **rng_state(device),
         **state,
     }
+    # history.csv first: killed in between, it is one epoch ahead of last.pt, and the resume that runs
+    # that epoch again writes it anew; written last, it could lag the checkpoint for good.
+    pd.DataFrame(state["history"]).to_csv(run_dir / "history.csv", index=False)
     partial = run_dir / "last.pt.part"
     torch.save(payload, partial)
     # best.pt first: killed between the two renames, last.pt is still the epoch before, whose resume
@@ -79,7 +83,33 @@ def save_checkpoint(
             shutil.copyfile(partial, second)
         second.replace(run_dir / "best.pt")
     partial.replace(run_dir / "last.pt")
-    pd.DataFrame(state["history"]).to_csv(run_dir / "history.csv", index=False)
+
+
+def new_run_state() -> dict[str, Any]:
+    """A run's progress before its first epoch, as every checkpoint carries it."""
+    return {
+        "epoch": 0,
+        "history": [],
+        "best_val_loss": float("inf"),
+        "best_epoch": 0,
+        "stale_epochs": 0,
+        "diverged_epoch": 0,  # the epoch whose loss went non-finite, 0 while none has
+    }
+
+
+def restore_run(checkpoint: dict, model: nn.Module, optimizer, scheduler, warmup, device: torch.device) -> dict:
+    """Put a resumed run's weights, optimizer, schedules and generators back; returns its progress."""
+    model.load_state_dict(checkpoint["model"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    scheduler.load_state_dict(checkpoint["scheduler"])
+    if warmup is not None:
+        warmup.load_state_dict(checkpoint["warmup"])
+    restore_rng(checkpoint, device)
+    state = new_run_state()
+    state |= {k: checkpoint[k] for k in state if k in checkpoint}
+    if "best_epoch" not in checkpoint:  # a checkpoint of an earlier version
+        state["best_epoch"] = min(state["history"], key=lambda h: h["val_loss"])["epoch"]
+    return state
 
 
 def rng_state(device: torch.device) -> dict:

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 from ..errors import ConfigError, TrainingDiverged
 from ..speed import training_speed
 from . import plots
-from .checkpoints import load_run_model, restore_rng, resumed_config, save_checkpoint
+from .checkpoints import load_run_model, new_run_state, restore_run, resumed_config, save_checkpoint
 from .config import TrainConfig, run_dir_for
 from .data import (
     ClipDataset,
@@ -41,7 +41,7 @@ from .data import (
 )
 from .fusion import SideInputs, side_inputs
 from .metrics import evaluate
-from .model import build_model
+from .model import build_model, compiled
 
 LOSS_SYNC_STEPS = 20
 
@@ -160,27 +160,12 @@ def _train(config: TrainConfig, world: _Dist, side_table: tuple[pd.DataFrame, di
     warmup = _warmup(optimizer, config.warmup_epochs * len(loaders["train"]))
     loss_fn = _loss(export, splits["train"][target], config, device)
 
-    state: dict[str, Any] = {
-        "epoch": 0,
-        "history": [],
-        "best_val_loss": float("inf"),
-        "best_epoch": 0,
-        "stale_epochs": 0,
-        "diverged_epoch": 0,  # the epoch whose loss went non-finite, 0 while none has
-    }
+    state = new_run_state()
     if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
-        if warmup is not None:
-            warmup.load_state_dict(checkpoint["warmup"])
-        restore_rng(checkpoint, device)
-        state |= {k: checkpoint[k] for k in state if k in checkpoint}
-        if "best_epoch" not in checkpoint:  # a checkpoint of an earlier version
-            state["best_epoch"] = min(state["history"], key=lambda h: h["val_loss"])["epoch"]
+        state = restore_run(checkpoint, model, optimizer, scheduler, warmup, device)
     trained: nn.Module = nn.parallel.DistributedDataParallel(model) if world.world_size > 1 else model
     if config.compile:
-        trained = _compiled(trained)
+        trained = compiled(trained)
 
     for epoch in range(state["epoch"] + 1, config.epochs + 1):
         if state["stale_epochs"] >= config.patience or state["diverged_epoch"]:
@@ -304,16 +289,6 @@ def forward_clips(
     extra = () if side is None or side.shape[1] == 0 else (side.to(device, non_blocking=True),)
     with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
         return model(inputs, *extra).float()
-
-
-def _compiled(model: nn.Module) -> nn.Module:
-    """``torch.compile`` with Dynamo's own fallback: a graph it cannot compile runs eagerly, with a warning."""
-    import torch._dynamo
-
-    torch._dynamo.config.suppress_errors = True
-    compiled = torch.compile(model)
-    assert isinstance(compiled, nn.Module)  # compiling a module gives a module (OptimizedModule)
-    return compiled
 
 
 def _warmup(optimizer: torch.optim.Optimizer, steps: int) -> torch.optim.lr_scheduler.LinearLR | None:

@@ -120,3 +120,13 @@ def _backbone(weights: str) -> nn.Module:
     except (RuntimeError, ValueError, KeyError, pickle.UnpicklingError) as exc:
         raise ConfigError(f"{path} is not an R(2+1)D-18 state dict: {exc}") from exc
     return backbone
+
+
+def compiled(model: nn.Module) -> nn.Module:
+    """``torch.compile`` with Dynamo's own fallback: a graph it cannot compile runs eagerly, with a warning."""
+    import torch._dynamo
+
+    torch._dynamo.config.suppress_errors = True
+    optimized = torch.compile(model)
+    assert isinstance(optimized, nn.Module)  # compiling a module gives a module (OptimizedModule)
+    return optimized
