@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -31,3 +32,11 @@ def interrupt_when(proc: subprocess.Popen, condition: Callable[[], bool], what: 
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     return stderr
+
+
+async def until(check: Callable[[], bool], what: str, timeout_s: float = 120) -> None:
+    """:func:`wait_for` inside an event loop: poll ``check``, yielding to the loop between looks."""
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, f"no {what} within {timeout_s}s"
+        await asyncio.sleep(0.01)

@@ -7,13 +7,13 @@ from __future__ import annotations
 import asyncio
 import shutil
 import threading
-import time
 from dataclasses import replace
 from datetime import timedelta
 
 import httpx
 import pytest
 
+from tests.waiting import until
 from tiktok_corpus.config import Settings
 from tiktok_corpus.download import download_pending, video_file_path
 from tiktok_corpus.download.jobs import NoSpace, PartDirectories
@@ -23,15 +23,6 @@ from tiktok_corpus.store.models import utcnow
 from tiktok_corpus.store.queue import claim
 
 OTHER_WORKER = "elsewhere:1:download"
-
-
-async def until(check, what: str, timeout_s: float = 30.0) -> None:
-    """Poll ``check`` until it holds; fail naming ``what`` if it never does."""
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"never saw {what}")
-        await asyncio.sleep(0.01)
 
 
 def video_part_sizes(data_dir) -> list[int]:

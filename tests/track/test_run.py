@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import insert, select, update
 
+from tests.waiting import until
 from tiktok_corpus.clock import Clock, VirtualClock
 from tiktok_corpus.errors import ItemUnavailable, PersistentlyBlocked
 from tiktok_corpus.store.models import StatsSnapshot, TrackTarget, Video
@@ -86,16 +87,16 @@ def test_a_slow_read_keeps_its_claim_so_no_other_tracker_reads_the_video_too(sto
         assert until is not None
         return until if until.tzinfo else until.replace(tzinfo=UTC)  # SQLite gives it back naive
 
-    async def renewed_past(first_lease: datetime) -> None:
-        # wall time itself is what lapses a lease: wait until the first one has run out, and a renewal holds
-        while not (datetime.now(UTC) > first_lease and lease_until() > first_lease):
-            await asyncio.sleep(0.05)
+    def renewed_past(first_lease: datetime) -> bool:
+        # wall time itself is what lapses a lease: the first one has run out, and a renewal holds
+        return datetime.now(UTC) > first_lease and lease_until() > first_lease
 
     async def both() -> list[str]:
         first = asyncio.ensure_future(run(tracking(store, options, clock), {"t0": reader(slow)}))
         while not reads:
             await asyncio.sleep(0)  # until the first tracker holds the claim and reads
-        await asyncio.wait_for(renewed_past(lease_until()), 120)
+        first_lease = lease_until()
+        await until(lambda: renewed_past(first_lease), "the first lease lapsed and a renewal holding")
         second = await run(tracking(store, options, clock), {"t1": reader(slow)})
         second_done.set()
         return [await first, second]
