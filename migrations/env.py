@@ -3,6 +3,7 @@
 from alembic import context
 from sqlalchemy import create_engine
 
+from tiktok_corpus.store.db import hold_migration_lock
 from tiktok_corpus.store.models import Base
 
 config = context.config
@@ -14,6 +15,7 @@ def run_migrations_online() -> None:
     if engine is None:  # plain `alembic` CLI use: the URL comes from the ini / -x option
         engine = create_engine(config.get_main_option("sqlalchemy.url"))
     with engine.begin() as connection:
+        hold_migration_lock(connection)
         context.configure(
             connection=connection, target_metadata=target_metadata, render_as_batch=True, compare_type=True
         )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+import uuid
 import zipfile
 from pathlib import Path
 
@@ -13,9 +15,18 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import insert, inspect, text
 
+from tests.waiting import wait_for
 from tiktok_corpus.config import Settings
 from tiktok_corpus.errors import StaleSchemaError
-from tiktok_corpus.store.db import current_revision, downgrade, head_revision, make_engine, open_store, upgrade
+from tiktok_corpus.store.db import (
+    MIGRATION_LOCK_KEY,
+    current_revision,
+    downgrade,
+    head_revision,
+    make_engine,
+    open_store,
+    upgrade,
+)
 from tiktok_corpus.store.models import Base, Video
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,6 +64,51 @@ def test_downgrade_to_base_and_upgrade_again(engine):
     upgrade(engine)
     assert current_revision(engine) == head_revision()
     assert schema_drift(engine) == []
+
+
+@pytest.mark.postgres
+def test_migrations_started_together_on_postgres_take_turns(pg_url):
+    """Machines started at once against an empty Postgres: each `corpus db upgrade` waits for the one
+    before, and the later ones find the schema current (without the lock the losers crashed on a
+    duplicate table)."""
+    name = f"migrate-{uuid.uuid4().hex[:8]}"
+    holder = make_engine(pg_url)
+
+    def waiting_migrations() -> int:
+        with holder.connect() as conn:
+            return conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_locks JOIN pg_stat_activity USING (pid) "
+                    "WHERE locktype = 'advisory' AND NOT granted AND application_name = :name"
+                ),
+                {"name": name},
+            ).scalar_one()
+
+    corpus = str(Path(sys.executable).with_name("corpus"))
+    environment = {**os.environ, "CORPUS_DB_URL": f"{pg_url}&application_name={name}"}
+    migrations: list[subprocess.Popen] = []
+    try:
+        with holder.connect() as lock:
+            lock.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            for _ in range(3):
+                migrations.append(
+                    subprocess.Popen([corpus, "db", "upgrade"], env=environment, stderr=subprocess.PIPE, text=True)
+                )
+            try:
+                wait_for(
+                    lambda: waiting_migrations() == len(migrations), "every migration waiting its turn", *migrations
+                )
+            finally:
+                lock.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            errors = [migration.communicate(timeout=120)[1] for migration in migrations]
+        assert [migration.returncode for migration in migrations] == [0, 0, 0], errors
+        assert current_revision(holder) == head_revision()
+        assert schema_drift(holder) == []
+    finally:
+        for migration in migrations:
+            if migration.poll() is None:
+                migration.kill()
+        holder.dispose()
 
 
 def test_a_new_sqlite_database_is_created_at_head(settings):

@@ -21,7 +21,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
@@ -31,6 +31,8 @@ from ..config import Settings, redact_url
 from ..errors import ConfigError, StaleSchemaError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Postgres advisory lock that migrations of one database take in turn (any fixed 64-bit number).
+MIGRATION_LOCK_KEY = 0x7469_6B74_6F6B  # "tiktok"
 
 
 def dialect_insert(session: Session, model):
@@ -134,6 +136,17 @@ def reporting_connection_errors(url: str) -> Iterator[None]:
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+def hold_migration_lock(connection: Connection) -> None:
+    """Make another migration of this Postgres database wait until this transaction ends.
+
+    Machines started together against one Postgres would otherwise all find no schema and all create
+    it (the losers crash on a duplicate table); the waiter then finds the schema current. SQLite needs
+    nothing: its ``BEGIN IMMEDIATE`` already takes the write lock first.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
