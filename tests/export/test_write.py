@@ -179,6 +179,51 @@ def test_a_killed_exports_staging_directory_is_removed_by_the_next(settings, sto
     )
 
 
+KILLED_AFTER_MOVE = """
+import os, signal, sys
+from pathlib import Path
+import tiktok_corpus.export.write as write
+from tiktok_corpus.config import Settings
+from tiktok_corpus.export import ExportOptions, run_export
+
+moved = write._move_into_place
+def move_then_die(staging, final_dir):  # the directory is in place, its row not yet committed
+    moved(staging, final_dir)
+    os.kill(os.getpid(), signal.SIGKILL)
+write._move_into_place = move_then_die
+run_export(Settings(data_dir=Path(sys.argv[1])), ExportOptions())
+"""
+
+
+def test_a_version_whose_export_died_before_recording_it_is_recorded_by_the_next(settings, store, corpus):
+    exports = settings.data_dir / "exports"
+    killed = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(KILLED_AFTER_MOVE), str(settings.data_dir)], cwd=REPO
+    )
+    assert killed.returncode == -signal.SIGKILL
+    landed = json.loads((exports / "corpus-v1" / "manifest.json").read_text())
+    # An export of another database sharing this data dir is not this database's to record.
+    foreign = exports / "corpus-v9"
+    shutil.copytree(exports / "corpus-v1", foreign)
+    (foreign / "manifest.json").write_text(
+        json.dumps({**landed, "version": 9, "source_database": "postgresql+psycopg://elsewhere/db"})
+    )
+
+    path = run_export(settings, ExportOptions())
+
+    assert path.name == "corpus-v10"
+    with store.sessions() as session:
+        rows = {row.version: row for row in session.scalars(select(Export))}
+    assert sorted(rows) == [1, 10]
+    recovered = rows[1]
+    assert (recovered.path, recovered.row_count, recovered.sha256) == (
+        str((exports / "corpus-v1").resolve()),
+        landed["row_count"],
+        landed["data_sha256"],
+    )
+    assert recovered.params == landed["options"]
+
+
 def test_shards_hold_one_shards_rows_in_python_at_a_time(tmp_path):
     """A million rows as Python dicts took gigabytes: the rows become Python objects a shard at a time."""
     rows = 3_000

@@ -6,7 +6,8 @@ The staging directory is named after its writer (``.{name}.partial-{host}-{pid}-
 process is gone (killed, out of memory) is removed by the next export on that host. Two exports of one
 name at once each get a version of their own: the one that finds its version taken (by the ``exports``
 row or the directory) writes its manifest and card again for the next one, up to
-:data:`MAX_VERSION_ATTEMPTS` times."""
+:data:`MAX_VERSION_ATTEMPTS` times. A version whose directory landed but whose row did not (its export
+killed between the two) is recorded by the next export from its manifest."""
 
 from __future__ import annotations
 
@@ -30,9 +31,9 @@ from rich.progress import Progress
 from .._files import fsync_path, sha256_file, write_text_durably
 from ..config import Settings
 from ..store.db import Store
-from ..store.exports import VersionTaken, latest_export_version, recording_export
+from ..store.exports import VersionTaken, latest_export_version, recorded_exports, recording_export
 from ..store.queue import dead_local_workers
-from .format import EXPORT_COLUMNS, MANIFEST_FILE, export_columns
+from .format import EXPORT_COLUMNS, MANIFEST_FILE, export_columns, read_manifest
 from .hub import SPLIT_TABLE_DIR, features, split_table_path
 from .manifest import build_manifest, dataset_card
 from .options import ExportError, ExportOptions
@@ -41,6 +42,7 @@ from .splits import SPLITS
 
 MAX_VERSION_ATTEMPTS = 10
 STAGING = re.compile(r"^\..+\.partial-(?P<host>[A-Za-z0-9._-]+)-(?P<pid>\d+)-[0-9a-f]{8}$")
+VERSION_DIR = re.compile(r"^(?P<name>.+)-v(?P<version>\d+)$")
 
 
 def next_version(store: Store, exports_dir: Path, name: str) -> int:
@@ -68,6 +70,7 @@ def write_version(
     exports_dir = settings.data_dir / "exports"
     exports_dir.mkdir(parents=True, exist_ok=True)
     remove_abandoned_staging(exports_dir)
+    record_landed_versions(store, exports_dir)
     staging = exports_dir / f".{options.name}.partial-{_host()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
     try:
@@ -119,6 +122,39 @@ def remove_abandoned_staging(exports_dir: Path) -> None:
         found = STAGING.match(path.name)
         if found and found["host"] == _host() and dead_local_workers([f"{found['host']}:{found['pid']}"]):
             shutil.rmtree(path, ignore_errors=True)
+
+
+def record_landed_versions(store: Store, exports_dir: Path) -> None:
+    """Record each version directory of this database that has no ``exports`` row: its export was killed
+    after moving it into place and before committing the row. The directory is whole (it only ever
+    appears whole), so its manifest gives the row; another database's exports in this data dir, and a
+    directory whose manifest does not match its name, are left alone."""
+    recorded = recorded_exports(store)
+    for path in sorted(exports_dir.iterdir()):
+        found = VERSION_DIR.match(path.name)
+        if not found or (found["name"], int(found["version"])) in recorded or not (path / MANIFEST_FILE).is_file():
+            continue
+        manifest = read_manifest(path)
+        if (manifest.get("name"), manifest.get("version"), manifest.get("source_database")) != (
+            found["name"],
+            int(found["version"]),
+            store.safe_url,
+        ):
+            continue
+        try:
+            with recording_export(
+                store,
+                name=manifest["name"],
+                version=manifest["version"],
+                created_at=datetime.fromisoformat(manifest["created_at"]),
+                path=str(path.resolve()),
+                params=manifest["options"],
+                row_count=manifest["row_count"],
+                sha256=manifest["data_sha256"],
+            ):
+                pass
+        except VersionTaken:  # its own export committed it meanwhile
+            continue
 
 
 def _host() -> str:

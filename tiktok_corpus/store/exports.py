@@ -181,13 +181,21 @@ def latest_export_version(store: Store, name: str) -> int:
         return session.scalar(select(func.max(Export.version)).where(Export.name == name)) or 0
 
 
+def recorded_exports(store: Store) -> set[tuple[str, int]]:
+    """The ``(name, version)`` of every ``exports`` row."""
+    with store.sessions() as session:
+        return {(name, version) for name, version in session.execute(select(Export.name, Export.version))}
+
+
 @contextmanager
 def recording_export(
     store: Store, *, name: str, version: int, created_at: datetime, path: str, params: dict, row_count: int, sha256: str
 ) -> Iterator[None]:
     """Insert the ``exports`` row of a new version, committed only if the block succeeds.
 
-    The block moves the export into place: the row and the directory appear together or not at all.
+    The block moves the export into place, so a failure there leaves neither the row nor the directory;
+    a process killed between the move and the commit leaves the directory alone, for the next export
+    to record (``export.write.record_landed_versions``).
     A unique (name, version) clash - another export took the version since it was chosen - raises
     :class:`VersionTaken` before the block runs.
     """
