@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import subprocess
 import sys
@@ -219,6 +220,38 @@ def test_expected_errors_become_one_line_verbatim_and_their_exit_code(error, mes
     assert (result.exit_code, result.stderr) == (1, f"error: {message}\n")
 
 
+def test_a_refused_file_is_one_line_naming_it():
+    refused = PermissionError(errno.EACCES, "Permission denied", "/corpus/exports/.corpus.partial-x")
+    result = runner.invoke(boundary_app(OSError("while writing the export")), ["fail"])
+    assert result.exit_code == 1 and isinstance(result.exception, OSError)  # not every OSError is ours
+
+    try:
+        raise OSError("while writing the export") from refused
+    except OSError as chained:
+        result = runner.invoke(boundary_app(chained), ["fail"])
+
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.stderr.startswith("error: /corpus/exports/.corpus.partial-x: permission denied (")
+
+
+@pytest.mark.parametrize(("command", "said"), [("crawl", "the same command goes on"), ("browse", None)])
+def test_ctrl_c_exits_130_saying_how_to_go_on_where_there_is_a_way(command, said):
+    probe = typer.Typer(cls=CorpusGroup)
+
+    @probe.command(name=command)
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    @probe.command()
+    def other() -> None:
+        """Keeps typer from collapsing the group into a single command."""
+
+    result = runner.invoke(probe, [command])
+
+    assert result.exit_code == 130
+    assert (said in result.stderr) if said else result.stderr == ""
+
+
 def test_unexpected_errors_keep_their_traceback():
     result = runner.invoke(boundary_app(CorpusError("a bug", expected=False)), ["fail"])
 
@@ -244,6 +277,18 @@ def test_damaged_records_are_one_line_errors_not_tracebacks(tmp_path):
     (run / "metrics.json").write_text("{")
     result = runner.invoke(app, [*data_dir, "report", "--run", str(run)])
     assert result.exit_code == 1 and "metrics.json is corrupt" in result.stderr and "Traceback" not in result.output
+
+
+def test_an_export_from_a_newer_version_is_refused_in_one_line(tmp_path):
+    export = tmp_path / "export"
+    export.mkdir()
+    (export / "manifest.json").write_text(json.dumps({"format_version": 99, "name": "corpus"}))
+    data_dir = ["--data-dir", str(tmp_path / "data")]
+    assert runner.invoke(app, [*data_dir, "db", "upgrade"]).exit_code == 0
+
+    for command in (["report", "--export", str(export)], ["features", str(export)]):
+        result = runner.invoke(app, [*data_dir, *command])
+        assert result.exit_code == 1 and "exported by a newer tiktok-corpus" in result.stderr, result.output
 
 
 def test_a_file_given_as_the_data_dir_is_a_one_line_error(tmp_path):

@@ -18,6 +18,7 @@ CorpusError
 ├── DownloadError          a body that is not the whole video           kind says which
 ├── MediaError             ffprobe/ffmpeg could not read a file          expected, final
 ├── PersistentlyBlocked    the crawl saw only blocks; stop               expected, final (exit 3)
+├── SiteUnreachable        the crawl got no answer at all; stop           expected, final (exit 4)
 └── DiskFull               a write found the disk full (files or database) expected, final
 ```
 """
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import errno
 import sqlite3
+from collections.abc import Iterator
 
 
 class CorpusError(Exception):
@@ -120,6 +122,15 @@ class PersistentlyBlocked(CorpusError):
     exit_code = 3
 
 
+class SiteUnreachable(CorpusError):
+    """The crawl's requests got no answer at all (network down, site or proxy gone): stop, so an
+    outage does not fail the frontier's parents one after another."""
+
+    kind = "unreachable"
+    expected = True
+    exit_code = 4
+
+
 class DiskFull(CorpusError):
     """A write found no space left, for a file or in the database: every stage stops there, and what
     landed before it stays (a unit of work is done only when its last write lands)."""
@@ -129,15 +140,13 @@ class DiskFull(CorpusError):
 
 
 POSTGRES_DISK_FULL = "53100"  # SQLSTATE disk_full
+NOT_PERMITTED_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
 def disk_full(exc: BaseException) -> DiskFull | None:
     """The :class:`DiskFull` that ``exc`` (or an error it was raised from) means, else None: ENOSPC on a
     file, SQLite's SQLITE_FULL, PostgreSQL's disk_full. Anything else is not ours to soften."""
-    seen: set[int] = set()
-    error: BaseException | None = exc
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
+    for error in _causes(exc):
         if isinstance(error, OSError) and error.errno == errno.ENOSPC:
             where = f" writing {error.filename}" if error.filename else ""
             return DiskFull(f"no space left on the disk{where}: {_AFTER_DISK_FULL}")
@@ -145,8 +154,29 @@ def disk_full(exc: BaseException) -> DiskFull | None:
             return DiskFull(f"the SQLite database's disk is full: {_AFTER_DISK_FULL}")
         if getattr(error, "sqlstate", None) == POSTGRES_DISK_FULL:
             return DiskFull(f"PostgreSQL's disk is full: {_AFTER_DISK_FULL}")
-        error = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
     return None
+
+
+def not_permitted(exc: BaseException) -> ConfigError | None:
+    """The one-line :class:`ConfigError` that ``exc`` (or an error it was raised from) means when the
+    operating system refused a named file or folder (no permission, a read-only file system), else None."""
+    for error in _causes(exc):
+        if isinstance(error, OSError) and error.errno in NOT_PERMITTED_ERRNOS and error.filename:
+            return ConfigError(
+                f"{error.filename}: {error.strerror.lower() if error.strerror else 'not permitted'} "
+                "(give this user the right to write there, or choose another location)"
+            )
+    return None
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and the errors it was raised from, innermost last."""
+    seen: set[int] = set()
+    error: BaseException | None = exc
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
+        error = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
 
 
 _AFTER_DISK_FULL = "free some space, then run the same command again; what was written before stays"

@@ -224,6 +224,19 @@ def test_a_version_whose_export_died_before_recording_it_is_recorded_by_the_next
     assert recovered.params == landed["options"]
 
 
+def test_a_damaged_unrecorded_version_is_left_alone_and_does_not_stop_the_export(settings, store, corpus):
+    damaged = settings.data_dir / "exports" / "corpus-v1"
+    damaged.mkdir(parents=True)
+    (damaged / "manifest.json").write_text('{"name": "corpus", "vers')
+
+    path = run_export(settings, ExportOptions())
+
+    assert path.name == "corpus-v2"
+    assert (damaged / "manifest.json").read_text() == '{"name": "corpus", "vers'
+    with store.sessions() as session:
+        assert session.scalars(select(Export.version)).all() == [2]
+
+
 def test_shards_hold_one_shards_rows_in_python_at_a_time(tmp_path):
     """A million rows as Python dicts took gigabytes: the rows become Python objects a shard at a time."""
     rows = 3_000

@@ -12,15 +12,27 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from ..config import Settings
-from ..errors import CorpusError, disk_full
+from ..errors import CorpusError, disk_full, not_permitted
 
 console = Console()
 err_console = Console(stderr=True)
 
 
+# What Ctrl-C leaves, for the commands that do not say it themselves (train and features do; serving
+# commands just stop). The exit is 130 either way.
+INTERRUPTED_HINTS = {
+    "crawl": "what was seen and downloaded so far is kept; the same command goes on from there",
+    "download": "finished files are kept and the rest given back; the same command goes on from there",
+    "validate": "finished probes are kept; the same command goes on from there",
+    "track": "observations made so far are kept; the same command goes on with what is still due",
+    "export": "no version was written; run the command again",
+    "demo": "the same command goes on from the corpus in --out",
+}
+
+
 class CorpusGroup(TyperGroup):
-    """Turns expected library errors, and a full disk wherever it strikes, into one clear line and the
-    error's exit code."""
+    """Turns expected library errors, a full disk and a refused file wherever they strike into one clear
+    line and the error's exit code; says after Ctrl-C how to go on."""
 
     def invoke(self, ctx):
         try:
@@ -29,11 +41,16 @@ class CorpusGroup(TyperGroup):
             if not exc.expected:
                 raise
             self._fail(exc)
+        except KeyboardInterrupt:
+            hint = INTERRUPTED_HINTS.get(ctx.invoked_subcommand or "")
+            if hint:  # after a newline: a live display's last line, or the terminal's ^C, ends without one
+                err_console.print(f"\ninterrupted: {hint}", highlight=False, soft_wrap=True)
+            raise
         except Exception as exc:
-            full = disk_full(exc)
-            if full is None:
+            known = disk_full(exc) or not_permitted(exc)
+            if known is None:
                 raise
-            self._fail(full)
+            self._fail(known)
 
     @staticmethod
     def _fail(error: CorpusError) -> NoReturn:

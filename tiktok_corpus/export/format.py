@@ -71,11 +71,19 @@ MANIFEST_FILE = "manifest.json"
 
 
 def read_manifest(root: Path) -> dict:
-    """An export directory's manifest (its labels, splits, counts and provenance)."""
+    """An export directory's manifest (its labels, splits, counts and provenance); one written by a newer
+    tiktok-corpus is refused, as its fields may mean what this version does not know."""
     manifest_path = Path(root) / MANIFEST_FILE
     if not manifest_path.is_file():
         raise ConfigError(f"{root} is not an export directory: no {MANIFEST_FILE}")
-    return read_json_object(manifest_path)
+    manifest = read_json_object(manifest_path)
+    written_as = manifest.get("format_version", MANIFEST_FORMAT)
+    if not isinstance(written_as, int) or written_as > MANIFEST_FORMAT:
+        raise ConfigError(
+            f"{root} was exported by a newer tiktok-corpus (manifest format {written_as!r}, this version reads "
+            f"up to {MANIFEST_FORMAT}): upgrade tiktok-corpus"
+        )
+    return manifest
 
 
 def read_export(root: Path) -> tuple[dict, pd.DataFrame]:

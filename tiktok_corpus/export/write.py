@@ -30,6 +30,7 @@ from rich.progress import Progress
 
 from .._files import fsync_path, sha256_file, write_text_durably
 from ..config import Settings
+from ..errors import ConfigError
 from ..store.db import Store
 from ..store.exports import VersionTaken, latest_export_version, recorded_exports, recording_export
 from ..store.queue import dead_local_workers
@@ -43,6 +44,7 @@ from .splits import SPLITS
 MAX_VERSION_ATTEMPTS = 10
 STAGING = re.compile(r"^\..+\.partial-(?P<host>[A-Za-z0-9._-]+)-(?P<pid>\d+)-[0-9a-f]{8}$")
 VERSION_DIR = re.compile(r"^(?P<name>.+)-v(?P<version>\d+)$")
+RECORDED_FIELDS = {"created_at", "options", "row_count", "data_sha256"}  # what an ``exports`` row takes
 
 
 def next_version(store: Store, exports_dir: Path, name: str) -> int:
@@ -128,18 +130,21 @@ def record_landed_versions(store: Store, exports_dir: Path) -> None:
     """Record each version directory of this database that has no ``exports`` row: its export was killed
     after moving it into place and before committing the row. The directory is whole (it only ever
     appears whole), so its manifest gives the row; another database's exports in this data dir, and a
-    directory whose manifest does not match its name, are left alone."""
+    directory whose manifest is damaged or does not match its name, are left alone."""
     recorded = recorded_exports(store)
     for path in sorted(exports_dir.iterdir()):
         found = VERSION_DIR.match(path.name)
         if not found or (found["name"], int(found["version"])) in recorded or not (path / MANIFEST_FILE).is_file():
             continue
-        manifest = read_manifest(path)
+        try:
+            manifest = read_manifest(path)
+        except ConfigError:  # damaged or from a newer version: not a version this export can vouch for
+            continue
         if (manifest.get("name"), manifest.get("version"), manifest.get("source_database")) != (
             found["name"],
             int(found["version"]),
             store.safe_url,
-        ):
+        ) or not RECORDED_FIELDS <= manifest.keys():
             continue
         try:
             with recording_export(
