@@ -191,7 +191,7 @@ def test_an_unreachable_database_fails_in_one_line_without_the_password(command)
     assert result.stderr.strip().count("\n") == 0
 
 
-def boundary_app(error: CorpusError) -> typer.Typer:
+def boundary_app(error: Exception) -> typer.Typer:
     """A two-command app behind the real error boundary, raising ``error``."""
     probe = typer.Typer(cls=CorpusGroup)
 
