@@ -215,6 +215,14 @@ def test_a_diverged_run_stops_with_one_clear_error(signal_export, tmp_path):
     assert list(pd.read_csv(run_dir / "history.csv")["epoch"]) == [1]
 
 
+def test_a_refused_run_leaves_no_run_folder(signal_export, tmp_path):
+    run_dir = tmp_path / "refused"
+    tiny = ["--frames", "8", "--size", "16", "--device", "cpu", "--out", str(run_dir)]
+    result = CliRunner().invoke(app, ["train", str(signal_export), "--weights", str(tmp_path / "missing.pth"), *tiny])
+    assert result.exit_code == 1 and "missing.pth" in result.stderr, result.output
+    assert not run_dir.exists()
+
+
 def test_resume_keeps_the_saved_options_not_given_again(noise_export, tmp_path):
     """--resume with only --epochs: the run's --patience 7 stays (the command's default 5 replaced it)."""
     run_dir = tmp_path / "resumed"

@@ -125,9 +125,7 @@ def _train(config: TrainConfig, world: _Dist, side_table: tuple[pd.DataFrame, di
     seed_everything(config.seed, cudnn_benchmark=config.cudnn_benchmark)
     export = load_export(config.export_dir, label=config.label)
     if world.main:  # rank 0 builds the cache; the others wait, then only look their proxies up
-        run_dir.mkdir(parents=True, exist_ok=True)
         proxies = build_cache(export, config.size, config.cache_dir, progress=config.progress)
-        (run_dir / "config.json").write_text(json.dumps(config.to_json(), indent=2) + "\n")
     if world.world_size > 1:
         dist.barrier()
     if not world.main:
@@ -146,6 +144,9 @@ def _train(config: TrainConfig, world: _Dist, side_table: tuple[pd.DataFrame, di
     }
 
     model = build_model(config.weights, side.width if side else 0)
+    if world.main:  # only now: a run refused above (a missing file, unreadable weights) leaves no folder
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(json.dumps(config.to_json(), indent=2) + "\n")
     if config.freeze_backbone:
         model.freeze_backbone()
     model = model.to(device)
