@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from rich.progress import Progress
 from sklearn.metrics import roc_auc_score
 
+from ._files import read_json_object, write_text_durably
 from .clock import VirtualClock
 from .config import Settings
 from .crawl import CrawlOptions, CrawlProgress, crawl
@@ -51,6 +52,8 @@ DEMO_FEATURES: dict[str, Any] = dict(frames=8, size=16, clips=2)
 # without that export's early-views baseline, which on the replica's smooth growth curves out-predicts
 # any content model; the demo asks which content signal carries virality.
 DEMO_TRACKING = TrackOptions(ages="1h,6h,1d,3d,7d", follow=True, until="8d", workers=2, delay_s=0.0, max_rate=None)
+# The replica site a demo's --out was crawled from (its --videos, --seed and --signals).
+DEMO_SITE_FILE = "demo-site.json"
 # The replica names its visual signal after what it is (brightness); the feature stage after its source.
 FEATURE_MODALITY = {"visual": "video"}
 
@@ -120,6 +123,7 @@ def run_demo(
     strengths = validate_signals(signals)
     display = display or _Silent()
     out_dir = Path(out_dir).resolve()
+    _claim_out_dir(out_dir, {"videos": videos, "seed": seed, "signals": strengths})
     timings: dict[str, float] = {}
 
     @contextmanager
@@ -199,6 +203,30 @@ def run_demo(
         oracles,
         ablation,
     )
+
+
+def _claim_out_dir(out_dir: Path, site: dict[str, Any]) -> None:
+    """Make ``out_dir`` this demo's, or check it is: a rerun goes on from the corpus there (an
+    interrupted demo, an upgraded tool) only when that corpus was crawled from the same replica site;
+    another site's corpus would be reported under this run's settings."""
+    recorded = out_dir / DEMO_SITE_FILE
+    if recorded.is_file():
+        previous = read_json_object(recorded)
+        if previous != site:
+            raise ConfigError(
+                f"--out {out_dir} holds a demo corpus of another replica site ({_site_words(previous)}; this run: "
+                f"{_site_words(site)}): run with those settings to go on from it, or choose another --out"
+            )
+        return
+    if (out_dir / "data").exists():
+        raise ConfigError(f"--out {out_dir} holds a data folder no demo of this version made: choose another --out")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_text_durably(recorded, json.dumps(site, sort_keys=True) + "\n")
+
+
+def _site_words(site: dict[str, Any]) -> str:
+    signals = format_signals(site.get("signals") or {}) or "none"
+    return f"--videos {site.get('videos')} --seed {site.get('seed')} --signals {signals}"
 
 
 def modality_oracles(catalog: Catalog, export_dir: Path) -> dict[str, float]:

@@ -93,3 +93,15 @@ def test_small_demo_produces_corpus_export_metrics_and_report(tmp_path):
     assert "What drives virality in this corpus" in tables
     speed = metrics["speed"]
     assert "training speed" in tables and f"│ {speed['train_clips_per_s']:.1f} clips/s over " in tables
+
+    other_site = ["demo", "--videos", "60", "--signals", "visual=0", "--out", str(out)]
+    refused = CliRunner().invoke(cli.app, other_site)
+    assert refused.exit_code == 1 and "holds a demo corpus of another replica site" in refused.stderr, refused.output
+    assert "--videos 60 --seed 0 --signals visual=1" in refused.stderr
+
+
+def test_a_demo_refuses_a_data_folder_it_did_not_make(tmp_path):
+    (tmp_path / "data").mkdir()
+    result = CliRunner().invoke(cli.app, ["demo", "--videos", "60", "--out", str(tmp_path)])
+    assert result.exit_code == 1 and "holds a data folder no demo of this version made" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
