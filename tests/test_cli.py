@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import re
 import subprocess
 import sys
 import time
@@ -17,7 +18,7 @@ from typer.testing import CliRunner
 from tiktok_corpus.cli import CorpusGroup, app
 from tiktok_corpus.config import Settings
 from tiktok_corpus.errors import ConfigError, CorpusError, StaleSchemaError
-from tiktok_corpus.store.db import downgrade, make_engine, open_store
+from tiktok_corpus.store.db import downgrade, head_revision, make_engine, open_store
 from tiktok_corpus.store.models import TrackTarget, Video
 
 runner = CliRunner()
@@ -62,6 +63,13 @@ def test_help_paragraphs_wrap_at_the_terminal_not_at_the_source():
     assert "LightGBM on the feature tables (--model gbdt, minutes on a CPU)" in listed  # one line in the list
     own = corpus("browse", "--help", env=wide).output
     assert "each video's page (playback, stats over time," in own  # a later paragraph, reflowed too
+
+
+def test_help_shows_flags_bare_and_arguments_by_name():
+    """typer 0.29 printed every flag as `--json <bool>` (as if it took a value) and arguments in lower case."""
+    status, train = corpus("status", "--help").output, corpus("train", "--help").output
+    assert "<bool>" not in status and re.search(r"--json\s+Print the counts as JSON", status), status
+    assert "EXPORT_DIR" in train and "export_dir" not in train
 
 
 def test_db_upgrade_then_status_json(any_db_url):
@@ -319,6 +327,13 @@ def test_report_refuses_an_out_it_cannot_write_before_any_work(tmp_path):
         result = runner.invoke(app, [*data_dir, "report", "--out", str(out)])
         assert result.exit_code == 1 and said in result.stderr and "Traceback" not in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "data"]  # no half-written page, no figures
+
+
+def test_upgrading_to_an_older_revision_says_it_did_not_go_back(tmp_path):
+    data_dir = ["--data-dir", str(tmp_path / "data")]
+    assert runner.invoke(app, [*data_dir, "db", "upgrade"]).exit_code == 0
+    result = runner.invoke(app, [*data_dir, "db", "upgrade", "0003"])
+    assert result.exit_code == 0 and f"is at schema {head_revision()} (0003 is older" in result.stdout
 
 
 def test_an_unknown_schema_revision_is_a_one_line_error(tmp_path):

@@ -187,7 +187,7 @@ def test_signatures_stay_on_wall_time_while_the_site_clock_runs_fast():
 
 
 def test_site_clock_options_are_checked():
-    with pytest.raises(ConfigError, match="needs its scale"):
+    with pytest.raises(ConfigError, match="--time-origin needs --time-scale"):
         Replica(ReplicaConfig(videos=20, media=False, time_origin=ORIGIN))
     with pytest.raises(ConfigError, match="positive"):
         Replica(ReplicaConfig(videos=20, media=False, time_scale=0))

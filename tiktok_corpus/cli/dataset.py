@@ -18,13 +18,16 @@ from .options import joined, option_from
 
 
 @db_app.command("upgrade")
-def db_upgrade(ctx: typer.Context, revision: str = typer.Argument("head", help="Target revision.")) -> None:
+def db_upgrade(
+    ctx: typer.Context, revision: str = typer.Argument("head", metavar="[REVISION]", help="Target revision.")
+) -> None:
     """Create or migrate the database schema (SQLite or Postgres) to the latest revision."""
     from ..store.db import upgrade_database
 
     settings = settings_of(ctx)
     at = upgrade_database(settings, revision)
-    console.print(f"{settings.safe_db_url} is at schema {at}", highlight=False, soft_wrap=True)
+    behind = "" if revision in ("head", at) else f" ({revision} is older: an upgrade never goes back)"
+    console.print(f"{settings.safe_db_url} is at schema {at}{behind}", highlight=False, soft_wrap=True)
 
 
 @db_app.command("current")

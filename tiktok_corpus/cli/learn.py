@@ -13,7 +13,7 @@ from ..train import TrainConfig
 from ..train.config import RESUMABLE_OVERRIDES, options_unused_by, run_dir_for
 from .app import app, console, err_console
 from .display import progress_bar
-from .options import given_on_command_line, option_from
+from .options import export_dir_argument, given_on_command_line, option_from
 
 RANDOM_VIDEO_EMBEDDING = "warning: --weights none: the video embedding is a random network's (for tests only)"
 
@@ -21,7 +21,7 @@ RANDOM_VIDEO_EMBEDDING = "warning: --weights none: the video embedding is a rand
 @app.command()
 def train(
     ctx: typer.Context,
-    export_dir: Path = typer.Argument(..., help="Export directory (videos.parquet + manifest.json)."),
+    export_dir: Path = export_dir_argument(),
     model: str = option_from(TrainConfig, "model"),
     modalities: str = option_from(TrainConfig, "modalities"),
     label: str | None = option_from(TrainConfig, "label"),
@@ -134,7 +134,7 @@ def train(
 @app.command()
 def ablate(
     ctx: typer.Context,
-    export_dir: Path = typer.Argument(..., help="Export directory (videos.parquet + manifest.json)."),
+    export_dir: Path = export_dir_argument(),
     modalities: str = option_from(
         TrainConfig,
         "modalities",
@@ -191,7 +191,7 @@ def ablate(
 @app.command()
 def predict(
     ctx: typer.Context,
-    videos: list[Path] = typer.Argument(..., help="Video files to score."),
+    videos: list[Path] = typer.Argument(..., metavar="VIDEO...", help="Video files to score."),
     run: Path = typer.Option(..., "--run", help="A training run directory (with best.pt)."),
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
 ) -> None:
@@ -214,7 +214,7 @@ def predict(
 
 @app.command()
 def features(
-    export_dir: Path = typer.Argument(..., help="Export directory (videos.parquet + manifest.json)."),
+    export_dir: Path = export_dir_argument(),
     modalities: str = option_from(FeatureOptions, "modalities", default=",".join(MODALITIES)),
     backbone: str = option_from(FeatureOptions, "backbone"),
     weights: str = option_from(FeatureOptions, "weights"),

@@ -15,6 +15,11 @@ def option_from(options_type: type, name: str, *flags: str, **kwargs: Any) -> An
     return typer.Option(default, *flags, help=kwargs.pop("help", spec.metadata.get("help")), **kwargs)
 
 
+def export_dir_argument() -> Any:
+    """The EXPORT_DIR argument of the commands that read an export (named in capitals in --help)."""
+    return typer.Argument(..., metavar="EXPORT_DIR", help="Export directory (videos.parquet + manifest.json).")
+
+
 def joined(numbers: tuple[float, ...]) -> str:
     """A tuple default as the comma-separated text the option takes (``0.7,0.15,0.15``)."""
     return ",".join(f"{n:g}" for n in numbers)

@@ -78,8 +78,8 @@ def replica_serve(
 ) -> None:
     """Serve the local TikTok replica site until stopped; the first stdout line is its base URL.
 
-    With --time-scale, stderr also names the site clock, e.g. ``site clock: origin 1790000000.0, scale 10080
-    (a week per minute)``: a tracker builds the same clock with ``ScaledClock(origin, scale)``.
+    With --time-scale, stderr also names the site clock, e.g. "site clock: origin 1790000000.0, scale 10080
+    (a week per minute)": `corpus track --time-scale 10080 --time-origin 1790000000.0` runs on the same clock.
     """
     from ..replica import Replica
     from ..replica.faults import parse_fault_options

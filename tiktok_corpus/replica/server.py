@@ -152,7 +152,7 @@ def _site_time(config: ReplicaConfig, clock: Clock, site_clock: Clock | None) ->
     """The site clock's origin (None: a static site) and the site clock itself."""
     if config.time_scale is None:
         if config.time_origin is not None:
-            raise ConfigError("a site clock's origin needs its scale (time_scale)")
+            raise ConfigError("--time-origin needs --time-scale: a site clock's origin means nothing without its speed")
         return None, site_clock or clock
     if not config.time_scale > 0:
         raise ConfigError(f"time_scale must be positive, not {config.time_scale}")
