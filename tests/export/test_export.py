@@ -161,6 +161,8 @@ def test_a_file_posted_twice_never_spans_two_splits(settings, store, corpus):
     )
     manifest["split"]["largest_unit_videos"] = 1
     assert "warning" not in export_summary(manifest)
+    manifest["counts"]["split"] = {**manifest["counts"]["split"], "test": 0}  # too few units for three splits
+    assert export_summary(manifest).endswith("warning: the test split is empty (train needs all three)")
 
 
 def test_time_ordered_splits_train_on_the_past_and_test_on_the_future(settings, store, corpus):

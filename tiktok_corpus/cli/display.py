@@ -261,8 +261,19 @@ def export_summary(manifest: dict) -> str:
     return (
         f"{manifest['row_count']} (viral {viral['1']}, not viral {viral['0']}; "
         f"splits {_plain(manifest['counts']['split'])}; labels {taken}{_left_out(manifest['selection'])})"
-        f"{_unit_warning(manifest)}"
+        f"{_unit_warning(manifest)}{_empty_split_warning(manifest)}"
     )
+
+
+def _empty_split_warning(manifest: dict) -> str:
+    """A warning naming the splits asked for that came out empty (too few rows, or too few split units):
+    training and its report need rows in train, val and test."""
+    counts, fractions = manifest["counts"]["split"], manifest["split"]["fractions"]
+    empty = [name for name, fraction in fractions.items() if fraction > 0 and not counts.get(name)]
+    if not empty:
+        return ""
+    splits_are = f"{' and '.join(empty)} split{'s are' if len(empty) > 1 else ' is'}"
+    return f"; warning: the {splits_are} empty (train needs all three)"
 
 
 def _left_out(selection: dict) -> str:
