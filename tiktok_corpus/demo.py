@@ -221,7 +221,7 @@ def _claim_out_dir(out_dir: Path, site: dict[str, Any]) -> None:
     if (out_dir / "data").exists():
         raise ConfigError(f"--out {out_dir} holds a data folder no demo of this version made: choose another --out")
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_text_durably(recorded, json.dumps(site, sort_keys=True) + "\n")
+    write_text_durably(recorded, json.dumps(site) + "\n")  # signals in the order --signals takes them
 
 
 def _site_words(site: dict[str, Any]) -> str:
