@@ -3,6 +3,7 @@ real captured shapes in ../shared/tiktok-fixtures when that folder exists."""
 
 from __future__ import annotations
 
+import html
 import json
 from dataclasses import fields
 from pathlib import Path
@@ -13,10 +14,12 @@ from tiktok_corpus.errors import BlockedError, ContractError, ItemUnavailable
 from tiktok_corpus.tiktok.contract import (
     MediaUrl,
     detect_block,
+    envelope_time,
     is_expired,
     media_urls_from_json,
     media_urls_json,
     page_url,
+    parse_item,
     parse_item_detail,
     parse_item_list,
     parse_stats,
@@ -109,7 +112,7 @@ def test_rehydration_page_reads_gears_and_hashtags():
         ('{"itemList": [', ContractError, "malformed_json"),
         ('{"itemList": [], "statusCode": NaN}', ContractError, "malformed_json"),  # NaN is not JSON
         ('{"itemList": [1e999]}', ContractError, "malformed_json"),
-        ('{"itemList": ["\\ud800"]}', ContractError, "malformed_json"),  # a lone surrogate is no text
+        ('{"itemList": [], "x": "\\ud800", "y": Infinity}', ContractError, "malformed_json"),  # in the fallback too
     ],
 )
 def test_list_answers_that_are_not_lists(body, error, kind):
@@ -144,6 +147,48 @@ def test_detect_block_names_each_page():
     assert detect_block(fixture("waf.html")) == "waf"
     assert detect_block(fixture("captcha_page.html")) == "captcha"
     assert detect_block(fixture("video_page_rehydration.html")) is None
+    assert detect_block("<html><body><h1>Something went wrong</h1><button>Refresh</button></body></html>") == (
+        "error_panel"
+    )
+    assert detect_block('<html><head><link rel="canonical" href="/login?redirect=x"></head></html>') == "login"
+
+
+BLOCK_WORDS = ("captcha-verify", "Verify to continue", "_wafchallengeid", 'id="wci"', "Something went wrong. Refresh")
+
+
+@pytest.mark.parametrize("words", BLOCK_WORDS)
+def test_a_caption_holding_block_words_leaves_its_page_a_page(words):
+    """A caption is anyone's text: in the embedded JSON, or shown in the page (where its "<" and quotes
+    come out escaped), it never makes a usable page a block page."""
+    page = fixture("video_page_rehydration.html").replace('"page item #Cats"', json.dumps(f"page item {words}"))
+    shown = html.escape(f'<div class="captcha-verify-container">{words}</div>', quote=True)
+    page = page.replace("<body>", f'<body><div data-e2e="video-desc">{shown}</div>')
+    assert detect_block(page) is None
+    assert parse_video_page(page).desc == f"page item {words}"
+
+
+def test_a_login_modal_over_a_page_is_no_block():
+    """The contract's login modal sits over a usable page, to be closed; only the login page itself blocks."""
+    modal = '<div data-e2e="login-modal"><p>Log in</p><button data-e2e="modal-close-inner-button">x</button></div>'
+    page = fixture("video_page_rehydration.html").replace("<body>", f"<body>{modal}")
+    assert detect_block(page) is None
+    assert parse_video_page(page).id == "7400000000000000021"
+
+
+@pytest.mark.parametrize(
+    "unique_id", ["x/../../api/item/detail/?itemId=1#", "a b", "@x", "", "x" * 65, "n\u00e9e", "..%2F"]
+)
+def test_a_user_name_that_is_no_user_name_never_reaches_a_url(unique_id):
+    item = parse_item({"id": "7", "author": {"id": "1", "uniqueId": unique_id}})
+    assert item.author.unique_id is None and item.page_path == "/@_/video/7"
+    assert parse_item({"id": "7", "author": unique_id, "authorId": "1"}).author.unique_id is None
+    assert page_url("https://www.tiktok.com/", "7", unique_id) == "https://www.tiktok.com/@_/video/7"  # a stored one
+
+
+def test_a_valid_user_name_is_kept():
+    item = parse_item({"id": "7", "author": {"id": "1", "uniqueId": "cat.person_2"}})
+    assert item.page_path == "/@cat.person_2/video/7"
+    assert page_url("http://x", "7", "cat.person_2") == "http://x/@cat.person_2/video/7"
 
 
 @pytest.mark.parametrize("bad", ["../etc", "12a", "", None, "1" * 40])
@@ -228,6 +273,17 @@ def test_media_urls_round_trip_through_their_stored_json_with_every_field():
         ("+5", 5),
         (7.0, 7),
         (float("nan"), None),
+        (float("inf"), None),
+        ("inf", None),
+        ("Infinity", None),
+        ("-Infinity", None),
+        ("1e999", None),
+        (1e300, None),
+        ("99999999999999999999999", None),
+        (2**63, None),
+        (2**63 - 1, 2**63 - 1),
+        (-(2**63) + 1, -(2**63) + 1),
+        ("9" * 5000, None),
         ("-", None),
         ("12a", None),
         ("", None),
@@ -238,3 +294,40 @@ def test_media_urls_round_trip_through_their_stored_json_with_every_field():
 )
 def test_counts_are_read_tolerantly(raw, count):
     assert parse_stats(None, {"playCount": raw}).play_count == count
+
+
+def test_pixel_sizes_and_durations_the_columns_cannot_hold_are_unknown():
+    item = parse_item({"id": "7", "video": {"width": 2**31, "height": "1e999", "duration": "inf", "size": 2**64}})
+    assert (item.width, item.height, item.duration_s, item.size) == (None, None, None, None)
+    assert parse_item({"id": "7", "video": {"width": 2**31 - 1, "height": "1080"}}).height == 1080
+
+
+def test_a_site_time_no_timestamp_can_hold_is_unknown():
+    assert envelope_time({"extra": {"now": 1790959957000}}) == 1790959957.0
+    assert envelope_time({"extra": {"now": 2**62}}) is None
+
+
+def test_one_item_that_cannot_be_read_is_skipped_and_the_list_goes_on():
+    """Whatever surprise one item's fields hold (here a caption nested so deep that reading it overflows
+    the stack), it is that item's error: the list keeps its other items, a lone item fails finally."""
+    deep = "[" * 990 + "]" * 990
+    body = f'{{"statusCode": 0, "itemList": [{{"id": "7", "desc": {deep}}}, {{"id": "8", "desc": "fine"}}]}}'
+    listing = parse_item_list(body)
+    assert [item.id for item in listing.items] == ["8"] and listing.skipped == ("malformed_item",)
+    with pytest.raises(ContractError) as info:
+        parse_item_detail(f'{{"statusCode": 0, "itemInfo": {{"itemStruct": {{"id": "7", "desc": {deep}}}}}}}')
+    assert info.value.kind == "malformed_item" and not info.value.retryable
+
+
+def test_a_caption_cut_inside_an_emoji_keeps_its_list_and_becomes_storable_text():
+    """orjson refuses a lone surrogate escape; the list is still read, the half emoji replaced."""
+    body = (
+        '{"statusCode": 0, "itemList": [{"id": "7", "desc": "sunset \\ud83d", "author": {"id": "1", "nickname": '
+        '"\\udc00x"}}, {"id": "8", "desc": "whole \\ud83d\\ude00"}]}'
+    )
+    first, second = parse_item_list(body).items
+    assert first.desc == "sunset \ufffd" and first.author.nickname == "\ufffdx"
+    assert second.desc == "whole \U0001f600"
+    assert first.desc.encode("utf-8") and first.author.nickname.encode("utf-8")  # what a database takes
+    page = fixture("video_page_rehydration.html").replace('"page item #Cats"', '"page item \\ud83d"')
+    assert parse_video_page(page).desc == "page item \ufffd"

@@ -9,6 +9,7 @@ import signal
 import stat
 import subprocess
 import sys
+import threading
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -20,6 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from tests.waiting import interrupt_when, wait_for
 from tiktok_corpus.config import Settings
 from tiktok_corpus.crawl import CrawlOptions, crawl
+from tiktok_corpus.errors import SiteUnreachable
 from tiktok_corpus.replica import Replica, ReplicaConfig
 from tiktok_corpus.store.crawl import CORPUS_LOCK_KEY
 from tiktok_corpus.store.db import open_store, upgrade_database
@@ -96,7 +98,8 @@ def assert_corpus_shape(
     playable = [v for v in videos.values() if v.item_kind == "video"]
     assert len(playable) == target
     seeded = [v for v in videos.values() if v.source == "foryou"]
-    assert len(seeded) == seeds and all(v.depth == 0 and v.parent_id is None for v in seeded)
+    assert len([v for v in seeded if v.item_kind == "video"]) == seeds, "the seeds are For You videos"
+    assert all(v.depth == 0 and v.parent_id is None for v in seeded)
     children = Counter(v.parent_id for v in videos.values() if v.parent_id)
     assert max(children.values()) <= fanout
     for child in videos.values():
@@ -167,6 +170,18 @@ def test_resumes_after_sigkill_without_duplicates(replica, tmp_path, via, method
     assert finished.returncode == 0, finished.stderr
     videos = assert_corpus_shape(db_url)
     assert {v.expand_method for v in videos.values() if v.expand_status == "expanded"} == {method}
+    # A process killed before its run began left no row; every killed one that began is closed by the next.
+    runs = run_statuses(db_url)
+    assert "killed" in runs and "running" not in runs and runs[-1] == "target_reached", runs
+
+
+def run_statuses(db_url: str) -> list[str]:
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(select(CrawlRun.status).order_by(CrawlRun.id)).scalars())
+    finally:
+        engine.dispose()
 
 
 def test_ctrl_c_stops_at_once_marks_the_run_interrupted_and_the_same_command_goes_on(replica, tmp_path):
@@ -214,13 +229,7 @@ def test_a_full_disk_stops_the_crawl_with_one_line_and_the_same_command_goes_on(
     finished = subprocess.run(command, capture_output=True, text=True, timeout=240)
     assert finished.returncode == 0, finished.stderr
     assert_corpus_shape(db_url, target=60, seeds=25, fanout=5)
-    engine = create_engine(db_url)
-    try:
-        with engine.connect() as conn:
-            runs = conn.execute(select(CrawlRun.status).order_by(CrawlRun.id)).scalars().all()
-    finally:
-        engine.dispose()
-    assert runs == ["failed", "target_reached"]
+    assert run_statuses(db_url) == ["failed", "target_reached"]
 
 
 def corpus_lock_waiters(conn, application_name: str) -> int:
@@ -315,6 +324,89 @@ def test_contexts_recycle_cleanly_under_concurrent_fetches(replica, tmp_path, vi
         "a recycle closed a page under a fetch still in flight"
     )
     assert_corpus_shape(settings.db_url)
+
+
+def test_a_login_modal_is_closed_not_taken_for_a_block(replica, tmp_path):
+    """The contract's login modal sits over a usable page: every page of the crawl opens under one (the
+    feed scrolls no further until it is closed), and the crawl goes on as a guest, unblocked."""
+    settings = Settings(data_dir=tmp_path / "data", base_url=replica.base_url)
+    before = replica.stats.faults["login_modal"]
+    replica.set_faults({"login_modal": 1.0})
+    try:
+        summary = crawl(settings, options(related_via="page"), policy=TEST_POLICY)
+    finally:
+        replica.set_faults({})
+    assert summary.status == "target_reached" and summary.blocks == 0, summary.block_kinds
+    assert replica.stats.faults["login_modal"] - before > summary.expansions, "the feed and video pages had one"
+    assert_corpus_shape(settings.db_url)
+
+
+CAPTION_BLOCK_WORDS = ("captcha-verify", "Verify to continue", "_wafchallengeid", "Something went wrong. Refresh")
+
+
+def test_captions_holding_block_page_words_leave_their_pages_usable(make_replica, tmp_path):
+    """Every caption of the site holds words that block pages show; its video pages (read whole by the
+    page method, which gnarly signing leaves as the only one) and the feed stay pages, never blocks."""
+    rep = make_replica(videos=150, seed=0, signing="gnarly", media=False)
+    for n, video in enumerate(rep.catalog.videos):
+        video.desc = f"{video.desc} {CAPTION_BLOCK_WORDS[n % len(CAPTION_BLOCK_WORDS)]}"
+    settings = Settings(data_dir=tmp_path / "data", base_url=rep.base_url)
+    summary = crawl(settings, options(), policy=TEST_POLICY)
+    assert summary.status == "target_reached" and summary.blocks == 0, summary.block_kinds
+    assert summary.methods == {"page": summary.expansions}
+    videos = assert_corpus_shape(settings.db_url)
+    assert all(any(words in (v.desc or "") for words in CAPTION_BLOCK_WORDS) for v in videos.values())
+
+
+@pytest.mark.timeout(180)  # without the stop, the outage failed the frontier's parents one after another
+def test_an_outage_stops_the_crawl_with_one_line_and_leaves_the_parents_to_a_later_run(make_replica, tmp_path):
+    """The site stops answering mid-crawl (its server is gone): after a few requests in a row with no
+    answer the crawl stops with one line, its run recorded as such; no parent is failed, and the few
+    that failed on the way wait out a backoff instead of being claimed again at once."""
+    rep = make_replica(videos=300, seed=0, media=False)
+    settings = Settings(data_dir=tmp_path / "data", base_url=rep.base_url)
+
+    def outage() -> None:
+        wait_for(lambda: rep.stats.requests["related"] >= 4, "4 related lists served")
+        rep.stop()
+
+    cutting = threading.Thread(target=outage)
+    cutting.start()
+    try:
+        with pytest.raises(SiteUnreachable) as stopped:
+            crawl(settings, options(max_videos=250), policy=TEST_POLICY)
+    finally:
+        cutting.join()
+    assert "did not answer" in stopped.value.message and "\n" not in stopped.value.message
+    assert stopped.value.exit_code not in (0, 3)
+    db_url = settings.db_url
+    assert video_rows(db_url, "expand_status IN ('failed', 'claimed')") == 0
+    assert video_rows(db_url, "expand_attempts > 1") == 0, "no parent was claimed again at once"
+    waiting = video_rows(db_url, "expand_error_kind = 'browser_error' AND expand_not_before IS NOT NULL")
+    assert 0 < waiting < TEST_POLICY.give_up_after_unreachable
+    assert run_statuses(db_url) == ["unreachable"]
+
+
+def test_retry_failed_gives_the_failed_parents_back(replica, tmp_path):
+    """Parents failed on their last allowed claim (video pages that never carry their data) are expanded
+    by a later `corpus crawl --retry-failed` once the site is well."""
+    db_url = f"sqlite:///{tmp_path / 'corpus.db'}"
+    settings = Settings(db_url=db_url, data_dir=tmp_path / "data", base_url=replica.base_url)
+    replica.set_faults({"no_rehydration": 1.0})
+    try:
+        summary = crawl(settings, options(related_via="page", max_attempts=1), policy=TEST_POLICY)
+    finally:
+        replica.set_faults({})
+    assert summary.status == "frontier_exhausted" and summary.errors == {"no_rehydration": SEEDS}
+    assert video_rows(db_url, "expand_status = 'failed'") == SEEDS
+    resumed = subprocess.run(
+        crawl_command(replica.base_url, db_url, tmp_path / "data", "--retry-failed"),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert_corpus_shape(db_url)
 
 
 def test_crawl_with_downloads_stores_the_replica_bytes(make_replica, tmp_path):

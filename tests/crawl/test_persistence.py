@@ -2,26 +2,43 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import DBAPIError
 
 from tiktok_corpus.config import Settings
 from tiktok_corpus.store.crawl import (
     Expansion,
     claim_parents,
+    corpus_video_count,
     frontier_state,
     record_expansion,
     record_expansions,
     record_seeds,
+    retry_failed_parents,
     retry_parent,
+    seed_count,
 )
+from tiktok_corpus.store.crawl_runs import close_killed_runs, start_run
 from tiktok_corpus.store.db import open_store
-from tiktok_corpus.store.models import Author, Hashtag, RelatedEdge, StatsSnapshot, Video, VideoHashtag
+from tiktok_corpus.store.models import (
+    Author,
+    CrawlRun,
+    Hashtag,
+    RelatedEdge,
+    StatsSnapshot,
+    Video,
+    VideoHashtag,
+    utcnow,
+)
 from tiktok_corpus.store.queue import worker_name
 from tiktok_corpus.store.sightings import expand_order_key
+from tiktok_corpus.tiktok.blocks import BlockPolicy
 from tiktok_corpus.tiktok.contract import ItemList, parse_item, parse_item_list
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -252,10 +269,150 @@ def test_a_parent_that_keeps_failing_retryably_goes_back_until_its_claims_run_ou
     went_back = []
     for _ in range(3):
         assert claim_parents(any_store, "random", worker_name("t")) == ["1"]
-        went_back.append(retry_parent(any_store, "1", "http_5xx", "HTTP 503", max_attempts=3))
+        went_back.append(retry_parent(any_store, "1", "http_5xx", "HTTP 503", max_attempts=3, retry_after_s=no_wait))
     assert went_back == [True, True, False]
     with any_store.sessions() as session:
         parent = session.get(Video, "1")
     assert (parent.expand_status, parent.expand_attempts, parent.expand_error_kind) == ("failed", 3, "http_5xx")
     assert parent.expand_lease_until is None
     assert claim_parents(any_store, "random", worker_name("t")) == []
+
+
+def no_wait(attempts: int) -> float:
+    return 0.0
+
+
+def test_a_parent_that_failed_waits_out_its_backoff_before_the_next_claim(any_store):
+    """An outage or a block lasts: a parent claimed again at once would use up its claims in minutes.
+    While it waits the frontier is not empty (the crawl waits for it), and it is claimable after."""
+    record_seeds(any_store, listing(1), seeds=1, max_videos=10, run_id=None, seed=0)
+    assert claim_parents(any_store, "random", worker_name("t")) == ["1"]
+    asked = []
+
+    def ten_minutes(attempts: int) -> float:
+        asked.append(attempts)
+        return 600.0
+
+    assert retry_parent(any_store, "1", "timeout", "no answer", max_attempts=3, retry_after_s=ten_minutes)
+    assert asked == [1], "the backoff is asked for the claims so far"
+    assert claim_parents(any_store, "random", worker_name("t")) == []
+    assert frontier_state(any_store) == (0, 1), "nothing to claim now, one parent to wait for"
+    later = utcnow() + timedelta(seconds=601)
+    assert claim_parents(any_store, "random", worker_name("t"), now=later) == ["1"]
+
+
+def test_the_backoff_doubles_with_each_failed_claim_up_to_its_maximum():
+    policy = BlockPolicy(parent_retry_after_s=60, parent_retry_max_s=3600)
+    assert [policy.parent_retry_after(n) for n in (1, 2, 3, 7, 10_000)] == [60, 120, 240, 3600, 3600]
+
+
+def test_retry_failed_gives_failed_parents_back_with_their_claims_counted_afresh(any_store):
+    record_seeds(any_store, listing(1, 2), seeds=2, max_videos=10, run_id=None, seed=0)
+    assert sorted(claim_parents(any_store, "bfs", worker_name("t"), 2)) == ["1", "2"]
+    retry_parent(any_store, "1", "http_5xx", "HTTP 503", max_attempts=1, retry_after_s=no_wait)
+    record_expansion(any_store, "2", listing(3), method="fetch", fanout=5, max_videos=10, run_id=None, seed=0)
+    assert frontier_state(any_store) == (1, 0)  # 3; 1 failed
+    assert retry_failed_parents(any_store) == 1
+    with any_store.sessions() as session:
+        parent = session.get(Video, "1")
+    assert (parent.expand_status, parent.expand_attempts, parent.expand_not_before) == ("pending", 0, None)
+    assert sorted(claim_parents(any_store, "bfs", worker_name("t"), 5)) == ["1", "3"]
+
+
+def stages(store, video_id: str) -> tuple:
+    with store.sessions() as session:
+        row = session.get(Video, video_id)
+    return (
+        row.item_kind,
+        (row.expand_status, row.expand_error_kind),
+        (row.download_status, row.download_error_kind),
+        (row.probe_status, row.probe_error_kind),
+    )
+
+
+def test_a_resighting_that_changes_the_kind_moves_the_stages_that_have_not_begun(any_store):
+    """A queued video that turns private leaves the frontier (else the crawl waits for a parent no claim
+    can take, forever); an ad seen later as a plain video is expanded and downloaded like one."""
+    ad = parse_item(item(2, isAd=True))
+    record_seeds(any_store, ItemList((parse_item(item(1)), ad)), seeds=2, max_videos=10, run_id=None, seed=0)
+    assert claim_parents(any_store, "random", worker_name("t")) == ["1"]
+    record_expansion(any_store, "1", listing(3, 2), method="fetch", fanout=5, max_videos=10, run_id=None, seed=0)
+    assert stages(any_store, "2") == ("video", ("pending", None), ("pending", None), ("pending", None))
+    turned_private = ItemList((parse_item(item(3, privateItem=True)),))
+    record_seeds(any_store, turned_private, seeds=2, max_videos=10, run_id=None, seed=0)  # any list re-sights it
+    private = ("private", ("skipped", "private"), ("skipped", "private"), ("skipped", "private"))
+    assert stages(any_store, "3") == private
+    assert frontier_state(any_store) == (1, 0) and corpus_video_count(any_store) == 2
+    assert claim_parents(any_store, "random", worker_name("t"), 5) == ["2"]
+    assert frontier_state(any_store) == (0, 1)
+
+
+def test_the_frontier_counts_only_the_rows_a_claim_can_take(any_store):
+    """A pending parent that is no video (as an older version left a video turned private) is no
+    frontier: a crawl that counted it would wait for it forever."""
+    record_seeds(any_store, listing(1), seeds=1, max_videos=10, run_id=None, seed=0)
+    with any_store.transaction() as session:
+        session.execute(update(Video).where(Video.id == "1").values(item_kind="private"))
+    assert claim_parents(any_store, "random", worker_name("t")) == []
+    assert frontier_state(any_store) == (0, 0)
+
+
+def test_a_stage_that_has_begun_keeps_its_status_whatever_the_kind(any_store):
+    record_seeds(any_store, listing(1, 2), seeds=2, max_videos=10, run_id=None, seed=0)
+    assert claim_parents(any_store, "bfs", worker_name("t")) == ["1"]
+    record_expansion(any_store, "1", listing(3), method="fetch", fanout=5, max_videos=10, run_id=None, seed=0)
+    record_seeds(any_store, ItemList((parse_item(item(1, isAd=True)),)), seeds=2, max_videos=10, run_id=None, seed=0)
+    assert stages(any_store, "1") == ("ad", ("expanded", None), ("skipped", "ad"), ("skipped", "ad"))
+
+
+def test_a_kind_changed_within_one_batch_gives_the_new_row_the_stages_of_its_last_sighting(any_store):
+    record_seeds(any_store, listing(1, 2), seeds=2, max_videos=10, run_id=None, seed=0)
+    assert claim_parents(any_store, "bfs", worker_name("t"), 2) == ["1", "2"]
+    record_expansions(
+        any_store,
+        [
+            Expansion("1", listing(3), "fetch"),
+            Expansion("2", ItemList((parse_item(item(3, imagePost={"images": [{}]})),)), "fetch"),
+        ],
+        fanout=5,
+        max_videos=10,
+        run_id=None,
+        seed=0,
+    )
+    assert stages(any_store, "3") == ("photo", ("skipped", "photo"), ("skipped", "photo"), ("skipped", "photo"))
+    assert frontier_state(any_store) == (0, 0)
+
+
+def test_seeds_count_for_you_videos_only(any_store):
+    """--seeds N: N videos to expand from; the ads and photos of a For You batch are recorded, no seed."""
+    batch = ItemList((parse_item(item(1, isAd=True)), parse_item(item(2, imagePost={"images": [{}]}))))
+    record_seeds(any_store, batch, seeds=2, max_videos=10, run_id=None, seed=0)
+    assert seed_count(any_store) == 0
+    record_seeds(any_store, listing(3, 4, 5), seeds=2, max_videos=10, run_id=None, seed=0)
+    assert seed_count(any_store) == 2 and corpus_video_count(any_store) == 2
+
+
+def test_runs_left_running_by_a_killed_process_of_this_host_are_marked_killed(any_store, any_db_url, tmp_path):
+    """A crawl killed with kill -9 never closes its row; the next crawl on its host does, and leaves
+    live runs (this process's) and other hosts' runs alone."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from tiktok_corpus.config import Settings; from tiktok_corpus.store.db import open_store; "
+            "from tiktok_corpus.store.crawl_runs import start_run; "
+            "start_run(open_store(Settings(db_url=sys.argv[1], data_dir=sys.argv[2])), {})",
+            any_db_url,
+            str(tmp_path),
+        ],
+        check=True,
+    )
+    live = start_run(any_store, {})
+    with any_store.transaction() as session:
+        session.add(CrawlRun(status="running", host="elsewhere", worker="elsewhere:1"))
+    assert close_killed_runs(any_store) == 1
+    with any_store.sessions() as session:
+        runs = session.execute(select(CrawlRun.id, CrawlRun.status, CrawlRun.finished_at.is_not(None))).all()
+    assert sorted(status for _, status, _ in runs) == ["killed", "running", "running"]
+    assert all(finished == (status == "killed") for _, status, finished in runs)
+    assert (live, "running", False) in runs

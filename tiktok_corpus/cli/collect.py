@@ -45,6 +45,7 @@ def crawl(
     related_via: str = option_from(CrawlOptions, "related_via", "--related-via"),
     fallback_after: int = option_from(CrawlOptions, "fallback_after", "--fallback-after", min=1),
     max_attempts: int = option_from(CrawlOptions, "max_attempts", "--max-attempts", min=1),
+    retry_failed: bool = option_from(CrawlOptions, "retry_failed", "--retry-failed"),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Discover videos: For You seeds, then random related-video expansion (the paper's method)."""
@@ -66,6 +67,7 @@ def crawl(
         related_via=related_via,
         fallback_after=fallback_after,
         max_attempts=max_attempts,
+        retry_failed=retry_failed,
     )
     options.validate()
     with LiveCrawlDisplay(err_console) as display:

@@ -45,7 +45,10 @@ class CrawlOptions:
     max_attempts: int = described(
         5,
         "Claims of one parent whose related list failed in a way a later try can fix (a block, a timeout, "
-        "an HTTP 5xx) before it is recorded as failed.",
+        "an HTTP 5xx) before it is recorded as failed; each next claim waits a backoff that doubles.",
+    )
+    retry_failed: bool = described(
+        False, "Give the parents whose related list failed back to the frontier first, their claims counted afresh."
     )
 
     def validate(self) -> None:
@@ -87,7 +90,7 @@ class CrawlCounters:
 @dataclass
 class CrawlSummary:
     run_id: int
-    status: str  # target_reached | frontier_exhausted | blocked
+    status: str  # target_reached | frontier_exhausted | blocked | unreachable
     videos: int
     target: int
     seeds: int

@@ -28,7 +28,7 @@ from playwright.async_api import async_playwright
 
 from .._collector import bulk_parsing_collector
 from ..config import Settings
-from ..errors import BlockedError, ContractError, ItemUnavailable, PersistentlyBlocked
+from ..errors import BlockedError, ContractError, ItemUnavailable, PersistentlyBlocked, SiteUnreachable
 from ..store import queue
 from ..store.crawl import (
     Expansion,
@@ -41,13 +41,14 @@ from ..store.crawl import (
     record_expansions,
     record_seeds,
     restore_parents,
+    retry_failed_parents,
     retry_parent,
     seed_count,
 )
-from ..store.crawl_runs import end_run, start_run
+from ..store.crawl_runs import close_killed_runs, end_run, start_run
 from ..store.db import Store, open_store
 from ..store.thread import DatabaseThread
-from ..tiktok.blocks import BlockMonitor, BlockPolicy, Pacer
+from ..tiktok.blocks import TRANSPORT_KINDS, BlockMonitor, BlockPolicy, Pacer
 from ..tiktok.browser import WorkerSession, default_user_agent, launch_browser
 from ..tiktok.contract import ItemList
 from ..tiktok.related_lists import RelatedLists, session_related_lists
@@ -157,11 +158,12 @@ class _Crawl:
             self._publish()
             parent_id = await self._next_parent()
             if parent_id is None:
-                pending, claimed = await self._db(frontier_state, self.store)
-                if not pending and not claimed:
+                claimable, waiting = await self._db(frontier_state, self.store)
+                if not claimable and not waiting:
                     self.done.set()
                     return
-                await asyncio.sleep(IDLE_POLL_S)  # another worker's expansion may still add videos
+                # Another expansion may still add videos, or a parent's retry backoff run out.
+                await asyncio.sleep(IDLE_POLL_S)
                 continue
             await self._expand(self.related_lists[session.name], parent_id)
 
@@ -201,21 +203,38 @@ class _Crawl:
             await self._unavailable_parent(parent_id, exc)
             return
         except ContractError as exc:
-            # A block, a timeout, a 5xx is about the moment, not the video: the parent goes back to the
-            # frontier for a later try, up to --max-attempts claims (a page that never yields its list
-            # would otherwise be claimed forever). An answer said final (a hostile id) fails it now.
-            if exc.retryable:
-                await self._db(
-                    retry_parent, self.store, parent_id, exc.kind, exc.message, max_attempts=self.options.max_attempts
-                )
-            else:
-                await self._db(fail_parent, self.store, parent_id, exc.kind, exc.message)
-            self.counters.errors["blocked" if isinstance(exc, BlockedError) else exc.kind] += 1
+            await self._failed_parent(parent_id, exc)
             return
         except BaseException:
             queue.release(self.store, "expand", [parent_id])
             raise
         self._writes.add(Expansion(parent_id, related.value, related.method))
+
+    async def _failed_parent(self, parent_id: str, exc: ContractError) -> None:
+        """A block, a timeout, a 5xx is about the moment, not the video: the parent goes back to the
+        frontier for a later try, after a backoff, up to --max-attempts claims (a page that never yields
+        its list would otherwise be claimed forever). An answer said final (a hostile id) fails it now.
+        A request that got no answer at all may be the outage the block monitor stops the crawl for:
+        that parent goes back untouched."""
+        if exc.kind in TRANSPORT_KINDS:
+            try:
+                self.monitor.record_unreachable(exc)
+            except SiteUnreachable:
+                await self._db(queue.release, self.store, "expand", [parent_id])
+                raise
+        if exc.retryable:
+            await self._db(
+                retry_parent,
+                self.store,
+                parent_id,
+                exc.kind,
+                exc.message,
+                max_attempts=self.options.max_attempts,
+                retry_after_s=self.policy.parent_retry_after,
+            )
+        else:
+            await self._db(fail_parent, self.store, parent_id, exc.kind, exc.message)
+        self.counters.errors["blocked" if isinstance(exc, BlockedError) else exc.kind] += 1
 
     async def _unavailable_parent(self, parent_id: str, exc: ItemUnavailable) -> None:
         """A deleted or private parent fails; but a run of such answers is a region or IP block (the
@@ -244,6 +263,9 @@ class _Crawl:
     async def run(self) -> CrawlSummary:
         options, started = self.options, time.monotonic()
         queue.reclaim_dead_local(self.store, "expand")
+        close_killed_runs(self.store)
+        if options.retry_failed:
+            retry_failed_parents(self.store)
         self.run_id = start_run(self.store, asdict(options) | {"base_url": self.settings.base_url})
         status, message, downloads = "running", None, None
         async with async_playwright() as playwright:
@@ -284,6 +306,8 @@ class _Crawl:
                     status = "target_reached" if videos >= options.max_videos else "frontier_exhausted"
                 except PersistentlyBlocked as exc:
                     status, message = "blocked", exc.message
+                except SiteUnreachable as exc:
+                    status, message = "unreachable", exc.message
                 except BlockedError as exc:  # a session never got past the blocks in its retries
                     status, message = "blocked", f"persistently blocked: {exc.message}"
                 finally:
@@ -394,8 +418,8 @@ async def crawl_async(
 ) -> CrawlSummary:
     """Run (or resume) a crawl in the running event loop; returns its summary.
 
-    Raises :class:`PersistentlyBlocked` only through :func:`crawl`; here a blocked run ends with
-    ``status == "blocked"`` so callers can still read its counts.
+    Raises :class:`PersistentlyBlocked` and :class:`SiteUnreachable` only through :func:`crawl`; here
+    such a run ends with ``status == "blocked"`` or ``"unreachable"`` so callers can still read its counts.
     """
     options.validate()
     crawl = _Crawl(
@@ -417,10 +441,13 @@ def crawl(
     policy: BlockPolicy | None = None,
 ) -> CrawlSummary:
     """``corpus crawl``: open the store, crawl, close; a persistently blocked run raises
-    :class:`PersistentlyBlocked` (exit code 3) after its summary is saved in ``crawl_runs``."""
+    :class:`PersistentlyBlocked` (exit code 3), one that got no answers :class:`SiteUnreachable` (exit
+    code 4), after its summary is saved in ``crawl_runs``."""
     options.validate()
     with open_store(settings) as store:
         summary = asyncio.run(crawl_async(store, settings, options, policy=policy, progress=progress))
     if summary.status == "blocked":
         raise PersistentlyBlocked(summary.message or "persistently blocked")
+    if summary.status == "unreachable":
+        raise SiteUnreachable(summary.message or "the site did not answer")
     return summary

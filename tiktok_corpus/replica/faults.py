@@ -32,6 +32,7 @@ FAULTS = {
     "corrupt_media": "the CDN answers a valid mp4 header followed by garbage (same size)",
     "expired_urls": "list responses carry already-expired media URLs (page/detail JSON stay fresh)",
     "no_rehydration": "video pages arrive without the __UNIVERSAL_DATA_FOR_REHYDRATION__ script",
+    "login_modal": "For You and video pages open under a login modal; the feed does not scroll until it is closed",
     "region_block": "video pages, related and detail calls answer statusCode 10204 (the site's answer to a "
     "region or IP it blocks, the same as for a deleted post)",
 }

@@ -72,11 +72,13 @@ _FEED_SCRIPT = """
       cell('strong', 'share-count', String(stats.shareCount ?? '')));
     feed.append(article);
   }
+  // A login modal covers the feed: a person's scrolling reaches it only once the modal is closed.
+  const covered = () => document.querySelector('[data-e2e="login-modal"]') !== null;
   window.addEventListener('scroll', () => {
-    if (window.innerHeight + window.scrollY >= document.body.scrollHeight - 400) loadMore();
+    if (!covered() && window.innerHeight + window.scrollY >= document.body.scrollHeight - 400) loadMore();
   });
-  window.addEventListener('wheel', loadMore, {passive: true});
-  window.addEventListener('keydown', (event) => { if (event.key === 'ArrowDown') loadMore(); });
+  window.addEventListener('wheel', () => { if (!covered()) loadMore(); }, {passive: true});
+  window.addEventListener('keydown', (event) => { if (event.key === 'ArrowDown' && !covered()) loadMore(); });
   loadMore();
 })();
 """
@@ -115,6 +117,14 @@ _WAF_SCRIPT = """
 """
 
 
+# What the site shows a guest over a usable page (contract: close it, or "Continue as guest").
+LOGIN_MODAL = (
+    '<div data-e2e="login-modal" role="dialog" style="position:fixed;inset:0;background:rgba(0,0,0,.6)">'
+    '<p>Log in to TikTok</p><button data-e2e="modal-close-inner-button" style="padding:12px" '
+    "onclick=\"this.closest('[data-e2e=login-modal]').remove()\">Continue as guest</button></div>"
+)
+
+
 def waf_answer(challenge: str) -> int:
     """What the interstitial's JS computes: proof that the client ran it."""
     answer = 0
@@ -134,7 +144,8 @@ def _page_script(keys: SigningKeys, now: float, logic: str) -> str:
     return f"(() => {{\nconst SIGNING = {signing};\n{SIGNING_JS}{_SDK_SCRIPT}{logic}}})();"
 
 
-def _document(title: str, body: str, scope: dict | None, script: str) -> str:
+def _document(title: str, body: str, scope: dict | None, script: str, login_modal: bool) -> str:
+    modal = LOGIN_MODAL if login_modal else ""
     rehydration = (
         ""
         if scope is None
@@ -143,27 +154,29 @@ def _document(title: str, body: str, scope: dict | None, script: str) -> str:
     )
     return (
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
-        f'</head><body><div id="app">{body}</div>{rehydration}<script>{script}</script></body></html>'
+        f'</head><body><div id="app">{body}</div>{modal}{rehydration}<script>{script}</script></body></html>'
     )
 
 
-def feed_page(app_context: dict, keys: SigningKeys, now: float) -> str:
+def feed_page(app_context: dict, keys: SigningKeys, now: float, *, login_modal: bool = False) -> str:
     """The For You page; ``now`` is the replica's clock, which the page's ``ts`` follows."""
     return _document(
         "TikTok - Make Your Day",
         '<main id="main-content-homepage_hot"><div id="column-list-container"></div></main>',
         {"webapp.app-context": app_context},
         _page_script(keys, now, _FEED_SCRIPT),
+        login_modal,
     )
 
 
-def video_page(scope: dict | None, title: str, keys: SigningKeys, now: float) -> str:
+def video_page(scope: dict | None, title: str, keys: SigningKeys, now: float, *, login_modal: bool = False) -> str:
     """A video page; ``scope`` None gives the shell without the rehydration script (frontierSign only)."""
     body = (
         '<main id="main-content-video_detail"><div data-e2e="browse-video"></div>'
         '<section id="related-list"></section></main>'
     )
-    return _document(title, body, scope, _page_script(keys, now, _VIDEO_SCRIPT if scope is not None else ""))
+    script = _page_script(keys, now, _VIDEO_SCRIPT if scope is not None else "")
+    return _document(title, body, scope, script, login_modal)
 
 
 def waf_page(challenge: str) -> str:

@@ -210,7 +210,8 @@ class ReplicaSite:
         blocked = await self._common_faults("feed_page") or self._waf_blocks(request)
         if blocked:
             return blocked
-        return self._page(request, feed_page(self._app_context(), self.keys, self.clock()))
+        modal = self.plan.fires("login_modal")
+        return self._page(request, feed_page(self._app_context(), self.keys, self.clock(), login_modal=modal))
 
     async def video_page(self, request: Request) -> Response:
         blocked = await self._common_faults("video_page") or self._waf_blocks(request)
@@ -237,7 +238,8 @@ class ReplicaSite:
             "webapp.biz-context": {"os": "linux", "isMobile": False, "bizId": "tiktok_web"},
             "webapp.video-detail": detail,
         }
-        return self._page(request, video_page(scope, f"TikTok video {video_id}", self.keys, self.clock()))
+        title, modal = f"TikTok video {video_id}", self.plan.fires("login_modal")
+        return self._page(request, video_page(scope, title, self.keys, self.clock(), login_modal=modal))
 
     # --- APIs ------------------------------------------------------------------------------
 

@@ -8,11 +8,12 @@ Each expansion (or batch of them) is ONE transaction: children, edges, snapshots
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Connection, CursorResult, bindparam, func, select, text, update
+from sqlalchemy import Connection, CursorResult, and_, bindparam, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from ..tiktok.contract import ItemList, ItemRecord
@@ -31,9 +32,11 @@ CORPUS_LOCK_KEY = 0x7C0AF05
 # --- statements, built once ----------------------------------------------------------------------
 
 
-# The ids (and depths) of the listed videos that are in the corpus: one select answers both "which of
-# this list are known" and the parent's depth.
-_KNOWN_DEPTHS = select(_VIDEOS.c.id, _VIDEOS.c.depth).where(_VIDEOS.c.id.in_(bindparam("ids", expanding=True)))
+# The ids (with depths and kinds) of the listed videos that are in the corpus: one select answers "which
+# of this list are known", the parent's depth, and whose kind a sighting changes.
+_KNOWN = select(_VIDEOS.c.id, _VIDEOS.c.depth, _VIDEOS.c.item_kind).where(
+    _VIDEOS.c.id.in_(bindparam("ids", expanding=True))
+)
 _VIDEO_COUNT = select(func.count()).select_from(_VIDEOS).where(_VIDEOS.c.item_kind == "video")
 
 
@@ -43,9 +46,10 @@ def _lock_corpus(connection: Connection) -> None:
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CORPUS_LOCK_KEY})
 
 
-def _known_depths(connection: Connection, ids: Sequence[str]) -> dict[str, int]:
-    """The depth of each of ``ids`` that is in the corpus."""
-    return {video_id: depth for video_id, depth in connection.execute(_KNOWN_DEPTHS, {"ids": list(ids)})}
+def _known(connection: Connection, ids: Sequence[str]) -> tuple[dict[str, int], dict[str, str]]:
+    """The depth and the stored kind of each of ``ids`` that is in the corpus."""
+    rows = connection.execute(_KNOWN, {"ids": list(ids)}).all()
+    return {video_id: depth for video_id, depth, _ in rows}, {video_id: kind for video_id, _, kind in rows}
 
 
 def _video_count(connection: Connection) -> int:
@@ -53,7 +57,13 @@ def _video_count(connection: Connection) -> int:
 
 
 def _seed_count(session: Session) -> int:
-    return session.scalar(select(func.count()).select_from(Video).where(Video.source == "foryou")) or 0
+    """The For You videos: the ads, photos and private posts of a batch are recorded, but no seed."""
+    return (
+        session.scalar(
+            select(func.count()).select_from(Video).where(Video.source == "foryou", Video.item_kind == "video")
+        )
+        or 0
+    )
 
 
 @dataclass(frozen=True)
@@ -95,11 +105,12 @@ def record_sightings(
     """
     connection = session.connection()
     _lock_corpus(connection)
-    rows = SightingRows(utcnow())
+    depths, kinds = _known(connection, [item.id for item in items])
+    rows = SightingRows(utcnow(), stored_kinds=kinds)
     sighting = _sight(
         rows,
         items,
-        _known_depths(connection, [item.id for item in items]),
+        depths,
         videos=_video_count(connection),
         source=source,
         parent_id=parent_id,
@@ -166,9 +177,9 @@ def record_expansions(
         _lock_corpus(connection)
         ids = {expansion.parent_id for expansion in expansions}
         ids.update(item.id for expansion in expansions for item in expansion.related.items)
-        known = _known_depths(connection, sorted(ids))
+        known, kinds = _known(connection, sorted(ids))
         videos = _video_count(connection)
-        rows = SightingRows(utcnow())
+        rows = SightingRows(utcnow(), stored_kinds=kinds)
         sightings = []
         for expansion in expansions:
             parent_id = expansion.parent_id
@@ -245,10 +256,18 @@ def record_seeds(
 # --- the frontier and the counts -----------------------------------------------------------------
 
 
-def claim_parents(store: Store, strategy: str, worker: str, limit: int = 1) -> list[str]:
+def _expandable(now: datetime) -> list:
+    """What makes a frontier row claimable besides its status: a video, past any retry backoff."""
+    return [Video.item_kind == "video", or_(Video.expand_not_before.is_(None), Video.expand_not_before <= now)]
+
+
+def claim_parents(
+    store: Store, strategy: str, worker: str, limit: int = 1, *, now: datetime | None = None
+) -> list[str]:
     """The next ``limit`` frontier rows in the strategy's order, claimed in one transaction."""
+    now = now or utcnow()
     return queue.claim(
-        store, "expand", limit, order_by=FRONTIER_ORDERS[strategy], where=[Video.item_kind == "video"], worker=worker
+        store, "expand", limit, order_by=FRONTIER_ORDERS[strategy], where=_expandable(now), worker=worker, now=now
     )
 
 
@@ -258,14 +277,48 @@ def fail_parent(store: Store, parent_id: str, error_kind: str, error: str) -> No
         queue.finish(session, "expand", parent_id, "failed", error_kind=error_kind, error=error)
 
 
-def retry_parent(store: Store, parent_id: str, error_kind: str, error: str, *, max_attempts: int) -> bool:
+def retry_parent(
+    store: Store,
+    parent_id: str,
+    error_kind: str,
+    error: str,
+    *,
+    max_attempts: int,
+    retry_after_s: Callable[[int], float],
+) -> bool:
     """A parent whose related list failed in a way a later try can fix: back to the frontier with the
-    error noted, or ``failed`` once its claims reach ``max_attempts``. Returns True when it goes back."""
+    error noted, not claimable for ``retry_after_s(attempts)`` seconds (so a failure that lasts - an
+    outage, a block - does not use up its claims in minutes), or ``failed`` once its claims reach
+    ``max_attempts``. Returns True when it goes back."""
     with store.transaction() as session:
         attempts = session.scalar(select(Video.expand_attempts).where(Video.id == parent_id)) or 0
-        status = "pending" if attempts < max_attempts else "failed"
-        queue.finish(session, "expand", parent_id, status, error_kind=error_kind, error=error)
-    return status == "pending"
+        if attempts < max_attempts:
+            backoff = timedelta(seconds=retry_after_s(attempts))
+            queue.finish(
+                session,
+                "expand",
+                parent_id,
+                "pending",
+                error_kind=error_kind,
+                error=error,
+                expand_not_before=utcnow() + backoff,
+            )
+            return True
+        queue.finish(session, "expand", parent_id, "failed", error_kind=error_kind, error=error)
+        return False
+
+
+def retry_failed_parents(store: Store) -> int:
+    """``corpus crawl --retry-failed``: every failed parent back to the frontier, its claims counted
+    afresh and claimable at once. Returns how many."""
+    with store.transaction() as session:
+        result = session.execute(
+            update(Video)
+            .where(Video.expand_status == "failed", Video.item_kind == "video")
+            .values(expand_status="pending", expand_attempts=0, expand_not_before=None, expand_updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        return cast(CursorResult, result).rowcount or 0
 
 
 def restore_parents(store: Store, parent_ids: Sequence[str]) -> int:
@@ -282,16 +335,24 @@ def restore_parents(store: Store, parent_ids: Sequence[str]) -> int:
 
 
 def frontier_state(store: Store) -> tuple[int, int]:
-    """(pending, claimed) expandable rows, across every process."""
+    """(claimable, waiting) frontier rows across every process: those :func:`claim_parents` could take
+    now, and those it may take later (claimed and still leased, or pending in a retry backoff). A crawl
+    whose frontier has neither is over; rows no claim can take (a post that turned private) count in
+    neither, so they never keep it waiting."""
+    now = utcnow()
+    claimable = queue.count_claimable(store, "expand", where=_expandable(now))
     with store.sessions() as session:
-        rows: dict[str, int] = dict(
-            session.execute(
-                select(Video.expand_status, func.count())
-                .where(Video.expand_status.in_(["pending", "claimed"]))
-                .group_by(Video.expand_status)
-            ).all()
+        waiting = session.scalar(
+            select(func.count())
+            .select_from(Video)
+            .where(
+                or_(
+                    and_(Video.expand_status == "claimed", Video.expand_lease_until >= now),
+                    and_(Video.expand_status == "pending", Video.item_kind == "video", Video.expand_not_before > now),
+                )
+            )
         )
-    return rows.get("pending", 0), rows.get("claimed", 0)
+    return claimable, waiting or 0
 
 
 def seed_count(store: Store) -> int:

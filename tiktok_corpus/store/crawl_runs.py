@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import socket
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import update
+from sqlalchemy import CursorResult, select, update
 
 from .db import Store
 from .models import CrawlRun, utcnow
+from .queue import dead_local_workers, worker_name
 
 
 def start_run(store: Store, params: dict[str, Any]) -> int:
     """A ``crawl_runs`` row for this invocation, ``running`` until :func:`end_run`; returns its id."""
     with store.transaction() as session:
-        run = CrawlRun(params=params, host=socket.gethostname(), status="running")
+        run = CrawlRun(params=params, host=socket.gethostname(), worker=worker_name(), status="running")
         session.add(run)
         session.flush()
         return run.id
@@ -25,3 +26,24 @@ def end_run(store: Store, run_id: int, status: str, counts: dict[str, Any]) -> N
         session.execute(
             update(CrawlRun).where(CrawlRun.id == run_id).values(status=status, finished_at=utcnow(), counts=counts)
         )
+
+
+def close_killed_runs(store: Store) -> int:
+    """Mark ``killed`` the runs still ``running`` whose process on this host is gone (``kill -9``, a
+    crash): no one else will close them. Runs of other hosts are left as they are. Returns how many."""
+    with store.sessions() as session:
+        running = session.scalars(
+            select(CrawlRun.worker).where(
+                CrawlRun.status == "running", CrawlRun.host == socket.gethostname(), CrawlRun.worker.is_not(None)
+            )
+        ).all()
+    dead = dead_local_workers(worker for worker in running if worker)
+    if not dead:
+        return 0
+    with store.transaction() as session:
+        result = session.execute(
+            update(CrawlRun)
+            .where(CrawlRun.status == "running", CrawlRun.worker.in_(dead))
+            .values(status="killed", finished_at=utcnow())
+        )
+        return cast(CursorResult, result).rowcount or 0

@@ -131,6 +131,8 @@ class Video(Base, _stage_columns("expand"), _stage_columns("download"), _stage_c
     expand_order: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     # fetch | signed | page: how the related list of this expansion was had (tiktok/related_lists.py).
     expand_method: Mapped[str | None] = mapped_column(String(16))
+    # A parent whose related list failed is not claimed again before this moment (its retry backoff).
+    expand_not_before: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class StatsSnapshot(Base):
@@ -289,6 +291,8 @@ class CrawlRun(Base):
     params: Mapped[dict | None] = mapped_column(JSON)
     counts: Mapped[dict | None] = mapped_column(JSON)
     host: Mapped[str | None] = mapped_column(String(128))
+    # host:pid of the process running it: a ``running`` row whose process is gone was killed.
+    worker: Mapped[str | None] = mapped_column(String(96))
 
 
 class Export(Base):

@@ -16,12 +16,22 @@ from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Connection, String, bindparam, func, select, update
+from sqlalchemy import JSON, Connection, String, and_, bindparam, case, func, literal, or_, select, update
 
 from ..tiktok.contract import AuthorRecord, ItemRecord, StatsRecord, media_urls_json
 from . import queue
 from .db import table_insert
-from .models import Author, AuthorSnapshot, Hashtag, RelatedEdge, StatsSnapshot, Video, VideoHashtag, table_of
+from .models import (
+    STAGES,
+    Author,
+    AuthorSnapshot,
+    Hashtag,
+    RelatedEdge,
+    StatsSnapshot,
+    Video,
+    VideoHashtag,
+    table_of,
+)
 
 _VIDEOS = table_of(Video)
 _REFRESHED_COLUMNS = (
@@ -39,6 +49,10 @@ _REFRESHED_COLUMNS = (
     "media_urls",
     "last_seen_at",
 )
+_NO_MEDIA = "no_media_urls"
+# Why a sighting leaves a stage without work (the kind of a post that is no video, or a video without
+# file URLs): a stage skipped for one of these has not begun, and follows the post's kind when it changes.
+_SIGHTING_SKIPS = ("photo", "ad", "live", "private", _NO_MEDIA)
 
 
 def expand_order_key(seed: int, video_id: str) -> float:
@@ -101,6 +115,25 @@ def _video_refresh():
     )
 
 
+@functools.cache
+def _stages_moved():
+    """For videos whose kind a sighting changed: each stage that has not begun (pending, or skipped for
+    a kind) takes what the new kind gives; one that has begun keeps its course."""
+
+    def moved(stage: str, name: str):
+        status, why = _VIDEOS.c[f"{stage}_status"], _VIDEOS.c[f"{stage}_error_kind"]
+        skips = [literal(reason) for reason in _SIGHTING_SKIPS]  # not an expanding IN: this runs as executemany
+        not_begun = or_(status == "pending", and_(status == "skipped", why.in_(skips)))
+        column = _VIDEOS.c[f"{stage}_{name}"]
+        return case((not_begun, bindparam(f"b_{stage}_{name}", type_=column.type)), else_=column)
+
+    return (
+        update(_VIDEOS)
+        .where(_VIDEOS.c.id == bindparam("b_id"))
+        .values({f"{stage}_{name}": moved(stage, name) for stage in STAGES for name in ("status", "error_kind")})
+    )
+
+
 # --- rows ----------------------------------------------------------------------------------------
 
 
@@ -130,27 +163,33 @@ def _item_columns(item: ItemRecord, now) -> dict[str, Any]:
 def new_video_row(
     item: ItemRecord, *, source: str, parent_id: str | None, depth: int, run_id: int | None, seed: int, now
 ) -> dict[str, Any]:
-    kind = stored_kind(item)
-    no_file = kind if kind != "video" else "no_media_urls"  # why neither download nor probe has work
+    """A first sighting's row, without its stages: they follow from the kind its batch leaves it with
+    (:func:`_stages`, when the rows are written)."""
+    return _item_columns(item, now) | {
+        "id": item.id,
+        "first_seen_at": now,
+        "parent_id": parent_id,
+        "depth": depth,
+        "source": source,
+        "crawl_run_id": run_id,
+        "expand_order": expand_order_key(seed, item.id),
+    }
+
+
+def _stages(columns: dict[str, Any]) -> dict[str, Any]:
+    """The queue columns that a row's kind and file URLs give its stages."""
+    kind = columns["item_kind"]
+    no_file = kind if kind != "video" else _NO_MEDIA  # why neither download nor probe has work
+    has_file = kind == "video" and columns["media_urls"] is not None
     return (
-        _item_columns(item, now)
-        | {
-            "id": item.id,
-            "first_seen_at": now,
-            "parent_id": parent_id,
-            "depth": depth,
-            "source": source,
-            "crawl_run_id": run_id,
-            "expand_order": expand_order_key(seed, item.id),
-        }
-        | _stage_start("expand", kind == "video", kind)
-        | _stage_start("download", item.downloadable, no_file)
-        | _stage_start("probe", item.downloadable, no_file)
+        _stage_start("expand", kind == "video", kind)
+        | _stage_start("download", has_file, no_file)
+        | _stage_start("probe", has_file, no_file)
     )
 
 
 def _stage_start(stage: str, has_work: bool, why_not: str) -> dict[str, Any]:
-    """A new row's queue columns for one stage: pending work, or skipped with the reason."""
+    """One stage's queue columns: pending work, or skipped with the reason."""
     return {
         f"{stage}_status": "pending" if has_work else "skipped",
         f"{stage}_error_kind": None if has_work else why_not,
@@ -211,8 +250,9 @@ class SightingRows:
     both folded in. A crawl writes several expansions per transaction, so statements and commits are
     paid per batch instead of per list."""
 
-    def __init__(self, now) -> None:
+    def __init__(self, now, *, stored_kinds: dict[str, str] | None = None) -> None:
         self.now = now
+        self.stored_kinds = stored_kinds or {}  # of the re-sighted videos, as the database holds them
         self.authors: dict[str, dict[str, Any]] = {}
         self.new_videos: dict[str, dict[str, Any]] = {}
         self.refreshed: dict[str, dict[str, Any]] = {}
@@ -259,7 +299,9 @@ class SightingRows:
         if self.authors:
             connection.execute(_author_upsert(connection.dialect.name), list(self.authors.values()))
         if self.new_videos:
-            connection.execute(_insert_ignoring(connection, Video, "id"), list(self.new_videos.values()))
+            connection.execute(
+                _insert_ignoring(connection, Video, "id"), [row | _stages(row) for row in self.new_videos.values()]
+            )
         if self.refreshed:
             connection.execute(
                 _video_refresh(),
@@ -268,6 +310,15 @@ class SightingRows:
                     for video_id, columns in self.refreshed.items()
                 ],
             )
+            # A queued video turned private (or an ad seen as a plain video) moves its stages in this same
+            # write: a frontier row no claim can take, or a video no stage will touch, is never left.
+            changed = [
+                {"b_id": video_id} | {f"b_{name}": value for name, value in _stages(columns).items()}
+                for video_id, columns in self.refreshed.items()
+                if columns["item_kind"] != self.stored_kinds.get(video_id, columns["item_kind"])
+            ]
+            if changed:
+                connection.execute(_stages_moved(), changed)
         if self.hashtags:
             connection.execute(
                 _insert_ignoring(connection, Hashtag, "name"),

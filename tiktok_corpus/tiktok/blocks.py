@@ -19,10 +19,15 @@ from ..errors import (
     ContractError,
     CorpusError,
     PersistentlyBlocked,
+    SiteUnreachable,
     http_status_kind,
     is_transient_status,
 )
 from .contract import redact_url
+
+# Failures where the site gave no answer at all (a browser or network error, no answer in time), as
+# opposed to a block or an HTTP error, which the site sent.
+TRANSPORT_KINDS = frozenset({"browser_error", "timeout"})
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,12 @@ class BlockPolicy:
     recycle_after_blocks: int = 3  # consecutive blocked tries on one worker -> fresh context
     recycle_every: int = 150  # requests per context, so a long run's memory stays flat
     give_up_after_blocks: int = 15  # consecutive blocked tries across all workers -> stop
+    # Requests in a row (across all workers, each after all its tries) that got no answer -> stop.
+    give_up_after_unreachable: int = 8
+    # A parent whose related list failed waits this long before its next claim, doubling with each
+    # failed claim, up to the maximum.
+    parent_retry_after_s: float = 60.0
+    parent_retry_max_s: float = 3600.0
     # "Deleted" answers in a row with no answer between them, after which more count as blocks: 10204
     # is also the site's answer to a region or IP it blocks.
     unavailable_run: int = 5
@@ -43,6 +54,11 @@ class BlockPolicy:
     page_list_wait_s: float = 10.0  # how long a loaded video page may take to request its related list
     waf_wait_s: float = 10.0  # how long a WAF interstitial may take to solve itself
     warmup_wait_s: float = 5.0
+
+    def parent_retry_after(self, attempts: int) -> float:
+        """Seconds a parent waits after its ``attempts``-th claim failed."""
+        doubled = self.parent_retry_after_s * 2 ** min(max(attempts - 1, 0), 30)  # a bounded power: no overflow
+        return min(doubled, self.parent_retry_max_s)
 
 
 @dataclass
@@ -54,10 +70,12 @@ class BlockMonitor:
     total: int = 0
     kinds: Counter = field(default_factory=Counter)
     unavailable_in_a_row: int = 0
+    unreachable_in_a_row: int = 0
     believed: list[str] = field(default_factory=list)  # items taken as unavailable since the last answer
     _run_was_a_block: bool = False
 
     def record_block(self, kind: str) -> None:
+        self.unreachable_in_a_row = 0  # a block is the site's answer
         self.total += 1
         self.kinds[kind] += 1
         self.consecutive += 1
@@ -68,9 +86,20 @@ class BlockMonitor:
                 "wait before resuming, try --proxy, or --headful to solve a captcha by hand"
             )
 
+    def record_unreachable(self, error: ContractError) -> None:
+        """A request whose tries all got no answer (:data:`TRANSPORT_KINDS`); after
+        ``policy.give_up_after_unreachable`` in a row the site is unreachable: :class:`SiteUnreachable`."""
+        self.unreachable_in_a_row += 1
+        if self.unreachable_in_a_row >= self.policy.give_up_after_unreachable:
+            raise SiteUnreachable(
+                f"the site did not answer the last {self.unreachable_in_a_row} requests (last: {error.message}); "
+                "check the network, the proxy or --base-url, then run the same command again"
+            )
+
     def record_success(self) -> None:
         self.consecutive = 0
         self.unavailable_in_a_row = 0
+        self.unreachable_in_a_row = 0
         self.believed.clear()
         self._run_was_a_block = False
 

@@ -34,7 +34,9 @@ from ..errors import (
 )
 from .blocks import BlockMonitor, BlockPolicy, Pacer, http_status_error, is_retryable
 from .contract import (
+    LOGIN_MODAL_CLOSE,
     detect_block,
+    is_login_wall,
     redact_url,
     related_list_item_id,
 )
@@ -206,14 +208,20 @@ class WorkerSession(ForYouFeed, VideoPages, SessionExport):
                 self.context.remove_listener("response", self._on_response)
 
     async def _goto(self, url: str) -> None:
-        """Navigate the open page, paced and counted (the feed page's loads)."""
+        """Navigate the open page, paced and counted (the feed page's loads); a block page is refused.
+
+        The feed's data comes from the responses its page requests, so its HTML is read only for block
+        markers; a video page is judged by its embedded data instead (:func:`parse_video_page`)."""
         assert self.page is not None
         self._ready_at = await self.pacer.wait(self._ready_at)
         self.requests_in_context += 1
-        await self._navigate(self.page, url)
+        html = await self._navigate(self.page, url)
+        if block := detect_block(html):
+            raise BlockedError(f"{redact_url(url)} is a {block} page", kind=block)
 
     async def _navigate(self, page: Page, url: str) -> str:
-        """Load ``url`` in ``page``, wait out a WAF interstitial, refuse captcha / login pages; the HTML."""
+        """Load ``url`` in ``page`` and wait out a WAF interstitial; the HTML. HTTP errors, a redirect to
+        the login page and an empty page raise; what the HTML holds is for the caller to judge."""
         with self._watching_responses():  # the status of the document shown, after any WAF reload
             await page.goto(url, wait_until="domcontentloaded")
             html = await self._content_after_waf(page)
@@ -221,9 +229,8 @@ class WorkerSession(ForYouFeed, VideoPages, SessionExport):
             self._document_status.get(page, 0), url
         ):  # of the page shown now, after any reload
             raise error
-        block = detect_block(html)
-        if block:
-            raise BlockedError(f"{redact_url(url)} is a {block} page", kind=block)
+        if is_login_wall(page.url):
+            raise BlockedError(f"{redact_url(url)} redirected to the login page", kind="login")
         if not html.strip():
             raise BlockedError(f"{redact_url(url)} came back empty", kind="empty_body")
         return html
@@ -244,8 +251,12 @@ class WorkerSession(ForYouFeed, VideoPages, SessionExport):
         return html
 
     async def scroll(self) -> None:
-        """What a person does to get more of the feed: the page then fetches another batch."""
+        """What a person does to get more of the feed: the page then fetches another batch. A login
+        modal over the feed is closed first, as a guest does: the feed does not scroll under it."""
         assert self.page is not None
+        close = self.page.locator(LOGIN_MODAL_CLOSE)
+        if await close.count():
+            await close.first.click()
         await self.page.mouse.wheel(0, 1600)
         await self.page.keyboard.press("ArrowDown")
 

@@ -7,9 +7,14 @@ typed error: :class:`BlockedError` (bot detection: retry later), :class:`ItemUna
 private: final) or :class:`ContractError` (malformed). See docs/tiktok-contract.md.
 
 :mod:`.records` holds the records and status codes, :mod:`.items` the JSON answers, :mod:`.pages` the
-HTML pages, :mod:`.urls` the URLs; callers import from the package.
+video pages, :mod:`.block_pages` the anti-bot pages, :mod:`.urls` the URLs; callers import from the package.
 """
 
+from .block_pages import (
+    LOGIN_MODAL_CLOSE,
+    detect_block,
+    is_login_wall,
+)
 from .items import (
     envelope_time,
     item_kind,
@@ -43,7 +48,6 @@ from .records import (
     ItemRecord,
     MediaUrl,
     StatsRecord,
-    detect_block,
     validate_video_id,
 )
 from .urls import (
@@ -65,6 +69,7 @@ __all__ = [
     "parse_item_detail_at",
     "INVALID_REQUEST",
     "ITEM_NOT_FOUND",
+    "LOGIN_MODAL_CLOSE",
     "ItemList",
     "ItemRecord",
     "MAX_LIST_COUNT",
@@ -80,6 +85,7 @@ __all__ = [
     "detail_api_path",
     "detect_block",
     "is_expired",
+    "is_login_wall",
     "item_kind",
     "media_url_candidates",
     "media_urls_from_json",

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import math
+import re
 from collections.abc import Iterable
 from typing import Any
 
 import orjson
 
 from ...errors import BlockedError, ContractError, ItemUnavailable
+from .block_pages import detect_block
 from .records import (
+    INT32_MAX,
     INVALID_REQUEST,
     OK,
     UNAVAILABLE_CODES,
@@ -24,9 +29,13 @@ from .records import (
     _int,
     _list,
     _str,
-    detect_block,
+    valid_unique_id,
     validate_video_id,
 )
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# The latest moment a stored time can hold (datetime's year 9999), in milliseconds.
+_MAX_TIME_MS = 253_402_300_799_000
 
 
 def _parse_json(body: bytes | str | dict | list) -> Any:
@@ -40,10 +49,46 @@ def _parse_json(body: bytes | str | dict | list) -> Any:
     if text.startswith("<"):
         block = detect_block(text)
         raise BlockedError(f"HTML instead of JSON ({block or 'unknown page'})", kind=block or "html_body")
+    return loads_json(text)
+
+
+def loads_json(text: str) -> Any:
+    """Parse JSON text, or ContractError ``malformed_json``.
+
+    orjson first (json.loads of a related list was the crawler's largest cost per list). It refuses a
+    lone surrogate escape, as in a caption whose emoji was cut in half, which the standard parser takes:
+    such strings then get U+FFFD in its place (no database stores a lone surrogate). NaN and infinities
+    stay refused, as orjson refuses them."""
     try:
-        return orjson.loads(text)  # json.loads of a related list was the crawler's largest cost per list
+        return orjson.loads(text)
     except orjson.JSONDecodeError as exc:
-        raise ContractError(f"malformed JSON: {exc.msg} at {exc.pos}", kind="malformed_json") from None
+        refusal = exc
+    try:
+        return _without_lone_surrogates(json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float))
+    except (ValueError, RecursionError):
+        raise ContractError(f"malformed JSON: {refusal.msg} at {refusal.pos}", kind="malformed_json") from None
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text} is out of range")
+    return number
+
+
+def _without_lone_surrogates(value: Any) -> Any:
+    """``value`` with U+FFFD for every surrogate left unpaired in its strings (keys included)."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_without_lone_surrogates(entry) for entry in value]
+    if isinstance(value, dict):
+        return {_without_lone_surrogates(key): _without_lone_surrogates(entry) for key, entry in value.items()}
+    return value
 
 
 def _raise_for_envelope(data: dict) -> None:
@@ -100,14 +145,14 @@ def parse_author(raw: dict) -> AuthorRecord | None:
     if isinstance(author, dict):
         ident = dict(
             id=_str(author.get("id")),
-            unique_id=_str(author.get("uniqueId")),
+            unique_id=valid_unique_id(author.get("uniqueId")),
             nickname=_str(author.get("nickname")),
             sec_uid=_str(author.get("secUid")),
             verified=_bool(author.get("verified")),
             private_account=_bool(author.get("privateAccount")),
         )
     elif isinstance(author, str):
-        ident = dict(id=_str(raw.get("authorId")), unique_id=author)
+        ident = dict(id=_str(raw.get("authorId")), unique_id=valid_unique_id(author))
     else:
         return None
     if not ident.get("id") and not ident.get("unique_id"):
@@ -218,10 +263,20 @@ def item_kind(raw: dict) -> str:
 
 
 def parse_item(raw: Any) -> ItemRecord:
-    """One itemStruct; only ``id`` is mandatory."""
+    """One itemStruct; only ``id`` is mandatory. Whatever else goes wrong reading it is a
+    ContractError ``malformed_item`` of this item alone, never an error that ends a list or a crawl."""
     if not isinstance(raw, dict):
         raise ContractError(f"item is a {type(raw).__name__}, not an object", kind="malformed_item", retryable=False)
     item_id = validate_video_id(raw.get("id"))
+    try:
+        return _item_record(item_id, raw)
+    except Exception as exc:  # noqa: BLE001 - any surprise in one item's fields is that item's error
+        raise ContractError(
+            f"item {item_id} could not be read ({type(exc).__name__})", kind="malformed_item", retryable=False
+        ) from exc
+
+
+def _item_record(item_id: str, raw: dict) -> ItemRecord:
     video = _dict(raw.get("video"))
     music = _dict(raw.get("music"))
     duration = _float(video.get("duration"))
@@ -239,8 +294,8 @@ def parse_item(raw: Any) -> ItemRecord:
         music_title=_str(music.get("title")),
         duration_s=duration if duration else None,
         size=_int(video.get("size")) or _int(_dict(video.get("PlayAddrStruct")).get("DataSize")),
-        width=_int(video.get("width")),
-        height=_int(video.get("height")),
+        width=_int(video.get("width"), INT32_MAX),
+        height=_int(video.get("height"), INT32_MAX),
         codec=_str(video.get("codecType")),
         media_urls=media_url_candidates(video) if kind == "video" else (),
     )
@@ -299,7 +354,7 @@ def parse_item_detail_at(body: bytes | str | dict) -> ItemAt:
 def envelope_time(data: dict) -> float | None:
     """The site's clock in an answer (``extra.now``, milliseconds), as unix seconds; None if absent."""
     now_ms = _int(_dict(data.get("extra")).get("now"))
-    return now_ms / 1000 if now_ms and now_ms > 0 else None
+    return now_ms / 1000 if now_ms and 0 < now_ms <= _MAX_TIME_MS else None
 
 
 # --- pages ------------------------------------------------------------------------------------------

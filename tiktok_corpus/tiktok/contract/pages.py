@@ -1,14 +1,14 @@
-"""Video pages and block pages: the embedded rehydration JSON, and what a block page looks like."""
+"""Video pages: the item in their embedded rehydration JSON (block pages are told in :mod:`.block_pages`)."""
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 from ...errors import BlockedError, ContractError
-from .items import _raise_for_envelope, parse_item
-from .records import ItemRecord, _dict, detect_block
+from .block_pages import detect_block
+from .items import _raise_for_envelope, loads_json, parse_item
+from .records import ItemRecord, _dict
 
 _SCRIPT_RE = r'<script[^>]*id="{}"[^>]*>(.*?)</script>'
 
@@ -18,9 +18,9 @@ def _embedded_json(html: str, script_id: str) -> Any | None:
     if not match:
         return None
     try:
-        return json.loads(match.group(1))
-    except json.JSONDecodeError:
-        raise ContractError(f"malformed JSON in <script id={script_id}>", kind="malformed_json") from None
+        return loads_json(match.group(1))
+    except ContractError as exc:
+        raise ContractError(f"{exc.message} in <script id={script_id}>", kind="malformed_json") from None
 
 
 def parse_video_page(html: str, video_id: str | None = None) -> ItemRecord:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,12 @@ UNAVAILABLE_CODES = {
 
 MAX_LIST_COUNT = 50  # the recommend API refuses count > 50 with statusCode 10201
 _ID_RE = re.compile(r"^[0-9]{1,32}$")
+# TikTok user names: letters, digits, "." and "_". Anything else is refused before it reaches a URL path.
+_UNIQUE_ID_RE = re.compile(r"^[A-Za-z0-9._]{1,64}$")
+NEUTRAL_USER = "_"  # /@_/video/{id} resolves like the author's own path
+# The widest integers the database columns take: counts and times are BIGINT, pixel sizes INTEGER.
+INT64_MAX = 2**63 - 1
+INT32_MAX = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -91,7 +98,7 @@ class ItemRecord:
 
     @property
     def page_path(self) -> str:
-        user = self.author.unique_id if self.author and self.author.unique_id else "_"
+        user = page_user(self.author.unique_id if self.author else None)
         return f"/@{user}/{'photo' if self.kind == 'photo' else 'video'}/{self.id}"
 
 
@@ -116,37 +123,42 @@ class ItemList:
 # --- small tolerant readers ---------------------------------------------------------------------
 
 
-def _int(value: Any) -> int | None:
-    """An int from an int, float or digit string; None for anything else (never raises).
+def _int(value: Any, limit: int = INT64_MAX) -> int | None:
+    """An int from an int, float or digit string within +-``limit`` (what the column takes); None for
+    anything else, an infinity included (never raises).
 
     A list's items hold a few hundred counts, so the common cases (a JSON int, a digit string) come first
     and the digits are checked with ``str.isdecimal`` (what ``\\d`` matches) rather than a regex."""
     if type(value) is int:
-        return value
+        return value if -limit <= value <= limit else None
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int):
-        return value
+        return value if -limit <= value <= limit else None
     if isinstance(value, float):
-        return int(value) if value == value else None
+        return _int(int(value), limit) if math.isfinite(value) else None
     if isinstance(value, str):
         text = value.strip()
+        if len(text) > 40:  # no count is that long, and int() refuses thousands of digits
+            return None
         if (text[1:] if text.startswith("-") else text).isdecimal():
-            return int(text)
+            return _int(int(text), limit)
         try:
-            return int(float(text))
+            return _int(float(text), limit)
         except ValueError:
             return None
     return None
 
 
 def _float(value: Any) -> float | None:
+    """A finite float, or None (an infinity or NaN is no duration)."""
     if isinstance(value, bool) or value is None:
         return None
     try:
-        return float(value)
+        number = float(value)
     except (TypeError, ValueError):
         return None
+    return number if math.isfinite(number) else None
 
 
 def _str(value: Any) -> str | None:
@@ -175,15 +187,12 @@ def validate_video_id(value: Any) -> str:
     return text.strip()
 
 
-def detect_block(html: str) -> str | None:
-    """Name the anti-bot page an HTML body is, or None: waf | captcha | login | error_panel."""
-    head = html[:200_000]
-    if "_wafchallengeid" in head or 'id="wci"' in head:
-        return "waf"
-    if "captcha-verify" in head or "Verify to continue" in head or "captcha_container" in head:
-        return "captcha"
-    if 'data-e2e="modal-close-inner-button"' in head and "login" in head.lower() or "/login?" in head[:2000]:
-        return "login"
-    if "Something went wrong" in head and "Refresh" in head:
-        return "error_panel"
-    return None
+def valid_unique_id(value: Any) -> str | None:
+    """A user name as TikTok spells them (``[A-Za-z0-9._]``, at most 64), else None: it goes into URL paths."""
+    text = _str(value)
+    return text if text is not None and _UNIQUE_ID_RE.fullmatch(text) else None
+
+
+def page_user(unique_id: str | None) -> str:
+    """The ``@user`` of a post's page path: the author's name when it is a valid one, else the neutral ``_``."""
+    return valid_unique_id(unique_id) or NEUTRAL_USER

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
-from .records import MAX_LIST_COUNT, validate_video_id
+from .records import MAX_LIST_COUNT, page_user, validate_video_id
 
 _SECRET_PARAMS = {
     "msToken",
@@ -40,7 +40,8 @@ def redact_url(url: str) -> str:
 
 
 def page_url(base_url: str, video_id: str, unique_id: str | None = None) -> str:
-    return f"{base_url.rstrip('/')}/@{unique_id or '_'}/video/{validate_video_id(video_id)}"
+    """A video's page; a user name that is not a valid one (read from anywhere) gives the neutral ``/@_/``."""
+    return f"{base_url.rstrip('/')}/@{page_user(unique_id)}/video/{validate_video_id(video_id)}"
 
 
 RELATED_API = "/api/related/item_list/"

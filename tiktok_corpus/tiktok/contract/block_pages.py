@@ -1,0 +1,47 @@
+"""What the site's anti-bot pages look like, told apart from a usable page whatever its captions say."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+# A page's embedded JSON (rehydration data, SIGI_STATE, __NEXT_DATA__) holds captions and user names:
+# anyone's words, so never a block marker.
+_DATA_SCRIPT = re.compile(r"<script\b[^>]*\btype=[\"']application/json[\"'][^>]*>.*?</script\s*>", re.S | re.I)
+# Markers that are elements' ids and classes: a caption shown in the page is text, and its "<" and quotes
+# come out escaped in the HTML, so it cannot pose as an element.
+_WAF = re.compile(r"<[a-z][^<>]*\s(?:id=[\"']wci[\"']|class=[\"'][^\"']*_wafchallengeid)", re.I)
+_CAPTCHA = re.compile(r"<[a-z][^<>]*\s(?:class|id)=[\"'][^\"']*captcha(?:-verify|_container|-disable-scroll)", re.I)
+LOGIN_PATH = "/login"
+# The login modal sits over a usable page, logged out: closing it is all it asks.
+LOGIN_MODAL_CLOSE = '[data-e2e="modal-close-inner-button"]'
+
+
+def detect_block(html: str) -> str | None:
+    """Name the anti-bot page an HTML body is, or None: waf | captcha | login | error_panel.
+
+    Only the page's own markup counts: its embedded JSON is set aside, and the WAF and captcha markers
+    must be elements. Words a caption could hold as well ("Verify to continue", "Something went wrong")
+    count only on a page that embeds no site data. A login modal is no block (see ``LOGIN_MODAL_CLOSE``).
+    """
+    head = html[:200_000]
+    markup, embedded = _DATA_SCRIPT.subn("", head)
+    if _WAF.search(markup):
+        return "waf"
+    if _CAPTCHA.search(markup):
+        return "captcha"
+    if embedded:
+        return None
+    if "Verify to continue" in markup:
+        return "captcha"
+    if f"{LOGIN_PATH}?" in markup[:2000]:
+        return "login"
+    if "Something went wrong" in markup and "Refresh" in markup:
+        return "error_panel"
+    return None
+
+
+def is_login_wall(url: str) -> bool:
+    """Whether a navigation ended on the login page (a redirect there is the login wall)."""
+    path = urlsplit(url).path
+    return path == LOGIN_PATH or path.startswith(f"{LOGIN_PATH}/")
