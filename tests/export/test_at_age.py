@@ -28,7 +28,7 @@ from tiktok_corpus.export import (
     parse_duration,
     run_export,
 )
-from tiktok_corpus.export.at_age import counts_at_age
+from tiktok_corpus.export.at_age import counts_at_age, early_growth
 from tiktok_corpus.store.db import open_store, upgrade
 from tiktok_corpus.store.models import Author, AuthorSnapshot, StatsSnapshot
 
@@ -214,8 +214,8 @@ def test_the_tolerance_decides_which_lone_snapshots_count(settings, store, snaps
 
 def test_the_default_tolerance_is_a_quarter_of_a_short_age(settings, store):
     """At 1h a lone snapshot counts only within 15 min (not a day, which let most rows of a real corpus take
-    counts from many hours later), and so does the author's first snapshot after the moment; a given
-    --age-tolerance still wins."""
+    counts from many hours later); a given --age-tolerance still wins. The author's profile is read at the
+    posting, or at the first look within 1h after it (never after the label's age), whatever the tolerance."""
     # video -> (author, [(age, plays)]), author -> their snapshots' ages
     videos = {
         "3400": ("b1", [(HOUR + 10 * 60, 50)]),  # first seen 10 min late: within 15 min
@@ -223,7 +223,7 @@ def test_the_default_tolerance_is_a_quarter_of_a_short_age(settings, store):
         "3402": ("b2", [(40 * 60, 30)]),  # last seen 20 min early
         "3403": ("b3", [(30 * 60, 10), (2 * HOUR, 40)]),  # bracketed
     }
-    authors = {"b1": [HOUR + 10 * 60], "b2": [], "b3": [HOUR + 20 * 60]}
+    authors = {"b1": [50 * 60], "b2": [], "b3": [HOUR + 20 * 60]}
     with store.transaction() as session:
         session.add_all([Author(id=author, follower_count=1) for author in authors])
         session.flush()
@@ -247,14 +247,18 @@ def test_the_default_tolerance_is_a_quarter_of_a_short_age(settings, store):
     assert "within 15m of it (default: a quarter of the age, at most 1d)" in (path / "README.md").read_text().replace(
         "\n  ", " "
     )
-    # The author's counts: 10 min after the moment is within the tolerance, 20 min is not.
-    assert rows["follower_count"].fillna(-1).tolist() == [HOUR + 600, -1]
-    assert "at most 15m after it" in manifest["selection"]["author_counts"]["rule"]
+    # The author's counts: 50 min after posting is the first look, 1h20m is not.
+    assert rows["follower_count"].fillna(-1).tolist() == [50 * 60, -1]
+    assert "at most 1h after it" in manifest["selection"]["author_counts"]["rule"]
 
     manifest, rows, _ = _export(settings, at_age_s=HOUR, age_tolerance_s=DAY)
     assert sorted(rows.index) == ["3400", "3401", "3402", "3403"]
     assert manifest["age_basis"]["tolerance_rule"] == "given (--age-tolerance)"
-    assert rows.loc["3403", "follower_count"] == HOUR + 20 * 60
+    assert rows["follower_count"].fillna(-1).tolist() == [50 * 60, 50 * 60, -1, -1]
+    # At 30m, a profile seen at 50m is later than the row's own counts: unknown.
+    manifest, rows, _ = _export(settings, at_age_s=30 * 60, age_tolerance_s=DAY)
+    assert rows.loc["3400", "age_basis"] == "within_tolerance" and pd.isna(rows.loc["3400", "follower_count"])
+    assert "at most 30m after it" in manifest["selection"]["author_counts"]["rule"]
 
 
 def test_per_day_rates_at_a_fixed_age_divide_by_that_age(settings, store, snapshot_table):
@@ -304,17 +308,21 @@ def _at(age_s: int):
     return pd.Timestamp(CREATED + age_s, unit="s", tz="UTC").to_pydatetime()
 
 
-def test_the_authors_counts_are_those_of_the_stats_moment(settings, store):
-    """Followers grow after a hit: an export at an age, or as of a date, reads the author's counts from
-    their snapshot at that moment (or, within the age tolerance, just after it), never the profile's
-    later ones; where there is none, they are unknown. A plain export keeps the profile's latest."""
+def test_the_authors_counts_are_those_of_the_posting_or_of_the_cutoff(settings, store):
+    """Followers and the badge grow after a hit: an export at an age reads the author's counts at each
+    row's posting (their latest snapshot by then, else the first look within 1h after it), since what
+    they gained during the row's first days may be the row's own doing; an export as of a date reads them
+    at that date. Never the profile's later ones; where there is none, they are unknown. A plain export
+    keeps the profile's latest."""
     later = {"follower_count": 10**6, "following_count": 7, "heart_count": 10**8, "video_count": 70, "verified": True}
-    # author -> [(age of the snapshot, followers, badge)]; each author has one video with stats at 6d and
-    # 8d. a1 is verified after the hit; a2's snapshot predates the badge being kept (None).
+    # author -> [(age of the snapshot at the video's posting, followers, badge)]; each author has one video
+    # with stats at 6d and 8d. a1 gains followers and the badge after posting; a2 is seen only after the
+    # posting's first hour, its snapshot before the badge was kept (None); a4 first 40 min after posting.
     authors = {
-        "a1": [(1 * DAY, 100, False), (6 * DAY, 200, False), (8 * DAY, 5000, True)],
+        "a1": [(-1 * DAY, 100, False), (6 * DAY, 200, False), (8 * DAY, 5000, True)],
         "a2": [(7 * DAY + 12 * HOUR, 300, None)],
         "a3": [(30 * DAY, 9000, True)],
+        "a4": [(40 * 60, 400, False), (6 * DAY, 4000, True)],
     }
     with store.transaction() as session:
         session.add_all([Author(id=author, **later) for author in authors])
@@ -339,26 +347,31 @@ def test_the_authors_counts_are_those_of_the_stats_moment(settings, store):
                 )
 
     manifest, rows, path = _export(settings, at_age_s=7 * DAY)
-    assert "at each row's stats moment, from the author's snapshots (2 rows; 1 left unknown" in (
+    assert "read from the author's snapshots, not the profile as last seen (2 rows; 2 left unknown" in (
         path / "README.md"
     ).read_text().replace("\n  ", " ")
     unknown = -1
-    assert rows["follower_count"].fillna(unknown).tolist() == [200, 300, unknown]
-    assert rows["following_count"].fillna(unknown).tolist() == [2, 3, unknown]
-    assert rows["heart_count"].fillna(unknown).tolist() == [2000, 3000, unknown]
-    assert rows["verified"].fillna(unknown).tolist() == [False, unknown, unknown]  # the badge then, not today's
+    assert rows["follower_count"].fillna(unknown).tolist() == [100, unknown, unknown, 400]
+    assert rows["following_count"].fillna(unknown).tolist() == [1, unknown, unknown, 4]
+    assert rows["heart_count"].fillna(unknown).tolist() == [1000, unknown, unknown, 4000]
+    assert rows["verified"].fillna(unknown).tolist() == [False, unknown, unknown, False]  # the badge then
     counts = manifest["selection"]["author_counts"]
-    assert (counts["placed"], counts["unknown"], counts["verified_unknown"]) == (2, 1, 1)
-    assert "at most 1d after it" in counts["rule"]
-    _, rows, _ = _export(settings, at_age_s=7 * DAY, age_tolerance_s=HOUR)  # a2's snapshot is now too late
-    assert rows["follower_count"].fillna(unknown).tolist() == [200, unknown, unknown]
+    assert (counts["placed"], counts["unknown"], counts["verified_unknown"]) == (2, 2, 0)
+    assert counts["rule"] == (
+        "the author's latest snapshot at or before the row's posting, else their first one at most 1h after it "
+        "(the first look at a new video); unknown otherwise"
+    )
+    _, rows, _ = _export(settings, at_age_s=7 * DAY, age_tolerance_s=2 * DAY)  # the age tolerance plays no part
+    assert rows["follower_count"].fillna(unknown).tolist() == [100, unknown, unknown, 400]
 
-    manifest, rows, _ = _export(settings, as_of=_at(7 * DAY))  # the 6d stats, and the authors' counts by 6d
-    assert rows["follower_count"].fillna(unknown).tolist() == [200, unknown, unknown]
+    manifest, rows, _ = _export(settings, as_of=_at(7 * DAY))  # the 6d stats, and the authors' counts by 7d
+    assert rows["follower_count"].fillna(unknown).tolist() == [200, unknown, unknown, 4000]
     counts = manifest["selection"]["author_counts"]
-    assert counts["unknown"] == 2 and "after it" not in counts["rule"]
+    assert counts["unknown"] == 2 and counts["rule"] == (
+        "the author's latest snapshot at or before the stats moment; unknown otherwise"
+    )
     manifest, rows, _ = _export(settings)
-    assert rows["follower_count"].tolist() == [10**6] * 3 and rows["verified"].all()
+    assert rows["follower_count"].tolist() == [10**6] * 4 and rows["verified"].all()
     assert "author_counts" not in manifest["selection"]
 
 
@@ -508,8 +521,8 @@ def test_growth_features_give_plays_at_the_early_ages_and_the_growth_between(set
             [
                 _snap("3300", 1 * HOUR, 7),  # exactly 1h
                 _snap("3300", 3 * HOUR, 26),
-                _snap("3300", 12 * HOUR, 215),  # 6h: w = 1/3 between 3h and 12h
-                _snap("3300", 26 * HOUR, 216 * 128 - 1),  # 1d: w = 6/7 between 12h and 26h
+                _snap("3300", 7 * HOUR, 3**7 - 1),  # 6h: w = 3/4 between 3h and 7h (within 6h's 1.5h)
+                _snap("3300", 26 * HOUR, 216 * 128 - 1),  # 1d: w = 17/19 between 7h and 26h (within 6h of 1d)
                 _snap("3300", 7 * DAY, 10**6),
                 # 10 min after 1h: within 1h's tolerance of 15 min. 6h and 1d lie between the two sightings,
                 # but the second comes after the label's 7d, so it is not known to these features.
@@ -529,10 +542,10 @@ def test_growth_features_give_plays_at_the_early_ages_and_the_growth_between(set
     assert "`play_count_at_1d` (3 rows)" in (path / "README.md").read_text()
     growth = ["play_count_at_1h", "play_count_at_6h", "play_count_at_1d", "play_growth_1h_6h", "play_growth_6h_1d"]
     assert list(rows.columns[-5:]) == growth and manifest["columns"][-5:] == growth
-    p1, p6, p24 = 7.0, 27 ** (2 / 3) * 216 ** (1 / 3) - 1, 216 ** (1 / 7) * (216 * 128) ** (6 / 7) - 1
-    assert (p6, p24) == (pytest.approx(53.0), pytest.approx(13823.0))
+    p1, p6, p24 = 7.0, 27 ** (1 / 4) * 3 ** (7 * 3 / 4) - 1, 3 ** (7 * 2 / 19) * (216 * 128) ** (17 / 19) - 1
+    assert p6 == pytest.approx(728.0)
     assert rows.loc["3300", growth].tolist() == pytest.approx(
-        [p1, p6, p24, (np.log(54) - np.log(8)) / (5 / 24), (np.log(13824) - np.log(54)) / (18 / 24)]
+        [p1, p6, p24, (np.log(729) - np.log(8)) / (5 / 24), (np.log1p(p24) - np.log(729)) / (18 / 24)]
     )
     assert rows.loc["3301", "play_count_at_1h"] == 40.0 and rows.loc["3301", growth[1:]].isna().all()
     assert rows.loc["3302", growth].isna().all()
@@ -551,3 +564,32 @@ def test_growth_features_give_plays_at_the_early_ages_and_the_growth_between(set
     short, rows, _ = _export(settings, at_age_s=6 * HOUR, age_tolerance_s=0)
     assert list(rows.columns[-1:]) == ["play_count_at_1h"] and "play_count_at_6h" not in rows.columns
     assert short["growth_features"]["columns"] == ["play_count_at_1h"]
+
+
+def test_the_early_counts_never_read_a_later_sighting():
+    """Plays at an early age come from the sightings within that age's tolerance after it at most: two
+    videos seen alike until then and apart only at the label's age get the same early counts (they once
+    differed: the 6h and 1d counts were interpolated towards the label's own sighting), and a sighting at
+    the label's age never places an early count, even within the early age's tolerance."""
+    created = 1_700_000_000
+    videos = pd.DataFrame({"video_id": ["calm", "hit", "late"], "create_time": [created] * 3})
+    sightings = [
+        *(("calm", age, plays) for age, plays in ((HOUR // 2, 10), (HOUR + 10 * 60, 20), (7 * DAY, 30))),
+        *(("hit", age, plays) for age, plays in ((HOUR // 2, 10), (HOUR + 10 * 60, 20), (7 * DAY, 10**7))),
+        ("late", DAY + HOUR, 500),  # within 1d's 6h, but it is the label's own sighting at 25h
+    ]
+    snapshots = pd.DataFrame(
+        [(v, pd.Timestamp(created + age, unit="s", tz="UTC"), plays, 0, 0, 0, 0) for v, age, plays in sightings],
+        columns=["video_id", "captured_at", *COUNTS],
+    )
+
+    growth = early_growth(videos, snapshots, at_age_s=7 * DAY, tolerance_s=DAY)
+
+    calm, hit = growth.iloc[0], growth.iloc[1]
+    pd.testing.assert_series_equal(calm, hit, check_names=False)
+    w = (HOUR - HOUR / 2) / (HOUR + 10 * 60 - HOUR / 2)  # between the 30 min and 1h10m sightings
+    assert calm["play_count_at_1h"] == pytest.approx(11 ** (1 - w) * 21**w - 1)
+    assert calm[["play_count_at_6h", "play_count_at_1d"]].isna().all()
+    at_25h = early_growth(videos, snapshots, at_age_s=DAY + HOUR, tolerance_s=DAY)
+    assert pd.isna(at_25h.loc[2, "play_count_at_1d"])
+    assert early_growth(videos, snapshots, at_age_s=2 * DAY, tolerance_s=DAY).loc[2, "play_count_at_1d"] == 500

@@ -121,3 +121,22 @@ def test_corpus_train_refuses_options_its_model_does_not_use(sound_export):
     assert result.exit_code == 1 and "--frames does not apply to --model gbdt" in result.stderr
     result = CliRunner().invoke(app, ["train", str(sound_export), "--rounds", "10"])
     assert result.exit_code == 1 and "--rounds does not apply to --model r2plus1d" in result.stderr
+
+
+def test_the_author_table_says_how_many_rows_got_statistics(sound_export):
+    """A plain export's counts were all seen after every posting: no row gets author statistics, and the
+    stage says so; observed 7 days after posting (``--at-age 7d``), an author's older videos are known."""
+    options = FeatureOptions(modalities=("author",), progress=False)
+    (plain,) = extract_features(sound_export, options).results
+    assert plain.details == {"rows_with_author_statistics": 0}
+
+    table = pd.read_parquet(sound_export / "videos.parquet")
+    seen = pd.to_datetime(table["create_time"], unit="s", utc=True) + pd.Timedelta(days=7)
+    table.assign(stats_captured_at=seen).to_parquet(sound_export / "videos.parquet", index=False)
+    (at_age,) = extract_features(sound_export, options).results
+    frame = pd.read_parquet(at_age.cache_file)
+    with_statistics = int((frame["author.others_train_videos"] > 0).sum())
+    assert 0 < with_statistics < len(frame) and at_age.details == {"rows_with_author_statistics": with_statistics}
+    assert json.loads(at_age.cache_file.with_suffix(".json").read_text())["details"] == at_age.details
+    (cached,) = extract_features(sound_export, options).results
+    assert cached.cache_hit and cached.to_dict()["details"] == at_age.details

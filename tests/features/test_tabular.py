@@ -51,7 +51,29 @@ def test_text_vocabulary_comes_from_the_train_split_only(table):
     assert np.allclose(text_features(table, 6)[svd], text_features(cleaned, 6)[svd])
 
 
-def test_author_table_reads_profiles_and_other_train_videos(table):
+AGE = pd.Timedelta(days=7)
+
+
+@pytest.fixture
+def at_age_table(table) -> pd.DataFrame:
+    """The table as an ``--at-age 7d`` export has it: each video's counts observed 7 days after its posting.
+    Authors post every 5 days, so a row's author's videos posted 7 days or more before it are known to it."""
+    return table.assign(stats_captured_at=pd.to_datetime(table["create_time"], unit="s", utc=True) + AGE)
+
+
+def _known_at_posting(table: pd.DataFrame, row: int) -> pd.Series:
+    """The train rows of ``row``'s author, other than itself, whose counts were observed by its posting."""
+    posted = pd.to_datetime(table.loc[row, "create_time"], unit="s", utc=True)
+    return (
+        (table["author_id"] == table.loc[row, "author_id"])
+        & (table.index != row)
+        & (table["split"] == "train")
+        & (pd.to_datetime(table["stats_captured_at"], utc=True) <= posted)
+    )
+
+
+def test_author_table_reads_profiles_and_other_train_videos_known_at_posting(at_age_table):
+    table = at_age_table
     frame = author_features(table)
     assert len(frame.columns) == 8 and frame.columns.str.startswith("author.").all()
     profile = [
@@ -61,72 +83,115 @@ def test_author_table_reads_profiles_and_other_train_videos(table):
         "author.verified",
     ]
     assert not frame[profile].isna().any().any()
-    # Row 0's author (500) has train rows 0, 5 and 10; its other ones are rows 5 and 10.
-    others = table.loc[[5, 10], "play_count"]
-    assert frame.loc[0, "author.others_median_log_plays"] == pytest.approx(np.median(np.log1p(others)))
-    assert frame.loc[0, "author.others_train_videos"] == 2
-
-
-def test_author_features_never_see_the_row_itself_or_held_out_rows(table):
-    assert leaked_rows(table) == []
-
-
-def test_a_planted_leak_is_caught(table, monkeypatch):
-    """Two leaky variants: the row's own value in its statistic; val/test rows in the pool."""
-
-    def with_the_row_itself(values, authors, contributes):
-        return authors.map(values[contributes].groupby(authors[contributes]).median())
-
-    monkeypatch.setattr(author, "median_of_others", with_the_row_itself)
-    leaked = leaked_rows(table)
-    # A train row whose own value moves its author's median is caught (a median does not always move).
-    assert leaked and set(leaked) <= set(table.loc[table["split"] == "train", "video_id"])
-    monkeypatch.undo()
-
-    honest = author.mean_of_others
-    monkeypatch.setattr(author, "mean_of_others", lambda v, a, c: honest(v, a, c | ~c))  # every split
-    assert leaked_rows(table) != []
-
-
-def test_in_an_export_split_in_time_the_author_statistics_only_look_back(table):
-    """Each row's statistics come from its author's train videos posted before it: never from a later
-    video's success, which a hit of the row itself may have caused."""
-    frame = author_features(table, earlier_only=True)
-    in_train = table["split"] == "train"
+    # Row 15's author (500) has train rows 0, 5 and 10: 0 and 5 were seen at 7 days, before row 15 was
+    # posted (day 15); row 10's counts came at day 17.
+    assert _known_at_posting(table, 15).pipe(lambda pool: list(table.index[pool])) == [0, 5]
+    others = table.loc[[0, 5], "play_count"]
+    assert frame.loc[15, "author.others_median_log_plays"] == pytest.approx(np.median(np.log1p(others)))
+    assert frame.loc[15, "author.others_train_videos"] == 2
     plays = np.log1p(table["play_count"].astype(float))
     for row in table.index:
-        earlier = (table["author_id"] == table.loc[row, "author_id"]) & (
-            table["create_time"] < table.loc[row, "create_time"]
-        )
-        pool = earlier & in_train
+        pool = _known_at_posting(table, row)
         assert frame.loc[row, "author.others_train_videos"] == pool.sum()
         expected = np.median(plays[pool]) if pool.any() else np.nan
         assert frame.loc[row, "author.others_median_log_plays"] == pytest.approx(expected, nan_ok=True)
-        expected_rate = table.loc[pool, "is_viral"].mean() if pool.any() else np.nan
-        assert frame.loc[row, "author.others_viral_rate"] == pytest.approx(expected_rate, nan_ok=True)
-    assert frame["author.others_median_log_plays"].notna().any()
-    assert leaked_rows(table, lambda t: author_features(t, earlier_only=True)) == []
-    # The future moves nothing: every row's outcome after the first half of the table changes.
-    later = (table["create_time"] > table["create_time"].median()).to_numpy()
-    moved = author_features(author._perturbed(table, later), earlier_only=True)
-    past = ~later
-    assert np.allclose(frame[past].to_numpy(), moved[past].to_numpy(), equal_nan=True)
-    assert not np.allclose(
-        author_features(table)[past].to_numpy(),
-        author_features(author._perturbed(table, later))[past].to_numpy(),
-        equal_nan=True,
-    )
+        expected = np.median(table.loc[pool, "virality_score"]) if pool.any() else np.nan
+        assert frame.loc[row, "author.others_median_virality"] == pytest.approx(expected, nan_ok=True)
+        expected = table.loc[pool, "is_viral"].mean() if pool.any() else np.nan
+        assert frame.loc[row, "author.others_viral_rate"] == pytest.approx(expected, nan_ok=True)
+    assert 0 < (frame["author.others_train_videos"] > 0).sum() < len(table)
+    assert author.describe(frame) == {"rows_with_author_statistics": (frame["author.others_train_videos"] > 0).sum()}
 
 
-def test_the_export_manifest_chooses_the_look_back(table):
+def test_in_a_plain_export_no_row_has_author_statistics(table):
+    """Every count of the plain fixture was observed on 2024-01-01, after every posting: no author's
+    video was known when another was posted, so none has statistics (the honest result)."""
+    frame = author_features(table)
+    assert (frame["author.others_train_videos"] == 0).all()
+    assert frame.filter(like="author.others_median").isna().all().all()
+    assert author.describe(frame) == {"rows_with_author_statistics": 0}
+
+
+def test_author_features_never_see_the_row_itself_held_out_rows_or_the_unknown(table, at_age_table):
+    assert leaked_rows(table) == []
+    assert leaked_rows(at_age_table) == []
+
+
+def _seen_at(moments):
+    """author_features as if each row's counts were known at ``moments(table)``: a planted leak."""
+    return lambda t: author_features(t.assign(stats_captured_at=pd.to_datetime(moments(t), unit="s", utc=True)))
+
+
+def test_a_planted_leak_is_caught(at_age_table, monkeypatch):
+    """Four leaky variants: every other train video (later ones too); the videos posted before the row,
+    their counts read after its posting; the row's own value; val/test rows in the pool."""
+    table = at_age_table
+    every_other = leaked_rows(table, _seen_at(lambda t: np.zeros(len(t))))
+    assert every_other and set(every_other) <= set(table["video_id"])
+    posted_earlier = leaked_rows(table, _seen_at(lambda t: t["create_time"] - 1))
+    assert posted_earlier
+
+    # Every row's counts known at its own posting: only its own value could reach it, and does not ...
+    at_posting = table.assign(stats_captured_at=pd.to_datetime(table["create_time"], unit="s", utc=True))
+    assert leaked_rows(at_posting) == []
+    honest = author._summary_without
+    monkeypatch.setattr(author, "_summary_without", lambda ordered, total, own: honest(ordered, total, None))
+    leaked = leaked_rows(at_posting)  # ... unless it is counted.
+    assert leaked and set(leaked) <= set(table.loc[table["split"] == "train", "video_id"])
+    monkeypatch.undo()
+
+    honest_pool = author.over_known_before
+    monkeypatch.setattr(author, "over_known_before", lambda v, a, c, k, t: honest_pool(v, a, c | ~c, k, t))
+    assert leaked_rows(at_posting) != []  # every split in the pool
+
+
+def test_the_split_order_does_not_open_the_future(at_age_table):
+    """A random split (the default) once pooled every other train video of the author, later ones too."""
+
     class Export:
         def __init__(self, order):
-            self.table, self.manifest = table, {"split": {"order": order}}
+            self.table, self.manifest = at_age_table, {"split": {"order": order}}
 
     by_time = author.compute(Export("time"), None, lambda n: None)
-    assert by_time.equals(author_features(table, earlier_only=True))
-    assert author.compute(Export("random"), None, lambda n: None).equals(author_features(table))
-    assert not by_time.equals(author_features(table))
+    assert by_time.equals(author.compute(Export("random"), None, lambda n: None))
+    assert by_time.equals(author_features(at_age_table))
+
+
+def _brute_force(values, authors, contributes, known_at, asked_at) -> pd.DataFrame:
+    out = []
+    for row in range(len(values)):
+        if pd.isna(authors[row]) or np.isnan(asked_at[row]):
+            out.append((np.nan, np.nan, np.nan))
+            continue
+        pool = (authors == authors[row]) & contributes & ~np.isnan(values) & (known_at <= asked_at[row])
+        pool[row] = False
+        picked = values[pool]
+        out.append((len(picked), *((np.median(picked), picked.mean()) if len(picked) else (np.nan, np.nan))))
+    return pd.DataFrame(out, columns=["count", "median", "mean"])
+
+
+def test_the_one_pass_statistics_match_a_brute_force_count():
+    """Ties of moments (a value known exactly when another row is posted counts), values known before
+    their own row's posting (never counted for it), unknown values, moments and authors."""
+    rng = np.random.default_rng(3)
+    n = 400
+    values = rng.integers(0, 6, n).astype(float)
+    values[rng.random(n) < 0.1] = np.nan
+    authors = pd.Series(rng.integers(0, 12, n).astype(str), dtype=object)
+    authors[rng.random(n) < 0.05] = np.nan
+    asked_at = rng.integers(0, 40, n).astype(float)
+    known_at = asked_at + rng.integers(-3, 10, n)
+    asked_at[rng.random(n) < 0.05] = np.nan
+    known_at[rng.random(n) < 0.05] = np.nan
+    contributes = rng.random(n) < 0.7
+
+    got = author.over_known_before(
+        pd.Series(values), authors, pd.Series(contributes), pd.Series(known_at), pd.Series(asked_at)
+    )
+
+    expected = _brute_force(values, authors.to_numpy(), contributes, known_at, asked_at)
+    pd.testing.assert_frame_equal(got, expected, check_dtype=False)
+    assert (known_at <= asked_at).any() and (got["count"] > 1).any()
 
 
 def test_time_table_reads_hour_weekday_and_original_sound(table):

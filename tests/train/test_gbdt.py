@@ -13,10 +13,12 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.figure import Figure
 
 from tiktok_corpus.errors import ConfigError
+from tiktok_corpus.report.model import model_section
 from tiktok_corpus.train import TrainConfig
-from tiktok_corpus.train.ablation import ablate, ablation_lines, best_baseline
+from tiktok_corpus.train.ablation import ablate, ablation_lines, best_baseline, draw_importances
 from tiktok_corpus.train.fusion import side_inputs
 from tiktok_corpus.train.gbdt import train_gbdt
 
@@ -116,6 +118,42 @@ def test_the_ablation_says_which_modality_carries_the_label(planted, tmp_path):
     assert drops["author"] > 0.1 > abs(drops["time"]) and gains["author"] > gains["time"]
     assert next(iter(result["importances"]["gain_top_features"])) == "author.x"
     assert result["oracles"] == {"author": 0.8} and (out / "ablation.png").stat().st_size > 0
+    # Each drop has its interval over resamples of the test rows: the signal's is clear of zero, the
+    # noise's is not; the all-modality model beats the baselines, so they are credible.
+    intervals = result["importances"]["permutation_by_modality_ci"]
+    assert 0 < intervals["author"][0] < drops["author"] < intervals["author"][1]
+    assert intervals["time"][0] < 0 < intervals["time"][1]
+    (low, high) = result["importances"]["permutation_top_features_ci"]["author.x"]
+    assert 0 < low < result["importances"]["permutation_top_features"]["author.x"] < high
+    assert result["importances"]["model"] == "all" and result["importances"]["credible"] is True
+
+
+def test_importances_of_a_model_that_beats_nothing_are_not_ranked(planted, tmp_path):
+    """Noise in place of the signal: whatever the all-modality model leaned on, it does not beat the
+    baselines, so ablation.json marks its importances not credible, the figure ranks none and the
+    report says why."""
+    root, features = planted
+    export_dir = tmp_path / "export"
+    export_dir.mkdir()
+    for name in ("videos.parquet", "manifest.json"):
+        (export_dir / name).write_bytes((root / name).read_bytes())
+    noise = features.assign(**{"author.x": np.random.default_rng(1).standard_normal(len(features))})
+    config = TrainConfig(export_dir, model="gbdt", modalities="author,time", progress=False)
+
+    out = ablate(config, noise, {}, out=export_dir / "ablations" / "noise")
+
+    result = json.loads((out / "ablation.json").read_text())
+    lines = {row["name"]: row for row in result["rows"]}
+    assert not lines["all"]["beats_baselines"], lines["all"]["verdict"]
+    importances = result["importances"]
+    assert importances["credible"] is False and importances["credibility"].startswith("not credible: the all model")
+    figure = Figure()
+    draw_importances(figure.subplots(), result)
+    (axis,) = figure.axes
+    assert not axis.patches and "not credible" in " ".join(text.get_text() for text in axis.texts)
+    page = model_section(None, export_dir, tmp_path / "posters", lambda specs: "")
+    assert "Importances: not credible: the all model does not beat the baselines" in page
+    assert "no importance ranked" in page
 
 
 def test_the_figures_best_baseline_is_the_lowest_rmse_or_the_highest_auc():

@@ -18,7 +18,8 @@ snapshot.
 
 :func:`early_growth` gives the growth features of such an export: plays at the early ages
 (:data:`~.format.EARLY_AGES_S` below the label's age, by the same rule with the tolerance capped at a
-quarter of the early age) and the log growth per day between consecutive ones.
+quarter of the early age, from the sightings within that tolerance after the early age at most) and the
+log growth per day between consecutive ones.
 
 Each row also says how it was placed (:data:`~.format.PLACEMENT_COLUMNS`): its basis and the ages of the
 snapshots its counts came from, so a user can keep only the rows counted close enough to ``A``.
@@ -76,18 +77,20 @@ def early_growth(videos: pd.DataFrame, snapshots: pd.DataFrame, *, at_age_s: int
 
     For each early age ``e`` in :data:`~.format.EARLY_AGES_S` below ``at_age_s``: ``play_count_at_<e>``,
     the plays at ``e`` by :func:`counts_at_age`'s rule with the tolerance :func:`tolerance_at_age` of
-    ``e`` capped at ``tolerance_s`` (so a 1h count is never read off a sighting at 1d); and for
-    consecutive early ages ``a < b``:
+    ``e`` capped at ``tolerance_s`` (so a 1h count is never read off a sighting at 1d), from the sightings
+    at or before ``e`` plus that tolerance only, and before ``at_age_s``: a later one (the label's own
+    among them) lies in the future of what a count at ``e`` may know, and interpolating towards it would
+    carry the label in. For consecutive early ages ``a < b``:
     ``play_growth_<a>_<b> = (log1p(plays at b) - log1p(plays at a)) / (b - a in days)``. Null where a
-    video cannot be placed at an age. Only sightings up to ``at_age_s`` count: the label's own age and
-    later lie in the future of what these features may know.
+    video cannot be placed at an age.
     """
-    timeline = _Timeline(videos, snapshots, seen_by_age_s=at_age_s)
     plays = COUNTS.index("play_count")
     early = {name: age for name, age in EARLY_AGES_S.items() if age < at_age_s}
-    placed = {
-        name: timeline.place(age, tolerance_at_age(age, tolerance_s)).values[:, plays] for name, age in early.items()
-    }
+    placed = {}
+    for name, age in early.items():
+        tolerance = tolerance_at_age(age, tolerance_s)
+        known_by = min(age + tolerance, np.nextafter(at_age_s, 0.0))  # strictly before the label's age
+        placed[name] = _Timeline(videos, snapshots, seen_by_age_s=known_by).place(age, tolerance).values[:, plays]
     out = pd.DataFrame({f"play_count_at_{name}": values for name, values in placed.items()}, index=videos.index)
     names = list(early)
     for a, b in zip(names, names[1:]):

@@ -1,9 +1,11 @@
 """The rows an export takes: exportable videos with their latest stats (or their counts at a fixed
 age), typed, and their hashtags.
 
-An export taken at a moment (``--as-of``, ``--at-age``) reads the author's profile counts as they were
-at that moment too, from the author's snapshots: followers grow after a video's success, so a later
-count would carry the label into the features.
+An export taken at a moment reads the author's profile counts from the author's snapshots, never from
+the profile as last seen: followers and the badge grow after a video's success, so a later count would
+carry the label into the features. ``--as-of`` reads them as of its cutoff, like the counts; ``--at-age``
+as of each row's posting, since whatever the author gained during the row's first ``A`` may be the
+row's own hit.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from .at_age import (
     early_growth,
     tolerance_at_age,
 )
-from .format import PLACEMENT_COLUMNS
+from .format import EARLY_AGES_S, PLACEMENT_COLUMNS
 
 
 def load_dataset(
@@ -71,7 +73,8 @@ def load_dataset(
     }
     if as_of is not None:
         authors = exportable_author_snapshots(store, min_frames=min_frames)
-        selection["author_counts"] = _profiles_at_stats_moment(rows, authors, tolerance_s=0)
+        stats_moment = rows["stats_captured_at"]
+        selection["author_counts"] = _profiles_at(rows, authors, stats_moment, moment="the stats moment")
     _type_columns(rows, counts=COUNTS)
     return rows, selection
 
@@ -109,7 +112,9 @@ def _at_age(
     kept = at_age["age_basis"].notna()
     rows = rows[kept].reset_index(drop=True)
     authors = exportable_author_snapshots(store, min_frames=min_frames)
-    author_counts = _profiles_at_stats_moment(rows, authors, tolerance_s=tolerance_s)
+    posted = pd.to_datetime(rows["create_time"], unit="s", utc=True)
+    first_look_s = min(min(EARLY_AGES_S.values()), at_age_s)  # never later than the row's own counts
+    author_counts = _profiles_at(rows, authors, posted, moment="the row's posting", first_look_s=first_look_s)
     _type_columns(rows, counts=())
     excluded = at_age["excluded"].value_counts().reindex(list(EXCLUSION_REASONS), fill_value=0)
     by_basis = at_age["age_basis"].value_counts().reindex(list(BASES), fill_value=0)
@@ -137,24 +142,23 @@ def _newest(times: pd.Series) -> str | None:
     return None if pd.isna(newest) else newest.isoformat()
 
 
-def _profiles_at_stats_moment(rows: pd.DataFrame, snapshots: pd.DataFrame, *, tolerance_s: int) -> dict:
+def _profiles_at(
+    rows: pd.DataFrame, snapshots: pd.DataFrame, moments: pd.Series, *, moment: str, first_look_s: int = 0
+) -> dict:
     """Replace, in place, each row's :data:`PROFILE_AT_MOMENT` (the counts and the badge) by its
-    author's at ``stats_captured_at``.
+    author's at the row's entry of ``moments`` (``moment`` names it for the manifest).
 
-    The author's latest snapshot at or before that moment, else their first one at most ``tolerance_s``
-    after it (the tolerance that placed the row's own counts, so the author's counts are never later
-    than the row's own may be); unknown (null) when neither exists, never a later value (a badge, like
-    followers, may follow a hit). Snapshots taken before the badge was kept leave ``verified`` unknown.
-    Returns the rows placed and left unknown, and the rule, for the manifest.
+    The author's latest snapshot at or before that moment, else (``first_look_s``) their first one at most
+    that long after it: an author first seen with a new video is first seen a little after its posting (the
+    tracker's first look); unknown (null) when neither exists, never a later value (a badge, like followers,
+    may follow a hit). Snapshots taken before the badge was kept leave ``verified`` unknown. Returns the
+    rows placed and left unknown, and the rule, for the manifest.
     """
     # One type for each key on both sides (an empty read has object columns, a full one strings).
-    moments = pd.DataFrame(
-        {
-            "author_id": rows["author_id"].astype(object),
-            "moment": rows["stats_captured_at"].astype("datetime64[ns, UTC]"),
-        }
+    wanted = pd.DataFrame(
+        {"author_id": rows["author_id"].astype(object), "moment": moments.astype("datetime64[ns, UTC]")}
     )
-    wanted = moments.dropna().sort_values("moment")
+    wanted = wanted.dropna().sort_values("moment")
     taken = snapshots.assign(
         author_id=snapshots["author_id"].astype(object),
         captured_at=pd.to_datetime(snapshots["captured_at"], utc=True).astype("datetime64[ns, UTC]"),
@@ -163,7 +167,7 @@ def _profiles_at_stats_moment(rows: pd.DataFrame, snapshots: pd.DataFrame, *, to
     found = pd.DataFrame(index=rows.index, columns=list(PROFILE_AT_MOMENT), dtype="float64")
     # backward last: a snapshot at or before the moment wins over one after it
     rules: tuple[tuple[Literal["forward", "backward"], pd.Timedelta | None], ...] = (
-        ("forward", pd.Timedelta(seconds=tolerance_s)),
+        ("forward", pd.Timedelta(seconds=first_look_s)),
         ("backward", None),
     )
     for direction, tolerance in rules:
@@ -183,13 +187,12 @@ def _profiles_at_stats_moment(rows: pd.DataFrame, snapshots: pd.DataFrame, *, to
         rows[column] = found[column]
     rows["verified"] = found["verified"].map({1.0: True, 0.0: False})
     after = (
-        f", else their first one at most {format_duration(tolerance_s)} after it (the age tolerance, which also "
-        "lets a row's own counts come from a snapshot that late)"
-        if tolerance_s
+        f", else their first one at most {format_duration(first_look_s)} after it (the first look at a new video)"
+        if first_look_s
         else ""
     )
     return {
-        "rule": f"the author's latest snapshot at or before the stats moment{after}; unknown otherwise",
+        "rule": f"the author's latest snapshot at or before {moment}{after}; unknown otherwise",
         "placed": int(known.sum()),
         "unknown": int((~known).sum()),
         "verified_unknown": int(found.loc[known, "verified"].isna().sum()),

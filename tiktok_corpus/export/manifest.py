@@ -152,7 +152,7 @@ def dataset_card(manifest: dict) -> str:
     )
     placed = manifest["selection"].get("author_counts")
     author_counts = (
-        f"those at each row's stats moment, from the author's snapshots ({placed['placed']} rows; "
+        f"read from the author's snapshots, not the profile as last seen ({placed['placed']} rows; "
         f"{placed['unknown']} left unknown: no snapshot of their author by then - a corpus crawled before "
         "the crawl kept author snapshots has them only from `corpus track`); `verified` likewise, "
         f"unknown for {placed.get('verified_unknown', placed['placed'])} placed rows whose snapshot predates "

@@ -2,7 +2,8 @@
 
 ``video`` (a frozen torchvision backbone over the trainer's proxies), ``audio`` (log-mel statistics,
 loudness, onsets, silence), ``text`` (caption+hashtag TF-IDF fitted on the train split, reduced by SVD;
-counts), ``author`` (profile counts; the median popularity of the author's OTHER train videos) and
+counts), ``author`` (profile counts; the median popularity of the author's OTHER train videos known
+when the row was posted) and
 ``time`` (posting hour and weekday, age at observation, file properties, original sound). Tables live in
 ``EXPORT/features/`` keyed by the export's table and the settings (:mod:`.cache`); ``load_features``
 joins them into one frame for ``corpus train --model gbdt|fusion``.

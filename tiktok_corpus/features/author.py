@@ -1,15 +1,18 @@
 """``author``: the author's profile (followers, following, videos, verified) and how popular their
-OTHER train-split videos are.
+OTHER train-split videos were, as far as it could be known when the row was posted.
 
 No leakage: a row's popularity statistics come from train rows of the same author other than itself,
-so neither its own counts and label nor any val/test row ever reach them. :func:`leaked_rows` checks
-that from the outside, by perturbing exactly those values and watching the features. The profile's
+so neither its own counts and label nor any val/test row ever reach them; and only from those whose
+counts were observed (their ``stats_captured_at``) at or before the row's ``create_time``, so a feature
+is computable at the row's posting: a later video's success, or an earlier video's counts read after the
+row's own hit sent viewers through the back catalogue, never reaches it. :func:`leaked_rows` checks all
+of it from the outside, by perturbing exactly those values and watching the features. The profile's
 total likes (``heart_count``) are left out: they include the video's own likes, a metric of its label.
 
-An export split in time (``--split-order time``) is judged as the model would be used, on later posts
-from what came before: there every row's statistics come from its author's train videos posted
-*before* it, so a train row does not learn from its author's later success either (a hit brings
-followers, and the posts after it more views).
+In a plain export every count is the one last seen, after most rows were posted, so most rows have no
+statistics (NaN; ``others_train_videos`` 0): the honest result. An ``--at-age A`` export observes each
+video at ``create_time + A``, so an author's earlier videos are known to their later ones.
+:func:`describe` says how many rows got statistics; the feature table's metadata records it.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ import pandas as pd
 
 from .columns import named, numeric, text
 
-VERSION = 3  # 2: no log_likes; 3: earlier videos only in exports split in time
+# 2: no log_likes; 3: earlier videos only in exports split in time; 4: always, and only those whose
+# counts were observed by the row's posting.
+VERSION = 4
 # A row's own outcome: what the author statistics must never see of the row itself or of val/test rows.
 OUTCOME_COLUMNS = (
     "play_count",
@@ -39,76 +44,62 @@ def settings(options) -> dict:
     return {"version": VERSION}
 
 
-def median_of_others(values: pd.Series, authors: pd.Series, contributes: pd.Series) -> pd.Series:
-    """Per row, the median of ``values`` over the contributing rows of its author other than itself
-    (NaN when there are none): leave-one-out from each author's sorted values."""
-    pool = contributes & values.notna() & authors.notna()
-    grouped = values[pool].groupby(authors[pool])
-    result = authors.where(~pool).map(grouped.median())  # rows outside the pool: all of the author's values
-    for _, members in grouped:
-        if len(members) > 1:
-            result[members.index] = _median_without_each(members.to_numpy())
-    return result.astype("float64")
+def over_known_before(
+    values: pd.Series, authors: pd.Series, contributes: pd.Series, known_at: pd.Series, asked_at: pd.Series
+) -> pd.DataFrame:
+    """Per row, the ``count``, ``median`` and ``mean`` of the ``values`` of its author's OTHER contributing
+    rows known at or before the row's ``asked_at`` (a row's value is known from its ``known_at``; count 0
+    and NaN where there are none; all NaN where the row's author or ``asked_at`` is unknown).
 
-
-def _median_without_each(values: np.ndarray) -> np.ndarray:
-    """For each value, the median of the others: from the sorted values, without a loop per value."""
-    ordered = np.sort(values)
-    rank = np.searchsorted(ordered, values)  # where each value sits (ties: equal values, same answer)
-    others = len(ordered) - 1
-
-    def kth_of_others(k: int) -> np.ndarray:
-        return np.where(k < rank, ordered[k], ordered[k + 1])
-
-    if others % 2:
-        return kth_of_others(others // 2)
-    return (kth_of_others(others // 2 - 1) + kth_of_others(others // 2)) / 2
-
-
-def mean_of_others(values: pd.Series, authors: pd.Series, contributes: pd.Series) -> pd.Series:
-    """Per row, the mean of ``values`` over the contributing rows of its author other than itself."""
-    pool = contributes & values.notna() & authors.notna()
-    own, counted = values.where(pool, 0.0), pool.astype("float64")
-    total = own.groupby(authors).transform("sum")
-    count = counted.groupby(authors).transform("sum")
-    return ((total - own) / (count - counted)).where(count - counted > 0)
-
-
-def over_earlier(values: pd.Series, authors: pd.Series, contributes: pd.Series, times: pd.Series) -> pd.DataFrame:
-    """Per row, the ``count``, ``median`` and ``mean`` of the ``values`` of its author's contributing rows
-    posted strictly before it (count 0 and NaN where there are none; all NaN where the row's author or
-    time is unknown). One pass over the rows sorted by author and time, each author's earlier values
-    kept sorted."""
+    One pass over the values' arrivals and the rows' questions, sorted by author and moment (an arrival
+    before a question of the same moment), each author's arrived values kept sorted: O(n log n) but for
+    the insertions' memory moves.
+    """
     count, median, mean = (np.full(len(values), np.nan) for _ in range(3))
     codes = pd.factorize(authors)[0]
-    moments = pd.to_numeric(times, errors="coerce").to_numpy(dtype="float64")
     numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64")
-    counted = contributes.to_numpy(dtype=bool) & ~np.isnan(numbers)
-    known = np.flatnonzero((codes >= 0) & ~np.isnan(moments))
+    known = pd.to_numeric(known_at, errors="coerce").to_numpy(dtype="float64")
+    asked = pd.to_numeric(asked_at, errors="coerce").to_numpy(dtype="float64")
+    arrivals = np.flatnonzero(contributes.to_numpy(dtype=bool) & ~np.isnan(numbers) & (codes >= 0) & ~np.isnan(known))
+    questions = np.flatnonzero((codes >= 0) & ~np.isnan(asked))
+    rows = np.concatenate([arrivals, questions])
+    is_question = np.repeat([False, True], [len(arrivals), len(questions)])
+    moments = np.concatenate([known[arrivals], asked[questions]])
+    arrived = np.zeros(len(values), dtype=bool)
     seen: list[float] = []
-    landing: list[float] = []  # values of the moment in hand, seen only by later moments
-    total, author, moment = 0.0, -1, np.nan
-    for row in known[np.lexsort((moments[known], codes[known]))]:
+    total, author = 0.0, -1
+    for event in np.lexsort((is_question, moments, codes[rows])):
+        row = rows[event]
         if codes[row] != author:
-            seen, landing, total, author, moment = [], [], 0.0, codes[row], np.nan
-        if moments[row] != moment:
-            for value in landing:
-                bisect.insort(seen, value)
-                total += value
-            landing, moment = [], moments[row]
-        count[row] = len(seen)
-        if seen:
-            middle = len(seen) // 2
-            median[row] = seen[middle] if len(seen) % 2 else (seen[middle - 1] + seen[middle]) / 2
-            mean[row] = total / len(seen)
-        if counted[row]:
-            landing.append(float(numbers[row]))
+            seen, total, author = [], 0.0, codes[row]
+        if not is_question[event]:
+            bisect.insort(seen, float(numbers[row]))
+            total, arrived[row] = total + numbers[row], True
+            continue
+        own = float(numbers[row]) if arrived[row] else None  # its own value never counts for itself
+        count[row], median[row], mean[row] = _summary_without(seen, total, own)
     return pd.DataFrame({"count": count, "median": median, "mean": mean}, index=values.index)
 
 
-def author_features(table: pd.DataFrame, *, earlier_only: bool = False) -> pd.DataFrame:
-    """Profile counts (log1p) and badge, and the median popularity of the author's other train videos
-    (with ``earlier_only``, those posted before the row).
+def _summary_without(ordered: list[float], total: float, own: float | None) -> tuple[float, float, float]:
+    """Count, median and mean of the sorted values ``ordered`` (summing to ``total``), one value ``own``
+    left out when given: read around its position, without copying the list."""
+    skip = len(ordered) if own is None else bisect.bisect_left(ordered, own)
+    size = len(ordered) - (own is not None)
+    if size == 0:
+        return 0.0, np.nan, np.nan
+
+    def kth(k: int) -> float:
+        return ordered[k] if k < skip else ordered[k + 1]
+
+    middle = size // 2
+    median = kth(middle) if size % 2 else (kth(middle - 1) + kth(middle)) / 2
+    return float(size), median, (total - (own or 0.0)) / size
+
+
+def author_features(table: pd.DataFrame) -> pd.DataFrame:
+    """Profile counts (log1p) and badge, and the popularity of the author's other train videos whose
+    counts were observed by the row's posting.
 
     A pure function of ``table``: the statistics use rows with ``split == "train"`` only.
     """
@@ -116,23 +107,11 @@ def author_features(table: pd.DataFrame, *, earlier_only: bool = False) -> pd.Da
     in_train = table["split"] == "train"
     plays = np.log1p(numeric(table, "play_count").clip(lower=0))
     virality, viral = numeric(table, "virality_score"), numeric(table, "is_viral")
-    if earlier_only:
-        times = numeric(table, "create_time")
-        train_videos = over_earlier(in_train.astype(float), authors, in_train, times)["count"]
-        statistics = {
-            "others_train_videos": train_videos,
-            "others_median_log_plays": over_earlier(plays, authors, in_train, times)["median"],
-            "others_median_virality": over_earlier(virality, authors, in_train, times)["median"],
-            "others_viral_rate": over_earlier(viral, authors, in_train, times)["mean"],
-        }
-    else:
-        others_in_train = in_train.astype(float).groupby(authors).transform("sum") - in_train.astype(float)
-        statistics = {
-            "others_train_videos": others_in_train.where(authors.notna()),
-            "others_median_log_plays": median_of_others(plays, authors, in_train),
-            "others_median_virality": median_of_others(virality, authors, in_train),
-            "others_viral_rate": mean_of_others(viral, authors, in_train),
-        }
+    known_at, posted = numeric(table, "stats_captured_at"), numeric(table, "create_time")
+
+    def known_before_posting(values: pd.Series) -> pd.DataFrame:
+        return over_known_before(values, authors, in_train, known_at, posted)
+
     return named(
         pd.DataFrame(
             {
@@ -140,16 +119,19 @@ def author_features(table: pd.DataFrame, *, earlier_only: bool = False) -> pd.Da
                 "log_following": np.log1p(numeric(table, "following_count").clip(lower=0)),
                 "log_videos": np.log1p(numeric(table, "video_count").clip(lower=0)),
                 "verified": numeric(table, "verified"),
-                **statistics,
+                "others_train_videos": known_before_posting(in_train.astype(float))["count"],
+                "others_median_log_plays": known_before_posting(plays)["median"],
+                "others_median_virality": known_before_posting(virality)["median"],
+                "others_viral_rate": known_before_posting(viral)["mean"],
             }
         ),
         "author",
     )
 
 
-def split_in_time(manifest: dict) -> bool:
-    """Whether an export's splits were ordered by posting time (``--split-order time``)."""
-    return manifest.get("split", {}).get("order") == "time"
+def describe(frame: pd.DataFrame) -> dict:
+    """How many rows got author statistics (at least one other train video known by their posting)."""
+    return {"rows_with_author_statistics": int((frame["author.others_train_videos"] > 0).sum())}
 
 
 def _perturbed(table: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
@@ -165,10 +147,12 @@ def _perturbed(table: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
 
 
 def leaked_rows(table: pd.DataFrame, features: Callable[[pd.DataFrame], pd.DataFrame] = author_features) -> list[str]:
-    """Video ids whose ``features`` move when their own outcome changes, or when every val/test row's does.
+    """Video ids whose ``features`` move when every val/test row's outcome changes, or when their own
+    outcome changes together with that of every row not known at their posting (counts observed after
+    its ``create_time``, which takes in every later post; every row, where its posting time is unknown).
 
-    Either is leakage (the row's own label, or held-out rows, reaching its features). One call of
-    ``features`` per row: meant for tests and small tables.
+    Each is leakage: held-out rows, the row's own label, or what nobody knew when it was posted reaching
+    its features. One call of ``features`` per row: meant for tests and small tables.
     """
     ids = table["video_id"].astype(str).to_numpy()
     before = features(table).to_numpy()
@@ -180,14 +164,17 @@ def leaked_rows(table: pd.DataFrame, features: Callable[[pd.DataFrame], pd.DataF
 
     held_out = (table["split"] != "train").to_numpy()
     leaked = set(ids[moved(features(_perturbed(table, held_out)))])
+    known_at = numeric(table, "stats_captured_at").to_numpy()
+    posted = numeric(table, "create_time").to_numpy()
     for row in range(len(table)):
-        own = np.arange(len(table)) == row
-        if moved(features(_perturbed(table, own)))[row]:
+        unknown_then = ~(known_at <= posted[row])  # NaN on either side: not known
+        unknown_then[row] = True
+        if moved(features(_perturbed(table, unknown_then)))[row]:
             leaked.add(ids[row])
     return sorted(leaked)
 
 
 def compute(export, options, advance: Callable[[int], None]) -> pd.DataFrame:
-    frame = author_features(export.table, earlier_only=split_in_time(export.manifest))
+    frame = author_features(export.table)
     advance(len(frame))
     return frame

@@ -125,6 +125,7 @@ class ModalityResult:
     seconds: float
     cache_hit: bool
     random_init: bool = False
+    details: dict = field(default_factory=dict)  # the modality's own account of its table
 
     def to_dict(self) -> dict:
         return {
@@ -134,6 +135,7 @@ class ModalityResult:
             "seconds": round(self.seconds, 3),
             "cache_hit": self.cache_hit,
             "random_init": self.random_init,
+            "details": self.details,
         }
 
 

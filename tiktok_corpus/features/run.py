@@ -94,7 +94,9 @@ def _table(
 
         frame = _module(modality).compute(export, options, advance)
         frame.index = video_ids
-        write_cached(export.root, entry, frame, {"random_init": _random_init(entry)})
+    details = _details(entry, frame)
+    if not hit:
+        write_cached(export.root, entry, frame, {"random_init": _random_init(entry), "details": details})
     result = ModalityResult(
         modality=modality,
         cache_file=entry.table_path(export.root),
@@ -102,8 +104,15 @@ def _table(
         seconds=time.monotonic() - started,
         cache_hit=hit,
         random_init=_random_init(entry),
+        details=details,
     )
     return frame, result
+
+
+def _details(entry: CacheEntry, frame: pd.DataFrame) -> dict:
+    """What a modality says of its table beyond the columns (``author``: how many rows got statistics)."""
+    describe = getattr(_module(entry.modality), "describe", None)
+    return describe(frame) if describe is not None else {}
 
 
 def _tables(

@@ -181,10 +181,17 @@ def _ablation_section(export_dir: Path | None) -> str:
     )
     if table.get("paired p", pd.Series()).isna().all():  # an ablation made before the paired comparison
         table = table.drop(columns="paired p", errors="ignore")
+    importances = ablation.get("importances") or {}
+    credibility = (  # ablations made before importances were judged say nothing of it
+        f'<p id="ablation-importances">Importances: {html.escape(str(importances["credibility"]))}.</p>'
+        if "credibility" in importances
+        else ""
+    )
+    caption = "Modality importance" if importances.get("credible", True) else "The lines; no importance ranked"
     figure = _ablation_figure(found[-1].parent, ablation.get("figure"))
     image = (
         f'<figure id="ablation-figure"><img alt="ablation" src="data:image/png;base64,'
-        f'{base64.b64encode(figure).decode("ascii")}"><figcaption>Modality importance</figcaption></figure>'
+        f'{base64.b64encode(figure).decode("ascii")}"><figcaption>{caption}</figcaption></figure>'
         if figure
         else ""
     )
@@ -192,6 +199,7 @@ def _ablation_section(export_dir: Path | None) -> str:
         f'<h3 id="ablation">What drives virality in this corpus (ablation {html.escape(found[-1].parent.name)})</h3>'
         "<p>A gbdt model per line: each modality alone, all but one, all. The oracle (replica corpora only) is "
         "the ROC-AUC of the modality's true latent signal on the same test rows.</p>"
+        + credibility
         + table.to_html(
             float_format=lambda v: f"{v:.3f}", formatters=P_VALUES, na_rep="-", classes="ablation", index=False
         )

@@ -5,7 +5,9 @@ same verdict as any run (margin over the best baseline, significance against cha
 baseline on paired resamples) with a bootstrap interval
 over test rows. The all-modality model then says what it leaned on: LightGBM's split gain per feature
 and per modality, and permutation importance on test (a modality's columns shuffled together, so the
-drop is the modality's, not one of its correlated columns'). Written as ``ablation.json`` and
+drop is the modality's, not one of its correlated columns') with a bootstrap interval over the test
+rows. What a model that does not beat the baselines leaned on says nothing about virality: its
+importances are marked not credible, and the figure ranks none. Written as ``ablation.json`` and
 ``ablation.png`` under ``EXPORT/ablations/<time>/``; the report shows them.
 """
 
@@ -16,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from textwrap import fill
 
 import numpy as np
 import pandas as pd
@@ -24,7 +27,7 @@ from ..errors import ConfigError
 from .config import TrainConfig
 from .data import load_export
 from .gbdt import GbdtFit, evaluate_fit, export_baselines, fit_gbdt, gain_importances
-from .metrics import auc_along, hardest_baseline, rmse_along
+from .metrics import auc_along, gain_summary, hardest_baseline, resampled_metric, rmse_along
 
 PERMUTATION_REPEATS = 5
 TOP_FEATURES = 20
@@ -98,7 +101,8 @@ def ablate(
         rows.append(row)
         if on_line is not None:
             on_line(row)
-    best_fit = fits["all"] if "all" in fits else fits[modalities[0]]
+    explained = "all" if "all" in fits else modalities[0]
+    importances = _importances(fits[explained], export.split("test"), features, export, columns, config.seed)
     result = {
         "export": str(export.root),
         "export_name": export.manifest.get("name"),
@@ -110,7 +114,7 @@ def ablate(
         "baselines": {name: b.get(metrics["main_metric"]) for name, b in metrics["baselines"].items()},
         "rows": rows,
         "oracles": oracles or {},
-        "importances": _importances(best_fit, export.split("test"), features, export, columns, config.seed),
+        "importances": {**importances, **_credibility(next(row for row in rows if row["name"] == explained))},
         "features": provenance,
         "figure": "ablation.png",
     }
@@ -124,37 +128,63 @@ def ablate(
 def _importances(
     fit: GbdtFit, test: pd.DataFrame, features: pd.DataFrame, export, columns: dict[str, list[str]], seed: int
 ) -> dict:
-    """Gain per feature (top ones) and per modality; permutation drop on test per modality and top feature."""
+    """Gain per feature (top ones) and per modality; permutation drop on test per modality and top feature,
+    each with its 95% interval over resamples of the test rows (those of the paired comparison with the
+    baselines: stratified for ROC-AUC), the drop's mean over the shuffles taken on each resample."""
     gains = gain_importances(fit)
     test_rows = features[export.table["split"].to_numpy() == "test"]
     target = test[export.target_column].to_numpy(dtype=float)
     statistic = auc_along if export.task == "binary" else rmse_along
     sign = 1.0 if export.task == "binary" else -1.0  # a worse RMSE is a larger one
+    reference_scores = fit.predict(test_rows)
+    reference = float(statistic(target, reference_scores))
 
-    def score(rows: pd.DataFrame) -> float:
-        return float(statistic(target, fit.predict(rows)))
+    def on_resamples(scores: np.ndarray) -> np.ndarray:
+        return resampled_metric(export.task, target, scores, seed=seed)
 
-    reference = score(test_rows)
+    measurable = np.isfinite(reference) and len(target) > 1  # not on a one-class test split
+    reference_resampled = on_resamples(reference_scores) if measurable else None
     rng = np.random.default_rng(seed)
 
-    def drop(group: list[str]) -> float:
-        drops = []
+    def drop(group: list[str]) -> dict:
+        if reference_resampled is None:
+            return gain_summary(None, np.array([]))
+        drops, resampled_drops = [], []
         for _ in range(PERMUTATION_REPEATS):
             shuffled = test_rows.copy()
             order = rng.permutation(len(shuffled))
             shuffled[group] = shuffled[group].to_numpy()[order]
-            drops.append(sign * (reference - score(shuffled)))
-        return float(np.mean(drops))
+            scores = fit.predict(shuffled)
+            drops.append(sign * (reference - float(statistic(target, scores))))
+            resampled_drops.append(sign * (reference_resampled - on_resamples(scores)))
+        return gain_summary(float(np.mean(drops)), np.mean(resampled_drops, axis=0))
 
     used = {m: cols for m, cols in columns.items() if set(cols) <= set(fit.columns)}
     top = list(gains.index[:TOP_FEATURES])
+    by_modality = {m: drop(cols) for m, cols in used.items()}
+    by_feature = {name: drop([name]) for name in top}
     return {
         "gain_by_modality": {m: float(gains[cols].sum()) for m, cols in used.items()},
-        "permutation_by_modality": {m: drop(cols) for m, cols in used.items()},
+        "permutation_by_modality": {m: d["difference"] for m, d in by_modality.items()},
+        "permutation_by_modality_ci": {m: d["difference_ci"] for m, d in by_modality.items()},
         "gain_top_features": {name: float(gains[name]) for name in top},
-        "permutation_top_features": {name: drop([name]) for name in top},
+        "permutation_top_features": {name: d["difference"] for name, d in by_feature.items()},
+        "permutation_top_features_ci": {name: d["difference_ci"] for name, d in by_feature.items()},
         "permutation_repeats": PERMUTATION_REPEATS,
     }
+
+
+def _credibility(line: dict) -> dict:
+    """Whether the importances of ``line``'s model may be read as what drives virality: only when that
+    model beats the baselines (a model no better than them leaned on noise, whatever it leaned on)."""
+    credible = bool(line["beats_baselines"])
+    note = (
+        f"the {line['name']} model beats the baselines: its importances say what carries the label here"
+        if credible
+        else f"not credible: the {line['name']} model does not beat the baselines, so what it leaned on says "
+        "nothing about what drives virality"
+    )
+    return {"model": line["name"], "credible": credible, "credibility": note}
 
 
 def best_baseline(result: dict) -> float | None:
@@ -186,11 +216,30 @@ def ablation_figure(result: dict, path: Path) -> Path:
             left.plot(value, names.index(name), marker="D", color="black", label=None)
     left.set(xlabel=f"test {result['main_metric']} (95% bootstrap CI; green = beats the baselines)")
     left.legend(loc="lower right")
-    by_modality = result["importances"]["permutation_by_modality"]
-    right.barh(list(by_modality)[::-1], list(by_modality.values())[::-1], color="tab:blue")
-    right.set(xlabel=f"drop in test {result['main_metric']} when shuffled", title="Permutation importance (all)")
-    figure.suptitle("What drives virality in this corpus")
+    draw_importances(right, result)
+    credible = result["importances"]["credible"]
+    figure.suptitle("What drives virality in this corpus" if credible else "No credible driver of virality here")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return path
+
+
+def draw_importances(axis, result: dict) -> None:
+    """Permutation drops per modality with their intervals when credible; otherwise the reason, and no ranking."""
+    importances = result["importances"]
+    if not importances["credible"]:
+        axis.text(0.5, 0.5, fill(importances["credibility"], 40), ha="center", va="center", wrap=True)
+        axis.set_axis_off()
+        axis.set_title(f"Permutation importance ({importances['model']})")
+        return
+    drops = importances["permutation_by_modality"]
+    names = list(drops)[::-1]
+    values = np.array([np.nan if drops[m] is None else drops[m] for m in names])
+    bounds = [importances["permutation_by_modality_ci"][m] or [v, v] for m, v in zip(names, values)]
+    errors = np.array([[v - lo, hi - v] for v, (lo, hi) in zip(values, bounds)]).T
+    axis.barh(names, values, xerr=errors, color="tab:blue", capsize=3)
+    axis.set(
+        xlabel=f"drop in test {result['main_metric']} when shuffled (95% bootstrap CI)",
+        title=f"Permutation importance ({importances['model']})",
+    )

@@ -140,27 +140,42 @@ def _percentile_ci(statistic, samples: tuple[np.ndarray, ...], *, paired: bool, 
 
 
 def paired_comparison(task: str, y, model_scores, baseline_scores, *, seed: int = 0) -> dict:
-    """The model against one baseline on the same bootstrap resamples of the test rows.
-
-    ``difference`` is the model's gain (ROC-AUC gained, or RMSE saved) with its percentile interval;
-    ``p_value`` is the one-sided bootstrap p-value that the gain is not above zero (the share of
-    resamples where it is not, counted with the observed sample so that it is never 0).
-    """
+    """The model against one baseline on the same bootstrap resamples of the test rows (:func:`gain_summary`
+    of the model's gain: ROC-AUC gained, or RMSE saved)."""
     y = np.asarray(y, float)
     model_scores, baseline_scores = np.asarray(model_scores, float), np.asarray(baseline_scores, float)
     statistic, sign = (auc_along, 1.0) if task == "binary" else (rmse_along, -1.0)
     observed = _number(sign * float(statistic(y, model_scores) - statistic(y, baseline_scores)))
     if observed is None or len(y) < 2:
-        return {"difference": None, "difference_ci": None, "p_value": None}
-    # Binary: positives and negatives resampled apart (stratified, as the AUC's own interval), so every
-    # resample has both classes and an AUC.
+        return gain_summary(None, np.array([]))
+    model, baseline = (resampled_metric(task, y, scores, seed=seed) for scores in (model_scores, baseline_scores))
+    gains = sign * (model - baseline)
+    return gain_summary(observed, gains)
+
+
+def resampled_metric(task: str, y: np.ndarray, scores: np.ndarray, *, seed: int = 0) -> np.ndarray:
+    """The main metric of ``scores`` on each of :data:`CI_RESAMPLES` bootstrap resamples of the rows.
+
+    Binary: positives and negatives resampled apart (stratified, as the AUC's own interval), so every
+    resample has both classes and an AUC. The same ``y`` and ``seed`` draw the same resamples, so two
+    scorings of the same rows compare resample by resample.
+    """
+    statistic = auc_along if task == "binary" else rmse_along
     strata = [np.flatnonzero(y == 1), np.flatnonzero(y == 0)] if task == "binary" else [np.arange(len(y))]
     rng, batches = np.random.default_rng(seed), []
     for start in range(0, CI_RESAMPLES, PAIRED_BATCH):  # in batches: a large test split stays in memory
         size = min(PAIRED_BATCH, CI_RESAMPLES - start)
         rows = np.concatenate([rng.choice(members, (size, len(members))) for members in strata], axis=1)
-        batches.append(sign * (statistic(y[rows], model_scores[rows]) - statistic(y[rows], baseline_scores[rows])))
-    gains = np.concatenate(batches)
+        batches.append(statistic(y[rows], scores[rows]))
+    return np.concatenate(batches)
+
+
+def gain_summary(observed: float | None, gains: np.ndarray) -> dict:
+    """A gain and its resampled values as ``difference``, its percentile interval ``difference_ci`` and
+    ``p_value``, the one-sided bootstrap p-value that the gain is not above zero (the share of resamples
+    where it is not, counted with the observed sample so that it is never 0); all null without a gain."""
+    if observed is None or len(gains) == 0:
+        return {"difference": None, "difference_ci": None, "p_value": None}
     tail = (1 - CI_LEVEL) / 2
     return {
         "difference": observed,
