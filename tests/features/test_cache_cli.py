@@ -77,6 +77,9 @@ def test_features_json_through_the_cli(sound_export):
     assert summary["modalities"]["time"]["columns"] == 11 and summary["random_init"] is False
     again = CliRunner().invoke(app, ["features", str(sound_export), "--modalities", "text,time", "--json"])
     assert all(m["cache_hit"] for m in json.loads(again.stdout)["modalities"].values())
+    plain = CliRunner().invoke(app, ["features", str(sound_export), "--modalities", "author"])
+    assert plain.exit_code == 0 and "columns, computed in" in plain.stdout, plain.output
+    assert "; rows with author statistics 0:" in plain.stdout  # a plain export: counts known after every posting
 
 
 @pytest.mark.parametrize(

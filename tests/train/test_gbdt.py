@@ -8,15 +8,18 @@ columns are independent of the label: so the signal modality must beat the basel
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.figure import Figure
+from rich.console import Console
 
+from tiktok_corpus.cli.display import ablation_table
 from tiktok_corpus.errors import ConfigError
-from tiktok_corpus.report.model import model_section
+from tiktok_corpus.report.model import model_section, model_specs, read_run
 from tiktok_corpus.train import TrainConfig
 from tiktok_corpus.train.ablation import ablate, ablation_lines, best_baseline, draw_importances
 from tiktok_corpus.train.fusion import side_inputs
@@ -81,6 +84,10 @@ def test_a_gbdt_run_writes_the_same_report_shape_as_the_network(planted, tmp_pat
     assert {"model.txt", "importances.csv", "history.csv", "loss_curves.png", "confusion_matrix.png"} <= {
         p.name for p in run_dir.iterdir()
     }
+    curves_spec = model_specs(*read_run(run_dir))[0]  # the report's curves: its history counts rounds
+    curves = Figure()
+    curves_spec.draw(curves)
+    assert curves.axes[0].get_xlabel() == "round" and curves.axes[0].lines
 
 
 def test_noise_alone_makes_no_claim(planted, tmp_path):
@@ -126,6 +133,8 @@ def test_the_ablation_says_which_modality_carries_the_label(planted, tmp_path):
     (low, high) = result["importances"]["permutation_top_features_ci"]["author.x"]
     assert 0 < low < result["importances"]["permutation_top_features"]["author.x"] < high
     assert result["importances"]["model"] == "all" and result["importances"]["credible"] is True
+    table = _rendered(ablation_table(result))
+    assert f"{drops['author']:+.3f} ({intervals['author'][0]:.3f}-{intervals['author'][1]:.3f})" in table
 
 
 def test_importances_of_a_model_that_beats_nothing_are_not_ranked(planted, tmp_path):
@@ -154,6 +163,15 @@ def test_importances_of_a_model_that_beats_nothing_are_not_ranked(planted, tmp_p
     page = model_section(None, export_dir, tmp_path / "posters", lambda specs: "")
     assert "Importances: not credible: the all model does not beat the baselines" in page
     assert "no importance ranked" in page
+    table = _rendered(ablation_table(result))
+    assert "permutation drops: not credible: the all model" in table
+    assert f"{importances['permutation_by_modality']['author']:+.3f}" not in table
+
+
+def _rendered(table) -> str:
+    console = Console(record=True, width=250, file=io.StringIO())
+    console.print(table)
+    return console.export_text()
 
 
 def test_the_figures_best_baseline_is_the_lowest_rmse_or_the_highest_auc():

@@ -298,26 +298,36 @@ def _plain(counts: dict) -> str:
 
 
 def ablation_table(result: dict) -> Table:
-    """One line per ablation line: its test metric with the 95% interval, the oracle, the verdict."""
-    metric = result["main_metric"]
+    """One line per ablation line: its test metric with the 95% interval, the oracle, the verdict; and
+    each modality's permutation drop with its interval, only where the model they explain beats the
+    baselines (else the caption says why there is no ranking)."""
+    metric, importances = result["main_metric"], result["importances"]
     table = Table(title=f"What drives virality in this corpus (gbdt, test {metric}, n={result['n_test']})")
     table.add_column("modalities", no_wrap=True)
-    for column in (metric, "95% CI", "oracle", "beats baselines", "permutation drop"):
+    for column in (metric, "95% CI", "oracle", "beats baselines", "permutation drop (95% CI)"):
         table.add_column(column)
-    drops = result["importances"]["permutation_by_modality"]
+    credible = importances.get("credible", True)  # ablations written before the flag ranked always
+    drops, drop_intervals = importances["permutation_by_modality"], importances.get("permutation_by_modality_ci", {})
     for row in result["rows"]:
-        value = "n/a" if row["metric"] is None else f"{row['metric']:.3f}"
-        interval = "n/a" if row["ci"] is None else f"{row['ci'][0]:.3f}-{row['ci'][1]:.3f}"
-        oracle = result["oracles"].get(row["name"])
-        drop = drops.get(row["name"]) if row["kind"] == "single" else None
+        drop = drops.get(row["name"]) if row["kind"] == "single" and credible else None
         table.add_row(
             row["name"],
-            value,
-            interval,
-            "" if oracle is None else f"{oracle:.3f}",
+            _metric_text(row["metric"]),
+            _interval_text(row["ci"]),
+            _metric_text(result["oracles"].get(row["name"]), missing=""),
             "yes" if row["beats_baselines"] else "no",
-            "" if drop is None else f"{drop:+.3f}",
+            "" if drop is None else f"{drop:+.3f} ({_interval_text(drop_intervals.get(row['name']))})",
         )
     baselines = ", ".join(f"{name} {value:.3f}" for name, value in result["baselines"].items() if value is not None)
-    table.caption = f"baselines: {baselines}"
+    table.caption = f"baselines: {baselines}" + (
+        "" if credible else f"; permutation drops: {importances['credibility']}"
+    )
     return table
+
+
+def _metric_text(value: float | None, *, missing: str = "n/a") -> str:
+    return missing if value is None else f"{value:.3f}"
+
+
+def _interval_text(bounds: list[float] | None) -> str:
+    return "n/a" if bounds is None else f"{bounds[0]:.3f}-{bounds[1]:.3f}"

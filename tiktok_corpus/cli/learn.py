@@ -257,8 +257,10 @@ def features(
     console.print(f"{summary.rows} videos of {summary.export_dir}", highlight=False)
     for result in summary.results:
         source = "cached" if result.cache_hit else f"computed in {result.seconds:.1f} s"
+        details = "".join(f"; {name.replace('_', ' ')} {value}" for name, value in result.details.items())
         console.print(
-            f"  {result.modality:<7} {result.columns:>4} columns, {source}: {result.cache_file}", highlight=False
+            f"  {result.modality:<7} {result.columns:>4} columns, {source}{details}: {result.cache_file}",
+            highlight=False,
         )
     if summary.random_init:
         err_console.print(RANDOM_VIDEO_EMBEDDING, highlight=False)

@@ -31,7 +31,9 @@ BEST_WORST = 3  # videos shown at each end of the test ranking
 CAPTION_CHARS = 120  # of a best/worst video's caption
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # history.csv columns that are bookkeeping, not curves
-NOT_CURVES = ("epoch", "lr", "seconds", "train_seconds", "train_clips_per_s", "loader_wait_s", "peak_gpu_mem_gib")
+NOT_CURVES = ("lr", "seconds", "train_seconds", "train_clips_per_s", "loader_wait_s", "peak_gpu_mem_gib")
+# What a history.csv counts its rows in: the network's epochs, a gbdt run's boosting rounds.
+STEP_COLUMNS = ("epoch", "round")
 
 
 def _p_value(value) -> str:
@@ -61,7 +63,7 @@ def model_section(
     )
     about = (
         f"export {run.get('export_name', run_export.name)} v{run.get('export_version', '?')} ({metrics['task']} "
-        f"task, {metrics['n_test']} test videos, best epoch {run.get('best_epoch', '-')})"
+        f"task, {metrics['n_test']} test videos, {_best_step(run)})"
     )
     speed = f"<p>{html.escape(speed_line(metrics['speed']))}.</p>" if "speed" in metrics else ""
     return (
@@ -71,6 +73,13 @@ def model_section(
         f"{render(model_specs(metrics, history, predictions))}"
         f"{best_worst_html(predictions, run_export, rows, poster_dir)}{ablation}"
     )
+
+
+def _best_step(run: dict) -> str:
+    """The epoch (network) or boosting round (gbdt) whose model was kept."""
+    if "best_iteration" in run and "best_epoch" not in run:
+        return f"best round {run['best_iteration']}"
+    return f"best epoch {run.get('best_epoch', '-')}"
 
 
 def metrics_table(metrics: dict) -> pd.DataFrame:
@@ -231,16 +240,21 @@ def read_run(run_dir: Path) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
 
 
 def _curves(fig: Figure, history: pd.DataFrame) -> None:
-    curves = [c for c in history.columns if c not in NOT_CURVES and pd.api.types.is_numeric_dtype(history[c])]
-    if history.empty or not curves:
+    step = next((c for c in STEP_COLUMNS if c in history.columns), None)
+    curves = [
+        c
+        for c in history.columns
+        if c not in (*NOT_CURVES, *STEP_COLUMNS) and pd.api.types.is_numeric_dtype(history[c])
+    ]
+    if history.empty or not curves or step is None:
         return no_data(fig.subplots())
     losses = [c for c in curves if "loss" in c]
     others = [c for c in curves if c not in losses]
     axes = fig.subplots(1, 2 if losses and others else 1, squeeze=False)[0]
     for ax, columns, label in zip(axes, [c for c in (losses, others) if c], ("loss", "metric")):
         for column in columns:
-            ax.plot(history["epoch"], history[column], marker="o", label=plain(column))
-        ax.set_xlabel("epoch")
+            ax.plot(history[step], history[column], marker="o", label=plain(column))
+        ax.set_xlabel(step)
         ax.set_ylabel(label if columns is others or not others else "loss")
         ax.legend()
 
