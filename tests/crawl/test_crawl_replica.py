@@ -196,6 +196,7 @@ def test_ctrl_c_stops_at_once_marks_the_run_interrupted_and_the_same_command_goe
     )
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr and "Error" not in stderr, stderr
+    assert "\ninterrupted: what was seen and downloaded so far is kept; the same command goes on" in stderr
     assert video_rows(db_url) < TARGET, "the crawl ended before the Ctrl-C landed"
     assert video_rows(db_url, "expand_status = 'claimed' OR download_status = 'claimed'") == 0
     engine = create_engine(db_url)
