@@ -139,10 +139,30 @@ def test_failures_are_retried_then_recorded_with_their_reason(any_db_url):
             statuses.append(
                 record_failure(store, due, worker=WORKER, kind="malformed_json", message="not JSON", max_attempts=3)
             )
-        assert statuses == ["pending", "pending", "failed"]
+        assert statuses == [{"pending": 1}, {"pending": 1}, {"failed": 1}]
         with store.sessions() as session:
             row = session.execute(select(TrackTarget)).scalar_one()
         assert (row.status, row.attempts, row.error_kind, row.error) == ("failed", 3, "malformed_json", "not JSON")
+
+
+def test_an_age_claimed_beside_a_retry_worn_one_keeps_its_own_tries(any_db_url):
+    """A backlog claims a video's overdue 1h target with its 6h one: a failure then ends the 1h target,
+    worn by its earlier tries, but the 6h target had one try of the three it may have."""
+    with migrated_store(any_db_url) as store:
+        add_videos(store, {"1": 0})
+        schedule_targets(store, (HOUR, 6 * HOUR), now=T0, late_fraction=0.25)
+        for second in range(2):
+            [due] = claim_due(store, 1, now=T0 + HOUR + second, worker=WORKER, lease_s=60, late_fraction=0.25)
+            assert record_failure(store, due, worker=WORKER, kind="timeout", message="slow", max_attempts=3)
+        [both] = claim_due(store, 1, now=T0 + 6 * HOUR, worker=WORKER, lease_s=60, late_fraction=0.25)
+        assert both.ages_s == (HOUR, 6 * HOUR)
+
+        settled = record_failure(store, both, worker=WORKER, kind="timeout", message="slow", max_attempts=3)
+
+        assert settled == {"pending": 1, "failed": 1}
+        with store.sessions() as session:
+            rows = session.execute(select(TrackTarget.age_s, TrackTarget.status, TrackTarget.attempts)).all()
+        assert sorted(rows) == [(HOUR, "failed", 3), (6 * HOUR, "pending", 1)]
 
 
 def test_released_and_dead_workers_claims_come_back_but_a_live_claim_is_never_shared(any_db_url):

@@ -274,20 +274,23 @@ def record_gone(store: Store, due: DueVideo, *, worker: str, kind: str, message:
 
 def record_failure(
     store: Store, due: DueVideo, *, worker: str, kind: str, message: str, max_attempts: int
-) -> str | None:
-    """A failed try: the targets go back to ``pending`` for a later try, or to ``failed`` once they had
-    ``max_attempts`` claims; returns which (None: the claim was no longer this worker's, nothing written)."""
+) -> dict[str, int] | None:
+    """A failed try: each target goes back to ``pending`` for a later try, or to ``failed`` once it had
+    ``max_attempts`` claims of its own (an age claimed beside a retry-worn one keeps its tries); returns
+    how many went each way (None: the claim was no longer this worker's, nothing written)."""
     with store.transaction() as session:
-        attempts = session.scalar(
-            select(func.max(_TARGETS.c.attempts)).where(
-                _TARGETS.c.video_id == due.video_id, _TARGETS.c.age_s.in_(list(due.ages_s))
-            )
-        )
-        status = "failed" if (attempts or 0) >= max_attempts else "pending"
-        settled = _settle(
-            session, due.video_id, worker, due.ages_s, status=status, error_kind=kind, error=message[:2000]
-        )
-    return status if settled else None
+        tries = select(_TARGETS.c.age_s, _TARGETS.c.attempts).where(_held(due.video_id, worker, due.ages_s))
+        worn = {age: (attempts or 0) >= max_attempts for age, attempts in session.execute(tries)}
+        ages = {
+            status: [age for age, out in worn.items() if out == (status == "failed")]
+            for status in ("pending", "failed")
+        }
+        settled = {
+            status: _settle(session, due.video_id, worker, aged, status=status, error_kind=kind, error=message[:2000])
+            for status, aged in ages.items()
+            if aged
+        }
+    return settled or None
 
 
 def release_targets(store: Store, claimed: Sequence[DueVideo], *, worker: str) -> None:

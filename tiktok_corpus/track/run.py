@@ -219,7 +219,7 @@ class Tracking:
         except PersistentlyBlocked:
             raise
         except CorpusError as exc:  # blocked or malformed past the retries: a later try, then failed
-            status = await self._db(
+            retried = await self._db(
                 record_failure,
                 self.store,
                 due,
@@ -229,8 +229,8 @@ class Tracking:
                 max_attempts=options.max_attempts,
             )
             self.counters.errors[exc.kind] += 1
-            if status == "failed":
-                self.counters.outcomes["failed"] += len(due.ages_s)
+            if retried:
+                self.counters.outcomes["failed"] += retried.get("failed", 0)
             return
         if read is None:
             return
