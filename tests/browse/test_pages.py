@@ -80,3 +80,19 @@ def test_a_video_page_says_each_times_clock_and_shows_a_moment_seen_in_several_l
         ("2026-11-07 02:12", "-", "local", "1", "track"),
     ]
     assert "5 snapshots" in page  # the chart still draws every sighting
+
+
+def test_a_posting_time_no_calendar_holds_is_shown_as_stored_not_a_server_error(store):
+    """Corpora of older versions may hold a millisecond or overflowing createTime (the parser now refuses them)."""
+    with store.transaction() as session:
+        session.add(Video(id="8", item_kind="video", create_time=2**62, first_seen_at=datetime(2026, 12, 5, 21, 28)))
+    page = video_page(
+        video_detail(store, "8"),
+        None,
+        video_snapshots(store, "8"),
+        author_snapshots(store, "8"),
+        related_videos(store, "8"),
+        pd.DataFrame(),
+    )
+    facts = dict(re.findall(r"<tr><th>([^<]*)</th><td>([^<]*)</td></tr>", page))
+    assert facts["posted (site clock)"] == f"{2**62} (unix seconds, out of range)"

@@ -141,6 +141,9 @@ def test_detail_answers():
     with pytest.raises(ItemUnavailable) as private:
         parse_item_detail(fixture("detail_private.json"))
     assert private.value.kind == "private"
+    assert parse_item_detail(fixture("detail_ok.json"), "7400000000000000051").id == "7400000000000000051"
+    with pytest.raises(ContractError, match="the detail of 7400000000000000052 describes item 7400000000000000051"):
+        parse_item_detail(fixture("detail_ok.json"), "7400000000000000052")  # another item's counts and files
 
 
 def test_detect_block_names_each_page():
@@ -300,6 +303,14 @@ def test_pixel_sizes_and_durations_the_columns_cannot_hold_are_unknown():
     item = parse_item({"id": "7", "video": {"width": 2**31, "height": "1e999", "duration": "inf", "size": 2**64}})
     assert (item.width, item.height, item.duration_s, item.size) == (None, None, None, None)
     assert parse_item({"id": "7", "video": {"width": 2**31 - 1, "height": "1080"}}).height == 1080
+
+
+def test_a_posting_time_that_is_no_unix_second_is_unknown():
+    """Milliseconds, or a number whose ages would overflow the tracker's schedule, are no posting time."""
+    times = {value: parse_item({"id": "7", "createTime": value}).create_time for value in (1790959957, "1790959957")}
+    assert set(times.values()) == {1790959957}
+    for value in (1790959957000, 2**62, 0, -5, "soon"):
+        assert parse_item({"id": "7", "createTime": value}).create_time is None, value
 
 
 def test_a_site_time_no_timestamp_can_hold_is_unknown():

@@ -30,6 +30,7 @@ from tiktok_corpus.export import (
     read_manifest,
     run_export,
 )
+from tiktok_corpus.store.browse import grid_rows
 from tiktok_corpus.store.db import open_store, upgrade
 from tiktok_corpus.store.models import Export, MediaFile, StatsSnapshot
 
@@ -272,6 +273,20 @@ def test_as_of_uses_the_snapshot_at_that_time(settings, store, corpus):
     rows = pd.read_parquet(path / "videos.parquet")
     assert (rows["play_count"] == 10**9).all()
     assert (rows["stats_captured_at"] == pd.Timestamp(T0 - timedelta(days=1))).all()
+
+
+def test_a_later_sighting_without_counts_neither_blanks_the_latest_counts_nor_the_grid(settings, store, corpus):
+    """A list item can come without its stats: its sighting's snapshot holds no counts, and must not
+    become the video's latest counts in an export or in the browse grid."""
+    first = corpus[0]
+    with store.transaction() as session:
+        session.add(StatsSnapshot(video_id=first, captured_at=T0 + timedelta(hours=1), source="related"))
+
+    rows = pd.read_parquet(run_export(settings, ExportOptions()) / "videos.parquet").set_index("video_id")
+
+    assert rows.loc[first, "play_count"] == 1000 and rows.loc[first, "stats_captured_at"] == pd.Timestamp(T0)
+    grid = grid_rows(store).set_index("video_id")
+    assert grid.loc[first, "play_count"] == 1000 and grid.loc[first, "like_count"] == 100
 
 
 def test_the_export_says_when_its_counts_were_taken_and_what_it_left_out(settings, store, corpus):

@@ -252,7 +252,10 @@ def _when(value: datetime | float | None) -> str | None:
     if _missing(value):
         return None
     if not isinstance(value, datetime):
-        value = datetime.fromtimestamp(float(value), UTC)  # type: ignore[arg-type]  # unix seconds
+        try:
+            value = datetime.fromtimestamp(float(value), UTC)  # type: ignore[arg-type]  # unix seconds
+        except (ValueError, OverflowError, OSError):  # a number no calendar holds (a corpus of older versions)
+            return f"{value} (unix seconds, out of range)"
     return f"{value.astimezone(UTC) if value.tzinfo else value:%Y-%m-%d %H:%M} UTC"
 
 

@@ -43,7 +43,10 @@ class UrlRefresher:
         page = page_url(self.settings.base_url, job.video_id, job.unique_id)
         sources = (
             (page, lambda body: parse_video_page(body.decode("utf-8", "replace"), job.video_id)),
-            (self.settings.base_url + detail_api_path(job.video_id), parse_item_detail),
+            (
+                self.settings.base_url + detail_api_path(job.video_id),
+                lambda body: parse_item_detail(body, job.video_id),
+            ),
         )
         reasons: list[str] = []
         for url, parse in sources:

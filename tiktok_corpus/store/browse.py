@@ -34,8 +34,9 @@ def grid_rows(store: Store) -> pd.DataFrame:
     """One row per video item: ``video_id, author, desc, create_time, download_status, probe_status``,
     the latest :data:`COUNTS` (null without a snapshot), ``media_path`` (relative to the data dir) and
     ``sha256`` (null without a file); ordered by id."""
-    latest = (
+    latest = (  # the latest with counts: a list item sighted without its stats leaves a snapshot of none
         select(StatsSnapshot.video_id, func.max(StatsSnapshot.id).label("snapshot_id"))
+        .where(StatsSnapshot.play_count.is_not(None))
         .group_by(StatsSnapshot.video_id)
         .subquery()
     )

@@ -32,6 +32,9 @@ from .models import (
 
 # The engagement counts an export reads from a stats snapshot.
 SNAPSHOT_COUNTS = ("play_count", "like_count", "comment_count", "share_count", "collect_count")
+# A snapshot that holds counts: a list item sighted without its stats leaves one with none, which must
+# neither blank a video's latest counts nor place its counts at an age.
+_COUNTED = table_of(StatsSnapshot).c.play_count.is_not(None)
 # The author's profile counts an export reads from the author's row or from one of their snapshots.
 PROFILE_COUNTS = ("follower_count", "following_count", "heart_count", "video_count")
 # The profile as one of the author's snapshots keeps it: the counts and the badge.
@@ -78,7 +81,7 @@ def exportable_rows(store: Store, *, min_frames: int, as_of: datetime | None) ->
         snap.c.captured_at,
         *(snap.c[name] for name in SNAPSHOT_COUNTS),
         recency.label("recency"),
-    )
+    ).where(_COUNTED)
     if as_of is not None:
         ranked = ranked.where(snap.c.captured_at <= as_of.astimezone(UTC))
     latest = ranked.subquery("latest")
@@ -137,7 +140,7 @@ def exportable_snapshots(store: Store, *, min_frames: int) -> pd.DataFrame:
         .select_from(snap)
         .join(Video, Video.id == snap.c.video_id)
         .join(MediaFile, MediaFile.video_id == Video.id)
-        .where(_exportable(min_frames))
+        .where(_exportable(min_frames), _COUNTED)
         .order_by(snap.c.video_id, snap.c.captured_at, snap.c.id)
     )
     with store.engine.connect() as conn:

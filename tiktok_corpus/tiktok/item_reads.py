@@ -16,10 +16,10 @@ def session_item_reads(session: WorkerSession, *, via: str, fallback_after: int)
     with ``fetch`` and ``signed`` (the detail API), a page load with ``page``."""
 
     async def fetch(video_id: str) -> ItemAt:
-        return parse_item_detail_at(await session.fetch_text(detail_api_path(video_id)))
+        return parse_item_detail_at(await session.fetch_text(detail_api_path(video_id)), video_id)
 
     async def signed(video_id: str) -> ItemAt:
-        return parse_item_detail_at(await session.fetch_text(detail_api_path(video_id), signed=True))
+        return parse_item_detail_at(await session.fetch_text(detail_api_path(video_id), signed=True), video_id)
 
     async def page(video_id: str) -> ItemAt:
         return ItemAt(parse_video_page(await session.video_page(video_id), video_id))

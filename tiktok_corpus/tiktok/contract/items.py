@@ -286,7 +286,7 @@ def _item_record(item_id: str, raw: dict) -> ItemRecord:
         kind=kind,
         private=bool(raw.get("privateItem") is True or raw.get("secret") is True),
         desc=_str(raw.get("desc")),
-        create_time=_int(raw.get("createTime")),
+        create_time=_posting_time(raw.get("createTime")),
         author=parse_author(raw),
         stats=parse_stats(raw.get("stats"), raw.get("statsV2")),
         hashtags=parse_hashtags(raw),
@@ -334,12 +334,13 @@ def parse_item_list(body: bytes | str | dict) -> ItemList:
     )
 
 
-def parse_item_detail(body: bytes | str | dict) -> ItemRecord:
-    """``/api/item/detail/``: the item, or ItemUnavailable for deleted / private posts."""
-    return parse_item_detail_at(body).item
+def parse_item_detail(body: bytes | str | dict, video_id: str | None = None) -> ItemRecord:
+    """``/api/item/detail/``: the item, or ItemUnavailable for deleted / private posts; with
+    ``video_id``, an answer describing another item is a ContractError (``wrong_item``)."""
+    return parse_item_detail_at(body, video_id).item
 
 
-def parse_item_detail_at(body: bytes | str | dict) -> ItemAt:
+def parse_item_detail_at(body: bytes | str | dict, video_id: str | None = None) -> ItemAt:
     """:func:`parse_item_detail`, with the site's time where the answer carries ``extra.now``."""
     data = _parse_json(body)
     if not isinstance(data, dict):
@@ -348,7 +349,17 @@ def parse_item_detail_at(body: bytes | str | dict) -> ItemAt:
     struct = _dict(data.get("itemInfo")).get("itemStruct")
     if struct is None:
         raise BlockedError("item detail without itemInfo.itemStruct", kind="no_item")
-    return ItemAt(parse_item(struct), envelope_time(data))
+    item = parse_item(struct)
+    if video_id is not None and item.id != video_id:  # its counts or files would be stored as this video's
+        raise ContractError(f"the detail of {video_id} describes item {item.id}", kind="wrong_item")
+    return ItemAt(item, envelope_time(data))
+
+
+def _posting_time(value: object) -> int | None:
+    """``createTime`` (unix seconds), or None when it cannot be one: not positive, or past year 9999 (a
+    millisecond value; a number whose ages would overflow the schedule's arithmetic)."""
+    seconds = _int(value)
+    return seconds if seconds is not None and 0 < seconds <= _MAX_TIME_MS // 1000 else None
 
 
 def envelope_time(data: dict) -> float | None:
