@@ -13,6 +13,12 @@ from collections.abc import Callable
 Clock = Callable[[], float]
 
 
+def clock_kind(clock: Clock) -> str:
+    """How a moment read off ``clock`` is labelled where it is stored: ``local`` for this machine's own
+    clock, ``site`` for an injected site clock (a replica's scaled or virtual one)."""
+    return "local" if clock is time.time else "site"
+
+
 class ScaledClock:
     """Wall time sped up ``scale`` times around ``origin``: ``origin + scale * (wall() - origin)``.
 

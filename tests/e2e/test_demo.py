@@ -41,7 +41,7 @@ def test_small_demo_produces_corpus_export_metrics_and_report(tmp_path):
             snapshots = session.scalars(select(StatsSnapshot).where(StatsSnapshot.source == "track")).all()
     finally:
         store.dispose()
-    assert sum(v.source == "foryou" for v in videos) == 25
+    assert sum(v.source == "foryou" and v.item_kind == "video" for v in videos) == 25  # ads and photos: no seeds
     assert edges and all(e.rank >= 0 for e in edges)
     downloadable = [v for v in videos if v.item_kind == "video" and v.download_status != "skipped"]
     assert downloadable and all(v.download_status == "downloaded" for v in downloadable)

@@ -5,6 +5,7 @@ on the video page, and answers without counts never stored."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from datetime import UTC, datetime
 
@@ -12,7 +13,7 @@ import pytest
 from sqlalchemy import insert, select, update
 
 from tests.waiting import until
-from tiktok_corpus.clock import Clock, VirtualClock
+from tiktok_corpus.clock import Clock, VirtualClock, clock_kind
 from tiktok_corpus.errors import ItemUnavailable, PersistentlyBlocked
 from tiktok_corpus.store.models import StatsSnapshot, TrackTarget, Video
 from tiktok_corpus.store.tracking import claim_due
@@ -196,7 +197,9 @@ def test_an_unavailable_answer_is_checked_on_the_video_page_before_the_schedule_
         ("2", 24 * HOUR): ("gone", "deleted"),
     }
     assert page_reads == ["1", "2"] and tracker.counters.methods == Counter(page=1)
-    assert [s.video_id for s in snapshots(store)] == ["1"]
+    # The page has no site time of its own: the moment is the tracker's clock, here the site's (virtual).
+    assert [(s.video_id, s.clock) for s in snapshots(store)] == [("1", "site")]
+    assert clock_kind(time.time) == "local"  # tiktok.com's tracker: this machine's clock
 
 
 def test_a_run_of_unavailable_answers_is_a_block_that_leaves_the_schedules_pending(store):

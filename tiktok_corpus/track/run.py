@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 
 from playwright.async_api import async_playwright
 
-from ..clock import Clock, sleep_until
+from ..clock import Clock, clock_kind, sleep_until
 from ..config import Settings
 from ..errors import BlockedError, ContractError, CorpusError, ItemUnavailable, PersistentlyBlocked
 from ..store import queue
@@ -241,7 +241,7 @@ class Tracking:
             due,
             read.value.item,
             captured_at=site_time if site_time is not None else self.clock(),
-            clock="site" if site_time is not None else "local",
+            clock="site" if site_time is not None else clock_kind(self.clock),
             worker=worker,
             late_fraction=options.late_fraction,
         )
