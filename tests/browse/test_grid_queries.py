@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from tiktok_corpus.browse.app import BrowseServer
-from tiktok_corpus.browse.catalog import PAGE_SIZE, Catalog
+from tiktok_corpus.browse.catalog import PAGE_SIZE, Catalog, GridQuery
 from tiktok_corpus.store.models import StatsSnapshot, Video, utcnow
 
 VIDEOS = 2 * PAGE_SIZE + 1  # three pages, the last holding one video
@@ -83,3 +83,23 @@ def test_the_urls_page_number_is_the_page_shown_and_its_links_agree(grid):
     assert "page 3 of 3" in last.text and _shown(last) == [0]  # the fewest plays, last
     assert 'page=2">previous' in last.text and "next" not in last.text
     assert _shown(grid.get("/?page=2")) == list(range(VIDEOS - 1 - PAGE_SIZE, 0, -1))
+
+
+def test_the_label_filter_takes_is_viral_in_an_export_of_the_continuous_label(store, tmp_path):
+    """An export trained on virality_score still says which videos are viral: 0/1 filter by that."""
+    ids = ["0001", "0002", "0003"]
+    with store.transaction() as session:
+        session.add_all([Video(id=video_id, item_kind="video") for video_id in ids])
+    export_dir = tmp_path / "continuous"
+    export_dir.mkdir()
+    (export_dir / "manifest.json").write_text(json.dumps({"label_column": "virality_score"}))
+    pd.DataFrame(
+        {"video_id": ids, "virality_score": [0.91, 0.12, 1.0], "is_viral": [1, 0, 1], "split": ["test"] * 3}
+    ).to_parquet(export_dir / "videos.parquet")
+    catalog = Catalog(store, export_dir)
+
+    viral = catalog.page(GridQuery(label="1", sort="video_id", descending=False)).rows
+    calm = catalog.page(GridQuery(label="0")).rows
+
+    assert list(viral["video_id"]) == ["0001", "0003"] and list(calm["video_id"]) == ["0002"]
+    assert list(viral["label"]) == [0.91, 1.0]  # the cards still show the export's own label

@@ -176,8 +176,7 @@ class Catalog:
             keep &= rows["video_id"].isin(hashtag_video_ids(self.store, query.hashtag)).to_numpy()
         if query.author:
             keep &= (rows["author"].str.lower() == query.author.lower().lstrip("@")).fillna(False).to_numpy(bool)
-        for column in ("split", "label"):
-            wanted = getattr(query, column)
+        for column, wanted in (("split", query.split), ("viral", query.label)):
             if wanted:
                 keep &= (rows[column].astype("string") == wanted).fillna(False).to_numpy(bool)
         chosen = rows[keep]
@@ -199,7 +198,12 @@ def _labels(export_dir: Path | None, run_dir: Path | None) -> pd.DataFrame:
     manifest, table = read_export(export_dir)
     label_column = manifest.get("label_column", "is_viral")
     labels = pd.DataFrame(
-        {"label": table[label_column].convert_dtypes().array, "split": table["split"].astype("string").to_numpy()},
+        {
+            "label": table[label_column].convert_dtypes().array,
+            # what the label filter (0/1) matches, whichever label the export trains on (a continuous one too)
+            "viral": (table["is_viral"] if "is_viral" in table else table[label_column]).astype("string").array,
+            "split": table["split"].astype("string").to_numpy(),
+        },
         index=pd.Index(table["video_id"].astype(str), name="video_id"),
     )
     labels["score"] = labels["error"] = np.nan
@@ -212,6 +216,5 @@ def _labels(export_dir: Path | None, run_dir: Path | None) -> pd.DataFrame:
 
 
 def _no_labels(rows: pd.DataFrame) -> pd.DataFrame:
-    return rows.assign(
-        label=np.nan, split=pd.Series(pd.NA, index=rows.index, dtype="string"), score=np.nan, error=np.nan
-    )
+    unknown = pd.Series(pd.NA, index=rows.index, dtype="string")
+    return rows.assign(label=np.nan, viral=unknown, split=unknown, score=np.nan, error=np.nan)

@@ -198,13 +198,15 @@ def snapshot_chart(
     height: int = 220,
 ) -> str:
     """Counts (log scale, ``+1``) against capture time as an inline SVG, one line per count of ``labels``;
-    a snapshot without a count leaves no point on that count's line (a drop to 0 would be a false plunge)."""
+    a snapshot without a count, or with a negative one (no count at all), leaves no point on that count's
+    line (a drop to 0 would be a false plunge)."""
     if snapshots.empty:
         return "<p>No snapshot.</p>"
     times = pd.to_datetime(snapshots["captured_at"], utc=True).astype("int64").to_numpy() / 1e9
     span = max(float(times.max() - times.min()), 1.0)
     columns = [c for c in labels if snapshots[c].notna().any()]
-    values = {c: np.log10(snapshots[c].astype("float64").to_numpy() + 1) for c in columns}
+    counts = {c: snapshots[c].astype("float64").to_numpy() for c in columns}
+    values = {c: np.log10(np.where(v >= 0, v, np.nan) + 1) for c, v in counts.items()}
     top = max([float(np.nanmax(v)) for v in values.values()] + [1.0])
     colors = ("#3b75af", "#d9534f", "#5cb85c", "#f0ad4e")
     lines: list[str] = []
