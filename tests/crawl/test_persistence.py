@@ -40,6 +40,7 @@ from tiktok_corpus.store.queue import worker_name
 from tiktok_corpus.store.sightings import expand_order_key
 from tiktok_corpus.tiktok.blocks import BlockPolicy
 from tiktok_corpus.tiktok.contract import ItemList, parse_item, parse_item_list
+from tiktok_corpus.tiktok.contract.records import CODEC_CHARS, HASHTAG_CHARS, ID_CHARS
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -241,19 +242,57 @@ def test_a_batch_of_expansions_writes_what_they_write_one_by_one(any_store, tmp_
 def test_failed_expansion_transaction_leaves_nothing_behind(any_store):
     record_seeds(any_store, listing(1), seeds=1, max_videos=10, run_id=None, seed=0)
     [parent] = claim_parents(any_store, "random", worker_name("t"))
-    broken = ItemList((parse_item(item(30)), parse_item({"id": "31", "author": {"id": "x" * 40}})))
-    if any_store.dialect == "sqlite":  # SQLite does not enforce VARCHAR lengths: it refuses the edges instead
-        with any_store.engine.begin() as connection:
+    related = ItemList((parse_item(item(30)), parse_item(item(31))))
+    with any_store.engine.begin() as connection:  # the edges are written after the videos: refuse them
+        if any_store.dialect == "sqlite":
             connection.exec_driver_sql(
                 "CREATE TRIGGER refuse_edges BEFORE INSERT ON related_edges "
                 "BEGIN SELECT RAISE(ABORT, 'killed mid-expansion'); END"
             )
-    with pytest.raises(DBAPIError):  # Postgres refuses the long author id, after the videos' writes
-        record_expansion(any_store, parent, broken, method="page", fanout=5, max_videos=10, run_id=None, seed=0)
+        else:
+            connection.exec_driver_sql(
+                "CREATE FUNCTION refuse_edge() RETURNS trigger AS $$ "
+                "BEGIN RAISE EXCEPTION 'killed mid-expansion'; END $$ LANGUAGE plpgsql"
+            )
+            connection.exec_driver_sql(
+                "CREATE TRIGGER refuse_edges BEFORE INSERT ON related_edges FOR EACH ROW EXECUTE FUNCTION refuse_edge()"
+            )
+    with pytest.raises(DBAPIError):
+        record_expansion(any_store, parent, related, method="page", fanout=5, max_videos=10, run_id=None, seed=0)
     assert count(any_store, Video) == 1 and count(any_store, RelatedEdge) == 0
     with any_store.sessions() as session:
         parent_row = session.get(Video, "1")
     assert parent_row.expand_status == "claimed" and parent_row.expand_method is None
+
+
+def test_texts_longer_than_their_columns_are_dropped_so_the_list_is_stored(any_store):
+    """Postgres refuses a text longer than its column, failing the whole list's write (on every rerun):
+    an id that is no id, an over-long codec or hashtag name is unknown instead."""
+    hostile = item(
+        40,
+        author={"id": "9" * 40, "uniqueId": "u40"},
+        music={"id": "8" * 40, "title": "a sound"},
+        video={"playAddr": "https://cdn.example/40.mp4", "duration": 10, "codecType": "h" * (CODEC_CHARS + 1)},
+        textExtra=[
+            {"type": 1, "hashtagName": "x" * (HASHTAG_CHARS + 1), "hashtagId": "1"},
+            {"type": 1, "hashtagName": "fine", "hashtagId": "7" * (ID_CHARS + 1)},
+        ],
+    )
+
+    record_seeds(any_store, ItemList((parse_item(hostile),)), seeds=1, max_videos=10, run_id=None, seed=0)
+
+    with any_store.sessions() as session:
+        video = session.get(Video, "40")
+        assert (video.author_id, video.music_id, video.codec) == (None, None, None)
+        assert session.execute(select(Hashtag.name, Hashtag.tiktok_id)).all() == [("fine", None)]
+    columns = {
+        ID_CHARS: (Video.__table__.c.id, Video.__table__.c.music_id, Hashtag.__table__.c.tiktok_id),
+        CODEC_CHARS: (Video.__table__.c.codec,),
+        HASHTAG_CHARS: (Hashtag.__table__.c.name,),
+    }
+    assert {chars: {column.type.length for column in held} for chars, held in columns.items()} == {
+        chars: {chars} for chars in columns
+    }
 
 
 def test_random_policy_follows_the_seeded_key(any_store):

@@ -13,6 +13,8 @@ import orjson
 from ...errors import BlockedError, ContractError, ItemUnavailable
 from .block_pages import detect_block
 from .records import (
+    CODEC_CHARS,
+    HASHTAG_CHARS,
     INT32_MAX,
     INVALID_REQUEST,
     OK,
@@ -29,6 +31,8 @@ from .records import (
     _int,
     _list,
     _str,
+    bounded,
+    valid_id,
     valid_unique_id,
     validate_video_id,
 )
@@ -144,7 +148,7 @@ def parse_author(raw: dict) -> AuthorRecord | None:
     ident: dict[str, Any]
     if isinstance(author, dict):
         ident = dict(
-            id=_str(author.get("id")),
+            id=valid_id(author.get("id")),
             unique_id=valid_unique_id(author.get("uniqueId")),
             nickname=_str(author.get("nickname")),
             sec_uid=_str(author.get("secUid")),
@@ -152,7 +156,7 @@ def parse_author(raw: dict) -> AuthorRecord | None:
             private_account=_bool(author.get("privateAccount")),
         )
     elif isinstance(author, str):
-        ident = dict(id=_str(raw.get("authorId")), unique_id=valid_unique_id(author))
+        ident = dict(id=valid_id(raw.get("authorId")), unique_id=valid_unique_id(author))
     else:
         return None
     if not ident.get("id") and not ident.get("unique_id"):
@@ -172,14 +176,14 @@ def parse_hashtags(raw: dict) -> tuple[tuple[str, str | None], ...]:
     """Hashtags from ``challenges`` (with ids) and ``textExtra`` (type 1), lower-cased, de-duplicated."""
     found: dict[str, str | None] = {}
     for challenge in _list(raw.get("challenges")):
-        name = _str(_dict(challenge).get("title"))
+        name = bounded(_dict(challenge).get("title"), HASHTAG_CHARS)
         if name and name.strip():
-            found.setdefault(name.strip().lower(), _str(challenge.get("id")))
+            found.setdefault(name.strip().lower(), valid_id(challenge.get("id")))
     for extra in _list(raw.get("textExtra")):
         extra = _dict(extra)
-        name = _str(extra.get("hashtagName"))
+        name = bounded(extra.get("hashtagName"), HASHTAG_CHARS)
         if name and name.strip() and _int(extra.get("type")) == 1:
-            found.setdefault(name.strip().lower(), _str(extra.get("hashtagId")) or None)
+            found.setdefault(name.strip().lower(), valid_id(extra.get("hashtagId")))
     return tuple(found.items())
 
 
@@ -290,13 +294,13 @@ def _item_record(item_id: str, raw: dict) -> ItemRecord:
         author=parse_author(raw),
         stats=parse_stats(raw.get("stats"), raw.get("statsV2")),
         hashtags=parse_hashtags(raw),
-        music_id=_str(music.get("id")),
+        music_id=valid_id(music.get("id")),
         music_title=_str(music.get("title")),
         duration_s=duration if duration else None,
         size=_int(video.get("size")) or _int(_dict(video.get("PlayAddrStruct")).get("DataSize")),
         width=_int(video.get("width"), INT32_MAX),
         height=_int(video.get("height"), INT32_MAX),
-        codec=_str(video.get("codecType")),
+        codec=bounded(video.get("codecType"), CODEC_CHARS),
         media_urls=media_url_candidates(video) if kind == "video" else (),
     )
 

@@ -26,7 +26,12 @@ UNAVAILABLE_CODES = {
 }
 
 MAX_LIST_COUNT = 50  # the recommend API refuses count > 50 with statusCode 10201
-_ID_RE = re.compile(r"^[0-9]{1,32}$")
+ID_CHARS = 32  # TikTok's ids (videos, authors, music, hashtags) are digits; the columns hold this many
+_ID_RE = re.compile(rf"^[0-9]{{1,{ID_CHARS}}}$")
+# The widest texts the database's bounded columns take (Postgres refuses longer ones, failing the
+# whole list's write): a hashtag's name, a codec's.
+HASHTAG_CHARS = 256
+CODEC_CHARS = 32
 # TikTok user names: letters, digits, "." and "_". Anything else is refused before it reaches a URL path.
 _UNIQUE_ID_RE = re.compile(r"^[A-Za-z0-9._]{1,64}$")
 NEUTRAL_USER = "_"  # /@_/video/{id} resolves like the author's own path
@@ -185,6 +190,18 @@ def validate_video_id(value: Any) -> str:
     if text is None or not _ID_RE.fullmatch(text.strip()):
         raise ContractError(f"invalid video id {str(value)[:40]!r}: expected digits", kind="bad_id", retryable=False)
     return text.strip()
+
+
+def valid_id(value: Any) -> str | None:
+    """An id other than the item's own (an author's, a sound's, a hashtag's) as digits, else None."""
+    text = _str(value)
+    return text.strip() if text is not None and _ID_RE.fullmatch(text.strip()) else None
+
+
+def bounded(value: Any, chars: int) -> str | None:
+    """A text a column of ``chars`` characters holds, else None (a value that long is no codec name)."""
+    text = _str(value)
+    return text if text is not None and len(text) <= chars else None
 
 
 def valid_unique_id(value: Any) -> str | None:
