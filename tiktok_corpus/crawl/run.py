@@ -27,6 +27,7 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import async_playwright
 
 from .._collector import bulk_parsing_collector
+from .._tasks import gather_or_cancel
 from ..config import Settings
 from ..errors import BlockedError, ContractError, ItemUnavailable, PersistentlyBlocked, SiteUnreachable
 from ..store import queue
@@ -295,10 +296,10 @@ class _Crawl:
                     await first.start()
                     await first.save_session(session_dir(self.settings))
                     download_task = await self._start_downloads(first, user_agent)
-                    await asyncio.gather(self.collect_seeds(first), *(s.start() for s in self.sessions[1:]))
+                    await gather_or_cancel(self.collect_seeds(first), *(s.start() for s in self.sessions[1:]))
                     self.counters.videos = corpus_video_count(self.store)
                     with bulk_parsing_collector():
-                        await asyncio.gather(
+                        await gather_or_cancel(
                             *(self.expand_loop(s) for s in self.sessions for _ in range(options.in_flight))
                         )
                     await self._writes.flush()

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 
 from playwright.async_api import async_playwright
 
+from .._tasks import gather_or_cancel
 from ..clock import Clock, clock_kind, sleep_until
 from ..config import Settings
 from ..errors import BlockedError, ContractError, CorpusError, ItemUnavailable, PersistentlyBlocked
@@ -281,7 +282,7 @@ class Tracking:
     async def run(self, readers: Mapping[str, Reader]) -> str:
         """Run every worker's loops until done; returns the stop reason (``blocked``: see the message)."""
         try:
-            await asyncio.gather(
+            await gather_or_cancel(
                 *(
                     self.loop(reader, queue.worker_name(f"{name}.{index}"))
                     for name, reader in readers.items()
