@@ -131,6 +131,9 @@ def test_crawl_reaches_target_with_paper_structure(replica, tmp_path):
     assert run.status == "target_reached" and run.counts["expansions"] == summary.expansions
 
 
+VIDEO_ITEMS = "item_kind = 'video'"  # what --max-videos counts (the For You batches hold ads and photos too)
+
+
 def video_rows(db_url: str, where: str = "1 = 1", *, polling: bool = False) -> int:
     """Rows in ``videos`` matching ``where`` right now, read without the schema gate. ``polling`` (a wait
     on a running crawl): a read that fails - no schema yet, a busy database - counts 0 and the poll asks
@@ -164,7 +167,7 @@ def test_resumes_after_sigkill_without_duplicates(replica, tmp_path, via, method
         )
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        killed_at.append(video_rows(db_url))
+        killed_at.append(video_rows(db_url, VIDEO_ITEMS))
     assert min(killed_at) < TARGET, f"no kill landed mid-crawl: {killed_at}"
     finished = subprocess.run(command, capture_output=True, text=True, timeout=240)
     assert finished.returncode == 0, finished.stderr
@@ -197,7 +200,7 @@ def test_ctrl_c_stops_at_once_marks_the_run_interrupted_and_the_same_command_goe
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr and "Error" not in stderr, stderr
     assert "\ninterrupted: what was seen and downloaded so far is kept; the same command goes on" in stderr
-    assert video_rows(db_url) < TARGET, "the crawl ended before the Ctrl-C landed"
+    assert video_rows(db_url, VIDEO_ITEMS) < TARGET, "the crawl ended before the Ctrl-C landed"
     assert video_rows(db_url, "expand_status = 'claimed' OR download_status = 'claimed'") == 0
     engine = create_engine(db_url)
     try:
@@ -225,7 +228,7 @@ def test_a_full_disk_stops_the_crawl_with_one_line_and_the_same_command_goes_on(
         " ".join(full.stderr.split())
     )
     assert "Traceback" not in full.stderr
-    assert 0 < video_rows(db_url, "item_kind = 'video'") < 60
+    assert 0 < video_rows(db_url, VIDEO_ITEMS) < 60
     subprocess.run(["mount", "-o", "remount,size=30m", str(disk)], check=True)
     finished = subprocess.run(command, capture_output=True, text=True, timeout=240)
     assert finished.returncode == 0, finished.stderr
@@ -462,7 +465,7 @@ def test_a_region_block_answering_10204_for_every_post_is_a_block_not_a_corpus_o
         replica.set_faults({})
     assert result.returncode == 3 and "persistently blocked" in result.stderr and "unavailable_run" in result.stderr
     assert video_rows(db_url, "expand_status = 'failed'") == 0  # the first answers, believed, are set back
-    assert video_rows(db_url, "expand_status = 'pending'") == video_rows(db_url, "item_kind = 'video'")
+    assert video_rows(db_url, "expand_status = 'pending'") == video_rows(db_url, VIDEO_ITEMS)
     assert video_rows(db_url, "expand_error_kind = 'unavailable_run'") == BlockPolicy().unavailable_run
     assert video_rows(db_url, "expand_status = 'claimed'") == 0
     finished = subprocess.run(command, capture_output=True, text=True, timeout=240)  # the block lifted
