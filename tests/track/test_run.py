@@ -14,7 +14,7 @@ from sqlalchemy import insert, select, update
 
 from tests.waiting import until
 from tiktok_corpus.clock import Clock, VirtualClock, clock_kind
-from tiktok_corpus.errors import ItemUnavailable, PersistentlyBlocked
+from tiktok_corpus.errors import ContractError, ItemUnavailable, PersistentlyBlocked, SiteUnreachable
 from tiktok_corpus.store.models import StatsSnapshot, TrackTarget, Video
 from tiktok_corpus.store.tracking import claim_due
 from tiktok_corpus.tiktok.blocks import BlockMonitor, BlockPolicy
@@ -220,6 +220,26 @@ def test_a_run_of_unavailable_answers_is_a_block_that_leaves_the_schedules_pendi
     doubted = [t for t in targets(store).values() if t.error_kind == "unavailable_run"]
     assert len(doubted) == 2 * BlockPolicy().unavailable_run
     assert tracker.monitor.total == BlockPolicy().give_up_after_blocks
+
+
+def test_an_outage_stops_the_run_and_spends_no_video_s_tries(store):
+    """The site stops answering (the network is down): after the policy's ``give_up_after_unreachable``
+    reads in a row with no answer the run stops as unreachable, before it fails a video for it; nothing
+    is left claimed, and the read in hand when it stopped costs its video no try."""
+    add_videos(store, {str(i): T0 - HOUR for i in range(1, 21)})
+    reads: list[str] = []
+
+    async def read(video_id: str) -> Answer[ItemAt]:
+        reads.append(video_id)
+        raise ContractError("page.goto: net::ERR_CONNECTION_REFUSED", kind="browser_error")
+
+    tracker = tracking(store, TrackOptions(ages="1h", in_flight=1), VirtualClock(T0))
+    with pytest.raises(SiteUnreachable, match="did not answer the last 8 requests"):
+        asyncio.run(run(tracker, {"t0": reader(read)}))
+    unanswered = BlockPolicy().give_up_after_unreachable
+    assert len(reads) == unanswered
+    assert Counter(t.status for t in targets(store).values()) == Counter(pending=20), "none failed or claimed"
+    assert sorted(t.attempts for t in targets(store).values()) == [0] * (21 - unanswered) + [1] * (unanswered - 1)
 
 
 @pytest.mark.parametrize("stats", [None, StatsRecord(exact=True)], ids=["no stats", "stats without counts"])

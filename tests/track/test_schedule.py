@@ -28,6 +28,7 @@ from tiktok_corpus.store.tracking import (
     tracking_counts,
 )
 from tiktok_corpus.tiktok.contract import AuthorRecord, ItemRecord, StatsRecord
+from tiktok_corpus.track.options import TrackOptions
 
 HOUR, DAY = 3_600, 86_400
 T0 = 1_790_000_000  # "now" on the site's clock at the start of each test
@@ -55,6 +56,11 @@ def targets(store) -> dict[tuple[str, int], tuple]:
             select(TrackTarget.video_id, TrackTarget.age_s, TrackTarget.status, TrackTarget.due_at)
         ).all()
     return {(vid, age): (status, due) for vid, age, status, due in rows}
+
+
+def failed_at(now: float) -> dict:
+    """record_failure's retry terms for a try failed at ``now``: three tries, the tracker's backoff."""
+    return {"max_attempts": 3, "now": now, "retry_after_s": TrackOptions().retry_after}
 
 
 def item(video_id: str, plays: int, *, author: AuthorRecord | None = None) -> ItemRecord:
@@ -129,20 +135,31 @@ def test_a_deleted_video_stops_its_schedule(any_db_url):
         assert claim_due(store, 1, now=T0 + 2 * DAY, worker=WORKER, lease_s=60, late_fraction=0.25) == []
 
 
-def test_failures_are_retried_then_recorded_with_their_reason(any_db_url):
+def test_failures_wait_out_a_doubling_backoff_then_are_recorded_with_their_reason(any_db_url):
+    """A failed try is not claimed again at once (a video whose reads time out would spend its tries in
+    seconds): it waits 30 s of the site's clock, then 60 s, and the schedule says when it is due."""
+    backoff = TrackOptions().retry_after
     with migrated_store(any_db_url) as store:
         add_videos(store, {"1": 0})
         schedule_targets(store, (HOUR,), now=T0, late_fraction=0.25)
-        statuses = []
-        for _ in range(3):
-            [due] = claim_due(store, 1, now=T0 + HOUR, worker=WORKER, lease_s=60, late_fraction=0.25)
+        now, statuses = T0 + HOUR, []
+        for tries in range(1, 4):
+            [due] = claim_due(store, 1, now=now, worker=WORKER, lease_s=60, late_fraction=0.25)
             statuses.append(
-                record_failure(store, due, worker=WORKER, kind="malformed_json", message="not JSON", max_attempts=3)
+                record_failure(store, due, worker=WORKER, kind="malformed_json", message="not JSON", **failed_at(now))
             )
+            if tries < 3:
+                wait = backoff(tries)
+                assert claim_due(store, 1, now=now + wait - 1, worker=WORKER, lease_s=60, late_fraction=0.25) == []
+                assert next_due_at(store) == now + wait
+                assert tracking_counts(store, now=now + wait - 1)["due_later"] == 1
+                now += wait
+        assert [backoff(1), backoff(2)] == [30, 60]
         assert statuses == [{"pending": 1}, {"pending": 1}, {"failed": 1}]
         with store.sessions() as session:
             row = session.execute(select(TrackTarget)).scalar_one()
         assert (row.status, row.attempts, row.error_kind, row.error) == ("failed", 3, "malformed_json", "not JSON")
+        assert next_due_at(store) is None
 
 
 def test_an_age_claimed_beside_a_retry_worn_one_keeps_its_own_tries(any_db_url):
@@ -151,13 +168,14 @@ def test_an_age_claimed_beside_a_retry_worn_one_keeps_its_own_tries(any_db_url):
     with migrated_store(any_db_url) as store:
         add_videos(store, {"1": 0})
         schedule_targets(store, (HOUR, 6 * HOUR), now=T0, late_fraction=0.25)
-        for second in range(2):
-            [due] = claim_due(store, 1, now=T0 + HOUR + second, worker=WORKER, lease_s=60, late_fraction=0.25)
-            assert record_failure(store, due, worker=WORKER, kind="timeout", message="slow", max_attempts=3)
+        for minute in range(2):
+            now = T0 + HOUR + 60 * minute  # after the first try's backoff
+            [due] = claim_due(store, 1, now=now, worker=WORKER, lease_s=60, late_fraction=0.25)
+            assert record_failure(store, due, worker=WORKER, kind="timeout", message="slow", **failed_at(now))
         [both] = claim_due(store, 1, now=T0 + 6 * HOUR, worker=WORKER, lease_s=60, late_fraction=0.25)
         assert both.ages_s == (HOUR, 6 * HOUR)
 
-        settled = record_failure(store, both, worker=WORKER, kind="timeout", message="slow", max_attempts=3)
+        settled = record_failure(store, both, worker=WORKER, kind="timeout", message="slow", **failed_at(T0 + 6 * HOUR))
 
         assert settled == {"pending": 1, "failed": 1}
         with store.sessions() as session:
@@ -195,7 +213,8 @@ def test_a_claim_lost_to_a_lapsed_lease_writes_nothing_and_its_new_holder_settle
         observe = {"captured_at": now, "clock": "site", "late_fraction": 0.25}
         assert not renew_claim(store, lapsed, worker=WORKER, lease_s=60)
         assert record_observation(store, lapsed, item("1", 500), worker=WORKER, **observe) == {}
-        assert record_failure(store, lapsed, worker=WORKER, kind="timeout", message="slow", max_attempts=1) is None
+        failed = failed_at(now) | {"max_attempts": 1}
+        assert record_failure(store, lapsed, worker=WORKER, kind="timeout", message="slow", **failed) is None
         assert record_gone(store, lapsed, worker=WORKER, kind="deleted", message="10204") == 0
         with store.sessions() as session:
             assert session.execute(select(StatsSnapshot)).first() is None

@@ -185,7 +185,8 @@ class TrackTarget(Base):
 
     The rows are the tracker's queue: pending -> claimed -> observed | missed (taken later than the
     lateness allowed) | gone (deleted or private: the video's schedule stops) | failed. ``due_at`` is
-    ``create_time + age_s`` in unix seconds on the site's clock.
+    ``create_time + age_s`` in unix seconds on the site's clock; a failed try's target waits for
+    ``retry_at`` too.
     """
 
     __tablename__ = "track_targets"
@@ -198,6 +199,7 @@ class TrackTarget(Base):
     video_id: Mapped[str] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), primary_key=True)
     age_s: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     due_at: Mapped[int] = mapped_column(BigInteger)
+    retry_at: Mapped[int | None] = mapped_column(BigInteger)  # after a failed try: not claimed before (site clock)
     status: Mapped[str] = mapped_column(String(24), default="pending", server_default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     error_kind: Mapped[str | None] = mapped_column(String(48))

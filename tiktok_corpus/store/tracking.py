@@ -15,12 +15,12 @@ from __future__ import annotations
 import math
 import socket
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
-from sqlalchemy import CursorResult, and_, func, literal, or_, select, tuple_, union_all, update
+from sqlalchemy import CursorResult, and_, case, func, literal, or_, select, tuple_, union_all, update
 
 from ..tiktok.contract import ItemRecord, StatsRecord
 from . import queue
@@ -32,6 +32,13 @@ _TARGETS = table_of(TrackTarget)
 _VIDEOS = table_of(Video)
 TRACKED_KINDS = ("video", "photo")  # posts with engagement to follow (not ads, lives, unavailable ones)
 FINAL_STATUSES = ("observed", "missed", "gone", "failed")
+# When a pending target may be claimed: its due time, or later while a failed try's backoff runs.
+_READY_AT = case((_TARGETS.c.retry_at > _TARGETS.c.due_at, _TARGETS.c.retry_at), else_=_TARGETS.c.due_at)
+
+
+def _ready(now: float):
+    """Pending targets whose backoff is over (their due time is the caller's own condition: an index range)."""
+    return or_(_TARGETS.c.retry_at.is_(None), _TARGETS.c.retry_at <= math.floor(now))
 
 
 @dataclass(frozen=True)
@@ -101,7 +108,7 @@ def _claimable(session, store: Store, limit: int, *, now: float, wall: datetime,
     for age in _pending_ages(session):
         # Whole seconds, as due_at is (a float bound would cast the column and lose the index).
         cutoff = math.ceil(now - allowed_lateness_s(age, late_fraction))  # due before it: past the deadline
-        pending = select(*columns).where(_TARGETS.c.status == "pending", _TARGETS.c.age_s == age)
+        pending = select(*columns).where(_TARGETS.c.status == "pending", _TARGETS.c.age_s == age, _ready(now))
         in_time = and_(_TARGETS.c.due_at >= cutoff, _TARGETS.c.due_at <= math.floor(now))
         for window in (in_time, _TARGETS.c.due_at < cutoff):
             candidates.append(pending.where(window).order_by(_TARGETS.c.due_at, _TARGETS.c.video_id).limit(limit))
@@ -130,7 +137,7 @@ def claim_due(
     wall = utcnow()
     due = (
         and_(_TARGETS.c.status == "claimed", _TARGETS.c.lease_until < wall),
-        and_(_TARGETS.c.status == "pending", _TARGETS.c.due_at <= now),
+        and_(_TARGETS.c.status == "pending", _TARGETS.c.due_at <= now, _ready(now)),
     )
     with store.transaction() as session:
         video_ids = _claimable(session, store, limit, now=now, wall=wall, late_fraction=late_fraction)
@@ -273,23 +280,38 @@ def record_gone(store: Store, due: DueVideo, *, worker: str, kind: str, message:
 
 
 def record_failure(
-    store: Store, due: DueVideo, *, worker: str, kind: str, message: str, max_attempts: int
+    store: Store,
+    due: DueVideo,
+    *,
+    worker: str,
+    kind: str,
+    message: str,
+    max_attempts: int,
+    now: float,
+    retry_after_s: Callable[[int], float],
 ) -> dict[str, int] | None:
-    """A failed try: each target goes back to ``pending`` for a later try, or to ``failed`` once it had
-    ``max_attempts`` claims of its own (an age claimed beside a retry-worn one keeps its tries); returns
-    how many went each way (None: the claim was no longer this worker's, nothing written)."""
+    """A failed try: each target goes back to ``pending`` for a later try, not claimed before
+    ``retry_after_s(its tries)`` from ``now`` (site clock), or to ``failed`` once it had ``max_attempts``
+    claims of its own (an age claimed beside a retry-worn one keeps its tries); returns how many went
+    each way (None: the claim was no longer this worker's, nothing written)."""
     with store.transaction() as session:
         tries = select(_TARGETS.c.age_s, _TARGETS.c.attempts).where(_held(due.video_id, worker, due.ages_s))
-        worn = {age: (attempts or 0) >= max_attempts for age, attempts in session.execute(tries)}
-        ages = {
-            status: [age for age, out in worn.items() if out == (status == "failed")]
-            for status in ("pending", "failed")
-        }
-        settled = {
-            status: _settle(session, due.video_id, worker, aged, status=status, error_kind=kind, error=message[:2000])
-            for status, aged in ages.items()
-            if aged
-        }
+        by_age = {age: attempts or 0 for age, attempts in session.execute(tries)}
+        settled: dict[str, int] = {}
+        for age, attempts in by_age.items():
+            worn = attempts >= max_attempts
+            status = "failed" if worn else "pending"
+            retry_at = None if worn else math.ceil(now + retry_after_s(attempts))
+            settled[status] = settled.get(status, 0) + _settle(
+                session,
+                due.video_id,
+                worker,
+                [age],
+                status=status,
+                error_kind=kind,
+                error=message[:2000],
+                retry_at=retry_at,
+            )
     return settled or None
 
 
@@ -334,9 +356,18 @@ def reclaim_dead_local_targets(store: Store) -> int:
 
 
 def next_due_at(store: Store) -> float | None:
-    """When the earliest pending target falls due (site clock), or None when nothing is pending."""
+    """When the earliest pending target falls due, or its backoff ends (site clock); None when nothing is
+    pending."""
     with store.sessions() as session:
-        return session.scalar(select(func.min(_TARGETS.c.due_at)).where(_TARGETS.c.status == "pending"))
+        return session.scalar(select(func.min(_READY_AT)).where(_TARGETS.c.status == "pending"))
+
+
+def retries_waiting(store: Store) -> bool:
+    """Whether a pending target waits out a failed try's backoff (a run that takes what is due waits for
+    it rather than leave the retry to the next run, by when its age may be missed)."""
+    with store.sessions() as session:
+        waiting = select(_TARGETS.c.video_id).where(_TARGETS.c.status == "pending", _TARGETS.c.retry_at.is_not(None))
+        return session.scalar(select(waiting.exists())) or False
 
 
 def tracking_counts(store: Store, *, now: float) -> dict[str, int]:
@@ -345,7 +376,7 @@ def tracking_counts(store: Store, *, now: float) -> dict[str, int]:
         rows = session.execute(
             select(
                 _TARGETS.c.status,
-                or_(_TARGETS.c.status != "pending", _TARGETS.c.due_at <= now).label("due_now"),
+                or_(_TARGETS.c.status != "pending", _READY_AT <= now).label("due_now"),
                 func.count(),
             ).group_by(_TARGETS.c.status, "due_now")
         ).all()

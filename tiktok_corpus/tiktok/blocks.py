@@ -86,7 +86,7 @@ class BlockMonitor:
                 "wait before resuming, try --proxy, or --headful to solve a captcha by hand"
             )
 
-    def record_unreachable(self, error: ContractError) -> None:
+    def record_unreachable(self, error: CorpusError) -> None:
         """A request whose tries all got no answer (:data:`TRANSPORT_KINDS`); after
         ``policy.give_up_after_unreachable`` in a row the site is unreachable: :class:`SiteUnreachable`."""
         self.unreachable_in_a_row += 1

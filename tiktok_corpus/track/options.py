@@ -47,6 +47,10 @@ class TrackOptions:
     fallback_after: int = described(3, "With --via auto: refused calls in a row after which a worker slows down.")
     max_attempts: int = described(5, "Tries of one observation before it is recorded as failed.")
     lease_s: float = 120.0  # a claim another process may take over once its worker stopped renewing it
+    # A failed try waits this long on the site's clock before the next, doubling with each, up to the
+    # maximum: a video whose reads time out does not spend its tries in seconds (nor an outage them all).
+    retry_after_s: float = 30.0
+    retry_max_s: float = 600.0
     headful: bool = described(False, "Show the browser (solve a captcha).")
 
     @property
@@ -77,6 +81,10 @@ class TrackOptions:
         if self.delay_s < 0 or (self.max_rate or 0) < 0:
             raise ConfigError("--delay and --max-rate cannot be negative")
 
+    def retry_after(self, attempts: int) -> float:
+        """Seconds (site clock) a target waits after its ``attempts``-th try failed."""
+        return min(self.retry_after_s * 2 ** min(max(attempts - 1, 0), 30), self.retry_max_s)
+
     def describe_ages(self) -> str:
         return ",".join(format_duration(age) for age in self.ages_s)
 
@@ -96,7 +104,7 @@ class TrackCounters:
 
 @dataclass
 class TrackSummary:
-    status: str  # done (nothing due) | until_reached | limit_reached | blocked
+    status: str  # done (nothing due) | until_reached | limit_reached | blocked | unreachable
     scheduled: int
     observations: int
     outcomes: dict[str, int]

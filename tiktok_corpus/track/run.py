@@ -22,7 +22,14 @@ from playwright.async_api import async_playwright
 from .._tasks import gather_or_cancel
 from ..clock import Clock, clock_kind, sleep_until
 from ..config import Settings
-from ..errors import BlockedError, ContractError, CorpusError, ItemUnavailable, PersistentlyBlocked
+from ..errors import (
+    BlockedError,
+    ContractError,
+    CorpusError,
+    ItemUnavailable,
+    PersistentlyBlocked,
+    SiteUnreachable,
+)
 from ..store import queue
 from ..store.db import Store, open_store
 from ..store.thread import DatabaseThread
@@ -37,10 +44,11 @@ from ..store.tracking import (
     release_targets,
     renew_claim,
     restore_gone,
+    retries_waiting,
     schedule_targets,
     tracking_counts,
 )
-from ..tiktok.blocks import BlockMonitor, BlockPolicy, Pacer
+from ..tiktok.blocks import TRANSPORT_KINDS, BlockMonitor, BlockPolicy, Pacer
 from ..tiktok.browser import WorkerSession, default_user_agent, launch_browser
 from ..tiktok.contract import StatsRecord
 from ..tiktok.item_reads import ItemRead, session_item_reads
@@ -163,7 +171,7 @@ class Tracking:
                 if not self._busy:
                     self._all_settled.set()
             if not claimed:
-                if not self.options.follow:
+                if not self.options.follow and not await self._db(retries_waiting, self.store):
                     self.done.set()
                     return
                 await self._idle()
@@ -220,6 +228,8 @@ class Tracking:
         except PersistentlyBlocked:
             raise
         except CorpusError as exc:  # blocked or malformed past the retries: a later try, then failed
+            if exc.kind in TRANSPORT_KINDS:  # no answer at all: maybe an outage, which stops the run
+                self.monitor.record_unreachable(exc)  # raising, the claim stays in hand: close() gives it back
             retried = await self._db(
                 record_failure,
                 self.store,
@@ -228,6 +238,8 @@ class Tracking:
                 kind=exc.kind,
                 message=exc.message,
                 max_attempts=options.max_attempts,
+                now=self.clock(),
+                retry_after_s=options.retry_after,
             )
             self.counters.errors[exc.kind] += 1
             if retried:
@@ -280,7 +292,7 @@ class Tracking:
         return read
 
     async def run(self, readers: Mapping[str, Reader]) -> str:
-        """Run every worker's loops until done; returns the stop reason (``blocked``: see the message)."""
+        """Run every worker's loops until done; returns the stop reason (a block or an outage raises)."""
         try:
             await gather_or_cancel(
                 *(
@@ -313,7 +325,7 @@ async def track_async(
     rng: random.Random | None = None,
 ) -> TrackSummary:
     """Run (or resume) tracking in the running event loop with a browser; returns its summary (a blocked
-    run ends with ``status == "blocked"``)."""
+    run ends with ``status == "blocked"``, one that got no answers with ``"unreachable"``)."""
     options.validate()
     policy = policy or BlockPolicy()
     monitor = BlockMonitor(policy)
@@ -354,6 +366,8 @@ async def track_async(
                 status = await tracking.run(readers)
             except PersistentlyBlocked as exc:
                 status, message = "blocked", exc.message
+            except SiteUnreachable as exc:
+                status, message = "unreachable", exc.message
             except BlockedError as exc:
                 status, message = "blocked", f"persistently blocked: {exc.message}"
             finally:
@@ -387,12 +401,15 @@ def track(
     policy: BlockPolicy | None = None,
 ) -> TrackSummary:
     """``corpus track``: open the store, track, close; a persistently blocked run raises
-    :class:`PersistentlyBlocked` (exit code 3) once its claims are given back."""
+    :class:`PersistentlyBlocked` (exit code 3), one that got no answers :class:`SiteUnreachable` (exit
+    code 4), once its claims are given back."""
     options.validate()
     with open_store(settings) as store:
         summary = asyncio.run(track_async(store, settings, options, clock=clock, policy=policy, progress=progress))
     if summary.status == "blocked":
         raise PersistentlyBlocked(summary.message or "persistently blocked")
+    if summary.status == "unreachable":
+        raise SiteUnreachable(summary.message or "the site did not answer")
     return summary
 
 
