@@ -58,7 +58,6 @@ from .options import DownloadOptions, DownloadSummary
 log = logging.getLogger(__name__)
 
 Claimed = DownloadJob | UnloadableRow
-RENEW_EVERY_LEASE = 1 / 3  # the claims in hand are renewed three times a lease
 
 
 class DownloadRun:
@@ -114,13 +113,11 @@ class DownloadRun:
         """Renew the leases of the rows in hand until the run ends (a lost one is not renewed: its
         worker claims it now)."""
         lease_s = self.options.lease_s
-        while True:
-            await asyncio.sleep(lease_s * RENEW_EVERY_LEASE)
-            try:
-                held = list(self.in_hand)
-                await self._db(renew_download_claims, self.store, held, worker=self.worker, lease_s=lease_s)
-            except Exception as exc:  # noqa: BLE001 - a busy database: the next tick tries again
-                log.warning("renewing the download claims failed (%s); trying again", exc)
+
+        def renew() -> None:
+            renew_download_claims(self.store, list(self.in_hand), worker=self.worker, lease_s=lease_s)
+
+        await self._db.keep_renewed(renew, lease_s=lease_s, what="the download claims")
 
     async def _produce(
         self,

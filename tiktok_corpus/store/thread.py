@@ -8,12 +8,19 @@ transaction in progress never holds up the loop.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
 
+from sqlalchemy.exc import OperationalError
+
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+RENEW_EVERY_LEASE = 1 / 3  # a claim's lease is renewed three times a lease while its work runs
 
 
 class DatabaseThread:
@@ -24,6 +31,19 @@ class DatabaseThread:
 
     async def __call__(self, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, partial(work, *args, **kwargs))
+
+    async def keep_renewed(self, renew: Callable[[], bool | None], *, lease_s: float, what: str) -> None:
+        """Run ``renew`` here three times a lease until cancelled, or until it returns False (the claim
+        went to another worker, whose work counts). A database busy or gone for a moment
+        (OperationalError) is logged and tried again at the next tick, before the lease runs out; any
+        other error is a bug and ends the renewal with it."""
+        while True:
+            await asyncio.sleep(lease_s * RENEW_EVERY_LEASE)
+            try:
+                if await self(renew) is False:
+                    return
+            except OperationalError as exc:
+                log.warning("renewing %s failed (%s); trying again", what, exc)
 
     def shutdown(self) -> None:
         """Wait for the work already queued (it commits or rolls back), then stop the thread."""

@@ -64,7 +64,6 @@ RESCHEDULE_EVERY_S = 5.0  # wall seconds between schedule refreshes, busy or idl
 # ... or this many times what the last refresh took, whichever is longer: on a large corpus a refresh
 # reads every video young enough to have an age ahead, and must not take the database from the claims.
 RESCHEDULE_COST_MULTIPLE = 20
-RENEW_EVERY_LEASE = 1 / 3  # a claim is renewed three times a lease while its read runs
 
 
 @dataclass(frozen=True)
@@ -209,13 +208,11 @@ class Tracking:
 
     async def _keep_claim(self, due: DueVideo, worker: str) -> None:
         lease_s = self.options.lease_s
-        while True:
-            await asyncio.sleep(lease_s * RENEW_EVERY_LEASE)
-            try:
-                if not await self._db(renew_claim, self.store, due, worker=worker, lease_s=lease_s):
-                    return  # lost: what this worker reads now is written by no one
-            except Exception as exc:  # noqa: BLE001 - a busy database: the next tick tries again
-                log.warning("renewing the claim on %s failed (%s); trying again", due.video_id, exc)
+
+        def renew() -> bool:
+            return renew_claim(self.store, due, worker=worker, lease_s=lease_s)
+
+        await self._db.keep_renewed(renew, lease_s=lease_s, what=f"the claim on {due.video_id}")
 
     async def _observe_claimed(self, reader: Reader, due: DueVideo, worker: str) -> None:
         options = self.options
