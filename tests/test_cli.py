@@ -355,3 +355,11 @@ def test_the_reading_commands_do_not_migrate_an_empty_database_file(tmp_path):
     (tmp_path / "corpus.db").touch()
     result = runner.invoke(app, ["--data-dir", str(tmp_path), "status"])
     assert result.exit_code == 1 and "is at schema none" in result.stderr and "corpus db upgrade" in result.stderr
+
+
+@pytest.mark.parametrize("command", [["predict", "v.mp4", "--run", "run"], ["train", "export"], ["features", "export"]])
+def test_every_command_with_a_device_refuses_an_unknown_one_alike(command, tmp_path):
+    """One list of devices, one message, before any file is read."""
+    result = corpus(*command, "--device", "tpu")
+    assert result.exit_code == 1, result.output
+    assert result.output.strip() == "error: --device must be one of auto, cpu, cuda, got 'tpu'"

@@ -193,7 +193,7 @@ def predict(
     ctx: typer.Context,
     videos: list[Path] = typer.Argument(..., metavar="VIDEO...", help="Video files to score."),
     run: Path = typer.Option(..., "--run", help="A training run directory (with best.pt)."),
-    device: str = typer.Option("auto", help="auto | cpu | cuda."),
+    device: str = option_from(TrainConfig, "device"),
 ) -> None:
     """Score video files with a trained run: one JSON line each (exit 1 if any file failed)."""
     from ..train.predict import predict as predict_videos

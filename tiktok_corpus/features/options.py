@@ -11,7 +11,17 @@ from ..config import described
 from ..errors import ConfigError
 
 MODALITIES = ("video", "audio", "text", "author", "time")
-DEVICES = ("auto", "cpu", "cuda")
+DEVICES = ("auto", "cpu", "cuda")  # auto: CUDA where torch sees it, else the CPU
+DEFAULT_DEVICE = DEVICES[0]
+DEVICE_HELP = " | ".join(DEVICES)
+
+
+def check_device(name: str) -> None:
+    """A ConfigError unless ``name`` is one of :data:`DEVICES` (before any model is built)."""
+    if name not in DEVICES:
+        raise ConfigError(f"--device must be one of {', '.join(DEVICES)}, got {name!r}")
+
+
 NAMED_WEIGHTS = ("none", "kinetics400")
 
 
@@ -50,7 +60,7 @@ class FeatureOptions:
     frames: int = described(16, "Consecutive frames per clip (16 on CPU; the paper trains on 32).")
     size: int = described(112, "Frame height and width (even; the trainer's proxies at this size are reused).")
     text_components: int = described(16, "TruncatedSVD dimensions of the caption+hashtag TF-IDF.")
-    device: str = described("auto", "auto | cpu | cuda (the video backbone).")
+    device: str = described(DEFAULT_DEVICE, f"{DEVICE_HELP} (the video backbone).")
     batch_size: int = described(8, "Clips per backbone forward pass.")
     workers: int | None = described(None, "Threads decoding videos and audio (default: cores).")
     cache_dir: Path | None = described(None, "Decoded-proxy cache (default EXPORT_DIR/cache, the trainer's).")
@@ -69,8 +79,7 @@ class FeatureOptions:
             raise ConfigError(f"--workers must be at least 1, got {self.workers}")
         if self.size % 2:
             raise ConfigError(f"--size must be even (H.264 4:2:0 proxies), got {self.size}")
-        if self.device not in DEVICES:
-            raise ConfigError(f"--device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        check_device(self.device)
         if self.weights not in NAMED_WEIGHTS and not Path(self.weights).is_file():
             raise ConfigError(f"--weights must be none, kinetics400 or a weights file; {self.weights} is none of them")
         self._check_backbone()

@@ -27,6 +27,7 @@ from torch import nn
 from .._waits import result_of
 from ..errors import ConfigError
 from ..train.data import build_cache, eval_start, normalize_clips, read_clip
+from ..train.loop import resolve_device
 from ..train.model import downloading_weights
 from .columns import named
 from .options import BACKBONES, FeatureOptions
@@ -84,12 +85,6 @@ def load_backbone(name: str, weights: str) -> tuple[nn.Module, int]:
     return model.eval(), spec.dim
 
 
-def _device(choice: str) -> torch.device:
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda, but torch sees no CUDA device")
-    return torch.device("cuda" if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()) else "cpu")
-
-
 def _video_clips(proxy: Path, options: FeatureOptions) -> tuple[torch.Tensor, torch.Tensor]:
     """The K evaluation clips of one proxy, uint8 (K, C, T, H, W), and their real frame counts."""
     read = [
@@ -125,7 +120,7 @@ def compute(export, options: FeatureOptions, advance: Callable[[int], None]) -> 
     proxy_of = build_cache(export, options.size, options.cache_dir, workers=workers, progress=False)
     proxies = [proxy_of[str(vid)] for vid in export.table["video_id"]]
     model, dim = load_backbone(options.backbone, options.weights)
-    device = _device(options.device)
+    device = resolve_device(options.device)
     model.to(device)
     embeddings = []
     with ThreadPoolExecutor(workers) as pool, torch.inference_mode():

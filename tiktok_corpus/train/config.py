@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..config import described
 from ..errors import ConfigError
-from ..features.options import MODALITIES, parse_modalities
+from ..features.options import DEFAULT_DEVICE, DEVICE_HELP, MODALITIES, check_device, parse_modalities
 
 # Options that may change when a run is resumed; everything else must match the saved config.
 RESUMABLE_OVERRIDES = ("epochs", "patience", "device", "amp", "compile", "cudnn_benchmark", "workers")
@@ -84,7 +84,7 @@ class TrainConfig:
     patience: int = described(5, "Early stopping: epochs without val improvement.")
     weights: str = described("none", "Backbone init: none | kinetics400 | PATH.")
     freeze_backbone: bool = described(False, "Train only the head.")
-    device: str = described("auto", "auto | cpu | cuda.")
+    device: str = described(DEFAULT_DEVICE, f"{DEVICE_HELP}.")
     amp: bool = described(False, "bf16 autocast (CUDA only).")
     compile: bool = described(False, "torch.compile the network (falls back to eager where it cannot compile).")
     cudnn_benchmark: bool = described(
@@ -129,8 +129,7 @@ class TrainConfig:
             raise ConfigError(f"--lr must be positive, got {self.lr:g}")
         if not 0 < self.gamma <= 1:
             raise ConfigError(f"--gamma must be in (0, 1], got {self.gamma:g}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ConfigError(f"--device must be auto, cpu or cuda, got {self.device!r}")
+        check_device(self.device)
         if self.pos_weight not in ("auto", "none"):
             raise ConfigError(f"--pos-weight must be auto or none, got {self.pos_weight!r}")
         if self.workers is not None and self.workers < 0:

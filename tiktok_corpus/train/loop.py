@@ -24,6 +24,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ..errors import ConfigError, TrainingDiverged
+from ..features.options import check_device
 from ..speed import training_speed
 from . import plots
 from .checkpoints import load_run_model, new_run_state, restore_run, resumed_config, save_checkpoint
@@ -95,8 +96,9 @@ def reports_results() -> bool:
 
 
 def resolve_device(name: str, gpu: int = 0) -> torch.device:
-    if name not in ("auto", "cpu", "cuda"):
-        raise ConfigError(f"--device must be auto, cpu or cuda, got {name!r}")
+    """The torch device ``name`` (auto, cpu or cuda) means here; a ConfigError for an unknown name, or for
+    CUDA where torch sees none."""
+    check_device(name)
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda was asked for, but no CUDA device is available")
     if name == "cuda" or (name == "auto" and torch.cuda.is_available()):

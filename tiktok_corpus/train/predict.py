@@ -10,12 +10,13 @@ import torch
 
 from .._files import read_json_object
 from ..errors import ConfigError, CorpusError, MediaError
+from ..features.options import DEFAULT_DEVICE
 from .checkpoints import load_run_model
 from .data import encode_proxy, eval_start, read_clip
 from .loop import forward_clips, resolve_device
 
 
-def predict(paths: Iterable[Path], run_dir: Path, device: str = "auto") -> Iterator[dict]:
+def predict(paths: Iterable[Path], run_dir: Path, device: str = DEFAULT_DEVICE) -> Iterator[dict]:
     """One dict per file: ``{"path", "score", "label", "threshold"}`` or ``{"path", "error", "message"}``.
 
     Each file becomes a proxy with the run's size (the same encoder as the training cache, so the same
