@@ -52,19 +52,17 @@ def test_modern_list_prefers_exact_stats_and_orders_media_urls():
     kinds = [m.kind for m in first.media_urls]
     assert kinds == ["gear:normal_720_0", "play_addr", "download_addr", "other_gear:bytevc1_720", "aweme_play"]
     assert all("bvc2" not in m.url for m in first.media_urls)
-    assert first.downloadable
+    assert first.kind == "video" and not first.private
     assert listing.has_more and listing.skipped == ("bad_id", "malformed_item")
 
 
-def test_non_video_items_are_typed_and_not_downloadable():
+def test_non_video_items_are_typed():
     items = {item.id[-1]: item for item in parse_item_list(fixture("recommend_modern.json")).items}
     assert items["2"].kind == "photo" and not items["2"].media_urls
-    assert items["2"].page_path.startswith("/@photos/photo/")
-    assert items["3"].kind == "ad" and not items["3"].downloadable
-    assert items["4"].kind == "live" and not items["4"].downloadable
-    assert items["5"].private and not items["5"].downloadable
+    assert items["3"].kind == "ad" and items["4"].kind == "live"
+    assert items["5"].private
     bare = items["6"]
-    assert bare.author is None and bare.stats is None and bare.desc is None and not bare.downloadable
+    assert bare.author is None and bare.stats is None and bare.desc is None
 
 
 def test_older_list_layout_with_string_author_and_rounded_stats():
@@ -183,15 +181,14 @@ def test_a_login_modal_over_a_page_is_no_block():
 )
 def test_a_user_name_that_is_no_user_name_never_reaches_a_url(unique_id):
     item = parse_item({"id": "7", "author": {"id": "1", "uniqueId": unique_id}})
-    assert item.author.unique_id is None and item.page_path == "/@_/video/7"
+    assert item.author.unique_id is None
     assert parse_item({"id": "7", "author": unique_id, "authorId": "1"}).author.unique_id is None
     assert page_url("https://www.tiktok.com/", "7", unique_id) == "https://www.tiktok.com/@_/video/7"  # a stored one
 
 
 def test_a_valid_user_name_is_kept():
     item = parse_item({"id": "7", "author": {"id": "1", "uniqueId": "cat.person_2"}})
-    assert item.page_path == "/@cat.person_2/video/7"
-    assert page_url("http://x", "7", "cat.person_2") == "http://x/@cat.person_2/video/7"
+    assert page_url("http://x", "7", item.author.unique_id) == "http://x/@cat.person_2/video/7"
 
 
 @pytest.mark.parametrize("bad", ["../etc", "12a", "", None, "1" * 40])
@@ -208,7 +205,7 @@ def test_ids_must_be_digits(bad):
 @needs_shared
 def test_real_item_detail():
     item = parse_item_detail((SHARED_FIXTURES / "item_detail.json").read_text())
-    assert item.kind == "video" and item.downloadable and item.author.unique_id == "tiktok"
+    assert item.kind == "video" and not item.private and item.author.unique_id == "tiktok"
     assert item.stats is not None and item.stats.play_count is not None
     assert item.media_urls[0].kind.startswith("gear:") and item.duration_s
 
@@ -216,7 +213,7 @@ def test_real_item_detail():
 @needs_shared
 def test_real_photo_post_is_not_a_video():
     item = parse_item_detail((SHARED_FIXTURES / "item_detail_photo.json").read_text())
-    assert item.kind == "photo" and not item.downloadable and item.hashtags
+    assert item.kind == "photo" and not item.media_urls and item.hashtags
 
 
 @needs_shared

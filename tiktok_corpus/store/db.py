@@ -35,12 +35,6 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 MIGRATION_LOCK_KEY = 0x7469_6B74_6F6B  # "tiktok"
 
 
-def dialect_insert(session: Session, model):
-    """A Core insert on the model's table with ``on_conflict_*`` (SQLite and Postgres spell it alike):
-    executemany batches skip the ORM's per-row bookkeeping."""
-    return table_insert(session.get_bind().dialect.name, model)
-
-
 @functools.cache
 def table_insert(dialect_name: str, model):
     return (sqlite if dialect_name == "sqlite" else postgresql).insert(model.__table__)

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from ..config import described
-from ..durations import format_duration, parse_duration
+from ..durations import parse_duration
 from ..errors import ConfigError
 from ..tiktok.related_lists import RELATED_VIA
 
@@ -84,9 +84,6 @@ class TrackOptions:
     def retry_after(self, attempts: int) -> float:
         """Seconds (site clock) a target waits after its ``attempts``-th try failed."""
         return min(self.retry_after_s * 2 ** min(max(attempts - 1, 0), 30), self.retry_max_s)
-
-    def describe_ages(self) -> str:
-        return ",".join(format_duration(age) for age in self.ages_s)
 
 
 @dataclass

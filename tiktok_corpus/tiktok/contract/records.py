@@ -97,15 +97,6 @@ class ItemRecord:
     codec: str | None = None
     media_urls: tuple[MediaUrl, ...] = ()
 
-    @property
-    def downloadable(self) -> bool:
-        return self.kind == "video" and not self.private and bool(self.media_urls)
-
-    @property
-    def page_path(self) -> str:
-        user = page_user(self.author.unique_id if self.author else None)
-        return f"/@{user}/{'photo' if self.kind == 'photo' else 'video'}/{self.id}"
-
 
 @dataclass(frozen=True)
 class ItemAt:
