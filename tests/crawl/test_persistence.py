@@ -7,6 +7,7 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
+import orjson
 import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import DBAPIError
@@ -296,6 +297,21 @@ def test_texts_longer_than_their_columns_are_dropped_so_the_list_is_stored(any_s
     assert {chars: {column.type.length for column in held} for chars, held in columns.items()} == {
         chars: {chars} for chars in columns
     }
+
+
+def test_a_nul_in_a_caption_or_a_name_is_stored_as_a_replacement_and_the_list_with_it(any_store):
+    """Postgres refuses NUL in text, and with it the whole batch of rows; JSON can carry one escaped."""
+    body = orjson.dumps(
+        {"statusCode": 0, "itemList": [item(41), item(42, desc="a \x00 b", author={"id": "942", "nickname": "B\x00b"})]}
+    ).decode()
+    assert "\\u0000" in body
+
+    record_seeds(any_store, parse_item_list(body), seeds=2, max_videos=10, run_id=None, seed=0)
+
+    with any_store.sessions() as session:
+        assert session.get(Video, "41") is not None
+        assert session.get(Video, "42").desc == "a \ufffd b"
+        assert session.get(Author, "942").nickname == "B\ufffdb"
 
 
 def test_random_policy_follows_the_seeded_key(any_store):

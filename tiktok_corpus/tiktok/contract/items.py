@@ -37,7 +37,8 @@ from .records import (
     validate_video_id,
 )
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
+# What no database stores: a lone surrogate (SQLite, Postgres), NUL (Postgres refuses it in text).
+_UNSTORABLE = re.compile("[\ud800-\udfff\x00]")
 # The latest moment a stored time can hold (datetime's year 9999), in milliseconds.
 _MAX_TIME_MS = 253_402_300_799_000
 
@@ -61,14 +62,17 @@ def loads_json(text: str) -> Any:
 
     orjson first (json.loads of a related list was the crawler's largest cost per list). It refuses a
     lone surrogate escape, as in a caption whose emoji was cut in half, which the standard parser takes:
-    such strings then get U+FFFD in its place (no database stores a lone surrogate). NaN and infinities
-    stay refused, as orjson refuses them."""
+    such strings then get U+FFFD in its place (no database stores a lone surrogate), as does an escaped
+    NUL (``\\u0000``: Postgres refuses the whole batch of rows that holds one). NaN and infinities stay
+    refused, as orjson refuses them."""
     try:
-        return orjson.loads(text)
+        value = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
         refusal = exc
+    else:
+        return _storable(value) if "\\u0000" in text else value  # a raw NUL is no JSON: only its escape
     try:
-        return _without_lone_surrogates(json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float))
+        return _storable(json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float))
     except (ValueError, RecursionError):
         raise ContractError(f"malformed JSON: {refusal.msg} at {refusal.pos}", kind="malformed_json") from None
 
@@ -84,14 +88,14 @@ def _finite_float(text: str) -> float:
     return number
 
 
-def _without_lone_surrogates(value: Any) -> Any:
-    """``value`` with U+FFFD for every surrogate left unpaired in its strings (keys included)."""
+def _storable(value: Any) -> Any:
+    """``value`` with U+FFFD for every unpaired surrogate and NUL in its strings (keys included)."""
     if isinstance(value, str):
-        return _SURROGATE.sub("\ufffd", value)
+        return _UNSTORABLE.sub("\ufffd", value)
     if isinstance(value, list):
-        return [_without_lone_surrogates(entry) for entry in value]
+        return [_storable(entry) for entry in value]
     if isinstance(value, dict):
-        return {_without_lone_surrogates(key): _without_lone_surrogates(entry) for key, entry in value.items()}
+        return {_storable(key): _storable(entry) for key, entry in value.items()}
     return value
 
 
