@@ -17,9 +17,10 @@ from tiktok_corpus.config import Settings
 from tiktok_corpus.errors import ConfigError
 from tiktok_corpus.store import db
 from tiktok_corpus.store.db import open_store
+from tiktok_corpus.store.downloads import DAMAGED_PROBES
 from tiktok_corpus.store.models import MediaFile, Video, utcnow
 from tiktok_corpus.store.queue import claim
-from tiktok_corpus.validate import run_validate
+from tiktok_corpus.validate import inspection, run_validate
 
 from .conftest import MEDIA, add_download, ground_truth
 
@@ -217,3 +218,22 @@ def test_cli_prints_a_summary_table_and_json(store, settings, media_dir):
 
     bad = runner.invoke(app, [*base, "validate", "--min-frames", "0"])
     assert bad.exit_code == 1 and "min-frames" in bad.output
+
+
+def test_a_probe_past_its_time_is_probed_again_not_taken_for_a_corrupt_file(
+    store, settings, corpus, media_dir, monkeypatch
+):
+    """A busy machine makes a real ffprobe outrun its timeout: the file is not ``corrupt`` (which
+    ``download --retry-failed`` fetches again, from a post maybe deleted since), and the next run, on
+    an idle machine, finds it valid."""
+    video_id = corpus["h264_aac.mp4"]
+    real_probe = inspection.probe
+    monkeypatch.setattr(inspection, "probe", lambda path: real_probe(path, timeout=0.0001, in_process=False))
+    run_validate(settings, workers=1)
+    video = _rows(store)[video_id][0]
+    assert (video.probe_status, video.probe_error_kind) == ("error", "timeout")
+    assert video.probe_status not in DAMAGED_PROBES
+
+    monkeypatch.setattr(inspection, "probe", real_probe)
+    summary = run_validate(settings, workers=1)
+    assert summary.requeued >= 1 and _rows(store)[video_id][0].probe_status == "valid"

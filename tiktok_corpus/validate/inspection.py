@@ -60,7 +60,10 @@ def inspect(job: Job, deep: bool) -> Inspection:
             if deep and result.video_codec is not None:
                 result = replace(result, frame_count=deep_check(job.path), frame_count_method="decode")
         except MediaError as exc:
-            return Inspection(job.video_id, sha256, size, outcome="corrupt", error_kind=exc.kind, error=exc.message)
+            # A probe past its time says the machine was busy, not that the file is bad: probed again by
+            # the next run, never ``corrupt`` (which --retry-failed downloads again, maybe from nowhere).
+            outcome = INTERNAL_ERROR if exc.kind == "timeout" else "corrupt"
+            return Inspection(job.video_id, sha256, size, outcome=outcome, error_kind=exc.kind, error=exc.message)
         return Inspection(job.video_id, sha256, size, probe=result)
     except Exception as exc:  # a bug or an OS error: recorded as "error", retried by the next run
         return Inspection(
