@@ -15,9 +15,11 @@ import pandas as pd
 import pytest
 import webdataset as wds
 import yaml
+from sqlalchemy import select
 
 from tiktok_corpus.export import ExportOptions, run_export
-from tiktok_corpus.store.models import Author, StatsSnapshot
+from tiktok_corpus.export.format import read_export
+from tiktok_corpus.store.models import Author, StatsSnapshot, Video
 
 from .conftest import T0, _media, _video
 
@@ -195,3 +197,35 @@ def test_a_webdataset_export_at_an_age_loads_with_its_early_counts_mostly_null(s
     assert rows[early]["play_count_at_1h"] == 100.0 + int(early) and rows[early]["play_growth_6h_1d"] is not None
     assert all(rows[video_id]["play_count_at_1h"] is None for video_id in video_ids[:-1])
     assert rows[early]["stats_captured_at"] == (created + timedelta(days=7)).isoformat(timespec="microseconds")
+
+
+NA_WORDS = ("NA", "null", "None", "nan", "N/A", "#N/A")
+
+
+def test_words_pandas_takes_for_missing_stay_words_in_a_csv_export(settings, store, big_ids, tmp_path, monkeypatch):
+    """Captions and user names such as "NA", "null" or "nan" are text in every way a CSV export is read:
+    our reader (train, features), the card's pandas line and ``datasets.load_dataset``."""
+    import datasets
+
+    with store.transaction() as session:
+        for video_id, word in zip(big_ids, NA_WORDS, strict=False):
+            session.get(Video, video_id).desc = word
+        for author, word in zip(session.scalars(select(Author).order_by(Author.id)), ("nan", "null", "None")):
+            author.unique_id = word
+    path = run_export(settings, ExportOptions(format="csv"))
+    captions = dict(zip(big_ids, NA_WORDS, strict=False))
+
+    def assert_words_kept(rows: pd.DataFrame) -> None:
+        rows = rows.set_index("video_id")
+        assert rows.loc[list(captions), "desc"].to_dict() == captions
+        assert set(rows["author_unique_id"].dropna()) == {"nan", "null", "None"}
+        assert pd.isna(rows.loc[big_ids[0], "author_id"])  # an empty field is still missing
+
+    assert_words_kept(read_export(path)[1])
+    loaded = datasets.load_dataset(str(path), cache_dir=str(tmp_path / "hf"))
+    assert_words_kept(pd.concat([split.to_pandas() for split in loaded.values()]))
+    snippet = re.search(r"^videos = pd\.read_csv\(.*\)$", (path / "README.md").read_text(), re.MULTILINE)
+    monkeypatch.chdir(path)
+    scope: dict = {"pd": pd}
+    exec(snippet.group(0), scope)
+    assert_words_kept(scope["videos"])

@@ -86,6 +86,13 @@ def read_manifest(root: Path) -> dict:
     return manifest
 
 
+# How a CSV export is read back, by us, the card's snippet and its ``datasets`` config: only an empty field
+# is missing (by default pandas also takes a caption or a user name "NA", "null", "None" or "nan" for one),
+# and ids are text (19 digits: as numbers they lose their last ones).
+CSV_MISSING: dict = {"keep_default_na": False, "na_values": [""]}
+CSV_READ: dict = {"dtype": {"video_id": str, "author_id": str}, **CSV_MISSING}
+
+
 def read_export(root: Path) -> tuple[dict, pd.DataFrame]:
     """An export directory's manifest and video table.
 
@@ -103,7 +110,7 @@ def read_export(root: Path) -> tuple[dict, pd.DataFrame]:
         raise ConfigError(f"{root}: the video table {data_path.name} named by manifest.json is missing")
     if data_path.suffix == ".parquet":
         return manifest, pd.read_parquet(data_path)
-    return manifest, with_parsed_times(pd.read_csv(data_path, dtype={"video_id": str, "author_id": str}))
+    return manifest, with_parsed_times(pd.read_csv(data_path, **CSV_READ))
 
 
 def with_parsed_times(rows: pd.DataFrame) -> pd.DataFrame:

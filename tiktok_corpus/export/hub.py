@@ -12,6 +12,8 @@ from __future__ import annotations
 import pyarrow as pa
 import yaml
 
+from .format import CSV_MISSING
+
 # Our split names -> the Hub's.
 HUB_SPLITS = {"train": "train", "val": "validation", "test": "test"}
 SPLIT_TABLE_DIR = "data"
@@ -80,6 +82,8 @@ def front_matter(manifest: dict) -> str:
             {"split": HUB_SPLITS[split], "path": entry["path"]} for split, entry in manifest["split_files"].items()
         ],
     }
+    if manifest["data_file"].endswith(".csv"):  # only an empty field is missing, as our reader has it
+        config |= CSV_MISSING
     header: dict = {"pretty_name": f"{manifest['name']} v{manifest['version']}", "configs": [config]}
     if manifest.get("features") and manifest.get("data_format") == "webdataset":
         header["dataset_info"] = {"config_name": "default", "features": manifest["features"]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -11,7 +12,7 @@ import pandas as pd
 from .. import __version__
 from ..durations import format_duration
 from .at_age import METHOD
-from .format import EARLY_AGES_S, GROWTH_COLUMNS, MANIFEST_FORMAT, PLACEMENT_COLUMNS, export_columns
+from .format import CSV_READ, EARLY_AGES_S, GROWTH_COLUMNS, MANIFEST_FORMAT, PLACEMENT_COLUMNS, export_columns
 from .hub import HUB_SPLITS, front_matter
 from .options import ExportOptions
 from .provenance import git_commit, library_versions
@@ -270,12 +271,24 @@ def _growth_text(manifest: dict) -> str:
 """
 
 
+def _python(value) -> str:
+    """``value`` as Python source: a type by its name, dicts and lists of those, strings and constants."""
+    if isinstance(value, type):
+        return value.__name__
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_python(key)}: {_python(entry)}" for key, entry in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_python(entry) for entry in value) + "]"
+    return json.dumps(value) if isinstance(value, str) else repr(value)
+
+
 def _loading_text(manifest: dict) -> str:
     """Short examples for pandas, Hugging Face ``datasets`` and (with shards) ``webdataset``, each
     reading the splits apart."""
     data_file = manifest["data_file"]
-    if data_file.endswith(".csv"):  # ids are 19 digits: as numbers they lose their last ones
-        read = f'pd.read_csv("{data_file}", dtype={{"video_id": str, "author_id": str}})'
+    if data_file.endswith(".csv"):
+        arguments = ", ".join(f"{name}={_python(value)}" for name, value in CSV_READ.items())
+        read = f'pd.read_csv("{data_file}", {arguments})'
     else:
         read = f'pd.read_parquet("{data_file}")'
     splits = ", ".join(f"`{HUB_SPLITS[split]}`" for split in manifest["split_files"])
