@@ -476,3 +476,20 @@ def test_shard_rows_read_back_times_with_and_without_a_fraction_of_a_second(tmp_
     rows = rows_from_shards(tmp_path, entry)
     assert list(rows["stats_captured_at"]) == captured
     assert [(tmp_path / f).read_bytes() for f in rows["file"]] == [b"mp4 1", b"mp4 2"]
+
+
+@pytest.mark.parametrize("key", ["../../../../outside", "abc", "8"], ids=["traversal", "letters", "another row's"])
+def test_a_shard_sample_whose_key_is_no_video_of_the_export_is_refused_before_a_file_is_written(tmp_path, key):
+    """Read back from its shards alone, an export's sample keys become file names under the export: a
+    shard from elsewhere cannot write outside it (nor under another row's name)."""
+    import webdataset as wds
+
+    from tiktok_corpus.export.shards import rows_from_shards
+
+    (tmp_path / "shards").mkdir()
+    with wds.TarWriter(str(tmp_path / "shards" / "train-000000.tar")) as sink:
+        sink.write({"__key__": key, "mp4": b"attacker bytes", "json": json.dumps({"video_id": "7"}).encode()})
+    entry = {"shards": [{"file": "shards/train-000000.tar"}]}
+    with pytest.raises(ConfigError, match="is not a video of this export"):
+        rows_from_shards(tmp_path, entry)
+    assert not any(path.suffix == ".mp4" for path in tmp_path.rglob("*")), "no file written anywhere"

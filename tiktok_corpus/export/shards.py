@@ -24,6 +24,8 @@ import pyarrow.compute as pc
 import webdataset as wds
 
 from .._files import fsync_path, sha256_file
+from ..errors import ConfigError
+from ..tiktok.contract.records import valid_id
 from .format import with_parsed_times
 from .splits import SPLITS
 
@@ -98,7 +100,13 @@ def rows_from_shards(root: Path, entry: dict) -> pd.DataFrame:
     records = []
     for sample in wds.WebDataset(urls, shardshuffle=False, empty_check=False):
         record = json.loads(sample["json"])
-        target = media_dir / f"{sample['__key__']}.mp4"
+        key = sample["__key__"]
+        if valid_id(key) != key or str(record.get("video_id")) != key:  # the key becomes a file name
+            raise ConfigError(
+                f"{sample['__url__']}: a sample named {key[:60]!r} is not a video of this export (its key must "
+                "be its row's video_id, digits only); refused, nothing written for it"
+            )
+        target = media_dir / f"{key}.mp4"
         if not target.is_file():
             partial = target.with_suffix(".mp4.part")
             partial.write_bytes(sample["mp4"])
