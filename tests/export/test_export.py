@@ -256,11 +256,20 @@ def test_copy_media_links_files_into_the_export(settings, store, corpus):
     assert json.loads((path / "manifest.json").read_text())["media"] == "copied"
 
 
-def test_a_missing_media_file_aborts_copy_media_without_a_trace(settings, store, corpus):
+@pytest.mark.parametrize(
+    "options",
+    [ExportOptions(copy_media=True), ExportOptions(), ExportOptions(format="csv"), ExportOptions(format="webdataset")],
+    ids=["copied", "referenced", "csv", "webdataset"],
+)
+def test_a_media_file_gone_since_validate_aborts_the_export_without_a_trace(settings, store, corpus, options):
+    """A table listing a file that is not there, or shards dying half-written with a traceback: refused
+    before anything is written, saying what to run."""
     (settings.data_dir / "media" / f"{corpus[3]}.mp4").unlink()
 
-    with pytest.raises(ExportError, match=f"{corpus[3]}.mp4 is missing"):
-        run_export(settings, ExportOptions(copy_media=True))
+    with pytest.raises(
+        ExportError, match=rf"1 selected video file\(s\) are missing, e.g. .*{corpus[3]}.mp4; run `corpus validate`"
+    ):
+        run_export(settings, options)
 
     assert list((settings.data_dir / "exports").iterdir()) == []
     with store.sessions() as session:

@@ -182,6 +182,7 @@ def _write_data(
     """The data files into ``staging``: the whole table (``videos.parquet|csv``, what our own tools read),
     and each split's rows, as a table (``data/<split>.<format>``) or, for ``--format webdataset``, as
     shards; returns what the manifest says of them."""
+    _check_media(data_dir, rows["media_path"])
     if options.copy_media:
         rows["file"] = _copy_media(data_dir, staging, rows, progress)
     else:  # relative to the export, which sits beside the staging directory
@@ -218,6 +219,18 @@ def _write_split(table: pa.Table, split: str, staging: Path, data_format: str) -
     return {"path": path, "sha256": sha256_file(staging / path)[1]}
 
 
+def _check_media(data_dir: Path, media_paths: pd.Series) -> None:
+    """An ExportError unless every selected row's file is on disk (one stat each): a table must not list
+    files that are not there, nor a shard fail half-written."""
+    missing = [path for path in media_paths if not (data_dir / path).is_file()]
+    if missing:
+        raise ExportError(
+            f"{len(missing)} selected video file(s) are missing, e.g. {data_dir / missing[0]}; run "
+            "`corpus validate` (it marks them missing_file, which exports leave out, and `corpus download "
+            "--retry-failed` fetches them again), then export again"
+        )
+
+
 def _copy_media(data_dir: Path, staging: Path, rows: pd.DataFrame, progress: Progress) -> pd.Series:
     """Hardlink (or copy, across file systems) each video into ``media/``; returns the new paths."""
     media_dir = staging / "media"
@@ -227,8 +240,6 @@ def _copy_media(data_dir: Path, staging: Path, rows: pd.DataFrame, progress: Pro
     task = progress.add_task("copying media", total=len(rows))
     for source, target in zip(rows["media_path"], targets):  # one file system call per file
         source_path = data_dir / source
-        if not source_path.is_file():
-            raise ExportError(f"--copy-media: {source_path} is missing; re-run `corpus download`")
         try:
             os.link(source_path, staging / target)
         except OSError:
