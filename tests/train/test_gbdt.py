@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,7 @@ from tiktok_corpus.errors import ConfigError
 from tiktok_corpus.report.model import model_section, model_specs, read_run
 from tiktok_corpus.train import TrainConfig
 from tiktok_corpus.train.ablation import ablate, ablation_lines, best_baseline, draw_importances
+from tiktok_corpus.train.config import new_run_name
 from tiktok_corpus.train.fusion import side_inputs
 from tiktok_corpus.train.gbdt import train_gbdt
 
@@ -210,6 +212,24 @@ def test_fusion_side_inputs_are_scaled_on_train_only(planted):
     assert np.allclose(train.mean(axis=0), 0, atol=1e-5) and np.allclose(train.std(axis=0), 1, atol=1e-3)
     assert np.array_equal(after.vectors["train"], train)
     assert np.array_equal(after.vectors["test"][:, 0], before.vectors["test"][:, 0])  # author.x column
+
+
+def test_ablations_started_in_one_second_keep_a_folder_each_and_none_is_overwritten(planted, tmp_path):
+    root, features = planted
+    export_dir = tmp_path / "export"
+    export_dir.mkdir()
+    for name in ("videos.parquet", "manifest.json"):
+        (export_dir / name).write_bytes((root / name).read_bytes())
+    config = TrainConfig(export_dir, model="gbdt", modalities="author,time", progress=False)
+
+    first, second = ablate(config, features, {}), ablate(config, features, {})
+
+    assert first != second and first.parent == second.parent == export_dir / "ablations"
+    written = (first / "ablation.json").read_bytes()
+    with pytest.raises(ConfigError, match="already holds an ablation; pick another --out"):
+        ablate(config, features, {}, out=first)
+    assert (first / "ablation.json").read_bytes() == written
+    assert new_run_name(datetime(2026, 12, 6, 3, 19, 0, 12, tzinfo=UTC)) == "20261206-031900-000012"
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from textwrap import fill
 
@@ -24,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
-from .config import TrainConfig
+from .config import TrainConfig, new_run_name
 from .data import load_export
 from .gbdt import GbdtFit, evaluate_fit, export_baselines, fit_gbdt, gain_importances
 from .metrics import auc_along, gain_summary, hardest_baseline, resampled_metric, rmse_along
@@ -71,6 +70,9 @@ def ablate(
     ``oracles`` (the demo passes the replica's) are the ROC-AUC of each modality's true latent signal on
     the same test rows, shown beside the lines. ``on_line`` sees each line's result as it lands.
     """
+    run_dir = Path(out) if out else Path(config.export_dir) / "ablations" / new_run_name()
+    if (run_dir / "ablation.json").exists():
+        raise ConfigError(f"{run_dir} already holds an ablation; pick another --out")
     export = load_export(config.export_dir, label=config.label)
     modalities = config.modality_list
     present = {modality_of(c) for c in features.columns}
@@ -118,7 +120,6 @@ def ablate(
         "features": provenance,
         "figure": "ablation.png",
     }
-    run_dir = Path(out) if out else export.root / "ablations" / datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "ablation.json").write_text(json.dumps(result, indent=2) + "\n")
     ablation_figure(result, run_dir / "ablation.png")

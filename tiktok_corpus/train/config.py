@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ..config import described
@@ -180,4 +180,10 @@ def run_dir_for(config: TrainConfig) -> Path:
         if not previous:
             raise ConfigError(f"--resume: no run with a last.pt under {runs}; name one with --out")
         return previous[-1]
-    return runs / datetime.now().strftime("%Y%m%d-%H%M%S")
+    return runs / new_run_name()
+
+
+def new_run_name(now: datetime | None = None) -> str:
+    """A new run's folder name: its start in UTC to the microsecond, ``20261206-031900-123456``. Names sort
+    by time, and two runs started in one second (a script's seeds in parallel) never share a folder."""
+    return (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S-%f")
