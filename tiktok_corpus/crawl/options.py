@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from ..config import described
 from ..errors import ConfigError
 from ..store.crawl import FRONTIER_ORDERS
+from ..tiktok.blocks import browser_workers, headful_browser, politeness_delay, rate_cap
 from ..tiktok.related_lists import RELATED_VIA
 
 STRATEGIES = tuple(FRONTIER_ORDERS)
@@ -22,11 +23,11 @@ class CrawlOptions:
     fanout: int = described(5, "New related videos added per expansion.")
     max_videos: int = described(7522, "Stop once the corpus holds this many videos.")
     strategy: str = described("random", "Frontier policy: random | bfs.")
-    workers: int = described(1, "Browser workers in this process.")
-    delay_s: float = described(2.0, "Politeness delay per worker (s, jittered): conservative for the real site.")
-    max_rate: float | None = described(1.0, "Requests per second across all workers of this process (0: no cap).")
+    workers: int = browser_workers()
+    delay_s: float = politeness_delay()
+    max_rate: float | None = rate_cap()
     download: bool = described(True, "Download files while discovering.")
-    headful: bool = described(False, "Show the browser (solve a captcha).")
+    headful: bool = headful_browser()
     seed: int = described(0, "RNG seed of the frontier policy.")
     related_count: int = 16
     # Related-list fetches each worker page keeps in flight: hides the answer latency, while the

@@ -13,7 +13,9 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
+from ..config import described
 from ..errors import (
     BlockedError,
     ContractError,
@@ -123,6 +125,26 @@ class BlockMonitor:
             return []
         doubted, self.believed = self.believed, []
         return doubted
+
+
+# The options both browser stages (crawl, track) take alike, written once: their requests add up against
+# the same site, so their politeness moves together.
+
+
+def browser_workers() -> Any:
+    return described(1, "Browser workers in this process.")
+
+
+def politeness_delay() -> Any:
+    return described(2.0, "Politeness delay per worker (s, jittered): conservative for the real site.")
+
+
+def rate_cap() -> Any:
+    return described(1.0, "Requests per second across all workers of this process (0: no cap).")
+
+
+def headful_browser() -> Any:
+    return described(False, "Show the browser (solve a captcha).")
 
 
 class Pacer:

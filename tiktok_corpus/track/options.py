@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from ..config import described
 from ..durations import parse_duration
 from ..errors import ConfigError
+from ..tiktok.blocks import browser_workers, headful_browser, politeness_delay, rate_cap
 from ..tiktok.related_lists import RELATED_VIA
 
 DEFAULT_AGES = "1h,6h,1d,3d,7d,14d,30d"
@@ -35,10 +36,10 @@ class TrackOptions:
     late_fraction: float = described(
         0.25, "An observation later than this fraction of its age (at least 60 s) is recorded as missed."
     )
-    workers: int = described(1, "Browser workers in this process.")
+    workers: int = browser_workers()
     in_flight: int = described(4, "Observations each worker keeps running at once (still paced by --delay).")
-    delay_s: float = described(2.0, "Politeness delay per worker (s, jittered): conservative for the real site.")
-    max_rate: float | None = described(1.0, "Requests per second across all workers of this process (0: no cap).")
+    delay_s: float = politeness_delay()
+    max_rate: float | None = rate_cap()
     via: str = described(
         "auto",
         "How an item is read: auto (the cheapest the site accepts, falling back by itself) | page (the video "
@@ -51,7 +52,7 @@ class TrackOptions:
     # maximum: a video whose reads time out does not spend its tries in seconds (nor an outage them all).
     retry_after_s: float = 30.0
     retry_max_s: float = 600.0
-    headful: bool = described(False, "Show the browser (solve a captcha).")
+    headful: bool = headful_browser()
 
     @property
     def ages_s(self) -> tuple[int, ...]:
