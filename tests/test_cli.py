@@ -363,3 +363,10 @@ def test_every_command_with_a_device_refuses_an_unknown_one_alike(command, tmp_p
     result = corpus(*command, "--device", "tpu")
     assert result.exit_code == 1, result.output
     assert result.output.strip() == "error: --device must be one of auto, cpu, cuda, got 'tpu'"
+
+
+def test_demo_refuses_a_catalog_smaller_than_the_crawl_s_seeds_before_any_work(tmp_path):
+    result = corpus("demo", "--videos", "39", "--out", str(tmp_path / "demo"))
+    assert result.exit_code == 1
+    assert result.output.strip() == "error: --videos must be at least 40 (got 39): the crawl starts from 25 seeds"
+    assert not (tmp_path / "demo").exists()

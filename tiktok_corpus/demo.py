@@ -54,6 +54,7 @@ DEMO_FEATURES: dict[str, Any] = dict(frames=8, size=16, clips=2)
 DEMO_TRACKING = TrackOptions(ages="1h,6h,1d,3d,7d", follow=True, until="8d", workers=2, delay_s=0.0, max_rate=None)
 # The replica site a demo's --out was crawled from (its --videos, --seed and --signals).
 DEMO_SITE_FILE = "demo-site.json"
+MIN_VIDEOS = CrawlOptions.seeds + 15  # the paper's seeds, and a few expansions beyond them
 # The replica names its visual signal after what it is (brightness); the feature stage after its source.
 FEATURE_MODALITY = {"visual": "video"}
 
@@ -109,7 +110,7 @@ class DemoResult:
 def run_demo(
     out_dir: Path,
     *,
-    videos: int = 300,
+    videos: int = ReplicaConfig.videos,
     signals: Mapping[str, float] = DEMO_SIGNALS,
     seed: int = 0,
     workers: int = 2,
@@ -118,8 +119,10 @@ def run_demo(
 ) -> DemoResult:
     """Run every stage on a fresh replica of ``videos`` posts whose properties carry ``signals`` (a strength
     per modality, :mod:`.replica.signals`); returns where everything is."""
-    if videos < 40:
-        raise ConfigError(f"--videos must be at least 40 (got {videos}): the crawl needs 25 seeds")
+    if videos < MIN_VIDEOS:
+        raise ConfigError(
+            f"--videos must be at least {MIN_VIDEOS} (got {videos}): the crawl starts from {CrawlOptions.seeds} seeds"
+        )
     strengths = validate_signals(signals)
     display = display or _Silent()
     out_dir = Path(out_dir).resolve()
@@ -147,9 +150,7 @@ def run_demo(
         with stage("crawl + download"), display.crawl_progress() as crawl_progress:
             crawl(
                 settings,
-                CrawlOptions(
-                    seeds=25, fanout=5, max_videos=videos, workers=workers, delay_s=0.0, max_rate=None, seed=seed
-                ),
+                CrawlOptions(max_videos=videos, workers=workers, delay_s=0.0, max_rate=None, seed=seed),
                 progress=crawl_progress,
             )
         with stage("download (retry what the crawl left)"), display.progress() as progress:

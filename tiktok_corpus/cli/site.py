@@ -20,7 +20,7 @@ SITE_UNITS = (("week", 7 * 86_400), ("day", 86_400), ("hour", 3600), ("minute", 
 @app.command()
 def demo(
     ctx: typer.Context,
-    videos: int = typer.Option(300, min=40, help="Posts in the replica's catalog."),
+    videos: int = option_from(ReplicaConfig, "videos", help="Posts in the replica's catalog."),
     signals: str = typer.Option(
         format_signals(DEMO_SIGNALS),
         help="How strongly each modality's property carries the appeal that drives engagement, as "
