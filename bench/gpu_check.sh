@@ -6,12 +6,13 @@
 # bench/device_wheels.sh puts those wheels in .whl/ here (carry it). Stages 1-5 feed the unchanged
 # train() loop with clips generated in memory (bench/gpu_loop_check.py), so nothing needs decoding;
 # stage 6 decodes real proxies. Each stage prints loader-only, step-only and full-loop clips/s, GPU
-# utilisation and peak memory, at the paper's 32x112x112 clips and batch 32:
+# utilisation and peak memory, at the paper's 32x112x112 clips and batch 32. They run in the order 1-4, 6,
+# 7, 5: compilation can be slow, so it goes last, where it cannot starve the real decode of its time:
 #   1. the defaults with --amp (bf16, channels_last_3d, deterministic cuDNN);
 #   2. + --cudnn-benchmark (cuDNN's timed fastest algorithms);
 #   3. + batch 64, Adam's learning rate scaled by sqrt(64 / 8) and warmed up over the first epoch;
 #   4. two processes under torchrun on the one GPU (DDP over gloo: its overhead);
-#   5. + --compile (torch.compile, capped: compilation can be slow);
+#   5. + --compile (torch.compile, capped: compilation can be slow; it says how many graphs it made);
 #   6. stage 2 with real H.264 proxies decoded by TorchCodec in the loader workers (FFmpeg's libraries borrowed
 #      from the carried PyAV wheel where the machine has none);
 #   7. those proxies decoded alone, on one CPU thread and on the GPU (TorchCodec's NVDEC decoder): whether
@@ -74,7 +75,6 @@ stage "$LIMIT" "3. + --cudnn-benchmark, ${WIDE[*]}" "${CHECK[@]}" --cudnn-benchm
 stage "$LIMIT" "4. two processes under torchrun, + --cudnn-benchmark" \
     "$PYTHON" -m torch.distributed.run --standalone --nproc_per_node 2 bench/gpu_loop_check.py "${ARGS[@]}" \
     --cudnn-benchmark
-stage "$COMPILE_LIMIT" "5. + --cudnn-benchmark --compile" "${CHECK[@]}" --cudnn-benchmark --compile
 
 # 6. TorchCodec needs FFmpeg's libraries, which a bare device lacks; the carried PyAV wheel bundles
 # them under hashed names, so link them under the names TorchCodec asks for.
@@ -101,3 +101,5 @@ else
     echo
     echo "== 6. the real decode path: skipped (TorchCodec does not load: no FFmpeg here and none to borrow from PyAV)"
 fi
+
+stage "$COMPILE_LIMIT" "5. + --cudnn-benchmark --compile" "${CHECK[@]}" --cudnn-benchmark --compile

@@ -8,8 +8,9 @@ normalisation, channels_last_3d, bf16 autocast, fused Adam, checkpoints, evaluat
 with PyAV, and the loader workers decode them with TorchCodec. Before training, the two sides alone:
 the loader (batches moved to the device, no model; epochs after the first) and the step (forward,
 backward and Adam on one batch already on the device), so the report says which side limits. It prints
-those three clips/s, the loader wait, GPU utilisation (nvidia-smi samples) and peak memory;
-``--compile`` adds torch.compile; ``--device cpu`` dry-runs the script itself.
+those three clips/s (the loader's and the step's as soon as measured), the loader wait, GPU utilisation
+(nvidia-smi samples) and peak memory; ``--compile`` adds torch.compile and says how many graphs it made
+(none: it fell back to eager); ``--device cpu`` dry-runs the script itself.
 
     PYTHONPATH=. python bench/gpu_loop_check.py [--videos 256] [--epochs 3] [--batch-size 32] [--real-decode]
     torchrun --nproc_per_node 2 bench/gpu_loop_check.py --device cpu ...   # DDP (gloo) dry run
@@ -154,9 +155,7 @@ def step_only_clips_per_s(config: TrainConfig, steps: int = 20) -> float:
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last_3d)
     trained = compiled(model) if config.compile else model
-    optimizer = torch.optim.Adam(
-        model.parameters(), lr=config.scaled_lr(), fused=True if device.type == "cuda" else None
-    )
+    optimizer = loop.adam(model.parameters(), config.scaled_lr(), device)
     clips = torch.randint(0, 255, (config.batch_size, 3, config.frames, config.size, config.size), dtype=torch.uint8)
     clips, valid = clips.to(device), torch.full((config.batch_size,), config.frames)
     targets = torch.randint(0, 2, (config.batch_size,), device=device).float()
@@ -171,6 +170,16 @@ def step_only_clips_per_s(config: TrainConfig, steps: int = 20) -> float:
         optimizer.step()
     _synchronize(device)
     return steps * config.batch_size / (time.perf_counter() - started)
+
+
+def compiled_graphs() -> int:
+    """Graphs torch.compile has made in this process: none after a compiled step means Dynamo fell back
+    to eager (``compiled`` suppresses its errors), so the run's --compile bought nothing."""
+    if "torch._dynamo" not in sys.modules:  # nothing compiled yet: its import alone takes a second
+        return 0
+    from torch._dynamo.utils import counters
+
+    return counters["stats"]["unique_graphs"]
 
 
 def decode_only(export_dir: Path, size: int, frames: int, device: str) -> None:
@@ -285,8 +294,12 @@ def main() -> None:
             progress=False,
         )
         main_rank = loop.reports_results()
-        loader_rate = loader_only_clips_per_s(config, export) if main_rank else 0.0
-        step_rate = step_only_clips_per_s(config) if main_rank else 0.0
+        if main_rank:  # each printed once measured: a stage cut at its cap, or a run that fails, still shows it
+            loader_rate = loader_only_clips_per_s(config, export)
+            print(f"loader only: {loader_rate:.1f} clips/s", flush=True)
+            step_rate = step_only_clips_per_s(config)
+            made = f"; torch.compile made {compiled_graphs()} graph(s)" if args.compile else ""
+            print(f"step only: {step_rate:.1f} clips/s{made}", flush=True)
         samples: list = []
         stop = threading.Event()
         sampler = threading.Thread(target=sample_gpu, args=(samples, stop), daemon=True)
@@ -304,17 +317,20 @@ def main() -> None:
     name = torch.cuda.get_device_name(0) if args.device == "cuda" else "cpu"
     print(f"device: {name}; torch {torch.__version__}")
     speed = metrics["speed"]  # the run's own account: epochs after the first, which warms up
-    print(f"loader only: {loader_rate:.1f} clips/s; step only: {step_rate:.1f} clips/s")
     print(speed_line(speed))
     print(
         f"full loop: {speed['train_clips_per_s'] / step_rate:.2f}x the step-only rate (goal >= 0.9); "
         f"the loader is {loader_rate / step_rate:.2f}x the step"
     )
+    compile_note = ""
+    if args.compile:  # the loop reuses the step-only measurement's graphs (same code), so count them all
+        graphs = compiled_graphs()
+        compile_note = f"compiled ({graphs} graphs), " if graphs else "compile fell back to eager, "
     print(
         f"train clips/s (epochs after the first): {speed['train_clips_per_s']:.1f}  "
         f"[{args.frames}x{args.size}x{args.size}, batch {args.batch_size}, "
         f"{'bf16 autocast, channels_last_3d, ' if args.device == 'cuda' else ''}"
-        f"{'cuDNN benchmark, ' if args.cudnn_benchmark else ''}{'compiled, ' if args.compile else ''}"
+        f"{'cuDNN benchmark, ' if args.cudnn_benchmark else ''}{compile_note}"
         f"{os.environ.get('WORLD_SIZE', '1')} process(es), {args.workers} workers]"
     )
     utils = [u for u, _ in samples]

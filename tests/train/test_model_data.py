@@ -13,7 +13,8 @@ from torch import nn
 
 from tiktok_corpus.errors import ConfigError, MediaError
 from tiktok_corpus.speed import speed_line, training_speed
-from tiktok_corpus.train import TrainConfig
+from tiktok_corpus.train import TrainConfig, loop
+from tiktok_corpus.train.checkpoints import new_run_state, read_checkpoint, restore_run, save_checkpoint
 from tiktok_corpus.train.data import (
     KINETICS_MEAN,
     KINETICS_STD,
@@ -113,6 +114,45 @@ def test_the_learning_rate_scales_with_the_global_batch_from_the_papers(tmp_path
     assert lr(16, "linear", world_size=2) == pytest.approx(4e-3)  # under torchrun: per process x processes
     with pytest.raises(ConfigError, match="--lr-scaling must be one of none, linear, sqrt"):
         TrainConfig(tmp_path, lr_scaling="cubic")
+
+
+def test_only_a_compiled_run_skips_the_short_last_training_batch(tmp_path):
+    """torch.compile recompiles for a short last batch (a new shape); the paper's uncompiled loop and
+    evaluation still see every clip."""
+    rows = pd.DataFrame({"video_id": [str(i) for i in range(11)], "is_viral": [i % 2 for i in range(11)]})
+    proxies = {video: tmp_path / f"{video}.mp4" for video in rows["video_id"]}
+
+    def batches(*, compile: bool, train: bool, batch_size: int = 4) -> int:
+        config = TrainConfig(tmp_path, batch_size=batch_size, compile=compile)
+        loader = loop._loader(config, torch.device("cpu"), loop._Dist(), rows, proxies, "is_viral", None, train=train)
+        return len(loader)
+
+    assert batches(compile=False, train=True) == 3  # 4 + 4 + 3 clips
+    assert batches(compile=True, train=True) == 2
+    assert batches(compile=True, train=False) == batches(compile=False, train=False) == 3
+    assert batches(compile=True, train=True, batch_size=16) == 1  # a split shorter than a batch still trains
+
+
+def test_a_resumed_run_uses_the_fused_adam_of_its_device_not_the_saved_runs(tmp_path):
+    """A GPU run saves its Adam groups with fused=True; resumed on the CPU, Adam is the CPU's own (the
+    paper's unfused loop), its progress restored."""
+    cpu = torch.device("cpu")
+    model = nn.Linear(4, 1)
+    saved = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)  # as a GPU run builds it
+    model(torch.randn(2, 4)).sum().backward()
+    saved.step()
+    scheduler = torch.optim.lr_scheduler.StepLR(saved, step_size=7)
+    save_checkpoint(tmp_path, model, saved, scheduler, TrainConfig(tmp_path), new_run_state(), best=False, device=cpu)
+    checkpoint = read_checkpoint(tmp_path / "last.pt")
+    assert all(group["fused"] is True for group in checkpoint["optimizer"]["param_groups"])
+
+    resumed = loop.adam(model.parameters(), 1e-3, cpu)
+    restore_run(checkpoint, model, resumed, torch.optim.lr_scheduler.StepLR(resumed, step_size=7), None, cpu)
+    cpu_fused = [group["fused"] for group in loop.adam(model.parameters(), 1e-3, cpu).param_groups]
+    assert [group["fused"] for group in resumed.param_groups] == cpu_fused == [None]
+    model(torch.randn(2, 4)).sum().backward()
+    resumed.step()
+    assert resumed.state_dict()["state"][0]["step"] == 2
 
 
 def test_speed_leaves_the_first_epoch_out_and_names_the_side_that_limits():

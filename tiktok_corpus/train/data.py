@@ -9,6 +9,7 @@ sha256 and the size, live beside the export (or in ``--cache-dir``) and are reus
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -244,11 +245,20 @@ def normalize_clips(clips: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
 
     Runs on the training device, so only uint8 crosses the host-device link.
     """
-    mean = torch.tensor(KINETICS_MEAN, device=clips.device).view(1, 3, 1, 1, 1)
-    std = torch.tensor(KINETICS_STD, device=clips.device).view(1, 3, 1, 1, 1)
-    normed = (clips.float() / 255.0 - mean) / std
+    scaled = clips.float() / 255.0
+    mean, std = _kinetics_stats(scaled.device, scaled.dtype)
+    normed = (scaled - mean) / std
     in_clip = torch.arange(clips.shape[2], device=clips.device).view(1, 1, -1, 1, 1)
-    return normed * (in_clip < valid.to(clips.device).view(-1, 1, 1, 1, 1))
+    return normed * (in_clip < valid.to(clips.device, non_blocking=True).view(-1, 1, 1, 1, 1))
+
+
+@functools.cache
+def _kinetics_stats(device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """The Kinetics mean and std as (1, 3, 1, 1, 1) tensors, made once per device and dtype: a tensor
+    built from Python floats on a GPU is a copy from the host that waits on the GPU, at every step."""
+    mean = torch.tensor(KINETICS_MEAN, device=device, dtype=dtype).view(1, 3, 1, 1, 1)
+    std = torch.tensor(KINETICS_STD, device=device, dtype=dtype).view(1, 3, 1, 1, 1)
+    return mean, std
 
 
 class ClipKey(NamedTuple):

@@ -154,11 +154,7 @@ def _train(config: TrainConfig, world: _Dist, side_table: tuple[pd.DataFrame, di
     model = model.to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last_3d)
-    # Fused Adam updates every parameter in one kernel on a GPU; the CPU keeps the paper's loop as it was.
-    parameters = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(
-        parameters, lr=config.scaled_lr(world.world_size), fused=True if device.type == "cuda" else None
-    )
+    optimizer = adam([p for p in model.parameters() if p.requires_grad], config.scaled_lr(world.world_size), device)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.step_size, gamma=config.gamma)
     warmup = _warmup(optimizer, config.warmup_epochs * len(loaders["train"]))
     loss_fn = _loss(export, splits["train"][target], config, device)
@@ -221,6 +217,12 @@ def _train(config: TrainConfig, world: _Dist, side_table: tuple[pd.DataFrame, di
     return run_dir
 
 
+def adam(parameters, lr: float, device: torch.device) -> torch.optim.Adam:
+    """The run's optimizer for ``device``: fused Adam updates every parameter in one kernel on a GPU; the
+    CPU keeps the paper's loop as it was. A resumed run keeps this choice, not the saved run's."""
+    return torch.optim.Adam(parameters, lr=lr, fused=True if device.type == "cuda" else None)
+
+
 def _loader(
     config: TrainConfig,
     device: torch.device,
@@ -249,8 +251,11 @@ def _loader(
         config.workers if config.workers is not None else (min(8, os.cpu_count() or 1) if device.type == "cuda" else 0)
     )
     # A lone last training clip breaks BatchNorm wherever a feature map shrinks to one value per
-    # channel (layer4 at small --size/--frames), so that epoch's odd clip out is skipped instead.
+    # channel (layer4 at small --size/--frames), so that epoch's odd clip out is skipped instead. A
+    # compiled network recompiles for a short last batch (a new shape), so --compile skips it where full
+    # batches remain; evaluation and the paper's uncompiled loop keep every clip.
     lone_last = train and len(sampler) > 1 and len(sampler) % config.batch_size == 1
+    short_last = train and config.compile and len(sampler) > config.batch_size
     return DataLoader(
         dataset,
         # Its own generator: a loader draws a seed from the global one for every new iterator (every
@@ -259,7 +264,7 @@ def _loader(
         batch_size=config.batch_size,
         sampler=sampler,
         num_workers=workers,
-        drop_last=lone_last,
+        drop_last=lone_last or short_last,
         collate_fn=collate_clips,
         pin_memory=device.type == "cuda",
         persistent_workers=workers > 0,
