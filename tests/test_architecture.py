@@ -8,6 +8,7 @@ each kind of violation on a small package made for the purpose.
 from __future__ import annotations
 
 import ast
+import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -144,3 +145,12 @@ def test_a_broken_rule_is_reported(tmp_path, module, source, reason):
     (found,) = violations(package, root="pkg")
 
     assert reason in found and found.startswith(f"pkg.{module.removesuffix('.py').replace('/', '.')}:")
+
+
+def test_the_stages_without_a_model_never_import_torch():
+    """torch takes seconds and about a gigabyte to import: the CLI, a crawl, a download, a validate, an
+    export of any format, tracking, browsing and the report must not pay it (webdataset imports it)."""
+    stages = ("cli", "crawl", "download", "validate", "export", "export.write", "track", "browse", "report")
+    code = "; ".join(f"import {ROOT}.{stage}" for stage in stages) + "; import sys; print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip() == "False"

@@ -93,6 +93,15 @@ CSV_MISSING: dict = {"keep_default_na": False, "na_values": [""]}
 CSV_READ: dict = {"dtype": {"video_id": str, "author_id": str}, **CSV_MISSING}
 
 
+SHARD_DIR = "shards"
+
+
+def shard_path(split: str, number: str) -> str:
+    """A shard of ``split``, relative to the export: ``shards/train-000000.tar``; ``number`` may also be a
+    brace range (``{000000..000003}``: the URLs ``webdataset`` expands) or ``*`` (a glob of them all)."""
+    return f"{SHARD_DIR}/{split}-{number}.tar"
+
+
 def read_export(root: Path) -> tuple[dict, pd.DataFrame]:
     """An export directory's manifest and video table.
 
@@ -103,7 +112,7 @@ def read_export(root: Path) -> tuple[dict, pd.DataFrame]:
     manifest = read_manifest(root)
     data_path = root / manifest.get("data_file", "videos.parquet")
     if not data_path.is_file() and manifest.get("webdataset"):
-        from .shards import rows_from_shards  # here: only this layout needs the webdataset library
+        from .shards import rows_from_shards  # here: webdataset imports torch (5 s, 0.9 GB), needed for shards only
 
         return manifest, rows_from_shards(root, manifest["webdataset"])
     if not data_path.is_file():

@@ -26,10 +26,9 @@ import webdataset as wds
 from .._files import fsync_path, sha256_file
 from ..errors import ConfigError
 from ..tiktok.contract.records import valid_id
-from .format import with_parsed_times
+from .format import SHARD_DIR, shard_path, with_parsed_times
 from .splits import SPLITS
 
-SHARD_DIR = "shards"
 MEDIA_CACHE = Path("cache") / "shard-media"
 
 
@@ -83,12 +82,6 @@ def write_shards(
         "sample": {"__key__": "video_id", "mp4": "the video file", "json": "its row (the columns of the table)"},
         "shards": shards,
     }
-
-
-def shard_path(split: str, number: str) -> str:
-    """A shard of ``split``, relative to the export: ``shards/train-000000.tar``; ``number`` may also be a
-    brace range (``{000000..000003}``: the URLs ``webdataset`` expands) or ``*`` (a glob of them all)."""
-    return f"{SHARD_DIR}/{split}-{number}.tar"
 
 
 def rows_from_shards(root: Path, entry: dict) -> pd.DataFrame:

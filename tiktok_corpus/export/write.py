@@ -34,11 +34,10 @@ from ..errors import ConfigError
 from ..store.db import Store
 from ..store.exports import VersionTaken, latest_export_version, recorded_exports, recording_export
 from ..store.queue import dead_local_workers
-from .format import EXPORT_COLUMNS, MANIFEST_FILE, export_columns, read_manifest
+from .format import EXPORT_COLUMNS, MANIFEST_FILE, export_columns, read_manifest, shard_path
 from .hub import SPLIT_TABLE_DIR, features, split_table_path
 from .manifest import build_manifest, dataset_card
 from .options import ExportError, ExportOptions
-from .shards import shard_path, write_shards
 from .splits import SPLITS
 
 MAX_VERSION_ATTEMPTS = 10
@@ -196,6 +195,8 @@ def _write_data(
     _write_table(table, data_file, table_format)
     present = [split for split in SPLITS if (rows["split"] == split).any()]
     if options.format == "webdataset":
+        from .shards import write_shards  # here: webdataset imports torch (5 s, 0.9 GB), needed for shards only
+
         task = progress.add_task("writing shards", total=len(rows))
         shards = write_shards(staging, table, staging, options.shard_size, advance=lambda: progress.advance(task))
         split_files = {split: {"path": shard_path(split, "*")} for split in present}
