@@ -18,8 +18,10 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("track_targets", schema=None) as batch_op:
         batch_op.add_column(sa.Column("retry_at", sa.BigInteger(), nullable=True))
+        batch_op.create_index("ix_track_targets_retries", ["status", "retry_at"], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("track_targets", schema=None) as batch_op:
+        batch_op.drop_index("ix_track_targets_retries")
         batch_op.drop_column("retry_at")

@@ -194,6 +194,7 @@ class TrackTarget(Base):
         Index("ix_track_targets_queue", "status", "due_at"),
         # One age's due targets in deadline order (its due_at order): a claim reads a few rows per age.
         Index("ix_track_targets_age_queue", "status", "age_s", "due_at"),
+        Index("ix_track_targets_retries", "status", "retry_at"),  # the next retry, without a scan
     )
 
     video_id: Mapped[str] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), primary_key=True)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
-from sqlalchemy import CursorResult, and_, case, func, literal, or_, select, tuple_, union_all, update
+from sqlalchemy import CursorResult, and_, func, literal, or_, select, tuple_, union_all, update
 
 from ..tiktok.contract import ItemRecord, StatsRecord
 from . import queue
@@ -32,8 +32,6 @@ _TARGETS = table_of(TrackTarget)
 _VIDEOS = table_of(Video)
 TRACKED_KINDS = ("video", "photo")  # posts with engagement to follow (not ads, lives, unavailable ones)
 FINAL_STATUSES = ("observed", "missed", "gone", "failed")
-# When a pending target may be claimed: its due time, or later while a failed try's backoff runs.
-_READY_AT = case((_TARGETS.c.retry_at > _TARGETS.c.due_at, _TARGETS.c.retry_at), else_=_TARGETS.c.due_at)
 
 
 def _ready(now: float):
@@ -358,8 +356,11 @@ def reclaim_dead_local_targets(store: Store) -> int:
 def next_due_at(store: Store) -> float | None:
     """When the earliest pending target falls due, or its backoff ends (site clock); None when nothing is
     pending."""
-    with store.sessions() as session:
-        return session.scalar(select(func.min(_READY_AT)).where(_TARGETS.c.status == "pending"))
+    pending = _TARGETS.c.status == "pending"
+    with store.sessions() as session:  # a failed try's retry_at is always past its due_at: two index seeks
+        fresh = session.scalar(select(func.min(_TARGETS.c.due_at)).where(pending, _TARGETS.c.retry_at.is_(None)))
+        retried = session.scalar(select(func.min(_TARGETS.c.retry_at)).where(pending))
+    return min((at for at in (fresh, retried) if at is not None), default=None)
 
 
 def retries_waiting(store: Store) -> bool:
@@ -371,17 +372,16 @@ def retries_waiting(store: Store) -> bool:
 
 
 def tracking_counts(store: Store, *, now: float) -> dict[str, int]:
-    """The tracking queue for ``corpus status``: due now, due later, claimed, and each final status."""
+    """The tracking queue for ``corpus status``: due now, due later, claimed, and each final status.
+
+    Two index reads: the count per status, then the pending targets due by ``now`` whose backoff is over
+    (one query grouping every row by both read each row's ``retry_at``: seconds on a million targets)."""
     with store.sessions() as session:
-        rows = session.execute(
-            select(
-                _TARGETS.c.status,
-                or_(_TARGETS.c.status != "pending", _READY_AT <= now).label("due_now"),
-                func.count(),
-            ).group_by(_TARGETS.c.status, "due_now")
-        ).all()
-    counts = dict.fromkeys(("due_now", "due_later", "claimed", *FINAL_STATUSES), 0)
-    for status, due_now, count in rows:
-        key = ("due_now" if due_now else "due_later") if status == "pending" else status
-        counts[key] = counts.get(key, 0) + count
-    return counts
+        rows = session.execute(select(_TARGETS.c.status, func.count()).group_by(_TARGETS.c.status)).all()
+        by_status: dict[str, int] = {status: count for status, count in rows}
+        due_now = session.scalar(
+            select(func.count()).where(_TARGETS.c.status == "pending", _TARGETS.c.due_at <= now, _ready(now))
+        )
+    pending = by_status.pop("pending", 0)
+    counts = dict.fromkeys(("claimed", *FINAL_STATUSES), 0) | by_status
+    return {"due_now": due_now or 0, "due_later": pending - (due_now or 0), **counts}
