@@ -5,7 +5,9 @@ the grid, sorting and filtering, playback, a video's chart and related links, es
 from __future__ import annotations
 
 import re
+import shutil
 import socket
+import threading
 from datetime import UTC, datetime
 
 import httpx
@@ -14,6 +16,7 @@ from playwright.sync_api import expect, sync_playwright
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
+from tiktok_corpus.browse import make_posters_in_background
 from tiktok_corpus.browse.app import CONTENT_SECURITY_POLICY, BrowseServer, browse_app
 from tiktok_corpus.browse.catalog import PAGE_SIZE, Catalog
 from tiktok_corpus.config import Settings
@@ -239,3 +242,28 @@ def test_a_run_alone_brings_its_export_and_its_scores(demo_corpus, tmp_path):
         assert catalog.labels["score"].notna().sum() > 0 and catalog.labels["split"].notna().all()
         with pytest.raises(ConfigError, match="is not a finished training run"):
             Catalog(store, run_dir=tmp_path)
+
+
+def test_posters_are_made_in_the_background_and_a_stop_ends_them(demo_corpus, tmp_path):
+    """The server answers before the posters are made (an hour of ffmpeg runs on a large corpus came
+    first); each one lands, and a stop cancels those not started."""
+    corpus = copy_of(demo_corpus, tmp_path)
+    posters = corpus.settings.data_dir / "posters"
+    shutil.rmtree(posters, ignore_errors=True)
+    with open_store(corpus.settings) as store:
+        catalog = Catalog(store)
+        reported: list[tuple[int, int]] = []
+        stop = threading.Event()
+        stop.set()
+        make_posters_in_background(
+            corpus.settings.data_dir, catalog, stop=stop, done=lambda *made: reported.append(made)
+        ).join(60)
+        files = catalog.rows().dropna(subset=["media_path"])
+        assert reported == [] and len(list(posters.glob("*.jpg"))) < len(files) / 2  # only those already started
+
+        thread = make_posters_in_background(
+            corpus.settings.data_dir, catalog, stop=threading.Event(), done=lambda *made: reported.append(made)
+        )
+        thread.join(120)
+        assert not thread.is_alive() and reported == [(len(files), 0)]
+        assert {path.stem for path in posters.glob("*.jpg")} == set(files["sha256"])

@@ -17,4 +17,6 @@ class BrowseOptions:
         "a LAN, bind this machine's address on it and browse to that address.",
     )
     port: int = described(8765, "Port to listen on (0 picks a free one).")
-    posters: bool = described(True, "Extract missing poster frames before serving (else on first view).")
+    posters: bool = described(
+        True, "Extract the missing poster frames in the background while serving (else each on first view)."
+    )

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 from pathlib import Path
 
 import typer
-from rich.progress import Progress
 
 from ..browse.options import BrowseOptions
 from ..export import ExportOptions
@@ -165,7 +165,7 @@ def browse(
     A grid of videos (poster, counts, label, split, score, error; sort and filter), each video's page
     (playback, stats over time, related videos, probe, download attempts), the queue and the report.
     """
-    from ..browse import make_posters
+    from ..browse import make_posters_in_background
     from ..browse.app import BrowseServer
     from ..browse.catalog import Catalog
     from ..store.db import open_store
@@ -173,19 +173,22 @@ def browse(
     settings = settings_of(ctx)
     with open_store(settings, create=False) as store:
         catalog = Catalog(store, export_dir, run_dir)
-        if posters:
-            with Progress(console=err_console, transient=True) as bar:
-                task = bar.add_task("poster frames", total=int(catalog.rows()["media_path"].notna().sum()))
-                _, failed = make_posters(settings.data_dir, catalog, advance=lambda: bar.advance(task))
-            if failed:
-                err_console.print(f"{failed} file(s) gave no poster frame (missing or undecodable)")
         server = BrowseServer(settings, store, catalog, host=host, port=port)
+        stop_posters = threading.Event()
+
+        def posters_made(made: int, failed: int) -> None:
+            gave_none = f"; {failed} file(s) gave none (missing or undecodable)" if failed else ""
+            err_console.print(f"poster frames ready: {made}{gave_none}", highlight=False)
+
         try:
             server.start()
             typer.echo(server.base_url)
             err_console.print(f"serving {settings.safe_db_url} read-only; Ctrl-C stops", highlight=False)
+            if posters:
+                make_posters_in_background(settings.data_dir, catalog, stop=stop_posters, done=posters_made)
             server.wait()
         except KeyboardInterrupt:
             pass  # Ctrl-C is how serving ends
         finally:
+            stop_posters.set()
             server.stop()
