@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import socket
+import time
 from datetime import timedelta
 
 import pytest
@@ -237,3 +239,38 @@ def test_a_probe_past_its_time_is_probed_again_not_taken_for_a_corrupt_file(
     monkeypatch.setattr(inspection, "probe", real_probe)
     summary = run_validate(settings, workers=1)
     assert summary.requeued >= 1 and _rows(store)[video_id][0].probe_status == "valid"
+
+
+class _StopAfterFirstFile:
+    """A progress display that is interrupted (Ctrl-C) once the first file is recorded."""
+
+    def add_task(self, description: str, total: int) -> int:
+        self.total = total
+        return 0
+
+    def advance(self, task: int) -> None:
+        raise KeyboardInterrupt
+
+
+def test_files_changed_since_their_probe_go_back_to_the_queue_a_claim_at_a_time(store, settings, corpus):
+    """Every file restored with a new mtime: each is probed again, but the rows wait for their turn with
+    their outcome, so an export during the run (or after a Ctrl-C) still finds them; only the claim in
+    hand and the batch requeued for it are out of the exportable set."""
+    run_validate(settings, workers=1)
+    valid = {vid for vid, (video, _) in _rows(store).items() if video.probe_status == "valid"}
+    later = time.time() + 60
+    for _, media in _rows(store).values():
+        if media is not None and (settings.data_dir / media.path).is_file():
+            os.utime(settings.data_dir / media.path, (later, later))
+    interrupted = _StopAfterFirstFile()
+
+    with pytest.raises(KeyboardInterrupt):
+        run_validate(settings, workers=1, progress=interrupted)
+
+    still_valid = {vid for vid, (video, _) in _rows(store).items() if video.probe_status == "valid"}
+    assert interrupted.total >= len(valid) and len(valid) - len(still_valid) <= 2  # one claim's worth
+    summary = run_validate(settings, workers=1)
+    assert (
+        summary.requeued >= len(valid) - 2
+        and {vid for vid, (video, _) in _rows(store).items() if video.probe_status == "valid"} == valid
+    )

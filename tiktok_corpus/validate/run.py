@@ -66,22 +66,22 @@ def run_validate(
     summary = ValidateSummary()
     with open_store(settings) as store:
         reclaim_dead_local(store, "probe")  # claims of a killed run on this host, not left to their lease
-        summary.requeued = _requeue_changed(store, settings.data_dir, deep)
-        _probe_pending(store, settings.data_dir, rules, deep, workers or os.cpu_count() or 1, progress, summary)
+        changed = _changed_since_probe(store, settings.data_dir, deep)
+        summary.requeued = len(changed)
+        _probe_pending(
+            store, settings.data_dir, rules, deep, workers or os.cpu_count() or 1, progress, summary, changed=changed
+        )
         summary.reclassified = reclassify_probes(store, MEASURED_OUTCOMES, lambda media: measured_outcome(media, rules))
         summary.counts = probe_counts(store)
     return summary
 
 
-# --- pass 1: requeue ----------------------------------------------------------------------------
+# --- pass 1: what to probe again ----------------------------------------------------------------
 
 
-def _requeue_changed(store: Store, data_dir: Path, deep: bool) -> int:
-    stale = [
-        row.id for row in probed_downloads(store, [*OUTCOMES, INTERNAL_ERROR]) if _needs_probe(row, data_dir, deep)
-    ]
-    requeue_probes(store, stale)
-    return len(stale)
+def _changed_since_probe(store: Store, data_dir: Path, deep: bool) -> list[str]:
+    """The finished rows whose probe may no longer describe their file (see :func:`_needs_probe`)."""
+    return [row.id for row in probed_downloads(store, [*OUTCOMES, INTERNAL_ERROR]) if _needs_probe(row, data_dir, deep)]
 
 
 def _needs_probe(row, data_dir: Path, deep: bool) -> bool:
@@ -115,19 +115,31 @@ def _probe_pending(
     workers: int,
     progress: Progress | None,
     summary: ValidateSummary,
+    *,
+    changed: list[str],
 ) -> None:
-    """Keep at most 2 x workers files claimed and in flight; record each as soon as it is done."""
+    """Keep at most 2 x workers files claimed and in flight; record each as soon as it is done.
+
+    The pending rows go first; then the ``changed`` ones go back to the queue a claim's worth at a time,
+    so the rest keep their outcome meanwhile: a whole corpus requeued at once (files restored with new
+    mtimes, a first ``--deep``) vanished from exports until the run finished, or for good if it was killed.
+    """
     lease_s = 2 * (DEEP_TIMEOUT_S + PROBE_TIMEOUT_S if deep else PROBE_TIMEOUT_S) + 60
     in_flight: dict[Future, str] = {}
     exhausted = False
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="validate") as pool:
-        task = progress.add_task("validate", total=count_probe_claimable(store)) if progress is not None else None
+        total = count_probe_claimable(store) + len(changed)
+        task = progress.add_task("validate", total=total) if progress is not None else None
         try:
             while True:
                 room = 2 * workers - len(in_flight)
                 if not exhausted and room >= workers:
                     ids = claim_probes(store, room, lease_s=lease_s)
-                    exhausted = not ids
+                    if not ids and changed:
+                        requeue_probes(store, changed[:room])
+                        del changed[:room]
+                        ids = claim_probes(store, room, lease_s=lease_s)
+                    exhausted = not ids and not changed
                     for job in _jobs(store, data_dir, ids):
                         in_flight[pool.submit(inspect, job, deep)] = job.video_id
                 if not in_flight:
