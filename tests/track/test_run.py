@@ -5,6 +5,7 @@ on the video page, and answers without counts never stored."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ from tiktok_corpus.store.tracking import claim_due
 from tiktok_corpus.tiktok.blocks import BlockMonitor, BlockPolicy
 from tiktok_corpus.tiktok.contract import ItemAt, ItemRecord, StatsRecord
 from tiktok_corpus.tiktok.site_methods import Answer
+from tiktok_corpus.track import run as track_run
 from tiktok_corpus.track.options import TrackOptions
 from tiktok_corpus.track.run import Observe, Reader, Tracking
 
@@ -240,6 +242,35 @@ def test_an_outage_stops_the_run_and_spends_no_video_s_tries(store):
     assert len(reads) == unanswered
     assert Counter(t.status for t in targets(store).values()) == Counter(pending=20), "none failed or claimed"
     assert sorted(t.attempts for t in targets(store).values()) == [0] * (21 - unanswered) + [1] * (unanswered - 1)
+
+
+def test_a_run_without_follow_waits_for_the_retry_of_a_read_still_running_when_the_rest_was_done(store, monkeypatch):
+    """Two loops: one finds nothing left to claim while the other's read is still running, and then
+    fails; the run waits for that read, then for its retry's backoff, instead of ending without it."""
+    add_videos(store, {"1": T0 - HOUR, "2": T0 - HOUR})
+    found_nothing = threading.Event()
+    real_claim = track_run.claim_due
+
+    def claim_due(*args, **kwargs):
+        claimed = real_claim(*args, **kwargs)
+        if not claimed:
+            found_nothing.set()
+        return claimed
+
+    monkeypatch.setattr(track_run, "claim_due", claim_due)
+    reads: list[str] = []
+
+    async def read(video_id: str) -> Answer[ItemAt]:
+        reads.append(video_id)
+        if video_id == "2" and reads.count("2") == 1:
+            await until(found_nothing.is_set, "the other loop to find nothing to claim")
+            raise ContractError("page.goto: Timeout 30000ms exceeded", kind="timeout")
+        return answer(video_id, 100)
+
+    tracker = tracking(store, TrackOptions(ages="1h", in_flight=2), VirtualClock(T0))
+    assert asyncio.run(run(tracker, {"t0": reader(read)})) == "done"
+    assert sorted(reads) == ["1", "2", "2"]
+    assert {video: target.status for (video, _), target in targets(store).items()} == {"1": "observed", "2": "observed"}
 
 
 @pytest.mark.parametrize("stats", [None, StatsRecord(exact=True)], ids=["no stats", "stats without counts"])

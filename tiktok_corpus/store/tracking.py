@@ -359,16 +359,15 @@ def next_due_at(store: Store) -> float | None:
     pending = _TARGETS.c.status == "pending"
     with store.sessions() as session:  # a failed try's retry_at is always past its due_at: two index seeks
         fresh = session.scalar(select(func.min(_TARGETS.c.due_at)).where(pending, _TARGETS.c.retry_at.is_(None)))
-        retried = session.scalar(select(func.min(_TARGETS.c.retry_at)).where(pending))
-    return min((at for at in (fresh, retried) if at is not None), default=None)
+    return min((at for at in (fresh, next_retry_at(store)) if at is not None), default=None)
 
 
-def retries_waiting(store: Store) -> bool:
-    """Whether a pending target waits out a failed try's backoff (a run that takes what is due waits for
-    it rather than leave the retry to the next run, by when its age may be missed)."""
+def next_retry_at(store: Store) -> float | None:
+    """When the earliest failed try's backoff ends (site clock), or None when no pending target waits one:
+    a run that takes what is due waits for it, rather than leave the retry to the next run, by when its
+    age may be missed."""
     with store.sessions() as session:
-        waiting = select(_TARGETS.c.video_id).where(_TARGETS.c.status == "pending", _TARGETS.c.retry_at.is_not(None))
-        return session.scalar(select(waiting.exists())) or False
+        return session.scalar(select(func.min(_TARGETS.c.retry_at)).where(_TARGETS.c.status == "pending"))
 
 
 def tracking_counts(store: Store, *, now: float) -> dict[str, int]:

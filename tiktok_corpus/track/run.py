@@ -37,6 +37,7 @@ from ..store.tracking import (
     DueVideo,
     claim_due,
     next_due_at,
+    next_retry_at,
     reclaim_dead_local_targets,
     record_failure,
     record_gone,
@@ -44,7 +45,6 @@ from ..store.tracking import (
     release_targets,
     renew_claim,
     restore_gone,
-    retries_waiting,
     schedule_targets,
     tracking_counts,
 )
@@ -170,18 +170,21 @@ class Tracking:
                 if not self._busy:
                     self._all_settled.set()
             if not claimed:
-                if not self.options.follow and not await self._db(retries_waiting, self.store):
+                # Without --follow the run ends once nothing is due, no loop is mid-read (its failure
+                # would come back as a retry) and no retry waits out its backoff.
+                if not self.options.follow and not self._busy and await self._db(next_retry_at, self.store) is None:
                     self.done.set()
                     return
                 await self._idle()
 
     async def _idle(self) -> None:
-        """Nothing due: sleep until the next target falls due on the site's clock (a while at most).
+        """Nothing due: sleep until the next target falls due on the site's clock (a while at most);
+        without --follow, until the next retry's backoff ends (no target falls due in such a run).
 
         While other loops are still claiming or observing, wait for them instead: a virtual clock must
         not jump past the moment their answers describe, and what they settle may change what is due.
         """
-        due_at = await self._db(next_due_at, self.store)
+        due_at = await self._db(next_due_at if self.options.follow else next_retry_at, self.store)
         now = self.clock()
         self.counters.next_due_in_s = None if due_at is None else max(0.0, due_at - now)
         self._publish()
