@@ -21,8 +21,10 @@ from tiktok_corpus.store import db
 from tiktok_corpus.store.db import open_store
 from tiktok_corpus.store.downloads import DAMAGED_PROBES
 from tiktok_corpus.store.models import MediaFile, Video, utcnow
+from tiktok_corpus.store.probes import requeue_probes
 from tiktok_corpus.store.queue import claim
 from tiktok_corpus.validate import inspection, run_validate
+from tiktok_corpus.validate import run as validate_run
 
 from .conftest import MEDIA, add_download, ground_truth
 
@@ -274,3 +276,29 @@ def test_files_changed_since_their_probe_go_back_to_the_queue_a_claim_at_a_time(
         summary.requeued >= len(valid) - 2
         and {vid for vid, (video, _) in _rows(store).items() if video.probe_status == "valid"} == valid
     )
+
+
+def test_a_requeued_batch_another_run_takes_first_does_not_end_this_one_early(store, settings, corpus, monkeypatch):
+    """Another validate claims the batch this one just put back: this one requeues the next instead of
+    stopping with the rest of the changed files neither probed nor queued; and a row the other run
+    holds is never taken from it."""
+    run_validate(settings, workers=1)
+    later = time.time() + 60
+    for _, media in _rows(store).values():
+        if media is not None and (settings.data_dir / media.path).is_file():
+            os.utime(settings.data_dir / media.path, (later, later))
+    taken: list[str] = []
+
+    def requeue_then_lose_the_race(store_, video_ids):
+        requeue_probes(store_, video_ids)
+        if not taken:  # the other run is quicker, once
+            taken.extend(claim(store_, "probe", len(video_ids), worker="otherhost:1:v", lease_s=3600))
+            requeue_probes(store_, taken)  # a requeue by a run that listed them earlier: theirs stay theirs
+
+    monkeypatch.setattr(validate_run, "requeue_probes", requeue_then_lose_the_race)
+    summary = run_validate(settings, workers=1)
+
+    assert taken and summary.probed == summary.requeued - len(taken)
+    statuses = {vid: video.probe_status for vid, (video, _) in _rows(store).items()}
+    assert {statuses[vid] for vid in taken} == {"claimed"}
+    assert "pending" not in {status for vid, status in statuses.items() if vid != "998"}

@@ -56,12 +56,13 @@ def probed_downloads(store: Store, statuses: Collection[str]) -> list[Row]:
 
 
 def requeue_probes(store: Store, video_ids: Sequence[str]) -> None:
-    """Put rows back to ``pending`` keeping their probe columns, in one transaction."""
+    """Put rows back to ``pending`` keeping their probe columns, in one transaction; a row another run
+    claimed since the list was made stays its own."""
     with store.transaction() as session:
         for chunk in _chunks(video_ids):
             session.execute(
                 update(Video)
-                .where(Video.id.in_(chunk))
+                .where(Video.id.in_(chunk), Video.probe_status != "claimed")
                 .values(probe_status="pending", probe_updated_at=utcnow())
                 .execution_options(synchronize_session=False)
             )

@@ -135,7 +135,7 @@ def _probe_pending(
                 room = 2 * workers - len(in_flight)
                 if not exhausted and room >= workers:
                     ids = claim_probes(store, room, lease_s=lease_s)
-                    if not ids and changed:
+                    while not ids and changed:  # until a claim lands: another run may take a batch first
                         requeue_probes(store, changed[:room])
                         del changed[:room]
                         ids = claim_probes(store, room, lease_s=lease_s)
