@@ -1,5 +1,6 @@
 """The database thread's lease renewal (store/thread.py), shared by the download and the tracker: a
-database busy for a moment is tried again, a lost claim ends it, a bug is not swallowed."""
+database busy, dropped or out of connections for a moment is tried again, a lost claim ends it, a bug
+is not swallowed."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import asyncio
 import logging
 
 import pytest
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from tiktok_corpus.store.thread import DatabaseThread
 
@@ -36,10 +38,11 @@ def keep_renewed(renew) -> None:
 
 def test_a_busy_database_is_tried_again_and_a_lost_claim_ends_the_renewal(caplog):
     busy = OperationalError("UPDATE", {}, Exception("database is locked"))
-    calls, renew = renewals([None, busy, True, False])
+    dropped = InterfaceError("UPDATE", {}, Exception("connection already closed"))
+    calls, renew = renewals([None, busy, dropped, PoolTimeout("QueuePool limit reached"), True, False])
     with caplog.at_level(logging.WARNING):
         keep_renewed(renew)
-    assert len(calls) == 4
+    assert len(calls) == 6
     assert "renewing the test claim failed" in caplog.text and "database is locked" in caplog.text
 
 

@@ -108,6 +108,8 @@ class DownloadRun:
             release(self.store, "download", self.in_hand, worker=self.worker)
         if self.no_space:
             raise self.no_space
+        if not renewing.cancelled() and (bug := renewing.exception()) is not None:
+            raise bug  # the renewal ended on an error that is not the database's: a bug, not to be lost
 
     async def _keep_claims(self) -> None:
         """Renew the leases of the rows in hand until the run ends (a lost one is not renewed: its

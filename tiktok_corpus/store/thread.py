@@ -14,7 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
 
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 T = TypeVar("T")
 
@@ -34,15 +35,15 @@ class DatabaseThread:
 
     async def keep_renewed(self, renew: Callable[[], bool | None], *, lease_s: float, what: str) -> None:
         """Run ``renew`` here three times a lease until cancelled, or until it returns False (the claim
-        went to another worker, whose work counts). A database busy or gone for a moment
-        (OperationalError) is logged and tried again at the next tick, before the lease runs out; any
-        other error is a bug and ends the renewal with it."""
+        went to another worker, whose work counts). A database busy, gone or out of connections for a
+        moment (a driver error, the pool's timeout) is logged and tried again at the next tick, before
+        the lease runs out; any other error is a bug and ends the renewal with it: the caller raises it."""
         while True:
             await asyncio.sleep(lease_s * RENEW_EVERY_LEASE)
             try:
                 if await self(renew) is False:
                     return
-            except OperationalError as exc:
+            except (DBAPIError, PoolTimeout) as exc:
                 log.warning("renewing %s failed (%s); trying again", what, exc)
 
     def shutdown(self) -> None:
