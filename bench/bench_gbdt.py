@@ -24,7 +24,7 @@ from bench_features import SIZE, trainer_clips_per_s
 from tiktok_corpus.features import FeatureOptions, extract_features, load_features
 from tiktok_corpus.train import TrainConfig
 from tiktok_corpus.train.data import build_cache, load_export
-from tiktok_corpus.train.gbdt import fit_gbdt, labelled_export
+from tiktok_corpus.train.gbdt import fit_gbdt
 
 PAPER_EPOCHS = 20
 
@@ -49,7 +49,7 @@ def main() -> None:
     features = load_features(args.export_dir, options.modalities, options)
     config = TrainConfig(args.export_dir, model="gbdt", device="cpu", progress=False)
     started = time.perf_counter()
-    fit = fit_gbdt(features, labelled_export(config), config)
+    fit = fit_gbdt(features, load_export(args.export_dir, label=config.label), config)
     gbdt_s = time.perf_counter() - started
     print(f"gbdt: {gbdt_s:.2f} s ({features.shape[1]} features, {fit.best_iteration} rounds kept)")
 

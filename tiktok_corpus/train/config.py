@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from ..config import described
@@ -184,6 +184,7 @@ def run_dir_for(config: TrainConfig) -> Path:
 
 
 def new_run_name(now: datetime | None = None) -> str:
-    """A new run's folder name: its start in UTC to the microsecond, ``20261206-031900-123456``. Names sort
-    by time, and two runs started in one second (a script's seeds in parallel) never share a folder."""
-    return (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S-%f")
+    """A new run's folder name: its start in local time to the microsecond, ``20261206-031900-123456``.
+    Names sort by time, after the runs named to the second before (also local time), and two runs
+    started in one second (a script's seeds in parallel) never share a folder."""
+    return (now or datetime.now()).strftime("%Y%m%d-%H%M%S-%f")
