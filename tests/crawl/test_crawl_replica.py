@@ -217,8 +217,9 @@ def test_ctrl_c_stops_at_once_marks_the_run_interrupted_and_the_same_command_goe
 
 
 def test_a_full_disk_stops_the_crawl_with_one_line_and_the_same_command_goes_on(replica, small_disk):
-    """SQLite on a disk that fills mid-crawl: one line that says what to do, exit 1, the run's row closed;
-    once the disk has room, the same command finishes the corpus, nothing duplicated."""
+    """SQLite on a disk that fills mid-crawl: one line that says what to do, exit 1, the run's row closed
+    (by it, or by the next crawl); once the disk has room, the same command finishes the corpus, nothing
+    duplicated."""
     disk = small_disk("700k")
     db_url = f"sqlite:///{disk / 'corpus.db'}"
     command = crawl_command(replica.base_url, db_url, disk / "data", target=60, seeds=25, fanout=5)
@@ -233,7 +234,10 @@ def test_a_full_disk_stops_the_crawl_with_one_line_and_the_same_command_goes_on(
     finished = subprocess.run(command, capture_output=True, text=True, timeout=240)
     assert finished.returncode == 0, finished.stderr
     assert_corpus_shape(db_url, target=60, seeds=25, fanout=5)
-    assert run_statuses(db_url) == ["failed", "target_reached"]
+    # The first run closed its row as failed where the full disk still took that write; where it did
+    # not, the second found the row running with its process gone and closed it as killed.
+    first, second = run_statuses(db_url)
+    assert first in ("failed", "killed") and second == "target_reached"
 
 
 def corpus_lock_waiters(conn, application_name: str) -> int:
