@@ -8,12 +8,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import threading
 from dataclasses import replace
 
 import httpx
 import pytest
 
+from tests.waiting import until
 from tiktok_corpus.download import check_size, download_pending, sniff_body, status_error, video_file_path
+from tiktok_corpus.download import run as download_run
 from tiktok_corpus.errors import ContractError, DownloadError
 from tiktok_corpus.store.models import MediaFile, Video
 
@@ -520,3 +523,23 @@ def test_stale_part_files_are_removed_unless_a_live_claim_writes_them(store, sit
         part.write_bytes(b"half a file")
     assert remove_stale_parts(store, site_settings.data_dir) == 1
     assert (stale.exists(), live.exists()) == (False, True)
+
+
+def test_a_bug_in_the_lease_renewal_is_raised_not_dropped(store, site_settings, rows, quick, sample_mp4, monkeypatch):
+    """The renewal keeps a transfer's claim alive; one that ends on an error that is not the database's
+    would let the claims lapse silently: the run raises it once its transfers are settled."""
+    rows.add("7000000000000000011", [url("gear")])
+    tried = threading.Event()
+
+    def renew_with_a_bug(*args, **kwargs):
+        tried.set()
+        raise TypeError("a bug in the renewal")
+
+    monkeypatch.setattr(download_run, "renew_download_claims", renew_with_a_bug)
+
+    async def slow_cdn(request: httpx.Request) -> httpx.Response:  # answers once a renewal was tried
+        await until(tried.is_set, "a lease renewal")
+        return httpx.Response(200, content=sample_mp4, headers={"content-type": "video/mp4"})
+
+    with pytest.raises(TypeError, match="a bug in the renewal"):
+        run(store, site_settings, slow_cdn, replace(quick, lease_s=0.3))
