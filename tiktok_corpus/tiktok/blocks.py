@@ -59,8 +59,12 @@ class BlockPolicy:
 
     def parent_retry_after(self, attempts: int) -> float:
         """Seconds a parent waits after its ``attempts``-th claim failed."""
-        doubled = self.parent_retry_after_s * 2 ** min(max(attempts - 1, 0), 30)  # a bounded power: no overflow
-        return min(doubled, self.parent_retry_max_s)
+        return doubling_backoff(attempts, self.parent_retry_after_s, self.parent_retry_max_s)
+
+
+def doubling_backoff(attempts: int, first_s: float, most_s: float) -> float:
+    """``first_s`` after the first failed try, doubling with each one after it, at most ``most_s``."""
+    return min(first_s * 2 ** min(max(attempts - 1, 0), 30), most_s)  # a bounded power: no overflow
 
 
 @dataclass

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 from ..config import described
 from ..durations import parse_duration
 from ..errors import ConfigError
-from ..tiktok.blocks import browser_workers, headful_browser, politeness_delay, rate_cap
+from ..tiktok.blocks import browser_workers, doubling_backoff, headful_browser, politeness_delay, rate_cap
 from ..tiktok.related_lists import RELATED_VIA
 
 DEFAULT_AGES = "1h,6h,1d,3d,7d,14d,30d"
@@ -84,7 +84,7 @@ class TrackOptions:
 
     def retry_after(self, attempts: int) -> float:
         """Seconds (site clock) a target waits after its ``attempts``-th try failed."""
-        return min(self.retry_after_s * 2 ** min(max(attempts - 1, 0), 30), self.retry_max_s)
+        return doubling_backoff(attempts, self.retry_after_s, self.retry_max_s)
 
 
 @dataclass

@@ -218,8 +218,8 @@ def _train(config: TrainConfig, world: _Dist, side_table: tuple[pd.DataFrame, di
 
 
 def adam(parameters, lr: float, device: torch.device) -> torch.optim.Adam:
-    """The run's optimizer for ``device``: fused Adam updates every parameter in one kernel on a GPU; the
-    CPU keeps the paper's loop as it was. A resumed run keeps this choice, not the saved run's."""
+    """Fused Adam (one kernel for every parameter) on a GPU, the paper's loop on the CPU; a resumed run
+    takes this choice for its device, not the saved run's."""
     return torch.optim.Adam(parameters, lr=lr, fused=True if device.type == "cuda" else None)
 
 
@@ -250,10 +250,8 @@ def _loader(
     workers = (
         config.workers if config.workers is not None else (min(8, os.cpu_count() or 1) if device.type == "cuda" else 0)
     )
-    # A lone last training clip breaks BatchNorm wherever a feature map shrinks to one value per
-    # channel (layer4 at small --size/--frames), so that epoch's odd clip out is skipped instead. A
-    # compiled network recompiles for a short last batch (a new shape), so --compile skips it where full
-    # batches remain; evaluation and the paper's uncompiled loop keep every clip.
+    # Training skips a lone last clip (BatchNorm breaks on one value per channel at small sizes) and,
+    # compiled, a short last batch (a recompile); evaluation and the paper's loop keep every clip.
     lone_last = train and len(sampler) > 1 and len(sampler) % config.batch_size == 1
     short_last = train and config.compile and len(sampler) > config.batch_size
     return DataLoader(
