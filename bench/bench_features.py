@@ -25,8 +25,10 @@ import pandas as pd
 import torch
 
 from tiktok_corpus.features import MODALITIES, FeatureOptions, extract_features
-from tiktok_corpus.train.data import build_cache, load_export, normalize_clips, read_clip
+from tiktok_corpus.train.clips import normalize_clips, read_clip
+from tiktok_corpus.train.export_table import load_export
 from tiktok_corpus.train.model import build_model
+from tiktok_corpus.train.proxies import build_cache
 
 TRAIN_FRAMES, SIZE = 32, 112
 

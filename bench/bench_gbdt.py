@@ -23,8 +23,9 @@ from bench_features import SIZE, trainer_clips_per_s
 
 from tiktok_corpus.features import FeatureOptions, extract_features, load_features
 from tiktok_corpus.train import TrainConfig
-from tiktok_corpus.train.data import build_cache, load_export
+from tiktok_corpus.train.export_table import load_export
 from tiktok_corpus.train.gbdt import fit_gbdt
+from tiktok_corpus.train.proxies import build_cache
 
 PAPER_EPOCHS = 20
 

@@ -19,7 +19,9 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from tiktok_corpus.train.data import Export, build_cache, random_start, read_clip
+from tiktok_corpus.train.clips import random_start, read_clip
+from tiktok_corpus.train.export_table import Export
+from tiktok_corpus.train.proxies import build_cache
 
 FRAMES, SIZE = 32, 112
 

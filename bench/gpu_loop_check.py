@@ -35,8 +35,13 @@ import pandas as pd
 import torch
 
 from tiktok_corpus.speed import speed_line
-from tiktok_corpus.train import data, loop
+from tiktok_corpus.train import clips as train_clips
+from tiktok_corpus.train import loop
+from tiktok_corpus.train.device import resolve_device, seed_everything
+from tiktok_corpus.train.export_table import load_export
 from tiktok_corpus.train.loop import TrainConfig, train
+from tiktok_corpus.train.proxies import PROXY_GOP, proxy_dir
+from tiktok_corpus.train.scoring import forward_clips
 
 
 def synthetic_read_clip(proxy: Path, clip_frames: int, start=None, seed=None):
@@ -96,7 +101,7 @@ def write_proxy_videos(export_dir: Path, size: int, frames: int) -> None:
     from tiktok_corpus._files import sha256_file
 
     table = pd.read_parquet(export_dir / "videos.parquet")
-    cache = data.proxy_dir(export_dir / "cache", size)
+    cache = proxy_dir(export_dir / "cache", size)
     cache.mkdir(parents=True)
     (export_dir / "videos").mkdir()
 
@@ -108,7 +113,7 @@ def write_proxy_videos(export_dir: Path, size: int, frames: int) -> None:
             stream = container.add_stream("libx264", rate=30)
             stream.width = stream.height = size
             stream.pix_fmt = "yuv420p"
-            stream.options = {"crf": "20", "preset": "veryfast", "g": str(data.PROXY_GOP), "bf": "0"}
+            stream.options = {"crf": "20", "preset": "veryfast", "g": str(PROXY_GOP), "bf": "0"}
             for frame in pixels:
                 container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
             container.mux(stream.encode())
@@ -126,8 +131,8 @@ def _synchronize(device: torch.device) -> None:
 def loader_only_clips_per_s(config: TrainConfig, export_dir: Path, epochs: int = 3) -> float:
     """The training loader alone, each batch moved to the device, nothing else: clips/s over the epochs
     after the first (as the loop's rate is), so the workers' start and imports are not counted."""
-    device = loop.resolve_device(config.device)
-    export = data.load_export(export_dir)
+    device = resolve_device(config.device)
+    export = load_export(export_dir)
     rows = export.split("train")
     proxies = loop.build_cache(export, config.size)
     loader = loop._loader(config, device, loop._Dist(), rows, proxies, export.target_column, None, train=True)
@@ -149,8 +154,8 @@ def step_only_clips_per_s(config: TrainConfig, steps: int = 20) -> float:
     the loop's cuDNN settings: deterministic algorithms unless ``--cudnn-benchmark``)."""
     from tiktok_corpus.train.model import build_model, compiled
 
-    loop.seed_everything(config.seed, cudnn_benchmark=config.cudnn_benchmark)
-    device = loop.resolve_device(config.device)
+    seed_everything(config.seed, cudnn_benchmark=config.cudnn_benchmark)
+    device = resolve_device(config.device)
     model = build_model("none").to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last_3d)
@@ -164,7 +169,7 @@ def step_only_clips_per_s(config: TrainConfig, steps: int = 20) -> float:
         if step == 3:
             _synchronize(device)
             started = time.perf_counter()
-        loss = loss_fn(loop.forward_clips(trained, clips, valid, device, config.amp), targets)
+        loss = loss_fn(forward_clips(trained, clips, valid, device, config.amp), targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -188,7 +193,7 @@ def decode_only(export_dir: Path, size: int, frames: int, device: str) -> None:
     compared: the CPU's rate x workers against NVDEC's. A CUDA decoder that fails says why and is skipped."""
     from torchcodec.decoders import VideoDecoder
 
-    proxies = sorted(data.proxy_dir(export_dir / "cache", size).glob("*.mp4"))
+    proxies = sorted(proxy_dir(export_dir / "cache", size).glob("*.mp4"))
 
     def rate(decoder_device: str) -> float:
         def one(path: Path) -> torch.Tensor:
@@ -266,13 +271,13 @@ def main() -> None:
 
     if not args.real_decode:
         loop.build_cache = fake_cache
-        data.read_clip = synthetic_read_clip
+        train_clips.read_clip = synthetic_read_clip
 
     with tempfile.TemporaryDirectory() as tmp:
         export = Path(tmp) / "export"
         write_export(export, args.videos)
         if args.real_decode or args.decode_only:  # under torchrun each process writes its own temporary export
-            write_proxy_videos(export, args.size, frames=args.frames + data.PROXY_GOP)
+            write_proxy_videos(export, args.size, frames=args.frames + PROXY_GOP)
         if args.decode_only:
             decode_only(export, args.size, args.frames, args.device)
             return

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tiktok_corpus.train.data import growth_features, load_export, metadata_features
+from tiktok_corpus.train.baseline_features import growth_features, metadata_features
+from tiktok_corpus.train.export_table import load_export
 from tiktok_corpus.train.metrics import EARLY_VIEWS, evaluate, main_metric_line
 
 from .conftest import write_export

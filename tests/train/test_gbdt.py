@@ -197,7 +197,7 @@ def test_ablation_lines_are_each_alone_all_but_one_and_all():
 
 
 def test_fusion_side_inputs_are_scaled_on_train_only(planted):
-    from tiktok_corpus.train.data import load_export
+    from tiktok_corpus.train.export_table import load_export
 
     root, features = planted
     export = load_export(root)

@@ -15,18 +15,11 @@ from tiktok_corpus.errors import ConfigError, MediaError
 from tiktok_corpus.speed import speed_line, training_speed
 from tiktok_corpus.train import TrainConfig, loop
 from tiktok_corpus.train.checkpoints import new_run_state, read_checkpoint, restore_run, save_checkpoint
-from tiktok_corpus.train.data import (
-    KINETICS_MEAN,
-    KINETICS_STD,
-    EpochSampler,
-    build_cache,
-    clip_starts,
-    load_export,
-    normalize_clips,
-    read_clip,
-)
+from tiktok_corpus.train.clips import KINETICS_MEAN, KINETICS_STD, EpochSampler, clip_starts, normalize_clips, read_clip
+from tiktok_corpus.train.export_table import load_export
 from tiktok_corpus.train.metrics import evaluate, paired_comparison, ranking_quality, tune_threshold
 from tiktok_corpus.train.model import build_model, downloading_weights
+from tiktok_corpus.train.proxies import build_cache
 
 
 def test_model_is_r2plus1d_18_with_the_papers_head():

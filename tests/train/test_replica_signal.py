@@ -18,7 +18,9 @@ from scipy import stats
 from sklearn.metrics import roc_auc_score
 
 from tiktok_corpus.train import TrainConfig, train
-from tiktok_corpus.train.data import build_cache, load_export, read_clip
+from tiktok_corpus.train.clips import read_clip
+from tiktok_corpus.train.export_table import load_export
+from tiktok_corpus.train.proxies import build_cache
 
 pytestmark = pytest.mark.slow(115)
 

@@ -23,7 +23,7 @@ from .options import FeatureOptions, FeatureSummary, ModalityResult, check_modal
 if TYPE_CHECKING:
     from rich.progress import Progress
 
-    from ..train.data import Export
+    from ..train.export_table import Export
 
 MODULES = {"video": "video", "audio": "audio", "text": "text", "author": "author", "time": "timing"}
 
@@ -33,7 +33,7 @@ def _module(modality: str):
 
 
 def _export(export_dir: Path) -> Export:
-    from ..train.data import load_export  # the trainer's reader: the same checks, the same row order
+    from ..train.export_table import load_export  # the trainer's reader: the same checks, the same row order
 
     return load_export(Path(export_dir))
 

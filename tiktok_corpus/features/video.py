@@ -26,9 +26,10 @@ from torch import nn
 
 from .._waits import result_of
 from ..errors import ConfigError
-from ..train.data import build_cache, eval_start, normalize_clips, read_clip
-from ..train.loop import resolve_device
+from ..train.clips import eval_start, normalize_clips, read_clip
+from ..train.device import resolve_device
 from ..train.model import downloading_weights
+from ..train.proxies import build_cache
 from .columns import named
 from .options import BACKBONES, FeatureOptions
 

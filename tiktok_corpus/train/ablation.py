@@ -24,7 +24,7 @@ import pandas as pd
 
 from ..errors import ConfigError
 from .config import TrainConfig, new_run_name
-from .data import load_export
+from .export_table import load_export
 from .gbdt import GbdtFit, evaluate_fit, export_baselines, fit_gbdt, gain_importances
 from .metrics import auc_along, gain_summary, hardest_baseline, resampled_metric, rmse_along
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
-from .data import Export
+from .export_table import Export
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,9 @@ import pandas as pd
 
 from ..errors import ConfigError
 from . import plots
+from .baseline_features import growth_features, metadata_features
 from .config import TrainConfig, run_dir_for
-from .data import Export, growth_features, load_export, metadata_features
+from .export_table import Export, load_export
 from .metrics import Baselines, baseline_reports, evaluate_against
 
 EARLY_STOPPING_ROUNDS = 50

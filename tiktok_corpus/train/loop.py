@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,25 +23,19 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ..errors import ConfigError, TrainingDiverged
-from ..features.options import check_device
 from ..speed import training_speed
 from . import plots
+from .baseline_features import growth_features, metadata_features
 from .checkpoints import load_run_model, new_run_state, restore_run, resumed_config, save_checkpoint
+from .clips import ClipDataset, EpochSampler, collate_clips
 from .config import TrainConfig, run_dir_for
-from .data import (
-    ClipDataset,
-    EpochSampler,
-    Export,
-    build_cache,
-    collate_clips,
-    growth_features,
-    load_export,
-    metadata_features,
-    normalize_clips,
-)
+from .device import resolve_device, seed_everything
+from .export_table import Export, load_export
 from .fusion import SideInputs, side_inputs
 from .metrics import evaluate
 from .model import build_model, compiled
+from .proxies import build_cache
+from .scoring import forward_clips, score_split
 
 LOSS_SYNC_STEPS = 20
 
@@ -93,26 +86,6 @@ def _init_distributed(config: TrainConfig) -> _Dist:
 def reports_results() -> bool:
     """Whether this process speaks for a run: the only one, or rank 0 of those ``torchrun`` started."""
     return int(os.environ.get("RANK", "0")) == 0
-
-
-def resolve_device(name: str, gpu: int = 0) -> torch.device:
-    """The torch device ``name`` (auto, cpu or cuda) means here; a ConfigError for an unknown name, or for
-    CUDA where torch sees none."""
-    check_device(name)
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was asked for, but no CUDA device is available")
-    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
-        return torch.device("cuda", gpu)
-    return torch.device("cpu")
-
-
-def seed_everything(seed: int, *, cudnn_benchmark: bool = False) -> None:
-    """Seed every RNG; cuDNN runs its deterministic algorithms unless the run chose its timed fastest."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    torch.backends.cudnn.deterministic = not cudnn_benchmark
-    torch.backends.cudnn.benchmark = cudnn_benchmark
 
 
 def _train(config: TrainConfig, world: _Dist, side_table: tuple[pd.DataFrame, dict] | None) -> Path:
@@ -284,19 +257,6 @@ def _loss(export: Export, train_targets: pd.Series, config: TrainConfig, device:
     return nn.BCEWithLogitsLoss(pos_weight=pos_weight)
 
 
-def forward_clips(
-    model: nn.Module, clips, valid, device: torch.device, use_amp: bool, side: torch.Tensor | None = None
-) -> torch.Tensor:
-    """uint8 clips (and the fusion model's side vectors) -> logits: the one preprocessing + forward path
-    of training, evaluation and predict."""
-    inputs = normalize_clips(clips.to(device, non_blocking=True), valid)
-    if device.type == "cuda":
-        inputs = inputs.contiguous(memory_format=torch.channels_last_3d)
-    extra = () if side is None or side.shape[1] == 0 else (side.to(device, non_blocking=True),)
-    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
-        return model(inputs, *extra).float()
-
-
 def _warmup(optimizer: torch.optim.Optimizer, steps: int) -> torch.optim.lr_scheduler.LinearLR | None:
     """Per-step linear warm-up. It scales the optimizer's current rate as StepLR does (both chainable),
     so the two compose: StepLR acts at epoch ends, the warm-up after each of its first ``steps`` steps."""
@@ -349,36 +309,6 @@ def _train_epoch(
             asked = time.perf_counter()
     total_loss = float(total.item())
     return _all_reduce_mean(total_loss, count, device, world), count, loader_wait
-
-
-@torch.no_grad()
-def score_split(
-    model: nn.Module, loader: DataLoader, device: torch.device, use_amp: bool, loss_fn=None
-) -> tuple[np.ndarray, float]:
-    """Per-row sigmoid scores (averaged over a row's evaluation clips) and the mean clip loss.
-
-    Logits and the loss stay on the device until the split is done: reading them back per batch would
-    make the host wait for each batch before it queues the next.
-    """
-    model.eval()
-    n_rows = len(loader.dataset)  # type: ignore[arg-type]  # a ClipDataset has a length
-    logits_seen, rows_seen = [], []
-    loss_total = torch.zeros((), dtype=torch.float64, device=device)
-    loss_count = 0
-    for clips, valid, targets, index, side in loader:
-        logits = forward_clips(model, clips, valid, device, use_amp, side)
-        if loss_fn is not None:
-            loss_total += loss_fn(logits, targets.to(device, non_blocking=True)).double() * len(targets)
-            loss_count += len(targets)
-        logits_seen.append(logits)
-        rows_seen.append(index)
-    sums, counts = np.zeros(n_rows), np.zeros(n_rows)
-    if rows_seen:
-        rows = torch.cat(rows_seen).numpy()
-        np.add.at(sums, rows, torch.sigmoid(torch.cat(logits_seen)).cpu().numpy())
-        np.add.at(counts, rows, 1)
-    scores = np.divide(sums, counts, out=np.full(n_rows, np.nan), where=counts > 0)
-    return scores, float(loss_total.item()) / max(loss_count, 1)
 
 
 def _validation_loss(model, loader, loss_fn, device, use_amp, world) -> float:

@@ -305,7 +305,7 @@ def evaluate(
     """The metrics.json body: model, baselines, collapsed, beats_baselines and a one-line verdict.
 
     ``features`` holds the metadata-only baseline's inputs per split (``train``, ``val``, ``test``);
-    ``growth`` the early-views baseline's (:func:`~.data.growth_features`), or ``None`` when the export
+    ``growth`` the early-views baseline's (:func:`~.baseline_features.growth_features`), or ``None`` when the export
     has no growth columns: then there is no such baseline and the report is what it always was.
     """
     baselines = baseline_reports(task, y_val=y_val, y_test=y_test, train_y=train_y, features=features, growth=growth)

@@ -12,8 +12,10 @@ from .._files import read_json_object
 from ..errors import ConfigError, CorpusError, MediaError
 from ..features.options import DEFAULT_DEVICE
 from .checkpoints import load_run_model
-from .data import encode_proxy, eval_start, read_clip
-from .loop import forward_clips, resolve_device
+from .clips import eval_start, read_clip
+from .device import resolve_device
+from .proxies import encode_proxy
+from .scoring import forward_clips
 
 
 def predict(paths: Iterable[Path], run_dir: Path, device: str = DEFAULT_DEVICE) -> Iterator[dict]:

@@ -1,0 +1,123 @@
+"""The decoded-once proxy cache: each video as a tiny short-GOP H.264 file, so clips decode cheaply.
+
+Decoding a full-resolution original for every clip costs ~270 ms; the paper's model only ever sees
+``size x size`` frames. So each video is decoded *once* into a proxy: an H.264 file already resized to
+``size x size`` with a keyframe every :data:`PROXY_GOP` frames and no B-frames, so reading any 32
+consecutive frames decodes at most ``32 + PROXY_GOP`` tiny frames. Proxies are keyed by the original's
+sha256 and the size, live beside the export (or in ``--cache-dir``) and are reused by every run.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import ffmpeg
+
+from .._files import fsync_path, sha256_file
+from .._waits import wait_first
+from ..errors import ConfigError, MediaError
+from .export_table import Export
+
+PROXY_GOP = 8
+PROXY_VERSION = "v1"  # bump when the proxy encoding changes, so stale caches are never reused
+FFMPEG_TIMEOUT_S = 300
+
+
+def proxy_dir(cache_root: Path, size: int) -> Path:
+    return Path(cache_root) / f"proxies-{PROXY_VERSION}-{size}px"
+
+
+def encode_proxy(source: Path, target: Path, size: int) -> Path:
+    """Decode ``source`` once and write a ``size x size`` short-GOP proxy to ``target`` (atomically).
+
+    Single-threaded x264 keeps the output byte-identical for the same input, so training, evaluation
+    and ``corpus predict`` see exactly the same pixels. Only the first video stream is mapped (out of the
+    filter graph), so the proxy keeps none of the original's audio, subtitles or stream tags.
+    """
+    if size % 2:
+        raise ConfigError(f"--size must be even (H.264 4:2:0), got {size}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".part")
+    from ..media import FFMPEG, run_tool  # here, not at the top: training from a built cache needs no PyAV
+
+    command = (
+        ffmpeg.input(str(source), threads=1)["v:0"]
+        .filter("scale", size, size, flags="area")
+        .filter("format", "yuv420p")
+        .output(
+            str(partial),
+            **{"c:v": "libx264"},
+            preset="veryfast",
+            crf=20,
+            threads=1,
+            g=PROXY_GOP,
+            keyint_min=PROXY_GOP,
+            sc_threshold=0,
+            bf=0,
+            format="mp4",
+        )
+        .global_args("-nostdin", "-v", "error")
+        .compile(cmd=FFMPEG, overwrite_output=True)
+    )
+    try:
+        run_tool(command, timeout=FFMPEG_TIMEOUT_S, what=f"decode {source}")
+        if not partial.is_file() or partial.stat().st_size == 0:
+            raise MediaError(f"{source}: cannot decode (no video frames)")
+    except MediaError as exc:  # an input ffmpeg cannot decode is a corrupt video (timeouts stay timeouts)
+        partial.unlink(missing_ok=True)
+        raise MediaError(exc.message, kind="timeout" if exc.kind == "timeout" else "corrupt") from None
+    fsync_path(partial)
+    partial.replace(target)
+    return target
+
+
+def build_cache(
+    export: Export, size: int, cache_root: Path | None = None, workers: int | None = None, progress: bool = True
+) -> dict[str, Path]:
+    """Make sure every video of the export has its proxy; returns ``video_id -> proxy path``.
+
+    Proxies already present are reused (the key is the original's sha256, so a re-export of the same
+    file shares them). Undecodable originals are reported together in one :class:`MediaError` after
+    all the others were built, so a rerun only redoes what failed.
+    """
+    directory = proxy_dir(cache_root or export.root / "cache", size)
+    jobs: dict[str, tuple[Path, Path]] = {}
+    for row in export.table.itertuples(index=False):
+        source = export.root / str(row.file)
+        if not source.is_file():
+            raise ConfigError(f"{export.root}: video {row.video_id} has no file at {row.file}")
+        digest = getattr(row, "sha256", None)
+        digest = digest if isinstance(digest, str) and digest else sha256_file(source)[1]
+        jobs[str(row.video_id)] = (source, directory / f"{digest}.mp4")
+    # One job per proxy: byte-identical originals (reposts) share one, and two encoders writing the
+    # same ``.part`` file would race (one renames it away under the other).
+    todo = {dst: src for src, dst in jobs.values() if not dst.is_file()}
+    failures: list[str] = []
+    if todo:
+        from rich.console import Console
+        from rich.progress import Progress
+
+        with (
+            Progress(console=Console(stderr=True), disable=not progress, transient=True) as bar,
+            ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool,
+        ):
+            task = bar.add_task(f"decoding {len(todo)} videos into {size}px proxies", total=len(todo))
+            pending = {pool.submit(encode_proxy, src, dst, size) for dst, src in todo.items()}
+            try:
+                while pending:
+                    finished, pending = wait_first(pending)
+                    for future in finished:
+                        try:
+                            future.result()
+                        except MediaError as exc:
+                            failures.append(exc.message)
+                        bar.advance(task)
+            except BaseException:
+                for future in pending:  # Ctrl-C: the proxies being made finish, no new one starts
+                    future.cancel()
+                raise
+    if failures:
+        raise MediaError(f"{len(failures)} video(s) could not be decoded: " + "; ".join(failures[:5]))
+    return {vid: dst for vid, (_, dst) in jobs.items()}
