@@ -4,6 +4,7 @@ and Postgres, the `corpus crawl` command in subprocesses for kills and scale-out
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import stat
@@ -176,6 +177,19 @@ def test_resumes_after_sigkill_without_duplicates(replica, tmp_path, via, method
     # A process killed before its run began left no row; every killed one that began is closed by the next.
     runs = run_statuses(db_url)
     assert "killed" in runs and "running" not in runs and runs[-1] == "target_reached", runs
+
+
+def test_a_browser_that_cannot_start_is_one_line_and_closes_the_run_failed(tmp_path):
+    """A wrong CORPUS_BROWSER_PATH: exit 1 with one line naming the path and the fix, no traceback, and
+    the run's row closed as failed at once (not left running for the next run to call killed)."""
+    db_url = f"sqlite:///{tmp_path / 'corpus.db'}"
+    command = crawl_command("http://127.0.0.1:9", db_url, tmp_path / "data")  # never reached
+    env = {**os.environ, "CORPUS_BROWSER_PATH": "/bin/false"}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 1, result.stderr
+    assert "error: Chromium could not start (/bin/false)" in result.stderr, result.stderr
+    assert "CORPUS_BROWSER_PATH" in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert run_statuses(db_url) == ["failed"]
 
 
 def run_statuses(db_url: str) -> list[str]:

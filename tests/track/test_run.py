@@ -1,24 +1,26 @@
 """The tracker's loops (track/run.py) over scripted readers, without a browser: claims held through a
 slow read and lost without a trace, the schedule refreshed under a backlog, unavailable answers checked
-on the video page, and answers without counts never stored."""
+on the video page, and answers without counts never stored; and a run's pacing, seeded like a crawl's."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
+from playwright.async_api import Browser
 from sqlalchemy import insert, select, update
 
 from tests.waiting import until
 from tiktok_corpus.clock import Clock, VirtualClock, clock_kind
-from tiktok_corpus.errors import ContractError, ItemUnavailable, PersistentlyBlocked, SiteUnreachable
+from tiktok_corpus.errors import ConfigError, ContractError, ItemUnavailable, PersistentlyBlocked, SiteUnreachable
 from tiktok_corpus.store.models import StatsSnapshot, TrackTarget, Video
 from tiktok_corpus.store.tracking import claim_due
-from tiktok_corpus.tiktok.blocks import BlockMonitor, BlockPolicy
+from tiktok_corpus.tiktok.blocks import BlockMonitor, BlockPolicy, Pacer
 from tiktok_corpus.tiktok.contract import ItemAt, ItemRecord, StatsRecord
 from tiktok_corpus.tiktok.site_methods import Answer
 from tiktok_corpus.track import run as track_run
@@ -288,3 +290,47 @@ def test_an_answer_without_counts_is_retried_then_failed_never_stored(store, sta
     target = targets(store)["1", HOUR]
     assert (target.status, target.error_kind, target.attempts) == ("failed", "no_stats", 3)
     assert reads == ["1"] * 3 and snapshots(store) == []
+
+
+def test_runs_with_the_same_seed_pace_with_the_same_delays(store, settings, monkeypatch):
+    """No RNG given, the pacing jitter draws from the options' seed: a run is repeatable, and the
+    default is a seed too (not the system's entropy)."""
+    pacers: list[Pacer] = []
+
+    class Recorded(Pacer):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            pacers.append(self)
+
+    monkeypatch.setattr(track_run, "Pacer", Recorded)
+
+    def delays(options: TrackOptions) -> list[float]:
+        pacers.clear()
+        asyncio.run(track_run.track_async(store, settings, options))  # nothing is due: no browser either
+        (pacer,) = pacers
+        return [pacer.jittered_delay() for _ in range(5)]
+
+    default = delays(TrackOptions())
+    assert len(set(default)) == 5, "the delays are jittered"
+    assert delays(TrackOptions()) == default
+    assert delays(TrackOptions(seed=7)) == delays(TrackOptions(seed=7)) != default
+
+
+def test_a_run_with_nothing_due_opens_no_browser(store, settings):
+    def opener() -> contextlib.AbstractAsyncContextManager[Browser]:
+        raise AssertionError("a browser was opened with nothing to observe")
+
+    summary = asyncio.run(track_run.track_async(store, settings, TrackOptions(), browser=opener))
+    assert (summary.status, summary.observations) == ("done", 0)
+
+
+def test_a_browser_that_cannot_start_stops_the_run_with_its_error_and_closes_it(store, settings):
+    """The launch's own error reaches the caller, and the run's database thread is stopped all the same."""
+    add_videos(store, {"1": T0 - HOUR - 60})  # its first age fell due a minute ago
+
+    def opener() -> contextlib.AbstractAsyncContextManager[Browser]:
+        raise ConfigError("Chromium could not start (/bin/false)")
+
+    with pytest.raises(ConfigError, match="could not start"):
+        asyncio.run(track_run.track_async(store, settings, TrackOptions(), clock=lambda: T0, browser=opener))
+    assert [t.name for t in threading.enumerate() if t.name.startswith("track-db")] == []

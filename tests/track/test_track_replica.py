@@ -1,24 +1,28 @@
 """`corpus track` end to end: real Chromium against a replica whose engagement grows on its own clock,
-real SQLite and Postgres, the command in subprocesses for kill -9 and for two processes on one queue."""
+real SQLite and Postgres, the command in subprocesses for kill -9 and for two processes on one queue; and
+a browser the caller gives the crawl and the tracking."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from playwright.async_api import Browser, async_playwright
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from tests.waiting import wait_for
 from tiktok_corpus.clock import VirtualClock
 from tiktok_corpus.config import Settings
-from tiktok_corpus.crawl import CrawlOptions, crawl
+from tiktok_corpus.crawl import CrawlOptions, crawl, crawl_async
 from tiktok_corpus.replica import Replica, ReplicaConfig
 from tiktok_corpus.replica.catalog import tiktok_rounded
 from tiktok_corpus.store.db import open_store, upgrade_database
@@ -268,3 +272,74 @@ def test_two_processes_on_one_postgres_share_the_queue_without_duplicates(tmp_pa
     assert not [t for t in targets if t.status == "pending"]
     observed_by = Counter(t.worker.split(":")[1] for t in targets if t.worker)
     assert len(observed_by) == 2, f"one process did all the work: {observed_by}"
+
+
+class ContextsSeen:
+    """A progress display that notes how many contexts ``browser`` holds at each of a stage's updates."""
+
+    def __init__(self, browser: Browser) -> None:
+        self.browser = browser
+        self.counts: list[int] = []
+
+    def update(self, counters: object) -> None:
+        self.counts.append(len(self.browser.contexts))
+
+    def used(self) -> bool:
+        """Whether the stage opened its contexts in ``browser`` (and forgets, for the next stage)."""
+        used, self.counts = max(self.counts, default=0) > 0, []
+        return used
+
+
+def test_the_crawl_and_the_tracking_run_on_the_browser_they_are_given_and_leave_it_open(tmp_path):
+    """One browser the caller launched, shared by a crawl and the tracking after it: each stage's workers
+    open their contexts in it, close them, and leave the browser open (it is the caller's). An opener is
+    entered and left by the stage instead."""
+    clock = VirtualClock(T0)
+    config = ReplicaConfig(videos=80, seed=5, media=False, time_scale=1.0, time_origin=T0)
+    lent: list[str] = []
+
+    async def stages(settings: Settings) -> None:
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(executable_path=settings.resolved_browser_path())
+
+            @contextlib.asynccontextmanager
+            async def opener() -> AsyncIterator[Browser]:
+                lent.append("entered")
+                yield browser
+                lent.append("left")
+
+            seen = ContextsSeen(browser)
+            tracking = TrackOptions(ages=WEEK_AGES, follow=True, until="3d", limit=3, **FAST)
+            try:
+                with open_store(settings) as store:
+                    crawled = await crawl_async(
+                        store,
+                        settings,
+                        CrawlOptions(seeds=5, fanout=3, max_videos=20, download=False, **FAST),
+                        policy=TEST_POLICY,
+                        progress=seen,
+                        browser=browser,
+                    )
+                    assert crawled.status == "target_reached" and seen.used()
+                    assert browser.is_connected() and browser.contexts == []
+                    tracked = await track_async(
+                        store, settings, tracking, clock=clock, policy=TEST_POLICY, progress=seen, browser=browser
+                    )
+                    assert tracked.status == "limit_reached" and tracked.observations == 3 and seen.used()
+                    assert browser.is_connected() and browser.contexts == []
+                    tracked = await track_async(
+                        store, settings, tracking, clock=clock, policy=TEST_POLICY, progress=seen, browser=opener
+                    )
+                    assert tracked.status == "limit_reached" and seen.used() and lent == ["entered", "left"]
+                page = await browser.new_page()  # still the caller's to use
+                await page.goto(settings.base_url)
+                await page.close()
+            finally:
+                await browser.close()
+
+    with Replica(config, site_clock=clock) as replica:
+        settings = Settings(
+            db_url=f"sqlite:///{tmp_path / 'corpus.db'}", data_dir=tmp_path / "data", base_url=replica.base_url
+        )
+        upgrade_database(settings)
+        asyncio.run(stages(settings))

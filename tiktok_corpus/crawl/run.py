@@ -23,8 +23,8 @@ from collections import deque
 from dataclasses import asdict
 from typing import Any
 
+from playwright.async_api import Browser
 from playwright.async_api import Error as PlaywrightError
-from playwright.async_api import async_playwright
 
 from .._collector import bulk_parsing_collector
 from .._tasks import gather_or_cancel
@@ -50,7 +50,7 @@ from ..store.crawl_runs import close_killed_runs, end_run, start_run
 from ..store.db import Store, open_store
 from ..store.thread import DatabaseThread
 from ..tiktok.blocks import TRANSPORT_KINDS, BlockMonitor, BlockPolicy, Pacer
-from ..tiktok.browser import WorkerSession, default_user_agent, launch_browser
+from ..tiktok.browser import BrowserSource, WorkerSession, default_user_agent, stage_browser
 from ..tiktok.contract import ItemList
 from ..tiktok.related_lists import RelatedLists, session_related_lists
 from ..tiktok.session_files import session_dir
@@ -75,8 +75,10 @@ class _Crawl:
         policy: BlockPolicy,
         progress: CrawlProgress | None,
         rng: random.Random,
+        browser: BrowserSource | None,
     ) -> None:
         self.store = store
+        self.browser = browser  # None: launched here, as the settings say
         self.settings = settings
         self.options = options
         self.progress = progress
@@ -268,72 +270,77 @@ class _Crawl:
         if options.retry_failed:
             retry_failed_parents(self.store)
         self.run_id = start_run(self.store, asdict(options) | {"base_url": self.settings.base_url})
-        status, message, downloads = "running", None, None
-        async with async_playwright() as playwright:
-            browser = await launch_browser(playwright, self.settings, headful=options.headful)
-            try:
-                user_agent = await default_user_agent(browser)
-                self.sessions = [
-                    WorkerSession(
-                        browser,
-                        self.settings.base_url,
-                        policy=self.policy,
-                        monitor=self.monitor,
-                        pacer=self.pacer,
-                        user_agent=user_agent,
-                        name=f"w{i}",
-                    )
-                    for i in range(options.workers)
-                ]
-                self.related_lists = {
-                    s.name: session_related_lists(
-                        s, via=options.related_via, fallback_after=options.fallback_after, count=options.related_count
-                    )
-                    for s in self.sessions
-                }
-                first, download_task = self.sessions[0], None
+        try:
+            async with stage_browser(self.browser, self.settings, headful=options.headful) as browser:
                 try:
-                    await first.start()
-                    await first.save_session(session_dir(self.settings))
-                    download_task = await self._start_downloads(first, user_agent)
-                    await gather_or_cancel(self.collect_seeds(first), *(s.start() for s in self.sessions[1:]))
-                    self.counters.videos = corpus_video_count(self.store)
-                    with bulk_parsing_collector():
-                        await gather_or_cancel(
-                            *(self.expand_loop(s) for s in self.sessions for _ in range(options.in_flight))
-                        )
-                    await self._writes.flush()
-                    videos = corpus_video_count(self.store)
-                    status = "target_reached" if videos >= options.max_videos else "frontier_exhausted"
-                except PersistentlyBlocked as exc:
-                    status, message = "blocked", exc.message
-                except SiteUnreachable as exc:
-                    status, message = "unreachable", exc.message
-                except BlockedError as exc:  # a session never got past the blocks in its retries
-                    status, message = "blocked", f"persistently blocked: {exc.message}"
+                    status, message, downloads = await self._crawl_on(browser)
                 finally:
-                    self.done.set()
-                    stopping = sys.exc_info()[1] is not None  # Ctrl-C or an error: no draining, no waiting
-                    try:
-                        await self._writes.flush()  # the lists already fetched land, whatever stopped the crawl
-                    finally:
-                        await self._db(self._release_unstarted)  # after the writes queued before it
-                    if download_task is not None:
-                        downloads = await self._finish_downloads(download_task, drain=not stopping)
-                    if first.context is not None:
-                        # Ctrl-C in a terminal reaches Chromium too: a browser already gone keeps the
-                        # session saved at the start.
-                        with contextlib.suppress(PlaywrightError):
-                            await first.save_session(session_dir(self.settings))
-            except BaseException as exc:
-                self._end_stopped_run(exc)
-                raise
-            finally:
-                self._db.shutdown()
-                for session in self.sessions:
-                    await session.close()
-                await browser.close()
+                    for session in self.sessions:
+                        await session.close()
+        except BaseException as exc:
+            self._end_stopped_run(exc)
+            raise
+        finally:
+            self._db.shutdown()
         return self._summarise(status, message, downloads, time.monotonic() - started)
+
+    async def _crawl_on(self, browser: Browser) -> tuple[str, str | None, dict[str, Any] | None]:
+        """Seeds, then expansions, by worker sessions in ``browser``; the crawl's ending (status, message)
+        and its downloads' summary. The run's row and the sessions are :meth:`run`'s to close."""
+        options = self.options
+        status, message, downloads = "running", None, None
+        user_agent = await default_user_agent(browser)
+        self.sessions = [
+            WorkerSession(
+                browser,
+                self.settings.base_url,
+                policy=self.policy,
+                monitor=self.monitor,
+                pacer=self.pacer,
+                user_agent=user_agent,
+                name=f"w{i}",
+            )
+            for i in range(options.workers)
+        ]
+        self.related_lists = {
+            s.name: session_related_lists(
+                s, via=options.related_via, fallback_after=options.fallback_after, count=options.related_count
+            )
+            for s in self.sessions
+        }
+        first, download_task = self.sessions[0], None
+        try:
+            await first.start()
+            await first.save_session(session_dir(self.settings))
+            download_task = await self._start_downloads(first, user_agent)
+            await gather_or_cancel(self.collect_seeds(first), *(s.start() for s in self.sessions[1:]))
+            self.counters.videos = corpus_video_count(self.store)
+            with bulk_parsing_collector():
+                await gather_or_cancel(*(self.expand_loop(s) for s in self.sessions for _ in range(options.in_flight)))
+            await self._writes.flush()
+            videos = corpus_video_count(self.store)
+            status = "target_reached" if videos >= options.max_videos else "frontier_exhausted"
+        except PersistentlyBlocked as exc:
+            status, message = "blocked", exc.message
+        except SiteUnreachable as exc:
+            status, message = "unreachable", exc.message
+        except BlockedError as exc:  # a session never got past the blocks in its retries
+            status, message = "blocked", f"persistently blocked: {exc.message}"
+        finally:
+            self.done.set()
+            stopping = sys.exc_info()[1] is not None  # Ctrl-C or an error: no draining, no waiting
+            try:
+                await self._writes.flush()  # the lists already fetched land, whatever stopped the crawl
+            finally:
+                await self._db(self._release_unstarted)  # after the writes queued before it
+            if download_task is not None:
+                downloads = await self._finish_downloads(download_task, drain=not stopping)
+            if first.context is not None:
+                # Ctrl-C in a terminal reaches Chromium too: a browser already gone keeps the
+                # session saved at the start.
+                with contextlib.suppress(PlaywrightError):
+                    await first.save_session(session_dir(self.settings))
+        return status, message, downloads
 
     def _end_stopped_run(self, exc: BaseException) -> None:
         """Close the run's row as ``interrupted`` (Ctrl-C) or ``failed``, with its counts; a row that
@@ -416,8 +423,12 @@ async def crawl_async(
     policy: BlockPolicy | None = None,
     progress: CrawlProgress | None = None,
     rng: random.Random | None = None,
+    browser: BrowserSource | None = None,
 ) -> CrawlSummary:
     """Run (or resume) a crawl in the running event loop; returns its summary.
+
+    ``browser``: what the workers run on (:func:`~tiktok_corpus.tiktok.browser.stage_browser`); a
+    :class:`Browser` passed in is left open. Without one, Chromium is launched as the settings say.
 
     Raises :class:`PersistentlyBlocked` and :class:`SiteUnreachable` only through :func:`crawl`; here
     such a run ends with ``status == "blocked"`` or ``"unreachable"`` so callers can still read its counts.
@@ -430,6 +441,7 @@ async def crawl_async(
         policy=policy or BlockPolicy(),
         progress=progress,
         rng=rng or random.Random(options.seed),
+        browser=browser,
     )
     return await crawl.run()
 

@@ -12,6 +12,9 @@ answers, login walls. Each try goes through one tenacity policy (exponential bac
 explicit stop); a worker recycles its browser context after repeated blocks and every
 ``recycle_every`` requests (memory stays bounded on long runs), and a :class:`BlockMonitor` shared by
 all workers raises :class:`PersistentlyBlocked` when nothing but blocks comes back.
+
+The browser itself is the caller's to give (:func:`stage_browser`): one shared by several stages, a
+remote one; without one, a stage launches Chromium as the settings say and closes it when done.
 """
 
 from __future__ import annotations
@@ -20,18 +23,15 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
-from playwright.async_api import Browser, BrowserContext, Page, Playwright, ProxySettings, Response
+from playwright.async_api import Browser, BrowserContext, Page, Playwright, ProxySettings, Response, async_playwright
 from playwright.async_api import Error as PlaywrightError
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, stop_after_delay, wait_exponential_jitter
 
 from ..config import Settings
-from ..errors import (
-    BlockedError,
-    ContractError,
-)
+from ..errors import BlockedError, ConfigError, ContractError
 from .blocks import BlockMonitor, BlockPolicy, Pacer, http_status_error, is_retryable
 from .contract import (
     LOGIN_MODAL_CLOSE,
@@ -46,6 +46,12 @@ from .video_pages import VideoPages
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+# A browser a stage opens and leaves again: e.g. an asynccontextmanager that yields
+# ``playwright.chromium.connect_over_cdp(url)`` and closes that connection.
+BrowserOpener = Callable[[], contextlib.AbstractAsyncContextManager[Browser]]
+# What a stage runs its browser workers on (see :func:`stage_browser`).
+BrowserSource = Browser | BrowserOpener
 
 # Runs inside the page, with the page's cookies. Signed, it appends the X-Bogus of the page's own
 # frontierSign (as TikTok-Api does); a page without one answers {unsigned: true}.
@@ -66,11 +72,47 @@ def browser_user_agent(raw: str) -> str:
 
 
 async def launch_browser(playwright: Playwright, settings: Settings, *, headful: bool = False) -> Browser:
-    """Chromium as configured: the resolved executable, headless unless asked, through the proxy."""
+    """Chromium as configured: the resolved executable, headless unless asked, through the proxy. One
+    that cannot start (a wrong path, no display for ``--headful``) is a :class:`ConfigError` naming it."""
     proxy: ProxySettings | None = {"server": settings.proxy} if settings.proxy else None
-    return await playwright.chromium.launch(
-        executable_path=settings.resolved_browser_path(), headless=not headful, proxy=proxy
-    )
+    executable = settings.resolved_browser_path()
+    try:
+        return await playwright.chromium.launch(executable_path=executable, headless=not headful, proxy=proxy)
+    except PlaywrightError as exc:
+        said = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        which = executable or "Playwright's own browser"
+        raise ConfigError(
+            f"Chromium could not start ({which}): {said}. "
+            "Set CORPUS_BROWSER_PATH to a Chromium executable, or run scripts/setup.sh"
+        ) from exc
+
+
+@contextlib.asynccontextmanager
+async def launched_browser(settings: Settings, *, headful: bool = False) -> AsyncIterator[Browser]:
+    """:func:`launch_browser` in a Playwright of its own; the browser is closed, and Playwright
+    stopped, on the way out. Several stages may run on one: pass the browser to each."""
+    async with async_playwright() as playwright:
+        browser = await launch_browser(playwright, settings, headful=headful)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+@contextlib.asynccontextmanager
+async def stage_browser(
+    source: BrowserSource | None, settings: Settings, *, headful: bool = False
+) -> AsyncIterator[Browser]:
+    """The browser a stage runs on. A :class:`Browser` is the caller's: used, and left open (the contexts
+    the stage opened in it are its own to close). An opener is entered and left by the stage, so what
+    leaving does (close a launch, drop a connection) is the opener's. None: :func:`launched_browser`
+    as the settings and ``headful`` say; a given browser was launched as its owner chose."""
+    if isinstance(source, Browser):
+        yield source
+        return
+    opener = source or (lambda: launched_browser(settings, headful=headful))
+    async with opener() as browser:
+        yield browser
 
 
 class WorkerSession(ForYouFeed, VideoPages, SessionExport):
@@ -364,9 +406,13 @@ async def default_user_agent(browser: Browser) -> str:
 __all__ = [
     "BlockMonitor",
     "BlockPolicy",
+    "BrowserOpener",
+    "BrowserSource",
     "Pacer",
     "WorkerSession",
     "browser_user_agent",
     "default_user_agent",
     "launch_browser",
+    "launched_browser",
+    "stage_browser",
 ]

@@ -53,6 +53,7 @@ class TrackOptions:
     retry_after_s: float = 30.0
     retry_max_s: float = 600.0
     headful: bool = headful_browser()
+    seed: int = described(0, "RNG seed of the pacing jitter: the same seed, the same delays.")
 
     @property
     def ages_s(self) -> tuple[int, ...]:

@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 
-from playwright.async_api import async_playwright
+from playwright.async_api import Browser
 
 from .._tasks import gather_or_cancel
 from ..clock import Clock, clock_kind, sleep_until
@@ -49,7 +49,7 @@ from ..store.tracking import (
     tracking_counts,
 )
 from ..tiktok.blocks import TRANSPORT_KINDS, BlockMonitor, BlockPolicy, Pacer
-from ..tiktok.browser import WorkerSession, default_user_agent, launch_browser
+from ..tiktok.browser import BrowserSource, WorkerSession, default_user_agent, stage_browser
 from ..tiktok.contract import StatsRecord
 from ..tiktok.item_reads import ItemRead, session_item_reads
 from .options import TrackCounters, TrackOptions, TrackProgress, TrackSummary
@@ -323,58 +323,30 @@ async def track_async(
     policy: BlockPolicy | None = None,
     progress: TrackProgress | None = None,
     rng: random.Random | None = None,
+    browser: BrowserSource | None = None,
 ) -> TrackSummary:
     """Run (or resume) tracking in the running event loop with a browser; returns its summary (a blocked
-    run ends with ``status == "blocked"``, one that got no answers with ``"unreachable"``)."""
+    run ends with ``status == "blocked"``, one that got no answers with ``"unreachable"``).
+
+    ``browser``: what the workers run on (:func:`~tiktok_corpus.tiktok.browser.stage_browser`), opened
+    only when something is to be observed; a :class:`Browser` passed in is left open. Without one,
+    Chromium is launched as the settings say. The pacing jitter draws from ``rng``, else from
+    ``options.seed``: the same seed, the same delays."""
     options.validate()
     policy = policy or BlockPolicy()
     monitor = BlockMonitor(policy)
-    pacer = Pacer(options.delay_s, options.max_rate or None, rng or random.Random())
+    pacer = Pacer(options.delay_s, options.max_rate or None, rng or random.Random(options.seed))
     tracking = Tracking(store, options, clock=clock, progress=progress, monitor=monitor)
     started, status, message = time.monotonic(), "done", None
     reclaim_dead_local_targets(store)
     await tracking.schedule()
     due_at = next_due_at(store)
-    if not options.follow and (due_at is None or due_at > clock()):  # nothing to observe: no browser at all
-        tracking.close()
-    else:
-        names = [f"t{i}" for i in range(options.workers)]
-        async with async_playwright() as playwright:
-            browser = await launch_browser(playwright, settings, headful=options.headful)
-            user_agent = await default_user_agent(browser)
-            sessions = [
-                WorkerSession(
-                    browser,
-                    settings.base_url,
-                    policy=policy,
-                    monitor=monitor,
-                    pacer=pacer,
-                    user_agent=user_agent,
-                    name=name,
-                )
-                for name in names
-            ]
-            try:
-                readers = {
-                    session.name: Reader(
-                        read=session_item_reads(session, via=options.via, fallback_after=options.fallback_after).get,
-                        confirm=session_item_reads(session, via="page", fallback_after=options.fallback_after).get,
-                    )
-                    for session in sessions
-                }
-                await asyncio.gather(*(session.start() for session in sessions))
-                status = await tracking.run(readers)
-            except PersistentlyBlocked as exc:
-                status, message = "blocked", exc.message
-            except SiteUnreachable as exc:
-                status, message = "unreachable", exc.message
-            except BlockedError as exc:
-                status, message = "blocked", f"persistently blocked: {exc.message}"
-            finally:
-                tracking.close()
-                for session in sessions:
-                    await session.close()
-                await browser.close()
+    try:
+        if options.follow or (due_at is not None and due_at <= clock()):  # else nothing to observe: no browser
+            async with stage_browser(browser, settings, headful=options.headful) as opened:
+                status, message = await _read_due(tracking, opened, settings, policy=policy, pacer=pacer)
+    finally:
+        tracking.close()  # also when the browser could not start: what is claimed goes back
     elapsed = time.monotonic() - started
     counters = tracking.counters
     return TrackSummary(
@@ -411,6 +383,46 @@ def track(
     if summary.status == "unreachable":
         raise SiteUnreachable(summary.message or "the site did not answer")
     return summary
+
+
+async def _read_due(
+    tracking: Tracking, browser: Browser, settings: Settings, *, policy: BlockPolicy, pacer: Pacer
+) -> tuple[str, str | None]:
+    """Worker sessions in ``browser`` observe what falls due; how the run ended (status, message)."""
+    options = tracking.options
+    sessions: list[WorkerSession] = []
+    try:
+        user_agent = await default_user_agent(browser)
+        sessions = [
+            WorkerSession(
+                browser,
+                settings.base_url,
+                policy=policy,
+                monitor=tracking.monitor,
+                pacer=pacer,
+                user_agent=user_agent,
+                name=f"t{i}",
+            )
+            for i in range(options.workers)
+        ]
+        readers = {
+            session.name: Reader(
+                read=session_item_reads(session, via=options.via, fallback_after=options.fallback_after).get,
+                confirm=session_item_reads(session, via="page", fallback_after=options.fallback_after).get,
+            )
+            for session in sessions
+        }
+        await asyncio.gather(*(session.start() for session in sessions))
+        return await tracking.run(readers), None
+    except PersistentlyBlocked as exc:
+        return "blocked", exc.message
+    except SiteUnreachable as exc:
+        return "unreachable", exc.message
+    except BlockedError as exc:
+        return "blocked", f"persistently blocked: {exc.message}"
+    finally:
+        for session in sessions:
+            await session.close()
 
 
 __all__ = ["Observe", "Reader", "TrackSummary", "Tracking", "track", "track_async"]
