@@ -127,6 +127,13 @@ def test_status_shows_the_tracking_queue(any_db_url):
     }
     assert "due later" in corpus("--db", any_db_url, "status").stdout
 
+    # A replica whose clock runs a day per second, started an hour ago: its site time is days ahead.
+    fast = ["--time-scale", "86400", "--time-origin", str(now - 3_600)]
+    on_site_clock = json.loads(corpus("--db", any_db_url, "status", "--json", *fast).stdout)
+    assert on_site_clock["tracking"]["due_now"] == 2 and on_site_clock["tracking"]["due_later"] == 0
+    half = corpus("--db", any_db_url, "status", "--time-scale", "86400")
+    assert half.exit_code == 1 and "--time-scale and --time-origin go together" in half.output
+
 
 @pytest.mark.parametrize(
     ("flags", "message"),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import typer
 
@@ -23,7 +22,7 @@ from .display import (
     track_summary_lines,
     validate_table,
 )
-from .options import option_from
+from .options import option_from, site_clock, time_origin_option, time_scale_option
 
 
 @app.command()
@@ -99,15 +98,9 @@ def track(
     max_attempts: int = option_from(TrackOptions, "max_attempts", "--max-attempts", min=1),
     headful: bool = option_from(TrackOptions, "headful", "--headful"),
     proxy: str | None = typer.Option(None, help="Proxy URL (env CORPUS_PROXY)."),
-    time_scale: float | None = typer.Option(
-        None,
-        min=0.001,
-        help="For a replica whose clock runs fast (corpus replica serve --time-scale): the same scale. "
-        "Omit for tiktok.com (the system clock).",
-    ),
-    time_origin: float | None = typer.Option(
-        None, help="With --time-scale: the replica's clock origin (unix seconds), as it printed it."
-    ),
+    seed: int = option_from(TrackOptions, "seed"),
+    time_scale: float | None = time_scale_option(),
+    time_origin: float | None = time_origin_option(),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Re-observe known videos at fixed ages since posting (1h, 6h, 1d, ...), so labels can be taken at one age.
@@ -116,13 +109,9 @@ def track(
     Without --follow, takes what is due now and stops. With --follow, sleeps until the next target falls due.
     --until bounds a following run on the site's clock; Ctrl-C stops, and claimed targets go back to the queue.
     """
-    from ..clock import ScaledClock
-    from ..errors import ConfigError
     from ..track import track as run_track
 
-    if (time_scale is None) != (time_origin is None):
-        raise ConfigError("--time-scale and --time-origin go together (both as the replica printed them)")
-    clock = time.time if time_scale is None or time_origin is None else ScaledClock(time_origin, time_scale)
+    clock = site_clock(time_scale, time_origin)
     settings = settings_of(ctx, base_url=base_url, proxy=proxy)
     options = TrackOptions(
         ages=ages,
@@ -138,6 +127,7 @@ def track(
         fallback_after=fallback_after,
         max_attempts=max_attempts,
         headful=headful,
+        seed=seed,
     )
     options.validate()
     with LiveTrackDisplay(err_console) as display:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 import threading
-import time
 from pathlib import Path
 
 import typer
@@ -14,7 +13,7 @@ from ..browse.options import BrowseOptions
 from ..export import ExportOptions
 from .app import app, console, db_app, err_console, settings_of
 from .display import export_summary, progress_bar, status_table
-from .options import joined, option_from
+from .options import joined, option_from, site_clock, time_origin_option, time_scale_option
 
 
 @db_app.command("upgrade")
@@ -40,14 +39,24 @@ def db_current(ctx: typer.Context) -> None:
 
 
 @app.command()
-def status(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print the counts as JSON.")) -> None:
-    """Counts of videos per stage and status (the work queue at a glance)."""
+def status(
+    ctx: typer.Context,
+    time_scale: float | None = time_scale_option(),
+    time_origin: float | None = time_origin_option(),
+    as_json: bool = typer.Option(False, "--json", help="Print the counts as JSON."),
+) -> None:
+    """Counts of videos per stage and status (the work queue at a glance).
+
+    The tracking queue's "due now" is read on the site's clock: give a fast replica's --time-scale and
+    --time-origin, as for `corpus track`.
+    """
     from ..store.db import open_store
     from ..store.status import stage_counts
     from ..store.tracking import tracking_counts
 
+    clock = site_clock(time_scale, time_origin)
     with open_store(settings_of(ctx), create=False) as store:
-        counts = stage_counts(store) | {"tracking": tracking_counts(store, now=time.time())}
+        counts = stage_counts(store) | {"tracking": tracking_counts(store, now=clock())}
     if as_json:
         typer.echo(json.dumps(counts, sort_keys=True))
         return

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Any
 
 import typer
+
+from ..clock import Clock, ScaledClock
+from ..errors import ConfigError
 
 
 def option_from(options_type: type, name: str, *flags: str, **kwargs: Any) -> Any:
@@ -30,3 +34,28 @@ def given_on_command_line(ctx: typer.Context, name: str) -> bool:
     rather than left at its default."""
     source = ctx.get_parameter_source(name)  # typer's own click's enum: compared by name
     return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+
+def time_scale_option() -> Any:
+    """``--time-scale``: the speed of a replica's fast clock, for commands that read the site's time."""
+    return typer.Option(
+        None,
+        "--time-scale",
+        min=0.001,
+        help="For a replica whose clock runs fast (corpus replica serve --time-scale): the same scale. "
+        "Omit for tiktok.com (the system clock).",
+    )
+
+
+def time_origin_option() -> Any:
+    """``--time-origin``: the origin of a replica's fast clock, given with ``--time-scale``."""
+    return typer.Option(
+        None, "--time-origin", help="With --time-scale: the replica's clock origin (unix seconds), as it printed it."
+    )
+
+
+def site_clock(time_scale: float | None, time_origin: float | None) -> Clock:
+    """The site's clock: this machine's, or a replica's fast one when both of its numbers are given."""
+    if (time_scale is None) != (time_origin is None):
+        raise ConfigError("--time-scale and --time-origin go together (both as the replica printed them)")
+    return time.time if time_scale is None or time_origin is None else ScaledClock(time_origin, time_scale)
