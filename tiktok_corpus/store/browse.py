@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from .db import Store
 from .exports import PROFILE_COUNTS
+from .frames import read_frame
 from .models import (
     Author,
     AuthorSnapshot,
@@ -59,8 +60,7 @@ def grid_rows(store: Store) -> pd.DataFrame:
         .where(Video.item_kind == "video")
         .order_by(Video.id)
     )
-    with store.engine.connect() as conn:
-        rows = pd.read_sql(query, conn)
+    rows = read_frame(store.engine, query)
     for column in COUNTS:
         rows[column] = rows[column].astype("Int64")
     return rows

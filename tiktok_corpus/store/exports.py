@@ -2,8 +2,8 @@
 (labels at a fixed age) and of their authors, their hashtags, and the ``exports`` table (versions, the
 row of a new export, and :class:`VersionTaken` when another export took that version first).
 
-Reads come back as pandas frames straight from one set-based query each; the stage does the rest
-vectorised.
+Reads come back as pandas frames from one set-based query each, read in bounded chunks and typed as
+one unchunked read (:func:`.frames.read_frame`); the stage does the rest vectorised.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..errors import CorpusError
 from .db import Store
+from .frames import read_frame
 from .models import (
     Author,
     AuthorSnapshot,
@@ -120,8 +121,7 @@ def exportable_rows(store: Store, *, min_frames: int, as_of: datetime | None) ->
         .where(_exportable(min_frames))
         .order_by(Video.id)
     )
-    with store.engine.connect() as conn:
-        return pd.read_sql(query, conn)
+    return read_frame(store.engine, query)
 
 
 def exportable_snapshots(store: Store, *, min_frames: int) -> pd.DataFrame:
@@ -143,8 +143,7 @@ def exportable_snapshots(store: Store, *, min_frames: int) -> pd.DataFrame:
         .where(_exportable(min_frames), _COUNTED)
         .order_by(snap.c.video_id, snap.c.captured_at, snap.c.id)
     )
-    with store.engine.connect() as conn:
-        return pd.read_sql(query, conn)
+    return read_frame(store.engine, query)
 
 
 def exportable_author_snapshots(store: Store, *, min_frames: int) -> pd.DataFrame:
@@ -161,8 +160,7 @@ def exportable_author_snapshots(store: Store, *, min_frames: int) -> pd.DataFram
         .where(snap.c.author_id.in_(authors))
         .order_by(snap.c.author_id, snap.c.captured_at, snap.c.id)
     )
-    with store.engine.connect() as conn:
-        return pd.read_sql(query, conn)
+    return read_frame(store.engine, query)
 
 
 def exportable_hashtags(store: Store, *, min_frames: int) -> pd.DataFrame:
@@ -174,8 +172,7 @@ def exportable_hashtags(store: Store, *, min_frames: int) -> pd.DataFrame:
         .join(MediaFile, MediaFile.video_id == Video.id)
         .where(_exportable(min_frames))
     )
-    with store.engine.connect() as conn:
-        return pd.read_sql(query, conn)
+    return read_frame(store.engine, query)
 
 
 def latest_export_version(store: Store, name: str) -> int:

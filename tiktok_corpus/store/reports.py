@@ -11,6 +11,7 @@ import pandas as pd
 from sqlalchemy import func, select
 
 from .db import Store
+from .frames import read_frame
 from .models import Hashtag, MediaFile, StatsSnapshot, Video, VideoHashtag
 
 # The report's page under the data dir, unless ``corpus report --out`` names another.
@@ -32,8 +33,7 @@ def crawl_history(store: Store) -> pd.DataFrame:
         .outerjoin(MediaFile, MediaFile.video_id == Video.id)
         .where(Video.item_kind == "video")
     )
-    with store.engine.connect() as conn:
-        return pd.read_sql(query, conn)
+    return read_frame(store.engine, query)
 
 
 def top_hashtags(store: Store, limit: int) -> pd.DataFrame:
@@ -63,5 +63,4 @@ def play_snapshots(store: Store) -> pd.DataFrame:
         .where(Video.item_kind == "video", Video.create_time.is_not(None))
         .order_by(StatsSnapshot.video_id, StatsSnapshot.captured_at, StatsSnapshot.id)
     )
-    with store.engine.connect() as conn:
-        return pd.read_sql(query, conn)
+    return read_frame(store.engine, query)
