@@ -17,7 +17,7 @@ from sqlalchemy import insert, inspect, text
 
 from tests.waiting import wait_for
 from tiktok_corpus.config import Settings
-from tiktok_corpus.errors import StaleSchemaError
+from tiktok_corpus.errors import ConfigError, StaleSchemaError
 from tiktok_corpus.store.db import (
     MIGRATION_LOCK_KEY,
     current_revision,
@@ -176,3 +176,26 @@ def test_the_wheel_ships_the_migration_tree(tmp_path):
     assert "tiktok_corpus/migrations/env.py" in names
     assert "tiktok_corpus/migrations/script.py.mako" in names
     assert any(n.startswith("tiktok_corpus/migrations/versions/0001_") and n.endswith(".py") for n in names)
+
+
+def test_a_postgres_url_in_libpq_spelling_is_accepted(pg_url):
+    """``postgres://`` (libpq's, and many hosts' spelling) is a Postgres URL, not an unsupported one."""
+    engine = make_engine(pg_url.replace("postgresql+psycopg://", "postgres://", 1))
+    try:
+        with engine.connect() as conn:
+            assert conn.scalar(text("select 1")) == 1
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("foo", "database URL: it has no scheme://"),
+        ("mysql://root:s3cret@db/corpus", "database URL of scheme 'mysql'"),
+    ],
+)
+def test_an_unsupported_database_url_names_what_is_wrong_and_never_its_password(url, said):
+    with pytest.raises(ConfigError, match="use sqlite:///path/to/corpus.db or postgresql") as refused:
+        make_engine(url)
+    assert said in refused.value.message and "s3cret" not in refused.value.message

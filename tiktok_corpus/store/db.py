@@ -85,9 +85,15 @@ def make_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
+    if url.startswith("postgres://"):  # libpq's and many hosts' spelling; SQLAlchemy knows postgresql://
+        url = "postgresql" + url.removeprefix("postgres")
     if url.startswith("postgresql"):
         return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, **_JSON_CODEC)
-    raise ConfigError(f"unsupported database URL {redact_url(url)!r}: use sqlite:/// or postgresql+psycopg://")
+    scheme, has_scheme, _ = url.partition("://")
+    named = f"database URL of scheme {scheme!r}" if has_scheme else "database URL: it has no scheme://"
+    raise ConfigError(
+        f"unsupported {named} (use sqlite:///path/to/corpus.db or postgresql+psycopg://user@host/database)"
+    )
 
 
 def alembic_config(engine: Engine | None = None) -> Config:
