@@ -377,3 +377,13 @@ def test_demo_refuses_a_catalog_smaller_than_the_crawl_s_seeds_before_any_work(t
     assert result.exit_code == 1
     assert result.output.strip() == "error: --videos must be at least 40 (got 39): the crawl starts from 25 seeds"
     assert not (tmp_path / "demo").exists()
+
+
+@pytest.mark.parametrize("command", ["crawl", "track", "download"])
+def test_the_commands_that_reach_the_site_take_its_url_and_a_proxy_alike(command):
+    result = corpus(command, "--help", env={"COLUMNS": "250"})
+
+    assert result.exit_code == 0, result.output
+    lines = {line for line in result.output.splitlines() if "--base-url" in line or "--proxy" in line}
+    assert any("--base-url" in line and "(env CORPUS_BASE_URL; default " in line for line in lines), lines
+    assert any("--proxy" in line and "(env CORPUS_PROXY)" in line for line in lines), lines

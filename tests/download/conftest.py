@@ -1,15 +1,17 @@
 """Downloader fixtures: a real little MP4 made by ffmpeg, video rows, quick retry options, a CDN whose
-answers a test writes (real sockets), and a small disk to fill.
+answers a test writes (real sockets), a proxy that forwards, and a small disk to fill.
 
 Pytest runs with ``--import-mode=importlib``, so helpers reach the tests as fixtures, not imports.
 """
 
 from __future__ import annotations
 
+import http.client
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import select
@@ -86,33 +88,15 @@ def rows_of():
 Route = Callable[[BaseHTTPRequestHandler], None]
 
 
-class Cdn:
-    """A real HTTP server on 127.0.0.1 whose answers the test writes: ``routes[path](handler)``.
+class LocalServer:
+    """A real HTTP server on 127.0.0.1 (a free port) answering each GET with ``answer(handler)``, on threads."""
 
-    ``stopped`` is set when the test ends: a route that streams for ever ends then (it must check it).
-    Unknown paths answer 404.
-    """
-
-    def __init__(self) -> None:
-        self.routes: dict[str, Route] = {}
-        self.stopped = threading.Event()
-        cdn = self
-
+    def __init__(self, answer: Route) -> None:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
             def do_GET(self) -> None:  # noqa: N802 - http.server's name
-                route = cdn.routes.get(self.path.split("?")[0])
-                if route is None:
-                    self.send_response(404)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                try:
-                    route(self)
-                except (BrokenPipeError, ConnectionResetError):  # the client went away: its business
-                    pass
-                self.close_connection = True
+                answer(self)
 
             def log_message(self, *args) -> None:
                 pass
@@ -122,6 +106,36 @@ class Cdn:
         self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class Cdn(LocalServer):
+    """A server whose answers the test writes: ``routes[path](handler)``.
+
+    ``stopped`` is set when the test ends: a route that streams for ever ends then (it must check it).
+    Unknown paths answer 404.
+    """
+
+    def __init__(self) -> None:
+        self.routes: dict[str, Route] = {}
+        self.stopped = threading.Event()
+        super().__init__(self._answer)
+
+    def _answer(self, handler: BaseHTTPRequestHandler) -> None:
+        route = self.routes.get(handler.path.split("?")[0])
+        if route is None:
+            handler.send_response(404)
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+            return
+        try:
+            route(handler)
+        except (BrokenPipeError, ConnectionResetError):  # the client went away: its business
+            pass
+        handler.close_connection = True
 
     def url(self, path: str, *, data_size: int | None = None) -> dict:
         """A candidate URL on this server, as a row's ``media_urls`` holds it."""
@@ -140,8 +154,7 @@ class Cdn:
 
     def close(self) -> None:
         self.stopped.set()
-        self._server.shutdown()
-        self._server.server_close()
+        super().close()
 
 
 @pytest.fixture
@@ -165,3 +178,42 @@ def mp4_of_size(sample_mp4) -> Callable[[int], bytes]:
         return sample_mp4 + pad.to_bytes(4, "big") + b"free" + bytes(pad - 8)
 
     return grown
+
+
+class ForwardingProxy(LocalServer):
+    """A plain HTTP proxy (absolute-form requests, as clients send them for ``http://`` URLs): it forwards each
+    GET to its host and keeps the URLs it forwarded in ``forwarded``."""
+
+    HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "proxy-authorization", "transfer-encoding"})
+
+    def __init__(self) -> None:
+        self.forwarded: list[str] = []
+        super().__init__(self._forward)
+
+    def _forward(self, handler: BaseHTTPRequestHandler) -> None:
+        self.forwarded.append(handler.path)
+        target = urlsplit(handler.path)
+        upstream = http.client.HTTPConnection(target.hostname or "", target.port, timeout=30)
+        try:
+            headers = {k: v for k, v in handler.headers.items() if k.lower() not in self.HOP_BY_HOP}
+            upstream.request("GET", target.path + (f"?{target.query}" if target.query else ""), headers=headers)
+            answer = upstream.getresponse()
+            body = answer.read()
+        finally:
+            upstream.close()
+        handler.send_response(answer.status)
+        for name, value in answer.getheaders():
+            if name.lower() not in self.HOP_BY_HOP | {"content-length"}:
+                handler.send_header(name, value)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.send_header("Connection", "close")
+        handler.end_headers()
+        handler.wfile.write(body)
+        handler.close_connection = True
+
+
+@pytest.fixture
+def forwarding_proxy():
+    proxy = ForwardingProxy()
+    yield proxy
+    proxy.close()

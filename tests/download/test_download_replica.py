@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -214,3 +215,113 @@ def test_the_cli_downloads_and_prints_a_json_summary(store, site, rows, replica)
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["downloaded"] == 2
     assert sorted(rows.video(i).download_status for i in ids) == ["downloaded", "downloaded", "pending"]
+
+
+# --- which site `corpus download` goes to, and its exit code --------------------------------------------
+
+DEAD_SITE = "http://127.0.0.1:1"  # nothing listens: a refresh or yt-dlp sent there fails at once
+
+
+def seed_expired_rows(store, replica, ids: list[str]) -> None:
+    """Rows whose URLs all expired (issued 7 h ago): only a refresh from the site can bring their files."""
+    replica.test_clock.offset_s = -7 * 3600
+    try:
+        seed_rows(store, replica, ids)
+    finally:
+        replica.test_clock.offset_s = 0.0
+
+
+def record_crawl(store, base_url: str) -> None:
+    """A finished crawl run as ``corpus crawl`` records it: its parameters name the site it went to."""
+    from tiktok_corpus.store.crawl_runs import end_run, start_run
+
+    end_run(store, start_run(store, {"seeds": 3, "base_url": base_url}), "done", {})
+
+
+def download_cli(data_dir, *args: str, env: dict | None = None):
+    from typer.testing import CliRunner
+
+    from tiktok_corpus.cli import app
+
+    return CliRunner().invoke(app, ["--data-dir", str(data_dir), "download", *args], env=env)
+
+
+def test_the_cli_refreshes_from_the_site_the_corpus_was_crawled_from(store, site, rows, replica):
+    ids = playable_ids(replica, 3)
+    seed_expired_rows(store, replica, ids)
+    record_crawl(store, replica.base_url)
+    pages_before = replica.stats.requests["video_page"]
+
+    result = download_cli(site.data_dir)  # no --base-url, no CORPUS_BASE_URL: the crawl's site
+
+    assert result.exit_code == 0, result.output
+    assert f"site: {replica.base_url} (the crawl's)" in result.stderr
+    assert result.stdout.startswith(f"downloaded {len(ids)}, already present 0, failed 0")
+    assert_all_landed(site, rows, replica, ids)
+    assert replica.stats.requests["video_page"] >= pages_before + len(ids), "each refresh read its video page"
+
+
+@pytest.mark.parametrize("how", ["option", "environment"])
+def test_a_site_named_beats_the_crawl_s(store, site, rows, replica, how):
+    ids = playable_ids(replica, 2)
+    seed_expired_rows(store, replica, ids)
+    record_crawl(store, DEAD_SITE)  # crawled elsewhere (another replica, since stopped)
+
+    if how == "option":
+        result = download_cli(site.data_dir, "--base-url", replica.base_url)
+    else:
+        result = download_cli(site.data_dir, env={"CORPUS_BASE_URL": replica.base_url})
+
+    assert result.exit_code == 0, result.output
+    assert "site:" not in result.stderr
+    assert_all_landed(site, rows, replica, ids)
+
+
+def test_a_run_that_obtains_no_file_exits_1_with_its_summary_and_a_hint(store, site, rows, replica):
+    ids = playable_ids(replica, 2)
+    seed_expired_rows(store, replica, ids)
+    record_crawl(store, replica.base_url)
+
+    result = download_cli(site.data_dir, env={"CORPUS_BASE_URL": DEAD_SITE})  # the environment names another site
+
+    assert result.exit_code == 1, result.output
+    assert result.stdout.startswith(f"downloaded 0, already present 0, failed {len(ids)}")
+    hint = " ".join(result.stderr.split())
+    assert "download_attempts" in hint and "corpus download --retry-failed" in hint
+    assert f"this run went to {DEAD_SITE}, the corpus was crawled from {replica.base_url}" in hint
+    assert {rows.video(i).download_status for i in ids} == {"failed"}
+    messages = [a.message or "" for i in ids for a in rows.attempts(i)]
+    assert not any("tiktok.com" in message for message in messages), messages
+
+    again = download_cli(site.data_dir, "--retry-failed", "--json")  # the crawl's site: every file comes
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["downloaded"] == len(ids)
+    assert_all_landed(site, rows, replica, ids)
+
+
+def test_a_run_that_obtains_some_files_exits_0_and_one_with_nothing_to_do_too(store, site, rows, replica):
+    ids = playable_ids(replica, 2)
+    seed_rows(store, replica, ids)
+    rows.add("1" * 19, [{"kind": "playAddr", "url": f"{replica.base_url}/gone.mp4"}])  # not on the site: deleted
+    record_crawl(store, replica.base_url)
+
+    result = download_cli(site.data_dir, "--json")
+
+    assert result.exit_code == 0, result.output
+    assert (json.loads(result.stdout)["downloaded"], json.loads(result.stdout)["failed"]) == (2, 1)
+    nothing = download_cli(site.data_dir)
+    assert nothing.exit_code == 0, nothing.output
+    assert nothing.stdout.startswith("downloaded 0, already present 0, failed 0")
+
+
+def test_the_cli_downloads_through_the_proxy_given(store, site, rows, replica, forwarding_proxy):
+    ids = playable_ids(replica, 2)
+    seed_expired_rows(store, replica, ids)
+
+    result = download_cli(site.data_dir, "--base-url", replica.base_url, "--proxy", forwarding_proxy.base_url, "--json")
+
+    assert result.exit_code == 0, result.output
+    assert_all_landed(site, rows, replica, ids)
+    forwarded = [urlsplit(url) for url in forwarding_proxy.forwarded]
+    assert {url.netloc for url in forwarded} == {urlsplit(replica.base_url).netloc}
+    assert any(url.path.startswith("/@") for url in forwarded), "the refreshes went through it too"

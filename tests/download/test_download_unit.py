@@ -543,3 +543,30 @@ def test_a_bug_in_the_lease_renewal_is_raised_not_dropped(store, site_settings, 
 
     with pytest.raises(TypeError, match="a bug in the renewal"):
         run(store, site_settings, slow_cdn, replace(quick, lease_s=0.3))
+
+
+def test_the_download_site_is_the_one_named_else_the_latest_crawl_s(any_db_url, tmp_path):
+    from tiktok_corpus.config import DEFAULT_BASE_URL, Settings
+    from tiktok_corpus.download import download_site
+    from tiktok_corpus.store.crawl_runs import start_run
+    from tiktok_corpus.store.db import open_store, upgrade_database
+
+    settings = Settings(data_dir=tmp_path / "data", db_url=any_db_url)
+    upgrade_database(settings)
+    fresh = download_site(settings, given=False)
+    assert (fresh.base_url, fresh.crawled, fresh.inherited, fresh.elsewhere) == (DEFAULT_BASE_URL, None, False, False)
+
+    with open_store(settings) as store:
+        start_run(store, {"seeds": 3, "base_url": "http://first.test"})
+        start_run(store, {"seeds": 3, "base_url": "http://replica.test:8804/"})  # the latest, running still
+        start_run(store, {"seeds": 3})  # a run that recorded no site does not count
+    inherited = download_site(settings, given=False)
+    assert (inherited.base_url, inherited.crawled, inherited.inherited) == (
+        "http://replica.test:8804",
+        "http://replica.test:8804",
+        True,
+    )
+    assert not inherited.elsewhere and settings.base_url == DEFAULT_BASE_URL  # the settings given stay as they were
+
+    named = download_site(settings.model_copy(update={"base_url": SITE}), given=True)
+    assert (named.base_url, named.inherited, named.elsewhere) == (SITE, False, True)

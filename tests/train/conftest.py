@@ -34,7 +34,9 @@ def _make_video(path: Path, level: int, tint: tuple[int, int, int], seconds: flo
 def write_export(root: Path, videos: pd.DataFrame, label: str = "binary") -> Path:
     """Write a table and manifest in the export format (files already under ``root``)."""
     videos.to_parquet(root / "videos.parquet", index=False)
-    (root / "manifest.json").write_text(json.dumps({"name": root.name, "version": 1, "label": label}))
+    digest = hashlib.sha256((root / "videos.parquet").read_bytes()).hexdigest()  # its identity, as an export's
+    manifest = {"name": root.name, "version": 1, "label": label, "data_sha256": digest}
+    (root / "manifest.json").write_text(json.dumps(manifest))
     return root
 
 

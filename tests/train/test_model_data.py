@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.error import URLError
 
 import numpy as np
@@ -14,7 +15,13 @@ from torch import nn
 from tiktok_corpus.errors import ConfigError, MediaError
 from tiktok_corpus.speed import speed_line, training_speed
 from tiktok_corpus.train import TrainConfig, loop
-from tiktok_corpus.train.checkpoints import new_run_state, read_checkpoint, restore_run, save_checkpoint
+from tiktok_corpus.train.checkpoints import (
+    new_run_state,
+    read_checkpoint,
+    restore_run,
+    resumed_config,
+    save_checkpoint,
+)
 from tiktok_corpus.train.clips import KINETICS_MEAN, KINETICS_STD, EpochSampler, clip_starts, normalize_clips, read_clip
 from tiktok_corpus.train.export_table import load_export
 from tiktok_corpus.train.metrics import evaluate, paired_comparison, ranking_quality, tune_threshold
@@ -148,6 +155,42 @@ def test_a_resumed_run_uses_the_fused_adam_of_its_device_not_the_saved_runs(tmp_
     assert resumed.state_dict()["state"][0]["step"] == 2
 
 
+def test_a_resume_refuses_what_it_would_not_apply(tmp_path, monkeypatch):
+    """--resume keeps the saved run's options: one given again with another value that a resume cannot
+    change is refused, in one error naming the saved values (it would be dropped, the run recorded as if
+    it had been used), and so is another export; the same value again is fine, and the overrides apply."""
+    export, run_dir = tmp_path / "export", tmp_path / "run"
+    run_dir.mkdir()
+    model = nn.Linear(2, 1)
+    optimizer = torch.optim.Adam(model.parameters())
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=7)
+    saved = TrainConfig(export, epochs=3, frames=4, size=16, freeze_backbone=True)
+    save_checkpoint(run_dir, model, optimizer, scheduler, saved, new_run_state(), False, device=torch.device("cpu"))
+
+    def resume(export_dir=export, **options):  # as `corpus train` gives them: by name, the export too
+        config = TrainConfig(export_dir, resume=True, given_options=frozenset({"export_dir", *options}), **options)
+        return resumed_config(config, run_dir)[0]
+
+    with pytest.raises(ConfigError) as refused:
+        resume(epochs=4, lr=0.5, frames=8, size=16, batch_size=8, seed=7, freeze_backbone=False)
+    assert str(refused.value) == (
+        f"--resume cannot change --frames, --lr, --freeze-backbone, --seed: {run_dir} was trained with --frames 4, "
+        "--lr 0.001, --freeze-backbone on, --seed 0; leave them out (a resume may change only --epochs, "
+        "--patience, --device, --amp, --compile, --cudnn-benchmark, --workers) or train a new run (another --out)"
+    )
+    with pytest.raises(ConfigError, match="--lr 0.001; "):  # the library, given none: what is not a default
+        resumed_config(TrainConfig(export, resume=True, lr=0.5), run_dir)
+    with pytest.raises(ConfigError) as elsewhere:
+        resume(tmp_path / "other", epochs=4)
+    assert str(elsewhere.value).startswith(
+        f"--resume: {run_dir} trains on the export {export.resolve()}, not {(tmp_path / 'other').resolve()};"
+    )
+    monkeypatch.chdir(tmp_path)  # the same export by another path
+    again = resume(Path("export"), epochs=4, frames=4, size=16, batch_size=8, freeze_backbone=True)
+    assert (again.epochs, again.frames, again.size, again.lr, again.patience) == (4, 4, 16, 1e-3, 5)
+    assert resumed_config(TrainConfig(export, resume=True, epochs=5), run_dir)[0].frames == 4
+
+
 def test_speed_leaves_the_first_epoch_out_and_names_the_side_that_limits():
     def epoch(seconds: float, clips: int, waited: float, **extra) -> dict:
         return {"train_seconds": seconds, "train_clips_per_s": clips / seconds, "loader_wait_s": waited, **extra}
@@ -195,19 +238,24 @@ def test_collapsed_model_never_beats_baselines():
     assert set(metrics["baselines"]) == {"majority", "metadata"}
 
 
-def test_one_class_test_split_reports_null_auc_with_reason():
+@pytest.mark.parametrize("scores_test", [np.linspace(0, 1, 20), np.full(20, 0.3)], ids=["spread", "constant"])
+def test_one_class_test_split_reports_null_auc_with_reason(scores_test):
+    """The verdict says why nothing can be claimed, as metrics.json's note does: ROC-AUC is undefined on
+    a test split of one class. Near-constant scores there are not called a collapse."""
     y = np.array([0, 1] * 10)
     metrics = evaluate(
         "binary",
         y_val=y,
         scores_val=np.linspace(0, 1, 20),
         y_test=np.zeros(20),
-        scores_test=np.linspace(0, 1, 20),
+        scores_test=scores_test,
         train_y=y,
         features=_features(20),
     )
     assert metrics["model"]["roc_auc"] is None and "one class" in metrics["model"]["roc_auc_note"]
     assert metrics["beats_baselines"] is False
+    assert metrics["verdict"].startswith("Test ROC-AUC is undefined: the test split has one class; nothing can")
+    assert "collapsed" not in metrics["verdict"]
 
 
 def test_the_auc_interval_stays_defined_on_a_test_split_with_few_positives():

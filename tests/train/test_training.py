@@ -7,6 +7,7 @@ model itself is the paper's.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -15,11 +16,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from rich.progress import Progress, TextColumn
 from typer.testing import CliRunner
 
 from tests.waiting import interrupt_when
 from tiktok_corpus.cli import app
-from tiktok_corpus.train import TrainConfig, train
+from tiktok_corpus.train import TrainConfig, loop, train
 
 pytestmark = pytest.mark.slow(55)
 
@@ -228,16 +230,66 @@ def test_a_refused_run_leaves_no_run_folder(signal_export, tmp_path):
     assert not run_dir.exists()
 
 
-def test_resume_keeps_the_saved_options_not_given_again(noise_export, tmp_path):
-    """--resume with only --epochs: the run's --patience 7 stays (the command's default 5 replaced it)."""
+def test_resume_keeps_the_saved_options_not_given_again(noise_export, signal_export, tmp_path):
+    """--resume with only --epochs: the run's --patience 7 stays (the command's default 5 replaced it).
+    An option a resume cannot change, given with another value, or another export, is refused in one
+    line naming what the run was trained with, before anything is trained or written; the same values
+    again (--frames 8 --size 16 below), and a copy of its export, are fine."""
     run_dir = tmp_path / "resumed"
     tiny = ["--frames", "8", "--size", "16", "--device", "cpu", "--out", str(run_dir)]
     first = CliRunner().invoke(app, ["train", str(noise_export), "--epochs", "1", "--patience", "7", *tiny])
     assert first.exit_code == 0, first.output
-    again = CliRunner().invoke(app, ["train", str(noise_export), "--epochs", "2", "--resume", *tiny])
+    written = {path.name: path.stat().st_mtime_ns for path in run_dir.iterdir()}
+    changed = ["--epochs", "2", "--resume", "--lr", "0.5", "--batch-size", "2", "--seed", "7", "--out", str(run_dir)]
+    refused = CliRunner().invoke(app, ["train", str(noise_export), *changed, "--frames", "4", "--size", "16"])
+    assert refused.exit_code == 1 and len(refused.stderr.strip().splitlines()) == 1, refused.output
+    assert (
+        "error: --resume cannot change --frames, --batch-size, --lr, --seed: "
+        f"{run_dir} was trained with --frames 8, --batch-size 8, --lr 0.001, --seed 0;"
+    ) in refused.stderr
+    elsewhere = CliRunner().invoke(app, ["train", str(signal_export), "--epochs", "2", "--resume", *tiny])
+    assert elsewhere.exit_code == 1, elsewhere.output
+    assert f"trains on the export {noise_export.resolve()}, not {signal_export.resolve()};" in elsewhere.stderr
+    assert {path.name: path.stat().st_mtime_ns for path in run_dir.iterdir()} == written
+    copy = tmp_path / "copy-of-the-export"  # the same export elsewhere (its video table's hash) is its own
+    shutil.copytree(noise_export, copy, ignore=shutil.ignore_patterns("runs"))
+    again = CliRunner().invoke(app, ["train", str(copy), "--epochs", "2", "--resume", *tiny])
     assert again.exit_code == 0, again.output
     saved = json.loads((run_dir / "config.json").read_text())
     assert (saved["epochs"], saved["patience"]) == (2, 7)
+
+
+def test_the_progress_bar_shows_the_loss_from_an_epochs_first_step(noise_export, tmp_path, monkeypatch):
+    """The bar reads the loss back at an epoch's first step and every LOSS_SYNC_STEPS steps after (not at
+    every step: a read waits for the GPU), and shows no number before its first read, never a NaN that
+    looks like divergence. Here 4 steps an epoch (32 clips of 8), a read every 3: at steps 1, 3 and 4."""
+    shown: list[str] = []
+
+    def text(bar: Progress, task_id) -> str:
+        task = bar._tasks[task_id]
+        return " ".join(str(column.render(task)) for column in bar.columns if isinstance(column, TextColumn))
+
+    add_task, advance = Progress.add_task, Progress.advance
+
+    def adding(bar, *args, **kwargs):
+        task_id = add_task(bar, *args, **kwargs)
+        shown.append(text(bar, task_id))
+        return task_id
+
+    def advancing(bar, task_id, *args):  # what the bar shows once the step's update is made
+        shown.append(text(bar, task_id))
+        advance(bar, task_id, *args)
+
+    monkeypatch.setattr(Progress, "add_task", adding)
+    monkeypatch.setattr(Progress, "advance", advancing)
+    monkeypatch.setattr(loop, "LOSS_SYNC_STEPS", 3)
+    train(TrainConfig(noise_export, epochs=2, out=tmp_path / "bar", **{**TINY, "frames": 4, "progress": True}))
+    for epoch in (1, 2):
+        bar = [line for line in shown if line.startswith(f"epoch {epoch}/2")]
+        assert len(bar) == 5 and bar[0] == f"epoch {epoch}/2 loss …", bar
+        losses = [line.removeprefix(f"epoch {epoch}/2 loss ") for line in bar[1:]]
+        assert all(re.fullmatch(r"\d+\.\d{4}", loss) for loss in losses), bar
+        assert losses[1] == losses[0] != losses[2]  # step 2 reads nothing: step 1's loss stays
 
 
 def test_data_loader_workers_do_not_change_the_run(noise_export, tmp_path):

@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
-from ..export.format import latest_run, read_export, run_export_dir
+from ..export.format import read_export
+from ..export.runs import export_for_run, latest_run
 from ..store.browse import grid_rows, hashtag_video_ids
 from ..store.db import Store
 
@@ -117,8 +118,7 @@ class Catalog:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
-        if run_dir is not None and export_dir is None:  # a run brings the export it was trained on
-            export_dir = run_export_dir(run_dir)
+        export_dir = export_for_run(run_dir, export_dir)  # a run's scores mean nothing on another's rows
         self.export_dir = Path(export_dir) if export_dir else None
         self.run_dir = run_dir or (latest_run(self.export_dir) if self.export_dir else None)
         self.labels = _labels(self.export_dir, self.run_dir)

@@ -26,6 +26,8 @@ INTERRUPTED_HINTS = {
     "validate": "finished probes are kept; the same command goes on from there",
     "track": "observations made so far are kept; the same command goes on with what is still due",
     "export": "no version was written; run the command again",
+    "ablate": "the feature tables finished so far are cached beside the export, and no ablation was written; "
+    "the same command goes on from the tables",
     "demo": "the same command goes on from the corpus in --out",
 }
 

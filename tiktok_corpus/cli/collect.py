@@ -17,12 +17,20 @@ from .display import (
     LiveTrackDisplay,
     crawl_summary_lines,
     damaged_files_note,
+    download_failed_hint,
     download_summary_line,
     progress_bar,
     track_summary_lines,
     validate_table,
 )
-from .options import option_from, site_clock, time_origin_option, time_scale_option
+from .options import (
+    base_url_option,
+    option_from,
+    proxy_option,
+    site_clock,
+    time_origin_option,
+    time_scale_option,
+)
 
 
 @app.command()
@@ -32,14 +40,14 @@ def crawl(
     fanout: int = option_from(CrawlOptions, "fanout"),
     max_videos: int = option_from(CrawlOptions, "max_videos"),
     strategy: str = option_from(CrawlOptions, "strategy"),
-    base_url: str | None = typer.Option(None, help=f"Site to crawl (env CORPUS_BASE_URL; default {DEFAULT_BASE_URL})."),
+    base_url: str | None = base_url_option("Site to crawl"),
     workers: int = option_from(CrawlOptions, "workers", min=1),
     in_flight: int = option_from(CrawlOptions, "in_flight", min=1),
     delay: float = option_from(CrawlOptions, "delay_s", "--delay", min=0),
     max_rate: float = option_from(CrawlOptions, "max_rate", min=0),
     download: bool = option_from(CrawlOptions, "download", "--download/--no-download"),
     headful: bool = option_from(CrawlOptions, "headful", "--headful"),
-    proxy: str | None = typer.Option(None, help="Proxy URL (env CORPUS_PROXY)."),
+    proxy: str | None = proxy_option(),
     seed: int = option_from(CrawlOptions, "seed"),
     related_via: str = option_from(CrawlOptions, "related_via", "--related-via"),
     fallback_after: int = option_from(CrawlOptions, "fallback_after", "--fallback-after", min=1),
@@ -86,9 +94,7 @@ def track(
     until: str | None = option_from(TrackOptions, "until"),
     limit: int | None = option_from(TrackOptions, "limit", min=1),
     late_fraction: float = option_from(TrackOptions, "late_fraction", "--late-fraction"),
-    base_url: str | None = typer.Option(
-        None, help=f"Site to observe (env CORPUS_BASE_URL; default {DEFAULT_BASE_URL})."
-    ),
+    base_url: str | None = base_url_option("Site to observe"),
     workers: int = option_from(TrackOptions, "workers", min=1),
     in_flight: int = option_from(TrackOptions, "in_flight", min=1),
     delay: float = option_from(TrackOptions, "delay_s", "--delay", min=0),
@@ -97,7 +103,7 @@ def track(
     fallback_after: int = option_from(TrackOptions, "fallback_after", "--fallback-after", min=1),
     max_attempts: int = option_from(TrackOptions, "max_attempts", "--max-attempts", min=1),
     headful: bool = option_from(TrackOptions, "headful", "--headful"),
-    proxy: str | None = typer.Option(None, help="Proxy URL (env CORPUS_PROXY)."),
+    proxy: str | None = proxy_option(),
     seed: int = option_from(TrackOptions, "seed"),
     time_scale: float | None = time_scale_option(),
     time_origin: float | None = time_origin_option(),
@@ -157,18 +163,32 @@ def download(
         default=DownloadOptions.max_bytes / 1e6,
         help="Refuse files larger than this (MB).",
     ),
+    base_url: str | None = base_url_option(
+        "Site the corpus was crawled from: URL refreshes and the yt-dlp fallback go there",
+        default=f"the latest crawl's, else {DEFAULT_BASE_URL}",
+    ),
+    proxy: str | None = proxy_option(),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
-    """Download pending (and optionally failed or damaged) videos with retries and corruption checks."""
-    from ..download import run_download
+    """Download pending (and optionally failed or damaged) videos with retries and corruption checks.
 
+    Exits 1 when files were tried and none was obtained (the summary and a hint still printed).
+    """
+    from ..download import download_site, run_download
+
+    site = download_site(settings_of(ctx, base_url=base_url, proxy=proxy), given=base_url is not None)
+    if site.inherited:
+        err_console.print(f"site: {site.base_url} (the crawl's)", highlight=False, soft_wrap=True)
     options = DownloadOptions(concurrency=concurrency, max_bytes=int(max_mb * 1e6))
     with progress_bar(err_console, enabled=not as_json) as bar:
-        summary = run_download(settings_of(ctx), options, retry_failed=retry_failed, limit=limit, progress=bar)
+        summary = run_download(site.settings, options, retry_failed=retry_failed, limit=limit, progress=bar)
     if as_json:
         typer.echo(json.dumps(summary.to_dict(), sort_keys=True))
-        return
-    console.print(download_summary_line(summary), highlight=False)
+    else:
+        console.print(download_summary_line(summary), highlight=False)
+    if summary.none_obtained:
+        err_console.print(download_failed_hint(site), highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
 
 
 @app.command()

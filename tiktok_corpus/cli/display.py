@@ -27,7 +27,7 @@ from ..speed import speed_line
 if TYPE_CHECKING:
     from ..crawl import CrawlCounters, CrawlSummary
     from ..demo import DemoResult
-    from ..download import DownloadSummary
+    from ..download import DownloadSite, DownloadSummary
     from ..track.options import TrackCounters, TrackSummary
     from ..validate import ValidateSummary
 
@@ -153,6 +153,17 @@ def download_summary_line(summary: DownloadSummary) -> str:
         f"{f' ({failures})' if failures else ''}; {summary.bytes / 1e6:,.1f} MB at "
         f"{summary.mb_per_s:,.1f} MB/s"
     )
+
+
+def download_failed_hint(site: DownloadSite) -> str:
+    """What to do after a download run that obtained no file: where its failures are, how to try them again."""
+    hint = (
+        "no file obtained: each video's error is in download_attempts (`corpus status` counts the failed), "
+        "and `corpus download --retry-failed` tries them again"
+    )
+    if site.elsewhere:
+        return f"{hint}; this run went to {site.base_url}, the corpus was crawled from {site.crawled} (--base-url)"
+    return hint
 
 
 def validate_table(summary: ValidateSummary) -> Table:
@@ -318,11 +329,19 @@ def ablation_table(result: dict) -> Table:
             "yes" if row["beats_baselines"] else "no",
             "" if drop is None else f"{drop:+.3f} ({_interval_text(drop_intervals.get(row['name']))})",
         )
-    baselines = ", ".join(f"{name} {value:.3f}" for name, value in result["baselines"].items() if value is not None)
-    table.caption = f"baselines: {baselines}" + (
-        "" if credible else f"; permutation drops: {importances['credibility']}"
-    )
+    table.caption = "; ".join(_ablation_caption(result, credible))
     return table
+
+
+def _ablation_caption(result: dict, credible: bool) -> Iterator[str]:
+    """Why a metric or interval is n/a (a test split of one class, or with one video of a class), the
+    baselines' metrics, and why no drop is ranked."""
+    notes = dict.fromkeys(row["metric_note"] for row in result["rows"] if row.get("metric_note"))
+    yield from (f"{result['main_metric']} {note}" for note in notes)
+    if result["baselines"]:
+        yield "baselines: " + ", ".join(f"{name} {_metric_text(value)}" for name, value in result["baselines"].items())
+    if not credible:
+        yield f"permutation drops: {result['importances']['credibility']}"
 
 
 def _metric_text(value: float | None, *, missing: str = "n/a") -> str:

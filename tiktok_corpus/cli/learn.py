@@ -10,12 +10,19 @@ import typer
 from ..errors import ConfigError
 from ..features import MODALITIES, FeatureOptions
 from ..train import TrainConfig
-from ..train.config import RESUMABLE_OVERRIDES, options_unused_by, run_dir_for
+from ..train.config import options_unused_by, run_dir_for
 from .app import app, console, err_console
 from .display import progress_bar
 from .options import export_dir_argument, given_on_command_line, option_from
 
 RANDOM_VIDEO_EMBEDDING = "warning: --weights none: the video embedding is a random network's (for tests only)"
+
+
+def warn_of_random_embedding(features: dict) -> None:
+    """:data:`RANDOM_VIDEO_EMBEDDING` on stderr when a feature table's provenance (a run's or an
+    ablation's ``features``) says the video embedding came from a random network."""
+    if any(table.get("random_init") for table in features.values()):
+        err_console.print(RANDOM_VIDEO_EMBEDDING, highlight=False)
 
 
 @app.command()
@@ -102,7 +109,7 @@ def train(
         balanced_sampling=balanced_sampling,
         eval_clips=eval_clips,
         cache_dir=cache_dir,
-        resume_overrides=tuple(name for name in RESUMABLE_OVERRIDES if given_on_command_line(ctx, name)),
+        given_options=frozenset(name for name in ctx.params if given_on_command_line(ctx, name)),
     )
     config.out = run_dir = run_dir_for(config)  # named now, so that an interrupted run can say where it is
     try:
@@ -122,8 +129,7 @@ def train(
         if as_json:
             typer.echo(json.dumps({"run_dir": str(run_dir), **metrics}, indent=2))
             return
-        if any(table.get("random_init") for table in metrics["run"].get("features", {}).values()):
-            err_console.print(RANDOM_VIDEO_EMBEDDING, highlight=False)
+        warn_of_random_embedding(metrics["run"].get("features", {}))
         console.print(main_metric_line(metrics), highlight=False)
         console.print(metrics["verdict"], highlight=False)
         if "speed" in metrics:  # the network's runs; gbdt has no training pass to time
@@ -154,7 +160,12 @@ def ablate(
     frames: int = option_from(FeatureOptions, "frames", min=1),
     size: int = option_from(FeatureOptions, "size", min=2),
     out: Path | None = typer.Option(None, help="Where to write (default EXPORT_DIR/ablations/<time>)."),
-    as_json: bool = typer.Option(False, "--json", help="Print ablation.json instead of the table."),
+    as_json: bool = typer.Option(
+        False,
+        "--json",
+        help="Print ablation.json, with its directory as ablation_dir (absolute; figure is a file in it), "
+        "instead of the table.",
+    ),
 ) -> None:
     """What drives virality in this corpus: a gbdt model per modality alone, all but one, and all.
 
@@ -182,8 +193,9 @@ def ablate(
     run_dir = run_ablation(config, features, out=out)
     result = json.loads((run_dir / "ablation.json").read_text())
     if as_json:
-        typer.echo(json.dumps(result, indent=2))
+        typer.echo(json.dumps({"ablation_dir": str(run_dir.resolve()), **result}, indent=2))
         return
+    warn_of_random_embedding(result["features"])
     console.print(ablation_table(result))
     console.print(f"ablation written to {run_dir} (ablation.json, ablation.png)")
 

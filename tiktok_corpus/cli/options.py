@@ -9,6 +9,7 @@ from typing import Any
 import typer
 
 from ..clock import Clock, ScaledClock
+from ..config import DEFAULT_BASE_URL
 from ..errors import ConfigError
 
 
@@ -34,6 +35,25 @@ def given_on_command_line(ctx: typer.Context, name: str) -> bool:
     rather than left at its default."""
     source = ctx.get_parameter_source(name)  # typer's own click's enum: compared by name
     return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+
+def base_url_option(purpose: str, default: str = DEFAULT_BASE_URL) -> Any:
+    """``--base-url``: the site a command talks to (crawl, track, download), ``purpose`` beginning its help.
+
+    It reads ``CORPUS_BASE_URL`` itself, so a command sees ``None`` only when neither names a site (download
+    then takes the one its corpus was crawled from)."""
+    return typer.Option(
+        None,
+        "--base-url",
+        envvar="CORPUS_BASE_URL",
+        show_envvar=False,
+        help=f"{purpose} (env CORPUS_BASE_URL; default {default}).",
+    )
+
+
+def proxy_option() -> Any:
+    """``--proxy``: the proxy every request of the command goes through (crawl, track, download)."""
+    return typer.Option(None, "--proxy", help="Proxy for every request: http://user:pass@host:port (env CORPUS_PROXY).")
 
 
 def time_scale_option() -> Any:

@@ -20,18 +20,22 @@ therefore means redo, never half-done. Every attempt is written to ``download_at
 failure leaves ``failed`` with a named kind on the row.
 
 :mod:`.run` is the queue: claims, workers, one database thread; :mod:`.fetch` chooses among the ways.
+:mod:`.site` says which site steps 3 and 4 go to: the one named, else the one the corpus was crawled from.
 """
 
 from .checks import check_size, sniff_body, status_error
 from .jobs import video_file_path
 from .options import DownloadOptions, DownloadSummary
 from .run import download_pending, remove_stale_parts, run_download
+from .site import DownloadSite, download_site
 
 __all__ = [
     "DownloadOptions",
+    "DownloadSite",
     "DownloadSummary",
     "check_size",
     "download_pending",
+    "download_site",
     "remove_stale_parts",
     "run_download",
     "sniff_body",

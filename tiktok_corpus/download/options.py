@@ -52,6 +52,11 @@ class DownloadSummary:
     methods: Counter = field(default_factory=Counter)  # http | ytdlp, per downloaded file
 
     @property
+    def none_obtained(self) -> bool:
+        """Files were tried and not one was obtained (none downloaded, none already present): a failed run."""
+        return self.failed > 0 and not (self.downloaded or self.verified)
+
+    @property
     def mb_per_s(self) -> float:
         return self.bytes / 1e6 / self.seconds if self.seconds else 0.0
 

@@ -128,22 +128,3 @@ def with_parsed_times(rows: pd.DataFrame) -> pd.DataFrame:
     if "stats_captured_at" in rows:
         rows["stats_captured_at"] = pd.to_datetime(rows["stats_captured_at"], utc=True, format="ISO8601")
     return rows
-
-
-def latest_run(export_dir: Path) -> Path | None:
-    """The newest finished training run of an export (``EXPORT/runs/<time>/`` with a ``metrics.json``)."""
-    runs = sorted(p.parent for p in (Path(export_dir) / "runs").glob("*/metrics.json"))
-    return runs[-1] if runs else None
-
-
-def run_metrics(run_dir: Path) -> dict:
-    """A finished training run's ``metrics.json``."""
-    path = Path(run_dir) / "metrics.json"
-    if not path.is_file():
-        raise ConfigError(f"{run_dir} is not a finished training run: no metrics.json")
-    return read_json_object(path)
-
-
-def run_export_dir(run_dir: Path) -> Path:
-    """The export a run was trained on (its metrics name it; a run's default home is EXPORT/runs/<time>)."""
-    return Path(run_metrics(run_dir).get("run", {}).get("export") or Path(run_dir).parent.parent)

@@ -17,7 +17,7 @@ from .. import __version__
 from ..config import Settings
 from ..errors import ConfigError
 from ..export import fit_labels, load_dataset, read_export
-from ..export.format import latest_run, run_export_dir
+from ..export.runs import export_for_run, latest_run
 from ..store.db import Store, open_store
 from ..store.models import utcnow
 from ..store.reports import REPORT_PAGE, crawl_history, play_snapshots, report_figures_dir, top_hashtags
@@ -42,11 +42,12 @@ def build_report(
     it; its PNGs in ``{out stem}_figures/``); returns the HTML path.
 
     The model section shows ``run_dir``, or else the newest run of ``export_dir``; a run given alone
-    brings its export's labels too. Poster frames are cached in ``<data dir>/posters``. Without an
-    export, a page with a model section is replaced only when ``replace`` says so (:func:`_keep_model`).
+    brings its export's labels too, and one given with an export must have been trained on it
+    (:class:`~tiktok_corpus.export.runs.RunExportMismatch` otherwise). Poster frames are cached in
+    ``<data dir>/posters``. Without an export, a page with a model section is replaced only when
+    ``replace`` says so (:func:`_keep_model`).
     """
-    if run_dir is not None and export_dir is None:
-        export_dir = run_export_dir(run_dir)
+    export_dir = export_for_run(run_dir, export_dir)
     run_dir = run_dir if run_dir is not None else latest_run(export_dir) if export_dir is not None else None
     with open_store(settings, create=False) as store:
         out = _writable_html_path(Path(out) if out else settings.data_dir / REPORT_PAGE)

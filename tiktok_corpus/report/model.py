@@ -20,7 +20,8 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from ..export.format import read_export, run_export_dir, run_metrics
+from ..export.format import read_export
+from ..export.runs import run_export_dir, run_metrics
 from ..posters import poster_frames
 from ..speed import speed_line
 from .figures import FigureSpec, no_data, plain

@@ -47,3 +47,10 @@ def close_killed_runs(store: Store) -> int:
             .values(status="killed", finished_at=utcnow())
         )
         return cast(CursorResult, result).rowcount or 0
+
+
+def last_crawl_base_url(store: Store) -> str | None:
+    """The site the latest crawl run went to (the ``base_url`` of its parameters); None when no run recorded one."""
+    base_url = CrawlRun.params["base_url"].as_string()
+    with store.sessions() as session:
+        return session.scalar(select(base_url).where(base_url.is_not(None)).order_by(CrawlRun.id.desc()).limit(1))

@@ -92,6 +92,7 @@ def ablate(
             "kind": line.kind,
             "modalities": list(line.modalities),
             "metric": metrics["model"][main],
+            "metric_note": metrics["model"].get(f"{main}_note"),  # why the metric is null or has no interval
             "ci": metrics["model"][f"{main}_ci"],
             "p_value": metrics["model"]["p_value"],
             "paired_p_value": (hardest_baseline(metrics["paired"]) or (None, None))[1],
@@ -106,7 +107,7 @@ def ablate(
     explained = "all" if "all" in fits else modalities[0]
     importances = _importances(fits[explained], export.split("test"), features, export, columns, config.seed)
     result = {
-        "export": str(export.root),
+        "export": str(export.root.resolve()),
         "export_name": export.manifest.get("name"),
         "export_version": export.manifest.get("version"),
         "model": "gbdt",
@@ -118,7 +119,7 @@ def ablate(
         "oracles": oracles or {},
         "importances": {**importances, **_credibility(next(row for row in rows if row["name"] == explained))},
         "features": provenance,
-        "figure": "ablation.png",
+        "figure": "ablation.png",  # in this ablation's folder (the report reads it from there only)
     }
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "ablation.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -216,7 +217,8 @@ def ablation_figure(result: dict, path: Path) -> Path:
         if name in names:
             left.plot(value, names.index(name), marker="D", color="black", label=None)
     left.set(xlabel=f"test {result['main_metric']} (95% bootstrap CI; green = beats the baselines)")
-    left.legend(loc="lower right")
+    if left.get_legend_handles_labels()[0]:  # no baseline measured (a test split of one class): no legend
+        left.legend(loc="lower right")
     draw_importances(right, result)
     credible = result["importances"]["credible"]
     figure.suptitle("What drives virality in this corpus" if credible else "No credible driver of virality here")

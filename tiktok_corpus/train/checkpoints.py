@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from .config import RESUMABLE_OVERRIDES, TrainConfig
+from .config import RESUMABLE_OVERRIDES, TrainConfig, check_resume
 from .model import FusionModel, ViralityModel, build_model
 
 
@@ -28,16 +28,21 @@ def read_checkpoint(path: Path) -> dict:
 
 
 def resumed_config(config: TrainConfig, run_dir: Path) -> tuple[TrainConfig, dict]:
-    """The saved run's config, with the overridable options ``config`` sets (``resume_overrides``), and
-    its checkpoint."""
+    """The saved run's config, with the overridable options ``config`` was given (``given_options``), and
+    its checkpoint; refused (:func:`.config.check_resume`) when ``config`` asks for anything else."""
     last = run_dir / "last.pt"
     if not last.is_file():
         raise ConfigError(f"--resume: {last} does not exist")
     checkpoint = read_checkpoint(last)
     saved = TrainConfig.from_json(checkpoint["config"])
-    names = RESUMABLE_OVERRIDES if config.resume_overrides is None else config.resume_overrides
+    check_resume(config, saved, run_dir)
+    names = RESUMABLE_OVERRIDES if config.given_options is None else config.given_options
     overrides = {name: getattr(config, name) for name in names if name in RESUMABLE_OVERRIDES}
-    return replace(saved, **overrides, progress=config.progress, out=run_dir, resume=True), checkpoint
+    # The export as named now (check_resume found it the run's own), not as the run first spelled it.
+    resumed = replace(
+        saved, **overrides, export_dir=config.export_dir, progress=config.progress, out=run_dir, resume=True
+    )
+    return resumed, checkpoint
 
 
 def save_checkpoint(

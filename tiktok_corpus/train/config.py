@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
 
 from ..config import described
 from ..errors import ConfigError
+from ..export.runs import same_export, trained_on_export
 from ..features.options import DEFAULT_DEVICE, DEVICE_HELP, MODALITIES, check_device, parse_modalities
 
 # Options that may change when a run is resumed; everything else must match the saved config.
@@ -101,9 +102,11 @@ class TrainConfig:
     eval_clips: int = described(1, "Evaluation clips per video (1 = centred).")
     cache_dir: Path | None = described(None, "Decoded-proxy cache (default EXPORT_DIR/cache).")
     progress: bool = field(default=True, compare=False)
-    # With --resume: which of RESUMABLE_OVERRIDES this config sets (the options given on the command
-    # line); None: all of them. The others keep the saved run's values, not this config's defaults.
-    resume_overrides: tuple[str, ...] | None = field(default=None, compare=False)
+    # The options given explicitly (on the command line), by field name; None: those that differ from
+    # their defaults, and every one of RESUMABLE_OVERRIDES. With --resume, the overrides given replace the
+    # saved run's values (the others keep them, not this config's defaults), and any other given option
+    # must equal the saved one (check_resume).
+    given_options: frozenset[str] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         self.export_dir = Path(self.export_dir)
@@ -157,13 +160,66 @@ class TrainConfig:
 
     def to_json(self) -> dict:
         saved = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
-        del saved["resume_overrides"]  # how this invocation was given, not part of the run
+        del saved["given_options"]  # how this invocation was given, not part of the run
         return saved
 
     @classmethod
     def from_json(cls, data: dict) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+    def explicit_options(self) -> frozenset[str]:
+        """The options this config was given: ``given_options``, else those that differ from their defaults."""
+        if self.given_options is not None:
+            return self.given_options
+        return frozenset(
+            f.name for f in fields(self) if f.default is not MISSING and getattr(self, f.name) != f.default
+        )
+
+
+# What --resume does not compare field by field with the saved config: the export (compared as a resolved
+# path), and what names the run or how this invocation shows it, not how it trains.
+NOT_TRAINING_OPTIONS = ("export_dir", "out", "resume", "progress", "given_options")
+
+
+def check_resume(config: TrainConfig, saved: TrainConfig, run_dir: Path) -> None:
+    """Refuse a resume of ``saved`` (the run in ``run_dir``) that ``config`` asks to train otherwise than it
+    would: on another export (a copy of its own is the same one), or with an option given explicitly that
+    is not one of RESUMABLE_OVERRIDES and differs from the saved one (it would be dropped, and the run
+    recorded as if it had not been)."""
+    saved_export = trained_on_export(run_dir, saved.export_dir) or Path(saved.export_dir)
+    if not same_export(saved_export, config.export_dir):
+        raise ConfigError(
+            f"--resume: {run_dir} trains on the export {saved_export.resolve()}, not "
+            f"{Path(config.export_dir).resolve()}; name its export, or train a new run (another --out)"
+        )
+    given = config.explicit_options()
+    kept = RESUMABLE_OVERRIDES + NOT_TRAINING_OPTIONS
+    differing = [
+        f.name
+        for f in fields(config)
+        if f.name in given and f.name not in kept and getattr(config, f.name) != getattr(saved, f.name)
+    ]
+    if differing:
+        was = ", ".join(f"{_flag(name)} {_shown(getattr(saved, name))}" for name in differing)
+        may = ", ".join(_flag(name) for name in RESUMABLE_OVERRIDES)
+        raise ConfigError(
+            f"--resume cannot change {', '.join(_flag(name) for name in differing)}: {run_dir} was trained with "
+            f"{was}; leave them out (a resume may change only {may}) or train a new run (another --out)"
+        )
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _shown(value: object) -> str:
+    """A saved option's value as the command line would give it."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if value is None:
+        return "unset"
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 # The batch the paper's --lr was tuned at: --batch-size's default, which --lr-scaling scales from.

@@ -279,17 +279,18 @@ def _train_epoch(
         TextColumn(f"epoch {epoch}/{config.epochs}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.4f}"),
+        TextColumn("loss {task.fields[loss]}"),
         TimeRemainingColumn(),
     )
-    # The loss is summed on the device and read back every LOSS_SYNC_STEPS steps only: a read per step
-    # would make the host wait for the GPU to finish each batch before it can queue the next.
+    # The loss is summed on the device and read back at the first step and every LOSS_SYNC_STEPS steps
+    # after only: a read per step would make the host wait for the GPU to finish each batch before it
+    # can queue the next. Before the first read the bar shows no number.
     total = torch.zeros((), dtype=torch.float64, device=device)
     count = 0
     with Progress(
         *columns, console=Console(stderr=True), disable=not (config.progress and world.main), transient=True
     ) as bar:
-        task = bar.add_task("train", total=len(loader), loss=float("nan"))
+        task = bar.add_task("train", total=len(loader), loss="…")
         loader_wait = 0.0
         asked = time.perf_counter()
         for step, (clips, valid, targets, _, side) in enumerate(loader, start=1):
@@ -303,8 +304,8 @@ def _train_epoch(
                 warmup.step()
             total += loss.detach().double() * len(targets)
             count += len(targets)
-            if step % LOSS_SYNC_STEPS == 0 or step == len(loader):
-                bar.update(task, loss=total.item() / count)
+            if step == 1 or step % LOSS_SYNC_STEPS == 0 or step == len(loader):
+                bar.update(task, loss=f"{total.item() / count:.4f}")
             bar.advance(task)
             asked = time.perf_counter()
     total_loss = float(total.item())

@@ -381,17 +381,14 @@ def hardest_baseline(paired: dict[str, dict]) -> tuple[str, float | None] | None
 
 
 def _judge(task: str, model: dict, baselines: dict, paired: dict[str, dict], collapsed: bool) -> tuple[bool, str]:
+    spread = f"test std {model['score_std']:.4f}"
+    # A test split of one class comes first: it is why nothing can be claimed, whatever the model does.
+    if task == "binary" and model["roc_auc"] is None:
+        also = f" (and the predictions are a near constant, {spread})" if collapsed else ""
+        return False, f"Test ROC-AUC is {model['roc_auc_note']}; nothing can be claimed{also}."
     if collapsed:
-        return False, (
-            f"The model collapsed to a (near) constant prediction (test std "
-            f"{model['score_std']:.4f}); it does not beat the baselines."
-        )
-    if task == "binary":
-        metric, higher = "roc_auc", True
-        if model["roc_auc"] is None:
-            return False, f"Test ROC-AUC is {model['roc_auc_note']}; nothing can be claimed."
-    else:
-        metric, higher = "rmse", False
+        return False, f"The model collapsed to a (near) constant prediction ({spread}); it does not beat the baselines."
+    metric, higher = ("roc_auc", True) if task == "binary" else ("rmse", False)
     fitted = {name: b[metric] for name, b in baselines.items() if b.get(metric) is not None}
     best_name = (max if higher else min)(fitted, key=lambda name: fitted[name])
     best, ours, p_value = fitted[best_name], model[metric], model["p_value"]
