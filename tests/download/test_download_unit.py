@@ -548,7 +548,7 @@ def test_a_bug_in_the_lease_renewal_is_raised_not_dropped(store, site_settings, 
 def test_the_download_site_is_the_one_named_else_the_latest_crawl_s(any_db_url, tmp_path):
     from tiktok_corpus.config import DEFAULT_BASE_URL, Settings
     from tiktok_corpus.download import download_site
-    from tiktok_corpus.store.crawl_runs import start_run
+    from tiktok_corpus.store.crawl_runs import end_run, start_run
     from tiktok_corpus.store.db import open_store, upgrade_database
 
     settings = Settings(data_dir=tmp_path / "data", db_url=any_db_url)
@@ -560,6 +560,8 @@ def test_the_download_site_is_the_one_named_else_the_latest_crawl_s(any_db_url, 
         start_run(store, {"seeds": 3, "base_url": "http://first.test"})
         start_run(store, {"seeds": 3, "base_url": "http://replica.test:8804/"})  # the latest, running still
         start_run(store, {"seeds": 3})  # a run that recorded no site does not count
+        for status in ("failed", "unreachable"):  # nor one that may never have reached the site it named
+            end_run(store, start_run(store, {"seeds": 3, "base_url": "http://127.0.0.1:9"}), status, {})
     inherited = download_site(settings, given=False)
     assert (inherited.base_url, inherited.crawled, inherited.inherited) == (
         "http://replica.test:8804",

@@ -141,3 +141,33 @@ def test_a_run_whose_export_is_nowhere_is_judged_by_its_name_and_version(tmp_pat
     (moved / "metrics.json").write_text(json.dumps(metrics))
     with pytest.raises(RunExportMismatch, match="was trained on corpus v2, not on --export"):
         export_for_run(moved, d1)
+
+
+def test_the_report_reads_the_export_it_accepted_not_the_one_the_run_recorded(tmp_path):
+    """The export copied elsewhere, the run archived apart from it, the original deleted: the copy is the
+    run's export, and the page is made from it (it was checked, then the recorded path read again)."""
+    settings, export = _crawled_and_exported(tmp_path / "d1" / "data")
+    run = train(TrainConfig(export, model="gbdt", modalities="author,time", progress=False, device="cpu"))
+    copy, archived = tmp_path / "elsewhere" / "corpus-v1", tmp_path / "archive" / run.name
+    shutil.copytree(export, copy, ignore=shutil.ignore_patterns("runs"))
+    shutil.move(run, archived)
+    shutil.rmtree(export)
+    page = tmp_path / "page.html"
+
+    result = CliRunner().invoke(
+        app,
+        [
+            "--data-dir",
+            str(settings.data_dir),
+            "report",
+            "--export",
+            str(copy),
+            "--run",
+            str(archived),
+            "--out",
+            str(page),
+        ],
+    )
+
+    assert result.exit_code == 0, result.output
+    assert 'id="model"' in page.read_text()

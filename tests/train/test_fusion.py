@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tiktok_corpus import train as train_package
 from tiktok_corpus.errors import ConfigError
 from tiktok_corpus.train import TrainConfig
 from tiktok_corpus.train.loop import train as train_network
@@ -73,3 +74,23 @@ def test_fusion_without_side_modalities_is_a_clear_error(coin_flip_export, tmp_p
 
     with pytest.raises(ConfigError, match="at least one modality besides video"):
         train_network(config, side=(empty, {}))
+
+
+def test_a_fusion_run_resumes_as_fusion_on_its_modalities_without_naming_them(coin_flip_export, tmp_path, monkeypatch):
+    """`corpus train E --resume --epochs 2` on a fusion run: the saved run decides the model and the
+    modalities of its side table (the command's defaults, the network alone and every modality, would
+    have loaded its weights into the wrong model)."""
+    run_dir = tmp_path / "fusion"
+    first = TrainConfig(coin_flip_export, model="fusion", modalities="video,author,time", epochs=1, out=run_dir, **TINY)
+    side = (_side_table(coin_flip_export), {"author": {"random_init": False}})
+    train_network(first, side=side)
+    asked = []
+    monkeypatch.setattr(train_package, "_feature_table", lambda config, features: asked.append(config) or side)
+
+    resume = TrainConfig(coin_flip_export, resume=True, out=run_dir, epochs=2, given_options=frozenset({"epochs"}))
+    train_package.train(resume)
+
+    ((config,),) = [asked]
+    assert (config.model, config.modality_list) == ("fusion", ("video", "author", "time"))
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["run"]["model"] == "fusion" and len(pd.read_csv(run_dir / "history.csv")) == 2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 from urllib.error import URLError
 
@@ -161,6 +163,9 @@ def test_a_resume_refuses_what_it_would_not_apply(tmp_path, monkeypatch):
     it had been used), and so is another export; the same value again is fine, and the overrides apply."""
     export, run_dir = tmp_path / "export", tmp_path / "run"
     run_dir.mkdir()
+    for name, table in (("export", "a"), ("other", "b"), ("copy", "a")):  # an export's identity: its table's hash
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "manifest.json").write_text(json.dumps({"name": name, "data_sha256": table * 64}))
     model = nn.Linear(2, 1)
     optimizer = torch.optim.Adam(model.parameters())
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=7)
@@ -176,7 +181,8 @@ def test_a_resume_refuses_what_it_would_not_apply(tmp_path, monkeypatch):
     assert str(refused.value) == (
         f"--resume cannot change --frames, --lr, --freeze-backbone, --seed: {run_dir} was trained with --frames 4, "
         "--lr 0.001, --freeze-backbone on, --seed 0; leave them out (a resume may change only --epochs, "
-        "--patience, --device, --amp, --compile, --cudnn-benchmark, --workers) or train a new run (another --out)"
+        "--patience, --device, --amp, --compile, --cudnn-benchmark, --workers, --cache-dir) or train a new run "
+        "(another --out)"
     )
     with pytest.raises(ConfigError, match="--lr 0.001; "):  # the library, given none: what is not a default
         resumed_config(TrainConfig(export, resume=True, lr=0.5), run_dir)
@@ -189,6 +195,10 @@ def test_a_resume_refuses_what_it_would_not_apply(tmp_path, monkeypatch):
     again = resume(Path("export"), epochs=4, frames=4, size=16, batch_size=8, freeze_backbone=True)
     assert (again.epochs, again.frames, again.size, again.lr, again.patience) == (4, 4, 16, 1e-3, 5)
     assert resumed_config(TrainConfig(export, resume=True, epochs=5), run_dir)[0].frames == 4
+    assert resume(tmp_path / "copy", epochs=4, cache_dir=tmp_path / "cache").cache_dir == tmp_path / "cache"
+    shutil.rmtree(export)  # the export the run names is gone: nothing to compare the one named with
+    with pytest.raises(ConfigError, match=r"trained on the export .*export \(as named then\), which is not found"):
+        resume(tmp_path / "copy", epochs=4)
 
 
 def test_speed_leaves_the_first_epoch_out_and_names_the_side_that_limits():

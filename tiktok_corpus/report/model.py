@@ -55,7 +55,7 @@ def model_section(
         return f"{HEADING}{ablation}" if ablation else ""
     metrics, history, predictions = read_run(run_dir)
     run = metrics.get("run", {})
-    run_export = run_export_dir(run_dir)
+    run_export = export_dir if export_dir is not None else run_export_dir(run_dir)  # build_report checked it
     _, rows = read_export(run_export)
     verdict_class = "beats" if metrics.get("beats_baselines") else "does-not-beat"
     collapsed = '<p class="note">The model collapsed to a constant prediction.</p>' if metrics.get("collapsed") else ""

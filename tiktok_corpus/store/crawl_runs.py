@@ -11,6 +11,9 @@ from .db import Store
 from .models import CrawlRun, utcnow
 from .queue import dead_local_workers, worker_name
 
+# A crawl run that ended so may never have reached its site: a typo'd --base-url, a dead port.
+NEVER_REACHED_THE_SITE = ("failed", "unreachable")
+
 
 def start_run(store: Store, params: dict[str, Any]) -> int:
     """A ``crawl_runs`` row for this invocation, ``running`` until :func:`end_run`; returns its id."""
@@ -50,7 +53,10 @@ def close_killed_runs(store: Store) -> int:
 
 
 def last_crawl_base_url(store: Store) -> str | None:
-    """The site the latest crawl run went to (the ``base_url`` of its parameters); None when no run recorded one."""
+    """The site the latest crawl run that reached it went to (the ``base_url`` of its parameters; a run
+    that failed or got no answer may have named a wrong one); None when no such run recorded one."""
     base_url = CrawlRun.params["base_url"].as_string()
+    reached = CrawlRun.status.not_in(NEVER_REACHED_THE_SITE)
     with store.sessions() as session:
-        return session.scalar(select(base_url).where(base_url.is_not(None)).order_by(CrawlRun.id.desc()).limit(1))
+        query = select(base_url).where(base_url.is_not(None), reached).order_by(CrawlRun.id.desc()).limit(1)
+        return session.scalar(query)

@@ -86,7 +86,7 @@ def make_engine(url: str) -> Engine:
 
         return engine
     if url.startswith("postgres://"):  # libpq's and many hosts' spelling; SQLAlchemy knows postgresql://
-        url = "postgresql" + url.removeprefix("postgres")
+        url = "postgresql+psycopg" + url.removeprefix("postgres")  # the driver installed, whatever the default
     if url.startswith("postgresql"):
         return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, **_JSON_CODEC)
     scheme, has_scheme, _ = url.partition("://")

@@ -22,8 +22,14 @@ def train(config: TrainConfig, features: FeatureOptions | None = None) -> Path:
     """Train ``config.model`` on ``config.export_dir`` and write the run directory; returns it.
 
     gbdt and fusion read the feature tables of ``config.modalities`` (made with ``features``, or the
-    extractors' defaults, and cached beside the export); the paper's network needs none.
+    extractors' defaults, and cached beside the export); the paper's network needs none. A resume takes
+    the model and its modalities from the saved run, refused before any work when asked otherwise.
     """
+    if config.resume:  # the loop reads the checkpoint again, for its weights
+        from .checkpoints import resumed_config
+        from .config import run_dir_for
+
+        config = resumed_config(config, run_dir_for(config))[0]
     if config.model == "r2plus1d":
         from .loop import train as train_network
 

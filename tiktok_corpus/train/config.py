@@ -14,7 +14,7 @@ from ..export.runs import same_export, trained_on_export
 from ..features.options import DEFAULT_DEVICE, DEVICE_HELP, MODALITIES, check_device, parse_modalities
 
 # Options that may change when a run is resumed; everything else must match the saved config.
-RESUMABLE_OVERRIDES = ("epochs", "patience", "device", "amp", "compile", "cudnn_benchmark", "workers")
+RESUMABLE_OVERRIDES = ("epochs", "patience", "device", "amp", "compile", "cudnn_benchmark", "workers", "cache_dir")
 MODELS = ("r2plus1d", "gbdt", "fusion")
 # The options only one kind of model reads: the network's (r2plus1d, fusion) and LightGBM's (gbdt).
 NETWORK_OPTIONS = (
@@ -187,7 +187,12 @@ def check_resume(config: TrainConfig, saved: TrainConfig, run_dir: Path) -> None
     would: on another export (a copy of its own is the same one), or with an option given explicitly that
     is not one of RESUMABLE_OVERRIDES and differs from the saved one (it would be dropped, and the run
     recorded as if it had not been)."""
-    saved_export = trained_on_export(run_dir, saved.export_dir) or Path(saved.export_dir)
+    saved_export = trained_on_export(run_dir, saved.export_dir)
+    if saved_export is None:  # nothing to compare the named export with: it may be another
+        raise ConfigError(
+            f"--resume: {run_dir} was trained on the export {saved.export_dir} (as named then), which is not "
+            "found from here; resume from the folder it was trained in, or train a new run (another --out)"
+        )
     if not same_export(saved_export, config.export_dir):
         raise ConfigError(
             f"--resume: {run_dir} trains on the export {saved_export.resolve()}, not "
