@@ -9,6 +9,7 @@ import pytest
 
 from tiktok_corpus import config
 from tiktok_corpus.config import DEFAULT_BASE_URL, Settings, redact_url
+from tiktok_corpus.errors import ConfigError
 
 
 @pytest.fixture(autouse=True)
@@ -53,6 +54,28 @@ def test_arguments_beat_environment(monkeypatch, tmp_path):
     settings = Settings(data_dir=tmp_path, db_url="sqlite:///arg.db", base_url="http://arg/")
 
     assert (settings.data_dir, settings.db_url, settings.base_url) == (tmp_path, "sqlite:///arg.db", "http://arg")
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["notaurl", "ftp://x", "http://", "http:///foryou", "http://127.0.0.1:99999", "http://h/?q=1", "http://a b", ""],
+)
+def test_a_base_url_that_cannot_be_the_sites_address_is_refused_in_one_line(monkeypatch, url):
+    """Refused where the settings are made (every command's, and the library's), before any browser
+    starts to fail on it; from the environment too."""
+    with pytest.raises(ConfigError, match=r"is not an http\(s\) address with a host") as refused:
+        Settings(base_url=url)
+    assert repr(url) in refused.value.message and "\n" not in refused.value.message
+    monkeypatch.setenv("CORPUS_BASE_URL", url)
+    with pytest.raises(ConfigError):
+        Settings()
+
+
+@pytest.mark.parametrize(
+    "url", ["https://www.tiktok.com/", "http://127.0.0.1:8000", "http://[::1]:8000", "http://h/base/"]
+)
+def test_a_base_url_with_a_host_is_taken_without_its_trailing_slash(url):
+    assert Settings(base_url=url).base_url == url.rstrip("/")
 
 
 def test_passwords_never_reach_output():

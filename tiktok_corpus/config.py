@@ -7,10 +7,13 @@ import shutil
 from dataclasses import field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
+
+from .errors import ConfigError
 
 DEFAULT_BASE_URL = "https://www.tiktok.com"
 # The paper drops videos of fewer frames: validation classifies by it, exports select by it.
@@ -36,7 +39,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _derive(self) -> Settings:
-        self.base_url = self.base_url.rstrip("/")
+        self.base_url = checked_base_url(self.base_url).rstrip("/")
         if not self.db_url:
             self.db_url = f"sqlite:///{self.data_dir / 'corpus.db'}"
         return self
@@ -56,6 +59,30 @@ class Settings(BaseSettings):
         if playwright_chromium_installed():
             return None
         return DEBIAN_CHROMIUM if Path(DEBIAN_CHROMIUM).exists() else shutil.which("chromium")
+
+
+def checked_base_url(url: str) -> str:
+    """``url`` if it can be the site's address (http or https, a host, a valid port, no query): anything
+    else is refused here, in one line, before a browser is started to fail on it."""
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - parsing is the check
+        port_ok = True
+    except ValueError:
+        port_ok = False
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or not port_ok
+        or parts.query
+        or parts.fragment
+        or any(char.isspace() for char in url)
+    ):
+        raise ConfigError(
+            f"the base URL {url!r} (--base-url or CORPUS_BASE_URL) is not an http(s) address with a host, "
+            f"like {DEFAULT_BASE_URL} or http://127.0.0.1:8000"
+        )
+    return url
 
 
 def redact_url(url: str) -> str:

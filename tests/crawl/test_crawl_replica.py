@@ -7,15 +7,19 @@ import json
 import os
 import random
 import signal
+import socket
 import stat
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.exc import DBAPIError
 
@@ -27,7 +31,8 @@ from tiktok_corpus.replica import Replica, ReplicaConfig
 from tiktok_corpus.store.crawl import CORPUS_LOCK_KEY
 from tiktok_corpus.store.db import open_store, upgrade_database
 from tiktok_corpus.store.models import CrawlRun, MediaFile, RelatedEdge, StatsSnapshot, Video
-from tiktok_corpus.tiktok.blocks import BlockPolicy
+from tiktok_corpus.tiktok.blocks import TRANSPORT_KINDS, BlockPolicy
+from tiktok_corpus.tiktok.browser import browser_failure
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow(130)]
 CORPUS = Path(sys.executable).with_name("corpus")  # the installed console command
@@ -342,9 +347,7 @@ def test_contexts_recycle_cleanly_under_concurrent_fetches(replica, tmp_path, vi
     policy = BlockPolicy(recycle_every=3, backoff_initial_s=0.05, backoff_max_s=0.5, warmup_wait_s=1.0)
     summary = crawl(settings, options(workers=2, in_flight=4, related_via=via), policy=policy)
     assert summary.status == "target_reached" and summary.recycles >= 2
-    assert "browser_error" not in summary.errors and "timeout" not in summary.errors, (
-        "a recycle closed a page under a fetch still in flight"
-    )
+    assert not TRANSPORT_KINDS & set(summary.errors), "a recycle closed a page under a fetch still in flight"
     assert_corpus_shape(settings.db_url)
 
 
@@ -404,9 +407,95 @@ def test_an_outage_stops_the_crawl_with_one_line_and_leaves_the_parents_to_a_lat
     db_url = settings.db_url
     assert video_rows(db_url, "expand_status IN ('failed', 'claimed')") == 0
     assert video_rows(db_url, "expand_attempts > 1") == 0, "no parent was claimed again at once"
-    waiting = video_rows(db_url, "expand_error_kind = 'browser_error' AND expand_not_before IS NOT NULL")
+    # An in-page fetch() to a server that is gone fails with "Failed to fetch": no answer, kind network.
+    waiting = video_rows(db_url, "expand_error_kind = 'network' AND expand_not_before IS NOT NULL")
     assert 0 < waiting < TEST_POLICY.give_up_after_unreachable
     assert run_statuses(db_url) == ["unreachable"]
+
+
+def unanswering_url() -> str:
+    """An address where nothing listens: a port just bound, then let go."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}"
+
+
+@pytest.mark.parametrize("where", ["refused", "unresolved"])
+def test_a_site_that_never_answers_stops_the_crawl_at_once_with_exit_code_4(tmp_path, where):
+    """A --base-url whose host refuses connections or does not resolve: the first page load is tried a
+    few times, each retry said on stderr, then the crawl stops with the unreachable line and exit code 4
+    in seconds (not a browser error after a minute of silence); its run is recorded as unreachable."""
+    base_url = unanswering_url() if where == "refused" else "http://no-such-host.invalid"
+    db_url = f"sqlite:///{tmp_path / 'corpus.db'}"
+    started = time.monotonic()
+    result = subprocess.run(
+        crawl_command(base_url, db_url, tmp_path / "data", seeds=2, target=4),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    took = time.monotonic() - started
+    assert result.returncode == 4, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith("error: the site did not answer the first page load"), errors
+    assert "check the network, the proxy or --base-url" in errors[0] and "Traceback" not in result.stderr
+    retries = [line for line in result.stderr.splitlines() if "retrying in" in line]
+    assert len(retries) == BlockPolicy().unanswered_attempts - 1, result.stderr
+    assert took < 30, f"{took:.0f}s to give up on a site that refuses every connection"
+    assert run_statuses(db_url) == ["unreachable"]
+    assert not (tmp_path / "data" / "session").exists(), "a session that loaded nothing was saved"
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        (PlaywrightError("Page.goto: net::ERR_CONNECTION_RESET at http://h/foryou"), "network"),
+        (PlaywrightError("Page.goto: net::ERR_INTERNET_DISCONNECTED at http://h/foryou"), "network"),
+        (PlaywrightError("Page.evaluate: TypeError: Failed to fetch"), "network"),
+        (PlaywrightTimeoutError("Page.goto: Timeout 30000ms exceeded.\nCall log:\n  - navigating"), "timeout"),
+        (PlaywrightTimeoutError("Locator.click: Timeout 30000ms exceeded."), "browser_error"),
+        (PlaywrightError("Page.goto: net::ERR_ABORTED at http://h/foryou"), "browser_error"),  # a reload's
+        (PlaywrightError("Target page, context or browser has been closed"), "browser_error"),
+        (PlaywrightError("Page.goto: net::ERR_UNSAFE_PORT at http://h:1/foryou"), "unloadable"),
+    ],
+)
+def test_browser_failures_are_told_apart_by_whether_the_site_answered(error, kind):
+    failure = browser_failure(error)
+    assert failure.kind == kind and "\n" not in failure.message
+    assert failure.retryable == (kind != "unloadable")
+
+
+@pytest.mark.parametrize("scheme", ["unsafe port", "https to http"])
+def test_an_address_chromium_will_not_load_fails_at_once_without_retries(replica, tmp_path, scheme):
+    """A port Chromium refuses, or https:// to a server speaking http: no retry can help, so one line and
+    exit 1 at once, not a minute of tries."""
+    base_url = "http://127.0.0.1:1" if scheme == "unsafe port" else replica.base_url.replace("http:", "https:")
+    result = subprocess.run(
+        crawl_command(base_url, f"sqlite:///{tmp_path / 'corpus.db'}", tmp_path / "data"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "error: Chromium cannot load it: Page.goto: net::ERR_" in result.stderr, result.stderr
+    assert "retrying" not in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("command", ["crawl", "track"])
+@pytest.mark.parametrize("base_url", ["notaurl", "ftp://x", "http://", "http://127.0.0.1:99999"])
+def test_a_malformed_base_url_is_refused_at_once_in_one_line(tmp_path, command, base_url):
+    result = subprocess.run(
+        [str(CORPUS), "--data-dir", str(tmp_path / "data"), command, "--base-url", base_url],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip() == (
+        f"error: the base URL {base_url!r} (--base-url or CORPUS_BASE_URL) is not an http(s) address with a "
+        "host, like https://www.tiktok.com or http://127.0.0.1:8000"
+    )
+    assert not (tmp_path / "data").exists(), "refused before anything was made"
 
 
 def test_retry_failed_gives_the_failed_parents_back(replica, tmp_path):

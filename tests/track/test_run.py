@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import threading
 import time
 from collections import Counter
@@ -24,7 +25,7 @@ from tiktok_corpus.tiktok.blocks import BlockMonitor, BlockPolicy, Pacer
 from tiktok_corpus.tiktok.contract import ItemAt, ItemRecord, StatsRecord
 from tiktok_corpus.tiktok.site_methods import Answer
 from tiktok_corpus.track import run as track_run
-from tiktok_corpus.track.options import TrackOptions
+from tiktok_corpus.track.options import TrackCounters, TrackOptions
 from tiktok_corpus.track.run import Observe, Reader, Tracking
 
 HOUR = 3_600
@@ -273,6 +274,78 @@ def test_a_run_without_follow_waits_for_the_retry_of_a_read_still_running_when_t
     assert asyncio.run(run(tracker, {"t0": reader(read)})) == "done"
     assert sorted(reads) == ["1", "2", "2"]
     assert {video: target.status for (video, _), target in targets(store).items()} == {"1": "observed", "2": "observed"}
+
+
+@pytest.mark.parametrize(("limit", "due", "stop"), [(1, 10, "limit_reached"), (3, 10, "limit_reached"), (5, 2, "done")])
+def test_a_limit_is_never_exceeded_by_loops_claiming_at_once(store, limit, due, stop):
+    """--limit with the default 4 loops: each loop holds its observation from before its claim, so no more
+    are claimed (or read) than the limit allows; a limit above what is due still ends when nothing is."""
+    add_videos(store, {str(i): T0 - HOUR for i in range(1, due + 1)})
+    reads: list[str] = []
+
+    async def read(video_id: str) -> Answer[ItemAt]:
+        reads.append(video_id)
+        return answer(video_id, 100)
+
+    tracker = tracking(store, TrackOptions(ages="1h", limit=limit), VirtualClock(T0))
+    assert tracker.options.in_flight == 4
+    assert asyncio.run(run(tracker, {"t0": reader(read)})) == stop
+    observed = min(limit, due)
+    assert len(reads) == tracker.counters.observations == len(snapshots(store)) == observed
+    assert Counter(t.status for t in targets(store).values()) == Counter(observed=observed, pending=due - observed)
+
+
+def test_a_failed_read_gives_back_its_place_under_the_limit(store):
+    """The first read fails: the observation it held is claimed again, and the run still makes exactly
+    --limit observations."""
+    add_videos(store, {str(i): T0 - HOUR for i in range(1, 7)})
+    reads: list[str] = []
+
+    async def read(video_id: str) -> Answer[ItemAt]:
+        reads.append(video_id)
+        if len(reads) == 1:
+            raise ContractError("HTTP 503 from /api/item/detail/", kind="http_503")
+        return answer(video_id, 100)
+
+    tracker = tracking(store, TrackOptions(ages="1h", limit=2), VirtualClock(T0))
+    assert asyncio.run(run(tracker, {"t0": reader(read)})) == "limit_reached"
+    assert len(reads) == 3 and tracker.counters.observations == len(snapshots(store)) == 2
+    assert tracker.counters.errors == Counter(http_503=1)
+
+
+class Updates:
+    """A live display that keeps a copy of every update."""
+
+    def __init__(self) -> None:
+        self.seen: list[TrackCounters] = []
+
+    def update(self, counters: TrackCounters) -> None:
+        self.seen.append(copy.deepcopy(counters))
+
+
+def test_the_last_live_update_is_the_runs_final_count(store):
+    """Updates are throttled on the wall clock (here still): the display's last one is all the same the
+    run's final count, the one its summary reports, not a count from its first moments."""
+    add_videos(store, {str(i): T0 - HOUR for i in range(1, 8)})
+
+    async def read(video_id: str) -> Answer[ItemAt]:
+        return answer(video_id, 100)
+
+    updates = Updates()
+    monitor = BlockMonitor(BlockPolicy())
+    tracker = Tracking(
+        store,
+        TrackOptions(ages="1h"),
+        clock=VirtualClock(T0),
+        progress=updates,
+        monitor=monitor,
+        wall=VirtualClock(100),
+    )
+    assert asyncio.run(run(tracker, {"t0": reader(read)})) == "done"
+    assert updates.seen[0].observations == 0, "the first update came before any observation"
+    last = updates.seen[-1]
+    assert last == tracker.counters and last.observations == 7
+    assert (last.outcomes, last.methods, last.next_due_in_s) == (Counter(observed=7), Counter(fetch=7), None)
 
 
 @pytest.mark.parametrize("stats", [None, StatsRecord(exact=True)], ids=["no stats", "stats without counts"])

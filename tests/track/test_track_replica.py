@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,19 +17,20 @@ from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, async_playwright
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, func, insert, select, text
 from sqlalchemy.exc import DBAPIError
 
 from tests.waiting import wait_for
 from tiktok_corpus.clock import VirtualClock
 from tiktok_corpus.config import Settings
 from tiktok_corpus.crawl import CrawlOptions, crawl, crawl_async
+from tiktok_corpus.errors import SiteUnreachable
 from tiktok_corpus.replica import Replica, ReplicaConfig
 from tiktok_corpus.replica.catalog import tiktok_rounded
 from tiktok_corpus.store.db import open_store, upgrade_database
 from tiktok_corpus.store.models import Author, AuthorSnapshot, StatsSnapshot, TrackTarget, Video
 from tiktok_corpus.tiktok.blocks import BlockPolicy
-from tiktok_corpus.track import TrackOptions, track_async
+from tiktok_corpus.track import TrackOptions, track, track_async
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow(100)]
 CORPUS = Path(sys.executable).with_name("corpus")
@@ -272,6 +274,28 @@ def test_two_processes_on_one_postgres_share_the_queue_without_duplicates(tmp_pa
     assert not [t for t in targets if t.status == "pending"]
     observed_by = Counter(t.worker.split(":")[1] for t in targets if t.worker)
     assert len(observed_by) == 2, f"one process did all the work: {observed_by}"
+
+
+def test_a_site_that_never_answers_stops_the_tracking_at_once_with_exit_code_4(tmp_path, caplog):
+    """Videos due, and a --base-url where nothing listens: the first page load is tried a few times, each
+    retry a warning, then the run stops as unreachable (exit code 4) in seconds, every target still
+    pending with none of its tries spent."""
+    with socket.socket() as probe:  # a port just bound, then let go: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        base_url = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    settings = Settings(data_dir=tmp_path / "data", base_url=base_url)
+    posted = int(time.time()) - HOUR - 60  # their 1h age fell due a minute ago
+    with open_store(settings) as store, store.transaction() as session:
+        session.execute(insert(Video), [{"id": str(100 + i), "create_time": posted} for i in range(3)])
+    started = time.monotonic()
+    with pytest.raises(SiteUnreachable, match="^the site did not answer the first page load") as stopped:
+        track(settings, TrackOptions(ages="1h", **FAST))  # the real site's policy: its patience is the point
+    took = time.monotonic() - started
+    assert stopped.value.exit_code == 4 and "net::ERR_CONNECTION_REFUSED" in stopped.value.message
+    retries = [r for r in caplog.records if "retrying in" in r.getMessage()]
+    assert len(retries) == BlockPolicy().unanswered_attempts - 1 and {r.levelname for r in retries} == {"WARNING"}
+    assert took < 30, f"{took:.0f}s to give up on a site that refuses every connection"
+    assert Counter((t.status, t.attempts) for t in settled_targets(settings)) == Counter({("pending", 0): 3})
 
 
 class ContextsSeen:

@@ -308,9 +308,10 @@ class _Crawl:
             )
             for s in self.sessions
         }
-        first, download_task = self.sessions[0], None
+        first, download_task, started = self.sessions[0], None, False
         try:
-            await first.start()
+            await first.start()  # a site that does not answer it raises SiteUnreachable
+            started = True
             await first.save_session(session_dir(self.settings))
             download_task = await self._start_downloads(first, user_agent)
             await gather_or_cancel(self.collect_seeds(first), *(s.start() for s in self.sessions[1:]))
@@ -335,9 +336,9 @@ class _Crawl:
                 await self._db(self._release_unstarted)  # after the writes queued before it
             if download_task is not None:
                 downloads = await self._finish_downloads(download_task, drain=not stopping)
-            if first.context is not None:
-                # Ctrl-C in a terminal reaches Chromium too: a browser already gone keeps the
-                # session saved at the start.
+            if started and first.context is not None:
+                # Ctrl-C in a terminal reaches Chromium too: a browser already gone keeps the session
+                # saved at the start. A session that never loaded the site leaves the last one saved.
                 with contextlib.suppress(PlaywrightError):
                     await first.save_session(session_dir(self.settings))
         return status, message, downloads

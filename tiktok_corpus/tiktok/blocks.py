@@ -8,12 +8,15 @@ and a rate cap across them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+from tenacity import RetryCallState, stop_after_attempt, stop_after_delay
 
 from ..config import described
 from ..errors import (
@@ -27,9 +30,15 @@ from ..errors import (
 )
 from .contract import redact_url
 
-# Failures where the site gave no answer at all (a browser or network error, no answer in time), as
-# opposed to a block or an HTTP error, which the site sent.
-TRANSPORT_KINDS = frozenset({"browser_error", "timeout"})
+# Failures where the site gave no answer at all (the connection refused or reset, a host that does not
+# resolve, no answer in time), as opposed to a block or an HTTP error, which the site sent. A request is
+# tried only ``BlockPolicy.unanswered_attempts`` times for them, and a session's first page load that got
+# none is an unreachable site (:func:`unanswered_is_unreachable`).
+UNANSWERED_KINDS = frozenset({"network", "timeout"})
+# What counts towards an outage (:meth:`BlockMonitor.record_unreachable`): those, and the browser's own
+# failures (a crashed page), which are no answer either.
+TRANSPORT_KINDS = UNANSWERED_KINDS | {"browser_error"}
+UNREACHABLE_HINT = "check the network, the proxy or --base-url, then run the same command again"
 
 
 @dataclass(frozen=True)
@@ -37,6 +46,7 @@ class BlockPolicy:
     """How hard to try before giving up; the defaults suit the real site."""
 
     attempts: int = 8  # tries per request
+    unanswered_attempts: int = 3  # of which at most this many when they get no answer (UNANSWERED_KINDS)
     request_deadline_s: float = 180.0  # and at most this long per request
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
@@ -60,6 +70,20 @@ class BlockPolicy:
     def parent_retry_after(self, attempts: int) -> float:
         """Seconds a parent waits after its ``attempts``-th claim failed."""
         return doubling_backoff(attempts, self.parent_retry_after_s, self.parent_retry_max_s)
+
+
+def tries_over(policy: BlockPolicy) -> Callable[[RetryCallState], bool]:
+    """When a request's tries end (tenacity's ``stop``): after ``policy.attempts`` or
+    ``policy.request_deadline_s``, and after ``policy.unanswered_attempts`` when the last got no answer
+    at all (:data:`UNANSWERED_KINDS`): a site that is down, or a wrong address, shows in seconds."""
+    limits = stop_after_attempt(policy.attempts) | stop_after_delay(policy.request_deadline_s)
+
+    def over(state: RetryCallState) -> bool:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        unanswered = getattr(exc, "kind", None) in UNANSWERED_KINDS
+        return limits(state) or (unanswered and state.attempt_number >= policy.unanswered_attempts)
+
+    return over
 
 
 def doubling_backoff(attempts: int, first_s: float, most_s: float) -> float:
@@ -99,7 +123,7 @@ class BlockMonitor:
         if self.unreachable_in_a_row >= self.policy.give_up_after_unreachable:
             raise SiteUnreachable(
                 f"the site did not answer the last {self.unreachable_in_a_row} requests (last: {error.message}); "
-                "check the network, the proxy or --base-url, then run the same command again"
+                + UNREACHABLE_HINT
             )
 
     def record_success(self) -> None:
@@ -129,6 +153,19 @@ class BlockMonitor:
             return []
         doubted, self.believed = self.believed, []
         return doubted
+
+
+@contextlib.contextmanager
+def unanswered_is_unreachable(what: str) -> Iterator[None]:
+    """Around a session's first page load (its start, the For You feed it reads seeds from): when none of
+    the request's tries got an answer (:data:`UNANSWERED_KINDS`) nothing can be read without it, so the
+    site is unreachable (:class:`SiteUnreachable`) at once, not after ``give_up_after_unreachable`` more."""
+    try:
+        yield
+    except ContractError as exc:
+        if exc.kind not in UNANSWERED_KINDS:
+            raise
+        raise SiteUnreachable(f"the site did not answer {what} ({exc.message}); {UNREACHABLE_HINT}") from exc
 
 
 # The options both browser stages (crawl, track) take alike, written once: their requests add up against

@@ -28,11 +28,21 @@ from typing import Any, TypeVar
 
 from playwright.async_api import Browser, BrowserContext, Page, Playwright, ProxySettings, Response, async_playwright
 from playwright.async_api import Error as PlaywrightError
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, stop_after_delay, wait_exponential_jitter
+from playwright.async_api import TimeoutError as PlaywrightTimeoutError
+from tenacity import AsyncRetrying, retry_if_exception, wait_exponential_jitter
 
 from ..config import Settings
 from ..errors import BlockedError, ConfigError, ContractError
-from .blocks import BlockMonitor, BlockPolicy, Pacer, http_status_error, is_retryable
+from .blocks import (
+    UNANSWERED_KINDS,
+    BlockMonitor,
+    BlockPolicy,
+    Pacer,
+    http_status_error,
+    is_retryable,
+    tries_over,
+    unanswered_is_unreachable,
+)
 from .contract import (
     LOGIN_MODAL_CLOSE,
     detect_block,
@@ -64,6 +74,62 @@ _FETCH_JS = """async ([url, sign]) => {
   const r = await fetch(url, {credentials: "include"});
   return {status: r.status, body: await r.text()};
 }"""
+
+
+# Chromium's errors for a request that reached no server, or whose server went away without answering
+# (net/base/net_error_list.h), and an in-page fetch()'s word for any of them. Not ERR_ABORTED: a page
+# that navigates on (a WAF interstitial reloading) aborts its own requests.
+NO_ANSWER_ERRORS = (
+    *(
+        f"net::ERR_{name}"
+        for name in (
+            "CONNECTION_REFUSED",
+            "CONNECTION_RESET",
+            "CONNECTION_CLOSED",
+            "CONNECTION_ABORTED",
+            "CONNECTION_FAILED",
+            "CONNECTION_TIMED_OUT",
+            "TIMED_OUT",
+            "EMPTY_RESPONSE",
+            "NAME_NOT_RESOLVED",
+            "NAME_RESOLUTION_FAILED",
+            "ADDRESS_UNREACHABLE",
+            "INTERNET_DISCONNECTED",
+            "NETWORK_CHANGED",
+            "PROXY_CONNECTION_FAILED",
+            "TUNNEL_CONNECTION_FAILED",
+            "SOCKS_CONNECTION_FAILED",
+        )
+    ),
+    "TypeError: Failed to fetch",
+)
+# Addresses Chromium will not load whatever the site does (a port it deems unsafe, https:// to a server
+# speaking http, a certificate it rejects): no retry can fix them.
+UNLOADABLE_ERRORS = (
+    "net::ERR_UNSAFE_PORT",
+    "net::ERR_INVALID_URL",
+    "net::ERR_UNKNOWN_URL_SCHEME",
+    "net::ERR_DISALLOWED_URL_SCHEME",
+    "net::ERR_SSL_",
+    "net::ERR_CERT_",
+    "Cannot navigate to invalid URL",
+)
+NAVIGATIONS = ("Page.goto:", "Page.reload:")  # how Playwright names a navigation that timed out
+
+
+def browser_failure(exc: PlaywrightError) -> ContractError:
+    """What a Playwright error means for the request: ``network`` when the site gave no answer (a refused or
+    reset connection, a host that does not resolve), ``timeout`` for a navigation that got none in time
+    (both :data:`~.blocks.UNANSWERED_KINDS`), ``unloadable`` for an address Chromium refuses (final), else
+    ``browser_error`` (a crashed or closed page)."""
+    said = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)[:200]
+    if any(error in said for error in NO_ANSWER_ERRORS):
+        return ContractError(said, kind="network")
+    if any(error in said for error in UNLOADABLE_ERRORS):
+        return ContractError(f"Chromium cannot load it: {said}", kind="unloadable", retryable=False)
+    if isinstance(exc, PlaywrightTimeoutError) and said.startswith(NAVIGATIONS):
+        return ContractError(said, kind="timeout")
+    return ContractError(f"browser error: {said}", kind="browser_error")
 
 
 def browser_user_agent(raw: str) -> str:
@@ -166,8 +232,10 @@ class WorkerSession(ForYouFeed, VideoPages, SessionExport):
     # --- lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Open a fresh context on the For You page and warm it up; retried like any request."""
-        await self.with_retries(self._open_fresh_context, "start")
+        """Open a fresh context on the For You page and warm it up; retried like any request. A page that
+        got no answer in any try is an unreachable site: :class:`~tiktok_corpus.errors.SiteUnreachable`."""
+        with unanswered_is_unreachable("the first page load"):
+            await self.with_retries(self._open_fresh_context, "start")
 
     async def close(self) -> None:
         if self.context is not None:
@@ -305,18 +373,32 @@ class WorkerSession(ForYouFeed, VideoPages, SessionExport):
     # --- retries ---------------------------------------------------------------------------------
 
     async def with_retries(self, operation: Callable[[], Awaitable[T]], what: str) -> T:
-        """Run ``operation`` under the block policy; blocked tries count and may recycle the context."""
+        """Run ``operation`` under the block policy; blocked tries count and may recycle the context. A try
+        that got no answer at all is retried only ``policy.unanswered_attempts`` times, each retry said in
+        a warning: a site that is down, or a wrong ``--base-url``, shows at once, not after minutes."""
         policy = self.policy
 
         async def before_sleep(state) -> None:
             exc = state.outcome.exception()
-            log.info("%s: %s failed (%s: %s); retrying", self.name, what, getattr(exc, "kind", "?"), exc)
+            kind = getattr(exc, "kind", "?")
+            if kind in UNANSWERED_KINDS:  # said out loud: an outage or a wrong --base-url is no silent wait
+                log.warning(
+                    "%s: %s got no answer (%s); retrying in %.1fs (try %d of at most %d)",
+                    self.name,
+                    what,
+                    exc,
+                    state.next_action.sleep,
+                    state.attempt_number + 1,
+                    policy.unanswered_attempts,
+                )
+            else:
+                log.info("%s: %s failed (%s: %s); retrying", self.name, what, kind, exc)
             if isinstance(exc, BlockedError):
                 self._consecutive_blocks += 1
 
         retrying = AsyncRetrying(
             retry=retry_if_exception(is_retryable),
-            stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.request_deadline_s),
+            stop=tries_over(policy),
             wait=wait_exponential_jitter(multiplier=policy.backoff_initial_s, max=policy.backoff_max_s),
             before_sleep=before_sleep,
             reraise=True,
@@ -330,10 +412,8 @@ class WorkerSession(ForYouFeed, VideoPages, SessionExport):
                 except BlockedError as exc:
                     self.monitor.record_block(exc.kind)
                     raise
-                except PlaywrightError as exc:  # timeouts, crashed pages: transient
-                    raise ContractError(
-                        f"browser error: {str(exc).splitlines()[0][:200]}", kind="browser_error"
-                    ) from None
+                except PlaywrightError as exc:  # no answer, timeouts, crashed pages: transient
+                    raise browser_failure(exc) from None
                 self.monitor.record_success()
                 self._consecutive_blocks = 0
                 return result
@@ -410,6 +490,7 @@ __all__ = [
     "BrowserSource",
     "Pacer",
     "WorkerSession",
+    "browser_failure",
     "browser_user_agent",
     "default_user_agent",
     "launch_browser",

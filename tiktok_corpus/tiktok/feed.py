@@ -16,7 +16,7 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page, Response
 
 from ..errors import BlockedError, ContractError
-from .blocks import BlockMonitor, BlockPolicy, Pacer, http_status_error
+from .blocks import BlockMonitor, BlockPolicy, Pacer, http_status_error, unanswered_is_unreachable
 from .contract import ItemList, parse_item_list
 
 RECOMMEND_PATH = "/api/recommend/item_list/"
@@ -56,11 +56,12 @@ class ForYouFeed:
         """Feed recommend responses the For You page makes to ``wanted`` until it returns True.
 
         The page is reloaded (and after repeated blocks recycled) when scrolling stops bringing
-        batches; blocked batches count towards persistent blocking.
+        batches; blocked batches count towards persistent blocking. A feed page that got no answer in
+        any try is an unreachable site (:class:`~tiktok_corpus.errors.SiteUnreachable`).
         """
         self._recommend_queue = asyncio.Queue()
         try:
-            with self._watching_responses():
+            with self._watching_responses(), unanswered_is_unreachable("the For You page"):
                 await self.with_retries(lambda: self._recommended_until(wanted, stall_scrolls, wait_s), "For You feed")
         finally:
             self._recommend_queue = None

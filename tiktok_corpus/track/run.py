@@ -105,7 +105,7 @@ class Tracking:
         self._reschedule_every_s = RESCHEDULE_EVERY_S
         self._in_hand: dict[str, DueVideo] = {}  # worker -> its claim, not yet settled: released on a stop
         self._all_settled = asyncio.Event()  # set whenever no loop is claiming or observing
-        self._busy = 0
+        self._busy = 0  # loops claiming or observing: each holds one of --limit's observations until settled
 
     def _publish(self, *, force: bool = False) -> None:
         if not force and self.wall() - self._published_at < PUBLISH_EVERY_S:
@@ -132,7 +132,7 @@ class Tracking:
         if self.done.is_set():
             return True
         limit = self.options.limit
-        if limit is not None and self.counters.observations + len(self._in_hand) >= limit:
+        if limit is not None and self.counters.observations >= limit:
             self.stop_reason = "limit_reached"
         elif self.deadline is not None and self.clock() >= self.deadline:
             self.stop_reason = "until_reached"
@@ -147,7 +147,11 @@ class Tracking:
         early ages."""
         while not self._finished():
             self._publish()
-            self._busy += 1  # claiming or observing: a virtual clock must not move under it
+            if self._limit_held():  # the loops holding the rest of it go on (claim again) until it is reached
+                return
+            # Claiming or observing: a virtual clock must not move under it, and the loop holds one of
+            # --limit's observations from before its claim's await, so no other loop claims past it.
+            self._busy += 1
             self._all_settled.clear()
             try:
                 if self.wall() - self._scheduled_at >= self._reschedule_every_s:
@@ -176,6 +180,12 @@ class Tracking:
                     self.done.set()
                     return
                 await self._idle()
+
+    def _limit_held(self) -> bool:
+        """Whether every observation --limit still allows is held by a loop claiming or observing: this
+        loop is not needed. A holder whose read fails claims again, so the run still makes --limit."""
+        limit = self.options.limit
+        return limit is not None and self.counters.observations + self._busy >= limit
 
     async def _idle(self) -> None:
         """Nothing due: sleep until the next target falls due on the site's clock (a while at most);
@@ -307,11 +317,14 @@ class Tracking:
 
     def close(self) -> None:
         """Let the writes already queued land, then give back what is still claimed but unsettled (a
-        stop mid-observation): a target whose observation landed is settled and stays so."""
+        stop mid-observation): a target whose observation landed is settled and stays so. The display's
+        last update is the run's final count, the one its summary reports."""
         self._db.shutdown()
         for worker, due in self._in_hand.items():
             release_targets(self.store, [due], worker=worker)
         self._in_hand.clear()
+        self.counters.next_due_in_s = None  # the run is over: nothing is awaited any more
+        self._publish(force=True)
 
 
 async def track_async(
@@ -412,7 +425,7 @@ async def _read_due(
             )
             for session in sessions
         }
-        await asyncio.gather(*(session.start() for session in sessions))
+        await gather_or_cancel(*(session.start() for session in sessions))
         return await tracking.run(readers), None
     except PersistentlyBlocked as exc:
         return "blocked", exc.message
