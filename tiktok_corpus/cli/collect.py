@@ -104,7 +104,7 @@ def track(
     max_attempts: int = option_from(TrackOptions, "max_attempts", "--max-attempts", min=1),
     headful: bool = option_from(TrackOptions, "headful", "--headful"),
     proxy: str | None = proxy_option(),
-    seed: int = option_from(TrackOptions, "seed"),
+    seed: int | None = option_from(TrackOptions, "seed"),
     time_scale: float | None = time_scale_option(),
     time_origin: float | None = time_origin_option(),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),

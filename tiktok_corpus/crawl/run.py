@@ -430,6 +430,8 @@ async def crawl_async(
 
     ``browser``: what the workers run on (:func:`~tiktok_corpus.tiktok.browser.stage_browser`); a
     :class:`Browser` passed in is left open. Without one, Chromium is launched as the settings say.
+    ``rng``: the pacing jitter's; without one, each process draws its own (``options.seed`` orders the
+    frontier), so crawls sharing a database do not pace in step.
 
     Raises :class:`PersistentlyBlocked` and :class:`SiteUnreachable` only through :func:`crawl`; here
     such a run ends with ``status == "blocked"`` or ``"unreachable"`` so callers can still read its counts.
@@ -441,7 +443,7 @@ async def crawl_async(
         options,
         policy=policy or BlockPolicy(),
         progress=progress,
-        rng=rng or random.Random(options.seed),
+        rng=rng or random.Random(),
         browser=browser,
     )
     return await crawl.run()

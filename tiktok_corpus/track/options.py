@@ -53,7 +53,11 @@ class TrackOptions:
     retry_after_s: float = 30.0
     retry_max_s: float = 600.0
     headful: bool = headful_browser()
-    seed: int = described(0, "RNG seed of the pacing jitter: the same seed, the same delays.")
+    seed: int | None = described(
+        None,
+        "RNG seed of the pacing jitter, to repeat a run's delays; unset, each run draws its own, so trackers "
+        "sharing a database do not pace in step.",
+    )
 
     @property
     def ages_s(self) -> tuple[int, ...]:

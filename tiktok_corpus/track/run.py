@@ -344,7 +344,7 @@ async def track_async(
     ``browser``: what the workers run on (:func:`~tiktok_corpus.tiktok.browser.stage_browser`), opened
     only when something is to be observed; a :class:`Browser` passed in is left open. Without one,
     Chromium is launched as the settings say. The pacing jitter draws from ``rng``, else from
-    ``options.seed``: the same seed, the same delays."""
+    ``options.seed`` (None: the system's entropy, so processes sharing a database do not pace in step)."""
     options.validate()
     policy = policy or BlockPolicy()
     monitor = BlockMonitor(policy)
