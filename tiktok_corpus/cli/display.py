@@ -73,16 +73,14 @@ class _LiveLine:
 
 
 class LiveCrawlDisplay(_LiveLine):
-    """A rich live line: found / target, expansions, downloads, blocks and discovery rate."""
+    """A rich live line: the corpus's videos against the target, then this run's work, in the summary's words."""
 
     def __init__(self, console: Console) -> None:
-        super().__init__(console, "crawl", BarColumn(), MofNCompleteColumn())
+        super().__init__(console, "crawl", BarColumn())
 
     def update(self, counters: CrawlCounters) -> None:
-        rate = counters.new_items / max(time.monotonic() - self._started, 1e-9)
         detail = (
-            f"expansions {counters.expansions}{_via(counters.methods)}  downloads {counters.downloaded}  "
-            f"blocks {counters.blocks}  {rate:.2f} new/s"
+            f"{_crawl_numbers(counters, counters.downloaded)}, blocks {counters.blocks}, {counters.new_per_s:.2f} new/s"
         )
         self._progress.update(self._task, completed=counters.videos, total=counters.target, detail=detail)
 
@@ -92,11 +90,23 @@ def _via(methods: dict[str, int]) -> str:
     return f" (via {', '.join(f'{name} {n}' for name, n in sorted(methods.items()))})" if methods else ""
 
 
+def _crawl_numbers(c: CrawlCounters | CrawlSummary, downloaded: int) -> str:
+    """The live line's and the summary's numbers, each said to be the corpus's (as `corpus status` counts
+    them: ``items`` is every row, videos only the video items) or this run's."""
+    line = (
+        f"corpus: {c.videos}/{c.target} videos, {c.items} items of all kinds, {c.seeds} seeds; "
+        f"this run: {c.new_items} new items, {c.expansions} expansions{_via(c.methods)}, {c.edges} edges"
+    )
+    if c.downloaded_in_corpus is not None:
+        line += f", downloaded {downloaded} ({c.downloaded_in_corpus} in the corpus)"
+    return line
+
+
 def crawl_summary_lines(summary: CrawlSummary) -> Iterable[str]:
+    downloaded = summary.downloads["downloaded"] if summary.downloads else 0
     yield (
-        f"crawl {summary.status}: {summary.videos}/{summary.target} videos, {summary.seeds} seeds, "
-        f"{summary.new_items} new items, {summary.expansions} expansions{_via(summary.methods)}, "
-        f"{summary.edges} edges in {summary.elapsed_s:.1f}s ({summary.videos_per_s:.2f} new/s)"
+        f"crawl {summary.status}; {_crawl_numbers(summary, downloaded)} "
+        f"in {summary.elapsed_s:.1f}s ({summary.videos_per_s:.2f} new/s)"
     )
     if summary.blocks:
         kinds = ", ".join(f"{k}={n}" for k, n in sorted(summary.block_kinds.items()))
@@ -104,7 +114,7 @@ def crawl_summary_lines(summary: CrawlSummary) -> Iterable[str]:
     if summary.errors:
         yield "errors: " + ", ".join(f"{k}={n}" for k, n in sorted(summary.errors.items()))
     if summary.downloads:
-        yield "downloads: " + ", ".join(f"{k}={v}" for k, v in summary.downloads.items())
+        yield "downloads this run: " + ", ".join(f"{k}={v}" for k, v in summary.downloads.items())
 
 
 class LiveTrackDisplay(_LiveLine):

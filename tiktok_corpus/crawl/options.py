@@ -68,18 +68,31 @@ class CrawlOptions:
 
 @dataclass
 class CrawlCounters:
-    """What the live display shows and the summary reports (this process only, except ``videos``)."""
+    """What the live display shows and the summary reports, each number either the corpus's (every
+    process's rows) or this run's; the last update the display gets holds the summary's numbers."""
 
-    videos: int = 0  # video items in the corpus (all processes)
+    # The corpus's: ``videos`` counts video items (the target's unit), ``items`` every row (photo posts,
+    # ads, private posts too: the number `corpus status` calls videos); ``downloaded_in_corpus`` is None
+    # while no download stage runs beside the crawl.
+    videos: int = 0
+    items: int = 0
     target: int = 0
+    seeds: int = 0
+    downloaded_in_corpus: int | None = None
+    # This run's.
     new_items: int = 0
     expansions: int = 0
     edges: int = 0
     snapshots: int = 0
     blocks: int = 0
-    downloaded: int = 0
+    downloaded: int = 0  # files this run's download stage fetched (``downloads["downloaded"]`` in the summary)
+    elapsed_s: float = 0.0
     errors: Counter = field(default_factory=Counter)
     methods: Counter = field(default_factory=Counter)  # expansions per related-list method
+
+    @property
+    def new_per_s(self) -> float:
+        return self.new_items / self.elapsed_s if self.elapsed_s else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values for a JSON column (``dataclasses.asdict`` would rebuild each Counter from its
@@ -92,9 +105,14 @@ class CrawlCounters:
 class CrawlSummary:
     run_id: int
     status: str  # target_reached | frontier_exhausted | blocked | unreachable
+    # The corpus's, as `corpus status` counts them: video items (``target``'s unit), every item (photo
+    # posts, ads... too), For You seeds, downloaded files (None without downloads).
     videos: int
+    items: int
     target: int
     seeds: int
+    downloaded_in_corpus: int | None
+    # This run's.
     new_items: int
     expansions: int
     edges: int

@@ -21,7 +21,7 @@ import sys
 import time
 from collections import deque
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from playwright.async_api import Browser
 from playwright.async_api import Error as PlaywrightError
@@ -48,6 +48,7 @@ from ..store.crawl import (
 )
 from ..store.crawl_runs import close_killed_runs, end_run, start_run
 from ..store.db import Store, open_store
+from ..store.status import stage_counts
 from ..store.thread import DatabaseThread
 from ..tiktok.blocks import TRANSPORT_KINDS, BlockMonitor, BlockPolicy, Pacer
 from ..tiktok.browser import BrowserSource, WorkerSession, default_user_agent, stage_browser
@@ -56,6 +57,9 @@ from ..tiktok.related_lists import RelatedLists, session_related_lists
 from ..tiktok.session_files import session_dir
 from .options import CrawlCounters, CrawlOptions, CrawlProgress, CrawlSummary
 from .writes import ExpansionWriter
+
+if TYPE_CHECKING:
+    from ..download import DownloadSummary
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +95,7 @@ class _Crawl:
         self.related_lists: dict[str, RelatedLists] = {}  # per worker (session name)
         self.done = asyncio.Event()
         self._published_at = 0.0
+        self._started = time.monotonic()
         # Parents claimed (one claim for every loop of the process: a claim is a transaction) but not
         # yet started.
         self._claimed: deque[str] = deque()
@@ -112,18 +117,41 @@ class _Crawl:
         )
         self._download_follow = asyncio.Event()
         self._download_counting: asyncio.Task | None = None
+        self._downloads: DownloadSummary | None = None  # this run's download stage's, counted as files land
 
     def _publish(self, *, force: bool = False) -> None:
         """Hand the counters to the display, at most every ``PUBLISH_EVERY_S``; no query of its own."""
-        if not force and time.monotonic() - self._published_at < PUBLISH_EVERY_S:
+        now = time.monotonic()
+        if not force and now - self._published_at < PUBLISH_EVERY_S:
             return
-        self._published_at = time.monotonic()
+        self._published_at = now
+        self.counters.elapsed_s = now - self._started
         self.counters.blocks = self.monitor.total
+        if self._downloads is not None:
+            self.counters.downloaded = self._downloads.downloaded
         if self.progress is not None:
             self.progress.update(self.counters)
 
+    def _count_corpus(self) -> None:
+        """The corpus's numbers as `corpus status` counts them (one read), for the first and last updates."""
+        counts, counters = stage_counts(self.store), self.counters
+        counters.videos, counters.items = counts["item_kinds"].get("video", 0), counts["videos"]
+        counters.seeds = seed_count(self.store)
+        if self.options.download:
+            counters.downloaded_in_corpus = counts["stages"]["download"].get("downloaded", 0)
+
+    def _publish_final(self) -> None:
+        """The last update: the corpus's numbers read afresh and this run's as they stand, whatever ended
+        the run (a database that cannot be read leaves the ones last counted)."""
+        try:
+            self._count_corpus()
+        except Exception as unread:  # noqa: BLE001 - the display must still get this run's numbers
+            log.warning("the corpus could not be counted for the crawl's last update: %s", unread)
+        self._publish(force=True)
+
     def _count(self, sighting: Sighting) -> None:
         self.counters.new_items += len(sighting.new)
+        self.counters.items += len(sighting.new)  # this process's; read afresh for the last update
         self.counters.snapshots += len(sighting.in_corpus)
         self.counters.videos = sighting.videos  # counted inside the write's lock: current for all processes
 
@@ -140,8 +168,9 @@ class _Crawl:
                 seed=options.seed,
             )
             self._count(sighting)
+            self.counters.seeds = seed_count(self.store)
             self._publish()
-            return seed_count(self.store) >= options.seeds
+            return self.counters.seeds >= options.seeds
 
         if seed_count(self.store) < options.seeds:
             await session.recommended(take)
@@ -264,13 +293,16 @@ class _Crawl:
         self.counters.edges += len(sighting.in_corpus)
 
     async def run(self) -> CrawlSummary:
-        options, started = self.options, time.monotonic()
+        options = self.options
+        self._started = time.monotonic()
         queue.reclaim_dead_local(self.store, "expand")
         close_killed_runs(self.store)
         if options.retry_failed:
             retry_failed_parents(self.store)
         self.run_id = start_run(self.store, asdict(options) | {"base_url": self.settings.base_url})
         try:
+            self._count_corpus()
+            self._publish(force=True)  # a resumed crawl shows the corpus it goes on from
             async with stage_browser(self.browser, self.settings, headful=options.headful) as browser:
                 try:
                     status, message, downloads = await self._crawl_on(browser)
@@ -278,11 +310,12 @@ class _Crawl:
                     for session in self.sessions:
                         await session.close()
         except BaseException as exc:
+            self._publish_final()  # Ctrl-C too: the display ends on what this run did
             self._end_stopped_run(exc)
             raise
         finally:
             self._db.shutdown()
-        return self._summarise(status, message, downloads, time.monotonic() - started)
+        return self._summarise(status, message, downloads)
 
     async def _crawl_on(self, browser: Browser) -> tuple[str, str | None, dict[str, Any] | None]:
         """Seeds, then expansions, by worker sessions in ``browser``; the crawl's ending (status, message)
@@ -316,6 +349,7 @@ class _Crawl:
             download_task = await self._start_downloads(first, user_agent)
             await gather_or_cancel(self.collect_seeds(first), *(s.start() for s in self.sessions[1:]))
             self.counters.videos = corpus_video_count(self.store)
+            self.counters.seeds = seed_count(self.store)
             with bulk_parsing_collector():
                 await gather_or_cancel(*(self.expand_loop(s) for s in self.sessions for _ in range(options.in_flight)))
             await self._writes.flush()
@@ -355,21 +389,28 @@ class _Crawl:
     async def _start_downloads(self, session: WorkerSession, user_agent: str) -> asyncio.Task | None:
         if not self.options.download:
             return None
-        from ..download import download_pending  # the download stage, run alongside discovery
+        from ..download import DownloadSummary, download_pending  # the download stage, run alongside discovery
 
         cookies = await session.cookies()
+        self._downloads = DownloadSummary()  # this run's files, counted as they land, read by _publish
         self._download_counting = asyncio.create_task(self._count_downloads())
         return asyncio.create_task(
             download_pending(
-                self.store, self.settings, cookies=cookies, user_agent=user_agent, follow=self._download_follow
+                self.store,
+                self.settings,
+                cookies=cookies,
+                user_agent=user_agent,
+                follow=self._download_follow,
+                summary=self._downloads,
             )
         )
 
     async def _count_downloads(self) -> None:
-        """Keep the display's download count current. It is a query, so it runs on the database thread,
-        from this loop of its own: neither the pages nor an expansion loop wait for it."""
+        """Keep the display's count of the corpus's downloaded files current (this run's is the download
+        stage's own). It is a query, so it runs on the database thread, from this loop of its own: neither
+        the pages nor an expansion loop wait for it."""
         while not self.done.is_set():
-            self.counters.downloaded = await self._db(downloaded_count, self.store)
+            self.counters.downloaded_in_corpus = await self._db(downloaded_count, self.store)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.done.wait(), PUBLISH_EVERY_S)
 
@@ -386,18 +427,19 @@ class _Crawl:
             return None
         return (await task).to_dict()
 
-    def _summarise(self, status: str, message: str | None, downloads, elapsed: float) -> CrawlSummary:
+    def _summarise(self, status: str, message: str | None, downloads) -> CrawlSummary:
+        """The summary: the numbers of the display's last update, which this publishes."""
         counters = self.counters
-        counters.videos = corpus_video_count(self.store)
-        if self.options.download:
-            counters.downloaded = downloaded_count(self.store)  # the downloads are over: the final count
-        self._publish(force=True)
+        self._publish_final()
+        elapsed = counters.elapsed_s
         summary = CrawlSummary(
             run_id=self.run_id,
             status=status,
             videos=counters.videos,
+            items=counters.items,
             target=counters.target,
-            seeds=seed_count(self.store),
+            seeds=counters.seeds,
+            downloaded_in_corpus=counters.downloaded_in_corpus,
             new_items=counters.new_items,
             expansions=counters.expansions,
             edges=counters.edges,
@@ -408,7 +450,7 @@ class _Crawl:
             methods=dict(counters.methods),
             recycles=sum(s.recycles for s in self.sessions),
             elapsed_s=round(elapsed, 3),
-            videos_per_s=round(counters.new_items / elapsed, 3) if elapsed else 0.0,
+            videos_per_s=round(counters.new_per_s, 3),
             downloads=downloads,
             message=message,
         )

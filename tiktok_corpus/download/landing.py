@@ -3,13 +3,16 @@
 Files checked while a landing commits wait and land together (group commit): a busy run pays one commit
 and one fsync per directory for several files. Each file is still renamed and its directory fsynced
 before the commit that marks its row, and renamed back to its ``.part`` if that commit fails. A file
-whose row the run no longer claims is not put in place (:class:`.jobs.ClaimLost`).
+whose row the run no longer claims is not put in place (:class:`.jobs.ClaimLost`). Each file is counted
+(``landed``) on the database thread once its commit is done, so a run cancelled while a commit it started
+goes on still counts the files that commit lands.
 """
 
 from __future__ import annotations
 
 import os
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,8 +35,11 @@ class _WaitingFile:
 class GroupCommit:
     """Lands checked files on the run's database thread, every file waiting at that moment together."""
 
-    def __init__(self, store: Store, data_dir: Path, db: DatabaseThread, worker: str) -> None:
+    def __init__(
+        self, store: Store, data_dir: Path, db: DatabaseThread, worker: str, landed: Callable[[FetchedFile], None]
+    ) -> None:
         self.store, self.data_dir, self._db, self.worker = store, data_dir, db, worker
+        self._landed = landed
         self._waiting: deque[_WaitingFile] = deque()
 
     async def land(self, job: DownloadJob, fetched: FetchedFile) -> None:
@@ -90,3 +96,5 @@ class GroupCommit:
             for waiting in moved:  # the rows did not land: the files go back to being parts
                 os.replace(waiting.job.final, waiting.fetched.part)
             raise
+        for waiting in moved:
+            self._landed(waiting.fetched)

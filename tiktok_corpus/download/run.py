@@ -81,7 +81,7 @@ class DownloadRun:
         self.in_hand: set[str] = set()
         self.no_space: NoSpace | None = None
         self._db = DatabaseThread("download")  # every database read and write of the run, in order
-        self._landing = GroupCommit(store, settings.data_dir, self._db, self.worker)
+        self._landing = GroupCommit(store, settings.data_dir, self._db, self.worker, self._count_landed)
         self._settled = asyncio.Event()  # set whenever a row leaves ``in_hand``: room to claim more
 
     async def run(
@@ -238,8 +238,11 @@ class DownloadRun:
         return True
 
     async def _land(self, job: DownloadJob, fetched: FetchedFile) -> None:
-        """Commit the checked file (with any others waiting), then count it."""
+        """Commit the checked file (with any others waiting); the commit counts it."""
         await self._landing.land(job, fetched)
+
+    def _count_landed(self, fetched: FetchedFile) -> None:
+        """A file whose commit is done (on the database thread: these counts are written only there)."""
         self.summary.downloaded += 1
         self.summary.bytes += fetched.size
         self.summary.methods[fetched.method] += 1
@@ -281,14 +284,16 @@ async def download_pending(
     progress: Progress | None = None,
     client: httpx.AsyncClient | None = None,
     options: DownloadOptions | None = None,
+    summary: DownloadSummary | None = None,
 ) -> DownloadSummary:
     """Download every pending video, ``concurrency`` at a time; with ``retry_failed`` also the failed ones,
     and those whose file validate found corrupt or missing (put back to pending first).
 
     ``cookies``/``user_agent`` are the browser session's (default: the crawler's saved session, else a
     page's fresh cookie). With ``follow`` the run keeps polling for newly pending rows until the event is
-    set, then drains. ``client`` is injectable (it receives the cookies). Raises DownloadError(no_space)
-    when the disk fills up, after giving unfinished rows back.
+    set, then drains. ``client`` is injectable (it receives the cookies). ``summary``: the one to count
+    into, for a caller that reads it while the run goes, or after cancelling it (the crawl's live line).
+    Raises DownloadError(no_space) when the disk fills up, after giving unfinished rows back.
     """
     options = options or DownloadOptions()
     concurrency = concurrency or options.concurrency
@@ -300,7 +305,8 @@ async def download_pending(
     remove_stale_parts(store, settings.data_dir)
     if retry_failed and (damaged := requeue_damaged_downloads(store)):
         log.info("fetching again %d files found corrupt or missing on disk", damaged)
-    summary, started = DownloadSummary(), time.monotonic()
+    summary = DownloadSummary() if summary is None else summary
+    started = time.monotonic()
     own_client = client is None
     client = client or make_client(
         settings,
