@@ -32,7 +32,7 @@ from tiktok_corpus.store.crawl import CORPUS_LOCK_KEY
 from tiktok_corpus.store.db import open_store, upgrade_database
 from tiktok_corpus.store.models import CrawlRun, MediaFile, RelatedEdge, StatsSnapshot, Video
 from tiktok_corpus.tiktok.blocks import TRANSPORT_KINDS, BlockPolicy
-from tiktok_corpus.tiktok.browser import browser_failure
+from tiktok_corpus.tiktok.browser_failures import browser_failure
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow(130)]
 CORPUS = Path(sys.executable).with_name("corpus")  # the installed console command

@@ -21,7 +21,7 @@ import sys
 import time
 from collections import deque
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from playwright.async_api import Browser
 from playwright.async_api import Error as PlaywrightError
@@ -36,7 +36,6 @@ from ..store.crawl import (
     Sighting,
     claim_parents,
     corpus_video_count,
-    downloaded_count,
     fail_parent,
     frontier_state,
     record_expansions,
@@ -55,11 +54,9 @@ from ..tiktok.browser import BrowserSource, WorkerSession, default_user_agent, s
 from ..tiktok.contract import ItemList
 from ..tiktok.related_lists import RelatedLists, session_related_lists
 from ..tiktok.session_files import session_dir
+from .alongside import DownloadsAlongside
 from .options import CrawlCounters, CrawlOptions, CrawlProgress, CrawlSummary
 from .writes import ExpansionWriter
-
-if TYPE_CHECKING:
-    from ..download import DownloadSummary
 
 log = logging.getLogger(__name__)
 
@@ -115,9 +112,11 @@ class _Crawl:
             ),
             self._landed,
         )
-        self._download_follow = asyncio.Event()
-        self._download_counting: asyncio.Task | None = None
-        self._downloads: DownloadSummary | None = None  # this run's download stage's, counted as files land
+        self.downloads = (
+            DownloadsAlongside(store, settings, self._db, self.counters, every_s=PUBLISH_EVERY_S)
+            if options.download
+            else None
+        )
 
     def _publish(self, *, force: bool = False) -> None:
         """Hand the counters to the display, at most every ``PUBLISH_EVERY_S``; no query of its own."""
@@ -127,8 +126,8 @@ class _Crawl:
         self._published_at = now
         self.counters.elapsed_s = now - self._started
         self.counters.blocks = self.monitor.total
-        if self._downloads is not None:
-            self.counters.downloaded = self._downloads.downloaded
+        if self.downloads is not None and self.downloads.summary is not None:
+            self.counters.downloaded = self.downloads.summary.downloaded
         if self.progress is not None:
             self.progress.update(self.counters)
 
@@ -341,12 +340,13 @@ class _Crawl:
             )
             for s in self.sessions
         }
-        first, download_task, started = self.sessions[0], None, False
+        first, started = self.sessions[0], False
         try:
             await first.start()  # a site that does not answer it raises SiteUnreachable
             started = True
             await first.save_session(session_dir(self.settings))
-            download_task = await self._start_downloads(first, user_agent)
+            if self.downloads is not None:
+                await self.downloads.start(first, user_agent)
             await gather_or_cancel(self.collect_seeds(first), *(s.start() for s in self.sessions[1:]))
             self.counters.videos = corpus_video_count(self.store)
             self.counters.seeds = seed_count(self.store)
@@ -368,8 +368,8 @@ class _Crawl:
                 await self._writes.flush()  # the lists already fetched land, whatever stopped the crawl
             finally:
                 await self._db(self._release_unstarted)  # after the writes queued before it
-            if download_task is not None:
-                downloads = await self._finish_downloads(download_task, drain=not stopping)
+            if self.downloads is not None:
+                downloads = await self.downloads.finish(drain=not stopping)
             if started and first.context is not None:
                 # Ctrl-C in a terminal reaches Chromium too: a browser already gone keeps the session
                 # saved at the start. A session that never loaded the site leaves the last one saved.
@@ -385,47 +385,6 @@ class _Crawl:
             end_run(self.store, self.run_id, status, self.counters.to_dict())
         except Exception as unwritten:  # noqa: BLE001 - the stopping error is the one to report
             log.warning("crawl run %s could not be marked %s: %s", self.run_id, status, unwritten)
-
-    async def _start_downloads(self, session: WorkerSession, user_agent: str) -> asyncio.Task | None:
-        if not self.options.download:
-            return None
-        from ..download import DownloadSummary, download_pending  # the download stage, run alongside discovery
-
-        cookies = await session.cookies()
-        self._downloads = DownloadSummary()  # this run's files, counted as they land, read by _publish
-        self._download_counting = asyncio.create_task(self._count_downloads())
-        return asyncio.create_task(
-            download_pending(
-                self.store,
-                self.settings,
-                cookies=cookies,
-                user_agent=user_agent,
-                follow=self._download_follow,
-                summary=self._downloads,
-            )
-        )
-
-    async def _count_downloads(self) -> None:
-        """Keep the display's count of the corpus's downloaded files current (this run's is the download
-        stage's own). It is a query, so it runs on the database thread, from this loop of its own: neither
-        the pages nor an expansion loop wait for it."""
-        while not self.done.is_set():
-            self.counters.downloaded_in_corpus = await self._db(downloaded_count, self.store)
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self.done.wait(), PUBLISH_EVERY_S)
-
-    async def _finish_downloads(self, task: asyncio.Task, *, drain: bool) -> dict[str, Any] | None:
-        """Discovery is over: the download stage drains what is pending, then reports; a stopped crawl
-        stops it instead (an unfinished file is removed, its row pending for the next run)."""
-        self._download_follow.set()
-        if self._download_counting is not None:
-            await self._download_counting
-        if not drain:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            return None
-        return (await task).to_dict()
 
     def _summarise(self, status: str, message: str | None, downloads) -> CrawlSummary:
         """The summary: the numbers of the display's last update, which this publishes."""

@@ -28,7 +28,6 @@ from typing import Any, TypeVar
 
 from playwright.async_api import Browser, BrowserContext, Page, Playwright, ProxySettings, Response, async_playwright
 from playwright.async_api import Error as PlaywrightError
-from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 from tenacity import AsyncRetrying, retry_if_exception, wait_exponential_jitter
 
 from ..config import Settings
@@ -43,6 +42,7 @@ from .blocks import (
     tries_over,
     unanswered_is_unreachable,
 )
+from .browser_failures import browser_failure
 from .contract import (
     LOGIN_MODAL_CLOSE,
     detect_block,
@@ -74,62 +74,6 @@ _FETCH_JS = """async ([url, sign]) => {
   const r = await fetch(url, {credentials: "include"});
   return {status: r.status, body: await r.text()};
 }"""
-
-
-# Chromium's errors for a request that reached no server, or whose server went away without answering
-# (net/base/net_error_list.h), and an in-page fetch()'s word for any of them. Not ERR_ABORTED: a page
-# that navigates on (a WAF interstitial reloading) aborts its own requests.
-NO_ANSWER_ERRORS = (
-    *(
-        f"net::ERR_{name}"
-        for name in (
-            "CONNECTION_REFUSED",
-            "CONNECTION_RESET",
-            "CONNECTION_CLOSED",
-            "CONNECTION_ABORTED",
-            "CONNECTION_FAILED",
-            "CONNECTION_TIMED_OUT",
-            "TIMED_OUT",
-            "EMPTY_RESPONSE",
-            "NAME_NOT_RESOLVED",
-            "NAME_RESOLUTION_FAILED",
-            "ADDRESS_UNREACHABLE",
-            "INTERNET_DISCONNECTED",
-            "NETWORK_CHANGED",
-            "PROXY_CONNECTION_FAILED",
-            "TUNNEL_CONNECTION_FAILED",
-            "SOCKS_CONNECTION_FAILED",
-        )
-    ),
-    "TypeError: Failed to fetch",
-)
-# Addresses Chromium will not load whatever the site does (a port it deems unsafe, https:// to a server
-# speaking http, a certificate it rejects): no retry can fix them.
-UNLOADABLE_ERRORS = (
-    "net::ERR_UNSAFE_PORT",
-    "net::ERR_INVALID_URL",
-    "net::ERR_UNKNOWN_URL_SCHEME",
-    "net::ERR_DISALLOWED_URL_SCHEME",
-    "net::ERR_SSL_",
-    "net::ERR_CERT_",
-    "Cannot navigate to invalid URL",
-)
-NAVIGATIONS = ("Page.goto:", "Page.reload:")  # how Playwright names a navigation that timed out
-
-
-def browser_failure(exc: PlaywrightError) -> ContractError:
-    """What a Playwright error means for the request: ``network`` when the site gave no answer (a refused or
-    reset connection, a host that does not resolve), ``timeout`` for a navigation that got none in time
-    (both :data:`~.blocks.UNANSWERED_KINDS`), ``unloadable`` for an address Chromium refuses (final), else
-    ``browser_error`` (a crashed or closed page)."""
-    said = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)[:200]
-    if any(error in said for error in NO_ANSWER_ERRORS):
-        return ContractError(said, kind="network")
-    if any(error in said for error in UNLOADABLE_ERRORS):
-        return ContractError(f"Chromium cannot load it: {said}", kind="unloadable", retryable=False)
-    if isinstance(exc, PlaywrightTimeoutError) and said.startswith(NAVIGATIONS):
-        return ContractError(said, kind="timeout")
-    return ContractError(f"browser error: {said}", kind="browser_error")
 
 
 def browser_user_agent(raw: str) -> str:
@@ -490,7 +434,6 @@ __all__ = [
     "BrowserSource",
     "Pacer",
     "WorkerSession",
-    "browser_failure",
     "browser_user_agent",
     "default_user_agent",
     "launch_browser",

@@ -1,0 +1,64 @@
+"""What a Playwright failure means for a request: the site gave no answer (retried a few times, then
+an unreachable site), an address Chromium will not load (final), or the browser's own failure."""
+
+from __future__ import annotations
+
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import TimeoutError as PlaywrightTimeoutError
+
+from ..errors import ContractError
+
+# Chromium's errors for a request that reached no server, or whose server went away without answering
+# (net/base/net_error_list.h), and an in-page fetch()'s word for any of them. Not ERR_ABORTED: a page
+# that navigates on (a WAF interstitial reloading) aborts its own requests.
+NO_ANSWER_ERRORS = (
+    *(
+        f"net::ERR_{name}"
+        for name in (
+            "CONNECTION_REFUSED",
+            "CONNECTION_RESET",
+            "CONNECTION_CLOSED",
+            "CONNECTION_ABORTED",
+            "CONNECTION_FAILED",
+            "CONNECTION_TIMED_OUT",
+            "TIMED_OUT",
+            "EMPTY_RESPONSE",
+            "NAME_NOT_RESOLVED",
+            "NAME_RESOLUTION_FAILED",
+            "ADDRESS_UNREACHABLE",
+            "INTERNET_DISCONNECTED",
+            "NETWORK_CHANGED",
+            "PROXY_CONNECTION_FAILED",
+            "TUNNEL_CONNECTION_FAILED",
+            "SOCKS_CONNECTION_FAILED",
+        )
+    ),
+    "TypeError: Failed to fetch",
+)
+# Addresses Chromium will not load whatever the site does (a port it deems unsafe, https:// to a server
+# speaking http, a certificate it rejects): no retry can fix them.
+UNLOADABLE_ERRORS = (
+    "net::ERR_UNSAFE_PORT",
+    "net::ERR_INVALID_URL",
+    "net::ERR_UNKNOWN_URL_SCHEME",
+    "net::ERR_DISALLOWED_URL_SCHEME",
+    "net::ERR_SSL_",
+    "net::ERR_CERT_",
+    "Cannot navigate to invalid URL",
+)
+NAVIGATIONS = ("Page.goto:", "Page.reload:")  # how Playwright names a navigation that timed out
+
+
+def browser_failure(exc: PlaywrightError) -> ContractError:
+    """What a Playwright error means for the request: ``network`` when the site gave no answer (a refused or
+    reset connection, a host that does not resolve), ``timeout`` for a navigation that got none in time
+    (both :data:`~.blocks.UNANSWERED_KINDS`), ``unloadable`` for an address Chromium refuses (final), else
+    ``browser_error`` (a crashed or closed page)."""
+    said = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)[:200]
+    if any(error in said for error in NO_ANSWER_ERRORS):
+        return ContractError(said, kind="network")
+    if any(error in said for error in UNLOADABLE_ERRORS):
+        return ContractError(f"Chromium cannot load it: {said}", kind="unloadable", retryable=False)
+    if isinstance(exc, PlaywrightTimeoutError) and said.startswith(NAVIGATIONS):
+        return ContractError(said, kind="timeout")
+    return ContractError(f"browser error: {said}", kind="browser_error")
