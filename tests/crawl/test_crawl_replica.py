@@ -409,7 +409,9 @@ def test_an_outage_stops_the_crawl_with_one_line_and_leaves_the_parents_to_a_lat
     assert video_rows(db_url, "expand_attempts > 1") == 0, "no parent was claimed again at once"
     # An in-page fetch() to a server that is gone fails with "Failed to fetch": no answer, kind network.
     waiting = video_rows(db_url, "expand_error_kind = 'network' AND expand_not_before IS NOT NULL")
-    assert 0 < waiting < TEST_POLICY.give_up_after_unreachable
+    # A few: fewer than the stop's count, but a list answered just before the server went away may land
+    # after the first failures and start the count again (no answer fails a request in 3 quick tries).
+    assert 0 < waiting < 2 * TEST_POLICY.give_up_after_unreachable
     assert run_statuses(db_url) == ["unreachable"]
 
 
