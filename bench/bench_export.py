@@ -38,6 +38,12 @@ def build_corpus(settings: Settings, n: int, seed: int = 0) -> None:
     authors = rng.integers(0, max(n // 20, 1), n)
     counts = rng.lognormal(mean=[8, 6, 3, 2], sigma=2.0, size=(n, 4)).astype(np.int64)
     frames = rng.integers(100, 1800, n)
+    media = settings.data_dir / "media"  # an export refuses rows whose file is gone: one empty file, linked
+    media.mkdir(parents=True, exist_ok=True)
+    (media / "empty.mp4").touch()
+    for vid in ids:
+        os.link(media / "empty.mp4", media / f"{vid}.mp4")
+    probed = _stamp(datetime.now(UTC))
     store = open_store(settings)
     raw = store.engine.raw_connection()
     try:
@@ -57,9 +63,10 @@ def build_corpus(settings: Settings, n: int, seed: int = 0) -> None:
         )
         cur.executemany(
             "INSERT INTO media_files (video_id, path, size_bytes, sha256, downloaded_at, width, height, avg_fps, "
-            "duration_s, frame_count, has_audio) VALUES (?, ?, 1000, ?, ?, 576, 1024, 30.0, ?, ?, 1)",
-            (
-                (vid, f"media/{vid}.mp4", f"{vid:0>64}", _stamp(T0), float(f) / 30.0, int(f))
+            "duration_s, frame_count, has_audio, probed_sha256, probed_at) "
+            "VALUES (?, ?, 0, ?, ?, 576, 1024, 30.0, ?, ?, 1, ?, ?)",
+            (  # probed after the empty file below was made, as validate leaves them (an export checks)
+                (vid, f"media/{vid}.mp4", f"{vid:0>64}", _stamp(T0), float(f) / 30.0, int(f), f"{vid:0>64}", probed)
                 for vid, f in zip(ids, frames)
             ),
         )
@@ -88,11 +95,6 @@ def build_corpus(settings: Settings, n: int, seed: int = 0) -> None:
     finally:
         raw.close()
         store.dispose()
-    media = settings.data_dir / "media"  # an export refuses rows whose file is gone: one empty file, linked
-    media.mkdir(parents=True, exist_ok=True)
-    (media / "empty.mp4").touch()
-    for vid in ids:
-        os.link(media / "empty.mp4", media / f"{vid}.mp4")
 
 
 def time_export(n: int, root: Path) -> float:

@@ -1,11 +1,17 @@
-"""Small real video files for tests, encoded by the real ffmpeg from its lavfi sources (via ffmpeg-python)."""
+"""Small real video files for tests, encoded by the real ffmpeg from its lavfi sources (via ffmpeg-python),
+their ``media_files`` rows, and the damage a test does to one on disk."""
 
 from __future__ import annotations
 
+import os
 import subprocess
+import time
 from pathlib import Path
 
 import ffmpeg
+
+from tiktok_corpus._files import sha256_file
+from tiktok_corpus.store.models import MediaFile
 
 
 def encode_lavfi(path: Path, video: str, *, audio: str | None = None, **output_options) -> Path:
@@ -24,3 +30,24 @@ def encode_lavfi(path: Path, video: str, *, audio: str | None = None, **output_o
     )
     subprocess.run(command, check=True, capture_output=True, timeout=60)
     return path
+
+
+def zero_middle(path: Path, length: int) -> None:
+    """Damage a file in place, its size kept: ``length`` zero bytes over its middle (see :func:`date_now`)."""
+    with open(path, "r+b") as handle:
+        handle.seek(path.stat().st_size // 2)
+        handle.write(bytes(length))
+    date_now(path)
+
+
+def date_now(path: Path) -> None:
+    """Date a file's last write by the system clock: the file system's clock is a few ms coarse, and could
+    date a write made just after a probe before it (a change the next run would then not see)."""
+    now = time.time()
+    os.utime(path, (now, now))
+
+
+def media_file_row(video_id: str, data_dir: Path, path: Path) -> MediaFile:
+    """The ``media_files`` row a download would write for ``path`` (under ``data_dir``) as it is now."""
+    size, digest = sha256_file(path)
+    return MediaFile(video_id=video_id, path=str(path.relative_to(data_dir)), size_bytes=size, sha256=digest)

@@ -8,6 +8,7 @@ each kind of violation on a small package made for the purpose.
 from __future__ import annotations
 
 import ast
+import importlib
 import subprocess
 import sys
 import tomllib
@@ -147,10 +148,45 @@ def test_a_broken_rule_is_reported(tmp_path, module, source, reason):
     assert reason in found and found.startswith(f"pkg.{module.removesuffix('.py').replace('/', '.')}:")
 
 
+def _loaded_by(modules: tuple[str, ...], libraries: tuple[str, ...]) -> list[str]:
+    """Which of ``libraries`` a fresh interpreter has loaded once it has imported ``modules``."""
+    code = "; ".join(f"import {ROOT}.{module}" for module in modules)
+    code += f"; import sys; print(' '.join(name for name in {libraries!r} if name in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    return done.stdout.split()
+
+
 def test_the_stages_without_a_model_never_import_torch():
     """torch takes seconds and about a gigabyte to import: the CLI, a crawl, a download, a validate, an
     export of any format, tracking, browsing and the report must not pay it (webdataset imports it)."""
-    stages = ("cli", "crawl", "download", "validate", "export", "export.write", "track", "browse", "report")
-    code = "; ".join(f"import {ROOT}.{stage}" for stage in stages) + "; import sys; print('torch' in sys.modules)"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
-    assert done.stdout.strip() == "False"
+    stages = ("cli", "crawl.run", "download.run", "validate.run", "export.run", "track.run", "browse.app")
+    assert _loaded_by((*stages, "report.build"), ("torch",)) == []
+
+
+def test_the_cli_starts_without_the_heavy_libraries():
+    """``corpus --help``, a typo's error and every command's start read only the options: the libraries
+    of the work itself (about 3 s on 2 cores) load when a command runs."""
+    heavy = ("pandas", "pyarrow", "scipy", "playwright", "alembic", "httpx", "torch", "matplotlib", "starlette")
+    assert _loaded_by(("cli",), heavy) == []
+
+
+def _lazy_packages() -> dict[str, set[str]]:
+    """The packages whose names load on first use, each with the names its TYPE_CHECKING block imports."""
+    found = {}
+    for init in PACKAGE_DIR.rglob("__init__.py"):
+        tree = ast.parse(init.read_text("utf-8"))
+        if not any(isinstance(node, ast.Import) and node.names[0].name == "lazy_loader" for node in tree.body):
+            continue
+        checked = next(node for node in tree.body if isinstance(node, ast.If))
+        names = {alias.asname or alias.name for node in checked.body for alias in node.names}
+        found[".".join((ROOT, *init.parent.relative_to(PACKAGE_DIR).parts))] = names
+    return found
+
+
+@pytest.mark.parametrize(("package", "typed_names"), sorted(_lazy_packages().items()))
+def test_a_lazy_package_loads_each_name_it_declares(package, typed_names):
+    """The names mypy sees (the TYPE_CHECKING imports) are the names the package gives, and each loads."""
+    module = importlib.import_module(package)
+
+    assert set(module.__all__) == typed_names
+    assert all(getattr(module, name) is not None for name in module.__all__)

@@ -125,7 +125,7 @@ def test_status_shows_the_tracking_queue(any_db_url):
         "gone": 0,
         "failed": 0,
     }
-    assert "due later" in corpus("--db", any_db_url, "status").stdout
+    assert "observations due later" in corpus("--db", any_db_url, "status").stdout  # not "videos": one is 3
 
     # A replica whose clock runs a day per second, started an hour ago: its site time is days ahead.
     fast = ["--time-scale", "86400", "--time-origin", str(now - 3_600)]
@@ -187,6 +187,28 @@ def test_global_options_beat_the_environment(tmp_path):
     assert from_flag.exists() and not from_env.exists()
     assert corpus("--data-dir", str(tmp_path / "d"), "db", "upgrade", env={"CORPUS_DB_URL": ""}).exit_code == 0
     assert (tmp_path / "d" / "corpus.db").exists()
+
+
+@pytest.mark.parametrize("environment", ["ftp://x", ""])
+def test_a_bad_or_empty_site_in_the_environment_stops_only_what_reaches_the_site_unnamed(tmp_path, environment):
+    """CORPUS_BASE_URL is checked where a site is reached: a command that never reaches one works, and a
+    --base-url overrides it (here the crawl goes on to refuse its options); empty means the default."""
+    env = {"CORPUS_BASE_URL": environment}
+    data = ["--data-dir", str(tmp_path / "data")]
+    assert corpus(*data, "db", "upgrade", env=env).exit_code == 0
+    assert corpus(*data, "status", env=env).exit_code == 0
+
+    named = corpus(*data, "crawl", "--base-url", "http://127.0.0.1:1", "--seeds", "2", "--max-videos", "1", env=env)
+    unnamed = corpus(*data, "crawl", "--seeds", "2", "--max-videos", "1", env=env)
+
+    assert named.stderr == "error: --seeds cannot exceed --max-videos\n"
+    assert unnamed.stderr == (
+        f"error: the base URL {environment!r} (--base-url or CORPUS_BASE_URL) is not an http(s) address with a "
+        "host, like https://www.tiktok.com or http://127.0.0.1:8000\n"
+        if environment
+        else "error: --seeds cannot exceed --max-videos\n"
+    )
+    assert Settings(base_url="").base_url == "https://www.tiktok.com"
 
 
 @pytest.mark.parametrize("command", [["status"], ["db", "upgrade"], ["db", "current"]])
@@ -265,6 +287,24 @@ def test_ctrl_c_exits_130_saying_how_to_go_on_where_there_is_a_way(command, said
 
     assert result.exit_code == 130
     assert (said in result.stderr) if said else result.stderr == ""
+
+
+def test_ctrl_c_while_the_cli_loads_exits_130_without_a_traceback():
+    """The ``corpus`` script's first second is imports: a Ctrl-C there ends like one in a command."""
+    interrupt_the_load = (
+        "import builtins, sys\n"
+        "real_import = builtins.__import__\n"
+        "def interrupted(name, *args, **kwargs):\n"
+        "    if name == 'cli':  # __main__'s `from .cli import app`\n"
+        "        raise KeyboardInterrupt\n"
+        "    return real_import(name, *args, **kwargs)\n"
+        "builtins.__import__ = interrupted\n"
+        "from tiktok_corpus.__main__ import main\n"
+        "main()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", interrupt_the_load], capture_output=True, text=True, timeout=60)
+
+    assert (done.returncode, done.stderr) == (130, "")
 
 
 def test_unexpected_errors_keep_their_traceback():

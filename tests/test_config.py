@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tiktok_corpus import config
-from tiktok_corpus.config import DEFAULT_BASE_URL, Settings, redact_url
+from tiktok_corpus.config import DEFAULT_BASE_URL, Settings, checked_base_url, redact_url
 from tiktok_corpus.errors import ConfigError
 
 
@@ -60,15 +60,12 @@ def test_arguments_beat_environment(monkeypatch, tmp_path):
     "url",
     ["notaurl", "ftp://x", "http://", "http:///foryou", "http://127.0.0.1:99999", "http://h/?q=1", "http://a b", ""],
 )
-def test_a_base_url_that_cannot_be_the_sites_address_is_refused_in_one_line(monkeypatch, url):
-    """Refused where the settings are made (every command's, and the library's), before any browser
-    starts to fail on it; from the environment too."""
+def test_a_base_url_that_cannot_be_the_sites_address_is_refused_in_one_line(url):
+    """Refused in one line before any browser starts to fail on it, where a site is to be reached (the
+    commands that reach one check it first: tests/test_cli.py)."""
     with pytest.raises(ConfigError, match=r"is not an http\(s\) address with a host") as refused:
-        Settings(base_url=url)
+        checked_base_url(url)
     assert repr(url) in refused.value.message and "\n" not in refused.value.message
-    monkeypatch.setenv("CORPUS_BASE_URL", url)
-    with pytest.raises(ConfigError):
-        Settings()
 
 
 @pytest.mark.parametrize(

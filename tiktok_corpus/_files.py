@@ -1,11 +1,20 @@
-"""Small file helpers shared by the stages (hashing, fsync, write-then-sync, reading a JSON record)."""
+"""Small file helpers shared by the stages (hashing, fsync, write-then-sync, atomic replacement, reading a
+JSON record)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import re
+import secrets
+import shutil
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
+from stat import S_ISREG
 
 from .errors import ConfigError
 
@@ -32,6 +41,80 @@ def write_text_durably(path: Path, text: str) -> None:
         handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())
+
+
+def scratch_path(target: Path) -> Path:
+    """A name beside ``target`` that only this writer uses (``NAME_HOST_PID_TOKEN.part``): two processes, or
+    two threads, making the same file never write, rename or delete each other's half-written one, and
+    :func:`remove_abandoned_scratch` can tell whose it was."""
+    return target.with_name(f"{target.name}_{_host()}_{os.getpid()}_{secrets.token_hex(4)}.part")
+
+
+@contextmanager
+def replacing(target: Path) -> Iterator[Path]:
+    """The :func:`scratch_path` to write ``target``'s new content to; when the block ends it is fsynced and
+    renamed over ``target``, and the rename made durable: readers, and a machine that lost power, see the
+    old file or the whole new one, never a torn one. Raising in the block removes the scratch file.
+
+    Two writers of the same file each land a whole one; the last rename wins, which is fine where both
+    made the same content (a cache) or where one folder has one writer (a run)."""
+    partial = scratch_path(Path(target))
+    try:
+        yield partial
+        fsync_path(partial)
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+    fsync_path(partial.parent)
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` by ``text`` through :func:`replacing`: a record whose presence means "done"."""
+    with replacing(path) as partial:
+        partial.write_text(text, encoding="utf-8")
+
+
+def remove_abandoned_scratch(directory: Path) -> int:
+    """Delete the :func:`scratch_path` files (or staging directories) in ``directory`` whose writer, a
+    process of this host, no longer runs (killed mid-write); those of live processes, of this one and of
+    other hosts are left. Returns how many went."""
+    from .store.queue import dead_local_workers  # here: the file helpers load no database layer
+
+    mine = re.compile(rf"_{re.escape(_host())}_(?P<pid>\d+)_[0-9a-f]{{8}}\.part$")
+    writers = {
+        path: f"{_host()}:{found['pid']}"
+        for path in Path(directory).glob("*.part")
+        if (found := mine.search(path.name))
+    }
+    dead = set(dead_local_workers(set(writers.values())))
+    gone = [path for path, writer in writers.items() if writer in dead]
+    for path in gone:
+        if path.is_dir():  # a staging directory (an export's)
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return len(gone)
+
+
+def _host() -> str:
+    """This host's name as a scratch file carries it: no ``_`` (the names' separator), nothing a file minds."""
+    return re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname())
+
+
+def file_stat(path: str | os.PathLike[str]) -> os.stat_result | None:
+    """The file's stat, or None where there is no regular file."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found if S_ISREG(found.st_mode) else None
+
+
+def written_since(stat: os.stat_result, moment: datetime | None) -> bool:
+    """Whether a file was modified after ``moment`` (a database's time: a naive one is UTC, as SQLite gives
+    back what was written in UTC), or there is no moment: without reading it, what says that a file may no
+    longer hold the bytes read of it then (a probe's ``probed_at``)."""
+    return moment is None or stat.st_mtime > (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def read_json_object(path: Path) -> dict:

@@ -11,7 +11,6 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy.engine import make_url
 
 from .errors import ConfigError
 
@@ -39,7 +38,9 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _derive(self) -> Settings:
-        self.base_url = checked_base_url(self.base_url).rstrip("/")
+        # Checked where a site is reached (checked_base_url), not here: a bad CORPUS_BASE_URL must not stop
+        # the commands that never use it, nor a --base-url that overrides it. Empty means the default.
+        self.base_url = (self.base_url or DEFAULT_BASE_URL).rstrip("/")
         if not self.db_url:
             self.db_url = f"sqlite:///{self.data_dir / 'corpus.db'}"
         return self
@@ -87,6 +88,8 @@ def checked_base_url(url: str) -> str:
 
 def redact_url(url: str) -> str:
     """Mask the password of a database URL (``postgresql://u:***@h/db``)."""
+    from sqlalchemy.engine import make_url  # here: settings are read by every command, SQLAlchemy by some
+
     try:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # not a URL SQLAlchemy understands: never risk echoing a secret

@@ -522,6 +522,17 @@ def test_retry_failed_gives_the_failed_parents_back(replica, tmp_path):
     assert_corpus_shape(db_url)
 
 
+def test_a_full_corpus_asked_for_more_seeds_ends_instead_of_scrolling_for_ever(replica, tmp_path):
+    """A corpus at --max-videos takes no seed: the feed was scrolled for new ones that could never be
+    added, and the crawl never ended."""
+    settings = Settings(data_dir=tmp_path / "data", base_url=replica.base_url)
+    assert crawl(settings, options(seeds=3, max_videos=10), policy=TEST_POLICY).status == "target_reached"
+
+    again = crawl(settings, options(seeds=6, max_videos=10), policy=TEST_POLICY)
+
+    assert (again.status, again.videos, again.seeds) == ("target_reached", 10, 3)
+
+
 def test_crawl_with_downloads_stores_the_replica_bytes(make_replica, tmp_path):
     rep = make_replica(videos=60, seed=2)
     settings = Settings(data_dir=tmp_path / "data", base_url=rep.base_url)

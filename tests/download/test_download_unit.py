@@ -8,12 +8,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import shutil
 import threading
 from dataclasses import replace
 
 import httpx
 import pytest
 
+from tests.media_files import date_now, zero_middle
 from tests.waiting import until
 from tiktok_corpus.download import check_size, download_pending, sniff_body, status_error, video_file_path
 from tiktok_corpus.download import run as download_run
@@ -273,33 +275,61 @@ def test_files_already_downloaded_are_verified_and_not_fetched_again(store, site
     assert rows.video("7000000000000000007").download_status == "downloaded"
 
 
+@pytest.mark.parametrize("damage", ["zeroed_in_place", "swapped"])
 def test_retry_failed_fetches_again_the_files_validate_found_damaged_or_gone(
-    store, site_settings, rows, quick, sample_mp4
+    any_db_url, tmp_path, rows_of, quick, sample_mp4, mp4_of_size, damage
 ):
-    """Validate re-keys a damaged file's sha256 to its bytes and leaves it ``downloaded``: only
-    ``--retry-failed`` fetches it again (never "verifying" the damaged bytes), as it does a file gone."""
-    damaged, gone = "7000000000000000013", "7000000000000000014"
-    handler = lambda r: httpx.Response(200, content=sample_mp4, headers={"content-type": "video/mp4"})  # noqa: E731
-    for video_id in (damaged, gone):
-        rows.add(video_id, [url("gear")])
-    assert run(store, site_settings, handler, quick).downloaded == 2
-    zeros = bytes(len(sample_mp4))
-    video_file_path(site_settings.data_dir, damaged).write_bytes(zeros)
-    video_file_path(site_settings.data_dir, gone).unlink()
-    with store.transaction() as session:  # what validate leaves
-        session.get(MediaFile, damaged).sha256 = hashlib.sha256(zeros).hexdigest()
-        session.get(Video, damaged).probe_status = "corrupt"
-        session.get(Video, gone).probe_status = "missing_file"
+    """A file damaged in place (same size) or swapped for another video's is ``corrupt`` (``changed``)
+    with the download's sha256 kept, as a file gone is ``missing_file``: a plain run leaves the rows
+    ``downloaded``, ``--retry-failed`` fetches them again (never "verifying" the damaged bytes), and
+    validate then finds them valid."""
+    from tiktok_corpus.config import Settings
+    from tiktok_corpus.store.db import open_store, upgrade_database
+    from tiktok_corpus.validate import run_validate
 
-    assert run(store, site_settings, handler, quick).downloaded == 0, "a plain run leaves downloaded rows alone"
-    again = run(store, site_settings, handler, quick, retry_failed=True)
+    settings = Settings(data_dir=tmp_path / "data", db_url=any_db_url, base_url=SITE)
+    upgrade_database(settings)
+    db = open_store(settings)
+    damaged, gone, other = "7000000000000000013", "7000000000000000014", "7000000000000000016"
+    served = {damaged: sample_mp4, gone: sample_mp4, other: mp4_of_size(len(sample_mp4) + 500)}
+    handler = lambda r: httpx.Response(  # noqa: E731
+        200, content=served[r.url.path.rsplit("/", 1)[1]], headers={"content-type": "video/mp4"}
+    )
+    try:
+        rows = rows_of(db)
+        for video_id in served:
+            rows.add(video_id, [url(video_id)])
+        assert run(db, settings, handler, quick).downloaded == 3
+        assert run_validate(settings, min_frames=10, workers=1).counts == {"valid": 3}  # the sample's 10 frames
+        sha256 = {video_id: rows.media(video_id).sha256 for video_id in served}
+        path = video_file_path(settings.data_dir, damaged)
+        if damage == "swapped":
+            shutil.copyfile(video_file_path(settings.data_dir, other), path)
+            date_now(path)
+        else:
+            zero_middle(path, 1024)
+        video_file_path(settings.data_dir, gone).unlink()
 
-    assert (again.downloaded, again.verified) == (2, 0)
-    for video_id in (damaged, gone):
-        assert video_file_path(site_settings.data_dir, video_id).read_bytes() == sample_mp4
-        assert rows.media(video_id).sha256 == hashlib.sha256(sample_mp4).hexdigest()
-        row = rows.video(video_id)
-        assert (row.download_status, row.probe_status) == ("downloaded", "pending")
+        found = run_validate(settings, min_frames=10, workers=1)
+        assert (found.counts, found.reasons) == (
+            {"corrupt": 1, "missing_file": 1, "valid": 1},
+            {"changed": 1, "missing_file": 1},
+        )
+        assert (rows.video(damaged).probe_error_kind, rows.media(damaged).sha256) == ("changed", sha256[damaged])
+
+        assert run(db, settings, handler, quick).downloaded == 0, "a plain run leaves downloaded rows alone"
+        again = run(db, settings, handler, quick, retry_failed=True)
+
+        assert (again.downloaded, again.verified) == (2, 0)
+        for video_id in (damaged, gone):
+            assert video_file_path(settings.data_dir, video_id).read_bytes() == served[video_id]
+            assert rows.media(video_id).sha256 == hashlib.sha256(served[video_id]).hexdigest()
+            row = rows.video(video_id)
+            assert (row.download_status, row.probe_status) == ("downloaded", "pending")
+        assert run_validate(settings, min_frames=10, workers=1).counts == {"valid": 3}
+        assert {video_id: rows.media(video_id).probed_sha256 for video_id in served} == sha256
+    finally:
+        db.dispose()
 
 
 def test_a_non_digit_id_fails_without_touching_the_disk(store, site_settings, rows, quick):

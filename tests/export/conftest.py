@@ -1,5 +1,6 @@
 """A small synthetic corpus in a real SQLite store: authors, videos in every status, several stats
-snapshots per video, probed media files (tiny dummy files) and hashtags."""
+snapshots per video, probed media files (tiny dummy files) and hashtags; and a store on SQLite and on
+Postgres (``db_store``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tiktok_corpus.store.models import Author, Hashtag, MediaFile, StatsSnapshot, Video, VideoHashtag
+from tiktok_corpus.config import Settings
+from tiktok_corpus.store.db import open_store, upgrade
+from tiktok_corpus.store.models import Author, Hashtag, MediaFile, StatsSnapshot, Video, VideoHashtag, utcnow
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 EXPORTABLE = 12  # videos that pass every filter and have a snapshot
@@ -42,13 +45,14 @@ def _media(data_dir, video_id: str, frame_count: int = 150) -> MediaFile:
         path=relative,
         size_bytes=path.stat().st_size,
         sha256=hashlib.sha256(content).hexdigest(),
+        probed_sha256=hashlib.sha256(content).hexdigest(),
         duration_s=frame_count / 30.0,
         avg_fps=30.0,
         frame_count=frame_count,
         width=576,
         height=1024,
         has_audio=True,
-        probed_at=T0,
+        probed_at=utcnow(),  # after the file was written, as `corpus validate` leaves it
         downloaded_at=T0 + timedelta(hours=1),
     )
 
@@ -112,3 +116,13 @@ def populate_corpus(store, data_dir) -> list[str]:
 @pytest.fixture
 def corpus(store, settings) -> list[str]:
     return populate_corpus(store, settings.data_dir)
+
+
+@pytest.fixture
+def db_store(any_db_url, tmp_path):
+    """``(store, settings)`` of an empty, migrated database, once on SQLite and once on Postgres."""
+    settings = Settings(data_dir=tmp_path / "data", db_url=any_db_url)
+    store = open_store(settings, check_schema=False)
+    upgrade(store.engine)
+    yield store, settings
+    store.dispose()

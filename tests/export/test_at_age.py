@@ -18,14 +18,13 @@ from typer.testing import CliRunner
 
 from tiktok_corpus.cli import app
 from tiktok_corpus.config import Settings
+from tiktok_corpus.durations import format_duration, parse_duration
 from tiktok_corpus.errors import ConfigError
 from tiktok_corpus.export import (
     ExportError,
     ExportOptions,
     apply_labels,
     fit_labels,
-    format_duration,
-    parse_duration,
     run_export,
 )
 from tiktok_corpus.export.at_age import counts_at_age, early_growth
@@ -577,6 +576,7 @@ def test_the_early_counts_never_read_a_later_sighting():
         *(("calm", age, plays) for age, plays in ((HOUR // 2, 10), (HOUR + 10 * 60, 20), (7 * DAY, 30))),
         *(("hit", age, plays) for age, plays in ((HOUR // 2, 10), (HOUR + 10 * 60, 20), (7 * DAY, 10**7))),
         ("late", DAY + HOUR, 500),  # within 1d's 6h, but it is the label's own sighting at 25h
+        ("late", 2 * DAY, 900),  # the label's at 2d
     ]
     snapshots = pd.DataFrame(
         [(v, pd.Timestamp(created + age, unit="s", tz="UTC"), plays, 0, 0, 0, 0) for v, age, plays in sightings],
@@ -593,3 +593,22 @@ def test_the_early_counts_never_read_a_later_sighting():
     at_25h = early_growth(videos, snapshots, at_age_s=DAY + HOUR, tolerance_s=DAY)
     assert pd.isna(at_25h.loc[2, "play_count_at_1d"])
     assert early_growth(videos, snapshots, at_age_s=2 * DAY, tolerance_s=DAY).loc[2, "play_count_at_1d"] == 500
+
+
+def test_a_label_read_off_a_younger_sighting_never_places_an_early_count():
+    """With a wide --age-tolerance the 1d label may be read off a sighting at 7h: the 6h count, whose own
+    tolerance reaches 7h30, once interpolated towards it (1,950 of the label's 5,000 plays), and the
+    early-views baseline was handed the label. It now has the sightings before the label's only."""
+    created = 1_700_000_000
+    videos = pd.DataFrame({"video_id": ["young"], "create_time": [created]})
+    sightings = ((HOUR // 2, 10), (7 * HOUR, 5_000))
+    snapshots = pd.DataFrame(
+        [("young", pd.Timestamp(created + age, unit="s", tz="UTC"), plays, 0, 0, 0, 0) for age, plays in sightings],
+        columns=["video_id", "captured_at", *COUNTS],
+    )
+    label = counts_at_age(videos, snapshots, at_age_s=DAY, tolerance_s=18 * HOUR)
+    assert (label.loc[0, "age_basis"], label.loc[0, "play_count"]) == ("within_tolerance", 5_000)
+
+    growth = early_growth(videos, snapshots, at_age_s=DAY, tolerance_s=18 * HOUR)
+
+    assert growth.loc[0, ["play_count_at_1h", "play_count_at_6h"]].isna().all()

@@ -10,23 +10,12 @@ import pytest
 from sqlalchemy import false, select
 from sqlalchemy.engine import CursorResult
 
-from tiktok_corpus.config import Settings
 from tiktok_corpus.store import exports, frames
-from tiktok_corpus.store.db import open_store, upgrade
 from tiktok_corpus.store.models import Author, AuthorSnapshot, MediaFile, StatsSnapshot, Video
 
 from .conftest import T0, _media, _video, populate_corpus
 
 CHUNK_SIZES = (1, 2, 3, 1000)
-
-
-@pytest.fixture
-def db_store(any_db_url, tmp_path):
-    settings = Settings(data_dir=tmp_path / "data", db_url=any_db_url)
-    store = open_store(settings, check_schema=False)
-    upgrade(store.engine)
-    yield store, settings
-    store.dispose()
 
 
 def _assert_read_alike(chunked: pd.DataFrame, whole: pd.DataFrame) -> None:
@@ -120,8 +109,8 @@ def test_the_export_reads_type_as_one_read(db_store, monkeypatch, rows):
     _nulls_first_corpus(store, settings)
     compared = []
 
-    def checked_read(engine, query):
-        chunked = read_frame(engine, query)
+    def checked_read(reader, query):
+        chunked = read_frame(reader, query)
         _assert_read_alike(chunked, _one_read(store, query))
         compared.append(chunked)
         return chunked
@@ -129,12 +118,13 @@ def test_the_export_reads_type_as_one_read(db_store, monkeypatch, rows):
     read_frame = frames.read_frame
     monkeypatch.setattr(frames, "CHUNK_ROWS", rows)
     monkeypatch.setattr(exports, "read_frame", checked_read)
-    for min_frames in (100, 10**6):  # the corpus, and no exportable video at all
-        exports.exportable_rows(store, min_frames=min_frames, as_of=None)
-        exports.exportable_rows(store, min_frames=min_frames, as_of=T0 - timedelta(hours=12))
-        exports.exportable_snapshots(store, min_frames=min_frames)
-        exports.exportable_author_snapshots(store, min_frames=min_frames)
-        exports.exportable_hashtags(store, min_frames=min_frames)
+    with store.consistent_read() as reader:
+        for min_frames in (100, 10**6):  # the corpus, and no exportable video at all
+            exports.exportable_rows(reader, min_frames=min_frames, as_of=None)
+            exports.exportable_rows(reader, min_frames=min_frames, as_of=T0 - timedelta(hours=12))
+            exports.exportable_snapshots(reader, min_frames=min_frames)
+            exports.exportable_author_snapshots(reader, min_frames=min_frames)
+            exports.exportable_hashtags(reader, min_frames=min_frames)
     assert [len(frame) > 0 for frame in compared] == [True] * 5 + [False] * 5
     latest = compared[0].set_index("video_id")
     assert latest.loc["0990", ["author_id", "play_count"]].isna().all()  # NULL in the first chunk
@@ -162,10 +152,11 @@ def test_the_export_reads_fetch_a_chunk_at_a_time(db_store, monkeypatch):
     monkeypatch.setattr(CursorResult, "fetchmany", counted_fetchmany)
     monkeypatch.setattr(CursorResult, "fetchall", refused_fetchall)
     monkeypatch.setattr(frames, "CHUNK_ROWS", 2)
-    exports.exportable_rows(store, min_frames=100, as_of=None)
-    exports.exportable_snapshots(store, min_frames=100)
-    exports.exportable_author_snapshots(store, min_frames=100)
-    exports.exportable_hashtags(store, min_frames=100)
+    with store.consistent_read() as reader:  # the reads of one export share one transaction
+        exports.exportable_rows(reader, min_frames=100, as_of=None)
+        exports.exportable_snapshots(reader, min_frames=100)
+        exports.exportable_author_snapshots(reader, min_frames=100)
+        exports.exportable_hashtags(reader, min_frames=100)
     assert fetched and max(fetched) == 2
     if store.engine.dialect.name == "postgresql":
         assert cursors == {"ServerCursor"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,9 +13,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from rich.progress import Progress
-from sqlalchemy import select
+from sqlalchemy import select, update
 from typer.testing import CliRunner
 
+from tests.media_files import date_now
 from tiktok_corpus.cli import app
 from tiktok_corpus.cli.display import export_summary
 from tiktok_corpus.config import Settings
@@ -35,6 +37,8 @@ from tiktok_corpus.store.db import open_store, upgrade
 from tiktok_corpus.store.models import Export, MediaFile, StatsSnapshot
 
 from .conftest import T0, _media, _video, populate_corpus
+
+ACCESS_DENIED = b"<html><body>Access Denied</body></html>"  # what a CDN served instead of a video
 
 
 def tree_digest(root: Path) -> dict[str, str]:
@@ -246,14 +250,23 @@ def test_stratify_balances_the_label_across_splits():
     assert (means - 0.5).abs().max() < 0.02
 
 
-def test_copy_media_links_files_into_the_export(settings, store, corpus):
+def test_copy_media_gives_the_export_copies_that_no_later_edit_of_the_corpus_reaches(settings, store, corpus):
+    """Hard links were the corpus's files under another name: a file edited in place changed every earlier
+    export that shipped it."""
     path = run_export(settings, ExportOptions(copy_media=True))
 
     rows = pd.read_parquet(path / "videos.parquet")
     assert rows["file"].str.startswith("media/").all()
+    originals = {}
     for video_id, file in zip(rows["video_id"], rows["file"]):
-        assert (path / file).read_bytes() == (settings.data_dir / "media" / f"{video_id}.mp4").read_bytes()
+        originals[file] = (settings.data_dir / "media" / f"{video_id}.mp4").read_bytes()
+        assert (path / file).read_bytes() == originals[file]
     assert json.loads((path / "manifest.json").read_text())["media"] == "copied"
+    for video_id in rows["video_id"]:
+        with open(settings.data_dir / "media" / f"{video_id}.mp4", "r+b") as in_place:  # the same inode
+            in_place.write(ACCESS_DENIED)
+            in_place.truncate()
+    assert {file: (path / file).read_bytes() for file in rows["file"]} == originals
 
 
 @pytest.mark.parametrize(
@@ -274,6 +287,60 @@ def test_a_media_file_gone_since_validate_aborts_the_export_without_a_trace(sett
     assert list((settings.data_dir / "exports").iterdir()) == []
     with store.sessions() as session:
         assert session.scalars(select(Export)).all() == []
+
+
+@pytest.mark.parametrize("change", ["rewritten", "touched", "never probed"])
+@pytest.mark.parametrize(
+    "options",
+    [ExportOptions(copy_media=True), ExportOptions(), ExportOptions(format="csv"), ExportOptions(format="webdataset")],
+    ids=["copied", "referenced", "csv", "webdataset"],
+)
+def test_a_media_file_changed_since_validate_aborts_the_export_without_a_trace(db_store, options, change):
+    """A row must describe the file the export ships or points to: one replaced by an error page (another
+    size), written after its probe (its mtime, against the probe time as read from SQLite or Postgres) or
+    never probed is refused before anything is written, naming it and what to run."""
+    store, settings = db_store
+    corpus = populate_corpus(store, settings.data_dir)
+    changed = settings.data_dir / "media" / f"{corpus[3]}.mp4"
+    if change == "rewritten":
+        changed.write_bytes(ACCESS_DENIED)
+    elif change == "touched":
+        date_now(changed)
+    else:
+        with store.transaction() as session:
+            session.execute(update(MediaFile).where(MediaFile.video_id == corpus[3]).values(probed_at=None))
+
+    with pytest.raises(ExportError) as refused:
+        run_export(settings, options)
+
+    assert str(refused.value) == (
+        f"1 selected video file(s) changed since `corpus validate` probed them (another size, or written since), "
+        f"e.g. {changed}; run `corpus validate` (it marks missing files missing_file and probes changed ones again; "
+        "exports leave out what it finds unfit, and `corpus download --retry-failed` fetches it again), then export "
+        "again"
+    )
+    assert list((settings.data_dir / "exports").iterdir()) == []
+    with store.sessions() as session:
+        assert session.scalars(select(Export)).all() == []
+
+
+def test_copy_media_refuses_bytes_that_are_not_the_rows_though_their_size_and_mtime_are(settings, store, corpus):
+    """Damage in place with the old mtime kept passes a stat; the copy, hashed as it is made, does not."""
+    damaged = [settings.data_dir / "media" / f"{video_id}.mp4" for video_id in corpus[2:4]]
+    for path in damaged:
+        kept = path.stat()
+        path.write_bytes(bytes(kept.st_size))
+        os.utime(path, ns=(kept.st_atime_ns, kept.st_mtime_ns))
+
+    with pytest.raises(ExportError) as refused:
+        run_export(settings, ExportOptions(copy_media=True))
+
+    assert str(refused.value) == (
+        "2 selected video file(s) do not hold the bytes their row's sha256 names though their size and mtime are "
+        f"the probe's (changed in place with an old mtime, or damaged on disk), e.g. {damaged[0]}, {damaged[1]}; "
+        "`touch` them so that `corpus validate` probes them again, then export again"
+    )
+    assert list((settings.data_dir / "exports").iterdir()) == []
 
 
 def test_as_of_uses_the_snapshot_at_that_time(settings, store, corpus):

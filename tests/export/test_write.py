@@ -4,22 +4,25 @@ export's staging directory, and the shards written a shard at a time."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import tracemalloc
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from rich.progress import Progress
 from sqlalchemy import select
 
 import tiktok_corpus.export.write as write
+from tiktok_corpus._files import scratch_path
 from tiktok_corpus.config import Settings
 from tiktok_corpus.export import ExportError, ExportOptions, run_export
 from tiktok_corpus.export.provenance import git_commit
@@ -145,6 +148,7 @@ KILLED_EXPORT = """
 import os, signal, sys
 from pathlib import Path
 import webdataset as wds
+from tiktok_corpus._files import scratch_path
 from tiktok_corpus.config import Settings
 from tiktok_corpus.export import ExportOptions, run_export
 
@@ -163,10 +167,10 @@ def test_a_killed_exports_staging_directory_is_removed_by_the_next(settings, sto
     killed = subprocess.run([sys.executable, "-c", textwrap.dedent(KILLED_EXPORT), str(settings.data_dir)], cwd=REPO)
     assert killed.returncode == -signal.SIGKILL
     (left,) = exports.iterdir()
-    assert left.name.startswith(".corpus.partial-") and (left / "media").is_dir()
+    assert left.name.startswith(".corpus.partial_") and (left / "media").is_dir()
     # Staging directories that must stay: a running export's (this process), another host's, an unnamed one.
-    running = exports / f".corpus.partial-{write._host()}-{os.getpid()}-0123abcd"
-    elsewhere = exports / ".corpus.partial-otherhost-1-0123abcd"
+    running = scratch_path(exports / ".corpus.partial")
+    elsewhere = exports / ".corpus.partial_otherhost_1_0123abcd.part"
     unnamed = exports / ".corpus-v7.partial-0123abcd"
     for directory in (running, elsewhere, unnamed):
         directory.mkdir()
@@ -183,6 +187,7 @@ KILLED_AFTER_MOVE = """
 import os, signal, sys
 from pathlib import Path
 import tiktok_corpus.export.write as write
+from tiktok_corpus._files import scratch_path
 from tiktok_corpus.config import Settings
 from tiktok_corpus.export import ExportOptions, run_export
 
@@ -260,3 +265,38 @@ def test_shards_hold_one_shards_rows_in_python_at_a_time(tmp_path):
 
     assert len(entry["shards"]) == 30 and sum(shard["videos"] for shard in entry["shards"]) == rows
     assert peak < 2_000_000, f"peak {peak / 1e6:.1f} MB of Python objects"
+
+
+def test_an_interrupted_copy_stops_without_making_the_copies_still_queued(settings, store, corpus, monkeypatch):
+    """--copy-media queues every file for its threads: a Ctrl-C (or a full disk) stops the export at once,
+    not once every queued file is copied. The one worker is held in its second copy until the pool shuts
+    down, so what is still queued when the interrupt lands is known: the rest."""
+    held = threading.Event()
+    started: list[Path] = []
+    copy = write._copy_hashed
+
+    def copy_held_after_the_first(source: Path, target: Path) -> str:
+        started.append(source)
+        if len(started) > 1:
+            held.wait()
+        return copy(source, target)
+
+    class HeldPool(ThreadPoolExecutor):
+        def shutdown(self, wait=True, *, cancel_futures=False):
+            super().shutdown(wait=False, cancel_futures=cancel_futures)  # the queue as the export leaves it
+            held.set()
+            super().shutdown(wait=wait)
+
+    class Interrupted(Progress):
+        def advance(self, task_id, advance=1):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(write, "COPY_THREADS", 1)
+    monkeypatch.setattr(write, "ThreadPoolExecutor", HeldPool)
+    monkeypatch.setattr(write, "_copy_hashed", copy_held_after_the_first)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_export(settings, ExportOptions(copy_media=True), progress=Interrupted(disable=True))
+
+    assert len(started) <= 2 < len(corpus)  # the first, and the second if the worker had taken it
+    assert list((settings.data_dir / "exports").iterdir()) == []

@@ -74,7 +74,7 @@ def test_features_json_through_the_cli(sound_export):
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["rows"] == 24 and set(summary["modalities"]) == {"text", "time"}
-    assert summary["modalities"]["time"]["columns"] == 11 and summary["random_init"] is False
+    assert summary["modalities"]["time"]["columns"] == 10 and summary["random_init"] is False
     again = CliRunner().invoke(app, ["features", str(sound_export), "--modalities", "text,time", "--json"])
     assert all(m["cache_hit"] for m in json.loads(again.stdout)["modalities"].values())
     plain = CliRunner().invoke(app, ["features", str(sound_export), "--modalities", "author"])

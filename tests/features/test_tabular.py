@@ -117,6 +117,31 @@ def test_author_features_never_see_the_row_itself_held_out_rows_or_the_unknown(t
     assert leaked_rows(at_age_table) == []
 
 
+@pytest.mark.parametrize(("later_sighting_day", "known_to_the_later_post"), [(30, False), (7, True)])
+def test_an_at_age_count_is_known_when_its_last_snapshot_was(later_sighting_day, known_to_the_later_post):
+    """An --at-age 7d export places V's plays at day 7 by interpolating between sightings at 1h and
+    ``later_sighting_day``: what V's own later hit sent through the back catalogue was in that count,
+    which was known only at the later sighting, so a video its author posted at day 8 may not see it."""
+    day = 86_400
+    table = pd.DataFrame(
+        {
+            "video_id": ["1", "2"],
+            "author_id": ["a", "a"],
+            "split": ["train", "train"],
+            "create_time": [0, 8 * day],
+            "stats_captured_at": pd.to_datetime([7 * day, 15 * day], unit="s", utc=True),
+            "snapshot_age_before_s": [3_600.0, 7 * day],
+            "snapshot_age_after_s": [later_sighting_day * day, np.nan],
+            "play_count": [1_000_000, 10],
+            "virality_score": [0.9, 0.1],
+            "is_viral": [1, 0],
+        }
+    )
+    frame = author_features(table)
+    assert frame.loc[1, "author.others_train_videos"] == int(known_to_the_later_post)
+    assert leaked_rows(table) == []
+
+
 def _seen_at(moments):
     """author_features as if each row's counts were known at ``moments(table)``: a planted leak."""
     return lambda t: author_features(t.assign(stats_captured_at=pd.to_datetime(moments(t), unit="s", utc=True)))
@@ -199,20 +224,21 @@ def test_time_table_reads_hour_weekday_and_original_sound(table):
     viral = table["is_viral"].to_numpy() == 1
     assert (frame.loc[viral, "time.hour"] == 18).all() and (frame.loc[~viral, "time.hour"] == 6).all()
     assert (frame["time.original_music"] == viral).all()
-    assert frame["time.weekday"].between(0, 6).all() and (frame["time.age_at_observation_h"] > 0).all()
+    assert frame["time.weekday"].between(0, 6).all()
+    assert not any("age" in column for column in frame.columns)  # when the label was measured: not a feature
     assert not frame.isna().any().any()
 
 
 def test_a_csv_export_gives_the_features_its_parquet_twin_gives(sound_export, tmp_path):
-    """The csv table holds its moments as text: read back, they are times again (the age at observation
-    was all NaN from csv, so one export's two formats trained different models)."""
+    """The csv table holds its moments as text: read back, they are times again (they were all NaN from
+    csv, so one export's two formats trained different models)."""
     manifest, parquet_rows = read_export(sound_export)
     as_text = parquet_rows.assign(hashtags=parquet_rows["hashtags"].map(" ".join))  # as the exporter writes it
     pacsv.write_csv(pa.Table.from_pandas(as_text, preserve_index=False), sound_export / "videos.csv")
     (sound_export / "manifest.json").write_text(json.dumps({**manifest, "data_file": "videos.csv"}))
     _, csv_rows = read_export(sound_export)
     from_parquet, from_csv = time_features(parquet_rows), time_features(csv_rows)
-    assert from_csv["time.age_at_observation_h"].notna().all()
+    pd.testing.assert_series_equal(csv_rows["stats_captured_at"], parquet_rows["stats_captured_at"])
     pd.testing.assert_frame_equal(from_csv, from_parquet)
 
 

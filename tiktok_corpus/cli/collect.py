@@ -28,6 +28,7 @@ from .options import (
     option_from,
     proxy_option,
     site_clock,
+    site_settings,
     time_origin_option,
     time_scale_option,
 )
@@ -58,7 +59,7 @@ def crawl(
     """Discover videos: For You seeds, then random related-video expansion (the paper's method)."""
     from ..crawl import crawl as run_crawl
 
-    settings = settings_of(ctx, base_url=base_url, proxy=proxy)
+    settings = site_settings(ctx, base_url, proxy)
     options = CrawlOptions(
         seeds=seeds,
         fanout=fanout,
@@ -118,7 +119,7 @@ def track(
     from ..track import track as run_track
 
     clock = site_clock(time_scale, time_origin)
-    settings = settings_of(ctx, base_url=base_url, proxy=proxy)
+    settings = site_settings(ctx, base_url, proxy)
     options = TrackOptions(
         ages=ages,
         follow=follow,
@@ -176,7 +177,7 @@ def download(
     """
     from ..download import download_site, run_download
 
-    site = download_site(settings_of(ctx, base_url=base_url, proxy=proxy), given=base_url is not None)
+    site = download_site(site_settings(ctx, base_url, proxy), given=bool(base_url))
     if site.inherited:
         err_console.print(f"site: {site.base_url} (the crawl's)", highlight=False, soft_wrap=True)
     options = DownloadOptions(concurrency=concurrency, max_bytes=int(max_mb * 1e6))

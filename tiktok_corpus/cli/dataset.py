@@ -94,7 +94,8 @@ def export(
 
     The last line printed is the export directory (after a one-line summary on stderr).
     """
-    from ..export import parse_duration, parse_numbers, parse_time, read_manifest, run_export
+    from ..durations import parse_duration
+    from ..export import parse_numbers, parse_time, read_manifest, run_export
 
     options = ExportOptions(
         label=labels,

@@ -20,7 +20,6 @@ from rich.progress import (
 from rich.table import Table
 
 from ..durations import format_duration
-from ..export import read_manifest
 from ..replica.signals import format_signals
 from ..speed import speed_line
 
@@ -195,19 +194,23 @@ def damaged_files_note(summary: ValidateSummary) -> str | None:
 
 
 def status_table(counts: dict) -> Table:
+    """The queue of every stage, counting items (of every kind: photo posts and ads are skipped) for
+    expand, download and probe, and observations (a video at an age) for track."""
+    kinds = ", ".join(f"{count} {kind or 'unknown'}" for kind, count in counts.get("item_kinds", {}).items())
     table = Table(
-        title=f"{counts['videos']} videos, {counts['edges']} related edges, {counts['stats_snapshots']} stats snapshots"
+        title=f"{counts['videos']} items{f' ({kinds})' if kinds else ''}, {counts['edges']} related edges, "
+        f"{counts['stats_snapshots']} stats snapshots"
     )
     table.add_column("stage")
     table.add_column("status")
-    table.add_column("videos", justify="right")
+    table.add_column("count", justify="right")
     for stage, by_status in counts["stages"].items():
         for name, count in by_status.items():
             table.add_row(stage, name, str(count))
     for method, count in counts["expand_methods"].items():
         table.add_row("expand", f"expanded via {method}", str(count))
     for status, count in counts.get("tracking", {}).items():
-        table.add_row("track", status.replace("_", " "), str(count))
+        table.add_row("track", f"observations {status.replace('_', ' ')}", str(count))
     return table
 
 
@@ -235,6 +238,8 @@ class DemoConsole:
 
 def demo_results_table(result: DemoResult) -> Table:
     """Signals, videos, exclusions, class balance, test ROC-AUC beside each modality's oracle and the baselines."""
+    from ..export import read_manifest  # pandas, loaded by the demo anyway: not by every command's import
+
     manifest = read_manifest(result.export_dir)
     probe = result.counts["stages"]["probe"]
     # "skipped" rows are not videos (photo posts, ads, private items): never downloaded nor probed.

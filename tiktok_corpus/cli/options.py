@@ -9,8 +9,9 @@ from typing import Any
 import typer
 
 from ..clock import Clock, ScaledClock
-from ..config import DEFAULT_BASE_URL
+from ..config import DEFAULT_BASE_URL, Settings, checked_base_url
 from ..errors import ConfigError
+from .app import settings_of
 
 
 def option_from(options_type: type, name: str, *flags: str, **kwargs: Any) -> Any:
@@ -49,6 +50,14 @@ def base_url_option(purpose: str, default: str = DEFAULT_BASE_URL) -> Any:
         show_envvar=False,
         help=f"{purpose} (env CORPUS_BASE_URL; default {default}).",
     )
+
+
+def site_settings(ctx: typer.Context, base_url: str | None, proxy: str | None) -> Settings:
+    """The settings of a command that reaches the site, its base URL checked before anything is made: the
+    option's (or ``CORPUS_BASE_URL``'s, empty meaning none) over the root's."""
+    settings = settings_of(ctx, base_url=base_url or None, proxy=proxy)
+    checked_base_url(base_url or settings.base_url)  # as given: the settings strip a trailing "/"
+    return settings
 
 
 def proxy_option() -> Any:

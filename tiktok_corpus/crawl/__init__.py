@@ -18,8 +18,20 @@ rows is a uniformly random pick, and the order is the same in every process and 
   :mod:`tiktok_corpus.store.sightings`.
 """
 
-from ..store.sightings import expand_order_key
-from .options import CrawlCounters, CrawlOptions, CrawlProgress, CrawlSummary
-from .run import crawl, crawl_async
+from __future__ import annotations
 
-__all__ = ["CrawlCounters", "CrawlOptions", "CrawlProgress", "CrawlSummary", "crawl", "crawl_async", "expand_order_key"]
+from typing import TYPE_CHECKING
+
+import lazy_loader
+
+if TYPE_CHECKING:
+    from .options import CrawlCounters, CrawlOptions, CrawlProgress, CrawlSummary
+    from .run import crawl, crawl_async
+
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "options": ["CrawlCounters", "CrawlOptions", "CrawlProgress", "CrawlSummary"],
+        "run": ["crawl", "crawl_async"],
+    },
+)

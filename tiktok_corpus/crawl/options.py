@@ -8,11 +8,8 @@ from typing import Any, Protocol
 
 from ..config import described
 from ..errors import ConfigError
-from ..store.crawl import FRONTIER_ORDERS
 from ..tiktok.blocks import browser_workers, headful_browser, politeness_delay, rate_cap
-from ..tiktok.related_lists import RELATED_VIA
-
-STRATEGIES = tuple(FRONTIER_ORDERS)
+from ..tiktok.site_methods import VIA
 
 
 @dataclass(frozen=True)
@@ -53,10 +50,12 @@ class CrawlOptions:
     )
 
     def validate(self) -> None:
-        if self.strategy not in STRATEGIES:
-            raise ConfigError(f"unknown --strategy {self.strategy!r}: use one of {', '.join(STRATEGIES)}")
-        if self.related_via not in RELATED_VIA:
-            raise ConfigError(f"unknown --related-via {self.related_via!r}: use one of {', '.join(RELATED_VIA)}")
+        from ..store.crawl import FRONTIER_ORDERS  # here, not at the top: the CLI reads these options' help
+
+        if self.strategy not in FRONTIER_ORDERS:
+            raise ConfigError(f"unknown --strategy {self.strategy!r}: use one of {', '.join(FRONTIER_ORDERS)}")
+        if self.related_via not in VIA:
+            raise ConfigError(f"unknown --related-via {self.related_via!r}: use one of {', '.join(VIA)}")
         for name in ("seeds", "fanout", "max_videos", "workers", "in_flight", "fallback_after", "max_attempts"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")

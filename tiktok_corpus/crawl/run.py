@@ -169,9 +169,10 @@ class _Crawl:
             self._count(sighting)
             self.counters.seeds = seed_count(self.store)
             self._publish()
-            return self.counters.seeds >= options.seeds
+            # A full corpus takes no more seeds: the feed would be scrolled for ever.
+            return self.counters.seeds >= options.seeds or sighting.videos >= options.max_videos
 
-        if seed_count(self.store) < options.seeds:
+        if seed_count(self.store) < options.seeds and corpus_video_count(self.store) < options.max_videos:
             await session.recommended(take)
 
     async def expand_loop(self, session: WorkerSession) -> None:

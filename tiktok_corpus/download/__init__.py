@@ -23,22 +23,26 @@ failure leaves ``failed`` with a named kind on the row.
 :mod:`.site` says which site steps 3 and 4 go to: the one named, else the one the corpus was crawled from.
 """
 
-from .checks import check_size, sniff_body, status_error
-from .jobs import video_file_path
-from .options import DownloadOptions, DownloadSummary
-from .run import download_pending, remove_stale_parts, run_download
-from .site import DownloadSite, download_site
+from __future__ import annotations
 
-__all__ = [
-    "DownloadOptions",
-    "DownloadSite",
-    "DownloadSummary",
-    "check_size",
-    "download_pending",
-    "download_site",
-    "remove_stale_parts",
-    "run_download",
-    "sniff_body",
-    "status_error",
-    "video_file_path",
-]
+from typing import TYPE_CHECKING
+
+import lazy_loader
+
+if TYPE_CHECKING:
+    from .checks import check_size, sniff_body, status_error
+    from .jobs import video_file_path
+    from .options import DownloadOptions, DownloadSummary
+    from .run import download_pending, remove_stale_parts, run_download
+    from .site import DownloadSite, download_site
+
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "checks": ["check_size", "sniff_body", "status_error"],
+        "jobs": ["video_file_path"],
+        "options": ["DownloadOptions", "DownloadSummary"],
+        "run": ["download_pending", "remove_stale_parts", "run_download"],
+        "site": ["DownloadSite", "download_site"],
+    },
+)

@@ -20,71 +20,38 @@ Everything is written into a hidden temporary directory that is renamed into pla
 crash never leaves a half export and an existing version is never touched. Everything is vectorised
 (pandas / pyarrow): no per-row Python loops, so 1M rows cost ~10x what 100k rows cost.
 
-Importing this package loads no database code: the names that need the store (:func:`run_export`,
-:func:`load_dataset`, :func:`hashtag_lists`, :func:`next_version`) load on first use, so the trainer
-reads an export (:func:`read_export`) and its label map (:data:`LABEL_COLUMNS`) without them.
+Each name loads its module on first use: reading :class:`ExportOptions` (the CLI does, for its help)
+costs no pandas, and the trainer reads an export (:func:`read_export`) without the database code.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from ..durations import format_duration, parse_duration
-from .format import EXPORT_COLUMNS, GROWTH_COLUMNS, MANIFEST_FORMAT, read_export, read_manifest
-from .labels import (
-    LABEL_COLUMNS,
-    METRICS,
-    PAPER_THRESHOLD_QUANTILE,
-    PAPER_WEIGHTS,
-    LabelError,
-    apply_labels,
-    fit_labels,
-)
-from .manifest import build_manifest, dataset_card
-from .options import ExportError, ExportOptions, parse_numbers, parse_time
-from .splits import SPLITS, assign_splits
+import lazy_loader
 
 if TYPE_CHECKING:
     from .dataset import hashtag_lists, load_dataset
+    from .format import EXPORT_COLUMNS, GROWTH_COLUMNS, MANIFEST_FORMAT, read_export, read_manifest
+    from .label_names import LABEL_COLUMNS, METRICS, PAPER_THRESHOLD_QUANTILE, PAPER_WEIGHTS
+    from .labels import LabelError, apply_labels, fit_labels
+    from .manifest import build_manifest, dataset_card
+    from .options import ExportError, ExportOptions, parse_numbers, parse_time
     from .run import run_export
+    from .splits import SPLITS, assign_splits
     from .write import next_version
 
-_NEEDS_STORE = {"hashtag_lists": ".dataset", "load_dataset": ".dataset", "next_version": ".write", "run_export": ".run"}
-
-__all__ = [
-    "EXPORT_COLUMNS",
-    "GROWTH_COLUMNS",
-    "LABEL_COLUMNS",
-    "MANIFEST_FORMAT",
-    "METRICS",
-    "PAPER_THRESHOLD_QUANTILE",
-    "PAPER_WEIGHTS",
-    "SPLITS",
-    "ExportError",
-    "ExportOptions",
-    "LabelError",
-    "apply_labels",
-    "assign_splits",
-    "build_manifest",
-    "dataset_card",
-    "fit_labels",
-    "format_duration",
-    "hashtag_lists",
-    "load_dataset",
-    "next_version",
-    "parse_duration",
-    "parse_numbers",
-    "parse_time",
-    "read_export",
-    "read_manifest",
-    "run_export",
-]
-
-
-def __getattr__(name: str) -> Any:
-    if name in _NEEDS_STORE:
-        value = getattr(importlib.import_module(_NEEDS_STORE[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "dataset": ["hashtag_lists", "load_dataset"],
+        "format": ["EXPORT_COLUMNS", "GROWTH_COLUMNS", "MANIFEST_FORMAT", "read_export", "read_manifest"],
+        "label_names": ["LABEL_COLUMNS", "METRICS", "PAPER_THRESHOLD_QUANTILE", "PAPER_WEIGHTS"],
+        "labels": ["LabelError", "apply_labels", "fit_labels"],
+        "manifest": ["build_manifest", "dataset_card"],
+        "options": ["ExportError", "ExportOptions", "parse_numbers", "parse_time"],
+        "run": ["run_export"],
+        "splits": ["SPLITS", "assign_splits"],
+        "write": ["next_version"],
+    },
+)

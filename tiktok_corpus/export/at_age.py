@@ -78,18 +78,19 @@ def early_growth(videos: pd.DataFrame, snapshots: pd.DataFrame, *, at_age_s: int
     For each early age ``e`` in :data:`~.format.EARLY_AGES_S` below ``at_age_s``: ``play_count_at_<e>``,
     the plays at ``e`` by :func:`counts_at_age`'s rule with the tolerance :func:`tolerance_at_age` of
     ``e`` capped at ``tolerance_s`` (so a 1h count is never read off a sighting at 1d), from the sightings
-    at or before ``e`` plus that tolerance only, and before ``at_age_s``: a later one (the label's own
-    among them) lies in the future of what a count at ``e`` may know, and interpolating towards it would
-    carry the label in. For consecutive early ages ``a < b``:
+    at or before ``e`` plus that tolerance only, and before ``at_age_s`` (before the label's own sighting,
+    where the label was read off a younger one): a later one lies in the future of what a count at ``e``
+    may know, and interpolating towards it would carry the label in. For consecutive early ages ``a < b``:
     ``play_growth_<a>_<b> = (log1p(plays at b) - log1p(plays at a)) / (b - a in days)``. Null where a
     video cannot be placed at an age.
     """
     plays = COUNTS.index("play_count")
     early = {name: age for name, age in EARLY_AGES_S.items() if age < at_age_s}
+    label_seen_at = _label_sighting_age(videos, snapshots, at_age_s=at_age_s, tolerance_s=tolerance_s)
     placed = {}
     for name, age in early.items():
         tolerance = tolerance_at_age(age, tolerance_s)
-        known_by = min(age + tolerance, np.nextafter(at_age_s, 0.0))  # strictly before the label's age
+        known_by = np.minimum(age + tolerance, np.nextafter(label_seen_at, 0.0))  # strictly before the label's
         placed[name] = _Timeline(videos, snapshots, seen_by_age_s=known_by).place(age, tolerance).values[:, plays]
     out = pd.DataFrame({f"play_count_at_{name}": values for name, values in placed.items()}, index=videos.index)
     names = list(early)
@@ -97,6 +98,18 @@ def early_growth(videos: pd.DataFrame, snapshots: pd.DataFrame, *, at_age_s: int
         days = (early[b] - early[a]) / 86_400
         out[f"play_growth_{a}_{b}"] = (np.log1p(placed[b]) - np.log1p(placed[a])) / days
     return out.astype("Float64")
+
+
+def _label_sighting_age(
+    videos: pd.DataFrame, snapshots: pd.DataFrame, *, at_age_s: int, tolerance_s: int
+) -> np.ndarray:
+    """Per video, the age from which the early counts may not read a sighting: the label's age, or the age
+    of the sighting the label was read off where that lies before it (``within_tolerance`` of a video last
+    seen younger: with a wide ``--age-tolerance``, a 1d label off a sighting at 7h, which a 6h count would
+    otherwise interpolate towards, handing the label to the early-views baseline)."""
+    label = _Timeline(videos, snapshots).place(at_age_s, tolerance_s)
+    read_off_younger = (label.basis == "within_tolerance") & np.isnan(label.age_after)
+    return np.where(read_off_younger, label.age_before, float(at_age_s))
 
 
 class _Timeline:
@@ -107,7 +120,9 @@ class _Timeline:
     keeps snapshots of one moment in their stored order.
     """
 
-    def __init__(self, videos: pd.DataFrame, snapshots: pd.DataFrame, *, seen_by_age_s: float = np.inf) -> None:
+    def __init__(
+        self, videos: pd.DataFrame, snapshots: pd.DataFrame, *, seen_by_age_s: float | np.ndarray = np.inf
+    ) -> None:
         ids = pd.Index(videos["video_id"])
         self.created = pd.to_numeric(videos["create_time"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         row = ids.get_indexer(snapshots["video_id"])
@@ -115,7 +130,7 @@ class _Timeline:
         row = row[known]
         self.seen = np.bincount(row, minlength=len(ids)) > 0
         age = _epoch_seconds(snapshots["captured_at"])[known] - self.created[row]
-        dated = ~np.isnan(age) & (age <= seen_by_age_s)
+        dated = ~np.isnan(age) & (age <= np.broadcast_to(seen_by_age_s, len(ids))[row])  # one limit, or one a video
         row, age = row[dated], age[dated]
         counts = snapshots[list(COUNTS)].to_numpy(dtype=np.float64, na_value=np.nan)[known][dated]
         step_row, step_age = np.diff(row), np.diff(age)

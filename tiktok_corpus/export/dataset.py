@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from ..config import PAPER_MIN_FRAMES
 from ..durations import format_duration
-from ..store.db import Store
+from ..store.db import Reader
 from ..store.exports import (
     PROBED_WHOLE,
     PROFILE_AT_MOMENT,
@@ -41,7 +41,7 @@ from .format import EARLY_AGES_S, PLACEMENT_COLUMNS
 
 
 def load_dataset(
-    store: Store,
+    reader: Reader,
     *,
     min_frames: int = PAPER_MIN_FRAMES,
     as_of: datetime | None = None,
@@ -52,15 +52,16 @@ def load_dataset(
     with ``at_age_s``, their counts at that age instead (:mod:`.at_age`), within ``age_tolerance_s``
     (None: the age's default, :func:`.at_age.tolerance_at_age`).
 
-    One set-based query (two with ``at_age_s``). Returns ``(rows, selection)``: ``rows`` sorted by
-    ``video_id`` with a ``media_path`` column (relative to the data dir), ``selection`` the filter and
-    exclusion counts, and ``data_cutoff``: ``as_of``, else the newest snapshot read (the same export of
-    a corpus cut there gives the same counts; a plain export's author profiles are as last seen, not
-    as of the cutoff).
+    One set-based query (more with ``as_of`` or ``at_age_s``), all through ``reader`` (one
+    :meth:`~tiktok_corpus.store.db.Store.consistent_read`, so that they agree). Returns ``(rows,
+    selection)``: ``rows`` sorted by ``video_id`` with a ``media_path`` column (relative to the data
+    dir), ``selection`` the filter and exclusion counts, and ``data_cutoff``: ``as_of``, else the newest
+    snapshot read (the same export of a corpus cut there gives the same counts; a plain export's author
+    profiles are as last seen, not as of the cutoff).
     """
-    rows = exportable_rows(store, min_frames=min_frames, as_of=as_of)
+    rows = exportable_rows(reader, min_frames=min_frames, as_of=as_of)
     if at_age_s is not None:
-        return _at_age(store, rows, min_frames=min_frames, at_age_s=at_age_s, tolerance_s=age_tolerance_s)
+        return _at_age(reader, rows, min_frames=min_frames, at_age_s=at_age_s, tolerance_s=age_tolerance_s)
     has_stats = rows["stats_captured_at"].notna()
     rows = rows[has_stats].reset_index(drop=True)
     rows["stats_captured_at"] = pd.to_datetime(rows["stats_captured_at"], utc=True)
@@ -72,7 +73,7 @@ def load_dataset(
         "data_cutoff": as_of.isoformat() if as_of else _newest(rows["stats_captured_at"]),
     }
     if as_of is not None:
-        authors = exportable_author_snapshots(store, min_frames=min_frames)
+        authors = exportable_author_snapshots(reader, min_frames=min_frames)
         stats_moment = rows["stats_captured_at"]
         selection["author_counts"] = _profiles_at(rows, authors, stats_moment, moment="the stats moment")
     _type_columns(rows, counts=COUNTS)
@@ -94,14 +95,14 @@ def _filters(min_frames: int) -> dict:
 
 
 def _at_age(
-    store: Store, rows: pd.DataFrame, *, min_frames: int, at_age_s: int, tolerance_s: int | None
+    reader: Reader, rows: pd.DataFrame, *, min_frames: int, at_age_s: int, tolerance_s: int | None
 ) -> tuple[pd.DataFrame, dict]:
     """``rows`` with their counts and ``stats_captured_at`` replaced by those at ``at_age_s``, how each was
     placed (:data:`.at_age.PLACEMENT_COLUMNS`) and the growth features after them; the videos that
     cannot be placed at that age are left out and counted by reason."""
     given = tolerance_s is not None
     tolerance_s = tolerance_s if tolerance_s is not None else tolerance_at_age(at_age_s)
-    snapshots = exportable_snapshots(store, min_frames=min_frames)
+    snapshots = exportable_snapshots(reader, min_frames=min_frames)
     at_age = counts_at_age(rows, snapshots, at_age_s=at_age_s, tolerance_s=tolerance_s)
     growth = early_growth(rows, snapshots, at_age_s=at_age_s, tolerance_s=tolerance_s)
     captured_type = pd.to_datetime(rows["stats_captured_at"], utc=True).dtype
@@ -111,7 +112,7 @@ def _at_age(
     rows = rows.join(growth)
     kept = at_age["age_basis"].notna()
     rows = rows[kept].reset_index(drop=True)
-    authors = exportable_author_snapshots(store, min_frames=min_frames)
+    authors = exportable_author_snapshots(reader, min_frames=min_frames)
     posted = pd.to_datetime(rows["create_time"], unit="s", utc=True)
     first_look_s = min(min(EARLY_AGES_S.values()), at_age_s)  # never later than the row's own counts
     author_counts = _profiles_at(rows, authors, posted, moment="the row's posting", first_look_s=first_look_s)
@@ -210,9 +211,9 @@ def _type_columns(rows: pd.DataFrame, *, counts: tuple[str, ...]) -> None:
     rows["music_title"] = rows["music_title"].astype("string")
 
 
-def hashtag_lists(store: Store, video_ids: pd.Series, *, min_frames: int) -> pa.ListArray:
+def hashtag_lists(reader: Reader, video_ids: pd.Series, *, min_frames: int) -> pa.ListArray:
     """Each video's hashtag names (sorted), aligned with ``video_ids``; videos without tags get []."""
-    tags = exportable_hashtags(store, min_frames=min_frames)
+    tags = exportable_hashtags(reader, min_frames=min_frames)
     tags["row"] = pd.Index(video_ids).get_indexer(tags["video_id"])
     tags = tags[tags["row"] >= 0].sort_values(["row", "name"], kind="stable")
     lengths = np.bincount(tags["row"].to_numpy(), minlength=len(video_ids))

@@ -6,8 +6,10 @@ No database code here, so the trainer can read an export without the store.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas loads only to read a table: the CLI reads manifests and these names without it
+    import pandas as pd
 
 from .._files import read_json_object
 from ..errors import ConfigError
@@ -108,6 +110,8 @@ def read_export(root: Path) -> tuple[dict, pd.DataFrame]:
     A webdataset export copied without its table (only ``manifest.json`` and ``shards/``) is read
     from its shards, the videos unpacked once under the export (:func:`.shards.rows_from_shards`).
     """
+    import pandas as pd
+
     root = Path(root)
     manifest = read_manifest(root)
     data_path = root / manifest.get("data_file", "videos.parquet")
@@ -125,6 +129,8 @@ def read_export(root: Path) -> tuple[dict, pd.DataFrame]:
 def with_parsed_times(rows: pd.DataFrame) -> pd.DataFrame:
     """A table read back from text (csv, the shards' json) with its moments as UTC times again, as the
     parquet table holds them: read as strings, the features took them for missing numbers."""
+    import pandas as pd
+
     if "stats_captured_at" in rows:
         rows["stats_captured_at"] = pd.to_datetime(rows["stats_captured_at"], utc=True, format="ISO8601")
     return rows

@@ -22,18 +22,13 @@ import numpy as np
 import pandas as pd
 
 from ..errors import CorpusError
+from .label_names import METRICS, PAPER_THRESHOLD_QUANTILE, PAPER_WEIGHTS
 
-# Order matters: it is the order of the paper's weights (comments, likes, plays, shares).
-METRICS = ("comment_count", "like_count", "play_count", "share_count")
-PAPER_WEIGHTS = (0.1, 0.4, 0.3, 0.2)
-PAPER_THRESHOLD_QUANTILE = 0.5
 # With --normalize-age, a video younger than this is treated as this old, so a video seen minutes
 # after posting does not get an absurd per-day rate.
 MIN_AGE_DAYS = 1.0
 SECONDS_PER_DAY = 86_400.0
 LABEL_METHOD = "viral-vision"
-# The column that holds each label an export can be made for; training reads its target through it.
-LABEL_COLUMNS = {"binary": "is_viral", "continuous": "virality_score"}
 
 
 class LabelError(CorpusError):

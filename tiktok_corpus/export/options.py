@@ -12,7 +12,7 @@ import numpy as np
 
 from ..config import PAPER_MIN_FRAMES, described
 from ..errors import ConfigError, CorpusError
-from .labels import LABEL_COLUMNS, PAPER_THRESHOLD_QUANTILE, PAPER_WEIGHTS
+from .label_names import LABEL_COLUMNS, PAPER_THRESHOLD_QUANTILE, PAPER_WEIGHTS
 
 GROUP_BY = ("none", "author")
 SPLIT_ORDERS = ("random", "time")
@@ -50,7 +50,9 @@ class ExportOptions:
     shard_size: int = described(1000, "With --format webdataset: videos per tar shard.")
     min_frames: int = described(PAPER_MIN_FRAMES, "Leave out videos with fewer frames.")
     name: str = described(DEFAULT_NAME, "Export name: writes <data dir>/exports/<name>-v<N>/.")
-    copy_media: bool = described(False, "Hardlink/copy the videos in.")
+    copy_media: bool = described(
+        False, "Copy the videos in: the export holds its own copies, each checked against its row's sha256."
+    )
     as_of: datetime | None = described(None, "Use the stats snapshot at or before this ISO time (default: the latest).")
     normalize_age: bool = described(False, "Labels from per-day rates.")
     weights: tuple[float, ...] = described(

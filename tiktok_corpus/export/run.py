@@ -36,15 +36,20 @@ def run_export(
     progress = progress or Progress(disable=True)
     with open_store(settings, create=False) as store:
         step = progress.add_task("selecting videos", total=5)
-        rows, selection = load_dataset(
-            store,
-            min_frames=options.min_frames,
-            as_of=options.as_of,
-            at_age_s=options.at_age_s,
-            age_tolerance_s=options.age_tolerance_s,
-        )
-        if rows.empty:
-            raise ExportError(_nothing_to_export(options, selection))
+        # One moment's rows, counts and hashtags: a video validated, tracked or re-tagged while they are
+        # read is not taken with half of it changed.
+        with store.consistent_read() as reader:
+            rows, selection = load_dataset(
+                reader,
+                min_frames=options.min_frames,
+                as_of=options.as_of,
+                at_age_s=options.at_age_s,
+                age_tolerance_s=options.age_tolerance_s,
+            )
+            if rows.empty:
+                raise ExportError(_nothing_to_export(options, selection))
+            progress.update(step, advance=1, description="reading hashtags")
+            tags = hashtag_lists(reader, rows["video_id"], min_frames=options.min_frames)  # in the rows' order
         progress.update(step, advance=1, description="assigning splits")
         # A stratified split balances a label before the train split exists: the one fitted on every row
         # (which --label-fit all keeps as the export's labels).
@@ -63,8 +68,6 @@ def run_export(
         assert fitted is not None  # "all" always fitted on every row above
         label_params = {**fitted[1], "fitted_on": options.label_fit}
         rows = rows.join(apply_labels(rows, label_params))
-        progress.update(step, advance=1, description="reading hashtags")
-        tags = hashtag_lists(store, rows["video_id"], min_frames=options.min_frames)
         progress.update(step, advance=1, description="writing files")
         path = write_version(
             store, settings, options, rows, tags, label_params, selection, created_at=clock(), progress=progress

@@ -11,7 +11,7 @@ import pandas as pd
 from scipy.sparse import coo_array
 from scipy.sparse.csgraph import connected_components
 
-from .labels import LABEL_COLUMNS
+from .label_names import LABEL_COLUMNS
 from .options import SPLIT_ORDERS
 
 SPLITS = ("train", "val", "test")

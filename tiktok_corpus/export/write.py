@@ -2,8 +2,9 @@
 into place together with its ``exports`` row, so a crash never leaves half an export and an existing
 version is never touched.
 
-The staging directory is named after its writer (``.{name}.partial-{host}-{pid}-{random}``): one whose
-process is gone (killed, out of memory) is removed by the next export on that host. Two exports of one
+The staging directory is named after its writer (:func:`~tiktok_corpus._files.scratch_path` of
+``.{name}.partial``): one whose process is gone (killed, out of memory) is removed by the next export on
+that host. Two exports of one
 name at once each get a version of their own: the one that finds its version taken (by the ``exports``
 row or the directory) writes its manifest and card again for the next one, up to
 :data:`MAX_VERSION_ATTEMPTS` times. A version whose directory landed but whose row did not (its export
@@ -12,12 +13,13 @@ killed between the two) is recorded by the next export from its manifest."""
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import re
 import shutil
-import socket
-import uuid
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
@@ -28,12 +30,19 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from rich.progress import Progress
 
-from .._files import fsync_path, sha256_file, write_text_durably
+from .._files import (
+    file_stat,
+    fsync_path,
+    remove_abandoned_scratch,
+    scratch_path,
+    sha256_file,
+    write_text_durably,
+    written_since,
+)
 from ..config import Settings
 from ..errors import ConfigError
 from ..store.db import Store
 from ..store.exports import VersionTaken, latest_export_version, recorded_exports, recording_export
-from ..store.queue import dead_local_workers
 from .format import EXPORT_COLUMNS, MANIFEST_FILE, export_columns, read_manifest, shard_path
 from .hub import SPLIT_TABLE_DIR, features, split_table_path
 from .manifest import build_manifest, dataset_card
@@ -41,9 +50,11 @@ from .options import ExportError, ExportOptions
 from .splits import SPLITS
 
 MAX_VERSION_ATTEMPTS = 10
-STAGING = re.compile(r"^\..+\.partial-(?P<host>[A-Za-z0-9._-]+)-(?P<pid>\d+)-[0-9a-f]{8}$")
 VERSION_DIR = re.compile(r"^(?P<name>.+)-v(?P<version>\d+)$")
 RECORDED_FIELDS = {"created_at", "options", "row_count", "data_sha256"}  # what an ``exports`` row takes
+COPY_BUFFER_BYTES = 1 << 20  # what --copy-media reads, hashes and writes at a time
+# Files --copy-media copies at once: each waits on its fsync (a few ms), which others overlap.
+COPY_THREADS = 8
 
 
 def next_version(store: Store, exports_dir: Path, name: str) -> int:
@@ -70,9 +81,9 @@ def write_version(
     """Write the labelled, split ``rows`` as the next version of ``options.name``; returns its directory."""
     exports_dir = settings.data_dir / "exports"
     exports_dir.mkdir(parents=True, exist_ok=True)
-    remove_abandoned_staging(exports_dir)
+    remove_abandoned_scratch(exports_dir)
     record_landed_versions(store, exports_dir)
-    staging = exports_dir / f".{options.name}.partial-{_host()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    staging = scratch_path(exports_dir / f".{options.name}.partial")
     staging.mkdir()
     try:
         layout = _write_data(settings.data_dir, staging, options, rows, tags, progress)
@@ -116,15 +127,6 @@ def write_version(
         raise
 
 
-def remove_abandoned_staging(exports_dir: Path) -> None:
-    """Remove the staging directories of this host's exports whose process is gone (killed, out of
-    memory); another host's, a running export's and an unnamed writer's are left alone."""
-    for path in exports_dir.iterdir():
-        found = STAGING.match(path.name)
-        if found and found["host"] == _host() and dead_local_workers([f"{found['host']}:{found['pid']}"]):
-            shutil.rmtree(path, ignore_errors=True)
-
-
 def record_landed_versions(store: Store, exports_dir: Path) -> None:
     """Record each version directory of this database that has no ``exports`` row: its export was killed
     after moving it into place and before committing the row. The directory is whole (it only ever
@@ -161,11 +163,6 @@ def record_landed_versions(store: Store, exports_dir: Path) -> None:
             continue
 
 
-def _host() -> str:
-    """This host's name as a staging directory carries it."""
-    return re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname())
-
-
 def _move_into_place(staging: Path, final_dir: Path) -> None:
     try:
         staging.rename(final_dir)
@@ -181,7 +178,7 @@ def _write_data(
     """The data files into ``staging``: the whole table (``videos.parquet|csv``, what our own tools read),
     and each split's rows, as a table (``data/<split>.<format>``) or, for ``--format webdataset``, as
     shards; returns what the manifest says of them."""
-    _check_media(data_dir, rows["media_path"])
+    _check_media(data_dir, rows)
     if options.copy_media:
         rows["file"] = _copy_media(data_dir, staging, rows, progress)
     else:  # relative to the export, which sits beside the staging directory
@@ -220,33 +217,81 @@ def _write_split(table: pa.Table, split: str, staging: Path, data_format: str) -
     return {"path": path, "sha256": sha256_file(staging / path)[1]}
 
 
-def _check_media(data_dir: Path, media_paths: pd.Series) -> None:
-    """An ExportError unless every selected row's file is on disk (one stat each): a table must not list
-    files that are not there, nor a shard fail half-written."""
-    missing = [path for path in media_paths if not (data_dir / path).is_file()]
-    if missing:
+def _check_media(data_dir: Path, rows: pd.DataFrame) -> None:
+    """An ExportError unless every selected row's file is on disk as its probe found it: its size, not
+    written since (one stat each, what `corpus validate` checks before probing a file again; hashing
+    200k files would take long, and --copy-media hashes what it copies). A table must not list files
+    that are not there or not the row's, nor a shard fail half-written."""
+    missing, changed = [], []
+    probed = pd.to_datetime(rows["probed_at"], utc=True).dt.to_pydatetime()
+    for relative, size, probed_at in zip(rows["media_path"], rows["size_bytes"].tolist(), probed):
+        path = os.path.join(data_dir, relative)  # a str: pathlib's joins took half the time at 200k files
+        stat = file_stat(path)
+        if stat is None:
+            missing.append(path)
+        elif stat.st_size != size or written_since(stat, None if probed_at is pd.NaT else probed_at):
+            changed.append(path)
+    found = [f"{len(missing)} selected video file(s) are missing, e.g. {_some(missing)}"] if missing else []
+    if changed:
+        found.append(
+            f"{len(changed)} selected video file(s) changed since `corpus validate` probed them (another size, or "
+            f"written since), e.g. {_some(changed)}"
+        )
+    if found:
         raise ExportError(
-            f"{len(missing)} selected video file(s) are missing, e.g. {data_dir / missing[0]}; run "
-            "`corpus validate` (it marks them missing_file, which exports leave out, and `corpus download "
-            "--retry-failed` fetches them again), then export again"
+            f"{'; '.join(found)}; run `corpus validate` (it marks missing files missing_file and probes changed "
+            "ones again; exports leave out what it finds unfit, and `corpus download --retry-failed` fetches it "
+            "again), then export again"
         )
 
 
 def _copy_media(data_dir: Path, staging: Path, rows: pd.DataFrame, progress: Progress) -> pd.Series:
-    """Hardlink (or copy, across file systems) each video into ``media/``; returns the new paths."""
+    """Copy each video into ``media/``; returns the new paths. The export holds its own copies, so that
+    no later change to the corpus's files reaches it (a hard link would), each checked against its row's
+    sha256 as it is copied: an ExportError names the files whose bytes are not the row's."""
     media_dir = staging / "media"
     media_dir.mkdir()
     suffixes = rows["media_path"].str.extract(r"(\.[A-Za-z0-9]+)$", expand=False).fillna("")
     targets = "media/" + rows["video_id"] + suffixes
     task = progress.add_task("copying media", total=len(rows))
-    for source, target in zip(rows["media_path"], targets):  # one file system call per file
-        source_path = data_dir / source
+    sources = [data_dir / path for path in rows["media_path"]]
+    differ = []
+    with ThreadPoolExecutor(COPY_THREADS, thread_name_prefix="export-copy") as pool:
+        copied = pool.map(_copy_hashed, sources, [staging / target for target in targets])
         try:
-            os.link(source_path, staging / target)
-        except OSError:
-            shutil.copy2(source_path, staging / target)
-        progress.advance(task)
+            for source, digest, sha256 in zip(sources, copied, rows["sha256"]):
+                if digest != sha256:
+                    differ.append(source)
+                progress.advance(task)
+        except BaseException:  # a Ctrl-C, a full disk: the export stops now, not after every queued copy
+            pool.shutdown(cancel_futures=True)
+            raise
+    if differ:
+        raise ExportError(
+            f"{len(differ)} selected video file(s) do not hold the bytes their row's sha256 names though their "
+            f"size and mtime are the probe's (changed in place with an old mtime, or damaged on disk), e.g. "
+            f"{_some(differ)}; `touch` them so that `corpus validate` probes them again, then export again"
+        )
     return targets
+
+
+def _copy_hashed(source: Path, target: Path) -> str:
+    """Copy ``source`` to a new file ``target``, fsynced; returns the sha256 of the bytes copied."""
+    digest = hashlib.sha256()
+    buffer = bytearray(COPY_BUFFER_BYTES)
+    with open(source, "rb") as reading, open(target, "xb") as writing:
+        while size := reading.readinto(buffer):
+            chunk = memoryview(buffer)[:size]
+            digest.update(chunk)
+            writing.write(chunk)
+        writing.flush()
+        os.fsync(writing.fileno())
+    return digest.hexdigest()
+
+
+def _some(paths: Sequence[str | os.PathLike[str]]) -> str:
+    """The first few of ``paths``, for a one-line message."""
+    return ", ".join(map(str, paths[:3])) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
 
 
 def _to_arrow(rows: pd.DataFrame, tags: pa.ListArray, data_format: str) -> pa.Table:

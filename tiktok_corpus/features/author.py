@@ -3,7 +3,7 @@ OTHER train-split videos were, as far as it could be known when the row was post
 
 No leakage: a row's popularity statistics come from train rows of the same author other than itself,
 so neither its own counts and label nor any val/test row ever reach them; and only from those whose
-counts were observed (their ``stats_captured_at``) at or before the row's ``create_time``, so a feature
+counts were observed (:func:`counts_known_at`) at or before the row's ``create_time``, so a feature
 is computable at the row's posting: a later video's success, or an earlier video's counts read after the
 row's own hit sent viewers through the back catalogue, never reaches it. :func:`leaked_rows` checks all
 of it from the outside, by perturbing exactly those values and watching the features. The profile's
@@ -26,8 +26,8 @@ import pandas as pd
 from .columns import named, numeric, text
 
 # 2: no log_likes; 3: earlier videos only in exports split in time; 4: always, and only those whose
-# counts were observed by the row's posting.
-VERSION = 4
+# counts were observed by the row's posting; 5: an --at-age row's counts known when their last snapshot was.
+VERSION = 5
 # A row's own outcome: what the author statistics must never see of the row itself or of val/test rows.
 OUTCOME_COLUMNS = (
     "play_count",
@@ -42,6 +42,17 @@ OUTCOME_COLUMNS = (
 
 def settings(options) -> dict:
     return {"version": VERSION}
+
+
+def counts_known_at(table: pd.DataFrame) -> pd.Series:
+    """When each row's counts were known (unix seconds): its ``stats_captured_at``, except in an
+    ``--at-age`` export, whose counts describe ``create_time + A`` but were read off the snapshots around
+    that moment, the later one up to the bracket's width after it: they were known at the latest snapshot
+    used (a count interpolated towards a sighting at day 30 was not known at day 7)."""
+    used_ages = pd.concat(
+        [numeric(table, "snapshot_age_before_s"), numeric(table, "snapshot_age_after_s")], axis=1
+    ).max(axis=1)
+    return (numeric(table, "create_time") + used_ages).where(used_ages.notna(), numeric(table, "stats_captured_at"))
 
 
 def over_known_before(
@@ -107,7 +118,7 @@ def author_features(table: pd.DataFrame) -> pd.DataFrame:
     in_train = table["split"] == "train"
     plays = np.log1p(numeric(table, "play_count").clip(lower=0))
     virality, viral = numeric(table, "virality_score"), numeric(table, "is_viral")
-    known_at, posted = numeric(table, "stats_captured_at"), numeric(table, "create_time")
+    known_at, posted = counts_known_at(table), numeric(table, "create_time")
 
     def known_before_posting(values: pd.Series) -> pd.DataFrame:
         return over_known_before(values, authors, in_train, known_at, posted)
@@ -164,7 +175,7 @@ def leaked_rows(table: pd.DataFrame, features: Callable[[pd.DataFrame], pd.DataF
 
     held_out = (table["split"] != "train").to_numpy()
     leaked = set(ids[moved(features(_perturbed(table, held_out)))])
-    known_at = numeric(table, "stats_captured_at").to_numpy()
+    known_at = counts_known_at(table).to_numpy()
     posted = numeric(table, "create_time").to_numpy()
     for row in range(len(table)):
         unknown_then = ~(known_at <= posted[row])  # NaN on either side: not known

@@ -2,8 +2,8 @@
 
 The key hashes the export's table (the sha256 of its data file) and the settings that change a
 modality's output, so a re-export, another backbone or another SVD size gets its own file and a second
-run with the same ones reuses it. Files are written to ``*.part`` and renamed; a file that cannot be
-read, or whose settings, rows or columns do not match, is recomputed, never trusted.
+run with the same ones reuses it. Files are written to a ``*.part`` of their writer's own and renamed; a
+file that cannot be read, or whose settings, rows or columns do not match, is recomputed, never trusted.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from .._files import fsync_path, sha256_file, write_text_durably
+from .._files import remove_abandoned_scratch, replacing, sha256_file, write_text_atomically
 
 CACHE_FOLDER = "features"
 
@@ -64,20 +64,18 @@ def read_cached(export_dir: Path, entry: CacheEntry, video_ids: pd.Index) -> pd.
 
 
 def write_cached(export_dir: Path, entry: CacheEntry, frame: pd.DataFrame, extra: dict) -> Path:
-    """Write the table, then its settings (the settings file last: a table without one is never read)."""
+    """Write the table, then its settings (the settings file last: a table without one is never read),
+    each through a scratch file of its own (:func:`replacing`): two runs computing the same table at once
+    each land a whole one. The scratch files of writers killed before are removed first."""
     table_path, settings_path = entry.table_path(export_dir), entry.settings_path(export_dir)
     table_path.parent.mkdir(parents=True, exist_ok=True)
-    partial = table_path.with_name(table_path.name + ".part")
-    frame.to_parquet(partial)
-    fsync_path(partial)
-    partial.replace(table_path)
+    remove_abandoned_scratch(table_path.parent)
+    with replacing(table_path) as partial:
+        frame.to_parquet(partial)
     record = {"modality": entry.modality, "key": entry.key, "settings": entry.settings, **extra}
     record["columns"] = list(frame.columns)
     record["rows"] = len(frame)
-    partial = settings_path.with_name(settings_path.name + ".part")
-    write_text_durably(partial, json.dumps(record, indent=2, sort_keys=True))
-    partial.replace(settings_path)
-    fsync_path(table_path.parent)
+    write_text_atomically(settings_path, json.dumps(record, indent=2, sort_keys=True))
     return table_path
 
 

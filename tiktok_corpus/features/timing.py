@@ -1,6 +1,9 @@
-"""``time``: when the video was posted and observed, and what its file is like.
+"""``time``: when the video was posted, and what its file is like.
 
 The hour and weekday are UTC (``create_time`` is unix seconds; the poster's time zone is unknown).
+The age at which the counts were observed is left out: it is when the label was measured, not a property
+of the video (an older video has simply had longer to gather plays), and in a plain export it alone
+"beat every baseline" with no content signal at all; an ``--at-age`` export has it constant.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import pandas as pd
 
 from .columns import named, numeric, text
 
-VERSION = 1
+VERSION = 2  # 2: no age at observation
 # TikTok titles a sound the author recorded "original sound - <author>"; any other title is reused music.
 ORIGINAL_SOUND = "original sound"
 
@@ -22,7 +25,7 @@ def settings(options) -> dict:
 
 
 def time_features(table: pd.DataFrame) -> pd.DataFrame:
-    """Posting hour and weekday (UTC), age at observation, duration, fps, resolution, original sound."""
+    """Posting hour and weekday (UTC), duration, fps, resolution, original sound."""
     created = numeric(table, "create_time")
     posted = pd.to_datetime(created, unit="s", utc=True)
     hour = posted.dt.hour + posted.dt.minute / 60
@@ -37,7 +40,6 @@ def time_features(table: pd.DataFrame) -> pd.DataFrame:
                 "hour_sin": np.sin(2 * np.pi * hour / 24),
                 "hour_cos": np.cos(2 * np.pi * hour / 24),
                 "weekday": posted.dt.day_of_week,
-                "age_at_observation_h": (numeric(table, "stats_captured_at") - created) / 3600,
                 "duration_s": numeric(table, "duration_s"),
                 "fps": numeric(table, "fps"),
                 "width": width,

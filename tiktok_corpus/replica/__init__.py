@@ -11,8 +11,9 @@ The names load on first use, so reading :class:`ReplicaConfig` (the CLI's option
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+import lazy_loader
 
 if TYPE_CHECKING:
     from .catalog import Catalog, CatalogVideo, MediaSpec, build_catalog
@@ -20,29 +21,12 @@ if TYPE_CHECKING:
     from .faults import FAULTS, ReplicaStats
     from .server import Replica
 
-_HOMES = {
-    "Catalog": "catalog",
-    "CatalogVideo": "catalog",
-    "MediaSpec": "catalog",
-    "build_catalog": "catalog",
-    "FAULTS": "faults",
-    "ReplicaStats": "faults",
-    "Replica": "server",
-    "ReplicaConfig": "config",
-}
-__all__ = [
-    "FAULTS",
-    "Catalog",
-    "CatalogVideo",
-    "MediaSpec",
-    "Replica",
-    "ReplicaConfig",
-    "ReplicaStats",
-    "build_catalog",
-]
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "catalog": ["Catalog", "CatalogVideo", "MediaSpec", "build_catalog"],
+        "config": ["ReplicaConfig"],
+        "faults": ["FAULTS", "ReplicaStats"],
+        "server": ["Replica"],
+    },
+)

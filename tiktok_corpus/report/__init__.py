@@ -15,7 +15,16 @@ Matplotlib draws through its Agg canvas (``Figure`` objects, no pyplot state); n
 :mod:`tiktok_corpus.store.reports`.
 """
 
-from .build import build_report
-from .figures import engagement_table
+from __future__ import annotations
 
-__all__ = ["build_report", "engagement_table"]
+from typing import TYPE_CHECKING
+
+import lazy_loader
+
+if TYPE_CHECKING:
+    from .build import build_report
+    from .figures import engagement_table
+
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__, submod_attrs={"build": ["build_report"], "figures": ["engagement_table"]}
+)

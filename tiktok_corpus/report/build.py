@@ -158,7 +158,8 @@ def _dataset(store: Store, export_dir: Path | None) -> tuple[pd.DataFrame, str]:
             f"export {manifest['name']} v{manifest['version']} ({len(rows)} videos, made for the "
             f"{manifest['label']} label)"
         )
-    rows, _ = load_dataset(store)
+    with store.consistent_read() as reader:
+        rows, _ = load_dataset(reader)
     if not rows.empty:
         rows = rows.join(fit_labels(rows)[0])
     return rows, f"the {len(rows)} videos an export would take now (paper labels fitted on them)"

@@ -31,6 +31,8 @@ from ..config import Settings, redact_url
 from ..errors import ConfigError, StaleSchemaError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# The execution option of a connection whose SQLite transactions only read (:meth:`Store.consistent_read`).
+_READS_ONLY = "corpus_reads_only"
 # Postgres advisory lock that migrations of one database take in turn (any fixed 64-bit number).
 MIGRATION_LOCK_KEY = 0x7469_6B74_6F6B  # "tiktok"
 
@@ -60,7 +62,8 @@ def make_engine(url: str) -> Engine:
     """An engine with the project's SQLite discipline: WAL, busy timeout, FKs, BEGIN IMMEDIATE.
 
     ``BEGIN IMMEDIATE`` takes SQLite's write lock at the start of each transaction, so two processes
-    never both read a queue row as free and then both claim it (SQLite has no ``SKIP LOCKED``).
+    never both read a queue row as free and then both claim it (SQLite has no ``SKIP LOCKED``); a
+    reader's transaction (:meth:`Store.consistent_read`) begins deferred, holding no lock writers wait on.
     """
     if url.startswith("sqlite"):
         if (path := sqlite_file(url)) is not None:
@@ -82,7 +85,7 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(_READS_ONLY) else "BEGIN IMMEDIATE")
 
         return engine
     if url.startswith("postgres://"):  # libpq's and many hosts' spelling; SQLAlchemy knows postgresql://
@@ -187,6 +190,10 @@ def downgrade(engine: Engine, revision: str) -> None:
     command.downgrade(alembic_config(engine), revision)
 
 
+# The connection :meth:`Store.consistent_read` hands out, which a stage passes on to the store's reads.
+Reader = Connection
+
+
 @dataclass
 class Store:
     """An open, schema-checked database: the one handle stages receive."""
@@ -204,6 +211,23 @@ class Store:
         """A session inside one transaction: committed on success, rolled back on any error."""
         with self.sessions.begin() as session:
             yield session
+
+    @contextmanager
+    def consistent_read(self) -> Iterator[Reader]:
+        """A connection in one read-only transaction, for a reader of several queries (an export) whose
+        reads must all see the database as of one moment, whatever commits meanwhile.
+
+        Postgres: ``REPEATABLE READ``, whose snapshot is taken at the first query. SQLite: a deferred
+        ``BEGIN``; in WAL mode a reader keeps the snapshot of its first read until the transaction ends,
+        and writers go on meanwhile (``BEGIN IMMEDIATE`` would hold them off for the whole read).
+        """
+        with self.engine.connect() as conn:
+            if self.dialect == "postgresql":
+                conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+            else:
+                conn.execution_options(**{_READS_ONLY: True})
+            with conn.begin():
+                yield conn
 
     def dispose(self) -> None:
         self.engine.dispose()

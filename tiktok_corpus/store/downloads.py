@@ -25,8 +25,8 @@ from .db import Store, table_insert
 from .models import Author, DownloadAttempt, MediaFile, Video, table_of, utcnow
 from .queue import claim, count_claimable, finish_many
 
-# Probe outcomes that say the file on disk is no longer the one downloaded: ``--retry-failed`` fetches
-# it again. (Validate re-keys ``media_files.sha256`` to the damaged bytes, so the sha256 cannot tell.)
+# Probe outcomes that say the file on disk is no good: ``--retry-failed`` fetches it again, never taking
+# it as already present (its sha256 may still match: a file can be corrupt just as the site served it).
 DAMAGED_PROBES = ("corrupt", "missing_file")
 
 

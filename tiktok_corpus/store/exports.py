@@ -3,7 +3,9 @@
 row of a new export, and :class:`VersionTaken` when another export took that version first).
 
 Reads come back as pandas frames from one set-based query each, read in bounded chunks and typed as
-one unchunked read (:func:`.frames.read_frame`); the stage does the rest vectorised.
+one unchunked read (:func:`.frames.read_frame`); the stage does the rest vectorised. They take the
+connection of one :meth:`.db.Store.consistent_read`, so an export's several reads all see the same moment: a
+video validated, tracked or re-tagged between two of them would otherwise be in one and not the other.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pandas as pd
-from sqlalchemy import and_, func, select
+from sqlalchemy import Connection, and_, func, select
 from sqlalchemy.exc import IntegrityError
 
 from ..errors import CorpusError
@@ -64,14 +66,15 @@ def _exportable(min_frames: int):
     )
 
 
-def exportable_rows(store: Store, *, min_frames: int, as_of: datetime | None) -> pd.DataFrame:
+def exportable_rows(reader: Connection, *, min_frames: int, as_of: datetime | None) -> pd.DataFrame:
     """Exportable videos, sorted by id, with their author, file and latest stats snapshot (at or before
     ``as_of``); the snapshot's columns are null where a video has none.
 
     Columns: ``video_id, author_id, author_unique_id, create_time, desc``, the five counts,
     ``follower_count, stats_captured_at, duration_s, fps, frame_count, width, height, has_audio,
     media_path`` (relative to the data dir), ``sha256``, the author's ``following_count, heart_count,
-    video_count, verified`` and the video's ``music_title``.
+    video_count, verified``, the video's ``music_title``, and the file's ``size_bytes`` and ``probed_at``
+    (what its file must still match).
     """
     snap = table_of(StatsSnapshot)
     recency = func.row_number().over(
@@ -113,6 +116,8 @@ def exportable_rows(store: Store, *, min_frames: int, as_of: datetime | None) ->
             Author.video_count,
             Author.verified,
             Video.music_title,
+            MediaFile.size_bytes,
+            MediaFile.probed_at,
         )
         .select_from(Video)
         .join(MediaFile, MediaFile.video_id == Video.id)
@@ -121,10 +126,10 @@ def exportable_rows(store: Store, *, min_frames: int, as_of: datetime | None) ->
         .where(_exportable(min_frames))
         .order_by(Video.id)
     )
-    return read_frame(store.engine, query)
+    return read_frame(reader, query)
 
 
-def exportable_snapshots(store: Store, *, min_frames: int) -> pd.DataFrame:
+def exportable_snapshots(reader: Connection, *, min_frames: int) -> pd.DataFrame:
     """Every stats snapshot of every exportable video, ordered by video, capture time and id (the
     order of insertion among snapshots taken at the same moment).
 
@@ -143,10 +148,10 @@ def exportable_snapshots(store: Store, *, min_frames: int) -> pd.DataFrame:
         .where(_exportable(min_frames), _COUNTED)
         .order_by(snap.c.video_id, snap.c.captured_at, snap.c.id)
     )
-    return read_frame(store.engine, query)
+    return read_frame(reader, query)
 
 
-def exportable_author_snapshots(store: Store, *, min_frames: int) -> pd.DataFrame:
+def exportable_author_snapshots(reader: Connection, *, min_frames: int) -> pd.DataFrame:
     """Every snapshot of the authors of exportable videos (one per sighting of a crawl's lists or a
     tracker's observation), ordered by author, capture time and id.
 
@@ -160,10 +165,10 @@ def exportable_author_snapshots(store: Store, *, min_frames: int) -> pd.DataFram
         .where(snap.c.author_id.in_(authors))
         .order_by(snap.c.author_id, snap.c.captured_at, snap.c.id)
     )
-    return read_frame(store.engine, query)
+    return read_frame(reader, query)
 
 
-def exportable_hashtags(store: Store, *, min_frames: int) -> pd.DataFrame:
+def exportable_hashtags(reader: Connection, *, min_frames: int) -> pd.DataFrame:
     """``video_id, name``: every hashtag of every exportable video, in no particular order."""
     query = (
         select(VideoHashtag.video_id, Hashtag.name)
@@ -172,7 +177,7 @@ def exportable_hashtags(store: Store, *, min_frames: int) -> pd.DataFrame:
         .join(MediaFile, MediaFile.video_id == Video.id)
         .where(_exportable(min_frames))
     )
-    return read_frame(store.engine, query)
+    return read_frame(reader, query)
 
 
 def latest_export_version(store: Store, name: str) -> int:

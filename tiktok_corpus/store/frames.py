@@ -21,10 +21,11 @@ datetime    as read: naive on SQLite, UTC on Postgres (NaT)            ``object`
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from datetime import datetime
 
 import pandas as pd
-from sqlalchemy import Engine, Select
+from sqlalchemy import Connection, Engine, Select
 
 # Rows read, and held as Python objects, at a time.
 CHUNK_ROWS = 20_000
@@ -34,17 +35,19 @@ _CARRIERS: dict[type, str] = {int: "Int64", bool: "boolean", float: "float64"}
 _KINDS = (int, float, bool, str, datetime)
 
 
-def read_frame(engine: Engine, query: Select) -> pd.DataFrame:
+def read_frame(source: Engine | Connection, query: Select) -> pd.DataFrame:
     """``pd.read_sql(query)``'s frame, same columns, values and types, read :data:`CHUNK_ROWS` rows at a
-    time (a server-side cursor on Postgres)."""
+    time (a server-side cursor on Postgres); on a connection of its own from an engine, or in the
+    transaction of the connection given (one of several reads that must see one moment:
+    :meth:`.db.Store.consistent_read`)."""
     kinds = {column.name: column.type.python_type for column in query.selected_columns}
     if unknown := {name: kind for name, kind in kinds.items() if kind not in _KINDS}:
         raise TypeError(f"no chunked typing for the columns {unknown}")
     valued = dict.fromkeys(kinds, False)
     chunks = []
-    with engine.connect() as conn:
-        streamed = conn.execution_options(stream_results=True, yield_per=CHUNK_ROWS)
-        for chunk in pd.read_sql(query, streamed, chunksize=CHUNK_ROWS):
+    streamed = query.execution_options(stream_results=True, yield_per=CHUNK_ROWS)
+    with source.connect() if isinstance(source, Engine) else nullcontext(source) as conn:
+        for chunk in pd.read_sql(streamed, conn, chunksize=CHUNK_ROWS):
             for name in kinds:  # all NULL reads as object; a float column may hold NaN itself
                 valued[name] |= chunk[name].dtype != object or bool(chunk[name].notna().any())
             chunks.append(chunk.astype({name: _CARRIERS[kind] for name, kind in kinds.items() if kind in _CARRIERS}))

@@ -34,12 +34,13 @@ Outcome = tuple[str, str | None, str | None]
 
 def probed_downloads(store: Store, statuses: Collection[str]) -> list[Row]:
     """Downloaded rows in ``statuses`` with what tells whether their file changed since its probe:
-    ``id, probe_status`` and the file's ``path, size_bytes, sha256, probed_sha256, probed_at,
-    video_codec, frame_count_method`` (all None where the row has no file)."""
+    ``id, probe_status, probe_error_kind`` and the file's ``path, size_bytes, sha256, probed_sha256,
+    probed_at, video_codec, frame_count_method`` (all None where the row has no file)."""
     query = (
         select(
             Video.id,
             Video.probe_status,
+            Video.probe_error_kind,
             MediaFile.path,
             MediaFile.size_bytes,
             MediaFile.sha256,
@@ -78,23 +79,24 @@ def claim_probes(store: Store, limit: int, *, lease_s: float) -> list[str]:
     return claim(store, "probe", limit, where=[_DOWNLOADED], lease_s=lease_s)
 
 
-def media_paths(store: Store, video_ids: Sequence[str]) -> dict[str, str]:
-    """The stored file path (relative to the data dir) of each of these rows that has a file."""
+def downloaded_files(store: Store, video_ids: Sequence[str]) -> dict[str, Row]:
+    """The ``path`` (relative to the data dir) and the download's ``sha256`` of each of these rows that
+    has a file."""
     if not video_ids:
         return {}
     with store.sessions() as session:
-        return dict(
-            session.execute(
-                select(MediaFile.video_id, MediaFile.path).where(MediaFile.video_id.in_(list(video_ids)))
-            ).all()
+        query = select(MediaFile.video_id, MediaFile.path, MediaFile.sha256).where(
+            MediaFile.video_id.in_(list(video_ids))
         )
+        return {row.video_id: row for row in session.execute(query)}
 
 
 def record_probe(store: Store, video_id: str, outcome: Outcome, measured: Mapping[str, Any] | None) -> None:
     """One probe's outcome and what it measured, in one transaction.
 
-    ``measured`` (``sha256``, ``size_bytes`` and the probe columns) is set on the file's row, which is
-    then marked as probed from exactly those bytes; ``None`` leaves the row alone (the file was not read).
+    ``measured`` (``probed_sha256``, the hash of the bytes read, and the probe columns) is set on the
+    file's row with ``probed_at``; ``None`` leaves the row alone (the file was not read). The download's
+    ``sha256`` and ``size_bytes`` are never written here: they are the record of what the site served.
     """
     status, error_kind, error = outcome
     with store.transaction() as session:
@@ -102,7 +104,7 @@ def record_probe(store: Store, video_id: str, outcome: Outcome, measured: Mappin
             session.execute(
                 update(MediaFile)
                 .where(MediaFile.video_id == video_id)
-                .values(**measured, probed_sha256=measured["sha256"], probed_at=utcnow())
+                .values(**measured, probed_at=utcnow())
                 .execution_options(synchronize_session=False)
             )
         finish(session, "probe", video_id, status, error_kind=error_kind, error=error)

@@ -15,13 +15,15 @@ import os
 import socket
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Connection, CursorResult, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from .db import Store
 from .models import STAGES, Video, table_of, utcnow
+
+if TYPE_CHECKING:  # DEFAULT_LEASE_S is read by the CLI's options: no migrations loaded for it
+    from .db import Store
 
 DEFAULT_LEASE_S = 600.0
 

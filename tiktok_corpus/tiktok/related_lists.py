@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from .browser import WorkerSession
 from .contract import ItemList, parse_item_list, related_api_path
-from .site_methods import METHODS, VIA, Answer, MethodChoice, session_method_choice
+from .site_methods import METHODS, Answer, MethodChoice, session_method_choice
 
-RELATED_VIA = VIA
 RelatedList = Answer[ItemList]
 RelatedLists = MethodChoice[ItemList]
 
@@ -32,4 +31,4 @@ def session_related_lists(session: WorkerSession, *, via: str, fallback_after: i
     )
 
 
-__all__ = ["METHODS", "RELATED_VIA", "RelatedList", "RelatedLists", "session_related_lists"]
+__all__ = ["METHODS", "RelatedList", "RelatedLists", "session_related_lists"]

@@ -34,10 +34,12 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from ..errors import BlockedError
-from .browser import WorkerSession
+
+if TYPE_CHECKING:  # the methods' choice is pure: the CLI's options read VIA without Playwright
+    from .browser import WorkerSession
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from ..config import described
 from ..durations import parse_duration
 from ..errors import ConfigError
 from ..tiktok.blocks import browser_workers, doubling_backoff, headful_browser, politeness_delay, rate_cap
-from ..tiktok.related_lists import RELATED_VIA
+from ..tiktok.site_methods import VIA
 
 DEFAULT_AGES = "1h,6h,1d,3d,7d,14d,30d"
 
@@ -75,8 +75,8 @@ class TrackOptions:
         self.until_s  # noqa: B018
         if self.until is not None and not self.follow:
             raise ConfigError("--until needs --follow (without it, track takes what is due now and stops)")
-        if self.via not in RELATED_VIA:
-            raise ConfigError(f"unknown --via {self.via!r}: use one of {', '.join(RELATED_VIA)}")
+        if self.via not in VIA:
+            raise ConfigError(f"unknown --via {self.via!r}: use one of {', '.join(VIA)}")
         for name in ("workers", "in_flight", "fallback_after", "max_attempts"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")

@@ -22,6 +22,7 @@ from textwrap import fill
 import numpy as np
 import pandas as pd
 
+from .._files import write_text_atomically
 from ..errors import ConfigError
 from .config import TrainConfig, new_run_name
 from .export_table import load_export
@@ -122,8 +123,9 @@ def ablate(
         "figure": "ablation.png",  # in this ablation's folder (the report reads it from there only)
     }
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "ablation.json").write_text(json.dumps(result, indent=2) + "\n")
     ablation_figure(result, run_dir / "ablation.png")
+    # Last, and whole or not at all: the report takes a folder with an ablation.json for a finished one.
+    write_text_atomically(run_dir / "ablation.json", json.dumps(result, indent=2) + "\n")
     return run_dir
 
 
@@ -142,7 +144,7 @@ def _importances(
     reference = float(statistic(target, reference_scores))
 
     def on_resamples(scores: np.ndarray) -> np.ndarray:
-        return resampled_metric(export.task, target, scores, seed=seed)
+        return resampled_metric(export.task, target, scores)  # the paired comparison's resamples, whatever the seed
 
     measurable = np.isfinite(reference) and len(target) > 1  # not on a one-class test split
     reference_resampled = on_resamples(reference_scores) if measurable else None

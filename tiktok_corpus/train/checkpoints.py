@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from .._files import replacing
 from ..errors import ConfigError
 from .config import RESUMABLE_OVERRIDES, TrainConfig, check_resume
 from .model import FusionModel, ViralityModel, build_model
@@ -75,19 +76,18 @@ def save_checkpoint(
     # history.csv first: killed in between, it is one epoch ahead of last.pt, and the resume that runs
     # that epoch again writes it anew; written last, it could lag the checkpoint for good.
     pd.DataFrame(state["history"]).to_csv(run_dir / "history.csv", index=False)
-    partial = run_dir / "last.pt.part"
-    torch.save(payload, partial)
-    # best.pt first: killed between the two renames, last.pt is still the epoch before, whose resume
-    # runs this epoch again; the other order left a last.pt naming as best an epoch best.pt never got.
-    if best:
-        second = run_dir / "best.pt.part"
-        second.unlink(missing_ok=True)
-        try:
-            os.link(partial, second)
-        except OSError:  # a filesystem without hard links
-            shutil.copyfile(partial, second)
-        second.replace(run_dir / "best.pt")
-    partial.replace(run_dir / "last.pt")
+    # Each file fsynced before its rename (:func:`replacing`): after a power cut a last.pt is a whole
+    # checkpoint, never a name for bytes that had not reached the disk.
+    with replacing(run_dir / "last.pt") as partial:
+        torch.save(payload, partial)
+        # best.pt first: killed between the two renames, last.pt is still the epoch before, whose resume
+        # runs this epoch again; the other order left a last.pt naming as best an epoch best.pt never got.
+        if best:
+            with replacing(run_dir / "best.pt") as second:
+                try:
+                    os.link(partial, second)
+                except OSError:  # a filesystem without hard links
+                    shutil.copyfile(partial, second)
 
 
 def new_run_state() -> dict[str, Any]:

@@ -244,6 +244,19 @@ def run_dir_for(config: TrainConfig) -> Path:
     return runs / new_run_name()
 
 
+def refuse_a_used_run_dir(run_dir: Path) -> None:
+    """Refuse a new run in a folder that holds a finished run (metrics.json, written last) or one that
+    ``--resume`` can take on (last.pt). Any other folder holds at most what a run stopped before its first
+    checkpoint left (a gbdt run has none): nothing worth keeping, so the new run writes over it."""
+    finished, resumable = (run_dir / "metrics.json").exists(), (run_dir / "last.pt").exists()
+    if resumable:
+        held = "a finished run" if finished else "an unfinished run (stopped before it wrote metrics.json)"
+        to = "continue it (more --epochs)" if finished else "finish it"
+        raise ConfigError(f"{run_dir} holds {held}; pass --resume to {to} or pick another --out")
+    if finished:
+        raise ConfigError(f"{run_dir} already holds a finished run; pick another --out")
+
+
 def new_run_name(now: datetime | None = None) -> str:
     """A new run's folder name: its start in local time to the microsecond, ``20261206-031900-123456``.
     Names sort by time, after the runs named to the second before (also local time), and two runs

@@ -10,18 +10,21 @@ both alike. Only the train split is fitted on; val picks the number of rounds; t
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import lightgbm
 import numpy as np
 import pandas as pd
+from lightgbm.callback import CallbackEnv
 
+from .._files import remove_abandoned_scratch, write_text_atomically
 from ..errors import ConfigError
 from . import plots
 from .baseline_features import growth_features, metadata_features
-from .config import TrainConfig, run_dir_for
+from .config import TrainConfig, refuse_a_used_run_dir, run_dir_for
 from .export_table import Export, load_export
 from .metrics import Baselines, baseline_reports, evaluate_against
 
@@ -77,13 +80,15 @@ def fit_gbdt(features: pd.DataFrame, export: Export, config: TrainConfig) -> Gbd
     else:
         model = lightgbm.LGBMRegressor(objective="regression", **parameters)
     history: dict = {}
+    train_history: list[dict[str, float]] = []
     model.fit(
         rows["train"],
         labels["train"],
-        eval_X=(rows["train"], rows["val"]),
-        eval_y=(labels["train"], labels["val"]),  # type: ignore[arg-type]  # the stubs type a 1-tuple only
-        eval_names=["train", "val"],
+        eval_X=rows["val"],
+        eval_y=labels["val"],
+        eval_names=["val"],
         callbacks=[
+            _record_train_loss(train_history),
             lightgbm.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False),
             lightgbm.record_evaluation(history),
         ],
@@ -92,7 +97,7 @@ def fit_gbdt(features: pd.DataFrame, export: Export, config: TrainConfig) -> Gbd
     curve = pd.DataFrame(
         {
             "round": np.arange(1, len(history["val"][metric]) + 1),
-            "train_loss": history["train"][metric],
+            "train_loss": [losses[metric] for losses in train_history],
             "val_loss": history["val"][metric],
         }
     )
@@ -103,6 +108,19 @@ def fit_gbdt(features: pd.DataFrame, export: Export, config: TrainConfig) -> Gbd
         best_iteration=int(model.best_iteration_ or config.rounds),
         curve=curve,
     )
+
+
+def _record_train_loss(rounds: list[dict[str, float]]) -> Callable[[CallbackEnv], None]:
+    """A callback appending each round's losses on the train rows (by metric), read off the booster's own
+    running train scores. Not an eval set: the sklearn API knows the train data among eval sets only by
+    identity (``eval_X[i] is X and eval_y[i] is y``), which the classifier's re-encoded labels never pass,
+    so a train set given there is taken for validation data and early stopping picks its last round."""
+
+    def record(env: CallbackEnv) -> None:
+        booster = cast(lightgbm.Booster, env.model)  # fit trains one booster (only lightgbm.cv has a CVBooster)
+        rounds.append({result.metric_name: result.metric_value for result in booster.eval_train()})
+
+    return record
 
 
 def _scores(model: lightgbm.LGBMModel, rows: pd.DataFrame) -> np.ndarray:
@@ -154,11 +172,11 @@ def train_gbdt(config: TrainConfig, features: pd.DataFrame, provenance: dict) ->
     if config.resume:
         raise ConfigError("--resume applies to the network's epochs; a gbdt run is refitted in seconds")
     run_dir = run_dir_for(config)
-    if (run_dir / "metrics.json").exists():
-        raise ConfigError(f"{run_dir} already holds a run; pick another --out")
+    refuse_a_used_run_dir(run_dir)
     export = load_export(config.export_dir, label=config.label)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps(config.to_json(), indent=2) + "\n")
+    remove_abandoned_scratch(run_dir)  # what a run killed in this folder left half-written
+    write_text_atomically(run_dir / "config.json", json.dumps(config.to_json(), indent=2) + "\n")
     fit = fit_gbdt(features, export, config)
     metrics = evaluate_fit(fit, export)
     metrics["run"] = {
@@ -170,7 +188,6 @@ def train_gbdt(config: TrainConfig, features: pd.DataFrame, provenance: dict) ->
         "best_iteration": fit.best_iteration,
         "features": provenance,
     }
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     fit.model.booster_.save_model(str(run_dir / "model.txt"))
     gains = gain_importances(fit)
     gains.rename_axis("feature").reset_index().to_csv(run_dir / "importances.csv", index=False)
@@ -192,4 +209,6 @@ def train_gbdt(config: TrainConfig, features: pd.DataFrame, provenance: dict) ->
     plots.loss_curves(fit.curve.rename(columns={"round": "epoch"}), run_dir / "loss_curves.png", x_label="round")
     if export.task == "binary":
         plots.confusion(metrics["model"]["at_tuned"]["confusion_matrix"], threshold, run_dir / "confusion_matrix.png")
+    # Last, and whole or not at all: its presence is what makes the run finished (latest_run, the report).
+    write_text_atomically(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     return run_dir

@@ -22,13 +22,14 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader
 
+from .._files import remove_abandoned_scratch, write_text_atomically
 from ..errors import ConfigError, TrainingDiverged
 from ..speed import training_speed
 from . import plots
 from .baseline_features import growth_features, metadata_features
 from .checkpoints import load_run_model, new_run_state, restore_run, resumed_config, save_checkpoint
 from .clips import ClipDataset, EpochSampler, collate_clips
-from .config import TrainConfig, run_dir_for
+from .config import TrainConfig, refuse_a_used_run_dir, run_dir_for
 from .device import resolve_device, seed_everything
 from .export_table import Export, load_export
 from .fusion import SideInputs, side_inputs
@@ -93,8 +94,8 @@ def _train(config: TrainConfig, world: _Dist, side_table: tuple[pd.DataFrame, di
     checkpoint = None
     if config.resume:
         config, checkpoint = resumed_config(config, run_dir)
-    elif (run_dir / "last.pt").exists():
-        raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it or pick another --out")
+    else:
+        refuse_a_used_run_dir(run_dir)
     device = resolve_device(config.device, world.gpu)
     use_amp = config.amp and device.type == "cuda"
     seed_everything(config.seed, cudnn_benchmark=config.cudnn_benchmark)
@@ -121,7 +122,11 @@ def _train(config: TrainConfig, world: _Dist, side_table: tuple[pd.DataFrame, di
     model = build_model(config.weights, side.width if side else 0)
     if world.main:  # only now: a run refused above (a missing file, unreadable weights) leaves no folder
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(json.dumps(config.to_json(), indent=2) + "\n")
+        remove_abandoned_scratch(run_dir)  # the half-written checkpoint of a run killed in this folder
+        write_text_atomically(run_dir / "config.json", json.dumps(config.to_json(), indent=2) + "\n")
+        # Unfinished again until its new report: the old metrics.json would vouch for checkpoints that move
+        # on, and (stopped partway) for predictions already rewritten.
+        (run_dir / "metrics.json").unlink(missing_ok=True)
     if config.freeze_backbone:
         model.freeze_backbone()
     model = model.to(device)
@@ -336,7 +341,7 @@ def _report(
     use_amp: bool,
     state: dict[str, Any],
 ) -> None:
-    """Score val and test with the best epoch's weights; write metrics, predictions and figures."""
+    """Score val and test with the best epoch's weights; write predictions, figures and, last, metrics."""
     history = state["history"]
     model, _ = load_run_model(run_dir, device)
     target = export.target_column
@@ -367,7 +372,6 @@ def _report(
         "diverged_at_epoch": state["diverged_epoch"] or None,
     }
     metrics["speed"] = training_speed(history)
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
 
     threshold = metrics["model"]["threshold"]
     predictions = pd.concat([scored["val"].assign(split="val"), scored["test"].assign(split="test")])
@@ -380,3 +384,5 @@ def _report(
     if export.task == "binary":
         plots.confusion(metrics["model"]["at_tuned"]["confusion_matrix"], threshold, run_dir / "confusion_matrix.png")
     plots.best_worst_strip(scored["test"], export.root, run_dir / "best_worst.png")
+    # Last, and whole or not at all: its presence is what makes the run finished (latest_run, the report).
+    write_text_atomically(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")

@@ -34,7 +34,10 @@ from sklearn.metrics import (
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-COLLAPSE_STD = 0.01  # test predictions with less spread than this are a constant in disguise
+# Test predictions with less spread than this, ranking the test rows no better than chance, are a constant
+# in disguise. The ranking is asked too: a model that ranks well within a narrow band of scores (LightGBM
+# stopped after a round or two at a small learning rate) has not collapsed, whatever its scale.
+COLLAPSE_STD = 0.01
 AUC_MARGIN = 0.05  # binary: ROC-AUC must exceed the best baseline by this much
 RMSE_MARGIN = 0.05  # continuous: RMSE must be this fraction below the best baseline's
 SIGNIFICANCE = 0.05  # one-sided p-value the model must reach against chance and against each baseline
@@ -338,7 +341,7 @@ def evaluate_against(task: str, baselines: Baselines, *, y_val, scores_val, y_te
     paired = {
         name: paired_comparison(task, y_test, scores_test, scores) for name, scores in baselines.test_scores.items()
     }
-    collapsed = model["score_std"] < COLLAPSE_STD
+    collapsed = model["score_std"] < COLLAPSE_STD and not _significant(model["p_value"])
     beats, verdict = _judge(task, model, baselines.reports, paired, collapsed)
     main = "roc_auc" if task == "binary" else "rmse"
     return {
@@ -387,18 +390,21 @@ def _judge(task: str, model: dict, baselines: dict, paired: dict[str, dict], col
         also = f" (and the predictions are a near constant, {spread})" if collapsed else ""
         return False, f"Test ROC-AUC is {model['roc_auc_note']}; nothing can be claimed{also}."
     if collapsed:
-        return False, f"The model collapsed to a (near) constant prediction ({spread}); it does not beat the baselines."
+        return False, (
+            f"The model collapsed to a (near) constant prediction ({spread}, ranking no better than chance, "
+            f"p={_p_text(model['p_value'])}); it does not beat the baselines."
+        )
     metric, higher = ("roc_auc", True) if task == "binary" else ("rmse", False)
     fitted = {name: b[metric] for name, b in baselines.items() if b.get(metric) is not None}
     best_name = (max if higher else min)(fitted, key=lambda name: fitted[name])
     best, ours, p_value = fitted[best_name], model[metric], model["p_value"]
     margin_ok = ours >= best + AUC_MARGIN if higher else ours <= best * (1 - RMSE_MARGIN)
-    beats_chance = p_value is not None and p_value < SIGNIFICANCE
+    beats_chance = _significant(p_value)
     hardest_name, paired_p = hardest_baseline(paired) or (best_name, None)
-    beats_each = paired_p is not None and paired_p < SIGNIFICANCE
+    beats_each = _significant(paired_p)
     summary = (
         f"test {metric} {ours:.3f} vs best baseline ({best_name}) {best:.3f}, p={_p_text(p_value)}; "
-        f"paired against each baseline p<={_p_text(paired_p)} ({hardest_name})"
+        f"paired against each baseline: largest p={_p_text(paired_p)} ({hardest_name})"
     )
     if margin_ok and beats_chance and beats_each:
         return True, f"The model beats every baseline: {summary}."
@@ -409,6 +415,10 @@ def _judge(task: str, model: dict, baselines: dict, paired: dict[str, dict], col
     else:
         reason = f"not significantly better than {hardest_name}"
     return False, f"The model does not beat the baselines ({reason}): {summary}."
+
+
+def _significant(p_value: float | None) -> bool:
+    return p_value is not None and p_value < SIGNIFICANCE
 
 
 def _p_text(p_value: float | None) -> str:

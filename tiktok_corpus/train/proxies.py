@@ -15,7 +15,7 @@ from pathlib import Path
 
 import ffmpeg
 
-from .._files import fsync_path, sha256_file
+from .._files import remove_abandoned_scratch, replacing, sha256_file
 from .._waits import wait_first
 from ..errors import ConfigError, MediaError
 from .export_table import Export
@@ -30,7 +30,8 @@ def proxy_dir(cache_root: Path, size: int) -> Path:
 
 
 def encode_proxy(source: Path, target: Path, size: int) -> Path:
-    """Decode ``source`` once and write a ``size x size`` short-GOP proxy to ``target`` (atomically).
+    """Decode ``source`` once and write a ``size x size`` short-GOP proxy to ``target`` (atomically, through
+    a scratch file of its own: another trainer making the same proxy at the same time makes an equal one).
 
     Single-threaded x264 keeps the output byte-identical for the same input, so training, evaluation
     and ``corpus predict`` see exactly the same pixels. Only the first video stream is mapped (out of the
@@ -39,37 +40,34 @@ def encode_proxy(source: Path, target: Path, size: int) -> Path:
     if size % 2:
         raise ConfigError(f"--size must be even (H.264 4:2:0), got {size}")
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".part")
     from ..media import FFMPEG, run_tool  # here, not at the top: training from a built cache needs no PyAV
 
-    command = (
-        ffmpeg.input(str(source), threads=1)["v:0"]
-        .filter("scale", size, size, flags="area")
-        .filter("format", "yuv420p")
-        .output(
-            str(partial),
-            **{"c:v": "libx264"},
-            preset="veryfast",
-            crf=20,
-            threads=1,
-            g=PROXY_GOP,
-            keyint_min=PROXY_GOP,
-            sc_threshold=0,
-            bf=0,
-            format="mp4",
-        )
-        .global_args("-nostdin", "-v", "error")
-        .compile(cmd=FFMPEG, overwrite_output=True)
-    )
     try:
-        run_tool(command, timeout=FFMPEG_TIMEOUT_S, what=f"decode {source}")
-        if not partial.is_file() or partial.stat().st_size == 0:
-            raise MediaError(f"{source}: cannot decode (no video frames)")
+        with replacing(target) as partial:
+            command = (
+                ffmpeg.input(str(source), threads=1)["v:0"]
+                .filter("scale", size, size, flags="area")
+                .filter("format", "yuv420p")
+                .output(
+                    str(partial),
+                    **{"c:v": "libx264"},
+                    preset="veryfast",
+                    crf=20,
+                    threads=1,
+                    g=PROXY_GOP,
+                    keyint_min=PROXY_GOP,
+                    sc_threshold=0,
+                    bf=0,
+                    format="mp4",
+                )
+                .global_args("-nostdin", "-v", "error")
+                .compile(cmd=FFMPEG, overwrite_output=True)
+            )
+            run_tool(command, timeout=FFMPEG_TIMEOUT_S, what=f"decode {source}")
+            if not partial.is_file() or partial.stat().st_size == 0:
+                raise MediaError(f"{source}: cannot decode (no video frames)")
     except MediaError as exc:  # an input ffmpeg cannot decode is a corrupt video (timeouts stay timeouts)
-        partial.unlink(missing_ok=True)
         raise MediaError(exc.message, kind="timeout" if exc.kind == "timeout" else "corrupt") from None
-    fsync_path(partial)
-    partial.replace(target)
     return target
 
 
@@ -80,9 +78,11 @@ def build_cache(
 
     Proxies already present are reused (the key is the original's sha256, so a re-export of the same
     file shares them). Undecodable originals are reported together in one :class:`MediaError` after
-    all the others were built, so a rerun only redoes what failed.
+    all the others were built, so a rerun only redoes what failed. The scratch files of encoders killed
+    before (on this host) are removed first.
     """
     directory = proxy_dir(cache_root or export.root / "cache", size)
+    remove_abandoned_scratch(directory)
     jobs: dict[str, tuple[Path, Path]] = {}
     for row in export.table.itertuples(index=False):
         source = export.root / str(row.file)
@@ -91,8 +91,7 @@ def build_cache(
         digest = getattr(row, "sha256", None)
         digest = digest if isinstance(digest, str) and digest else sha256_file(source)[1]
         jobs[str(row.video_id)] = (source, directory / f"{digest}.mp4")
-    # One job per proxy: byte-identical originals (reposts) share one, and two encoders writing the
-    # same ``.part`` file would race (one renames it away under the other).
+    # One job per proxy: byte-identical originals (reposts) share one, encoded once.
     todo = {dst: src for src, dst in jobs.values() if not dst.is_file()}
     failures: list[str] = []
     if todo:

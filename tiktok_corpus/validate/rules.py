@@ -9,6 +9,9 @@ from ..config import PAPER_MIN_FRAMES, described
 MEASURED_OUTCOMES = ("valid", "too_short", "no_video", "tiny_frames", "zero_duration")
 OUTCOMES = (*MEASURED_OUTCOMES, "corrupt", "missing_file")
 INTERNAL_ERROR = "error"
+# The ``corrupt`` kind of a file whose bytes hash otherwise than the download recorded: not what the site
+# served, whatever they hold, so not probed; ``download --retry-failed`` fetches it again.
+CHANGED = "changed"
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,11 @@ import os
 import shutil
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.progress import Progress
 
+from .._files import file_stat, written_since
 from .._waits import wait_first
 from ..config import Settings
 from ..errors import ConfigError
@@ -19,7 +19,7 @@ from ..store.db import Store, open_store
 from ..store.probes import (
     claim_probes,
     count_probe_claimable,
-    media_paths,
+    downloaded_files,
     probe_counts,
     probed_downloads,
     reclassify_probes,
@@ -27,8 +27,8 @@ from ..store.probes import (
     requeue_probes,
 )
 from ..store.queue import reclaim_dead_local, release
-from .inspection import Inspection, Job, file_stat, inspect
-from .rules import INTERNAL_ERROR, MEASURED_OUTCOMES, OUTCOMES, Rules, measured_outcome
+from .inspection import Inspection, Job, inspect
+from .rules import CHANGED, INTERNAL_ERROR, MEASURED_OUTCOMES, OUTCOMES, Rules, measured_outcome
 
 
 @dataclass
@@ -92,16 +92,13 @@ def _needs_probe(row, data_dir: Path, deep: bool) -> bool:
     stat = file_stat(data_dir / row.path) if row.path is not None else None
     if stat is None or missing:
         return (stat is None) != missing
-    if row.probed_sha256 != row.sha256 or row.probed_at is None or stat.st_size != row.size_bytes:
+    if written_since(stat, row.probed_at):
         return True
-    if stat.st_mtime > _as_utc(row.probed_at).timestamp():
+    if row.probe_error_kind == CHANGED:  # other bytes than the download's, not written since: still so
+        return False
+    if row.probed_sha256 != row.sha256 or stat.st_size != row.size_bytes:
         return True
     return deep and row.video_codec is not None and row.frame_count_method != "decode"
-
-
-def _as_utc(moment: datetime) -> datetime:
-    """SQLite hands timestamps back without a zone; they were written in UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 # --- pass 2: probe ------------------------------------------------------------------------------
@@ -158,8 +155,11 @@ def _probe_pending(
 
 
 def _jobs(store: Store, data_dir: Path, ids: list[str]) -> list[Job]:
-    paths = media_paths(store, ids)
-    return [Job(video_id, data_dir / paths[video_id] if video_id in paths else None) for video_id in ids]
+    files = downloaded_files(store, ids)
+    return [
+        Job(video_id, data_dir / file.path, file.sha256) if (file := files.get(video_id)) else Job(video_id, None, None)
+        for video_id in ids
+    ]
 
 
 def _record(store: Store, found: Inspection, rules: Rules, summary: ValidateSummary) -> None:
