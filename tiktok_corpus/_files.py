@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from stat import S_ISREG
 
+from ._processes import dead_local_workers
 from .errors import ConfigError
 
 
@@ -78,8 +79,6 @@ def remove_abandoned_scratch(directory: Path) -> int:
     """Delete the :func:`scratch_path` files (or staging directories) in ``directory`` whose writer, a
     process of this host, no longer runs (killed mid-write); those of live processes, of this one and of
     other hosts are left. Returns how many went."""
-    from .store.queue import dead_local_workers  # here: the file helpers load no database layer
-
     mine = re.compile(rf"_{re.escape(_host())}_(?P<pid>\d+)_[0-9a-f]{{8}}\.part$")
     writers = {
         path: f"{_host()}:{found['pid']}"

@@ -7,9 +7,10 @@ from typing import Any, cast
 
 from sqlalchemy import CursorResult, select, update
 
+from .._processes import dead_local_workers
 from .db import Store
 from .models import CrawlRun, utcnow
-from .queue import dead_local_workers, worker_name
+from .queue import worker_name
 
 # A crawl run that ended so may never have reached its site: a typo'd --base-url, a dead port.
 NEVER_REACHED_THE_SITE = ("failed", "unreachable")

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlalchemy import Connection, CursorResult, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from .._processes import dead_local_workers
 from .models import STAGES, Video, table_of, utcnow
 
 if TYPE_CHECKING:  # DEFAULT_LEASE_S is read by the CLI's options: no migrations loaded for it
@@ -201,16 +202,6 @@ def _unclaim(store: Store, stage: str, which, status: str = "pending", *, untrie
         return cast(CursorResult, result).rowcount or 0
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
-
-
 def reclaim_dead_local(store: Store, stage: str) -> int:
     """Release claims held by processes of this host that no longer exist (e.g. after kill -9).
 
@@ -225,12 +216,3 @@ def reclaim_dead_local(store: Store, stage: str) -> int:
         ).all()
     dead = dead_local_workers(holders)
     return _unclaim(store, stage, worker.in_(dead)) if dead else 0
-
-
-def dead_local_workers(names: Iterable[str]) -> list[str]:
-    """The worker names (``host:pid[:suffix]``, of this host) whose process no longer exists."""
-    return [
-        name
-        for name in names
-        if (pid := name.split(":")[1]).isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid))
-    ]

@@ -22,8 +22,8 @@ from typing import cast
 
 from sqlalchemy import CursorResult, and_, func, literal, or_, select, tuple_, union_all, update
 
+from .._processes import dead_local_workers
 from ..tiktok.contract import ItemRecord, StatsRecord
-from . import queue
 from .db import Store, table_insert
 from .models import AuthorSnapshot, StatsSnapshot, TrackTarget, Video, table_of, utcnow
 from .sightings import author_snapshot_row, upsert_authors
@@ -341,7 +341,7 @@ def reclaim_dead_local_targets(store: Store) -> int:
             .where(_TARGETS.c.status == "claimed", _TARGETS.c.worker.like(f"{host}:%"))
             .distinct()
         ).all()
-    dead = queue.dead_local_workers(holders)
+    dead = dead_local_workers(holders)
     if not dead:
         return 0
     with store.transaction() as session:
