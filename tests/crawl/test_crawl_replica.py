@@ -3,6 +3,8 @@ and Postgres, the `corpus crawl` command in subprocesses for kills and scale-out
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import os
 import random
@@ -24,11 +26,13 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.exc import DBAPIError
 
 from tests.waiting import interrupt_when, wait_for
+from tiktok_corpus._tasks import gather_or_cancel
 from tiktok_corpus.config import Settings
 from tiktok_corpus.crawl import CrawlOptions, crawl
+from tiktok_corpus.crawl import run as crawl_run
 from tiktok_corpus.errors import SiteUnreachable
 from tiktok_corpus.replica import Replica, ReplicaConfig
-from tiktok_corpus.store.crawl import CORPUS_LOCK_KEY
+from tiktok_corpus.store.crawl import CORPUS_LOCK_KEY, retry_parent
 from tiktok_corpus.store.db import open_store, upgrade_database
 from tiktok_corpus.store.models import CrawlRun, MediaFile, RelatedEdge, StatsSnapshot, Video
 from tiktok_corpus.tiktok.blocks import TRANSPORT_KINDS, BlockPolicy
@@ -405,7 +409,9 @@ def test_an_outage_stops_the_crawl_with_one_line_and_leaves_the_parents_to_a_lat
     assert "did not answer" in stopped.value.message and "\n" not in stopped.value.message
     assert stopped.value.exit_code not in (0, 3)
     db_url = settings.db_url
-    assert video_rows(db_url, "expand_status IN ('failed', 'claimed')") == 0
+    # The catalog's deleted posts fail as parents when their lists come before the outage: the site said so.
+    assert video_rows(db_url, "expand_status = 'claimed'") == 0
+    assert video_rows(db_url, "expand_status = 'failed' AND expand_error_kind != 'deleted'") == 0
     assert video_rows(db_url, "expand_attempts > 1") == 0, "no parent was claimed again at once"
     # An in-page fetch() to a server that is gone fails with "Failed to fetch": no answer, kind network.
     waiting = video_rows(db_url, "expand_error_kind = 'network' AND expand_not_before IS NOT NULL")
@@ -413,6 +419,41 @@ def test_an_outage_stops_the_crawl_with_one_line_and_leaves_the_parents_to_a_lat
     # after the first failures and start the count again (no answer fails a request in 3 quick tries).
     assert 0 < waiting < 2 * TEST_POLICY.give_up_after_unreachable
     assert run_statuses(db_url) == ["unreachable"]
+
+
+@pytest.mark.timeout(180)  # without the give-back, the parents whose failures were still queued stayed claimed
+def test_an_outage_on_a_busy_database_leaves_no_parent_claimed(make_replica, tmp_path, monkeypatch):
+    """When the outage stops the crawl, other fetches' failures may still wait on the database thread
+    (a slow disk, here the first failure's write held until the expansion loops have stopped): their
+    writes are cancelled with the loops, and those parents go back at the end like the unstarted ones."""
+    rep = make_replica(videos=300, seed=0, media=False)
+    settings = Settings(data_dir=tmp_path / "data", base_url=rep.base_url)
+    gathered, loops_stopped, held = [], threading.Event(), []
+
+    async def outage_as_the_expansions_start(*tasks):
+        gathered.append(tasks)
+        if len(gathered) == 2:  # the first gathered the seeds; the second runs the expansion loops
+            await asyncio.to_thread(rep.stop)
+        try:
+            return await gather_or_cancel(*tasks)
+        except SiteUnreachable:
+            loops_stopped.set()  # every loop cancelled and ended
+            raise
+
+    def held_retry_parent(store, parent_id, *args, **kwargs):
+        held.append(parent_id)
+        loops_stopped.wait(timeout=30)  # the first holds the database thread: the next failures' writes queue
+        return retry_parent(store, parent_id, *args, **kwargs)
+
+    monkeypatch.setattr(crawl_run, "gather_or_cancel", outage_as_the_expansions_start)
+    monkeypatch.setattr(crawl_run, "retry_parent", held_retry_parent)
+    with pytest.raises(SiteUnreachable):
+        policy = dataclasses.replace(TEST_POLICY, give_up_after_unreachable=3)
+        crawl(settings, options(max_videos=250), policy=policy)
+    assert loops_stopped.is_set() and held, "the loops stopped with a failure's write held"
+    assert video_rows(settings.db_url, "expand_status = 'claimed'") == 0
+    assert video_rows(settings.db_url, "expand_status = 'expanded'") == 0, "the site was gone for every list"
+    assert run_statuses(settings.db_url) == ["unreachable"]
 
 
 def unanswering_url() -> str:

@@ -94,8 +94,10 @@ class _Crawl:
         self._published_at = 0.0
         self._started = time.monotonic()
         # Parents claimed (one claim for every loop of the process: a claim is a transaction) but not
-        # yet started.
+        # yet started, and those started whose outcome is not yet written: a stop gives both back.
+        self._worker = queue.worker_name("crawl")
         self._claimed: deque[str] = deque()
+        self._in_hand: set[str] = set()
         self._claiming = asyncio.Lock()
         # The expansion loops' claims, writes and the download count run here, in order, so the event
         # loop keeps feeding the pages while an expansion is recorded.
@@ -205,15 +207,13 @@ class _Crawl:
         written waits for them and claims again.
 
         The claimed ids enter the deque on the database thread, in the claim's own call, so a loop
-        cancelled while waiting still leaves them where ``_release_unstarted`` gives them back.
+        cancelled while waiting still leaves them where ``_give_back_claims`` gives them back.
         """
         options, claimed = self.options, self._claimed
 
         def claim() -> None:
             claimed.extend(
-                claim_parents(
-                    self.store, options.strategy, queue.worker_name("crawl"), options.workers * options.in_flight
-                )
+                claim_parents(self.store, options.strategy, self._worker, options.workers * options.in_flight)
             )
 
         async with self._claiming:
@@ -222,38 +222,42 @@ class _Crawl:
             if not claimed and self._writes.busy:
                 await self._writes.flush()
                 await self._db(claim)
-        return claimed.popleft() if claimed else None
+        if not claimed:
+            return None
+        parent_id = claimed.popleft()
+        self._in_hand.add(parent_id)
+        return parent_id
 
-    def _release_unstarted(self) -> None:
-        queue.release(self.store, "expand", list(self._claimed))
+    def _give_back_claims(self) -> None:
+        """The parents still claimed at the end, unstarted or in hand (a stop cancelled their fetch, or the
+        outcome's write queued behind others), go back untried; those whose outcome landed are not claimed
+        any more and stay as written."""
+        queue.release(self.store, "expand", [*self._claimed, *self._in_hand], worker=self._worker)
         self._claimed.clear()
+        self._in_hand.clear()
 
     async def _expand(self, lists: RelatedLists, parent_id: str) -> None:
+        """Fetch one parent's related list and record what came of it; the parent leaves ``_in_hand`` once
+        its outcome is written (a list, once its batch lands)."""
         try:
             related = await lists.get(parent_id)
         except ItemUnavailable as exc:
             await self._unavailable_parent(parent_id, exc)
-            return
         except ContractError as exc:
             await self._failed_parent(parent_id, exc)
+        else:
+            self._writes.add(Expansion(parent_id, related.value, related.method))
             return
-        except BaseException:
-            queue.release(self.store, "expand", [parent_id])
-            raise
-        self._writes.add(Expansion(parent_id, related.value, related.method))
+        self._in_hand.discard(parent_id)
 
     async def _failed_parent(self, parent_id: str, exc: ContractError) -> None:
         """A block, a timeout, a 5xx is about the moment, not the video: the parent goes back to the
         frontier for a later try, after a backoff, up to --max-attempts claims (a page that never yields
         its list would otherwise be claimed forever). An answer said final (a hostile id) fails it now.
         A request that got no answer at all may be the outage the block monitor stops the crawl for:
-        that parent goes back untouched."""
+        that parent goes back untouched, with the others in hand."""
         if exc.kind in TRANSPORT_KINDS:
-            try:
-                self.monitor.record_unreachable(exc)
-            except SiteUnreachable:
-                await self._db(queue.release, self.store, "expand", [parent_id])
-                raise
+            self.monitor.record_unreachable(exc)
         if exc.retryable:
             await self._db(
                 retry_parent,
@@ -287,6 +291,7 @@ class _Crawl:
             self.counters.errors["blocked"] += 1
 
     def _landed(self, expansion: Expansion, sighting: Sighting) -> None:
+        self._in_hand.discard(expansion.parent_id)
         self._count(sighting)
         self.counters.expansions += 1
         self.counters.methods[expansion.method] += 1
@@ -368,7 +373,7 @@ class _Crawl:
             try:
                 await self._writes.flush()  # the lists already fetched land, whatever stopped the crawl
             finally:
-                await self._db(self._release_unstarted)  # after the writes queued before it
+                await self._db(self._give_back_claims)  # after the writes queued before it
             if self.downloads is not None:
                 downloads = await self.downloads.finish(drain=not stopping)
             if started and first.context is not None:
