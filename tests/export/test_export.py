@@ -343,6 +343,22 @@ def test_copy_media_refuses_bytes_that_are_not_the_rows_though_their_size_and_mt
     assert list((settings.data_dir / "exports").iterdir()) == []
 
 
+def test_shards_refuse_bytes_that_are_not_the_rows_though_their_size_and_mtime_are(settings, store, corpus):
+    """Shards of files the export only references pack the corpus's own files: each is hashed as it is
+    packed, so a file damaged in place with its old mtime kept is refused, not shipped under its row."""
+    damaged = settings.data_dir / "media" / f"{corpus[2]}.mp4"
+    kept = damaged.stat()
+    damaged.write_bytes(bytes(kept.st_size))
+    os.utime(damaged, ns=(kept.st_atime_ns, kept.st_mtime_ns))
+
+    with pytest.raises(ExportError) as refused:
+        run_export(settings, ExportOptions(format="webdataset"))
+
+    assert str(refused.value).startswith("1 selected video file(s) do not hold the bytes their row's sha256 names")
+    assert f"{corpus[2]}.mp4;" in str(refused.value)
+    assert list((settings.data_dir / "exports").iterdir()) == []
+
+
 def test_as_of_uses_the_snapshot_at_that_time(settings, store, corpus):
     path = run_export(settings, ExportOptions(as_of=T0 - timedelta(hours=1)))
 
@@ -543,6 +559,7 @@ def test_shard_rows_read_back_times_with_and_without_a_fraction_of_a_second(tmp_
         {
             "video_id": ["1", "2"],
             "file": ["videos/1.mp4", "videos/2.mp4"],
+            "sha256": [hashlib.sha256(b"mp4 " + video_id.encode()).hexdigest() for video_id in ("1", "2")],
             "split": ["train", "test"],
             "is_viral": [0, 1],
             "stats_captured_at": captured,

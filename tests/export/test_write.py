@@ -3,6 +3,7 @@ export's staging directory, and the shards written a shard at a time."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import signal
@@ -251,6 +252,7 @@ def test_shards_hold_one_shards_rows_in_python_at_a_time(tmp_path):
             "video_id": [str(10**6 + i) for i in range(rows)],
             "desc": ["x" * 2_000] * rows,  # ~7 MB as Python objects for the whole table, ~0.2 MB a shard
             "file": ["v.mp4"] * rows,
+            "sha256": [hashlib.sha256(b"mp4").hexdigest()] * rows,
             "split": ["train"] * rows,
             "is_viral": [i % 2 for i in range(rows)],
         }

@@ -12,6 +12,7 @@ are unpacked once into ``EXPORT/cache/shard-media``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Callable
@@ -41,11 +42,14 @@ def write_shards(
     advance: Callable[[], None] | None = None,
 ) -> dict:
     """Write ``table``'s rows with their files (``file`` relative to ``media_root``) as shards of one
-    split each under ``staging/shards``; returns the manifest's ``webdataset`` entry.
+    split each under ``staging/shards``; returns the manifest's ``webdataset`` entry. Each file's bytes are
+    hashed as they are packed: an ExportError names those that are not their row's ``sha256``.
 
     Only one shard's rows are Python objects at a time (a million rows at once took gigabytes)."""
+    from .write import not_the_rows_bytes  # here: reading shards back needs none of the writing (nor the store)
+
     (staging / SHARD_DIR).mkdir()
-    shards, urls = [], {}
+    shards, urls, differ = [], {}, []
     for split in SPLITS:
         rows = table.filter(pc.equal(table["split"], split))
         count = math.ceil(rows.num_rows / shard_size)
@@ -57,7 +61,10 @@ def write_shards(
             path = staging / file
             with wds.TarWriter(str(path)) as sink:
                 for record in records:
-                    media = (media_root / record["file"]).read_bytes()
+                    source = media_root / record["file"]
+                    media = source.read_bytes()
+                    if hashlib.sha256(media).hexdigest() != record["sha256"]:
+                        differ.append(source)
                     sink.write({"__key__": str(record["video_id"]), "mp4": media, "json": _json(record)})
                     if advance is not None:
                         advance()
@@ -76,6 +83,8 @@ def write_shards(
                     "last_video_id": str(records[-1]["video_id"]),
                 }
             )
+    if differ:
+        raise not_the_rows_bytes(differ)
     return {
         "shard_size": shard_size,
         "urls": urls,

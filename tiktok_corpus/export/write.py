@@ -267,12 +267,17 @@ def _copy_media(data_dir: Path, staging: Path, rows: pd.DataFrame, progress: Pro
             pool.shutdown(cancel_futures=True)
             raise
     if differ:
-        raise ExportError(
-            f"{len(differ)} selected video file(s) do not hold the bytes their row's sha256 names though their "
-            f"size and mtime are the probe's (changed in place with an old mtime, or damaged on disk), e.g. "
-            f"{_some(differ)}; `touch` them so that `corpus validate` probes them again, then export again"
-        )
+        raise not_the_rows_bytes(differ)
     return targets
+
+
+def not_the_rows_bytes(paths: Sequence[str | os.PathLike[str]]) -> ExportError:
+    """The error for files whose bytes, hashed as the export read them, are not their row's sha256."""
+    return ExportError(
+        f"{len(paths)} selected video file(s) do not hold the bytes their row's sha256 names though their "
+        f"size and mtime are the probe's (changed in place with an old mtime, or damaged on disk), e.g. "
+        f"{_some(paths)}; `touch` them so that `corpus validate` probes them again, then export again"
+    )
 
 
 def _copy_hashed(source: Path, target: Path) -> str:
