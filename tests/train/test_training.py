@@ -24,7 +24,7 @@ from tests.waiting import interrupt_when
 from tiktok_corpus.cli import app
 from tiktok_corpus.train import TrainConfig, loop, train
 
-pytestmark = pytest.mark.slow(55)
+pytestmark = pytest.mark.slow(120)
 
 TINY = dict(frames=8, size=16, batch_size=8, seed=0, progress=False)
 RUN_FILES = (
