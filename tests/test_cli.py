@@ -164,16 +164,18 @@ def test_crawl_refuses_an_unknown_related_list_method_before_it_starts(settings,
     assert not settings.data_dir.exists(), "nothing was opened"
 
 
-def test_a_stale_schema_is_one_line_and_exit_1(settings):
+@pytest.mark.parametrize("command", [["status"], ["crawl"], ["track"], ["download"], ["validate"]])
+def test_a_stale_schema_is_one_line_and_exit_1(settings, command):
+    """The one line, alone: no progress display is drawn before the store refuses to open."""
     open_store(settings).dispose()
     engine = make_engine(settings.db_url)
     downgrade(engine, "base")
     engine.dispose()
 
-    result = corpus("--db", settings.db_url, "status")
+    result = corpus("--db", settings.db_url, *command)
 
     assert result.exit_code == 1
-    assert result.stderr.strip().count("\n") == 0
+    assert result.stderr.startswith("error: ") and result.stderr.strip().count("\n") == 0, result.stderr
     assert "corpus db upgrade" in result.stderr
     assert result.exception is None or isinstance(result.exception, SystemExit)
 

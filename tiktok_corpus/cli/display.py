@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from rich.console import Console
 from rich.progress import (
@@ -13,6 +12,7 @@ from rich.progress import (
     MofNCompleteColumn,
     Progress,
     ProgressColumn,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -31,13 +31,29 @@ if TYPE_CHECKING:
     from ..validate import ValidateSummary
 
 
+class _ShownOnFirstTask(Progress):
+    """A progress display drawn from its first task on: a stage stopped before any work (a stale schema,
+    a database that cannot be opened) leaves its one-line error alone on the terminal, no empty bar."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def add_task(self, *args: Any, **kwargs: Any) -> TaskID:
+        self.start()  # once: a started display is not started again
+        return super().add_task(*args, **kwargs)
+
+    def stop(self) -> None:
+        if self.live.is_started:  # else rich still ends a display on a file with an empty line
+            super().stop()
+
+
 @contextmanager
 def progress_bar(console: Console, enabled: bool = True) -> Iterator[Progress | None]:
-    """A running progress bar on ``console`` when enabled (``--json`` turns it off), else None."""
+    """A progress bar on ``console`` when enabled (``--json`` turns it off), else None."""
     if not enabled:
         yield None
         return
-    with Progress(
+    with _ShownOnFirstTask(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -49,10 +65,11 @@ def progress_bar(console: Console, enabled: bool = True) -> Iterator[Progress | 
 
 
 class _LiveLine:
-    """One rich live line of a long-running stage: its name, the columns given, the time elapsed."""
+    """One rich live line of a long-running stage: its name, the columns given, the time elapsed. Drawn
+    from the stage's first update on (after its store opened), like :class:`_ShownOnFirstTask`."""
 
     def __init__(self, console: Console, name: str, *columns: ProgressColumn) -> None:
-        self._progress = Progress(
+        self._progress = _ShownOnFirstTask(
             TextColumn(name),
             *columns,
             TextColumn("{task.fields[detail]}"),
@@ -60,15 +77,19 @@ class _LiveLine:
             console=console,
             transient=False,
         )
-        self._task = self._progress.add_task(name, total=None, detail="")
-        self._started = time.monotonic()
+        self._name = name
+        self._task: TaskID | None = None
 
     def __enter__(self) -> Self:
-        self._progress.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._progress.stop()
+
+    def _show(self, **fields: Any) -> None:
+        if self._task is None:
+            self._task = self._progress.add_task(self._name, total=None, detail="")
+        self._progress.update(self._task, **fields)
 
 
 class LiveCrawlDisplay(_LiveLine):
@@ -81,7 +102,7 @@ class LiveCrawlDisplay(_LiveLine):
         detail = (
             f"{_crawl_numbers(counters, counters.downloaded)}, blocks {counters.blocks}, {counters.new_per_s:.2f} new/s"
         )
-        self._progress.update(self._task, completed=counters.videos, total=counters.target, detail=detail)
+        self._show(completed=counters.videos, total=counters.target, detail=detail)
 
 
 def _via(methods: dict[str, int]) -> str:
@@ -127,7 +148,7 @@ class LiveTrackDisplay(_LiveLine):
         detail += f"  blocks {counters.blocks}"
         if counters.next_due_in_s is not None:
             detail += f"  next due in {_site_duration(counters.next_due_in_s)} (site clock)"
-        self._progress.update(self._task, detail=detail)
+        self._show(detail=detail)
 
 
 def _outcomes(outcomes: dict[str, int]) -> str:
