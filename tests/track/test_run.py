@@ -247,6 +247,35 @@ def test_an_outage_stops_the_run_and_spends_no_video_s_tries(store):
     assert sorted(t.attempts for t in targets(store).values()) == [0] * (21 - unanswered) + [1] * (unanswered - 1)
 
 
+def test_a_claim_committing_when_the_run_is_cancelled_goes_back(store, monkeypatch):
+    """Ctrl-C (or another loop's outage) cancels a loop while its claim commits on the database thread:
+    the claim is in hand from the claim's own call, so close() gives it back, not a later run's lease."""
+    add_videos(store, {"1": T0 - HOUR})
+    claiming, cancelled = threading.Event(), threading.Event()
+
+    def held_claim(*args, **kwargs):
+        claiming.set()
+        assert cancelled.wait(30), "the run was not cancelled"
+        return claim_due(*args, **kwargs)
+
+    async def read(video_id: str) -> Answer[ItemAt]:
+        raise AssertionError(f"a cancelled run read {video_id}")
+
+    monkeypatch.setattr(track_run, "claim_due", held_claim)
+    tracker = tracking(store, TrackOptions(ages="1h", in_flight=1), VirtualClock(T0))
+
+    async def cancelled_mid_claim() -> None:
+        running = asyncio.ensure_future(run(tracker, {"t0": reader(read)}))
+        await until(claiming.is_set, "a claim on the database thread")
+        running.cancel()
+        cancelled.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+
+    asyncio.run(cancelled_mid_claim())
+    assert [(t.status, t.attempts) for t in targets(store).values()] == [("pending", 0)], "given back untried"
+
+
 def test_a_run_without_follow_waits_for_the_retry_of_a_read_still_running_when_the_rest_was_done(store, monkeypatch):
     """Two loops: one finds nothing left to claim while the other's read is still running, and then
     fails; the run waits for that read, then for its retry's backoff, instead of ending without it."""

@@ -133,6 +133,9 @@ def test_a_deleted_video_stops_its_schedule(any_db_url):
         assert record_gone(store, due, worker=WORKER, kind="deleted", message="statusCode 10204 (deleted)") == 3
         assert {status for status, _ in targets(store).values()} == {"gone"}
         assert claim_due(store, 1, now=T0 + 2 * DAY, worker=WORKER, lease_s=60, late_fraction=0.25) == []
+        # A later run with more ages schedules none of them for it: each would cost two reads of a gone post.
+        assert schedule_targets(store, (*AGES, 3 * DAY), now=T0 + HOUR, late_fraction=0.25) == 0
+        assert {status for status, _ in targets(store).values()} == {"gone"}
 
 
 def test_failures_wait_out_a_doubling_backoff_then_are_recorded_with_their_reason(any_db_url):

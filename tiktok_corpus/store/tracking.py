@@ -58,10 +58,12 @@ def allowed_lateness_s(age_s: int, late_fraction: float) -> float:
 
 def schedule_targets(store: Store, ages_s: Sequence[int], *, now: float, late_fraction: float) -> int:
     """Add the target ages still ahead of every tracked video (those not already scheduled); returns
-    how many rows were added. A video found at 2 days old gets no 1h target: it would be missed."""
+    how many rows were added. A video found at 2 days old gets no 1h target: it would be missed; one a
+    tracker found gone (a target of it ``gone``) gets no new age either."""
     added = 0
     with store.transaction() as session:
         insert = table_insert(store.dialect, TrackTarget)
+        gone = select(_TARGETS.c.video_id).where(_TARGETS.c.video_id == _VIDEOS.c.id, _TARGETS.c.status == "gone")
         for age in sorted(set(ages_s)):
             scheduled = select(_TARGETS.c.video_id).where(_TARGETS.c.video_id == _VIDEOS.c.id, _TARGETS.c.age_s == age)
             rows = select(
@@ -73,6 +75,7 @@ def schedule_targets(store: Store, ages_s: Sequence[int], *, now: float, late_fr
                 # Posted recently enough for this age to be ahead: an index range, not the whole corpus.
                 _VIDEOS.c.create_time >= math.ceil(now - age - allowed_lateness_s(age, late_fraction)),
                 ~scheduled.exists(),
+                ~gone.exists(),
             )
             added += len(
                 session.execute(

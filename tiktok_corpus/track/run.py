@@ -156,17 +156,8 @@ class Tracking:
             try:
                 if self.wall() - self._scheduled_at >= self._reschedule_every_s:
                     await self.schedule()
-                claimed = await self._db(
-                    claim_due,
-                    self.store,
-                    1,
-                    now=self.clock(),
-                    worker=worker,
-                    lease_s=self.options.lease_s,
-                    late_fraction=self.options.late_fraction,
-                )
+                claimed = await self._db(self._claim, worker, now=self.clock())
                 for due in claimed:
-                    self._in_hand[worker] = due
                     await self._observe(reader, due, worker)
                     del self._in_hand[worker]  # only once settled: a stop mid-observation leaves it for close()
             finally:
@@ -180,6 +171,21 @@ class Tracking:
                     self.done.set()
                     return
                 await self._idle()
+
+    def _claim(self, worker: str, *, now: float) -> list[DueVideo]:
+        """A due video for ``worker`` (on the database thread), in hand from the claim's own call: a loop
+        cancelled while the claim commits (Ctrl-C, another loop's outage) still leaves it for close()."""
+        claimed = claim_due(
+            self.store,
+            1,
+            now=now,
+            worker=worker,
+            lease_s=self.options.lease_s,
+            late_fraction=self.options.late_fraction,
+        )
+        for due in claimed:
+            self._in_hand[worker] = due
+        return claimed
 
     def _limit_held(self) -> bool:
         """Whether every observation --limit still allows is held by a loop claiming or observing: this
