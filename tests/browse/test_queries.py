@@ -3,6 +3,9 @@ filter look rows up through indexes, never by scanning the edges or the hashtag 
 
 from __future__ import annotations
 
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from sqlalchemy import event
 
@@ -64,3 +67,19 @@ def test_a_video_page_and_the_hashtag_filter_scan_no_table_of_links(linked_store
     assert not [step for step in plans if step.startswith(("SCAN related_edges", "SCAN video_hashtags"))], plans
     assert "SEARCH related_edges USING INDEX ix_related_edges_child (child_id=?)" in plans
     assert "SEARCH video_hashtags USING INDEX ix_video_hashtags_hashtag (hashtag_id=?)" in plans
+
+
+@pytest.mark.parametrize("any_db_url", ["sqlite"], indirect=True)  # Postgres readers never wait on a writer
+def test_browse_reads_neither_wait_for_a_writer_nor_hold_one_off(linked_store, tmp_path):
+    """`corpus browse` and `corpus status` open the store for reads only: a crawl's transaction holding
+    SQLite's write lock does not hold up a page (BEGIN IMMEDIATE waited its busy timeout, then failed)."""
+    settings = Settings(data_dir=tmp_path / "data", db_url=linked_store.engine.url.render_as_string())
+    writer = sqlite3.connect(linked_store.engine.url.database, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # a crawl's expansion being written
+    try:
+        with open_store(settings, create=False, reads_only=True) as reader, ThreadPoolExecutor(1) as pool:
+            page = pool.submit(related_videos, reader, "b")
+            assert page.result(timeout=10) == {"parents": [("a", 0), ("c", 1)], "children": [("d", 0), ("a", 2)]}
+    finally:
+        writer.rollback()
+        writer.close()

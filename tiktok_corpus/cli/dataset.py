@@ -55,7 +55,7 @@ def status(
     from ..store.tracking import tracking_counts
 
     clock = site_clock(time_scale, time_origin)
-    with open_store(settings_of(ctx), create=False) as store:
+    with open_store(settings_of(ctx), create=False, reads_only=True) as store:
         counts = stage_counts(store) | {"tracking": tracking_counts(store, now=clock())}
     if as_json:
         typer.echo(json.dumps(counts, sort_keys=True))
@@ -181,7 +181,7 @@ def browse(
     from ..store.db import open_store
 
     settings = settings_of(ctx)
-    with open_store(settings, create=False) as store:
+    with open_store(settings, create=False, reads_only=True) as store:
         catalog = Catalog(store, export_dir, run_dir)
         server = BrowseServer(settings, store, catalog, host=host, port=port)
         stop_posters = threading.Event()

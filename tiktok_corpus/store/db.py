@@ -243,17 +243,23 @@ def _is_empty(engine: Engine) -> bool:
     return not inspect(engine).get_table_names()
 
 
-def open_store(settings: Settings, *, check_schema: bool = True, create: bool = True) -> Store:
+def open_store(
+    settings: Settings, *, check_schema: bool = True, create: bool = True, reads_only: bool = False
+) -> Store:
     """Open the configured database and make sure its schema is current.
 
     A brand-new SQLite database (missing file or no tables) is created at the head revision, unless
     ``create`` is off (the commands that only read: a mistyped path must not become an empty corpus).
     Anything else that is behind raises :class:`StaleSchemaError` naming the command to run.
+    ``reads_only`` (browse, status): on SQLite every transaction is a deferred ``BEGIN``, which in WAL
+    mode never holds off a writer (a crawl) nor waits for one; ``BEGIN IMMEDIATE`` would do both.
     """
     url = settings.db_url or ""
     if not create:
         _require_sqlite_file(url)
     engine = make_engine(url)
+    if reads_only:
+        engine = engine.execution_options(**{_READS_ONLY: True})
     store = Store(engine, sessionmaker(engine, expire_on_commit=False), redact_url(url))
     if check_schema:
         try:
