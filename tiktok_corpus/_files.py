@@ -100,6 +100,16 @@ def _host() -> str:
     return re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname())
 
 
+def contained_file(root: Path, relative: str | os.PathLike[str]) -> Path:
+    """``root / relative`` resolved (links followed), or FileNotFoundError when it is no file or lies
+    outside ``root`` (an absolute path, ``..``, a link out)."""
+    root = root.resolve()
+    path = (root / relative).resolve()
+    if not path.is_relative_to(root) or not path.is_file():
+        raise FileNotFoundError(relative)
+    return path
+
+
 def file_stat(path: str | os.PathLike[str]) -> os.stat_result | None:
     """The file's stat, or None where there is no regular file."""
     try:

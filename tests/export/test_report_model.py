@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from tests.media_files import encode_lavfi
 from tiktok_corpus.report.model import best_worst_html, model_section, model_specs
 
 # Matplotlib reads $...$ as mathtext; this one it cannot parse.
@@ -31,7 +32,7 @@ def _ablation_html(export_dir, tmp_path, figure: str) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     rows = [{"name": "all", "modalities": ["video"], "metric": 0.6}]
     (folder / "ablation.json").write_text(json.dumps({"main_metric": "roc_auc", "figure": figure, "rows": rows}))
-    return model_section(None, export_dir, tmp_path / "posters", lambda specs: "")
+    return model_section(None, export_dir, tmp_path, lambda specs: "")
 
 
 def test_an_ablation_shows_only_a_png_from_its_own_folder(tmp_path):
@@ -76,8 +77,36 @@ def test_a_caption_is_cut_before_it_is_escaped_and_a_missing_one_shows_nothing(t
         {"video_id": ["1", "2"], "file": ["videos/1.mp4", "videos/2.mp4"], "sha256": None, "desc": [caption, np.nan]}
     )
 
-    page = best_worst_html(predictions, tmp_path, rows, tmp_path / "posters")
+    page = best_worst_html(predictions, tmp_path, rows, tmp_path)
 
     shown = re.findall(r"<small>(.*?)</small>", page)
     assert shown[0] == html.escape(caption[:120])  # whole entities: "&amp;" 119 times, none cut
     assert shown[1] == ""  # not "nan"
+
+
+def test_posters_come_only_from_files_in_the_export_or_the_corpus(tmp_path):
+    """An export travels: a row whose ``file`` leads out of it and out of the corpus's data dir (an
+    absolute path, ``..``) names a file the shared report must not show; the corpus's own files do."""
+    data_dir, outside = tmp_path / "data", tmp_path / "private"
+    export_dir = data_dir / "exports" / "corpus-v1"
+    export_dir.mkdir(parents=True)
+    for folder, name in ((data_dir / "videos", "1.mp4"), (outside, "photo.mp4"), (outside, "2.mp4")):
+        folder.mkdir(exist_ok=True)
+        encode_lavfi(folder / name, "testsrc=size=64x64:rate=10:duration=1")
+    predictions = pd.DataFrame(
+        {"video_id": ["1", "2", "3"], "split": "test", "target": [1.0, 0.0, 0.0], "score": [0.9, 0.5, 0.1]}
+    )
+    rows = pd.DataFrame(
+        {
+            "video_id": ["1", "2", "3"],
+            "file": ["../../videos/1.mp4", "../../../private/2.mp4", str(outside / "photo.mp4")],
+            "sha256": None,
+            "desc": ["in the corpus", "up and out", "absolute"],
+        }
+    )
+
+    page = best_worst_html(predictions, export_dir, rows, data_dir)
+
+    cards = re.findall(r"<div class=poster-card>(.*?)</small>", page)
+    assert ["<img" in card for card in cards] == [True, False, False], cards
+    assert page.count('<div class="no-poster">no frame</div>') == 2

@@ -222,7 +222,7 @@ def test_importances_of_a_model_that_beats_nothing_are_not_ranked(planted, tmp_p
     draw_importances(figure.subplots(), result)
     (axis,) = figure.axes
     assert not axis.patches and "not credible" in " ".join(text.get_text() for text in axis.texts)
-    page = model_section(None, export_dir, tmp_path / "posters", lambda specs: "")
+    page = model_section(None, export_dir, tmp_path, lambda specs: "")
     assert "Importances: not credible: the all model does not beat the baselines" in page
     assert "no importance ranked" in page
     table = _rendered(ablation_table(result))

@@ -23,6 +23,7 @@ from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, R
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .._files import contained_file
 from .._serving import BackgroundServer
 from ..config import Settings
 from ..errors import ConfigError, CorpusError
@@ -55,16 +56,6 @@ SECURITY_HEADERS = [
     (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
     (b"x-content-type-options", b"nosniff"),
 ]
-
-
-def contained_file(root: Path, relative: str) -> Path:
-    """``root / relative`` resolved (links followed), or FileNotFoundError when it is no file or lies
-    outside ``root`` (an absolute path, ``..``, a link out)."""
-    root = root.resolve()
-    path = (root / relative).resolve()
-    if not path.is_relative_to(root) or not path.is_file():
-        raise FileNotFoundError(relative)
-    return path
 
 
 def report_file(data_dir: Path, name: str) -> Path:

@@ -49,7 +49,7 @@ def build_report(
     """
     export_dir = export_for_run(run_dir, export_dir)
     run_dir = run_dir if run_dir is not None else latest_run(export_dir) if export_dir is not None else None
-    with open_store(settings, create=False) as store:
+    with open_store(settings, create=False, reads_only=True) as store:
         out = _writable_html_path(Path(out) if out else settings.data_dir / REPORT_PAGE)
         if export_dir is None and not replace:
             _keep_model(out)
@@ -65,7 +65,7 @@ def build_report(
     model = model_section(
         run_dir,
         export_dir,
-        settings.data_dir / "posters",
+        settings.data_dir,
         lambda specs: _figures_html(specs, figures_dir, relative_dir),
     )
     page = _page(

@@ -10,6 +10,7 @@ target, score``); that is all this reads, so it works for every model that write
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import json
 from collections.abc import Callable
@@ -20,6 +21,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from .._files import contained_file
 from ..export.format import read_export
 from ..export.runs import run_export_dir, run_metrics
 from ..posters import poster_frames
@@ -46,10 +48,11 @@ P_VALUES = {"p-value": _p_value, "paired p": _p_value}  # the tables' p-value co
 
 
 def model_section(
-    run_dir: Path | None, export_dir: Path | None, poster_dir: Path, render: Callable[[list[FigureSpec]], str]
+    run_dir: Path | None, export_dir: Path | None, data_dir: Path, render: Callable[[list[FigureSpec]], str]
 ) -> str:
     """The section's HTML ("" when there is neither a run nor an ablation); ``render`` draws figure specs
-    into embedded images (the page's one way of showing a figure)."""
+    into embedded images (the page's one way of showing a figure); posters are cached in the corpus's
+    ``data_dir``."""
     ablation = _ablation_section(export_dir)
     if run_dir is None:
         return f"{HEADING}{ablation}" if ablation else ""
@@ -72,7 +75,7 @@ def model_section(
         f'{speed}{collapsed}<p class="verdict {verdict_class}"><b>Verdict:</b> {html.escape(metrics["verdict"])}</p>'
         f"<h3>Test metrics beside the baselines</h3>{table}"
         f"{render(model_specs(metrics, history, predictions))}"
-        f"{best_worst_html(predictions, run_export, rows, poster_dir)}{ablation}"
+        f"{best_worst_html(predictions, run_export, rows, data_dir)}{ablation}"
     )
 
 
@@ -134,16 +137,18 @@ def model_specs(metrics: dict, history: pd.DataFrame, predictions: pd.DataFrame)
     return specs
 
 
-def best_worst_html(predictions: pd.DataFrame, export_dir: Path, rows: pd.DataFrame, poster_dir: Path) -> str:
+def best_worst_html(predictions: pd.DataFrame, export_dir: Path, rows: pd.DataFrame, data_dir: Path) -> str:
     """The highest- and lowest-scored test videos as poster frames (embedded, at their aspect ratio),
-    each with its score, true target and caption."""
+    each with its score, true target and caption; posters cached in ``data_dir/posters``."""
     ranked = predictions[predictions["split"] == "test"].sort_values("score", ascending=False)
     picks = pd.concat([ranked.head(BEST_WORST), ranked.tail(BEST_WORST)]).drop_duplicates("video_id")
     info = rows.set_index(rows["video_id"].astype(str))
     known = picks[picks["video_id"].astype(str).isin(info.index)]
     meta = info.loc[list(known["video_id"].astype(str))]
-    sources = [(export_dir / str(f), s if isinstance(s, str) else None) for f, s in zip(meta["file"], meta["sha256"])]
-    posters = poster_frames(sources, poster_dir)
+    files = [_shareable_file(export_dir / str(f), (export_dir, data_dir)) for f in meta["file"]]
+    sources = [(f, s if isinstance(s, str) else None) for f, s in zip(files, meta["sha256"]) if f is not None]
+    made = iter(poster_frames(sources, data_dir / "posters"))
+    posters = [None if f is None else next(made) for f in files]
     cards = []
     for (video_id, score, target), poster, caption in zip(
         known[["video_id", "score", "target"]].itertuples(index=False), posters, meta["desc"]
@@ -217,16 +222,23 @@ def _ablation_section(export_dir: Path | None) -> str:
     )
 
 
+def _shareable_file(file: Path, roots: tuple[Path, ...]) -> Path | None:
+    """``file`` resolved when it lies in one of ``roots``, else None. An export travels, and what its
+    rows or its ``ablation.json`` name is embedded in a report people share: a path out of them
+    (absolute, ``..``, a link) is never read."""
+    for root in roots:
+        with contextlib.suppress(FileNotFoundError):
+            return contained_file(root, file.resolve())
+    return None
+
+
 def _ablation_figure(folder: Path, name: object) -> bytes | None:
     """The ablation's importance plot: the bytes of a PNG inside its own folder (links followed), or
-    None. ``ablation.json`` travels with an export, and what it names is embedded in a report people
-    share: a path out of the folder (absolute, ``..``, a link) is never read, a file that is no PNG never
-    embedded."""
+    None; a file that is no PNG is never embedded."""
     if not isinstance(name, str) or not name:
         return None
-    root = folder.resolve()
-    path = (root / name).resolve()
-    if path.suffix.lower() != ".png" or not path.is_relative_to(root) or not path.is_file():
+    path = _shareable_file(folder / name, (folder,))
+    if path is None or path.suffix.lower() != ".png":
         return None
     data = path.read_bytes()
     return data if data.startswith(PNG_SIGNATURE) else None
