@@ -83,3 +83,22 @@ def test_browse_reads_neither_wait_for_a_writer_nor_hold_one_off(linked_store, t
     finally:
         writer.rollback()
         writer.close()
+
+
+def test_hostile_ids_and_filters_are_no_video_and_a_bad_query_not_server_errors(linked_store, tmp_path):
+    """A NUL in a video's URL or a filter: Postgres refuses the character in a query, so it must never
+    get that far. Ids are digits (the crawl stores no other), and a filter holding NUL is a bad query."""
+    from starlette.testclient import TestClient
+
+    from tiktok_corpus.browse.app import browse_app
+    from tiktok_corpus.browse.catalog import Catalog
+
+    settings = Settings(data_dir=tmp_path / "data", db_url=linked_store.engine.url.render_as_string(False))
+    app = browse_app(settings, linked_store, Catalog(linked_store), host="127.0.0.1")
+    with TestClient(app, base_url="http://127.0.0.1:8765", raise_server_exceptions=False) as client:
+        for path in ("/video/%00", "/media/%00", "/poster/%00.jpg", "/video/a%00b"):
+            assert client.get(path).status_code == 404, path
+        for query in ("hashtag=%00", "author=x%00"):
+            answer = client.get(f"/?{query}")
+            assert answer.status_code == 400 and "NUL" in answer.text, query
+        assert client.get("/?hashtag=fun").status_code == 200

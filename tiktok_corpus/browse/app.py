@@ -39,6 +39,7 @@ from ..store.browse import (
 from ..store.db import Store
 from ..store.reports import REPORT_PAGE, report_figures_dir
 from ..store.status import stage_counts
+from ..tiktok.contract.records import valid_id
 from .catalog import Catalog, GridQuery
 from .pages import grid_page, queue_page, video_page
 
@@ -56,6 +57,13 @@ SECURITY_HEADERS = [
     (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
     (b"x-content-type-options", b"nosniff"),
 ]
+
+
+def _path_video_id(request: Request) -> str | None:
+    """The URL's video id, or None where it cannot be one: the crawl stores digits only, and a query for
+    anything else (a NUL, which Postgres refuses) would be a server error, not "no such video"."""
+    video_id = request.path_params["video_id"]
+    return video_id if valid_id(video_id) == video_id else None
 
 
 def report_file(data_dir: Path, name: str) -> Path:
@@ -99,9 +107,9 @@ def browse_app(settings: Settings, store: Store, catalog: Catalog, host: str) ->
         return HTMLResponse(grid_page(found, source))
 
     def video(request: Request) -> Response:
-        video_id = request.path_params["video_id"]
-        detail = video_detail(store, video_id)
-        if detail is None:
+        video_id = _path_video_id(request)
+        detail = None if video_id is None else video_detail(store, video_id)
+        if video_id is None or detail is None:
             return PlainTextResponse("no such video", status_code=404)
         row = catalog.video(video_id)
         page = video_page(
@@ -115,7 +123,8 @@ def browse_app(settings: Settings, store: Store, catalog: Catalog, host: str) ->
         return HTMLResponse(page)
 
     def poster(request: Request) -> Response:
-        row = catalog.video(request.path_params["video_id"])
+        video_id = _path_video_id(request)
+        row = None if video_id is None else catalog.video(video_id)
         if row is None or not isinstance(row["media_path"], str):
             return PlainTextResponse("no file", status_code=404)
         try:
@@ -125,7 +134,8 @@ def browse_app(settings: Settings, store: Store, catalog: Catalog, host: str) ->
         return FileResponse(path, media_type="image/jpeg")
 
     def media(request: Request) -> Response:
-        path = media_path(store, request.path_params["video_id"])
+        video_id = _path_video_id(request)
+        path = None if video_id is None else media_path(store, video_id)
         if path is not None:
             try:
                 return FileResponse(contained_file(data_dir, path))

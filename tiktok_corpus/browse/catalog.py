@@ -77,6 +77,8 @@ class GridQuery:
         """The query of a grid URL (an empty value is the default); :class:`ConfigError` naming the
         parameter and what it takes for any value it does not know, so a typo is never an empty grid."""
         values = {name: value for name, value in params.items() if value}
+        if named := next((name for name, value in values.items() if "\x00" in value), None):
+            raise ConfigError(f"{named}: a value with a NUL character matches nothing")
         order = values.get("order", "desc")
         if order not in ORDERS:
             raise ConfigError(f"order {order!r}: expected desc or asc")
