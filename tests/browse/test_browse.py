@@ -8,7 +8,10 @@ import re
 import shutil
 import socket
 import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
@@ -16,11 +19,14 @@ from playwright.sync_api import expect, sync_playwright
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
+from tests.waiting import wait_for
 from tiktok_corpus.browse import make_posters_in_background
 from tiktok_corpus.browse.app import CONTENT_SECURITY_POLICY, BrowseServer, browse_app
 from tiktok_corpus.browse.catalog import PAGE_SIZE, Catalog
+from tiktok_corpus.browse.poster_jobs import PosterRequests
 from tiktok_corpus.config import Settings
 from tiktok_corpus.errors import ConfigError
+from tiktok_corpus.posters import poster_path
 from tiktok_corpus.store.db import open_store
 from tiktok_corpus.store.models import AuthorSnapshot, RelatedEdge, Video
 from tiktok_corpus.store.reports import REPORT_PAGE
@@ -267,3 +273,34 @@ def test_posters_are_made_in_the_background_and_a_stop_ends_them(demo_corpus, tm
         thread.join(120)
         assert not thread.is_alive() and reported == [(len(files), 0)]
         assert {path.stem for path in posters.glob("*.jpg")} == set(files["sha256"])
+
+
+def test_posters_asked_at_once_run_a_few_decoders_and_one_per_file(tmp_path):
+    """A grid page asks its 48 posters at once: at most ``workers`` are made at a time, and requests for
+    a poster being made wait for that one run instead of decoding the file again."""
+    running, most, runs, lock = 0, 0, Counter(), threading.Lock()
+    release = threading.Event()
+
+    def make(source: Path, cache_dir: Path, *, sha256: str | None) -> Path:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+            runs[sha256] += 1
+        release.wait(30)
+        made = poster_path(cache_dir, sha256)
+        made.parent.mkdir(parents=True, exist_ok=True)
+        made.write_bytes(b"jpeg")
+        with lock:
+            running -= 1
+        return made
+
+    requests = PosterRequests(tmp_path / "posters", workers=2, make=make)
+    shas = [f"{n:064x}" for n in range(6) for _ in range(4)]  # six files, each asked four times
+    with ThreadPoolExecutor(len(shas)) as pool:
+        asked = [pool.submit(requests.poster, tmp_path / f"{sha}.mp4", sha) for sha in shas]
+        wait_for(lambda: running == 2, "two decoders running")
+        release.set()
+        made = [future.result(timeout=30) for future in asked]
+    assert most == 2 and set(runs.values()) == {1}, (most, runs)
+    assert made == [poster_path(tmp_path / "posters", sha) for sha in shas]

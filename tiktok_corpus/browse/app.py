@@ -27,7 +27,6 @@ from .._files import contained_file
 from .._serving import BackgroundServer
 from ..config import Settings
 from ..errors import ConfigError, CorpusError
-from ..posters import poster_frame
 from ..store.browse import (
     author_snapshots,
     download_attempts,
@@ -42,6 +41,7 @@ from ..store.status import stage_counts
 from ..tiktok.contract.records import valid_id
 from .catalog import Catalog, GridQuery
 from .pages import grid_page, queue_page, video_page
+from .poster_jobs import PosterRequests
 
 GRACEFUL_SHUTDOWN_S = 1
 # Host header names of this machine (an IPv6 address is bracketed there); the address bound is added.
@@ -95,6 +95,7 @@ def browse_app(settings: Settings, store: Store, catalog: Catalog, host: str) ->
     """The web app over ``store`` (and ``catalog``'s export and run), answering requests that name
     this machine or ``host``, the address it is bound to."""
     data_dir = settings.data_dir
+    posters = PosterRequests(data_dir / "posters")
     source = f"export {catalog.export_dir.name}" if catalog.export_dir else "the database, no export given"
     if catalog.run_dir:
         source += f", scores of run {catalog.run_dir.name}"
@@ -128,7 +129,8 @@ def browse_app(settings: Settings, store: Store, catalog: Catalog, host: str) ->
         if row is None or not isinstance(row["media_path"], str):
             return PlainTextResponse("no file", status_code=404)
         try:
-            path = poster_frame(contained_file(data_dir, row["media_path"]), data_dir / "posters", sha256=row["sha256"])
+            sha256 = row["sha256"] if isinstance(row["sha256"], str) else None
+            path = posters.poster(contained_file(data_dir, row["media_path"]), sha256)
         except (FileNotFoundError, CorpusError):
             return PlainTextResponse("no poster", status_code=404)
         return FileResponse(path, media_type="image/jpeg")

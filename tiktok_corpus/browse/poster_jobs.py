@@ -3,12 +3,42 @@ answers."""
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from ..posters import poster_frames
+from ..posters import poster_frame, poster_frames, poster_path
 from .catalog import Catalog
+
+
+class PosterRequests:
+    """The posters the grid asks for before the background job made them, made on the request's thread:
+    at most ``workers`` ffmpeg runs at once (a page of 48 cards asked them all at once, 16 decoders on
+    two cores starving every other page), and one run per file (a second request for a poster being
+    made waits for it, then finds it cached)."""
+
+    def __init__(
+        self, cache_dir: Path, *, workers: int | None = None, make: Callable[..., Path] = poster_frame
+    ) -> None:
+        self._cache_dir = cache_dir
+        self._make = make
+        self._slots = threading.BoundedSemaphore(workers or os.cpu_count() or 1)
+        self._per_file: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def poster(self, source: Path, sha256: str | None) -> Path:
+        """The poster of ``source``; raises what :func:`~tiktok_corpus.posters.poster_frame` raises."""
+        cached = poster_path(self._cache_dir, sha256) if sha256 else None
+        if cached is not None and cached.is_file():
+            return cached
+        with self._guard:
+            one_run = self._per_file.setdefault(sha256 or str(source), threading.Lock())
+        with one_run:
+            if cached is not None and cached.is_file():  # made while this request waited
+                return cached
+            with self._slots:
+                return self._make(source, self._cache_dir, sha256=sha256)
 
 
 def make_posters(data_dir: Path, catalog: Catalog, *, advance: Callable[[], None] | None = None) -> tuple[int, int]:
