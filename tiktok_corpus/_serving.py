@@ -20,6 +20,14 @@ START_TIMEOUT_S = 15
 STOP_TIMEOUT_S = 10
 
 
+def _bind_address(host: str, port: int) -> tuple[socket.AddressFamily, tuple]:
+    """The family and address to bind for ``host`` (a name, an IPv4 or IPv6 address): IPv4 where the
+    name has both, so ``localhost`` keeps meaning 127.0.0.1."""
+    found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    family, _, _, _, address = next((entry for entry in found if entry[0] == socket.AF_INET), found[0])
+    return family, address
+
+
 class BackgroundServer:
     """``start()`` returns once uvicorn accepts connections (else stops and raises RuntimeError)."""
 
@@ -32,15 +40,19 @@ class BackgroundServer:
 
     def start(self) -> str:
         """Bind, serve in a daemon thread, wait until it is up; returns ``base_url``."""
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            family, address = _bind_address(self.host, self.port)
+            sock = socket.socket(family, socket.SOCK_STREAM)
+        except (OSError, OverflowError) as exc:  # no such host, out of range: the user's to change
+            raise ConfigError(f"{self.name} cannot listen on {self.host}:{self.port}: {exc}") from None
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind((self.host, self.port))
-        except (OSError, OverflowError) as exc:  # in use, no such host, out of range: the user's to change
+            sock.bind(address)
+        except (OSError, OverflowError) as exc:  # in use, not this machine's
             sock.close()
             raise ConfigError(f"{self.name} cannot listen on {self.host}:{self.port}: {exc}") from None
         host, port = sock.getsockname()[:2]
-        self.base_url = f"http://{host}:{port}"
+        self.base_url = f"http://[{host}]:{port}" if family == socket.AF_INET6 else f"http://{host}:{port}"
         config = uvicorn.Config(
             self.app,
             log_config=None,

@@ -102,3 +102,17 @@ def test_hostile_ids_and_filters_are_no_video_and_a_bad_query_not_server_errors(
             answer = client.get(f"/?{query}")
             assert answer.status_code == 400 and "NUL" in answer.text, query
         assert client.get("/?hashtag=fun").status_code == 200
+
+
+@pytest.mark.parametrize("any_db_url", ["sqlite"], indirect=True)
+def test_browse_listens_on_an_ipv6_address_when_asked(linked_store, tmp_path):
+    """``--host ::1`` binds an IPv6 socket (it was always IPv4) and says its address in brackets."""
+    import httpx
+
+    from tiktok_corpus.browse.app import BrowseServer
+    from tiktok_corpus.browse.catalog import Catalog
+
+    settings = Settings(data_dir=tmp_path / "data", db_url=linked_store.engine.url.render_as_string(False))
+    with BrowseServer(settings, linked_store, Catalog(linked_store), host="::1", port=0) as server:
+        assert server.base_url.startswith("http://[::1]:")
+        assert httpx.get(f"{server.base_url}/queue").status_code == 200
