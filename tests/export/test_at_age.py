@@ -463,6 +463,8 @@ def test_at_age_options_are_checked():
     with pytest.raises(ConfigError, match="--age-tolerance must not be negative"):
         ExportOptions(at_age_s=DAY, age_tolerance_s=-1)
     assert ExportOptions().at_age_s is None and ExportOptions().age_tolerance_s is None  # the age's default
+    with pytest.raises(ConfigError, match="--age-tolerance needs --at-age"):
+        ExportOptions(age_tolerance_s=HOUR)
 
 
 def test_cli_at_age_end_to_end(settings, store, snapshot_table, monkeypatch):

@@ -124,6 +124,10 @@ def test_corpus_train_refuses_options_its_model_does_not_use(sound_export):
     assert result.exit_code == 1 and "--frames does not apply to --model gbdt" in result.stderr
     result = CliRunner().invoke(app, ["train", str(sound_export), "--rounds", "10"])
     assert result.exit_code == 1 and "--rounds does not apply to --model r2plus1d" in result.stderr
+    result = CliRunner().invoke(app, ["train", str(sound_export), "--modalities", "text"])
+    assert result.exit_code == 1 and "--modalities does not apply to --model r2plus1d" in result.stderr
+    result = CliRunner().invoke(app, ["train", str(sound_export), "--model", "gbdt", "--resume"])
+    assert result.exit_code == 1 and "--resume does not apply to --model gbdt" in result.stderr
 
 
 def test_the_author_table_says_how_many_rows_got_statistics(sound_export):

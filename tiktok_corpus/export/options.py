@@ -108,6 +108,8 @@ class ExportOptions:
             raise ConfigError("--at-age and --as-of exclude each other: labels are taken at one age or at one time")
         if self.at_age_s is not None and self.at_age_s <= 0:
             raise ConfigError(f"--at-age must be a positive duration, got {self.at_age_s} s")
+        if self.age_tolerance_s is not None and self.at_age_s is None:
+            raise ConfigError("--age-tolerance needs --at-age: it bounds how far from that age a snapshot may be")
         if self.age_tolerance_s is not None and self.age_tolerance_s < 0:
             raise ConfigError(f"--age-tolerance must not be negative, got {self.age_tolerance_s} s")
         if not NAME_PATTERN.match(self.name) or re.search(r"-v\d+$", self.name) or len(self.name) > 100:

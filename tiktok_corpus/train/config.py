@@ -37,13 +37,17 @@ NETWORK_OPTIONS = (
     "balanced_sampling",
     "eval_clips",
     "cache_dir",
+    "resume",  # a gbdt run is refitted in seconds: there is no epoch to go on from
 )
 GBDT_OPTIONS = ("rounds", "leaves", "boost_lr")
 
 
 def options_unused_by(model: str) -> tuple[str, ...]:
-    """The options ``model`` ignores: given anyway, they would be recorded in its config as if used."""
-    return NETWORK_OPTIONS if model == "gbdt" else GBDT_OPTIONS
+    """The options ``model`` ignores: given anyway, they would be recorded in its config as if used
+    (the paper's network sees pixels alone, no feature table of --modalities)."""
+    if model == "gbdt":
+        return NETWORK_OPTIONS
+    return (*GBDT_OPTIONS, "modalities") if model == "r2plus1d" else GBDT_OPTIONS
 
 
 # --lr-scaling: the factor on --lr for a global batch k times the paper's.
