@@ -213,6 +213,23 @@ def test_a_bad_or_empty_site_in_the_environment_stops_only_what_reaches_the_site
     assert Settings(base_url="").base_url == "https://www.tiktok.com"
 
 
+@pytest.mark.parametrize("command", ["crawl", "track", "download"])
+@pytest.mark.parametrize(
+    ("proxy", "shown"),
+    [("notaurl", "notaurl"), ("socks9://x:1", "socks9://x:1"), ("http://u:secret@:3128", "http://u:***@:3128")],
+)
+def test_a_proxy_that_is_no_proxy_address_is_one_line_without_its_password(tmp_path, command, proxy, shown):
+    """--proxy (or CORPUS_PROXY) is checked where the site is reached, before a browser or an HTTP
+    client fails on it with a traceback (download raised httpx's ValueError)."""
+    result = corpus("--data-dir", str(tmp_path / "data"), command, "--proxy", proxy)
+
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"error: the proxy {shown!r} (--proxy or CORPUS_PROXY) is not a proxy address like "
+        "http://user:pass@host:3128 or socks5://host:1080\n"
+    )
+
+
 @pytest.mark.parametrize("command", [["status"], ["db", "upgrade"], ["db", "current"]])
 def test_an_unreachable_database_fails_in_one_line_without_the_password(command):
     """Run as a real process, so nothing (not a traceback either) is hidden by the test runner."""

@@ -62,26 +62,45 @@ class Settings(BaseSettings):
         return DEBIAN_CHROMIUM if Path(DEBIAN_CHROMIUM).exists() else shutil.which("chromium")
 
 
-def checked_base_url(url: str) -> str:
-    """``url`` if it can be the site's address (http or https, a host, a valid port, no query): anything
-    else is refused here, in one line, before a browser is started to fail on it."""
+PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
+
+
+def _is_address(url: str, schemes: tuple[str, ...]) -> bool:
+    """Whether ``url`` has one of ``schemes``, a host, a valid port (or none), no query and no space."""
     parts = urlsplit(url)
     try:
         parts.port  # noqa: B018 - parsing is the check
-        port_ok = True
     except ValueError:
-        port_ok = False
-    if (
-        parts.scheme not in ("http", "https")
-        or not parts.hostname
-        or not port_ok
-        or parts.query
-        or parts.fragment
-        or any(char.isspace() for char in url)
-    ):
+        return False
+    return (
+        parts.scheme in schemes
+        and bool(parts.hostname)
+        and not parts.query
+        and not parts.fragment
+        and not any(char.isspace() for char in url)
+    )
+
+
+def checked_base_url(url: str) -> str:
+    """``url`` if it can be the site's address (http or https, a host, a valid port, no query): anything
+    else is refused here, in one line, before a browser is started to fail on it."""
+    if not _is_address(url, ("http", "https")):
         raise ConfigError(
             f"the base URL {url!r} (--base-url or CORPUS_BASE_URL) is not an http(s) address with a host, "
             f"like {DEFAULT_BASE_URL} or http://127.0.0.1:8000"
+        )
+    return url
+
+
+def checked_proxy_url(url: str) -> str:
+    """``url`` if it can be a proxy's address (http, https or socks5, a host, a valid port): anything else
+    is refused in one line, its password masked, before a browser or an HTTP client fails on it."""
+    if not _is_address(url, PROXY_SCHEMES):
+        password = urlsplit(url).password
+        shown = url.replace(f":{password}@", ":***@") if password else url
+        raise ConfigError(
+            f"the proxy {shown!r} (--proxy or CORPUS_PROXY) is not a proxy address like "
+            "http://user:pass@host:3128 or socks5://host:1080"
         )
     return url
 

@@ -9,7 +9,7 @@ from typing import Any
 import typer
 
 from ..clock import Clock, ScaledClock
-from ..config import DEFAULT_BASE_URL, Settings, checked_base_url
+from ..config import DEFAULT_BASE_URL, Settings, checked_base_url, checked_proxy_url
 from ..errors import ConfigError
 from .app import settings_of
 
@@ -57,6 +57,8 @@ def site_settings(ctx: typer.Context, base_url: str | None, proxy: str | None) -
     option's (or ``CORPUS_BASE_URL``'s, empty meaning none) over the root's."""
     settings = settings_of(ctx, base_url=base_url or None, proxy=proxy)
     checked_base_url(base_url or settings.base_url)  # as given: the settings strip a trailing "/"
+    if settings.proxy:
+        checked_proxy_url(settings.proxy)
     return settings
 
 
