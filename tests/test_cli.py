@@ -446,3 +446,28 @@ def test_the_commands_that_reach_the_site_take_its_url_and_a_proxy_alike(command
     lines = {line for line in result.output.splitlines() if "--base-url" in line or "--proxy" in line}
     assert any("--base-url" in line and "(env CORPUS_BASE_URL; default " in line for line in lines), lines
     assert any("--proxy" in line and "(env CORPUS_PROXY)" in line for line in lines), lines
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["demo", "--out", "{file}"],
+        ["train", "{export}", "--out", "{file}"],
+        ["train", "{export}", "--cache-dir", "{file}"],
+        ["ablate", "{export}", "--out", "{file}"],
+        ["features", "{export}", "--cache-dir", "{file}"],
+    ],
+    ids=["demo", "train", "train-cache", "ablate", "features"],
+)
+def test_a_file_where_a_folder_is_written_is_refused_before_any_work(tmp_path, command):
+    """--out and --cache-dir name folders: a file there was a FileExistsError traceback, for ablate only
+    after the whole ablation had been computed."""
+    file = tmp_path / "afile"
+    file.write_text("kept")
+    given = [part.format(file=file, export=tmp_path / "no-export") for part in command]
+
+    result = corpus(*given)
+
+    said = "".join(result.stderr.replace("│", " ").split())  # rich's box wraps the line where it likes
+    assert result.exit_code == 2 and "afileisafile;giveafolder" in said, result.stderr
+    assert file.read_text() == "kept" and not (tmp_path / "no-export").exists()

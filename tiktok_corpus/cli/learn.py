@@ -13,7 +13,7 @@ from ..train import TrainConfig
 from ..train.config import options_unused_by, run_dir_for
 from .app import app, console, err_console
 from .display import progress_bar
-from .options import export_dir_argument, given_on_command_line, option_from
+from .options import export_dir_argument, given_on_command_line, no_file_in_the_way, option_from
 
 RANDOM_VIDEO_EMBEDDING = "warning: --weights none: the video embedding is a random network's (for tests only)"
 
@@ -53,12 +53,12 @@ def train(
     cudnn_benchmark: bool = option_from(TrainConfig, "cudnn_benchmark", "--cudnn-benchmark"),
     workers: int | None = option_from(TrainConfig, "workers", min=0),
     seed: int = option_from(TrainConfig, "seed"),
-    out: Path | None = option_from(TrainConfig, "out"),
+    out: Path | None = option_from(TrainConfig, "out", callback=no_file_in_the_way),
     resume: bool = option_from(TrainConfig, "resume", "--resume"),
     pos_weight: str = option_from(TrainConfig, "pos_weight"),
     balanced_sampling: bool = option_from(TrainConfig, "balanced_sampling", "--balanced-sampling"),
     eval_clips: int = option_from(TrainConfig, "eval_clips", min=1),
-    cache_dir: Path | None = option_from(TrainConfig, "cache_dir"),
+    cache_dir: Path | None = option_from(TrainConfig, "cache_dir", callback=no_file_in_the_way),
     as_json: bool = typer.Option(
         False, "--json", help="Print metrics.json, with the run directory as run_dir, instead of the summary."
     ),
@@ -159,7 +159,9 @@ def ablate(
     clips: int = option_from(FeatureOptions, "clips", min=1),
     frames: int = option_from(FeatureOptions, "frames", min=1),
     size: int = option_from(FeatureOptions, "size", min=2),
-    out: Path | None = typer.Option(None, help="Where to write (default EXPORT_DIR/ablations/<time>)."),
+    out: Path | None = typer.Option(
+        None, help="Where to write (default EXPORT_DIR/ablations/<time>).", callback=no_file_in_the_way
+    ),
     as_json: bool = typer.Option(
         False,
         "--json",
@@ -237,7 +239,7 @@ def features(
     device: str = option_from(FeatureOptions, "device"),
     batch_size: int = option_from(FeatureOptions, "batch_size", min=1),
     workers: int | None = option_from(FeatureOptions, "workers", min=1),
-    cache_dir: Path | None = option_from(FeatureOptions, "cache_dir"),
+    cache_dir: Path | None = option_from(FeatureOptions, "cache_dir", callback=no_file_in_the_way),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Per-video feature tables for each modality, cached in EXPORT_DIR/features (a rerun reuses them)."""

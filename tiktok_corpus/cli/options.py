@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -19,6 +20,14 @@ def option_from(options_type: type, name: str, *flags: str, **kwargs: Any) -> An
     spec = {f.name: f for f in dataclasses.fields(options_type)}[name]
     default = kwargs.pop("default", spec.default)
     return typer.Option(default, *flags, help=kwargs.pop("help", spec.metadata.get("help")), **kwargs)
+
+
+def no_file_in_the_way(value: Path | None) -> Path | None:
+    """The callback of an option naming a folder to write in (``--out``, ``--cache-dir``): a file at that
+    path is refused before any work, not when the work's first write fails on it with a traceback."""
+    if value is not None and value.exists() and not value.is_dir():
+        raise typer.BadParameter(f"{value} is a file; give a folder (new or existing)")
+    return value
 
 
 def export_dir_argument() -> Any:

@@ -12,7 +12,7 @@ from ..replica.config import ReplicaConfig
 from ..replica.signals import DEMO_SIGNALS, format_signals, parse_signals
 from .app import app, console, err_console, replica_app
 from .display import DemoConsole, ablation_table, demo_results_table
-from .options import option_from
+from .options import no_file_in_the_way, option_from
 
 SITE_UNITS = (("week", 7 * 86_400), ("day", 86_400), ("hour", 3600), ("minute", 60), ("second", 1))
 
@@ -28,7 +28,9 @@ def demo(
         "(signal hashtags), author (followers), time (posting hour); 0 or left out = independent of engagement "
         "(the paper's finding). Strengths whose squares add up to 1 or more explain appeal fully.",
     ),
-    out: Path = typer.Option(Path("corpus-demo"), help="Output directory (corpus, export, runs, report)."),
+    out: Path = typer.Option(
+        Path("corpus-demo"), help="Output directory (corpus, export, runs, report).", callback=no_file_in_the_way
+    ),
     seed: int = typer.Option(0, help="Seed of the catalog, crawl, splits and training."),
     epochs: int | None = typer.Option(
         None, min=1, help="Training epochs (default: the demo's CPU-sized configuration)."
