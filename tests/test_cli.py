@@ -177,6 +177,9 @@ def test_a_stale_schema_is_one_line_and_exit_1(settings, command):
     assert result.exit_code == 1
     assert result.stderr.startswith("error: ") and result.stderr.strip().count("\n") == 0, result.stderr
     assert "corpus db upgrade" in result.stderr
+    scripted = corpus("--db", settings.db_url, *command, "--json")  # the same line on stderr, a document on stdout
+    assert (scripted.exit_code, scripted.stderr) == (1, result.stderr)
+    assert json.loads(scripted.stdout) == {"error": "stale_schema", "exit_code": 1, "message": result.stderr[7:-1]}
     assert result.exception is None or isinstance(result.exception, SystemExit)
 
 

@@ -38,10 +38,19 @@ class CorpusError(Exception):
     retryable: bool = False
     exit_code: int = 1
 
+    summary: dict | None = None  # a stopped run's summary (its counts), for a script reading --json
+
     def __init__(
-        self, message: str = "", *, kind: str | None = None, expected: bool | None = None, retryable: bool | None = None
+        self,
+        message: str = "",
+        *,
+        kind: str | None = None,
+        expected: bool | None = None,
+        retryable: bool | None = None,
+        summary: dict | None = None,
     ) -> None:
         super().__init__(message)
+        self.summary = summary
         if kind is not None:
             self.kind = kind
         if expected is not None:

@@ -467,12 +467,13 @@ def unanswering_url() -> str:
 def test_a_site_that_never_answers_stops_the_crawl_at_once_with_exit_code_4(tmp_path, where):
     """A --base-url whose host refuses connections or does not resolve: the first page load is tried a
     few times, each retry said on stderr, then the crawl stops with the unreachable line and exit code 4
-    in seconds (not a browser error after a minute of silence); its run is recorded as unreachable."""
+    in seconds (not a browser error after a minute of silence); its run is recorded as unreachable.
+    With --json, stdout holds the error's document with the run's summary, for a script."""
     base_url = unanswering_url() if where == "refused" else "http://no-such-host.invalid"
     db_url = f"sqlite:///{tmp_path / 'corpus.db'}"
     started = time.monotonic()
     result = subprocess.run(
-        crawl_command(base_url, db_url, tmp_path / "data", seeds=2, target=4),
+        crawl_command(base_url, db_url, tmp_path / "data", "--json", seeds=2, target=4),
         capture_output=True,
         text=True,
         timeout=60,
@@ -487,6 +488,9 @@ def test_a_site_that_never_answers_stops_the_crawl_at_once_with_exit_code_4(tmp_
     assert took < 30, f"{took:.0f}s to give up on a site that refuses every connection"
     assert run_statuses(db_url) == ["unreachable"]
     assert not (tmp_path / "data" / "session").exists(), "a session that loaded nothing was saved"
+    said = json.loads(result.stdout)
+    assert (said["error"], said["exit_code"], "error: " + said["message"]) == ("unreachable", 4, errors[0])
+    assert said["summary"]["status"] == "unreachable" and said["summary"]["videos"] == 0
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -18,8 +19,8 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-# What Ctrl-C leaves, for the commands that do not say it themselves (train and features do; serving
-# commands just stop). The exit is 130 either way.
+# What Ctrl-C leaves, for the commands that do not say it themselves (train and features do). The
+# exit is 130 either way; the serving commands (browse, replica serve) catch it and stop with 0.
 INTERRUPTED_HINTS = {
     "crawl": "what was seen and downloaded so far is kept; the same command goes on from there",
     "download": "finished files are kept and the rest given back; the same command goes on from there",
@@ -32,17 +33,23 @@ INTERRUPTED_HINTS = {
 }
 
 
+JSON_FLAG = "--json"  # every command that prints a summary as JSON takes it under this name
+
+
 class CorpusGroup(TyperGroup):
     """Turns expected library errors, a full disk and a refused file wherever they strike into one clear
     line and the error's exit code; says after Ctrl-C how to go on."""
 
     def invoke(self, ctx):
+        # Read before click takes them (the command's name aside, its arguments): whether it was asked
+        # for JSON, its errors then too.
+        as_json = JSON_FLAG in ctx.args
         try:
             return super().invoke(ctx)
         except CorpusError as exc:
             if not exc.expected:
                 raise
-            self._fail(exc)
+            self._fail(exc, as_json=as_json)
         except KeyboardInterrupt:
             hint = INTERRUPTED_HINTS.get(ctx.invoked_subcommand or "")
             if hint:  # after a newline: a live display's last line, or the terminal's ^C, ends without one
@@ -52,12 +59,19 @@ class CorpusGroup(TyperGroup):
             known = disk_full(exc) or not_permitted(exc)
             if known is None:
                 raise
-            self._fail(known)
+            self._fail(known, as_json=as_json)
 
     @staticmethod
-    def _fail(error: CorpusError) -> NoReturn:
+    def _fail(error: CorpusError, *, as_json: bool) -> NoReturn:
+        """The error's line on stderr and its exit code; with ``--json``, its document on stdout too, so
+        a script reads every ending the same way (a blocked crawl's counts and block kinds included)."""
         # Text, not markup: a message may hold brackets ("[/]", IPv6 hosts) that rich would eat.
         err_console.print(Text.assemble(("error:", "bold red"), " ", error.message), soft_wrap=True)
+        if as_json:
+            document = {"error": error.kind, "message": error.message, "exit_code": error.exit_code}
+            if error.summary is not None:
+                document["summary"] = error.summary
+            typer.echo(json.dumps(document, sort_keys=True, default=str))
         raise typer.Exit(error.exit_code) from None
 
 

@@ -470,7 +470,7 @@ def crawl(
     with open_store(settings) as store:
         summary = asyncio.run(crawl_async(store, settings, options, policy=policy, progress=progress))
     if summary.status == "blocked":
-        raise PersistentlyBlocked(summary.message or "persistently blocked")
+        raise PersistentlyBlocked(summary.message or "persistently blocked", summary=summary.to_dict())
     if summary.status == "unreachable":
-        raise SiteUnreachable(summary.message or "the site did not answer")
+        raise SiteUnreachable(summary.message or "the site did not answer", summary=summary.to_dict())
     return summary

@@ -398,9 +398,9 @@ def track(
     with open_store(settings) as store:
         summary = asyncio.run(track_async(store, settings, options, clock=clock, policy=policy, progress=progress))
     if summary.status == "blocked":
-        raise PersistentlyBlocked(summary.message or "persistently blocked")
+        raise PersistentlyBlocked(summary.message or "persistently blocked", summary=summary.to_dict())
     if summary.status == "unreachable":
-        raise SiteUnreachable(summary.message or "the site did not answer")
+        raise SiteUnreachable(summary.message or "the site did not answer", summary=summary.to_dict())
     return summary
 
 
