@@ -147,3 +147,20 @@ def test_the_author_table_says_how_many_rows_got_statistics(sound_export):
     assert json.loads(at_age.cache_file.with_suffix(".json").read_text())["details"] == at_age.details
     (cached,) = extract_features(sound_export, options).results
     assert cached.cache_hit and cached.to_dict()["details"] == at_age.details
+
+
+def test_a_ctrl_c_in_the_video_embedding_keeps_the_cheap_tables_it_made_first(sound_export, monkeypatch):
+    """The video embedding takes minutes, the other tables seconds together: they are made first, so
+    a Ctrl-C during it (here, as it starts) leaves them cached for the next run, asked in any order."""
+    from tiktok_corpus.features import video
+
+    def interrupted(export, options, advance):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(video, "compute", interrupted)
+    options = FeatureOptions(modalities=("video", *CHEAP), text_components=4, progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        extract_features(sound_export, options)
+    monkeypatch.undo()
+    again = extract_features(sound_export, FeatureOptions(modalities=CHEAP, text_components=4, progress=False))
+    assert [r.modality for r in again.results] == list(CHEAP) and all(r.cache_hit for r in again.results)

@@ -115,6 +115,11 @@ def _details(entry: CacheEntry, frame: pd.DataFrame) -> dict:
     return describe(frame) if describe is not None else {}
 
 
+# The order the tables are made in, cheapest first: a Ctrl-C during the video embedding (minutes of a
+# network over every clip) keeps the others cached (seconds together, but lost when it came first).
+COMPUTED_FIRST = ("time", "author", "text", "audio", "video")
+
+
 def _tables(
     export_dir: Path, modalities: Sequence[str], options: FeatureOptions, progress: Progress | None
 ) -> tuple[list[pd.DataFrame], FeatureSummary, dict]:
@@ -130,12 +135,12 @@ def _tables(
         bar: Progress | nullcontext = RichProgress(console=Console(stderr=True), transient=True)
     else:
         bar = nullcontext(progress)
-    frames = []
+    made: dict[str, tuple[pd.DataFrame, ModalityResult]] = {}
     with bar as running:
-        for entry in entries:
-            frame, result = _table(export, entry, options, running)
-            frames.append(frame)
-            summary.results.append(result)
+        for entry in sorted(entries, key=lambda e: COMPUTED_FIRST.index(e.modality)):
+            made[entry.modality] = _table(export, entry, options, running)
+    frames = [made[entry.modality][0] for entry in entries]  # the columns in the order asked for
+    summary.results.extend(made[entry.modality][1] for entry in entries)
     return frames, summary, {entry.modality: _provenance(export, entry) for entry in entries}
 
 
