@@ -19,7 +19,6 @@ import logging
 import random
 import sys
 import time
-from collections import deque
 from dataclasses import asdict
 from typing import Any
 
@@ -34,7 +33,6 @@ from ..store import queue
 from ..store.crawl import (
     Expansion,
     Sighting,
-    claim_parents,
     corpus_video_count,
     fail_parent,
     frontier_state,
@@ -55,6 +53,7 @@ from ..tiktok.contract import ItemList
 from ..tiktok.related_lists import RelatedLists, session_related_lists
 from ..tiktok.session_files import session_dir
 from .alongside import DownloadsAlongside
+from .claims import ParentClaims
 from .options import CrawlCounters, CrawlOptions, CrawlProgress, CrawlSummary
 from .writes import ExpansionWriter
 
@@ -93,11 +92,7 @@ class _Crawl:
         self.done = asyncio.Event()
         self._published_at = 0.0
         self._started = time.monotonic()
-        # Parents claimed (one claim for every loop of the process: a claim is a transaction) but not
-        # yet started, and those started whose outcome is not yet written: a stop gives both back.
-        self._worker = queue.worker_name("crawl")
-        self._claimed: deque[str] = deque()
-        self._in_hand: set[str] = set()
+        self._parents = ParentClaims(store, strategy=options.strategy, batch=options.workers * options.in_flight)
         self._claiming = asyncio.Lock()
         # The expansion loops' claims, writes and the download count run here, in order, so the event
         # loop keeps feeding the pages while an expansion is recorded.
@@ -204,41 +199,19 @@ class _Crawl:
     async def _next_parent(self) -> str | None:
         """A parent for one of the expansion loops; one claim refills for all of them (``workers x
         in_flight`` parents). A claim that finds the frontier empty while expansions are still being
-        written waits for them and claims again.
-
-        The claimed ids enter the deque on the database thread, in the claim's own call, so a loop
-        cancelled while waiting still leaves them where ``_give_back_claims`` gives them back.
-        """
-        options, claimed = self.options, self._claimed
-
-        def claim() -> None:
-            claimed.extend(
-                claim_parents(self.store, options.strategy, self._worker, options.workers * options.in_flight)
-            )
-
+        written waits for them and claims again."""
+        parents = self._parents
         async with self._claiming:
-            if not claimed:
-                await self._db(claim)
-            if not claimed and self._writes.busy:
+            if not parents.has_unstarted:
+                await self._db(parents.claim)
+            if not parents.has_unstarted and self._writes.busy:
                 await self._writes.flush()
-                await self._db(claim)
-        if not claimed:
-            return None
-        parent_id = claimed.popleft()
-        self._in_hand.add(parent_id)
-        return parent_id
-
-    def _give_back_claims(self) -> None:
-        """The parents still claimed at the end, unstarted or in hand (a stop cancelled their fetch, or the
-        outcome's write queued behind others), go back untried; those whose outcome landed are not claimed
-        any more and stay as written."""
-        queue.release(self.store, "expand", [*self._claimed, *self._in_hand], worker=self._worker)
-        self._claimed.clear()
-        self._in_hand.clear()
+                await self._db(parents.claim)
+        return parents.take()
 
     async def _expand(self, lists: RelatedLists, parent_id: str) -> None:
-        """Fetch one parent's related list and record what came of it; the parent leaves ``_in_hand`` once
-        its outcome is written (a list, once its batch lands)."""
+        """Fetch one parent's related list and record what came of it; the parent is settled once its
+        outcome is written (a list, once its batch lands)."""
         try:
             related = await lists.get(parent_id)
         except ItemUnavailable as exc:
@@ -248,7 +221,7 @@ class _Crawl:
         else:
             self._writes.add(Expansion(parent_id, related.value, related.method))
             return
-        self._in_hand.discard(parent_id)
+        self._parents.settled(parent_id)
 
     async def _failed_parent(self, parent_id: str, exc: ContractError) -> None:
         """A block, a timeout, a 5xx is about the moment, not the video: the parent goes back to the
@@ -291,7 +264,7 @@ class _Crawl:
             self.counters.errors["blocked"] += 1
 
     def _landed(self, expansion: Expansion, sighting: Sighting) -> None:
-        self._in_hand.discard(expansion.parent_id)
+        self._parents.settled(expansion.parent_id)
         self._count(sighting)
         self.counters.expansions += 1
         self.counters.methods[expansion.method] += 1
@@ -373,7 +346,7 @@ class _Crawl:
             try:
                 await self._writes.flush()  # the lists already fetched land, whatever stopped the crawl
             finally:
-                await self._db(self._give_back_claims)  # after the writes queued before it
+                await self._db(self._parents.give_back)  # after the writes queued before it
             if self.downloads is not None:
                 downloads = await self.downloads.finish(drain=not stopping)
             if started and first.context is not None:
