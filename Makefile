@@ -7,7 +7,8 @@ LOCAL_PG_URL := postgresql+psycopg://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 # Test processes (pytest-xdist; 0 = all in this one). Each takes whole files, the costliest first
 # (tests/conftest.py orders them by their `slow` mark): much of the suite waits on Chromium, servers
-# and subprocesses, so two processes fill two cores.
+# and subprocesses, so two processes fill two cores. A test process that crashes (a segfault) ends the
+# run, naming its test: pytest-xdist 3.8 replacing it under --dist loadfile can wait forever instead.
 PYTEST_WORKERS ?= 2
 
 .PHONY: setup test lint demo
@@ -26,6 +27,7 @@ test: setup
 		echo "==> Postgres tests: skipped (no CORPUS_TEST_PG_URL, nothing on 127.0.0.1:5432)"; \
 	fi; \
 	CORPUS_TEST_PG_URL="$$pg_url" $(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder \
+		--max-worker-restart 0 \
 		$(PYTEST_ARGS)
 
 # Lint, format and types, as CI checks them before the tests (ruff and mypy come with the test extras).

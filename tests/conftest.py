@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import tempfile
 import uuid
 from pathlib import Path
 
@@ -23,17 +22,6 @@ from tiktok_corpus.store.db import open_store
 # side took 2.7x as long as one alone (1.4x when waiting threads sleep). Set before any test imports
 # torch; xdist's workers inherit it. Results do not change: the same threads split the same work.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-# numba (librosa's onset picking) caches what it compiles beside librosa, numbering the files from the
-# index it read: two processes compiling at once can cross them, and the next call runs the wrong code
-# (a segfault). Each test process, and the subprocesses it starts, keeps a cache of its own.
-os.environ.setdefault(
-    "NUMBA_CACHE_DIR",
-    os.path.join(
-        tempfile.gettempdir(),
-        "tiktok-corpus-numba",
-        f"{os.environ.get('PYTEST_XDIST_TESTRUNUID', os.getpid())}-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}",
-    ),
-)
 
 PG_URL = os.environ.get("CORPUS_TEST_PG_URL")
 needs_pg = pytest.mark.skipif(not PG_URL, reason="CORPUS_TEST_PG_URL is not set (no PostgreSQL to test on)")

@@ -4,13 +4,16 @@ a random-init R(2+1)D-18 on 32 px proxies (1 clip of 4 frames: a few seconds on 
 from __future__ import annotations
 
 import json
+import threading
 
 import numpy as np
 import pandas as pd
 import pytest
+from filelock import FileLock, Timeout
 
 from tests.features.conftest import HIGH_HZ, LOW_HZ, MUTE_ROW, SILENT_ROW
 from tiktok_corpus.features import FeatureOptions, extract_features, feature_provenance, load_features
+from tiktok_corpus.features import audio as audio_modality
 
 TINY_VIDEO = {"clips": 2, "frames": 4, "size": 32, "progress": False}
 
@@ -40,6 +43,31 @@ def test_audio_tells_loud_from_silent_from_absent(audio):
         silent["audio.loudness_db"] <= -90 and silent["audio.silence_fraction"] == 1 and silent["audio.has_audio"] == 1
     )
     assert mute["audio.has_audio"] == 0 and mute.drop("audio.has_audio").isna().all()
+
+
+def test_a_process_runs_librosa_first_under_the_lock_every_process_takes(sound_export, monkeypatch):
+    """Two processes compiling librosa's numba code at once can leave its disk cache crossed, and every
+    later load segfaults: the first run holds a lock that another handle cannot take (as another process
+    could not), and comes before the threads that summarise the videos."""
+    calls: list[tuple[bool, bool]] = []
+    describe = audio_modality.describe_audio
+
+    def noting_the_lock(samples):
+        probe = FileLock(audio_modality.COMPILE_LOCK)
+        try:
+            probe.acquire(timeout=0)
+        except Timeout:
+            locked = True
+        else:
+            probe.release()
+            locked = False
+        calls.append((locked, threading.current_thread() is threading.main_thread()))
+        return describe(samples)
+
+    audio_modality.compile_librosa.cache_clear()  # as in a new process
+    monkeypatch.setattr(audio_modality, "describe_audio", noting_the_lock)
+    extract_features(sound_export, FeatureOptions(modalities=("audio",), progress=False))
+    assert len(calls) > 1 and calls[0] == (True, True)
 
 
 def test_video_embedding_with_random_weights_is_flagged(sound_export):

@@ -7,7 +7,9 @@ loudness (dBFS), onset rate, silence fraction, has_audio. A video without an aud
 
 from __future__ import annotations
 
+import functools
 import os
+import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,6 +17,7 @@ from pathlib import Path
 import librosa
 import numpy as np
 import pandas as pd
+from filelock import FileLock
 
 from .._waits import ordered_map
 from .columns import named, numeric
@@ -31,6 +34,8 @@ MEL_COLUMNS = [f"mel_mean_{band:02d}" for band in range(MEL_BANDS)] + [
     f"mel_std_{band:02d}" for band in range(MEL_BANDS)
 ]
 COLUMNS = ["has_audio", "loudness_db", "silence_fraction", "onset_rate", "centroid_hz", *MEL_COLUMNS]
+# Held while a process first runs librosa: shared by all of this user's processes (see compile_librosa).
+COMPILE_LOCK = Path(tempfile.gettempdir()) / f"tiktok-corpus-librosa-{os.getuid()}.lock"
 
 
 def settings(options) -> dict:
@@ -73,6 +78,19 @@ def describe_audio(samples: np.ndarray) -> dict[str, float]:
     }
 
 
+@functools.cache
+def compile_librosa() -> None:
+    """Run librosa once, under :data:`COMPILE_LOCK`, before this process's threads do.
+
+    librosa's numba code compiles on first use and is cached on disk. numba writes a gufunc's cache as
+    two files, and two processes compiling at once can leave the pair from different processes: every
+    later load of it then segfaults (numba issue 10128), this run's and the next ones'. Under the lock
+    one process compiles and writes while the others wait, then load what it wrote.
+    """
+    with FileLock(COMPILE_LOCK):
+        describe_audio(np.sin(np.linspace(0, 880 * np.pi, SAMPLE_RATE, dtype=np.float32)))
+
+
 def _video_audio(path: Path, has_audio: float) -> dict[str, float]:
     if has_audio == 0:
         return {"has_audio": 0.0}
@@ -89,6 +107,7 @@ def compute(export, options, advance: Callable[[int], None]) -> pd.DataFrame:
     paths = [export.root / str(name) for name in table["file"]]
     declared = numeric(table, "has_audio").to_numpy()
     rows: list[dict[str, float]] = []
+    compile_librosa()
     with ThreadPoolExecutor(options.workers or os.cpu_count() or 1) as pool:
         for summary in ordered_map(pool, _video_audio, paths, declared):
             rows.append(summary)
