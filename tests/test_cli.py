@@ -12,6 +12,7 @@ import time
 import pytest
 import typer
 from sqlalchemy import insert
+from sqlalchemy import text as sql
 from typer.main import get_command
 from typer.testing import CliRunner
 
@@ -181,6 +182,34 @@ def test_a_stale_schema_is_one_line_and_exit_1(settings, command):
     assert (scripted.exit_code, scripted.stderr) == (1, result.stderr)
     assert json.loads(scripted.stdout) == {"error": "stale_schema", "exit_code": 1, "message": result.stderr[7:-1]}
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_db_current_says_whether_the_schema_is_this_versions(settings):
+    """Up to date, behind (an upgrade fixes it) or migrated by a newer version (one does not): in words
+    and, for scripts, as JSON."""
+    open_store(settings).dispose()
+    head = head_revision()
+
+    def current() -> tuple[str, dict]:
+        text_result, json_result = (
+            corpus("--db", settings.db_url, "db", "current"),
+            corpus("--db", settings.db_url, "db", "current", "--json"),
+        )
+        assert text_result.exit_code == json_result.exit_code == 0, text_result.output + json_result.output
+        return text_result.stdout, json.loads(json_result.stdout)
+
+    assert current() == (f"current: {head}  head: {head}\n", {"current": head, "head": head, "up_to_date": True})
+    engine = make_engine(settings.db_url)
+    downgrade(engine, "base")
+    said, document = current()
+    assert "behind: `corpus db upgrade` migrates it" in said
+    assert document == {"current": None, "head": head, "up_to_date": False}
+    with engine.begin() as connection:
+        connection.execute(sql("CREATE TABLE IF NOT EXISTS alembic_version (version_num VARCHAR(32) NOT NULL)"))
+        connection.execute(sql("INSERT INTO alembic_version VALUES ('f00dfeedbeef')"))
+    engine.dispose()
+    said, document = current()
+    assert "a newer tiktok-corpus migrated it" in said and document["current"] == "f00dfeedbeef"
 
 
 def test_global_options_beat_the_environment(tmp_path):

@@ -30,12 +30,23 @@ def db_upgrade(
 
 
 @db_app.command("current")
-def db_current(ctx: typer.Context) -> None:
-    """Print the database's schema revision and the one this version needs."""
-    from ..store.db import database_revision, head_revision
+def db_current(
+    ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print the revisions as JSON.")
+) -> None:
+    """Print the database's schema revision and the one this version needs (exit 0 either way)."""
+    from ..store.db import database_revision, head_revision, known_revisions
 
-    current = database_revision(settings_of(ctx))
-    console.print(f"current: {current or 'none'}  head: {head_revision()}", highlight=False, soft_wrap=True)
+    current, head = database_revision(settings_of(ctx)), head_revision()
+    if as_json:
+        print(json.dumps({"current": current, "head": head, "up_to_date": current == head}))
+        return
+    if current == head:
+        advice = ""
+    elif current is None or current in known_revisions():
+        advice = "  (behind: `corpus db upgrade` migrates it)"
+    else:
+        advice = "  (a newer tiktok-corpus migrated it: upgrade this one)"
+    console.print(f"current: {current or 'none'}  head: {head}{advice}", highlight=False, soft_wrap=True)
 
 
 @app.command()
