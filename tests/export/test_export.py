@@ -32,6 +32,7 @@ from tiktok_corpus.export import (
     read_manifest,
     run_export,
 )
+from tiktok_corpus.export.options import SHARD_SIZE
 from tiktok_corpus.store.browse import grid_rows
 from tiktok_corpus.store.db import open_store, upgrade
 from tiktok_corpus.store.models import Export, MediaFile, StatsSnapshot
@@ -448,6 +449,16 @@ def test_export_at_a_mistyped_data_dir_says_so_and_makes_no_database(tmp_path):
 def test_bad_options_are_config_errors(bad):
     with pytest.raises(ConfigError):
         ExportOptions(**bad)
+
+
+def test_shard_size_belongs_to_the_webdataset_format():
+    """The other formats write no shards: a --shard-size given with them is a mistake, not a no-op."""
+    with pytest.raises(ConfigError, match="--shard-size is for --format webdataset: csv writes no shards"):
+        ExportOptions(format="csv", shard_size=10)
+    with pytest.raises(ConfigError, match="--shard-size must be at least 1"):
+        ExportOptions(format="webdataset", shard_size=0)
+    assert ExportOptions(format="webdataset").videos_per_shard == SHARD_SIZE
+    assert ExportOptions(format="webdataset", shard_size=7).videos_per_shard == 7
 
 
 def test_option_parsers():

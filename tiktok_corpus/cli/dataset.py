@@ -84,7 +84,7 @@ def export(
     split_order: str = option_from(ExportOptions, "split_order", "--split-order"),
     seed: int = option_from(ExportOptions, "seed"),
     data_format: str = option_from(ExportOptions, "format", "--format"),
-    shard_size: int = option_from(ExportOptions, "shard_size", "--shard-size"),
+    shard_size: int | None = option_from(ExportOptions, "shard_size", "--shard-size"),
     min_frames: int = option_from(ExportOptions, "min_frames", "--min-frames"),
     name: str = option_from(ExportOptions, "name"),
     copy_media: bool = option_from(ExportOptions, "copy_media", "--copy-media"),

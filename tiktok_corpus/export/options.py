@@ -19,6 +19,7 @@ SPLIT_ORDERS = ("random", "time")
 FORMATS = ("parquet", "csv", "webdataset")
 LABEL_FITS = ("train", "all")
 DEFAULT_NAME = "corpus"
+SHARD_SIZE = 1000  # videos per webdataset shard unless --shard-size says
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.]*(?:-[A-Za-z0-9_.]+)*$")
 
 
@@ -47,7 +48,7 @@ class ExportOptions:
     format: str = described(
         "parquet", "parquet | csv | webdataset (videos.parquet plus tar shards of each video and its row)."
     )
-    shard_size: int = described(1000, "With --format webdataset: videos per tar shard.")
+    shard_size: int | None = described(None, f"With --format webdataset: videos per tar shard (default {SHARD_SIZE}).")
     min_frames: int = described(PAPER_MIN_FRAMES, "Leave out videos with fewer frames.")
     name: str = described(DEFAULT_NAME, "Export name: writes <data dir>/exports/<name>-v<N>/.")
     copy_media: bool = described(
@@ -90,7 +91,9 @@ class ExportOptions:
             raise ConfigError(f"--score-weights needs four non-negative numbers (c,l,p,s), got {self.weights}")
         if not 0.0 <= self.threshold_quantile < 1.0:
             raise ConfigError(f"--threshold-quantile must be in [0, 1), got {self.threshold_quantile}")
-        if self.shard_size < 1:
+        if self.shard_size is not None and self.format != "webdataset":
+            raise ConfigError(f"--shard-size is for --format webdataset: {self.format} writes no shards")
+        if self.shard_size is not None and self.shard_size < 1:
             raise ConfigError(f"--shard-size must be at least 1, got {self.shard_size}")
         if self.min_frames < 0:
             raise ConfigError(f"--min-frames must not be negative, got {self.min_frames}")
@@ -114,6 +117,10 @@ class ExportOptions:
             raise ConfigError(f"--age-tolerance must not be negative, got {self.age_tolerance_s} s")
         if not NAME_PATTERN.match(self.name) or re.search(r"-v\d+$", self.name) or len(self.name) > 100:
             raise ConfigError(f"--name {self.name!r}: use letters, digits, '.', '_' and inner '-', not ending in -v<N>")
+
+    @property
+    def videos_per_shard(self) -> int:
+        return self.shard_size or SHARD_SIZE
 
     @property
     def label_column(self) -> str:

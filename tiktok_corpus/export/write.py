@@ -195,7 +195,7 @@ def _write_data(
         from .shards import write_shards  # here: webdataset imports torch (5 s, 0.9 GB), needed for shards only
 
         task = progress.add_task("writing shards", total=len(rows))
-        shards = write_shards(staging, table, staging, options.shard_size, advance=lambda: progress.advance(task))
+        shards = write_shards(staging, table, staging, options.videos_per_shard, advance=lambda: progress.advance(task))
         split_files = {split: {"path": shard_path(split, "*")} for split in present}
     else:
         shards = None
