@@ -6,11 +6,13 @@ The fault tests over real sockets against the replica are in test_download_repli
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import json
 import shutil
 import threading
 from dataclasses import replace
+from pathlib import Path
 
 import httpx
 import pytest
@@ -371,6 +373,31 @@ def test_a_full_disk_stops_the_run_and_gives_rows_back(store, site_settings, row
         run(store, site_settings, handler, replace(quick, min_free_bytes=10**18))
     assert stopped.value.kind == "no_space"
     assert rows.video("7000000000000000009").download_status == "pending"
+
+
+def test_a_data_folder_that_takes_no_file_stops_the_run_and_gives_rows_back(
+    store, site_settings, rows, quick, sample_mp4, monkeypatch
+):
+    """A read-only or foreign data folder fails every row alike: one clear error and the rows untouched,
+    not each row failed as an internal error with a traceback of its own."""
+    ids = [f"70000000000000002{n:02d}" for n in range(4)]
+    for video_id in ids:
+        rows.add(video_id, [url("gear")])
+    videos = site_settings.data_dir / "videos"
+    make_directory = Path.mkdir
+
+    def on_a_read_only_disk(path, *args, **kwargs):
+        if path.is_relative_to(videos):  # the operating system's answer there; the root cannot be denied
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return make_directory(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", on_a_read_only_disk)
+    handler = lambda r: httpx.Response(200, content=sample_mp4, headers={"content-type": "video/mp4"})  # noqa: E731
+    with pytest.raises(DownloadError) as stopped:
+        run(store, site_settings, handler, quick, concurrency=4)
+    assert stopped.value.kind == "not_permitted"
+    assert stopped.value.message.startswith(f"{videos}/70: read-only file system (give this user the right")
+    assert [rows.video(video_id).download_status for video_id in ids] == ["pending"] * 4
 
 
 def test_failed_rows_are_retried_only_when_asked(store, site_settings, rows, quick, sample_mp4):

@@ -16,7 +16,7 @@ from ..config import Settings
 from ..errors import DownloadError
 from .checks import MediaAcceptance
 from .client import has_chain_token, request_headers
-from .jobs import DownloadJob, FetchedFile, NoSpace, PartDirectories
+from .jobs import CannotWrite, DownloadJob, FetchedFile, PartDirectories
 from .options import DownloadOptions
 from .refresh import UrlRefresher
 from .transfer import HttpTransfers
@@ -64,7 +64,7 @@ class Fetcher:
         if self.options.use_ytdlp:
             try:
                 return await self.ytdlp.fetch(job)
-            except NoSpace:
+            except CannotWrite:
                 raise
             except DownloadError as exc:
                 errors.append(exc)

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import CorpusError, DownloadError, disk_full
+from ..errors import CorpusError, DownloadError, disk_full, not_permitted
 from ..store.downloads import AttemptRecord
 from ..tiktok.contract import MediaUrl, media_urls_json, validate_video_id
 
@@ -24,8 +24,15 @@ def video_file_path(data_dir: Path | str, video_id: str) -> Path:
     return Path(data_dir) / VIDEOS_DIR / video_id[:2] / f"{video_id}.mp4"
 
 
-class NoSpace(DownloadError):
-    """The data disk is (nearly) full: stop the run, give the row back untouched."""
+class CannotWrite(DownloadError):
+    """The data folder takes no file (read-only, not this user's, full): every row would fail alike, so
+    the run stops and gives the row back untouched."""
+
+    kind = "not_permitted"
+
+
+class NoSpace(CannotWrite):
+    """The data disk is (nearly) full."""
 
     kind = "no_space"
 
@@ -131,10 +138,11 @@ class PartDirectories:
         the block writes a file there. NoSpace unless it fits beside the reserve and the files already
         being written (counted whole, though what they wrote has left the free space already: on the safe
         side), or when a write finds the disk full (ENOSPC)."""
-        if directory not in self._made:
-            directory.mkdir(parents=True, exist_ok=True)
-            self._made.add(directory)
-        free = shutil.disk_usage(directory).free
+        with _stopping_where_no_file_can_be_written():
+            if directory not in self._made:
+                directory.mkdir(parents=True, exist_ok=True)
+                self._made.add(directory)
+            free = shutil.disk_usage(directory).free
         if free < expected + self._writing + self._min_free_bytes:
             raise NoSpace(
                 f"only {free / 1e6:,.0f} MB free in {directory}; need {expected / 1e6:,.0f} MB "
@@ -142,10 +150,21 @@ class PartDirectories:
             )
         self._writing += expected
         try:
-            yield
-        except Exception as exc:  # ENOSPC itself, or an error raised from it (yt-dlp's)
-            if (full := disk_full(exc)) is None:
-                raise
-            raise NoSpace(full.message) from exc
+            with _stopping_where_no_file_can_be_written():
+                yield
         finally:
             self._writing -= expected
+
+
+@contextmanager
+def _stopping_where_no_file_can_be_written() -> Iterator[None]:
+    """A full disk (ENOSPC) or a refused folder (read-only, no permission) as :class:`CannotWrite`, also
+    when an error was raised from one (yt-dlp's)."""
+    try:
+        yield
+    except Exception as exc:
+        if (full := disk_full(exc)) is not None:
+            raise NoSpace(full.message) from exc
+        if (refused := not_permitted(exc)) is not None:
+            raise CannotWrite(refused.message) from exc
+        raise

@@ -12,7 +12,7 @@ from tenacity import (
 )
 
 from ..errors import CorpusError
-from .jobs import NoSpace
+from .jobs import CannotWrite
 from .options import DownloadOptions
 
 
@@ -28,7 +28,7 @@ def retrying(options: DownloadOptions) -> AsyncRetrying:
 
 def _is_transient(exc: BaseException) -> bool:
     """Only kinds marked retryable: transport errors, timeouts, 408/429/5xx, short bodies, bot blocks."""
-    return isinstance(exc, CorpusError) and exc.retryable and not isinstance(exc, NoSpace)
+    return isinstance(exc, CorpusError) and exc.retryable and not isinstance(exc, CannotWrite)
 
 
 class _WaitRespectingRetryAfter:

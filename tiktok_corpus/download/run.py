@@ -44,10 +44,10 @@ from .fetch import Fetcher
 from .jobs import (
     PART_SUFFIX,
     VIDEOS_DIR,
+    CannotWrite,
     ClaimLost,
     DownloadJob,
     FetchedFile,
-    NoSpace,
     RecordedFile,
     UnloadableRow,
     video_file_path,
@@ -79,7 +79,7 @@ class DownloadRun:
         self.most_in_hand = 2 * concurrency
         self.worker = worker_name("download")
         self.in_hand: set[str] = set()
-        self.no_space: NoSpace | None = None
+        self.cannot_write: CannotWrite | None = None
         self._db = DatabaseThread("download")  # every database read and write of the run, in order
         self._landing = GroupCommit(store, settings.data_dir, self._db, self.worker, self._count_landed)
         self._settled = asyncio.Event()  # set whenever a row leaves ``in_hand``: room to claim more
@@ -106,8 +106,8 @@ class DownloadRun:
             self.fetcher.shutdown()
             self._db.shutdown()  # database work in progress finishes (or rolls back) first
             release(self.store, "download", self.in_hand, worker=self.worker)
-        if self.no_space:
-            raise self.no_space
+        if self.cannot_write:
+            raise self.cannot_write
         if not renewing.cancelled() and (bug := renewing.exception()) is not None:
             raise bug  # the renewal ended on an error that is not the database's: a bug, not to be lost
 
@@ -137,7 +137,7 @@ class DownloadRun:
         if progress is not None and follow is None and limit is None:
             progress.update(task, total=count_claimable_downloads(self.store, retry_failed=retry_failed, since=started))
         most = self.most_in_hand
-        while self.no_space is None:
+        while self.cannot_write is None:
             if limit is not None and claimed >= limit:
                 return
             if len(self.in_hand) > most // 2:  # claim in batches, each only as large as the free workers
@@ -191,7 +191,7 @@ class DownloadRun:
 
     async def _work(self, queue: asyncio.Queue, progress: Progress | None, task) -> None:
         while (job := await queue.get()) is not None:
-            if self.no_space is None:  # else given back by run()'s release
+            if self.cannot_write is None:  # else given back by run()'s release
                 await self.process(job)
                 if progress is not None:
                     progress.update(task, advance=1, description=f"download {self.summary.bytes / 1e6:,.0f} MB")
@@ -207,8 +207,8 @@ class DownloadRun:
             if not await self._already_present(job):
                 await self._land(job, await self.fetcher.obtain(job))
             done = True  # its .part is the final file now (or there was none)
-        except NoSpace as exc:
-            self.no_space = exc  # the row stays in hand and goes back to pending
+        except CannotWrite as exc:
+            self.cannot_write = exc  # the row stays in hand and goes back to pending
             return
         except ClaimLost as exc:
             log.warning("download %s: %s", video_id, exc.message)
@@ -293,7 +293,8 @@ async def download_pending(
     page's fresh cookie). With ``follow`` the run keeps polling for newly pending rows until the event is
     set, then drains. ``client`` is injectable (it receives the cookies). ``summary``: the one to count
     into, for a caller that reads it while the run goes, or after cancelling it (the crawl's live line).
-    Raises DownloadError(no_space) when the disk fills up, after giving unfinished rows back.
+    Raises DownloadError(no_space) when the disk fills up, or (not_permitted) when the data folder takes
+    no file, after giving unfinished rows back.
     """
     options = options or DownloadOptions()
     concurrency = concurrency or options.concurrency
@@ -336,7 +337,7 @@ def run_download(
     progress: Progress | None = None,
 ) -> DownloadSummary:
     """``corpus download``: one run over the configured database."""
-    with open_store(settings) as store:
+    with open_store(settings, create=False) as store:
         return asyncio.run(
             download_pending(
                 store, settings, retry_failed=retry_failed, limit=limit, progress=progress, options=options

@@ -31,7 +31,7 @@ class DownloadSite:
 def download_site(settings: Settings, *, given: bool) -> DownloadSite:
     """The site for a download over ``settings``' corpus: their base URL when ``given`` (an option or the
     environment named it), else the one the corpus's latest crawl went to, else their default."""
-    with open_store(settings) as store:
+    with open_store(settings, create=False) as store:
         crawled = last_crawl_base_url(store)
     crawled = crawled.rstrip("/") if crawled else None
     if given or crawled is None or crawled == settings.base_url:

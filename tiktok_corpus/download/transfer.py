@@ -21,7 +21,7 @@ from ..errors import DownloadError
 from ..store.models import utcnow
 from ..tiktok.contract import MediaUrl, is_expired
 from .checks import MediaAcceptance, check_progress, check_response, check_size, sniff_body
-from .jobs import DownloadJob, FetchAttempt, FetchedFile, NoSpace, PartDirectories
+from .jobs import CannotWrite, DownloadJob, FetchAttempt, FetchedFile, PartDirectories
 from .options import DownloadOptions
 from .retry import retrying
 
@@ -68,7 +68,7 @@ class HttpTransfers:
             try:
                 return await retrying(self.options)(self._fetch, job, candidate)
             except DownloadError as exc:
-                if isinstance(exc, NoSpace):
+                if isinstance(exc, CannotWrite):
                     raise
                 errors.append(exc)
                 if exc.kind in REFRESH_KINDS:

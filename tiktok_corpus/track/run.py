@@ -395,7 +395,7 @@ def track(
     :class:`PersistentlyBlocked` (exit code 3), one that got no answers :class:`SiteUnreachable` (exit
     code 4), once its claims are given back."""
     options.validate()
-    with open_store(settings) as store:
+    with open_store(settings, create=False) as store:
         summary = asyncio.run(track_async(store, settings, options, clock=clock, policy=policy, progress=progress))
     if summary.status == "blocked":
         raise PersistentlyBlocked(summary.message or "persistently blocked", summary=summary.to_dict())

@@ -64,7 +64,7 @@ def run_validate(
             raise ConfigError(f"{tool} is not installed (apt-get install ffmpeg)")
     rules = Rules(min_frames=min_frames, min_side=min_side)
     summary = ValidateSummary()
-    with open_store(settings) as store:
+    with open_store(settings, create=False) as store:
         reclaim_dead_local(store, "probe")  # claims of a killed run on this host, not left to their lease
         changed = _changed_since_probe(store, settings.data_dir, deep)
         summary.requeued = len(changed)
