@@ -356,7 +356,7 @@ def test_shards_refuse_bytes_that_are_not_the_rows_though_their_size_and_mtime_a
         run_export(settings, ExportOptions(format="webdataset"))
 
     assert str(refused.value).startswith("1 selected video file(s) do not hold the bytes their row's sha256 names")
-    assert f"{corpus[2]}.mp4;" in str(refused.value)
+    assert f" {damaged.resolve()};" in str(refused.value), "a path that can be touched: not through the staging"
     assert list((settings.data_dir / "exports").iterdir()) == []
 
 
@@ -580,6 +580,48 @@ def test_shard_rows_read_back_times_with_and_without_a_fraction_of_a_second(tmp_
     rows = rows_from_shards(tmp_path, entry)
     assert list(rows["stats_captured_at"]) == captured
     assert [(tmp_path / f).read_bytes() for f in rows["file"]] == [b"mp4 1", b"mp4 2"]
+
+
+def test_two_readers_of_a_shards_only_export_each_unpack_its_files_whole(tmp_path, monkeypatch):
+    """Two readers of one export from its shards alone (two trainers at once; threads here) write each
+    video out side by side: each into a scratch file of its own, so neither truncates nor renames away
+    the other's (they shared one ``.part`` name)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import pyarrow as pa
+
+    from tiktok_corpus.export.shards import rows_from_shards, write_shards
+
+    (tmp_path / "videos").mkdir()
+    contents = {video_id: f"mp4 {video_id}".encode() * 1000 for video_id in ("1", "2")}
+    for video_id, content in contents.items():
+        (tmp_path / "videos" / f"{video_id}.mp4").write_bytes(content)
+    table = pa.table(
+        {
+            "video_id": list(contents),
+            "file": [f"videos/{video_id}.mp4" for video_id in contents],
+            "sha256": [hashlib.sha256(content).hexdigest() for content in contents.values()],
+            "split": ["train", "test"],
+            "is_viral": [0, 1],
+        }
+    )
+    entry = write_shards(tmp_path, table, tmp_path, shard_size=1)
+    both_written = threading.Barrier(2)
+    write_bytes = Path.write_bytes
+
+    def side_by_side(path: Path, data: bytes) -> int:
+        written = write_bytes(path, data)
+        if path.name.startswith("1.mp4"):  # the first video: each reader waits for the other's write
+            both_written.wait(timeout=60)
+        return written
+
+    monkeypatch.setattr(Path, "write_bytes", side_by_side)
+    with ThreadPoolExecutor(2) as pool:
+        tables = list(pool.map(lambda _: rows_from_shards(tmp_path, entry), range(2)))
+    for rows in tables:
+        assert [(tmp_path / file).read_bytes() for file in rows["file"]] == list(contents.values())
+    assert not list((tmp_path / "cache").rglob("*.part")), "no scratch file left"
 
 
 @pytest.mark.parametrize("key", ["../../../../outside", "abc", "8"], ids=["traversal", "letters", "another row's"])

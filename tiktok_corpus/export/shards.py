@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import webdataset as wds
 
-from .._files import fsync_path, sha256_file
+from .._files import fsync_path, remove_abandoned_scratch, replacing, sha256_file
 from ..errors import ConfigError
 from ..tiktok.contract.records import valid_id
 from .format import SHARD_DIR, shard_path, with_parsed_times
@@ -64,7 +64,7 @@ def write_shards(
                     source = media_root / record["file"]
                     media = source.read_bytes()
                     if hashlib.sha256(media).hexdigest() != record["sha256"]:
-                        differ.append(source)
+                        differ.append(source.resolve())  # its name without the staging folder, gone by then
                     sink.write({"__key__": str(record["video_id"]), "mp4": media, "json": _json(record)})
                     if advance is not None:
                         advance()
@@ -98,6 +98,7 @@ def rows_from_shards(root: Path, entry: dict) -> pd.DataFrame:
     video unpacked once into ``EXPORT/cache/shard-media`` and ``file`` pointing there."""
     media_dir = root / MEDIA_CACHE
     media_dir.mkdir(parents=True, exist_ok=True)
+    remove_abandoned_scratch(media_dir)
     urls = [str(root / shard["file"]) for shard in entry["shards"]]
     records = []
     for sample in wds.WebDataset(urls, shardshuffle=False, empty_check=False):
@@ -109,10 +110,9 @@ def rows_from_shards(root: Path, entry: dict) -> pd.DataFrame:
                 "be its row's video_id, digits only); refused, nothing written for it"
             )
         target = media_dir / f"{key}.mp4"
-        if not target.is_file():
-            partial = target.with_suffix(".mp4.part")
-            partial.write_bytes(sample["mp4"])
-            partial.replace(target)
+        if not target.is_file():  # two readers at once each write their own scratch file: both land whole
+            with replacing(target) as partial:
+                partial.write_bytes(sample["mp4"])
         record["file"] = (MEDIA_CACHE / target.name).as_posix()
         records.append(record)
     rows = with_parsed_times(pd.DataFrame.from_records(records))
