@@ -212,6 +212,22 @@ def test_db_current_says_whether_the_schema_is_this_versions(settings):
     assert "a newer tiktok-corpus migrated it" in said and document["current"] == "f00dfeedbeef"
 
 
+@pytest.mark.parametrize(
+    "command", [["crawl"], ["track"], ["export"], ["train", "EXPORT"], ["ablate", "EXPORT"], ["replica", "serve"]]
+)
+def test_a_seed_no_random_generator_takes_is_refused_before_any_work(tmp_path, command):
+    """numpy and torch raise on a negative seed: the network's run failed at once with a traceback, an
+    ablation after fitting every line, the replica while building its catalog."""
+    for seed in ("-1", str(2**32)):
+        result = corpus("--data-dir", str(tmp_path / "data"), *command, "--seed", seed)
+        assert result.exit_code == 2 and "Invalid value for '--seed'" in result.stderr, result.output
+    assert not (tmp_path / "data").exists()
+    from tiktok_corpus.train import TrainConfig
+
+    with pytest.raises(ConfigError, match="--seed must be between 0 and 4294967295, got -1"):
+        TrainConfig(tmp_path, seed=-1)
+
+
 def test_global_options_beat_the_environment(tmp_path):
     from_env, from_flag = tmp_path / "env.db", tmp_path / "flag.db"
 
@@ -327,7 +343,7 @@ def test_ctrl_c_exits_130_saying_how_to_go_on_where_there_is_a_way(command, said
     probe = typer.Typer(cls=CorpusGroup)
 
     @probe.command(name=command)
-    def interrupted() -> None:
+    def interrupted(as_json: bool = typer.Option(False, "--json")) -> None:
         raise KeyboardInterrupt
 
     @probe.command()
@@ -338,6 +354,11 @@ def test_ctrl_c_exits_130_saying_how_to_go_on_where_there_is_a_way(command, said
 
     assert result.exit_code == 130
     assert (said in result.stderr) if said else result.stderr == ""
+    assert result.stdout == ""
+    scripted = runner.invoke(probe, [command, "--json"])  # a script gets a document, as for an error
+    assert (scripted.exit_code, scripted.stderr) == (130, result.stderr)
+    message = result.stderr.strip() if said else "interrupted"
+    assert json.loads(scripted.stdout) == {"error": "interrupted", "exit_code": 130, "message": message}
 
 
 def test_ctrl_c_while_the_cli_loads_exits_130_without_a_traceback():
@@ -440,9 +461,12 @@ def test_an_unknown_schema_revision_is_a_one_line_error(tmp_path):
     assert "Traceback" not in result.output
 
 
-def test_the_reading_commands_make_no_database_at_a_mistyped_path(tmp_path):
+def test_the_commands_over_a_recorded_corpus_make_no_database_at_a_mistyped_path(tmp_path):
+    """The readers, and the stages that work on what a crawl recorded: an empty database made at a
+    mistyped path would have them report success, having done nothing."""
     mistyped = tmp_path / "no-such-corpus"
-    for command in (["status"], ["report"], ["browse", "--port", "0", "--no-posters"], ["db", "current"]):
+    readers = (["status"], ["report"], ["browse", "--port", "0", "--no-posters"], ["db", "current"])
+    for command in (*readers, ["download"], ["validate"], ["track"]):
         result = runner.invoke(app, ["--data-dir", str(mistyped), *command])
         assert result.exit_code == 1 and "no corpus database at" in result.stderr, (command, result.output)
     assert not mistyped.exists()

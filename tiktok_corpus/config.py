@@ -130,6 +130,10 @@ def playwright_chromium_installed() -> bool:
     )
 
 
+# The largest seed every RNG here takes (numpy's legacy seeding refuses more, and all refuse negatives).
+MAX_SEED = 2**32 - 1
+
+
 def described(default: Any, help: str) -> Any:
     """A dataclass field whose default and ``--help`` text the CLI reads, so neither is written twice."""
     return field(default=default, metadata={"help": help})

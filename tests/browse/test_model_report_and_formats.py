@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -87,6 +88,15 @@ def test_datasets_and_webdataset_open_the_export(demo_corpus):
     assert 'wds.WebDataset("shards/' in (root / "README.md").read_text()
 
 
+def _shards_only_copy(export_dir: Path, tmp_path: Path) -> Path:
+    """The export as a user may copy it: its manifest and its shards, no table file."""
+    shards_only = tmp_path / "shards-only"
+    shards_only.mkdir()
+    shutil.copy(export_dir / "manifest.json", shards_only)
+    shutil.copytree(export_dir / "shards", shards_only / "shards")
+    return shards_only
+
+
 def test_training_from_the_shards_matches_training_from_parquet(demo_corpus, tmp_path):
     """Only the manifest and the shards copied: the trainer reads the rows and files from the shards and
     gets the run's metrics (same seed and settings)."""
@@ -94,10 +104,19 @@ def test_training_from_the_shards_matches_training_from_parquet(demo_corpus, tmp
 
     from .conftest import TINY_TRAINING
 
-    shards_only = tmp_path / "shards-only"
-    shards_only.mkdir()
-    shutil.copy(demo_corpus.export_dir / "manifest.json", shards_only)
-    shutil.copytree(demo_corpus.export_dir / "shards", shards_only / "shards")
+    shards_only = _shards_only_copy(demo_corpus.export_dir, tmp_path)
     run = train(TrainConfig(shards_only, out=tmp_path / "run", **TINY_TRAINING))
     ours, theirs = (json.loads((d / "metrics.json").read_text()) for d in (run, demo_corpus.run_dir))
     assert ours["model"] == theirs["model"] and ours["baselines"] == theirs["baselines"]
+
+
+def test_the_feature_tables_of_a_shards_only_copy_are_made_and_then_reused(demo_corpus, tmp_path):
+    """gbdt's tables from the shards alone: no table file to hash, so the shards' digests identify it (the
+    cache failed with a traceback on the missing videos.parquet)."""
+    from tiktok_corpus.features import FeatureOptions, extract_features
+
+    shards_only = _shards_only_copy(demo_corpus.export_dir, tmp_path)
+    options = FeatureOptions(modalities=("time", "author"), progress=False)
+    first, again = extract_features(shards_only, options), extract_features(shards_only, options)
+    assert [r.cache_hit for r in first.results] == [False, False]
+    assert [r.cache_hit for r in again.results] == [True, True]

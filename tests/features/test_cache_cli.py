@@ -103,6 +103,16 @@ def test_a_missing_export_is_a_clear_error(tmp_path):
         load_features(tmp_path, ["smell"])
 
 
+def test_a_video_file_missing_from_the_export_is_a_clear_error_not_unknown_audio(sound_export):
+    """A moved or half-copied export: the audio table must not take the missing file for an undecodable
+    track (a row of NaN, cached), as the video table does not."""
+    table = pd.read_parquet(sound_export / "videos.parquet")
+    (sound_export / table["file"][3]).unlink()
+    with pytest.raises(ConfigError, match=f"video {table['video_id'][3]} has no file at {table['file'][3]}"):
+        extract_features(sound_export, FeatureOptions(modalities=("audio",), progress=False))
+    assert not (sound_export / "features").exists() or not list((sound_export / "features").glob("audio-*"))
+
+
 def test_corpus_train_gbdt_takes_the_tables_corpus_features_made(sound_export, computed):
     """`corpus features --text-components 4`, then `corpus train --model gbdt`: the run uses that table
     (train has no feature options of its own) instead of computing the default one."""

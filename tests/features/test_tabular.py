@@ -5,6 +5,7 @@ newer columns. All pure pandas/scikit-learn on the table: no video is decoded.""
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,7 @@ import pyarrow.csv as pacsv
 import pytest
 
 from tiktok_corpus.export.format import read_export
-from tiktok_corpus.features import author, text, timing
+from tiktok_corpus.features import FeatureOptions, author, load_features, text, timing
 from tiktok_corpus.features.author import author_features, leaked_rows
 from tiktok_corpus.features.text import fit_text, text_features
 from tiktok_corpus.features.timing import time_features
@@ -110,6 +111,24 @@ def test_in_a_plain_export_no_row_has_author_statistics(table):
     assert (frame["author.others_train_videos"] == 0).all()
     assert frame.filter(like="author.others_median").isna().all().all()
     assert author.describe(frame) == {"rows_with_author_statistics": 0}
+
+
+def test_an_export_split_by_author_gives_no_row_author_statistics(at_age_table, sound_export, tmp_path):
+    """`--group-by author` keeps each author's videos in one split: no val or test row can have these
+    statistics, so no train row gets them either (a model would learn from what it never meets)."""
+    pd.testing.assert_frame_equal(
+        author_features(at_age_table, split_by_author=True),
+        author_features(at_age_table.assign(split="val")),  # no train video of any author: none known
+    )
+    at_age_table.to_parquet(sound_export / "videos.parquet", index=False)
+    by_author = shutil.copytree(sound_export, tmp_path / "by-author")
+    manifest = json.loads((by_author / "manifest.json").read_text())
+    (by_author / "manifest.json").write_text(json.dumps({**manifest, "split": {"group_by": "author"}}))
+    options = FeatureOptions(modalities=("author",), progress=False)
+    split_at_random = load_features(sound_export, ["author"], options)
+    split_by_author = load_features(by_author, ["author"], options)
+    assert (split_at_random["author.others_train_videos"] > 0).any()
+    assert (split_by_author["author.others_train_videos"] == 0).all()
 
 
 def test_author_features_never_see_the_row_itself_held_out_rows_or_the_unknown(table, at_age_table):

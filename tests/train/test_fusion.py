@@ -74,6 +74,8 @@ def test_fusion_without_side_modalities_is_a_clear_error(coin_flip_export, tmp_p
 
     with pytest.raises(ConfigError, match="at least one modality besides video"):
         train_network(config, side=(empty, {}))
+    with pytest.raises(ConfigError, match="at least one modality besides video"):  # not "unknown modality"
+        TrainConfig(coin_flip_export, model="fusion", modalities="video")
 
 
 def test_a_fusion_run_resumes_as_fusion_on_its_modalities_without_naming_them(coin_flip_export, tmp_path, monkeypatch):

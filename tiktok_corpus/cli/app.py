@@ -34,6 +34,7 @@ INTERRUPTED_HINTS = {
 
 
 JSON_FLAG = "--json"  # every command that prints a summary as JSON takes it under this name
+INTERRUPTED_EXIT_CODE = 130  # click's exit after Ctrl-C: 128 + SIGINT, as a shell reports it
 
 
 class CorpusGroup(TyperGroup):
@@ -54,6 +55,10 @@ class CorpusGroup(TyperGroup):
             hint = INTERRUPTED_HINTS.get(ctx.invoked_subcommand or "")
             if hint:  # after a newline: a live display's last line, or the terminal's ^C, ends without one
                 err_console.print(f"\ninterrupted: {hint}", highlight=False, soft_wrap=True)
+            if as_json:  # a script reads this ending as it reads an error's
+                message = f"interrupted: {hint}" if hint else "interrupted"
+                document = {"error": "interrupted", "message": message, "exit_code": INTERRUPTED_EXIT_CODE}
+                typer.echo(json.dumps(document, sort_keys=True))
             raise
         except Exception as exc:
             known = disk_full(exc) or not_permitted(exc)

@@ -13,7 +13,7 @@ from ..browse.options import BrowseOptions
 from ..export import ExportOptions
 from .app import app, console, db_app, err_console, settings_of
 from .display import export_summary, progress_bar, status_table
-from .options import joined, option_from, site_clock, time_origin_option, time_scale_option
+from .options import joined, option_from, seed_option, site_clock, time_origin_option, time_scale_option
 
 
 @db_app.command("upgrade")
@@ -82,7 +82,7 @@ def export(
     group_by: str = option_from(ExportOptions, "group_by", "--group-by"),
     stratify: bool = option_from(ExportOptions, "stratify", "--stratify"),
     split_order: str = option_from(ExportOptions, "split_order", "--split-order"),
-    seed: int = option_from(ExportOptions, "seed"),
+    seed: int = seed_option(ExportOptions),
     data_format: str = option_from(ExportOptions, "format", "--format"),
     shard_size: int | None = option_from(ExportOptions, "shard_size", "--shard-size"),
     min_frames: int = option_from(ExportOptions, "min_frames", "--min-frames"),

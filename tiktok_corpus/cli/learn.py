@@ -13,7 +13,7 @@ from ..train import TrainConfig
 from ..train.config import options_unused_by, run_dir_for
 from .app import app, console, err_console
 from .display import progress_bar
-from .options import export_dir_argument, given_on_command_line, no_file_in_the_way, option_from
+from .options import export_dir_argument, given_on_command_line, no_file_in_the_way, option_from, seed_option
 
 RANDOM_VIDEO_EMBEDDING = "warning: --weights none: the video embedding is a random network's (for tests only)"
 
@@ -52,7 +52,7 @@ def train(
     compile: bool = option_from(TrainConfig, "compile", "--compile"),
     cudnn_benchmark: bool = option_from(TrainConfig, "cudnn_benchmark", "--cudnn-benchmark"),
     workers: int | None = option_from(TrainConfig, "workers", min=0),
-    seed: int = option_from(TrainConfig, "seed"),
+    seed: int = seed_option(TrainConfig),
     out: Path | None = option_from(TrainConfig, "out", callback=no_file_in_the_way),
     resume: bool = option_from(TrainConfig, "resume", "--resume"),
     pos_weight: str = option_from(TrainConfig, "pos_weight"),
@@ -151,9 +151,7 @@ def ablate(
     leaves: int = option_from(TrainConfig, "leaves", min=2),
     boost_lr: float = option_from(TrainConfig, "boost_lr"),
     device: str = option_from(TrainConfig, "device"),
-    seed: int = option_from(
-        TrainConfig, "seed", help="Seed of the gbdt models and of the permutation importances' shuffles."
-    ),
+    seed: int = seed_option(TrainConfig, help="Seed of the gbdt models and of the permutation importances' shuffles."),
     backbone: str = option_from(FeatureOptions, "backbone"),
     weights: str = option_from(FeatureOptions, "weights"),
     clips: int = option_from(FeatureOptions, "clips", min=1),

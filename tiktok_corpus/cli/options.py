@@ -10,7 +10,7 @@ from typing import Any
 import typer
 
 from ..clock import Clock, ScaledClock
-from ..config import DEFAULT_BASE_URL, Settings, checked_base_url, checked_proxy_url
+from ..config import DEFAULT_BASE_URL, MAX_SEED, Settings, checked_base_url, checked_proxy_url
 from ..errors import ConfigError
 from .app import settings_of
 
@@ -20,6 +20,12 @@ def option_from(options_type: type, name: str, *flags: str, **kwargs: Any) -> An
     spec = {f.name: f for f in dataclasses.fields(options_type)}[name]
     default = kwargs.pop("default", spec.default)
     return typer.Option(default, *flags, help=kwargs.pop("help", spec.metadata.get("help")), **kwargs)
+
+
+def seed_option(options_type: type, **kwargs: Any) -> Any:
+    """``--seed`` of ``options_type``, refused outside ``[0, MAX_SEED]`` before any work (numpy and torch
+    raise on a negative seed, after the data is loaded or the models fitted)."""
+    return option_from(options_type, "seed", min=0, max=MAX_SEED, **kwargs)
 
 
 def no_file_in_the_way(value: Path | None) -> Path | None:

@@ -12,7 +12,7 @@ from ..replica.config import ReplicaConfig
 from ..replica.signals import DEMO_SIGNALS, format_signals, parse_signals
 from .app import app, console, err_console, replica_app
 from .display import DemoConsole, ablation_table, demo_results_table
-from .options import no_file_in_the_way, option_from
+from .options import no_file_in_the_way, option_from, seed_option
 
 SITE_UNITS = (("week", 7 * 86_400), ("day", 86_400), ("hour", 3600), ("minute", 60), ("second", 1))
 
@@ -70,7 +70,7 @@ def replica_serve(
     port: int = option_from(ReplicaConfig, "port", min=0, max=65535),
     videos: int = option_from(ReplicaConfig, "videos", min=1),
     signals: str = option_from(ReplicaConfig, "signals", default=format_signals(ReplicaConfig().signals)),
-    seed: int = option_from(ReplicaConfig, "seed"),
+    seed: int = seed_option(ReplicaConfig),
     fault: list[str] = typer.Option([], "--fault", help="NAME=RATE, repeatable (e.g. --fault empty_body=0.1)."),
     media: bool = option_from(ReplicaConfig, "media", "--media/--no-media"),
     media_scale: int = option_from(ReplicaConfig, "media_scale", "--media-scale"),

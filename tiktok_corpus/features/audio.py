@@ -103,9 +103,8 @@ def _video_audio(path: Path, has_audio: float) -> dict[str, float]:
 
 
 def compute(export, options, advance: Callable[[int], None]) -> pd.DataFrame:
-    table = export.table
-    paths = [export.root / str(name) for name in table["file"]]
-    declared = numeric(table, "has_audio").to_numpy()
+    paths = export.media_files()
+    declared = numeric(export.table, "has_audio").to_numpy()
     rows: list[dict[str, float]] = []
     compile_librosa()
     with ThreadPoolExecutor(options.workers or os.cpu_count() or 1) as pool:

@@ -26,8 +26,9 @@ import pandas as pd
 from .columns import named, numeric, text
 
 # 2: no log_likes; 3: earlier videos only in exports split in time; 4: always, and only those whose
-# counts were observed by the row's posting; 5: an --at-age row's counts known when their last snapshot was.
-VERSION = 5
+# counts were observed by the row's posting; 5: an --at-age row's counts known when their last snapshot was;
+# 6: none in an export split by author.
+VERSION = 6
 # A row's own outcome: what the author statistics must never see of the row itself or of val/test rows.
 OUTCOME_COLUMNS = (
     "play_count",
@@ -108,14 +109,16 @@ def _summary_without(ordered: list[float], total: float, own: float | None) -> t
     return float(size), median, (total - (own or 0.0)) / size
 
 
-def author_features(table: pd.DataFrame) -> pd.DataFrame:
+def author_features(table: pd.DataFrame, *, split_by_author: bool = False) -> pd.DataFrame:
     """Profile counts (log1p) and badge, and the popularity of the author's other train videos whose
     counts were observed by the row's posting.
 
-    A pure function of ``table``: the statistics use rows with ``split == "train"`` only.
+    A pure function of ``table``: the statistics use rows with ``split == "train"`` only. In an export
+    split by author no val or test row has an author with train videos, so no row gets them: a model fitted
+    on train rows that have them would never meet them where it is evaluated.
     """
     authors = text(table, "author_id").replace("", np.nan)
-    in_train = table["split"] == "train"
+    in_train = (table["split"] == "train") & (not split_by_author)
     plays = np.log1p(numeric(table, "play_count").clip(lower=0))
     virality, viral = numeric(table, "virality_score"), numeric(table, "is_viral")
     known_at, posted = counts_known_at(table), numeric(table, "create_time")
@@ -186,6 +189,6 @@ def leaked_rows(table: pd.DataFrame, features: Callable[[pd.DataFrame], pd.DataF
 
 
 def compute(export, options, advance: Callable[[int], None]) -> pd.DataFrame:
-    frame = author_features(export.table)
+    frame = author_features(export.table, split_by_author=export.manifest.get("split", {}).get("group_by") == "author")
     advance(len(frame))
     return frame

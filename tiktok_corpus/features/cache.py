@@ -40,9 +40,14 @@ class CacheEntry:
         return self.table_path(export_dir).with_suffix(".json")
 
 
-def table_identity(data_file: Path) -> str:
-    """The sha256 of an export's table file: a re-export or an edited table gets new features."""
-    return sha256_file(data_file)[1]
+def table_identity(export_dir: Path, manifest: dict) -> str:
+    """The sha256 of an export's table file: a re-export or an edited table gets new features. An export
+    copied as its shards alone (no table file) is identified by the shards' digests its manifest lists."""
+    data_file = export_dir / manifest.get("data_file", "videos.parquet")
+    if data_file.is_file() or "webdataset" not in manifest:
+        return sha256_file(data_file)[1]
+    shards = json.dumps(manifest["webdataset"]["shards"], sort_keys=True)
+    return hashlib.sha256(shards.encode()).hexdigest()
 
 
 def read_cached(export_dir: Path, entry: CacheEntry, video_ids: pd.Index) -> pd.DataFrame | None:

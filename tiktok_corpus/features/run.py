@@ -39,8 +39,8 @@ def _export(export_dir: Path) -> Export:
 
 
 def _identity(export: Export) -> str:
-    """The sha256 of the export's table file, read once per call of this module's functions."""
-    return table_identity(export.root / export.manifest.get("data_file", "videos.parquet"))
+    """The export table's :func:`.cache.table_identity`, read once per call of this module's functions."""
+    return table_identity(export.root, export.manifest)
 
 
 def _entry(identity: str, modality: str, options: FeatureOptions) -> CacheEntry:

@@ -8,7 +8,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
 
-from ..config import described
+from ..config import MAX_SEED, described
 from ..errors import ConfigError
 from ..export.runs import same_export, trained_on_export
 from ..features.options import DEFAULT_DEVICE, DEVICE_HELP, MODALITIES, check_device, parse_modalities
@@ -16,6 +16,7 @@ from ..features.options import DEFAULT_DEVICE, DEVICE_HELP, MODALITIES, check_de
 # Options that may change when a run is resumed; everything else must match the saved config.
 RESUMABLE_OVERRIDES = ("epochs", "patience", "device", "amp", "compile", "cudnn_benchmark", "workers", "cache_dir")
 MODELS = ("r2plus1d", "gbdt", "fusion")
+FUSION_WITHOUT_SIDE = "--model fusion needs at least one modality besides video (see --modalities)"
 # The options only one kind of model reads: the network's (r2plus1d, fusion) and LightGBM's (gbdt).
 NETWORK_OPTIONS = (
     "epochs",
@@ -151,7 +152,11 @@ class TrainConfig:
             raise ConfigError(f"--lr-scaling must be one of {', '.join(LR_SCALINGS)}, got {self.lr_scaling!r}")
         if self.boost_lr <= 0:
             raise ConfigError("--boost-lr must be positive")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError(f"--seed must be between 0 and {MAX_SEED}, got {self.seed}")
         self.modalities = ",".join(parse_modalities(self.modalities))
+        if self.model == "fusion" and self.modality_list == ("video",):
+            raise ConfigError(FUSION_WITHOUT_SIDE)
 
     @property
     def modality_list(self) -> tuple[str, ...]:

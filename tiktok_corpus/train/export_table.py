@@ -35,6 +35,17 @@ class Export:
     def target_column(self) -> str:
         return LABEL_COLUMNS[self.task]
 
+    def media_files(self) -> list[Path]:
+        """Each row's video file, in row order. A missing one is an error (a moved or half-copied export),
+        never a row of unknown features."""
+        files = []
+        for video_id, name in zip(self.table["video_id"], self.table["file"], strict=True):
+            path = self.root / str(name)
+            if not path.is_file():
+                raise ConfigError(f"{self.root}: video {video_id} has no file at {name}")
+            files.append(path)
+        return files
+
     def split(self, name: str) -> pd.DataFrame:
         return self.table[self.table["split"] == name].reset_index(drop=True)
 

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
+from .config import FUSION_WITHOUT_SIDE
 from .export_table import Export
 
 
@@ -31,7 +32,7 @@ class SideInputs:
 def side_inputs(export: Export, table: pd.DataFrame, provenance: dict) -> SideInputs:
     """Per split, the scaled side vectors of ``table`` (indexed like ``export.table``)."""
     if table.shape[1] == 0:
-        raise ConfigError("--model fusion needs at least one modality besides video (see --modalities)")
+        raise ConfigError(FUSION_WITHOUT_SIDE)
     values = table.apply(pd.to_numeric, errors="coerce").astype("float64").to_numpy()
     split = export.table["split"].to_numpy()
     train = values[split == "train"]

@@ -84,10 +84,7 @@ def build_cache(
     directory = proxy_dir(cache_root or export.root / "cache", size)
     remove_abandoned_scratch(directory)
     jobs: dict[str, tuple[Path, Path]] = {}
-    for row in export.table.itertuples(index=False):
-        source = export.root / str(row.file)
-        if not source.is_file():
-            raise ConfigError(f"{export.root}: video {row.video_id} has no file at {row.file}")
+    for source, row in zip(export.media_files(), export.table.itertuples(index=False), strict=True):
         digest = getattr(row, "sha256", None)
         digest = digest if isinstance(digest, str) and digest else sha256_file(source)[1]
         jobs[str(row.video_id)] = (source, directory / f"{digest}.mp4")
