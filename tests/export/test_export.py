@@ -197,7 +197,7 @@ def test_time_ordered_splits_train_on_the_past_and_test_on_the_future(settings, 
     result = CliRunner().invoke(
         app,
         ["--data-dir", str(settings.data_dir), "export", "--labels", "binary", "--split-order", "time"]
-        + ["--normalize-age", "--json"],
+        + ["--at-age", "1d", "--age-tolerance", "7d", "--json"],
     )
     assert result.exit_code == 0, result.output
     manifest = json.loads(result.stdout)
@@ -209,9 +209,11 @@ def test_time_ordered_splits_train_on_the_past_and_test_on_the_future(settings, 
     ).read_text().replace("\n", " ")
     with pytest.raises(ConfigError, match="--split-order"):
         ExportOptions(split_order="future")
-    # Counts taken at one moment make the newest posts the least viral; strata cut in time apart make age a label.
-    with pytest.raises(ConfigError, match="needs --at-age or --normalize-age"):
-        ExportOptions(split_order="time")
+    # Counts taken at one moment make the newest posts the least viral, per-day rates the most (a young post's
+    # views have not slowed yet); strata cut in time apart make age a label.
+    for unfit in ({}, {"normalize_age": True}):
+        with pytest.raises(ConfigError, match="--split-order time needs --at-age: "):
+            ExportOptions(split_order="time", **unfit)
     with pytest.raises(ConfigError, match="excludes --stratify"):
         ExportOptions(split_order="time", at_age_s=86_400, stratify=True)
 

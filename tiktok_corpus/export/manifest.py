@@ -250,8 +250,9 @@ def _age_basis_text(manifest: dict) -> tuple[str, str, str]:
   after it, or, when none bracket it, taken as it is from a lone snapshot within {basis["tolerance"]} of it
   ({basis["tolerance_rule"]}); rows: {rows}. `stats_captured_at` is the moment at that age; each row's
   `age_basis` says which way it was placed and `snapshot_age_before_s` / `snapshot_age_after_s` the
-  ages (seconds since posting) of the snapshots its counts came from: keep `age_basis != "within_tolerance"`
-  for counts at exactly that age. Interpolated counts are estimates between two sightings, not whole numbers.
+  ages (seconds since posting) of the snapshots its counts came from: keep `age_basis == "exact"` for counts
+  read at exactly that age. Interpolated counts are estimates between two sightings (not whole numbers),
+  as good as the sightings are close: the two ages say how far apart they were.
 {_growth_text(manifest)}""",
         f"""- Engagement is compared at one age ({basis["at_age"]}), so age is not confounded with appeal, but
   the sample keeps only videos seen close enough to that age. Counts TikTok rounds for display may be

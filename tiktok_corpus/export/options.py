@@ -42,7 +42,7 @@ class ExportOptions:
         "random",
         "random (units ordered by a seeded hash) | time (units ordered by their median posting time, the oldest "
         "in train, the newest in test: the model is judged on later posts than it learnt from; --seed only "
-        "breaks ties). time needs --at-age or --normalize-age and excludes --stratify.",
+        "breaks ties). time needs --at-age and excludes --stratify.",
     )
     seed: int = described(0, "Split seed.")
     format: str = described(
@@ -97,10 +97,11 @@ class ExportOptions:
             raise ConfigError(f"--shard-size must be at least 1, got {self.shard_size}")
         if self.min_frames < 0:
             raise ConfigError(f"--min-frames must not be negative, got {self.min_frames}")
-        if self.split_order == "time" and self.at_age_s is None and not self.normalize_age:
+        if self.split_order == "time" and self.at_age_s is None:
             raise ConfigError(
-                "--split-order time needs --at-age or --normalize-age: the newest posts have had the least time "
-                "to gather views, so counts taken at one moment would make test the not-viral split"
+                "--split-order time needs --at-age: the newest posts have had the least time to gather views, so "
+                "counts taken at one moment would make test the not-viral split, and per-day rates "
+                "(--normalize-age) the viral one (a young post's views have not slowed yet)"
             )
         if self.split_order == "time" and self.stratify:
             raise ConfigError(
