@@ -161,14 +161,21 @@ def test_a_file_posted_twice_never_spans_two_splits(settings, store, corpus):
     assert exported.loc[sorted(reposted), "split"].nunique() == 1 and exported["split"].nunique() == 3
     manifest = json.loads((path / "manifest.json").read_text())
     assert (manifest["split"]["videos_sharing_a_file"], manifest["split"]["largest_unit_videos"]) == (3, 3)
-    # 3 videos in one unit against a smallest split of about 4: the summary says the sizes may be off
+    # 3 videos in one unit against a smallest split of about 4: the summary says the sizes may be off; and
+    # no video of this corpus is viral, so no split can be scored by ROC-AUC.
     assert export_summary(manifest).endswith(
-        "warning: one split unit holds 3 videos (an author, or videos sharing a file)"
+        "; warning: one split unit holds 3 videos (an author, or videos sharing a file)"
+        "; warning: train, val and test hold one class only"
     )
     manifest["split"]["largest_unit_videos"] = 1
+    manifest["counts"]["split_is_viral"] = {name: {"0": 2, "1": 1} for name in ("train", "val", "test")}
     assert "warning" not in export_summary(manifest)
     manifest["counts"]["split"] = {**manifest["counts"]["split"], "test": 0}  # too few units for three splits
     assert export_summary(manifest).endswith("warning: the test split is empty (train needs all three)")
+    manifest["counts"]["split"] = {**manifest["counts"]["split"], "test": 4}
+    manifest["counts"]["split_is_viral"] |= {"val": {"0": 4, "1": 0}, "test": {"0": 0, "1": 4}}
+    assert export_summary(manifest).endswith("; warning: val and test hold one class only")
+    assert "warning" not in export_summary({**manifest, "label": "continuous"})
 
 
 def test_time_ordered_splits_train_on_the_past_and_test_on_the_future(settings, store, corpus):

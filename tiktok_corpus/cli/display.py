@@ -308,8 +308,20 @@ def export_summary(manifest: dict) -> str:
     return (
         f"{manifest['row_count']} (viral {viral['1']}, not viral {viral['0']}; "
         f"splits {_plain(manifest['counts']['split'])}; labels {taken}{_left_out(manifest['selection'])})"
-        f"{_unit_warning(manifest)}{_empty_split_warning(manifest)}"
+        f"{_unit_warning(manifest)}{_empty_split_warning(manifest)}{_one_class_warning(manifest)}"
     )
+
+
+def _one_class_warning(manifest: dict) -> str:
+    """A warning naming the non-empty splits whose videos are all viral or all not: a binary model's
+    ROC-AUC there is undefined, and early stopping on such a val split learns nothing (few viral videos,
+    stratified or not, can leave none in val or test)."""
+    by_split = manifest["counts"].get("split_is_viral", {})
+    one_class = [name for name, classes in by_split.items() if sum(classes.values()) and min(classes.values()) == 0]
+    if manifest.get("label") != "binary" or not one_class:
+        return ""
+    named = one_class[0] if len(one_class) == 1 else f"{', '.join(one_class[:-1])} and {one_class[-1]}"
+    return f"; warning: {named} hold{'s' if len(one_class) == 1 else ''} one class only"
 
 
 def _empty_split_warning(manifest: dict) -> str:
