@@ -21,7 +21,7 @@ import tiktok_corpus.train as train_package
 from tiktok_corpus.cli import app
 from tiktok_corpus.cli.learn import RANDOM_VIDEO_EMBEDDING
 from tiktok_corpus.train import TrainConfig
-from tiktok_corpus.train.ablation import ablate, ablation_figure
+from tiktok_corpus.train.ablation import ablate, ablation_figure, hold_to_the_family, holm_adjusted
 
 from .conftest import write_export
 
@@ -130,3 +130,28 @@ def test_ctrl_c_in_corpus_ablate_says_what_is_kept_and_how_to_go_on(tiny, monkey
     hint = _flat(result.stderr)
     assert "interrupted: the feature tables finished so far are cached" in hint, result.stderr
     assert "the same command goes on" in hint and not (root / "ablations").exists()
+
+
+def test_a_line_claims_only_if_it_survives_holms_correction_over_the_lines():
+    """Eleven lines tested at 5% each: every one at a p-value of 0.01 would have claimed to beat the
+    baselines; held to the family, none does, while one at 0.001 still does, and the verdict says why."""
+    assert holm_adjusted([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm_adjusted([0.01, None]) == [pytest.approx(0.02), None]  # a missing one still counts
+    rows = [
+        {
+            "name": f"line {i}",
+            "p_value": 0.001 if i == 0 else 0.002,
+            "paired_p_value": 0.001 if i == 0 else 0.01,  # the claim's p-value: the larger of the two
+            "beats_baselines": True,
+            "verdict": "The model beats every baseline.",
+        }
+        for i in range(11)
+    ]
+    hold_to_the_family(rows)
+    assert rows[0]["beats_baselines"] and rows[0]["holm_p_value"] == pytest.approx(0.011)
+    assert not any(row["beats_baselines"] for row in rows[1:])
+    assert rows[1]["claim_p_value"] == 0.01 and rows[1]["holm_p_value"] == pytest.approx(0.1)
+    assert rows[1]["verdict"] == (
+        "The model beats every baseline. Not after Holm's correction over the 11 lines of this ablation "
+        "(adjusted p=0.1)."
+    )

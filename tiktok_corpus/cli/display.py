@@ -388,6 +388,8 @@ def _ablation_caption(result: dict, credible: bool) -> Iterator[str]:
     yield from (f"{result['main_metric']} {note}" for note in notes)
     if result["baselines"]:
         yield "baselines: " + ", ".join(f"{name} {_metric_text(value)}" for name, value in result["baselines"].items())
+    if family := result.get("multiple_comparisons"):  # ablations written before it held each line alone
+        yield f"beats baselines: after Holm's correction over the {family['family_size']} lines"
     if not credible:
         yield f"permutation drops: {result['importances']['credibility']}"
 
