@@ -87,6 +87,8 @@ def write_version(
     staging.mkdir()
     try:
         layout = _write_data(settings.data_dir, staging, options, rows, tags, progress)
+        for directory, _, _ in os.walk(staging, topdown=False):  # its files are; their names too, before it lands
+            fsync_path(Path(directory))
         for _ in range(MAX_VERSION_ATTEMPTS):
             version = next_version(store, exports_dir, options.name)
             manifest = build_manifest(
@@ -114,9 +116,9 @@ def write_version(
                     sha256=manifest["data_sha256"],
                 ):
                     _move_into_place(staging, final_dir)
+                    fsync_path(exports_dir)  # the rename lasts before the row commits: no row names a lost folder
             except VersionTaken:
                 continue
-            fsync_path(exports_dir)
             return final_dir
         raise ExportError(
             f"{options.name}: other exports of this name took {MAX_VERSION_ATTEMPTS} versions in a row while this "
