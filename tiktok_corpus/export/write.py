@@ -88,7 +88,7 @@ def write_version(
     try:
         layout = _write_data(settings.data_dir, staging, options, rows, tags, progress)
         for directory, _, _ in os.walk(staging, topdown=False):  # its files are; their names too, before it lands
-            fsync_path(Path(directory))
+            fsync_path(Path(directory))  # (staging itself again below, once its manifest is in)
         for _ in range(MAX_VERSION_ATTEMPTS):
             version = next_version(store, exports_dir, options.name)
             manifest = build_manifest(
@@ -103,6 +103,7 @@ def write_version(
             )
             write_text_durably(staging / MANIFEST_FILE, json.dumps(manifest, indent=2, sort_keys=False) + "\n")
             write_text_durably(staging / "README.md", dataset_card(manifest))
+            fsync_path(staging)
             final_dir = exports_dir / f"{options.name}-v{version}"
             try:
                 with recording_export(
