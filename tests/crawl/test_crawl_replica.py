@@ -30,6 +30,7 @@ from tiktok_corpus._tasks import gather_or_cancel
 from tiktok_corpus.config import Settings
 from tiktok_corpus.crawl import CrawlOptions, crawl
 from tiktok_corpus.crawl import run as crawl_run
+from tiktok_corpus.download import DownloadOptions
 from tiktok_corpus.errors import SiteUnreachable
 from tiktok_corpus.replica import Replica, ReplicaConfig
 from tiktok_corpus.store.crawl import CORPUS_LOCK_KEY, retry_parent
@@ -419,6 +420,31 @@ def test_an_outage_stops_the_crawl_with_one_line_and_leaves_the_parents_to_a_lat
     # after the first failures and start the count again (no answer fails a request in 3 quick tries).
     assert 0 < waiting < 2 * TEST_POLICY.give_up_after_unreachable
     assert run_statuses(db_url) == ["unreachable"]
+
+
+def test_an_outage_leaves_the_downloads_beside_the_crawl_to_a_later_run(make_replica, tmp_path):
+    """Downloads lag discovery: when the site stops answering, what they have not fetched stays pending
+    for `corpus download` (they drained, trying every pending file against the dead site and failing
+    each for good)."""
+    rep = make_replica(videos=300, seed=0)
+    settings = Settings(data_dir=tmp_path / "data", base_url=rep.base_url)
+
+    def outage() -> None:
+        wait_for(lambda: rep.stats.requests["related"] >= 8, "8 related lists served")
+        rep.stop()
+
+    cutting = threading.Thread(target=outage)
+    cutting.start()
+    try:
+        with pytest.raises(SiteUnreachable):
+            crawl(settings, options(max_videos=250, download=True), policy=TEST_POLICY)
+    finally:
+        cutting.join()
+    db_url = settings.db_url
+    # At most the files in flight when the site went away failed; the rest wait, none claimed.
+    assert video_rows(db_url, "download_status = 'pending'") > 20
+    assert video_rows(db_url, "download_status = 'failed'") <= 2 * DownloadOptions().concurrency  # in hand at once
+    assert video_rows(db_url, "download_status = 'claimed'") == 0
 
 
 @pytest.mark.timeout(180)  # without the give-back, the parents whose failures were still queued stayed claimed

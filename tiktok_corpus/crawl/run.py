@@ -342,7 +342,9 @@ class _Crawl:
             status, message = "blocked", f"persistently blocked: {exc.message}"
         finally:
             self.done.set()
-            stopping = sys.exc_info()[1] is not None  # Ctrl-C or an error: no draining, no waiting
+            # Ctrl-C or an error, or a site that stopped answering or let nothing through: no draining (the
+            # downloads would try every pending file against it and fail each for good), no waiting.
+            stopping = sys.exc_info()[1] is not None or status in ("blocked", "unreachable")
             try:
                 await self._writes.flush()  # the lists already fetched land, whatever stopped the crawl
             finally:
