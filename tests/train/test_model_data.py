@@ -57,6 +57,22 @@ def test_model_is_r2plus1d_18_with_the_papers_head():
     assert logits.shape == (2,)
 
 
+@pytest.mark.parametrize("side_features", [0, 3], ids=["paper", "fusion"])
+def test_a_frozen_backbone_keeps_its_weights_and_its_batchnorm_statistics(side_features):
+    """--freeze-backbone trains only the head: in train mode the backbone's BatchNorm layers would still
+    move their running statistics with every batch, and the "frozen" Kinetics backbone drift."""
+    model = build_model("none", side_features)
+    model.freeze_backbone()
+    model.train()
+    frozen = {name: value.clone() for name, value in model.backbone.state_dict().items() if "fc." not in name}
+    clips = torch.randn(2, 3, 4, 16, 16)
+    model(clips, torch.randn(2, side_features)) if side_features else model(clips)
+    assert all(torch.equal(value, model.backbone.state_dict()[name]) for name, value in frozen.items())
+    trained = [name for name, parameter in model.named_parameters() if parameter.requires_grad]
+    assert trained and all(name.startswith(("backbone.fc.", "head.")) for name in trained)
+    assert model.head.training, "the head still trains (its dropout on)"
+
+
 def test_clips_are_padded_in_time_and_kinetics_normalised():
     clips = torch.full((1, 3, 4, 2, 2), 255, dtype=torch.uint8)
     normed = normalize_clips(clips, torch.tensor([3]))

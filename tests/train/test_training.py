@@ -294,6 +294,20 @@ def test_a_refused_run_leaves_no_run_folder(signal_export, tmp_path):
     assert not run_dir.exists()
 
 
+def test_a_resume_needs_no_longer_the_weights_the_run_started_from(signal_export, tmp_path):
+    """The checkpoint holds every weight: a --weights file moved away (or kinetics400 offline) must not
+    stop the run from going on."""
+    from torchvision.models.video import r2plus1d_18
+
+    weights = tmp_path / "start.pt"
+    torch.save(r2plus1d_18(weights=None).state_dict(), weights)
+    run_dir = tmp_path / "run"
+    train(TrainConfig(signal_export, epochs=1, weights=str(weights), out=run_dir, patience=50, **TINY))
+    weights.unlink()
+    train(TrainConfig(signal_export, epochs=2, resume=True, out=run_dir, progress=False))
+    assert list(pd.read_csv(run_dir / "history.csv")["epoch"]) == [1, 2]
+
+
 def test_resume_keeps_the_saved_options_not_given_again(noise_export, signal_export, tmp_path):
     """--resume with only --epochs: the run's --patience 7 stays (the command's default 5 replaced it).
     An option a resume cannot change, given with another value, or another export, is refused in one

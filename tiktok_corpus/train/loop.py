@@ -119,7 +119,8 @@ def _train(config: TrainConfig, world: _Dist, side_table: tuple[pd.DataFrame, di
         for name in ("train", "val")
     }
 
-    model = build_model(config.weights, side.width if side else 0)
+    # A resumed run's weights come from its checkpoint: the ones it started from need not be at hand.
+    model = build_model("none" if checkpoint is not None else config.weights, side.width if side else 0)
     if world.main:  # only now: a run refused above (a missing file, unreadable weights) leaves no folder
         run_dir.mkdir(parents=True, exist_ok=True)
         remove_abandoned_scratch(run_dir)  # the half-written checkpoint of a run killed in this folder

@@ -31,7 +31,34 @@ def virality_head(in_features: int = BACKBONE_FEATURES) -> nn.Sequential:
     )
 
 
-class ViralityModel(nn.Module):
+class _OnBackbone(nn.Module):
+    """A model on the R(2+1)D-18 ``backbone`` whose backbone can be frozen."""
+
+    backbone: nn.Module
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.frozen = False
+
+    def freeze_backbone(self) -> None:
+        """Train only the head (useful with Kinetics weights and little data): the backbone's weights take no
+        gradient, and its BatchNorm layers keep their running statistics, which in train mode would move
+        with every batch of the new data."""
+        for name, parameter in self.backbone.named_parameters():
+            parameter.requires_grad = name.startswith("fc.")  # the paper's head sits at the backbone's fc
+        self.frozen = True
+        self.train(self.training)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.frozen:
+            for name, part in self.backbone.named_children():
+                if name != "fc":
+                    part.eval()
+        return self
+
+
+class ViralityModel(_OnBackbone):
     """R(2+1)D-18 + head. ``forward`` returns logits (B,); ``sigmoid`` of them is the model's output.
 
     Logits rather than probabilities leave the network so BCE can be computed stably
@@ -52,13 +79,8 @@ class ViralityModel(nn.Module):
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
         return self.backbone(clips).squeeze(1)
 
-    def freeze_backbone(self) -> None:
-        """Train only the head (useful with Kinetics weights and little data)."""
-        for name, parameter in self.backbone.named_parameters():
-            parameter.requires_grad = name.startswith("fc.")
 
-
-class FusionModel(nn.Module):
+class FusionModel(_OnBackbone):
     """The paper's network with the other modalities' vector joined to the backbone's 512 before its head.
 
     Trained end to end like the paper's model; ``forward(clips, side)`` returns logits (B,).
@@ -76,10 +98,6 @@ class FusionModel(nn.Module):
     def forward(self, clips: torch.Tensor, side: torch.Tensor) -> torch.Tensor:
         embedding = self.embedding_norm(self.backbone(clips))
         return self.head(torch.cat([embedding, side.to(embedding.dtype)], dim=1)).squeeze(1)
-
-    def freeze_backbone(self) -> None:
-        for parameter in self.backbone.parameters():
-            parameter.requires_grad = False
 
 
 def build_model(weights: str = "none", side_features: int = 0) -> ViralityModel | FusionModel:
