@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 
 from tests.waiting import interrupt_when
 from tiktok_corpus.cli import app
+from tiktok_corpus.errors import ConfigError
 from tiktok_corpus.train import TrainConfig, loop, train
 
 pytestmark = pytest.mark.slow(120)
@@ -165,6 +166,12 @@ def test_label_trains_the_network_on_the_other_label_of_the_export(noise_export,
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["task"] == "continuous" and {"rmse", "spearman"} <= set(metrics["model"])
     assert set(metrics["baselines"]) >= {"mean", "metadata"}
+    # The class options have no classes to weigh there: refused, not recorded in the run as if used.
+    for class_option in ({"pos_weight": "auto"}, {"balanced_sampling": True}):
+        refused = TrainConfig(noise_export, label="continuous", out=tmp_path / "refused", **class_option, **TINY)
+        with pytest.raises(ConfigError, match="weighs the two classes of the binary label; this run's label is"):
+            train(refused)
+    assert not (tmp_path / "refused").exists()
 
 
 def test_best_checkpoint_keeps_its_epoch_when_last_moves_on(tmp_path):
@@ -223,7 +230,6 @@ def test_a_run_stopped_before_its_metrics_is_unfinished_and_resume_finishes_it(
     """metrics.json is written last, and a resume takes it away until it writes its own: a run stopped
     in its report (or in a resume's epochs) is never the export's latest finished run, is refused as
     unfinished when started again, and --resume finishes it."""
-    from tiktok_corpus.errors import ConfigError
     from tiktok_corpus.export.runs import latest_run
 
     export_dir = tmp_path / "export"

@@ -100,6 +100,7 @@ def _train(config: TrainConfig, world: _Dist, side_table: tuple[pd.DataFrame, di
     use_amp = config.amp and device.type == "cuda"
     seed_everything(config.seed, cudnn_benchmark=config.cudnn_benchmark)
     export = load_export(config.export_dir, label=config.label)
+    _refuse_class_options_without_classes(config, export)
     if world.main:  # rank 0 builds the cache; the others wait, then only look their proxies up
         proxies = build_cache(export, config.size, config.cache_dir, progress=config.progress)
     if world.world_size > 1:
@@ -247,6 +248,19 @@ def _loader(
         persistent_workers=workers > 0,
         prefetch_factor=4 if workers else None,
     )
+
+
+def _refuse_class_options_without_classes(config: TrainConfig, export: Export) -> None:
+    """--pos-weight auto and --balanced-sampling weigh viral against not viral: on the continuous label
+    there are no classes, and the run's config would record them as if used."""
+    if export.task != "continuous":
+        return
+    for given, flag in (
+        (config.pos_weight != "none", "--pos-weight auto"),
+        (config.balanced_sampling, "--balanced-sampling"),
+    ):
+        if given:
+            raise ConfigError(f"{flag} weighs the two classes of the binary label; this run's label is continuous")
 
 
 def _loss(export: Export, train_targets: pd.Series, config: TrainConfig, device: torch.device):
