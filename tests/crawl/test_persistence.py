@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -172,6 +172,34 @@ def test_expansion_adds_at_most_fanout_records_ranked_edges_and_finishes_parent(
     assert parent_row.expand_status == "expanded" and parent_row.expand_method == "signed"
     assert child.parent_id == "1" and child.depth == 1 and child.source == "related"
     assert frontier_state(any_store) == (4, 0)  # 2, 10, 11, 12 wait
+
+
+def test_a_crawl_keeps_its_parents_claimed_past_a_lease_and_never_another_workers(any_store):
+    """A fetch slowed past a lease (a low --max-rate, a suspended machine): the crawl renews the leases
+    of the parents it holds, unstarted or in hand, so no other worker claims them meanwhile; a claim
+    that went to another worker stays that worker's."""
+    from tiktok_corpus.crawl.claims import ParentClaims
+
+    record_seeds(any_store, listing(1, 2, 3), seeds=3, max_videos=100, run_id=None, seed=0)
+    parents = ParentClaims(any_store, strategy="bfs", batch=2)
+    parents.claim()
+    in_hand = parents.take()
+    [other] = claim_parents(any_store, "bfs", worker_name("other"))
+    lapsed = utcnow() - timedelta(seconds=1)
+    with any_store.transaction() as session:
+        session.execute(update(Video).values(expand_lease_until=lapsed))
+    parents.renew()
+    with any_store.sessions() as session:
+        leases = dict(session.execute(select(Video.id, Video.expand_lease_until)).all())
+    assert in_hand == "1" and other == "3"
+    assert all(_aware(leases[video_id]) > utcnow() + timedelta(seconds=500) for video_id in ("1", "2"))
+    assert _aware(leases["3"]) == lapsed, "another worker's claim"
+    assert claim_parents(any_store, "bfs", worker_name("late")) == ["3"]
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands timestamps back without their zone (stored UTC)."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def test_expansion_stops_at_max_videos(any_store):

@@ -41,6 +41,12 @@ class ParentClaims:
         """``parent_id``'s outcome is written (or it was given back by itself)."""
         self._in_hand.discard(parent_id)
 
+    def renew(self) -> None:
+        """Extend the leases of the parents still claimed, unstarted or in hand (on the database thread): a
+        fetch slowed past a lease (a low --max-rate, a suspended machine) must not hand its parent to
+        another worker while it still fetches it."""
+        queue.renew(self.store, "expand", [*self._unstarted, *self._in_hand], worker=self.worker)
+
     def give_back(self) -> None:
         """The parents still claimed at the end, unstarted or in hand (a stop cancelled their fetch, or
         the outcome's write queued behind others), back to the frontier untried (on the database thread,

@@ -320,6 +320,9 @@ class _Crawl:
             for s in self.sessions
         }
         first, started = self.sessions[0], False
+        renewing = asyncio.create_task(
+            self._db.keep_renewed(self._parents.renew, lease_s=queue.DEFAULT_LEASE_S, what="the crawl's parent claims")
+        )
         try:
             await first.start()  # a site that does not answer it raises SiteUnreachable
             started = True
@@ -345,6 +348,7 @@ class _Crawl:
             # Ctrl-C or an error, or a site that stopped answering or let nothing through: no draining (the
             # downloads would try every pending file against it and fail each for good), no waiting.
             stopping = sys.exc_info()[1] is not None or status in ("blocked", "unreachable")
+            renewing.cancel()
             try:
                 await self._writes.flush()  # the lists already fetched land, whatever stopped the crawl
             finally:

@@ -185,6 +185,22 @@ def release(
         _unclaim(store, stage, which, status, untried=True)
 
 
+def renew(store: Store, stage: str, ids: Iterable[str], *, worker: str, lease_s: float = DEFAULT_LEASE_S) -> int:
+    """Extend by ``lease_s`` from now the claims ``worker`` still holds among ``ids`` (work that outlasts a
+    lease stays this worker's); returns how many."""
+    ids = list(ids)
+    if not ids:
+        return 0
+    with store.transaction() as session:
+        result = session.execute(
+            update(Video)
+            .where(Video.id.in_(ids), _col(stage, "status") == "claimed", _col(stage, "worker") == worker)
+            .values({f"{stage}_lease_until": utcnow() + timedelta(seconds=lease_s)})
+            .execution_options(synchronize_session=False)
+        )
+        return cast(CursorResult, result).rowcount or 0
+
+
 def _unclaim(store: Store, stage: str, which, status: str = "pending", *, untried: bool = False) -> int:
     """Put the claimed rows matching ``which`` back into ``status`` (``untried``: their attempt given
     back); returns how many."""
