@@ -389,26 +389,33 @@ def test_captions_holding_block_page_words_leave_their_pages_usable(make_replica
 
 
 @pytest.mark.timeout(180)  # without the stop, the outage failed the frontier's parents one after another
-def test_an_outage_stops_the_crawl_with_one_line_and_leaves_the_parents_to_a_later_run(make_replica, tmp_path):
-    """The site stops answering mid-crawl (its server is gone): after a few requests in a row with no
-    answer the crawl stops with one line, its run recorded as such; no parent is failed, and the few
-    that failed on the way wait out a backoff instead of being claimed again at once."""
-    rep = make_replica(videos=300, seed=0, media=False)
-    settings = Settings(data_dir=tmp_path / "data", base_url=rep.base_url)
+def crawl_into_an_outage(rep: Replica, settings: Settings, *, lists: int, **overrides) -> SiteUnreachable:
+    """Crawl ``rep`` (to 250 videos) and stop its server once it has served ``lists`` related lists: the
+    error the crawl stops with."""
 
     def outage() -> None:
-        wait_for(lambda: rep.stats.requests["related"] >= 4, "4 related lists served")
+        wait_for(lambda: rep.stats.requests["related"] >= lists, f"{lists} related lists served")
         rep.stop()
 
     cutting = threading.Thread(target=outage)
     cutting.start()
     try:
         with pytest.raises(SiteUnreachable) as stopped:
-            crawl(settings, options(max_videos=250), policy=TEST_POLICY)
+            crawl(settings, options(max_videos=250, **overrides), policy=TEST_POLICY)
     finally:
         cutting.join()
-    assert "did not answer" in stopped.value.message and "\n" not in stopped.value.message
-    assert stopped.value.exit_code not in (0, 3)
+    return stopped.value
+
+
+def test_an_outage_stops_the_crawl_with_one_line_and_leaves_the_parents_to_a_later_run(make_replica, tmp_path):
+    """The site stops answering mid-crawl (its server is gone): after a few requests in a row with no
+    answer the crawl stops with one line, its run recorded as such; no parent is failed, and the few
+    that failed on the way wait out a backoff instead of being claimed again at once."""
+    rep = make_replica(videos=300, seed=0, media=False)
+    settings = Settings(data_dir=tmp_path / "data", base_url=rep.base_url)
+    stopped = crawl_into_an_outage(rep, settings, lists=4)
+    assert "did not answer" in stopped.message and "\n" not in stopped.message
+    assert stopped.exit_code not in (0, 3)
     db_url = settings.db_url
     # The catalog's deleted posts fail as parents when their lists come before the outage: the site said so.
     assert video_rows(db_url, "expand_status = 'claimed'") == 0
@@ -428,18 +435,7 @@ def test_an_outage_leaves_the_downloads_beside_the_crawl_to_a_later_run(make_rep
     each for good)."""
     rep = make_replica(videos=300, seed=0)
     settings = Settings(data_dir=tmp_path / "data", base_url=rep.base_url)
-
-    def outage() -> None:
-        wait_for(lambda: rep.stats.requests["related"] >= 8, "8 related lists served")
-        rep.stop()
-
-    cutting = threading.Thread(target=outage)
-    cutting.start()
-    try:
-        with pytest.raises(SiteUnreachable):
-            crawl(settings, options(max_videos=250, download=True), policy=TEST_POLICY)
-    finally:
-        cutting.join()
+    crawl_into_an_outage(rep, settings, lists=8, download=True)
     db_url = settings.db_url
     # At most the files in flight when the site went away failed; the rest wait, none claimed.
     assert video_rows(db_url, "download_status = 'pending'") > 20
