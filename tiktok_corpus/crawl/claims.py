@@ -7,6 +7,7 @@ from collections import deque
 from ..store import queue
 from ..store.crawl import claim_parents
 from ..store.db import Store
+from ..store.thread import DatabaseThread
 
 
 class ParentClaims:
@@ -41,10 +42,14 @@ class ParentClaims:
         """``parent_id``'s outcome is written (or it was given back by itself)."""
         self._in_hand.discard(parent_id)
 
-    def renew(self) -> None:
-        """Extend the leases of the parents still claimed, unstarted or in hand (on the database thread): a
-        fetch slowed past a lease (a low --max-rate, a suspended machine) must not hand its parent to
+    async def keep_renewed(self, db: DatabaseThread) -> None:
+        """Renew the leases of the parents still claimed, unstarted or in hand, on ``db`` until cancelled:
+        a fetch slowed past a lease (a low --max-rate, a suspended machine) must not hand its parent to
         another worker while it still fetches it."""
+        await db.keep_renewed(self.renew, lease_s=queue.DEFAULT_LEASE_S, what="the crawl's parent claims")
+
+    def renew(self) -> None:
+        """One renewal of :meth:`keep_renewed` (on the database thread)."""
         queue.renew(self.store, "expand", [*self._unstarted, *self._in_hand], worker=self.worker)
 
     def give_back(self) -> None:

@@ -1,14 +1,13 @@
-"""One process's crawl: For You seeds, then ``workers`` x ``in_flight`` expansion loops sharing one
-browser, with the download stage running alongside when asked.
+"""One process's crawl: For You seeds, then ``workers`` x ``in_flight`` expansion loops sharing one browser, with the
+download stage running alongside when asked.
 
-Each worker asks its :class:`~tiktok_corpus.tiktok.related_lists.RelatedLists` for a parent's list and
-records the method that got it with the expansion; which method that is, and when it changes, is
-decided there, not here.
+Each worker asks its :class:`~tiktok_corpus.tiktok.related_lists.RelatedLists` for a parent's list and records the
+method that got it with the expansion; which method that is, and when it changes, is decided there, not here.
 
-The pages' fetches run on the event loop. Every database call of the expansion loops (claims, the
-frontier check, the expansion writes) and the live count of downloaded files go, in order, to one
-database thread, so a transaction in progress never holds up the pages (the downloader does the same).
-Expansions are written behind the loops, several per transaction (:mod:`.writes`).
+The pages' fetches run on the event loop. Every database call of the expansion loops (claims, the frontier check,
+the expansion writes) and the live count of downloaded files go, in order, to one database thread, so a transaction
+in progress never holds up the pages (the downloader does the same). Expansions are written behind the loops,
+several per transaction (:mod:`.writes`).
 """
 
 from __future__ import annotations
@@ -320,9 +319,7 @@ class _Crawl:
             for s in self.sessions
         }
         first, started = self.sessions[0], False
-        renewing = asyncio.create_task(
-            self._db.keep_renewed(self._parents.renew, lease_s=queue.DEFAULT_LEASE_S, what="the crawl's parent claims")
-        )
+        renewing = asyncio.create_task(self._parents.keep_renewed(self._db))
         try:
             await first.start()  # a site that does not answer it raises SiteUnreachable
             started = True
@@ -345,8 +342,7 @@ class _Crawl:
             status, message = "blocked", f"persistently blocked: {exc.message}"
         finally:
             self.done.set()
-            # Ctrl-C or an error, or a site that stopped answering or let nothing through: no draining (the
-            # downloads would try every pending file against it and fail each for good), no waiting.
+            # Ctrl-C, an error, a site gone or blocking: no draining (each pending file would fail against it)
             stopping = sys.exc_info()[1] is not None or status in ("blocked", "unreachable")
             renewing.cancel()
             try:
@@ -356,8 +352,7 @@ class _Crawl:
             if self.downloads is not None:
                 downloads = await self.downloads.finish(drain=not stopping)
             if started and first.context is not None:
-                # Ctrl-C in a terminal reaches Chromium too: a browser already gone keeps the session
-                # saved at the start. A session that never loaded the site leaves the last one saved.
+                # Ctrl-C reaches Chromium too: a browser already gone keeps the session saved at the start
                 with contextlib.suppress(PlaywrightError):
                     await first.save_session(session_dir(self.settings))
         return status, message, downloads
