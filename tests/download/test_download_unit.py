@@ -592,7 +592,7 @@ def test_a_bug_in_the_lease_renewal_is_raised_not_dropped(store, site_settings, 
         tried.set()
         raise TypeError("a bug in the renewal")
 
-    monkeypatch.setattr(download_run, "renew_download_claims", renew_with_a_bug)
+    monkeypatch.setattr(download_run, "renew", renew_with_a_bug)
 
     async def slow_cdn(request: httpx.Request) -> httpx.Response:  # answers once a renewal was tried
         await until(tried.is_set, "a lease renewal")

@@ -32,11 +32,10 @@ from ..store.downloads import (
     load_download_rows,
     mark_downloaded,
     record_download_failure,
-    renew_download_claims,
     requeue_damaged_downloads,
 )
 from ..store.models import utcnow
-from ..store.queue import reclaim_dead_local, release, worker_name
+from ..store.queue import reclaim_dead_local, release, renew, worker_name
 from ..store.thread import DatabaseThread
 from ..tiktok.contract import media_urls_from_json
 from .client import load_session, make_client
@@ -116,10 +115,10 @@ class DownloadRun:
         worker claims it now)."""
         lease_s = self.options.lease_s
 
-        def renew() -> None:
-            renew_download_claims(self.store, list(self.in_hand), worker=self.worker, lease_s=lease_s)
+        def renew_in_hand() -> None:
+            renew(self.store, "download", list(self.in_hand), worker=self.worker, lease_s=lease_s)
 
-        await self._db.keep_renewed(renew, lease_s=lease_s, what="the download claims")
+        await self._db.keep_renewed(renew_in_hand, lease_s=lease_s, what="the download claims")
 
     async def _produce(
         self,

@@ -5,7 +5,7 @@ landed file's rows go in one transaction with its rename (see :func:`land_downlo
 lands with the file or not at all. The statements run per file are Core and built once per dialect:
 the ORM's bookkeeping of an executemany cost more than the SQL.
 
-A run renews its claims while it works (:func:`renew_download_claims`: a job can outlast one lease), and
+A run renews its claims while it works (:func:`.queue.renew`: a job can outlast one lease), and
 every write that settles a row (landing, failure, release) settles only the rows its worker still
 claims: a claim that lapsed belongs to the worker that took it next.
 """
@@ -16,7 +16,7 @@ import functools
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Protocol
 
 from sqlalchemy import Connection, Row, and_, or_, select, update
@@ -134,20 +134,6 @@ def load_download_rows(store: Store, ids: Iterable[str]) -> dict[str, Row]:
                 .where(Video.id.in_(list(ids)))
             )
         }
-
-
-def renew_download_claims(store: Store, ids: Iterable[str], *, worker: str, lease_s: float) -> None:
-    """Extend by ``lease_s`` from now the leases ``worker`` still holds among ``ids``."""
-    ids = list(ids)
-    if not ids:
-        return
-    with store.engine.begin() as connection:
-        videos = table_of(Video)
-        connection.execute(
-            update(videos)
-            .where(_held(videos, ids, worker))
-            .values(download_lease_until=utcnow() + timedelta(seconds=lease_s))
-        )
 
 
 def mark_downloaded(store: Store, video_id: str, *, worker: str) -> bool:
