@@ -30,6 +30,7 @@ ALLOWED_STAGE_IMPORTS = {
     ("features", "export"),  # features are computed per export, fitted on its train split
     ("features", "train"),  # the video embedding reads the trainer's decode-once proxy cache
     ("train", "features"),  # gbdt, fusion and the ablation learn from the feature tables
+    ("train", "validate"),  # `corpus predict` admits a loose file by the rules a download is validated by
     ("report", "export"),  # the report reads an export and its runs
     ("browse", "export"),  # the web app shows an export's labels and runs
 }

@@ -26,6 +26,7 @@ from tests.media_files import encode_lavfi
 SPLITS = ["train"] * 32 + ["val"] * 8 + ["test"] * 16
 WIDTH = HEIGHT = 64
 FPS = 10
+MIN_FRAMES = 10  # the exports' threshold: their clips have 12 to 20 frames
 
 
 def _make_video(path: Path, level: int, tint: tuple[int, int, int], seconds: float) -> None:
@@ -38,7 +39,13 @@ def write_export(root: Path, videos: pd.DataFrame, label: str = "binary") -> Pat
     """Write a table and manifest in the export format (files already under ``root``)."""
     videos.to_parquet(root / "videos.parquet", index=False)
     digest = hashlib.sha256((root / "videos.parquet").read_bytes()).hexdigest()  # its identity, as an export's
-    manifest = {"name": root.name, "version": 1, "label": label, "data_sha256": digest}
+    manifest = {
+        "name": root.name,
+        "version": 1,
+        "label": label,
+        "data_sha256": digest,
+        "selection": {"min_frames": MIN_FRAMES},
+    }
     (root / "manifest.json").write_text(json.dumps(manifest))
     return root
 

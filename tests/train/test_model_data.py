@@ -244,6 +244,18 @@ def test_sampler_is_seeded_sharded_and_balanced():
     assert 0.3 < np.mean([key.index >= 90 for key in balanced]) < 0.7
 
 
+def test_ddp_training_shards_wrap_round_and_evaluation_shards_count_each_clip_once():
+    """Training ranks must take as many steps (DDP all-reduces every one), so 7 items wrap to 4 + 4; the
+    validation loss sums over ranks, so there each clip (7 videos x 2 clips) is on exactly one rank."""
+    labels = np.array([0, 1] * 3 + [0])
+    train = [EpochSampler(labels, seed=1, train=True, rank=r, world_size=2) for r in (0, 1)]
+    assert [len(s) for s in train] == [len(list(s)) for s in train] == [4, 4]
+    evaluation = [EpochSampler(labels, seed=1, train=False, eval_clips=2, rank=r, world_size=3) for r in (0, 1, 2)]
+    assert [len(s) for s in evaluation] == [len(list(s)) for s in evaluation] == [5, 5, 4]
+    keys = [(k.index, k.clip_no) for s in evaluation for k in s]
+    assert sorted(keys) == [(i, c) for i in range(7) for c in range(2)]
+
+
 def _features(n):
     return {name: np.random.default_rng(n).normal(size=(n, 4)) for name in ("train", "val", "test")}
 

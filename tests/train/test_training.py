@@ -20,6 +20,7 @@ import torch
 from rich.progress import Progress, TextColumn
 from typer.testing import CliRunner
 
+from tests.media_files import encode_lavfi
 from tests.waiting import interrupt_when
 from tiktok_corpus.cli import app
 from tiktok_corpus.errors import ConfigError
@@ -73,23 +74,37 @@ def test_learns_brightness_from_pixels(signal_run, signal_export):
 
 
 def test_predict_agrees_with_evaluation_and_survives_a_bad_file(signal_run, signal_export, tmp_path):
+    """Scores as evaluation did; a file validation would call corrupt (noise, or a download cut short,
+    which ffmpeg would encode as far as it goes) is an error line, and one shorter than the export's
+    --min-frames is scored with a warning."""
     predictions = pd.read_parquet(signal_run / "predictions.parquet")
     videos = pd.read_parquet(signal_export / "videos.parquet").set_index("video_id")
     tested = predictions[predictions["split"] == "test"].head(2)
     bad = tmp_path / "broken.mp4"
     bad.write_bytes(b"\x00" * 1000)
+    # Its index first (faststart), as the site serves: cut, the frames it still has decode without an error.
+    whole = encode_lavfi(tmp_path / "whole.mp4", "testsrc=s=128x128:r=30:d=6", movflags="+faststart").read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole[: len(whole) * 3 // 4])
+    min_frames = json.loads((signal_export / "manifest.json").read_text())["selection"]["min_frames"]
+    short = encode_lavfi(tmp_path / "short.mp4", f"color=c=gray:s=64x64:r=10:d={(min_frames - 4) / 10}")
     paths = [
         str(signal_export / videos.loc[tested.iloc[0].video_id, "file"]),
         str(bad),
         str(signal_export / videos.loc[tested.iloc[1].video_id, "file"]),
+        str(cut),
+        str(short),
     ]
     result = CliRunner().invoke(app, ["predict", *paths, "--run", str(signal_run), "--device", "cpu"])
     lines = [json.loads(line) for line in result.output.strip().splitlines()]
-    assert result.exit_code == 1 and len(lines) == 3
+    assert result.exit_code == 1 and len(lines) == 5
     assert lines[1]["path"] == str(bad) and lines[1]["error"] == "corrupt" and "score" not in lines[1]
     for line, row in zip((lines[0], lines[2]), tested.itertuples()):
         assert line["score"] == pytest.approx(row.score, abs=1e-4)
-        assert line["label"] == row.label
+        assert line["label"] == row.label and line["warning"] is None
+    assert lines[3]["error"] == "corrupt" and "'mdat' box needs" in lines[3]["message"], lines[3]
+    assert f"{min_frames - 4} frames < {min_frames}: shorter than every video" in lines[4]["warning"]
+    assert 0 <= lines[4]["score"] <= 1
 
 
 def test_a_run_stopped_before_its_report_scores_without_labels(signal_run, signal_export, tmp_path):
@@ -218,7 +233,7 @@ def test_a_checkpoint_reaches_the_disk_before_its_name(tmp_path, monkeypatch):
     save_checkpoint(tmp_path, model, optimizer, scheduler, config, state, True, device=torch.device("cpu"))
 
     renames = [event for event in events if event[0] == "rename"]
-    assert [name for *_, name in renames] == ["best.pt", "last.pt"]
+    assert [name for *_, name in renames] == ["history.csv", "best.pt", "last.pt"]
     for rename in renames:
         assert ("fsync", rename[1]) in events[: events.index(rename)]
     assert events[-1] == ("fsync", tmp_path.stat().st_ino)
@@ -277,6 +292,11 @@ def test_two_processes_under_torchrun_train_one_run_on_their_shards(signal_expor
     for split in ("val", "test"):
         scored = predictions.loc[predictions["split"] == split, "video_id"]
         assert sorted(scored) == sorted(videos.loc[videos["split"] == split, "video_id"])
+    # One process cannot go on with a run of two: its steps' batch and rate were set for two.
+    resumed = CliRunner().invoke(app, ["train", str(signal_export), "--resume", "--epochs", "3", "--out", str(out)])
+    assert resumed.exit_code == 1 and "trained in 2 processes, this resume runs in 1" in resumed.stderr, resumed.output
+    assert "torchrun --nproc-per-node 2" in resumed.stderr
+    assert list(pd.read_csv(out / "history.csv")["epoch"]) == [1, 2]
 
 
 def test_a_diverged_run_stops_with_one_clear_error(signal_export, tmp_path):

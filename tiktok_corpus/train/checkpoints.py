@@ -46,6 +46,19 @@ def resumed_config(config: TrainConfig, run_dir: Path) -> tuple[TrainConfig, dic
     return resumed, checkpoint
 
 
+def refuse_another_world_size(checkpoint: dict, world_size: int, run_dir: Path) -> None:
+    """A run resumes with as many processes as it trained with: the batch of a step is ``--batch-size``
+    per process and the restored optimizer keeps the learning rate scaled for it, so another count would
+    train on with a batch its rate was not set for. A checkpoint of an earlier version did not say."""
+    trained = checkpoint.get("world_size")
+    if trained is not None and trained != world_size:
+        how = "without torchrun" if trained == 1 else f"with torchrun --nproc-per-node {trained} (in all)"
+        raise ConfigError(
+            f"--resume: {run_dir} trained in {trained} process{'es' if trained > 1 else ''}, this resume runs in "
+            f"{world_size}; resume it {how}, or train a new run (another --out)"
+        )
+
+
 def save_checkpoint(
     run_dir: Path,
     model: nn.Module,
@@ -75,7 +88,9 @@ def save_checkpoint(
     }
     # history.csv first: killed in between, it is one epoch ahead of last.pt, and the resume that runs
     # that epoch again writes it anew; written last, it could lag the checkpoint for good.
-    pd.DataFrame(state["history"]).to_csv(run_dir / "history.csv", index=False)
+    # Through a scratch file too: a reader (the report, a plot) never sees a half-written table.
+    with replacing(run_dir / "history.csv") as partial_history:
+        pd.DataFrame(state["history"]).to_csv(partial_history, index=False)
     # Each file fsynced before its rename (:func:`replacing`): after a power cut a last.pt is a whole
     # checkpoint, never a name for bytes that had not reached the disk.
     with replacing(run_dir / "last.pt") as partial:

@@ -181,13 +181,18 @@ class EpochSampler(Sampler[ClipKey]):
 
     def __iter__(self) -> Iterator[ClipKey]:
         order = self._order()
-        per_rank = math.ceil(len(order) / self.world_size)
-        order = (order * self.world_size)[: per_rank * self.world_size] if self.world_size > 1 else order
+        if self.train and self.world_size > 1:  # wrapped round so every rank takes as many steps
+            order = (order * self.world_size)[: len(self) * self.world_size]
         return iter(order[self.rank :: self.world_size])
 
     def __len__(self) -> int:
+        """Training: as many items on every rank (DDP's steps all-reduce together; the last ones wrap
+        round to the first). Evaluation: each item once over all ranks, so the validation loss, summed
+        across them, counts no clip twice."""
         total = len(self.labels) * (1 if self.train else self.eval_clips)
-        return math.ceil(total / self.world_size)
+        if self.train:
+            return math.ceil(total / self.world_size)
+        return len(range(self.rank, total, self.world_size))
 
 
 def collate_clips(batch):

@@ -27,7 +27,14 @@ from ..errors import ConfigError, TrainingDiverged
 from ..speed import training_speed
 from . import plots
 from .baseline_features import growth_features, metadata_features
-from .checkpoints import load_run_model, new_run_state, restore_run, resumed_config, save_checkpoint
+from .checkpoints import (
+    load_run_model,
+    new_run_state,
+    refuse_another_world_size,
+    restore_run,
+    resumed_config,
+    save_checkpoint,
+)
 from .clips import ClipDataset, EpochSampler, collate_clips
 from .config import TrainConfig, refuse_a_used_run_dir, run_dir_for
 from .device import resolve_device, seed_everything
@@ -94,6 +101,7 @@ def _train(config: TrainConfig, world: _Dist, side_table: tuple[pd.DataFrame, di
     checkpoint = None
     if config.resume:
         config, checkpoint = resumed_config(config, run_dir)
+        refuse_another_world_size(checkpoint, world.world_size, run_dir)
     else:
         refuse_a_used_run_dir(run_dir)
     device = resolve_device(config.device, world.gpu)
@@ -181,7 +189,7 @@ def _train(config: TrainConfig, world: _Dist, side_table: tuple[pd.DataFrame, di
         state["stale_epochs"] = 0 if improved else state["stale_epochs"] + 1
         state["epoch"] = epoch
         if world.main:
-            saved = {**state, "side_features": side.width if side else 0}
+            saved = {**state, "side_features": side.width if side else 0, "world_size": world.world_size}
             save_checkpoint(
                 run_dir, model, optimizer, scheduler, config, saved, best=improved, device=device, warmup=warmup
             )

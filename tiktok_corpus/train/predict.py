@@ -9,8 +9,12 @@ from pathlib import Path
 import torch
 
 from .._files import read_json_object
+from ..config import PAPER_MIN_FRAMES
 from ..errors import ConfigError, CorpusError, MediaError
+from ..export.format import read_manifest
+from ..export.runs import trained_on_export
 from ..features.options import DEFAULT_DEVICE
+from ..validate.rules import Rules, classify
 from .checkpoints import load_run_model
 from .clips import eval_start, read_clip
 from .device import resolve_device
@@ -19,12 +23,17 @@ from .scoring import forward_clips
 
 
 def predict(paths: Iterable[Path], run_dir: Path, device: str = DEFAULT_DEVICE) -> Iterator[dict]:
-    """One dict per file: ``{"path", "score", "label", "threshold"}`` or ``{"path", "error", "message"}``.
+    """One dict per file: ``{"path", "score", "label", "threshold", "warning"}`` or ``{"path", "error",
+    "message"}``.
 
-    Each file becomes a proxy with the run's size (the same encoder as the training cache, so the same
-    pixels) and is scored on the run's evaluation clips. ``label`` uses the threshold tuned on
-    validation (binary runs; null for continuous ones, and for a run stopped before its report, which
-    has no tuned threshold). A bad file yields an error line; the rest go on.
+    Each file is probed as ``corpus validate`` probes a download: one it would call ``corrupt`` (a cut
+    download, whose decodable part ffmpeg would encode without a word) or not a video (no video stream,
+    tiny frames, no duration) yields an error line, under that name; one with fewer frames than the run's
+    export admitted is scored, with a ``warning`` saying so. Each file then becomes a proxy with the run's
+    size (the same encoder as the training cache, so the same pixels) and is scored on the run's
+    evaluation clips. ``label`` uses the threshold tuned on validation (binary runs; null for continuous
+    ones, and for a run stopped before its report, which has no tuned threshold). A bad file yields an
+    error line; the rest go on.
     """
     run_dir = Path(run_dir)
     saved = run_dir / "config.json"  # read first: a gbdt run has no best.pt to load, and is no network's
@@ -38,6 +47,7 @@ def predict(paths: Iterable[Path], run_dir: Path, device: str = DEFAULT_DEVICE) 
     model, config = load_run_model(run_dir, target)
     metrics_path = run_dir / "metrics.json"
     threshold = read_json_object(metrics_path)["model"]["threshold"] if metrics_path.is_file() else None
+    rules = Rules(min_frames=_trained_min_frames(run_dir, config.export_dir))
     with tempfile.TemporaryDirectory(prefix="corpus-predict-") as scratch:
         for number, path in enumerate(paths):
             path = Path(path)
@@ -46,13 +56,38 @@ def predict(paths: Iterable[Path], run_dir: Path, device: str = DEFAULT_DEVICE) 
                     raise MediaError(f"{path} is a directory: name the video files in it", kind="not_a_file")
                 if not path.is_file():
                     raise MediaError(f"{path}: no such file", kind="missing")
+                warning = _checked(path, rules)
                 proxy = encode_proxy(path, Path(scratch) / f"{number}.mp4", config.size)
                 score = _score(model, proxy, config.frames, config.eval_clips, target, config.amp)
             except CorpusError as exc:
                 yield {"path": str(path), "error": exc.kind, "message": exc.message}
                 continue
             label = None if threshold is None else int(score >= threshold)
-            yield {"path": str(path), "score": score, "label": label, "threshold": threshold}
+            yield {"path": str(path), "score": score, "label": label, "threshold": threshold, "warning": warning}
+
+
+def _trained_min_frames(run_dir: Path, recorded_export: Path) -> int:
+    """The fewest frames a video of the run's export had (its ``min_frames``); the paper's where the
+    export is no longer at hand."""
+    export = trained_on_export(run_dir, recorded_export)
+    selection = read_manifest(export).get("selection", {}) if export is not None else {}
+    return int(selection.get("min_frames", PAPER_MIN_FRAMES))
+
+
+def _checked(path: Path, rules: Rules) -> str | None:
+    """Refuse a file validation would not admit; a warning for one only shorter than the run's videos."""
+    from ..media import probe  # here, not at the top: loading a run needs no PyAV
+
+    try:
+        media = probe(path)
+    except MediaError as exc:  # empty, cut short, unreadable: validation's corrupt (timeouts stay timeouts)
+        raise MediaError(exc.message, kind="timeout" if exc.kind == "timeout" else "corrupt") from None
+    outcome, reason = classify(media, rules)
+    if outcome == "too_short":
+        return f"{reason}: shorter than every video the run was trained on (the clip is padded)"
+    if outcome != "valid":
+        raise MediaError(f"{path}: {reason}", kind=outcome)
+    return None
 
 
 @torch.no_grad()
