@@ -10,7 +10,7 @@ import re
 import secrets
 import shutil
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -124,6 +124,12 @@ def written_since(stat: os.stat_result, moment: datetime | None) -> bool:
     back what was written in UTC), or there is no moment: without reading it, what says that a file may no
     longer hold the bytes read of it then (a probe's ``probed_at``)."""
     return moment is None or stat.st_mtime > (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def newest_written(records: Iterable[Path]) -> Path | None:
+    """The record written last (by its modification time; the path breaks ties), or None. Folders are
+    named by the user as often as by the clock (``--out runs/baseline``), so their names cannot say."""
+    return max(records, key=lambda path: (path.stat().st_mtime_ns, str(path)), default=None)
 
 
 def read_json_object(path: Path) -> dict:

@@ -55,6 +55,7 @@ def _shown(page: httpx.Response) -> list[int]:
         ("label=yes", "label 'yes': expected 0 or 1"),
         ("page=abc", "page 'abc': expected a page number, 1 or more"),
         ("page=0", "page 0: expected 1 or more"),
+        ("page=" + "1" * 5000, "page '111111111111...': expected a page number, 1 or more"),
         ("page=4", "page 4: expected 1 to 3"),
         ("split=test&page=2", "page 2: expected 1 to 1"),
     ],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from urllib.error import URLError
@@ -386,7 +387,7 @@ def test_a_margin_over_the_baseline_needs_a_paired_significant_gain():
 
 
 def test_the_reports_table_shows_the_models_gain_over_each_baseline():
-    from tiktok_corpus.report.model import metrics_table
+    from tiktok_corpus.report.model import P_VALUES, metrics_table
 
     y, model, baseline = _two_scorers(0)
     train_y, _, train_baseline = _two_scorers(1)
@@ -400,6 +401,10 @@ def test_the_reports_table_shows_the_models_gain_over_each_baseline():
     assert table.loc["metadata", "model's gain (95% CI)"] == f"{gain['difference']:+.3f} ({low:+.3f} - {high:+.3f})"
     assert table.loc["metadata", "paired p"] == gain["p_value"] > 0.05
     assert table.loc["majority", "paired p"] < 0.001 and pd.isna(table.loc["model", "paired p"])
+    # The page writes a missing cell (a row without a note) as "-", not "None".
+    noted = {**metrics, "baselines": {**metrics["baselines"], "majority": {**metrics["baselines"]["majority"]}}}
+    noted["baselines"]["majority"]["note"] = "one class"
+    assert "None" not in metrics_table(noted).to_html(na_rep="-", formatters=P_VALUES)
     del metrics["paired"]  # a run made before the paired comparison: the table is what it was
     assert "paired p" not in metrics_table(metrics)
 
@@ -468,3 +473,21 @@ def test_weights_that_cannot_be_downloaded_are_one_line_saying_what_to_do():
     with pytest.raises(ConfigError, match=r"cannot download the kinetics400 weights of r2plus1d_18 .* --weights PATH"):
         with downloading_weights("r2plus1d_18"):
             raise URLError("[Errno -2] Name or service not known")
+
+
+def test_the_newest_run_is_the_one_written_last_whatever_its_folder_is_called(tmp_path):
+    """`--out EXPORT/runs/baseline` sorts after every time-named run: by name, browse, the report and a bare
+    --resume took it for the newest for good."""
+    from tiktok_corpus.export.runs import latest_run
+    from tiktok_corpus.train.config import run_dir_for
+
+    runs = tmp_path / "runs"
+    for moment, name in enumerate(["baseline", "20261206-101500", "20261206-093000"], start=1):
+        (runs / name).mkdir(parents=True)
+        for record in ("metrics.json", "last.pt"):
+            (runs / name / record).write_text("{}")
+            os.utime(runs / name / record, (1_700_000_000 + moment, 1_700_000_000 + moment))
+    assert latest_run(tmp_path) == runs / "20261206-093000"
+    assert run_dir_for(TrainConfig(tmp_path, resume=True)) == runs / "20261206-093000"
+    os.utime(runs / "baseline" / "metrics.json", (1_800_000_000, 1_800_000_000))
+    assert latest_run(tmp_path) == runs / "baseline"

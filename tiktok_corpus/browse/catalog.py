@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 REFRESH_S = 30.0
 PAGE_SIZE = 48
+MAX_PAGE_DIGITS = 12  # far past any corpus's last page
 COUNT_LABELS = {"play_count": "plays", "like_count": "likes", "comment_count": "comments", "share_count": "shares"}
 SORT_KEYS = (
     "play_count",
@@ -83,8 +84,9 @@ class GridQuery:
         if order not in ORDERS:
             raise ConfigError(f"order {order!r}: expected desc or asc")
         page = values.get("page", "1")
-        if not (page.isascii() and page.isdigit()):
-            raise ConfigError(f"page {page!r}: expected a page number, 1 or more")
+        if not (page.isascii() and page.isdigit() and len(page) <= MAX_PAGE_DIGITS):  # int() refuses 4,300 digits
+            shown = page if len(page) <= MAX_PAGE_DIGITS else page[:MAX_PAGE_DIGITS] + "..."
+            raise ConfigError(f"page {shown!r}: expected a page number, 1 or more")
         split = values.get("split")
         return cls(
             sort=values.get("sort", "play_count"),

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .._files import read_json_object
+from .._files import newest_written, read_json_object
 from ..errors import ConfigError
 from .format import MANIFEST_FILE, read_manifest
 
@@ -27,8 +27,8 @@ class RunExportMismatch(ConfigError):
 
 def latest_run(export_dir: Path) -> Path | None:
     """The newest finished training run of an export (``EXPORT/runs/<time>/`` with a ``metrics.json``)."""
-    runs = sorted(p.parent for p in (Path(export_dir) / "runs").glob("*/metrics.json"))
-    return runs[-1] if runs else None
+    newest = newest_written((Path(export_dir) / "runs").glob("*/metrics.json"))
+    return newest.parent if newest else None
 
 
 def run_metrics(run_dir: Path) -> dict:

@@ -21,7 +21,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from .._files import contained_file
+from .._files import contained_file, newest_written
 from ..export.format import read_export
 from ..export.runs import run_export_dir, run_metrics
 from ..posters import poster_frames
@@ -113,7 +113,8 @@ def metrics_table(metrics: dict) -> pd.DataFrame:
             row["paired p"] = paired["p_value"]
         row["note"] = values.get("note") or values.get(f"{main}_note")
         rows[name] = row
-    return pd.DataFrame(rows).T.dropna(axis=1, how="all")
+    # Transposed, every column holds objects, whose None to_html writes as "None", not as its na_rep.
+    return pd.DataFrame(rows).T.dropna(axis=1, how="all").infer_objects()
 
 
 def model_specs(metrics: dict, history: pd.DataFrame, predictions: pd.DataFrame) -> list[FigureSpec]:
@@ -174,10 +175,10 @@ def best_worst_html(predictions: pd.DataFrame, export_dir: Path, rows: pd.DataFr
 def _ablation_section(export_dir: Path | None) -> str:
     """The newest ablation of the export (``EXPORT/ablations/<time>/ablation.json`` with ``rows``,
     ``main_metric`` and ``figure``) as a table and its importance plot; "" when none was run."""
-    found = sorted((Path(export_dir) / "ablations").glob("*/ablation.json")) if export_dir else []
-    if not found:
+    found = newest_written((Path(export_dir) / "ablations").glob("*/ablation.json")) if export_dir else None
+    if found is None:
         return ""
-    ablation = json.loads(found[-1].read_text(encoding="utf-8"))
+    ablation = json.loads(found.read_text(encoding="utf-8"))
     main = ablation.get("main_metric", "metric")
     table = pd.DataFrame(
         [
@@ -203,7 +204,7 @@ def _ablation_section(export_dir: Path | None) -> str:
         else ""
     )
     caption = "Modality importance" if importances.get("credible", True) else "The lines; no importance ranked"
-    figure = _ablation_figure(found[-1].parent, ablation.get("figure"))
+    figure = _ablation_figure(found.parent, ablation.get("figure"))
     image = (
         f'<figure id="ablation-figure"><img alt="ablation" src="data:image/png;base64,'
         f'{base64.b64encode(figure).decode("ascii")}"><figcaption>{caption}</figcaption></figure>'
@@ -211,7 +212,7 @@ def _ablation_section(export_dir: Path | None) -> str:
         else ""
     )
     return (
-        f'<h3 id="ablation">What drives virality in this corpus (ablation {html.escape(found[-1].parent.name)})</h3>'
+        f'<h3 id="ablation">What drives virality in this corpus (ablation {html.escape(found.parent.name)})</h3>'
         "<p>A gbdt model per line: each modality alone, all but one, all. The oracle (replica corpora only) is "
         "the ROC-AUC of the modality's true latent signal on the same test rows.</p>"
         + credibility

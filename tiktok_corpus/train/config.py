@@ -8,6 +8,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
 
+from .._files import newest_written
 from ..config import MAX_SEED, described
 from ..errors import ConfigError
 from ..export.runs import same_export, trained_on_export
@@ -246,10 +247,10 @@ def run_dir_for(config: TrainConfig) -> Path:
         return config.out
     runs = config.export_dir / "runs"
     if config.resume:
-        previous = sorted(p for p in runs.glob("*") if (p / "last.pt").is_file()) if runs.is_dir() else []
-        if not previous:
+        previous = newest_written(runs.glob("*/last.pt"))
+        if previous is None:
             raise ConfigError(f"--resume: no run with a last.pt under {runs}; name one with --out")
-        return previous[-1]
+        return previous.parent
     return runs / new_run_name()
 
 
