@@ -136,6 +136,7 @@ def test_counts_are_interpolated_log_linearly_at_the_age(settings, store, snapsh
         "at_age": "7d",
         "tolerance": "1d",
         "tolerance_rule": "default: a quarter of the age, at most 1d",
+        "on_time_s": 7 * DAY // 100,
         "method": "log-linear between bracketing snapshots",
         "row_columns": ["age_basis", "snapshot_age_before_s", "snapshot_age_after_s"],
     }
@@ -614,3 +615,85 @@ def test_a_label_read_off_a_younger_sighting_never_places_an_early_count():
     growth = early_growth(videos, snapshots, at_age_s=DAY, tolerance_s=18 * HOUR)
 
     assert growth.loc[0, ["play_count_at_1h", "play_count_at_6h"]].isna().all()
+
+
+def _placed(sightings: dict[str, list[tuple[float, int]]], at_age_s: int, tolerance_s: int) -> pd.DataFrame:
+    """counts_at_age over videos posted at one moment, each with its (age in seconds, plays) sightings."""
+    created = 1_700_000_000
+    videos = pd.DataFrame({"video_id": list(sightings), "create_time": created})
+    snapshots = pd.DataFrame(
+        [
+            (video_id, pd.Timestamp(created + age, unit="s", tz="UTC"), plays, 0, 0, 0, 0)
+            for video_id, seen in sightings.items()
+            for age, plays in seen
+        ],
+        columns=["video_id", "captured_at", *COUNTS],
+    )
+    return counts_at_age(videos, snapshots, at_age_s=at_age_s, tolerance_s=tolerance_s).set_index(videos["video_id"])
+
+
+def test_a_sighting_on_time_is_read_as_taken_at_the_age():
+    """A tracker observes a due age seconds to minutes late: an observation 0.35 s after 7d was interpolated
+    towards the 3d one (a 96 h bracket), and `age_basis == "exact"` kept no row of a real corpus. Within
+    1% of the age (at least a minute) the nearest sighting is the count, as it is."""
+    placed = _placed(
+        {
+            "late": [(3 * DAY, 100), (7 * DAY + 0.35, 5_000)],
+            "early": [(7 * DAY - 90 * 60, 4_000), (8 * DAY, 9_000)],
+            "nearer_after": [(7 * DAY - 30, 4_000), (7 * DAY + 20, 4_100)],
+            "as_near": [(7 * DAY - 20, 4_000), (7 * DAY + 20, 4_100)],
+            "an_hour_at_1h": [(3 * DAY, 100), (7 * DAY + 2 * 3_600, 6_000)],
+        },
+        at_age_s=7 * DAY,
+        tolerance_s=DAY,
+    )
+    exact = placed["age_basis"] == "exact"
+    assert exact.to_dict() == {
+        "late": True,
+        "early": True,
+        "nearer_after": True,
+        "as_near": True,
+        "an_hour_at_1h": False,
+    }
+    assert placed.loc[exact, "play_count"].to_dict() == {
+        "late": 5_000,
+        "early": 4_000,
+        "nearer_after": 4_100,
+        "as_near": 4_000,
+    }
+    # the side it came from, for a reader of when the count was known (the author statistics)
+    assert placed.loc["late", "snapshot_age_after_s"] == pytest.approx(7 * DAY + 0.35) and pd.isna(
+        placed.loc["late", "snapshot_age_before_s"]
+    )
+    assert placed.loc["early", "snapshot_age_before_s"] == 7 * DAY - 90 * 60 and pd.isna(
+        placed.loc["early", "snapshot_age_after_s"]
+    )
+    assert placed.loc["an_hour_at_1h", "age_basis"] == "interpolated"
+    at_an_hour = _placed({"late": [(HOUR + 61, 50)], "in_time": [(HOUR + 60, 40)]}, at_age_s=HOUR, tolerance_s=0)
+    assert at_an_hour["age_basis"].isna().tolist() == [True, False]
+
+
+def test_snapshots_of_one_moment_after_the_age_give_the_one_stored_last_as_before_it():
+    """The before side took the last stored of one moment, the after side the first: two readings of one
+    sighting (a list and a detail call) interpolated to different labels by the side they fell on."""
+    placed = _placed({"tie": [(6 * DAY, 99), (8 * DAY, 111), (8 * DAY, 9_999)]}, at_age_s=7 * DAY, tolerance_s=DAY)
+    assert placed.loc["tie", "play_count"] == pytest.approx(np.sqrt(100 * 10_000) - 1)
+    old = _placed({"tie": [(7 * DAY + 5 * HOUR, 111), (7 * DAY + 5 * HOUR, 999)]}, at_age_s=7 * DAY, tolerance_s=DAY)
+    assert (old.loc["tie", "age_basis"], old.loc["tie", "play_count"]) == ("within_tolerance", 999)
+
+
+def test_a_label_read_on_time_before_its_age_is_no_early_count():
+    """A 1d label read off a sighting 10 minutes before 1d: no early count may read that sighting."""
+    created = 1_700_000_000
+    videos = pd.DataFrame({"video_id": ["v"], "create_time": [created]})
+    snapshots = pd.DataFrame(
+        [
+            ("v", pd.Timestamp(created + age, unit="s", tz="UTC"), plays, 0, 0, 0, 0)
+            for age, plays in ((HOUR, 10), (DAY - 600, 5_000))
+        ],
+        columns=["video_id", "captured_at", *COUNTS],
+    )
+    label = counts_at_age(videos, snapshots, at_age_s=DAY, tolerance_s=DAY)
+    assert (label.loc[0, "age_basis"], label.loc[0, "play_count"]) == ("exact", 5_000)
+    growth = early_growth(videos, snapshots, at_age_s=DAY, tolerance_s=DAY)
+    assert growth.loc[0, "play_count_at_1h"] == 10 and pd.isna(growth.loc[0, "play_count_at_6h"])

@@ -2,7 +2,10 @@
 
 A snapshot's age is ``captured_at - create_time``. For a target age ``A`` and each video:
 
-* ``exact``: a snapshot sits at age ``A``: its counts, as they are (the last one stored, if several).
+* ``exact``: a snapshot sits at age ``A``, or on time for it (:func:`on_time_at_age`: 1% of ``A``, at
+  least a minute: a tracker observes a due age seconds to minutes late, never to the float): the
+  nearest one's counts, as they are (the last one stored, if several of one moment; the one before
+  ``A`` where two are as near).
 * ``interpolated``: the nearest snapshot before ``A`` (age ``a0``, count ``c0``) and the nearest after
   (``a1``, ``c1``) bracket it: each count is ``expm1(log1p(c0) + (A - a0) / (a1 - a0) *
   (log1p(c1) - log1p(c0)))``, linear in age on the ``log1p`` scale.
@@ -40,6 +43,14 @@ BASES = ("exact", "interpolated", "within_tolerance")
 EXCLUSION_REASONS = ("no_snapshots", "no_create_time", "too_young", "too_old_at_first_sighting")
 # The widest default tolerance: a count at 7d may come from a sighting a day off, never more.
 MAX_DEFAULT_TOLERANCE_S = 86_400
+# A snapshot this close to the age, or 1% of it where that is more, is read as taken at it.
+MIN_ON_TIME_S = 60
+
+
+def on_time_at_age(age_s: int) -> int:
+    """How far from ``age_s`` a snapshot still counts as taken at it (``exact``): 1% of the age, at least
+    :data:`MIN_ON_TIME_S` (15 minutes at 1d, 100 minutes at 7d)."""
+    return max(MIN_ON_TIME_S, age_s // 100)
 
 
 def tolerance_at_age(age_s: int, cap_s: int = MAX_DEFAULT_TOLERANCE_S) -> int:
@@ -106,9 +117,11 @@ def _label_sighting_age(
     """Per video, the age from which the early counts may not read a sighting: the label's age, or the age
     of the sighting the label was read off where that lies before it (``within_tolerance`` of a video last
     seen younger: with a wide ``--age-tolerance``, a 1d label off a sighting at 7h, which a 6h count would
-    otherwise interpolate towards, handing the label to the early-views baseline)."""
+    otherwise interpolate towards, handing the label to the early-views baseline; or an ``exact`` label off
+    a sighting on time but before the age)."""
     label = _Timeline(videos, snapshots).place(at_age_s, tolerance_s)
-    read_off_younger = (label.basis == "within_tolerance") & np.isnan(label.age_after)
+    with np.errstate(invalid="ignore"):
+        read_off_younger = np.isnan(label.age_after) & (label.age_before < at_age_s)  # also "exact", on time
     return np.where(read_off_younger, label.age_before, float(at_age_s))
 
 
@@ -144,24 +157,31 @@ class _Timeline:
     def place(self, age: int, tolerance_s: int) -> _Placement:
         """Every video's counts at ``age`` (:class:`_Placement`)."""
         target = float(age)
-        upto = np.bincount(self.row[self.ages <= target], minlength=len(self.size))  # snapshots at or before
+        upto = self._upto(np.full(len(self.size), target))  # snapshots at or before
         has0, has1 = upto > 0, upto < self.size
         lo = np.where(has0, self.start + upto - 1, 0)
-        hi = np.where(has1, self.start + upto, 0)
         if len(self.ages) == 0:  # nothing to index: every video is left out below
             age0 = age1 = np.full(len(self.size), np.nan)
             c0 = c1 = np.full((len(self.size), len(COUNTS)), np.nan)
         else:
-            age0, age1 = np.where(has0, self.ages[lo], np.nan), np.where(has1, self.ages[hi], np.nan)
+            age0 = np.where(has0, self.ages[lo], np.nan)
+            age1 = np.where(has1, self.ages[np.where(has1, self.start + upto, 0)], np.nan)
+            # the after side's moment, like the before side's, by its last snapshot stored
+            hi = np.where(has1, self.start + self._upto(age1) - 1, 0)
             c0, c1 = self.counts[lo], self.counts[hi]
-        exact = has0 & (age0 == target)
+        on_time = on_time_at_age(age)
+        with np.errstate(invalid="ignore"):
+            early_by, late_by = target - age0, age1 - target
+            on_time_after = has1 & (late_by <= on_time) & ~(has0 & (early_by <= late_by))
+            exact = (has0 & (early_by <= on_time)) | on_time_after
         interpolated = has0 & has1 & ~exact
-        young_ok = has0 & ~has1 & (target - age0 <= tolerance_s)
-        old_ok = ~has0 & has1 & (age1 - target <= tolerance_s)
+        young_ok = has0 & ~has1 & ~exact & (early_by <= tolerance_s)
+        old_ok = ~has0 & has1 & ~exact & (late_by <= tolerance_s)
+        before, after = (exact & ~on_time_after) | interpolated | young_ok, on_time_after | interpolated | old_ok
         with np.errstate(invalid="ignore", divide="ignore"):
             weight = ((target - age0) / (age1 - age0))[:, None]
             between = np.expm1(np.log1p(c0) + weight * (np.log1p(c1) - np.log1p(c0)))
-        values = np.where(interpolated[:, None], between, np.where(old_ok[:, None], c1, c0))
+        values = np.where(interpolated[:, None], between, np.where((after & ~before)[:, None], c1, c0))
         basis = np.select([exact, interpolated, young_ok | old_ok], list(BASES), default="")
         reason = np.select(
             [~self.seen, np.isnan(self.created), has0 & ~has1, ~has0 & has1], list(EXCLUSION_REASONS), default=""
@@ -172,9 +192,14 @@ class _Timeline:
             values=values,
             basis=basis,
             reason=np.where(left_out, reason, ""),
-            age_before=np.where(exact | interpolated | young_ok, age0, np.nan),
-            age_after=np.where(interpolated | old_ok, age1, np.nan),
+            age_before=np.where(before, age0, np.nan),
+            age_after=np.where(after, age1, np.nan),
         )
+
+    def _upto(self, ages: np.ndarray) -> np.ndarray:
+        """Per video, how many of its snapshots are at or before its age in ``ages`` (NaN: none)."""
+        with np.errstate(invalid="ignore"):
+            return np.bincount(self.row[self.ages <= ages[self.row]], minlength=len(self.size))
 
 
 @dataclass(frozen=True)

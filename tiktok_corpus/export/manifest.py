@@ -11,7 +11,7 @@ import pandas as pd
 
 from .. import __version__
 from ..durations import format_duration
-from .at_age import METHOD
+from .at_age import METHOD, on_time_at_age
 from .format import CSV_READ, EARLY_AGES_S, GROWTH_COLUMNS, MANIFEST_FORMAT, PLACEMENT_COLUMNS, export_columns
 from .hub import HUB_SPLITS, front_matter
 from .options import ExportOptions
@@ -117,6 +117,7 @@ def age_basis(options: ExportOptions, selection: dict) -> dict | str:
         "at_age": format_duration(options.at_age_s),
         "tolerance": format_duration(selection["age_tolerance_s"]),
         "tolerance_rule": selection["age_tolerance_rule"],
+        "on_time_s": on_time_at_age(options.at_age_s),
         "method": METHOD,
         "row_columns": list(PLACEMENT_COLUMNS),
     }
@@ -246,12 +247,13 @@ def _age_basis_text(manifest: dict) -> tuple[str, str, str]:
   placing it at age {basis["at_age"]} after posting. Otherwise valid videos left out, by reason:
   {left_out}.""",
         f"""- Age basis: every count is the video's count at {basis["at_age"]} after posting: the count of a snapshot
-  at exactly that age, or interpolated log-linearly (on `log1p`) between the nearest snapshots before and
+  at that age or on time for it (within {format_duration(basis.get("on_time_s", 0))}: 1% of the age, at least a
+  minute), or interpolated log-linearly (on `log1p`) between the nearest snapshots before and
   after it, or, when none bracket it, taken as it is from a lone snapshot within {basis["tolerance"]} of it
   ({basis["tolerance_rule"]}); rows: {rows}. `stats_captured_at` is the moment at that age; each row's
   `age_basis` says which way it was placed and `snapshot_age_before_s` / `snapshot_age_after_s` the
   ages (seconds since posting) of the snapshots its counts came from: keep `age_basis == "exact"` for counts
-  read at exactly that age. Interpolated counts are estimates between two sightings (not whole numbers),
+  read at that age. Interpolated counts are estimates between two sightings (not whole numbers),
   as good as the sightings are close: the two ages say how far apart they were.
 {_growth_text(manifest)}""",
         f"""- Engagement is compared at one age ({basis["at_age"]}), so age is not confounded with appeal, but
