@@ -257,6 +257,24 @@ def test_one_snapshot_per_video_shows_first_sightings_and_says_to_track(settings
     assert {p.stem for p in (tmp_path / "report_figures").glob("*.png")} & GROWTH_FIGURES == {"first_sighting_age"}
 
 
+def test_sightings_within_one_age_bin_or_without_plays_are_no_growth_curve(settings, store, tmp_path):
+    """A crawl sights a video in many related lists within minutes, some at one moment, and a sighting may
+    have no counts: none of it is a re-observation, and the report says to track instead of drawing curves
+    that only compare different videos."""
+    sightings = {
+        "4101": [(30 * 60, 10), (35 * 60, 11), (35 * 60, 11), (50 * 60, 12)],  # three moments, all in 0-1h
+        "4102": [(2 * DAY, 500), (10 * DAY, None)],  # its 10d sighting has no plays
+    }
+    _add_snapshots(store, settings.data_dir, sightings)
+
+    page = build_report(settings, out=tmp_path / "report.html").read_text()
+
+    assert "2 videos (every video with a known posting time), 4 stats snapshots, 0 videos re-observed" in page
+    assert "No re-observations yet" in page
+    assert _growth_row(page, "7-14d")[:2] == ["0", "0"]
+    assert {p.stem for p in (tmp_path / "report_figures").glob("*.png")} & GROWTH_FIGURES == {"first_sighting_age"}
+
+
 def test_growth_by_class_with_an_export(settings, store, corpus, tmp_path):
     export_dir = run_export(settings, ExportOptions(label="binary"))
 

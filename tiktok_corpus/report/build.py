@@ -137,14 +137,14 @@ def _growth_section(growth: GrowthByAge, figures: str, labelled: bool) -> str:
     population = "the export's videos, plays split by is_viral" if labelled else "every video with a known posting time"
     intro = (
         f"<p>{growth.videos:,} videos ({population}), {growth.snapshots:,} stats snapshots, "
-        f"{growth.re_observed:,} videos re-observed (more than one snapshot). A video counts once per age "
+        f"{growth.re_observed:,} videos re-observed (snapshots in two age bins or more). A video counts once per age "
         "bin, with its latest snapshot there.</p>"
     )
     note = (
         ""
         if growth.re_observed
-        else '<p class="note">No re-observations yet: every video has a single snapshot, so there are no '
-        "growth curves. Run <code>corpus track</code> to re-observe videos on an age schedule.</p>"
+        else '<p class="note">No re-observations yet: every video was seen in one age bin only, so there are '
+        "no growth curves. Run <code>corpus track</code> to re-observe videos on an age schedule.</p>"
     )
     table = growth.table.to_html(float_format=lambda v: f"{v:,.1f}", na_rep="-", classes="growth")
     return f"{heading}{intro}{note}{table}{figures}"

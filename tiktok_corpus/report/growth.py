@@ -3,7 +3,9 @@ a snapshot there, how many were first sighted there, and the quartiles of their 
 
 A snapshot's age is ``captured_at - create_time`` (a clock a little behind TikTok's makes it slightly
 negative: it counts as age 0). A video counts once per bin, with its latest snapshot in that bin, so a
-video re-observed often in one bin does not outweigh the others.
+video re-observed often in one bin does not outweigh the others. A video is re-observed, and has a
+growth curve, when it has snapshots in two bins or more: a crawl sights a video in many related lists
+within minutes, which says nothing of its growth.
 """
 
 from __future__ import annotations
@@ -49,8 +51,8 @@ class GrowthByAge:
     table: pd.DataFrame
     groups: list[str]
     videos: int
-    re_observed: int
-    snapshots: int
+    re_observed: int  # videos with snapshots in two age bins or more
+    snapshots: int  # of distinct moments: a video sighted twice at one moment (a list and a page) counts once
 
 
 def growth_by_age(snapshots: pd.DataFrame, labels: pd.Series | None = None) -> GrowthByAge:
@@ -83,13 +85,13 @@ def growth_by_age(snapshots: pd.DataFrame, labels: pd.Series | None = None) -> G
         plays = counted[counted["group"] == group].groupby("age_bin", observed=False)["play_count"]
         for name, q in QUARTILES.items():
             table[plays_column(name, group)] = plays.quantile(q).reindex(bins).astype("float64")
-    sightings = aged.groupby("video_id").size()
+    bins_seen = latest_in_bin.groupby("video_id").size()
     return GrowthByAge(
         table=table,
         groups=groups,
-        videos=len(sightings),
-        re_observed=int((sightings > 1).sum()),
-        snapshots=len(aged),
+        videos=len(bins_seen),
+        re_observed=int((bins_seen > 1).sum()),
+        snapshots=len(aged.drop_duplicates(["video_id", "age_s"])),
     )
 
 

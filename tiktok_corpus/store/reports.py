@@ -54,13 +54,13 @@ def top_hashtags(store: Store, limit: int) -> pd.DataFrame:
 
 
 def play_snapshots(store: Store) -> pd.DataFrame:
-    """``video_id, create_time, captured_at, play_count``: every stats snapshot of a video (item kind
-    ``video``) whose posting time is known, so its age at the snapshot is ``captured_at - create_time``;
-    ordered by video, capture time and id."""
+    """``video_id, create_time, captured_at, play_count``: every stats snapshot with a play count of a
+    video (item kind ``video``) whose posting time is known, so its age at the snapshot is ``captured_at -
+    create_time``; ordered by video, capture time and id."""
     query = (
         select(StatsSnapshot.video_id, Video.create_time, StatsSnapshot.captured_at, StatsSnapshot.play_count)
         .join(Video, Video.id == StatsSnapshot.video_id)
-        .where(Video.item_kind == "video", Video.create_time.is_not(None))
+        .where(Video.item_kind == "video", Video.create_time.is_not(None), StatsSnapshot.play_count.is_not(None))
         .order_by(StatsSnapshot.video_id, StatsSnapshot.captured_at, StatsSnapshot.id)
     )
     return read_frame(store.engine, query)
