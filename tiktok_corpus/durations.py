@@ -13,8 +13,10 @@ DURATION_PART = re.compile(r"(\d+)([wdhms])")
 
 def parse_duration(text: str, option: str) -> int:
     """A duration in whole seconds: a number and a unit (``90s``, ``15m``, ``6h``, ``7d``, ``2w``), or
-    several (``1d12h``); a ConfigError naming the option otherwise."""
+    several (``1d12h``), or ``0``; a ConfigError naming the option otherwise."""
     compact = text.strip()
+    if compact == "0":  # none at all needs no unit
+        return 0
     parts = DURATION_PART.findall(compact)
     if not compact or "".join(n + u for n, u in parts) != compact:
         raise ConfigError(

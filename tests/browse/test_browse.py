@@ -210,8 +210,12 @@ def test_requests_must_name_this_machine_and_responses_forbid_scripts(served, co
     ):
         assert _raw_get(other.base_url, "/") == 200  # Host: 127.0.0.2, the address bound
         assert _raw_get(other.base_url, "/", host="rebind.attacker.example") == 400
-    with open_store(corpus.settings) as store:  # an IPv6 address bound is named in brackets
-        app = browse_app(corpus.settings, store, catalog, host="fd00::5")
+    with open_store(corpus.settings) as store:
+        # Every address at once would answer 400 to every request naming one of them: refused, saying what to do.
+        for wildcard in ("0.0.0.0", "::"):
+            with pytest.raises(ConfigError, match=f"--host {re.escape(wildcard)} listens on every address.*bind this"):
+                BrowseServer(corpus.settings, store, catalog, host=wildcard)
+        app = browse_app(corpus.settings, store, catalog, host="fd00::5")  # an IPv6 address is named in brackets
         with TestClient(app, base_url="http://[fd00::5]:8765") as client:
             assert client.get("/queue").status_code == 200
             assert client.get("/queue", headers={"host": "rebind.attacker.example"}).status_code == 400

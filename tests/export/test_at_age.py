@@ -29,7 +29,7 @@ from tiktok_corpus.export import (
 )
 from tiktok_corpus.export.at_age import counts_at_age, early_growth
 from tiktok_corpus.store.db import open_store, upgrade
-from tiktok_corpus.store.models import Author, AuthorSnapshot, StatsSnapshot
+from tiktok_corpus.store.models import Author, AuthorSnapshot, StatsSnapshot, TrackTarget
 
 from .conftest import T0, _media, _video, populate_corpus
 
@@ -159,6 +159,7 @@ def test_counts_are_interpolated_log_linearly_at_the_age(settings, store, snapsh
         "no_create_time": 1,
         "too_young": 1,
         "too_old_at_first_sighting": 1,
+        "gone_before_age": 0,
     }
     assert manifest["selection"]["excluded_no_stats"] == 1
     assert manifest["options"]["at_age_s"] == 7 * DAY and manifest["options"]["age_tolerance_s"] is None
@@ -175,6 +176,24 @@ def test_counts_are_interpolated_log_linearly_at_the_age(settings, store, snapsh
     labels = apply_labels(rows, manifest["label_params"])
     assert rows["virality_score"].tolist() == labels["virality_score"].tolist()
     assert rows["is_viral"].tolist() == labels["is_viral"].tolist()
+
+
+def test_a_video_the_tracker_found_gone_before_the_age_is_counted_apart(settings, store, snapshot_table):
+    """3006, last seen at 5d, was then found deleted: not "not yet old enough when last seen" (it will never
+    be), and deletions may follow a video's fate, so the manifest and the card count them apart. 3004, also
+    gone since, was placed from its sighting within the tolerance, as before."""
+    with store.transaction() as session:
+        for video_id, age in (("3006", 7 * DAY), ("3004", 14 * DAY)):
+            session.add(
+                TrackTarget(video_id=video_id, age_s=age, due_at=CREATED + age, status="gone", error_kind="deleted")
+            )
+
+    manifest, rows, path = _export(settings, at_age_s=7 * DAY)
+
+    assert "3004" in rows.index and "3006" not in rows.index
+    assert manifest["selection"]["excluded_by_reason"]["gone_before_age"] == 1
+    assert manifest["selection"]["excluded_by_reason"]["too_young"] == 0
+    assert "gone_before_age 1" in (path / "README.md").read_text()
 
 
 def test_an_hour_scale_age_interpolates_with_an_uneven_weight(settings, store, snapshot_table):
@@ -206,6 +225,7 @@ def test_the_tolerance_decides_which_lone_snapshots_count(settings, store, snaps
         "no_create_time": 1,
         "too_young": 0,
         "too_old_at_first_sighting": 0,
+        "gone_before_age": 0,
     }
     # A tolerance exactly as wide as the gap still counts (the bound is inclusive).
     _, rows, _ = _export(settings, at_age_s=7 * DAY, age_tolerance_s=20 * HOUR)

@@ -211,9 +211,15 @@ def test_time_ordered_splits_train_on_the_past_and_test_on_the_future(settings, 
     exported = pd.read_parquet(Path(manifest["export_dir"]) / "videos.parquet")
     times = exported["create_time"].groupby(exported["split"])
     assert times.max()["train"] <= times.min()["test"] and manifest["split"]["order"] == "time"
-    assert "order: time (units ordered by their median posting time" in (
-        Path(manifest["export_dir"]) / "README.md"
-    ).read_text().replace("\n", " ")
+    # A gap of the label's age by default: no train label was read after the first val or test post.
+    assert manifest["split"]["gap_s"] == 86_400 and set(exported["split"]) <= {"train", "val", "test"}
+    assert times.max()["train"] + 86_400 <= times.min()["val"] and times.max()["val"] + 86_400 <= times.min()["test"]
+    left_out = manifest["selection"]["split_gap"]["left_out"]
+    assert sum(manifest["selection"]["rows_by_age_basis"].values()) == len(exported) + sum(left_out.values())
+    assert left_out["train"] > 0  # its posts fall on the 7 days before T0: the last train day is in the gap
+    card = (Path(manifest["export_dir"]) / "README.md").read_text().replace("\n", " ")
+    assert "order: time (units ordered by their median posting time" in card
+    assert f"less than 1d before the next split's first post are left out ({left_out['train']} train" in card
     with pytest.raises(ConfigError, match="--split-order"):
         ExportOptions(split_order="future")
     # Counts taken at one moment make the newest posts the least viral, per-day rates the most (a young post's
@@ -223,6 +229,41 @@ def test_time_ordered_splits_train_on_the_past_and_test_on_the_future(settings, 
             ExportOptions(split_order="time", **unfit)
     with pytest.raises(ConfigError, match="excludes --stratify"):
         ExportOptions(split_order="time", at_age_s=86_400, stratify=True)
+
+
+def test_a_time_ordered_split_leaves_a_gap_before_each_later_split():
+    """One post a day for 100 days, cut 60/20/20 with a 7-day gap: train's last 6 days (posted after day 53,
+    their 7-day labels read after val's first post on day 60) and val's before test's day 80 are left out."""
+    rows = pd.DataFrame({"video_id": [str(i) for i in range(100)], "create_time": np.arange(100) * 86_400.0})
+
+    splits = pd.Series(assign_splits(rows, fractions=(0.6, 0.2, 0.2), seed=0, order="time", gap_s=7 * 86_400))
+
+    days = splits.groupby(splits).groups
+    assert {name: (min(d), max(d)) for name, d in days.items()} == {
+        "train": (0, 53),
+        "gap:train": (54, 59),
+        "val": (60, 73),
+        "gap:val": (74, 79),
+        "test": (80, 99),
+    }
+    assert (
+        assign_splits(rows, fractions=(0.6, 0.2, 0.2), seed=0, order="time", gap_s=0) == splits.str.removeprefix("gap:")
+    ).all()
+
+
+def test_a_split_gap_is_refused_where_it_cannot_apply_or_leaves_no_train(settings, store, corpus):
+    with pytest.raises(ConfigError, match="--split-gap is for --split-order time"):
+        ExportOptions(split_gap_s=86_400)
+    with pytest.raises(ConfigError, match="--split-gap must not be negative"):
+        ExportOptions(split_order="time", at_age_s=86_400, split_gap_s=-1)
+    args = ["--data-dir", str(settings.data_dir), "export", "--labels", "binary", "--split-order", "time"]
+    args += ["--at-age", "1d", "--age-tolerance", "7d"]
+    result = CliRunner().invoke(app, [*args, "--split-gap", "1000d"])
+    assert result.exit_code == 1 and "gap leaves no train video: the posts span" in result.stderr, result.output
+    assert "--split-gap (0: none" in result.stderr
+    result = CliRunner().invoke(app, [*args, "--split-gap", "0", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["selection"]["split_gap"] == {"gap_s": 0, "left_out": {"train": 0, "val": 0}}
 
 
 def test_splits_are_deterministic_from_seed_and_ids(settings, store, corpus):

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from tiktok_corpus.cli import app
 from tiktok_corpus.config import Settings
 from tiktok_corpus.export import ExportOptions, run_export
-from tiktok_corpus.export.runs import RunExportMismatch, export_for_run
+from tiktok_corpus.export.runs import RunExportMismatch, another_corpus, export_for_run
 from tiktok_corpus.store.db import open_store
 from tiktok_corpus.store.models import StatsSnapshot
 from tiktok_corpus.train import TrainConfig, train
@@ -97,6 +97,27 @@ def test_corpus_report_refuses_another_corpuss_run_in_one_line(tmp_path):
     own = tmp_path / "own.html"
     with_own = ["--data-dir", str(settings2.data_dir), "report", "--export", str(d2), "--run", str(d2_run)]
     assert runner.invoke(app, [*with_own, "--out", str(own)]).exit_code == 0 and 'id="model"' in own.read_text()
+
+
+def test_another_corpuss_export_is_shown_with_a_warning_and_a_moved_own_one_without(tmp_path):
+    """d2's export given to d1's report (browse likewise) put d2's labels on d1's videos of the same ids,
+    without a word; d1's own export, even moved, is recognised by its table in d1's database."""
+    settings, d1 = _crawled_and_exported(tmp_path / "d1" / "data")
+    _, d2 = _crawled_and_exported(tmp_path / "d2" / "data", plays_of_first=1_234)
+    base = ["--data-dir", str(settings.data_dir), "report", "--out", str(tmp_path / "page.html"), "--export"]
+
+    foreign = CliRunner().invoke(app, [*base, str(d2)])
+
+    assert foreign.exit_code == 0, foreign.output
+    said = " ".join(foreign.stderr.split())
+    assert f"warning: {d2} (corpus v1, data " in said and "was not exported from this corpus" in said
+    assert said.split("but from")[1].startswith(f" sqlite:///{tmp_path / 'd2' / 'data'}")  # the one it came from
+    moved = shutil.move(d1, tmp_path / "moved")
+    own = CliRunner().invoke(app, [*base, str(moved)])
+    assert own.exit_code == 0 and "warning" not in own.stderr, own.output
+    with open_store(settings) as store:
+        assert another_corpus(store, Path(moved)) is None and another_corpus(store, None) is None
+        assert "was not exported from this corpus" in (another_corpus(store, d2) or "")
 
 
 def test_a_run_with_its_own_export_or_a_copy_of_it_is_accepted(tmp_path, monkeypatch):

@@ -13,6 +13,7 @@ scripts (no page has one) and MIME sniffing. Files are served with HTTP Range (s
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -178,10 +179,26 @@ def browse_app(settings: Settings, store: Store, catalog: Catalog, host: str) ->
     )
 
 
+def _refuse_a_wildcard(host: str) -> None:
+    """0.0.0.0 or :: would listen on every address while the host check (against DNS rebinding: a page
+    elsewhere reading the corpus through a name it points here) answers 400 to all but localhost."""
+    try:
+        unspecified = ipaddress.ip_address(host.strip("[]")).is_unspecified
+    except ValueError:  # a host name
+        return
+    if unspecified:
+        raise ConfigError(
+            f"--host {host} listens on every address, but requests must name the address bound (a guard against "
+            "DNS rebinding): to serve a LAN, bind this machine's address on it (e.g. --host 192.168.1.20) and "
+            "browse to that address"
+        )
+
+
 class BrowseServer:
     """The app on uvicorn in a background thread; a context manager. ``base_url`` once started."""
 
     def __init__(self, settings: Settings, store: Store, catalog: Catalog, *, host: str = "127.0.0.1", port: int = 0):
+        _refuse_a_wildcard(host)
         self._serving = BackgroundServer(
             browse_app(settings, store, catalog, host),
             host,

@@ -82,6 +82,7 @@ def export(
     group_by: str = option_from(ExportOptions, "group_by", "--group-by"),
     stratify: bool = option_from(ExportOptions, "stratify", "--stratify"),
     split_order: str = option_from(ExportOptions, "split_order", "--split-order"),
+    split_gap: str | None = option_from(ExportOptions, "split_gap_s", "--split-gap"),
     seed: int = seed_option(ExportOptions),
     data_format: str = option_from(ExportOptions, "format", "--format"),
     shard_size: int | None = option_from(ExportOptions, "shard_size", "--shard-size"),
@@ -114,6 +115,7 @@ def export(
         group_by=group_by,
         stratify=stratify,
         split_order=split_order,
+        split_gap_s=parse_duration(split_gap, "--split-gap") if split_gap is not None else None,
         seed=seed,
         format=data_format,
         shard_size=shard_size,
@@ -163,9 +165,13 @@ def report(
     it does not replace one that has (the demo's, an earlier --export's): that is refused, saying which
     --export rebuilds it with the model's results, unless --replace is given.
     """
+    from ..export.runs import export_for_run
     from ..report import build_report
+    from ..store.db import open_store
 
     settings = settings_of(ctx)
+    with open_store(settings, create=False, reads_only=True) as store:
+        _warn_of_another_corpus(store, export_for_run(run_dir, export_dir))
     page = build_report(settings, export_dir=export_dir, run_dir=run_dir, out=out, replace=replace)
     typer.echo(str(page))
 
@@ -194,6 +200,7 @@ def browse(
     settings = settings_of(ctx)
     with open_store(settings, create=False, reads_only=True) as store:
         catalog = Catalog(store, export_dir, run_dir)
+        _warn_of_another_corpus(store, catalog.export_dir)
         server = BrowseServer(settings, store, catalog, host=host, port=port)
         stop_posters = threading.Event()
 
@@ -213,3 +220,11 @@ def browse(
         finally:
             stop_posters.set()
             server.stop()
+
+
+def _warn_of_another_corpus(store, export_dir: Path | None) -> None:
+    """Say so when the export shown was made from another corpus (same ids, other videos)."""
+    from ..export.runs import another_corpus
+
+    if (warning := another_corpus(store, export_dir)) is not None:
+        err_console.print(f"warning: {warning}", highlight=False, soft_wrap=True)

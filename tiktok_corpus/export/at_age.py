@@ -13,8 +13,10 @@ A snapshot's age is ``captured_at - create_time``. For a target age ``A`` and ea
   younger; the first, when all are older) is at most ``tolerance`` away: its counts, as they are. The
   tolerance, unless given, is :func:`tolerance_at_age`: a quarter of ``A``, at most a day.
 * otherwise the video is left out, with a reason: ``no_snapshots``, ``no_create_time``, ``too_young``
-  (every snapshot before ``A``, the last more than ``tolerance`` before) or ``too_old_at_first_sighting``
-  (first seen more than ``tolerance`` after ``A``).
+  (every snapshot before ``A``, the last more than ``tolerance`` before), ``too_old_at_first_sighting``
+  (first seen more than ``tolerance`` after ``A``) or ``gone_before_age`` (too young, and since found
+  deleted or private by the tracker: it will never reach ``A``, and deletions may follow the outcome, so
+  they are counted apart).
 
 A count missing (null) in a snapshot used stays missing; the labels take it as 0, as for the latest
 snapshot.
@@ -30,7 +32,8 @@ snapshots its counts came from, so a user can keep only the rows counted close e
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -40,7 +43,9 @@ from .format import EARLY_AGES_S
 COUNTS = ("play_count", "like_count", "comment_count", "share_count", "collect_count")
 METHOD = "log-linear between bracketing snapshots"
 BASES = ("exact", "interpolated", "within_tolerance")
-EXCLUSION_REASONS = ("no_snapshots", "no_create_time", "too_young", "too_old_at_first_sighting")
+# Why a video's snapshots cannot place it, in the order checked; then what its tracking says of it.
+PLACEMENT_REASONS = ("no_snapshots", "no_create_time", "too_young", "too_old_at_first_sighting")
+EXCLUSION_REASONS = (*PLACEMENT_REASONS, "gone_before_age")
 # The widest default tolerance: a count at 7d may come from a sighting a day off, never more.
 MAX_DEFAULT_TOLERANCE_S = 86_400
 # A snapshot this close to the age, or 1% of it where that is more, is read as taken at it.
@@ -59,7 +64,14 @@ def tolerance_at_age(age_s: int, cap_s: int = MAX_DEFAULT_TOLERANCE_S) -> int:
     return min(cap_s, age_s // 4)
 
 
-def counts_at_age(videos: pd.DataFrame, snapshots: pd.DataFrame, *, at_age_s: int, tolerance_s: int) -> pd.DataFrame:
+def counts_at_age(
+    videos: pd.DataFrame,
+    snapshots: pd.DataFrame,
+    *,
+    at_age_s: int,
+    tolerance_s: int,
+    gone: Collection[str] = (),
+) -> pd.DataFrame:
     """Each video's counts at ``at_age_s`` seconds after posting.
 
     ``videos`` has one row per video (``video_id``, ``create_time`` in epoch seconds, nullable);
@@ -69,10 +81,13 @@ def counts_at_age(videos: pd.DataFrame, snapshots: pd.DataFrame, *, at_age_s: in
     they describe: ``create_time + at_age_s``, UTC), the :data:`~.format.PLACEMENT_COLUMNS` (``age_basis``,
     one of :data:`BASES`; the ages of the snapshots used, ``snapshot_age_before_s`` and
     ``snapshot_age_after_s``, null where that side was not used) and ``excluded`` (one of
-    :data:`EXCLUSION_REASONS`); a row has either a basis or a reason, never both.
+    :data:`EXCLUSION_REASONS`); a row has either a basis or a reason, never both. ``gone``: the ids of the
+    videos found deleted or private.
     """
     timeline = _Timeline(videos, snapshots)
     placed = timeline.place(at_age_s, tolerance_s)
+    never_older = (placed.reason == "too_young") & videos["video_id"].isin(list(gone)).to_numpy()
+    placed = replace(placed, reason=np.where(never_older, "gone_before_age", placed.reason))
     index = videos.index
     out = pd.DataFrame(placed.values, columns=list(COUNTS), index=index).astype("Float64")
     out["stats_captured_at"] = pd.Series(pd.to_datetime(timeline.created + at_age_s, unit="s", utc=True), index=index)
@@ -184,7 +199,7 @@ class _Timeline:
         values = np.where(interpolated[:, None], between, np.where((after & ~before)[:, None], c1, c0))
         basis = np.select([exact, interpolated, young_ok | old_ok], list(BASES), default="")
         reason = np.select(
-            [~self.seen, np.isnan(self.created), has0 & ~has1, ~has0 & has1], list(EXCLUSION_REASONS), default=""
+            [~self.seen, np.isnan(self.created), has0 & ~has1, ~has0 & has1], list(PLACEMENT_REASONS), default=""
         )
         left_out = basis == ""
         values[left_out] = np.nan

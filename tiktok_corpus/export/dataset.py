@@ -27,6 +27,7 @@ from ..store.exports import (
     exportable_hashtags,
     exportable_rows,
     exportable_snapshots,
+    tracked_gone,
 )
 from .at_age import (
     BASES,
@@ -103,7 +104,8 @@ def _at_age(
     given = tolerance_s is not None
     tolerance_s = tolerance_s if tolerance_s is not None else tolerance_at_age(at_age_s)
     snapshots = exportable_snapshots(reader, min_frames=min_frames)
-    at_age = counts_at_age(rows, snapshots, at_age_s=at_age_s, tolerance_s=tolerance_s)
+    gone = tracked_gone(reader, min_frames=min_frames)
+    at_age = counts_at_age(rows, snapshots, at_age_s=at_age_s, tolerance_s=tolerance_s, gone=gone)
     growth = early_growth(rows, snapshots, at_age_s=at_age_s, tolerance_s=tolerance_s)
     captured_type = pd.to_datetime(rows["stats_captured_at"], utc=True).dtype
     for column in (*COUNTS, *PLACEMENT_COLUMNS):

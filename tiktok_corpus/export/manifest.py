@@ -85,6 +85,7 @@ def build_manifest(
             "stratify": options.stratify,
             "stratified_on": options.label_column if options.stratify else None,
             "order": options.split_order,
+            **({"gap_s": options.split_gap_in_force_s} if options.split_order == "time" else {}),
             "method": (
                 "units ordered by their median create_time (oldest first; the seeded hash breaks ties), cut at "
                 "the cumulative fractions"
@@ -152,6 +153,13 @@ def dataset_card(manifest: dict) -> str:
         if manifest["split"].get("order") == "time"
         else "random"
     )
+    if gap := manifest["selection"].get("split_gap"):
+        left = gap["left_out"]
+        order += (
+            f"; the train and val posts made less than {format_duration(gap['gap_s'])} before the next split's first "
+            f"post are left out ({left['train']} train, {left['val']} val), so no train label was read after a "
+            "test post appeared"
+        )
     placed = manifest["selection"].get("author_counts")
     author_counts = (
         f"read from the author's snapshots, not the profile as last seen ({placed['placed']} rows; "

@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 from rich.progress import Progress
 
 from ..config import Settings
@@ -16,7 +17,7 @@ from ..store.models import utcnow
 from .dataset import hashtag_lists, load_dataset
 from .labels import apply_labels, fit_labels
 from .options import ExportError, ExportOptions
-from .splits import assign_splits
+from .splits import GAP, assign_splits
 from .write import write_version
 
 
@@ -62,7 +63,12 @@ def run_export(
             group_by=options.group_by,
             stratify_on=options.label_column if options.stratify else None,
             order=options.split_order,
+            gap_s=options.split_gap_in_force_s,
         )
+        if options.split_order == "time":
+            selection = {**selection, "split_gap": _split_gap(rows, options)}
+            outside = ~rows["split"].str.startswith(GAP).to_numpy()
+            rows, tags = rows[outside].reset_index(drop=True), tags.filter(pa.array(outside))
         progress.update(step, advance=1, description="computing labels")
         fitted = everywhere if options.label_fit == "all" else _fit(rows[rows["split"] == "train"], options)
         assert fitted is not None  # "all" always fitted on every row above
@@ -74,6 +80,20 @@ def run_export(
         )
         progress.update(step, advance=1, description="files written")
         return path
+
+
+def _split_gap(rows: pd.DataFrame, options: ExportOptions) -> dict:
+    """The gap a time-ordered split left (``selection.split_gap``): its length and how many videos it took
+    from train and from val; refused when it leaves no train video."""
+    if not (rows["split"] == "train").any():
+        posted = rows["create_time"].astype("float64")
+        raise ExportError(
+            f"--split-order time with a {format_duration(options.split_gap_in_force_s)} gap leaves no train video: "
+            f"the posts span {format_duration(int(posted.max() - posted.min()))}; crawl longer, or give a shorter "
+            "--split-gap (0: none, and train labels may then describe the weeks of test's posts)"
+        )
+    left_out = {name: int((rows["split"] == GAP + name).sum()) for name in ("train", "val")}
+    return {"gap_s": options.split_gap_in_force_s, "left_out": left_out}
 
 
 def _fit(rows: pd.DataFrame, options: ExportOptions) -> tuple[pd.DataFrame, dict]:

@@ -13,10 +13,14 @@ with a copied export) or, last, the recorded name and version taken instead.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .._files import newest_written, read_json_object
 from ..errors import ConfigError
 from .format import MANIFEST_FILE, read_manifest
+
+if TYPE_CHECKING:
+    from ..store.db import Store
 
 
 class RunExportMismatch(ConfigError):
@@ -55,6 +59,24 @@ def export_for_run(run_dir: Path | None, export_dir: Path | None) -> Path | None
         return run_export_dir(run_dir)
     _check_run_export(Path(run_dir), Path(export_dir))
     return export_dir
+
+
+def another_corpus(store: Store, export_dir: Path | None) -> str | None:
+    """A warning when ``export_dir`` was not exported from ``store``'s corpus (no export of its video table
+    is recorded there): its labels, and its runs' scores, would be shown on this corpus's videos that
+    share an id with its rows. None for this corpus's export (wherever it was moved), or none given."""
+    from ..store.exports import made_export  # here: a run's config (the CLI's start) reads this module, not SQL
+
+    if export_dir is None:
+        return None
+    manifest = read_manifest(export_dir)
+    if made_export(store, manifest.get("data_sha256")):
+        return None
+    return (
+        f"{export_dir} ({_identity(manifest)}) was not exported from this corpus ({store.safe_url}) but from "
+        f"{manifest.get('source_database', 'an unknown database')}: its labels and scores are shown on this "
+        "corpus's videos that share an id with its rows"
+    )
 
 
 def _check_run_export(run_dir: Path, export_dir: Path) -> None:

@@ -15,6 +15,9 @@ from .label_names import LABEL_COLUMNS
 from .options import SPLIT_ORDERS
 
 SPLITS = ("train", "val", "test")
+# The units of a time-ordered split posted too close before a later split's first post: left out, as
+# "gap:<the split they were cut from>".
+GAP = "gap:"
 # Continuous labels are stratified on this many equal-count score bins.
 SCORE_STRATA = 5
 
@@ -27,8 +30,9 @@ def assign_splits(
     group_by: str = "none",
     stratify_on: str | None = None,
     order: str = "random",
+    gap_s: float = 0.0,
 ) -> np.ndarray:
-    """train/val/test per row, deterministic from ``seed`` and the ids.
+    """train/val/test (or :data:`GAP` and a split) per row, deterministic from ``seed`` and the ids.
 
     Units (videos, or authors with ``group_by="author"``; a video without an author is its own unit)
     are ordered by a seeded hash of their id - or, with ``order="time"``, by their median
@@ -38,6 +42,12 @@ def assign_splits(
     was trained on) are joined into one (:func:`split_units`). With ``stratify_on`` the cut is made
     within each label stratum (the binary label, or :data:`SCORE_STRATA` score bins), so each split
     gets about the same label balance. An author's stratum is its videos' mean label.
+
+    ``gap_s`` (``order="time"``): a train or val unit posted less than ``gap_s`` before the first post of
+    a later split is left out: ``gap:train`` or ``gap:val``. A label read at ``A`` after posting describes
+    the weeks after the post: with ``gap_s = A`` no train label was read after a test post appeared, as
+    for a model put to work at that moment (a trend - a sound, a hashtag - peaking in test's weeks cannot
+    reach train).
     """
     if order not in SPLIT_ORDERS:
         raise ValueError(f"order must be one of {SPLIT_ORDERS}, got {order!r}")
@@ -59,7 +69,21 @@ def assign_splits(
     position = (start / by_stratum.transform("sum")).to_numpy()
     cuts = np.cumsum(np.asarray(fractions, dtype=np.float64))[:2]
     per_unit["split"] = np.asarray(SPLITS)[np.searchsorted(cuts, position, side="right")]
+    if order == "time" and gap_s > 0:
+        per_unit["split"] = _left_out_in_gaps(per_unit["split"], per_unit["time"], gap_s)
     return per_unit["split"].reindex(units["unit"]).to_numpy()
+
+
+def _left_out_in_gaps(split: pd.Series, time: pd.Series, gap_s: float) -> pd.Series:
+    """``split`` with each train or val unit posted less than ``gap_s`` before a later split's first
+    post (after ``first - gap_s``) set to :data:`GAP` and its split."""
+    first_post = time.groupby(split).min()
+    out = split.copy()
+    for position, name in enumerate(SPLITS[:-1]):
+        later = [first_post[s] for s in SPLITS[position + 1 :] if s in first_post.index]
+        if later:
+            out[(split == name) & (time > min(later) - gap_s)] = GAP + name
+    return out
 
 
 def split_units(rows: pd.DataFrame, group_by: str = "none") -> np.ndarray:

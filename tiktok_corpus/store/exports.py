@@ -28,6 +28,7 @@ from .models import (
     Hashtag,
     MediaFile,
     StatsSnapshot,
+    TrackTarget,
     Video,
     VideoHashtag,
     table_of,
@@ -151,6 +152,20 @@ def exportable_snapshots(reader: Connection, *, min_frames: int) -> pd.DataFrame
     return read_frame(reader, query)
 
 
+def tracked_gone(reader: Connection, *, min_frames: int) -> pd.Series:
+    """The exportable videos the tracker found deleted or private (a ``gone`` target): their ids, sorted.
+    A video that is gone grows no older on the site: an age it had not reached is one it never will."""
+    query = (
+        select(TrackTarget.video_id)
+        .distinct()
+        .join(Video, Video.id == TrackTarget.video_id)
+        .join(MediaFile, MediaFile.video_id == Video.id)
+        .where(_exportable(min_frames), TrackTarget.status == "gone")
+        .order_by(TrackTarget.video_id)
+    )
+    return read_frame(reader, query)["video_id"]
+
+
 def exportable_author_snapshots(reader: Connection, *, min_frames: int) -> pd.DataFrame:
     """Every snapshot of the authors of exportable videos (one per sighting of a crawl's lists or a
     tracker's observation), ordered by author, capture time and id.
@@ -184,6 +199,14 @@ def latest_export_version(store: Store, name: str) -> int:
     """The highest version of ``name`` in the ``exports`` table (0: none)."""
     with store.sessions() as session:
         return session.scalar(select(func.max(Export.version)).where(Export.name == name)) or 0
+
+
+def made_export(store: Store, data_sha256: str | None) -> bool:
+    """Whether this database recorded an export of that video table (its manifest's ``data_sha256``)."""
+    if not data_sha256:
+        return False
+    with store.sessions() as session:
+        return session.scalar(select(Export.name).where(Export.sha256 == data_sha256).limit(1)) is not None
 
 
 def recorded_exports(store: Store) -> set[tuple[str, int]]:
