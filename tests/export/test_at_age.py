@@ -450,7 +450,7 @@ def test_the_pure_interpolation_does_not_depend_on_the_snapshots_order():
 
 @pytest.mark.parametrize(
     "text, seconds",
-    [("90s", 90), ("15m", 900), ("1h", 3_600), ("6h", 21_600), ("1d", 86_400), ("7d", 604_800), ("2w", 1_209_600)]
+    [("0", 0), ("90s", 90), ("15m", 900), ("1h", 3_600), ("6h", 21_600), ("1d", 86_400), ("7d", 604_800), ("2w", 1_209_600)]
     + [("1d12h", 129_600), (" 3d ", 259_200), ("0s", 0)],
 )
 def test_durations_parse(text, seconds):
