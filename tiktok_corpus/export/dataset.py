@@ -62,7 +62,7 @@ def load_dataset(
     """
     rows = exportable_rows(reader, min_frames=min_frames, as_of=as_of)
     if at_age_s is not None:
-        return _at_age(reader, rows, min_frames=min_frames, at_age_s=at_age_s, tolerance_s=age_tolerance_s)
+        return _at_age(reader, rows, min_frames=min_frames, at_age_s=at_age_s, tolerance_s=age_tolerance_s, as_of=as_of)
     has_stats = rows["stats_captured_at"].notna()
     rows = rows[has_stats].reset_index(drop=True)
     rows["stats_captured_at"] = pd.to_datetime(rows["stats_captured_at"], utc=True)
@@ -96,15 +96,23 @@ def _filters(min_frames: int) -> dict:
 
 
 def _at_age(
-    reader: Reader, rows: pd.DataFrame, *, min_frames: int, at_age_s: int, tolerance_s: int | None
+    reader: Reader,
+    rows: pd.DataFrame,
+    *,
+    min_frames: int,
+    at_age_s: int,
+    tolerance_s: int | None,
+    as_of: datetime | None,
 ) -> tuple[pd.DataFrame, dict]:
     """``rows`` with their counts and ``stats_captured_at`` replaced by those at ``at_age_s``, how each was
     placed (:data:`.at_age.PLACEMENT_COLUMNS`) and the growth features after them; the videos that
-    cannot be placed at that age are left out and counted by reason."""
+    cannot be placed at that age are left out and counted by reason. With ``as_of``, only what was
+    known by then (snapshots, author snapshots, videos found gone): the same export of the corpus, made
+    again after more tracking."""
     given = tolerance_s is not None
     tolerance_s = tolerance_s if tolerance_s is not None else tolerance_at_age(at_age_s)
-    snapshots = exportable_snapshots(reader, min_frames=min_frames)
-    gone = tracked_gone(reader, min_frames=min_frames)
+    snapshots = exportable_snapshots(reader, min_frames=min_frames, as_of=as_of)
+    gone = tracked_gone(reader, min_frames=min_frames, as_of=as_of)
     at_age = counts_at_age(rows, snapshots, at_age_s=at_age_s, tolerance_s=tolerance_s, gone=gone)
     growth = early_growth(rows, snapshots, at_age_s=at_age_s, tolerance_s=tolerance_s)
     captured_type = pd.to_datetime(rows["stats_captured_at"], utc=True).dtype
@@ -114,7 +122,7 @@ def _at_age(
     rows = rows.join(growth)
     kept = at_age["age_basis"].notna()
     rows = rows[kept].reset_index(drop=True)
-    authors = exportable_author_snapshots(reader, min_frames=min_frames)
+    authors = exportable_author_snapshots(reader, min_frames=min_frames, as_of=as_of)
     posted = pd.to_datetime(rows["create_time"], unit="s", utc=True)
     first_look_s = min(min(EARLY_AGES_S.values()), at_age_s)  # never later than the row's own counts
     author_counts = _profiles_at(rows, authors, posted, moment="the row's posting", first_look_s=first_look_s)
@@ -123,7 +131,7 @@ def _at_age(
     by_basis = at_age["age_basis"].value_counts().reindex(list(BASES), fill_value=0)
     selection = {
         **_filters(min_frames),
-        "as_of": None,
+        "as_of": as_of.isoformat() if as_of else None,
         "stats": (
             f"counts at age {format_duration(at_age_s)} after posting, {METHOD}; a lone snapshot within "
             f"{format_duration(tolerance_s)} of that age where none bracket it"
@@ -134,7 +142,9 @@ def _at_age(
         "excluded_by_reason": {reason: int(n) for reason, n in excluded.items()},
         "rows_by_age_basis": {basis: int(n) for basis, n in by_basis.items()},
         "author_counts": author_counts,
-        "data_cutoff": _newest(pd.concat([snapshots["captured_at"], authors["captured_at"]])),
+        "data_cutoff": as_of.isoformat()
+        if as_of
+        else _newest(pd.concat([snapshots["captured_at"], authors["captured_at"]])),
     }
     return rows, selection
 

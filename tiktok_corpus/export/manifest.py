@@ -160,6 +160,7 @@ def dataset_card(manifest: dict) -> str:
             f"post are left out ({left['train']} train, {left['val']} val), so no train label was read after a "
             "test post appeared"
         )
+    cutoff_source = "given by --as-of" if manifest["selection"].get("as_of") else "the newest snapshot read"
     placed = manifest["selection"].get("author_counts")
     author_counts = (
         f"read from the author's snapshots, not the profile as last seen ({placed['placed']} rows; "
@@ -199,7 +200,8 @@ A dataset of TikTok videos with engagement statistics and virality labels, made 
 - Media are {manifest["media"]}; `file` is relative to this directory.
 - The author's profile counts (`follower_count`, `following_count`, `heart_count`, `video_count`) are
   {author_counts}.
-- To redo it: the data were cut off at {manifest["selection"]["data_cutoff"]} (the newest snapshot read);
+- To redo it: the data were cut off at {manifest["selection"]["data_cutoff"]} ({cutoff_source}; the same
+  command with `--as-of {manifest["selection"]["data_cutoff"]}` makes it again from the corpus grown since);
   tiktok-corpus {manifest["package_version"]}, {code}; {libraries}; the command line and every option are
   in `manifest.json`.
 

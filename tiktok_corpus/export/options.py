@@ -60,7 +60,11 @@ class ExportOptions:
     copy_media: bool = described(
         False, "Copy the videos in: the export holds its own copies, each checked against its row's sha256."
     )
-    as_of: datetime | None = described(None, "Use the stats snapshot at or before this ISO time (default: the latest).")
+    as_of: datetime | None = described(
+        None,
+        "Use the stats snapshot at or before this ISO time (default: the latest); with --at-age, only the "
+        "snapshots taken by then (the export as it was at that time, again after more tracking).",
+    )
     normalize_age: bool = described(False, "Labels from per-day rates.")
     weights: tuple[float, ...] = described(
         PAPER_WEIGHTS, "Score weights: comments,likes,plays,shares (--weights, the old name, works too)."
@@ -118,8 +122,6 @@ class ExportOptions:
             raise ConfigError("--split-gap is for --split-order time: a random split has no before and after")
         if self.split_gap_s is not None and self.split_gap_s < 0:
             raise ConfigError(f"--split-gap must not be negative, got {self.split_gap_s} s")
-        if self.at_age_s is not None and self.as_of is not None:
-            raise ConfigError("--at-age and --as-of exclude each other: labels are taken at one age or at one time")
         if self.at_age_s is not None and self.at_age_s <= 0:
             raise ConfigError(f"--at-age must be a positive duration, got {self.at_age_s} s")
         if self.age_tolerance_s is not None and self.at_age_s is None:

@@ -130,9 +130,9 @@ def exportable_rows(reader: Connection, *, min_frames: int, as_of: datetime | No
     return read_frame(reader, query)
 
 
-def exportable_snapshots(reader: Connection, *, min_frames: int) -> pd.DataFrame:
-    """Every stats snapshot of every exportable video, ordered by video, capture time and id (the
-    order of insertion among snapshots taken at the same moment).
+def exportable_snapshots(reader: Connection, *, min_frames: int, as_of: datetime | None = None) -> pd.DataFrame:
+    """Every stats snapshot of every exportable video (taken at or before ``as_of``), ordered by video,
+    capture time and id (the order of insertion among snapshots taken at the same moment).
 
     Columns: ``video_id, captured_at`` and the five counts. Videos without a snapshot have no row.
     """
@@ -146,29 +146,35 @@ def exportable_snapshots(reader: Connection, *, min_frames: int) -> pd.DataFrame
         .select_from(snap)
         .join(Video, Video.id == snap.c.video_id)
         .join(MediaFile, MediaFile.video_id == Video.id)
-        .where(_exportable(min_frames), _COUNTED)
+        .where(_exportable(min_frames), _COUNTED, *_by(snap.c.captured_at, as_of))
         .order_by(snap.c.video_id, snap.c.captured_at, snap.c.id)
     )
     return read_frame(reader, query)
 
 
-def tracked_gone(reader: Connection, *, min_frames: int) -> pd.Series:
-    """The exportable videos the tracker found deleted or private (a ``gone`` target): their ids, sorted.
-    A video that is gone grows no older on the site: an age it had not reached is one it never will."""
+def _by(moment, as_of: datetime | None) -> list:
+    """The condition "``moment`` at or before ``as_of``", none without a cutoff."""
+    return [] if as_of is None else [moment <= as_of.astimezone(UTC)]
+
+
+def tracked_gone(reader: Connection, *, min_frames: int, as_of: datetime | None = None) -> pd.Series:
+    """The exportable videos the tracker found deleted or private (a ``gone`` target; by ``as_of``): their
+    ids, sorted. A video that is gone grows no older on the site: an age it had not reached is one it
+    never will."""
     query = (
         select(TrackTarget.video_id)
         .distinct()
         .join(Video, Video.id == TrackTarget.video_id)
         .join(MediaFile, MediaFile.video_id == Video.id)
-        .where(_exportable(min_frames), TrackTarget.status == "gone")
+        .where(_exportable(min_frames), TrackTarget.status == "gone", *_by(TrackTarget.updated_at, as_of))
         .order_by(TrackTarget.video_id)
     )
     return read_frame(reader, query)["video_id"]
 
 
-def exportable_author_snapshots(reader: Connection, *, min_frames: int) -> pd.DataFrame:
+def exportable_author_snapshots(reader: Connection, *, min_frames: int, as_of: datetime | None = None) -> pd.DataFrame:
     """Every snapshot of the authors of exportable videos (one per sighting of a crawl's lists or a
-    tracker's observation), ordered by author, capture time and id.
+    tracker's observation; taken at or before ``as_of``), ordered by author, capture time and id.
 
     Columns: ``author_id, captured_at`` and :data:`PROFILE_AT_MOMENT` (``verified`` null in snapshots
     taken before it was kept).
@@ -177,7 +183,7 @@ def exportable_author_snapshots(reader: Connection, *, min_frames: int) -> pd.Da
     authors = select(Video.author_id).join(MediaFile, MediaFile.video_id == Video.id).where(_exportable(min_frames))
     query = (
         select(snap.c.author_id, snap.c.captured_at, *(snap.c[name] for name in PROFILE_AT_MOMENT))
-        .where(snap.c.author_id.in_(authors))
+        .where(snap.c.author_id.in_(authors), *_by(snap.c.captured_at, as_of))
         .order_by(snap.c.author_id, snap.c.captured_at, snap.c.id)
     )
     return read_frame(reader, query)
