@@ -6,8 +6,11 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from tiktok_corpus import posters
 from tiktok_corpus._files import sha256_file
+from tiktok_corpus.errors import MediaError
 from tiktok_corpus.posters import poster_frame
 
 from .media_files import encode_lavfi
@@ -34,3 +37,32 @@ def test_threads_asking_for_the_same_poster_all_get_it(tmp_path, monkeypatch):
     assert made == [tmp_path / "posters" / f"{sha}.jpg"] * THREADS
     assert made[0].read_bytes()[:2] == b"\xff\xd8"  # a JPEG
     assert [p.name for p in (tmp_path / "posters").iterdir()] == [f"{sha}.jpg"]  # no temporary file left
+
+
+def test_a_file_that_gives_no_poster_is_not_decoded_again_unless_it_timed_out(tmp_path, monkeypatch):
+    """An undecodable file re-ran ffmpeg on every view of its grid page and every start of the background
+    job; a timeout (a busy machine) is tried again."""
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"<html>Access Denied</html>" * 40)
+    sha = sha256_file(broken)[1]
+    runs = []
+    extract = posters.run_tool
+    monkeypatch.setattr(posters, "run_tool", lambda *a, **k: (runs.append(a), extract(*a, **k))[1])
+
+    for _ in range(3):
+        with pytest.raises(MediaError) as failed:
+            poster_frame(broken, tmp_path / "posters", sha256=sha)
+        assert failed.value.kind in ("corrupt", "unreadable") and "broken.mp4" in failed.value.message
+    assert len(runs) == 1
+
+    busy = encode_lavfi(tmp_path / "busy.mp4", "testsrc2=size=128x96:rate=10:duration=1", preset="ultrafast")
+
+    def too_slow(*args, **kwargs):
+        runs.append(args)
+        raise MediaError("extract a poster frame: ffmpeg took longer than 60s", kind="timeout")
+
+    monkeypatch.setattr(posters, "run_tool", too_slow)
+    with pytest.raises(MediaError, match="took longer"):
+        poster_frame(busy, tmp_path / "posters")
+    monkeypatch.setattr(posters, "run_tool", extract)
+    assert poster_frame(busy, tmp_path / "posters").is_file() and len(runs) == 2

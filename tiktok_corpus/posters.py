@@ -4,7 +4,10 @@ The report's best/worst strip, the training run's strip and ``corpus browse`` al
 is cached as ``<cache dir>/<sha256 of the media file>.jpg``, so a re-downloaded or replaced file gets a
 new poster and an unchanged one is never decoded again. ffmpeg's ``thumbnail`` filter picks the most
 representative of the first frames (not a black first frame), and the width is scaled to
-:data:`POSTER_WIDTH` with the height following the aspect ratio.
+:data:`POSTER_WIDTH` with the height following the aspect ratio. A file that gives no poster leaves
+``<sha256>.failed`` (ffmpeg's words) beside them, so it is not decoded again on every view of a grid
+page, nor by every start of ``corpus browse``'s background job; a timeout leaves none (the machine may
+only have been busy).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from pathlib import Path
 
 import ffmpeg
 
-from ._files import sha256_file
+from ._files import sha256_file, write_text_atomically
 from ._waits import ordered_map
 from .errors import CorpusError, MediaError
 from .media import FFMPEG, run_tool
@@ -45,6 +48,9 @@ def poster_frame(source: Path, cache_dir: Path, *, sha256: str | None = None) ->
     target = poster_path(cache_dir, sha256 or sha256_file(source)[1])
     if target.is_file():
         return target
+    failed = target.with_suffix(".failed")
+    if failed.is_file():
+        raise MediaError(failed.read_text(encoding="utf-8", errors="replace"), kind="corrupt")
     target.parent.mkdir(parents=True, exist_ok=True)
     # A name of its own per call: browse serves requests on threads of one process, and two asking for
     # the same poster at once must not write, rename or delete each other's file.
@@ -64,6 +70,10 @@ def poster_frame(source: Path, cache_dir: Path, *, sha256: str | None = None) ->
         if not partial.is_file() or partial.stat().st_size == 0:
             raise MediaError(f"{source}: no video frame to make a poster of", kind="corrupt")
         partial.replace(target)
+    except MediaError as exc:
+        if exc.kind != "timeout":
+            write_text_atomically(failed, exc.message)
+        raise
     finally:
         partial.unlink(missing_ok=True)
     return target
