@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from datetime import timedelta
 from pathlib import Path
 
@@ -282,3 +283,18 @@ def test_growth_by_class_with_an_export(settings, store, corpus, tmp_path):
 
     assert "12 videos (the export's videos, plays split by is_viral), 24 stats snapshots" in page
     assert "median plays (is_viral = 0)" in page and "median plays (is_viral = 1)" in page
+
+
+def test_hashtags_in_other_scripts_are_drawn_without_a_warning_per_glyph(tmp_path):
+    """CJK and emoji hashtags are common: where no installed font has a glyph, matplotlib printed one
+    UserWarning per character of every label."""
+    from tiktok_corpus.report.build import _figures_html
+    from tiktok_corpus.report.figures import FigureSpec
+
+    spec = FigureSpec(
+        "tags", "Top hashtags", lambda figure: figure.subplots().barh(["美食", "日常🍜", "먹방"], [3, 2, 1])
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        page = _figures_html([spec], tmp_path, "figures")
+    assert (tmp_path / "tags.png").is_file() and "data:image/png;base64," in page

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import io
 import os
 import re
 import shlex
+import warnings
 from pathlib import Path
 
+import matplotlib
 import pandas as pd
+from matplotlib import font_manager
 from matplotlib.figure import Figure
 
 from .. import __version__
@@ -27,6 +31,9 @@ from .model import HEADING, model_section
 
 FIGURE_SIZE = (7.0, 4.0)
 DPI = 100
+# Fonts for the scripts TikTok's hashtags are written in, used where installed (Debian: fonts-noto-cjk,
+# fonts-noto-color-emoji): matplotlib falls back through them glyph by glyph.
+FALLBACK_FONTS = ("Noto Sans CJK JP", "Noto Sans CJK SC", "Noto Color Emoji", "Noto Emoji", "Noto Sans Symbols 2")
 EXPORT_META = "tiktok-corpus-export"  # the page's <meta> naming the export it was made from
 
 
@@ -111,14 +118,30 @@ def _keep_model(out: Path) -> None:
     )
 
 
+@functools.cache
+def _installed(fonts: tuple[str, ...]) -> tuple[str, ...]:
+    """Those of ``fonts`` this machine has (naming a missing one makes matplotlib warn at every figure)."""
+    known = {entry.name for entry in font_manager.fontManager.ttflist}
+    return tuple(font for font in fonts if font in known)
+
+
 def _figures_html(specs: list[FigureSpec], figures_dir: Path, relative_dir: str) -> str:
-    """Draw each figure, write its PNG into ``figures_dir`` and return the figures embedded as data URIs."""
+    """Draw each figure, write its PNG into ``figures_dir`` and return the figures embedded as data URIs.
+
+    Hashtags and captions are often Chinese, Japanese, Korean or emoji: the fonts for them that are
+    installed back matplotlib's own, and a glyph no font has is drawn as a box without one warning per
+    character."""
     parts = []
     for spec in specs:
-        figure = Figure(figsize=FIGURE_SIZE, dpi=DPI, layout="constrained")
-        spec.draw(figure)
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png")
+        with (
+            matplotlib.rc_context({"font.family": ["DejaVu Sans", *_installed(FALLBACK_FONTS)]}),
+            warnings.catch_warnings(),
+        ):
+            warnings.filterwarnings("ignore", message="Glyph .* missing from", category=UserWarning)
+            figure = Figure(figsize=FIGURE_SIZE, dpi=DPI, layout="constrained")
+            spec.draw(figure)
+            buffer = io.BytesIO()
+            figure.savefig(buffer, format="png")
         (figures_dir / f"{spec.stem}.png").write_bytes(buffer.getvalue())
         data = base64.b64encode(buffer.getvalue()).decode("ascii")
         parts.append(
