@@ -17,6 +17,9 @@ from .errors import ConfigError
 DEFAULT_BASE_URL = "https://www.tiktok.com"
 # The paper drops videos of fewer frames: validation classifies by it, exports select by it.
 PAPER_MIN_FRAMES = 100
+# The farthest a sighting may lie from an age and still stand for it: an export's default --age-tolerance
+# at long ages, and the most an observation of `corpus track` may be late and still count as on schedule.
+AGE_TOLERANCE_CAP_S = 86_400
 DEBIAN_CHROMIUM = "/usr/bin/chromium"
 
 

@@ -38,6 +38,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from ..config import AGE_TOLERANCE_CAP_S
 from .format import EARLY_AGES_S
 
 COUNTS = ("play_count", "like_count", "comment_count", "share_count", "collect_count")
@@ -46,8 +47,6 @@ BASES = ("exact", "interpolated", "within_tolerance")
 # Why a video's snapshots cannot place it, in the order checked; then what its tracking says of it.
 PLACEMENT_REASONS = ("no_snapshots", "no_create_time", "too_young", "too_old_at_first_sighting")
 EXCLUSION_REASONS = (*PLACEMENT_REASONS, "gone_before_age")
-# The widest default tolerance: a count at 7d may come from a sighting a day off, never more.
-MAX_DEFAULT_TOLERANCE_S = 86_400
 # A snapshot this close to the age, or 1% of it where that is more, is read as taken at it.
 MIN_ON_TIME_S = 60
 
@@ -58,7 +57,7 @@ def on_time_at_age(age_s: int) -> int:
     return max(MIN_ON_TIME_S, age_s // 100)
 
 
-def tolerance_at_age(age_s: int, cap_s: int = MAX_DEFAULT_TOLERANCE_S) -> int:
+def tolerance_at_age(age_s: int, cap_s: int = AGE_TOLERANCE_CAP_S) -> int:
     """How far from ``age_s`` a lone snapshot may lie and still place a count there: a quarter of the age,
     at most ``cap_s``, so a count at 1h is never read off a sighting hours later."""
     return min(cap_s, age_s // 4)

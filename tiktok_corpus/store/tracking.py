@@ -23,6 +23,7 @@ from typing import cast
 from sqlalchemy import CursorResult, and_, func, literal, or_, select, tuple_, union_all, update
 
 from .._processes import dead_local_workers
+from ..config import AGE_TOLERANCE_CAP_S
 from ..tiktok.contract import ItemRecord, StatsRecord
 from .db import Store, table_insert
 from .models import AuthorSnapshot, StatsSnapshot, TrackTarget, Video, table_of, utcnow
@@ -52,8 +53,10 @@ MIN_LATENESS_S = 60.0
 
 
 def allowed_lateness_s(age_s: int, late_fraction: float) -> float:
-    """How long after its due time an observation still counts as taken at its age (else ``missed``)."""
-    return max(MIN_LATENESS_S, age_s * late_fraction)
+    """How long after its due time an observation still counts as taken at its age (else ``missed``):
+    ``late_fraction`` of the age, at least a minute and at most :data:`AGE_TOLERANCE_CAP_S` (a day), the
+    most an export at that age lets a lone sighting stand for it."""
+    return max(MIN_LATENESS_S, min(AGE_TOLERANCE_CAP_S, age_s * late_fraction))
 
 
 def schedule_targets(store: Store, ages_s: Sequence[int], *, now: float, late_fraction: float) -> int:

@@ -34,7 +34,9 @@ class TrackOptions:
     )
     limit: int | None = described(None, "Stop after this many observations.")
     late_fraction: float = described(
-        0.25, "An observation later than this fraction of its age (at least 60 s) is recorded as missed; in (0, 1]."
+        0.25,
+        "An observation later than this fraction of its age (at least 60 s, at most a day: an export at that age "
+        "reads no lone sighting farther off) is recorded as missed; in (0, 1].",
     )
     workers: int = browser_workers()
     in_flight: int = described(4, "Observations each worker keeps running at once (still paced by --delay).")
