@@ -179,14 +179,19 @@ def test_counts_are_interpolated_log_linearly_at_the_age(settings, store, snapsh
 
 
 def test_a_video_the_tracker_found_gone_before_the_age_is_counted_apart(settings, store, snapshot_table):
-    """3006, last seen at 5d, was then found deleted: not "not yet old enough when last seen" (it will never
-    be), and deletions may follow a video's fate, so the manifest and the card count them apart. 3004, also
-    gone since, was placed from its sighting within the tolerance, as before."""
+    """3006, last seen at 5d, was then found deleted at 6d: not "not yet old enough when last seen" (it never
+    became old enough), and deletions may follow a video's fate, so the manifest and the card count them
+    apart. Found deleted at 30d, it was only not seen in time: too young. 3004, also gone since, was placed
+    from its sighting within the tolerance, as before."""
+
+    def found_gone(video_id: str, age: int) -> TrackTarget:
+        moment = pd.Timestamp(CREATED + age, unit="s", tz="UTC").to_pydatetime()
+        return TrackTarget(
+            video_id=video_id, age_s=14 * DAY, due_at=CREATED + 14 * DAY, status="gone", updated_at=moment
+        )
+
     with store.transaction() as session:
-        for video_id, age in (("3006", 7 * DAY), ("3004", 14 * DAY)):
-            session.add(
-                TrackTarget(video_id=video_id, age_s=age, due_at=CREATED + age, status="gone", error_kind="deleted")
-            )
+        session.add_all([found_gone("3006", 6 * DAY), found_gone("3004", 8 * DAY)])
 
     manifest, rows, path = _export(settings, at_age_s=7 * DAY)
 
@@ -194,6 +199,11 @@ def test_a_video_the_tracker_found_gone_before_the_age_is_counted_apart(settings
     assert manifest["selection"]["excluded_by_reason"]["gone_before_age"] == 1
     assert manifest["selection"]["excluded_by_reason"]["too_young"] == 0
     assert "gone_before_age 1" in (path / "README.md").read_text()
+    with store.transaction() as session:
+        session.merge(found_gone("3006", 30 * DAY))
+    late, _, _ = _export(settings, at_age_s=7 * DAY)
+    assert late["selection"]["excluded_by_reason"]["gone_before_age"] == 0
+    assert late["selection"]["excluded_by_reason"]["too_young"] == 1
 
 
 def test_an_hour_scale_age_interpolates_with_an_uneven_weight(settings, store, snapshot_table):
@@ -498,7 +508,7 @@ def test_an_export_at_an_age_as_of_a_moment_is_the_same_after_more_tracking(sett
     assert first["selection"]["as_of"] == first["selection"]["data_cutoff"] == cutoff.isoformat()
     card = " ".join((first_path / "README.md").read_text().split())
     assert (
-        f"cut off at {cutoff.isoformat()} (given by --as-of; the same command with `--as-of {cutoff.isoformat()}`"
+        f"cut off at {cutoff.isoformat()} (given by --as-of); the same command with `--as-of {cutoff.isoformat()}`"
         in card
     )
 
@@ -711,8 +721,11 @@ def test_a_sighting_on_time_is_read_as_taken_at_the_age():
         placed.loc["early", "snapshot_age_after_s"]
     )
     assert placed.loc["an_hour_at_1h", "age_basis"] == "interpolated"
-    at_an_hour = _placed({"late": [(HOUR + 61, 50)], "in_time": [(HOUR + 60, 40)]}, at_age_s=HOUR, tolerance_s=0)
-    assert at_an_hour["age_basis"].isna().tolist() == [True, False]
+    at_an_hour = _placed({"late": [(HOUR + 61, 50)], "in_time": [(HOUR + 60, 40)]}, at_age_s=HOUR, tolerance_s=900)
+    assert at_an_hour["age_basis"].tolist() == ["within_tolerance", "exact"]
+    # --age-tolerance 0 asks for the age to the second: nothing on either side of it stands for it
+    for age, seen in ((HOUR, HOUR + 60), (7 * DAY, 7 * DAY - 90 * 60)):
+        assert _placed({"v": [(seen, 40)]}, at_age_s=age, tolerance_s=0)["age_basis"].isna().all()
 
 
 def test_snapshots_of_one_moment_after_the_age_give_the_one_stored_last_as_before_it():

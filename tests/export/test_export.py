@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -32,10 +32,11 @@ from tiktok_corpus.export import (
     read_manifest,
     run_export,
 )
+from tiktok_corpus.export.at_age import counts_known_at
 from tiktok_corpus.export.options import SHARD_SIZE
 from tiktok_corpus.store.browse import grid_rows
 from tiktok_corpus.store.db import open_store, upgrade
-from tiktok_corpus.store.models import Export, MediaFile, StatsSnapshot
+from tiktok_corpus.store.models import Export, MediaFile, StatsSnapshot, Video
 
 from .conftest import T0, _media, _video, populate_corpus
 
@@ -196,30 +197,31 @@ def test_time_ordered_splits_train_on_the_past_and_test_on_the_future(settings, 
     assert (splits[:5] == "train").all() and splits.value_counts().to_dict() == {"train": 300, "val": 100, "test": 100}
     assert (assign_splits(rows, fractions=(0.6, 0.2, 0.2), seed=2, order="time") == splits).all()  # no seed in it
     by_author = pd.Series(assign_splits(rows, fractions=(0.6, 0.2, 0.2), seed=1, group_by="author", order="time"))
-    medians = (
-        rows["create_time"].groupby(rows["author_id"]).median().groupby(by_author.groupby(rows["author_id"]).first())
-    )
-    assert medians.max()["train"] < medians.min()["test"]
+    kept = by_author[~by_author.str.startswith("gap:")]  # an author posting into a later split's weeks is not
+    last, first = rows["create_time"].groupby(kept).max(), rows["create_time"].groupby(kept).min()
+    for earlier, later in (("train", "val"), ("train", "test"), ("val", "test")):
+        assert earlier not in last or later not in first or last[earlier] <= first[later]
 
+    _tracked_at_one_day(store, corpus)
     result = CliRunner().invoke(
         app,
         ["--data-dir", str(settings.data_dir), "export", "--labels", "binary", "--split-order", "time"]
-        + ["--at-age", "1d", "--age-tolerance", "7d", "--json"],
+        + ["--at-age", "1d", "--json"],
     )
     assert result.exit_code == 0, result.output
     manifest = json.loads(result.stdout)
     exported = pd.read_parquet(Path(manifest["export_dir"]) / "videos.parquet")
     times = exported["create_time"].groupby(exported["split"])
     assert times.max()["train"] <= times.min()["test"] and manifest["split"]["order"] == "time"
-    # A gap of the label's age by default: no train label was read after the first val or test post.
-    assert manifest["split"]["gap_s"] == 86_400 and set(exported["split"]) <= {"train", "val", "test"}
-    assert times.max()["train"] + 86_400 <= times.min()["val"] and times.max()["val"] + 86_400 <= times.min()["test"]
+    # No train (val) label was read after the first val or test (test) post: those were left out.
+    read_at = counts_known_at(exported)
+    assert read_at[exported["split"] == "train"].max() <= times.min()["val"]
+    assert read_at[exported["split"] == "val"].max() <= times.min()["test"]
     left_out = manifest["selection"]["split_gap"]["left_out"]
-    assert sum(manifest["selection"]["rows_by_age_basis"].values()) == len(exported) + sum(left_out.values())
-    assert left_out["train"] > 0  # its posts fall on the 7 days before T0: the last train day is in the gap
+    assert manifest["split"]["gap_s"] == 0 and sum(manifest["selection"]["rows_by_age_basis"].values()) == len(exported)
     card = (Path(manifest["export_dir"]) / "README.md").read_text().replace("\n", " ")
     assert "order: time (units ordered by their median posting time" in card
-    assert f"less than 1d before the next split's first post are left out ({left_out['train']} train" in card
+    assert f"after a later split's first post are left out ({left_out['train']} train" in card
     with pytest.raises(ConfigError, match="--split-order"):
         ExportOptions(split_order="future")
     # Counts taken at one moment make the newest posts the least viral, per-day rates the most (a young post's
@@ -231,39 +233,76 @@ def test_time_ordered_splits_train_on_the_past_and_test_on_the_future(settings, 
         ExportOptions(split_order="time", at_age_s=86_400, stratify=True)
 
 
-def test_a_time_ordered_split_leaves_a_gap_before_each_later_split():
-    """One post a day for 100 days, cut 60/20/20 with a 7-day gap: train's last 6 days (posted after day 53,
-    their 7-day labels read after val's first post on day 60) and val's before test's day 80 are left out."""
-    rows = pd.DataFrame({"video_id": [str(i) for i in range(100)], "create_time": np.arange(100) * 86_400.0})
+def _tracked_at_one_day(store, video_ids: list[str]) -> None:
+    """A tracker's sighting of each video at exactly 1 day of age, with counts of its own."""
+    with store.transaction() as session:
+        posted = session.execute(select(Video.id, Video.create_time).where(Video.id.in_(video_ids))).all()
+        for i, (video_id, created) in enumerate(sorted(posted)):
+            session.add(
+                StatsSnapshot(
+                    video_id=video_id,
+                    captured_at=datetime.fromtimestamp(created + 86_400, UTC),
+                    play_count=500 * (i + 1),
+                    like_count=50 * (i + 1),
+                    comment_count=5 * (i % 7),
+                    share_count=i % 4,
+                    collect_count=i,
+                )
+            )
 
-    splits = pd.Series(assign_splits(rows, fractions=(0.6, 0.2, 0.2), seed=0, order="time", gap_s=7 * 86_400))
 
-    days = splits.groupby(splits).groups
-    assert {name: (min(d), max(d)) for name, d in days.items()} == {
+def test_a_time_ordered_split_leaves_out_the_labels_read_after_a_later_split_began():
+    """One post a day for 100 days, each labelled 7 days later, cut 60/20/20: train's last 6 days (their
+    labels read after val's first post on day 60) and val's before test's day 80 are left out; --split-gap
+    widens that. An author's posts spread in time: one posting into test's weeks takes them all out of
+    train, though their median post is early."""
+    day = 86_400
+    rows = pd.DataFrame({"video_id": [str(i) for i in range(100)], "create_time": np.arange(100) * float(day)})
+    read_at = rows["create_time"].to_numpy() + 7 * day
+
+    def spans(splits) -> dict:
+        return {name: (min(d), max(d)) for name, d in pd.Series(splits).groupby(splits).groups.items()}
+
+    cut = assign_splits(rows, fractions=(0.6, 0.2, 0.2), seed=0, order="time", label_known_at=read_at)
+    assert spans(cut) == {
         "train": (0, 53),
         "gap:train": (54, 59),
         "val": (60, 73),
         "gap:val": (74, 79),
         "test": (80, 99),
     }
+    wider = assign_splits(rows, fractions=(0.6, 0.2, 0.2), seed=0, order="time", label_known_at=read_at, gap_s=day)
+    assert spans(wider)["train"] == (0, 52)
     assert (
-        assign_splits(rows, fractions=(0.6, 0.2, 0.2), seed=0, order="time", gap_s=0) == splits.str.removeprefix("gap:")
+        assign_splits(rows, fractions=(0.6, 0.2, 0.2), seed=0, order="time") == pd.Series(cut).str.removeprefix("gap:")
     ).all()
 
+    rows["author_id"] = [str(i) for i in range(100)]
+    rows.loc[[10, 20, 95], "author_id"] = "spread"  # posts on days 10, 20 and 95: median 20, in train
+    by_author = pd.Series(
+        assign_splits(rows, fractions=(0.6, 0.2, 0.2), seed=0, group_by="author", order="time", label_known_at=read_at)
+    )
+    assert set(by_author[[10, 20, 95]]) == {"gap:train"}
 
-def test_a_split_gap_is_refused_where_it_cannot_apply_or_leaves_no_train(settings, store, corpus):
+
+def test_a_split_emptied_by_its_gap_is_refused(settings, store, corpus):
     with pytest.raises(ConfigError, match="--split-gap is for --split-order time"):
         ExportOptions(split_gap_s=86_400)
     with pytest.raises(ConfigError, match="--split-gap must not be negative"):
         ExportOptions(split_order="time", at_age_s=86_400, split_gap_s=-1)
+    _tracked_at_one_day(store, corpus)
     args = ["--data-dir", str(settings.data_dir), "export", "--labels", "binary", "--split-order", "time"]
-    args += ["--at-age", "1d", "--age-tolerance", "7d"]
+    args += ["--at-age", "1d"]
     result = CliRunner().invoke(app, [*args, "--split-gap", "1000d"])
-    assert result.exit_code == 1 and "gap leaves no train video: the posts span" in result.stderr, result.output
-    assert "--split-gap (0: none" in result.stderr
-    result = CliRunner().invoke(app, [*args, "--split-gap", "0", "--json"])
+    said = " ".join(result.stderr.split())
+    assert result.exit_code == 1 and "--split-order time leaves no train video: the labels of all" in said, (
+        result.output
+    )
+    assert "or less than 1000d before it, and the posts span" in said
+    # The sightings of the corpus's first day (its posts are a day apart) are read before the last day's posts.
+    result = CliRunner().invoke(app, [*args, "--split", "0.4,0.2,0.4", "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["selection"]["split_gap"] == {"gap_s": 0, "left_out": {"train": 0, "val": 0}}
+    assert json.loads(result.stdout)["selection"]["split_gap"]["gap_s"] == 0
 
 
 def test_splits_are_deterministic_from_seed_and_ids(settings, store, corpus):

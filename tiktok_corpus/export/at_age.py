@@ -3,7 +3,8 @@
 A snapshot's age is ``captured_at - create_time``. For a target age ``A`` and each video:
 
 * ``exact``: a snapshot sits at age ``A``, or on time for it (:func:`on_time_at_age`: 1% of ``A``, at
-  least a minute: a tracker observes a due age seconds to minutes late, never to the float): the
+  least a minute, at most the tolerance: a tracker observes a due age seconds to minutes late, never to
+  the float): the
   nearest one's counts, as they are (the last one stored, if several of one moment; the one before
   ``A`` where two are as near).
 * ``interpolated``: the nearest snapshot before ``A`` (age ``a0``, count ``c0``) and the nearest after
@@ -14,9 +15,10 @@ A snapshot's age is ``captured_at - create_time``. For a target age ``A`` and ea
   tolerance, unless given, is :func:`tolerance_at_age`: a quarter of ``A``, at most a day.
 * otherwise the video is left out, with a reason: ``no_snapshots``, ``no_create_time``, ``too_young``
   (every snapshot before ``A``, the last more than ``tolerance`` before), ``too_old_at_first_sighting``
-  (first seen more than ``tolerance`` after ``A``) or ``gone_before_age`` (too young, and since found
-  deleted or private by the tracker: it will never reach ``A``, and deletions may follow the outcome, so
-  they are counted apart).
+  (first seen more than ``tolerance`` after ``A``) or ``gone_before_age`` (too young, and found deleted
+  or private by the tracker by ``A`` plus the tolerance: it never reached an age its count could be read
+  at, and deletions may follow the outcome, so they are counted apart; one found gone later was only not
+  seen in time, ``too_young``).
 
 A count missing (null) in a snapshot used stays missing; the labels take it as 0, as for the latest
 snapshot.
@@ -32,7 +34,6 @@ snapshots its counts came from, so a user can keep only the rows counted close e
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -69,7 +70,7 @@ def counts_at_age(
     *,
     at_age_s: int,
     tolerance_s: int,
-    gone: Collection[str] = (),
+    gone: pd.Series | None = None,
 ) -> pd.DataFrame:
     """Each video's counts at ``at_age_s`` seconds after posting.
 
@@ -80,12 +81,16 @@ def counts_at_age(
     they describe: ``create_time + at_age_s``, UTC), the :data:`~.format.PLACEMENT_COLUMNS` (``age_basis``,
     one of :data:`BASES`; the ages of the snapshots used, ``snapshot_age_before_s`` and
     ``snapshot_age_after_s``, null where that side was not used) and ``excluded`` (one of
-    :data:`EXCLUSION_REASONS`); a row has either a basis or a reason, never both. ``gone``: the ids of the
-    videos found deleted or private.
+    :data:`EXCLUSION_REASONS`); a row has either a basis or a reason, never both. ``gone``: when each video found
+    deleted or private was found so (a time), indexed by its id.
     """
     timeline = _Timeline(videos, snapshots)
     placed = timeline.place(at_age_s, tolerance_s)
-    never_older = (placed.reason == "too_young") & videos["video_id"].isin(list(gone)).to_numpy()
+    found_at = pd.Series(_epoch_seconds(gone), index=gone.index) if gone is not None else pd.Series(dtype="float64")
+    found_gone = videos["video_id"].map(found_at).to_numpy(dtype="float64", na_value=np.nan)
+    with np.errstate(invalid="ignore"):
+        gone_in_time = found_gone - timeline.created <= at_age_s + tolerance_s
+    never_older = (placed.reason == "too_young") & gone_in_time
     placed = replace(placed, reason=np.where(never_older, "gone_before_age", placed.reason))
     index = videos.index
     out = pd.DataFrame(placed.values, columns=list(COUNTS), index=index).astype("Float64")
@@ -95,6 +100,24 @@ def counts_at_age(
     out["snapshot_age_after_s"] = pd.Series(placed.age_after, index=index, dtype="Float64")
     out["excluded"] = pd.Series(placed.reason, index=index).mask(placed.reason == "")
     return out
+
+
+def counts_known_at(rows: pd.DataFrame) -> pd.Series:
+    """When each export row's counts were known (unix seconds): its ``stats_captured_at``, except in an
+    ``--at-age`` export, whose counts describe ``create_time + A`` but were read off the snapshots around
+    that moment, the later one up to the bracket's width after it: they were known at the latest snapshot
+    used (a count interpolated towards a sighting at day 30 was not known at day 7)."""
+
+    def seconds(name: str) -> pd.Series:
+        if name not in rows:  # an export of an older version, or a plain one
+            return pd.Series(np.nan, index=rows.index, dtype="float64")
+        column = rows[name]
+        if pd.api.types.is_datetime64_any_dtype(column):
+            return pd.Series(_epoch_seconds(column), index=rows.index)
+        return pd.to_numeric(column, errors="coerce").astype("float64")
+
+    used_ages = pd.concat([seconds("snapshot_age_before_s"), seconds("snapshot_age_after_s")], axis=1).max(axis=1)
+    return (seconds("create_time") + used_ages).where(used_ages.notna(), seconds("stats_captured_at"))
 
 
 def early_growth(videos: pd.DataFrame, snapshots: pd.DataFrame, *, at_age_s: int, tolerance_s: int) -> pd.DataFrame:
@@ -183,7 +206,7 @@ class _Timeline:
             # the after side's moment, like the before side's, by its last snapshot stored
             hi = np.where(has1, self.start + self._upto(age1) - 1, 0)
             c0, c1 = self.counts[lo], self.counts[hi]
-        on_time = on_time_at_age(age)
+        on_time = min(on_time_at_age(age), tolerance_s)  # a tolerance of 0 asks for the age to the second
         with np.errstate(invalid="ignore"):
             early_by, late_by = target - age0, age1 - target
             on_time_after = has1 & (late_by <= on_time) & ~(has0 & (early_by <= late_by))

@@ -144,7 +144,7 @@ def _at_age(
         "author_counts": author_counts,
         "data_cutoff": as_of.isoformat()
         if as_of
-        else _newest(pd.concat([snapshots["captured_at"], authors["captured_at"]])),
+        else _newest(pd.concat([snapshots.captured_at, authors.captured_at, gone])),
     }
     return rows, selection
 

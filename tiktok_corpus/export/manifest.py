@@ -85,7 +85,7 @@ def build_manifest(
             "stratify": options.stratify,
             "stratified_on": options.label_column if options.stratify else None,
             "order": options.split_order,
-            **({"gap_s": options.split_gap_in_force_s} if options.split_order == "time" else {}),
+            **({"gap_s": options.split_gap_s} if options.split_order == "time" else {}),
             "method": (
                 "units ordered by their median create_time (oldest first; the seeded hash breaks ties), cut at "
                 "the cumulative fractions"
@@ -155,12 +155,20 @@ def dataset_card(manifest: dict) -> str:
     )
     if gap := manifest["selection"].get("split_gap"):
         left = gap["left_out"]
+        more = f" or less than {format_duration(gap['gap_s'])} before it" if gap["gap_s"] else ""
         order += (
-            f"; the train and val posts made less than {format_duration(gap['gap_s'])} before the next split's first "
-            f"post are left out ({left['train']} train, {left['val']} val), so no train label was read after a "
-            "test post appeared"
+            f"; the train and val videos whose label was read (at the last sighting it used) after a later split's "
+            f"first post{more} are left out ({left['train']} train, {left['val']} val), so no train label was "
+            "read after a test post appeared"
         )
     cutoff_source = "given by --as-of" if manifest["selection"].get("as_of") else "the newest snapshot read"
+    # A plain export reads the author profiles as last seen, which no cutoff brings back.
+    redo = (
+        f"; the same command with `--as-of {manifest['selection']['data_cutoff']}` makes it again from the corpus "
+        "grown since"
+        if manifest["selection"].get("as_of") or isinstance(manifest.get("age_basis"), dict)
+        else ""
+    )
     placed = manifest["selection"].get("author_counts")
     author_counts = (
         f"read from the author's snapshots, not the profile as last seen ({placed['placed']} rows; "
@@ -200,8 +208,7 @@ A dataset of TikTok videos with engagement statistics and virality labels, made 
 - Media are {manifest["media"]}; `file` is relative to this directory.
 - The author's profile counts (`follower_count`, `following_count`, `heart_count`, `video_count`) are
   {author_counts}.
-- To redo it: the data were cut off at {manifest["selection"]["data_cutoff"]} ({cutoff_source}; the same
-  command with `--as-of {manifest["selection"]["data_cutoff"]}` makes it again from the corpus grown since);
+- To redo it: the data were cut off at {manifest["selection"]["data_cutoff"]} ({cutoff_source}){redo};
   tiktok-corpus {manifest["package_version"]}, {code}; {libraries}; the command line and every option are
   in `manifest.json`.
 

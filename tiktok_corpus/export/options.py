@@ -44,11 +44,10 @@ class ExportOptions:
         "in train, the newest in test: the model is judged on later posts than it learnt from; --seed only "
         "breaks ties). time needs --at-age and excludes --stratify.",
     )
-    split_gap_s: int | None = described(
-        None,
-        "With --split-order time: leave out the train and val posts made less than this long before the next "
-        "split's first post (default: the --at-age, so no train label was read after a test post appeared; 0: "
-        "none).",
+    split_gap_s: int = described(
+        0,
+        "With --split-order time, which leaves out the train and val videos whose label was read (at the last "
+        "sighting it used) after a later split's first post: also those read less than this before it.",
     )
     seed: int = described(0, "Split seed.")
     format: str = described(
@@ -118,9 +117,9 @@ class ExportOptions:
                 "--split-order time excludes --stratify: each label stratum cut in time by itself gives test's "
                 "viral and not-viral posts different ages, and posting time would tell them apart"
             )
-        if self.split_gap_s is not None and self.split_order != "time":
+        if self.split_gap_s and self.split_order != "time":
             raise ConfigError("--split-gap is for --split-order time: a random split has no before and after")
-        if self.split_gap_s is not None and self.split_gap_s < 0:
+        if self.split_gap_s < 0:
             raise ConfigError(f"--split-gap must not be negative, got {self.split_gap_s} s")
         if self.at_age_s is not None and self.at_age_s <= 0:
             raise ConfigError(f"--at-age must be a positive duration, got {self.at_age_s} s")
@@ -130,14 +129,6 @@ class ExportOptions:
             raise ConfigError(f"--age-tolerance must not be negative, got {self.age_tolerance_s} s")
         if not NAME_PATTERN.match(self.name) or re.search(r"-v\d+$", self.name) or len(self.name) > 100:
             raise ConfigError(f"--name {self.name!r}: use letters, digits, '.', '_' and inner '-', not ending in -v<N>")
-
-    @property
-    def split_gap_in_force_s(self) -> int:
-        """The gap a time-ordered split leaves before each later split: ``--split-gap``, else the age the
-        labels are read at; none for a random split."""
-        if self.split_order != "time":
-            return 0
-        return self.split_gap_s if self.split_gap_s is not None else self.at_age_s or 0
 
     @property
     def videos_per_shard(self) -> int:

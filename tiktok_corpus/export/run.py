@@ -14,10 +14,11 @@ from ..config import Settings
 from ..durations import format_duration
 from ..store.db import open_store
 from ..store.models import utcnow
+from .at_age import BASES, counts_known_at
 from .dataset import hashtag_lists, load_dataset
 from .labels import apply_labels, fit_labels
 from .options import ExportError, ExportOptions
-from .splits import GAP, assign_splits
+from .splits import GAP, SPLITS, assign_splits
 from .write import write_version
 
 
@@ -63,12 +64,15 @@ def run_export(
             group_by=options.group_by,
             stratify_on=options.label_column if options.stratify else None,
             order=options.split_order,
-            gap_s=options.split_gap_in_force_s,
+            label_known_at=counts_known_at(rows).to_numpy() if options.split_order == "time" else None,
+            gap_s=options.split_gap_s,
         )
         if options.split_order == "time":
-            selection = {**selection, "split_gap": _split_gap(rows, options)}
+            gap = _split_gap(rows, options)
             outside = ~rows["split"].str.startswith(GAP).to_numpy()
             rows, tags = rows[outside].reset_index(drop=True), tags.filter(pa.array(outside))
+            placed = rows["age_basis"].value_counts().reindex(list(BASES), fill_value=0)
+            selection = {**selection, "split_gap": gap, "rows_by_age_basis": {b: int(n) for b, n in placed.items()}}
         progress.update(step, advance=1, description="computing labels")
         fitted = everywhere if options.label_fit == "all" else _fit(rows[rows["split"] == "train"], options)
         assert fitted is not None  # "all" always fitted on every row above
@@ -83,17 +87,24 @@ def run_export(
 
 
 def _split_gap(rows: pd.DataFrame, options: ExportOptions) -> dict:
-    """The gap a time-ordered split left (``selection.split_gap``): its length and how many videos it took
-    from train and from val; refused when it leaves no train video."""
-    if not (rows["split"] == "train").any():
-        posted = rows["create_time"].astype("float64")
-        raise ExportError(
-            f"--split-order time with a {format_duration(options.split_gap_in_force_s)} gap leaves no train video: "
-            f"the posts span {format_duration(int(posted.max() - posted.min()))}; crawl longer, or give a shorter "
-            "--split-gap (0: none, and train labels may then describe the weeks of test's posts)"
-        )
+    """What the gaps of a time-ordered split left out (``selection.split_gap``): its extra length and how
+    many videos it took from train and from val (the manifest's other counts are of the rows before);
+    refused when it empties a split that has a share."""
     left_out = {name: int((rows["split"] == GAP + name).sum()) for name in ("train", "val")}
-    return {"gap_s": options.split_gap_in_force_s, "left_out": left_out}
+    for name, share in zip(SPLITS, options.split):
+        if share > 0 and not (rows["split"] == name).any():
+            posted = rows["create_time"].astype("float64")
+            raise ExportError(
+                f"--split-order time leaves no {name} video: the labels of all {left_out[name]} were read (at the "
+                f"last sighting each used) after a later split's first post{_more(options.split_gap_s)}, and the "
+                f"posts span {format_duration(int(posted.max() - posted.min()))}; track a longer span of posts, "
+                "or give --split other shares"
+            )
+    return {"gap_s": options.split_gap_s, "left_out": left_out}
+
+
+def _more(gap_s: int) -> str:
+    return f" or less than {format_duration(gap_s)} before it" if gap_s else ""
 
 
 def _fit(rows: pd.DataFrame, options: ExportOptions) -> tuple[pd.DataFrame, dict]:

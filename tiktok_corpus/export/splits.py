@@ -30,6 +30,7 @@ def assign_splits(
     group_by: str = "none",
     stratify_on: str | None = None,
     order: str = "random",
+    label_known_at: np.ndarray | None = None,
     gap_s: float = 0.0,
 ) -> np.ndarray:
     """train/val/test (or :data:`GAP` and a split) per row, deterministic from ``seed`` and the ids.
@@ -43,11 +44,11 @@ def assign_splits(
     within each label stratum (the binary label, or :data:`SCORE_STRATA` score bins), so each split
     gets about the same label balance. An author's stratum is its videos' mean label.
 
-    ``gap_s`` (``order="time"``): a train or val unit posted less than ``gap_s`` before the first post of
-    a later split is left out: ``gap:train`` or ``gap:val``. A label read at ``A`` after posting describes
-    the weeks after the post: with ``gap_s = A`` no train label was read after a test post appeared, as
-    for a model put to work at that moment (a trend - a sound, a hashtag - peaking in test's weeks cannot
-    reach train).
+    ``label_known_at`` (``order="time"``; unix seconds per row, when its label was read, by default its
+    posting): a train or val unit one of whose labels was read after the first post of a later split, or
+    less than ``gap_s`` before it, is left out: ``gap:train`` or ``gap:val``. A label read days after
+    posting describes those days: so no train label was read after a test post appeared, as for a model
+    put to work at that moment (a trend - a sound, a hashtag - peaking in test's weeks cannot reach train).
     """
     if order not in SPLIT_ORDERS:
         raise ValueError(f"order must be one of {SPLIT_ORDERS}, got {order!r}")
@@ -56,8 +57,13 @@ def assign_splits(
     units["time"] = (
         pd.to_numeric(rows["create_time"], errors="coerce").to_numpy(dtype="float64") if order == "time" else 0.0
     )
+    units["known"] = np.asarray(label_known_at, dtype="float64") if label_known_at is not None else units["time"]
     per_unit = units.groupby("unit", sort=True).agg(
-        size=("label", "size"), label=("label", "mean"), time=("time", "median")
+        size=("label", "size"),
+        label=("label", "mean"),
+        time=("time", "median"),
+        first_post=("time", "min"),
+        last_known=("known", "max"),
     )
     per_unit["stratum"] = _strata(per_unit["label"], stratify_on)
     per_unit["time"] = per_unit["time"].fillna(-np.inf)
@@ -69,20 +75,21 @@ def assign_splits(
     position = (start / by_stratum.transform("sum")).to_numpy()
     cuts = np.cumsum(np.asarray(fractions, dtype=np.float64))[:2]
     per_unit["split"] = np.asarray(SPLITS)[np.searchsorted(cuts, position, side="right")]
-    if order == "time" and gap_s > 0:
-        per_unit["split"] = _left_out_in_gaps(per_unit["split"], per_unit["time"], gap_s)
+    if order == "time":
+        per_unit["split"] = _left_out_in_gaps(per_unit, gap_s)
     return per_unit["split"].reindex(units["unit"]).to_numpy()
 
 
-def _left_out_in_gaps(split: pd.Series, time: pd.Series, gap_s: float) -> pd.Series:
-    """``split`` with each train or val unit posted less than ``gap_s`` before a later split's first
-    post (after ``first - gap_s``) set to :data:`GAP` and its split."""
-    first_post = time.groupby(split).min()
+def _left_out_in_gaps(per_unit: pd.DataFrame, gap_s: float) -> pd.Series:
+    """The units' ``split``, each train or val unit whose ``last_known`` label is later than ``gap_s``
+    before the ``first_post`` of any unit of a later split set to :data:`GAP` and its split (an author's
+    posts spread in time: their first, not their median, is when a split begins)."""
+    split = per_unit["split"]
     out = split.copy()
     for position, name in enumerate(SPLITS[:-1]):
-        later = [first_post[s] for s in SPLITS[position + 1 :] if s in first_post.index]
-        if later:
-            out[(split == name) & (time > min(later) - gap_s)] = GAP + name
+        begins = per_unit.loc[split.isin(SPLITS[position + 1 :]), "first_post"].min()
+        if pd.notna(begins):
+            out[(split == name) & (per_unit["last_known"] + gap_s > begins)] = GAP + name
     return out
 
 

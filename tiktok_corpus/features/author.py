@@ -23,6 +23,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from ..export.at_age import counts_known_at
 from .columns import named, numeric, text
 
 # 2: no log_likes; 3: earlier videos only in exports split in time; 4: always, and only those whose
@@ -43,17 +44,6 @@ OUTCOME_COLUMNS = (
 
 def settings(options) -> dict:
     return {"version": VERSION}
-
-
-def counts_known_at(table: pd.DataFrame) -> pd.Series:
-    """When each row's counts were known (unix seconds): its ``stats_captured_at``, except in an
-    ``--at-age`` export, whose counts describe ``create_time + A`` but were read off the snapshots around
-    that moment, the later one up to the bracket's width after it: they were known at the latest snapshot
-    used (a count interpolated towards a sighting at day 30 was not known at day 7)."""
-    used_ages = pd.concat(
-        [numeric(table, "snapshot_age_before_s"), numeric(table, "snapshot_age_after_s")], axis=1
-    ).max(axis=1)
-    return (numeric(table, "create_time") + used_ages).where(used_ages.notna(), numeric(table, "stats_captured_at"))
 
 
 def over_known_before(

@@ -158,18 +158,19 @@ def _by(moment, as_of: datetime | None) -> list:
 
 
 def tracked_gone(reader: Connection, *, min_frames: int, as_of: datetime | None = None) -> pd.Series:
-    """The exportable videos the tracker found deleted or private (a ``gone`` target; by ``as_of``): their
-    ids, sorted. A video that is gone grows no older on the site: an age it had not reached is one it
-    never will."""
+    """When the tracker first found each exportable video deleted or private (a ``gone`` target; by
+    ``as_of``), indexed by video id, sorted. A video that is gone grows no older on the site: an age it
+    had not reached by then is one it never will."""
+    found = func.min(TrackTarget.updated_at).label("found_at")
     query = (
-        select(TrackTarget.video_id)
-        .distinct()
+        select(TrackTarget.video_id, found)
         .join(Video, Video.id == TrackTarget.video_id)
         .join(MediaFile, MediaFile.video_id == Video.id)
         .where(_exportable(min_frames), TrackTarget.status == "gone", *_by(TrackTarget.updated_at, as_of))
+        .group_by(TrackTarget.video_id)
         .order_by(TrackTarget.video_id)
     )
-    return read_frame(reader, query)["video_id"]
+    return read_frame(reader, query).set_index("video_id")["found_at"]
 
 
 def exportable_author_snapshots(reader: Connection, *, min_frames: int, as_of: datetime | None = None) -> pd.DataFrame:
