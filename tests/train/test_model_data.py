@@ -318,6 +318,27 @@ def test_one_class_test_split_reports_null_auc_with_reason(scores_test):
     assert "collapsed" not in metrics["verdict"]
 
 
+def test_a_test_split_with_a_single_positive_claims_nothing():
+    """One positive, ranked first: every stratified resample holds it, so the gain over the majority came
+    out as certain (interval [0.5, 0.5], p=0.0005) and the verdict claimed a win on one video."""
+    y = np.zeros(40)
+    y[7] = 1
+    scores = np.where(y == 1, 0.9, np.linspace(0.1, 0.5, 40))
+    metrics = evaluate(
+        "binary",
+        y_val=np.array([0, 1] * 10),
+        scores_val=np.linspace(0, 1, 20),
+        y_test=y,
+        scores_test=scores,
+        train_y=np.array([0, 1] * 10),
+        features=_features(20) | {"test": _features(40)["test"]},
+    )
+    assert metrics["model"]["roc_auc"] == 1.0 and metrics["model"]["roc_auc_ci"] is None
+    assert all(gain["p_value"] is None for gain in metrics["paired"].values())
+    assert metrics["beats_baselines"] is False
+    assert "has no confidence interval: the test split holds a single video of one class" in metrics["verdict"]
+
+
 def test_the_auc_interval_stays_defined_on_a_test_split_with_few_positives():
     """3 positives in 60 rows: a resample of the rows loses all three once in 1/e^3 draws or so, and its
     interval came out null; positives and negatives are resampled apart, so each draw has both."""

@@ -149,7 +149,10 @@ def paired_comparison(task: str, y, model_scores, baseline_scores, *, seed: int 
     model_scores, baseline_scores = np.asarray(model_scores, float), np.asarray(baseline_scores, float)
     statistic, sign = (auc_along, 1.0) if task == "binary" else (rmse_along, -1.0)
     observed = _number(sign * float(statistic(y, model_scores) - statistic(y, baseline_scores)))
-    if observed is None or len(y) < 2:
+    # One video of a class is in every stratified resample: its rank would vary in none of them (as for
+    # auc_ci, no interval), and a gain over a chance baseline would come out certain.
+    too_few = len(y) < 2 or (task == "binary" and min(np.count_nonzero(y == 1), np.count_nonzero(y == 0)) < 2)
+    if observed is None or too_few:
         return gain_summary(None, np.array([]))
     model, baseline = (resampled_metric(task, y, scores, seed=seed) for scores in (model_scores, baseline_scores))
     gains = sign * (model - baseline)
@@ -389,6 +392,11 @@ def _judge(task: str, model: dict, baselines: dict, paired: dict[str, dict], col
     if task == "binary" and model["roc_auc"] is None:
         also = f" (and the predictions are a near constant, {spread})" if collapsed else ""
         return False, f"Test ROC-AUC is {model['roc_auc_note']}; nothing can be claimed{also}."
+    if task == "binary" and model.get("roc_auc_ci") is None:  # auc_ci: one video of a class
+        return False, (
+            f"Test ROC-AUC {model['roc_auc']:.3f} has no confidence interval: the test split holds a single video "
+            "of one class, which no resample can vary; nothing can be claimed."
+        )
     if collapsed:
         return False, (
             f"The model collapsed to a (near) constant prediction ({spread}, ranking no better than chance, "
