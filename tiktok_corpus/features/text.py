@@ -17,8 +17,13 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from .columns import hashtag_names, named, text
 
-VERSION = 1
+# 2: Chinese and Japanese characters are tokens of their own.
+VERSION = 2
 MIN_DOCUMENT_FREQUENCY = 2  # a word in one train caption only is noise to a model, not a feature
+# Chinese and Japanese write no spaces: scikit-learn's default token (two word characters or more between
+# word boundaries) made each caption one word of its own, which min_df then dropped - no text feature at
+# all. Each Han, kana or CJK compatibility character is a token; other words are as scikit-learn's.
+TOKEN = r"(?u)[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]|\b\w\w+\b"
 MENTION = r"@[\w.]+"
 # Emoji and pictographs (U+1F300-1FAFF), dingbats and miscellaneous symbols (U+2600-27BF).
 EMOJI = "[\U0001f300-\U0001faff\u2600-\u27bf]"
@@ -52,7 +57,7 @@ class TextModel:
 
 def fit_text(train_docs: pd.Series, components: int) -> TextModel:
     """TF-IDF then TruncatedSVD, both fitted on ``train_docs`` (the train split) only."""
-    vectorizer = TfidfVectorizer(sublinear_tf=True, min_df=MIN_DOCUMENT_FREQUENCY)
+    vectorizer = TfidfVectorizer(sublinear_tf=True, min_df=MIN_DOCUMENT_FREQUENCY, token_pattern=TOKEN)
     try:
         weights = vectorizer.fit_transform(train_docs)
     except ValueError:  # no word occurs twice in the train captions: an empty vocabulary
