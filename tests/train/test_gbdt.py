@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import io
 import json
+import warnings
 from datetime import UTC, datetime
 
 import numpy as np
@@ -272,6 +273,18 @@ def test_fusion_side_inputs_are_scaled_on_train_only(planted):
     assert np.allclose(train.mean(axis=0), 0, atol=1e-5) and np.allclose(train.std(axis=0), 1, atol=1e-3)
     assert np.array_equal(after.vectors["train"], train)
     assert np.array_equal(after.vectors["test"][:, 0], before.vectors["test"][:, 0])  # author.x column
+
+
+def test_fusion_side_inputs_that_never_vary_on_train_are_refused(planted):
+    """An export without audio tracks gives an audio table of NaN and a constant: width 0 built the plain
+    network and recorded it as fusion (with numpy's "mean of empty slice" on the console)."""
+    root, features = planted
+    export = load_export(root)
+    flat = pd.DataFrame({"audio.has_audio": 0.0, "audio.loudness": np.nan}, index=features.index)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ConfigError, match="--model fusion: no column of audio varies on the train split"):
+            side_inputs(export, flat, {})
 
 
 def test_ablations_started_in_one_second_keep_a_folder_each_and_none_is_overwritten(planted, tmp_path):

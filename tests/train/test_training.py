@@ -416,6 +416,15 @@ def test_ctrl_c_says_how_to_go_on_and_resume_does(noise_export, tmp_path):
     run_dir = tmp_path / "stopped"
     tiny = ["--frames", "8", "--size", "16", "--device", "cpu", "--patience", "50", "--out", str(run_dir)]
     command = [str(Path(sys.executable).with_name("corpus")), "train", str(noise_export), *tiny]
+    # Before the first epoch ends there is nothing to resume: the same command starts again.
+    early = subprocess.Popen([*command, "--epochs", "50"], stderr=subprocess.PIPE, text=True, start_new_session=True)
+    stderr = interrupt_when(early, lambda: (run_dir / "config.json").is_file(), "the run's folder")
+    if not (run_dir / "last.pt").exists():  # else the first epoch won the race: nothing to tell apart
+        assert early.returncode == 130 and "Traceback" not in stderr, stderr
+        assert "no epoch was kept; the proxies made so far are cached, and the same command starts" in " ".join(
+            stderr.split()
+        )
+    shutil.rmtree(run_dir)
     proc = subprocess.Popen([*command, "--epochs", "50"], stderr=subprocess.PIPE, text=True, start_new_session=True)
     stderr = interrupt_when(proc, lambda: (run_dir / "last.pt").is_file(), "a first finished epoch")
     assert proc.returncode == 130 and "Traceback" not in stderr, stderr

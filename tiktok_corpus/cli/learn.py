@@ -116,12 +116,18 @@ def train(
         train_run(config)
     except KeyboardInterrupt:
         if (run_dir / "last.pt").is_file():
-            err_console.print(
-                f"interrupted: {run_dir} keeps its last finished epoch; "
-                f"`corpus train {export_dir} --resume --out {run_dir}` goes on from it",
-                highlight=False,
-                soft_wrap=True,
+            hint = (
+                f"{run_dir} keeps its last finished epoch; `corpus train {export_dir} --resume --out {run_dir}` "
+                "goes on from it"
             )
+        else:  # in the feature tables, the proxies or the first epoch (a gbdt run has no epochs to keep)
+            cached = (
+                "the feature tables and proxies finished so far are cached"
+                if model != "r2plus1d"
+                else ("the proxies made so far are cached")
+            )
+            hint = f"no epoch was kept; {cached}, and the same command starts again from them"
+        err_console.print(f"interrupted: {hint}", highlight=False, soft_wrap=True)
         raise
     metrics_path = run_dir / "metrics.json"
     if reports_results() and metrics_path.is_file():

@@ -7,6 +7,7 @@ without audio or an author row still gets a vector. Nothing of val or test shape
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,9 +37,15 @@ def side_inputs(export: Export, table: pd.DataFrame, provenance: dict) -> SideIn
     values = table.apply(pd.to_numeric, errors="coerce").astype("float64").to_numpy()
     split = export.table["split"].to_numpy()
     train = values[split == "train"]
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():  # an all-NaN column: "mean of empty slice"
+        warnings.simplefilter("ignore", RuntimeWarning)
         centre, spread = np.nanmean(train, axis=0), np.nanstd(train, axis=0)
     kept = np.isfinite(centre) & (spread > 0)
+    if not kept.any():  # the network alone, recorded as fusion
+        raise ConfigError(
+            f"--model fusion: no column of {', '.join(sorted({c.split('.', 1)[0] for c in table.columns}))} varies "
+            "on the train split (no audio tracks, say), so there is nothing to fuse; choose other --modalities"
+        )
     scaled = np.nan_to_num((values[:, kept] - centre[kept]) / spread[kept], nan=0.0).astype(np.float32)
     columns = [c for c, keep in zip(table.columns, kept) if keep]
     return SideInputs(
