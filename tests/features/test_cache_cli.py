@@ -174,3 +174,21 @@ def test_a_ctrl_c_in_the_video_embedding_keeps_the_cheap_tables_it_made_first(so
     monkeypatch.undo()
     again = extract_features(sound_export, FeatureOptions(modalities=CHEAP, text_components=4, progress=False))
     assert [r.modality for r in again.results] == list(CHEAP) and all(r.cache_hit for r in again.results)
+
+
+def test_ablate_and_train_read_the_tables_corpus_features_made(sound_export):
+    """`corpus ablate` made text tables of its defaults (16 components) beside the export's own (4), and the
+    next `corpus train --model gbdt`, reading the newest, silently trained on those."""
+    made = CliRunner().invoke(
+        app, ["features", str(sound_export), "--modalities", "text,time", "--text-components", "4"]
+    )
+    assert made.exit_code == 0, made.output
+    ablated = CliRunner().invoke(app, ["ablate", str(sound_export), "--modalities", "text,time", "--json"])
+    assert ablated.exit_code == 0, ablated.output
+    assert json.loads(ablated.stdout)["features"]["text"]["settings"]["components"] == 4
+    trained = CliRunner().invoke(
+        app, ["train", str(sound_export), "--model", "gbdt", "--modalities", "text,time", "--json"]
+    )
+    assert trained.exit_code == 0, trained.output
+    assert json.loads(trained.stdout)["run"]["features"]["text"]["settings"]["components"] == 4
+    assert len(list((sound_export / "features").glob("text-*.parquet"))) == 1

@@ -178,8 +178,9 @@ def ablate(
     Each line has its test metric with a 95% bootstrap interval and the verdict against the baselines;
     the all-modality model adds LightGBM gain and permutation importance per modality. Writes
     ablation.json and ablation.png (the report shows them). The feature tables are those of
-    `corpus features` with the same --backbone, --weights, --clips, --frames and --size (made here
-    when missing)."""
+    `corpus train --model gbdt` reads: the export's own (`corpus features`), else the extractors' defaults;
+    or, given --backbone, --weights, --clips, --frames or --size, those of exactly these settings (made
+    here when missing)."""
     from ..train import ablate as run_ablation
     from .display import ablation_table
 
@@ -195,8 +196,11 @@ def ablate(
         seed=seed,
         progress=not as_json,
     )
+    # Without a feature setting of its own, the ablation takes the tables a gbdt run takes, so that the two
+    # agree (defaults here would make tables of their own, which the next run, reading the newest, took up).
+    chosen = any(given_on_command_line(ctx, name) for name in ("backbone", "weights", "clips", "frames", "size"))
     features = FeatureOptions(backbone=backbone, weights=weights, clips=clips, frames=frames, size=size)
-    run_dir = run_ablation(config, features, out=out)
+    run_dir = run_ablation(config, features if chosen else None, out=out)
     result = json.loads((run_dir / "ablation.json").read_text())
     if as_json:
         typer.echo(json.dumps({"ablation_dir": str(run_dir.resolve()), **result}, indent=2))
