@@ -96,3 +96,16 @@ def test_a_fusion_run_resumes_as_fusion_on_its_modalities_without_naming_them(co
     assert (config.model, config.modality_list) == ("fusion", ("video", "author", "time"))
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["run"]["model"] == "fusion" and len(pd.read_csv(run_dir / "history.csv")) == 2
+
+    # Tables made since with other settings: another width failed with a traceback from load_state_dict,
+    # other values under the same width went on silently.
+    table, _ = side
+    for other in (
+        (table.assign(**{"time.more": np.linspace(0, 1, len(table))}), side[1]),
+        (table, {"author": {"random_init": False, "settings": {"version": 7}}}),
+    ):
+        monkeypatch.setattr(train_package, "_feature_table", lambda config, features, other=other: other)
+        again = TrainConfig(coin_flip_export, resume=True, out=run_dir, epochs=3, given_options=frozenset({"epochs"}))
+        with pytest.raises(ConfigError, match=r"--resume: .* trained on side inputs of other (columns|settings) than"):
+            train_package.train(again)
+    assert len(pd.read_csv(run_dir / "history.csv")) == 2

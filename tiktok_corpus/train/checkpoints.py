@@ -16,6 +16,7 @@ from torch import nn
 from .._files import replacing
 from ..errors import ConfigError
 from .config import RESUMABLE_OVERRIDES, TrainConfig, check_resume
+from .fusion import SideInputs
 from .model import FusionModel, ViralityModel, build_model
 
 
@@ -57,6 +58,37 @@ def refuse_another_world_size(checkpoint: dict, world_size: int, run_dir: Path) 
             f"--resume: {run_dir} trained in {trained} process{'es' if trained > 1 else ''}, this resume runs in "
             f"{world_size}; resume it {how}, or train a new run (another --out)"
         )
+
+
+def side_record(side: SideInputs | None) -> dict:
+    """What a fusion run's checkpoint keeps of its side inputs: their width (to build the model again),
+    their columns and the settings of the tables they came from (to resume on the same ones)."""
+    if side is None:
+        return {"side_features": 0}
+    settings = {modality: about.get("settings", {}) for modality, about in side.provenance.items()}
+    return {"side_features": side.width, "side_columns": list(side.columns), "side_settings": settings}
+
+
+def refuse_other_side_inputs(checkpoint: dict, side: SideInputs, run_dir: Path) -> None:
+    """A fusion run resumes on the side inputs it started with: the newest feature tables may have been
+    made since with other settings (more text components: another width, which the saved weights do not
+    fit; a new extractor version: other values under the same names). A checkpoint of an earlier version
+    did not say."""
+    saved = side_record(side)
+    for key, what in (("side_columns", "columns"), ("side_settings", "settings")):
+        if key in checkpoint and checkpoint[key] != saved[key]:
+            raise ConfigError(
+                f"--resume: {run_dir} trained on side inputs of other {what} than the export's feature tables "
+                f"now give ({_first_difference(checkpoint[key], saved[key])}); make the tables again as they were "
+                "(corpus features), or train a new run (another --out)"
+            )
+
+
+def _first_difference(was, now) -> str:
+    if isinstance(was, dict) and isinstance(now, dict):
+        key = next(k for k in sorted(set(was) | set(now)) if was.get(k) != now.get(k))
+        return f"{key}: {was.get(key)!r} then, {now.get(key)!r} now"
+    return f"{len(was)} then, {len(now)} now"
 
 
 def save_checkpoint(

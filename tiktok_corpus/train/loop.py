@@ -31,9 +31,11 @@ from .checkpoints import (
     load_run_model,
     new_run_state,
     refuse_another_world_size,
+    refuse_other_side_inputs,
     restore_run,
     resumed_config,
     save_checkpoint,
+    side_record,
 )
 from .clips import ClipDataset, EpochSampler, collate_clips
 from .config import TrainConfig, refuse_a_used_run_dir, run_dir_for
@@ -118,6 +120,8 @@ def _train(config: TrainConfig, world: _Dist, side_table: tuple[pd.DataFrame, di
 
     splits = {name: export.split(name) for name in ("train", "val", "test")}
     side = side_inputs(export, *side_table) if side_table is not None else None
+    if checkpoint is not None and side is not None:
+        refuse_other_side_inputs(checkpoint, side, run_dir)
 
     def side_of(split: str) -> np.ndarray | None:
         return side.vectors[split] if side else None
@@ -189,7 +193,7 @@ def _train(config: TrainConfig, world: _Dist, side_table: tuple[pd.DataFrame, di
         state["stale_epochs"] = 0 if improved else state["stale_epochs"] + 1
         state["epoch"] = epoch
         if world.main:
-            saved = {**state, "side_features": side.width if side else 0, "world_size": world.world_size}
+            saved = {**state, **side_record(side), "world_size": world.world_size}
             save_checkpoint(
                 run_dir, model, optimizer, scheduler, config, saved, best=improved, device=device, warmup=warmup
             )
