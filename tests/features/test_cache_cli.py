@@ -192,3 +192,16 @@ def test_ablate_and_train_read_the_tables_corpus_features_made(sound_export):
     assert trained.exit_code == 0, trained.output
     assert json.loads(trained.stdout)["run"]["features"]["text"]["settings"]["components"] == 4
     assert len(list((sound_export / "features").glob("text-*.parquet"))) == 1
+
+
+def test_author_profiles_read_after_posting_are_said_to_echo_the_label(sound_export):
+    """A plain export's followers are those last seen, after each video's own success brought some: the
+    author modality could be credited with the label's echo without a word."""
+    from tiktok_corpus.features.author import profile_read_at_posting
+
+    trained = CliRunner().invoke(app, ["train", str(sound_export), "--model", "gbdt", "--modalities", "author,time"])
+    assert trained.exit_code == 0, trained.output
+    said = " ".join(trained.stderr.split())
+    assert "the author's profile counts (followers, videos, badge) were read after the videos were posted" in said
+    assert profile_read_at_posting({"age_basis": {"at_age_s": 604_800}})
+    assert not profile_read_at_posting({"age_basis": "latest snapshot"})

@@ -18,11 +18,20 @@ from .options import export_dir_argument, given_on_command_line, no_file_in_the_
 RANDOM_VIDEO_EMBEDDING = "warning: --weights none: the video embedding is a random network's (for tests only)"
 
 
-def warn_of_random_embedding(features: dict) -> None:
-    """:data:`RANDOM_VIDEO_EMBEDDING` on stderr when a feature table's provenance (a run's or an
-    ablation's ``features``) says the video embedding came from a random network."""
+LATE_AUTHOR_PROFILE = (
+    "warning: the author's profile counts (followers, videos, badge) were read after the videos were posted (a "
+    "plain or --as-of export): they hold what each video's own success brought, so part of the author modality's "
+    "score may be the label's echo; an --at-age export reads them at posting"
+)
+
+
+def warn_of_feature_caveats(features: dict) -> None:
+    """On stderr, what a feature table's provenance (a run's or an ablation's ``features``) says a reader
+    must know: :data:`RANDOM_VIDEO_EMBEDDING`, :data:`LATE_AUTHOR_PROFILE`."""
     if any(table.get("random_init") for table in features.values()):
         err_console.print(RANDOM_VIDEO_EMBEDDING, highlight=False)
+    if features.get("author", {}).get("profile_at_posting") is False:
+        err_console.print(LATE_AUTHOR_PROFILE, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -135,7 +144,7 @@ def train(
         if as_json:
             typer.echo(json.dumps({"run_dir": str(run_dir), **metrics}, indent=2))
             return
-        warn_of_random_embedding(metrics["run"].get("features", {}))
+        warn_of_feature_caveats(metrics["run"].get("features", {}))
         console.print(main_metric_line(metrics), highlight=False)
         console.print(metrics["verdict"], highlight=False)
         if "speed" in metrics:  # the network's runs; gbdt has no training pass to time
@@ -205,7 +214,7 @@ def ablate(
     if as_json:
         typer.echo(json.dumps({"ablation_dir": str(run_dir.resolve()), **result}, indent=2))
         return
-    warn_of_random_embedding(result["features"])
+    warn_of_feature_caveats(result["features"])
     console.print(ablation_table(result))
     console.print(f"ablation written to {run_dir} (ablation.json, ablation.png)")
 

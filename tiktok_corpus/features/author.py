@@ -133,6 +133,14 @@ def author_features(table: pd.DataFrame, *, split_by_author: bool = False) -> pd
     )
 
 
+def profile_read_at_posting(manifest: dict) -> bool:
+    """Whether the export's profile counts (followers, videos, the badge) are the author's at each row's
+    posting: an ``--at-age`` export places them there; a plain one reads them as last seen and an
+    ``--as-of`` one at the stats moment, both after the posting, so they hold followers the video's own
+    success brought (the label's echo, as the total likes left out are)."""
+    return isinstance(manifest.get("age_basis"), dict)
+
+
 def describe(frame: pd.DataFrame) -> dict:
     """How many rows got author statistics (at least one other train video known by their posting)."""
     return {"rows_with_author_statistics": int((frame["author.others_train_videos"] > 0).sum())}

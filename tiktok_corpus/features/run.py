@@ -64,11 +64,14 @@ def _reused_entry(export: Export, identity: str, modality: str, options: Feature
 
 
 def _provenance(export: Export, entry: CacheEntry) -> dict:
-    return {
+    about = {
         "settings": entry.settings,
         "cache_file": str(entry.table_path(export.root)),
         "random_init": _random_init(entry),
     }
+    if entry.modality == "author":
+        about["profile_at_posting"] = _module("author").profile_read_at_posting(export.manifest)
+    return about
 
 
 def _random_init(entry: CacheEntry) -> bool:
