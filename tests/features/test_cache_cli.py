@@ -183,9 +183,12 @@ def test_ablate_and_train_read_the_tables_corpus_features_made(sound_export):
         app, ["features", str(sound_export), "--modalities", "text,time", "--text-components", "4"]
     )
     assert made.exit_code == 0, made.output
-    ablated = CliRunner().invoke(app, ["ablate", str(sound_export), "--modalities", "text,time", "--json"])
-    assert ablated.exit_code == 0, ablated.output
-    assert json.loads(ablated.stdout)["features"]["text"]["settings"]["components"] == 4
+    for video_settings in ([], ["--weights", "none", "--size", "16"]):  # given, they bind the video table alone
+        ablated = CliRunner().invoke(
+            app, ["ablate", str(sound_export), "--modalities", "text,time", *video_settings, "--json"]
+        )
+        assert ablated.exit_code == 0, ablated.output
+        assert json.loads(ablated.stdout)["features"]["text"]["settings"]["components"] == 4
     trained = CliRunner().invoke(
         app, ["train", str(sound_export), "--model", "gbdt", "--modalities", "text,time", "--json"]
     )
@@ -203,5 +206,7 @@ def test_author_profiles_read_after_posting_are_said_to_echo_the_label(sound_exp
     assert trained.exit_code == 0, trained.output
     said = " ".join(trained.stderr.split())
     assert "the author's profile counts (followers, videos, badge) were read after the videos were posted" in said
-    assert profile_read_at_posting({"age_basis": {"at_age_s": 604_800}})
+    at_posting = {"rule": "the author's latest snapshot at or before the row's posting; unknown otherwise"}
+    assert profile_read_at_posting({"age_basis": {"at_age_s": 604_800}, "selection": {"author_counts": at_posting}})
+    assert not profile_read_at_posting({"age_basis": {"at_age_s": 604_800}, "selection": {}})  # an older version's
     assert not profile_read_at_posting({"age_basis": "latest snapshot"})

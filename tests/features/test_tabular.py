@@ -56,9 +56,11 @@ def test_captions_without_spaces_give_words_too(table):
     """Chinese captions ("今天吃火锅" / "今天下雨了") were each one token, dropped by min_df: no text feature at
     all; their characters are tokens now, and the planted word separates the classes as "sunny" does."""
     viral = table["is_viral"] == 1
-    chinese = table.assign(desc=np.where(viral, "今天吃火锅", "今天下雨了"), hashtags=[[] for _ in range(len(table))])
+    captions = np.where(viral, "vlog今天吃火锅", "今日はTikTok・雨")
+    chinese = table.assign(desc=captions, hashtags=[[] for _ in range(len(table))])
     model = fit_text(text.documents(chinese)[chinese["split"] == "train"], components=6)
-    assert model.vectorizer is not None and {"火", "锅", "雨"} <= set(model.vectorizer.vocabulary_)
+    assert model.vectorizer is not None and {"火", "锅", "雨", "vlog", "tiktok"} <= set(model.vectorizer.vocabulary_)
+    assert "・" not in model.vectorizer.vocabulary_
     frame = text_features(chinese, 6)
     assert any(set(frame.loc[viral, c].round(6)).isdisjoint(frame.loc[~viral, c].round(6)) for c in frame.columns[:6])
 

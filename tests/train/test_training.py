@@ -424,6 +424,8 @@ def test_ctrl_c_says_how_to_go_on_and_resume_does(noise_export, tmp_path):
         assert "no epoch was kept; the proxies made so far are cached, and the same command starts" in " ".join(
             stderr.split()
         )
+    again = subprocess.run([*command, "--epochs", "1"], capture_output=True, text=True)  # over what it left
+    assert again.returncode == 0, again.stderr
     shutil.rmtree(run_dir)
     proc = subprocess.Popen([*command, "--epochs", "50"], stderr=subprocess.PIPE, text=True, start_new_session=True)
     stderr = interrupt_when(proc, lambda: (run_dir / "last.pt").is_file(), "a first finished epoch")

@@ -129,13 +129,11 @@ def train(
                 f"{run_dir} keeps its last finished epoch; `corpus train {export_dir} --resume --out {run_dir}` "
                 "goes on from it"
             )
-        else:  # in the feature tables, the proxies or the first epoch (a gbdt run has no epochs to keep)
-            cached = (
-                "the feature tables and proxies finished so far are cached"
-                if model != "r2plus1d"
-                else ("the proxies made so far are cached")
-            )
-            hint = f"no epoch was kept; {cached}, and the same command starts again from them"
+        elif model == "gbdt":  # in its feature tables: a gbdt run has no epochs to keep
+            hint = "the feature tables finished so far are cached; the same command starts again from them"
+        else:  # in the feature tables, the proxies or the first epoch
+            made = "proxies" if model == "r2plus1d" else "feature tables and proxies"
+            hint = f"no epoch was kept; the {made} made so far are cached, and the same command starts again from them"
         err_console.print(f"interrupted: {hint}", highlight=False, soft_wrap=True)
         raise
     metrics_path = run_dir / "metrics.json"
@@ -187,9 +185,9 @@ def ablate(
     Each line has its test metric with a 95% bootstrap interval and the verdict against the baselines;
     the all-modality model adds LightGBM gain and permutation importance per modality. Writes
     ablation.json and ablation.png (the report shows them). The feature tables are those of
-    `corpus train --model gbdt` reads: the export's own (`corpus features`), else the extractors' defaults;
-    or, given --backbone, --weights, --clips, --frames or --size, those of exactly these settings (made
-    here when missing)."""
+    that `corpus train --model gbdt` reads - the export's own (`corpus features`), else the extractors'
+    defaults -, with the settings given here among --backbone, --weights, --clips, --frames and --size
+    (made here when missing)."""
     from ..train import ablate as run_ablation
     from .display import ablation_table
 
@@ -205,11 +203,15 @@ def ablate(
         seed=seed,
         progress=not as_json,
     )
-    # Without a feature setting of its own, the ablation takes the tables a gbdt run takes, so that the two
-    # agree (defaults here would make tables of their own, which the next run, reading the newest, took up).
-    chosen = any(given_on_command_line(ctx, name) for name in ("backbone", "weights", "clips", "frames", "size"))
-    features = FeatureOptions(backbone=backbone, weights=weights, clips=clips, frames=frames, size=size)
-    run_dir = run_ablation(config, features if chosen else None, out=out)
+    # The tables a gbdt run takes, but for the settings given here, so that the two agree (tables made here
+    # of the defaults were then the newest, and the next run, reading the newest, took them up).
+    given = frozenset(
+        name for name in ("backbone", "weights", "clips", "frames", "size") if given_on_command_line(ctx, name)
+    )
+    features = FeatureOptions(
+        backbone=backbone, weights=weights, clips=clips, frames=frames, size=size, reuse_cached=True, pinned=given
+    )
+    run_dir = run_ablation(config, features, out=out)
     result = json.loads((run_dir / "ablation.json").read_text())
     if as_json:
         typer.echo(json.dumps({"ablation_dir": str(run_dir.resolve()), **result}, indent=2))

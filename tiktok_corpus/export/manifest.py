@@ -87,7 +87,7 @@ def build_manifest(
             "order": options.split_order,
             **({"gap_s": options.split_gap_s} if options.split_order == "time" else {}),
             "method": (
-                "units ordered by their median create_time (oldest first; the seeded hash breaks ties), cut at "
+                "units ordered by their first create_time (oldest first; the seeded hash breaks ties), cut at "
                 "the cumulative fractions"
                 if options.split_order == "time"
                 else "units ordered by a seeded hash of their id, cut at the cumulative fractions"
@@ -149,7 +149,7 @@ def dataset_card(manifest: dict) -> str:
     thresholds = ", ".join(f"{m} > {v:g}" for m, v in params["thresholds"].items())
     stats, at_age_label, engagement_bias = _age_basis_text(manifest)
     order = (  # exports made before --split-order were in random order
-        "time (units ordered by their median posting time: train the oldest, test the newest)"
+        "time (units ordered by their first posting time: train the oldest, test the newest)"
         if manifest["split"].get("order") == "time"
         else "random"
     )

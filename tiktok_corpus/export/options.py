@@ -40,7 +40,7 @@ class ExportOptions:
     stratify: bool = described(False, "Balance the label across splits.")
     split_order: str = described(
         "random",
-        "random (units ordered by a seeded hash) | time (units ordered by their median posting time, the oldest "
+        "random (units ordered by a seeded hash) | time (units ordered by their first posting time, the oldest "
         "in train, the newest in test: the model is judged on later posts than it learnt from; --seed only "
         "breaks ties). time needs --at-age and excludes --stratify.",
     )

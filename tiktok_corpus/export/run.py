@@ -88,17 +88,22 @@ def run_export(
 
 def _split_gap(rows: pd.DataFrame, options: ExportOptions) -> dict:
     """What the gaps of a time-ordered split left out (``selection.split_gap``): its extra length and how
-    many videos it took from train and from val (the manifest's other counts are of the rows before);
-    refused when it empties a split that has a share."""
+    many videos it took from train and from val (``rows_by_age_basis`` is counted again after it, the
+    other counts are of the rows before); refused when a split that has a share holds no video."""
     left_out = {name: int((rows["split"] == GAP + name).sum()) for name in ("train", "val")}
     for name, share in zip(SPLITS, options.split):
         if share > 0 and not (rows["split"] == name).any():
             posted = rows["create_time"].astype("float64")
+            span = format_duration(int(posted.max() - posted.min())) if posted.notna().any() else "unknown"
+            why = (
+                f"the labels of all {left_out[name]} were read (at the last sighting each used) after a later "
+                f"split's first post{_more(options.split_gap_s)}"
+                if left_out.get(name)
+                else "too few units (videos, or authors) reach it"
+            )
             raise ExportError(
-                f"--split-order time leaves no {name} video: the labels of all {left_out[name]} were read (at the "
-                f"last sighting each used) after a later split's first post{_more(options.split_gap_s)}, and the "
-                f"posts span {format_duration(int(posted.max() - posted.min()))}; track a longer span of posts, "
-                "or give --split other shares"
+                f"--split-order time leaves no {name} video: {why}, and the posts span {span}; track a longer span "
+                "of posts, or give --split other shares"
             )
     return {"gap_s": options.split_gap_s, "left_out": left_out}
 

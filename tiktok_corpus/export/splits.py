@@ -15,8 +15,8 @@ from .label_names import LABEL_COLUMNS
 from .options import SPLIT_ORDERS
 
 SPLITS = ("train", "val", "test")
-# The units of a time-ordered split posted too close before a later split's first post: left out, as
-# "gap:<the split they were cut from>".
+# The units of a time-ordered split with a label read after (or too little before) a later split's first
+# post: left out, as "gap:<the split they were cut from>".
 GAP = "gap:"
 # Continuous labels are stratified on this many equal-count score bins.
 SCORE_STRATA = 5
@@ -36,9 +36,10 @@ def assign_splits(
     """train/val/test (or :data:`GAP` and a split) per row, deterministic from ``seed`` and the ids.
 
     Units (videos, or authors with ``group_by="author"``; a video without an author is its own unit)
-    are ordered by a seeded hash of their id - or, with ``order="time"``, by their median
-    ``create_time`` (the hash breaks ties; a unit with no known time counts as the oldest: it cannot be
-    placed in the future) - and cut at the cumulative fractions (counted in videos).
+    are ordered by a seeded hash of their id - or, with ``order="time"``, by their first ``create_time``
+    (the hash breaks ties; a unit with no known time counts as the oldest: it cannot be placed in the
+    future; by their first post, so that no unit of a later split began before one of an earlier
+    split) - and cut at the cumulative fractions (counted in videos).
     Units holding the same file (a repost of the same bytes: a pixel model would be tested on what it
     was trained on) are joined into one (:func:`split_units`). With ``stratify_on`` the cut is made
     within each label stratum (the binary label, or :data:`SCORE_STRATA` score bins), so each split
@@ -61,10 +62,10 @@ def assign_splits(
     per_unit = units.groupby("unit", sort=True).agg(
         size=("label", "size"),
         label=("label", "mean"),
-        time=("time", "median"),
         first_post=("time", "min"),
         last_known=("known", "max"),
     )
+    per_unit["time"] = per_unit["first_post"]
     per_unit["stratum"] = _strata(per_unit["label"], stratify_on)
     per_unit["time"] = per_unit["time"].fillna(-np.inf)
     hash_key = hashlib.sha256(f"split-seed:{seed}".encode()).hexdigest()[:16]
@@ -83,7 +84,7 @@ def assign_splits(
 def _left_out_in_gaps(per_unit: pd.DataFrame, gap_s: float) -> pd.Series:
     """The units' ``split``, each train or val unit whose ``last_known`` label is later than ``gap_s``
     before the ``first_post`` of any unit of a later split set to :data:`GAP` and its split (an author's
-    posts spread in time: their first, not their median, is when a split begins)."""
+    posts spread in time: their first is when they, and a split, begin)."""
     split = per_unit["split"]
     out = split.copy()
     for position, name in enumerate(SPLITS[:-1]):

@@ -137,8 +137,10 @@ def profile_read_at_posting(manifest: dict) -> bool:
     """Whether the export's profile counts (followers, videos, the badge) are the author's at each row's
     posting: an ``--at-age`` export places them there; a plain one reads them as last seen and an
     ``--as-of`` one at the stats moment, both after the posting, so they hold followers the video's own
-    success brought (the label's echo, as the total likes left out are)."""
-    return isinstance(manifest.get("age_basis"), dict)
+    success brought (the label's echo, as the total likes left out are). An ``--at-age`` export of an
+    earlier version read them as last seen: its manifest names no rule placing them at the posting."""
+    placed = manifest.get("selection", {}).get("author_counts") or {}
+    return isinstance(manifest.get("age_basis"), dict) and "posting" in str(placed.get("rule", ""))
 
 
 def describe(frame: pd.DataFrame) -> dict:

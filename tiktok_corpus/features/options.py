@@ -66,8 +66,10 @@ class FeatureOptions:
     cache_dir: Path | None = described(None, "Decoded-proxy cache (default EXPORT_DIR/cache, the trainer's).")
     progress: bool = field(default=True, compare=False)
     # Take the table the export already has for a modality (the newest with these backbone weights),
-    # whatever its other settings: `corpus train --model gbdt` uses what `corpus features` made.
+    # whatever its other settings but the ``pinned`` ones (settings a command was given, by their names in
+    # a table's settings): `corpus train --model gbdt` uses what `corpus features` made.
     reuse_cached: bool = field(default=False, compare=False)
+    pinned: frozenset[str] = field(default=frozenset(), compare=False)
 
     def __post_init__(self) -> None:
         self.modalities = parse_modalities(self.modalities)

@@ -50,11 +50,12 @@ def _entry(identity: str, modality: str, options: FeatureOptions) -> CacheEntry:
 def _reused_entry(export: Export, identity: str, modality: str, options: FeatureOptions) -> CacheEntry | None:
     """With ``options.reuse_cached``, the newest cached table of ``modality`` for this export's table, made
     by this version of its extractor with the requested backbone weights (the settings that decide what a
-    table means); else, or where there is none, None."""
+    table means) and the ``options.pinned`` settings; else, or where there is none, None."""
     if not options.reuse_cached:
         return None
     requested = _entry(identity, modality, options).settings
-    binding = {key: requested[key] for key in ("table_sha256", "version", "weights") if key in requested}
+    bound = ("table_sha256", "version", "weights", *options.pinned)
+    binding = {key: requested[key] for key in bound if key in requested}
     video_ids = pd.Index(export.table["video_id"], name="video_id")
     for entry, _ in sorted(cached_entries(export.root, modality), key=lambda pair: pair[1], reverse=True):
         agrees = all(entry.settings.get(key) == value for key, value in binding.items())

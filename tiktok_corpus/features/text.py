@@ -22,8 +22,11 @@ VERSION = 2
 MIN_DOCUMENT_FREQUENCY = 2  # a word in one train caption only is noise to a model, not a feature
 # Chinese and Japanese write no spaces: scikit-learn's default token (two word characters or more between
 # word boundaries) made each caption one word of its own, which min_df then dropped - no text feature at
-# all. Each Han, kana or CJK compatibility character is a token; other words are as scikit-learn's.
-TOKEN = r"(?u)[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]|\b\w\w+\b"
+# all. Each Han or kana character is a token (not the katakana middle dot and long-vowel mark, which are
+# no words); other words are runs of two word characters or more, which a Han or kana character ends too
+# ("vlog今天", "今日はTikTok").
+_CJK = "\u3040-\u30fa\u30fd-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+TOKEN = rf"(?u)[{_CJK}]|[^\W{_CJK}\u30fb\u30fc]{{2,}}"
 MENTION = r"@[\w.]+"
 # Emoji and pictographs (U+1F300-1FAFF), dingbats and miscellaneous symbols (U+2600-27BF).
 EMOJI = "[\U0001f300-\U0001faff\u2600-\u27bf]"

@@ -75,12 +75,12 @@ def refuse_other_side_inputs(checkpoint: dict, side: SideInputs, run_dir: Path) 
     fit; a new extractor version: other values under the same names). A checkpoint of an earlier version
     did not say."""
     saved = side_record(side)
-    for key, what in (("side_columns", "columns"), ("side_settings", "settings")):
+    for key, what in (("side_features", "width"), ("side_columns", "columns"), ("side_settings", "settings")):
         if key in checkpoint and checkpoint[key] != saved[key]:
             raise ConfigError(
                 f"--resume: {run_dir} trained on side inputs of other {what} than the export's feature tables "
-                f"now give ({_first_difference(checkpoint[key], saved[key])}); make the tables again as they were "
-                "(corpus features), or train a new run (another --out)"
+                f"now give ({_first_difference(checkpoint[key], saved[key])}); resume with the tables it started "
+                "from, or train a new run (another --out)"
             )
 
 
@@ -88,7 +88,9 @@ def _first_difference(was, now) -> str:
     if isinstance(was, dict) and isinstance(now, dict):
         key = next(k for k in sorted(set(was) | set(now)) if was.get(k) != now.get(k))
         return f"{key}: {was.get(key)!r} then, {now.get(key)!r} now"
-    return f"{len(was)} then, {len(now)} now"
+    if isinstance(was, list) and isinstance(now, list):
+        return f"{len(was)} then, {len(now)} now"
+    return f"{was!r} then, {now!r} now"
 
 
 def save_checkpoint(

@@ -12,6 +12,7 @@ import math
 import os
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,9 @@ from .proxies import build_cache
 from .scoring import forward_clips, score_split
 
 LOSS_SYNC_STEPS = 20
+# How long the other ranks wait at the barrier while rank 0 builds the proxy cache: decoding a corpus of
+# thousands of videos takes far longer than NCCL's default 10 minutes, after which they gave up.
+WAIT_FOR_PROXIES = timedelta(hours=6)
 
 
 @dataclass
@@ -113,8 +117,10 @@ def _train(config: TrainConfig, world: _Dist, side_table: tuple[pd.DataFrame, di
     _refuse_class_options_without_classes(config, export)
     if world.main:  # rank 0 builds the cache; the others wait, then only look their proxies up
         proxies = build_cache(export, config.size, config.cache_dir, progress=config.progress)
-    if world.world_size > 1:
-        dist.barrier()
+    if world.world_size > 1:  # on the CPU, with a wait of its own: NCCL's watchdog gives up after 10 minutes
+        waiting = dist.new_group(backend="gloo", timeout=WAIT_FOR_PROXIES)
+        assert isinstance(waiting, dist.ProcessGroup)  # every rank is in it
+        dist.barrier(group=waiting)
     if not world.main:
         proxies = build_cache(export, config.size, config.cache_dir, progress=False)
 
