@@ -7,6 +7,7 @@ import json
 
 import pandas as pd
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from tiktok_corpus.cli import app
@@ -210,3 +211,29 @@ def test_author_profiles_read_after_posting_are_said_to_echo_the_label(sound_exp
     assert profile_read_at_posting({"age_basis": {"at_age_s": 604_800}, "selection": {"author_counts": at_posting}})
     assert not profile_read_at_posting({"age_basis": {"at_age_s": 604_800}, "selection": {}})  # an older version's
     assert not profile_read_at_posting({"age_basis": "latest snapshot"})
+
+
+def test_a_gbdt_run_takes_the_embedding_of_real_weights_the_export_has(sound_export, tmp_path):
+    """`corpus features --weights FILE` made the export's video table; `corpus train --model gbdt` without
+    --weights bound itself to --weights none, ignored it and computed a random network's embedding."""
+    from torchvision.models.video import r2plus1d_18
+
+    weights = tmp_path / "backbone.pt"
+    torch.save(r2plus1d_18(weights=None).state_dict(), weights)  # stands for trained weights: not "none"
+    small = ["--clips", "1", "--frames", "8", "--size", "16"]
+    for given in (["--weights", str(weights)], ["--weights", "none"]):  # the random one the newest: not taken
+        made = CliRunner().invoke(app, ["features", str(sound_export), "--modalities", "video", *small, *given])
+        assert made.exit_code == 0, made.output
+    trained = CliRunner().invoke(
+        app, ["train", str(sound_export), "--model", "gbdt", "--modalities", "video,time", "--json"]
+    )
+    assert trained.exit_code == 0, trained.output
+    video = json.loads(trained.stdout)["run"]["features"]["video"]
+    assert video["random_init"] is False and video["settings"]["weights"].startswith("sha256:")
+    assert "random network" not in trained.stderr
+    pinned = CliRunner().invoke(
+        app,
+        ["train", str(sound_export), "--model", "gbdt", "--modalities", "video,time", "--weights", "none", "--json"],
+    )
+    assert json.loads(pinned.stdout)["run"]["features"]["video"]["random_init"] is True  # asked for, it is taken
+    assert len(list((sound_export / "features").glob("video-*.parquet"))) == 2

@@ -65,9 +65,9 @@ class FeatureOptions:
     workers: int | None = described(None, "Threads decoding videos and audio (default: cores).")
     cache_dir: Path | None = described(None, "Decoded-proxy cache (default EXPORT_DIR/cache, the trainer's).")
     progress: bool = field(default=True, compare=False)
-    # Take the table the export already has for a modality (the newest with these backbone weights),
-    # whatever its other settings but the ``pinned`` ones (settings a command was given, by their names in
-    # a table's settings): `corpus train --model gbdt` uses what `corpus features` made.
+    # Take the table the export already has for a modality (one of real weights before a random network's,
+    # the newest first), whatever its settings but the ``pinned`` ones (settings a command was given, by
+    # their names in a table's settings): `corpus train --model gbdt` uses what `corpus features` made.
     reuse_cached: bool = field(default=False, compare=False)
     pinned: frozenset[str] = field(default=frozenset(), compare=False)
 

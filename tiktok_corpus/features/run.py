@@ -48,16 +48,17 @@ def _entry(identity: str, modality: str, options: FeatureOptions) -> CacheEntry:
 
 
 def _reused_entry(export: Export, identity: str, modality: str, options: FeatureOptions) -> CacheEntry | None:
-    """With ``options.reuse_cached``, the newest cached table of ``modality`` for this export's table, made
-    by this version of its extractor with the requested backbone weights (the settings that decide what a
-    table means) and the ``options.pinned`` settings; else, or where there is none, None."""
+    """With ``options.reuse_cached``, a cached table of ``modality`` for this export's table, made by this
+    version of its extractor with the ``options.pinned`` settings (those given: the backbone's --weights
+    only when asked for): one of real weights before a random network's, the newest first; else, or where
+    there is none, None."""
     if not options.reuse_cached:
         return None
     requested = _entry(identity, modality, options).settings
-    bound = ("table_sha256", "version", "weights", *options.pinned)
-    binding = {key: requested[key] for key in bound if key in requested}
+    binding = {key: requested[key] for key in ("table_sha256", "version", *options.pinned) if key in requested}
     video_ids = pd.Index(export.table["video_id"], name="video_id")
-    for entry, _ in sorted(cached_entries(export.root, modality), key=lambda pair: pair[1], reverse=True):
+    candidates = cached_entries(export.root, modality)
+    for entry, _ in sorted(candidates, key=lambda pair: (not _random_init(pair[0]), pair[1]), reverse=True):
         agrees = all(entry.settings.get(key) == value for key, value in binding.items())
         if agrees and read_cached(export.root, entry, video_ids) is not None:  # a whole table, never recomputed
             return entry

@@ -59,8 +59,9 @@ def _feature_table(config: TrainConfig, features: FeatureOptions | None):
     modalities = config.modality_list
     if config.model == "fusion":  # the network is the video modality; the others join before its head
         modalities = tuple(m for m in modalities if m != "video")
-    # Without explicit feature settings: the tables the export already has (`corpus features`), else
-    # the extractors' defaults, the video backbone with the run's own --weights.
-    base = features or FeatureOptions(weights=config.weights, reuse_cached=True)
+    # Without explicit feature settings: the tables the export already has (`corpus features`; of the
+    # run's --weights when it was given them), else the extractors' defaults with the run's --weights.
+    pinned = frozenset({"weights"} & config.explicit_options())
+    base = features or FeatureOptions(weights=config.weights, reuse_cached=True, pinned=pinned)
     options = replace(base, modalities=modalities, device=config.device, progress=config.progress)
     return load_features_and_provenance(config.export_dir, modalities, options)
