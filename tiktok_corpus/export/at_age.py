@@ -52,6 +52,12 @@ EXCLUSION_REASONS = (*PLACEMENT_REASONS, "gone_before_age")
 MIN_ON_TIME_S = 60
 
 
+def rows_by_basis(basis: pd.Series) -> dict[str, int]:
+    """How many rows were placed each way (the manifest's ``selection.rows_by_age_basis``)."""
+    counts = basis.value_counts().reindex(list(BASES), fill_value=0)
+    return {name: int(counts[name]) for name in BASES}
+
+
 def on_time_at_age(age_s: int) -> int:
     """How far from ``age_s`` a snapshot still counts as taken at it (``exact``): 1% of the age, at least
     :data:`MIN_ON_TIME_S` (15 minutes at 1d, 100 minutes at 7d)."""

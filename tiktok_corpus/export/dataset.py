@@ -30,12 +30,12 @@ from ..store.exports import (
     tracked_gone,
 )
 from .at_age import (
-    BASES,
     COUNTS,
     EXCLUSION_REASONS,
     METHOD,
     counts_at_age,
     early_growth,
+    rows_by_basis,
     tolerance_at_age,
 )
 from .format import EARLY_AGES_S, PLACEMENT_COLUMNS
@@ -128,7 +128,6 @@ def _at_age(
     author_counts = _profiles_at(rows, authors, posted, moment="the row's posting", first_look_s=first_look_s)
     _type_columns(rows, counts=())
     excluded = at_age["excluded"].value_counts().reindex(list(EXCLUSION_REASONS), fill_value=0)
-    by_basis = at_age["age_basis"].value_counts().reindex(list(BASES), fill_value=0)
     selection = {
         **_filters(min_frames),
         "as_of": as_of.isoformat() if as_of else None,
@@ -140,7 +139,7 @@ def _at_age(
         "age_tolerance_rule": "given (--age-tolerance)" if given else "default: a quarter of the age, at most 1d",
         "excluded_no_stats": int(excluded["no_snapshots"]),
         "excluded_by_reason": {reason: int(n) for reason, n in excluded.items()},
-        "rows_by_age_basis": {basis: int(n) for basis, n in by_basis.items()},
+        "rows_by_age_basis": rows_by_basis(at_age["age_basis"]),
         "author_counts": author_counts,
         "data_cutoff": as_of.isoformat()
         if as_of

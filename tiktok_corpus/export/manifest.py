@@ -16,7 +16,7 @@ from .format import CSV_READ, EARLY_AGES_S, GROWTH_COLUMNS, MANIFEST_FORMAT, PLA
 from .hub import HUB_SPLITS, front_matter
 from .options import ExportOptions
 from .provenance import git_commit, library_versions
-from .splits import SPLITS, split_units
+from .splits import SPLITS, gap_margin, split_units
 
 
 def build_manifest(
@@ -155,11 +155,10 @@ def dataset_card(manifest: dict) -> str:
     )
     if gap := manifest["selection"].get("split_gap"):
         left = gap["left_out"]
-        more = f" or less than {format_duration(gap['gap_s'])} before it" if gap["gap_s"] else ""
         order += (
             f"; the train and val videos whose label was read (at the last sighting it used) after a later split's "
-            f"first post{more} are left out ({left['train']} train, {left['val']} val), so no train label was "
-            "read after a test post appeared"
+            f"first post{gap_margin(gap['gap_s'])} are left out ({left['train']} train, {left['val']} val), so no "
+            "train label was read after a test post appeared"
         )
     cutoff_source = "given by --as-of" if manifest["selection"].get("as_of") else "the newest snapshot read"
     # A plain export reads the author profiles as last seen, which no cutoff brings back.

@@ -14,11 +14,11 @@ from ..config import Settings
 from ..durations import format_duration
 from ..store.db import open_store
 from ..store.models import utcnow
-from .at_age import BASES, counts_known_at
+from .at_age import counts_known_at, rows_by_basis
 from .dataset import hashtag_lists, load_dataset
 from .labels import apply_labels, fit_labels
 from .options import ExportError, ExportOptions
-from .splits import GAP, SPLITS, assign_splits
+from .splits import GAP, SPLITS, assign_splits, gap_margin
 from .write import write_version
 
 
@@ -71,8 +71,7 @@ def run_export(
             gap = _split_gap(rows, options)
             outside = ~rows["split"].str.startswith(GAP).to_numpy()
             rows, tags = rows[outside].reset_index(drop=True), tags.filter(pa.array(outside))
-            placed = rows["age_basis"].value_counts().reindex(list(BASES), fill_value=0)
-            selection = {**selection, "split_gap": gap, "rows_by_age_basis": {b: int(n) for b, n in placed.items()}}
+            selection = {**selection, "split_gap": gap, "rows_by_age_basis": rows_by_basis(rows["age_basis"])}
         progress.update(step, advance=1, description="computing labels")
         fitted = everywhere if options.label_fit == "all" else _fit(rows[rows["split"] == "train"], options)
         assert fitted is not None  # "all" always fitted on every row above
@@ -97,7 +96,7 @@ def _split_gap(rows: pd.DataFrame, options: ExportOptions) -> dict:
             span = format_duration(int(posted.max() - posted.min())) if posted.notna().any() else "unknown"
             why = (
                 f"the labels of all {left_out[name]} were read (at the last sighting each used) after a later "
-                f"split's first post{_more(options.split_gap_s)}"
+                f"split's first post{gap_margin(options.split_gap_s)}"
                 if left_out.get(name)
                 else "too few units (videos, or authors) reach it"
             )
@@ -106,10 +105,6 @@ def _split_gap(rows: pd.DataFrame, options: ExportOptions) -> dict:
                 "of posts, or give --split other shares"
             )
     return {"gap_s": options.split_gap_s, "left_out": left_out}
-
-
-def _more(gap_s: int) -> str:
-    return f" or less than {format_duration(gap_s)} before it" if gap_s else ""
 
 
 def _fit(rows: pd.DataFrame, options: ExportOptions) -> tuple[pd.DataFrame, dict]:

@@ -11,6 +11,7 @@ import pandas as pd
 from scipy.sparse import coo_array
 from scipy.sparse.csgraph import connected_components
 
+from ..durations import format_duration
 from .label_names import LABEL_COLUMNS
 from .options import SPLIT_ORDERS
 
@@ -79,6 +80,11 @@ def assign_splits(
     if order == "time":
         per_unit["split"] = _left_out_in_gaps(per_unit, gap_s)
     return per_unit["split"].reindex(units["unit"]).to_numpy()
+
+
+def gap_margin(gap_s: int) -> str:
+    """``--split-gap`` in the words of the manifest's card and of the export's errors ("" when none)."""
+    return f" or less than {format_duration(gap_s)} before it" if gap_s else ""
 
 
 def _left_out_in_gaps(per_unit: pd.DataFrame, gap_s: float) -> pd.Series:
