@@ -16,6 +16,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from tests.media_files import date_now, zero_middle
 from tests.waiting import until
@@ -398,6 +400,31 @@ def test_a_data_folder_that_takes_no_file_stops_the_run_and_gives_rows_back(
     assert stopped.value.kind == "not_permitted"
     assert stopped.value.message.startswith(f"{videos}/70: read-only file system (give this user the right")
     assert [rows.video(video_id).download_status for video_id in ids] == ["pending"] * 4
+
+
+def test_a_failure_the_database_refuses_to_record_stops_the_run_instead_of_hanging_it(
+    store, site_settings, rows, quick
+):
+    """A worker whose failure write raised died without waking the claimer: once most had, the run
+    waited for ever, its leases renewed, so no other process could take the rows either."""
+    ids = [f"70000000000000003{n:02d}" for n in range(8)]
+    for video_id in ids:
+        rows.add(video_id, [url("gear")])
+    with store.transaction() as session:  # the database itself refuses the write (as a locked or full one does)
+        session.execute(
+            text(
+                "CREATE TRIGGER refuse_failures BEFORE UPDATE OF download_status ON videos"
+                " WHEN NEW.download_status = 'failed' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+            )
+        )
+
+    async def go():
+        async with httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(404))) as client:
+            await download_pending(store, site_settings, client=client, options=quick, cookies=COOKIES, concurrency=2)
+
+    with pytest.raises(DBAPIError, match="refused by the test"):
+        asyncio.run(asyncio.wait_for(go(), 60))
+    assert {rows.video(video_id).download_status for video_id in ids} == {"pending"}  # given back, none lost
 
 
 def test_failed_rows_are_retried_only_when_asked(store, site_settings, rows, quick, sample_mp4):

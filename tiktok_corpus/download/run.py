@@ -78,7 +78,9 @@ class DownloadRun:
         self.most_in_hand = 2 * concurrency
         self.worker = worker_name("download")
         self.in_hand: set[str] = set()
-        self.cannot_write: CannotWrite | None = None
+        # What stops the run, its rows in hand going back: a data folder that takes no file (every row would
+        # fail alike), or a write the database refused (locked past its timeout, gone, full).
+        self.stopped_by: Exception | None = None
         self._db = DatabaseThread("download")  # every database read and write of the run, in order
         self._landing = GroupCommit(store, settings.data_dir, self._db, self.worker, self._count_landed)
         self._settled = asyncio.Event()  # set whenever a row leaves ``in_hand``: room to claim more
@@ -105,8 +107,8 @@ class DownloadRun:
             self.fetcher.shutdown()
             self._db.shutdown()  # database work in progress finishes (or rolls back) first
             release(self.store, "download", self.in_hand, worker=self.worker)
-        if self.cannot_write:
-            raise self.cannot_write
+        if self.stopped_by is not None:
+            raise self.stopped_by
         if not renewing.cancelled() and (bug := renewing.exception()) is not None:
             raise bug  # the renewal ended on an error that is not the database's: a bug, not to be lost
 
@@ -136,7 +138,7 @@ class DownloadRun:
         if progress is not None and follow is None and limit is None:
             progress.update(task, total=count_claimable_downloads(self.store, retry_failed=retry_failed, since=started))
         most = self.most_in_hand
-        while self.cannot_write is None:
+        while self.stopped_by is None:
             if limit is not None and claimed >= limit:
                 return
             if len(self.in_hand) > most // 2:  # claim in batches, each only as large as the free workers
@@ -190,14 +192,19 @@ class DownloadRun:
 
     async def _work(self, queue: asyncio.Queue, progress: Progress | None, task) -> None:
         while (job := await queue.get()) is not None:
-            if self.cannot_write is None:  # else given back by run()'s release
-                await self.process(job)
-                if progress is not None:
-                    progress.update(task, advance=1, description=f"download {self.summary.bytes / 1e6:,.0f} MB")
-            self._settled.set()
+            try:
+                if self.stopped_by is None:  # else given back by run()'s release
+                    await self.process(job)
+                    if progress is not None:
+                        progress.update(task, advance=1, description=f"download {self.summary.bytes / 1e6:,.0f} MB")
+            except Exception as exc:  # a row's outcome the database would not record: the run stops with it
+                self.stopped_by = self.stopped_by or exc
+            finally:
+                self._settled.set()  # the producer waits on it: a worker that stopped must still wake it
 
     async def process(self, claimed: Claimed) -> None:
-        """Bring one claimed row to ``downloaded`` or ``failed``; never raises for a per-item problem."""
+        """Bring one claimed row to ``downloaded`` or ``failed``; never raises for a per-item problem (a
+        database that refuses to record the outcome is none: that raises, and the row stays in hand)."""
         video_id, job, done = claimed.video_id, None, False
         try:
             if isinstance(claimed, UnloadableRow):
@@ -207,7 +214,7 @@ class DownloadRun:
                 await self._land(job, await self.fetcher.obtain(job))
             done = True  # its .part is the final file now (or there was none)
         except CannotWrite as exc:
-            self.cannot_write = exc  # the row stays in hand and goes back to pending
+            self.stopped_by = exc  # the row stays in hand and goes back to pending
             return
         except ClaimLost as exc:
             log.warning("download %s: %s", video_id, exc.message)
