@@ -100,6 +100,13 @@ def _host() -> str:
     return re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname())
 
 
+def media_path(path: str | os.PathLike[str]) -> str:
+    """``path`` as libav, ffmpeg and ffprobe must be given it: absolute. They read a relative name with a
+    colon as a URL (``2024-05-01T12:30:00.mp4`` as protocol ``2024-05-01T12``) and ffprobe one starting
+    with ``-`` as an option; an absolute path begins with ``/``, which neither can be."""
+    return str(Path(path).absolute())
+
+
 def contained_file(root: Path, relative: str | os.PathLike[str]) -> Path:
     """``root / relative`` resolved (links followed), or FileNotFoundError when it is no file or lies
     outside ``root`` (an absolute path, ``..``, a link out)."""

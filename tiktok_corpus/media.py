@@ -38,6 +38,7 @@ from typing import Any
 
 import av
 
+from ._files import media_path
 from .errors import ConfigError, MediaError
 
 FFPROBE = "ffprobe"
@@ -130,7 +131,7 @@ def video_codec(path: str | os.PathLike, *, timeout: float = PROBE_TIMEOUT_S) ->
         # libav would call it, taking the GIL, on every read, which doubled the cost beside a busy
         # event loop. ``timeout`` bounds the ffprobe fallback.
         with av.open(
-            str(path), metadata_errors="replace", options={"skip_frame": "all", "probesize": "32"}
+            media_path(path), metadata_errors="replace", options={"skip_frame": "all", "probesize": "32"}
         ) as container:
             for stream in container.streams.video:
                 if not stream.disposition & av.stream.Disposition.attached_pic:
@@ -158,7 +159,7 @@ def deep_check(path: str | os.PathLike, *, timeout: float = DEEP_TIMEOUT_S) -> i
         "-v",
         "error",
         "-i",
-        str(path),
+        media_path(path),
         "-fps_mode",
         "passthrough",
         "-f",
@@ -188,7 +189,10 @@ def _libav_info(path: Path, *, bmff: bool, timeout: float) -> tuple[dict, str] |
     deadline = time.monotonic() + timeout
     _keep_libav_errors()
     try:
-        with av.logging.Capture() as logs, av.open(str(path), timeout=timeout, metadata_errors="replace") as container:
+        with (
+            av.logging.Capture() as logs,
+            av.open(media_path(path), timeout=timeout, metadata_errors="replace") as container,
+        ):
             info: dict[str, Any] = {
                 "format": _libav_format(container),
                 "streams": [_libav_stream(stream) for stream in container.streams],
@@ -282,7 +286,7 @@ def _timeout(path: Path, timeout: float) -> MediaError:
 
 def _ffprobe_info(path: Path, *, bmff: bool, timeout: float) -> tuple[dict, str]:
     """The record from ffprobe (packets counted where the stated count is absent or not trusted)."""
-    args = [FFPROBE, "-hide_banner", "-v", "error", "-of", "json", "-show_format", "-show_streams", str(path)]
+    args = [FFPROBE, "-hide_banner", "-v", "error", "-of", "json", "-show_format", "-show_streams", media_path(path)]
     done = run_tool(args, timeout=timeout, what=f"probe {path.name}")
     try:
         info = json.loads(done.stdout)
@@ -302,7 +306,7 @@ def _ffprobe_count_packets(path: Path, stream_index: int, *, timeout: float) -> 
     """The stream's packets as :func:`_count_packets` counts them (those flagged D, discarded by an edit
     list, left out), and ffprobe's errors while reading them."""
     args = [FFPROBE, "-v", "error", "-select_streams", str(stream_index), "-show_entries", "packet=flags"]
-    done = run_tool([*args, "-of", "csv=p=0", str(path)], timeout=timeout, what=f"probe {path.name}")
+    done = run_tool([*args, "-of", "csv=p=0", media_path(path)], timeout=timeout, what=f"probe {path.name}")
     return sum(1 for flags in done.stdout.split() if "D" not in flags), done.stderr
 
 
@@ -401,23 +405,27 @@ def _is_bmff(path: Path) -> bool:
 
 
 def _check_bmff_complete(path: Path) -> None:
-    """Walk the top-level boxes; one that runs past the end of the file means it was cut short.
+    """Walk the top-level boxes; one that runs past the end of the file, a box header cut in two, or no
+    ``mdat`` at all means it was cut short.
 
     A cut ``mdat`` keeps its sample table (and so ``nb_frames``) intact, so without this check a
-    truncated download would pass as whole.
+    truncated download would pass as whole; so would one cut where its ``mdat`` begins (a faststart file
+    ends whole after its ``moov``), whose stated frames are nowhere in it.
     """
     size = path.stat().st_size
+    media_data = False
     with path.open("rb") as fh:
         offset = 0
-        while offset + 8 <= size:
+        while offset < size:
             fh.seek(offset)
-            box_size, box_type = struct.unpack(">I4s", fh.read(8))
+            header = fh.read(16)
+            if len(header) < 8 or (header[:4] == b"\0\0\0\1" and len(header) < 16):  # a 64-bit size cut off
+                raise MediaError(f"{path.name}: a box header cut off at byte {offset} of {size}", kind="truncated")
+            box_size, box_type = struct.unpack(">I4s", header[:8])
+            media_data = media_data or box_type == b"mdat"
             if box_size == 1:  # 64-bit size follows the type
-                largesize = fh.read(8)
-                if len(largesize) < 8:
-                    break
-                box_size = struct.unpack(">Q", largesize)[0]
-            elif box_size == 0:  # runs to the end of the file
+                box_size = struct.unpack(">Q", header[8:16])[0]
+            elif box_size == 0:  # runs to the end of the file: nothing in it is cut, libav judges the rest
                 return
             if box_size < 8:
                 return  # not a box: leave the verdict to ffprobe
@@ -427,3 +435,5 @@ def _check_bmff_complete(path: Path) -> None:
                     kind="truncated",
                 )
             offset += box_size
+    if not media_data:
+        raise MediaError(f"{path.name}: no media data ('mdat' box): cut off before its frames", kind="truncated")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import ffmpeg
 
-from ._files import sha256_file, write_text_atomically
+from ._files import media_path, sha256_file, write_text_atomically
 from ._waits import ordered_map
 from .errors import CorpusError, MediaError
 from .media import FFMPEG, run_tool
@@ -58,10 +58,10 @@ def poster_frame(source: Path, cache_dir: Path, *, sha256: str | None = None) ->
     os.close(handle)
     partial = Path(name)
     command = (
-        ffmpeg.input(str(source))["v:0"]
+        ffmpeg.input(media_path(source))["v:0"]
         .filter("thumbnail", THUMBNAIL_FRAMES)
         .filter("scale", POSTER_WIDTH, -2)
-        .output(str(partial), vframes=1, format="image2", vcodec="mjpeg", **{"q:v": 4})
+        .output(media_path(partial), vframes=1, format="image2", vcodec="mjpeg", **{"q:v": 4})
         .global_args("-nostdin", "-v", "error")
         .compile(cmd=FFMPEG, overwrite_output=True)
     )

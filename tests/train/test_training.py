@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -25,6 +26,7 @@ from tests.waiting import interrupt_when
 from tiktok_corpus.cli import app
 from tiktok_corpus.errors import ConfigError
 from tiktok_corpus.train import TrainConfig, loop, train
+from tiktok_corpus.train.predict import predict
 
 pytestmark = pytest.mark.slow(120)
 
@@ -105,6 +107,19 @@ def test_predict_agrees_with_evaluation_and_survives_a_bad_file(signal_run, sign
     assert lines[3]["error"] == "corrupt" and "'mdat' box needs" in lines[3]["message"], lines[3]
     assert f"{min_frames - 4} frames < {min_frames}: shorter than every video" in lines[4]["warning"]
     assert 0 <= lines[4]["score"] <= 1
+
+
+def test_predict_keeps_no_proxy_of_a_file_once_it_is_scored(signal_run, signal_export, tmp_path, monkeypatch):
+    """Every file's proxy stayed in the temporary folder until the last was scored: a corpus's worth filled
+    a small /tmp, and each file after that was called corrupt."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    videos = sorted((signal_export / "videos").glob("*.mp4"))[:2]
+    scoring = predict(videos, signal_run, device="cpu")
+    for video in videos:
+        assert next(scoring)["path"] == str(video)
+        [scratch] = tmp_path.glob("corpus-predict-*")
+        assert list(scratch.iterdir()) == []
+    assert next(scoring, None) is None
 
 
 def test_a_run_stopped_before_its_report_scores_without_labels(signal_run, signal_export, tmp_path):

@@ -91,6 +91,42 @@ def test_unreadable_files_raise_media_error_with_reason(media_dir, name, kind):
     assert name in caught.value.message
 
 
+def _top_level_boxes(data: bytes) -> dict[bytes, int]:
+    """Where each top-level box of an mp4 begins (32-bit sizes: the generated files have no other)."""
+    found, offset = {}, 0
+    while offset + 8 <= len(data):
+        found[data[offset + 4 : offset + 8]] = offset
+        offset += int.from_bytes(data[offset : offset + 4], "big")
+    return found
+
+
+@pytest.mark.parametrize("into_mdat", [0, 5], ids=["where_mdat_begins", "inside_mdat_header"])
+@pytest.mark.parametrize("in_process", [True, False])
+def test_a_faststart_file_cut_where_its_media_data_begins_is_truncated(media_dir, tmp_path, into_mdat, in_process):
+    """Every box before the cut is whole and ``moov`` states all the frames: it probed ``valid`` with no
+    frame in it, and the download check let it land."""
+    whole = (media_dir / "faststart.mp4").read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole[: _top_level_boxes(whole)[b"mdat"] + into_mdat])
+
+    with pytest.raises(MediaError) as probed:
+        probe(cut, in_process=in_process)
+    with pytest.raises(MediaError) as checked:
+        video_codec(cut)
+    assert probed.value.kind == checked.value.kind == "truncated"
+
+
+def test_a_file_whose_name_holds_a_colon_is_read_as_a_file(media_dir, tmp_path, monkeypatch):
+    """libav and ffmpeg read a relative ``2024-05-01T12:30:00.mp4`` as a URL of protocol ``2024-05-01T12``."""
+    monkeypatch.chdir(tmp_path)
+    name = Path("2024-05-01T12:30:00.mp4")
+    name.write_bytes((media_dir / "faststart.mp4").read_bytes())
+    reference = probe(media_dir / "faststart.mp4")
+
+    assert probe(name) == reference and probe(name, in_process=False).frame_count == reference.frame_count
+    assert video_codec(name) == "h264" and deep_check(name) == reference.frame_count
+
+
 def test_ffprobe_stderr_is_kept(media_dir):
     with pytest.raises(MediaError, match="Invalid data found"):
         probe(media_dir / "garbage.mp4")

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from filelock import FileLock
 
+from .._files import media_path
 from .._waits import ordered_map
 from .columns import named, numeric
 
@@ -51,7 +52,7 @@ def decode_audio(path: Path) -> np.ndarray:
     from torchcodec.decoders import AudioDecoder
 
     try:
-        decoder = AudioDecoder(str(path), sample_rate=SAMPLE_RATE, num_channels=1)
+        decoder = AudioDecoder(media_path(path), sample_rate=SAMPLE_RATE, num_channels=1)
     except ValueError as exc:  # TorchCodec's answer to a file without an audio stream
         raise NoAudio(str(path)) from exc
     return decoder.get_all_samples().data.mean(dim=0).numpy()

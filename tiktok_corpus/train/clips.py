@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from .._files import media_path
 from ..errors import MediaError
 
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
@@ -48,7 +49,7 @@ def read_clip(
     from torchcodec.decoders import VideoDecoder
 
     try:
-        decoder = VideoDecoder(str(proxy), seek_mode="exact", num_ffmpeg_threads=1)
+        decoder = VideoDecoder(media_path(proxy), seek_mode="exact", num_ffmpeg_threads=1)
         n_frames = len(decoder)
         if seed is not None:
             start = random_start(n_frames, clip_frames, seed)
@@ -70,7 +71,7 @@ def eval_start(proxy: Path, clip_frames: int, eval_clips: int, clip_no: int) -> 
     from torchcodec.decoders import VideoDecoder
 
     try:
-        n_frames = len(VideoDecoder(str(proxy), seek_mode="exact"))
+        n_frames = len(VideoDecoder(media_path(proxy), seek_mode="exact"))
     except (RuntimeError, ValueError) as exc:
         raise MediaError(f"{proxy}: cannot read frames ({exc})") from exc
     return clip_starts(n_frames, clip_frames, eval_clips)[clip_no]

@@ -10,7 +10,7 @@ import torch
 
 from .._files import read_json_object
 from ..config import PAPER_MIN_FRAMES
-from ..errors import ConfigError, CorpusError, MediaError
+from ..errors import ConfigError, CorpusError, DiskFull, MediaError
 from ..export.format import read_manifest
 from ..export.runs import trained_on_export
 from ..features.options import DEFAULT_DEVICE
@@ -50,18 +50,23 @@ def predict(paths: Iterable[Path], run_dir: Path, device: str = DEFAULT_DEVICE) 
     rules = Rules(min_frames=_trained_min_frames(run_dir, config.export_dir))
     with tempfile.TemporaryDirectory(prefix="corpus-predict-") as scratch:
         for number, path in enumerate(paths):
-            path = Path(path)
+            path, proxy = Path(path), Path(scratch) / f"{number}.mp4"
             try:
                 if path.is_dir():
                     raise MediaError(f"{path} is a directory: name the video files in it", kind="not_a_file")
                 if not path.is_file():
                     raise MediaError(f"{path}: no such file", kind="missing")
                 warning = _checked(path, rules)
-                proxy = encode_proxy(path, Path(scratch) / f"{number}.mp4", config.size)
-                score = _score(model, proxy, config.frames, config.eval_clips, target, config.amp)
+                score = _score(
+                    model, encode_proxy(path, proxy, config.size), config.frames, config.eval_clips, target, config.amp
+                )
+            except DiskFull:
+                raise  # not the file's fault: every file after it would fail alike
             except CorpusError as exc:
                 yield {"path": str(path), "error": exc.kind, "message": exc.message}
                 continue
+            finally:  # one file's proxy at a time: thousands of them filled a small temporary folder
+                proxy.unlink(missing_ok=True)
             label = None if threshold is None else int(score >= threshold)
             yield {"path": str(path), "score": score, "label": label, "threshold": threshold, "warning": warning}
 

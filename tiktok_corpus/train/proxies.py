@@ -9,20 +9,22 @@ sha256 and the size, live beside the export (or in ``--cache-dir``) and are reus
 
 from __future__ import annotations
 
+import errno
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import ffmpeg
 
-from .._files import remove_abandoned_scratch, replacing, sha256_file
+from .._files import media_path, remove_abandoned_scratch, replacing, sha256_file
 from .._waits import wait_first
-from ..errors import ConfigError, MediaError
+from ..errors import ConfigError, DiskFull, MediaError
 from .export_table import Export
 
 PROXY_GOP = 8
 PROXY_VERSION = "v1"  # bump when the proxy encoding changes, so stale caches are never reused
 FFMPEG_TIMEOUT_S = 300
+NO_SPACE = os.strerror(errno.ENOSPC)  # how ffmpeg, in its stderr, says a write found the disk full
 
 
 def proxy_dir(cache_root: Path, size: int) -> Path:
@@ -45,11 +47,11 @@ def encode_proxy(source: Path, target: Path, size: int) -> Path:
     try:
         with replacing(target) as partial:
             command = (
-                ffmpeg.input(str(source), threads=1)["v:0"]
+                ffmpeg.input(media_path(source), threads=1)["v:0"]
                 .filter("scale", size, size, flags="area")
                 .filter("format", "yuv420p")
                 .output(
-                    str(partial),
+                    media_path(partial),
                     **{"c:v": "libx264"},
                     preset="veryfast",
                     crf=20,
@@ -67,6 +69,8 @@ def encode_proxy(source: Path, target: Path, size: int) -> Path:
             if not partial.is_file() or partial.stat().st_size == 0:
                 raise MediaError(f"{source}: cannot decode (no video frames)")
     except MediaError as exc:  # an input ffmpeg cannot decode is a corrupt video (timeouts stay timeouts)
+        if NO_SPACE in exc.message:  # the proxy's disk, not the video: every file after it would fail alike
+            raise DiskFull(f"no space left on the disk writing {target}: {exc.message}") from None
         raise MediaError(exc.message, kind="timeout" if exc.kind == "timeout" else "corrupt") from None
     return target
 
