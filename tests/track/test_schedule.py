@@ -7,9 +7,10 @@ import random
 import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import event, insert, select
+from sqlalchemy import event, insert, select, update
 
 from tiktok_corpus.config import Settings
 from tiktok_corpus.store.db import make_engine, open_store, upgrade
@@ -163,6 +164,23 @@ def test_failures_wait_out_a_doubling_backoff_then_are_recorded_with_their_reaso
             row = session.execute(select(TrackTarget)).scalar_one()
         assert (row.status, row.attempts, row.error_kind, row.error) == ("failed", 3, "malformed_json", "not JSON")
         assert next_due_at(store) is None
+
+
+def test_a_claim_lapsed_on_another_machine_is_due_so_a_one_shot_run_takes_it(any_db_url):
+    """A tracker killed on another host leaves its claim until the lease lapses; a run that finds nothing
+    else must still see it due (it skipped the browser, and the age could be missed by the next run)."""
+    with migrated_store(any_db_url) as store:
+        add_videos(store, {"1": 0})
+        schedule_targets(store, (HOUR,), now=T0, late_fraction=0.25)
+        now = T0 + HOUR
+        claim_due(store, 1, now=now, worker="otherhost:9:t0", lease_s=3600, late_fraction=0.25)
+        assert next_due_at(store) is None  # held by a live claim: nothing for this run
+        with store.transaction() as session:
+            session.execute(update(TrackTarget).values(lease_until=datetime(2000, 1, 1, tzinfo=UTC)))
+
+        assert next_due_at(store) == T0 + HOUR <= now
+        taken = claim_due(store, 1, now=now, worker=WORKER, lease_s=60, late_fraction=0.25)
+        assert [due.video_id for due in taken] == ["1"]
 
 
 def test_an_age_claimed_beside_a_retry_worn_one_keeps_its_own_tries(any_db_url):

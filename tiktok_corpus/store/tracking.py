@@ -361,11 +361,15 @@ def reclaim_dead_local_targets(store: Store) -> int:
 
 def next_due_at(store: Store) -> float | None:
     """When the earliest pending target falls due, or its backoff ends (site clock); None when nothing is
-    pending."""
+    pending or held by a lapsed claim. A lapsed claim (its tracker killed on another machine: this one's
+    dead trackers are reclaimed first) was due when it was claimed: :func:`claim_due` takes it at once, so a
+    run that finds only such claims still opens the browser for them."""
     pending = _TARGETS.c.status == "pending"
+    lapsed = and_(_TARGETS.c.status == "claimed", _TARGETS.c.lease_until < utcnow())
     with store.sessions() as session:  # a failed try's retry_at is always past its due_at: two index seeks
         fresh = session.scalar(select(func.min(_TARGETS.c.due_at)).where(pending, _TARGETS.c.retry_at.is_(None)))
-    return min((at for at in (fresh, next_retry_at(store)) if at is not None), default=None)
+        orphaned = session.scalar(select(func.min(_TARGETS.c.due_at)).where(lapsed))
+    return min((at for at in (fresh, orphaned, next_retry_at(store)) if at is not None), default=None)
 
 
 def next_retry_at(store: Store) -> float | None:
