@@ -17,6 +17,7 @@ from tiktok_corpus.store.crawl import (
     Expansion,
     claim_parents,
     corpus_video_count,
+    fail_parent,
     frontier_state,
     record_expansion,
     record_expansions,
@@ -295,6 +296,41 @@ def test_failed_expansion_transaction_leaves_nothing_behind(any_store):
     with any_store.sessions() as session:
         parent_row = session.get(Video, "1")
     assert parent_row.expand_status == "claimed" and parent_row.expand_method is None
+
+
+def test_a_crawler_whose_claim_lapsed_writes_nothing_over_its_new_holder(any_store):
+    """A process suspended past its lease wakes with its parent's list: writing it expanded (or failed, or
+    back to the frontier) cleared the claim of the worker now expanding it, and a third could take it."""
+    record_seeds(any_store, listing(1), seeds=1, max_videos=10, run_id=None, seed=0)
+    sleeper, holder = worker_name("sleeper"), worker_name("holder")
+    [parent] = claim_parents(any_store, "random", sleeper, now=utcnow() - timedelta(hours=1))  # lease long gone
+    assert claim_parents(any_store, "random", holder) == [parent]
+    expansion = Expansion(parent, listing(30, 31), "page")
+    written = dict(fanout=5, max_videos=10, run_id=None, seed=0)
+
+    assert record_expansions(any_store, [expansion], **written, worker=sleeper) == [None]
+    assert not fail_parent(any_store, parent, "malformed_json", "late", worker=sleeper)
+    late_retry = retry_parent(
+        any_store, parent, "timeout", "late", max_attempts=3, retry_after_s=lambda n: 0, worker=sleeper
+    )
+
+    assert not late_retry and count(any_store, Video) == 1 and count(any_store, RelatedEdge) == 0
+    with any_store.sessions() as session:
+        row = session.get(Video, parent)
+    assert (row.expand_status, row.expand_worker, row.expand_error_kind) == ("claimed", holder, None)
+    [sighting] = record_expansions(any_store, [expansion], **written, worker=holder)
+    assert sighting is not None and sighting.new == ("30", "31") and count(any_store, RelatedEdge) == 2
+
+
+def test_the_sounds_original_flag_is_stored_and_a_sighting_without_it_keeps_it(any_store):
+    """The flag a localised or retitled sound is only known by; a later list that omits it is no news."""
+    flagged = item(41, music={"id": "5", "title": "Go follow zDeezee", "original": True})
+    record_seeds(any_store, ItemList((parse_item(flagged),)), seeds=1, max_videos=10, run_id=None, seed=0)
+    record_seeds(any_store, listing(41), seeds=1, max_videos=10, run_id=None, seed=0)
+
+    with any_store.sessions() as session:
+        video = session.get(Video, "41")
+        assert (video.music_title, video.music_original) == ("Go follow zDeezee", True)
 
 
 def test_texts_longer_than_their_columns_are_dropped_so_the_list_is_stored(any_store):

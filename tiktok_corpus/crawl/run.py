@@ -105,6 +105,7 @@ class _Crawl:
                 max_videos=options.max_videos,
                 run_id=self.run_id,
                 seed=options.seed,
+                worker=self._parents.worker,
             ),
             self._landed,
         )
@@ -239,9 +240,10 @@ class _Crawl:
                 exc.message,
                 max_attempts=self.options.max_attempts,
                 retry_after_s=self.policy.parent_retry_after,
+                worker=self._parents.worker,
             )
         else:
-            await self._db(fail_parent, self.store, parent_id, exc.kind, exc.message)
+            await self._db(fail_parent, self.store, parent_id, exc.kind, exc.message, worker=self._parents.worker)
         self.counters.errors["blocked" if isinstance(exc, BlockedError) else exc.kind] += 1
 
     async def _unavailable_parent(self, parent_id: str, exc: ItemUnavailable) -> None:
@@ -255,15 +257,21 @@ class _Crawl:
             if doubted := self.monitor.take_doubted():  # the run's first answers were the block's too
                 await self._db(restore_parents, self.store, doubted)
             if not believed:  # a block, persistent or not
-                await self._db(queue.release, self.store, "expand", [parent_id])
+                await self._db(queue.release, self.store, "expand", [parent_id], worker=self._parents.worker)
         if believed:
-            await self._db(fail_parent, self.store, parent_id, exc.kind, exc.message)
+            await self._db(fail_parent, self.store, parent_id, exc.kind, exc.message, worker=self._parents.worker)
             self.counters.errors[exc.kind] += 1
         else:
             self.counters.errors["blocked"] += 1
 
-    def _landed(self, expansion: Expansion, sighting: Sighting) -> None:
+    def _landed(self, expansion: Expansion, sighting: Sighting | None) -> None:
         self._parents.settled(expansion.parent_id)
+        if sighting is None:  # its claim lapsed while this process was stopped: another worker's now
+            log.warning(
+                "parent %s: its claim lapsed and another worker took it; its list was not kept", expansion.parent_id
+            )
+            self.counters.errors["claim_lost"] += 1
+            return
         self._count(sighting)
         self.counters.expansions += 1
         self.counters.methods[expansion.method] += 1

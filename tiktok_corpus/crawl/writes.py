@@ -20,8 +20,8 @@ from ..store.thread import DatabaseThread
 EXPANSIONS_PER_WRITE = 16  # a write of 16 costs about 40% of the CPU per expansion of writing each alone
 MAX_WRITE_DELAY_S = 0.5  # how stale the live counts and the frontier may get on a slow crawl
 
-Write = Callable[[Sequence[Expansion]], list[Sighting]]
-Landed = Callable[[Expansion, Sighting], None]
+Write = Callable[[Sequence[Expansion]], list[Sighting | None]]
+Landed = Callable[[Expansion, Sighting | None], None]  # None: the parent's claim was lost, nothing written
 
 
 class ExpansionWriter:

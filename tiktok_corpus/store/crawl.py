@@ -167,22 +167,37 @@ def _sight(
 
 
 def record_expansions(
-    store: Store, expansions: Sequence[Expansion], *, fanout: int, max_videos: int, run_id: int | None, seed: int
-) -> list[Sighting]:
+    store: Store,
+    expansions: Sequence[Expansion],
+    *,
+    fanout: int,
+    max_videos: int,
+    run_id: int | None,
+    seed: int,
+    worker: str | None = None,
+) -> list[Sighting | None]:
     """Expansions, all or nothing, in ONE transaction, as if recorded one after another in their order:
     children, edges with ranks, snapshots, and each parent's status with the method that got its related
-    list (``expand_method``). Their sightings, in the same order."""
+    list (``expand_method``). Their sightings, in the same order.
+
+    With ``worker``, only the parents it still claims: one whose lease lapsed (a machine suspended past it)
+    may be another worker's now, expanding it too; its list writes nothing and its sighting is None."""
     with store.transaction() as session:
         connection = session.connection()
         _lock_corpus(connection)
-        ids = {expansion.parent_id for expansion in expansions}
+        parents = sorted({expansion.parent_id for expansion in expansions})
+        held = set(parents) if worker is None else _held_parents(connection, parents, worker)
+        ids = set(parents)
         ids.update(item.id for expansion in expansions for item in expansion.related.items)
         known, kinds = _known(connection, sorted(ids))
         videos = _video_count(connection)
         rows = SightingRows(utcnow(), stored_kinds=kinds)
-        sightings = []
+        sightings: list[Sighting | None] = []
         for expansion in expansions:
             parent_id = expansion.parent_id
+            if parent_id not in held:
+                sightings.append(None)
+                continue
             children = [item for item in expansion.related.items if item.id != parent_id]
             sighting = _sight(
                 rows,
@@ -225,10 +240,11 @@ def record_expansion(
     run_id: int | None,
     seed: int,
 ) -> Sighting:
-    """One expansion in its own transaction (:func:`record_expansions` of one)."""
+    """One expansion in its own transaction (:func:`record_expansions` of one, whatever claims its parent)."""
     [sighting] = record_expansions(
         store, [Expansion(parent_id, related, method)], fanout=fanout, max_videos=max_videos, run_id=run_id, seed=seed
     )
+    assert sighting is not None  # no worker: nothing is skipped
     return sighting
 
 
@@ -271,10 +287,24 @@ def claim_parents(
     )
 
 
-def fail_parent(store: Store, parent_id: str, error_kind: str, error: str) -> None:
-    """A parent whose related list cannot be had (deleted, private, unparseable): ``expand`` failed."""
+def _held_parents(connection: Connection, parent_ids: Sequence[str], worker: str) -> set[str]:
+    """Those of ``parent_ids`` that ``worker`` still claims, locked until the transaction ends (Postgres)."""
+    query = select(_VIDEOS.c.id).where(
+        _VIDEOS.c.id.in_(list(parent_ids)), _VIDEOS.c.expand_status == "claimed", _VIDEOS.c.expand_worker == worker
+    )
+    if connection.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return set(connection.scalars(query))
+
+
+def fail_parent(store: Store, parent_id: str, error_kind: str, error: str, *, worker: str | None = None) -> bool:
+    """A parent whose related list cannot be had (deleted, private, unparseable): ``expand`` failed. With
+    ``worker``, only while it still claims the parent; returns whether it did."""
     with store.transaction() as session:
+        if worker is not None and not _held_parents(session.connection(), [parent_id], worker):
+            return False
         queue.finish(session, "expand", parent_id, "failed", error_kind=error_kind, error=error)
+        return True
 
 
 def retry_parent(
@@ -285,12 +315,16 @@ def retry_parent(
     *,
     max_attempts: int,
     retry_after_s: Callable[[int], float],
+    worker: str | None = None,
 ) -> bool:
     """A parent whose related list failed in a way a later try can fix: back to the frontier with the
     error noted, not claimable for ``retry_after_s(attempts)`` seconds (so a failure that lasts - an
     outage, a block - does not use up its claims in minutes), or ``failed`` once its claims reach
-    ``max_attempts``. Returns True when it goes back."""
+    ``max_attempts``. Returns True when it goes back. With ``worker``, nothing is written unless it still
+    claims the parent (False)."""
     with store.transaction() as session:
+        if worker is not None and not _held_parents(session.connection(), [parent_id], worker):
+            return False
         attempts = session.scalar(select(Video.expand_attempts).where(Video.id == parent_id)) or 0
         if attempts < max_attempts:
             backoff = timedelta(seconds=retry_after_s(attempts))
