@@ -232,6 +232,24 @@ def test_real_item_lists(name, count):
     expected_ids = [str(item["id"]) for item in json.loads(raw)["itemList"]]
     assert [item.id for item in listing.items] == expected_ids
     assert all(item.author and item.author.id for item in listing.items)
+    # every captured sound is an "original sound", one of them titled in its author's own words
+    assert all(item.music_original is True for item in listing.items)
+
+
+@pytest.mark.parametrize(
+    "music, original",
+    [
+        ({"title": "Go follow zDeezee", "original": True}, True),  # a real title that never says "original sound"
+        ({"title": "son original - Léa", "original": True}, True),
+        ({"title": "Song - Band", "original": False}, False),
+        ({"title": "original sound - x", "original": "true"}, None),  # no JSON boolean: unknown, not a guess
+        ({"title": "original sound - x"}, None),
+        (None, None),
+    ],
+)
+def test_the_sounds_original_flag_is_read_as_the_site_gives_it(music, original):
+    raw = {"id": "7", "video": {"playAddr": "https://cdn.example/7.mp4"}, "music": music}
+    assert parse_item(raw).music_original is original
 
 
 @pytest.mark.parametrize(

@@ -511,6 +511,8 @@ def test_an_export_at_an_age_as_of_a_moment_is_the_same_after_more_tracking(sett
         f"cut off at {cutoff.isoformat()} (given by --as-of); the same command with `--as-of {cutoff.isoformat()}`"
         in card
     )
+    # which videos it holds is no snapshot's: a file downloaded after the export joins a rerun, as the card says
+    assert "as long as no file of a video seen by then was downloaded or validated after this export" in card
 
 
 def test_at_age_options_are_checked():

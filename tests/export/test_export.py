@@ -90,6 +90,19 @@ def test_export_writes_labelled_rows_manifest_and_card(settings, store, corpus):
     assert recorded.sha256 == manifest["data_sha256"] and Path(recorded.path) == path.resolve()
 
 
+def test_the_sounds_original_flag_is_exported_as_a_nullable_boolean(settings, store, corpus):
+    with store.transaction() as session:
+        session.get(Video, "1000").music_original = True
+        session.get(Video, "1002").music_original = False
+
+    table = run_export(settings, ExportOptions()) / "videos.parquet"
+    rows = pd.read_parquet(table).set_index("video_id")
+
+    assert pq.read_schema(table).field("music_original").type == "bool"
+    assert rows.loc["1000", "music_original"] is True and rows.loc["1002", "music_original"] is False
+    assert rows["music_original"].drop(["1000", "1002"]).isna().all()  # never sighted with the flag
+
+
 def test_a_second_export_is_v2_and_leaves_v1_byte_identical(settings, store, corpus):
     first = run_export(settings, ExportOptions(label="binary"))
     before = tree_digest(first)

@@ -79,6 +79,7 @@ def build_sound_export(root: Path, splits: list[str] = SPLITS) -> Path:
             "video_count": 20 + np.arange(n) % 5,
             "verified": np.arange(n) % 5 == 0,
             "music_title": ["original sound - user" if v else "Song - Band" for v in viral],
+            "music_original": viral == 1,
         }
     )
     table.to_parquet(root / "videos.parquet", index=False)

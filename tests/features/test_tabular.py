@@ -261,6 +261,21 @@ def test_time_table_reads_hour_weekday_and_original_sound(table):
     assert not frame.isna().any().any()
 
 
+def test_the_sites_original_flag_decides_and_the_english_title_only_where_it_is_unknown():
+    """A localised or retitled original sound is original; an export without the flag (older) falls back
+    to the English title."""
+    table = pd.DataFrame(
+        {
+            "music_title": ["son original - Léa", "Go follow zDeezee", "Song - Band", "original sound - x", ""],
+            "music_original": pd.array([True, True, False, pd.NA, pd.NA], dtype="boolean"),
+        }
+    )
+    assert time_features(table)["time.original_music"].tolist()[:4] == [1.0, 1.0, 0.0, 1.0]
+    assert np.isnan(time_features(table)["time.original_music"].iloc[4])
+    by_title = time_features(table.drop(columns=["music_original"]))["time.original_music"]
+    assert by_title.tolist()[:4] == [0.0, 0.0, 0.0, 1.0]
+
+
 def test_a_csv_export_gives_the_features_its_parquet_twin_gives(sound_export, tmp_path):
     """The csv table holds its moments as text: read back, they are times again (they were all NaN from
     csv, so one export's two formats trained different models)."""
@@ -275,7 +290,9 @@ def test_a_csv_export_gives_the_features_its_parquet_twin_gives(sound_export, tm
 
 
 def test_an_older_export_without_the_new_columns_gives_nan_features(table):
-    old = table.drop(columns=["following_count", "heart_count", "video_count", "verified", "music_title"])
+    old = table.drop(
+        columns=["following_count", "heart_count", "video_count", "verified", "music_title", "music_original"]
+    )
     assert author_features(old)["author.log_following"].isna().all()
     assert author_features(old)["author.log_followers"].notna().all()
     assert time_features(old)["time.original_music"].isna().all()

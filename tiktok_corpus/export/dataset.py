@@ -212,12 +212,12 @@ def _profiles_at(
 
 
 def _type_columns(rows: pd.DataFrame, *, counts: tuple[str, ...]) -> None:
-    """Nullable integer columns (``counts`` among them), the booleans ``has_audio`` and ``verified``, and
-    the string ``music_title``, in place."""
+    """Nullable integer columns (``counts`` among them), the booleans ``has_audio``, ``verified`` and
+    ``music_original``, and the string ``music_title``, in place."""
     integers = ("follower_count", "following_count", "heart_count", "video_count")
     for column in (*counts, *integers, "create_time", "frame_count", "width", "height"):
         rows[column] = rows[column].astype("Int64")
-    for column in ("has_audio", "verified"):
+    for column in ("has_audio", "verified", "music_original"):
         rows[column] = rows[column].astype("boolean")
     rows["music_title"] = rows["music_title"].astype("string")
 

@@ -41,13 +41,16 @@ EXPORT_COLUMNS = (
     "virality_score",
     "is_viral",
     "split",
-    # The author's profile counts and badge, and the sound's title (``original sound - <name>`` is how
-    # TikTok names a sound the author recorded): added later, so older exports lack them.
+    # The author's profile counts and badge, the sound's title and the site's flag for an "original sound"
+    # recorded on TikTok rather than licensed music (``music_original``; its title says so only in English,
+    # "original sound - <name>", and is localised or the recording author's words elsewhere): added later,
+    # so older exports lack them.
     "following_count",
     "heart_count",
     "video_count",
     "verified",
     "music_title",
+    "music_original",
 )
 
 # With --at-age, how each row's counts were placed at the age follows EXPORT_COLUMNS (export/at_age.py): the

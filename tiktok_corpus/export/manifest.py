@@ -164,7 +164,8 @@ def dataset_card(manifest: dict) -> str:
     # A plain export reads the author profiles as last seen, which no cutoff brings back.
     redo = (
         f"; the same command with `--as-of {manifest['selection']['data_cutoff']}` makes it again from the corpus "
-        "grown since"
+        "grown since, as long as no file of a video seen by then was downloaded or validated after this export "
+        "(it would join the rerun: compare `row_count` and `data_sha256`)"
         if manifest["selection"].get("as_of") or isinstance(manifest.get("age_basis"), dict)
         else ""
     )

@@ -15,8 +15,9 @@ import pandas as pd
 
 from .columns import named, numeric, text
 
-VERSION = 2  # 2: no age at observation
-# TikTok titles a sound the author recorded "original sound - <author>"; any other title is reused music.
+VERSION = 3  # 2: no age at observation; 3: original sound by the site's flag
+# Where the site's flag is unknown (a corpus crawled before it was stored): TikTok's English title of a
+# sound recorded on TikTok, "original sound - <author>"; localised or retitled ones escape it.
 ORIGINAL_SOUND = "original sound"
 
 
@@ -30,9 +31,6 @@ def time_features(table: pd.DataFrame) -> pd.DataFrame:
     posted = pd.to_datetime(created, unit="s", utc=True)
     hour = posted.dt.hour + posted.dt.minute / 60
     width, height = numeric(table, "width"), numeric(table, "height")
-    music = text(table, "music_title")
-    original = music.str.strip().str.lower().str.startswith(ORIGINAL_SOUND).astype("float64")
-    has_music_column = "music_title" in table
     return named(
         pd.DataFrame(
             {
@@ -45,11 +43,22 @@ def time_features(table: pd.DataFrame) -> pd.DataFrame:
                 "width": width,
                 "height": height,
                 "aspect": width / height,
-                "original_music": original.where(has_music_column & (music != ""), np.nan),
+                "original_music": original_sound(table),
             }
         ),
         "time",
     )
+
+
+def original_sound(table: pd.DataFrame) -> pd.Series:
+    """1 where the sound is an "original sound" recorded on TikTok (by this author or reused from
+    another), 0 where it is licensed music, NaN where unknown: the site's ``music_original`` flag, else
+    (corpora and exports older than it) the English title's prefix."""
+    music = text(table, "music_title")
+    by_title = music.str.strip().str.lower().str.startswith(ORIGINAL_SOUND).astype("float64")
+    by_title = by_title.where(("music_title" in table) & (music != ""), np.nan)
+    flag = numeric(table, "music_original")
+    return flag.where(flag.notna(), by_title)
 
 
 def compute(export, options, advance: Callable[[int], None]) -> pd.DataFrame:

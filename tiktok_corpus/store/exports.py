@@ -74,8 +74,8 @@ def exportable_rows(reader: Connection, *, min_frames: int, as_of: datetime | No
     Columns: ``video_id, author_id, author_unique_id, create_time, desc``, the five counts,
     ``follower_count, stats_captured_at, duration_s, fps, frame_count, width, height, has_audio,
     media_path`` (relative to the data dir), ``sha256``, the author's ``following_count, heart_count,
-    video_count, verified``, the video's ``music_title``, and the file's ``size_bytes`` and ``probed_at``
-    (what its file must still match).
+    video_count, verified``, the video's ``music_title`` and ``music_original``, and the file's
+    ``size_bytes`` and ``probed_at`` (what its file must still match).
     """
     snap = table_of(StatsSnapshot)
     recency = func.row_number().over(
@@ -117,6 +117,7 @@ def exportable_rows(reader: Connection, *, min_frames: int, as_of: datetime | No
             Author.video_count,
             Author.verified,
             Video.music_title,
+            Video.music_original,
             MediaFile.size_bytes,
             MediaFile.probed_at,
         )

@@ -118,6 +118,9 @@ class Video(Base, _stage_columns("expand"), _stage_columns("download"), _stage_c
     codec: Mapped[str | None] = mapped_column(String(32))
     music_id: Mapped[str | None] = mapped_column(String(32))
     music_title: Mapped[str | None] = mapped_column(Text)
+    # The site's flag for an "original sound" recorded on TikTok, not licensed music (its title says so only
+    # in English: it is localised, or the recording author's own words).
+    music_original: Mapped[bool | None] = mapped_column(Boolean)
     # Candidate media URLs in the contract's preference order, refreshed on every sighting.
     media_urls: Mapped[list | None] = mapped_column(JSON)
     first_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -46,6 +46,7 @@ _REFRESHED_COLUMNS = (
     "codec",
     "music_id",
     "music_title",
+    "music_original",
     "media_urls",
     "last_seen_at",
 )
@@ -155,6 +156,7 @@ def _item_columns(item: ItemRecord, now) -> dict[str, Any]:
         "codec": item.codec,
         "music_id": item.music_id,
         "music_title": item.music_title,
+        "music_original": item.music_original,
         "media_urls": media_urls_json(item.media_urls) or None,
         "last_seen_at": now,
     }

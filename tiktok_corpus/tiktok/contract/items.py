@@ -300,6 +300,7 @@ def _item_record(item_id: str, raw: dict) -> ItemRecord:
         hashtags=parse_hashtags(raw),
         music_id=valid_id(music.get("id")),
         music_title=_str(music.get("title")),
+        music_original=_bool(music.get("original")),
         duration_s=duration if duration else None,
         size=_int(video.get("size")) or _int(_dict(video.get("PlayAddrStruct")).get("DataSize")),
         width=_int(video.get("width"), INT32_MAX),

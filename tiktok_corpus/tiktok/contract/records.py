@@ -90,6 +90,7 @@ class ItemRecord:
     hashtags: tuple[tuple[str, str | None], ...] = ()  # (lower-case name, TikTok challenge id)
     music_id: str | None = None
     music_title: str | None = None
+    music_original: bool | None = None  # an "original sound" recorded on TikTok, not licensed music, whatever its title
     duration_s: float | None = None
     size: int | None = None
     width: int | None = None
