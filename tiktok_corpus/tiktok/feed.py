@@ -8,6 +8,7 @@ the attributes it reads are the session's, declared here for the type checker.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
 from typing import Any
@@ -18,6 +19,8 @@ from playwright.async_api import Page, Response
 from ..errors import BlockedError, ContractError
 from .blocks import BlockMonitor, BlockPolicy, Pacer, http_status_error, unanswered_is_unreachable
 from .contract import ItemList, parse_item_list
+
+log = logging.getLogger(__name__)
 
 RECOMMEND_PATH = "/api/recommend/item_list/"
 FORYOU_PATH = "/foryou"
@@ -55,9 +58,12 @@ class ForYouFeed:
     ) -> None:
         """Feed recommend responses the For You page makes to ``wanted`` until it returns True.
 
-        The page is reloaded (and after repeated blocks recycled) when scrolling stops bringing
-        batches; blocked batches count towards persistent blocking. A feed page that got no answer in
-        any try is an unreachable site (:class:`~tiktok_corpus.errors.SiteUnreachable`).
+        The page is reloaded (and after repeated blocks recycled) when scrolling stops bringing batches:
+        ``stall_scrolls`` scrolls in a row without one, or with one the page could not use (an HTTP error,
+        malformed JSON). Blocked batches count towards persistent blocking. A feed that brings batches
+        but only of videos it brought already (a small site's) has no more to give: ``stall_scrolls`` of
+        them in a row end it, as if ``wanted`` were satisfied. A feed page that got no answer in any try
+        is an unreachable site (:class:`~tiktok_corpus.errors.SiteUnreachable`).
         """
         self._recommend_queue = asyncio.Queue()
         try:
@@ -72,7 +78,7 @@ class ForYouFeed:
             await self._open_fresh_context()
         elif FORYOU_PATH not in self.page.url:
             await self._goto(self.base_url + FORYOU_PATH)
-        stalls = 0
+        stalls, repeats, brought = 0, 0, set[str]()
         await self._scroll_paced()  # the load-time batch went to the warm-up: ask for a fresh one
         while stalls < stall_scrolls:
             try:
@@ -94,14 +100,20 @@ class ForYouFeed:
                 else:
                     await self._scroll_paced()
                 continue
-            except ContractError:
+            except ContractError:  # a 429, a 5xx, malformed JSON: scrolled past, but it is no progress
+                stalls += 1
                 await self._scroll_paced()
                 continue
             self.monitor.record_success()
             self._consecutive_blocks = 0
             if wanted(batch):
                 return
-            stalls = 0
+            new = {item.id for item in batch.items} - brought
+            brought |= new
+            stalls, repeats = (0, 0) if new else (stalls, repeats + 1)
+            if repeats >= stall_scrolls:  # scrolled further, it would repeat itself for ever
+                log.warning("the For You feed brought only videos it brought before, %d batches in a row", repeats)
+                return
             await self._scroll_paced()
         raise BlockedError("the For You page stopped bringing new videos", kind="feed_stalled")
 
