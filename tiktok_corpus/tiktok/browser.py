@@ -64,12 +64,19 @@ BrowserOpener = Callable[[], contextlib.AbstractAsyncContextManager[Browser]]
 BrowserSource = Browser | BrowserOpener
 
 # Runs inside the page, with the page's cookies. Signed, it appends the X-Bogus of the page's own
-# frontierSign (as TikTok-Api does); a page without one answers {unsigned: true}.
+# frontierSign (as TikTok-Api does); a page whose frontierSign is gone, throws or gives no X-Bogus (the site
+# changed it) answers {unsigned: true}, so the slower methods get their turn.
 _FETCH_JS = """async ([url, sign]) => {
   if (sign) {
-    const signer = window.byted_acrawler && window.byted_acrawler.frontierSign;
-    if (typeof signer !== "function") return {unsigned: true};
-    url += (url.includes("?") ? "&" : "?") + "X-Bogus=" + encodeURIComponent(signer(url)["X-Bogus"]);
+    let bogus = null;
+    try {
+      const signed = window.byted_acrawler.frontierSign(url);
+      bogus = signed && signed["X-Bogus"];
+    } catch (changed) {
+      bogus = null;
+    }
+    if (typeof bogus !== "string" || !bogus) return {unsigned: true};
+    url += (url.includes("?") ? "&" : "?") + "X-Bogus=" + encodeURIComponent(bogus);
   }
   const r = await fetch(url, {credentials: "include"});
   return {status: r.status, body: await r.text()};
@@ -390,8 +397,8 @@ class WorkerSession(ForYouFeed, VideoPages, SessionExport):
 
     async def fetch_text(self, path: str, *, signed: bool = False) -> str:
         """``fetch(path)`` inside the open page, with the X-Bogus of the page's ``frontierSign`` appended
-        when ``signed``; the body of a 2xx answer. A page without ``frontierSign`` refuses to sign
-        (:class:`BlockedError` ``no_signer``)."""
+        when ``signed``; the body of a 2xx answer. A page without a ``frontierSign`` that gives one (none,
+        or one the site changed) refuses to sign (:class:`BlockedError` ``no_signer``)."""
 
         def run() -> Awaitable[dict[str, Any]]:
             assert self.page is not None
@@ -399,7 +406,7 @@ class WorkerSession(ForYouFeed, VideoPages, SessionExport):
 
         answer = await self._in_context(run, path)
         if answer.get("unsigned"):
-            raise BlockedError("the page has no frontierSign to sign with", kind="no_signer")
+            raise BlockedError("the page has no frontierSign that gives an X-Bogus to sign with", kind="no_signer")
         if error := http_status_error(int(answer["status"]), path):
             raise error
         return str(answer["body"])
