@@ -46,7 +46,7 @@ from ..store.crawl_runs import close_killed_runs, end_run, start_run
 from ..store.db import Store, open_store
 from ..store.status import stage_counts
 from ..store.thread import DatabaseThread
-from ..tiktok.blocks import TRANSPORT_KINDS, BlockMonitor, BlockPolicy, Pacer
+from ..tiktok.blocks import SITE_WIDE_KINDS, BlockMonitor, BlockPolicy, Pacer
 from ..tiktok.browser import BrowserSource, WorkerSession, default_user_agent, stage_browser
 from ..tiktok.contract import ItemList
 from ..tiktok.related_lists import RelatedLists, session_related_lists
@@ -227,11 +227,13 @@ class _Crawl:
         """A block, a timeout, a 5xx is about the moment, not the video: the parent goes back to the
         frontier for a later try, after a backoff, up to --max-attempts claims (a page that never yields
         its list would otherwise be claimed forever). An answer said final (a hostile id) fails it now.
-        A request that got no answer at all may be the outage the block monitor stops the crawl for:
-        that parent goes back untouched, with the others in hand."""
-        if exc.kind in TRANSPORT_KINDS:
+        A request that got no answer at all, or a page Chromium will not load for the whole site, may be
+        the outage the block monitor stops the crawl for: that parent goes back untouched, with the
+        others in hand."""
+        site_wide = exc.kind in SITE_WIDE_KINDS
+        if site_wide:
             self.monitor.record_unreachable(exc)
-        if exc.retryable:
+        if exc.retryable or site_wide:
             await self._db(
                 retry_parent,
                 self.store,

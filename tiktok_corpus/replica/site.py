@@ -20,7 +20,7 @@ from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from ..clock import Clock
@@ -220,6 +220,8 @@ class ReplicaSite:
         video_id = request.path_params["video_id"]
         if not video_id.isdigit():
             return self._page(request, NOT_FOUND_PAGE, status=404)
+        if self.plan.fires("tls_failure"):
+            return RedirectResponse(str(request.url.replace(scheme="https")), status_code=302)
         if self.plan.fires("no_rehydration"):
             return self._page(request, video_page(None, "TikTok", self.keys, self.clock()))
         video = self.catalog.by_id.get(video_id)

@@ -38,6 +38,10 @@ UNANSWERED_KINDS = frozenset({"network", "timeout"})
 # What counts towards an outage (:meth:`BlockMonitor.record_unreachable`): those, and the browser's own
 # failures (a crashed page), which are no answer either.
 TRANSPORT_KINDS = UNANSWERED_KINDS | {"browser_error"}
+# Once a session's first page loaded, what fails a video page for the whole site counts towards an outage
+# too, and is no failure of that video: an address Chromium will not load (a certificate it now rejects, a
+# proxy whose TLS fails) is every video page's, as they share the site's scheme, host and certificate.
+SITE_WIDE_KINDS = TRANSPORT_KINDS | {"unloadable"}
 UNREACHABLE_HINT = "check the network, the proxy or --base-url, then run the same command again"
 
 

@@ -48,7 +48,7 @@ from ..store.tracking import (
     schedule_targets,
     tracking_counts,
 )
-from ..tiktok.blocks import TRANSPORT_KINDS, BlockMonitor, BlockPolicy, Pacer
+from ..tiktok.blocks import SITE_WIDE_KINDS, BlockMonitor, BlockPolicy, Pacer
 from ..tiktok.browser import BrowserSource, WorkerSession, default_user_agent, stage_browser
 from ..tiktok.contract import StatsRecord
 from ..tiktok.item_reads import ItemRead, session_item_reads
@@ -244,7 +244,7 @@ class Tracking:
         except PersistentlyBlocked:
             raise
         except CorpusError as exc:  # blocked or malformed past the retries: a later try, then failed
-            if exc.kind in TRANSPORT_KINDS:  # no answer at all: maybe an outage, which stops the run
+            if exc.kind in SITE_WIDE_KINDS:  # no answer, or none Chromium loads: maybe an outage, which stops the run
                 self.monitor.record_unreachable(exc)  # raising, the claim stays in hand: close() gives it back
             retried = await self._db(
                 record_failure,
