@@ -28,6 +28,7 @@ from tiktok_corpus.tiktok.contract import (
     url_expiry,
     validate_video_id,
 )
+from tiktok_corpus.tiktok.contract.records import URL_KIND_CHARS
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -331,6 +332,28 @@ def test_a_posting_time_that_is_no_unix_second_is_unknown():
 def test_a_site_time_no_timestamp_can_hold_is_unknown():
     assert envelope_time({"extra": {"now": 1790959957000}}) == 1790959957.0
     assert envelope_time({"extra": {"now": 2**62}}) is None
+
+
+def test_a_hashtag_lower_casing_lengthens_is_bounded_as_stored():
+    """ "İ".lower() is two characters: a 200-character tag became 400, past its column, and Postgres refused
+    the write of the whole list on every resume."""
+    raw = {"id": "7", "textExtra": [{"type": 1, "hashtagName": "İ" * 200}, {"type": 1, "hashtagName": " Fine "}]}
+    assert parse_item(raw).hashtags == (("fine", None),)
+
+
+def test_a_gear_name_longer_than_its_column_is_cut_to_it():
+    """A real h265 gear (``comet_adapt_lowest_540_1``) made ``other_gear:comet_adapt_lowest_540_1``, 35
+    characters: the download attempt's row of that candidate failed on Postgres."""
+    gear = {"GearName": "comet_adapt_lowest_540_1", "CodecType": "h265_hvc1", "PlayAddr": {"UrlList": ["https://c/1"]}}
+    [candidate] = parse_item({"id": "7", "video": {"bitrateInfo": [gear]}}).media_urls
+    assert candidate.kind == "other_gear:comet_adapt_lowest_540_1"[:URL_KIND_CHARS] and len(candidate.kind) == 32
+
+
+def test_a_list_nested_too_deep_to_clean_of_nul_is_malformed_not_a_crash():
+    nested = '{"statusCode":0,"itemList":[],"extra":' + "[" * 600 + '"a\\u0000"' + "]" * 600 + "}"
+    with pytest.raises(ContractError) as info:
+        parse_item_list(nested)
+    assert info.value.kind == "malformed_json"
 
 
 def test_one_item_that_cannot_be_read_is_skipped_and_the_list_goes_on():

@@ -31,12 +31,13 @@ from tiktok_corpus.config import Settings
 from tiktok_corpus.crawl import CrawlOptions, crawl
 from tiktok_corpus.crawl import run as crawl_run
 from tiktok_corpus.download import DownloadOptions
-from tiktok_corpus.errors import SiteUnreachable
+from tiktok_corpus.errors import BlockedError, SiteUnreachable
 from tiktok_corpus.replica import Replica, ReplicaConfig
 from tiktok_corpus.store.crawl import CORPUS_LOCK_KEY, retry_parent
 from tiktok_corpus.store.db import open_store, upgrade_database
 from tiktok_corpus.store.models import CrawlRun, MediaFile, RelatedEdge, StatsSnapshot, Video
-from tiktok_corpus.tiktok.blocks import TRANSPORT_KINDS, BlockPolicy
+from tiktok_corpus.tiktok.blocks import TRANSPORT_KINDS, BlockMonitor, BlockPolicy, Pacer
+from tiktok_corpus.tiktok.browser import WorkerSession, launched_browser
 from tiktok_corpus.tiktok.browser_failures import browser_failure
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow(130)]
@@ -657,6 +658,77 @@ def test_a_region_block_answering_10204_for_every_post_is_a_block_not_a_corpus_o
     assert video_rows(db_url, "expand_status = 'claimed'") == 0
     finished = subprocess.run(command, capture_output=True, text=True, timeout=240)  # the block lifted
     assert finished.returncode == 0, finished.stderr
+
+
+def test_video_pages_that_fail_tls_for_the_whole_site_stop_the_crawl_as_unreachable_not_fail_every_parent(
+    replica, tmp_path
+):
+    """A certificate or proxy failing for the site fails every video page alike: each parent was failed
+    for good as ``unloadable``, and the crawl ended "frontier exhausted" with a frontier of failures."""
+    db_url = f"sqlite:///{tmp_path / 'c.db'}"
+    command = crawl_command(replica.base_url, db_url, tmp_path / "d", "--related-via", "page")
+    replica.set_faults({"tls_failure": 1.0})
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=240)
+    finally:
+        replica.set_faults({})
+    assert result.returncode == 4 and "net::ERR_SSL_PROTOCOL_ERROR" in result.stderr, result.stderr
+    assert run_statuses(db_url) == ["unreachable"]
+    assert video_rows(db_url, "expand_status = 'failed'") == 0
+    assert video_rows(db_url, "expand_status = 'pending'") == video_rows(db_url, VIDEO_ITEMS)
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=240)  # the certificate renewed
+    assert finished.returncode == 0, finished.stderr
+
+
+def test_a_for_you_feed_that_only_repeats_itself_ends_the_seeds_instead_of_scrolling_for_ever(make_replica, tmp_path):
+    """A site with fewer videos than the seeds asked for: each batch reset the stall count, so the feed was
+    scrolled for ever and the crawl never reached its expansions."""
+    rep = make_replica(videos=12, seed=0, media=False)
+    settings = Settings(data_dir=tmp_path / "data", base_url=rep.base_url)
+    ended: dict = {}
+    crawling = threading.Thread(
+        target=lambda: ended.update(summary=crawl(settings, options(seeds=25, max_videos=40), policy=TEST_POLICY)),
+        daemon=True,
+    )
+    crawling.start()
+    crawling.join(180)
+    assert not crawling.is_alive(), "the crawl kept scrolling a feed that brings nothing new"
+    summary = ended["summary"]
+    assert summary.status == "frontier_exhausted" and 0 < summary.seeds < 25 and summary.expansions > 0
+
+
+@pytest.mark.parametrize(
+    "changed", ["() => null", "() => { throw new Error('moved'); }", "() => ({'X-Gnarly': 'abc'})"]
+)
+def test_a_frontier_sign_the_site_changed_refuses_to_sign_so_a_slower_method_gets_its_turn(make_replica, changed):
+    """A frontierSign that throws or gives no X-Bogus was a browser error: no fallback to the page, and
+    after eight parents the crawl stopped as an unreachable site that answered every page."""
+    rep = make_replica(videos=40, media=False, signing="xbogus")
+    video_id = next(v.id for v in rep.catalog.videos if v.kind == "video")
+    path = f"/api/related/item_list/?aid=1988&count=16&itemID={video_id}"
+
+    async def sign_twice() -> tuple[str, BlockedError]:
+        async with launched_browser(Settings()) as browser:
+            session = WorkerSession(
+                browser,
+                rep.base_url,
+                policy=TEST_POLICY,
+                monitor=BlockMonitor(TEST_POLICY),
+                pacer=Pacer(0.0, None, random.Random(0)),
+            )
+            try:
+                await session.start()
+                signed = await session.fetch_text(path, signed=True)
+                assert session.page is not None
+                await session.page.evaluate(f"() => {{ window.byted_acrawler.frontierSign = {changed}; }}")
+                with pytest.raises(BlockedError) as refused:
+                    await session.fetch_text(path, signed=True)
+            finally:
+                await session.close()
+        return signed, refused.value
+
+    signed, refused = asyncio.run(sign_twice())
+    assert json.loads(signed)["itemList"] and refused.kind == "no_signer"
 
 
 # --- request signing (issue #14) ------------------------------------------------------------------------

@@ -31,7 +31,9 @@ from tiktok_corpus.store.db import open_store
 from tiktok_corpus.store.models import (
     Author,
     CrawlRun,
+    DownloadAttempt,
     Hashtag,
+    MediaFile,
     RelatedEdge,
     StatsSnapshot,
     Video,
@@ -42,7 +44,7 @@ from tiktok_corpus.store.queue import worker_name
 from tiktok_corpus.store.sightings import expand_order_key
 from tiktok_corpus.tiktok.blocks import BlockPolicy
 from tiktok_corpus.tiktok.contract import ItemList, parse_item, parse_item_list
-from tiktok_corpus.tiktok.contract.records import CODEC_CHARS, HASHTAG_CHARS, ID_CHARS
+from tiktok_corpus.tiktok.contract.records import CODEC_CHARS, HASHTAG_CHARS, ID_CHARS, URL_KIND_CHARS
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -298,6 +300,23 @@ def test_failed_expansion_transaction_leaves_nothing_behind(any_store):
     assert parent_row.expand_status == "claimed" and parent_row.expand_method is None
 
 
+def test_ads_and_photos_of_a_for_you_batch_take_no_seed_place(any_store):
+    """``--seeds`` counts videos, but every new item took a place: a batch opening with an ad and a photo
+    post filled two places and dropped the videos after them, batch after batch."""
+    batch = ItemList(
+        (
+            parse_item(item(900, isAd=True)),
+            parse_item(item(800, imagePost={"images": [{"imageURL": {"urlList": ["https://cdn.example/p.jpg"]}}]})),
+            *(parse_item(item(video_id)) for video_id in (1, 2, 3)),
+        )
+    )
+    assert [record.kind for record in batch.items[:2]] == ["ad", "photo"]
+
+    sighting = record_seeds(any_store, batch, seeds=2, max_videos=10, run_id=None, seed=0)
+
+    assert sighting.new == ("900", "800", "1", "2") and seed_count(any_store) == 2
+
+
 def test_a_crawler_whose_claim_lapsed_writes_nothing_over_its_new_holder(any_store):
     """A process suspended past its lease wakes with its parent's list: writing it expanded (or failed, or
     back to the frontier) cleared the claim of the worker now expanding it, and a third could take it."""
@@ -353,14 +372,14 @@ def test_texts_longer_than_their_columns_are_dropped_so_the_list_is_stored(any_s
         video = session.get(Video, "40")
         assert (video.author_id, video.music_id, video.codec) == (None, None, None)
         assert session.execute(select(Hashtag.name, Hashtag.tiktok_id)).all() == [("fine", None)]
-    columns = {
-        ID_CHARS: (Video.__table__.c.id, Video.__table__.c.music_id, Hashtag.__table__.c.tiktok_id),
-        CODEC_CHARS: (Video.__table__.c.codec,),
-        HASHTAG_CHARS: (Hashtag.__table__.c.name,),
-    }
-    assert {chars: {column.type.length for column in held} for chars, held in columns.items()} == {
-        chars: {chars} for chars in columns
-    }
+    bounds = [  # pairs, not a dict: several bounds are 32, and a dict kept only the last of them
+        (ID_CHARS, (Video.__table__.c.id, Video.__table__.c.music_id, Hashtag.__table__.c.tiktok_id)),
+        (CODEC_CHARS, (Video.__table__.c.codec,)),
+        (HASHTAG_CHARS, (Hashtag.__table__.c.name,)),
+        (URL_KIND_CHARS, (MediaFile.__table__.c.source_url_kind, DownloadAttempt.__table__.c.url_kind)),
+    ]
+    for chars, held in bounds:
+        assert {column.type.length for column in held} == {chars}, held
 
 
 def test_a_nul_in_a_caption_or_a_name_is_stored_as_a_replacement_and_the_list_with_it(any_store):

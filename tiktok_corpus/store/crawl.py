@@ -94,14 +94,15 @@ def record_sightings(
     depth: int,
     run_id: int | None,
     seed: int,
-    max_new: int,
+    max_new_videos: int,
     max_videos: int,
     site_time: float | None = None,
 ) -> Sighting:
-    """Upsert the items of one list (a seed batch or a related list) inside the caller's transaction.
+    """Upsert the items of a For You batch inside the caller's transaction.
 
-    Items already in the corpus are refreshed and get a snapshot; up to ``max_new`` unknown ones (in list
-    order, while video items stay within ``max_videos``) are added; the rest are not part of the corpus.
+    Items already in the corpus are refreshed and get a snapshot; unknown ones are added in list order, up
+    to ``max_new_videos`` videos (the ads, photos and private posts among them take no place: the seeds
+    count videos) while videos stay within ``max_videos``; the rest are not part of the corpus.
     """
     connection = session.connection()
     _lock_corpus(connection)
@@ -117,9 +118,10 @@ def record_sightings(
         depth=depth,
         run_id=run_id,
         seed=seed,
-        max_new=max_new,
+        max_new=max_new_videos,
         max_videos=max_videos,
         site_time=site_time,
+        only_videos_count=True,
     )
     rows.write(connection)
     return sighting
@@ -139,18 +141,23 @@ def _sight(
     max_new: int,
     max_videos: int,
     site_time: float | None,
+    only_videos_count: bool = False,
 ) -> Sighting:
     """One list's sightings, decided against the ``known`` ids (the corpus's and the earlier lists' of
-    this batch, with their depths; the ones added here join it) and a corpus of ``videos`` videos."""
+    this batch, with their depths; the ones added here join it) and a corpus of ``videos`` videos. At most
+    ``max_new`` new items join (``only_videos_count``: new videos, other kinds joining freely)."""
     unique = list({item.id: item for item in items}.values())
     room = max_videos - videos
     seen: list[ItemRecord] = []
     new: list[ItemRecord] = []
+    places_taken = 0  # of max_new
     for item in unique:
         if item.id not in known:
             counts_toward_target = stored_kind(item) == "video"
-            if len(new) >= max_new or (counts_toward_target and room <= 0):
+            takes_a_place = counts_toward_target or not only_videos_count
+            if (takes_a_place and places_taken >= max_new) or (counts_toward_target and room <= 0):
                 continue
+            places_taken += takes_a_place
             room -= counts_toward_target
             videos += counts_toward_target
             new.append(item)
@@ -263,7 +270,7 @@ def record_seeds(
             depth=0,
             run_id=run_id,
             seed=seed,
-            max_new=max(0, seeds - have),
+            max_new_videos=max(0, seeds - have),
             max_videos=max_videos,
             site_time=batch.site_time,
         )

@@ -19,6 +19,7 @@ from .records import (
     INVALID_REQUEST,
     OK,
     UNAVAILABLE_CODES,
+    URL_KIND_CHARS,
     AuthorRecord,
     ItemAt,
     ItemList,
@@ -70,7 +71,12 @@ def loads_json(text: str) -> Any:
     except orjson.JSONDecodeError as exc:
         refusal = exc
     else:
-        return _storable(value) if "\\u0000" in text else value  # a raw NUL is no JSON: only its escape
+        if "\\u0000" not in text:  # a raw NUL is no JSON: only its escape
+            return value
+        try:
+            return _storable(value)
+        except RecursionError:  # orjson nests deeper than the cleaning's recursion goes
+            raise ContractError("malformed JSON: nested too deep", kind="malformed_json") from None
     try:
         return _storable(json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float))
     except (ValueError, RecursionError):
@@ -180,15 +186,19 @@ def parse_hashtags(raw: dict) -> tuple[tuple[str, str | None], ...]:
     """Hashtags from ``challenges`` (with ids) and ``textExtra`` (type 1), lower-cased, de-duplicated."""
     found: dict[str, str | None] = {}
     for challenge in _list(raw.get("challenges")):
-        name = bounded(_dict(challenge).get("title"), HASHTAG_CHARS)
-        if name and name.strip():
-            found.setdefault(name.strip().lower(), valid_id(challenge.get("id")))
+        if name := _hashtag_name(_dict(challenge).get("title")):
+            found.setdefault(name, valid_id(challenge.get("id")))
     for extra in _list(raw.get("textExtra")):
         extra = _dict(extra)
-        name = bounded(extra.get("hashtagName"), HASHTAG_CHARS)
-        if name and name.strip() and _int(extra.get("type")) == 1:
-            found.setdefault(name.strip().lower(), valid_id(extra.get("hashtagId")))
+        if (name := _hashtag_name(extra.get("hashtagName"))) and _int(extra.get("type")) == 1:
+            found.setdefault(name, valid_id(extra.get("hashtagId")))
     return tuple(found.items())
+
+
+def _hashtag_name(value: Any) -> str | None:
+    """The name as stored, stripped and lower-cased, if its column holds it: bounded after lower-casing,
+    which can lengthen it ("İ" becomes two characters)."""
+    return bounded((_str(value) or "").strip().lower(), HASHTAG_CHARS) or None
 
 
 def _is_suspicious(url: str) -> bool:
@@ -215,7 +225,8 @@ def media_url_candidates(video: dict) -> tuple[MediaUrl, ...]:
             if isinstance(url, str) and url:
                 target = h264 if "h264" in codec or not codec else others
                 prefix = "gear" if target is h264 else "other_gear"
-                target.append(MediaUrl(f"{prefix}:{name}", url, size, codec or None))
+                kind = f"{prefix}:{name}"[:URL_KIND_CHARS]  # real gear names run past the column
+                target.append(MediaUrl(kind, url, size, codec or None))
     struct = _dict(video.get("PlayAddrStruct"))
     play_size = _int(struct.get("DataSize")) or _int(video.get("size"))
     plain = []

@@ -29,9 +29,10 @@ MAX_LIST_COUNT = 50  # the recommend API refuses count > 50 with statusCode 1020
 ID_CHARS = 32  # TikTok's ids (videos, authors, music, hashtags) are digits; the columns hold this many
 _ID_RE = re.compile(rf"^[0-9]{{1,{ID_CHARS}}}$")
 # The widest texts the database's bounded columns take (Postgres refuses longer ones, failing the
-# whole list's write): a hashtag's name, a codec's.
+# whole list's write): a hashtag's name, a codec's, a media URL's kind (``other_gear:<GearName>``).
 HASHTAG_CHARS = 256
 CODEC_CHARS = 32
+URL_KIND_CHARS = 32
 # TikTok user names: letters, digits, "." and "_". Anything else is refused before it reaches a URL path.
 _UNIQUE_ID_RE = re.compile(r"^[A-Za-z0-9._]{1,64}$")
 NEUTRAL_USER = "_"  # /@_/video/{id} resolves like the author's own path
