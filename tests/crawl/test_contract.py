@@ -347,6 +347,9 @@ def test_a_gear_name_longer_than_its_column_is_cut_to_it():
     gear = {"GearName": "comet_adapt_lowest_540_1", "CodecType": "h265_hvc1", "PlayAddr": {"UrlList": ["https://c/1"]}}
     [candidate] = parse_item({"id": "7", "video": {"bitrateInfo": [gear]}}).media_urls
     assert candidate.kind == "other_gear:comet_adapt_lowest_540_1"[:URL_KIND_CHARS] and len(candidate.kind) == 32
+    # a row stored before kinds were cut is read back cut: its attempt's row is written like any other
+    stored = [{"kind": "other_gear:comet_adapt_lowest_540_1", "url": "https://c/1"}]
+    assert media_urls_from_json(stored)[0].kind == candidate.kind
 
 
 def test_a_list_nested_too_deep_to_clean_of_nul_is_malformed_not_a_crash():

@@ -18,6 +18,7 @@ import pytest
 
 from tiktok_corpus import media
 from tiktok_corpus._files import scratch_path
+from tiktok_corpus.errors import DiskFull
 from tiktok_corpus.features.cache import CacheEntry, read_cached, write_cached
 from tiktok_corpus.train.clips import read_clip
 from tiktok_corpus.train.export_table import load_export
@@ -65,6 +66,20 @@ def test_two_writers_of_one_proxy_at_once_both_get_it_whole(signal_export, tmp_p
     assert [path.name for path in target.parent.iterdir()] == ["same.mp4"]
     _, valid = read_clip(target, 4)
     assert valid == 4
+
+
+def test_a_proxy_the_disk_filled_under_is_disk_full_and_never_kept(signal_export, small_disk):
+    """ffmpeg exits 0 when the disk fills as it writes the mp4's index: the cut proxy was kept (and reused
+    by every later training run), and predict called each video after it corrupt."""
+    disk = small_disk("64k")
+    (disk / "filler").write_bytes(bytes(60 * 1024))  # a 4 KiB page left
+    export = load_export(signal_export)
+    target = disk / "proxies" / "0.mp4"
+
+    with pytest.raises(DiskFull, match="no space left on the disk"):  # a 64x64 proxy is about 24 KB, written
+        encode_proxy(export.root / export.table["file"].iloc[0], target, 64)  # in one go by the trailer
+
+    assert list(target.parent.iterdir()) == []
 
 
 def test_a_killed_encoders_scratch_file_is_removed_by_the_next_cache_build(signal_export, tmp_path, dead_pid):

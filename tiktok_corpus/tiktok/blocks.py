@@ -121,7 +121,7 @@ class BlockMonitor:
             )
 
     def record_unreachable(self, error: CorpusError) -> None:
-        """A request whose tries all got no answer (:data:`TRANSPORT_KINDS`); after
+        """A request whose tries all got no answer, or a page Chromium will not load (:data:`SITE_WIDE_KINDS`); after
         ``policy.give_up_after_unreachable`` in a row the site is unreachable: :class:`SiteUnreachable`."""
         self.unreachable_in_a_row += 1
         if self.unreachable_in_a_row >= self.policy.give_up_after_unreachable:

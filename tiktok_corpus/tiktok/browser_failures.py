@@ -1,5 +1,6 @@
 """What a Playwright failure means for a request: the site gave no answer (retried a few times, then
-an unreachable site), an address Chromium will not load (final), or the browser's own failure."""
+an unreachable site), an address Chromium will not load (never retried; once a session's first page
+loaded, an outage like no answer: :data:`~.blocks.SITE_WIDE_KINDS`), or the browser's own failure."""
 
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ NAVIGATIONS = ("Page.goto:", "Page.reload:")  # how Playwright names a navigatio
 def browser_failure(exc: PlaywrightError) -> ContractError:
     """What a Playwright error means for the request: ``network`` when the site gave no answer (a refused or
     reset connection, a host that does not resolve), ``timeout`` for a navigation that got none in time
-    (both :data:`~.blocks.UNANSWERED_KINDS`), ``unloadable`` for an address Chromium refuses (final), else
+    (both :data:`~.blocks.UNANSWERED_KINDS`), ``unloadable`` for an address Chromium refuses (not retried), else
     ``browser_error`` (a crashed or closed page)."""
     said = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)[:200]
     if any(error in said for error in NO_ANSWER_ERRORS):

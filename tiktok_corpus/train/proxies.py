@@ -42,7 +42,7 @@ def encode_proxy(source: Path, target: Path, size: int) -> Path:
     if size % 2:
         raise ConfigError(f"--size must be even (H.264 4:2:0), got {size}")
     target.parent.mkdir(parents=True, exist_ok=True)
-    from ..media import FFMPEG, run_tool  # here, not at the top: training from a built cache needs no PyAV
+    from ..media import FFMPEG, run_tool, video_codec  # here, not at the top: training from a cache needs no PyAV
 
     try:
         with replacing(target) as partial:
@@ -65,9 +65,12 @@ def encode_proxy(source: Path, target: Path, size: int) -> Path:
                 .global_args("-nostdin", "-v", "error")
                 .compile(cmd=FFMPEG, overwrite_output=True)
             )
-            run_tool(command, timeout=FFMPEG_TIMEOUT_S, what=f"decode {source}")
+            done = run_tool(command, timeout=FFMPEG_TIMEOUT_S, what=f"decode {source}")
+            if NO_SPACE in done.stderr:  # ffmpeg exits 0 when the disk fills as it writes the mp4's index
+                raise MediaError(f"{source}: {done.stderr.strip()}")
             if not partial.is_file() or partial.stat().st_size == 0:
                 raise MediaError(f"{source}: cannot decode (no video frames)")
+            video_codec(partial)  # a proxy ffmpeg left unfinished, with exit 0 all the same, is never kept
     except MediaError as exc:  # an input ffmpeg cannot decode is a corrupt video (timeouts stay timeouts)
         if NO_SPACE in exc.message:  # the proxy's disk, not the video: every file after it would fail alike
             raise DiskFull(f"no space left on the disk writing {target}: {exc.message}") from None

@@ -225,8 +225,7 @@ def media_url_candidates(video: dict) -> tuple[MediaUrl, ...]:
             if isinstance(url, str) and url:
                 target = h264 if "h264" in codec or not codec else others
                 prefix = "gear" if target is h264 else "other_gear"
-                kind = f"{prefix}:{name}"[:URL_KIND_CHARS]  # real gear names run past the column
-                target.append(MediaUrl(kind, url, size, codec or None))
+                target.append(MediaUrl(_url_kind(f"{prefix}:{name}"), url, size, codec or None))
     struct = _dict(video.get("PlayAddrStruct"))
     play_size = _int(struct.get("DataSize")) or _int(video.get("size"))
     plain = []
@@ -262,13 +261,19 @@ def media_urls_from_json(raw: Any) -> tuple[MediaUrl, ...]:
             size = entry.get("data_size")
             found.append(
                 MediaUrl(
-                    str(entry.get("kind") or "url"),
+                    _url_kind(str(entry.get("kind") or "url")),  # also those stored before kinds were cut
                     entry["url"],
                     size if isinstance(size, int) and size > 0 else None,
                     entry.get("codec"),
                 )
             )
     return tuple(found)
+
+
+def _url_kind(kind: str) -> str:
+    """A media URL's kind as its columns hold it: real gear names run past them (Postgres refused the
+    download attempt's row, and with it the run)."""
+    return kind[:URL_KIND_CHARS]
 
 
 def item_kind(raw: dict) -> str:
