@@ -27,6 +27,7 @@ from tiktok_corpus.train.checkpoints import (
 )
 from tiktok_corpus.train.clips import KINETICS_MEAN, KINETICS_STD, EpochSampler, clip_starts, normalize_clips, read_clip
 from tiktok_corpus.train.export_table import load_export
+from tiktok_corpus.train.loop import rank_epoch_seed
 from tiktok_corpus.train.metrics import evaluate, paired_comparison, ranking_quality, tune_threshold
 from tiktok_corpus.train.model import build_model, downloading_weights
 from tiktok_corpus.train.proxies import build_cache
@@ -174,6 +175,13 @@ def test_a_resumed_run_uses_the_fused_adam_of_its_device_not_the_saved_runs(tmp_
     assert resumed.state_dict()["state"][0]["step"] == 2
 
 
+def test_each_rank_draws_dropout_masks_of_its_own_each_epoch_and_a_resume_the_same():
+    """Every rank started from one seed and drew the same masks for its samples at every step."""
+    seeds = {(epoch, rank): rank_epoch_seed(0, epoch, rank) for epoch in (1, 2) for rank in (0, 1)}
+    assert len(set(seeds.values())) == 4 and all(0 <= seed < 2**63 for seed in seeds.values())
+    assert rank_epoch_seed(0, 2, 1) == seeds[2, 1] != rank_epoch_seed(1, 2, 1)  # the run's seed decides
+
+
 def test_a_resume_refuses_what_it_would_not_apply(tmp_path, monkeypatch):
     """--resume keeps the saved run's options: one given again with another value that a resume cannot
     change is refused, in one error naming the saved values (it would be dropped, the run recorded as if
@@ -194,12 +202,12 @@ def test_a_resume_refuses_what_it_would_not_apply(tmp_path, monkeypatch):
         return resumed_config(config, run_dir)[0]
 
     with pytest.raises(ConfigError) as refused:
-        resume(epochs=4, lr=0.5, frames=8, size=16, batch_size=8, seed=7, freeze_backbone=False)
+        resume(epochs=4, lr=0.5, frames=8, size=16, batch_size=8, seed=7, freeze_backbone=False, compile=True)
     assert str(refused.value) == (
-        f"--resume cannot change --frames, --lr, --freeze-backbone, --seed: {run_dir} was trained with --frames 4, "
-        "--lr 0.001, --freeze-backbone on, --seed 0; leave them out (a resume may change only --epochs, "
-        "--patience, --device, --amp, --compile, --cudnn-benchmark, --workers, --cache-dir) or train a new run "
-        "(another --out)"
+        f"--resume cannot change --frames, --lr, --freeze-backbone, --compile, --seed: {run_dir} was trained with "
+        "--frames 4, --lr 0.001, --freeze-backbone on, --compile off, --seed 0; leave them out (a resume may change "
+        "only --epochs, --patience, --device, --amp, --cudnn-benchmark, --workers, --cache-dir) or train a new "
+        "run (another --out)"
     )
     with pytest.raises(ConfigError, match="--lr 0.001; "):  # the library, given none: what is not a default
         resumed_config(TrainConfig(export, resume=True, lr=0.5), run_dir)

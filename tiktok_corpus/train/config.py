@@ -14,8 +14,9 @@ from ..errors import ConfigError
 from ..export.runs import same_export, trained_on_export
 from ..features.options import DEFAULT_DEVICE, DEVICE_HELP, MODALITIES, check_device, parse_modalities
 
-# Options that may change when a run is resumed; everything else must match the saved config.
-RESUMABLE_OVERRIDES = ("epochs", "patience", "device", "amp", "compile", "cudnn_benchmark", "workers", "cache_dir")
+# Options that may change when a run is resumed; everything else must match the saved config. Not --compile:
+# a compiled run drops the training split's short last batch, so it decides which clips an epoch trains on.
+RESUMABLE_OVERRIDES = ("epochs", "patience", "device", "amp", "cudnn_benchmark", "workers", "cache_dir")
 MODELS = ("r2plus1d", "gbdt", "fusion")
 FUSION_WITHOUT_SIDE = "--model fusion needs at least one modality besides video (see --modalities)"
 # The options only one kind of model reads: the network's (r2plus1d, fusion) and LightGBM's (gbdt).

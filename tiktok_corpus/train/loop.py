@@ -49,9 +49,10 @@ from .proxies import build_cache
 from .scoring import forward_clips, score_split
 
 LOSS_SYNC_STEPS = 20
-# How long the other ranks wait at the barrier while rank 0 builds the proxy cache: decoding a corpus of
-# thousands of videos takes far longer than NCCL's default 10 minutes, after which they gave up.
-WAIT_FOR_PROXIES = timedelta(hours=6)
+# How long the other ranks wait at a barrier while rank 0 works alone: building the proxy cache (decoding a
+# corpus of thousands of videos) or the report (scoring val and test) takes far longer than NCCL's default
+# 10 minutes, after which they gave up and torchrun stopped rank 0 midway.
+WAIT_FOR_RANK_ZERO = timedelta(hours=6)
 
 
 @dataclass
@@ -117,9 +118,11 @@ def _train(config: TrainConfig, world: _Dist, side_table: tuple[pd.DataFrame, di
     _refuse_class_options_without_classes(config, export)
     if world.main:  # rank 0 builds the cache; the others wait, then only look their proxies up
         proxies = build_cache(export, config.size, config.cache_dir, progress=config.progress)
+    waiting: dist.ProcessGroup | None = None
     if world.world_size > 1:  # on the CPU, with a wait of its own: NCCL's watchdog gives up after 10 minutes
-        waiting = dist.new_group(backend="gloo", timeout=WAIT_FOR_PROXIES)
-        assert isinstance(waiting, dist.ProcessGroup)  # every rank is in it
+        group = dist.new_group(backend="gloo", timeout=WAIT_FOR_RANK_ZERO)
+        assert isinstance(group, dist.ProcessGroup)  # every rank is in it
+        waiting = group
         dist.barrier(group=waiting)
     if not world.main:
         proxies = build_cache(export, config.size, config.cache_dir, progress=False)
@@ -167,6 +170,8 @@ def _train(config: TrainConfig, world: _Dist, side_table: tuple[pd.DataFrame, di
     for epoch in range(state["epoch"] + 1, config.epochs + 1):
         if state["stale_epochs"] >= config.patience or state["diverged_epoch"]:
             break
+        if world.world_size > 1:  # dropout masks of each rank's own (one seed drew them alike on every rank)
+            torch.manual_seed(rank_epoch_seed(config.seed, epoch, world.rank))
         started = time.perf_counter()
         train_loss, clips, loader_wait = _train_epoch(
             trained, loaders["train"], epoch, optimizer, warmup, loss_fn, device, use_amp, config, world
@@ -210,9 +215,15 @@ def _train(config: TrainConfig, world: _Dist, side_table: tuple[pd.DataFrame, di
         )
     if world.main:
         _report(run_dir, config, export, splits, proxies, side, device, use_amp, state)
-    if world.world_size > 1:
-        dist.barrier()
+    if waiting is not None:
+        dist.barrier(group=waiting)
     return run_dir
+
+
+def rank_epoch_seed(seed: int, epoch: int, rank: int) -> int:
+    """The torch seed of one rank's epoch under torchrun: drawn afresh each epoch from the run's seed, so a
+    resumed run draws what the uninterrupted one did without each rank's generator state in the checkpoint."""
+    return int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1, np.uint64)[0] >> 1)
 
 
 def adam(parameters, lr: float, device: torch.device) -> torch.optim.Adam:
