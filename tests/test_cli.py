@@ -17,6 +17,7 @@ from typer.main import get_command
 from typer.testing import CliRunner
 
 from tiktok_corpus.cli import CorpusGroup, app
+from tiktok_corpus.cli.app import say_interrupted
 from tiktok_corpus.config import Settings
 from tiktok_corpus.errors import ConfigError, CorpusError, StaleSchemaError
 from tiktok_corpus.store.db import downgrade, head_revision, make_engine, open_store
@@ -213,7 +214,8 @@ def test_db_current_says_whether_the_schema_is_this_versions(settings):
 
 
 @pytest.mark.parametrize(
-    "command", [["crawl"], ["track"], ["export"], ["train", "EXPORT"], ["ablate", "EXPORT"], ["replica", "serve"]]
+    "command",
+    [["crawl"], ["track"], ["export"], ["train", "EXPORT"], ["ablate", "EXPORT"], ["replica", "serve"], ["demo"]],
 )
 def test_a_seed_no_random_generator_takes_is_refused_before_any_work(tmp_path, command):
     """numpy and torch raise on a negative seed: the network's run failed at once with a traceback, an
@@ -264,7 +266,12 @@ def test_a_bad_or_empty_site_in_the_environment_stops_only_what_reaches_the_site
 @pytest.mark.parametrize("command", ["crawl", "track", "download"])
 @pytest.mark.parametrize(
     ("proxy", "shown"),
-    [("notaurl", "notaurl"), ("socks9://x:1", "socks9://x:1"), ("http://u:secret@:3128", "http://u:***@:3128")],
+    [
+        ("notaurl", "notaurl"),
+        ("socks9://x:1", "socks9://x:1"),
+        ("http://u:secret@:3128", "http://***@:3128"),
+        ("u:secret@proxy.example:3128", "***@proxy.example:3128"),  # no scheme: urlsplit finds no password
+    ],
 )
 def test_a_proxy_that_is_no_proxy_address_is_one_line_without_its_password(tmp_path, command, proxy, shown):
     """--proxy (or CORPUS_PROXY) is checked where the site is reached, before a browser or an HTTP
@@ -359,6 +366,34 @@ def test_ctrl_c_exits_130_saying_how_to_go_on_where_there_is_a_way(command, said
     assert (scripted.exit_code, scripted.stderr) == (130, result.stderr)
     message = result.stderr.strip() if said else "interrupted"
     assert json.loads(scripted.stdout) == {"error": "interrupted", "exit_code": 130, "message": message}
+
+
+def test_predict_takes_json_so_a_script_reads_why_it_stopped(tmp_path):
+    """Its lines are JSON already, but an error that stops it (a gbdt run) reached stderr only."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"model": "gbdt"}))
+    result = corpus("predict", str(tmp_path / "x.mp4"), "--run", str(run), "--json")
+    document = json.loads(result.stdout)
+    assert result.exit_code == 1 and document["error"] == "config" and "is a gbdt run" in document["message"]
+
+
+def test_a_commands_own_ctrl_c_hint_reaches_its_json_document():
+    """train and features word their hint themselves (where the run stands): --json gave "interrupted"."""
+    probe = typer.Typer(cls=CorpusGroup)
+
+    @probe.command()
+    def train(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
+        say_interrupted(ctx, "run kept; `corpus train --resume` goes on")
+        raise KeyboardInterrupt
+
+    @probe.command()
+    def other() -> None:
+        """Keeps typer from collapsing the group into a single command."""
+
+    scripted = runner.invoke(probe, ["train", "--json"])
+    assert scripted.exit_code == 130 and scripted.stderr == "interrupted: run kept; `corpus train --resume` goes on\n"
+    assert json.loads(scripted.stdout)["message"] == "interrupted: run kept; `corpus train --resume` goes on"
 
 
 def test_ctrl_c_while_the_cli_loads_exits_130_without_a_traceback():
@@ -515,15 +550,28 @@ def test_the_commands_that_reach_the_site_take_its_url_and_a_proxy_alike(command
     ],
     ids=["demo", "train", "train-cache", "ablate", "features"],
 )
-def test_a_file_where_a_folder_is_written_is_refused_before_any_work(tmp_path, command):
-    """--out and --cache-dir name folders: a file there was a FileExistsError traceback, for ablate only
-    after the whole ablation had been computed."""
+@pytest.mark.parametrize("below", ["", "sub/folder"], ids=["at-it", "below-it"])
+def test_a_file_where_a_folder_is_written_is_refused_before_any_work(tmp_path, command, below):
+    """--out and --cache-dir name folders: a file there, or where a folder above it would be, was a
+    FileExistsError or NotADirectoryError traceback, for train and ablate only after the model was fitted."""
     file = tmp_path / "afile"
     file.write_text("kept")
-    given = [part.format(file=file, export=tmp_path / "no-export") for part in command]
+    given = [part.format(file=file / below if below else file, export=tmp_path / "no-export") for part in command]
 
     result = corpus(*given)
 
     said = "".join(result.stderr.replace("│", " ").split())  # rich's box wraps the line where it likes
-    assert result.exit_code == 2 and "afileisafile;giveafolder" in said, result.stderr
+    assert result.exit_code == 2 and "afileisafile" in said and "giveafolder" in said, result.stderr
     assert file.read_text() == "kept" and not (tmp_path / "no-export").exists()
+
+
+def test_a_file_where_the_exports_folder_must_be_is_one_line_naming_it(tmp_path):
+    """`exports` a file in the data folder: a FileExistsError traceback when the export was written."""
+    refused = FileExistsError(errno.EEXIST, "File exists", "/corpus/exports")
+    try:
+        raise OSError("while writing the export") from refused
+    except OSError as chained:
+        result = runner.invoke(boundary_app(chained), ["fail"])
+
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.stderr.startswith("error: /corpus/exports: file exists (a file is where a folder must be")

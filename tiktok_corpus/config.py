@@ -99,8 +99,10 @@ def checked_proxy_url(url: str) -> str:
     """``url`` if it can be a proxy's address (http, https or socks5, a host, a valid port): anything else
     is refused in one line, its password masked, before a browser or an HTTP client fails on it."""
     if not _is_address(url, PROXY_SCHEMES):
-        password = urlsplit(url).password
-        shown = url.replace(f":{password}@", ":***@") if password else url
+        # Whatever precedes the last "@" may hold a password, whether or not a scheme lets urlsplit find it.
+        credentials, at, host = url.rpartition("@")
+        scheme, sep, _ = credentials.partition("://")
+        shown = f"{scheme + sep if sep else ''}***@{host}" if at else url
         raise ConfigError(
             f"the proxy {shown!r} (--proxy or CORPUS_PROXY) is not a proxy address like "
             "http://user:pass@host:3128 or socks5://host:1080"

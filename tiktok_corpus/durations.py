@@ -9,6 +9,9 @@ from .errors import ConfigError
 DURATION_UNITS = {"w": 604_800, "d": 86_400, "h": 3_600, "m": 60, "s": 1}
 WRITTEN_UNITS = ("d", "h", "m", "s")
 DURATION_PART = re.compile(r"(\d+)([wdhms])")
+# The longest duration taken: ten years, older than TikTok's videos. A longer one overflowed the times it
+# is added to (a traceback, or track targets due in a billion years stored for good).
+MAX_DURATION_S = 10 * 365 * DURATION_UNITS["d"]
 
 
 def parse_duration(text: str, option: str) -> int:
@@ -22,7 +25,10 @@ def parse_duration(text: str, option: str) -> int:
         raise ConfigError(
             f"{option} {text!r}: expected a duration like 90s, 15m, 6h, 7d, 2w or 1d12h (units w, d, h, m, s)"
         )
-    return sum(int(number) * DURATION_UNITS[unit] for number, unit in parts)
+    seconds = sum(int(number) * DURATION_UNITS[unit] for number, unit in parts)
+    if seconds > MAX_DURATION_S:
+        raise ConfigError(f"{option} {text!r}: at most {format_duration(MAX_DURATION_S)} (ten years)")
+    return seconds
 
 
 def format_duration(seconds: int) -> str:

@@ -150,6 +150,7 @@ class DiskFull(CorpusError):
 
 POSTGRES_DISK_FULL = "53100"  # SQLSTATE disk_full
 NOT_PERMITTED_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS)
+IN_THE_WAY_ERRNOS = (errno.ENOTDIR, errno.EEXIST)  # making a folder where a file is, or under one
 
 
 def disk_full(exc: BaseException) -> DiskFull | None:
@@ -168,12 +169,19 @@ def disk_full(exc: BaseException) -> DiskFull | None:
 
 def not_permitted(exc: BaseException) -> ConfigError | None:
     """The one-line :class:`ConfigError` that ``exc`` (or an error it was raised from) means when the
-    operating system refused a named file or folder (no permission, a read-only file system), else None."""
+    operating system refused a named file or folder (no permission, a read-only file system, a file where
+    a folder must be), else None."""
     for error in _causes(exc):
-        if isinstance(error, OSError) and error.errno in NOT_PERMITTED_ERRNOS and error.filename:
+        if not isinstance(error, OSError) or not error.filename:
+            continue
+        said = error.strerror.lower() if error.strerror else "not permitted"
+        if error.errno in NOT_PERMITTED_ERRNOS:
             return ConfigError(
-                f"{error.filename}: {error.strerror.lower() if error.strerror else 'not permitted'} "
-                "(give this user the right to write there, or choose another location)"
+                f"{error.filename}: {said} (give this user the right to write there, or choose another location)"
+            )
+        if error.errno in IN_THE_WAY_ERRNOS:
+            return ConfigError(
+                f"{error.filename}: {said} (a file is where a folder must be: move it, or choose another location)"
             )
     return None
 

@@ -473,6 +473,15 @@ def test_bad_durations_are_config_errors_naming_the_option(text):
         parse_duration(text, "--age-tolerance")
 
 
+@pytest.mark.parametrize("text", ["3651d", "99999999999999999999d", "522w"])
+def test_a_duration_past_ten_years_is_refused_before_it_overflows_a_time(text):
+    """--at-age 99999999999999999999d raised a traceback; --ages 99999999999999d stored track targets due in
+    a billion years, pending for good."""
+    with pytest.raises(ConfigError, match=r"--ages '.*': at most 3650d \(ten years\)"):
+        parse_duration(text, "--ages")
+    assert parse_duration("3650d", "--ages") == 3650 * 86_400
+
+
 def test_durations_are_written_back_in_days_and_smaller():
     assert [format_duration(s) for s in (0, 90, 3_600, 86_400, 604_800, 129_600, 90_061)] == [
         "0s",

@@ -191,6 +191,21 @@ def test_a_postgres_url_in_libpq_spelling_is_accepted(pg_url):
 @pytest.mark.parametrize(
     ("url", "said"),
     [
+        ("postgresql+psycopg://u:s3cret@127.0.0.1:notaport/x", "invalid literal for int()"),
+        ("postgresql+psycopg2://u:s3cret@127.0.0.1:1/x", "psycopg2"),  # a driver not installed
+        ("postgresql+bogus://u:s3cret@127.0.0.1:1/x", "postgresql.bogus"),
+    ],
+)
+def test_a_postgres_url_sqlalchemy_cannot_use_is_one_line_without_its_password(url, said):
+    """A port that is no number, a driver not installed: a traceback (and no --json document) before."""
+    with pytest.raises(ConfigError, match="use postgresql\\+psycopg://") as refused:
+        make_engine(url)
+    assert said in refused.value.message and "s3cret" not in refused.value.message
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
         ("foo", "database URL: it has no scheme://"),
         ("mysql://root:s3cret@db/corpus", "database URL of scheme 'mysql'"),
     ],

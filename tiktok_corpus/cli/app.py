@@ -19,8 +19,9 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-# What Ctrl-C leaves, for the commands that do not say it themselves (train and features do). The
-# exit is 130 either way; the serving commands (browse, replica serve) catch it and stop with 0.
+# What Ctrl-C leaves, for the commands that do not say it themselves (train and features do, through
+# say_interrupted). The exit is 130 either way; the serving commands (browse, replica serve) catch it and
+# stop with 0.
 INTERRUPTED_HINTS = {
     "crawl": "what was seen and downloaded so far is kept; the same command goes on from there",
     "download": "finished files are kept and the rest given back; the same command goes on from there",
@@ -34,6 +35,16 @@ INTERRUPTED_HINTS = {
 
 
 JSON_FLAG = "--json"  # every command that prints a summary as JSON takes it under this name
+_OWN_HINT = "corpus.interrupted_hint"  # where say_interrupted leaves a command's own hint (click's shared meta)
+
+
+def say_interrupted(ctx: typer.Context, hint: str) -> None:
+    """A command's own Ctrl-C hint (one only it can word: where its run stands), printed now and handed to
+    the error boundary for the ``--json`` document (through the meta its context shares with the group's)."""
+    err_console.print(f"interrupted: {hint}", highlight=False, soft_wrap=True)
+    ctx.meta[_OWN_HINT] = hint
+
+
 INTERRUPTED_EXIT_CODE = 130  # click's exit after Ctrl-C: 128 + SIGINT, as a shell reports it
 
 
@@ -56,6 +67,7 @@ class CorpusGroup(TyperGroup):
             if hint:  # after a newline: a live display's last line, or the terminal's ^C, ends without one
                 err_console.print(f"\ninterrupted: {hint}", highlight=False, soft_wrap=True)
             if as_json:  # a script reads this ending as it reads an error's
+                hint = hint or ctx.meta.get(_OWN_HINT)
                 message = f"interrupted: {hint}" if hint else "interrupted"
                 document = {"error": "interrupted", "message": message, "exit_code": INTERRUPTED_EXIT_CODE}
                 typer.echo(json.dumps(document, sort_keys=True))

@@ -11,7 +11,7 @@ from ..errors import ConfigError
 from ..features import MODALITIES, FeatureOptions
 from ..train import TrainConfig
 from ..train.config import options_unused_by, run_dir_for
-from .app import app, console, err_console
+from .app import app, console, err_console, say_interrupted
 from .display import progress_bar
 from .options import export_dir_argument, given_on_command_line, no_file_in_the_way, option_from, seed_option
 
@@ -134,7 +134,7 @@ def train(
         else:  # in the feature tables, the proxies or the first epoch
             made = "proxies" if model == "r2plus1d" else "feature tables and proxies"
             hint = f"no epoch was kept; the {made} made so far are cached, and the same command starts again from them"
-        err_console.print(f"interrupted: {hint}", highlight=False, soft_wrap=True)
+        say_interrupted(ctx, hint)
         raise
     metrics_path = run_dir / "metrics.json"
     if reports_results() and metrics_path.is_file():
@@ -227,6 +227,9 @@ def predict(
     videos: list[Path] = typer.Argument(..., metavar="VIDEO...", help="Video files to score."),
     run: Path = typer.Option(..., "--run", help="A training run directory (with best.pt)."),
     device: str = option_from(TrainConfig, "device"),
+    as_json: bool = typer.Option(
+        False, "--json", help="Errors that stop the command (a bad --run) as a JSON document on stdout too."
+    ),
 ) -> None:
     """Score video files with a trained run: one JSON line each (exit 1 if any file failed)."""
     from ..train.predict import predict as predict_videos
@@ -247,6 +250,7 @@ def predict(
 
 @app.command()
 def features(
+    ctx: typer.Context,
     export_dir: Path = export_dir_argument(),
     modalities: str = option_from(FeatureOptions, "modalities", default=",".join(MODALITIES)),
     backbone: str = option_from(FeatureOptions, "backbone"),
@@ -282,7 +286,7 @@ def features(
         with progress_bar(err_console, enabled=not as_json) as bar:
             summary = extract_features(export_dir, options, progress=bar)
     except KeyboardInterrupt:
-        err_console.print("interrupted: the tables finished so far are cached; the same command goes on from there")
+        say_interrupted(ctx, "the tables finished so far are cached; the same command goes on from there")
         raise
     if as_json:
         typer.echo(json.dumps(summary.to_dict(), sort_keys=True))

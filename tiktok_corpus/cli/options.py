@@ -30,9 +30,14 @@ def seed_option(options_type: type, **kwargs: Any) -> Any:
 
 def no_file_in_the_way(value: Path | None) -> Path | None:
     """The callback of an option naming a folder to write in (``--out``, ``--cache-dir``): a file at that
-    path is refused before any work, not when the work's first write fails on it with a traceback."""
-    if value is not None and value.exists() and not value.is_dir():
-        raise typer.BadParameter(f"{value} is a file; give a folder (new or existing)")
+    path, or where one of the folders above it would be, is refused before any work, not when the work's
+    first write fails on it with a traceback (after a model was fitted)."""
+    if value is None:
+        return value
+    existing = next(path for path in (value, *value.absolute().parents) if path.exists())
+    if not existing.is_dir():
+        where = "" if existing == value else f", so {value} cannot be made"
+        raise typer.BadParameter(f"{existing} is a file{where}; give a folder (new or existing)")
     return value
 
 

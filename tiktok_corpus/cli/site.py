@@ -31,7 +31,7 @@ def demo(
     out: Path = typer.Option(
         Path("corpus-demo"), help="Output directory (corpus, export, runs, report).", callback=no_file_in_the_way
     ),
-    seed: int = typer.Option(0, help="Seed of the catalog, crawl, splits and training."),
+    seed: int = seed_option(ReplicaConfig, help="Seed of the catalog, crawl, splits and training."),
     epochs: int | None = typer.Option(
         None, min=1, help="Training epochs (default: the demo's CPU-sized configuration)."
     ),

@@ -24,7 +24,7 @@ from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..config import Settings, redact_url
@@ -91,7 +91,14 @@ def make_engine(url: str) -> Engine:
     if url.startswith("postgres://"):  # libpq's and many hosts' spelling; SQLAlchemy knows postgresql://
         url = "postgresql+psycopg" + url.removeprefix("postgres")  # the driver installed, whatever the default
     if url.startswith("postgresql"):
-        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, **_JSON_CODEC)
+        try:
+            return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, **_JSON_CODEC)
+        except (ValueError, ArgumentError, NoSuchModuleError, ImportError) as exc:  # a port, a driver not there
+            reason = next(iter(str(exc).strip().splitlines()), type(exc).__name__)
+            raise ConfigError(
+                f"cannot use the database URL {redact_url(url)}: {reason} "
+                "(use postgresql+psycopg://user:password@host:5432/database)"
+            ) from None
     scheme, has_scheme, _ = url.partition("://")
     named = f"database URL of scheme {scheme!r}" if has_scheme else "database URL: it has no scheme://"
     raise ConfigError(
