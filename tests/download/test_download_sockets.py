@@ -183,6 +183,24 @@ def test_an_attempt_ended_by_an_unexpected_error_is_not_recorded_ok(store, cdn, 
 # --- bodies -----------------------------------------------------------------------------------------
 
 
+def test_a_site_that_is_down_is_named_as_the_reason_not_the_last_resorts_failure(tmp_path, rows_of, quick):
+    """Every row of a download against a site gone down was failed as "ytdlp_failed": the last resort's
+    failure hid that nothing had answered."""
+    closed = "http://127.0.0.1:9"  # the discard port: nothing listens, every connection is refused
+    settings = Settings(data_dir=tmp_path / "data", base_url=closed)
+    with open_store(settings) as store:
+        rows = rows_of(store)
+        rows.add(
+            "7000000000000000501", [{"kind": "gear", "url": f"{closed}/v/a.mp4", "data_size": None, "codec": "h264"}]
+        )
+        summary = asyncio.run(
+            download_pending(store, settings, options=replace(quick, use_ytdlp=True, attempts=1), cookies=[])
+        )
+
+        assert dict(summary.failures) == {"transport": 1}
+        assert rows.video("7000000000000000501").download_error_kind == "transport"
+
+
 def test_a_server_trickling_bytes_is_cut_off(store, cdn, cdn_settings, rows, quick, sample_mp4):
     """One byte at a time never trips the read timeout; the minimum rate cuts the try (and retries it)."""
     video_id = "7200000000000000004"

@@ -20,7 +20,7 @@ from .jobs import CannotWrite, DownloadJob, FetchedFile, PartDirectories
 from .options import DownloadOptions
 from .refresh import UrlRefresher
 from .transfer import HttpTransfers
-from .ytdlp import YtdlpFallback
+from .ytdlp import YTDLP_FAILED, YtdlpFallback
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +88,14 @@ class Fetcher:
 
 def _final_error(errors: list[DownloadError]) -> DownloadError:
     """The error left on the row: a file too large if one was (it is final), else the last body problem
-    if any (it says the most), else the last error."""
-    telling = [e for e in errors if e.kind == "too_large"] or [e for e in errors if e.kind in BODY_KINDS] or errors
+    if any (it says the most), else the last error but yt-dlp's (the last resort's failure says less than
+    why the tries before it failed: a site that is down was reported as "ytdlp_failed"), else that."""
+    telling = (
+        [e for e in errors if e.kind == "too_large"]
+        or [e for e in errors if e.kind in BODY_KINDS]
+        or [e for e in errors if e.kind != YTDLP_FAILED]
+        or errors
+    )
     final = telling[-1] if telling else DownloadError("nothing to try", kind="no_urls")
     trail = ", ".join(e.kind for e in errors[-12:])
     return DownloadError(f"{final.message} (tried: {trail})", kind=final.kind, status=final.status)

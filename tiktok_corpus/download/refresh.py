@@ -60,7 +60,10 @@ class UrlRefresher:
             if not record.media_urls:
                 raise DownloadError("the refreshed item lists no media URL", kind="no_urls")
             return list(record.media_urls)
-        raise DownloadError(f"could not refresh the item ({', '.join(reasons)})", kind="refresh_failed")
+        unanswered = set(reasons) <= {"transport", "timeout"}  # the site is down, not the item: say so
+        raise DownloadError(
+            f"could not refresh the item ({', '.join(reasons)})", kind="transport" if unanswered else "refresh_failed"
+        )
 
     async def _fetch_item(self, url: str, parse: Callable[[bytes], ItemRecord]) -> ItemRecord:
         headers = {"User-Agent": self.user_agent, "Referer": f"{self.settings.base_url}/"}

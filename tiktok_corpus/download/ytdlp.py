@@ -32,6 +32,7 @@ from .options import DownloadOptions
 T = TypeVar("T")
 
 log = logging.getLogger(__name__)
+YTDLP_FAILED = "ytdlp_failed"  # the kind of a row whose last resort failed too
 
 
 class YtdlpFallback:
@@ -196,9 +197,9 @@ def _ytdlp_download(
     try:
         with yt_dlp.YoutubeDL(params) as ydl:
             if ydl.download([url]) != 0 or not target.exists():
-                raise DownloadError("yt-dlp produced no file", kind="ytdlp_failed")
+                raise DownloadError("yt-dlp produced no file", kind=YTDLP_FAILED)
     except yt_dlp.utils.YoutubeDLError as exc:
         if watch.error is not None:
             raise watch.error from None
         cause = (getattr(exc, "exc_info", None) or (None, None))[1]
-        raise DownloadError(f"yt-dlp: {str(exc)[:300]}", kind="ytdlp_failed") from cause
+        raise DownloadError(f"yt-dlp: {str(exc)[:300]}", kind=YTDLP_FAILED) from cause
