@@ -665,19 +665,20 @@ def test_video_pages_that_fail_tls_for_the_whole_site_stop_the_crawl_as_unreacha
 ):
     """A certificate or proxy failing for the site fails every video page alike: each parent was failed
     for good as ``unloadable``, and the crawl ended "frontier exhausted" with a frontier of failures."""
-    db_url = f"sqlite:///{tmp_path / 'c.db'}"
-    command = crawl_command(replica.base_url, db_url, tmp_path / "d", "--related-via", "page")
+    settings = Settings(data_dir=tmp_path / "data", base_url=replica.base_url)
+    db_url = settings.db_url
+    quick_retry = dataclasses.replace(TEST_POLICY, parent_retry_after_s=0.1)
     replica.set_faults({"tls_failure": 1.0})
     try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=240)
+        with pytest.raises(SiteUnreachable, match="net::ERR_SSL_PROTOCOL_ERROR"):
+            crawl(settings, options(related_via="page", seeds=10), policy=quick_retry)
     finally:
         replica.set_faults({})
-    assert result.returncode == 4 and "net::ERR_SSL_PROTOCOL_ERROR" in result.stderr, result.stderr
     assert run_statuses(db_url) == ["unreachable"]
     assert video_rows(db_url, "expand_status = 'failed'") == 0
     assert video_rows(db_url, "expand_status = 'pending'") == video_rows(db_url, VIDEO_ITEMS)
-    finished = subprocess.run(command, capture_output=True, text=True, timeout=240)  # the certificate renewed
-    assert finished.returncode == 0, finished.stderr
+    finished = crawl(settings, options(related_via="page", seeds=10), policy=quick_retry)  # the certificate renewed
+    assert finished.status == "target_reached"
 
 
 def test_a_for_you_feed_that_only_repeats_itself_ends_the_seeds_instead_of_scrolling_for_ever(make_replica, tmp_path):
