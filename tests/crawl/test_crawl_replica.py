@@ -31,7 +31,7 @@ from tiktok_corpus.config import Settings
 from tiktok_corpus.crawl import CrawlOptions, crawl
 from tiktok_corpus.crawl import run as crawl_run
 from tiktok_corpus.download import DownloadOptions
-from tiktok_corpus.errors import BlockedError, SiteUnreachable
+from tiktok_corpus.errors import BlockedError, PersistentlyBlocked, SiteUnreachable
 from tiktok_corpus.replica import Replica, ReplicaConfig
 from tiktok_corpus.store.crawl import CORPUS_LOCK_KEY, retry_parent
 from tiktok_corpus.store.db import open_store, upgrade_database
@@ -696,6 +696,18 @@ def test_a_for_you_feed_that_only_repeats_itself_ends_the_seeds_instead_of_scrol
     assert not crawling.is_alive(), "the crawl kept scrolling a feed that brings nothing new"
     summary = ended["summary"]
     assert summary.status == "frontier_exhausted" and 0 < summary.seeds < 25 and summary.expansions > 0
+
+
+def test_a_for_you_feed_answering_empty_lists_stops_the_crawl_as_blocked_not_as_a_crawl_without_seeds(
+    make_replica, tmp_path
+):
+    """An empty list is a stall, not a repeat: four of them ended the seeds as if the feed had no more to
+    give, and the crawl went on to expand nothing ("frontier exhausted", no seed)."""
+    rep = make_replica(videos=40, seed=0, media=False, faults={"empty_list": 1.0})
+    settings = Settings(data_dir=tmp_path / "data", base_url=rep.base_url)
+    with pytest.raises(PersistentlyBlocked, match="stopped bringing new videos"):
+        crawl(settings, options(), policy=dataclasses.replace(TEST_POLICY, attempts=2))
+    assert run_statuses(settings.db_url) == ["blocked"]
 
 
 @pytest.mark.parametrize(

@@ -191,9 +191,10 @@ def test_a_postgres_url_in_libpq_spelling_is_accepted(pg_url):
 @pytest.mark.parametrize(
     ("url", "said"),
     [
-        ("postgresql+psycopg://u:s3cret@127.0.0.1:notaport/x", "invalid literal for int()"),
-        ("postgresql+psycopg2://u:s3cret@127.0.0.1:1/x", "psycopg2"),  # a driver not installed
-        ("postgresql+bogus://u:s3cret@127.0.0.1:1/x", "postgresql.bogus"),
+        ("postgresql+psycopg://u:s3cret@127.0.0.1:notaport/x", "it cannot be read (is the port a number"),
+        ("postgresql://alice:Sup3r@s3cret:99@host/db", "it cannot be read"),  # SQLAlchemy quoted "s3cret:99@host"
+        ("postgresql+psycopg2://u:s3cret@127.0.0.1:1/x", "its driver psycopg2 is not installed"),
+        ("postgresql+bogus://u:s3cret@127.0.0.1:1/x", "SQLAlchemy has no driver 'postgresql+bogus'"),
     ],
 )
 def test_a_postgres_url_sqlalchemy_cannot_use_is_one_line_without_its_password(url, said):

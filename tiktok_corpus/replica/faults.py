@@ -33,6 +33,7 @@ FAULTS = {
     "expired_urls": "list responses carry already-expired media URLs (page/detail JSON stay fresh)",
     "no_rehydration": "video pages arrive without the __UNIVERSAL_DATA_FOR_REHYDRATION__ script",
     "login_modal": "For You and video pages open under a login modal; the feed does not scroll until it is closed",
+    "empty_list": "the recommend API answers statusCode 0 with an empty itemList (a soft throttle)",
     "tls_failure": "video pages redirect to https:// on the replica's own port, which speaks http: Chromium's "
     "TLS handshake fails (net::ERR_SSL_PROTOCOL_ERROR), as when a certificate or a proxy fails for the whole site",
     "region_block": "video pages, related and detail calls answer statusCode 10204 (the site's answer to a "

@@ -252,7 +252,8 @@ class ReplicaSite:
         count = self._count_param(request, 30)
         if count is None:
             return JSONResponse(status_envelope(STATUS_INVALID))
-        return self._envelope(request, self._feed_page(request.cookies.get("ttwid"), count))
+        videos = [] if self.plan.fires("empty_list") else self._feed_page(request.cookies.get("ttwid"), count)
+        return self._envelope(request, videos)
 
     async def related(self, request: Request) -> Response:
         blocked = await self._common_faults("related") or self._unsigned(request) or self._api_blocks(request)

@@ -94,7 +94,13 @@ def make_engine(url: str) -> Engine:
         try:
             return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, **_JSON_CODEC)
         except (ValueError, ArgumentError, NoSuchModuleError, ImportError) as exc:  # a port, a driver not there
-            reason = next(iter(str(exc).strip().splitlines()), type(exc).__name__)
+            # Said in words of our own: SQLAlchemy's quote the URL, or the part of it a stray "@" left unparsed.
+            if isinstance(exc, ImportError):
+                reason = f"its driver {exc.name or ''} is not installed"
+            elif isinstance(exc, NoSuchModuleError):
+                reason = f"SQLAlchemy has no driver {url.partition('://')[0]!r}"
+            else:
+                reason = "it cannot be read (is the port a number, and every '@' of the password written %40?)"
             raise ConfigError(
                 f"cannot use the database URL {redact_url(url)}: {reason} "
                 "(use postgresql+psycopg://user:password@host:5432/database)"

@@ -60,9 +60,10 @@ class ForYouFeed:
 
         The page is reloaded (and after repeated blocks recycled) when scrolling stops bringing batches:
         ``stall_scrolls`` scrolls in a row without one, or with one the page could not use (an HTTP error,
-        malformed JSON). Blocked batches count towards persistent blocking. A feed that brings batches
-        but only of videos it brought already (a small site's) has no more to give: ``stall_scrolls`` of
-        them in a row end it, as if ``wanted`` were satisfied. A feed page that got no answer in any try
+        malformed JSON, no item it could read). Blocked batches count towards persistent blocking. A feed
+        that brings batches but only of videos this context brought already (a small site's) has no more
+        to give: ``stall_scrolls`` of them in a row end it, as if ``wanted`` were satisfied (the seeds may
+        then be fewer than asked; the crawl's summary counts them). A feed page that got no answer in any try
         is an unreachable site (:class:`~tiktok_corpus.errors.SiteUnreachable`).
         """
         self._recommend_queue = asyncio.Queue()
@@ -97,6 +98,7 @@ class ForYouFeed:
                 self._consecutive_blocks += 1
                 if self._consecutive_blocks >= self.policy.recycle_after_blocks:
                     await self.recycle()
+                    brought, repeats = set(), 0  # a fresh context's first batches are no repeats of the last one's
                 else:
                     await self._scroll_paced()
                 continue
@@ -108,6 +110,10 @@ class ForYouFeed:
             self._consecutive_blocks = 0
             if wanted(batch):
                 return
+            if not batch.items:  # an empty list (a soft throttle) or none readable: no progress, no repeat either
+                stalls += 1
+                await self._scroll_paced()
+                continue
             new = {item.id for item in batch.items} - brought
             brought |= new
             stalls, repeats = (0, 0) if new else (stalls, repeats + 1)

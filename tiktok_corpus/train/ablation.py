@@ -2,7 +2,7 @@
 
 One gbdt model per line: each modality alone, all but one, and all of them, every line judged by the
 same verdict as any run (margin over the best baseline, significance against chance and against each
-baseline on paired resamples) with a bootstrap interval over test rows, its significance then held to
+baseline in a paired test) with a bootstrap interval over test rows, its significance then held to
 Holm's correction over the ablation's lines (eleven for five modalities, each tested at 5%). The
 all-modality model then says what it leaned on: LightGBM's split gain per feature and per modality, and
 permutation importance on test (a modality's columns shuffled together, so the drop is the modality's,
