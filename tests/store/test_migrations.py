@@ -191,27 +191,17 @@ def test_a_postgres_url_in_libpq_spelling_is_accepted(pg_url):
 @pytest.mark.parametrize(
     ("url", "said"),
     [
+        ("foo", "unsupported database URL: it has no scheme://"),
+        ("mysql://root:s3cret@db/corpus", "unsupported database URL of scheme 'mysql'"),
+        # SQLAlchemy cannot use these: a traceback (and no --json document) before
         ("postgresql+psycopg://u:s3cret@127.0.0.1:notaport/x", "it cannot be read (is the port a number"),
         ("postgresql://alice:Sup3r@s3cret:99@host/db", "it cannot be read"),  # SQLAlchemy quoted "s3cret:99@host"
         ("postgresql+psycopg2://u:s3cret@127.0.0.1:1/x", "its driver psycopg2 is not installed"),
         ("postgresql+bogus://u:s3cret@127.0.0.1:1/x", "SQLAlchemy has no driver 'postgresql+bogus'"),
     ],
 )
-def test_a_postgres_url_sqlalchemy_cannot_use_is_one_line_without_its_password(url, said):
-    """A port that is no number, a driver not installed: a traceback (and no --json document) before."""
-    with pytest.raises(ConfigError, match="use postgresql\\+psycopg://") as refused:
+def test_a_database_url_that_cannot_be_used_names_what_is_wrong_and_never_its_password(url, said):
+    with pytest.raises(ConfigError) as refused:
         make_engine(url)
-    assert said in refused.value.message and "s3cret" not in refused.value.message
-
-
-@pytest.mark.parametrize(
-    ("url", "said"),
-    [
-        ("foo", "database URL: it has no scheme://"),
-        ("mysql://root:s3cret@db/corpus", "database URL of scheme 'mysql'"),
-    ],
-)
-def test_an_unsupported_database_url_names_what_is_wrong_and_never_its_password(url, said):
-    with pytest.raises(ConfigError, match="use sqlite:///path/to/corpus.db or postgresql") as refused:
-        make_engine(url)
-    assert said in refused.value.message and "s3cret" not in refused.value.message
+    message = refused.value.message
+    assert said in message and "postgresql+psycopg://" in message and "s3cret" not in message
