@@ -28,9 +28,10 @@ from tiktok_corpus.train.checkpoints import (
 from tiktok_corpus.train.clips import KINETICS_MEAN, KINETICS_STD, EpochSampler, clip_starts, normalize_clips, read_clip
 from tiktok_corpus.train.export_table import load_export
 from tiktok_corpus.train.loop import rank_epoch_seed
-from tiktok_corpus.train.metrics import evaluate, paired_comparison, ranking_quality, tune_threshold
+from tiktok_corpus.train.metrics import evaluate, ranking_quality, tune_threshold
 from tiktok_corpus.train.model import build_model, downloading_weights
 from tiktok_corpus.train.proxies import build_cache
+from tiktok_corpus.train.resampling import paired_comparison
 
 
 def test_model_is_r2plus1d_18_with_the_papers_head():

@@ -28,7 +28,8 @@ from ..errors import ConfigError
 from .config import TrainConfig, new_run_name
 from .export_table import load_export
 from .gbdt import GbdtFit, evaluate_fit, export_baselines, fit_gbdt, gain_importances
-from .metrics import SIGNIFICANCE, auc_along, gain_summary, hardest_baseline, resampled_metric, rmse_along
+from .metrics import SIGNIFICANCE, hardest_baseline
+from .resampling import auc_along, gain_summary, resampled_metric, rmse_along
 
 PERMUTATION_REPEATS = 5
 TOP_FEATURES = 20
