@@ -23,7 +23,7 @@ from tests.media_files import date_now, zero_middle
 from tests.waiting import until
 from tiktok_corpus.download import check_size, download_pending, sniff_body, status_error, video_file_path
 from tiktok_corpus.download import run as download_run
-from tiktok_corpus.errors import ContractError, DownloadError
+from tiktok_corpus.errors import ContractError, DownloadError, SiteUnreachable
 from tiktok_corpus.store.models import MediaFile, Video
 
 SITE = "http://site.test"
@@ -425,6 +425,41 @@ def test_a_failure_the_database_refuses_to_record_stops_the_run_instead_of_hangi
     with pytest.raises(DBAPIError, match="refused by the test"):
         asyncio.run(asyncio.wait_for(go(), 60))
     assert {rows.video(video_id).download_status for video_id in ids} == {"pending"}  # given back, none lost
+
+
+def refused(request: httpx.Request) -> httpx.Response:
+    raise httpx.ConnectError("connection refused", request=request)
+
+
+def test_a_site_gone_down_stops_the_run_as_unreachable_and_fails_no_row(store, site_settings, rows, quick):
+    """Crawl and track stop after eight requests without an answer; a download failed every row for good
+    (then named ytdlp_failed), and the next run found nothing to do without --retry-failed."""
+    ids = [f"70000000000000004{n:02d}" for n in range(12)]
+    for video_id in ids:
+        rows.add(video_id, [url("gear")])
+
+    with pytest.raises(SiteUnreachable) as stopped:
+        run(store, site_settings, refused, replace(quick, attempts=1), concurrency=2)
+
+    assert stopped.value.exit_code == 4 and "did not answer the last 8 files" in stopped.value.message
+    assert stopped.value.summary is not None and stopped.value.summary["failed"] == 0
+    assert {rows.video(video_id).download_status for video_id in ids} == {"pending"}
+
+
+def test_a_file_whose_host_alone_is_down_fails_once_another_file_gets_an_answer(
+    store, site_settings, rows, quick, sample_mp4
+):
+    def handler(request: httpx.Request) -> httpx.Response:  # the CDN answers but for one URL; the site never
+        if request.url.path.endswith("/dead") or request.url.host == "site.test":
+            return refused(request)
+        return httpx.Response(200, content=sample_mp4, headers={"content-type": "video/mp4"})
+
+    rows.add("7000000000000000501", [url("dead")])
+    rows.add("7000000000000000502", [url("gear")])
+    summary = run(store, site_settings, handler, replace(quick, attempts=1), concurrency=1)
+
+    assert (summary.downloaded, dict(summary.failures)) == (1, {"transport": 1})
+    assert rows.video("7000000000000000501").download_status == "failed"
 
 
 def test_failed_rows_are_retried_only_when_asked(store, site_settings, rows, quick, sample_mp4):

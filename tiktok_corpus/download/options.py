@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from ..config import described
 from ..store.queue import DEFAULT_LEASE_S
+from ..tiktok.blocks import BlockPolicy
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,9 @@ class DownloadOptions:
     min_bytes_per_s: int = 10_000
     probe_timeout_s: float = 60.0
     refreshes: int = 1  # fresh-URL rounds per video after the first
+    # Files in a row that got no answer in any of their tries (every candidate, the refresh, yt-dlp) before
+    # the run stops as an unreachable site (exit 4), giving them back: the crawl's limit for requests.
+    give_up_after_unanswered: int = BlockPolicy.give_up_after_unreachable
     use_ytdlp: bool = True
     poll_s: float = 1.0  # how often ``follow`` mode looks for newly pending rows
     lease_s: float = DEFAULT_LEASE_S  # a claim's lease, renewed while the run holds the row

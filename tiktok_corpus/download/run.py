@@ -22,7 +22,7 @@ from rich.progress import Progress
 
 from .._files import sha256_file
 from ..config import Settings
-from ..errors import ConfigError, CorpusError
+from ..errors import ConfigError, CorpusError, SiteUnreachable
 from ..store.db import Store, open_store
 from ..store.downloads import (
     DAMAGED_PROBES,
@@ -37,6 +37,7 @@ from ..store.downloads import (
 from ..store.models import utcnow
 from ..store.queue import reclaim_dead_local, release, renew, worker_name
 from ..store.thread import DatabaseThread
+from ..tiktok.blocks import UNREACHABLE_HINT
 from ..tiktok.contract import media_urls_from_json
 from .client import load_session, make_client
 from .fetch import Fetcher
@@ -57,6 +58,8 @@ from .options import DownloadOptions, DownloadSummary
 log = logging.getLogger(__name__)
 
 Claimed = DownloadJob | UnloadableRow
+# A file none of whose tries got an answer (a connection refused or reset, no such host): fetch.py's kind.
+NO_ANSWER = "transport"
 
 
 class DownloadRun:
@@ -78,6 +81,9 @@ class DownloadRun:
         self.most_in_hand = 2 * concurrency
         self.worker = worker_name("download")
         self.in_hand: set[str] = set()
+        # Rows whose every try got no answer, their failure not yet written: another file's answer says the
+        # site is up (they fail then), enough of them in a row that it is down (they go back untried).
+        self.unanswered: dict[str, tuple[DownloadJob | None, CorpusError]] = {}
         # What stops the run, its rows in hand going back: a data folder that takes no file (every row would
         # fail alike), or a write the database refused (locked past its timeout, gone, full).
         self.stopped_by: Exception | None = None
@@ -100,6 +106,8 @@ class DownloadRun:
             for _ in workers:
                 await queue.put(None)
             await asyncio.gather(*workers)
+            if self.stopped_by is None:
+                await self._site_answered()  # too few to call the site down: failures of their own
         finally:
             for worker in (*workers, renewing):
                 worker.cancel()
@@ -108,6 +116,8 @@ class DownloadRun:
             self._db.shutdown()  # database work in progress finishes (or rolls back) first
             release(self.store, "download", self.in_hand, worker=self.worker)
         if self.stopped_by is not None:
+            if isinstance(self.stopped_by, SiteUnreachable):  # a script reads what was done before it
+                self.stopped_by.summary = self.summary.to_dict()
             raise self.stopped_by
         if not renewing.cancelled() and (bug := renewing.exception()) is not None:
             raise bug  # the renewal ended on an error that is not the database's: a bug, not to be lost
@@ -141,11 +151,11 @@ class DownloadRun:
         while self.stopped_by is None:
             if limit is not None and claimed >= limit:
                 return
-            if len(self.in_hand) > most // 2:  # claim in batches, each only as large as the free workers
+            if self._working > most // 2:  # claim in batches, each only as large as the free workers
                 self._settled.clear()
                 await self._settled.wait()
                 continue
-            room = most - len(self.in_hand) if limit is None else min(most - len(self.in_hand), limit - claimed)
+            room = most - self._working if limit is None else min(most - self._working, limit - claimed)
             jobs = await self._db(self._claim_jobs, room, retry_failed, started)
             claimed += len(jobs)
             for job in jobs:
@@ -213,13 +223,18 @@ class DownloadRun:
             if not await self._already_present(job):
                 await self._land(job, await self.fetcher.obtain(job))
             done = True  # its .part is the final file now (or there was none)
+            await self._site_answered()
         except CannotWrite as exc:
             self.stopped_by = exc  # the row stays in hand and goes back to pending
             return
         except ClaimLost as exc:
             log.warning("download %s: %s", video_id, exc.message)
         except CorpusError as exc:
+            if exc.kind == NO_ANSWER:  # the site, or only this file's hosts, may be down: wait and see
+                self._no_answer(video_id, job, exc)
+                return
             await self._fail(video_id, job, exc.kind, exc.message)
+            await self._site_answered()
         except Exception as exc:  # a bug must not count as success nor kill the batch
             log.exception("unexpected error downloading %s", video_id)
             await self._fail(video_id, job, "internal_error", f"{type(exc).__name__}: {exc}")
@@ -227,6 +242,32 @@ class DownloadRun:
             if job is not None and not done:
                 job.part.unlink(missing_ok=True)
         self.in_hand.discard(video_id)
+
+    def _no_answer(self, video_id: str, job: DownloadJob | None, exc: CorpusError) -> None:
+        """A row none of whose tries got an answer: held, its failure unwritten, until another file's answer
+        says the site is up; ``give_up_after_unanswered`` of them in a row stop the run as an unreachable
+        site, and go back untried with the rest (a site gone down failed every row for good)."""
+        self.unanswered[video_id] = (job, exc)
+        limit = self.options.give_up_after_unanswered
+        if len(self.unanswered) >= limit and self.stopped_by is None:
+            self.stopped_by = SiteUnreachable(
+                f"the download site did not answer the last {limit} files (last: {exc.message}); {UNREACHABLE_HINT}"
+            )
+
+    async def _site_answered(self) -> None:
+        """Another file got an answer: the rows that got none failed on their own (a dead host of theirs).
+        Once the run stopped as unreachable, they go back untried all the same."""
+        if isinstance(self.stopped_by, SiteUnreachable):
+            return
+        held, self.unanswered = self.unanswered, {}
+        for video_id, (job, exc) in held.items():
+            await self._fail(video_id, job, exc.kind, exc.message)
+            self.in_hand.discard(video_id)
+
+    @property
+    def _working(self) -> int:
+        """Rows in hand that a worker still works on (the unanswered ones only wait)."""
+        return len(self.in_hand) - len(self.unanswered)
 
     async def _already_present(self, job: DownloadJob) -> bool:
         """A recorded file whose size and sha256 still match is kept: the row is marked done again."""
