@@ -215,7 +215,7 @@ class DownloadRun:
     async def process(self, claimed: Claimed) -> None:
         """Bring one claimed row to ``downloaded`` or ``failed``; never raises for a per-item problem (a
         database that refuses to record the outcome is none: that raises, and the row stays in hand)."""
-        video_id, job, done = claimed.video_id, None, False
+        video_id, job, done, answered = claimed.video_id, None, False, False
         try:
             if isinstance(claimed, UnloadableRow):
                 raise claimed.error
@@ -223,7 +223,6 @@ class DownloadRun:
             if not await self._already_present(job):
                 await self._land(job, await self.fetcher.obtain(job))
             done = True  # its .part is the final file now (or there was none)
-            await self._site_answered()
         except CannotWrite as exc:
             self.stopped_by = exc  # the row stays in hand and goes back to pending
             return
@@ -234,13 +233,15 @@ class DownloadRun:
                 self._no_answer(video_id, job, exc)
                 return
             await self._fail(video_id, job, exc.kind, exc.message)
-            await self._site_answered()
+            answered = True
         except Exception as exc:  # a bug must not count as success nor kill the batch
             log.exception("unexpected error downloading %s", video_id)
             await self._fail(video_id, job, "internal_error", f"{type(exc).__name__}: {exc}")
         finally:
             if job is not None and not done:
                 job.part.unlink(missing_ok=True)
+        if done or answered:  # the site is up: the files that got no answer failed on their own
+            await self._site_answered()
         self.in_hand.discard(video_id)
 
     def _no_answer(self, video_id: str, job: DownloadJob | None, exc: CorpusError) -> None:
