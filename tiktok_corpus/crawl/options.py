@@ -93,6 +93,33 @@ class CrawlCounters:
     def new_per_s(self) -> float:
         return self.new_items / self.elapsed_s if self.elapsed_s else 0.0
 
+    def summary(
+        self, *, run_id: int, status: str, block_kinds: dict, recycles: int, downloads, message: str | None
+    ) -> CrawlSummary:
+        """The run's summary from these counters (the display's last update) and what they do not hold."""
+        return CrawlSummary(
+            run_id=run_id,
+            status=status,
+            videos=self.videos,
+            items=self.items,
+            target=self.target,
+            seeds=self.seeds,
+            downloaded_in_corpus=self.downloaded_in_corpus,
+            new_items=self.new_items,
+            expansions=self.expansions,
+            edges=self.edges,
+            snapshots=self.snapshots,
+            blocks=self.blocks,
+            block_kinds=block_kinds,
+            errors=dict(self.errors),
+            methods=dict(self.methods),
+            recycles=recycles,
+            elapsed_s=round(self.elapsed_s, 3),
+            videos_per_s=round(self.new_per_s, 3),
+            downloads=downloads,
+            message=message,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """Plain values for a JSON column (``dataclasses.asdict`` would rebuild each Counter from its
         (key, count) pairs, counting the pairs)."""

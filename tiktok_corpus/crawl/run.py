@@ -378,28 +378,12 @@ class _Crawl:
 
     def _summarise(self, status: str, message: str | None, downloads) -> CrawlSummary:
         """The summary: the numbers of the display's last update, which this publishes."""
-        counters = self.counters
         self._publish_final()
-        elapsed = counters.elapsed_s
-        summary = CrawlSummary(
+        summary = self.counters.summary(
             run_id=self.run_id,
             status=status,
-            videos=counters.videos,
-            items=counters.items,
-            target=counters.target,
-            seeds=counters.seeds,
-            downloaded_in_corpus=counters.downloaded_in_corpus,
-            new_items=counters.new_items,
-            expansions=counters.expansions,
-            edges=counters.edges,
-            snapshots=counters.snapshots,
-            blocks=counters.blocks,
             block_kinds=dict(self.monitor.kinds),
-            errors=dict(counters.errors),
-            methods=dict(counters.methods),
             recycles=sum(s.recycles for s in self.sessions),
-            elapsed_s=round(elapsed, 3),
-            videos_per_s=round(counters.new_per_s, 3),
             downloads=downloads,
             message=message,
         )

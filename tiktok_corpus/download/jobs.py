@@ -24,6 +24,10 @@ def video_file_path(data_dir: Path | str, video_id: str) -> Path:
     return Path(data_dir) / VIDEOS_DIR / video_id[:2] / f"{video_id}.mp4"
 
 
+# The kind of a try, or a file, that got no answer at all (a connection refused or reset, no such host).
+NO_ANSWER = "transport"
+
+
 class CannotWrite(DownloadError):
     """The data folder takes no file (read-only, not this user's, full): every row would fail alike, so
     the run stops and gives the row back untouched."""

@@ -21,7 +21,7 @@ from ..tiktok.contract import (
     redact_url,
 )
 from .checks import status_error
-from .jobs import DownloadJob
+from .jobs import NO_ANSWER, DownloadJob
 from .options import DownloadOptions
 from .retry import retrying
 
@@ -60,9 +60,9 @@ class UrlRefresher:
             if not record.media_urls:
                 raise DownloadError("the refreshed item lists no media URL", kind="no_urls")
             return list(record.media_urls)
-        unanswered = set(reasons) <= {"transport", "timeout"}  # the site is down, not the item: say so
+        unanswered = set(reasons) <= {NO_ANSWER, "timeout"}  # the site is down, not the item: say so
         raise DownloadError(
-            f"could not refresh the item ({', '.join(reasons)})", kind="transport" if unanswered else "refresh_failed"
+            f"could not refresh the item ({', '.join(reasons)})", kind=NO_ANSWER if unanswered else "refresh_failed"
         )
 
     async def _fetch_item(self, url: str, parse: Callable[[bytes], ItemRecord]) -> ItemRecord:
@@ -72,9 +72,7 @@ class UrlRefresher:
         except httpx.TimeoutException:
             raise DownloadError(f"timeout on {redact_url(url)}", kind="timeout", retryable=True) from None
         except httpx.TransportError as exc:
-            raise DownloadError(
-                f"{type(exc).__name__} on {redact_url(url)}", kind="transport", retryable=True
-            ) from None
+            raise DownloadError(f"{type(exc).__name__} on {redact_url(url)}", kind=NO_ANSWER, retryable=True) from None
         if response.status_code != 200:
             raise status_error(response.status_code, url, self.options.clock(), response.headers.get("retry-after"))
         return parse(response.content)

@@ -42,6 +42,7 @@ from ..tiktok.contract import media_urls_from_json
 from .client import load_session, make_client
 from .fetch import Fetcher
 from .jobs import (
+    NO_ANSWER,
     PART_SUFFIX,
     VIDEOS_DIR,
     CannotWrite,
@@ -58,8 +59,6 @@ from .options import DownloadOptions, DownloadSummary
 log = logging.getLogger(__name__)
 
 Claimed = DownloadJob | UnloadableRow
-# A file none of whose tries got an answer (a connection refused or reset, no such host): fetch.py's kind.
-NO_ANSWER = "transport"
 
 
 class DownloadRun:

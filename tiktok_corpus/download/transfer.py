@@ -21,7 +21,7 @@ from ..errors import DownloadError
 from ..store.models import utcnow
 from ..tiktok.contract import MediaUrl, is_expired
 from .checks import MediaAcceptance, check_progress, check_response, check_size, sniff_body
-from .jobs import CannotWrite, DownloadJob, FetchAttempt, FetchedFile, PartDirectories
+from .jobs import NO_ANSWER, CannotWrite, DownloadJob, FetchAttempt, FetchedFile, PartDirectories
 from .options import DownloadOptions
 from .retry import retrying
 
@@ -89,7 +89,7 @@ class HttpTransfers:
                 broke_off = got.received > 0 and (got.content_length is None or got.received < got.content_length)
                 raise DownloadError(
                     f"{type(exc).__name__} after {got.received} bytes: {exc}",
-                    kind="truncated" if broke_off else "transport",
+                    kind="truncated" if broke_off else NO_ANSWER,
                     retryable=True,
                 ) from None
             check_size(got.received, content_length=got.content_length, total=got.total, declared=candidate.data_size)
