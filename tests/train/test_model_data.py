@@ -404,6 +404,22 @@ def test_a_baseline_as_good_as_the_model_is_beaten_no_more_often_than_the_level_
     assert false_claims / runs <= 0.07
 
 
+def test_the_auc_interval_covers_the_true_auc_as_often_as_it_says_with_few_positives():
+    """Three viral videos among a hundred, scores one standard deviation and a half apart (true ROC-AUC
+    0.856): the percentile bootstrap's interval held it in two runs of three (a resample cannot rank what
+    three positives never showed); Newcombe's score interval holds it at the 95% promised."""
+    rng = np.random.default_rng(0)
+    y = np.r_[np.ones(3), np.zeros(100)]
+    true_auc, runs, covered = 0.8556, 200, 0
+    for _ in range(runs):
+        scores = np.r_[rng.normal(1.5, 1, 3), rng.normal(0, 1, 100)]
+        low, high = ranking_quality(y, scores)["roc_auc_ci"]
+        covered += low <= true_auc <= high
+    assert covered / runs >= 0.92
+    perfect = ranking_quality(y, np.r_[np.ones(3), np.linspace(0, 0.9, 100)])
+    assert perfect["roc_auc"] == 1.0 and perfect["roc_auc_ci"][1] == 1.0 and perfect["roc_auc_ci"][0] < 0.9
+
+
 def test_a_gain_over_a_constant_baseline_is_tested_as_a_ranking_better_than_chance():
     """Swapping ranks with a constant's ties lost power: a perfect ranking of three viral videos among a
     hundred was "not significantly better than majority" (p 0.07) where chance's p was 0.002."""

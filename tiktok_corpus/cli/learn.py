@@ -182,7 +182,7 @@ def ablate(
 ) -> None:
     """What drives virality in this corpus: a gbdt model per modality alone, all but one, and all.
 
-    Each line has its test metric with a 95% bootstrap interval and the verdict against the baselines;
+    Each line has its test metric with a 95% interval and the verdict against the baselines;
     the all-modality model adds LightGBM gain and permutation importance per modality. Writes
     ablation.json and ablation.png (the report shows them). The feature tables are those of
     that `corpus train --model gbdt` reads - the export's own (`corpus features`), else the extractors'

@@ -2,7 +2,7 @@
 
 One gbdt model per line: each modality alone, all but one, and all of them, every line judged by the
 same verdict as any run (margin over the best baseline, significance against chance and against each
-baseline in a paired test) with a bootstrap interval over test rows, its significance then held to
+baseline in a paired test) with a 95% interval, its significance then held to
 Holm's correction over the ablation's lines (eleven for five modalities, each tested at 5%). The
 all-modality model then says what it leaned on: LightGBM's split gain per feature and per modality, and
 permutation importance on test (a modality's columns shuffled together, so the drop is the modality's,
@@ -255,7 +255,7 @@ def ablation_figure(result: dict, path: Path) -> Path:
     for name, value in result["oracles"].items():
         if name in names:
             left.plot(value, names.index(name), marker="D", color="black", label=None)
-    left.set(xlabel=f"test {result['main_metric']} (95% bootstrap CI; green = beats the baselines)")
+    left.set(xlabel=f"test {result['main_metric']} (95% CI; green = beats the baselines)")
     if left.get_legend_handles_labels()[0]:  # no baseline measured (a test split of one class): no legend
         left.legend(loc="lower right")
     draw_importances(right, result)

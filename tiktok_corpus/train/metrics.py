@@ -78,7 +78,7 @@ def tune_threshold(y_val: np.ndarray, scores_val: np.ndarray) -> tuple[float, st
 
 
 def ranking_quality(y: np.ndarray, scores: np.ndarray) -> dict:
-    """ROC-AUC, its bootstrap interval and its one-sided Mann-Whitney p-value; null with a reason when undefined."""
+    """ROC-AUC, its interval (Newcombe's) and its one-sided Mann-Whitney p-value; null with a reason when undefined."""
     if len(np.unique(y)) < 2:
         return {
             "roc_auc": None,
