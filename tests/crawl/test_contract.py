@@ -92,6 +92,18 @@ def test_every_video_page_layout(name, unique_id):
     assert item.media_urls, "every layout carries a playable URL"
 
 
+@pytest.mark.parametrize("name", ["video_page_rehydration.html", "video_page_next.html"])
+def test_a_page_embedding_another_item_is_no_answer_for_the_one_asked(name):
+    """A page of another item (a redirect, a cache) was read as the one asked: the download stored its
+    file, the tracker its counts, under the asked video's id; it is refused as a detail answer is."""
+    page = fixture(name)
+    embedded = parse_video_page(page).id
+    assert parse_video_page(page, embedded).id == embedded
+    with pytest.raises(ContractError) as other:
+        parse_video_page(page, "7000000000000000001")
+    assert other.value.kind == "wrong_item" and f"embeds item {embedded}" in other.value.message
+
+
 def test_rehydration_page_reads_gears_and_hashtags():
     item = parse_video_page(fixture("video_page_rehydration.html"))
     assert item.media_urls[0].kind == "gear:normal_540_0" and item.media_urls[0].data_size == 123456

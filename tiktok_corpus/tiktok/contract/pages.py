@@ -24,30 +24,38 @@ def _embedded_json(html: str, script_id: str) -> Any | None:
 
 
 def parse_video_page(html: str, video_id: str | None = None) -> ItemRecord:
-    """The item embedded in a video page (rehydration JSON, or the older SIGI_STATE / __NEXT_DATA__)."""
+    """The item embedded in a video page (rehydration JSON, or the older SIGI_STATE / __NEXT_DATA__); with
+    ``video_id``, a page embedding another item is a ContractError (``wrong_item``), as a detail answer."""
     data = _embedded_json(html, "__UNIVERSAL_DATA_FOR_REHYDRATION__")
     if isinstance(data, dict):
         detail = _dict(_dict(data.get("__DEFAULT_SCOPE__")).get("webapp.video-detail"))
         _raise_for_envelope({"statusCode": detail.get("statusCode", 0)})
         struct = _dict(detail.get("itemInfo")).get("itemStruct")
         if struct is not None:
-            return parse_item(struct)
+            return _page_item(struct, video_id)
     sigi = _embedded_json(html, "SIGI_STATE")
     if isinstance(sigi, dict):
         _raise_for_envelope({"statusCode": _dict(sigi.get("VideoPage")).get("statusCode", 0)})
         module = _dict(sigi.get("ItemModule"))
         struct = module.get(video_id) if video_id else next(iter(module.values()), None)
         if struct is not None:
-            return parse_item(struct)
+            return _page_item(struct, video_id)
     nxt = _embedded_json(html, "__NEXT_DATA__")
     if isinstance(nxt, dict):
         info = _dict(_dict(_dict(nxt.get("props")).get("pageProps")).get("itemInfo"))
         if info.get("itemStruct") is not None:
-            return parse_item(info["itemStruct"])
+            return _page_item(info["itemStruct"], video_id)
     block = detect_block(html)
     if block:
         raise BlockedError(f"video page is a {block} page", kind=block)
     raise ContractError("video page without embedded item JSON (transient)", kind="no_rehydration")
+
+
+def _page_item(struct: object, video_id: str | None) -> ItemRecord:
+    item = parse_item(struct)
+    if video_id is not None and item.id != video_id:  # its counts or files would be stored as this video's
+        raise ContractError(f"the page of {video_id} embeds item {item.id}", kind="wrong_item")
+    return item
 
 
 # --- URLs ---------------------------------------------------------------------------------------------
