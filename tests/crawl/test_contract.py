@@ -77,6 +77,22 @@ def test_older_list_layout_with_string_author_and_rounded_stats():
     assert no_id_author.author.id is None and no_id_author.stats.play_count == 77
 
 
+@pytest.mark.parametrize("exact", [None, {"heart": "6400000000"}, {"heartCount": "6400000000"}])
+def test_an_author_past_two_billion_hearts_keeps_them(exact):
+    """As captured (@espn): the rounded ``heartCount`` wrapped at 2**32 to 2.1 billion, where ``heart``
+    and the exact strings said 6.4 billion; without the exact block, or with only one name in it, the
+    wrapped one was stored."""
+    raw = {
+        "id": "7400000000000000031",
+        "author": {"id": "6800000000000000031", "uniqueId": "espn"},
+        "authorStats": {"heart": 6400000000, "heartCount": 2100000000, "followerCount": 61200000},
+    }
+    if exact is not None:
+        raw["authorStatsV2"] = exact
+    author = parse_item(raw).author
+    assert author.heart_count == 6400000000 and author.follower_count == 61200000
+
+
 @pytest.mark.parametrize(
     "name, unique_id",
     [

@@ -148,12 +148,10 @@ def parse_stats(stats: Any, stats_v2: Any) -> StatsRecord | None:
 def parse_author(raw: dict) -> AuthorRecord | None:
     """The author, from the modern dict or the older ``author: "uniqueId"`` + ``authorId`` layout."""
     author = raw.get("author")
-    stats = _dict(raw.get("authorStatsV2")) or _dict(raw.get("authorStats"))
-    rounded = _dict(raw.get("authorStats"))
+    blocks = (_dict(raw.get("authorStatsV2")), _dict(raw.get("authorStats")))  # exact strings first
 
-    def count(key: str) -> int | None:
-        value = _int(stats.get(key))
-        return value if value is not None else _int(rounded.get(key))
+    def count(*keys: str) -> int | None:
+        return next((value for block in blocks for key in keys if (value := _int(block.get(key))) is not None), None)
 
     ident: dict[str, Any]
     if isinstance(author, dict):
@@ -171,12 +169,13 @@ def parse_author(raw: dict) -> AuthorRecord | None:
         return None
     if not ident.get("id") and not ident.get("unique_id"):
         return None
-    heart_count = count("heartCount")
     return AuthorRecord(
         **ident,
         follower_count=count("followerCount"),
         following_count=count("followingCount"),
-        heart_count=heart_count if heart_count is not None else count("heart"),
+        # ``heart`` first: a captured author of 6.4 billion hearts had a rounded ``heartCount`` of 2.1
+        # billion (wrapped at 2**32), where ``heart`` and both exact strings said 6.4 billion.
+        heart_count=count("heart", "heartCount"),
         video_count=count("videoCount"),
         digg_count=count("diggCount"),
     )
