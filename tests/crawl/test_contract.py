@@ -197,6 +197,18 @@ def test_a_caption_holding_block_words_leaves_its_page_a_page(words):
     assert parse_video_page(page).desc == f"page item {words}"
 
 
+@pytest.mark.parametrize("before", [210_000, 199_990])
+def test_a_large_page_whose_data_comes_late_is_still_a_page(before):
+    """A feed's DOM (styles, cells of captions) can pass 200,000 characters before its data script: read
+    only that far, a caption saying "Verify to continue" made it a captcha page, and a script cut at the
+    limit left its captions read as markup."""
+    page = fixture("video_page_rehydration.html")
+    caption = '<div data-e2e="video-desc">Verify to continue: Something went wrong. Refresh</div>'
+    filler = "<style>" + "x" * (before - len(caption)) + "</style>"
+    assert detect_block(page.replace("<body>", f"<body>{caption}{filler}")) is None
+    assert detect_block(f"<html><body>{filler}{caption}</body></html>") == "captcha"
+
+
 def test_a_login_modal_over_a_page_is_no_block():
     """The contract's login modal sits over a usable page, to be closed; only the login page itself blocks."""
     modal = '<div data-e2e="login-modal"><p>Log in</p><button data-e2e="modal-close-inner-button">x</button></div>'

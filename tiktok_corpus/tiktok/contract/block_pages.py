@@ -7,7 +7,8 @@ from urllib.parse import urlsplit
 
 # A page's embedded JSON (rehydration data, SIGI_STATE, __NEXT_DATA__) holds captions and user names:
 # anyone's words, so never a block marker.
-_DATA_SCRIPT = re.compile(r"<script\b[^>]*\btype=[\"']application/json[\"'][^>]*>.*?</script\s*>", re.S | re.I)
+_DATA_SCRIPT = re.compile(r"<script\b[^>]*\btype=[\"']application/json[\"'][^>]*>", re.I)
+_SCRIPT_END = re.compile(r"</script\s*>", re.I)
 # Markers that are elements' ids and classes: a caption shown in the page is text, and its "<" and quotes
 # come out escaped in the HTML, so it cannot pose as an element.
 _WAF = re.compile(r"<[a-z][^<>]*\s(?:id=[\"']wci[\"']|class=[\"'][^\"']*_wafchallengeid)", re.I)
@@ -24,8 +25,7 @@ def detect_block(html: str) -> str | None:
     must be elements. Words a caption could hold as well ("Verify to continue", "Something went wrong")
     count only on a page that embeds no site data. A login modal is no block (see ``LOGIN_MODAL_CLOSE``).
     """
-    head = html[:200_000]
-    markup, embedded = _DATA_SCRIPT.subn("", head)
+    markup, embedded = _without_data_scripts(html)
     if _WAF.search(markup):
         return "waf"
     if _CAPTCHA.search(markup):
@@ -39,6 +39,20 @@ def detect_block(html: str) -> str | None:
     if "Something went wrong" in markup and "Refresh" in markup:
         return "error_panel"
     return None
+
+
+def _without_data_scripts(html: str) -> tuple[str, int]:
+    """The page's markup without its embedded JSON scripts (one left open runs to the end), and how many
+    it held. The whole page: cut at 200,000 characters, a feed whose script came later was a page of
+    captions without data, and a caption saying "Verify to continue" made it a captcha page."""
+    kept, at, scripts = [], 0, 0
+    while at < len(html) and (opening := _DATA_SCRIPT.search(html, at)):
+        kept.append(html[at : opening.start()])
+        scripts += 1
+        closing = _SCRIPT_END.search(html, opening.end())
+        at = closing.end() if closing else len(html)
+    kept.append(html[at:])
+    return "".join(kept), scripts
 
 
 def is_login_wall(url: str) -> bool:
