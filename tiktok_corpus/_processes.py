@@ -9,11 +9,12 @@ from collections.abc import Iterable
 
 def dead_local_workers(names: Iterable[str]) -> list[str]:
     """The worker names (``host:pid[:suffix]``, of this host) whose process no longer exists."""
-    return [
-        name
-        for name in names
-        if (pid := name.split(":")[1]).isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid))
-    ]
+    return [name for name in names if (pid := _pid(name)) is not None and pid != os.getpid() and not _pid_alive(pid)]
+
+
+def _pid(name: str) -> int | None:
+    text = name.split(":")[1]
+    return int(text) if text.isascii() and text.isdigit() else None
 
 
 def _pid_alive(pid: int) -> bool:

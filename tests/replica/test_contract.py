@@ -55,6 +55,7 @@ def test_recommend_envelope_gives_overlapping_random_batches(client, replica):
     overlaps = sum(len(set(a) & set(b)) for a, b in zip(batches, batches[1:]))
     assert overlaps > 0
     assert client.get("/api/recommend/item_list/", params={"count": 51}).json()["statusCode"] == 10201
+    assert client.get("/api/recommend/item_list/", params={"count": "²"}).json()["statusCode"] == 10201  # not a 500
 
 
 def test_each_session_gets_the_same_feed_sequence_however_sessions_interleave(replica):
@@ -138,6 +139,7 @@ def test_cdn_enforces_cookie_serves_exact_bytes_and_ranges(client, replica):
     assert client.get(url, headers={"Range": f"bytes={len(expected)}-"}).status_code == 416
     tampered = re.sub(r"expire=(\d+)", lambda m: f"expire={int(m.group(1)) + 1}", url)
     assert client.get(tampered).status_code == 403
+    assert client.get(re.sub(r"expire=(\d+)", "expire=%C2%B2", url)).status_code == 403  # a digit to isdigit only
     play_api = detail(client, video.id)["itemInfo"]["itemStruct"]["video"]["bitrateInfo"][0]["PlayAddr"]["UrlList"][-1]
     assert "/aweme/v1/play/" in play_api and len(client.get(play_api).content) < 1000
 

@@ -119,7 +119,7 @@ def _content_range_total(value: str | None) -> tuple[int, int | None] | None:
 
 
 def _header_int(value: str | None) -> int | None:
-    return int(value) if value and value.strip().isdigit() else None
+    return int(value) if value and value.strip().isascii() and value.strip().isdigit() else None
 
 
 def accept_media(path: Path, timeout_s: float) -> None:

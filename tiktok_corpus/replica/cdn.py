@@ -70,7 +70,7 @@ class Cdn:
         signature = request.query_params.get("signature", "")
         urls = MediaUrls("", self._secret)
         if (
-            not expire.isdigit()
+            not (expire.isascii() and expire.isdigit())
             or signature != urls.signature(video_id, int(expire))
             or int(expire) < self.clock()
             or request.cookies.get("tt_chain_token") not in self._tokens

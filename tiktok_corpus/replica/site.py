@@ -201,7 +201,7 @@ class ReplicaSite:
     @staticmethod
     def _count_param(request: Request, default: int) -> int | None:
         raw = request.query_params.get("count", str(default))
-        count = int(raw) if raw.isdigit() else 0
+        count = int(raw) if raw.isascii() and raw.isdigit() else 0  # "²" is a digit to isdigit, not to int
         return count if 1 <= count <= MAX_LIST_COUNT else None
 
     # --- pages -----------------------------------------------------------------------------
@@ -304,7 +304,7 @@ class ReplicaSite:
         video_id = request.query_params.get("id") or form.get("id", [""])[0]
         status = request.query_params.get("status") or form.get("status", [str(STATUS_NOT_FOUND)])[0]
         try:
-            if not status.isdigit():
+            if not (status.isascii() and status.isdigit()):
                 raise ConfigError(f"status must be a statusCode, not {status!r}")
             self.removals.remove(video_id, int(status))
         except ConfigError as exc:
