@@ -198,7 +198,12 @@ def test_a_video_the_tracker_found_gone_before_the_age_is_counted_apart(settings
     assert "3004" in rows.index and "3006" not in rows.index
     assert manifest["selection"]["excluded_by_reason"]["gone_before_age"] == 1
     assert manifest["selection"]["excluded_by_reason"]["too_young"] == 0
-    assert "gone_before_age 1" in (path / "README.md").read_text()
+    card = (path / "README.md").read_text().replace("\n  ", " ")
+    assert "gone_before_age 1" in card
+    # 3004 stays in (dropping it would leave survivors), named for whoever must honour its removal.
+    assert manifest["selection"]["found_gone"] == ["3004"]
+    assert "The tracker found 1 of these videos deleted or made private since" in card
+    assert _export(settings)[0]["selection"]["found_gone"] == ["3004", "3006"]  # by its latest counts, both in
     with store.transaction() as session:
         session.merge(found_gone("3006", 30 * DAY))
     late, _, _ = _export(settings, at_age_s=7 * DAY)

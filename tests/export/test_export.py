@@ -235,6 +235,14 @@ def test_time_ordered_splits_train_on_the_past_and_test_on_the_future(settings, 
     card = (Path(manifest["export_dir"]) / "README.md").read_text().replace("\n", " ")
     assert "order: time (units ordered by their first posting time" in card
     assert f"after a later split's first post are left out ({left_out['train']} train" in card
+    # Fitted on every row (--label-fit all): on the rows the export holds, not on those the gaps left out.
+    fit_all = CliRunner().invoke(
+        app,
+        ["--data-dir", str(settings.data_dir), "export", "--labels", "binary", "--split-order", "time"]
+        + ["--at-age", "1d", "--label-fit", "all", "--json"],
+    )
+    everywhere = json.loads(fit_all.stdout)
+    assert sum(left_out.values()) > 0 and everywhere["label_params"]["fitted_rows"] == everywhere["row_count"]
     with pytest.raises(ConfigError, match="--split-order"):
         ExportOptions(split_order="future")
     # Counts taken at one moment make the newest posts the least viral, per-day rates the most (a young post's

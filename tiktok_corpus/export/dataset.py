@@ -10,6 +10,7 @@ row's own hit.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Literal
 
@@ -71,6 +72,7 @@ def load_dataset(
         "as_of": as_of.isoformat() if as_of else None,
         "stats": "latest snapshot per video" + (" at or before as_of" if as_of else ""),
         "excluded_no_stats": int((~has_stats).sum()),
+        "found_gone": found_gone(rows, tracked_gone(reader, min_frames=min_frames, as_of=as_of).index),
         "data_cutoff": as_of.isoformat() if as_of else _newest(rows["stats_captured_at"]),
     }
     if as_of is not None:
@@ -140,12 +142,20 @@ def _at_age(
         "excluded_no_stats": int(excluded["no_snapshots"]),
         "excluded_by_reason": {reason: int(n) for reason, n in excluded.items()},
         "rows_by_age_basis": rows_by_basis(at_age["age_basis"]),
+        "found_gone": found_gone(rows, gone.index),
         "author_counts": author_counts,
         "data_cutoff": as_of.isoformat()
         if as_of
         else _newest(pd.concat([snapshots.captured_at, authors.captured_at, gone])),
     }
     return rows, selection
+
+
+def found_gone(rows: pd.DataFrame, gone: Iterable[str]) -> list[str]:
+    """The ids of the rows that the tracker found deleted or private after their download (``gone``, as
+    :func:`~tiktok_corpus.store.exports.tracked_gone` indexes them): they stay in (dropping them would leave a sample
+    of survivors), and the card names how many, for whoever must honour their removal."""
+    return sorted(set(rows["video_id"]) & set(gone))
 
 
 def _newest(times: pd.Series) -> str | None:

@@ -234,7 +234,8 @@ same file (sha256) are kept in one split ({manifest["split"].get("videos_sharing
 {engagement_bias}
 - Label parameters are fitted on {fitted_rows} only: scores and thresholds are not comparable across
   exports without reapplying one export's `label_params`.
-- Short (< {manifest["selection"]["min_frames"]} frames), corrupt, deleted and private videos are excluded.
+- Short (< {manifest["selection"]["min_frames"]} frames) and corrupt videos are excluded, and so are videos deleted or
+  private when they were downloaded. {_gone_text(manifest["selection"])}
 
 ## Terms of use and personal data
 The videos, descriptions, and account names belong to their creators and are subject to TikTok's
@@ -242,6 +243,21 @@ terms of service. This dataset is for non-commercial research. It contains perso
 and user names, possibly faces and voices): store it securely, do not re-identify or contact people,
 honour deletion requests by removing the rows and files, and do not redistribute the media.
 """
+
+
+def _gone_text(selection: dict) -> str:
+    """The card's words on the rows found deleted or private after their download (none in exports made
+    before they were counted)."""
+    gone = selection.get("found_gone")
+    if gone is None:
+        return ""
+    if not gone:
+        return "The tracker found none of these videos deleted or made private since."
+    return (
+        f"The tracker found {len(gone)} of these videos deleted or made private since (by the data cutoff): they "
+        "stay in, as dropping them would leave a sample of survivors; their ids are `selection.found_gone` in "
+        "`manifest.json`, for honouring their removal."
+    )
 
 
 def _age_basis_text(manifest: dict) -> tuple[str, str, str]:

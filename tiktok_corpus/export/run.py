@@ -15,7 +15,7 @@ from ..durations import format_duration
 from ..store.db import open_store
 from ..store.models import utcnow
 from .at_age import counts_known_at, rows_by_basis
-from .dataset import hashtag_lists, load_dataset
+from .dataset import found_gone, hashtag_lists, load_dataset
 from .labels import apply_labels, fit_labels
 from .options import ExportError, ExportOptions
 from .splits import GAP, SPLITS, assign_splits, gap_margin
@@ -71,7 +71,14 @@ def run_export(
             gap = _split_gap(rows, options)
             outside = ~rows["split"].str.startswith(GAP).to_numpy()
             rows, tags = rows[outside].reset_index(drop=True), tags.filter(pa.array(outside))
-            selection = {**selection, "split_gap": gap, "rows_by_age_basis": rows_by_basis(rows["age_basis"])}
+            selection = {
+                **selection,
+                "split_gap": gap,
+                "rows_by_age_basis": rows_by_basis(rows["age_basis"]),
+                "found_gone": found_gone(rows, selection["found_gone"]),
+            }
+            if options.label_fit == "all":  # fitted on the rows the export holds, not on those the gaps left out
+                everywhere = _fit(rows, options)
         progress.update(step, advance=1, description="computing labels")
         fitted = everywhere if options.label_fit == "all" else _fit(rows[rows["split"] == "train"], options)
         assert fitted is not None  # "all" always fitted on every row above
