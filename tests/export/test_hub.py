@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import tarfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -119,6 +120,21 @@ def test_the_cards_csv_snippet_keeps_the_ids_whole(settings, store, big_ids, mon
     videos = scope["videos"].set_index("video_id")
     assert sorted(videos.index) == sorted(big_ids)
     assert pd.isna(videos.loc[big_ids[0], "author_id"]) and videos.loc[big_ids[4], "author_id"] == str(BIG + 2)
+
+
+def test_two_webdataset_exports_of_one_corpus_have_the_same_shards(settings, store, big_ids):
+    """The tar writer stamped each member with the clock: every re-export's shards had new digests, so a
+    rerun could not be checked, nor a shard cached, by its sha256."""
+    first, second = (run_export(settings, ExportOptions(format="webdataset", shard_size=2)) for _ in range(2))
+    digests = [
+        [shard["sha256"] for shard in json.loads((path / "manifest.json").read_text())["webdataset"]["shards"]]
+        for path in (first, second)
+    ]
+    assert digests[0] == digests[1]
+    with tarfile.open(
+        first / json.loads((first / "manifest.json").read_text())["webdataset"]["shards"][0]["file"]
+    ) as tar:
+        assert {member.mtime for member in tar.getmembers()} == {0}
 
 
 def test_the_cards_webdataset_snippet_reads_one_split(settings, store, big_ids):
