@@ -4,6 +4,7 @@ a random-init R(2+1)D-18 on 32 px proxies (1 clip of 4 frames: a few seconds on 
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 
 import numpy as np
@@ -43,6 +44,22 @@ def test_audio_tells_loud_from_silent_from_absent(audio):
         silent["audio.loudness_db"] <= -90 and silent["audio.silence_fraction"] == 1 and silent["audio.has_audio"] == 1
     )
     assert mute["audio.has_audio"] == 0 and mute.drop("audio.has_audio").isna().all()
+
+
+def test_a_float_track_holding_nan_is_unknown_not_the_end_of_the_table(tmp_path):
+    """A float PCM soundtrack can decode to NaN or inf: librosa's error escaped the undecodable case and
+    ended the audio table of the whole export."""
+    samples = np.sin(np.linspace(0, 440 * 2 * np.pi, 16_000, dtype=np.float32))
+    samples[[100, 200]] = [np.nan, np.inf]
+    raw, video = tmp_path / "track.f32", tmp_path / "float.mov"
+    raw.write_bytes(samples.tobytes())
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "f32le", "-ar", "16000", "-ac", "1", "-i", str(raw), "-c:a", "pcm_f32le"]
+        + [str(video)],
+        check=True,
+    )
+    assert not np.isfinite(audio_modality.decode_audio(video)).all()
+    assert audio_modality._video_audio(video, 1.0) == {}  # NaN throughout, as an undecodable track
 
 
 def test_a_process_runs_librosa_first_under_the_lock_every_process_takes(sound_export, monkeypatch):

@@ -96,11 +96,14 @@ def _video_audio(path: Path, has_audio: float) -> dict[str, float]:
     if has_audio == 0:
         return {"has_audio": 0.0}
     try:
-        return describe_audio(decode_audio(path))
+        samples = decode_audio(path)
     except NoAudio:
         return {"has_audio": 0.0}
     except RuntimeError:  # an undecodable track: unknown, not absent
         return {}
+    if not np.isfinite(samples).all():  # a float PCM track can hold NaN or inf, which librosa refuses: unknown
+        return {}
+    return describe_audio(samples)
 
 
 def compute(export, options, advance: Callable[[int], None]) -> pd.DataFrame:
