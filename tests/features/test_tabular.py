@@ -65,6 +65,29 @@ def test_captions_without_spaces_give_words_too(table):
     assert any(set(frame.loc[viral, c].round(6)).isdisjoint(frame.loc[~viral, c].round(6)) for c in frame.columns[:6])
 
 
+def test_words_keep_their_combining_marks_and_spaceless_scripts_their_clusters(table):
+    """Python's ``re`` cut Hindi words at each vowel sign ("दोस्तों आज का वीडियो" kept one word, "आज"),
+    and a Thai caption was one token: neither gave a vocabulary. Their words are tokens now."""
+    viral = table["is_viral"] == 1
+    captions = np.where(viral, "दोस्तों आज का वीडियो", "สวัสดีครับ วันนี้ทำอาหาร")
+    scripts = table.assign(desc=captions, hashtags=[[] for _ in range(len(table))])
+    assert text.words("दोस्तों आज का वीडियो") == ["दोस्तों", "आज", "का", "वीडियो"]
+    assert text.words("ทำอาหาร") == ["ทำ", "อ", "า", "ห", "า", "ร"]  # grapheme clusters: a letter, its marks
+    model = fit_text(text.documents(scripts)[scripts["split"] == "train"], components=6)
+    assert model.vectorizer is not None and {"दोस्तों", "वीडियो", "ทำ"} <= set(model.vectorizer.vocabulary_)
+    frame = text_features(scripts, 6)
+    assert any(set(frame.loc[viral, c].round(6)).isdisjoint(frame.loc[~viral, c].round(6)) for c in frame.columns[:6])
+
+
+def test_an_emoji_counts_once_however_many_code_points_draw_it():
+    """A skin tone, a family joined by ZWJs and a flag's two letters each counted apart, a flag or a star
+    not at all; an e-mail address counted as a mention."""
+    captions = ["🔥🔥🔥 👍🏽 🇺🇸 👨‍👩‍👧 ⭐ ❤️ ©", "@user.name wrote to mail@example.com", ""]
+    frame = text_features(pd.DataFrame({"desc": captions, "split": "train"}), components=2)
+    assert frame["text.emoji_count"].tolist() == [8, 0, 0]
+    assert frame["text.mention_count"].tolist() == [0, 1, 0]
+
+
 AGE = pd.Timedelta(days=7)
 
 

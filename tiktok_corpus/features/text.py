@@ -12,24 +12,42 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import regex
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from .columns import hashtag_names, named, text
 
 # 2: Chinese and Japanese characters are tokens of their own.
-VERSION = 2
+# 3: words keep their combining marks (Hindi, Bengali, Tamil...), Thai, Lao, Khmer and Myanmar are cut into
+#    grapheme clusters, an emoji is one however many code points draw it, an e-mail address no mention.
+VERSION = 3
 MIN_DOCUMENT_FREQUENCY = 2  # a word in one train caption only is noise to a model, not a feature
 # Chinese and Japanese write no spaces: scikit-learn's default token (two word characters or more between
 # word boundaries) made each caption one word of its own, which min_df then dropped - no text feature at
 # all. Each Han or kana character is a token (not the katakana middle dot and long-vowel mark, which are
 # no words); other words are runs of two word characters or more, which a Han or kana character ends too
-# ("vlog今天", "今日はTikTok").
+# ("vlog今天", "今日はTikTok"). Thai, Lao, Khmer and Myanmar write no spaces either, and their letters
+# are no morphemes: each grapheme cluster (a letter with its vowel and tone marks) is a token. Words are
+# read by the ``regex`` package, whose word characters include combining marks: Python's ``re`` cut
+# "दोस्तों" at each vowel sign and virama, and a Hindi caption kept one word in three.
 _CJK = "\u3040-\u30fa\u30fd-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-TOKEN = rf"(?u)[{_CJK}]|[^\W{_CJK}\u30fb\u30fc]{{2,}}"
-MENTION = r"@[\w.]+"
-# Emoji and pictographs (U+1F300-1FAFF), dingbats and miscellaneous symbols (U+2600-27BF).
-EMOJI = "[\U0001f300-\U0001faff\u2600-\u27bf]"
+_SPACELESS = r"\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}"
+TOKEN = regex.compile(rf"[{_CJK}]|(?=[{_SPACELESS}])\X|[^\W{_CJK}{_SPACELESS}\u30fb\u30fc]{{2,}}")
+MENTION = r"(?<![\w.])@[\w.]+"  # not the @ of an e-mail address
+# An emoji is a grapheme cluster drawn as one (a skin tone, a ZWJ family, a flag's two letters): one that
+# holds a code point shown as emoji by default, the emoji variation selector, or a regional indicator.
+_GRAPHEME = regex.compile(r"\X")
+_DRAWN_AS_EMOJI = regex.compile(r"\p{Emoji_Presentation}|\uFE0F|\p{Regional_Indicator}")
+
+
+def words(document: str) -> list[str]:
+    """The tokens of one (lower-cased) document, by :data:`TOKEN`."""
+    return TOKEN.findall(document)
+
+
+def emoji_count(caption: str) -> int:
+    return sum(1 for cluster in _GRAPHEME.findall(caption) if _DRAWN_AS_EMOJI.search(cluster))
 
 
 def settings(options) -> dict:
@@ -60,7 +78,7 @@ class TextModel:
 
 def fit_text(train_docs: pd.Series, components: int) -> TextModel:
     """TF-IDF then TruncatedSVD, both fitted on ``train_docs`` (the train split) only."""
-    vectorizer = TfidfVectorizer(sublinear_tf=True, min_df=MIN_DOCUMENT_FREQUENCY, token_pattern=TOKEN)
+    vectorizer = TfidfVectorizer(sublinear_tf=True, min_df=MIN_DOCUMENT_FREQUENCY, tokenizer=words, token_pattern=None)
     try:
         weights = vectorizer.fit_transform(train_docs)
     except ValueError:  # no word occurs twice in the train captions: an empty vocabulary
@@ -85,7 +103,7 @@ def text_features(table: pd.DataFrame, components: int) -> pd.DataFrame:
             "caption_words": caption.str.count(r"\S+"),
             "hashtag_count": [len(hashtag_names(v)) for v in tags],
             "mention_count": caption.str.count(MENTION),
-            "emoji_count": caption.str.count(EMOJI),
+            "emoji_count": caption.map(emoji_count),
         }
     )
     return named(pd.concat([reduced, counts], axis=1), "text")
