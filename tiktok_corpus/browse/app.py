@@ -14,6 +14,7 @@ scripts (no page has one) and MIME sniffing. Files are served with HTTP Range (s
 from __future__ import annotations
 
 import ipaddress
+import socket
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -182,11 +183,11 @@ def browse_app(settings: Settings, store: Store, catalog: Catalog, host: str) ->
 def _refuse_a_wildcard(host: str) -> None:
     """0.0.0.0 or :: would listen on every address while the host check (against DNS rebinding: a page
     elsewhere reading the corpus through a name it points here) answers 400 to all but localhost."""
-    try:
-        unspecified = ipaddress.ip_address(host.strip("[]")).is_unspecified
-    except ValueError:  # a host name
+    try:  # as the server will bind it: "0", "0.0" and "0x0" are 0.0.0.0 too
+        found = socket.getaddrinfo(host.strip("[]"), None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):  # no such host: the server's start says so
         return
-    if unspecified:
+    if any(ipaddress.ip_address(entry[4][0].split("%")[0]).is_unspecified for entry in found):
         raise ConfigError(
             f"--host {host} listens on every address, but requests must name the address bound (a guard against "
             "DNS rebinding): to serve a LAN, bind this machine's address on it (e.g. --host 192.168.1.20) and "
