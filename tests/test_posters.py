@@ -3,6 +3,7 @@ request threads do when two pages ask for the same poster."""
 
 from __future__ import annotations
 
+import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -66,3 +67,22 @@ def test_a_file_that_gives_no_poster_is_not_decoded_again_unless_it_timed_out(tm
         poster_frame(busy, tmp_path / "posters")
     monkeypatch.setattr(posters, "run_tool", extract)
     assert poster_frame(busy, tmp_path / "posters").is_file() and len(runs) == 2
+
+
+def test_a_poster_cut_short_by_ctrl_c_is_made_on_the_next_view(tmp_path, monkeypatch):
+    """Ctrl-C reaches the ffmpeg children too (the terminal signals the whole process group); ffmpeg then
+    exits 255 with nothing on stderr, which read as "unreadable" wrote the file's ``.failed``: a good
+    video had no poster for good, on every later start."""
+    video = encode_lavfi(tmp_path / "good.mp4", "testsrc2=size=128x96:rate=10:duration=1", preset="ultrafast")
+    extract = posters.run_tool
+
+    def interrupted(*args, **kwargs):
+        return extract(*args, **kwargs, started=lambda process: process.send_signal(signal.SIGINT))
+
+    monkeypatch.setattr(posters, "run_tool", interrupted)
+    with pytest.raises(MediaError) as stopped:
+        poster_frame(video, tmp_path / "posters")
+    assert stopped.value.kind == "interrupted" and "stopped by a signal" in stopped.value.message
+    assert not list((tmp_path / "posters").glob("*.failed"))
+    monkeypatch.setattr(posters, "run_tool", extract)
+    assert poster_frame(video, tmp_path / "posters").is_file()

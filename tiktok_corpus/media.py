@@ -69,6 +69,12 @@ class ProbeResult:
     bitrate: int | None
 
 
+# Kinds of a tool's run cut short, which say nothing of its file: a timeout, or a signal. A terminal's
+# Ctrl-C reaches the ffmpeg children too (the whole foreground process group), and ffmpeg exits 255 then,
+# with nothing on stderr: read as "unreadable", a good file was marked corrupt, or poster-less for good.
+CUT_SHORT = ("timeout", "interrupted")
+
+
 def run_tool(
     args: list[str], *, timeout: float, what: str, started: Callable[[subprocess.Popen[str]], None] | None = None
 ) -> subprocess.CompletedProcess[str]:
@@ -94,6 +100,10 @@ def run_tool(
         except BaseException:
             process.kill()
             raise
+    if process.returncode < 0 or (process.returncode == 255 and not stderr.strip()):
+        raise MediaError(
+            f"{what}: {args[0]} was stopped by a signal (exit code {process.returncode})", kind="interrupted"
+        )
     if process.returncode != 0:
         raise MediaError(f"{what}: {_tail(stderr) or f'exit code {process.returncode}'}", kind="unreadable")
     return subprocess.CompletedProcess(args, process.returncode, stdout, stderr)

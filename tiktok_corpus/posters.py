@@ -23,7 +23,7 @@ import ffmpeg
 from ._files import media_path, sha256_file, write_text_atomically
 from ._waits import ordered_map
 from .errors import CorpusError, MediaError
-from .media import FFMPEG, run_tool
+from .media import CUT_SHORT, FFMPEG, run_tool
 
 POSTER_WIDTH = 360
 THUMBNAIL_FRAMES = 30  # frames the thumbnail filter chooses among: the first second or so
@@ -71,7 +71,7 @@ def poster_frame(source: Path, cache_dir: Path, *, sha256: str | None = None) ->
             raise MediaError(f"{source}: no video frame to make a poster of", kind="corrupt")
         partial.replace(target)
     except MediaError as exc:
-        if exc.kind != "timeout":
+        if exc.kind not in CUT_SHORT:
             write_text_atomically(failed, exc.message)
         raise
     finally:

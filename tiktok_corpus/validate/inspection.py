@@ -8,7 +8,7 @@ from typing import Any
 
 from .._files import file_stat, sha256_file
 from ..errors import MediaError
-from ..media import ProbeResult, deep_check, probe
+from ..media import CUT_SHORT, ProbeResult, deep_check, probe
 from .rules import CHANGED, INTERNAL_ERROR
 
 PROBE_FIELDS = tuple(ProbeResult.__dataclass_fields__)
@@ -62,9 +62,9 @@ def inspect(job: Job, deep: bool) -> Inspection:
             if deep and result.video_codec is not None:
                 result = replace(result, frame_count=deep_check(job.path), frame_count_method="decode")
         except MediaError as exc:
-            # A probe past its time says the machine was busy, not that the file is bad: probed again by
-            # the next run, never ``corrupt`` (which --retry-failed downloads again, maybe from nowhere).
-            outcome = INTERNAL_ERROR if exc.kind == "timeout" else "corrupt"
+            # A probe past its time (or stopped by Ctrl-C) says nothing of the file: probed again by the
+            # next run, never ``corrupt`` (which --retry-failed downloads again, maybe from nowhere).
+            outcome = INTERNAL_ERROR if exc.kind in CUT_SHORT else "corrupt"
             return Inspection(job.video_id, sha256, outcome=outcome, error_kind=exc.kind, error=exc.message)
         return Inspection(job.video_id, sha256, probe=result)
     except Exception as exc:  # a bug or an OS error: recorded as "error", retried by the next run
