@@ -77,6 +77,15 @@ def test_older_list_layout_with_string_author_and_rounded_stats():
     assert no_id_author.author.id is None and no_id_author.stats.play_count == 77
 
 
+def test_a_negative_count_is_no_count():
+    """No count is below zero: "-7" in statsV2 was stored as an exact count, and one such count made the
+    export's labels refuse the whole corpus."""
+    stats = parse_stats({"playCount": 700, "diggCount": -1}, {"playCount": "-7", "diggCount": "-3"})
+    assert stats.play_count == 700 and stats.like_count is None and not stats.exact
+    raw = {"id": "7400000000000000032", "author": {"uniqueId": "x"}, "authorStats": {"followerCount": -1}}
+    assert parse_item(raw).author.follower_count is None
+
+
 @pytest.mark.parametrize("exact", [None, {"heart": "6400000000"}, {"heartCount": "6400000000"}])
 def test_an_author_past_two_billion_hearts_keeps_them(exact):
     """As captured (@espn): the rounded ``heartCount`` wrapped at 2**32 to 2.1 billion, where ``heart``
@@ -325,7 +334,7 @@ def test_media_urls_round_trip_through_their_stored_json_with_every_field():
         (42, 42),
         ("42", 42),
         (" 42 ", 42),
-        ("-3", -3),
+        ("-3", None),  # no count is below zero
         ("\u0664\u0662", 42),  # Arabic-Indic digits are digits to int() as to \d
         ("1.9", 1),
         ("1e3", 1000),
@@ -341,7 +350,7 @@ def test_media_urls_round_trip_through_their_stored_json_with_every_field():
         ("99999999999999999999999", None),
         (2**63, None),
         (2**63 - 1, 2**63 - 1),
-        (-(2**63) + 1, -(2**63) + 1),
+        (-(2**63) + 1, None),
         ("9" * 5000, None),
         ("-", None),
         ("12a", None),

@@ -121,6 +121,13 @@ def _raise_for_envelope(data: dict) -> None:
 # --- items ------------------------------------------------------------------------------------------
 
 
+def _count(value: object) -> int | None:
+    """A count, or None where the answer holds no count: none is below zero, and a negative one stored
+    made the export's labels refuse the whole corpus (and the browser's charts draw nothing)."""
+    count = _int(value)
+    return count if count is None or count >= 0 else None
+
+
 def parse_stats(stats: Any, stats_v2: Any) -> StatsRecord | None:
     """Prefer exact statsV2 strings, per field, over rounded stats."""
     rounded, exact = _dict(stats), _dict(stats_v2)
@@ -136,9 +143,9 @@ def parse_stats(stats: Any, stats_v2: Any) -> StatsRecord | None:
     }
     values, all_exact = {}, True
     for name, key in keys.items():
-        value = _int(exact.get(key))
+        value = _count(exact.get(key))
         if value is None:
-            value = _int(rounded.get(key))
+            value = _count(rounded.get(key))
             if value is not None:
                 all_exact = False
         values[name] = value
@@ -151,7 +158,7 @@ def parse_author(raw: dict) -> AuthorRecord | None:
     blocks = (_dict(raw.get("authorStatsV2")), _dict(raw.get("authorStats")))  # exact strings first
 
     def count(*keys: str) -> int | None:
-        return next((value for block in blocks for key in keys if (value := _int(block.get(key))) is not None), None)
+        return next((value for block in blocks for key in keys if (value := _count(block.get(key))) is not None), None)
 
     ident: dict[str, Any]
     if isinstance(author, dict):
