@@ -34,6 +34,23 @@ def test_a_missing_count_leaves_a_gap_in_its_line_not_a_drop_to_zero():
     assert not any(point.endswith(zero) for point in lines["play_count"])
 
 
+def test_a_count_never_usable_draws_no_line_and_leaves_the_others_drawn():
+    """Plays only ever -1: their maximum was NaN, which took the chart's scale and every line with it."""
+    snapshots = pd.DataFrame(
+        {
+            "captured_at": pd.to_datetime(["2024-05-01", "2024-05-02"], utc=True),
+            "play_count": pd.array([-1, -1], dtype="Int64"),
+            "like_count": pd.array([1, 3], dtype="Int64"),
+            "comment_count": pd.array([0, 2], dtype="Int64"),
+            "share_count": pd.array([None, None], dtype="Int64"),
+        }
+    )
+    chart = snapshot_chart(snapshots)
+    lines = {title: points.split() for points, title in re.findall(r'points="([^"]*)"><title>(\w+)</title>', chart)}
+    assert set(lines) == {"like_count", "comment_count"} and "nan" not in chart
+    assert all(len(points) == 2 for points in lines.values())
+
+
 def test_a_video_page_says_each_times_clock_and_shows_a_moment_seen_in_several_lists_once(store):
     """The replica's clock runs ahead of ours (posted and snapshots on the site's, first seen on ours);
     one crawl moment's lists each keep a sighting with the same counts: the rows stay, the page counts them."""

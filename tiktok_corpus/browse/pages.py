@@ -204,9 +204,9 @@ def snapshot_chart(
         return "<p>No snapshot.</p>"
     times = pd.to_datetime(snapshots["captured_at"], utc=True).astype("int64").to_numpy() / 1e9
     span = max(float(times.max() - times.min()), 1.0)
-    columns = [c for c in labels if snapshots[c].notna().any()]
-    counts = {c: snapshots[c].astype("float64").to_numpy() for c in columns}
-    values = {c: np.log10(np.where(v >= 0, v, np.nan) + 1) for c, v in counts.items()}
+    counts = {c: snapshots[c].astype("float64").to_numpy() for c in labels}
+    # A count with no usable value draws no line: all NaN, its maximum was NaN, and so was every line's scale.
+    values = {c: np.log10(np.where(v >= 0, v, np.nan) + 1) for c, v in counts.items() if (v >= 0).any()}
     top = max([float(np.nanmax(v)) for v in values.values()] + [1.0])
     colors = ("#3b75af", "#d9534f", "#5cb85c", "#f0ad4e")
     lines: list[str] = []
