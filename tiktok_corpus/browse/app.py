@@ -187,7 +187,7 @@ def _refuse_a_wildcard(host: str) -> None:
         found = socket.getaddrinfo(host.strip("[]"), None, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError):  # no such host: the server's start says so
         return
-    if any(ipaddress.ip_address(entry[4][0].split("%")[0]).is_unspecified for entry in found):
+    if any(ipaddress.ip_address(str(entry[4][0]).split("%")[0]).is_unspecified for entry in found):
         raise ConfigError(
             f"--host {host} listens on every address, but requests must name the address bound (a guard against "
             "DNS rebinding): to serve a LAN, bind this machine's address on it (e.g. --host 192.168.1.20) and "
