@@ -26,6 +26,7 @@ from tests.waiting import interrupt_when
 from tiktok_corpus.cli import app
 from tiktok_corpus.errors import ConfigError
 from tiktok_corpus.train import TrainConfig, loop, train
+from tiktok_corpus.train.clips import EpochSampler
 from tiktok_corpus.train.predict import predict
 
 pytestmark = pytest.mark.slow(120)
@@ -423,6 +424,28 @@ def test_data_loader_workers_do_not_change_the_run(noise_export, tmp_path):
     ]
     assert histories[0]["train_loss"].tolist() == histories[1]["train_loss"].tolist()
     assert histories[0]["val_loss"].tolist() == histories[1]["val_loss"].tolist()
+
+
+def test_the_next_epochs_batches_load_while_validation_runs(noise_export, tmp_path, monkeypatch):
+    """Each epoch's loader workers started on an empty pipeline once its training began, and the first
+    step waited for a whole batch (a tenth of a short GPU epoch); the next epoch's batches are asked for
+    before validation, so the workers decode them meanwhile. The last epoch asks for none after it."""
+    events: list[str] = []
+    validation, order = loop._validation_loss, EpochSampler.__iter__
+
+    def noting_validation(*args, **kwargs):
+        events.append("validate")
+        return validation(*args, **kwargs)
+
+    def noting_order(sampler):
+        if sampler.train:
+            events.append(f"train {sampler.epoch}")
+        return order(sampler)
+
+    monkeypatch.setattr(loop, "_validation_loss", noting_validation)
+    monkeypatch.setattr(EpochSampler, "__iter__", noting_order)
+    train(TrainConfig(noise_export, epochs=3, workers=1, out=tmp_path / "run", **TINY))
+    assert events[:6] == ["train 1", "train 2", "validate", "train 3", "validate", "validate"]
 
 
 def test_ctrl_c_says_how_to_go_on_and_resume_does(noise_export, tmp_path):

@@ -11,6 +11,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -167,16 +168,21 @@ def _train(config: TrainConfig, world: _Dist, side_table: tuple[pd.DataFrame, di
     if config.compile:
         trained = compiled(trained)
 
+    batches = None  # the next epoch's, once asked for
     for epoch in range(state["epoch"] + 1, config.epochs + 1):
         if state["stale_epochs"] >= config.patience or state["diverged_epoch"]:
             break
         if world.world_size > 1:  # dropout masks of each rank's own (one seed drew them alike on every rank)
             torch.manual_seed(rank_epoch_seed(config.seed, epoch, world.rank))
         started = time.perf_counter()
+        batches = batches if batches is not None else _epoch_batches(loaders["train"], epoch)
         train_loss, clips, loader_wait = _train_epoch(
-            trained, loaders["train"], epoch, optimizer, warmup, loss_fn, device, use_amp, config, world
+            trained, batches, len(loaders["train"]), epoch, optimizer, warmup, loss_fn, device, use_amp, config, world
         )
         train_seconds = time.perf_counter() - started  # _train_epoch reads the loss, so the GPU is done
+        # The next epoch's first batches load while validation runs: each epoch's workers started on an empty
+        # pipeline, and its first step waited for a whole batch to be decoded (a tenth of a short epoch).
+        batches = _epoch_batches(loaders["train"], epoch + 1) if epoch < config.epochs else None
         val_loss = _validation_loss(model, loaders["val"], loss_fn, device, use_amp, world)
         seconds = time.perf_counter() - started
         state["history"].append(
@@ -314,16 +320,22 @@ def _warmup(optimizer: torch.optim.Optimizer, steps: int) -> torch.optim.lr_sche
     return torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1 / steps, total_iters=steps)
 
 
+def _epoch_batches(loader: DataLoader, epoch: int) -> Iterator:
+    """The training loader's batches of ``epoch``, its workers set going."""
+    loader.sampler.set_epoch(epoch)  # type: ignore[attr-defined]
+    return iter(loader)
+
+
 def _train_epoch(
-    model, loader, epoch, optimizer, warmup, loss_fn, device, use_amp, config, world
+    model, batches, steps, epoch, optimizer, warmup, loss_fn, device, use_amp, config, world
 ) -> tuple[float, int, float]:
-    """One pass over the training split: its mean loss, its clips, and the seconds the step waited for
-    the loader (near zero when the loader keeps up; near the whole pass when decoding limits)."""
+    """One pass over the training split (``steps`` batches): its mean loss, its clips, and the seconds the
+    step waited for the loader (near zero when the loader keeps up; near the whole pass when decoding
+    limits)."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     model.train()
-    loader.sampler.set_epoch(epoch)
     columns = (
         TextColumn(f"epoch {epoch}/{config.epochs}"),
         BarColumn(),
@@ -339,10 +351,10 @@ def _train_epoch(
     with Progress(
         *columns, console=Console(stderr=True), disable=not (config.progress and world.main), transient=True
     ) as bar:
-        task = bar.add_task("train", total=len(loader), loss="…")
+        task = bar.add_task("train", total=steps, loss="…")
         loader_wait = 0.0
         asked = time.perf_counter()
-        for step, (clips, valid, targets, _, side) in enumerate(loader, start=1):
+        for step, (clips, valid, targets, _, side) in enumerate(batches, start=1):
             loader_wait += time.perf_counter() - asked
             targets = targets.to(device, non_blocking=True)
             loss = loss_fn(forward_clips(model, clips, valid, device, use_amp, side), targets)
@@ -353,7 +365,7 @@ def _train_epoch(
                 warmup.step()
             total += loss.detach().double() * len(targets)
             count += len(targets)
-            if step == 1 or step % LOSS_SYNC_STEPS == 0 or step == len(loader):
+            if step == 1 or step % LOSS_SYNC_STEPS == 0 or step == steps:
                 bar.update(task, loss=f"{total.item() / count:.4f}")
             bar.advance(task)
             asked = time.perf_counter()
