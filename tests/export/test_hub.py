@@ -111,8 +111,10 @@ def test_load_dataset_of_the_directory_gives_each_split_from_its_own_files(
 
 def test_the_cards_csv_snippet_keeps_the_ids_whole(settings, store, big_ids, monkeypatch):
     path = run_export(settings, ExportOptions(format="csv"))
-    snippet = re.search(r"^videos = pd\.read_csv\(.*\)$", (path / "README.md").read_text(), re.MULTILINE)
+    card = (path / "README.md").read_text()
+    snippet = re.search(r"^videos = pd\.read_csv\(.*\)$", card, re.MULTILINE)
     assert snippet is not None
+    assert "In CSV an empty caption reads as a missing one" in card  # the one mark CSV has for both
     monkeypatch.chdir(path)  # the card says: run these in this directory
     scope: dict = {"pd": pd}
     exec(snippet.group(0), scope)

@@ -348,6 +348,8 @@ train = videos["train"]
 the `val` split `validation`, as the Hub does; the `split` column keeps `val`.
 Each split also has its own file{"s" if manifest.get("webdataset") else ""}: {files}.
 """
+    if data_file.endswith(".csv"):  # an empty field is the one mark CSV has for a missing value
+        text += "\nIn CSV an empty caption reads as a missing one; the parquet format keeps the two apart.\n"
     shards = manifest.get("webdataset")
     if shards:
         text += f"""
