@@ -180,6 +180,10 @@ def test_detail_answers():
     assert parse_item_detail(fixture("detail_ok.json"), "7400000000000000051").id == "7400000000000000051"
     with pytest.raises(ContractError, match="the detail of 7400000000000000052 describes item 7400000000000000051"):
         parse_item_detail(fixture("detail_ok.json"), "7400000000000000052")  # another item's counts and files
+    # An empty itemStruct is an answer withheld (retried), not a post without an id (failed for good).
+    with pytest.raises(BlockedError) as withheld:
+        parse_item_detail({"statusCode": 0, "itemInfo": {"itemStruct": {}}}, "7400000000000000051")
+    assert withheld.value.kind == "no_item" and withheld.value.retryable
 
 
 def test_detect_block_names_each_page():

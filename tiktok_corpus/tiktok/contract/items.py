@@ -378,7 +378,7 @@ def parse_item_detail_at(body: bytes | str | dict, video_id: str | None = None) 
         raise ContractError("item detail is not a JSON object", kind="malformed_json")
     _raise_for_envelope(data)
     struct = _dict(data.get("itemInfo")).get("itemStruct")
-    if struct is None:
+    if struct is None or struct == {}:  # an answer withheld, as a block does it: not a post without an id
         raise BlockedError("item detail without itemInfo.itemStruct", kind="no_item")
     item = parse_item(struct)
     if video_id is not None and item.id != video_id:  # its counts or files would be stored as this video's
