@@ -86,3 +86,15 @@ def test_a_poster_cut_short_by_ctrl_c_is_made_on_the_next_view(tmp_path, monkeyp
     assert not list((tmp_path / "posters").glob("*.failed"))
     monkeypatch.setattr(posters, "run_tool", extract)
     assert poster_frame(video, tmp_path / "posters").is_file()
+
+
+@pytest.mark.parametrize(
+    "signal_name, kind",
+    [("INT", "interrupted"), ("TERM", "interrupted"), ("SEGV", "unreadable"), ("ABRT", "unreadable")],
+)
+def test_a_tool_stopped_from_outside_is_interrupted_and_a_crash_is_the_files(signal_name, kind):
+    """Ctrl-C or a kill says nothing of the file; a crash (a segfault, an abort) may be its doing, and was
+    read as "interrupted" too: a file that crashes ffmpeg would have been retried on every run."""
+    with pytest.raises(MediaError) as stopped:
+        posters.run_tool(["sh", "-c", f"kill -{signal_name} $$"], timeout=30, what="stop")
+    assert stopped.value.kind == kind

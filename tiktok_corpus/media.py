@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import struct
 import subprocess
 import time
@@ -73,6 +74,8 @@ class ProbeResult:
 # Ctrl-C reaches the ffmpeg children too (the whole foreground process group), and ffmpeg exits 255 then,
 # with nothing on stderr: read as "unreadable", a good file was marked corrupt, or poster-less for good.
 CUT_SHORT = ("timeout", "interrupted")
+# The signals that stop a run from outside (a crash's, SIGSEGV or SIGABRT, may be the file's doing).
+_STOPPED_BY = {-signal.SIGINT, -signal.SIGTERM, -signal.SIGHUP}
 
 
 def run_tool(
@@ -100,7 +103,7 @@ def run_tool(
         except BaseException:
             process.kill()
             raise
-    if process.returncode < 0 or (process.returncode == 255 and not stderr.strip()):
+    if process.returncode in _STOPPED_BY or (process.returncode == 255 and not stderr.strip()):
         raise MediaError(
             f"{what}: {args[0]} was stopped by a signal (exit code {process.returncode})", kind="interrupted"
         )

@@ -21,9 +21,11 @@ from sqlalchemy.exc import DBAPIError
 
 from tests.media_files import date_now, zero_middle
 from tests.waiting import until
+from tiktok_corpus import media
 from tiktok_corpus.download import check_size, download_pending, sniff_body, status_error, video_file_path
 from tiktok_corpus.download import run as download_run
-from tiktok_corpus.errors import ContractError, DownloadError, SiteUnreachable
+from tiktok_corpus.download.checks import accept_media
+from tiktok_corpus.errors import ContractError, DownloadError, MediaError, SiteUnreachable
 from tiktok_corpus.store.models import MediaFile, Video
 
 SITE = "http://site.test"
@@ -97,6 +99,19 @@ def test_check_size_demands_every_stated_size():
 def test_status_errors_are_transient_or_final(status, kind, retryable):
     error = status_error(status, f"{CDN}/v/x?expire=9999999999", now=1000.0)
     assert (error.kind, error.retryable) == (kind, retryable)
+
+
+@pytest.mark.parametrize("kind", ["timeout", "interrupted"])
+def test_a_landed_files_probe_cut_short_is_tried_again_not_corrupt(kind, tmp_path, monkeypatch):
+    """A probe past its time, or stopped by Ctrl-C, says nothing of the file: it was "corrupt", for good."""
+
+    def cut_short(path, timeout):
+        raise MediaError(f"probe {path.name}: cut short", kind=kind)
+
+    monkeypatch.setattr(media, "video_codec", cut_short)
+    with pytest.raises(DownloadError) as refused:
+        accept_media(tmp_path / "landed.mp4", 5.0)
+    assert refused.value.kind == kind and refused.value.retryable
 
 
 def test_403_on_an_expired_url_says_expired():

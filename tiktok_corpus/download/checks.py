@@ -126,9 +126,9 @@ def accept_media(path: Path, timeout_s: float) -> None:
     """libav must open the file and find a video stream (the boxes are checked whole too); then fsync."""
     try:
         codec = media.video_codec(path, timeout=timeout_s)
-    except MediaError as exc:
-        kind = exc.kind if exc.kind in ("empty", "truncated") else "corrupt"
-        raise DownloadError(exc.message, kind=kind, retryable=kind == "truncated") from None
+    except MediaError as exc:  # a probe cut short (a timeout, Ctrl-C) says nothing of the file: tried again
+        kind = exc.kind if exc.kind in ("empty", "truncated", *media.CUT_SHORT) else "corrupt"
+        raise DownloadError(exc.message, kind=kind, retryable=kind in ("truncated", *media.CUT_SHORT)) from None
     if codec is None:
         raise DownloadError("the probe found no video stream", kind="not_video")
     fsync_path(path)
