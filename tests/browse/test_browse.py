@@ -212,7 +212,7 @@ def test_requests_must_name_this_machine_and_responses_forbid_scripts(served, co
         assert _raw_get(other.base_url, "/", host="rebind.attacker.example") == 400
     with open_store(corpus.settings) as store:
         # Every address at once would answer 400 to every request naming one of them: refused, saying what to do.
-        for wildcard in ("0.0.0.0", "::", "0", "0.0", "0x0"):  # the last three: 0.0.0.0 to the bind
+        for wildcard in ("0.0.0.0", "::", "0", "0.0", "0x0", "::ffff:0.0.0.0"):  # all of them 0.0.0.0 to the bind
             with pytest.raises(ConfigError, match=f"--host {re.escape(wildcard)} listens on every address.*bind this"):
                 BrowseServer(corpus.settings, store, catalog, host=wildcard)
         app = browse_app(corpus.settings, store, catalog, host="fd00::5")  # an IPv6 address is named in brackets

@@ -187,12 +187,18 @@ def _refuse_a_wildcard(host: str) -> None:
         found = socket.getaddrinfo(host.strip("[]"), None, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError):  # no such host: the server's start says so
         return
-    if any(ipaddress.ip_address(str(entry[4][0]).split("%")[0]).is_unspecified for entry in found):
+    if any(_unspecified(str(entry[4][0])) for entry in found):
         raise ConfigError(
             f"--host {host} listens on every address, but requests must name the address bound (a guard against "
             "DNS rebinding): to serve a LAN, bind this machine's address on it (e.g. --host 192.168.1.20) and "
             "browse to that address"
         )
+
+
+def _unspecified(address: str) -> bool:
+    """Whether a resolved address is every address (``::ffff:0.0.0.0`` is 0.0.0.0 too)."""
+    ip = ipaddress.ip_address(address.split("%")[0])
+    return (getattr(ip, "ipv4_mapped", None) or ip).is_unspecified
 
 
 class BrowseServer:
