@@ -184,6 +184,12 @@ def test_detail_answers():
     with pytest.raises(BlockedError) as withheld:
         parse_item_detail({"statusCode": 0, "itemInfo": {"itemStruct": {}}}, "7400000000000000051")
     assert withheld.value.kind == "no_item" and withheld.value.retryable
+    empty_page = fixture("video_page_rehydration.html").replace(
+        '"itemStruct":{"id":"7400000000000000021"', '"itemStruct":{},"x":{"id":"7400000000000000021"'
+    )
+    with pytest.raises(ContractError) as page:
+        parse_video_page(empty_page, "7400000000000000021")
+    assert page.value.kind == "no_rehydration" and page.value.retryable
 
 
 def test_detect_block_names_each_page():

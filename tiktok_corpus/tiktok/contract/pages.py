@@ -31,19 +31,19 @@ def parse_video_page(html: str, video_id: str | None = None) -> ItemRecord:
         detail = _dict(_dict(data.get("__DEFAULT_SCOPE__")).get("webapp.video-detail"))
         _raise_for_envelope({"statusCode": detail.get("statusCode", 0)})
         struct = _dict(detail.get("itemInfo")).get("itemStruct")
-        if struct is not None:
+        if struct not in (None, {}):  # {}: an answer withheld, as a block does it
             return _page_item(struct, video_id)
     sigi = _embedded_json(html, "SIGI_STATE")
     if isinstance(sigi, dict):
         _raise_for_envelope({"statusCode": _dict(sigi.get("VideoPage")).get("statusCode", 0)})
         module = _dict(sigi.get("ItemModule"))
         struct = module.get(video_id) if video_id else next(iter(module.values()), None)
-        if struct is not None:
+        if struct not in (None, {}):  # {}: an answer withheld, as a block does it
             return _page_item(struct, video_id)
     nxt = _embedded_json(html, "__NEXT_DATA__")
     if isinstance(nxt, dict):
         info = _dict(_dict(_dict(nxt.get("props")).get("pageProps")).get("itemInfo"))
-        if info.get("itemStruct") is not None:
+        if info.get("itemStruct") not in (None, {}):
             return _page_item(info["itemStruct"], video_id)
     block = detect_block(html)
     if block:
