@@ -60,6 +60,15 @@ def test_a_float_track_holding_nan_is_unknown_not_the_end_of_the_table(tmp_path)
     )
     assert not np.isfinite(audio_modality.decode_audio(video)).all()
     assert audio_modality._video_audio(video, 1.0) == {}  # NaN throughout, as an undecodable track
+    # Finite but far past full scale: librosa's sums overflowed (an error, or 397 dB stored).
+    raw.write_bytes((np.sin(np.linspace(0, 440 * 2 * np.pi, 16_000, dtype=np.float32)) * 3e38).astype("<f4").tobytes())
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "f32le", "-ar", "16000", "-ac", "1", "-i", str(raw), "-c:a", "pcm_f32le"]
+        + [str(video)],
+        check=True,
+    )
+    assert np.isfinite(audio_modality.decode_audio(video)).all()
+    assert audio_modality._video_audio(video, 1.0) == {}
 
 
 def test_a_process_runs_librosa_first_under_the_lock_every_process_takes(sound_export, monkeypatch):

@@ -73,6 +73,8 @@ def test_words_keep_their_combining_marks_and_spaceless_scripts_their_clusters(t
     scripts = table.assign(desc=captions, hashtags=[[] for _ in range(len(table))])
     assert text.words("दोस्तों आज का वीडियो") == ["दोस्तों", "आज", "का", "वीडियो"]
     assert text.words("ทำอาหาร") == ["ทำ", "อ", "า", "ห", "า", "ร"]  # grapheme clusters: a letter, its marks
+    # The marks that draw an emoji are none of a word's: "❤️love" is love ("\ufe0flove" was a word).
+    assert text.words("✌️friends ❤️love ❤️\u200d🔥 fire 1️⃣") == ["friends", "love", "fire"]
     model = fit_text(text.documents(scripts)[scripts["split"] == "train"], components=6)
     assert model.vectorizer is not None and {"दोस्तों", "वीडियो", "ทำ"} <= set(model.vectorizer.vocabulary_)
     frame = text_features(scripts, 6)
@@ -82,10 +84,10 @@ def test_words_keep_their_combining_marks_and_spaceless_scripts_their_clusters(t
 def test_an_emoji_counts_once_however_many_code_points_draw_it():
     """A skin tone, a family joined by ZWJs and a flag's two letters each counted apart, a flag or a star
     not at all; an e-mail address counted as a mention."""
-    captions = ["🔥🔥🔥 👍🏽 🇺🇸 👨‍👩‍👧 ⭐ ❤️ ©", "@user.name wrote to mail@example.com", ""]
+    captions = ["🔥🔥🔥 👍🏽 🇺🇸 👨‍👩‍👧 ⭐ ❤️ ©", "@user.name wrote to mail@example.com", "", "❤ ★ ✔ bare"]
     frame = text_features(pd.DataFrame({"desc": captions, "split": "train"}), components=2)
-    assert frame["text.emoji_count"].tolist() == [8, 0, 0]
-    assert frame["text.mention_count"].tolist() == [0, 1, 0]
+    assert frame["text.emoji_count"].tolist() == [8, 0, 0, 3]
+    assert frame["text.mention_count"].tolist() == [0, 1, 0, 0]
 
 
 AGE = pd.Timedelta(days=7)

@@ -28,6 +28,7 @@ SAMPLE_RATE = 16_000
 MEL_BANDS = 32
 FLOOR_DB = -100.0  # digital silence: the loudness of an all-zero track
 SILENCE_DB = -60.0  # a frame quieter than this (dBFS RMS) counts as silent
+MAX_SAMPLE = 1_000.0  # 60 dB past full scale: no sound, a track's garbage
 # Onsets: peaks of librosa's spectral flux (mean dB rise per frame) this high, absolute rather than
 # normalised per track, so a steady tone has none instead of peaks made of its own noise.
 ONSET_DELTA_DB = 2.0
@@ -101,7 +102,9 @@ def _video_audio(path: Path, has_audio: float) -> dict[str, float]:
         return {"has_audio": 0.0}
     except RuntimeError:  # an undecodable track: unknown, not absent
         return {}
-    if not np.isfinite(samples).all():  # a float PCM track can hold NaN or inf, which librosa refuses: unknown
+    # A float PCM track can hold NaN, inf, or values far past full scale that overflow librosa's sums:
+    # unknown, as an undecodable track (a sound never passes full scale, 1, by a thousandfold).
+    if not (np.isfinite(samples).all() and np.abs(samples, dtype=np.float64).max(initial=0.0) <= MAX_SAMPLE):
         return {}
     return describe_audio(samples)
 

@@ -33,12 +33,15 @@ MIN_DOCUMENT_FREQUENCY = 2  # a word in one train caption only is noise to a mod
 # "दोस्तों" at each vowel sign and virama, and a Hindi caption kept one word in three.
 _CJK = "\u3040-\u30fa\u30fd-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _SPACELESS = r"\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}"
-TOKEN = regex.compile(rf"[{_CJK}]|(?=[{_SPACELESS}])\X|[^\W{_CJK}{_SPACELESS}\u30fb\u30fc]{{2,}}")
+# Marks that draw an emoji, no word: its variation selectors, the zero-width joiners, the keycap ("❤️love").
+_EMOJI_MARKS = "\ufe00-\ufe0f\U000e0100-\U000e01ef\u200c\u200d\u20e3"
+TOKEN = regex.compile(rf"[{_CJK}]|(?=[{_SPACELESS}])\X|[^\W{_CJK}{_SPACELESS}{_EMOJI_MARKS}\u30fb\u30fc]{{2,}}")
 MENTION = r"(?<![\w.])@[\w.]+"  # not the @ of an e-mail address
 # An emoji is a grapheme cluster drawn as one (a skin tone, a ZWJ family, a flag's two letters): one that
-# holds a code point shown as emoji by default, the emoji variation selector, or a regional indicator.
+# holds a code point shown as emoji by default, the emoji variation selector, a regional indicator, or a
+# symbol or dingbat (U+2600-27BF: a bare ❤ or ★, which captions use as emoji).
 _GRAPHEME = regex.compile(r"\X")
-_DRAWN_AS_EMOJI = regex.compile(r"\p{Emoji_Presentation}|\uFE0F|\p{Regional_Indicator}")
+_DRAWN_AS_EMOJI = regex.compile(r"\p{Emoji_Presentation}|\uFE0F|\p{Regional_Indicator}|[\u2600-\u27bf]")
 
 
 def words(document: str) -> list[str]:
