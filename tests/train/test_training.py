@@ -7,6 +7,7 @@ model itself is the paper's.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import re
 import shutil
@@ -429,7 +430,8 @@ def test_data_loader_workers_do_not_change_the_run(noise_export, tmp_path):
 def test_the_next_epochs_batches_load_while_validation_runs(noise_export, tmp_path, monkeypatch):
     """Each epoch's loader workers started on an empty pipeline once its training began, and the first
     step waited for a whole batch (a tenth of a short GPU epoch); the next epoch's batches are asked for
-    before validation, so the workers decode them meanwhile. The last epoch asks for none after it."""
+    before validation, so the workers decode them meanwhile. The last epoch asks for none after it, and
+    the workers stop before the report (an early stop's asked-for epoch decoded on while it scored)."""
     events: list[str] = []
     validation, order = loop._validation_loss, EpochSampler.__iter__
 
@@ -442,10 +444,17 @@ def test_the_next_epochs_batches_load_while_validation_runs(noise_export, tmp_pa
             events.append(f"train {sampler.epoch}")
         return order(sampler)
 
+    report = loop._report
+
+    def noting_workers(*args, **kwargs):  # the loaders' workers are gone before the report scores the splits
+        events.append(f"{len(multiprocessing.active_children())} workers")
+        return report(*args, **kwargs)
+
     monkeypatch.setattr(loop, "_validation_loss", noting_validation)
     monkeypatch.setattr(EpochSampler, "__iter__", noting_order)
+    monkeypatch.setattr(loop, "_report", noting_workers)
     train(TrainConfig(noise_export, epochs=3, workers=1, out=tmp_path / "run", **TINY))
-    assert events[:6] == ["train 1", "train 2", "validate", "train 3", "validate", "validate"]
+    assert events[:7] == ["train 1", "train 2", "validate", "train 3", "validate", "validate", "0 workers"]
 
 
 def test_ctrl_c_says_how_to_go_on_and_resume_does(noise_export, tmp_path):

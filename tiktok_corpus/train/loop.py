@@ -214,6 +214,8 @@ def _train(config: TrainConfig, world: _Dist, side_table: tuple[pd.DataFrame, di
             save_checkpoint(
                 run_dir, model, optimizer, scheduler, config, saved, best=improved, device=device, warmup=warmup
             )
+    batches = None  # with the loaders: their workers stop (an epoch asked for but never run, validation's)
+    loaders.clear()
     if state["diverged_epoch"] and not state["best_epoch"]:
         raise TrainingDiverged(
             f"training diverged: the loss is not finite at epoch {state['diverged_epoch']} and no epoch before "
