@@ -209,6 +209,11 @@ def test_a_video_the_tracker_found_gone_before_the_age_is_counted_apart(settings
     late, _, _ = _export(settings, at_age_s=7 * DAY)
     assert late["selection"]["excluded_by_reason"]["gone_before_age"] == 0
     assert late["selection"]["excluded_by_reason"]["too_young"] == 1
+    # Found gone after every snapshot: a plain export read that too, and its data cutoff says so.
+    with store.transaction() as session:
+        session.merge(found_gone("3006", 90 * DAY))
+    cutoff = pd.Timestamp(_export(settings)[0]["selection"]["data_cutoff"])
+    assert cutoff == pd.Timestamp(CREATED + 90 * DAY, unit="s", tz="UTC")
 
 
 def test_an_hour_scale_age_interpolates_with_an_uneven_weight(settings, store, snapshot_table):

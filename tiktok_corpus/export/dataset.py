@@ -66,14 +66,15 @@ def load_dataset(
         return _at_age(reader, rows, min_frames=min_frames, at_age_s=at_age_s, tolerance_s=age_tolerance_s, as_of=as_of)
     has_stats = rows["stats_captured_at"].notna()
     rows = rows[has_stats].reset_index(drop=True)
+    gone = tracked_gone(reader, min_frames=min_frames, as_of=as_of)
     rows["stats_captured_at"] = pd.to_datetime(rows["stats_captured_at"], utc=True)
     selection = {
         **_filters(min_frames),
         "as_of": as_of.isoformat() if as_of else None,
         "stats": "latest snapshot per video" + (" at or before as_of" if as_of else ""),
         "excluded_no_stats": int((~has_stats).sum()),
-        "found_gone": found_gone(rows, tracked_gone(reader, min_frames=min_frames, as_of=as_of).index),
-        "data_cutoff": as_of.isoformat() if as_of else _newest(rows["stats_captured_at"]),
+        "found_gone": found_gone(rows, gone.index),
+        "data_cutoff": as_of.isoformat() if as_of else _newest(pd.concat([rows["stats_captured_at"], gone])),
     }
     if as_of is not None:
         authors = exportable_author_snapshots(reader, min_frames=min_frames)

@@ -252,7 +252,7 @@ def _gone_text(selection: dict) -> str:
     if gone is None:
         return ""
     if not gone:
-        return "The tracker found none of these videos deleted or made private since."
+        return "None of them was found deleted or made private since (`corpus track` looks as it re-observes them)."
     return (
         f"The tracker found {len(gone)} of these videos deleted or made private since (by the data cutoff): they "
         "stay in, as dropping them would leave a sample of survivors; their ids are `selection.found_gone` in "
