@@ -76,6 +76,7 @@ stage() {  # stage CAP_S TITLE COMMAND...: run one capped stage; a failure is re
 CHECK=("$PYTHON" bench/gpu_loop_check.py "${ARGS[@]}")
 stage "$LIMIT" "1. the defaults with --amp" "${CHECK[@]}"
 stage "$LIMIT" "2. + --cudnn-benchmark" "${CHECK[@]}" --cudnn-benchmark
+stage "$COMPILE_LIMIT" "5. + --cudnn-benchmark --compile" "${CHECK[@]}" --cudnn-benchmark --compile
 stage "$LIMIT" "3. + --cudnn-benchmark, ${WIDE[*]}" "${CHECK[@]}" --cudnn-benchmark "${WIDE[@]}"
 stage "$LIMIT" "4. two processes under torchrun, + --cudnn-benchmark" \
     env GLOO_SOCKET_IFNAME=lo "$PYTHON" -m torch.distributed.run --standalone --nproc_per_node 2 \

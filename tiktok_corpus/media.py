@@ -70,12 +70,10 @@ class ProbeResult:
     bitrate: int | None
 
 
-# Kinds of a tool's run cut short, which say nothing of its file: a timeout, or a signal. A terminal's
-# Ctrl-C reaches the ffmpeg children too (the whole foreground process group), and ffmpeg exits 255 then,
-# with nothing on stderr: read as "unreadable", a good file was marked corrupt, or poster-less for good.
-CUT_SHORT = ("timeout", "interrupted")
-# The signals that stop a run from outside (a crash's, SIGSEGV or SIGABRT, may be the file's doing).
-_STOPPED_BY = {-signal.SIGINT, -signal.SIGTERM, -signal.SIGHUP}
+# A run cut short says nothing of its file: a timeout, or a stop signal (a crash's may be the file's doing).
+# Ctrl-C reaches ffmpeg too (the whole process group): it exits 255, nothing on stderr, once read as
+# "unreadable" (a good file corrupt, or poster-less for good).
+CUT_SHORT, _STOPPED_BY = ("timeout", "interrupted"), {-signal.SIGINT, -signal.SIGTERM, -signal.SIGHUP}
 
 
 def run_tool(
@@ -104,9 +102,7 @@ def run_tool(
             process.kill()
             raise
     if process.returncode in _STOPPED_BY or (process.returncode == 255 and not stderr.strip()):
-        raise MediaError(
-            f"{what}: {args[0]} was stopped by a signal (exit code {process.returncode})", kind="interrupted"
-        )
+        raise MediaError(f"{what}: {args[0]} stopped by a signal (exit code {process.returncode})", kind="interrupted")
     if process.returncode != 0:
         raise MediaError(f"{what}: {_tail(stderr) or f'exit code {process.returncode}'}", kind="unreadable")
     return subprocess.CompletedProcess(args, process.returncode, stdout, stderr)
