@@ -27,7 +27,7 @@ from tiktok_corpus.store.db import (
     open_store,
     upgrade,
 )
-from tiktok_corpus.store.models import Base, Video
+from tiktok_corpus.store.models import Base, StatsSnapshot, Video
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,6 +64,23 @@ def test_downgrade_to_base_and_upgrade_again(engine):
     upgrade(engine)
     assert current_revision(engine) == head_revision()
     assert schema_drift(engine) == []
+
+
+def test_a_downgrade_that_rebuilds_a_table_keeps_the_rows_that_refer_to_it(engine):
+    """SQLite drops a column by copying the table: with foreign keys enforced, dropping the old `videos`
+    deleted every snapshot, edge and tracking target of the corpus (no error), one revision back."""
+    upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(insert(Video).values(id="7000000000000000001"))
+        conn.execute(insert(StatsSnapshot).values(video_id="7000000000000000001", play_count=5))
+    downgrade(engine, "0010")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM stats_snapshots")).scalar() == 1
+    upgrade(engine)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM stats_snapshots")).scalar() == 1
+        if engine.dialect.name == "sqlite":  # enforcement is on again for the store's connections
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
 
 
 @pytest.mark.postgres
