@@ -81,7 +81,7 @@ def remove_abandoned_scratch(directory: Path) -> int:
     other hosts are left. Returns how many went."""
     mine = re.compile(rf"_{re.escape(_host())}_(?P<pid>\d+)_[0-9a-f]{{8}}\.part$")
     writers = {
-        path: f"{_host()}:{found['pid']}"
+        path: f"{socket.gethostname()}:{found['pid']}"  # a worker name of this host (the file's is cleaned)
         for path in Path(directory).glob("*.part")
         if (found := mine.search(path.name))
     }

@@ -223,6 +223,21 @@ def test_released_and_dead_workers_claims_come_back_but_a_live_claim_is_never_sh
         assert attempts == 2  # the released claim gave its attempt back; the dead one's counted
 
 
+def test_a_dead_workers_claims_are_taken_back_on_its_host_alone(any_db_url, monkeypatch):
+    """This host's name went into a LIKE, where its ``_`` matches any character (and SQLite ignores case):
+    web_1 took back the live claims of web-1 and WEB_1, whose pids it could not see."""
+    monkeypatch.setattr(socket, "gethostname", lambda: "web_1")
+    with migrated_store(any_db_url) as store:
+        add_videos(store, {"1": 0, "2": 0, "3": 0})
+        schedule_targets(store, (HOUR,), now=T0, late_fraction=0.25)
+        for worker in ("web-1:999999999:t0", "WEB_1:999999999:t0", "web_1:999999999:t0"):  # videos 1, 2, 3
+            claim_due(store, 1, now=T0 + HOUR, worker=worker, lease_s=600, late_fraction=0.25)
+        assert reclaim_dead_local_targets(store) == 1  # web_1's own dead worker only
+        with store.sessions() as session:
+            claimed = session.scalars(select(TrackTarget.video_id).where(TrackTarget.status == "claimed")).all()
+        assert sorted(claimed) == ["1", "2"]
+
+
 def test_a_claim_lost_to_a_lapsed_lease_writes_nothing_and_its_new_holder_settles_it(any_db_url):
     with migrated_store(any_db_url) as store:
         add_videos(store, {"1": 0})

@@ -9,6 +9,7 @@ scratch files of a writer that was killed are removed by the next one; a live wr
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +18,7 @@ import pandas as pd
 import pytest
 
 from tiktok_corpus import media
-from tiktok_corpus._files import scratch_path
+from tiktok_corpus._files import remove_abandoned_scratch, scratch_path
 from tiktok_corpus.errors import DiskFull
 from tiktok_corpus.features.cache import CacheEntry, read_cached, write_cached
 from tiktok_corpus.train.clips import read_clip
@@ -94,6 +95,15 @@ def test_a_killed_encoders_scratch_file_is_removed_by_the_next_cache_build(signa
     kept = {path.name for path in directory.glob("*.part")}
     assert kept == {left["live"], left["elsewhere"]}
     assert all(path.is_file() for path in proxies.values())
+
+
+def test_a_host_whose_name_files_cannot_carry_still_cleans_its_killed_writers_files(tmp_path, monkeypatch, dead_pid):
+    """A file's name carries "build-box" for the host build_box: the dead writer it names is build_box's."""
+    monkeypatch.setattr(socket, "gethostname", lambda: "build_box")
+    left = _leftovers(tmp_path / "table.parquet", dead_pid)
+    assert "_build-box_" in left["killed"]
+    assert remove_abandoned_scratch(tmp_path) == 1
+    assert {path.name for path in tmp_path.glob("*.part")} == {left["live"], left["elsewhere"]}
 
 
 def test_two_writers_of_one_feature_table_at_once_both_land_it(tmp_path, monkeypatch, dead_pid):
