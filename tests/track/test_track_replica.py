@@ -298,6 +298,22 @@ def test_a_site_that_never_answers_stops_the_tracking_at_once_with_exit_code_4(t
     assert Counter((t.status, t.attempts) for t in settled_targets(settings)) == Counter({("pending", 0): 3})
 
 
+def test_a_run_without_follow_waits_for_a_retry_whose_backoff_has_not_ended(tmp_path):
+    """A 1h target read once, unsuccessfully, its retry due in seconds: the run saw nothing due now and
+    ended at once ("done"), leaving the retry to a next run, by when its 15 minutes of slack may be gone.
+    It opens its browser for it (here on a site where nothing listens: exit code 4 says it tried)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        base_url = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    settings = Settings(data_dir=tmp_path / "data", base_url=base_url)
+    posted = int(time.time()) - HOUR - 60
+    with open_store(settings) as store, store.transaction() as session:
+        session.execute(insert(Video), [{"id": "100", "create_time": posted}])
+        session.add(TrackTarget(video_id="100", age_s=HOUR, due_at=posted + HOUR, attempts=1, retry_at=time.time() + 5))
+    with pytest.raises(SiteUnreachable):
+        track(settings, TrackOptions(ages="1h", **FAST))
+
+
 class ContextsSeen:
     """A progress display that notes how many contexts ``browser`` holds at each of a stage's updates."""
 

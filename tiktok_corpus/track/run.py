@@ -361,7 +361,9 @@ async def track_async(
     await tracking.schedule()
     due_at = next_due_at(store)
     try:
-        if options.follow or (due_at is not None and due_at <= clock()):  # else nothing to observe: no browser
+        # Else nothing to observe: no browser. A retry whose backoff has not ended is waited for, as a run
+        # with its browser open does: left to the next run, an age of 1h could be missed.
+        if options.follow or (due_at is not None and due_at <= clock()) or next_retry_at(store) is not None:
             async with stage_browser(browser, settings, headful=options.headful) as opened:
                 status, message = await _read_due(tracking, opened, settings, policy=policy, pacer=pacer)
     finally:
