@@ -544,6 +544,28 @@ def test_weights_that_cannot_be_downloaded_are_one_line_saying_what_to_do():
             raise URLError("[Errno -2] Name or service not known")
 
 
+def test_torchs_word_of_a_download_goes_to_stderr_where_json_keeps_stdout(capsys):
+    """torch's hub writes 'Downloading: ...' on stdout: a --json run's one document had a line before it."""
+    with downloading_weights("r2plus1d_18"):
+        print('Downloading: "https://download.pytorch.org/models/r2plus1d_18.pth"')
+    shown = capsys.readouterr()
+    assert shown.out == "" and "Downloading:" in shown.err
+
+
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04 cut short", b"not torch at all"])
+def test_a_weights_file_torch_cannot_read_is_one_line(tmp_path, content):
+    """An empty file (a download cut short) raised EOFError, which click turned into a bare "Aborted."; junk
+    gave torch's page-long weights_only essay."""
+    from tiktok_corpus.features.video import load_backbone
+
+    weights = tmp_path / "r2plus1d_18.pth"
+    weights.write_bytes(content)
+    for load in (lambda: build_model(str(weights)), lambda: load_backbone("r2plus1d_18", str(weights))):
+        with pytest.raises(ConfigError, match="is not a weights file torch can load") as refused:
+            load()
+        assert "\n" not in refused.value.message
+
+
 def test_the_newest_run_is_the_one_written_last_whatever_its_folder_is_called(tmp_path):
     """`--out EXPORT/runs/baseline` sorts after every time-named run: by name, browse, the report and a bare
     --resume took it for the newest for good."""

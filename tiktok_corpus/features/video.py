@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import pickle
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -28,7 +27,7 @@ from .._waits import result_of
 from ..errors import ConfigError
 from ..train.clips import eval_start, normalize_clips, read_clip
 from ..train.device import resolve_device
-from ..train.model import downloading_weights
+from ..train.model import downloading_weights, load_weights
 from ..train.proxies import build_cache
 from .columns import named
 from .options import BACKBONES, FeatureOptions
@@ -57,10 +56,7 @@ def settings(options: FeatureOptions) -> dict:
 def _state_dict(path: Path) -> dict:
     """A state dict from a weights file: bare, wrapped (``state_dict`` / ``model``), or a trained run's
     ``best.pt`` (whose backbone keys start with ``backbone.``)."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, ValueError, pickle.UnpicklingError) as exc:
-        raise ConfigError(f"{path} is not a weights file torch can load: {exc}") from exc
+    state = load_weights(path)
     while isinstance(state, dict) and any(k in state for k in ("state_dict", "model")):
         state = state.get("state_dict", state.get("model"))
     if not isinstance(state, dict):

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pickle
+import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 
 import torch
@@ -110,9 +111,11 @@ def build_model(weights: str = "none", side_features: int = 0) -> ViralityModel 
 @contextmanager
 def downloading_weights(name: str) -> Iterator[None]:
     """torchvision fetches pretrained weights on first use: where it cannot (offline), one line that says
-    how to give them instead of urllib's traceback."""
+    how to give them instead of urllib's traceback. torch's hub tells of the download on stdout, which
+    ``--json`` keeps for its one document: to stderr."""
     try:
-        yield
+        with redirect_stdout(sys.stderr):
+            yield
     except OSError as exc:  # URLError, a refused connection, a failed name lookup
         raise ConfigError(
             f"cannot download the kinetics400 weights of {name} ({exc}): put the file in torch's cache "
@@ -132,12 +135,26 @@ def _backbone(weights: str) -> nn.Module:
     if not path.is_file():
         raise ConfigError(f"--weights must be none, kinetics400 or a weights file; {weights} is none of them")
     backbone = r2plus1d_18(weights=None)
+    state = load_weights(path)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
         backbone.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
-    except (RuntimeError, ValueError, KeyError, pickle.UnpicklingError) as exc:
-        raise ConfigError(f"{path} is not an R(2+1)D-18 state dict: {exc}") from exc
+    except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path} is not an R(2+1)D-18 state dict: {_first_line(exc)}") from None
     return backbone
+
+
+def load_weights(path: Path) -> object:
+    """What a ``--weights`` file holds; ConfigError in one line where torch cannot read it (junk, or a
+    download cut short: an empty file's EOFError read as click's own "Aborted.")."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, ValueError, EOFError, OSError, pickle.UnpicklingError) as exc:
+        raise ConfigError(f"{path} is not a weights file torch can load: {_first_line(exc)}") from None
+
+
+def _first_line(exc: Exception) -> str:
+    """An exception's first line (torch's weights_only errors run to a page)."""
+    return next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
 
 
 def compiled(model: nn.Module) -> nn.Module:
