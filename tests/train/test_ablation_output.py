@@ -114,6 +114,7 @@ def test_corpus_ablate_json_names_its_folder(tiny, tmp_path, monkeypatch):
     assert folder.is_absolute() and folder == (tmp_path / "relative" / "ablation").resolve()
     assert (folder / printed["figure"]).is_file() and (folder / "ablation.json").is_file()
     assert printed["features"]["video"]["random_init"] is True
+    assert RANDOM_VIDEO_EMBEDDING in _flat(result.stderr)  # stderr is free under --json: the warning stays
 
 
 def test_ctrl_c_in_corpus_ablate_says_what_is_kept_and_how_to_go_on(tiny, monkeypatch):

@@ -153,7 +153,9 @@ def report(
         None, "--run", help="A training run directory to show in the model section (default: the export's newest)."
     ),
     out: Path | None = typer.Option(
-        None, "--out", help="HTML file to write (default <data dir>/report/report.html); PNGs go beside it."
+        None,
+        "--out",
+        help="HTML file to write (default <data dir>/report/report.html); its PNGs go in <name>_figures/ beside it.",
     ),
     replace: bool = typer.Option(
         False, "--replace", help="Without --export or --run: write over a page that shows a model's results."

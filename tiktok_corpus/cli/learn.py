@@ -139,10 +139,10 @@ def train(
     metrics_path = run_dir / "metrics.json"
     if reports_results() and metrics_path.is_file():
         metrics = json.loads(metrics_path.read_text())
+        warn_of_feature_caveats(metrics["run"].get("features", {}))  # on stderr, --json or not
         if as_json:
             typer.echo(json.dumps({"run_dir": str(run_dir), **metrics}, indent=2))
             return
-        warn_of_feature_caveats(metrics["run"].get("features", {}))
         console.print(main_metric_line(metrics), highlight=False)
         console.print(metrics["verdict"], highlight=False)
         if "speed" in metrics:  # the network's runs; gbdt has no training pass to time
@@ -213,10 +213,10 @@ def ablate(
     )
     run_dir = run_ablation(config, features, out=out)
     result = json.loads((run_dir / "ablation.json").read_text())
+    warn_of_feature_caveats(result["features"])  # on stderr, --json or not
     if as_json:
         typer.echo(json.dumps({"ablation_dir": str(run_dir.resolve()), **result}, indent=2))
         return
-    warn_of_feature_caveats(result["features"])
     console.print(ablation_table(result))
     console.print(f"ablation written to {run_dir} (ablation.json, ablation.png)")
 
