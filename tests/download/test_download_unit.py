@@ -458,6 +458,7 @@ def test_a_site_gone_down_stops_the_run_as_unreachable_and_fails_no_row(store, s
 
     assert stopped.value.exit_code == 4 and "did not answer the last 8 files" in stopped.value.message
     assert stopped.value.summary is not None and stopped.value.summary["failed"] == 0
+    assert stopped.value.summary["seconds"] > 0  # it read 0.0: taken before the run's time was counted
     assert {rows.video(video_id).download_status for video_id in ids} == {"pending"}
 
 

@@ -368,6 +368,9 @@ async def download_pending(
         await DownloadRun(store, settings, fetcher, options, summary, concurrency).run(
             retry_failed=retry_failed, limit=limit, follow=follow, progress=progress
         )
+    except SiteUnreachable as stopped:  # its summary, taken as it stopped, had not yet counted the run's time
+        stopped.summary = {**(stopped.summary or {}), "seconds": time.monotonic() - started}
+        raise
     finally:
         summary.seconds = time.monotonic() - started
         if own_client:
