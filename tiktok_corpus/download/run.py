@@ -369,7 +369,7 @@ async def download_pending(
             retry_failed=retry_failed, limit=limit, follow=follow, progress=progress
         )
     except SiteUnreachable as stopped:  # its summary, taken as it stopped, had not yet counted the run's time
-        stopped.summary = {**(stopped.summary or {}), "seconds": time.monotonic() - started}
+        stopped.summary = {**(stopped.summary or {}), "seconds": round(time.monotonic() - started, 3)}
         raise
     finally:
         summary.seconds = time.monotonic() - started
