@@ -31,6 +31,7 @@ INTERRUPTED_HINTS = {
     "ablate": "the feature tables finished so far are cached beside the export, and no ablation was written; "
     "the same command goes on from the tables",
     "demo": "the same command goes on from the corpus in --out",
+    "replica": "the media files finished so far are cached; the same command goes on from them",  # making them
 }
 
 
