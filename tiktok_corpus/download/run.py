@@ -115,8 +115,6 @@ class DownloadRun:
             self._db.shutdown()  # database work in progress finishes (or rolls back) first
             release(self.store, "download", self.in_hand, worker=self.worker)
         if self.stopped_by is not None:
-            if isinstance(self.stopped_by, SiteUnreachable):  # a script reads what was done before it
-                self.stopped_by.summary = self.summary.to_dict()
             raise self.stopped_by
         if not renewing.cancelled() and (bug := renewing.exception()) is not None:
             raise bug  # the renewal ended on an error that is not the database's: a bug, not to be lost
@@ -368,8 +366,9 @@ async def download_pending(
         await DownloadRun(store, settings, fetcher, options, summary, concurrency).run(
             retry_failed=retry_failed, limit=limit, follow=follow, progress=progress
         )
-    except SiteUnreachable as stopped:  # its summary, taken as it stopped, had not yet counted the run's time
-        stopped.summary = {**(stopped.summary or {}), "seconds": round(time.monotonic() - started, 3)}
+    except SiteUnreachable as stopped:  # a script reads what was done before it, the run's time included
+        summary.seconds = time.monotonic() - started
+        stopped.summary = summary.to_dict()
         raise
     finally:
         summary.seconds = time.monotonic() - started
