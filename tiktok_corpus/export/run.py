@@ -53,10 +53,8 @@ def run_export(
             progress.update(step, advance=1, description="reading hashtags")
             tags = hashtag_lists(reader, rows["video_id"], min_frames=options.min_frames)  # in the rows' order
         progress.update(step, advance=1, description="assigning splits")
-        # A stratified split balances a label before the train split exists: the one fitted on every row
-        # (which --label-fit all keeps as the export's labels).
-        everywhere = _fit(rows, options) if options.stratify or options.label_fit == "all" else None
-        balanced = rows.join(everywhere[0]) if options.stratify and everywhere is not None else rows
+        # A stratified split balances a label before the train split exists: the one fitted on every row.
+        balanced = rows.join(_fit(rows, options)[0]) if options.stratify else rows
         rows["split"] = assign_splits(
             balanced,
             fractions=options.split,
@@ -77,11 +75,9 @@ def run_export(
                 "rows_by_age_basis": rows_by_basis(rows["age_basis"]),
                 "found_gone": found_gone(rows, selection["found_gone"]),
             }
-            if options.label_fit == "all":  # fitted on the rows the export holds, not on those the gaps left out
-                everywhere = _fit(rows, options)
         progress.update(step, advance=1, description="computing labels")
-        fitted = everywhere if options.label_fit == "all" else _fit(rows[rows["split"] == "train"], options)
-        assert fitted is not None  # "all" always fitted on every row above
+        # On the rows the export holds (after any gap): --label-fit all, every one of them; else the train split.
+        fitted = _fit(rows if options.label_fit == "all" else rows[rows["split"] == "train"], options)
         label_params = {**fitted[1], "fitted_on": options.label_fit}
         rows = rows.join(apply_labels(rows, label_params))
         progress.update(step, advance=1, description="writing files")
