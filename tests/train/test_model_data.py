@@ -155,22 +155,21 @@ def test_only_a_compiled_run_skips_the_short_last_training_batch(tmp_path):
 
 
 def test_a_resumed_run_uses_the_fused_adam_of_its_device_not_the_saved_runs(tmp_path):
-    """A GPU run saves its Adam groups with fused=True; resumed on the CPU, Adam is the CPU's own (the
-    paper's unfused loop), its progress restored."""
+    """An earlier version's CPU run saved its Adam groups unfused (fused=None); resumed, Adam is this
+    version's fused one for the CPU, its progress restored."""
     cpu = torch.device("cpu")
     model = nn.Linear(4, 1)
-    saved = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)  # as a GPU run builds it
+    saved = torch.optim.Adam(model.parameters(), lr=1e-3)  # as an earlier version built it on the CPU
     model(torch.randn(2, 4)).sum().backward()
     saved.step()
     scheduler = torch.optim.lr_scheduler.StepLR(saved, step_size=7)
     save_checkpoint(tmp_path, model, saved, scheduler, TrainConfig(tmp_path), new_run_state(), best=False, device=cpu)
     checkpoint = read_checkpoint(tmp_path / "last.pt")
-    assert all(group["fused"] is True for group in checkpoint["optimizer"]["param_groups"])
+    assert all(group["fused"] is None for group in checkpoint["optimizer"]["param_groups"])
 
     resumed = loop.adam(model.parameters(), 1e-3, cpu)
     restore_run(checkpoint, model, resumed, torch.optim.lr_scheduler.StepLR(resumed, step_size=7), None, cpu)
-    cpu_fused = [group["fused"] for group in loop.adam(model.parameters(), 1e-3, cpu).param_groups]
-    assert [group["fused"] for group in resumed.param_groups] == cpu_fused == [None]
+    assert [group["fused"] for group in resumed.param_groups] == [True]
     model(torch.randn(2, 4)).sum().backward()
     resumed.step()
     assert resumed.state_dict()["state"][0]["step"] == 2

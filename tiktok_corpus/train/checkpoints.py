@@ -154,9 +154,9 @@ def new_run_state() -> dict[str, Any]:
 def restore_run(checkpoint: dict, model: nn.Module, optimizer, scheduler, warmup, device: torch.device) -> dict:
     """Put a resumed run's weights, optimizer, schedules and generators back; returns its progress."""
     model.load_state_dict(checkpoint["model"])
-    # A saved group would bring back the fused flag of the device it was saved on (fused Adam of a GPU
-    # run resumed on the CPU); the freshly built optimizer's choice for this device stands, and loading
-    # places Adam's step counts by it.
+    # A saved group would bring back the fused flag of the run that saved it (an earlier version's
+    # unfused CPU run, a GPU run resumed on a device without fused Adam); the freshly built optimizer's
+    # choice for this device stands, and loading places Adam's step counts by it.
     saved = checkpoint["optimizer"]
     groups = [{**old, "fused": new.get("fused")} for old, new in zip(saved["param_groups"], optimizer.param_groups)]
     optimizer.load_state_dict({**saved, "param_groups": groups})
