@@ -40,6 +40,18 @@ def test_threads_asking_for_the_same_poster_all_get_it(tmp_path, monkeypatch):
     assert [p.name for p in (tmp_path / "posters").iterdir()] == [f"{sha}.jpg"]  # no temporary file left
 
 
+def test_a_folder_whose_name_holds_a_frame_number_pattern_gets_its_posters(tmp_path):
+    """ffmpeg's image writer read "%d" in the output's path as a frame number, could not open the file
+    it made of it, and the poster was marked as never to be made."""
+    video = encode_lavfi(tmp_path / "v.mp4", "testsrc2=size=128x96:rate=10:duration=1", preset="ultrafast")
+    cache = tmp_path / "corpus 100%d" / "posters"
+
+    made = poster_frame(video, cache)
+
+    assert made.parent == cache and made.read_bytes()[:2] == b"\xff\xd8"
+    assert [p.name for p in cache.iterdir()] == [made.name]  # no .failed marker, no temporary file
+
+
 def test_a_file_that_gives_no_poster_is_not_decoded_again_unless_it_timed_out(tmp_path, monkeypatch):
     """An undecodable file re-ran ffmpeg on every view of its grid page and every start of the background
     job; a timeout (a busy machine) is tried again."""

@@ -61,7 +61,8 @@ def poster_frame(source: Path, cache_dir: Path, *, sha256: str | None = None) ->
         ffmpeg.input(media_path(source))["v:0"]
         .filter("thumbnail", THUMBNAIL_FRAMES)
         .filter("scale", POSTER_WIDTH, -2)
-        .output(media_path(partial), vframes=1, format="image2", vcodec="mjpeg", **{"q:v": 4})
+        # update=1: the name is a file's, not a pattern (a "%d" in a folder's name would be a frame number)
+        .output(media_path(partial), vframes=1, format="image2", update=1, vcodec="mjpeg", **{"q:v": 4})
         .global_args("-nostdin", "-v", "error")
         .compile(cmd=FFMPEG, overwrite_output=True)
     )
