@@ -201,6 +201,53 @@ def test_a_site_that_is_down_is_named_as_the_reason_not_the_last_resorts_failure
         assert rows.video("7000000000000000501").download_error_kind == "transport"
 
 
+def test_a_url_httpx_cannot_fetch_or_an_answer_it_cannot_read_moves_on_to_the_next(
+    store, cdn, cdn_settings, rows, quick, sample_mp4
+):
+    """A redirect loop, a body whose stated encoding does not decode, an address with no scheme and one
+    that does not parse failed the whole item as an internal error (a traceback in the log) before its
+    good URL was tried; a relative address was retried as a site that did not answer."""
+    port = cdn.base_url.rsplit(":", 1)[1]
+
+    def redirect_loop(handler) -> None:
+        handler.send_response(302)
+        handler.send_header("Location", "/loop")
+        handler.send_header("Content-Length", "0")
+        handler.send_header("Connection", "close")  # the server closes each connection after one answer
+        handler.end_headers()
+
+    def false_gzip(handler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "video/mp4")
+        handler.send_header("Content-Encoding", "gzip")
+        handler.send_header("Content-Length", str(len(sample_mp4)))
+        handler.end_headers()
+        handler.wfile.write(sample_mp4)
+
+    def whole(handler) -> None:
+        cdn.head(handler, len(sample_mp4))
+        handler.wfile.write(sample_mp4)
+
+    cdn.routes.update({"/loop": redirect_loop, "/gzip": false_gzip, "/good": whole})
+    unusable = [
+        cdn.url("/loop"),
+        cdn.url("/gzip"),
+        {"kind": "relative", "url": f"//127.0.0.1:{port}/good", "data_size": None, "codec": "h264"},
+        {"kind": "unparsable", "url": "http://[127.0.0.1/good", "data_size": None, "codec": "h264"},
+    ]
+    rows.add("7200000000000000011", [*unusable, cdn.url("/good")])
+    rows.add("7200000000000000012", unusable[2:])
+    cookies = [{"name": "tt_chain_token", "value": "t", "domain": "127.0.0.1", "path": "/"}]
+    summary = asyncio.run(download_pending(store, cdn_settings, cookies=cookies, options=replace(quick, refreshes=0)))
+
+    assert summary.downloaded == 1 and dict(summary.failures) == {"bad_url": 1}
+    assert video_file_path(cdn_settings.data_dir, "7200000000000000011").read_bytes() == sample_mp4
+    tried = [(a.url_kind, a.outcome) for a in rows.attempts("7200000000000000011")]
+    assert tried == [("loop", "bad_response"), ("gzip", "bad_response"), ("good", "ok")]  # each once: final
+    failed = rows.video("7200000000000000012")
+    assert failed.download_error_kind == "bad_url" and "not a URL" in failed.download_error
+
+
 def test_a_server_trickling_bytes_is_cut_off(store, cdn, cdn_settings, rows, quick, sample_mp4):
     """One byte at a time never trips the read timeout; the minimum rate cuts the try (and retries it)."""
     video_id = "7200000000000000004"

@@ -14,6 +14,7 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -32,6 +33,17 @@ def sniff_body(head: bytes) -> str | None:
     if text.startswith((b"{", b"[")):
         return "json_body"
     return None if head[4:8] == b"ftyp" else "not_video"
+
+
+def check_url(url: str) -> None:
+    """Raise ``bad_url`` unless ``url`` is an absolute http(s) address: httpx would raise a ValueError for
+    one it cannot parse, or retry a relative one as if the site had not answered."""
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # "Invalid IPv6 URL"
+        raise DownloadError(f"not a URL ({exc}): {url[:200]!r}", kind="bad_url") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise DownloadError(f"not an absolute http(s) URL: {url[:200]!r}", kind="bad_url")
 
 
 def check_size(received: int, *, content_length: int | None, total: int | None, declared: int | None) -> None:

@@ -73,6 +73,8 @@ class UrlRefresher:
             raise DownloadError(f"timeout on {redact_url(url)}", kind="timeout", retryable=True) from None
         except httpx.TransportError as exc:
             raise DownloadError(f"{type(exc).__name__} on {redact_url(url)}", kind=NO_ANSWER, retryable=True) from None
+        except httpx.HTTPError as exc:  # a redirect loop (to a login page, say), an undecodable body
+            raise DownloadError(f"{type(exc).__name__} on {redact_url(url)}", kind="bad_response") from None
         if response.status_code != 200:
             raise status_error(response.status_code, url, self.options.clock(), response.headers.get("retry-after"))
         return parse(response.content)

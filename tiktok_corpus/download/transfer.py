@@ -2,8 +2,9 @@
 
 A URL is fetched with the browser session's cookies, User-Agent, Referer and ``Range: bytes=0-``, hashing
 as it goes. tenacity retries one URL on transient kinds only (transport errors, timeouts, 408/429/5xx,
-truncated bodies, a try slower than the minimum rate); 404/410 move to the next URL, and a 403 or an
-expired URL ends the round (the item is refreshed). A body over the size limit is final for the item
+truncated bodies, a try slower than the minimum rate); 404/410, a URL that is no http(s) address and an
+answer httpx cannot read (a redirect loop, a broken content encoding) move to the next URL, and a 403 or
+an expired URL ends the round (the item is refreshed). A body over the size limit is final for the item
 (:mod:`.fetch`).
 """
 
@@ -20,7 +21,7 @@ import httpx
 from ..errors import DownloadError
 from ..store.models import utcnow
 from ..tiktok.contract import MediaUrl, is_expired
-from .checks import MediaAcceptance, check_progress, check_response, check_size, sniff_body
+from .checks import MediaAcceptance, check_progress, check_response, check_size, check_url, sniff_body
 from .jobs import NO_ANSWER, CannotWrite, DownloadJob, FetchAttempt, FetchedFile, PartDirectories
 from .options import DownloadOptions
 from .retry import retrying
@@ -62,6 +63,11 @@ class HttpTransfers:
         if not job.candidates:
             errors.append(DownloadError("the item lists no media URL", kind="no_urls"))
         for candidate in job.candidates:
+            try:
+                check_url(candidate.url)
+            except DownloadError as exc:  # the next candidate may be a good one
+                errors.append(exc)
+                continue
             if is_expired(candidate.url, self.options.clock()):
                 errors.append(DownloadError("URL past its expire time", kind="expired"))
                 return None
@@ -92,6 +98,8 @@ class HttpTransfers:
                     kind="truncated" if broke_off else NO_ANSWER,
                     retryable=True,
                 ) from None
+            except httpx.HTTPError as exc:  # a redirect loop, a body its encoding cannot decode: the next URL
+                raise DownloadError(f"{type(exc).__name__}: {exc}", kind="bad_response") from None
             check_size(got.received, content_length=got.content_length, total=got.total, declared=candidate.data_size)
             await self.accept(job.part)
         except Exception as exc:  # an unexpected one too: no try is left reading "ok"
