@@ -126,6 +126,24 @@ def file_stat(path: str | os.PathLike[str]) -> os.stat_result | None:
     return found if S_ISREG(found.st_mode) else None
 
 
+VIDEOS_DIR = "videos"  # the downloaded files' folder in the data dir: videos/{id[:2]}/{id}.mp4
+
+
+def require_media_folder(data_dir: Path | str, recorded_files: int) -> None:
+    """Refuse to work on a corpus whose downloaded files' folder is gone while the database records some:
+    a disk not mounted, a data folder moved, or ``--data-dir`` naming another corpus's database. Validate
+    would find every file missing and ``download --retry-failed`` fetch the whole corpus again."""
+    folder = Path(data_dir) / VIDEOS_DIR
+    if recorded_files and not folder.is_dir():
+        raise ConfigError(
+            f"{folder} does not exist, yet the database records {recorded_files} downloaded files: is the disk "
+            "that holds them mounted, and is --data-dir this corpus's folder (on several machines, one shared "
+            "folder: docs/operations.md)? Nothing was changed. If the files "
+            f"are gone for good, make the empty folder (mkdir -p {folder}) and run again: validate then marks "
+            "them missing, and download --retry-failed fetches them again."
+        )
+
+
 def written_since(stat: os.stat_result, moment: datetime | None) -> bool:
     """Whether a file was modified after ``moment`` (a database's time: a naive one is UTC, as SQLite gives
     back what was written in UTC), or there is no moment: without reading it, what says that a file may no

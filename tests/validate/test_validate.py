@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -17,6 +18,7 @@ from typer.testing import CliRunner
 from tests.media_files import date_now, zero_middle
 from tiktok_corpus.cli import app
 from tiktok_corpus.config import Settings
+from tiktok_corpus.download import download_pending
 from tiktok_corpus.errors import ConfigError
 from tiktok_corpus.store import db
 from tiktok_corpus.store.db import open_store, upgrade_database
@@ -116,6 +118,28 @@ def test_files_that_appear_or_vanish_are_probed_again(store, settings, corpus, m
 
     missing.unlink()
     assert run_validate(settings, workers=1).counts["missing_file"] == 1
+
+
+def test_a_data_folder_without_its_videos_folder_changes_nothing_until_it_is_made(store, settings, corpus):
+    """The disk that holds the files not mounted (or the folder moved): validate marked every file missing,
+    and ``download --retry-failed`` would then fetch the whole corpus again into a new folder."""
+    run_validate(settings, workers=2)
+    before = {vid: (video.probe_status, video.download_status) for vid, (video, _) in _rows(store).items()}
+    recorded = sum(media is not None for _, media in _rows(store).values())
+    videos = settings.data_dir / "videos"
+    videos.rename(settings.data_dir / "unmounted")
+
+    refused = CliRunner().invoke(app, ["--data-dir", str(settings.data_dir), "validate", "--workers", "1"])
+    assert refused.exit_code == 1 and "Traceback" not in refused.output, refused.output
+    said = " ".join(refused.output.split())
+    assert f"{videos} does not exist, yet the database records {recorded} downloaded files" in said, said
+    with pytest.raises(ConfigError, match="is the disk that holds them mounted"):
+        asyncio.run(download_pending(store, settings, retry_failed=True, cookies=[]))
+    assert {vid: (video.probe_status, video.download_status) for vid, (video, _) in _rows(store).items()} == before
+    assert not videos.exists()  # no new folder for the files to be fetched again into
+
+    videos.mkdir()  # gone for good, as the error says to do: validate marks them missing
+    assert run_validate(settings, workers=2).counts == {"missing_file": recorded}
 
 
 @pytest.mark.parametrize("damage", ["zeroed_in_place", "swapped"])

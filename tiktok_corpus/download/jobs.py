@@ -10,11 +10,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .._files import VIDEOS_DIR
 from ..errors import CorpusError, DownloadError, disk_full, not_permitted
 from ..store.downloads import AttemptRecord
 from ..tiktok.contract import MediaUrl, media_urls_json, validate_video_id
 
-VIDEOS_DIR = "videos"
 PART_SUFFIX = ".part"
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 from rich.progress import Progress
 
-from .._files import sha256_file
+from .._files import VIDEOS_DIR, require_media_folder, sha256_file
 from ..config import Settings
 from ..errors import ConfigError, CorpusError, SiteUnreachable
 from ..store.db import Store, open_store
@@ -29,6 +29,7 @@ from ..store.downloads import (
     busy_download_ids,
     claim_downloads,
     count_claimable_downloads,
+    count_media_files,
     load_download_rows,
     mark_downloaded,
     record_download_failure,
@@ -44,7 +45,6 @@ from .fetch import Fetcher
 from .jobs import (
     NO_ANSWER,
     PART_SUFFIX,
-    VIDEOS_DIR,
     CannotWrite,
     ClaimLost,
     DownloadJob,
@@ -347,6 +347,7 @@ async def download_pending(
         raise ConfigError("concurrency and limit must be at least 1")
     if options.max_bytes < 1:
         raise ConfigError("the maximum file size must be at least 1 byte")
+    require_media_folder(settings.data_dir, count_media_files(store))  # before a file lands in a new one
     reclaim_dead_local(store, "download")
     remove_stale_parts(store, settings.data_dir)
     if retry_failed and (damaged := requeue_damaged_downloads(store)):

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import Connection, Row, and_, or_, select, update
+from sqlalchemy import Connection, Row, and_, func, or_, select, update
 
 from .db import Store, table_insert
 from .models import Author, DownloadAttempt, MediaFile, Video, table_of, utcnow
@@ -96,6 +96,12 @@ def claim_downloads(
     """Claim up to ``limit`` videos to download (see :func:`.queue.claim`); returns their ids."""
     statuses, where = _claimable_downloads(retry_failed, since)
     return claim(store, "download", limit, statuses=statuses, where=where, worker=worker, lease_s=lease_s)
+
+
+def count_media_files(store: Store) -> int:
+    """How many downloaded files the corpus records (rows of ``media_files``)."""
+    with store.sessions() as session:
+        return session.scalar(select(func.count()).select_from(table_of(MediaFile))) or 0
 
 
 def requeue_damaged_downloads(store: Store) -> int:

@@ -10,12 +10,13 @@ from pathlib import Path
 
 from rich.progress import Progress
 
-from .._files import file_stat, written_since
+from .._files import file_stat, require_media_folder, written_since
 from .._waits import wait_first
 from ..config import Settings
 from ..errors import ConfigError
 from ..media import DEEP_TIMEOUT_S, PROBE_TIMEOUT_S
 from ..store.db import Store, open_store
+from ..store.downloads import count_media_files
 from ..store.probes import (
     claim_probes,
     count_probe_claimable,
@@ -65,6 +66,7 @@ def run_validate(
     rules = Rules(min_frames=min_frames, min_side=min_side)
     summary = ValidateSummary()
     with open_store(settings, create=False) as store:
+        require_media_folder(settings.data_dir, count_media_files(store))
         reclaim_dead_local(store, "probe")  # claims of a killed run on this host, not left to their lease
         changed = _changed_since_probe(store, settings.data_dir, deep)
         summary.requeued = len(changed)
