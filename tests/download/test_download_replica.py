@@ -21,6 +21,7 @@ import pytest
 
 from tests.waiting import wait_for
 from tiktok_corpus.download import download_pending, video_file_path
+from tiktok_corpus.errors import PersistentlyBlocked
 from tiktok_corpus.replica import Replica, ReplicaConfig
 from tiktok_corpus.store.models import Video
 from tiktok_corpus.tiktok.contract import detail_api_path, media_urls_json, parse_item_detail
@@ -92,6 +93,29 @@ def test_transient_faults_are_survived_byte_for_byte(store, site, rows, replica,
     assert_all_landed(site, rows, replica, ids)
     outcomes = {a.outcome for video_id in ids for a in rows.attempts(video_id)}
     assert outcomes & BODY_KINDS and outcomes & {"http_500", "http_502", "http_503", "http_504", "http_429"}
+
+
+def test_a_site_throttling_every_file_stops_the_run_and_gives_the_rows_back_untried(store, site, rows, replica, quick):
+    """429 Too Many Requests to every try of every file (the refresh's too) failed the whole queue for good,
+    as refresh_failed: a throttle of a few minutes took ``--retry-failed`` to undo, and hid its cause."""
+    ids = playable_ids(replica, 8)
+    seed_rows(store, replica, ids)
+    replica.set_faults({"http_429": 1.0})
+    options = replace(quick, give_up_after_unanswered=4, use_ytdlp=False)
+
+    with pytest.raises(PersistentlyBlocked, match="429 Too Many Requests to every try of the last 4 files") as stopped:
+        asyncio.run(download_pending(store, site, options=options, concurrency=2))
+
+    assert stopped.value.exit_code == 3 and stopped.value.summary["failed"] == 0
+    assert {rows.video(i).download_status for i in ids} == {"pending"}
+    # Too few to tell a throttle from files of their own: they fail, as what they got.
+    few = replace(options, give_up_after_unanswered=len(ids) + 1)
+    summary = asyncio.run(download_pending(store, site, options=few, concurrency=2))
+    assert dict(summary.failures) == {"http_429": len(ids)}
+    replica.set_faults({})
+    again = asyncio.run(download_pending(store, site, options=quick, retry_failed=True))
+    assert again.downloaded == len(ids)
+    assert_all_landed(site, rows, replica, ids)
 
 
 def test_corrupt_media_is_never_accepted(store, site, rows, replica, quick):

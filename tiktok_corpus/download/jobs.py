@@ -26,6 +26,8 @@ def video_file_path(data_dir: Path | str, video_id: str) -> Path:
 
 # The kind of a try, or a file, that got no answer at all (a connection refused or reset, no such host).
 NO_ANSWER = "transport"
+# The kind of one that got only 429 Too Many Requests, every try: the site throttles this address.
+THROTTLED = "http_429"
 
 
 class CannotWrite(DownloadError):

@@ -21,7 +21,7 @@ from ..tiktok.contract import (
     redact_url,
 )
 from .checks import status_error
-from .jobs import NO_ANSWER, DownloadJob
+from .jobs import NO_ANSWER, THROTTLED, DownloadJob
 from .options import DownloadOptions
 from .retry import retrying
 
@@ -60,10 +60,10 @@ class UrlRefresher:
             if not record.media_urls:
                 raise DownloadError("the refreshed item lists no media URL", kind="no_urls")
             return list(record.media_urls)
-        unanswered = set(reasons) <= {NO_ANSWER, "timeout"}  # the site is down, not the item: say so
-        raise DownloadError(
-            f"could not refresh the item ({', '.join(reasons)})", kind=NO_ANSWER if unanswered else "refresh_failed"
-        )
+        # The site is down, or throttling this address, not the item: say so.
+        unanswered, throttled = set(reasons) <= {NO_ANSWER, "timeout"}, set(reasons) == {THROTTLED}
+        kind = NO_ANSWER if unanswered else THROTTLED if throttled else "refresh_failed"
+        raise DownloadError(f"could not refresh the item ({', '.join(reasons)})", kind=kind)
 
     async def _fetch_item(self, url: str, parse: Callable[[bytes], ItemRecord]) -> ItemRecord:
         headers = {"User-Agent": self.user_agent, "Referer": f"{self.settings.base_url}/"}

@@ -22,7 +22,7 @@ from rich.progress import Progress
 
 from .._files import VIDEOS_DIR, require_media_folder, sha256_file
 from ..config import Settings
-from ..errors import ConfigError, CorpusError, SiteUnreachable
+from ..errors import ConfigError, CorpusError, PersistentlyBlocked, SiteUnreachable
 from ..store.db import Store, open_store
 from ..store.downloads import (
     DAMAGED_PROBES,
@@ -45,6 +45,7 @@ from .fetch import Fetcher
 from .jobs import (
     NO_ANSWER,
     PART_SUFFIX,
+    THROTTLED,
     CannotWrite,
     ClaimLost,
     DownloadJob,
@@ -80,8 +81,9 @@ class DownloadRun:
         self.most_in_hand = 2 * concurrency
         self.worker = worker_name("download")
         self.in_hand: set[str] = set()
-        # Rows whose every try got no answer, their failure not yet written: another file's answer says the
-        # site is up (they fail then), enough of them in a row that it is down (they go back untried).
+        # Rows whose every try got no answer (or only 429 Too Many Requests), their failure not yet written:
+        # another file's answer says the site is up and serving (they fail then), enough of them in a row
+        # that it is down or throttling this address (they go back untried).
         self.unanswered: dict[str, tuple[DownloadJob | None, CorpusError]] = {}
         # What stops the run, its rows in hand going back: a data folder that takes no file (every row would
         # fail alike), or a write the database refused (locked past its timeout, gone, full).
@@ -226,7 +228,7 @@ class DownloadRun:
         except ClaimLost as exc:
             log.warning("download %s: %s", video_id, exc.message)
         except CorpusError as exc:
-            if exc.kind == NO_ANSWER:  # the site, or only this file's hosts, may be down: wait and see
+            if exc.kind in (NO_ANSWER, THROTTLED):  # the site, or only this file's hosts, may be down: wait and see
                 self._no_answer(video_id, job, exc)
                 return
             await self._fail(video_id, job, exc.kind, exc.message)
@@ -242,20 +244,28 @@ class DownloadRun:
         self.in_hand.discard(video_id)
 
     def _no_answer(self, video_id: str, job: DownloadJob | None, exc: CorpusError) -> None:
-        """A row none of whose tries got an answer: held, its failure unwritten, until another file's answer
-        says the site is up; ``give_up_after_unanswered`` of them in a row stop the run as an unreachable
-        site, and go back untried with the rest (a site gone down failed every row for good)."""
+        """A row none of whose tries got an answer, or only 429s: held, its failure unwritten, until another
+        file's answer says the site is up; ``give_up_after_unanswered`` of them in a row stop the run as an
+        unreachable site (or, all 429s, a throttling one), and go back untried with the rest (a site gone
+        down, or throttling for a few minutes, failed every row for good)."""
         self.unanswered[video_id] = (job, exc)
         limit = self.options.give_up_after_unanswered
         if len(self.unanswered) >= limit and self.stopped_by is None:
-            self.stopped_by = SiteUnreachable(
-                f"the download site did not answer the last {limit} files (last: {exc.message}); {UNREACHABLE_HINT}"
-            )
+            if all(held.kind == THROTTLED for _, held in self.unanswered.values()):
+                self.stopped_by = PersistentlyBlocked(
+                    f"the download site answered 429 Too Many Requests to every try of the last {limit} files "
+                    f"(last: {exc.message}): it is throttling this address. They went back to pending untried; "
+                    "wait a while, then run again (with a lower --concurrency)"
+                )
+            else:
+                self.stopped_by = SiteUnreachable(
+                    f"the download site did not answer the last {limit} files (last: {exc.message}); {UNREACHABLE_HINT}"
+                )
 
     async def _site_answered(self) -> None:
         """Another file got an answer: the rows that got none failed on their own (a dead host of theirs).
         Once the run stopped as unreachable, they go back untried all the same."""
-        if isinstance(self.stopped_by, SiteUnreachable):
+        if isinstance(self.stopped_by, SiteUnreachable | PersistentlyBlocked):
             return
         held, self.unanswered = self.unanswered, {}
         for video_id, (job, exc) in held.items():
@@ -367,7 +377,7 @@ async def download_pending(
         await DownloadRun(store, settings, fetcher, options, summary, concurrency).run(
             retry_failed=retry_failed, limit=limit, follow=follow, progress=progress
         )
-    except SiteUnreachable as stopped:  # a script reads what was done before it, the run's time included
+    except (SiteUnreachable, PersistentlyBlocked) as stopped:  # a script reads what was done before it
         summary.seconds = time.monotonic() - started
         stopped.summary = summary.to_dict()
         raise
