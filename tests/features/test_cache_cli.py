@@ -141,6 +141,52 @@ def test_corpus_train_refuses_options_its_model_does_not_use(sound_export):
     assert result.exit_code == 1 and "--resume does not apply to --model gbdt" in result.stderr
 
 
+@pytest.mark.parametrize("command", ["gbdt into a used --out", "fusion with class options", "ablate into a used --out"])
+def test_a_run_refused_is_refused_before_its_feature_tables_are_made(sound_export, tmp_path, command):
+    """A used --out, or --pos-weight auto on the continuous label, was refused only once every feature table
+    had been made (minutes with the video modality on a CPU)."""
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "metrics.json").write_text("{}")
+    (used / "ablation.json").write_text("{}")
+    export = str(sound_export)
+    args = {
+        "gbdt into a used --out": ["train", export, "--model", "gbdt", "--modalities", "text", "--out", str(used)],
+        "fusion with class options": [
+            *("train", export, "--model", "fusion", "--modalities", "text", "--label", "continuous"),
+            *("--pos-weight", "auto"),
+        ],
+        "ablate into a used --out": ["ablate", export, "--modalities", "text,time", "--out", str(used)],
+    }[command]
+
+    result = CliRunner().invoke(app, args)
+
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    said = " ".join(result.stderr.split())
+    assert "pick another --out" in said or "this run's label is continuous" in said, said
+    assert not (sound_export / "features").exists()  # no table was made first
+
+
+@pytest.mark.parametrize(("label", "value"), [("binary", float("nan")), ("binary", 2), ("continuous", float("nan"))])
+@pytest.mark.parametrize("model", ["gbdt", "r2plus1d"])
+def test_a_table_with_rows_without_a_usable_label_is_refused_in_one_line(sound_export, label, value, model):
+    """A label left blank by a hand-edited table was a LightGBM traceback, a baseline's, or a network
+    run that "diverged" and blamed the learning rate."""
+    table = pd.read_parquet(sound_export / "videos.parquet")
+    column = {"binary": "is_viral", "continuous": "virality_score"}[label]
+    table[column] = table[column].astype("float64")
+    table.loc[[0, 3], column] = value
+    table.to_parquet(sound_export / "videos.parquet", index=False)
+    extra = ["--modalities", "text"] if model == "gbdt" else ["--frames", "8", "--size", "16"]
+
+    result = CliRunner().invoke(app, ["train", str(sound_export), "--model", model, "--label", label, *extra])
+
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    said = " ".join(result.stderr.split())
+    ids = ", ".join(table["video_id"].astype(str).iloc[[0, 3]])
+    assert f"2 row(s) have no usable {column}" in said and f"video(s) {ids}" in said, said
+
+
 def test_the_author_table_says_how_many_rows_got_statistics(sound_export):
     """A plain export's counts were all seen after every posting: no row gets author statistics, and the
     stage says so; observed 7 days after posting (``--at-age 7d``), an author's older videos are known."""

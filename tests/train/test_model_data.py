@@ -175,6 +175,43 @@ def test_a_resumed_run_uses_the_fused_adam_of_its_device_not_the_saved_runs(tmp_
     assert resumed.state_dict()["state"][0]["step"] == 2
 
 
+def test_a_finished_run_resumed_to_train_no_epoch_is_refused_saying_what_would_go_on(signal_export, tmp_path):
+    """A run that stopped early, resumed with more --epochs, trained nothing (its patience still held),
+    wrote the same report again and exited 0 as if it had gone on."""
+    cpu = torch.device("cpu")
+    run_dir = tmp_path / "run"
+    model = nn.Linear(4, 1)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=7)
+    history = [{"epoch": e, "val_loss": 0.5} for e in (1, 2)]
+
+    def finished(**state) -> None:
+        config = TrainConfig(signal_export, epochs=6, patience=1, out=run_dir)
+        progress = new_run_state() | {"epoch": 2, "history": history, "best_epoch": 1} | state
+        save_checkpoint(run_dir, model, optimizer, scheduler, config, progress, best=False, device=cpu)
+        (run_dir / "metrics.json").write_text("{}")
+
+    def resume(**given):
+        options = dict(epochs=6, patience=1) | given
+        config = TrainConfig(signal_export, resume=True, out=run_dir, given_options=frozenset(given), **options)
+        return resumed_config(config, run_dir)[0]
+
+    run_dir.mkdir()
+    finished(stale_epochs=1)  # stopped early at epoch 2 of 6, patience 1
+    with pytest.raises(ConfigError, match=r"stopped early at epoch 2, .* \(--patience 1\); give --patience above 1"):
+        resume(epochs=12)
+    assert (resume(epochs=12, patience=3).epochs, resume(patience=2).patience) == (12, 2)
+    finished(stale_epochs=0, epoch=6)
+    with pytest.raises(ConfigError, match="has trained its 6 epochs; give more --epochs to train on"):
+        resume()
+    assert resume(epochs=8).epochs == 8
+    finished(diverged_epoch=2)
+    with pytest.raises(ConfigError, match="stopped when its loss diverged at epoch 2; it cannot train on"):
+        resume(epochs=12, patience=9)
+    (run_dir / "metrics.json").unlink()  # killed before its report: a resume finishes it
+    assert resume().resume is True
+
+
 def test_each_rank_draws_dropout_masks_of_its_own_each_epoch_and_a_resume_the_same():
     """Every rank started from one seed and drew the same masks for its samples at every step."""
     seeds = {(epoch, rank): rank_epoch_seed(0, epoch, rank) for epoch in (1, 2) for rank in (0, 1)}

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .config import TrainConfig
+from .export_table import load_export
 
 if TYPE_CHECKING:
     from ..features import FeatureOptions
@@ -37,6 +38,7 @@ def train(config: TrainConfig, features: FeatureOptions | None = None) -> Path:
     from .gbdt import train_gbdt
     from .loop import train as train_network
 
+    _refuse_before_the_features(config)
     table, provenance = _feature_table(config, features)
     if config.model == "gbdt":
         return train_gbdt(config, table, provenance)
@@ -46,9 +48,27 @@ def train(config: TrainConfig, features: FeatureOptions | None = None) -> Path:
 def ablate(config: TrainConfig, features: FeatureOptions | None = None, **options) -> Path:
     """``corpus ablate``: see :func:`.ablation.ablate`; the feature tables are made or read here."""
     from .ablation import ablate as run_ablation
+    from .ablation import ablation_dir
 
+    options["out"] = ablation_dir(config, options.get("out"))  # refused, if used, before the features
+    load_export(config.export_dir, label=config.label)
     table, provenance = _feature_table(config, features)
     return run_ablation(config, table, provenance, **options)
+
+
+def _refuse_before_the_features(config: TrainConfig) -> None:
+    """What the run would refuse only after its feature tables were made (minutes, with the video
+    modality on a CPU): a used --out, options its label has no use for, an export it cannot train on."""
+    from ..errors import ConfigError
+    from .config import refuse_a_used_run_dir, refuse_class_options_without_classes, run_dir_for
+
+    if config.resume and config.model == "gbdt":
+        raise ConfigError("--resume applies to the network's epochs; a gbdt run is refitted in seconds")
+    if not config.resume:
+        refuse_a_used_run_dir(run_dir_for(config))
+    export = load_export(config.export_dir, label=config.label)
+    if config.model == "fusion":
+        refuse_class_options_without_classes(config, export.task)
 
 
 def _feature_table(config: TrainConfig, features: FeatureOptions | None):

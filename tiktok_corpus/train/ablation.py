@@ -59,6 +59,15 @@ def modality_of(column: str) -> str:
     return column.split(".", 1)[0]
 
 
+def ablation_dir(config: TrainConfig, out: Path | None) -> Path:
+    """Where an ablation goes: ``out``, else a new folder under the export's ``ablations/``; refused when
+    it already holds one."""
+    run_dir = Path(out) if out else Path(config.export_dir) / "ablations" / new_run_name()
+    if (run_dir / "ablation.json").exists():
+        raise ConfigError(f"{run_dir} already holds an ablation; pick another --out")
+    return run_dir
+
+
 def ablate(
     config: TrainConfig,
     features: pd.DataFrame,
@@ -73,9 +82,7 @@ def ablate(
     ``oracles`` (the demo passes the replica's) are the ROC-AUC of each modality's true latent signal on
     the same test rows, shown beside the lines. ``on_line`` sees each line's result as it lands.
     """
-    run_dir = Path(out) if out else Path(config.export_dir) / "ablations" / new_run_name()
-    if (run_dir / "ablation.json").exists():
-        raise ConfigError(f"{run_dir} already holds an ablation; pick another --out")
+    run_dir = ablation_dir(config, out)
     export = load_export(config.export_dir, label=config.label)
     modalities = config.modality_list
     present = {modality_of(c) for c in features.columns}

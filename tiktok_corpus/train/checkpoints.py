@@ -44,7 +44,28 @@ def resumed_config(config: TrainConfig, run_dir: Path) -> tuple[TrainConfig, dic
     resumed = replace(
         saved, **overrides, export_dir=config.export_dir, progress=config.progress, out=run_dir, resume=True
     )
+    if (run_dir / "metrics.json").exists():  # an unfinished run's resume finishes its report, if nothing more
+        _refuse_a_resume_that_trains_nothing(checkpoint, resumed, run_dir)
     return resumed, checkpoint
+
+
+def _refuse_a_resume_that_trains_nothing(checkpoint: dict, resumed: TrainConfig, run_dir: Path) -> None:
+    """A finished run resumed would train no epoch: it stopped early (the patience it stopped at still
+    holds), its loss diverged, or it has trained every epoch asked for. Said, rather than the same report
+    written again and exit 0 as if it had gone on."""
+    epoch, stale = checkpoint.get("epoch", 0), checkpoint.get("stale_epochs", 0)
+    if checkpoint.get("diverged_epoch"):
+        raise ConfigError(
+            f"--resume: {run_dir} stopped when its loss diverged at epoch {checkpoint['diverged_epoch']}; it "
+            "cannot train on: train a new run (another --out), with a lower --lr"
+        )
+    if stale >= resumed.patience and epoch < resumed.epochs:
+        raise ConfigError(
+            f"--resume: {run_dir} stopped early at epoch {epoch}, its validation loss no better for {stale} "
+            f"epoch(s) (--patience {resumed.patience}); give --patience above {stale} to train on"
+        )
+    if epoch >= resumed.epochs:
+        raise ConfigError(f"--resume: {run_dir} has trained its {epoch} epochs; give more --epochs to train on")
 
 
 def refuse_another_world_size(checkpoint: dict, world_size: int, run_dir: Path) -> None:

@@ -268,6 +268,19 @@ def refuse_a_used_run_dir(run_dir: Path) -> None:
         raise ConfigError(f"{run_dir} already holds a finished run; pick another --out")
 
 
+def refuse_class_options_without_classes(config: TrainConfig, task: str) -> None:
+    """--pos-weight auto and --balanced-sampling weigh viral against not viral: on the continuous label
+    there are no classes, and the run's config would record them as if used."""
+    if task != "continuous":
+        return
+    for given, flag in (
+        (config.pos_weight != "none", "--pos-weight auto"),
+        (config.balanced_sampling, "--balanced-sampling"),
+    ):
+        if given:
+            raise ConfigError(f"{flag} weighs the two classes of the binary label; this run's label is continuous")
+
+
 def new_run_name(now: datetime | None = None) -> str:
     """A new run's folder name: its start in local time to the microsecond, ``20261206-031900-123456``.
     Names sort by time, after the runs named to the second before (also local time), and two runs

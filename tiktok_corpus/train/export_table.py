@@ -72,4 +72,21 @@ def load_export(root: Path, *, label: str | None = None) -> Export:
     for name in ("train", "val", "test"):
         if not (table["split"] == name).any():
             raise ConfigError(f"{root}: the {name!r} split is empty; training needs train, val and test")
+    _check_labels(root, table, manifest["label"])
     return Export(root=root, manifest=manifest, table=table)
+
+
+def _check_labels(root: Path, table: pd.DataFrame, label: str) -> None:
+    """Every row's label a number (binary: 0 or 1). An export made here has no other; a table edited by
+    hand may, and a blank label became a LightGBM traceback, a baseline's, or a network "diverged" that
+    blamed the learning rate."""
+    column = LABEL_COLUMNS[label]
+    values = pd.to_numeric(table[column], errors="coerce").astype("float64")
+    bad = ~values.isin([0.0, 1.0]) if label == "binary" else values.isna() | values.abs().eq(float("inf"))
+    if bad.any():
+        named = ", ".join(table.loc[bad, "video_id"].head(5))
+        wanted = "0 or 1" if label == "binary" else "a finite number"
+        raise ConfigError(
+            f"{root}: {int(bad.sum())} row(s) have no usable {column} ({wanted}), e.g. video(s) {named}: "
+            "give them a label or leave them out of the table"
+        )

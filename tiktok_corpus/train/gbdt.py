@@ -169,8 +169,6 @@ def train_gbdt(config: TrainConfig, features: pd.DataFrame, provenance: dict) ->
     ``features`` are the feature tables of ``config.modalities`` (indexed like the export's table);
     ``provenance`` says how they were made (it is written into metrics.json, random init included).
     """
-    if config.resume:
-        raise ConfigError("--resume applies to the network's epochs; a gbdt run is refitted in seconds")
     run_dir = run_dir_for(config)
     refuse_a_used_run_dir(run_dir)
     export = load_export(config.export_dir, label=config.label)

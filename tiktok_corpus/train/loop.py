@@ -40,7 +40,7 @@ from .checkpoints import (
     side_record,
 )
 from .clips import ClipDataset, EpochSampler, collate_clips
-from .config import TrainConfig, refuse_a_used_run_dir, run_dir_for
+from .config import TrainConfig, refuse_a_used_run_dir, refuse_class_options_without_classes, run_dir_for
 from .device import resolve_device, seed_everything
 from .export_table import Export, load_export
 from .fusion import SideInputs, side_inputs
@@ -116,7 +116,7 @@ def _train(config: TrainConfig, world: _Dist, side_table: tuple[pd.DataFrame, di
     use_amp = config.amp and device.type == "cuda"
     seed_everything(config.seed, cudnn_benchmark=config.cudnn_benchmark)
     export = load_export(config.export_dir, label=config.label)
-    _refuse_class_options_without_classes(config, export)
+    refuse_class_options_without_classes(config, export.task)
     if world.main:  # rank 0 builds the cache; the others wait, then only look their proxies up
         proxies = build_cache(export, config.size, config.cache_dir, progress=config.progress)
     waiting: dist.ProcessGroup | None = None
@@ -290,19 +290,6 @@ def _loader(
         persistent_workers=workers > 0,
         prefetch_factor=4 if workers else None,
     )
-
-
-def _refuse_class_options_without_classes(config: TrainConfig, export: Export) -> None:
-    """--pos-weight auto and --balanced-sampling weigh viral against not viral: on the continuous label
-    there are no classes, and the run's config would record them as if used."""
-    if export.task != "continuous":
-        return
-    for given, flag in (
-        (config.pos_weight != "none", "--pos-weight auto"),
-        (config.balanced_sampling, "--balanced-sampling"),
-    ):
-        if given:
-            raise ConfigError(f"{flag} weighs the two classes of the binary label; this run's label is continuous")
 
 
 def _loss(export: Export, train_targets: pd.Series, config: TrainConfig, device: torch.device):
