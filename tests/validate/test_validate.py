@@ -142,6 +142,30 @@ def test_a_data_folder_without_its_videos_folder_changes_nothing_until_it_is_mad
     assert run_validate(settings, workers=2).counts == {"missing_file": recorded}
 
 
+def test_a_write_landing_while_the_file_is_probed_is_seen_by_the_next_run(store, settings, corpus, monkeypatch):
+    """``probed_at`` was stamped when the probe was recorded: a write made while the file was hashed or
+    probed was dated before it, and the file stayed ``valid`` for good."""
+    video_id = corpus["h264_aac.mp4"]
+    target = settings.data_dir / _rows(store)[video_id][1].path
+    probe = inspection.probe
+
+    def written_meanwhile(path, *args, **kwargs):
+        found = probe(path, *args, **kwargs)
+        if path == target and not _rows(store)[video_id][1].probed_sha256:
+            zero_middle(target, 4096)  # after the hash and the probe read it, before the outcome lands
+        return found
+
+    monkeypatch.setattr(inspection, "probe", written_meanwhile)
+    run_validate(settings, workers=1)
+    assert _rows(store)[video_id][0].probe_status == "valid"  # what was read was the download's bytes
+
+    again = run_validate(settings, workers=1)
+
+    video, media = _rows(store)[video_id]
+    assert again.requeued == 1 and (video.probe_status, video.probe_error_kind) == ("corrupt", "changed")
+    assert media.probed_sha256 != media.sha256
+
+
 @pytest.mark.parametrize("damage", ["zeroed_in_place", "swapped"])
 def test_a_file_changed_since_its_download_is_corrupt_and_keeps_the_downloads_sha256(
     any_db_url, tmp_path, media_dir, damage

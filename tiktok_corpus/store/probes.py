@@ -94,8 +94,8 @@ def downloaded_files(store: Store, video_ids: Sequence[str]) -> dict[str, Row]:
 def record_probe(store: Store, video_id: str, outcome: Outcome, measured: Mapping[str, Any] | None) -> None:
     """One probe's outcome and what it measured, in one transaction.
 
-    ``measured`` (``probed_sha256``, the hash of the bytes read, and the probe columns) is set on the
-    file's row with ``probed_at``; ``None`` leaves the row alone (the file was not read). The download's
+    ``measured`` (``probed_sha256``, the hash of the bytes read, ``probed_at``, when reading them began, and
+    the probe columns) is set on the file's row; ``None`` leaves the row alone (the file was not read). The download's
     ``sha256`` and ``size_bytes`` are never written here: they are the record of what the site served.
     """
     status, error_kind, error = outcome
@@ -104,7 +104,7 @@ def record_probe(store: Store, video_id: str, outcome: Outcome, measured: Mappin
             session.execute(
                 update(MediaFile)
                 .where(MediaFile.video_id == video_id)
-                .values(**measured, probed_at=utcnow())
+                .values(**measured)
                 .execution_options(synchronize_session=False)
             )
         finish(session, "probe", video_id, status, error_kind=error_kind, error=error)

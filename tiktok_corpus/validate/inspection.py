@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ class Inspection:
 
     video_id: str
     sha256: str | None = None  # of the bytes read
+    read_from: datetime | None = None  # when reading them began: a write after it is a change to probe again
     probe: ProbeResult | None = None
     outcome: str | None = None
     error_kind: str | None = None
@@ -40,6 +42,7 @@ class Inspection:
             return None
         return {
             "probed_sha256": self.sha256,
+            "probed_at": self.read_from,
             **{name: getattr(self.probe, name) if self.probe else None for name in PROBE_FIELDS},
         }
 
@@ -53,10 +56,13 @@ def inspect(job: Job, deep: bool) -> Inspection:
             return Inspection(
                 job.video_id, outcome="missing_file", error_kind="missing_file", error=f"file not found: {where}"
             )
+        # Stamped before the bytes are read: a write landing while they are hashed or probed has a later
+        # mtime, and the next run probes the file again (stamped at the end, such a write went unseen).
+        read_from = datetime.now(UTC)
         sha256 = sha256_file(job.path)[1]
         if sha256 != job.sha256:
             error = f"sha256 {sha256}, not the downloaded file's {job.sha256}"
-            return Inspection(job.video_id, sha256, outcome="corrupt", error_kind=CHANGED, error=error)
+            return Inspection(job.video_id, sha256, read_from, outcome="corrupt", error_kind=CHANGED, error=error)
         try:
             result = probe(job.path)
             if deep and result.video_codec is not None:
@@ -65,8 +71,8 @@ def inspect(job: Job, deep: bool) -> Inspection:
             # A probe past its time (or stopped by Ctrl-C) says nothing of the file: probed again by the
             # next run, never ``corrupt`` (which --retry-failed downloads again, maybe from nowhere).
             outcome = INTERNAL_ERROR if exc.kind in CUT_SHORT else "corrupt"
-            return Inspection(job.video_id, sha256, outcome=outcome, error_kind=exc.kind, error=exc.message)
-        return Inspection(job.video_id, sha256, probe=result)
+            return Inspection(job.video_id, sha256, read_from, outcome=outcome, error_kind=exc.kind, error=exc.message)
+        return Inspection(job.video_id, sha256, read_from, probe=result)
     except Exception as exc:  # a bug or an OS error: recorded as "error", retried by the next run
         return Inspection(
             job.video_id, outcome=INTERNAL_ERROR, error_kind=type(exc).__name__, error=str(exc) or repr(exc)
