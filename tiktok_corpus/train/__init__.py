@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .config import TrainConfig
-from .export_table import load_export
 
 if TYPE_CHECKING:
     from ..features import FeatureOptions
@@ -49,6 +48,7 @@ def ablate(config: TrainConfig, features: FeatureOptions | None = None, **option
     """``corpus ablate``: see :func:`.ablation.ablate`; the feature tables are made or read here."""
     from .ablation import ablate as run_ablation
     from .ablation import ablation_dir
+    from .export_table import load_export
 
     options["out"] = ablation_dir(config, options.get("out"))  # refused, if used, before the features
     load_export(config.export_dir, label=config.label)
@@ -61,6 +61,7 @@ def _refuse_before_the_features(config: TrainConfig) -> None:
     modality on a CPU): a used --out, options its label has no use for, an export it cannot train on."""
     from ..errors import ConfigError
     from .config import refuse_a_used_run_dir, refuse_class_options_without_classes, run_dir_for
+    from .export_table import load_export
 
     if config.resume and config.model == "gbdt":
         raise ConfigError("--resume applies to the network's epochs; a gbdt run is refitted in seconds")
