@@ -271,6 +271,7 @@ def test_a_bad_or_empty_site_in_the_environment_stops_only_what_reaches_the_site
         ("socks9://x:1", "socks9://x:1"),
         ("http://u:secret@:3128", "http://***@:3128"),
         ("u:secret@proxy.example:3128", "***@proxy.example:3128"),  # no scheme: urlsplit finds no password
+        ("http://[x:3128", "http://[x:3128"),  # an unclosed bracket: urlsplit's ValueError was a traceback
     ],
 )
 def test_a_proxy_that_is_no_proxy_address_is_one_line_without_its_password(tmp_path, command, proxy, shown):

@@ -58,7 +58,10 @@ def test_arguments_beat_environment(monkeypatch, tmp_path):
 
 @pytest.mark.parametrize(
     "url",
-    ["notaurl", "ftp://x", "http://", "http:///foryou", "http://127.0.0.1:99999", "http://h/?q=1", "http://a b", ""],
+    [
+        *("notaurl", "ftp://x", "http://", "http:///foryou", "http://127.0.0.1:99999", "http://h/?q=1", "http://a b"),
+        *("", "http://[::1"),  # an unclosed bracket was a ValueError's traceback
+    ],
 )
 def test_a_base_url_that_cannot_be_the_sites_address_is_refused_in_one_line(url):
     """Refused in one line before any browser starts to fail on it, where a site is to be reached (the

@@ -70,8 +70,8 @@ PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
 
 def _is_address(url: str, schemes: tuple[str, ...]) -> bool:
     """Whether ``url`` has one of ``schemes``, a host, a valid port (or none), no query and no space."""
-    parts = urlsplit(url)
     try:
+        parts = urlsplit(url)  # "Invalid IPv6 URL" for an unclosed bracket
         parts.port  # noqa: B018 - parsing is the check
     except ValueError:
         return False
