@@ -215,6 +215,21 @@ def test_db_current_says_whether_the_schema_is_this_versions(settings):
 
 @pytest.mark.parametrize(
     "command",
+    [
+        *(["crawl", flag, "0"] for flag in ("--seeds", "--fanout", "--max-videos", "--workers")),
+        *(["validate", flag, "0"] for flag in ("--workers", "--min-frames", "--min-side")),
+    ],
+)
+def test_a_count_below_one_is_a_usage_error_like_its_siblings(tmp_path, command):
+    """``crawl --workers 0`` was a usage error (exit 2) and ``crawl --seeds 0`` an error of the run (exit 1,
+    its range not in --help): one kind of mistake, two exit codes for a script to tell apart."""
+    result = corpus("--data-dir", str(tmp_path / "data"), *command)
+
+    assert result.exit_code == 2 and f"Invalid value for '{command[1]}': 0 is not in the range x>=1" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
     [["crawl"], ["track"], ["export"], ["train", "EXPORT"], ["ablate", "EXPORT"], ["replica", "serve"], ["demo"]],
 )
 def test_a_seed_no_random_generator_takes_is_refused_before_any_work(tmp_path, command):

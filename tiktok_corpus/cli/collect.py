@@ -38,9 +38,9 @@ from .options import (
 @app.command()
 def crawl(
     ctx: typer.Context,
-    seeds: int = option_from(CrawlOptions, "seeds"),
-    fanout: int = option_from(CrawlOptions, "fanout"),
-    max_videos: int = option_from(CrawlOptions, "max_videos"),
+    seeds: int = option_from(CrawlOptions, "seeds", min=1),
+    fanout: int = option_from(CrawlOptions, "fanout", min=1),
+    max_videos: int = option_from(CrawlOptions, "max_videos", min=1),
     strategy: str = option_from(CrawlOptions, "strategy"),
     base_url: str | None = base_url_option("Site to crawl"),
     workers: int = option_from(CrawlOptions, "workers", min=1),
@@ -196,10 +196,10 @@ def download(
 @app.command()
 def validate(
     ctx: typer.Context,
-    min_frames: int = option_from(Rules, "min_frames"),
-    min_side: int = option_from(Rules, "min_side"),
+    min_frames: int = option_from(Rules, "min_frames", min=1),
+    min_side: int = option_from(Rules, "min_side", min=1),
     deep: bool = typer.Option(False, "--deep", help="Decode every file fully."),
-    workers: int | None = typer.Option(None, help="Files probed at once (default: cores)."),
+    workers: int | None = typer.Option(None, min=1, help="Files probed at once (default: cores)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Probe every downloaded file (libav in-process) and mark it valid, too_short or corrupt."""
