@@ -211,6 +211,8 @@ def test_db_current_says_whether_the_schema_is_this_versions(settings):
     engine.dispose()
     said, document = current()
     assert "a newer tiktok-corpus migrated it" in said and document["current"] == "f00dfeedbeef"
+    upgraded = corpus("--db", settings.db_url, "db", "upgrade")  # said only "Can't locate revision"
+    assert upgraded.exit_code == 1 and "migrated by a newer one): upgrade tiktok-corpus" in upgraded.stderr
 
 
 @pytest.mark.parametrize(

@@ -187,6 +187,7 @@ def _short_lived_engine(settings: Settings) -> Iterator[Engine]:
 def upgrade_database(settings: Settings, revision: str = "head") -> str:
     """``corpus db upgrade``: migrate the configured database; returns the revision it is at now."""
     with _short_lived_engine(settings) as engine:
+        _refuse_a_newer_schema(current_revision(engine), settings.safe_db_url)
         upgrade(engine, revision)
         return current_revision(engine) or "none"
 
@@ -293,6 +294,16 @@ def _require_sqlite_file(url: str) -> None:
         )
 
 
+def _refuse_a_newer_schema(current: str | None, safe_url: str) -> None:
+    """A schema this version does not know was migrated by a newer one: nothing here can read or upgrade it
+    (``db upgrade`` said only that Alembic "can't locate revision")."""
+    if current is not None and current not in known_revisions():
+        raise StaleSchemaError(
+            f"database {safe_url} is at schema {current}, which this version of tiktok-corpus "
+            f"does not know (it was migrated by a newer one): upgrade tiktok-corpus"
+        )
+
+
 def _check_schema(store: Store, *, create: bool) -> None:
     """Pass on a current schema; create a brand-new SQLite one where ``create``; refuse anything else,
     saying why."""
@@ -302,11 +313,7 @@ def _check_schema(store: Store, *, create: bool) -> None:
     if create and current is None and store.dialect == "sqlite" and _is_empty(store.engine):
         upgrade(store.engine)
         return
-    if current is not None and current not in known_revisions():
-        raise StaleSchemaError(
-            f"database {store.safe_url} is at schema {current}, which this version of tiktok-corpus "
-            f"does not know (it was migrated by a newer one): upgrade tiktok-corpus"
-        )
+    _refuse_a_newer_schema(current, store.safe_url)
     raise StaleSchemaError(
         f"database {store.safe_url} is at schema {current or 'none'}, this version needs {head}: "
         f"run `corpus db upgrade`"
