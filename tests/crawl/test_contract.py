@@ -57,6 +57,23 @@ def test_modern_list_prefers_exact_stats_and_orders_media_urls():
     assert listing.has_more and listing.skipped == ("bad_id", "malformed_item")
 
 
+@pytest.mark.parametrize(
+    ("item_list", "kind"),
+    [
+        ('{"a": 1}', "malformed_json"),
+        ('"7400000000000000001"', "malformed_json"),
+        ('[{"id": "../x"}, {}]', "unreadable_list"),
+    ],
+)
+def test_an_item_list_that_is_no_list_or_holds_no_readable_item_is_no_answer(item_list, kind):
+    """Taken for an empty list, it marked the crawl's parent expanded with no children, for good: a changed
+    schema would have used up the whole frontier and ended the crawl as exhausted, exit 0."""
+    with pytest.raises(ContractError) as refused:
+        parse_item_list(f'{{"statusCode": 0, "itemList": {item_list}}}')
+    assert refused.value.kind == kind and refused.value.retryable
+    assert parse_item_list('{"statusCode": 0, "itemList": []}').items == ()  # a genuine empty answer
+
+
 def test_non_video_items_are_typed():
     items = {item.id[-1]: item for item in parse_item_list(fixture("recommend_modern.json")).items}
     assert items["2"].kind == "photo" and not items["2"].media_urls

@@ -112,8 +112,8 @@ def assert_corpus_shape(
     seeded = [v for v in videos.values() if v.source == "foryou"]
     assert len([v for v in seeded if v.item_kind == "video"]) == seeds, "the seeds are For You videos"
     assert all(v.depth == 0 and v.parent_id is None for v in seeded)
-    children = Counter(v.parent_id for v in videos.values() if v.parent_id)
-    assert max(children.values()) <= fanout
+    children = Counter(v.parent_id for v in videos.values() if v.parent_id and v.item_kind == "video")
+    assert max(children.values()) <= fanout  # --fanout counts videos: photo posts and ads join freely
     for child in videos.values():
         if child.parent_id:
             parent = videos[child.parent_id]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from random import Random
 
 import orjson
 import pytest
@@ -207,7 +209,7 @@ def _aware(moment: datetime) -> datetime:
 
 def test_expansion_stops_at_max_videos(any_store):
     record_seeds(any_store, listing(1), seeds=1, max_videos=3, run_id=None, seed=0)
-    [parent] = claim_parents(any_store, "random", worker_name("t"))
+    [parent] = claim_parents(any_store, "random", worker_name("t"), draw=Random(0))
     sighting = record_expansion(
         any_store, parent, listing(20, 21, 22, 23), method="fetch", fanout=5, max_videos=3, run_id=None, seed=0
     )
@@ -276,7 +278,7 @@ def test_a_batch_of_expansions_writes_what_they_write_one_by_one(any_store, tmp_
 
 def test_failed_expansion_transaction_leaves_nothing_behind(any_store):
     record_seeds(any_store, listing(1), seeds=1, max_videos=10, run_id=None, seed=0)
-    [parent] = claim_parents(any_store, "random", worker_name("t"))
+    [parent] = claim_parents(any_store, "random", worker_name("t"), draw=Random(0))
     related = ItemList((parse_item(item(30)), parse_item(item(31))))
     with any_store.engine.begin() as connection:  # the edges are written after the videos: refuse them
         if any_store.dialect == "sqlite":
@@ -317,13 +319,36 @@ def test_ads_and_photos_of_a_for_you_batch_take_no_seed_place(any_store):
     assert sighting.new == ("900", "800", "1", "2") and seed_count(any_store) == 2
 
 
+def test_photos_and_private_posts_of_a_related_list_take_no_fanout_place(any_store):
+    """``--fanout`` counts videos, as ``--seeds`` does: a related list opening with a photo post and a
+    private one added three videos of fanout 5, and dropped the videos after them."""
+    record_seeds(any_store, listing(1), seeds=1, max_videos=100, run_id=None, seed=0)
+    worker = worker_name("t")
+    [parent] = claim_parents(any_store, "bfs", worker)
+    related = ItemList(
+        (
+            parse_item(item(800, imagePost={"images": [{}]})),
+            parse_item(item(801, privateItem=True)),
+            *(parse_item(item(video_id)) for video_id in range(10, 20)),
+        )
+    )
+
+    [sighting] = record_expansions(
+        any_store, [Expansion(parent, related, "fetch")], fanout=5, max_videos=100, run_id=None, seed=0, worker=worker
+    )
+
+    assert sighting is not None and sighting.new == ("800", "801", "10", "11", "12", "13", "14")
+    assert corpus_video_count(any_store) == 6  # the parent and its five children
+
+
 def test_a_crawler_whose_claim_lapsed_writes_nothing_over_its_new_holder(any_store):
     """A process suspended past its lease wakes with its parent's list: writing it expanded (or failed, or
     back to the frontier) cleared the claim of the worker now expanding it, and a third could take it."""
     record_seeds(any_store, listing(1), seeds=1, max_videos=10, run_id=None, seed=0)
     sleeper, holder = worker_name("sleeper"), worker_name("holder")
-    [parent] = claim_parents(any_store, "random", sleeper, now=utcnow() - timedelta(hours=1))  # lease long gone
-    assert claim_parents(any_store, "random", holder) == [parent]
+    long_ago = utcnow() - timedelta(hours=1)
+    [parent] = claim_parents(any_store, "random", sleeper, now=long_ago, draw=Random(0))  # lease long gone
+    assert claim_parents(any_store, "random", holder, draw=Random(0)) == [parent]
     expansion = Expansion(parent, listing(30, 31), "page")
     written = dict(fanout=5, max_videos=10, run_id=None, seed=0)
 
@@ -397,10 +422,23 @@ def test_a_nul_in_a_caption_or_a_name_is_stored_as_a_replacement_and_the_list_wi
         assert session.get(Author, "942").nickname == "B\ufffdb"
 
 
-def test_random_policy_follows_the_seeded_key(any_store):
-    record_seeds(any_store, listing(*range(1, 9)), seeds=8, max_videos=100, run_id=None, seed=7)
-    expected = min((str(i) for i in range(1, 9)), key=lambda vid: expand_order_key(7, vid))
-    assert claim_parents(any_store, "random", worker_name("t")) == [expected]
+def test_the_random_frontier_draws_its_parents_uniformly_not_the_newest_first(any_store):
+    """The paper's method expands "a random not-yet-expanded video". Taking the smallest of keys fixed at
+    insertion was no such draw in a growing frontier: the rows left waiting were those whose keys lost,
+    each new child beat them, and the crawl went depth first (mean depth of the expanded parents 25 at
+    2,000 videos, where a uniform draw gives about 5). Fanout 5 from 25 seeds on an endless graph, to 600
+    videos."""
+    fresh = itertools.count(7_000_000_000_000_000_000)
+    record_seeds(any_store, listing(*(next(fresh) for _ in range(25))), seeds=25, max_videos=600, run_id=None, seed=0)
+    draw, worker = Random(0), worker_name("t")
+    while parents := claim_parents(any_store, "random", worker, 4, draw=draw):
+        expansions = [Expansion(p, listing(*(next(fresh) for _ in range(8))), "fetch") for p in parents]
+        record_expansions(any_store, expansions, fanout=5, max_videos=600, run_id=None, seed=0, worker=worker)
+        if corpus_video_count(any_store) >= 600:
+            break
+    with any_store.sessions() as session:
+        depths = session.scalars(select(Video.depth).where(Video.expand_status == "expanded")).all()
+    assert sum(depths) / len(depths) < 6, sorted(depths)  # measured: 2.6 drawn, 9.4 by the fixed keys
 
 
 def test_a_parent_that_keeps_failing_retryably_goes_back_until_its_claims_run_out(any_store):
@@ -409,14 +447,14 @@ def test_a_parent_that_keeps_failing_retryably_goes_back_until_its_claims_run_ou
     record_seeds(any_store, listing(1), seeds=1, max_videos=10, run_id=None, seed=0)
     went_back = []
     for _ in range(3):
-        assert claim_parents(any_store, "random", worker_name("t")) == ["1"]
+        assert claim_parents(any_store, "random", worker_name("t"), draw=Random(0)) == ["1"]
         went_back.append(retry_parent(any_store, "1", "http_5xx", "HTTP 503", max_attempts=3, retry_after_s=no_wait))
     assert went_back == [True, True, False]
     with any_store.sessions() as session:
         parent = session.get(Video, "1")
     assert (parent.expand_status, parent.expand_attempts, parent.expand_error_kind) == ("failed", 3, "http_5xx")
     assert parent.expand_lease_until is None
-    assert claim_parents(any_store, "random", worker_name("t")) == []
+    assert claim_parents(any_store, "random", worker_name("t"), draw=Random(0)) == []
 
 
 def no_wait(attempts: int) -> float:
@@ -427,7 +465,7 @@ def test_a_parent_that_failed_waits_out_its_backoff_before_the_next_claim(any_st
     """An outage or a block lasts: a parent claimed again at once would use up its claims in minutes.
     While it waits the frontier is not empty (the crawl waits for it), and it is claimable after."""
     record_seeds(any_store, listing(1), seeds=1, max_videos=10, run_id=None, seed=0)
-    assert claim_parents(any_store, "random", worker_name("t")) == ["1"]
+    assert claim_parents(any_store, "random", worker_name("t"), draw=Random(0)) == ["1"]
     asked = []
 
     def ten_minutes(attempts: int) -> float:
@@ -436,10 +474,10 @@ def test_a_parent_that_failed_waits_out_its_backoff_before_the_next_claim(any_st
 
     assert retry_parent(any_store, "1", "timeout", "no answer", max_attempts=3, retry_after_s=ten_minutes)
     assert asked == [1], "the backoff is asked for the claims so far"
-    assert claim_parents(any_store, "random", worker_name("t")) == []
+    assert claim_parents(any_store, "random", worker_name("t"), draw=Random(0)) == []
     assert frontier_state(any_store) == (0, 1), "nothing to claim now, one parent to wait for"
     later = utcnow() + timedelta(seconds=601)
-    assert claim_parents(any_store, "random", worker_name("t"), now=later) == ["1"]
+    assert claim_parents(any_store, "random", worker_name("t"), now=later, draw=Random(0)) == ["1"]
 
 
 def test_the_backoff_doubles_with_each_failed_claim_up_to_its_maximum():
@@ -476,7 +514,7 @@ def test_a_resighting_that_changes_the_kind_moves_the_stages_that_have_not_begun
     can take, forever); an ad seen later as a plain video is expanded and downloaded like one."""
     ad = parse_item(item(2, isAd=True))
     record_seeds(any_store, ItemList((parse_item(item(1)), ad)), seeds=2, max_videos=10, run_id=None, seed=0)
-    assert claim_parents(any_store, "random", worker_name("t")) == ["1"]
+    assert claim_parents(any_store, "random", worker_name("t"), draw=Random(0)) == ["1"]
     record_expansion(any_store, "1", listing(3, 2), method="fetch", fanout=5, max_videos=10, run_id=None, seed=0)
     assert stages(any_store, "2") == ("video", ("pending", None), ("pending", None), ("pending", None))
     turned_private = ItemList((parse_item(item(3, privateItem=True)),))
@@ -484,7 +522,7 @@ def test_a_resighting_that_changes_the_kind_moves_the_stages_that_have_not_begun
     private = ("private", ("skipped", "private"), ("skipped", "private"), ("skipped", "private"))
     assert stages(any_store, "3") == private
     assert frontier_state(any_store) == (1, 0) and corpus_video_count(any_store) == 2
-    assert claim_parents(any_store, "random", worker_name("t"), 5) == ["2"]
+    assert claim_parents(any_store, "random", worker_name("t"), 5, draw=Random(0)) == ["2"]
     assert frontier_state(any_store) == (0, 1)
 
 
@@ -494,7 +532,7 @@ def test_the_frontier_counts_only_the_rows_a_claim_can_take(any_store):
     record_seeds(any_store, listing(1), seeds=1, max_videos=10, run_id=None, seed=0)
     with any_store.transaction() as session:
         session.execute(update(Video).where(Video.id == "1").values(item_kind="private"))
-    assert claim_parents(any_store, "random", worker_name("t")) == []
+    assert claim_parents(any_store, "random", worker_name("t"), draw=Random(0)) == []
     assert frontier_state(any_store) == (0, 0)
 
 

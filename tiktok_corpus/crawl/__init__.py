@@ -7,9 +7,9 @@ related video in the corpus, appends a stats snapshot per sighting and marks the
 A crawl killed at any moment therefore resumes where it stopped (a parent whose write had not landed is
 claimed again), and several processes on one Postgres share the work through row claims.
 
-``random`` expands in ``expand_order`` (a seeded hash of the id): the smallest key among the pending
-rows is a uniformly random pick, and the order is the same in every process and after a restart.
-``bfs`` expands by depth, then discovery time.
+``random`` draws each claim's parents uniformly from every claimable row (a ``random.Random`` seeded by
+``--seed``), as the paper expands "a random not-yet-expanded video"; ``bfs`` expands by depth, then
+discovery time.
 
 * :mod:`.options` - what a crawl is asked to do and what it reports;
 * :mod:`.run` - the crawl itself: browser sessions, the expansion loops, the run's bookkeeping;

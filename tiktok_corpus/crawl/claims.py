@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections import deque
 
 from ..store import queue
@@ -15,8 +16,9 @@ class ParentClaims:
     transaction) and those in hand (started, their outcome not yet written). Whatever stops the crawl,
     :meth:`give_back` returns both untried; a parent whose outcome landed is claimed no more."""
 
-    def __init__(self, store: Store, *, strategy: str, batch: int) -> None:
-        self.store, self._strategy, self._batch = store, strategy, batch
+    def __init__(self, store: Store, *, strategy: str, batch: int, draw: random.Random | None = None) -> None:
+        """``draw``: what the ``random`` strategy draws its parents with (:func:`.claim_parents`)."""
+        self.store, self._strategy, self._batch, self._draw = store, strategy, batch, draw
         self.worker = queue.worker_name("crawl")
         self._unstarted: deque[str] = deque()
         self._in_hand: set[str] = set()
@@ -28,7 +30,7 @@ class ParentClaims:
     def claim(self) -> None:
         """A batch from the frontier (on the database thread). The ids join the unstarted ones in the
         claim's own call, so a loop cancelled while it commits still leaves them to :meth:`give_back`."""
-        self._unstarted.extend(claim_parents(self.store, self._strategy, self.worker, self._batch))
+        self._unstarted.extend(claim_parents(self.store, self._strategy, self.worker, self._batch, draw=self._draw))
 
     def take(self) -> str | None:
         """The next unstarted parent, now in hand; None when none is left."""

@@ -91,7 +91,8 @@ class _Crawl:
         self.done = asyncio.Event()
         self._published_at = 0.0
         self._started = time.monotonic()
-        self._parents = ParentClaims(store, strategy=options.strategy, batch=options.workers * options.in_flight)
+        batch = options.workers * options.in_flight
+        self._parents = ParentClaims(store, strategy=options.strategy, batch=batch, draw=random.Random(options.seed))
         self._claiming = asyncio.Lock()
         # The expansion loops' claims, writes and the download count run here, in order, so the event
         # loop keeps feeding the pages while an expansion is recorded.

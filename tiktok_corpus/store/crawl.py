@@ -8,6 +8,7 @@ Each expansion (or batch of them) is ONE transaction: children, edges, snapshots
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,7 +24,8 @@ from .models import Video, table_of, utcnow
 from .sightings import SightingRows, new_video_row, stored_kind
 
 _VIDEOS = table_of(Video)
-# The frontier policies, by name: the order ``claim_parents`` takes pending rows in.
+# The frontier policies, by name: the order ``claim_parents`` lists pending rows in (``random`` then draws
+# from the whole list: its seeded key only walks the (status, key) index).
 FRONTIER_ORDERS = {"random": (Video.expand_order,), "bfs": (Video.depth, Video.first_seen_at)}
 # Serialises the "is there still room?" check with the inserts it allows, across processes (Postgres).
 CORPUS_LOCK_KEY = 0x7C0AF05
@@ -121,7 +123,6 @@ def record_sightings(
         max_new=max_new_videos,
         max_videos=max_videos,
         site_time=site_time,
-        only_videos_count=True,
     )
     rows.write(connection)
     return sighting
@@ -141,11 +142,11 @@ def _sight(
     max_new: int,
     max_videos: int,
     site_time: float | None,
-    only_videos_count: bool = False,
 ) -> Sighting:
     """One list's sightings, decided against the ``known`` ids (the corpus's and the earlier lists' of
     this batch, with their depths; the ones added here join it) and a corpus of ``videos`` videos. At most
-    ``max_new`` new items join (``only_videos_count``: new videos, other kinds joining freely)."""
+    ``max_new`` new videos join, other kinds (photo posts, ads, private posts: recorded, never expanded)
+    joining freely, as the seeds' places and ``--fanout`` count videos."""
     unique = list({item.id: item for item in items}.values())
     room = max_videos - videos
     seen: list[ItemRecord] = []
@@ -154,10 +155,9 @@ def _sight(
     for item in unique:
         if item.id not in known:
             counts_toward_target = stored_kind(item) == "video"
-            takes_a_place = counts_toward_target or not only_videos_count
-            if (takes_a_place and places_taken >= max_new) or (counts_toward_target and room <= 0):
+            if counts_toward_target and (places_taken >= max_new or room <= 0):
                 continue
-            places_taken += takes_a_place
+            places_taken += counts_toward_target
             room -= counts_toward_target
             videos += counts_toward_target
             new.append(item)
@@ -285,12 +285,29 @@ def _expandable(now: datetime) -> list:
 
 
 def claim_parents(
-    store: Store, strategy: str, worker: str, limit: int = 1, *, now: datetime | None = None
+    store: Store,
+    strategy: str,
+    worker: str,
+    limit: int = 1,
+    *,
+    draw: random.Random | None = None,
+    now: datetime | None = None,
 ) -> list[str]:
-    """The next ``limit`` frontier rows in the strategy's order, claimed in one transaction."""
+    """The next ``limit`` frontier rows, claimed in one transaction: ``random`` draws them uniformly from
+    the claimable ones with ``draw`` (the paper's "random not-yet-expanded video"), ``bfs`` takes them by
+    depth, then discovery time."""
+    if strategy == "random" and draw is None:
+        raise ValueError("the random frontier needs a random.Random to draw its parents with")
     now = now or utcnow()
     return queue.claim(
-        store, "expand", limit, order_by=FRONTIER_ORDERS[strategy], where=_expandable(now), worker=worker, now=now
+        store,
+        "expand",
+        limit,
+        order_by=FRONTIER_ORDERS[strategy],
+        draw=draw if strategy == "random" else None,
+        where=_expandable(now),
+        worker=worker,
+        now=now,
     )
 
 

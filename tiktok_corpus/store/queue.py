@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import os
+import random
 import socket
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
@@ -67,27 +68,34 @@ def claim(
     statuses: Iterable[str] = ("pending",),
     where: Sequence = (),
     order_by: Sequence = (),
+    draw: random.Random | None = None,
     worker: str | None = None,
     lease_s: float = DEFAULT_LEASE_S,
     now: datetime | None = None,
 ) -> list[str]:
     """Claim up to ``limit`` rows for ``stage``; returns their ids (possibly empty).
 
-    Claims whose lease ran out are taken first, then rows in ``statuses`` in ``order_by`` order. One
-    select per kind rather than one with their OR: each walks the stage's (status, order) index and
-    stops at ``limit``, where the OR made the database sort every pending row on every claim.
+    Claims whose lease ran out are taken first, then rows in ``statuses`` in ``order_by`` order, or with
+    ``draw`` a uniformly random sample of them (:func:`_drawn`). One select per kind rather than one with
+    their OR: each walks the stage's (status, order) index and stops at ``limit``, where the OR made the
+    database sort every pending row on every claim.
     """
     now = now or utcnow()
     order = [*order_by, Video.id]
+    locking = store.dialect == "postgresql"
     with store.transaction() as session:
         connection = session.connection()  # Core: the ORM's handling of these statements cost more than the SQL
         ids: list[str] = []
-        for condition in _claimable_kinds(stage, statuses, now):
-            if len(ids) < limit:
-                query = select(Video.id).where(condition, *where).order_by(*order).limit(limit - len(ids))
-                if store.dialect == "postgresql":
-                    query = query.with_for_update(skip_locked=True)
-                ids.extend(connection.scalars(query))
+        expired, waiting = _claimable_kinds(stage, statuses, now)
+        for condition in (expired, waiting):
+            if len(ids) >= limit:
+                continue
+            query = select(Video.id).where(condition, *where).order_by(*order)
+            if draw is not None and condition is waiting:
+                ids.extend(_drawn(connection, query, draw, limit - len(ids), locking=locking))
+                continue
+            query = query.limit(limit - len(ids))
+            ids.extend(connection.scalars(query.with_for_update(skip_locked=True) if locking else query))
         if ids:
             connection.execute(
                 _claim_statement(stage),
@@ -99,6 +107,20 @@ def claim(
                 },
             )
     return ids
+
+
+def _drawn(connection: Connection, listed, draw: random.Random, count: int, *, locking: bool) -> list[str]:
+    """``count`` of the rows ``listed`` selects, drawn uniformly at random by ``draw`` from the whole list
+    (read unlocked), then locked where another process has not taken them meanwhile (Postgres), in the
+    order drawn. A key fixed on each row when it was inserted, its smallest taken first, is no such draw
+    in a growing frontier: rows left waiting are those whose keys lost, and each new row beats them."""
+    rows = list(connection.scalars(listed))
+    picked = draw.sample(rows, min(count, len(rows)))
+    if locking and picked:
+        kept = select(Video.id).where(Video.id.in_(picked), listed.whereclause)  # still claimable
+        held = set(connection.scalars(kept.with_for_update(skip_locked=True)))
+        picked = [video_id for video_id in picked if video_id in held]
+    return picked
 
 
 @functools.cache

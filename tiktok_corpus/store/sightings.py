@@ -57,8 +57,9 @@ _SIGHTING_SKIPS = ("photo", "ad", "live", "private", _NO_MEDIA)
 
 
 def expand_order_key(seed: int, video_id: str) -> float:
-    """A seeded pseudo-random key in [0, 1), the same in every process and on every restart: the
-    smallest key among the pending rows is a uniformly random pick of the ``random`` policy."""
+    """A seeded pseudo-random key in [0, 1), the same in every process and on every restart: the order
+    the ``random`` policy lists the frontier in, along its (status, key) index, before it draws from the
+    whole list (the smallest key first was no uniform pick: see :func:`.queue.claim`)."""
     digest = hashlib.blake2b(f"{seed}:{video_id}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2**64
 

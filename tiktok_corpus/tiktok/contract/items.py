@@ -346,7 +346,9 @@ def parse_item_list(body: bytes | str | dict) -> ItemList:
     """A recommend / related / post list envelope.
 
     An empty body, HTML, a captcha or an envelope without ``itemList`` is a block (retry later); a
-    present but empty ``itemList`` is a genuine empty answer.
+    present but empty ``itemList`` is a genuine empty answer. An ``itemList`` that is no list, or one none
+    of whose entries can be read, is no answer (a changed schema, a hostile reply): taken for an empty
+    list, it marked a crawl's parents expanded, childless, for good.
     """
     data = _parse_json(body)
     if not isinstance(data, dict):
@@ -355,7 +357,12 @@ def parse_item_list(body: bytes | str | dict) -> ItemList:
     raw_items = data.get("itemList", data.get("items"))
     if raw_items is None:
         raise BlockedError("item list envelope without itemList (bot detection)", kind="no_item_list")
-    items, skipped = _parse_items(_list(raw_items))
+    if not isinstance(raw_items, list):
+        raise ContractError(f"itemList is a {type(raw_items).__name__}, not a list", kind="malformed_json")
+    items, skipped = _parse_items(raw_items)
+    if skipped and not items:
+        reasons = ", ".join(sorted(set(skipped)))
+        raise ContractError(f"none of the list's {len(skipped)} items can be read ({reasons})", kind="unreadable_list")
     return ItemList(
         items,
         has_more=bool(data.get("hasMore")),
