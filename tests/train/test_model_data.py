@@ -602,6 +602,26 @@ def test_a_weights_file_torch_cannot_read_is_one_line(tmp_path, content):
         assert "\n" not in refused.value.message
 
 
+def test_weights_of_another_layout_are_refused_naming_what_does_not_fit(tmp_path):
+    """A run's best.pt given as --weights (a whole checkpoint, a natural try at fine-tuning) was refused with
+    torch's header line alone, "Error(s) in loading state_dict for VideoResNet:", and nothing after it."""
+    from torchvision.models.video import r2plus1d_18
+
+    checkpoint = tmp_path / "best.pt"
+    torch.save({"model": {"head.0.weight": torch.zeros(2)}, "epoch": 3}, checkpoint)
+    with pytest.raises(ConfigError) as refused:
+        build_model(str(checkpoint))
+    said = refused.value.message
+    assert "of its weights missing" in said and "2 (model, epoch) it does not have" in said, said
+    assert "\n" not in said
+
+    reshaped = r2plus1d_18(weights=None).state_dict()
+    reshaped["fc.weight"] = torch.zeros(3, 512)
+    torch.save(reshaped, tmp_path / "other.pth")
+    with pytest.raises(ConfigError, match=r"size mismatch for fc\.weight"):
+        build_model(str(tmp_path / "other.pth"))
+
+
 def test_the_newest_run_is_the_one_written_last_whatever_its_folder_is_called(tmp_path):
     """`--out EXPORT/runs/baseline` sorts after every time-named run: by name, browse, the report and a bare
     --resume took it for the newest for good."""

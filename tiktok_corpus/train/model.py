@@ -137,10 +137,23 @@ def _backbone(weights: str) -> nn.Module:
     backbone = r2plus1d_18(weights=None)
     state = load_weights(path)
     try:
-        backbone.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
-    except (RuntimeError, ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"{path} is not an R(2+1)D-18 state dict: {_first_line(exc)}") from None
+        fit = backbone.load_state_dict(
+            state.get("state_dict", state) if isinstance(state, dict) else state, strict=False
+        )
+    except (RuntimeError, ValueError, KeyError, TypeError) as exc:  # a weight of another shape
+        reasons = [line.strip() for line in str(exc).splitlines()[1:] if line.strip()] or [_first_line(exc)]
+        raise ConfigError(f"{path} is not an R(2+1)D-18 state dict: {'; '.join(reasons)[:400]}") from None
+    if fit.missing_keys or fit.unexpected_keys:  # torch's own error named none of them on its first line
+        raise ConfigError(
+            f"{path} is not an R(2+1)D-18 state dict: {_some(fit.missing_keys)} of its weights missing, "
+            f"{_some(fit.unexpected_keys)} it does not have"
+        )
     return backbone
+
+
+def _some(names: list[str]) -> str:
+    """How many names, and the first three: ``2 (fc.weight, fc.bias)``."""
+    return f"{len(names)} ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})" if names else "none"
 
 
 def load_weights(path: Path) -> object:
