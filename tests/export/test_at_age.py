@@ -185,9 +185,15 @@ def test_a_video_the_tracker_found_gone_before_the_age_is_counted_apart(settings
     from its sighting within the tolerance, as before."""
 
     def found_gone(video_id: str, age: int) -> TrackTarget:
-        moment = pd.Timestamp(CREATED + age, unit="s", tz="UTC").to_pydatetime()
+        # Its update time is this machine's clock, a month ahead of the site's: the site's age decides.
+        wall = pd.Timestamp(CREATED + 30 * DAY + age, unit="s", tz="UTC").to_pydatetime()
         return TrackTarget(
-            video_id=video_id, age_s=14 * DAY, due_at=CREATED + 14 * DAY, status="gone", updated_at=moment
+            video_id=video_id,
+            age_s=14 * DAY,
+            due_at=CREATED + 14 * DAY,
+            status="gone",
+            observed_age_s=age,
+            updated_at=wall,
         )
 
     with store.transaction() as session:
@@ -232,8 +238,11 @@ def test_an_hour_scale_age_interpolates_with_an_uneven_weight(settings, store, s
 
 
 def test_the_tolerance_decides_which_lone_snapshots_count(settings, store, snapshot_table):
-    strict, rows, _ = _export(settings, at_age_s=7 * DAY, age_tolerance_s=0)
+    strict, rows, path = _export(settings, at_age_s=7 * DAY, age_tolerance_s=0)
     assert sorted(rows.index) == ["3001", "3002", "3003"]
+    # On time means within the tolerance too: the card said 1h40m48s (1% of 7d) of a 0s tolerance.
+    assert strict["age_basis"]["on_time_s"] == 0
+    assert "or on time for it (within 0s:" in " ".join((path / "README.md").read_text().split())
     assert strict["selection"]["excluded_by_reason"]["too_young"] == 2  # 3004, 3006
     assert strict["selection"]["excluded_by_reason"]["too_old_at_first_sighting"] == 2  # 3005, 3007
 
@@ -515,7 +524,14 @@ def test_an_export_at_an_age_as_of_a_moment_is_the_same_after_more_tracking(sett
     with store.transaction() as session:  # a day later: 3006 seen again at 59 days, 3004 found deleted
         session.add(_snap("3006", 59 * DAY, 900_000, 9_000, 90, 9, 0))
         session.add(
-            TrackTarget(video_id="3004", age_s=14 * DAY, due_at=CREATED + 14 * DAY, status="gone", updated_at=T0)
+            TrackTarget(
+                video_id="3004",
+                age_s=14 * DAY,
+                due_at=CREATED + 14 * DAY,
+                status="gone",
+                observed_age_s=T0.timestamp() - CREATED,
+                updated_at=T0,
+            )
         )
 
     now, now_rows, _ = _export(settings, **options)

@@ -8,12 +8,13 @@ import subprocess
 import sys
 import uuid
 import zipfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import insert, inspect, text
+from sqlalchemy import insert, inspect, select, text
 
 from tests.waiting import wait_for
 from tiktok_corpus.config import Settings
@@ -27,7 +28,7 @@ from tiktok_corpus.store.db import (
     open_store,
     upgrade,
 )
-from tiktok_corpus.store.models import Base, StatsSnapshot, Video
+from tiktok_corpus.store.models import Base, StatsSnapshot, TrackTarget, Video
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -81,6 +82,32 @@ def test_a_downgrade_that_rebuilds_a_table_keeps_the_rows_that_refer_to_it(engin
         assert conn.execute(text("SELECT count(*) FROM stats_snapshots")).scalar() == 1
         if engine.dialect.name == "sqlite":  # enforcement is on again for the store's connections
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_targets_found_gone_before_0012_get_the_age_their_update_time_says(engine):
+    """An export dates a gone video by the age it was found gone at; rows from before the age was kept
+    get the one their update time gives (this machine's clock, the best there is for them)."""
+    upgrade(engine, "0011")
+    found = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    created = int(found.timestamp()) - 3 * 86_400
+    with engine.begin() as conn:
+        conn.execute(insert(Video).values(id="1", create_time=created))
+        for age, status in ((3_600, "observed"), (86_400, "gone"), (7 * 86_400, "gone")):
+            conn.execute(
+                insert(TrackTarget).values(
+                    video_id="1", age_s=age, due_at=created + age, status=status, updated_at=found
+                )
+            )
+    upgrade(engine)
+    with engine.connect() as conn:
+        ages = dict(conn.execute(select(TrackTarget.age_s, TrackTarget.observed_age_s)).all())
+    assert ages == {3_600: None, 86_400: 3 * 86_400, 7 * 86_400: 3 * 86_400}
+    downgrade(engine, "0011")
+    with engine.connect() as conn:
+        assert conn.execute(select(TrackTarget.observed_age_s).where(TrackTarget.status == "gone")).scalars().all() == [
+            None,
+            None,
+        ]
 
 
 @pytest.mark.postgres

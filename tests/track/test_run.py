@@ -227,6 +227,32 @@ def test_a_run_of_unavailable_answers_is_a_block_that_leaves_the_schedules_pendi
     assert tracker.monitor.total == BlockPolicy().give_up_after_blocks
 
 
+def test_a_video_whose_page_still_loads_when_the_block_is_judged_stays_pending(store):
+    """With several loops, a video believed unavailable may still be loading its page when later answers
+    prove the run a block: set back with the others, its page's answer must not stop its schedule after."""
+    add_videos(store, {str(i): T0 - HOUR for i in range(1, 41)})
+    tracker = tracking(store, TrackOptions(ages="1h,1d", in_flight=2), VirtualClock(T0))
+    first_page_done = asyncio.Event()
+
+    async def read(video_id: str) -> Answer[ItemAt]:
+        if tracker.monitor.total:  # the block is judged: the rest wait for the first video's page
+            await first_page_done.wait()
+        raise deleted()
+
+    async def page(video_id: str) -> Answer[ItemAt]:
+        if video_id == "1":
+            try:
+                await until(lambda: tracker.monitor.total > 0, "the run of unavailable answers judged a block")
+            finally:
+                first_page_done.set()
+        raise deleted()
+
+    with pytest.raises(PersistentlyBlocked):
+        asyncio.run(run(tracker, {"t0": reader(read, page)}))
+    assert Counter(t.status for t in targets(store).values()) == Counter(pending=2 * 40)
+    assert tracker.counters.outcomes["gone"] == 0  # those set back are no longer counted
+
+
 def test_an_outage_stops_the_run_and_spends_no_video_s_tries(store):
     """The site stops answering (the network is down): after the policy's ``give_up_after_unreachable``
     reads in a row with no answer the run stops as unreachable, before it fails a video for it; nothing
@@ -377,9 +403,14 @@ def test_the_last_live_update_is_the_runs_final_count(store):
     assert (last.outcomes, last.methods, last.next_due_in_s) == (Counter(observed=7), Counter(fetch=7), None)
 
 
-@pytest.mark.parametrize("stats", [None, StatsRecord(exact=True)], ids=["no stats", "stats without counts"])
-def test_an_answer_without_counts_is_retried_then_failed_never_stored(store, stats):
-    """Stored, its NULLs would be read by an export as zero plays."""
+@pytest.mark.parametrize(
+    "stats",
+    [None, StatsRecord(exact=True), StatsRecord(like_count=40, comment_count=3, exact=True)],
+    ids=["no stats", "stats without counts", "counts without plays"],
+)
+def test_an_answer_without_plays_is_retried_then_failed_never_stored(store, stats):
+    """An export places no snapshot without plays at an age: stored, it would settle the targets as
+    observed and the ages would be lost."""
     add_videos(store, {"1": T0 - HOUR})
     reads: list[str] = []
 

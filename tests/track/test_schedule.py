@@ -131,8 +131,11 @@ def test_a_deleted_video_stops_its_schedule(any_db_url):
         add_videos(store, {"1": 0})
         schedule_targets(store, AGES, now=T0, late_fraction=0.25)
         [due] = claim_due(store, 1, now=T0 + HOUR, worker=WORKER, lease_s=60, late_fraction=0.25)
-        assert record_gone(store, due, worker=WORKER, kind="deleted", message="statusCode 10204 (deleted)") == 3
+        found = T0 + HOUR + 5
+        assert record_gone(store, due, worker=WORKER, kind="deleted", message="10204 (deleted)", now=found) == 3
         assert {status for status, _ in targets(store).values()} == {"gone"}
+        with store.sessions() as session:  # the age it was found gone at, on the site's clock: an export's date
+            assert set(session.scalars(select(TrackTarget.observed_age_s))) == {HOUR + 5}
         assert claim_due(store, 1, now=T0 + 2 * DAY, worker=WORKER, lease_s=60, late_fraction=0.25) == []
         # A later run with more ages schedules none of them for it: each would cost two reads of a gone post.
         assert schedule_targets(store, (*AGES, 3 * DAY), now=T0 + HOUR, late_fraction=0.25) == 0
@@ -251,7 +254,7 @@ def test_a_claim_lost_to_a_lapsed_lease_writes_nothing_and_its_new_holder_settle
         assert record_observation(store, lapsed, item("1", 500), worker=WORKER, **observe) == {}
         failed = failed_at(now) | {"max_attempts": 1}
         assert record_failure(store, lapsed, worker=WORKER, kind="timeout", message="slow", **failed) is None
-        assert record_gone(store, lapsed, worker=WORKER, kind="deleted", message="10204") == 0
+        assert record_gone(store, lapsed, worker=WORKER, kind="deleted", message="10204", now=T0) == 0
         with store.sessions() as session:
             assert session.execute(select(StatsSnapshot)).first() is None
         assert targets(store)["1", HOUR][0] == "claimed"

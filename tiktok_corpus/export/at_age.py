@@ -58,10 +58,11 @@ def rows_by_basis(basis: pd.Series) -> dict[str, int]:
     return {name: int(counts[name]) for name in BASES}
 
 
-def on_time_at_age(age_s: int) -> int:
+def on_time_at_age(age_s: int, tolerance_s: int) -> int:
     """How far from ``age_s`` a snapshot still counts as taken at it (``exact``): 1% of the age, at least
-    :data:`MIN_ON_TIME_S` (15 minutes at 1d, 100 minutes at 7d)."""
-    return max(MIN_ON_TIME_S, age_s // 100)
+    :data:`MIN_ON_TIME_S` (15 minutes at 1d, 100 minutes at 7d), never past the tolerance in force (a
+    tolerance of 0 asks for the age to the second)."""
+    return min(max(MIN_ON_TIME_S, age_s // 100), tolerance_s)
 
 
 def tolerance_at_age(age_s: int, cap_s: int = AGE_TOLERANCE_CAP_S) -> int:
@@ -212,7 +213,7 @@ class _Timeline:
             # the after side's moment, like the before side's, by its last snapshot stored
             hi = np.where(has1, self.start + self._upto(age1) - 1, 0)
             c0, c1 = self.counts[lo], self.counts[hi]
-        on_time = min(on_time_at_age(age), tolerance_s)  # a tolerance of 0 asks for the age to the second
+        on_time = on_time_at_age(age, tolerance_s)
         with np.errstate(invalid="ignore"):
             early_by, late_by = target - age0, age1 - target
             on_time_after = has1 & (late_by <= on_time) & ~(has0 & (early_by <= late_by))

@@ -118,7 +118,7 @@ def age_basis(options: ExportOptions, selection: dict) -> dict | str:
         "at_age": format_duration(options.at_age_s),
         "tolerance": format_duration(selection["age_tolerance_s"]),
         "tolerance_rule": selection["age_tolerance_rule"],
-        "on_time_s": on_time_at_age(options.at_age_s),
+        "on_time_s": on_time_at_age(options.at_age_s, selection["age_tolerance_s"]),
         "method": METHOD,
         "row_columns": list(PLACEMENT_COLUMNS),
     }
@@ -281,7 +281,7 @@ def _age_basis_text(manifest: dict) -> tuple[str, str, str]:
   {left_out}.""",
         f"""- Age basis: every count is the video's count at {basis["at_age"]} after posting: the count of a snapshot
   at that age or on time for it (within {format_duration(basis.get("on_time_s", 0))}: 1% of the age, at least a
-  minute), or interpolated log-linearly (on `log1p`) between the nearest snapshots before and
+  minute, at most the tolerance), or interpolated log-linearly (on `log1p`) between the nearest snapshots before and
   after it, or, when none bracket it, taken as it is from a lone snapshot within {basis["tolerance"]} of it
   ({basis["tolerance_rule"]}); rows: {rows}. `stats_captured_at` is the moment at that age; each row's
   `age_basis` says which way it was placed and `snapshot_age_before_s` / `snapshot_age_after_s` the

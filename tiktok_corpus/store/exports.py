@@ -160,18 +160,20 @@ def _by(moment, as_of: datetime | None) -> list:
 
 def tracked_gone(reader: Connection, *, min_frames: int, as_of: datetime | None = None) -> pd.Series:
     """When the tracker first found each exportable video deleted or private (a ``gone`` target; by
-    ``as_of``), indexed by video id, sorted. A video that is gone grows no older on the site: an age it
-    had not reached by then is one it never will."""
-    found = func.min(TrackTarget.updated_at).label("found_at")
+    ``as_of``), on the site's clock as its snapshots are, indexed by video id, sorted. A video that is
+    gone grows no older on the site: an age it had not reached by then is one it never will."""
+    moment = Video.create_time + TrackTarget.observed_age_s
+    cutoff = [] if as_of is None else [moment <= as_of.timestamp()]
     query = (
-        select(TrackTarget.video_id, found)
+        select(TrackTarget.video_id, func.min(moment).label("found_at"))
         .join(Video, Video.id == TrackTarget.video_id)
         .join(MediaFile, MediaFile.video_id == Video.id)
-        .where(_exportable(min_frames), TrackTarget.status == "gone", *_by(TrackTarget.updated_at, as_of))
+        .where(_exportable(min_frames), TrackTarget.status == "gone", *cutoff)
         .group_by(TrackTarget.video_id)
         .order_by(TrackTarget.video_id)
     )
-    return read_frame(reader, query).set_index("video_id")["found_at"]
+    found = read_frame(reader, query).set_index("video_id")["found_at"]
+    return pd.to_datetime(found.astype("float64"), unit="s", utc=True)
 
 
 def exportable_author_snapshots(reader: Connection, *, min_frames: int, as_of: datetime | None = None) -> pd.DataFrame:

@@ -211,7 +211,7 @@ class TrackTarget(Base):
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     worker: Mapped[str | None] = mapped_column(String(96))
     updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    observed_age_s: Mapped[float | None] = mapped_column(Float)
+    observed_age_s: Mapped[float | None] = mapped_column(Float)  # of its snapshot, or when found gone
     snapshot_id: Mapped[int | None] = mapped_column(ForeignKey("stats_snapshots.id", ondelete="SET NULL"))
 
 

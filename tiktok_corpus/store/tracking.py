@@ -266,9 +266,10 @@ def record_observation(
     return {status: len(ages) for status, ages in outcomes.items()}
 
 
-def record_gone(store: Store, due: DueVideo, *, worker: str, kind: str, message: str) -> int:
-    """The video is deleted or private: every target of it not yet settled stops, with the reason;
-    returns how many. Nothing, unless this worker still holds its claim."""
+def record_gone(store: Store, due: DueVideo, *, worker: str, kind: str, message: str, now: float) -> int:
+    """The video is deleted or private: every target of it not yet settled stops, with the reason and
+    the age it was found so at (``now``: the site's clock, as its ages are); returns how many. Nothing,
+    unless this worker still holds its claim."""
     with store.transaction() as session:
         if not _still_held(session, store, due, worker):
             return 0
@@ -278,7 +279,14 @@ def record_gone(store: Store, due: DueVideo, *, worker: str, kind: str, message:
                 _TARGETS.c.video_id == due.video_id,
                 or_(_TARGETS.c.status == "pending", and_(_TARGETS.c.status == "claimed", _TARGETS.c.worker == worker)),
             )
-            .values(status="gone", error_kind=kind, error=message[:2000], lease_until=None, updated_at=utcnow())
+            .values(
+                status="gone",
+                error_kind=kind,
+                error=message[:2000],
+                observed_age_s=now - due.create_time,
+                lease_until=None,
+                updated_at=utcnow(),
+            )
         )
         return cast(CursorResult, result).rowcount or 0
 

@@ -15,7 +15,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from playwright.async_api import Browser
 
@@ -50,7 +50,6 @@ from ..store.tracking import (
 )
 from ..tiktok.blocks import SITE_WIDE_KINDS, BlockMonitor, BlockPolicy, Pacer
 from ..tiktok.browser import BrowserSource, WorkerSession, default_user_agent, stage_browser
-from ..tiktok.contract import StatsRecord
 from ..tiktok.item_reads import ItemRead, session_item_reads
 from .options import TrackCounters, TrackOptions, TrackProgress, TrackSummary
 
@@ -238,7 +237,9 @@ class Tracking:
         try:
             read = await self._read(reader, due, worker)
         except ItemUnavailable as exc:
-            settled = await self._db(record_gone, self.store, due, worker=worker, kind=exc.kind, message=exc.message)
+            settled = await self._db(
+                record_gone, self.store, due, worker=worker, kind=exc.kind, message=exc.message, now=self.clock()
+            )
             self.counters.outcomes["gone"] += settled
             return
         except PersistentlyBlocked:
@@ -296,16 +297,27 @@ class Tracking:
                 if doubted := self.monitor.take_doubted():  # the run's first answers were the block's too
                     self.counters.outcomes["gone"] -= await self._db(restore_gone, self.store, doubted)
             if not believed:  # a block: the claim goes back (on a raise, close() gives it back)
-                self.counters.errors["unavailable_run"] += 1
-                await self._db(release_targets, self.store, [due], worker=worker)
+                await self._given_back(due, worker)
                 return None
-            read = await reader.confirm(due.video_id)  # an ItemUnavailable from the page: confirmed
+            try:
+                read = await reader.confirm(due.video_id)  # an ItemUnavailable from the page: confirmed
+            except ItemUnavailable:
+                if self.monitor.doubts(due.video_id):  # a block was judged while the page loaded
+                    await self._given_back(due, worker)
+                    return None
+                raise
         self.monitor.record_success()
         stats = read.value.item.stats
-        if stats is None or replace(stats, exact=False) == StatsRecord():  # not one count
-            # A degraded answer: stored, its NULLs would read as zero plays in an export.
-            raise ContractError(f"item {due.video_id} answered without stats", kind="no_stats")
+        if stats is None or stats.play_count is None:
+            # A degraded answer: an export places no snapshot without plays at an age, so stored, it would
+            # settle the targets as observed and lose the ages.
+            raise ContractError(f"item {due.video_id} answered without a play count", kind="no_stats")
         return read
+
+    async def _given_back(self, due: DueVideo, worker: str) -> None:
+        """An unavailable answer taken for a block's: the claim goes back untouched, the video due again."""
+        self.counters.errors["unavailable_run"] += 1
+        await self._db(release_targets, self.store, [due], worker=worker)
 
     async def run(self, readers: Mapping[str, Reader]) -> str:
         """Run every worker's loops until done; returns the stop reason (a block or an outage raises)."""
