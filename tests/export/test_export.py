@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tarfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -736,6 +737,40 @@ def test_two_readers_of_a_shards_only_export_each_unpack_its_files_whole(tmp_pat
     assert not list((tmp_path / "cache").rglob("*.part")), "no scratch file left"
 
 
+def test_a_shard_copied_in_part_is_refused_not_read_as_fewer_videos(tmp_path):
+    """Python's tar reader takes a cut at most offsets, or zeroed blocks, for the archive's end: a shard
+    copied in part (an interrupted rsync, a full disk) gave a table short of its lost videos, no error."""
+    import pyarrow as pa
+
+    from tiktok_corpus.export.shards import rows_from_shards, write_shards
+
+    (tmp_path / "videos").mkdir()
+    contents = {str(n): f"mp4 {n}".encode() * 500 for n in range(1, 5)}
+    for video_id, content in contents.items():
+        (tmp_path / "videos" / f"{video_id}.mp4").write_bytes(content)
+    table = pa.table(
+        {
+            "video_id": list(contents),
+            "file": [f"videos/{video_id}.mp4" for video_id in contents],
+            "sha256": [hashlib.sha256(content).hexdigest() for content in contents.values()],
+            "split": ["train"] * 4,
+            "is_viral": [0, 1, 0, 1],
+        }
+    )
+    entry = write_shards(tmp_path, table, tmp_path, shard_size=4)
+    shard = tmp_path / entry["shards"][0]["file"]
+    whole = shard.read_bytes()
+    assert len(rows_from_shards(tmp_path, entry)) == 4
+    with tarfile.open(shard) as tar:
+        first_two = tar.getmembers()[4].offset  # two samples of two members each: where the third begins
+    shard.write_bytes(whole[:first_two])
+    with pytest.raises(ConfigError, match=f"{first_two:,} bytes, where the manifest records {len(whole):,}"):
+        rows_from_shards(tmp_path, entry)
+    shard.write_bytes(whole[:first_two] + bytes(len(whole) - first_two))  # the right size, its tail zeroed
+    with pytest.raises(ConfigError, match="hold 2 videos where the manifest records 4"):
+        rows_from_shards(tmp_path, entry)
+
+
 @pytest.mark.parametrize("key", ["../../../../outside", "abc", "8"], ids=["traversal", "letters", "another row's"])
 def test_a_shard_sample_whose_key_is_no_video_of_the_export_is_refused_before_a_file_is_written(tmp_path, key):
     """Read back from its shards alone, an export's sample keys become file names under the export: a
@@ -747,7 +782,8 @@ def test_a_shard_sample_whose_key_is_no_video_of_the_export_is_refused_before_a_
     (tmp_path / "shards").mkdir()
     with wds.TarWriter(str(tmp_path / "shards" / "train-000000.tar")) as sink:
         sink.write({"__key__": key, "mp4": b"attacker bytes", "json": json.dumps({"video_id": "7"}).encode()})
-    entry = {"shards": [{"file": "shards/train-000000.tar"}]}
+    shard = tmp_path / "shards" / "train-000000.tar"
+    entry = {"shards": [{"file": "shards/train-000000.tar", "bytes": shard.stat().st_size, "videos": 1}]}
     with pytest.raises(ConfigError, match="is not a video of this export"):
         rows_from_shards(tmp_path, entry)
     assert not any(path.suffix == ".mp4" for path in tmp_path.rglob("*")), "no file written anywhere"

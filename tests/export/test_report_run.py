@@ -139,6 +139,19 @@ def test_a_run_with_its_own_export_or_a_copy_of_it_is_accepted(tmp_path, monkeyp
     assert refused.value.kind == "run_export_mismatch" and refused.value.expected
 
 
+def test_the_same_table_labelled_otherwise_is_another_export(tmp_path):
+    """Every table holds both label columns: `--labels binary` and `--labels continuous` of one corpus
+    write the same bytes, and a binary run was accepted on the continuous export (its virality_score
+    shown as the label beside the run's scores)."""
+    (d1, d1_run), _ = two_corpora(tmp_path)
+    continuous = tmp_path / "d1" / "exports" / "corpus-v2"
+    shutil.copytree(d1, continuous, ignore=shutil.ignore_patterns("runs"))
+    manifest = json.loads((continuous / "manifest.json").read_text())
+    (continuous / "manifest.json").write_text(json.dumps({**manifest, "version": 2, "label": "continuous"}))
+    with pytest.raises(RunExportMismatch, match="labels binary.*labels continuous"):
+        export_for_run(d1_run, continuous)
+
+
 def test_a_relative_export_path_is_read_from_the_runs_own_export_first(tmp_path, monkeypatch):
     """A run records its export as training was given it: ``exports/corpus-v1`` in d2 names d1's export
     when read from d1, so the export the run's folder sits in decides."""

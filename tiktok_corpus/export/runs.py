@@ -19,6 +19,8 @@ from .._files import newest_written, read_json_object
 from ..errors import ConfigError
 from .format import MANIFEST_FILE, read_manifest
 
+EXPORT_IDENTITY = ("data_sha256", "label")  # an export's content: its table's bytes and which label they carry
+
 if TYPE_CHECKING:
     from ..store.db import Store
 
@@ -116,19 +118,22 @@ def trained_on_export(run_dir: Path, recorded: str | Path | None) -> Path | None
 
 
 def same_export(first: Path, second: Path) -> bool:
-    """One folder, or two exports holding the same video table (a copy)."""
+    """One folder, or two exports holding the same video table labelled alike (a copy). The table holds
+    both label columns: `--labels binary` and `--labels continuous` of one corpus write the same bytes,
+    and a run of one would show the other's label beside its scores, or resume on another loss."""
     first, second = Path(first), Path(second)
     if first.resolve() == second.resolve():
         return True
     if not ((first / MANIFEST_FILE).is_file() and (second / MANIFEST_FILE).is_file()):
         return False
-    digest = read_manifest(first).get("data_sha256")
-    return digest is not None and digest == read_manifest(second).get("data_sha256")
+    ours, theirs = read_manifest(first), read_manifest(second)
+    return ours.get("data_sha256") is not None and all(ours.get(key) == theirs.get(key) for key in EXPORT_IDENTITY)
 
 
 def _identity(manifest: dict) -> str:
     digest = manifest.get("data_sha256")
-    return f"{manifest.get('name')} v{manifest.get('version')}" + (f", data {digest[:12]}" if digest else "")
+    data = f", data {digest[:12]}, labels {manifest.get('label')}" if digest else ""
+    return f"{manifest.get('name')} v{manifest.get('version')}" + data
 
 
 def _refusal(run_dir: Path, trained_on: str, export_dir: Path, given: str) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import tarfile
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -96,27 +97,55 @@ def write_shards(
 def rows_from_shards(root: Path, entry: dict) -> pd.DataFrame:
     """The table of an export read back from its shards (``entry``: the manifest's ``webdataset``), each
     video unpacked once into ``EXPORT/cache/shard-media`` and ``file`` pointing there."""
+    urls = [str(_whole_shard(root, shard)) for shard in entry["shards"]]
     media_dir = root / MEDIA_CACHE
     media_dir.mkdir(parents=True, exist_ok=True)
     remove_abandoned_scratch(media_dir)
-    urls = [str(root / shard["file"]) for shard in entry["shards"]]
     records = []
-    for sample in wds.WebDataset(urls, shardshuffle=False, empty_check=False):
-        record = json.loads(sample["json"])
-        key = sample["__key__"]
-        if valid_id(key) != key or str(record.get("video_id")) != key:  # the key becomes a file name
-            raise ConfigError(
-                f"{sample['__url__']}: a sample named {key[:60]!r} is not a video of this export (its key must "
-                "be its row's video_id, digits only); refused, nothing written for it"
-            )
-        target = media_dir / f"{key}.mp4"
-        if not target.is_file():  # two readers at once each write their own scratch file: both land whole
-            with replacing(target) as partial:
-                partial.write_bytes(sample["mp4"])
-        record["file"] = (MEDIA_CACHE / target.name).as_posix()
-        records.append(record)
+    try:
+        for sample in wds.WebDataset(urls, shardshuffle=False, empty_check=False):
+            records.append(_unpacked(sample, media_dir))
+    except tarfile.TarError as exc:
+        raise ConfigError(f"{root}: its shards cannot be read ({exc}); copy the export's shards again") from exc
+    if len(records) != (expected := sum(shard["videos"] for shard in entry["shards"])):
+        # Zeroed blocks read as a tar's end: a damaged shard of the right size ends early, without an error.
+        raise ConfigError(
+            f"{root}: its shards hold {len(records)} videos where the manifest records {expected}; "
+            "copy the export's shards again"
+        )
     rows = with_parsed_times(pd.DataFrame.from_records(records))
     return rows.sort_values("video_id", kind="stable").reset_index(drop=True)
+
+
+def _unpacked(sample: dict, media_dir: Path) -> dict:
+    """A sample's row, its video written out once under ``media_dir`` and ``file`` pointing there."""
+    record = json.loads(sample["json"])
+    key = sample["__key__"]
+    if valid_id(key) != key or str(record.get("video_id")) != key:  # the key becomes a file name
+        raise ConfigError(
+            f"{sample['__url__']}: a sample named {key[:60]!r} is not a video of this export (its key must "
+            "be its row's video_id, digits only); refused, nothing written for it"
+        )
+    target = media_dir / f"{key}.mp4"
+    if not target.is_file():  # two readers at once each write their own scratch file: both land whole
+        with replacing(target) as partial:
+            partial.write_bytes(sample["mp4"])
+    record["file"] = (MEDIA_CACHE / target.name).as_posix()
+    return record
+
+
+def _whole_shard(root: Path, shard: dict) -> Path:
+    """A shard's path, once it is the size the manifest gives it: one copied in part reads as a shorter
+    tar, its lost samples silently missing from the table."""
+    path = root / shard["file"]
+    size = path.stat().st_size if path.is_file() else None
+    if size != shard["bytes"]:
+        found = "missing" if size is None else f"{size:,} bytes"
+        raise ConfigError(
+            f"{path}: {found}, where the manifest records {shard['bytes']:,} (copied in part?); "
+            "copy the export's shards again"
+        )
+    return path
 
 
 def _json(record: dict) -> bytes:
