@@ -13,6 +13,7 @@ import pytest
 from filelock import FileLock, Timeout
 
 from tests.features.conftest import HIGH_HZ, LOW_HZ, MUTE_ROW, SILENT_ROW
+from tiktok_corpus.errors import MediaError
 from tiktok_corpus.features import FeatureOptions, extract_features, feature_provenance, load_features
 from tiktok_corpus.features import audio as audio_modality
 
@@ -69,6 +70,28 @@ def test_a_float_track_holding_nan_is_unknown_not_the_end_of_the_table(tmp_path)
     )
     assert np.isfinite(audio_modality.decode_audio(video)).all()
     assert audio_modality._video_audio(video, 1.0) == {}
+
+
+def test_a_decoder_that_cannot_load_stops_the_table_and_caches_nothing(sound_export, monkeypatch):
+    """TorchCodec without FFmpeg's libraries (or built for another torch) raises the RuntimeError an
+    undecodable track raises: taken per file, every row was NaN, and the table was cached as measured
+    and read back after the fix. A missing library cannot be made here: its error is raised in its place."""
+    import torchcodec.decoders
+
+    class Unloadable:
+        def __init__(self, *args, **kwargs):
+            raise RuntimeError("Could not load libtorchcodec. Likely causes: FFmpeg is not properly installed")
+
+    options = FeatureOptions(modalities=("audio",), progress=False)
+    audio_modality.require_decoder.cache_clear()  # as in a new process
+    monkeypatch.setattr(torchcodec.decoders, "AudioDecoder", Unloadable)
+    with pytest.raises(MediaError, match="TorchCodec cannot decode audio on this machine .*Could not load") as caught:
+        extract_features(sound_export, options)
+    assert caught.value.kind == "no_decoder"
+    monkeypatch.undo()
+    audio_modality.require_decoder.cache_clear()
+    measured = load_features(sound_export, ["audio"], options)
+    assert measured["audio.centroid_hz"].notna().sum() == len(measured) - 2  # all but the silent and mute rows
 
 
 def test_a_process_runs_librosa_first_under_the_lock_every_process_takes(sound_export, monkeypatch):

@@ -18,6 +18,7 @@ from tiktok_corpus.features import FeatureOptions, author, load_features, text, 
 from tiktok_corpus.features.author import author_features, leaked_rows
 from tiktok_corpus.features.text import fit_text, text_features
 from tiktok_corpus.features.timing import time_features
+from tiktok_corpus.train.baseline_features import metadata_features
 
 
 @pytest.fixture
@@ -322,3 +323,14 @@ def test_an_older_export_without_the_new_columns_gives_nan_features(table):
     assert author_features(old)["author.log_followers"].notna().all()
     assert time_features(old)["time.original_music"].isna().all()
     assert timing.settings(None) == {"version": timing.VERSION}
+
+
+def test_csv_hashtags_that_look_like_nested_json_are_names(table):
+    """A CSV export joins hashtag names with spaces, and a name may be 256 ``[``: four of them parsed as
+    JSON nested past Python's recursion limit, and the RecursionError ended the text table and every
+    gbdt run's metadata baseline."""
+    hostile = " ".join(["[" * 256] * 4)
+    rows = table.assign(hashtags=[hostile, "[1, 2]", "[not json", *[" ".join(["a", "b"])] * (len(table) - 3)])
+    counts = text_features(rows, components=2)["text.hashtag_count"].tolist()
+    assert counts[:4] == [4, 2, 2, 2]
+    assert metadata_features(rows)[:4, 3].tolist() == [4, 2, 2, 2]

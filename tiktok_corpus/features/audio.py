@@ -8,8 +8,10 @@ loudness (dBFS), onset rate, silence fraction, has_audio. A video without an aud
 from __future__ import annotations
 
 import functools
+import io
 import os
 import tempfile
+import wave
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,6 +23,7 @@ from filelock import FileLock
 
 from .._files import media_path
 from .._waits import ordered_map
+from ..errors import MediaError
 from .columns import named, numeric
 
 VERSION = 1
@@ -57,6 +60,31 @@ def decode_audio(path: Path) -> np.ndarray:
     except ValueError as exc:  # TorchCodec's answer to a file without an audio stream
         raise NoAudio(str(path)) from exc
     return decoder.get_all_samples().data.mean(dim=0).numpy()
+
+
+@functools.cache
+def require_decoder() -> None:
+    """Decode a tenth of a second of silence made here, once, before any file.
+
+    TorchCodec raises the same RuntimeError for a track it cannot read and for FFmpeg libraries it cannot
+    load (FFmpeg missing, torchcodec built for another torch): per file, the second would pass every row
+    as an undecodable track, NaN, and the table would be cached as if measured."""
+    from torchcodec.decoders import AudioDecoder
+
+    silence = io.BytesIO()
+    with wave.open(silence, "wb") as track:
+        track.setnchannels(1)
+        track.setsampwidth(2)
+        track.setframerate(SAMPLE_RATE)
+        track.writeframes(bytes(2 * SAMPLE_RATE // 10))
+    try:
+        AudioDecoder(silence.getvalue(), sample_rate=SAMPLE_RATE, num_channels=1).get_all_samples()
+    except RuntimeError as exc:
+        raise MediaError(
+            f"TorchCodec cannot decode audio on this machine ({exc}); the audio table needs FFmpeg's libraries "
+            "and a torchcodec release built for the installed torch",
+            kind="no_decoder",
+        ) from exc
 
 
 def describe_audio(samples: np.ndarray) -> dict[str, float]:
@@ -113,6 +141,7 @@ def compute(export, options, advance: Callable[[int], None]) -> pd.DataFrame:
     paths = export.media_files()
     declared = numeric(export.table, "has_audio").to_numpy()
     rows: list[dict[str, float]] = []
+    require_decoder()
     compile_librosa()
     with ThreadPoolExecutor(options.workers or os.cpu_count() or 1) as pool:
         for summary in ordered_map(pool, _video_audio, paths, declared):

@@ -28,14 +28,19 @@ def text(table: pd.DataFrame, name: str) -> pd.Series:
 
 
 def hashtag_names(value: object) -> list[str]:
-    """A row's hashtags: a list in Parquet, a space-joined string in CSV (a JSON list in hand-made tables)."""
+    """A row's hashtags: a list in Parquet, a space-joined string in CSV (a JSON list in hand-made tables).
+
+    A CSV cell of names that only looks like JSON is read as names: one that does not parse, that is not
+    a list, or whose brackets nest past Python's recursion limit (tags of 256 ``[`` each)."""
     if isinstance(value, str):
         stripped = value.strip()
         if stripped.startswith("["):
             try:
-                return [str(tag) for tag in json.loads(stripped)]
-            except ValueError:
-                pass
+                parsed = json.loads(stripped)
+            except (ValueError, RecursionError):
+                parsed = None
+            if isinstance(parsed, list):
+                return [str(tag) for tag in parsed]
         return [tag for tag in re.split(r"[\s,#]+", stripped) if tag]
     if isinstance(value, list | tuple | np.ndarray):
         return [str(tag) for tag in value]

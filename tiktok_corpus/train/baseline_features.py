@@ -6,28 +6,12 @@ read them from here so both reports rest on the same columns.
 
 from __future__ import annotations
 
-import json
-import math
-
 import numpy as np
 import pandas as pd
 
 from ..export import GROWTH_COLUMNS
+from ..features.columns import hashtag_names
 from .export_table import Export
-
-
-def _hashtag_count(value) -> int:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return 0
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            try:
-                return len(json.loads(text))
-            except ValueError:
-                pass
-        return len([t for t in text.replace("#", " ").replace(",", " ").split() if t])
-    return len(value)
 
 
 def metadata_features(table: pd.DataFrame) -> np.ndarray:
@@ -51,7 +35,7 @@ def metadata_features(table: pd.DataFrame) -> np.ndarray:
             np.log1p(column("follower_count", default=np.nan).clip(lower=0)),
             column("duration_s"),
             desc.str.len(),
-            [_hashtag_count(v) for v in hashtags],
+            [len(hashtag_names(v)) for v in hashtags],
         ]
     ).astype(np.float64)
 
