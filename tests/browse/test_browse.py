@@ -4,6 +4,7 @@ the grid, sorting and filtering, playback, a video's chart and related links, es
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import socket
@@ -23,12 +24,12 @@ from tests.waiting import wait_for
 from tiktok_corpus.browse import make_posters_in_background
 from tiktok_corpus.browse.app import CONTENT_SECURITY_POLICY, BrowseServer, browse_app
 from tiktok_corpus.browse.catalog import PAGE_SIZE, Catalog
-from tiktok_corpus.browse.poster_jobs import PosterRequests
+from tiktok_corpus.browse.poster_jobs import PosterRequests, make_posters
 from tiktok_corpus.config import Settings
 from tiktok_corpus.errors import ConfigError
 from tiktok_corpus.posters import poster_path
 from tiktok_corpus.store.db import open_store
-from tiktok_corpus.store.models import AuthorSnapshot, RelatedEdge, Video
+from tiktok_corpus.store.models import AuthorSnapshot, MediaFile, RelatedEdge, Video
 from tiktok_corpus.store.reports import REPORT_PAGE
 from tiktok_corpus.tiktok.session_files import STATE_FILE, session_dir
 
@@ -277,6 +278,32 @@ def test_posters_are_made_in_the_background_and_a_stop_ends_them(demo_corpus, tm
         thread.join(120)
         assert not thread.is_alive() and reported == [(len(files), 0)]
         assert {path.stem for path in posters.glob("*.jpg")} == set(files["sha256"])
+
+
+def test_the_poster_job_reads_no_file_outside_the_data_dir(demo_corpus, tmp_path):
+    """A row naming a file outside the data dir (``..``, an absolute path, a link out) is served by no
+    route, and the background job must not hand it to ffmpeg either: it read /etc/passwd."""
+    corpus = copy_of(demo_corpus, tmp_path)
+    data_dir = corpus.settings.data_dir
+    shutil.rmtree(data_dir / "posters", ignore_errors=True)
+    with open_store(corpus.settings) as store, store.transaction() as session:
+        files = session.scalars(select(MediaFile).order_by(MediaFile.video_id)).all()
+        kept, escaping = files[:1], files[1:4]
+        for media in files[4:]:
+            session.delete(media)
+        outside = tmp_path / "outside"
+        outside.mkdir()
+        for media, spelled in zip(escaping, ("relative", "absolute", "link"), strict=True):
+            video = shutil.copy(data_dir / media.path, outside / f"{media.video_id}.mp4")  # a real video
+            if spelled == "link":
+                (data_dir / media.path).unlink()
+                (data_dir / media.path).symlink_to(video)
+            else:
+                media.path = str(video) if spelled == "absolute" else os.path.relpath(video, data_dir)
+        expected = {media.sha256 for media in kept}
+    with open_store(corpus.settings) as store:
+        assert make_posters(data_dir, Catalog(store)) == (1, 3)
+    assert {path.stem for path in (data_dir / "posters").glob("*.jpg")} == expected
 
 
 def test_posters_asked_at_once_run_a_few_decoders_and_one_per_file(tmp_path):

@@ -108,3 +108,13 @@ def test_a_videos_row_is_found_by_its_id(store, monkeypatch):
     catalog = Catalog(store)
     assert [catalog.video(v)["play_count"] for v in ids] == list(range(videos))
     assert catalog.video("nope") is None
+
+
+def test_ids_sort_as_numbers_and_break_ties_so(store):
+    """Ids are 1 to 32 digits: sorted as text, ``10`` came before ``9`` (and so did every tie's order)."""
+    for video_id in ("10", "9", "100", "11"):
+        add_video(store, video_id, 5)
+    catalog = Catalog(store)
+    assert list(catalog.page(GridQuery(sort="video_id", descending=False)).rows["video_id"]) == ["9", "10", "11", "100"]
+    assert list(catalog.page(GridQuery(sort="video_id")).rows["video_id"]) == ["100", "11", "10", "9"]
+    assert shown(catalog) == ["9", "10", "11", "100"]  # equal plays: by id

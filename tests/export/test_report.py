@@ -98,6 +98,19 @@ def test_report_from_the_database_alone_and_an_empty_one(settings, store, corpus
     assert missing.exit_code == 1 and "manifest.json" in missing.stderr
 
 
+def test_a_build_writes_through_a_scratch_file_of_its_own(settings, store, corpus, tmp_path):
+    """Two builds at once shared one scratch name (``.report.html.part``): the second's rename took the
+    file the first was still writing, whose last bytes then went into the live page."""
+    out = tmp_path / "site" / "report.html"
+    out.parent.mkdir()
+    others = out.with_name(f".{out.name}.part")
+    others.write_text("another build's page, half written")
+    assert build_report(settings, out=out) == out
+    assert others.read_text() == "another build's page, half written"  # untouched, still that build's
+    assert out.read_text().rstrip().endswith("</html>")
+    assert not [path.name for path in out.parent.rglob("*.part") if path != others]
+
+
 def test_a_plain_report_does_not_silently_replace_one_with_a_model_section(settings, store, corpus, tmp_path):
     export_dir = Path(run_export(settings, ExportOptions()))
     ablation = export_dir / "ablations" / "20240501T000000Z"

@@ -11,6 +11,7 @@ import re
 
 import numpy as np
 import pandas as pd
+import pytest
 from matplotlib.figure import Figure
 
 from tests.media_files import encode_lavfi
@@ -56,6 +57,31 @@ def test_an_ablation_shows_only_a_png_from_its_own_folder(tmp_path):
     page = _ablation_html(export_dir, tmp_path, "importance.png")
     embedded = re.search(r'id="ablation-figure"><img alt="ablation" src="data:image/png;base64,([^"]+)"', page)
     assert embedded and base64.b64decode(embedded.group(1)) == (folder / "importance.png").read_bytes()
+
+
+def test_the_roc_figure_encloses_the_area_its_table_reports_tied_scores_included():
+    """Rows come in video-id order (posting order): walked row by row, a constant model's tied scores
+    drew a perfect curve or the worst one by that order, beside a table's 0.5 and a "collapsed" verdict."""
+    from sklearn.metrics import roc_auc_score
+
+    targets = [1.0] * 20 + [0.0] * 80
+    cases = {"constant": [0.5] * 100, "three values": [0.9] * 10 + [0.5] * 40 + [0.1] * 50}
+    for name, scores in cases.items():
+        for order in (1, -1):
+            predictions = pd.DataFrame(
+                {"video_id": [str(i) for i in range(100)], "split": "test", "target": targets, "score": scores}
+            ).iloc[::order]
+            [roc] = [
+                spec
+                for spec in model_specs({"task": "binary", "model": {}}, pd.DataFrame(), predictions)
+                if spec.stem == "model_roc"
+            ]
+            figure = Figure()
+            roc.draw(figure)
+            fpr, tpr = figure.axes[0].lines[0].get_data()
+            drawn = float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+            reported = roc_auc_score(predictions["target"], predictions["score"])
+            assert drawn == pytest.approx(reported), (name, order)
 
 
 def test_a_history_column_with_dollar_signs_is_drawn_as_written():

@@ -25,6 +25,7 @@ from ..export.format import read_export
 from ..export.runs import export_for_run, latest_run
 from ..store.browse import grid_rows, hashtag_video_ids
 from ..store.db import Store
+from ..tiktok.contract.records import ID_CHARS
 
 log = logging.getLogger(__name__)
 
@@ -185,13 +186,22 @@ class Catalog:
                 keep &= (rows[column].astype("string") == wanted).fillna(False).to_numpy(bool)
         chosen = rows[keep]
         ordered = chosen.sort_values(
-            [query.sort, "video_id"], ascending=[not query.descending, True], na_position="last", kind="stable"
+            [query.sort, "video_id"],
+            ascending=[not query.descending, True],
+            na_position="last",
+            kind="stable",
+            key=_as_numbers,
         )
         start = (query.page - 1) * PAGE_SIZE
         found = GridPage(ordered.iloc[start : start + PAGE_SIZE], len(ordered), query)
         if query.page > found.pages:
             raise ConfigError(f"page {query.page}: expected 1 to {found.pages}")
         return found
+
+
+def _as_numbers(column: pd.Series) -> pd.Series:
+    """Ids sort as the numbers they are (``9`` before ``10``), padded to the most digits one holds."""
+    return column.str.zfill(ID_CHARS) if column.name == "video_id" else column
 
 
 def _labels(export_dir: Path | None, run_dir: Path | None) -> pd.DataFrame:

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from .._files import contained_file
 from ..posters import poster_frame, poster_frames, poster_path
 from .catalog import Catalog
 
@@ -46,9 +47,19 @@ def make_posters(data_dir: Path, catalog: Catalog, *, advance: Callable[[], None
     the grid never waits on ffmpeg; returns ``(posters, files that gave none)``."""
     rows = catalog.rows()
     rows = rows[rows["media_path"].notna()]
-    sources = [(data_dir / path, sha) for path, sha in zip(rows["media_path"], rows["sha256"])]
+    found = [(_inside(data_dir, path), sha) for path, sha in zip(rows["media_path"], rows["sha256"])]
+    sources = [(path, sha) for path, sha in found if path is not None]
     made = poster_frames(sources, data_dir / "posters", advance=advance)
-    return sum(p is not None for p in made), sum(p is None for p in made)
+    return sum(p is not None for p in made), sum(p is None for p in made) + len(found) - len(sources)
+
+
+def _inside(data_dir: Path, media_path: str) -> Path | None:
+    """The row's file, where it is one inside the data dir (as the routes serve them), else None: a row
+    naming ``/etc/passwd`` or a link out had ffmpeg read it."""
+    try:
+        return contained_file(data_dir, media_path)
+    except FileNotFoundError:
+        return None
 
 
 class _Stopped(Exception):

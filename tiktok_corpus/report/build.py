@@ -18,6 +18,7 @@ from matplotlib import font_manager
 from matplotlib.figure import Figure
 
 from .. import __version__
+from .._files import replacing, write_text_atomically
 from ..config import Settings
 from ..errors import ConfigError
 from ..export import fit_labels, load_dataset, read_export
@@ -85,9 +86,7 @@ def build_report(
         database=safe_url,
         export_dir=export_dir,
     )
-    partial = out.with_name(f".{out.name}.part")
-    partial.write_text(page, encoding="utf-8")
-    partial.replace(out)
+    write_text_atomically(out, page)  # a scratch file of its own: two builds at once each land a whole page
     return out
 
 
@@ -142,7 +141,8 @@ def _figures_html(specs: list[FigureSpec], figures_dir: Path, relative_dir: str)
             spec.draw(figure)
             buffer = io.BytesIO()
             figure.savefig(buffer, format="png")
-        (figures_dir / f"{spec.stem}.png").write_bytes(buffer.getvalue())
+        with replacing(figures_dir / f"{spec.stem}.png") as partial:  # `corpus browse` may be serving it
+            partial.write_bytes(buffer.getvalue())
         data = base64.b64encode(buffer.getvalue()).decode("ascii")
         parts.append(
             f'<figure><img alt="{html.escape(spec.title)}" src="data:image/png;base64,{data}">'

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from sklearn.metrics import roc_curve
 
 from .._files import contained_file, newest_written
 from ..export.format import read_export
@@ -293,12 +294,11 @@ def _confusions(fig: Figure, model: dict) -> None:
 
 def _roc(ax: Axes, test: pd.DataFrame) -> None:
     y, scores = test["target"].to_numpy(dtype=float), test["score"].to_numpy(dtype=float)
-    positives, negatives = (y == 1).sum(), (y == 0).sum()
-    if not positives or not negatives:
+    if not (y == 1).any() or not (y == 0).any():
         return no_data(ax)
-    order = np.argsort(-scores, kind="stable")
-    tpr = np.concatenate([[0], np.cumsum(y[order] == 1) / positives])
-    fpr = np.concatenate([[0], np.cumsum(y[order] == 0) / negatives])
+    # One point per distinct score: a tie is crossed diagonally, as the table's ROC-AUC counts it (row by
+    # row, a constant model's curve was a perfect one or the worst, by the rows' order).
+    fpr, tpr, _ = roc_curve(y, scores)
     ax.plot(fpr, tpr, label="model")
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="chance")
     ax.set_xlabel("false positive rate")
