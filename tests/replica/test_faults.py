@@ -85,6 +85,30 @@ def test_same_seed_same_faults_for_the_same_requests(make_replica):
     assert sequence() == sequence()
 
 
+def test_turning_one_knob_on_never_shifts_when_another_fires(make_replica):
+    """A request answered 429 skips the 5xx draw: drawn in sequence, every later request's 5xx moved."""
+
+    def statuses(faults):
+        rep = make_replica(videos=30, seed=0, faults=faults)
+        with httpx.Client(base_url=rep.base_url) as http:
+            http.get("/foryou")  # (a 5xx page still sets no cookie: the API answers alike without one)
+            return [recommend(http).status_code for _ in range(60)]
+
+    alone = statuses({"http_5xx": 0.3})
+    both = statuses({"http_5xx": 0.3, "http_429": 0.3})
+    assert 429 in both and any(code >= 500 for code in alone)
+    assert [code >= 500 for code, with_429 in zip(alone, both) if with_429 != 429] == [
+        with_429 >= 500 for with_429 in both if with_429 != 429
+    ]
+
+
+def test_a_list_without_item_list_is_a_bot_answer(client, replica):
+    """The contract's second blocked answer: statusCode 0, and no itemList."""
+    replica.set_faults({"no_item_list": 1.0})
+    related = client.get("/api/related/item_list/", params={"itemID": playable(replica).id, "count": 16}).json()
+    assert recommend(client).json() == related == {"statusCode": 0, "status_code": 0, "status_msg": ""}
+
+
 def test_empty_first_call_of_each_new_session(replica):
     replica.set_faults({"empty_first": 1.0})
     for _ in range(2):

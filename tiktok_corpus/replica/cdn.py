@@ -21,7 +21,7 @@ TINY_GIF = (
     b"\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
 )
 PLAY_API_BODY = b'{"status_code":0,"status_msg":"","aweme_id":"","data":{}}' + b" " * 312
-RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
+RANGE = re.compile(r"bytes=(\d{0,18})-(\d{0,18})$")  # longer numbers: no range it can satisfy, ignored
 
 
 class ConnectionCut(Exception):
@@ -70,7 +70,7 @@ class Cdn:
         signature = request.query_params.get("signature", "")
         urls = MediaUrls("", self._secret)
         if (
-            not (expire.isascii() and expire.isdigit())
+            not (expire.isascii() and expire.isdigit() and len(expire) <= 18)
             or signature != urls.signature(video_id, int(expire))
             or int(expire) < self.clock()
             or request.cookies.get("tt_chain_token") not in self._tokens
@@ -85,7 +85,7 @@ class Cdn:
             body = _corrupted(body, self.plan.pick("corrupt_media", range(1 << 30)))
         status, headers = 200, {"Accept-Ranges": "bytes"}
         wanted = RANGE.match(request.headers.get("range", "").strip())
-        if wanted:
+        if wanted and not _backwards(wanted):  # a backwards range is invalid (RFC 9110): ignored, all served
             start, end = _byte_range(wanted, len(body))
             if start is None:
                 return Response(status_code=416, headers={"Content-Range": f"bytes */{len(body)}"})
@@ -107,6 +107,11 @@ class Cdn:
         if video_id not in self._bodies:
             self._bodies[video_id] = self.media[video_id].read_bytes()
         return self._bodies[video_id]
+
+
+def _backwards(match: re.Match) -> bool:
+    first, last = match.group(1), match.group(2)
+    return bool(first and last) and int(last) < int(first)
 
 
 def _byte_range(match: re.Match, size: int) -> tuple[int | None, int]:

@@ -1,7 +1,8 @@
 """Fault injection: each real-world failure is a named knob with a rate, all off by default.
 
-Every fault draws from its own RNG seeded by (seed, name), so for a given seed and request sequence
-the same requests fail, and turning one knob never shifts when another fires.
+A fault's draw for a request is seeded by (seed, fault, route, the request's number on its route), so
+for a given seed and request sequence the same requests fail, and turning one knob never shifts when
+another fires: a request answered 429 skips the 5xx draw without moving the next request's.
 """
 
 from __future__ import annotations
@@ -11,12 +12,17 @@ import threading
 import zlib
 from collections import Counter
 from collections.abc import Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from ..errors import ConfigError
 
 T = TypeVar("T")
+
+# The request being answered, as (route, its number on that route): set by FaultPlan.count in the
+# request's own task, read by its draws.
+_REQUEST: ContextVar[tuple[str, int] | None] = ContextVar("replica_request", default=None)
 
 FAULTS = {
     "waf": "HTML pages answer the WAF 'Please wait...' interstitial; its JS sets a cookie and reloads",
@@ -34,6 +40,7 @@ FAULTS = {
     "no_rehydration": "video pages arrive without the __UNIVERSAL_DATA_FOR_REHYDRATION__ script",
     "login_modal": "For You and video pages open under a login modal; the feed does not scroll until it is closed",
     "empty_list": "the recommend API answers statusCode 0 with an empty itemList (a soft throttle)",
+    "no_item_list": "the recommend and related APIs answer statusCode 0 without an itemList (bot detection)",
     "tls_failure": "video pages redirect to https:// on the replica's own port, which speaks http: Chromium's "
     "TLS handshake fails (net::ERR_SSL_PROTOCOL_ERROR), as when a certificate or a proxy fails for the whole site",
     "region_block": "video pages, related and detail calls answer statusCode 10204 (the site's answer to a "
@@ -79,7 +86,8 @@ class FaultPlan:
 
     def __init__(self, seed: int, faults: dict[str, float] | None = None) -> None:
         self._lock = threading.Lock()
-        self._rngs = {name: random.Random(zlib.crc32(f"{seed}:{name}".encode())) for name in FAULTS}
+        self._seed = seed
+        self._draws: Counter = Counter()  # draws made outside a request, per fault: their own sequence
         self._rates: dict[str, float] = validate_faults(faults or {})
         self._requests: Counter = Counter()
         self._fired: Counter = Counter()
@@ -92,24 +100,33 @@ class FaultPlan:
             self._rates = rates
 
     def fires(self, name: str) -> bool:
-        """Draw for one fault; rate 1.0 always fires, 0 never draws (so it never shifts the sequence)."""
+        """Draw for one fault; rate 1.0 always fires, 0 never draws."""
         with self._lock:
             rate = self._rates.get(name, 0.0)
             if rate <= 0.0:
                 return False
-            fired = rate >= 1.0 or self._rngs[name].random() < rate
+            fired = rate >= 1.0 or self._rng(name, "fires").random() < rate
             if fired:
                 self._fired[name] += 1
             return fired
 
     def pick(self, name: str, options: Sequence[T]) -> T:
-        """A deterministic choice from the fault's own RNG (e.g. which 5xx)."""
+        """A deterministic choice for the request, the fault's own (e.g. which 5xx)."""
         with self._lock:
-            return self._rngs[name].choice(options)
+            return self._rng(name, "pick").choice(options)
 
     def count(self, route: str) -> None:
+        """Count a request, and number it for its draws."""
         with self._lock:
             self._requests[route] += 1
+            _REQUEST.set((route, self._requests[route]))
+
+    def _rng(self, name: str, use: str) -> random.Random:
+        request = _REQUEST.get()
+        if request is None:  # a draw outside a request (the plan on its own)
+            self._draws[name, use] += 1
+            request = ("", self._draws[name, use])
+        return random.Random(zlib.crc32(f"{self._seed}:{name}:{use}:{request[0]}:{request[1]}".encode()))
 
     def refuse(self, reason: str) -> None:
         """Count an API call refused for its signature (``missing X-Bogus``, ``stale ts``...)."""

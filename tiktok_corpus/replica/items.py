@@ -255,8 +255,10 @@ def detail_envelope(item: dict, share_meta: dict, *, now_ms: int, logid: str) ->
 
 
 def status_envelope(status: int) -> dict:
-    """An answer carrying only a statusCode (invalid request, deleted, private)."""
-    return {"statusCode": status, "status_code": 0, "status_msg": STATUS_MESSAGES.get(status, "")}
+    """An answer carrying only a statusCode (invalid request, deleted, private; with 0, a bot-detected list
+    without ``itemList``): ``status_msg`` empty, as the real API's are (the video page's ``statusMsg`` is
+    not)."""
+    return {"statusCode": status, "status_code": 0, "status_msg": ""}
 
 
 CAPTCHA_BODY = {

@@ -99,7 +99,7 @@ class SigningKeys:
         ts = params.get("ts")
         if ts is None:
             return "missing ts"
-        if not (ts.isascii() and ts.isdigit()) or abs(now - int(ts)) > MAX_SKEW_S:
+        if not (ts.isascii() and ts.isdigit() and len(ts) <= 18) or abs(now - int(ts)) > MAX_SKEW_S:
             return "stale ts"
         return _mismatch("X-Gnarly", params.get("X-Gnarly"), keyed_hash(self.gnarly, text))
 

@@ -34,6 +34,7 @@ from .items import (
     STATUS_INVALID,
     STATUS_MESSAGES,
     STATUS_NOT_FOUND,
+    STATUS_OK,
     ItemRenderer,
     detail_envelope,
     list_envelope,
@@ -201,7 +202,8 @@ class ReplicaSite:
     @staticmethod
     def _count_param(request: Request, default: int) -> int | None:
         raw = request.query_params.get("count", str(default))
-        count = int(raw) if raw.isascii() and raw.isdigit() else 0  # "²" is a digit to isdigit, not to int
+        # "²" is a digit to isdigit, not to int; a count of thousands of digits is past int()'s limit
+        count = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 6 else 0
         return count if 1 <= count <= MAX_LIST_COUNT else None
 
     # --- pages -----------------------------------------------------------------------------
@@ -252,6 +254,8 @@ class ReplicaSite:
         count = self._count_param(request, 30)
         if count is None:
             return JSONResponse(status_envelope(STATUS_INVALID))
+        if self.plan.fires("no_item_list"):
+            return JSONResponse(status_envelope(STATUS_OK))
         videos = [] if self.plan.fires("empty_list") else self._feed_page(request.cookies.get("ttwid"), count)
         return self._envelope(request, videos)
 
@@ -266,6 +270,8 @@ class ReplicaSite:
         video = self.catalog.by_id.get(video_id)
         if video is None or self._status_of(video):
             return JSONResponse(status_envelope(STATUS_NOT_FOUND))
+        if self.plan.fires("no_item_list"):
+            return JSONResponse(status_envelope(STATUS_OK))
         return self._envelope(request, [self.catalog.by_id[i] for i in video.related[:count]])
 
     async def detail(self, request: Request) -> Response:
