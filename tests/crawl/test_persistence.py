@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import DBAPIError
 
+from tests.waiting import wait_for
 from tiktok_corpus.config import Settings
 from tiktok_corpus.store.crawl import (
     Expansion,
@@ -524,6 +525,61 @@ def test_a_resighting_that_changes_the_kind_moves_the_stages_that_have_not_begun
     assert frontier_state(any_store) == (1, 0) and corpus_video_count(any_store) == 2
     assert claim_parents(any_store, "random", worker_name("t"), 5, draw=Random(0)) == ["2"]
     assert frontier_state(any_store) == (0, 1)
+
+
+def test_a_video_first_seen_without_file_urls_is_downloaded_once_a_sighting_has_them(any_store):
+    """Its download was skipped for good: only a change of kind moved a stage, and ``--retry-failed``
+    takes no skipped row. A video private for a while, then seen again without URLs, has its stored ones."""
+    bare = {"playAddr": "", "duration": 10}
+    record_seeds(any_store, ItemList((parse_item(item(1, video=bare)),)), seeds=2, max_videos=10, run_id=None, seed=0)
+    no_file = ("video", ("pending", None), ("skipped", "no_media_urls"), ("skipped", "no_media_urls"))
+    assert stages(any_store, "1") == no_file
+    record_seeds(any_store, listing(1), seeds=2, max_videos=10, run_id=None, seed=0)
+    assert stages(any_store, "1") == ("video", ("pending", None), ("pending", None), ("pending", None))
+
+    record_seeds(any_store, listing(2), seeds=2, max_videos=10, run_id=None, seed=0)
+    for sighting in (item(2, privateItem=True), item(2, video=bare)):
+        record_seeds(any_store, ItemList((parse_item(sighting),)), seeds=2, max_videos=10, run_id=None, seed=0)
+    assert stages(any_store, "2") == ("video", ("pending", None), ("pending", None), ("pending", None))
+
+
+@pytest.mark.postgres
+def test_a_list_locks_the_videos_it_re_sights_in_id_order(pg_url, tmp_path):
+    """A download landing its files locks their rows in id order; a list re-sighting them in its own order
+    (2, then 1) held 2 while waiting for 1, and Postgres killed one of the two: deadlock detected."""
+    import threading
+
+    from sqlalchemy import create_engine, text
+
+    from tiktok_corpus.store.db import upgrade_database
+
+    settings = Settings(db_url=pg_url, data_dir=tmp_path)
+    upgrade_database(settings)
+    store = open_store(settings)
+    other = create_engine(pg_url)
+    try:
+        record_seeds(store, listing(1, 2), seeds=2, max_videos=10, run_id=None, seed=0)
+        with other.connect() as download:
+            download.execute(select(Video.id).where(Video.id == "1").with_for_update())  # landing 1, then 2
+            holder = download.execute(text("SELECT pg_backend_pid()")).scalar()
+            options = {"seeds": 2, "max_videos": 10, "run_id": None, "seed": 0}
+            resighting = threading.Thread(target=record_seeds, args=(store, listing(2, 1)), kwargs=options)
+            resighting.start()
+            blocked = text("SELECT count(*) FROM pg_stat_activity WHERE :holder = ANY(pg_blocking_pids(pid))")
+            with other.connect() as watch:
+                wait_for(
+                    lambda: watch.execute(blocked, {"holder": holder}).scalar() == 1, "the list waiting on video 1"
+                )
+            # The list waits for 1 without holding 2: the download takes it (NOWAIT: no lock held there).
+            download.execute(text("SET lock_timeout = '2s'"))
+            download.execute(select(Video.id).where(Video.id == "2").with_for_update(nowait=True))
+            download.commit()
+            resighting.join(60)
+            assert not resighting.is_alive()
+        assert count(store, StatsSnapshot) == 4
+    finally:
+        other.dispose()
+        store.dispose()
 
 
 def test_the_frontier_counts_only_the_rows_a_claim_can_take(any_store):

@@ -36,7 +36,8 @@ CORPUS_LOCK_KEY = 0x7C0AF05
 
 # The ids (with depths and kinds) of the listed videos that are in the corpus: one select answers "which
 # of this list are known", the parent's depth, and whose kind a sighting changes.
-_KNOWN = select(_VIDEOS.c.id, _VIDEOS.c.depth, _VIDEOS.c.item_kind).where(
+# media_urls read whole: a row inserted without them holds JSON null, which SQL's IS NULL does not see.
+_KNOWN = select(_VIDEOS.c.id, _VIDEOS.c.depth, _VIDEOS.c.item_kind, _VIDEOS.c.media_urls).where(
     _VIDEOS.c.id.in_(bindparam("ids", expanding=True))
 )
 _VIDEO_COUNT = select(func.count()).select_from(_VIDEOS).where(_VIDEOS.c.item_kind == "video")
@@ -48,10 +49,15 @@ def _lock_corpus(connection: Connection) -> None:
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CORPUS_LOCK_KEY})
 
 
-def _known(connection: Connection, ids: Sequence[str]) -> tuple[dict[str, int], dict[str, str]]:
-    """The depth and the stored kind of each of ``ids`` that is in the corpus."""
+def _known(connection: Connection, ids: Sequence[str]) -> tuple[dict[str, int], SightingRows]:
+    """The depth of each of ``ids`` that is in the corpus, and the rows a sighting of them fills, which
+    know the kind each is stored as and whether its file URLs are."""
     rows = connection.execute(_KNOWN, {"ids": list(ids)}).all()
-    return {video_id: depth for video_id, depth, _ in rows}, {video_id: kind for video_id, _, kind in rows}
+    return {video_id: depth for video_id, depth, _, _ in rows}, SightingRows(
+        utcnow(),
+        stored_kinds={video_id: kind for video_id, _, kind, _ in rows},
+        urls_stored={video_id for video_id, _, _, urls in rows if urls is not None},
+    )
 
 
 def _video_count(connection: Connection) -> int:
@@ -108,8 +114,7 @@ def record_sightings(
     """
     connection = session.connection()
     _lock_corpus(connection)
-    depths, kinds = _known(connection, [item.id for item in items])
-    rows = SightingRows(utcnow(), stored_kinds=kinds)
+    depths, rows = _known(connection, [item.id for item in items])
     sighting = _sight(
         rows,
         items,
@@ -196,9 +201,8 @@ def record_expansions(
         held = set(parents) if worker is None else _held_parents(connection, parents, worker)
         ids = set(parents)
         ids.update(item.id for expansion in expansions for item in expansion.related.items)
-        known, kinds = _known(connection, sorted(ids))
+        known, rows = _known(connection, sorted(ids))
         videos = _video_count(connection)
-        rows = SightingRows(utcnow(), stored_kinds=kinds)
         sightings: list[Sighting | None] = []
         for expansion in expansions:
             parent_id = expansion.parent_id

@@ -234,7 +234,7 @@ def _held_ids(connection: Connection, dialect: str, ids: Sequence[str], worker: 
     videos = table_of(Video)
     query = select(videos.c.id).where(_held(videos, ids, worker))
     if dialect == "postgresql":
-        query = query.with_for_update()
+        query = query.order_by(videos.c.id).with_for_update()  # in id order, as every writer of many rows
     return list(connection.scalars(query))
 
 

@@ -179,11 +179,11 @@ def new_video_row(
     }
 
 
-def _stages(columns: dict[str, Any]) -> dict[str, Any]:
-    """The queue columns that a row's kind and file URLs give its stages."""
+def _stages(columns: dict[str, Any], *, urls_stored: bool = False) -> dict[str, Any]:
+    """The queue columns that a row's kind and file URLs (this sighting's, or stored) give its stages."""
     kind = columns["item_kind"]
     no_file = kind if kind != "video" else _NO_MEDIA  # why neither download nor probe has work
-    has_file = kind == "video" and columns["media_urls"] is not None
+    has_file = kind == "video" and (columns["media_urls"] is not None or urls_stored)
     return (
         _stage_start("expand", kind == "video", kind)
         | _stage_start("download", has_file, no_file)
@@ -253,9 +253,10 @@ class SightingRows:
     both folded in. A crawl writes several expansions per transaction, so statements and commits are
     paid per batch instead of per list."""
 
-    def __init__(self, now, *, stored_kinds: dict[str, str] | None = None) -> None:
+    def __init__(self, now, *, stored_kinds: dict[str, str] | None = None, urls_stored: set[str] | None = None) -> None:
         self.now = now
         self.stored_kinds = stored_kinds or {}  # of the re-sighted videos, as the database holds them
+        self.urls_stored = urls_stored or set()  # the re-sighted videos stored with file URLs
         self.authors: dict[str, dict[str, Any]] = {}
         self.new_videos: dict[str, dict[str, Any]] = {}
         self.refreshed: dict[str, dict[str, Any]] = {}
@@ -310,15 +311,23 @@ class SightingRows:
                 _video_refresh(),
                 [
                     {"b_id": video_id} | {f"b_{name}": value for name, value in columns.items()}
-                    for video_id, columns in self.refreshed.items()
+                    # In id order, as the other writers of many rows take their locks (Postgres): a list's
+                    # order against a download's landing deadlocked the two.
+                    for video_id, columns in sorted(self.refreshed.items())
                 ],
             )
-            # A queued video turned private (or an ad seen as a plain video) moves its stages in this same
-            # write: a frontier row no claim can take, or a video no stage will touch, is never left.
+            # A queued video turned private (or an ad seen as a plain video), or a video first seen without
+            # file URLs that has them now, moves its stages in this same write: a frontier row no claim can
+            # take, or a video no stage will touch, is never left.
             changed = [
-                {"b_id": video_id} | {f"b_{name}": value for name, value in _stages(columns).items()}
-                for video_id, columns in self.refreshed.items()
+                {"b_id": video_id}
+                | {
+                    f"b_{name}": value
+                    for name, value in _stages(columns, urls_stored=video_id in self.urls_stored).items()
+                }
+                for video_id, columns in sorted(self.refreshed.items())
                 if columns["item_kind"] != self.stored_kinds.get(video_id, columns["item_kind"])
+                or (video_id not in self.urls_stored and columns["media_urls"] is not None)
             ]
             if changed:
                 connection.execute(_stages_moved(), changed)
