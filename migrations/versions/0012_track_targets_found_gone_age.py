@@ -50,5 +50,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    connection = op.get_bind()
-    connection.execute(sa.update(_targets).where(_targets.c.status == "gone").values(observed_age_s=None))
+    """Nothing to undo: the ages stay, which the older code does not read and an upgrade again keeps (set
+    to NULL, they came back from updated_at, this machine's clock, in place of the site's)."""

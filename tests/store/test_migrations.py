@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import insert, inspect, select, text
+from sqlalchemy import insert, inspect, select, text, update
 
 from tests.waiting import wait_for
 from tiktok_corpus.config import Settings
@@ -102,12 +102,13 @@ def test_targets_found_gone_before_0012_get_the_age_their_update_time_says(engin
     with engine.connect() as conn:
         ages = dict(conn.execute(select(TrackTarget.age_s, TrackTarget.observed_age_s)).all())
     assert ages == {3_600: None, 86_400: 3 * 86_400, 7 * 86_400: 3 * 86_400}
+    with engine.begin() as conn:  # as record_gone writes it now: the site's clock
+        conn.execute(update(TrackTarget).where(TrackTarget.age_s == 86_400).values(observed_age_s=50.0))
     downgrade(engine, "0011")
+    upgrade(engine)  # a round trip keeps what was recorded
     with engine.connect() as conn:
-        assert conn.execute(select(TrackTarget.observed_age_s).where(TrackTarget.status == "gone")).scalars().all() == [
-            None,
-            None,
-        ]
+        ages = dict(conn.execute(select(TrackTarget.age_s, TrackTarget.observed_age_s)).all())
+    assert ages == {3_600: None, 86_400: 50.0, 7 * 86_400: 3 * 86_400}
 
 
 @pytest.mark.postgres

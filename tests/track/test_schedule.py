@@ -328,6 +328,27 @@ def test_lateness_allowance():
 
 
 @pytest.mark.postgres
+def test_the_queue_counts_are_of_one_moment(pg_url):
+    """Two statements, each its own snapshot on Postgres: a due target scheduled between them was counted
+    due now but not pending, and ``due_later`` came out negative."""
+    with migrated_store(pg_url) as store:
+        add_videos(store, {"1": 0, "2": 2 * HOUR})
+        schedule_targets(store, (HOUR,), now=T0, late_fraction=0.25)  # 1's 1h: 2 is past its 1h by then
+        statements = 0
+
+        @event.listens_for(store.engine, "after_cursor_execute")
+        def schedule_between(conn, cursor, statement, parameters, context, executemany):
+            nonlocal statements
+            statements += 1
+            if statements == 1:  # after the count per status, another process schedules a due target
+                with store.transaction() as session:
+                    session.execute(insert(TrackTarget).values(video_id="2", age_s=DAY, due_at=T0, status="pending"))
+
+        counts = tracking_counts(store, now=T0 + HOUR)
+        assert counts["due_later"] >= 0 and counts["due_now"] == 1, counts
+
+
+@pytest.mark.postgres
 def test_two_claims_of_one_videos_targets_never_deadlock(pg_url):
     """Two trackers that each locked one of a video's due targets (SKIP LOCKED hands them different
     rows) must not then wait on each other's rows: updating every due target of the video did, and

@@ -10,8 +10,9 @@ from .models import STAGES, MediaFile, RelatedEdge, StatsSnapshot, Video
 
 def stage_counts(store: Store) -> dict:
     """``{"videos": n, "stages": {stage: {status: n}}, "item_kinds": {...}, "expand_methods": {...}, ...}``
-    in one read; ``expand_methods`` splits the expansions by the method that got their related list."""
-    with store.sessions() as session:
+    in one read (one moment on Postgres too); ``expand_methods`` splits the expansions by the method that
+    got their related list."""
+    with store.consistent_read() as session:
         stages = {}
         for stage in STAGES:
             status = getattr(Video, f"{stage}_status")

@@ -392,8 +392,9 @@ def tracking_counts(store: Store, *, now: float) -> dict[str, int]:
     """The tracking queue for ``corpus status``: due now, due later, claimed, and each final status.
 
     Two index reads: the count per status, then the pending targets due by ``now`` whose backoff is over
-    (one query grouping every row by both read each row's ``retry_at``: seconds on a million targets)."""
-    with store.sessions() as session:
+    (one query grouping every row by both read each row's ``retry_at``: seconds on a million targets), of
+    one moment (a target scheduled between them made ``due_later`` negative on Postgres)."""
+    with store.consistent_read() as session:
         rows = session.execute(select(_TARGETS.c.status, func.count()).group_by(_TARGETS.c.status)).all()
         by_status: dict[str, int] = {status: count for status, count in rows}
         due_now = session.scalar(
