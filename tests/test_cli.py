@@ -512,6 +512,11 @@ def test_report_refuses_an_out_it_cannot_write_before_any_work(tmp_path):
         result = runner.invoke(app, [*data_dir, "report", "--out", str(out)])
         assert result.exit_code == 1 and said in result.stderr and "Traceback" not in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "data"]  # no half-written page, no figures
+    (tmp_path / "data" / "report").write_text("x")  # the data dir's own page, with no --out to blame
+    result = runner.invoke(app, [*data_dir, "report"])
+    said = " ".join(result.stderr.split())
+    assert result.exit_code == 1 and "--out" not in said.split("(in the data dir;")[0], said
+    assert f"the report page {tmp_path / 'data' / 'report' / 'report.html'} (in the data dir" in said, said
 
 
 def test_upgrading_to_an_older_revision_says_it_did_not_go_back(tmp_path):

@@ -58,7 +58,7 @@ def build_report(
     export_dir = export_for_run(run_dir, export_dir)
     run_dir = run_dir if run_dir is not None else latest_run(export_dir) if export_dir is not None else None
     with open_store(settings, create=False, reads_only=True) as store:
-        out = _writable_html_path(Path(out) if out else settings.data_dir / REPORT_PAGE)
+        out = _writable_html_path(Path(out), "--out") if out else _writable_html_path(settings.data_dir / REPORT_PAGE)
         if export_dir is None and not replace:
             _keep_model(out)
         dataset, source = _dataset(store, export_dir)
@@ -90,16 +90,18 @@ def build_report(
     return out
 
 
-def _writable_html_path(out: Path) -> Path:
-    """``out`` once its folder exists and nothing but a file could be there: checked before the work."""
+def _writable_html_path(out: Path, given_as: str | None = None) -> Path:
+    """``out`` once its folder exists and nothing but a file could be there: checked before the work.
+    ``given_as``: the option that named it, for the error; none for the data dir's own page."""
+    named = f"{given_as} {out}" if given_as else f"the report page {out} (in the data dir; --out writes elsewhere)"
     if out.is_dir():
-        raise ConfigError(f"--out {out} is a folder: name the HTML file to write (e.g. {out / 'report.html'})")
+        raise ConfigError(f"{named} is a folder: name the HTML file to write (e.g. {out / 'report.html'})")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ConfigError(f"--out {out}: cannot make its folder ({exc})") from None
+        raise ConfigError(f"{named}: cannot make its folder ({exc})") from None
     if not os.access(out.parent, os.W_OK):
-        raise ConfigError(f"--out {out}: its folder is not writable")
+        raise ConfigError(f"{named}: its folder is not writable")
     return out
 
 
