@@ -544,9 +544,11 @@ def test_a_video_first_seen_without_file_urls_is_downloaded_once_a_sighting_has_
 
 
 @pytest.mark.postgres
-def test_a_list_locks_the_videos_it_re_sights_in_id_order(pg_url, tmp_path):
-    """A download landing its files locks their rows in id order; a list re-sighting them in its own order
-    (2, then 1) held 2 while waiting for 1, and Postgres killed one of the two: deadlock detected."""
+@pytest.mark.parametrize("writer", ["seeds", "expansion"])
+def test_a_list_locks_the_videos_it_re_sights_in_id_order(pg_url, tmp_path, writer):
+    """A download landing its files locks their rows in id order. A list re-sighting them in its own order
+    (2, then 1), or an expansion locking its parent 2 before re-sighting 1, held 2 while waiting for 1,
+    and Postgres killed one of the two: deadlock detected."""
     import threading
 
     from sqlalchemy import create_engine, text
@@ -557,26 +559,33 @@ def test_a_list_locks_the_videos_it_re_sights_in_id_order(pg_url, tmp_path):
     upgrade_database(settings)
     store = open_store(settings)
     other = create_engine(pg_url)
+    options = {"max_videos": 10, "run_id": None, "seed": 0}
     try:
-        record_seeds(store, listing(1, 2), seeds=2, max_videos=10, run_id=None, seed=0)
+        record_seeds(store, listing(1, 2), seeds=2, **options)
+        if writer == "seeds":
+            write = threading.Thread(target=record_seeds, args=(store, listing(2, 1)), kwargs={"seeds": 2, **options})
+        else:
+            worker = worker_name("t")
+            assert claim_parents(store, "bfs", worker, 2) == ["1", "2"]
+            expansion = [Expansion("2", listing(1), "fetch")]
+            write = threading.Thread(
+                target=record_expansions, args=(store, expansion), kwargs={"fanout": 5, "worker": worker, **options}
+            )
         with other.connect() as download:
             download.execute(select(Video.id).where(Video.id == "1").with_for_update())  # landing 1, then 2
             holder = download.execute(text("SELECT pg_backend_pid()")).scalar()
-            options = {"seeds": 2, "max_videos": 10, "run_id": None, "seed": 0}
-            resighting = threading.Thread(target=record_seeds, args=(store, listing(2, 1)), kwargs=options)
-            resighting.start()
+            write.start()
             blocked = text("SELECT count(*) FROM pg_stat_activity WHERE :holder = ANY(pg_blocking_pids(pid))")
             with other.connect() as watch:
                 wait_for(
-                    lambda: watch.execute(blocked, {"holder": holder}).scalar() == 1, "the list waiting on video 1"
+                    lambda: watch.execute(blocked, {"holder": holder}).scalar() == 1, "the write waiting on video 1"
                 )
-            # The list waits for 1 without holding 2: the download takes it (NOWAIT: no lock held there).
-            download.execute(text("SET lock_timeout = '2s'"))
+            # The write waits for 1 without holding 2: the download takes it (NOWAIT: no lock held there).
             download.execute(select(Video.id).where(Video.id == "2").with_for_update(nowait=True))
             download.commit()
-            resighting.join(60)
-            assert not resighting.is_alive()
-        assert count(store, StatsSnapshot) == 4
+            write.join(60)
+            assert not write.is_alive()
+        assert count(store, StatsSnapshot) == 4 if writer == "seeds" else count(store, RelatedEdge) == 1
     finally:
         other.dispose()
         store.dispose()

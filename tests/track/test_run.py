@@ -253,6 +253,23 @@ def test_a_video_whose_page_still_loads_when_the_block_is_judged_stays_pending(s
     assert tracker.counters.outcomes["gone"] == 0  # those set back are no longer counted
 
 
+def test_a_deleted_video_set_back_with_a_block_is_found_gone_once_the_block_is_over(store):
+    """Set back for the block's sake, a video that really is deleted must be stopped by its next reads:
+    kept doubted for good, it was given back after every one, and its answers alone then made a run of
+    unavailable answers that stopped the tracker as persistently blocked."""
+    add_videos(store, {str(i): T0 - HOUR for i in range(1, 9)})
+    tracker = tracking(store, TrackOptions(ages="1h", in_flight=1), VirtualClock(T0))
+
+    async def read(video_id: str) -> Answer[ItemAt]:
+        if video_id == "5" or not tracker.monitor.total:  # a block until it is judged; 5 is deleted
+            raise deleted()
+        return answer(video_id, 100)
+
+    assert asyncio.run(run(tracker, {"t0": reader(read, read)})) == "done"
+    statuses = {video_id: t.status for (video_id, _), t in targets(store).items()}
+    assert statuses == {**{str(i): "observed" for i in range(1, 9)}, "5": "gone"}
+
+
 def test_an_outage_stops_the_run_and_spends_no_video_s_tries(store):
     """The site stops answering (the network is down): after the policy's ``give_up_after_unreachable``
     reads in a row with no answer the run stops as unreachable, before it fails a video for it; nothing

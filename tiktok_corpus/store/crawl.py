@@ -51,8 +51,13 @@ def _lock_corpus(connection: Connection) -> None:
 
 def _known(connection: Connection, ids: Sequence[str]) -> tuple[dict[str, int], SightingRows]:
     """The depth of each of ``ids`` that is in the corpus, and the rows a sighting of them fills, which
-    know the kind each is stored as and whether its file URLs are."""
-    rows = connection.execute(_KNOWN, {"ids": list(ids)}).all()
+    know the kind each is stored as and whether its file URLs are.
+
+    On Postgres the rows are locked here, all at once and in id order, before the write touches any: a
+    download landing locks its rows in id order too, and a write that took them in its lists' order (a
+    parent first, then the children it re-sights) deadlocked with it."""
+    query = _KNOWN.order_by(_VIDEOS.c.id).with_for_update() if connection.dialect.name == "postgresql" else _KNOWN
+    rows = connection.execute(query, {"ids": list(ids)}).all()
     return {video_id: depth for video_id, depth, _, _ in rows}, SightingRows(
         utcnow(),
         stored_kinds={video_id: kind for video_id, _, kind, _ in rows},
@@ -198,10 +203,10 @@ def record_expansions(
         connection = session.connection()
         _lock_corpus(connection)
         parents = sorted({expansion.parent_id for expansion in expansions})
-        held = set(parents) if worker is None else _held_parents(connection, parents, worker)
         ids = set(parents)
         ids.update(item.id for expansion in expansions for item in expansion.related.items)
-        known, rows = _known(connection, sorted(ids))
+        known, rows = _known(connection, sorted(ids))  # first: it takes the rows' locks in order
+        held = set(parents) if worker is None else _held_parents(connection, parents, worker)
         videos = _video_count(connection)
         sightings: list[Sighting | None] = []
         for expansion in expansions:

@@ -311,9 +311,7 @@ class SightingRows:
                 _video_refresh(),
                 [
                     {"b_id": video_id} | {f"b_{name}": value for name, value in columns.items()}
-                    # In id order, as the other writers of many rows take their locks (Postgres): a list's
-                    # order against a download's landing deadlocked the two.
-                    for video_id, columns in sorted(self.refreshed.items())
+                    for video_id, columns in self.refreshed.items()
                 ],
             )
             # A queued video turned private (or an ad seen as a plain video), or a video first seen without
@@ -325,7 +323,7 @@ class SightingRows:
                     f"b_{name}": value
                     for name, value in _stages(columns, urls_stored=video_id in self.urls_stored).items()
                 }
-                for video_id, columns in sorted(self.refreshed.items())
+                for video_id, columns in self.refreshed.items()
                 if columns["item_kind"] != self.stored_kinds.get(video_id, columns["item_kind"])
                 or (video_id not in self.urls_stored and columns["media_urls"] is not None)
             ]

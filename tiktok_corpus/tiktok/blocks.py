@@ -107,7 +107,6 @@ class BlockMonitor:
     unreachable_in_a_row: int = 0
     believed: list[str] = field(default_factory=list)  # items taken as unavailable since the last answer
     _run_was_a_block: bool = False
-    _doubted: set[str] = field(default_factory=set)  # every item handed over by take_doubted
 
     def record_block(self, kind: str) -> None:
         self.unreachable_in_a_row = 0  # a block is the site's answer
@@ -157,13 +156,7 @@ class BlockMonitor:
         if not self._run_was_a_block:
             return []
         doubted, self.believed = self.believed, []
-        self._doubted.update(doubted)
         return doubted
-
-    def doubts(self, item_id: str) -> bool:
-        """Whether ``item_id`` was believed unavailable in a run that then proved a block: a caller still
-        checking it (a page load) when the block was judged must not record it as gone after the set-back."""
-        return item_id in self._doubted
 
 
 @contextlib.contextmanager

@@ -103,6 +103,8 @@ class Tracking:
         self._scheduled_at = 0.0
         self._reschedule_every_s = RESCHEDULE_EVERY_S
         self._in_hand: dict[str, DueVideo] = {}  # worker -> its claim, not yet settled: released on a stop
+        self._confirming: set[str] = set()  # videos whose page is loading to confirm an unavailable answer
+        self._set_back: set[str] = set()  # of those, the ones a block was judged for meanwhile
         self._all_settled = asyncio.Event()  # set whenever no loop is claiming or observing
         self._busy = 0  # loops claiming or observing: each holds one of --limit's observations until settled
 
@@ -295,17 +297,22 @@ class Tracking:
                 believed = self.monitor.unavailable_believed(due.video_id)  # persistent blocking raises
             finally:
                 if doubted := self.monitor.take_doubted():  # the run's first answers were the block's too
+                    self._set_back.update(self._confirming.intersection(doubted))  # not gone yet: not restored
                     self.counters.outcomes["gone"] -= await self._db(restore_gone, self.store, doubted)
             if not believed:  # a block: the claim goes back (on a raise, close() gives it back)
                 await self._given_back(due, worker)
                 return None
+            self._confirming.add(due.video_id)
             try:
                 read = await reader.confirm(due.video_id)  # an ItemUnavailable from the page: confirmed
             except ItemUnavailable:
-                if self.monitor.doubts(due.video_id):  # a block was judged while the page loaded
+                if due.video_id in self._set_back:  # a block was judged while the page loaded
                     await self._given_back(due, worker)
                     return None
                 raise
+            finally:
+                self._confirming.discard(due.video_id)
+                self._set_back.discard(due.video_id)
         self.monitor.record_success()
         stats = read.value.item.stats
         if stats is None or stats.play_count is None:
