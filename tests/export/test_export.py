@@ -695,6 +695,28 @@ def test_shard_rows_read_back_times_with_and_without_a_fraction_of_a_second(tmp_
     assert [(tmp_path / f).read_bytes() for f in rows["file"]] == [b"mp4 1", b"mp4 2"]
 
 
+def _sharded(root: Path, contents: dict[str, bytes], splits: list[str], *, shard_size: int) -> dict:
+    """``contents`` (video id -> its file's bytes) written under ``root/videos`` and packed into shards of
+    ``splits`` (labels alternating); the manifest's ``webdataset`` entry."""
+    import pyarrow as pa
+
+    from tiktok_corpus.export.shards import write_shards
+
+    (root / "videos").mkdir()
+    for video_id, content in contents.items():
+        (root / "videos" / f"{video_id}.mp4").write_bytes(content)
+    table = pa.table(
+        {
+            "video_id": list(contents),
+            "file": [f"videos/{video_id}.mp4" for video_id in contents],
+            "sha256": [hashlib.sha256(content).hexdigest() for content in contents.values()],
+            "split": splits,
+            "is_viral": [n % 2 for n in range(len(contents))],
+        }
+    )
+    return write_shards(root, table, root, shard_size=shard_size)
+
+
 def test_two_readers_of_a_shards_only_export_each_unpack_its_files_whole(tmp_path, monkeypatch):
     """Two readers of one export from its shards alone (two trainers at once; threads here) write each
     video out side by side: each into a scratch file of its own, so neither truncates nor renames away
@@ -702,24 +724,10 @@ def test_two_readers_of_a_shards_only_export_each_unpack_its_files_whole(tmp_pat
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    import pyarrow as pa
+    from tiktok_corpus.export.shards import rows_from_shards
 
-    from tiktok_corpus.export.shards import rows_from_shards, write_shards
-
-    (tmp_path / "videos").mkdir()
     contents = {video_id: f"mp4 {video_id}".encode() * 1000 for video_id in ("1", "2")}
-    for video_id, content in contents.items():
-        (tmp_path / "videos" / f"{video_id}.mp4").write_bytes(content)
-    table = pa.table(
-        {
-            "video_id": list(contents),
-            "file": [f"videos/{video_id}.mp4" for video_id in contents],
-            "sha256": [hashlib.sha256(content).hexdigest() for content in contents.values()],
-            "split": ["train", "test"],
-            "is_viral": [0, 1],
-        }
-    )
-    entry = write_shards(tmp_path, table, tmp_path, shard_size=1)
+    entry = _sharded(tmp_path, contents, ["train", "test"], shard_size=1)
     both_written = threading.Barrier(2)
     write_bytes = Path.write_bytes
 
@@ -740,24 +748,10 @@ def test_two_readers_of_a_shards_only_export_each_unpack_its_files_whole(tmp_pat
 def test_a_shard_copied_in_part_is_refused_not_read_as_fewer_videos(tmp_path):
     """Python's tar reader takes a cut at most offsets, or zeroed blocks, for the archive's end: a shard
     copied in part (an interrupted rsync, a full disk) gave a table short of its lost videos, no error."""
-    import pyarrow as pa
+    from tiktok_corpus.export.shards import rows_from_shards
 
-    from tiktok_corpus.export.shards import rows_from_shards, write_shards
-
-    (tmp_path / "videos").mkdir()
     contents = {str(n): f"mp4 {n}".encode() * 500 for n in range(1, 5)}
-    for video_id, content in contents.items():
-        (tmp_path / "videos" / f"{video_id}.mp4").write_bytes(content)
-    table = pa.table(
-        {
-            "video_id": list(contents),
-            "file": [f"videos/{video_id}.mp4" for video_id in contents],
-            "sha256": [hashlib.sha256(content).hexdigest() for content in contents.values()],
-            "split": ["train"] * 4,
-            "is_viral": [0, 1, 0, 1],
-        }
-    )
-    entry = write_shards(tmp_path, table, tmp_path, shard_size=4)
+    entry = _sharded(tmp_path, contents, ["train"] * 4, shard_size=4)
     shard = tmp_path / entry["shards"][0]["file"]
     whole = shard.read_bytes()
     assert len(rows_from_shards(tmp_path, entry)) == 4
