@@ -56,7 +56,10 @@ def _known(connection: Connection, ids: Sequence[str]) -> tuple[dict[str, int], 
     On Postgres the rows are locked here, all at once and in id order, before the write touches any: a
     download landing locks its rows in id order too, and a write that took them in its lists' order (a
     parent first, then the children it re-sights) deadlocked with it."""
-    query = _KNOWN.order_by(_VIDEOS.c.id).with_for_update() if connection.dialect.name == "postgresql" else _KNOWN
+    postgres = connection.dialect.name == "postgresql"
+    # FOR NO KEY UPDATE: the write changes no key, so another's foreign keys to these rows (a tracker's
+    # snapshot) do not wait for it.
+    query = _KNOWN.order_by(_VIDEOS.c.id).with_for_update(key_share=True) if postgres else _KNOWN
     rows = connection.execute(query, {"ids": list(ids)}).all()
     return {video_id: depth for video_id, depth, _, _ in rows}, SightingRows(
         utcnow(),

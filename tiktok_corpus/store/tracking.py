@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import socket
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -144,16 +144,21 @@ def claim_due(
         and_(_TARGETS.c.status == "pending", _TARGETS.c.due_at <= now, _ready(now)),
     )
     with store.transaction() as session:
+        postgres = store.dialect == "postgresql"
         video_ids = _claimable(session, store, limit, now=now, wall=wall, late_fraction=late_fraction)
+        if postgres and video_ids:
+            video_ids = _rows_taken(session, video_ids)
         if not video_ids:
             return []
         # Lock every due target of those videos that no other claim holds, then update exactly those: an
         # update of all their due targets waited on rows another tracker had locked, which waited on ours
         # (Postgres: deadlock detected).
         targets = select(_TARGETS.c.video_id, _TARGETS.c.age_s).where(_TARGETS.c.video_id.in_(video_ids), or_(*due))
-        if store.dialect == "postgresql":
+        if postgres:
             targets = targets.with_for_update(skip_locked=True)
         locked = [tuple(row) for row in session.execute(targets)]
+        if postgres:
+            locked = _whole_videos(session, locked, due)
         if not locked:
             return []
         claimed = session.execute(
@@ -177,6 +182,30 @@ def claim_due(
     return [
         DueVideo(video_id, tuple(sorted(ages[video_id])), created[video_id]) for video_id in video_ids if ages[video_id]
     ]
+
+
+def _rows_taken(session, video_ids: list[str]) -> list[str]:
+    """Postgres: those of ``video_ids`` whose video row this claim locks, in their order (SKIP LOCKED: a
+    claim never waits). Each claim's candidates lock target rows, so two claims at once could each lock
+    one age of a video and claim the rest around the other's: one video read twice at the same moment.
+    The video's row is the one key for all its ages (FOR NO KEY UPDATE: snapshots may still refer to it)."""
+    rows = select(_VIDEOS.c.id).where(_VIDEOS.c.id.in_(video_ids)).with_for_update(skip_locked=True, key_share=True)
+    taken = set(session.scalars(rows))
+    return [video_id for video_id in video_ids if video_id in taken]
+
+
+def _whole_videos(session, locked: list[tuple[str, int]], due) -> list[tuple[str, int]]:
+    """Postgres: the locked targets of the videos whose every due target this claim locked. Another claim's
+    candidates may still hold one for a moment; the video is then left, for a later claim to take whole."""
+    held = Counter(video_id for video_id, _ in locked)
+    due_by_video = dict(
+        session.execute(
+            select(_TARGETS.c.video_id, func.count())
+            .where(_TARGETS.c.video_id.in_(list(held)), or_(*due))
+            .group_by(_TARGETS.c.video_id)
+        ).all()
+    )
+    return [(video_id, age) for video_id, age in locked if held[video_id] == due_by_video.get(video_id)]
 
 
 def _held(video_id: str, worker: str, ages_s: Sequence[int]):
