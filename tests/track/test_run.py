@@ -24,9 +24,10 @@ from tiktok_corpus.store.tracking import claim_due
 from tiktok_corpus.tiktok.blocks import BlockMonitor, BlockPolicy, Pacer
 from tiktok_corpus.tiktok.contract import ItemAt, ItemRecord, StatsRecord
 from tiktok_corpus.tiktok.site_methods import Answer
+from tiktok_corpus.track import loops as track_loops
 from tiktok_corpus.track import run as track_run
+from tiktok_corpus.track.loops import Observe, Reader, Tracking
 from tiktok_corpus.track.options import TrackCounters, TrackOptions
-from tiktok_corpus.track.run import Observe, Reader, Tracking
 
 HOUR = 3_600
 T0 = 1_790_000_000.0
@@ -304,7 +305,7 @@ def test_a_claim_committing_when_the_run_is_cancelled_goes_back(store, monkeypat
     async def read(video_id: str) -> Answer[ItemAt]:
         raise AssertionError(f"a cancelled run read {video_id}")
 
-    monkeypatch.setattr(track_run, "claim_due", held_claim)
+    monkeypatch.setattr(track_loops, "claim_due", held_claim)
     tracker = tracking(store, TrackOptions(ages="1h", in_flight=1), VirtualClock(T0))
 
     async def cancelled_mid_claim() -> None:
@@ -324,7 +325,7 @@ def test_a_run_without_follow_waits_for_the_retry_of_a_read_still_running_when_t
     fails; the run waits for that read, then for its retry's backoff, instead of ending without it."""
     add_videos(store, {"1": T0 - HOUR, "2": T0 - HOUR})
     found_nothing = threading.Event()
-    real_claim = track_run.claim_due
+    real_claim = track_loops.claim_due
 
     def claim_due(*args, **kwargs):
         claimed = real_claim(*args, **kwargs)
@@ -332,7 +333,7 @@ def test_a_run_without_follow_waits_for_the_retry_of_a_read_still_running_when_t
             found_nothing.set()
         return claimed
 
-    monkeypatch.setattr(track_run, "claim_due", claim_due)
+    monkeypatch.setattr(track_loops, "claim_due", claim_due)
     reads: list[str] = []
 
     async def read(video_id: str) -> Answer[ItemAt]:
