@@ -15,6 +15,7 @@ from ..clock import Clock
 from .faults import FaultPlan
 from .media_blocks import MediaUrls
 from .pages import ACCESS_DENIED, CDN_ERROR_PAGE, NOT_FOUND_PAGE
+from .signing import query_number
 
 TINY_GIF = (
     b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00"
@@ -66,13 +67,13 @@ class Cdn:
         video_id = request.path_params["video_id"]
         if video_id not in self.media:
             return HTMLResponse(NOT_FOUND_PAGE, status_code=404)
-        expire = request.query_params.get("expire", "")
+        expire = query_number(request.query_params.get("expire", ""))
         signature = request.query_params.get("signature", "")
         urls = MediaUrls("", self._secret)
         if (
-            not (expire.isascii() and expire.isdigit() and len(expire) <= 18)
-            or signature != urls.signature(video_id, int(expire))
-            or int(expire) < self.clock()
+            expire is None
+            or signature != urls.signature(video_id, expire)
+            or expire < self.clock()
             or request.cookies.get("tt_chain_token") not in self._tokens
         ):
             return HTMLResponse(ACCESS_DENIED, status_code=403)

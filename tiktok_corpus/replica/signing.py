@@ -99,9 +99,17 @@ class SigningKeys:
         ts = params.get("ts")
         if ts is None:
             return "missing ts"
-        if not (ts.isascii() and ts.isdigit() and len(ts) <= 18) or abs(now - int(ts)) > MAX_SKEW_S:
+        sent = query_number(ts)
+        if sent is None or abs(now - sent) > MAX_SKEW_S:
             return "stale ts"
         return _mismatch("X-Gnarly", params.get("X-Gnarly"), keyed_hash(self.gnarly, text))
+
+
+def query_number(text: str, most_digits: int = 18) -> int | None:
+    """A query parameter's whole number as the site reads one, else None: ASCII digits only ("²" is a
+    digit to ``isdigit``, not to ``int``), and no more of them than a number it takes can have (thousands
+    are past ``int()``'s limit: a 500)."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= most_digits else None
 
 
 def _first_values(query: str) -> dict[str, str]:

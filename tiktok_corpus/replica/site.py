@@ -43,7 +43,7 @@ from .items import (
 from .media_blocks import MediaUrls
 from .pages import NOT_FOUND_PAGE, feed_page, video_page, waf_answer, waf_page
 from .removals import Removals
-from .signing import SigningKeys, SigningSetting
+from .signing import SigningKeys, SigningSetting, query_number
 
 MAX_LIST_COUNT = 50
 
@@ -202,9 +202,8 @@ class ReplicaSite:
     @staticmethod
     def _count_param(request: Request, default: int) -> int | None:
         raw = request.query_params.get("count", str(default))
-        # "²" is a digit to isdigit, not to int; a count of thousands of digits is past int()'s limit
-        count = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 6 else 0
-        return count if 1 <= count <= MAX_LIST_COUNT else None
+        count = query_number(raw, most_digits=6)
+        return count if count is not None and 1 <= count <= MAX_LIST_COUNT else None
 
     # --- pages -----------------------------------------------------------------------------
 
