@@ -2,11 +2,13 @@
 one, so ``base_url`` is known before the first request): the replica site and ``corpus browse``.
 
 Stopping closes idle connections at once and gives responses in flight ``graceful_shutdown_s``; a
-second Ctrl-C while stopping cuts them short. The waits wake often enough for a Ctrl-C to land.
+second Ctrl-C while stopping cuts them short, without a traceback. The waits wake often enough for a Ctrl-C to land.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import socket
 import threading
 import time
@@ -18,6 +20,17 @@ from .errors import ConfigError
 
 START_TIMEOUT_S = 15
 STOP_TIMEOUT_S = 10
+
+
+class _QuietCancel(logging.Filter):
+    """Drops uvicorn's traceback of a response cut short when stopping outlasted the grace period (a video
+    still streaming at Ctrl-C): that cut is the stop asked for, not an error in the app."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError))
+
+
+logging.getLogger("uvicorn.error").addFilter(_QuietCancel())
 
 
 def _bind_address(host: str, port: int) -> tuple[socket.AddressFamily, tuple]:
