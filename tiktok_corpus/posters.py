@@ -22,7 +22,7 @@ import ffmpeg
 
 from ._files import media_path, sha256_file, write_text_atomically
 from ._waits import ordered_map
-from .errors import CorpusError, MediaError
+from .errors import CorpusError, MediaError, disk_full, not_permitted
 from .media import CUT_SHORT, FFMPEG, run_tool
 
 POSTER_WIDTH = 360
@@ -40,7 +40,8 @@ def poster_path(cache_dir: Path, sha256: str) -> Path:
 def poster_frame(source: Path, cache_dir: Path, *, sha256: str | None = None) -> Path:
     """The poster of ``source`` (made now unless cached); ``sha256`` saves hashing the file again.
 
-    Raises :class:`MediaError` when the file is missing or ffmpeg cannot decode a frame of it.
+    Raises :class:`MediaError` when the file is missing or ffmpeg cannot decode a frame of it, a
+    :class:`~tiktok_corpus.errors.ConfigError` when the cache cannot be written (a read-only corpus).
     """
     source = Path(source)
     if not source.is_file():
@@ -51,10 +52,13 @@ def poster_frame(source: Path, cache_dir: Path, *, sha256: str | None = None) ->
     failed = target.with_suffix(".failed")
     if failed.is_file():
         raise MediaError(failed.read_text(encoding="utf-8", errors="replace"), kind="corrupt")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # A name of its own per call: browse serves requests on threads of one process, and two asking for
-    # the same poster at once must not write, rename or delete each other's file.
-    handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # A name of its own per call: browse serves requests on threads of one process, and two asking for
+        # the same poster at once must not write, rename or delete each other's file.
+        handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    except OSError as exc:  # a corpus browsed read-only, a full disk: no poster, and the error says why
+        raise (not_permitted(exc) or disk_full(exc) or exc) from None
     os.close(handle)
     partial = Path(name)
     command = (

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 import lazy_loader
 
 if TYPE_CHECKING:
-    from .poster_jobs import make_posters, make_posters_in_background
+    from .poster_jobs import make_posters, make_posters_in_background, poster_cache_problem
 
 __getattr__, __dir__, __all__ = lazy_loader.attach(
-    __name__, submod_attrs={"poster_jobs": ["make_posters", "make_posters_in_background"]}
+    __name__, submod_attrs={"poster_jobs": ["make_posters", "make_posters_in_background", "poster_cache_problem"]}
 )

@@ -42,6 +42,14 @@ class PosterRequests:
                 return self._make(source, self._cache_dir, sha256=sha256)
 
 
+def poster_cache_problem(data_dir: Path) -> str | None:
+    """Why no poster can be made for the grid (``<data dir>/posters`` cannot be written: a corpus browsed
+    read-only), else None. Those made before are still shown."""
+    cache = data_dir / "posters"
+    folder = cache if cache.is_dir() else data_dir
+    return None if os.access(folder, os.W_OK) else f"{folder} cannot be written (only those made before are shown)"
+
+
 def make_posters(data_dir: Path, catalog: Catalog, *, advance: Callable[[], None] | None = None) -> tuple[int, int]:
     """Extract the poster frame of every downloaded video not yet cached (``<data dir>/posters``), so
     the grid never waits on ffmpeg; returns ``(posters, files that gave none)``."""

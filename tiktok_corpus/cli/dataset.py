@@ -194,7 +194,7 @@ def browse(
     A grid of videos (poster, counts, label, split, score, error; sort and filter), each video's page
     (playback, stats over time, related videos, probe, download attempts), the queue and the report.
     """
-    from ..browse import make_posters_in_background
+    from ..browse import make_posters_in_background, poster_cache_problem
     from ..browse.app import BrowseServer
     from ..browse.catalog import Catalog
     from ..store.db import open_store
@@ -214,7 +214,9 @@ def browse(
             server.start()
             typer.echo(server.base_url)
             err_console.print(f"serving {settings.safe_db_url} read-only; Ctrl-C stops", highlight=False)
-            if posters:
+            if posters and (problem := poster_cache_problem(settings.data_dir)) is not None:
+                err_console.print(f"no new poster frames: {problem}", highlight=False)
+            elif posters:
                 make_posters_in_background(settings.data_dir, catalog, stop=stop_posters, done=posters_made)
             server.wait()
         except KeyboardInterrupt:

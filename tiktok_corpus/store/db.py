@@ -8,6 +8,8 @@ empty, which the tool created itself and may migrate on its own.
 from __future__ import annotations
 
 import functools
+import os
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -58,20 +60,28 @@ def sqlite_file(url: str) -> Path | None:
     return Path(path) if path and path != ":memory:" else None
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, immutable: bool = False) -> Engine:
     """An engine with the project's SQLite discipline: WAL, busy timeout, FKs, BEGIN IMMEDIATE.
 
     ``BEGIN IMMEDIATE`` takes SQLite's write lock at the start of each transaction, so two processes
     never both read a queue row as free and then both claim it (SQLite has no ``SKIP LOCKED``); a
     reader's transaction (:meth:`Store.consistent_read`) begins deferred, holding no lock writers wait on.
+    ``immutable`` opens a SQLite file that nothing writes as SQLite's ``immutable`` URI (see
+    :func:`_on_read_only_media`).
     """
     if url.startswith("sqlite"):
-        if (path := sqlite_file(url)) is not None:
+        path = sqlite_file(url)
+        if path is not None and not immutable:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:  # a file where the folder should be, no permission
                 raise ConfigError(f"cannot make the database's folder {path.parent}: {exc}") from None
-        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **_JSON_CODEC)
+        if immutable and path is not None:
+            uri = f"{path.absolute().as_uri()}?immutable=1"
+            connect = functools.partial(sqlite3.connect, uri, uri=True, check_same_thread=False)
+            engine = create_engine("sqlite://", creator=connect, **_JSON_CODEC)
+        else:
+            engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **_JSON_CODEC)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no branch - one-liners
@@ -271,7 +281,7 @@ def open_store(
     url = settings.db_url or ""
     if not create:
         _require_sqlite_file(url)
-    engine = make_engine(url)
+    engine = make_engine(url, immutable=reads_only and _on_read_only_media(url))
     if reads_only:
         engine = engine.execution_options(**{_READS_ONLY: True})
     store = Store(engine, sessionmaker(engine, expire_on_commit=False), redact_url(url))
@@ -292,6 +302,25 @@ def _require_sqlite_file(url: str) -> None:
         raise ConfigError(
             f"no corpus database at {path}: check --data-dir / --db (a crawl or `corpus db upgrade` makes one)"
         )
+
+
+def _on_read_only_media(url: str) -> bool:
+    """Whether ``url`` is a SQLite file in a folder this process cannot write (a read-only mount, a corpus
+    shared read-only). SQLite in WAL mode must make its ``-shm`` file beside the database even to read;
+    there it cannot, so such a file is read as immutable, which is exact while its write-ahead log is
+    empty (a corpus closed cleanly). A log with pages in it cannot be read there: refused, saying why."""
+    path = sqlite_file(url)
+    if path is None or os.access(path.parent, os.W_OK):
+        return False
+    wal = path.with_name(f"{path.name}-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        raise ConfigError(
+            f"cannot read {path} where it is: its folder is read-only and its write-ahead log {wal.name} "
+            "holds writes that SQLite can only read by writing beside it; open it where it can be written, "
+            "or copy the folder",
+            kind="db_unreachable",
+        )
+    return True
 
 
 def _refuse_a_newer_schema(current: str | None, safe_url: str) -> None:

@@ -1,0 +1,103 @@
+"""A corpus on a read-only medium (a read-only mount, a copy shared read-only): ``corpus browse`` and
+``corpus status`` read it (SQLite in WAL mode could not even open it), and what cannot be read there
+is a clear error."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tiktok_corpus.browse.app import BrowseServer
+from tiktok_corpus.browse.catalog import Catalog
+from tiktok_corpus.browse.poster_jobs import poster_cache_problem
+from tiktok_corpus.errors import ConfigError
+from tiktok_corpus.store.db import open_store
+
+from .conftest import DemoCorpus, copy_of
+
+pytestmark = pytest.mark.slow(10)
+
+CORPUS = Path(sys.executable).with_name("corpus")
+
+
+@contextmanager
+def read_only(folder: Path) -> Iterator[None]:
+    """``folder`` made read-only for this process: by file modes for a user, by a read-only bind mount
+    for root (whom modes do not stop). Skipped, saying why, where root may not mount."""
+    if os.geteuid() != 0:
+        modes = {path: path.stat().st_mode for path in [folder, *folder.rglob("*")] if path.is_dir()}
+        for path in modes:
+            path.chmod(0o555)
+        try:
+            yield
+        finally:
+            for path, mode in modes.items():
+                path.chmod(mode)
+        return
+    mounted = subprocess.run(["mount", "--bind", folder, folder], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"root cannot make a read-only folder here (mount --bind: {mounted.stderr.strip()})")
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", folder], check=True, capture_output=True)
+        yield
+    finally:
+        subprocess.run(["umount", "--lazy", folder], check=True, capture_output=True)  # a file left open too
+
+
+def _settings_env(corpus: DemoCorpus) -> dict[str, str]:
+    settings = corpus.settings
+    return {**os.environ, "CORPUS_DATA_DIR": str(settings.data_dir), "CORPUS_DB_URL": str(settings.db_url)}
+
+
+def test_a_read_only_corpus_is_browsed_and_counted(demo_corpus, tmp_path):
+    corpus = copy_of(demo_corpus, tmp_path)
+    data_dir = corpus.settings.data_dir
+    shutil.rmtree(data_dir / "posters", ignore_errors=True)
+    before = sorted(path.relative_to(data_dir) for path in data_dir.rglob("*"))
+    with read_only(data_dir):
+        assert poster_cache_problem(data_dir) == f"{data_dir} cannot be written (only those made before are shown)"
+        with open_store(corpus.settings, create=False, reads_only=True) as store:
+            catalog = Catalog(store, corpus.export_dir)
+            downloaded = catalog.rows().dropna(subset=["media_path"])["video_id"].iloc[0]
+            with BrowseServer(corpus.settings, store, catalog) as server, httpx.Client(timeout=30) as http:
+                assert http.get(server.base_url).status_code == 200
+                assert http.get(f"{server.base_url}/video/{downloaded}").status_code == 200
+                assert http.get(f"{server.base_url}/media/{downloaded}").status_code == 200
+                assert http.get(f"{server.base_url}/poster/{downloaded}.jpg").status_code == 404  # none cached
+        status = subprocess.run(
+            [CORPUS, "status", "--json"], capture_output=True, text=True, env=_settings_env(corpus), timeout=120
+        )
+        assert status.returncode == 0, status.stderr
+        assert '"videos"' in status.stdout
+    assert sorted(path.relative_to(data_dir) for path in data_dir.rglob("*")) == before
+
+
+def test_a_read_only_corpus_with_writes_in_its_log_is_refused_saying_why(demo_corpus, tmp_path):
+    """A copy taken while a writer had pages in the write-ahead log: reading it as immutable would miss
+    them, and reading the log needs a file written beside it."""
+    corpus = copy_of(demo_corpus, tmp_path)
+    database = Path(str(corpus.settings.db_url).removeprefix("sqlite:///"))
+    writer = sqlite3.connect(database)
+    try:
+        writer.execute("PRAGMA wal_autocheckpoint=0")
+        writer.execute("UPDATE videos SET desc = 'changed after the last checkpoint'")
+        writer.commit()
+        copy = tmp_path / "copy"
+        copy.mkdir()
+        for path in database.parent.glob(f"{database.name}*"):
+            shutil.copy(path, copy / path.name)
+    finally:
+        writer.close()
+    assert (copy / f"{database.name}-wal").stat().st_size > 0
+    settings = corpus.settings.model_copy(update={"db_url": f"sqlite:///{copy / database.name}"})
+    with read_only(copy), pytest.raises(ConfigError, match="its folder is read-only and its write-ahead log"):
+        open_store(settings, create=False, reads_only=True)
