@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import threading
+from collections import Counter
 from dataclasses import replace
 from datetime import timedelta
 
@@ -338,10 +339,29 @@ def test_a_disk_filling_up_mid_transfer_stops_the_run_and_gives_the_row_back(
         db.dispose()
 
 
+def test_a_declared_size_past_the_largest_file_accepted_stops_no_run(store, cdn, cdn_settings, rows, quick, sample_mp4):
+    """A ``DataSize`` of 10^15 on a body of unstated size reserved a petabyte: every run stopped as "disk
+    full" on that row, before the files beside it. What is held is at most ``--max-bytes`` (the body must
+    stay within it anyway); the body then falls short of the size declared, which fails that row alone."""
+    liar, honest = "7200000000000000010", "7200000000000000011"
+
+    def unsized(handler) -> None:
+        cdn.head(handler, None)
+        handler.wfile.write(sample_mp4)
+
+    cdn.routes["/claims-a-petabyte"] = unsized
+    cdn.routes["/unsized"] = unsized
+    rows.add(liar, [cdn.url("/claims-a-petabyte", data_size=10**15)])
+    rows.add(honest, [cdn.url("/unsized")])
+    summary = asyncio.run(download_pending(store, cdn_settings, cookies=[], options=replace(quick, attempts=1)))
+    assert (summary.downloaded, summary.failures) == (1, Counter({"truncated": 1}))
+    assert video_file_path(cdn_settings.data_dir, honest).read_bytes() == sample_mp4
+
+
 def test_files_being_written_count_against_the_free_space(tmp_path):
     """The reserve holds for every file being written at once, not for each alone."""
     free = shutil.disk_usage(tmp_path).free
-    directories = PartDirectories(min_free_bytes=free // 2)
+    directories = PartDirectories(min_free_bytes=free // 2, max_file_bytes=free)
     with directories.writing(tmp_path / "a", free // 3):
         with pytest.raises(NoSpace, match="being written"), directories.writing(tmp_path / "b", free // 3):
             pass
@@ -350,7 +370,7 @@ def test_files_being_written_count_against_the_free_space(tmp_path):
 
 
 def test_a_write_that_finds_the_disk_full_is_no_space(tmp_path):
-    directories = PartDirectories(min_free_bytes=0)
+    directories = PartDirectories(min_free_bytes=0, max_file_bytes=1)
     with pytest.raises(NoSpace) as stopped, directories.writing(tmp_path, 0), open("/dev/full", "wb") as full:
         full.write(bytes(100_000))  # /dev/full answers every write with ENOSPC
     assert "free some space, then run the same command again" in stopped.value.message

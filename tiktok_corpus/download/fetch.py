@@ -36,7 +36,7 @@ class Fetcher:
     ) -> None:
         self.client, self.settings, self.options, self.user_agent = client, settings, options, user_agent
         headers = request_headers(settings, user_agent)
-        directories = PartDirectories(options.min_free_bytes)
+        directories = PartDirectories(options.min_free_bytes, options.max_bytes)
         self.accept = MediaAcceptance(options.probe_timeout_s)
         self.http = HttpTransfers(client, headers, options, concurrency, directories, self.accept)
         self.refresher = UrlRefresher(client, settings, options, user_agent)

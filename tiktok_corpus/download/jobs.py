@@ -133,8 +133,9 @@ class FetchedFile:
 class PartDirectories:
     """Makes the directories ``.part`` files are written to, and refuses to fill the disk."""
 
-    def __init__(self, min_free_bytes: int) -> None:
+    def __init__(self, min_free_bytes: int, max_file_bytes: int) -> None:
         self._min_free_bytes = min_free_bytes
+        self._max_file_bytes = max_file_bytes
         self._made: set[Path] = set()
         self._writing = 0  # expected bytes of the files being written now: the disk must hold them all
 
@@ -143,7 +144,10 @@ class PartDirectories:
         """Create ``directory`` (once per run, not a syscall per file) and hold ``expected`` bytes while
         the block writes a file there. NoSpace unless it fits beside the reserve and the files already
         being written (counted whole, though what they wrote has left the free space already: on the safe
-        side), or when a write finds the disk full (ENOSPC)."""
+        side), or when a write finds the disk full (ENOSPC). No file is held at more than the largest one
+        accepted: a size the site declares (``DataSize``) may be anything, and 10^15 bytes stopped every
+        run as "disk full"."""
+        expected = min(expected, self._max_file_bytes)
         with _stopping_where_no_file_can_be_written():
             if directory not in self._made:
                 directory.mkdir(parents=True, exist_ok=True)
