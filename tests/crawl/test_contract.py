@@ -339,6 +339,8 @@ def test_the_sounds_original_flag_is_read_as_the_site_gives_it(music, original):
         ("https://v16.tiktokcdn.com/v/a.mp4?expire=12x&b=2", None),
         ("https://v16.tiktokcdn.com/v/a.mp4#expire=5", None),  # a fragment is not the query
         ("https://v16.tiktokcdn.com/v/a.mp4", None),
+        ("https://v16.tiktokcdn.com/v/a.mp4?expire=" + "9" * 5000, None),  # int() refuses it: the try failed
+        ("https://v16.tiktokcdn.com/v/a.mp4?expire=\u0661\u0662", None),  # digits, but not ASCII ones
     ],
 )
 def test_url_expiry_reads_only_the_expire_parameter(url, expected):

@@ -17,7 +17,9 @@ _SECRET_PARAMS = {
     "verifyFp",
     "tt_chain_token",
 }
-_EXPIRE_PARAM = re.compile(r"[?&]expire=(\d+)(?:[&#]|$)")
+# A unix time in ASCII digits, as many as a 64-bit one has: 5,000 digits made int() raise, and the
+# download try raised with it, its other URLs never tried.
+_EXPIRE_PARAM = re.compile(r"[?&]expire=([0-9]{1,19})(?:[&#]|$)")
 
 
 def url_expiry(url: str) -> int | None:
