@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from dataclasses import fields
 from pathlib import Path
 
@@ -144,6 +145,32 @@ def test_a_page_embedding_another_item_is_no_answer_for_the_one_asked(name):
     with pytest.raises(ContractError) as other:
         parse_video_page(page, "7000000000000000001")
     assert other.value.kind == "wrong_item" and f"embeds item {embedded}" in other.value.message
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        '<script id="__UNIVERSAL_DATA_FOR_REHYDRATION__">' * 20_000,  # never closed
+        '<script id="__UNIVERSAL_DATA_FOR_REHYDRATION__"' * 20_000,  # no tag ever ends
+        '<script type="x"></script><script src="a.js">{"not": "it"}</script>',
+    ],
+)
+def test_a_page_without_a_whole_item_script_is_no_item(page):
+    """Hostile pages of unclosed tags: no item, told as such (a regex took half a minute on them)."""
+    with pytest.raises(ContractError) as none:
+        parse_video_page(page)
+    assert none.value.kind == "no_rehydration"
+
+
+def test_the_item_script_is_found_among_others_whatever_its_attributes():
+    item = parse_video_page(fixture("video_page_rehydration.html"))
+    script = re.search(
+        r'(<script[^>]*id="__UNIVERSAL_DATA_FOR_REHYDRATION__"[^>]*>)(.*?)</script>',
+        fixture("video_page_rehydration.html"),
+        re.S,
+    )
+    page = f'<script>var a = "<b>";</script><script data-x="1" {script.group(1)[8:]}{script.group(2)}</script>'
+    assert parse_video_page(page).id == item.id
 
 
 def test_rehydration_page_reads_gears_and_hashtags():
