@@ -225,7 +225,9 @@ def ablate(
 def predict(
     ctx: typer.Context,
     videos: list[Path] = typer.Argument(..., metavar="VIDEO...", help="Video files to score."),
-    run: Path = typer.Option(..., "--run", help="A training run directory (with best.pt)."),
+    run: Path = typer.Option(
+        ..., "--run", help="A run of the paper's network (corpus train, --model r2plus1d), not a gbdt or fusion run."
+    ),
     device: str = option_from(TrainConfig, "device"),
     as_json: bool = typer.Option(
         False, "--json", help="Errors that stop the command (a bad --run) as a JSON document on stdout too."
