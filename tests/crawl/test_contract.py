@@ -430,13 +430,14 @@ def test_a_posting_time_that_is_no_unix_second_is_unknown():
     """Milliseconds, or a number whose ages would overflow the tracker's schedule, are no posting time."""
     times = {value: parse_item({"id": "7", "createTime": value}).create_time for value in (1790959957, "1790959957")}
     assert set(times.values()) == {1790959957}
-    for value in (1790959957000, 2**62, 0, -5, "soon"):
+    for value in (1790959957000, 2**62, 12614400000, 0, -5, "soon"):  # 12614400000: year 2369
         assert parse_item({"id": "7", "createTime": value}).create_time is None, value
 
 
 def test_a_site_time_no_timestamp_can_hold_is_unknown():
     assert envelope_time({"extra": {"now": 1790959957000}}) == 1790959957.0
     assert envelope_time({"extra": {"now": 2**62}}) is None
+    assert envelope_time({"extra": {"now": 12614400000 * 1000}}) is None  # 2369: exports failed at an age
 
 
 def test_a_hashtag_lower_casing_lengthens_is_bounded_as_stored():

@@ -40,8 +40,10 @@ from .records import (
 
 # What no database stores: a lone surrogate (SQLite, Postgres), NUL (Postgres refuses it in text).
 _UNSTORABLE = re.compile("[\ud800-\udfff\x00]")
-# The latest moment a stored time can hold (datetime's year 9999), in milliseconds.
-_MAX_TIME_MS = 253_402_300_799_000
+# The latest moment a site's time is taken as one, in milliseconds: 2200-01-01, well inside the
+# nanosecond timestamps exports and reports compute in (to April 2262), ages added. A site clock of
+# year 2369 (datetime's limit, 9999, was the bound) failed every export at an age and the report.
+_MAX_TIME_MS = 7_258_118_400_000
 
 
 def _parse_json(body: bytes | str | dict | list) -> Any:
@@ -394,14 +396,15 @@ def parse_item_detail_at(body: bytes | str | dict, video_id: str | None = None) 
 
 
 def _posting_time(value: object) -> int | None:
-    """``createTime`` (unix seconds), or None when it cannot be one: not positive, or past year 9999 (a
-    millisecond value; a number whose ages would overflow the schedule's arithmetic)."""
+    """``createTime`` (unix seconds), or None when it cannot be one: not positive, or past
+    :data:`_MAX_TIME_MS` (a millisecond value; a number whose ages would overflow a timestamp)."""
     seconds = _int(value)
     return seconds if seconds is not None and 0 < seconds <= _MAX_TIME_MS // 1000 else None
 
 
 def envelope_time(data: dict) -> float | None:
-    """The site's clock in an answer (``extra.now``, milliseconds), as unix seconds; None if absent."""
+    """The site's clock in an answer (``extra.now``, milliseconds), as unix seconds; None if absent or
+    past :data:`_MAX_TIME_MS`."""
     now_ms = _int(_dict(data.get("extra")).get("now"))
     return now_ms / 1000 if now_ms and 0 < now_ms <= _MAX_TIME_MS else None
 
