@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tiktok_corpus.errors import BlockedError, ContractError, ItemUnavailable
+from tiktok_corpus.features.columns import hashtag_names
 from tiktok_corpus.tiktok.contract import (
     MediaUrl,
     detect_block,
@@ -445,6 +446,16 @@ def test_a_hashtag_lower_casing_lengthens_is_bounded_as_stored():
     the write of the whole list on every resume."""
     raw = {"id": "7", "textExtra": [{"type": 1, "hashtagName": "İ" * 200}, {"type": 1, "hashtagName": " Fine "}]}
     assert parse_item(raw).hashtags == (("fine", None),)
+
+
+def test_a_hashtag_name_reads_back_from_a_csv_export_as_it_was_stored():
+    """The CSV export joins a row's names with spaces; its reader splits on spaces, commas and ``#`` and
+    reads a cell starting with ``[`` as JSON: a name holding any of them came back as other names."""
+    names = ["a b", "x,y", "#lead", '["p","q"]', 'say"', "tab\tbed", "ok_1", "été", "#"]
+    raw = {"id": "7", "textExtra": [{"type": 1, "hashtagName": name} for name in names]}
+    stored = [name for name, _ in parse_item(raw).hashtags]
+    assert stored == ["lead", "ok_1", "été"]
+    assert hashtag_names(" ".join(stored)) == stored
 
 
 def test_a_gear_name_longer_than_its_column_is_cut_to_it():

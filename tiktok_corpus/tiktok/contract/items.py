@@ -40,6 +40,7 @@ from .records import (
 
 # What no database stores: a lone surrogate (SQLite, Postgres), NUL (Postgres refuses it in text).
 _UNSTORABLE = re.compile("[\ud800-\udfff\x00]")
+_NOT_IN_A_HASHTAG = re.compile(r'[\s,#\[\]"]')
 # The latest moment a site's time is taken as one, in milliseconds: 2200-01-01, well inside the
 # nanosecond timestamps exports and reports compute in (to April 2262), ages added. A site clock of
 # year 2369 (datetime's limit, 9999, was the bound) failed every export at an age and the report.
@@ -204,9 +205,12 @@ def parse_hashtags(raw: dict) -> tuple[tuple[str, str | None], ...]:
 
 
 def _hashtag_name(value: Any) -> str | None:
-    """The name as stored, stripped and lower-cased, if its column holds it: bounded after lower-casing,
-    which can lengthen it ("İ" becomes two characters)."""
-    return bounded((_str(value) or "").strip().lower(), HASHTAG_CHARS) or None
+    """The name as stored, stripped of spaces and a leading ``#`` and lower-cased, if its column holds
+    it: bounded after lower-casing, which can lengthen it ("İ" becomes two characters). A name with a
+    character no hashtag has (a space, ``,``, ``#``, a bracket, a quote: the CSV export's separators)
+    is none: read back from a CSV export, "a b" came out as two names and a parquet one's as one."""
+    name = bounded((_str(value) or "").strip().lstrip("#").lower(), HASHTAG_CHARS)
+    return name if name and not _NOT_IN_A_HASHTAG.search(name) else None
 
 
 def _is_suspicious(url: str) -> bool:
