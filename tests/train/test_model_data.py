@@ -491,6 +491,29 @@ def test_a_margin_over_the_baseline_needs_a_paired_significant_gain():
     assert "paired against each baseline: largest p=" in stronger["verdict"]
 
 
+def test_a_paired_gain_whose_interval_reaches_zero_is_no_claim_however_small_its_p():
+    """The one-sided paired p (0.043) and the two-sided 95% interval of the gain (from -0.017) disagree
+    near the edge: the verdict said "beats every baseline" beside an interval the docs call no claim."""
+    rng = np.random.default_rng(14)
+    y_train, y_val, y_test = ((rng.random(size) < 0.3).astype(int) for size in (300, 80, 80))
+    train, val, test = (rng.normal(size=(len(y), 1)) + 0.6 * y[:, None] for y in (y_train, y_val, y_test))
+    scores_val, scores_test = (rng.normal(size=len(y)) + 0.9 * y for y in (y_val, y_test))
+    metrics = evaluate(
+        "binary",
+        y_val=y_val,
+        scores_val=scores_val,
+        y_test=y_test,
+        scores_test=scores_test,
+        train_y=y_train,
+        features={"train": train, "val": val, "test": test},
+    )
+    gain = metrics["paired"]["metadata"]
+    assert max(paired["p_value"] for paired in metrics["paired"].values()) == gain["p_value"] < 0.05
+    assert gain["difference_ci"][0] <= 0 < gain["difference"] - 0.05  # a margin, and an interval reaching 0
+    assert metrics["beats_baselines"] is False
+    assert "(the gain over metadata has a 95% interval reaching 0)" in metrics["verdict"]
+
+
 def test_the_reports_table_shows_the_models_gain_over_each_baseline():
     from tiktok_corpus.report.model import P_VALUES, metrics_table
 
