@@ -334,3 +334,13 @@ def test_csv_hashtags_that_look_like_nested_json_are_names(table):
     counts = text_features(rows, components=2)["text.hashtag_count"].tolist()
     assert counts[:4] == [4, 2, 2, 2]
     assert metadata_features(rows)[:4, 3].tolist() == [4, 2, 2, 2]
+
+
+def test_the_metadata_baseline_leaves_an_unknown_duration_to_its_imputer(table):
+    """A duration the export does not know was 0 (a very short video) beside the imputer that fills the
+    followers it does not know with the train split's median."""
+    rows = table.assign(duration_s=[None, "n/a", *table["duration_s"].iloc[2:]])
+    durations = metadata_features(rows)[:, 1]
+    assert np.isnan(durations[:2]).all()
+    assert durations[2:].tolist() == table["duration_s"].iloc[2:].astype(float).tolist()
+    assert np.isnan(metadata_features(rows.drop(columns="duration_s"))[:, 1]).all()

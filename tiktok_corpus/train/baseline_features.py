@@ -18,21 +18,18 @@ def metadata_features(table: pd.DataFrame) -> np.ndarray:
     """log1p(followers), duration, caption length, hashtag count: what a model sees without pixels.
 
     Unknown followers (an export at a moment where the author had no count by then, or a table without
-    the column) stay NaN: the baseline imputes them from the train split.
+    the column) and unknown durations stay NaN: the baseline imputes them from the train split (a
+    duration of 0 was a value, and a short one).
     """
 
-    def column(name, default=0.0):
-        return (
-            pd.to_numeric(table[name], errors="coerce").fillna(default)
-            if name in table
-            else pd.Series(default, index=table.index)
-        )
+    def column(name):
+        return pd.to_numeric(table[name], errors="coerce") if name in table else pd.Series(np.nan, index=table.index)
 
     desc = table["desc"].fillna("").astype(str) if "desc" in table else pd.Series("", index=table.index)
     hashtags = table["hashtags"] if "hashtags" in table else pd.Series([None] * len(table), index=table.index)
     return np.column_stack(
         [
-            np.log1p(column("follower_count", default=np.nan).clip(lower=0)),
+            np.log1p(column("follower_count").clip(lower=0)),
             column("duration_s"),
             desc.str.len(),
             [len(hashtag_names(v)) for v in hashtags],
