@@ -259,6 +259,25 @@ def test_author_profiles_read_after_posting_are_said_to_echo_the_label(sound_exp
     assert not profile_read_at_posting({"age_basis": "latest snapshot"})
 
 
+def test_authors_on_both_sides_of_a_split_are_said_to_let_the_trees_learn_each_author(sound_export):
+    """Followers tell an author apart: where an author's train videos may come after their test ones (a
+    split neither by author nor in time), the author modality's score may be each author's later success."""
+    from tiktok_corpus.features.author import test_rows_of_train_authors
+
+    trained = CliRunner().invoke(app, ["train", str(sound_export), "--model", "gbdt", "--modalities", "author,time"])
+    assert trained.exit_code == 0, trained.output
+    table = pd.read_parquet(sound_export / "videos.parquet")
+    shared = int(
+        table.loc[table["split"] == "test", "author_id"].isin(table.loc[table["split"] == "train", "author_id"]).sum()
+    )
+    assert shared > 0
+    said = " ".join(trained.stderr.split())
+    assert f"warning: {shared} test videos have authors with train videos that may be posted after them" in said
+    for split in ({"group_by": "author", "order": "random"}, {"group_by": "none", "order": "time"}):
+        assert test_rows_of_train_authors({"split": split}, table) is None
+    assert test_rows_of_train_authors({"split": {"group_by": "none", "order": "random"}}, table) == shared
+
+
 def test_a_gbdt_run_takes_the_embedding_of_real_weights_the_export_has(sound_export, tmp_path):
     """`corpus features --weights FILE` made the export's video table; `corpus train --model gbdt` without
     --weights bound itself to --weights none, ignored it and computed a random network's embedding."""

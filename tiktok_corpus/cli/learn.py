@@ -25,13 +25,26 @@ LATE_AUTHOR_PROFILE = (
 )
 
 
+AUTHORS_ON_BOTH_SIDES = (
+    "warning: {rows} test videos have authors with train videos that may be posted after them (a split "
+    "neither --group-by author nor --split-order time): the author's counts tell each author apart, so part of "
+    "the author modality's score may be each author's later success; such an export estimates neither new "
+    "authors nor later videos"
+)
+
+
 def warn_of_feature_caveats(features: dict) -> None:
     """On stderr, what a feature table's provenance (a run's or an ablation's ``features``) says a reader
-    must know: :data:`RANDOM_VIDEO_EMBEDDING`, :data:`LATE_AUTHOR_PROFILE`."""
+    must know: :data:`RANDOM_VIDEO_EMBEDDING`, :data:`LATE_AUTHOR_PROFILE`, :data:`AUTHORS_ON_BOTH_SIDES`."""
     if any(table.get("random_init") for table in features.values()):
         err_console.print(RANDOM_VIDEO_EMBEDDING, highlight=False)
-    if features.get("author", {}).get("profile_at_posting") is False:
+    author = features.get("author", {})
+    if author.get("profile_at_posting") is False:
         err_console.print(LATE_AUTHOR_PROFILE, highlight=False, soft_wrap=True)
+    if author.get("test_rows_of_train_authors"):
+        err_console.print(
+            AUTHORS_ON_BOTH_SIDES.format(rows=author["test_rows_of_train_authors"]), highlight=False, soft_wrap=True
+        )
 
 
 @app.command()

@@ -143,6 +143,19 @@ def profile_read_at_posting(manifest: dict) -> bool:
     return isinstance(manifest.get("age_basis"), dict) and "posting" in str(placed.get("rule", ""))
 
 
+def test_rows_of_train_authors(manifest: dict, table: pd.DataFrame) -> int | None:
+    """How many test rows have an author with train rows, where the split lets those be posted after
+    them (neither ``--group-by author`` nor ``--split-order time``); None where it does not. The profile
+    counts tell an author apart, so the trees can learn each one's success from their later videos: on
+    simulated authors, followers alone reached a test ROC-AUC of 0.72 against 0.78 for the true rate."""
+    split = manifest.get("split", {})
+    if split.get("group_by") == "author" or split.get("order") == "time":
+        return None
+    authors = text(table, "author_id").replace("", np.nan)
+    train_authors = set(authors[table["split"] == "train"].dropna())
+    return int(authors[table["split"] == "test"].isin(train_authors).sum())
+
+
 def describe(frame: pd.DataFrame) -> dict:
     """How many rows got author statistics (at least one other train video known by their posting)."""
     return {"rows_with_author_statistics": int((frame["author.others_train_videos"] > 0).sum())}

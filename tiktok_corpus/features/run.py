@@ -73,6 +73,9 @@ def _provenance(export: Export, entry: CacheEntry) -> dict:
     }
     if entry.modality == "author":
         about["profile_at_posting"] = _module("author").profile_read_at_posting(export.manifest)
+        about["test_rows_of_train_authors"] = _module("author").test_rows_of_train_authors(
+            export.manifest, export.table
+        )
     return about
 
 
