@@ -4,6 +4,8 @@ the 24-row sound export with the cheap modalities (text, author, time: no decodi
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -276,6 +278,35 @@ def test_authors_on_both_sides_of_a_split_are_said_to_let_the_trees_learn_each_a
     for split in ({"group_by": "author", "order": "random"}, {"group_by": "none", "order": "time"}):
         assert test_rows_of_train_authors({"split": split}, table) is None
     assert test_rows_of_train_authors({"split": {"group_by": "none", "order": "random"}}, table) == shared
+
+
+def test_a_run_that_learned_this_exports_judged_videos_gives_no_embedding(sound_export, tmp_path):
+    """A run's best.pt names the export it learned from: one whose train videos are this export's val or
+    test videos (another split of them) would have the trees tuned and judged on videos the network
+    learned. A run of this very export learned its train videos only, and is taken."""
+    from torchvision.models.video import r2plus1d_18
+
+    backbone = {f"backbone.{name}": value for name, value in r2plus1d_18(weights=None).state_dict().items()}
+    resplit = tmp_path / "resplit"
+    shutil.copytree(sound_export, resplit)
+    table = pd.read_parquet(resplit / "videos.parquet")
+    table.assign(split="train").to_parquet(resplit / "videos.parquet", index=False)
+    judged = int((table["split"] != "train").sum())
+    small = ["--modalities", "video", "--clips", "1", "--frames", "8", "--size", "16"]
+
+    def features_with_a_run_of(export_dir: Path):
+        run_dir = tmp_path / f"run-of-{export_dir.name}"
+        run_dir.mkdir()
+        torch.save({"model": backbone, "config": {"export_dir": str(export_dir)}}, run_dir / "best.pt")
+        return CliRunner().invoke(app, ["features", str(sound_export), *small, "--weights", str(run_dir / "best.pt")])
+
+    refused = features_with_a_run_of(resplit)
+    assert refused.exit_code == 1
+    assert f"was trained on {judged} of this export's val and test videos" in " ".join(refused.output.split())
+    gone = features_with_a_run_of(tmp_path / "deleted-export")
+    assert gone.exit_code == 1 and "which is not there" in " ".join(gone.output.split())
+    taken = features_with_a_run_of(sound_export)
+    assert taken.exit_code == 0, taken.output
 
 
 def test_a_gbdt_run_takes_the_embedding_of_real_weights_the_export_has(sound_export, tmp_path):

@@ -25,6 +25,8 @@ from torch import nn
 
 from .._waits import result_of
 from ..errors import ConfigError
+from ..export import read_export
+from ..export.runs import trained_on_export
 from ..train.clips import eval_start, normalize_clips, read_clip
 from ..train.device import resolve_device
 from ..train.model import downloading_weights, load_weights
@@ -82,6 +84,33 @@ def load_backbone(name: str, weights: str) -> tuple[nn.Module, int]:
     return model.eval(), spec.dim
 
 
+def _refuse_a_network_that_learned_judged_videos(export, weights: str) -> None:
+    """A trained run's ``best.pt`` names the export it learned from. Where that export's train videos
+    include this one's val or test videos, their embeddings are the network's fit to their labels, and
+    the trees would be tuned and judged on videos the network learned (a run of another export, or of
+    another split seed): refused, saying how many. A run of this export learned its train videos only."""
+    if weights in ("none", "kinetics400"):
+        return
+    saved = load_weights(Path(weights))
+    config = saved.get("config") if isinstance(saved, dict) else None
+    if not isinstance(config, dict) or not config.get("export_dir"):
+        return  # bare weights: nothing says what they learned from
+    learned_on = trained_on_export(Path(weights).parent, config["export_dir"])
+    if learned_on is None:
+        raise ConfigError(
+            f"{weights} is a run trained on {config['export_dir']}, which is not there: nothing shows that its "
+            "training videos are not this export's val or test videos (give that export back, or other weights)"
+        )
+    _, learned = read_export(learned_on)
+    learned_ids = set(learned.loc[learned["split"] == "train", "video_id"].astype(str))
+    judged = export.table.loc[export.table["split"] != "train", "video_id"].astype(str)
+    if overlap := int(judged.isin(learned_ids).sum()):
+        raise ConfigError(
+            f"{weights} was trained on {overlap} of this export's val and test videos (its export {learned_on}): "
+            "their embeddings would be its fit to their labels; use a run of this export's split, or other weights"
+        )
+
+
 def _video_clips(proxy: Path, options: FeatureOptions) -> tuple[torch.Tensor, torch.Tensor]:
     """The K evaluation clips of one proxy, uint8 (K, C, T, H, W), and their real frame counts."""
     read = [
@@ -116,6 +145,7 @@ def compute(export, options: FeatureOptions, advance: Callable[[int], None]) -> 
     workers = options.workers or os.cpu_count() or 1
     proxy_of = build_cache(export, options.size, options.cache_dir, workers=workers, progress=False)
     proxies = [proxy_of[str(vid)] for vid in export.table["video_id"]]
+    _refuse_a_network_that_learned_judged_videos(export, options.weights)
     model, dim = load_backbone(options.backbone, options.weights)
     device = resolve_device(options.device)
     model.to(device)
