@@ -39,6 +39,10 @@ def test_report_holds_the_model_section_and_browse_serves_it(demo_corpus, tmp_pa
     assert all(name in page_html for name in ("majority", "metadata"))
     assert metrics["verdict"].split(":")[0] in page_html
     assert f"training: {metrics['speed']['train_clips_per_s']:.1f} clips/s over" in page_html
+    authors = metrics["n_test_clusters"]  # the replica's authors post several videos each
+    assert (
+        authors and f"{metrics['n_test']} test videos from {authors} authors, each counted as one cluster" in page_html
+    )
     assert {f"{stem}.png" for stem in MODEL_FIGURES} <= {p.name for p in report_figures_dir(out).iterdir()}
     assert page_html.count("data:image/jpeg;base64,") >= 2  # best/worst as poster frames
     assert '<figure id="best-worst">' in page_html

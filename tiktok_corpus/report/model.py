@@ -68,7 +68,7 @@ def model_section(
     )
     about = (
         f"export {run.get('export_name', run_export.name)} v{run.get('export_version', '?')} ({metrics['task']} "
-        f"task, {metrics['n_test']} test videos, {_best_step(run)})"
+        f"task, {metrics['n_test']} test videos{_from_authors(metrics)}, {_best_step(run)})"
     )
     speed = f"<p>{html.escape(speed_line(metrics['speed']))}.</p>" if "speed" in metrics else ""
     return (
@@ -78,6 +78,12 @@ def model_section(
         f"{render(model_specs(metrics, history, predictions))}"
         f"{best_worst_html(predictions, run_export, rows, data_dir)}{ablation}"
     )
+
+
+def _from_authors(metrics: dict) -> str:
+    """Where test videos share authors: how many, as their intervals and tests count them."""
+    clusters = metrics.get("n_test_clusters")
+    return f" from {clusters} authors, each counted as one cluster" if clusters else ""
 
 
 def _best_step(run: dict) -> str:

@@ -29,7 +29,7 @@ from .config import TrainConfig, new_run_name
 from .export_table import load_export
 from .gbdt import GbdtFit, evaluate_fit, export_baselines, fit_gbdt, gain_importances
 from .metrics import SIGNIFICANCE, hardest_baseline
-from .resampling import auc_along, gain_summary, resampled_metric, rmse_along
+from .resampling import auc_along, cluster_codes, gain_summary, resampled_metric, rmse_along
 
 PERMUTATION_REPEATS = 5
 TOP_FEATURES = 20
@@ -153,9 +153,10 @@ def _importances(
     sign = 1.0 if export.task == "binary" else -1.0  # a worse RMSE is a larger one
     reference_scores = fit.predict(test_rows)
     reference = float(statistic(target, reference_scores))
+    clusters = cluster_codes(export.test_authors())
 
-    def on_resamples(scores: np.ndarray) -> np.ndarray:
-        return resampled_metric(export.task, target, scores)  # the paired comparison's resamples, whatever the seed
+    def on_resamples(scores: np.ndarray) -> np.ndarray:  # the paired comparison's resamples, whatever the seed
+        return resampled_metric(export.task, target, scores, clusters=clusters)
 
     measurable = np.isfinite(reference) and len(target) > 1  # not on a one-class test split
     reference_resampled = on_resamples(reference_scores) if measurable else None

@@ -49,6 +49,10 @@ class Export:
     def split(self, name: str) -> pd.DataFrame:
         return self.table[self.table["split"] == name].reset_index(drop=True)
 
+    def test_authors(self) -> pd.Series | None:
+        """Each test row's author (None in a table without them): the clusters its metrics count."""
+        return self.split("test").get("author_id")
+
 
 def load_export(root: Path, *, label: str | None = None) -> Export:
     """Read ``manifest.json`` and ``videos.parquet`` (or ``videos.csv``), checking what training needs.

@@ -140,6 +140,7 @@ def export_baselines(export: Export) -> Baselines:
         train_y=splits["train"][target],
         features={name: metadata_features(rows) for name, rows in splits.items()},
         growth=growth_features(export),
+        test_authors=export.test_authors(),
     )
 
 

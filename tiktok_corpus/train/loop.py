@@ -410,6 +410,7 @@ def _report(
         train_y=splits["train"][target],
         features={name: metadata_features(rows) for name, rows in splits.items()},
         growth=growth_features(export),
+        test_authors=export.test_authors(),
     )
     metrics["run"] = {
         "model": config.model,

@@ -33,7 +33,18 @@ from sklearn.metrics import (
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from .resampling import CI_LEVEL, CI_RESAMPLES, auc_ci, finite, paired_comparison, rmse_ci
+from .resampling import (
+    CI_LEVEL,
+    CI_RESAMPLES,
+    auc_ci,
+    chance_p_value,
+    cluster_codes,
+    finite,
+    paired_comparison,
+    rank_correlation_design_effect,
+    rmse_ci,
+    widened_p,
+)
 
 # Test predictions with less spread than this, ranking the test rows no better than chance, are a constant
 # in disguise. The ranking is asked too: a model that ranks well within a narrow band of scores (LightGBM
@@ -77,8 +88,9 @@ def tune_threshold(y_val: np.ndarray, scores_val: np.ndarray) -> tuple[float, st
     return float(ties[np.argmin(np.abs(ties - 0.5))]), "max F1 on validation"
 
 
-def ranking_quality(y: np.ndarray, scores: np.ndarray) -> dict:
-    """ROC-AUC, its interval (Newcombe's) and its one-sided Mann-Whitney p-value; null with a reason when undefined."""
+def ranking_quality(y: np.ndarray, scores: np.ndarray, clusters: np.ndarray | None = None) -> dict:
+    """ROC-AUC, its interval (Newcombe's) and its one-sided Mann-Whitney p-value, both widened where the
+    rows cluster by author (``clusters``); null with a reason when undefined."""
     if len(np.unique(y)) < 2:
         return {
             "roc_auc": None,
@@ -86,23 +98,21 @@ def ranking_quality(y: np.ndarray, scores: np.ndarray) -> dict:
             "roc_auc_note": "undefined: the test split has one class",
             "p_value": None,
         }
-    positives, negatives = scores[y == 1], scores[y == 0]
-    p_value = stats.mannwhitneyu(positives, negatives, alternative="greater").pvalue
-    interval = auc_ci(y, scores)
+    interval = auc_ci(y, scores, clusters)
     return {
         "roc_auc": float(roc_auc_score(y, scores)),
         "roc_auc_ci": interval,
         "roc_auc_note": None if interval is not None else "no interval: the test split has one video of a class",
-        "p_value": finite(p_value),
+        "p_value": chance_p_value(y, scores, clusters),
     }
 
 
-def binary_report(y_val, scores_val, y_test, scores_test) -> dict:
+def binary_report(y_val, scores_val, y_test, scores_test, clusters: np.ndarray | None = None) -> dict:
     y_val, scores_val = np.asarray(y_val, int), np.asarray(scores_val, float)
     y_test, scores_test = np.asarray(y_test, int), np.asarray(scores_test, float)
     threshold, note = tune_threshold(y_val, scores_val)
     return {
-        **ranking_quality(y_test, scores_test),
+        **ranking_quality(y_test, scores_test, clusters),
         "at_0.5": binary_at(y_test, scores_test, 0.5),
         "at_tuned": binary_at(y_test, scores_test, threshold),
         "threshold": threshold,
@@ -111,14 +121,15 @@ def binary_report(y_val, scores_val, y_test, scores_test) -> dict:
     }
 
 
-def regression_report(y_val, scores_val, y_test, scores_test) -> dict:
-    """MSE, RMSE, MAE and Spearman (with its one-sided p-value) on the test split."""
+def regression_report(y_val, scores_val, y_test, scores_test, clusters: np.ndarray | None = None) -> dict:
+    """MSE, RMSE, MAE and Spearman (with its one-sided p-value) on the test split; the RMSE interval
+    resamples authors and the p-value is widened where the rows cluster by author (``clusters``)."""
     y_test, scores_test = np.asarray(y_test, float), np.asarray(scores_test, float)
     mse = float(mean_squared_error(y_test, scores_test))
     report: dict[str, float | str | list[float] | None] = {
         "mse": mse,
         "rmse": math.sqrt(mse),
-        "rmse_ci": rmse_ci(y_test, scores_test),
+        "rmse_ci": rmse_ci(y_test, scores_test, clusters=clusters),
         "mae": float(mean_absolute_error(y_test, scores_test)),
         "spearman": None,
         "spearman_note": None,
@@ -130,7 +141,8 @@ def regression_report(y_val, scores_val, y_test, scores_test) -> dict:
         report["spearman_note"] = "undefined: predictions or targets are constant"
     else:
         result = stats.spearmanr(scores_test, y_test, alternative="greater")
-        report["spearman"], report["p_value"] = finite(result.statistic), finite(result.pvalue)
+        widening = rank_correlation_design_effect(scores_test, y_test, clusters)
+        report["spearman"], report["p_value"] = finite(result.statistic), widened_p(finite(result.pvalue), widening)
     return report
 
 
@@ -157,11 +169,13 @@ def _linear_baseline(task: str, train_y: np.ndarray, features: dict) -> tuple | 
 
 @dataclass(frozen=True)
 class Baselines:
-    """Every baseline's report on the val and test rows (or why it cannot be fitted), and the test scores
-    of those that could be, for the paired comparison with each model judged on these rows."""
+    """Every baseline's report on the val and test rows (or why it cannot be fitted), the test scores
+    of those that could be, for the paired comparison with each model judged on these rows, and the
+    test rows' clusters (:func:`~.resampling.cluster_codes` of their authors) every judgement uses."""
 
     reports: dict[str, dict]
     test_scores: dict[str, np.ndarray]
+    test_clusters: np.ndarray | None = None
 
 
 def _baseline_scores(
@@ -194,42 +208,56 @@ def evaluate(
     train_y,
     features: dict[str, np.ndarray],
     growth: dict[str, pd.DataFrame] | None = None,
+    test_authors=None,
 ) -> dict:
     """The metrics.json body: model, baselines, collapsed, beats_baselines and a one-line verdict.
 
     ``features`` holds the metadata-only baseline's inputs per split (``train``, ``val``, ``test``);
     ``growth`` the early-views baseline's (:func:`~.baseline_features.growth_features`), or ``None`` when the export
     has no growth columns: then there is no such baseline and the report is what it always was.
+    ``test_authors`` (each test row's author) makes the intervals and tests count an author's videos as
+    one cluster.
     """
-    baselines = baseline_reports(task, y_val=y_val, y_test=y_test, train_y=train_y, features=features, growth=growth)
+    baselines = baseline_reports(
+        task, y_val=y_val, y_test=y_test, train_y=train_y, features=features, growth=growth, test_authors=test_authors
+    )
     return evaluate_against(task, baselines, y_val=y_val, scores_val=scores_val, y_test=y_test, scores_test=scores_test)
 
 
 def baseline_reports(
-    task: str, *, y_val, y_test, train_y, features: dict[str, np.ndarray], growth: dict[str, pd.DataFrame] | None
+    task: str,
+    *,
+    y_val,
+    y_test,
+    train_y,
+    features: dict[str, np.ndarray],
+    growth: dict[str, pd.DataFrame] | None,
+    test_authors=None,
 ) -> Baselines:
     """The baselines fitted and scored once: the same for every model judged on these rows, so an
     ablation's lines share one set."""
     report = _report_for(task)
+    clusters = cluster_codes(test_authors)
     reports: dict[str, dict] = {}
     test_scores: dict[str, np.ndarray] = {}
     for name, scores in _baseline_scores(task, train_y, features, growth).items():
         if isinstance(scores, str):
             reports[name] = {"note": scores}
         else:
-            reports[name] = report(y_val, scores[0], y_test, scores[1])
+            reports[name] = report(y_val, scores[0], y_test, scores[1], clusters)
             test_scores[name] = np.asarray(scores[1], float)
     if growth is not None:
         reports[EARLY_VIEWS]["inputs"] = list(growth["train"].columns)
-    return Baselines(reports, test_scores)
+    return Baselines(reports, test_scores, clusters)
 
 
 def evaluate_against(task: str, baselines: Baselines, *, y_val, scores_val, y_test, scores_test) -> dict:
     """:func:`evaluate` with the baselines already fitted and scored (:func:`baseline_reports`)."""
-    report = _report_for(task)
-    model = report(y_val, scores_val, y_test, scores_test)
+    report, clusters = _report_for(task), baselines.test_clusters
+    model = report(y_val, scores_val, y_test, scores_test, clusters)
     paired = {
-        name: paired_comparison(task, y_test, scores_test, scores) for name, scores in baselines.test_scores.items()
+        name: paired_comparison(task, y_test, scores_test, scores, clusters=clusters)
+        for name, scores in baselines.test_scores.items()
     }
     collapsed = model["score_std"] < COLLAPSE_STD and not _significant(model["p_value"])
     beats, verdict = _judge(task, model, baselines.reports, paired, collapsed)
@@ -238,6 +266,7 @@ def evaluate_against(task: str, baselines: Baselines, *, y_val, scores_val, y_te
         "task": task,
         "main_metric": main,
         "n_test": int(len(y_test)),
+        "n_test_clusters": None if clusters is None else int(clusters.max()) + 1,
         "model": model,
         "baselines": baselines.reports,
         "paired": paired,
@@ -253,6 +282,13 @@ def evaluate_against(task: str, baselines: Baselines, *, y_val, scores_val, y_te
                 f"the model's gain over each baseline: percentile bootstrap interval ({CI_RESAMPLES} resamples), "
                 f"one-sided p-value by {CI_RESAMPLES} random swaps of the two's scores (ranks, for ROC-AUC) per row; "
                 "a claim needs every p below the significance and every interval above 0"
+            ),
+            "clusters": (
+                "none: no two test videos share an author, and every row counts as independent"
+                if clusters is None
+                else "test videos clustered by author (n_test_clusters): bootstraps resample authors, swaps swap "
+                "an author's videos together, and ROC-AUC's interval and the chance p-values are widened by the "
+                "design effect (Obuchowski's clustered AUC variance; Kish's for Spearman)"
             ),
         },
     }
