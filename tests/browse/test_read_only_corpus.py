@@ -15,12 +15,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from tiktok_corpus.browse.app import BrowseServer
 from tiktok_corpus.browse.catalog import Catalog
 from tiktok_corpus.browse.poster_jobs import poster_cache_problem
 from tiktok_corpus.errors import ConfigError
 from tiktok_corpus.store.db import open_store
+from tiktok_corpus.store.models import Video
 
 from .conftest import DemoCorpus, copy_of
 
@@ -81,23 +83,45 @@ def test_a_read_only_corpus_is_browsed_and_counted(demo_corpus, tmp_path):
     assert sorted(path.relative_to(data_dir) for path in data_dir.rglob("*")) == before
 
 
-def test_a_read_only_corpus_with_writes_in_its_log_is_refused_saying_why(demo_corpus, tmp_path):
-    """A copy taken while a writer had pages in the write-ahead log: reading it as immutable would miss
-    them, and reading the log needs a file written beside it."""
+def test_a_read_only_corpus_with_writes_in_its_log_is_read_through_its_shm_or_refused(demo_corpus, tmp_path):
+    """A copy taken while a writer had pages in the write-ahead log. With its ``-shm`` beside it SQLite
+    reads the log read-only; without it, reading the log needs a file written beside it, and reading the
+    database as immutable would miss the writes: refused, saying why."""
     corpus = copy_of(demo_corpus, tmp_path)
     database = Path(str(corpus.settings.db_url).removeprefix("sqlite:///"))
     writer = sqlite3.connect(database)
+    copies = {"with_shm": tmp_path / "with-shm", "without_shm": tmp_path / "without-shm"}
     try:
         writer.execute("PRAGMA wal_autocheckpoint=0")
         writer.execute("UPDATE videos SET desc = 'changed after the last checkpoint'")
         writer.commit()
-        copy = tmp_path / "copy"
-        copy.mkdir()
-        for path in database.parent.glob(f"{database.name}*"):
-            shutil.copy(path, copy / path.name)
+        for name, copy in copies.items():
+            copy.mkdir()
+            for path in database.parent.glob(f"{database.name}*"):
+                if name == "with_shm" or not path.name.endswith("-shm"):
+                    shutil.copy(path, copy / path.name)
     finally:
         writer.close()
-    assert (copy / f"{database.name}-wal").stat().st_size > 0
-    settings = corpus.settings.model_copy(update={"db_url": f"sqlite:///{copy / database.name}"})
-    with read_only(copy), pytest.raises(ConfigError, match="its folder is read-only and its write-ahead log"):
-        open_store(settings, create=False, reads_only=True)
+    assert (copies["without_shm"] / f"{database.name}-wal").stat().st_size > 0
+    for name, copy in copies.items():
+        settings = corpus.settings.model_copy(update={"db_url": f"sqlite:///{copy / database.name}"})
+        with read_only(copy):
+            if name == "without_shm":
+                with pytest.raises(ConfigError, match="its folder is read-only and its write-ahead log"):
+                    open_store(settings, create=False, reads_only=True)
+                continue
+            with open_store(settings, create=False, reads_only=True) as store, store.sessions() as session:
+                captions = set(session.scalars(select(Video.desc)))
+        assert captions == {"changed after the last checkpoint"}  # the log's writes, read
+
+
+def test_a_link_to_a_database_on_a_read_only_medium_is_read_there(demo_corpus, tmp_path):
+    """The ``-shm`` would be made beside the file the link names: it is that folder that is read-only."""
+    corpus = copy_of(demo_corpus, tmp_path)
+    database = Path(str(corpus.settings.db_url).removeprefix("sqlite:///"))
+    linked = tmp_path / "writable" / "corpus.db"
+    linked.parent.mkdir()
+    linked.symlink_to(database)
+    settings = corpus.settings.model_copy(update={"db_url": f"sqlite:///{linked}"})
+    with read_only(database.parent), open_store(settings, create=False, reads_only=True) as store:
+        assert len(Catalog(store).rows()) > 0

@@ -11,7 +11,14 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from tiktok_corpus.train.metrics import evaluate, ranking_quality, regression_report
-from tiktok_corpus.train.resampling import cluster_codes, paired_comparison, resampled_metric
+from tiktok_corpus.train.resampling import (
+    auc_design_effect,
+    cluster_codes,
+    effective_clusters,
+    paired_comparison,
+    resampled_metric,
+    widened_p,
+)
 
 AUTHORS, VIDEOS = 20, 10
 
@@ -108,3 +115,57 @@ def test_the_report_names_its_clusters():
     assert clustered["model"]["p_value"] > independent["model"]["p_value"]
     low, high = clustered["model"]["roc_auc_ci"]
     assert high - low > np.subtract(*independent["model"]["roc_auc_ci"][::-1])
+
+
+def test_a_perfect_separation_of_a_few_authors_is_no_certainty():
+    """Two authors' 100 videos viral, two others' not, the model ranking the four right: one arrangement
+    in six by chance. The structural components have no spread there, which left the design effect at
+    1 and gave p = 1e-34; a p that underflowed to 0 was not widened at all."""
+    author = np.repeat(np.arange(4), 50)
+    y = (author < 2).astype(int)
+    scores = -author + 0.01 * np.random.default_rng(0).normal(size=len(author))
+    clusters = cluster_codes(author)
+    assert auc_design_effect(y, scores, clusters) == 50.0  # every video of an author alike
+    quality = ranking_quality(y, scores, clusters)
+    assert quality["p_value"] > 0.05 and quality["roc_auc_ci"][0] < 0.5
+    assert 0 < widened_p(0.0, 449.0, clusters) < 1
+
+
+def test_one_large_author_among_many_alone_counts_for_what_it_is_worth():
+    """One author of 100 videos among 100 authors of one: counted as 101 clusters of the plain mean size,
+    a rank correlation and a ranking that knew only the authors "beat chance" in a quarter of the splits."""
+    rng = np.random.default_rng(7)
+    author = np.r_[np.zeros(100, int), 1 + np.arange(100)]
+    clusters = cluster_codes(author)
+    assert 3.5 < effective_clusters(clusters) < 4.5
+    claims, runs = 0, 0
+    while runs < 200:
+        effect = rng.normal(size=101)
+        y = (effect[author] + 0.3 * rng.normal(size=len(author)) > 0).astype(int)
+        continuous = effect[author] + 0.3 * rng.normal(size=len(author))
+        scores = rng.normal(size=101)[author] + 0.05 * rng.normal(size=len(author))
+        if not _usable(y):
+            continue
+        runs += 1
+        claims += regression_report(None, None, continuous, scores, clusters)["p_value"] < 0.05
+    assert claims / runs <= 0.08
+
+
+def test_a_test_split_of_too_few_authors_claims_nothing():
+    rng = np.random.default_rng(1)
+    author = np.repeat(np.arange(6), 30)
+    y = (author % 2).astype(int)
+    scores = y + 0.1 * rng.normal(size=len(y))  # a perfect model, on six authors
+    features = {name: rng.normal(size=(len(y), 1)) for name in ("train", "val", "test")}
+    metrics = evaluate(
+        "binary",
+        y_val=y,
+        scores_val=scores,
+        y_test=y,
+        scores_test=scores,
+        train_y=y,
+        features=features,
+        test_authors=author,
+    )
+    assert metrics["n_test_clusters_effective"] == 6.0 and metrics["beats_baselines"] is False
+    assert metrics["verdict"].startswith("The test videos come from too few authors to claim anything: worth 6")

@@ -143,9 +143,9 @@ def _batches(
 def compute(export, options: FeatureOptions, advance: Callable[[int], None]) -> pd.DataFrame:
     """One row per video: the mean of its K clip embeddings, columns ``emb_000`` ...."""
     workers = options.workers or os.cpu_count() or 1
+    _refuse_a_network_that_learned_judged_videos(export, options.weights)  # before minutes of decoding
     proxy_of = build_cache(export, options.size, options.cache_dir, workers=workers, progress=False)
     proxies = [proxy_of[str(vid)] for vid in export.table["video_id"]]
-    _refuse_a_network_that_learned_judged_videos(export, options.weights)
     model, dim = load_backbone(options.backbone, options.weights)
     device = resolve_device(options.device)
     model.to(device)

@@ -81,9 +81,10 @@ def model_section(
 
 
 def _from_authors(metrics: dict) -> str:
-    """Where test videos share authors: how many, as their intervals and tests count them."""
+    """Where test videos share authors: in how many clusters their intervals and tests count them (a
+    video of no known author is one of its own)."""
     clusters = metrics.get("n_test_clusters")
-    return f" from {clusters} authors, each counted as one cluster" if clusters else ""
+    return f" in {clusters} clusters by author" if clusters else ""
 
 
 def _best_step(run: dict) -> str:

@@ -77,7 +77,7 @@ def make_engine(url: str, *, immutable: bool = False) -> Engine:
             except OSError as exc:  # a file where the folder should be, no permission
                 raise ConfigError(f"cannot make the database's folder {path.parent}: {exc}") from None
         if immutable and path is not None:
-            uri = f"{path.absolute().as_uri()}?immutable=1"
+            uri = f"{path.resolve().as_uri()}?immutable=1"
             connect = functools.partial(sqlite3.connect, uri, uri=True, check_same_thread=False)
             engine = create_engine("sqlite://", creator=connect, **_JSON_CODEC)
         else:
@@ -305,19 +305,23 @@ def _require_sqlite_file(url: str) -> None:
 
 
 def _on_read_only_media(url: str) -> bool:
-    """Whether ``url`` is a SQLite file in a folder this process cannot write (a read-only mount, a corpus
-    shared read-only). SQLite in WAL mode must make its ``-shm`` file beside the database even to read;
-    there it cannot, so such a file is read as immutable, which is exact while its write-ahead log is
-    empty (a corpus closed cleanly). A log with pages in it cannot be read there: refused, saying why."""
+    """Whether ``url`` is a SQLite file to read as immutable: one in a folder this process cannot write (a
+    read-only mount, a corpus shared read-only) with no ``-shm`` file beside it. SQLite in WAL mode must
+    make that file even to read, and there it cannot; immutable is exact while the write-ahead log is
+    empty (a corpus closed cleanly). A log with pages in it and no ``-shm`` cannot be read there: refused,
+    saying why. Where the ``-shm`` is there (a writer elsewhere keeps it), SQLite reads through it."""
     path = sqlite_file(url)
-    if path is None or os.access(path.parent, os.W_OK):
+    if path is None:
+        return False
+    path = path.resolve()  # the -shm and -wal are made beside the file a link names
+    if os.access(path.parent, os.W_OK) or path.with_name(f"{path.name}-shm").exists():
         return False
     wal = path.with_name(f"{path.name}-wal")
     if wal.exists() and wal.stat().st_size > 0:
         raise ConfigError(
             f"cannot read {path} where it is: its folder is read-only and its write-ahead log {wal.name} "
-            "holds writes that SQLite can only read by writing beside it; open it where it can be written, "
-            "or copy the folder",
+            "holds writes that SQLite can only read by making a -shm file beside it; open it where it can be "
+            "written, or copy the folder",
             kind="db_unreachable",
         )
     return True

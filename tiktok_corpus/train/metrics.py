@@ -39,6 +39,8 @@ from .resampling import (
     auc_ci,
     chance_p_value,
     cluster_codes,
+    cluster_count,
+    effective_clusters,
     finite,
     paired_comparison,
     rank_correlation_design_effect,
@@ -52,6 +54,9 @@ from .resampling import (
 COLLAPSE_STD = 0.01
 AUC_MARGIN = 0.05  # binary: ROC-AUC must exceed the best baseline by this much
 RMSE_MARGIN = 0.05  # continuous: RMSE must be this fraction below the best baseline's
+# A test split worth fewer independent authors than this (Kish's effective number of clusters) claims
+# nothing: with four authors' worth, one arrangement in six ranks them perfectly by chance alone.
+MIN_EFFECTIVE_AUTHORS = 10
 SIGNIFICANCE = 0.05  # one-sided p-value the model must reach against chance and against each baseline
 EARLY_VIEWS = "early-views"  # the baseline on plays at early ages, when the export has them (--at-age)
 
@@ -142,7 +147,10 @@ def regression_report(y_val, scores_val, y_test, scores_test, clusters: np.ndarr
     else:
         result = stats.spearmanr(scores_test, y_test, alternative="greater")
         widening = rank_correlation_design_effect(scores_test, y_test, clusters)
-        report["spearman"], report["p_value"] = finite(result.statistic), widened_p(finite(result.pvalue), widening)
+        report["spearman"], report["p_value"] = (
+            finite(result.statistic),
+            widened_p(finite(result.pvalue), widening, clusters),
+        )
     return report
 
 
@@ -260,13 +268,15 @@ def evaluate_against(task: str, baselines: Baselines, *, y_val, scores_val, y_te
         for name, scores in baselines.test_scores.items()
     }
     collapsed = model["score_std"] < COLLAPSE_STD and not _significant(model["p_value"])
-    beats, verdict = _judge(task, model, baselines.reports, paired, collapsed)
+    effective = None if clusters is None else round(effective_clusters(clusters), 1)
+    beats, verdict = _judge(task, model, baselines.reports, paired, collapsed, effective)
     main = "roc_auc" if task == "binary" else "rmse"
     return {
         "task": task,
         "main_metric": main,
         "n_test": int(len(y_test)),
-        "n_test_clusters": None if clusters is None else int(clusters.max()) + 1,
+        "n_test_clusters": None if clusters is None else cluster_count(clusters),
+        "n_test_clusters_effective": effective,
         "model": model,
         "baselines": baselines.reports,
         "paired": paired,
@@ -278,6 +288,7 @@ def evaluate_against(task: str, baselines: Baselines, *, y_val, scores_val, y_te
             "auc_margin": AUC_MARGIN,
             "rmse_margin": RMSE_MARGIN,
             "significance": SIGNIFICANCE,
+            "min_effective_authors": MIN_EFFECTIVE_AUTHORS,
             "paired": (
                 f"the model's gain over each baseline: percentile bootstrap interval ({CI_RESAMPLES} resamples), "
                 f"one-sided p-value by {CI_RESAMPLES} random swaps of the two's scores (ranks, for ROC-AUC) per row; "
@@ -313,7 +324,9 @@ def hardest_baseline(paired: dict[str, dict]) -> tuple[str, float | None] | None
     return name, paired[name]["p_value"]
 
 
-def _judge(task: str, model: dict, baselines: dict, paired: dict[str, dict], collapsed: bool) -> tuple[bool, str]:
+def _judge(
+    task: str, model: dict, baselines: dict, paired: dict[str, dict], collapsed: bool, effective: float | None
+) -> tuple[bool, str]:
     spread = f"test std {model['score_std']:.4f}"
     # A test split of one class comes first: it is why nothing can be claimed, whatever the model does.
     if task == "binary" and model["roc_auc"] is None:
@@ -328,6 +341,11 @@ def _judge(task: str, model: dict, baselines: dict, paired: dict[str, dict], col
         return False, (
             f"The model collapsed to a (near) constant prediction ({spread}, ranking no better than chance, "
             f"p={_p_text(model['p_value'])}); it does not beat the baselines."
+        )
+    if effective is not None and effective < MIN_EFFECTIVE_AUTHORS:
+        return False, (
+            f"The test videos come from too few authors to claim anything: worth {effective:g} independent ones "
+            f"(fewer than {MIN_EFFECTIVE_AUTHORS}), and an author's videos are alike."
         )
     metric, higher = ("roc_auc", True) if task == "binary" else ("rmse", False)
     fitted = {name: b[metric] for name, b in baselines.items() if b.get(metric) is not None}
