@@ -335,12 +335,16 @@ def test_reaches_target_under_faults(tmp_path, via):
 @pytest.mark.parametrize("via", ["auto", "page"])
 def test_lists_answered_without_an_item_list_are_blocks_retried_not_empty_lists(tmp_path, via):
     """The contract's second bot answer (statusCode 0, no itemList), on every path a list comes by: a
-    block, tried again, never a parent expanded with no children."""
+    block, tried again, never a parent expanded with no children. Under ``auto`` it is first taken for
+    the method's refusal, and a slower method answers in its place (a block only where all refuse: how
+    the two workers' calls meet the faults decides which, so either counts)."""
     with Replica(ReplicaConfig(videos=60, seed=3, faults={"no_item_list": 0.3})) as faulty:
         settings = Settings(data_dir=tmp_path / "data", base_url=faulty.base_url)
         summary = crawl(settings, options(workers=2, max_videos=15, related_via=via), policy=TEST_POLICY)
         fired = faulty.stats.faults["no_item_list"]
-    assert summary.status == "target_reached" and fired and summary.blocks > 0
+    rescued = set(summary.methods) - {"fetch"}  # with no fault, auto's every list comes by fetch
+    assert summary.status == "target_reached" and fired
+    assert summary.blocks > 0 or (via == "auto" and rescued)
     videos = assert_corpus_shape(settings.db_url, target=15)
     store = open_store(settings)
     try:
