@@ -161,6 +161,26 @@ def test_ctrl_c_with_a_slow_response_in_flight_lets_it_finish_then_exits():
             server.wait()
 
 
+def test_sigterm_stops_the_server_as_ctrl_c_does():
+    """``docker stop`` sends SIGTERM: unhandled, it killed every command on the spot (claims and ``.part``
+    files left as after kill -9); it now takes the Ctrl-C path, which for a server is a clean exit."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tiktok_corpus", "replica", "serve", "--videos", "40", "--no-media"],  # as `corpus`
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout.readline().startswith("http://")  # serving
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=30) == 0, server.stderr.read()
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    assert "Traceback" not in server.stderr.read()
+
+
 def _read_all(sock: socket.socket) -> bytes:
     with sock:
         chunks = []
