@@ -376,7 +376,10 @@ def test_a_refused_file_is_one_line_naming_it(refused, said):
     assert result.stderr.startswith(f"error: {said}")
 
 
-@pytest.mark.parametrize(("command", "said"), [("crawl", "the same command goes on"), ("browse", None)])
+@pytest.mark.parametrize(
+    ("command", "said"),
+    [("crawl", "the same command goes on"), ("report", "no new page was written"), ("browse", None)],
+)
 def test_ctrl_c_exits_130_saying_how_to_go_on_where_there_is_a_way(command, said):
     probe = typer.Typer(cls=CorpusGroup)
 

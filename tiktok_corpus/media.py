@@ -76,6 +76,12 @@ class ProbeResult:
 CUT_SHORT, _STOPPED_BY = ("timeout", "interrupted"), {-signal.SIGINT, -signal.SIGTERM, -signal.SIGHUP}
 
 
+def as_corrupt(error: MediaError) -> MediaError:
+    """A failed read of a video as validation would record it: ``corrupt`` (empty, unreadable, cut off),
+    unless the read itself was cut short, which says nothing of the file."""
+    return MediaError(error.message, kind=error.kind if error.kind in CUT_SHORT else "corrupt")
+
+
 def run_tool(
     args: list[str], *, timeout: float, what: str, started: Callable[[subprocess.Popen[str]], None] | None = None
 ) -> subprocess.CompletedProcess[str]:

@@ -97,8 +97,8 @@ def test_a_read_only_corpus_with_writes_in_its_log_is_read_through_its_shm_or_re
         writer.commit()
         for name, copy in copies.items():
             copy.mkdir()
-            for path in database.parent.glob(f"{database.name}*"):
-                if name == "with_shm" or not path.name.endswith("-shm"):
+            for path in database.parent.glob(f"{database.name}*"):  # the file, its -wal and -shm (not -workers/)
+                if path.is_file() and (name == "with_shm" or not path.name.endswith("-shm")):
                     shutil.copy(path, copy / path.name)
     finally:
         writer.close()

@@ -241,6 +241,37 @@ def test_ctrl_c_stops_at_once_marks_the_run_interrupted_and_the_same_command_goe
     assert_corpus_shape(db_url)
 
 
+def test_the_playwright_drivers_end_at_ctrl_c_prints_no_unretrieved_future():
+    """Ctrl-C reaches the whole process group, Playwright's driver too: its end left an exception on a future
+    no one awaits, and asyncio printed three lines of "Future exception was never retrieved" after the
+    ``interrupted:`` line. Here the driver alone gets the SIGINT, so it ends first every time."""
+    script = (
+        "import asyncio, glob, os, signal\n"
+        "from tiktok_corpus.config import Settings\n"
+        "from tiktok_corpus.tiktok.browser import launched_browser\n"
+        "async def main():\n"
+        "    async with launched_browser(Settings()) as browser:\n"
+        "        page = await browser.new_page()\n"
+        "        for listing in glob.glob(f'/proc/{os.getpid()}/task/*/children'):\n"
+        "            for child in open(listing).read().split():\n"
+        "                os.kill(int(child), signal.SIGINT)  # the driver: Chromium is its child\n"
+        "        try:\n"
+        "            while True:\n"
+        "                await page.title()\n"
+        "        except Exception as gone:\n"
+        "            print(type(gone).__name__, flush=True)\n"
+        "        raise KeyboardInterrupt\n"
+        "try:\n"
+        "    asyncio.run(main())\n"
+        "except KeyboardInterrupt:\n"
+        "    pass\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+
+    assert done.stdout.strip() == "TargetClosedError", done.stderr  # the driver was gone
+    assert done.returncode == 0 and "never retrieved" not in done.stderr, done.stderr
+
+
 def test_a_full_disk_stops_the_crawl_with_one_line_and_the_same_command_goes_on(replica, small_disk):
     """SQLite on a disk that fills mid-crawl: one line that says what to do, exit 1, the run's row closed
     (by it, or by the next crawl); once the disk has room, the same command finishes the corpus, nothing

@@ -18,6 +18,7 @@ from tests.waiting import wait_for
 from tiktok_corpus.config import Settings
 from tiktok_corpus.store.crawl import (
     Expansion,
+    Sighting,
     claim_parents,
     corpus_video_count,
     fail_parent,
@@ -43,8 +44,8 @@ from tiktok_corpus.store.models import (
     VideoHashtag,
     utcnow,
 )
-from tiktok_corpus.store.queue import worker_name
 from tiktok_corpus.store.sightings import expand_order_key
+from tiktok_corpus.store.workers import worker_name
 from tiktok_corpus.tiktok.blocks import BlockPolicy
 from tiktok_corpus.tiktok.contract import ItemList, parse_item, parse_item_list
 from tiktok_corpus.tiktok.contract.records import CODEC_CHARS, HASHTAG_CHARS, ID_CHARS, URL_KIND_CHARS
@@ -161,7 +162,7 @@ def test_seeds_stop_at_the_requested_count_and_resightings_append_snapshots(any_
 
 def test_expansion_adds_at_most_fanout_records_ranked_edges_and_finishes_parent(any_store):
     record_seeds(any_store, listing(1, 2), seeds=2, max_videos=100, run_id=None, seed=0)
-    [parent] = claim_parents(any_store, "bfs", worker_name("t"))
+    [parent] = claim_parents(any_store, "bfs", worker_name(any_store, "t"))
     assert parent == "1"
     related = listing(2, 1, 10, 11, 12, 13)  # 2 is known, 1 is the parent itself
     sighting = record_expansion(
@@ -190,7 +191,7 @@ def test_a_crawl_keeps_its_parents_claimed_past_a_lease_and_never_another_worker
     parents = ParentClaims(any_store, strategy="bfs", batch=2)
     parents.claim()
     in_hand = parents.take()
-    [other] = claim_parents(any_store, "bfs", worker_name("other"))
+    [other] = claim_parents(any_store, "bfs", worker_name(any_store, "other"))
     lapsed = utcnow() - timedelta(seconds=1)
     with any_store.transaction() as session:
         session.execute(update(Video).values(expand_lease_until=lapsed))
@@ -200,7 +201,7 @@ def test_a_crawl_keeps_its_parents_claimed_past_a_lease_and_never_another_worker
     assert in_hand == "1" and other == "3"
     assert all(_aware(leases[video_id]) > utcnow() + timedelta(seconds=500) for video_id in ("1", "2"))
     assert _aware(leases["3"]) == lapsed, "another worker's claim"
-    assert claim_parents(any_store, "bfs", worker_name("late")) == ["3"]
+    assert claim_parents(any_store, "bfs", worker_name(any_store, "late")) == ["3"]
 
 
 def _aware(moment: datetime) -> datetime:
@@ -210,11 +211,72 @@ def _aware(moment: datetime) -> datetime:
 
 def test_expansion_stops_at_max_videos(any_store):
     record_seeds(any_store, listing(1), seeds=1, max_videos=3, run_id=None, seed=0)
-    [parent] = claim_parents(any_store, "random", worker_name("t"), draw=Random(0))
+    [parent] = claim_parents(any_store, "random", worker_name(any_store, "t"), draw=Random(0))
     sighting = record_expansion(
         any_store, parent, listing(20, 21, 22, 23), method="fetch", fanout=5, max_videos=3, run_id=None, seed=0
     )
     assert sighting.new == ("20", "21") and count(any_store, Video) == 3
+
+
+def test_a_list_landing_once_the_corpus_is_full_leaves_its_parent_to_a_larger_target(any_store):
+    """Two parents in flight as the target is reached: the first list fills the corpus, the second lands
+    after. The second was recorded expanded with no child, so a later crawl asked for more videos never
+    expanded it; it goes back to the frontier untried, its list unwritten, and expands then."""
+    record_seeds(any_store, listing(1, 2), seeds=2, max_videos=4, run_id=None, seed=0)
+    worker = worker_name(any_store, "t")
+    assert sorted(claim_parents(any_store, "bfs", worker, 2)) == ["1", "2"]
+    filling, late = (Expansion(parent, listing(10 * int(parent), 10 * int(parent) + 1), "fetch") for parent in "12")
+
+    first, second = record_expansions(
+        any_store, [filling, late], fanout=5, max_videos=4, run_id=None, seed=0, worker=worker
+    )
+    assert first is not None and first.new == ("10", "11") and first.expanded
+    assert second == Sighting((), (), 4, expanded=False)
+    with any_store.sessions() as session:
+        parent = session.get(Video, "2")
+        assert parent is not None and (parent.expand_status, parent.expand_attempts) == ("pending", 0)
+        assert session.scalar(select(func.count()).select_from(RelatedEdge).where(RelatedEdge.parent_id == "2")) == 0
+
+    [again] = claim_parents(any_store, "bfs", worker, 1)
+    sighting = record_expansion(
+        any_store, again, late.related, method="fetch", fanout=5, max_videos=6, run_id=None, seed=0
+    )
+    assert again == "2" and sighting.new == ("20", "21") and count(any_store, Video) == 6
+
+
+def test_a_list_finding_the_corpus_filled_by_another_process_stops_this_ones_loops(any_store, tmp_path):
+    """The list given back told this crawl nothing of the corpus: filled by another process, it stayed
+    below the target in this one, whose loops claimed the same parent and fetched its list for ever."""
+    from tiktok_corpus.crawl.options import CrawlOptions
+    from tiktok_corpus.crawl.run import _Crawl
+
+    record_seeds(any_store, listing(1, 2), seeds=2, max_videos=4, run_id=None, seed=0)
+    options = CrawlOptions(max_videos=4, seeds=2, strategy="bfs")
+    crawl = _Crawl(
+        any_store,
+        Settings(data_dir=tmp_path),
+        options,
+        policy=BlockPolicy(),
+        progress=None,
+        rng=Random(0),
+        browser=None,
+    )
+    try:
+        crawl.counters.videos = corpus_video_count(any_store)  # as the run counts at its start: 2
+        mine = worker_name(any_store, "crawl")
+        [parent] = claim_parents(any_store, "bfs", mine)
+        [filling] = claim_parents(any_store, "bfs", "elsewhere:1:crawl")
+        written = {"fanout": 5, "max_videos": 4, "run_id": None, "seed": 0}
+        record_expansions(
+            any_store, [Expansion(filling, listing(10, 11), "fetch")], **written, worker="elsewhere:1:crawl"
+        )
+        late = Expansion(parent, listing(20, 21), "fetch")
+        [sighting] = record_expansions(any_store, [late], **written, worker=mine)
+
+        crawl._landed(late, sighting)
+        assert sighting is not None and not sighting.expanded and crawl.counters.videos == 4
+    finally:
+        crawl._db.shutdown()
 
 
 def _batch_scenario() -> list[Expansion]:
@@ -262,7 +324,7 @@ def test_a_batch_of_expansions_writes_what_they_write_one_by_one(any_store, tmp_
     try:
         for target in (one_by_one, any_store):
             record_seeds(target, listing(1, 2, 3), seeds=3, max_videos=7, run_id=None, seed=0)
-            assert claim_parents(target, "bfs", worker_name("t"), 3) == ["1", "2", "3"]
+            assert claim_parents(target, "bfs", worker_name(target, "t"), 3) == ["1", "2", "3"]
         expected = [
             record_expansion(
                 one_by_one, e.parent_id, e.related, method=e.method, fanout=2, max_videos=7, run_id=None, seed=0
@@ -279,7 +341,7 @@ def test_a_batch_of_expansions_writes_what_they_write_one_by_one(any_store, tmp_
 
 def test_failed_expansion_transaction_leaves_nothing_behind(any_store):
     record_seeds(any_store, listing(1), seeds=1, max_videos=10, run_id=None, seed=0)
-    [parent] = claim_parents(any_store, "random", worker_name("t"), draw=Random(0))
+    [parent] = claim_parents(any_store, "random", worker_name(any_store, "t"), draw=Random(0))
     related = ItemList((parse_item(item(30)), parse_item(item(31))))
     with any_store.engine.begin() as connection:  # the edges are written after the videos: refuse them
         if any_store.dialect == "sqlite":
@@ -324,7 +386,7 @@ def test_photos_and_private_posts_of_a_related_list_take_no_fanout_place(any_sto
     """``--fanout`` counts videos, as ``--seeds`` does: a related list opening with a photo post and a
     private one added three videos of fanout 5, and dropped the videos after them."""
     record_seeds(any_store, listing(1), seeds=1, max_videos=100, run_id=None, seed=0)
-    worker = worker_name("t")
+    worker = worker_name(any_store, "t")
     [parent] = claim_parents(any_store, "bfs", worker)
     related = ItemList(
         (
@@ -346,7 +408,7 @@ def test_a_crawler_whose_claim_lapsed_writes_nothing_over_its_new_holder(any_sto
     """A process suspended past its lease wakes with its parent's list: writing it expanded (or failed, or
     back to the frontier) cleared the claim of the worker now expanding it, and a third could take it."""
     record_seeds(any_store, listing(1), seeds=1, max_videos=10, run_id=None, seed=0)
-    sleeper, holder = worker_name("sleeper"), worker_name("holder")
+    sleeper, holder = worker_name(any_store, "sleeper"), worker_name(any_store, "holder")
     long_ago = utcnow() - timedelta(hours=1)
     [parent] = claim_parents(any_store, "random", sleeper, now=long_ago, draw=Random(0))  # lease long gone
     assert claim_parents(any_store, "random", holder, draw=Random(0)) == [parent]
@@ -431,7 +493,7 @@ def test_the_random_frontier_draws_its_parents_uniformly_not_the_newest_first(an
     videos."""
     fresh = itertools.count(7_000_000_000_000_000_000)
     record_seeds(any_store, listing(*(next(fresh) for _ in range(25))), seeds=25, max_videos=600, run_id=None, seed=0)
-    draw, worker = Random(0), worker_name("t")
+    draw, worker = Random(0), worker_name(any_store, "t")
     while parents := claim_parents(any_store, "random", worker, 4, draw=draw):
         expansions = [Expansion(p, listing(*(next(fresh) for _ in range(8))), "fetch") for p in parents]
         record_expansions(any_store, expansions, fanout=5, max_videos=600, run_id=None, seed=0, worker=worker)
@@ -448,14 +510,14 @@ def test_a_parent_that_keeps_failing_retryably_goes_back_until_its_claims_run_ou
     record_seeds(any_store, listing(1), seeds=1, max_videos=10, run_id=None, seed=0)
     went_back = []
     for _ in range(3):
-        assert claim_parents(any_store, "random", worker_name("t"), draw=Random(0)) == ["1"]
+        assert claim_parents(any_store, "random", worker_name(any_store, "t"), draw=Random(0)) == ["1"]
         went_back.append(retry_parent(any_store, "1", "http_5xx", "HTTP 503", max_attempts=3, retry_after_s=no_wait))
     assert went_back == [True, True, False]
     with any_store.sessions() as session:
         parent = session.get(Video, "1")
     assert (parent.expand_status, parent.expand_attempts, parent.expand_error_kind) == ("failed", 3, "http_5xx")
     assert parent.expand_lease_until is None
-    assert claim_parents(any_store, "random", worker_name("t"), draw=Random(0)) == []
+    assert claim_parents(any_store, "random", worker_name(any_store, "t"), draw=Random(0)) == []
 
 
 def no_wait(attempts: int) -> float:
@@ -466,7 +528,7 @@ def test_a_parent_that_failed_waits_out_its_backoff_before_the_next_claim(any_st
     """An outage or a block lasts: a parent claimed again at once would use up its claims in minutes.
     While it waits the frontier is not empty (the crawl waits for it), and it is claimable after."""
     record_seeds(any_store, listing(1), seeds=1, max_videos=10, run_id=None, seed=0)
-    assert claim_parents(any_store, "random", worker_name("t"), draw=Random(0)) == ["1"]
+    assert claim_parents(any_store, "random", worker_name(any_store, "t"), draw=Random(0)) == ["1"]
     asked = []
 
     def ten_minutes(attempts: int) -> float:
@@ -475,10 +537,10 @@ def test_a_parent_that_failed_waits_out_its_backoff_before_the_next_claim(any_st
 
     assert retry_parent(any_store, "1", "timeout", "no answer", max_attempts=3, retry_after_s=ten_minutes)
     assert asked == [1], "the backoff is asked for the claims so far"
-    assert claim_parents(any_store, "random", worker_name("t"), draw=Random(0)) == []
+    assert claim_parents(any_store, "random", worker_name(any_store, "t"), draw=Random(0)) == []
     assert frontier_state(any_store) == (0, 1), "nothing to claim now, one parent to wait for"
     later = utcnow() + timedelta(seconds=601)
-    assert claim_parents(any_store, "random", worker_name("t"), now=later, draw=Random(0)) == ["1"]
+    assert claim_parents(any_store, "random", worker_name(any_store, "t"), now=later, draw=Random(0)) == ["1"]
 
 
 def test_the_backoff_doubles_with_each_failed_claim_up_to_its_maximum():
@@ -488,7 +550,7 @@ def test_the_backoff_doubles_with_each_failed_claim_up_to_its_maximum():
 
 def test_retry_failed_gives_failed_parents_back_with_their_claims_counted_afresh(any_store):
     record_seeds(any_store, listing(1, 2), seeds=2, max_videos=10, run_id=None, seed=0)
-    assert sorted(claim_parents(any_store, "bfs", worker_name("t"), 2)) == ["1", "2"]
+    assert sorted(claim_parents(any_store, "bfs", worker_name(any_store, "t"), 2)) == ["1", "2"]
     retry_parent(any_store, "1", "http_5xx", "HTTP 503", max_attempts=1, retry_after_s=no_wait)
     record_expansion(any_store, "2", listing(3), method="fetch", fanout=5, max_videos=10, run_id=None, seed=0)
     assert frontier_state(any_store) == (1, 0)  # 3; 1 failed
@@ -496,7 +558,7 @@ def test_retry_failed_gives_failed_parents_back_with_their_claims_counted_afresh
     with any_store.sessions() as session:
         parent = session.get(Video, "1")
     assert (parent.expand_status, parent.expand_attempts, parent.expand_not_before) == ("pending", 0, None)
-    assert sorted(claim_parents(any_store, "bfs", worker_name("t"), 5)) == ["1", "3"]
+    assert sorted(claim_parents(any_store, "bfs", worker_name(any_store, "t"), 5)) == ["1", "3"]
 
 
 def stages(store, video_id: str) -> tuple:
@@ -515,7 +577,7 @@ def test_a_resighting_that_changes_the_kind_moves_the_stages_that_have_not_begun
     can take, forever); an ad seen later as a plain video is expanded and downloaded like one."""
     ad = parse_item(item(2, isAd=True))
     record_seeds(any_store, ItemList((parse_item(item(1)), ad)), seeds=2, max_videos=10, run_id=None, seed=0)
-    assert claim_parents(any_store, "random", worker_name("t"), draw=Random(0)) == ["1"]
+    assert claim_parents(any_store, "random", worker_name(any_store, "t"), draw=Random(0)) == ["1"]
     record_expansion(any_store, "1", listing(3, 2), method="fetch", fanout=5, max_videos=10, run_id=None, seed=0)
     assert stages(any_store, "2") == ("video", ("pending", None), ("pending", None), ("pending", None))
     turned_private = ItemList((parse_item(item(3, privateItem=True)),))
@@ -523,7 +585,7 @@ def test_a_resighting_that_changes_the_kind_moves_the_stages_that_have_not_begun
     private = ("private", ("skipped", "private"), ("skipped", "private"), ("skipped", "private"))
     assert stages(any_store, "3") == private
     assert frontier_state(any_store) == (1, 0) and corpus_video_count(any_store) == 2
-    assert claim_parents(any_store, "random", worker_name("t"), 5, draw=Random(0)) == ["2"]
+    assert claim_parents(any_store, "random", worker_name(any_store, "t"), 5, draw=Random(0)) == ["2"]
     assert frontier_state(any_store) == (0, 1)
 
 
@@ -565,7 +627,7 @@ def test_a_list_locks_the_videos_it_re_sights_in_id_order(pg_url, tmp_path, writ
         if writer == "seeds":
             write = threading.Thread(target=record_seeds, args=(store, listing(2, 1)), kwargs={"seeds": 2, **options})
         else:
-            worker = worker_name("t")
+            worker = worker_name(store, "t")
             assert claim_parents(store, "bfs", worker, 2) == ["1", "2"]
             expansion = [Expansion("2", listing(1), "fetch")]
             write = threading.Thread(
@@ -597,13 +659,13 @@ def test_the_frontier_counts_only_the_rows_a_claim_can_take(any_store):
     record_seeds(any_store, listing(1), seeds=1, max_videos=10, run_id=None, seed=0)
     with any_store.transaction() as session:
         session.execute(update(Video).where(Video.id == "1").values(item_kind="private"))
-    assert claim_parents(any_store, "random", worker_name("t"), draw=Random(0)) == []
+    assert claim_parents(any_store, "random", worker_name(any_store, "t"), draw=Random(0)) == []
     assert frontier_state(any_store) == (0, 0)
 
 
 def test_a_stage_that_has_begun_keeps_its_status_whatever_the_kind(any_store):
     record_seeds(any_store, listing(1, 2), seeds=2, max_videos=10, run_id=None, seed=0)
-    assert claim_parents(any_store, "bfs", worker_name("t")) == ["1"]
+    assert claim_parents(any_store, "bfs", worker_name(any_store, "t")) == ["1"]
     record_expansion(any_store, "1", listing(3), method="fetch", fanout=5, max_videos=10, run_id=None, seed=0)
     record_seeds(any_store, ItemList((parse_item(item(1, isAd=True)),)), seeds=2, max_videos=10, run_id=None, seed=0)
     assert stages(any_store, "1") == ("ad", ("expanded", None), ("skipped", "ad"), ("skipped", "ad"))
@@ -611,7 +673,7 @@ def test_a_stage_that_has_begun_keeps_its_status_whatever_the_kind(any_store):
 
 def test_a_kind_changed_within_one_batch_gives_the_new_row_the_stages_of_its_last_sighting(any_store):
     record_seeds(any_store, listing(1, 2), seeds=2, max_videos=10, run_id=None, seed=0)
-    assert claim_parents(any_store, "bfs", worker_name("t"), 2) == ["1", "2"]
+    assert claim_parents(any_store, "bfs", worker_name(any_store, "t"), 2) == ["1", "2"]
     record_expansions(
         any_store,
         [

@@ -83,6 +83,9 @@ def test_report_from_the_database_alone_and_an_empty_one(settings, store, corpus
     assert "the 12 videos an export would take now" in out.read_text()
 
     assert out.read_text().count("data:image/png;base64,") == len(FIGURES | GROWTH_FIGURES)
+    scripted = runner.invoke(app, ["--data-dir", str(settings.data_dir), "report", "--json"])
+    assert scripted.exit_code == 0, scripted.output
+    assert json.loads(scripted.stdout) == {"page": str(out), "figures": str(out.parent / "report_figures")}
 
     empty = Settings(data_dir=tmp_path / "empty")
     with pytest.raises(ConfigError, match="no corpus database at"):

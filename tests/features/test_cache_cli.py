@@ -213,7 +213,7 @@ def test_a_ctrl_c_in_the_video_embedding_keeps_the_cheap_tables_it_made_first(so
     a Ctrl-C during it (here, as it starts) leaves them cached for the next run, asked in any order."""
     from tiktok_corpus.features import video
 
-    def interrupted(export, options, advance):
+    def interrupted(export, options, advance, parts):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(video, "compute", interrupted)

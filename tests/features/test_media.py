@@ -4,6 +4,7 @@ a random-init R(2+1)D-18 on 32 px proxies (1 clip of 4 frames: a few seconds on 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import threading
 
@@ -131,6 +132,44 @@ def test_video_embedding_with_random_weights_is_flagged(sound_export):
     assert sidecar["random_init"] is True and sidecar["settings"]["weights"] == "none"
     # Built from the trainer's proxies, shared with it under EXPORT/cache.
     assert list((sound_export / "cache").glob("proxies-*-32px/*.mp4"))
+
+
+def test_a_ctrl_c_in_the_video_embedding_keeps_its_rows_and_the_next_run_goes_on_from_them(sound_export, monkeypatch):
+    """At the paper's size the embedding takes hours on a CPU, and a Ctrl-C lost all of it. Its rows are kept
+    every ``ROWS_PER_PART`` videos: the next run embeds only the others, into the table a run without a
+    stop makes, and then removes them."""
+    from tiktok_corpus.features import video
+    from tiktok_corpus.features.cache import TableParts
+
+    monkeypatch.setattr(video, "ROWS_PER_PART", 4)
+    options = FeatureOptions(modalities=("video",), **TINY_VIDEO, batch_size=4)  # 2 clips: 2 videos a batch
+    keep = TableParts.save
+    saved: list[int] = []
+
+    def keep_then_stop(parts, block):
+        kept = keep(parts, block)
+        saved.append(len(block))
+        if len(saved) == 3:
+            raise KeyboardInterrupt
+        return kept
+
+    monkeypatch.setattr(TableParts, "save", keep_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        extract_features(sound_export, options)
+    [parts_dir] = (sound_export / "features").glob("video-*.parts")
+    assert sorted(path.name for path in parts_dir.iterdir()) == ["rows-0-4.npy", "rows-4-8.npy", "rows-8-12.npy"]
+
+    monkeypatch.setattr(TableParts, "save", keep)
+    embedded: list = []
+    batches = video._batches
+    monkeypatch.setattr(
+        video, "_batches", lambda pool, proxies, o: batches(pool, embedded.extend(proxies) or proxies, o)
+    )
+    resumed = load_features(sound_export, ["video"], options)
+    assert len(embedded) == 24 - 12 and not parts_dir.exists()
+
+    shutil.rmtree(sound_export / "features")
+    pd.testing.assert_frame_equal(resumed, load_features(sound_export, ["video"], options))
 
 
 def test_frame_statistics_read_brightness_colour_and_motion():

@@ -14,7 +14,8 @@ from sqlalchemy import insert, select
 from tiktok_corpus.config import Settings
 from tiktok_corpus.store.db import make_engine, open_store, upgrade
 from tiktok_corpus.store.models import Video, utcnow
-from tiktok_corpus.store.queue import claim, finish, release, worker_name
+from tiktok_corpus.store.queue import claim, finish, release
+from tiktok_corpus.store.workers import worker_name
 
 WORKER = Path(__file__).with_name("claim_worker.py")
 
@@ -171,7 +172,7 @@ def test_finish_records_the_outcome_and_frees_the_lease(store):
 
 def test_release_gives_claimed_rows_back_untouched(store):
     ids = seed_videos(store, 2)
-    claimed = claim(store, "download", 2, worker=worker_name("w1"))
+    claimed = claim(store, "download", 2, worker=worker_name(store, "w1"))
     release(store, "download", claimed)
 
     # Nothing was tried: the attempt goes back too, so stops and restarts never use a row's attempts up.

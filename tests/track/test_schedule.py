@@ -19,7 +19,7 @@ from tiktok_corpus.store.tracking import (
     allowed_lateness_s,
     claim_due,
     next_due_at,
-    reclaim_dead_local_targets,
+    reclaim_dead_targets,
     record_failure,
     record_gone,
     record_observation,
@@ -218,7 +218,7 @@ def test_released_and_dead_workers_claims_come_back_but_a_live_claim_is_never_sh
         release_targets(store, first, worker=WORKER)
         dead = f"{socket.gethostname()}:999999999:t0"  # no such pid
         assert [d.video_id for d in claim_due(store, 5, now=now, worker=dead, lease_s=60, late_fraction=0.25)] == ["1"]
-        assert reclaim_dead_local_targets(store) == 1
+        assert reclaim_dead_targets(store) == 1
         [again] = claim_due(store, 5, now=now, worker=WORKER, lease_s=60, late_fraction=0.25)
         assert again.video_id == "1"
         with store.sessions() as session:
@@ -235,7 +235,7 @@ def test_a_dead_workers_claims_are_taken_back_on_its_host_alone(any_db_url, monk
         schedule_targets(store, (HOUR,), now=T0, late_fraction=0.25)
         for worker in ("web-1:999999999:t0", "WEB_1:999999999:t0", "web_1:999999999:t0"):  # videos 1, 2, 3
             claim_due(store, 1, now=T0 + HOUR, worker=worker, lease_s=600, late_fraction=0.25)
-        assert reclaim_dead_local_targets(store) == 1  # web_1's own dead worker only
+        assert reclaim_dead_targets(store) == 1  # web_1's own dead worker only
         with store.sessions() as session:
             claimed = session.scalars(select(TrackTarget.video_id).where(TrackTarget.status == "claimed")).all()
         assert sorted(claimed) == ["1", "2"]

@@ -12,7 +12,9 @@ from sklearn.metrics import roc_auc_score
 
 from tiktok_corpus.train.metrics import evaluate, ranking_quality, regression_report
 from tiktok_corpus.train.resampling import (
+    PAIRED_BATCH,
     auc_design_effect,
+    author_draws,
     cluster_codes,
     effective_clusters,
     paired_comparison,
@@ -92,13 +94,64 @@ def test_a_resample_of_authors_scores_as_their_videos_drawn_again(task):
         y = rng.random(len(y))
     clusters = cluster_codes(author)
     resampled = resampled_metric(task, y.astype(float), scores, clusters=clusters, seed=4)
-    drawn = np.random.default_rng(4).multinomial(12, np.full(12, 1 / 12))
+    drawn = author_draws(np.random.default_rng(4), task, y, clusters, PAIRED_BATCH)[0]  # the first batch's
     rows = np.repeat(np.arange(len(y)), drawn[clusters])
     if task == "binary":
         expected = roc_auc_score(y[rows], scores[rows]) if len(set(y[rows])) == 2 else np.nan
     else:
         expected = np.sqrt(np.mean((y[rows] - scores[rows]) ** 2))
     np.testing.assert_allclose(resampled[0], expected, equal_nan=True)
+
+
+def test_every_resample_of_authors_has_a_viral_video_and_one_author_of_a_class_claims_nothing():
+    """Drawn all together, a resample of authors without a viral video had no ROC-AUC and was left out:
+    with two authors holding the viral videos, one resample in seven (a third with one), and the interval
+    was the others'. The authors with a viral video are drawn apart from the others, as many in every
+    resample; where one author holds every viral video, a model that tells that author apart claims
+    nothing."""
+    rng = np.random.default_rng(5)
+    author = np.repeat(np.arange(15), 4)
+    y = np.isin(author, [3, 8]).astype(float)  # two authors' videos are the viral ones
+    y[author == 8] = [1, 1, 0, 0]  # one of them with ordinary videos too
+    scores = y + rng.normal(size=len(y))
+    clusters = cluster_codes(author)
+
+    drawn = author_draws(np.random.default_rng(0), "binary", y, clusters, 500)
+    viral_authors = np.unique(clusters[y == 1])
+    assert (drawn[:, viral_authors].sum(axis=1) == 2).all() and (drawn.sum(axis=1) == 15).all()
+    assert set(drawn[:, viral_authors[0]]) == {0, 1, 2}  # each drawn 0, 1 or 2 times: they still vary
+    resampled = resampled_metric("binary", y, scores, clusters=clusters)
+    assert np.isfinite(resampled).all()
+    gain = paired_comparison("binary", y, scores, np.zeros_like(y), clusters=clusters)
+    assert gain["difference_ci"] is not None
+
+    alone = np.isin(author, [3]).astype(float)  # one author holds them all
+    assert paired_comparison("binary", alone, alone + rng.normal(size=len(y)), np.zeros_like(y), clusters=clusters) == {
+        "difference": None,
+        "difference_ci": None,
+        "p_value": None,
+    }
+
+
+def test_a_verdict_on_viral_videos_all_of_one_author_says_so():
+    """It said "not significantly better than majority ... p=n/a", where nothing could be claimed at all."""
+    rng = np.random.default_rng(0)
+    author = np.repeat(np.arange(60), 3)
+    y = (author == 0).astype(int)
+    scores = 3.0 * y + rng.normal(size=len(y))
+    features = {split: rng.normal(size=(len(y), 1)) for split in ("train", "val", "test")}
+    metrics = evaluate(
+        "binary",
+        y_val=y,
+        scores_val=scores,
+        y_test=y,
+        scores_test=scores,
+        train_y=rng.integers(0, 2, len(y)),
+        features=features,
+        test_authors=author,
+    )
+    assert not metrics["beats_baselines"]
+    assert metrics["verdict"].startswith("Every viral (or every ordinary) test video is one author's")
 
 
 def test_the_report_names_its_clusters():

@@ -28,8 +28,9 @@ INTERRUPTED_HINTS = {
     "validate": "finished probes are kept; the same command goes on from there",
     "track": "observations made so far are kept; the same command goes on with what is still due",
     "export": "no version was written; run the command again",
-    "ablate": "the feature tables finished so far are cached beside the export, and no ablation was written; "
-    "the same command goes on from the tables",
+    "report": "no new page was written (one there already is whole, its figures inside it); run the command again",
+    "ablate": "the feature tables finished so far are cached beside the export (the video embedding's rows "
+    "as they were made), and no ablation was written; the same command goes on from them",
     "demo": "the same command goes on from the corpus in --out",
     "replica": "the media files finished so far are cached; the same command goes on from them",  # making them
 }

@@ -160,21 +160,27 @@ def report(
     replace: bool = typer.Option(
         False, "--replace", help="Without --export or --run: write over a page that shows a model's results."
     ),
+    as_json: bool = typer.Option(False, "--json", help="Print the page's and its figures' paths as JSON."),
 ) -> None:
     """Build the HTML report: the paper's figures and, with a run, the model beside its baselines.
 
-    The last line printed is the HTML file. Without --export or --run the page has no model section, so
-    it does not replace one that has (the demo's, an earlier --export's): that is refused, saying which
-    --export rebuilds it with the model's results, unless --replace is given.
+    The last line printed is the HTML file (with --json, a document naming it and its figures' folder). Without
+    --export or --run the page has no model section, so it does not replace one that has (the demo's, an earlier
+    --export's): that is refused, saying which --export rebuilds it with the model's results, unless --replace is
+    given.
     """
     from ..export.runs import export_for_run
     from ..report import build_report
     from ..store.db import open_store
+    from ..store.reports import report_figures_dir
 
     settings = settings_of(ctx)
     with open_store(settings, create=False, reads_only=True) as store:
         _warn_of_another_corpus(store, export_for_run(run_dir, export_dir))
     page = build_report(settings, export_dir=export_dir, run_dir=run_dir, out=out, replace=replace)
+    if as_json:
+        typer.echo(json.dumps({"page": str(page), "figures": str(report_figures_dir(page))}, sort_keys=True))
+        return
     typer.echo(str(page))
 
 

@@ -143,7 +143,10 @@ def train(
                 "goes on from it"
             )
         elif model == "gbdt":  # in its feature tables: a gbdt run has no epochs to keep
-            hint = "the feature tables finished so far are cached; the same command starts again from them"
+            hint = (
+                "the feature tables finished so far are cached, and the video embedding's rows made so far; "
+                "the same command starts again from them"
+            )
         else:  # in the feature tables, the proxies or the first epoch
             made = "proxies" if model == "r2plus1d" else "feature tables and proxies"
             hint = f"no epoch was kept; the {made} made so far are cached, and the same command starts again from them"
@@ -301,7 +304,11 @@ def features(
         with progress_bar(err_console, enabled=not as_json) as bar:
             summary = extract_features(export_dir, options, progress=bar)
     except KeyboardInterrupt:
-        say_interrupted(ctx, "the tables finished so far are cached; the same command goes on from there")
+        say_interrupted(
+            ctx,
+            "the tables finished so far are cached, and the video embedding's rows made so far; the same "
+            "command goes on from there",
+        )
         raise
     if as_json:
         typer.echo(json.dumps(summary.to_dict(), sort_keys=True))

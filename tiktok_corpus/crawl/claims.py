@@ -9,6 +9,7 @@ from ..store import queue
 from ..store.crawl import claim_parents
 from ..store.db import Store
 from ..store.thread import DatabaseThread
+from ..store.workers import worker_name
 
 
 class ParentClaims:
@@ -19,7 +20,7 @@ class ParentClaims:
     def __init__(self, store: Store, *, strategy: str, batch: int, draw: random.Random | None = None) -> None:
         """``draw``: what the ``random`` strategy draws its parents with (:func:`.claim_parents`)."""
         self.store, self._strategy, self._batch, self._draw = store, strategy, batch, draw
-        self.worker = queue.worker_name("crawl")
+        self.worker = worker_name(store, "crawl")
         self._unstarted: deque[str] = deque()
         self._in_hand: set[str] = set()
 

@@ -275,6 +275,9 @@ class _Crawl:
             )
             self.counters.errors["claim_lost"] += 1
             return
+        if not sighting.expanded:  # the corpus was full when it landed: left to a run with a larger target
+            self.counters.videos = sighting.videos  # full, maybe by another process's lists: the loops stop
+            return
         self._count(sighting)
         self.counters.expansions += 1
         self.counters.methods[expansion.method] += 1
@@ -283,7 +286,7 @@ class _Crawl:
     async def run(self) -> CrawlSummary:
         options = self.options
         self._started = time.monotonic()
-        queue.reclaim_dead_local(self.store, "expand")
+        queue.reclaim_dead(self.store, "expand")
         close_killed_runs(self.store)
         if options.retry_failed:
             retry_failed_parents(self.store)

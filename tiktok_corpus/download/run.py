@@ -36,8 +36,9 @@ from ..store.downloads import (
     requeue_damaged_downloads,
 )
 from ..store.models import utcnow
-from ..store.queue import reclaim_dead_local, release, renew, worker_name
+from ..store.queue import reclaim_dead, release, renew
 from ..store.thread import DatabaseThread
+from ..store.workers import worker_name
 from ..tiktok.blocks import UNREACHABLE_HINT
 from ..tiktok.contract import media_urls_from_json
 from .client import load_session, make_client
@@ -79,7 +80,7 @@ class DownloadRun:
         # ``concurrency`` bounds transfers; twice as many jobs are in hand (one worker each) so that files
         # being checked, fsynced and landed do not leave transfer slots idle. No more rows are claimed.
         self.most_in_hand = 2 * concurrency
-        self.worker = worker_name("download")
+        self.worker = worker_name(store, "download")
         self.in_hand: set[str] = set()
         # Rows whose every try got no answer (or only 429 Too Many Requests), their failure not yet written:
         # another file's answer says the site is up and serving (they fail then), enough of them in a row
@@ -358,7 +359,7 @@ async def download_pending(
     if options.max_bytes < 1:
         raise ConfigError("the maximum file size must be at least 1 byte")
     require_media_folder(settings.data_dir, count_media_files(store))  # before a file lands in a new one
-    reclaim_dead_local(store, "download")
+    reclaim_dead(store, "download")
     remove_stale_parts(store, settings.data_dir)
     if retry_failed and (damaged := requeue_damaged_downloads(store)):
         log.info("fetching again %d files found corrupt or missing on disk", damaged)

@@ -4,15 +4,20 @@ The key hashes the export's table (the sha256 of its data file) and the settings
 modality's output, so a re-export, another backbone or another SVD size gets its own file and a second
 run with the same ones reuses it. Files are written to a ``*.part`` of their writer's own and renamed; a
 file that cannot be read, or whose settings, rows or columns do not match, is recomputed, never trusted.
+A table that takes hours (the video embedding of a large export) keeps its rows as they are made, in
+:class:`TableParts`, so a Ctrl-C or a kill loses minutes of it, not the whole.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -38,6 +43,59 @@ class CacheEntry:
 
     def settings_path(self, export_dir: Path) -> Path:
         return self.table_path(export_dir).with_suffix(".json")
+
+    def parts_dir(self, export_dir: Path) -> Path:
+        return self.table_path(export_dir).with_suffix(".parts")
+
+
+class TableParts:
+    """The rows of one table made so far, in order, as ``rows-<first>-<end>.npy`` files in the entry's
+    ``.parts`` folder (its key: the same export table and settings). :meth:`done` gives back the rows a
+    stopped run saved, :meth:`save` the next block; the whole table, once cached, removes them."""
+
+    _NAME = re.compile(r"rows-(\d+)-(\d+)\.npy")
+
+    def __init__(self, export_dir: Path, entry: CacheEntry) -> None:
+        self.folder = entry.parts_dir(export_dir)
+        self.saved = 0
+
+    def done(self, width: int) -> np.ndarray:
+        """The rows saved before, each ``width`` floats: the files that follow on from row 0 (a file that
+        cannot be read, or of another width, ends them; the rows from it on are made again)."""
+        spans = {}
+        for path in self.folder.glob("rows-*.npy"):
+            if found := self._NAME.fullmatch(path.name):
+                spans[int(found[1])] = (int(found[2]), path)
+        blocks = []
+        while self.saved in spans:
+            end, path = spans[self.saved]
+            try:
+                block = np.load(path, allow_pickle=False)
+            except (OSError, ValueError):
+                break
+            if block.shape != (end - self.saved, width):
+                break
+            blocks.append(block)
+            self.saved = end
+        return np.concatenate(blocks) if blocks else np.zeros((0, width))
+
+    def save(self, block: np.ndarray) -> np.ndarray:
+        """Keep the next rows (after those :meth:`done` and earlier saves gave); returns them. Where another
+        run making the same table finished meanwhile and removed the folder, they are not kept: that run's
+        whole table is cached already."""
+        end = self.saved + len(block)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            remove_abandoned_scratch(self.folder)
+            with replacing(self.folder / f"rows-{self.saved}-{end}.npy") as partial, open(partial, "wb") as handle:
+                np.save(handle, block, allow_pickle=False)
+        except FileNotFoundError:
+            pass
+        self.saved = end
+        return block
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def table_identity(export_dir: Path, manifest: dict) -> str:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from .cache import CacheEntry, cached_entries, read_cached, table_identity, write_cached
+from .cache import CacheEntry, TableParts, cached_entries, read_cached, table_identity, write_cached
 from .options import FeatureOptions, FeatureSummary, ModalityResult, check_modalities
 
 if TYPE_CHECKING:
@@ -26,6 +26,9 @@ if TYPE_CHECKING:
     from ..train.export_table import Export
 
 MODULES = {"video": "video", "audio": "audio", "text": "text", "author": "author", "time": "timing"}
+# The modalities whose table can take hours (a network over every clip): their rows are kept as they are
+# made (:class:`.cache.TableParts`), their ``compute`` takes them, and a stopped run goes on from them.
+KEPT_AS_MADE = ("video",)
 
 
 def _module(modality: str):
@@ -94,17 +97,10 @@ def _table(
     frame = read_cached(export.root, entry, video_ids)
     hit = frame is not None
     if frame is None:
-        task = progress.add_task(modality, total=len(video_ids)) if progress is not None else None
-
-        def advance(rows: int) -> None:
-            if progress is not None and task is not None:
-                progress.advance(task, rows)
-
-        frame = _module(modality).compute(export, options, advance)
-        frame.index = video_ids
+        frame = _computed(export, entry, options, progress)
+    elif modality in KEPT_AS_MADE:  # a run killed once the table was cached, before removing its rows
+        TableParts(export.root, entry).remove()
     details = _details(entry, frame)
-    if not hit:
-        write_cached(export.root, entry, frame, {"random_init": _random_init(entry), "details": details})
     result = ModalityResult(
         modality=modality,
         cache_file=entry.table_path(export.root),
@@ -115,6 +111,28 @@ def _table(
         details=details,
     )
     return frame, result
+
+
+def _computed(export: Export, entry: CacheEntry, options: FeatureOptions, progress: Progress | None) -> pd.DataFrame:
+    """A modality's table made now, then cached (the rows a stopped run kept, where it keeps them, are then
+    removed)."""
+    modality = entry.modality
+    task = progress.add_task(modality, total=len(export.table)) if progress is not None else None
+
+    def advance(rows: int) -> None:
+        if progress is not None and task is not None:
+            progress.advance(task, rows)
+
+    parts = TableParts(export.root, entry) if modality in KEPT_AS_MADE else None
+    if parts is not None:
+        frame = _module(modality).compute(export, options, advance, parts)
+    else:
+        frame = _module(modality).compute(export, options, advance)
+    frame.index = pd.Index(export.table["video_id"], name="video_id")
+    write_cached(export.root, entry, frame, {"random_init": _random_init(entry), "details": _details(entry, frame)})
+    if parts is not None:
+        parts.remove()
+    return frame
 
 
 def _details(entry: CacheEntry, frame: pd.DataFrame) -> dict:

@@ -31,11 +31,13 @@ from ..train.clips import eval_start, normalize_clips, read_clip
 from ..train.device import resolve_device
 from ..train.model import downloading_weights, load_weights
 from ..train.proxies import build_cache
+from .cache import TableParts
 from .columns import named
 from .options import BACKBONES, FeatureOptions
 
 VERSION = 2  # 2: the frame statistics beside the embedding
 RANDOM_INIT_SEED = 0  # `--weights none`: the same random projection on every run, so tables reproduce
+ROWS_PER_PART = 256  # videos embedded between two saves of the rows made (what a Ctrl-C may lose)
 FRAME_STATISTICS = ("luma_mean", "luma_std", "red_mean", "green_mean", "blue_mean", "colourfulness", "motion")
 
 
@@ -140,28 +142,35 @@ def _batches(
             future.cancel()
 
 
-def compute(export, options: FeatureOptions, advance: Callable[[int], None]) -> pd.DataFrame:
-    """One row per video: the mean of its K clip embeddings, columns ``emb_000`` ...."""
+def compute(export, options: FeatureOptions, advance: Callable[[int], None], parts: TableParts) -> pd.DataFrame:
+    """One row per video: the mean of its K clip embeddings, columns ``emb_000`` ...; the rows made are
+    kept in ``parts`` every :data:`ROWS_PER_PART` videos, and a run stopped before goes on from them."""
     workers = options.workers or os.cpu_count() or 1
     _refuse_a_network_that_learned_judged_videos(export, options.weights)  # before minutes of decoding
     proxy_of = build_cache(export, options.size, options.cache_dir, workers=workers, progress=False)
     proxies = [proxy_of[str(vid)] for vid in export.table["video_id"]]
     model, dim = load_backbone(options.backbone, options.weights)
+    columns = [f"emb_{i:03d}" for i in range(dim)] + list(FRAME_STATISTICS)
+    embeddings = [parts.done(len(columns))]
+    advance(len(embeddings[0]))
     device = resolve_device(options.device)
     model.to(device)
-    embeddings = []
+    unsaved: list[np.ndarray] = []
     with ThreadPoolExecutor(workers) as pool, torch.inference_mode():
-        for batch in _batches(pool, proxies, options):
+        for batch in _batches(pool, proxies[parts.saved :], options):
             clips = torch.cat([clips for clips, _ in batch]).to(device)
             valid = torch.cat([valid for _, valid in batch])
             output = model(normalize_clips(clips, valid)).float().cpu()
             embedding = output.view(len(batch), options.clips, dim).mean(dim=1).numpy()
             statistics = frame_statistics(clips.cpu(), valid).view(len(batch), options.clips, -1).mean(dim=1)
-            embeddings.append(np.hstack([embedding, statistics.numpy()]))
+            unsaved.append(np.hstack([embedding, statistics.numpy()]))
+            if sum(map(len, unsaved)) >= ROWS_PER_PART:
+                embeddings.append(parts.save(np.concatenate(unsaved)))
+                unsaved = []
             advance(len(batch))
-    columns = [f"emb_{i:03d}" for i in range(dim)] + list(FRAME_STATISTICS)
-    values = np.concatenate(embeddings) if embeddings else np.zeros((0, len(columns)))
-    return named(pd.DataFrame(values, columns=columns), "video")
+    if unsaved:
+        embeddings.append(parts.save(np.concatenate(unsaved)))
+    return named(pd.DataFrame(np.concatenate(embeddings), columns=columns), "video")
 
 
 def frame_statistics(clips: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:

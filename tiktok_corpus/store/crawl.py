@@ -85,11 +85,14 @@ def _seed_count(session: Session) -> int:
 @dataclass(frozen=True)
 class Sighting:
     """What one batch added: the ids now in the corpus from this list, which of them are new, and the
-    corpus's video count once it lands (so callers need no count query of their own)."""
+    corpus's video count once it lands (so callers need no count query of their own). ``expanded`` False:
+    the list of a parent that found the corpus full, which wrote nothing and left the parent to a run with
+    a larger target."""
 
     in_corpus: tuple[str, ...]
     new: tuple[str, ...]
     videos: int
+    expanded: bool = True
 
 
 @dataclass(frozen=True)
@@ -201,7 +204,11 @@ def record_expansions(
     list (``expand_method``). Their sightings, in the same order.
 
     With ``worker``, only the parents it still claims: one whose lease lapsed (a machine suspended past it)
-    may be another worker's now, expanding it too; its list writes nothing and its sighting is None."""
+    may be another worker's now, expanding it too; its list writes nothing and its sighting is None.
+
+    A list that lands once the corpus holds ``max_videos`` (its fetch began before the last places went)
+    writes nothing either, and its parent goes back to the frontier untried: recorded as expanded, with
+    no child, it was never expanded by a later run asked for more videos, and its subtree was lost."""
     with store.transaction() as session:
         connection = session.connection()
         _lock_corpus(connection)
@@ -216,6 +223,10 @@ def record_expansions(
             parent_id = expansion.parent_id
             if parent_id not in held:
                 sightings.append(None)
+                continue
+            if videos >= max_videos:
+                rows.left_unexpanded.append(parent_id)
+                sightings.append(Sighting((), (), videos, expanded=False))
                 continue
             children = [item for item in expansion.related.items if item.id != parent_id]
             sighting = _sight(

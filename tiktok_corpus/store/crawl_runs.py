@@ -7,10 +7,9 @@ from typing import Any, cast
 
 from sqlalchemy import CursorResult, select, update
 
-from .._processes import dead_local_workers
 from .db import Store
 from .models import CrawlRun, utcnow
-from .queue import worker_name
+from .workers import dead_workers, worker_name
 
 # A crawl run that ended so may never have reached its site: a typo'd --base-url, a dead port.
 NEVER_REACHED_THE_SITE = ("failed", "unreachable")
@@ -18,8 +17,9 @@ NEVER_REACHED_THE_SITE = ("failed", "unreachable")
 
 def start_run(store: Store, params: dict[str, Any]) -> int:
     """A ``crawl_runs`` row for this invocation, ``running`` until :func:`end_run`; returns its id."""
+    worker = worker_name(store)  # before the transaction: a first use records the worker
     with store.transaction() as session:
-        run = CrawlRun(params=params, host=socket.gethostname(), worker=worker_name(), status="running")
+        run = CrawlRun(params=params, host=socket.gethostname(), worker=worker, status="running")
         session.add(run)
         session.flush()
         return run.id
@@ -33,15 +33,13 @@ def end_run(store: Store, run_id: int, status: str, counts: dict[str, Any]) -> N
 
 
 def close_killed_runs(store: Store) -> int:
-    """Mark ``killed`` the runs still ``running`` whose process on this host is gone (``kill -9``, a
-    crash): no one else will close them. Runs of other hosts are left as they are. Returns how many."""
+    """Mark ``killed`` the runs still ``running`` whose worker is known gone (``kill -9``, a crash, a killed
+    container: :func:`.dead_workers`): no one else will close them. Returns how many."""
     with store.sessions() as session:
         running = session.scalars(
-            select(CrawlRun.worker).where(
-                CrawlRun.status == "running", CrawlRun.host == socket.gethostname(), CrawlRun.worker.is_not(None)
-            )
+            select(CrawlRun.worker).where(CrawlRun.status == "running", CrawlRun.worker.is_not(None))
         ).all()
-    dead = dead_local_workers(worker for worker in running if worker)
+    dead = dead_workers(store, (worker for worker in running if worker))
     if not dead:
         return 0
     with store.transaction() as session:

@@ -10,12 +10,13 @@ from __future__ import annotations
 import functools
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from alembic import command
@@ -31,6 +32,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ..config import Settings, redact_url
 from ..errors import ConfigError, StaleSchemaError
+
+if TYPE_CHECKING:
+    from .workers import Presence
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # The execution option of a connection whose SQLite transactions only read (:meth:`Store.consistent_read`).
@@ -50,6 +54,9 @@ def _json_text(value: object) -> str:
 
 
 _JSON_CODEC: dict[str, Any] = {"json_serializer": _json_text, "json_deserializer": orjson.loads}
+# TCP keepalives on Postgres connections (libpq's, unless the URL sets them): a connection idle for long, as
+# a worker's presence is (store/workers.py), is kept through NATs and firewalls that drop silent ones.
+_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 60, "keepalives_interval": 15, "keepalives_count": 4}
 
 
 def sqlite_file(url: str) -> Path | None:
@@ -102,7 +109,10 @@ def make_engine(url: str, *, immutable: bool = False) -> Engine:
         url = "postgresql+psycopg" + url.removeprefix("postgres")  # the driver installed, whatever the default
     if url.startswith("postgresql"):
         try:
-            return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, **_JSON_CODEC)
+            keepalives = {key: value for key, value in _KEEPALIVES.items() if key not in make_url(url).query}
+            return create_engine(
+                url, pool_pre_ping=True, pool_size=10, max_overflow=10, connect_args=keepalives, **_JSON_CODEC
+            )
         except (ValueError, ArgumentError, NoSuchModuleError, ImportError) as exc:  # a port, a driver not there
             # Said in words of our own: SQLAlchemy's quote the URL, or the part of it a stray "@" left unparsed.
             if isinstance(exc, ImportError):
@@ -225,6 +235,9 @@ class Store:
     engine: Engine
     sessions: sessionmaker[Session]
     safe_url: str
+    # This store's worker once it claims work (:mod:`.workers`), withdrawn when the store is disposed.
+    presence: Presence | None = field(default=None, init=False, repr=False)
+    presence_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @property
     def dialect(self) -> str:
@@ -254,7 +267,11 @@ class Store:
                 yield conn
 
     def dispose(self) -> None:
-        self.engine.dispose()
+        try:
+            if self.presence is not None:
+                self.presence.end()
+        finally:
+            self.engine.dispose()
 
     def __enter__(self) -> Store:
         return self

@@ -7,8 +7,9 @@ Rows are the queue. Each stage owns a group of ``{stage}_*`` columns on ``videos
 * ``probe``    - pending -> claimed -> valid | too_short | corrupt | no_video | ... (a named outcome)
 
 ``claimed`` rows carry a lease (``{stage}_lease_until``); a dead worker's claim becomes claimable again
-once the lease has passed. ``{stage}_attempts`` counts claims, ``{stage}_error_kind``/``{stage}_error``
-hold the last failure, ``{stage}_updated_at`` the last change. See docs/architecture.md.
+once the lease has passed, or at once where its worker is known gone (store/workers.py).
+``{stage}_attempts`` counts claims, ``{stage}_error_kind``/``{stage}_error`` hold the last failure,
+``{stage}_updated_at`` the last change. See docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -299,6 +300,15 @@ class CrawlRun(Base):
     host: Mapped[str | None] = mapped_column(String(128))
     # host:pid of the process running it: a ``running`` row whose process is gone was killed.
     worker: Mapped[str | None] = mapped_column(String(96))
+
+
+class Worker(Base):
+    """A process that claims work, there while it runs: its lock says whether it still does (workers.py)."""
+
+    __tablename__ = "workers"
+
+    name: Mapped[str] = mapped_column(String(96), primary_key=True)  # host:pid, as its claims carry it
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class Export(Base):

@@ -11,9 +11,7 @@ own last write (a file's row, an expansion's edges) or not at all.
 from __future__ import annotations
 
 import functools
-import os
 import random
-import socket
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
@@ -21,19 +19,13 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlalchemy import Connection, CursorResult, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from .._processes import dead_local_workers
 from .models import STAGES, Video, table_of, utcnow
+from .workers import confirm_presence, dead_workers, worker_name
 
 if TYPE_CHECKING:  # DEFAULT_LEASE_S is read by the CLI's options: no migrations loaded for it
     from .db import Store
 
 DEFAULT_LEASE_S = 600.0
-
-
-def worker_name(suffix: str = "") -> str:
-    """host:pid[:suffix] - who holds a claim, for people reading the table."""
-    base = f"{socket.gethostname()}:{os.getpid()}"
-    return f"{base}:{suffix}" if suffix else base
 
 
 def _col(stage: str, name: str):
@@ -81,6 +73,8 @@ def claim(
     database sort every pending row on every claim.
     """
     now = now or utcnow()
+    worker = worker or worker_name(store)  # before the transaction: a first use records the worker
+    confirm_presence(store)
     order = [*order_by, Video.id]
     locking = store.dialect == "postgresql"
     with store.transaction() as session:
@@ -102,7 +96,7 @@ def claim(
                 {
                     "ids": ids,
                     "claim_lease_until": now + timedelta(seconds=lease_s),
-                    "claim_worker": worker or worker_name(),
+                    "claim_worker": worker,
                     "claim_now": now,
                 },
             )
@@ -213,6 +207,7 @@ def renew(store: Store, stage: str, ids: Iterable[str], *, worker: str, lease_s:
     ids = list(ids)
     if not ids:
         return 0
+    confirm_presence(store)
     with store.transaction() as session:
         result = session.execute(
             update(Video)
@@ -226,31 +221,36 @@ def renew(store: Store, stage: str, ids: Iterable[str], *, worker: str, lease_s:
 def _unclaim(store: Store, stage: str, which, status: str = "pending", *, untried: bool = False) -> int:
     """Put the claimed rows matching ``which`` back into ``status`` (``untried``: their attempt given
     back); returns how many."""
+    with store.transaction() as session:
+        result = session.execute(_unclaiming(stage, which, status, untried=untried))
+        return cast(CursorResult, result).rowcount or 0
+
+
+def give_back_in(connection: Connection, stage: str, ids: Sequence[str]) -> None:
+    """:func:`release` in the caller's transaction: the rows go back with the write that decided so."""
+    connection.execute(_unclaiming(stage, Video.id.in_(list(ids)), "pending", untried=True))
+
+
+def _unclaiming(stage: str, which, status: str, *, untried: bool):
     values: dict[str, Any] = {f"{stage}_status": status, f"{stage}_lease_until": None, f"{stage}_updated_at": utcnow()}
     if untried:
         attempts = _col(stage, "attempts")
         values[f"{stage}_attempts"] = case((attempts > 0, attempts - 1), else_=0)
-    with store.transaction() as session:
-        result = session.execute(
-            update(Video)
-            .where(_col(stage, "status") == "claimed", which)
-            .values(values)
-            .execution_options(synchronize_session=False)
-        )
-        return cast(CursorResult, result).rowcount or 0
+    return (
+        update(Video)
+        .where(_col(stage, "status") == "claimed", which)
+        .values(values)
+        .execution_options(synchronize_session=False)
+    )
 
 
-def reclaim_dead_local(store: Store, stage: str) -> int:
-    """Release claims held by processes of this host that no longer exist (e.g. after kill -9).
-
-    Without this a restarted stage would wait for the lease to run out; claims of other hosts are left
-    to their leases. Returns how many rows went back to ``pending``.
+def reclaim_dead(store: Store, stage: str) -> int:
+    """Release the claims of workers known gone (kill -9, out of memory, a container killed: see
+    :func:`.dead_workers`), on this host or another. Without this a rerun would wait out their lease, and
+    meanwhile finish saying it was done. Returns how many rows went back to ``pending``.
     """
-    host = socket.gethostname()
     worker = _col(stage, "worker")
     with store.sessions() as session:
-        holders = session.scalars(
-            select(worker).where(_col(stage, "status") == "claimed", worker.like(f"{host}:%")).distinct()
-        ).all()
-    dead = dead_local_workers(holders)
+        holders = session.scalars(select(worker).where(_col(stage, "status") == "claimed").distinct()).all()
+    dead = dead_workers(store, (holder for holder in holders if holder))
     return _unclaim(store, stage, worker.in_(dead)) if dead else 0

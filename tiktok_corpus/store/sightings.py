@@ -266,6 +266,7 @@ class SightingRows:
         self.author_snapshots: dict[tuple[str, datetime], dict[str, Any]] = {}  # one per author and moment
         self.edges: list[dict[str, Any]] = []
         self.expanded: dict[str, list[str]] = {}  # method -> the parents it expanded
+        self.left_unexpanded: list[str] = []  # parents whose list found the corpus full: back to the frontier
 
     def author_sighted(self, author: AuthorRecord | None) -> None:
         if author is not None and author.id:
@@ -348,6 +349,8 @@ class SightingRows:
             connection.execute(_insert_ignoring(connection, RelatedEdge, "parent_id", "child_id"), self.edges)
         for method, parents in self.expanded.items():
             queue.finish_many(connection, "expand", parents, "expanded", expand_method=method)
+        if self.left_unexpanded:
+            queue.give_back_in(connection, "expand", self.left_unexpanded)
 
 
 def upsert_authors(connection: Connection, items: Iterable[ItemRecord], now) -> None:

@@ -13,7 +13,6 @@ leases run on this machine's clock, as the other stages' do.
 from __future__ import annotations
 
 import math
-import socket
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,12 +21,12 @@ from typing import cast
 
 from sqlalchemy import CursorResult, and_, func, literal, or_, select, tuple_, union_all, update
 
-from .._processes import dead_local_workers
 from ..config import AGE_TOLERANCE_CAP_S
 from ..tiktok.contract import ItemRecord, StatsRecord
 from .db import Store, table_insert
 from .models import AuthorSnapshot, StatsSnapshot, TrackTarget, Video, table_of, utcnow
 from .sightings import author_snapshot_row, upsert_authors
+from .workers import confirm_presence, dead_workers
 
 _TARGETS = table_of(TrackTarget)
 _VIDEOS = table_of(Video)
@@ -138,6 +137,7 @@ def claim_due(
     The soonest deadline (due time plus allowed lateness) goes first: a 1h target with 15 minutes of slack
     before a 7d one with 42 hours. Targets already past their deadline go last, so they take no request
     from one still in time; read when there is room, their snapshot still dates the video's growth."""
+    confirm_presence(store)
     wall = utcnow()
     due = (
         and_(_TARGETS.c.status == "claimed", _TARGETS.c.lease_until < wall),
@@ -238,6 +238,7 @@ def _settle(session, video_id: str, worker: str, ages_s: Sequence[int], **values
 def renew_claim(store: Store, due: DueVideo, *, worker: str, lease_s: float) -> bool:
     """Extend this worker's claim by ``lease_s`` from now (a read can outlast one lease: blocked tries
     back off for minutes); False once the claim is no longer its own."""
+    confirm_presence(store)
     with store.transaction() as session:
         result = session.execute(
             update(_TARGETS)
@@ -375,16 +376,12 @@ def restore_gone(store: Store, video_ids: Sequence[str]) -> int:
         return cast(CursorResult, result).rowcount or 0
 
 
-def reclaim_dead_local_targets(store: Store) -> int:
-    """Claims of processes of this host that no longer exist (kill -9) go back to ``pending`` at once."""
-    host = socket.gethostname()
+def reclaim_dead_targets(store: Store) -> int:
+    """Claims of workers known gone (:func:`.dead_workers`: kill -9, a killed container) go back to
+    ``pending`` at once."""
     with store.sessions() as session:
-        holders = session.scalars(
-            select(_TARGETS.c.worker)
-            .where(_TARGETS.c.status == "claimed", _TARGETS.c.worker.like(f"{host}:%"))
-            .distinct()
-        ).all()
-    dead = dead_local_workers(holders)
+        holders = session.scalars(select(_TARGETS.c.worker).where(_TARGETS.c.status == "claimed").distinct()).all()
+    dead = dead_workers(store, (holder for holder in holders if holder))
     if not dead:
         return 0
     with store.transaction() as session:

@@ -4,6 +4,8 @@ loaded, an outage like no answer: :data:`~.blocks.SITE_WIDE_KINDS`), or the brow
 
 from __future__ import annotations
 
+import logging
+
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
@@ -63,3 +65,23 @@ def browser_failure(exc: PlaywrightError) -> ContractError:
     if isinstance(exc, PlaywrightTimeoutError) and said.startswith(NAVIGATIONS):
         return ContractError(said, kind="timeout")
     return ContractError(f"browser error: {said}", kind="browser_error")
+
+
+# Playwright's word for its driver process gone (Ctrl-C reaches the whole process group, the driver too).
+DRIVER_GONE = "Connection closed while reading from the driver"
+
+
+class _QuietDriverEnd(logging.Filter):
+    """Drops asyncio's "Future exception was never retrieved" for the driver's end: Playwright sets that
+    exception on a future of its own that no one awaits once it has started, so a Ctrl-C of a crawl or a
+    track often printed three lines of it after the ``interrupted:`` line. A driver that dies mid-run fails
+    the calls waiting on it all the same, which is where that failure is seen and handled."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not (
+            record.getMessage().startswith("Future exception was never retrieved") and str(error) == DRIVER_GONE
+        )
+
+
+logging.getLogger("asyncio").addFilter(_QuietDriverEnd())

@@ -24,7 +24,6 @@ from ..errors import (
     ItemUnavailable,
     PersistentlyBlocked,
 )
-from ..store import queue
 from ..store.db import Store
 from ..store.thread import DatabaseThread
 from ..store.tracking import (
@@ -40,6 +39,7 @@ from ..store.tracking import (
     restore_gone,
     schedule_targets,
 )
+from ..store.workers import worker_name
 from ..tiktok.blocks import SITE_WIDE_KINDS, BlockMonitor
 from ..tiktok.item_reads import ItemRead
 from .options import TrackCounters, TrackOptions, TrackProgress
@@ -322,7 +322,7 @@ class Tracking:
         try:
             await gather_or_cancel(
                 *(
-                    self.loop(reader, queue.worker_name(f"{name}.{index}"))
+                    self.loop(reader, worker_name(self.store, f"{name}.{index}"))
                     for name, reader in readers.items()
                     for index in range(self.options.in_flight)
                 )

@@ -15,7 +15,7 @@ from ..clock import Clock
 from ..config import Settings
 from ..errors import BlockedError, PersistentlyBlocked, SiteUnreachable
 from ..store.db import Store, open_store
-from ..store.tracking import next_due_at, next_retry_at, reclaim_dead_local_targets, tracking_counts
+from ..store.tracking import next_due_at, next_retry_at, reclaim_dead_targets, tracking_counts
 from ..tiktok.blocks import BlockMonitor, BlockPolicy, Pacer
 from ..tiktok.browser import BrowserSource, WorkerSession, default_user_agent, stage_browser
 from ..tiktok.item_reads import session_item_reads
@@ -47,7 +47,7 @@ async def track_async(
     pacer = Pacer(options.delay_s, options.max_rate or None, rng or random.Random(options.seed))
     tracking = Tracking(store, options, clock=clock, progress=progress, monitor=monitor)
     started, status, message = time.monotonic(), "done", None
-    reclaim_dead_local_targets(store)
+    reclaim_dead_targets(store)
     await tracking.schedule()
     due_at = next_due_at(store)
     try:

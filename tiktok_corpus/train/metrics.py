@@ -38,6 +38,7 @@ from .resampling import (
     CI_RESAMPLES,
     auc_ci,
     chance_p_value,
+    class_holders,
     cluster_codes,
     cluster_count,
     effective_clusters,
@@ -269,7 +270,8 @@ def evaluate_against(task: str, baselines: Baselines, *, y_val, scores_val, y_te
     }
     collapsed = model["score_std"] < COLLAPSE_STD and not _significant(model["p_value"])
     effective = None if clusters is None else round(effective_clusters(clusters), 1)
-    beats, verdict = _judge(task, model, baselines.reports, paired, collapsed, effective)
+    lone = task == "binary" and clusters is not None and min(class_holders(np.asarray(y_test), clusters)) < 2
+    beats, verdict = _judge(task, model, baselines.reports, paired, collapsed, effective, lone_author_class=lone)
     main = "roc_auc" if task == "binary" else "rmse"
     return {
         "task": task,
@@ -325,8 +327,17 @@ def hardest_baseline(paired: dict[str, dict]) -> tuple[str, float | None] | None
 
 
 def _judge(
-    task: str, model: dict, baselines: dict, paired: dict[str, dict], collapsed: bool, effective: float | None
+    task: str,
+    model: dict,
+    baselines: dict,
+    paired: dict[str, dict],
+    collapsed: bool,
+    effective: float | None,
+    *,
+    lone_author_class: bool = False,
 ) -> tuple[bool, str]:
+    """Whether the model beats every baseline, and the verdict's sentence. ``lone_author_class``: every
+    test video of a class is one author's (:func:`.resampling.class_holders`)."""
     spread = f"test std {model['score_std']:.4f}"
     # A test split of one class comes first: it is why nothing can be claimed, whatever the model does.
     if task == "binary" and model["roc_auc"] is None:
@@ -346,6 +357,11 @@ def _judge(
         return False, (
             f"The test videos come from too few authors to claim anything: worth {effective:g} independent ones "
             f"(fewer than {MIN_EFFECTIVE_AUTHORS}), and an author's videos are alike."
+        )
+    if lone_author_class:
+        return False, (
+            "Every viral (or every ordinary) test video is one author's: a model that told that author apart "
+            "would rank them all, so nothing can be claimed."
         )
     metric, higher = ("roc_auc", True) if task == "binary" else ("rmse", False)
     fitted = {name: b[metric] for name, b in baselines.items() if b.get(metric) is not None}

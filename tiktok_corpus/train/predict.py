@@ -81,12 +81,12 @@ def _trained_min_frames(run_dir: Path, recorded_export: Path) -> int:
 
 def _checked(path: Path, rules: Rules) -> str | None:
     """Refuse a file validation would not admit; a warning for one only shorter than the run's videos."""
-    from ..media import CUT_SHORT, probe  # here, not at the top: loading a run needs no PyAV
+    from ..media import as_corrupt, probe  # here, not at the top: loading a run needs no PyAV
 
     try:
         media = probe(path)
-    except MediaError as exc:  # empty, cut short, unreadable: validation's corrupt (timeouts stay timeouts)
-        raise MediaError(exc.message, kind=exc.kind if exc.kind in CUT_SHORT else "corrupt") from None
+    except MediaError as exc:
+        raise as_corrupt(exc) from None
     outcome, reason = classify(media, rules)
     if outcome == "too_short":
         return f"{reason}: shorter than every video the run was trained on (the clip is padded)"

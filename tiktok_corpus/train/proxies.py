@@ -43,7 +43,7 @@ def encode_proxy(source: Path, target: Path, size: int) -> Path:
         raise ConfigError(f"--size must be even (H.264 4:2:0), got {size}")
     target.parent.mkdir(parents=True, exist_ok=True)
     # here, not at the top: training from a cache needs no PyAV
-    from ..media import CUT_SHORT, FFMPEG, run_tool, video_codec
+    from ..media import FFMPEG, as_corrupt, run_tool, video_codec
 
     try:
         with replacing(target) as partial:
@@ -75,7 +75,7 @@ def encode_proxy(source: Path, target: Path, size: int) -> Path:
     except MediaError as exc:  # an input ffmpeg cannot decode is a corrupt video (timeouts stay timeouts)
         if NO_SPACE in exc.message:  # the proxy's disk, not the video: every file after it would fail alike
             raise DiskFull(f"no space left on the disk writing {target}: {exc.message}") from None
-        raise MediaError(exc.message, kind=exc.kind if exc.kind in CUT_SHORT else "corrupt") from None
+        raise as_corrupt(exc) from None
     return target
 
 

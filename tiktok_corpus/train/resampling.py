@@ -235,8 +235,9 @@ def paired_comparison(
     statistic, sign = (auc_along, 1.0) if task == "binary" else (rmse_along, -1.0)
     observed = finite(sign * float(statistic(y, model_scores) - statistic(y, baseline_scores)))
     # One video of a class is in every stratified resample: its rank would vary in none of them (as for
-    # auc_ci, no interval), and a gain over a chance baseline would come out certain.
-    too_few = len(y) < 2 or (task == "binary" and min(np.count_nonzero(y == 1), np.count_nonzero(y == 0)) < 2)
+    # auc_ci, no interval), and a gain over a chance baseline would come out certain. So is one author of
+    # a class in every resample of authors: a model that told that author apart would seem certain.
+    too_few = len(y) < 2 or (task == "binary" and min(class_holders(y, clusters)) < 2)
     if observed is None or too_few:
         return gain_summary(None, np.array([]))
     model, baseline = (
@@ -293,9 +294,9 @@ def resampled_metric(
     """The main metric of ``scores`` on each of :data:`CI_RESAMPLES` bootstrap resamples of the rows.
 
     Binary: positives and negatives resampled apart (stratified, as the AUC's own interval), so every
-    resample has both classes and an AUC. Clustered rows: whole authors resampled (each drawn a
-    multinomial number of times), NaN where a resample drew no video of a class. The same ``y``, ``seed``
-    and ``clusters`` draw the same resamples, so two scorings of the same rows compare resample by resample.
+    resample has both classes and an AUC. Clustered rows: whole authors resampled (:func:`author_draws`),
+    stratified alike. The same ``y``, ``seed`` and ``clusters`` draw the same resamples, so two scorings
+    of the same rows compare resample by resample.
     """
     if clusters is not None:
         return _resampled_authors(task, y, scores, seed=seed, clusters=clusters)
@@ -310,13 +311,39 @@ def resampled_metric(
 
 
 def _resampled_authors(task: str, y: np.ndarray, scores: np.ndarray, *, seed: int, clusters: np.ndarray) -> np.ndarray:
-    k = cluster_count(clusters)
     rng, batches = np.random.default_rng(seed), []
     for start in range(0, CI_RESAMPLES, PAIRED_BATCH):
-        drawn = rng.multinomial(k, np.full(k, 1 / k), size=min(PAIRED_BATCH, CI_RESAMPLES - start))
+        drawn = author_draws(rng, task, y, clusters, min(PAIRED_BATCH, CI_RESAMPLES - start))
         weights = drawn[:, clusters].astype(float)
         batches.append(_weighted_auc(y, scores, weights) if task == "binary" else _weighted_rmse(y, scores, weights))
     return np.concatenate(batches)
+
+
+def author_draws(rng: np.random.Generator, task: str, y: np.ndarray, clusters: np.ndarray, size: int) -> np.ndarray:
+    """How often each author is drawn in ``size`` bootstrap resamples of the authors, ``(size, authors)``.
+
+    Binary: the authors with a positive and those without drawn apart, as many of each as there are (the
+    authors' form of the stratified bootstrap of videos), so every resample has a positive. Drawn all
+    together, a resample without a viral video had no ROC-AUC: with two authors holding them, one resample
+    in seven, with one, a third, and the interval was that of the others alone. Finer strata (apart the
+    authors with both classes) would draw an author alone in its stratum in every resample, and its videos'
+    variation would be lost: :func:`paired_comparison` needs two authors of each class."""
+    k = cluster_count(clusters)
+    if task != "binary":
+        return rng.multinomial(k, np.full(k, 1 / k), size=size)
+    has_positive = np.bincount(clusters, weights=y == 1, minlength=k) > 0
+    drawn = np.zeros((size, k), dtype=int)
+    for members in (np.flatnonzero(has_positive), np.flatnonzero(~has_positive)):
+        if len(members):
+            drawn[:, members] = rng.multinomial(len(members), np.full(len(members), 1 / len(members)), size=size)
+    return drawn
+
+
+def class_holders(y: np.ndarray, clusters: np.ndarray | None) -> tuple[int, int]:
+    """How many videos (authors, where rows cluster) hold a positive, and how many a negative."""
+    if clusters is None:
+        return int(np.count_nonzero(y == 1)), int(np.count_nonzero(y == 0))
+    return len(np.unique(clusters[y == 1])), len(np.unique(clusters[y == 0]))
 
 
 def _weighted_auc(y: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -27,7 +27,7 @@ from ..store.probes import (
     record_probe,
     requeue_probes,
 )
-from ..store.queue import reclaim_dead_local, release
+from ..store.queue import reclaim_dead, release
 from .inspection import Inspection, Job, inspect
 from .rules import CHANGED, INTERNAL_ERROR, MEASURED_OUTCOMES, OUTCOMES, Rules, measured_outcome
 
@@ -67,7 +67,7 @@ def run_validate(
     summary = ValidateSummary()
     with open_store(settings, create=False) as store:
         require_media_folder(settings.data_dir, count_media_files(store))
-        reclaim_dead_local(store, "probe")  # claims of a killed run on this host, not left to their lease
+        reclaim_dead(store, "probe")  # claims of a killed run, not left to their lease
         changed = _changed_since_probe(store, settings.data_dir, deep)
         summary.requeued = len(changed)
         _probe_pending(

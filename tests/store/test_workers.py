@@ -1,0 +1,176 @@
+"""Workers' presence: a killed worker's claims come back at once on any host, a live one's never."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import insert, select, text
+
+from tiktok_corpus.config import Settings
+from tiktok_corpus.store.crawl_runs import close_killed_runs
+from tiktok_corpus.store.db import make_engine, open_store, sqlite_file, upgrade
+from tiktok_corpus.store.models import CrawlRun, TrackTarget, Video, Worker, utcnow
+from tiktok_corpus.store.queue import claim, reclaim_dead
+from tiktok_corpus.store.tracking import reclaim_dead_targets, schedule_targets
+from tiktok_corpus.store.workers import WORKER_LOCK_CLASS, _advisory_key, dead_workers, worker_name
+
+from ..waiting import wait_for
+
+PRESENT_WORKER = Path(__file__).with_name("present_worker.py")
+
+
+@pytest.fixture
+def any_store(any_db_url):
+    engine = make_engine(any_db_url)
+    upgrade(engine)
+    engine.dispose()
+    opened = open_store(Settings(db_url=any_db_url))
+    yield opened
+    opened.dispose()
+
+
+def workers(store) -> set[str]:
+    with store.sessions() as session:
+        return set(session.scalars(select(Worker.name)))
+
+
+def test_a_killed_worker_of_another_host_gives_back_its_claims_and_its_run_at_once(any_store, any_db_url):
+    """Under ``docker compose run --rm`` every run has a new host name: a rerun after a kill -9 left the
+    killed one's claims to their 10-minute lease, said it was done, and its export lacked their rows."""
+    with any_store.transaction() as session:
+        session.execute(insert(Video), [{"id": video_id, "create_time": 0} for video_id in ("1", "2", "3")])
+    schedule_targets(any_store, (3_600,), now=0, late_fraction=0.25)
+    holder = subprocess.Popen(
+        [sys.executable, str(PRESENT_WORKER), any_db_url, "container-a"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held", holder.stderr.read()
+        # Alive on its host, which this one cannot look into: nothing of it is taken.
+        assert (reclaim_dead(any_store, "download"), reclaim_dead_targets(any_store), close_killed_runs(any_store)) == (
+            0,
+            0,
+            0,
+        )
+        holder.send_signal(signal.SIGKILL)
+    finally:
+        holder.kill()
+        holder.wait()
+
+    taken = {"downloads": 0, "targets": 0, "runs": 0}
+
+    def all_taken_back() -> bool:  # Postgres ends the killed session's locks a moment after the kill
+        taken["downloads"] += reclaim_dead(any_store, "download")
+        taken["targets"] += reclaim_dead_targets(any_store)
+        taken["runs"] += close_killed_runs(any_store)
+        return taken == {"downloads": 2, "targets": 1, "runs": 1}
+
+    wait_for(all_taken_back, f"the killed worker's claims taken back (so far {taken})", timeout_s=30)
+    with any_store.sessions() as session:
+        assert set(session.scalars(select(Video.download_status))) == {"pending"}
+        assert set(session.scalars(select(TrackTarget.status))) == {"pending"}
+        assert session.scalars(select(CrawlRun.status)).all() == ["killed"]
+
+
+def test_each_store_of_a_process_is_a_worker_of_its_own_withdrawn_when_disposed(any_store, any_db_url):
+    """Two stores of one process on one database each hold a lock: each is a worker (the second's name
+    carries a token), both alive; a disposed one leaves no row and no lock file."""
+    second = open_store(Settings(db_url=any_db_url))
+    try:
+        first_name, second_name = worker_name(any_store, "crawl"), worker_name(second)
+        host_pid = f"{socket.gethostname()}:{os.getpid()}"
+        assert first_name == f"{host_pid}:crawl" and second_name.startswith(f"{host_pid}.")
+        assert workers(any_store) == {host_pid, second_name}
+        assert dead_workers(any_store, [first_name, second_name]) == []
+    finally:
+        second.dispose()
+    assert workers(any_store) == {host_pid}
+    database = sqlite_file(any_db_url)
+    if database is not None:
+        assert [path.name for path in database.with_name(f"{database.name}-workers").iterdir()] == [
+            f"{host_pid.replace(':', '-')}.lock"
+        ]
+
+
+def test_a_folder_that_takes_no_lock_file_leaves_claims_to_their_leases(tmp_path, caplog):
+    """Where no lock file can be made beside a SQLite database, claims still work, by ``host:pid`` as
+    before, and the warning says what is lost."""
+    (tmp_path / "corpus.db-workers").write_text("a file where the folder would go")
+    with open_store(Settings(db_url=f"sqlite:///{tmp_path / 'corpus.db'}")) as store:
+        with store.transaction() as session:
+            session.execute(insert(Video), [{"id": "1"}])
+        assert claim(store, "download", 5) == ["1"]
+        with store.sessions() as session:
+            assert session.scalar(select(Video.download_worker)) == f"{socket.gethostname()}:{os.getpid()}"
+        assert workers(store) == set()
+    assert "its claims wait for their lease" in caplog.text
+
+
+def test_a_rerun_going_by_the_killed_ones_name_takes_its_claims_back(any_store):
+    """``docker restart``, or a fixed host name, gives a rerun the name of the process killed before it (the
+    same host name, the same pid under an init). It took that name's free lock and its row, and the killed
+    one's claims looked like its own: live, left to their lease."""
+    host_pid = f"{socket.gethostname()}:{os.getpid()}"
+    with any_store.transaction() as session:
+        session.execute(insert(Worker), [{"name": host_pid, "started_at": utcnow()}])  # the killed one's
+        session.execute(insert(Video), [{"id": "1"}, {"id": "2"}])
+    assert claim(any_store, "download", 1, worker=f"{host_pid}:download") == ["1"]
+
+    assert worker_name(any_store, "download").startswith(f"{host_pid}.")
+    assert reclaim_dead(any_store, "download") == 1
+
+
+def test_two_spellings_of_one_sqlite_database_see_each_others_workers(tmp_path):
+    """A URL with a query (``?timeout=60``) put its lock files in ``corpus.db?timeout=60-workers/``, where a
+    plain URL's worker never looked: each took the other's live claims back."""
+    database = tmp_path / "corpus.db"
+    with open_store(Settings(db_url=f"sqlite:///{database}?timeout=60")) as queried:
+        name = worker_name(queried)
+        with open_store(Settings(db_url=f"sqlite:///{database}")) as plain:
+            assert dead_workers(plain, [name]) == []
+    assert [path.name for path in tmp_path.iterdir() if path.name.endswith("-workers")] == ["corpus.db-workers"]
+
+
+@pytest.mark.postgres
+def test_a_worker_whose_postgres_session_ended_takes_its_lock_again_at_its_next_claim(pg_url):
+    """A server restart (or a connection cut) ends the session holding a live worker's lock: a rerun took its
+    claims while it ran on. Its next claim takes the lock again, and disposing it no longer raises."""
+    engine = make_engine(pg_url)
+    upgrade(engine)
+    engine.dispose()
+    store, other = (open_store(Settings(db_url=pg_url)) for _ in range(2))
+
+    def end_the_session_holding(name: str) -> None:
+        with other.engine.connect() as admin:
+            key = _advisory_key(admin, name)["key"] & 0xFFFFFFFF  # pg_locks shows the int4 as an oid
+            admin.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_locks "
+                    "WHERE locktype = 'advisory' AND classid = :cls AND objid = :key"
+                ),
+                {"cls": WORKER_LOCK_CLASS, "key": key},
+            )
+
+    try:
+        with store.transaction() as session:
+            session.execute(insert(Video), [{"id": "1"}, {"id": "2"}])
+        name = worker_name(store)
+        assert claim(store, "download", 1) == ["1"]
+        end_the_session_holding(name)
+        wait_for(lambda: dead_workers(other, [name]) == [name], "the ended session's lock free")
+
+        assert claim(store, "download", 1) == ["2"]  # confirms the presence first
+        assert dead_workers(other, [name]) == [] and reclaim_dead(other, "download") == 0
+        end_the_session_holding(name)
+    finally:
+        store.dispose()  # its session gone again: withdrawn as far as it can be, without raising
+        other.dispose()
