@@ -343,7 +343,9 @@ def test_two_processes_on_one_postgres_share_the_frontier(replica, pg_url, tmp_p
     videos = assert_corpus_shape(pg_url)
     expanded = [v for v in videos.values() if v.expand_status == "expanded"]
     assert all(v.expand_attempts == 1 for v in expanded), "a video was expanded twice"
-    workers = {v.expand_worker.rsplit(":", 1)[0] for v in expanded}
+    # Each claimed parents (a list landing once the other had filled the corpus goes back unexpanded, still
+    # naming its last claimer: the slower process may have expanded none).
+    workers = {v.expand_worker.rsplit(":", 1)[0] for v in videos.values() if v.expand_worker}
     assert len(workers) == 2, "both processes took part"
 
 
