@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -11,12 +12,15 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import insert, select, text
+from typer.testing import CliRunner
 
+from tiktok_corpus.cli import app
 from tiktok_corpus.config import Settings
 from tiktok_corpus.store.crawl_runs import close_killed_runs
 from tiktok_corpus.store.db import make_engine, open_store, sqlite_file, upgrade
 from tiktok_corpus.store.models import CrawlRun, TrackTarget, Video, Worker, utcnow
 from tiktok_corpus.store.queue import claim, reclaim_dead
+from tiktok_corpus.store.status import claim_holders
 from tiktok_corpus.store.tracking import reclaim_dead_targets, schedule_targets
 from tiktok_corpus.store.workers import WORKER_LOCK_CLASS, _advisory_key, dead_workers, worker_name
 
@@ -55,6 +59,11 @@ def test_a_killed_worker_of_another_host_gives_back_its_claims_and_its_run_at_on
     )
     try:
         assert holder.stdout.readline().strip() == "held", holder.stderr.read()
+        named = f"container-a:{holder.pid}"
+        assert claim_holders(any_store) == [
+            {"stage": "download", "worker": named, "rows": 2, "state": "running"},
+            {"stage": "track", "worker": f"{named}:t0", "rows": 1, "state": "running"},
+        ]
         # Alive on its host, which this one cannot look into: nothing of it is taken.
         assert (reclaim_dead(any_store, "download"), reclaim_dead_targets(any_store), close_killed_runs(any_store)) == (
             0,
@@ -66,6 +75,13 @@ def test_a_killed_worker_of_another_host_gives_back_its_claims_and_its_run_at_on
         holder.kill()
         holder.wait()
 
+    wait_for(lambda: {held["state"] for held in claim_holders(any_store)} == {"gone"}, "the killed worker's lock free")
+    shown = CliRunner().invoke(app, ["--db", any_db_url, "status", "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert {(held["worker"], held["state"]) for held in json.loads(shown.stdout)["claims"]} == {
+        (named, "gone"),
+        (f"{named}:t0", "gone"),
+    }
     taken = {"downloads": 0, "targets": 0, "runs": 0}
 
     def all_taken_back() -> bool:  # Postgres ends the killed session's locks a moment after the kill

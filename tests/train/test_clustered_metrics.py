@@ -138,18 +138,7 @@ def test_a_verdict_on_viral_videos_all_of_one_author_says_so():
     rng = np.random.default_rng(0)
     author = np.repeat(np.arange(60), 3)
     y = (author == 0).astype(int)
-    scores = 3.0 * y + rng.normal(size=len(y))
-    features = {split: rng.normal(size=(len(y), 1)) for split in ("train", "val", "test")}
-    metrics = evaluate(
-        "binary",
-        y_val=y,
-        scores_val=scores,
-        y_test=y,
-        scores_test=scores,
-        train_y=rng.integers(0, 2, len(y)),
-        features=features,
-        test_authors=author,
-    )
+    metrics = _judged(rng, y, 3.0 * y + rng.normal(size=len(y)), author, train_y=rng.integers(0, 2, len(y)))
     assert not metrics["beats_baselines"]
     assert metrics["verdict"].startswith("Every viral (or every ordinary) test video is one author's")
 
@@ -208,17 +197,21 @@ def test_a_test_split_of_too_few_authors_claims_nothing():
     rng = np.random.default_rng(1)
     author = np.repeat(np.arange(6), 30)
     y = (author % 2).astype(int)
-    scores = y + 0.1 * rng.normal(size=len(y))  # a perfect model, on six authors
-    features = {name: rng.normal(size=(len(y), 1)) for name in ("train", "val", "test")}
-    metrics = evaluate(
+    metrics = _judged(rng, y, y + 0.1 * rng.normal(size=len(y)), author, train_y=y)  # perfect, on six authors
+    assert metrics["n_test_clusters_effective"] == 6.0 and metrics["beats_baselines"] is False
+    assert metrics["verdict"].startswith("The test videos come from too few authors to claim anything: worth 6")
+
+
+def _judged(rng: np.random.Generator, y: np.ndarray, scores: np.ndarray, author: np.ndarray, *, train_y) -> dict:
+    """The metrics of ``scores`` as both val and test predictions, beside baselines on noise features."""
+    features = {split: rng.normal(size=(len(y), 1)) for split in ("train", "val", "test")}
+    return evaluate(
         "binary",
         y_val=y,
         scores_val=scores,
         y_test=y,
         scores_test=scores,
-        train_y=y,
+        train_y=train_y,
         features=features,
         test_authors=author,
     )
-    assert metrics["n_test_clusters_effective"] == 6.0 and metrics["beats_baselines"] is False
-    assert metrics["verdict"].startswith("The test videos come from too few authors to claim anything: worth 6")

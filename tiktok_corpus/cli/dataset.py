@@ -56,18 +56,20 @@ def status(
     time_origin: float | None = time_origin_option(),
     as_json: bool = typer.Option(False, "--json", help="Print the counts as JSON."),
 ) -> None:
-    """Counts of videos per stage and status (the work queue at a glance).
+    """Counts of videos per stage and status (the work queue at a glance), and who holds the claimed rows:
+    a running worker, one gone (its rows go back when the stage next starts), or another host's.
 
     The tracking queue's "due now" is read on the site's clock: give a fast replica's --time-scale and
     --time-origin, as for `corpus track`.
     """
     from ..store.db import open_store
-    from ..store.status import stage_counts
+    from ..store.status import claim_holders, stage_counts
     from ..store.tracking import tracking_counts
 
     clock = site_clock(time_scale, time_origin)
     with open_store(settings_of(ctx), create=False, reads_only=True) as store:
         counts = stage_counts(store) | {"tracking": tracking_counts(store, now=clock())}
+        counts["claims"] = claim_holders(store)
     if as_json:
         typer.echo(json.dumps(counts, sort_keys=True))
         return

@@ -232,7 +232,19 @@ def status_table(counts: dict) -> Table:
         table.add_row("expand", f"expanded via {method}", str(count))
     for status, count in counts.get("tracking", {}).items():
         table.add_row("track", f"observations {status.replace('_', ' ')}", str(count))
+    for held in counts.get("claims", []):
+        table.add_row(
+            held["stage"], f"claimed by {held['worker']}: {CLAIM_HOLDER_STATES[held['state']]}", str(held["rows"])
+        )
     return table
+
+
+# What `corpus status` says of a worker holding claims (store/status.py's claim_holders).
+CLAIM_HOLDER_STATES = {
+    "running": "running",
+    "gone": "gone, taken back when the stage next starts",
+    "unknown": "another host's, back when its lease ends",
+}
 
 
 class DemoConsole:

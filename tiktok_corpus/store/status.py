@@ -5,7 +5,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from .db import Store
-from .models import STAGES, MediaFile, RelatedEdge, StatsSnapshot, Video
+from .models import STAGES, MediaFile, RelatedEdge, StatsSnapshot, TrackTarget, Video
+from .workers import worker_states
 
 
 def stage_counts(store: Store) -> dict:
@@ -33,3 +34,23 @@ def stage_counts(store: Store) -> dict:
             "stats_snapshots": session.scalar(select(func.count()).select_from(StatsSnapshot)) or 0,
             "media_files": session.scalar(select(func.count()).select_from(MediaFile)) or 0,
         }
+
+
+def claim_holders(store: Store) -> list[dict]:
+    """Who holds the claimed rows of each queue (``track``: videos' target ages) and whether that worker
+    runs (:func:`.worker_states`): ``gone``, its rows taken back by the stage's next run; ``unknown``, left
+    to their lease. ``[{"stage", "worker", "rows", "state"}]``, by stage and worker."""
+    held: list[tuple[str, str, int]] = []
+    with store.sessions() as session:
+        for stage in STAGES:
+            worker, status = getattr(Video, f"{stage}_worker"), getattr(Video, f"{stage}_status")
+            found = session.execute(select(worker, func.count()).where(status == "claimed").group_by(worker))
+            held += [(stage, name, count) for name, count in found if name]
+        found = session.execute(
+            select(TrackTarget.worker, func.count()).where(TrackTarget.status == "claimed").group_by(TrackTarget.worker)
+        )
+        held += [("track", name, count) for name, count in found if name]
+    states = worker_states(store, {name for _, name, _ in held})
+    return [
+        {"stage": stage, "worker": name, "rows": count, "state": states[name]} for stage, name, count in sorted(held)
+    ]

@@ -60,18 +60,29 @@ def confirm_presence(store: Store) -> None:
 
 
 def dead_workers(store: Store, names: Iterable[str]) -> list[str]:
-    """The names among ``names`` whose worker is gone: a process of this host that no longer exists, or a
-    worker that was present and whose lock is free. Others (live, or of a version that made no presence)
-    are left to their leases."""
+    """The names among ``names`` whose worker is gone (:func:`worker_states`); the others are left to their
+    leases."""
+    return sorted(name for name, state in worker_states(store, names).items() if state == "gone")
+
+
+def worker_states(store: Store, names: Iterable[str]) -> dict[str, str]:
+    """Each name's worker: ``gone`` (a process of this host that no longer exists, or a worker that was
+    present and whose lock is free), ``running`` (its lock held, or a live process of this host), or
+    ``unknown`` (another host's, of a version that made no presence: its claims wait for their lease)."""
     names = set(names)
-    dead = set(dead_local_workers(names))
-    unknown = {_base(name) for name in names - dead}
-    if unknown:
+    states = dict.fromkeys(dead_local_workers(names), "gone")
+    bases = {_base(name) for name in names - set(states)}
+    if bases:
         with store.sessions() as session:
-            present = set(session.scalars(select(Worker.name).where(Worker.name.in_(sorted(unknown)))))
-        gone = {base for base in present if not _held(store, base)}
-        dead |= {name for name in names if _base(name) in gone}
-    return sorted(dead)
+            present = set(session.scalars(select(Worker.name).where(Worker.name.in_(sorted(bases)))))
+        held = {base: _held(store, base) for base in present}
+        host = socket.gethostname()
+        for name in names - set(states):
+            if _base(name) in held:
+                states[name] = "running" if held[_base(name)] else "gone"
+            else:
+                states[name] = "running" if name.partition(":")[0] == host else "unknown"
+    return states
 
 
 def _base(name: str) -> str:
