@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -333,3 +334,24 @@ def test_a_gbdt_run_takes_the_embedding_of_real_weights_the_export_has(sound_exp
     )
     assert json.loads(pinned.stdout)["run"]["features"]["video"]["random_init"] is True  # asked for, it is taken
     assert len(list((sound_export / "features").glob("video-*.parquet"))) == 2
+
+
+@pytest.mark.parametrize(
+    "left",
+    [
+        pytest.param(lambda path: np.save(path.with_name("rows-0-0.npy"), np.zeros((0, 3))), id="an empty block"),
+        pytest.param(lambda path: path.with_name("rows-0-2.npy").write_bytes(b""), id="an empty file"),
+        pytest.param(lambda path: np.save(path.with_name("rows-0-2.npy"), np.array([["a"] * 3] * 2)), id="text"),
+    ],
+)
+def test_rows_a_run_left_that_cannot_be_its_own_are_made_again(tmp_path, left):
+    """An empty block held the resume in a loop for ever, an empty file raised on every run, and rows of
+    text were taken as the table's."""
+    from tiktok_corpus.features.cache import CacheEntry, TableParts
+
+    entry = CacheEntry("video", {"table_sha256": "0" * 64})
+    folder = entry.parts_dir(tmp_path)
+    folder.mkdir(parents=True)
+    left(folder / "placeholder.npy")
+    parts = TableParts(tmp_path, entry)
+    assert parts.done(3).shape == (0, 3) and parts.saved == 0

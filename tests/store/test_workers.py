@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -190,3 +191,59 @@ def test_a_worker_whose_postgres_session_ended_takes_its_lock_again_at_its_next_
     finally:
         store.dispose()  # its session gone again: withdrawn as far as it can be, without raising
         other.dispose()
+
+
+def test_a_lock_file_let_go_while_being_taken_is_taken_afresh(store, monkeypatch):
+    """Its holder removes the file as it lets go: a taker that opened the file just before got the lock of a
+    file no checker finds, and every checker then took that live worker for gone."""
+    import fcntl
+
+    from tiktok_corpus.store.workers import _held, _LockFile
+
+    name = "elsewhere:1"
+    holder, taker = _LockFile(store, name), _LockFile(store, name)
+    assert holder.take()
+    real_flock, calls = fcntl.flock, []
+
+    def letting_go_first(fd, operation):
+        if not calls:  # the taker's first try: its file is open, and the holder lets go now
+            holder.release()
+        calls.append(operation)
+        return real_flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", letting_go_first)
+    assert taker.take()
+    monkeypatch.undo()
+    assert len(calls) == 2 and _held(store, name)  # taken again on the file checkers look at
+    taker.release()
+
+
+def test_worker_states_of_odd_names_and_of_a_read_only_database(store, settings):
+    """A name of this host without a pid was "running" for ever; a database read as immutable (a read-only
+    medium) called a killed worker "running", finding no lock file to look at."""
+    from sqlalchemy.orm import sessionmaker
+
+    from tiktok_corpus.config import redact_url
+    from tiktok_corpus.store.db import Store
+    from tiktok_corpus.store.workers import worker_states
+
+    host = socket.gethostname()
+    with store.transaction() as session:
+        session.execute(insert(Worker), [{"name": "gone-host:7", "started_at": utcnow()}])  # killed: no lock
+    odd = [f"{host}:abc", f"{host}:", "nocolon", "gone-host:7:download"]
+    assert worker_states(store, odd) == {
+        f"{host}:abc": "unknown",
+        f"{host}:": "unknown",
+        "nocolon": "unknown",
+        "gone-host:7:download": "gone",
+    }
+    url = settings.db_url or ""
+    database = sqlite3.connect(sqlite_file(url) or "")
+    database.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # what an immutable read sees: the file alone
+    database.close()
+    immutable = make_engine(url, immutable=True)
+    try:
+        read_only = Store(immutable, sessionmaker(immutable), redact_url(url))
+        assert worker_states(read_only, ["gone-host:7:download"]) == {"gone-host:7:download": "gone"}
+    finally:
+        immutable.dispose()

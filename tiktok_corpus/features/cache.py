@@ -67,13 +67,13 @@ class TableParts:
             if found := self._NAME.fullmatch(path.name):
                 spans[int(found[1])] = (int(found[2]), path)
         blocks = []
-        while self.saved in spans:
+        while self.saved in spans and spans[self.saved][0] > self.saved:
             end, path = spans[self.saved]
             try:
                 block = np.load(path, allow_pickle=False)
-            except (OSError, ValueError):
+            except (OSError, ValueError, EOFError):  # EOFError: an empty file
                 break
-            if block.shape != (end - self.saved, width):
+            if block.shape != (end - self.saved, width) or block.dtype.kind != "f":
                 break
             blocks.append(block)
             self.saved = end

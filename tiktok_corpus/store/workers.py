@@ -80,8 +80,9 @@ def worker_states(store: Store, names: Iterable[str]) -> dict[str, str]:
         for name in names - set(states):
             if _base(name) in held:
                 states[name] = "running" if held[_base(name)] else "gone"
-            else:
-                states[name] = "running" if name.partition(":")[0] == host else "unknown"
+            else:  # a live process of this host (dead ones are gone already), or nothing says
+                local = name.partition(":")[0] == host and _base(name).partition(":")[2].isdigit()
+                states[name] = "running" if local else "unknown"
     return states
 
 
@@ -242,8 +243,10 @@ class _AdvisoryLock:
 
 def _lock_path(store: Store, name: str) -> Path | None:
     """The lock file of ``name`` beside a SQLite database file (the URL's query, if any, is no part of it)."""
-    database = store.engine.url.database
-    if not database or database == ":memory:":
+    from .db import sqlite_file
+
+    database = store.engine.url.database or sqlite_file(store.safe_url)  # an immutable one's engine has none
+    if not database or str(database) == ":memory:":
         return None
     path = Path(database).resolve()
     return path.with_name(f"{path.name}-workers") / f"{re.sub(r'[^A-Za-z0-9.-]', '-', name)}.lock"
@@ -260,14 +263,21 @@ class _LockFile:
 
     def take(self) -> bool:
         self.path.parent.mkdir(exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        self._fd = fd
-        return True
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return False
+            try:
+                current = os.stat(self.path).st_ino
+            except FileNotFoundError:
+                current = None
+            if current == os.fstat(fd).st_ino:
+                self._fd = fd
+                return True
+            os.close(fd)  # a file its holder removed as it let go (checkers look at the path): again
 
     def confirm(self) -> None:
         """Nothing to do: a descriptor's lock lasts as long as the process."""
