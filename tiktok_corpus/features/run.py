@@ -98,9 +98,12 @@ def _table(
     hit = frame is not None
     if frame is None:
         frame = _computed(export, entry, options, progress)
-    elif modality in KEPT_AS_MADE:  # a run killed once the table was cached, before removing its rows
-        TableParts(export.root, entry).remove()
+        frame.index = video_ids
     details = _details(entry, frame)
+    if not hit:
+        write_cached(export.root, entry, frame, {"random_init": _random_init(entry), "details": details})
+    if modality in KEPT_AS_MADE:  # its rows kept as they were made go once the table is cached (a run
+        TableParts(export.root, entry).remove()  # killed between the two left them: removed on a hit too)
     result = ModalityResult(
         modality=modality,
         cache_file=entry.table_path(export.root),
@@ -114,8 +117,7 @@ def _table(
 
 
 def _computed(export: Export, entry: CacheEntry, options: FeatureOptions, progress: Progress | None) -> pd.DataFrame:
-    """A modality's table made now, then cached (the rows a stopped run kept, where it keeps them, are then
-    removed)."""
+    """A modality's table made now (from the rows a stopped run kept, where it keeps them)."""
     modality = entry.modality
     task = progress.add_task(modality, total=len(export.table)) if progress is not None else None
 
@@ -123,16 +125,9 @@ def _computed(export: Export, entry: CacheEntry, options: FeatureOptions, progre
         if progress is not None and task is not None:
             progress.advance(task, rows)
 
-    parts = TableParts(export.root, entry) if modality in KEPT_AS_MADE else None
-    if parts is not None:
-        frame = _module(modality).compute(export, options, advance, parts)
-    else:
-        frame = _module(modality).compute(export, options, advance)
-    frame.index = pd.Index(export.table["video_id"], name="video_id")
-    write_cached(export.root, entry, frame, {"random_init": _random_init(entry), "details": _details(entry, frame)})
-    if parts is not None:
-        parts.remove()
-    return frame
+    if modality in KEPT_AS_MADE:
+        return _module(modality).compute(export, options, advance, TableParts(export.root, entry))
+    return _module(modality).compute(export, options, advance)
 
 
 def _details(entry: CacheEntry, frame: pd.DataFrame) -> dict:
