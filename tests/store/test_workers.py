@@ -22,7 +22,7 @@ from tiktok_corpus.store.db import make_engine, open_store, sqlite_file, upgrade
 from tiktok_corpus.store.models import CrawlRun, TrackTarget, Video, Worker, utcnow
 from tiktok_corpus.store.queue import claim, reclaim_dead
 from tiktok_corpus.store.status import claim_holders
-from tiktok_corpus.store.tracking import reclaim_dead_targets, schedule_targets
+from tiktok_corpus.store.tracking import claim_due, reclaim_dead_targets, schedule_targets
 from tiktok_corpus.store.workers import WORKER_LOCK_CLASS, _advisory_key, dead_workers, worker_name
 
 from ..waiting import wait_for
@@ -144,6 +144,45 @@ def test_a_rerun_going_by_the_killed_ones_name_takes_its_claims_back(any_store):
 
     assert worker_name(any_store, "download").startswith(f"{host_pid}.")
     assert reclaim_dead(any_store, "download") == 1
+
+
+def test_a_gone_workers_row_and_lock_file_go_once_nothing_it_held_is_left(any_store, any_db_url):
+    """Every killed run left its row and lock file behind for ever (each ``docker compose run --rm`` goes by
+    a new name). A store's first worker removes those of gone workers that hold nothing any more; a gone
+    worker's claims and running crawl run keep its row until they are taken back, a live one keeps its own."""
+    with any_store.transaction() as session:
+        session.execute(insert(Worker), [{"name": f"gone:{pid}", "started_at": utcnow()} for pid in (1, 2, 3, 4)])
+        session.execute(insert(Video), [{"id": "1", "create_time": 0}, {"id": "2", "create_time": 0}])
+        session.execute(insert(CrawlRun), [{"status": "running", "worker": "gone:2"}])
+    assert claim(any_store, "download", 1, worker="gone:1:download") == ["1"]
+    schedule_targets(any_store, (3_600,), now=0, late_fraction=0.25)
+    assert claim_due(any_store, 1, now=10**10, worker="gone:3:track.0", lease_s=600, late_fraction=0.25)
+    database = sqlite_file(any_db_url)
+    lock_files = database.with_name(f"{database.name}-workers") if database is not None else None
+    if lock_files is not None:  # as a killed worker leaves it: a file no process holds
+        lock_files.mkdir()
+        (lock_files / "gone-4.lock").touch()
+    live = open_store(Settings(db_url=any_db_url))
+    try:
+        live_name, first_name = worker_name(live), worker_name(any_store)
+        assert workers(any_store) == {"gone:1", "gone:2", "gone:3", live_name, first_name}
+        if lock_files is not None:
+            assert not (lock_files / "gone-4.lock").exists()
+
+        assert (reclaim_dead(any_store, "download"), reclaim_dead_targets(any_store), close_killed_runs(any_store)) == (
+            1,
+            1,
+            1,
+        )
+        with open_store(Settings(db_url=any_db_url)) as third:
+            third_name = worker_name(third)
+            assert workers(third) == {live_name, first_name, third_name}
+    finally:
+        live.dispose()
+    if lock_files is not None:
+        assert sorted(path.name for path in lock_files.iterdir()) == sorted(
+            f"{name.replace(':', '-')}.lock" for name in workers(any_store)
+        )
 
 
 def test_two_spellings_of_one_sqlite_database_see_each_others_workers(tmp_path):

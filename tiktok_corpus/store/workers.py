@@ -32,7 +32,7 @@ from sqlalchemy import Connection, delete, select, text
 from sqlalchemy.exc import DBAPIError
 
 from .._processes import dead_local_workers
-from .models import Worker, utcnow
+from .models import STAGES, CrawlRun, TrackTarget, Video, Worker, utcnow
 
 if TYPE_CHECKING:  # queue.py, and through it the CLI's options, load this module: no Alembic for it
     from .db import Store
@@ -119,8 +119,48 @@ class Presence:
 def _presence(store: Store) -> Presence:
     with store.presence_lock:
         if store.presence is None:
+            _forget_gone_workers(store)
             store.presence = _make_present(store)
         return store.presence
+
+
+def _forget_gone_workers(store: Store) -> None:
+    """Remove the rows (and lock files) of gone workers whose claims and crawl runs were all taken back:
+    every killed run (each ``docker compose run --rm`` has a new name) left one, and they piled up for
+    ever. Each is removed under its own lock, so a gone worker's lock is free and a process taking the
+    same name meanwhile waits for none and finds no row or lock file of the other's."""
+    lock_class = _lock_class(store)
+    if lock_class is None:
+        return
+    with store.sessions() as session:
+        names = set(session.scalars(select(Worker.name)))
+        if names:
+            names -= _claimants(session)
+    for name in sorted(names):
+        lock = lock_class(store, name)
+        try:
+            if not lock.take():
+                continue  # running
+        except OSError:  # a folder this user may not write: the rows stay, as they harm nothing
+            return
+        try:
+            with store.transaction() as session:
+                session.execute(delete(Worker).where(Worker.name == name))
+        finally:
+            lock.release()
+
+
+def _claimants(session) -> set[str]:
+    """The workers named by a claimed row of any queue or a running crawl run."""
+    claims = [
+        select(getattr(Video, f"{stage}_worker")).where(getattr(Video, f"{stage}_status") == "claimed")
+        for stage in STAGES
+    ]
+    claims += [
+        select(TrackTarget.worker).where(TrackTarget.status == "claimed"),
+        select(CrawlRun.worker).where(CrawlRun.status == "running"),
+    ]
+    return {_base(name) for claim in claims for name in session.scalars(claim.distinct()) if name}
 
 
 def _make_present(store: Store) -> Presence:
@@ -130,10 +170,11 @@ def _make_present(store: Store) -> Presence:
     from .db import table_insert
 
     host_pid = f"{socket.gethostname()}:{os.getpid()}"
-    if store.dialect != "postgresql" and _lock_path(store, host_pid) is None:
+    lock_class = _lock_class(store)
+    if lock_class is None:
         return Presence(store, host_pid)
     for name in (host_pid, *(f"{host_pid}.{secrets.token_hex(3)}" for _ in range(3))):
-        lock: _AdvisoryLock | _LockFile = (_AdvisoryLock if store.dialect == "postgresql" else _LockFile)(store, name)
+        lock = lock_class(store, name)
         try:
             if not lock.take():
                 continue  # another live worker goes by that name (a fixed host name, a second store)
@@ -153,6 +194,13 @@ def _make_present(store: Store) -> Presence:
             session.execute(table_insert(store.dialect, Worker).values(name=name, started_at=utcnow()))
         return Presence(store, name, lock)
     raise RuntimeError(f"no free worker name for {host_pid}")
+
+
+def _lock_class(store: Store) -> type[_AdvisoryLock | _LockFile] | None:
+    """How this database's workers hold their presence; None where none can be held (in-memory SQLite)."""
+    if store.dialect == "postgresql":
+        return _AdvisoryLock
+    return _LockFile if _lock_path(store, "") is not None else None
 
 
 def _held(store: Store, name: str) -> bool:
