@@ -232,6 +232,43 @@ def test_a_worker_whose_postgres_session_ended_takes_its_lock_again_at_its_next_
         other.dispose()
 
 
+@pytest.mark.postgres
+def test_a_live_worker_seen_gone_while_its_session_was_away_writes_its_row_back(pg_url, monkeypatch):
+    """A store starting while a live worker's lock session is away (a server restart) sees that worker gone
+    and, as it holds nothing, removes its row: the worker's next claim writes it back with its lock, and a
+    store of the same host and pid starting meanwhile leaves the row and takes another name."""
+    engine = make_engine(pg_url)
+    upgrade(engine)
+    engine.dispose()
+    live, same_pid, elsewhere = (open_store(Settings(db_url=pg_url)) for _ in range(3))
+    try:
+        with live.transaction() as session:
+            session.execute(insert(Video), [{"id": "1"}])
+        name = worker_name(live)
+        with live.engine.connect() as admin:
+            key = _advisory_key(admin, name)["key"] & 0xFFFFFFFF  # pg_locks shows the int4 as an oid
+            admin.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_locks "
+                    "WHERE locktype = 'advisory' AND classid = :cls AND objid = :key"
+                ),
+                {"cls": WORKER_LOCK_CLASS, "key": key},
+            )
+        wait_for(lambda: dead_workers(elsewhere, [name]) == [name], "the ended session's lock free")
+
+        assert worker_name(same_pid).startswith(f"{name}.") and name in workers(live)
+        with monkeypatch.context() as patch:
+            patch.setattr(socket, "gethostname", lambda: "elsewhere")
+            assert worker_name(elsewhere).startswith("elsewhere:")
+        assert name not in workers(live)
+
+        assert claim(live, "download", 1) == ["1"]  # confirms the presence first
+        assert name in workers(live) and dead_workers(elsewhere, [name]) == []
+    finally:
+        for store in (live, same_pid, elsewhere):
+            store.dispose()
+
+
 def test_a_lock_file_let_go_while_being_taken_is_taken_afresh(store, monkeypatch):
     """Its holder removes the file as it lets go: a taker that opened the file just before got the lock of a
     file no checker finds, and every checker then took that live worker for gone."""

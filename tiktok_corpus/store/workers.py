@@ -91,6 +91,12 @@ def _base(name: str) -> str:
     return ":".join(name.split(":", 2)[:2])
 
 
+def _host_pid(name: str) -> str:
+    """The process a worker's name stands for: ``host:pid`` without its token or suffix."""
+    host, _, pid = _base(name).partition(":")
+    return f"{host}:{pid.partition('.')[0]}"
+
+
 class Presence:
     """This store's worker: its name, and the lock that says it runs (None where none can be held)."""
 
@@ -127,13 +133,19 @@ def _presence(store: Store) -> Presence:
 def _forget_gone_workers(store: Store) -> None:
     """Remove the rows (and lock files) of gone workers whose claims and crawl runs were all taken back:
     every killed run (each ``docker compose run --rm`` has a new name) left one, and they piled up for
-    ever. Each is removed under its own lock, so a gone worker's lock is free and a process taking the
-    same name meanwhile waits for none and finds no row or lock file of the other's."""
+    ever. Each is removed under its own lock, so a process taking the same name meanwhile finds either the
+    row or neither row nor lock file.
+
+    Rows of this process's own ``host:pid`` stay: a Postgres worker whose lock session ended (a server
+    restart) reads as gone until its next claim takes the lock again and writes its row back; a process of
+    the same name starting in between (a fixed host name, the same pid in another container) must find
+    that row and take another name, not share this one."""
     lock_class = _lock_class(store)
     if lock_class is None:
         return
+    own = f"{socket.gethostname()}:{os.getpid()}"
     with store.sessions() as session:
-        names = set(session.scalars(select(Worker.name)))
+        names = {name for name in session.scalars(select(Worker.name)) if _host_pid(name) != own}
         if names:
             names -= _claimants(session)
     for name in sorted(names):
@@ -141,11 +153,14 @@ def _forget_gone_workers(store: Store) -> None:
         try:
             if not lock.take():
                 continue  # running
-        except OSError:  # a folder this user may not write: the rows stay, as they harm nothing
-            return
+        except OSError:  # another user's lock file: its row stays, as it harms nothing
+            continue
         try:
             with store.transaction() as session:
                 session.execute(delete(Worker).where(Worker.name == name))
+        except DBAPIError as exc:  # housekeeping: never a reason for a stage not to start
+            log.warning("gone workers' rows left for a later run (%s)", exc.orig or exc)
+            return
         finally:
             lock.release()
 
@@ -167,8 +182,6 @@ def _make_present(store: Store) -> Presence:
     """Take the first name whose lock is free and that no killed process left a row for (its claims are to
     be taken back, not inherited), then record it. A store whose presence cannot be held (in-memory SQLite,
     a folder that takes no file) goes by ``host:pid`` alone, its claims left to their leases as before."""
-    from .db import table_insert
-
     host_pid = f"{socket.gethostname()}:{os.getpid()}"
     lock_class = _lock_class(store)
     if lock_class is None:
@@ -190,10 +203,19 @@ def _make_present(store: Store) -> Presence:
         if left_by_the_killed:
             lock.release()
             continue
-        with store.transaction() as session:
-            session.execute(table_insert(store.dialect, Worker).values(name=name, started_at=utcnow()))
+        _record(store, name)
         return Presence(store, name, lock)
     raise RuntimeError(f"no free worker name for {host_pid}")
+
+
+def _record(store: Store, name: str) -> None:
+    """The worker's row, where it has none (a second record of a name is the same record)."""
+    from .db import table_insert
+
+    with store.transaction() as session:
+        session.execute(
+            table_insert(store.dialect, Worker).values(name=name, started_at=utcnow()).on_conflict_do_nothing()
+        )
 
 
 def _lock_class(store: Store) -> type[_AdvisoryLock | _LockFile] | None:
@@ -265,6 +287,8 @@ class _AdvisoryLock:
                     return
                 if not retaken:
                     log.warning("worker %s: its lock is held by another process", self.name)
+                    return
+                _record(self.store, self.name)  # a store starting meanwhile saw it gone and removed its row
 
     @staticmethod
     def _alive(conn: Connection) -> bool:
