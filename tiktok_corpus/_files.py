@@ -3,6 +3,7 @@ JSON record)."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -75,10 +76,33 @@ def write_text_atomically(path: Path, text: str) -> None:
         partial.write_text(text, encoding="utf-8")
 
 
+@contextmanager
+def writer_lock(scratch: Path) -> Iterator[None]:
+    """Hold ``SCRATCH.lock`` beside a :func:`scratch_path` directory for the block: take it before making the
+    directory, which the block moves into place or removes. The system lets the lock go however the writer
+    ends, so :func:`remove_abandoned_scratch` on any host sharing the folder (another container's, whose
+    pids say nothing here) removes a killed writer's directory: an export's, a whole copy of its media."""
+    lock = _lock_file(scratch)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)  # the name is this writer's alone
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError:  # a filesystem without locks: the directory is left to this host's check of its pid
+        lock.unlink(missing_ok=True)
+        os.close(fd)
+        fd = -1
+    try:
+        yield
+    finally:
+        if fd >= 0:
+            lock.unlink(missing_ok=True)  # while still held: a cleaner that opened it finds no file at the path
+            os.close(fd)
+
+
 def remove_abandoned_scratch(directory: Path) -> int:
-    """Delete the :func:`scratch_path` files (or staging directories) in ``directory`` whose writer, a
-    process of this host, no longer runs (killed mid-write); those of live processes, of this one and of
-    other hosts are left. Returns how many went."""
+    """Delete the :func:`scratch_path` files (or staging directories) in ``directory`` whose writer no
+    longer runs (killed mid-write): a process of this host that no longer exists, or any host's writer whose
+    :func:`writer_lock` is free. Those of live processes, and other hosts' without a lock, are left.
+    Returns how many went."""
     mine = re.compile(rf"_{re.escape(_host())}_(?P<pid>\d+)_[0-9a-f]{{8}}\.part$")
     writers = {
         path: f"{socket.gethostname()}:{found['pid']}"  # a worker name of this host (the file's is cleaned)
@@ -88,11 +112,47 @@ def remove_abandoned_scratch(directory: Path) -> int:
     dead = set(dead_local_workers(set(writers.values())))
     gone = [path for path, writer in writers.items() if writer in dead]
     for path in gone:
-        if path.is_dir():  # a staging directory (an export's)
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
-    return len(gone)
+        _remove_scratch(path)
+    for lock in Path(directory).glob("*.part.lock"):
+        fd = _free_lock(lock)
+        if fd is None:
+            continue
+        try:  # under the lock: no writer can take this name again meanwhile
+            scratch = lock.with_suffix("")
+            if scratch.exists():
+                _remove_scratch(scratch)
+                gone.append(scratch)
+            lock.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
+    return len(set(gone))
+
+
+def _lock_file(scratch: Path) -> Path:
+    return scratch.with_name(f"{scratch.name}.lock")
+
+
+def _free_lock(lock: Path) -> int | None:
+    """A descriptor holding ``lock``'s flock, or None where a writer holds it or the file went meanwhile."""
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except OSError:  # gone, or not this user's to read: left
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if os.stat(lock).st_ino == os.fstat(fd).st_ino:
+            return fd
+    except OSError:  # held (BlockingIOError), or removed by its writer as it let go
+        pass
+    os.close(fd)
+    return None
+
+
+def _remove_scratch(path: Path) -> None:
+    if path.is_dir():  # a staging directory (an export's)
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _host() -> str:

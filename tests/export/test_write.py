@@ -23,7 +23,7 @@ from rich.progress import Progress
 from sqlalchemy import select
 
 import tiktok_corpus.export.write as write
-from tiktok_corpus._files import scratch_path
+from tiktok_corpus._files import scratch_path, writer_lock
 from tiktok_corpus.config import Settings
 from tiktok_corpus.export import ExportError, ExportOptions, run_export
 from tiktok_corpus.export.provenance import git_commit
@@ -149,7 +149,7 @@ KILLED_EXPORT = """
 import os, signal, sys
 from pathlib import Path
 import webdataset as wds
-from tiktok_corpus._files import scratch_path
+from tiktok_corpus._files import scratch_path, writer_lock
 from tiktok_corpus.config import Settings
 from tiktok_corpus.export import ExportOptions, run_export
 
@@ -167,28 +167,37 @@ def test_a_killed_exports_staging_directory_is_removed_by_the_next(settings, sto
     exports = settings.data_dir / "exports"
     killed = subprocess.run([sys.executable, "-c", textwrap.dedent(KILLED_EXPORT), str(settings.data_dir)], cwd=REPO)
     assert killed.returncode == -signal.SIGKILL
-    (left,) = exports.iterdir()
-    assert left.name.startswith(".corpus.partial_") and (left / "media").is_dir()
-    # Staging directories that must stay: a running export's (this process), another host's, an unnamed one.
+    left = sorted(exports.iterdir())
+    assert [path.name.startswith(".corpus.partial_") for path in left] == [True, True]
+    assert (left[0] / "media").is_dir() and left[1].name == f"{left[0].name}.lock"
+    # Another host's killed export (a container of `docker compose run --rm`): its lock free, it goes too.
+    killed_elsewhere = exports / ".corpus.partial_otherhost_2_0123abcd.part"
+    (killed_elsewhere / "media").mkdir(parents=True)
+    (exports / f"{killed_elsewhere.name}.lock").touch()
+    # Staging directories that must stay: a running export's (this process), another host's running export
+    # (its lock held), another host's of a version that took no lock, an unnamed one.
     running = scratch_path(exports / ".corpus.partial")
-    elsewhere = exports / ".corpus.partial_otherhost_1_0123abcd.part"
+    running_elsewhere = exports / ".corpus.partial_otherhost_3_0123abcd.part"
+    unlocked_elsewhere = exports / ".corpus.partial_otherhost_1_0123abcd.part"
     unnamed = exports / ".corpus-v7.partial-0123abcd"
-    for directory in (running, elsewhere, unnamed):
+    for directory in (running, running_elsewhere, unlocked_elsewhere, unnamed):
         directory.mkdir()
 
-    path = run_export(settings, ExportOptions())
+    with writer_lock(running_elsewhere):
+        path = run_export(settings, ExportOptions())
+        assert sorted(p.name for p in exports.iterdir()) == sorted(
+            ["corpus-v1", running.name, running_elsewhere.name, f"{running_elsewhere.name}.lock"]
+            + [unlocked_elsewhere.name, unnamed.name]
+        )
 
     assert path.name == "corpus-v1"
-    assert sorted(p.name for p in exports.iterdir()) == sorted(
-        ["corpus-v1", running.name, elsewhere.name, unnamed.name]
-    )
 
 
 KILLED_AFTER_MOVE = """
 import os, signal, sys
 from pathlib import Path
 import tiktok_corpus.export.write as write
-from tiktok_corpus._files import scratch_path
+from tiktok_corpus._files import scratch_path, writer_lock
 from tiktok_corpus.config import Settings
 from tiktok_corpus.export import ExportOptions, run_export
 

@@ -3,8 +3,8 @@ into place together with its ``exports`` row, so a crash never leaves half an ex
 version is never touched.
 
 The staging directory is named after its writer (:func:`~tiktok_corpus._files.scratch_path` of
-``.{name}.partial``): one whose process is gone (killed, out of memory) is removed by the next export on
-that host. Two exports of one
+``.{name}.partial``) and held by its :func:`~tiktok_corpus._files.writer_lock`: one whose process is gone
+(killed, out of memory) is removed by the next export, on any host sharing the folder. Two exports of one
 name at once each get a version of their own: the one that finds its version taken (by the ``exports``
 row or the directory) writes its manifest and card again for the next one, up to
 :data:`MAX_VERSION_ATTEMPTS` times. A version whose directory landed but whose row did not (its export
@@ -37,6 +37,7 @@ from .._files import (
     scratch_path,
     sha256_file,
     write_text_durably,
+    writer_lock,
     written_since,
 )
 from ..config import Settings
@@ -84,50 +85,51 @@ def write_version(
     remove_abandoned_scratch(exports_dir)
     record_landed_versions(store, exports_dir)
     staging = scratch_path(exports_dir / f".{options.name}.partial")
-    staging.mkdir()
-    try:
-        layout = _write_data(settings.data_dir, staging, options, rows, tags, progress)
-        for directory, _, _ in os.walk(staging, topdown=False):  # its files are; their names too, before it lands
-            fsync_path(Path(directory))  # (staging itself again below, once its manifest is in)
-        for _ in range(MAX_VERSION_ATTEMPTS):
-            version = next_version(store, exports_dir, options.name)
-            manifest = build_manifest(
-                options,
-                rows,
-                label_params,
-                selection,
-                version=version,
-                created_at=created_at,
-                source_database=store.safe_url,
-                **layout,
-            )
-            write_text_durably(staging / MANIFEST_FILE, json.dumps(manifest, indent=2, sort_keys=False) + "\n")
-            write_text_durably(staging / "README.md", dataset_card(manifest))
-            fsync_path(staging)
-            final_dir = exports_dir / f"{options.name}-v{version}"
-            try:
-                with recording_export(
-                    store,
-                    name=options.name,
+    with writer_lock(staging):  # any host's next export removes it, should this one be killed
+        staging.mkdir()
+        try:
+            layout = _write_data(settings.data_dir, staging, options, rows, tags, progress)
+            for directory, _, _ in os.walk(staging, topdown=False):  # its files are; their names too, before it lands
+                fsync_path(Path(directory))  # (staging itself again below, once its manifest is in)
+            for _ in range(MAX_VERSION_ATTEMPTS):
+                version = next_version(store, exports_dir, options.name)
+                manifest = build_manifest(
+                    options,
+                    rows,
+                    label_params,
+                    selection,
                     version=version,
                     created_at=created_at,
-                    path=str(final_dir.resolve()),
-                    params=manifest["options"],
-                    row_count=len(rows),
-                    sha256=manifest["data_sha256"],
-                ):
-                    _move_into_place(staging, final_dir)
-                    fsync_path(exports_dir)  # the rename lasts before the row commits: no row names a lost folder
-            except VersionTaken:
-                continue
-            return final_dir
-        raise ExportError(
-            f"{options.name}: other exports of this name took {MAX_VERSION_ATTEMPTS} versions in a row while this "
-            "one was written; run again"
-        )
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+                    source_database=store.safe_url,
+                    **layout,
+                )
+                write_text_durably(staging / MANIFEST_FILE, json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+                write_text_durably(staging / "README.md", dataset_card(manifest))
+                fsync_path(staging)
+                final_dir = exports_dir / f"{options.name}-v{version}"
+                try:
+                    with recording_export(
+                        store,
+                        name=options.name,
+                        version=version,
+                        created_at=created_at,
+                        path=str(final_dir.resolve()),
+                        params=manifest["options"],
+                        row_count=len(rows),
+                        sha256=manifest["data_sha256"],
+                    ):
+                        _move_into_place(staging, final_dir)
+                        fsync_path(exports_dir)  # the rename lasts before the row commits: no row names a lost folder
+                except VersionTaken:
+                    continue
+                return final_dir
+            raise ExportError(
+                f"{options.name}: other exports of this name took {MAX_VERSION_ATTEMPTS} versions in a row while this "
+                "one was written; run again"
+            )
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
 
 
 def record_landed_versions(store: Store, exports_dir: Path) -> None:
