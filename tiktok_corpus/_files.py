@@ -83,13 +83,18 @@ def writer_lock(scratch: Path) -> Iterator[None]:
     ends, so :func:`remove_abandoned_scratch` on any host sharing the folder (another container's, whose
     pids say nothing here) removes a killed writer's directory: an export's, a whole copy of its media."""
     lock = _lock_file(scratch)
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)  # the name is this writer's alone
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-    except OSError:  # a filesystem without locks: the directory is left to this host's check of its pid
-        lock.unlink(missing_ok=True)
-        os.close(fd)
-        fd = -1
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)  # the name is this writer's alone
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:  # a filesystem without locks: the directory is left to this host's check of its pid
+            lock.unlink(missing_ok=True)
+            os.close(fd)
+            fd = -1
+            break
+        if _at_path(lock, fd):
+            break
+        os.close(fd)  # a cleaner took the new file's free lock before this writer did and removed it: again
     try:
         yield
     finally:
@@ -122,10 +127,11 @@ def remove_abandoned_scratch(directory: Path) -> int:
             if scratch.exists():
                 _remove_scratch(scratch)
                 gone.append(scratch)
-            lock.unlink(missing_ok=True)
+            if not scratch.exists():  # else (a file it may not remove) the lock stays, to be tried again
+                lock.unlink(missing_ok=True)
         finally:
             os.close(fd)
-    return len(set(gone))
+    return len({path for path in gone if not path.exists()})
 
 
 def _lock_file(scratch: Path) -> Path:
@@ -135,17 +141,25 @@ def _lock_file(scratch: Path) -> Path:
 def _free_lock(lock: Path) -> int | None:
     """A descriptor holding ``lock``'s flock, or None where a writer holds it or the file went meanwhile."""
     try:
-        fd = os.open(lock, os.O_RDONLY)
-    except OSError:  # gone, or not this user's to read: left
+        fd = os.open(lock, os.O_RDWR)  # NFS takes an exclusive lock only on a file open for writing
+    except OSError:  # gone, or not this user's to write: left
         return None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        if os.stat(lock).st_ino == os.fstat(fd).st_ino:
+        if _at_path(lock, fd):
             return fd
-    except OSError:  # held (BlockingIOError), or removed by its writer as it let go
+    except OSError:  # held (BlockingIOError), or no locks on this filesystem
         pass
-    os.close(fd)
+    os.close(fd)  # or removed by its writer as it let go
     return None
+
+
+def _at_path(path: Path, fd: int) -> bool:
+    """Whether ``fd`` is the file at ``path`` (not one removed from under its name)."""
+    try:
+        return os.stat(path).st_ino == os.fstat(fd).st_ino
+    except FileNotFoundError:
+        return False
 
 
 def _remove_scratch(path: Path) -> None:

@@ -3,6 +3,7 @@ export's staging directory, and the shards written a shard at a time."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import shutil
@@ -23,7 +24,7 @@ from rich.progress import Progress
 from sqlalchemy import select
 
 import tiktok_corpus.export.write as write
-from tiktok_corpus._files import scratch_path, writer_lock
+from tiktok_corpus._files import _free_lock, remove_abandoned_scratch, scratch_path, writer_lock
 from tiktok_corpus.config import Settings
 from tiktok_corpus.export import ExportError, ExportOptions, run_export
 from tiktok_corpus.export.provenance import git_commit
@@ -191,6 +192,36 @@ def test_a_killed_exports_staging_directory_is_removed_by_the_next(settings, sto
         )
 
     assert path.name == "corpus-v1"
+
+
+def test_a_writer_whose_new_lock_a_cleaner_took_first_takes_a_lock_of_its_own(tmp_path, monkeypatch):
+    """Between making its lock file and locking it, a cleaner found the lock free and no folder yet, and
+    removed the file: the writer then held the lock of a file without a name, and its folder, should it be
+    killed, was never removed on another host."""
+    scratch = scratch_path(tmp_path / ".corpus.partial")
+    flock, raced = fcntl.flock, []
+
+    def cleaner_first(fd, operation):
+        if operation == fcntl.LOCK_EX and not raced:  # the writer's own, blocking, lock
+            raced.append(remove_abandoned_scratch(tmp_path))
+        return flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", cleaner_first)
+    with writer_lock(scratch):
+        monkeypatch.setattr(fcntl, "flock", flock)
+        lock = tmp_path / f"{scratch.name}.lock"
+        assert raced == [0] and lock.is_file() and _free_lock(lock) is None  # there, and held
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_folder_the_cleaner_could_not_remove_keeps_its_lock_file(tmp_path, monkeypatch):
+    """Files another user owns stay in the folder: removing its lock file too left it for ever, unlocked."""
+    scratch = tmp_path / ".corpus.partial_otherhost_2_0123abcd.part"
+    scratch.mkdir()
+    (tmp_path / f"{scratch.name}.lock").touch()
+    monkeypatch.setattr(shutil, "rmtree", lambda path, ignore_errors=False: None)
+    assert remove_abandoned_scratch(tmp_path) == 0
+    assert sorted(path.name for path in tmp_path.iterdir()) == [scratch.name, f"{scratch.name}.lock"]
 
 
 KILLED_AFTER_MOVE = """
