@@ -196,6 +196,19 @@ def test_two_spellings_of_one_sqlite_database_see_each_others_workers(tmp_path):
     assert [path.name for path in tmp_path.iterdir() if path.name.endswith("-workers")] == ["corpus.db-workers"]
 
 
+def end_the_session_holding(store, name: str) -> None:
+    """What a Postgres restart or a cut connection does to the session holding ``name``'s lock."""
+    with store.engine.connect() as admin:
+        key = _advisory_key(admin, name)["key"] & 0xFFFFFFFF  # pg_locks shows the int4 as an oid
+        admin.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks "
+                "WHERE locktype = 'advisory' AND classid = :cls AND objid = :key"
+            ),
+            {"cls": WORKER_LOCK_CLASS, "key": key},
+        )
+
+
 @pytest.mark.postgres
 def test_a_worker_whose_postgres_session_ended_takes_its_lock_again_at_its_next_claim(pg_url):
     """A server restart (or a connection cut) ends the session holding a live worker's lock: a rerun took its
@@ -204,29 +217,17 @@ def test_a_worker_whose_postgres_session_ended_takes_its_lock_again_at_its_next_
     upgrade(engine)
     engine.dispose()
     store, other = (open_store(Settings(db_url=pg_url)) for _ in range(2))
-
-    def end_the_session_holding(name: str) -> None:
-        with other.engine.connect() as admin:
-            key = _advisory_key(admin, name)["key"] & 0xFFFFFFFF  # pg_locks shows the int4 as an oid
-            admin.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_locks "
-                    "WHERE locktype = 'advisory' AND classid = :cls AND objid = :key"
-                ),
-                {"cls": WORKER_LOCK_CLASS, "key": key},
-            )
-
     try:
         with store.transaction() as session:
             session.execute(insert(Video), [{"id": "1"}, {"id": "2"}])
         name = worker_name(store)
         assert claim(store, "download", 1) == ["1"]
-        end_the_session_holding(name)
+        end_the_session_holding(other, name)
         wait_for(lambda: dead_workers(other, [name]) == [name], "the ended session's lock free")
 
         assert claim(store, "download", 1) == ["2"]  # confirms the presence first
         assert dead_workers(other, [name]) == [] and reclaim_dead(other, "download") == 0
-        end_the_session_holding(name)
+        end_the_session_holding(other, name)
     finally:
         store.dispose()  # its session gone again: withdrawn as far as it can be, without raising
         other.dispose()
@@ -245,15 +246,7 @@ def test_a_live_worker_seen_gone_while_its_session_was_away_writes_its_row_back(
         with live.transaction() as session:
             session.execute(insert(Video), [{"id": "1"}])
         name = worker_name(live)
-        with live.engine.connect() as admin:
-            key = _advisory_key(admin, name)["key"] & 0xFFFFFFFF  # pg_locks shows the int4 as an oid
-            admin.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_locks "
-                    "WHERE locktype = 'advisory' AND classid = :cls AND objid = :key"
-                ),
-                {"cls": WORKER_LOCK_CLASS, "key": key},
-            )
+        end_the_session_holding(elsewhere, name)
         wait_for(lambda: dead_workers(elsewhere, [name]) == [name], "the ended session's lock free")
 
         assert worker_name(same_pid).startswith(f"{name}.") and name in workers(live)
