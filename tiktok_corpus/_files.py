@@ -92,7 +92,7 @@ def writer_lock(scratch: Path) -> Iterator[None]:
             os.close(fd)
             fd = -1
             break
-        if _at_path(lock, fd):
+        if is_file_at(lock, fd):
             break
         os.close(fd)  # a cleaner took the new file's free lock before this writer did and removed it: again
     try:
@@ -146,7 +146,7 @@ def _free_lock(lock: Path) -> int | None:
         return None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        if _at_path(lock, fd):
+        if is_file_at(lock, fd):
             return fd
     except OSError:  # held (BlockingIOError), or no locks on this filesystem
         pass
@@ -154,7 +154,7 @@ def _free_lock(lock: Path) -> int | None:
     return None
 
 
-def _at_path(path: Path, fd: int) -> bool:
+def is_file_at(path: Path, fd: int) -> bool:
     """Whether ``fd`` is the file at ``path`` (not one removed from under its name)."""
     try:
         return os.stat(path).st_ino == os.fstat(fd).st_ino

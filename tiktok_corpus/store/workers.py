@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, delete, select, text
 from sqlalchemy.exc import DBAPIError
 
+from .._files import is_file_at
 from .._processes import dead_local_workers
 from .models import STAGES, CrawlRun, TrackTarget, Video, Worker, utcnow
 
@@ -342,11 +343,7 @@ class _LockFile:
             except BlockingIOError:
                 os.close(fd)
                 return False
-            try:
-                current = os.stat(self.path).st_ino
-            except FileNotFoundError:
-                current = None
-            if current == os.fstat(fd).st_ino:
+            if is_file_at(self.path, fd):
                 self._fd = fd
                 return True
             os.close(fd)  # a file its holder removed as it let go (checkers look at the path): again
