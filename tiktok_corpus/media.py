@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import struct
 import subprocess
 import time
 from collections.abc import Callable
@@ -39,6 +38,7 @@ from typing import Any
 
 import av
 
+from ._bmff import check_whole
 from ._files import media_path
 from .errors import ConfigError, MediaError
 
@@ -120,7 +120,7 @@ def probe(path: str | os.PathLike, *, timeout: float = PROBE_TIMEOUT_S, in_proce
     ``in_process=False`` skips PyAV and asks ffprobe (the cross-check of the in-process path).
     """
     path = Path(path)
-    bmff = _check_whole(path)
+    bmff = check_whole(path)
     found = _libav_info(path, bmff=bmff, timeout=timeout) if in_process else None
     info, demuxer_errors = found or _ffprobe_info(path, bmff=bmff, timeout=timeout)
     video = _first_video_stream(info)
@@ -138,7 +138,7 @@ def video_codec(path: str | os.PathLike, *, timeout: float = PROBE_TIMEOUT_S) ->
     :func:`probe`.
     """
     path = Path(path)
-    _check_whole(path)
+    check_whole(path)
     try:
         # Headers only: no frame decoded (skip_frame) and no packets read ahead to analyse them
         # (probesize); an mp4 states its streams in its index. A third of a plain open's CPU. The work
@@ -398,57 +398,3 @@ def _rate(value: str | None) -> float | None:
 def _tail(stderr: str) -> str:
     text = " | ".join(line.strip() for line in stderr.strip().splitlines() if line.strip())
     return text if len(text) <= STDERR_KEPT else "..." + text[-STDERR_KEPT:]
-
-
-# --- ISO-BMFF (mp4/mov) completeness ------------------------------------------------------------
-
-
-def _check_whole(path: Path) -> bool:
-    """Refuse an empty file or an ISO-BMFF one cut short; returns whether it is ISO-BMFF."""
-    if path.stat().st_size == 0:
-        raise MediaError(f"{path.name}: empty file (0 bytes)", kind="empty")
-    bmff = _is_bmff(path)
-    if bmff:
-        _check_bmff_complete(path)
-    return bmff
-
-
-def _is_bmff(path: Path) -> bool:
-    with path.open("rb") as fh:
-        head = fh.read(8)
-    return len(head) == 8 and head[4:8] == b"ftyp"
-
-
-def _check_bmff_complete(path: Path) -> None:
-    """Walk the top-level boxes; one that runs past the end of the file, a box header cut in two, or no
-    ``mdat`` at all means it was cut short.
-
-    A cut ``mdat`` keeps its sample table (and so ``nb_frames``) intact, so without this check a
-    truncated download would pass as whole; so would one cut where its ``mdat`` begins (a faststart file
-    ends whole after its ``moov``), whose stated frames are nowhere in it.
-    """
-    size = path.stat().st_size
-    media_data = False
-    with path.open("rb") as fh:
-        offset = 0
-        while offset < size:
-            fh.seek(offset)
-            header = fh.read(16)
-            if len(header) < 8 or (header[:4] == b"\0\0\0\1" and len(header) < 16):  # a 64-bit size cut off
-                raise MediaError(f"{path.name}: a box header cut off at byte {offset} of {size}", kind="truncated")
-            box_size, box_type = struct.unpack(">I4s", header[:8])
-            media_data = media_data or box_type == b"mdat"
-            if box_size == 1:  # 64-bit size follows the type
-                box_size = struct.unpack(">Q", header[8:16])[0]
-            elif box_size == 0:  # runs to the end of the file: nothing in it is cut, libav judges the rest
-                return
-            if box_size < 8:
-                return  # not a box: leave the verdict to ffprobe
-            if offset + box_size > size:
-                raise MediaError(
-                    f"{path.name}: {box_type.decode('latin-1')!r} box needs {offset + box_size} bytes, file has {size}",
-                    kind="truncated",
-                )
-            offset += box_size
-    if not media_data:
-        raise MediaError(f"{path.name}: no media data ('mdat' box): cut off before its frames", kind="truncated")

@@ -33,8 +33,9 @@ from tiktok_corpus.crawl import run as crawl_run
 from tiktok_corpus.download import DownloadOptions
 from tiktok_corpus.errors import BlockedError, PersistentlyBlocked, SiteUnreachable
 from tiktok_corpus.replica import Replica, ReplicaConfig
-from tiktok_corpus.store.crawl import CORPUS_LOCK_KEY, retry_parent
+from tiktok_corpus.store.crawl import CORPUS_LOCK_KEY
 from tiktok_corpus.store.db import open_store, upgrade_database
+from tiktok_corpus.store.frontier import retry_parent
 from tiktok_corpus.store.models import CrawlRun, MediaFile, RelatedEdge, StatsSnapshot, Video
 from tiktok_corpus.tiktok.blocks import TRANSPORT_KINDS, BlockMonitor, BlockPolicy, Pacer
 from tiktok_corpus.tiktok.browser import WorkerSession, launched_browser

@@ -19,19 +19,15 @@ from tiktok_corpus.config import Settings
 from tiktok_corpus.store.crawl import (
     Expansion,
     Sighting,
-    claim_parents,
     corpus_video_count,
-    fail_parent,
-    frontier_state,
     record_expansion,
     record_expansions,
     record_seeds,
-    retry_failed_parents,
-    retry_parent,
     seed_count,
 )
 from tiktok_corpus.store.crawl_runs import close_killed_runs, start_run
 from tiktok_corpus.store.db import open_store
+from tiktok_corpus.store.frontier import claim_parents, fail_parent, frontier_state, retry_failed_parents, retry_parent
 from tiktok_corpus.store.models import (
     Author,
     CrawlRun,

@@ -14,8 +14,9 @@ discovery time.
 * :mod:`.options` - what a crawl is asked to do and what it reports;
 * :mod:`.run` - the crawl itself: browser sessions, the expansion loops, the run's bookkeeping;
 * :mod:`.writes` - the expansions, written behind the loops, several per transaction;
-* :mod:`tiktok_corpus.store.crawl` - the crawl's statements (expansions, claims, counts), on the rows of
-  :mod:`tiktok_corpus.store.sightings`.
+* :mod:`tiktok_corpus.store.crawl` - the crawl's statements (expansions, counts), on the rows of
+  :mod:`tiktok_corpus.store.sightings`; :mod:`tiktok_corpus.store.frontier` - the frontier's claims and
+  outcomes.
 """
 
 from __future__ import annotations

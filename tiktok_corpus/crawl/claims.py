@@ -6,8 +6,8 @@ import random
 from collections import deque
 
 from ..store import queue
-from ..store.crawl import claim_parents
 from ..store.db import Store
+from ..store.frontier import claim_parents
 from ..store.thread import DatabaseThread
 from ..store.workers import worker_name
 

@@ -50,7 +50,7 @@ class CrawlOptions:
     )
 
     def validate(self) -> None:
-        from ..store.crawl import FRONTIER_ORDERS  # here, not at the top: the CLI reads these options' help
+        from ..store.frontier import FRONTIER_ORDERS  # here, not at the top: the CLI reads these options' help
 
         if self.strategy not in FRONTIER_ORDERS:
             raise ConfigError(f"unknown --strategy {self.strategy!r}: use one of {', '.join(FRONTIER_ORDERS)}")

@@ -29,21 +29,10 @@ from .._tasks import gather_or_cancel
 from ..config import Settings
 from ..errors import BlockedError, ContractError, ItemUnavailable, PersistentlyBlocked, SiteUnreachable
 from ..store import queue
-from ..store.crawl import (
-    Expansion,
-    Sighting,
-    corpus_video_count,
-    fail_parent,
-    frontier_state,
-    record_expansions,
-    record_seeds,
-    restore_parents,
-    retry_failed_parents,
-    retry_parent,
-    seed_count,
-)
+from ..store.crawl import Expansion, Sighting, corpus_video_count, record_expansions, record_seeds, seed_count
 from ..store.crawl_runs import close_killed_runs, end_run, start_run
 from ..store.db import Store, open_store
+from ..store.frontier import fail_parent, frontier_state, restore_parents, retry_failed_parents, retry_parent
 from ..store.status import stage_counts
 from ..store.thread import DatabaseThread
 from ..tiktok.blocks import SITE_WIDE_KINDS, BlockMonitor, BlockPolicy, Pacer
