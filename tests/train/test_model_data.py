@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import warnings
 from pathlib import Path
 from urllib.error import URLError
 
@@ -320,6 +321,23 @@ def test_collapsed_model_never_beats_baselines():
     assert metrics["collapsed"] is True and metrics["beats_baselines"] is False
     assert "collapsed" in metrics["verdict"]
     assert set(metrics["baselines"]) == {"majority", "metadata"}
+
+
+def test_a_constant_continuous_prediction_has_no_spearman_and_says_why_without_a_warning():
+    """A model (or the mean baseline) that predicts the train mean for every video: the mean of 200 equal
+    floats is not always their value, so their standard deviation can be 2e-16, not 0; constancy is
+    judged on the values themselves, and scipy is never asked for a correlation it would warn about."""
+    y = np.random.default_rng(0).uniform(size=200)
+    scores = np.full(200, y.mean())
+    assert np.std(scores) > 0  # the premise: the floats' rounding, not a spread
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        metrics = evaluate(
+            "continuous", y_val=y, scores_val=scores, y_test=y, scores_test=scores, train_y=y, features=_features(200)
+        )
+    assert metrics["model"]["spearman"] is None and metrics["model"]["p_value"] is None
+    assert metrics["model"]["spearman_note"] == "undefined: predictions or targets are constant"
+    assert metrics["collapsed"] is True and metrics["beats_baselines"] is False
 
 
 @pytest.mark.parametrize("task", ["binary", "continuous"])

@@ -143,7 +143,7 @@ def regression_report(y_val, scores_val, y_test, scores_test, clusters: np.ndarr
         "threshold": None,
         "score_std": float(np.std(scores_test)),
     }
-    if np.std(scores_test) == 0 or np.std(y_test) == 0:
+    if np.ptp(scores_test) == 0 or np.ptp(y_test) == 0:  # not std: equal floats' std can be 2e-16
         report["spearman_note"] = "undefined: predictions or targets are constant"
     else:
         result = stats.spearmanr(scores_test, y_test, alternative="greater")
