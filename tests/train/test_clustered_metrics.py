@@ -133,6 +133,23 @@ def test_every_resample_of_authors_has_a_viral_video_and_one_author_of_a_class_c
     }
 
 
+def test_every_resample_of_authors_has_an_ordinary_video_where_every_author_has_a_viral_one():
+    """The mirror of the above (a corpus where virality is the common class, or every author went viral
+    once): the authors with an ordinary video are drawn apart, so no resample lacks one. Drawn as one
+    stratum, a resample of 12 authors of whom 2 held the ordinary videos had none one time in nine, and
+    the intervals were those of the other resamples."""
+    author = np.repeat(np.arange(12), 3)
+    y = np.ones(len(author))
+    y[[30, 31, 33, 34]] = 0  # authors 10 and 11 hold the ordinary videos, beside a viral one each
+    scores = 0.3 * y + np.random.default_rng(0).random(len(y))
+    clusters = cluster_codes(author)
+
+    drawn = author_draws(np.random.default_rng(0), "binary", y, clusters, 500)
+    ordinary_authors = np.unique(clusters[y == 0])
+    assert (drawn[:, ordinary_authors].sum(axis=1) == 2).all() and (drawn.sum(axis=1) == 12).all()
+    assert np.isfinite(resampled_metric("binary", y, scores, clusters=clusters)).all()
+
+
 def test_a_verdict_on_viral_videos_all_of_one_author_says_so():
     """It said "not significantly better than majority ... p=n/a", where nothing could be claimed at all."""
     rng = np.random.default_rng(0)

@@ -323,17 +323,20 @@ def author_draws(rng: np.random.Generator, task: str, y: np.ndarray, clusters: n
     """How often each author is drawn in ``size`` bootstrap resamples of the authors, ``(size, authors)``.
 
     Binary: the authors with a positive and those without drawn apart, as many of each as there are (the
-    authors' form of the stratified bootstrap of videos), so every resample has a positive. Drawn all
-    together, a resample without a viral video had no ROC-AUC: with two authors holding them, one resample
-    in seven, with one, a third, and the interval was that of the others alone. Finer strata (apart the
-    authors with both classes) would draw an author alone in its stratum in every resample, and its videos'
-    variation would be lost: :func:`paired_comparison` needs two authors of each class."""
+    authors' form of the stratified bootstrap of videos), so every resample has a positive, and a negative
+    from those without one; where every author has a positive, the authors with a negative and those
+    without are drawn apart instead. Drawn all together, a resample without a viral video had no ROC-AUC:
+    with two authors holding them, one resample in seven, with one, a third, and the interval was that of
+    the others alone. Finer strata (apart the authors with both classes) would draw an author alone in its
+    stratum in every resample, and its videos' variation would be lost: :func:`paired_comparison` needs two
+    authors of each class."""
     k = cluster_count(clusters)
     if task != "binary":
         return rng.multinomial(k, np.full(k, 1 / k), size=size)
-    has_positive = np.bincount(clusters, weights=y == 1, minlength=k) > 0
+    has_positive, has_negative = (np.bincount(clusters, weights=y == label, minlength=k) > 0 for label in (1, 0))
+    holds = has_negative if has_positive.all() else has_positive  # a class some author lacks, where one does
     drawn = np.zeros((size, k), dtype=int)
-    for members in (np.flatnonzero(has_positive), np.flatnonzero(~has_positive)):
+    for members in (np.flatnonzero(holds), np.flatnonzero(~holds)):
         if len(members):
             drawn[:, members] = rng.multinomial(len(members), np.full(len(members), 1 / len(members)), size=size)
     return drawn
