@@ -20,12 +20,21 @@ def wait_for(condition: Callable[[], bool], what: str, *procs: subprocess.Popen,
         time.sleep(0.02)
 
 
-def interrupt_when(proc: subprocess.Popen, condition: Callable[[], bool], what: str) -> str:
+def interrupt_when(
+    proc: subprocess.Popen, condition: Callable[[], bool], what: str, *, sig: int = signal.SIGINT, again: int = 0
+) -> str:
     """Ctrl-C as a terminal sends it (to the process group: start ``proc`` with ``start_new_session``)
-    once ``condition`` holds; returns its stderr once it has ended. Killed, if it has not, on a failure."""
+    once ``condition`` holds; returns its stderr once it has ended. Killed, if it has not, on a failure.
+    ``again``: the same signal delivered that many times more to the command, 50 ms apart, while it stops
+    (``timeout`` signals the command and then its group; a supervisor may forward it once more)."""
     try:
         wait_for(condition, what, proc)
-        os.killpg(proc.pid, signal.SIGINT)
+        os.killpg(proc.pid, sig)
+        for _ in range(again):
+            time.sleep(0.05)  # not a wait on a state: the repeats are spread over the command's clean-up
+            if proc.poll() is not None:
+                break
+            proc.send_signal(sig)
         _, stderr = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:

@@ -242,6 +242,32 @@ def test_ctrl_c_stops_at_once_marks_the_run_interrupted_and_the_same_command_goe
     assert_corpus_shape(db_url)
 
 
+def test_a_stop_delivered_again_while_the_crawl_stops_still_gives_every_claim_back(replica, tmp_path):
+    """``timeout 5 corpus crawl`` sends SIGTERM to the command and then to its group, and a supervisor may
+    forward it once more: each repeat raised KeyboardInterrupt inside the clean-up the first had begun,
+    and left parents claimed, the run ``running`` or asyncio's tracebacks (8 tries of 8). A stop is one
+    stop however often it is delivered."""
+    db_url = f"sqlite:///{tmp_path / 'corpus.db'}"
+    command = [*crawl_command(replica.base_url, db_url, tmp_path / "data", "--workers", "2"), "--download"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    stderr = interrupt_when(
+        proc,
+        lambda: video_rows(db_url, "expand_status = 'expanded'", polling=True) >= 2,
+        "2 expansions",
+        sig=signal.SIGTERM,
+        again=5,
+    )
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "Task was destroyed" not in stderr, stderr
+    assert video_rows(db_url, "expand_status = 'claimed' OR download_status = 'claimed'") == 0
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(select(CrawlRun.status)).scalar_one() == "interrupted"
+    finally:
+        engine.dispose()
+
+
 def test_the_playwright_drivers_end_at_ctrl_c_prints_no_unretrieved_future():
     """Ctrl-C reaches the whole process group, Playwright's driver too: its end left an exception on a future
     no one awaits, and asyncio printed three lines of "Future exception was never retrieved" after the

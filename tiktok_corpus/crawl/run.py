@@ -25,6 +25,7 @@ from playwright.async_api import Browser
 from playwright.async_api import Error as PlaywrightError
 
 from .._collector import bulk_parsing_collector
+from .._signals import run_stoppable
 from .._tasks import gather_or_cancel
 from ..config import Settings
 from ..errors import BlockedError, ContractError, ItemUnavailable, PersistentlyBlocked, SiteUnreachable
@@ -429,7 +430,7 @@ def crawl(
     code 4), after its summary is saved in ``crawl_runs``."""
     options.validate()
     with open_store(settings) as store:
-        summary = asyncio.run(crawl_async(store, settings, options, policy=policy, progress=progress))
+        summary = run_stoppable(crawl_async(store, settings, options, policy=policy, progress=progress))
     if summary.status == "blocked":
         raise PersistentlyBlocked(summary.message or "persistently blocked", summary=summary.to_dict())
     if summary.status == "unreachable":

@@ -21,6 +21,7 @@ import httpx
 from rich.progress import Progress
 
 from .._files import VIDEOS_DIR, require_media_folder, sha256_file
+from .._signals import run_stoppable
 from ..config import Settings
 from ..errors import ConfigError, CorpusError, PersistentlyBlocked, SiteUnreachable
 from ..store.db import Store, open_store
@@ -399,7 +400,7 @@ def run_download(
 ) -> DownloadSummary:
     """``corpus download``: one run over the configured database."""
     with open_store(settings, create=False) as store:
-        return asyncio.run(
+        return run_stoppable(
             download_pending(
                 store, settings, retry_failed=retry_failed, limit=limit, progress=progress, options=options
             )

@@ -4,12 +4,12 @@ does not answer)."""
 
 from __future__ import annotations
 
-import asyncio
 import random
 import time
 
 from playwright.async_api import Browser
 
+from .._signals import run_stoppable
 from .._tasks import gather_or_cancel
 from ..clock import Clock
 from ..config import Settings
@@ -88,7 +88,7 @@ def track(
     code 4), once its claims are given back."""
     options.validate()
     with open_store(settings, create=False) as store:
-        summary = asyncio.run(track_async(store, settings, options, clock=clock, policy=policy, progress=progress))
+        summary = run_stoppable(track_async(store, settings, options, clock=clock, policy=policy, progress=progress))
     if summary.status == "blocked":
         raise PersistentlyBlocked(summary.message or "persistently blocked", summary=summary.to_dict())
     if summary.status == "unreachable":

@@ -1,0 +1,80 @@
+"""Stop requests (``tiktok_corpus._signals``): one stop per request, however often it is delivered, and a
+clean-up that a repeat does not cut short; a stop asked for again later still cuts it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+import pytest
+
+from tiktok_corpus import _signals
+
+
+@pytest.fixture(autouse=True)
+def fresh_stops(monkeypatch):
+    """No stop accepted yet, and the process's own handlers back afterwards."""
+    monkeypatch.setattr(_signals, "_stops", _signals._Stops())
+    handlers = {number: signal.getsignal(number) for number in _signals.STOP_SIGNALS}
+    yield
+    for number, handler in handlers.items():
+        signal.signal(number, handler)
+
+
+def _stage(cleaned: list[str]):
+    async def stage() -> None:
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)  # the stop: `docker stop`, `timeout`
+            await asyncio.Event().wait()  # a stage at work, until the stop cancels it
+        finally:
+            os.kill(os.getpid(), signal.SIGTERM)  # timeout(1)'s second delivery, to the process group
+            os.kill(os.getpid(), signal.SIGINT)  # and a Ctrl-C pressed at once
+            await asyncio.sleep(0.05)  # the clean-up's writes (claims given back, the run closed)
+            cleaned.append("claims given back")
+
+    return stage()
+
+
+def test_a_stop_delivered_again_while_a_stage_cleans_up_stops_it_once_and_lets_it_finish():
+    """A crawl under ``timeout 5`` got SIGTERM twice; the second KeyboardInterrupt landed in the clean-up
+    and left its parents claimed and its run ``running``. The repeats are dropped; the stop still ends
+    the command as a Ctrl-C does."""
+    cleaned: list[str] = []
+    with pytest.raises(KeyboardInterrupt):
+        _signals.run_stoppable(_stage(cleaned))
+    assert cleaned == ["claims given back"]
+
+
+def test_a_stop_asked_for_again_after_the_window_cuts_the_clean_up_short(monkeypatch):
+    """Ctrl-C pressed again once the first stop has had its moment is a new stop: the user wants out now
+    (what is left is taken back at the next start, as after kill -9)."""
+    monkeypatch.setattr(_signals, "REPEAT_WINDOW_S", 0.0)
+    cleaned: list[str] = []
+    with pytest.raises(KeyboardInterrupt):
+        _signals.run_stoppable(_stage(cleaned))
+    assert cleaned == []
+
+
+def test_the_handlers_of_the_process_come_back_after_an_event_loops_stage():
+    """The CLI's handlers hold before and after an asyncio stage: the demo runs the crawl, then export and
+    training on the same process, which a SIGTERM must still stop as a Ctrl-C."""
+    _signals.install()
+
+    async def stage() -> str:
+        await asyncio.sleep(0)
+        return "done"
+
+    assert _signals.run_stoppable(stage()) == "done"
+    assert signal.getsignal(signal.SIGTERM) is _signals._raise_stop
+    assert signal.getsignal(signal.SIGINT) is _signals._raise_stop
+
+
+def test_the_clis_handler_raises_once_per_stop():
+    """``corpus export`` (no event loop) under ``timeout``: one KeyboardInterrupt for the two SIGTERMs,
+    so the second does not land in the export's clean-up."""
+    _signals.install()
+    with pytest.raises(KeyboardInterrupt):
+        os.kill(os.getpid(), signal.SIGTERM)  # the handler runs at the next bytecode
+    os.kill(os.getpid(), signal.SIGTERM)  # the repeat: dropped, nothing raised
+    os.kill(os.getpid(), signal.SIGINT)

@@ -1,0 +1,101 @@
+"""One stop per Ctrl-C or SIGTERM, however many times the request is delivered.
+
+A stop request often reaches a command twice at once: ``timeout`` signals the command and then its
+process group, and a supervisor may forward what the group already got. Python raised
+KeyboardInterrupt for each, and the second landed inside the clean-up the first had started: a crawl
+under ``timeout 5`` left its parents claimed, its run ``running`` and asyncio's tracebacks on the screen.
+Now a signal within :data:`REPEAT_WINDOW_S` of the stop it repeats is dropped. A later one (Ctrl-C
+pressed again while a stop takes its time) stops again, cutting the clean-up short as before.
+
+:func:`install` makes SIGINT and SIGTERM (what ``docker stop`` and schedulers send; unhandled, it killed
+the process as kill -9 does) raise KeyboardInterrupt that way. :func:`run_stoppable` is ``asyncio.run``
+for the stages on an event loop: a stop cancels the main task, so its ``finally`` clauses run from their
+awaits, not from whatever bytecode the signal met, and KeyboardInterrupt is raised once it has ended.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+REPEAT_WINDOW_S = 2.0  # a signal this soon after an accepted stop is that stop delivered again
+
+
+class _Stops:
+    """When the last stop was accepted (signals are the process's, so is this)."""
+
+    def __init__(self) -> None:
+        self._accepted_at: float | None = None
+
+    def accept(self) -> bool:
+        """Whether a signal arriving now is a new stop, not a repeat of the last one."""
+        now = time.monotonic()
+        if self._accepted_at is not None and now - self._accepted_at < REPEAT_WINDOW_S:
+            return False
+        self._accepted_at = now
+        return True
+
+
+_stops = _Stops()
+
+
+def _raise_stop(signum: int, frame: Any) -> None:
+    if _stops.accept():
+        raise KeyboardInterrupt
+
+
+def install() -> None:
+    """SIGINT and SIGTERM raise KeyboardInterrupt, once per stop (the CLI's entry point calls this)."""
+    for number in STOP_SIGNALS:
+        signal.signal(number, _raise_stop)
+
+
+def ignore_stops() -> None:
+    """A process that is exiting has nothing left to stop: a late repeat must not kill it on its way out
+    (the interpreter's shutdown drops Python's handlers, and the signal's default ends the process)."""
+    for number in STOP_SIGNALS:
+        signal.signal(number, signal.SIG_IGN)
+
+
+def run_stoppable(main: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(main)``, a stop (SIGINT, SIGTERM) cancelling ``main``'s task and raising
+    KeyboardInterrupt once it has ended; repeats are dropped as :class:`_Stops` says."""
+    import asyncio  # here, not at the top: the CLI's start does without it
+
+    stopped = False
+
+    async def guarded() -> T:
+        nonlocal stopped
+        loop, task = asyncio.get_running_loop(), asyncio.current_task()
+        assert task is not None
+
+        def stop() -> None:
+            nonlocal stopped
+            if _stops.accept():
+                stopped = True
+                task.cancel()
+
+        if threading.current_thread() is not threading.main_thread():  # only the main thread gets signals
+            return await main
+        previous = {number: signal.getsignal(number) for number in STOP_SIGNALS}
+        for number in STOP_SIGNALS:
+            loop.add_signal_handler(number, stop)
+        try:
+            return await main
+        finally:
+            for number in STOP_SIGNALS:
+                loop.remove_signal_handler(number)
+                signal.signal(number, previous[number] or signal.SIG_DFL)  # None: not set from Python
+
+    try:
+        return asyncio.run(guarded())
+    except asyncio.CancelledError:
+        if stopped:
+            raise KeyboardInterrupt from None
+        raise
