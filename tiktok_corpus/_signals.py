@@ -24,7 +24,10 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-REPEAT_WINDOW_S = 2.0  # a signal this soon after an accepted stop is that stop delivered again
+# A signal this soon after an accepted stop is that stop delivered again (microseconds apart from
+# ``timeout``; a hurried double Ctrl-C too); later, it is Ctrl-C pressed again: the replica's grace for
+# responses in flight (2 s) can still be cut short.
+REPEAT_WINDOW_S = 1.0
 
 
 class _Stops:
