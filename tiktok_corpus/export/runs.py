@@ -54,11 +54,13 @@ def run_export_dir(run_dir: Path) -> Path:
 
 def export_for_run(run_dir: Path | None, export_dir: Path | None) -> Path | None:
     """The export whose rows a run's scores are shown on: the run's own when none is given; a given one
-    only if the run was trained on it (:class:`RunExportMismatch` otherwise, see the module)."""
+    only if the run was trained on it (:class:`RunExportMismatch` otherwise, see the module). A run folder
+    without ``metrics.json`` is refused either way: beside an export it had no scores to show."""
     if run_dir is None:
         return export_dir
     if export_dir is None:
         return run_export_dir(run_dir)
+    run_metrics(run_dir)
     _check_run_export(Path(run_dir), Path(export_dir))
     return export_dir
 
@@ -98,8 +100,8 @@ def _check_run_export(run_dir: Path, export_dir: Path) -> None:
 def _recorded(run_dir: Path) -> dict:
     """What the run says about its export: ``export`` (the path as training was given it) and, from
     ``metrics.json``, ``export_name`` and ``export_version``; empty where the run says nothing."""
-    metrics_path, config_path = run_dir / "metrics.json", run_dir / "config.json"
-    run = read_json_object(metrics_path).get("run", {}) if metrics_path.is_file() else {}
+    config_path = run_dir / "config.json"
+    run = run_metrics(run_dir).get("run", {})
     if not run.get("export") and config_path.is_file():
         run = {**run, "export": read_json_object(config_path).get("export_dir")}
     return run
