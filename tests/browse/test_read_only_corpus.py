@@ -125,3 +125,16 @@ def test_a_link_to_a_database_on_a_read_only_medium_is_read_there(demo_corpus, t
     settings = corpus.settings.model_copy(update={"db_url": f"sqlite:///{linked}"})
     with read_only(database.parent), open_store(settings, create=False, reads_only=True) as store:
         assert len(Catalog(store).rows()) > 0
+
+
+def test_a_command_that_writes_a_read_only_corpus_is_told_its_folder_cannot_be_written(demo_corpus, tmp_path):
+    """``corpus export`` (or validate, download, crawl) on a read-only corpus said only "unable to open
+    database file", SQLite's words for a -wal it could not make."""
+    corpus = copy_of(demo_corpus, tmp_path)
+    data_dir = corpus.settings.data_dir
+    with read_only(data_dir), pytest.raises(ConfigError) as refused:
+        open_store(corpus.settings, create=False)
+    assert str(refused.value) == (
+        f"cannot open database {corpus.settings.db_url}: unable to open database file ({data_dir} cannot be "
+        "written: a read-only mount, or another user's folder; `corpus status` and `corpus browse` can read it)"
+    )

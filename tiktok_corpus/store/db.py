@@ -166,7 +166,21 @@ def reporting_connection_errors(url: str) -> Iterator[None]:
         password = make_url(url).password
         if password:
             reason = reason.replace(str(password), "***")
-        raise ConfigError(f"cannot open database {redact_url(url)}: {reason}", kind="db_unreachable") from None
+        raise ConfigError(
+            f"cannot open database {redact_url(url)}: {reason}{_unwritable_folder(url)}", kind="db_unreachable"
+        ) from None
+
+
+def _unwritable_folder(url: str) -> str:
+    """Why SQLite "cannot open" a file it can read: its folder takes no -wal (a corpus on a read-only
+    medium, which a command that writes cannot use); empty where that is not it."""
+    path = sqlite_file(url)
+    if path is None or os.access(path.resolve().parent, os.W_OK):
+        return ""
+    return (
+        f" ({path.resolve().parent} cannot be written: a read-only mount, or another user's folder; "
+        "`corpus status` and `corpus browse` can read it)"
+    )
 
 
 def current_revision(engine: Engine) -> str | None:
