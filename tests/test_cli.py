@@ -602,3 +602,26 @@ def test_a_file_where_a_folder_is_written_is_refused_before_any_work(tmp_path, c
     said = "".join(result.stderr.replace("│", " ").split())  # rich's box wraps the line where it likes
     assert result.exit_code == 2 and "afileisafile" in said and "giveafolder" in said, result.stderr
     assert file.read_text() == "kept" and not (tmp_path / "no-export").exists()
+
+
+def test_the_live_crawl_line_in_a_log_or_a_narrow_terminal_keeps_every_number():
+    """Where stderr is no terminal (a log, docker, CI) rich draws at 80 columns: the crawl's last line was
+    cut to ``c… corpus: 30/30 videos, 34 items of all kinds, 5 seeds; this run: 34 new item…``, its name
+    and this run's numbers lost. The details wrap instead."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    from tiktok_corpus.cli.display import LiveCrawlDisplay
+    from tiktok_corpus.crawl import CrawlCounters
+
+    log = StringIO()
+    counters = CrawlCounters(videos=30, items=34, target=30, seeds=5, new_items=34, expansions=5, edges=47)
+    counters.methods["fetch"] = 5
+    with LiveCrawlDisplay(Console(file=log, width=80)) as display:
+        display.update(counters)
+    words = " ".join(log.getvalue().split())
+
+    assert words.startswith("crawl ") and "…" not in words, log.getvalue()
+    assert "this run: 34 new items, 5 expansions (via fetch 5), 47 edges" in words, log.getvalue()
+    assert "blocks 0, 0.00 new/s" in words, log.getvalue()

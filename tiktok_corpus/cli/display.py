@@ -17,7 +17,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from rich.table import Table
+from rich.table import Column, Table
 
 from ..durations import format_duration
 from ..replica.signals import format_signals
@@ -66,13 +66,15 @@ def progress_bar(console: Console, enabled: bool = True) -> Iterator[Progress | 
 
 class _LiveLine:
     """One rich live line of a long-running stage: its name, the columns given, the time elapsed. Drawn
-    from the stage's first update on (after its store opened), like :class:`_ShownOnFirstTask`."""
+    from the stage's first update on (after its store opened), like :class:`_ShownOnFirstTask`. Details
+    too long for the width wrap onto more lines rather than being cut: rich draws a log, docker's or
+    CI's output at 80 columns, where the crawl's last line lost its name and this run's numbers."""
 
     def __init__(self, console: Console, name: str, *columns: ProgressColumn) -> None:
         self._progress = _ShownOnFirstTask(
-            TextColumn(name),
+            TextColumn(name, table_column=Column(no_wrap=True)),
             *columns,
-            TextColumn("{task.fields[detail]}"),
+            TextColumn("{task.fields[detail]}", table_column=Column(ratio=1)),
             TimeElapsedColumn(),
             console=console,
             transient=False,
