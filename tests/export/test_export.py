@@ -781,3 +781,15 @@ def test_a_shard_sample_whose_key_is_no_video_of_the_export_is_refused_before_a_
     with pytest.raises(ConfigError, match="is not a video of this export"):
         rows_from_shards(tmp_path, entry)
     assert not any(path.suffix == ".mp4" for path in tmp_path.rglob("*")), "no file written anywhere"
+
+
+@pytest.mark.parametrize("name", ["../up", "a/b", "héllo", "corpus-v2", "-lead", "trail-", "x" * 101, ""])
+def test_an_export_name_that_is_no_plain_folder_name_is_refused_saying_what_a_name_may_hold(name):
+    """The name becomes ``exports/<name>-v<N>``: no path, no version of its own. The message said "letters",
+    and refused ``héllo``, whose é is one."""
+    with pytest.raises(ConfigError, match=r"use ASCII letters and digits, '\.', '_' and inner '-' \(at most 100\)"):
+        ExportOptions(name=name)
+
+
+def test_a_plain_export_name_is_taken():
+    assert ExportOptions(name="tiktok.2026_b-1").name == "tiktok.2026_b-1"

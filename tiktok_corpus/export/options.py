@@ -128,7 +128,10 @@ class ExportOptions:
         if self.age_tolerance_s is not None and self.age_tolerance_s < 0:
             raise ConfigError(f"--age-tolerance must not be negative, got {self.age_tolerance_s} s")
         if not NAME_PATTERN.match(self.name) or re.search(r"-v\d+$", self.name) or len(self.name) > 100:
-            raise ConfigError(f"--name {self.name!r}: use letters, digits, '.', '_' and inner '-', not ending in -v<N>")
+            raise ConfigError(
+                f"--name {self.name!r}: use ASCII letters and digits, '.', '_' and inner '-' (at most 100), "
+                "not ending in -v<N>"
+            )
 
     @property
     def videos_per_shard(self) -> int:
