@@ -473,6 +473,28 @@ def test_a_run_with_nothing_due_opens_no_browser(store, settings):
 
     summary = asyncio.run(track_run.track_async(store, settings, TrackOptions(), browser=opener))
     assert (summary.status, summary.observations) == ("done", 0)
+    assert summary.message == (
+        "nothing to track: no video of the corpus has a posting time to count its ages from (crawl first)"
+    )
+
+
+def test_a_run_over_videos_older_than_every_age_says_why_it_found_nothing(store, settings):
+    """A corpus crawled long ago, or a replica without a clock: "0 newly scheduled" and an empty queue,
+    without a word of why. A video found gone counts no more than its schedule does."""
+    add_videos(store, {"old": T0 - 32 * 24 * HOUR, "older": T0 - 40 * 24 * HOUR, "gone": T0 - HOUR})
+    with store.transaction() as session:
+        session.execute(insert(TrackTarget), [{"video_id": "gone", "age_s": HOUR, "due_at": T0, "status": "gone"}])
+
+    summary = asyncio.run(track_run.track_async(store, settings, TrackOptions(), clock=lambda: T0))
+
+    assert (summary.status, summary.scheduled, summary.observations) == ("done", 0, 0)
+    assert summary.message == (
+        "nothing to track: the newest of the corpus's 2 videos was posted 32d ago on the site's clock, past the "
+        "last age asked for (30d); tracking follows videos crawled soon after their posting (or give --ages up to "
+        "their age)"
+    )
+    later = asyncio.run(track_run.track_async(store, settings, TrackOptions(ages="1h,60d"), clock=lambda: T0))
+    assert later.scheduled == 2 and later.message is None  # due in 28 and 20 days
 
 
 def test_a_browser_that_cannot_start_stops_the_run_with_its_error_and_closes_it(store, settings):

@@ -58,6 +58,10 @@ def allowed_lateness_s(age_s: int, late_fraction: float) -> float:
     return max(MIN_LATENESS_S, min(AGE_TOLERANCE_CAP_S, age_s * late_fraction))
 
 
+# A video a tracker found gone (deleted, private): no age of it is scheduled any more.
+_FOUND_GONE = select(_TARGETS.c.video_id).where(_TARGETS.c.video_id == _VIDEOS.c.id, _TARGETS.c.status == "gone")
+
+
 def schedule_targets(store: Store, ages_s: Sequence[int], *, now: float, late_fraction: float) -> int:
     """Add the target ages still ahead of every tracked video (those not already scheduled); returns
     how many rows were added. A video found at 2 days old gets no 1h target: it would be missed; one a
@@ -65,7 +69,6 @@ def schedule_targets(store: Store, ages_s: Sequence[int], *, now: float, late_fr
     added = 0
     with store.transaction() as session:
         insert = table_insert(store.dialect, TrackTarget)
-        gone = select(_TARGETS.c.video_id).where(_TARGETS.c.video_id == _VIDEOS.c.id, _TARGETS.c.status == "gone")
         for age in sorted(set(ages_s)):
             scheduled = select(_TARGETS.c.video_id).where(_TARGETS.c.video_id == _VIDEOS.c.id, _TARGETS.c.age_s == age)
             rows = select(
@@ -77,7 +80,7 @@ def schedule_targets(store: Store, ages_s: Sequence[int], *, now: float, late_fr
                 # Posted recently enough for this age to be ahead: an index range, not the whole corpus.
                 _VIDEOS.c.create_time >= math.ceil(now - age - allowed_lateness_s(age, late_fraction)),
                 ~scheduled.exists(),
-                ~gone.exists(),
+                ~_FOUND_GONE.exists(),
             )
             added += len(
                 session.execute(
@@ -87,6 +90,21 @@ def schedule_targets(store: Store, ages_s: Sequence[int], *, now: float, late_fr
                 ).all()
             )
     return added
+
+
+def newest_trackable(store: Store) -> tuple[int, int | None]:
+    """How many videos tracking could follow (a posting time, a kind it tracks, not found gone), and when
+    the newest of them was posted: why a run found nothing to schedule."""
+    with store.sessions() as session:
+        count, newest = session.execute(
+            select(func.count(), func.max(_VIDEOS.c.create_time)).where(
+                _VIDEOS.c.create_time.is_not(None),
+                _VIDEOS.c.item_kind.in_(TRACKED_KINDS),
+                _VIDEOS.c.status_code == 0,
+                ~_FOUND_GONE.exists(),
+            )
+        ).one()
+    return count, newest
 
 
 def _pending_ages(session) -> list[int]:

@@ -13,9 +13,16 @@ from .._signals import run_stoppable
 from .._tasks import gather_or_cancel
 from ..clock import Clock
 from ..config import Settings
+from ..durations import format_duration
 from ..errors import BlockedError, PersistentlyBlocked, SiteUnreachable
 from ..store.db import Store, open_store
-from ..store.tracking import next_due_at, next_retry_at, reclaim_dead_targets, tracking_counts
+from ..store.tracking import (
+    newest_trackable,
+    next_due_at,
+    next_retry_at,
+    reclaim_dead_targets,
+    tracking_counts,
+)
 from ..tiktok.blocks import BlockMonitor, BlockPolicy, Pacer
 from ..tiktok.browser import BrowserSource, WorkerSession, default_user_agent, stage_browser
 from ..tiktok.item_reads import session_item_reads
@@ -59,7 +66,9 @@ async def track_async(
     finally:
         tracking.close()  # also when the browser could not start: what is claimed goes back
     elapsed = time.monotonic() - started
-    counters = tracking.counters
+    counters, queue = tracking.counters, tracking_counts(store, now=clock())
+    if status == "done" and not (counters.scheduled or queue["due_now"] or queue["due_later"] or queue["claimed"]):
+        message = _nothing_to_track(store, options, now=clock())
     return TrackSummary(
         status=status,
         scheduled=counters.scheduled,
@@ -70,8 +79,23 @@ async def track_async(
         blocks=monitor.total,
         elapsed_s=round(elapsed, 3),
         observations_per_s=round(counters.observations / elapsed, 3) if elapsed else 0.0,
-        queue=tracking_counts(store, now=clock()),
+        queue=queue,
         message=message,
+    )
+
+
+def _nothing_to_track(store: Store, options: TrackOptions, *, now: float) -> str:
+    """Why a run found nothing to observe, now or later: a corpus without posting times, or one whose
+    videos are all older than the last age asked for (a corpus crawled long ago, a replica without a clock)."""
+    count, newest = newest_trackable(store)
+    if not count or newest is None:
+        return "nothing to track: no video of the corpus has a posting time to count its ages from (crawl first)"
+    age = format_duration(max(0, round((now - newest) / 3600)) * 3600)  # to the hour
+    last_age = max(options.ages_s)
+    return (
+        f"nothing to track: the newest of the corpus's {count} videos was posted {age} ago on the site's clock,"
+        f" past the last age asked for ({format_duration(last_age)}); tracking follows "
+        "videos crawled soon after their posting (or give --ages up to their age)"
     )
 
 
