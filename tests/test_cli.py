@@ -215,6 +215,24 @@ def test_db_current_says_whether_the_schema_is_this_versions(settings):
     assert upgraded.exit_code == 1 and "migrated by a newer one): upgrade tiktok-corpus" in upgraded.stderr
 
 
+def test_a_migration_that_fails_on_the_database_is_one_line_naming_where_it_stopped(tmp_path):
+    """A database whose recorded revision is behind its tables (a copy restored over another's schema, a
+    hand edit): the migration's ``ALTER TABLE`` fails, and ``db upgrade`` printed a screen of traceback."""
+    db_url = f"sqlite:///{tmp_path / 'corpus.db'}"
+    assert corpus("--db", db_url, "db", "upgrade").exit_code == 0
+    engine = make_engine(db_url)
+    with engine.begin() as connection:
+        connection.execute(sql("UPDATE alembic_version SET version_num = '0010'"))  # music_original is there
+    engine.dispose()
+
+    upgraded = corpus("--db", db_url, "db", "upgrade")
+
+    assert upgraded.exit_code == 1, upgraded.output
+    assert upgraded.stderr.startswith(f"error: cannot upgrade {db_url} past revision 0010: a migration failed: ")
+    assert "duplicate column name: music_original" in upgraded.stderr
+    assert len(upgraded.stderr.strip().splitlines()) == 1 and "Traceback" not in upgraded.output, upgraded.stderr
+
+
 @pytest.mark.parametrize(
     "command",
     [

@@ -31,7 +31,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..config import Settings, redact_url
-from ..errors import ConfigError, StaleSchemaError
+from ..errors import ConfigError, StaleSchemaError, disk_full
 
 if TYPE_CHECKING:
     from .workers import Presence
@@ -222,7 +222,16 @@ def upgrade_database(settings: Settings, revision: str = "head") -> str:
     """``corpus db upgrade``: migrate the configured database; returns the revision it is at now."""
     with _short_lived_engine(settings) as engine:
         _refuse_a_newer_schema(current_revision(engine), settings.safe_db_url)
-        upgrade(engine, revision)
+        try:
+            upgrade(engine, revision)
+        except DBAPIError as exc:  # tables not as their revision says (a restored copy, a hand edit), a full disk
+            if disk_full(exc):
+                raise
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+            at = current_revision(engine) or "none"
+            raise ConfigError(
+                f"cannot upgrade {settings.safe_db_url} past revision {at}: a migration failed: {reason}"
+            ) from None
         return current_revision(engine) or "none"
 
 
