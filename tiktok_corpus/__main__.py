@@ -1,6 +1,7 @@
 """``python -m tiktok_corpus`` (and ``torchrun -m tiktok_corpus train ...``) runs the CLI; so does the
 ``corpus`` script, through :func:`main`."""
 
+import atexit
 import sys
 
 from . import _signals
@@ -12,14 +13,12 @@ def main() -> None:
     and a stop delivered twice at once (``timeout`` signals the command, then its group) stops it once
     (:mod:`._signals`)."""
     _signals.install()
+    atexit.register(_signals.ignore_stops)  # run after the interpreter has joined the threads still at work
     try:
-        try:
-            from .cli import app
-        except KeyboardInterrupt:
-            sys.exit(130)
-        app(prog_name="corpus")
-    finally:
-        _signals.ignore_stops()
+        from .cli import app
+    except KeyboardInterrupt:
+        sys.exit(130)
+    app(prog_name="corpus")
 
 
 if __name__ == "__main__":

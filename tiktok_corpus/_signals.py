@@ -60,8 +60,9 @@ def install() -> None:
 
 
 def ignore_stops() -> None:
-    """A process that is exiting has nothing left to stop: a late repeat must not kill it on its way out
-    (the interpreter's shutdown drops Python's handlers, and the signal's default ends the process)."""
+    """For the last of a process's exit (an ``atexit`` function: the threads still at work have been
+    joined, which a new Ctrl-C may still cut short): a late repeat must not kill it on its way out, as the
+    signal's default would once the interpreter's shutdown has dropped Python's handlers."""
     for number in STOP_SIGNALS:
         signal.signal(number, signal.SIG_IGN)
 
