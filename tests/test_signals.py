@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import threading
+import time
 
 import pytest
 
@@ -78,3 +80,44 @@ def test_the_clis_handler_raises_once_per_stop():
         os.kill(os.getpid(), signal.SIGTERM)  # the handler runs at the next bytecode
     os.kill(os.getpid(), signal.SIGTERM)  # the repeat: dropped, nothing raised
     os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_a_stop_met_in_a_stages_last_stretch_without_an_await_still_stops_the_command():
+    """The crawl's end (the database thread joined, the run's row written) has no await left to take a
+    cancel at: the stage returned its summary and the demo went on to its next stage."""
+
+    async def stage() -> str:
+        await asyncio.sleep(0)
+        os.kill(os.getpid(), signal.SIGTERM)  # lands while the last writes run, synchronously
+        return "summary"
+
+    with pytest.raises(KeyboardInterrupt):
+        _signals.run_stoppable(stage())
+
+
+def test_a_later_stop_cuts_short_a_clean_up_that_blocks_the_loop(monkeypatch):
+    """A clean-up joining a stuck thread holds the event loop: a second Ctrl-C must still end it (a
+    handler of the loop's own would wait for the join)."""
+    monkeypatch.setattr(_signals, "REPEAT_WINDOW_S", 0.0)
+    stuck = threading.Event()
+
+    async def stage() -> None:
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            await asyncio.Event().wait()
+        finally:
+            threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT)).start()  # pressed again
+            stuck.wait(timeout=60)  # a database thread stuck on a lock, joined
+
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        _signals.run_stoppable(stage())
+    assert time.monotonic() - started < 30 and not stuck.is_set()
+
+
+def test_a_stop_signal_the_process_started_with_ignored_stays_ignored():
+    """``nohup corpus ...``, or ``corpus ... &`` in a script: the job outlives the script's Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _signals.install()
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    assert signal.getsignal(signal.SIGTERM) is _signals._raise_stop

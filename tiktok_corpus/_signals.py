@@ -18,7 +18,8 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -54,9 +55,12 @@ def _raise_stop(signum: int, frame: Any) -> None:
 
 
 def install() -> None:
-    """SIGINT and SIGTERM raise KeyboardInterrupt, once per stop (the CLI's entry point calls this)."""
-    for number in STOP_SIGNALS:
-        signal.signal(number, _raise_stop)
+    """SIGINT and SIGTERM raise KeyboardInterrupt, once per stop (the CLI's entry point calls this). One
+    the process was started with ignored (``nohup``, a script's ``command &``) stays ignored."""
+    with _signals_held():
+        for number in STOP_SIGNALS:
+            if signal.getsignal(number) is not signal.SIG_IGN:
+                signal.signal(number, _raise_stop)
 
 
 def ignore_stops() -> None:
@@ -67,39 +71,60 @@ def ignore_stops() -> None:
         signal.signal(number, signal.SIG_IGN)
 
 
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """Stop signals wait while handlers are swapped (delivered after): none meets a half-made swap."""
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
 def run_stoppable(main: Coroutine[Any, Any, T]) -> T:
-    """``asyncio.run(main)``, a stop (SIGINT, SIGTERM) cancelling ``main``'s task and raising
-    KeyboardInterrupt once it has ended; repeats are dropped as :class:`_Stops` says."""
+    """``asyncio.run(main)`` whose first stop (SIGINT, SIGTERM) cancels ``main``'s task, so its clean-up
+    runs from its awaits, and raises KeyboardInterrupt once the run has ended (even where the stage had
+    no await left to take the cancel at: the stop is not lost). A later stop raises KeyboardInterrupt at
+    once, cutting a clean-up short even where it blocks the loop (a thread join); repeats are dropped
+    as :class:`_Stops` says. The handler is Python's own, not the loop's: it runs in the main thread at
+    the next bytecode, whether or not the loop is free to read a signal."""
     import asyncio  # here, not at the top: the CLI's start does without it
 
     stopped = False
 
     async def guarded() -> T:
-        nonlocal stopped
+        if threading.current_thread() is not threading.main_thread():  # only the main thread gets signals
+            return await main
         loop, task = asyncio.get_running_loop(), asyncio.current_task()
         assert task is not None
 
-        def stop() -> None:
+        def on_stop(signum: int, frame: Any) -> None:
             nonlocal stopped
-            if _stops.accept():
-                stopped = True
-                task.cancel()
+            if not _stops.accept():
+                return
+            if stopped:
+                raise KeyboardInterrupt
+            stopped = True
+            loop.call_soon_threadsafe(task.cancel)
 
-        if threading.current_thread() is not threading.main_thread():  # only the main thread gets signals
-            return await main
-        previous = {number: signal.getsignal(number) for number in STOP_SIGNALS}
-        for number in STOP_SIGNALS:
-            loop.add_signal_handler(number, stop)
+        with _signals_held():
+            previous = {number: signal.getsignal(number) for number in STOP_SIGNALS}
+            for number in STOP_SIGNALS:
+                if previous[number] is not signal.SIG_IGN:
+                    signal.signal(number, on_stop)
         try:
             return await main
         finally:
-            for number in STOP_SIGNALS:
-                loop.remove_signal_handler(number)
-                signal.signal(number, previous[number] or signal.SIG_DFL)  # None: not set from Python
+            with _signals_held():
+                for number in STOP_SIGNALS:
+                    signal.signal(number, previous[number] or signal.SIG_DFL)  # None: not set from Python
 
     try:
-        return asyncio.run(guarded())
+        result = asyncio.run(guarded())
     except asyncio.CancelledError:
         if stopped:
             raise KeyboardInterrupt from None
         raise
+    if stopped:
+        raise KeyboardInterrupt
+    return result
