@@ -643,3 +643,20 @@ def test_the_live_crawl_line_in_a_log_or_a_narrow_terminal_keeps_every_number():
     assert words.startswith("crawl ") and "…" not in words, log.getvalue()
     assert "this run: 34 new items, 5 expansions (via fetch 5), 47 edges" in words, log.getvalue()
     assert "blocks 0, 0.00 new/s" in words, log.getvalue()
+
+
+@pytest.mark.parametrize("command", [["status"], ["db", "upgrade"], ["db", "current"], ["validate"]])
+def test_a_sqlite_url_naming_a_folder_says_so_and_what_to_give(tmp_path, command):
+    """``--db sqlite:///data``, the data dir meant: status said there was no database, the others passed on
+    SQLite's "unable to open database file"."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+
+    result = corpus("--db", f"sqlite:///{folder}", *command)
+
+    assert result.exit_code == 1, result.output
+    assert result.stderr.strip() == (
+        f"error: {folder} is a folder, not a database file: give --db sqlite:///{folder / 'corpus.db'}, "
+        f"or --data-dir {folder}"
+    )
+    assert list(folder.iterdir()) == []

@@ -67,6 +67,15 @@ def sqlite_file(url: str) -> Path | None:
     return Path(path) if path and path != ":memory:" else None
 
 
+def _refuse_a_folder(path: Path | None) -> None:
+    """A SQLite path naming a folder (``--db sqlite:///data``, meant as the data dir): SQLite only says
+    "unable to open database file", and a command that reads said there was no database."""
+    if path is not None and path.is_dir():
+        raise ConfigError(
+            f"{path} is a folder, not a database file: give --db sqlite:///{path / 'corpus.db'}, or --data-dir {path}"
+        )
+
+
 def make_engine(url: str, *, immutable: bool = False) -> Engine:
     """An engine with the project's SQLite discipline: WAL, busy timeout, FKs, BEGIN IMMEDIATE.
 
@@ -78,6 +87,7 @@ def make_engine(url: str, *, immutable: bool = False) -> Engine:
     """
     if url.startswith("sqlite"):
         path = sqlite_file(url)
+        _refuse_a_folder(path)
         if path is not None and not immutable:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -338,6 +348,7 @@ def open_store(
 def _require_sqlite_file(url: str) -> None:
     """Refuse a SQLite path with no database file: connecting would create an empty one there."""
     path = sqlite_file(url)
+    _refuse_a_folder(path)
     if path is not None and not path.is_file():
         raise ConfigError(
             f"no corpus database at {path}: check --data-dir / --db (a crawl or `corpus db upgrade` makes one)"
