@@ -121,3 +121,37 @@ def test_a_stop_signal_the_process_started_with_ignored_stays_ignored():
     _signals.install()
     assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     assert signal.getsignal(signal.SIGTERM) is _signals._raise_stop
+
+
+def test_a_stop_meeting_the_handlers_restore_still_puts_every_one_back(monkeypatch):
+    """Another thread takes the signal and its handler runs on the main thread at the next bytecode, in
+    the middle of the swap back: the handler not yet restored stayed the run's, and a later Ctrl-C met
+    a closed event loop ("RuntimeError: Event loop is closed") instead of stopping the command."""
+    real_swap, met = signal.signal, []
+
+    def swap_met_by_a_stop(number, handler):
+        if not met:
+            met.append(number)
+            raise KeyboardInterrupt  # the stop's handler ran here
+        return real_swap(number, handler)
+
+    monkeypatch.setattr(_signals.signal, "signal", swap_met_by_a_stop)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _signals._restore({signal.SIGINT: _signals._raise_stop, signal.SIGTERM: _signals._raise_stop})
+    finally:
+        monkeypatch.undo()  # the signal module's own swap back before anything else swaps
+    assert signal.getsignal(signal.SIGINT) is signal.getsignal(signal.SIGTERM) is _signals._raise_stop
+
+
+def test_the_runs_handler_met_after_its_loop_closed_stops_the_command(monkeypatch):
+    monkeypatch.setattr(_signals, "REPEAT_WINDOW_S", 0.0)
+    seen = {}
+
+    async def stage() -> None:
+        await asyncio.sleep(0)
+        seen["handler"] = signal.getsignal(signal.SIGINT)
+
+    _signals.run_stoppable(stage())
+    with pytest.raises(KeyboardInterrupt):
+        seen["handler"](signal.SIGINT, None)  # left installed by a stop that met the restore

@@ -12,9 +12,9 @@ def main() -> None:
     SIGTERM (what ``docker stop`` and a scheduler send) stops it as a Ctrl-C does, keeping what is done,
     and a stop delivered twice at once (``timeout`` signals the command, then its group) stops it once
     (:mod:`._signals`)."""
-    _signals.install()
-    atexit.register(_signals.ignore_stops)  # run after the interpreter has joined the threads still at work
     try:
+        _signals.install()
+        atexit.register(_signals.ignore_stops)  # run after the interpreter has joined the threads still at work
         from .cli import app
     except KeyboardInterrupt:
         sys.exit(130)

@@ -18,8 +18,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Coroutine, Iterator
-from contextlib import contextmanager
+from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -57,10 +56,9 @@ def _raise_stop(signum: int, frame: Any) -> None:
 def install() -> None:
     """SIGINT and SIGTERM raise KeyboardInterrupt, once per stop (the CLI's entry point calls this). One
     the process was started with ignored (``nohup``, a script's ``command &``) stays ignored."""
-    with _signals_held():
-        for number in STOP_SIGNALS:
-            if signal.getsignal(number) is not signal.SIG_IGN:
-                signal.signal(number, _raise_stop)
+    for number in STOP_SIGNALS:
+        if signal.getsignal(number) is not signal.SIG_IGN:
+            signal.signal(number, _raise_stop)
 
 
 def ignore_stops() -> None:
@@ -71,14 +69,20 @@ def ignore_stops() -> None:
         signal.signal(number, signal.SIG_IGN)
 
 
-@contextmanager
-def _signals_held() -> Iterator[None]:
-    """Stop signals wait while handlers are swapped (delivered after): none meets a half-made swap."""
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+def _restore(handlers: dict[signal.Signals, Any]) -> None:
+    """Put ``handlers`` back, each even where a stop's KeyboardInterrupt meets its swap (a handler of a
+    signal another thread took runs on the main thread at its next bytecode, mid-swap; setting a handler
+    again is harmless); that KeyboardInterrupt is raised once all are back."""
+    interrupted: KeyboardInterrupt | None = None
+    for number, handler in handlers.items():
+        while True:
+            try:
+                signal.signal(number, handler or signal.SIG_DFL)  # None: not set from Python
+                break
+            except KeyboardInterrupt as stop:
+                interrupted = stop
+    if interrupted is not None:
+        raise interrupted
 
 
 def run_stoppable(main: Coroutine[Any, Any, T]) -> T:
@@ -102,22 +106,19 @@ def run_stoppable(main: Coroutine[Any, Any, T]) -> T:
             nonlocal stopped
             if not _stops.accept():
                 return
-            if stopped:
+            if stopped or loop.is_closed():  # a later stop; or one met after the run, mid-restore
                 raise KeyboardInterrupt
             stopped = True
             loop.call_soon_threadsafe(task.cancel)
 
-        with _signals_held():
-            previous = {number: signal.getsignal(number) for number in STOP_SIGNALS}
+        previous = {number: signal.getsignal(number) for number in STOP_SIGNALS}
+        try:
             for number in STOP_SIGNALS:
                 if previous[number] is not signal.SIG_IGN:
                     signal.signal(number, on_stop)
-        try:
             return await main
         finally:
-            with _signals_held():
-                for number in STOP_SIGNALS:
-                    signal.signal(number, previous[number] or signal.SIG_DFL)  # None: not set from Python
+            _restore(previous)
 
     try:
         result = asyncio.run(guarded())
