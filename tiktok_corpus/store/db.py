@@ -172,13 +172,17 @@ def reporting_connection_errors(url: str) -> Iterator[None]:
     except DBAPIError as exc:
         if exc.statement is not None:  # a failing statement on a live connection: not ours to soften
             raise
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
-        password = make_url(url).password
-        if password:
-            reason = reason.replace(str(password), "***")
         raise ConfigError(
-            f"cannot open database {redact_url(url)}: {reason}{_unwritable_folder(url)}", kind="db_unreachable"
+            f"cannot open database {redact_url(url)}: {_driver_reason(exc, url)}{_unwritable_folder(url)}",
+            kind="db_unreachable",
         ) from None
+
+
+def _driver_reason(exc: DBAPIError, url: str) -> str:
+    """The first line of the driver's message (it says why), with the password scrubbed should it appear."""
+    reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+    password = make_url(url).password
+    return reason.replace(str(password), "***") if password else reason
 
 
 def _unwritable_folder(url: str) -> str:
@@ -237,8 +241,8 @@ def upgrade_database(settings: Settings, revision: str = "head") -> str:
         except DBAPIError as exc:  # tables not as their revision says (a restored copy, a hand edit), a full disk
             if disk_full(exc):
                 raise
-            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
             at = current_revision(engine) or "none"
+            reason = _driver_reason(exc, settings.db_url or "")
             raise ConfigError(
                 f"cannot upgrade {settings.safe_db_url} past revision {at}: a migration failed: {reason}"
             ) from None
