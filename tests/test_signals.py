@@ -64,7 +64,6 @@ def test_the_handlers_of_the_process_come_back_after_an_event_loops_stage():
     _signals.install()
 
     async def stage() -> str:
-        await asyncio.sleep(0)
         return "done"
 
     assert _signals.run_stoppable(stage()) == "done"
@@ -87,7 +86,7 @@ def test_a_stop_met_in_a_stages_last_stretch_without_an_await_still_stops_the_co
     cancel at: the stage returned its summary and the demo went on to its next stage."""
 
     async def stage() -> str:
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # a yield, not a wait: the stage has been at work on the loop before its end
         os.kill(os.getpid(), signal.SIGTERM)  # lands while the last writes run, synchronously
         return "summary"
 
@@ -149,7 +148,6 @@ def test_the_runs_handler_met_after_its_loop_closed_stops_the_command(monkeypatc
     seen = {}
 
     async def stage() -> None:
-        await asyncio.sleep(0)
         seen["handler"] = signal.getsignal(signal.SIGINT)
 
     _signals.run_stoppable(stage())
