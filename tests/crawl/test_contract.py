@@ -215,6 +215,30 @@ def test_video_page_failures_are_typed():
     assert waf.value.kind == "waf"
 
 
+@pytest.mark.parametrize(
+    "page",
+    [
+        '<script id="__UNIVERSAL_DATA_FOR_REHYDRATION__">{"__DEFAULT_SCOPE__":{"webapp.video-detail":'
+        '{"statusCode":%d}}}</script>',
+        '<script id="SIGI_STATE">{"VideoPage":{"statusCode":%d},"ItemModule":{}}</script>',
+        '<script id="__NEXT_DATA__">{"props":{"pageProps":{"statusCode":%d,"itemInfo":{}}}}</script>',
+    ],
+)
+@pytest.mark.parametrize("code, kind", [(10204, "deleted"), (10216, "private")])
+def test_a_gone_post_is_told_in_every_page_layout(page, code, kind):
+    """A deleted or private post is final in each layout; the older __NEXT_DATA__ one was read as a page
+    missing its script (retried as transient, the tracker never letting the post go)."""
+    with pytest.raises(ItemUnavailable) as gone:
+        parse_video_page(page % code)
+    assert gone.value.kind == kind and not gone.value.retryable
+
+
+def test_a_photo_page_keeps_its_post_under_its_own_scope():
+    page = fixture("video_page_rehydration.html").replace('"webapp.video-detail"', '"webapp.photo-detail"')
+    assert page != fixture("video_page_rehydration.html")
+    assert parse_video_page(page).id == parse_video_page(fixture("video_page_rehydration.html")).id
+
+
 def test_detail_answers():
     item = parse_item_detail(fixture("detail_ok.json"))
     assert item.id == "7400000000000000051" and is_expired(item.media_urls[0].url, now=1000)

@@ -9,6 +9,10 @@ from .block_pages import detect_block, script_tags
 from .items import _raise_for_envelope, loads_json, parse_item
 from .records import ItemRecord, _dict
 
+# Where a rehydration page keeps its post: a photo post's own page (``/@user/photo/id``) has been seen
+# keeping it under a scope of its own.
+DETAIL_SCOPES = ("webapp.video-detail", "webapp.photo-detail")
+
 
 def _embedded_json(html: str, script_id: str) -> Any | None:
     if (text := _script_text(html, script_id)) is None:
@@ -35,7 +39,8 @@ def parse_video_page(html: str, video_id: str | None = None) -> ItemRecord:
     ``video_id``, a page embedding another item is a ContractError (``wrong_item``), as a detail answer."""
     data = _embedded_json(html, "__UNIVERSAL_DATA_FOR_REHYDRATION__")
     if isinstance(data, dict):
-        detail = _dict(_dict(data.get("__DEFAULT_SCOPE__")).get("webapp.video-detail"))
+        scope = _dict(data.get("__DEFAULT_SCOPE__"))
+        detail = _dict(next((scope[key] for key in DETAIL_SCOPES if key in scope), None))
         _raise_for_envelope({"statusCode": detail.get("statusCode", 0)})
         struct = _dict(detail.get("itemInfo")).get("itemStruct")
         if struct not in (None, {}):  # {}: an answer withheld, as a block does it
@@ -49,7 +54,9 @@ def parse_video_page(html: str, video_id: str | None = None) -> ItemRecord:
             return _page_item(struct, video_id)
     nxt = _embedded_json(html, "__NEXT_DATA__")
     if isinstance(nxt, dict):
-        info = _dict(_dict(_dict(nxt.get("props")).get("pageProps")).get("itemInfo"))
+        props = _dict(_dict(nxt.get("props")).get("pageProps"))
+        _raise_for_envelope({"statusCode": props.get("statusCode", 0)})
+        info = _dict(props.get("itemInfo"))
         if info.get("itemStruct") not in (None, {}):
             return _page_item(info["itemStruct"], video_id)
     block = detect_block(html)
