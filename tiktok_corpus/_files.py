@@ -181,12 +181,11 @@ def media_path(path: str | os.PathLike[str]) -> str:
     return str(Path(path).absolute())
 
 
-def contained_file(root: Path, relative: str | os.PathLike[str]) -> Path:
+def contained_file(root: Path, relative: str | os.PathLike[str], *, within: Path | None = None) -> Path:
     """``root / relative`` resolved (links followed), or FileNotFoundError when it is no file or lies
-    outside ``root`` (an absolute path, ``..``, a link out)."""
-    root = root.resolve()
-    path = (root / relative).resolve()
-    if not path.is_relative_to(root) or not path.is_file():
+    outside ``within`` (``root`` unless given; an absolute path, ``..``, a link out)."""
+    path = (root.resolve() / relative).resolve()
+    if not path.is_relative_to((within or root).resolve()) or not path.is_file():
         raise FileNotFoundError(relative)
     return path
 
@@ -201,6 +200,13 @@ def file_stat(path: str | os.PathLike[str]) -> os.stat_result | None:
 
 
 VIDEOS_DIR = "videos"  # the downloaded files' folder in the data dir: videos/{id[:2]}/{id}.mp4
+
+
+def downloaded_file(data_dir: Path, relative: str | os.PathLike[str]) -> Path:
+    """A media row's file (its path is relative to the data dir), resolved, or FileNotFoundError where it
+    is no file in the downloads' folder: the data dir also holds the crawler's cookies and the database,
+    which a row naming them (written by another host sharing the database) had served."""
+    return contained_file(data_dir, relative, within=data_dir / VIDEOS_DIR)
 
 
 def require_media_folder(data_dir: Path | str, recorded_files: int) -> None:

@@ -33,6 +33,11 @@ class _QuietCancel(logging.Filter):
 logging.getLogger("uvicorn.error").addFilter(_QuietCancel())
 
 
+def bare_host(host: str) -> str:
+    """``host`` without the brackets a URL puts around an IPv6 address (``[::1]``, as copied from one)."""
+    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
+
+
 def _bind_address(host: str, port: int) -> tuple[socket.AddressFamily, tuple]:
     """The family and address to bind for ``host`` (a name, an IPv4 or IPv6 address): IPv4 where the
     name has both, so ``localhost`` keeps meaning 127.0.0.1."""
@@ -45,7 +50,7 @@ class BackgroundServer:
     """``start()`` returns once uvicorn accepts connections (else stops and raises RuntimeError)."""
 
     def __init__(self, app, host: str, port: int, *, name: str, graceful_shutdown_s: int) -> None:
-        self.app, self.host, self.port, self.name = app, host, port, name
+        self.app, self.host, self.port, self.name = app, bare_host(host), port, name
         self.graceful_shutdown_s = graceful_shutdown_s
         self.base_url = ""
         self._server: uvicorn.Server | None = None

@@ -196,6 +196,30 @@ def test_only_the_pages_files_are_served(served, corpus):
         assert _raw_get(server.base_url, raw) == 404, raw
 
 
+def test_a_row_naming_a_file_outside_the_downloads_is_served_by_no_route(demo_corpus, tmp_path):
+    """The cookies and the database share the data dir with the downloads: a media row naming them (as
+    another host sharing the database may write one), or a link in videos/ to them, served them."""
+    corpus = copy_of(demo_corpus, tmp_path)
+    data_dir = corpus.settings.data_dir
+    cookies = session_dir(corpus.settings) / STATE_FILE
+    with open_store(corpus.settings) as store:
+        with store.transaction() as session:
+            kept, *hostile = session.scalars(select(MediaFile).order_by(MediaFile.video_id).limit(4)).all()
+            link = data_dir / hostile[2].path
+            link.unlink()
+            link.symlink_to(cookies)
+            hostile[0].path = "corpus.db"
+            hostile[1].path = str(cookies.relative_to(data_dir))
+            ids = [media.video_id for media in hostile]
+            kept_id = kept.video_id
+        app = browse_app(corpus.settings, store, Catalog(store), host="127.0.0.1")
+        with TestClient(app, base_url="http://127.0.0.1:8765") as client:
+            assert client.get(f"/media/{kept_id}").status_code == 200
+            for video_id in ids:
+                assert client.get(f"/media/{video_id}").status_code == 404, video_id
+                assert client.get(f"/poster/{video_id}.jpg").status_code == 404, video_id
+
+
 def test_requests_must_name_this_machine_and_responses_forbid_scripts(served, corpus):
     """A web page whose name an attacker pointed at 127.0.0.1 (DNS rebinding) gets nothing; the address
     bound is a name of this machine too. Every response forbids scripts and MIME sniffing."""
@@ -234,6 +258,24 @@ def _raw_get(base_url: str, target: str, *, host: str | None = None) -> int:
     with socket.create_connection((address, int(port)), timeout=5) as sock:
         sock.sendall(f"GET {target} HTTP/1.1\r\nHost: {host or address}\r\nConnection: close\r\n\r\n".encode())
         return int(sock.recv(64).split(b" ")[1])
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="this machine has no IPv6 loopback (::1) to bind")
+def test_an_ipv6_address_may_be_given_as_a_url_writes_it(served, corpus):
+    """``--host [::1]``, as copied from a URL, failed to start: "Name or service not known"."""
+    _, _, catalog = served
+    with open_store(corpus.settings) as store, BrowseServer(corpus.settings, store, catalog, host="[::1]") as server:
+        assert server.base_url.startswith("http://[::1]:")
+        assert httpx.get(f"{server.base_url}/queue", timeout=10).status_code == 200
 
 
 def test_a_port_in_use_is_a_clear_error(served, corpus):

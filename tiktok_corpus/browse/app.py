@@ -4,11 +4,11 @@ thread (a real socket; port 0 picks a free one; ``base_url`` says where).
 Read-only: no route writes to the database. No file is served by a path taken from the URL, only what
 the pages show: a video's downloaded file (``/media/<id>``, at the path its row holds), its poster
 frame, and the report with its figures (``/report/...``), each resolving (links followed) inside its
-folder. The data directory also holds the crawler's cookies (``session/``) and the database, which no
-request reaches. A request must name this machine or the address bound in its Host header, so a web
-page whose own name was pointed at 127.0.0.1 (DNS rebinding) is refused; every response forbids
-scripts (no page has one) and MIME sniffing. Files are served with HTTP Range (starlette's
-``FileResponse``), so a ``<video>`` element can seek.
+folder (``videos/``, ``posters/``, ``report/``). The data directory also holds the crawler's cookies
+(``session/``) and the database, which no request reaches. A request must name this machine or the
+address bound in its Host header, so a web page whose own name was pointed at 127.0.0.1 (DNS rebinding)
+is refused; every response forbids scripts (no page has one) and MIME sniffing. Files are served with
+HTTP Range (starlette's ``FileResponse``), so a ``<video>`` element can seek.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, R
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .._files import contained_file
-from .._serving import BackgroundServer
+from .._files import contained_file, downloaded_file
+from .._serving import BackgroundServer, bare_host
 from ..config import Settings
 from ..errors import ConfigError, CorpusError
 from ..store.browse import (
@@ -132,7 +132,7 @@ def browse_app(settings: Settings, store: Store, catalog: Catalog, host: str) ->
             return PlainTextResponse("no file", status_code=404)
         try:
             sha256 = row["sha256"] if isinstance(row["sha256"], str) else None
-            path = posters.poster(contained_file(data_dir, row["media_path"]), sha256)
+            path = posters.poster(downloaded_file(data_dir, row["media_path"]), sha256)
         except (FileNotFoundError, CorpusError):
             return PlainTextResponse("no poster", status_code=404)
         return FileResponse(path, media_type="image/jpeg")
@@ -142,9 +142,9 @@ def browse_app(settings: Settings, store: Store, catalog: Catalog, host: str) ->
         path = None if video_id is None else media_path(store, video_id)
         if path is not None:
             try:
-                return FileResponse(contained_file(data_dir, path))
+                return FileResponse(downloaded_file(data_dir, path))
             except FileNotFoundError:
-                pass  # the row names a file that is gone (or lies outside the data dir)
+                pass  # the row names a file that is gone (or lies outside the downloads' folder)
         return PlainTextResponse("no file", status_code=404)
 
     def queue(request: Request) -> Response:
@@ -184,7 +184,7 @@ def _refuse_a_wildcard(host: str) -> None:
     """0.0.0.0 or :: would listen on every address while the host check (against DNS rebinding: a page
     elsewhere reading the corpus through a name it points here) answers 400 to all but localhost."""
     try:  # as the server will bind it: "0", "0.0" and "0x0" are 0.0.0.0 too
-        found = socket.getaddrinfo(host.strip("[]"), None, type=socket.SOCK_STREAM)
+        found = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError):  # no such host: the server's start says so
         return
     if any(_unspecified(str(entry[4][0])) for entry in found):
@@ -205,6 +205,7 @@ class BrowseServer:
     """The app on uvicorn in a background thread; a context manager. ``base_url`` once started."""
 
     def __init__(self, settings: Settings, store: Store, catalog: Catalog, *, host: str = "127.0.0.1", port: int = 0):
+        host = bare_host(host)
         _refuse_a_wildcard(host)
         self._serving = BackgroundServer(
             browse_app(settings, store, catalog, host),

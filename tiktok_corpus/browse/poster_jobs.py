@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from .._files import contained_file
+from .._files import downloaded_file
 from ..posters import poster_frame, poster_frames, poster_path
 from .catalog import Catalog
 
@@ -62,10 +62,10 @@ def make_posters(data_dir: Path, catalog: Catalog, *, advance: Callable[[], None
 
 
 def _inside(data_dir: Path, media_path: str) -> Path | None:
-    """The row's file, where it is one inside the data dir (as the routes serve them), else None: a row
-    naming ``/etc/passwd`` or a link out had ffmpeg read it."""
+    """The row's file, where it is one in the downloads' folder (as the routes serve them), else None: a
+    row naming ``/etc/passwd`` or a link out had ffmpeg read it."""
     try:
-        return contained_file(data_dir, media_path)
+        return downloaded_file(data_dir, media_path)
     except FileNotFoundError:
         return None
 
