@@ -44,8 +44,8 @@ class Settings(BaseSettings):
         # Checked where a site is reached (checked_base_url), not here: a bad CORPUS_BASE_URL must not stop
         # the commands that never use it, nor a --base-url that overrides it. Empty means the default.
         self.base_url = (self.base_url or DEFAULT_BASE_URL).rstrip("/")
-        if not self.db_url:
-            self.db_url = f"sqlite:///{self.data_dir / 'corpus.db'}"
+        if not self.db_url:  # absolute: exports record it, and one corpus must read the same whatever the cwd
+            self.db_url = f"sqlite:///{(self.data_dir / 'corpus.db').resolve()}"
         return self
 
     @property

@@ -783,10 +783,12 @@ def test_a_shard_sample_whose_key_is_no_video_of_the_export_is_refused_before_a_
     assert not any(path.suffix == ".mp4" for path in tmp_path.rglob("*")), "no file written anywhere"
 
 
-@pytest.mark.parametrize("name", ["../up", "a/b", "héllo", "corpus-v2", "-lead", "trail-", "x" * 101, ""])
+@pytest.mark.parametrize(
+    "name", ["../up", "a/b", "héllo", "corpus-v2", "-lead", "trail-", "x" * 101, "", "ok\n", "corpus-v2\n"]
+)
 def test_an_export_name_that_is_no_plain_folder_name_is_refused_saying_what_a_name_may_hold(name):
     """The name becomes ``exports/<name>-v<N>``: no path, no version of its own. The message said "letters",
-    and refused ``héllo``, whose é is one."""
+    and refused ``héllo``, whose é is one; a trailing newline made ``exports/ok\n-v1``."""
     with pytest.raises(ConfigError, match=r"use ASCII letters and digits, '\.', '_' and inner '-' \(at most 100\)"):
         ExportOptions(name=name)
 

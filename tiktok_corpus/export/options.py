@@ -20,7 +20,7 @@ FORMATS = ("parquet", "csv", "webdataset")
 LABEL_FITS = ("train", "all")
 DEFAULT_NAME = "corpus"
 SHARD_SIZE = 1000  # videos per webdataset shard unless --shard-size says
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.]*(?:-[A-Za-z0-9_.]+)*$")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.]*(?:-[A-Za-z0-9_.]+)*")  # the whole name (fullmatch)
 
 
 class ExportError(CorpusError):
@@ -127,7 +127,7 @@ class ExportOptions:
             raise ConfigError("--age-tolerance needs --at-age: it bounds how far from that age a snapshot may be")
         if self.age_tolerance_s is not None and self.age_tolerance_s < 0:
             raise ConfigError(f"--age-tolerance must not be negative, got {self.age_tolerance_s} s")
-        if not NAME_PATTERN.match(self.name) or re.search(r"-v\d+$", self.name) or len(self.name) > 100:
+        if not NAME_PATTERN.fullmatch(self.name) or re.search(r"-v\d+\Z", self.name) or len(self.name) > 100:
             raise ConfigError(
                 f"--name {self.name!r}: use ASCII letters and digits, '.', '_' and inner '-' (at most 100), "
                 "not ending in -v<N>"
