@@ -228,6 +228,49 @@ def test_a_run_of_unavailable_answers_is_a_block_that_leaves_the_schedules_pendi
     assert tracker.monitor.total == BlockPolicy().give_up_after_blocks
 
 
+def test_the_gone_count_set_back_by_a_block_is_the_count_this_run_made(store, monkeypatch):
+    """One loop records a video gone while another judges the run a block and sets it back: the count is
+    then 0, as the schedules are pending again. The count read before the set back's wait lost the first
+    loop's record, and the summary said gone -2."""
+    add_videos(store, {str(i): T0 - HOUR for i in range(1, 3)})
+    monitor = BlockMonitor(BlockPolicy(unavailable_run=1))
+    tracker = Tracking(
+        store, TrackOptions(ages="1h,1d", in_flight=2), clock=VirtualClock(T0), progress=None, monitor=monitor
+    )
+    record_started, doubt_taken = threading.Event(), threading.Event()
+    real_record_gone, real_take_doubted = track_loops.record_gone, monitor.take_doubted
+
+    def record_gone(*args, **kwargs) -> int:  # on the database thread: held until the other loop doubts
+        record_started.set()
+        assert doubt_taken.wait(10), "the second loop never judged the block"
+        return real_record_gone(*args, **kwargs)
+
+    def take_doubted() -> list[str]:
+        doubted = real_take_doubted()
+        if doubted:
+            doubt_taken.set()
+        return doubted
+
+    monkeypatch.setattr(track_loops, "record_gone", record_gone)
+    monkeypatch.setattr(monitor, "take_doubted", take_doubted)
+    reads = 0
+
+    async def read(video_id: str) -> Answer[ItemAt]:
+        nonlocal reads
+        reads += 1
+        if reads == 2:  # the second loop's answer comes while the first loop's record is being written
+            assert await asyncio.to_thread(record_started.wait, 10), "the first loop never recorded its video gone"
+        raise deleted()
+
+    async def confirm(video_id: str) -> Answer[ItemAt]:
+        raise deleted()
+
+    with pytest.raises(PersistentlyBlocked):
+        asyncio.run(run(tracker, {"t0": reader(read, confirm)}))
+    assert Counter(t.status for t in targets(store).values()) == Counter(pending=4)
+    assert tracker.counters.outcomes["gone"] == 0
+
+
 def test_a_video_whose_page_still_loads_when_the_block_is_judged_stays_pending(store):
     """With several loops, a video believed unavailable may still be loading its page when later answers
     prove the run a block: set back with the others, its page's answer must not stop its schedule after."""

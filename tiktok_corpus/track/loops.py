@@ -110,13 +110,14 @@ class Tracking:
     async def schedule(self) -> None:
         started = self.wall()
         self._scheduled_at = started
-        self.counters.scheduled += await self._db(
+        scheduled = await self._db(
             schedule_targets,
             self.store,
             self.options.ages_s,
             now=self.clock(),
             late_fraction=self.options.late_fraction,
         )
+        self.counters.scheduled += scheduled  # not `+= await`: that reads the count before it waits
         self._reschedule_every_s = max(RESCHEDULE_EVERY_S, RESCHEDULE_COST_MULTIPLE * (self.wall() - started))
 
     def _finished(self) -> bool:
@@ -289,7 +290,10 @@ class Tracking:
             finally:
                 if doubted := self.monitor.take_doubted():  # the run's first answers were the block's too
                     self._set_back.update(self._confirming.intersection(doubted))  # not gone yet: not restored
-                    self.counters.outcomes["gone"] -= await self._db(restore_gone, self.store, doubted)
+                    restored = await self._db(restore_gone, self.store, doubted)
+                    # Not `-= await`: the count read before the wait lost the gone that another loop
+                    # counted meanwhile (a blocked run's summary said gone -3).
+                    self.counters.outcomes["gone"] -= restored
             if not believed:  # a block: the claim goes back (on a raise, close() gives it back)
                 await self._given_back(due, worker)
                 return None
