@@ -917,6 +917,8 @@ def test_fetch_alone_against_gnarly_is_persistently_blocked_where_auto_goes_on(m
 
     assert blocked.returncode == 3, blocked.stderr
     assert "persistently blocked" in blocked.stderr and "empty_body" in blocked.stderr
+    # What helps, where waiting and a proxy do not: the method with a fallback.
+    assert "--related-via fetch has no fallback" in blocked.stderr and "--related-via auto" in blocked.stderr
     assert video_rows(db_url, "expand_status = 'expanded'") == 0 and video_rows(db_url) >= SIGNED_SEEDS
     resumed = subprocess.run(
         crawl_command(rep.base_url, db_url, tmp_path / "data", **sizes), capture_output=True, text=True, timeout=240

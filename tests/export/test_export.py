@@ -564,6 +564,12 @@ def test_bad_options_are_config_errors(bad):
         ExportOptions(**bad)
 
 
+def test_score_weights_all_zero_are_refused_saying_so():
+    """All zero weigh nothing: the message said "four non-negative numbers", which 0,0,0,0 are."""
+    with pytest.raises(ConfigError, match=r"four non-negative numbers \(c,l,p,s\), not all zero"):
+        ExportOptions(weights=(0, 0, 0, 0))
+
+
 def test_shard_size_belongs_to_the_webdataset_format():
     """The other formats write no shards: a --shard-size given with them is a mistake, not a no-op."""
     with pytest.raises(ConfigError, match="--shard-size is for --format webdataset: csv writes no shards"):

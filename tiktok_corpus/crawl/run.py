@@ -41,6 +41,7 @@ from ..tiktok.browser import BrowserSource, WorkerSession, default_user_agent, s
 from ..tiktok.contract import ItemList
 from ..tiktok.related_lists import RelatedLists, session_related_lists
 from ..tiktok.session_files import session_dir
+from ..tiktok.site_methods import REFUSALS
 from .alongside import DownloadsAlongside
 from .claims import ParentClaims
 from .options import CrawlCounters, CrawlOptions, CrawlProgress, CrawlSummary
@@ -339,7 +340,7 @@ class _Crawl:
             videos = corpus_video_count(self.store)
             status = "target_reached" if videos >= options.max_videos else "frontier_exhausted"
         except PersistentlyBlocked as exc:
-            status, message = "blocked", exc.message
+            status, message = "blocked", exc.message + self._fixed_method_hint()
         except SiteUnreachable as exc:
             status, message = "unreachable", exc.message
         except BlockedError as exc:  # a session never got past the blocks in its retries
@@ -360,6 +361,17 @@ class _Crawl:
                 with contextlib.suppress(PlaywrightError):
                     await first.save_session(session_dir(self.settings))
         return status, message, downloads
+
+    def _fixed_method_hint(self) -> str:
+        """What to change when a method fixed with ``--related-via`` was refused throughout: the site may
+        demand a signature it lacks (X-Gnarly), and neither waiting nor a proxy brings the list back."""
+        via = self.options.related_via
+        if via in ("auto", "page") or not REFUSALS.intersection(self.monitor.kinds):
+            return ""
+        return (
+            f"; --related-via {via} has no fallback, and the site may demand a signature it lacks: "
+            "--related-via auto (the default) goes on to the pages' own requests"
+        )
 
     def _end_stopped_run(self, exc: BaseException) -> None:
         """Close the run's row as ``interrupted`` (Ctrl-C) or ``failed``, with its counts; a row that

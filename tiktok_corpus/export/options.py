@@ -97,7 +97,9 @@ class ExportOptions:
         if self.split[0] <= 0:
             raise ConfigError("--split: the train fraction must be positive")
         if len(self.weights) != 4 or any(w < 0 for w in self.weights) or sum(self.weights) <= 0:
-            raise ConfigError(f"--score-weights needs four non-negative numbers (c,l,p,s), got {self.weights}")
+            raise ConfigError(
+                f"--score-weights needs four non-negative numbers (c,l,p,s), not all zero, got {self.weights}"
+            )
         if not 0.0 <= self.threshold_quantile < 1.0:
             raise ConfigError(f"--threshold-quantile must be in [0, 1), got {self.threshold_quantile}")
         if self.shard_size is not None and self.format != "webdataset":

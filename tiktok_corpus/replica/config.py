@@ -46,7 +46,7 @@ class ReplicaConfig:
     signing: str = described(
         "none",
         "What the APIs demand: none, xbogus (frontierSign's X-Bogus) or gnarly (ts + X-Gnarly, which only the "
-        "pages' own scripts can make); anything else gets an empty 200.",
+        "pages' own scripts can make); a call without what the mode demands gets an empty 200.",
     )
     time_scale: float | None = described(
         None,
