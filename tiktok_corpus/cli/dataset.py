@@ -33,7 +33,8 @@ def db_upgrade(
 def db_current(
     ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print the revisions as JSON.")
 ) -> None:
-    """Print the database's schema revision and the one this version needs (exit 0 either way)."""
+    """Print the database's schema revision and the one this version needs (exit 0 whether or not they
+    match; 1 where there is no database)."""
     from ..store.db import database_revision, head_revision, known_revisions
 
     current, head = database_revision(settings_of(ctx)), head_revision()
