@@ -10,7 +10,8 @@ ffprobe does):
 * ISO-BMFF files (mp4/mov: what TikTok serves) state the frame count (``nb_frames``, the sample
   table). It is trusted when it agrees with duration x frame rate and a walk over the top-level
   boxes shows the file is whole - a truncated ``mdat`` would otherwise keep the full count;
-* every other container (or an inconsistent ``nb_frames``) gets its video packets counted
+* every other container (or an inconsistent ``nb_frames``, or a box whose size cannot show where the
+  file ends) gets its video packets counted
   (demux only: ``container.demux`` in-process, ``-count_packets`` in ffprobe). Demuxer errors met
   while counting (a file that ends early) make the file corrupt.
 
@@ -120,9 +121,9 @@ def probe(path: str | os.PathLike, *, timeout: float = PROBE_TIMEOUT_S, in_proce
     ``in_process=False`` skips PyAV and asks ffprobe (the cross-check of the in-process path).
     """
     path = Path(path)
-    bmff = check_whole(path)
-    found = _libav_info(path, bmff=bmff, timeout=timeout) if in_process else None
-    info, demuxer_errors = found or _ffprobe_info(path, bmff=bmff, timeout=timeout)
+    whole = check_whole(path)
+    found = _libav_info(path, whole=whole, timeout=timeout) if in_process else None
+    info, demuxer_errors = found or _ffprobe_info(path, whole=whole, timeout=timeout)
     video = _first_video_stream(info)
     if "nb_read_packets" in (video or {}) and demuxer_errors:
         raise MediaError(f"{path.name}: demuxer errors while reading packets: {demuxer_errors}", kind="truncated")
@@ -138,7 +139,8 @@ def video_codec(path: str | os.PathLike, *, timeout: float = PROBE_TIMEOUT_S) ->
     :func:`probe`.
     """
     path = Path(path)
-    check_whole(path)
+    if not check_whole(path):  # no box says where the file ends: the packets tell whether it is cut
+        return probe(path, timeout=timeout).video_codec
     try:
         # Headers only: no frame decoded (skip_frame) and no packets read ahead to analyse them
         # (probesize); an mp4 states its streams in its index. A third of a plain open's CPU. The work
@@ -196,7 +198,7 @@ def deep_check(path: str | os.PathLike, *, timeout: float = DEEP_TIMEOUT_S) -> i
 # --- in-process: PyAV ---------------------------------------------------------------------------
 
 
-def _libav_info(path: Path, *, bmff: bool, timeout: float) -> tuple[dict, str] | None:
+def _libav_info(path: Path, *, whole: bool, timeout: float) -> tuple[dict, str] | None:
     """The ffprobe-shaped record and the container's error logs, or None where libav cannot read it.
 
     Error logs are captured per thread (PyAV's log capture), so concurrent probes keep theirs apart.
@@ -213,7 +215,7 @@ def _libav_info(path: Path, *, bmff: bool, timeout: float) -> tuple[dict, str] |
                 "streams": [_libav_stream(stream) for stream in container.streams],
             }
             video = _first_video_stream(info)
-            if video is not None and (not bmff or _stated_frame_count(info, video) is None):
+            if video is not None and (not whole or _stated_frame_count(info, video) is None):
                 packets = _count_packets(container, container.streams[video["index"]], deadline)
                 video["nb_read_packets"] = str(packets)
     except (av.ExitError, TimeoutError):  # libav's interrupt callback, or the count ran too long
@@ -299,7 +301,7 @@ def _timeout(path: Path, timeout: float) -> MediaError:
 # --- ffprobe ------------------------------------------------------------------------------------
 
 
-def _ffprobe_info(path: Path, *, bmff: bool, timeout: float) -> tuple[dict, str]:
+def _ffprobe_info(path: Path, *, whole: bool, timeout: float) -> tuple[dict, str]:
     """The record from ffprobe (packets counted where the stated count is absent or not trusted)."""
     args = [FFPROBE, "-hide_banner", "-v", "error", "-of", "json", "-show_format", "-show_streams", media_path(path)]
     done = run_tool(args, timeout=timeout, what=f"probe {path.name}")
@@ -309,7 +311,7 @@ def _ffprobe_info(path: Path, *, bmff: bool, timeout: float) -> tuple[dict, str]
         raise MediaError(f"{path.name}: ffprobe printed no JSON: {_tail(done.stderr)}", kind="unreadable") from None
     stderr = done.stderr
     video = _first_video_stream(info)
-    if video is not None and (not bmff or _stated_frame_count(info, video) is None):
+    if video is not None and (not whole or _stated_frame_count(info, video) is None):
         packets, reading_errors = _ffprobe_count_packets(path, video["index"], timeout=timeout)
         video["nb_read_packets"] = str(packets)
         stderr += reading_errors

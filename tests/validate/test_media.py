@@ -116,6 +116,46 @@ def test_a_faststart_file_cut_where_its_media_data_begins_is_truncated(media_dir
     assert probed.value.kind == checked.value.kind == "truncated"
 
 
+def _with_mdat_size(data: bytes, size: int) -> bytes:
+    at = _top_level_boxes(data)[b"mdat"]
+    return data[:at] + size.to_bytes(4, "big") + data[at + 4 :]
+
+
+@pytest.mark.parametrize("mdat_size", [0, 4], ids=["to_the_end", "no_box"])
+@pytest.mark.parametrize("in_process", [True, False])
+def test_a_file_cut_inside_media_data_whose_size_says_no_end_is_truncated(media_dir, tmp_path, mdat_size, in_process):
+    """An ``mdat`` of size 0 runs to the end of the file, wherever a cut put it, and one of 4 is no box:
+    the walk over the boxes stopped there and vouched for the file, so the stated count (all the frames)
+    was believed, the download landed it and validate called it valid. The packets, counted, run out."""
+    whole = (media_dir / "faststart.mp4").read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(_with_mdat_size(whole, mdat_size)[: len(whole) * 2 // 3])
+
+    with pytest.raises(MediaError) as probed:
+        probe(cut, in_process=in_process)
+    with pytest.raises(MediaError) as checked:
+        video_codec(cut)
+    assert probed.value.kind == checked.value.kind == "truncated"
+
+
+def test_a_whole_file_whose_media_data_runs_to_its_end_keeps_every_frame(media_dir, tmp_path):
+    reference = probe(media_dir / "faststart.mp4")
+    whole = tmp_path / "to_the_end.mp4"
+    whole.write_bytes(_with_mdat_size((media_dir / "faststart.mp4").read_bytes(), 0))
+    assert probe(whole).frame_count == probe(whole, in_process=False).frame_count == reference.frame_count
+    assert video_codec(whole) == "h264"
+
+
+def test_a_box_to_the_end_of_the_file_before_any_media_data_is_truncated(media_dir, tmp_path):
+    data = (media_dir / "faststart.mp4").read_bytes()
+    mdat = _top_level_boxes(data)[b"mdat"]
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[:mdat] + b"\0\0\0\0free" + data[mdat + 8 : mdat + 4000])
+    with pytest.raises(MediaError, match="no media data") as probed:
+        probe(cut)
+    assert probed.value.kind == "truncated"
+
+
 def test_a_file_whose_name_holds_a_colon_is_read_as_a_file(media_dir, tmp_path, monkeypatch):
     """libav and ffmpeg read a relative ``2024-05-01T12:30:00.mp4`` as a URL of protocol ``2024-05-01T12``."""
     monkeypatch.chdir(tmp_path)
