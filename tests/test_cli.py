@@ -488,6 +488,11 @@ def test_damaged_records_are_one_line_errors_not_tracebacks(tmp_path):
         assert result.exit_code == 1 and said in result.stderr and "Traceback" not in result.output
     result = runner.invoke(app, ["predict", str(video), "--run", str(run), "--device", "cpu"])
     assert result.exit_code == 1 and "best.pt is not a readable checkpoint" in result.stderr
+    import torch  # here: the other CLI tests do without its import
+
+    torch.save({"foo": 1}, run / "best.pt")  # readable, but no run's: KeyError 'config'
+    result = runner.invoke(app, ["predict", str(video), "--run", str(run), "--device", "cpu"])
+    assert result.exit_code == 1 and "best.pt is no checkpoint of `corpus train`" in result.stderr
     (run / "metrics.json").write_text("{")
     result = runner.invoke(app, [*data_dir, "report", "--run", str(run)])
     assert result.exit_code == 1 and "metrics.json is corrupt" in result.stderr and "Traceback" not in result.output

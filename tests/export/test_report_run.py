@@ -17,8 +17,10 @@ from typer.testing import CliRunner
 
 from tiktok_corpus.cli import app
 from tiktok_corpus.config import Settings
+from tiktok_corpus.errors import ConfigError
 from tiktok_corpus.export import ExportOptions, run_export
 from tiktok_corpus.export.runs import RunExportMismatch, another_corpus, export_for_run
+from tiktok_corpus.report.model import read_run
 from tiktok_corpus.store.db import open_store
 from tiktok_corpus.store.models import StatsSnapshot
 from tiktok_corpus.train import TrainConfig, train
@@ -205,3 +207,16 @@ def test_the_report_reads_the_export_it_accepted_not_the_one_the_run_recorded(tm
 
     assert result.exit_code == 0, result.output
     assert 'id="model"' in page.read_text()
+
+
+@pytest.mark.parametrize("damage", ["cut", "gone"])
+def test_a_run_whose_predictions_cannot_be_read_is_refused_in_one_line(tmp_path, damage):
+    """A predictions table cut short gave pyarrow's traceback, and with --json no error document."""
+    _, run_dir = corpus_with_run(tmp_path / "data", [0, 1, 0, 1, 0, 1])
+    predictions = run_dir / "predictions.parquet"
+    if damage == "cut":
+        predictions.write_bytes(predictions.read_bytes()[:300])
+    else:
+        predictions.unlink()
+    with pytest.raises(ConfigError, match=r"predictions\.parquet cannot be read .*; train the run again"):
+        read_run(run_dir)

@@ -16,8 +16,10 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
 from tiktok_corpus import train as train_package
+from tiktok_corpus.cli import app
 from tiktok_corpus.errors import ConfigError
 from tiktok_corpus.train import TrainConfig
 from tiktok_corpus.train.loop import train as train_network
@@ -66,6 +68,9 @@ def test_fusion_learns_through_its_side_inputs(coin_flip_export, tmp_path):
     assert metrics["model"]["roc_auc"] > metrics["baselines"]["majority"]["roc_auc"] + 0.2
     with pytest.raises(ConfigError, match="fusion run"):
         next(predict([coin_flip_export / "videos" / "x.mp4"], run_dir))
+    (run_dir / "config.json").unlink()  # its checkpoint says fusion too: a forward without its side inputs failed
+    with pytest.raises(ConfigError, match="fusion run"):
+        next(predict([coin_flip_export / "videos" / "x.mp4"], run_dir))
 
 
 def test_fusion_without_side_modalities_is_a_clear_error(coin_flip_export, tmp_path):
@@ -109,3 +114,11 @@ def test_a_fusion_run_resumes_as_fusion_on_its_modalities_without_naming_them(co
         with pytest.raises(ConfigError, match=r"--resume: .* trained on side inputs of other (width|settings) than"):
             train_package.train(again)
     assert len(pd.read_csv(run_dir / "history.csv")) == 2
+
+    # Its own --modalities given again changes nothing: the command's default model, which has no use for
+    # them, refused it ("--modalities does not apply to --model r2plus1d").
+    monkeypatch.setattr(train_package, "_feature_table", lambda config, features: side)
+    command = ["train", str(coin_flip_export), "--resume", "--out", str(run_dir), "--epochs", "3"]
+    given_again = CliRunner().invoke(app, [*command, "--modalities", "video,author,time"])
+    assert given_again.exit_code == 0, given_again.output
+    assert len(pd.read_csv(run_dir / "history.csv")) == 3

@@ -256,6 +256,7 @@ def test_a_resume_refuses_what_it_would_not_apply(tmp_path, monkeypatch):
     )
     monkeypatch.chdir(tmp_path)  # the same export by another path
     again = resume(Path("export"), epochs=4, frames=4, size=16, batch_size=8, freeze_backbone=True)
+    assert again.export_dir == export.resolve()  # saved with the run, resumed and reported from anywhere
     assert (again.epochs, again.frames, again.size, again.lr, again.patience) == (4, 4, 16, 1e-3, 5)
     assert resumed_config(TrainConfig(export, resume=True, epochs=5), run_dir)[0].frames == 4
     assert resume(tmp_path / "copy", epochs=4, cache_dir=tmp_path / "cache").cache_dir == tmp_path / "cache"

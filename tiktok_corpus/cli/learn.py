@@ -95,7 +95,9 @@ def train(
     from ..train.loop import reports_results
     from ..train.metrics import main_metric_line
 
-    for name in options_unused_by(model):
+    # A resume without --model trains the saved run's model, whose own options check_resume compares.
+    unused = () if resume and not given_on_command_line(ctx, "model") else options_unused_by(model)
+    for name in unused:
         if given_on_command_line(ctx, name):
             flag = "--" + name.replace("_", "-")
             raise ConfigError(f"{flag} does not apply to --model {model} (it would be recorded as if it had been used)")

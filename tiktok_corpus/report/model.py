@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 from sklearn.metrics import roc_curve
 
 from .._files import contained_file, newest_written
+from ..errors import ConfigError
 from ..export.format import read_export
 from ..export.runs import run_export_dir, run_metrics
 from ..posters import poster_frames
@@ -257,8 +258,15 @@ def read_run(run_dir: Path) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     """``(metrics, history, predictions)`` of a run directory (history empty when it has none)."""
     run_dir = Path(run_dir)
     metrics = run_metrics(run_dir)
-    history = pd.read_csv(run_dir / "history.csv") if (run_dir / "history.csv").is_file() else pd.DataFrame()
-    return metrics, history, pd.read_parquet(run_dir / "predictions.parquet")
+    history_file, predictions_file = run_dir / "history.csv", run_dir / "predictions.parquet"
+    try:
+        history = pd.read_csv(history_file) if history_file.is_file() else pd.DataFrame()
+        return metrics, history, pd.read_parquet(predictions_file)
+    except (OSError, ValueError) as exc:  # missing, cut short, not a table (pyarrow's errors are ValueErrors)
+        raise ConfigError(
+            f"{run_dir}: its {history_file.name} or {predictions_file.name} cannot be read ({exc}); train the "
+            "run again (another --out)"
+        ) from None
 
 
 def _curves(fig: Figure, history: pd.DataFrame) -> None:

@@ -24,9 +24,12 @@ def read_checkpoint(path: Path) -> dict:
     """A checkpoint this package wrote: tensors and plain values only (``weights_only``: a hostile file
     cannot run code), or a clear error when the file is damaged."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        found = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, ValueError, EOFError, OSError, pickle.UnpicklingError) as exc:
         raise ConfigError(f"{path} is not a readable checkpoint ({str(exc).splitlines()[0][:200]})") from None
+    if not isinstance(found, dict) or not isinstance(found.get("config"), dict) or "model" not in found:
+        raise ConfigError(f"{path} is no checkpoint of `corpus train`: it holds no model and config")
+    return found
 
 
 def resumed_config(config: TrainConfig, run_dir: Path) -> tuple[TrainConfig, dict]:

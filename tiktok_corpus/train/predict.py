@@ -37,14 +37,10 @@ def predict(paths: Iterable[Path], run_dir: Path, device: str = DEFAULT_DEVICE) 
     """
     run_dir = Path(run_dir)
     saved = run_dir / "config.json"  # read first: a gbdt run has no best.pt to load, and is no network's
-    kind = read_json_object(saved).get("model", "r2plus1d") if saved.is_file() else "r2plus1d"
-    if kind != "r2plus1d":
-        raise ConfigError(
-            f"{run_dir} is a {kind} run: it scores the export's rows from their feature tables, "
-            "not loose video files; predict scores runs of the paper's network"
-        )
+    _refuse_other_models(run_dir, read_json_object(saved).get("model", "r2plus1d") if saved.is_file() else "r2plus1d")
     target = resolve_device(device)
     model, config = load_run_model(run_dir, target)
+    _refuse_other_models(run_dir, config.model)  # a fusion run without its config.json
     metrics_path = run_dir / "metrics.json"
     threshold = read_json_object(metrics_path)["model"]["threshold"] if metrics_path.is_file() else None
     rules = Rules(min_frames=_trained_min_frames(run_dir, config.export_dir))
@@ -69,6 +65,14 @@ def predict(paths: Iterable[Path], run_dir: Path, device: str = DEFAULT_DEVICE) 
                 proxy.unlink(missing_ok=True)
             label = None if threshold is None else int(score >= threshold)
             yield {"path": str(path), "score": score, "label": label, "threshold": threshold, "warning": warning}
+
+
+def _refuse_other_models(run_dir: Path, kind: object) -> None:
+    if kind != "r2plus1d":
+        raise ConfigError(
+            f"{run_dir} is a {kind} run: it scores the export's rows from their feature tables, "
+            "not loose video files; predict scores runs of the paper's network"
+        )
 
 
 def _trained_min_frames(run_dir: Path, recorded_export: Path) -> int:
