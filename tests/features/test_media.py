@@ -73,6 +73,29 @@ def test_a_float_track_holding_nan_is_unknown_not_the_end_of_the_table(tmp_path)
     assert audio_modality._video_audio(video, 1.0) == {}
 
 
+def test_a_file_whose_track_the_decoder_cannot_find_is_unknown_where_the_probe_found_one(tmp_path):
+    """TorchCodec finds "no audio stream" in a file cut inside its index too (the video's track whole, the
+    sound's not): the probe's track was then recorded as absent (has_audio 0), not unknown."""
+    whole, cut = tmp_path / "whole.mp4", tmp_path / "cut.mp4"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=64x64:rate=10", "-f", "lavfi", "-i", "sine"]
+        + ["-t", "20", "-c:v", "libx264", "-c:a", "aac", "-shortest", "-movflags", "+faststart", str(whole)],
+        check=True,
+    )
+    for size in range(500, 20_000, 250):  # where the cut leaves the sound's track out of the index
+        cut.write_bytes(whole.read_bytes()[:size])
+        try:
+            audio_modality.decode_audio(cut)
+        except audio_modality.NoAudio:
+            break
+        except RuntimeError:  # no container libav can open: undecodable, as before
+            continue
+    else:
+        pytest.fail("no cut of the file left libav a container without its sound")
+    assert audio_modality._video_audio(cut, 1.0) == {}
+    assert audio_modality._video_audio(cut, float("nan")) == {"has_audio": 0.0}  # no probe: the decoder's word
+
+
 def test_a_decoder_that_cannot_load_stops_the_table_and_caches_nothing(sound_export, monkeypatch):
     """TorchCodec without FFmpeg's libraries (or built for another torch) raises the RuntimeError an
     undecodable track raises: taken per file, every row was NaN, and the table was cached as measured

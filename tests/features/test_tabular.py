@@ -287,6 +287,15 @@ def test_time_table_reads_hour_weekday_and_original_sound(table):
     assert not frame.isna().any().any()
 
 
+def test_a_posting_time_no_calendar_holds_is_unknown_not_the_end_of_the_table():
+    """``create_time`` 10**15 (or a millisecond one read as seconds far off) raised OutOfBoundsDatetime."""
+    frame = time_features(pd.DataFrame({"create_time": [1_700_000_000, 10**15]}))
+    assert (
+        frame["time.hour"].iloc[0] == pytest.approx(22 + 13 / 60)
+        and frame.iloc[1][["time.hour", "time.weekday"]].isna().all()
+    )
+
+
 def test_the_sites_original_flag_decides_and_the_english_title_only_where_it_is_unknown():
     """A localised or retitled original sound is original; an export without the flag (older) falls back
     to the English title."""

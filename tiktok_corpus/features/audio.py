@@ -126,8 +126,8 @@ def _video_audio(path: Path, has_audio: float) -> dict[str, float]:
         return {"has_audio": 0.0}
     try:
         samples = decode_audio(path)
-    except NoAudio:
-        return {"has_audio": 0.0}
+    except NoAudio:  # TorchCodec says so of a broken file too: where the probe found a track, unknown
+        return {} if has_audio == 1 else {"has_audio": 0.0}
     except RuntimeError:  # an undecodable track: unknown, not absent
         return {}
     # A float PCM track can hold NaN, inf, or values far past full scale that overflow librosa's sums:

@@ -28,7 +28,7 @@ def settings(options) -> dict:
 def time_features(table: pd.DataFrame) -> pd.DataFrame:
     """Posting hour and weekday (UTC), duration, fps, resolution, original sound."""
     created = numeric(table, "create_time")
-    posted = pd.to_datetime(created, unit="s", utc=True)
+    posted = pd.to_datetime(created, unit="s", utc=True, errors="coerce")  # one no calendar holds: unknown
     hour = posted.dt.hour + posted.dt.minute / 60
     width, height = numeric(table, "width"), numeric(table, "height")
     return named(
