@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -336,6 +337,23 @@ def test_an_unreachable_database_fails_in_one_line_without_the_password(command)
     assert "secret" not in result.stdout + result.stderr
     assert result.stderr.startswith("error: cannot open database postgresql+psycopg://corpus:***@127.0.0.1:1/x")
     assert result.stderr.strip().count("\n") == 0
+
+
+def test_a_database_that_takes_the_connection_and_never_answers_is_given_up(monkeypatch):
+    """A server that accepts and says nothing (or a firewall dropping the packets) held every command for
+    good, printing nothing: libpq waited without a connect_timeout."""
+    from tiktok_corpus.store import db
+
+    monkeypatch.setitem(db._CONNECT_ARGS, "connect_timeout", 1)  # the same give-up, sooner than the default
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()  # the kernel completes the handshake; no one ever answers
+        url = f"postgresql+psycopg://corpus:secret@127.0.0.1:{silent.getsockname()[1]}/x"
+        result = runner.invoke(app, ["--db", url, "status"])
+    assert result.exit_code == 1 and "cannot open database" in result.stderr and "timeout" in result.stderr, (
+        result.output
+    )
+    assert "secret" not in result.output
 
 
 def boundary_app(error: Exception) -> typer.Typer:

@@ -95,6 +95,9 @@ def test_passwords_never_reach_output():
     assert "s3cret" not in repr(settings) and "pr0xy" not in repr(settings)
     assert "s3cret" not in str(settings)
     assert redact_url("not a url :// s3cret@") == "<unparseable database URL>"
+    # libpq's own spelling of a password (printed whole in errors, the report and export manifests before)
+    for url in ("postgresql+psycopg://u@h/db?password=s3cret", "postgresql+psycopg://u@/db?host=/run&password=s3cret"):
+        assert "s3cret" not in redact_url(url) and redact_url(url).startswith("postgresql+psycopg://u@")
 
 
 def test_browser_resolution(monkeypatch, tmp_path):

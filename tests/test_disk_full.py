@@ -3,12 +3,15 @@ through SQLAlchemy, PostgreSQL's disk_full; anything else keeps its traceback.""
 
 from __future__ import annotations
 
+import sqlite3
+
 import psycopg
 import pytest
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.exc import OperationalError
 
 from tiktok_corpus.errors import DiskFull, disk_full
+from tiktok_corpus.store.db import reporting_connection_errors
 
 
 def test_the_kernels_enospc():
@@ -35,6 +38,27 @@ def test_sqlites_full_database_through_sqlalchemy(tmp_path):
     engine.dispose()
     error = disk_full(raised.value)
     assert error is not None and "SQLite database's disk is full" in error.message
+
+
+def test_a_full_disk_met_opening_or_committing_is_a_full_disk_not_a_database_that_cannot_open(tmp_path):
+    """SQLITE_FULL at a commit (no statement) and the -shm file that cannot grow ("disk I/O error", at every
+    open) were said as "cannot open database", the advice of a full disk lost."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'small.db'}")
+
+    @event.listens_for(engine, "connect")
+    def _cap(dbapi_conn, _record):
+        dbapi_conn.execute("PRAGMA max_page_count = 8")
+
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (body TEXT)"))
+    with pytest.raises(OperationalError) as raised, engine.begin() as conn:
+        conn.execute(text("INSERT INTO t VALUES (:body)"), [{"body": "x" * 4000}] * 20)
+    engine.dispose()
+    shm = sqlite3.OperationalError("disk I/O error")
+    shm.sqlite_errorcode = sqlite3.SQLITE_IOERR_SHMSIZE  # as the driver sets it; a full tmpfs is no test's to make
+    for driver_error in (raised.value.orig, shm):
+        with pytest.raises(DiskFull, match="disk is full"), reporting_connection_errors(str(engine.url)):
+            raise OperationalError(None, None, driver_error) from driver_error  # SQLAlchemy's, at a commit or an open
 
 
 def test_postgres_disk_full_as_sqlalchemy_raises_it():

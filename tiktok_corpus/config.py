@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from dataclasses import field
 from pathlib import Path
@@ -111,13 +112,24 @@ def checked_proxy_url(url: str) -> str:
 
 
 def redact_url(url: str) -> str:
-    """Mask the password of a database URL (``postgresql://u:***@h/db``)."""
+    """Mask the password of a database URL (``postgresql://u:***@h/db``), libpq's ``?password=`` too."""
     from sqlalchemy.engine import make_url  # here: settings are read by every command, SQLAlchemy by some
 
+    if credentials_and_host(url).count("@") > 1:  # a raw "@" in the password: its rest would pass for the host
+        return "<unparseable database URL>"
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
+        if "password" in parsed.query:
+            parsed = parsed.update_query_dict({"password": "***"})
+        return parsed.render_as_string(hide_password=True)
     except Exception:  # not a URL SQLAlchemy understands: never risk echoing a secret
         return "<unparseable database URL>"
+
+
+def credentials_and_host(url: str) -> str:
+    """What a URL holds between its ``scheme://`` and its path or query: ``user:password@host:port``."""
+    after = url.partition("://")[2]
+    return re.split(r"[/?]", after, maxsplit=1)[0]
 
 
 def playwright_browsers_dir() -> Path:

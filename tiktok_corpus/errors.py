@@ -149,6 +149,9 @@ class DiskFull(CorpusError):
 
 
 POSTGRES_DISK_FULL = "53100"  # SQLSTATE disk_full
+# SQLite's: the database's disk, and the -shm file (of the write-ahead log) that could not grow ("disk I/O
+# error" as the driver words it, at every open of a database whose disk is full).
+SQLITE_DISK_FULL = (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR_SHMSIZE)
 NOT_PERMITTED_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS)
 IN_THE_WAY_ERRNOS = (errno.ENOTDIR, errno.EEXIST)  # making a folder where a file is, or under one
 
@@ -160,7 +163,7 @@ def disk_full(exc: BaseException) -> DiskFull | None:
         if isinstance(error, OSError) and error.errno == errno.ENOSPC:
             where = f" writing {error.filename}" if error.filename else ""
             return DiskFull(f"no space left on the disk{where}: {_AFTER_DISK_FULL}")
-        if isinstance(error, sqlite3.Error) and getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+        if isinstance(error, sqlite3.Error) and getattr(error, "sqlite_errorcode", None) in SQLITE_DISK_FULL:
             return DiskFull(f"the SQLite database's disk is full: {_AFTER_DISK_FULL}")
         if getattr(error, "sqlstate", None) == POSTGRES_DISK_FULL:
             return DiskFull(f"PostgreSQL's disk is full: {_AFTER_DISK_FULL}")

@@ -240,7 +240,9 @@ def test_a_postgres_url_in_libpq_spelling_is_accepted(pg_url):
         ("mysql://root:s3cret@db/corpus", "unsupported database URL of scheme 'mysql'"),
         # SQLAlchemy cannot use these: a traceback (and no --json document) before
         ("postgresql+psycopg://u:s3cret@127.0.0.1:notaport/x", "it cannot be read (is the port a number"),
-        ("postgresql://alice:Sup3r@s3cret:99@host/db", "it cannot be read"),  # SQLAlchemy quoted "s3cret:99@host"
+        ("postgresql://alice:Sup3r@s3cret:99@host/db", "more than one '@' before its host; write each '@'"),
+        # SQLAlchemy reads it (password "p", host "s3cret@127.0.0.1"): the driver's error printed the rest
+        ("postgresql+psycopg://u:p@s3cret@127.0.0.1/x", "more than one '@' before its host; write each '@'"),
         ("postgresql+psycopg2://u:s3cret@127.0.0.1:1/x", "its driver psycopg2 is not installed"),
         ("postgresql+bogus://u:s3cret@127.0.0.1:1/x", "SQLAlchemy has no driver 'postgresql+bogus'"),
     ],

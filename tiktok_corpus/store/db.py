@@ -30,7 +30,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..config import Settings, redact_url
+from ..config import Settings, credentials_and_host, redact_url
 from ..errors import ConfigError, StaleSchemaError, disk_full
 
 if TYPE_CHECKING:
@@ -56,7 +56,15 @@ def _json_text(value: object) -> str:
 _JSON_CODEC: dict[str, Any] = {"json_serializer": _json_text, "json_deserializer": orjson.loads}
 # TCP keepalives on Postgres connections (libpq's, unless the URL sets them): a connection idle for long, as
 # a worker's presence is (store/workers.py), is kept through NATs and firewalls that drop silent ones.
-_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 60, "keepalives_interval": 15, "keepalives_count": 4}
+# A server that takes the connection and never answers (or a firewall dropping it) is given up after
+# connect_timeout seconds: without it, a command hung there for good, saying nothing.
+_CONNECT_ARGS = {
+    "keepalives": 1,
+    "keepalives_idle": 60,
+    "keepalives_interval": 15,
+    "keepalives_count": 4,
+    "connect_timeout": 10,
+}
 
 
 def sqlite_file(url: str) -> Path | None:
@@ -119,9 +127,15 @@ def make_engine(url: str, *, immutable: bool = False) -> Engine:
         url = "postgresql+psycopg" + url.removeprefix("postgres")  # the driver installed, whatever the default
     if url.startswith("postgresql"):
         try:
-            keepalives = {key: value for key, value in _KEEPALIVES.items() if key not in make_url(url).query}
+            _refuse_an_at_in_the_password(url)
+            given = make_url(url).query
             return create_engine(
-                url, pool_pre_ping=True, pool_size=10, max_overflow=10, connect_args=keepalives, **_JSON_CODEC
+                url,
+                pool_pre_ping=True,
+                pool_size=10,
+                max_overflow=10,
+                connect_args={key: value for key, value in _CONNECT_ARGS.items() if key not in given},
+                **_JSON_CODEC,
             )
         except (ValueError, ArgumentError, NoSuchModuleError, ImportError) as exc:  # a port, a driver not there
             # Said in words of our own: SQLAlchemy's quote the URL, or the part of it a stray "@" left unparsed.
@@ -140,6 +154,16 @@ def make_engine(url: str, *, immutable: bool = False) -> Engine:
     raise ConfigError(
         f"unsupported {named} (use sqlite:///path/to/corpus.db or postgresql+psycopg://user@host/database)"
     )
+
+
+def _refuse_an_at_in_the_password(url: str) -> None:
+    """A password with a raw "@" is read up to it, the rest taken for the host, which the driver's error
+    then printed ("failed to resolve host 'sssecret@127.0.0.1'")."""
+    if credentials_and_host(url).count("@") > 1:
+        raise ConfigError(
+            f"cannot use the database URL {redact_url(url)}: it has more than one '@' before its host; write "
+            "each '@' of the password as %40 (use postgresql+psycopg://user:password@host:5432/database)"
+        )
 
 
 def alembic_config(engine: Engine | None = None) -> Config:
@@ -172,6 +196,8 @@ def reporting_connection_errors(url: str) -> Iterator[None]:
     except DBAPIError as exc:
         if exc.statement is not None:  # a failing statement on a live connection: not ours to soften
             raise
+        if full := disk_full(exc):  # a commit (no statement) on a full disk: said as everywhere else
+            raise full from None
         raise ConfigError(
             f"cannot open database {redact_url(url)}: {_driver_reason(exc, url)}{_unwritable_folder(url)}",
             kind="db_unreachable",
