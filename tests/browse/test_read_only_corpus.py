@@ -4,6 +4,7 @@ is a clear error."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
@@ -80,6 +81,11 @@ def test_a_read_only_corpus_is_browsed_and_counted(demo_corpus, tmp_path):
         )
         assert status.returncode == 0, status.stderr
         assert '"videos"' in status.stdout
+        # It only reads too (it said "unable to open database file", exit 1: "no database")
+        revision = subprocess.run(
+            [CORPUS, "db", "current", "--json"], capture_output=True, text=True, env=_settings_env(corpus), timeout=120
+        )
+        assert revision.returncode == 0 and json.loads(revision.stdout)["up_to_date"], revision.stderr
     assert sorted(path.relative_to(data_dir) for path in data_dir.rglob("*")) == before
 
 

@@ -247,10 +247,11 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 
 @contextmanager
-def _short_lived_engine(settings: Settings) -> Iterator[Engine]:
-    """An engine for one schema command, disposed after; connection failures become one line."""
+def _short_lived_engine(settings: Settings, *, reads_only: bool = False) -> Iterator[Engine]:
+    """An engine for one schema command, disposed after; connection failures become one line. One that
+    only reads opens a corpus on a read-only medium as :func:`open_store` does."""
     url = settings.db_url or ""
-    engine = make_engine(url)
+    engine = make_engine(url, immutable=reads_only and _on_read_only_media(url))
     try:
         with reporting_connection_errors(url):
             yield engine
@@ -279,7 +280,7 @@ def database_revision(settings: Settings) -> str | None:
     """The configured database's schema revision (``None``: never migrated); a SQLite path with no
     file is refused, not created."""
     _require_sqlite_file(settings.db_url or "")
-    with _short_lived_engine(settings) as engine:
+    with _short_lived_engine(settings, reads_only=True) as engine:
         return current_revision(engine)
 
 
