@@ -24,25 +24,8 @@ def test_the_kernels_enospc():
     assert named is not None and "writing /data/export.parquet" in named.message
 
 
-def test_sqlites_full_database_through_sqlalchemy(tmp_path):
-    engine = create_engine(f"sqlite:///{tmp_path / 'small.db'}")
-
-    @event.listens_for(engine, "connect")
-    def _cap(dbapi_conn, _record):  # a real SQLITE_FULL: the pages the database may grow to run out
-        dbapi_conn.execute("PRAGMA max_page_count = 8")
-
-    with engine.begin() as conn:
-        conn.execute(text("CREATE TABLE t (body TEXT)"))
-    with pytest.raises(OperationalError) as raised, engine.begin() as conn:
-        conn.execute(text("INSERT INTO t VALUES (:body)"), [{"body": "x" * 4000}] * 20)
-    engine.dispose()
-    error = disk_full(raised.value)
-    assert error is not None and "SQLite database's disk is full" in error.message
-
-
-def test_a_full_disk_met_opening_or_committing_is_a_full_disk_not_a_database_that_cannot_open(tmp_path):
-    """SQLITE_FULL at a commit (no statement) and the -shm file that cannot grow ("disk I/O error", at every
-    open) were said as "cannot open database", the advice of a full disk lost."""
+def sqlite_full(tmp_path) -> OperationalError:
+    """A real SQLITE_FULL through SQLAlchemy: the pages the database may grow to run out."""
     engine = create_engine(f"sqlite:///{tmp_path / 'small.db'}")
 
     @event.listens_for(engine, "connect")
@@ -54,10 +37,21 @@ def test_a_full_disk_met_opening_or_committing_is_a_full_disk_not_a_database_tha
     with pytest.raises(OperationalError) as raised, engine.begin() as conn:
         conn.execute(text("INSERT INTO t VALUES (:body)"), [{"body": "x" * 4000}] * 20)
     engine.dispose()
+    return raised.value
+
+
+def test_sqlites_full_database_through_sqlalchemy(tmp_path):
+    error = disk_full(sqlite_full(tmp_path))
+    assert error is not None and "SQLite database's disk is full" in error.message
+
+
+def test_a_full_disk_met_opening_or_committing_is_a_full_disk_not_a_database_that_cannot_open(tmp_path):
+    """SQLITE_FULL at a commit (no statement) and the -shm file that cannot grow ("disk I/O error", at every
+    open) were said as "cannot open database", the advice of a full disk lost."""
     shm = sqlite3.OperationalError("disk I/O error")
     shm.sqlite_errorcode = sqlite3.SQLITE_IOERR_SHMSIZE  # as the driver sets it; a full tmpfs is no test's to make
-    for driver_error in (raised.value.orig, shm):
-        with pytest.raises(DiskFull, match="disk is full"), reporting_connection_errors(str(engine.url)):
+    for driver_error in (sqlite_full(tmp_path).orig, shm):
+        with pytest.raises(DiskFull, match="disk is full"), reporting_connection_errors(f"sqlite:///{tmp_path}/x.db"):
             raise OperationalError(None, None, driver_error) from driver_error  # SQLAlchemy's, at a commit or an open
 
 
