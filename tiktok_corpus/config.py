@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import shutil
 from dataclasses import field
 from pathlib import Path
@@ -45,8 +44,8 @@ class Settings(BaseSettings):
         # Checked where a site is reached (checked_base_url), not here: a bad CORPUS_BASE_URL must not stop
         # the commands that never use it, nor a --base-url that overrides it. Empty means the default.
         self.base_url = (self.base_url or DEFAULT_BASE_URL).rstrip("/")
-        if not self.db_url:  # absolute: exports record it, and one corpus must read the same whatever the cwd
-            self.db_url = f"sqlite:///{(self.data_dir / 'corpus.db').resolve()}"
+        if not self.db_url:
+            self.db_url = f"sqlite:///{self.data_dir / 'corpus.db'}"
         return self
 
     @property
@@ -115,21 +114,15 @@ def redact_url(url: str) -> str:
     """Mask the password of a database URL (``postgresql://u:***@h/db``), libpq's ``?password=`` too."""
     from sqlalchemy.engine import make_url  # here: settings are read by every command, SQLAlchemy by some
 
-    if credentials_and_host(url).count("@") > 1:  # a raw "@" in the password: its rest would pass for the host
-        return "<unparseable database URL>"
     try:
         parsed = make_url(url)
+        if "@" in (parsed.host or ""):  # a raw "@" in the password: its rest passed for the host
+            return "<unparseable database URL>"
         if "password" in parsed.query:
             parsed = parsed.update_query_dict({"password": "***"})
         return parsed.render_as_string(hide_password=True)
     except Exception:  # not a URL SQLAlchemy understands: never risk echoing a secret
         return "<unparseable database URL>"
-
-
-def credentials_and_host(url: str) -> str:
-    """What a URL holds between its ``scheme://`` and its path or query: ``user:password@host:port``."""
-    after = url.partition("://")[2]
-    return re.split(r"[/?]", after, maxsplit=1)[0]
 
 
 def playwright_browsers_dir() -> Path:

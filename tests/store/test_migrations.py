@@ -17,7 +17,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import insert, inspect, select, text, update
 
 from tests.waiting import wait_for
-from tiktok_corpus.config import Settings
+from tiktok_corpus.config import Settings, redact_url
 from tiktok_corpus.errors import ConfigError, StaleSchemaError
 from tiktok_corpus.store.db import (
     MIGRATION_LOCK_KEY,
@@ -240,9 +240,12 @@ def test_a_postgres_url_in_libpq_spelling_is_accepted(pg_url):
         ("mysql://root:s3cret@db/corpus", "unsupported database URL of scheme 'mysql'"),
         # SQLAlchemy cannot use these: a traceback (and no --json document) before
         ("postgresql+psycopg://u:s3cret@127.0.0.1:notaport/x", "it cannot be read (is the port a number"),
-        ("postgresql://alice:Sup3r@s3cret:99@host/db", "more than one '@' before its host; write each '@'"),
+        ("postgresql://alice:Sup3r@s3cret:99@host/db", "it cannot be read"),  # SQLAlchemy quoted "s3cret:99@host"
         # SQLAlchemy reads it (password "p", host "s3cret@127.0.0.1"): the driver's error printed the rest
-        ("postgresql+psycopg://u:p@s3cret@127.0.0.1/x", "more than one '@' before its host; write each '@'"),
+        (
+            "postgresql+psycopg://u:p@s3cret@127.0.0.1/x",
+            "it has an '@' in its password; write each '@' of the password as %40",
+        ),
         ("postgresql+psycopg2://u:s3cret@127.0.0.1:1/x", "its driver psycopg2 is not installed"),
         ("postgresql+bogus://u:s3cret@127.0.0.1:1/x", "SQLAlchemy has no driver 'postgresql+bogus'"),
     ],
@@ -252,3 +255,31 @@ def test_a_database_url_that_cannot_be_used_names_what_is_wrong_and_never_its_pa
         make_engine(url)
     message = refused.value.message
     assert said in message and "postgresql+psycopg://" in message and "s3cret" not in message
+
+
+def test_an_at_in_the_user_name_is_the_users():
+    """Cloud SQL's IAM users are ``svc@project.iam``: only an '@' that leaves one in the host is refused."""
+    url = "postgresql+psycopg://svc@proj.iam:tok@db.example.com:5432/corpus"
+    engine = make_engine(url)
+    try:
+        assert (engine.url.username, engine.url.host) == ("svc@proj.iam", "db.example.com")
+    finally:
+        engine.dispose()
+    assert redact_url(url) == "postgresql+psycopg://svc%40proj.iam:***@db.example.com:5432/corpus"
+
+
+def test_libpqs_own_connect_timeout_wins_over_the_default(monkeypatch):
+    """PGCONNECT_TIMEOUT or the URL's connect_timeout is the operator's: the default 10 s is for neither."""
+    from tiktok_corpus.store import db
+
+    made: list[dict] = []
+    real = db.create_engine
+    monkeypatch.setattr(
+        db, "create_engine", lambda url, **kwargs: made.append(kwargs["connect_args"]) or real(url, **kwargs)
+    )
+    url = "postgresql+psycopg://u@127.0.0.1:1/x"
+    make_engine(url).dispose()
+    make_engine(url + "?connect_timeout=3").dispose()
+    monkeypatch.setenv("PGCONNECT_TIMEOUT", "60")
+    make_engine(url).dispose()
+    assert [args.get("connect_timeout") for args in made] == [10, None, None]

@@ -30,7 +30,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..config import Settings, credentials_and_host, redact_url
+from ..config import Settings, redact_url
 from ..errors import ConfigError, StaleSchemaError, disk_full
 
 if TYPE_CHECKING:
@@ -57,7 +57,8 @@ _JSON_CODEC: dict[str, Any] = {"json_serializer": _json_text, "json_deserializer
 # TCP keepalives on Postgres connections (libpq's, unless the URL sets them): a connection idle for long, as
 # a worker's presence is (store/workers.py), is kept through NATs and firewalls that drop silent ones.
 # A server that takes the connection and never answers (or a firewall dropping it) is given up after
-# connect_timeout seconds: without it, a command hung there for good, saying nothing.
+# connect_timeout seconds, not psycopg's 130 s of silence; libpq's own settings (PGCONNECT_TIMEOUT, a
+# service file) and the URL's win.
 _CONNECT_ARGS = {
     "keepalives": 1,
     "keepalives_idle": 60,
@@ -128,7 +129,9 @@ def make_engine(url: str, *, immutable: bool = False) -> Engine:
     if url.startswith("postgresql"):
         try:
             _refuse_an_at_in_the_password(url)
-            given = make_url(url).query
+            given = set(make_url(url).query)
+            if "PGCONNECT_TIMEOUT" in os.environ or "PGSERVICE" in os.environ or "service" in given:
+                given.add("connect_timeout")
             return create_engine(
                 url,
                 pool_pre_ping=True,
@@ -158,10 +161,11 @@ def make_engine(url: str, *, immutable: bool = False) -> Engine:
 
 def _refuse_an_at_in_the_password(url: str) -> None:
     """A password with a raw "@" is read up to it, the rest taken for the host, which the driver's error
-    then printed ("failed to resolve host 'sssecret@127.0.0.1'")."""
-    if credentials_and_host(url).count("@") > 1:
+    then printed ("failed to resolve host 'sssecret@127.0.0.1'"). One in the user name (Cloud SQL's IAM
+    users) is read as the user's."""
+    if "@" in (make_url(url).host or ""):
         raise ConfigError(
-            f"cannot use the database URL {redact_url(url)}: it has more than one '@' before its host; write "
+            f"cannot use the database URL {redact_url(url)}: it has an '@' in its password; write "
             "each '@' of the password as %40 (use postgresql+psycopg://user:password@host:5432/database)"
         )
 

@@ -43,9 +43,15 @@ def resumed_config(config: TrainConfig, run_dir: Path) -> tuple[TrainConfig, dic
     check_resume(config, saved, run_dir)
     names = RESUMABLE_OVERRIDES if config.given_options is None else config.given_options
     overrides = {name: getattr(config, name) for name in names if name in RESUMABLE_OVERRIDES}
-    # The export as named now (check_resume found it the run's own), not as the run first spelled it.
+    # The export as named now (check_resume found it the run's own), not as the run first spelled it;
+    # absolute, as the run saves it: typed relative, it was found from the resume's folder alone.
     resumed = replace(
-        saved, **overrides, export_dir=config.export_dir, progress=config.progress, out=run_dir, resume=True
+        saved,
+        **overrides,
+        export_dir=Path(config.export_dir).resolve(),
+        progress=config.progress,
+        out=run_dir,
+        resume=True,
     )
     if (run_dir / "metrics.json").exists():  # an unfinished run's resume finishes its report, if nothing more
         _refuse_a_resume_that_trains_nothing(checkpoint, resumed, run_dir)

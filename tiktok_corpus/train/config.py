@@ -116,10 +116,9 @@ class TrainConfig:
     given_options: frozenset[str] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
-        # Absolute: the config is saved with the run, which is resumed and reported from anywhere.
-        self.export_dir = Path(self.export_dir).resolve()
+        self.export_dir = Path(self.export_dir)
         self.out = Path(self.out) if self.out else None
-        self.cache_dir = Path(self.cache_dir).resolve() if self.cache_dir else None
+        self.cache_dir = Path(self.cache_dir) if self.cache_dir else None
         positive = {
             "epochs": self.epochs,
             "frames": self.frames,
