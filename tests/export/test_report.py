@@ -114,6 +114,17 @@ def test_a_build_writes_through_a_scratch_file_of_its_own(settings, store, corpu
     assert not [path.name for path in out.parent.rglob("*.part") if path != others]
 
 
+def test_a_page_is_never_written_over_a_file_that_is_no_page(settings, store, corpus, tmp_path):
+    """``--out data/corpus.db`` wrote the page over the corpus's database, exit 0."""
+    database = settings.data_dir / "corpus.db"
+    before = database.read_bytes()
+    with pytest.raises(ConfigError, match="holds no HTML page"):
+        build_report(settings, out=database)
+    assert database.read_bytes() == before
+    page = tmp_path / "again.html"
+    assert build_report(settings, out=page) == page and build_report(settings, out=page) == page  # a page: replaced
+
+
 def test_a_plain_report_does_not_silently_replace_one_with_a_model_section(settings, store, corpus, tmp_path):
     export_dir = Path(run_export(settings, ExportOptions()))
     ablation = export_dir / "ablations" / "20240501T000000Z"
@@ -126,6 +137,9 @@ def test_a_plain_report_does_not_silently_replace_one_with_a_model_section(setti
     page = settings.data_dir / "report" / "report.html"
     with_model = page.read_bytes()
     assert b'<h2 id="model">' in with_model
+    # A line without an interval or a verdict reads "-", as the model table's do, not Python's None
+    ablation_table = with_model.split(b'class="dataframe ablation"', 1)[1].split(b"</table>", 1)[0]
+    assert b"None" not in ablation_table and b"False" not in ablation_table and b"<td>-</td>" in ablation_table
 
     plain = runner.invoke(app, base)
 

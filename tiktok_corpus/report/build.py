@@ -96,6 +96,11 @@ def _writable_html_path(out: Path, given_as: str | None = None) -> Path:
     named = f"{given_as} {out}" if given_as else f"the report page {out} (in the data dir; --out writes elsewhere)"
     if out.is_dir():
         raise ConfigError(f"{named} is a folder: name the HTML file to write (e.g. {out / 'report.html'})")
+    if out.is_file() and not _holds_a_page(out):
+        raise ConfigError(
+            f"{named} is a file that holds no HTML page (the corpus's database was overwritten so): name the "
+            "page to write, a new file or an earlier report"
+        )
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -103,6 +108,12 @@ def _writable_html_path(out: Path, given_as: str | None = None) -> Path:
     if not os.access(out.parent, os.W_OK):
         raise ConfigError(f"{named}: its folder is not writable")
     return out
+
+
+def _holds_a_page(path: Path) -> bool:
+    with path.open("rb") as file:
+        head = file.read(64).lstrip().lower()
+    return head.startswith((b"<!doctype html", b"<html")) or not head  # empty: nothing to lose
 
 
 def _keep_model(out: Path) -> None:
@@ -239,7 +250,8 @@ figure {{ margin: 2em 0; }} img {{ max-width: 100%; }} figcaption {{ color: #555
 .verdict.beats {{ background: #e8f5e9; border-color: #2e7d32; }}
 .verdict.does-not-beat {{ background: #fdecea; border-color: #c62828; }}
 .posters {{ display: flex; flex-wrap: wrap; gap: 12px; align-items: flex-start; }}
-.poster-card {{ width: 160px; font-size: 0.85em; }} .poster-card img {{ width: 160px; height: auto; }}
+.poster-card {{ width: 160px; font-size: 0.85em; overflow-wrap: anywhere; }}
+.poster-card img {{ width: 160px; height: auto; }}
 </style></head><body>
 <h1>tiktok-corpus report</h1>
 <p>Generated {html.escape(generated)} by tiktok-corpus {html.escape(__version__)} from

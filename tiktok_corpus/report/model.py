@@ -195,11 +195,11 @@ def _ablation_section(export_dir: Path | None) -> str:
                 "model": row.get("name"),
                 "modalities": ", ".join(row.get("modalities") or []),
                 main: row.get("metric"),
-                "95% CI": "{:.3f} - {:.3f}".format(*row["ci"]) if row.get("ci") else None,
-                "oracle": (ablation.get("oracles") or {}).get(row.get("name")),
+                "95% CI": "{:.3f} - {:.3f}".format(*row["ci"]) if row.get("ci") else "-",
+                "oracle": (ablation.get("oracles") or {}).get(row.get("name"), np.nan),
                 "paired p": row.get("paired_p_value"),
-                "beats baselines": row.get("beats_baselines"),
-                "verdict": row.get("verdict"),
+                "beats baselines": {True: "yes", False: "no"}.get(row.get("beats_baselines"), "-"),
+                "verdict": row.get("verdict") or "-",
             }
             for row in ablation.get("rows", [])
         ]
