@@ -8,6 +8,7 @@ import warnings
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from playwright.sync_api import sync_playwright
@@ -19,6 +20,7 @@ from tiktok_corpus.config import Settings
 from tiktok_corpus.errors import ConfigError
 from tiktok_corpus.export import ExportOptions, run_export
 from tiktok_corpus.report import build_report, engagement_table
+from tiktok_corpus.report.figures import score_bins, shortened
 from tiktok_corpus.report.growth import COVERAGE, FIRST_SIGHTED, growth_by_age, plays_column
 from tiktok_corpus.store.db import open_store, upgrade
 from tiktok_corpus.store.models import Hashtag, StatsSnapshot, VideoHashtag
@@ -152,6 +154,16 @@ def test_a_plain_report_does_not_silently_replace_one_with_a_model_section(setti
     assert replaced.exit_code == 0 and b'id="model"' not in page.read_bytes()
     assert runner.invoke(app, base).exit_code == 0  # nothing left to lose
     assert "--replace" in runner.invoke(app, ["report", "--help"]).stdout
+
+
+def test_the_score_histogram_holds_every_score_and_long_labels_are_shortened():
+    """Val and test scores past [0, 1] fell outside fixed edges, left out without a word; an 80-character
+    hashtag left the bars 35 of 442 pixels."""
+    scores = pd.Series([-0.05, 0.3, 1.07])
+    bins = score_bins(scores)
+    assert bins[0] <= -0.05 and bins[-1] >= 1.07 and np.histogram(scores, bins)[0].sum() == 3
+    assert list(score_bins(pd.Series([0.0, 1.0]))) == list(np.linspace(0, 1, 41))  # the paper's scores: as before
+    assert shortened("x" * 80) == "x" * 31 + "…" and shortened("fyp") == "fyp"
 
 
 def test_a_hashtag_with_dollar_signs_is_drawn_as_written(settings, store, corpus, tmp_path):

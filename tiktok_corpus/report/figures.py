@@ -16,6 +16,7 @@ from .growth import COVERAGE, FIRST_SIGHTED, GrowthByAge, plays_column
 ENGAGEMENT = ("play_count", "like_count", "comment_count", "share_count", "collect_count")
 TOP_HASHTAGS = 20
 TOP_RESOLUTIONS = 10
+LABEL_CHARS = 32  # a longer hashtag took the bars' room, and past ~110 characters every label was cut
 
 
 @dataclass
@@ -63,7 +64,7 @@ def figure_specs(dataset: pd.DataFrame, crawl: pd.DataFrame, hashtags: pd.Series
                 fig.subplots(),
                 column("virality_score"),
                 "virality_score",
-                bins=np.linspace(0, 1, 41) if len(column("virality_score")) else 40,
+                bins=score_bins(column("virality_score")),
             ),
         ),
         FigureSpec("fig4_is_viral", "Fig. 4 - Binary label (is_viral)", lambda fig: _binary(fig.subplots(), dataset)),
@@ -135,6 +136,19 @@ def plain(label: object) -> str:
     return str(label).replace("$", r"\$")
 
 
+def score_bins(scores: pd.Series) -> np.ndarray | int:
+    """Fortieths of [0, 1], widened to the scores: val and test ones may lie outside the train split's
+    [0, 1] (the card says so), and fixed edges left them out of the histogram without a word."""
+    if not len(scores):
+        return 40
+    low, high = min(0.0, float(scores.min())), max(1.0, float(scores.max()))
+    return np.linspace(low, high, int(round((high - low) * 40)) + 1)
+
+
+def shortened(label: str) -> str:
+    return label if len(label) <= LABEL_CHARS else label[: LABEL_CHARS - 1] + "…"
+
+
 def no_data(ax: Axes) -> None:
     """Say "no data" on an empty figure instead of drawing empty axes."""
     ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, fontsize=14, color="grey")
@@ -204,7 +218,7 @@ def _growth(ax: Axes, crawl: pd.DataFrame) -> None:
 def _bars(ax: Axes, counts: pd.Series, value_label: str, key_label: str, horizontal: bool = False) -> None:
     if counts.empty:
         return no_data(ax)
-    keys = [plain(k) for k in counts.index]
+    keys = [plain(shortened(str(k))) for k in counts.index]
     if horizontal:
         ax.barh(keys, counts.to_numpy(), color="#3b75af")
         ax.set_xlabel(value_label)
