@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import warnings
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import unquote
 
 import numpy as np
 import pandas as pd
@@ -114,6 +116,14 @@ def test_a_build_writes_through_a_scratch_file_of_its_own(settings, store, corpu
     assert others.read_text() == "another build's page, half written"  # untouched, still that build's
     assert out.read_text().rstrip().endswith("</html>")
     assert not [path.name for path in out.parent.rglob("*.part") if path != others]
+
+
+def test_figure_links_reach_their_files_whatever_the_pages_name(settings, store, corpus, tmp_path):
+    """``--out 'a#b?c%20.html'``: '#', '?' and '%' in the figures' folder broke every figure's link."""
+    page = build_report(settings, out=tmp_path / "a#b?c%20.html")
+    links = re.findall(r'<a href="([^"]+\.png)">', page.read_text())
+    assert links and all((page.parent / unquote(html.unescape(link))).is_file() for link in links)
+    assert all("#" not in link and "?" not in link for link in links)
 
 
 def test_a_page_is_never_written_over_a_file_that_is_no_page(settings, store, corpus, tmp_path):

@@ -285,7 +285,7 @@ def demo_results_table(result: DemoResult) -> Table:
     table.add_row("signals (strength per modality)", format_signals(result.signals) or "none")
     table.add_row("videos discovered", str(result.counts["videos"]))
     table.add_row("downloaded", str(result.counts["stages"]["download"].get("downloaded", 0)))
-    table.add_row("not videos (photo, ad, private, ...)", str(probe.get("skipped", 0)))
+    table.add_row("not videos, or gone (photo, ad, private, deleted)", str(probe.get("skipped", 0)))
     table.add_row("excluded by validation", f"{sum(outcomes.values())} ({_plain(outcomes)})")
     tracking = result.tracking
     table.add_row(

@@ -11,6 +11,7 @@ import re
 import shlex
 import warnings
 from pathlib import Path
+from urllib.parse import quote
 
 import matplotlib
 import pandas as pd
@@ -159,7 +160,7 @@ def _figures_html(specs: list[FigureSpec], figures_dir: Path, relative_dir: str)
         data = base64.b64encode(buffer.getvalue()).decode("ascii")
         parts.append(
             f'<figure><img alt="{html.escape(spec.title)}" src="data:image/png;base64,{data}">'
-            f'<figcaption>{html.escape(spec.title)} (<a href="{html.escape(relative_dir)}/{spec.stem}.png">'
+            f'<figcaption>{html.escape(spec.title)} (<a href="{html.escape(quote(relative_dir))}/{spec.stem}.png">'
             f"{spec.stem}.png</a>)</figcaption></figure>"
         )
     return "".join(parts)
