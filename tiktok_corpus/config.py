@@ -116,13 +116,19 @@ def redact_url(url: str) -> str:
 
     try:
         parsed = make_url(url)
-        if "@" in (parsed.host or ""):  # a raw "@" in the password: its rest passed for the host
+        if raw_at_in_password(parsed):
             return "<unparseable database URL>"
         if "password" in parsed.query:
             parsed = parsed.update_query_dict({"password": "***"})
         return parsed.render_as_string(hide_password=True)
     except Exception:  # not a URL SQLAlchemy understands: never risk echoing a secret
         return "<unparseable database URL>"
+
+
+def raw_at_in_password(url: Any) -> bool:
+    """Whether a parsed database URL (SQLAlchemy's) took the rest of a password after its raw "@" for
+    the host; an "@" in the user name (Cloud SQL's IAM users) is read as the user's."""
+    return "@" in (url.host or "")
 
 
 def playwright_browsers_dir() -> Path:

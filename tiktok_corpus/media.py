@@ -121,7 +121,11 @@ def probe(path: str | os.PathLike, *, timeout: float = PROBE_TIMEOUT_S, in_proce
     ``in_process=False`` skips PyAV and asks ffprobe (the cross-check of the in-process path).
     """
     path = Path(path)
-    whole = check_whole(path)
+    return _probe(path, whole=check_whole(path), timeout=timeout, in_process=in_process)
+
+
+def _probe(path: Path, *, whole: bool, timeout: float, in_process: bool = True) -> ProbeResult:
+    """:func:`probe` once the boxes were walked (``whole``: whether they vouch for the file)."""
     found = _libav_info(path, whole=whole, timeout=timeout) if in_process else None
     info, demuxer_errors = found or _ffprobe_info(path, whole=whole, timeout=timeout)
     video = _first_video_stream(info)
@@ -140,7 +144,7 @@ def video_codec(path: str | os.PathLike, *, timeout: float = PROBE_TIMEOUT_S) ->
     """
     path = Path(path)
     if not check_whole(path):  # no box says where the file ends: the packets tell whether it is cut
-        return probe(path, timeout=timeout).video_codec
+        return _probe(path, whole=False, timeout=timeout).video_codec
     try:
         # Headers only: no frame decoded (skip_frame) and no packets read ahead to analyse them
         # (probesize); an mp4 states its streams in its index. A third of a plain open's CPU. The work

@@ -30,7 +30,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..config import Settings, redact_url
+from ..config import Settings, raw_at_in_password, redact_url
 from ..errors import ConfigError, StaleSchemaError, disk_full
 
 if TYPE_CHECKING:
@@ -128,8 +128,13 @@ def make_engine(url: str, *, immutable: bool = False) -> Engine:
         url = "postgresql+psycopg" + url.removeprefix("postgres")  # the driver installed, whatever the default
     if url.startswith("postgresql"):
         try:
-            _refuse_an_at_in_the_password(url)
-            given = set(make_url(url).query)
+            parsed = make_url(url)
+            if raw_at_in_password(parsed):  # the driver's error then printed the rest ("host 'sssecret@db'")
+                raise ConfigError(
+                    f"cannot use the database URL {redact_url(url)}: it has an '@' in its password; write each "
+                    "'@' of the password as %40 (use postgresql+psycopg://user:password@host:5432/database)"
+                )
+            given = set(parsed.query)
             if "PGCONNECT_TIMEOUT" in os.environ or "PGSERVICE" in os.environ or "service" in given:
                 given.add("connect_timeout")
             return create_engine(
@@ -157,17 +162,6 @@ def make_engine(url: str, *, immutable: bool = False) -> Engine:
     raise ConfigError(
         f"unsupported {named} (use sqlite:///path/to/corpus.db or postgresql+psycopg://user@host/database)"
     )
-
-
-def _refuse_an_at_in_the_password(url: str) -> None:
-    """A password with a raw "@" is read up to it, the rest taken for the host, which the driver's error
-    then printed ("failed to resolve host 'sssecret@127.0.0.1'"). One in the user name (Cloud SQL's IAM
-    users) is read as the user's."""
-    if "@" in (make_url(url).host or ""):
-        raise ConfigError(
-            f"cannot use the database URL {redact_url(url)}: it has an '@' in its password; write "
-            "each '@' of the password as %40 (use postgresql+psycopg://user:password@host:5432/database)"
-        )
 
 
 def alembic_config(engine: Engine | None = None) -> Config:
