@@ -3,6 +3,7 @@ browse``, and the webdataset export opened by ``datasets`` and ``webdataset`` as
 
 from __future__ import annotations
 
+import html
 import json
 import shutil
 from pathlib import Path
@@ -38,6 +39,7 @@ def test_report_holds_the_model_section_and_browse_serves_it(demo_corpus, tmp_pa
     metrics = json.loads((corpus.run_dir / "metrics.json").read_text())
     assert 'id="model"' in page_html and 'class="dataframe model-metrics"' in page_html
     assert all(name in page_html for name in ("majority", "metadata"))
+    assert "each row's at its own threshold, tuned on the validation split" in html.unescape(page_html)
     assert metrics["verdict"].split(":")[0] in page_html
     assert f"training: {metrics['speed']['train_clips_per_s']:.1f} clips/s over" in page_html
     _, rows = read_export(corpus.export_dir)

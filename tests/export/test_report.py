@@ -137,6 +137,15 @@ def test_a_page_is_never_written_over_a_file_that_is_no_page(settings, store, co
     assert build_report(settings, out=page) == page and build_report(settings, out=page) == page  # a page: replaced
 
 
+def test_an_out_written_as_a_folder_is_refused_not_made_a_file(settings, store, corpus, tmp_path):
+    """``--out pages/`` wrote the page as a file named ``pages``: a path drops the trailing slash."""
+    folder = tmp_path / "pages"
+    result = CliRunner().invoke(app, ["--data-dir", str(settings.data_dir), "report", "--out", f"{folder}/"])
+    said = "".join(result.stderr.replace("│", " ").split())  # rich's box wraps the line where it likes
+    assert result.exit_code == 2 and "namesafolder" in said and "report.html" in said, result.stderr
+    assert not folder.exists()
+
+
 def test_a_plain_report_does_not_silently_replace_one_with_a_model_section(settings, store, corpus, tmp_path):
     export_dir = Path(run_export(settings, ExportOptions()))
     ablation = export_dir / "ablations" / "20240501T000000Z"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 from pathlib import Path
@@ -155,7 +156,7 @@ def report(
     run_dir: Path | None = typer.Option(
         None, "--run", help="A training run directory to show in the model section (default: the export's newest)."
     ),
-    out: Path | None = typer.Option(
+    out: str | None = typer.Option(
         None,
         "--out",
         help="HTML file to write (default <data dir>/report/report.html); its PNGs go in <name>_figures/ beside it.",
@@ -180,11 +181,23 @@ def report(
     settings = settings_of(ctx)
     with open_store(settings, create=False, reads_only=True) as store:
         _warn_of_another_corpus(store, export_for_run(run_dir, export_dir))
-    page = build_report(settings, export_dir=export_dir, run_dir=run_dir, out=out, replace=replace)
+    page = build_report(settings, export_dir=export_dir, run_dir=run_dir, out=_html_file(out), replace=replace)
     if as_json:
         typer.echo(json.dumps({"page": str(page), "figures": str(report_figures_dir(page))}, sort_keys=True))
         return
     typer.echo(str(page))
+
+
+def _html_file(out: str | None) -> Path | None:
+    """``--out`` as a path; one written as a folder (``pages/``) is refused here, as a path drops the slash
+    and the page would be written as a file of that name."""
+    if out is None:
+        return None
+    if out.endswith(("/", os.sep)):
+        raise typer.BadParameter(
+            f"{out} names a folder: name the HTML file to write (e.g. {Path(out) / 'report.html'})", param_hint="--out"
+        )
+    return Path(out)
 
 
 @app.command()

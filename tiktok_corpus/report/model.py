@@ -75,9 +75,19 @@ def model_section(
     return (
         f"{HEADING}<p>Run <code>{html.escape(str(run_dir))}</code> on {html.escape(about)}.</p>"
         f'{speed}{collapsed}<p class="verdict {verdict_class}"><b>Verdict:</b> {html.escape(metrics["verdict"])}</p>'
-        f"<h3>Test metrics beside the baselines</h3>{table}"
+        f"<h3>Test metrics beside the baselines</h3>{table}{_threshold_note(metrics)}"
         f"{render(model_specs(metrics, history, predictions))}"
         f"{best_worst_html(predictions, run_export, rows, data_dir)}{ablation}"
+    )
+
+
+def _threshold_note(metrics: dict) -> str:
+    """Which threshold the table's accuracy and F1 are taken at: a reader's 0.5 would misread them."""
+    if metrics["task"] != "binary":
+        return ""
+    return (
+        '<p class="note">Accuracy, precision, recall and F1 are each row\'s at its own threshold, tuned on the '
+        f"validation split; {html.escape(metrics['main_metric'])} does not depend on one.</p>"
     )
 
 
