@@ -20,7 +20,9 @@ from typer.testing import CliRunner
 from tiktok_corpus.cli import CorpusGroup, app
 from tiktok_corpus.cli.app import say_interrupted
 from tiktok_corpus.config import Settings
+from tiktok_corpus.crawl import CrawlOptions
 from tiktok_corpus.errors import ConfigError, CorpusError, StaleSchemaError
+from tiktok_corpus.replica.config import DEMO_MIN_VIDEOS
 from tiktok_corpus.store.db import downgrade, head_revision, make_engine, open_store
 from tiktok_corpus.store.models import TrackTarget, Video
 
@@ -607,6 +609,8 @@ def test_demo_refuses_a_catalog_smaller_than_the_crawl_s_seeds_before_any_work(t
     assert result.exit_code == 1
     assert result.output.strip() == "error: --videos must be at least 40 (got 39): the crawl starts from 25 seeds"
     assert not (tmp_path / "demo").exists()
+    assert "(at least 40)" in " ".join(corpus("demo", "--help").output.replace("│", " ").split())
+    assert DEMO_MIN_VIDEOS > CrawlOptions.seeds  # the minimum is written as a number: it must outgrow the seeds
 
 
 @pytest.mark.parametrize("command", ["crawl", "track", "download"])

@@ -35,6 +35,7 @@ from .export import ExportOptions, read_export, run_export
 from .features import FeatureOptions
 from .replica import Catalog, Replica, ReplicaConfig
 from .replica.catalog import CATALOG_NOW
+from .replica.config import DEMO_MIN_VIDEOS
 from .replica.signals import DEMO_SIGNALS, MODALITIES, format_signals, validate_signals
 from .report import build_report
 from .store.db import open_store, upgrade_database
@@ -54,7 +55,6 @@ DEMO_FEATURES: dict[str, Any] = dict(frames=8, size=16, clips=2)
 DEMO_TRACKING = TrackOptions(ages="1h,6h,1d,3d,7d", follow=True, until="8d", workers=2, delay_s=0.0, max_rate=None)
 # The replica site a demo's --out was crawled from (its --videos, --seed and --signals).
 DEMO_SITE_FILE = "demo-site.json"
-MIN_VIDEOS = CrawlOptions.seeds + 15  # the paper's seeds, and a few expansions beyond them
 # The replica names its visual signal after what it is (brightness); the feature stage after its source.
 FEATURE_MODALITY = {"visual": "video"}
 
@@ -119,9 +119,10 @@ def run_demo(
 ) -> DemoResult:
     """Run every stage on a fresh replica of ``videos`` posts whose properties carry ``signals`` (a strength
     per modality, :mod:`.replica.signals`); returns where everything is."""
-    if videos < MIN_VIDEOS:
+    if videos < DEMO_MIN_VIDEOS:
         raise ConfigError(
-            f"--videos must be at least {MIN_VIDEOS} (got {videos}): the crawl starts from {CrawlOptions.seeds} seeds"
+            f"--videos must be at least {DEMO_MIN_VIDEOS} (got {videos}): "
+            f"the crawl starts from {CrawlOptions.seeds} seeds"
         )
     strengths = validate_signals(signals)
     display = display or _Silent()

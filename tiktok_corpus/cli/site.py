@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.progress import Progress
 
-from ..replica.config import ReplicaConfig
+from ..replica.config import DEMO_MIN_VIDEOS, ReplicaConfig
 from ..replica.signals import DEMO_SIGNALS, format_signals, parse_signals
 from .app import app, console, err_console, replica_app
 from .display import DemoConsole, ablation_table, demo_results_table
@@ -20,7 +20,9 @@ SITE_UNITS = (("week", 7 * 86_400), ("day", 86_400), ("hour", 3600), ("minute", 
 @app.command()
 def demo(
     ctx: typer.Context,
-    videos: int = option_from(ReplicaConfig, "videos", help="Posts in the replica's catalog."),
+    videos: int = option_from(
+        ReplicaConfig, "videos", help=f"Posts in the replica's catalog (at least {DEMO_MIN_VIDEOS})."
+    ),
     signals: str = typer.Option(
         format_signals(DEMO_SIGNALS),
         help="How strongly each modality's property carries the appeal that drives engagement, as "

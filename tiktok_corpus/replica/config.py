@@ -8,6 +8,10 @@ from pathlib import Path
 from ..config import described
 from .signals import MODALITIES
 
+# The fewest posts ``corpus demo`` runs on: the crawl's 25 seeds (``CrawlOptions.seeds``) and a few
+# expansions beyond them. Written as a number: this module stays light, and the crawl is not the replica's.
+DEMO_MIN_VIDEOS = 40
+
 
 @dataclass
 class ReplicaConfig:
