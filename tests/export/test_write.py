@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -241,13 +242,18 @@ run_export(Settings(data_dir=Path(sys.argv[1])), ExportOptions())
 """
 
 
-def test_a_version_whose_export_died_before_recording_it_is_recorded_by_the_next(settings, store, corpus):
+def test_a_version_whose_export_died_before_recording_it_is_recorded_by_the_next(settings, store, corpus, monkeypatch):
+    """The killed export named the data dir as typed, relative: the next, run from the same folder with
+    the data dir absolute, still knows the version for its database's (the manifest keeps the URL typed)."""
     exports = settings.data_dir / "exports"
     killed = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(KILLED_AFTER_MOVE), str(settings.data_dir)], cwd=REPO
+        [sys.executable, "-c", textwrap.dedent(KILLED_AFTER_MOVE), settings.data_dir.name],
+        cwd=settings.data_dir.parent,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))},
     )
     assert killed.returncode == -signal.SIGKILL
     landed = json.loads((exports / "corpus-v1" / "manifest.json").read_text())
+    assert landed["source_database"] == f"sqlite:///{settings.data_dir.name}/corpus.db" != store.safe_url
     # An export of another database sharing this data dir is not this database's to record.
     foreign = exports / "corpus-v9"
     shutil.copytree(exports / "corpus-v1", foreign)
@@ -255,6 +261,7 @@ def test_a_version_whose_export_died_before_recording_it_is_recorded_by_the_next
         json.dumps({**landed, "version": 9, "source_database": "postgresql+psycopg://elsewhere/db"})
     )
 
+    monkeypatch.chdir(settings.data_dir.parent)
     path = run_export(settings, ExportOptions())
 
     assert path.name == "corpus-v10"

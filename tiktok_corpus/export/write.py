@@ -146,11 +146,11 @@ def record_landed_versions(store: Store, exports_dir: Path) -> None:
             manifest = read_manifest(path)
         except ConfigError:  # damaged or from a newer version: not a version this export can vouch for
             continue
-        if (manifest.get("name"), manifest.get("version"), manifest.get("source_database")) != (
-            found["name"],
-            int(found["version"]),
-            store.safe_url,
-        ) or not RECORDED_FIELDS <= manifest.keys():
+        if (
+            (manifest.get("name"), manifest.get("version")) != (found["name"], int(found["version"]))
+            or not store.is_named_by(str(manifest.get("source_database")))
+            or not RECORDED_FIELDS <= manifest.keys()
+        ):
             continue
         try:
             with recording_export(

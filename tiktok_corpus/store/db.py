@@ -305,6 +305,15 @@ class Store:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
+    def is_named_by(self, safe_url: str) -> bool:
+        """Whether ``safe_url`` (a redacted URL another command recorded: an export's manifest) names this
+        database: the same URL, or a SQLite path that resolves to this one's file from here (the default
+        URL keeps ``--data-dir`` as typed, so ``data`` and ``/home/me/data`` are one corpus)."""
+        if safe_url == self.safe_url:
+            return True
+        recorded, mine = sqlite_file(safe_url), sqlite_file(self.safe_url)
+        return recorded is not None and mine is not None and recorded.resolve() == mine.resolve()
+
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session inside one transaction: committed on success, rolled back on any error."""
