@@ -103,7 +103,7 @@ def test_a_later_stop_cuts_short_a_clean_up_that_blocks_the_loop(monkeypatch):
     async def stage() -> None:
         try:
             os.kill(os.getpid(), signal.SIGINT)
-            await asyncio.Event().wait()
+            await asyncio.wait_for(asyncio.Event().wait(), timeout=30)  # the stop's cancel ends it: fail, not hang
         finally:
             threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT)).start()  # pressed again
             stuck.wait(timeout=60)  # a database thread stuck on a lock, joined

@@ -228,6 +228,7 @@ def load_run_model(
     saved = read_checkpoint(path)
     config = TrainConfig.from_json(saved["config"])
     side_features = saved.get("side_features", 0)
-    model = build_model("none", side_features)
-    model.load_state_dict(saved["model"])
+    with torch.device("meta"):  # shapes only: a random init (0.2 s of the CPU) the saved weights replace
+        model = build_model("none", side_features)
+    model.load_state_dict(saved["model"], assign=True)
     return model.to(device).eval(), config
