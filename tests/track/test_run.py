@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import socket
 import threading
 import time
 from collections import Counter
@@ -177,6 +178,29 @@ def test_videos_a_crawl_adds_during_a_backlog_get_their_early_ages(store):
     new = targets(store)["1", 60]
     assert new.status == "observed" and new.observed_age_s <= 120
     assert read_ids.index("1") < len(read_ids) - 1, "the new video waited for the whole backlog"
+
+
+def test_a_following_run_takes_back_at_once_the_claims_of_a_tracker_killed_after_it_started(store):
+    """Another tracker holds a claim when it is killed (kill -9, a lost container): a run already going
+    took back the dead worker's claims only at its start, and waited out the lease (two minutes) for one
+    made later."""
+    add_videos(store, {"1": T0 - HOUR, "2": T0 - HOUR})
+    clock, wall = VirtualClock(T0), VirtualClock(0)
+    dead = f"{socket.gethostname()}:999999999:t0"  # no such process on this host
+    taken_by_dead: list[str] = []
+
+    async def read(video_id: str) -> Answer[ItemAt]:
+        if not taken_by_dead:  # the other tracker claims the video left, then dies
+            claimed = claim_due(store, 5, now=clock(), worker=dead, lease_s=120, late_fraction=0.25)
+            taken_by_dead.extend(due.video_id for due in claimed)
+        wall.advance_to(wall() + 6)  # past the schedule's refresh
+        return answer(video_id, 100, at=clock())
+
+    options = TrackOptions(ages="1h", in_flight=1, follow=True, until="2h")
+    tracker = tracking(store, options, clock, wall=wall)
+    assert asyncio.run(run(tracker, {"t0": reader(read)})) == "until_reached"
+    assert len(taken_by_dead) == 1
+    assert {key: t.status for key, t in targets(store).items()} == {("1", HOUR): "observed", ("2", HOUR): "observed"}
 
 
 def test_an_unavailable_answer_is_checked_on_the_video_page_before_the_schedule_stops(store):

@@ -31,6 +31,7 @@ from ..store.tracking import (
     claim_due,
     next_due_at,
     next_retry_at,
+    reclaim_dead_targets,
     record_failure,
     record_gone,
     record_observation,
@@ -108,8 +109,11 @@ class Tracking:
             self.progress.update(self.counters)
 
     async def schedule(self) -> None:
+        """Add the targets of videos found since the last refresh, and give back the claims of trackers
+        found dead since (kill -9 after this run started), rather than wait out their lease."""
         started = self.wall()
         self._scheduled_at = started
+        await self._db(reclaim_dead_targets, self.store)
         scheduled = await self._db(
             schedule_targets,
             self.store,

@@ -20,7 +20,6 @@ from ..store.tracking import (
     newest_trackable,
     next_due_at,
     next_retry_at,
-    reclaim_dead_targets,
     tracking_counts,
 )
 from ..tiktok.blocks import BlockMonitor, BlockPolicy, Pacer
@@ -54,7 +53,6 @@ async def track_async(
     pacer = Pacer(options.delay_s, options.max_rate or None, rng or random.Random(options.seed))
     tracking = Tracking(store, options, clock=clock, progress=progress, monitor=monitor)
     started, status, message = time.monotonic(), "done", None
-    reclaim_dead_targets(store)
     await tracking.schedule()
     due_at = next_due_at(store)
     try:
