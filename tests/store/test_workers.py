@@ -9,6 +9,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -96,6 +97,33 @@ def test_a_killed_worker_of_another_host_gives_back_its_claims_and_its_run_at_on
         assert set(session.scalars(select(Video.download_status))) == {"pending"}
         assert set(session.scalars(select(TrackTarget.status))) == {"pending"}
         assert session.scalars(select(CrawlRun.status)).all() == ["killed"]
+
+
+def test_status_tells_a_lapsed_claim_of_another_host_from_one_still_leased(any_store, any_db_url):
+    """A claim of a host this one cannot look into, whose lease is over, is taken by the next claim: `corpus
+    status` said it would come back "when its lease ends", long after it had."""
+    now = utcnow()
+    leases = {"1": now - timedelta(hours=1), "2": now + timedelta(hours=1)}
+    with any_store.transaction() as session:
+        session.execute(
+            insert(Video),
+            [
+                {
+                    "id": video_id,
+                    "create_time": 0,
+                    "download_status": "claimed",
+                    "download_worker": f"other-host-{video_id}:1",
+                    "download_lease_until": lease,
+                }
+                for video_id, lease in leases.items()
+            ],
+        )
+    assert [(held["worker"], held["state"]) for held in claim_holders(any_store)] == [
+        ("other-host-1:1", "lapsed"),
+        ("other-host-2:1", "unknown"),
+    ]
+    shown = CliRunner().invoke(app, ["--db", any_db_url, "status"], env={"COLUMNS": "200"})  # rows unwrapped
+    assert shown.exit_code == 0 and "other-host-1:1: another host's, its lease over: the next claim" in shown.stdout
 
 
 def test_each_store_of_a_process_is_a_worker_of_its_own_withdrawn_when_disposed(any_store, any_db_url):

@@ -246,6 +246,7 @@ CLAIM_HOLDER_STATES = {
     "running": "running",
     "gone": "gone, taken back when the stage next starts",
     "unknown": "another host's, back when its lease ends",
+    "lapsed": "another host's, its lease over: the next claim takes them",
 }
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
 from .db import Store
-from .models import STAGES, MediaFile, RelatedEdge, StatsSnapshot, TrackTarget, Video
+from .models import STAGES, MediaFile, RelatedEdge, StatsSnapshot, TrackTarget, Video, utcnow
 from .workers import worker_states
 
 
@@ -39,18 +39,35 @@ def stage_counts(store: Store) -> dict:
 def claim_holders(store: Store) -> list[dict]:
     """Who holds the claimed rows of each queue (``track``: videos' target ages) and whether that worker
     runs (:func:`.worker_states`): ``gone``, its rows taken back by the stage's next run; ``unknown``, left
-    to their lease. ``[{"stage", "worker", "rows", "state"}]``, by stage and worker."""
-    held: list[tuple[str, str, int]] = []
+    to their lease; ``lapsed``, unknown with every lease over (the next claim takes the rows).
+    ``[{"stage", "worker", "rows", "state"}]``, by stage and worker."""
+    held: list[tuple[str, str, int, int]] = []
+    now = utcnow()
     with store.sessions() as session:
-        for stage in STAGES:
-            worker, status = getattr(Video, f"{stage}_worker"), getattr(Video, f"{stage}_status")
-            found = session.execute(select(worker, func.count()).where(status == "claimed").group_by(worker))
-            held += [(stage, name, count) for name, count in found if name]
-        found = session.execute(
-            select(TrackTarget.worker, func.count()).where(TrackTarget.status == "claimed").group_by(TrackTarget.worker)
-        )
-        held += [("track", name, count) for name, count in found if name]
-    states = worker_states(store, {name for _, name, _ in held})
+        queues = [
+            (
+                stage,
+                getattr(Video, f"{stage}_worker"),
+                getattr(Video, f"{stage}_status"),
+                getattr(Video, f"{stage}_lease_until"),
+            )
+            for stage in STAGES
+        ]
+        queues.append(("track", TrackTarget.worker, TrackTarget.status, TrackTarget.lease_until))
+        for stage, worker, status, lease_until in queues:
+            found = session.execute(
+                select(worker, func.count(), func.count(case((lease_until > now, 1))))
+                .where(status == "claimed")
+                .group_by(worker)
+            )
+            held += [(stage, name, count, leased) for name, count, leased in found if name]
+    states = worker_states(store, {name for _, name, _, _ in held})
     return [
-        {"stage": stage, "worker": name, "rows": count, "state": states[name]} for stage, name, count in sorted(held)
+        {
+            "stage": stage,
+            "worker": name,
+            "rows": count,
+            "state": "lapsed" if states[name] == "unknown" and not leased else states[name],
+        }
+        for stage, name, count, leased in sorted(held)
     ]
