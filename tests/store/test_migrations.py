@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import uuid
 import zipfile
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from sqlalchemy import insert, inspect, select, text, update
 from tests.waiting import wait_for
 from tiktok_corpus.config import Settings, redact_url
 from tiktok_corpus.errors import ConfigError, StaleSchemaError
+from tiktok_corpus.store import lock_waits
 from tiktok_corpus.store.db import (
     MIGRATION_LOCK_KEY,
     current_revision,
@@ -27,6 +29,7 @@ from tiktok_corpus.store.db import (
     make_engine,
     open_store,
     upgrade,
+    upgrade_database,
 )
 from tiktok_corpus.store.models import Base, StatsSnapshot, TrackTarget, Video
 
@@ -154,6 +157,42 @@ def test_migrations_started_together_on_postgres_take_turns(pg_url):
             if migration.poll() is None:
                 migration.kill()
         holder.dispose()
+
+
+@pytest.mark.postgres
+def test_an_upgrade_waiting_for_another_sessions_lock_names_that_session(pg_url, monkeypatch):
+    """A session left in a transaction holding what a migration needs (here the migrations' own lock):
+    `corpus db upgrade` waited without a word."""
+    monkeypatch.setattr(lock_waits, "LOCK_WAIT_CHECK_S", 0.1)
+    holder = make_engine(pg_url)
+    heard: list[str] = []
+    failed: list[BaseException] = []
+
+    def upgrading() -> None:
+        try:
+            upgrade_database(Settings(db_url=pg_url), on_lock_wait=heard.append)
+        except BaseException as exc:  # handed to the test's thread
+            failed.append(exc)
+
+    try:
+        with holder.connect() as lock:
+            holder_pid = lock.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            lock.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            upgrade_thread = threading.Thread(target=upgrading)
+            upgrade_thread.start()
+            try:
+                wait_for(lambda: any(f"pid {holder_pid} (" in line for line in heard), "the lock's holder named")
+            finally:
+                lock.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+                lock.commit()
+            upgrade_thread.join(timeout=120)
+        assert not upgrade_thread.is_alive() and not failed, failed
+        assert current_revision(holder) == head_revision()
+    finally:
+        holder.dispose()
+    [line] = [line for line in heard if f"pid {holder_pid} (" in line]
+    assert line.startswith("waiting for a lock that another session holds:") and "idle in transaction" in line
+    assert f"pg_terminate_backend(pid) for {holder_pid}" in line
 
 
 def test_a_new_sqlite_database_is_created_at_head(settings):

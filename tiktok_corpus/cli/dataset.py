@@ -21,11 +21,16 @@ from .options import joined, option_from, seed_option, site_clock, time_origin_o
 def db_upgrade(
     ctx: typer.Context, revision: str = typer.Argument("head", metavar="[REVISION]", help="Target revision.")
 ) -> None:
-    """Create or migrate the database schema (SQLite or Postgres) to the latest revision."""
+    """Create or migrate the database schema (SQLite or Postgres) to the latest revision.
+
+    On Postgres a migration waits for the locks it needs; where another session holds one (a psql left in
+    a transaction, another upgrade), it says which after a few seconds, and goes on once it is let go."""
     from ..store.db import upgrade_database
 
     settings = settings_of(ctx)
-    at = upgrade_database(settings, revision)
+    at = upgrade_database(
+        settings, revision, on_lock_wait=lambda line: err_console.print(line, highlight=False, soft_wrap=True)
+    )
     behind = "" if revision in ("head", at) else f" ({revision} is older: an upgrade never goes back)"
     console.print(f"{settings.safe_db_url} is at schema {at}{behind}", highlight=False, soft_wrap=True)
 

@@ -11,7 +11,7 @@ import functools
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.resources import files
@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ..config import Settings, raw_at_in_password, redact_url
 from ..errors import ConfigError, StaleSchemaError, disk_full
+from .lock_waits import watching_lock_waits
 
 if TYPE_CHECKING:
     from .workers import Presence
@@ -257,9 +258,16 @@ def _short_lived_engine(settings: Settings, *, reads_only: bool = False) -> Iter
         engine.dispose()
 
 
-def upgrade_database(settings: Settings, revision: str = "head") -> str:
-    """``corpus db upgrade``: migrate the configured database; returns the revision it is at now."""
-    with _short_lived_engine(settings) as engine:
+def upgrade_database(
+    settings: Settings, revision: str = "head", *, on_lock_wait: Callable[[str], None] | None = None
+) -> str:
+    """``corpus db upgrade``: migrate the configured database; returns the revision it is at now.
+    ``on_lock_wait`` hears who holds a lock the upgrade waits for (Postgres: :mod:`.lock_waits`)."""
+    with (
+        _short_lived_engine(settings) as engine,
+        _short_lived_engine(settings) as watcher,
+        watching_lock_waits(engine, watcher, on_lock_wait or (lambda line: None)),
+    ):
         _refuse_a_newer_schema(current_revision(engine), settings.safe_db_url)
         try:
             upgrade(engine, revision)
