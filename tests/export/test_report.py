@@ -137,10 +137,11 @@ def test_a_page_is_never_written_over_a_file_that_is_no_page(settings, store, co
     assert build_report(settings, out=page) == page and build_report(settings, out=page) == page  # a page: replaced
 
 
-def test_an_out_written_as_a_folder_is_refused_not_made_a_file(settings, store, corpus, tmp_path):
+@pytest.mark.parametrize("written", ["pages/", "pages/."])
+def test_an_out_written_as_a_folder_is_refused_not_made_a_file(settings, store, corpus, tmp_path, written):
     """``--out pages/`` wrote the page as a file named ``pages``: a path drops the trailing slash."""
     folder = tmp_path / "pages"
-    result = CliRunner().invoke(app, ["--data-dir", str(settings.data_dir), "report", "--out", f"{folder}/"])
+    result = CliRunner().invoke(app, ["--data-dir", str(settings.data_dir), "report", "--out", f"{tmp_path}/{written}"])
     said = "".join(result.stderr.replace("│", " ").split())  # rich's box wraps the line where it likes
     assert result.exit_code == 2 and "namesafolder" in said and "report.html" in said, result.stderr
     assert not folder.exists()

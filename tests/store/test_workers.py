@@ -252,6 +252,9 @@ def test_a_worker_whose_postgres_session_ended_takes_its_lock_again_at_its_next_
         assert claim(store, "download", 1) == ["1"]
         end_the_session_holding(other, name)
         wait_for(lambda: dead_workers(other, [name]) == [name], "the ended session's lock free")
+        # The worker itself never takes its lock's absence for its death: a running tracker reclaiming
+        # dead peers' claims gave back its own loops' (their reads then lost).
+        assert dead_workers(store, [name, f"{name}:t0"]) == []
 
         assert claim(store, "download", 1) == ["2"]  # confirms the presence first
         assert dead_workers(other, [name]) == [] and reclaim_dead(other, "download") == 0

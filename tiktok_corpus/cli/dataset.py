@@ -183,10 +183,10 @@ def report(
     from ..store.db import open_store
     from ..store.reports import report_figures_dir
 
-    settings = settings_of(ctx)
+    settings, page_path = settings_of(ctx), _html_file(out)
     with open_store(settings, create=False, reads_only=True) as store:
         _warn_of_another_corpus(store, export_for_run(run_dir, export_dir))
-    page = build_report(settings, export_dir=export_dir, run_dir=run_dir, out=_html_file(out), replace=replace)
+    page = build_report(settings, export_dir=export_dir, run_dir=run_dir, out=page_path, replace=replace)
     if as_json:
         typer.echo(json.dumps({"page": str(page), "figures": str(report_figures_dir(page))}, sort_keys=True))
         return
@@ -194,11 +194,11 @@ def report(
 
 
 def _html_file(out: str | None) -> Path | None:
-    """``--out`` as a path; one written as a folder (``pages/``) is refused here, as a path drops the slash
-    and the page would be written as a file of that name."""
+    """``--out`` as a path; one written as a folder (``pages/``, ``pages/.``) is refused here, before any
+    work: a path drops the slash (and the dot), and the page would be written as a file of that name."""
     if out is None:
         return None
-    if out.endswith(("/", os.sep)):
+    if os.path.basename(out) in ("", ".", ".."):  # pages/, pages/., ..
         raise typer.BadParameter(
             f"{out} names a folder: name the HTML file to write (e.g. {Path(out) / 'report.html'})", param_hint="--out"
         )

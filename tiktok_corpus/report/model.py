@@ -87,7 +87,8 @@ def _threshold_note(metrics: dict) -> str:
         return ""
     return (
         '<p class="note">Accuracy, precision, recall and F1 are each row\'s at its own threshold, tuned on the '
-        f"validation split; {html.escape(metrics['main_metric'])} does not depend on one.</p>"
+        "validation split (0.5 where the split cannot tune one: a constant score, as the majority baseline's, "
+        f"or a split of one class); {html.escape(metrics['main_metric'])} does not depend on one.</p>"
     )
 
 

@@ -10,8 +10,9 @@ SQLite, a ``flock`` on a file beside the database (``corpus.db-workers/``), whic
 the database file shares. A worker whose row is there and whose lock is free is gone, wherever it ran.
 
 A Postgres session can end under a live worker (a server restart, a connection cut): the worker takes its
-lock again at its next claim or lease renewal (:func:`confirm_presence`), and until then a rerun may take
-its claims. Every write checks its claim, so the work is then done twice, never written twice.
+lock again at its next claim or lease renewal (:func:`confirm_presence`), and until then another worker
+(a rerun, a running tracker looking for dead peers) may take its claims; never the worker itself. Every
+write checks its claim, so the work is then done twice, never written twice.
 """
 
 from __future__ import annotations
@@ -71,7 +72,11 @@ def worker_states(store: Store, names: Iterable[str]) -> dict[str, str]:
     present and whose lock is free), ``running`` (its lock held, or a live process of this host), or
     ``unknown`` (another host's, of a version that made no presence: its claims wait for their lease)."""
     names = set(names)
-    states = dict.fromkeys(dead_local_workers(names), "gone")
+    # This store's own worker runs, whatever its lock says: a cut session frees the lock under a live
+    # worker, which takes it again at its next claim (a tracker looks for dead peers between claims).
+    own = store.presence.name if store.presence is not None else None
+    states = {name: "running" for name in names if own is not None and _base(name) == own}
+    states |= dict.fromkeys(dead_local_workers(names - set(states)), "gone")
     bases = {_base(name) for name in names - set(states)}
     if bases:
         with store.sessions() as session:
