@@ -10,6 +10,7 @@ worker by :mod:`~tiktok_corpus.tiktok.site_methods`, as for the crawl's related 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -50,7 +51,10 @@ Observe = Callable[[str], Awaitable[ItemRead]]  # video id -> the item as read, 
 log = logging.getLogger(__name__)
 
 PUBLISH_EVERY_S = 0.25
-MAX_IDLE_S = 5.0  # a following run looks for new work (and newly crawled videos) at least this often
+MAX_IDLE_S = 5.0
+# Why an idle loop is woken: to claim (there may be work), or because no loop is busy any more (the
+# clock may move, or the run end).
+CLAIM, SETTLED = "claim", "settled"  # a following run looks for new work (and newly crawled videos) at least this often
 RESCHEDULE_EVERY_S = 5.0  # wall seconds between schedule refreshes, busy or idle
 # ... or this many times what the last refresh took, whichever is longer: on a large corpus a refresh
 # reads every video young enough to have an age ahead, and must not take the database from the claims.
@@ -98,6 +102,8 @@ class Tracking:
         self._confirming: set[str] = set()  # videos whose page is loading to confirm an unavailable answer
         self._set_back: set[str] = set()  # of those, the ones a block was judged for meanwhile
         self._all_settled = asyncio.Event()  # set whenever no loop is claiming or observing
+        # Loops with nothing to do, each waiting to hear why it should look again (:meth:`_idle`).
+        self._idle_loops: collections.deque[asyncio.Future[str]] = collections.deque()
         self._busy = 0  # loops claiming or observing: each holds one of --limit's observations until settled
 
     def _publish(self, *, force: bool = False) -> None:
@@ -136,6 +142,7 @@ class Tracking:
         else:
             return False
         self.done.set()
+        self._wake(CLAIM, every=True)  # to find the run over
         return True
 
     async def loop(self, reader: Reader, worker: str) -> None:
@@ -154,6 +161,8 @@ class Tracking:
                 if self.wall() - self._scheduled_at >= self._reschedule_every_s:
                     await self.schedule()
                 claimed = await self._db(self._claim, worker, now=self.clock())
+                if claimed:  # more may be due: one more loop looks, and if it finds some, one more
+                    self._wake(CLAIM)
                 for due in claimed:
                     await self._observe(reader, due, worker)
                     del self._in_hand[worker]  # only once settled: a stop mid-observation leaves it for close()
@@ -161,11 +170,13 @@ class Tracking:
                 self._busy -= 1
                 if not self._busy:
                     self._all_settled.set()
+                    self._wake(SETTLED)
             if not claimed:
                 # Without --follow the run ends once nothing is due, no loop is mid-read (its failure
                 # would come back as a retry) and no retry waits out its backoff.
                 if not self.options.follow and not self._busy and await self._db(next_retry_at, self.store) is None:
                     self.done.set()
+                    self._wake(CLAIM, every=True)
                     return
                 await self._idle()
 
@@ -196,15 +207,22 @@ class Tracking:
 
         While other loops are still claiming or observing, wait for them instead: a virtual clock must
         not jump past the moment their answers describe, and what they settle may change what is due.
+        A waiting loop claims again when told there may be work (another loop's claim found some, a read
+        gave its video back) or after a while; when the last busy loop settles, one waiting loop decides.
+        Each empty claim woke every waiting loop to claim again: a simulated week made ten empty claims
+        per observation, one at a time on the database thread.
         """
-        due_at = await self._db(next_due_at if self.options.follow else next_retry_at, self.store)
-        now = self.clock()
-        self.counters.next_due_in_s = None if due_at is None else max(0.0, due_at - now)
-        self._publish()
-        if self._busy:  # checked right before the jump, with no await in between
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._all_settled.wait(), MAX_IDLE_S)
-            return
+        while True:
+            if self._busy:
+                heard = await self._hear()
+                if heard != SETTLED:
+                    return
+            due_at = await self._db(next_due_at if self.options.follow else next_retry_at, self.store)
+            now = self.clock()
+            self.counters.next_due_in_s = None if due_at is None else max(0.0, due_at - now)
+            self._publish()
+            if not self._busy:  # checked right before the jump, with no await in between
+                break
         if self.deadline is not None:
             due_at = self.deadline if due_at is None else min(due_at, self.deadline)
         if due_at is None:  # nothing scheduled: a crawl may add videos
@@ -212,6 +230,28 @@ class Tracking:
                 await asyncio.wait_for(self.done.wait(), MAX_IDLE_S)
         else:
             await sleep_until(self.clock, due_at, wake=self.done, at_most_s=MAX_IDLE_S)
+
+    async def _hear(self) -> str:
+        """Wait to be woken (:meth:`_wake`): why, or :data:`CLAIM` after a while (on a real clock, work
+        falls due meanwhile; a long read holds the others)."""
+        heard = asyncio.get_running_loop().create_future()
+        self._idle_loops.append(heard)
+        try:
+            return await asyncio.wait_for(heard, MAX_IDLE_S)
+        except TimeoutError:
+            return CLAIM
+        finally:
+            with contextlib.suppress(ValueError):
+                self._idle_loops.remove(heard)
+
+    def _wake(self, why: str, *, every: bool = False) -> None:
+        """Wake one waiting loop (all with ``every``), telling it ``why``."""
+        while self._idle_loops:
+            heard = self._idle_loops.popleft()
+            if not heard.done():
+                heard.set_result(why)
+                if not every:
+                    return
 
     async def _observe(self, reader: Reader, due: DueVideo, worker: str) -> None:
         """Observe ``due`` while its claim is renewed: a read under blocks retries for minutes, longer
@@ -298,6 +338,8 @@ class Tracking:
                     # Not `-= await`: the count read before the wait lost the gone that another loop
                     # counted meanwhile (a blocked run's summary said gone -3).
                     self.counters.outcomes["gone"] -= restored
+                    if restored:
+                        self._wake(CLAIM, every=True)  # their videos are due again
             if not believed:  # a block: the claim goes back (on a raise, close() gives it back)
                 await self._given_back(due, worker)
                 return None
@@ -324,6 +366,7 @@ class Tracking:
         """An unavailable answer taken for a block's: the claim goes back untouched, the video due again."""
         self.counters.errors["unavailable_run"] += 1
         await self._db(release_targets, self.store, [due], worker=worker)
+        self._wake(CLAIM, every=True)  # its video is due again
 
     async def run(self, readers: Mapping[str, Reader]) -> str:
         """Run every worker's loops until done; returns the stop reason (a block or an outage raises)."""
