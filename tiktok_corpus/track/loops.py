@@ -51,10 +51,10 @@ Observe = Callable[[str], Awaitable[ItemRead]]  # video id -> the item as read, 
 log = logging.getLogger(__name__)
 
 PUBLISH_EVERY_S = 0.25
-MAX_IDLE_S = 5.0
+MAX_IDLE_S = 5.0  # a following run looks for new work (and newly crawled videos) at least this often
 # Why an idle loop is woken: to claim (there may be work), or because no loop is busy any more (the
 # clock may move, or the run end).
-CLAIM, SETTLED = "claim", "settled"  # a following run looks for new work (and newly crawled videos) at least this often
+CLAIM, SETTLED = "claim", "settled"
 RESCHEDULE_EVERY_S = 5.0  # wall seconds between schedule refreshes, busy or idle
 # ... or this many times what the last refresh took, whichever is longer: on a large corpus a refresh
 # reads every video young enough to have an age ahead, and must not take the database from the claims.
@@ -101,7 +101,6 @@ class Tracking:
         self._in_hand: dict[str, DueVideo] = {}  # worker -> its claim, not yet settled: released on a stop
         self._confirming: set[str] = set()  # videos whose page is loading to confirm an unavailable answer
         self._set_back: set[str] = set()  # of those, the ones a block was judged for meanwhile
-        self._all_settled = asyncio.Event()  # set whenever no loop is claiming or observing
         # Loops with nothing to do, each waiting to hear why it should look again (:meth:`_idle`).
         self._idle_loops: collections.deque[asyncio.Future[str]] = collections.deque()
         self._busy = 0  # loops claiming or observing: each holds one of --limit's observations until settled
@@ -156,7 +155,6 @@ class Tracking:
             # Claiming or observing: a virtual clock must not move under it, and the loop holds one of
             # --limit's observations from before its claim's await, so no other loop claims past it.
             self._busy += 1
-            self._all_settled.clear()
             try:
                 if self.wall() - self._scheduled_at >= self._reschedule_every_s:
                     await self.schedule()
@@ -169,7 +167,6 @@ class Tracking:
             finally:
                 self._busy -= 1
                 if not self._busy:
-                    self._all_settled.set()
                     self._wake(SETTLED)
             if not claimed:
                 # Without --follow the run ends once nothing is due, no loop is mid-read (its failure
@@ -209,8 +206,7 @@ class Tracking:
         not jump past the moment their answers describe, and what they settle may change what is due.
         A waiting loop claims again when told there may be work (another loop's claim found some, a read
         gave its video back) or after a while; when the last busy loop settles, one waiting loop decides.
-        Each empty claim woke every waiting loop to claim again: a simulated week made ten empty claims
-        per observation, one at a time on the database thread.
+        Other loops' claims that found nothing, as this one's did, wake none.
         """
         while True:
             if self._busy:
@@ -234,6 +230,8 @@ class Tracking:
     async def _hear(self) -> str:
         """Wait to be woken (:meth:`_wake`): why, or :data:`CLAIM` after a while (on a real clock, work
         falls due meanwhile; a long read holds the others)."""
+        if self.done.is_set():  # the run is over: a loop coming back from an empty claim must not wait
+            return CLAIM
         heard = asyncio.get_running_loop().create_future()
         self._idle_loops.append(heard)
         try:
