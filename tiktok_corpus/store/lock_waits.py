@@ -34,7 +34,10 @@ def watching_lock_waits(engine: Engine, watcher: Engine, on_wait: Callable[[str]
     waiting: set[int] = set()
 
     def note_pid(dbapi_connection, _record) -> None:
-        waiting.add(dbapi_connection.info.backend_pid)  # libpq has it: no query on the new connection
+        # libpq has it (psycopg 3 and 2 say so): no query on the new connection. Another driver: unwatched.
+        pid = getattr(getattr(dbapi_connection, "info", None), "backend_pid", None)
+        if isinstance(pid, int):
+            waiting.add(pid)
 
     event.listen(engine, "connect", note_pid)
     done = threading.Event()
