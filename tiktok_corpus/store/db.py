@@ -12,7 +12,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
@@ -263,11 +263,10 @@ def upgrade_database(
 ) -> str:
     """``corpus db upgrade``: migrate the configured database; returns the revision it is at now.
     ``on_lock_wait`` hears who holds a lock the upgrade waits for (Postgres: :mod:`.lock_waits`)."""
-    with (
-        _short_lived_engine(settings) as engine,
-        _short_lived_engine(settings) as watcher,
-        watching_lock_waits(engine, watcher, on_lock_wait or (lambda line: None)),
-    ):
+    with _short_lived_engine(settings) as engine, ExitStack() as watching:
+        if on_lock_wait is not None:  # a second engine and a thread only for a caller who listens
+            watcher = watching.enter_context(_short_lived_engine(settings))
+            watching.enter_context(watching_lock_waits(engine, watcher, on_lock_wait))
         _refuse_a_newer_schema(current_revision(engine), settings.safe_db_url)
         try:
             upgrade(engine, revision)
